@@ -1,0 +1,2 @@
+/* Graph algorithms over compact arrays. */
+#include "pyloot/graph.h"

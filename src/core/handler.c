@@ -1,0 +1,1 @@
+#include "pyloot/handler.h"

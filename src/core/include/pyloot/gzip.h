@@ -1,0 +1,17 @@
+/* pyloot core: gzip encoding (zlib) for HTTP responses. Thread-safe. */
+#ifndef PYLOOT_GZIP_H
+#define PYLOOT_GZIP_H
+
+#include <stddef.h>
+
+#include "pyloot/buf.h"
+
+/* Appends the gzip (RFC 1952) encoding of data[0..len) to out.
+ * Returns 0, ENOMEM, or EIO if zlib fails. On error out is left as it was. */
+int pl_gzip(const void *data, size_t len, pl_buf *out);
+
+/* Returns 1 when an Accept-Encoding header value (may be NULL) admits gzip:
+ * "gzip" or "*" listed with a q-value other than 0. */
+int pl_accepts_gzip(const char *accept_encoding);
+
+#endif

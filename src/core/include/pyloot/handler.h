@@ -1,0 +1,95 @@
+/* pyloot core: the HTTP request handler shared by the WSGI/ASGI app (through
+ * the extension) and the `pyloot` CLI (through libmicrohttpd).
+ *
+ * Route + query in, status + headers + body out; every JSON body is built
+ * here. See docs/http-api.md for the routes, parameters and errors.
+ *
+ * Threads: pl_handler_handle may be called from several threads at once; the
+ * handler itself holds no mutable state after pl_handler_new. */
+#ifndef PYLOOT_HANDLER_H
+#define PYLOOT_HANDLER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pyloot/buf.h"
+#include "pyloot/store.h"
+
+/* ---- live objects ---- */
+
+typedef enum pl_live_kind {
+    PL_LIVE_LIST = 1,      /* objects of one type: group, offset, limit */
+    PL_LIVE_DETAIL = 2,    /* one object: id */
+    PL_LIVE_PARENTS = 3,   /* its referrers: id, offset, limit */
+    PL_LIVE_CHILDREN = 4,  /* its referents: id, offset, limit */
+    PL_LIVE_PATH = 5,      /* shortest referrer chain from a root: id */
+} pl_live_kind;
+
+/* A live-object query, already validated by the handler. */
+typedef struct pl_live_query {
+    pl_live_kind kind;
+    char group[PL_TYPE_NAME_MAX + 1]; /* NUL-terminated; PL_LIVE_LIST only */
+    uint64_t id;                      /* object id as shown in responses; never a pointer to dereference */
+    uint64_t offset;
+    uint64_t limit;
+} pl_live_query;
+
+/* Answers a live-object query in this process: appends a complete JSON body
+ * to `body` and sets *status (200, 404 when the object is gone, ...).
+ * Called WITHOUT the GIL, from any thread; the implementation takes the GIL
+ * itself. Returns 0, or an error code when no body could be produced (the
+ * handler then answers 500). */
+typedef int (*pl_live_fn)(void *ctx, const pl_live_query *q, pl_buf *body, int *status);
+
+/* Serialises a query for the mailbox, and back. decode returns PL_EBADARG on
+ * malformed input. */
+int pl_live_query_encode(const pl_live_query *q, pl_buf *out);
+int pl_live_query_decode(const void *data, size_t len, pl_live_query *q);
+
+/* ---- handler ---- */
+
+typedef struct pl_handler_options {
+    pl_store *store;          /* borrowed; must outlive the handler */
+    int disable_gzip;
+    pl_live_fn live;          /* NULL: live-object routes answer 501 (the CLI) */
+    void *live_ctx;
+    pl_incarnation self;      /* this process (live routes without pid) */
+    uint32_t live_timeout_ms; /* wait for another worker's answer; 0 = default (5000) */
+    int refuse_multiprocess;  /* answer 500 with the seed's message (InMemoryBackend) */
+} pl_handler_options;
+
+typedef struct pl_handler pl_handler;
+
+int pl_handler_new(pl_handler **out, const pl_handler_options *opt);
+void pl_handler_free(pl_handler *h);
+
+typedef struct pl_request {
+    const char *method;           /* "GET", "POST", ... */
+    const char *path;             /* relative to the mount point, starts with '/' ("" means "/") */
+    const char *query;            /* raw query string without '?', may be NULL */
+    const char *accept_encoding;  /* header value, may be NULL */
+    int multiprocess;             /* wsgi.multiprocess of the request */
+    const void *body;
+    size_t body_len;
+} pl_request;
+
+typedef struct pl_response {
+    int status;
+    const char *content_type;     /* static string */
+    const char *content_encoding; /* "gzip" or NULL */
+    int vary_accept_encoding;     /* send "Vary: Accept-Encoding" */
+    const char *cache_control;    /* static string or NULL */
+    pl_buf body;                  /* owned; free with pl_response_free */
+} pl_response;
+
+/* Handles one request. Always fills *resp with a complete answer (JSON
+ * errors included); returns 0, or ENOMEM when even the error could not be
+ * built (resp->status is then 500 with an empty body). The call may block
+ * up to live_timeout_ms waiting for another worker. */
+int pl_handler_handle(pl_handler *h, const pl_request *req, pl_response *resp);
+void pl_response_free(pl_response *resp);
+
+/* Reason phrase for an HTTP status ("OK", "Not Found", ...). */
+const char *pl_http_reason(int status);
+
+#endif

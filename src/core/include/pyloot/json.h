@@ -1,0 +1,29 @@
+/* pyloot core: a small streaming JSON writer over pl_buf, and a strict
+ * reader for the flat documents pyloot itself accepts.
+ *
+ * The writer does not track nesting: callers emit '{', ',', ':' themselves
+ * with the helpers below. Strings are escaped per RFC 8259; invalid UTF-8 is
+ * replaced by U+FFFD so every body pyloot sends is valid JSON. */
+#ifndef PYLOOT_JSON_H
+#define PYLOOT_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pyloot/buf.h"
+
+/* Appends `s` (len bytes, may contain NUL) as a quoted JSON string. */
+int pl_json_str(pl_buf *b, const char *s, size_t len);
+/* Appends a NUL-terminated string as a quoted JSON string. */
+int pl_json_cstr(pl_buf *b, const char *s);
+/* Appends `"key":` (key is a literal without characters needing escapes). */
+int pl_json_key(pl_buf *b, const char *key);
+int pl_json_u64(pl_buf *b, uint64_t v);
+int pl_json_i64(pl_buf *b, int64_t v);
+/* Appends a finite double with up to 17 significant digits; NaN/inf become null. */
+int pl_json_f64(pl_buf *b, double v);
+int pl_json_bool(pl_buf *b, int v);
+/* Appends {"error": msg} as a complete document. */
+int pl_json_error(pl_buf *b, const char *msg);
+
+#endif

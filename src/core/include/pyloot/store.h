@@ -1,0 +1,220 @@
+/* pyloot core: the shared LMDB store.
+ *
+ * One LMDB environment (a directory) holds the typed count histories of every
+ * process of one server. Each process *incarnation* (pid + process start
+ * time) writes only its own records; readers merge. See docs/store.md for
+ * the key layout, retention and the LMDB rules this module follows.
+ *
+ * Threads: a pl_store may be used from several threads of one process at
+ * once (the env is opened with MDB_NOTLS; every function runs its own short
+ * transaction, begun and committed on the calling thread). No function calls
+ * into Python, so all of them may run with the GIL released.
+ *
+ * Fork: an env must never be used, nor closed, in a child process created by
+ * fork() after pl_store_open. The child calls pl_store_forget() on the
+ * inherited handle and opens a new one. */
+#ifndef PYLOOT_STORE_H
+#define PYLOOT_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pyloot/buf.h"
+
+typedef struct pl_store pl_store;
+
+/* A process incarnation. `start` is the process start time in clock ticks
+ * since boot (field 22 of /proc/<pid>/stat), so a reused pid is a new
+ * incarnation. Stored big-endian as pid(4) + start(8). */
+typedef struct pl_incarnation {
+    uint32_t pid;
+    uint64_t start;
+} pl_incarnation;
+
+typedef struct pl_store_options {
+    const char *path;       /* environment directory; created (mode 0700) if missing */
+    uint64_t map_size;      /* LMDB map size in bytes; 0 = default (1 GiB) */
+    uint32_t max_samples;   /* per incarnation; 0 = default (2880) */
+    uint64_t max_age_s;     /* samples and dead incarnations older than this are pruned; 0 = default (7 days) */
+    uint64_t max_bytes;     /* prune when the used part of the map exceeds this; 0 = default (3/4 of map_size) */
+    int read_only;          /* open for reading only (the CLI inspecting a store); never writes */
+} pl_store_options;
+
+/* Information about one incarnation, as registered and as listed. */
+typedef struct pl_proc_info {
+    pl_incarnation inc;
+    char host[64];          /* NUL-terminated, truncated */
+    char argv[256];         /* command line, arguments separated by spaces; NUL-terminated, truncated */
+    uint32_t interval_ms;   /* collector interval */
+    int64_t first_seen_ms;  /* unix time in ms */
+    int64_t last_seen_ms;   /* last heartbeat */
+    int64_t ended_ms;       /* clean exit time, 0 while running or if killed */
+    uint64_t rss;           /* bytes, at the last heartbeat */
+    uint32_t samples;       /* samples currently stored */
+    int alive;              /* filled by pl_store_procs: pl_proc_alive() and not ended */
+} pl_proc_info;
+
+/* Opens (creating if needed) the store at opt->path, runs mdb_reader_check,
+ * and checks the schema version (PL_ESCHEMA if it differs). *out is owned by
+ * the caller; free with pl_store_close. Thread-safe with respect to other
+ * stores. */
+int pl_store_open(pl_store **out, const pl_store_options *opt);
+
+/* Closes the env and frees the handle. NULL is a no-op. No other thread may
+ * be using the store. Never call in a forked child on an inherited handle. */
+void pl_store_close(pl_store *s);
+
+/* Drops a handle inherited through fork() without touching LMDB: its memory
+ * and file descriptors are deliberately leaked, because closing an inherited
+ * env would release the parent's locks (LMDB forbids using an env across
+ * fork). NULL is a no-op. */
+void pl_store_forget(pl_store *s);
+
+/* The environment directory, as opened; owned by the store. */
+const char *pl_store_path(const pl_store *s);
+
+/* Writes or refreshes this incarnation's procs record (first_seen is kept if
+ * the record exists). */
+int pl_store_register(pl_store *s, const pl_proc_info *info);
+
+/* Updates last_seen and rss of an incarnation; also runs mdb_reader_check
+ * and retention when they are due. */
+int pl_store_heartbeat(pl_store *s, const pl_incarnation *inc, int64_t now_ms, uint64_t rss);
+
+/* Marks an incarnation as ended cleanly at now_ms. */
+int pl_store_end(pl_store *s, const pl_incarnation *inc, int64_t now_ms);
+
+/* Lists every stored incarnation, alive or dead, sorted by first_seen.
+ * *out is malloc'ed (free() it), *n its length. `alive` is computed. */
+int pl_store_procs(pl_store *s, pl_proc_info **out, size_t *n);
+
+/* Looks up the type ids of n names (names[i] has lens[i] bytes, no NUL
+ * needed; at most PL_TYPE_NAME_MAX bytes), creating missing ones in one
+ * write transaction. ids are global to the store: the same name gets the
+ * same id in every process. */
+#define PL_TYPE_NAME_MAX 1024
+int pl_store_type_ids(pl_store *s, const char *const *names, const size_t *lens, size_t n,
+                      uint32_t *ids);
+
+/* One type's count in one sample. */
+typedef struct pl_type_count {
+    uint32_t type_id;
+    uint64_t count;         /* live objects of that type */
+    uint64_t bytes;         /* their shallow size */
+} pl_type_count;
+
+/* Appends one sample of an incarnation taken at time_ms: the counts of every
+ * type present (types absent from the sample count 0 in it). `counts` need
+ * not be sorted. Prunes by retention first when it is due, and on
+ * MDB_MAP_FULL prunes and retries instead of failing. */
+int pl_store_append(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
+                    const pl_type_count *counts, size_t n);
+
+/* Runs retention now (samples, age, bytes). Normally called by append and
+ * heartbeat when due. */
+int pl_store_prune(pl_store *s, int64_t now_ms);
+
+/* Store-wide facts for /api/procs. */
+typedef struct pl_store_stat {
+    uint64_t map_size;
+    uint64_t used_bytes;    /* pages in use * page size */
+    uint64_t max_bytes;
+    uint32_t max_samples;
+    uint64_t max_age_s;
+    uint32_t types;         /* number of type names */
+    uint32_t schema;
+} pl_store_stat;
+int pl_store_stat_get(pl_store *s, pl_store_stat *out);
+
+/* ---- history query (GET /api/history) ---- */
+
+enum { PL_SORT_COUNT = 0, PL_SORT_GROWTH = 1, PL_SORT_NAME = 2 };
+
+typedef struct pl_history_query {
+    const char *q;          /* case-insensitive substring of the type name; NULL or "" = all */
+    int sort;               /* PL_SORT_*: count and growth sort descending, name ascending */
+    uint64_t offset;        /* into the sorted, filtered list of types */
+    uint64_t limit;         /* types to return (1..1000) */
+    uint64_t top;           /* 0 = all; else only the `top` types with the largest count (before q and sort) */
+    uint32_t pid;           /* 0 = merged over incarnations; else only incarnations with this pid */
+    int per_worker;         /* also return one series per incarnation */
+    uint32_t max_points;    /* 0 = default (720): points on the time axis at most */
+    int64_t now_ms;         /* query time (for liveness and the last slot) */
+} pl_history_query;
+
+/* One incarnation's line for one type, aligned with pl_history.times. */
+typedef struct pl_history_line {
+    pl_incarnation inc;
+    int64_t *counts;        /* n_times entries; -1 where the incarnation has no value */
+} pl_history_line;
+
+typedef struct pl_history_type {
+    char *name;             /* NUL-terminated */
+    uint32_t type_id;
+    uint64_t count;         /* latest count summed over alive incarnations (or the pid's latest) */
+    uint64_t bytes;         /* same, bytes */
+    int64_t growth;         /* sum over those incarnations of (latest - first stored count) */
+    int64_t *counts;        /* n_times entries, merged; -1 where no incarnation has a value */
+    int64_t *bytes_series;  /* n_times entries, merged bytes; -1 likewise */
+    pl_history_line *lines; /* per_worker only: n_lines entries, else NULL */
+    size_t n_lines;
+} pl_history_type;
+
+typedef struct pl_history {
+    int64_t *times;         /* unix ms of each point, ascending */
+    size_t n_times;
+    uint64_t total;         /* types matching q (before offset/limit) */
+    pl_history_type *types; /* at most limit entries, in sort order */
+    size_t n_types;
+} pl_history;
+
+/* Answers a history query from one read transaction. The time axis is made
+ * of slots (see docs/store.md): an incarnation contributes to a slot its last
+ * sample at or before the slot's end, from its first sample until its last
+ * one, and alive incarnations carry their latest value to the newest slot.
+ * The merged line sums those contributions. *out is malloc'ed; free it with
+ * pl_history_free. */
+int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out);
+void pl_history_free(pl_history *h);
+
+/* ---- mailbox: live-object requests forwarded between incarnations ---- */
+
+/* Posts a request (opaque bytes, at most 4096) for incarnation `to`.
+ * Returns PL_ENOTFOUND if `to` is not a registered live incarnation,
+ * PL_EBUSY if it already has PL_MAILBOX_MAX_PENDING requests waiting.
+ * *ticket identifies the request for pl_store_mailbox_result. */
+#define PL_MAILBOX_MAX_PENDING 32
+int pl_store_mailbox_post(pl_store *s, const pl_incarnation *to, const void *req, size_t len,
+                          int64_t now_ms, uint64_t *ticket);
+
+/* Takes the oldest request waiting for incarnation `me`: returns 0 and fills
+ * *ticket and req (appended), or PL_ENOTFOUND when there is none. Requests
+ * older than max_age_ms are discarded instead of returned. */
+int pl_store_mailbox_take(pl_store *s, const pl_incarnation *me, int64_t now_ms,
+                          int64_t max_age_ms, uint64_t *ticket, pl_buf *req);
+
+/* Stores the reply to a taken request: an HTTP status and a body (any size). */
+int pl_store_mailbox_reply(pl_store *s, uint64_t ticket, int status, const void *body, size_t len,
+                           int64_t now_ms);
+
+/* Fetches and deletes the reply to `ticket`: 0 with *status and body filled,
+ * PL_ENOTFOUND if it is not there yet. */
+int pl_store_mailbox_result(pl_store *s, uint64_t ticket, int *status, pl_buf *body);
+
+/* Withdraws a request and any reply (the waiter gave up). Missing is not an error. */
+int pl_store_mailbox_cancel(pl_store *s, uint64_t ticket);
+
+/* ---- processes ---- */
+
+/* Fills `inc` for the calling process. */
+int pl_proc_self(pl_incarnation *inc);
+/* 1 when pid is running and its start time matches, else 0. */
+int pl_proc_alive(const pl_incarnation *inc);
+/* Resident set size of the calling process in bytes (0 if unknown). */
+uint64_t pl_proc_rss(void);
+/* Fills info->host and info->argv for the calling process. */
+void pl_proc_describe(pl_proc_info *info);
+/* Unix time in milliseconds. */
+int64_t pl_now_ms(void);
+
+#endif

@@ -1,0 +1,2 @@
+/* Facts about processes: incarnation, liveness, rss. */
+#include "pyloot/store.h"

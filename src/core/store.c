@@ -1,0 +1,2 @@
+/* The shared LMDB store. */
+#include "pyloot/store.h"

@@ -1,0 +1,48 @@
+/* pyloot extension: declarations shared by the parts of _pyloot.
+ * This directory is the only place that includes Python.h. */
+#ifndef PYLOOT_PYEXT_H
+#define PYLOOT_PYEXT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "pyloot/buf.h"
+#include "pyloot/handler.h"
+
+/* Module state. Every PyObject field is visited by m_traverse and cleared by
+ * m_clear in module.c; a part that adds a field adds it to both. */
+typedef struct pl_modstate {
+    PyObject *error;            /* pyloot._pyloot.Error */
+    PyTypeObject *store_type;   /* module.c */
+    PyTypeObject *handler_type; /* module.c */
+    /* graphobject.c */
+    PyTypeObject *graph_type;
+    PyObject *graph_extra[4];
+    /* objects.c */
+    PyObject *objects_extra[4];
+} pl_modstate;
+
+pl_modstate *pl_modstate_get(PyObject *module);
+
+/* typename.c: appends "module.qualname" of a type (builtins keep their
+ * plain name, e.g. "dict"). Never runs Python code or creates objects
+ * per call other than the cached UTF-8 of the names. GIL held. */
+int pl_typename(PyTypeObject *tp, pl_buf *out);
+
+/* collector.c */
+int pl_collector_module_exec(PyObject *module);
+/* Calls fn(obj, arg) for every gc-tracked object except pyloot's own
+ * (under the GIL, without creating a Python object per object; on 3.11 one
+ * list of all objects is built first). Stops early when fn returns nonzero,
+ * and returns that value; returns -1 with an exception set on failure. */
+typedef int (*pl_visit_fn)(PyObject *obj, void *arg);
+int pl_visit_tracked(pl_visit_fn fn, void *arg);
+
+/* objects.c: live objects of this process (see pl_live_fn in handler.h). */
+int pl_objects_module_exec(PyObject *module);
+int pl_live_answer(void *ctx, const pl_live_query *q, pl_buf *body, int *status);
+
+/* graphobject.c: the object graph (refcycle API). */
+int pl_graph_module_exec(PyObject *module);
+
+#endif
