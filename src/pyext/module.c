@@ -1,1 +1,79 @@
+/* pyloot._pyloot: module definition. The parts live in collector.c,
+ * objects.c and graphobject.c; this file holds the module state, the Store
+ * and Handler types and the bindings to the core. */
 #include "pyext.h"
+
+static struct PyModuleDef pl_module;
+
+pl_modstate *pl_modstate_get(PyObject *module)
+{
+    return (pl_modstate *)PyModule_GetState(module);
+}
+
+static int pl_exec(PyObject *m)
+{
+    pl_modstate *st = pl_modstate_get(m);
+    st->error = PyErr_NewException("pyloot._pyloot.Error", PyExc_RuntimeError, NULL);
+    if (!st->error || PyModule_AddObjectRef(m, "Error", st->error) < 0)
+        return -1;
+    if (PyModule_AddStringConstant(m, "__version__", PYLOOT_VERSION) < 0)
+        return -1;
+    if (pl_collector_module_exec(m) < 0 || pl_objects_module_exec(m) < 0 ||
+        pl_graph_module_exec(m) < 0)
+        return -1;
+    return 0;
+}
+
+static int pl_traverse(PyObject *m, visitproc visit, void *arg)
+{
+    pl_modstate *st = pl_modstate_get(m);
+    Py_VISIT(st->error);
+    Py_VISIT(st->store_type);
+    Py_VISIT(st->handler_type);
+    Py_VISIT(st->graph_type);
+    for (int i = 0; i < 4; i++) {
+        Py_VISIT(st->graph_extra[i]);
+        Py_VISIT(st->objects_extra[i]);
+    }
+    return 0;
+}
+
+static int pl_clear(PyObject *m)
+{
+    pl_modstate *st = pl_modstate_get(m);
+    Py_CLEAR(st->error);
+    Py_CLEAR(st->store_type);
+    Py_CLEAR(st->handler_type);
+    Py_CLEAR(st->graph_type);
+    for (int i = 0; i < 4; i++) {
+        Py_CLEAR(st->graph_extra[i]);
+        Py_CLEAR(st->objects_extra[i]);
+    }
+    return 0;
+}
+
+static void pl_free(void *m)
+{
+    pl_clear((PyObject *)m);
+}
+
+static PyModuleDef_Slot pl_slots[] = {
+    {Py_mod_exec, pl_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef pl_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "pyloot._pyloot",
+    .m_doc = "pyloot's C extension: collector, store binding, live objects, object graph.",
+    .m_size = sizeof(pl_modstate),
+    .m_slots = pl_slots,
+    .m_traverse = pl_traverse,
+    .m_clear = pl_clear,
+    .m_free = pl_free,
+};
+
+PyMODINIT_FUNC PyInit__pyloot(void)
+{
+    return PyModuleDef_Init(&pl_module);
+}
