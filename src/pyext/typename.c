@@ -35,7 +35,7 @@ int pl_typename(PyTypeObject *tp, pl_buf *out)
     if (!mod && PyErr_Occurred())
         PyErr_Clear();
     size_t mark = out->len;
-    if (mod && PyUnicode_Check(mod) && !PyUnicode_EqualToASCIIString(mod, "builtins")) {
+    if (mod && PyUnicode_Check(mod) && PyUnicode_CompareWithASCIIString(mod, "builtins") != 0) {
         if (put_str(mod, out) < 0 || pl_buf_putc(out, '.'))
             goto fallback;
     }
