@@ -1,1 +1,662 @@
+/* The HTTP request handler shared by the extension (WSGI/ASGI) and the CLI.
+ * Every route is documented in docs/http-api.md; keep the two in step. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pyloot/assets.h"
+#include "pyloot/error.h"
+#include "pyloot/gzip.h"
 #include "pyloot/handler.h"
+#include "pyloot/json.h"
+
+#define PL_QUERY_MAX 256          /* q= of /api/history */
+#define PL_OFFSET_MAX 1000000000ULL
+#define PL_GZIP_MIN 256           /* smaller bodies are sent as they are */
+
+struct pl_handler {
+    pl_handler_options opt;
+};
+
+int pl_handler_new(pl_handler **out, const pl_handler_options *opt)
+{
+    *out = NULL;
+    pl_handler *h = calloc(1, sizeof *h);
+    if (!h)
+        return ENOMEM;
+    h->opt = *opt;
+    if (!h->opt.live_timeout_ms)
+        h->opt.live_timeout_ms = 5000;
+    *out = h;
+    return 0;
+}
+
+void pl_handler_free(pl_handler *h)
+{
+    free(h);
+}
+
+void pl_response_free(pl_response *resp)
+{
+    pl_buf_free(&resp->body);
+}
+
+const char *pl_http_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 301: return "Moved Permanently";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+    }
+}
+
+/* ---- query strings ---- */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes [s, s+n) ('+' is a space) into out. Returns 0, or
+ * PL_EBADARG for a malformed escape. */
+static int url_decode(const char *s, size_t n, pl_buf *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            if (i + 2 >= n)
+                return PL_EBADARG;
+            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return PL_EBADARG;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (pl_buf_putc(out, c))
+            return ENOMEM;
+    }
+    return 0;
+}
+
+/* Finds the first `name=value` of the query string; decodes the value into
+ * out. Returns 1 if found, 0 if absent, or a negative/positive error. */
+static int query_get(const char *query, const char *name, pl_buf *out)
+{
+    if (!query)
+        return 0;
+    size_t nlen = strlen(name);
+    const char *p = query;
+    while (*p) {
+        const char *end = strchr(p, '&');
+        if (!end)
+            end = p + strlen(p);
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        const char *kend = eq ? eq : end;
+        if ((size_t)(kend - p) == nlen && memcmp(p, name, nlen) == 0) {
+            pl_buf_reset(out);
+            int rc = eq ? url_decode(eq + 1, (size_t)(end - eq - 1), out) : 0;
+            if (rc)
+                return rc;
+            pl_buf_cstr(out);
+            return 1;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+/* Strict unsigned decimal: digits only, 1..18 of them. */
+static int parse_u64(const char *s, size_t len, uint64_t *v)
+{
+    if (len == 0 || len > 18)
+        return PL_EBADARG;
+    uint64_t x = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return PL_EBADARG;
+        x = x * 10 + (uint64_t)(s[i] - '0');
+    }
+    *v = x;
+    return 0;
+}
+
+/* ---- responses ---- */
+
+static void set_json(pl_response *resp, int status)
+{
+    resp->status = status;
+    resp->content_type = "application/json";
+    resp->cache_control = "no-store";
+}
+
+static void error_response(pl_response *resp, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void error_response(pl_response *resp, int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    pl_buf_reset(&resp->body);
+    set_json(resp, status);
+    pl_json_error(&resp->body, msg);
+}
+
+/* Reads an integer parameter within [lo, hi]; absent gives `def`. Returns 0
+ * or fills a 400 response and returns -1. */
+static int param_u64(const pl_request *req, const char *name, uint64_t lo, uint64_t hi, uint64_t def,
+                     uint64_t *out, pl_buf *tmp, pl_response *resp)
+{
+    int rc = query_get(req->query, name, tmp);
+    if (rc == 0) {
+        *out = def;
+        return 0;
+    }
+    uint64_t v = 0;
+    if (rc < 0 || parse_u64(tmp->data ? tmp->data : "", tmp->len, &v) || v < lo || v > hi) {
+        error_response(resp, 400, "parameter %s must be an integer from %" PRIu64 " to %" PRIu64, name,
+                       lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static void json_time(pl_buf *b, int64_t ms)
+{
+    pl_buf_printf(b, "%" PRId64 ".%03d", ms / 1000, (int)(ms % 1000 < 0 ? -(ms % 1000) : ms % 1000));
+}
+
+static void json_incarnation(pl_buf *b, const pl_incarnation *inc)
+{
+    pl_buf_puts(b, "{\"pid\":");
+    pl_json_u64(b, inc->pid);
+    pl_buf_puts(b, ",\"start\":");
+    pl_json_u64(b, inc->start);
+    pl_buf_putc(b, '}');
+}
+
+static void json_series(pl_buf *b, const int64_t *v, size_t n)
+{
+    pl_buf_putc(b, '[');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            pl_buf_putc(b, ',');
+        if (v[i] < 0)
+            pl_buf_puts(b, "null");
+        else
+            pl_json_i64(b, v[i]);
+    }
+    pl_buf_putc(b, ']');
+}
+
+/* ---- /api/procs ---- */
+
+static void handle_procs(pl_handler *h, pl_response *resp)
+{
+    pl_store_stat st;
+    pl_proc_info *procs = NULL;
+    size_t n = 0;
+    int rc = pl_store_stat_get(h->opt.store, &st);
+    if (!rc)
+        rc = pl_store_procs(h->opt.store, &procs, &n);
+    if (rc) {
+        error_response(resp, 500, "reading the store failed: %s", pl_strerror(rc));
+        goto done;
+    }
+    pl_buf *b = &resp->body;
+    set_json(resp, 200);
+    pl_buf_puts(b, "{\"store\":{\"path\":");
+    pl_json_cstr(b, pl_store_path(h->opt.store));
+    pl_buf_printf(b,
+                  ",\"map_size\":%" PRIu64 ",\"used_bytes\":%" PRIu64 ",\"max_bytes\":%" PRIu64
+                  ",\"max_samples\":%u,\"max_age_s\":%" PRIu64 ",\"types\":%u,\"schema\":%u},",
+                  st.map_size, st.used_bytes, st.max_bytes, st.max_samples, st.max_age_s, st.types,
+                  st.schema);
+    pl_json_key(b, "self");
+    if (h->opt.self.pid)
+        json_incarnation(b, &h->opt.self);
+    else
+        pl_buf_puts(b, "null");
+    pl_buf_puts(b, ",\"procs\":[");
+    for (size_t i = 0; i < n; i++) {
+        const pl_proc_info *p = &procs[i];
+        if (i)
+            pl_buf_putc(b, ',');
+        pl_buf_printf(b, "{\"pid\":%u,\"start\":%" PRIu64 ",\"alive\":%s,\"started\":", p->inc.pid,
+                      p->inc.start, p->alive ? "true" : "false");
+        json_time(b, p->first_seen_ms);
+        pl_buf_puts(b, ",\"last_seen\":");
+        json_time(b, p->last_seen_ms);
+        pl_buf_puts(b, ",\"ended\":");
+        if (p->ended_ms)
+            json_time(b, p->ended_ms);
+        else
+            pl_buf_puts(b, "null");
+        pl_buf_puts(b, ",\"host\":");
+        pl_json_cstr(b, p->host);
+        pl_buf_puts(b, ",\"argv\":");
+        pl_json_cstr(b, p->argv);
+        pl_buf_printf(b, ",\"interval\":%.3f,\"rss\":%" PRIu64 ",\"samples\":%u}", p->interval_ms / 1000.0,
+                      p->rss, p->samples);
+    }
+    pl_buf_puts(b, "]}");
+done:
+    free(procs);
+}
+
+/* ---- /api/history ---- */
+
+static void handle_history(pl_handler *h, const pl_request *req, pl_response *resp)
+{
+    pl_buf q = PL_BUF_INIT, tmp = PL_BUF_INIT;
+    pl_history *hist = NULL;
+    pl_history_query hq;
+    memset(&hq, 0, sizeof hq);
+    static const char *sort_names[] = {"count", "growth", "name"};
+
+    int rc = query_get(req->query, "q", &q);
+    if (rc < 0) {
+        error_response(resp, 400, "parameter q is not correctly percent-encoded");
+        goto done;
+    }
+    if (q.len > PL_QUERY_MAX) {
+        error_response(resp, 400, "parameter q is longer than %d bytes", PL_QUERY_MAX);
+        goto done;
+    }
+    if (q.data && memchr(q.data, '\0', q.len)) {
+        error_response(resp, 400, "parameter q contains a NUL byte");
+        goto done;
+    }
+    hq.q = q.len ? q.data : NULL;
+    hq.sort = PL_SORT_GROWTH;
+    rc = query_get(req->query, "sort", &tmp);
+    if (rc) {
+        if (rc < 0 || !tmp.data) {
+            error_response(resp, 400, "parameter sort must be growth, count or name");
+            goto done;
+        }
+        if (strcmp(tmp.data, "count") == 0)
+            hq.sort = PL_SORT_COUNT;
+        else if (strcmp(tmp.data, "growth") == 0)
+            hq.sort = PL_SORT_GROWTH;
+        else if (strcmp(tmp.data, "name") == 0)
+            hq.sort = PL_SORT_NAME;
+        else {
+            error_response(resp, 400, "parameter sort must be growth, count or name");
+            goto done;
+        }
+    }
+    uint64_t pid = 0, workers = 0, points = 0;
+    if (param_u64(req, "offset", 0, PL_OFFSET_MAX, 0, &hq.offset, &tmp, resp) ||
+        param_u64(req, "limit", 1, 1000, 50, &hq.limit, &tmp, resp) ||
+        param_u64(req, "top", 1, 100000, 0, &hq.top, &tmp, resp) ||
+        param_u64(req, "pid", 1, 4194304, 0, &pid, &tmp, resp) ||
+        param_u64(req, "workers", 0, 1, 0, &workers, &tmp, resp) ||
+        param_u64(req, "points", 2, 5000, 720, &points, &tmp, resp))
+        goto done;
+    hq.pid = (uint32_t)pid;
+    hq.per_worker = (int)workers;
+    hq.max_points = (uint32_t)points;
+    hq.now_ms = pl_now_ms();
+
+    rc = pl_store_history(h->opt.store, &hq, &hist);
+    if (rc == PL_ENOTFOUND && pid) {
+        error_response(resp, 404, "no incarnation with pid %" PRIu64 " in this store", pid);
+        goto done;
+    }
+    if (rc) {
+        error_response(resp, 500, "reading the history failed: %s", pl_strerror(rc));
+        goto done;
+    }
+    pl_buf *b = &resp->body;
+    set_json(resp, 200);
+    pl_buf_puts(b, "{\"times\":[");
+    for (size_t i = 0; i < hist->n_times; i++) {
+        if (i)
+            pl_buf_putc(b, ',');
+        json_time(b, hist->times[i]);
+    }
+    pl_buf_printf(b, "],\"total\":%" PRIu64 ",\"offset\":%" PRIu64 ",\"limit\":%" PRIu64 ",\"sort\":\"%s\",\"q\":",
+                  hist->total, hq.offset, hq.limit, sort_names[hq.sort]);
+    pl_json_str(b, q.data ? q.data : "", q.len);
+    pl_buf_puts(b, ",\"pid\":");
+    if (pid)
+        pl_json_u64(b, pid);
+    else
+        pl_buf_puts(b, "null");
+    pl_buf_puts(b, ",\"types\":[");
+    for (size_t i = 0; i < hist->n_types; i++) {
+        const pl_history_type *t = &hist->types[i];
+        if (i)
+            pl_buf_putc(b, ',');
+        pl_buf_puts(b, "{\"name\":");
+        pl_json_cstr(b, t->name);
+        pl_buf_printf(b, ",\"count\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"growth\":%" PRId64 ",\"counts\":",
+                      t->count, t->bytes, t->growth);
+        json_series(b, t->counts, hist->n_times);
+        pl_buf_puts(b, ",\"bytes_series\":");
+        json_series(b, t->bytes_series, hist->n_times);
+        if (hq.per_worker) {
+            pl_buf_puts(b, ",\"workers\":[");
+            for (size_t j = 0; j < t->n_lines; j++) {
+                if (j)
+                    pl_buf_putc(b, ',');
+                pl_buf_printf(b, "{\"pid\":%u,\"start\":%" PRIu64 ",\"counts\":", t->lines[j].inc.pid,
+                              t->lines[j].inc.start);
+                json_series(b, t->lines[j].counts, hist->n_times);
+                pl_buf_putc(b, '}');
+            }
+            pl_buf_putc(b, ']');
+        }
+        pl_buf_putc(b, '}');
+    }
+    pl_buf_puts(b, "]}");
+done:
+    pl_history_free(hist);
+    pl_buf_free(&q);
+    pl_buf_free(&tmp);
+}
+
+/* ---- live objects ---- */
+
+int pl_live_query_encode(const pl_live_query *q, pl_buf *out)
+{
+    return pl_buf_printf(out, "%d %" PRIu64 " %" PRIu64 " %" PRIu64 " %s", (int)q->kind, q->id, q->offset,
+                         q->limit, q->group);
+}
+
+int pl_live_query_decode(const void *data, size_t len, pl_live_query *q)
+{
+    char tmp[PL_TYPE_NAME_MAX + 96];
+    if (len >= sizeof tmp)
+        return PL_EBADARG;
+    memcpy(tmp, data, len);
+    tmp[len] = '\0';
+    memset(q, 0, sizeof *q);
+    int kind = 0, used = 0;
+    if (sscanf(tmp, "%d %" SCNu64 " %" SCNu64 " %" SCNu64 " %n", &kind, &q->id, &q->offset, &q->limit,
+               &used) != 4)
+        return PL_EBADARG;
+    if (kind < PL_LIVE_LIST || kind > PL_LIVE_PATH)
+        return PL_EBADARG;
+    q->kind = (pl_live_kind)kind;
+    size_t glen = len - (size_t)used;
+    if (glen > PL_TYPE_NAME_MAX)
+        return PL_EBADARG;
+    memcpy(q->group, tmp + used, glen);
+    q->group[glen] = '\0';
+    return 0;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Forwards q to the live incarnation of `pid` through the store's mailbox
+ * and waits for its answer. */
+static void forward_live(pl_handler *h, uint32_t pid, const pl_live_query *q, pl_response *resp)
+{
+    pl_proc_info *procs = NULL;
+    size_t n = 0;
+    pl_buf req = PL_BUF_INIT;
+    uint64_t ticket = 0;
+    int posted = 0;
+    int rc = pl_store_procs(h->opt.store, &procs, &n);
+    if (rc) {
+        error_response(resp, 500, "reading the store failed: %s", pl_strerror(rc));
+        goto done;
+    }
+    const pl_proc_info *target = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (procs[i].inc.pid == pid && procs[i].alive)
+            target = &procs[i];
+    if (!target) {
+        error_response(resp, 404, "no live worker with pid %u in this store", pid);
+        goto done;
+    }
+    if (pl_live_query_encode(q, &req)) {
+        error_response(resp, 500, "out of memory");
+        goto done;
+    }
+    rc = pl_store_mailbox_post(h->opt.store, &target->inc, req.data, req.len, pl_now_ms(), &ticket);
+    if (rc == PL_ENOTFOUND) {
+        error_response(resp, 404, "no live worker with pid %u in this store", pid);
+        goto done;
+    }
+    if (rc == PL_EBUSY) {
+        error_response(resp, 503, "worker %u already has too many requests waiting; try again", pid);
+        goto done;
+    }
+    if (rc) {
+        error_response(resp, 500, "forwarding to worker %u failed: %s", pid, pl_strerror(rc));
+        goto done;
+    }
+    posted = 1;
+    int64_t deadline = pl_now_ms() + h->opt.live_timeout_ms;
+    unsigned wait = 2;
+    for (;;) {
+        int status = 0;
+        pl_buf_reset(&resp->body);
+        rc = pl_store_mailbox_result(h->opt.store, ticket, &status, &resp->body);
+        if (rc == 0) {
+            posted = 0;
+            set_json(resp, status);
+            break;
+        }
+        if (rc != PL_ENOTFOUND) {
+            error_response(resp, 500, "reading the answer of worker %u failed: %s", pid, pl_strerror(rc));
+            break;
+        }
+        if (pl_now_ms() >= deadline) {
+            error_response(resp, 504, "worker %u did not answer within %.1f s", pid,
+                           h->opt.live_timeout_ms / 1000.0);
+            break;
+        }
+        sleep_ms(wait);
+        if (wait < 25)
+            wait *= 2;
+    }
+done:
+    if (posted)
+        pl_store_mailbox_cancel(h->opt.store, ticket);
+    pl_buf_free(&req);
+    free(procs);
+}
+
+static void handle_live(pl_handler *h, const pl_request *req, pl_live_kind kind, uint64_t id,
+                        pl_response *resp)
+{
+    pl_buf tmp = PL_BUF_INIT;
+    pl_live_query q;
+    memset(&q, 0, sizeof q);
+    q.kind = kind;
+    q.id = id;
+    uint64_t pid = 0;
+    if (kind == PL_LIVE_LIST) {
+        int rc = query_get(req->query, "group", &tmp);
+        if (rc <= 0 || tmp.len == 0) {
+            error_response(resp, 400, "parameter group is required (a type name as in /api/history)");
+            goto done;
+        }
+        if (tmp.len > PL_TYPE_NAME_MAX || memchr(tmp.data, '\0', tmp.len)) {
+            error_response(resp, 400, "parameter group must be 1 to %d bytes without NUL",
+                           PL_TYPE_NAME_MAX);
+            goto done;
+        }
+        memcpy(q.group, tmp.data, tmp.len + 1);
+    }
+    if (param_u64(req, "offset", 0, PL_OFFSET_MAX, 0, &q.offset, &tmp, resp) ||
+        param_u64(req, "limit", 1, 10000, 100, &q.limit, &tmp, resp) ||
+        param_u64(req, "pid", 1, 4194304, 0, &pid, &tmp, resp))
+        goto done;
+    if (!h->opt.live) {
+        error_response(resp, 501, "live objects are answered by the workers themselves, not by this server");
+        goto done;
+    }
+    if (pid == 0 || pid == h->opt.self.pid) {
+        int status = 500;
+        pl_buf_reset(&resp->body);
+        int rc = h->opt.live(h->opt.live_ctx, &q, &resp->body, &status);
+        if (rc)
+            error_response(resp, 500, "answering failed: %s", pl_strerror(rc));
+        else
+            set_json(resp, status);
+    } else {
+        forward_live(h, (uint32_t)pid, &q, resp);
+    }
+done:
+    pl_buf_free(&tmp);
+}
+
+/* Parses "/api/objects/<id>[/parents|/children|/path]". Returns 0 and fills
+ * kind/id, or fills a 4xx response and returns -1. */
+static int parse_object_route(const char *rest, pl_live_kind *kind, uint64_t *id, pl_response *resp)
+{
+    const char *slash = strchr(rest, '/');
+    size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (parse_u64(rest, idlen, id)) {
+        error_response(resp, 400, "object id must be a decimal integer of at most 18 digits");
+        return -1;
+    }
+    if (!slash || strcmp(slash, "/") == 0)
+        *kind = PL_LIVE_DETAIL;
+    else if (strcmp(slash, "/parents") == 0)
+        *kind = PL_LIVE_PARENTS;
+    else if (strcmp(slash, "/children") == 0)
+        *kind = PL_LIVE_CHILDREN;
+    else if (strcmp(slash, "/path") == 0)
+        *kind = PL_LIVE_PATH;
+    else {
+        error_response(resp, 404, "no such route");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- static files ---- */
+
+static int valid_asset_name(const char *name)
+{
+    if (!*name || *name == '.')
+        return 0;
+    for (const char *p = name; *p; p++) {
+        char c = *p;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static void handle_asset(const char *name, pl_response *resp)
+{
+    const pl_asset *a = valid_asset_name(name) ? pl_asset_find(name, strlen(name)) : NULL;
+    if (!a) {
+        error_response(resp, 404, "no such file");
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = a->content_type;
+    resp->cache_control = "no-cache";
+    pl_buf_append(&resp->body, a->data, a->len);
+}
+
+/* ---- dispatch ---- */
+
+static void route(pl_handler *h, const pl_request *req, pl_response *resp)
+{
+    const char *path = req->path && *req->path ? req->path : "/";
+    const char *method = req->method ? req->method : "GET";
+    int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+
+    if (h->opt.refuse_multiprocess && req->multiprocess) {
+        error_response(resp, 500,
+                       "pyloot middleware is not usable in a multi-process environment with "
+                       "InMemoryBackend; use the default store");
+        return;
+    }
+    if (strcmp(path, "/api/samples") == 0) {
+        if (strcmp(method, "POST") != 0)
+            error_response(resp, 405, "use POST for /api/samples");
+        else
+            error_response(resp, 501, "remote mode is not available yet");
+        return;
+    }
+    int known = strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0 ||
+                strncmp(path, "/static/", 8) == 0 || strncmp(path, "/api/", 5) == 0;
+    if (known && !is_get) {
+        error_response(resp, 405, "method %.16s is not allowed here", method);
+        return;
+    }
+    if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0) {
+        handle_asset("index.html", resp);
+    } else if (strncmp(path, "/static/", 8) == 0) {
+        handle_asset(path + 8, resp);
+    } else if (strcmp(path, "/api/procs") == 0) {
+        handle_procs(h, resp);
+    } else if (strcmp(path, "/api/history") == 0) {
+        handle_history(h, req, resp);
+    } else if (strcmp(path, "/api/objects") == 0 || strcmp(path, "/api/objects/") == 0) {
+        handle_live(h, req, PL_LIVE_LIST, 0, resp);
+    } else if (strncmp(path, "/api/objects/", 13) == 0) {
+        pl_live_kind kind;
+        uint64_t id;
+        if (parse_object_route(path + 13, &kind, &id, resp) == 0)
+            handle_live(h, req, kind, id, resp);
+    } else {
+        error_response(resp, 404, "no such route");
+    }
+}
+
+int pl_handler_handle(pl_handler *h, const pl_request *req, pl_response *resp)
+{
+    memset(resp, 0, sizeof *resp);
+    route(h, req, resp);
+    if (resp->body.err) {
+        pl_buf_free(&resp->body);
+        error_response(resp, 500, "out of memory");
+        if (resp->body.err) {
+            pl_buf_free(&resp->body);
+            resp->status = 500;
+            return ENOMEM;
+        }
+    }
+    resp->vary_accept_encoding = 1;
+    if (!h->opt.disable_gzip && resp->body.len >= PL_GZIP_MIN && pl_accepts_gzip(req->accept_encoding)) {
+        pl_buf gz = PL_BUF_INIT;
+        if (pl_gzip(resp->body.data, resp->body.len, &gz) == 0) {
+            pl_buf_free(&resp->body);
+            resp->body = gz;
+            resp->content_encoding = "gzip";
+        } else {
+            pl_buf_free(&gz); /* send it uncompressed rather than fail */
+        }
+    }
+    return 0;
+}

@@ -1,6 +1,706 @@
+/* The collector: counts live gc objects by type (and shallow bytes), and a
+ * native thread that does it every `interval` seconds and answers live-object
+ * requests forwarded by other workers.
+ *
+ * Locking order: collect_lock, then the GIL. A Python thread that wants
+ * collect_lock releases the GIL first, so the collector thread (which holds
+ * collect_lock while it waits for the GIL) can never deadlock with it. */
 #include "pyext.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pyloot/error.h"
+#include "pyloot/store.h"
+
+#if PY_VERSION_HEX >= 0x030D0000
+#define pl_is_finalizing() Py_IsFinalizing()
+#else
+#define pl_is_finalizing() _Py_IsFinalizing()
+#endif
+
+/* ---- the type table: type object -> name, store id, counts of this pass ---- */
+
+typedef struct type_entry {
+    PyTypeObject *tp;  /* compared, never dereferenced outside a pass (may be stale) */
+    char *base;        /* "module.qualname" as computed for tp */
+    char *name;        /* base, or base + "#n" when another live type has the same base */
+    uint32_t type_id;  /* store id of name; UINT32_MAX until resolved */
+    uint64_t epoch;    /* pass that last saw it */
+    uint64_t count, bytes;
+} type_entry;
+
+typedef struct type_table {
+    type_entry *slots; /* open addressing on the type pointer; tp == NULL is empty */
+    size_t cap;        /* power of two */
+    size_t used;
+    uint64_t epoch;
+    pl_store *ids_for; /* the store the type ids belong to */
+} type_table;
+
+/* Everything below is protected by collect_lock, except where noted. */
+static pthread_mutex_t collect_lock = PTHREAD_MUTEX_INITIALIZER;
+static type_table table;
+static pl_buf scratch = PL_BUF_INIT;
+
+/* Thread state, protected by state_lock. */
+static pthread_mutex_t state_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t state_cond = PTHREAD_COND_INITIALIZER;
+typedef struct collector_state {
+    int running;          /* a thread exists and has not been joined */
+    int stop;             /* asked to stop */
+    pthread_t thread;
+    pl_store *store;      /* borrowed from store_obj */
+    PyObject *store_obj;  /* strong reference; changed only with the GIL held */
+    double interval;
+    int gc_collect;
+    pl_incarnation self;
+    /* statistics, read by stats() */
+    uint64_t collections;
+    uint64_t errors;
+    int last_error;
+    double last_pass_ms;  /* GIL held: gc.collect excluded */
+    double last_gc_ms;
+    double last_write_ms;
+    uint64_t requests_answered;
+} collector_state;
+static collector_state C;
+
+static size_t hash_ptr(const void *p)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return (size_t)x;
+}
+
+static void entry_clear(type_entry *e)
+{
+    free(e->base);
+    if (e->name != e->base)
+        free(e->name);
+    memset(e, 0, sizeof *e);
+}
+
+static int table_grow(type_table *t)
+{
+    size_t cap = t->cap ? t->cap * 2 : 1024;
+    type_entry *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return ENOMEM;
+    for (size_t i = 0; i < t->cap; i++) {
+        type_entry *e = &t->slots[i];
+        if (!e->tp)
+            continue;
+        size_t j = hash_ptr(e->tp) & (cap - 1);
+        while (slots[j].tp)
+            j = (j + 1) & (cap - 1);
+        slots[j] = *e;
+    }
+    free(t->slots);
+    t->slots = slots;
+    t->cap = cap;
+    return 0;
+}
+
+/* Removes the entries not seen in the current pass (their types may be gone,
+ * and their pointers reused) by rebuilding the table. */
+static void table_evict(type_table *t)
+{
+    if (!t->cap)
+        return;
+    type_entry *slots = calloc(t->cap, sizeof *slots);
+    if (!slots)
+        return; /* stale entries are harmless: they are re-validated before reuse */
+    size_t kept = 0;
+    for (size_t i = 0; i < t->cap; i++) {
+        type_entry *e = &t->slots[i];
+        if (!e->tp)
+            continue;
+        if (e->epoch != t->epoch) {
+            entry_clear(e);
+            continue;
+        }
+        /* Reinsert survivors so that probe chains stay unbroken. */
+        size_t j = hash_ptr(e->tp) & (t->cap - 1);
+        while (slots[j].tp)
+            j = (j + 1) & (t->cap - 1);
+        slots[j] = *e;
+        kept++;
+    }
+    free(t->slots);
+    t->slots = slots;
+    t->used = kept;
+}
+
+/* Gives e a display name unique among the entries alive in this pass. */
+static int entry_name(type_table *t, type_entry *e)
+{
+    for (unsigned n = 1;; n++) {
+        char *name = e->base;
+        if (n > 1) {
+            size_t len = strlen(e->base) + 16;
+            name = malloc(len);
+            if (!name)
+                return ENOMEM;
+            snprintf(name, len, "%s#%u", e->base, n);
+        }
+        int taken = 0;
+        for (size_t i = 0; i < t->cap && !taken; i++) {
+            type_entry *o = &t->slots[i];
+            if (o->tp && o != e && o->name && strcmp(o->name, name) == 0)
+                taken = 1;
+        }
+        if (!taken) {
+            e->name = name;
+            return 0;
+        }
+        if (name != e->base)
+            free(name);
+    }
+}
+
+/* Finds or creates the entry of tp; NULL on out-of-memory. GIL held. */
+static type_entry *table_lookup(type_table *t, PyTypeObject *tp)
+{
+    if ((t->used + 1) * 2 > t->cap && table_grow(t))
+        return NULL;
+    size_t i = hash_ptr(tp) & (t->cap - 1);
+    while (t->slots[i].tp && t->slots[i].tp != tp)
+        i = (i + 1) & (t->cap - 1);
+    type_entry *e = &t->slots[i];
+    if (e->tp == tp && e->epoch == t->epoch)
+        return e;
+    /* First time in this pass: check that the cached name still belongs to
+     * this pointer (a freed type's address can be reused by a new type). */
+    pl_buf_reset(&scratch);
+    if (pl_typename(tp, &scratch) < 0 || scratch.err)
+        return NULL;
+    if (e->tp == tp && strcmp(e->base, pl_buf_cstr(&scratch)) == 0) {
+        e->epoch = t->epoch;
+        e->count = e->bytes = 0;
+        return e;
+    }
+    if (e->tp)
+        entry_clear(e);
+    else
+        t->used++;
+    e->tp = tp;
+    e->base = strdup(pl_buf_cstr(&scratch));
+    e->type_id = UINT32_MAX;
+    e->epoch = t->epoch;
+    if (!e->base || entry_name(t, e)) {
+        free(e->base);
+        memset(e, 0, sizeof *e);
+        t->used--;
+        return NULL;
+    }
+    return e;
+}
+
+/* ---- the count pass ---- */
+
+/* Shallow size as sys.getsizeof reports it for the common builtins, without
+ * calling __sizeof__ (which would run code and create an int per object). */
+static size_t shallow_size(PyObject *o, PyTypeObject *tp)
+{
+    size_t size = (size_t)tp->tp_basicsize;
+    if (tp->tp_itemsize) {
+        Py_ssize_t n = Py_SIZE(o);
+        size += (size_t)(n < 0 ? -n : n) * (size_t)tp->tp_itemsize;
+    }
+    if (tp == &PyDict_Type) {
+        size = (size_t)_PyDict_SizeOf((PyDictObject *)o);
+    } else if (tp == &PyList_Type) {
+        size = sizeof(PyListObject) + (size_t)((PyListObject *)o)->allocated * sizeof(PyObject *);
+    } else if (tp == &PySet_Type || tp == &PyFrozenSet_Type) {
+        PySetObject *so = (PySetObject *)o;
+        if (so->table != so->smalltable)
+            size += (size_t)(so->mask + 1) * sizeof(setentry);
+    }
+    /* The gc header, and the managed-dict pre-header on 3.11+ (as
+     * _PyType_PreHeaderSize counts them). */
+    if (PyType_IS_GC(tp))
+        size += 2 * sizeof(void *);
+#ifdef Py_TPFLAGS_MANAGED_DICT
+    if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT)
+        size += 2 * sizeof(void *);
+#endif
+    return size;
+}
+
+static int count_one(PyObject *o, void *arg)
+{
+    type_table *t = arg;
+    PyTypeObject *tp = Py_TYPE(o);
+    type_entry *e = table_lookup(t, tp);
+    if (!e)
+        return ENOMEM;
+    e->count++;
+    e->bytes += shallow_size(o, tp);
+    return 0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* One pass over the tracked objects into `table`. collect_lock and the GIL
+ * held. Returns 0, -1 with a Python exception, or an errno value. */
+static int count_pass(int gc_collect, double *gc_ms, double *pass_ms)
+{
+    double t0 = now_s();
+    if (gc_collect)
+        PyGC_Collect();
+    double t1 = now_s();
+    table.epoch++;
+    int rc = pl_visit_tracked(count_one, &table);
+    double t2 = now_s();
+    *gc_ms = (t1 - t0) * 1e3;
+    *pass_ms = (t2 - t1) * 1e3;
+    return rc;
+}
+
+/* Resolves new names to store ids and appends the sample. collect_lock held,
+ * GIL NOT held: only C memory is touched. */
+static int write_sample(pl_store *store, const pl_incarnation *self, int64_t now_ms)
+{
+    int rc = 0;
+    size_t n = 0, n_new = 0;
+    pl_type_count *counts = NULL;
+    const char **names = NULL;
+    size_t *lens = NULL;
+    uint32_t *ids = NULL;
+    type_entry **fresh = NULL;
+
+    if (table.ids_for != store) {
+        /* Ids are per store: a different store (after fork, or a new PyLoot) resolves again. */
+        for (size_t i = 0; i < table.cap; i++)
+            table.slots[i].type_id = UINT32_MAX;
+        table.ids_for = store;
+    }
+    counts = malloc((table.used + 1) * sizeof *counts);
+    names = malloc((table.used + 1) * sizeof *names);
+    lens = malloc((table.used + 1) * sizeof *lens);
+    ids = malloc((table.used + 1) * sizeof *ids);
+    fresh = malloc((table.used + 1) * sizeof *fresh);
+    if (!counts || !names || !lens || !ids || !fresh) {
+        rc = ENOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < table.cap; i++) {
+        type_entry *e = &table.slots[i];
+        if (e->tp && e->epoch == table.epoch && e->type_id == UINT32_MAX) {
+            names[n_new] = e->name;
+            lens[n_new] = strlen(e->name);
+            if (lens[n_new] > PL_TYPE_NAME_MAX)
+                lens[n_new] = PL_TYPE_NAME_MAX;
+            fresh[n_new++] = e;
+        }
+    }
+    if (n_new) {
+        rc = pl_store_type_ids(store, names, lens, n_new, ids);
+        if (rc)
+            goto done;
+        for (size_t i = 0; i < n_new; i++)
+            fresh[i]->type_id = ids[i];
+    }
+    for (size_t i = 0; i < table.cap; i++) {
+        type_entry *e = &table.slots[i];
+        if (e->tp && e->epoch == table.epoch && e->count) {
+            counts[n].type_id = e->type_id;
+            counts[n].count = e->count;
+            counts[n].bytes = e->bytes;
+            n++;
+        }
+    }
+    rc = pl_store_append(store, self, now_ms, counts, n);
+    if (!rc)
+        rc = pl_store_heartbeat(store, self, now_ms, pl_proc_rss());
+done:
+    free(counts);
+    free(names);
+    free(lens);
+    free(ids);
+    free(fresh);
+    return rc;
+}
+
+/* ---- the thread ---- */
+
+static void answer_mailbox(pl_store *store, const pl_incarnation *self)
+{
+    pl_buf req = PL_BUF_INIT, body = PL_BUF_INIT;
+    /* A bounded number per wake-up, so collections are never starved. */
+    for (int i = 0; i < 8; i++) {
+        uint64_t ticket;
+        pl_buf_reset(&req);
+        int rc = pl_store_mailbox_take(store, self, pl_now_ms(), 30000, &ticket, &req);
+        if (rc)
+            break;
+        pl_live_query q;
+        int status = 400;
+        pl_buf_reset(&body);
+        if (pl_live_query_decode(req.data, req.len, &q) != 0)
+            pl_buf_puts(&body, "{\"error\":\"malformed forwarded request\"}");
+        else if (pl_is_finalizing() || pl_live_answer(NULL, &q, &body, &status) != 0) {
+            pl_buf_reset(&body);
+            status = 503;
+            pl_buf_puts(&body, "{\"error\":\"the worker could not answer\"}");
+        }
+        pl_store_mailbox_reply(store, ticket, status, body.data, body.len, pl_now_ms());
+        pthread_mutex_lock(&state_lock);
+        C.requests_answered++;
+        pthread_mutex_unlock(&state_lock);
+    }
+    pl_buf_free(&req);
+    pl_buf_free(&body);
+}
+
+/* One collection from the collector thread. Returns 0 or an error. */
+static int thread_collect(pl_store *store, const pl_incarnation *self, int gc_collect)
+{
+    double gc_ms = 0, pass_ms = 0;
+    pthread_mutex_lock(&collect_lock);
+    if (pl_is_finalizing()) {
+        pthread_mutex_unlock(&collect_lock);
+        return ECANCELED;
+    }
+    PyGILState_STATE g = PyGILState_Ensure();
+    int rc = count_pass(gc_collect, &gc_ms, &pass_ms);
+    if (rc < 0) {
+        PyErr_WriteUnraisable(NULL);
+        rc = EIO;
+    }
+    PyGILState_Release(g);
+    double t0 = now_s();
+    if (!rc)
+        rc = write_sample(store, self, pl_now_ms());
+    table_evict(&table);
+    double write_ms = (now_s() - t0) * 1e3;
+    pthread_mutex_unlock(&collect_lock);
+
+    pthread_mutex_lock(&state_lock);
+    C.collections++;
+    C.last_gc_ms = gc_ms;
+    C.last_pass_ms = pass_ms;
+    C.last_write_ms = write_ms;
+    if (rc) {
+        C.errors++;
+        C.last_error = rc;
+    }
+    pthread_mutex_unlock(&state_lock);
+    return rc;
+}
+
+#define POLL_MS 50
+
+static void *collector_main(void *arg)
+{
+    pthread_mutex_lock(&state_lock);
+    pl_store *store = C.store;
+    pl_incarnation self = C.self;
+    double interval = C.interval;
+    int gc_collect = C.gc_collect;
+    pthread_mutex_unlock(&state_lock);
+
+    double next = now_s(); /* first collection right away */
+    for (;;) {
+        pthread_mutex_lock(&state_lock);
+        if (!C.stop) {
+            double wait = next - now_s();
+            if (wait > POLL_MS / 1000.0)
+                wait = POLL_MS / 1000.0;
+            if (wait > 0) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                long ns = ts.tv_nsec + (long)(wait * 1e9);
+                ts.tv_sec += ns / 1000000000L;
+                ts.tv_nsec = ns % 1000000000L;
+                pthread_cond_timedwait(&state_cond, &state_lock, &ts);
+            }
+        }
+        int stop = C.stop;
+        pthread_mutex_unlock(&state_lock);
+        if (stop || pl_is_finalizing())
+            break;
+        answer_mailbox(store, &self);
+        if (now_s() >= next) {
+            if (thread_collect(store, &self, gc_collect) == ECANCELED)
+                break;
+            next = now_s() + interval;
+        }
+    }
+    return NULL;
+}
+
+static void atfork_child(void)
+{
+    /* The thread does not exist in the child, and the table may have been
+     * in the middle of an update by it: drop everything. The table's memory
+     * is leaked on purpose (freeing half-updated entries is unsafe), and the
+     * locks are re-created because a thread that no longer exists may have
+     * held them at the fork. */
+    pthread_mutex_init(&collect_lock, NULL);
+    pthread_mutex_init(&state_lock, NULL);
+    pthread_cond_init(&state_cond, NULL);
+    memset(&table, 0, sizeof table);
+    memset(&scratch, 0, sizeof scratch);
+    C.running = 0;
+    C.stop = 0;
+    C.store = NULL;
+    /* store_obj's reference is owned by the Python object graph of the child;
+     * it is released by collector_stop or a new start. */
+}
+
+/* ---- Python bindings ---- */
+
+static void join_stopped(void);
+
+static PyObject *py_collector_start(PyObject *module, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"store", "interval", "gc_collect", NULL};
+    PyObject *store_obj;
+    double interval = 30.0;
+    int gc_collect = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|dp:collector_start", kwlist, &store_obj, &interval,
+                                     &gc_collect))
+        return NULL;
+    if (!(interval >= 0.05 && interval <= 86400.0)) {
+        PyErr_SetString(PyExc_ValueError, "interval must be between 0.05 and 86400 seconds");
+        return NULL;
+    }
+    pl_store *store = pl_store_of(store_obj);
+    if (!store)
+        return NULL;
+    pl_incarnation self;
+    int rc = pl_proc_self(&self);
+    if (rc) {
+        PyErr_Format(pl_modstate_get(module)->error, "reading /proc/self failed: %s", pl_strerror(rc));
+        return NULL;
+    }
+    join_stopped();
+    pthread_mutex_lock(&state_lock);
+    int running = C.running;
+    pthread_mutex_unlock(&state_lock);
+    if (running)
+        Py_RETURN_FALSE;
+
+    pl_proc_info info;
+    memset(&info, 0, sizeof info);
+    info.inc = self;
+    info.interval_ms = (uint32_t)(interval * 1000);
+    info.first_seen_ms = info.last_seen_ms = pl_now_ms();
+    info.rss = pl_proc_rss();
+    pl_proc_describe(&info);
+    Py_BEGIN_ALLOW_THREADS
+    rc = pl_store_register(store, &info);
+    Py_END_ALLOW_THREADS
+    if (rc) {
+        PyErr_Format(pl_modstate_get(module)->error, "registering in the store failed: %s",
+                     pl_strerror(rc));
+        return NULL;
+    }
+
+    Py_INCREF(store_obj);
+    Py_XSETREF(C.store_obj, store_obj);
+    pthread_mutex_lock(&state_lock);
+    C.store = store;
+    C.self = self;
+    C.interval = interval;
+    C.gc_collect = gc_collect;
+    C.stop = 0;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 512 * 1024);
+    rc = pthread_create(&C.thread, &attr, collector_main, NULL);
+    pthread_attr_destroy(&attr);
+    if (!rc)
+        C.running = 1;
+    pthread_mutex_unlock(&state_lock);
+    if (rc) {
+        Py_CLEAR(C.store_obj);
+        errno = rc;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_TRUE;
+}
+
+/* Joins a thread that was asked to stop. GIL held on entry and exit. */
+static void join_stopped(void)
+{
+    pthread_mutex_lock(&state_lock);
+    int joinable = C.running && C.stop;
+    pthread_t thread = C.thread;
+    if (joinable)
+        C.running = 0;
+    pthread_mutex_unlock(&state_lock);
+    if (!joinable)
+        return;
+    /* The thread may be waiting for the GIL: join without it. */
+    Py_BEGIN_ALLOW_THREADS
+    pthread_join(thread, NULL);
+    Py_END_ALLOW_THREADS
+    Py_CLEAR(C.store_obj);
+}
+
+static PyObject *collector_stop_impl(int blocking)
+{
+    pthread_mutex_lock(&state_lock);
+    int was_running = C.running && !C.stop;
+    C.stop = 1;
+    pthread_cond_broadcast(&state_cond);
+    pthread_mutex_unlock(&state_lock);
+    /* Without blocking the thread is joined later, by a blocking stop or the
+     * next start (it ends within one poll period or one collection). */
+    if (blocking)
+        join_stopped();
+    return PyBool_FromLong(was_running);
+}
+
+static PyObject *py_collector_stop(PyObject *module, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"blocking", NULL};
+    int blocking = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|p:collector_stop", kwlist, &blocking))
+        return NULL;
+    return collector_stop_impl(blocking);
+}
+
+static PyObject *py_collector_running(PyObject *module, PyObject *unused)
+{
+    pthread_mutex_lock(&state_lock);
+    int running = C.running && !C.stop;
+    pthread_mutex_unlock(&state_lock);
+    return PyBool_FromLong(running);
+}
+
+static PyObject *py_collector_stats(PyObject *module, PyObject *unused)
+{
+    pthread_mutex_lock(&state_lock);
+    collector_state c = C;
+    pthread_mutex_unlock(&state_lock);
+    return Py_BuildValue("{s:O,s:K,s:K,s:s,s:d,s:d,s:d,s:K}", "running", c.running && !c.stop ? Py_True : Py_False,
+                         "collections", (unsigned long long)c.collections, "errors",
+                         (unsigned long long)c.errors, "last_error",
+                         c.last_error ? pl_strerror(c.last_error) : "", "last_gc_ms", c.last_gc_ms,
+                         "last_pass_ms", c.last_pass_ms, "last_write_ms", c.last_write_ms,
+                         "requests_answered", (unsigned long long)c.requests_answered);
+}
+
+/* Takes collect_lock without holding the GIL (see the locking order). */
+static void lock_collect(void)
+{
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&collect_lock);
+    Py_END_ALLOW_THREADS
+}
+
+/* collect(store, gc_collect=True): one collection now, written to the store. */
+static PyObject *py_collect(PyObject *module, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"store", "gc_collect", NULL};
+    PyObject *store_obj;
+    int gc_collect = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|p:collect", kwlist, &store_obj, &gc_collect))
+        return NULL;
+    pl_store *store = pl_store_of(store_obj);
+    if (!store)
+        return NULL;
+    pl_incarnation self;
+    int rc = pl_proc_self(&self);
+    if (rc) {
+        PyErr_Format(pl_modstate_get(module)->error, "reading /proc/self failed: %s", pl_strerror(rc));
+        return NULL;
+    }
+    double gc_ms, pass_ms;
+    lock_collect();
+    rc = count_pass(gc_collect, &gc_ms, &pass_ms);
+    if (rc < 0) {
+        pthread_mutex_unlock(&collect_lock);
+        return NULL;
+    }
+    size_t types = table.used;
+    Py_BEGIN_ALLOW_THREADS
+    if (!rc)
+        rc = write_sample(store, &self, pl_now_ms());
+    table_evict(&table);
+    pthread_mutex_unlock(&collect_lock);
+    Py_END_ALLOW_THREADS
+    if (rc) {
+        PyErr_Format(pl_modstate_get(module)->error, "collecting failed: %s", pl_strerror(rc));
+        return NULL;
+    }
+    return Py_BuildValue("{s:n,s:d,s:d}", "types", (Py_ssize_t)types, "gc_ms", gc_ms, "pass_ms", pass_ms);
+}
+
+/* count_types(gc_collect=False) -> {name: (count, bytes)}: one pass, not
+ * stored. For tests and benchmarks; the dict is built after the pass. */
+static PyObject *py_count_types(PyObject *module, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"gc_collect", NULL};
+    int gc_collect = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|p:count_types", kwlist, &gc_collect))
+        return NULL;
+    double gc_ms, pass_ms;
+    lock_collect();
+    int rc = count_pass(gc_collect, &gc_ms, &pass_ms);
+    PyObject *result = NULL;
+    if (rc < 0)
+        goto done;
+    if (rc) {
+        errno = rc;
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto done;
+    }
+    result = PyDict_New();
+    for (size_t i = 0; result && i < table.cap; i++) {
+        type_entry *e = &table.slots[i];
+        if (!e->tp || e->epoch != table.epoch || !e->count)
+            continue;
+        PyObject *v = Py_BuildValue("(KK)", (unsigned long long)e->count, (unsigned long long)e->bytes);
+        if (!v || PyDict_SetItemString(result, e->name, v) < 0)
+            Py_CLEAR(result);
+        Py_XDECREF(v);
+    }
+done:
+    table_evict(&table);
+    pthread_mutex_unlock(&collect_lock);
+    return result;
+}
+
+static PyMethodDef collector_methods[] = {
+    {"collector_start", (PyCFunction)(void (*)(void))py_collector_start, METH_VARARGS | METH_KEYWORDS,
+     "collector_start(store, interval=30.0, gc_collect=True) -> bool\n"
+     "Starts the native collector thread of this process (False if it already runs)."},
+    {"collector_stop", (PyCFunction)(void (*)(void))py_collector_stop, METH_VARARGS | METH_KEYWORDS,
+     "collector_stop(blocking=False) -> bool\nAsks the collector thread to stop; joins it when blocking."},
+    {"collector_running", py_collector_running, METH_NOARGS, "True while the collector thread runs."},
+    {"collector_stats", py_collector_stats, METH_NOARGS, "Counters and timings of the collector."},
+    {"collect", (PyCFunction)(void (*)(void))py_collect, METH_VARARGS | METH_KEYWORDS,
+     "collect(store, gc_collect=True) -> dict\nOne collection now, written to the store."},
+    {"count_types", (PyCFunction)(void (*)(void))py_count_types, METH_VARARGS | METH_KEYWORDS,
+     "count_types(gc_collect=False) -> {name: (count, bytes)}\nOne count pass, not stored."},
+    {NULL, NULL, 0, NULL},
+};
 
 int pl_collector_module_exec(PyObject *module)
 {
-    return 0;
+    static int atfork_done;
+    if (!atfork_done) {
+        if (pthread_atfork(NULL, NULL, atfork_child) != 0) {
+            PyErr_SetString(PyExc_RuntimeError, "pthread_atfork failed");
+            return -1;
+        }
+        atfork_done = 1;
+    }
+    return PyModule_AddFunctions(module, collector_methods);
 }

@@ -18,7 +18,7 @@ static int pl_exec(PyObject *m)
         return -1;
     if (PyModule_AddStringConstant(m, "__version__", PYLOOT_VERSION) < 0)
         return -1;
-    if (pl_collector_module_exec(m) < 0 || pl_objects_module_exec(m) < 0 ||
+    if (pl_store_module_exec(m) < 0 || pl_collector_module_exec(m) < 0 || pl_objects_module_exec(m) < 0 ||
         pl_graph_module_exec(m) < 0)
         return -1;
     return 0;

@@ -29,6 +29,15 @@ pl_modstate *pl_modstate_get(PyObject *module);
  * per call other than the cached UTF-8 of the names. GIL held. */
 int pl_typename(PyTypeObject *tp, pl_buf *out);
 
+/* module.c: the pl_store of a pyloot._pyloot.Store object, reopened first
+ * when the process is a fork child of the one that opened it. NULL with an
+ * exception set if obj is not an open Store. GIL held. */
+struct pl_store;
+struct pl_store *pl_store_of(PyObject *obj);
+
+/* store_handler.c: the Store and Handler types. */
+int pl_store_module_exec(PyObject *module);
+
 /* collector.c */
 int pl_collector_module_exec(PyObject *module);
 /* Calls fn(obj, arg) for every gc-tracked object except pyloot's own

@@ -1,0 +1,427 @@
+/* The Store and Handler types: thin bindings of pl_store and pl_handler. */
+#include "pyext.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pyloot/error.h"
+#include "pyloot/store.h"
+
+typedef struct {
+    PyObject_HEAD
+    pl_store *store; /* NULL once closed */
+    pid_t pid;       /* process that opened `store`; another pid means we are a fork child */
+    pl_store_options opt;
+    char *path;      /* owned copy of opt.path */
+    int busy;        /* calls in flight without the GIL; protected by the GIL */
+} PlStoreObject;
+
+typedef struct {
+    PyObject_HEAD
+    PlStoreObject *store; /* strong reference */
+    pl_handler *handler;
+    pid_t pid;
+    pl_handler_options opt;
+} PlHandlerObject;
+
+/* The type objects, for pl_store_of (called from parts without the module). */
+static PyTypeObject *store_type_static;
+
+static PyObject *error_type(void)
+{
+    return PyExc_RuntimeError;
+}
+
+/* ---- Store ---- */
+
+static int store_init(PyObject *op, PyObject *args, PyObject *kw)
+{
+    PlStoreObject *self = (PlStoreObject *)op;
+    static char *kwlist[] = {"path", "map_size", "max_samples", "max_age", "max_bytes", "read_only", NULL};
+    const char *path;
+    unsigned long long map_size = 0, max_age = 0, max_bytes = 0;
+    unsigned int max_samples = 0;
+    int read_only = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|KIKKp:Store", kwlist, &path, &map_size, &max_samples,
+                                     &max_age, &max_bytes, &read_only))
+        return -1;
+    if (self->store) {
+        PyErr_SetString(PyExc_RuntimeError, "Store is already open");
+        return -1;
+    }
+    self->path = strdup(path);
+    if (!self->path) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(&self->opt, 0, sizeof self->opt);
+    self->opt.path = self->path;
+    self->opt.map_size = map_size;
+    self->opt.max_samples = max_samples;
+    self->opt.max_age_s = max_age;
+    self->opt.max_bytes = max_bytes;
+    self->opt.read_only = read_only;
+    int rc;
+    pl_store *s = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pl_store_open(&s, &self->opt);
+    Py_END_ALLOW_THREADS
+    if (rc) {
+        if (rc > 0) {
+            errno = rc;
+            PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
+        } else {
+            PyErr_Format(error_type(), "opening the store %s failed: %s", path, pl_strerror(rc));
+        }
+        return -1;
+    }
+    self->store = s;
+    self->pid = getpid();
+    return 0;
+}
+
+pl_store *pl_store_of(PyObject *obj)
+{
+    if (!store_type_static || !PyObject_TypeCheck(obj, store_type_static)) {
+        PyErr_SetString(PyExc_TypeError, "expected a pyloot._pyloot.Store");
+        return NULL;
+    }
+    PlStoreObject *self = (PlStoreObject *)obj;
+    if (!self->store) {
+        PyErr_SetString(PyExc_ValueError, "the store is closed");
+        return NULL;
+    }
+    if (self->pid == getpid())
+        return self->store;
+    /* A fork child: LMDB forbids using (or closing) an env opened before the
+     * fork, so the inherited handle is dropped on purpose and reopened. */
+    pl_store_forget(self->store);
+    self->store = NULL;
+    pl_store *s = NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pl_store_open(&s, &self->opt);
+    Py_END_ALLOW_THREADS
+    if (self->store && self->pid == getpid()) {
+        /* another thread reopened it while we waited */
+        if (!rc)
+            pl_store_close(s);
+        return self->store;
+    }
+    if (rc) {
+        PyErr_Format(PyExc_RuntimeError, "reopening the store %s after fork failed: %s", self->path,
+                     pl_strerror(rc));
+        return NULL;
+    }
+    self->store = s;
+    self->pid = getpid();
+    return s;
+}
+
+static void store_dealloc(PyObject *op)
+{
+    PlStoreObject *self = (PlStoreObject *)op;
+    PyTypeObject *tp = Py_TYPE(op);
+    if (self->store) {
+        if (self->pid == getpid())
+            pl_store_close(self->store);
+        else
+            pl_store_forget(self->store);
+    }
+    free(self->path);
+    tp->tp_free(op);
+    Py_DECREF(tp);
+}
+
+static PyObject *store_close(PyObject *op, PyObject *unused)
+{
+    PlStoreObject *self = (PlStoreObject *)op;
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "the store is in use by a request");
+        return NULL;
+    }
+    if (self->store) {
+        if (self->pid == getpid())
+            pl_store_close(self->store);
+        else
+            pl_store_forget(self->store);
+        self->store = NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *store_procs(PyObject *op, PyObject *unused)
+{
+    pl_store *s = pl_store_of(op);
+    if (!s)
+        return NULL;
+    pl_proc_info *procs = NULL;
+    size_t n = 0;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pl_store_procs(s, &procs, &n);
+    Py_END_ALLOW_THREADS
+    if (rc) {
+        PyErr_Format(PyExc_RuntimeError, "reading the store failed: %s", pl_strerror(rc));
+        return NULL;
+    }
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list && i < n; i++) {
+        pl_proc_info *p = &procs[i];
+        PyObject *d = Py_BuildValue(
+            "{s:I,s:K,s:O,s:d,s:d,s:O,s:s,s:s,s:d,s:K,s:I}", "pid", p->inc.pid, "start",
+            (unsigned long long)p->inc.start, "alive", p->alive ? Py_True : Py_False, "started",
+            p->first_seen_ms / 1000.0, "last_seen", p->last_seen_ms / 1000.0, "ended",
+            p->ended_ms ? Py_True : Py_False, "host", p->host, "argv", p->argv, "interval",
+            p->interval_ms / 1000.0, "rss", (unsigned long long)p->rss, "samples", p->samples);
+        if (!d) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, d);
+    }
+    free(procs);
+    return list;
+}
+
+static PyObject *store_end(PyObject *op, PyObject *unused)
+{
+    pl_store *s = pl_store_of(op);
+    if (!s)
+        return NULL;
+    pl_incarnation self;
+    int rc = pl_proc_self(&self);
+    if (!rc) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = pl_store_end(s, &self, pl_now_ms());
+        Py_END_ALLOW_THREADS
+    }
+    if (rc) {
+        PyErr_Format(PyExc_RuntimeError, "marking the end in the store failed: %s", pl_strerror(rc));
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *store_get_path(PyObject *op, void *closure)
+{
+    PlStoreObject *self = (PlStoreObject *)op;
+    return PyUnicode_DecodeFSDefault(self->path ? self->path : "");
+}
+
+static PyObject *store_get_closed(PyObject *op, void *closure)
+{
+    return PyBool_FromLong(((PlStoreObject *)op)->store == NULL);
+}
+
+static PyMethodDef store_methods[] = {
+    {"close", store_close, METH_NOARGS, "Closes the store (refused while a request uses it)."},
+    {"procs", store_procs, METH_NOARGS, "Every incarnation in the store, as dicts."},
+    {"end", store_end, METH_NOARGS, "Marks this process's incarnation as ended cleanly."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef store_getset[] = {
+    {"path", store_get_path, NULL, "The environment directory.", NULL},
+    {"closed", store_get_closed, NULL, "True once closed.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot store_slots[] = {
+    {Py_tp_init, store_init},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_dealloc, store_dealloc},
+    {Py_tp_methods, store_methods},
+    {Py_tp_getset, store_getset},
+    {Py_tp_doc, "Store(path, map_size=0, max_samples=0, max_age=0, max_bytes=0, read_only=False)\n"
+                "An open pyloot LMDB store (0 means the documented default)."},
+    {0, NULL},
+};
+
+static PyType_Spec PlStore_spec = {
+    .name = "pyloot._pyloot.Store",
+    .basicsize = sizeof(PlStoreObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = store_slots,
+};
+
+/* ---- Handler ---- */
+
+static int handler_build(PlHandlerObject *self)
+{
+    pl_store *s = pl_store_of((PyObject *)self->store);
+    if (!s)
+        return -1;
+    pl_handler_free(self->handler);
+    self->handler = NULL;
+    self->opt.store = s;
+    if (self->opt.live) {
+        int rc = pl_proc_self(&self->opt.self);
+        if (rc) {
+            PyErr_Format(PyExc_RuntimeError, "reading /proc/self failed: %s", pl_strerror(rc));
+            return -1;
+        }
+    }
+    if (pl_handler_new(&self->handler, &self->opt)) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->pid = getpid();
+    return 0;
+}
+
+static int handler_init(PyObject *op, PyObject *args, PyObject *kw)
+{
+    PlHandlerObject *self = (PlHandlerObject *)op;
+    static char *kwlist[] = {"store", "disable_gzip", "live", "live_timeout", "refuse_multiprocess", NULL};
+    PyObject *store;
+    int disable_gzip = 0, live = 1, refuse = 0;
+    double timeout = 5.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|ppdp:Handler", kwlist, store_type_static, &store,
+                                     &disable_gzip, &live, &timeout, &refuse))
+        return -1;
+    if (!(timeout > 0 && timeout <= 600)) {
+        PyErr_SetString(PyExc_ValueError, "live_timeout must be in (0, 600] seconds");
+        return -1;
+    }
+    Py_INCREF(store);
+    Py_XSETREF(self->store, (PlStoreObject *)store);
+    memset(&self->opt, 0, sizeof self->opt);
+    self->opt.disable_gzip = disable_gzip;
+    self->opt.live = live ? pl_live_answer : NULL;
+    self->opt.live_timeout_ms = (uint32_t)(timeout * 1000);
+    self->opt.refuse_multiprocess = refuse;
+    return handler_build(self);
+}
+
+static void handler_dealloc(PyObject *op)
+{
+    PlHandlerObject *self = (PlHandlerObject *)op;
+    PyTypeObject *tp = Py_TYPE(op);
+    pl_handler_free(self->handler);
+    Py_XDECREF(self->store);
+    tp->tp_free(op);
+    Py_DECREF(tp);
+}
+
+static int add_header(PyObject *list, const char *name, const char *value)
+{
+    PyObject *t = Py_BuildValue("(ss)", name, value);
+    int rc = t ? PyList_Append(list, t) : -1;
+    Py_XDECREF(t);
+    return rc;
+}
+
+/* handle(method, path, query, accept_encoding, multiprocess, body)
+ *   -> (status, reason, [(header, value), ...], body_bytes) */
+static PyObject *handler_handle(PyObject *op, PyObject *args)
+{
+    PlHandlerObject *self = (PlHandlerObject *)op;
+    const char *method, *path, *query, *accept = NULL;
+    int multiprocess = 0;
+    Py_buffer body = {0};
+    if (!PyArg_ParseTuple(args, "sss|zpy*:handle", &method, &path, &query, &accept, &multiprocess, &body))
+        return NULL;
+    PyObject *result = NULL;
+    if (!self->handler || self->pid != getpid() || self->opt.store != self->store->store) {
+        if (handler_build(self) < 0)
+            goto done;
+    }
+    pl_request req = {method, path, query, accept, multiprocess, body.buf, body.buf ? (size_t)body.len : 0};
+    pl_response resp;
+    self->store->busy++;
+    Py_BEGIN_ALLOW_THREADS
+    pl_handler_handle(self->handler, &req, &resp);
+    Py_END_ALLOW_THREADS
+    self->store->busy--;
+    PyObject *headers = PyList_New(0);
+    if (!headers)
+        goto free_resp;
+    if ((resp.content_type && add_header(headers, "Content-Type", resp.content_type) < 0) ||
+        (resp.content_encoding && add_header(headers, "Content-Encoding", resp.content_encoding) < 0) ||
+        (resp.vary_accept_encoding && add_header(headers, "Vary", "Accept-Encoding") < 0) ||
+        (resp.cache_control && add_header(headers, "Cache-Control", resp.cache_control) < 0)) {
+        Py_DECREF(headers);
+        goto free_resp;
+    }
+    result = Py_BuildValue("(isNy#)", resp.status, pl_http_reason(resp.status), headers,
+                           resp.body.data ? resp.body.data : "", (Py_ssize_t)resp.body.len);
+free_resp:
+    pl_response_free(&resp);
+done:
+    if (body.obj)
+        PyBuffer_Release(&body);
+    return result;
+}
+
+static PyMethodDef handler_methods[] = {
+    {"handle", handler_handle, METH_VARARGS,
+     "handle(method, path, query, accept_encoding=None, multiprocess=False, body=b'')\n"
+     "-> (status, reason, headers, body). Runs without the GIL."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot handler_slots[] = {
+    {Py_tp_init, handler_init},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_dealloc, handler_dealloc},
+    {Py_tp_methods, handler_methods},
+    {Py_tp_doc, "Handler(store, disable_gzip=False, live=True, live_timeout=5.0, refuse_multiprocess=False)\n"
+                "pyloot's HTTP request handler (the C core's), bound to a Store."},
+    {0, NULL},
+};
+
+static PyType_Spec PlHandler_spec = {
+    .name = "pyloot._pyloot.Handler",
+    .basicsize = sizeof(PlHandlerObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = handler_slots,
+};
+
+/* ---- functions ---- */
+
+static PyObject *py_self_incarnation(PyObject *module, PyObject *unused)
+{
+    pl_incarnation inc;
+    int rc = pl_proc_self(&inc);
+    if (rc) {
+        PyErr_Format(PyExc_RuntimeError, "reading /proc/self failed: %s", pl_strerror(rc));
+        return NULL;
+    }
+    return Py_BuildValue("(IK)", inc.pid, (unsigned long long)inc.start);
+}
+
+static PyObject *py_incarnation_alive(PyObject *module, PyObject *args)
+{
+    pl_incarnation inc;
+    unsigned int pid;
+    unsigned long long start;
+    if (!PyArg_ParseTuple(args, "IK:incarnation_alive", &pid, &start))
+        return NULL;
+    inc.pid = pid;
+    inc.start = start;
+    return PyBool_FromLong(pl_proc_alive(&inc));
+}
+
+static PyMethodDef store_functions[] = {
+    {"self_incarnation", py_self_incarnation, METH_NOARGS, "(pid, start ticks) of this process."},
+    {"incarnation_alive", py_incarnation_alive, METH_VARARGS,
+     "incarnation_alive(pid, start) -> bool: that process runs and started then."},
+    {NULL, NULL, 0, NULL},
+};
+
+int pl_store_module_exec(PyObject *module)
+{
+    pl_modstate *st = pl_modstate_get(module);
+    st->store_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &PlStore_spec, NULL);
+    if (!st->store_type || PyModule_AddType(module, st->store_type) < 0)
+        return -1;
+    st->handler_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &PlHandler_spec, NULL);
+    if (!st->handler_type || PyModule_AddType(module, st->handler_type) < 0)
+        return -1;
+    /* One interpreter per process uses this module; the parts that have no
+     * module at hand (the collector) find the Store type here. */
+    store_type_static = st->store_type;
+    return PyModule_AddFunctions(module, store_functions);
+}
