@@ -1,4 +1,23 @@
-"""pyloot: memory-leak detector for Python web servers."""
-from pyloot._pyloot import __version__
+"""pyloot: memory-leak detector for Python web servers.
 
-__all__ = ["__version__"]
+Embed it::
+
+    from pyloot import PyLoot
+    pyloot = PyLoot()
+    pyloot.start()
+    app = DispatcherMiddleware(app, {"/_pyloot": pyloot.get_wsgi()})
+"""
+from pyloot._pyloot import __version__
+from pyloot.backends import BaseBackend, HTTPRemoteBackend, InMemoryBackend, LMDBBackend
+from pyloot.core import PyLoot
+from pyloot.server import PyLootServer
+
+__all__ = [
+    "__version__",
+    "PyLoot",
+    "PyLootServer",
+    "BaseBackend",
+    "LMDBBackend",
+    "InMemoryBackend",
+    "HTTPRemoteBackend",
+]

@@ -321,7 +321,7 @@ static PyObject *handler_handle(PyObject *op, PyObject *args)
     const char *method, *path, *query, *accept = NULL;
     int multiprocess = 0;
     Py_buffer body = {0};
-    if (!PyArg_ParseTuple(args, "sss|zpy*:handle", &method, &path, &query, &accept, &multiprocess, &body))
+    if (!PyArg_ParseTuple(args, "yyy|zpy*:handle", &method, &path, &query, &accept, &multiprocess, &body))
         return NULL;
     PyObject *result = NULL;
     if (!self->handler || self->pid != getpid() || self->opt.store != self->store->store) {
@@ -404,7 +404,23 @@ static PyObject *py_incarnation_alive(PyObject *module, PyObject *args)
     return PyBool_FromLong(pl_proc_alive(&inc));
 }
 
+int pl_proc_server_root(pl_incarnation *root); /* store.h (procinfo.c) */
+
+static PyObject *py_server_root(PyObject *module, PyObject *unused)
+{
+    pl_incarnation inc;
+    int rc = pl_proc_server_root(&inc);
+    if (rc) {
+        PyErr_Format(PyExc_RuntimeError, "finding the server's root process failed: %s", pl_strerror(rc));
+        return NULL;
+    }
+    return Py_BuildValue("(IK)", inc.pid, (unsigned long long)inc.start);
+}
+
 static PyMethodDef store_functions[] = {
+    {"server_root", py_server_root, METH_NOARGS,
+     "(pid, start) of the topmost ancestor running the same interpreter binary: the key of the "
+     "default store."},
     {"self_incarnation", py_self_incarnation, METH_NOARGS, "(pid, start ticks) of this process."},
     {"incarnation_alive", py_incarnation_alive, METH_VARARGS,
      "incarnation_alive(pid, start) -> bool: that process runs and started then."},

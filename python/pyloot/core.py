@@ -1,0 +1,196 @@
+"""PyLoot: the object users embed in their server."""
+import atexit
+import logging
+import os
+import sys
+import threading
+
+from pyloot import _pyloot
+from pyloot.backends import HTTPRemoteBackend, LMDBBackend
+from pyloot.server import PyLootServer
+
+__all__ = ["PyLoot"]
+
+logger = logging.getLogger("pyloot")
+
+_exit_hook_installed = False
+
+
+def _stop_at_exit():
+    # Runs before interpreter finalization: the native thread must be joined
+    # while it can still take the GIL and finish its collection.
+    _pyloot.collector_stop(blocking=True)
+    for loot in list(PyLoot._started):
+        loot._mark_ended()
+
+
+def _in_gunicorn_master():
+    """True while gunicorn's arbiter (the master) loads the app (``--preload``).
+
+    A worker's stack also holds arbiter frames (it was forked from
+    ``Arbiter.spawn_worker``), so a ``spawn_worker`` frame means "worker".
+    """
+    if "gunicorn.arbiter" not in sys.modules:
+        return False
+    in_arbiter = False
+    frame = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if "gunicorn" in code.co_filename:
+            if code.co_name == "spawn_worker":
+                return False
+            if code.co_filename.endswith(os.path.join("gunicorn", "arbiter.py")):
+                in_arbiter = True
+        frame = frame.f_back
+    return in_arbiter
+
+
+class PyLoot:
+    """Collects object counts by type in this process and serves the UI.
+
+    :param host, port: remote mode (not available in this version).
+    :param backend: where samples go; default the shared LMDB store.
+    :param interval: seconds between collections (default 30).
+    :param server: a :class:`PyLootServer` to serve with (its backend is used).
+    :param path: the store directory (default ``$PYLOOT_DB`` or a per-server
+        directory under the temp dir).
+    :param gc_collect: run ``gc.collect()`` before each count (default True).
+    :param live_timeout: seconds to wait for another worker's live objects.
+    """
+
+    _started = set()
+
+    def __init__(self, host=None, port=None, backend=None, interval=30, server=None, path=None,
+                 gc_collect=True, live_timeout=5.0):
+        if host is not None or port is not None:
+            backend = HTTPRemoteBackend(host, port)
+        if backend is None and server is not None:
+            backend = server.get_backend()
+        if backend is None:
+            backend = LMDBBackend(path)
+        interval = float(interval)
+        if not 0.05 <= interval <= 86400:
+            raise ValueError("interval must be between 0.05 and 86400 seconds")
+        self._backend = backend
+        self._server = server if server is not None else PyLootServer(backend, live_timeout=live_timeout)
+        self.interval = interval
+        self.gc_collect = bool(gc_collect)
+        self._wanted = False
+        self._deferred = False
+        self._lock = threading.Lock()
+        self._fork_hooks = False
+
+    @property
+    def backend(self):
+        return self._backend
+
+    @property
+    def path(self):
+        """The store directory."""
+        return self._backend.path
+
+    def start(self):
+        """Starts collecting every ``interval`` seconds in a native thread.
+
+        In a gunicorn master loading the app with ``--preload``, nothing runs
+        in the master: each forked worker starts its own collector.
+        """
+        global _exit_hook_installed
+        with self._lock:
+            self._wanted = True
+            if not self._fork_hooks:
+                os.register_at_fork(after_in_child=self._after_fork_child,
+                                    after_in_parent=self._after_fork_parent)
+                self._fork_hooks = True
+            if not _exit_hook_installed:
+                atexit.register(_stop_at_exit)
+                _exit_hook_installed = True
+            if _in_gunicorn_master():
+                self._deferred = True
+                logger.info("pyloot: gunicorn master, the collector starts in each worker")
+                return
+            self._start_now()
+
+    def _start_now(self):
+        store = self._backend.get_store()
+        if _pyloot.collector_start(store, self.interval, self.gc_collect):
+            PyLoot._started.add(self)
+            msg = "pyloot: pid %d collecting every %gs into %s" % (os.getpid(), self.interval, store.path)
+            logger.info(msg)
+            if not logger.hasHandlers():
+                print(msg, file=sys.stderr, flush=True)
+
+    def _after_fork_child(self):
+        PyLoot._started.discard(self)
+        if self._wanted:
+            try:
+                self._start_now()
+            except Exception:
+                logger.exception("pyloot: starting the collector in the forked child failed")
+
+    def _after_fork_parent(self):
+        # A gunicorn master that started pyloot itself (not through the
+        # deferral in start) stops as soon as it spawns a worker.
+        if self in PyLoot._started and _in_gunicorn_master_spawning():
+            _pyloot.collector_stop(blocking=True)
+            PyLoot._started.discard(self)
+            self._deferred = True
+
+    def stop(self, blocking=False):
+        """Stops the collector thread; with ``blocking``, waits until it has ended.
+
+        This does not do a final collection: call :meth:`collect_objects` for that.
+        """
+        with self._lock:
+            self._wanted = False
+            self._deferred = False
+        _pyloot.collector_stop(blocking=bool(blocking))
+        PyLoot._started.discard(self)
+
+    def is_running(self):
+        """True while this process's collector thread runs."""
+        return _pyloot.collector_running()
+
+    def stats(self):
+        """The collector's counters and last timings (milliseconds)."""
+        return _pyloot.collector_stats()
+
+    def collect_objects(self):
+        """Collects now: ``gc.collect()`` (unless disabled), one count, one sample stored."""
+        return _pyloot.collect(self._backend.get_store(), self.gc_collect)
+
+    def get_wsgi(self):
+        """The WSGI app serving the UI and the API (a :class:`PyLootServer`)."""
+        return self._server
+
+    def _mark_ended(self):
+        try:
+            self._backend.get_store().end()
+        except Exception:
+            pass
+
+    # Live objects of this process (docs/live-objects.md).
+
+    def objects(self, group, offset=0, limit=100):
+        """The live objects of type ``group`` (``"module.Type"``) in this process."""
+        from pyloot import live
+        return live.objects(group, offset=offset, limit=limit)
+
+    def describe(self, obj_id):
+        """One live object of this process by id: repr, attributes, counts."""
+        from pyloot import live
+        return live.describe(obj_id)
+
+    def path_to(self, obj_id):
+        """The shortest chain of referrers from a root to the object."""
+        from pyloot import live
+        return live.path(obj_id)
+
+
+def _in_gunicorn_master_spawning():
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "spawn_worker" and "gunicorn" in frame.f_code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
