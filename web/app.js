@@ -1,0 +1,1029 @@
+/* pyloot web UI: hand-written, no build step, no network access other than the API below.
+ * Every URL is relative to the page, so the UI works under any mount prefix (/_pyloot/, /).
+ * The state of each view lives in the URL hash (#/history?q=..&sort=..), so a view can be shared. */
+"use strict";
+(() => {
+  // ------------------------------------------------------------------ helpers
+  const $ = (sel, root = document) => root.querySelector(sel);
+
+  /** Build an element: h("a", {href: "#", class: "x", dataset: {id: 1}, onclick: fn}, "text", child) */
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    if (attrs) {
+      for (const [k, v] of Object.entries(attrs)) {
+        if (v === null || v === undefined || v === false) continue;
+        if (k === "class") el.className = v;
+        else if (k === "dataset") Object.assign(el.dataset, v);
+        else if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
+        else if (k === "text") el.textContent = v;
+        else if (v === true) el.setAttribute(k, "");
+        else el.setAttribute(k, String(v));
+      }
+    }
+    append(el, children);
+    return el;
+  }
+  function append(el, children) {
+    for (const c of children) {
+      if (c === null || c === undefined || c === false) continue;
+      if (Array.isArray(c)) append(el, c);
+      else el.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return el;
+  }
+  const SVGNS = "http://www.w3.org/2000/svg";
+  function s(tag, attrs, ...children) {
+    const el = document.createElementNS(SVGNS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) if (v !== null && v !== undefined) el.setAttribute(k, String(v));
+    for (const c of children) if (c !== null && c !== undefined) el.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
+    return el;
+  }
+  function clear(el) { while (el.firstChild) el.removeChild(el.firstChild); return el; }
+  /** Replace el's children (null and false children are skipped, unlike Element.append). */
+  function fill(el, ...children) { return append(clear(el), children); }
+  function debounce(fn, ms) {
+    let t = 0;
+    const d = (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); };
+    d.cancel = () => clearTimeout(t);
+    return d;
+  }
+  const clamp = (v, lo, hi) => Math.max(lo, Math.min(hi, v));
+  function intParam(params, name, def, lo, hi) {
+    const raw = params.get(name);
+    if (raw === null || !/^\d{1,9}$/.test(raw)) return def;
+    return clamp(parseInt(raw, 10), lo, hi);
+  }
+
+  // ------------------------------------------------------------------ formatting
+  const nf = new Intl.NumberFormat("en-US");
+  const fmtInt = (n) => (n === null || n === undefined ? "–" : nf.format(n));
+  function fmtSigned(n) {
+    if (n === null || n === undefined) return "–";
+    return n > 0 ? "+" + nf.format(n) : n < 0 ? "−" + nf.format(-n) : "0";
+  }
+  function fmtCompact(n) {
+    const a = Math.abs(n);
+    if (a >= 1e9) return trimZero((n / 1e9).toFixed(a >= 1e10 ? 0 : 1)) + "G";
+    if (a >= 1e6) return trimZero((n / 1e6).toFixed(a >= 1e7 ? 0 : 1)) + "M";
+    if (a >= 1e4) return trimZero((n / 1e3).toFixed(a >= 1e5 ? 0 : 1)) + "k";
+    return nf.format(n);
+  }
+  const trimZero = (x) => x.replace(/\.0$/, "");
+  function fmtBytes(b) {
+    if (b === null || b === undefined) return "–";
+    const u = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0, v = b;
+    while (Math.abs(v) >= 1024 && i < u.length - 1) { v /= 1024; i++; }
+    return (i === 0 ? String(v) : v.toFixed(Math.abs(v) >= 100 ? 0 : 1)) + " " + u[i];
+  }
+  const pad2 = (n) => String(n).padStart(2, "0");
+  const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  function fmtClock(t, secs) {
+    const d = new Date(t * 1000);
+    return pad2(d.getHours()) + ":" + pad2(d.getMinutes()) + (secs ? ":" + pad2(d.getSeconds()) : "");
+  }
+  const fmtDay = (t) => { const d = new Date(t * 1000); return MONTHS[d.getMonth()] + " " + d.getDate(); };
+  function fmtDateTime(t) {
+    if (t === null || t === undefined) return "–";
+    const d = new Date(t * 1000);
+    return d.getFullYear() + "-" + pad2(d.getMonth() + 1) + "-" + pad2(d.getDate()) + " " + fmtClock(t, true);
+  }
+  function fmtAgo(t) {
+    if (t === null || t === undefined) return "–";
+    const d = Math.max(0, Date.now() / 1000 - t);
+    if (d < 60) return Math.round(d) + " s ago";
+    if (d < 3600) return Math.round(d / 60) + " min ago";
+    if (d < 86400) return (d / 3600).toFixed(1).replace(/\.0$/, "") + " h ago";
+    return (d / 86400).toFixed(1).replace(/\.0$/, "") + " d ago";
+  }
+  function fmtDuration(sec) {
+    if (sec === null || sec === undefined) return "–";
+    if (sec % 86400 === 0) return sec / 86400 + " d";
+    if (sec % 3600 === 0) return sec / 3600 + " h";
+    if (sec % 60 === 0) return sec / 60 + " min";
+    return sec + " s";
+  }
+  function truncate(str, n) {
+    str = String(str);
+    return str.length > n ? str.slice(0, n - 1) + "…" : str;
+  }
+  const typeOf = (o) => (!o.type_module || o.type_module === "builtins" ? o.type_name : o.type_module + "." + o.type_name);
+
+  // ------------------------------------------------------------------ API
+  class ApiError extends Error {
+    constructor(status, message) { super(message); this.status = status; }
+  }
+  let inflight = 0;
+  function setBusy(delta) {
+    inflight += delta;
+    document.body.dataset.loading = inflight > 0 ? "1" : "0";
+    $("#busy").classList.toggle("on", inflight > 0);
+  }
+  async function api(path, params) {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(params || {})) if (v !== null && v !== undefined && v !== "") q.set(k, String(v));
+    const url = "api/" + path + (q.toString() ? "?" + q : "");
+    setBusy(1);
+    try {
+      let resp;
+      try {
+        resp = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
+      } catch (e) {
+        throw new ApiError(0, "Could not reach the server (" + (e && e.message ? e.message : e) + ").");
+      }
+      const text = await resp.text();
+      let body;
+      try { body = JSON.parse(text); } catch (e) { body = undefined; }
+      if (!resp.ok) {
+        const msg = body && typeof body.error === "string" ? body.error : (resp.statusText || "request failed");
+        throw new ApiError(resp.status, msg);
+      }
+      if (body === undefined) {
+        throw new ApiError(resp.status, "The response could not be read as JSON. If pyloot runs behind a middleware " +
+          "that also gzips responses, disable gzip in pyloot: PyLoot(server=PyLootServer(disable_response_gzip=True)).");
+      }
+      return body;
+    } finally {
+      setBusy(-1);
+    }
+  }
+  const STATUS_WORDS = {
+    0: "Network error", 400: "Bad request", 404: "Not found", 405: "Not allowed", 500: "Server error",
+    501: "Not available here", 503: "Worker busy", 504: "Worker did not answer in time",
+  };
+  /** An error box with the server's message in words and a retry button. */
+  function errorBox(err, retry) {
+    const status = err instanceof ApiError ? err.status : -1;
+    const title = STATUS_WORDS[status] || (status > 0 ? "Error " + status : "Error");
+    return h("div", { class: "error-box", role: "alert", dataset: { status: String(status) } },
+      h("strong", null, title + (status > 0 ? " (" + status + ")" : "")),
+      h("span", { class: "error-msg" }, err && err.message ? err.message : String(err)),
+      retry ? h("button", { type: "button", class: "btn small", onclick: retry }, "Retry") : null);
+  }
+  function loadingBlock(text) {
+    return h("div", { class: "loading-block" }, h("span", { class: "spinner" }), text || "Loading…");
+  }
+
+  // ------------------------------------------------------------------ procs (header, selectors, colours)
+  let procsData = null;
+  const PALETTE = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#db2777", "#0891b2", "#65a30d",
+    "#4b5563", "#b45309", "#4f46e5", "#be123c"];
+  const colourIndex = new Map();
+  function incKey(pid, start) { return pid + ":" + start; }
+  function colourFor(pid, start) {
+    const k = incKey(pid, start);
+    if (!colourIndex.has(k)) colourIndex.set(k, colourIndex.size);
+    return PALETTE[colourIndex.get(k) % PALETTE.length];
+  }
+  async function loadProcs() {
+    const data = await api("procs");
+    procsData = data;
+    for (const p of data.procs || []) colourFor(p.pid, p.start);
+    renderHeader();
+    return data;
+  }
+  function renderHeader() {
+    const d = procsData;
+    const store = $("#store-info"), self = $("#self-info");
+    clear(store); clear(self);
+    if (!d) return;
+    if (d.store && d.store.path) {
+      store.append(h("span", { class: "label" }, "store "), h("code", { id: "store-path" }, d.store.path));
+      store.title = "Store path: " + d.store.path;
+    }
+    if (d.self) {
+      self.append(h("span", { class: "label" }, "answered by "), h("code", { id: "self-pid" }, "pid " + d.self.pid));
+      self.title = "The worker that answered: pid " + d.self.pid + ", start " + d.self.start;
+    } else {
+      self.append(h("span", { class: "label" }, "served by "), h("code", null, "pyloot command"));
+    }
+  }
+  function markUpdated() {
+    $("#updated").textContent = "updated " + fmtClock(Date.now() / 1000, true);
+  }
+
+  // ------------------------------------------------------------------ tooltip
+  const tip = () => $("#tooltip");
+  function showTip(clientX, clientY, content) {
+    const t = tip();
+    fill(t, content);
+    t.hidden = false;
+    const r = t.getBoundingClientRect();
+    let x = clientX + 14, y = clientY + 14;
+    if (x + r.width > window.innerWidth - 6) x = clientX - r.width - 14;
+    if (x < 6) x = 6;
+    if (y + r.height > window.innerHeight - 6) y = clientY - r.height - 14;
+    if (y < 6) y = 6;
+    t.style.left = x + "px";
+    t.style.top = y + "px";
+  }
+  function hideTip() { tip().hidden = true; }
+
+  // ------------------------------------------------------------------ charts (hand-made SVG)
+  const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 10800, 21600, 43200,
+    86400, 172800, 604800, 1209600, 2592000];
+  function timeTicks(t0, t1, pw) {
+    const span = t1 - t0;
+    const multiDay = fmtDay(t0) !== fmtDay(t1);
+    const maxTicks = Math.max(2, Math.floor(pw / (multiDay ? 110 : 70)));
+    let step = TIME_STEPS[TIME_STEPS.length - 1];
+    for (const st of TIME_STEPS) if (span / st <= maxTicks) { step = st; break; }
+    const tz = -new Date(t0 * 1000).getTimezoneOffset() * 60; // align ticks to local time
+    const ticks = [];
+    for (let t = Math.ceil((t0 + tz) / step) * step - tz; t <= t1 + 1e-6; t += step) ticks.push(t);
+    let prevDay = null;
+    return ticks.map((t) => {
+      const day = fmtDay(t);
+      let label;
+      if (step >= 86400) label = day;
+      else {
+        label = fmtClock(t, step < 60);
+        if (multiDay && day !== prevDay) label = day + " " + label;
+      }
+      prevDay = day;
+      return { t, label };
+    });
+  }
+  function niceStep(range, n) {
+    const raw = range / n;
+    const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    const f = raw / mag;
+    return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 2.5 ? 2.5 : f <= 5 ? 5 : 10) * mag;
+  }
+
+  /**
+   * Draw a line chart of `series` ([{label, colour, values, dim}]) over `times` (unix seconds) into
+   * `box`, sized to the box's width. Hovering shows a guide, the values and the time.
+   */
+  function drawChart(box, times, series, opts) {
+    opts = opts || {};
+    clear(box);
+    const W = Math.max(220, Math.floor(box.clientWidth || 360));
+    const H = opts.height || 150;
+    const n = times.length;
+    if (!n) {
+      box.append(h("div", { class: "chart-empty" }, "No samples yet"));
+      return;
+    }
+    let max = 0;
+    for (const se of series) for (const v of se.values) if (v !== null && v !== undefined && v > max) max = v;
+    const step = max > 0 ? niceStep(max, 3) : 1;
+    const yMax = Math.max(step, Math.ceil(max / step) * step);
+    const yTicks = [];
+    for (let v = 0; v <= yMax + step / 2; v += step) yTicks.push(v);
+    const yLabelW = Math.max(...yTicks.map((v) => fmtCompact(v).length)) * 6.6 + 10;
+    const M = { l: Math.ceil(yLabelW), r: 12, t: 8, b: 22 };
+    const pw = W - M.l - M.r, ph = H - M.t - M.b;
+    let t0 = times[0], t1 = times[n - 1];
+    if (t1 - t0 < 1) { t0 -= 30; t1 += 30; }
+    const X = (t) => M.l + ((t - t0) / (t1 - t0)) * pw;
+    const Y = (v) => M.t + ph - (v / yMax) * ph;
+
+    const svg = s("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, class: "chart-svg", role: "img",
+      "aria-label": opts.ariaLabel || "chart" });
+    const grid = s("g", { class: "grid" });
+    for (const v of yTicks) {
+      const y = Math.round(Y(v)) + 0.5;
+      grid.append(s("line", { x1: M.l, x2: W - M.r, y1: y, y2: y }));
+      grid.append(s("text", { x: M.l - 6, y: y + 3.5, "text-anchor": "end", class: "ylabel" }, fmtCompact(v)));
+    }
+    const xt = s("g", { class: "xaxis" });
+    xt.append(s("line", { x1: M.l, x2: W - M.r, y1: M.t + ph + 0.5, y2: M.t + ph + 0.5, class: "axis" }));
+    const ticks = timeTicks(t0, t1, pw);
+    for (const tk of ticks) {
+      const x = Math.round(X(tk.t)) + 0.5;
+      xt.append(s("line", { x1: x, x2: x, y1: M.t + ph, y2: M.t + ph + 4, class: "tick" }));
+      let anchor = "middle";
+      if (x - M.l < 26) anchor = "start";
+      else if (W - M.r - x < 26) anchor = "end";
+      xt.append(s("text", { x: x, y: H - 6, "text-anchor": anchor, class: "xlabel" }, tk.label));
+    }
+    svg.append(grid, xt);
+
+    const lines = s("g", { class: "lines" });
+    for (const se of series) {
+      let d = "", area = "", segStart = -1;
+      const dots = [];
+      for (let i = 0; i <= n; i++) {
+        const v = i < n ? se.values[i] : null;
+        if (v === null || v === undefined) {
+          if (segStart >= 0) {
+            const a = segStart, b = i - 1;
+            if (a === b) dots.push([X(times[a]), Y(se.values[a])]);
+            if (opts.area) area += `L${X(times[b]).toFixed(1)},${Y(0).toFixed(1)}L${X(times[a]).toFixed(1)},${Y(0).toFixed(1)}Z`;
+            segStart = -1;
+          }
+          continue;
+        }
+        const p = `${X(times[i]).toFixed(1)},${Y(v).toFixed(1)}`;
+        if (segStart < 0) { segStart = i; d += "M" + p; area += "M" + p; } else { d += "L" + p; area += "L" + p; }
+      }
+      if (opts.area && area) lines.append(s("path", { d: area, class: "area", fill: se.colour }));
+      if (d) lines.append(s("path", { d, class: "line" + (se.dim ? " dim" : ""), stroke: se.colour }));
+      for (const [x, y] of dots) lines.append(s("circle", { cx: x, cy: y, r: 2.5, fill: se.colour }));
+    }
+    svg.append(lines);
+
+    const guide = s("line", { class: "guide", y1: M.t, y2: M.t + ph, x1: -10, x2: -10 });
+    const marks = s("g", { class: "marks" });
+    svg.append(guide, marks);
+    const overlay = s("rect", { x: M.l, y: M.t, width: pw, height: ph, class: "overlay" });
+    svg.append(overlay);
+
+    function nearest(clientX) {
+      const r = svg.getBoundingClientRect();
+      const t = t0 + ((clientX - r.left - M.l) / pw) * (t1 - t0);
+      let lo = 0, hi = n - 1;
+      while (lo < hi) { const mid = (lo + hi) >> 1; if (times[mid] < t) lo = mid + 1; else hi = mid; }
+      if (lo > 0 && Math.abs(times[lo - 1] - t) < Math.abs(times[lo] - t)) lo--;
+      return lo;
+    }
+    function onMove(ev) {
+      const i = nearest(ev.clientX);
+      const x = X(times[i]);
+      guide.setAttribute("x1", x); guide.setAttribute("x2", x);
+      clear(marks);
+      const rows = [];
+      for (const se of series) {
+        const v = se.values[i];
+        if (v !== null && v !== undefined) marks.append(s("circle", { cx: x, cy: Y(v), r: 3.5, fill: se.colour, class: "mark" }));
+        rows.push(h("div", { class: "tip-row" + (v === null || v === undefined ? " none" : "") },
+          h("span", { class: "swatch", style: "background:" + se.colour }), h("span", { class: "tip-label" }, se.label),
+          h("b", null, v === null || v === undefined ? "no data" : fmtInt(v))));
+      }
+      showTip(ev.clientX, ev.clientY, h("div", null, h("div", { class: "tip-time" }, fmtDateTime(times[i])), rows));
+    }
+    function onLeave() {
+      guide.setAttribute("x1", -10); guide.setAttribute("x2", -10);
+      clear(marks);
+      hideTip();
+    }
+    overlay.addEventListener("pointermove", onMove);
+    overlay.addEventListener("pointerdown", onMove);
+    overlay.addEventListener("pointerleave", onLeave);
+    box.append(svg);
+  }
+
+  // ------------------------------------------------------------------ routing
+  function parseHash() {
+    let raw = location.hash.replace(/^#\/?/, "");
+    const qi = raw.indexOf("?");
+    const path = qi >= 0 ? raw.slice(0, qi) : raw;
+    const params = new URLSearchParams(qi >= 0 ? raw.slice(qi + 1) : "");
+    const segs = path.split("/").filter(Boolean).map((x) => { try { return decodeURIComponent(x); } catch (e) { return x; } });
+    return { name: segs[0] || "history", segs, params };
+  }
+  function hashFor(path, params) {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(params || {})) if (v !== null && v !== undefined && v !== "") q.set(k, String(v));
+    const qs = q.toString();
+    return "#/" + path + (qs ? "?" + qs : "");
+  }
+  /** Go to a hash. replace=true keeps one history entry (typing in a search box). */
+  function navigate(hash, replace) {
+    if (hash === location.hash) return;
+    if (replace) {
+      history.replaceState(null, "", hash);
+      route();
+    } else {
+      location.hash = hash;
+    }
+  }
+
+  let current = null; // {name, view}
+  function route() {
+    hideTip();
+    const r = parseHash();
+    const make = VIEWS[r.name];
+    document.querySelectorAll("#nav a").forEach((a) => a.classList.toggle("active", a.dataset.nav === (r.name === "object" ? "objects" : r.name)));
+    if (!make) {
+      if (current && current.view.unmount) current.view.unmount();
+      current = null;
+      const main = clear($("#main"));
+      main.append(errorBox(new ApiError(404, "There is no page “#/" + r.segs.join("/") + "”.")),
+        h("p", null, h("a", { href: "#/history" }, "Go to the history")));
+      document.body.dataset.view = "notfound";
+      return;
+    }
+    document.body.dataset.view = r.name;
+    if (current && current.name === r.name && current.view.update && current.view.canUpdate(r)) {
+      current.view.update(r);
+      return;
+    }
+    if (current && current.view.unmount) current.view.unmount();
+    const main = clear($("#main"));
+    const view = make();
+    current = { name: r.name, view };
+    view.mount(main, r);
+    window.scrollTo(0, 0);
+  }
+
+  // ------------------------------------------------------------------ shared controls
+  function selectEl(id, options, value, onchange, label) {
+    const sel = h("select", { id, "aria-label": label || id });
+    for (const o of options) {
+      const [v, text] = Array.isArray(o) ? o : [o, String(o)];
+      sel.append(h("option", { value: String(v) }, text));
+    }
+    sel.value = String(value);
+    sel.addEventListener("change", () => onchange(sel.value));
+    return sel;
+  }
+  function ensureOption(sel, value, text) {
+    if (![...sel.options].some((o) => o.value === String(value))) sel.append(h("option", { value: String(value) }, text || String(value)));
+    sel.value = String(value);
+  }
+  function field(labelText, control, cls) {
+    return h("label", { class: "field" + (cls ? " " + cls : "") }, h("span", { class: "field-label" }, labelText), control);
+  }
+  /** A pager: first/prev/next/last and "21–40 of 812". `go(offset)` is called on click. */
+  function pager(idPrefix, offset, limit, total, noun, go) {
+    const pages = Math.max(1, Math.ceil(total / limit));
+    const page = Math.floor(offset / limit) + 1;
+    const from = total ? offset + 1 : 0, to = Math.min(total, offset + limit);
+    const btn = (id, text, title, target, disabled) => h("button", {
+      type: "button", class: "btn pager-btn", id: idPrefix ? idPrefix + "-" + id : null, dataset: { go: id },
+      title, disabled: disabled, onclick: () => go(target),
+    }, text);
+    return h("div", { class: "pager", dataset: { page: String(page), pages: String(pages) } },
+      btn("first", "«", "First page", 0, page <= 1),
+      btn("prev", "‹ Prev", "Previous page", Math.max(0, offset - limit), page <= 1),
+      h("span", { class: "pager-info" }, h("b", null, fmtInt(from) + "–" + fmtInt(to)), " of " + fmtInt(total) + " " + noun,
+        pages > 1 ? h("span", { class: "muted" }, " · page " + page + "/" + pages) : null),
+      btn("next", "Next ›", "Next page", offset + limit, page >= pages),
+      btn("last", "»", "Last page", (pages - 1) * limit, page >= pages));
+  }
+
+  // ------------------------------------------------------------------ History view
+  const HIST_DEFAULTS = { q: "", sort: "growth", limit: 20, offset: 0, view: "merged", pid: "" };
+  const PAGE_SIZES = [5, 10, 20, 50, 100, 200];
+
+  function historyView() {
+    let st = null, data = null, seq = 0, els = {};
+
+    function readParams(p) {
+      return {
+        q: (p.get("q") || "").slice(0, 256),
+        sort: ["growth", "count", "name"].includes(p.get("sort")) ? p.get("sort") : "growth",
+        limit: intParam(p, "limit", HIST_DEFAULTS.limit, 1, 1000),
+        offset: intParam(p, "offset", 0, 0, 1e9),
+        view: p.get("view") === "workers" ? "workers" : "merged",
+        pid: /^\d{1,7}$/.test(p.get("pid") || "") ? p.get("pid") : "",
+      };
+    }
+    function toHash(x) {
+      const o = {};
+      for (const k of Object.keys(HIST_DEFAULTS)) o[k] = x[k];
+      o.offset = x.offset ? x.offset : null;
+      if (!o.q) o.q = null;
+      if (!o.pid) o.pid = null;
+      return hashFor("history", o);
+    }
+    function set(changes, replace) {
+      const next = Object.assign({}, st, changes);
+      navigate(toHash(next), replace);
+    }
+
+    const onSearch = debounce((v) => set({ q: v, offset: 0 }, true), 300);
+
+    function mount(main, r) {
+      st = readParams(r.params);
+      els.search = h("input", { id: "search", type: "search", placeholder: "Filter types, e.g. leak or app.models",
+        autocomplete: "off", spellcheck: "false", value: st.q, "aria-label": "Search type names" });
+      els.search.addEventListener("input", () => onSearch(els.search.value.trim()));
+      els.search.addEventListener("keydown", (e) => {
+        if (e.key === "Enter") { onSearch.cancel(); set({ q: els.search.value.trim(), offset: 0 }, true); }
+        if (e.key === "Escape" && els.search.value) { els.search.value = ""; onSearch.cancel(); set({ q: "", offset: 0 }, true); }
+      });
+      els.sort = selectEl("sort", [["growth", "Growth"], ["count", "Count"], ["name", "Name"]], st.sort,
+        (v) => set({ sort: v, offset: 0 }), "Sort by");
+      els.limit = selectEl("page-size", PAGE_SIZES.map((n) => [n, n + " per page"]), st.limit,
+        (v) => set({ limit: parseInt(v, 10), offset: 0 }), "Page size");
+      ensureOption(els.limit, st.limit, st.limit + " per page");
+      els.pid = selectEl("pid-filter", [["", "All live workers"]], st.pid, (v) => set({ pid: v, offset: 0 }), "Worker");
+      els.mode = h("div", { class: "segmented", id: "view-mode", role: "group", "aria-label": "Lines" },
+        h("button", { type: "button", dataset: { mode: "merged" }, onclick: () => set({ view: "merged" }) }, "Merged"),
+        h("button", { type: "button", dataset: { mode: "workers" }, onclick: () => set({ view: "workers" }) }, "Per worker"));
+      els.pagerTop = h("div", { class: "pager-slot", id: "pager-top" });
+      els.pagerBottom = h("div", { class: "pager-slot", id: "pager-bottom" });
+      els.summary = h("div", { class: "summary", id: "history-summary" });
+      els.results = h("div", { id: "results", dataset: { state: "loading" } }, loadingBlock("Loading history…"));
+      main.append(
+        h("section", { class: "toolbar", id: "history-toolbar" },
+          field("Search", els.search, "grow"),
+          field("Sort", els.sort),
+          field("Worker", els.pid),
+          field("Lines", els.mode),
+          field("Page size", els.limit)),
+        h("div", { class: "bar-row" }, els.summary, els.pagerTop),
+        els.results,
+        els.pagerBottom);
+      syncControls();
+      fillPidOptions();
+      load(false);
+    }
+    function canUpdate() { return true; }
+    function update(r) {
+      const next = readParams(r.params);
+      const same = JSON.stringify(next) === JSON.stringify(st);
+      st = next;
+      syncControls();
+      if (!same) load(false);
+    }
+    function syncControls() {
+      if (document.activeElement !== els.search && els.search.value.trim() !== st.q) els.search.value = st.q;
+      els.sort.value = st.sort;
+      ensureOption(els.limit, st.limit, st.limit + " per page");
+      if (st.pid) ensureOption(els.pid, st.pid, "pid " + st.pid); else els.pid.value = "";
+      for (const b of els.mode.querySelectorAll("button")) {
+        b.classList.toggle("on", b.dataset.mode === st.view);
+        b.setAttribute("aria-pressed", b.dataset.mode === st.view ? "true" : "false");
+      }
+    }
+    function fillPidOptions() {
+      if (!procsData) return;
+      const seen = new Set([""]);
+      const keep = els.pid.value;
+      fill(els.pid, h("option", { value: "" }, "All live workers"));
+      const byPid = new Map();
+      for (const p of procsData.procs || []) byPid.set(p.pid, p); // latest incarnation of each pid wins
+      for (const p of byPid.values()) {
+        if (seen.has(String(p.pid))) continue;
+        seen.add(String(p.pid));
+        els.pid.append(h("option", { value: String(p.pid) }, "pid " + p.pid + (p.alive ? "" : " (dead)")));
+      }
+      if (keep && !seen.has(keep)) els.pid.append(h("option", { value: keep }, "pid " + keep));
+      els.pid.value = st.pid || "";
+    }
+
+    async function load(quiet) {
+      const my = ++seq;
+      const want = Object.assign({}, st);
+      if (!quiet) {
+        els.results.dataset.state = "loading";
+        if (!data) fill(els.results, loadingBlock("Loading history…"));
+        else els.results.classList.add("stale");
+      }
+      const procsP = loadProcs().catch(() => null);
+      try {
+        const d = await api("history", {
+          q: want.q, sort: want.sort, limit: want.limit, offset: want.offset || null, pid: want.pid || null,
+          workers: want.view === "workers" ? 1 : null, points: 360,
+        });
+        await procsP;
+        if (my !== seq) return;
+        data = d;
+        fillPidOptions();
+        render(quiet);
+        markUpdated();
+      } catch (err) {
+        if (my !== seq) return;
+        if (quiet && data) { showBanner(err); return; }
+        data = null;
+        els.results.classList.remove("stale");
+        els.results.dataset.state = "error";
+        fill(els.results, errorBox(err, () => load(false)));
+        clear(els.pagerTop); clear(els.pagerBottom); clear(els.summary);
+      }
+    }
+
+    function render(keepScroll) {
+      const y = window.scrollY;
+      hideBanner();
+      els.results.classList.remove("stale");
+      const d = data;
+      const total = d.total || 0;
+      fill(els.summary, 
+        h("span", { id: "type-total", dataset: { total: String(total) } }, fmtInt(total) + (total === 1 ? " type" : " types")),
+        st.q ? h("span", null, " matching ", h("code", null, st.q)) : null,
+        h("span", { class: "muted" }, st.pid ? " · pid " + st.pid : " · merged over live workers"),
+        d.times && d.times.length ? h("span", { class: "muted" }, " · " + d.times.length + " points, " +
+          fmtDateTime(d.times[0]).slice(5, 16) + " → " + fmtDateTime(d.times[d.times.length - 1]).slice(5, 16)) : null);
+      const go = (off) => set({ offset: Math.max(0, off) });
+      clear(els.pagerTop);
+      clear(els.pagerBottom);
+      if (total > 0) {
+        els.pagerTop.append(pager("pager", d.offset || 0, st.limit, total, "types", go));
+        els.pagerBottom.append(pager(null, d.offset || 0, st.limit, total, "types", go));
+      }
+      clear(els.results);
+      els.results.dataset.state = "ready";
+      const types = d.types || [];
+      if (!types.length) {
+        let msg;
+        if (st.q) msg = h("span", null, "No type matches ", h("code", null, st.q), ".");
+        else if (st.offset && total) msg = h("span", null, "This page is past the end. ", h("a", { href: toHash(Object.assign({}, st, { offset: 0 })) }, "Back to the first page"));
+        else msg = "No samples yet: the collector stores its first sample after one interval.";
+        els.results.append(h("div", { class: "empty" }, msg));
+      } else {
+        const grid = h("div", { class: "cards", id: "cards" });
+        for (const t of types) grid.append(card(t));
+        els.results.append(grid);
+        drawAll();
+      }
+      if (keepScroll) window.scrollTo(0, y);
+    }
+
+    function seriesFor(t) {
+      if (st.view === "workers" && Array.isArray(t.workers)) {
+        const alive = new Set((procsData && procsData.procs || []).filter((p) => p.alive).map((p) => incKey(p.pid, p.start)));
+        return t.workers.map((w) => ({
+          label: "pid " + w.pid + (procsData && !alive.has(incKey(w.pid, w.start)) ? " (dead)" : ""),
+          colour: colourFor(w.pid, w.start), values: w.counts || [], dim: procsData && !alive.has(incKey(w.pid, w.start)),
+        }));
+      }
+      return [{ label: st.pid ? "pid " + st.pid : "all live workers", colour: "var(--accent)", values: t.counts || [] }];
+    }
+
+    function card(t) {
+      const growthCls = t.growth > 0 ? "up" : t.growth < 0 ? "down" : "flat";
+      const objHash = hashFor("objects", { group: t.name, pid: st.pid || null });
+      const c = h("article", { class: "type-card", dataset: { type: t.name, count: String(t.count), growth: String(t.growth) } },
+        h("header", { class: "card-head" },
+          h("a", { class: "type-name", href: objHash, title: t.name + " — show its live objects" }, t.name),
+          h("a", { class: "btn small ghost objects-link", href: objHash, title: "Live objects of " + t.name }, "Objects →")),
+        h("div", { class: "stats" },
+          h("span", { class: "stat count", title: "Live objects now" }, h("span", { class: "stat-label" }, "count"), h("b", { class: "value" }, fmtInt(t.count))),
+          h("span", { class: "stat growth " + growthCls, title: "Growth since the first stored sample" },
+            h("span", { class: "stat-label" }, "growth"), h("b", { class: "value" }, fmtSigned(t.growth))),
+          t.bytes !== undefined && t.bytes !== null ? h("span", { class: "stat bytes", title: "Shallow size now" },
+            h("span", { class: "stat-label" }, "size"), h("b", { class: "value" }, fmtBytes(t.bytes))) : null),
+        h("div", { class: "chart" }));
+      if (st.view === "workers" && Array.isArray(t.workers)) {
+        const leg = h("div", { class: "legend" });
+        for (const se of seriesFor(t)) leg.append(h("span", { class: "legend-item" + (se.dim ? " dim" : "") },
+          h("span", { class: "swatch", style: "background:" + se.colour }), se.label));
+        c.append(leg);
+      }
+      c._type = t;
+      return c;
+    }
+    function drawAll() {
+      if (!data) return;
+      for (const c of els.results.querySelectorAll(".type-card")) {
+        drawChart(c.querySelector(".chart"), data.times || [], seriesFor(c._type),
+          { area: st.view !== "workers", ariaLabel: "count of " + c._type.name + " over time" });
+      }
+    }
+    function refresh() { return load(true); }
+    function unmount() { onSearch.cancel(); seq++; }
+    return { mount, update, canUpdate, refresh, unmount, redraw: drawAll };
+  }
+
+  // ------------------------------------------------------------------ Workers view
+  function workersView() {
+    let seq = 0, els = {};
+    function mount(main) {
+      els.store = h("section", { class: "panel", id: "store-panel" });
+      els.results = h("div", { id: "results", dataset: { state: "loading" } }, loadingBlock("Loading workers…"));
+      main.append(h("h1", { class: "page-title" }, "Workers"),
+        h("p", { class: "muted lead" }, "Every process incarnation in the store, alive or dead, oldest first. A reused pid is a new incarnation."),
+        els.results, els.store);
+      load(false);
+    }
+    async function load(quiet) {
+      const my = ++seq;
+      try {
+        const d = await loadProcs();
+        if (my !== seq) return;
+        render(d, quiet);
+        markUpdated();
+        hideBanner();
+      } catch (err) {
+        if (my !== seq) return;
+        if (quiet && els.results.dataset.state === "ready") { showBanner(err); return; }
+        els.results.dataset.state = "error";
+        fill(els.results, errorBox(err, () => load(false)));
+      }
+    }
+    function render(d, keepScroll) {
+      const y = window.scrollY;
+      const procs = d.procs || [];
+      const self = d.self;
+      const alive = procs.filter((p) => p.alive).length;
+      const table = h("table", { class: "table", id: "workers-table" },
+        h("thead", null, h("tr", null, ["pid", "status", "started", "last seen", "ended", "samples", "RSS", "interval", "host", "command", ""].map(
+          (x) => h("th", { class: ["samples", "RSS", "interval"].includes(x) ? "num" : null }, x)))),
+        h("tbody", null, procs.map((p) => {
+          const isSelf = self && self.pid === p.pid && self.start === p.start;
+          const status = p.alive ? "alive" : p.ended ? "ended" : "dead";
+          return h("tr", { class: "proc-row " + status + (isSelf ? " self" : ""), dataset: { pid: String(p.pid), start: String(p.start), alive: p.alive ? "1" : "0" } },
+            h("td", { class: "mono" }, h("span", { class: "swatch", style: "background:" + colourFor(p.pid, p.start) }), String(p.pid),
+              isSelf ? h("span", { class: "badge self-badge", title: "This worker answered the request" }, "answering") : null),
+            h("td", null, h("span", { class: "badge " + status, title: p.alive ? "running" : p.ended ? "exited cleanly" : "gone without a clean exit (killed?)" }, status)),
+            h("td", { title: fmtDateTime(p.started) }, fmtDateTime(p.started)),
+            h("td", { title: fmtDateTime(p.last_seen) }, fmtAgo(p.last_seen)),
+            h("td", null, p.ended ? fmtDateTime(p.ended) : "–"),
+            h("td", { class: "num" }, fmtInt(p.samples)),
+            h("td", { class: "num" }, p.rss ? fmtBytes(p.rss) : "–"),
+            h("td", { class: "num" }, p.interval ? p.interval + " s" : "–"),
+            h("td", null, p.host || "–"),
+            h("td", { class: "argv", title: p.argv || "" }, truncate(p.argv || "–", 80)),
+            h("td", { class: "actions" },
+              h("a", { href: hashFor("history", { pid: p.pid }), class: "btn small ghost" }, "History"),
+              p.alive ? h("a", { href: hashFor("objects", { pid: p.pid }), class: "btn small ghost" }, "Objects") : null));
+        })));
+      els.results.dataset.state = "ready";
+      fill(els.results, 
+        h("div", { class: "summary" }, h("b", null, String(alive)), " alive of ", h("b", null, String(procs.length)), " incarnations"),
+        procs.length ? h("div", { class: "table-wrap" }, table) : h("div", { class: "empty" }, "No process has written to this store yet."));
+      const st = d.store || {};
+      const used = st.used_bytes || 0, maxb = st.max_bytes || st.map_size || 0;
+      fill(els.store, h("h2", null, "Store"),
+        h("dl", { class: "kv" },
+          h("dt", null, "path"), h("dd", null, h("code", null, st.path || "–")),
+          h("dt", null, "used"), h("dd", null, fmtBytes(used), maxb ? " of " + fmtBytes(maxb) : "",
+            maxb ? h("span", { class: "meter" }, h("span", { style: "width:" + Math.min(100, (100 * used) / maxb).toFixed(1) + "%" })) : null),
+          h("dt", null, "map size"), h("dd", null, fmtBytes(st.map_size)),
+          h("dt", null, "types"), h("dd", null, fmtInt(st.types)),
+          h("dt", null, "retention"), h("dd", null, fmtInt(st.max_samples) + " samples, " + fmtDuration(st.max_age_s)),
+          h("dt", null, "schema"), h("dd", null, st.schema === undefined ? "–" : String(st.schema))));
+      if (keepScroll) window.scrollTo(0, y);
+    }
+    return { mount, canUpdate: () => true, update: () => load(false), refresh: () => load(true), unmount: () => { seq++; } };
+  }
+
+  // ------------------------------------------------------------------ Objects view
+  const FETCH_SIZES = [50, 100, 500, 1000, 5000, 10000];
+  const OBJ_PAGE_SIZES = [10, 20, 50, 100, 500];
+  function objectsView() {
+    let st = null, data = null, seq = 0, els = {}, loadedKey = null;
+    function readParams(p) {
+      return {
+        group: (p.get("group") || "").slice(0, 1024),
+        pid: /^\d{1,7}$/.test(p.get("pid") || "") ? p.get("pid") : "",
+        fetch: intParam(p, "fetch", 100, 1, 10000),
+        page: intParam(p, "page", 20, 1, 10000),
+        p: intParam(p, "p", 1, 1, 1e6),
+        offset: intParam(p, "offset", 0, 0, 1e9),
+      };
+    }
+    function toHash(x) {
+      return hashFor("objects", { group: x.group || null, pid: x.pid || null, fetch: x.fetch, page: x.page,
+        p: x.p > 1 ? x.p : null, offset: x.offset || null });
+    }
+    function set(ch, replace) { navigate(toHash(Object.assign({}, st, ch)), replace); }
+    const fetchKey = (x) => [x.group, x.pid, x.fetch, x.offset].join("\u0000");
+
+    function mount(main, r) {
+      st = readParams(r.params);
+      els.group = h("input", { id: "group", type: "text", value: st.group, placeholder: "Type name, e.g. app.models.Session",
+        spellcheck: "false", autocomplete: "off", "aria-label": "Type name" });
+      const submitGroup = () => { if (els.group.value.trim() !== st.group) set({ group: els.group.value.trim(), p: 1, offset: 0 }); };
+      els.group.addEventListener("change", submitGroup);
+      els.group.addEventListener("keydown", (e) => { if (e.key === "Enter") submitGroup(); });
+      els.worker = selectEl("worker", [["", "Answering worker"]], st.pid, (v) => set({ pid: v, p: 1, offset: 0 }), "Worker");
+      els.fetch = selectEl("fetch-size", FETCH_SIZES.map((n) => [n, "fetch " + fmtInt(n)]), st.fetch, (v) => set({ fetch: parseInt(v, 10), p: 1, offset: 0 }), "Fetch size");
+      els.page = selectEl("obj-page-size", OBJ_PAGE_SIZES.map((n) => [n, n + " per page"]), st.page, (v) => set({ page: parseInt(v, 10), p: 1 }), "Page size");
+      els.head = h("div", { class: "bar-row", id: "objects-head" });
+      els.results = h("div", { id: "results", dataset: { state: "loading" } });
+      main.append(
+        h("section", { class: "toolbar", id: "objects-toolbar" },
+          field("Type", els.group, "grow"), field("Worker", els.worker), field("Fetch size", els.fetch), field("Page size", els.page)),
+        els.head, els.results);
+      sync();
+      fillWorkers();
+      loadProcs().then(fillWorkers, () => {});
+      load();
+    }
+    function sync() {
+      if (document.activeElement !== els.group) els.group.value = st.group;
+      ensureOption(els.fetch, st.fetch, "fetch " + fmtInt(st.fetch));
+      ensureOption(els.page, st.page, st.page + " per page");
+      if (st.pid) ensureOption(els.worker, st.pid, "pid " + st.pid); else els.worker.value = "";
+    }
+    function fillWorkers() {
+      if (!procsData) return;
+      fill(els.worker, h("option", { value: "" }, "Answering worker"));
+      const self = procsData.self;
+      const seen = new Set();
+      for (const p of procsData.procs || []) {
+        if (!p.alive || seen.has(p.pid)) continue;
+        seen.add(p.pid);
+        els.worker.append(h("option", { value: String(p.pid) }, "pid " + p.pid + (self && self.pid === p.pid ? " (answering)" : "")));
+      }
+      if (st.pid && !seen.has(Number(st.pid))) els.worker.append(h("option", { value: st.pid }, "pid " + st.pid + " (not alive?)"));
+      els.worker.value = st.pid || "";
+    }
+    function canUpdate() { return true; }
+    function update(r) {
+      st = readParams(r.params);
+      sync();
+      if (fetchKey(st) !== loadedKey) load(); else if (data) render();
+    }
+    async function load() {
+      const my = ++seq;
+      clear(els.head);
+      if (!st.group) { loadedKey = fetchKey(st); data = null; pickType(); return; }
+      els.results.dataset.state = "loading";
+      fill(els.results, loadingBlock("Asking " + (st.pid ? "pid " + st.pid : "the answering worker") + " for its live " + st.group + " objects…"));
+      try {
+        const d = await api("objects", { group: st.group, pid: st.pid || null, limit: st.fetch, offset: st.offset || null });
+        if (my !== seq) return;
+        data = d;
+        loadedKey = fetchKey(st);
+        render();
+      } catch (err) {
+        if (my !== seq) return;
+        data = null;
+        loadedKey = null;
+        els.results.dataset.state = "error";
+        fill(els.results, errorBox(err, load));
+      }
+    }
+    async function pickType() {
+      els.results.dataset.state = "ready";
+      const list = h("div", { class: "chips", id: "type-chips" }, loadingBlock());
+      fill(els.results, h("div", { class: "empty" }, "Choose a type above, or one of the fastest-growing types:"), list);
+      try {
+        const d = await api("history", { sort: "growth", limit: 30, points: 2, pid: st.pid || null });
+        clear(list);
+        for (const t of d.types || []) list.append(h("a", { class: "chip", href: toHash(Object.assign({}, st, { group: t.name, p: 1, offset: 0 })) },
+          h("span", { class: "mono" }, t.name), h("span", { class: "chip-n" }, fmtSigned(t.growth))));
+      } catch (err) { fill(list, errorBox(err)); }
+    }
+    function render() {
+      const d = data, objs = d.objects || [];
+      const pages = Math.max(1, Math.ceil(objs.length / st.page));
+      const p = clamp(st.p, 1, pages);
+      const start = (p - 1) * st.page;
+      const shown = objs.slice(start, start + st.page);
+      const off = d.offset || 0;
+      fill(els.head, 
+        h("div", { class: "summary" },
+          h("b", { class: "mono" }, d.group || st.group), " in ", h("b", { class: "mono", id: "objects-pid" }, "pid " + d.pid), ": ",
+          h("span", { id: "objects-total", dataset: { total: String(d.total) } }, fmtInt(d.total) + " live"),
+          h("span", { class: "muted" }, " · fetched " + (objs.length ? fmtInt(off + 1) + "–" + fmtInt(off + objs.length) : "none"))),
+        h("div", { class: "fetch-nav" },
+          off > 0 ? h("button", { type: "button", class: "btn small", id: "fetch-prev", onclick: () => set({ offset: Math.max(0, off - st.fetch), p: 1 }) }, "‹ Fetch previous " + fmtInt(st.fetch)) : null,
+          off + objs.length < d.total ? h("button", { type: "button", class: "btn small", id: "fetch-next", onclick: () => set({ offset: off + objs.length, p: 1 }) }, "Fetch next " + fmtInt(Math.min(st.fetch, d.total - off - objs.length)) + " ›") : null));
+      els.results.dataset.state = "ready";
+      clear(els.results);
+      if (!objs.length) {
+        els.results.append(h("div", { class: "empty" }, "No live ", h("code", null, st.group), " object in pid " + d.pid + " right now (they may have been freed, or live in another worker)."));
+        return;
+      }
+      const go = (o) => set({ p: Math.floor(o / st.page) + 1 }, true);
+      const table = h("table", { class: "table", id: "objects-table" },
+        h("thead", null, h("tr", null, h("th", { class: "num" }, "#"), h("th", null, "id"), h("th", null, "repr"), h("th", { class: "num" }, "size"))),
+        h("tbody", null, shown.map((o, i) => {
+          const href = hashFor("object/" + o.id, { pid: d.pid });
+          const row = h("tr", { class: "obj-row", dataset: { id: String(o.id) } },
+            h("td", { class: "num muted" }, fmtInt(off + start + i + 1)),
+            h("td", { class: "mono" }, h("a", { class: "obj-link", href }, String(o.id))),
+            h("td", { class: "repr", title: truncate(o.repr, 2000) }, truncate(o.repr, 200)),
+            h("td", { class: "num" }, fmtBytes(o.size)));
+          row.addEventListener("click", (e) => { if (!e.target.closest("a") && !window.getSelection().toString()) location.hash = href; });
+          return row;
+        })));
+      els.results.append(pager("obj-pager", start, st.page, objs.length, "fetched", go), h("div", { class: "table-wrap" }, table),
+        pager(null, start, st.page, objs.length, "fetched", go));
+    }
+    return { mount, update, canUpdate, unmount: () => { seq++; } };
+  }
+
+  // ------------------------------------------------------------------ Object detail view
+  function objectView() {
+    let seq = 0, key = null;
+    function mount(main, r) { show(main, r); }
+    function canUpdate() { return true; }
+    function update(r) { const m = $("#main"); clear(m); show(m, r); window.scrollTo(0, 0); }
+    function show(main, r) {
+      const my = ++seq;
+      const id = r.segs[1] || "";
+      const pid = /^\d{1,7}$/.test(r.params.get("pid") || "") ? r.params.get("pid") : "";
+      key = id + "@" + pid;
+      if (!/^\d{1,20}$/.test(id)) {
+        main.append(errorBox(new ApiError(400, "“" + id + "” is not an object id.")));
+        return;
+      }
+      const q = { pid: pid || null };
+      const head = h("section", { class: "obj-head", id: "object-head" }, loadingBlock("Loading object " + id + "…"));
+      const reprS = h("section", { class: "panel", id: "repr-panel" }, h("h2", null, "repr"), loadingBlock());
+      const attrsS = h("section", { class: "panel", id: "attrs-panel" }, h("h2", null, "Attributes"), loadingBlock());
+      const pathS = h("section", { class: "panel", id: "path-panel" }, h("h2", null, "Why is it alive?"), loadingBlock("Searching the shortest path from a root…"));
+      const parentsS = h("section", { class: "panel", id: "parents-panel" }, h("h2", null, "Parents ", h("span", { class: "muted small" }, "objects that refer to it")), loadingBlock());
+      const childrenS = h("section", { class: "panel", id: "children-panel" }, h("h2", null, "Children ", h("span", { class: "muted small" }, "objects it refers to")), loadingBlock());
+      const grid = h("div", { class: "detail-grid" },
+        h("div", { class: "col" }, reprS, attrsS, pathS),
+        h("div", { class: "col" }, parentsS, childrenS));
+      main.append(head, grid);
+
+      const stillHere = () => my === seq;
+      const replaceBody = (sec, ...nodes) => { const t = sec.firstChild; fill(sec, t, ...nodes); };
+
+      api("objects/" + id, q).then((o) => {
+        if (!stillHere()) return;
+        const pidShown = o.pid !== undefined ? o.pid : pid;
+        const type = typeOf(o);
+        fill(head, 
+          h("div", { class: "crumbs" }, h("a", { href: hashFor("objects", { group: type, pid: pidShown || null }) }, "‹ all " + type + " objects"),
+            pidShown ? h("span", { class: "muted" }, " in pid " + pidShown) : null),
+          h("h1", { class: "page-title mono", id: "object-title" }, h("span", { class: "obj-type" }, type), " ", h("span", { class: "muted" }, "#" + o.id)),
+          h("div", { class: "stats" },
+            h("span", { class: "stat" }, h("span", { class: "stat-label" }, "id"), h("b", { class: "mono", id: "object-id" }, String(o.id))),
+            h("span", { class: "stat" }, h("span", { class: "stat-label" }, "pid"), h("b", null, pidShown ? String(pidShown) : "–")),
+            h("span", { class: "stat" }, h("span", { class: "stat-label" }, "size"), h("b", null, fmtBytes(o.size))),
+            o.obj_name && o.obj_name !== o.type_name ? h("span", { class: "stat" }, h("span", { class: "stat-label" }, "name"), h("b", { class: "mono" }, o.obj_name)) : null));
+        replaceBody(reprS, h("pre", { class: "repr-box", id: "repr" }, o.repr));
+        const attrs = Object.entries(o.attrs || {});
+        replaceBody(attrsS, attrs.length
+          ? h("div", { class: "table-wrap" }, h("table", { class: "table kv-table", id: "attrs" },
+            h("tbody", null, attrs.map(([k, v]) => h("tr", { class: "attr-row", dataset: { name: k } }, h("th", { class: "mono" }, k), h("td", { class: "repr" }, v))))))
+          : h("div", { class: "empty small", id: "attrs" }, "No attributes (no instance __dict__ or slots)."));
+        if (o.parents_count !== undefined) parentsS.querySelector("h2").append(h("span", { class: "count-pill" }, fmtInt(o.parents_count)));
+        if (o.children_count !== undefined) childrenS.querySelector("h2").append(h("span", { class: "count-pill" }, fmtInt(o.children_count)));
+      }, (err) => {
+        if (!stillHere()) return;
+        fill(head, 
+          h("div", { class: "crumbs" }, h("a", { href: "javascript:history.back()" }, "‹ back")),
+          h("h1", { class: "page-title mono" }, "object " + id, pid ? h("span", { class: "muted" }, " in pid " + pid) : null),
+          errorBox(err, () => update(parseHash())));
+        if (err instanceof ApiError && err.status === 404) grid.remove(); // the other panels would repeat the error
+      });
+
+      api("objects/" + id + "/path", q).then((d) => {
+        if (!stillHere()) return;
+        if (!d.found || !d.path || !d.path.length) {
+          replaceBody(pathS, h("div", { class: "empty small", id: "path", dataset: { found: "0" } },
+            "No root (module or running thread's frame) reaches this object: it is kept alive by a reference cycle, by C code, or it is about to be freed."));
+          return;
+        }
+        replaceBody(pathS, h("ol", { class: "path", id: "path", dataset: { found: "1" } }, d.path.map((step, i) =>
+          h("li", { class: "path-step" + (i === d.path.length - 1 ? " target" : "") },
+            step.via ? h("div", { class: "via" }, "↳ ", h("code", null, step.via)) : h("div", { class: "via root" }, "root"),
+            objLink(step.object, d.pid !== undefined ? d.pid : pid, i === d.path.length - 1)))));
+      }, (err) => { if (stillHere()) replaceBody(pathS, errorBox(err)); });
+
+      refList(parentsS, "parents", id, pid, stillHere);
+      refList(childrenS, "children", id, pid, stillHere);
+    }
+    function objLink(o, pid, current) {
+      const body = [h("span", { class: "obj-type mono" }, typeOf(o)), h("span", { class: "obj-repr" }, truncate(o.repr, 160)),
+        h("span", { class: "obj-size muted" }, fmtBytes(o.size))];
+      if (current) return h("span", { class: "obj-link current", dataset: { id: String(o.id) } }, body);
+      return h("a", { class: "obj-link", href: hashFor("object/" + o.id, { pid: pid || null }), dataset: { id: String(o.id) }, title: "id " + o.id }, body);
+    }
+    function refList(sec, which, id, pid, stillHere) {
+      const LIMIT = 50;
+      const list = h("ul", { class: "obj-list", id: which });
+      const more = h("div", { class: "more" });
+      let offset = 0;
+      const title = sec.firstChild;
+      async function page() {
+        try {
+          const d = await api("objects/" + id + "/" + which, { pid: pid || null, offset: offset || null, limit: LIMIT });
+          if (!stillHere()) return;
+          if (offset === 0) fill(sec, title, list, more);
+          for (const o of d.objects || []) list.append(h("li", null, objLink(o, d.pid !== undefined ? d.pid : pid, false)));
+          offset += (d.objects || []).length;
+          clear(more);
+          if (!offset) list.replaceWith(h("div", { class: "empty small", id: which }, which === "parents" ? "No tracked object refers to it." : "It refers to no tracked object."));
+          else if (offset < d.total) more.append(h("button", { type: "button", class: "btn small", onclick: page }, "Show more (" + fmtInt(d.total - offset) + " left)"));
+        } catch (err) {
+          if (!stillHere()) return;
+          if (offset === 0) fill(sec, title, errorBox(err));
+          else fill(more, errorBox(err, page));
+        }
+      }
+      page();
+    }
+    return { mount, update, canUpdate, unmount: () => { seq++; } };
+  }
+
+  const VIEWS = { history: historyView, workers: workersView, objects: objectsView, object: objectView };
+
+  // ------------------------------------------------------------------ banner (errors during auto-refresh)
+  function showBanner(err) {
+    const b = $("#banner");
+    fill(b, errorBox(err));
+    b.firstChild.append(h("span", { class: "muted small" }, " — showing the last data received; auto-refresh keeps trying."));
+    b.hidden = false;
+  }
+  function hideBanner() { $("#banner").hidden = true; }
+
+  // ------------------------------------------------------------------ auto-refresh
+  const REFRESH_MS = 10000;
+  const autoBox = $("#auto-refresh");
+  let autoOn = true;
+  try { autoOn = localStorage.getItem("pyloot.autoRefresh") !== "0"; } catch (e) { /* storage disabled */ }
+  autoBox.checked = autoOn;
+  autoBox.addEventListener("change", () => {
+    autoOn = autoBox.checked;
+    try { localStorage.setItem("pyloot.autoRefresh", autoOn ? "1" : "0"); } catch (e) { /* ignore */ }
+  });
+  setInterval(() => {
+    if (!autoOn || document.hidden || inflight > 0 || !current || !current.view.refresh) return;
+    if (!$("#tooltip").hidden) return; // do not redraw under the user's pointer
+    current.view.refresh();
+  }, REFRESH_MS);
+
+  window.addEventListener("resize", debounce(() => {
+    if (current && current.view.redraw) current.view.redraw();
+  }, 150));
+  window.addEventListener("hashchange", route);
+  window.addEventListener("scroll", hideTip, { passive: true });
+  document.body.dataset.loading = "0";
+  loadProcs().catch((err) => { if (!current || current.name !== "workers") showBanner(err); });
+  route();
+})();
