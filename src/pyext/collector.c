@@ -405,6 +405,7 @@ static int thread_collect(pl_store *store, const pl_incarnation *self, int gc_co
 
 static void *collector_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "pyloot-collect");
     pthread_mutex_lock(&state_lock);
     pl_store *store = C.store;
     pl_incarnation self = C.self;

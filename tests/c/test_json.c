@@ -1,1 +1,118 @@
-int main(void) { return 0; }
+/* JSON writer, buffers, gzip and Accept-Encoding parsing. */
+#include <stdint.h>
+#include <string.h>
+
+#include <zlib.h>
+
+#include "pyloot/buf.h"
+#include "pyloot/gzip.h"
+#include "pyloot/json.h"
+#include "test.h"
+
+static void test_escapes(void)
+{
+    pl_buf b = PL_BUF_INIT;
+    pl_json_str(&b, "a\"b\\c\nd\te\x01", 10);
+    CHECK_EQ_STR(pl_buf_cstr(&b), "\"a\\\"b\\\\c\\nd\\te\\u0001\"");
+    pl_buf_reset(&b);
+    pl_json_str(&b, "x\0y", 3);
+    CHECK_EQ_STR(pl_buf_cstr(&b), "\"x\\u0000y\"");
+    pl_buf_free(&b);
+}
+
+static void test_utf8(void)
+{
+    pl_buf b = PL_BUF_INIT;
+    pl_json_cstr(&b, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x8d");
+    CHECK_EQ_STR(pl_buf_cstr(&b), "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x8d\"");
+    pl_buf_reset(&b);
+    /* invalid: lone continuation, overlong, surrogate, truncated */
+    pl_json_cstr(&b, "a\x80" "b\xc0\xaf" "c\xed\xa0\x80" "d\xe2\x82");
+    CHECK_EQ_STR(pl_buf_cstr(&b),
+                 "\"a\\ufffdb\\ufffd\\ufffdc\\ufffd\\ufffd\\ufffdd\\ufffd\\ufffd\"");
+    pl_buf_free(&b);
+}
+
+static void test_numbers(void)
+{
+    pl_buf b = PL_BUF_INIT;
+    pl_json_u64(&b, UINT64_MAX);
+    pl_buf_putc(&b, ' ');
+    pl_json_i64(&b, INT64_MIN);
+    pl_buf_putc(&b, ' ');
+    pl_json_f64(&b, 0.5);
+    pl_buf_putc(&b, ' ');
+    pl_json_f64(&b, 1.0 / 0.0);
+    CHECK_EQ_STR(pl_buf_cstr(&b), "18446744073709551615 -9223372036854775808 0.5 null");
+    pl_buf_reset(&b);
+    pl_json_error(&b, "no \"such\" thing");
+    CHECK_EQ_STR(pl_buf_cstr(&b), "{\"error\":\"no \\\"such\\\" thing\"}");
+    pl_buf_free(&b);
+}
+
+static void test_buf_growth(void)
+{
+    pl_buf b = PL_BUF_INIT;
+    for (int i = 0; i < 100000; i++)
+        pl_buf_printf(&b, "%d,", i % 10);
+    CHECK_EQ_INT(b.len, 200000);
+    CHECK_EQ_INT(b.err, 0);
+    size_t len;
+    char *data = pl_buf_detach(&b, &len);
+    CHECK_EQ_INT(len, 200000);
+    CHECK(data && data[0] == '0' && data[1] == ',');
+    CHECK(b.data == NULL && b.len == 0);
+    free(data);
+    pl_buf_free(&b); /* on an empty buffer: no-op */
+}
+
+static void test_gzip_round_trip(void)
+{
+    pl_buf in = PL_BUF_INIT, out = PL_BUF_INIT;
+    for (int i = 0; i < 5000; i++)
+        pl_buf_printf(&in, "{\"name\":\"type%d\",\"count\":%d}", i % 50, i);
+    CHECK_OK(pl_gzip(in.data, in.len, &out));
+    CHECK(out.len > 18 && out.len < in.len / 4);
+    CHECK((unsigned char)out.data[0] == 0x1f && (unsigned char)out.data[1] == 0x8b);
+    unsigned char *back = malloc(in.len);
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    CHECK(inflateInit2(&zs, 15 + 16) == Z_OK);
+    zs.next_in = (unsigned char *)out.data;
+    zs.avail_in = (uInt)out.len;
+    zs.next_out = back;
+    zs.avail_out = (uInt)in.len;
+    CHECK(inflate(&zs, Z_FINISH) == Z_STREAM_END);
+    CHECK_EQ_INT(zs.total_out, in.len);
+    CHECK(memcmp(back, in.data, in.len) == 0);
+    inflateEnd(&zs);
+    free(back);
+    pl_buf_free(&in);
+    pl_buf_free(&out);
+}
+
+static void test_accept_encoding(void)
+{
+    CHECK(pl_accepts_gzip("gzip"));
+    CHECK(pl_accepts_gzip("deflate, gzip;q=0.5"));
+    CHECK(pl_accepts_gzip("GZIP"));
+    CHECK(pl_accepts_gzip("*"));
+    CHECK(pl_accepts_gzip("br, x-gzip"));
+    CHECK(!pl_accepts_gzip(NULL));
+    CHECK(!pl_accepts_gzip(""));
+    CHECK(!pl_accepts_gzip("identity"));
+    CHECK(!pl_accepts_gzip("gzip;q=0"));
+    CHECK(!pl_accepts_gzip("gzipx"));
+    CHECK(!pl_accepts_gzip("deflate, br"));
+}
+
+int main(void)
+{
+    RUN(test_escapes);
+    RUN(test_utf8);
+    RUN(test_numbers);
+    RUN(test_buf_growth);
+    RUN(test_gzip_round_trip);
+    RUN(test_accept_encoding);
+    return TEST_EXIT();
+}

@@ -1,0 +1,195 @@
+"""Shared fixtures: real gunicorn servers on loopback ports.
+
+Every server is started in its own session and stopped (and its process
+group killed) at the end of the test, whatever happens in the test.
+"""
+import gzip
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+APPS = Path(__file__).parent / "apps"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def child_pids(pid):
+    """The direct children of pid (from /proc)."""
+    kids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            kids.append(int(entry))
+    return sorted(kids)
+
+
+def thread_names(pid):
+    names = []
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                names.append(f.read().strip())
+    except OSError:
+        pass
+    return names
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.raw = body
+        self.body = gzip.decompress(body) if headers.get("Content-Encoding") == "gzip" else body
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def http(url, headers=None, timeout=20, method="GET", data=None):
+    req = urllib.request.Request(url, headers=headers or {}, method=method, data=data)
+    try:
+        with _opener.open(req, timeout=timeout) as r:
+            return Response(r.status, r.headers, r.read())
+    except urllib.error.HTTPError as e:
+        return Response(e.code, e.headers, e.read())
+
+
+def wait_until(predicate, timeout, interval=0.2, message="condition"):
+    """Polls predicate() until it returns a truthy value; fails after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out after %ss waiting for %s (last: %r)" % (timeout, message, last))
+
+
+class Gunicorn:
+    def __init__(self, proc, port, db, log_path, workers):
+        self.proc = proc
+        self.port = port
+        self.db = db
+        self.log_path = log_path
+        self.workers = workers
+        self.url = "http://127.0.0.1:%d" % port
+
+    @property
+    def master(self):
+        return self.proc.pid
+
+    def get(self, path, **kw):
+        return http(self.url + path, **kw)
+
+    def api(self, path, expect=200):
+        r = self.get("/_pyloot" + path)
+        assert r.status == expect, (path, r.status, r.body[:500])
+        return r.json()
+
+    def worker_pids(self):
+        return child_pids(self.master)
+
+    def log(self):
+        try:
+            return Path(self.log_path).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+@pytest.fixture
+def gunicorn(tmp_path):
+    """Factory: gunicorn(workers=4, worker_class="sync", preload=False, interval=0.5,
+    live_timeout=5, args=()) starts tests/python/apps/leaky.py and waits until
+    every worker answers."""
+    servers = []
+
+    def start(workers=4, worker_class="sync", preload=False, interval=0.5, live_timeout=5.0, args=()):
+        port = free_port()
+        db = tmp_path / ("store-%d" % len(servers))
+        log_path = tmp_path / ("gunicorn-%d.log" % len(servers))
+        cmd = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", worker_class,
+               "-b", "127.0.0.1:%d" % port, "--chdir", str(APPS), "--timeout", "60",
+               "--graceful-timeout", "5", *args]
+        if preload:
+            cmd.append("--preload")
+        cmd.append("leaky:app")
+        env = dict(os.environ)
+        env["PYLOOT_DB"] = str(db)
+        env["PYLOOT_TEST_INTERVAL"] = str(interval)
+        env["PYLOOT_TEST_LIVE_TIMEOUT"] = str(live_timeout)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
+        log = open(log_path, "wb")
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        log.close()
+        server = Gunicorn(proc, port, db, log_path, workers)
+        servers.append(server)
+
+        def ready():
+            if proc.poll() is not None:
+                raise AssertionError("gunicorn exited: %s" % server.log()[-3000:])
+            if len(server.worker_pids()) != workers:
+                return False
+            try:
+                return server.get("/pid", timeout=2).status == 200
+            except OSError:
+                return False
+
+        wait_until(ready, 60, message="gunicorn to start")
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def artifacts():
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
