@@ -1,1 +1,332 @@
-int main(void) { return 0; }
+/* The HTTP handler against a real store in a temporary directory: routes,
+ * parameter validation, gzip, and live-object forwarding between processes. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pyloot/handler.h"
+#include "pyloot/json.h"
+#include "pyloot/store.h"
+#include "test.h"
+
+static char dir[64];
+static pl_store *store;
+static pl_incarnation self;
+
+static void setup(void)
+{
+    strcpy(dir, "/tmp/pyloot-test-handler-XXXXXX");
+    if (!mkdtemp(dir))
+        abort();
+    pl_store_options opt;
+    memset(&opt, 0, sizeof opt);
+    opt.path = dir;
+    opt.map_size = 64u << 20;
+    CHECK_OK(pl_store_open(&store, &opt));
+    CHECK_OK(pl_proc_self(&self));
+    pl_proc_info info;
+    memset(&info, 0, sizeof info);
+    info.inc = self;
+    info.interval_ms = 1000;
+    info.first_seen_ms = info.last_seen_ms = pl_now_ms();
+    pl_proc_describe(&info);
+    CHECK_OK(pl_store_register(store, &info));
+    const char *names[] = {"app.Leak", "dict", "app.Other"};
+    size_t lens[] = {8, 4, 9};
+    uint32_t ids[3];
+    CHECK_OK(pl_store_type_ids(store, names, lens, 3, ids));
+    int64_t t0 = pl_now_ms() - 5000;
+    for (int i = 0; i < 5; i++) {
+        pl_type_count counts[] = {{ids[0], 10u * (i + 1), 480u * (i + 1)}, {ids[1], 500, 90000}, {ids[2], 7, 300}};
+        CHECK_OK(pl_store_append(store, &self, t0 + i * 1000, counts, 3));
+    }
+}
+
+static void teardown(void)
+{
+    pl_store_close(store);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
+
+static int fake_live(void *ctx, const pl_live_query *q, pl_buf *body, int *status)
+{
+    *status = 200;
+    return pl_buf_printf(body, "{\"pid\":%d,\"kind\":%d,\"group\":\"%s\",\"id\":%llu}", (int)getpid(),
+                         (int)q->kind, q->group, (unsigned long long)q->id);
+}
+
+static pl_handler *make_handler(int live, uint32_t timeout_ms)
+{
+    pl_handler_options opt;
+    memset(&opt, 0, sizeof opt);
+    opt.store = store;
+    opt.self = self;
+    opt.live = live ? fake_live : NULL;
+    opt.live_timeout_ms = timeout_ms;
+    pl_handler *h = NULL;
+    CHECK_OK(pl_handler_new(&h, &opt));
+    return h;
+}
+
+static int get(pl_handler *h, const char *path, const char *query, pl_response *resp)
+{
+    pl_request req = {"GET", path, query, NULL, 0, NULL, 0};
+    CHECK_OK(pl_handler_handle(h, &req, resp));
+    pl_buf_cstr(&resp->body);
+    return resp->status;
+}
+
+static void test_procs(void)
+{
+    pl_handler *h = make_handler(1, 0);
+    pl_response r;
+    CHECK_EQ_INT(get(h, "/api/procs", NULL, &r), 200);
+    CHECK_EQ_STR(r.content_type, "application/json");
+    char want[64];
+    snprintf(want, sizeof want, "\"self\":{\"pid\":%u,", self.pid);
+    CHECK(strstr(r.body.data, want) != NULL);
+    CHECK(strstr(r.body.data, "\"alive\":true") != NULL);
+    CHECK(strstr(r.body.data, "\"samples\":5") != NULL);
+    CHECK(strstr(r.body.data, dir) != NULL);
+    pl_response_free(&r);
+    pl_handler_free(h);
+}
+
+static void test_history(void)
+{
+    pl_handler *h = make_handler(1, 0);
+    pl_response r;
+    CHECK_EQ_INT(get(h, "/api/history", "q=APP.&sort=name", &r), 200);
+    CHECK(strstr(r.body.data, "\"total\":2") != NULL);
+    char *leak = strstr(r.body.data, "\"name\":\"app.Leak\"");
+    char *other = strstr(r.body.data, "\"name\":\"app.Other\"");
+    CHECK(leak && other && leak < other);
+    CHECK(strstr(r.body.data, "\"count\":50,\"bytes\":2400,\"growth\":40") != NULL);
+    CHECK(strstr(r.body.data, "\"dict\"") == NULL);
+    pl_response_free(&r);
+
+    CHECK_EQ_INT(get(h, "/api/history", "sort=growth&limit=1", &r), 200);
+    CHECK(strstr(r.body.data, "\"total\":3") != NULL);
+    CHECK(strstr(r.body.data, "\"name\":\"app.Leak\"") != NULL);
+    CHECK(strstr(r.body.data, "\"name\":\"dict\"") == NULL);
+    pl_response_free(&r);
+
+    CHECK_EQ_INT(get(h, "/api/history", "sort=count&limit=1&offset=1", &r), 200);
+    CHECK(strstr(r.body.data, "\"name\":\"app.Leak\"") != NULL);
+    pl_response_free(&r);
+
+    CHECK_EQ_INT(get(h, "/api/history", "q=app%2ELeak", &r), 200);
+    CHECK(strstr(r.body.data, "\"total\":1") != NULL);
+    pl_response_free(&r);
+
+    const char *bad[] = {"limit=0", "limit=1001", "limit=", "limit=1e3", "offset=-1", "sort=size",
+                         "pid=0", "q=%4", "q=%g0", "top=100001", "workers=yes", "points=5001",
+                         "limit=9999999999999999999", NULL};
+    for (int i = 0; bad[i]; i++) {
+        CHECK_EQ_INT(get(h, "/api/history", bad[i], &r), 400);
+        CHECK(strncmp(r.body.data, "{\"error\":", 9) == 0);
+        pl_response_free(&r);
+    }
+    CHECK_EQ_INT(get(h, "/api/history", "pid=4194304", &r), 404);
+    pl_response_free(&r);
+    pl_handler_free(h);
+}
+
+static void test_routes_and_methods(void)
+{
+    pl_handler *h = make_handler(0, 0);
+    pl_response r;
+    CHECK_EQ_INT(get(h, "/", NULL, &r), 200);
+    CHECK(strncmp(r.content_type, "text/html", 9) == 0);
+    pl_response_free(&r);
+    CHECK_EQ_INT(get(h, "/static/index.html", NULL, &r), 200);
+    pl_response_free(&r);
+    const char *missing[] = {"/static/", "/static/../CMakeLists.txt", "/static/.x", "/static/a/b",
+                             "/nope", "/api", "/api/objects/12/grandparents", NULL};
+    for (int i = 0; missing[i]; i++) {
+        CHECK_EQ_INT(get(h, missing[i], NULL, &r), 404);
+        pl_response_free(&r);
+    }
+    const char *bad_ids[] = {"/api/objects/abc", "/api/objects/-1", "/api/objects/", "/api/objects/1x",
+                             "/api/objects/18446744073709551615", "/api/objects/0x10", NULL};
+    for (int i = 0; bad_ids[i]; i++) {
+        int status = get(h, bad_ids[i], NULL, &r);
+        CHECK(status == 400 || (i == 2 && status == 400));
+        pl_response_free(&r);
+    }
+    /* no live callback (the CLI): 501 after validation */
+    CHECK_EQ_INT(get(h, "/api/objects", "group=app.Leak", &r), 501);
+    pl_response_free(&r);
+    CHECK_EQ_INT(get(h, "/api/objects", NULL, &r), 400);
+    pl_response_free(&r);
+
+    pl_request post = {"POST", "/api/history", NULL, NULL, 0, NULL, 0};
+    CHECK_OK(pl_handler_handle(h, &post, &r));
+    CHECK_EQ_INT(r.status, 405);
+    pl_response_free(&r);
+    pl_handler_free(h);
+}
+
+static void test_gzip(void)
+{
+    pl_handler *h = make_handler(0, 0);
+    pl_request req = {"GET", "/api/history", NULL, "gzip", 0, NULL, 0};
+    pl_response r;
+    CHECK_OK(pl_handler_handle(h, &req, &r));
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(r.content_encoding && strcmp(r.content_encoding, "gzip") == 0);
+    CHECK(r.vary_accept_encoding);
+    CHECK((unsigned char)r.body.data[0] == 0x1f);
+    pl_response_free(&r);
+    pl_handler_free(h);
+
+    pl_handler_options opt;
+    memset(&opt, 0, sizeof opt);
+    opt.store = store;
+    opt.disable_gzip = 1;
+    CHECK_OK(pl_handler_new(&h, &opt));
+    CHECK_OK(pl_handler_handle(h, &req, &r));
+    CHECK(r.content_encoding == NULL);
+    CHECK(r.body.data[0] == '{');
+    pl_response_free(&r);
+    pl_handler_free(h);
+}
+
+static void test_live_query_codec(void)
+{
+    pl_live_query q, back;
+    memset(&q, 0, sizeof q);
+    q.kind = PL_LIVE_LIST;
+    q.id = 18446744073709551615ULL;
+    q.offset = 7;
+    q.limit = 100;
+    strcpy(q.group, "app.Leak with spaces#2");
+    pl_buf b = PL_BUF_INIT;
+    CHECK_OK(pl_live_query_encode(&q, &b));
+    CHECK_OK(pl_live_query_decode(b.data, b.len, &back));
+    CHECK_EQ_INT(back.kind, q.kind);
+    CHECK(back.id == q.id);
+    CHECK_EQ_INT(back.offset, 7);
+    CHECK_EQ_INT(back.limit, 100);
+    CHECK_EQ_STR(back.group, q.group);
+    CHECK(pl_live_query_decode("9 1 2 3 x", 9, &back) == PL_EBADARG);
+    CHECK(pl_live_query_decode("1 2", 3, &back) == PL_EBADARG);
+    CHECK(pl_live_query_decode("", 0, &back) == PL_EBADARG);
+    pl_buf_free(&b);
+}
+
+/* A child process that registers and answers its mailbox (like a worker's
+ * collector thread), or registers and never answers (a stuck worker). */
+static pid_t spawn_worker(int answer)
+{
+    int ready[2];
+    if (pipe(ready) != 0)
+        abort();
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* The parent's env must not be used in the child: open our own. */
+        pl_store_forget(store);
+        pl_store *s = NULL;
+        pl_store_options opt;
+        memset(&opt, 0, sizeof opt);
+        opt.path = dir;
+        opt.map_size = 64u << 20;
+        if (pl_store_open(&s, &opt))
+            _exit(3);
+        pl_proc_info info;
+        memset(&info, 0, sizeof info);
+        pl_proc_self(&info.inc);
+        info.first_seen_ms = info.last_seen_ms = pl_now_ms();
+        if (pl_store_register(s, &info))
+            _exit(4);
+        if (write(ready[1], "x", 1) != 1)
+            _exit(5);
+        for (int i = 0; i < 20000; i++) { /* bounded: about 20 s */
+            pl_buf req = PL_BUF_INIT, body = PL_BUF_INIT;
+            uint64_t ticket;
+            if (answer && pl_store_mailbox_take(s, &info.inc, pl_now_ms(), 30000, &ticket, &req) == 0) {
+                pl_live_query q;
+                int status = 400;
+                if (pl_live_query_decode(req.data, req.len, &q) == 0)
+                    fake_live(NULL, &q, &body, &status);
+                pl_store_mailbox_reply(s, ticket, status, body.data, body.len, pl_now_ms());
+            }
+            pl_buf_free(&req);
+            pl_buf_free(&body);
+            usleep(1000);
+        }
+        _exit(0);
+    }
+    char c;
+    close(ready[1]);
+    if (read(ready[0], &c, 1) != 1)
+        abort();
+    close(ready[0]);
+    return pid;
+}
+
+static void test_forwarding(void)
+{
+    pid_t answering = spawn_worker(1);
+    pid_t stuck = spawn_worker(0);
+    pl_handler *h = make_handler(1, 500);
+    pl_response r;
+    char query[96];
+
+    snprintf(query, sizeof query, "group=app.Leak&pid=%d", (int)answering);
+    CHECK_EQ_INT(get(h, "/api/objects", query, &r), 200);
+    char want[64];
+    snprintf(want, sizeof want, "{\"pid\":%d,\"kind\":1,\"group\":\"app.Leak\"", (int)answering);
+    CHECK(strncmp(r.body.data, want, strlen(want)) == 0);
+    pl_response_free(&r);
+
+    snprintf(query, sizeof query, "pid=%d", (int)answering);
+    CHECK_EQ_INT(get(h, "/api/objects/12345/path", query, &r), 200);
+    CHECK(strstr(r.body.data, "\"kind\":5") && strstr(r.body.data, "\"id\":12345"));
+    pl_response_free(&r);
+
+    /* this process answers itself, without the mailbox */
+    snprintf(query, sizeof query, "pid=%u", self.pid);
+    CHECK_EQ_INT(get(h, "/api/objects/7", query, &r), 200);
+    snprintf(want, sizeof want, "{\"pid\":%u,\"kind\":2", self.pid);
+    CHECK(strncmp(r.body.data, want, strlen(want)) == 0);
+    pl_response_free(&r);
+
+    snprintf(query, sizeof query, "pid=%d", (int)stuck);
+    CHECK_EQ_INT(get(h, "/api/objects/7", query, &r), 504);
+    snprintf(want, sizeof want, "worker %d did not answer", (int)stuck);
+    CHECK(strstr(r.body.data, want) != NULL);
+    pl_response_free(&r);
+
+    CHECK_EQ_INT(get(h, "/api/objects/7", "pid=4194304", &r), 404);
+    pl_response_free(&r);
+
+    kill(answering, SIGKILL);
+    waitpid(answering, NULL, 0);
+    snprintf(query, sizeof query, "pid=%d", (int)answering);
+    CHECK_EQ_INT(get(h, "/api/objects/7", query, &r), 404);
+    pl_response_free(&r);
+
+    kill(stuck, SIGKILL);
+    waitpid(stuck, NULL, 0);
+    pl_handler_free(h);
+}
+
+int main(void)
+{
+    setup();
+    RUN(test_procs);
+    RUN(test_history);
+    RUN(test_routes_and_methods);
+    RUN(test_gzip);
+    RUN(test_live_query_codec);
+    RUN(test_forwarding);
+    teardown();
+    return TEST_EXIT();
+}
