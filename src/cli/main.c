@@ -1,30 +1,496 @@
-/* pyloot: the command-line program (libmicrohttpd server and store inspection). */
+/* pyloot: the command-line program.
+ *
+ *   pyloot [-h HOST] [-p PORT] --db DIR     serve a store's UI and API (libmicrohttpd)
+ *   pyloot procs --db DIR [--json|--csv]    the incarnations of a store
+ *   pyloot history --db DIR [...]           object counts by type
+ *
+ * The only file that includes microhttpd.h; never links libpython. Every
+ * failure prints "pyloot: <what> failed: <why>" and exits non-zero. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <netdb.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "pyloot/error.h"
+#include "pyloot/handler.h"
+#include "pyloot/json.h"
+#include "pyloot/store.h"
+
+#define MAX_BODY (16u << 20)
 
 static const char usage[] =
-    "usage: pyloot [-h HOST] [-p PORT] [--help] [--version]\n"
+    "usage: pyloot [-h HOST] [-p PORT] [--db DIR] [--no-gzip] [--help] [--version]\n"
+    "       pyloot procs --db DIR [--json | --csv]\n"
+    "       pyloot history --db DIR [-q TEXT] [--sort growth|count|name] [--limit N] [--offset N]\n"
+    "                      [--pid PID] [--json | --csv]\n"
+    "\n"
+    "Serve the pyloot UI and HTTP API of a store, or print what a store holds.\n"
     "\n"
     "optional arguments:\n"
     "-h HOST, --host HOST  Host to listen on. (Default: 0.0.0.0)\n"
     "-p PORT, --port PORT  Port to listen on. (Default: 8000)\n"
+    "--db DIR              The store directory to open, read-only (PyLoot(path=...) or PYLOOT_DB\n"
+    "                      of the server; shown at /_pyloot/api/procs). Default: $PYLOOT_DB\n"
+    "--no-gzip             Never gzip responses\n"
     "--help                show this help message and exit\n"
-    "--version             show the version and exit\n";
+    "--version             show the version and exit\n"
+    "\n"
+    "history options:\n"
+    "-q TEXT               only types whose name contains TEXT (case-insensitive)\n"
+    "--sort KEY            growth (default), count or name\n"
+    "--limit N             types to print (default 50, at most 1000)\n"
+    "--offset N            skip the first N types\n"
+    "--pid PID             one process instead of the merged live processes\n"
+    "--json, --csv         machine-readable output instead of a table\n";
+
+static void fail(const char *what, const char *why)
+{
+    fprintf(stderr, "pyloot: %s failed: %s\n", what, why);
+}
+
+/* Strict decimal within [lo, hi]. */
+static int parse_num(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    if (!s || !*s || strlen(s) > 18)
+        return -1;
+    uint64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int open_store(const char *db, pl_store **store)
+{
+    struct stat st;
+    if (!db || !*db) {
+        fail("opening the store", "no store given: use --db DIR (or set PYLOOT_DB)");
+        return -1;
+    }
+    if (stat(db, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        char why[512];
+        snprintf(why, sizeof why, "%s is not a directory", db);
+        fail("opening the store", why);
+        return -1;
+    }
+    pl_store_options opt;
+    memset(&opt, 0, sizeof opt);
+    opt.path = db;
+    opt.read_only = 1;
+    int rc = pl_store_open(store, &opt);
+    if (rc) {
+        char why[512];
+        snprintf(why, sizeof why, "%s: %s", db, pl_strerror(rc));
+        fail("opening the store", why);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- terminal output ---- */
+
+static void fmt_time(int64_t ms, char *out, size_t len)
+{
+    if (!ms) {
+        snprintf(out, len, "-");
+        return;
+    }
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, len, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+/* Writes s as one CSV field (quoted when it needs to be). */
+static void csv_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\n\r")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+/* Runs one GET through the shared handler and prints its JSON body. */
+static int print_json(pl_store *store, const char *path, const char *query)
+{
+    pl_handler *h = NULL;
+    pl_handler_options opt;
+    memset(&opt, 0, sizeof opt);
+    opt.store = store;
+    opt.disable_gzip = 1;
+    if (pl_handler_new(&h, &opt)) {
+        fail("answering", "out of memory");
+        return 1;
+    }
+    pl_request req = {"GET", path, query, NULL, 0, NULL, 0};
+    pl_response resp;
+    pl_handler_handle(h, &req, &resp);
+    fwrite(resp.body.data ? resp.body.data : "", 1, resp.body.len, stdout);
+    fputc('\n', stdout);
+    int status = resp.status;
+    pl_response_free(&resp);
+    pl_handler_free(h);
+    return status == 200 ? 0 : 1;
+}
+
+static int cmd_procs(pl_store *store, int format)
+{
+    if (format == 'j')
+        return print_json(store, "/api/procs", NULL);
+    pl_proc_info *procs = NULL;
+    size_t n = 0;
+    int rc = pl_store_procs(store, &procs, &n);
+    if (rc) {
+        fail("reading the store", pl_strerror(rc));
+        return 1;
+    }
+    if (format == 'c')
+        printf("pid,start,alive,started,last_seen,ended,samples,rss,host,argv\n");
+    else
+        printf("%-8s %-6s %-19s  %-19s  %-19s  %8s %10s  %s\n", "PID", "ALIVE", "STARTED (UTC)",
+               "LAST SEEN", "ENDED", "SAMPLES", "RSS", "COMMAND");
+    for (size_t i = 0; i < n; i++) {
+        const pl_proc_info *p = &procs[i];
+        char started[32], seen[32], ended[32];
+        fmt_time(p->first_seen_ms, started, sizeof started);
+        fmt_time(p->last_seen_ms, seen, sizeof seen);
+        fmt_time(p->ended_ms, ended, sizeof ended);
+        if (format == 'c') {
+            printf("%u,%" PRIu64 ",%s,%s,%s,%s,%u,%" PRIu64 ",", p->inc.pid, p->inc.start,
+                   p->alive ? "true" : "false", started, seen, p->ended_ms ? ended : "", p->samples, p->rss);
+            csv_field(stdout, p->host);
+            fputc(',', stdout);
+            csv_field(stdout, p->argv);
+            fputc('\n', stdout);
+        } else {
+            printf("%-8u %-6s %-19s  %-19s  %-19s  %8u %9.1fM  %.60s\n", p->inc.pid, p->alive ? "yes" : "no",
+                   started, seen, ended, p->samples, p->rss / 1048576.0, p->argv);
+        }
+    }
+    free(procs);
+    return 0;
+}
+
+static int cmd_history(pl_store *store, const pl_history_query *q, int format, const char *raw_query)
+{
+    if (format == 'j')
+        return print_json(store, "/api/history", raw_query);
+    pl_history *h = NULL;
+    int rc = pl_store_history(store, q, &h);
+    if (rc == PL_ENOTFOUND && q->pid) {
+        char why[64];
+        snprintf(why, sizeof why, "no incarnation with pid %u in this store", q->pid);
+        fail("reading the history", why);
+        return 1;
+    }
+    if (rc) {
+        fail("reading the history", pl_strerror(rc));
+        return 1;
+    }
+    if (format == 'c')
+        printf("name,count,bytes,growth\n");
+    else
+        printf("%12s %12s %14s  %s\n", "COUNT", "GROWTH", "BYTES", "TYPE");
+    for (size_t i = 0; i < h->n_types; i++) {
+        const pl_history_type *t = &h->types[i];
+        if (format == 'c') {
+            csv_field(stdout, t->name);
+            printf(",%" PRIu64 ",%" PRIu64 ",%" PRId64 "\n", t->count, t->bytes, t->growth);
+        } else {
+            printf("%12" PRIu64 " %+12" PRId64 " %14" PRIu64 "  %s\n", t->count, t->growth, t->bytes, t->name);
+        }
+    }
+    if (format != 'c')
+        printf("(%zu of %" PRIu64 " types)\n", h->n_types, h->total);
+    pl_history_free(h);
+    return 0;
+}
+
+/* ---- the HTTP server ---- */
+
+struct conn {
+    char *uri;       /* raw request URI, query string included */
+    pl_buf body;
+    int too_big;
+    int started;     /* the first call (headers only) has been seen */
+};
+
+static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    struct conn *cc = calloc(1, sizeof *cc);
+    if (cc)
+        cc->uri = strdup(uri ? uri : "/");
+    return cc;
+}
+
+static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct conn *cc = *con_cls;
+    if (cc) {
+        free(cc->uri);
+        pl_buf_free(&cc->body);
+        free(cc);
+    }
+    *con_cls = NULL;
+}
+
+static enum MHD_Result queue(struct MHD_Connection *c, int status, const char *type, const void *data,
+                             size_t len, const char *encoding, int vary, const char *cache)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    if (type)
+        MHD_add_response_header(r, "Content-Type", type);
+    if (encoding)
+        MHD_add_response_header(r, "Content-Encoding", encoding);
+    if (vary)
+        MHD_add_response_header(r, "Vary", "Accept-Encoding");
+    if (cache)
+        MHD_add_response_header(r, "Cache-Control", cache);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned int)status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    pl_handler *h = cls;
+    struct conn *cc = *con_cls;
+    if (!cc || !cc->uri)
+        return MHD_NO;
+    if (!cc->started) {
+        cc->started = 1;
+        /* A request with a body: it arrives in the next calls, then one
+         * more call with no data asks for the answer. */
+        if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0)
+            return MHD_YES;
+    }
+    if (*upload_size) {
+        if (cc->too_big || cc->body.len + *upload_size > MAX_BODY)
+            cc->too_big = 1;
+        else
+            pl_buf_append(&cc->body, upload, *upload_size);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (cc->too_big) {
+        static const char msg[] = "{\"error\":\"request body must be at most 16 MiB\"}";
+        return queue(c, 413, "application/json", msg, sizeof msg - 1, NULL, 0, "no-store");
+    }
+    char *q = strchr(cc->uri, '?');
+    pl_request req = {method, url, q ? q + 1 : NULL,
+                      MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING), 0,
+                      cc->body.data, cc->body.len};
+    pl_response resp;
+    pl_handler_handle(h, &req, &resp);
+    enum MHD_Result ret = queue(c, resp.status, resp.content_type, resp.body.data ? resp.body.data : "",
+                                resp.body.len, resp.content_encoding, resp.vary_accept_encoding,
+                                resp.cache_control);
+    pl_response_free(&resp);
+    return ret;
+}
+
+static int serve(pl_store *store, const char *host, const char *port, int no_gzip)
+{
+    int code = 1;
+    pl_handler *h = NULL;
+    struct addrinfo hints, *ai = NULL;
+    struct MHD_Daemon *d = NULL;
+    pl_handler_options opt;
+    memset(&opt, 0, sizeof opt);
+    opt.store = store;
+    opt.disable_gzip = no_gzip;
+    if (pl_handler_new(&h, &opt)) {
+        fail("starting", "out of memory");
+        goto out;
+    }
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int gai = getaddrinfo(host, port, &hints, &ai);
+    if (gai) {
+        char why[256];
+        snprintf(why, sizeof why, "%s:%s: %s", host, port, gai_strerror(gai));
+        fail("resolving the address", why);
+        goto out;
+    }
+    /* Signals are handled by sigwait below; MHD's threads inherit the mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+                         MHD_OPTION_URI_LOG_CALLBACK, uri_logger, NULL, MHD_OPTION_NOTIFY_COMPLETED,
+                         request_done, NULL, MHD_OPTION_THREAD_POOL_SIZE, 4u, MHD_OPTION_CONNECTION_TIMEOUT,
+                         30u, MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_END);
+    if (!d) {
+        char why[256];
+        snprintf(why, sizeof why, "could not listen on %s:%s (in use, or not an address of this host)", host,
+                 port);
+        fail("starting the server", why);
+        goto out;
+    }
+    fprintf(stderr, "pyloot: serving %s on http://%s:%s/ (Ctrl-C stops)\n", pl_store_path(store), host, port);
+    int sig;
+    sigwait(&set, &sig);
+    fprintf(stderr, "pyloot: stopping\n");
+    code = 0;
+out:
+    if (d)
+        MHD_stop_daemon(d);
+    if (ai)
+        freeaddrinfo(ai);
+    pl_handler_free(h);
+    return code;
+}
 
 int main(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0) {
+    const char *host = "0.0.0.0", *port = "8000", *db = getenv("PYLOOT_DB");
+    const char *cmd = NULL, *text = NULL;
+    int format = 't', no_gzip = 0;
+    uint64_t v;
+    pl_history_query hq;
+    memset(&hq, 0, sizeof hq);
+    hq.sort = PL_SORT_GROWTH;
+    hq.limit = 50;
+    pl_buf raw = PL_BUF_INIT; /* the same options as an HTTP query, for --json */
+
+    int i = 1;
+    if (argc > 1 && (strcmp(argv[1], "procs") == 0 || strcmp(argv[1], "history") == 0 ||
+                     strcmp(argv[1], "serve") == 0))
+        cmd = argv[i++];
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        int takes = 1;
+        if (strcmp(a, "--help") == 0) {
             fputs(usage, stdout);
             return 0;
-        }
-        if (strcmp(argv[i], "--version") == 0) {
+        } else if (strcmp(a, "--version") == 0) {
             printf("pyloot %s\n", PYLOOT_VERSION);
             return 0;
+        } else if (strcmp(a, "--json") == 0) {
+            format = 'j';
+            takes = 0;
+        } else if (strcmp(a, "--csv") == 0) {
+            format = 'c';
+            takes = 0;
+        } else if (strcmp(a, "--no-gzip") == 0) {
+            no_gzip = 1;
+            takes = 0;
+        } else if (!val) {
+            fprintf(stderr, "pyloot: reading the arguments failed: %s needs a value\n%s", a, usage);
+            return 2;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--host") == 0) {
+            host = val;
+        } else if (strcmp(a, "-p") == 0 || strcmp(a, "--port") == 0) {
+            if (parse_num(val, 1, 65535, &v)) {
+                fail("reading the arguments", "--port must be a number from 1 to 65535");
+                return 2;
+            }
+            port = val;
+        } else if (strcmp(a, "--db") == 0) {
+            db = val;
+        } else if (strcmp(a, "-q") == 0) {
+            if (strlen(val) > 256) {
+                fail("reading the arguments", "-q must be at most 256 bytes");
+                return 2;
+            }
+            text = val;
+        } else if (strcmp(a, "--sort") == 0) {
+            if (strcmp(val, "growth") == 0)
+                hq.sort = PL_SORT_GROWTH;
+            else if (strcmp(val, "count") == 0)
+                hq.sort = PL_SORT_COUNT;
+            else if (strcmp(val, "name") == 0)
+                hq.sort = PL_SORT_NAME;
+            else {
+                fail("reading the arguments", "--sort must be growth, count or name");
+                return 2;
+            }
+            pl_buf_printf(&raw, "&sort=%s", val);
+        } else if (strcmp(a, "--limit") == 0) {
+            if (parse_num(val, 1, 1000, &hq.limit)) {
+                fail("reading the arguments", "--limit must be a number from 1 to 1000");
+                return 2;
+            }
+            pl_buf_printf(&raw, "&limit=%s", val);
+        } else if (strcmp(a, "--offset") == 0) {
+            if (parse_num(val, 0, 1000000000, &hq.offset)) {
+                fail("reading the arguments", "--offset must be a number from 0 to 1000000000");
+                return 2;
+            }
+            pl_buf_printf(&raw, "&offset=%s", val);
+        } else if (strcmp(a, "--pid") == 0) {
+            if (parse_num(val, 1, 4194304, &v)) {
+                fail("reading the arguments", "--pid must be a number from 1 to 4194304");
+                return 2;
+            }
+            hq.pid = (uint32_t)v;
+            pl_buf_printf(&raw, "&pid=%s", val);
+        } else {
+            fprintf(stderr, "pyloot: reading the arguments failed: unknown argument %s\n%s", a, usage);
+            return 2;
+        }
+        i += takes;
+    }
+    if (text) {
+        hq.q = text;
+        pl_buf_puts(&raw, "&q=");
+        for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+            pl_buf_printf(&raw, "%%%02X", *p);
+    }
+    hq.now_ms = pl_now_ms();
+
+    if (!cmd || strcmp(cmd, "serve") == 0) {
+        if (!db || !*db) {
+            fail("starting the server",
+                 "remote mode (workers pushing samples) is not available in this version; "
+                 "use --db DIR to serve an existing store");
+            return 2;
         }
     }
-    fputs("pyloot: serving failed: the remote-mode server is not available in this version\n", stderr);
-    fputs(usage, stderr);
-    return 2;
+    pl_store *store = NULL;
+    if (open_store(db, &store))
+        return 1;
+    int code;
+    if (!cmd || strcmp(cmd, "serve") == 0)
+        code = serve(store, host, port, no_gzip);
+    else if (strcmp(cmd, "procs") == 0)
+        code = cmd_procs(store, format);
+    else
+        code = cmd_history(store, &hq, format, raw.len ? raw.data + 1 : NULL);
+    pl_store_close(store);
+    pl_buf_free(&raw);
+    return code;
 }
