@@ -147,5 +147,9 @@ def test_workers_stop_cleanly(gunicorn):
     assert server.proc.returncode == 0, server.log()[-3000:]
     log = server.log()
     assert "Traceback" not in log and "Fatal Python error" not in log, log[-3000:]
+    # Each worker marked its incarnation as ended on its way out.
+    from pyloot import _pyloot
+    procs = {p["pid"]: p for p in _pyloot.Store(str(server.db), read_only=True).procs()}
+    assert set(workers) <= set(procs)
     for pid in workers:
-        assert not os.path.exists("/proc/%d" % pid) or open("/proc/%d/stat" % pid).read().split()[2] == "Z"
+        assert procs[pid]["ended"] and not procs[pid]["alive"]
