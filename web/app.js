@@ -1018,7 +1018,11 @@
     current.view.refresh();
   }, REFRESH_MS);
 
+  let lastWidth = window.innerWidth;
   window.addEventListener("resize", debounce(() => {
+    if (window.innerWidth === lastWidth) return; // charts depend on the width only
+    lastWidth = window.innerWidth;
+    hideTip();
     if (current && current.view.redraw) current.view.redraw();
   }, 150));
   window.addEventListener("hashchange", route);
