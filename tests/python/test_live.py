@@ -1,0 +1,449 @@
+"""Live objects of this process, through _pyloot.live_query and pyloot.live.
+
+Everything here runs in the test process itself: the C answering function is
+the one the HTTP routes and the collector thread call (it takes the GIL with
+PyGILState_Ensure; live_query releases it first, as a request thread would).
+"""
+import gc
+import json
+import os
+import sys
+import threading
+import time
+
+import pytest
+
+from pyloot import _pyloot, live
+
+
+class Leak:
+    def __init__(self, n):
+        self.n = n
+        self.label = "leak-%d" % n
+
+
+def group_of(cls):
+    return "%s.%s" % (cls.__module__, cls.__qualname__)
+
+
+LEAKS = []  # module level: the path test expects module -> LEAKS -> item
+
+
+def query(kind, group="", id=0, offset=0, limit=100):
+    status, body = _pyloot.live_query(kind, group, id, offset, limit)
+    return status, json.loads(body)
+
+
+@pytest.fixture
+def leaks():
+    LEAKS[:] = [Leak(i) for i in range(25)]
+    yield LEAKS
+    LEAKS.clear()
+
+
+# ---- listing -------------------------------------------------------------
+
+def test_list_counts_and_pages(leaks):
+    got = live.objects(group_of(Leak), limit=10)
+    assert got["pid"] == os.getpid()
+    assert got["group"] == group_of(Leak)
+    assert got["total"] == 25
+    assert (got["offset"], got["limit"]) == (0, 10)
+    ids = [o["id"] for o in got["objects"]]
+    for offset in (10, 20):
+        page = live.objects(group_of(Leak), offset=offset, limit=10)
+        assert page["total"] == 25
+        ids += [o["id"] for o in page["objects"]]
+    assert len(ids) == 25
+    assert ids == sorted(ids), "pages are in a stable (address) order"
+    assert set(ids) == {id(x) for x in leaks}
+    first = got["objects"][0]
+    assert set(first) >= {"id", "obj_name", "type_name", "type_module", "repr", "size"}
+    assert first["type_name"] == "Leak"
+    assert first["type_module"] == Leak.__module__
+    assert first["obj_name"] == "Leak"
+    assert first["repr"].startswith("<%s.Leak object at 0x" % Leak.__module__)
+    assert first["size"] >= object.__basicsize__
+    assert live.objects(group_of(Leak), offset=25)["objects"] == []
+
+
+def test_list_unknown_group_is_empty():
+    got = live.objects("no.such.Type")
+    assert got["total"] == 0 and got["objects"] == []
+
+
+def test_list_builtin_type():
+    keep = [{"k": i} for i in range(3)]
+    got = live.objects("dict", limit=10000)
+    assert got["total"] >= 3
+    assert got["objects"][0]["type_name"] == "dict"
+    assert got["objects"][0]["type_module"] == "builtins"
+    del keep
+
+
+def test_list_two_types_with_one_name():
+    a = type("Twin", (), {"__module__": "pyloot_twins"})
+    b = type("Twin", (), {"__module__": "pyloot_twins"})
+    keep = [a(), a(), b()]
+    first, second = sorted((a, b), key=id)  # numbered by ascending address
+    counts = {first: 2 if first is a else 1, second: 2 if second is a else 1}
+    assert live.objects("pyloot_twins.Twin")["total"] == counts[first]
+    assert live.objects("pyloot_twins.Twin#2")["total"] == counts[second]
+    assert live.objects("pyloot_twins.Twin#3")["total"] == 0
+    del keep
+
+
+def test_list_bad_arguments():
+    with pytest.raises(ValueError):
+        live.objects("")
+    with pytest.raises(ValueError):
+        live.objects("x" * 1025)
+    with pytest.raises(ValueError):
+        live.objects("dict", limit=0)
+    with pytest.raises(ValueError):
+        live.objects("dict", limit=10001)
+    with pytest.raises(ValueError):
+        live.objects("dict", offset=10**9 + 1)
+    status, body = query(_pyloot.LIVE_LIST, "dict", 0, 0, 0)
+    assert status == 400 and "error" in body
+
+
+# ---- detail ----------------------------------------------------------------
+
+def test_detail_attrs_repr_counts(leaks):
+    obj = leaks[3]
+    got = live.describe(id(obj))
+    assert got["pid"] == os.getpid()
+    assert got["id"] == id(obj)
+    assert got["type_name"] == "Leak"
+    assert got["attrs"] == {"n": "3", "label": "'leak-3'"}
+    assert got["repr"] == repr(obj)
+    assert got["parents_count"] == 1  # LEAKS
+    assert got["children_count"] >= 2  # "leak-3", 3 (and the class)
+
+
+def test_detail_slots():
+    class Slotted:
+        __slots__ = ("a", "b", "unset")
+
+        def __init__(self):
+            self.a = "slot-a"
+            self.b = [1]
+
+    obj = Slotted()
+    got = live.describe(id(obj))
+    assert got["attrs"] == {"a": "'slot-a'", "b": "[1]"}
+
+
+def test_detail_runs_no_property_or_getattr():
+    calls = []
+
+    class Guarded:
+        def __init__(self):
+            self.plain = 1
+
+        @property
+        def trap(self):
+            calls.append("property")
+            raise RuntimeError("property must not run")
+
+        def __getattr__(self, name):
+            calls.append("getattr " + name)
+            raise RuntimeError("__getattr__ must not run")
+
+        def __getattribute__(self, name):
+            if name not in ("__class__", "__dict__", "plain"):
+                calls.append("getattribute " + name)
+            return object.__getattribute__(self, name)
+
+    obj = Guarded()
+    got = live.describe(id(obj))
+    assert got["attrs"] == {"plain": "1"}
+    assert calls == []
+    del obj
+
+
+def test_detail_untracked_child_is_found():
+    holder = Leak(77)
+    kids = live.children(id(holder))["objects"]
+    label = [k for k in kids if k["type_name"] == "str"]
+    assert label, kids
+    got = live.describe(label[0]["id"])
+    assert got["repr"] == repr("leak-77")
+    assert got["parents_count"] >= 1
+
+
+# ---- parents / children ----------------------------------------------------
+
+def test_parents_and_children(leaks):
+    obj = leaks[0]
+    index = {"first": obj}
+    got = live.parents(id(obj))
+    assert got["id"] == id(obj) and got["pid"] == os.getpid()
+    parent_ids = {p["id"] for p in got["objects"]}
+    assert id(LEAKS) in parent_ids
+    assert id(index) in parent_ids
+    assert got["total"] == len(got["objects"]) == 2
+    page = live.parents(id(obj), offset=1, limit=1)
+    assert page["total"] == 2 and len(page["objects"]) == 1
+
+    kids = live.children(id(LEAKS), limit=10)
+    assert kids["total"] == 25
+    assert [k["id"] for k in kids["objects"]] == [id(x) for x in LEAKS[:10]]
+    del index
+
+
+def test_self_references():
+    lst = [1]
+    lst.append(lst)
+    d = {"k": 1}
+    d["self"] = d
+    got = live.describe(id(lst))
+    assert got["repr"] == "[1, [...]]"
+    assert id(lst) in {p["id"] for p in live.parents(id(lst))["objects"]}
+    assert live.describe(id(d))["repr"] == "{'k': 1, 'self': {...}}"
+    assert id(d) in {c["id"] for c in live.children(id(d))["objects"]}
+
+
+# ---- path --------------------------------------------------------------------
+
+def _leak_one():
+    """Leaks a Leak into the module-level LEAKS; returns only its id, so that
+    no frame of this test holds it."""
+    LEAKS.append(Leak(999))
+    return id(LEAKS[-1])
+
+
+def test_path_module_list_item():
+    LEAKS.clear()
+    for i in range(3):
+        LEAKS.append(Leak(i))
+    target = _leak_one()
+    try:
+        got = live.path(target)
+        assert got["found"] is True
+        assert got["id"] == target
+        steps = got["path"]
+        assert [s["via"] for s in steps] == [None, "attribute 'LEAKS'", "item[3]"]
+        assert steps[0]["object"]["type_name"] == "module"
+        assert steps[0]["object"]["obj_name"] == __name__
+        assert steps[1]["object"]["id"] == id(LEAKS)
+        assert steps[2]["object"]["id"] == target
+    finally:
+        LEAKS.clear()
+
+
+def test_path_through_attribute_and_dict():
+    global HOLDER
+    HOLDER = Leak(1)
+    HOLDER.inner = {"key": [None, Leak(2)]}
+    target = id(HOLDER.inner["key"][1])
+    try:
+        vias = [s["via"] for s in live.path(target)["path"]]
+        assert vias == [None, "attribute 'HOLDER'", "attribute 'inner'", "value['key']", "item[1]"]
+    finally:
+        del HOLDER
+
+
+def test_path_from_a_thread_frame_local():
+    ready, done = threading.Event(), threading.Event()
+    box = {}
+
+    def worker():
+        held_in_local = Leak(5)
+        box["id"] = id(held_in_local)
+        ready.set()
+        done.wait(10)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    try:
+        assert ready.wait(10)
+        got = live.path(box["id"])
+        assert got["found"]
+        assert got["path"][0]["object"]["type_name"] == "frame"
+        assert got["path"][0]["via"] is None
+        assert got["path"][1]["via"] == "local 'held_in_local'"
+    finally:
+        done.set()
+        t.join()
+
+
+def test_path_not_found_for_unreachable_cycle():
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        a, b = Leak(1), Leak(2)
+        a.other, b.other = b, a
+        target = id(a)
+        del a, b
+        got = live.path(target)
+        assert got == {"pid": os.getpid(), "id": target, "found": False, "path": []}
+    finally:
+        gc.collect()
+        if was:
+            gc.enable()
+
+
+# ---- bad ids -------------------------------------------------------------------
+
+def _assert_gone(oid):
+    status, body = query(_pyloot.LIVE_DETAIL, "", oid)
+    assert status == 404, (oid, body)
+    assert body["error"] == "object %d is no longer available" % oid
+    assert body["pid"] == os.getpid()
+    for kind in (_pyloot.LIVE_PARENTS, _pyloot.LIVE_CHILDREN, _pyloot.LIVE_PATH):
+        assert query(kind, "", oid)[0] == 404
+    with pytest.raises(LookupError):
+        live.describe(oid)
+
+
+@pytest.mark.parametrize("oid", [0, 1, 2**64 - 1, 2**63, 4096])
+def test_bad_ids_are_404(oid):
+    _assert_gone(oid)
+
+
+def test_plausible_heap_address_is_404(leaks):
+    _assert_gone(id(leaks[0]) + 8)
+    _assert_gone(id(leaks[0]) - 16)
+    assert live.describe(id(leaks[0]))["id"] == id(leaks[0])  # still answering
+
+
+def test_freed_object_is_404():
+    class Big:
+        __slots__ = tuple("s%d" % i for i in range(100))  # > 512 bytes: not pymalloc
+
+    objs = [Big() for _ in range(3)]
+    ids = [id(o) for o in objs]
+    del objs
+    gc.collect()
+    for oid in ids:
+        status, body = query(_pyloot.LIVE_DETAIL, "", oid)
+        # The address may have been reused by a new object: never a Big.
+        assert status == 404 or body["type_name"] != "Big", body
+
+
+def test_negative_and_huge_ids_are_400():
+    for oid in (-1, 2**64):
+        status, body = query(_pyloot.LIVE_DETAIL, "", oid)
+        assert status == 400 and "error" in body
+        with pytest.raises(ValueError):
+            live.describe(oid)
+
+
+# ---- hostile reprs ---------------------------------------------------------
+
+class RaisingRepr:
+    def __repr__(self):
+        raise ValueError("no repr for you")
+
+
+class HugeRepr:
+    def __repr__(self):
+        return "x" * (10 * 1024 * 1024)
+
+
+class RecursiveRepr:
+    def __repr__(self):
+        return repr(self)
+
+
+class SlowRepr:
+    def __repr__(self):
+        while True:
+            pass
+
+
+class NotStrRepr:
+    def __repr__(self):
+        return 42
+
+
+def test_repr_that_raises():
+    obj = RaisingRepr()
+    assert live.describe(id(obj))["repr"] == "<repr failed: ValueError: no repr for you>"
+
+
+def test_repr_of_10_mb_is_truncated():
+    obj = HugeRepr()
+    got = live.describe(id(obj))
+    assert got["repr"] == "x" * 65536 + "\u2026"
+    listed = live.objects(group_of(HugeRepr))["objects"][0]["repr"]
+    assert listed == "x" * 1024 + "\u2026"
+
+
+def test_repr_that_recurses():
+    obj = RecursiveRepr()
+    assert live.describe(id(obj))["repr"].startswith("<repr failed: RecursionError")
+
+
+def test_repr_returning_non_str():
+    obj = NotStrRepr()
+    assert live.describe(id(obj))["repr"].startswith("<repr failed: TypeError")
+
+
+def test_slow_reprs_are_stopped():
+    objs = [SlowRepr() for _ in range(8)]
+    t0 = time.monotonic()
+    got = live.objects(group_of(SlowRepr))
+    elapsed = time.monotonic() - t0
+    assert got["total"] == 8
+    reprs = [o["repr"] for o in got["objects"]]
+    assert reprs[0] == "<repr failed: TimeoutError: repr() took too long>"
+    assert reprs[-1] == "<repr skipped: time budget exhausted>"
+    assert elapsed < 3.0
+    del objs
+
+
+def test_tracer_is_restored():
+    seen = []
+
+    def tracer(frame, event, arg):
+        seen.append(event)
+        return None
+
+    obj = RaisingRepr()
+    old = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        live.describe(id(obj))
+        assert sys.gettrace() is tracer
+    finally:
+        sys.settrace(old)
+
+
+def test_big_builtin_containers_have_bounded_repr():
+    big = list(range(1_000_000))
+    t0 = time.monotonic()
+    got = live.describe(id(big))
+    assert time.monotonic() - t0 < 3.0  # bounded: not the 7 MB repr of every item
+    assert got["repr"].startswith("[0, 1, 2, ")
+    assert len(got["repr"]) == 65537 and got["repr"].endswith("\u2026")
+    nested = {"a": [1, (2,)], "b": {3}, "c": frozenset(), "d": set(), "e": ()}
+    assert live.describe(id(nested))["repr"] == repr(nested)
+
+
+def test_attr_values_are_truncated():
+    obj = Leak(1)
+    obj.big = "y" * 5000
+    got = live.describe(id(obj))
+    assert got["attrs"]["big"] == "'" + "y" * 1023 + "\u2026"
+
+
+def test_concurrent_queries_from_threads(leaks):
+    results, errors = [], []
+
+    def ask():
+        try:
+            for _ in range(5):
+                results.append(live.objects(group_of(Leak))["total"])
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    assert results == [25] * 20
