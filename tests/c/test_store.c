@@ -1,1 +1,1195 @@
-int main(void) { return 0; }
+/* Unit tests of the shared LMDB store. Each test runs in a fresh temporary
+ * directory that is removed afterwards. Live incarnations are real child
+ * processes (forked before any store is opened, sleeping until killed);
+ * dead ones use this process's pid with a start time that does not match. */
+#include <errno.h>
+#include <ftw.h>
+#include <lmdb.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pyloot/store.h"
+#include "test.h"
+
+/* ------------------------------------------------------------- helpers */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static char *make_dir(void)
+{
+    static char dir[64];
+
+    snprintf(dir, sizeof dir, "/tmp/pyloot-test-XXXXXX");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        exit(2);
+    }
+    return dir;
+}
+
+static void remove_dir(const char *dir)
+{
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static pl_store *open_store(const char *dir, uint64_t map_size, uint32_t max_samples,
+                            uint64_t max_age_s, uint64_t max_bytes)
+{
+    pl_store_options opt;
+    pl_store *s = NULL;
+    int rc;
+
+    memset(&opt, 0, sizeof opt);
+    opt.path = dir;
+    opt.map_size = map_size;
+    opt.max_samples = max_samples;
+    opt.max_age_s = max_age_s;
+    opt.max_bytes = max_bytes;
+    rc = pl_store_open(&s, &opt);
+    if (rc) {
+        fprintf(stderr, "pl_store_open(%s): %s\n", dir, pl_strerror(rc));
+        exit(2);
+    }
+    return s;
+}
+
+/* A live incarnation: a child that sleeps until killed. */
+struct child {
+    pid_t pid;
+    pl_incarnation inc;
+};
+
+static struct child spawn_sleeper(void)
+{
+    struct child c;
+    int fds[2];
+
+    memset(&c, 0, sizeof c);
+    if (pipe(fds) != 0)
+        exit(2);
+    c.pid = fork();
+    if (c.pid == 0) {
+        pl_incarnation me;
+
+        close(fds[0]);
+        pl_proc_self(&me);
+        if (write(fds[1], &me, sizeof me) != (ssize_t)sizeof me)
+            _exit(1);
+        close(fds[1]);
+        for (;;)
+            pause();
+    }
+    close(fds[1]);
+    if (read(fds[0], &c.inc, sizeof c.inc) != (ssize_t)sizeof c.inc)
+        exit(2);
+    close(fds[0]);
+    return c;
+}
+
+static void kill_child(struct child *c)
+{
+    if (c->pid > 0) {
+        kill(c->pid, SIGKILL);
+        waitpid(c->pid, NULL, 0);
+        c->pid = 0;
+    }
+}
+
+static pl_incarnation dead_inc(uint64_t start)
+{
+    pl_incarnation inc = {(uint32_t)getpid(), start};
+    return inc;
+}
+
+static void reg(pl_store *s, pl_incarnation inc, int64_t first_seen)
+{
+    pl_proc_info info;
+
+    memset(&info, 0, sizeof info);
+    info.inc = inc;
+    snprintf(info.host, sizeof info.host, "testhost");
+    snprintf(info.argv, sizeof info.argv, "test_store");
+    info.interval_ms = 1000;
+    info.first_seen_ms = first_seen;
+    info.last_seen_ms = first_seen;
+    CHECK_OK(pl_store_register(s, &info));
+}
+
+static uint32_t type_id(pl_store *s, const char *name)
+{
+    const char *names[1] = {name};
+    size_t lens[1] = {strlen(name)};
+    uint32_t id = 0;
+
+    CHECK_OK(pl_store_type_ids(s, names, lens, 1, &id));
+    return id;
+}
+
+static void append1(pl_store *s, pl_incarnation inc, int64_t t, uint32_t id, uint64_t count)
+{
+    pl_type_count c = {id, count, count * 16};
+
+    CHECK_OK(pl_store_append(s, &inc, t, &c, 1));
+}
+
+static pl_history *history(pl_store *s, const char *q, int sort, uint64_t offset, uint64_t limit,
+                           uint64_t top, uint32_t pid, int per_worker, uint32_t max_points)
+{
+    pl_history_query hq;
+    pl_history *h = NULL;
+    int rc;
+
+    memset(&hq, 0, sizeof hq);
+    hq.q = q;
+    hq.sort = sort;
+    hq.offset = offset;
+    hq.limit = limit;
+    hq.top = top;
+    hq.pid = pid;
+    hq.per_worker = per_worker;
+    hq.max_points = max_points;
+    hq.now_ms = pl_now_ms();
+    rc = pl_store_history(s, &hq, &h);
+    if (rc) {
+        fprintf(stderr, "pl_store_history: %s\n", pl_strerror(rc));
+        test_failures++;
+    }
+    return h;
+}
+
+static const pl_history_type *find_type(const pl_history *h, const char *name)
+{
+    size_t i;
+
+    for (i = 0; h && i < h->n_types; i++)
+        if (strcmp(h->types[i].name, name) == 0)
+            return &h->types[i];
+    return NULL;
+}
+
+static int series_eq(const int64_t *got, const int64_t *want, size_t n, const char *what)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (got[i] != want[i]) {
+            fprintf(stderr, "  %s[%zu] = %lld, expected %lld\n", what, i, (long long)got[i],
+                    (long long)want[i]);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static uint32_t proc_samples(pl_store *s, pl_incarnation inc, int *found)
+{
+    pl_proc_info *procs = NULL;
+    size_t n = 0, i;
+    uint32_t samples = 0;
+
+    *found = 0;
+    CHECK_OK(pl_store_procs(s, &procs, &n));
+    for (i = 0; i < n; i++) {
+        if (procs[i].inc.pid == inc.pid && procs[i].inc.start == inc.start) {
+            samples = procs[i].samples;
+            *found = 1;
+        }
+    }
+    free(procs);
+    return samples;
+}
+
+/* --------------------------------------------------------------- tests */
+
+/* Two live incarnations and a dead one: the slot semantics of store.h, the
+ * sort keys over live incarnations only, per-worker lines and pid=. */
+static void test_merge(void)
+{
+    char *dir = make_dir();
+    struct child a = spawn_sleeper(), b = spawn_sleeper();
+    pl_incarnation c = dead_inc(1);
+    pl_store *s = open_store(dir, 0, 0, 0, 0);
+    uint32_t leak;
+    pl_history *h;
+    const pl_history_type *t;
+    pl_proc_info *procs = NULL;
+    size_t n = 0, i;
+
+    reg(s, c, 400);
+    reg(s, a.inc, 900);
+    reg(s, b.inc, 1400);
+    leak = type_id(s, "app.Leak");
+    CHECK(leak > 0);
+    CHECK_EQ_INT(type_id(s, "app.Leak"), leak);
+    append1(s, c, 500, leak, 100);
+    append1(s, c, 1200, leak, 100);
+    append1(s, a.inc, 1000, leak, 10);
+    append1(s, a.inc, 2000, leak, 20);
+    append1(s, a.inc, 3000, leak, 30);
+    append1(s, b.inc, 1500, leak, 5);
+    append1(s, b.inc, 2500, leak, 7);
+
+    CHECK_OK(pl_store_procs(s, &procs, &n));
+    CHECK_EQ_INT(n, 3);
+    for (i = 0; i < n; i++) {
+        if (procs[i].inc.pid == (uint32_t)getpid())
+            CHECK_EQ_INT(procs[i].alive, 0);
+        else
+            CHECK_EQ_INT(procs[i].alive, 1);
+    }
+    if (n == 3) {
+        CHECK_EQ_INT(procs[0].first_seen_ms, 400); /* sorted by first_seen */
+        CHECK_EQ_INT(procs[1].inc.pid, a.inc.pid);
+        CHECK_EQ_INT(procs[0].samples, 2);
+        CHECK_EQ_INT(procs[1].samples, 3);
+        CHECK_EQ_STR(procs[1].host, "testhost");
+    }
+    free(procs);
+
+    h = history(s, NULL, PL_SORT_GROWTH, 0, 50, 0, 0, 1, 0);
+    if (h) {
+        int64_t times[] = {500, 1000, 1200, 1500, 2000, 2500, 3000};
+        int64_t merged[] = {100, 110, 110, 15, 25, 27, 37};
+        int64_t line_c[] = {100, 100, 100, -1, -1, -1, -1};
+        int64_t line_a[] = {-1, 10, 10, 10, 20, 20, 30};
+        int64_t line_b[] = {-1, -1, -1, 5, 5, 7, 7};
+
+        CHECK_EQ_INT(h->n_times, 7);
+        CHECK_EQ_INT(h->total, 1);
+        t = find_type(h, "app.Leak");
+        CHECK(t != NULL);
+        if (t && h->n_times == 7) {
+            CHECK(series_eq(h->times, times, 7, "times"));
+            CHECK(series_eq(t->counts, merged, 7, "merged"));
+            CHECK_EQ_INT(t->count, 37);
+            CHECK_EQ_INT(t->bytes, 37 * 16);
+            CHECK_EQ_INT(t->growth, 22);
+            CHECK_EQ_INT(t->bytes_series[6], 37 * 16);
+            CHECK_EQ_INT(t->n_lines, 3);
+            if (t->n_lines == 3) {
+                CHECK(series_eq(t->lines[0].counts, line_c, 7, "line dead"));
+                CHECK(series_eq(t->lines[1].counts, line_a, 7, "line a"));
+                CHECK(series_eq(t->lines[2].counts, line_b, 7, "line b"));
+            }
+        }
+        pl_history_free(h);
+    }
+
+    /* pid=: only that pid's incarnations; count from its latest. */
+    h = history(s, NULL, PL_SORT_GROWTH, 0, 50, 0, b.inc.pid, 0, 0);
+    if (h) {
+        int64_t want[] = {5, 7};
+
+        CHECK_EQ_INT(h->n_times, 2);
+        t = find_type(h, "app.Leak");
+        CHECK(t != NULL);
+        if (t && h->n_times == 2) {
+            CHECK(series_eq(t->counts, want, 2, "pid b"));
+            CHECK_EQ_INT(t->count, 7);
+            CHECK_EQ_INT(t->growth, 2);
+            CHECK(t->lines == NULL);
+        }
+        pl_history_free(h);
+    }
+    h = history(s, NULL, PL_SORT_GROWTH, 0, 50, 0, (uint32_t)getpid(), 0, 0);
+    if (h) {
+        t = find_type(h, "app.Leak");
+        CHECK(t != NULL);
+        if (t)
+            CHECK_EQ_INT(t->count, 100); /* dead, but the pid's latest incarnation */
+        pl_history_free(h);
+    }
+    {
+        pl_history_query hq;
+        pl_history *none = NULL;
+
+        memset(&hq, 0, sizeof hq);
+        hq.limit = 10;
+        hq.pid = 1; /* init: never registered */
+        CHECK_EQ_INT(pl_store_history(s, &hq, &none), PL_ENOTFOUND);
+        CHECK(none == NULL);
+        hq.pid = 0;
+        hq.limit = 0;
+        CHECK_EQ_INT(pl_store_history(s, &hq, &none), PL_EBADARG);
+    }
+
+    /* Killing a worker: it becomes dead and stops at its last sample. */
+    kill_child(&b);
+    h = history(s, NULL, PL_SORT_GROWTH, 0, 50, 0, 0, 0, 0);
+    if (h) {
+        int64_t merged[] = {100, 110, 110, 15, 25, 27, 30};
+
+        t = find_type(h, "app.Leak");
+        CHECK(t != NULL);
+        if (t && h->n_times == 7) {
+            CHECK(series_eq(t->counts, merged, 7, "merged after kill"));
+            CHECK_EQ_INT(t->count, 30);
+        }
+        pl_history_free(h);
+    }
+    /* A clean end marks it dead too. */
+    CHECK_OK(pl_store_end(s, &a.inc, 5000));
+    CHECK_EQ_INT(pl_store_end(s, &b.inc, 5000), 0);
+    h = history(s, NULL, PL_SORT_GROWTH, 0, 50, 0, 0, 0, 0);
+    if (h) {
+        t = find_type(h, "app.Leak");
+        CHECK(t != NULL);
+        if (t)
+            CHECK_EQ_INT(t->count, 0);
+        pl_history_free(h);
+    }
+    pl_store_close(s);
+    kill_child(&a);
+    kill_child(&b);
+    remove_dir(dir);
+}
+
+/* More distinct times than max_points: evenly spaced slot ends from the
+ * first to the last sample, each showing the last sample at or before it. */
+static void test_slots(void)
+{
+    char *dir = make_dir();
+    struct child a = spawn_sleeper();
+    pl_store *s = open_store(dir, 0, 0, 0, 0);
+    uint32_t id;
+    pl_history *h;
+    int64_t t;
+
+    reg(s, a.inc, 0);
+    id = type_id(s, "x.Y");
+    for (t = 0; t < 100; t++)
+        append1(s, a.inc, 1000 + t * 10, id, (uint64_t)t); /* t=1000..1990 */
+    h = history(s, NULL, PL_SORT_COUNT, 0, 10, 0, 0, 0, 10);
+    if (h) {
+        size_t i;
+
+        CHECK_EQ_INT(h->n_times, 10);
+        if (h->n_times == 10) {
+            CHECK_EQ_INT(h->times[0], 1000);
+            CHECK_EQ_INT(h->times[9], 1990);
+            CHECK_EQ_INT(h->times[1], 1110);
+            for (i = 0; i < 10; i++) {
+                int64_t want = (h->times[i] - 1000) / 10;
+
+                CHECK_EQ_INT(h->types[0].counts[i], want);
+            }
+        }
+        pl_history_free(h);
+    }
+    pl_store_close(s);
+    kill_child(&a);
+    remove_dir(dir);
+}
+
+/* q (case-insensitive), sort (count, growth, name), top, offset, limit. */
+static void test_query(void)
+{
+    char *dir = make_dir();
+    struct child a = spawn_sleeper();
+    pl_store *s = open_store(dir, 0, 0, 0, 0);
+    const char *names[] = {"app.Alpha", "app.beta", "lib.Gamma", "lib.delta", "APP.Epsilon"};
+    /* first and latest counts: growth = latest - first */
+    uint64_t first[] = {10, 50, 5, 100, 1};
+    uint64_t latest[] = {40, 60, 200, 90, 2};
+    size_t lens[5], i;
+    uint32_t ids[5];
+    pl_type_count c[5];
+    pl_history *h;
+
+    reg(s, a.inc, 0);
+    for (i = 0; i < 5; i++)
+        lens[i] = strlen(names[i]);
+    CHECK_OK(pl_store_type_ids(s, names, lens, 5, ids));
+    for (i = 0; i < 5; i++)
+        c[i] = (pl_type_count){ids[i], first[i], first[i] * 8};
+    CHECK_OK(pl_store_append(s, &a.inc, 1000, c, 5));
+    for (i = 0; i < 5; i++)
+        c[i] = (pl_type_count){ids[i], latest[i], latest[i] * 8};
+    CHECK_OK(pl_store_append(s, &a.inc, 2000, c, 5));
+
+    h = history(s, NULL, PL_SORT_COUNT, 0, 10, 0, 0, 0, 0);
+    if (h) {
+        CHECK_EQ_INT(h->total, 5);
+        CHECK_EQ_INT(h->n_types, 5);
+        if (h->n_types == 5) {
+            CHECK_EQ_STR(h->types[0].name, "lib.Gamma");
+            CHECK_EQ_STR(h->types[1].name, "lib.delta");
+            CHECK_EQ_STR(h->types[2].name, "app.beta");
+            CHECK_EQ_STR(h->types[3].name, "app.Alpha");
+            CHECK_EQ_STR(h->types[4].name, "APP.Epsilon");
+        }
+        pl_history_free(h);
+    }
+    h = history(s, NULL, PL_SORT_GROWTH, 0, 10, 0, 0, 0, 0);
+    if (h && h->n_types == 5) {
+        CHECK_EQ_STR(h->types[0].name, "lib.Gamma"); /* +195 */
+        CHECK_EQ_INT(h->types[0].growth, 195);
+        CHECK_EQ_STR(h->types[1].name, "app.Alpha"); /* +30 */
+        CHECK_EQ_STR(h->types[2].name, "app.beta");  /* +10 */
+        CHECK_EQ_STR(h->types[3].name, "APP.Epsilon");
+        CHECK_EQ_STR(h->types[4].name, "lib.delta"); /* -10 */
+        CHECK_EQ_INT(h->types[4].growth, -10);
+    }
+    pl_history_free(h);
+    h = history(s, NULL, PL_SORT_NAME, 1, 2, 0, 0, 0, 0);
+    if (h) {
+        CHECK_EQ_INT(h->total, 5);
+        CHECK_EQ_INT(h->n_types, 2);
+        if (h->n_types == 2) { /* bytewise: APP.Epsilon app.Alpha app.beta lib.Gamma lib.delta */
+            CHECK_EQ_STR(h->types[0].name, "app.Alpha");
+            CHECK_EQ_STR(h->types[1].name, "app.beta");
+        }
+        pl_history_free(h);
+    }
+    h = history(s, "aPp.", PL_SORT_NAME, 0, 10, 0, 0, 0, 0);
+    if (h) {
+        CHECK_EQ_INT(h->total, 3);
+        CHECK_EQ_INT(h->n_types, 3);
+        pl_history_free(h);
+    }
+    h = history(s, "nothing-matches", PL_SORT_NAME, 0, 10, 0, 0, 0, 0);
+    if (h) {
+        CHECK_EQ_INT(h->total, 0);
+        CHECK_EQ_INT(h->n_types, 0);
+        pl_history_free(h);
+    }
+    /* top=2 keeps Gamma (200) and delta (90); then q=app matches neither. */
+    h = history(s, NULL, PL_SORT_NAME, 0, 10, 2, 0, 0, 0);
+    if (h) {
+        CHECK_EQ_INT(h->total, 2);
+        if (h->n_types == 2) {
+            CHECK_EQ_STR(h->types[0].name, "lib.Gamma");
+            CHECK_EQ_STR(h->types[1].name, "lib.delta");
+        }
+        pl_history_free(h);
+    }
+    h = history(s, "app", PL_SORT_NAME, 0, 10, 2, 0, 0, 0);
+    if (h) {
+        CHECK_EQ_INT(h->total, 0);
+        pl_history_free(h);
+    }
+    h = history(s, NULL, PL_SORT_COUNT, 7, 10, 0, 0, 0, 0);
+    if (h) {
+        CHECK_EQ_INT(h->total, 5);
+        CHECK_EQ_INT(h->n_types, 0);
+        pl_history_free(h);
+    }
+    pl_store_close(s);
+    kill_child(&a);
+    remove_dir(dir);
+}
+
+/* Enough samples and types to go through compaction: every value read back
+ * equals what was appended (windows and log), and growth uses the first
+ * stored sample from a window. */
+static uint64_t synth(uint32_t type, int64_t i)
+{
+    /* Some types are constant, some grow, some jitter, some come and go. */
+    switch (type % 4) {
+    case 0:
+        return 1000 + type;
+    case 1:
+        return (uint64_t)(type + 3 * i);
+    case 2:
+        return (uint64_t)(type * 2 + ((i * 7 + type) % 5));
+    default:
+        return (i / 10) % 2 ? 0 : (uint64_t)(i + type);
+    }
+}
+
+static void test_compaction(void)
+{
+    char *dir = make_dir();
+    struct child a = spawn_sleeper();
+    pl_store *s = open_store(dir, 0, 0, 0, 0);
+    enum { NT = 300, NS = 150 };
+    const char *names[NT];
+    char buf[NT][32];
+    size_t lens[NT];
+    uint32_t ids[NT];
+    pl_type_count c[NT];
+    pl_history *h;
+    int64_t i;
+    size_t k, j;
+
+    reg(s, a.inc, 0);
+    for (k = 0; k < NT; k++) {
+        snprintf(buf[k], sizeof buf[k], "mod.T%03zu", k);
+        names[k] = buf[k];
+        lens[k] = strlen(buf[k]);
+    }
+    CHECK_OK(pl_store_type_ids(s, names, lens, NT, ids));
+    for (k = 0; k < NT; k++)
+        CHECK_EQ_INT(ids[k], k + 1);
+    for (i = 0; i < NS; i++) {
+        for (k = 0; k < NT; k++) {
+            uint64_t v = synth((uint32_t)k, i);
+
+            c[k] = (pl_type_count){ids[k], v, v * 3 + (uint64_t)i};
+        }
+        CHECK_OK(pl_store_append(s, &a.inc, 10000 + i * 1000, c, NT));
+    }
+    {
+        int found;
+
+        CHECK_EQ_INT(proc_samples(s, a.inc, &found), NS);
+    }
+    h = history(s, NULL, PL_SORT_NAME, 0, NT, 0, 0, 1, 1000);
+    if (h) {
+        int bad = 0;
+
+        CHECK_EQ_INT(h->n_times, NS);
+        CHECK_EQ_INT(h->n_types, NT);
+        for (j = 0; j < h->n_types && h->n_times == NS; j++) {
+            const pl_history_type *t = &h->types[j];
+            uint32_t k_t = t->type_id - 1;
+
+            for (i = 0; i < NS; i++) {
+                uint64_t v = synth(k_t, i), bv = v * 3 + (uint64_t)i;
+
+                if (t->counts[i] != (int64_t)v || t->bytes_series[i] != (int64_t)bv) {
+                    if (bad++ < 5)
+                        fprintf(stderr, "  type %u sample %lld: %lld/%lld expected %llu/%llu\n",
+                                k_t, (long long)i, (long long)t->counts[i],
+                                (long long)t->bytes_series[i], (unsigned long long)v,
+                                (unsigned long long)bv);
+                }
+            }
+            if (t->count != synth(k_t, NS - 1) ||
+                t->growth != (int64_t)synth(k_t, NS - 1) - (int64_t)synth(k_t, 0))
+                bad++;
+            if (t->n_lines != 1 || t->lines[0].counts[NS - 1] != (int64_t)synth(k_t, NS - 1))
+                bad++;
+        }
+        CHECK_EQ_INT(bad, 0);
+        pl_history_free(h);
+    }
+    pl_store_close(s);
+    kill_child(&a);
+    remove_dir(dir);
+}
+
+/* Retention by samples: at most max_samples stay (dropped a window at a
+ * time, so at least max_samples - 31), and the newest are kept. */
+static void test_retention_samples(void)
+{
+    char *dir = make_dir();
+    struct child a = spawn_sleeper();
+    pl_store *s = open_store(dir, 0, 40, 0, 0);
+    uint32_t id;
+    int64_t i;
+    int found;
+    uint32_t n;
+    pl_history *h;
+
+    reg(s, a.inc, 0);
+    id = type_id(s, "r.S");
+    for (i = 0; i < 200; i++)
+        append1(s, a.inc, 1000 + i, id, (uint64_t)i);
+    n = proc_samples(s, a.inc, &found);
+    CHECK(found);
+    CHECK(n <= 40 && n >= 40 - 31);
+    h = history(s, NULL, PL_SORT_COUNT, 0, 1, 0, 0, 0, 5000);
+    if (h) {
+        CHECK_EQ_INT(h->n_times, n);
+        if (h->n_times == n && h->n_types == 1) {
+            CHECK_EQ_INT(h->times[h->n_times - 1], 1199);
+            CHECK_EQ_INT(h->types[0].counts[h->n_times - 1], 199);
+            CHECK_EQ_INT(h->types[0].counts[0], 200 - (int64_t)n);
+            CHECK_EQ_INT(h->types[0].growth, (int64_t)n - 1);
+        }
+        pl_history_free(h);
+    }
+    /* max_samples smaller than a window: dropped one log sample at a time. */
+    pl_store_close(s);
+    remove_dir(dir);
+    dir = make_dir();
+    s = open_store(dir, 0, 5, 0, 0);
+    reg(s, a.inc, 0);
+    id = type_id(s, "r.S");
+    for (i = 0; i < 20; i++)
+        append1(s, a.inc, 1000 + i, id, (uint64_t)i);
+    CHECK_EQ_INT(proc_samples(s, a.inc, &found), 5);
+    pl_store_close(s);
+    kill_child(&a);
+    remove_dir(dir);
+}
+
+/* Retention by age: old samples go, and a dead incarnation whose last
+ * activity is older than max_age goes entirely. */
+static void test_retention_age(void)
+{
+    char *dir = make_dir();
+    struct child a = spawn_sleeper();
+    pl_incarnation d = dead_inc(7);
+    pl_store *s = open_store(dir, 0, 0, 10, 0); /* 10 s */
+    uint32_t id;
+    int64_t i;
+    int found;
+    uint32_t n;
+
+    reg(s, a.inc, 400);
+    reg(s, d, 400);
+    id = type_id(s, "r.A");
+    append1(s, d, 500, id, 1);
+    for (i = 0; i < 100; i++)
+        append1(s, a.inc, 1000 + i * 1000, id, (uint64_t)i); /* 1 s apart, t up to 100 s */
+    n = proc_samples(s, a.inc, &found);
+    /* Samples older than now-10 s go; a window goes only when all of it is
+     * old, so up to 31 older samples may remain. */
+    CHECK(found);
+    CHECK(n >= 10 && n <= 11 + 31);
+    CHECK_OK(pl_store_prune(s, 1000 + 99 * 1000));
+    proc_samples(s, d, &found);
+    CHECK_EQ_INT(found, 0);
+    /* Everything of a live incarnation ages out when it stops sampling. */
+    CHECK_OK(pl_store_prune(s, 1000000));
+    CHECK_EQ_INT(proc_samples(s, a.inc, &found), 0);
+    CHECK_EQ_INT(found, 1);
+    pl_store_close(s);
+    kill_child(&a);
+    remove_dir(dir);
+}
+
+static void fill_sample(pl_type_count *c, const uint32_t *ids, size_t n, int64_t i)
+{
+    size_t k;
+
+    for (k = 0; k < n; k++)
+        c[k] = (pl_type_count){ids[k], (uint64_t)(k * 7 + (size_t)i), (uint64_t)(k * 100 + (size_t)i)};
+}
+
+/* Retention by bytes: dead incarnations go first, the used size ends below
+ * max_bytes, and the live incarnation's newest data stays readable. */
+static void test_retention_bytes(void)
+{
+    char *dir = make_dir();
+    struct child a = spawn_sleeper();
+    pl_store *s = open_store(dir, 64u << 20, 0, 0, 1u << 20);
+    enum { NT = 400 };
+    const char *names[NT];
+    char buf[NT][24];
+    size_t lens[NT], k;
+    uint32_t ids[NT];
+    pl_type_count c[NT];
+    pl_store_stat st;
+    int64_t i;
+    int found;
+    uint64_t d;
+    pl_history *h;
+
+    for (k = 0; k < NT; k++) {
+        snprintf(buf[k], sizeof buf[k], "b.T%zu", k);
+        names[k] = buf[k];
+        lens[k] = strlen(buf[k]);
+    }
+    CHECK_OK(pl_store_type_ids(s, names, lens, NT, ids));
+    for (d = 1; d <= 6; d++) {
+        pl_incarnation dead = dead_inc(100 + d);
+
+        reg(s, dead, (int64_t)d);
+        for (i = 0; i < 40; i++) {
+            fill_sample(c, ids, NT, i);
+            CHECK_OK(pl_store_append(s, &dead, (int64_t)(d * 100000 + (uint64_t)i), c, NT));
+        }
+    }
+    reg(s, a.inc, 100);
+    for (i = 0; i < 300; i++) {
+        fill_sample(c, ids, NT, i);
+        CHECK_OK(pl_store_append(s, &a.inc, 10000000 + i, c, NT));
+    }
+    CHECK_OK(pl_store_stat_get(s, &st));
+    CHECK(st.used_bytes <= st.max_bytes);
+    CHECK_EQ_INT(st.max_bytes, 1u << 20);
+    proc_samples(s, dead_inc(101), &found);
+    CHECK_EQ_INT(found, 0);
+    CHECK(proc_samples(s, a.inc, &found) > 0);
+    h = history(s, "b.T5", PL_SORT_NAME, 0, 1, 0, 0, 0, 0);
+    if (h) {
+        CHECK_EQ_INT(h->n_types, 1);
+        if (h->n_types == 1 && h->n_times) {
+            CHECK_EQ_STR(h->types[0].name, "b.T5");
+            CHECK_EQ_INT(h->types[0].counts[h->n_times - 1], 5 * 7 + 299);
+            CHECK_EQ_INT(h->types[0].count, 5 * 7 + 299);
+        }
+        pl_history_free(h);
+    }
+    pl_store_close(s);
+    kill_child(&a);
+    remove_dir(dir);
+}
+
+/* A tiny map and max_bytes as large as the map: appends hit MDB_MAP_FULL,
+ * which is handled by dropping old data; no error escapes and the newest
+ * sample stays readable. */
+static void test_map_full(void)
+{
+    char *dir = make_dir();
+    struct child a = spawn_sleeper();
+    pl_store *s = open_store(dir, 1u << 20, 0, 0, 1u << 20);
+    enum { NT = 300 };
+    const char *names[NT];
+    char buf[NT][24];
+    size_t lens[NT], k;
+    uint32_t ids[NT];
+    pl_type_count c[NT];
+    int64_t i;
+    int errors = 0, found;
+    pl_history *h;
+    pl_incarnation dead = dead_inc(55);
+
+    for (k = 0; k < NT; k++) {
+        snprintf(buf[k], sizeof buf[k], "m.T%zu", k);
+        names[k] = buf[k];
+        lens[k] = strlen(buf[k]);
+    }
+    CHECK_OK(pl_store_type_ids(s, names, lens, NT, ids));
+    reg(s, dead, 1);
+    for (i = 0; i < 60; i++) {
+        fill_sample(c, ids, NT, i);
+        if (pl_store_append(s, &dead, 1000 + i, c, NT) != 0)
+            errors++;
+    }
+    reg(s, a.inc, 2);
+    for (i = 0; i < 1500; i++) {
+        int rc;
+
+        fill_sample(c, ids, NT, i);
+        rc = pl_store_append(s, &a.inc, 100000 + i, c, NT);
+        if (rc && errors++ < 3)
+            fprintf(stderr, "  append %lld: %s\n", (long long)i, pl_strerror(rc));
+    }
+    CHECK_EQ_INT(errors, 0);
+    proc_samples(s, dead, &found);
+    CHECK_EQ_INT(found, 0);
+    CHECK(proc_samples(s, a.inc, &found) < 1500);
+    h = history(s, "m.T7", PL_SORT_NAME, 0, 1, 0, 0, 0, 0);
+    if (h) {
+        CHECK_EQ_INT(h->n_types, 1);
+        if (h->n_types == 1 && h->n_times) {
+            CHECK_EQ_INT(h->times[h->n_times - 1], 100000 + 1499);
+            CHECK_EQ_INT(h->types[0].counts[h->n_times - 1], 7 * 7 + 1499);
+        }
+        pl_history_free(h);
+    }
+    pl_store_close(s);
+    kill_child(&a);
+    remove_dir(dir);
+}
+
+/* A writer SIGKILLed mid-append: every sample it reported committed is
+ * readable after reopening, and appends work again. */
+static void test_killed_writer(void)
+{
+    char *dir = make_dir();
+    enum { NT = 2000 };
+    int fds[2];
+    pid_t pid;
+    pl_incarnation child_inc;
+    uint32_t committed = 0, got;
+    pl_store *s;
+    pl_history *h;
+    int found;
+
+    if (pipe(fds) != 0)
+        exit(2);
+    pid = fork();
+    if (pid == 0) {
+        /* The child opens its own env (never one inherited through fork). */
+        pl_store *cs;
+        pl_incarnation me;
+        static pl_type_count c[NT];
+        const char *names[1] = {"k.Base"};
+        size_t lens[1] = {6};
+        uint32_t base;
+        uint32_t i;
+        size_t k;
+
+        close(fds[0]);
+        cs = open_store(dir, 0, 0, 0, 0);
+        pl_proc_self(&me);
+        reg(cs, me, 1);
+        if (pl_store_type_ids(cs, names, lens, 1, &base))
+            _exit(3);
+        if (write(fds[1], &me, sizeof me) != (ssize_t)sizeof me)
+            _exit(3);
+        for (i = 0;; i++) {
+            for (k = 0; k < NT; k++)
+                c[k] = (pl_type_count){base + (uint32_t)k, i + k, 8 * (i + k)};
+            if (pl_store_append(cs, &me, 1000 + (int64_t)i, c, NT) != 0)
+                _exit(4);
+            if (write(fds[1], &i, sizeof i) != (ssize_t)sizeof i)
+                _exit(5);
+        }
+    }
+    close(fds[1]);
+    if (read(fds[0], &child_inc, sizeof child_inc) != (ssize_t)sizeof child_inc)
+        exit(2);
+    while (committed < 120 && read(fds[0], &got, sizeof got) == (ssize_t)sizeof got)
+        committed = got + 1;
+    kill(pid, SIGKILL);
+    while (read(fds[0], &got, sizeof got) == (ssize_t)sizeof got)
+        committed = got + 1;
+    waitpid(pid, NULL, 0);
+    close(fds[0]);
+    CHECK(committed >= 120);
+
+    s = open_store(dir, 0, 0, 0, 0);
+    got = proc_samples(s, child_inc, &found);
+    CHECK(found);
+    CHECK(got >= committed && got <= committed + 1);
+    h = history(s, "k.Base", PL_SORT_NAME, 0, 1, 0, child_inc.pid, 0, 5000);
+    if (h) {
+        CHECK_EQ_INT(h->n_types, 1);
+        CHECK_EQ_INT(h->n_times, got);
+        if (h->n_types == 1 && h->n_times == got) {
+            int64_t i;
+            int bad = 0;
+
+            for (i = 0; i < (int64_t)got; i++)
+                if (h->times[i] != 1000 + i || h->types[0].counts[i] != i)
+                    bad++;
+            CHECK_EQ_INT(bad, 0);
+        }
+        pl_history_free(h);
+    }
+    {
+        pl_incarnation me = dead_inc(999);
+        uint32_t id = type_id(s, "k.After");
+
+        reg(s, me, 5);
+        append1(s, me, 5000, id, 77);
+        h = history(s, "k.After", PL_SORT_NAME, 0, 1, 0, me.pid, 0, 0);
+        if (h) {
+            CHECK_EQ_INT(h->n_types, 1);
+            if (h->n_types == 1)
+                CHECK_EQ_INT(h->types[0].count, 77);
+            pl_history_free(h);
+        }
+    }
+    pl_store_close(s);
+    remove_dir(dir);
+}
+
+/* Mailbox: post, take, reply (large body), result, cancel, the bound of
+ * pending requests, stale requests and the sweep. */
+static void test_mailbox(void)
+{
+    char *dir = make_dir();
+    struct child a = spawn_sleeper();
+    pl_incarnation dead = dead_inc(3);
+    pl_store *s = open_store(dir, 0, 0, 0, 0);
+    uint64_t t1 = 0, t2 = 0, t, tickets[PL_MAILBOX_MAX_PENDING];
+    pl_buf req = PL_BUF_INIT, body = PL_BUF_INIT;
+    char *big;
+    size_t i, big_len = 1u << 20;
+    int status = 0;
+
+    reg(s, a.inc, 1);
+    reg(s, dead, 1);
+    CHECK_EQ_INT(pl_store_mailbox_post(s, &dead, "x", 1, 1000, &t), PL_ENOTFOUND);
+    CHECK_EQ_INT(pl_store_mailbox_take(s, &a.inc, 1000, 5000, &t, &req), PL_ENOTFOUND);
+    CHECK_OK(pl_store_mailbox_post(s, &a.inc, "GET /api/objects", 16, 1000, &t1));
+    CHECK_OK(pl_store_mailbox_post(s, &a.inc, "second", 6, 1001, &t2));
+    CHECK(t2 > t1);
+    CHECK_EQ_INT(pl_store_mailbox_result(s, t1, &status, &body), PL_ENOTFOUND);
+
+    CHECK_OK(pl_store_mailbox_take(s, &a.inc, 1100, 5000, &t, &req));
+    CHECK_EQ_INT(t, t1);
+    CHECK_EQ_STR(pl_buf_cstr(&req), "GET /api/objects");
+    big = malloc(big_len);
+    for (i = 0; i < big_len; i++)
+        big[i] = (char)('a' + i % 26);
+    CHECK_OK(pl_store_mailbox_reply(s, t1, 200, big, big_len, 1200));
+    CHECK_OK(pl_store_mailbox_result(s, t1, &status, &body));
+    CHECK_EQ_INT(status, 200);
+    CHECK_EQ_INT(body.len, big_len);
+    CHECK(body.len == big_len && memcmp(body.data, big, big_len) == 0);
+    CHECK_EQ_INT(pl_store_mailbox_result(s, t1, &status, &body), PL_ENOTFOUND);
+    free(big);
+
+    /* Cancel: the waiter gives up; a late reply is dropped. */
+    pl_buf_reset(&req);
+    CHECK_OK(pl_store_mailbox_take(s, &a.inc, 1300, 5000, &t, &req));
+    CHECK_EQ_INT(t, t2);
+    CHECK_EQ_STR(pl_buf_cstr(&req), "second");
+    CHECK_OK(pl_store_mailbox_cancel(s, t2));
+    CHECK_EQ_INT(pl_store_mailbox_reply(s, t2, 200, "late", 4, 1400), PL_ENOTFOUND);
+    CHECK_EQ_INT(pl_store_mailbox_result(s, t2, &status, &body), PL_ENOTFOUND);
+    CHECK_OK(pl_store_mailbox_cancel(s, 123456)); /* missing is fine */
+
+    /* Bound: 32 waiting, the 33rd is refused; a cancelled one frees a slot. */
+    for (i = 0; i < PL_MAILBOX_MAX_PENDING; i++)
+        CHECK_OK(pl_store_mailbox_post(s, &a.inc, "r", 1, 2000, &tickets[i]));
+    CHECK_EQ_INT(pl_store_mailbox_post(s, &a.inc, "r", 1, 2000, &t), PL_EBUSY);
+    CHECK_OK(pl_store_mailbox_cancel(s, tickets[0]));
+    CHECK_OK(pl_store_mailbox_post(s, &a.inc, "r", 1, 2000, &tickets[0]));
+    CHECK_EQ_INT(pl_store_mailbox_post(s, &a.inc, "r", 1, 2000, &t), PL_EBUSY);
+    {
+        char large[5000];
+
+        memset(large, 'x', sizeof large);
+        CHECK_EQ_INT(pl_store_mailbox_post(s, &a.inc, large, sizeof large, 2000, &t), PL_ETOOBIG);
+    }
+
+    /* Stale requests are discarded by take, not returned. */
+    pl_buf_reset(&req);
+    CHECK_EQ_INT(pl_store_mailbox_take(s, &a.inc, 100000, 5000, &t, &req), PL_ENOTFOUND);
+    CHECK_OK(pl_store_mailbox_post(s, &a.inc, "fresh", 5, 100000, &t1));
+    CHECK_OK(pl_store_mailbox_take(s, &a.inc, 100001, 5000, &t, &req));
+    CHECK_EQ_INT(t, t1);
+    /* A reply nobody fetches is swept after the TTL. */
+    CHECK_OK(pl_store_mailbox_reply(s, t1, 500, "orphan", 6, 100002));
+    CHECK_OK(pl_store_prune(s, 100002 + 61000));
+    CHECK_EQ_INT(pl_store_mailbox_result(s, t1, &status, &body), PL_ENOTFOUND);
+    /* Requests waiting for a dead target are swept too, freeing the slots. */
+    for (i = 0; i < PL_MAILBOX_MAX_PENDING; i++)
+        CHECK_OK(pl_store_mailbox_post(s, &a.inc, "r", 1, 200000, &tickets[i]));
+    CHECK_EQ_INT(pl_store_mailbox_post(s, &a.inc, "r", 1, 200000, &t), PL_EBUSY);
+    CHECK_OK(pl_store_prune(s, 200000 + 61000));
+    CHECK_OK(pl_store_mailbox_post(s, &a.inc, "r", 1, 300000, &t));
+    kill_child(&a);
+    CHECK_EQ_INT(pl_store_mailbox_post(s, &a.inc, "r", 1, 300000, &t), PL_ENOTFOUND);
+    pl_buf_free(&req);
+    pl_buf_free(&body);
+    pl_store_close(s);
+    remove_dir(dir);
+}
+
+/* Names longer than LMDB's 511-byte key limit, up to PL_TYPE_NAME_MAX. */
+static void test_long_names(void)
+{
+    char *dir = make_dir();
+    pl_store *s = open_store(dir, 0, 0, 0, 0);
+    pl_incarnation me = dead_inc(11);
+    char n1[PL_TYPE_NAME_MAX + 1], n2[PL_TYPE_NAME_MAX + 1], n3[PL_TYPE_NAME_MAX + 2];
+    const char *names[3] = {n1, n2, n3};
+    size_t lens[3];
+    uint32_t ids[3] = {0, 0, 0}, again[2] = {0, 0};
+    pl_history *h;
+
+    memset(n1, 'a', PL_TYPE_NAME_MAX);
+    memset(n2, 'a', PL_TYPE_NAME_MAX);
+    n1[PL_TYPE_NAME_MAX] = n2[PL_TYPE_NAME_MAX] = '\0';
+    n2[PL_TYPE_NAME_MAX - 1] = 'b'; /* differs only in the last byte */
+    memset(n3, 'c', sizeof n3);
+    lens[0] = lens[1] = PL_TYPE_NAME_MAX;
+    lens[2] = PL_TYPE_NAME_MAX + 1;
+    CHECK_EQ_INT(pl_store_type_ids(s, names, lens, 3, ids), PL_ETOOBIG);
+    CHECK_OK(pl_store_type_ids(s, names, lens, 2, ids));
+    CHECK(ids[0] && ids[1] && ids[0] != ids[1]);
+    CHECK_OK(pl_store_type_ids(s, names, lens, 2, again));
+    CHECK_EQ_INT(again[0], ids[0]);
+    CHECK_EQ_INT(again[1], ids[1]);
+    reg(s, me, 1);
+    append1(s, me, 1000, ids[1], 3);
+    h = history(s, "ab", PL_SORT_NAME, 0, 5, 0, me.pid, 0, 0);
+    if (h) {
+        CHECK_EQ_INT(h->n_types, 1);
+        if (h->n_types == 1) {
+            CHECK_EQ_INT(strlen(h->types[0].name), PL_TYPE_NAME_MAX);
+            CHECK(strcmp(h->types[0].name, n2) == 0);
+            CHECK_EQ_INT(h->types[0].count, 3);
+        }
+        pl_history_free(h);
+    }
+    pl_store_close(s);
+    remove_dir(dir);
+}
+
+/* Forced hash collisions: every name gets the same hash, yet ids stay
+ * distinct and stable, and names read back correctly. */
+static void test_hash_collisions(void)
+{
+    char *dir = make_dir();
+    pl_store *s = open_store(dir, 0, 0, 0, 0);
+    enum { N = 40 };
+    char buf[N][16];
+    const char *names[N];
+    size_t lens[N], i, j;
+    uint32_t ids[N], again[N];
+    pl_store_stat st;
+    pl_history *h;
+
+    pl_store_test_collide_hashes(s, 1);
+    for (i = 0; i < N; i++) {
+        snprintf(buf[i], sizeof buf[i], "c.N%zu", i);
+        names[i] = buf[i];
+        lens[i] = strlen(buf[i]);
+    }
+    CHECK_OK(pl_store_type_ids(s, names, lens, N / 2, ids));
+    CHECK_OK(pl_store_type_ids(s, names, lens, N, ids)); /* half known, half new */
+    for (i = 0; i < N; i++)
+        for (j = i + 1; j < N; j++)
+            CHECK(ids[i] != ids[j]);
+    CHECK_OK(pl_store_type_ids(s, names + 5, lens + 5, N - 5, again));
+    for (i = 5; i < N; i++)
+        CHECK_EQ_INT(again[i - 5], ids[i]);
+    CHECK_OK(pl_store_stat_get(s, &st));
+    CHECK_EQ_INT(st.types, N);
+    h = history(s, NULL, PL_SORT_NAME, 0, 1000, 0, 0, 0, 0);
+    if (h) {
+        CHECK_EQ_INT(h->n_types, N);
+        for (i = 0; i < h->n_types; i++) {
+            uint32_t id = h->types[i].type_id;
+
+            for (j = 0; j < N; j++)
+                if (ids[j] == id)
+                    CHECK_EQ_STR(h->types[i].name, names[j]);
+        }
+        pl_history_free(h);
+    }
+    pl_store_close(s);
+    remove_dir(dir);
+}
+
+/* Schema check, read-only open, stat, register refresh, heartbeat. */
+static void test_open_and_procs(void)
+{
+    char *dir = make_dir();
+    pl_store *s = open_store(dir, 0, 0, 0, 0);
+    pl_store_options opt;
+    pl_store *ro = NULL, *bad = NULL;
+    pl_incarnation me;
+    pl_proc_info info, *procs = NULL;
+    pl_store_stat st;
+    size_t n = 0;
+    struct stat sb;
+
+    CHECK(stat(dir, &sb) == 0 && (sb.st_mode & 0777) == 0700);
+    CHECK_OK(pl_proc_self(&me));
+    CHECK_EQ_INT(me.pid, getpid());
+    CHECK_EQ_INT(pl_proc_alive(&me), 1);
+    me.start++;
+    CHECK_EQ_INT(pl_proc_alive(&me), 0);
+    me.start--;
+    CHECK(pl_proc_rss() > 0);
+    memset(&info, 0, sizeof info);
+    pl_proc_describe(&info);
+    CHECK(strstr(info.argv, "test_store") != NULL);
+    info.inc = me;
+    info.first_seen_ms = 100;
+    info.interval_ms = 30000;
+    CHECK_OK(pl_store_register(s, &info));
+    CHECK_OK(pl_store_heartbeat(s, &me, 5000, 12345));
+    info.first_seen_ms = 4000; /* a refresh keeps first_seen */
+    CHECK_OK(pl_store_register(s, &info));
+    CHECK_OK(pl_store_procs(s, &procs, &n));
+    CHECK_EQ_INT(n, 1);
+    if (n == 1) {
+        CHECK_EQ_INT(procs[0].first_seen_ms, 100);
+        CHECK_EQ_INT(procs[0].alive, 1);
+        CHECK_EQ_INT(procs[0].interval_ms, 30000);
+        CHECK_EQ_INT(procs[0].ended_ms, 0);
+    }
+    free(procs);
+    CHECK_OK(pl_store_stat_get(s, &st));
+    CHECK_EQ_INT(st.map_size, 1u << 30);
+    CHECK_EQ_INT(st.max_bytes, (1u << 30) / 4 * 3);
+    CHECK_EQ_INT(st.max_samples, 2880);
+    CHECK_EQ_INT(st.max_age_s, 7 * 86400);
+    CHECK_EQ_INT(st.schema, 1);
+    CHECK(st.used_bytes > 0 && st.used_bytes < (1u << 20));
+    CHECK_EQ_STR(pl_store_path(s), dir);
+
+    memset(&opt, 0, sizeof opt);
+    opt.path = dir;
+    opt.read_only = 1;
+    CHECK_OK(pl_store_open(&ro, &opt));
+    if (ro) {
+        CHECK_OK(pl_store_procs(ro, &procs, &n));
+        CHECK_EQ_INT(n, 1);
+        free(procs);
+        CHECK(pl_store_register(ro, &info) != 0);
+        pl_store_close(ro);
+    }
+    pl_store_close(s);
+
+    /* A store written by another schema version is refused. */
+    {
+        MDB_env *env;
+        MDB_txn *txn;
+        MDB_dbi dbi;
+        uint32_t v = 99;
+        MDB_val k = {6, "schema"}, val = {4, &v};
+
+        CHECK_OK(mdb_env_create(&env));
+        mdb_env_set_maxdbs(env, 16);
+        CHECK_OK(mdb_env_open(env, dir, 0, 0600));
+        CHECK_OK(mdb_txn_begin(env, NULL, 0, &txn));
+        CHECK_OK(mdb_dbi_open(txn, "meta", 0, &dbi));
+        CHECK_OK(mdb_put(txn, dbi, &k, &val, 0));
+        CHECK_OK(mdb_txn_commit(txn));
+        mdb_env_close(env);
+    }
+    memset(&opt, 0, sizeof opt);
+    opt.path = dir;
+    CHECK_EQ_INT(pl_store_open(&bad, &opt), PL_ESCHEMA);
+    CHECK(bad == NULL);
+    remove_dir(dir);
+}
+
+/* The zero-config key: this test's parent runs another program, so the
+ * root is this process; a forked child (same executable) finds this
+ * process. */
+static void test_server_root(void)
+{
+    pl_incarnation root, me;
+    int fds[2];
+    pid_t pid;
+
+    CHECK_OK(pl_proc_server_root(&root));
+    CHECK_OK(pl_proc_self(&me));
+    CHECK_EQ_INT(root.pid, me.pid);
+    CHECK_EQ_INT(root.start, me.start);
+    if (pipe(fds) != 0)
+        exit(2);
+    pid = fork();
+    if (pid == 0) {
+        pl_incarnation r;
+
+        close(fds[0]);
+        if (pl_proc_server_root(&r) != 0)
+            _exit(1);
+        if (write(fds[1], &r, sizeof r) != (ssize_t)sizeof r)
+            _exit(1);
+        _exit(0);
+    }
+    close(fds[1]);
+    memset(&root, 0, sizeof root);
+    CHECK(read(fds[0], &root, sizeof root) == (ssize_t)sizeof root);
+    close(fds[0]);
+    waitpid(pid, NULL, 0);
+    CHECK_EQ_INT(root.pid, me.pid);
+    CHECK_EQ_INT(root.start, me.start);
+}
+
+int main(void)
+{
+    RUN(test_open_and_procs);
+    RUN(test_server_root);
+    RUN(test_merge);
+    RUN(test_slots);
+    RUN(test_query);
+    RUN(test_compaction);
+    RUN(test_long_names);
+    RUN(test_hash_collisions);
+    RUN(test_mailbox);
+    RUN(test_retention_samples);
+    RUN(test_retention_age);
+    RUN(test_retention_bytes);
+    RUN(test_map_full);
+    RUN(test_killed_writer);
+    return TEST_EXIT();
+}

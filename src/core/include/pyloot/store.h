@@ -217,4 +217,22 @@ void pl_proc_describe(pl_proc_info *info);
 /* Unix time in milliseconds. */
 int64_t pl_now_ms(void);
 
+/* Fills *root with the zero-config store key of the calling process: walks
+ * up the parent chain while the parent's /proc/<ppid>/exe is the same file
+ * (same device and inode) as /proc/self/exe, and returns the topmost such
+ * ancestor's incarnation, or the calling process itself when its parent runs
+ * another program. A gunicorn master and its workers, uvicorn's supervisor
+ * and its spawned workers, and Flask's reloader and its child all run the
+ * same interpreter binary, so they share one key; two servers started from
+ * a shell share none. Caveat: a supervisor that itself runs on the same
+ * interpreter binary (supervisord, a pytest run spawning servers) becomes the
+ * root of everything it starts. Returns 0 or PL_ENOTFOUND (no /proc).
+ * Thread-safe. */
+int pl_proc_server_root(pl_incarnation *root);
+
+/* Test hook: when `on`, this handle hashes every type name to the same value
+ * so that name-hash collisions can be exercised. Only for tests, on a store
+ * that is never opened without the hook. */
+void pl_store_test_collide_hashes(pl_store *s, int on);
+
 #endif
