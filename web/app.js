@@ -88,6 +88,12 @@
     const d = new Date(t * 1000);
     return d.getFullYear() + "-" + pad2(d.getMonth() + 1) + "-" + pad2(d.getDate()) + " " + fmtClock(t, true);
   }
+  /** "Nov 21 20:38:40 → 20:38:48", "Nov 20 09:00 → Nov 21 20:38" */
+  function fmtRange(t0, t1) {
+    const secs = t1 - t0 < 3600;
+    const a = fmtDay(t0) + " " + fmtClock(t0, secs);
+    return a + " → " + (fmtDay(t0) === fmtDay(t1) ? "" : fmtDay(t1) + " ") + fmtClock(t1, secs);
+  }
   function fmtAgo(t) {
     if (t === null || t === undefined) return "–";
     const d = Math.max(0, Date.now() / 1000 - t);
@@ -107,6 +113,15 @@
     str = String(str);
     return str.length > n ? str.slice(0, n - 1) + "…" : str;
   }
+  /** A dotted name with line-break opportunities after each dot. */
+  function breakable(name) {
+    const parts = String(name).split(/(?<=\.)/);
+    const out = [];
+    parts.forEach((p, i) => { if (i) out.push(h("wbr")); out.push(p); });
+    return out;
+  }
+  /** A command line with the interpreter's directory left out: python3 -m gunicorn ... */
+  const shortArgv = (a) => String(a).replace(/^\S*\//, "");
   const typeOf = (o) => (!o.type_module || o.type_module === "builtins" ? o.type_name : o.type_module + "." + o.type_name);
 
   // ------------------------------------------------------------------ API
@@ -267,7 +282,7 @@
     }
     let max = 0;
     for (const se of series) for (const v of se.values) if (v !== null && v !== undefined && v > max) max = v;
-    const step = max > 0 ? niceStep(max, 3) : 1;
+    const step = max > 0 ? Math.max(1, niceStep(max, 3)) : 1; // counts are whole numbers
     const yMax = Math.max(step, Math.ceil(max / step) * step);
     const yTicks = [];
     for (let v = 0; v <= yMax + step / 2; v += step) yTicks.push(v);
@@ -445,11 +460,14 @@
       type: "button", class: "btn pager-btn", id: idPrefix ? idPrefix + "-" + id : null, dataset: { go: id },
       title, disabled: disabled, onclick: () => go(target),
     }, text);
+    if (total === 1 && noun.endsWith("s")) noun = noun.slice(0, -1);
+    const info = h("span", { class: "pager-info" }, h("b", null, fmtInt(from) + "–" + fmtInt(to)), " of " + fmtInt(total) + " " + noun,
+      pages > 1 ? h("span", { class: "muted" }, " · page " + page + "/" + pages) : null);
+    if (pages <= 1) return h("div", { class: "pager single", dataset: { page: "1", pages: "1" } }, info);
     return h("div", { class: "pager", dataset: { page: String(page), pages: String(pages) } },
       btn("first", "«", "First page", 0, page <= 1),
       btn("prev", "‹ Prev", "Previous page", Math.max(0, offset - limit), page <= 1),
-      h("span", { class: "pager-info" }, h("b", null, fmtInt(from) + "–" + fmtInt(to)), " of " + fmtInt(total) + " " + noun,
-        pages > 1 ? h("span", { class: "muted" }, " · page " + page + "/" + pages) : null),
+      info,
       btn("next", "Next ›", "Next page", offset + limit, page >= pages),
       btn("last", "»", "Last page", (pages - 1) * limit, page >= pages));
   }
@@ -596,15 +614,16 @@
       fill(els.summary, 
         h("span", { id: "type-total", dataset: { total: String(total) } }, fmtInt(total) + (total === 1 ? " type" : " types")),
         st.q ? h("span", null, " matching ", h("code", null, st.q)) : null,
-        h("span", { class: "muted" }, st.pid ? " · pid " + st.pid : " · merged over live workers"),
-        d.times && d.times.length ? h("span", { class: "muted" }, " · " + d.times.length + " points, " +
-          fmtDateTime(d.times[0]).slice(5, 16) + " → " + fmtDateTime(d.times[d.times.length - 1]).slice(5, 16)) : null);
+        h("span", { class: "muted" }, (st.pid ? " · pid " + st.pid : st.view === "workers" ? " · live workers" : " · merged over the live workers") +
+          (st.view === "workers" ? ", one line per incarnation" : "")),
+        d.times && d.times.length ? h("span", { class: "muted", id: "time-range" }, " · " + d.times.length + (d.times.length === 1 ? " point, " : " points, ") +
+          fmtRange(d.times[0], d.times[d.times.length - 1])) : null);
       const go = (off) => set({ offset: Math.max(0, off) });
       clear(els.pagerTop);
       clear(els.pagerBottom);
       if (total > 0) {
         els.pagerTop.append(pager("pager", d.offset || 0, st.limit, total, "types", go));
-        els.pagerBottom.append(pager(null, d.offset || 0, st.limit, total, "types", go));
+        if (total > st.limit) els.pagerBottom.append(pager(null, d.offset || 0, st.limit, total, "types", go));
       }
       clear(els.results);
       els.results.dataset.state = "ready";
@@ -640,7 +659,7 @@
       const objHash = hashFor("objects", { group: t.name, pid: st.pid || null });
       const c = h("article", { class: "type-card", dataset: { type: t.name, count: String(t.count), growth: String(t.growth) } },
         h("header", { class: "card-head" },
-          h("a", { class: "type-name", href: objHash, title: t.name + " — show its live objects" }, t.name),
+          h("a", { class: "type-name", href: objHash, title: t.name + " — show its live objects" }, breakable(t.name)),
           h("a", { class: "btn small ghost objects-link", href: objHash, title: "Live objects of " + t.name }, "Objects →")),
         h("div", { class: "stats" },
           h("span", { class: "stat count", title: "Live objects now" }, h("span", { class: "stat-label" }, "count"), h("b", { class: "value" }, fmtInt(t.count))),
@@ -718,7 +737,7 @@
             h("td", { class: "num" }, p.rss ? fmtBytes(p.rss) : "–"),
             h("td", { class: "num" }, p.interval ? p.interval + " s" : "–"),
             h("td", null, p.host || "–"),
-            h("td", { class: "argv", title: p.argv || "" }, truncate(p.argv || "–", 80)),
+            h("td", { class: "argv", title: p.argv || "" }, p.argv ? shortArgv(p.argv) : "–"),
             h("td", { class: "actions" },
               h("a", { href: hashFor("history", { pid: p.pid }), class: "btn small ghost" }, "History"),
               p.alive ? h("a", { href: hashFor("objects", { pid: p.pid }), class: "btn small ghost" }, "Objects") : null));
