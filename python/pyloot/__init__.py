@@ -10,6 +10,7 @@ Embed it::
 from pyloot._pyloot import __version__
 from pyloot.backends import BaseBackend, HTTPRemoteBackend, InMemoryBackend, LMDBBackend
 from pyloot.core import PyLoot
+from pyloot.objectgraph import AnnotatedGraph, ObjectGraph, cycles_created_by, garbage, key_cycles, objects_reachable_from, snapshot
 from pyloot.server import PyLootServer
 
 __all__ = [
@@ -20,4 +21,11 @@ __all__ = [
     "LMDBBackend",
     "InMemoryBackend",
     "HTTPRemoteBackend",
+    "AnnotatedGraph",
+    "ObjectGraph",
+    "cycles_created_by",
+    "garbage",
+    "key_cycles",
+    "objects_reachable_from",
+    "snapshot",
 ]

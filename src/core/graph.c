@@ -1,2 +1,694 @@
-/* Graph algorithms over compact arrays. */
+/* Graph algorithms over compact arrays. See graph.h for the contracts. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pyloot/error.h"
 #include "pyloot/graph.h"
+
+/* Open-addressing index from key to vertex number: linear probing over
+ * 16-byte slots, so a hit costs one cache miss. The slot count is not a power
+ * of two (range reduction by multiply-high keeps the load near 3/4 and the
+ * index at ~21 bytes per vertex). */
+typedef struct slot {
+    uint64_t key; /* 0: empty */
+    uint32_t v;
+} slot;
+
+struct pl_graph {
+    size_t n, vcap;
+    uint64_t *keys;
+    slot *table;
+    size_t tcap;
+    size_t m, ecap;
+    uint32_t *out_off;  /* n+1 once finished; during building out_off[v] for v <= last tail */
+    uint32_t *out_head; /* m */
+    uint32_t *in_off;   /* n+1 */
+    uint32_t *in_tail;  /* m */
+    uint32_t last_tail; /* building: tail of the last edge added */
+    int edges_started;
+    int finished;
+};
+
+static inline uint64_t hash_key(uint64_t k)
+{
+    /* Addresses are 16-byte aligned and close together: mix them well. */
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ULL;
+    k ^= k >> 33;
+    return k;
+}
+
+static inline size_t slot_of(uint64_t k, size_t tcap)
+{
+    return (size_t)(((unsigned __int128)hash_key(k) * tcap) >> 64);
+}
+
+static size_t table_cap_for(size_t n)
+{
+    size_t c = n + n / 3 + 8;
+    return c;
+}
+
+static int table_rebuild(pl_graph *g, size_t want)
+{
+    size_t tcap = table_cap_for(want);
+    slot *t = calloc(tcap, sizeof(slot));
+    if (!t)
+        return ENOMEM;
+    for (size_t v = 0; v < g->n; v++) {
+        size_t i = slot_of(g->keys[v], tcap);
+        while (t[i].key)
+            if (++i == tcap)
+                i = 0;
+        t[i].key = g->keys[v];
+        t[i].v = (uint32_t)v;
+    }
+    free(g->table);
+    g->table = t;
+    g->tcap = tcap;
+    return 0;
+}
+
+int pl_graph_new(size_t vertex_hint, pl_graph **out)
+{
+    *out = NULL;
+    pl_graph *g = calloc(1, sizeof(*g));
+    if (!g)
+        return ENOMEM;
+    if (vertex_hint > PL_GRAPH_MAX)
+        vertex_hint = PL_GRAPH_MAX;
+    g->vcap = vertex_hint ? vertex_hint : 16;
+    g->keys = malloc(g->vcap * sizeof(uint64_t));
+    if (!g->keys || table_rebuild(g, g->vcap)) {
+        pl_graph_free(g);
+        return ENOMEM;
+    }
+    *out = g;
+    return 0;
+}
+
+void pl_graph_free(pl_graph *g)
+{
+    if (!g)
+        return;
+    free(g->keys);
+    free(g->table);
+    free(g->out_off);
+    free(g->out_head);
+    free(g->in_off);
+    free(g->in_tail);
+    free(g);
+}
+
+uint32_t pl_graph_lookup(const pl_graph *g, uint64_t key)
+{
+    if (!key || !g->tcap)
+        return PL_GRAPH_NONE;
+    size_t i = slot_of(key, g->tcap);
+    for (;;) {
+        const slot *s = &g->table[i];
+        if (s->key == key)
+            return s->v;
+        if (!s->key)
+            return PL_GRAPH_NONE;
+        if (++i == g->tcap)
+            i = 0;
+    }
+}
+
+int pl_graph_add_vertex(pl_graph *g, uint64_t key, uint32_t *index, int *added)
+{
+    if (added)
+        *added = 0;
+    if (!key || g->edges_started || g->finished)
+        return PL_EBADARG;
+    size_t i = slot_of(key, g->tcap);
+    for (;;) {
+        if (g->table[i].key == key) {
+            if (index)
+                *index = g->table[i].v;
+            return 0;
+        }
+        if (!g->table[i].key)
+            break;
+        if (++i == g->tcap)
+            i = 0;
+    }
+    if (g->n >= PL_GRAPH_MAX)
+        return PL_ETOOBIG;
+    if (g->n == g->vcap) {
+        size_t ncap = g->vcap * 2;
+        if (ncap > PL_GRAPH_MAX)
+            ncap = PL_GRAPH_MAX;
+        uint64_t *k = realloc(g->keys, ncap * sizeof(uint64_t));
+        if (!k)
+            return ENOMEM;
+        g->keys = k;
+        g->vcap = ncap;
+    }
+    /* Keep the load at or under 3/4 of the slots. */
+    if ((g->n + 1) * 4 > g->tcap * 3) {
+        int rc = table_rebuild(g, g->vcap > (g->n + 1) * 2 ? g->vcap : (g->n + 1) * 2);
+        if (rc)
+            return rc;
+        i = slot_of(key, g->tcap);
+        while (g->table[i].key)
+            if (++i == g->tcap)
+                i = 0;
+    }
+    uint32_t v = (uint32_t)g->n++;
+    g->keys[v] = key;
+    g->table[i].key = key;
+    g->table[i].v = v;
+    if (index)
+        *index = v;
+    if (added)
+        *added = 1;
+    return 0;
+}
+
+int pl_graph_add_edge(pl_graph *g, uint32_t tail, uint32_t head)
+{
+    if (g->finished || tail >= g->n || head >= g->n)
+        return PL_EBADARG;
+    if (!g->edges_started) {
+        g->out_off = malloc((g->n + 1) * sizeof(uint32_t));
+        if (!g->out_off)
+            return ENOMEM;
+        g->edges_started = 1;
+        g->last_tail = 0;
+        g->out_off[0] = 0;
+    }
+    if (tail < g->last_tail)
+        return PL_EBADARG;
+    if (g->m >= PL_GRAPH_MAX)
+        return PL_ETOOBIG;
+    if (g->m == g->ecap) {
+        size_t ncap = g->ecap ? g->ecap * 2 : 1024;
+        if (ncap > PL_GRAPH_MAX)
+            ncap = PL_GRAPH_MAX;
+        uint32_t *h = realloc(g->out_head, ncap * sizeof(uint32_t));
+        if (!h)
+            return ENOMEM;
+        g->out_head = h;
+        g->ecap = ncap;
+    }
+    /* Close the offsets of the vertices between the last tail and this one. */
+    while (g->last_tail < tail)
+        g->out_off[++g->last_tail] = (uint32_t)g->m;
+    g->out_head[g->m++] = head;
+    return 0;
+}
+
+int pl_graph_finish(pl_graph *g)
+{
+    if (g->finished)
+        return 0;
+    size_t n = g->n, m = g->m;
+    if (!g->edges_started) {
+        g->out_off = malloc((n + 1) * sizeof(uint32_t));
+        if (!g->out_off)
+            return ENOMEM;
+        g->edges_started = 1;
+        g->last_tail = 0;
+        g->out_off[0] = 0;
+    }
+    uint32_t *in_off = calloc(n + 1, sizeof(uint32_t));
+    uint32_t *in_tail = malloc((m ? m : 1) * sizeof(uint32_t));
+    if (!in_off || !in_tail) {
+        free(in_off);
+        free(in_tail);
+        return ENOMEM;
+    }
+    while (g->last_tail < n)
+        g->out_off[++g->last_tail] = (uint32_t)m;
+    if (n == 0)
+        g->out_off[0] = 0;
+    /* Counting sort of the edges by head; scanning tails in order keeps each
+     * in-list ordered by edge number. */
+    for (size_t e = 0; e < m; e++)
+        in_off[g->out_head[e] + 1]++;
+    for (size_t v = 0; v < n; v++)
+        in_off[v + 1] += in_off[v];
+    for (size_t v = 0; v < n; v++)
+        for (uint32_t e = g->out_off[v]; e < g->out_off[v + 1]; e++)
+            in_tail[in_off[g->out_head[e]]++] = (uint32_t)v;
+    for (size_t v = n; v > 0; v--)
+        in_off[v] = in_off[v - 1];
+    in_off[0] = 0;
+    g->in_off = in_off;
+    g->in_tail = in_tail;
+    /* Give back the slack of the growing arrays. */
+    if (m && m < g->ecap) {
+        uint32_t *h = realloc(g->out_head, m * sizeof(uint32_t));
+        if (h)
+            g->out_head = h;
+        g->ecap = m;
+    }
+    if (n && n < g->vcap) {
+        uint64_t *k = realloc(g->keys, n * sizeof(uint64_t));
+        if (k)
+            g->keys = k;
+        g->vcap = n;
+        if (g->tcap > table_cap_for(n) * 2)
+            (void)table_rebuild(g, n); /* on ENOMEM the larger table still works */
+    }
+    g->finished = 1;
+    return 0;
+}
+
+size_t pl_graph_order(const pl_graph *g) { return g->n; }
+size_t pl_graph_size(const pl_graph *g) { return g->m; }
+uint64_t pl_graph_key(const pl_graph *g, uint32_t v) { return g->keys[v]; }
+const uint64_t *pl_graph_keys(const pl_graph *g) { return g->keys; }
+
+const uint32_t *pl_graph_out(const pl_graph *g, uint32_t v, size_t *count, uint32_t *first_edge)
+{
+    uint32_t b = g->out_off[v];
+    *count = g->out_off[v + 1] - b;
+    if (first_edge)
+        *first_edge = b;
+    return g->out_head ? g->out_head + b : NULL;
+}
+
+const uint32_t *pl_graph_in(const pl_graph *g, uint32_t v, size_t *count)
+{
+    uint32_t b = g->in_off[v];
+    *count = g->in_off[v + 1] - b;
+    return g->in_tail + b;
+}
+
+size_t pl_graph_memory(const pl_graph *g)
+{
+    size_t bytes = sizeof(*g) + g->vcap * sizeof(uint64_t) + g->tcap * sizeof(slot) +
+                   g->ecap * sizeof(uint32_t);
+    if (g->finished)
+        bytes += 2 * (g->n + 1) * sizeof(uint32_t) + g->m * sizeof(uint32_t);
+    return bytes;
+}
+
+/* ---- breadth-first searches ---- */
+
+#define BIT_SET(bits, i) ((bits)[(i) >> 6] |= (uint64_t)1 << ((i) & 63))
+#define BIT_GET(bits, i) (((bits)[(i) >> 6] >> ((i) & 63)) & 1)
+
+static uint64_t *bits_new(size_t n)
+{
+    return calloc(n / 64 + 1, sizeof(uint64_t));
+}
+
+int pl_graph_reach(const pl_graph *g, uint32_t start, int reverse, long generations,
+                   uint32_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (start >= g->n)
+        return PL_EBADARG;
+    uint64_t *seen = bits_new(g->n);
+    uint32_t *queue = malloc(g->n * sizeof(uint32_t));
+    if (!seen || !queue) {
+        free(seen);
+        free(queue);
+        return ENOMEM;
+    }
+    size_t head = 0, tail = 0, level_end = 1;
+    long depth = 0;
+    queue[tail++] = start;
+    BIT_SET(seen, start);
+    const uint32_t *off = reverse ? g->in_off : g->out_off;
+    const uint32_t *adj = reverse ? g->in_tail : g->out_head;
+    while (head < tail) {
+        if (head == level_end) {
+            depth++;
+            level_end = tail;
+        }
+        if (generations >= 0 && depth >= generations)
+            break;
+        uint32_t v = queue[head++];
+        for (uint32_t e = off[v]; e < off[v + 1]; e++) {
+            uint32_t w = adj[e];
+            if (!BIT_GET(seen, w)) {
+                BIT_SET(seen, w);
+                queue[tail++] = w;
+            }
+        }
+    }
+    free(seen);
+    uint32_t *shrunk = realloc(queue, (tail ? tail : 1) * sizeof(uint32_t));
+    *out = shrunk ? shrunk : queue;
+    *n = tail;
+    return 0;
+}
+
+/* Breadth-first search from the children of `from` until `target` is
+ * reached; pred[] gets, for each reached vertex, the vertex it was first
+ * reached from. `from_counts` says whether `from` itself counts as reached
+ * (shortest path) or must be reached again (shortest cycle). */
+static int bfs_pred(const pl_graph *g, uint32_t from, uint32_t target, int from_counts,
+                    uint32_t *pred, uint64_t *seen)
+{
+    uint32_t *queue = malloc((g->n + 1) * sizeof(uint32_t));
+    if (!queue)
+        return ENOMEM;
+    size_t head = 0, tail = 0;
+    queue[tail++] = from;
+    if (from_counts)
+        BIT_SET(seen, from);
+    int found = from_counts && from == target;
+    while (!found && head < tail) {
+        uint32_t v = queue[head++];
+        for (uint32_t e = g->out_off[v]; e < g->out_off[v + 1]; e++) {
+            uint32_t w = g->out_head[e];
+            if (BIT_GET(seen, w))
+                continue;
+            BIT_SET(seen, w);
+            pred[w] = v;
+            if (w == target) {
+                found = 1;
+                break;
+            }
+            queue[tail++] = w;
+        }
+    }
+    free(queue);
+    return found ? 0 : PL_ENOTFOUND;
+}
+
+/* Lists from, pred[from], ... up to and including stop. */
+static int walk_back(const uint32_t *pred, uint32_t from, uint32_t stop, size_t limit,
+                     uint32_t **out, size_t *n)
+{
+    uint32_t *path = malloc((limit + 1) * sizeof(uint32_t));
+    if (!path)
+        return ENOMEM;
+    size_t k = 0;
+    uint32_t v = from;
+    path[k++] = v;
+    while (v != stop) {
+        v = pred[v];
+        path[k++] = v;
+    }
+    uint32_t *shrunk = realloc(path, k * sizeof(uint32_t));
+    *out = shrunk ? shrunk : path;
+    *n = k;
+    return 0;
+}
+
+int pl_graph_shortest_path(const pl_graph *g, uint32_t start, uint32_t end, uint32_t **out,
+                           size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (start >= g->n || end >= g->n)
+        return PL_EBADARG;
+    if (start == end) {
+        if (!(*out = malloc(sizeof(uint32_t))))
+            return ENOMEM;
+        (*out)[0] = start;
+        *n = 1;
+        return 0;
+    }
+    uint32_t *pred = malloc(g->n * sizeof(uint32_t));
+    uint64_t *seen = bits_new(g->n);
+    int rc = ENOMEM;
+    if (pred && seen)
+        rc = bfs_pred(g, start, end, 1, pred, seen);
+    if (rc == 0)
+        rc = walk_back(pred, end, start, g->n, out, n);
+    free(pred);
+    free(seen);
+    return rc;
+}
+
+int pl_graph_shortest_cycle(const pl_graph *g, uint32_t start, uint32_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (start >= g->n)
+        return PL_EBADARG;
+    uint32_t *pred = malloc(g->n * sizeof(uint32_t));
+    uint64_t *seen = bits_new(g->n);
+    int rc = ENOMEM;
+    if (pred && seen)
+        rc = bfs_pred(g, start, start, 0, pred, seen);
+    if (rc == 0) {
+        /* start, pred[start], pred[pred[start]], ... until start again. */
+        uint32_t *path = malloc(g->n * sizeof(uint32_t));
+        if (!path) {
+            rc = ENOMEM;
+        } else {
+            size_t k = 0;
+            uint32_t v = start;
+            do {
+                path[k++] = v;
+                v = pred[v];
+            } while (v != start);
+            *out = path;
+            *n = k;
+        }
+    }
+    free(pred);
+    free(seen);
+    return rc;
+}
+
+/* ---- strongly connected components ---- */
+
+void pl_graph_components_free(pl_graph_components *c)
+{
+    free(c->start);
+    free(c->members);
+    free(c->component_of);
+    memset(c, 0, sizeof(*c));
+}
+
+int pl_graph_scc(const pl_graph *g, pl_graph_components *out)
+{
+    memset(out, 0, sizeof(*out));
+    size_t n = g->n;
+    /* Tarjan's algorithm with an explicit call stack. index[v] is the
+     * discovery number + 1 (0: unvisited); after v is assigned to a
+     * component, low[v] is set to UINT32_MAX so edges into finished
+     * components are ignored. Completed components are written to the end
+     * of `members` in completion order, from the front. */
+    uint32_t *index = calloc(n + 1, sizeof(uint32_t));
+    uint32_t *low = malloc((n + 1) * sizeof(uint32_t));
+    uint32_t *stack = malloc((n + 1) * sizeof(uint32_t)); /* Tarjan's vertex stack */
+    uint32_t *call_v = malloc((n + 1) * sizeof(uint32_t));
+    uint32_t *call_e = malloc((n + 1) * sizeof(uint32_t));
+    uint32_t *members = malloc((n + 1) * sizeof(uint32_t));
+    uint32_t *component_of = malloc((n + 1) * sizeof(uint32_t));
+    uint32_t *start = malloc((n + 2) * sizeof(uint32_t));
+    int rc = ENOMEM;
+    if (!index || !low || !stack || !call_v || !call_e || !members || !component_of || !start)
+        goto done;
+
+    uint32_t next_index = 1;
+    size_t sp = 0, cp = 0, filled = 0, ncomp = 0;
+    start[0] = 0;
+    for (size_t root = 0; root < n; root++) {
+        if (index[root])
+            continue;
+        index[root] = low[root] = next_index++;
+        stack[sp++] = (uint32_t)root;
+        call_v[cp] = (uint32_t)root;
+        call_e[cp] = g->out_off[root];
+        cp++;
+        while (cp) {
+            uint32_t v = call_v[cp - 1];
+            uint32_t e = call_e[cp - 1];
+            if (e < g->out_off[v + 1]) {
+                call_e[cp - 1] = e + 1;
+                uint32_t w = g->out_head[e];
+                if (!index[w]) {
+                    index[w] = low[w] = next_index++;
+                    stack[sp++] = w;
+                    call_v[cp] = w;
+                    call_e[cp] = g->out_off[w];
+                    cp++;
+                } else if (low[w] != UINT32_MAX && index[w] < low[v]) {
+                    low[v] = index[w]; /* w is on the stack */
+                }
+                continue;
+            }
+            /* v is done: pop it, propagate low to its caller. */
+            cp--;
+            if (low[v] == index[v]) {
+                size_t base = sp;
+                while (stack[base - 1] != v)
+                    base--;
+                base--;
+                for (size_t i = base; i < sp; i++) {
+                    uint32_t w = stack[i];
+                    members[filled++] = w;
+                    component_of[w] = (uint32_t)ncomp;
+                    low[w] = UINT32_MAX;
+                }
+                sp = base;
+                ncomp++;
+                start[ncomp] = (uint32_t)filled;
+            }
+            if (cp) {
+                uint32_t u = call_v[cp - 1];
+                if (low[v] != UINT32_MAX && low[v] < low[u])
+                    low[u] = low[v];
+            }
+        }
+    }
+    uint32_t *s = realloc(start, (ncomp + 1) * sizeof(uint32_t));
+    out->start = s ? s : start;
+    start = NULL;
+    out->members = members;
+    out->component_of = component_of;
+    members = component_of = NULL;
+    out->count = ncomp;
+    rc = 0;
+done:
+    free(index);
+    free(low);
+    free(stack);
+    free(call_v);
+    free(call_e);
+    free(members);
+    free(component_of);
+    free(start);
+    return rc;
+}
+
+int pl_graph_source_components(const pl_graph *g, const pl_graph_components *c, uint32_t **ids,
+                               size_t *n)
+{
+    *ids = NULL;
+    *n = 0;
+    uint64_t *entered = bits_new(c->count);
+    uint32_t *list = malloc((c->count + 1) * sizeof(uint32_t));
+    if (!entered || !list) {
+        free(entered);
+        free(list);
+        return ENOMEM;
+    }
+    for (size_t v = 0; v < g->n; v++)
+        for (uint32_t e = g->out_off[v]; e < g->out_off[v + 1]; e++) {
+            uint32_t w = g->out_head[e];
+            if (c->component_of[w] != c->component_of[v])
+                BIT_SET(entered, c->component_of[w]);
+        }
+    size_t k = 0;
+    for (size_t i = 0; i < c->count; i++)
+        if (!BIT_GET(entered, i))
+            list[k++] = (uint32_t)i;
+    free(entered);
+    *ids = list;
+    *n = k;
+    return 0;
+}
+
+/* ---- induced subgraphs ---- */
+
+static int subgraph_from_list(const pl_graph *g, const uint32_t *vs, size_t k, pl_graph **out)
+{
+    *out = NULL;
+    pl_graph *s;
+    int rc = pl_graph_new(k, &s);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < k; i++) {
+        if (vs[i] >= g->n) {
+            rc = PL_EBADARG;
+            goto fail;
+        }
+        if ((rc = pl_graph_add_vertex(s, g->keys[vs[i]], NULL, NULL)))
+            goto fail;
+    }
+    /* The subgraph's vertex i has parent vertex lookup(g, key i). */
+    for (uint32_t i = 0; i < s->n; i++) {
+        uint32_t p = pl_graph_lookup(g, s->keys[i]);
+        for (uint32_t e = g->out_off[p]; e < g->out_off[p + 1]; e++) {
+            uint32_t h = pl_graph_lookup(s, g->keys[g->out_head[e]]);
+            if (h != PL_GRAPH_NONE && (rc = pl_graph_add_edge(s, i, h)))
+                goto fail;
+        }
+    }
+    if ((rc = pl_graph_finish(s)))
+        goto fail;
+    *out = s;
+    return 0;
+fail:
+    pl_graph_free(s);
+    return rc;
+}
+
+int pl_graph_subgraph(const pl_graph *g, const uint32_t *vs, size_t k, pl_graph **out)
+{
+    return subgraph_from_list(g, vs, k, out);
+}
+
+int pl_graph_component_subgraphs(const pl_graph *g, const pl_graph_components *c,
+                                 const uint32_t *ids, size_t k, pl_graph **outs)
+{
+    int rc = 0;
+    for (size_t i = 0; i < k; i++)
+        outs[i] = NULL;
+    /* pos[v]: v's place in its component, so that edges are mapped without
+     * hashing; component_of answers membership. */
+    uint32_t *pos = malloc((g->n + 1) * sizeof(uint32_t));
+    if (!pos)
+        return ENOMEM;
+    for (size_t i = 0; i < c->count; i++)
+        for (uint32_t j = c->start[i]; j < c->start[i + 1]; j++)
+            pos[c->members[j]] = j - c->start[i];
+    for (size_t i = 0; i < k; i++) {
+        uint32_t id = ids[i];
+        if (id >= c->count) {
+            rc = PL_EBADARG;
+            break;
+        }
+        const uint32_t *mem = c->members + c->start[id];
+        size_t cnt = c->start[id + 1] - c->start[id];
+        pl_graph *s;
+        if ((rc = pl_graph_new(cnt, &s)))
+            break;
+        outs[i] = s;
+        for (size_t j = 0; j < cnt && !rc; j++)
+            rc = pl_graph_add_vertex(s, g->keys[mem[j]], NULL, NULL);
+        for (size_t j = 0; j < cnt && !rc; j++) {
+            uint32_t p = mem[j];
+            for (uint32_t e = g->out_off[p]; e < g->out_off[p + 1] && !rc; e++) {
+                uint32_t w = g->out_head[e];
+                if (c->component_of[w] == id)
+                    rc = pl_graph_add_edge(s, (uint32_t)j, pos[w]);
+            }
+        }
+        if (!rc)
+            rc = pl_graph_finish(s);
+        if (rc)
+            break;
+    }
+    free(pos);
+    if (rc)
+        for (size_t i = 0; i < k; i++) {
+            pl_graph_free(outs[i]);
+            outs[i] = NULL;
+        }
+    return rc;
+}
+
+int pl_graph_key_filter(const pl_graph *a, const pl_graph *b, int keep_common, pl_graph **out)
+{
+    *out = NULL;
+    uint32_t *vs = malloc((a->n + 1) * sizeof(uint32_t));
+    if (!vs)
+        return ENOMEM;
+    size_t k = 0;
+    for (uint32_t v = 0; v < a->n; v++) {
+        int common = pl_graph_lookup(b, a->keys[v]) != PL_GRAPH_NONE;
+        if (common == !!keep_common)
+            vs[k++] = v;
+    }
+    int rc = subgraph_from_list(a, vs, k, out);
+    free(vs);
+    return rc;
+}

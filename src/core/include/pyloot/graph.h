@@ -1,5 +1,124 @@
-/* pyloot core: directed graphs in compact arrays and their algorithms. */
+/* pyloot core: directed graphs in compact arrays and their algorithms.
+ *
+ * A graph has n vertices numbered 0..n-1, each with a 64-bit key (the
+ * extension uses object addresses; key 0 is reserved), and m edges numbered
+ * 0..m-1 in out-edge order: all edges leaving vertex 0 first, in the order
+ * they were added, then those leaving vertex 1, and so on. Edges are stored
+ * twice in CSR form (out and in), so children and parents are both O(degree).
+ * Self-loops and multiple edges between the same pair are kept.
+ *
+ * Life cycle: pl_graph_new, then pl_graph_add_vertex for every vertex, then
+ * pl_graph_add_edge for every edge in non-decreasing tail order, then
+ * pl_graph_finish. Only finished graphs may be queried or passed to the
+ * algorithms. A finished graph is immutable and may be read by several
+ * threads at once; building is not thread-safe.
+ *
+ * Every algorithm is iterative (no recursion: a chain of 10M vertices
+ * works) and allocates with libc only (never PyMem_*), so it can run without
+ * the GIL. Functions return 0, ENOMEM, or a PL_E* code (error.h). */
 #ifndef PYLOOT_GRAPH_H
 #define PYLOOT_GRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct pl_graph pl_graph;
+
+/* "No vertex": the result of a failed lookup. */
+#define PL_GRAPH_NONE UINT32_MAX
+/* Largest number of vertices (and of edges) a graph may hold. */
+#define PL_GRAPH_MAX (UINT32_MAX - 1u)
+
+/* ---- building ---- */
+
+/* Creates an empty graph with room for about vertex_hint vertices (0 is
+ * fine). *out is freed with pl_graph_free. Returns 0 or ENOMEM. */
+int pl_graph_new(size_t vertex_hint, pl_graph **out);
+/* Frees a graph and everything it owns. pl_graph_free(NULL) is a no-op. */
+void pl_graph_free(pl_graph *g);
+/* Adds a vertex with `key` unless one with that key exists. *index (may be
+ * NULL) gets the vertex number, *added (may be NULL) 1 if it is new.
+ * Returns 0, ENOMEM, PL_EBADARG (key 0, or edges already added) or
+ * PL_ETOOBIG. */
+int pl_graph_add_vertex(pl_graph *g, uint64_t key, uint32_t *index, int *added);
+/* Adds the edge tail -> head. Tails must come in non-decreasing order (all
+ * edges of one vertex together, in the order they should be reported); once
+ * the first edge is added no vertex can be added. Returns 0, ENOMEM,
+ * PL_EBADARG or PL_ETOOBIG. */
+int pl_graph_add_edge(pl_graph *g, uint32_t tail, uint32_t head);
+/* Ends building: trims the arrays and builds the in-edge index. Returns 0
+ * or ENOMEM (the graph is then still unfinished and may be freed). */
+int pl_graph_finish(pl_graph *g);
+
+/* ---- queries (finished graphs; pointers stay valid until pl_graph_free) ---- */
+
+/* Number of vertices. */
+size_t pl_graph_order(const pl_graph *g);
+/* Number of edges. */
+size_t pl_graph_size(const pl_graph *g);
+/* Key of vertex v (v < order). */
+uint64_t pl_graph_key(const pl_graph *g, uint32_t v);
+/* All keys, indexed by vertex number. */
+const uint64_t *pl_graph_keys(const pl_graph *g);
+/* Vertex number of `key`, or PL_GRAPH_NONE. Works while building too. */
+uint32_t pl_graph_lookup(const pl_graph *g, uint64_t key);
+/* Heads of the edges leaving v, in edge order; *count gets their number and
+ * *first_edge (may be NULL) the number of the first of these edges. */
+const uint32_t *pl_graph_out(const pl_graph *g, uint32_t v, size_t *count, uint32_t *first_edge);
+/* Tails of the edges entering v, ordered by edge number. */
+const uint32_t *pl_graph_in(const pl_graph *g, uint32_t v, size_t *count);
+/* Bytes of memory held by the graph (arrays and index). */
+size_t pl_graph_memory(const pl_graph *g);
+
+/* ---- algorithms (finished graphs) ---- */
+
+/* Vertices reachable from `start` along out-edges (in-edges when `reverse`)
+ * within `generations` steps (negative: unlimited; 0: start only), in
+ * breadth-first order beginning with start. *out is malloc'ed (free() it),
+ * *n its length. */
+int pl_graph_reach(const pl_graph *g, uint32_t start, int reverse, long generations,
+                   uint32_t **out, size_t *n);
+/* A shortest path start -> end found breadth-first, as vertices listed from
+ * end back to start (start == end gives [start]). PL_ENOTFOUND when end is not
+ * reachable. *out is malloc'ed. */
+int pl_graph_shortest_path(const pl_graph *g, uint32_t start, uint32_t end, uint32_t **out,
+                           size_t *n);
+/* A shortest cycle through start (a self-loop gives [start]), listed from
+ * start backwards along the cycle. PL_ENOTFOUND when there is none. */
+int pl_graph_shortest_cycle(const pl_graph *g, uint32_t start, uint32_t **out, size_t *n);
+
+/* A partition of the vertices into components. */
+typedef struct pl_graph_components {
+    size_t count;           /* number of components */
+    uint32_t *start;        /* count+1 offsets into members */
+    uint32_t *members;      /* order(g) vertices, grouped by component */
+    uint32_t *component_of; /* order(g) entries: the component of each vertex */
+} pl_graph_components;
+
+/* Strongly connected components (Tarjan, iterative). Components come in
+ * the order they complete: every edge between two components goes from a
+ * later one to an earlier one (sinks first); within a component vertices are
+ * in discovery order. Vertices are started in number order. Free *out with
+ * pl_graph_components_free. */
+int pl_graph_scc(const pl_graph *g, pl_graph_components *out);
+/* Frees the arrays of a components struct; safe on a zeroed one. */
+void pl_graph_components_free(pl_graph_components *c);
+/* Numbers of the components (of an SCC partition c of g) that no edge from
+ * another component enters, ascending. *ids is malloc'ed. */
+int pl_graph_source_components(const pl_graph *g, const pl_graph_components *c,
+                               uint32_t **ids, size_t *n);
+/* Builds the induced subgraph of each listed component: outs[i] gets the
+ * finished subgraph of component ids[i] (vertices in member order, edges in
+ * the parent's order). On failure every outs[i] is NULL. */
+int pl_graph_component_subgraphs(const pl_graph *g, const pl_graph_components *c,
+                                 const uint32_t *ids, size_t k, pl_graph **outs);
+
+/* The induced subgraph on vs[0..k) (duplicates dropped, first one kept):
+ * vertices in that order with their keys, every edge of g between them in
+ * g's order. *out is finished. */
+int pl_graph_subgraph(const pl_graph *g, const uint32_t *vs, size_t k, pl_graph **out);
+/* The induced subgraph of a on the vertices whose key is (keep_common != 0)
+ * or is not (keep_common == 0) a key of b: a & b and a - b. */
+int pl_graph_key_filter(const pl_graph *a, const pl_graph *b, int keep_common, pl_graph **out);
 
 #endif
