@@ -506,7 +506,7 @@
 
     function mount(main, r) {
       st = readParams(r.params);
-      els.search = h("input", { id: "search", type: "search", placeholder: "Filter types, e.g. leak or app.models",
+      els.search = h("input", { id: "search", type: "search", placeholder: "Filter types, e.g. leak or app.models   (press / to focus)",
         autocomplete: "off", spellcheck: "false", value: st.q, "aria-label": "Search type names" });
       els.search.addEventListener("input", () => onSearch(els.search.value.trim()));
       els.search.addEventListener("keydown", (e) => {
@@ -874,8 +874,9 @@
           h("span", { id: "objects-total", dataset: { total: String(d.total) } }, fmtInt(d.total) + " live"),
           h("span", { class: "muted" }, " · fetched " + (objs.length ? fmtInt(off + 1) + "–" + fmtInt(off + objs.length) : "none"))),
         h("div", { class: "fetch-nav" },
-          off > 0 ? h("button", { type: "button", class: "btn small", id: "fetch-prev", onclick: () => set({ offset: Math.max(0, off - st.fetch), p: 1 }) }, "‹ Fetch previous " + fmtInt(st.fetch)) : null,
-          off + objs.length < d.total ? h("button", { type: "button", class: "btn small", id: "fetch-next", onclick: () => set({ offset: off + objs.length, p: 1 }) }, "Fetch next " + fmtInt(Math.min(st.fetch, d.total - off - objs.length)) + " ›") : null));
+          off > 0 ? h("button", { type: "button", class: "btn small", id: "fetch-prev", onclick: () => set({ pid: String(d.pid), offset: Math.max(0, off - st.fetch), p: 1 }) }, "‹ Fetch previous " + fmtInt(st.fetch)) : null,
+          off + objs.length < d.total ? h("button", { type: "button", class: "btn small", id: "fetch-next", onclick: () => set({ pid: String(d.pid), offset: off + objs.length, p: 1 }) }, "Fetch next " + fmtInt(Math.min(st.fetch, d.total - off - objs.length)) + " ›") : null,
+          h("button", { type: "button", class: "btn small", id: "objects-reload", title: "Ask the worker again", onclick: load }, "Reload")));
       els.results.dataset.state = "ready";
       clear(els.results);
       if (!objs.length) {
@@ -1045,6 +1046,13 @@
     if (current && current.view.redraw) current.view.redraw();
   }, 150));
   window.addEventListener("hashchange", route);
+  document.addEventListener("keydown", (e) => {
+    if (e.key !== "/" || e.ctrlKey || e.metaKey || e.altKey) return;
+    const t = e.target;
+    if (t && (t.tagName === "INPUT" || t.tagName === "SELECT" || t.tagName === "TEXTAREA" || t.isContentEditable)) return;
+    const box = $("#search") || $("#group");
+    if (box) { e.preventDefault(); box.focus(); box.select(); }
+  });
   window.addEventListener("scroll", hideTip, { passive: true });
   document.body.dataset.loading = "0";
   loadProcs().catch((err) => { if (!current || current.name !== "workers") showBanner(err); });

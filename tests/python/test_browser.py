@@ -118,6 +118,7 @@ class UI:
         self.base = server.url + "/_pyloot/"
         self.artifacts = artifacts
         self.name = name
+        self.width = 1280
         # Auto-refresh off: the tests click elements that a refresh would redraw.
         self.d.get(self.base)
         self.d.execute_script("localStorage.setItem('pyloot.autoRefresh', '0')")
@@ -169,10 +170,10 @@ class UI:
             self.d.save_screenshot(path)
             return
         height = self.js("return Math.max(document.documentElement.scrollHeight, 600)")
-        self.d.set_window_size(1280, min(height + 160, 5000))
+        self.d.set_window_size(self.width, min(height + 160, 5000))
         time.sleep(0.3)
         self.d.save_screenshot(path)
-        self.d.set_window_size(1280, 900)
+        self.d.set_window_size(self.width, 900)
 
     def js_errors(self):
         return [e["message"] for e in self.d.get_log("browser")
@@ -393,3 +394,31 @@ def test_auto_refresh_keeps_search_page_and_scroll(ui):
     assert ui.d.find_element(By.ID, "search").get_attribute("value") == "e"
     assert abs(ui.js("return window.scrollY") - 600) < 5
     ui.js("document.querySelector('#auto-refresh').click()")  # off again
+
+
+def test_narrow_window_has_no_sideways_scroll(ui):
+    """At 400 px the pages reflow: nothing but tables scrolls sideways."""
+    ui.d.set_window_size(400, 900)
+    ui.width = 400
+
+    def fits():
+        return ui.js("return document.documentElement.scrollWidth <= window.innerWidth")
+
+    ui.go("#/history?q=leaky&view=workers")
+    ui.wait(lambda d: ui.card(LEAK), "the %s card" % LEAK)
+    assert fits(), "the history page is wider than the window"
+    ui.shot("history-400")
+    ui.go("#/workers")
+    ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, ".proc-row"), "the workers table")
+    assert fits(), "the workers page is wider than the window"
+    ui.shot("workers-400")
+    r = xfail_if_not_implemented(ui.server, "/api/objects?group=%s&limit=1" % LEAK)
+    body = r.json()
+    ui.go("#/objects?group=%s&pid=%d" % (LEAK, body["pid"]))
+    ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, ".obj-row"), "the object rows")
+    assert fits(), "the objects page is wider than the window"
+    ui.shot("objects-400")
+    ui.go("#/object/%d?pid=%d" % (body["objects"][0]["id"], body["pid"]))
+    ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#path .path-step"), "the why-alive path")
+    assert fits(), "the object page is wider than the window"
+    ui.shot("object-400")
