@@ -170,6 +170,11 @@ static double now_s(void)
 /* ------------------------------------------------------------------ */
 /* the heap snapshot                                                    */
 
+/* objects_gc.c: visits every gc-tracked object (frozen ones too) without
+ * building a list; GIL held, fn runs no Python code. Returns fn's first
+ * nonzero value, or -1 with an exception set. */
+int pl_live_walk(pl_visit_fn fn, void *arg);
+
 static int snap_add(PyObject *o, void *arg)
 {
     return objvec_push(arg, o) < 0 ? 2 : 0;
@@ -180,7 +185,7 @@ static int snap_add(PyObject *o, void *arg)
  * -1 with an exception set. */
 static int snapshot(objvec *snap)
 {
-    int rc = pl_visit_tracked(snap_add, snap);
+    int rc = pl_live_walk(snap_add, snap);
     if (rc == 2) {
         PyErr_NoMemory();
         return -1;
@@ -947,66 +952,93 @@ static void json_objects(answer *a, PyObject **v, size_t n)
 
 /* ---- PL_LIVE_LIST ---- */
 
-/* Resolves q->group ("module.Qualname" or "module.Qualname#n") to one type
- * among the types of the snapshot's objects and the tracked type objects.
- * Types sharing a name are numbered by ascending address: the name alone is
- * the first, "#2" the second. Returns the type (borrowed) or NULL. */
-static PyTypeObject *resolve_group(answer *a, int *err)
+/* One pass over the tracked objects for a listing (no snapshot array): the
+ * types met are named once each (pl_typename) and remembered in `types`
+ * (value 1: the name equals the group's base name); objects of such a type
+ * are kept in `matched` (borrowed, valid until Python code runs), and the
+ * types themselves in `cands`. */
+struct list_scan {
+    ptrmap types;
+    PyTypeObject *last_t;
+    int last_match;
+    objvec cands, matched;
+    pl_buf name;
+    const char *base;
+    size_t blen;
+    int err;
+};
+
+static int classify_type(struct list_scan *s, PyTypeObject *t)
 {
-    const char *group = a->q->group;
-    size_t glen = strlen(group);
-    unsigned long nth = 1;
+    int added = ptrmap_add(&s->types, (uintptr_t)t, 0);
+    if (added < 0)
+        return -1;
+    if (added == 0) {
+        size_t mask = s->types.cap - 1;
+        for (size_t i = ptr_hash((uintptr_t)t) & mask;; i = (i + 1) & mask)
+            if (s->types.keys[i] == (uintptr_t)t)
+                return (int)s->types.vals[i];
+    }
+    pl_buf_reset(&s->name);
+    if (pl_typename(t, &s->name) < 0)
+        return -1;
+    int match = s->name.len == s->blen && memcmp(s->name.data, s->base, s->blen) == 0;
+    if (match) {
+        size_t mask = s->types.cap - 1;
+        for (size_t i = ptr_hash((uintptr_t)t) & mask;; i = (i + 1) & mask) {
+            if (s->types.keys[i] == (uintptr_t)t) {
+                s->types.vals[i] = 1;
+                break;
+            }
+        }
+        if (objvec_push(&s->cands, (PyObject *)t) < 0)
+            return -1;
+    }
+    return match;
+}
+
+static int list_visit(PyObject *o, void *arg)
+{
+    struct list_scan *s = arg;
+    PyTypeObject *t = Py_TYPE(o);
+    if (t != s->last_t) {
+        int m = classify_type(s, t);
+        if (m < 0) {
+            s->err = 1;
+            return 1;
+        }
+        s->last_t = t;
+        s->last_match = m;
+    }
+    if (s->last_match && objvec_push(&s->matched, o) < 0) {
+        s->err = 1;
+        return 1;
+    }
+    /* A type with no instance still takes its number among same-named types. */
+    if (PyType_Check(o) && classify_type(s, (PyTypeObject *)o) < 0) {
+        s->err = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* Splits "name#n" into the base name and n (1 when there is no suffix).
+ * Types sharing a name are numbered by ascending address: the bare name is
+ * the first, "#2" the second. */
+static unsigned long group_suffix(const char *group, size_t *base_len)
+{
+    *base_len = strlen(group);
     const char *hash = strrchr(group, '#');
-    if (hash && hash[1]) {
+    if (hash && hash[1] >= '1' && hash[1] <= '9') {
         char *end;
         errno = 0;
         unsigned long v = strtoul(hash + 1, &end, 10);
-        if (*end == '\0' && errno == 0 && v >= 1 && hash[1] >= '0' && hash[1] <= '9') {
-            nth = v;
-            glen = (size_t)(hash - group);
+        if (*end == '\0' && errno == 0) {
+            *base_len = (size_t)(hash - group);
+            return v;
         }
     }
-    ptrmap types;
-    objvec matches = {0};
-    pl_buf name = PL_BUF_INIT;
-    PyTypeObject *result = NULL;
-    if (ptrmap_init(&types, 4096) < 0) {
-        *err = 1;
-        return NULL;
-    }
-    for (size_t i = 0; i < a->snap.n; i++) {
-        PyObject *o = a->snap.v[i];
-        for (int pass = 0; pass < 2; pass++) {
-            PyTypeObject *t = pass ? (PyType_Check(o) ? (PyTypeObject *)o : NULL) : Py_TYPE(o);
-            if (!t)
-                continue;
-            int added = ptrmap_add(&types, (uintptr_t)t, 0);
-            if (added < 0) {
-                *err = 1;
-                goto done;
-            }
-            if (!added)
-                continue;
-            pl_buf_reset(&name);
-            if (pl_typename(t, &name) < 0) {
-                *err = 1;
-                goto done;
-            }
-            if (name.len == glen && memcmp(name.data, group, glen) == 0 &&
-                objvec_push(&matches, (PyObject *)t) < 0) {
-                *err = 1;
-                goto done;
-            }
-        }
-    }
-    qsort(matches.v, matches.n, sizeof(*matches.v), cmp_addr);
-    if (nth <= matches.n)
-        result = (PyTypeObject *)matches.v[nth - 1];
-done:
-    pl_buf_free(&name);
-    objvec_free(&matches);
-    ptrmap_free(&types);
-    return result;
+    return 1;
 }
 
 /* Max-heap on addresses, used to keep the k lowest addresses in one pass. */
@@ -1042,38 +1074,42 @@ static void heap_sift_up(PyObject **h, size_t i)
 
 static int answer_list(answer *a)
 {
-    int err = 0;
-    if (begin_snapshot(a) < 0)
-        return -1;
-    PyTypeObject *tp = resolve_group(a, &err);
-    if (err) {
-        end_snapshot(a);
+    struct list_scan sc;
+    memset(&sc, 0, sizeof sc);
+    sc.base = a->q->group;
+    unsigned long nth = group_suffix(a->q->group, &sc.blen);
+    objvec heap = {0};
+    int rc = -1;
+    if (ptrmap_init(&sc.types, 4096) < 0) {
         PyErr_NoMemory();
-        return -1;
+        goto out;
     }
-    /* Keep the offset+limit lowest addresses (stable order across calls)
+    a->gc_was_enabled = PyGC_Disable();
+    int vr = pl_live_walk(list_visit, &sc);
+    if (vr < 0 && !sc.err)
+        goto out;
+    PyErr_Clear();
+    if (sc.err)
+        goto nomem;
+    qsort(sc.cands.v, sc.cands.n, sizeof(*sc.cands.v), cmp_addr);
+    PyTypeObject *tp = nth <= sc.cands.n ? (PyTypeObject *)sc.cands.v[nth - 1] : NULL;
+
+    /* Keep the offset+limit lowest addresses (a stable order across calls)
      * in a bounded max-heap: one pass, no sort of every instance. */
     uint64_t want = a->q->offset + a->q->limit;
     uint64_t total = 0;
-    objvec heap = {0};
-    if (tp) {
-        for (size_t i = 0; i < a->snap.n; i++) {
-            PyObject *o = a->snap.v[i];
-            if (Py_TYPE(o) != tp)
-                continue;
-            total++;
-            if (heap.n < want) {
-                if (objvec_push(&heap, o) < 0) {
-                    objvec_free(&heap);
-                    end_snapshot(a);
-                    PyErr_NoMemory();
-                    return -1;
-                }
-                heap_sift_up(heap.v, heap.n - 1);
-            } else if ((uintptr_t)o < (uintptr_t)heap.v[0]) {
-                heap.v[0] = o;
-                heap_sift_down(heap.v, heap.n, 0);
-            }
+    for (size_t i = 0; tp && i < sc.matched.n; i++) {
+        PyObject *o = sc.matched.v[i];
+        if (Py_TYPE(o) != tp)
+            continue;
+        total++;
+        if (heap.n < want) {
+            if (objvec_push(&heap, o) < 0)
+                goto nomem;
+            heap_sift_up(heap.v, heap.n - 1);
+        } else if ((uintptr_t)o < (uintptr_t)heap.v[0]) {
+            heap.v[0] = o;
+            heap_sift_down(heap.v, heap.n, 0);
         }
     }
     qsort(heap.v, heap.n, sizeof(*heap.v), cmp_addr);
@@ -1093,9 +1129,19 @@ static int answer_list(answer *a)
     pl_buf_putc(a->body, '}');
     for (size_t i = 0; i < npage; i++)
         Py_DECREF(page[i]);
-    objvec_free(&heap);
     a->status = 200;
-    return 0;
+    rc = 0;
+    goto out;
+nomem:
+    PyErr_NoMemory();
+out:
+    end_snapshot(a);
+    objvec_free(&heap);
+    objvec_free(&sc.cands);
+    objvec_free(&sc.matched);
+    pl_buf_free(&sc.name);
+    ptrmap_free(&sc.types);
+    return rc;
 }
 
 /* ---- PL_LIVE_DETAIL ---- */
@@ -1517,33 +1563,19 @@ static void json_edge(answer *a, const edge *e)
     pl_buf_free(&via);
 }
 
-static int answer_path(answer *a)
+/* Forward search: breadth-first from every root at once over tp_traverse
+ * edges (an object's own __dict__ counting as one hop), until the target is
+ * met. Visits up to the whole heap; used when the backward search gives up.
+ * Fills `path` (borrowed, root first) or leaves it empty. 0 or -1 (ENOMEM). */
+static int path_forward(answer *a, const frame_roots *frs, PyObject *target, objvec *path)
 {
-    frame_roots fr = {0};
+    const frame_roots fr = *frs;
     bfs b = {0};
-    objvec path = {0}; /* owned references once the search is over */
-    edge *edges = NULL;
     int rc = -1;
-
-    a->gc_was_enabled = PyGC_Disable();
-    if (collect_frames(&fr) < 0) {
-        PyErr_NoMemory();
-        goto out;
-    }
-    if (begin_snapshot(a) < 0)
-        goto out;
-    PyObject *target = find_object(a);
-    if (!target) {
-        end_snapshot(a);
-        gone_doc(a);
-        rc = 0;
-        goto out;
-    }
     b.target = (uintptr_t)target;
     if (ptrmap_init(&b.seen, a->snap.n + fr.n) < 0)
-        goto nomem;
+        goto out;
     /* Roots: modules, then the frames of running threads. */
-    size_t nmodules = 0;
     for (size_t i = 0; i < a->snap.n && !b.found; i++) {
         PyObject *o = a->snap.v[i];
         if (!PyModule_Check(o))
@@ -1553,11 +1585,8 @@ static int answer_path(answer *a)
             b.found_parent = NO_PARENT;
             break;
         }
-        if (ptrmap_add(&b.seen, (uintptr_t)o, 0) == 1) {
-            if (bfs_push(&b, o, NO_PARENT) < 0)
-                goto nomem;
-            nmodules++;
-        }
+        if (ptrmap_add(&b.seen, (uintptr_t)o, 0) == 1 && bfs_push(&b, o, NO_PARENT) < 0)
+            goto out;
     }
     size_t frames_at = b.n;
     for (size_t i = 0; i < fr.n && !b.found; i++) {
@@ -1570,7 +1599,7 @@ static int answer_path(answer *a)
          * so that node frames_at + i is frame i. */
         ptrmap_add(&b.seen, (uintptr_t)fr.frame[i], 0);
         if (bfs_push(&b, fr.frame[i], NO_PARENT) < 0)
-            goto nomem;
+            goto out;
     }
     for (size_t head = 0; head < b.n && !b.found && !b.err; head++) {
         b.cur = (uint32_t)head;
@@ -1596,24 +1625,250 @@ static int answer_path(answer *a)
         }
     }
     if (b.err)
-        goto nomem;
+        goto out;
     if (b.found) {
         /* chain: target, its parent, ..., root; then reversed */
-        if (objvec_push(&path, target) < 0)
-            goto nomem;
+        if (objvec_push(path, target) < 0)
+            goto out;
         for (uint32_t i = b.found_parent; i != NO_PARENT; i = b.parent[i])
-            if (objvec_push(&path, b.obj[i]) < 0)
-                goto nomem;
-        for (size_t i = 0, j = path.n - 1; i < j; i++, j--) {
-            PyObject *t = path.v[i];
-            path.v[i] = path.v[j];
-            path.v[j] = t;
+            if (objvec_push(path, b.obj[i]) < 0)
+                goto out;
+        for (size_t i = 0, j = path->n - 1; i < j; i++, j--) {
+            PyObject *t = path->v[i];
+            path->v[i] = path->v[j];
+            path->v[j] = t;
         }
+    }
+    rc = 0;
+out:
+    if (rc < 0)
+        path->n = 0;
+    free(b.obj);
+    free(b.parent);
+    ptrmap_free(&b.seen);
+    return rc;
+}
+
+/* Backward search: level by level from the target, each level one pass over
+ * the snapshot asking every object "do you refer to a node of the current
+ * level?" (a probe in a small hash set per edge). A leak's chain is usually
+ * a few levels deep, so this costs a few parents-queries, where a forward
+ * search would walk the whole heap. Roots are met when a node is a module,
+ * a module's __dict__ (the module counts, without an extra hop), or a value
+ * in the locals of a function frame of a running thread.
+ * Returns 1 found (path filled, borrowed, root first), 0 no root reaches it,
+ * 2 gave up after BACK_LEVELS levels, -1 ENOMEM. */
+#define BACK_LEVELS 8
+
+typedef struct back {
+    ptrmap index; /* node address -> node index: every node met */
+    PyObject **node;
+    uint32_t *toward; /* index of the node it refers to, toward the target */
+    size_t n, cap;
+    size_t lo, hi; /* the current level: nodes [lo, hi) */
+    uint32_t hit;
+} back;
+
+static int back_push(back *b, PyObject *o, uint32_t toward)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        PyObject **node = realloc(b->node, cap * sizeof(*node));
+        if (!node)
+            return -1;
+        b->node = node;
+        uint32_t *tw = realloc(b->toward, cap * sizeof(*tw));
+        if (!tw)
+            return -1;
+        b->toward = tw;
+        b->cap = cap;
+    }
+    if (b->n >= NO_PARENT || ptrmap_add(&b->index, (uintptr_t)o, (uint32_t)b->n) < 0)
+        return -1;
+    b->node[b->n] = o;
+    b->toward[b->n] = toward;
+    b->n++;
+    return 0;
+}
+
+static int back_lookup(const back *b, PyObject *o, uint32_t *idx)
+{
+    size_t mask = b->index.cap - 1;
+    for (size_t i = ptr_hash((uintptr_t)o) & mask;; i = (i + 1) & mask) {
+        if (b->index.keys[i] == (uintptr_t)o) {
+            *idx = b->index.vals[i];
+            return 1;
+        }
+        if (b->index.keys[i] == 0)
+            return 0;
+    }
+}
+
+static int back_visit(PyObject *child, void *arg)
+{
+    back *b = arg;
+    uint32_t idx;
+    if (child && back_lookup(b, child, &idx) && idx >= b->lo && idx < b->hi) {
+        b->hit = idx;
+        return 1;
+    }
+    return 0;
+}
+
+static int map_value(const ptrmap *m, PyObject *o, uint32_t *val)
+{
+    if (!m->cap)
+        return 0;
+    size_t mask = m->cap - 1;
+    for (size_t i = ptr_hash((uintptr_t)o) & mask;; i = (i + 1) & mask) {
+        if (m->keys[i] == (uintptr_t)o) {
+            *val = m->vals[i];
+            return 1;
+        }
+        if (m->keys[i] == 0)
+            return 0;
+    }
+}
+
+/* Node `idx` was just met: is it, or does it make, a root? Pushes the root
+ * (module of a module dict, frame of a local) and returns its index + 1, or 0. */
+static size_t back_root(back *b, uint32_t idx, const ptrmap *moddicts, const ptrmap *locals_of,
+                        const frame_roots *fr, const objvec *modules, int *err)
+{
+    PyObject *o = b->node[idx];
+    uint32_t v;
+    if (PyModule_Check(o))
+        return (size_t)idx + 1;
+    if (map_value(moddicts, o, &v)) {
+        if (back_push(b, modules->v[v], idx) < 0)
+            *err = 1;
+        return b->n;
+    }
+    if (map_value(locals_of, o, &v)) {
+        if (back_push(b, fr->frame[v], idx) < 0)
+            *err = 1;
+        return b->n;
+    }
+    return 0;
+}
+
+static int path_backward(answer *a, const frame_roots *fr, PyObject *target, objvec *path)
+{
+    back b;
+    memset(&b, 0, sizeof b);
+    ptrmap moddicts = {0}, locals_of = {0};
+    objvec modules = {0};
+    int rc = -1, err = 0;
+    size_t root = 0;
+    if (ptrmap_init(&b.index, 256) < 0 || ptrmap_init(&moddicts, 1024) < 0 || ptrmap_init(&locals_of, 256) < 0)
+        goto out;
+    for (size_t i = 0; i < a->snap.n; i++) {
+        PyObject *o = a->snap.v[i];
+        if (!PyModule_Check(o))
+            continue;
+        PyObject *d = PyModule_GetDict(o);
+        if (d && ptrmap_add(&moddicts, (uintptr_t)d, (uint32_t)modules.n) < 0)
+            goto out;
+        if (objvec_push(&modules, o) < 0)
+            goto out;
+    }
+    /* Function frames only: a module-level frame's locals are its module's
+     * dict, reached through the module itself. */
+    for (size_t f = 0; f < fr->n; f++) {
+        PyObject *l = fr->locals[f];
+        if (!l || map_value(&moddicts, l, &(uint32_t){0}))
+            continue;
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        while (PyDict_Next(l, &pos, &k, &v))
+            if (ptrmap_add(&locals_of, (uintptr_t)v, (uint32_t)f) < 0)
+                goto out;
+    }
+    if (back_push(&b, target, NO_PARENT) < 0)
+        goto out;
+    root = back_root(&b, 0, &moddicts, &locals_of, fr, &modules, &err);
+    b.lo = 0;
+    b.hi = b.n;
+    for (int level = 0; !root && !err; level++) {
+        if (level == BACK_LEVELS) {
+            rc = 2;
+            goto out;
+        }
+        for (size_t i = 0; i < a->snap.n && !root && !err; i++) {
+            PyObject *o = a->snap.v[i];
+            uint32_t seen;
+            if (!has_traverse(o) || back_lookup(&b, o, &seen))
+                continue;
+            b.hit = NO_PARENT;
+            Py_TYPE(o)->tp_traverse(o, back_visit, &b);
+            if (b.hit == NO_PARENT)
+                continue;
+            if (back_push(&b, o, b.hit) < 0) {
+                err = 1;
+                break;
+            }
+            root = back_root(&b, (uint32_t)(b.n - 1), &moddicts, &locals_of, fr, &modules, &err);
+        }
+        if (b.n == b.hi && !root) { /* nothing refers to the last level */
+            rc = 0;
+            goto out;
+        }
+        b.lo = b.hi;
+        b.hi = b.n;
+    }
+    if (err)
+        goto out;
+    for (uint32_t i = (uint32_t)(root - 1); i != NO_PARENT; i = b.toward[i])
+        if (objvec_push(path, b.node[i]) < 0)
+            goto out;
+    rc = 1;
+out:
+    if (rc < 0)
+        path->n = 0;
+    free(b.node);
+    free(b.toward);
+    ptrmap_free(&b.index);
+    ptrmap_free(&moddicts);
+    ptrmap_free(&locals_of);
+    objvec_free(&modules);
+    return rc;
+}
+
+static int answer_path(answer *a)
+{
+    frame_roots fr = {0};
+    objvec path = {0}; /* borrowed during the search, owned after */
+    edge *edges = NULL;
+    int rc = -1;
+
+    a->gc_was_enabled = PyGC_Disable();
+    if (collect_frames(&fr) < 0) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    if (begin_snapshot(a) < 0)
+        goto out;
+    PyObject *target = find_object(a);
+    if (!target) {
+        end_snapshot(a);
+        gone_doc(a);
+        rc = 0;
+        goto out;
+    }
+    int found = path_backward(a, &fr, target, &path);
+    /* An untracked target may sit in an untracked container that the
+     * snapshot does not hold: only the forward search follows those. */
+    if (found == 2 || (found == 0 && !PyObject_GC_IsTracked(target)))
+        found = path_forward(a, &fr, target, &path) < 0 ? -1 : 1;
+    if (found < 0) {
+        end_snapshot(a);
+        PyErr_NoMemory();
+        path.n = 0;
+        goto out;
     }
     for (size_t i = 0; i < path.n; i++)
         Py_INCREF(path.v[i]);
     end_snapshot(a);
-    ptrmap_free(&b.seen);
 
     /* Labels, then "object's own __dict__" + "value['k']" folded into
      * "attribute 'k'", as a user reads it. */
@@ -1672,10 +1927,6 @@ static int answer_path(answer *a)
     rc = 0;
     goto out;
 
-nomem:
-    end_snapshot(a);
-    PyErr_NoMemory();
-    path.n = 0; /* no references taken yet */
 out:
     if (edges) {
         for (size_t i = 0; i < path.n; i++)
@@ -1685,9 +1936,6 @@ out:
     for (size_t i = 0; i < path.n; i++)
         Py_DECREF(path.v[i]);
     objvec_free(&path);
-    free(b.obj);
-    free(b.parent);
-    ptrmap_free(&b.seen);
     frame_roots_free(&fr);
     if (a->gc_was_enabled) {
         PyGC_Enable();
