@@ -1,0 +1,160 @@
+"""Live objects across real gunicorn workers: every request lands on whichever
+worker accepts it, and asks about the objects of a worker named by ?pid=.
+The receiving worker forwards through the store's mailbox; the target's
+collector thread answers with pl_live_answer (src/pyext/objects.c)."""
+import threading
+import time
+
+from conftest import wait_until
+
+LEAK = "leaky.Leak"
+
+
+def leak_everywhere(server, per_request=5, rounds=3):
+    """Concurrent /leak requests that hold their worker briefly, so that every
+    worker gets some. Returns {pid: number leaked there}."""
+    leaks = {}
+    lock = threading.Lock()
+
+    def one():
+        r = server.get("/leak?n=%d&hold=0.3" % per_request)
+        assert r.status == 200, r.body
+        body = r.json()
+        with lock:
+            leaks[body["pid"]] = leaks.get(body["pid"], 0) + body["leaked"]
+
+    deadline = time.monotonic() + 60
+    for i in range(100):
+        if (i >= rounds and len(leaks) == server.workers) or time.monotonic() > deadline:
+            break
+        threads = [threading.Thread(target=one) for _ in range(server.workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+    return leaks
+
+
+def alive_pids(server):
+    return sorted(p["pid"] for p in server.api("/api/procs")["procs"] if p["alive"])
+
+
+def wait_for_workers(server):
+    workers = server.worker_pids()
+    wait_until(lambda: alive_pids(server) == workers, 30, message="every worker in /api/procs")
+    return workers
+
+
+def test_objects_of_every_worker_through_any_worker(gunicorn):
+    server = gunicorn(workers=4)
+    leaks = leak_everywhere(server)
+    workers = wait_for_workers(server)
+    assert sorted(leaks) == workers, (leaks, workers)
+
+    for pid in workers:
+        # Several requests, each accepted by some worker (often another one).
+        for _ in range(3):
+            got = server.api("/api/objects?group=%s&pid=%d&limit=10000" % (LEAK, pid))
+            assert got["pid"] == pid
+            assert got["group"] == LEAK
+            assert got["total"] == leaks[pid], (pid, got["total"], leaks)
+            assert len(got["objects"]) == leaks[pid]
+            assert {o["type_name"] for o in got["objects"]} == {"Leak"}
+            assert {o["type_module"] for o in got["objects"]} == {"leaky"}
+
+    # Paging is stable across requests.
+    pid = max(leaks, key=leaks.get)
+    full = [o["id"] for o in server.api("/api/objects?group=%s&pid=%d&limit=10000" % (LEAK, pid))["objects"]]
+    page = server.api("/api/objects?group=%s&pid=%d&offset=2&limit=3" % (LEAK, pid))
+    assert [o["id"] for o in page["objects"]] == full[2:5]
+    assert page["total"] == leaks[pid]
+
+
+def test_detail_parents_children_path_of_a_leak(gunicorn):
+    server = gunicorn(workers=4)
+    leaks = leak_everywhere(server)
+    wait_for_workers(server)
+    for pid in sorted(leaks):
+        listing = server.api("/api/objects?group=%s&pid=%d" % (LEAK, pid))
+        leak = listing["objects"][0]
+        oid = leak["id"]
+
+        detail = server.api("/api/objects/%d?pid=%d" % (oid, pid))
+        assert detail["pid"] == pid and detail["id"] == oid
+        assert detail["type_name"] == "Leak" and detail["type_module"] == "leaky"
+        assert set(detail["attrs"]) == {"index", "payload"}
+        assert detail["attrs"]["payload"] == repr("leak-%s" % detail["attrs"]["index"])
+        assert detail["parents_count"] == 1
+        assert detail["children_count"] >= 2
+
+        parents = server.api("/api/objects/%d/parents?pid=%d" % (oid, pid))
+        assert parents["total"] == 1
+        holder = parents["objects"][0]
+        assert holder["type_name"] == "list"
+        assert holder["repr"].startswith("[<leaky.Leak object at 0x")
+
+        children = server.api("/api/objects/%d/children?pid=%d" % (oid, pid))
+        kinds = {c["type_name"] for c in children["objects"]}
+        assert {"int", "str"} <= kinds, kinds
+
+        path = server.api("/api/objects/%d/path?pid=%d" % (oid, pid))
+        assert path["found"], path
+        steps = path["path"]
+        assert steps[0]["via"] is None
+        assert steps[0]["object"]["type_name"] == "module"
+        assert steps[0]["object"]["obj_name"] == "leaky"
+        assert steps[1]["via"] == "attribute 'LEAKS'"
+        assert steps[1]["object"]["id"] == holder["id"]
+        assert steps[-1]["object"]["id"] == oid
+        assert steps[-1]["via"].startswith("item[")
+        assert len(steps) == 3
+
+
+def test_bad_ids_get_json_errors_and_workers_stay_up(gunicorn):
+    server = gunicorn(workers=4)
+    leaks = leak_everywhere(server, rounds=1)
+    workers = wait_for_workers(server)
+    pid = sorted(leaks)[0]
+    oid = server.api("/api/objects?group=%s&pid=%d" % (LEAK, pid))["objects"][0]["id"]
+    for bad in ("abc", "-1", "0", "1", str(2**64 - 1), str(oid + 8), "1e3", "0x10"):
+        for suffix in ("", "/parents", "/children", "/path"):
+            r = server.get("/_pyloot/api/objects/%s%s?pid=%d" % (bad, suffix, pid))
+            assert 400 <= r.status < 500, (bad, suffix, r.status, r.body[:200])
+            assert "error" in r.json()
+    r = server.get("/_pyloot/api/objects/%d?pid=%d" % (oid + 8, pid))
+    assert r.status == 404
+    assert r.json()["error"] == "object %d is no longer available" % (oid + 8)
+    assert server.worker_pids() == workers
+    assert alive_pids(server) == workers
+    assert server.api("/api/objects/%d?pid=%d" % (oid, pid))["id"] == oid
+
+
+def test_stuck_worker_gives_504_not_a_hang(gunicorn):
+    server = gunicorn(workers=4, live_timeout=2)
+    workers = wait_for_workers(server)
+    blocked = {}
+
+    def block():
+        r = server.get("/block?s=10", timeout=30)
+        blocked["pid"] = r.json()["pid"]
+
+    t = threading.Thread(target=block)
+    t.start()
+    time.sleep(1.0)  # the /block request is being served and holds its worker's GIL
+    statuses = {}
+    for pid in workers:
+        t0 = time.monotonic()
+        r = server.get("/_pyloot/api/objects?group=%s&pid=%d" % (LEAK, pid), timeout=20)
+        statuses[pid] = (r.status, time.monotonic() - t0, r.json())
+    t.join(30)
+    stuck = blocked["pid"]
+    status, elapsed, body = statuses[stuck]
+    assert status == 504, statuses
+    assert str(stuck) in body["error"]
+    assert elapsed < 6, elapsed
+    for pid in workers:
+        if pid != stuck:
+            assert statuses[pid][0] == 200, statuses
+    # Once unblocked, it answers again.
+    got = server.api("/api/objects?group=%s&pid=%d" % (LEAK, stuck))
+    assert got["pid"] == stuck
