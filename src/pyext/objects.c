@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "objects_gc.h"
 #include "pyloot/json.h"
 
 #if PY_VERSION_HEX < 0x030C0000
@@ -170,10 +171,6 @@ static double now_s(void)
 /* ------------------------------------------------------------------ */
 /* the heap snapshot                                                    */
 
-/* objects_gc.c: visits every gc-tracked object (frozen ones too) without
- * building a list; GIL held, fn runs no Python code. Returns fn's first
- * nonzero value, or -1 with an exception set. */
-int pl_live_walk(pl_visit_fn fn, void *arg);
 
 static int snap_add(PyObject *o, void *arg)
 {
@@ -1344,38 +1341,63 @@ static int bfs_visit(PyObject *child, void *arg)
     return 0;
 }
 
-/* The frames of every thread of this interpreter, each with its locals
- * (owned references; locals may be NULL). */
+/* The frames of every thread of this interpreter, with their local
+ * variables (owned references). */
 typedef struct frame_roots {
     PyObject **frame;
-    PyObject **locals;
+    size_t *first; /* locals of frame i: [first[i], first[i + 1]) */
     size_t n, cap;
+    PyObject **name, **value;
+    size_t nloc, loccap;
 } frame_roots;
 
 static void frame_roots_free(frame_roots *fr)
 {
-    for (size_t i = 0; i < fr->n; i++) {
+    for (size_t i = 0; i < fr->n; i++)
         Py_XDECREF(fr->frame[i]);
-        Py_XDECREF(fr->locals[i]);
+    for (size_t i = 0; i < fr->nloc; i++) {
+        Py_DECREF(fr->name[i]);
+        Py_DECREF(fr->value[i]);
     }
     free(fr->frame);
-    free(fr->locals);
+    free(fr->first);
+    free(fr->name);
+    free(fr->value);
     memset(fr, 0, sizeof(*fr));
+}
+
+static int add_local(PyObject *name, PyObject *value, void *arg)
+{
+    frame_roots *fr = arg;
+    if (fr->nloc == fr->loccap) {
+        size_t cap = fr->loccap ? fr->loccap * 2 : 256;
+        PyObject **n = realloc(fr->name, cap * sizeof(*n));
+        if (!n)
+            return -1;
+        fr->name = n;
+        PyObject **v = realloc(fr->value, cap * sizeof(*v));
+        if (!v)
+            return -1;
+        fr->value = v;
+        fr->loccap = cap;
+    }
+    fr->name[fr->nloc] = Py_NewRef(name);
+    fr->value[fr->nloc] = Py_NewRef(value);
+    fr->nloc++;
+    return 0;
 }
 
 /* Called with gc disabled: materialising a frame object allocates, and a
  * collection could run finalizers (user code) while we hold a thread-state
- * pointer. Locals are read only after the thread list is no longer used,
- * because PyFrame_GetLocals may drop references (and run __del__). On 3.11
- * and 3.12 that builds the frame's f_locals dict, the same side effect as
- * reading sys._current_frames()[t].f_locals. */
+ * pointer. The frame objects are what sys._current_frames() would create;
+ * their locals are read without building f_locals (objects_gc.c). */
 static int collect_frames(frame_roots *fr)
 {
     PyInterpreterState *interp = PyInterpreterState_Get();
     for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts; ts = PyThreadState_Next(ts)) {
         PyFrameObject *f = PyThreadState_GetFrame(ts);
         while (f) {
-            if (fr->n == fr->cap) {
+            if (fr->n + 1 >= fr->cap) {
                 size_t cap = fr->cap ? fr->cap * 2 : 64;
                 PyObject **a = realloc(fr->frame, cap * sizeof(*a));
                 if (!a) {
@@ -1383,29 +1405,25 @@ static int collect_frames(frame_roots *fr)
                     return -1;
                 }
                 fr->frame = a;
-                PyObject **l = realloc(fr->locals, cap * sizeof(*l));
-                if (!l) {
+                size_t *first = realloc(fr->first, (cap + 1) * sizeof(*first));
+                if (!first) {
                     Py_DECREF(f);
                     return -1;
                 }
-                fr->locals = l;
+                fr->first = first;
                 fr->cap = cap;
             }
-            fr->frame[fr->n] = (PyObject *)f;
-            fr->locals[fr->n] = NULL;
-            fr->n++;
+            fr->frame[fr->n++] = (PyObject *)f;
             f = PyFrame_GetBack(f);
         }
     }
     for (size_t i = 0; i < fr->n; i++) {
-        PyObject *l = PyFrame_GetLocals((PyFrameObject *)fr->frame[i]);
-        if (!l || !PyDict_Check(l)) {
-            PyErr_Clear();
-            Py_XDECREF(l);
-            l = NULL;
-        }
-        fr->locals[i] = l;
+        fr->first[i] = fr->nloc;
+        if (pl_live_frame_locals(fr->frame[i], add_local, fr) < 0)
+            return -1;
     }
+    if (fr->first)
+        fr->first[fr->n] = fr->nloc;
     return 0;
 }
 
@@ -1433,19 +1451,18 @@ static int match_attr(PyObject *name, PyObject *value, void *arg)
     return 1;
 }
 
-/* How `p` refers to `c`. locals: the frame root's locals, or NULL. Runs no
- * Python code (identity comparisons only). */
-static void edge_of(PyObject *p, PyObject *c, PyObject *locals, edge *e)
+/* How `p` refers to `c`. When p is frame root number fi of fr (else fi is
+ * SIZE_MAX), through one of its locals. Runs no Python code (identity
+ * comparisons only). */
+static void edge_of(PyObject *p, PyObject *c, const frame_roots *fr, size_t fi, edge *e)
 {
     memset(e, 0, sizeof(*e));
     e->kind = E_REFERENT;
-    if (locals) {
-        Py_ssize_t pos = 0;
-        PyObject *k, *v;
-        while (PyDict_Next(locals, &pos, &k, &v)) {
-            if (v == c) {
+    if (fi != SIZE_MAX) {
+        for (size_t i = fr->first[fi]; i < fr->first[fi + 1]; i++) {
+            if (fr->value[i] == c) {
                 e->kind = E_LOCAL;
-                e->key = Py_NewRef(k);
+                e->key = Py_NewRef(fr->name[i]);
                 return;
             }
         }
@@ -1605,11 +1622,9 @@ static int path_forward(answer *a, const frame_roots *frs, PyObject *target, obj
         b.cur = (uint32_t)head;
         PyObject *o = b.obj[head];
         if (head >= frames_at && head < frames_at + fr.n) {
-            PyObject *locals = fr.locals[head - frames_at];
-            Py_ssize_t pos = 0;
-            PyObject *k, *v;
-            while (locals && PyDict_Next(locals, &pos, &k, &v))
-                if (bfs_visit(v, &b))
+            size_t f = head - frames_at;
+            for (size_t l = fr.first[f]; l < fr.first[f + 1]; l++)
+                if (bfs_visit(fr.value[l], &b))
                     break;
         } else if (has_traverse(o)) {
             /* An object's own __dict__ is one hop, not two: its values
@@ -1772,18 +1787,11 @@ static int path_backward(answer *a, const frame_roots *fr, PyObject *target, obj
         if (objvec_push(&modules, o) < 0)
             goto out;
     }
-    /* Function frames only: a module-level frame's locals are its module's
-     * dict, reached through the module itself. */
-    for (size_t f = 0; f < fr->n; f++) {
-        PyObject *l = fr->locals[f];
-        if (!l || map_value(&moddicts, l, &(uint32_t){0}))
-            continue;
-        Py_ssize_t pos = 0;
-        PyObject *k, *v;
-        while (PyDict_Next(l, &pos, &k, &v))
-            if (ptrmap_add(&locals_of, (uintptr_t)v, (uint32_t)f) < 0)
+    /* A module-level frame lists no locals: its module is the root. */
+    for (size_t f = 0; f < fr->n; f++)
+        for (size_t l = fr->first[f]; l < fr->first[f + 1]; l++)
+            if (ptrmap_add(&locals_of, (uintptr_t)fr->value[l], (uint32_t)f) < 0)
                 goto out;
-    }
     if (back_push(&b, target, NO_PARENT) < 0)
         goto out;
     root = back_root(&b, 0, &moddicts, &locals_of, fr, &modules, &err);
@@ -1878,13 +1886,11 @@ static int answer_path(answer *a)
         goto out;
     }
     for (size_t i = 1; i < path.n; i++) {
-        PyObject *locals = NULL;
-        if (i == 1) {
-            for (size_t f = 0; f < fr.n; f++)
-                if (fr.frame[f] == path.v[0])
-                    locals = fr.locals[f];
-        }
-        edge_of(path.v[i - 1], path.v[i], locals, &edges[i]);
+        size_t fi = SIZE_MAX;
+        for (size_t f = 0; i == 1 && f < fr.n; f++)
+            if (fr.frame[f] == path.v[0])
+                fi = f;
+        edge_of(path.v[i - 1], path.v[i], &fr, fi, &edges[i]);
     }
     size_t out_n = 0;
     for (size_t i = 0; i < path.n; i++) {

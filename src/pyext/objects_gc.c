@@ -12,10 +12,14 @@
  * compiled against; the layout is only used under 3.11. */
 #include "pyext.h"
 
+#include "objects_gc.h"
+
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
 #ifndef Py_BUILD_CORE
 #define Py_BUILD_CORE 1
 #endif
+#include <internal/pycore_code.h>
+#include <internal/pycore_frame.h>
 #include <internal/pycore_gc.h>
 #include <internal/pycore_interp.h>
 
@@ -43,11 +47,74 @@ int pl_live_walk(pl_visit_fn fn, void *arg)
     }
     return walk_list(&gcstate->permanent_generation.head, fn, arg);
 }
+
+/* Calls fn(name, value, arg) for each local variable of a frame (fast
+ * locals, cells and free variables; for a class body or exec its namespace
+ * dict), reading the interpreter frame directly: PyFrame_GetLocals would
+ * build and keep an f_locals dict, a new referrer of every local that
+ * parents queries would then show. name and value are borrowed; fn must not
+ * run Python code. Returns 0, fn's first nonzero value, or
+ * PL_FRAME_MODULE_LEVEL when the frame's locals are its globals. GIL held. */
+int pl_live_frame_locals(PyObject *frame, pl_local_fn fn, void *arg)
+{
+    _PyInterpreterFrame *f = ((PyFrameObject *)frame)->f_frame;
+    if (!f || _PyFrame_IsIncomplete(f))
+        return 0;
+    PyCodeObject *co = f->f_code;
+    if (f->f_locals && f->f_locals == f->f_globals)
+        return PL_FRAME_MODULE_LEVEL;
+    if (f->f_locals && !(co->co_flags & CO_OPTIMIZED) && PyDict_Check(f->f_locals)) {
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        while (PyDict_Next(f->f_locals, &pos, &k, &v)) {
+            int rc = fn(k, v, arg);
+            if (rc)
+                return rc;
+        }
+    }
+    for (int i = 0; i < co->co_nlocalsplus; i++) {
+        PyObject *v = f->localsplus[i];
+        if (!v)
+            continue;
+        int rc = fn(PyTuple_GET_ITEM(co->co_localsplusnames, i), v, arg);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
 #else
 /* Elsewhere the shared visitor is already a direct walk
  * (PyUnstable_GC_VisitObjects on 3.12+). */
 int pl_live_walk(pl_visit_fn fn, void *arg)
 {
     return pl_visit_tracked(fn, arg);
+}
+
+/* 3.12+: PyFrame_GetLocals (a proxy without side effects from 3.13). */
+int pl_live_frame_locals(PyObject *frame, pl_local_fn fn, void *arg)
+{
+    PyObject *globals = PyFrame_GetGlobals((PyFrameObject *)frame);
+    PyObject *locals = PyFrame_GetLocals((PyFrameObject *)frame);
+    int rc = 0;
+    if (!locals) {
+        PyErr_Clear();
+    } else if (locals == globals) {
+        rc = PL_FRAME_MODULE_LEVEL;
+    } else {
+        PyObject *items = PyMapping_Items(locals);
+        if (!items) {
+            PyErr_Clear();
+        } else {
+            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items) && !rc; i++) {
+                PyObject *kv = PyList_GET_ITEM(items, i);
+                if (PyTuple_Check(kv) && PyTuple_GET_SIZE(kv) == 2)
+                    rc = fn(PyTuple_GET_ITEM(kv, 0), PyTuple_GET_ITEM(kv, 1), arg);
+            }
+            Py_DECREF(items);
+        }
+    }
+    Py_XDECREF(locals);
+    Py_XDECREF(globals);
+    return rc;
 }
 #endif

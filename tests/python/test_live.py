@@ -269,6 +269,55 @@ def test_path_from_a_thread_frame_local():
         t.join()
 
 
+def test_path_leaves_no_f_locals_behind():
+    """Reading a running frame's locals for the path must not create the
+    frame's f_locals dict: it would show up as a new parent of every local."""
+    ready, done = threading.Event(), threading.Event()
+    box = {}
+
+    def worker():
+        only_here = Leak(6)
+        box["id"] = id(only_here)
+        ready.set()
+        done.wait(10)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    try:
+        assert ready.wait(10)
+        assert live.parents(box["id"])["total"] == 0
+        assert live.path(box["id"])["path"][1]["via"] == "local 'only_here'"
+        assert live.parents(box["id"])["total"] == 0
+    finally:
+        done.set()
+        t.join()
+
+
+class Node:
+    def __init__(self, nxt):
+        self.next = nxt
+
+
+def test_path_through_a_long_chain():
+    """Deeper than the backward search goes: the forward search finds it."""
+    global CHAIN
+    CHAIN = None
+    for _ in range(40):
+        CHAIN = Node(CHAIN)
+    node = CHAIN
+    while node.next is not None:
+        node = node.next
+    target = id(node)
+    del node
+    try:
+        got = live.path(target)
+        vias = [s["via"] for s in got["path"]]
+        assert vias == [None, "attribute 'CHAIN'"] + ["attribute 'next'"] * 39
+        assert got["path"][-1]["object"]["id"] == target
+    finally:
+        del CHAIN
+
+
 def test_path_not_found_for_unreachable_cycle():
     was = gc.isenabled()
     gc.disable()
