@@ -472,6 +472,12 @@
       btn("last", "»", "Last page", (pages - 1) * limit, page >= pages));
   }
 
+  /** After paging from the bottom pager, bring the top of the results back into view. */
+  function scrollToResults() {
+    const top = $("#main").getBoundingClientRect().top + window.scrollY;
+    if (window.scrollY > top) window.scrollTo(0, 0);
+  }
+
   // ------------------------------------------------------------------ History view
   const HIST_DEFAULTS = { q: "", sort: "growth", limit: 20, offset: 0, view: "merged", pid: "" };
   const PAGE_SIZES = [5, 10, 20, 50, 100, 200];
@@ -506,7 +512,7 @@
 
     function mount(main, r) {
       st = readParams(r.params);
-      els.search = h("input", { id: "search", type: "search", placeholder: "Filter types, e.g. leak or app.models   (press / to focus)",
+      els.search = h("input", { id: "search", type: "search", placeholder: "Filter types, e.g. leak or app.models", title: "Type to filter (press / to get here)",
         autocomplete: "off", spellcheck: "false", value: st.q, "aria-label": "Search type names" });
       els.search.addEventListener("input", () => onSearch(els.search.value.trim()));
       els.search.addEventListener("keydown", (e) => {
@@ -618,7 +624,7 @@
           (st.view === "workers" ? ", one line per incarnation" : "")),
         d.times && d.times.length ? h("span", { class: "muted", id: "time-range" }, " · " + d.times.length + (d.times.length === 1 ? " point, " : " points, ") +
           fmtRange(d.times[0], d.times[d.times.length - 1])) : null);
-      const go = (off) => set({ offset: Math.max(0, off) });
+      const go = (off) => { set({ offset: Math.max(0, off) }); scrollToResults(); };
       clear(els.pagerTop);
       clear(els.pagerBottom);
       if (total > 0) {
@@ -883,7 +889,7 @@
         els.results.append(h("div", { class: "empty" }, "No live ", h("code", null, st.group), " object in pid " + d.pid + " right now (they may have been freed, or live in another worker)."));
         return;
       }
-      const go = (o) => set({ p: Math.floor(o / st.page) + 1 }, true);
+      const go = (o) => { set({ p: Math.floor(o / st.page) + 1 }, true); scrollToResults(); };
       const table = h("table", { class: "table", id: "objects-table" },
         h("thead", null, h("tr", null, h("th", { class: "num" }, "#"), h("th", null, "id"), h("th", null, "repr"), h("th", { class: "num" }, "size"))),
         h("tbody", null, shown.map((o, i) => {

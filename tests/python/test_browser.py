@@ -422,3 +422,25 @@ def test_narrow_window_has_no_sideways_scroll(ui):
     ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#path .path-step"), "the why-alive path")
     assert fits(), "the object page is wider than the window"
     ui.shot("object-400")
+
+
+def test_a_stuck_worker_is_said_in_words(browser, gunicorn, artifacts):
+    """Objects of a worker that holds the GIL: the 504 of the API, in words."""
+    server = gunicorn(workers=2, live_timeout=1.0)
+    leak(server, 5)
+    if http(server.url + "/_pyloot/api/objects?group=%s&limit=1" % LEAK).status == 501:
+        pytest.xfail("/api/objects answers 501: the live-object routes are not implemented yet")
+    blocker = threading.Thread(target=server.get, args=("/block?s=12",), kwargs={"timeout": 40})
+    blocker.start()
+    try:
+        # The blocked worker answers nothing; every other request lands on the free one.
+        time.sleep(0.5)
+        free = server.get("/pid").json()["pid"]
+        (stuck,) = set(server.worker_pids()) - {free}
+        ui = UI(browser, server, artifacts, "stuck")
+        ui.go("#/objects?group=%s&pid=%d" % (LEAK, stuck))
+        box = ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#results .error-box"), "the error box")[0]
+        assert "504" in box.text and "did not answer in time" in box.text.lower(), box.text
+        ui.shot("objects-504")
+    finally:
+        blocker.join(timeout=40)
