@@ -425,6 +425,19 @@ static void repr_leaf(reprer *r, pl_buf *out, PyObject *o, size_t cap)
 {
     PyTypeObject *tp = Py_TYPE(o);
     int user = (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) != 0;
+    if (PyBytes_CheckExact(o) && PyBytes_GET_SIZE(o) > (Py_ssize_t)cap) {
+        PyObject *head = PyBytes_FromStringAndSize(PyBytes_AS_STRING(o), (Py_ssize_t)cap);
+        PyObject *s = head ? PyObject_Repr(head) : NULL;
+        Py_XDECREF(head);
+        if (s) {
+            put_utf8(out, s, cap);
+            Py_DECREF(s);
+        } else {
+            PyErr_Clear();
+            pl_buf_puts(out, "<bytes>");
+        }
+        return;
+    }
     if (PyUnicode_CheckExact(o) && PyUnicode_GET_LENGTH(o) > (Py_ssize_t)cap) {
         /* A 10 MB str: the repr of its head is all we can show anyway. */
         PyObject *head = PyUnicode_Substring(o, 0, (Py_ssize_t)cap);

@@ -119,6 +119,7 @@ def test_detail_attrs_repr_counts(leaks):
     assert got["attrs"] == {"n": "3", "label": "'leak-3'"}
     assert got["repr"] == repr(obj)
     assert got["parents_count"] == 1  # LEAKS
+    assert got["size"] == sys.getsizeof(obj)
     assert got["children_count"] >= 2  # "leak-3", 3 (and the class)
 
 
@@ -468,6 +469,9 @@ def test_big_builtin_containers_have_bounded_repr():
     assert time.monotonic() - t0 < 3.0  # bounded: not the 7 MB repr of every item
     assert got["repr"].startswith("[0, 1, 2, ")
     assert len(got["repr"]) == 65537 and got["repr"].endswith("\u2026")
+    blob = b"z" * (10 * 1024 * 1024)
+    holder = [blob]
+    assert live.describe(id(holder))["repr"].startswith("[b'zzz")
     nested = {"a": [1, (2,)], "b": {3}, "c": frozenset(), "d": set(), "e": ()}
     assert live.describe(id(nested))["repr"] == repr(nested)
 
