@@ -203,7 +203,7 @@
     clear(store); clear(self);
     if (!d) return;
     if (d.store && d.store.path) {
-      store.append(h("span", { class: "label" }, "store "), h("code", { id: "store-path" }, d.store.path));
+      store.append(h("span", { class: "label" }, "store "), h("code", { id: "store-path" }, h("bdi", null, d.store.path)));
       store.title = "Store path: " + d.store.path;
     }
     if (d.self) {
@@ -744,9 +744,9 @@
             h("td", { class: "num" }, p.interval ? p.interval + " s" : "–"),
             h("td", null, p.host || "–"),
             h("td", { class: "argv", title: p.argv || "" }, p.argv ? shortArgv(p.argv) : "–"),
-            h("td", { class: "actions" },
+            h("td", { class: "actions" }, h("span", { class: "actions-inner" },
               h("a", { href: hashFor("history", { pid: p.pid }), class: "btn small ghost" }, "History"),
-              p.alive ? h("a", { href: hashFor("objects", { pid: p.pid }), class: "btn small ghost" }, "Objects") : null));
+              p.alive ? h("a", { href: hashFor("objects", { pid: p.pid }), class: "btn small ghost" }, "Objects") : null)));
         })));
       els.results.dataset.state = "ready";
       fill(els.results, 
