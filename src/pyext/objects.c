@@ -867,30 +867,73 @@ static PyObject *find_object(answer *a)
     return m.found;
 }
 
-/* Parents: the snapshot objects whose tp_traverse visits target, in address order. */
-static int collect_parents(answer *a, PyObject *target, objvec *out)
+/* Finds the object q->id and, when `parents` is given, its parents, in one
+ * walk over the tracked objects without a snapshot array: every object is
+ * compared with the id, and its tp_traverse asked whether it visits that
+ * address (which also finds an untracked object through its referrers).
+ * gc must be disabled by the caller. Returns the object (borrowed) or NULL;
+ * *err is set on ENOMEM. Parents come out in address order. */
+struct id_scan {
+    uintptr_t id;
+    PyObject *found;
+    objvec *parents;
+    int referents; /* also look among referents (second pass, or with parents) */
+    int err;
+};
+
+static int id_scan_visit(PyObject *o, void *arg)
 {
-    struct match_ctx m;
-    for (size_t i = 0; i < a->snap.n; i++) {
-        PyObject *o = a->snap.v[i];
-        if (!has_traverse(o) || o == target)
-            continue;
-        m.id = (uintptr_t)target;
-        m.found = NULL;
-        Py_TYPE(o)->tp_traverse(o, visit_match, &m);
-        if (m.found && objvec_push(out, o) < 0)
-            return -1;
+    struct id_scan *s = arg;
+    if ((uintptr_t)o == s->id)
+        s->found = o;
+    if (!s->referents || !has_traverse(o))
+        return s->found && !s->parents ? 1 : 0;
+    struct match_ctx m = {s->id, NULL};
+    Py_TYPE(o)->tp_traverse(o, visit_match, &m);
+    if (!m.found)
+        return 0;
+    if (!s->found)
+        s->found = m.found;
+    if (!s->parents)
+        return 1;
+    if (objvec_push(s->parents, o) < 0) {
+        s->err = 1;
+        return 1;
     }
-    /* A self-reference makes the object its own parent. */
-    if (has_traverse(target)) {
-        m.id = (uintptr_t)target;
-        m.found = NULL;
-        Py_TYPE(target)->tp_traverse(target, visit_match, &m);
-        if (m.found && objvec_push(out, target) < 0)
-            return -1;
-    }
-    qsort(out->v, out->n, sizeof(*out->v), cmp_addr);
     return 0;
+}
+
+static PyObject *scan_for_id(answer *a, objvec *parents, int *err)
+{
+    struct id_scan s = {(uintptr_t)a->q->id, NULL, parents, parents != NULL, 0};
+    *err = 0;
+    if (a->q->id == 0 || a->q->id > UINTPTR_MAX)
+        return NULL;
+    a->gc_was_enabled |= PyGC_Disable();
+    if (pl_live_walk(id_scan_visit, &s) < 0 && !s.err) {
+        PyErr_Clear();
+        *err = 1;
+        return NULL;
+    }
+    if (!s.found && !parents && !s.err) {
+        s.referents = 1;
+        if (pl_live_walk(id_scan_visit, &s) < 0 && !s.err) {
+            PyErr_Clear();
+            *err = 1;
+            return NULL;
+        }
+    }
+    if (s.err) {
+        *err = 1;
+        return NULL;
+    }
+    if (s.found && !PyType_Check((PyObject *)Py_TYPE(s.found)))
+        s.found = NULL;
+    if (s.found && parents)
+        qsort(parents->v, parents->n, sizeof(*parents->v), cmp_addr);
+    else if (parents)
+        parents->n = 0;
+    return s.found;
 }
 
 struct children_ctx {
@@ -1181,21 +1224,21 @@ static int collect_attr(PyObject *name, PyObject *value, void *arg)
 
 static int answer_detail(answer *a)
 {
-    if (begin_snapshot(a) < 0)
-        return -1;
-    PyObject *o = find_object(a);
-    if (!o) {
-        end_snapshot(a);
-        gone_doc(a);
-        return 0;
-    }
     objvec parents = {0}, children = {0};
-    if (collect_parents(a, o, &parents) < 0 || collect_children(o, &children) < 0) {
+    int err;
+    PyObject *o = scan_for_id(a, &parents, &err);
+    if (!err && o && collect_children(o, &children) < 0)
+        err = 1;
+    if (err || !o) {
         objvec_free(&parents);
         objvec_free(&children);
         end_snapshot(a);
-        PyErr_NoMemory();
-        return -1;
+        if (err) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        gone_doc(a);
+        return 0;
     }
     Py_INCREF(o);
     end_snapshot(a);
@@ -1257,21 +1300,21 @@ static int answer_detail(answer *a)
 
 static int answer_related(answer *a)
 {
-    if (begin_snapshot(a) < 0)
-        return -1;
-    PyObject *o = find_object(a);
-    if (!o) {
-        end_snapshot(a);
-        gone_doc(a);
-        return 0;
-    }
     objvec rel = {0};
-    int rc = a->q->kind == PL_LIVE_PARENTS ? collect_parents(a, o, &rel) : collect_children(o, &rel);
-    if (rc < 0) {
+    int err;
+    int want_parents = a->q->kind == PL_LIVE_PARENTS;
+    PyObject *o = scan_for_id(a, want_parents ? &rel : NULL, &err);
+    if (!err && o && !want_parents && collect_children(o, &rel) < 0)
+        err = 1;
+    if (err || !o) {
         objvec_free(&rel);
         end_snapshot(a);
-        PyErr_NoMemory();
-        return -1;
+        if (err) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        gone_doc(a);
+        return 0;
     }
     size_t first = a->q->offset < rel.n ? (size_t)a->q->offset : rel.n;
     size_t npage = rel.n - first < a->q->limit ? rel.n - first : (size_t)a->q->limit;
@@ -1686,7 +1729,7 @@ out:
  * in the locals of a function frame of a running thread.
  * Returns 1 found (path filled, borrowed, root first), 0 no root reaches it,
  * 2 gave up after BACK_LEVELS levels, -1 ENOMEM. */
-#define BACK_LEVELS 8
+#define BACK_LEVELS 6
 
 typedef struct back {
     ptrmap index; /* node address -> node index: every node met */
