@@ -891,11 +891,11 @@
       }
       const go = (o) => { set({ p: Math.floor(o / st.page) + 1 }, true); scrollToResults(); };
       const table = h("table", { class: "table", id: "objects-table" },
-        h("thead", null, h("tr", null, h("th", { class: "num" }, "#"), h("th", null, "id"), h("th", null, "repr"), h("th", { class: "num" }, "size"))),
+        h("thead", null, h("tr", null, h("th", { class: "num idx" }, "#"), h("th", null, "id"), h("th", null, "repr"), h("th", { class: "num" }, "size"))),
         h("tbody", null, shown.map((o, i) => {
           const href = hashFor("object/" + o.id, { pid: d.pid });
           const row = h("tr", { class: "obj-row", dataset: { id: String(o.id) } },
-            h("td", { class: "num muted" }, fmtInt(off + start + i + 1)),
+            h("td", { class: "num muted idx" }, fmtInt(off + start + i + 1)),
             h("td", { class: "mono" }, h("a", { class: "obj-link", href }, String(o.id))),
             h("td", { class: "repr", title: truncate(o.repr, 2000) }, truncate(o.repr, 200)),
             h("td", { class: "num" }, fmtBytes(o.size)));
