@@ -1,1 +1,523 @@
-int main(void) { return 0; }
+/* Store benchmarks (DESIGN.md §5), not part of ctest:
+ *
+ *   1. pl_store_append of one sample of 5,000 types: median and p99 per
+ *      call, the compaction calls on their own, and the amortized cost.
+ *      Goal: <= 2 ms per call.
+ *   2. pl_store_history, merged, 50 types per page, sort=growth, over
+ *      8 live incarnations x 2,880 samples x 5,000 types. Goal: <= 30 ms.
+ *
+ * Baselines measured in the same run make the figures comparable across
+ * machines: for appends, the same sample written type-major (one mdb_put
+ * per type, key type+incarnation+time, one transaction); for history, a
+ * plain LMDB cursor scan over as many stored values as the page reads.
+ *
+ * Runs in a fresh directory under /tmp (removed at the end); building the
+ * 8 x 2,880 x 5,000 store takes most of the time (about a minute on a
+ * 2-core VM; the whole run stays under 3 minutes).
+ * Usage: bench_store [--quick] [--keep]
+ *   --quick  8 x 300 samples, for a smoke run
+ *   --keep   leave the store directory in place and print its path
+ * PYLOOT_BENCH_REUSE=<dir> runs only the history queries on a kept store. */
+#include <errno.h>
+#include <ftw.h>
+#include <lmdb.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pyloot/error.h"
+#include "pyloot/store.h"
+
+#define NTYPES 5000
+#define NINCS 8
+#define INTERVAL_MS 30000
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static double pct(double *v, size_t n, double p)
+{
+    size_t i;
+
+    qsort(v, n, sizeof *v, cmp_double);
+    i = (size_t)(p * (double)(n - 1) + 0.5);
+    return v[i];
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void die(const char *what, int rc)
+{
+    fprintf(stderr, "bench_store: %s failed: %s\n", what, pl_strerror(rc));
+    exit(1);
+}
+
+/* Deterministic xorshift so every run writes the same data. */
+static uint64_t rng_state = 88172645463325252ull;
+
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* A workload shaped like a real heap: every type present, a quarter of them
+ * moving by a few objects per sample, 50 leaking steadily. */
+struct workload {
+    uint32_t ids[NTYPES];
+    uint64_t count[NTYPES];
+    uint64_t size[NTYPES];
+};
+
+static void workload_init(struct workload *w, const uint32_t *ids)
+{
+    size_t k;
+
+    for (k = 0; k < NTYPES; k++) {
+        w->ids[k] = ids[k];
+        w->count[k] = 5 + (k * 37) % 2000;
+        w->size[k] = 16 + (k % 50) * 8;
+    }
+}
+
+static void workload_step(struct workload *w, pl_type_count *out)
+{
+    size_t k;
+
+    for (k = 0; k < NTYPES; k++) {
+        if (k % 100 == 7) {
+            w->count[k] += 1 + k % 5;
+        } else if (rnd() % 4 == 0) {
+            int64_t d = (int64_t)(rnd() % 7) - 3;
+
+            if ((int64_t)w->count[k] + d >= 0)
+                w->count[k] = (uint64_t)((int64_t)w->count[k] + d);
+        }
+        out[k].type_id = w->ids[k];
+        out[k].count = w->count[k];
+        out[k].bytes = w->count[k] * w->size[k];
+    }
+}
+
+static void make_types(pl_store *s, uint32_t *ids)
+{
+    static char buf[NTYPES][48];
+    const char *names[NTYPES];
+    size_t lens[NTYPES], k;
+    int rc;
+
+    for (k = 0; k < NTYPES; k++) {
+        snprintf(buf[k], sizeof buf[k], "app.module%zu.Type%zu", k % 97, k);
+        names[k] = buf[k];
+        lens[k] = strlen(buf[k]);
+    }
+    if ((rc = pl_store_type_ids(s, names, lens, NTYPES, ids)))
+        die("pl_store_type_ids", rc);
+}
+
+static pl_store *open_at(const char *dir)
+{
+    pl_store_options opt;
+    pl_store *s = NULL;
+    int rc;
+
+    memset(&opt, 0, sizeof opt);
+    opt.path = dir;
+    if ((rc = pl_store_open(&s, &opt)))
+        die("pl_store_open", rc);
+    return s;
+}
+
+static void reg(pl_store *s, pl_incarnation inc)
+{
+    pl_proc_info info;
+    int rc;
+
+    memset(&info, 0, sizeof info);
+    info.inc = inc;
+    pl_proc_describe(&info);
+    info.interval_ms = INTERVAL_MS;
+    info.first_seen_ms = 1;
+    info.last_seen_ms = 1;
+    if ((rc = pl_store_register(s, &info)))
+        die("pl_store_register", rc);
+}
+
+/* A live incarnation: a child sleeping until killed. */
+static pid_t spawn_sleeper(pl_incarnation *inc)
+{
+    int fds[2];
+    pid_t pid;
+
+    if (pipe(fds) != 0)
+        exit(1);
+    pid = fork();
+    if (pid == 0) {
+        pl_incarnation me;
+
+        pl_proc_self(&me);
+        if (write(fds[1], &me, sizeof me) != (ssize_t)sizeof me)
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    close(fds[1]);
+    if (read(fds[0], inc, sizeof *inc) != (ssize_t)sizeof *inc)
+        exit(1);
+    close(fds[0]);
+    return pid;
+}
+
+/* ------------------------------------------------------------- appends */
+
+static void bench_append(const char *root)
+{
+    enum { N = 1024 };
+    char dir[256];
+    pl_store *s;
+    static struct workload w;
+    static pl_type_count sample[NTYPES];
+    uint32_t ids[NTYPES];
+    pl_incarnation me;
+    static double plain[N], all[N], compacting[N];
+    size_t n_plain = 0, n_comp = 0, i;
+    double total = 0, t0, base_med, commit_med;
+    int rc;
+
+    snprintf(dir, sizeof dir, "%s/append", root);
+    s = open_at(dir);
+    make_types(s, ids);
+    workload_init(&w, ids);
+    pl_proc_self(&me);
+    reg(s, me);
+    for (i = 0; i < N; i++) {
+        double dt;
+
+        workload_step(&w, sample);
+        t0 = now_s();
+        rc = pl_store_append(s, &me, 1000000 + (int64_t)i * INTERVAL_MS, sample, NTYPES);
+        dt = now_s() - t0;
+        if (rc)
+            die("pl_store_append", rc);
+        all[i] = dt;
+        total += dt;
+        /* Samples 33, 65, ... are the ones whose call also compacts. */
+        if (i >= 32 && (i - 32) % 32 == 0)
+            compacting[n_comp++] = dt;
+        else
+            plain[n_plain++] = dt;
+    }
+    pl_store_close(s);
+
+    /* Baseline 1: the same sample type-major, one mdb_put per type. */
+    {
+        MDB_env *env;
+        MDB_txn *txn;
+        MDB_dbi dbi;
+        static double base[64], commits[64];
+        char bdir[300];
+        size_t r, k;
+
+        snprintf(bdir, sizeof bdir, "%s/baseline", root);
+        mkdir(bdir, 0700);
+        if ((rc = mdb_env_create(&env)) || (rc = mdb_env_set_mapsize(env, 1u << 30)) ||
+            (rc = mdb_env_set_maxdbs(env, 4)) ||
+            (rc = mdb_env_open(env, bdir, MDB_NOTLS | MDB_NOMETASYNC, 0600)))
+            die("baseline env", rc);
+        for (r = 0; r < 64; r++) {
+            workload_step(&w, sample);
+            t0 = now_s();
+            if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) ||
+                (rc = mdb_dbi_open(txn, "series", MDB_CREATE, &dbi)))
+                die("baseline txn", rc);
+            for (k = 0; k < NTYPES; k++) {
+                uint8_t key[24];
+                uint64_t val[2] = {sample[k].count, sample[k].bytes};
+                MDB_val kv = {sizeof key, key}, vv = {sizeof val, val};
+                uint32_t id = sample[k].type_id;
+                uint64_t t = 1000000 + r * INTERVAL_MS;
+                int b;
+
+                for (b = 0; b < 4; b++)
+                    key[b] = (uint8_t)(id >> (24 - 8 * b));
+                memset(key + 4, 0, 12);
+                for (b = 0; b < 8; b++)
+                    key[16 + b] = (uint8_t)(t >> (56 - 8 * b));
+                if ((rc = mdb_put(txn, dbi, &kv, &vv, 0)))
+                    die("baseline put", rc);
+            }
+            if ((rc = mdb_txn_commit(txn)))
+                die("baseline commit", rc);
+            base[r] = now_s() - t0;
+            /* Baseline 2: an empty write transaction (the fsync floor). */
+            t0 = now_s();
+            if ((rc = mdb_txn_begin(env, NULL, 0, &txn)))
+                die("baseline txn", rc);
+            {
+                uint8_t key[4] = {0xff, 0xff, 0xff, (uint8_t)r};
+                MDB_val kv = {4, key}, vv = {4, key};
+
+                mdb_put(txn, dbi, &kv, &vv, 0);
+            }
+            if ((rc = mdb_txn_commit(txn)))
+                die("baseline commit", rc);
+            commits[r] = now_s() - t0;
+        }
+        mdb_env_close(env);
+        base_med = pct(base, 64, 0.5);
+        commit_med = pct(commits, 64, 0.5);
+    }
+
+    printf("append, 5,000 types per sample, %d samples, one incarnation:\n", N);
+    printf("  per call (no compaction)   median %7.3f ms   p99 %7.3f ms   goal <= 2 ms\n",
+           pct(plain, n_plain, 0.5) * 1e3, pct(plain, n_plain, 0.99) * 1e3);
+    printf("  calls that also compact    median %7.3f ms   max %7.3f ms   (1 in 32)\n",
+           pct(compacting, n_comp, 0.5) * 1e3, pct(compacting, n_comp, 1.0) * 1e3);
+    printf("  all calls                  median %7.3f ms   p99 %7.3f ms\n",
+           pct(all, N, 0.5) * 1e3, pct(all, N, 0.99) * 1e3);
+    printf("  amortized incl. compaction %7.3f ms per sample   goal <= 2 ms\n", total / N * 1e3);
+    printf("  baseline: type-major, one mdb_put per type     median %7.3f ms  (ratio %.2fx)\n",
+           base_med * 1e3, base_med / (total / N));
+    printf("  baseline: empty write txn commit (fsync floor) median %7.3f ms\n", commit_med * 1e3);
+}
+
+/* ------------------------------------------------------------- history */
+
+static void run_queries(pl_store *s, const pl_incarnation *incs, size_t samples);
+static void baseline_scan(const char *dir, size_t samples);
+
+static void bench_history(const char *root, int quick)
+{
+    char dir[256];
+    pl_store *s;
+    static struct workload w[NINCS];
+    static pl_type_count sample[NTYPES];
+    uint32_t ids[NTYPES];
+    pl_incarnation incs[NINCS];
+    pid_t pids[NINCS];
+    size_t samples = quick ? 300 : 2880, i, j;
+    double t0, build;
+    pl_store_stat st;
+    int rc;
+
+    snprintf(dir, sizeof dir, "%s/history", root);
+    s = open_at(dir);
+    make_types(s, ids);
+    for (j = 0; j < NINCS; j++) {
+        pids[j] = spawn_sleeper(&incs[j]);
+        reg(s, incs[j]);
+        workload_init(&w[j], ids);
+    }
+    t0 = now_s();
+    for (i = 0; i < samples; i++) {
+        for (j = 0; j < NINCS; j++) {
+            workload_step(&w[j], sample);
+            rc = pl_store_append(s, &incs[j], 1000000 + (int64_t)i * INTERVAL_MS + (int64_t)j * 100,
+                                 sample, NTYPES);
+            if (rc)
+                die("pl_store_append", rc);
+        }
+    }
+    build = now_s() - t0;
+    if ((rc = pl_store_stat_get(s, &st)))
+        die("pl_store_stat_get", rc);
+    printf("\nhistory store: %d incarnations x %zu samples x %d types built in %.1f s "
+           "(%.2f ms per append)\n",
+           NINCS, samples, NTYPES, build, build / (double)(samples * NINCS) * 1e3);
+    printf("  used %.1f MiB of a %.0f MiB map (max_bytes %.0f MiB): %.2f bytes per point\n",
+           (double)st.used_bytes / 1048576.0, (double)st.map_size / 1048576.0,
+           (double)st.max_bytes / 1048576.0,
+           (double)st.used_bytes / ((double)samples * NINCS * NTYPES));
+
+    run_queries(s, incs, samples);
+    pl_store_close(s);
+    baseline_scan(dir, samples);
+    for (j = 0; j < NINCS; j++) {
+        kill(pids[j], SIGKILL);
+        waitpid(pids[j], NULL, 0);
+    }
+}
+
+static void run_queries(pl_store *s, const pl_incarnation *incs, size_t samples)
+{
+    double t0;
+    int rc;
+
+    (void)samples;
+    {
+        struct {
+            const char *label;
+            int sort;
+            const char *q;
+            int per_worker;
+            uint32_t pid;
+        } cases[] = {
+            {"merged, sort=growth, 50 types      ", PL_SORT_GROWTH, NULL, 0, 0},
+            {"merged, sort=count, 50 types       ", PL_SORT_COUNT, NULL, 0, 0},
+            {"merged, sort=name, q=module1, 50   ", PL_SORT_NAME, "module1", 0, 0},
+            {"merged + per-worker lines, growth  ", PL_SORT_GROWTH, NULL, 1, 0},
+            {"pid=<one worker>, sort=growth      ", PL_SORT_GROWTH, NULL, 0, 1},
+        };
+        size_t c;
+
+        for (c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            double times[15];
+            pl_history_query q;
+            pl_history *h = NULL;
+            int r;
+
+            memset(&q, 0, sizeof q);
+            q.sort = cases[c].sort;
+            q.q = cases[c].q;
+            q.limit = 50;
+            q.per_worker = cases[c].per_worker;
+            q.pid = cases[c].pid ? incs[3].pid : 0;
+            q.now_ms = pl_now_ms();
+            for (r = 0; r < 15; r++) {
+                t0 = now_s();
+                rc = pl_store_history(s, &q, &h);
+                times[r] = now_s() - t0;
+                if (rc)
+                    die("pl_store_history", rc);
+                if (r == 0 && c == 0)
+                    printf("  (page: %zu types, %zu points, total %llu; first: %s growth %lld)\n",
+                           h->n_types, h->n_times, (unsigned long long)h->total,
+                           h->n_types ? h->types[0].name : "-",
+                           h->n_types ? (long long)h->types[0].growth : 0);
+                pl_history_free(h);
+                h = NULL;
+            }
+            printf("  history %s median %7.2f ms   max %7.2f ms%s\n", cases[c].label,
+                   pct(times, 15, 0.5) * 1e3, pct(times, 15, 1.0) * 1e3,
+                   c == 0 ? "   goal <= 30 ms" : "");
+        }
+    }
+}
+
+static void baseline_scan(const char *dir, size_t samples)
+{
+    double t0;
+    int rc;
+
+    /* Baseline: a plain LMDB cursor scan over as many chunk values as the
+     * page reads (50 types x 8 incarnations x every window; each group value
+     * is read once per type in it). */
+    {
+        MDB_env *env;
+        MDB_txn *txn;
+        MDB_dbi dbi;
+        MDB_cursor *cur;
+        MDB_val k, v;
+        size_t want = 50 * NINCS * (samples / 32), got = 0, bytes = 0;
+        double times[15];
+        int r;
+
+        if ((rc = mdb_env_create(&env)) || (rc = mdb_env_set_maxdbs(env, 16)) ||
+            (rc = mdb_env_open(env, dir, MDB_NOTLS | MDB_RDONLY, 0600)))
+            die("baseline env", rc);
+        for (r = 0; r < 15; r++) {
+            t0 = now_s();
+            if ((rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) ||
+                (rc = mdb_dbi_open(txn, "chunks", 0, &dbi)) ||
+                (rc = mdb_cursor_open(txn, dbi, &cur)))
+                die("baseline txn", rc);
+            got = bytes = 0;
+            for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && got < want;
+                 rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+                const uint8_t *p = v.mv_data;
+                size_t b;
+                unsigned sum = 0;
+
+                for (b = 0; b < v.mv_size; b += 64)
+                    sum += p[b];
+                bytes += v.mv_size + (sum & 1);
+                got++;
+            }
+            mdb_cursor_close(cur);
+            mdb_txn_abort(txn);
+            times[r] = now_s() - t0;
+        }
+        mdb_env_close(env);
+        printf("  baseline: LMDB cursor scan of %zu chunk values (%.1f MiB)  median %7.2f ms\n",
+               got, (double)bytes / 1048576.0, pct(times, 15, 0.5) * 1e3);
+    }
+}
+
+/* Queries a kept store again. Its incarnations are dead by now, so the
+ * merged sort keys are zero; the page work is the same. */
+static int reuse(const char *root)
+{
+    char dir[256];
+    pl_store *s;
+    pl_incarnation incs[NINCS];
+    pl_proc_info *procs = NULL;
+    size_t n = 0, j;
+    int rc;
+
+    snprintf(dir, sizeof dir, "%s/history", root);
+    s = open_at(dir);
+    if ((rc = pl_store_procs(s, &procs, &n)))
+        die("pl_store_procs", rc);
+    for (j = 0; j < NINCS; j++)
+        incs[j] = j < n ? procs[j].inc : procs[0].inc;
+    free(procs);
+    run_queries(s, incs, 0);
+    pl_store_close(s);
+    baseline_scan(dir, 2880);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    char root[] = "/tmp/pyloot-bench-XXXXXX";
+    int quick = 0, keep = 0, i;
+    double t0 = now_s();
+
+    if (getenv("PYLOOT_BENCH_REUSE"))
+        return reuse(getenv("PYLOOT_BENCH_REUSE"));
+    for (i = 1; i < argc; i++) {
+        quick |= strcmp(argv[i], "--quick") == 0;
+        keep |= strcmp(argv[i], "--keep") == 0;
+    }
+    if (!mkdtemp(root)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    printf("bench_store: store in %s\n\n", root);
+    fflush(stdout);
+    bench_append(root);
+    fflush(stdout);
+    bench_history(root, quick);
+    if (keep)
+        printf("\nkept %s (PYLOOT_BENCH_REUSE=%s bench_store)\n", root, root);
+    else
+        nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    printf("\ntotal run time %.0f s\n", now_s() - t0);
+    return 0;
+}
