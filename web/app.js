@@ -634,6 +634,14 @@
       clear(els.results);
       els.results.dataset.state = "ready";
       const types = d.types || [];
+      const nobodyAlive = procsData && (procsData.procs || []).length > 0 && !(procsData.procs || []).some((p) => p.alive);
+      if (nobodyAlive && !st.pid && st.view === "merged") {
+        els.results.append(h("div", { class: "notice", id: "no-live-notice" },
+          "No process of this store is alive, so the current counts are 0; the charts still show the past. " +
+          "For each dead process's own counts, ",
+          h("a", { href: toHash(Object.assign({}, st, { view: "workers", offset: 0 })) }, "show one line per incarnation"),
+          " or pick a pid under Worker."));
+      }
       if (!types.length) {
         let msg;
         if (st.q) msg = h("span", null, "No type matches ", h("code", null, st.q), ".");
@@ -864,7 +872,7 @@
         const d = await api("history", { sort: "growth", limit: 30, points: 2, pid: st.pid || null });
         clear(list);
         for (const t of d.types || []) list.append(h("a", { class: "chip", href: toHash(Object.assign({}, st, { group: t.name, p: 1, offset: 0 })) },
-          h("span", { class: "mono" }, t.name), h("span", { class: "chip-n" }, fmtSigned(t.growth))));
+          h("span", { class: "mono" }, t.name), h("span", { class: "chip-n" + (t.growth > 0 ? " up" : "") }, fmtSigned(t.growth))));
       } catch (err) { fill(list, errorBox(err)); }
     }
     function render() {
