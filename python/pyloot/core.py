@@ -157,7 +157,7 @@ class PyLoot:
 
     def collect_objects(self):
         """Collects now: ``gc.collect()`` (unless disabled), one count, one sample stored."""
-        return _pyloot.collect(self._backend.get_store(), self.gc_collect)
+        return _pyloot.collect(self._backend.get_store(), self.gc_collect, self.interval)
 
     def get_wsgi(self):
         """The WSGI app serving the UI and the API (a :class:`PyLootServer`)."""

@@ -74,6 +74,16 @@ static int parse_num(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
     return 0;
 }
 
+static int is_valued_option(const char *a)
+{
+    static const char *const names[] = {"-h", "--host", "-p", "--port", "--db", "-q",
+                                        "--sort", "--limit", "--offset", "--pid", NULL};
+    for (int i = 0; names[i]; i++)
+        if (strcmp(a, names[i]) == 0)
+            return 1;
+    return 0;
+}
+
 static int open_store(const char *db, pl_store **store)
 {
     struct stat st;
@@ -408,6 +418,9 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--no-gzip") == 0) {
             no_gzip = 1;
             takes = 0;
+        } else if (!is_valued_option(a)) {
+            fprintf(stderr, "pyloot: reading the arguments failed: unknown argument %s\n%s", a, usage);
+            return 2;
         } else if (!val) {
             fprintf(stderr, "pyloot: reading the arguments failed: %s needs a value\n%s", a, usage);
             return 2;
@@ -458,9 +471,6 @@ int main(int argc, char **argv)
             }
             hq.pid = (uint32_t)v;
             pl_buf_printf(&raw, "&pid=%s", val);
-        } else {
-            fprintf(stderr, "pyloot: reading the arguments failed: unknown argument %s\n%s", a, usage);
-            return 2;
         }
         i += takes;
     }

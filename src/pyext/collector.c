@@ -39,7 +39,7 @@ typedef struct type_table {
     size_t cap;        /* power of two */
     size_t used;
     uint64_t epoch;
-    pl_store *ids_for; /* the store the type ids belong to */
+    uint64_t ids_for;  /* serial of the store handle the type ids belong to */
 } type_table;
 
 /* Everything below is protected by collect_lock, except where noted. */
@@ -55,6 +55,7 @@ typedef struct collector_state {
     int stop;             /* asked to stop */
     pthread_t thread;
     pl_store *store;      /* borrowed from store_obj */
+    uint64_t serial;      /* pl_store_serial of store_obj */
     PyObject *store_obj;  /* strong reference; changed only with the GIL held */
     double interval;
     int gc_collect;
@@ -271,7 +272,7 @@ static int count_pass(int gc_collect, double *gc_ms, double *pass_ms)
 
 /* Resolves new names to store ids and appends the sample. collect_lock held,
  * GIL NOT held: only C memory is touched. */
-static int write_sample(pl_store *store, const pl_incarnation *self, int64_t now_ms)
+static int write_sample(pl_store *store, uint64_t serial, const pl_incarnation *self, int64_t now_ms)
 {
     int rc = 0;
     size_t n = 0, n_new = 0;
@@ -281,11 +282,11 @@ static int write_sample(pl_store *store, const pl_incarnation *self, int64_t now
     uint32_t *ids = NULL;
     type_entry **fresh = NULL;
 
-    if (table.ids_for != store) {
+    if (table.ids_for != serial) {
         /* Ids are per store: a different store (after fork, or a new PyLoot) resolves again. */
         for (size_t i = 0; i < table.cap; i++)
             table.slots[i].type_id = UINT32_MAX;
-        table.ids_for = store;
+        table.ids_for = serial;
     }
     counts = malloc((table.used + 1) * sizeof *counts);
     names = malloc((table.used + 1) * sizeof *names);
@@ -366,7 +367,7 @@ static void answer_mailbox(pl_store *store, const pl_incarnation *self)
 }
 
 /* One collection from the collector thread. Returns 0 or an error. */
-static int thread_collect(pl_store *store, const pl_incarnation *self, int gc_collect)
+static int thread_collect(pl_store *store, uint64_t serial, const pl_incarnation *self, int gc_collect)
 {
     double gc_ms = 0, pass_ms = 0;
     pthread_mutex_lock(&collect_lock);
@@ -383,7 +384,7 @@ static int thread_collect(pl_store *store, const pl_incarnation *self, int gc_co
     PyGILState_Release(g);
     double t0 = now_s();
     if (!rc)
-        rc = write_sample(store, self, pl_now_ms());
+        rc = write_sample(store, serial, self, pl_now_ms());
     table_evict(&table);
     double write_ms = (now_s() - t0) * 1e3;
     pthread_mutex_unlock(&collect_lock);
@@ -408,6 +409,7 @@ static void *collector_main(void *arg)
     pthread_setname_np(pthread_self(), "pyloot-collect");
     pthread_mutex_lock(&state_lock);
     pl_store *store = C.store;
+    uint64_t serial = C.serial;
     pl_incarnation self = C.self;
     double interval = C.interval;
     int gc_collect = C.gc_collect;
@@ -435,7 +437,7 @@ static void *collector_main(void *arg)
             break;
         answer_mailbox(store, &self);
         if (now_s() >= next) {
-            if (thread_collect(store, &self, gc_collect) == ECANCELED)
+            if (thread_collect(store, serial, &self, gc_collect) == ECANCELED)
                 break;
             next = now_s() + interval;
         }
@@ -466,6 +468,29 @@ static void atfork_child(void)
 
 static void join_stopped(void);
 
+/* Writes (or refreshes) this process's procs record. GIL held; the store
+ * I/O runs without it. Returns 0, or -1 with an exception set. */
+static int register_self(PyObject *module, pl_store *store, const pl_incarnation *self, double interval)
+{
+    pl_proc_info info;
+    memset(&info, 0, sizeof info);
+    info.inc = *self;
+    info.interval_ms = (uint32_t)(interval * 1000);
+    info.first_seen_ms = info.last_seen_ms = pl_now_ms();
+    info.rss = pl_proc_rss();
+    pl_proc_describe(&info);
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pl_store_register(store, &info);
+    Py_END_ALLOW_THREADS
+    if (rc) {
+        PyErr_Format(pl_modstate_get(module)->error, "registering in the store failed: %s",
+                     pl_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *py_collector_start(PyObject *module, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"store", "interval", "gc_collect", NULL};
@@ -495,26 +520,14 @@ static PyObject *py_collector_start(PyObject *module, PyObject *args, PyObject *
     if (running)
         Py_RETURN_FALSE;
 
-    pl_proc_info info;
-    memset(&info, 0, sizeof info);
-    info.inc = self;
-    info.interval_ms = (uint32_t)(interval * 1000);
-    info.first_seen_ms = info.last_seen_ms = pl_now_ms();
-    info.rss = pl_proc_rss();
-    pl_proc_describe(&info);
-    Py_BEGIN_ALLOW_THREADS
-    rc = pl_store_register(store, &info);
-    Py_END_ALLOW_THREADS
-    if (rc) {
-        PyErr_Format(pl_modstate_get(module)->error, "registering in the store failed: %s",
-                     pl_strerror(rc));
+    if (register_self(module, store, &self, interval) < 0)
         return NULL;
-    }
 
     Py_INCREF(store_obj);
     Py_XSETREF(C.store_obj, store_obj);
     pthread_mutex_lock(&state_lock);
     C.store = store;
+    C.serial = pl_store_serial(store_obj);
     C.self = self;
     C.interval = interval;
     C.gc_collect = gc_collect;
@@ -608,10 +621,11 @@ static void lock_collect(void)
 /* collect(store, gc_collect=True): one collection now, written to the store. */
 static PyObject *py_collect(PyObject *module, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"store", "gc_collect", NULL};
+    static char *kwlist[] = {"store", "gc_collect", "interval", NULL};
     PyObject *store_obj;
     int gc_collect = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|p:collect", kwlist, &store_obj, &gc_collect))
+    double interval = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|pd:collect", kwlist, &store_obj, &gc_collect, &interval))
         return NULL;
     pl_store *store = pl_store_of(store_obj);
     if (!store)
@@ -622,6 +636,8 @@ static PyObject *py_collect(PyObject *module, PyObject *args, PyObject *kw)
         PyErr_Format(pl_modstate_get(module)->error, "reading /proc/self failed: %s", pl_strerror(rc));
         return NULL;
     }
+    if (register_self(module, store, &self, interval) < 0)
+        return NULL;
     double gc_ms, pass_ms;
     lock_collect();
     rc = count_pass(gc_collect, &gc_ms, &pass_ms);
@@ -630,9 +646,10 @@ static PyObject *py_collect(PyObject *module, PyObject *args, PyObject *kw)
         return NULL;
     }
     size_t types = table.used;
+    uint64_t serial = pl_store_serial(store_obj);
     Py_BEGIN_ALLOW_THREADS
     if (!rc)
-        rc = write_sample(store, &self, pl_now_ms());
+        rc = write_sample(store, serial, &self, pl_now_ms());
     table_evict(&table);
     pthread_mutex_unlock(&collect_lock);
     Py_END_ALLOW_THREADS
@@ -687,7 +704,8 @@ static PyMethodDef collector_methods[] = {
     {"collector_running", py_collector_running, METH_NOARGS, "True while the collector thread runs."},
     {"collector_stats", py_collector_stats, METH_NOARGS, "Counters and timings of the collector."},
     {"collect", (PyCFunction)(void (*)(void))py_collect, METH_VARARGS | METH_KEYWORDS,
-     "collect(store, gc_collect=True) -> dict\nOne collection now, written to the store."},
+     "collect(store, gc_collect=True, interval=0) -> dict\nRegisters this process (with that interval) "
+     "and writes one collection to the store now."},
     {"count_types", (PyCFunction)(void (*)(void))py_count_types, METH_VARARGS | METH_KEYWORDS,
      "count_types(gc_collect=False) -> {name: (count, bytes)}\nOne count pass, not stored."},
     {NULL, NULL, 0, NULL},

@@ -140,20 +140,43 @@ static int frame_extra_referents(PyObject *frame, visitproc visit, void *arg)
 
 /* ---- building ---- */
 
+/* Referents are gathered in batches and looked up together, so the index
+ * lookups can be prefetched: on a large heap each one is a cache miss. */
+#define EDGE_BATCH 65536
+
 struct edge_ctx {
     pl_graph *g;
+    uint64_t *refs;    /* referents of the vertices in the batch, in order */
+    uint32_t *found;   /* their vertex numbers after lookup */
+    uint32_t *tails;   /* the vertex each referent belongs to */
+    size_t len;
     uint32_t tail;
     int rc;
 };
+
+static void edge_flush(struct edge_ctx *ctx)
+{
+    if (ctx->rc || !ctx->len)
+        return;
+    pl_graph_lookup_many(ctx->g, ctx->refs, ctx->len, ctx->found);
+    for (size_t i = 0; i < ctx->len && !ctx->rc; i++)
+        if (ctx->found[i] != PL_GRAPH_NONE)
+            ctx->rc = pl_graph_add_edge(ctx->g, ctx->tails[i], ctx->found[i]);
+    ctx->len = 0;
+}
 
 static int edge_visit(PyObject *o, void *arg)
 {
     struct edge_ctx *ctx = arg;
     if (!o)
         return 0;
-    uint32_t h = pl_graph_lookup(ctx->g, obj_key(o));
-    if (h != PL_GRAPH_NONE && (ctx->rc = pl_graph_add_edge(ctx->g, ctx->tail, h)))
-        return 1;
+    if (ctx->len == EDGE_BATCH) {
+        edge_flush(ctx);
+        if (ctx->rc)
+            return 1;
+    }
+    ctx->refs[ctx->len] = obj_key(o);
+    ctx->tails[ctx->len++] = ctx->tail;
     return 0;
 }
 
@@ -162,7 +185,12 @@ static int edge_visit(PyObject *o, void *arg)
  * Python code: tp_traverse only reports pointers. */
 static int build_edges(pl_graph *g)
 {
-    struct edge_ctx ctx = {g, 0, 0};
+    struct edge_ctx ctx = {g, NULL, NULL, NULL, 0, 0, 0};
+    ctx.refs = malloc(EDGE_BATCH * sizeof(uint64_t));
+    ctx.found = malloc(EDGE_BATCH * sizeof(uint32_t));
+    ctx.tails = malloc(EDGE_BATCH * sizeof(uint32_t));
+    if (!ctx.refs || !ctx.found || !ctx.tails)
+        ctx.rc = ENOMEM;
     size_t n = pl_graph_order(g);
     for (uint32_t v = 0; v < n && !ctx.rc; v++) {
         PyObject *o = vertex_obj(g, v);
@@ -172,6 +200,10 @@ static int build_edges(pl_graph *g)
         if (!ctx.rc && PyFrame_Check(o))
             frame_extra_referents(o, edge_visit, &ctx);
     }
+    edge_flush(&ctx);
+    free(ctx.refs);
+    free(ctx.found);
+    free(ctx.tails);
     if (ctx.rc)
         return ctx.rc;
     return pl_graph_finish(g);
@@ -214,6 +246,53 @@ static int add_vertex_ref(pl_graph *g, PyObject *o)
     return rc;
 }
 
+/* Vertices are added in batches too (see EDGE_BATCH); each object gets its
+ * reference when it is added, while the visit keeps it alive. */
+struct vertex_batch {
+    pl_graph *g;
+    uint64_t *keys;
+    uint8_t *added;
+    size_t len;
+    int rc;
+};
+
+static int batch_init(struct vertex_batch *b, pl_graph *g)
+{
+    b->g = g;
+    b->len = 0;
+    b->keys = malloc(EDGE_BATCH * sizeof(uint64_t));
+    b->added = malloc(EDGE_BATCH);
+    b->rc = b->keys && b->added ? 0 : ENOMEM;
+    return b->rc;
+}
+
+static void batch_flush(struct vertex_batch *b)
+{
+    if (b->rc || !b->len)
+        return;
+    b->rc = pl_graph_add_vertices(b->g, b->keys, b->len, b->added);
+    /* Even on error, the vertices that were added need their reference
+     * (release_vertices drops the graph with one per vertex). */
+    for (size_t i = 0; i < b->len; i++)
+        if (b->added[i])
+            Py_INCREF((PyObject *)(uintptr_t)b->keys[i]);
+    b->len = 0;
+}
+
+static void batch_add(struct vertex_batch *b, PyObject *o)
+{
+    if (b->len == EDGE_BATCH)
+        batch_flush(b);
+    if (!b->rc)
+        b->keys[b->len++] = obj_key(o);
+}
+
+static void batch_free(struct vertex_batch *b)
+{
+    free(b->keys);
+    free(b->added);
+}
+
 /* Graph(objects=()): the objects (duplicates by identity dropped) and every
  * reference between them. */
 static PyObject *graph_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
@@ -229,7 +308,23 @@ static PyObject *graph_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     int rc = pl_graph_new((size_t)hint, &g);
     if (rc)
         return set_core_error(rc);
-    if (objects) {
+    if (objects && (PyList_CheckExact(objects) || PyTuple_CheckExact(objects))) {
+        /* The sequence keeps its items alive while they are added, and no
+         * Python code runs meanwhile. */
+        struct vertex_batch batch;
+        if (!batch_init(&batch, g)) {
+            Py_ssize_t n = PySequence_Fast_GET_SIZE(objects);
+            PyObject **items = PySequence_Fast_ITEMS(objects);
+            for (Py_ssize_t i = 0; i < n && !batch.rc; i++)
+                batch_add(&batch, items[i]);
+            batch_flush(&batch);
+        }
+        batch_free(&batch);
+        if ((rc = batch.rc)) {
+            set_core_error(rc);
+            goto fail;
+        }
+    } else if (objects) {
         PyObject *it = PyObject_GetIter(objects);
         if (!it)
             goto fail;
@@ -258,9 +353,8 @@ fail:
 }
 
 struct snap_ctx {
-    pl_graph *g;
+    struct vertex_batch batch;
     PyTypeObject *exclude; /* graphs are pyloot's own storage */
-    int rc;
 };
 
 static int snap_add(PyObject *o, void *arg)
@@ -268,9 +362,10 @@ static int snap_add(PyObject *o, void *arg)
     struct snap_ctx *ctx = arg;
     if (PyObject_TypeCheck(o, ctx->exclude))
         return 0;
-    if ((ctx->rc = add_vertex_ref(ctx->g, o)))
-        return 1;
-    return 0;
+    batch_add(&ctx->batch, o);
+    if (ctx->batch.len == EDGE_BATCH)
+        batch_flush(&ctx->batch); /* now, while the visit keeps them alive */
+    return ctx->batch.rc ? 1 : 0;
 }
 
 /* Adds the frame objects of every thread's running frames (not gc-tracked
@@ -318,12 +413,20 @@ static PyObject *graph_snapshot(PyObject *module, PyObject *const *args, Py_ssiz
     int rc = pl_graph_new(1 << 16, &g);
     if (rc)
         return set_core_error(rc);
-    struct snap_ctx ctx = {g, st->graph_type, 0};
+    struct snap_ctx ctx;
+    ctx.exclude = st->graph_type;
+    if ((rc = batch_init(&ctx.batch, g))) {
+        batch_free(&ctx.batch);
+        pl_graph_free(g);
+        return set_core_error(rc);
+    }
     int vrc = pl_visit_tracked(snap_add, &ctx);
-    if (vrc < 0 && !ctx.rc)
+    batch_flush(&ctx.batch);
+    batch_free(&ctx.batch);
+    if (vrc < 0 && !ctx.batch.rc)
         goto fail;
-    if (ctx.rc || (rc = add_thread_frames(g, skip)) || (rc = build_edges(g))) {
-        set_core_error(ctx.rc ? ctx.rc : rc);
+    if (ctx.batch.rc || (rc = add_thread_frames(g, skip)) || (rc = build_edges(g))) {
+        set_core_error(ctx.batch.rc ? ctx.batch.rc : rc);
         goto fail;
     }
     return wrap((PyTypeObject *)cls, g, 1);
@@ -463,6 +566,17 @@ static pl_graph *get_graph(PyObject *op)
     return g;
 }
 
+/* The graph with its key index built (lookups by object need it). */
+static pl_graph *get_indexed(PyObject *op)
+{
+    pl_graph *g = get_graph(op);
+    if (g && pl_graph_ensure_index(g)) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    return g;
+}
+
 static Py_ssize_t graph_len(PyObject *op)
 {
     pl_graph *g = get_graph(op);
@@ -471,7 +585,7 @@ static Py_ssize_t graph_len(PyObject *op)
 
 static int graph_contains(PyObject *op, PyObject *o)
 {
-    pl_graph *g = get_graph(op);
+    pl_graph *g = get_indexed(op);
     if (!g)
         return -1;
     return pl_graph_lookup(g, obj_key(o)) != PL_GRAPH_NONE;
@@ -526,7 +640,7 @@ static uint32_t vertex_of(const pl_graph *g, PyObject *obj)
 
 static PyObject *graph_children(PyObject *op, PyObject *obj)
 {
-    pl_graph *g = get_graph(op);
+    pl_graph *g = get_indexed(op);
     if (!g)
         return NULL;
     uint32_t v = vertex_of(g, obj);
@@ -539,7 +653,7 @@ static PyObject *graph_children(PyObject *op, PyObject *obj)
 
 static PyObject *graph_parents(PyObject *op, PyObject *obj)
 {
-    pl_graph *g = get_graph(op);
+    pl_graph *g = get_indexed(op);
     if (!g)
         return NULL;
     uint32_t v = vertex_of(g, obj);
@@ -611,7 +725,7 @@ static PyObject *reach(PyObject *op, PyObject *args, PyObject *kwds, int reverse
     long gens;
     if (parse_generations(gens_obj, &gens) < 0)
         return NULL;
-    pl_graph *g = get_graph(op);
+    pl_graph *g = get_indexed(op);
     if (!g)
         return NULL;
     uint32_t v = vertex_of(g, start);
@@ -663,7 +777,7 @@ static PyObject *graph_shortest_path(PyObject *op, PyObject *const *args, Py_ssi
         PyErr_SetString(PyExc_TypeError, "shortest_path(start, end)");
         return NULL;
     }
-    pl_graph *g = get_graph(op);
+    pl_graph *g = get_indexed(op);
     if (!g)
         return NULL;
     uint32_t s = vertex_of(g, args[0]);
@@ -680,7 +794,7 @@ static PyObject *graph_shortest_path(PyObject *op, PyObject *const *args, Py_ssi
 
 static PyObject *graph_shortest_cycle(PyObject *op, PyObject *start)
 {
-    pl_graph *g = get_graph(op);
+    pl_graph *g = get_indexed(op);
     if (!g)
         return NULL;
     uint32_t s = vertex_of(g, start);
@@ -794,7 +908,7 @@ static PyObject *graph_source_components(PyObject *op, PyObject *unused)
 
 static PyObject *graph_full_subgraph(PyObject *op, PyObject *objects)
 {
-    pl_graph *g = get_graph(op);
+    pl_graph *g = get_indexed(op);
     if (!g)
         return NULL;
     PyObject *seq = PySequence_Fast(objects, "full_subgraph() needs an iterable");
@@ -829,7 +943,7 @@ static PyObject *graph_key_filter(PyObject *op, PyObject *args)
         PyErr_SetString(PyExc_TypeError, "_key_filter needs a graph");
         return NULL;
     }
-    pl_graph *g = get_graph(op), *h = g ? get_graph(other) : NULL;
+    pl_graph *g = get_graph(op), *h = g ? get_indexed(other) : NULL;
     if (!h)
         return NULL;
     pl_graph *s;
@@ -1341,7 +1455,7 @@ static int label_edges_of(const pl_graph *g, uint32_t v, PyObject *edges, labels
  * (tail index, head index, label or None) for edge number i. */
 static PyObject *graph_annotations(PyObject *op, PyObject *unused)
 {
-    pl_graph *g = get_graph(op);
+    pl_graph *g = get_indexed(op);
     if (!g)
         return NULL;
     size_t n = pl_graph_order(g);

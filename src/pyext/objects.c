@@ -469,14 +469,11 @@ static void repr_leaf(reprer *r, pl_buf *out, PyObject *o, size_t cap)
         repr_call_deadline = t0 + REPR_ONE_S < r->deadline ? t0 + REPR_ONE_S : r->deadline;
         PyEval_SetTrace(repr_trace, NULL);
         s = PyObject_Repr(o);
-        PyObject *et, *ev, *tb;
-        PyErr_Fetch(&et, &ev, &tb); /* PyEval_SetTrace must not see a pending error */
-        PyEval_SetTrace(old_fn, old_obj);
-        PyErr_Clear();
-        PyErr_Restore(et, ev, tb);
-        Py_XDECREF(old_obj);
         if (!s)
-            put_repr_error(out, cap);
+            put_repr_error(out, cap); /* str() of the exception under the same deadline */
+        PyEval_SetTrace(old_fn, old_obj);
+        PyErr_Clear(); /* an audit hook refusing sys.settrace: nothing we can do */
+        Py_XDECREF(old_obj);
         repr_call_deadline = saved;
     } else {
         s = PyObject_Repr(o);

@@ -90,31 +90,43 @@ int pl_live_walk(pl_visit_fn fn, void *arg)
     return pl_visit_tracked(fn, arg);
 }
 
-/* 3.12+: PyFrame_GetLocals (a proxy without side effects from 3.13). */
+/* 3.12+: fast locals one by one with PyFrame_GetVar, which builds no
+ * f_locals dict (PyFrame_GetLocals would, before 3.13); the namespace of a
+ * class body or exec frame is its existing f_locals. A cell variable shows
+ * its contents. */
 int pl_live_frame_locals(PyObject *frame, pl_local_fn fn, void *arg)
 {
-    PyObject *globals = PyFrame_GetGlobals((PyFrameObject *)frame);
-    PyObject *locals = PyFrame_GetLocals((PyFrameObject *)frame);
+    PyFrameObject *f = (PyFrameObject *)frame;
+    PyCodeObject *co = PyFrame_GetCode(f);
     int rc = 0;
-    if (!locals) {
-        PyErr_Clear();
-    } else if (locals == globals) {
-        rc = PL_FRAME_MODULE_LEVEL;
-    } else {
-        PyObject *items = PyMapping_Items(locals);
-        if (!items) {
+    if (!(co->co_flags & CO_OPTIMIZED)) {
+        PyObject *globals = PyFrame_GetGlobals(f);
+        PyObject *locals = PyFrame_GetLocals(f);
+        if (!locals) {
             PyErr_Clear();
-        } else {
-            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items) && !rc; i++) {
-                PyObject *kv = PyList_GET_ITEM(items, i);
-                if (PyTuple_Check(kv) && PyTuple_GET_SIZE(kv) == 2)
-                    rc = fn(PyTuple_GET_ITEM(kv, 0), PyTuple_GET_ITEM(kv, 1), arg);
+        } else if (locals == globals) {
+            rc = PL_FRAME_MODULE_LEVEL;
+        } else if (PyDict_Check(locals)) {
+            Py_ssize_t pos = 0;
+            PyObject *k, *v;
+            while (!rc && PyDict_Next(locals, &pos, &k, &v))
+                rc = fn(k, v, arg);
+        }
+        Py_XDECREF(locals);
+        Py_XDECREF(globals);
+    } else {
+        PyObject *names = co->co_localsplusnames;
+        for (Py_ssize_t i = 0; names && i < PyTuple_GET_SIZE(names) && !rc; i++) {
+            PyObject *v = PyFrame_GetVar(f, PyTuple_GET_ITEM(names, i));
+            if (!v) {
+                PyErr_Clear(); /* unbound */
+                continue;
             }
-            Py_DECREF(items);
+            rc = fn(PyTuple_GET_ITEM(names, i), v, arg);
+            Py_DECREF(v);
         }
     }
-    Py_XDECREF(locals);
-    Py_XDECREF(globals);
+    Py_DECREF(co);
     return rc;
 }
 #endif

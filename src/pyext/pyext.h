@@ -34,6 +34,9 @@ int pl_typename(PyTypeObject *tp, pl_buf *out);
  * exception set if obj is not an open Store. GIL held. */
 struct pl_store;
 struct pl_store *pl_store_of(PyObject *obj);
+/* A number naming the handle pl_store_of returned, unique in this process:
+ * handles are compared by it, since a freed handle's address can be reused. */
+uint64_t pl_store_serial(PyObject *obj);
 
 /* store_handler.c: the Store and Handler types. */
 int pl_store_module_exec(PyObject *module);

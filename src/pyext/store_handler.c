@@ -15,7 +15,10 @@ typedef struct {
     pl_store_options opt;
     char *path;      /* owned copy of opt.path */
     int busy;        /* calls in flight without the GIL; protected by the GIL */
+    uint64_t serial; /* unique per opened handle in this process (pointers get reused) */
 } PlStoreObject;
+
+static uint64_t next_serial = 1; /* protected by the GIL */
 
 typedef struct {
     PyObject_HEAD
@@ -78,6 +81,7 @@ static int store_init(PyObject *op, PyObject *args, PyObject *kw)
     }
     self->store = s;
     self->pid = getpid();
+    self->serial = next_serial++;
     return 0;
 }
 
@@ -116,7 +120,13 @@ pl_store *pl_store_of(PyObject *obj)
     }
     self->store = s;
     self->pid = getpid();
+    self->serial = next_serial++;
     return s;
+}
+
+uint64_t pl_store_serial(PyObject *obj)
+{
+    return ((PlStoreObject *)obj)->serial;
 }
 
 static void store_dealloc(PyObject *op)

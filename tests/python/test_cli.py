@@ -89,7 +89,7 @@ def test_history_table_json_csv(store):
     out = run("history", "--db", store, "-q", "cli.marker")
     assert out.returncode == 0, out.stderr
     assert name in out.stdout and "(1 of 1 types)" in out.stdout
-    data = json.loads(run("history", "--db", store, "-q", "Marker", "--json").stdout)
+    data = json.loads(run("history", "--db", store, "-q", "test_cli.Marker", "--json").stdout)
     assert data["types"][0]["name"] == name and data["types"][0]["count"] == 77
     rows = list(csv.DictReader(io.StringIO(run("history", "--db", store, "--sort", "name", "--limit",
                                                 "1000", "--csv").stdout)))
@@ -113,8 +113,11 @@ def test_serve_a_store(store):
                 return False
 
         wait_until(up, 20, message="pyloot to listen")
-        r = http(url + "/api/history?q=marker", headers={"Accept-Encoding": "gzip"})
+        r = http(url + "/api/history?sort=name", headers={"Accept-Encoding": "gzip"})
         assert r.status == 200 and r.headers["Content-Encoding"] == "gzip"
+        assert r.json()["total"] > 50
+        r = http(url + "/api/history?q=test_cli.marker")
+        assert r.status == 200 and "Content-Encoding" not in r.headers
         assert r.json()["types"][0]["count"] == 77
         assert http(url + "/").status == 200
         assert b"<html" in http(url + "/").body.lower()
