@@ -316,7 +316,7 @@
     svg.append(grid, xt);
 
     const lines = s("g", { class: "lines" });
-    for (const se of series) {
+    for (const se of series.slice().reverse()) { // the first series ends up on top
       let d = "", area = "", segStart = -1;
       const dots = [];
       for (let i = 0; i <= n; i++) {
@@ -358,14 +358,21 @@
       const x = X(times[i]);
       guide.setAttribute("x1", x); guide.setAttribute("x2", x);
       clear(marks);
-      const rows = [];
-      for (const se of series) {
-        const v = se.values[i];
+      const MAX_ROWS = 12;
+      let shown = series.map((se) => ({ se, v: se.values[i] }));
+      for (const { se, v } of shown) {
         if (v !== null && v !== undefined) marks.append(s("circle", { cx: x, cy: Y(v), r: 3.5, fill: se.colour, class: "mark" }));
-        rows.push(h("div", { class: "tip-row" + (v === null || v === undefined ? " none" : "") },
-          h("span", { class: "swatch", style: "background:" + se.colour }), h("span", { class: "tip-label" }, se.label),
-          h("b", null, v === null || v === undefined ? "no data" : fmtInt(v))));
       }
+      let hidden = 0;
+      if (shown.length > MAX_ROWS) { // many incarnations: the largest values, then a count of the rest
+        shown = shown.filter((r) => r.v !== null && r.v !== undefined).sort((a, b) => b.v - a.v);
+        hidden = series.length - Math.min(shown.length, MAX_ROWS);
+        shown = shown.slice(0, MAX_ROWS);
+      }
+      const rows = shown.map(({ se, v }) => h("div", { class: "tip-row" + (v === null || v === undefined ? " none" : "") },
+        h("span", { class: "swatch", style: "background:" + se.colour }), h("span", { class: "tip-label" }, se.label),
+        h("b", null, v === null || v === undefined ? "no data" : fmtInt(v))));
+      if (hidden) rows.push(h("div", { class: "tip-row none" }, "+" + hidden + " more"));
       showTip(ev.clientX, ev.clientY, h("div", null, h("div", { class: "tip-time" }, fmtDateTime(times[i])), rows));
     }
     function onLeave() {
@@ -660,10 +667,11 @@
     function seriesFor(t) {
       if (st.view === "workers" && Array.isArray(t.workers)) {
         const alive = new Set((procsData && procsData.procs || []).filter((p) => p.alive).map((p) => incKey(p.pid, p.start)));
-        return t.workers.map((w) => ({
+        const lines = t.workers.map((w) => ({
           label: "pid " + w.pid + (procsData && !alive.has(incKey(w.pid, w.start)) ? " (dead)" : ""),
-          colour: colourFor(w.pid, w.start), values: w.counts || [], dim: procsData && !alive.has(incKey(w.pid, w.start)),
+          colour: colourFor(w.pid, w.start), values: w.counts || [], dim: !!procsData && !alive.has(incKey(w.pid, w.start)),
         }));
+        return lines.filter((l) => !l.dim).concat(lines.filter((l) => l.dim)); // live ones first (legend, tooltip)
       }
       return [{ label: st.pid ? "pid " + st.pid : "all live workers", colour: "var(--accent)", values: t.counts || [] }];
     }
@@ -684,8 +692,11 @@
         h("div", { class: "chart" }));
       if (st.view === "workers" && Array.isArray(t.workers)) {
         const leg = h("div", { class: "legend" });
-        for (const se of seriesFor(t)) leg.append(h("span", { class: "legend-item" + (se.dim ? " dim" : "") },
+        const all = seriesFor(t), MAX_LEGEND = 10;
+        for (const se of all.slice(0, MAX_LEGEND)) leg.append(h("span", { class: "legend-item" + (se.dim ? " dim" : "") },
           h("span", { class: "swatch", style: "background:" + se.colour }), se.label));
+        if (all.length > MAX_LEGEND) leg.append(h("span", { class: "legend-item more", title: all.slice(MAX_LEGEND).map((x) => x.label).join(", ") },
+          "+" + (all.length - MAX_LEGEND) + " more"));
         c.append(leg);
       }
       c._type = t;
