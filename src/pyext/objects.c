@@ -743,9 +743,14 @@ static uint64_t shallow_size(PyObject *o)
     }
     if (PyObject_IS_GC(o))
         size += 2 * sizeof(void *); /* PyGC_Head */
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+    /* The pre-header before the object (dict/values or weakref pointers),
+     * as _PyType_PreHeaderSize counts it. */
+#if PY_VERSION_HEX >= 0x030C0000
+    if (tp->tp_flags & (Py_TPFLAGS_MANAGED_DICT | Py_TPFLAGS_MANAGED_WEAKREF))
+        size += 2 * sizeof(void *);
+#elif PY_VERSION_HEX >= 0x030B0000
     if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT)
-        size += 2 * sizeof(void *); /* dict and values pointers before the object */
+        size += 2 * sizeof(void *);
 #endif
     return size;
 }
