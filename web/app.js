@@ -236,11 +236,12 @@
 
   // ------------------------------------------------------------------ charts (hand-made SVG)
   const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 10800, 21600, 43200,
-    86400, 172800, 604800, 1209600, 2592000];
+    86400, 172800, 259200, 345600, 604800, 1209600, 2592000];
   function timeTicks(t0, t1, pw) {
     const span = t1 - t0;
     const multiDay = fmtDay(t0) !== fmtDay(t1);
-    const maxTicks = Math.max(2, Math.floor(pw / (multiDay ? 110 : 70)));
+    // room per label: "20:39:30" (short spans), "Nov 21 00:00" (across midnight), "20:30"
+    const maxTicks = Math.max(2, Math.floor(pw / (span < 600 ? 80 : multiDay ? 88 : 70)));
     let step = TIME_STEPS[TIME_STEPS.length - 1];
     for (const st of TIME_STEPS) if (span / st <= maxTicks) { step = st; break; }
     const tz = -new Date(t0 * 1000).getTimezoneOffset() * 60; // align ticks to local time
@@ -428,6 +429,11 @@
       return;
     }
     document.body.dataset.view = r.name;
+    const group = r.params.get("group"), q = r.params.get("q");
+    document.title = (r.name === "history" ? "History" + (q ? " · " + q : "") :
+      r.name === "workers" ? "Workers" :
+      r.name === "objects" ? (group ? group + " objects" : "Objects") :
+      "Object " + (r.segs[1] || "")) + " · pyloot";
     if (current && current.name === r.name && current.view.update && current.view.canUpdate(r)) {
       current.view.update(r);
       return;
