@@ -76,6 +76,14 @@
     while (Math.abs(v) >= 1024 && i < u.length - 1) { v /= 1024; i++; }
     return (i === 0 ? String(v) : v.toFixed(Math.abs(v) >= 100 ? 0 : 1)) + " " + u[i];
   }
+  /** Bytes for an axis label: "512 KiB", "1.5 MiB", "0". */
+  function fmtBytesShort(b) {
+    if (!b) return "0";
+    const u = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0, v = b;
+    while (Math.abs(v) >= 1024 && i < u.length - 1) { v /= 1024; i++; }
+    return trimZero(v.toFixed(v >= 10 || i === 0 ? 0 : 1)) + " " + u[i];
+  }
   const pad2 = (n) => String(n).padStart(2, "0");
   const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
   function fmtClock(t, secs) {
@@ -283,11 +291,20 @@
     }
     let max = 0;
     for (const se of series) for (const v of se.values) if (v !== null && v !== undefined && v > max) max = v;
-    const step = max > 0 ? Math.max(1, niceStep(max, 3)) : 1; // counts are whole numbers
+    let step;
+    if (opts.bytes) { // round steps in binary units: 0, 256 KiB, 512 KiB, ...
+      let unit = 1;
+      while (max / unit >= 1024) unit *= 1024;
+      step = max > 0 ? Math.max(1, niceStep(max / unit, 3) * unit) : 1;
+    } else {
+      step = max > 0 ? Math.max(1, niceStep(max, 3)) : 1; // counts are whole numbers
+    }
+    const yFmt = opts.bytes ? fmtBytesShort : fmtCompact;
+    const vFmt = opts.bytes ? fmtBytes : fmtInt;
     const yMax = Math.max(step, Math.ceil(max / step) * step);
     const yTicks = [];
     for (let v = 0; v <= yMax + step / 2; v += step) yTicks.push(v);
-    const yLabelW = Math.max(...yTicks.map((v) => fmtCompact(v).length)) * 6.6 + 10;
+    const yLabelW = Math.max(...yTicks.map((v) => yFmt(v).length)) * 6.6 + 10;
     const M = { l: Math.ceil(yLabelW), r: 12, t: 8, b: 22 };
     const pw = W - M.l - M.r, ph = H - M.t - M.b;
     let t0 = times[0], t1 = times[n - 1];
@@ -301,7 +318,7 @@
     for (const v of yTicks) {
       const y = Math.round(Y(v)) + 0.5;
       grid.append(s("line", { x1: M.l, x2: W - M.r, y1: y, y2: y }));
-      grid.append(s("text", { x: M.l - 6, y: y + 3.5, "text-anchor": "end", class: "ylabel" }, fmtCompact(v)));
+      grid.append(s("text", { x: M.l - 6, y: y + 3.5, "text-anchor": "end", class: "ylabel" }, yFmt(v)));
     }
     const xt = s("g", { class: "xaxis" });
     xt.append(s("line", { x1: M.l, x2: W - M.r, y1: M.t + ph + 0.5, y2: M.t + ph + 0.5, class: "axis" }));
@@ -372,7 +389,7 @@
       }
       const rows = shown.map(({ se, v }) => h("div", { class: "tip-row" + (v === null || v === undefined ? " none" : "") },
         h("span", { class: "swatch", style: "background:" + se.colour }), h("span", { class: "tip-label" }, se.label),
-        h("b", null, v === null || v === undefined ? "no data" : fmtInt(v))));
+        h("b", null, v === null || v === undefined ? "no data" : vFmt(v))));
       if (hidden) rows.push(h("div", { class: "tip-row none" }, "+" + hidden + " more"));
       showTip(ev.clientX, ev.clientY, h("div", null, h("div", { class: "tip-time" }, fmtDateTime(times[i])), rows));
     }
@@ -492,7 +509,7 @@
   }
 
   // ------------------------------------------------------------------ History view
-  const HIST_DEFAULTS = { q: "", sort: "growth", limit: 20, offset: 0, view: "merged", pid: "" };
+  const HIST_DEFAULTS = { q: "", sort: "growth", limit: 20, offset: 0, view: "merged", metric: "count", pid: "" };
   const PAGE_SIZES = [5, 10, 20, 50, 100, 200];
 
   function historyView() {
@@ -505,6 +522,7 @@
         limit: intParam(p, "limit", HIST_DEFAULTS.limit, 1, 1000),
         offset: intParam(p, "offset", 0, 0, 1e9),
         view: p.get("view") === "workers" ? "workers" : "merged",
+        metric: p.get("metric") === "bytes" ? "bytes" : "count",
         pid: /^\d{1,7}$/.test(p.get("pid") || "") ? p.get("pid") : "",
       };
     }
@@ -514,6 +532,7 @@
       o.offset = x.offset ? x.offset : null;
       if (!o.q) o.q = null;
       if (!o.pid) o.pid = null;
+      if (o.metric === "count") o.metric = null;
       return hashFor("history", o);
     }
     function set(changes, replace) {
@@ -540,7 +559,11 @@
       els.pid = selectEl("pid-filter", [["", "All live workers"]], st.pid, (v) => set({ pid: v, offset: 0 }), "Worker");
       els.mode = h("div", { class: "segmented", id: "view-mode", role: "group", "aria-label": "Lines" },
         h("button", { type: "button", dataset: { mode: "merged" }, onclick: () => set({ view: "merged" }) }, "Merged"),
-        h("button", { type: "button", dataset: { mode: "workers" }, onclick: () => set({ view: "workers" }) }, "Per worker"));
+        h("button", { type: "button", dataset: { mode: "workers" }, onclick: () => set({ view: "workers", metric: "count" }) }, "Per worker"));
+      els.metric = h("div", { class: "segmented", id: "metric", role: "group", "aria-label": "Chart" },
+        h("button", { type: "button", dataset: { metric: "count" }, onclick: () => set({ metric: "count" }) }, "Count"),
+        h("button", { type: "button", dataset: { metric: "bytes" }, onclick: () => set({ metric: "bytes", view: "merged" }),
+          title: "Shallow size over time (merged or one pid: the API has no per-incarnation sizes)" }, "Size"));
       els.pagerTop = h("div", { class: "pager-slot", id: "pager-top" });
       els.pagerBottom = h("div", { class: "pager-slot", id: "pager-bottom" });
       els.summary = h("div", { class: "summary", id: "history-summary" });
@@ -551,6 +574,7 @@
           field("Sort", els.sort),
           field("Worker", els.pid),
           field("Lines", els.mode),
+          field("Chart", els.metric),
           field("Page size", els.limit)),
         h("div", { class: "bar-row" }, els.summary, els.pagerTop),
         els.results,
@@ -575,6 +599,11 @@
       for (const b of els.mode.querySelectorAll("button")) {
         b.classList.toggle("on", b.dataset.mode === st.view);
         b.setAttribute("aria-pressed", b.dataset.mode === st.view ? "true" : "false");
+      }
+      const metric = st.view === "workers" ? "count" : st.metric;
+      for (const b of els.metric.querySelectorAll("button")) {
+        b.classList.toggle("on", b.dataset.metric === metric);
+        b.setAttribute("aria-pressed", b.dataset.metric === metric ? "true" : "false");
       }
     }
     function fillPidOptions() {
@@ -679,7 +708,9 @@
         }));
         return lines.filter((l) => !l.dim).concat(lines.filter((l) => l.dim)); // live ones first (legend, tooltip)
       }
-      return [{ label: st.pid ? "pid " + st.pid : "all live workers", colour: "var(--accent)", values: t.counts || [] }];
+      const bytes = st.metric === "bytes";
+      return [{ label: (st.pid ? "pid " + st.pid : "all live workers") + (bytes ? ", size" : ""), colour: "var(--accent)",
+        values: (bytes ? t.bytes_series : t.counts) || [] }];
     }
 
     function card(t) {
@@ -712,7 +743,8 @@
       if (!data) return;
       for (const c of els.results.querySelectorAll(".type-card")) {
         drawChart(c.querySelector(".chart"), data.times || [], seriesFor(c._type),
-          { area: st.view !== "workers", ariaLabel: "count of " + c._type.name + " over time" });
+          { area: st.view !== "workers", bytes: st.view !== "workers" && st.metric === "bytes",
+            ariaLabel: (st.metric === "bytes" ? "size" : "count") + " of " + c._type.name + " over time" });
       }
     }
     function refresh() { return load(true); }

@@ -225,6 +225,14 @@ def test_history_shows_the_leak_and_its_growth(ui):
     ActionChains(ui.d).move_to_element(ui.d.find_element(By.ID, "search")).perform()
     ui.shot("history")
 
+    # The chart of the size instead of the count.
+    ui.d.find_element(By.CSS_SELECTOR, '#metric button[data-metric="bytes"]').click()
+    ui.idle()
+    ui.wait(lambda d: any(x.endswith("B") for x in d.execute_script(
+        "return [...document.querySelectorAll('.type-card svg .ylabel')].map(t => t.textContent)")), "size labels")
+    assert ui.hash_params()["metric"] == "bytes"
+    ui.shot("history-size")
+
     # One line per worker.
     ui.d.find_element(By.CSS_SELECTOR, '#view-mode button[data-mode="workers"]').click()
     ui.idle()
