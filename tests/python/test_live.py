@@ -500,3 +500,79 @@ def test_concurrent_queries_from_threads(leaks):
         t.join(30)
     assert not errors
     assert results == [25] * 20
+
+
+# ---- heap changes while answering -----------------------------------------
+
+VICTIMS = []
+
+
+class Clearing:
+    """Its repr drops every other listed object: the page must hold them."""
+
+    def __repr__(self):
+        if VICTIMS:
+            VICTIMS.clear()
+            gc.collect(0)
+        return "<Clearing>"
+
+
+def test_repr_that_frees_the_other_objects_of_the_page():
+    VICTIMS[:] = [Clearing() for _ in range(20)]
+    got = live.objects(group_of(Clearing))
+    assert got["total"] == 20
+    assert all(o["repr"] == "<Clearing>" for o in got["objects"])
+    assert VICTIMS == []
+    assert live.objects(group_of(Clearing))["total"] == 0
+
+
+class Reentrant:
+    def __repr__(self):
+        return "<Reentrant seeing %d>" % live.objects(group_of(Leak))["total"]
+
+
+class EndlesslyReentrant:
+    def __repr__(self):
+        return "<%d>" % live.objects(group_of(EndlesslyReentrant))["total"]
+
+
+def test_repr_that_asks_pyloot_itself(leaks):
+    objs = [Reentrant(), Reentrant()]
+    got = live.objects(group_of(Reentrant))
+    assert [o["repr"] for o in got["objects"]] == ["<Reentrant seeing 25>"] * 2
+    # A repr that lists its own type recurses without end: the deadline stops it.
+    loop = EndlesslyReentrant()
+    t0 = time.monotonic()
+    assert live.describe(id(loop))["repr"].startswith("<repr failed: ")
+    assert time.monotonic() - t0 < 5
+    assert gc.isenabled()
+    assert sys.gettrace() is None
+    del objs, loop
+
+
+def test_queries_while_another_thread_churns_the_heap(leaks):
+    stop = threading.Event()
+
+    def churn():
+        junk = []
+        while not stop.is_set():
+            junk.append([Leak(i) for i in range(50)])
+            if len(junk) > 20:
+                del junk[:10]
+            time.sleep(0)
+
+    t = threading.Thread(target=churn)
+    t.start()
+    try:
+        for _ in range(20):
+            got = live.objects(group_of(Leak), limit=5)
+            assert got["total"] >= 25
+            oid = got["objects"][0]["id"]
+            for kind in (_pyloot.LIVE_DETAIL, _pyloot.LIVE_PARENTS, _pyloot.LIVE_CHILDREN, _pyloot.LIVE_PATH):
+                status, _ = query(kind, "", oid)
+                assert status in (200, 404)
+        assert live.path(id(leaks[0]))["found"]
+    finally:
+        stop.set()
+        t.join()
+    assert gc.isenabled()
