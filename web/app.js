@@ -1019,7 +1019,7 @@
       }, (err) => {
         if (!stillHere()) return;
         fill(head, 
-          h("div", { class: "crumbs" }, h("a", { href: "javascript:history.back()" }, "‹ back")),
+          h("div", { class: "crumbs" }, h("a", { href: "#/history", onclick: (e) => { if (history.length > 1) { e.preventDefault(); history.back(); } } }, "‹ back")),
           h("h1", { class: "page-title mono" }, "object " + id, pid ? h("span", { class: "muted" }, " in pid " + pid) : null),
           errorBox(err, () => update(parseHash())));
         if (err instanceof ApiError && err.status === 404) grid.remove(); // the other panels would repeat the error

@@ -438,7 +438,7 @@ def test_a_stuck_worker_is_said_in_words(browser, gunicorn, artifacts):
     leak(server, 5)
     if http(server.url + "/_pyloot/api/objects?group=%s&limit=1" % LEAK).status == 501:
         pytest.xfail("/api/objects answers 501: the live-object routes are not implemented yet")
-    blocker = threading.Thread(target=server.get, args=("/block?s=12",), kwargs={"timeout": 40})
+    blocker = threading.Thread(target=server.get, args=("/block?s=8",), kwargs={"timeout": 40})
     blocker.start()
     try:
         # The blocked worker answers nothing; every other request lands on the free one.
