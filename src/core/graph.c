@@ -10,6 +10,9 @@
  * 16-byte slots, so a hit costs one cache miss. The slot count is not a power
  * of two (range reduction by multiply-high keeps the load near 3/4 and the
  * index at ~21 bytes per vertex). */
+/* How far ahead loops over scattered memory prefetch. */
+#define PREFETCH_AHEAD 16
+
 typedef struct slot {
     uint64_t key; /* 0: empty */
     uint32_t v;
@@ -105,7 +108,7 @@ void pl_graph_free(pl_graph *g)
 
 uint32_t pl_graph_lookup(const pl_graph *g, uint64_t key)
 {
-    if (!key || !g->tcap)
+    if (!key || !g->table)
         return PL_GRAPH_NONE;
     size_t i = slot_of(key, g->tcap);
     for (;;) {
@@ -119,11 +122,36 @@ uint32_t pl_graph_lookup(const pl_graph *g, uint64_t key)
     }
 }
 
+
+void pl_graph_lookup_many(const pl_graph *g, const uint64_t *keys, size_t n, uint32_t *out)
+{
+    if (!g->table) {
+        for (size_t i = 0; i < n; i++)
+            out[i] = PL_GRAPH_NONE;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (i + PREFETCH_AHEAD < n)
+            __builtin_prefetch(&g->table[slot_of(keys[i + PREFETCH_AHEAD], g->tcap)]);
+        out[i] = pl_graph_lookup(g, keys[i]);
+    }
+}
+
+int pl_graph_has_index(const pl_graph *g)
+{
+    return g->table != NULL;
+}
+
+int pl_graph_ensure_index(pl_graph *g)
+{
+    return g->table ? 0 : table_rebuild(g, g->n);
+}
+
 int pl_graph_add_vertex(pl_graph *g, uint64_t key, uint32_t *index, int *added)
 {
     if (added)
         *added = 0;
-    if (!key || g->edges_started || g->finished)
+    if (!key || g->edges_started || g->finished || !g->table)
         return PL_EBADARG;
     size_t i = slot_of(key, g->tcap);
     for (;;) {
@@ -170,6 +198,60 @@ int pl_graph_add_vertex(pl_graph *g, uint64_t key, uint32_t *index, int *added)
     return 0;
 }
 
+/* Makes room for `more` vertices: keys array and an index kept at or under
+ * 3/4 load. */
+static int reserve_vertices(pl_graph *g, size_t more)
+{
+    if (more > PL_GRAPH_MAX - g->n)
+        return PL_ETOOBIG;
+    size_t want = g->n + more;
+    if (want > g->vcap) {
+        size_t ncap = g->vcap * 2 > want ? g->vcap * 2 : want;
+        if (ncap > PL_GRAPH_MAX)
+            ncap = PL_GRAPH_MAX;
+        uint64_t *k = realloc(g->keys, ncap * sizeof(uint64_t));
+        if (!k)
+            return ENOMEM;
+        g->keys = k;
+        g->vcap = ncap;
+    }
+    /* Grow the index geometrically: batches must not rebuild it each time. */
+    if (want * 4 > g->tcap * 3)
+        return table_rebuild(g, want > 2 * g->n ? want : 2 * g->n);
+    return 0;
+}
+
+int pl_graph_add_vertices(pl_graph *g, const uint64_t *keys, size_t n, uint8_t *added)
+{
+    if (added)
+        memset(added, 0, n);
+    if (g->edges_started || g->finished || !g->table)
+        return PL_EBADARG;
+    int rc = reserve_vertices(g, n);
+    if (rc)
+        return rc;
+    for (size_t j = 0; j < n; j++) {
+        if (j + PREFETCH_AHEAD < n)
+            __builtin_prefetch(&g->table[slot_of(keys[j + PREFETCH_AHEAD], g->tcap)], 1);
+        uint64_t key = keys[j];
+        if (!key)
+            return PL_EBADARG;
+        size_t i = slot_of(key, g->tcap);
+        while (g->table[i].key && g->table[i].key != key)
+            if (++i == g->tcap)
+                i = 0;
+        if (g->table[i].key)
+            continue;
+        uint32_t v = (uint32_t)g->n++;
+        g->keys[v] = key;
+        g->table[i].key = key;
+        g->table[i].v = v;
+        if (added)
+            added[j] = 1;
+    }
+    return 0;
+}
+
 int pl_graph_add_edge(pl_graph *g, uint32_t tail, uint32_t head)
 {
     if (g->finished || tail >= g->n || head >= g->n)
@@ -203,6 +285,44 @@ int pl_graph_add_edge(pl_graph *g, uint32_t tail, uint32_t head)
     return 0;
 }
 
+/* The in-edge CSR: a counting sort of the edges by head. Scanning tails in
+ * order keeps each in-list ordered by edge number. */
+static int build_reverse(pl_graph *g)
+{
+    size_t n = g->n, m = g->m;
+    uint32_t *in_off = calloc(n + 1, sizeof(uint32_t));
+    uint32_t *in_tail = malloc((m ? m : 1) * sizeof(uint32_t));
+    if (!in_off || !in_tail) {
+        free(in_off);
+        free(in_tail);
+        return ENOMEM;
+    }
+    /* Heads are scattered: prefetch the counters ahead so the misses
+     * overlap instead of queueing. */
+    const uint32_t *head = g->out_head;
+    for (size_t e = 0; e < m; e++) {
+        if (e + PREFETCH_AHEAD < m)
+            __builtin_prefetch(&in_off[head[e + PREFETCH_AHEAD] + 1], 1);
+        in_off[head[e] + 1]++;
+    }
+    for (size_t v = 0; v < n; v++)
+        in_off[v + 1] += in_off[v];
+    uint32_t tail = 0;
+    for (size_t e = 0; e < m; e++) {
+        while (e >= g->out_off[tail + 1])
+            tail++;
+        if (e + PREFETCH_AHEAD < m)
+            __builtin_prefetch(&in_off[head[e + PREFETCH_AHEAD]], 1);
+        in_tail[in_off[head[e]]++] = tail;
+    }
+    for (size_t v = n; v > 0; v--)
+        in_off[v] = in_off[v - 1];
+    in_off[0] = 0;
+    g->in_off = in_off;
+    g->in_tail = in_tail;
+    return 0;
+}
+
 int pl_graph_finish(pl_graph *g)
 {
     if (g->finished)
@@ -216,31 +336,17 @@ int pl_graph_finish(pl_graph *g)
         g->last_tail = 0;
         g->out_off[0] = 0;
     }
-    uint32_t *in_off = calloc(n + 1, sizeof(uint32_t));
-    uint32_t *in_tail = malloc((m ? m : 1) * sizeof(uint32_t));
-    if (!in_off || !in_tail) {
-        free(in_off);
-        free(in_tail);
-        return ENOMEM;
-    }
     while (g->last_tail < n)
         g->out_off[++g->last_tail] = (uint32_t)m;
     if (n == 0)
         g->out_off[0] = 0;
-    /* Counting sort of the edges by head; scanning tails in order keeps each
-     * in-list ordered by edge number. */
-    for (size_t e = 0; e < m; e++)
-        in_off[g->out_head[e] + 1]++;
-    for (size_t v = 0; v < n; v++)
-        in_off[v + 1] += in_off[v];
-    for (size_t v = 0; v < n; v++)
-        for (uint32_t e = g->out_off[v]; e < g->out_off[v + 1]; e++)
-            in_tail[in_off[g->out_head[e]]++] = (uint32_t)v;
-    for (size_t v = n; v > 0; v--)
-        in_off[v] = in_off[v - 1];
-    in_off[0] = 0;
-    g->in_off = in_off;
-    g->in_tail = in_tail;
+    /* Graphs built by callers get their in-edges now; the algorithms'
+     * subgraphs only on demand (pl_graph_ensure_reverse). */
+    if (g->table) {
+        int rc = build_reverse(g);
+        if (rc)
+            return rc;
+    }
     /* Give back the slack of the growing arrays. */
     if (m && m < g->ecap) {
         uint32_t *h = realloc(g->out_head, m * sizeof(uint32_t));
@@ -253,11 +359,23 @@ int pl_graph_finish(pl_graph *g)
         if (k)
             g->keys = k;
         g->vcap = n;
-        if (g->tcap > table_cap_for(n) * 2)
+        if (g->table && g->tcap > table_cap_for(n) * 2)
             (void)table_rebuild(g, n); /* on ENOMEM the larger table still works */
     }
     g->finished = 1;
     return 0;
+}
+
+int pl_graph_ensure_reverse(pl_graph *g)
+{
+    if (!g->finished)
+        return PL_EBADARG;
+    return g->in_off ? 0 : build_reverse(g);
+}
+
+int pl_graph_has_reverse(const pl_graph *g)
+{
+    return g->in_off != NULL;
 }
 
 size_t pl_graph_order(const pl_graph *g) { return g->n; }
@@ -276,6 +394,10 @@ const uint32_t *pl_graph_out(const pl_graph *g, uint32_t v, size_t *count, uint3
 
 const uint32_t *pl_graph_in(const pl_graph *g, uint32_t v, size_t *count)
 {
+    if (!g->in_off) {
+        *count = 0;
+        return NULL;
+    }
     uint32_t b = g->in_off[v];
     *count = g->in_off[v + 1] - b;
     return g->in_tail + b;
@@ -285,8 +407,10 @@ size_t pl_graph_memory(const pl_graph *g)
 {
     size_t bytes = sizeof(*g) + g->vcap * sizeof(uint64_t) + g->tcap * sizeof(slot) +
                    g->ecap * sizeof(uint32_t);
-    if (g->finished)
-        bytes += 2 * (g->n + 1) * sizeof(uint32_t) + g->m * sizeof(uint32_t);
+    if (g->out_off)
+        bytes += (g->n + 1) * sizeof(uint32_t);
+    if (g->in_off)
+        bytes += (g->n + 1) * sizeof(uint32_t) + g->m * sizeof(uint32_t);
     return bytes;
 }
 
@@ -305,7 +429,7 @@ int pl_graph_reach(const pl_graph *g, uint32_t start, int reverse, long generati
 {
     *out = NULL;
     *n = 0;
-    if (start >= g->n)
+    if (start >= g->n || (reverse && !g->in_off))
         return PL_EBADARG;
     uint64_t *seen = bits_new(g->n);
     uint32_t *queue = malloc(g->n * sizeof(uint32_t));
@@ -588,36 +712,74 @@ int pl_graph_source_components(const pl_graph *g, const pl_graph_components *c, 
 
 /* ---- induced subgraphs ---- */
 
+/* A graph for exactly n vertices whose keys the caller appends, without an
+ * index (callers guarantee distinct keys). */
+static int new_unindexed(size_t n, pl_graph **out)
+{
+    *out = NULL;
+    pl_graph *g = calloc(1, sizeof(*g));
+    if (!g)
+        return ENOMEM;
+    g->vcap = n ? n : 1;
+    g->keys = malloc(g->vcap * sizeof(uint64_t));
+    if (!g->keys) {
+        free(g);
+        return ENOMEM;
+    }
+    *out = g;
+    return 0;
+}
+
 static int subgraph_from_list(const pl_graph *g, const uint32_t *vs, size_t k, pl_graph **out)
 {
     *out = NULL;
-    pl_graph *s;
-    int rc = pl_graph_new(k, &s);
-    if (rc)
-        return rc;
+    /* seen: membership; pos: the new number of each member. pos is left
+     * uninitialized: only members' entries are ever read, so a small
+     * subgraph of a large graph touches few of its pages. */
+    uint64_t *seen = bits_new(g->n);
+    uint32_t *pos = malloc((g->n + 1) * sizeof(uint32_t));
+    uint32_t *parent = malloc((k + 1) * sizeof(uint32_t));
+    pl_graph *s = NULL;
+    int rc = ENOMEM;
+    if (!seen || !pos || !parent)
+        goto done;
+    size_t kept = 0;
     for (size_t i = 0; i < k; i++) {
-        if (vs[i] >= g->n) {
+        uint32_t v = vs[i];
+        if (v >= g->n) {
             rc = PL_EBADARG;
-            goto fail;
+            goto done;
         }
-        if ((rc = pl_graph_add_vertex(s, g->keys[vs[i]], NULL, NULL)))
-            goto fail;
+        if (BIT_GET(seen, v))
+            continue;
+        BIT_SET(seen, v);
+        pos[v] = (uint32_t)kept;
+        parent[kept++] = v;
     }
-    /* The subgraph's vertex i has parent vertex lookup(g, key i). */
-    for (uint32_t i = 0; i < s->n; i++) {
-        uint32_t p = pl_graph_lookup(g, s->keys[i]);
-        for (uint32_t e = g->out_off[p]; e < g->out_off[p + 1]; e++) {
-            uint32_t h = pl_graph_lookup(s, g->keys[g->out_head[e]]);
-            if (h != PL_GRAPH_NONE && (rc = pl_graph_add_edge(s, i, h)))
-                goto fail;
+    if ((rc = new_unindexed(kept, &s)))
+        goto done;
+    for (size_t i = 0; i < kept; i++)
+        s->keys[i] = g->keys[parent[i]];
+    s->n = kept;
+    for (size_t i = 0; i < kept && !rc; i++) {
+        uint32_t p = parent[i];
+        for (uint32_t e = g->out_off[p]; e < g->out_off[p + 1] && !rc; e++) {
+            uint32_t h = g->out_head[e];
+            if (BIT_GET(seen, h))
+                rc = pl_graph_add_edge(s, (uint32_t)i, pos[h]);
         }
     }
-    if ((rc = pl_graph_finish(s)))
-        goto fail;
-    *out = s;
-    return 0;
-fail:
+    if (!rc)
+        rc = pl_graph_finish(s);
+    if (!rc) {
+        *out = s;
+        s = NULL;
+    }
+done:
     pl_graph_free(s);
+    free(seen);
+    free(pos);
+    free(parent);
     return rc;
 }
 
@@ -649,13 +811,16 @@ int pl_graph_component_subgraphs(const pl_graph *g, const pl_graph_components *c
         const uint32_t *mem = c->members + c->start[id];
         size_t cnt = c->start[id + 1] - c->start[id];
         pl_graph *s;
-        if ((rc = pl_graph_new(cnt, &s)))
+        if ((rc = new_unindexed(cnt, &s)))
             break;
         outs[i] = s;
-        for (size_t j = 0; j < cnt && !rc; j++)
-            rc = pl_graph_add_vertex(s, g->keys[mem[j]], NULL, NULL);
+        for (size_t j = 0; j < cnt; j++)
+            s->keys[j] = g->keys[mem[j]];
+        s->n = cnt;
         for (size_t j = 0; j < cnt && !rc; j++) {
             uint32_t p = mem[j];
+            if (j + PREFETCH_AHEAD < cnt)
+                __builtin_prefetch(&g->out_off[mem[j + PREFETCH_AHEAD]]);
             for (uint32_t e = g->out_off[p]; e < g->out_off[p + 1] && !rc; e++) {
                 uint32_t w = g->out_head[e];
                 if (c->component_of[w] == id)
@@ -679,6 +844,8 @@ int pl_graph_component_subgraphs(const pl_graph *g, const pl_graph_components *c
 int pl_graph_key_filter(const pl_graph *a, const pl_graph *b, int keep_common, pl_graph **out)
 {
     *out = NULL;
+    if (!b->table)
+        return PL_EBADARG;
     uint32_t *vs = malloc((a->n + 1) * sizeof(uint32_t));
     if (!vs)
         return ENOMEM;

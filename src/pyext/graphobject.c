@@ -352,9 +352,13 @@ fail:
     return NULL;
 }
 
+/* The visit only gathers the objects (and takes a reference to each): the
+ * index is then built once at its final size. */
 struct snap_ctx {
-    struct vertex_batch batch;
+    uint64_t *keys;
+    size_t len, cap;
     PyTypeObject *exclude; /* graphs are pyloot's own storage */
+    int rc;
 };
 
 static int snap_add(PyObject *o, void *arg)
@@ -362,10 +366,32 @@ static int snap_add(PyObject *o, void *arg)
     struct snap_ctx *ctx = arg;
     if (PyObject_TypeCheck(o, ctx->exclude))
         return 0;
-    batch_add(&ctx->batch, o);
-    if (ctx->batch.len == EDGE_BATCH)
-        batch_flush(&ctx->batch); /* now, while the visit keeps them alive */
-    return ctx->batch.rc ? 1 : 0;
+    if (ctx->len == ctx->cap) {
+        size_t ncap = ctx->cap ? ctx->cap * 2 : 1 << 16;
+        uint64_t *k = realloc(ctx->keys, ncap * sizeof(uint64_t));
+        if (!k) {
+            ctx->rc = ENOMEM;
+            return 1;
+        }
+        ctx->keys = k;
+        ctx->cap = ncap;
+    }
+    ctx->keys[ctx->len++] = obj_key(o);
+    Py_INCREF(o);
+    return 0;
+}
+
+/* Makes the gathered objects the vertices of g; every gathered reference
+ * ends up owned by g or dropped (duplicates, or all of them on error). */
+static int snap_index(struct snap_ctx *ctx, pl_graph *g)
+{
+    uint8_t *added = malloc(ctx->len + 1);
+    int rc = added ? pl_graph_add_vertices(g, ctx->keys, ctx->len, added) : ENOMEM;
+    for (size_t i = 0; i < ctx->len; i++)
+        if (!added || !added[i])
+            Py_DECREF((PyObject *)(uintptr_t)ctx->keys[i]);
+    free(added);
+    return rc;
 }
 
 /* Adds the frame objects of every thread's running frames (not gc-tracked
@@ -409,29 +435,29 @@ static PyObject *graph_snapshot(PyObject *module, PyObject *const *args, Py_ssiz
     PyObject *cls = args[0];
     if ((skip = PyLong_AsLong(args[1])) == -1 && PyErr_Occurred())
         return NULL;
-    pl_graph *g;
-    int rc = pl_graph_new(1 << 16, &g);
-    if (rc)
-        return set_core_error(rc);
-    struct snap_ctx ctx;
-    ctx.exclude = st->graph_type;
-    if ((rc = batch_init(&ctx.batch, g))) {
-        batch_free(&ctx.batch);
-        pl_graph_free(g);
-        return set_core_error(rc);
-    }
+    struct snap_ctx ctx = {NULL, 0, 0, st->graph_type, 0};
+    pl_graph *g = NULL;
     int vrc = pl_visit_tracked(snap_add, &ctx);
-    batch_flush(&ctx.batch);
-    batch_free(&ctx.batch);
-    if (vrc < 0 && !ctx.batch.rc)
+    int rc = ctx.rc;
+    if (!rc)
+        rc = pl_graph_new(ctx.len + 256, &g);
+    if (!rc) {
+        rc = snap_index(&ctx, g);
+    } else {
+        for (size_t i = 0; i < ctx.len; i++)
+            Py_DECREF((PyObject *)(uintptr_t)ctx.keys[i]);
+    }
+    free(ctx.keys);
+    if (vrc < 0 && !rc)
         goto fail;
-    if (ctx.batch.rc || (rc = add_thread_frames(g, skip)) || (rc = build_edges(g))) {
-        set_core_error(ctx.batch.rc ? ctx.batch.rc : rc);
+    if (rc || (rc = add_thread_frames(g, skip)) || (rc = build_edges(g))) {
+        set_core_error(rc);
         goto fail;
     }
     return wrap((PyTypeObject *)cls, g, 1);
 fail:
-    release_vertices(g);
+    if (g)
+        release_vertices(g);
     return NULL;
 }
 
@@ -577,6 +603,17 @@ static pl_graph *get_indexed(PyObject *op)
     return g;
 }
 
+/* The graph with its key index and its in-edges built. */
+static pl_graph *get_reversed(PyObject *op)
+{
+    pl_graph *g = get_indexed(op);
+    if (g && pl_graph_ensure_reverse(g)) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    return g;
+}
+
 static Py_ssize_t graph_len(PyObject *op)
 {
     pl_graph *g = get_graph(op);
@@ -653,7 +690,7 @@ static PyObject *graph_children(PyObject *op, PyObject *obj)
 
 static PyObject *graph_parents(PyObject *op, PyObject *obj)
 {
-    pl_graph *g = get_indexed(op);
+    pl_graph *g = get_reversed(op);
     if (!g)
         return NULL;
     uint32_t v = vertex_of(g, obj);
@@ -725,7 +762,7 @@ static PyObject *reach(PyObject *op, PyObject *args, PyObject *kwds, int reverse
     long gens;
     if (parse_generations(gens_obj, &gens) < 0)
         return NULL;
-    pl_graph *g = get_indexed(op);
+    pl_graph *g = reverse ? get_reversed(op) : get_indexed(op);
     if (!g)
         return NULL;
     uint32_t v = vertex_of(g, start);

@@ -225,6 +225,22 @@ static void test_scc_small(void)
     CHECK_EQ_INT(pl_graph_order(subs[1]), 1);
     CHECK_EQ_INT(pl_graph_size(subs[1]), 1); /* the self-loop */
     CHECK_EQ_INT(pl_graph_key(subs[1], 0), 5);
+    /* Algorithm results come without index and in-edges until asked. */
+    CHECK(!pl_graph_has_index(subs[0]) && !pl_graph_has_reverse(subs[0]));
+    CHECK_EQ_INT(pl_graph_lookup(subs[0], 1), PL_GRAPH_NONE);
+    pl_graph_in(subs[0], 0, &ns);
+    CHECK_EQ_INT(ns, 0);
+    uint32_t *rv;
+    CHECK_EQ_INT(pl_graph_reach(subs[0], 0, 1, -1, &rv, &ns), PL_EBADARG);
+    CHECK_OK(pl_graph_ensure_index(subs[0]));
+    CHECK_OK(pl_graph_ensure_reverse(subs[0]));
+    CHECK(pl_graph_has_index(subs[0]) && pl_graph_has_reverse(subs[0]));
+    CHECK_EQ_INT(pl_graph_lookup(subs[0], 2), 1);
+    const uint32_t *tails = pl_graph_in(subs[0], 0, &ns);
+    CHECK(ns == 1 && tails[0] == 1);
+    CHECK_OK(pl_graph_reach(subs[0], 0, 1, -1, &rv, &ns));
+    CHECK_EQ_INT(ns, 2);
+    free(rv);
     pl_graph_free(subs[0]);
     pl_graph_free(subs[1]);
     free(src);

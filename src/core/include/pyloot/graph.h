@@ -11,7 +11,14 @@
  * pl_graph_add_edge for every edge in non-decreasing tail order, then
  * pl_graph_finish. Only finished graphs may be queried or passed to the
  * algorithms. A finished graph is immutable and may be read by several
- * threads at once; building is not thread-safe.
+ * threads at once, except pl_graph_ensure_index; building is not
+ * thread-safe.
+ *
+ * Key lookups need the key index (~21 bytes per vertex), parents need the
+ * in-edges. Graphs built with pl_graph_new get both; the subgraphs the
+ * algorithms return get them only from pl_graph_ensure_index and
+ * pl_graph_ensure_reverse, because most are only counted or iterated and a
+ * large one would pay a random memory access per vertex and per edge.
  *
  * Every algorithm is iterative (no recursion: a chain of 10M vertices
  * works) and allocates with libc only (never PyMem_*), so it can run without
@@ -41,6 +48,12 @@ void pl_graph_free(pl_graph *g);
  * Returns 0, ENOMEM, PL_EBADARG (key 0, or edges already added) or
  * PL_ETOOBIG. */
 int pl_graph_add_vertex(pl_graph *g, uint64_t key, uint32_t *index, int *added);
+/* Adds n vertices, as n calls of pl_graph_add_vertex would (duplicates
+ * dropped); added[i] (added may be NULL) is set to 1 for the new ones. Faster
+ * on large batches: the index is sized once and its slots prefetched. On
+ * error the vertices before the failing one stay added (and are marked in
+ * added[]). */
+int pl_graph_add_vertices(pl_graph *g, const uint64_t *keys, size_t n, uint8_t *added);
 /* Adds the edge tail -> head. Tails must come in non-decreasing order (all
  * edges of one vertex together, in the order they should be reported); once
  * the first edge is added no vertex can be added. Returns 0, ENOMEM,
@@ -49,6 +62,12 @@ int pl_graph_add_edge(pl_graph *g, uint32_t tail, uint32_t head);
 /* Ends building: trims the arrays and builds the in-edge index. Returns 0
  * or ENOMEM (the graph is then still unfinished and may be freed). */
 int pl_graph_finish(pl_graph *g);
+/* Builds the in-edges of a finished graph if it has none (the algorithms'
+ * subgraphs are returned without). Returns 0, ENOMEM or PL_EBADARG. Not
+ * thread-safe: call it before sharing the graph. */
+int pl_graph_ensure_reverse(pl_graph *g);
+/* Whether the in-edges are built. */
+int pl_graph_has_reverse(const pl_graph *g);
 
 /* ---- queries (finished graphs; pointers stay valid until pl_graph_free) ---- */
 
@@ -60,12 +79,22 @@ size_t pl_graph_size(const pl_graph *g);
 uint64_t pl_graph_key(const pl_graph *g, uint32_t v);
 /* All keys, indexed by vertex number. */
 const uint64_t *pl_graph_keys(const pl_graph *g);
-/* Vertex number of `key`, or PL_GRAPH_NONE. Works while building too. */
+/* Builds the key index if the graph has none. Returns 0 or ENOMEM. Not
+ * thread-safe: call it before sharing the graph. */
+int pl_graph_ensure_index(pl_graph *g);
+/* Whether the graph has its key index. */
+int pl_graph_has_index(const pl_graph *g);
+/* Vertex number of `key`, or PL_GRAPH_NONE (also when the graph has no
+ * index). Works while building too. */
 uint32_t pl_graph_lookup(const pl_graph *g, uint64_t key);
+/* out[i] = pl_graph_lookup(g, keys[i]) for i < n, prefetching ahead: much
+ * faster than single lookups when the index does not fit in the caches. */
+void pl_graph_lookup_many(const pl_graph *g, const uint64_t *keys, size_t n, uint32_t *out);
 /* Heads of the edges leaving v, in edge order; *count gets their number and
  * *first_edge (may be NULL) the number of the first of these edges. */
 const uint32_t *pl_graph_out(const pl_graph *g, uint32_t v, size_t *count, uint32_t *first_edge);
-/* Tails of the edges entering v, ordered by edge number. */
+/* Tails of the edges entering v, ordered by edge number (none when the
+ * in-edges are not built: see pl_graph_ensure_reverse). */
 const uint32_t *pl_graph_in(const pl_graph *g, uint32_t v, size_t *count);
 /* Bytes of memory held by the graph (arrays and index). */
 size_t pl_graph_memory(const pl_graph *g);
@@ -74,7 +103,8 @@ size_t pl_graph_memory(const pl_graph *g);
 
 /* Vertices reachable from `start` along out-edges (in-edges when `reverse`)
  * within `generations` steps (negative: unlimited; 0: start only), in
- * breadth-first order beginning with start. *out is malloc'ed (free() it),
+ * breadth-first order beginning with start. `reverse` needs the in-edges
+ * (PL_EBADARG otherwise). *out is malloc'ed (free() it),
  * *n its length. */
 int pl_graph_reach(const pl_graph *g, uint32_t start, int reverse, long generations,
                    uint32_t **out, size_t *n);
@@ -109,16 +139,17 @@ int pl_graph_source_components(const pl_graph *g, const pl_graph_components *c,
                                uint32_t **ids, size_t *n);
 /* Builds the induced subgraph of each listed component: outs[i] gets the
  * finished subgraph of component ids[i] (vertices in member order, edges in
- * the parent's order). On failure every outs[i] is NULL. */
+ * the parent's order; no key index, no in-edges). On failure every outs[i] is NULL. */
 int pl_graph_component_subgraphs(const pl_graph *g, const pl_graph_components *c,
                                  const uint32_t *ids, size_t k, pl_graph **outs);
 
 /* The induced subgraph on vs[0..k) (duplicates dropped, first one kept):
  * vertices in that order with their keys, every edge of g between them in
- * g's order. *out is finished. */
+ * g's order. *out is finished, without a key index or in-edges. */
 int pl_graph_subgraph(const pl_graph *g, const uint32_t *vs, size_t k, pl_graph **out);
 /* The induced subgraph of a on the vertices whose key is (keep_common != 0)
- * or is not (keep_common == 0) a key of b: a & b and a - b. */
+ * or is not (keep_common == 0) a key of b: a & b and a - b. b must have its
+ * key index (PL_EBADARG otherwise); *out has neither index nor in-edges. */
 int pl_graph_key_filter(const pl_graph *a, const pl_graph *b, int keep_common, pl_graph **out);
 
 #endif
