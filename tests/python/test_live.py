@@ -576,3 +576,26 @@ def test_queries_while_another_thread_churns_the_heap(leaks):
         stop.set()
         t.join()
     assert gc.isenabled()
+
+
+def test_one_object_of_every_type_answers():
+    """Whatever the object (frames, generators, code, cells, weakrefs, C
+    types of the stdlib...), every query answers valid JSON, 200 or 404."""
+    def gen():
+        yield 1
+
+    running = gen()
+    next(running)
+    one_per_type = {}
+    for o in gc.get_objects():
+        one_per_type.setdefault(type(o), id(o))
+    sample = sorted(one_per_type.items(), key=lambda kv: (str(kv[0].__module__), str(kv[0].__qualname__)))
+    step = max(1, len(sample) // 100)  # ~100 types: a few seconds
+    for i, (_, oid) in enumerate(sample[::step]):
+        kinds = [_pyloot.LIVE_DETAIL, _pyloot.LIVE_CHILDREN, _pyloot.LIVE_PARENTS]
+        if i % 10 == 0:
+            kinds.append(_pyloot.LIVE_PATH)
+        for kind in kinds:
+            status, body = query(kind, "", oid)
+            assert status in (200, 404), body
+    del running
