@@ -7,7 +7,9 @@
  *   typenames hash(8) id(4) -> name            (names may exceed 511 bytes)
  *   log       inc(12) time(8) first_id(4) -> fixed 20-byte entries, sorted by id
  *   windows   inc(12) wtime(8) -> flags, n, time deltas   (one per compacted window)
- *   chunks    group(4) inc(12) wtime(8) part(1) -> the points of <=16 types
+ *   chunks    group(4) inc(12) wtime(8) part(1) -> 32 points of <=16 types  (level 1)
+ *   chunks2   group(4) inc(12) wtime(8) part(1) -> 128 points of <=4 types  (level 2)
+ *   snap      inc(12) first_id(4) -> the first live window's first sample (log format)
  *   mailbox   'q' to(12) ticket(8) part(1) | 't' ticket(8) | 'r' ticket(8) part(4)
  *
  * Keys are big-endian; values use host byte order (an LMDB file is not
@@ -17,9 +19,13 @@
  *
  * An append writes one sample time-major into `log` (a few sequential
  * puts). Once an incarnation has more than WINDOW samples in the log, its
- * oldest WINDOW samples are compacted into `chunks`, type-group-major, and
- * deleted from the log. A history read fetches one type's whole history with
- * one range scan per incarnation over `chunks` plus the short log. */
+ * oldest WINDOW samples are compacted into `chunks` (level 1: 16 types per
+ * value, so a compaction dirties ~types/16 pages) and deleted from the log.
+ * Every fourth compaction instead merges the three newest level-1 windows
+ * and the 32 log samples into one level-2 window of 128 samples with 4 types
+ * per value, so that a reader visits ~25 values per type and incarnation
+ * for 2,880 samples instead of 90. A history read fetches one type's whole
+ * history with one range scan per level and incarnation, plus the short log. */
 #include "pyloot/store.h"
 
 #include <errno.h>
@@ -54,7 +60,7 @@
 
 /* Incarnations kept at most (dead ones are dropped oldest first). */
 #define MAX_INCARNATIONS 1024u
-#define PRUNE_EVERY_MS 60000
+#define PRUNE_EVERY_MS 300000
 #define MAILBOX_TTL_MS 60000
 #define DELETE_BATCH 2048u
 
@@ -64,10 +70,18 @@
 #define CHUNK_KEY 25u
 
 #define WIN_DROPPING 1u
+#define WIN_L2 2u
+/* Level 2: MERGE_RUN level-1 windows plus WINDOW log samples. */
+#define MERGE_RUN 3u
+#define WINDOW2 ((MERGE_RUN + 1) * WINDOW)
+#define GROUP2_SHIFT 2
+#define SNAP_KEY 16u
+/* Worst-case encoded size of one type's points in a window of n. */
+#define CHUNK_MAX(n) (20u + (n) * 21u)
 
 struct pl_store {
     MDB_env *env;
-    MDB_dbi meta, procs, types, names, log, windows, chunks, mailbox;
+    MDB_dbi meta, procs, types, names, log, windows, chunks, chunks2, snap, mailbox;
     /* Read-held by every transaction of this handle; write-held only to
      * adopt a map grown by another process (mdb_env_set_mapsize(env, 0)
      * requires that no transaction of this process is active). */
@@ -269,6 +283,8 @@ static int open_dbs(pl_store *s)
         (rc = mdb_dbi_open(txn, "log", flags, &s->log)) ||
         (rc = mdb_dbi_open(txn, "windows", flags, &s->windows)) ||
         (rc = mdb_dbi_open(txn, "chunks", flags, &s->chunks)) ||
+        (rc = mdb_dbi_open(txn, "chunks2", flags, &s->chunks2)) ||
+        (rc = mdb_dbi_open(txn, "snap", flags, &s->snap)) ||
         (rc = mdb_dbi_open(txn, "mailbox", flags, &s->mailbox)))
         goto abort;
     k.mv_data = "schema";
@@ -418,7 +434,7 @@ void pl_store_test_collide_hashes(pl_store *s, int on)
 static uint64_t used_bytes(pl_store *s, MDB_txn *txn)
 {
     MDB_dbi dbis[] = {0, 1, s->meta, s->procs, s->types, s->names,
-                      s->log, s->windows, s->chunks, s->mailbox};
+                      s->log, s->windows, s->chunks, s->chunks2, s->snap, s->mailbox};
     uint64_t pages = 2, psize = 4096;
     MDB_stat st;
     size_t i;
@@ -1023,7 +1039,7 @@ struct window {
     uint64_t wtime;
     unsigned flags;
     uint32_t n;
-    int64_t times[WINDOW];
+    int64_t times[WINDOW2];
 };
 
 static int window_decode(const MDB_val *k, const MDB_val *v, struct window *w)
@@ -1040,7 +1056,7 @@ static int window_decode(const MDB_val *k, const MDB_val *v, struct window *w)
     w->flags = p[0];
     p++;
     used = get_uv(p, end, &x);
-    if (!used || x == 0 || x > WINDOW)
+    if (!used || x == 0 || x > WINDOW2)
         goto out;
     p += used;
     w->n = (uint32_t)x;
@@ -1277,8 +1293,11 @@ static void samples_free(struct sample *smp, size_t n)
         free(smp[i].e);
 }
 
-/* Writes the chunk values of one group (parts numbered from *part). */
-static int flush_group(pl_store *s, MDB_txn *txn, uint32_t group, const uint8_t *inck,
+static int list_windows(pl_store *s, MDB_txn *txn, const uint8_t *inck, struct window **out,
+                        size_t *n_out);
+
+/* Writes the chunk value of one group (parts numbered from *part). */
+static int flush_group(MDB_txn *txn, MDB_dbi dbi, uint32_t group, const uint8_t *inck,
                        uint64_t wtime, uint8_t *part, const uint8_t *buf, size_t len)
 {
     uint8_t kb[CHUNK_KEY];
@@ -1287,30 +1306,361 @@ static int flush_group(pl_store *s, MDB_txn *txn, uint32_t group, const uint8_t 
 
     if (len) {
         chunk_key(kb, group, inck, wtime, *part);
-        rc = mdb_put(txn, s->chunks, &k, &v, 0);
+        rc = mdb_put(txn, dbi, &k, &v, 0);
         (*part)++;
     }
     return rc;
 }
 
-/* Moves the oldest WINDOW log samples of `inc` into chunks, in one
- * transaction (nothing to do when the log is short enough). */
-static int compact_txn(pl_store *s, const pl_incarnation *inc)
+/* Packs encoded type chunks into group values, flushing a value when the
+ * group changes or the value is full. */
+struct packer {
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    const uint8_t *inck;
+    uint64_t wtime;
+    unsigned shift;
+    uint32_t group;
+    uint8_t part;
+    size_t len;
+    uint8_t buf[PART_MAX];
+};
+
+static int pack_type(struct packer *pk, uint32_t id, const uint8_t *chunk, size_t tlen)
+{
+    uint32_t g = id >> pk->shift;
+    int rc = 0;
+
+    if (tlen + 3 > PART_MAX) {
+        rc = PL_ETOOBIG;
+        goto out;
+    }
+    if (g != pk->group) {
+        rc = flush_group(pk->txn, pk->dbi, pk->group, pk->inck, pk->wtime, &pk->part, pk->buf,
+                         pk->len);
+        pk->group = g;
+        pk->part = 0;
+        pk->len = 0;
+    } else if (pk->len + 3 + tlen > PART_MAX) {
+        rc = flush_group(pk->txn, pk->dbi, pk->group, pk->inck, pk->wtime, &pk->part, pk->buf,
+                         pk->len);
+        pk->len = 0;
+    }
+    if (rc)
+        goto out;
+    pk->buf[pk->len++] = (uint8_t)(id & ((1u << pk->shift) - 1));
+    pk->len += put_uv(pk->buf + pk->len, tlen);
+    memcpy(pk->buf + pk->len, chunk, tlen);
+    pk->len += tlen;
+out:
+    return rc;
+}
+
+static int pack_finish(struct packer *pk)
+{
+    return flush_group(pk->txn, pk->dbi, pk->group, pk->inck, pk->wtime, &pk->part, pk->buf,
+                       pk->len);
+}
+
+/* Writes a sample in the log's part format under `dbi`, keys prefix(plen) +
+ * first_id(4). Used for the log and the first-sample snapshot. */
+static int put_sample_parts(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_t plen,
+                            const pl_type_count *e, size_t n)
+{
+    uint8_t kb[LOG_KEY], val[PART_MAX];
+    MDB_val k, v;
+    size_t first = 0, m, i;
+    int rc = 0;
+
+    do {
+        m = n - first < LOG_PER_PART ? n - first : LOG_PER_PART;
+        for (i = 0; i < m; i++) {
+            const pl_type_count *c = &e[first + i];
+            uint8_t *p = val + i * LOG_ENTRY;
+
+            memcpy(p, &c->type_id, 4);
+            memcpy(p + 4, &c->count, 8);
+            memcpy(p + 12, &c->bytes, 8);
+        }
+        memcpy(kb, prefix, plen);
+        put_be32(kb + plen, m ? e[first].type_id : 0);
+        k.mv_size = plen + 4;
+        k.mv_data = kb;
+        v.mv_size = m * LOG_ENTRY;
+        v.mv_data = val;
+        rc = mdb_put(txn, dbi, &k, &v, 0);
+        if (rc)
+            break;
+        first += m;
+    } while (first < n);
+    return rc;
+}
+
+/* Replaces the first-sample snapshot of an incarnation (smp NULL: deletes
+ * it). */
+static int snap_put(pl_store *s, MDB_txn *txn, const uint8_t *inck, const struct sample *smp)
+{
+    MDB_cursor *cur = NULL;
+    uint8_t lo[SNAP_KEY], hi[SNAP_KEY];
+    size_t deleted = 0;
+    int rc, more;
+
+    memcpy(lo, inck, INC_KEY);
+    memset(lo + INC_KEY, 0, 4);
+    memcpy(hi, inck, INC_KEY);
+    memset(hi + INC_KEY, 0xff, 4);
+    rc = mdb_cursor_open(txn, s->snap, &cur);
+    if (rc == 0)
+        rc = del_range(cur, lo, SNAP_KEY, hi, SNAP_KEY, SIZE_MAX, &deleted, &more);
+    mdb_cursor_close(cur);
+    if (rc == 0 && smp)
+        rc = put_sample_parts(txn, s->snap, inck, INC_KEY, smp->e, smp->n);
+    return rc;
+}
+
+static MDB_dbi level_dbi(const pl_store *s, unsigned flags)
+{
+    return (flags & WIN_L2) ? s->chunks2 : s->chunks;
+}
+
+static unsigned level_shift(unsigned flags)
+{
+    return (flags & WIN_L2) ? GROUP2_SHIFT : GROUP_SHIFT;
+}
+
+static int sample_push(struct sample *smp, uint32_t id, uint64_t count, uint64_t bytes)
+{
+    int rc = 0;
+
+    if (smp->n == smp->cap) {
+        size_t cap = smp->cap ? smp->cap * 2 : 256;
+        pl_type_count *grown = realloc(smp->e, cap * sizeof *grown);
+
+        if (!grown) {
+            rc = ENOMEM;
+            goto out;
+        }
+        smp->e = grown;
+        smp->cap = cap;
+    }
+    smp->e[smp->n].type_id = id;
+    smp->e[smp->n].count = count;
+    smp->e[smp->n].bytes = bytes;
+    smp->n++;
+out:
+    return rc;
+}
+
+/* Reads the first point of every type of window w into smp (sorted). */
+static int window_first_sample(pl_store *s, MDB_txn *txn, const uint8_t *inck,
+                               const struct window *w, struct sample *smp)
+{
+    MDB_cursor *cur = NULL;
+    uint8_t lo[CHUNK_KEY];
+    MDB_val k, val;
+    unsigned shift = level_shift(w->flags);
+    uint32_t g, gmax = max_type_id(s, txn) >> shift;
+    int rc;
+
+    smp->n = 0;
+    smp->time = (int64_t)w->wtime;
+    rc = mdb_cursor_open(txn, level_dbi(s, w->flags), &cur);
+    if (rc)
+        goto out;
+    for (g = 0; g <= gmax; g++) {
+        chunk_key(lo, g, inck, w->wtime, 0);
+        k.mv_size = CHUNK_KEY;
+        k.mv_data = lo;
+        for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE); rc == 0;
+             rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+            const uint8_t *p, *end;
+
+            if (k.mv_size != CHUNK_KEY || memcmp(k.mv_data, lo, CHUNK_KEY - 1) != 0)
+                break;
+            p = val.mv_data;
+            end = p + val.mv_size;
+            while (p < end) {
+                uint32_t id = (g << shift) | *p++;
+                uint64_t l;
+                size_t used = get_uv(p, end, &l);
+                int64_t c0, b0;
+
+                if (!used || l > (uint64_t)(end - p - (ptrdiff_t)used) ||
+                    chunk_decode(p + used, (size_t)l, w->n, 1, &c0, &b0) != 0) {
+                    rc = PL_ECORRUPT;
+                    goto out;
+                }
+                p += used + l;
+                if ((c0 || b0) && (rc = sample_push(smp, id, (uint64_t)c0, (uint64_t)b0)))
+                    goto out;
+            }
+        }
+        if (rc != MDB_NOTFOUND && rc != 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+/* Level-2 merge, inside compact_txn: reads the MERGE_RUN newest level-1
+ * windows `w` group by group, adds the WINDOW log samples, writes 128-point
+ * chunks into chunks2 and deletes the level-1 chunks. PL_ETOOBIG when a
+ * type's points do not fit one value (the caller then compacts without
+ * merging). */
+static int merge_windows(pl_store *s, MDB_txn *txn, const uint8_t *inck, const struct window *w,
+                         struct sample *smp)
+{
+    MDB_cursor *cur = NULL;
+    uint64_t (*c)[WINDOW2] = NULL, (*b)[WINDOW2] = NULL;
+    int64_t tc[WINDOW], tb[WINDOW];
+    uint8_t lo[CHUNK_KEY], hi[CHUNK_KEY], tbuf[CHUNK_MAX(WINDOW2)];
+    size_t pos[WINDOW], i, j, deleted;
+    uint32_t g, gmax = max_type_id(s, txn) >> GROUP_SHIFT;
+    struct packer *pk = NULL;
+    int present[GROUP_SIZE];
+    int rc, more;
+
+    c = malloc(GROUP_SIZE * sizeof *c);
+    b = malloc(GROUP_SIZE * sizeof *b);
+    pk = malloc(sizeof *pk);
+    if (!c || !b || !pk) {
+        rc = ENOMEM;
+        goto out;
+    }
+    pk->txn = txn;
+    pk->dbi = s->chunks2;
+    pk->inck = inck;
+    pk->wtime = w[0].wtime;
+    pk->shift = GROUP2_SHIFT;
+    pk->group = UINT32_MAX;
+    pk->part = 0;
+    pk->len = 0;
+    for (j = 0; j < WINDOW; j++) {
+        pos[j] = 0;
+        if (smp[j].n && (smp[j].e[smp[j].n - 1].type_id >> GROUP_SHIFT) > gmax)
+            gmax = smp[j].e[smp[j].n - 1].type_id >> GROUP_SHIFT;
+    }
+    for (i = 0; i < MERGE_RUN; i++) {
+        if (w[i].n != WINDOW || (w[i].flags & (WIN_L2 | WIN_DROPPING))) {
+            rc = PL_ECORRUPT;
+            goto out;
+        }
+    }
+    rc = mdb_cursor_open(txn, s->chunks, &cur);
+    if (rc)
+        goto out;
+    for (g = 0; g <= gmax; g++) {
+        unsigned low;
+
+        memset(present, 0, sizeof present);
+        /* Decode (copy) before this group's writes: LMDB values are only
+         * valid until the next update. */
+        for (i = 0; i < MERGE_RUN; i++) {
+            MDB_val k, val;
+
+            chunk_key(lo, g, inck, w[i].wtime, 0);
+            k.mv_size = CHUNK_KEY;
+            k.mv_data = lo;
+            for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE); rc == 0;
+                 rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+                const uint8_t *p, *end;
+
+                if (k.mv_size != CHUNK_KEY || memcmp(k.mv_data, lo, CHUNK_KEY - 1) != 0)
+                    break;
+                p = val.mv_data;
+                end = p + val.mv_size;
+                while (p < end) {
+                    uint64_t l;
+                    size_t used;
+
+                    low = *p++ & (GROUP_SIZE - 1);
+                    used = get_uv(p, end, &l);
+                    if (!used || l > (uint64_t)(end - p - (ptrdiff_t)used) ||
+                        chunk_decode(p + used, (size_t)l, WINDOW, WINDOW, tc, tb) != 0) {
+                        rc = PL_ECORRUPT;
+                        goto out;
+                    }
+                    p += used + l;
+                    if (!present[low]) {
+                        memset(c[low], 0, sizeof c[low]);
+                        memset(b[low], 0, sizeof b[low]);
+                        present[low] = 1;
+                    }
+                    for (j = 0; j < WINDOW; j++) {
+                        c[low][i * WINDOW + j] = (uint64_t)tc[j];
+                        b[low][i * WINDOW + j] = (uint64_t)tb[j];
+                    }
+                }
+            }
+            if (rc != MDB_NOTFOUND && rc != 0)
+                goto out;
+        }
+        for (j = 0; j < WINDOW; j++) {
+            while (pos[j] < smp[j].n && (smp[j].e[pos[j]].type_id >> GROUP_SHIFT) == g) {
+                const pl_type_count *e = &smp[j].e[pos[j]++];
+
+                low = e->type_id & (GROUP_SIZE - 1);
+                if (!present[low]) {
+                    memset(c[low], 0, sizeof c[low]);
+                    memset(b[low], 0, sizeof b[low]);
+                    present[low] = 1;
+                }
+                c[low][MERGE_RUN * WINDOW + j] = e->count;
+                b[low][MERGE_RUN * WINDOW + j] = e->bytes;
+            }
+        }
+        for (i = 0; i < MERGE_RUN; i++) {
+            chunk_key(lo, g, inck, w[i].wtime, 0);
+            chunk_key(hi, g, inck, w[i].wtime, 0xff);
+            deleted = 0;
+            rc = del_range(cur, lo, CHUNK_KEY, hi, CHUNK_KEY, SIZE_MAX, &deleted, &more);
+            if (rc)
+                goto out;
+        }
+        for (low = 0; low < GROUP_SIZE; low++) {
+            size_t tlen;
+
+            if (!present[low])
+                continue;
+            tlen = chunk_encode(tbuf, c[low], b[low], WINDOW2);
+            rc = pack_type(pk, (g << GROUP_SHIFT) | low, tbuf, tlen);
+            if (rc)
+                goto out;
+        }
+    }
+    rc = pack_finish(pk);
+out:
+    mdb_cursor_close(cur);
+    free(c);
+    free(b);
+    free(pk);
+    return rc;
+}
+
+/* Moves the oldest WINDOW log samples of `inc` into a level-1 window, or,
+ * when the incarnation's MERGE_RUN newest windows are level 1 and
+ * allow_merge is set, merges them with those samples into one level-2
+ * window. One transaction; nothing to do when the log is short enough. */
+static int compact_txn(pl_store *s, const pl_incarnation *inc, int allow_merge)
 {
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
     struct sample smp[WINDOW];
     size_t pos[WINDOW];
-    int64_t times[WINDOW];
+    int64_t times[WINDOW2];
     uint64_t c[WINDOW], b[WINDOW];
     uint8_t inck[INC_KEY], lo[LOG_KEY], hi[LOG_KEY], wkey[WIN_KEY];
-    uint8_t gbuf[PART_MAX], tbuf[PART_MAX], wval[16 + WINDOW * 10];
+    uint8_t tbuf[CHUNK_MAX(WINDOW)], wval[16 + WINDOW2 * 10];
     struct proc_rec rec;
+    struct window *wins = NULL;
+    struct packer *pk = NULL;
     MDB_val k, v;
-    size_t glen = 0, deleted = 0, i;
-    uint32_t group = UINT32_MAX, ns = 0;
-    uint8_t part = 0;
-    int rc, more;
+    size_t deleted = 0, i, nw = 0, run = 0;
+    uint32_t ns = 0, n_times;
+    int64_t *new_times;
+    int rc, more, merge = 0;
 
     memset(smp, 0, sizeof smp);
     inc_key(inck, inc);
@@ -1339,7 +1689,6 @@ static int compact_txn(pl_store *s, const pl_incarnation *inc)
             if (ns == WINDOW)
                 break;
             smp[ns].time = t;
-            times[ns] = t;
             ns++;
         }
         rc = sample_add_part(&smp[ns - 1], &v);
@@ -1352,71 +1701,110 @@ static int compact_txn(pl_store *s, const pl_incarnation *inc)
         rc = PL_ECORRUPT;
         goto abort;
     }
-    for (i = 0; i < WINDOW; i++)
-        pos[i] = 0;
-    for (;;) {
-        uint32_t id = UINT32_MAX, g;
-        int found = 0;
-        size_t tlen, need;
-
-        for (i = 0; i < WINDOW; i++) {
-            if (pos[i] < smp[i].n && (!found || smp[i].e[pos[i]].type_id < id)) {
-                id = smp[i].e[pos[i]].type_id;
-                found = 1;
-            }
-        }
-        if (!found)
-            break;
-        for (i = 0; i < WINDOW; i++) {
-            if (pos[i] < smp[i].n && smp[i].e[pos[i]].type_id == id) {
-                c[i] = smp[i].e[pos[i]].count;
-                b[i] = smp[i].e[pos[i]].bytes;
-                pos[i]++;
-            } else {
-                c[i] = b[i] = 0;
-            }
-        }
-        g = id >> GROUP_SHIFT;
-        if (g != group) {
-            rc = flush_group(s, txn, group, inck, (uint64_t)times[0], &part, gbuf, glen);
-            if (rc)
-                goto abort;
-            group = g;
-            part = 0;
-            glen = 0;
-        }
-        tlen = chunk_encode(tbuf, c, b, WINDOW);
-        need = 1 + 2 + tlen;
-        if (glen + need > PART_MAX) {
-            rc = flush_group(s, txn, group, inck, (uint64_t)times[0], &part, gbuf, glen);
-            if (rc)
-                goto abort;
-            glen = 0;
-        }
-        gbuf[glen++] = (uint8_t)(id & (GROUP_SIZE - 1));
-        glen += put_uv(gbuf + glen, tlen);
-        memcpy(gbuf + glen, tbuf, tlen);
-        glen += tlen;
+    if (rec.n_windows == 0) {
+        /* This becomes the first live window: its first sample is the
+         * incarnation's first stored sample, which growth is measured from. */
+        rc = snap_put(s, txn, inck, &smp[0]);
+        if (rc)
+            goto abort;
     }
-    rc = flush_group(s, txn, group, inck, (uint64_t)times[0], &part, gbuf, glen);
-    if (rc)
-        goto abort;
+    if (allow_merge) {
+        rc = list_windows(s, txn, inck, &wins, &nw);
+        if (rc)
+            goto abort;
+        while (run < nw && !(wins[nw - 1 - run].flags & (WIN_L2 | WIN_DROPPING)))
+            run++;
+        merge = run >= MERGE_RUN;
+    }
+    if (merge) {
+        const struct window *w = &wins[nw - MERGE_RUN];
+
+        rc = merge_windows(s, txn, inck, w, smp);
+        if (rc)
+            goto abort;
+        n_times = 0;
+        for (i = 0; i < MERGE_RUN; i++) {
+            memcpy(times + n_times, w[i].times, WINDOW * sizeof *times);
+            n_times += WINDOW;
+        }
+        /* The level-2 record takes the first level-1 window's key; the
+         * others go. */
+        for (i = 1; i < MERGE_RUN; i++) {
+            memcpy(wkey, inck, INC_KEY);
+            put_be64(wkey + INC_KEY, w[i].wtime);
+            k.mv_size = WIN_KEY;
+            k.mv_data = wkey;
+            rc = mdb_del(txn, s->windows, &k, NULL);
+            if (rc)
+                goto abort;
+        }
+        rec.n_windows -= MERGE_RUN - 1;
+    } else {
+        pk = malloc(sizeof *pk);
+        if (!pk) {
+            rc = ENOMEM;
+            goto abort;
+        }
+        pk->txn = txn;
+        pk->dbi = s->chunks;
+        pk->inck = inck;
+        pk->wtime = (uint64_t)smp[0].time;
+        pk->shift = GROUP_SHIFT;
+        pk->group = UINT32_MAX;
+        pk->part = 0;
+        pk->len = 0;
+        for (i = 0; i < WINDOW; i++)
+            pos[i] = 0;
+        for (;;) {
+            uint32_t id = UINT32_MAX;
+            int found = 0;
+
+            for (i = 0; i < WINDOW; i++) {
+                if (pos[i] < smp[i].n && (!found || smp[i].e[pos[i]].type_id < id)) {
+                    id = smp[i].e[pos[i]].type_id;
+                    found = 1;
+                }
+            }
+            if (!found)
+                break;
+            for (i = 0; i < WINDOW; i++) {
+                if (pos[i] < smp[i].n && smp[i].e[pos[i]].type_id == id) {
+                    c[i] = smp[i].e[pos[i]].count;
+                    b[i] = smp[i].e[pos[i]].bytes;
+                    pos[i]++;
+                } else {
+                    c[i] = b[i] = 0;
+                }
+            }
+            rc = pack_type(pk, id, tbuf, chunk_encode(tbuf, c, b, WINDOW));
+            if (rc)
+                goto abort;
+        }
+        rc = pack_finish(pk);
+        if (rc)
+            goto abort;
+        n_times = 0;
+        rec.n_windows++;
+    }
+    new_times = times + n_times;
+    for (i = 0; i < WINDOW; i++)
+        new_times[i] = smp[i].time;
+    n_times += WINDOW;
     memcpy(wkey, inck, INC_KEY);
     put_be64(wkey + INC_KEY, (uint64_t)times[0]);
     k.mv_size = WIN_KEY;
     k.mv_data = wkey;
     v.mv_data = wval;
-    v.mv_size = window_encode(wval, 0, times, WINDOW);
+    v.mv_size = window_encode(wval, merge ? WIN_L2 : 0, times, n_times);
     rc = mdb_put(txn, s->windows, &k, &v, 0);
     if (rc)
         goto abort;
     log_key(lo, inck, 0, 0);
-    log_key(hi, inck, (uint64_t)times[WINDOW - 1], UINT32_MAX);
+    log_key(hi, inck, (uint64_t)smp[WINDOW - 1].time, UINT32_MAX);
     rc = del_range(cur, lo, LOG_KEY, hi, LOG_KEY, SIZE_MAX, &deleted, &more);
     if (rc)
         goto abort;
     rec.n_log -= WINDOW;
-    rec.n_windows++;
     rc = rec_put(s, txn, inc, &rec);
     if (rc)
         goto abort;
@@ -1429,6 +1817,8 @@ abort:
     txn_abort(s, txn);
 out:
     samples_free(smp, WINDOW);
+    free(wins);
+    free(pk);
     return rc;
 }
 
@@ -1476,9 +1866,10 @@ out:
     return rc;
 }
 
-/* Deletes every chunk of window (inck, wtime), in transactions of at most
+/* Deletes every chunk of window (inck, wtime) at the level given by `flags`,
+ * in transactions of at most
  * `batch` deletions (smaller when the map is full), then the window record. */
-static int purge_window(pl_store *s, const uint8_t *inck, uint64_t wtime)
+static int purge_window(pl_store *s, const uint8_t *inck, uint64_t wtime, unsigned flags)
 {
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
@@ -1494,8 +1885,8 @@ static int purge_window(pl_store *s, const uint8_t *inck, uint64_t wtime)
         rc = txn_begin(s, 1, &txn);
         if (rc)
             goto out;
-        gmax = max_type_id(s, txn) >> GROUP_SHIFT;
-        rc = mdb_cursor_open(txn, s->chunks, &cur);
+        gmax = max_type_id(s, txn) >> level_shift(flags);
+        rc = mdb_cursor_open(txn, level_dbi(s, flags), &cur);
         if (rc)
             goto abort;
         deleted = 0;
@@ -1568,6 +1959,33 @@ static int purge_range(pl_store *s, MDB_dbi dbi, const uint8_t *lo, size_t lolen
     return rc;
 }
 
+/* Rewrites the first-sample snapshot from the first live window (deletes it
+ * when no window is live: the first log sample is then the first sample). */
+static int refresh_snap(pl_store *s, MDB_txn *txn, const uint8_t *inck)
+{
+    struct window *wins = NULL;
+    struct sample smp = {0};
+    size_t n = 0, i;
+    int rc;
+
+    rc = list_windows(s, txn, inck, &wins, &n);
+    if (rc)
+        goto out;
+    for (i = 0; i < n && (wins[i].flags & WIN_DROPPING); i++)
+        ;
+    if (i < n) {
+        rc = window_first_sample(s, txn, inck, &wins[i], &smp);
+        if (rc == 0)
+            rc = snap_put(s, txn, inck, &smp);
+    } else {
+        rc = snap_put(s, txn, inck, NULL);
+    }
+out:
+    free(wins);
+    free(smp.e);
+    return rc;
+}
+
 /* Drops one window of an incarnation: first marks it dropping and takes its
  * samples out of the procs record (readers skip it from then on), then
  * deletes its chunks. A crash in between leaves a marked window that the
@@ -1575,7 +1993,7 @@ static int purge_range(pl_store *s, MDB_dbi dbi, const uint8_t *lo, size_t lolen
 static int drop_window(pl_store *s, const pl_incarnation *inc, uint64_t wtime)
 {
     MDB_txn *txn = NULL;
-    uint8_t inck[INC_KEY], wkey[WIN_KEY], wval[16 + WINDOW * 10];
+    uint8_t inck[INC_KEY], wkey[WIN_KEY], wval[16 + WINDOW2 * 10];
     MDB_val k = {WIN_KEY, wkey}, v;
     struct window w;
     struct proc_rec rec;
@@ -1611,13 +2029,15 @@ static int drop_window(pl_store *s, const pl_incarnation *inc, uint64_t wtime)
         } else if (rc == PL_ENOTFOUND) {
             rc = 0;
         }
+        if (rc == 0)
+            rc = refresh_snap(s, txn, inck);
         if (rc)
             goto abort;
     }
     rc = txn_commit(s, txn);
     txn = NULL;
     if (rc == 0)
-        rc = purge_window(s, inck, wtime);
+        rc = purge_window(s, inck, wtime, w.flags);
     goto out;
 abort:
     txn_abort(s, txn);
@@ -1725,11 +2145,17 @@ static int purge_inc_data(pl_store *s, const uint8_t *inck)
     rc = list_windows(s, txn, inck, &wins, &n);
     txn_abort(s, txn);
     for (i = 0; rc == 0 && i < n; i++)
-        rc = purge_window(s, inck, wins[i].wtime);
+        rc = purge_window(s, inck, wins[i].wtime, wins[i].flags);
     if (rc == 0) {
         log_key(lo, inck, 0, 0);
         log_key(hi, inck, UINT64_MAX, UINT32_MAX);
         rc = purge_range(s, s->log, lo, LOG_KEY, hi, LOG_KEY);
+    }
+    if (rc == 0) {
+        /* snap keys are inc(12) + id(4): the first 16 bytes of a log key. */
+        log_key(lo, inck, 0, 0);
+        memset(hi + INC_KEY, 0xff, 4);
+        rc = purge_range(s, s->snap, lo, SNAP_KEY, hi, SNAP_KEY);
     }
 out:
     free(wins);
@@ -1781,6 +2207,53 @@ static int inck_cmp(const void *a, const void *b)
     return memcmp(a, b, INC_KEY);
 }
 
+/* Appends to *list the incarnations (12-byte key prefixes) that have keys
+ * of length keylen in `dbi` but are not in `known` (sorted). */
+static int collect_orphans(MDB_txn *txn, MDB_dbi dbi, size_t keylen, const uint8_t *known,
+                           size_t n_known, uint8_t **list, size_t *n, size_t *cap)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    uint8_t lo[LOG_KEY], *grown;
+    int rc;
+
+    rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc)
+        goto out;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;) {
+        if (k.mv_size != keylen) {
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            continue;
+        }
+        if (!bsearch(k.mv_data, known, n_known, INC_KEY, inck_cmp) &&
+            (*n == 0 || memcmp(*list + INC_KEY * (*n - 1), k.mv_data, INC_KEY) != 0)) {
+            if (*n == *cap) {
+                *cap = *cap ? *cap * 2 : 8;
+                grown = realloc(*list, *cap * INC_KEY);
+                if (!grown) {
+                    rc = ENOMEM;
+                    goto out;
+                }
+                *list = grown;
+            }
+            memcpy(*list + INC_KEY * (*n)++, k.mv_data, INC_KEY);
+        }
+        /* Skip to the next incarnation. */
+        memcpy(lo, k.mv_data, INC_KEY);
+        memset(lo + INC_KEY, 0xff, keylen - INC_KEY);
+        k.mv_size = keylen;
+        k.mv_data = lo;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (rc == 0 && memcmp(k.mv_data, lo, keylen) == 0)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+out:
+    mdb_cursor_close(cur);
+    return rc;
+}
+
 /* Finishes interrupted drops: windows marked dropping, and windows or log
  * records of incarnations that no longer have a procs record. */
 static int sweep_orphans(pl_store *s)
@@ -1788,12 +2261,14 @@ static int sweep_orphans(pl_store *s)
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
     MDB_val k, v;
-    uint8_t *known = NULL, *orphan_incs = NULL, *grown;
-    uint8_t lo[LOG_KEY];
+    uint8_t *known = NULL, *orphan_incs = NULL;
     struct {
         uint8_t inck[INC_KEY];
         uint64_t wtime;
+        unsigned flags;
     } *wins = NULL, *wgrown;
+    MDB_dbi per_inc[2];
+    size_t keylen[2] = {LOG_KEY, SNAP_KEY}, d;
     size_t n_known = 0, n_wins = 0, cap_wins = 0, n_orphans = 0, cap_orphans = 0, i;
     int rc;
 
@@ -1844,46 +2319,26 @@ static int sweep_orphans(pl_store *s)
         }
         memcpy(wins[n_wins].inck, k.mv_data, INC_KEY);
         wins[n_wins].wtime = get_be64((const uint8_t *)k.mv_data + INC_KEY);
+        wins[n_wins].flags = v.mv_size ? ((const uint8_t *)v.mv_data)[0] : 0;
         n_wins++;
     }
     mdb_cursor_close(cur);
     cur = NULL;
-    rc = mdb_cursor_open(txn, s->log, &cur);
+    if (rc != MDB_NOTFOUND)
+        goto abort;
+    rc = 0;
+    per_inc[0] = s->log;
+    per_inc[1] = s->snap;
+    for (d = 0; rc == 0 && d < 2; d++)
+        rc = collect_orphans(txn, per_inc[d], keylen[d], known, n_known, &orphan_incs, &n_orphans,
+                             &cap_orphans);
     if (rc)
         goto abort;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;) {
-        if (k.mv_size != LOG_KEY) {
-            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-            continue;
-        }
-        if (!bsearch(k.mv_data, known, n_known, INC_KEY, inck_cmp)) {
-            if (n_orphans == cap_orphans) {
-                cap_orphans = cap_orphans ? cap_orphans * 2 : 8;
-                grown = realloc(orphan_incs, cap_orphans * INC_KEY);
-                if (!grown) {
-                    rc = ENOMEM;
-                    goto abort;
-                }
-                orphan_incs = grown;
-            }
-            memcpy(orphan_incs + INC_KEY * n_orphans++, k.mv_data, INC_KEY);
-        }
-        /* Skip to the next incarnation. */
-        memcpy(lo, k.mv_data, INC_KEY);
-        memset(lo + INC_KEY, 0xff, LOG_KEY - INC_KEY);
-        k.mv_size = LOG_KEY;
-        k.mv_data = lo;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-        if (rc == 0 && memcmp(k.mv_data, lo, LOG_KEY) == 0)
-            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    }
-    mdb_cursor_close(cur);
-    cur = NULL;
     txn_abort(s, txn);
     txn = NULL;
     rc = 0;
     for (i = 0; rc == 0 && i < n_wins; i++)
-        rc = purge_window(s, wins[i].inck, wins[i].wtime);
+        rc = purge_window(s, wins[i].inck, wins[i].wtime, wins[i].flags);
     for (i = 0; rc == 0 && i < n_orphans; i++)
         rc = purge_inc_data(s, orphan_incs + INC_KEY * i);
     goto out;
@@ -2218,7 +2673,9 @@ int pl_store_append(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
     /* The sample is committed; what follows only reorganizes and trims. */
     if (rec.n_log > WINDOW) {
         for (attempt = 0; attempt < 1000; attempt++) {
-            rc = compact_txn(s, inc);
+            rc = compact_txn(s, inc, 1);
+            if (rc == PL_ETOOBIG) /* a type too noisy for one level-2 value */
+                rc = compact_txn(s, inc, 0);
             if (!is_map_full(rc))
                 break;
             if (make_room(s, &dropped) != 0 || !dropped)
@@ -2252,6 +2709,7 @@ struct hview {
     int alive;
     struct window *wins; /* live windows */
     size_t n_wins;
+    size_t n_l1;         /* of which level 1 */
     size_t *win_off;     /* index in times of each window's first sample */
     int64_t *times;      /* every sample time, ascending: windows, then log */
     size_t n_times;
@@ -2373,9 +2831,13 @@ static int hview_load(pl_store *s, MDB_txn *txn, struct hview *v)
     v->wins = all;
     all = NULL;
     v->n_wins = 0;
-    for (i = 0; i < n_all; i++)
-        if (!(v->wins[i].flags & WIN_DROPPING))
+    v->n_l1 = 0;
+    for (i = 0; i < n_all; i++) {
+        if (!(v->wins[i].flags & WIN_DROPPING)) {
+            v->n_l1 += !(v->wins[i].flags & WIN_L2);
             v->wins[v->n_wins++] = v->wins[i];
+        }
+    }
     for (i = 0; i < v->n_wins; i++)
         t += v->wins[i].n;
     v->times = malloc((t + n_lt + 1) * sizeof *v->times);
@@ -2400,75 +2862,52 @@ out:
     return rc;
 }
 
-/* Adds the first points of an incarnation's first live window, for every
- * type, times `sign`, into acc. */
-static int add_window_first(pl_store *s, MDB_txn *txn, const struct hview *v, uint32_t max_id,
-                            int64_t *acc, int sign)
+/* Adds the incarnation's first-sample snapshot counts, times `sign`, into acc. */
+static int add_snap(pl_store *s, MDB_txn *txn, const struct hview *v, uint32_t max_id,
+                    int64_t *acc, int sign)
 {
     MDB_cursor *cur = NULL;
-    uint8_t lo[CHUNK_KEY];
-    MDB_val k, val;
-    uint32_t g, gmax = max_id >> GROUP_SHIFT;
+    MDB_val k = {INC_KEY, (void *)v->inck}, val;
     int rc;
 
-    rc = mdb_cursor_open(txn, s->chunks, &cur);
+    rc = mdb_cursor_open(txn, s->snap, &cur);
     if (rc)
         goto out;
-    for (g = 0; g <= gmax; g++) {
-        chunk_key(lo, g, v->inck, v->wins[0].wtime, 0);
-        k.mv_size = CHUNK_KEY;
-        k.mv_data = lo;
-        for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE); rc == 0;
-             rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
-            const uint8_t *p, *end;
+    for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+        const uint8_t *p = val.mv_data;
+        size_t m = val.mv_size / LOG_ENTRY, i;
 
-            if (k.mv_size != CHUNK_KEY || memcmp(k.mv_data, lo, CHUNK_KEY - 1) != 0)
-                break;
-            p = val.mv_data;
-            end = p + val.mv_size;
-            while (p < end) {
-                uint32_t id = (g << GROUP_SHIFT) | *p++;
-                uint64_t l;
-                size_t used = get_uv(p, end, &l);
-                int64_t c0, b0;
+        if (k.mv_size != SNAP_KEY || memcmp(k.mv_data, v->inck, INC_KEY) != 0)
+            break;
+        for (i = 0; i < m; i++, p += LOG_ENTRY) {
+            uint32_t id;
+            uint64_t c;
 
-                if (!used || l > (uint64_t)(end - p - (ptrdiff_t)used)) {
-                    rc = PL_ECORRUPT;
-                    goto out;
-                }
-                p += used;
-                if (chunk_decode(p, (size_t)l, v->wins[0].n, 1, &c0, &b0) != 0) {
-                    rc = PL_ECORRUPT;
-                    goto out;
-                }
-                if (id <= max_id)
-                    acc[id] += sign * c0;
-                p += l;
-            }
+            memcpy(&id, p, 4);
+            memcpy(&c, p + 4, 8);
+            if (id <= max_id)
+                acc[id] += sign * (int64_t)c;
         }
-        if (rc != MDB_NOTFOUND && rc != 0)
-            goto out;
     }
-    rc = 0;
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
 out:
     mdb_cursor_close(cur);
     return rc;
 }
 
-/* Fills c[0..log_off) and b[...] with one type's windowed points. */
-static int fill_windows(pl_store *s, MDB_cursor *cur, const struct hview *v, uint32_t id,
-                        int64_t *c, int64_t *b)
+/* Fills c/b at the windows of one level (cur is on that level's DB) with one
+ * type's points; marks the windows it filled. */
+static int fill_level(MDB_cursor *cur, const struct hview *v, uint32_t id, unsigned level,
+                      int64_t *c, int64_t *b, uint8_t *filled)
 {
     uint8_t lo[CHUNK_KEY];
     MDB_val k = {CHUNK_KEY, lo}, val;
-    uint32_t g = id >> GROUP_SHIFT;
+    unsigned shift = level_shift(level);
     int rc;
 
-    memset(c, 0, v->log_off * sizeof *c);
-    memset(b, 0, v->log_off * sizeof *b);
-    if (!v->n_wins)
-        return 0;
-    chunk_key(lo, g, v->inck, 0, 0);
+    chunk_key(lo, id >> shift, v->inck, 0, 0);
     for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
         const uint8_t *data;
@@ -2486,9 +2925,10 @@ static int fill_windows(pl_store *s, MDB_cursor *cur, const struct hview *v, uin
             else
                 hi_i = mid;
         }
-        if (lo_i == v->n_wins || v->wins[lo_i].wtime != wtime)
-            continue; /* a window being dropped */
-        rc = group_find(&val, id & (GROUP_SIZE - 1), &data, &dlen);
+        if (lo_i == v->n_wins || v->wins[lo_i].wtime != wtime ||
+            (v->wins[lo_i].flags & WIN_L2) != level)
+            continue; /* a window being dropped or merged meanwhile */
+        rc = group_find(&val, id & ((1u << shift) - 1), &data, &dlen);
         if (rc == MDB_NOTFOUND)
             continue;
         if (rc)
@@ -2497,9 +2937,35 @@ static int fill_windows(pl_store *s, MDB_cursor *cur, const struct hview *v, uin
                           b + v->win_off[lo_i]);
         if (rc)
             break;
+        filled[lo_i] = 1;
     }
     if (rc == MDB_NOTFOUND)
         rc = 0;
+    return rc;
+}
+
+/* Fills c[0..log_off) and b[...] with one type's windowed points (0 where
+ * the type is absent from a window). */
+static int fill_windows(MDB_cursor *cur1, MDB_cursor *cur2, const struct hview *v, uint32_t id,
+                        int64_t *c, int64_t *b, uint8_t *filled)
+{
+    size_t i;
+    int rc = 0;
+
+    if (!v->n_wins)
+        goto out;
+    memset(filled, 0, v->n_wins);
+    if (v->n_l1)
+        rc = fill_level(cur1, v, id, 0, c, b, filled);
+    if (rc == 0 && v->n_wins > v->n_l1)
+        rc = fill_level(cur2, v, id, WIN_L2, c, b, filled);
+    for (i = 0; rc == 0 && i < v->n_wins; i++) {
+        if (!filled[i]) {
+            memset(c + v->win_off[i], 0, v->wins[i].n * sizeof *c);
+            memset(b + v->win_off[i], 0, v->wins[i].n * sizeof *b);
+        }
+    }
+out:
     return rc;
 }
 
@@ -2676,9 +3142,11 @@ static int64_t *new_series(size_t n)
 int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
 {
     MDB_txn *txn = NULL;
-    MDB_cursor *cur = NULL;
+    MDB_cursor *cur = NULL, *cur2 = NULL;
     struct inc_entry *list = NULL;
     struct hview *views = NULL;
+    uint8_t *filled = NULL;
+    size_t max_wins = 0;
     struct cand *cands = NULL;
     pl_history *h = NULL;
     int64_t *growth = NULL, *fc = NULL, *lc = NULL, *lb = NULL, *arr_c = NULL, *arr_b = NULL;
@@ -2763,7 +3231,7 @@ int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
             growth[smp.e[j].type_id] += (int64_t)smp.e[j].count;
         }
         if (v->n_wins) {
-            rc = add_window_first(s, txn, v, max_id, growth, -1);
+            rc = add_snap(s, txn, v, max_id, growth, -1);
         } else {
             rc = log_read_sample(cur, v->inck, (uint64_t)v->times[0], &smp);
             for (j = 0; rc == 0 && j < smp.n; j++)
@@ -2843,6 +3311,8 @@ int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
             max_log = views[i].n_times - views[i].log_off;
         if (views[i].n_times > max_times)
             max_times = views[i].n_times;
+        if (views[i].n_wins > max_wins)
+            max_wins = views[i].n_wins;
     }
 
     h->types = calloc(page_n ? page_n : 1, sizeof *h->types);
@@ -2852,7 +3322,8 @@ int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
     lb = malloc((page_n * max_log + 1) * sizeof *lb);
     arr_c = malloc((max_times + 1) * sizeof *arr_c);
     arr_b = malloc((max_times + 1) * sizeof *arr_b);
-    if (!h->types || !ids || !idx || !lc || !lb || !arr_c || !arr_b) {
+    filled = malloc(max_wins + 1);
+    if (!h->types || !ids || !idx || !lc || !lb || !arr_c || !arr_b || !filled) {
         rc = ENOMEM;
         goto out;
     }
@@ -2893,6 +3364,8 @@ int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
     }
 
     rc = mdb_cursor_open(txn, s->chunks, &cur);
+    if (rc == 0)
+        rc = mdb_cursor_open(txn, s->chunks2, &cur2);
     if (rc)
         goto out;
     for (i = 0; i < nv; i++) {
@@ -2908,7 +3381,7 @@ int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
             pl_history_type *t = &h->types[j];
             pl_history_line *line = NULL;
 
-            rc = fill_windows(s, cur, v, t->type_id, arr_c, arr_b);
+            rc = fill_windows(cur, cur2, v, t->type_id, arr_c, arr_b, filled);
             if (rc)
                 goto out;
             memcpy(arr_c + v->log_off, lc + j * n_log, n_log * sizeof *arr_c);
@@ -2938,11 +3411,14 @@ int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
         }
     }
     mdb_cursor_close(cur);
-    cur = NULL;
+    mdb_cursor_close(cur2);
+    cur = cur2 = NULL;
     *out = h;
     h = NULL;
 out:
     mdb_cursor_close(cur);
+    mdb_cursor_close(cur2);
+    free(filled);
     txn_abort(s, txn);
     for (i = 0; views && i < nv; i++)
         hview_free(&views[i]);

@@ -490,9 +490,9 @@ static void test_query(void)
     remove_dir(dir);
 }
 
-/* Enough samples and types to go through compaction: every value read back
- * equals what was appended (windows and log), and growth uses the first
- * stored sample from a window. */
+/* Enough samples and types to go through both compaction levels: every
+ * value read back equals what was appended (level-2 and level-1 windows and
+ * the log), and growth uses the first stored sample from the snapshot. */
 static uint64_t synth(uint32_t type, int64_t i)
 {
     /* Some types are constant, some grow, some jitter, some come and go. */
@@ -513,7 +513,9 @@ static void test_compaction(void)
     char *dir = make_dir();
     struct child a = spawn_sleeper();
     pl_store *s = open_store(dir, 0, 0, 0, 0);
-    enum { NT = 300, NS = 150 };
+    /* 200 samples: one level-2 window (0..127), two level-1 windows
+     * (128..191) and 8 log samples. */
+    enum { NT = 300, NS = 200 };
     const char *names[NT];
     char buf[NT][32];
     size_t lens[NT];
@@ -621,6 +623,41 @@ static void test_retention_samples(void)
     for (i = 0; i < 20; i++)
         append1(s, a.inc, 1000 + i, id, (uint64_t)i);
     CHECK_EQ_INT(proc_samples(s, a.inc, &found), 5);
+    pl_store_close(s);
+    remove_dir(dir);
+
+    /* Large enough for level-2 windows (128 samples): dropped whole, so
+     * between max_samples - 127 and max_samples remain, and the growth base
+     * (the snapshot) follows the first remaining sample. */
+    dir = make_dir();
+    s = open_store(dir, 0, 200, 0, 0);
+    reg(s, a.inc, 0);
+    id = type_id(s, "r.S");
+    for (i = 0; i < 450; i++) {
+        pl_type_count c[2] = {{id, (uint64_t)i, (uint64_t)i * 2}, {id + 1, 5, 5}};
+
+        type_id(s, "r.Other");
+        CHECK_OK(pl_store_append(s, &a.inc, 1000 + i, c, 2));
+    }
+    n = proc_samples(s, a.inc, &found);
+    CHECK(n <= 200 && n >= 200 - 127);
+    h = history(s, "r.S", PL_SORT_COUNT, 0, 1, 0, 0, 0, 5000);
+    if (h) {
+        CHECK_EQ_INT(h->n_times, n);
+        if (h->n_times == n && h->n_types == 1) {
+            int64_t k;
+            int bad = 0;
+
+            for (k = 0; k < (int64_t)n; k++)
+                if (h->types[0].counts[k] != 450 - (int64_t)n + k ||
+                    h->types[0].bytes_series[k] != 2 * (450 - (int64_t)n + k))
+                    bad++;
+            CHECK_EQ_INT(bad, 0);
+            CHECK_EQ_INT(h->types[0].growth, (int64_t)n - 1);
+            CHECK_EQ_INT(h->times[0], 1000 + 450 - (int64_t)n);
+        }
+        pl_history_free(h);
+    }
     pl_store_close(s);
     kill_child(&a);
     remove_dir(dir);
