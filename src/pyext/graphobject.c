@@ -1062,10 +1062,12 @@ static void add_name(labels *ls, PyObject *target, const char *name)
     label_add(ls, target, LABEL_NAME, name, NULL, 0);
 }
 
-#if PY_VERSION_HEX < 0x030C0000
-/* CPython 3.11's dict keys (Objects/dict-common.h in pycore_dict.h), read to
- * name the attributes held in an instance's inline values without
- * materializing its __dict__. */
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
+#define PL_INLINE_VALUES 1
+/* The shared keys of a class's instances (PyDictKeysObject, as in
+ * Include/internal/pycore_dict.h of 3.11 to 3.13), read to name the
+ * attributes held in an instance's inline values without materializing its
+ * __dict__. */
 typedef struct {
     Py_ssize_t dk_refcnt;
     uint8_t dk_log2_size;
@@ -1081,44 +1083,72 @@ typedef struct {
     PyObject *me_key;
     PyObject *me_value;
 } unicode_entry_mirror;
+
+/* 3.13: the values follow the object header. */
+typedef struct {
+    uint8_t capacity;
+    uint8_t size;
+    uint8_t embedded;
+    uint8_t valid;
+    PyObject *values[1];
+} values313_mirror;
+
+/* An instance's inline attribute values (NULL if its attributes live in a
+ * real dict, stored in *dict) and how many of them there may be. */
+static PyObject **inline_values(PyObject *obj, PyObject **dict, Py_ssize_t *limit)
+{
+    *dict = NULL;
+    *limit = PY_SSIZE_T_MAX;
+#if PY_VERSION_HEX < 0x030C0000
+    *dict = ((PyObject **)obj)[-3];
+    return *dict ? NULL : ((PyObject ***)obj)[-4];
+#elif PY_VERSION_HEX < 0x030D0000
+    /* A tagged pointer: low bit set for values (stored minus one). */
+    uintptr_t dorv = ((uintptr_t *)obj)[-3];
+    if (!(dorv & 1)) {
+        *dict = (PyObject *)dorv;
+        return NULL;
+    }
+    return (PyObject **)(dorv + 1);
+#else
+    if (Py_TYPE(obj)->tp_flags & Py_TPFLAGS_INLINE_VALUES) {
+        values313_mirror *v = (values313_mirror *)((char *)obj + sizeof(PyObject));
+        if (v->valid) {
+            *limit = v->capacity;
+            return v->values;
+        }
+    }
+    *dict = ((PyObject **)obj)[-3];
+    return NULL;
+#endif
+}
 #endif
 
 /* __dict__ without materializing it, or the attributes held inline. */
 static void add_instance_dict(labels *ls, PyObject *obj)
 {
     PyTypeObject *tp = Py_TYPE(obj);
-#if PY_VERSION_HEX >= 0x030B0000
+#ifdef PL_INLINE_VALUES
     if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
-#if PY_VERSION_HEX < 0x030C0000
-        PyObject **values = ((PyObject ***)obj)[-4];
-        PyObject *dict = ((PyObject **)obj)[-3];
-        if (dict) {
-            add_name(ls, dict, "__dict__");
-        } else if (values && (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
-            keys_mirror *keys = (keys_mirror *)((PyHeapTypeObject *)tp)->ht_cached_keys;
-            if (keys) {
-                unicode_entry_mirror *entries =
-                    (unicode_entry_mirror *)(keys->dk_indices +
-                                             ((size_t)1 << keys->dk_log2_index_bytes));
-                for (Py_ssize_t i = 0; i < keys->dk_nentries; i++)
-                    if (entries[i].me_key && PyUnicode_Check(entries[i].me_key))
-                        label_add(ls, values[i], LABEL_ATTR, NULL, entries[i].me_key, 0);
-            }
-        }
-#elif PY_VERSION_HEX < 0x030D0000
-        /* 3.12: a tagged pointer (low bit set: inline values, unnamed here). */
-        uintptr_t dorv = ((uintptr_t *)obj)[-3];
-        if (dorv && !(dorv & 1))
-            add_name(ls, (PyObject *)dorv, "__dict__");
-#else
-        PyObject *dict = ((PyObject **)obj)[-3];
+        PyObject *dict;
+        Py_ssize_t limit;
+        PyObject **values = inline_values(obj, &dict, &limit);
         if (dict)
             add_name(ls, dict, "__dict__");
-#endif
+        keys_mirror *keys = (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)
+                                ? (keys_mirror *)((PyHeapTypeObject *)tp)->ht_cached_keys
+                                : NULL;
+        if (values && keys) {
+            unicode_entry_mirror *entries =
+                (unicode_entry_mirror *)(keys->dk_indices + ((size_t)1 << keys->dk_log2_index_bytes));
+            for (Py_ssize_t i = 0; i < keys->dk_nentries && i < limit; i++)
+                if (entries[i].me_key && PyUnicode_Check(entries[i].me_key))
+                    label_add(ls, values[i], LABEL_ATTR, NULL, entries[i].me_key, 0);
+        }
         return;
     }
 #endif
-    if (tp->tp_dictoffset) {
+    if (tp->tp_dictoffset > 0 || (tp->tp_dictoffset < 0 && !(tp->tp_flags & Py_TPFLAGS_MANAGED_DICT))) {
         /* Not a managed dict: this only computes the slot's address. */
         PyObject **slot = _PyObject_GetDictPtr(obj);
         if (slot && *slot)
@@ -1189,11 +1219,23 @@ static void collect_labels(labels *ls, PyObject *obj)
             label_add(ls, v, LABEL_VALUE, NULL, k, 0);
         }
     } else if (PyAnySet_Check(obj)) {
+#if PY_VERSION_HEX < 0x030D0000
         Py_ssize_t pos = 0;
         PyObject *k;
         Py_hash_t h;
         while (_PySet_NextEntry(obj, &pos, &k, &h))
             add_name(ls, k, "element");
+#else
+        /* The builtin set iterator, never an overridden __iter__; the
+         * elements stay alive: the set holds them and no code runs. */
+        PyObject *it = PySet_Type.tp_iter(obj), *k;
+        while (it && (k = PyIter_Next(it))) {
+            add_name(ls, k, "element");
+            Py_DECREF(k);
+        }
+        Py_XDECREF(it);
+        PyErr_Clear();
+#endif
     } else if (PyFunction_Check(obj)) {
         add_function_labels(ls, (PyFunctionObject *)obj);
     } else if (PyFrame_Check(obj)) {
@@ -1408,11 +1450,19 @@ static PyObject *object_annotation(PyObject *obj)
         return r;
     }
     if (PyWeakref_CheckRef(obj)) {
-        PyObject *referent = PyWeakref_GetObject(obj); /* borrowed */
-        if (!referent || referent == Py_None) {
+#if PY_VERSION_HEX >= 0x030D0000
+        PyObject *referent = NULL;
+        if (PyWeakref_GetRef(obj, &referent) < 0)
             PyErr_Clear();
+        Py_XDECREF(referent); /* only its address is used below */
+#else
+        PyObject *referent = PyWeakref_GetObject(obj); /* borrowed */
+        if (referent == Py_None)
+            referent = NULL;
+        PyErr_Clear();
+#endif
+        if (!referent)
             return PyUnicode_FromString("weakref (dead referent)");
-        }
         return PyUnicode_FromFormat("weakref to id %p", (void *)referent);
     }
     if (PyFrame_Check(obj)) {

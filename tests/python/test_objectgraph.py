@@ -374,8 +374,14 @@ def create_cycles():
 def test_cycles_created_by(gc_off):
     before = list(gc.garbage)
     g = cycles_created_by(create_cycles)
-    assert len(g) == 4  # two instances and their dicts
-    assert len(g.references()) == 4
+    if sys.version_info < (3, 13):
+        assert len(g) == 4  # two instances and their dicts
+        assert len(g.references()) == 4
+    else:
+        # 3.13: the dicts write through to the inline values, which the
+        # instances report as their referents.
+        assert g.count_by_typename() == collections.Counter(A=2)
+        assert len(g.references()) == 2
     assert len(cycles_created_by(lambda: None)) == 0
     assert gc.garbage == before
 
@@ -590,16 +596,21 @@ def test_labels_instance_without_side_effects():
     labels = labels_of(obj, payload, Sneaky)
     assert calls == []
     assert labels[id(Sneaky)] == ["__class__"]
-    if sys.version_info[:2] == (3, 11):
+    if (3, 11) <= sys.version_info[:2] <= (3, 13):
         assert not had_dict
         assert labels[id(payload)] == ["payload"]
         # Still no __dict__ materialized by the annotation.
         assert not any(type(r) is dict for r in gc.get_referents(obj))
-    # With a real __dict__ the edge goes through it.
-    obj.__dict__
     d = obj.__dict__
-    assert labels_of(obj, d)[id(d)] == ["__dict__"]
-    assert labels_of(d, payload)[id(payload)] == ["value['payload']"]
+    if any(r is d for r in gc.get_referents(obj)):
+        # With a real __dict__ the edge goes through it (3.13 keeps the
+        # values inline even then).
+        assert labels_of(obj, d)[id(d)] == ["__dict__"]
+    else:
+        assert labels_of(obj, payload)[id(payload)] == ["payload"]
+    if any(r is payload for r in gc.get_referents(d)):  # not when 3.13 embeds it
+        assert labels_of(d, payload)[id(payload)] == ["value['payload']"]
+    assert calls == []
 
 
 def test_labels_frame_locals():
