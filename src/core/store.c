@@ -91,7 +91,7 @@ struct pl_store {
     int64_t next_prune_ms;
     char *path;
     uint64_t map_size;
-    uint64_t max_bytes;
+    uint64_t max_bytes;  /* as given; 0 = 3/4 of the current map (see max_bytes()) */
     uint64_t max_age_s;
     uint32_t max_samples;
     int read_only;
@@ -164,12 +164,18 @@ static size_t put_uv(uint8_t *p, uint64_t v)
     return n;
 }
 
-/* Reads a varint; returns bytes used or 0 on truncated/overlong input. */
-static size_t get_uv(const uint8_t *p, const uint8_t *end, uint64_t *v)
+/* Reads a varint; returns bytes used or 0 on truncated/overlong input.
+ * Most values in chunks are single bytes, hence the fast path. */
+static inline size_t get_uv(const uint8_t *p, const uint8_t *end, uint64_t *v)
 {
     uint64_t r = 0;
     size_t n = 0;
     unsigned shift = 0;
+
+    if (p < end && !(*p & 0x80)) {
+        *v = *p;
+        return 1;
+    }
 
     while (p + n < end && shift < 64) {
         uint8_t b = p[n++];
@@ -349,9 +355,7 @@ int pl_store_open(pl_store **out, const pl_store_options *opt)
     s->map_size = opt->map_size ? opt->map_size : DEFAULT_MAP_SIZE;
     s->max_samples = opt->max_samples ? opt->max_samples : DEFAULT_MAX_SAMPLES;
     s->max_age_s = opt->max_age_s ? opt->max_age_s : DEFAULT_MAX_AGE_S;
-    s->max_bytes = opt->max_bytes ? opt->max_bytes : s->map_size / 4 * 3;
-    if (s->max_bytes > s->map_size)
-        s->max_bytes = s->map_size;
+    s->max_bytes = opt->max_bytes;
     if (pthread_rwlock_init(&s->resize_lock, NULL) != 0) {
         rc = ENOMEM;
         goto fail;
@@ -429,6 +433,21 @@ void pl_store_test_collide_hashes(pl_store *s, int on)
     s->collide_hashes = on != 0;
 }
 
+/* The byte budget: max_bytes as given, or 3/4 of the map, never more than
+ * the map. The map is read each time because another process may have
+ * grown it (and this handle adopted the larger size). */
+static uint64_t max_bytes(pl_store *s)
+{
+    MDB_envinfo info;
+    uint64_t map = s->map_size;
+
+    if (mdb_env_info(s->env, &info) == 0 && info.me_mapsize > map)
+        map = info.me_mapsize;
+    if (!s->max_bytes)
+        return map / 4 * 3;
+    return s->max_bytes < map ? s->max_bytes : map;
+}
+
 /* Pages in use: every tree's branch, leaf and overflow pages plus the two
  * meta pages. Free pages (reusable) are not counted. */
 static uint64_t used_bytes(pl_store *s, MDB_txn *txn)
@@ -463,7 +482,7 @@ int pl_store_stat_get(pl_store *s, pl_store_stat *out)
     mdb_env_info(s->env, &info);
     out->map_size = info.me_mapsize;
     out->used_bytes = used_bytes(s, txn);
-    out->max_bytes = s->max_bytes;
+    out->max_bytes = max_bytes(s);
     out->max_samples = s->max_samples;
     out->max_age_s = s->max_age_s;
     rc = mdb_stat(txn, s->types, &st);
@@ -1276,7 +1295,7 @@ static int append_txn(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
     rc = rec_put(s, txn, inc, rec);
     if (rc)
         goto abort;
-    *over = used_bytes(s, txn) > s->max_bytes;
+    *over = used_bytes(s, txn) > max_bytes(s);
     rc = txn_commit(s, txn);
     goto out;
 abort:
@@ -2521,7 +2540,7 @@ static int prune_bytes(pl_store *s)
             break;
         used = used_bytes(s, txn);
         txn_abort(s, txn);
-        if (used <= s->max_bytes)
+        if (used <= max_bytes(s))
             break;
         rc = drop_oldest(s, 0, &dropped);
         if (rc)

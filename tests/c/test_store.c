@@ -1212,6 +1212,77 @@ static void test_server_root(void)
     CHECK_EQ_INT(root.start, me.start);
 }
 
+/* Two processes with different map sizes: a child opens the store with a
+ * larger map and writes beyond the parent's map; the parent, holding its
+ * smaller env open, adopts the grown map (MDB_MAP_RESIZED) and reads and
+ * writes on. */
+static void test_map_resized(void)
+{
+    char *dir = make_dir();
+    pl_store *s = open_store(dir, 4u << 20, 0, 0, 1ull << 40);
+    enum { NT = 2000, NI = 8, NS = 30 };
+    pl_store_stat st;
+    pid_t pid, parent = getpid();
+    int status = 0, found;
+    pl_history *h;
+
+    pid = fork();
+    if (pid == 0) {
+        static pl_type_count c[NT];
+        static char buf[NT][16];
+        const char *names[NT];
+        size_t lens[NT], k;
+        uint32_t ids[NT];
+        pl_store *cs = open_store(dir, 64u << 20, 0, 0, 1ull << 40);
+        int i, j, bad = 0;
+
+        for (k = 0; k < NT; k++) {
+            snprintf(buf[k], sizeof buf[k], "z.T%zu", k);
+            names[k] = buf[k];
+            lens[k] = strlen(buf[k]);
+        }
+        bad |= pl_store_type_ids(cs, names, lens, NT, ids);
+        for (j = 0; j < NI; j++) {
+            pl_incarnation inc = {(uint32_t)parent, 500 + (uint64_t)j};
+
+            reg(cs, inc, 10 + j);
+            /* At most 32 samples: they stay in the log, 40 KB each. */
+            for (i = 0; i < NS; i++) {
+                for (k = 0; k < NT; k++)
+                    c[k] = (pl_type_count){ids[k], (uint64_t)(i + j), 1};
+                bad |= pl_store_append(cs, &inc, 1000 + i, c, NT);
+            }
+        }
+        pl_store_close(cs);
+        _exit(bad ? 1 : 0);
+    }
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_OK(pl_store_stat_get(s, &st));
+    CHECK(st.map_size >= (64u << 20));
+    CHECK(st.used_bytes > (4u << 20));
+    CHECK_EQ_INT(proc_samples(s, dead_inc(507), &found), NS);
+    CHECK(found);
+    h = history(s, "z.T1999", PL_SORT_NAME, 0, 1, 0, (uint32_t)getpid(), 1, 0);
+    if (h) {
+        CHECK_EQ_INT(h->n_types, 1);
+        if (h->n_types == 1) {
+            CHECK_EQ_INT(h->types[0].n_lines, NI);
+            CHECK_EQ_INT(h->types[0].count, NS - 1 + NI - 1); /* the latest incarnation's */
+        }
+        pl_history_free(h);
+    }
+    {
+        pl_incarnation me = dead_inc(900);
+
+        reg(s, me, 100);
+        append1(s, me, 5000, type_id(s, "z.After"), 9);
+        CHECK_EQ_INT(proc_samples(s, me, &found), 1);
+    }
+    pl_store_close(s);
+    remove_dir(dir);
+}
+
 int main(void)
 {
     RUN(test_open_and_procs);
@@ -1227,6 +1298,7 @@ int main(void)
     RUN(test_retention_age);
     RUN(test_retention_bytes);
     RUN(test_map_full);
+    RUN(test_map_resized);
     RUN(test_killed_writer);
     return TEST_EXIT();
 }
