@@ -2065,7 +2065,8 @@ int pl_live_answer(void *ctx, const pl_live_query *q, pl_buf *body, int *status)
     size_t start = body->len;
     if (!Py_IsInitialized() || is_finalizing()) {
         *status = 503;
-        return pl_json_error(body, "the interpreter is shutting down");
+        pl_buf_printf(body, "{\"pid\":%ld,\"error\":\"the interpreter is shutting down\"}", (long)getpid());
+        return body->err ? ENOMEM : 0;
     }
     PyGILState_STATE g = PyGILState_Ensure();
     PyObject *et, *ev, *tb;
@@ -2140,7 +2141,9 @@ static PyObject *py_live_query(PyObject *module, PyObject *args, PyObject *kwarg
     int status = 400;
     int rc = 0;
     if (bad) {
-        rc = pl_json_error(&body, bad);
+        pl_buf_printf(&body, "{\"pid\":%ld,\"error\":", (long)getpid());
+        pl_json_cstr(&body, bad);
+        rc = pl_buf_putc(&body, '}');
     } else {
         /* The same path as a request thread: the GIL is released here and
          * taken back with PyGILState_Ensure inside. */

@@ -376,7 +376,7 @@ def test_freed_object_is_404():
 def test_negative_and_huge_ids_are_400():
     for oid in (-1, 2**64):
         status, body = query(_pyloot.LIVE_DETAIL, "", oid)
-        assert status == 400 and "error" in body
+        assert status == 400 and "error" in body and body["pid"] == os.getpid()
         with pytest.raises(ValueError):
             live.describe(oid)
 
@@ -599,3 +599,26 @@ def test_one_object_of_every_type_answers():
             status, body = query(kind, "", oid)
             assert status in (200, 404), body
     del running
+
+
+def test_exit_while_a_thread_is_querying():
+    """A daemon thread in the middle of live queries when the interpreter
+    exits: the process ends cleanly (no hang, no crash)."""
+    import subprocess
+
+    code = (
+        "import threading, time\n"
+        "from pyloot import live\n"
+        "keep = [[i] for i in range(20000)]\n"
+        "def spin():\n"
+        "    while True:\n"
+        "        live.objects('list', limit=50)\n"
+        "        live.path(id(keep[-1]))\n"
+        "threading.Thread(target=spin, daemon=True).start()\n"
+        "time.sleep(0.3)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    for _ in range(3):
+        proc = subprocess.run([sys.executable, "-c", code], env=env, timeout=60,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-2000:]
