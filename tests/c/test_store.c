@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1283,6 +1284,163 @@ static void test_map_resized(void)
     remove_dir(dir);
 }
 
+/* Several processes append at once, each through compaction, level-2
+ * merges and retention (max_samples 150), while the parent queries: every
+ * worker's stored values are exactly its own afterwards. */
+static void test_concurrent_writers(void)
+{
+    char *dir = make_dir();
+    enum { NW = 3, NT = 500, NS = 300, MAXS = 150 };
+    pid_t pids[NW];
+    pl_incarnation incs[NW];
+    int fds[2], status, w, queries = 0;
+    pl_store *s;
+    pl_history *h;
+
+    if (pipe(fds) != 0)
+        exit(2);
+    s = open_store(dir, 0, MAXS, 0, 0);
+    (void)type_id(s, "w.T0"); /* the store exists before the workers open it */
+    pl_store_close(s);
+    for (w = 0; w < NW; w++) {
+        pids[w] = fork();
+        if (pids[w] == 0) {
+            static pl_type_count c[NT];
+            static char buf[NT][16];
+            const char *names[NT];
+            size_t lens[NT], k;
+            uint32_t ids[NT];
+            pl_incarnation me;
+            pl_store *cs;
+            int i, bad = 0;
+
+            close(fds[0]);
+            cs = open_store(dir, 0, MAXS, 0, 0);
+            pl_proc_self(&me);
+            reg(cs, me, 1);
+            if (write(fds[1], &me, sizeof me) != (ssize_t)sizeof me)
+                _exit(3);
+            for (k = 0; k < NT; k++) {
+                snprintf(buf[k], sizeof buf[k], "w.T%zu", k);
+                names[k] = buf[k];
+                lens[k] = strlen(buf[k]);
+            }
+            bad |= pl_store_type_ids(cs, names, lens, NT, ids) != 0;
+            for (i = 0; i < NS; i++) {
+                for (k = 0; k < NT; k++)
+                    c[k] = (pl_type_count){ids[k], (uint64_t)(1000 * w + i + (int)k % 3),
+                                           (uint64_t)i};
+                bad |= pl_store_append(cs, &me, 10000 + i * 10, c, NT) != 0;
+            }
+            pl_store_close(cs);
+            _exit(bad ? 1 : 0);
+        }
+    }
+    close(fds[1]);
+    for (w = 0; w < NW; w++)
+        if (read(fds[0], &incs[w], sizeof incs[w]) != (ssize_t)sizeof incs[w])
+            exit(2);
+    close(fds[0]);
+    s = open_store(dir, 0, MAXS, 0, 0);
+    /* Query while they write: must never fail. */
+    for (;;) {
+        int running = 0;
+
+        for (w = 0; w < NW; w++)
+            running |= pids[w] > 0 && waitpid(pids[w], &status, WNOHANG) == 0;
+        h = history(s, "w.T1", PL_SORT_NAME, 0, 5, 0, 0, 1, 0);
+        pl_history_free(h);
+        queries++;
+        if (!running)
+            break;
+    }
+    for (w = 0; w < NW; w++) {
+        status = 0;
+        waitpid(pids[w], &status, 0);
+    }
+    CHECK(queries > 0);
+    for (w = 0; w < NW; w++) {
+        int found;
+        uint32_t n = proc_samples(s, incs[w], &found);
+
+        CHECK(found);
+        CHECK(n <= MAXS && n >= MAXS - 127);
+        h = history(s, "w.T7", PL_SORT_NAME, 0, 1, 0, incs[w].pid, 0, 5000);
+        if (h) {
+            CHECK_EQ_INT(h->n_times, n);
+            if (h->n_types == 1 && h->n_times == n) {
+                int64_t i, first = NS - (int64_t)n;
+                int bad = 0;
+
+                for (i = 0; i < (int64_t)n; i++)
+                    if (h->types[0].counts[i] != 1000 * w + first + i + 1 ||
+                        h->times[i] != 10000 + (first + i) * 10)
+                        bad++;
+                CHECK_EQ_INT(bad, 0);
+            }
+            pl_history_free(h);
+        }
+    }
+    pl_store_close(s);
+    remove_dir(dir);
+}
+
+struct thread_arg {
+    pl_store *s;
+    pl_incarnation inc;
+    uint32_t id;
+    int errors;
+};
+
+static void *append_thread(void *p)
+{
+    struct thread_arg *a = p;
+    int i;
+
+    for (i = 0; i < 200; i++) {
+        pl_type_count c = {a->id, (uint64_t)i, 1};
+
+        a->errors += pl_store_append(a->s, &a->inc, 1000 + i, &c, 1) != 0;
+    }
+    return NULL;
+}
+
+/* One handle shared by two threads (MDB_NOTLS): a writer and a reader. */
+static void test_threads(void)
+{
+    char *dir = make_dir();
+    pl_store *s = open_store(dir, 0, 0, 0, 0);
+    struct thread_arg a;
+    pthread_t t;
+    int i, errors = 0;
+
+    a.s = s;
+    a.inc = dead_inc(77);
+    a.errors = 0;
+    reg(s, a.inc, 1);
+    a.id = type_id(s, "t.T");
+    CHECK(pthread_create(&t, NULL, append_thread, &a) == 0);
+    for (i = 0; i < 50; i++) {
+        pl_history_query q;
+        pl_history *h = NULL;
+
+        memset(&q, 0, sizeof q);
+        q.limit = 5;
+        errors += pl_store_history(s, &q, &h) != 0;
+        pl_history_free(h);
+    }
+    pthread_join(t, NULL);
+    CHECK_EQ_INT(errors, 0);
+    CHECK_EQ_INT(a.errors, 0);
+    {
+        int found;
+
+        CHECK_EQ_INT(proc_samples(s, a.inc, &found), 200);
+    }
+    pl_store_close(s);
+    remove_dir(dir);
+}
+
 int main(void)
 {
     RUN(test_open_and_procs);
@@ -1300,5 +1458,7 @@ int main(void)
     RUN(test_map_full);
     RUN(test_map_resized);
     RUN(test_killed_writer);
+    RUN(test_concurrent_writers);
+    RUN(test_threads);
     return TEST_EXIT();
 }
