@@ -116,15 +116,20 @@ def time_ms(fn, gc_off=False):
     return (t1 - t0) * 1e3, result
 
 
-def interleaved(fns, repeats, gc_off=False):
+def interleaved(fns, repeats, gc_off=False, cpu=None):
     """Runs each of fns (a dict name -> callable) once per round, round after
     round, so that a busy machine slows them all alike. Returns name -> list of
-    milliseconds; fn.results (if present) collects the return values."""
+    wall milliseconds; fills cpu (if given) with name -> list of CPU ms."""
     times = {name: [] for name in fns}
+    if cpu is not None:
+        cpu.update({name: [] for name in fns})
     for _ in range(repeats):
         for name, fn in fns.items():
+            c0 = time.process_time()
             ms, _ = time_ms(fn, gc_off)
             times[name].append(ms)
+            if cpu is not None:
+                cpu[name].append((time.process_time() - c0) * 1e3)
     return times
 
 
@@ -250,18 +255,47 @@ def anchor_child(n, repeats):
     heap = heapmod.build_heap(n)
     tracked = tracked_objects()
     loot = pyloot.PyLoot()  # its default InMemoryBackend
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         loot.collect_objects()
         times.append((time.perf_counter() - t0) * 1e3)
-    print(json.dumps({"tracked": tracked, "times_ms": times, "python": platform.python_version()}))
+        cpu.append((time.process_time() - c0) * 1e3)
+    print(json.dumps({"tracked": tracked, "times_ms": times, "cpu_ms": cpu,
+                      "python": platform.python_version()}))
     del heap
 
 
-def run_anchor_pyloot(py, env, n, repeats, timeout):
-    cmd = [py, os.path.abspath(__file__), "--anchor-child", "--objects", str(n),
-           "--repeats", str(repeats)]
+def small_child(target, repeats):
+    """Runs in a fresh process of this Python with our pyloot: ours and
+    Dozer's tick on a heap padded to `target` gc-tracked objects (the anchor
+    process's count). Prints one JSON line."""
+    import bench_collector as heapmod
+
+    import pyloot
+
+    dz = dozer_instance()  # imported before measuring the baseline
+    base = tracked_objects()
+    pad = max(0, target - base)
+    heap = heapmod.build_heap(pad)
+    tracked = tracked_objects()
+    store_dir = tempfile.mkdtemp(prefix="pyloot-bench-")
+    try:
+        loot = pyloot.PyLoot(path=store_dir)
+        ours = Recorder(loot.collect_objects)
+        ours()
+        dz.tick()
+        ours.results.clear()
+        cpu = {}
+        t = interleaved({"ours": ours, "dozer_tick": dz.tick}, repeats, cpu=cpu)
+    finally:
+        shutil.rmtree(store_dir, ignore_errors=True)
+    print(json.dumps({"base": base, "pad": pad, "tracked": tracked, "times_ms": t, "cpu_ms": cpu,
+                      "ours_results": ours.results}))
+    del heap
+
+
+def run_child(cmd, env, timeout):
     try:
         r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -269,6 +303,12 @@ def run_anchor_pyloot(py, env, n, repeats, timeout):
     if r.returncode != 0:
         return None, "failed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
     return json.loads(r.stdout.strip().splitlines()[-1]), None
+
+
+def run_anchor_pyloot(py, env, n, repeats, timeout):
+    cmd = [py, os.path.abspath(__file__), "--anchor-child", "--objects", str(n),
+           "--repeats", str(repeats)]
+    return run_child(cmd, env, timeout)
 
 
 # ---------------------------------------------------------------------------
@@ -437,34 +477,42 @@ def run(args, n, n_anchor, repeats):
             else:
                 print("  subprocess took %.0f s; %s gc-tracked objects in it (its own imports included)"
                       % (time.perf_counter() - t0, format(anchor["tracked"], ",")))
-    # Ours and Dozer's on a heap with as many tracked objects as the anchor's
-    # process had (same build_heap mix, padded for the smaller baseline here).
-    base = tracked_objects()
-    target = anchor["tracked"] if anchor else base + n_anchor
-    heap = heapmod.build_heap(max(0, target - base))
-    tracked = tracked_objects()
-    print("  here: build_heap(%s) on a baseline of %s: %s gc-tracked objects"
-          % (format(max(0, target - base), ","), format(base, ","), format(tracked, ",")))
-    dz = dozer_instance()
-    store_dir = tempfile.mkdtemp(prefix="pyloot-bench-")
-    try:
-        loot = pyloot.PyLoot(path=store_dir)
-        loot.collect_objects()
-        t = interleaved({"ours": loot.collect_objects, "dozer_tick": dz.tick}, repeats)
+    # Ours and Dozer's in a fresh process too (not in this one, which carries
+    # the freed 1M heap), on the same build_heap mix padded to as many
+    # gc-tracked objects as the anchor's process had.
+    target = anchor["tracked"] if anchor else n_anchor + 21_000  # ~ the anchor's own baseline
+    cmd = [sys.executable, os.path.abspath(__file__), "--small-child", str(target),
+           "--repeats", str(repeats)]
+    small, err = run_child(cmd, dict(os.environ), 600)
+    if err:
+        print("  ours and Dozer's on the small heap: %s" % err)
+    else:
+        print("  ours and Dozer's in a fresh process: build_heap(%s) on a baseline of %s: %s tracked"
+              % (format(small["pad"], ","), format(small["base"], ","), format(small["tracked"], ",")))
+        t = small["times_ms"]
         m = {k: med(v) for k, v in t.items()}
         if anchor:
             a = med(anchor["times_ms"])
-            rep.line("original pyloot 0.1 collect_objects()", a,
-                     "median of %d (%s tracked)" % (len(anchor["times_ms"]), format(anchor["tracked"], ",")))
+            rep.line("original pyloot %s collect_objects()" % version, a,
+                     "median of %d, %s tracked; CPU time %s" % (
+                         len(anchor["times_ms"]), format(anchor["tracked"], ","),
+                         fmt_ms(med(anchor["cpu_ms"]))))
         rep.line("PyLoot(path=tmp).collect_objects()", m["ours"], summary_ms(t["ours"]))
+        res = small["ours_results"]
+        print("  %-52s %10s" % ("  of which gc.collect / pass (GIL held)", "%s / %s" % (
+            fmt_ms(med([x["gc_ms"] for x in res])), fmt_ms(med([x["pass_ms"] for x in res])))))
         rep.line("Dozer.tick()", m["dozer_tick"], summary_ms(t["dozer_tick"]))
+        c = {k: med(v) for k, v in small["cpu_ms"].items()}
+        print("  %-52s %10s" % ("CPU time: ours / Dozer's tick", "%s / %s" % (
+            fmt_ms(c["ours"]), fmt_ms(c["dozer_tick"]))))
         if anchor:
-            rep.ratio("original pyloot / ours (speed-up)", a / m["ours"], "none set; for reference", None)
-        rep.ratio("Dozer tick / ours (speed-up)", m["dozer_tick"] / m["ours"], "none set; for reference",
-                  None)
-    finally:
-        shutil.rmtree(store_dir, ignore_errors=True)
-    del heap
+            rep.ratio("original pyloot / ours (speed-up, wall)", a / m["ours"], "none set; for reference",
+                      None)
+            rep.ratio("original pyloot / ours (speed-up, CPU time)", med(anchor["cpu_ms"]) / c["ours"],
+                      "none set; for reference", None)
+            rep.ratio("original pyloot / Dozer tick (wall)", a / m["dozer_tick"], "for reference", None)
+        rep.ratio("Dozer tick / ours, small heap (speed-up)", m["dozer_tick"] / m["ours"],
+                  "none set; for reference", None)
 
     rep.section("Summary")
     for label, value, goal, verdict in rep.rows:
@@ -506,26 +554,30 @@ def main():
     ap.add_argument("--objects", type=int, default=None,
                     help="tracked objects on the main heap (default 1,000,000; 200,000 with --quick)")
     ap.add_argument("--anchor-objects", type=int, default=None,
-                    help="heap size for the original pyloot (default 20,000; 5,000 with --quick)")
+                    help="heap size for the original pyloot (default 10,000; 2,000 with --quick)")
     ap.add_argument("--repeats", type=int, default=None,
                     help="repetitions per figure, median reported (default 7; 3 with --quick)")
     ap.add_argument("--quick", action="store_true", help="smaller heaps and fewer repetitions")
     ap.add_argument("--no-anchor", action="store_true", help="skip the original pyloot (PyPI)")
     ap.add_argument("--anchor-venv", default=ANCHOR_VENV,
                     help="virtual environment of the original pyloot (created if missing)")
-    ap.add_argument("--anchor-timeout", type=int, default=180,
+    ap.add_argument("--anchor-timeout", type=int, default=1200,
                     help="seconds before the original pyloot's subprocess is abandoned")
     ap.add_argument("--anchor-repeats", type=int, default=1,
                     help="collections of the original pyloot (default 1: each takes minutes)")
     ap.add_argument("--anchor-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--small-child", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.anchor_child:
         anchor_child(args.objects, args.repeats or 1)
         return 0
+    if args.small_child is not None:
+        small_child(args.small_child, args.repeats or 3)
+        return 0
 
     n = args.objects or (200_000 if args.quick else 1_000_000)
-    n_anchor = args.anchor_objects or (5_000 if args.quick else 20_000)
+    n_anchor = args.anchor_objects or (2_000 if args.quick else 10_000)
     repeats = args.repeats or (3 if args.quick else 7)
     return run(args, n, n_anchor, repeats)
 
