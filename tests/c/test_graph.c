@@ -23,6 +23,8 @@ static pl_graph *make(size_t n, const uint32_t (*edges)[2], size_t m)
     for (size_t e = 0; e < m; e++)
         CHECK_OK(pl_graph_add_edge(g, edges[e][0], edges[e][1]));
     CHECK_OK(pl_graph_finish(g));
+    CHECK(!pl_graph_has_reverse(g));
+    CHECK_OK(pl_graph_ensure_reverse(g));
     return g;
 }
 

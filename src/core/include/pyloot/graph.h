@@ -14,11 +14,12 @@
  * threads at once, except pl_graph_ensure_index; building is not
  * thread-safe.
  *
- * Key lookups need the key index (~21 bytes per vertex), parents need the
- * in-edges. Graphs built with pl_graph_new get both; the subgraphs the
- * algorithms return get them only from pl_graph_ensure_index and
- * pl_graph_ensure_reverse, because most are only counted or iterated and a
- * large one would pay a random memory access per vertex and per edge.
+ * Key lookups need the key index (~27 bytes per vertex), parents need the
+ * in-edges. Graphs built with pl_graph_new have the index; the subgraphs the
+ * algorithms return get it only from pl_graph_ensure_index, and every graph
+ * gets its in-edges from pl_graph_ensure_reverse: most graphs are only
+ * counted, iterated or split, and a large one would pay a random memory
+ * access per vertex or per edge for nothing.
  *
  * Every algorithm is iterative (no recursion: a chain of 10M vertices
  * works) and allocates with libc only (never PyMem_*), so it can run without
@@ -59,12 +60,14 @@ int pl_graph_add_vertices(pl_graph *g, const uint64_t *keys, size_t n, uint8_t *
  * the first edge is added no vertex can be added. Returns 0, ENOMEM,
  * PL_EBADARG or PL_ETOOBIG. */
 int pl_graph_add_edge(pl_graph *g, uint32_t tail, uint32_t head);
-/* Ends building: trims the arrays and builds the in-edge index. Returns 0
- * or ENOMEM (the graph is then still unfinished and may be freed). */
+/* Ends building: closes the out-edge offsets and trims the arrays. The
+ * in-edges are not built yet (pl_graph_ensure_reverse). Returns 0 or ENOMEM
+ * (the graph is then still unfinished and may be freed). */
 int pl_graph_finish(pl_graph *g);
-/* Builds the in-edges of a finished graph if it has none (the algorithms'
- * subgraphs are returned without). Returns 0, ENOMEM or PL_EBADARG. Not
- * thread-safe: call it before sharing the graph. */
+/* Builds the in-edges of a finished graph if it has none: a counting sort
+ * of the edges, done on first need because many uses (components, counts,
+ * differences) never ask for parents. Returns 0, ENOMEM or PL_EBADARG (not
+ * finished). Not thread-safe: call it before sharing the graph. */
 int pl_graph_ensure_reverse(pl_graph *g);
 /* Whether the in-edges are built. */
 int pl_graph_has_reverse(const pl_graph *g);
