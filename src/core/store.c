@@ -1260,6 +1260,12 @@ static int append_txn(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
     rc = rec_get(s, txn, inc, rec);
     if (rc)
         goto abort;
+    /* Only ids handed out by pl_store_type_ids: compaction, merges and
+     * deletions walk the groups up to the highest id. */
+    if (n && (sorted[0].type_id == 0 || sorted[n - 1].type_id > max_type_id(s, txn))) {
+        rc = PL_EBADARG;
+        goto abort;
+    }
     /* Times are strictly increasing per incarnation (they are part of the
      * key); a clock that steps back is clamped rather than losing data. */
     if (rec->last_time && time_ms <= rec->last_time)
@@ -3964,12 +3970,18 @@ static int mailbox_sweep(pl_store *s, int64_t now_ms, const struct inc_entry *li
     size_t n_doomed = 0, cap = 0, i;
     int rc;
 
-    rc = txn_begin(s, 1, &txn);
+    /* Most passes find the mailbox empty: check that without a write txn. */
+    rc = txn_begin(s, 0, &txn);
     if (rc)
         goto out;
     rc = mdb_stat(txn, s->mailbox, &st);
+    txn_abort(s, txn);
+    txn = NULL;
     if (rc || st.ms_entries == 0)
-        goto abort;
+        goto out;
+    rc = txn_begin(s, 1, &txn);
+    if (rc)
+        goto out;
     rc = mdb_cursor_open(txn, s->mailbox, &cur);
     if (rc)
         goto abort;

@@ -233,6 +233,16 @@ static void test_merge(void)
     leak = type_id(s, "app.Leak");
     CHECK(leak > 0);
     CHECK_EQ_INT(type_id(s, "app.Leak"), leak);
+    {
+        pl_type_count bad[2] = {{leak, 1, 1}, {leak, 2, 2}};
+        pl_type_count unknown = {leak + 1, 1, 1};
+        pl_incarnation nobody = dead_inc(424242);
+
+        CHECK_EQ_INT(pl_store_append(s, &c, 400, bad, 2), PL_EBADARG);     /* duplicate id */
+        CHECK_EQ_INT(pl_store_append(s, &c, 400, &unknown, 1), PL_EBADARG); /* never allocated */
+        CHECK_EQ_INT(pl_store_append(s, &c, -1, bad, 1), PL_EBADARG);
+        CHECK_EQ_INT(pl_store_append(s, &nobody, 400, bad, 1), PL_ENOTFOUND);
+    }
     append1(s, c, 500, leak, 100);
     append1(s, c, 1200, leak, 100);
     append1(s, a.inc, 1000, leak, 10);
@@ -848,9 +858,10 @@ static void test_killed_writer(void)
         pl_store *cs;
         pl_incarnation me;
         static pl_type_count c[NT];
-        const char *names[1] = {"k.Base"};
-        size_t lens[1] = {6};
-        uint32_t base;
+        static char buf[NT][16];
+        static uint32_t ids[NT];
+        const char *names[NT];
+        size_t lens[NT];
         uint32_t i;
         size_t k;
 
@@ -858,13 +869,18 @@ static void test_killed_writer(void)
         cs = open_store(dir, 0, 0, 0, 0);
         pl_proc_self(&me);
         reg(cs, me, 1);
-        if (pl_store_type_ids(cs, names, lens, 1, &base))
+        for (k = 0; k < NT; k++) {
+            snprintf(buf[k], sizeof buf[k], "k.T%zu", k);
+            names[k] = buf[k];
+            lens[k] = strlen(buf[k]);
+        }
+        if (pl_store_type_ids(cs, names, lens, NT, ids))
             _exit(3);
         if (write(fds[1], &me, sizeof me) != (ssize_t)sizeof me)
             _exit(3);
         for (i = 0;; i++) {
             for (k = 0; k < NT; k++)
-                c[k] = (pl_type_count){base + (uint32_t)k, i + k, 8 * (i + k)};
+                c[k] = (pl_type_count){ids[k], i + k, 8 * (i + k)};
             if (pl_store_append(cs, &me, 1000 + (int64_t)i, c, NT) != 0)
                 _exit(4);
             if (write(fds[1], &i, sizeof i) != (ssize_t)sizeof i)
@@ -887,7 +903,7 @@ static void test_killed_writer(void)
     got = proc_samples(s, child_inc, &found);
     CHECK(found);
     CHECK(got >= committed && got <= committed + 1);
-    h = history(s, "k.Base", PL_SORT_NAME, 0, 1, 0, child_inc.pid, 0, 5000);
+    h = history(s, "k.T0", PL_SORT_NAME, 0, 1, 0, child_inc.pid, 0, 5000);
     if (h) {
         CHECK_EQ_INT(h->n_types, 1);
         CHECK_EQ_INT(h->n_times, got);

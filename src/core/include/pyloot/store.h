@@ -34,9 +34,12 @@ typedef struct pl_incarnation {
 typedef struct pl_store_options {
     const char *path;       /* environment directory; created (mode 0700) if missing */
     uint64_t map_size;      /* LMDB map size in bytes; 0 = default (1 GiB) */
-    uint32_t max_samples;   /* per incarnation; 0 = default (2880) */
+    uint32_t max_samples;   /* per incarnation; 0 = default (2880). Dropped a compacted window
+                             * (32 or 128 samples) at a time: see docs/store.md */
     uint64_t max_age_s;     /* samples and dead incarnations older than this are pruned; 0 = default (7 days) */
-    uint64_t max_bytes;     /* prune when the used part of the map exceeds this; 0 = default (3/4 of map_size) */
+    uint64_t max_bytes;     /* prune when the used part of the map exceeds this; 0 = default (3/4 of
+                             * the map, which may have been grown by another process); never more
+                             * than the map */
     int read_only;          /* open for reading only (the CLI inspecting a store); never writes */
 } pl_store_options;
 
@@ -106,7 +109,12 @@ typedef struct pl_type_count {
 /* Appends one sample of an incarnation taken at time_ms: the counts of every
  * type present (types absent from the sample count 0 in it). `counts` need
  * not be sorted. Prunes by retention first when it is due, and on
- * MDB_MAP_FULL prunes and retries instead of failing. */
+ * MDB_MAP_FULL prunes and retries instead of failing. Returns PL_ENOTFOUND
+ * if `inc` is not registered, PL_EBADARG for a duplicate type id, an id not
+ * given out by pl_store_type_ids, or time_ms < 0. A time not after the
+ * incarnation's previous sample is moved to 1 ms after it (a clock stepping
+ * back must not lose samples). Entries with count and bytes 0 are not
+ * stored. Thread-safe. */
 int pl_store_append(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
                     const pl_type_count *counts, size_t n);
 
@@ -172,8 +180,10 @@ typedef struct pl_history {
  * of slots (see docs/store.md): an incarnation contributes to a slot its last
  * sample at or before the slot's end, from its first sample until its last
  * one, and alive incarnations carry their latest value to the newest slot.
- * The merged line sums those contributions. *out is malloc'ed; free it with
- * pl_history_free. */
+ * The merged line sums those contributions. Candidates are every type of the
+ * store; ties sort by name, then id. Returns PL_EBADARG for a limit outside
+ * 1..1000 or an unknown sort, PL_ENOTFOUND when `pid` has no incarnation.
+ * *out is malloc'ed; free it with pl_history_free (NULL is a no-op). */
 int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out);
 void pl_history_free(pl_history *h);
 
@@ -193,7 +203,9 @@ int pl_store_mailbox_post(pl_store *s, const pl_incarnation *to, const void *req
 int pl_store_mailbox_take(pl_store *s, const pl_incarnation *me, int64_t now_ms,
                           int64_t max_age_ms, uint64_t *ticket, pl_buf *req);
 
-/* Stores the reply to a taken request: an HTTP status and a body (any size). */
+/* Stores the reply to a taken request: an HTTP status and a body (any size).
+ * Returns PL_ENOTFOUND (dropping the reply) when the request was withdrawn
+ * or swept meanwhile. */
 int pl_store_mailbox_reply(pl_store *s, uint64_t ticket, int status, const void *body, size_t len,
                            int64_t now_ms);
 
