@@ -1733,6 +1733,9 @@ out:
  * 2 gave up after BACK_LEVELS levels, -1 ENOMEM. */
 #define BACK_LEVELS 6
 
+#define BACK_FILTER_BITS (1 << 16)
+#define BACK_FILTER_BIT(p) ((((uintptr_t)(p)) >> 4) & (BACK_FILTER_BITS - 1))
+
 typedef struct back {
     ptrmap index; /* node address -> node index: every node met */
     PyObject **node;
@@ -1740,6 +1743,9 @@ typedef struct back {
     size_t n, cap;
     size_t lo, hi; /* the current level: nodes [lo, hi) */
     uint32_t hit;
+    /* One bit per address hash of every node met: most pointers of the heap
+     * are rejected here, in L1, before a probe of `index`. */
+    uint64_t filter[BACK_FILTER_BITS / 64];
 } back;
 
 static int back_push(back *b, PyObject *o, uint32_t toward)
@@ -1761,11 +1767,14 @@ static int back_push(back *b, PyObject *o, uint32_t toward)
     b->node[b->n] = o;
     b->toward[b->n] = toward;
     b->n++;
+    b->filter[BACK_FILTER_BIT(o) / 64] |= (uint64_t)1 << (BACK_FILTER_BIT(o) % 64);
     return 0;
 }
 
-static int back_lookup(const back *b, PyObject *o, uint32_t *idx)
+static inline int back_lookup(const back *b, PyObject *o, uint32_t *idx)
 {
+    if (!(b->filter[BACK_FILTER_BIT(o) / 64] & ((uint64_t)1 << (BACK_FILTER_BIT(o) % 64))))
+        return 0;
     size_t mask = b->index.cap - 1;
     for (size_t i = ptr_hash((uintptr_t)o) & mask;; i = (i + 1) & mask) {
         if (b->index.keys[i] == (uintptr_t)o) {
@@ -1825,10 +1834,51 @@ static size_t back_root(back *b, uint32_t idx, const ptrmap *moddicts, const ptr
     return 0;
 }
 
+/* The first backward level records every object's referents (a CSR over
+ * the snapshot), so that later levels scan flat arrays instead of calling
+ * tp_traverse again: about four times faster per level. Past CSR_MAX_EDGES
+ * (64 MB of pointers) recording stops and later levels traverse again. */
+#define CSR_MAX_EDGES ((size_t)8 << 20)
+
+typedef struct csr {
+    PyObject **edge;
+    size_t n, cap;
+    size_t *start; /* referents of snapshot object i: edge[start[i] .. start[i + 1]) */
+    int on;
+} csr;
+
+struct record_ctx {
+    back *b;
+    csr *c;
+};
+
+static int record_visit(PyObject *child, void *arg)
+{
+    struct record_ctx *r = arg;
+    csr *c = r->c;
+    if (c->on && c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 1 << 16;
+        PyObject **e = cap <= CSR_MAX_EDGES ? realloc(c->edge, cap * sizeof(*e)) : NULL;
+        if (e) {
+            c->edge = e;
+            c->cap = cap;
+        } else {
+            c->on = 0;
+        }
+    }
+    if (c->on)
+        c->edge[c->n++] = child;
+    if (r->b->hit == NO_PARENT)
+        back_visit(child, r->b);
+    return !c->on && r->b->hit != NO_PARENT; /* nothing left to record or find */
+}
+
 static int path_backward(answer *a, const frame_roots *fr, PyObject *target, objvec *path)
 {
     back b;
     memset(&b, 0, sizeof b);
+    csr c;
+    memset(&c, 0, sizeof c);
     ptrmap moddicts = {0}, locals_of = {0};
     objvec modules = {0};
     int rc = -1, err = 0;
@@ -1855,18 +1905,38 @@ static int path_backward(answer *a, const frame_roots *fr, PyObject *target, obj
     root = back_root(&b, 0, &moddicts, &locals_of, fr, &modules, &err);
     b.lo = 0;
     b.hi = b.n;
+    c.start = malloc((a->snap.n + 1) * sizeof(*c.start));
+    c.cap = a->snap.n * 3 < CSR_MAX_EDGES ? a->snap.n * 3 : CSR_MAX_EDGES;
+    c.edge = c.cap ? malloc(c.cap * sizeof(*c.edge)) : NULL;
+    c.on = c.start != NULL && c.edge != NULL;
+    struct record_ctx rec = {&b, &c};
     for (int level = 0; !root && !err; level++) {
         if (level == BACK_LEVELS) {
             rc = 2;
             goto out;
         }
+        int csr_ready = level > 0 && c.on;
         for (size_t i = 0; i < a->snap.n && !root && !err; i++) {
             PyObject *o = a->snap.v[i];
             uint32_t seen;
-            if (!has_traverse(o) || back_lookup(&b, o, &seen))
+            if (level == 0 && c.on)
+                c.start[i] = c.n;
+            /* With the CSR, an object is not even touched (a cache miss
+             * each, on a big heap) unless it refers to something. */
+            if (csr_ready ? c.start[i] == c.start[i + 1] : !has_traverse(o))
+                continue;
+            if (back_lookup(&b, o, &seen))
                 continue;
             b.hit = NO_PARENT;
-            Py_TYPE(o)->tp_traverse(o, back_visit, &b);
+            if (level == 0) {
+                Py_TYPE(o)->tp_traverse(o, record_visit, &rec);
+            } else if (csr_ready) {
+                for (size_t e = c.start[i]; e < c.start[i + 1]; e++)
+                    if (back_visit(c.edge[e], &b))
+                        break;
+            } else {
+                Py_TYPE(o)->tp_traverse(o, back_visit, &b);
+            }
             if (b.hit == NO_PARENT)
                 continue;
             if (back_push(&b, o, b.hit) < 0) {
@@ -1875,6 +1945,9 @@ static int path_backward(answer *a, const frame_roots *fr, PyObject *target, obj
             }
             root = back_root(&b, (uint32_t)(b.n - 1), &moddicts, &locals_of, fr, &modules, &err);
         }
+        if (level == 0 && c.on)
+            c.start[a->snap.n] = c.n;
+
         if (b.n == b.hi && !root) { /* nothing refers to the last level */
             rc = 0;
             goto out;
@@ -1897,6 +1970,8 @@ out:
     ptrmap_free(&moddicts);
     ptrmap_free(&locals_of);
     objvec_free(&modules);
+    free(c.edge);
+    free(c.start);
     return rc;
 }
 
