@@ -3,16 +3,17 @@
  *
  * Every query follows the same order, because a borrowed pointer is only
  * valid while no Python code runs:
- *   1. (path only) materialise the frames of running threads and their
- *      locals: this runs C code that may drop references, so it comes first;
- *   2. snapshot the gc-tracked objects into a libc array (borrowed pointers);
- *   3. pure C work over the snapshot (type match, tp_traverse scans, BFS),
- *      with automatic gc collections disabled so nothing is freed under us;
- *   4. take strong references to the few objects the answer describes and
- *      drop the snapshot;
- *   5. describe them (repr, attributes): user code may run from here on.
- * An id from a request is only ever compared with addresses found in step 2
- * or among the referents of those objects: it is never dereferenced. */
+ *   1. (path only) take the frames of running threads and their locals:
+ *      this may drop references, so it comes first;
+ *   2. with automatic gc collections disabled, walk the gc-tracked objects
+ *      (objects_gc.c) doing pure C work: type match, tp_traverse scans; the
+ *      path search first copies them into a libc array (the "snapshot") to
+ *      make several passes;
+ *   3. take strong references to the few objects the answer describes, drop
+ *      every borrowed pointer, re-enable gc;
+ *   4. describe them (repr, attributes): user code may run from here on.
+ * An id from a request is only ever compared with addresses met in step 2
+ * (tracked objects and what they refer to): it is never dereferenced. */
 #include "pyext.h"
 
 #include <errno.h>
