@@ -62,6 +62,11 @@ def test_objects_of_every_worker_through_any_worker(gunicorn):
             assert {o["type_name"] for o in got["objects"]} == {"Leak"}
             assert {o["type_module"] for o in got["objects"]} == {"leaky"}
 
+    # Without pid: the worker that received the request answers for itself.
+    for _ in range(8):
+        got = server.api("/api/objects?group=%s&limit=10000" % LEAK)
+        assert got["total"] == leaks[got["pid"]]
+
     # Paging is stable across requests.
     pid = max(leaks, key=leaks.get)
     full = [o["id"] for o in server.api("/api/objects?group=%s&pid=%d&limit=10000" % (LEAK, pid))["objects"]]
