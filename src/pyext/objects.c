@@ -1475,6 +1475,7 @@ static int collect_frames(frame_roots *fr)
             fr->frame[fr->n++] = (PyObject *)f;
             f = PyFrame_GetBack(f);
         }
+        PyErr_Clear(); /* a frame object that could not be made: the chain stops there */
     }
     for (size_t i = 0; i < fr->n; i++) {
         fr->first[i] = fr->nloc;
