@@ -169,24 +169,26 @@ static size_t put_uv(uint8_t *p, uint64_t v)
 static inline size_t get_uv(const uint8_t *p, const uint8_t *end, uint64_t *v)
 {
     uint64_t r = 0;
-    size_t n = 0;
+    size_t n = 0, used = 0;
     unsigned shift = 0;
 
     if (p < end && !(*p & 0x80)) {
         *v = *p;
-        return 1;
+        used = 1;
+        goto out;
     }
-
     while (p + n < end && shift < 64) {
         uint8_t b = p[n++];
         r |= (uint64_t)(b & 0x7f) << shift;
         if (!(b & 0x80)) {
             *v = r;
-            return n;
+            used = n;
+            break;
         }
         shift += 7;
     }
-    return 0;
+out:
+    return used;
 }
 
 static uint64_t zigzag(uint64_t delta)
@@ -206,8 +208,6 @@ static uint64_t name_hash(const pl_store *s, const char *p, size_t n)
     uint64_t h = 1469598103934665603ull;
     size_t i;
 
-    if (s->collide_hashes)
-        return 42;
     for (i = 0; i < n; i++) {
         h ^= (uint8_t)p[i];
         h *= 1099511628211ull;
@@ -215,7 +215,7 @@ static uint64_t name_hash(const pl_store *s, const char *p, size_t n)
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;
-    return h;
+    return s->collide_hashes ? 42 : h;
 }
 
 /* ---------------------------------------------------------- transactions */
@@ -443,9 +443,7 @@ static uint64_t max_bytes(pl_store *s)
 
     if (mdb_env_info(s->env, &info) == 0 && info.me_mapsize > map)
         map = info.me_mapsize;
-    if (!s->max_bytes)
-        return map / 4 * 3;
-    return s->max_bytes < map ? s->max_bytes : map;
+    return !s->max_bytes ? map / 4 * 3 : s->max_bytes < map ? s->max_bytes : map;
 }
 
 /* Pages in use: every tree's branch, leaf and overflow pages plus the two
@@ -2819,16 +2817,14 @@ static int lower(int c)
 static int contains_ci(const char *hay, size_t n, const char *needle, size_t m)
 {
     size_t i, j;
+    int found = m == 0;
 
-    if (m == 0)
-        return 1;
-    for (i = 0; i + m <= n; i++) {
+    for (i = 0; !found && i + m <= n; i++) {
         for (j = 0; j < m && lower((unsigned char)hay[i + j]) == lower((unsigned char)needle[j]); j++)
             ;
-        if (j == m)
-            return 1;
+        found = j == m;
     }
-    return 0;
+    return found;
 }
 
 static void hview_free(struct hview *v)
@@ -3008,8 +3004,10 @@ static int fill_log(pl_store *s, MDB_txn *txn, const struct hview *v, const uint
 
     memset(lc, 0, n_ids * n_log * sizeof *lc);
     memset(lb, 0, n_ids * n_log * sizeof *lb);
-    if (!n_log || !n_ids)
-        return 0;
+    if (!n_log || !n_ids) {
+        rc = 0;
+        goto out;
+    }
     rc = mdb_cursor_open(txn, s->log, &cur);
     if (rc)
         goto out;
@@ -3470,9 +3468,7 @@ void pl_history_free(pl_history *h)
 {
     size_t i, j;
 
-    if (!h)
-        return;
-    for (i = 0; h->types && i < h->n_types; i++) {
+    for (i = 0; h && h->types && i < h->n_types; i++) {
         pl_history_type *t = &h->types[i];
 
         free(t->name);
@@ -3482,9 +3478,11 @@ void pl_history_free(pl_history *h)
             free(t->lines[j].counts);
         free(t->lines);
     }
-    free(h->types);
-    free(h->times);
-    free(h);
+    if (h) {
+        free(h->types);
+        free(h->times);
+        free(h);
+    }
 }
 
 /* --------------------------------------------------------------- mailbox */
