@@ -584,6 +584,16 @@ static void graph_dealloc(PyObject *op)
     Py_DECREF(tp);
 }
 
+/* Whether o is a Graph (or a subclass instance): its type or a base has our
+ * deallocator. Works without the module state, for any subclass. */
+static int is_graph(PyObject *o)
+{
+    for (PyTypeObject *t = Py_TYPE(o); t; t = t->tp_base)
+        if (t->tp_dealloc == graph_dealloc)
+            return 1;
+    return 0;
+}
+
 static pl_graph *get_graph(PyObject *op)
 {
     pl_graph *g = ((PlGraphObject *)op)->graph;
@@ -976,7 +986,7 @@ static PyObject *graph_key_filter(PyObject *op, PyObject *args)
     int keep;
     if (!PyArg_ParseTuple(args, "Op:_key_filter", &other, &keep))
         return NULL;
-    if (!PyObject_TypeCheck(other, Py_TYPE(op)->tp_base) && !PyObject_TypeCheck(other, Py_TYPE(op))) {
+    if (!is_graph(other)) {
         PyErr_SetString(PyExc_TypeError, "_key_filter needs a graph");
         return NULL;
     }

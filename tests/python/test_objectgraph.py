@@ -339,6 +339,8 @@ def test_intersection_difference():
     assert list(diff) == [a]
     assert diff.references() == [(a, a)]
     assert list(g1 - [a]) == [c, d]  # any container
+    with pytest.raises(TypeError):
+        g1._key_filter([a], True)
     assert ids(g1 & [a, d]) == ids([a, d])
 
 
@@ -731,3 +733,28 @@ def test_export_image_without_dot(tmp_path):
     with pytest.raises(RuntimeError, match="Graphviz"):
         g.export_image(str(tmp_path / "x.png"), dot_executable=str(tmp_path / "no-such-dot"))
     assert not os.path.exists(tmp_path / "x.png")
+
+
+def test_reference_counts_balance():
+    a, b = [], {}
+    a.append(b)
+    b["a"] = a
+    before = sys.getrefcount(a), sys.getrefcount(b)
+    for _ in range(3):
+        g = ObjectGraph([a, b, a])
+        parts = [
+            g.ancestors(a), g.descendants(b, 0), g.shortest_path(a, b), g.shortest_cycle(a),
+            g.strongly_connected_components(), g.source_components(), g & g, g - g,
+            g.full_subgraph([b]), g.references(), g.children(a), g.parents(a), list(g),
+            g.annotated(), objects_reachable_from(a),
+        ]
+        with pytest.raises(KeyError):
+            g.children([])
+        with pytest.raises(ValueError):
+            g.descendants(b, 0).shortest_cycle(b)
+        s = snapshot()
+        assert a in s
+        del g, parts, s
+    a_after, b_after = sys.getrefcount(a), sys.getrefcount(b)
+    a.clear()
+    assert (a_after, b_after) == before
