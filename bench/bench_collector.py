@@ -266,17 +266,17 @@ def anchor_child(n, repeats):
     del heap
 
 
-def small_child(target, repeats):
+def small_child(n, target, repeats):
     """Runs in a fresh process of this Python with our pyloot: ours and
-    Dozer's tick on a heap padded to `target` gc-tracked objects (the anchor
-    process's count). Prints one JSON line."""
+    Dozer's tick on build_heap(n), enlarged if needed to `target` gc-tracked
+    objects (the anchor process's count). Prints one JSON line."""
     import bench_collector as heapmod
 
     import pyloot
 
     dz = dozer_instance()  # imported before measuring the baseline
     base = tracked_objects()
-    pad = max(0, target - base)
+    pad = max(n, target - base)
     heap = heapmod.build_heap(pad)
     tracked = tracked_objects()
     store_dir = tempfile.mkdtemp(prefix="pyloot-bench-")
@@ -478,17 +478,22 @@ def run(args, n, n_anchor, repeats):
                 print("  subprocess took %.0f s; %s gc-tracked objects in it (its own imports included)"
                       % (time.perf_counter() - t0, format(anchor["tracked"], ",")))
     # Ours and Dozer's in a fresh process too (not in this one, which carries
-    # the freed 1M heap), on the same build_heap mix padded to as many
-    # gc-tracked objects as the anchor's process had.
+    # the freed 1M heap), on the same build_heap(n_anchor), enlarged to as many
+    # gc-tracked objects as the anchor's process had when our baseline is
+    # smaller. (With Dozer imported it is usually larger: then our side has
+    # more objects than the anchor's, which only favours the anchor.)
     target = anchor["tracked"] if anchor else n_anchor + 21_000  # ~ the anchor's own baseline
     cmd = [sys.executable, os.path.abspath(__file__), "--small-child", str(target),
-           "--repeats", str(repeats)]
+           "--objects", str(n_anchor), "--repeats", str(repeats)]
     small, err = run_child(cmd, dict(os.environ), 600)
     if err:
         print("  ours and Dozer's on the small heap: %s" % err)
     else:
         print("  ours and Dozer's in a fresh process: build_heap(%s) on a baseline of %s: %s tracked"
               % (format(small["pad"], ","), format(small["base"], ","), format(small["tracked"], ",")))
+        if anchor and small["tracked"] != anchor["tracked"]:
+            print("  (%s tracked here vs %s in the anchor's process: its imports and ours differ)"
+                  % (format(small["tracked"], ","), format(anchor["tracked"], ",")))
         t = small["times_ms"]
         m = {k: med(v) for k, v in t.items()}
         if anchor:
@@ -573,7 +578,7 @@ def main():
         anchor_child(args.objects, args.repeats or 1)
         return 0
     if args.small_child is not None:
-        small_child(args.small_child, args.repeats or 3)
+        small_child(args.objects or 0, args.small_child, args.repeats or 3)
         return 0
 
     n = args.objects or (200_000 if args.quick else 1_000_000)
