@@ -201,14 +201,15 @@ static int has_traverse(PyObject *o)
 
 typedef int (*attr_fn)(PyObject *name, PyObject *value, void *arg);
 
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
-/* CPython 3.11 keeps the attributes of a managed-dict instance in a values
- * array laid out by the type's shared keys (ht_cached_keys) until something
- * asks for its __dict__; _PyObject_GetDictPtr would build that dict, a new
- * tracked object that changes the very graph we show. These mirror
- * Include/internal/pycore_dict.h and pycore_object.h of 3.11 exactly, and
- * are read the way _PyObject_VisitInstanceAttributes reads them. */
-struct pl311_dictkeys {
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
+/* CPython 3.11 to 3.13 keep the attributes of a managed-dict instance in a
+ * values array laid out by the type's shared keys (ht_cached_keys) until
+ * something asks for its __dict__; _PyObject_GetDictPtr would build that
+ * dict, a new tracked object that changes the very graph we show. These
+ * mirror Include/internal/pycore_dict.h and pycore_object.h of those
+ * versions (the same mirrors as graphobject.c), read the way
+ * _PyObject_VisitInstanceAttributes / _PyObject_VisitManagedDict do. */
+struct pl_dictkeys_mirror {
     Py_ssize_t dk_refcnt;
     uint8_t dk_log2_size;
     uint8_t dk_log2_index_bytes;
@@ -221,23 +222,61 @@ struct pl311_dictkeys {
 typedef struct {
     PyObject *me_key;
     PyObject *me_value;
-} pl311_unicode_entry;
-#define PL311_DICT_KEYS_SPLIT 2
+} pl_unicode_entry_mirror;
+#define PL_DICT_KEYS_SPLIT 2
+#if PY_VERSION_HEX >= 0x030D0000
+typedef struct {
+    uint8_t capacity;
+    uint8_t size;
+    uint8_t embedded;
+    uint8_t valid;
+    PyObject *values[1];
+} pl_values313_mirror;
+#endif
 
-static PyObject **managed_dict_ptr(PyObject *o)
+/* A managed-dict instance's inline values (NULL when its attributes live in
+ * a dict object, then stored in *dict), and how many there may be. */
+static PyObject **inline_values(PyObject *o, PyObject **dict, Py_ssize_t *limit)
 {
-    return ((PyObject **)o) - 3;
+    *dict = NULL;
+    *limit = PY_SSIZE_T_MAX;
+#if PY_VERSION_HEX < 0x030C0000
+    *dict = ((PyObject **)o)[-3];
+    return *dict ? NULL : ((PyObject ***)o)[-4];
+#elif PY_VERSION_HEX < 0x030D0000
+    uintptr_t dorv = ((uintptr_t *)o)[-3]; /* tagged: low bit set for values (stored minus one) */
+    if (!(dorv & 1)) {
+        *dict = (PyObject *)dorv;
+        return NULL;
+    }
+    return (PyObject **)(dorv + 1);
+#else
+    *dict = ((PyObject **)o)[-3];
+    if (Py_TYPE(o)->tp_flags & Py_TPFLAGS_INLINE_VALUES) {
+        pl_values313_mirror *v = (pl_values313_mirror *)((char *)o + sizeof(PyObject));
+        if (v->valid) {
+            *limit = v->capacity;
+            return v->values;
+        }
+    }
+    return NULL;
+#endif
 }
 
 static int managed_values_each(PyObject *o, attr_fn fn, void *arg)
 {
-    PyObject **values = *(PyObject ***)(((PyObject **)o) - 4);
-    struct pl311_dictkeys *keys = (struct pl311_dictkeys *)((PyHeapTypeObject *)Py_TYPE(o))->ht_cached_keys;
-    if (!values || !keys || keys->dk_kind != PL311_DICT_KEYS_SPLIT)
+    PyObject *dict;
+    Py_ssize_t limit;
+    PyObject **values = inline_values(o, &dict, &limit);
+    PyTypeObject *tp = Py_TYPE(o);
+    struct pl_dictkeys_mirror *keys = (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)
+        ? (struct pl_dictkeys_mirror *)((PyHeapTypeObject *)tp)->ht_cached_keys
+        : NULL;
+    if (!values || !keys || keys->dk_kind != PL_DICT_KEYS_SPLIT)
         return 0;
-    pl311_unicode_entry *entries =
-        (pl311_unicode_entry *)(keys->dk_indices + ((size_t)1 << keys->dk_log2_index_bytes));
-    for (Py_ssize_t i = 0; i < keys->dk_nentries; i++) {
+    pl_unicode_entry_mirror *entries =
+        (pl_unicode_entry_mirror *)(keys->dk_indices + ((size_t)1 << keys->dk_log2_index_bytes));
+    for (Py_ssize_t i = 0; i < keys->dk_nentries && i < limit; i++) {
         if (values[i] && entries[i].me_key) {
             int rc = fn(entries[i].me_key, values[i], arg);
             if (rc)
@@ -256,7 +295,9 @@ static PyObject *own_dict(PyObject *o)
     PyTypeObject *tp = Py_TYPE(o);
 #ifdef PL_HAVE_VALUES
     if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
-        PyObject *d = *managed_dict_ptr(o);
+        PyObject *d;
+        Py_ssize_t limit;
+        inline_values(o, &d, &limit);
         return d && PyDict_Check(d) ? d : NULL;
     }
 #elif PY_VERSION_HEX >= 0x030C0000
@@ -296,8 +337,9 @@ static int own_attrs_each(PyObject *o, attr_fn fn, void *arg)
     }
 #elif PY_VERSION_HEX >= 0x030C0000
     else if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
-        /* 3.12+: no portable way to read inline values by name; asking for
-         * the dict materialises it (a documented side effect). */
+        /* 3.14+ and free-threaded builds: no mirror of the inline values
+         * here; asking for the dict materialises it (a documented side
+         * effect). */
         PyObject *md = PyObject_GenericGetDict(o, NULL);
         if (!md) {
             PyErr_Clear();

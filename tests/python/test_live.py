@@ -123,6 +123,27 @@ def test_detail_attrs_repr_counts(leaks):
     assert got["children_count"] >= 2  # "leak-3", 3 (and the class)
 
 
+def test_detail_does_not_create_the_instance_dict():
+    """3.11-3.13 keep a plain instance's attributes inline until someone asks
+    for its __dict__; describing it or following a path through it must not."""
+    global INLINE
+    INLINE = Leak(5)
+    INLINE.payload = ["inner"]
+    inner = id(INLINE.payload)  # only the id: a local would be a shorter path
+
+    def has_dict(o):
+        return any(type(r) is dict for r in gc.get_referents(o))
+
+    try:
+        assert not has_dict(INLINE)
+        assert live.describe(id(INLINE))["attrs"] == {"n": "5", "label": "'leak-5'", "payload": "['inner']"}
+        vias = [s["via"] for s in live.path(inner)["path"]]
+        assert vias == [None, "attribute 'INLINE'", "attribute 'payload'"]
+        assert not has_dict(INLINE)
+    finally:
+        del INLINE
+
+
 def test_detail_slots():
     class Slotted:
         __slots__ = ("a", "b", "unset")
