@@ -55,8 +55,17 @@
 /* Largest value written: keeps key + value inside one node of a 4 KiB page
  * (LMDB moves larger nodes to overflow pages). */
 #define PART_MAX 1900u
-#define LOG_ENTRY 20u
+/* Log and snapshot entries: id, count and bytes as u32 (12 bytes, so a
+ * 5,000-type sample is 32 values). A count or bytes of 2^32-1 or more is
+ * stored as the marker MARK in both fields, and the full values go to
+ * "wide" parts (id u32, count u64, bytes u64) keyed first_id >= WIDE_BASE,
+ * after the sample's other parts. Type ids stay below WIDE_BASE. */
+#define LOG_ENTRY 12u
 #define LOG_PER_PART (PART_MAX / LOG_ENTRY)
+#define WIDE_ENTRY 20u
+#define WIDE_PER_PART (PART_MAX / WIDE_ENTRY)
+#define WIDE_BASE 0xffffff00u
+#define MARK 0xffffffffu
 
 /* Incarnations kept at most (dead ones are dropped oldest first). */
 #define MAX_INCARNATIONS 1024u
@@ -831,7 +840,7 @@ int pl_store_type_ids(pl_store *s, const char *const *names, const size_t *lens,
             continue;
         if (rc != MDB_NOTFOUND)
             goto abort;
-        if (next_id == UINT32_MAX) {
+        if (next_id >= WIDE_BASE) {
             rc = PL_ETOOBIG;
             goto abort;
         }
@@ -941,14 +950,40 @@ static void log_key(uint8_t *k, const uint8_t *inck, uint64_t time, uint32_t fir
     put_be32(k + INC_KEY + 8, first_id);
 }
 
-static int sample_add_part(struct sample *smp, const MDB_val *v)
+/* Adds one log or snapshot value (key first_id `first_id`) to smp: narrow
+ * entries are appended; a wide part fixes the marked entries before it. */
+static int sample_add_part(struct sample *smp, uint32_t first_id, const MDB_val *v)
 {
     const uint8_t *p = v->mv_data;
-    size_t m = v->mv_size / LOG_ENTRY, i;
+    size_t esize = first_id >= WIDE_BASE ? WIDE_ENTRY : LOG_ENTRY;
+    size_t m = v->mv_size / esize, i;
     int rc = 0;
 
-    if (v->mv_size % LOG_ENTRY) {
+    if (v->mv_size % esize) {
         rc = PL_ECORRUPT;
+        goto out;
+    }
+    if (first_id >= WIDE_BASE) {
+        for (i = 0; i < m; i++, p += WIDE_ENTRY) {
+            uint32_t id;
+            size_t a = 0, z = smp->n;
+
+            memcpy(&id, p, 4);
+            while (a < z) {
+                size_t mid = (a + z) / 2;
+
+                if (smp->e[mid].type_id < id)
+                    a = mid + 1;
+                else
+                    z = mid;
+            }
+            if (a == smp->n || smp->e[a].type_id != id) {
+                rc = PL_ECORRUPT;
+                goto out;
+            }
+            memcpy(&smp->e[a].count, p + 4, 8);
+            memcpy(&smp->e[a].bytes, p + 12, 8);
+        }
         goto out;
     }
     if (smp->n + m > smp->cap) {
@@ -967,10 +1002,13 @@ static int sample_add_part(struct sample *smp, const MDB_val *v)
     }
     for (i = 0; i < m; i++, p += LOG_ENTRY) {
         pl_type_count *c = &smp->e[smp->n++];
+        uint32_t c32, b32;
 
         memcpy(&c->type_id, p, 4);
-        memcpy(&c->count, p + 4, 8);
-        memcpy(&c->bytes, p + 12, 8);
+        memcpy(&c32, p + 4, 4);
+        memcpy(&b32, p + 8, 4);
+        c->count = c32;
+        c->bytes = b32;
     }
 out:
     return rc;
@@ -990,7 +1028,7 @@ static int log_read_sample(MDB_cursor *cur, const uint8_t *inck, uint64_t time, 
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size != LOG_KEY || memcmp(k.mv_data, lo, INC_KEY + 8) != 0)
             break;
-        rc = sample_add_part(smp, &v);
+        rc = sample_add_part(smp, get_be32((const uint8_t *)k.mv_data + INC_KEY + 8), &v);
         if (rc)
             break;
     }
@@ -1240,15 +1278,16 @@ static int cmp_count_id(const void *a, const void *b)
     return x->type_id < y->type_id ? -1 : x->type_id > y->type_id;
 }
 
+static int put_sample_parts(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_t plen,
+                            const pl_type_count *e, size_t n);
+
 /* Writes one sample into the log and updates the procs record, in one
  * transaction. *over is set when the used pages exceed max_bytes. */
 static int append_txn(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
                       const pl_type_count *sorted, size_t n, struct proc_rec *rec, int *over)
 {
     MDB_txn *txn = NULL;
-    uint8_t inck[INC_KEY], kb[LOG_KEY], val[PART_MAX];
-    MDB_val k = {LOG_KEY, kb}, v;
-    size_t first, m, i;
+    uint8_t inck[INC_KEY], kb[LOG_KEY];
     int rc;
 
     inc_key(inck, inc);
@@ -1268,27 +1307,10 @@ static int append_txn(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
      * key); a clock that steps back is clamped rather than losing data. */
     if (rec->last_time && time_ms <= rec->last_time)
         time_ms = rec->last_time + 1;
-    first = 0;
-    do {
-        m = n - first < LOG_PER_PART ? n - first : LOG_PER_PART;
-        for (i = 0; i < m; i++) {
-            const pl_type_count *c = &sorted[first + i];
-            uint8_t *p = val + i * LOG_ENTRY;
-
-            memcpy(p, &c->type_id, 4);
-            memcpy(p + 4, &c->count, 8);
-            memcpy(p + 12, &c->bytes, 8);
-        }
-        log_key(kb, inck, (uint64_t)time_ms, m ? sorted[first].type_id : 0);
-        k.mv_size = LOG_KEY;
-        k.mv_data = kb;
-        v.mv_size = m * LOG_ENTRY;
-        v.mv_data = val;
-        rc = mdb_put(txn, s->log, &k, &v, 0);
-        if (rc)
-            goto abort;
-        first += m;
-    } while (first < n);
+    log_key(kb, inck, (uint64_t)time_ms, 0);
+    rc = put_sample_parts(txn, s->log, kb, INC_KEY + 8, sorted, n);
+    if (rc)
+        goto abort;
     rec->samples++;
     rec->n_log++;
     rec->last_time = time_ms;
@@ -1385,27 +1407,36 @@ static int pack_finish(struct packer *pk)
                        pk->len);
 }
 
-/* Writes a sample in the log's part format under `dbi`, keys prefix(plen) +
- * first_id(4). Used for the log and the first-sample snapshot. */
+/* Writes a sample (entries sorted by id) in the log's part format under
+ * `dbi`, keys prefix(plen) + first_id(4): narrow parts, then wide parts for
+ * the entries that do not fit 32 bits. Used for the log and the snapshot. */
 static int put_sample_parts(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_t plen,
                             const pl_type_count *e, size_t n)
 {
     uint8_t kb[LOG_KEY], val[PART_MAX];
     MDB_val k, v;
-    size_t first = 0, m, i;
+    size_t first = 0, m, i, n_wide = 0;
+    uint32_t wide_part = WIDE_BASE;
     int rc = 0;
 
+    memcpy(kb, prefix, plen);
     do {
         m = n - first < LOG_PER_PART ? n - first : LOG_PER_PART;
         for (i = 0; i < m; i++) {
             const pl_type_count *c = &e[first + i];
             uint8_t *p = val + i * LOG_ENTRY;
+            uint32_t c32 = MARK, b32 = MARK;
 
+            if (c->count < MARK && c->bytes < MARK) {
+                c32 = (uint32_t)c->count;
+                b32 = (uint32_t)c->bytes;
+            } else {
+                n_wide++;
+            }
             memcpy(p, &c->type_id, 4);
-            memcpy(p + 4, &c->count, 8);
-            memcpy(p + 12, &c->bytes, 8);
+            memcpy(p + 4, &c32, 4);
+            memcpy(p + 8, &b32, 4);
         }
-        memcpy(kb, prefix, plen);
         put_be32(kb + plen, m ? e[first].type_id : 0);
         k.mv_size = plen + 4;
         k.mv_data = kb;
@@ -1413,9 +1444,33 @@ static int put_sample_parts(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, si
         v.mv_data = val;
         rc = mdb_put(txn, dbi, &k, &v, 0);
         if (rc)
-            break;
+            goto out;
         first += m;
     } while (first < n);
+    for (i = 0, m = 0; n_wide && i <= n; i++) {
+        if (i < n && (e[i].count >= MARK || e[i].bytes >= MARK)) {
+            memcpy(val + m * WIDE_ENTRY, &e[i].type_id, 4);
+            memcpy(val + m * WIDE_ENTRY + 4, &e[i].count, 8);
+            memcpy(val + m * WIDE_ENTRY + 12, &e[i].bytes, 8);
+            m++;
+        }
+        if (m && (m == WIDE_PER_PART || i == n)) {
+            if (wide_part == MARK) {
+                rc = PL_ETOOBIG;
+                goto out;
+            }
+            put_be32(kb + plen, wide_part++);
+            k.mv_size = plen + 4;
+            k.mv_data = kb;
+            v.mv_size = m * WIDE_ENTRY;
+            v.mv_data = val;
+            rc = mdb_put(txn, dbi, &k, &v, 0);
+            if (rc)
+                goto out;
+            m = 0;
+        }
+    }
+out:
     return rc;
 }
 
@@ -1714,7 +1769,8 @@ static int compact_txn(pl_store *s, const pl_incarnation *inc, int allow_merge)
             smp[ns].time = t;
             ns++;
         }
-        rc = sample_add_part(&smp[ns - 1], &v);
+        rc = sample_add_part(&smp[ns - 1], get_be32((const uint8_t *)k.mv_data + INC_KEY + 8),
+                             &v);
         if (rc)
             goto abort;
     }
@@ -2897,16 +2953,26 @@ static int add_snap(pl_store *s, MDB_txn *txn, const struct hview *v, uint32_t m
     for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
         const uint8_t *p = val.mv_data;
-        size_t m = val.mv_size / LOG_ENTRY, i;
+        int wide;
+        size_t esize, m, i;
 
         if (k.mv_size != SNAP_KEY || memcmp(k.mv_data, v->inck, INC_KEY) != 0)
             break;
-        for (i = 0; i < m; i++, p += LOG_ENTRY) {
-            uint32_t id;
+        /* Marked narrow entries are skipped; their wide part comes later. */
+        wide = get_be32((const uint8_t *)k.mv_data + INC_KEY) >= WIDE_BASE;
+        esize = wide ? WIDE_ENTRY : LOG_ENTRY;
+        m = val.mv_size / esize;
+        for (i = 0; i < m; i++, p += esize) {
+            uint32_t id, c32;
             uint64_t c;
 
             memcpy(&id, p, 4);
-            memcpy(&c, p + 4, 8);
+            if (wide) {
+                memcpy(&c, p + 4, 8);
+            } else {
+                memcpy(&c32, p + 4, 4);
+                c = c32 == MARK ? 0 : c32;
+            }
             if (id <= max_id)
                 acc[id] += sign * (int64_t)c;
         }
@@ -2990,6 +3056,44 @@ out:
     return rc;
 }
 
+/* Finds the full values of a marked entry in the wide parts of log sample
+ * (inck, t), with its own cursor (rare: counts or bytes of 2^32 or more). */
+static int wide_lookup(MDB_txn *txn, MDB_dbi dbi, const uint8_t *inck, int64_t t, uint32_t id,
+                       uint64_t *count, uint64_t *bytes)
+{
+    MDB_cursor *cur = NULL;
+    uint8_t lo[LOG_KEY];
+    MDB_val k = {LOG_KEY, lo}, val;
+    int rc;
+
+    log_key(lo, inck, (uint64_t)t, WIDE_BASE);
+    rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc)
+        goto out;
+    for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+        const uint8_t *p = val.mv_data;
+        size_t m = val.mv_size / WIDE_ENTRY, i;
+
+        if (k.mv_size != LOG_KEY || memcmp(k.mv_data, lo, INC_KEY + 8) != 0)
+            break;
+        for (i = 0; i < m; i++, p += WIDE_ENTRY) {
+            uint32_t got;
+
+            memcpy(&got, p, 4);
+            if (got == id) {
+                memcpy(count, p + 4, 8);
+                memcpy(bytes, p + 12, 8);
+                goto out;
+            }
+        }
+    }
+    rc = PL_ECORRUPT;
+out:
+    mdb_cursor_close(cur);
+    return rc;
+}
+
 /* Reads the page types' values from every log sample of one incarnation:
  * lc/lb[j * n_log + i] for page type j (ids sorted in `ids`, original
  * index in `idx`) and log sample i. */
@@ -3021,6 +3125,8 @@ static int fill_log(pl_store *s, MDB_txn *txn, const struct hview *v, const uint
 
         if (k.mv_size != LOG_KEY || memcmp(k.mv_data, v->inck, INC_KEY) != 0)
             break;
+        if (get_be32((const uint8_t *)k.mv_data + INC_KEY + 8) >= WIDE_BASE)
+            continue; /* read on demand below, for marked entries */
         t = (int64_t)get_be64((const uint8_t *)k.mv_data + INC_KEY);
         while (li < n_log && v->times[v->log_off + li] < t)
             li++;
@@ -3059,10 +3165,18 @@ static int fill_log(pl_store *s, MDB_txn *txn, const struct hview *v, const uint
 
                 memcpy(&got, p + a * LOG_ENTRY, 4);
                 if (got == ids[j]) {
+                    uint32_t c32, b32;
                     uint64_t cc, bb;
 
-                    memcpy(&cc, p + a * LOG_ENTRY + 4, 8);
-                    memcpy(&bb, p + a * LOG_ENTRY + 12, 8);
+                    memcpy(&c32, p + a * LOG_ENTRY + 4, 4);
+                    memcpy(&b32, p + a * LOG_ENTRY + 8, 4);
+                    cc = c32;
+                    bb = b32;
+                    if (c32 == MARK && b32 == MARK) {
+                        rc = wide_lookup(txn, s->log, v->inck, t, ids[j], &cc, &bb);
+                        if (rc)
+                            goto out;
+                    }
                     lc[idx[j] * n_log + li] = (int64_t)cc;
                     lb[idx[j] * n_log + li] = (int64_t)bb;
                 }

@@ -1457,6 +1457,59 @@ static void test_threads(void)
     remove_dir(dir);
 }
 
+/* Counts and bytes that do not fit 32 bits (the log's narrow entries mark
+ * them and keep the full values in wide parts): exact through the log,
+ * level-1 and level-2 windows, the first-sample snapshot and the sort keys. */
+static void test_wide_values(void)
+{
+    char *dir = make_dir();
+    struct child a = spawn_sleeper();
+    pl_store *s = open_store(dir, 0, 0, 0, 0);
+    const char *names[3] = {"w.Huge", "w.Edge", "w.Small"};
+    size_t lens[3] = {6, 6, 7};
+    uint32_t ids[3];
+    const uint64_t base = 5000000000ull, edge = 0xffffffffull;
+    pl_history *h;
+    int64_t i;
+    enum { NS = 200 };
+
+    reg(s, a.inc, 0);
+    CHECK_OK(pl_store_type_ids(s, names, lens, 3, ids));
+    for (i = 0; i < NS; i++) {
+        pl_type_count c[3] = {{ids[0], base + (uint64_t)i, base * 100 + (uint64_t)i},
+                              {ids[1], edge - 1 + (uint64_t)(i % 3), 7},
+                              {ids[2], (uint64_t)i, 16 * (uint64_t)i}};
+
+        CHECK_OK(pl_store_append(s, &a.inc, 1000 + i, c, 3));
+    }
+    h = history(s, NULL, PL_SORT_NAME, 0, 3, 0, 0, 0, 5000);
+    if (h) {
+        const pl_history_type *huge = find_type(h, "w.Huge"), *e = find_type(h, "w.Edge");
+        const pl_history_type *small = find_type(h, "w.Small");
+        int bad = 0;
+
+        CHECK_EQ_INT(h->n_times, NS);
+        CHECK(huge && e && small);
+        for (i = 0; huge && e && small && h->n_times == NS && i < NS; i++) {
+            bad += huge->counts[i] != (int64_t)(base + (uint64_t)i);
+            bad += huge->bytes_series[i] != (int64_t)(base * 100 + (uint64_t)i);
+            bad += e->counts[i] != (int64_t)(edge - 1 + (uint64_t)(i % 3));
+            bad += small->counts[i] != i;
+        }
+        CHECK_EQ_INT(bad, 0);
+        if (huge && e) {
+            CHECK_EQ_INT(huge->count, base + NS - 1);
+            CHECK_EQ_INT(huge->bytes, base * 100 + NS - 1);
+            CHECK_EQ_INT(huge->growth, NS - 1);
+            CHECK_EQ_INT(e->growth, (NS - 1) % 3);
+        }
+        pl_history_free(h);
+    }
+    pl_store_close(s);
+    kill_child(&a);
+    remove_dir(dir);
+}
+
 int main(void)
 {
     RUN(test_open_and_procs);
@@ -1465,6 +1518,7 @@ int main(void)
     RUN(test_slots);
     RUN(test_query);
     RUN(test_compaction);
+    RUN(test_wide_values);
     RUN(test_long_names);
     RUN(test_hash_collisions);
     RUN(test_mailbox);
