@@ -587,13 +587,15 @@ int pl_graph_scc(const pl_graph *g, pl_graph_components *out)
 {
     memset(out, 0, sizeof(*out));
     size_t n = g->n;
-    /* Tarjan's algorithm with an explicit call stack. index[v] is the
+    /* Tarjan's algorithm with an explicit call stack. IDX(v) is the
      * discovery number + 1 (0: unvisited); after v is assigned to a
-     * component, low[v] is set to UINT32_MAX so edges into finished
-     * components are ignored. Completed components are written to the end
-     * of `members` in completion order, from the front. */
-    uint32_t *index = calloc(n + 1, sizeof(uint32_t));
-    uint32_t *low = malloc((n + 1) * sizeof(uint32_t));
+     * component, LOW(v) is set to UINT32_MAX so edges into finished
+     * components are ignored. Completed components are written to
+     * `members` in completion order. Index and low of a vertex share a
+     * cache line: an edge to a random vertex costs one miss, not two. */
+    uint32_t *il = calloc(2 * (n + 1), sizeof(uint32_t));
+#define IDX(v) il[2 * (size_t)(v)]
+#define LOW(v) il[2 * (size_t)(v) + 1]
     uint32_t *stack = malloc((n + 1) * sizeof(uint32_t)); /* Tarjan's vertex stack */
     uint32_t *call_v = malloc((n + 1) * sizeof(uint32_t));
     uint32_t *call_e = malloc((n + 1) * sizeof(uint32_t));
@@ -601,16 +603,16 @@ int pl_graph_scc(const pl_graph *g, pl_graph_components *out)
     uint32_t *component_of = malloc((n + 1) * sizeof(uint32_t));
     uint32_t *start = malloc((n + 2) * sizeof(uint32_t));
     int rc = ENOMEM;
-    if (!index || !low || !stack || !call_v || !call_e || !members || !component_of || !start)
+    if (!il || !stack || !call_v || !call_e || !members || !component_of || !start)
         goto done;
 
     uint32_t next_index = 1;
     size_t sp = 0, cp = 0, filled = 0, ncomp = 0;
     start[0] = 0;
     for (size_t root = 0; root < n; root++) {
-        if (index[root])
+        if (IDX(root))
             continue;
-        index[root] = low[root] = next_index++;
+        IDX(root) = LOW(root) = next_index++;
         stack[sp++] = (uint32_t)root;
         call_v[cp] = (uint32_t)root;
         call_e[cp] = g->out_off[root];
@@ -621,20 +623,20 @@ int pl_graph_scc(const pl_graph *g, pl_graph_components *out)
             if (e < g->out_off[v + 1]) {
                 call_e[cp - 1] = e + 1;
                 uint32_t w = g->out_head[e];
-                if (!index[w]) {
-                    index[w] = low[w] = next_index++;
+                if (!IDX(w)) {
+                    IDX(w) = LOW(w) = next_index++;
                     stack[sp++] = w;
                     call_v[cp] = w;
                     call_e[cp] = g->out_off[w];
                     cp++;
-                } else if (low[w] != UINT32_MAX && index[w] < low[v]) {
-                    low[v] = index[w]; /* w is on the stack */
+                } else if (LOW(w) != UINT32_MAX && IDX(w) < LOW(v)) {
+                    LOW(v) = IDX(w); /* w is on the stack */
                 }
                 continue;
             }
             /* v is done: pop it, propagate low to its caller. */
             cp--;
-            if (low[v] == index[v]) {
+            if (LOW(v) == IDX(v)) {
                 size_t base = sp;
                 while (stack[base - 1] != v)
                     base--;
@@ -643,7 +645,7 @@ int pl_graph_scc(const pl_graph *g, pl_graph_components *out)
                     uint32_t w = stack[i];
                     members[filled++] = w;
                     component_of[w] = (uint32_t)ncomp;
-                    low[w] = UINT32_MAX;
+                    LOW(w) = UINT32_MAX;
                 }
                 sp = base;
                 ncomp++;
@@ -651,8 +653,8 @@ int pl_graph_scc(const pl_graph *g, pl_graph_components *out)
             }
             if (cp) {
                 uint32_t u = call_v[cp - 1];
-                if (low[v] != UINT32_MAX && low[v] < low[u])
-                    low[u] = low[v];
+                if (LOW(v) != UINT32_MAX && LOW(v) < LOW(u))
+                    LOW(u) = LOW(v);
             }
         }
     }
@@ -665,8 +667,9 @@ int pl_graph_scc(const pl_graph *g, pl_graph_components *out)
     out->count = ncomp;
     rc = 0;
 done:
-    free(index);
-    free(low);
+#undef IDX
+#undef LOW
+    free(il);
     free(stack);
     free(call_v);
     free(call_e);
@@ -724,6 +727,46 @@ static int new_unindexed(size_t n, pl_graph **out)
     return 0;
 }
 
+/* Fills the out-edges of s, whose vertex i is g's vertex parents[i], with
+ * the edges of g between them, then finishes s. Membership and the new
+ * number of a head w come from where[w] = {component, place} when where is
+ * given (members of component `id`), else from the seen bitmap and pos[w].
+ * Writes the CSR arrays directly: the parents' degrees bound the count. */
+static int fill_edges(pl_graph *s, const pl_graph *g, const uint32_t *parents, size_t count,
+                      const uint32_t (*where)[2], uint32_t id, const uint64_t *seen,
+                      const uint32_t *pos)
+{
+    size_t bound = 0;
+    for (size_t i = 0; i < count; i++)
+        bound += g->out_off[parents[i] + 1] - g->out_off[parents[i]];
+    s->out_off = malloc((count + 1) * sizeof(uint32_t));
+    s->out_head = malloc((bound ? bound : 1) * sizeof(uint32_t));
+    if (!s->out_off || !s->out_head)
+        return ENOMEM;
+    size_t m = 0;
+    for (size_t i = 0; i < count; i++) {
+        uint32_t p = parents[i];
+        s->out_off[i] = (uint32_t)m;
+        if (i + PREFETCH_AHEAD < count)
+            __builtin_prefetch(&g->out_off[parents[i + PREFETCH_AHEAD]]);
+        for (uint32_t e = g->out_off[p]; e < g->out_off[p + 1]; e++) {
+            uint32_t w = g->out_head[e];
+            if (where) {
+                if (where[w][0] == id)
+                    s->out_head[m++] = where[w][1];
+            } else if (BIT_GET(seen, w)) {
+                s->out_head[m++] = pos[w];
+            }
+        }
+    }
+    s->out_off[count] = (uint32_t)m;
+    s->m = m;
+    s->ecap = bound ? bound : 1;
+    s->edges_started = 1;
+    s->last_tail = (uint32_t)count;
+    return pl_graph_finish(s);
+}
+
 static int subgraph_from_list(const pl_graph *g, const uint32_t *vs, size_t k, pl_graph **out)
 {
     *out = NULL;
@@ -755,16 +798,7 @@ static int subgraph_from_list(const pl_graph *g, const uint32_t *vs, size_t k, p
     for (size_t i = 0; i < kept; i++)
         s->keys[i] = g->keys[parent[i]];
     s->n = kept;
-    for (size_t i = 0; i < kept && !rc; i++) {
-        uint32_t p = parent[i];
-        for (uint32_t e = g->out_off[p]; e < g->out_off[p + 1] && !rc; e++) {
-            uint32_t h = g->out_head[e];
-            if (BIT_GET(seen, h))
-                rc = pl_graph_add_edge(s, (uint32_t)i, pos[h]);
-        }
-    }
-    if (!rc)
-        rc = pl_graph_finish(s);
+    rc = fill_edges(s, g, parent, kept, NULL, 0, seen, pos);
     if (!rc) {
         *out = s;
         s = NULL;
@@ -788,14 +822,15 @@ int pl_graph_component_subgraphs(const pl_graph *g, const pl_graph_components *c
     int rc = 0;
     for (size_t i = 0; i < k; i++)
         outs[i] = NULL;
-    /* pos[v]: v's place in its component, so that edges are mapped without
-     * hashing; component_of answers membership. */
-    uint32_t *pos = malloc((g->n + 1) * sizeof(uint32_t));
-    if (!pos)
+    /* where[v] = {component, place in it}: one miss per scattered edge. */
+    uint32_t (*where)[2] = malloc((g->n + 1) * sizeof(*where));
+    if (!where)
         return ENOMEM;
     for (size_t i = 0; i < c->count; i++)
-        for (uint32_t j = c->start[i]; j < c->start[i + 1]; j++)
-            pos[c->members[j]] = j - c->start[i];
+        for (uint32_t j = c->start[i]; j < c->start[i + 1]; j++) {
+            where[c->members[j]][0] = (uint32_t)i;
+            where[c->members[j]][1] = j - c->start[i];
+        }
     for (size_t i = 0; i < k; i++) {
         uint32_t id = ids[i];
         if (id >= c->count) {
@@ -811,22 +846,11 @@ int pl_graph_component_subgraphs(const pl_graph *g, const pl_graph_components *c
         for (size_t j = 0; j < cnt; j++)
             s->keys[j] = g->keys[mem[j]];
         s->n = cnt;
-        for (size_t j = 0; j < cnt && !rc; j++) {
-            uint32_t p = mem[j];
-            if (j + PREFETCH_AHEAD < cnt)
-                __builtin_prefetch(&g->out_off[mem[j + PREFETCH_AHEAD]]);
-            for (uint32_t e = g->out_off[p]; e < g->out_off[p + 1] && !rc; e++) {
-                uint32_t w = g->out_head[e];
-                if (c->component_of[w] == id)
-                    rc = pl_graph_add_edge(s, (uint32_t)j, pos[w]);
-            }
-        }
-        if (!rc)
-            rc = pl_graph_finish(s);
+        rc = fill_edges(s, g, mem, cnt, (const uint32_t(*)[2])where, id, NULL, NULL);
         if (rc)
             break;
     }
-    free(pos);
+    free(where);
     if (rc)
         for (size_t i = 0; i < k; i++) {
             pl_graph_free(outs[i]);
