@@ -1,28 +1,44 @@
-/* Walking the gc generation lists directly (CPython 3.11), for live-object
- * queries.
+/* What live-object queries read from CPython's internals: the gc generation
+ * lists and the locals of running frames.
  *
- * On 3.11 the shared visitor (visit.c) goes through gc.get_objects(): a list
- * of every tracked object, built with an INCREF each and torn down after.
- * On a 1M-object heap that is ~25 ms of a 50 ms listing budget, so the
- * live-object code walks the lists the way gc.get_objects() itself does.
- * It also sees the permanent generation (gc.freeze(), common after
- * `gunicorn --preload`), which gc.get_objects() leaves out.
+ * Walking the lists: on 3.11 the shared visitor (visit.c) goes through
+ * gc.get_objects(), a list of every tracked object built with an INCREF
+ * each and torn down after; on a 1M-object heap that is ~25 ms of a 50 ms
+ * listing budget. On 3.12+ it uses PyUnstable_GC_VisitObjects, which, like
+ * gc.get_objects(), leaves out the permanent generation: the objects frozen
+ * by gc.freeze() (common after `gunicorn --preload`), which a path search
+ * must see (a module-level list created at import and frozen is what holds
+ * the leak). So on 3.11 to 3.13 the lists are walked directly, the way
+ * gc.get_objects() itself does, permanent generation included.
  *
- * The internal headers are those of the exact CPython this file is
- * compiled against; the layout is only used under 3.11. */
+ * The internal headers are those of the exact CPython this file is compiled
+ * against; each layout is only used under the versions it was checked on. */
+/* Before Python.h: from 3.12 on, the public headers define some names
+ * differently when the internal ones will be included. */
+#ifndef Py_BUILD_CORE
+#define Py_BUILD_CORE 1
+#endif
 #include "pyext.h"
 
 #include "objects_gc.h"
 
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
-#ifndef Py_BUILD_CORE
-#define Py_BUILD_CORE 1
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
+#define PL_WALK_GC_LISTS 1
 #endif
-#include <internal/pycore_code.h>
-#include <internal/pycore_frame.h>
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+#define PL_READ_FRAMES_311 1
+#endif
+
+#if defined(PL_WALK_GC_LISTS) || defined(PL_READ_FRAMES_311)
 #include <internal/pycore_gc.h>
 #include <internal/pycore_interp.h>
+#endif
+#ifdef PL_READ_FRAMES_311
+#include <internal/pycore_code.h>
+#include <internal/pycore_frame.h>
+#endif
 
+#ifdef PL_WALK_GC_LISTS
 static int walk_list(PyGC_Head *head, pl_visit_fn fn, void *arg)
 {
     for (PyGC_Head *gc = (PyGC_Head *)head->_gc_next; gc != head; gc = (PyGC_Head *)gc->_gc_next) {
@@ -33,10 +49,7 @@ static int walk_list(PyGC_Head *head, pl_visit_fn fn, void *arg)
     return 0;
 }
 
-/* Calls fn(obj, arg) for every object in the gc generations of this
- * interpreter, the permanent one included; stops at the first nonzero
- * return and returns it. GIL held; fn must not run Python code, allocate
- * gc objects or track/untrack anything. Never fails. */
+/* See objects_gc.h. Never fails here. */
 int pl_live_walk(pl_visit_fn fn, void *arg)
 {
     struct _gc_runtime_state *gcstate = &PyInterpreterState_Get()->gc;
@@ -47,14 +60,19 @@ int pl_live_walk(pl_visit_fn fn, void *arg)
     }
     return walk_list(&gcstate->permanent_generation.head, fn, arg);
 }
+#else
+/* Free-threaded builds and later versions: the shared visitor. */
+int pl_live_walk(pl_visit_fn fn, void *arg)
+{
+    return pl_visit_tracked(fn, arg);
+}
+#endif
 
-/* Calls fn(name, value, arg) for each local variable of a frame (fast
- * locals, cells and free variables; for a class body or exec its namespace
- * dict), reading the interpreter frame directly: PyFrame_GetLocals would
+#ifdef PL_READ_FRAMES_311
+/* 3.11: the interpreter frame is read directly; PyFrame_GetLocals would
  * build and keep an f_locals dict, a new referrer of every local that
- * parents queries would then show. name and value are borrowed; fn must not
- * run Python code. Returns 0, fn's first nonzero value, or
- * PL_FRAME_MODULE_LEVEL when the frame's locals are its globals. GIL held. */
+ * parents queries would then show. Fast locals, cells and free variables;
+ * for a class body or exec frame its namespace dict. */
 int pl_live_frame_locals(PyObject *frame, pl_local_fn fn, void *arg)
 {
     _PyInterpreterFrame *f = ((PyFrameObject *)frame)->f_frame;
@@ -83,13 +101,6 @@ int pl_live_frame_locals(PyObject *frame, pl_local_fn fn, void *arg)
     return 0;
 }
 #else
-/* Elsewhere the shared visitor is already a direct walk
- * (PyUnstable_GC_VisitObjects on 3.12+). */
-int pl_live_walk(pl_visit_fn fn, void *arg)
-{
-    return pl_visit_tracked(fn, arg);
-}
-
 /* 3.12+: fast locals one by one with PyFrame_GetVar, which builds no
  * f_locals dict (PyFrame_GetLocals would, before 3.13); the namespace of a
  * class body or exec frame is its existing f_locals. A cell variable shows

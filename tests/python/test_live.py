@@ -340,6 +340,28 @@ def test_path_through_a_long_chain():
         del CHAIN
 
 
+class Frozen:
+    pass
+
+
+def test_objects_frozen_by_gc_freeze_are_seen():
+    """gunicorn --preload apps often gc.freeze() after import: the modules and
+    the module-level containers are then in the permanent generation."""
+    global FROZEN_HOLDER
+    FROZEN_HOLDER = [Frozen()]
+    gc.freeze()
+    try:
+        FROZEN_HOLDER.append(Leak(1))  # a leak after the freeze, in a frozen list
+        target = id(FROZEN_HOLDER[-1])
+        assert live.objects(group_of(Frozen))["total"] == 1
+        assert live.parents(target)["objects"][0]["id"] == id(FROZEN_HOLDER)
+        vias = [s["via"] for s in live.path(target)["path"]]
+        assert vias == [None, "attribute 'FROZEN_HOLDER'", "item[1]"]
+    finally:
+        gc.unfreeze()
+        del FROZEN_HOLDER
+
+
 def test_path_not_found_for_unreachable_cycle():
     was = gc.isenabled()
     gc.disable()
