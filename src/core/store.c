@@ -3208,11 +3208,26 @@ static int build_axis(struct hview *views, size_t nv, uint32_t max_points, pl_hi
         rc = ENOMEM;
         goto out;
     }
-    for (i = 0; i < nv; i++) {
-        memcpy(all + n, views[i].times, views[i].n_times * sizeof *all);
-        n += views[i].n_times;
+    if (nv <= 16) {
+        /* Each incarnation's times are sorted: merge them (few incarnations). */
+        size_t pos[16] = {0};
+
+        while (n < total) {
+            size_t best = SIZE_MAX;
+
+            for (i = 0; i < nv; i++)
+                if (pos[i] < views[i].n_times &&
+                    (best == SIZE_MAX || views[i].times[pos[i]] < views[best].times[pos[best]]))
+                    best = i;
+            all[n++] = views[best].times[pos[best]++];
+        }
+    } else {
+        for (i = 0; i < nv; i++) {
+            memcpy(all + n, views[i].times, views[i].n_times * sizeof *all);
+            n += views[i].n_times;
+        }
+        qsort(all, n, sizeof *all, cmp_i64);
     }
-    qsort(all, n, sizeof *all, cmp_i64);
     for (i = 1, j = 1; i < n; i++)
         if (all[i] != all[j - 1])
             all[j++] = all[i];

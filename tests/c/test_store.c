@@ -1510,12 +1510,54 @@ static void test_wide_values(void)
     remove_dir(dir);
 }
 
+/* Worker churn: 20 short-lived incarnations, each alive for a stretch of
+ * time. The merged line sums only those running at each point (dead ones
+ * stop at their last sample), and the axis merges all their times. */
+static void test_churn(void)
+{
+    char *dir = make_dir();
+    pl_store *s = open_store(dir, 0, 0, 0, 0);
+    enum { NI = 20 };
+    uint32_t id;
+    int j;
+    pl_history *h;
+
+    id = type_id(s, "c.Leak");
+    for (j = 0; j < NI; j++) {
+        pl_incarnation inc = dead_inc(1000 + (uint64_t)j);
+
+        reg(s, inc, 10 + j);
+        /* incarnation j samples at 100j+10 and 100j+60: one at a time. */
+        append1(s, inc, 100 * j + 10, id, 1);
+        append1(s, inc, 100 * j + 60, id, 2);
+    }
+    h = history(s, NULL, PL_SORT_NAME, 0, 1, 0, 0, 1, 0);
+    if (h) {
+        int bad = 0;
+        size_t i;
+
+        CHECK_EQ_INT(h->n_times, 2 * NI);
+        CHECK_EQ_INT(h->n_types, 1);
+        for (i = 0; i < h->n_times && h->n_types == 1; i++) {
+            bad += h->times[i] != (int64_t)(100 * (i / 2) + (i % 2 ? 60 : 10));
+            bad += h->types[0].counts[i] != (int64_t)(i % 2 ? 2 : 1);
+        }
+        CHECK_EQ_INT(bad, 0);
+        if (h->n_types == 1)
+            CHECK_EQ_INT(h->types[0].n_lines, NI);
+        pl_history_free(h);
+    }
+    pl_store_close(s);
+    remove_dir(dir);
+}
+
 int main(void)
 {
     RUN(test_open_and_procs);
     RUN(test_server_root);
     RUN(test_merge);
     RUN(test_slots);
+    RUN(test_churn);
     RUN(test_query);
     RUN(test_compaction);
     RUN(test_wide_values);
