@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "objects_gc.h"
 #include "pyloot/error.h"
 #include "pyloot/store.h"
 
@@ -41,6 +42,17 @@ typedef struct type_table {
     uint64_t epoch;
     uint64_t ids_for;  /* serial of the store handle the type ids belong to */
 } type_table;
+
+/* Same-named types as the last pass named them ("mod.T", "mod.T#2", ...),
+ * for live-object queries. Protected by shared_names_lock, a leaf lock: nothing
+ * else is acquired while it is held, so it may be taken with the GIL. */
+typedef struct named_type {
+    char *name;
+    const PyTypeObject *tp; /* compared only: it may be stale */
+} named_type;
+static pthread_mutex_t shared_names_lock = PTHREAD_MUTEX_INITIALIZER;
+static named_type *shared_names;
+static size_t n_shared_names;
 
 /* Everything below is protected by collect_lock, except where noted. */
 static pthread_mutex_t collect_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -254,6 +266,66 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* Publishes the names of the types that share a base name with another
+ * live type. collect_lock and the GIL held. Allocation failures leave the
+ * previous list in place. */
+static void publish_shared_names(type_table *t)
+{
+    size_t k = 0, n = 0;
+    for (size_t i = 0; i < t->cap; i++) {
+        type_entry *e = &t->slots[i];
+        if (e->tp && e->epoch == t->epoch && e->name != e->base)
+            k++;
+    }
+    named_type *list = NULL;
+    if (k) {
+        list = calloc(2 * k + t->used, sizeof *list);
+        if (!list)
+            return;
+        for (size_t i = 0; i < t->cap; i++) {
+            type_entry *e = &t->slots[i];
+            if (!e->tp || e->epoch != t->epoch)
+                continue;
+            int shared = e->name != e->base;
+            for (size_t j = 0; !shared && j < t->cap; j++) {
+                type_entry *o = &t->slots[j];
+                shared = o->tp && o != e && o->epoch == t->epoch && o->name != o->base &&
+                         strcmp(o->base, e->base) == 0;
+            }
+            if (!shared)
+                continue;
+            list[n].name = strdup(e->name);
+            list[n].tp = e->tp;
+            if (!list[n].name)
+                break;
+            n++;
+        }
+    }
+    pthread_mutex_lock(&shared_names_lock);
+    named_type *old = shared_names;
+    size_t n_old = n_shared_names;
+    shared_names = list;
+    n_shared_names = n;
+    pthread_mutex_unlock(&shared_names_lock);
+    for (size_t i = 0; i < n_old; i++)
+        free(old[i].name);
+    free(old);
+}
+
+int pl_collector_type_named(const char *name, const PyTypeObject **tp)
+{
+    int found = 0;
+    pthread_mutex_lock(&shared_names_lock);
+    for (size_t i = 0; i < n_shared_names && !found; i++) {
+        if (strcmp(shared_names[i].name, name) == 0) {
+            *tp = shared_names[i].tp;
+            found = 1;
+        }
+    }
+    pthread_mutex_unlock(&shared_names_lock);
+    return found;
+}
+
 /* One pass over the tracked objects into `table`. collect_lock and the GIL
  * held. Returns 0, -1 with a Python exception, or an errno value. */
 static int count_pass(int gc_collect, double *gc_ms, double *pass_ms)
@@ -263,7 +335,11 @@ static int count_pass(int gc_collect, double *gc_ms, double *pass_ms)
         PyGC_Collect();
     double t1 = now_s();
     table.epoch++;
-    int rc = pl_visit_tracked(count_one, &table);
+    /* The gc lists themselves (objects frozen by gc.freeze() included), not a
+     * list built from them: no allocation proportional to the heap. */
+    int rc = pl_live_walk(count_one, &table);
+    if (rc == 0)
+        publish_shared_names(&table);
     double t2 = now_s();
     *gc_ms = (t1 - t0) * 1e3;
     *pass_ms = (t2 - t1) * 1e3;
@@ -454,6 +530,9 @@ static void atfork_child(void)
      * held them at the fork. */
     pthread_mutex_init(&collect_lock, NULL);
     pthread_mutex_init(&state_lock, NULL);
+    pthread_mutex_init(&shared_names_lock, NULL);
+    shared_names = NULL;
+    n_shared_names = 0;
     pthread_cond_init(&state_cond, NULL);
     memset(&table, 0, sizeof table);
     memset(&scratch, 0, sizeof scratch);

@@ -1191,6 +1191,16 @@ static int answer_list(answer *a)
         goto nomem;
     qsort(sc.cands.v, sc.cands.n, sizeof(*sc.cands.v), cmp_addr);
     PyTypeObject *tp = nth <= sc.cands.n ? (PyTypeObject *)sc.cands.v[nth - 1] : NULL;
+    if (sc.cands.n > 1) {
+        /* Same-named types: use the collector's numbering, so the history's
+         * "mod.T#2" lists the same type; by address when it has none. */
+        const PyTypeObject *named;
+        if (pl_collector_type_named(a->q->group, &named)) {
+            for (size_t i = 0; i < sc.cands.n; i++)
+                if ((const PyTypeObject *)sc.cands.v[i] == named)
+                    tp = (PyTypeObject *)sc.cands.v[i];
+        }
+    }
 
     /* Keep the offset+limit lowest addresses (a stable order across calls)
      * in a bounded max-heap: one pass, no sort of every instance. */

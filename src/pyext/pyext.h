@@ -43,6 +43,11 @@ int pl_store_module_exec(PyObject *module);
 
 /* collector.c */
 int pl_collector_module_exec(PyObject *module);
+/* When the last count pass saw several live types sharing a base name,
+ * finds the one it named `name` ("mod.T", "mod.T#2"): returns 1 and sets
+ * *tp (compare it, never dereference it: the type may be gone since), else
+ * 0. Thread-safe; may be called with or without the GIL. */
+int pl_collector_type_named(const char *name, const PyTypeObject **tp);
 /* Calls fn(obj, arg) for every gc-tracked object except pyloot's own
  * (under the GIL, without creating a Python object per object; on 3.11 one
  * list of all objects is built first). Stops early when fn returns nonzero,

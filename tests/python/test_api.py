@@ -65,6 +65,10 @@ def test_same_named_types_stay_distinct():
     found = sorted(v[0] for k, v in counts.items() if k == base or k.startswith(base + "#"))
     assert found == [3, 5]
     assert base + "#2" in counts
+    # Live objects use the collector's numbering for the same names.
+    from pyloot import live
+    for name in (base, base + "#2"):
+        assert live.objects(name, limit=10)["total"] == counts[name][0]
     del objs
 
 
