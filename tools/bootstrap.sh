@@ -36,8 +36,9 @@ demo() {
     pip_install "[demo]"
     local port=${PYLOOT_DEMO_PORT:-8000}
     local bind=${PYLOOT_DEMO_BIND:-127.0.0.1}
-    export PYLOOT_DB=${PYLOOT_DB:-$(mktemp -d /tmp/pyloot-demo-XXXXXX)/store}
-    say "starting gunicorn with 4 workers on http://$bind:$port (store: $PYLOOT_DB)"
+    # No PYLOOT_DB: the demo uses the zero-config store of this gunicorn server
+    # (each worker prints its path when its collector starts).
+    say "starting gunicorn with 4 workers on http://$bind:$port"
     "$PY" -m gunicorn -w 4 -b "$bind:$port" --chdir "$ROOT/examples" --log-level warning demo_app:app &
     local gunicorn=$!
     trap 'kill $gunicorn 2>/dev/null; wait $gunicorn 2>/dev/null; exit 0' INT TERM EXIT
