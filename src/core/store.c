@@ -2780,13 +2780,20 @@ out:
 
 /* --------------------------------------------------------------- history */
 
+/* A live window as a history query keeps it (its times are in hview.times). */
+struct win_ref {
+    uint64_t wtime;
+    unsigned flags;
+    uint32_t n;
+};
+
 /* One incarnation taking part in a history query. */
 struct hview {
     pl_incarnation inc;
     uint8_t inck[INC_KEY];
     struct proc_rec rec;
     int alive;
-    struct window *wins; /* live windows */
+    struct win_ref *wins; /* live windows */
     size_t n_wins;
     size_t n_l1;         /* of which level 1 */
     size_t *win_off;     /* index in times of each window's first sample */
@@ -2794,6 +2801,7 @@ struct hview {
     size_t n_times;
     size_t log_off;      /* times[log_off..] are log samples */
     int64_t *slot;       /* per slot: contributing sample index, or -1 */
+    size_t slot_lo, slot_hi; /* slots [slot_lo, slot_hi) are the only ones it may fill */
 };
 
 /* A candidate type of a history query. */
@@ -2905,29 +2913,31 @@ static int hview_load(pl_store *s, MDB_txn *txn, struct hview *v)
         rc = log_times(s, txn, v->inck, &lt, &n_lt);
     if (rc)
         goto out;
-    v->wins = all;
-    all = NULL;
+    v->wins = malloc((n_all + 1) * sizeof *v->wins);
     v->n_wins = 0;
     v->n_l1 = 0;
-    for (i = 0; i < n_all; i++) {
-        if (!(v->wins[i].flags & WIN_DROPPING)) {
-            v->n_l1 += !(v->wins[i].flags & WIN_L2);
-            v->wins[v->n_wins++] = v->wins[i];
-        }
-    }
-    for (i = 0; i < v->n_wins; i++)
-        t += v->wins[i].n;
+    for (i = 0; v->wins && i < n_all; i++)
+        if (!(all[i].flags & WIN_DROPPING))
+            t += all[i].n;
     v->times = malloc((t + n_lt + 1) * sizeof *v->times);
-    v->win_off = malloc((v->n_wins + 1) * sizeof *v->win_off);
-    if (!v->times || !v->win_off) {
+    v->win_off = malloc((n_all + 1) * sizeof *v->win_off);
+    if (!v->wins || !v->times || !v->win_off) {
         rc = ENOMEM;
         goto out;
     }
     t = 0;
-    for (i = 0; i < v->n_wins; i++) {
-        v->win_off[i] = t;
-        memcpy(v->times + t, v->wins[i].times, v->wins[i].n * sizeof *v->times);
-        t += v->wins[i].n;
+    for (i = 0; i < n_all; i++) {
+        struct win_ref *w = &v->wins[v->n_wins];
+
+        if (all[i].flags & WIN_DROPPING)
+            continue;
+        w->wtime = all[i].wtime;
+        w->flags = all[i].flags;
+        w->n = all[i].n;
+        v->n_l1 += !(w->flags & WIN_L2);
+        v->win_off[v->n_wins++] = t;
+        memcpy(v->times + t, all[i].times, all[i].n * sizeof *v->times);
+        t += all[i].n;
     }
     v->log_off = t;
     if (n_lt)
@@ -3267,13 +3277,19 @@ static int build_slots(struct hview *v, const pl_history *h)
         rc = ENOMEM;
         goto out;
     }
+    v->slot_lo = h->n_times;
+    v->slot_hi = 0;
     for (i = 0; i < h->n_times; i++) {
         while (j < v->n_times && v->times[j] <= h->times[i])
             j++;
-        if (j == 0 || (!v->alive && i > 0 && v->times[v->n_times - 1] <= h->times[i - 1]))
+        if (j == 0 || (!v->alive && i > 0 && v->times[v->n_times - 1] <= h->times[i - 1])) {
             v->slot[i] = -1;
-        else
+        } else {
             v->slot[i] = (int64_t)j - 1;
+            if (i < v->slot_lo)
+                v->slot_lo = i;
+            v->slot_hi = i + 1;
+        }
     }
 out:
     return rc;
@@ -3548,7 +3564,7 @@ int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
                 }
                 t->n_lines++;
             }
-            for (si = 0; si < h->n_times; si++) {
+            for (si = v->slot_lo; si < v->slot_hi; si++) {
                 int64_t k_i = v->slot[si];
 
                 if (k_i < 0)
