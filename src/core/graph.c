@@ -12,6 +12,9 @@
  * index at ~21 bytes per vertex). */
 /* How far ahead loops over scattered memory prefetch. */
 #define PREFETCH_AHEAD 16
+/* Batch inserts and lookups work in blocks: every slot of a block is
+ * computed and prefetched first, then probed, so the misses overlap. */
+#define LOOKUP_BLOCK 32
 
 typedef struct slot {
     uint64_t key; /* 0: empty */
@@ -124,6 +127,21 @@ uint32_t pl_graph_lookup(const pl_graph *g, uint64_t key)
 }
 
 
+/* Probes for `key` starting at slot i. */
+static inline uint32_t probe(const pl_graph *g, uint64_t key, size_t i)
+{
+    for (;;) {
+        const slot *s = &g->table[i];
+        if (s->key == key)
+            return s->v;
+        if (!s->key)
+            return PL_GRAPH_NONE;
+        if (++i == g->tcap)
+            i = 0;
+    }
+}
+
+
 void pl_graph_lookup_many(const pl_graph *g, const uint64_t *keys, size_t n, uint32_t *out)
 {
     if (!g->table) {
@@ -131,10 +149,17 @@ void pl_graph_lookup_many(const pl_graph *g, const uint64_t *keys, size_t n, uin
             out[i] = PL_GRAPH_NONE;
         return;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (i + PREFETCH_AHEAD < n)
-            __builtin_prefetch(&g->table[slot_of(keys[i + PREFETCH_AHEAD], g->tcap)]);
-        out[i] = pl_graph_lookup(g, keys[i]);
+    size_t slots[LOOKUP_BLOCK];
+    for (size_t base = 0; base < n; base += LOOKUP_BLOCK) {
+        size_t len = n - base < LOOKUP_BLOCK ? n - base : LOOKUP_BLOCK;
+        for (size_t j = 0; j < len; j++) {
+            slots[j] = slot_of(keys[base + j], g->tcap);
+            __builtin_prefetch(&g->table[slots[j]]);
+        }
+        for (size_t j = 0; j < len; j++) {
+            uint64_t key = keys[base + j];
+            out[base + j] = key ? probe(g, key, slots[j]) : PL_GRAPH_NONE;
+        }
     }
 }
 
@@ -231,24 +256,30 @@ int pl_graph_add_vertices(pl_graph *g, const uint64_t *keys, size_t n, uint8_t *
     int rc = reserve_vertices(g, n);
     if (rc)
         return rc;
-    for (size_t j = 0; j < n; j++) {
-        if (j + PREFETCH_AHEAD < n)
-            __builtin_prefetch(&g->table[slot_of(keys[j + PREFETCH_AHEAD], g->tcap)], 1);
-        uint64_t key = keys[j];
-        if (!key)
-            return PL_EBADARG;
-        size_t i = slot_of(key, g->tcap);
-        while (g->table[i].key && g->table[i].key != key)
-            if (++i == g->tcap)
-                i = 0;
-        if (g->table[i].key)
-            continue;
-        uint32_t v = (uint32_t)g->n++;
-        g->keys[v] = key;
-        g->table[i].key = key;
-        g->table[i].v = v;
-        if (added)
-            added[j] = 1;
+    size_t slots[LOOKUP_BLOCK];
+    for (size_t base = 0; base < n; base += LOOKUP_BLOCK) {
+        size_t len = n - base < LOOKUP_BLOCK ? n - base : LOOKUP_BLOCK;
+        for (size_t j = 0; j < len; j++) {
+            slots[j] = slot_of(keys[base + j], g->tcap);
+            __builtin_prefetch(&g->table[slots[j]], 1);
+        }
+        for (size_t j = 0; j < len; j++) {
+            uint64_t key = keys[base + j];
+            if (!key)
+                return PL_EBADARG;
+            size_t i = slots[j];
+            while (g->table[i].key && g->table[i].key != key)
+                if (++i == g->tcap)
+                    i = 0;
+            if (g->table[i].key)
+                continue;
+            uint32_t v = (uint32_t)g->n++;
+            g->keys[v] = key;
+            g->table[i].key = key;
+            g->table[i].v = v;
+            if (added)
+                added[base + j] = 1;
+        }
     }
     return 0;
 }
