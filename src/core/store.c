@@ -1717,11 +1717,12 @@ out:
     return rc;
 }
 
-/* Moves the oldest WINDOW log samples of `inc` into a level-1 window, or,
- * when the incarnation's MERGE_RUN newest windows are level 1 and
- * allow_merge is set, merges them with those samples into one level-2
- * window. One transaction; nothing to do when the log is short enough. */
-static int compact_txn(pl_store *s, const pl_incarnation *inc, int allow_merge)
+/* Moves the oldest `want` (<= WINDOW) log samples of `inc` into a level-1
+ * window, or, when want is WINDOW, allow_merge is set and the incarnation's
+ * MERGE_RUN newest windows are full level-1 windows, merges them with those
+ * samples into one level-2 window. At least one sample stays in the log.
+ * One transaction; nothing to do when the log is short enough. */
+static int compact_txn(pl_store *s, const pl_incarnation *inc, int allow_merge, uint32_t want)
 {
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
@@ -1746,7 +1747,7 @@ static int compact_txn(pl_store *s, const pl_incarnation *inc, int allow_merge)
     if (rc)
         goto out;
     rc = rec_get(s, txn, inc, &rec);
-    if (rc || rec.n_log <= WINDOW)
+    if (rc || want == 0 || want > WINDOW || rec.n_log <= want)
         goto abort;
     rc = mdb_cursor_open(txn, s->log, &cur);
     if (rc)
@@ -1764,7 +1765,7 @@ static int compact_txn(pl_store *s, const pl_incarnation *inc, int allow_merge)
             break;
         t = (int64_t)get_be64((const uint8_t *)k.mv_data + INC_KEY);
         if (ns == 0 || smp[ns - 1].time != t) {
-            if (ns == WINDOW)
+            if (ns == want)
                 break;
             smp[ns].time = t;
             ns++;
@@ -1776,7 +1777,7 @@ static int compact_txn(pl_store *s, const pl_incarnation *inc, int allow_merge)
     }
     if (rc && rc != MDB_NOTFOUND)
         goto abort;
-    if (ns < WINDOW) {
+    if (ns < want) {
         rc = PL_ECORRUPT;
         goto abort;
     }
@@ -1787,11 +1788,12 @@ static int compact_txn(pl_store *s, const pl_incarnation *inc, int allow_merge)
         if (rc)
             goto abort;
     }
-    if (allow_merge) {
+    if (allow_merge && want == WINDOW) {
         rc = list_windows(s, txn, inck, &wins, &nw);
         if (rc)
             goto abort;
-        while (run < nw && !(wins[nw - 1 - run].flags & (WIN_L2 | WIN_DROPPING)))
+        while (run < nw && !(wins[nw - 1 - run].flags & (WIN_L2 | WIN_DROPPING)) &&
+               wins[nw - 1 - run].n == WINDOW)
             run++;
         merge = run >= MERGE_RUN;
     }
@@ -1832,13 +1834,13 @@ static int compact_txn(pl_store *s, const pl_incarnation *inc, int allow_merge)
         pk->group = UINT32_MAX;
         pk->part = 0;
         pk->len = 0;
-        for (i = 0; i < WINDOW; i++)
+        for (i = 0; i < want; i++)
             pos[i] = 0;
         for (;;) {
             uint32_t id = UINT32_MAX;
             int found = 0;
 
-            for (i = 0; i < WINDOW; i++) {
+            for (i = 0; i < want; i++) {
                 if (pos[i] < smp[i].n && (!found || smp[i].e[pos[i]].type_id < id)) {
                     id = smp[i].e[pos[i]].type_id;
                     found = 1;
@@ -1846,7 +1848,7 @@ static int compact_txn(pl_store *s, const pl_incarnation *inc, int allow_merge)
             }
             if (!found)
                 break;
-            for (i = 0; i < WINDOW; i++) {
+            for (i = 0; i < want; i++) {
                 if (pos[i] < smp[i].n && smp[i].e[pos[i]].type_id == id) {
                     c[i] = smp[i].e[pos[i]].count;
                     b[i] = smp[i].e[pos[i]].bytes;
@@ -1855,7 +1857,7 @@ static int compact_txn(pl_store *s, const pl_incarnation *inc, int allow_merge)
                     c[i] = b[i] = 0;
                 }
             }
-            rc = pack_type(pk, id, tbuf, chunk_encode(tbuf, c, b, WINDOW));
+            rc = pack_type(pk, id, tbuf, chunk_encode(tbuf, c, b, want));
             if (rc)
                 goto abort;
         }
@@ -1866,9 +1868,9 @@ static int compact_txn(pl_store *s, const pl_incarnation *inc, int allow_merge)
         rec.n_windows++;
     }
     new_times = times + n_times;
-    for (i = 0; i < WINDOW; i++)
+    for (i = 0; i < want; i++)
         new_times[i] = smp[i].time;
-    n_times += WINDOW;
+    n_times += want;
     memcpy(wkey, inck, INC_KEY);
     put_be64(wkey + INC_KEY, (uint64_t)times[0]);
     k.mv_size = WIN_KEY;
@@ -1879,11 +1881,11 @@ static int compact_txn(pl_store *s, const pl_incarnation *inc, int allow_merge)
     if (rc)
         goto abort;
     log_key(lo, inck, 0, 0);
-    log_key(hi, inck, (uint64_t)smp[WINDOW - 1].time, UINT32_MAX);
+    log_key(hi, inck, (uint64_t)smp[want - 1].time, UINT32_MAX);
     rc = del_range(cur, lo, LOG_KEY, hi, LOG_KEY, SIZE_MAX, &deleted, &more);
     if (rc)
         goto abort;
-    rec.n_log -= WINDOW;
+    rec.n_log -= want;
     rc = rec_put(s, txn, inc, &rec);
     if (rc)
         goto abort;
@@ -2668,6 +2670,24 @@ static int prune_locked(pl_store *s, int64_t now_ms)
     for (i = 0; rc == 0 && i < n; i++)
         if (list[i].inc.pid)
             rc = retain_inc(s, &list[i].inc, now_ms);
+    /* A dead incarnation's log is never compacted by its writer: move all
+     * but its last sample into (partial) windows, so that readers of a
+     * store with many short-lived workers find a few values per type and
+     * incarnation instead of every log part. */
+    for (i = 0; rc == 0 && i < n; i++) {
+        uint32_t n_log = list[i].rec.n_log;
+
+        if (!list[i].inc.pid || list[i].alive)
+            continue;
+        while (rc == 0 && n_log > 1) {
+            uint32_t want = n_log - 1 < WINDOW ? n_log - 1 : WINDOW;
+
+            rc = compact_txn(s, &list[i].inc, 0, want);
+            n_log -= want;
+        }
+        if (is_map_full(rc))
+            rc = 0; /* stays in the log; bytes pruning below makes room */
+    }
     if (rc == 0)
         rc = sweep_orphans(s);
     if (rc == 0)
@@ -2752,9 +2772,9 @@ int pl_store_append(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
     /* The sample is committed; what follows only reorganizes and trims. */
     if (rec.n_log > WINDOW) {
         for (attempt = 0; attempt < 1000; attempt++) {
-            rc = compact_txn(s, inc, 1);
+            rc = compact_txn(s, inc, 1, WINDOW);
             if (rc == PL_ETOOBIG) /* a type too noisy for one level-2 value */
-                rc = compact_txn(s, inc, 0);
+                rc = compact_txn(s, inc, 0, WINDOW);
             if (!is_map_full(rc))
                 break;
             if (make_room(s, &dropped) != 0 || !dropped)
