@@ -317,6 +317,56 @@ int pl_graph_add_edge(pl_graph *g, uint32_t tail, uint32_t head)
     return 0;
 }
 
+int pl_graph_add_edges_by_key(pl_graph *g, const uint32_t *tails, const uint64_t *heads,
+                              size_t n)
+{
+    if (g->finished || !g->table)
+        return PL_EBADARG;
+    if (n && (tails[0] < g->last_tail || tails[n - 1] >= g->n))
+        return PL_EBADARG;
+    if (!g->edges_started) {
+        g->out_off = malloc((g->n + 1) * sizeof(uint32_t));
+        if (!g->out_off)
+            return ENOMEM;
+        g->edges_started = 1;
+        g->last_tail = 0;
+        g->out_off[0] = 0;
+    }
+    if (n > PL_GRAPH_MAX - g->m)
+        return PL_ETOOBIG;
+    if (g->m + n > g->ecap) {
+        size_t ncap = g->ecap * 2 > g->m + n ? g->ecap * 2 : g->m + n;
+        if (ncap > PL_GRAPH_MAX)
+            ncap = PL_GRAPH_MAX;
+        uint32_t *h = realloc(g->out_head, ncap * sizeof(uint32_t));
+        if (!h)
+            return ENOMEM;
+        g->out_head = h;
+        g->ecap = ncap;
+    }
+    size_t slots[LOOKUP_BLOCK];
+    for (size_t base = 0; base < n; base += LOOKUP_BLOCK) {
+        size_t len = n - base < LOOKUP_BLOCK ? n - base : LOOKUP_BLOCK;
+        for (size_t j = 0; j < len; j++) {
+            slots[j] = slot_of(heads[base + j], g->tcap);
+            __builtin_prefetch(&g->table[slots[j]]);
+        }
+        for (size_t j = 0; j < len; j++) {
+            uint64_t key = heads[base + j];
+            uint32_t h = key ? probe(g, key, slots[j]) : PL_GRAPH_NONE;
+            if (h == PL_GRAPH_NONE)
+                continue;
+            uint32_t tail = tails[base + j];
+            if (tail < g->last_tail || tail >= g->n)
+                return PL_EBADARG;
+            while (g->last_tail < tail)
+                g->out_off[++g->last_tail] = (uint32_t)g->m;
+            g->out_head[g->m++] = h;
+        }
+    }
+    return 0;
+}
+
 /* The in-edge CSR: a counting sort of the edges by head. Scanning tails in
  * order keeps each in-list ordered by edge number. */
 static int build_reverse(pl_graph *g)

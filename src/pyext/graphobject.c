@@ -147,7 +147,6 @@ static int frame_extra_referents(PyObject *frame, visitproc visit, void *arg)
 struct edge_ctx {
     pl_graph *g;
     uint64_t *refs;    /* referents of the vertices in the batch, in order */
-    uint32_t *found;   /* their vertex numbers after lookup */
     uint32_t *tails;   /* the vertex each referent belongs to */
     size_t len;
     uint32_t tail;
@@ -158,10 +157,7 @@ static void edge_flush(struct edge_ctx *ctx)
 {
     if (ctx->rc || !ctx->len)
         return;
-    pl_graph_lookup_many(ctx->g, ctx->refs, ctx->len, ctx->found);
-    for (size_t i = 0; i < ctx->len && !ctx->rc; i++)
-        if (ctx->found[i] != PL_GRAPH_NONE)
-            ctx->rc = pl_graph_add_edge(ctx->g, ctx->tails[i], ctx->found[i]);
+    ctx->rc = pl_graph_add_edges_by_key(ctx->g, ctx->tails, ctx->refs, ctx->len);
     ctx->len = 0;
 }
 
@@ -185,11 +181,10 @@ static int edge_visit(PyObject *o, void *arg)
  * Python code: tp_traverse only reports pointers. */
 static int build_edges(pl_graph *g)
 {
-    struct edge_ctx ctx = {g, NULL, NULL, NULL, 0, 0, 0};
+    struct edge_ctx ctx = {g, NULL, NULL, 0, 0, 0};
     ctx.refs = malloc(EDGE_BATCH * sizeof(uint64_t));
-    ctx.found = malloc(EDGE_BATCH * sizeof(uint32_t));
     ctx.tails = malloc(EDGE_BATCH * sizeof(uint32_t));
-    if (!ctx.refs || !ctx.found || !ctx.tails)
+    if (!ctx.refs || !ctx.tails)
         ctx.rc = ENOMEM;
     size_t n = pl_graph_order(g);
     for (uint32_t v = 0; v < n && !ctx.rc; v++) {
@@ -202,7 +197,6 @@ static int build_edges(pl_graph *g)
     }
     edge_flush(&ctx);
     free(ctx.refs);
-    free(ctx.found);
     free(ctx.tails);
     if (ctx.rc)
         return ctx.rc;

@@ -118,6 +118,42 @@ static void test_build_errors(void)
     pl_graph_free(g);
 }
 
+static void test_batches(void)
+{
+    /* Keys 16, 32, ..., 160 in one batch with a duplicate; edges by key with
+     * unknown heads skipped. */
+    pl_graph *g;
+    CHECK_OK(pl_graph_new(0, &g));
+    uint64_t keys[11];
+    for (int i = 0; i < 10; i++)
+        keys[i] = (uint64_t)(i + 1) * 16;
+    keys[10] = 32;
+    uint8_t added[11];
+    CHECK_OK(pl_graph_add_vertices(g, keys, 11, added));
+    CHECK_EQ_INT(pl_graph_order(g), 10);
+    CHECK(added[0] && added[9] && !added[10]);
+    uint64_t probe_keys[] = {16, 999, 160, 0};
+    uint32_t found[4];
+    pl_graph_lookup_many(g, probe_keys, 4, found);
+    CHECK(found[0] == 0 && found[1] == PL_GRAPH_NONE && found[2] == 9 && found[3] == PL_GRAPH_NONE);
+    uint32_t tails[] = {0, 0, 0, 3, 9};
+    uint64_t heads[] = {32, 7, 32, 16, 160};
+    CHECK_OK(pl_graph_add_edges_by_key(g, tails, heads, 5));
+    uint32_t back[] = {2};
+    uint64_t h2[] = {16};
+    CHECK_EQ_INT(pl_graph_add_edges_by_key(g, back, h2, 1), PL_EBADARG); /* tail went back */
+    CHECK_OK(pl_graph_finish(g));
+    CHECK_EQ_INT(pl_graph_size(g), 4);
+    size_t k;
+    const uint32_t *out = pl_graph_out(g, 0, &k, NULL);
+    CHECK(k == 2 && out[0] == 1 && out[1] == 1);
+    out = pl_graph_out(g, 9, &k, NULL);
+    CHECK(k == 1 && out[0] == 9);
+    pl_graph_out(g, 5, &k, NULL);
+    CHECK_EQ_INT(k, 0);
+    pl_graph_free(g);
+}
+
 static void test_reach(void)
 {
     /* Diamond a->b, a->c, b->d, c->d, plus d->e. */
@@ -405,6 +441,7 @@ int main(void)
 {
     RUN(test_build_and_query);
     RUN(test_build_errors);
+    RUN(test_batches);
     RUN(test_reach);
     RUN(test_paths_and_cycles);
     RUN(test_scc_small);

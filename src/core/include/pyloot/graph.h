@@ -60,6 +60,12 @@ int pl_graph_add_vertices(pl_graph *g, const uint64_t *keys, size_t n, uint8_t *
  * the first edge is added no vertex can be added. Returns 0, ENOMEM,
  * PL_EBADARG or PL_ETOOBIG. */
 int pl_graph_add_edge(pl_graph *g, uint32_t tail, uint32_t head);
+/* Adds the edges tails[i] -> (vertex of key heads[i]) for i < n, skipping
+ * the heads that are not vertices: pl_graph_add_edge after a lookup, in
+ * blocks with prefetching. Same ordering rule for tails. Returns 0, ENOMEM,
+ * PL_EBADARG or PL_ETOOBIG. */
+int pl_graph_add_edges_by_key(pl_graph *g, const uint32_t *tails, const uint64_t *heads,
+                              size_t n);
 /* Ends building: closes the out-edge offsets and trims the arrays. The
  * in-edges are not built yet (pl_graph_ensure_reverse). Returns 0 or ENOMEM
  * (the graph is then still unfinished and may be freed). */
