@@ -758,3 +758,80 @@ def test_reference_counts_balance():
     a_after, b_after = sys.getrefcount(a), sys.getrefcount(b)
     a.clear()
     assert (a_after, b_after) == before
+
+
+def test_negative_generations_mean_unlimited():
+    chain = lists(4)
+    for x, y in zip(chain, chain[1:]):
+        x.append(y)
+    g = ObjectGraph(chain)
+    assert len(g.descendants(chain[0], generations=-1)) == 4
+    assert len(g.ancestors(chain[3], -5)) == 4
+
+
+def test_cycles_created_by_restores_state_on_error():
+    enabled, flags, before = gc.isenabled(), gc.get_debug(), list(gc.garbage)
+
+    def boom():
+        a = []
+        a.append(a)
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        cycles_created_by(boom)
+    assert (gc.isenabled(), gc.get_debug(), gc.garbage) == (enabled, flags, before)
+
+
+def test_annotated_graph_interface():
+    a, b, c = [], [], []
+    a.extend([b, c])
+    b.append(c)
+    ag = ObjectGraph([a, b, c]).annotated()
+    assert re.fullmatch(r"<pyloot\.AnnotatedGraph object of size 3 at 0x[0-9a-f]+>", repr(ag))
+    va, vb, vc = (next(v for v in ag if v.id == id(x)) for x in (a, b, c))
+    assert len(ag) == 3 and va in ag and len(ag.vertices) == 3 and len(ag.edges) == 3
+    assert sorted(e.annotation for e in ag.out_edges(va)) == ["item[0]", "item[1]"]
+    assert [ag.tail(e) for e in ag.in_edges(vc)] in ([va, vb], [vb, va])
+    assert ag.children(vb) == [vc] and sorted(map(id, ag.parents(vc))) == sorted(map(id, [va, vb]))
+    assert len(ag.references()) == 3
+    assert ag.head(ag.out_edges(vb)[0]) is vc
+    sub = ag.full_subgraph([va, vb])
+    assert len(sub) == 2 and len(sub.edges) == 1
+    assert len(ag - sub) == 1 and len(ag & sub) == 2
+    assert ag.count_by(lambda v: v.annotation) == collections.Counter({"list[2]": 1, "list[1]": 1, "list[0]": 1})
+    assert ag.find_by(lambda v: v.annotation == "list[0]") == [vc]
+    assert len(ag.descendants(va, generations=0)) == 1
+    with pytest.raises(ValueError):
+        ag.shortest_path(vc, va)
+    with pytest.raises(ValueError):
+        ag.shortest_cycle(va)
+    with pytest.raises(KeyError):
+        ag.children(type(va)(id=12345, annotation="stranger"))
+    # A vertex rebuilt from JSON finds its counterpart (equality by id).
+    twin = type(va)(id=va.id, annotation="whatever")
+    assert twin in ag and ag.children(twin) == ag.children(va)
+
+
+def test_graph_methods_release_the_gil_safely():
+    import threading
+
+    n = 60_000  # above the size at which the algorithms drop the GIL
+    objs = lists(n)
+    for x, y in zip(objs, objs[1:]):
+        x.append(y)
+    objs[-1].append(objs[0])
+    g = ObjectGraph(objs)
+    results = []
+
+    def work():
+        results.append(len(g.strongly_connected_components()[0]))
+        results.append(len(g.descendants(objs[0])))
+        results.append(len(g.ancestors(objs[0])))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [n] * 12
+    objs[-1].clear()
