@@ -547,6 +547,21 @@ static void atfork_child(void)
 
 static void join_stopped(void);
 
+/* The pl_store of a Store object and this process's incarnation. Returns 0,
+ * or -1 with an exception set. GIL held. */
+static int store_and_self(PyObject *module, PyObject *store_obj, pl_store **store, pl_incarnation *self)
+{
+    *store = pl_store_of(store_obj);
+    if (!*store)
+        return -1;
+    int rc = pl_proc_self(self);
+    if (rc) {
+        PyErr_Format(pl_modstate_get(module)->error, "reading /proc/self failed: %s", pl_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
 /* Writes (or refreshes) this process's procs record. GIL held; the store
  * I/O runs without it. Returns 0, or -1 with an exception set. */
 static int register_self(PyObject *module, pl_store *store, const pl_incarnation *self, double interval)
@@ -583,15 +598,11 @@ static PyObject *py_collector_start(PyObject *module, PyObject *args, PyObject *
         PyErr_SetString(PyExc_ValueError, "interval must be between 0.05 and 86400 seconds");
         return NULL;
     }
-    pl_store *store = pl_store_of(store_obj);
-    if (!store)
-        return NULL;
+    pl_store *store;
     pl_incarnation self;
-    int rc = pl_proc_self(&self);
-    if (rc) {
-        PyErr_Format(pl_modstate_get(module)->error, "reading /proc/self failed: %s", pl_strerror(rc));
+    if (store_and_self(module, store_obj, &store, &self) < 0)
         return NULL;
-    }
+    int rc;
     join_stopped();
     pthread_mutex_lock(&state_lock);
     int running = C.running;
@@ -706,15 +717,11 @@ static PyObject *py_collect(PyObject *module, PyObject *args, PyObject *kw)
     double interval = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O|pd:collect", kwlist, &store_obj, &gc_collect, &interval))
         return NULL;
-    pl_store *store = pl_store_of(store_obj);
-    if (!store)
-        return NULL;
+    pl_store *store;
     pl_incarnation self;
-    int rc = pl_proc_self(&self);
-    if (rc) {
-        PyErr_Format(pl_modstate_get(module)->error, "reading /proc/self failed: %s", pl_strerror(rc));
+    if (store_and_self(module, store_obj, &store, &self) < 0)
         return NULL;
-    }
+    int rc;
     if (register_self(module, store, &self, interval) < 0)
         return NULL;
     double gc_ms, pass_ms;
