@@ -14,9 +14,11 @@
  * Runs in a fresh directory under /tmp (removed at the end); building the
  * 8 x 2,880 x 5,000 store takes most of the time (about a minute on a
  * 2-core VM; the whole run stays under 3 minutes).
- * Usage: bench_store [--quick] [--keep]
+ * Usage: bench_store [--quick] [--keep] [--churn]
  *   --quick  8 x 300 samples, for a smoke run
  *   --keep   leave the store directory in place and print its path
+ *   --churn  only the worker-churn scenario: 500 dead incarnations of 20
+ *            samples plus 8 live ones of 300, 5,000 types (about a minute)
  * PYLOOT_BENCH_REUSE=<dir> runs only the history queries on a kept store. */
 #include <errno.h>
 #include <ftw.h>
@@ -524,6 +526,86 @@ static void baseline_scan(const char *dir, size_t samples)
     }
 }
 
+/* Worker churn (max_requests): many short-lived dead incarnations in the
+ * merged view, after a retention pass compacted their logs. */
+static void bench_churn(const char *root)
+{
+    enum { NDEAD = 500, DEAD_SAMPLES = 20, LIVE_SAMPLES = 300 };
+    char dir[256];
+    pl_store *s;
+    static struct workload w;
+    static pl_type_count sample[NTYPES];
+    uint32_t ids[NTYPES];
+    pl_incarnation incs[NINCS];
+    pid_t pids[NINCS];
+    size_t i, j;
+    double t0, c0, times[31], cpu[31];
+    int rc, r;
+
+    snprintf(dir, sizeof dir, "%s/churn", root);
+    s = open_at(dir);
+    make_types(s, ids);
+    workload_init(&w, ids);
+    t0 = now_s();
+    for (j = 0; j < NDEAD; j++) {
+        /* Above pid_max: like a killed worker, kill(pid, 0) fails at once. */
+        pl_incarnation dead = {0x7fff0000u + (uint32_t)j, 1000 + j};
+
+        reg(s, dead);
+        for (i = 0; i < DEAD_SAMPLES; i++) {
+            workload_step(&w, sample);
+            rc = pl_store_append(s, &dead,
+                                 1000000 + (int64_t)(j * DEAD_SAMPLES + i) * INTERVAL_MS / 8,
+                                 sample, NTYPES);
+            if (rc)
+                die("pl_store_append", rc);
+        }
+    }
+    for (j = 0; j < NINCS; j++) {
+        pids[j] = spawn_sleeper(&incs[j]);
+        reg(s, incs[j]);
+    }
+    for (i = 0; i < LIVE_SAMPLES; i++) {
+        for (j = 0; j < NINCS; j++) {
+            workload_step(&w, sample);
+            rc = pl_store_append(s, &incs[j], 1000000 + (int64_t)i * INTERVAL_MS + (int64_t)j,
+                                 sample, NTYPES);
+            if (rc)
+                die("pl_store_append", rc);
+        }
+    }
+    if ((rc = pl_store_prune(s, 1000000 + LIVE_SAMPLES * INTERVAL_MS)))
+        die("pl_store_prune", rc);
+    printf("churn store: %d dead incarnations x %d samples + %d live x %d, %d types, built in "
+           "%.1f s\n",
+           NDEAD, DEAD_SAMPLES, NINCS, LIVE_SAMPLES, NTYPES, now_s() - t0);
+    for (r = 0; r < 31; r++) {
+        pl_history_query q;
+        pl_history *h = NULL;
+
+        memset(&q, 0, sizeof q);
+        q.sort = PL_SORT_GROWTH;
+        q.limit = 50;
+        q.now_ms = pl_now_ms();
+        t0 = now_s();
+        c0 = cpu_s();
+        if ((rc = pl_store_history(s, &q, &h)))
+            die("pl_store_history", rc);
+        cpu[r] = cpu_s() - c0;
+        times[r] = now_s() - t0;
+        pl_history_free(h);
+    }
+    printf("  history merged, sort=growth, 50 types over %d incarnations: wall median %.2f ms | "
+           "CPU median %.2f  min %.2f ms\n",
+           NDEAD + NINCS, pct(times, 31, 0.5) * 1e3, pct(cpu, 31, 0.5) * 1e3,
+           pct(cpu, 31, 0.0) * 1e3);
+    pl_store_close(s);
+    for (j = 0; j < NINCS; j++) {
+        kill(pids[j], SIGKILL);
+        waitpid(pids[j], NULL, 0);
+    }
+}
+
 /* Queries a kept store again. Its incarnations are dead by now, so the
  * merged sort keys are zero; the page work is the same. */
 static int reuse(const char *root)
@@ -551,7 +633,7 @@ static int reuse(const char *root)
 int main(int argc, char **argv)
 {
     char root[] = "/tmp/pyloot-bench-XXXXXX";
-    int quick = 0, keep = 0, i;
+    int quick = 0, keep = 0, churn = 0, i;
     double t0 = now_s();
 
     if (getenv("PYLOOT_BENCH_REUSE"))
@@ -559,6 +641,7 @@ int main(int argc, char **argv)
     for (i = 1; i < argc; i++) {
         quick |= strcmp(argv[i], "--quick") == 0;
         keep |= strcmp(argv[i], "--keep") == 0;
+        churn |= strcmp(argv[i], "--churn") == 0;
     }
     if (!mkdtemp(root)) {
         perror("mkdtemp");
@@ -566,9 +649,13 @@ int main(int argc, char **argv)
     }
     printf("bench_store: store in %s\n\n", root);
     fflush(stdout);
-    bench_append(root);
-    fflush(stdout);
-    bench_history(root, quick);
+    if (churn) {
+        bench_churn(root);
+    } else {
+        bench_append(root);
+        fflush(stdout);
+        bench_history(root, quick);
+    }
     if (keep)
         printf("\nkept %s (PYLOOT_BENCH_REUSE=%s bench_store)\n", root, root);
     else

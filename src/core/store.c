@@ -72,6 +72,9 @@
 #define PRUNE_EVERY_MS 300000
 #define MAILBOX_TTL_MS 60000
 #define DELETE_BATCH 2048u
+/* Log values a history query holds at once (x 16 bytes): bounds its memory
+ * when many incarnations and a large page meet. */
+#define LOG_CELLS (1u << 22)
 
 #define INC_KEY 12u
 #define LOG_KEY 24u
@@ -2911,6 +2914,13 @@ static int contains_ci(const char *hay, size_t n, const char *needle, size_t m)
     return found;
 }
 
+static int cmp_hview_key(const void *a, const void *b)
+{
+    const struct hview *x = *(const struct hview *const *)a, *y = *(const struct hview *const *)b;
+
+    return memcmp(x->inck, y->inck, INC_KEY);
+}
+
 static void hview_free(struct hview *v)
 {
     free(v->wins);
@@ -3124,11 +3134,12 @@ out:
     return rc;
 }
 
-/* Reads the page types' values from every log sample of one incarnation:
- * lc/lb[j * n_log + i] for page type j (ids sorted in `ids`, original
- * index in `idx`) and log sample i. */
+/* Reads the page types' values from every log sample of one incarnation
+ * into lc/lb[j * stride + base + i] for page type j (ids sorted in `ids`,
+ * original index in `idx`) and log sample i. The caller zeroes lc/lb. */
 static int fill_log(pl_store *s, MDB_txn *txn, const struct hview *v, const uint32_t *ids,
-                    const size_t *idx, size_t n_ids, int64_t *lc, int64_t *lb)
+                    const size_t *idx, size_t n_ids, int64_t *lc, int64_t *lb, size_t stride,
+                    size_t base)
 {
     MDB_cursor *cur = NULL;
     uint8_t lo[LOG_KEY];
@@ -3136,8 +3147,6 @@ static int fill_log(pl_store *s, MDB_txn *txn, const struct hview *v, const uint
     size_t n_log = v->n_times - v->log_off, li = 0;
     int rc;
 
-    memset(lc, 0, n_ids * n_log * sizeof *lc);
-    memset(lb, 0, n_ids * n_log * sizeof *lb);
     if (!n_log || !n_ids) {
         rc = 0;
         goto out;
@@ -3207,8 +3216,8 @@ static int fill_log(pl_store *s, MDB_txn *txn, const struct hview *v, const uint
                         if (rc)
                             goto out;
                     }
-                    lc[idx[j] * n_log + li] = (int64_t)cc;
-                    lb[idx[j] * n_log + li] = (int64_t)bb;
+                    lc[idx[j] * stride + base + li] = (int64_t)cc;
+                    lb[idx[j] * stride + base + li] = (int64_t)bb;
                 }
             }
         }
@@ -3334,14 +3343,16 @@ int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
     struct inc_entry *list = NULL;
     struct hview *views = NULL;
     uint8_t *filled = NULL;
-    size_t max_wins = 0;
+    size_t max_wins = 0, total_log = 0, batch, b0;
+    struct hview **vord = NULL;
+    size_t *line_of = NULL, *lbase = NULL;
     struct cand *cands = NULL;
     pl_history *h = NULL;
     int64_t *growth = NULL, *fc = NULL, *lc = NULL, *lb = NULL, *arr_c = NULL, *arr_b = NULL;
     uint64_t *cnt = NULL, *byt = NULL;
     uint32_t *ids = NULL, max_id, max_points;
     size_t *idx = NULL;
-    size_t n_incs = 0, nv = 0, n_cand = 0, i, j, page_off, page_n, max_log = 0, max_times = 0;
+    size_t n_incs = 0, nv = 0, n_cand = 0, i, j, page_off, page_n, max_times = 0;
     size_t key_from, key_to, n_lines = 0;
     struct sample smp = {0};
     MDB_val k, val;
@@ -3495,19 +3506,43 @@ int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
             goto out;
         if (views[i].n_times)
             n_lines++;
-        if (views[i].n_times - views[i].log_off > max_log)
-            max_log = views[i].n_times - views[i].log_off;
         if (views[i].n_times > max_times)
             max_times = views[i].n_times;
         if (views[i].n_wins > max_wins)
             max_wins = views[i].n_wins;
     }
 
+    /* Views in key order, so that consecutive seeks for one type land on
+     * the same or the next leaf page (LMDB searches the current page first);
+     * log values of all views for a batch of page types in shared arrays. */
+    vord = malloc((nv + 1) * sizeof *vord);
+    line_of = malloc((nv + 1) * sizeof *line_of);
+    lbase = malloc((nv + 1) * sizeof *lbase);
+    if (!vord || !line_of || !lbase) {
+        rc = ENOMEM;
+        goto out;
+    }
+    n_lines = 0;
+    for (i = 0; i < nv; i++) {
+        vord[i] = &views[i];
+        lbase[i] = total_log;
+        total_log += views[i].n_times - views[i].log_off;
+        line_of[i] = n_lines;
+        if (views[i].n_times)
+            n_lines++;
+    }
+    qsort(vord, nv, sizeof *vord, cmp_hview_key);
+    batch = total_log ? LOG_CELLS / total_log : page_n;
+    if (batch < 1)
+        batch = 1;
+    if (batch > page_n)
+        batch = page_n;
+
     h->types = calloc(page_n ? page_n : 1, sizeof *h->types);
     ids = malloc((page_n + 1) * sizeof *ids * 2);
     idx = malloc((page_n + 1) * sizeof *idx);
-    lc = malloc((page_n * max_log + 1) * sizeof *lc);
-    lb = malloc((page_n * max_log + 1) * sizeof *lb);
+    lc = malloc((batch * total_log + 1) * sizeof *lc);
+    lb = malloc((batch * total_log + 1) * sizeof *lb);
     arr_c = malloc((max_times + 1) * sizeof *arr_c);
     arr_b = malloc((max_times + 1) * sizeof *arr_b);
     filled = malloc(max_wins + 1);
@@ -3539,16 +3574,18 @@ int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
                 rc = ENOMEM;
                 goto out;
             }
-            t->n_lines = 0;
+            t->n_lines = n_lines;
+            for (i = 0; i < nv; i++) {
+                if (!views[i].n_times)
+                    continue;
+                t->lines[line_of[i]].inc = views[i].inc;
+                t->lines[line_of[i]].counts = new_series(h->n_times);
+                if (!t->lines[line_of[i]].counts) {
+                    rc = ENOMEM;
+                    goto out;
+                }
+            }
         }
-        /* ids sorted with their page index, for the log scan. */
-        ids[2 * j] = c->id;
-        ids[2 * j + 1] = (uint32_t)j;
-    }
-    qsort(ids, page_n, 2 * sizeof *ids, cmp_u32);
-    for (j = 0; j < page_n; j++) {
-        idx[j] = ids[2 * j + 1];
-        ids[j] = ids[2 * j];
     }
 
     rc = mdb_cursor_open(txn, s->chunks, &cur);
@@ -3556,45 +3593,53 @@ int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
         rc = mdb_cursor_open(txn, s->chunks2, &cur2);
     if (rc)
         goto out;
-    for (i = 0; i < nv; i++) {
-        struct hview *v = &views[i];
-        size_t n_log = v->n_times - v->log_off, si;
+    for (b0 = 0; b0 < page_n; b0 += batch) {
+        size_t nb = page_n - b0 < batch ? page_n - b0 : batch;
 
-        if (!v->n_times)
-            continue;
-        rc = fill_log(s, txn, v, ids, idx, page_n, lc, lb);
-        if (rc)
-            goto out;
-        for (j = 0; j < page_n; j++) {
-            pl_history_type *t = &h->types[j];
-            pl_history_line *line = NULL;
-
-            rc = fill_windows(cur, cur2, v, t->type_id, arr_c, arr_b, filled);
+        /* This batch's ids sorted, with their index in the batch. */
+        for (j = 0; j < nb; j++) {
+            ids[2 * j] = h->types[b0 + j].type_id;
+            ids[2 * j + 1] = (uint32_t)j;
+        }
+        qsort(ids, nb, 2 * sizeof *ids, cmp_u32);
+        for (j = 0; j < nb; j++) {
+            idx[j] = ids[2 * j + 1];
+            ids[j] = ids[2 * j];
+        }
+        memset(lc, 0, (nb * total_log + 1) * sizeof *lc);
+        memset(lb, 0, (nb * total_log + 1) * sizeof *lb);
+        for (i = 0; i < nv; i++) {
+            rc = fill_log(s, txn, &views[i], ids, idx, nb, lc, lb, total_log, lbase[i]);
             if (rc)
                 goto out;
-            memcpy(arr_c + v->log_off, lc + j * n_log, n_log * sizeof *arr_c);
-            memcpy(arr_b + v->log_off, lb + j * n_log, n_log * sizeof *arr_b);
-            if (q->per_worker) {
-                line = &t->lines[t->n_lines];
-                line->inc = v->inc;
-                line->counts = new_series(h->n_times);
-                if (!line->counts) {
-                    rc = ENOMEM;
-                    goto out;
-                }
-                t->n_lines++;
-            }
-            for (si = v->slot_lo; si < v->slot_hi; si++) {
-                int64_t k_i = v->slot[si];
+        }
+        for (j = 0; j < nb; j++) {
+            pl_history_type *t = &h->types[b0 + j];
 
-                if (k_i < 0)
+            for (i = 0; i < nv; i++) {
+                struct hview *v = vord[i];
+                size_t vi = (size_t)(v - views), n_log = v->n_times - v->log_off, si;
+                pl_history_line *line = q->per_worker ? &t->lines[line_of[vi]] : NULL;
+
+                if (!v->n_times)
                     continue;
-                if (t->counts[si] < 0)
-                    t->counts[si] = t->bytes_series[si] = 0;
-                t->counts[si] += arr_c[k_i];
-                t->bytes_series[si] += arr_b[k_i];
-                if (line)
-                    line->counts[si] = arr_c[k_i];
+                rc = fill_windows(cur, cur2, v, t->type_id, arr_c, arr_b, filled);
+                if (rc)
+                    goto out;
+                memcpy(arr_c + v->log_off, lc + j * total_log + lbase[vi], n_log * sizeof *arr_c);
+                memcpy(arr_b + v->log_off, lb + j * total_log + lbase[vi], n_log * sizeof *arr_b);
+                for (si = v->slot_lo; si < v->slot_hi; si++) {
+                    int64_t k_i = v->slot[si];
+
+                    if (k_i < 0)
+                        continue;
+                    if (t->counts[si] < 0)
+                        t->counts[si] = t->bytes_series[si] = 0;
+                    t->counts[si] += arr_c[k_i];
+                    t->bytes_series[si] += arr_b[k_i];
+                    if (line)
+                        line->counts[si] = arr_c[k_i];
+                }
             }
         }
     }
@@ -3607,6 +3652,9 @@ out:
     mdb_cursor_close(cur);
     mdb_cursor_close(cur2);
     free(filled);
+    free(vord);
+    free(line_of);
+    free(lbase);
     txn_abort(s, txn);
     for (i = 0; views && i < nv; i++)
         hview_free(&views[i]);
