@@ -12,12 +12,14 @@
    temporary store) against the anchors on the same heap: Dozer's periodic
    tick, and the original pyloot's ``collect_objects()`` (the ``pyloot`` 0.1
    release on PyPI, which shares our name: it is installed into its own venv
-   and run in a subprocess, on a smaller heap because it needs minutes per
-   100k objects; ours and Dozer's are measured again on that heap size).
+   and run in a subprocess, once, on a small heap because it needs ~4 ms of
+   CPU per tracked object; ours and Dozer's are measured again, in a fresh
+   process, on the same heap).
 3. GIL hold time: gc.collect and count pass (GIL held) against the whole
    collection; the store write runs with the GIL released.
 
-Every figure is the median of several repetitions. Not part of the test run.
+Every figure is the median of several interleaved repetitions, wall clock
+with CPU time next to it. Not part of the test run; see bench/README.md.
 The anchors are installed packages; their code is called, never copied.
 """
 
@@ -31,7 +33,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 ANCHOR_VENV = "/tmp/pyloot-anchor-venv"
