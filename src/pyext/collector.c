@@ -331,8 +331,14 @@ int pl_collector_type_named(const char *name, const PyTypeObject **tp)
 static int count_pass(int gc_collect, double *gc_ms, double *pass_ms)
 {
     double t0 = now_s();
-    if (gc_collect)
+    if (gc_collect) {
+        /* PyGC_Collect does nothing while the app has gc disabled; the
+         * seed's gc.collect() collects regardless, so enable it around. */
+        int was_enabled = PyGC_Enable();
         PyGC_Collect();
+        if (!was_enabled)
+            PyGC_Disable();
+    }
     double t1 = now_s();
     table.epoch++;
     /* The gc lists themselves (objects frozen by gc.freeze() included), not a
@@ -722,8 +728,13 @@ static PyObject *py_collect(PyObject *module, PyObject *args, PyObject *kw)
     if (store_and_self(module, store_obj, &store, &self) < 0)
         return NULL;
     int rc;
-    if (register_self(module, store, &self, interval) < 0)
-        return NULL;
+    /* Once per store handle: the record stays, and heartbeats refresh it. */
+    static uint64_t registered_serial; /* protected by the GIL */
+    if (registered_serial != pl_store_serial(store_obj)) {
+        if (register_self(module, store, &self, interval) < 0)
+            return NULL;
+        registered_serial = pl_store_serial(store_obj);
+    }
     double gc_ms, pass_ms;
     lock_collect();
     rc = count_pass(gc_collect, &gc_ms, &pass_ms);

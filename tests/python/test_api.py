@@ -88,6 +88,25 @@ def test_collect_objects_stores_a_sample_served_as_history(loot):
     del keep
 
 
+def test_collect_objects_collects_cycles_even_with_gc_disabled(loot):
+    class Cyclic:
+        pass
+
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(500):
+            a, b = Cyclic(), Cyclic()
+            a.other, b.other = b, a
+        del a, b
+        loot.collect_objects()
+        assert not gc.isenabled()
+        counts = _pyloot.count_types()
+    finally:
+        gc.enable()
+    assert not any(name.endswith(".Cyclic") for name in counts)
+
+
 def test_procs_lists_this_process_and_the_store(loot):
     loot.collect_objects()
     status, body = call_json(loot.get_wsgi(), "/api/procs")
