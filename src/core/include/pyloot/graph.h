@@ -4,15 +4,17 @@
  * extension uses object addresses; key 0 is reserved), and m edges numbered
  * 0..m-1 in out-edge order: all edges leaving vertex 0 first, in the order
  * they were added, then those leaving vertex 1, and so on. Edges are stored
- * twice in CSR form (out and in), so children and parents are both O(degree).
- * Self-loops and multiple edges between the same pair are kept.
+ * in CSR form, out-edges always and in-edges once asked for, so children and
+ * parents are both O(degree). Self-loops and multiple edges between the same
+ * pair are kept.
  *
- * Life cycle: pl_graph_new, then pl_graph_add_vertex for every vertex, then
- * pl_graph_add_edge for every edge in non-decreasing tail order, then
- * pl_graph_finish. Only finished graphs may be queried or passed to the
- * algorithms. A finished graph is immutable and may be read by several
- * threads at once, except pl_graph_ensure_index; building is not
- * thread-safe.
+ * Life cycle: pl_graph_new, then pl_graph_add_vertex(es) for every vertex,
+ * then pl_graph_add_edge (or _add_edges_by_key) for every edge in
+ * non-decreasing tail order, then pl_graph_finish. Only finished graphs may
+ * be queried or passed to the algorithms. A finished graph may be read by
+ * several threads at once; pl_graph_ensure_index and pl_graph_ensure_reverse
+ * add to it and must not run concurrently with anything that reads what they
+ * add (the index, the in-edges). Building is not thread-safe.
  *
  * Key lookups need the key index (~27 bytes per vertex), parents need the
  * in-edges. Graphs built with pl_graph_new have the index; the subgraphs the
@@ -148,7 +150,8 @@ int pl_graph_source_components(const pl_graph *g, const pl_graph_components *c,
                                uint32_t **ids, size_t *n);
 /* Builds the induced subgraph of each listed component: outs[i] gets the
  * finished subgraph of component ids[i] (vertices in member order, edges in
- * the parent's order; no key index, no in-edges). On failure every outs[i] is NULL. */
+ * the parent's order; no key index, no in-edges). On failure every outs[i]
+ * is NULL. */
 int pl_graph_component_subgraphs(const pl_graph *g, const pl_graph_components *c,
                                  const uint32_t *ids, size_t k, pl_graph **outs);
 
