@@ -17,7 +17,7 @@ const char *pl_strerror(int err)
     case PL_ETOOBIG: return "value too large";
     default: break;
     }
-    if (err <= MDB_KEYEXIST && err >= MDB_LAST_ERRCODE)
+    if (err >= MDB_KEYEXIST && err <= MDB_LAST_ERRCODE)
         return mdb_strerror(err);
     if (err > 0)
         return strerror(err); /* glibc returns a static string for known codes */

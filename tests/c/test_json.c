@@ -2,6 +2,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <errno.h>
+
+#include <lmdb.h>
 #include <zlib.h>
 
 #include "pyloot/buf.h"
@@ -106,8 +109,18 @@ static void test_accept_encoding(void)
     CHECK(!pl_accepts_gzip("deflate, br"));
 }
 
+static void test_strerror(void)
+{
+    CHECK(strstr(pl_strerror(MDB_MAP_FULL), "MDB_MAP_FULL") != NULL);
+    CHECK(strstr(pl_strerror(MDB_KEYEXIST), "MDB_KEYEXIST") != NULL);
+    CHECK_EQ_STR(pl_strerror(PL_ETIMEOUT), "no answer in time");
+    CHECK_EQ_STR(pl_strerror(ENOENT), "No such file or directory");
+    CHECK_EQ_STR(pl_strerror(-1), "unknown error");
+}
+
 int main(void)
 {
+    RUN(test_strerror);
     RUN(test_escapes);
     RUN(test_utf8);
     RUN(test_numbers);
