@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "objects_gc.h" /* pl_live_walk: the gc lists, frozen objects included */
 #include "pyloot/error.h"
 #include "pyloot/graph.h"
 
@@ -431,7 +432,9 @@ static PyObject *graph_snapshot(PyObject *module, PyObject *const *args, Py_ssiz
         return NULL;
     struct snap_ctx ctx = {NULL, 0, 0, st->graph_type, 0};
     pl_graph *g = NULL;
-    int vrc = pl_visit_tracked(snap_add, &ctx);
+    /* The gc lists walked directly: no list of every object is built, and
+     * the objects frozen by gc.freeze() (gunicorn --preload) are included. */
+    int vrc = pl_live_walk(snap_add, &ctx);
     int rc = ctx.rc;
     if (!rc)
         rc = pl_graph_new(ctx.len + 256, &g);

@@ -835,3 +835,14 @@ def test_graph_methods_release_the_gil_safely():
         t.join()
     assert results == [n] * 12
     objs[-1].clear()
+
+
+def test_snapshot_includes_frozen_objects():
+    frozen = [[]]
+    gc.freeze()  # what gunicorn --preload apps often do after imports
+    try:
+        s = snapshot()
+        assert id(frozen) in [id(o) for o in s.find_by(lambda o: o is frozen)]
+        assert frozen in s and frozen[0] in s
+    finally:
+        gc.unfreeze()
