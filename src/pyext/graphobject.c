@@ -1069,65 +1069,11 @@ static void add_name(labels *ls, PyObject *target, const char *name)
     label_add(ls, target, LABEL_NAME, name, NULL, 0);
 }
 
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
-#define PL_INLINE_VALUES 1
-/* The shared keys of a class's instances (PyDictKeysObject, as in
- * Include/internal/pycore_dict.h of 3.11 to 3.13), read to name the
- * attributes held in an instance's inline values without materializing its
- * __dict__. */
-typedef struct {
-    Py_ssize_t dk_refcnt;
-    uint8_t dk_log2_size;
-    uint8_t dk_log2_index_bytes;
-    uint8_t dk_kind;
-    uint32_t dk_version;
-    Py_ssize_t dk_usable;
-    Py_ssize_t dk_nentries;
-    char dk_indices[];
-} keys_mirror;
-
-typedef struct {
-    PyObject *me_key;
-    PyObject *me_value;
-} unicode_entry_mirror;
-
-/* 3.13: the values follow the object header. */
-typedef struct {
-    uint8_t capacity;
-    uint8_t size;
-    uint8_t embedded;
-    uint8_t valid;
-    PyObject *values[1];
-} values313_mirror;
-
-/* An instance's inline attribute values (NULL if its attributes live in a
- * real dict, stored in *dict) and how many of them there may be. */
-static PyObject **inline_values(PyObject *obj, PyObject **dict, Py_ssize_t *limit)
+#ifdef PL_HAVE_INLINE_VALUES
+static int label_inline_attr(PyObject *name, PyObject *value, void *arg)
 {
-    *dict = NULL;
-    *limit = PY_SSIZE_T_MAX;
-#if PY_VERSION_HEX < 0x030C0000
-    *dict = ((PyObject **)obj)[-3];
-    return *dict ? NULL : ((PyObject ***)obj)[-4];
-#elif PY_VERSION_HEX < 0x030D0000
-    /* A tagged pointer: low bit set for values (stored minus one). */
-    uintptr_t dorv = ((uintptr_t *)obj)[-3];
-    if (!(dorv & 1)) {
-        *dict = (PyObject *)dorv;
-        return NULL;
-    }
-    return (PyObject **)(dorv + 1);
-#else
-    if (Py_TYPE(obj)->tp_flags & Py_TPFLAGS_INLINE_VALUES) {
-        values313_mirror *v = (values313_mirror *)((char *)obj + sizeof(PyObject));
-        if (v->valid) {
-            *limit = v->capacity;
-            return v->values;
-        }
-    }
-    *dict = ((PyObject **)obj)[-3];
-    return NULL;
-#endif
+    label_add((labels *)arg, value, LABEL_ATTR, NULL, name, 0);
+    return 0;
 }
 #endif
 
@@ -1135,23 +1081,12 @@ static PyObject **inline_values(PyObject *obj, PyObject **dict, Py_ssize_t *limi
 static void add_instance_dict(labels *ls, PyObject *obj)
 {
     PyTypeObject *tp = Py_TYPE(obj);
-#ifdef PL_INLINE_VALUES
+#ifdef PL_HAVE_INLINE_VALUES
     if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
         PyObject *dict;
-        Py_ssize_t limit;
-        PyObject **values = inline_values(obj, &dict, &limit);
+        pl_managed_attrs(obj, &dict, label_inline_attr, ls);
         if (dict)
             add_name(ls, dict, "__dict__");
-        keys_mirror *keys = (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)
-                                ? (keys_mirror *)((PyHeapTypeObject *)tp)->ht_cached_keys
-                                : NULL;
-        if (values && keys) {
-            unicode_entry_mirror *entries =
-                (unicode_entry_mirror *)(keys->dk_indices + ((size_t)1 << keys->dk_log2_index_bytes));
-            for (Py_ssize_t i = 0; i < keys->dk_nentries && i < limit; i++)
-                if (entries[i].me_key && PyUnicode_Check(entries[i].me_key))
-                    label_add(ls, values[i], LABEL_ATTR, NULL, entries[i].me_key, 0);
-        }
         return;
     }
 #endif

@@ -201,103 +201,16 @@ static int has_traverse(PyObject *o)
 
 typedef int (*attr_fn)(PyObject *name, PyObject *value, void *arg);
 
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
-/* CPython 3.11 to 3.13 keep the attributes of a managed-dict instance in a
- * values array laid out by the type's shared keys (ht_cached_keys) until
- * something asks for its __dict__; _PyObject_GetDictPtr would build that
- * dict, a new tracked object that changes the very graph we show. These
- * mirror Include/internal/pycore_dict.h and pycore_object.h of those
- * versions (the same mirrors as graphobject.c), read the way
- * _PyObject_VisitInstanceAttributes / _PyObject_VisitManagedDict do. */
-struct pl_dictkeys_mirror {
-    Py_ssize_t dk_refcnt;
-    uint8_t dk_log2_size;
-    uint8_t dk_log2_index_bytes;
-    uint8_t dk_kind;
-    uint32_t dk_version;
-    Py_ssize_t dk_usable;
-    Py_ssize_t dk_nentries;
-    char dk_indices[];
-};
-typedef struct {
-    PyObject *me_key;
-    PyObject *me_value;
-} pl_unicode_entry_mirror;
-#define PL_DICT_KEYS_SPLIT 2
-#if PY_VERSION_HEX >= 0x030D0000
-typedef struct {
-    uint8_t capacity;
-    uint8_t size;
-    uint8_t embedded;
-    uint8_t valid;
-    PyObject *values[1];
-} pl_values313_mirror;
-#endif
-
-/* A managed-dict instance's inline values (NULL when its attributes live in
- * a dict object, then stored in *dict), and how many there may be. */
-static PyObject **inline_values(PyObject *o, PyObject **dict, Py_ssize_t *limit)
-{
-    *dict = NULL;
-    *limit = PY_SSIZE_T_MAX;
-#if PY_VERSION_HEX < 0x030C0000
-    *dict = ((PyObject **)o)[-3];
-    return *dict ? NULL : ((PyObject ***)o)[-4];
-#elif PY_VERSION_HEX < 0x030D0000
-    uintptr_t dorv = ((uintptr_t *)o)[-3]; /* tagged: low bit set for values (stored minus one) */
-    if (!(dorv & 1)) {
-        *dict = (PyObject *)dorv;
-        return NULL;
-    }
-    return (PyObject **)(dorv + 1);
-#else
-    *dict = ((PyObject **)o)[-3];
-    if (Py_TYPE(o)->tp_flags & Py_TPFLAGS_INLINE_VALUES) {
-        pl_values313_mirror *v = (pl_values313_mirror *)((char *)o + sizeof(PyObject));
-        if (v->valid) {
-            *limit = v->capacity;
-            return v->values;
-        }
-    }
-    return NULL;
-#endif
-}
-
-static int managed_values_each(PyObject *o, attr_fn fn, void *arg)
-{
-    PyObject *dict;
-    Py_ssize_t limit;
-    PyObject **values = inline_values(o, &dict, &limit);
-    PyTypeObject *tp = Py_TYPE(o);
-    struct pl_dictkeys_mirror *keys = (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)
-        ? (struct pl_dictkeys_mirror *)((PyHeapTypeObject *)tp)->ht_cached_keys
-        : NULL;
-    if (!values || !keys || keys->dk_kind != PL_DICT_KEYS_SPLIT)
-        return 0;
-    pl_unicode_entry_mirror *entries =
-        (pl_unicode_entry_mirror *)(keys->dk_indices + ((size_t)1 << keys->dk_log2_index_bytes));
-    for (Py_ssize_t i = 0; i < keys->dk_nentries && i < limit; i++) {
-        if (values[i] && entries[i].me_key) {
-            int rc = fn(entries[i].me_key, values[i], arg);
-            if (rc)
-                return rc;
-        }
-    }
-    return 0;
-}
-#define PL_HAVE_VALUES 1
-#endif
 
 /* The instance's own dict when it exists as an object (borrowed), or NULL.
  * Never creates one. */
 static PyObject *own_dict(PyObject *o)
 {
     PyTypeObject *tp = Py_TYPE(o);
-#ifdef PL_HAVE_VALUES
+#ifdef PL_HAVE_INLINE_VALUES
     if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
         PyObject *d;
-        Py_ssize_t limit;
-        inline_values(o, &d, &limit);
+        pl_managed_attrs(o, &d, NULL, NULL);
         return d && PyDict_Check(d) ? d : NULL;
     }
 #elif PY_VERSION_HEX >= 0x030C0000
@@ -330,9 +243,10 @@ static int own_attrs_each(PyObject *o, attr_fn fn, void *arg)
             if ((rc = fn(k, v, arg)))
                 return rc;
     }
-#ifdef PL_HAVE_VALUES
+#ifdef PL_HAVE_INLINE_VALUES
     else if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
-        if ((rc = managed_values_each(o, fn, arg)))
+        PyObject *unused;
+        if ((rc = pl_managed_attrs(o, &unused, fn, arg)))
             return rc;
     }
 #elif PY_VERSION_HEX >= 0x030C0000

@@ -10,7 +10,23 @@
  * first nonzero value, or -1 with an exception set. */
 int pl_live_walk(pl_visit_fn fn, void *arg);
 
-typedef int (*pl_local_fn)(PyObject *name, PyObject *value, void *arg);
+/* Called with borrowed (name, value) pairs; a nonzero return stops. */
+typedef int (*pl_attr_fn)(PyObject *name, PyObject *value, void *arg);
+
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
+#define PL_HAVE_INLINE_VALUES 1
+/* CPython 3.11 to 3.13 keep a managed-dict instance's attributes in a
+ * values array laid out by its type's shared keys until something asks for
+ * its __dict__, and _PyObject_GetDictPtr would build that dict (a new
+ * tracked object that changes the very heap pyloot shows). For an instance
+ * of a Py_TPFLAGS_MANAGED_DICT type: *dict gets its dict object when one
+ * exists (borrowed, else NULL), and fn(name, value, arg) is called for each
+ * attribute held inline. Returns fn's first nonzero value, or 0. GIL held;
+ * creates nothing. */
+int pl_managed_attrs(PyObject *o, PyObject **dict, pl_attr_fn fn, void *arg);
+#endif
+
+typedef pl_attr_fn pl_local_fn;
 #define PL_FRAME_MODULE_LEVEL 2
 
 /* Calls fn(name, value, arg) for each local variable of a frame object
