@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -118,6 +119,32 @@ class Gunicorn:
 
     def worker_pids(self):
         return child_pids(self.master)
+
+    def leak_everywhere(self, per_request=5, rounds=3, timeout=60):
+        """Concurrent /leak requests that each hold their worker briefly, so
+        that they spread over the workers: at least `rounds` rounds, and
+        until every worker leaked something (bounded by `timeout` seconds).
+        Returns {pid: number leaked there}."""
+        leaks = {}
+        lock = threading.Lock()
+
+        def one():
+            r = self.get("/leak?n=%d&hold=0.3" % per_request)
+            assert r.status == 200, r.body
+            body = r.json()
+            with lock:
+                leaks[body["pid"]] = leaks.get(body["pid"], 0) + body["leaked"]
+
+        deadline = time.monotonic() + timeout
+        done = 0
+        while (done < rounds or len(leaks) < self.workers) and time.monotonic() < deadline:
+            threads = [threading.Thread(target=one) for _ in range(self.workers)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=30)
+            done += 1
+        return leaks
 
     def log(self):
         try:

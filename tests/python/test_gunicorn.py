@@ -2,44 +2,12 @@
 request seeing every worker's merged history."""
 import os
 import signal
-import threading
-import time
 
 import pytest
 
 from conftest import thread_names, wait_until
 
 LEAK = "leaky.Leak"
-
-
-def leak_everywhere(server, per_request=7, rounds=3):
-    """Sends concurrent /leak requests that each hold their worker briefly, so
-    that every worker gets some. Returns {pid: leaked}."""
-    leaks = {}
-    lock = threading.Lock()
-
-    def one():
-        r = server.get("/leak?n=%d&hold=0.3" % per_request)
-        assert r.status == 200, r.body
-        body = r.json()
-        with lock:
-            leaks[body["pid"]] = leaks.get(body["pid"], 0) + body["leaked"]
-
-    for _ in range(rounds):
-        threads = [threading.Thread(target=one) for _ in range(server.workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=30)
-    # Top up any worker that got nothing, so each has a known, nonzero leak.
-    deadline = time.monotonic() + 30
-    while len(leaks) < server.workers and time.monotonic() < deadline:
-        threads = [threading.Thread(target=one) for _ in range(server.workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=30)
-    return leaks
 
 
 def leak_count(server, pid=None):
@@ -56,7 +24,7 @@ def alive_pids(procs):
 
 def test_merged_history_across_four_sync_workers(gunicorn):
     server = gunicorn(workers=4)
-    leaks = leak_everywhere(server)
+    leaks = server.leak_everywhere(per_request=7)
     workers = server.worker_pids()
     assert sorted(leaks) == workers, "every worker leaked something"
     total = sum(leaks.values())
@@ -86,7 +54,7 @@ def test_merged_history_across_four_sync_workers(gunicorn):
 
 def test_killed_worker_is_dead_and_leaves_the_merged_count(gunicorn):
     server = gunicorn(workers=4)
-    leaks = leak_everywhere(server)
+    leaks = server.leak_everywhere(per_request=7)
     total = sum(leaks.values())
     wait_until(lambda: leak_count(server) == total, 30, message="merged count == %d" % total)
 
@@ -114,7 +82,7 @@ def test_killed_worker_is_dead_and_leaves_the_merged_count(gunicorn):
 
 def test_preload_runs_collectors_in_workers_only(gunicorn):
     server = gunicorn(workers=3, preload=True)
-    leaks = leak_everywhere(server, rounds=2)
+    leaks = server.leak_everywhere(per_request=7, rounds=2)
     total = sum(leaks.values())
     wait_until(lambda: leak_count(server) == total, 30, message="merged count == %d" % total)
     procs = server.api("/api/procs")["procs"]
@@ -130,7 +98,7 @@ def test_preload_runs_collectors_in_workers_only(gunicorn):
 def test_other_worker_classes(gunicorn, worker_class, args):
     pytest.importorskip(worker_class if worker_class == "gevent" else "threading")
     server = gunicorn(workers=2, worker_class=worker_class, args=args)
-    leaks = leak_everywhere(server, rounds=2)
+    leaks = server.leak_everywhere(per_request=7, rounds=2)
     total = sum(leaks.values())
     wait_until(lambda: leak_count(server) == total, 30, message="merged count == %d" % total)
     assert alive_pids(server.api("/api/procs")) == server.worker_pids()
@@ -140,7 +108,7 @@ def test_other_worker_classes(gunicorn, worker_class, args):
 
 def test_workers_stop_cleanly(gunicorn):
     server = gunicorn(workers=2)
-    leak_everywhere(server, rounds=1)
+    server.leak_everywhere(per_request=7, rounds=1)
     workers = server.worker_pids()
     server.proc.send_signal(signal.SIGTERM)
     server.proc.wait(timeout=30)

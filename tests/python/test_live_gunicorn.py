@@ -10,31 +10,6 @@ from conftest import wait_until
 LEAK = "leaky.Leak"
 
 
-def leak_everywhere(server, per_request=5, rounds=3):
-    """Concurrent /leak requests that hold their worker briefly, so that every
-    worker gets some. Returns {pid: number leaked there}."""
-    leaks = {}
-    lock = threading.Lock()
-
-    def one():
-        r = server.get("/leak?n=%d&hold=0.3" % per_request)
-        assert r.status == 200, r.body
-        body = r.json()
-        with lock:
-            leaks[body["pid"]] = leaks.get(body["pid"], 0) + body["leaked"]
-
-    deadline = time.monotonic() + 60
-    for i in range(100):
-        if (i >= rounds and len(leaks) == server.workers) or time.monotonic() > deadline:
-            break
-        threads = [threading.Thread(target=one) for _ in range(server.workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=30)
-    return leaks
-
-
 def alive_pids(server):
     return sorted(p["pid"] for p in server.api("/api/procs")["procs"] if p["alive"])
 
@@ -47,7 +22,7 @@ def wait_for_workers(server):
 
 def test_objects_of_every_worker_through_any_worker(gunicorn):
     server = gunicorn(workers=4)
-    leaks = leak_everywhere(server)
+    leaks = server.leak_everywhere()
     workers = wait_for_workers(server)
     assert sorted(leaks) == workers, (leaks, workers)
 
@@ -77,7 +52,7 @@ def test_objects_of_every_worker_through_any_worker(gunicorn):
 
 def test_detail_parents_children_path_of_a_leak(gunicorn):
     server = gunicorn(workers=4)
-    leaks = leak_everywhere(server)
+    leaks = server.leak_everywhere()
     wait_for_workers(server)
     for pid in sorted(leaks):
         listing = server.api("/api/objects?group=%s&pid=%d" % (LEAK, pid))
@@ -117,7 +92,7 @@ def test_detail_parents_children_path_of_a_leak(gunicorn):
 
 def test_bad_ids_get_json_errors_and_workers_stay_up(gunicorn):
     server = gunicorn(workers=4)
-    leaks = leak_everywhere(server, rounds=1)
+    leaks = server.leak_everywhere(rounds=1)
     workers = wait_for_workers(server)
     pid = sorted(leaks)[0]
     oid = server.api("/api/objects?group=%s&pid=%d" % (LEAK, pid))["objects"][0]["id"]
