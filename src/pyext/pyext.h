@@ -48,10 +48,12 @@ int pl_collector_module_exec(PyObject *module);
  * *tp (compare it, never dereference it: the type may be gone since), else
  * 0. Thread-safe; may be called with or without the GIL. */
 int pl_collector_type_named(const char *name, const PyTypeObject **tp);
-/* Calls fn(obj, arg) for every gc-tracked object except pyloot's own
- * (under the GIL, without creating a Python object per object; on 3.11 one
- * list of all objects is built first). Stops early when fn returns nonzero,
- * and returns that value; returns -1 with an exception set on failure. */
+/* Calls fn(obj, arg) for every gc-tracked object (under the GIL, without
+ * creating a Python object per object; on 3.11 one list of all objects is
+ * built first, which leaves itself out but also misses gc.freeze()'s
+ * objects: prefer pl_live_walk of objects_gc.h, which uses this only on
+ * versions it has no layout for). Stops early when fn returns nonzero, and
+ * returns that value; returns -1 with an exception set on failure. */
 typedef int (*pl_visit_fn)(PyObject *obj, void *arg);
 int pl_visit_tracked(pl_visit_fn fn, void *arg);
 

@@ -131,6 +131,20 @@ def test_bad_history_parameters_get_400(loot, query, needle):
     assert needle in body["error"]
 
 
+def test_top_keeps_the_largest_counts(loot):
+    keep = [Widget() for _ in range(50)]
+    loot.collect_objects()
+    server = loot.get_wsgi()
+    _, by_count = call_json(server, "/api/history", "sort=count&limit=3")
+    status, top = call_json(server, "/api/history", "top=3&sort=name")
+    assert status == 200
+    assert top["total"] == 3
+    assert [t["name"] for t in top["types"]] == sorted(t["name"] for t in by_count["types"])
+    _, narrowed = call_json(server, "/api/history", "top=3&q=test_api.widget")
+    assert narrowed["total"] == 0  # 50 widgets are not among the three largest counts
+    del keep
+
+
 def test_unknown_pid_is_404(loot):
     loot.collect_objects()
     status, body = call_json(loot.get_wsgi(), "/api/history", "pid=4194304")
