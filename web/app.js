@@ -1058,7 +1058,12 @@
           const d = await api("objects/" + id + "/" + which, { pid: pid || null, offset: offset || null, limit: LIMIT });
           if (!stillHere()) return;
           if (offset === 0) fill(sec, title, list, more);
-          for (const o of d.objects || []) list.append(h("li", null, objLink(o, d.pid !== undefined ? d.pid : pid, false)));
+          for (const o of d.objects || []) {
+            const link = objLink(o, d.pid !== undefined ? d.pid : pid, false);
+            // How the parent holds this object, or how this object holds the child.
+            if (o.via) link.append(h("span", { class: "obj-via mono small muted", title: which === "parents" ? "how it refers to this object" : "how this object refers to it" }, o.via));
+            list.append(h("li", null, link));
+          }
           offset += (d.objects || []).length;
           clear(more);
           if (!offset) list.replaceWith(h("div", { class: "empty small", id: which }, which === "parents" ? "No tracked object refers to it." : "It refers to no tracked object."));

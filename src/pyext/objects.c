@@ -1267,44 +1267,6 @@ static int answer_detail(answer *a)
 
 /* ---- PL_LIVE_PARENTS / PL_LIVE_CHILDREN ---- */
 
-static int answer_related(answer *a)
-{
-    objvec rel = {0};
-    int err;
-    int want_parents = a->q->kind == PL_LIVE_PARENTS;
-    PyObject *o = scan_for_id(a, want_parents ? &rel : NULL, &err);
-    if (!err && o && !want_parents && collect_children(o, &rel) < 0)
-        err = 1;
-    if (err || !o) {
-        objvec_free(&rel);
-        end_snapshot(a);
-        if (err) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        gone_doc(a);
-        return 0;
-    }
-    size_t first = a->q->offset < rel.n ? (size_t)a->q->offset : rel.n;
-    size_t npage = rel.n - first < a->q->limit ? rel.n - first : (size_t)a->q->limit;
-    for (size_t i = 0; i < npage; i++)
-        Py_INCREF(rel.v[first + i]);
-    end_snapshot(a);
-
-    begin_doc(a);
-    pl_buf_putc(a->body, ',');
-    pl_json_key(a->body, "id");
-    pl_json_u64(a->body, a->q->id);
-    json_page_fields(a, rel.n);
-    json_objects(a, rel.v + first, npage);
-    pl_buf_putc(a->body, '}');
-    for (size_t i = 0; i < npage; i++)
-        Py_DECREF(rel.v[first + i]);
-    objvec_free(&rel);
-    a->status = 200;
-    return 0;
-}
-
 /* ---- PL_LIVE_PATH ---- */
 
 /* Breadth-first search forward from every root at once, over tp_traverse
@@ -1604,6 +1566,79 @@ static void json_edge(answer *a, const edge *e)
     }
     pl_json_str(b, via.data ? via.data : "", via.len);
     pl_buf_free(&via);
+}
+
+/* ---- PL_LIVE_PARENTS, PL_LIVE_CHILDREN ---- */
+
+static int answer_related(answer *a)
+{
+    objvec rel = {0};
+    int err;
+    int want_parents = a->q->kind == PL_LIVE_PARENTS;
+    PyObject *o = scan_for_id(a, want_parents ? &rel : NULL, &err);
+    if (!err && o && !want_parents && collect_children(o, &rel) < 0)
+        err = 1;
+    if (err || !o) {
+        objvec_free(&rel);
+        end_snapshot(a);
+        if (err) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        gone_doc(a);
+        return 0;
+    }
+    size_t first = a->q->offset < rel.n ? (size_t)a->q->offset : rel.n;
+    size_t npage = rel.n - first < a->q->limit ? rel.n - first : (size_t)a->q->limit;
+    for (size_t i = 0; i < npage; i++)
+        Py_INCREF(rel.v[first + i]);
+    Py_INCREF(o);
+    end_snapshot(a);
+
+    /* How each one refers to the object (parents) or is referred to by it
+     * (children), labelled as the path is. */
+    edge *edges = calloc(npage ? npage : 1, sizeof(*edges));
+    if (edges) {
+        for (size_t i = 0; i < npage; i++) {
+            PyObject *r = rel.v[first + i];
+            edge_of(want_parents ? r : o, want_parents ? o : r, NULL, SIZE_MAX, &edges[i]);
+        }
+        begin_doc(a);
+        pl_buf_putc(a->body, ',');
+        pl_json_key(a->body, "id");
+        pl_json_u64(a->body, a->q->id);
+        json_page_fields(a, rel.n);
+        pl_buf *b = a->body;
+        pl_buf_putc(b, ',');
+        pl_json_key(b, "objects");
+        pl_buf_putc(b, '[');
+        for (size_t i = 0; i < npage; i++) {
+            if (i)
+                pl_buf_putc(b, ',');
+            json_summary(&a->repr, b, rel.v[first + i], REPR_LIST_CHARS);
+            if (b->len && b->data[b->len - 1] == '}') {
+                b->len--; /* reopen the summary for one more field */
+                pl_buf_putc(b, ',');
+                pl_json_key(b, "via");
+                json_edge(a, &edges[i]);
+                pl_buf_putc(b, '}');
+            }
+        }
+        pl_buf_puts(b, "]}");
+        for (size_t i = 0; i < npage; i++)
+            Py_XDECREF(edges[i].key);
+        free(edges);
+    }
+    for (size_t i = 0; i < npage; i++)
+        Py_DECREF(rel.v[first + i]);
+    Py_DECREF(o);
+    objvec_free(&rel);
+    if (!edges) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    a->status = 200;
+    return 0;
 }
 
 /* Forward search: breadth-first from every root at once over tp_traverse

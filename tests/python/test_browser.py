@@ -346,6 +346,8 @@ def test_click_through_to_an_object_its_attributes_parents_and_path(ui):
     assert ui.js("return document.querySelector('#object-id').textContent") == obj_id
 
     parents = ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#parents .obj-link"), "the parents")
+    # Each parent says how it holds the object: LEAKS holds it as one of its items.
+    assert any(p.find_element(By.CSS_SELECTOR, ".obj-via").text.startswith("item[") for p in parents)
     assert any(p.find_element(By.CSS_SELECTOR, ".obj-type").text in ("list", "builtins.list") for p in parents), \
         "the LEAKS list refers to it"
 

@@ -206,12 +206,18 @@ def test_parents_and_children(leaks):
     assert id(LEAKS) in parent_ids
     assert id(index) in parent_ids
     assert got["total"] == len(got["objects"]) == 2
+    via = {p["id"]: p["via"] for p in got["objects"]}
+    assert via[id(LEAKS)] == "item[0]"
+    assert via[id(index)] == "value['first']"
     page = live.parents(id(obj), offset=1, limit=1)
     assert page["total"] == 2 and len(page["objects"]) == 1
 
     kids = live.children(id(LEAKS), limit=10)
     assert kids["total"] == 25
     assert [k["id"] for k in kids["objects"]] == [id(x) for x in LEAKS[:10]]
+    assert [k["via"] for k in kids["objects"]] == ["item[%d]" % i for i in range(10)]
+    attrs = {k["via"] for k in live.children(id(obj))["objects"]}
+    assert "__class__" in attrs and any(v.startswith("attribute ") for v in attrs)
     del index
 
 

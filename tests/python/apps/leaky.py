@@ -58,7 +58,8 @@ def app(environ, start_response):
         return _pyloot_app(environ, start_response)
     if path == "/leak":
         n = _param(environ, "n", 1, int)
-        LEAKS.extend(Leak(len(LEAKS) + i) for i in range(n))
+        base = len(LEAKS)
+        LEAKS.extend(Leak(base + i) for i in range(n))
         hold = _param(environ, "hold", 0.0)
         if hold:
             time.sleep(hold)
