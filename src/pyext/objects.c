@@ -948,7 +948,11 @@ static void json_page_fields(answer *a, uint64_t total)
 }
 
 /* Writes `"objects": [summaries of v[offset..offset+limit)]`; v owns references. */
-static void json_objects(answer *a, PyObject **v, size_t n)
+/* ,"objects":[summary, ...]. With via (called for each object, may be
+ * NULL), each summary also gets "via": whatever via(i, arg) appends. */
+typedef void (*via_fn)(answer *a, size_t i, void *arg);
+
+static void json_objects(answer *a, PyObject **v, size_t n, via_fn via, void *arg)
 {
     pl_buf *b = a->body;
     pl_buf_putc(b, ',');
@@ -958,6 +962,13 @@ static void json_objects(answer *a, PyObject **v, size_t n)
         if (i)
             pl_buf_putc(b, ',');
         json_summary(&a->repr, b, v[i], REPR_LIST_CHARS);
+        if (via && b->len && b->data[b->len - 1] == '}') {
+            b->len--; /* reopen the summary for one more field */
+            pl_buf_putc(b, ',');
+            pl_json_key(b, "via");
+            via(a, i, arg);
+            pl_buf_putc(b, '}');
+        }
     }
     pl_buf_putc(b, ']');
 }
@@ -1147,7 +1158,7 @@ static int answer_list(answer *a)
     pl_json_key(a->body, "group");
     pl_json_cstr(a->body, a->q->group);
     json_page_fields(a, total);
-    json_objects(a, page, npage);
+    json_objects(a, page, npage, NULL, NULL);
     pl_buf_putc(a->body, '}');
     for (size_t i = 0; i < npage; i++)
         Py_DECREF(page[i]);
@@ -1570,6 +1581,11 @@ static void json_edge(answer *a, const edge *e)
 
 /* ---- PL_LIVE_PARENTS, PL_LIVE_CHILDREN ---- */
 
+static void json_edge_at(answer *a, size_t i, void *edges)
+{
+    json_edge(a, &((const edge *)edges)[i]);
+}
+
 static int answer_related(answer *a)
 {
     objvec rel = {0};
@@ -1608,23 +1624,8 @@ static int answer_related(answer *a)
         pl_json_key(a->body, "id");
         pl_json_u64(a->body, a->q->id);
         json_page_fields(a, rel.n);
-        pl_buf *b = a->body;
-        pl_buf_putc(b, ',');
-        pl_json_key(b, "objects");
-        pl_buf_putc(b, '[');
-        for (size_t i = 0; i < npage; i++) {
-            if (i)
-                pl_buf_putc(b, ',');
-            json_summary(&a->repr, b, rel.v[first + i], REPR_LIST_CHARS);
-            if (b->len && b->data[b->len - 1] == '}') {
-                b->len--; /* reopen the summary for one more field */
-                pl_buf_putc(b, ',');
-                pl_json_key(b, "via");
-                json_edge(a, &edges[i]);
-                pl_buf_putc(b, '}');
-            }
-        }
-        pl_buf_puts(b, "]}");
+        json_objects(a, rel.v + first, npage, json_edge_at, edges);
+        pl_buf_putc(a->body, '}');
         for (size_t i = 0; i < npage; i++)
             Py_XDECREF(edges[i].key);
         free(edges);
