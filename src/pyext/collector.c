@@ -35,12 +35,23 @@ typedef struct type_entry {
     uint64_t count, bytes;
 } type_entry;
 
+/* A set of NUL-terminated strings owned elsewhere (open addressing on the
+ * contents, with tombstones), so that name checks cost O(1) and not a scan
+ * of the whole table: they run with the GIL held. */
+typedef struct name_set {
+    const char **slot; /* NULL: empty; name_tomb: deleted */
+    size_t cap;        /* power of two, or 0 */
+    size_t used;       /* live names */
+    size_t tombs;
+} name_set;
+
 typedef struct type_table {
     type_entry *slots; /* open addressing on the type pointer; tp == NULL is empty */
     size_t cap;        /* power of two */
     size_t used;
     uint64_t epoch;
     uint64_t ids_for;  /* serial of the store handle the type ids belong to */
+    name_set names;    /* every entry's display name */
 } type_table;
 
 /* Same-named types as the last pass named them ("mod.T", "mod.T#2", ...),
@@ -92,8 +103,86 @@ static size_t hash_ptr(const void *p)
     return (size_t)x;
 }
 
-static void entry_clear(type_entry *e)
+static const char name_tomb[1];
+
+static size_t hash_str(const char *str)
 {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    return (size_t)(h ^ (h >> 29));
+}
+
+/* The slot holding a string equal to name, or SIZE_MAX. */
+static size_t set_find(const name_set *ns, const char *name)
+{
+    if (!ns->cap)
+        return SIZE_MAX;
+    for (size_t i = hash_str(name) & (ns->cap - 1);; i = (i + 1) & (ns->cap - 1)) {
+        const char *v = ns->slot[i];
+        if (!v)
+            return SIZE_MAX;
+        if (v != name_tomb && strcmp(v, name) == 0)
+            return i;
+    }
+}
+
+static int set_add(name_set *ns, const char *name)
+{
+    if ((ns->used + ns->tombs + 1) * 2 > ns->cap) {
+        size_t cap = ns->cap ? ns->cap : 1024;
+        while ((ns->used + 1) * 2 > cap)
+            cap *= 2;
+        const char **slot = calloc(cap, sizeof *slot);
+        if (!slot)
+            return ENOMEM;
+        for (size_t i = 0; i < ns->cap; i++) {
+            const char *v = ns->slot[i];
+            if (!v || v == name_tomb)
+                continue;
+            size_t j = hash_str(v) & (cap - 1);
+            while (slot[j])
+                j = (j + 1) & (cap - 1);
+            slot[j] = v;
+        }
+        free(ns->slot);
+        ns->slot = slot;
+        ns->cap = cap;
+        ns->tombs = 0;
+    }
+    size_t i = hash_str(name) & (ns->cap - 1);
+    while (ns->slot[i] && ns->slot[i] != name_tomb)
+        i = (i + 1) & (ns->cap - 1);
+    if (ns->slot[i] == name_tomb)
+        ns->tombs--;
+    ns->slot[i] = name;
+    ns->used++;
+    return 0;
+}
+
+/* Removes this very string (compared by address once found by contents). */
+static void set_remove(name_set *ns, const char *name)
+{
+    size_t i = set_find(ns, name);
+    if (i != SIZE_MAX && ns->slot[i] == name) {
+        ns->slot[i] = name_tomb;
+        ns->used--;
+        ns->tombs++;
+    }
+}
+
+static void set_free(name_set *ns)
+{
+    free(ns->slot);
+    memset(ns, 0, sizeof *ns);
+}
+
+static void entry_clear(type_table *t, type_entry *e)
+{
+    if (e->name)
+        set_remove(&t->names, e->name);
     free(e->base);
     if (e->name != e->base)
         free(e->name);
@@ -136,7 +225,7 @@ static void table_evict(type_table *t)
         if (!e->tp)
             continue;
         if (e->epoch != t->epoch) {
-            entry_clear(e);
+            entry_clear(t, e);
             continue;
         }
         /* Reinsert survivors so that probe chains stay unbroken. */
@@ -151,7 +240,7 @@ static void table_evict(type_table *t)
     t->used = kept;
 }
 
-/* Gives e a display name unique among the entries alive in this pass. */
+/* Gives e a display name unique among the table's entries. */
 static int entry_name(type_table *t, type_entry *e)
 {
     for (unsigned n = 1;; n++) {
@@ -163,13 +252,12 @@ static int entry_name(type_table *t, type_entry *e)
                 return ENOMEM;
             snprintf(name, len, "%s#%u", e->base, n);
         }
-        int taken = 0;
-        for (size_t i = 0; i < t->cap && !taken; i++) {
-            type_entry *o = &t->slots[i];
-            if (o->tp && o != e && o->name && strcmp(o->name, name) == 0)
-                taken = 1;
-        }
-        if (!taken) {
+        if (set_find(&t->names, name) == SIZE_MAX) {
+            if (set_add(&t->names, name)) {
+                if (name != e->base)
+                    free(name);
+                return ENOMEM;
+            }
             e->name = name;
             return 0;
         }
@@ -200,7 +288,7 @@ static type_entry *table_lookup(type_table *t, PyTypeObject *tp)
         return e;
     }
     if (e->tp)
-        entry_clear(e);
+        entry_clear(t, e);
     else
         t->used++;
     e->tp = tp;
@@ -272,27 +360,23 @@ static double now_s(void)
 static void publish_shared_names(type_table *t)
 {
     size_t k = 0, n = 0;
+    name_set bases = {0};
+    named_type *list = NULL;
     for (size_t i = 0; i < t->cap; i++) {
         type_entry *e = &t->slots[i];
-        if (e->tp && e->epoch == t->epoch && e->name != e->base)
+        if (e->tp && e->epoch == t->epoch && e->name != e->base) {
             k++;
+            if (set_find(&bases, e->base) == SIZE_MAX && set_add(&bases, e->base))
+                goto out;
+        }
     }
-    named_type *list = NULL;
     if (k) {
         list = calloc(2 * k + t->used, sizeof *list);
         if (!list)
-            return;
+            goto out;
         for (size_t i = 0; i < t->cap; i++) {
             type_entry *e = &t->slots[i];
-            if (!e->tp || e->epoch != t->epoch)
-                continue;
-            int shared = e->name != e->base;
-            for (size_t j = 0; !shared && j < t->cap; j++) {
-                type_entry *o = &t->slots[j];
-                shared = o->tp && o != e && o->epoch == t->epoch && o->name != o->base &&
-                         strcmp(o->base, e->base) == 0;
-            }
-            if (!shared)
+            if (!e->tp || e->epoch != t->epoch || set_find(&bases, e->base) == SIZE_MAX)
                 continue;
             list[n].name = strdup(e->name);
             list[n].tp = e->tp;
@@ -310,6 +394,8 @@ static void publish_shared_names(type_table *t)
     for (size_t i = 0; i < n_old; i++)
         free(old[i].name);
     free(old);
+out:
+    set_free(&bases);
 }
 
 int pl_collector_type_named(const char *name, const PyTypeObject **tp)
