@@ -11,13 +11,15 @@
 
 /* "No link" in the pointer-reversed compression paths. */
 #define NIL UINT32_MAX
+/* Loops over scattered memory prefetch this many steps ahead, and at most
+ * this many entries of one adjacency list. */
+#define PREFETCH_AHEAD 8
+#define PREFETCH_MAX 16
 
-/* Depths and skew-binary jump pointers, indexed by vertex, slot n standing
- * for the virtual root (depth 0, its own parent and jump). */
-typedef struct lca_index {
-    uint32_t *depth; /* n+1 */
-    uint32_t *jump;  /* n+1 */
-} lca_index;
+/* The depth/LCA index: dj[v] = {depth, skew-binary jump pointer} by
+ * vertex, slot n standing for the virtual root (depth 0, its own parent and
+ * jump). */
+typedef uint32_t lca_index[2];
 
 struct pl_domtree {
     size_t n;          /* vertices of the graph */
@@ -57,6 +59,9 @@ static size_t dfs_number(const pl_graph *g, const uint32_t *roots, size_t nroots
             size_t cnt;
             const uint32_t *heads = pl_graph_out(g, vert[cur], &cnt, NULL);
             size_t e = cursor[cur];
+            if (e == 0) /* first visit: overlap the misses of the whole list */
+                for (size_t j = 0; j < cnt && j < PREFETCH_MAX; j++)
+                    __builtin_prefetch(&pre[heads[j]]);
             while (e < cnt && pre[heads[e]])
                 e++;
             if (e == cnt) {
@@ -75,90 +80,113 @@ static size_t dfs_number(const pl_graph *g, const uint32_t *roots, size_t nroots
     return num - 1;
 }
 
+/* The forest of semi-NCA: al[i][0] is i's ancestor (its search parent
+ * until path compression shortcuts it), al[i][1] its label. Both halves of
+ * a vertex share a cache line: one miss per step up a path, not two. */
+#define ANC(i) al[i][0]
+#define LAB(i) al[i][1]
+
 /* The smallest label on the forest path from v up to, not including, the
  * first vertex numbered below `linked` (vertices >= linked are linked to
  * their parents), compressing the path. Label here means the value, not the
- * vertex: semi-NCA only compares semidominator numbers, so label[i] holds
- * the smallest one seen on i's compressed path. The path is walked up
- * reversing the ancestor pointers and walked back down restoring them, so
- * no stack is needed however long it is. */
-static uint32_t eval(uint32_t v, uint32_t linked, uint32_t *ancestor, uint32_t *label)
+ * vertex: semi-NCA only compares semidominator numbers, so LAB(i) holds the
+ * smallest one seen on i's compressed path. The path is walked up reversing
+ * the ancestor pointers and walked back down restoring them, so no stack is
+ * needed however long it is. */
+static uint32_t eval(uint32_t v, uint32_t linked, uint32_t (*al)[2])
 {
-    if (ancestor[v] < linked)
-        return label[v];
+    if (ANC(v) < linked)
+        return LAB(v);
     uint32_t prev = NIL, x = v;
-    while (ancestor[x] >= linked) {
-        uint32_t up = ancestor[x];
-        ancestor[x] = prev;
+    while (ANC(x) >= linked) {
+        uint32_t up = ANC(x);
+        ANC(x) = prev;
         prev = x;
         x = up;
     }
     /* x is the top of the path: its ancestor is the forest root. */
-    uint32_t top = ancestor[x], best = label[x];
+    uint32_t top = ANC(x), best = LAB(x);
     while (prev != NIL) {
-        uint32_t down = ancestor[prev];
-        ancestor[prev] = top;
-        if (best < label[prev])
-            label[prev] = best;
+        uint32_t down = ANC(prev);
+        ANC(prev) = top;
+        if (best < LAB(prev))
+            LAB(prev) = best;
         else
-            best = label[prev];
+            best = LAB(prev);
         prev = down;
     }
     return best;
 }
 
-/* Semidominators: semi[w] comes in as parent[w] (0 for roots, whose
+/* Semidominators: semi[w] comes in as w's search parent (0 for roots, whose
  * virtual in-edge gives 0) and leaves as the smallest eval over w's
- * reachable predecessors, for w = r down to 1. */
+ * reachable predecessors, for w = r down to 1. The loop is a chain of
+ * cache misses (in-edge offsets, in-edge lists, numbers of the
+ * predecessors, their forest entries), so the lists of the vertices a few
+ * steps ahead are prefetched stage by stage. */
 static void semidominators(const pl_graph *g, size_t r, const uint32_t *pre, const uint32_t *vert,
-                           uint32_t *semi, uint32_t *ancestor, uint32_t *label)
+                           uint32_t *semi, uint32_t (*al)[2])
 {
     for (size_t w = r; w >= 1; w--) {
+        size_t k;
+        const uint32_t *preds;
+        if (w > 3 * PREFETCH_AHEAD) {
+            preds = pl_graph_in(g, vert[w - 3 * PREFETCH_AHEAD], &k);
+            __builtin_prefetch(preds);
+        }
+        if (w > 2 * PREFETCH_AHEAD) {
+            preds = pl_graph_in(g, vert[w - 2 * PREFETCH_AHEAD], &k);
+            for (size_t j = 0; j < k && j < PREFETCH_MAX; j++)
+                __builtin_prefetch(&pre[preds[j]]);
+        }
+        if (w > PREFETCH_AHEAD) {
+            preds = pl_graph_in(g, vert[w - PREFETCH_AHEAD], &k);
+            for (size_t j = 0; j < k && j < PREFETCH_MAX; j++)
+                __builtin_prefetch(&al[pre[preds[j]]], 1);
+        }
         uint32_t s = semi[w];
         if (s) {
-            size_t k;
-            const uint32_t *preds = pl_graph_in(g, vert[w], &k);
+            preds = pl_graph_in(g, vert[w], &k);
             for (size_t j = 0; j < k; j++) {
                 uint32_t u = pre[preds[j]];
                 if (!u)
                     continue; /* unreachable predecessor */
-                uint32_t e = u <= w ? u : eval(u, (uint32_t)w + 1, ancestor, label);
+                uint32_t e = u <= w ? u : eval(u, (uint32_t)w + 1, al);
                 if (e < s)
                     s = e;
             }
         }
         semi[w] = s;
-        label[w] = s;
+        LAB(w) = s;
     }
 }
 
-/* Appends w under parent p to a tree kept as depth + skew-binary jump
- * pointers: w jumps as far as p's jump goes twice when p's two jumps have
- * equal length, else to p. Every ancestor search then takes O(log depth)
- * steps. */
-static inline void add_leaf(uint32_t *depth, uint32_t *jump, uint32_t w, uint32_t p)
+/* Appends w under parent p to a tree kept as dj[x] = {depth, skew-binary
+ * jump pointer}: w jumps as far as p's jump goes twice when p's two jumps
+ * have equal length, else to p. Every ancestor search then takes
+ * O(log depth) steps. */
+static inline void add_leaf(uint32_t (*dj)[2], uint32_t w, uint32_t p)
 {
-    uint32_t j = jump[p];
-    depth[w] = depth[p] + 1;
-    jump[w] = depth[p] - depth[j] == depth[j] - depth[jump[j]] ? jump[j] : p;
+    uint32_t j = dj[p][1];
+    dj[w][0] = dj[p][0] + 1;
+    dj[w][1] = dj[p][0] - dj[j][0] == dj[j][0] - dj[dj[j][1]][0] ? dj[j][1] : p;
 }
 
 /* Immediate dominators: idom[w] starts as w's search parent and becomes
  * its nearest dominator-tree ancestor numbered <= semi[w] (the NCA of the
  * parent and the semidominator), for w = 1..r in order, so the ancestors
  * are final when read. Numbers fall going up the tree, so the search jumps
- * while the jump target is still above semi[w]. */
-static void nca(size_t r, uint32_t *idom, const uint32_t *semi, uint32_t *depth, uint32_t *jump)
+ * while the jump target is still above semi[w]. dj is work space. */
+static void nca(size_t r, uint32_t *idom, const uint32_t *semi, uint32_t (*dj)[2])
 {
     idom[0] = 0;
-    depth[0] = 0;
-    jump[0] = 0;
+    dj[0][0] = dj[0][1] = 0;
     for (size_t w = 1; w <= r; w++) {
         uint32_t s = semi[w], c = idom[w];
         while (c > s)
-            c = jump[c] > s ? jump[c] : idom[c];
+            c = dj[c][1] > s ? dj[c][1] : idom[c];
         idom[w] = c;
-        add_leaf(depth, jump, (uint32_t)w, c);
+        add_leaf(dj, (uint32_t)w, c);
     }
 }
 
@@ -229,7 +257,7 @@ int pl_dom_build(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_dom
     uint32_t *vert = malloc((n + 1) * sizeof(uint32_t));
     uint32_t *idom = malloc((n + 1) * sizeof(uint32_t));
     uint32_t *semi = malloc((n + 1) * sizeof(uint32_t)); /* the search's cursors first */
-    uint32_t *ancestor = NULL, *label = NULL;
+    uint32_t (*al)[2] = NULL;
     int rc = ENOMEM;
     if (!t || !pre || !vert || !idom || !semi)
         goto fail;
@@ -247,23 +275,21 @@ int pl_dom_build(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_dom
         if ((p = realloc(semi, (r + 1) * sizeof(uint32_t))))
             semi = p;
     }
-    ancestor = malloc((r + 1) * sizeof(uint32_t));
-    label = malloc((r + 1) * sizeof(uint32_t));
-    if (!ancestor || !label)
+    if (!(al = malloc((r + 1) * sizeof(*al))))
         goto fail;
     for (size_t i = 0; i <= r; i++) {
-        semi[i] = ancestor[i] = idom[i];
-        label[i] = (uint32_t)i;
+        semi[i] = ANC(i) = idom[i];
+        LAB(i) = (uint32_t)i;
     }
     for (size_t i = 0; i < nroots; i++)
         semi[pre[roots[i]]] = 0;
-    semidominators(g, r, pre, vert, semi, ancestor, label);
-    /* The forest is done with: its arrays hold depths and jumps now. */
-    nca(r, idom, semi, label, ancestor);
+    semidominators(g, r, pre, vert, semi, al);
+    /* The forest is done with: al holds depths and jumps now. */
+    nca(r, idom, semi, al);
     free(semi);
-    free(ancestor);
-    free(label);
-    semi = ancestor = label = NULL;
+    free(al);
+    semi = NULL;
+    al = NULL;
 
     /* Renumber by vertex, in place over pre. */
     for (size_t v = 0; v < n; v++) {
@@ -285,8 +311,7 @@ fail:
     free(vert);
     free(idom);
     free(semi);
-    free(ancestor);
-    free(label);
+    free(al);
     return rc;
 }
 
@@ -294,12 +319,7 @@ void pl_dom_free(pl_domtree *t)
 {
     if (!t)
         return;
-    lca_index *x = atomic_load_explicit(&t->lca, memory_order_acquire);
-    if (x) {
-        free(x->depth);
-        free(x->jump);
-        free(x);
-    }
+    free(atomic_load_explicit(&t->lca, memory_order_acquire));
     free(t->idom);
     free(t->bfs);
     free(t->kid_at);
@@ -360,25 +380,16 @@ const uint32_t *pl_dom_bfs(const pl_domtree *t, size_t *n)
 static lca_index *lca_build(const pl_domtree *t)
 {
     size_t n = t->n;
-    lca_index *x = malloc(sizeof(*x));
-    uint32_t *depth = malloc((n + 1) * sizeof(uint32_t));
-    uint32_t *jump = malloc((n + 1) * sizeof(uint32_t));
-    if (!x || !depth || !jump) {
-        free(x);
-        free(depth);
-        free(jump);
+    lca_index *dj = malloc((n + 1) * sizeof(*dj));
+    if (!dj)
         return NULL;
-    }
-    for (size_t v = 0; v <= n; v++)
-        depth[v] = 0;
-    jump[n] = (uint32_t)n;
+    dj[n][0] = 0;
+    dj[n][1] = (uint32_t)n;
     for (size_t q = 0; q < t->r; q++) {
         uint32_t v = t->bfs[q], p = t->idom[v];
-        add_leaf(depth, jump, v, p == PL_DOM_ROOT ? (uint32_t)n : p);
+        add_leaf(dj, v, p == PL_DOM_ROOT ? (uint32_t)n : p);
     }
-    x->depth = depth;
-    x->jump = jump;
-    return x;
+    return dj;
 }
 
 /* The depth/jump index, built and published on first need; NULL when
@@ -396,9 +407,7 @@ static const lca_index *lca_get(const pl_domtree *t)
     if (atomic_compare_exchange_strong_explicit(&mt->lca, &expected, mine, memory_order_acq_rel,
                                                 memory_order_acquire))
         return mine;
-    free(mine->depth); /* another thread published first */
-    free(mine->jump);
-    free(mine);
+    free(mine); /* another thread published first */
     return expected;
 }
 
@@ -425,7 +434,7 @@ uint32_t pl_dom_depth(const pl_domtree *t, uint32_t v)
     if (s == PL_GRAPH_NONE)
         return 0;
     const lca_index *x = lca_get(t);
-    return x ? x->depth[s] : depth_by_walk(t, s);
+    return x ? x[s][0] : depth_by_walk(t, s);
 }
 
 uint32_t pl_dom_lca(const pl_domtree *t, uint32_t a, uint32_t b)
@@ -435,21 +444,20 @@ uint32_t pl_dom_lca(const pl_domtree *t, uint32_t a, uint32_t b)
         return PL_GRAPH_NONE;
     const lca_index *x = lca_get(t);
     if (x) {
-        const uint32_t *depth = x->depth, *jump = x->jump;
-        if (depth[sa] < depth[sb]) {
+        if (x[sa][0] < x[sb][0]) {
             uint32_t s = sa;
             sa = sb;
             sb = s;
         }
-        uint32_t db = depth[sb];
-        while (depth[sa] > db)
-            sa = depth[jump[sa]] >= db ? jump[sa] : up(t, sa);
+        uint32_t db = x[sb][0];
+        while (x[sa][0] > db)
+            sa = x[x[sa][1]][0] >= db ? x[sa][1] : up(t, sa);
         /* Same depth: same jump lengths, so jump together while the jumps
          * land on different vertices (still below the ancestor). */
         while (sa != sb) {
-            if (jump[sa] != jump[sb]) {
-                sa = jump[sa];
-                sb = jump[sb];
+            if (x[sa][1] != x[sb][1]) {
+                sa = x[sa][1];
+                sb = x[sb][1];
             } else {
                 sa = up(t, sa);
                 sb = up(t, sb);
@@ -498,6 +506,6 @@ size_t pl_dom_memory(const pl_domtree *t)
                    (t->n + 1) * sizeof(uint32_t) + (t->r / 64 + 1) * sizeof(uint64_t);
     const lca_index *x = atomic_load_explicit(&((pl_domtree *)t)->lca, memory_order_acquire);
     if (x)
-        bytes += sizeof(*x) + 2 * (t->n + 1) * sizeof(uint32_t);
+        bytes += (t->n + 1) * sizeof(*x);
     return bytes;
 }
