@@ -1,6 +1,6 @@
 /* Tests of the dominator tree: known shapes, every query against a
  * brute-force oracle (d dominates w iff removing d makes w unreachable from
- * the virtual root) on random graphs, chains and cycles of 10M vertices, a
+ * the virtual root) on random graphs, a chain and a cycle of 10M vertices, a
  * wide star, a shape that makes the textbook semi-NCA quadratic, threads
  * racing on the lazy LCA index, and the error cases. */
 #include <errno.h>
@@ -321,58 +321,58 @@ static void test_random_against_oracle(void)
 
 /* ---- large shapes: nothing recurses, nothing is quadratic ---- */
 
-/* A chain of 10M vertices, then the same closed into a cycle and entered
- * in the middle. */
+/* A cycle of 10M vertices entered in the middle: the search and the
+ * dominator tree are both a chain 10M deep (nothing may recurse), and the
+ * edge back into the root changes nothing. One graph serves both shapes:
+ * building a 10M-vertex graph is most of this test's time under ASan. */
 static void test_long_chain_and_cycle(void)
 {
-    const uint32_t n = 10 * 1000 * 1000;
+    const uint32_t n = 10 * 1000 * 1000, root = n / 2;
     uint32_t (*edges)[2] = malloc((size_t)n * sizeof(*edges));
     for (uint32_t i = 0; i < n; i++) {
         edges[i][0] = i;
         edges[i][1] = i + 1 < n ? i + 1 : 0;
     }
-    for (int closed = 0; closed <= 1; closed++) {
-        pl_graph *g = make(n, (const uint32_t(*)[2])edges, closed ? n : n - 1);
-        uint32_t root = closed ? n / 2 : 0;
-        pl_domtree *t = build(g, &root, 1);
-        if (!t) {
-            pl_graph_free(g);
-            continue;
-        }
-        CHECK_EQ_INT(pl_dom_reachable(t), n);
-        CHECK_EQ_INT(pl_dom_idom(t, root), PL_DOM_ROOT);
-        CHECK_EQ_INT(pl_dom_idom(t, root + 1), root);
-        CHECK_EQ_INT(pl_dom_idom(t, n - 1), n - 2);
-        CHECK_EQ_INT(pl_dom_depth(t, n - 1), closed ? n / 2 : n);
-        if (closed) {
-            CHECK_EQ_INT(pl_dom_idom(t, 0), n - 1);
-            CHECK_EQ_INT(pl_dom_depth(t, root - 1), n);
-            CHECK_EQ_INT(pl_dom_lca(t, 3, n - 5), n - 5);
-            CHECK_EQ_INT(pl_dom_lca(t, 3, root + 1), root + 1);
-        } else {
-            CHECK_EQ_INT(pl_dom_lca(t, 3, n - 5), 3);
-            CHECK_EQ_INT(pl_dom_lca(t, n - 1, n - 1), n - 1);
-        }
-        size_t k;
-        const uint32_t *kids = pl_dom_children(t, n - 2, &k);
-        CHECK(k == 1 && kids[0] == n - 1);
-        uint64_t *self = malloc((size_t)n * sizeof(uint64_t));
-        uint64_t *ret = malloc((size_t)n * sizeof(uint64_t));
-        uint64_t total;
-        for (uint32_t i = 0; i < n; i++)
-            self[i] = 1;
-        CHECK_OK(pl_dom_retained(t, self, ret, &total));
-        CHECK_EQ_INT(total, n);
-        CHECK_EQ_INT(ret[root], n);
-        CHECK_EQ_INT(ret[n - 1], closed ? n / 2 + 1 : 1);
-        /* Tree with its depth/LCA index: 12 + 8 bytes per vertex. */
-        CHECK(pl_dom_memory(t) <= (size_t)n * 21);
-        free(self);
-        free(ret);
-        pl_dom_free(t);
-        pl_graph_free(g);
-    }
+    pl_graph *g = make(n, (const uint32_t(*)[2])edges, n);
     free(edges);
+    pl_domtree *t = build(g, &root, 1);
+    if (!t) {
+        pl_graph_free(g);
+        return;
+    }
+    CHECK_EQ_INT(pl_dom_reachable(t), n);
+    CHECK_EQ_INT(pl_dom_idom(t, root), PL_DOM_ROOT);
+    CHECK_EQ_INT(pl_dom_idom(t, root + 1), root);
+    CHECK_EQ_INT(pl_dom_idom(t, n - 1), n - 2);
+    CHECK_EQ_INT(pl_dom_idom(t, 0), n - 1);
+    CHECK_EQ_INT(pl_dom_idom(t, root - 1), root - 2);
+    CHECK_EQ_INT(pl_dom_depth(t, n - 1), n / 2);
+    CHECK_EQ_INT(pl_dom_depth(t, root - 1), n);
+    CHECK_EQ_INT(pl_dom_lca(t, 3, n - 5), n - 5);
+    CHECK_EQ_INT(pl_dom_lca(t, 3, root + 1), root + 1);
+    CHECK_EQ_INT(pl_dom_lca(t, root - 1, root - 1), root - 1);
+    CHECK_EQ_INT(pl_dom_lca(t, root - 1, 7), 7);
+    size_t k;
+    const uint32_t *kids = pl_dom_children(t, n - 1, &k);
+    CHECK(k == 1 && kids[0] == 0);
+    pl_dom_children(t, root - 1, &k);
+    CHECK_EQ_INT(k, 0);
+    uint64_t *self = malloc((size_t)n * sizeof(uint64_t));
+    uint64_t *ret = malloc((size_t)n * sizeof(uint64_t));
+    uint64_t total;
+    for (uint32_t i = 0; i < n; i++)
+        self[i] = 1;
+    CHECK_OK(pl_dom_retained(t, self, ret, &total));
+    CHECK_EQ_INT(total, n);
+    CHECK_EQ_INT(ret[root], n);
+    CHECK_EQ_INT(ret[n - 1], n / 2 + 1);
+    CHECK_EQ_INT(ret[root - 1], 1);
+    /* Tree with its depth/LCA index: 12 + 8 bytes per vertex. */
+    CHECK(pl_dom_memory(t) <= (size_t)n * 21);
+    free(self);
+    free(ret);
+    pl_dom_free(t);
+    pl_graph_free(g);
 }
 
 /* One root holding 1M vertices: one long run of children. */
