@@ -500,6 +500,11 @@ int pl_dom_retained(const pl_domtree *t, const uint64_t *self_size, uint64_t *re
     return 0;
 }
 
+void pl_dom_release_index(pl_domtree *t)
+{
+    free(atomic_exchange_explicit(&t->lca, NULL, memory_order_acq_rel));
+}
+
 size_t pl_dom_memory(const pl_domtree *t)
 {
     size_t bytes = sizeof(*t) + t->n * sizeof(uint32_t) + (t->r ? t->r : 1) * sizeof(uint32_t) +

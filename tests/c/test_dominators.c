@@ -118,6 +118,9 @@ static void test_shapes(void)
     CHECK_EQ_INT(ret[3], 11000);
     CHECK_EQ_INT(ret[0], 11111);
     CHECK_EQ_INT(total, 11111);
+    CHECK_OK(pl_dom_retained(t, self, self, &total)); /* in place */
+    CHECK(self[0] == 11111 && self[1] == 10 && self[3] == 11000 && self[4] == 10000);
+    CHECK_EQ_INT(total, 11111);
     size_t nb;
     const uint32_t *order = pl_dom_bfs(t, &nb);
     CHECK_EQ_INT(nb, 5);
@@ -495,6 +498,13 @@ static void test_concurrent_lca(void)
         CHECK_EQ_INT(jobs[i].mismatches, 0);
     }
     CHECK_EQ_INT(pl_dom_memory(t), before + 2 * ((size_t)n + 1) * sizeof(uint32_t));
+    /* Released, then rebuilt by the next query. */
+    pl_dom_release_index(t);
+    CHECK_EQ_INT(pl_dom_memory(t), before);
+    jobs[0].mismatches = 0;
+    lca_worker(&jobs[0]);
+    CHECK_EQ_INT(jobs[0].mismatches, 0);
+    CHECK(pl_dom_memory(t) > before);
     pl_dom_free(t);
     pl_graph_free(g);
     free(pairs);

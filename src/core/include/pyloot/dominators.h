@@ -11,8 +11,12 @@
  * Memory: the tree keeps 12 bytes per vertex (immediate dominators, the
  * children lists and their offsets, and one bit per reachable vertex);
  * pl_dom_depth and pl_dom_lca add 8 more (depths and one jump pointer per
- * vertex) on their first call. pl_dom_build needs about 24 bytes per vertex
- * of work memory while it runs, all freed before it returns.
+ * vertex) on their first call, which pl_dom_release_index gives back once
+ * the LCAs are done with. pl_dom_build needs about 24 bytes per vertex of
+ * work memory while it runs, all freed before it returns. With the
+ * snapshot graph (~75 bytes per vertex with its in-edges) and retained
+ * sizes computed in place (8), that is ~95 bytes per vertex, ~103 while
+ * the LCA index exists.
  *
  * Threads: a finished tree is immutable except for the depth/LCA structure,
  * which the first pl_dom_depth or pl_dom_lca call builds and publishes
@@ -106,11 +110,17 @@ uint32_t pl_dom_lca(const pl_domtree *t, uint32_t a, uint32_t b);
  * (v included), for every vertex v < pl_dom_order(t) (0 for unreachable
  * ones); *root_total (may be NULL) gets the sum over all reachable vertices,
  * the virtual root's retained size. self_size and retained have
- * pl_dom_order(t) entries and belong to the caller; no allocation.
+ * pl_dom_order(t) entries and belong to the caller; they may be the same
+ * array (the sizes are then replaced by the retained sizes); no allocation.
  * Iterative, backwards over pl_dom_bfs. Returns 0, or PL_EBADARG for a NULL
  * array with a non-empty tree. */
 int pl_dom_retained(const pl_domtree *t, const uint64_t *self_size, uint64_t *retained,
                     uint64_t *root_total);
+
+/* Frees the depth/LCA index (a later pl_dom_depth or pl_dom_lca builds it
+ * again): 8 bytes per vertex back once the LCAs are computed. Unlike the
+ * queries this changes the tree: no other thread may use t meanwhile. */
+void pl_dom_release_index(pl_domtree *t);
 
 /* Bytes held by the tree, the depth/LCA structure included once built (for
  * the budget of 100 bytes per vertex for graph, tree and retained sizes). */
