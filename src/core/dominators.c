@@ -376,6 +376,50 @@ const uint32_t *pl_dom_bfs(const pl_domtree *t, size_t *n)
     return t->bfs;
 }
 
+int pl_dom_subtree(const pl_domtree *t, uint32_t v, uint32_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (v == PL_DOM_ROOT) {
+        if (!t->r)
+            return 0;
+        if (!(*out = malloc(t->r * sizeof(uint32_t))))
+            return ENOMEM;
+        memcpy(*out, t->bfs, t->r * sizeof(uint32_t));
+        *n = t->r;
+        return 0;
+    }
+    if (slot_of(t, v) == PL_GRAPH_NONE)
+        return 0;
+    /* The answer is its own queue, grown by doubling. */
+    size_t cap = 64, len = 1;
+    uint32_t *list = malloc(cap * sizeof(uint32_t));
+    if (!list)
+        return ENOMEM;
+    list[0] = v;
+    for (size_t head = 0; head < len; head++) {
+        size_t k;
+        const uint32_t *kids = pl_dom_children(t, list[head], &k);
+        if (len + k > cap) {
+            while (len + k > cap)
+                cap *= 2;
+            uint32_t *grown = realloc(list, cap * sizeof(uint32_t));
+            if (!grown) {
+                free(list);
+                return ENOMEM;
+            }
+            list = grown;
+        }
+        if (k)
+            memcpy(list + len, kids, k * sizeof(uint32_t));
+        len += k;
+    }
+    uint32_t *shrunk = realloc(list, len * sizeof(uint32_t));
+    *out = shrunk ? shrunk : list;
+    *n = len;
+    return 0;
+}
+
 /* Builds the depth/jump index breadth-first (parents before children). */
 static lca_index *lca_build(const pl_domtree *t)
 {

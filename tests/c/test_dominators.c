@@ -257,6 +257,26 @@ static void check_random_graph(size_t n, const uint32_t (*edges)[2], size_t m,
             }
             CHECK_EQ_INT(pl_dom_lca(t, va, vb), want);
         }
+    /* Subtrees: v and what it dominates, v first, each vertex once. */
+    for (size_t v = 0; v <= n; v++) {
+        uint32_t vv = v == n ? PL_DOM_ROOT : (uint32_t)v;
+        uint32_t *sub;
+        size_t ns;
+        CHECK_OK(pl_dom_subtree(t, vv, &sub, &ns));
+        uint64_t want = 0, got = 0;
+        if (v == n)
+            want = reach;
+        else if (reach >> v & 1)
+            for (size_t w = 0; w < n; w++)
+                if ((reach >> w & 1) && (w == v || (dom[w] >> v & 1)))
+                    want |= (uint64_t)1 << w;
+        for (size_t i = 0; i < ns; i++)
+            got |= (uint64_t)1 << sub[i];
+        CHECK(got == want);
+        CHECK_EQ_INT(ns, popcount(want));
+        CHECK(v == n || !ns || sub[0] == v);
+        free(sub);
+    }
     /* Retained sizes: the sum over each subtree. */
     uint64_t self[MAXN], ret[MAXN], total = 0, want_total = 0;
     for (size_t v = 0; v < n; v++) {
@@ -401,6 +421,10 @@ static void test_wide_star(void)
     CHECK(k == 1 && kids[0] == 0);
     CHECK_EQ_INT(pl_dom_lca(t, 17, n - 1), 0);
     CHECK_EQ_INT(pl_dom_depth(t, n - 1), 2);
+    uint32_t *sub;
+    CHECK_OK(pl_dom_subtree(t, 0, &sub, &k));
+    CHECK(k == n && sub[0] == 0 && sub[1] == 1 && sub[n - 1] == n - 1);
+    free(sub);
     pl_dom_free(t);
     pl_graph_free(g);
     free(edges);

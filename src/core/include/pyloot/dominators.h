@@ -90,6 +90,12 @@ const uint32_t *pl_dom_children(const pl_domtree *t, uint32_t v, size_t *n);
  * quantity over subtrees. *n gets pl_dom_reachable. Valid until pl_dom_free. */
 const uint32_t *pl_dom_bfs(const pl_domtree *t, size_t *n);
 
+/* The vertices of v's subtree (v's dominated set, v first), breadth-first,
+ * children in vertex order; v may be PL_DOM_ROOT (every reachable vertex).
+ * *out is malloc'ed (free() it; NULL with *n = 0 when v is unreachable or
+ * not a vertex). O(answer). Returns 0 or ENOMEM. */
+int pl_dom_subtree(const pl_domtree *t, uint32_t v, uint32_t **out, size_t *n);
+
 /* Depth of v in the tree: children of the virtual root have depth 1; 0 for
  * PL_DOM_ROOT, unreachable vertices and non-vertices. O(1) once the
  * depth/LCA structure exists (the first call builds it; if that fails for
@@ -112,8 +118,10 @@ uint32_t pl_dom_lca(const pl_domtree *t, uint32_t a, uint32_t b);
  * the virtual root's retained size. self_size and retained have
  * pl_dom_order(t) entries and belong to the caller; they may be the same
  * array (the sizes are then replaced by the retained sizes); no allocation.
- * Iterative, backwards over pl_dom_bfs. Returns 0, or PL_EBADARG for a NULL
- * array with a non-empty tree. */
+ * Iterative, backwards over pl_dom_bfs. Any per-vertex quantity sums the
+ * same way: 1 for the instances of a type and 0 elsewhere gives how many of
+ * them each vertex retains (leak suspects). Returns 0, or PL_EBADARG for a
+ * NULL array with a non-empty tree. */
 int pl_dom_retained(const pl_domtree *t, const uint64_t *self_size, uint64_t *retained,
                     uint64_t *root_total);
 
