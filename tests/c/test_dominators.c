@@ -170,6 +170,11 @@ static int popcount(uint64_t x)
     return __builtin_popcountll(x);
 }
 
+/* What the random graphs covered: the test checks every case came up. */
+enum { HAS_UNREACHABLE, HAS_DUP_ROOT, HAS_ROOT_REACHED, HAS_SELF_LOOP, HAS_MULTI_EDGE,
+       HAS_SHARED_CHILD, NCASES };
+static int covered[NCASES];
+
 static void check_random_graph(size_t n, const uint32_t (*edges)[2], size_t m,
                                const uint32_t *roots, size_t nroots, int *failed)
 {
@@ -178,6 +183,23 @@ static void check_random_graph(size_t n, const uint32_t (*edges)[2], size_t m,
     for (size_t e = 0; e < m; e++)
         succ[edges[e][0]] |= (uint64_t)1 << edges[e][1];
     uint64_t reach = reach_without(n, succ, roots, nroots, MAXN);
+    int dup_root = 0, root_reached = 0, self_loop = 0, multi_edge = 0;
+    for (size_t i = 0; i < nroots; i++)
+        for (size_t j = 0; j < nroots; j++) {
+            dup_root |= i != j && roots[i] == roots[j];
+            /* roots[j] is reachable from roots[i] through an edge. */
+            root_reached |= roots[i] != roots[j] &&
+                            (reach_without(n, succ, &roots[i], 1, MAXN) >> roots[j] & 1);
+        }
+    for (size_t e = 0; e < m; e++) {
+        self_loop |= edges[e][0] == edges[e][1];
+        multi_edge |= e && edges[e][0] == edges[e - 1][0] && edges[e][1] == edges[e - 1][1];
+    }
+    covered[HAS_UNREACHABLE] += popcount(reach) < (int)n;
+    covered[HAS_DUP_ROOT] += dup_root;
+    covered[HAS_ROOT_REACHED] += root_reached;
+    covered[HAS_SELF_LOOP] += self_loop;
+    covered[HAS_MULTI_EDGE] += multi_edge;
     /* dom[w]: the vertices other than w that dominate w. */
     uint64_t dom[MAXN] = {0};
     for (size_t d = 0; d < n; d++) {
@@ -196,6 +218,15 @@ static void check_random_graph(size_t n, const uint32_t (*edges)[2], size_t m,
             if ((dom[w] >> d & 1) && popcount(dom[d]) == popcount(dom[w]) - 1)
                 want_idom[w] = (uint32_t)d;
     }
+    /* A vertex with two reachable parents neither of which dominates it. */
+    int shared = 0;
+    for (size_t w = 0; w < n; w++) {
+        int parents = 0;
+        for (size_t u = 0; u < n; u++)
+            parents += (reach >> u & 1) && (succ[u] >> w & 1) && u != w && !(dom[w] >> u & 1);
+        shared |= parents >= 2;
+    }
+    covered[HAS_SHARED_CHILD] += shared;
 
     pl_graph *g = make(n, edges, m);
     pl_domtree *t = build(g, roots, nroots);
@@ -340,6 +371,11 @@ static void test_random_against_oracle(void)
             fprintf(stderr, "  (trial %d: n=%zu m=%zu roots=%zu)\n", trial, n, m, nroots);
     }
     free(edges);
+    for (int c = 0; c < NCASES; c++) {
+        if (covered[c] < 20)
+            fprintf(stderr, "  case %d came up in %d graphs only\n", c, covered[c]);
+        CHECK(covered[c] >= 20);
+    }
 }
 
 /* ---- large shapes: nothing recurses, nothing is quadratic ---- */
