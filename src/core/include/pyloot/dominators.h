@@ -12,8 +12,8 @@
  * children lists and their offsets, and one bit per reachable vertex);
  * pl_dom_depth and pl_dom_lca add 8 more (depths and one jump pointer per
  * vertex) on their first call, which pl_dom_release_index gives back once
- * the LCAs are done with. pl_dom_build needs about 24 bytes per vertex of
- * work memory while it runs, all freed before it returns. With the
+ * the LCAs are done with. pl_dom_build peaks at about 24 bytes per vertex,
+ * the 12 it keeps included (the rest is freed before it returns). With the
  * snapshot graph (~75 bytes per vertex with its in-edges) and retained
  * sizes computed in place (8), that is ~95 bytes per vertex, ~103 while
  * the LCA index exists.
@@ -21,7 +21,8 @@
  * Threads: a finished tree is immutable except for the depth/LCA structure,
  * which the first pl_dom_depth or pl_dom_lca call builds and publishes
  * atomically, so any number of threads may query one tree at once (two
- * threads racing on the first call both build it, one copy is kept).
+ * threads racing on the first call both build it, one copy is kept);
+ * pl_dom_release_index is the one call that needs the tree to itself.
  * Everything allocates with libc only and never recurses, so it runs without
  * the GIL and on chains of millions of vertices. Functions return 0, ENOMEM
  * or a PL_E* code (error.h). */
