@@ -136,17 +136,20 @@ static void semidominators(const pl_graph *g, size_t r, const uint32_t *pre, con
         }
         if (w > 2 * PREFETCH_AHEAD) {
             preds = pl_graph_in(g, vert[w - 2 * PREFETCH_AHEAD], &k);
-            for (size_t j = 0; j < k && j < PREFETCH_MAX; j++)
+            for (size_t j = 0; k > 1 && j < k && j < PREFETCH_MAX; j++)
                 __builtin_prefetch(&pre[preds[j]]);
         }
         if (w > PREFETCH_AHEAD) {
             preds = pl_graph_in(g, vert[w - PREFETCH_AHEAD], &k);
-            for (size_t j = 0; j < k && j < PREFETCH_MAX; j++)
+            for (size_t j = 0; k > 1 && j < k && j < PREFETCH_MAX; j++)
                 __builtin_prefetch(&al[pre[preds[j]]], 1);
         }
         uint32_t s = semi[w];
-        if (s) {
-            preds = pl_graph_in(g, vert[w], &k);
+        preds = pl_graph_in(g, vert[w], &k);
+        /* A vertex with one in-edge (most objects of a heap have one
+         * owner) that is not a root was reached through it: its
+         * semidominator is its search parent, already in semi[w]. */
+        if (s && k > 1) {
             for (size_t j = 0; j < k; j++) {
                 uint32_t u = pre[preds[j]];
                 if (!u)
