@@ -59,9 +59,13 @@ static size_t dfs_number(const pl_graph *g, const uint32_t *roots, size_t nroots
             size_t cnt;
             const uint32_t *heads = pl_graph_out(g, vert[cur], &cnt, NULL);
             size_t e = cursor[cur];
-            if (e == 0) /* first visit: overlap the misses of the whole list */
-                for (size_t j = 0; j < cnt && j < PREFETCH_MAX; j++)
-                    __builtin_prefetch(&pre[heads[j]]);
+            /* First visit: overlap the misses of the whole list, and of the
+             * out-lists the search may enter next. */
+            for (size_t j = 0; e == 0 && j < cnt && j < PREFETCH_MAX; j++) {
+                size_t later;
+                __builtin_prefetch(&pre[heads[j]]);
+                __builtin_prefetch(pl_graph_out(g, heads[j], &later, NULL));
+            }
             while (e < cnt && pre[heads[e]])
                 e++;
             if (e == cnt) {
