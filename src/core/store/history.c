@@ -540,77 +540,32 @@ static int64_t *new_series(size_t n)
     return p;
 }
 
-/* Answers a history query (see store.h and docs/store.md). */
-int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
+/* Phase 1: ranks the types. Sums each type's latest count and bytes and
+ * its growth over the incarnations the query keys on (merged: the live
+ * ones; pid: its latest one), then keeps every type of the store that
+ * passes `top` and `q`, sorted as asked. *cands (malloc'ed, caller frees)
+ * points at names inside txn; *n_cand is its length. */
+static int rank_types(pl_store *s, MDB_txn *txn, const pl_history_query *q,
+                      const struct hview *views, size_t nv, struct cand **cands_out,
+                      size_t *n_out)
 {
-    MDB_txn *txn = NULL;
-    MDB_cursor *cur = NULL, *cur2 = NULL;
-    struct inc_entry *list = NULL;
-    struct hview *views = NULL;
-    uint8_t *filled = NULL;
-    size_t max_wins = 0, total_log = 0, batch, b0;
-    struct hview **vord = NULL;
-    size_t *line_of = NULL, *lbase = NULL;
+    MDB_cursor *cur = NULL;
     struct cand *cands = NULL;
-    pl_history *h = NULL;
-    int64_t *growth = NULL, *fc = NULL, *lc = NULL, *lb = NULL, *arr_c = NULL, *arr_b = NULL;
+    int64_t *growth = NULL;
     uint64_t *cnt = NULL, *byt = NULL;
-    uint32_t *ids = NULL, max_id, max_points;
-    size_t *idx = NULL;
-    size_t n_incs = 0, nv = 0, n_cand = 0, i, j, page_off, page_n, max_times = 0;
-    size_t key_from, key_to, n_lines = 0;
+    uint32_t max_id;
+    size_t n_cand = 0, i, j, key_from, key_to;
     struct sample smp = {0};
     MDB_val k, val;
+    MDB_stat st;
     int rc;
-
-    *out = NULL;
-    if (!q || q->limit < 1 || q->limit > 1000 || q->sort < PL_SORT_COUNT ||
-        q->sort > PL_SORT_NAME) {
-        rc = PL_EBADARG;
-        goto out;
-    }
-    max_points = q->max_points ? q->max_points : DEFAULT_MAX_POINTS;
-    if (max_points < 2)
-        max_points = 2;
-    h = calloc(1, sizeof *h);
-    if (!h) {
-        rc = ENOMEM;
-        goto out;
-    }
-    rc = txn_begin(s, 0, &txn);
-    if (rc)
-        goto out;
-    rc = read_incs(s, txn, &list, &n_incs);
-    if (rc)
-        goto out;
-    views = calloc(n_incs + 1, sizeof *views);
-    if (!views) {
-        rc = ENOMEM;
-        goto out;
-    }
-    for (i = 0; i < n_incs; i++) {
-        if (q->pid && list[i].inc.pid != q->pid)
-            continue;
-        views[nv].inc = list[i].inc;
-        views[nv].rec = list[i].rec;
-        views[nv].alive = list[i].rec.ended_ms == 0 && pl_proc_alive(&list[i].inc);
-        rc = hview_load(s, txn, &views[nv]);
-        nv++;
-        if (rc)
-            goto out;
-    }
-    if (q->pid && nv == 0) {
-        rc = PL_ENOTFOUND;
-        goto out;
-    }
 
     /* Sort keys: merged = the live incarnations; pid = its latest one. */
     max_id = max_type_id(s, txn);
     cnt = calloc((size_t)max_id + 1, sizeof *cnt);
     byt = calloc((size_t)max_id + 1, sizeof *byt);
     growth = calloc((size_t)max_id + 1, sizeof *growth);
-    fc = calloc((size_t)max_id + 1, sizeof *fc);
-    if (!cnt || !byt || !growth || !fc) {
+    if (!cnt || !byt || !growth) {
         rc = ENOMEM;
         goto out;
     }
@@ -620,7 +575,7 @@ int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
     if (rc)
         goto out;
     for (i = key_from; i < key_to; i++) {
-        struct hview *v = &views[i];
+        const struct hview *v = &views[i];
 
         if ((!q->pid && !v->alive) || v->n_times == v->log_off)
             continue;
@@ -649,39 +604,34 @@ int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
     cur = NULL;
 
     /* Candidates: every type of the store. */
-    {
-        MDB_stat st;
-
-        rc = mdb_stat(txn, s->types, &st);
-        if (rc)
-            goto out;
-        cands = malloc((st.ms_entries + 1) * sizeof *cands);
-        if (!cands) {
-            rc = ENOMEM;
-            goto out;
-        }
-        rc = mdb_cursor_open(txn, s->types, &cur);
-        if (rc)
-            goto out;
-        for (rc = mdb_cursor_get(cur, &k, &val, MDB_FIRST); rc == 0 && n_cand < st.ms_entries;
-             rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
-            struct cand *c = &cands[n_cand];
-
-            if (k.mv_size != 4)
-                continue;
-            c->id = get_be32(k.mv_data);
-            c->name = val.mv_data;
-            c->len = val.mv_size;
-            c->count = c->id <= max_id ? cnt[c->id] : 0;
-            c->bytes = c->id <= max_id ? byt[c->id] : 0;
-            c->growth = c->id <= max_id ? growth[c->id] : 0;
-            n_cand++;
-        }
-        if (rc != MDB_NOTFOUND && rc != 0)
-            goto out;
-        mdb_cursor_close(cur);
-        cur = NULL;
+    rc = mdb_stat(txn, s->types, &st);
+    if (rc)
+        goto out;
+    cands = malloc((st.ms_entries + 1) * sizeof *cands);
+    if (!cands) {
+        rc = ENOMEM;
+        goto out;
     }
+    rc = mdb_cursor_open(txn, s->types, &cur);
+    if (rc)
+        goto out;
+    for (rc = mdb_cursor_get(cur, &k, &val, MDB_FIRST); rc == 0 && n_cand < st.ms_entries;
+         rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+        struct cand *c = &cands[n_cand];
+
+        if (k.mv_size != 4)
+            continue;
+        c->id = get_be32(k.mv_data);
+        c->name = val.mv_data;
+        c->len = val.mv_size;
+        c->count = c->id <= max_id ? cnt[c->id] : 0;
+        c->bytes = c->id <= max_id ? byt[c->id] : 0;
+        c->growth = c->id <= max_id ? growth[c->id] : 0;
+        n_cand++;
+    }
+    if (rc != MDB_NOTFOUND && rc != 0)
+        goto out;
+    rc = 0;
     if (q->top && q->top < n_cand) {
         qsort(cands, n_cand, sizeof *cands, cmp_cand_top);
         n_cand = (size_t)q->top;
@@ -694,29 +644,57 @@ int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
                 cands[j++] = cands[i];
         n_cand = j;
     }
-    h->total = n_cand;
     qsort(cands, n_cand, sizeof *cands,
           q->sort == PL_SORT_COUNT ? cmp_cand_count
           : q->sort == PL_SORT_GROWTH ? cmp_cand_growth : cmp_cand_name);
-    page_off = q->offset < n_cand ? (size_t)q->offset : n_cand;
-    page_n = n_cand - page_off < q->limit ? n_cand - page_off : (size_t)q->limit;
+    *cands_out = cands;
+    *n_out = n_cand;
+    cands = NULL;
+out:
+    mdb_cursor_close(cur);
+    free(cands);
+    free(cnt);
+    free(byt);
+    free(growth);
+    free(smp.e);
+    return rc;
+}
 
-    /* Time axis and which sample each incarnation shows in each slot. */
-    rc = build_axis(views, nv, max_points, h);
-    if (rc)
-        goto out;
-    for (i = 0; i < nv; i++) {
+/* Phase 2: the time axis (h->times) and which sample each view shows in
+ * each slot. */
+static int lay_axis(struct hview *views, size_t nv, uint32_t max_points, pl_history *h)
+{
+    size_t i;
+    int rc = build_axis(views, nv, max_points, h);
+
+    for (i = 0; rc == 0 && i < nv; i++)
         rc = build_slots(&views[i], h);
-        if (rc)
-            goto out;
-        if (views[i].n_times)
-            n_lines++;
+    return rc;
+}
+
+/* Phase 3: fills h->types with the page's n types (page[0..n)): names,
+ * keys, and their merged (and per_worker) series read from the windows and
+ * the log. */
+static int fill_page(pl_store *s, MDB_txn *txn, const pl_history_query *q, struct hview *views,
+                     size_t nv, const struct cand *page, size_t page_n, pl_history *h)
+{
+    MDB_cursor *cur = NULL, *cur2 = NULL;
+    uint8_t *filled = NULL;
+    size_t max_wins = 0, total_log = 0, batch, b0;
+    struct hview **vord = NULL;
+    size_t *line_of = NULL, *lbase = NULL;
+    int64_t *lc = NULL, *lb = NULL, *arr_c = NULL, *arr_b = NULL;
+    uint32_t *ids = NULL;
+    size_t *idx = NULL;
+    size_t i, j, max_times = 0, n_lines = 0;
+    int rc;
+
+    for (i = 0; i < nv; i++) {
         if (views[i].n_times > max_times)
             max_times = views[i].n_times;
         if (views[i].n_wins > max_wins)
             max_wins = views[i].n_wins;
     }
-
     /* Views in key order, so that consecutive seeks for one type land on
      * the same or the next leaf page (LMDB searches the current page first);
      * log values of all views for a batch of page types in shared arrays. */
@@ -727,7 +705,6 @@ int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
         rc = ENOMEM;
         goto out;
     }
-    n_lines = 0;
     for (i = 0; i < nv; i++) {
         vord[i] = &views[i];
         lbase[i] = total_log;
@@ -757,7 +734,7 @@ int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
     }
     h->n_types = page_n;
     for (j = 0; j < page_n; j++) {
-        const struct cand *c = &cands[page_off + j];
+        const struct cand *c = &page[j];
         pl_history_type *t = &h->types[j];
 
         t->name = malloc(c->len + 1);
@@ -848,11 +825,6 @@ int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
             }
         }
     }
-    mdb_cursor_close(cur);
-    mdb_cursor_close(cur2);
-    cur = cur2 = NULL;
-    *out = h;
-    h = NULL;
 out:
     mdb_cursor_close(cur);
     mdb_cursor_close(cur2);
@@ -860,23 +832,90 @@ out:
     free(vord);
     free(line_of);
     free(lbase);
-    txn_abort(s, txn);
-    for (i = 0; views && i < nv; i++)
-        hview_free(&views[i]);
-    free(views);
-    free(list);
-    free(cands);
-    free(cnt);
-    free(byt);
-    free(growth);
-    free(fc);
     free(ids);
     free(idx);
     free(lc);
     free(lb);
     free(arr_c);
     free(arr_b);
-    free(smp.e);
+    return rc;
+}
+
+/* Answers a history query (see store.h and docs/store.md) from one read
+ * transaction: loads a view per incarnation, then rank_types, lay_axis and
+ * fill_page. */
+int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
+{
+    MDB_txn *txn = NULL;
+    struct inc_entry *list = NULL;
+    struct hview *views = NULL;
+    struct cand *cands = NULL;
+    pl_history *h = NULL;
+    uint32_t max_points;
+    size_t n_incs = 0, nv = 0, n_cand = 0, i, page_off, page_n;
+    int rc;
+
+    *out = NULL;
+    if (!q || q->limit < 1 || q->limit > 1000 || q->sort < PL_SORT_COUNT ||
+        q->sort > PL_SORT_NAME) {
+        rc = PL_EBADARG;
+        goto out;
+    }
+    max_points = q->max_points ? q->max_points : DEFAULT_MAX_POINTS;
+    if (max_points < 2)
+        max_points = 2;
+    h = calloc(1, sizeof *h);
+    if (!h) {
+        rc = ENOMEM;
+        goto out;
+    }
+    rc = txn_begin(s, 0, &txn);
+    if (rc)
+        goto out;
+    rc = read_incs(s, txn, &list, &n_incs);
+    if (rc)
+        goto out;
+    views = calloc(n_incs + 1, sizeof *views);
+    if (!views) {
+        rc = ENOMEM;
+        goto out;
+    }
+    for (i = 0; i < n_incs; i++) {
+        if (q->pid && list[i].inc.pid != q->pid)
+            continue;
+        views[nv].inc = list[i].inc;
+        views[nv].rec = list[i].rec;
+        views[nv].alive = list[i].rec.ended_ms == 0 && pl_proc_alive(&list[i].inc);
+        rc = hview_load(s, txn, &views[nv]);
+        nv++;
+        if (rc)
+            goto out;
+    }
+    if (q->pid && nv == 0) {
+        rc = PL_ENOTFOUND;
+        goto out;
+    }
+    rc = rank_types(s, txn, q, views, nv, &cands, &n_cand);
+    if (rc)
+        goto out;
+    h->total = n_cand;
+    page_off = q->offset < n_cand ? (size_t)q->offset : n_cand;
+    page_n = n_cand - page_off < q->limit ? n_cand - page_off : (size_t)q->limit;
+    rc = lay_axis(views, nv, max_points, h);
+    if (rc)
+        goto out;
+    rc = fill_page(s, txn, q, views, nv, cands + page_off, page_n, h);
+    if (rc)
+        goto out;
+    *out = h;
+    h = NULL;
+out:
+    txn_abort(s, txn);
+    for (i = 0; views && i < nv; i++)
+        hview_free(&views[i]);
+    free(views);
+    free(list);
+    free(cands);
     pl_history_free(h);
     return rc;
 }
