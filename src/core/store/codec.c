@@ -8,6 +8,28 @@
 
 #include "pyloot/error.h"
 
+/* Grows the malloc'ed array whose pointer is at pp (capacity *cap elements
+ * of `size` bytes) to hold at least `need`: the capacity starts at `first`
+ * and doubles. 0, or ENOMEM with the array and *cap unchanged. */
+int array_reserve(void *pp, size_t *cap, size_t need, size_t size, size_t first)
+{
+    size_t c = *cap;
+    void *p;
+
+    if (need <= c)
+        return 0;
+    c = c ? c * 2 : first;
+    while (c < need)
+        c *= 2;
+    memcpy(&p, pp, sizeof p);
+    p = realloc(p, c * size);
+    if (!p)
+        return ENOMEM;
+    memcpy(pp, &p, sizeof p);
+    *cap = c;
+    return 0;
+}
+
 void log_key(uint8_t *k, const uint8_t *inck, uint64_t time, uint32_t first_id)
 {
     memcpy(k, inck, INC_KEY);
@@ -51,20 +73,9 @@ int sample_add_part(struct sample *smp, uint32_t first_id, const MDB_val *v)
         }
         goto out;
     }
-    if (smp->n + m > smp->cap) {
-        size_t cap = smp->cap ? smp->cap : 256;
-        pl_type_count *grown;
-
-        while (cap < smp->n + m)
-            cap *= 2;
-        grown = realloc(smp->e, cap * sizeof *grown);
-        if (!grown) {
-            rc = ENOMEM;
-            goto out;
-        }
-        smp->e = grown;
-        smp->cap = cap;
-    }
+    rc = array_reserve(&smp->e, &smp->cap, smp->n + m, sizeof *smp->e, 256);
+    if (rc)
+        goto out;
     for (i = 0; i < m; i++, p += LOG_ENTRY) {
         pl_type_count *c = &smp->e[smp->n++];
         uint32_t c32, b32;
@@ -271,19 +282,10 @@ unsigned level_shift(unsigned flags)
 
 int sample_push(struct sample *smp, uint32_t id, uint64_t count, uint64_t bytes)
 {
-    int rc = 0;
+    int rc = array_reserve(&smp->e, &smp->cap, smp->n + 1, sizeof *smp->e, 256);
 
-    if (smp->n == smp->cap) {
-        size_t cap = smp->cap ? smp->cap * 2 : 256;
-        pl_type_count *grown = realloc(smp->e, cap * sizeof *grown);
-
-        if (!grown) {
-            rc = ENOMEM;
-            goto out;
-        }
-        smp->e = grown;
-        smp->cap = cap;
-    }
+    if (rc)
+        goto out;
     smp->e[smp->n].type_id = id;
     smp->e[smp->n].count = count;
     smp->e[smp->n].bytes = bytes;

@@ -485,7 +485,7 @@ int mailbox_sweep(pl_store *s, int64_t now_ms, const struct inc_entry *list, siz
     MDB_cursor *cur = NULL;
     MDB_val k, v;
     MDB_stat st;
-    uint64_t *doomed = NULL, *grown;
+    uint64_t *doomed = NULL;
     size_t n_doomed = 0, cap = 0, i;
     int rc;
 
@@ -537,15 +537,9 @@ int mailbox_sweep(pl_store *s, int64_t now_ms, const struct inc_entry *list, siz
             doom = mdb_get(txn, s->mailbox, &tkv, &tv) == MDB_NOTFOUND;
         }
         if (doom && (n_doomed == 0 || doomed[n_doomed - 1] != t)) {
-            if (n_doomed == cap) {
-                cap = cap ? cap * 2 : 16;
-                grown = realloc(doomed, cap * sizeof *doomed);
-                if (!grown) {
-                    rc = ENOMEM;
-                    goto abort;
-                }
-                doomed = grown;
-            }
+            rc = array_reserve(&doomed, &cap, n_doomed + 1, sizeof *doomed, 16);
+            if (rc)
+                goto abort;
             doomed[n_doomed++] = t;
         }
     }

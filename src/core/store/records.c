@@ -127,7 +127,7 @@ int read_incs(pl_store *s, MDB_txn *txn, struct inc_entry **out, size_t *n_out)
 {
     MDB_cursor *cur = NULL;
     MDB_val k, v;
-    struct inc_entry *list = NULL, *grown;
+    struct inc_entry *list = NULL;
     size_t n = 0, cap = 0;
     int rc;
 
@@ -138,15 +138,9 @@ int read_incs(pl_store *s, MDB_txn *txn, struct inc_entry **out, size_t *n_out)
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size != INC_KEY || v.mv_size != sizeof(struct proc_rec))
             continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            grown = realloc(list, cap * sizeof *list);
-            if (!grown) {
-                rc = ENOMEM;
-                goto out;
-            }
-            list = grown;
-        }
+        rc = array_reserve(&list, &cap, n + 1, sizeof *list, 16);
+        if (rc)
+            goto out;
         inc_from_key(&list[n].inc, k.mv_data);
         memcpy(&list[n].rec, v.mv_data, sizeof list[n].rec);
         list[n].alive = 0;
@@ -251,7 +245,7 @@ int log_times(pl_store *s, MDB_txn *txn, const uint8_t *inck, int64_t **times, s
     MDB_cursor *cur = NULL;
     uint8_t lo[LOG_KEY];
     MDB_val k = {LOG_KEY, lo}, v;
-    int64_t *list = NULL, *grown;
+    int64_t *list = NULL;
     size_t count = 0, cap = 0;
     int rc;
 
@@ -265,15 +259,9 @@ int log_times(pl_store *s, MDB_txn *txn, const uint8_t *inck, int64_t **times, s
         if (k.mv_size != LOG_KEY || memcmp(k.mv_data, inck, INC_KEY) != 0)
             break;
         t = (int64_t)get_be64((const uint8_t *)k.mv_data + INC_KEY);
-        if (count == cap) {
-            cap = cap ? cap * 2 : 64;
-            grown = realloc(list, cap * sizeof *list);
-            if (!grown) {
-                rc = ENOMEM;
-                goto out;
-            }
-            list = grown;
-        }
+        rc = array_reserve(&list, &cap, count + 1, sizeof *list, 64);
+        if (rc)
+            goto out;
         list[count++] = t;
         /* Jump over the other parts of this sample. */
         log_key(lo, inck, (uint64_t)t + 1, 0);
@@ -519,7 +507,7 @@ int list_windows(pl_store *s, MDB_txn *txn, const uint8_t *inck, struct window *
 {
     MDB_cursor *cur = NULL;
     MDB_val k = {INC_KEY, (void *)inck}, v;
-    struct window *list = NULL, *grown;
+    struct window *list = NULL;
     size_t n = 0, cap = 0;
     int rc;
 
@@ -530,15 +518,9 @@ int list_windows(pl_store *s, MDB_txn *txn, const uint8_t *inck, struct window *
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size != WIN_KEY || memcmp(k.mv_data, inck, INC_KEY) != 0)
             break;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            grown = realloc(list, cap * sizeof *list);
-            if (!grown) {
-                rc = ENOMEM;
-                goto out;
-            }
-            list = grown;
-        }
+        rc = array_reserve(&list, &cap, n + 1, sizeof *list, 16);
+        if (rc)
+            goto out;
         if (window_decode(&k, &v, &list[n]) == 0)
             n++;
     }

@@ -294,7 +294,7 @@ static int collect_orphans(MDB_txn *txn, MDB_dbi dbi, size_t keylen, const uint8
 {
     MDB_cursor *cur = NULL;
     MDB_val k, v;
-    uint8_t lo[LOG_KEY], *grown;
+    uint8_t lo[LOG_KEY];
     int rc;
 
     rc = mdb_cursor_open(txn, dbi, &cur);
@@ -307,15 +307,9 @@ static int collect_orphans(MDB_txn *txn, MDB_dbi dbi, size_t keylen, const uint8
         }
         if (!bsearch(k.mv_data, known, n_known, INC_KEY, inck_cmp) &&
             (*n == 0 || memcmp(*list + INC_KEY * (*n - 1), k.mv_data, INC_KEY) != 0)) {
-            if (*n == *cap) {
-                *cap = *cap ? *cap * 2 : 8;
-                grown = realloc(*list, *cap * INC_KEY);
-                if (!grown) {
-                    rc = ENOMEM;
-                    goto out;
-                }
-                *list = grown;
-            }
+            rc = array_reserve(list, cap, *n + 1, INC_KEY, 8);
+            if (rc)
+                goto out;
             memcpy(*list + INC_KEY * (*n)++, k.mv_data, INC_KEY);
         }
         /* Skip to the next incarnation. */
@@ -346,7 +340,7 @@ static int sweep_orphans(pl_store *s)
         uint8_t inck[INC_KEY];
         uint64_t wtime;
         unsigned flags;
-    } *wins = NULL, *wgrown;
+    } *wins = NULL;
     MDB_dbi per_inc[2];
     size_t keylen[2] = {LOG_KEY, SNAP_KEY}, d;
     size_t n_known = 0, n_wins = 0, cap_wins = 0, n_orphans = 0, cap_orphans = 0, i;
@@ -388,15 +382,9 @@ static int sweep_orphans(pl_store *s)
             continue;
         if (!dropping && bsearch(k.mv_data, known, n_known, INC_KEY, inck_cmp))
             continue;
-        if (n_wins == cap_wins) {
-            cap_wins = cap_wins ? cap_wins * 2 : 16;
-            wgrown = realloc(wins, cap_wins * sizeof *wins);
-            if (!wgrown) {
-                rc = ENOMEM;
-                goto abort;
-            }
-            wins = wgrown;
-        }
+        rc = array_reserve(&wins, &cap_wins, n_wins + 1, sizeof *wins, 16);
+        if (rc)
+            goto abort;
         memcpy(wins[n_wins].inck, k.mv_data, INC_KEY);
         wins[n_wins].wtime = get_be64((const uint8_t *)k.mv_data + INC_KEY);
         wins[n_wins].flags = v.mv_size ? ((const uint8_t *)v.mv_data)[0] : 0;

@@ -255,6 +255,8 @@ static inline uint64_t unzigzag(uint64_t z)
 
 /* ---- codec.c: pure encodings, no LMDB calls ---- */
 
+/* Grows the malloc'ed array at pp (a T **) to hold `need` elements; 0 or ENOMEM (unchanged). */
+int array_reserve(void *pp, size_t *cap, size_t need, size_t size, size_t first);
 /* Writes the log key inc(12) time(8) first_id(4) into k (LOG_KEY bytes). */
 void log_key(uint8_t *k, const uint8_t *inck, uint64_t time, uint32_t first_id);
 /* Adds one log or snapshot value (narrow or wide part) to smp; 0 or ENOMEM/PL_ECORRUPT. */
