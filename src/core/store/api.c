@@ -9,33 +9,29 @@
 
 #include "pyloot/error.h"
 
+struct beat {
+    int64_t now_ms;
+    uint64_t rss;
+};
+
+static void edit_heartbeat(struct proc_rec *rec, int created, const void *arg)
+{
+    const struct beat *b = arg;
+
+    if (b->now_ms > rec->last_seen_ms)
+        rec->last_seen_ms = b->now_ms;
+    rec->rss = b->rss;
+}
+
 /* Updates last_seen and rss, then runs mdb_reader_check and retention when
  * they are due (see store.h). */
 int pl_store_heartbeat(pl_store *s, const pl_incarnation *inc, int64_t now_ms, uint64_t rss)
 {
-    MDB_txn *txn = NULL;
-    struct proc_rec rec;
-    int rc;
+    struct beat b = {now_ms, rss};
+    int rc = update_rec(s, inc, 0, edit_heartbeat, &b);
 
-    rc = txn_begin(s, 1, &txn);
-    if (rc)
-        goto out;
-    rc = rec_get(s, txn, inc, &rec);
-    if (rc)
-        goto abort;
-    if (now_ms > rec.last_seen_ms)
-        rec.last_seen_ms = now_ms;
-    rec.rss = rss;
-    rc = rec_put(s, txn, inc, &rec);
-    if (rc)
-        goto abort;
-    rc = txn_commit(s, txn);
     if (rc == 0)
         rc = maybe_prune(s, now_ms);
-    goto out;
-abort:
-    txn_abort(s, txn);
-out:
     return rc;
 }
 

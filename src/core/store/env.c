@@ -45,6 +45,16 @@ int txn_commit(pl_store *s, MDB_txn *txn)
     return rc;
 }
 
+/* Ends a write transaction: commits it when rc is 0, else aborts it.
+ * Returns the commit's result, or rc. */
+int txn_end(pl_store *s, MDB_txn *txn, int rc)
+{
+    if (rc == 0)
+        return txn_commit(s, txn);
+    txn_abort(s, txn);
+    return rc;
+}
+
 void txn_abort(pl_store *s, MDB_txn *txn)
 {
     if (txn) {

@@ -96,10 +96,10 @@ int pl_store_mailbox_post(pl_store *s, const pl_incarnation *to, const void *req
     if (rc == 0 && rec.ended_ms)
         rc = PL_ENOTFOUND;
     if (rc)
-        goto abort;
+        goto end;
     rc = mdb_cursor_open(txn, s->mailbox, &cur);
     if (rc)
-        goto abort;
+        goto end;
     mb_req_key(kb, tok, 0, 0);
     k.mv_size = MB_REQ_KEY;
     k.mv_data = kb;
@@ -116,10 +116,10 @@ int pl_store_mailbox_post(pl_store *s, const pl_incarnation *to, const void *req
         }
     }
     if (rc != 0 && rc != MDB_NOTFOUND)
-        goto abort;
+        goto end;
     if (pending >= PL_MAILBOX_MAX_PENDING) {
         rc = PL_EBUSY;
-        goto abort;
+        goto end;
     }
     k.mv_size = 6;
     k.mv_data = "ticket";
@@ -127,13 +127,13 @@ int pl_store_mailbox_post(pl_store *s, const pl_incarnation *to, const void *req
     if (rc == 0 && v.mv_size == 8)
         memcpy(&t, v.mv_data, 8);
     else if (rc != MDB_NOTFOUND && rc != 0)
-        goto abort;
+        goto end;
     t++;
     v.mv_size = 8;
     v.mv_data = &t;
     rc = mdb_put(txn, s->meta, &k, &v, 0);
     if (rc)
-        goto abort;
+        goto end;
     do {
         size_t m;
 
@@ -155,7 +155,7 @@ int pl_store_mailbox_post(pl_store *s, const pl_incarnation *to, const void *req
         v.mv_data = val;
         rc = mdb_put(txn, s->mailbox, &k, &v, 0);
         if (rc)
-            goto abort;
+            goto end;
         off += m;
     } while (off < len);
     memcpy(tval, tok, INC_KEY);
@@ -167,17 +167,11 @@ int pl_store_mailbox_post(pl_store *s, const pl_incarnation *to, const void *req
     v.mv_size = MB_TICKET_VAL;
     v.mv_data = tval;
     rc = mdb_put(txn, s->mailbox, &k, &v, 0);
-    if (rc)
-        goto abort;
+end:
     mdb_cursor_close(cur);
-    cur = NULL;
-    rc = txn_commit(s, txn);
+    rc = txn_end(s, txn, rc);
     if (rc == 0)
         *ticket = t;
-    goto out;
-abort:
-    mdb_cursor_close(cur);
-    txn_abort(s, txn);
 out:
     return rc;
 }
@@ -335,7 +329,7 @@ int pl_store_mailbox_reply(pl_store *s, uint64_t ticket, int status, const void 
     if (rc == MDB_NOTFOUND || (rc == 0 && v.mv_size != MB_TICKET_VAL))
         rc = PL_ENOTFOUND;
     if (rc)
-        goto abort;
+        goto end;
     memcpy(tval, v.mv_data, MB_TICKET_VAL);
     memcpy(tval + INC_KEY, &now_ms, 8);
     tval[INC_KEY + 8] = MB_REPLIED;
@@ -343,7 +337,7 @@ int pl_store_mailbox_reply(pl_store *s, uint64_t ticket, int status, const void 
     v.mv_data = tval;
     rc = mdb_put(txn, s->mailbox, &k, &v, 0);
     if (rc)
-        goto abort;
+        goto end;
     do {
         size_t m;
 
@@ -366,13 +360,11 @@ int pl_store_mailbox_reply(pl_store *s, uint64_t ticket, int status, const void 
         v.mv_data = val;
         rc = mdb_put(txn, s->mailbox, &k, &v, 0);
         if (rc)
-            goto abort;
+            goto end;
         off += m;
     } while (off < len);
-    rc = txn_commit(s, txn);
-    goto out;
-abort:
-    txn_abort(s, txn);
+end:
+    rc = txn_end(s, txn, rc);
 out:
     return rc;
 }
@@ -405,7 +397,7 @@ int pl_store_mailbox_result(pl_store *s, uint64_t ticket, int *status, pl_buf *b
         goto out;
     rc = mdb_cursor_open(txn, s->mailbox, &cur);
     if (rc)
-        goto abort;
+        goto end;
     k.mv_size = MB_REPLY_KEY;
     k.mv_data = rk;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
@@ -418,7 +410,7 @@ int pl_store_mailbox_result(pl_store *s, uint64_t ticket, int *status, pl_buf *b
         if (get_be32((const uint8_t *)k.mv_data + 9) == 0) {
             if (n < 12) {
                 rc = PL_ECORRUPT;
-                goto abort;
+                goto end;
             }
             memcpy(&st, p, 4);
             memcpy(&total, p + 4, 8);
@@ -429,27 +421,21 @@ int pl_store_mailbox_result(pl_store *s, uint64_t ticket, int *status, pl_buf *b
         got += n;
     }
     if (rc != MDB_NOTFOUND && rc != 0)
-        goto abort;
+        goto end;
     if (body->err) {
         rc = body->err;
-        goto abort;
+        goto end;
     }
     if (got != total) {
         rc = PL_ECORRUPT;
-        goto abort;
+        goto end;
     }
     rc = mb_delete(s, txn, cur, ticket);
-    if (rc)
-        goto abort;
+end:
     mdb_cursor_close(cur);
-    cur = NULL;
-    rc = txn_commit(s, txn);
+    rc = txn_end(s, txn, rc);
     if (rc == 0)
         *status = st;
-    goto out;
-abort:
-    mdb_cursor_close(cur);
-    txn_abort(s, txn);
 out:
     return rc;
 }
@@ -468,11 +454,7 @@ int pl_store_mailbox_cancel(pl_store *s, uint64_t ticket)
     if (rc == 0)
         rc = mb_delete(s, txn, cur, ticket);
     mdb_cursor_close(cur);
-    if (rc) {
-        txn_abort(s, txn);
-        goto out;
-    }
-    rc = txn_commit(s, txn);
+    rc = txn_end(s, txn, rc);
 out:
     return rc;
 }
@@ -503,7 +485,7 @@ int mailbox_sweep(pl_store *s, int64_t now_ms, const struct inc_entry *list, siz
         goto out;
     rc = mdb_cursor_open(txn, s->mailbox, &cur);
     if (rc)
-        goto abort;
+        goto end;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         const uint8_t *kp = k.mv_data;
@@ -539,12 +521,12 @@ int mailbox_sweep(pl_store *s, int64_t now_ms, const struct inc_entry *list, siz
         if (doom && (n_doomed == 0 || doomed[n_doomed - 1] != t)) {
             rc = array_reserve(&doomed, &cap, n_doomed + 1, sizeof *doomed, 16);
             if (rc)
-                goto abort;
+                goto end;
             doomed[n_doomed++] = t;
         }
     }
     if (rc != MDB_NOTFOUND)
-        goto abort;
+        goto end;
     rc = 0;
     for (i = 0; rc == 0 && i < n_doomed; i++)
         rc = mb_delete(s, txn, cur, doomed[i]);
@@ -563,15 +545,9 @@ int mailbox_sweep(pl_store *s, int64_t now_ms, const struct inc_entry *list, siz
             rc = del_range(cur, lo, MB_REQ_KEY, hi, MB_REQ_KEY, SIZE_MAX, &deleted, &more);
         }
     }
-    if (rc)
-        goto abort;
+end:
     mdb_cursor_close(cur);
-    cur = NULL;
-    rc = txn_commit(s, txn);
-    goto out;
-abort:
-    mdb_cursor_close(cur);
-    txn_abort(s, txn);
+    rc = txn_end(s, txn, rc);
 out:
     free(doomed);
     return rc;

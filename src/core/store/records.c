@@ -43,69 +43,70 @@ static void copy_cstr(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
-/* Writes or refreshes this incarnation's procs record (see store.h). A
- * refresh keeps first_seen and the sample bookkeeping, and clears `ended`. */
-int pl_store_register(pl_store *s, const pl_proc_info *info)
+/* Reads the procs record of inc, lets edit() change it and writes it back,
+ * in one write transaction. With `create`, a missing record starts zeroed
+ * (edit is told so); without, a missing record is PL_ENOTFOUND. */
+int update_rec(pl_store *s, const pl_incarnation *inc, int create,
+               void (*edit)(struct proc_rec *rec, int created, const void *arg), const void *arg)
 {
     MDB_txn *txn = NULL;
     struct proc_rec rec;
-    int rc;
-
-    rc = txn_begin(s, 1, &txn);
-    if (rc)
-        goto out;
-    rc = rec_get(s, txn, &info->inc, &rec);
-    if (rc == PL_ENOTFOUND) {
-        memset(&rec, 0, sizeof rec);
-        rec.first_seen_ms = info->first_seen_ms ? info->first_seen_ms : pl_now_ms();
-        rc = 0;
-    }
-    if (rc)
-        goto abort;
-    copy_cstr(rec.host, sizeof rec.host, info->host);
-    copy_cstr(rec.argv, sizeof rec.argv, info->argv);
-    rec.interval_ms = info->interval_ms;
-    rec.last_seen_ms = info->last_seen_ms ? info->last_seen_ms : pl_now_ms();
-    if (rec.last_seen_ms < rec.first_seen_ms)
-        rec.last_seen_ms = rec.first_seen_ms;
-    rec.ended_ms = 0;
-    rec.rss = info->rss;
-    rc = rec_put(s, txn, &info->inc, &rec);
-    if (rc)
-        goto abort;
-    rc = txn_commit(s, txn);
-    goto out;
-abort:
-    txn_abort(s, txn);
-out:
-    return rc;
-}
-
-/* Marks an incarnation as ended cleanly (see store.h). */
-int pl_store_end(pl_store *s, const pl_incarnation *inc, int64_t now_ms)
-{
-    MDB_txn *txn = NULL;
-    struct proc_rec rec;
-    int rc;
+    int rc, created = 0;
 
     rc = txn_begin(s, 1, &txn);
     if (rc)
         goto out;
     rc = rec_get(s, txn, inc, &rec);
-    if (rc)
-        goto abort;
-    rec.ended_ms = now_ms > 0 ? now_ms : 1;
-    if (now_ms > rec.last_seen_ms)
-        rec.last_seen_ms = now_ms;
-    rc = rec_put(s, txn, inc, &rec);
-    if (rc)
-        goto abort;
-    rc = txn_commit(s, txn);
-    goto out;
-abort:
-    txn_abort(s, txn);
+    if (rc == PL_ENOTFOUND && create) {
+        memset(&rec, 0, sizeof rec);
+        created = 1;
+        rc = 0;
+    }
+    if (rc == 0) {
+        edit(&rec, created, arg);
+        rc = rec_put(s, txn, inc, &rec);
+    }
+    rc = txn_end(s, txn, rc);
 out:
     return rc;
+}
+
+static void edit_register(struct proc_rec *rec, int created, const void *arg)
+{
+    const pl_proc_info *info = arg;
+
+    if (created)
+        rec->first_seen_ms = info->first_seen_ms ? info->first_seen_ms : pl_now_ms();
+    copy_cstr(rec->host, sizeof rec->host, info->host);
+    copy_cstr(rec->argv, sizeof rec->argv, info->argv);
+    rec->interval_ms = info->interval_ms;
+    rec->last_seen_ms = info->last_seen_ms ? info->last_seen_ms : pl_now_ms();
+    if (rec->last_seen_ms < rec->first_seen_ms)
+        rec->last_seen_ms = rec->first_seen_ms;
+    rec->ended_ms = 0;
+    rec->rss = info->rss;
+}
+
+/* Writes or refreshes this incarnation's procs record (see store.h). A
+ * refresh keeps first_seen and the sample bookkeeping, and clears `ended`. */
+int pl_store_register(pl_store *s, const pl_proc_info *info)
+{
+    return update_rec(s, &info->inc, 1, edit_register, info);
+}
+
+static void edit_end(struct proc_rec *rec, int created, const void *arg)
+{
+    int64_t now_ms = *(const int64_t *)arg;
+
+    rec->ended_ms = now_ms > 0 ? now_ms : 1;
+    if (now_ms > rec->last_seen_ms)
+        rec->last_seen_ms = now_ms;
+}
+
+/* Marks an incarnation as ended cleanly (see store.h). */
+int pl_store_end(pl_store *s, const pl_incarnation *inc, int64_t now_ms)
+{
+    return update_rec(s, inc, 0, edit_end, &now_ms);
 }
 
 static int cmp_inc_entry(const void *a, const void *b)
@@ -365,12 +366,12 @@ int append_txn(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
         goto out;
     rc = rec_get(s, txn, inc, rec);
     if (rc)
-        goto abort;
+        goto end;
     /* Only ids handed out by pl_store_type_ids: compaction, merges and
      * deletions walk the groups up to the highest id. */
     if (n && (sorted[0].type_id == 0 || sorted[n - 1].type_id > max_type_id(s, txn))) {
         rc = PL_EBADARG;
-        goto abort;
+        goto end;
     }
     /* Times are strictly increasing per incarnation (they are part of the
      * key); a clock that steps back is clamped rather than losing data. */
@@ -379,7 +380,7 @@ int append_txn(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
     log_key(kb, inck, (uint64_t)time_ms, 0);
     rc = put_sample_parts(txn, s->log, kb, INC_KEY + 8, sorted, n);
     if (rc)
-        goto abort;
+        goto end;
     rec->samples++;
     rec->n_log++;
     rec->last_time = time_ms;
@@ -389,12 +390,10 @@ int append_txn(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
         rec->last_seen_ms = time_ms;
     rc = rec_put(s, txn, inc, rec);
     if (rc)
-        goto abort;
+        goto end;
     *over = used_bytes(s, txn) > max_bytes(s);
-    rc = txn_commit(s, txn);
-    goto out;
-abort:
-    txn_abort(s, txn);
+end:
+    rc = txn_end(s, txn, rc);
 out:
     return rc;
 }

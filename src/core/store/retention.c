@@ -188,7 +188,7 @@ static int drop_log_sample(pl_store *s, const pl_incarnation *inc, int64_t time)
         rc = del_range(cur, lo, LOG_KEY, hi, LOG_KEY, SIZE_MAX, &deleted, &more);
     mdb_cursor_close(cur);
     if (rc)
-        goto abort;
+        goto end;
     rc = rec_get(s, txn, inc, &rec);
     if (rc == 0 && deleted) {
         rec.samples = rec.samples ? rec.samples - 1 : 0;
@@ -199,12 +199,8 @@ static int drop_log_sample(pl_store *s, const pl_incarnation *inc, int64_t time)
     } else if (rc == PL_ENOTFOUND) {
         rc = 0;
     }
-    if (rc)
-        goto abort;
-    rc = txn_commit(s, txn);
-    goto out;
-abort:
-    txn_abort(s, txn);
+end:
+    rc = txn_end(s, txn, rc);
 out:
     return rc;
 }
@@ -261,7 +257,7 @@ static int delete_inc(pl_store *s, const pl_incarnation *inc)
     if (rc == MDB_NOTFOUND)
         rc = 0;
     if (rc)
-        goto abort;
+        goto end;
     lo[0] = 'q';
     memcpy(lo + 1, inck, INC_KEY);
     memcpy(hi, lo, sizeof lo);
@@ -270,14 +266,10 @@ static int delete_inc(pl_store *s, const pl_incarnation *inc)
     if (rc == 0)
         rc = del_range(cur, lo, sizeof lo, hi, sizeof hi, SIZE_MAX, &deleted, &more);
     mdb_cursor_close(cur);
-    if (rc)
-        goto abort;
-    rc = txn_commit(s, txn);
+end:
+    rc = txn_end(s, txn, rc);
     if (rc == 0)
         rc = purge_inc_data(s, inck);
-    goto out;
-abort:
-    txn_abort(s, txn);
 out:
     return rc;
 }

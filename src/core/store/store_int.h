@@ -291,6 +291,8 @@ int txn_begin(pl_store *s, int write, MDB_txn **txn);
 int txn_commit(pl_store *s, MDB_txn *txn);
 /* Aborts txn (NULL is a no-op) and releases the resize lock. */
 void txn_abort(pl_store *s, MDB_txn *txn);
+/* Commits txn when rc is 0, else aborts it; returns the commit's code or rc. */
+int txn_end(pl_store *s, MDB_txn *txn, int rc);
 /* 1 when rc says the map is full (MDB_MAP_FULL), else 0. */
 int is_map_full(int rc);
 /* The byte budget: max_bytes as given, or 3/4 of the current map. */
@@ -329,6 +331,10 @@ int refresh_snap(pl_store *s, MDB_txn *txn, const uint8_t *inck);
 /* Lists the window records of an incarnation (*out malloc'ed, free each times). */
 int list_windows(pl_store *s, MDB_txn *txn, const uint8_t *inck, struct window **out,
                  size_t *n_out);
+
+/* Read-edit-write of inc's procs record in one transaction (create: a missing one starts zeroed). */
+int update_rec(pl_store *s, const pl_incarnation *inc, int create,
+               void (*edit)(struct proc_rec *rec, int created, const void *arg), const void *arg);
 
 /* ---- types.c ---- */
 
