@@ -340,37 +340,58 @@ int del_range(MDB_cursor *cur, const uint8_t *lo, size_t lolen, const uint8_t *h
     return rc;
 }
 
-/* Deletes the keys in [lo, hi] of `dbi` in batched transactions. */
-int purge_range(pl_store *s, MDB_dbi dbi, const uint8_t *lo, size_t lolen,
-                       const uint8_t *hi, size_t hilen)
+/* Runs step() in write transactions until it says *done: each call may
+ * delete at most `batch` keys. On MDB_MAP_FULL (a delete needs free pages
+ * too) the batch shrinks eightfold and the step runs again with retry set. */
+int batched_delete(pl_store *s, batch_step step, void *arg)
 {
     MDB_txn *txn = NULL;
-    MDB_cursor *cur = NULL;
-    size_t batch = DELETE_BATCH, deleted;
-    int rc, more;
+    size_t batch = DELETE_BATCH;
+    int rc, done, retry = 0;
 
     for (;;) {
         rc = txn_begin(s, 1, &txn);
         if (rc)
             break;
-        rc = mdb_cursor_open(txn, dbi, &cur);
-        deleted = 0;
-        more = 0;
-        if (rc == 0)
-            rc = del_range(cur, lo, lolen, hi, hilen, batch, &deleted, &more);
-        mdb_cursor_close(cur);
-        cur = NULL;
-        if (rc == 0)
-            rc = txn_commit(s, txn);
-        else
-            txn_abort(s, txn);
+        done = 0;
+        rc = txn_end(s, txn, step(s, txn, batch, retry, arg, &done));
         txn = NULL;
-        if (is_map_full(rc) && batch > 1) {
+        retry = is_map_full(rc) && batch > 1;
+        if (retry) {
             batch = batch / 8 ? batch / 8 : 1;
             continue;
         }
-        if (rc || !more)
+        if (rc || done)
             break;
     }
     return rc;
+}
+
+struct range {
+    MDB_dbi dbi;
+    const uint8_t *lo, *hi;
+    size_t lolen, hilen;
+};
+
+static int range_step(pl_store *s, MDB_txn *txn, size_t batch, int retry, void *arg, int *done)
+{
+    const struct range *r = arg;
+    MDB_cursor *cur = NULL;
+    size_t deleted = 0;
+    int more = 0, rc = mdb_cursor_open(txn, r->dbi, &cur);
+
+    if (rc == 0)
+        rc = del_range(cur, r->lo, r->lolen, r->hi, r->hilen, batch, &deleted, &more);
+    mdb_cursor_close(cur);
+    *done = !more;
+    return rc;
+}
+
+/* Deletes the keys in [lo, hi] of `dbi` in batched transactions. */
+int purge_range(pl_store *s, MDB_dbi dbi, const uint8_t *lo, size_t lolen,
+                const uint8_t *hi, size_t hilen)
+{
+    struct range r = {dbi, lo, hi, lolen, hilen};
+
+    return batched_delete(s, range_step, &r);
 }

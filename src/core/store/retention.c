@@ -50,62 +50,60 @@ out:
     return rc;
 }
 
-/* Deletes every chunk of window (inck, wtime) at the level given by `flags`,
- * in transactions of at most
- * `batch` deletions (smaller when the map is full), then the window record. */
-static int purge_window(pl_store *s, const uint8_t *inck, uint64_t wtime, unsigned flags)
+struct window_purge {
+    const uint8_t *inck;
+    uint64_t wtime;
+    unsigned flags;
+    uint32_t g, next_g; /* first chunk group of this batch; of the next one */
+};
+
+/* One batch of purge_window: chunk groups from g on, then (when all are
+ * gone) the window record. A retried batch starts again from the same g. */
+static int window_step(pl_store *s, MDB_txn *txn, size_t batch, int retry, void *arg, int *done)
 {
-    MDB_txn *txn = NULL;
+    struct window_purge *w = arg;
     MDB_cursor *cur = NULL;
     uint8_t lo[CHUNK_KEY], hi[CHUNK_KEY], wkey[WIN_KEY];
     MDB_val k = {WIN_KEY, wkey};
-    uint32_t g = 0, gg, gmax;
-    size_t batch = DELETE_BATCH, deleted;
-    int rc = 0, more = 0;
+    uint32_t gg, gmax;
+    size_t deleted = 0;
+    int rc, more = 0;
 
-    memcpy(wkey, inck, INC_KEY);
-    put_be64(wkey + INC_KEY, wtime);
-    for (;;) {
-        rc = txn_begin(s, 1, &txn);
-        if (rc)
-            goto out;
-        gmax = max_type_id(s, txn) >> level_shift(flags);
-        rc = mdb_cursor_open(txn, level_dbi(s, flags), &cur);
-        if (rc)
-            goto abort;
-        deleted = 0;
-        for (gg = g; gg <= gmax; gg++) {
-            chunk_key(lo, gg, inck, wtime, 0);
-            chunk_key(hi, gg, inck, wtime, 0xff);
-            rc = del_range(cur, lo, CHUNK_KEY, hi, CHUNK_KEY, batch, &deleted, &more);
-            if (rc || more)
-                break;
-        }
-        if (rc == 0 && gg > gmax) {
-            rc = mdb_del(txn, s->windows, &k, NULL);
-            if (rc == MDB_NOTFOUND)
-                rc = 0;
-        }
-        mdb_cursor_close(cur);
-        cur = NULL;
-        if (rc == 0)
-            rc = txn_commit(s, txn);
-        else
-            txn_abort(s, txn);
-        txn = NULL;
-        if (is_map_full(rc) && batch > 1) {
-            batch = batch / 8 ? batch / 8 : 1;
-            continue;
-        }
-        if (rc || gg > gmax)
-            goto out;
-        g = gg;
+    if (!retry)
+        w->g = w->next_g;
+    gmax = max_type_id(s, txn) >> level_shift(w->flags);
+    rc = mdb_cursor_open(txn, level_dbi(s, w->flags), &cur);
+    if (rc)
+        goto out;
+    for (gg = w->g; gg <= gmax; gg++) {
+        chunk_key(lo, gg, w->inck, w->wtime, 0);
+        chunk_key(hi, gg, w->inck, w->wtime, 0xff);
+        rc = del_range(cur, lo, CHUNK_KEY, hi, CHUNK_KEY, batch, &deleted, &more);
+        if (rc || more)
+            break;
     }
-abort:
-    mdb_cursor_close(cur);
-    txn_abort(s, txn);
+    if (rc == 0 && gg > gmax) {
+        memcpy(wkey, w->inck, INC_KEY);
+        put_be64(wkey + INC_KEY, w->wtime);
+        rc = mdb_del(txn, s->windows, &k, NULL);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    w->next_g = gg;
+    *done = gg > gmax;
 out:
+    mdb_cursor_close(cur);
     return rc;
+}
+
+/* Deletes every chunk of window (inck, wtime) at the level given by `flags`
+ * in batched transactions (smaller when the map is full), then the window
+ * record. */
+static int purge_window(pl_store *s, const uint8_t *inck, uint64_t wtime, unsigned flags)
+{
+    struct window_purge w = {inck, wtime, flags, 0, 0};
+
+    return batched_delete(s, window_step, &w);
 }
 
 /* Drops one window of an incarnation: first marks it dropping and takes its

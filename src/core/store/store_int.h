@@ -302,6 +302,11 @@ uint64_t used_bytes(pl_store *s, MDB_txn *txn);
 /* Deletes at most `max` keys of [lo, hi] at cur; *more set when some remain. */
 int del_range(MDB_cursor *cur, const uint8_t *lo, size_t lolen, const uint8_t *hi,
               size_t hilen, size_t max, size_t *deleted, int *more);
+/* One batch of a batched delete: at most `batch` deletions in txn; sets *done after the last. */
+typedef int (*batch_step)(pl_store *s, MDB_txn *txn, size_t batch, int retry, void *arg,
+                          int *done);
+/* Runs step in write transactions until done, shrinking the batch on MDB_MAP_FULL. */
+int batched_delete(pl_store *s, batch_step step, void *arg);
 /* Deletes the keys in [lo, hi] of dbi in batched write transactions. */
 int purge_range(pl_store *s, MDB_dbi dbi, const uint8_t *lo, size_t lolen,
                 const uint8_t *hi, size_t hilen);
