@@ -237,29 +237,14 @@ out:
 /* Finds the entry of type `low` (id & 15) in a group value. */
 int group_find(const MDB_val *v, unsigned low, const uint8_t **data, size_t *len)
 {
-    const uint8_t *p = v->mv_data, *end = p + v->mv_size;
-    uint64_t l;
-    size_t used;
-    int rc = MDB_NOTFOUND;
+    struct group_iter it;
+    unsigned id;
+    int rc;
 
-    while (p < end) {
-        unsigned id = *p++;
-
-        used = get_uv(p, end, &l);
-        if (!used || l > (uint64_t)(end - p - (ptrdiff_t)used)) {
-            rc = PL_ECORRUPT;
-            break;
-        }
-        p += used;
-        if (id == low) {
-            *data = p;
-            *len = (size_t)l;
-            rc = 0;
-            break;
-        }
-        p += l;
-    }
-    return rc;
+    group_iter_init(&it, v);
+    while ((rc = group_next(&it, &id, data, len)) == 1 && id != low)
+        ;
+    return rc == 1 ? 0 : rc == 0 ? MDB_NOTFOUND : rc;
 }
 
 void samples_free(struct sample *smp, size_t n)

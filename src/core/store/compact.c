@@ -136,24 +136,18 @@ static int merge_windows(pl_store *s, MDB_txn *txn, const uint8_t *inck, const s
             k.mv_data = lo;
             for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE); rc == 0;
                  rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
-                const uint8_t *p, *end;
+                struct group_iter it;
+                const uint8_t *data;
+                size_t len;
+                int got;
 
                 if (k.mv_size != CHUNK_KEY || memcmp(k.mv_data, lo, CHUNK_KEY - 1) != 0)
                     break;
-                p = val.mv_data;
-                end = p + val.mv_size;
-                while (p < end) {
-                    uint64_t l;
-                    size_t used;
-
-                    low = *p++ & (GROUP_SIZE - 1);
-                    used = get_uv(p, end, &l);
-                    if (!used || l > (uint64_t)(end - p - (ptrdiff_t)used) ||
-                        chunk_decode(p + used, (size_t)l, WINDOW, WINDOW, tc, tb) != 0) {
-                        rc = PL_ECORRUPT;
-                        goto out;
-                    }
-                    p += used + l;
+                group_iter_init(&it, &val);
+                while ((got = group_next(&it, &low, &data, &len)) == 1) {
+                    low &= GROUP_SIZE - 1;
+                    if (chunk_decode(data, len, WINDOW, WINDOW, tc, tb) != 0)
+                        break;
                     if (!present[low]) {
                         memset(c[low], 0, sizeof c[low]);
                         memset(b[low], 0, sizeof b[low]);
@@ -163,6 +157,10 @@ static int merge_windows(pl_store *s, MDB_txn *txn, const uint8_t *inck, const s
                         c[low][i * WINDOW + j] = (uint64_t)tc[j];
                         b[low][i * WINDOW + j] = (uint64_t)tb[j];
                     }
+                }
+                if (got != 0) {
+                    rc = PL_ECORRUPT;
+                    goto out;
                 }
             }
             if (rc != MDB_NOTFOUND && rc != 0)

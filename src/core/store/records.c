@@ -442,24 +442,23 @@ static int window_first_sample(pl_store *s, MDB_txn *txn, const uint8_t *inck,
         k.mv_data = lo;
         for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE); rc == 0;
              rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
-            const uint8_t *p, *end;
+            struct group_iter it;
+            const uint8_t *data;
+            size_t len;
+            unsigned low;
+            int got;
 
             if (k.mv_size != CHUNK_KEY || memcmp(k.mv_data, lo, CHUNK_KEY - 1) != 0)
                 break;
-            p = val.mv_data;
-            end = p + val.mv_size;
-            while (p < end) {
-                uint32_t id = (g << shift) | *p++;
-                uint64_t l;
-                size_t used = get_uv(p, end, &l);
+            group_iter_init(&it, &val);
+            while ((got = group_next(&it, &low, &data, &len)) != 0) {
+                uint32_t id = (g << shift) | low;
                 int64_t c0, b0;
 
-                if (!used || l > (uint64_t)(end - p - (ptrdiff_t)used) ||
-                    chunk_decode(p + used, (size_t)l, w->n, 1, &c0, &b0) != 0) {
+                if (got < 0 || chunk_decode(data, len, w->n, 1, &c0, &b0) != 0) {
                     rc = PL_ECORRUPT;
                     goto out;
                 }
-                p += used + l;
                 if ((c0 || b0) && (rc = sample_push(smp, id, (uint64_t)c0, (uint64_t)b0)))
                     goto out;
             }

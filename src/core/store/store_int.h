@@ -50,6 +50,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pyloot/error.h"
 #include "pyloot/store.h"
 
 #define SCHEMA_VERSION 1u
@@ -239,6 +240,38 @@ static inline size_t get_uv(const uint8_t *p, const uint8_t *end, uint64_t *v)
     }
 out:
     return used;
+}
+
+/* Walks the entries of one chunk-group value: each is the type id's low
+ * byte, a varint length and that many bytes of encoded points. */
+struct group_iter {
+    const uint8_t *p, *end;
+};
+
+static inline void group_iter_init(struct group_iter *it, const MDB_val *v)
+{
+    it->p = v->mv_data;
+    it->end = it->p + v->mv_size;
+}
+
+/* The next entry: 1 with *low, *data and *len set, 0 after the last one,
+ * PL_ECORRUPT (negative) when a length runs past the value. */
+static inline int group_next(struct group_iter *it, unsigned *low, const uint8_t **data,
+                             size_t *len)
+{
+    uint64_t l;
+    size_t used;
+
+    if (it->p >= it->end)
+        return 0;
+    *low = *it->p++;
+    used = get_uv(it->p, it->end, &l);
+    if (!used || l > (uint64_t)(it->end - it->p - (ptrdiff_t)used))
+        return PL_ECORRUPT;
+    *data = it->p + used;
+    *len = (size_t)l;
+    it->p += used + l;
+    return 1;
 }
 
 static inline uint64_t zigzag(uint64_t delta)
