@@ -53,17 +53,11 @@ int sample_add_part(struct sample *smp, uint32_t first_id, const MDB_val *v)
     if (first_id >= WIDE_BASE) {
         for (i = 0; i < m; i++, p += WIDE_ENTRY) {
             uint32_t id;
-            size_t a = 0, z = smp->n;
+            size_t a;
 
             memcpy(&id, p, 4);
-            while (a < z) {
-                size_t mid = (a + z) / 2;
-
-                if (smp->e[mid].type_id < id)
-                    a = mid + 1;
-                else
-                    z = mid;
-            }
+            a = lower_bound((const uint8_t *)smp->e + offsetof(pl_type_count, type_id), smp->n,
+                            sizeof *smp->e, 4, id);
             if (a == smp->n || smp->e[a].type_id != id) {
                 rc = PL_ECORRUPT;
                 goto out;

@@ -243,20 +243,13 @@ static int fill_level(MDB_cursor *cur, const struct hview *v, uint32_t id, unsig
     for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
         const uint8_t *data;
-        size_t dlen, lo_i = 0, hi_i = v->n_wins;
+        size_t dlen, lo_i;
         uint64_t wtime;
 
         if (k.mv_size != CHUNK_KEY || memcmp(k.mv_data, lo, 4 + INC_KEY) != 0)
             break;
         wtime = get_be64((const uint8_t *)k.mv_data + 4 + INC_KEY);
-        while (lo_i < hi_i) {
-            size_t mid = (lo_i + hi_i) / 2;
-
-            if (v->wins[mid].wtime < wtime)
-                lo_i = mid + 1;
-            else
-                hi_i = mid;
-        }
+        lo_i = lower_bound(&v->wins[0].wtime, v->n_wins, sizeof *v->wins, 8, wtime);
         if (lo_i == v->n_wins || v->wins[lo_i].wtime != wtime ||
             (v->wins[lo_i].flags & WIN_L2) != level)
             continue; /* a window being dropped or merged meanwhile */
@@ -363,7 +356,7 @@ static int fill_log(pl_store *s, MDB_txn *txn, const struct hview *v, const uint
     for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
         const uint8_t *p = val.mv_data;
-        size_t m = val.mv_size / LOG_ENTRY, j, lo_j, hi_j;
+        size_t m = val.mv_size / LOG_ENTRY, j, lo_j;
         int64_t t;
         uint32_t first, last;
 
@@ -381,29 +374,10 @@ static int fill_log(pl_store *s, MDB_txn *txn, const struct hview *v, const uint
         memcpy(&first, p, 4);
         memcpy(&last, p + (m - 1) * LOG_ENTRY, 4);
         /* Page ids inside [first, last]: find the first with a binary search. */
-        lo_j = 0;
-        hi_j = n_ids;
-        while (lo_j < hi_j) {
-            size_t mid = (lo_j + hi_j) / 2;
-
-            if (ids[mid] < first)
-                lo_j = mid + 1;
-            else
-                hi_j = mid;
-        }
+        lo_j = lower_bound(ids, n_ids, sizeof *ids, 4, first);
         for (j = lo_j; j < n_ids && ids[j] <= last; j++) {
-            size_t a = 0, z = m;
+            size_t a = lower_bound(p, m, LOG_ENTRY, 4, ids[j]);
 
-            while (a < z) {
-                size_t mid = (a + z) / 2;
-                uint32_t mid_id;
-
-                memcpy(&mid_id, p + mid * LOG_ENTRY, 4);
-                if (mid_id < ids[j])
-                    a = mid + 1;
-                else
-                    z = mid;
-            }
             if (a < m) {
                 uint32_t got;
 

@@ -49,6 +49,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "pyloot/error.h"
 #include "pyloot/store.h"
@@ -240,6 +241,35 @@ static inline size_t get_uv(const uint8_t *p, const uint8_t *end, uint64_t *v)
     }
 out:
     return used;
+}
+
+/* Binary search: the first of n keys (unsigned, `width` 4 or 8 bytes, host
+ * order, one every `stride` bytes from base) that is not below `key`; n
+ * when there is none. Keys must ascend. */
+static inline size_t lower_bound(const void *base, size_t n, size_t stride, size_t width,
+                                 uint64_t key)
+{
+    const uint8_t *b = base;
+    size_t a = 0, z = n;
+
+    while (a < z) {
+        size_t mid = (a + z) / 2;
+        uint64_t x;
+
+        if (width == 4) {
+            uint32_t x32;
+
+            memcpy(&x32, b + mid * stride, 4);
+            x = x32;
+        } else {
+            memcpy(&x, b + mid * stride, 8);
+        }
+        if (x < key)
+            a = mid + 1;
+        else
+            z = mid;
+    }
+    return a;
 }
 
 /* Walks the entries of one chunk-group value: each is the type id's low
