@@ -37,6 +37,45 @@ static void mb_reply_key(uint8_t *k, uint64_t ticket, uint32_t part)
     put_be32(k + 9, part);
 }
 
+/* Writes `len` bytes of data as parts of at most PART_MAX bytes under
+ * keys `key` (klen bytes) whose last `part_width` bytes (1, or 4 big-endian)
+ * number the part; part 0 starts with the 12-byte header `hdr`. At least one
+ * part is written (an empty body is the header alone). */
+static int put_parts(MDB_txn *txn, MDB_dbi dbi, uint8_t *key, size_t klen, size_t part_width,
+                     const uint8_t *hdr, const void *data, size_t len)
+{
+    uint8_t val[PART_MAX];
+    MDB_val k = {klen, key}, v = {0, val};
+    size_t off = 0, h;
+    uint32_t part = 0;
+    int rc;
+
+    do {
+        size_t m;
+
+        h = 0;
+        if (part == 0) {
+            memcpy(val, hdr, 12);
+            h = 12;
+        }
+        m = len - off < PART_MAX - h ? len - off : PART_MAX - h;
+        if (m)
+            memcpy(val + h, (const uint8_t *)data + off, m);
+        if (part_width == 1)
+            key[klen - 1] = (uint8_t)part;
+        else
+            put_be32(key + klen - 4, part);
+        part++;
+        k.mv_size = klen;
+        k.mv_data = key;
+        v.mv_size = h + m;
+        v.mv_data = val;
+        rc = mdb_put(txn, dbi, &k, &v, 0);
+        off += m;
+    } while (rc == 0 && off < len);
+    return rc;
+}
+
 /* Deletes a request (its parts, the ticket record and any reply parts). */
 static int mb_delete(pl_store *s, MDB_txn *txn, MDB_cursor *cur, uint64_t ticket)
 {
@@ -73,11 +112,10 @@ int pl_store_mailbox_post(pl_store *s, const pl_incarnation *to, const void *req
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
     struct proc_rec rec;
-    uint8_t tok[INC_KEY], kb[MB_REQ_KEY], tk[MB_TICKET_KEY], val[PART_MAX], tval[MB_TICKET_VAL];
+    uint8_t tok[INC_KEY], kb[MB_REQ_KEY], tk[MB_TICKET_KEY], hdr[12], tval[MB_TICKET_VAL];
     MDB_val k, v;
     uint64_t t = 0, last_ticket = UINT64_MAX;
-    size_t pending = 0, off = 0, hdr;
-    uint8_t part = 0;
+    size_t pending = 0;
     int rc;
 
     if (len > MB_REQ_MAX || (len && !req)) {
@@ -134,30 +172,16 @@ int pl_store_mailbox_post(pl_store *s, const pl_incarnation *to, const void *req
     rc = mdb_put(txn, s->meta, &k, &v, 0);
     if (rc)
         goto end;
-    do {
-        size_t m;
+    {
+        uint32_t l32 = (uint32_t)len;
 
-        hdr = 0;
-        if (part == 0) {
-            uint32_t l32 = (uint32_t)len;
-
-            memcpy(val, &now_ms, 8);
-            memcpy(val + 8, &l32, 4);
-            hdr = 12;
-        }
-        m = len - off < PART_MAX - hdr ? len - off : PART_MAX - hdr;
-        if (m)
-            memcpy(val + hdr, (const uint8_t *)req + off, m);
-        mb_req_key(kb, tok, t, part++);
-        k.mv_size = MB_REQ_KEY;
-        k.mv_data = kb;
-        v.mv_size = hdr + m;
-        v.mv_data = val;
-        rc = mdb_put(txn, s->mailbox, &k, &v, 0);
-        if (rc)
-            goto end;
-        off += m;
-    } while (off < len);
+        memcpy(hdr, &now_ms, 8);
+        memcpy(hdr + 8, &l32, 4);
+    }
+    mb_req_key(kb, tok, t, 0);
+    rc = put_parts(txn, s->mailbox, kb, MB_REQ_KEY, 1, hdr, req, len);
+    if (rc)
+        goto end;
     memcpy(tval, tok, INC_KEY);
     memcpy(tval + INC_KEY, &now_ms, 8);
     tval[INC_KEY + 8] = MB_WAITING;
@@ -311,10 +335,8 @@ int pl_store_mailbox_reply(pl_store *s, uint64_t ticket, int status, const void 
                            int64_t now_ms)
 {
     MDB_txn *txn = NULL;
-    uint8_t tk[MB_TICKET_KEY], rk[MB_REPLY_KEY], val[PART_MAX], tval[MB_TICKET_VAL];
+    uint8_t tk[MB_TICKET_KEY], rk[MB_REPLY_KEY], hdr[12], tval[MB_TICKET_VAL];
     MDB_val k = {MB_TICKET_KEY, tk}, v;
-    size_t off = 0, hdr;
-    uint32_t part = 0;
     int rc;
 
     if (len && !body) {
@@ -338,31 +360,15 @@ int pl_store_mailbox_reply(pl_store *s, uint64_t ticket, int status, const void 
     rc = mdb_put(txn, s->mailbox, &k, &v, 0);
     if (rc)
         goto end;
-    do {
-        size_t m;
+    {
+        int32_t st = status;
+        uint64_t total = len;
 
-        hdr = 0;
-        if (part == 0) {
-            int32_t st = status;
-            uint64_t total = len;
-
-            memcpy(val, &st, 4);
-            memcpy(val + 4, &total, 8);
-            hdr = 12;
-        }
-        m = len - off < PART_MAX - hdr ? len - off : PART_MAX - hdr;
-        if (m)
-            memcpy(val + hdr, (const uint8_t *)body + off, m);
-        mb_reply_key(rk, ticket, part++);
-        k.mv_size = MB_REPLY_KEY;
-        k.mv_data = rk;
-        v.mv_size = hdr + m;
-        v.mv_data = val;
-        rc = mdb_put(txn, s->mailbox, &k, &v, 0);
-        if (rc)
-            goto end;
-        off += m;
-    } while (off < len);
+        memcpy(hdr, &st, 4);
+        memcpy(hdr + 4, &total, 8);
+    }
+    mb_reply_key(rk, ticket, 0);
+    rc = put_parts(txn, s->mailbox, rk, MB_REPLY_KEY, 4, hdr, body, len);
 end:
     rc = txn_end(s, txn, rc);
 out:
