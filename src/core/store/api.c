@@ -45,8 +45,9 @@ static int cmp_count_id(const void *a, const void *b)
 }
 
 /* Appends one sample (see store.h). Zero entries are not stored (absent
- * types count 0). Retention runs after the sample is committed, so a
- * failure there never loses the sample. */
+ * types count 0). Due store-wide retention (maybe_prune) runs before the
+ * write; compaction and this incarnation's trims run after the sample is
+ * committed, so a failure there never loses the sample. */
 int pl_store_append(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
                     const pl_type_count *counts, size_t n)
 {

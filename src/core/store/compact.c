@@ -129,20 +129,15 @@ static int merge_windows(pl_store *s, MDB_txn *txn, const uint8_t *inck, const s
         /* Decode (copy) before this group's writes: LMDB values are only
          * valid until the next update. */
         for (i = 0; i < MERGE_RUN; i++) {
-            MDB_val k, val;
+            MDB_val val;
 
             chunk_key(lo, g, inck, w[i].wtime, 0);
-            k.mv_size = CHUNK_KEY;
-            k.mv_data = lo;
-            for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE); rc == 0;
-                 rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+            for (rc = chunk_part(cur, lo, 1, &val); rc == 0; rc = chunk_part(cur, lo, 0, &val)) {
                 struct group_iter it;
                 const uint8_t *data;
                 size_t len;
                 int got;
 
-                if (k.mv_size != CHUNK_KEY || memcmp(k.mv_data, lo, CHUNK_KEY - 1) != 0)
-                    break;
                 group_iter_init(&it, &val);
                 while ((got = group_next(&it, &low, &data, &len)) == 1) {
                     low &= GROUP_SIZE - 1;

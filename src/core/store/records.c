@@ -420,13 +420,26 @@ int snap_put(pl_store *s, MDB_txn *txn, const uint8_t *inck, const struct sample
     return rc;
 }
 
+/* Steps cur through the parts of one chunk, whose part-0 key is lo: first
+ * seeks to part 0, else moves to the next part. 0 with *val set,
+ * MDB_NOTFOUND after the last part, or an LMDB code. */
+int chunk_part(MDB_cursor *cur, const uint8_t *lo, int first, MDB_val *val)
+{
+    MDB_val k = {CHUNK_KEY, (void *)lo};
+    int rc = mdb_cursor_get(cur, &k, val, first ? MDB_SET_RANGE : MDB_NEXT);
+
+    if (rc == 0 && (k.mv_size != CHUNK_KEY || memcmp(k.mv_data, lo, CHUNK_KEY - 1) != 0))
+        rc = MDB_NOTFOUND;
+    return rc;
+}
+
 /* Reads the first point of every type of window w into smp (sorted). */
 static int window_first_sample(pl_store *s, MDB_txn *txn, const uint8_t *inck,
                                const struct window *w, struct sample *smp)
 {
     MDB_cursor *cur = NULL;
     uint8_t lo[CHUNK_KEY];
-    MDB_val k, val;
+    MDB_val val;
     unsigned shift = level_shift(w->flags);
     uint32_t g, gmax = max_type_id(s, txn) >> shift;
     int rc;
@@ -438,18 +451,13 @@ static int window_first_sample(pl_store *s, MDB_txn *txn, const uint8_t *inck,
         goto out;
     for (g = 0; g <= gmax; g++) {
         chunk_key(lo, g, inck, w->wtime, 0);
-        k.mv_size = CHUNK_KEY;
-        k.mv_data = lo;
-        for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE); rc == 0;
-             rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+        for (rc = chunk_part(cur, lo, 1, &val); rc == 0; rc = chunk_part(cur, lo, 0, &val)) {
             struct group_iter it;
             const uint8_t *data;
             size_t len;
             unsigned low;
             int got;
 
-            if (k.mv_size != CHUNK_KEY || memcmp(k.mv_data, lo, CHUNK_KEY - 1) != 0)
-                break;
             group_iter_init(&it, &val);
             while ((got = group_next(&it, &low, &data, &len)) != 0) {
                 uint32_t id = (g << shift) | low;

@@ -392,6 +392,8 @@ int log_times(pl_store *s, MDB_txn *txn, const uint8_t *inck, int64_t **times, s
 /* Writes one sample into the log and updates the procs record in one transaction. */
 int append_txn(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
                const pl_type_count *sorted, size_t n, struct proc_rec *rec, int *over);
+/* Steps cur through the parts of the chunk whose part-0 key is lo (first: seek); MDB_NOTFOUND after the last. */
+int chunk_part(MDB_cursor *cur, const uint8_t *lo, int first, MDB_val *val);
 /* Replaces (smp NULL: deletes) the first-sample snapshot of an incarnation. */
 int snap_put(pl_store *s, MDB_txn *txn, const uint8_t *inck, const struct sample *smp);
 /* Rewrites the first-sample snapshot from the first live window. */
