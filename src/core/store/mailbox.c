@@ -76,6 +76,31 @@ static int put_parts(MDB_txn *txn, MDB_dbi dbi, uint8_t *key, size_t klen, size_
     return rc;
 }
 
+/* Looks, in a short read transaction, for a mailbox key of klen bytes that
+ * starts with the first plen bytes of `key` (at or after key): lets a poller
+ * find out that there is nothing to do without taking the writer lock.
+ * Returns 0 when there is one, PL_ENOTFOUND, or an LMDB code. */
+static int mb_peek(pl_store *s, const uint8_t *key, size_t klen, size_t plen)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k = {klen, (void *)key}, v;
+    int rc = txn_begin(s, 0, &txn);
+
+    if (rc)
+        return rc;
+    rc = mdb_cursor_open(txn, s->mailbox, &cur);
+    if (rc == 0)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (rc == 0 && (k.mv_size != klen || memcmp(k.mv_data, key, plen) != 0))
+        rc = MDB_NOTFOUND;
+    if (rc == MDB_NOTFOUND)
+        rc = PL_ENOTFOUND;
+    mdb_cursor_close(cur);
+    txn_abort(s, txn);
+    return rc;
+}
+
 /* Deletes a request (its parts, the ticket record and any reply parts). */
 static int mb_delete(pl_store *s, MDB_txn *txn, MDB_cursor *cur, uint64_t ticket)
 {
@@ -210,28 +235,11 @@ int pl_store_mailbox_take(pl_store *s, const pl_incarnation *me, int64_t now_ms,
     uint8_t mek[INC_KEY], kb[MB_REQ_KEY], lo[MB_REQ_KEY], hi[MB_REQ_KEY], tk[MB_TICKET_KEY];
     uint8_t body[MB_REQ_MAX + 16], tval[MB_TICKET_VAL];
     MDB_val k, v;
-    int rc, found = 0, more;
+    int rc, more;
 
     inc_key(mek, me);
     mb_req_key(kb, mek, 0, 0);
-    rc = txn_begin(s, 0, &txn);
-    if (rc)
-        goto out;
-    rc = mdb_cursor_open(txn, s->mailbox, &cur);
-    if (rc == 0) {
-        k.mv_size = MB_REQ_KEY;
-        k.mv_data = kb;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-        found = rc == 0 && k.mv_size == MB_REQ_KEY && memcmp(k.mv_data, kb, 1 + INC_KEY) == 0;
-        if (rc == MDB_NOTFOUND)
-            rc = 0;
-    }
-    mdb_cursor_close(cur);
-    cur = NULL;
-    txn_abort(s, txn);
-    txn = NULL;
-    if (rc == 0 && !found)
-        rc = PL_ENOTFOUND;
+    rc = mb_peek(s, kb, MB_REQ_KEY, 1 + INC_KEY);
     if (rc)
         goto out;
 
@@ -308,7 +316,6 @@ int pl_store_mailbox_take(pl_store *s, const pl_incarnation *me, int64_t now_ms,
             break;
         }
         *ticket = t;
-        found = 2;
         break;
     }
     mdb_cursor_close(cur);
@@ -388,14 +395,7 @@ int pl_store_mailbox_result(pl_store *s, uint64_t ticket, int *status, pl_buf *b
     int rc;
 
     mb_reply_key(rk, ticket, 0);
-    rc = txn_begin(s, 0, &txn);
-    if (rc)
-        goto out;
-    rc = mdb_get(txn, s->mailbox, &k, &v);
-    txn_abort(s, txn);
-    txn = NULL;
-    if (rc == MDB_NOTFOUND)
-        rc = PL_ENOTFOUND;
+    rc = mb_peek(s, rk, MB_REPLY_KEY, MB_REPLY_KEY);
     if (rc)
         goto out;
     rc = txn_begin(s, 1, &txn);
