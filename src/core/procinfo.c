@@ -2,7 +2,7 @@
  * store key (the topmost ancestor running the same program). Linux /proc
  * only; every function reads /proc afresh and keeps no state, so all of them
  * are thread-safe and fork-safe. */
-#include "pyloot/store.h"
+#include "pyloot/proc.h"
 
 #include <errno.h>
 #include <fcntl.h>

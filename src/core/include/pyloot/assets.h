@@ -1,4 +1,6 @@
-/* pyloot core: the web UI files from web/, embedded at build time. */
+/* pyloot core: the web UI files from web/, embedded at build time.
+ * Ownership and threads: the table and its bytes are static, read-only data
+ * owned by the library; any thread may read them. */
 #ifndef PYLOOT_ASSETS_H
 #define PYLOOT_ASSETS_H
 

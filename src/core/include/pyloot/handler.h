@@ -60,7 +60,10 @@ typedef struct pl_handler_options {
 
 typedef struct pl_handler pl_handler;
 
+/* Creates a handler from a copy of *opt (opt->store is borrowed). *out is
+ * owned by the caller; free it with pl_handler_free. Returns 0 or ENOMEM. */
 int pl_handler_new(pl_handler **out, const pl_handler_options *opt);
+/* Frees a handler (not its store). NULL is a no-op. No call may be running. */
 void pl_handler_free(pl_handler *h);
 
 typedef struct pl_request {
@@ -87,6 +90,7 @@ typedef struct pl_response {
  * built (resp->status is then 500 with an empty body). The call may block
  * up to live_timeout_ms waiting for another worker. */
 int pl_handler_handle(pl_handler *h, const pl_request *req, pl_response *resp);
+/* Frees the body of a response filled by pl_handler_handle (not resp itself). */
 void pl_response_free(pl_response *resp);
 
 /* Reason phrase for an HTTP status ("OK", "Not Found", ...). */

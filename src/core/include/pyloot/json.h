@@ -1,9 +1,13 @@
-/* pyloot core: a small streaming JSON writer over pl_buf, and a strict
- * reader for the flat documents pyloot itself accepts.
+/* pyloot core: a small streaming JSON writer over pl_buf (there is no
+ * reader: pyloot never parses JSON in C).
  *
  * The writer does not track nesting: callers emit '{', ',', ':' themselves
  * with the helpers below. Strings are escaped per RFC 8259; invalid UTF-8 is
- * replaced by U+FFFD so every body pyloot sends is valid JSON. */
+ * replaced by U+FFFD so every body pyloot sends is valid JSON.
+ *
+ * Ownership and threads: every function appends to a pl_buf owned by the
+ * caller (one thread at a time per buffer, as buf.h says) and keeps no state
+ * of its own, so different buffers may be written from different threads. */
 #ifndef PYLOOT_JSON_H
 #define PYLOOT_JSON_H
 

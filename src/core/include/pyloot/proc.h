@@ -1,0 +1,59 @@
+/* pyloot core: facts about processes (Linux /proc only).
+ *
+ * An incarnation names one run of a process (pid + start time), so a reused
+ * pid is a new incarnation; the store keys everything by it. The functions
+ * read /proc afresh and keep no state: all are thread-safe and fork-safe,
+ * and none allocates (every result is written into caller-owned memory).
+ * Implemented in procinfo.c. */
+#ifndef PYLOOT_PROC_H
+#define PYLOOT_PROC_H
+
+#include <stdint.h>
+
+/* A process incarnation. `start` is the process start time in clock ticks
+ * since boot (field 22 of /proc/<pid>/stat), so a reused pid is a new
+ * incarnation. Stored big-endian as pid(4) + start(8). */
+typedef struct pl_incarnation {
+    uint32_t pid;
+    uint64_t start;
+} pl_incarnation;
+
+/* Information about one incarnation, as registered and as listed. */
+typedef struct pl_proc_info {
+    pl_incarnation inc;
+    char host[64];          /* NUL-terminated, truncated */
+    char argv[256];         /* command line, arguments separated by spaces; NUL-terminated, truncated */
+    uint32_t interval_ms;   /* collector interval */
+    int64_t first_seen_ms;  /* unix time in ms */
+    int64_t last_seen_ms;   /* last heartbeat */
+    int64_t ended_ms;       /* clean exit time, 0 while running or if killed */
+    uint64_t rss;           /* bytes, at the last heartbeat */
+    uint32_t samples;       /* samples currently stored */
+    int alive;              /* filled by pl_store_procs: pl_proc_alive() and not ended */
+} pl_proc_info;
+
+/* Fills `inc` for the calling process. */
+int pl_proc_self(pl_incarnation *inc);
+/* 1 when pid is running and its start time matches, else 0. */
+int pl_proc_alive(const pl_incarnation *inc);
+/* Resident set size of the calling process in bytes (0 if unknown). */
+uint64_t pl_proc_rss(void);
+/* Fills info->host and info->argv for the calling process. */
+void pl_proc_describe(pl_proc_info *info);
+/* Unix time in milliseconds. */
+int64_t pl_now_ms(void);
+
+/* Fills *root with the zero-config store key of the calling process: walks
+ * up the parent chain while the parent's /proc/<ppid>/exe is the same file
+ * (same device and inode) as /proc/self/exe, and returns the topmost such
+ * ancestor's incarnation, or the calling process itself when its parent runs
+ * another program. A gunicorn master and its workers, uvicorn's supervisor
+ * and its spawned workers, and Flask's reloader and its child all run the
+ * same interpreter binary, so they share one key; two servers started from
+ * a shell share none. Caveat: a supervisor that itself runs on the same
+ * interpreter binary (supervisord, a pytest run spawning servers) becomes the
+ * root of everything it starts. Returns 0 or PL_ENOTFOUND (no /proc).
+ * Thread-safe. */
+int pl_proc_server_root(pl_incarnation *root);
+
+#endif

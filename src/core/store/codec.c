@@ -1,0 +1,274 @@
+/* Encodings of the store: keys, window records, chunk values and log
+ * parts. Pure functions over bytes; no LMDB calls. */
+#include "store_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pyloot/error.h"
+
+/* Grows the malloc'ed array whose pointer is at pp (capacity *cap elements
+ * of `size` bytes) to hold at least `need`: the capacity starts at `first`
+ * and doubles. 0, or ENOMEM with the array and *cap unchanged. */
+int array_reserve(void *pp, size_t *cap, size_t need, size_t size, size_t first)
+{
+    size_t c = *cap;
+    void *p;
+
+    if (need <= c)
+        return 0;
+    c = c ? c * 2 : first;
+    while (c < need)
+        c *= 2;
+    memcpy(&p, pp, sizeof p);
+    p = realloc(p, c * size);
+    if (!p)
+        return ENOMEM;
+    memcpy(pp, &p, sizeof p);
+    *cap = c;
+    return 0;
+}
+
+void log_key(uint8_t *k, const uint8_t *inck, uint64_t time, uint32_t first_id)
+{
+    memcpy(k, inck, INC_KEY);
+    put_be64(k + INC_KEY, time);
+    put_be32(k + INC_KEY + 8, first_id);
+}
+
+/* Adds one log or snapshot value (key first_id `first_id`) to smp: narrow
+ * entries are appended; a wide part fixes the marked entries before it. */
+int sample_add_part(struct sample *smp, uint32_t first_id, const MDB_val *v)
+{
+    const uint8_t *p = v->mv_data;
+    size_t esize = first_id >= WIDE_BASE ? WIDE_ENTRY : LOG_ENTRY;
+    size_t m = v->mv_size / esize, i;
+    int rc = 0;
+
+    if (v->mv_size % esize) {
+        rc = PL_ECORRUPT;
+        goto out;
+    }
+    if (first_id >= WIDE_BASE) {
+        for (i = 0; i < m; i++, p += WIDE_ENTRY) {
+            uint32_t id;
+            size_t a;
+
+            memcpy(&id, p, 4);
+            a = lower_bound((const uint8_t *)smp->e + offsetof(pl_type_count, type_id), smp->n,
+                            sizeof *smp->e, 4, id);
+            if (a == smp->n || smp->e[a].type_id != id) {
+                rc = PL_ECORRUPT;
+                goto out;
+            }
+            memcpy(&smp->e[a].count, p + 4, 8);
+            memcpy(&smp->e[a].bytes, p + 12, 8);
+        }
+        goto out;
+    }
+    rc = array_reserve(&smp->e, &smp->cap, smp->n + m, sizeof *smp->e, 256);
+    if (rc)
+        goto out;
+    for (i = 0; i < m; i++, p += LOG_ENTRY) {
+        pl_type_count *c = &smp->e[smp->n++];
+        uint32_t c32, b32;
+
+        memcpy(&c->type_id, p, 4);
+        memcpy(&c32, p + 4, 4);
+        memcpy(&b32, p + 8, 4);
+        c->count = c32;
+        c->bytes = b32;
+    }
+out:
+    return rc;
+}
+
+int window_decode(const MDB_val *k, const MDB_val *v, struct window *w)
+{
+    const uint8_t *p = v->mv_data, *end = p + v->mv_size;
+    uint64_t x;
+    size_t used;
+    uint32_t i;
+    int rc = PL_ECORRUPT;
+
+    if (k->mv_size != WIN_KEY || v->mv_size < 2)
+        goto out;
+    w->wtime = get_be64((const uint8_t *)k->mv_data + INC_KEY);
+    w->flags = p[0];
+    p++;
+    used = get_uv(p, end, &x);
+    if (!used || x == 0 || x > WINDOW2)
+        goto out;
+    p += used;
+    w->n = (uint32_t)x;
+    w->times[0] = (int64_t)w->wtime;
+    for (i = 1; i < w->n; i++) {
+        used = get_uv(p, end, &x);
+        if (!used)
+            goto out;
+        p += used;
+        w->times[i] = w->times[i - 1] + (int64_t)x;
+    }
+    rc = 0;
+out:
+    return rc;
+}
+
+size_t window_encode(uint8_t *p, unsigned flags, const int64_t *times, uint32_t n)
+{
+    size_t len = 0;
+    uint32_t i;
+
+    p[len++] = (uint8_t)flags;
+    len += put_uv(p + len, n);
+    for (i = 1; i < n; i++)
+        len += put_uv(p + len, (uint64_t)(times[i] - times[i - 1]));
+    return len;
+}
+
+/* ---------------------------------------------------------------- chunks */
+
+void chunk_key(uint8_t *k, uint32_t group, const uint8_t *inck, uint64_t wtime, uint8_t part)
+{
+    put_be32(k, group);
+    memcpy(k + 4, inck, INC_KEY);
+    put_be64(k + 4 + INC_KEY, wtime);
+    k[CHUNK_KEY - 1] = part;
+}
+
+/* Encodes one type's n points: the first count and bytes, then for each
+ * following point either a run of unchanged points (2r) or a changed point
+ * (2*zz(dcount)+1, zz(dbytes)), with 0 as an escape for huge deltas. */
+size_t chunk_encode(uint8_t *p, const uint64_t *c, const uint64_t *b, uint32_t n)
+{
+    size_t len = 0;
+    uint32_t i = 1, r;
+
+    len += put_uv(p + len, c[0]);
+    len += put_uv(p + len, b[0]);
+    while (i < n) {
+        if (c[i] == c[i - 1] && b[i] == b[i - 1]) {
+            r = 1;
+            while (i + r < n && c[i + r] == c[i - 1] && b[i + r] == b[i - 1])
+                r++;
+            len += put_uv(p + len, (uint64_t)r << 1);
+            i += r;
+        } else {
+            uint64_t zc = zigzag(c[i] - c[i - 1]), zb = zigzag(b[i] - b[i - 1]);
+
+            if (zc < (1ull << 63)) {
+                len += put_uv(p + len, (zc << 1) | 1);
+            } else {
+                len += put_uv(p + len, 0);
+                len += put_uv(p + len, zc);
+            }
+            len += put_uv(p + len, zb);
+            i++;
+        }
+    }
+    return len;
+}
+
+/* Decodes n points into c and b (either may be NULL only when n == 1...
+ * both are always given here). Only the first `want` points are needed;
+ * want == 1 reads just the header. */
+int chunk_decode(const uint8_t *p, size_t len, uint32_t n, uint32_t want, int64_t *c,
+                        int64_t *b)
+{
+    const uint8_t *end = p + len;
+    uint64_t x, y, cc, bb;
+    uint32_t i = 1, r;
+    size_t used;
+    int rc = PL_ECORRUPT;
+
+    if (want > n)
+        want = n;
+    if (!(used = get_uv(p, end, &cc)))
+        goto out;
+    p += used;
+    if (!(used = get_uv(p, end, &bb)))
+        goto out;
+    p += used;
+    c[0] = (int64_t)cc;
+    b[0] = (int64_t)bb;
+    while (i < want) {
+        if (!(used = get_uv(p, end, &x)))
+            goto out;
+        p += used;
+        if (x == 0 || (x & 1)) {
+            if (x == 0) {
+                if (!(used = get_uv(p, end, &x)))
+                    goto out;
+                p += used;
+            } else {
+                x >>= 1;
+            }
+            if (!(used = get_uv(p, end, &y)))
+                goto out;
+            p += used;
+            cc += unzigzag(x);
+            bb += unzigzag(y);
+            c[i] = (int64_t)cc;
+            b[i] = (int64_t)bb;
+            i++;
+        } else {
+            r = (uint32_t)(x >> 1);
+            if (x >> 1 > n - i)
+                goto out;
+            while (r-- && i < n) {
+                c[i] = (int64_t)cc;
+                b[i] = (int64_t)bb;
+                i++;
+            }
+        }
+    }
+    rc = 0;
+out:
+    return rc;
+}
+
+/* Finds the entry of type `low` (id & 15) in a group value. */
+int group_find(const MDB_val *v, unsigned low, const uint8_t **data, size_t *len)
+{
+    struct group_iter it;
+    unsigned id;
+    int rc;
+
+    group_iter_init(&it, v);
+    while ((rc = group_next(&it, &id, data, len)) == 1 && id != low)
+        ;
+    return rc == 1 ? 0 : rc == 0 ? MDB_NOTFOUND : rc;
+}
+
+void samples_free(struct sample *smp, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        free(smp[i].e);
+}
+
+MDB_dbi level_dbi(const pl_store *s, unsigned flags)
+{
+    return (flags & WIN_L2) ? s->chunks2 : s->chunks;
+}
+
+unsigned level_shift(unsigned flags)
+{
+    return (flags & WIN_L2) ? GROUP2_SHIFT : GROUP_SHIFT;
+}
+
+int sample_push(struct sample *smp, uint32_t id, uint64_t count, uint64_t bytes)
+{
+    int rc = array_reserve(&smp->e, &smp->cap, smp->n + 1, sizeof *smp->e, 256);
+
+    if (rc)
+        goto out;
+    smp->e[smp->n].type_id = id;
+    smp->e[smp->n].count = count;
+    smp->e[smp->n].bytes = bytes;
+    smp->n++;
+out:
+    return rc;
+}

@@ -1,0 +1,390 @@
+/* Compaction: the oldest log samples of an incarnation become a level-1
+ * window, and every fourth time three level-1 windows and the log become
+ * one level-2 window (see docs/store.md). */
+#include "store_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pyloot/error.h"
+
+/* Writes the chunk value of one group (parts numbered from *part). */
+static int flush_group(MDB_txn *txn, MDB_dbi dbi, uint32_t group, const uint8_t *inck,
+                       uint64_t wtime, uint8_t *part, const uint8_t *buf, size_t len)
+{
+    uint8_t kb[CHUNK_KEY];
+    MDB_val k = {CHUNK_KEY, kb}, v = {len, (void *)buf};
+    int rc = 0;
+
+    if (len) {
+        chunk_key(kb, group, inck, wtime, *part);
+        rc = mdb_put(txn, dbi, &k, &v, 0);
+        (*part)++;
+    }
+    return rc;
+}
+
+/* Packs encoded type chunks into group values, flushing a value when the
+ * group changes or the value is full. */
+struct packer {
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    const uint8_t *inck;
+    uint64_t wtime;
+    unsigned shift;
+    uint32_t group;
+    uint8_t part;
+    size_t len;
+    uint8_t buf[PART_MAX];
+};
+
+static int pack_type(struct packer *pk, uint32_t id, const uint8_t *chunk, size_t tlen)
+{
+    uint32_t g = id >> pk->shift;
+    int rc = 0;
+
+    if (tlen + 3 > PART_MAX) {
+        rc = PL_ETOOBIG;
+        goto out;
+    }
+    if (g != pk->group) {
+        rc = flush_group(pk->txn, pk->dbi, pk->group, pk->inck, pk->wtime, &pk->part, pk->buf,
+                         pk->len);
+        pk->group = g;
+        pk->part = 0;
+        pk->len = 0;
+    } else if (pk->len + 3 + tlen > PART_MAX) {
+        rc = flush_group(pk->txn, pk->dbi, pk->group, pk->inck, pk->wtime, &pk->part, pk->buf,
+                         pk->len);
+        pk->len = 0;
+    }
+    if (rc)
+        goto out;
+    pk->buf[pk->len++] = (uint8_t)(id & ((1u << pk->shift) - 1));
+    pk->len += put_uv(pk->buf + pk->len, tlen);
+    memcpy(pk->buf + pk->len, chunk, tlen);
+    pk->len += tlen;
+out:
+    return rc;
+}
+
+static int pack_finish(struct packer *pk)
+{
+    return flush_group(pk->txn, pk->dbi, pk->group, pk->inck, pk->wtime, &pk->part, pk->buf,
+                       pk->len);
+}
+
+/* Level-2 merge, inside compact_txn: reads the MERGE_RUN newest level-1
+ * windows `w` group by group, adds the WINDOW log samples, writes 128-point
+ * chunks into chunks2 and deletes the level-1 chunks. PL_ETOOBIG when a
+ * type's points do not fit one value (the caller then compacts without
+ * merging). */
+static int merge_windows(pl_store *s, MDB_txn *txn, const uint8_t *inck, const struct window *w,
+                         struct sample *smp)
+{
+    MDB_cursor *cur = NULL;
+    uint64_t (*c)[WINDOW2] = NULL, (*b)[WINDOW2] = NULL;
+    int64_t tc[WINDOW], tb[WINDOW];
+    uint8_t lo[CHUNK_KEY], hi[CHUNK_KEY], tbuf[CHUNK_MAX(WINDOW2)];
+    size_t pos[WINDOW], i, j, deleted;
+    uint32_t g, gmax = max_type_id(s, txn) >> GROUP_SHIFT;
+    struct packer *pk = NULL;
+    int present[GROUP_SIZE];
+    int rc, more;
+
+    c = malloc(GROUP_SIZE * sizeof *c);
+    b = malloc(GROUP_SIZE * sizeof *b);
+    pk = malloc(sizeof *pk);
+    if (!c || !b || !pk) {
+        rc = ENOMEM;
+        goto out;
+    }
+    pk->txn = txn;
+    pk->dbi = s->chunks2;
+    pk->inck = inck;
+    pk->wtime = w[0].wtime;
+    pk->shift = GROUP2_SHIFT;
+    pk->group = UINT32_MAX;
+    pk->part = 0;
+    pk->len = 0;
+    for (j = 0; j < WINDOW; j++) {
+        pos[j] = 0;
+        if (smp[j].n && (smp[j].e[smp[j].n - 1].type_id >> GROUP_SHIFT) > gmax)
+            gmax = smp[j].e[smp[j].n - 1].type_id >> GROUP_SHIFT;
+    }
+    for (i = 0; i < MERGE_RUN; i++) {
+        if (w[i].n != WINDOW || (w[i].flags & (WIN_L2 | WIN_DROPPING))) {
+            rc = PL_ECORRUPT;
+            goto out;
+        }
+    }
+    rc = mdb_cursor_open(txn, s->chunks, &cur);
+    if (rc)
+        goto out;
+    for (g = 0; g <= gmax; g++) {
+        unsigned low;
+
+        memset(present, 0, sizeof present);
+        /* Decode (copy) before this group's writes: LMDB values are only
+         * valid until the next update. */
+        for (i = 0; i < MERGE_RUN; i++) {
+            MDB_val val;
+
+            chunk_key(lo, g, inck, w[i].wtime, 0);
+            for (rc = chunk_part(cur, lo, 1, &val); rc == 0; rc = chunk_part(cur, lo, 0, &val)) {
+                struct group_iter it;
+                const uint8_t *data;
+                size_t len;
+                int got;
+
+                group_iter_init(&it, &val);
+                while ((got = group_next(&it, &low, &data, &len)) == 1) {
+                    low &= GROUP_SIZE - 1;
+                    if (chunk_decode(data, len, WINDOW, WINDOW, tc, tb) != 0)
+                        break;
+                    if (!present[low]) {
+                        memset(c[low], 0, sizeof c[low]);
+                        memset(b[low], 0, sizeof b[low]);
+                        present[low] = 1;
+                    }
+                    for (j = 0; j < WINDOW; j++) {
+                        c[low][i * WINDOW + j] = (uint64_t)tc[j];
+                        b[low][i * WINDOW + j] = (uint64_t)tb[j];
+                    }
+                }
+                if (got != 0) {
+                    rc = PL_ECORRUPT;
+                    goto out;
+                }
+            }
+            if (rc != MDB_NOTFOUND && rc != 0)
+                goto out;
+        }
+        for (j = 0; j < WINDOW; j++) {
+            while (pos[j] < smp[j].n && (smp[j].e[pos[j]].type_id >> GROUP_SHIFT) == g) {
+                const pl_type_count *e = &smp[j].e[pos[j]++];
+
+                low = e->type_id & (GROUP_SIZE - 1);
+                if (!present[low]) {
+                    memset(c[low], 0, sizeof c[low]);
+                    memset(b[low], 0, sizeof b[low]);
+                    present[low] = 1;
+                }
+                c[low][MERGE_RUN * WINDOW + j] = e->count;
+                b[low][MERGE_RUN * WINDOW + j] = e->bytes;
+            }
+        }
+        for (i = 0; i < MERGE_RUN; i++) {
+            chunk_key(lo, g, inck, w[i].wtime, 0);
+            chunk_key(hi, g, inck, w[i].wtime, 0xff);
+            deleted = 0;
+            rc = del_range(cur, lo, CHUNK_KEY, hi, CHUNK_KEY, SIZE_MAX, &deleted, &more);
+            if (rc)
+                goto out;
+        }
+        for (low = 0; low < GROUP_SIZE; low++) {
+            size_t tlen;
+
+            if (!present[low])
+                continue;
+            tlen = chunk_encode(tbuf, c[low], b[low], WINDOW2);
+            rc = pack_type(pk, (g << GROUP_SHIFT) | low, tbuf, tlen);
+            if (rc)
+                goto out;
+        }
+    }
+    rc = pack_finish(pk);
+out:
+    mdb_cursor_close(cur);
+    free(c);
+    free(b);
+    free(pk);
+    return rc;
+}
+
+/* Moves the oldest `want` (<= WINDOW) log samples of `inc` into a level-1
+ * window, or, when want is WINDOW, allow_merge is set and the incarnation's
+ * MERGE_RUN newest windows are full level-1 windows, merges them with those
+ * samples into one level-2 window. At least one sample stays in the log.
+ * One transaction; nothing to do when the log is short enough. */
+int compact_txn(pl_store *s, const pl_incarnation *inc, int allow_merge, uint32_t want)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    struct sample smp[WINDOW];
+    size_t pos[WINDOW];
+    int64_t times[WINDOW2];
+    uint64_t c[WINDOW], b[WINDOW];
+    uint8_t inck[INC_KEY], lo[LOG_KEY], hi[LOG_KEY], wkey[WIN_KEY];
+    uint8_t tbuf[CHUNK_MAX(WINDOW)], wval[16 + WINDOW2 * 10];
+    struct proc_rec rec;
+    struct window *wins = NULL;
+    struct packer *pk = NULL;
+    MDB_val k, v;
+    size_t deleted = 0, i, nw = 0, run = 0;
+    uint32_t ns = 0, n_times;
+    int64_t *new_times;
+    int rc, more, merge = 0;
+
+    memset(smp, 0, sizeof smp);
+    inc_key(inck, inc);
+    rc = txn_begin(s, 1, &txn);
+    if (rc)
+        goto out;
+    rc = rec_get(s, txn, inc, &rec);
+    if (rc || want == 0 || want > WINDOW || rec.n_log <= want)
+        goto abort;
+    rc = mdb_cursor_open(txn, s->log, &cur);
+    if (rc)
+        goto abort;
+    /* Decode (copy) the samples before any write: values returned by LMDB
+     * are only valid until the next update in the transaction. */
+    log_key(lo, inck, 0, 0);
+    k.mv_size = LOG_KEY;
+    k.mv_data = lo;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        int64_t t;
+
+        if (k.mv_size != LOG_KEY || memcmp(k.mv_data, inck, INC_KEY) != 0)
+            break;
+        t = (int64_t)get_be64((const uint8_t *)k.mv_data + INC_KEY);
+        if (ns == 0 || smp[ns - 1].time != t) {
+            if (ns == want)
+                break;
+            smp[ns].time = t;
+            ns++;
+        }
+        rc = sample_add_part(&smp[ns - 1], get_be32((const uint8_t *)k.mv_data + INC_KEY + 8),
+                             &v);
+        if (rc)
+            goto abort;
+    }
+    if (rc && rc != MDB_NOTFOUND)
+        goto abort;
+    if (ns < want) {
+        rc = PL_ECORRUPT;
+        goto abort;
+    }
+    if (rec.n_windows == 0) {
+        /* This becomes the first live window: its first sample is the
+         * incarnation's first stored sample, which growth is measured from. */
+        rc = snap_put(s, txn, inck, &smp[0]);
+        if (rc)
+            goto abort;
+    }
+    if (allow_merge && want == WINDOW) {
+        rc = list_windows(s, txn, inck, &wins, &nw);
+        if (rc)
+            goto abort;
+        while (run < nw && !(wins[nw - 1 - run].flags & (WIN_L2 | WIN_DROPPING)) &&
+               wins[nw - 1 - run].n == WINDOW)
+            run++;
+        merge = run >= MERGE_RUN;
+    }
+    if (merge) {
+        const struct window *w = &wins[nw - MERGE_RUN];
+
+        rc = merge_windows(s, txn, inck, w, smp);
+        if (rc)
+            goto abort;
+        n_times = 0;
+        for (i = 0; i < MERGE_RUN; i++) {
+            memcpy(times + n_times, w[i].times, WINDOW * sizeof *times);
+            n_times += WINDOW;
+        }
+        /* The level-2 record takes the first level-1 window's key; the
+         * others go. */
+        for (i = 1; i < MERGE_RUN; i++) {
+            memcpy(wkey, inck, INC_KEY);
+            put_be64(wkey + INC_KEY, w[i].wtime);
+            k.mv_size = WIN_KEY;
+            k.mv_data = wkey;
+            rc = mdb_del(txn, s->windows, &k, NULL);
+            if (rc)
+                goto abort;
+        }
+        rec.n_windows -= MERGE_RUN - 1;
+    } else {
+        pk = malloc(sizeof *pk);
+        if (!pk) {
+            rc = ENOMEM;
+            goto abort;
+        }
+        pk->txn = txn;
+        pk->dbi = s->chunks;
+        pk->inck = inck;
+        pk->wtime = (uint64_t)smp[0].time;
+        pk->shift = GROUP_SHIFT;
+        pk->group = UINT32_MAX;
+        pk->part = 0;
+        pk->len = 0;
+        for (i = 0; i < want; i++)
+            pos[i] = 0;
+        for (;;) {
+            uint32_t id = UINT32_MAX;
+            int found = 0;
+
+            for (i = 0; i < want; i++) {
+                if (pos[i] < smp[i].n && (!found || smp[i].e[pos[i]].type_id < id)) {
+                    id = smp[i].e[pos[i]].type_id;
+                    found = 1;
+                }
+            }
+            if (!found)
+                break;
+            for (i = 0; i < want; i++) {
+                if (pos[i] < smp[i].n && smp[i].e[pos[i]].type_id == id) {
+                    c[i] = smp[i].e[pos[i]].count;
+                    b[i] = smp[i].e[pos[i]].bytes;
+                    pos[i]++;
+                } else {
+                    c[i] = b[i] = 0;
+                }
+            }
+            rc = pack_type(pk, id, tbuf, chunk_encode(tbuf, c, b, want));
+            if (rc)
+                goto abort;
+        }
+        rc = pack_finish(pk);
+        if (rc)
+            goto abort;
+        n_times = 0;
+        rec.n_windows++;
+    }
+    new_times = times + n_times;
+    for (i = 0; i < want; i++)
+        new_times[i] = smp[i].time;
+    n_times += want;
+    memcpy(wkey, inck, INC_KEY);
+    put_be64(wkey + INC_KEY, (uint64_t)times[0]);
+    k.mv_size = WIN_KEY;
+    k.mv_data = wkey;
+    v.mv_data = wval;
+    v.mv_size = window_encode(wval, merge ? WIN_L2 : 0, times, n_times);
+    rc = mdb_put(txn, s->windows, &k, &v, 0);
+    if (rc)
+        goto abort;
+    log_key(lo, inck, 0, 0);
+    log_key(hi, inck, (uint64_t)smp[want - 1].time, UINT32_MAX);
+    rc = del_range(cur, lo, LOG_KEY, hi, LOG_KEY, SIZE_MAX, &deleted, &more);
+    if (rc)
+        goto abort;
+    rec.n_log -= want;
+    rc = rec_put(s, txn, inc, &rec);
+    if (rc)
+        goto abort;
+    mdb_cursor_close(cur);
+    cur = NULL;
+    rc = txn_commit(s, txn);
+    goto out;
+abort:
+    mdb_cursor_close(cur);
+    txn_abort(s, txn);
+out:
+    samples_free(smp, WINDOW);
+    free(wins);
+    free(pk);
+    return rc;
+}

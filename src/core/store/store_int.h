@@ -1,0 +1,437 @@
+/* Internal header of the LMDB store (the files of src/core/store/), not installed.
+ * The layout, the retention rules and the reasons behind them are in docs/store.md; this comment is the short version.
+ *
+ *   meta      "schema" -> u32, "ticket" -> u64 (last mailbox ticket)
+ *   procs     inc(12) -> struct proc_rec
+ *   types     id(4) -> name
+ *   typenames hash(8) id(4) -> name            (names may exceed 511 bytes)
+ *   log       inc(12) time(8) first_id(4) -> fixed 20-byte entries, sorted by id
+ *   windows   inc(12) wtime(8) -> flags, n, time deltas   (one per compacted window)
+ *   chunks    group(4) inc(12) wtime(8) part(1) -> 32 points of <=16 types  (level 1)
+ *   chunks2   group(4) inc(12) wtime(8) part(1) -> 128 points of <=4 types  (level 2)
+ *   snap      inc(12) first_id(4) -> the first live window's first sample (log format)
+ *   mailbox   'q' to(12) ticket(8) part(1) | 't' ticket(8) | 'r' ticket(8) part(4)
+ *
+ * Keys are big-endian; values use host byte order (an LMDB file is not
+ * portable across architectures anyway). Every value stays under PART_MAX
+ * bytes so that no record ever needs overflow pages (contiguous free runs
+ * that a fragmented free list may not have).
+ *
+ * An append writes one sample time-major into `log` (a few sequential
+ * puts). Once an incarnation has more than WINDOW samples in the log, its
+ * oldest WINDOW samples are compacted into `chunks` (level 1: 16 types per
+ * value, so a compaction dirties ~types/16 pages) and deleted from the log.
+ * Every fourth compaction instead merges the three newest level-1 windows
+ * and the 32 log samples into one level-2 window of 128 samples with 4 types
+ * per value, so that a reader visits ~25 values per type and incarnation
+ * for 2,880 samples instead of 90. A history read fetches one type's whole
+ * history with one range scan per level and incarnation, plus the short log.
+ *
+ * Files, each with one job; calls point down this list, never back up:
+ *   api.c        public entry points that run several subsystems (append, heartbeat)
+ *   retention.c  max_samples, max_age, max_bytes, orphan sweeps, pl_store_prune
+ *   compact.c    log -> level-1 / level-2 windows
+ *   history.c    pl_store_history (read only)
+ *   mailbox.c    live-object requests between incarnations
+ *   records.c    procs records, log samples, first-sample snapshots, window lists
+ *   types.c      type names <-> ids
+ *   env.c        open/close, transactions, stat, ranged and batched deletes
+ *   codec.c      keys, varints, window and chunk encodings (no LMDB calls)
+ *
+ * Ownership and threads: everything declared here works on a pl_store owned
+ * by the caller, under the rules of store.h (any thread; each transaction
+ * begun and ended on one thread). Buffers returned through `out` pointers
+ * are malloc'ed and owned by the caller unless said otherwise. */
+#ifndef PYLOOT_STORE_INT_H
+#define PYLOOT_STORE_INT_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "pyloot/error.h"
+#include "pyloot/store.h"
+
+#define SCHEMA_VERSION 1u
+#define DEFAULT_MAP_SIZE (1ull << 30)
+#define DEFAULT_MAX_SAMPLES 2880u
+#define DEFAULT_MAX_AGE_S (7ull * 86400)
+#define DEFAULT_MAX_POINTS 720u
+
+/* Samples per compacted window: large enough that the per-chunk key and
+ * header overhead is small, small enough that the uncompacted log a reader
+ * has to scan stays short. */
+#define WINDOW 32u
+/* Types per chunk group: 16 types share one value, so a compaction dirties
+ * ~(types / 16) pages instead of one page per type. */
+#define GROUP_SHIFT 4
+#define GROUP_SIZE (1u << GROUP_SHIFT)
+/* Largest value written: keeps key + value inside one node of a 4 KiB page
+ * (LMDB moves larger nodes to overflow pages). */
+#define PART_MAX 1900u
+/* Log and snapshot entries: id, count and bytes as u32 (12 bytes, so a
+ * 5,000-type sample is 32 values). A count or bytes of 2^32-1 or more is
+ * stored as the marker MARK in both fields, and the full values go to
+ * "wide" parts (id u32, count u64, bytes u64) keyed first_id >= WIDE_BASE,
+ * after the sample's other parts. Type ids stay below WIDE_BASE. */
+#define LOG_ENTRY 12u
+#define LOG_PER_PART (PART_MAX / LOG_ENTRY)
+#define WIDE_ENTRY 20u
+#define WIDE_PER_PART (PART_MAX / WIDE_ENTRY)
+#define WIDE_BASE 0xffffff00u
+#define MARK 0xffffffffu
+
+/* Incarnations kept at most (dead ones are dropped oldest first). */
+#define MAX_INCARNATIONS 1024u
+#define PRUNE_EVERY_MS 300000
+#define MAILBOX_TTL_MS 60000
+#define DELETE_BATCH 2048u
+/* Log values a history query holds at once (x 16 bytes): bounds its memory
+ * when many incarnations and a large page meet. */
+#define LOG_CELLS (1u << 22)
+
+#define INC_KEY 12u
+#define LOG_KEY 24u
+#define WIN_KEY 20u
+#define CHUNK_KEY 25u
+
+#define WIN_DROPPING 1u
+#define WIN_L2 2u
+/* Level 2: MERGE_RUN level-1 windows plus WINDOW log samples. */
+#define MERGE_RUN 3u
+#define WINDOW2 ((MERGE_RUN + 1) * WINDOW)
+#define GROUP2_SHIFT 2
+#define SNAP_KEY 16u
+/* Worst-case encoded size of one type's points in a window of n. */
+#define CHUNK_MAX(n) (20u + (n) * 21u)
+
+struct pl_store {
+    MDB_env *env;
+    MDB_dbi meta, procs, types, names, log, windows, chunks, chunks2, snap, mailbox;
+    /* Read-held by every transaction of this handle; write-held only to
+     * adopt a map grown by another process (mdb_env_set_mapsize(env, 0)
+     * requires that no transaction of this process is active). */
+    pthread_rwlock_t resize_lock;
+    /* Protects next_prune_ms and pruning (one pruner per handle). */
+    pthread_mutex_t prune_lock;
+    int64_t next_prune_ms;
+    char *path;
+    uint64_t map_size;
+    uint64_t max_bytes;  /* as given; 0 = 3/4 of the current map (see max_bytes()) */
+    uint64_t max_age_s;
+    uint32_t max_samples;
+    int read_only;
+    int collide_hashes; /* test hook; set before use, never changed concurrently */
+};
+
+/* The procs value. Fixed size; host byte order. */
+struct proc_rec {
+    char host[64];
+    char argv[256];
+    uint32_t interval_ms;
+    uint32_t samples;     /* stored samples: live windows + log */
+    int64_t first_seen_ms;
+    int64_t last_seen_ms;
+    int64_t ended_ms;
+    uint64_t rss;
+    int64_t first_time;   /* first stored sample, 0 when none */
+    int64_t last_time;    /* last sample ever appended, 0 when none */
+    uint32_t n_log;       /* samples in the log */
+    uint32_t n_windows;   /* live (not dropping) windows */
+};
+
+/* One stored incarnation as read by the pruner and the history query. */
+struct inc_entry {
+    pl_incarnation inc;
+    struct proc_rec rec;
+    int alive;
+};
+
+/* ------------------------------------------------------------------- log */
+
+/* One decoded sample of one incarnation. */
+struct sample {
+    int64_t time;
+    pl_type_count *e; /* sorted by type_id */
+    size_t n, cap;
+};
+
+/* -------------------------------------------------------- window records */
+
+/* A window record decoded: its flags and sample times. */
+struct window {
+    uint64_t wtime;
+    unsigned flags;
+    uint32_t n;
+    int64_t times[WINDOW2];
+};
+
+static inline void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline void put_be64(uint8_t *p, uint64_t v)
+{
+    put_be32(p, (uint32_t)(v >> 32));
+    put_be32(p + 4, (uint32_t)v);
+}
+
+static inline uint32_t get_be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static inline uint64_t get_be64(const uint8_t *p)
+{
+    return ((uint64_t)get_be32(p) << 32) | get_be32(p + 4);
+}
+
+static inline void inc_key(uint8_t *k, const pl_incarnation *inc)
+{
+    put_be32(k, inc->pid);
+    put_be64(k + 4, inc->start);
+}
+
+static inline void inc_from_key(pl_incarnation *inc, const uint8_t *k)
+{
+    inc->pid = get_be32(k);
+    inc->start = get_be64(k + 4);
+}
+
+static inline size_t put_uv(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* Reads a varint; returns bytes used or 0 on truncated/overlong input.
+ * Most values in chunks are single bytes, hence the fast path. */
+static inline size_t get_uv(const uint8_t *p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t r = 0;
+    size_t n = 0, used = 0;
+    unsigned shift = 0;
+
+    if (p < end && !(*p & 0x80)) {
+        *v = *p;
+        used = 1;
+        goto out;
+    }
+    while (p + n < end && shift < 64) {
+        uint8_t b = p[n++];
+        r |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = r;
+            used = n;
+            break;
+        }
+        shift += 7;
+    }
+out:
+    return used;
+}
+
+/* Binary search: the first of n keys (unsigned, `width` 4 or 8 bytes, host
+ * order, one every `stride` bytes from base) that is not below `key`; n
+ * when there is none. Keys must ascend. */
+static inline size_t lower_bound(const void *base, size_t n, size_t stride, size_t width,
+                                 uint64_t key)
+{
+    const uint8_t *b = base;
+    size_t a = 0, z = n;
+
+    while (a < z) {
+        size_t mid = (a + z) / 2;
+        uint64_t x;
+
+        if (width == 4) {
+            uint32_t x32;
+
+            memcpy(&x32, b + mid * stride, 4);
+            x = x32;
+        } else {
+            memcpy(&x, b + mid * stride, 8);
+        }
+        if (x < key)
+            a = mid + 1;
+        else
+            z = mid;
+    }
+    return a;
+}
+
+/* Walks the entries of one chunk-group value: each is the type id's low
+ * byte, a varint length and that many bytes of encoded points. */
+struct group_iter {
+    const uint8_t *p, *end;
+};
+
+static inline void group_iter_init(struct group_iter *it, const MDB_val *v)
+{
+    it->p = v->mv_data;
+    it->end = it->p + v->mv_size;
+}
+
+/* The next entry: 1 with *low, *data and *len set, 0 after the last one,
+ * PL_ECORRUPT (negative) when a length runs past the value. */
+static inline int group_next(struct group_iter *it, unsigned *low, const uint8_t **data,
+                             size_t *len)
+{
+    uint64_t l;
+    size_t used;
+
+    if (it->p >= it->end)
+        return 0;
+    *low = *it->p++;
+    used = get_uv(it->p, it->end, &l);
+    if (!used || l > (uint64_t)(it->end - it->p - (ptrdiff_t)used))
+        return PL_ECORRUPT;
+    *data = it->p + used;
+    *len = (size_t)l;
+    it->p += used + l;
+    return 1;
+}
+
+static inline uint64_t zigzag(uint64_t delta)
+{
+    return (delta << 1) ^ (uint64_t)((int64_t)delta >> 63);
+}
+
+static inline uint64_t unzigzag(uint64_t z)
+{
+    return (z >> 1) ^ (uint64_t)(-(int64_t)(z & 1));
+}
+
+#pragma GCC visibility push(hidden)
+
+/* ---- codec.c: pure encodings, no LMDB calls ---- */
+
+/* Grows the malloc'ed array at pp (a T **) to hold `need` elements; 0 or ENOMEM (unchanged). */
+int array_reserve(void *pp, size_t *cap, size_t need, size_t size, size_t first);
+/* Writes the log key inc(12) time(8) first_id(4) into k (LOG_KEY bytes). */
+void log_key(uint8_t *k, const uint8_t *inck, uint64_t time, uint32_t first_id);
+/* Adds one log or snapshot value (narrow or wide part) to smp; 0 or ENOMEM/PL_ECORRUPT. */
+int sample_add_part(struct sample *smp, uint32_t first_id, const MDB_val *v);
+/* Decodes a windows record into *w (w->times malloc'ed, caller frees); 0 or PL_ECORRUPT/ENOMEM. */
+int window_decode(const MDB_val *k, const MDB_val *v, struct window *w);
+/* Encodes a window value (flags, n, time deltas) into p; returns its length. */
+size_t window_encode(uint8_t *p, unsigned flags, const int64_t *times, uint32_t n);
+/* Writes the chunk key group(4) inc(12) wtime(8) part(1) into k (CHUNK_KEY bytes). */
+void chunk_key(uint8_t *k, uint32_t group, const uint8_t *inck, uint64_t wtime, uint8_t part);
+/* Encodes one type's n points into p (at most CHUNK_MAX(n) bytes); returns the length. */
+size_t chunk_encode(uint8_t *p, const uint64_t *c, const uint64_t *b, uint32_t n);
+/* Decodes one type's points (see codec.c for `want`); 0 or PL_ECORRUPT. */
+int chunk_decode(const uint8_t *p, size_t len, uint32_t n, uint32_t want, int64_t *c,
+                 int64_t *b);
+/* Finds type `low`'s entry in a chunk-group value; 0, PL_ENOTFOUND or PL_ECORRUPT. */
+int group_find(const MDB_val *v, unsigned low, const uint8_t **data, size_t *len);
+/* Frees the entries of n samples (not the array itself). */
+void samples_free(struct sample *smp, size_t n);
+/* The chunks table of a window level (WIN_L2 in flags: level 2). */
+MDB_dbi level_dbi(const pl_store *s, unsigned flags);
+/* Group shift of a window level: types per chunk-group value = 1 << shift. */
+unsigned level_shift(unsigned flags);
+/* Appends one entry to smp (ids must ascend); 0 or ENOMEM. */
+int sample_push(struct sample *smp, uint32_t id, uint64_t count, uint64_t bytes);
+
+/* ---- env.c: transactions and deletes ---- */
+
+/* Begins a transaction (read-holds the resize lock until commit/abort); 0 or an LMDB/errno code. */
+int txn_begin(pl_store *s, int write, MDB_txn **txn);
+/* Commits txn and releases the resize lock; returns mdb_txn_commit's code. */
+int txn_commit(pl_store *s, MDB_txn *txn);
+/* Aborts txn (NULL is a no-op) and releases the resize lock. */
+void txn_abort(pl_store *s, MDB_txn *txn);
+/* Commits txn when rc is 0, else aborts it; returns the commit's code or rc. */
+int txn_end(pl_store *s, MDB_txn *txn, int rc);
+/* 1 when rc says the map is full (MDB_MAP_FULL), else 0. */
+int is_map_full(int rc);
+/* The byte budget: max_bytes as given, or 3/4 of the current map. */
+uint64_t max_bytes(pl_store *s);
+/* Bytes of pages in use as seen by txn. */
+uint64_t used_bytes(pl_store *s, MDB_txn *txn);
+/* Deletes at most `max` keys of [lo, hi] at cur; *more set when some remain. */
+int del_range(MDB_cursor *cur, const uint8_t *lo, size_t lolen, const uint8_t *hi,
+              size_t hilen, size_t max, size_t *deleted, int *more);
+/* One batch of a batched delete: at most `batch` deletions in txn; sets *done after the last. */
+typedef int (*batch_step)(pl_store *s, MDB_txn *txn, size_t batch, int retry, void *arg,
+                          int *done);
+/* Runs step in write transactions until done, shrinking the batch on MDB_MAP_FULL. */
+int batched_delete(pl_store *s, batch_step step, void *arg);
+/* Deletes the keys in [lo, hi] of dbi in batched write transactions. */
+int purge_range(pl_store *s, MDB_dbi dbi, const uint8_t *lo, size_t lolen,
+                const uint8_t *hi, size_t hilen);
+
+/* ---- records.c: procs records, log samples, snapshots, window lists ---- */
+
+/* Reads the procs record of inc; 0, PL_ENOTFOUND or PL_ECORRUPT. */
+int rec_get(pl_store *s, MDB_txn *txn, const pl_incarnation *inc, struct proc_rec *rec);
+/* Writes the procs record of inc; 0 or an LMDB code. */
+int rec_put(pl_store *s, MDB_txn *txn, const pl_incarnation *inc,
+            const struct proc_rec *rec);
+/* Reads every procs record, sorted by first_seen (*out malloc'ed); alive not filled. */
+int read_incs(pl_store *s, MDB_txn *txn, struct inc_entry **out, size_t *n_out);
+/* Fills the alive flag of n entries from /proc and their ended time. */
+void fill_alive(struct inc_entry *list, size_t n);
+/* Reads every part of the log sample (inck, time) into smp (replacing it). */
+int log_read_sample(MDB_cursor *cur, const uint8_t *inck, uint64_t time, struct sample *smp);
+/* Lists the distinct log times of an incarnation, ascending (*times malloc'ed). */
+int log_times(pl_store *s, MDB_txn *txn, const uint8_t *inck, int64_t **times, size_t *n);
+/* Writes one sample into the log and updates the procs record in one transaction. */
+int append_txn(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
+               const pl_type_count *sorted, size_t n, struct proc_rec *rec, int *over);
+/* Steps cur through the parts of the chunk whose part-0 key is lo (first: seek); MDB_NOTFOUND after the last. */
+int chunk_part(MDB_cursor *cur, const uint8_t *lo, int first, MDB_val *val);
+/* Replaces (smp NULL: deletes) the first-sample snapshot of an incarnation. */
+int snap_put(pl_store *s, MDB_txn *txn, const uint8_t *inck, const struct sample *smp);
+/* Rewrites the first-sample snapshot from the first live window. */
+int refresh_snap(pl_store *s, MDB_txn *txn, const uint8_t *inck);
+/* Lists the window records of an incarnation (*out malloc'ed, free each times). */
+int list_windows(pl_store *s, MDB_txn *txn, const uint8_t *inck, struct window **out,
+                 size_t *n_out);
+
+/* Read-edit-write of inc's procs record in one transaction (create: a missing one starts zeroed). */
+int update_rec(pl_store *s, const pl_incarnation *inc, int create,
+               void (*edit)(struct proc_rec *rec, int created, const void *arg), const void *arg);
+
+/* ---- types.c ---- */
+
+/* Highest type id in use (0 when none). */
+uint32_t max_type_id(pl_store *s, MDB_txn *txn);
+
+/* ---- compact.c ---- */
+
+/* Moves the oldest `want` log samples of inc into a window (one transaction). */
+int compact_txn(pl_store *s, const pl_incarnation *inc, int allow_merge, uint32_t want);
+
+/* ---- mailbox.c ---- */
+
+/* Deletes expired mailbox entries and those of dead incarnations in list. */
+int mailbox_sweep(pl_store *s, int64_t now_ms, const struct inc_entry *list, size_t n);
+
+/* ---- retention.c ---- */
+
+/* Applies max_samples and max_age to one incarnation. */
+int retain_inc(pl_store *s, const pl_incarnation *inc, int64_t now_ms);
+/* Drops the oldest data until the used pages fit max_bytes. */
+int prune_bytes(pl_store *s);
+/* Makes room after MDB_MAP_FULL; *dropped says whether anything was freed. */
+int make_room(pl_store *s, int *dropped);
+/* Runs retention when due (one pruner per handle; others skip); returns its code. */
+int maybe_prune(pl_store *s, int64_t now_ms);
+
+#pragma GCC visibility pop
+
+#endif
