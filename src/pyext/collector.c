@@ -14,9 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "objects_gc.h"
+#include "heap.h"
 #include "pyloot/error.h"
 #include "pyloot/store.h"
+#include "typetable.h"
+#include "util.h"
 
 #if PY_VERSION_HEX >= 0x030D0000
 #define pl_is_finalizing() Py_IsFinalizing()
@@ -24,51 +26,9 @@
 #define pl_is_finalizing() _Py_IsFinalizing()
 #endif
 
-/* ---- the type table: type object -> name, store id, counts of this pass ---- */
-
-typedef struct type_entry {
-    PyTypeObject *tp;  /* compared, never dereferenced outside a pass (may be stale) */
-    char *base;        /* "module.qualname" as computed for tp */
-    char *name;        /* base, or base + "#n" when another live type has the same base */
-    uint32_t type_id;  /* store id of name; UINT32_MAX until resolved */
-    uint64_t epoch;    /* pass that last saw it */
-    uint64_t count, bytes;
-} type_entry;
-
-/* A set of NUL-terminated strings owned elsewhere (open addressing on the
- * contents, with tombstones), so that name checks cost O(1) and not a scan
- * of the whole table: they run with the GIL held. */
-typedef struct name_set {
-    const char **slot; /* NULL: empty; name_tomb: deleted */
-    size_t cap;        /* power of two, or 0 */
-    size_t used;       /* live names */
-    size_t tombs;
-} name_set;
-
-typedef struct type_table {
-    type_entry *slots; /* open addressing on the type pointer; tp == NULL is empty */
-    size_t cap;        /* power of two */
-    size_t used;
-    uint64_t epoch;
-    uint64_t ids_for;  /* serial of the store handle the type ids belong to */
-    name_set names;    /* every entry's display name */
-} type_table;
-
-/* Same-named types as the last pass named them ("mod.T", "mod.T#2", ...),
- * for live-object queries. Protected by shared_names_lock, a leaf lock: nothing
- * else is acquired while it is held, so it may be taken with the GIL. */
-typedef struct named_type {
-    char *name;
-    const PyTypeObject *tp; /* compared only: it may be stale */
-} named_type;
-static pthread_mutex_t shared_names_lock = PTHREAD_MUTEX_INITIALIZER;
-static named_type *shared_names;
-static size_t n_shared_names;
-
 /* Everything below is protected by collect_lock, except where noted. */
 static pthread_mutex_t collect_lock = PTHREAD_MUTEX_INITIALIZER;
-static type_table table;
-static pl_buf scratch = PL_BUF_INIT;
+static pl_type_table table;
 
 /* Thread state, protected by state_lock. */
 static pthread_mutex_t state_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -94,329 +54,29 @@ typedef struct collector_state {
 } collector_state;
 static collector_state C;
 
-static size_t hash_ptr(const void *p)
-{
-    uint64_t x = (uint64_t)(uintptr_t)p;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return (size_t)x;
-}
-
-static const char name_tomb[1];
-
-static size_t hash_str(const char *str)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
-        h ^= *p;
-        h *= 1099511628211ULL;
-    }
-    return (size_t)(h ^ (h >> 29));
-}
-
-/* The slot holding a string equal to name, or SIZE_MAX. */
-static size_t set_find(const name_set *ns, const char *name)
-{
-    if (!ns->cap)
-        return SIZE_MAX;
-    for (size_t i = hash_str(name) & (ns->cap - 1);; i = (i + 1) & (ns->cap - 1)) {
-        const char *v = ns->slot[i];
-        if (!v)
-            return SIZE_MAX;
-        if (v != name_tomb && strcmp(v, name) == 0)
-            return i;
-    }
-}
-
-static int set_add(name_set *ns, const char *name)
-{
-    if ((ns->used + ns->tombs + 1) * 2 > ns->cap) {
-        size_t cap = ns->cap ? ns->cap : 1024;
-        while ((ns->used + 1) * 2 > cap)
-            cap *= 2;
-        const char **slot = calloc(cap, sizeof *slot);
-        if (!slot)
-            return ENOMEM;
-        for (size_t i = 0; i < ns->cap; i++) {
-            const char *v = ns->slot[i];
-            if (!v || v == name_tomb)
-                continue;
-            size_t j = hash_str(v) & (cap - 1);
-            while (slot[j])
-                j = (j + 1) & (cap - 1);
-            slot[j] = v;
-        }
-        free(ns->slot);
-        ns->slot = slot;
-        ns->cap = cap;
-        ns->tombs = 0;
-    }
-    size_t i = hash_str(name) & (ns->cap - 1);
-    while (ns->slot[i] && ns->slot[i] != name_tomb)
-        i = (i + 1) & (ns->cap - 1);
-    if (ns->slot[i] == name_tomb)
-        ns->tombs--;
-    ns->slot[i] = name;
-    ns->used++;
-    return 0;
-}
-
-/* Removes this very string (compared by address once found by contents). */
-static void set_remove(name_set *ns, const char *name)
-{
-    size_t i = set_find(ns, name);
-    if (i != SIZE_MAX && ns->slot[i] == name) {
-        ns->slot[i] = name_tomb;
-        ns->used--;
-        ns->tombs++;
-    }
-}
-
-static void set_free(name_set *ns)
-{
-    free(ns->slot);
-    memset(ns, 0, sizeof *ns);
-}
-
-static void entry_clear(type_table *t, type_entry *e)
-{
-    if (e->name)
-        set_remove(&t->names, e->name);
-    free(e->base);
-    if (e->name != e->base)
-        free(e->name);
-    memset(e, 0, sizeof *e);
-}
-
-static int table_grow(type_table *t)
-{
-    size_t cap = t->cap ? t->cap * 2 : 1024;
-    type_entry *slots = calloc(cap, sizeof *slots);
-    if (!slots)
-        return ENOMEM;
-    for (size_t i = 0; i < t->cap; i++) {
-        type_entry *e = &t->slots[i];
-        if (!e->tp)
-            continue;
-        size_t j = hash_ptr(e->tp) & (cap - 1);
-        while (slots[j].tp)
-            j = (j + 1) & (cap - 1);
-        slots[j] = *e;
-    }
-    free(t->slots);
-    t->slots = slots;
-    t->cap = cap;
-    return 0;
-}
-
-/* Removes the entries not seen in the current pass (their types may be gone,
- * and their pointers reused) by rebuilding the table. */
-static void table_evict(type_table *t)
-{
-    if (!t->cap)
-        return;
-    type_entry *slots = calloc(t->cap, sizeof *slots);
-    if (!slots)
-        return; /* stale entries are harmless: they are re-validated before reuse */
-    size_t kept = 0;
-    for (size_t i = 0; i < t->cap; i++) {
-        type_entry *e = &t->slots[i];
-        if (!e->tp)
-            continue;
-        if (e->epoch != t->epoch) {
-            entry_clear(t, e);
-            continue;
-        }
-        /* Reinsert survivors so that probe chains stay unbroken. */
-        size_t j = hash_ptr(e->tp) & (t->cap - 1);
-        while (slots[j].tp)
-            j = (j + 1) & (t->cap - 1);
-        slots[j] = *e;
-        kept++;
-    }
-    free(t->slots);
-    t->slots = slots;
-    t->used = kept;
-}
-
-/* Gives e a display name unique among the table's entries. */
-static int entry_name(type_table *t, type_entry *e)
-{
-    for (unsigned n = 1;; n++) {
-        char *name = e->base;
-        if (n > 1) {
-            size_t len = strlen(e->base) + 16;
-            name = malloc(len);
-            if (!name)
-                return ENOMEM;
-            snprintf(name, len, "%s#%u", e->base, n);
-        }
-        if (set_find(&t->names, name) == SIZE_MAX) {
-            if (set_add(&t->names, name)) {
-                if (name != e->base)
-                    free(name);
-                return ENOMEM;
-            }
-            e->name = name;
-            return 0;
-        }
-        if (name != e->base)
-            free(name);
-    }
-}
-
-/* Finds or creates the entry of tp; NULL on out-of-memory. GIL held. */
-static type_entry *table_lookup(type_table *t, PyTypeObject *tp)
-{
-    if ((t->used + 1) * 2 > t->cap && table_grow(t))
-        return NULL;
-    size_t i = hash_ptr(tp) & (t->cap - 1);
-    while (t->slots[i].tp && t->slots[i].tp != tp)
-        i = (i + 1) & (t->cap - 1);
-    type_entry *e = &t->slots[i];
-    if (e->tp == tp && e->epoch == t->epoch)
-        return e;
-    /* First time in this pass: check that the cached name still belongs to
-     * this pointer (a freed type's address can be reused by a new type). */
-    pl_buf_reset(&scratch);
-    if (pl_typename(tp, &scratch) < 0 || scratch.err)
-        return NULL;
-    if (e->tp == tp && strcmp(e->base, pl_buf_cstr(&scratch)) == 0) {
-        e->epoch = t->epoch;
-        e->count = e->bytes = 0;
-        return e;
-    }
-    if (e->tp)
-        entry_clear(t, e);
-    else
-        t->used++;
-    e->tp = tp;
-    e->base = strdup(pl_buf_cstr(&scratch));
-    e->type_id = UINT32_MAX;
-    e->epoch = t->epoch;
-    if (!e->base || entry_name(t, e)) {
-        free(e->base);
-        memset(e, 0, sizeof *e);
-        t->used--;
-        return NULL;
-    }
-    return e;
-}
+/* Answers forwarded live-object requests; handed in by module.c, so that
+ * this file does not depend on the live-object code. Set once at module
+ * exec, before any thread starts. */
+static pl_live_fn live_answer;
 
 /* ---- the count pass ---- */
 
-/* Shallow size as sys.getsizeof reports it for the common builtins, without
- * calling __sizeof__ (which would run code and create an int per object). */
-static size_t shallow_size(PyObject *o, PyTypeObject *tp)
-{
-    size_t size = (size_t)tp->tp_basicsize;
-    if (tp->tp_itemsize) {
-        Py_ssize_t n = Py_SIZE(o);
-        size += (size_t)(n < 0 ? -n : n) * (size_t)tp->tp_itemsize;
-    }
-    if (tp == &PyDict_Type) {
-        size = (size_t)_PyDict_SizeOf((PyDictObject *)o);
-    } else if (tp == &PyList_Type) {
-        size = sizeof(PyListObject) + (size_t)((PyListObject *)o)->allocated * sizeof(PyObject *);
-    } else if (tp == &PySet_Type || tp == &PyFrozenSet_Type) {
-        PySetObject *so = (PySetObject *)o;
-        if (so->table != so->smalltable)
-            size += (size_t)(so->mask + 1) * sizeof(setentry);
-    }
-    /* The gc header, and the managed-dict pre-header on 3.11+ (as
-     * _PyType_PreHeaderSize counts them). */
-    if (PyType_IS_GC(tp))
-        size += 2 * sizeof(void *);
-#ifdef Py_TPFLAGS_MANAGED_DICT
-    if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT)
-        size += 2 * sizeof(void *);
-#endif
-    return size;
-}
-
 static int count_one(PyObject *o, void *arg)
 {
-    type_table *t = arg;
-    PyTypeObject *tp = Py_TYPE(o);
-    type_entry *e = table_lookup(t, tp);
+    pl_type_table *t = arg;
+    pl_type_entry *e = pl_typetable_lookup(t, Py_TYPE(o));
     if (!e)
         return ENOMEM;
     e->count++;
-    e->bytes += shallow_size(o, tp);
+    e->bytes += pl_sizeof_by(o, e->size);
     return 0;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* Publishes the names of the types that share a base name with another
- * live type. collect_lock and the GIL held. Allocation failures leave the
- * previous list in place. */
-static void publish_shared_names(type_table *t)
-{
-    size_t k = 0, n = 0;
-    name_set bases = {0};
-    named_type *list = NULL;
-    for (size_t i = 0; i < t->cap; i++) {
-        type_entry *e = &t->slots[i];
-        if (e->tp && e->epoch == t->epoch && e->name != e->base) {
-            k++;
-            if (set_find(&bases, e->base) == SIZE_MAX && set_add(&bases, e->base))
-                goto out;
-        }
-    }
-    if (k) {
-        list = calloc(2 * k + t->used, sizeof *list);
-        if (!list)
-            goto out;
-        for (size_t i = 0; i < t->cap; i++) {
-            type_entry *e = &t->slots[i];
-            if (!e->tp || e->epoch != t->epoch || set_find(&bases, e->base) == SIZE_MAX)
-                continue;
-            list[n].name = strdup(e->name);
-            list[n].tp = e->tp;
-            if (!list[n].name)
-                break;
-            n++;
-        }
-    }
-    pthread_mutex_lock(&shared_names_lock);
-    named_type *old = shared_names;
-    size_t n_old = n_shared_names;
-    shared_names = list;
-    n_shared_names = n;
-    pthread_mutex_unlock(&shared_names_lock);
-    for (size_t i = 0; i < n_old; i++)
-        free(old[i].name);
-    free(old);
-out:
-    set_free(&bases);
-}
-
-int pl_collector_type_named(const char *name, const PyTypeObject **tp)
-{
-    int found = 0;
-    pthread_mutex_lock(&shared_names_lock);
-    for (size_t i = 0; i < n_shared_names && !found; i++) {
-        if (strcmp(shared_names[i].name, name) == 0) {
-            *tp = shared_names[i].tp;
-            found = 1;
-        }
-    }
-    pthread_mutex_unlock(&shared_names_lock);
-    return found;
 }
 
 /* One pass over the tracked objects into `table`. collect_lock and the GIL
  * held. Returns 0, -1 with a Python exception, or an errno value. */
 static int count_pass(int gc_collect, double *gc_ms, double *pass_ms)
 {
-    double t0 = now_s();
+    double t0 = pl_now_s();
     if (gc_collect) {
         /* PyGC_Collect does nothing while the app has gc disabled; the
          * seed's gc.collect() collects regardless, so enable it around. */
@@ -425,14 +85,14 @@ static int count_pass(int gc_collect, double *gc_ms, double *pass_ms)
         if (!was_enabled)
             PyGC_Disable();
     }
-    double t1 = now_s();
+    double t1 = pl_now_s();
     table.epoch++;
     /* The gc lists themselves (objects frozen by gc.freeze() included), not a
      * list built from them: no allocation proportional to the heap. */
     int rc = pl_live_walk(count_one, &table);
     if (rc == 0)
-        publish_shared_names(&table);
-    double t2 = now_s();
+        pl_typetable_publish(&table);
+    double t2 = pl_now_s();
     *gc_ms = (t1 - t0) * 1e3;
     *pass_ms = (t2 - t1) * 1e3;
     return rc;
@@ -448,7 +108,7 @@ static int write_sample(pl_store *store, uint64_t serial, const pl_incarnation *
     const char **names = NULL;
     size_t *lens = NULL;
     uint32_t *ids = NULL;
-    type_entry **fresh = NULL;
+    pl_type_entry **fresh = NULL;
 
     if (table.ids_for != serial) {
         /* Ids are per store: a different store (after fork, or a new PyLoot) resolves again. */
@@ -466,7 +126,7 @@ static int write_sample(pl_store *store, uint64_t serial, const pl_incarnation *
         goto done;
     }
     for (size_t i = 0; i < table.cap; i++) {
-        type_entry *e = &table.slots[i];
+        pl_type_entry *e = &table.slots[i];
         if (e->tp && e->epoch == table.epoch && e->type_id == UINT32_MAX) {
             names[n_new] = e->name;
             lens[n_new] = strlen(e->name);
@@ -483,7 +143,7 @@ static int write_sample(pl_store *store, uint64_t serial, const pl_incarnation *
             fresh[i]->type_id = ids[i];
     }
     for (size_t i = 0; i < table.cap; i++) {
-        type_entry *e = &table.slots[i];
+        pl_type_entry *e = &table.slots[i];
         if (e->tp && e->epoch == table.epoch && e->count) {
             counts[n].type_id = e->type_id;
             counts[n].count = e->count;
@@ -520,7 +180,7 @@ static void answer_mailbox(pl_store *store, const pl_incarnation *self)
         pl_buf_reset(&body);
         if (pl_live_query_decode(req.data, req.len, &q) != 0)
             pl_buf_puts(&body, "{\"error\":\"malformed forwarded request\"}");
-        else if (pl_is_finalizing() || pl_live_answer(NULL, &q, &body, &status) != 0) {
+        else if (pl_is_finalizing() || !live_answer || live_answer(NULL, &q, &body, &status) != 0) {
             pl_buf_reset(&body);
             status = 503;
             pl_buf_puts(&body, "{\"error\":\"the worker could not answer\"}");
@@ -550,11 +210,11 @@ static int thread_collect(pl_store *store, uint64_t serial, const pl_incarnation
         rc = EIO;
     }
     PyGILState_Release(g);
-    double t0 = now_s();
+    double t0 = pl_now_s();
     if (!rc)
         rc = write_sample(store, serial, self, pl_now_ms());
-    table_evict(&table);
-    double write_ms = (now_s() - t0) * 1e3;
+    pl_typetable_evict(&table);
+    double write_ms = (pl_now_s() - t0) * 1e3;
     pthread_mutex_unlock(&collect_lock);
 
     pthread_mutex_lock(&state_lock);
@@ -583,11 +243,11 @@ static void *collector_main(void *arg)
     int gc_collect = C.gc_collect;
     pthread_mutex_unlock(&state_lock);
 
-    double next = now_s(); /* first collection right away */
+    double next = pl_now_s(); /* first collection right away */
     for (;;) {
         pthread_mutex_lock(&state_lock);
         if (!C.stop) {
-            double wait = next - now_s();
+            double wait = next - pl_now_s();
             if (wait > POLL_MS / 1000.0)
                 wait = POLL_MS / 1000.0;
             if (wait > 0) {
@@ -604,10 +264,10 @@ static void *collector_main(void *arg)
         if (stop || pl_is_finalizing())
             break;
         answer_mailbox(store, &self);
-        if (now_s() >= next) {
+        if (pl_now_s() >= next) {
             if (thread_collect(store, serial, &self, gc_collect) == ECANCELED)
                 break;
-            next = now_s() + interval;
+            next = pl_now_s() + interval;
         }
     }
     return NULL;
@@ -622,12 +282,8 @@ static void atfork_child(void)
      * held them at the fork. */
     pthread_mutex_init(&collect_lock, NULL);
     pthread_mutex_init(&state_lock, NULL);
-    pthread_mutex_init(&shared_names_lock, NULL);
-    shared_names = NULL;
-    n_shared_names = 0;
     pthread_cond_init(&state_cond, NULL);
-    memset(&table, 0, sizeof table);
-    memset(&scratch, 0, sizeof scratch);
+    pl_typetable_atfork_child(&table);
     C.running = 0;
     C.stop = 0;
     C.store = NULL;
@@ -648,7 +304,7 @@ static int store_and_self(PyObject *module, PyObject *store_obj, pl_store **stor
         return -1;
     int rc = pl_proc_self(self);
     if (rc) {
-        PyErr_Format(pl_modstate_get(module)->error, "reading /proc/self failed: %s", pl_strerror(rc));
+        pl_raise(module, rc, "reading /proc/self");
         return -1;
     }
     return 0;
@@ -670,8 +326,7 @@ static int register_self(PyObject *module, pl_store *store, const pl_incarnation
     rc = pl_store_register(store, &info);
     Py_END_ALLOW_THREADS
     if (rc) {
-        PyErr_Format(pl_modstate_get(module)->error, "registering in the store failed: %s",
-                     pl_strerror(rc));
+        pl_raise(module, rc, "registering in the store");
         return -1;
     }
     return 0;
@@ -833,12 +488,11 @@ static PyObject *py_collect(PyObject *module, PyObject *args, PyObject *kw)
     Py_BEGIN_ALLOW_THREADS
     if (!rc)
         rc = write_sample(store, serial, &self, pl_now_ms());
-    table_evict(&table);
+    pl_typetable_evict(&table);
     pthread_mutex_unlock(&collect_lock);
     Py_END_ALLOW_THREADS
     if (rc) {
-        PyErr_Format(pl_modstate_get(module)->error, "collecting failed: %s", pl_strerror(rc));
-        return NULL;
+        return pl_raise(module, rc, "collecting");
     }
     return Py_BuildValue("{s:n,s:d,s:d}", "types", (Py_ssize_t)types, "gc_ms", gc_ms, "pass_ms", pass_ms);
 }
@@ -864,7 +518,7 @@ static PyObject *py_count_types(PyObject *module, PyObject *args, PyObject *kw)
     }
     result = PyDict_New();
     for (size_t i = 0; result && i < table.cap; i++) {
-        type_entry *e = &table.slots[i];
+        pl_type_entry *e = &table.slots[i];
         if (!e->tp || e->epoch != table.epoch || !e->count)
             continue;
         PyObject *v = Py_BuildValue("(KK)", (unsigned long long)e->count, (unsigned long long)e->bytes);
@@ -873,7 +527,7 @@ static PyObject *py_count_types(PyObject *module, PyObject *args, PyObject *kw)
         Py_XDECREF(v);
     }
 done:
-    table_evict(&table);
+    pl_typetable_evict(&table);
     pthread_mutex_unlock(&collect_lock);
     return result;
 }
@@ -894,8 +548,9 @@ static PyMethodDef collector_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-int pl_collector_module_exec(PyObject *module)
+int pl_collector_module_exec(PyObject *module, pl_live_fn live)
 {
+    live_answer = live;
     static int atfork_done;
     if (!atfork_done) {
         if (pthread_atfork(NULL, NULL, atfork_child) != 0) {

@@ -1,13 +1,33 @@
-/* pyloot._pyloot: module definition. The parts live in collector.c,
- * objects.c and graphobject.c; this file holds the module state, the Store
- * and Handler types and the bindings to the core. */
+/* pyloot._pyloot: module definition. This file holds the module state and
+ * the one conversion of core errors into exceptions (pl_raise), and runs the
+ * exec of every part (store_handler.c, collector.c, live.c, graphobject.c),
+ * handing the live-object answer function to the parts that answer
+ * requests, so that they do not depend on the live-object code. */
 #include "pyext.h"
+
+#include <errno.h>
+
+#include "pyloot/error.h"
 
 static struct PyModuleDef pl_module;
 
+/* See pyext.h. */
 pl_modstate *pl_modstate_get(PyObject *module)
 {
     return (pl_modstate *)PyModule_GetState(module);
+}
+
+/* The Error type of the module last initialised, for pl_raise callers
+ * without the module at hand. Protected by the GIL; one interpreter per
+ * process uses this module. */
+static PyObject *last_error_type;
+
+PyObject *pl_raise(PyObject *module, int rc, const char *what)
+{
+    if (rc == ENOMEM)
+        return PyErr_NoMemory();
+    PyObject *type = module ? pl_modstate_get(module)->error : last_error_type;
+    return PyErr_Format(type ? type : PyExc_RuntimeError, "%s failed: %s", what, pl_strerror(rc));
 }
 
 static int pl_exec(PyObject *m)
@@ -16,10 +36,11 @@ static int pl_exec(PyObject *m)
     st->error = PyErr_NewException("pyloot._pyloot.Error", PyExc_RuntimeError, NULL);
     if (!st->error || PyModule_AddObjectRef(m, "Error", st->error) < 0)
         return -1;
+    last_error_type = st->error; /* the module keeps it alive */
     if (PyModule_AddStringConstant(m, "__version__", PYLOOT_VERSION) < 0)
         return -1;
-    if (pl_store_module_exec(m) < 0 || pl_collector_module_exec(m) < 0 || pl_objects_module_exec(m) < 0 ||
-        pl_graph_module_exec(m) < 0)
+    if (pl_store_module_exec(m, pl_live_answer) < 0 || pl_collector_module_exec(m, pl_live_answer) < 0 ||
+        pl_live_module_exec(m) < 0 || pl_graph_module_exec(m) < 0)
         return -1;
     return 0;
 }
@@ -31,10 +52,8 @@ static int pl_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->store_type);
     Py_VISIT(st->handler_type);
     Py_VISIT(st->graph_type);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 4; i++)
         Py_VISIT(st->graph_extra[i]);
-        Py_VISIT(st->objects_extra[i]);
-    }
     return 0;
 }
 
@@ -45,10 +64,8 @@ static int pl_clear(PyObject *m)
     Py_CLEAR(st->store_type);
     Py_CLEAR(st->handler_type);
     Py_CLEAR(st->graph_type);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 4; i++)
         Py_CLEAR(st->graph_extra[i]);
-        Py_CLEAR(st->objects_extra[i]);
-    }
     return 0;
 }
 

@@ -1,5 +1,18 @@
 /* pyloot extension: declarations shared by the parts of _pyloot.
- * This directory is the only place that includes Python.h. */
+ * This directory is the only place that includes Python.h.
+ *
+ * Files, each with one job (their headers say more):
+ *   module.c        the module: state, exec of every part, pl_raise
+ *   store_handler.c the Store and Handler types (pl_store_of)
+ *   heap.c/.h       reads CPython internals: gc lists, inline attributes, frames
+ *   typetable.c/.h  the collector's type table and the names of types ("#n")
+ *   sizeof.c/.h     the one shallow size of an object
+ *   referents.c/.h  the one labeller of "how does p hold c"
+ *   describe.c/.h   bounded repr, attributes, JSON summaries of objects
+ *   collector.c     the count pass and the collector thread
+ *   live.c, live_list.c, live_related.c, live_path.c, live.h: live-object queries
+ *   graphobject.c   the object graph (refcycle API)
+ *   util.c/.h       hashing, clock, pointer containers */
 #ifndef PYLOOT_PYEXT_H
 #define PYLOOT_PYEXT_H
 
@@ -10,55 +23,53 @@
 #include "pyloot/handler.h"
 
 /* Module state. Every PyObject field is visited by m_traverse and cleared by
- * m_clear in module.c; a part that adds a field adds it to both. */
+ * m_clear in module.c; a part that adds a field adds it to both. Protected
+ * by the GIL. */
 typedef struct pl_modstate {
-    PyObject *error;            /* pyloot._pyloot.Error */
-    PyTypeObject *store_type;   /* module.c */
-    PyTypeObject *handler_type; /* module.c */
+    PyObject *error;            /* pyloot._pyloot.Error (module.c) */
+    PyTypeObject *store_type;   /* store_handler.c */
+    PyTypeObject *handler_type; /* store_handler.c */
     /* graphobject.c */
     PyTypeObject *graph_type;
     PyObject *graph_extra[4];
-    /* objects.c */
-    PyObject *objects_extra[4];
 } pl_modstate;
 
+/* module.c: the state of this module object. GIL held. */
 pl_modstate *pl_modstate_get(PyObject *module);
 
-/* typename.c: appends "module.qualname" of a type (builtins keep their
+/* module.c: raises the exception for core error rc of an operation `what`
+ * ("reading the store"): "<what> failed: <pl_strerror(rc)>" as the module's
+ * Error (a RuntimeError), MemoryError for ENOMEM. module may be NULL (the
+ * module last initialised is used). Always returns NULL. GIL held. */
+PyObject *pl_raise(PyObject *module, int rc, const char *what);
+
+/* typetable.c: appends "module.qualname" of a type (builtins keep their
  * plain name, e.g. "dict"). Never runs Python code or creates objects
  * per call other than the cached UTF-8 of the names. GIL held. */
 int pl_typename(PyTypeObject *tp, pl_buf *out);
 
-/* module.c: the pl_store of a pyloot._pyloot.Store object, reopened first
- * when the process is a fork child of the one that opened it. NULL with an
- * exception set if obj is not an open Store. GIL held. */
+/* store_handler.c: the pl_store of a pyloot._pyloot.Store object, reopened
+ * first when the process is a fork child of the one that opened it. NULL
+ * with an exception set if obj is not an open Store. The handle is owned by
+ * the Store object. GIL held. */
 struct pl_store;
 struct pl_store *pl_store_of(PyObject *obj);
 /* A number naming the handle pl_store_of returned, unique in this process:
  * handles are compared by it, since a freed handle's address can be reused. */
 uint64_t pl_store_serial(PyObject *obj);
 
-/* store_handler.c: the Store and Handler types. */
-int pl_store_module_exec(PyObject *module);
+/* store_handler.c: adds the Store and Handler types and the process
+ * functions; a Handler answers live-object routes with `live`. */
+int pl_store_module_exec(PyObject *module, pl_live_fn live);
 
-/* collector.c */
-int pl_collector_module_exec(PyObject *module);
-/* When the last count pass saw several live types sharing a base name,
- * finds the one it named `name` ("mod.T", "mod.T#2"): returns 1 and sets
- * *tp (compare it, never dereference it: the type may be gone since), else
- * 0. Thread-safe; may be called with or without the GIL. */
-int pl_collector_type_named(const char *name, const PyTypeObject **tp);
-/* Calls fn(obj, arg) for every gc-tracked object (under the GIL, without
- * creating a Python object per object; on 3.11 one list of all objects is
- * built first, which leaves itself out but also misses gc.freeze()'s
- * objects: prefer pl_live_walk of objects_gc.h, which uses this only on
- * versions it has no layout for). Stops early when fn returns nonzero, and
- * returns that value; returns -1 with an exception set on failure. */
-typedef int (*pl_visit_fn)(PyObject *obj, void *arg);
-int pl_visit_tracked(pl_visit_fn fn, void *arg);
+/* collector.c: adds the collector functions; the collector thread answers
+ * forwarded live-object requests with `live`. */
+int pl_collector_module_exec(PyObject *module, pl_live_fn live);
 
-/* objects.c: live objects of this process (see pl_live_fn in handler.h). */
-int pl_objects_module_exec(PyObject *module);
+/* live.c: adds live_query and the LIVE_* constants. */
+int pl_live_module_exec(PyObject *module);
+/* live.c: answers a live-object query about this process (pl_live_fn of
+ * handler.h; ctx unused). Thread-safe: takes the GIL for its whole work. */
 int pl_live_answer(void *ctx, const pl_live_query *q, pl_buf *body, int *status);
 
 /* graphobject.c: the object graph (refcycle API). */

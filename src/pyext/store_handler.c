@@ -31,10 +31,8 @@ typedef struct {
 /* The type objects, for pl_store_of (called from parts without the module). */
 static PyTypeObject *store_type_static;
 
-static PyObject *error_type(void)
-{
-    return PyExc_RuntimeError;
-}
+/* What a Handler answers live-object routes with (handed in by module.c). */
+static pl_live_fn live_answer;
 
 /* ---- Store ---- */
 
@@ -75,7 +73,9 @@ static int store_init(PyObject *op, PyObject *args, PyObject *kw)
             errno = rc;
             PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
         } else {
-            PyErr_Format(error_type(), "opening the store %s failed: %s", path, pl_strerror(rc));
+            char what[64 + 256];
+            snprintf(what, sizeof what, "opening the store %.256s", path);
+            pl_raise(NULL, rc, what);
         }
         return -1;
     }
@@ -85,6 +85,7 @@ static int store_init(PyObject *op, PyObject *args, PyObject *kw)
     return 0;
 }
 
+/* See pyext.h. */
 pl_store *pl_store_of(PyObject *obj)
 {
     if (!store_type_static || !PyObject_TypeCheck(obj, store_type_static)) {
@@ -114,8 +115,9 @@ pl_store *pl_store_of(PyObject *obj)
         return self->store;
     }
     if (rc) {
-        PyErr_Format(PyExc_RuntimeError, "reopening the store %s after fork failed: %s", self->path,
-                     pl_strerror(rc));
+        char what[64 + 256];
+        snprintf(what, sizeof what, "reopening the store %.256s after fork", self->path);
+        pl_raise(NULL, rc, what);
         return NULL;
     }
     self->store = s;
@@ -124,6 +126,7 @@ pl_store *pl_store_of(PyObject *obj)
     return s;
 }
 
+/* See pyext.h. */
 uint64_t pl_store_serial(PyObject *obj)
 {
     return ((PlStoreObject *)obj)->serial;
@@ -173,8 +176,7 @@ static PyObject *store_procs(PyObject *op, PyObject *unused)
     rc = pl_store_procs(s, &procs, &n);
     Py_END_ALLOW_THREADS
     if (rc) {
-        PyErr_Format(PyExc_RuntimeError, "reading the store failed: %s", pl_strerror(rc));
-        return NULL;
+        return pl_raise(NULL, rc, "reading the store");
     }
     PyObject *list = PyList_New((Py_ssize_t)n);
     for (size_t i = 0; list && i < n; i++) {
@@ -208,8 +210,7 @@ static PyObject *store_end(PyObject *op, PyObject *unused)
         Py_END_ALLOW_THREADS
     }
     if (rc) {
-        PyErr_Format(PyExc_RuntimeError, "marking the end in the store failed: %s", pl_strerror(rc));
-        return NULL;
+        return pl_raise(NULL, rc, "marking the end in the store");
     }
     Py_RETURN_NONE;
 }
@@ -269,7 +270,7 @@ static int handler_build(PlHandlerObject *self)
     if (self->opt.live) {
         int rc = pl_proc_self(&self->opt.self);
         if (rc) {
-            PyErr_Format(PyExc_RuntimeError, "reading /proc/self failed: %s", pl_strerror(rc));
+            pl_raise(NULL, rc, "reading /proc/self");
             return -1;
         }
     }
@@ -299,7 +300,7 @@ static int handler_init(PyObject *op, PyObject *args, PyObject *kw)
     Py_XSETREF(self->store, (PlStoreObject *)store);
     memset(&self->opt, 0, sizeof self->opt);
     self->opt.disable_gzip = disable_gzip;
-    self->opt.live = live ? pl_live_answer : NULL;
+    self->opt.live = live ? live_answer : NULL;
     self->opt.live_timeout_ms = (uint32_t)(timeout * 1000);
     self->opt.refuse_multiprocess = refuse;
     return handler_build(self);
@@ -396,8 +397,7 @@ static PyObject *py_self_incarnation(PyObject *module, PyObject *unused)
     pl_incarnation inc;
     int rc = pl_proc_self(&inc);
     if (rc) {
-        PyErr_Format(PyExc_RuntimeError, "reading /proc/self failed: %s", pl_strerror(rc));
-        return NULL;
+        return pl_raise(module, rc, "reading /proc/self");
     }
     return Py_BuildValue("(IK)", inc.pid, (unsigned long long)inc.start);
 }
@@ -414,15 +414,12 @@ static PyObject *py_incarnation_alive(PyObject *module, PyObject *args)
     return PyBool_FromLong(pl_proc_alive(&inc));
 }
 
-int pl_proc_server_root(pl_incarnation *root); /* store.h (procinfo.c) */
-
 static PyObject *py_server_root(PyObject *module, PyObject *unused)
 {
     pl_incarnation inc;
     int rc = pl_proc_server_root(&inc);
     if (rc) {
-        PyErr_Format(PyExc_RuntimeError, "finding the server's root process failed: %s", pl_strerror(rc));
-        return NULL;
+        return pl_raise(module, rc, "finding the server's root process");
     }
     return Py_BuildValue("(IK)", inc.pid, (unsigned long long)inc.start);
 }
@@ -437,8 +434,10 @@ static PyMethodDef store_functions[] = {
     {NULL, NULL, 0, NULL},
 };
 
-int pl_store_module_exec(PyObject *module)
+/* See pyext.h. */
+int pl_store_module_exec(PyObject *module, pl_live_fn live)
 {
+    live_answer = live;
     pl_modstate *st = pl_modstate_get(module);
     st->store_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &PlStore_spec, NULL);
     if (!st->store_type || PyModule_AddType(module, st->store_type) < 0)

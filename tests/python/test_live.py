@@ -208,7 +208,7 @@ def test_parents_and_children(leaks):
     assert got["total"] == len(got["objects"]) == 2
     via = {p["id"]: p["via"] for p in got["objects"]}
     assert via[id(LEAKS)] == "item[0]"
-    assert via[id(index)] == "value['first']"
+    assert via[id(index)] == "value of key 'first'"
     page = live.parents(id(obj), offset=1, limit=1)
     assert page["total"] == 2 and len(page["objects"]) == 1
 
@@ -268,7 +268,7 @@ def test_path_through_attribute_and_dict():
     target = id(HOLDER.inner["key"][1])
     try:
         vias = [s["via"] for s in live.path(target)["path"]]
-        assert vias == [None, "attribute 'HOLDER'", "attribute 'inner'", "value['key']", "item[1]"]
+        assert vias == [None, "attribute 'HOLDER'", "attribute 'inner'", "value of key 'key'", "item[1]"]
     finally:
         del HOLDER
 

@@ -1,0 +1,76 @@
+/* pyloot extension: small helpers every part shares (hashing, a clock,
+ * libc containers of object pointers). Plain C memory, no Python objects:
+ * usable with or without the GIL. */
+#ifndef PYLOOT_PYEXT_UTIL_H
+#define PYLOOT_PYEXT_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* A mixer for pointer keys of open-addressing tables (the finalizer of
+ * MurmurHash3): addresses are aligned, so their low bits alone are poor. */
+static inline size_t pl_hash_ptr(uintptr_t p)
+{
+    uint64_t x = (uint64_t)p;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return (size_t)x;
+}
+
+/* FNV-1a of a NUL-terminated string, folded so that the low bits mix. */
+static inline size_t pl_hash_str(const char *str)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    return (size_t)(h ^ (h >> 29));
+}
+
+/* Seconds on the monotonic clock. */
+static inline double pl_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+struct _object;
+
+/* A growable array of object pointers in libc memory. Whether the pointers
+ * are borrowed or owned is said where each one is declared. Not
+ * thread-safe; its owner frees it with pl_objvec_free. */
+typedef struct pl_objvec {
+    struct _object **v;
+    size_t n, cap;
+} pl_objvec;
+
+/* Appends o. Returns 0, or -1 when out of memory (the array is unchanged). */
+int pl_objvec_push(pl_objvec *a, struct _object *o);
+/* Frees the array (never the objects) and empties it. */
+void pl_objvec_free(pl_objvec *a);
+/* qsort comparator ordering object pointers by address. */
+int pl_cmp_addr(const void *a, const void *b);
+
+/* Open-addressing map from an address (never 0) to a 32-bit value, in libc
+ * memory. Not thread-safe; freed by pl_ptrmap_free (a no-op on a zeroed map). */
+typedef struct pl_ptrmap {
+    uintptr_t *keys; /* 0: empty slot */
+    uint32_t *vals;
+    size_t cap, n;   /* cap is a power of two */
+} pl_ptrmap;
+
+/* Sizes m for about `expected` keys. Returns 0, or -1 when out of memory. */
+int pl_ptrmap_init(pl_ptrmap *m, size_t expected);
+void pl_ptrmap_free(pl_ptrmap *m);
+/* Inserts k -> v unless k is present: 1 inserted, 0 present, -1 out of memory. */
+int pl_ptrmap_add(pl_ptrmap *m, uintptr_t k, uint32_t v);
+/* 1 and *v set when k is present, else 0. */
+int pl_ptrmap_get(const pl_ptrmap *m, uintptr_t k, uint32_t *v);
+/* The value slot of a present key k (NULL when absent), to change it in place. */
+uint32_t *pl_ptrmap_slot(pl_ptrmap *m, uintptr_t k);
+
+#endif
