@@ -30,6 +30,7 @@ int array_reserve(void *pp, size_t *cap, size_t need, size_t size, size_t first)
     return 0;
 }
 
+/* Writes the log key inc(12) time(8) first_id(4) into k (LOG_KEY bytes). */
 void log_key(uint8_t *k, const uint8_t *inck, uint64_t time, uint32_t first_id)
 {
     memcpy(k, inck, INC_KEY);
@@ -84,6 +85,7 @@ out:
     return rc;
 }
 
+/* Decodes a windows record (key and value) into *w; 0 or PL_ECORRUPT. */
 int window_decode(const MDB_val *k, const MDB_val *v, struct window *w)
 {
     const uint8_t *p = v->mv_data, *end = p + v->mv_size;
@@ -115,6 +117,7 @@ out:
     return rc;
 }
 
+/* Encodes a window value (flags, n, time deltas) into p; returns its length. */
 size_t window_encode(uint8_t *p, unsigned flags, const int64_t *times, uint32_t n)
 {
     size_t len = 0;
@@ -129,6 +132,7 @@ size_t window_encode(uint8_t *p, unsigned flags, const int64_t *times, uint32_t 
 
 /* ---------------------------------------------------------------- chunks */
 
+/* Writes the chunk key group(4) inc(12) wtime(8) part(1) into k (CHUNK_KEY bytes). */
 void chunk_key(uint8_t *k, uint32_t group, const uint8_t *inck, uint64_t wtime, uint8_t part)
 {
     put_be32(k, group);
@@ -241,6 +245,7 @@ int group_find(const MDB_val *v, unsigned low, const uint8_t **data, size_t *len
     return rc == 1 ? 0 : rc == 0 ? MDB_NOTFOUND : rc;
 }
 
+/* Frees the entries of n samples (not the array itself). */
 void samples_free(struct sample *smp, size_t n)
 {
     size_t i;
@@ -249,16 +254,19 @@ void samples_free(struct sample *smp, size_t n)
         free(smp[i].e);
 }
 
+/* The chunks table of a window level (WIN_L2 in flags: level 2). */
 MDB_dbi level_dbi(const pl_store *s, unsigned flags)
 {
     return (flags & WIN_L2) ? s->chunks2 : s->chunks;
 }
 
+/* Group shift of a window level: types per chunk-group value = 1 << shift. */
 unsigned level_shift(unsigned flags)
 {
     return (flags & WIN_L2) ? GROUP2_SHIFT : GROUP_SHIFT;
 }
 
+/* Appends one entry to smp (ids must ascend); 0 or ENOMEM. */
 int sample_push(struct sample *smp, uint32_t id, uint64_t count, uint64_t bytes)
 {
     int rc = array_reserve(&smp->e, &smp->cap, smp->n + 1, sizeof *smp->e, 256);

@@ -37,6 +37,7 @@ out:
     return rc;
 }
 
+/* Commits txn and releases the resize lock; returns mdb_txn_commit's code. */
 int txn_commit(pl_store *s, MDB_txn *txn)
 {
     int rc = mdb_txn_commit(txn);
@@ -55,6 +56,7 @@ int txn_end(pl_store *s, MDB_txn *txn, int rc)
     return rc;
 }
 
+/* Aborts txn (NULL is a no-op) and releases the resize lock. */
 void txn_abort(pl_store *s, MDB_txn *txn)
 {
     if (txn) {
@@ -63,6 +65,7 @@ void txn_abort(pl_store *s, MDB_txn *txn)
     }
 }
 
+/* 1 when rc says the map is full (MDB_MAP_FULL), else 0. */
 int is_map_full(int rc)
 {
     return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL;

@@ -8,6 +8,7 @@
 
 #include "pyloot/error.h"
 
+/* Reads the procs record of inc; 0, PL_ENOTFOUND, PL_ECORRUPT or an LMDB code. */
 int rec_get(pl_store *s, MDB_txn *txn, const pl_incarnation *inc, struct proc_rec *rec)
 {
     uint8_t kb[INC_KEY];
@@ -25,6 +26,7 @@ int rec_get(pl_store *s, MDB_txn *txn, const pl_incarnation *inc, struct proc_re
     return rc;
 }
 
+/* Writes the procs record of inc; 0 or an LMDB code. */
 int rec_put(pl_store *s, MDB_txn *txn, const pl_incarnation *inc,
                    const struct proc_rec *rec)
 {
@@ -162,6 +164,7 @@ out:
     return rc;
 }
 
+/* Sets each entry's alive flag: not ended and pl_proc_alive() (reads /proc). */
 void fill_alive(struct inc_entry *list, size_t n)
 {
     size_t i;

@@ -324,7 +324,7 @@ int array_reserve(void *pp, size_t *cap, size_t need, size_t size, size_t first)
 void log_key(uint8_t *k, const uint8_t *inck, uint64_t time, uint32_t first_id);
 /* Adds one log or snapshot value (narrow or wide part) to smp; 0 or ENOMEM/PL_ECORRUPT. */
 int sample_add_part(struct sample *smp, uint32_t first_id, const MDB_val *v);
-/* Decodes a windows record into *w (w->times malloc'ed, caller frees); 0 or PL_ECORRUPT/ENOMEM. */
+/* Decodes a windows record (key and value) into *w; 0 or PL_ECORRUPT. */
 int window_decode(const MDB_val *k, const MDB_val *v, struct window *w);
 /* Encodes a window value (flags, n, time deltas) into p; returns its length. */
 size_t window_encode(uint8_t *p, unsigned flags, const int64_t *times, uint32_t n);
@@ -376,14 +376,14 @@ int purge_range(pl_store *s, MDB_dbi dbi, const uint8_t *lo, size_t lolen,
 
 /* ---- records.c: procs records, log samples, snapshots, window lists ---- */
 
-/* Reads the procs record of inc; 0, PL_ENOTFOUND or PL_ECORRUPT. */
+/* Reads the procs record of inc; 0, PL_ENOTFOUND, PL_ECORRUPT or an LMDB code. */
 int rec_get(pl_store *s, MDB_txn *txn, const pl_incarnation *inc, struct proc_rec *rec);
 /* Writes the procs record of inc; 0 or an LMDB code. */
 int rec_put(pl_store *s, MDB_txn *txn, const pl_incarnation *inc,
             const struct proc_rec *rec);
 /* Reads every procs record, sorted by first_seen (*out malloc'ed); alive not filled. */
 int read_incs(pl_store *s, MDB_txn *txn, struct inc_entry **out, size_t *n_out);
-/* Fills the alive flag of n entries from /proc and their ended time. */
+/* Sets each entry's alive flag: not ended and pl_proc_alive() (reads /proc). */
 void fill_alive(struct inc_entry *list, size_t n);
 /* Reads every part of the log sample (inck, time) into smp (replacing it). */
 int log_read_sample(MDB_cursor *cur, const uint8_t *inck, uint64_t time, struct sample *smp);
@@ -398,7 +398,7 @@ int chunk_part(MDB_cursor *cur, const uint8_t *lo, int first, MDB_val *val);
 int snap_put(pl_store *s, MDB_txn *txn, const uint8_t *inck, const struct sample *smp);
 /* Rewrites the first-sample snapshot from the first live window. */
 int refresh_snap(pl_store *s, MDB_txn *txn, const uint8_t *inck);
-/* Lists the window records of an incarnation (*out malloc'ed, free each times). */
+/* Lists the window records of an incarnation (*out malloc'ed; the caller frees it). */
 int list_windows(pl_store *s, MDB_txn *txn, const uint8_t *inck, struct window **out,
                  size_t *n_out);
 
