@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # pyloot's two set-up commands for a fresh Debian machine (see README.md):
 #   tools/bootstrap.sh demo   install what is missing, run the demo
-#   tools/bootstrap.sh test   install what is missing, run every test
+#   tools/bootstrap.sh test   install what is missing, run every test (the Python tests on every
+#                             CPython >= 3.11 of the machine)
 # System libraries come from Debian (apt-get), Python packages from PyPI (pip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,9 +27,10 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-pip_install() {
-    say "building and installing pyloot (pip install .$1)"
-    "$PY" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "$ROOT$1"
+pip_install() {  # pip_install EXTRAS [PYTHON]
+    local py=${2:-$PY}
+    say "building and installing pyloot into $py (pip install .$1)"
+    "$py" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "$ROOT$1"
 }
 
 demo() {
@@ -58,10 +60,103 @@ run_tests() {
     say "warnings-clean build of the extension and the CLI"
     cmake -S "$ROOT" -B "$ROOT/build/ci-werror" -G Ninja -DPYLOOT_WERROR=ON -DPYLOOT_TESTS=OFF >/dev/null
     cmake --build "$ROOT/build/ci-werror" -j "$jobs"
-    pip_install "[test]"
-    say "Python tests (unit, gunicorn integration, browser)"
-    cd "$ROOT/tests"  # not the repository root: import the installed package
-    "$PY" -m pytest "$ROOT/tests/python" -q -p no:cacheprovider "$@"
+    python_tests "$@"
+}
+
+# The CPython versions pyloot supports; a newer one found on the machine is tested too.
+SUPPORTED_PYTHONS=(3.11 3.12 3.13)
+
+# "X.Y" of a CPython (with the GIL) at $1 that runs, else nothing.
+cpython_version() {
+    "$1" -c 'import platform, sys, sysconfig
+if platform.python_implementation() == "CPython" and not sysconfig.get_config_var("Py_GIL_DISABLED"):
+    print("%d.%d" % sys.version_info[:2])' 2>/dev/null || true
+}
+
+# Prints "X.Y PATH" for one interpreter per CPython version >= 3.11 on this
+# machine: $PY first (it keeps its version), then pyenv's versions (the
+# newest patch release of each), then pythonX.Y on the PATH.
+find_pythons() {
+    local candidates=("$(command -v "$PY" || true)") seen=" " py v minor root
+    if command -v pyenv >/dev/null 2>&1 && root=$(pyenv root 2>/dev/null); then
+        while read -r v; do
+            candidates+=("$root/versions/$v/bin/python3")
+        done < <(pyenv versions --bare --skip-aliases 2>/dev/null | grep -E '^3\.[0-9]+\.[0-9]+$' | sort -rV)
+    fi
+    for minor in $(seq 11 30); do
+        candidates+=("$(command -v "python3.$minor" || true)")
+    done
+    for py in "${candidates[@]}"; do
+        [ -n "$py" ] && [ -x "$py" ] || continue
+        v=$(cpython_version "$py")
+        [ -n "$v" ] || continue
+        minor=${v#3.}
+        [ "${v%%.*}" = 3 ] && [ "$minor" -ge 11 ] || continue
+        case "$seen" in *" $v "*) continue ;; esac
+        seen="$seen$v "
+        echo "$v $py"
+    done | sort -V
+}
+
+# Installs pyloot with its test extras into every CPython >= 3.11 of the
+# machine and runs the Python tests with each. Every interpreter runs even if
+# one fails; the last line adds up every run, and the status is non-zero if
+# any run failed.
+python_tests() {
+    local found default_v passed=0 failed=0 skipped=0 errors=0 runs=() bad=() v py log rc line n word
+    found=$(find_pythons)
+    default_v=$(cpython_version "$PY")
+    for v in "${SUPPORTED_PYTHONS[@]}"; do
+        grep -q "^$v " <<<"$found" || say "CPython $v: not on this machine, skipped"
+    done
+    [ -n "$found" ] || { say "no CPython >= 3.11 found"; echo "0 passed, 1 failed"; return 1; }
+    while read -r v py; do
+        runs+=("$v")
+        if ! pip_install "[test]" "$py"; then
+            say "CPython $v: installing pyloot failed"
+            failed=$((failed + 1))
+            bad+=("$v")
+            continue
+        fi
+        # The browser tests drive the UI (JavaScript) in Chromium; the extension
+        # code under them is the same the other tests run on every
+        # interpreter, so they run on the default interpreter only (saves ~2
+        # minutes per other version).
+        local only_default=() kinds="unit, gunicorn integration, browser"
+        if [ "$v" != "$default_v" ]; then
+            only_default=(--ignore="$ROOT/tests/python/test_browser.py")
+            kinds="unit, gunicorn integration"
+        fi
+        say "Python tests on CPython $v ($py): $kinds"
+        log=$(mktemp)
+        rc=0
+        (cd "$ROOT/tests" &&  # not the repository root: import the installed package
+            "$py" -m pytest "$ROOT/tests/python" -q -p no:cacheprovider "${only_default[@]}" "$@") \
+            2>&1 | tee "$log" || rc=$?  # pipefail: pytest's status
+        line=$(grep -E '^(=+ )?[0-9]+ (passed|failed|error|errors|skipped|deselected|xfailed|xpassed|warnings?)\b' "$log" | tail -1 || true)
+        rm -f "$log"
+        for word in passed failed skipped error errors; do
+            n=$(grep -oE "[0-9]+ $word\b" <<<"$line" | grep -oE '^[0-9]+' || true)
+            n=${n:-0}
+            case "$word" in
+                passed) passed=$((passed + n)) ;;
+                failed) failed=$((failed + n)) ;;
+                skipped) skipped=$((skipped + n)) ;;
+                error|errors) errors=$((errors + n)) ;;
+            esac
+        done
+        if [ "$rc" -ne 0 ]; then
+            bad+=("$v")
+            # A run that failed without a failed test (pytest itself broke) still counts.
+            if ! grep -qE '[0-9]+ (failed|errors?)\b' <<<"$line"; then
+                failed=$((failed + 1))
+            fi
+        fi
+    done <<<"$found"
+    say "Python tests ran on CPython ${runs[*]}${bad[*]:+; failed on ${bad[*]}}"
+    # The closing line for CI's reader: every run added up (errors count as failures).
+    echo "$passed passed, $((failed + errors)) failed, $skipped skipped in ${#runs[@]} runs (CPython ${runs[*]})"
+    [ ${#bad[@]} -eq 0 ]
 }
 
 case "${1:-}" in

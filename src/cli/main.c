@@ -11,9 +11,11 @@
 #include <pthread.h>
 #include <netdb.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -25,7 +27,15 @@
 #include "pyloot/json.h"
 #include "pyloot/store.h"
 
-#define MAX_BODY (16u << 20)
+/* Limits of the HTTP server; docs/cli.md ("Limits of the server") says why
+ * each value. */
+#define HTTP_MAX_CONNECTIONS 4096u   /* ~3,000 pushing workers + the UI + headroom */
+#define HTTP_MAX_PER_IP 256u         /* 128 workers behind one address, push + long poll each */
+#define HTTP_IDLE_TIMEOUT_S 60u      /* > the default 30 s interval: keep-alive survives between pushes */
+#define HTTP_CONNECTION_MEMORY (32u << 10) /* request line + headers (URL, cookies) per connection */
+#define HTTP_THREADS 4u              /* epoll threads; requests are short, I/O never blocks them */
+#define MAX_BODY (1u << 20)          /* a request body: a 5,000-type sample is ~280 KB as JSON */
+#define FDS_RESERVED 64u             /* the store, the listening socket, stdio, epoll */
 
 static const char usage[] =
     "usage: pyloot [-h HOST] [-p PORT] [--db DIR] [--no-gzip] [--help] [--version]\n"
@@ -285,6 +295,12 @@ static enum MHD_Result queue(struct MHD_Connection *c, int status, const char *t
     return ret;
 }
 
+static enum MHD_Result body_too_large(struct MHD_Connection *c)
+{
+    static const char msg[] = "{\"error\":\"request body must be at most 1 MiB\"}";
+    return queue(c, 413, "application/json", msg, sizeof msg - 1, NULL, 0, "no-store");
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
@@ -293,24 +309,32 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!cc || !cc->uri)
         return MHD_NO;
     if (!cc->started) {
+        /* The first call has the headers only. A body announced too big is
+         * refused before it is read; otherwise the body (of any method)
+         * arrives in the next calls, then one more call with no data asks
+         * for the answer. */
         cc->started = 1;
-        /* A request with a body: it arrives in the next calls, then one
-         * more call with no data asks for the answer. */
-        if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0)
-            return MHD_YES;
+        const char *announced =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        uint64_t n;
+        if (announced && parse_num(announced, 0, MAX_BODY, &n) != 0)
+            return body_too_large(c);
+        return MHD_YES;
     }
     if (*upload_size) {
-        if (cc->too_big || cc->body.len + *upload_size > MAX_BODY)
+        /* A chunked body (no Content-Length) past the limit is read to its
+         * end and dropped, then answered 413. */
+        if (cc->too_big || cc->body.len + *upload_size > MAX_BODY) {
             cc->too_big = 1;
-        else
+            pl_buf_free(&cc->body);
+        } else {
             pl_buf_append(&cc->body, upload, *upload_size);
+        }
         *upload_size = 0;
         return MHD_YES;
     }
-    if (cc->too_big) {
-        static const char msg[] = "{\"error\":\"request body must be at most 16 MiB\"}";
-        return queue(c, 413, "application/json", msg, sizeof msg - 1, NULL, 0, "no-store");
-    }
+    if (cc->too_big)
+        return body_too_large(c);
     char *q = strchr(cc->uri, '?');
     pl_request req = {method, url, q ? q + 1 : NULL,
                       MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING), 0,
@@ -322,6 +346,85 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                 resp.cache_control);
     pl_response_free(&resp);
     return ret;
+}
+
+/* How many connections this process can hold: raises the soft limit on open
+ * files as far as HTTP_MAX_CONNECTIONS needs (never above the hard limit) and
+ * returns HTTP_MAX_CONNECTIONS, or fewer when the hard limit is lower. */
+static unsigned int connection_limit(void)
+{
+    struct rlimit rl;
+    rlim_t want = HTTP_MAX_CONNECTIONS + FDS_RESERVED;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return HTTP_MAX_CONNECTIONS;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rlim_t raised = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        struct rlimit set = {raised, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &set) == 0)
+            rl.rlim_cur = raised;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+        return HTTP_MAX_CONNECTIONS;
+    if (rl.rlim_cur < 2 * FDS_RESERVED)
+        return FDS_RESERVED;
+    return (unsigned int)(rl.rlim_cur - FDS_RESERVED);
+}
+
+/* MHD's messages (a refused connection, a malformed request ...) on stderr,
+ * at most 10 a second so that a flood of bad clients cannot flood the log. */
+static void log_mhd(void *cls, const char *fmt, va_list ap)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static time_t second;
+    static unsigned int printed, dropped;
+    time_t now = time(NULL);
+    pthread_mutex_lock(&lock);
+    if (now != second) {
+        if (dropped)
+            fprintf(stderr, "pyloot: http: %u more messages not shown\n", dropped);
+        second = now;
+        printed = dropped = 0;
+    }
+    if (printed < 10) {
+        printed++;
+        fputs("pyloot: http: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        size_t n = strlen(fmt);
+        if (!n || fmt[n - 1] != '\n')
+            fputc('\n', stderr);
+    } else {
+        dropped++;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+/* Starts the HTTP server on addr with the limits above: a pool of epoll
+ * threads (a slow or idle client holds a connection, never a thread), a
+ * total and a per-address connection limit, an idle timeout and a memory
+ * bound per connection. Returns NULL when it cannot listen. */
+static struct MHD_Daemon *start_daemon(pl_handler *h, const struct addrinfo *addr)
+{
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    /* epoll scales to thousands of connections; poll() is the fallback
+     * (never select(), which stops at 1024 descriptors). */
+    flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
+    if (addr->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    unsigned int limit = connection_limit();
+    if (limit < HTTP_MAX_CONNECTIONS)
+        fprintf(stderr, "pyloot: at most %u connections (the limit on open files is too low for %u)\n", limit,
+                HTTP_MAX_CONNECTIONS);
+    return MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
+                            MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, /* first, or MHD complains */
+                            MHD_OPTION_SOCK_ADDR, addr->ai_addr,
+                            MHD_OPTION_URI_LOG_CALLBACK, uri_logger, NULL,
+                            MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
+                            MHD_OPTION_THREAD_POOL_SIZE, HTTP_THREADS,
+                            MHD_OPTION_CONNECTION_LIMIT, limit,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, HTTP_MAX_PER_IP,
+                            MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_TIMEOUT_S,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
+                            MHD_OPTION_END);
 }
 
 static int serve(pl_store *store, const char *host, const char *port, int no_gzip)
@@ -355,13 +458,7 @@ static int serve(pl_store *store, const char *host, const char *port, int no_gzi
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
-    if (ai->ai_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-                         MHD_OPTION_URI_LOG_CALLBACK, uri_logger, NULL, MHD_OPTION_NOTIFY_COMPLETED,
-                         request_done, NULL, MHD_OPTION_THREAD_POOL_SIZE, 4u, MHD_OPTION_CONNECTION_TIMEOUT,
-                         30u, MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_END);
+    d = start_daemon(h, ai);
     if (!d) {
         char why[256];
         snprintf(why, sizeof why, "could not listen on %s:%s (in use, or not an address of this host)", host,

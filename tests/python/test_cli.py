@@ -16,10 +16,12 @@ from pyloot import PyLoot
 
 
 def pyloot_exe():
-    candidates = [shutil.which("pyloot"), os.path.join(sysconfig.get_path("scripts"), "pyloot")]
+    """The command built with the imported package: a development build's
+    (build/stage/pyloot -> build/pyloot) before the installed one, so that a
+    PYTHONPATH=build/stage run never tests an older pyloot on the PATH."""
     here = os.path.dirname(os.path.abspath(__import__("pyloot").__file__))
-    # A development build: build/stage/pyloot -> build/pyloot
-    candidates.append(os.path.join(here, "..", "..", "pyloot"))
+    candidates = [os.path.join(here, "..", "..", "pyloot"), os.path.join(sysconfig.get_path("scripts"), "pyloot"),
+                  shutil.which("pyloot")]
     for c in candidates:
         if c and os.path.isfile(c) and os.access(c, os.X_OK):
             return c
