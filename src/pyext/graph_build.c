@@ -90,9 +90,8 @@ static int frame_visit_field(const char *name, PyObject *local, PyObject *value,
     return value ? fv->visit(value, fv->arg) : 0;
 }
 
-/* Calls visit on what a running frame holds beyond what tp_traverse
- * reports. */
-static int frame_extra_referents(PyObject *frame, visitproc visit, void *arg)
+/* See graph_int.h. */
+int pl_objgraph_frame_extras(PyObject *frame, visitproc visit, void *arg)
 {
     struct frame_visit fv = {visit, arg};
     return pl_objgraph_frame_fields(frame, 1, frame_visit_field, &fv);
@@ -152,7 +151,7 @@ static int build_edges(pl_graph *g)
         if (PyObject_IS_GC(o) && Py_TYPE(o)->tp_traverse)
             Py_TYPE(o)->tp_traverse(o, edge_visit, &ctx);
         if (!ctx.rc && PyFrame_Check(o))
-            frame_extra_referents(o, edge_visit, &ctx);
+            pl_objgraph_frame_extras(o, edge_visit, &ctx);
     }
     edge_flush(&ctx);
     free(ctx.refs);
@@ -296,10 +295,198 @@ fail:
     return NULL;
 }
 
-/* ---- snapshot ---- */
+/* ---- snapshot ----
+ *
+ * The snapshot is built in address order, with no hash lookup per edge:
+ *  1. the gc lists are walked once, taking a reference to each object;
+ *  2. the addresses are radix-sorted: vertex numbers are address ranks, and
+ *     tp_traverse then visits the objects in memory order;
+ *  3. a block index maps an address to its vertex: one entry per 2 KB block
+ *     of memory that holds vertices, with a bit per 8 bytes and the rank of
+ *     the block's first vertex. A heap of a million objects has a few tens of
+ *     thousands of blocks, so the index stays in the caches where a table of
+ *     every address would miss on most lookups;
+ *  4. each object's tp_traverse writes its edges straight into the CSR
+ *     arrays; referents that are not vertices go to the heap info (untracked
+ *     objects: their sizes and holders).
+ * When the vertices are too sparse for blocks to pay (few per block), an
+ * address table is used instead (same numbering). */
 
-/* The visit only gathers the objects (and takes a reference to each): the
- * index is then built once at its final size. */
+#define BLOCK_SHIFT 11 /* 2 KB blocks */
+#define GRAIN_SHIFT 3  /* a bit per 8 bytes: 256 bits per block */
+
+typedef struct block {
+    uint64_t id;       /* (address >> BLOCK_SHIFT) + 1; 0: empty slot */
+    uint32_t base[4];  /* vertex number of the first vertex of each 64-bit word */
+    uint64_t bits[4];  /* a bit per 8-byte grain that starts a vertex */
+    uint64_t unused;   /* one cache line per block */
+} block;
+
+/* Address table for sparse heaps: open addressing, linear probing. */
+typedef struct addr_slot {
+    uint64_t key; /* 0: empty */
+    uint32_t v;
+} addr_slot;
+
+typedef struct vertex_index {
+    block *blocks;     /* NULL when the address table is used */
+    addr_slot *addrs;
+    size_t mask;
+    int shift;         /* 64 - log2(slots) */
+} vertex_index;
+
+static inline uint64_t popcount64(uint64_t x)
+{
+    /* Portable: the build does not assume the popcnt instruction. */
+    x = x - ((x >> 1) & 0x5555555555555555ULL);
+    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+    return (x * 0x0101010101010101ULL) >> 56;
+}
+
+static inline size_t index_slot(const vertex_index *ix, uint64_t id)
+{
+    return (size_t)((id * 0x9E3779B97F4A7C15ULL) >> ix->shift);
+}
+
+/* The vertex at address `key`, or PL_GRAPH_NONE. */
+static inline uint32_t index_find(const vertex_index *ix, uint64_t key)
+{
+    if (!ix->blocks) {
+        for (size_t i = index_slot(ix, key);; i = (i + 1) & ix->mask) {
+            if (ix->addrs[i].key == key)
+                return ix->addrs[i].v;
+            if (!ix->addrs[i].key)
+                return PL_GRAPH_NONE;
+        }
+    }
+    if (key & ((1u << GRAIN_SHIFT) - 1))
+        return PL_GRAPH_NONE;
+    uint64_t id = (key >> BLOCK_SHIFT) + 1;
+    for (size_t i = index_slot(ix, id);; i = (i + 1) & ix->mask) {
+        const block *b = &ix->blocks[i];
+        if (b->id == id) {
+            unsigned grain = (unsigned)(key >> GRAIN_SHIFT) & 255;
+            uint64_t word = b->bits[grain >> 6], me = (uint64_t)1 << (grain & 63);
+            if (!(word & me))
+                return PL_GRAPH_NONE;
+            return b->base[grain >> 6] + (uint32_t)popcount64(word & (me - 1));
+        }
+        if (!b->id)
+            return PL_GRAPH_NONE;
+    }
+}
+
+static int log2_ceil(size_t n)
+{
+    int k = 0;
+    while (((size_t)1 << k) < n)
+        k++;
+    return k;
+}
+
+/* Builds the index of keys[0..n), sorted ascending and distinct. */
+static int index_build(vertex_index *ix, const uint64_t *keys, size_t n)
+{
+    memset(ix, 0, sizeof(*ix));
+    size_t nblocks = 0, unaligned = 0;
+    for (size_t v = 0; v < n; v++) {
+        if (!v || (keys[v] >> BLOCK_SHIFT) != (keys[v - 1] >> BLOCK_SHIFT))
+            nblocks++;
+        unaligned |= keys[v] & ((1u << GRAIN_SHIFT) - 1);
+    }
+    /* Blocks cost 64 bytes each at up to 2/3 load; an address 16 at 1/2. */
+    int use_blocks = !unaligned && nblocks * 3 <= n;
+    int bits = log2_ceil((use_blocks ? nblocks * 3 / 2 : n * 2) + 16);
+    size_t slots = (size_t)1 << bits;
+    ix->mask = slots - 1;
+    ix->shift = 64 - bits;
+    if (!use_blocks) {
+        ix->addrs = calloc(slots, sizeof(addr_slot));
+        if (!ix->addrs)
+            return ENOMEM;
+        for (size_t v = 0; v < n; v++) {
+            size_t i = index_slot(ix, keys[v]);
+            while (ix->addrs[i].key)
+                i = (i + 1) & ix->mask;
+            ix->addrs[i] = (addr_slot){keys[v], (uint32_t)v};
+        }
+        return 0;
+    }
+    ix->blocks = aligned_alloc(64, slots * sizeof(block));
+    if (!ix->blocks)
+        return ENOMEM;
+    memset(ix->blocks, 0, slots * sizeof(block));
+    block *b = NULL;
+    for (size_t v = 0; v < n; v++) {
+        uint64_t id = (keys[v] >> BLOCK_SHIFT) + 1;
+        if (!b || b->id != id) {
+            size_t i = index_slot(ix, id);
+            while (ix->blocks[i].id)
+                i = (i + 1) & ix->mask;
+            b = &ix->blocks[i];
+            b->id = id;
+            for (int w = 0; w < 4; w++)
+                b->base[w] = (uint32_t)v;
+        }
+        unsigned grain = (unsigned)(keys[v] >> GRAIN_SHIFT) & 255;
+        b->bits[grain >> 6] |= (uint64_t)1 << (grain & 63);
+        /* Words after this grain's start after it. */
+        for (unsigned w = (grain >> 6) + 1; w < 4; w++)
+            b->base[w] = (uint32_t)v + 1;
+    }
+    return 0;
+}
+
+static void index_free(vertex_index *ix)
+{
+    free(ix->blocks);
+    free(ix->addrs);
+}
+
+/* Sorts keys[0..n) ascending: least significant byte first, over the bytes
+ * in which the keys differ only (addresses share their top bytes and their
+ * alignment), with every byte's histogram counted in one first pass. */
+static int sort_keys(uint64_t *keys, size_t n)
+{
+    uint64_t diff = 0;
+    for (size_t i = 1; i < n; i++)
+        diff |= keys[i] ^ keys[0];
+    if (!diff)
+        return 0;
+    int low = __builtin_ctzll(diff) / 8, high = (71 - __builtin_clzll(diff)) / 8;
+    size_t (*count)[256] = calloc((size_t)(high - low), sizeof(*count));
+    uint64_t *tmp = malloc(n * sizeof(uint64_t));
+    if (!count || !tmp) {
+        free(count);
+        free(tmp);
+        return ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        for (int d = low; d < high; d++)
+            count[d - low][(keys[i] >> (8 * d)) & 255]++;
+    uint64_t *from = keys, *to = tmp;
+    for (int d = low; d < high; d++) {
+        size_t *c = count[d - low], sum = 0;
+        for (int b = 0; b < 256; b++) {
+            size_t k = c[b];
+            c[b] = sum;
+            sum += k;
+        }
+        for (size_t i = 0; i < n; i++)
+            to[c[(from[i] >> (8 * d)) & 255]++] = from[i];
+        uint64_t *t = from;
+        from = to;
+        to = t;
+    }
+    if (from != keys)
+        memcpy(keys, from, n * sizeof(uint64_t));
+    free(tmp);
+    free(count);
+    return 0;
+}
+
+/* The visit only gathers the objects (and takes a reference to each). */
 struct snap_ctx {
     uint64_t *keys;
     size_t len, cap;
@@ -307,91 +494,234 @@ struct snap_ctx {
     int rc;
 };
 
+static int snap_push(struct snap_ctx *ctx, PyObject *o)
+{
+    if (ctx->len == ctx->cap) {
+        size_t ncap = ctx->cap ? ctx->cap * 2 : 1 << 16;
+        uint64_t *k = realloc(ctx->keys, ncap * sizeof(uint64_t));
+        if (!k)
+            return ctx->rc = ENOMEM;
+        ctx->keys = k;
+        ctx->cap = ncap;
+    }
+    ctx->keys[ctx->len++] = pl_obj_key(o);
+    return 0;
+}
+
 static int snap_add(PyObject *o, void *arg)
 {
     struct snap_ctx *ctx = arg;
     if (PyObject_TypeCheck(o, ctx->exclude))
         return 0;
-    if (ctx->len == ctx->cap) {
-        size_t ncap = ctx->cap ? ctx->cap * 2 : 1 << 16;
-        uint64_t *k = realloc(ctx->keys, ncap * sizeof(uint64_t));
-        if (!k) {
-            ctx->rc = ENOMEM;
-            return 1;
-        }
-        ctx->keys = k;
-        ctx->cap = ncap;
-    }
-    ctx->keys[ctx->len++] = pl_obj_key(o);
+    if (snap_push(ctx, o))
+        return 1;
     Py_INCREF(o);
     return 0;
-}
-
-/* Makes the gathered objects the vertices of g; every gathered reference
- * ends up owned by g or dropped (duplicates, or all of them on error). */
-static int snap_index(struct snap_ctx *ctx, pl_graph *g)
-{
-    uint8_t *added = malloc(ctx->len + 1);
-    int rc = added ? pl_graph_add_vertices(g, ctx->keys, ctx->len, added) : ENOMEM;
-    for (size_t i = 0; i < ctx->len; i++)
-        if (!added || !added[i])
-            Py_DECREF((PyObject *)(uintptr_t)ctx->keys[i]);
-    free(added);
-    return rc;
 }
 
 /* Adds the frame objects of every thread's running frames (not gc-tracked
  * on 3.11+), skipping the `skip` innermost frames of the calling thread (the
  * pyloot functions taking the snapshot). Creates the frame objects that do
- * not exist yet, as sys._current_frames() does. */
-static int add_thread_frames(pl_graph *g, long skip)
+ * not exist yet, as sys._current_frames() does; each gathered frame keeps
+ * the reference PyThreadState_GetFrame or PyFrame_GetBack gave. */
+static int add_thread_frames(struct snap_ctx *ctx, long skip)
 {
     PyThreadState *me = PyThreadState_Get();
     PyInterpreterState *interp = PyThreadState_GetInterpreter(me);
-    int rc = 0;
-    for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts && !rc;
+    for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts && !ctx->rc;
          ts = PyThreadState_Next(ts)) {
         PyFrameObject *f = PyThreadState_GetFrame(ts);
         long skipped = 0;
-        while (f && !rc) {
-            if (ts != me || skipped++ >= skip)
-                rc = add_vertex_ref(g, (PyObject *)f);
+        while (f) {
             PyFrameObject *back = PyFrame_GetBack(f);
-            Py_DECREF(f);
+            if ((ts != me || skipped++ >= skip) && !ctx->rc && !snap_push(ctx, (PyObject *)f))
+                f = NULL; /* the reference now belongs to the gathered keys */
+            Py_XDECREF(f);
             f = back;
         }
-        Py_XDECREF(f);
     }
+    return ctx->rc;
+}
+
+/* Referents are resolved in batches, prefetching the index entries ahead:
+ * one lookup at a time would wait for each entry in turn. */
+#define RESOLVE_BATCH 4096
+#define RESOLVE_AHEAD 12
+
+struct csr_ctx {
+    const vertex_index *ix;
+    pl_heapinfo_builder *heap;
+    uint64_t refs[RESOLVE_BATCH]; /* the batch: referents and their holders */
+    uint32_t holders[RESOLVE_BATCH];
+    size_t len;
+    uint32_t *off;  /* n + 1 */
+    uint32_t *head;
+    size_t m, cap;
+    uint32_t last; /* off[0..last] are written */
+    uint32_t tail;
+    int rc;
+};
+
+static inline const void *index_entry(const vertex_index *ix, uint64_t key)
+{
+    if (!ix->blocks)
+        return &ix->addrs[index_slot(ix, key)];
+    return &ix->blocks[index_slot(ix, (key >> BLOCK_SHIFT) + 1)];
+}
+
+/* Resolves the batch: edges to vertices go to the CSR arrays, the others to
+ * the heap info. */
+static void csr_flush(struct csr_ctx *c)
+{
+    if (c->rc)
+        return;
+    if (c->m + c->len > c->cap) {
+        size_t ncap = c->cap * 2 > c->m + c->len ? c->cap * 2 : c->m + c->len;
+        if (ncap > PL_GRAPH_MAX)
+            ncap = PL_GRAPH_MAX;
+        uint32_t *t = ncap >= c->m + c->len ? realloc(c->head, ncap * sizeof(uint32_t)) : NULL;
+        if (!t) {
+            c->rc = ncap >= c->m + c->len ? ENOMEM : PL_ETOOBIG;
+            return;
+        }
+        c->head = t;
+        c->cap = ncap;
+    }
+    for (size_t i = 0; i < c->len && i < RESOLVE_AHEAD; i++)
+        __builtin_prefetch(index_entry(c->ix, c->refs[i]));
+    for (size_t i = 0; i < c->len; i++) {
+        if (i + RESOLVE_AHEAD < c->len)
+            __builtin_prefetch(index_entry(c->ix, c->refs[i + RESOLVE_AHEAD]));
+        uint32_t h = index_find(c->ix, c->refs[i]), tail = c->holders[i];
+        if (h == PL_GRAPH_NONE) {
+            pl_heapinfo_untracked(c->heap, tail, (PyObject *)(uintptr_t)c->refs[i]);
+            continue;
+        }
+        while (c->last < tail)
+            c->off[++c->last] = (uint32_t)c->m;
+        c->head[c->m++] = h;
+    }
+    c->len = 0;
+}
+
+static int csr_visit(PyObject *o, void *arg)
+{
+    struct csr_ctx *c = arg;
+    if (!o)
+        return 0;
+    if (c->len == RESOLVE_BATCH) {
+        csr_flush(c);
+        if (c->rc)
+            return 1;
+    }
+    c->refs[c->len] = pl_obj_key(o);
+    c->holders[c->len++] = c->tail;
+    return 0;
+}
+
+/* Traverses every vertex in order, writing the out-edges into *off and
+ * *head and the heap facts into heap. */
+static int snap_edges(const uint64_t *keys, size_t n, const vertex_index *ix,
+                      pl_heapinfo_builder *heap, uint32_t **off, uint32_t **head)
+{
+    struct csr_ctx *c = calloc(1, sizeof(*c));
+    if (!c)
+        return ENOMEM;
+    c->ix = ix;
+    c->heap = heap;
+    c->cap = n * 4 + 1024;
+    c->off = malloc((n + 1) * sizeof(uint32_t));
+    c->head = malloc(c->cap * sizeof(uint32_t));
+    if (!c->off || !c->head)
+        c->rc = ENOMEM;
+    else
+        c->off[0] = 0;
+    for (size_t v = 0; v < n && !c->rc; v++) {
+        PyObject *o = (PyObject *)(uintptr_t)keys[v];
+        if (v + 4 < n)
+            __builtin_prefetch((const void *)(uintptr_t)keys[v + 4]);
+        c->tail = (uint32_t)v;
+        pl_heapinfo_vertex(heap, (uint32_t)v, o);
+        if (PyObject_IS_GC(o) && Py_TYPE(o)->tp_traverse)
+            Py_TYPE(o)->tp_traverse(o, csr_visit, c);
+        if (!c->rc && PyFrame_Check(o))
+            pl_objgraph_frame_extras(o, csr_visit, c);
+    }
+    csr_flush(c);
+    while (!c->rc && c->last < n)
+        c->off[++c->last] = (uint32_t)c->m;
+    int rc = c->rc;
+    *off = c->off;
+    *head = c->head;
+    free(c);
     return rc;
 }
 
-/* See graph_int.h. */
-pl_graph *pl_objgraph_snapshot(PyTypeObject *exclude, long skip)
+pl_graph *pl_objgraph_snapshot(PyTypeObject *exclude, long skip, pl_heapinfo **heap)
 {
     struct snap_ctx ctx = {NULL, 0, 0, exclude, 0};
+    vertex_index ix = {0};
+    pl_heapinfo_builder *hb = NULL;
+    uint32_t *off = NULL, *head = NULL;
     pl_graph *g = NULL;
+    size_t n = 0;
+    *heap = NULL;
     /* The gc lists walked directly: no list of every object is built, and
      * the objects frozen by gc.freeze() (gunicorn --preload) are included. */
     int vrc = pl_live_walk(snap_add, &ctx);
     int rc = ctx.rc;
-    if (!rc)
-        rc = pl_graph_new(ctx.len + 256, &g);
-    if (!rc) {
-        rc = snap_index(&ctx, g);
-    } else {
-        for (size_t i = 0; i < ctx.len; i++)
+    if (!rc && vrc >= 0)
+        rc = add_thread_frames(&ctx, skip);
+    if (!rc && vrc >= 0)
+        rc = sort_keys(ctx.keys, ctx.len);
+    /* Every gathered key holds a reference; from here on, n keys are the
+     * vertices (duplicates, a frame the gc tracks too, drop theirs). */
+    for (size_t i = 0; i < ctx.len; i++) {
+        if (rc || vrc < 0 || (n && ctx.keys[n - 1] == ctx.keys[i]))
             Py_DECREF((PyObject *)(uintptr_t)ctx.keys[i]);
+        else
+            ctx.keys[n++] = ctx.keys[i];
     }
-    free(ctx.keys);
-    if (vrc < 0 && !rc)
+    if (rc || vrc < 0)
         goto fail;
-    if (rc || (rc = add_thread_frames(g, skip)) || (rc = build_edges(g))) {
-        pl_objgraph_raise(rc);
+    if (n > PL_GRAPH_MAX) {
+        rc = PL_ETOOBIG;
         goto fail;
     }
+    if ((rc = index_build(&ix, ctx.keys, n)) || (rc = pl_heapinfo_begin(&hb, n)) ||
+        (rc = snap_edges(ctx.keys, n, &ix, hb, &off, &head)))
+        goto fail;
+    index_free(&ix);
+    memset(&ix, 0, sizeof(ix));
+    uint64_t *keys = n ? realloc(ctx.keys, n * sizeof(uint64_t)) : ctx.keys;
+    if (keys)
+        ctx.keys = keys;
+    if (off[n] && off[n] < n * 4 + 1024) {
+        uint32_t *h = realloc(head, off[n] * sizeof(uint32_t));
+        if (h)
+            head = h;
+    }
+    if ((rc = pl_graph_adopt_sorted(ctx.keys, n, off, head, &g)))
+        goto fail;
+    ctx.keys = NULL;
+    off = head = NULL;
+    rc = pl_heapinfo_end(hb, g, heap);
+    hb = NULL;
+    if (rc)
+        goto fail;
     return g;
 fail:
+    if (!g && ctx.keys)
+        for (size_t i = 0; i < n; i++)
+            Py_DECREF((PyObject *)(uintptr_t)ctx.keys[i]);
+    free(ctx.keys);
+    free(off);
+    free(head);
+    index_free(&ix);
+    pl_heapinfo_abort(hb);
     pl_objgraph_release(g);
+    if (rc)
+        pl_objgraph_raise(rc);
     return NULL;
 }
 
@@ -426,7 +756,7 @@ pl_graph *pl_objgraph_reachable(PyObject *obj)
         if (PyObject_IS_GC(o) && Py_TYPE(o)->tp_traverse)
             Py_TYPE(o)->tp_traverse(o, reach_add, &ctx);
         if (!ctx.rc && PyFrame_Check(o))
-            frame_extra_referents(o, reach_add, &ctx);
+            pl_objgraph_frame_extras(o, reach_add, &ctx);
     }
     if (ctx.rc || (rc = build_edges(g))) {
         pl_objgraph_raise(ctx.rc ? ctx.rc : rc);

@@ -5,6 +5,8 @@
  *                   vertices and the edges (what tp_traverse reports);
  *   graph_labels.c  annotations: vertex descriptions and how a vertex holds
  *                   another (edge labels);
+ *   graph_heapinfo.c  shallow sizes, references from outside the graphs, and
+ *                   where untracked objects belong (for retained sizes);
  *   graphobject.c   the _pyloot.Graph type and its methods.
  *
  * A core graph built here has the addresses of its vertex objects as keys
@@ -32,9 +34,26 @@ static inline uint64_t pl_obj_key(PyObject *o)
     return (uint64_t)(uintptr_t)o;
 }
 
+struct pl_heapinfo;
+struct pl_objgraph_dom;
+
+/* A _pyloot.Graph. Every field is protected by the GIL; `graph` is immutable
+ * once set (until tp_clear), `heap` and `dom` once set. */
+typedef struct PlGraphObject {
+    PyObject_HEAD
+    pl_graph *graph;             /* owned; NULL only after tp_clear */
+    struct pl_heapinfo *heap;    /* owned; a snapshot's, or made on first need */
+    struct pl_objgraph_dom *dom; /* owned; made by the first dominator query */
+    struct PlGraphObject *prev, *next; /* the list of live Graphs (pl_objgraph_each) */
+} PlGraphObject;
+
 /* Sets the Python exception for a core error code (MemoryError,
  * OverflowError for PL_ETOOBIG, RuntimeError otherwise) and returns NULL. */
 PyObject *pl_objgraph_raise(int rc);
+
+/* Calls fn(g, arg) for the core graph of every live Graph object (cleared
+ * ones left out). fn must not create or free graphs. */
+void pl_objgraph_each(void (*fn)(const pl_graph *g, void *arg), void *arg);
 
 /* ---- graph_build.c ---- */
 
@@ -50,8 +69,11 @@ pl_graph *pl_objgraph_from_objects(PyObject *objects);
 /* A finished graph of every gc-tracked object (frozen ones included) except
  * instances of `exclude` (pyloot's own graphs), plus the frame objects of
  * every thread's running frames but the `skip` innermost frames of the
- * calling thread. NULL with an exception set on failure. */
-pl_graph *pl_objgraph_snapshot(PyTypeObject *exclude, long skip);
+ * calling thread. Vertices are numbered in address order (the graph comes
+ * from pl_graph_adopt_sorted). *heap gets what the snapshot saw of the heap
+ * (see pl_heapinfo), owned by the caller. NULL with an exception set on
+ * failure. */
+pl_graph *pl_objgraph_snapshot(PyTypeObject *exclude, long skip, struct pl_heapinfo **heap);
 
 /* A finished graph of obj and everything reachable from it along gc
  * referents, tracked or not. NULL with an exception set on failure. */
@@ -75,6 +97,62 @@ typedef int (*pl_frame_field_fn)(const char *name, PyObject *local, PyObject *va
  * value or 0. Runs no Python code. */
 int pl_objgraph_frame_fields(PyObject *frame, int running_only, pl_frame_field_fn fn, void *arg);
 
+/* Calls visit on what a running frame holds beyond what its tp_traverse
+ * reports (pl_objgraph_frame_fields with running_only). */
+int pl_objgraph_frame_extras(PyObject *frame, visitproc visit, void *arg);
+
+/* ---- graph_heapinfo.c ---- */
+
+/* Untracked objects with more references than this are given to the root
+ * without counting their holders. */
+#define PL_HOLDER_LIMIT 64
+
+/* What a graph saw of the heap when it was built, for roots and retained
+ * sizes. Plain C memory, immutable once made; freed with pl_heapinfo_free.
+ * The untracked objects are those the vertices refer to that are not
+ * vertices themselves (str, bytes, int, ... and untracked containers). */
+typedef struct pl_heapinfo {
+    size_t n;              /* vertices */
+    uint32_t *outside;     /* n: v's reference count less the references
+                            * pyloot's graphs hold (one per graph containing
+                            * v), saturated at UINT32_MAX */
+    uint64_t *size;        /* n: v's shallow size plus the untracked objects
+                            * only v refers to */
+    size_t ngroups;        /* untracked objects referred to only by vertices,
+                            * by several of them: */
+    uint32_t *group_off;   /* ngroups + 1 offsets into group_holder */
+    uint32_t *group_holder; /* their distinct holders, ascending */
+    uint64_t *group_size;  /* ngroups: their sizes */
+    uint64_t root_size;    /* untracked objects also referred to from elsewhere */
+} pl_heapinfo;
+
+/* Frees h; NULL is a no-op. No GIL needed. */
+void pl_heapinfo_free(pl_heapinfo *h);
+
+/* The shallow size of o as sys.getsizeof() reports it, computed without
+ * running Python code: the one call the graph makes for a size. */
+size_t pl_objgraph_sizeof(PyObject *o);
+
+/* Gathers a pl_heapinfo while a graph's n vertices are traversed:
+ * pl_heapinfo_vertex for each vertex, pl_heapinfo_untracked for each edge to
+ * an object that is not a vertex, then pl_heapinfo_end once the graph is
+ * finished (or pl_heapinfo_abort). No Python code may run in between: the
+ * untracked objects are read later in batches. */
+typedef struct pl_heapinfo_builder pl_heapinfo_builder;
+/* Returns 0 or ENOMEM. */
+int pl_heapinfo_begin(pl_heapinfo_builder **b, size_t n);
+void pl_heapinfo_vertex(pl_heapinfo_builder *b, uint32_t v, PyObject *o);
+void pl_heapinfo_untracked(pl_heapinfo_builder *b, uint32_t holder, PyObject *o);
+/* Finishes: g is the finished graph (with its key index) whose vertices
+ * were recorded. Frees b. Returns 0 (*out set) or ENOMEM. */
+int pl_heapinfo_end(pl_heapinfo_builder *b, const pl_graph *g, pl_heapinfo **out);
+/* Frees b and what it gathered; NULL is a no-op. */
+void pl_heapinfo_abort(pl_heapinfo_builder *b);
+
+/* The pl_heapinfo of a graph that is not a snapshot, read now: g must have
+ * its key index. NULL with an exception set on failure. */
+pl_heapinfo *pl_objgraph_heapinfo(const pl_graph *g);
+
 /* ---- graph_labels.c ---- */
 
 /* (vertex descriptions, edges) of g, which must have its key index:
@@ -82,5 +160,12 @@ int pl_objgraph_frame_fields(PyObject *frame, int running_only, pl_frame_field_f
  * None) for edge number e. Runs none of the objects' Python code. NULL with
  * an exception set on failure. */
 PyObject *pl_objgraph_annotations(const pl_graph *g);
+
+/* ---- graph_dom.c ---- */
+
+typedef struct pl_objgraph_dom pl_objgraph_dom;
+
+/* Frees d; NULL is a no-op. No GIL needed. */
+void pl_objgraph_dom_free(pl_objgraph_dom *d);
 
 #endif

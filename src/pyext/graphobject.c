@@ -14,11 +14,6 @@
 
 #include "pyloot/error.h"
 
-typedef struct {
-    PyObject_HEAD
-    pl_graph *graph; /* owned; NULL only after tp_clear. Immutable once set. */
-} PlGraphObject;
-
 /* Graphs at least this large run their algorithms without the GIL. */
 #define NOGIL_THRESHOLD 50000
 
@@ -30,6 +25,19 @@ PyObject *pl_objgraph_raise(int rc)
     if (rc == PL_ETOOBIG)
         return PyErr_Format(PyExc_OverflowError, "graph too large: %s", pl_strerror(rc));
     return PyErr_Format(PyExc_RuntimeError, "graph operation failed: %s", pl_strerror(rc));
+}
+
+/* Every live Graph object, for pl_objgraph_each: a graph's references must
+ * be told apart from the program's when roots are computed. Protected by the
+ * GIL. */
+static PlGraphObject *live_graphs;
+
+/* See graph_int.h. */
+void pl_objgraph_each(void (*fn)(const pl_graph *g, void *arg), void *arg)
+{
+    for (PlGraphObject *o = live_graphs; o; o = o->next)
+        if (o->graph)
+            fn(o->graph, arg);
 }
 
 /* Wraps a finished graph into a new instance of `tp`. Takes ownership of g
@@ -49,6 +57,10 @@ static PyObject *wrap(PyTypeObject *tp, pl_graph *g, int owns_refs)
         return NULL;
     }
     self->graph = g;
+    self->next = live_graphs;
+    if (live_graphs)
+        live_graphs->prev = self;
+    live_graphs = self;
     return (PyObject *)self;
 }
 
@@ -56,6 +68,17 @@ static PyObject *wrap(PyTypeObject *tp, pl_graph *g, int owns_refs)
 static PyObject *wrap_built(PyTypeObject *tp, pl_graph *g)
 {
     return g ? wrap(tp, g, 1) : NULL;
+}
+
+/* Wraps a snapshot with what it saw of the heap (both owned on entry). */
+static PyObject *wrap_snapshot(PyTypeObject *tp, pl_graph *g, pl_heapinfo *heap)
+{
+    PyObject *self = wrap_built(tp, g);
+    if (self)
+        ((PlGraphObject *)self)->heap = heap;
+    else
+        pl_heapinfo_free(heap);
+    return self;
 }
 
 /* Graph(objects=()): the objects (duplicates by identity dropped) and every
@@ -84,7 +107,9 @@ static PyObject *graph_snapshot(PyObject *module, PyObject *const *args, Py_ssiz
     long skip = PyLong_AsLong(args[1]);
     if (skip == -1 && PyErr_Occurred())
         return NULL;
-    return wrap_built((PyTypeObject *)args[0], pl_objgraph_snapshot(st->graph_type, skip));
+    pl_heapinfo *heap = NULL;
+    pl_graph *g = pl_objgraph_snapshot(st->graph_type, skip, &heap);
+    return wrap_snapshot((PyTypeObject *)args[0], g, heap);
 }
 
 /* Graph._reachable_from(obj): obj and everything reachable from it along
@@ -125,6 +150,10 @@ static int graph_clear(PyObject *op)
     pl_graph *g = self->graph;
     /* Detach first: a vertex's finalizer may run code that looks at us. */
     self->graph = NULL;
+    pl_heapinfo_free(self->heap);
+    self->heap = NULL;
+    pl_objgraph_dom_free(self->dom);
+    self->dom = NULL;
     if (g)
         pl_objgraph_release(g);
     return 0;
@@ -133,7 +162,14 @@ static int graph_clear(PyObject *op)
 static void graph_dealloc(PyObject *op)
 {
     PyTypeObject *tp = Py_TYPE(op);
+    PlGraphObject *self = (PlGraphObject *)op;
     PyObject_GC_UnTrack(op);
+    if (self->prev)
+        self->prev->next = self->next;
+    else if (live_graphs == self)
+        live_graphs = self->next;
+    if (self->next)
+        self->next->prev = self->prev;
     graph_clear(op);
     tp->tp_free(op);
     Py_DECREF(tp);
