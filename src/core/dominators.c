@@ -1,0 +1,511 @@
+/* Dominator tree (semi-NCA), retained sizes, depths and LCAs. See
+ * dominators.h for the contracts. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pyloot/dominators.h"
+#include "pyloot/error.h"
+#include "pyloot/graph.h"
+
+/* "No link" in the pointer-reversed compression paths. */
+#define NIL UINT32_MAX
+/* Loops over scattered memory prefetch this many steps ahead, and at most
+ * this many entries of one adjacency list. */
+#define PREFETCH_AHEAD 8
+#define PREFETCH_MAX 16
+
+/* The depth/LCA index: dj[v] = {depth, skew-binary jump pointer} by
+ * vertex, slot n standing for the virtual root (depth 0, its own parent and
+ * jump). */
+typedef uint32_t lca_index[2];
+
+struct pl_domtree {
+    size_t n;          /* vertices of the graph */
+    size_t r;          /* reachable vertices */
+    uint32_t *idom;    /* n: vertex, PL_DOM_ROOT or PL_GRAPH_NONE */
+    uint32_t *bfs;     /* r: the tree breadth-first, children in vertex order */
+    uint32_t *kid_at;  /* n+1 (slot n: the virtual root): where the vertex's
+                        * children start in bfs, r when it has none */
+    uint64_t *block;   /* r/64+1 words: bit q set when bfs[q] is a first child */
+    _Atomic(lca_index *) lca; /* built on first need, then immutable */
+};
+
+/* ---- semi-NCA over depth-first numbers (0 = the virtual root) ---- */
+
+/* Numbers the vertices reachable from the roots in depth-first preorder,
+ * 1..r: pre[v] (0: unreached), vert[i] the vertex numbered i, parent[i] the
+ * number of its search parent. cursor[i] is work space (how many out-edges
+ * of vertex i were scanned). Returns r. */
+static size_t dfs_number(const pl_graph *g, const uint32_t *roots, size_t nroots, uint32_t *pre,
+                         uint32_t *vert, uint32_t *parent, uint32_t *cursor)
+{
+    uint32_t num = 1, cur = 0;
+    size_t next_root = 0;
+    vert[0] = PL_DOM_ROOT;
+    parent[0] = 0;
+    for (;;) {
+        uint32_t w = PL_GRAPH_NONE;
+        if (cur == 0) {
+            while (next_root < nroots && w == PL_GRAPH_NONE) {
+                uint32_t x = roots[next_root++];
+                if (!pre[x])
+                    w = x;
+            }
+            if (w == PL_GRAPH_NONE)
+                break;
+        } else {
+            size_t cnt;
+            const uint32_t *heads = pl_graph_out(g, vert[cur], &cnt, NULL);
+            size_t e = cursor[cur];
+            if (e == 0) /* first visit: overlap the misses of the whole list */
+                for (size_t j = 0; j < cnt && j < PREFETCH_MAX; j++)
+                    __builtin_prefetch(&pre[heads[j]]);
+            while (e < cnt && pre[heads[e]])
+                e++;
+            if (e == cnt) {
+                cur = parent[cur]; /* done with cur: back to its caller */
+                continue;
+            }
+            w = heads[e];
+            cursor[cur] = (uint32_t)(e + 1);
+        }
+        pre[w] = num;
+        vert[num] = w;
+        parent[num] = cur;
+        cursor[num] = 0;
+        cur = num++;
+    }
+    return num - 1;
+}
+
+/* The forest of semi-NCA: al[i][0] is i's ancestor (its search parent
+ * until path compression shortcuts it), al[i][1] its label. Both halves of
+ * a vertex share a cache line: one miss per step up a path, not two. */
+#define ANC(i) al[i][0]
+#define LAB(i) al[i][1]
+
+/* The smallest label on the forest path from v up to, not including, the
+ * first vertex numbered below `linked` (vertices >= linked are linked to
+ * their parents), compressing the path. Label here means the value, not the
+ * vertex: semi-NCA only compares semidominator numbers, so LAB(i) holds the
+ * smallest one seen on i's compressed path. The path is walked up reversing
+ * the ancestor pointers and walked back down restoring them, so no stack is
+ * needed however long it is. */
+static uint32_t eval(uint32_t v, uint32_t linked, uint32_t (*al)[2])
+{
+    if (ANC(v) < linked)
+        return LAB(v);
+    uint32_t prev = NIL, x = v;
+    while (ANC(x) >= linked) {
+        uint32_t up = ANC(x);
+        ANC(x) = prev;
+        prev = x;
+        x = up;
+    }
+    /* x is the top of the path: its ancestor is the forest root. */
+    uint32_t top = ANC(x), best = LAB(x);
+    while (prev != NIL) {
+        uint32_t down = ANC(prev);
+        ANC(prev) = top;
+        if (best < LAB(prev))
+            LAB(prev) = best;
+        else
+            best = LAB(prev);
+        prev = down;
+    }
+    return best;
+}
+
+/* Semidominators: semi[w] comes in as w's search parent (0 for roots, whose
+ * virtual in-edge gives 0) and leaves as the smallest eval over w's
+ * reachable predecessors, for w = r down to 1. The loop is a chain of
+ * cache misses (in-edge offsets, in-edge lists, numbers of the
+ * predecessors, their forest entries), so the lists of the vertices a few
+ * steps ahead are prefetched stage by stage. */
+static void semidominators(const pl_graph *g, size_t r, const uint32_t *pre, const uint32_t *vert,
+                           uint32_t *semi, uint32_t (*al)[2])
+{
+    for (size_t w = r; w >= 1; w--) {
+        size_t k;
+        const uint32_t *preds;
+        if (w > 3 * PREFETCH_AHEAD) {
+            preds = pl_graph_in(g, vert[w - 3 * PREFETCH_AHEAD], &k);
+            __builtin_prefetch(preds);
+        }
+        if (w > 2 * PREFETCH_AHEAD) {
+            preds = pl_graph_in(g, vert[w - 2 * PREFETCH_AHEAD], &k);
+            for (size_t j = 0; j < k && j < PREFETCH_MAX; j++)
+                __builtin_prefetch(&pre[preds[j]]);
+        }
+        if (w > PREFETCH_AHEAD) {
+            preds = pl_graph_in(g, vert[w - PREFETCH_AHEAD], &k);
+            for (size_t j = 0; j < k && j < PREFETCH_MAX; j++)
+                __builtin_prefetch(&al[pre[preds[j]]], 1);
+        }
+        uint32_t s = semi[w];
+        if (s) {
+            preds = pl_graph_in(g, vert[w], &k);
+            for (size_t j = 0; j < k; j++) {
+                uint32_t u = pre[preds[j]];
+                if (!u)
+                    continue; /* unreachable predecessor */
+                uint32_t e = u <= w ? u : eval(u, (uint32_t)w + 1, al);
+                if (e < s)
+                    s = e;
+            }
+        }
+        semi[w] = s;
+        LAB(w) = s;
+    }
+}
+
+/* Appends w under parent p to a tree kept as dj[x] = {depth, skew-binary
+ * jump pointer}: w jumps as far as p's jump goes twice when p's two jumps
+ * have equal length, else to p. Every ancestor search then takes
+ * O(log depth) steps. */
+static inline void add_leaf(uint32_t (*dj)[2], uint32_t w, uint32_t p)
+{
+    uint32_t j = dj[p][1];
+    dj[w][0] = dj[p][0] + 1;
+    dj[w][1] = dj[p][0] - dj[j][0] == dj[j][0] - dj[dj[j][1]][0] ? dj[j][1] : p;
+}
+
+/* Immediate dominators: idom[w] starts as w's search parent and becomes
+ * its nearest dominator-tree ancestor numbered <= semi[w] (the NCA of the
+ * parent and the semidominator), for w = 1..r in order, so the ancestors
+ * are final when read. Numbers fall going up the tree, so the search jumps
+ * while the jump target is still above semi[w]. dj is work space. */
+static void nca(size_t r, uint32_t *idom, const uint32_t *semi, uint32_t (*dj)[2])
+{
+    idom[0] = 0;
+    dj[0][0] = dj[0][1] = 0;
+    for (size_t w = 1; w <= r; w++) {
+        uint32_t s = semi[w], c = idom[w];
+        while (c > s)
+            c = dj[c][1] > s ? dj[c][1] : idom[c];
+        idom[w] = c;
+        add_leaf(dj, (uint32_t)w, c);
+    }
+}
+
+/* ---- the tree by vertex ---- */
+
+/* Fills t->bfs, t->kid_at and t->block from t->idom: children grouped by
+ * parent in vertex order (a counting sort), then laid out breadth-first so
+ * that every vertex's children are one run of bfs. */
+static int lay_out(pl_domtree *t)
+{
+    size_t n = t->n, r = t->r;
+    uint32_t *start = calloc(n + 2, sizeof(uint32_t)); /* slot n: virtual root */
+    uint32_t *grouped = malloc((r ? r : 1) * sizeof(uint32_t));
+    t->bfs = malloc((r ? r : 1) * sizeof(uint32_t));
+    t->kid_at = malloc((n + 1) * sizeof(uint32_t));
+    t->block = calloc(r / 64 + 1, sizeof(uint64_t));
+    int rc = ENOMEM;
+    if (!start || !grouped || !t->bfs || !t->kid_at || !t->block)
+        goto done;
+    for (size_t v = 0; v < n; v++) {
+        uint32_t p = t->idom[v];
+        if (p != PL_GRAPH_NONE)
+            start[(p == PL_DOM_ROOT ? n : p) + 1]++;
+    }
+    for (size_t p = 0; p <= n; p++)
+        start[p + 1] += start[p];
+    for (size_t v = 0; v < n; v++) {
+        uint32_t p = t->idom[v];
+        if (p != PL_GRAPH_NONE)
+            grouped[start[p == PL_DOM_ROOT ? n : p]++] = (uint32_t)v;
+    }
+    /* start[p] is now the end of p's group, start[p-1] (0 for p = 0) its start. */
+    size_t top = start[n] - (n ? start[n - 1] : 0), tail = top;
+    memcpy(t->bfs, grouped + (start[n] - top), top * sizeof(uint32_t));
+    t->kid_at[n] = 0;
+    if (top)
+        t->block[0] |= 1;
+    for (size_t q = 0; q < r; q++) {
+        uint32_t v = t->bfs[q];
+        size_t end = start[v], begin = v ? start[v - 1] : 0;
+        if (begin == end) {
+            t->kid_at[v] = (uint32_t)r;
+            continue;
+        }
+        t->kid_at[v] = (uint32_t)tail;
+        t->block[tail >> 6] |= (uint64_t)1 << (tail & 63);
+        memcpy(t->bfs + tail, grouped + begin, (end - begin) * sizeof(uint32_t));
+        tail += end - begin;
+    }
+    rc = 0;
+done:
+    free(start);
+    free(grouped);
+    return rc;
+}
+
+int pl_dom_build(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_domtree **out)
+{
+    *out = NULL;
+    if (!pl_graph_has_reverse(g))
+        return PL_EBADARG;
+    size_t n = pl_graph_order(g);
+    for (size_t i = 0; i < nroots; i++)
+        if (roots[i] >= n)
+            return PL_EBADARG;
+    pl_domtree *t = calloc(1, sizeof(*t));
+    uint32_t *pre = calloc(n ? n : 1, sizeof(uint32_t));
+    uint32_t *vert = malloc((n + 1) * sizeof(uint32_t));
+    uint32_t *idom = malloc((n + 1) * sizeof(uint32_t));
+    uint32_t *semi = malloc((n + 1) * sizeof(uint32_t)); /* the search's cursors first */
+    uint32_t (*al)[2] = NULL;
+    int rc = ENOMEM;
+    if (!t || !pre || !vert || !idom || !semi)
+        goto fail;
+    t->n = n;
+    atomic_init(&t->lca, NULL);
+    size_t r = dfs_number(g, roots, nroots, pre, vert, idom, semi);
+    t->r = r;
+    /* Give back what unreachable vertices would have used. */
+    if (r < n) {
+        uint32_t *p;
+        if ((p = realloc(vert, (r + 1) * sizeof(uint32_t))))
+            vert = p;
+        if ((p = realloc(idom, (r + 1) * sizeof(uint32_t))))
+            idom = p;
+        if ((p = realloc(semi, (r + 1) * sizeof(uint32_t))))
+            semi = p;
+    }
+    if (!(al = malloc((r + 1) * sizeof(*al))))
+        goto fail;
+    for (size_t i = 0; i <= r; i++) {
+        semi[i] = ANC(i) = idom[i];
+        LAB(i) = (uint32_t)i;
+    }
+    for (size_t i = 0; i < nroots; i++)
+        semi[pre[roots[i]]] = 0;
+    semidominators(g, r, pre, vert, semi, al);
+    /* The forest is done with: al holds depths and jumps now. */
+    nca(r, idom, semi, al);
+    free(semi);
+    free(al);
+    semi = NULL;
+    al = NULL;
+
+    /* Renumber by vertex, in place over pre. */
+    for (size_t v = 0; v < n; v++) {
+        uint32_t i = pre[v];
+        pre[v] = !i ? PL_GRAPH_NONE : idom[i] ? vert[idom[i]] : PL_DOM_ROOT;
+    }
+    free(vert);
+    free(idom);
+    vert = idom = NULL;
+    t->idom = pre;
+    pre = NULL;
+    if ((rc = lay_out(t)))
+        goto fail;
+    *out = t;
+    return 0;
+fail:
+    pl_dom_free(t);
+    free(pre);
+    free(vert);
+    free(idom);
+    free(semi);
+    free(al);
+    return rc;
+}
+
+void pl_dom_free(pl_domtree *t)
+{
+    if (!t)
+        return;
+    free(atomic_load_explicit(&t->lca, memory_order_acquire));
+    free(t->idom);
+    free(t->bfs);
+    free(t->kid_at);
+    free(t->block);
+    free(t);
+}
+
+size_t pl_dom_order(const pl_domtree *t) { return t->n; }
+size_t pl_dom_reachable(const pl_domtree *t) { return t->r; }
+
+uint32_t pl_dom_idom(const pl_domtree *t, uint32_t v)
+{
+    return v < t->n ? t->idom[v] : PL_GRAPH_NONE;
+}
+
+/* Slot of v in the per-vertex arrays (n for the virtual root), or
+ * PL_GRAPH_NONE when v is not in the tree. */
+static inline uint32_t slot_of(const pl_domtree *t, uint32_t v)
+{
+    if (v == PL_DOM_ROOT)
+        return (uint32_t)t->n;
+    return v < t->n && t->idom[v] != PL_GRAPH_NONE ? v : PL_GRAPH_NONE;
+}
+
+const uint32_t *pl_dom_children(const pl_domtree *t, uint32_t v, size_t *n)
+{
+    *n = 0;
+    uint32_t s = slot_of(t, v);
+    if (s == PL_GRAPH_NONE)
+        return NULL;
+    size_t begin = t->kid_at[s];
+    if (begin >= t->r)
+        return NULL;
+    /* The run ends at the next first child, or at the end of bfs. */
+    size_t q = begin + 1, end = t->r;
+    if (q < t->r) {
+        size_t word = q >> 6;
+        uint64_t bits = t->block[word] & (~(uint64_t)0 << (q & 63));
+        while (!bits && ++word <= (t->r - 1) >> 6)
+            bits = t->block[word];
+        if (bits) {
+            size_t found = (word << 6) + (size_t)__builtin_ctzll(bits);
+            if (found < end)
+                end = found;
+        }
+    }
+    *n = end - begin;
+    return t->bfs + begin;
+}
+
+const uint32_t *pl_dom_bfs(const pl_domtree *t, size_t *n)
+{
+    *n = t->r;
+    return t->bfs;
+}
+
+/* Builds the depth/jump index breadth-first (parents before children). */
+static lca_index *lca_build(const pl_domtree *t)
+{
+    size_t n = t->n;
+    lca_index *dj = malloc((n + 1) * sizeof(*dj));
+    if (!dj)
+        return NULL;
+    dj[n][0] = 0;
+    dj[n][1] = (uint32_t)n;
+    for (size_t q = 0; q < t->r; q++) {
+        uint32_t v = t->bfs[q], p = t->idom[v];
+        add_leaf(dj, v, p == PL_DOM_ROOT ? (uint32_t)n : p);
+    }
+    return dj;
+}
+
+/* The depth/jump index, built and published on first need; NULL when
+ * there is no memory for it (callers then walk up idom). */
+static const lca_index *lca_get(const pl_domtree *t)
+{
+    pl_domtree *mt = (pl_domtree *)t; /* the index is a cache: logically const */
+    lca_index *x = atomic_load_explicit(&mt->lca, memory_order_acquire);
+    if (x)
+        return x;
+    lca_index *mine = lca_build(t);
+    if (!mine)
+        return NULL;
+    lca_index *expected = NULL;
+    if (atomic_compare_exchange_strong_explicit(&mt->lca, &expected, mine, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return mine;
+    free(mine); /* another thread published first */
+    return expected;
+}
+
+/* Parent of slot s (slot n: the virtual root, its own parent). */
+static inline uint32_t up(const pl_domtree *t, uint32_t s)
+{
+    if (s == t->n)
+        return s;
+    uint32_t p = t->idom[s];
+    return p == PL_DOM_ROOT ? (uint32_t)t->n : p;
+}
+
+static uint32_t depth_by_walk(const pl_domtree *t, uint32_t s)
+{
+    uint32_t d = 0;
+    for (; s != t->n; s = up(t, s))
+        d++;
+    return d;
+}
+
+uint32_t pl_dom_depth(const pl_domtree *t, uint32_t v)
+{
+    uint32_t s = slot_of(t, v);
+    if (s == PL_GRAPH_NONE)
+        return 0;
+    const lca_index *x = lca_get(t);
+    return x ? x[s][0] : depth_by_walk(t, s);
+}
+
+uint32_t pl_dom_lca(const pl_domtree *t, uint32_t a, uint32_t b)
+{
+    uint32_t sa = slot_of(t, a), sb = slot_of(t, b);
+    if (sa == PL_GRAPH_NONE || sb == PL_GRAPH_NONE)
+        return PL_GRAPH_NONE;
+    const lca_index *x = lca_get(t);
+    if (x) {
+        if (x[sa][0] < x[sb][0]) {
+            uint32_t s = sa;
+            sa = sb;
+            sb = s;
+        }
+        uint32_t db = x[sb][0];
+        while (x[sa][0] > db)
+            sa = x[x[sa][1]][0] >= db ? x[sa][1] : up(t, sa);
+        /* Same depth: same jump lengths, so jump together while the jumps
+         * land on different vertices (still below the ancestor). */
+        while (sa != sb) {
+            if (x[sa][1] != x[sb][1]) {
+                sa = x[sa][1];
+                sb = x[sb][1];
+            } else {
+                sa = up(t, sa);
+                sb = up(t, sb);
+            }
+        }
+    } else {
+        uint32_t da = depth_by_walk(t, sa), db = depth_by_walk(t, sb);
+        for (; da > db; da--)
+            sa = up(t, sa);
+        for (; db > da; db--)
+            sb = up(t, sb);
+        while (sa != sb) {
+            sa = up(t, sa);
+            sb = up(t, sb);
+        }
+    }
+    return sa == t->n ? PL_DOM_ROOT : sa;
+}
+
+int pl_dom_retained(const pl_domtree *t, const uint64_t *self_size, uint64_t *retained,
+                    uint64_t *root_total)
+{
+    if (root_total)
+        *root_total = 0;
+    size_t n = t->n;
+    if (n && (!self_size || !retained))
+        return PL_EBADARG;
+    for (size_t v = 0; v < n; v++)
+        retained[v] = t->idom[v] != PL_GRAPH_NONE ? self_size[v] : 0;
+    uint64_t total = 0;
+    for (size_t q = t->r; q-- > 0;) {
+        uint32_t v = t->bfs[q], p = t->idom[v];
+        if (p == PL_DOM_ROOT)
+            total += retained[v];
+        else
+            retained[p] += retained[v];
+    }
+    if (root_total)
+        *root_total = total;
+    return 0;
+}
+
+size_t pl_dom_memory(const pl_domtree *t)
+{
+    size_t bytes = sizeof(*t) + t->n * sizeof(uint32_t) + (t->r ? t->r : 1) * sizeof(uint32_t) +
+                   (t->n + 1) * sizeof(uint32_t) + (t->r / 64 + 1) * sizeof(uint64_t);
+    const lca_index *x = atomic_load_explicit(&((pl_domtree *)t)->lca, memory_order_acquire);
+    if (x)
+        bytes += (t->n + 1) * sizeof(*x);
+    return bytes;
+}
