@@ -385,8 +385,9 @@ static int log2_ceil(size_t n)
     return k;
 }
 
-/* Builds the index of keys[0..n), sorted ascending and distinct. */
-static int index_build(vertex_index *ix, const uint64_t *keys, size_t n)
+/* Builds the index of keys[0..n), sorted ascending and distinct: blocks
+ * when they pay, or as `how` says (PL_SNAPSHOT_BLOCKS, _ADDRESSES; tests). */
+static int index_build(vertex_index *ix, const uint64_t *keys, size_t n, int how)
 {
     memset(ix, 0, sizeof(*ix));
     size_t nblocks = 0, unaligned = 0;
@@ -396,7 +397,7 @@ static int index_build(vertex_index *ix, const uint64_t *keys, size_t n)
         unaligned |= keys[v] & ((1u << GRAIN_SHIFT) - 1);
     }
     /* Blocks cost 64 bytes each at up to 2/3 load; an address 16 at 1/2. */
-    int use_blocks = !unaligned && nblocks * 3 <= n;
+    int use_blocks = !unaligned && (how == PL_SNAPSHOT_BLOCKS || (how == PL_SNAPSHOT_AUTO && nblocks * 3 <= n));
     int bits = log2_ceil((use_blocks ? nblocks * 3 / 2 : n * 2) + 16);
     size_t slots = (size_t)1 << bits;
     ix->mask = slots - 1;
@@ -657,7 +658,7 @@ static int snap_edges(const uint64_t *keys, size_t n, const vertex_index *ix,
     return rc;
 }
 
-pl_graph *pl_objgraph_snapshot(PyTypeObject *exclude, long skip, pl_heapinfo **heap)
+pl_graph *pl_objgraph_snapshot(PyTypeObject *exclude, long skip, int how, pl_heapinfo **heap)
 {
     struct snap_ctx ctx = {NULL, 0, 0, exclude, 0};
     vertex_index ix = {0};
@@ -688,7 +689,7 @@ pl_graph *pl_objgraph_snapshot(PyTypeObject *exclude, long skip, pl_heapinfo **h
         rc = PL_ETOOBIG;
         goto fail;
     }
-    if ((rc = index_build(&ix, ctx.keys, n)) || (rc = pl_heapinfo_begin(&hb, n)) ||
+    if ((rc = index_build(&ix, ctx.keys, n, how)) || (rc = pl_heapinfo_begin(&hb, n)) ||
         (rc = snap_edges(ctx.keys, n, &ix, hb, &off, &head)))
         goto fail;
     index_free(&ix);

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <stdint.h>
 
+#include "pyloot/dominators.h"
 #include "pyloot/error.h"
 #include "pyloot/graph.h"
 
@@ -73,7 +74,14 @@ pl_graph *pl_objgraph_from_objects(PyObject *objects);
  * from pl_graph_adopt_sorted). *heap gets what the snapshot saw of the heap
  * (see pl_heapinfo), owned by the caller. NULL with an exception set on
  * failure. */
-pl_graph *pl_objgraph_snapshot(PyTypeObject *exclude, long skip, struct pl_heapinfo **heap);
+pl_graph *pl_objgraph_snapshot(PyTypeObject *exclude, long skip, int how,
+                               struct pl_heapinfo **heap);
+/* `how` the snapshot finds a referent's vertex: PL_SNAPSHOT_AUTO (by blocks
+ * of memory when the vertices are dense enough, else by address); the two
+ * others force one way (for tests). */
+#define PL_SNAPSHOT_AUTO 0
+#define PL_SNAPSHOT_BLOCKS 1
+#define PL_SNAPSHOT_ADDRESSES 2
 
 /* A finished graph of obj and everything reachable from it along gc
  * referents, tracked or not. NULL with an exception set on failure. */
@@ -128,9 +136,12 @@ typedef struct pl_heapinfo {
 
 /* Frees h; NULL is a no-op. No GIL needed. */
 void pl_heapinfo_free(pl_heapinfo *h);
+/* Bytes held by h. */
+size_t pl_heapinfo_memory(const pl_heapinfo *h);
 
 /* The shallow size of o as sys.getsizeof() reports it, computed without
- * running Python code: the one call the graph makes for a size. */
+ * running Python code (a __sizeof__ written in Python is not called; see
+ * graph_heapinfo.c for the rules and the types whose size is estimated). */
 size_t pl_objgraph_sizeof(PyObject *o);
 
 /* Gathers a pl_heapinfo while a graph's n vertices are traversed:
@@ -161,11 +172,70 @@ pl_heapinfo *pl_objgraph_heapinfo(const pl_graph *g);
  * an exception set on failure. */
 PyObject *pl_objgraph_annotations(const pl_graph *g);
 
-/* ---- graph_dom.c ---- */
+/* ---- graph_dom.c ----
+ *
+ * The dominator tree of a graph, its retained sizes and leak suspects, as C
+ * data: what ObjectGraph's methods convert, and what a live HTTP route can
+ * use as is (pl_objgraph_snapshot, pl_objgraph_mark_type under the GIL, then
+ * pl_objgraph_dom_build and pl_objgraph_suspects without it). */
 
 typedef struct pl_objgraph_dom pl_objgraph_dom;
 
+/* Builds the dominator tree of g (finished, with its in-edges: see
+ * pl_graph_ensure_reverse) from the roots h implies, and the retained size
+ * of every vertex. No GIL needed: reads only g and h, which must not change
+ * meanwhile. Returns 0 (*out owned by the caller) or ENOMEM. */
+int pl_objgraph_dom_build(const pl_graph *g, const pl_heapinfo *h, pl_objgraph_dom **out);
+
 /* Frees d; NULL is a no-op. No GIL needed. */
 void pl_objgraph_dom_free(pl_objgraph_dom *d);
+
+/* Retained size of vertex v in bytes: its dominator subtree's shallow sizes
+ * plus the untracked objects placed in it; for PL_DOM_ROOT, everything. */
+uint64_t pl_objgraph_retained(const pl_objgraph_dom *d, uint32_t v);
+
+/* Immediate dominator of v: a vertex, or PL_DOM_ROOT for a root. */
+uint32_t pl_objgraph_idom(const pl_objgraph_dom *d, uint32_t v);
+
+/* Bytes held by d (tree and retained sizes). */
+size_t pl_objgraph_dom_memory(const pl_objgraph_dom *d);
+
+/* The children of v (or PL_DOM_ROOT: the roots) in the dominator tree,
+ * largest retained size first: *out is malloc'ed (free() it), *n its
+ * length. Returns 0 or ENOMEM. Not thread-safe (callers hold the GIL). */
+int pl_objgraph_dom_children(const pl_objgraph_dom *d, uint32_t v, uint32_t **out, size_t *n);
+
+/* v and every vertex v dominates, v first and then breadth-first down the
+ * tree: *out is malloc'ed, *n its length. Returns 0 or ENOMEM. */
+int pl_objgraph_dominated(const pl_objgraph_dom *d, uint32_t v, uint32_t **out, size_t *n);
+
+/* A leak suspect: the accumulation point of a type's instances. */
+typedef struct pl_suspect {
+    uint32_t vertex;   /* the suspect (never an instance of the type itself) */
+    uint64_t count;    /* instances of the type it dominates */
+    uint64_t retained; /* its retained size in bytes */
+    uint32_t *path;    /* a shortest reference path from its top-level dominator
+                        * (a root) to it, root first; owned by the suspect */
+    size_t npath;
+} pl_suspect;
+
+/* Up to `want` suspects for the instances marked in mark[0..order(g)): the
+ * unmarked vertices ranked by what their dominator-tree children bring: a
+ * marked child, every marked vertex it dominates (a chain of instances
+ * counts for its holder); an unmarked child, 1 if it dominates any (the list
+ * a leak appends to scores its length; the frame or module holding that
+ * list scores 1 for it). Ties go to the larger count, then the deeper
+ * vertex. *out is freed with pl_objgraph_suspects_free. No GIL needed.
+ * Returns 0 or ENOMEM. */
+int pl_objgraph_suspects(const pl_graph *g, const pl_objgraph_dom *d, const uint8_t *mark,
+                         size_t want, pl_suspect **out, size_t *nout);
+/* Frees n suspects and their paths; NULL is a no-op. */
+void pl_objgraph_suspects_free(pl_suspect *s, size_t n);
+
+/* mark[v] = 1 for the vertices whose exact type is `type_or_name` (a type,
+ * or a str: the type's __name__, "module.QualName" or tp_name), else 0.
+ * GIL held; runs no Python code. -1 with an exception set (TypeError for
+ * another argument). */
+int pl_objgraph_mark_type(const pl_graph *g, PyObject *type_or_name, uint8_t *mark);
 
 #endif

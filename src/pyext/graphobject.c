@@ -92,23 +92,27 @@ static PyObject *graph_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     return wrap_built(tp, pl_objgraph_from_objects(objects));
 }
 
-/* _pyloot.graph_snapshot(cls, skip): every gc-tracked object but pyloot's
- * graphs, plus the frames of running threads, as a graph of type cls. A
- * module function, not a classmethod: looking up a classmethod creates a
- * bound method object that would end up in the snapshot. */
+/* _pyloot.graph_snapshot(cls, skip, how=0): every gc-tracked object but
+ * pyloot's graphs, plus the frames of running threads, as a graph of type
+ * cls (`how`: PL_SNAPSHOT_*, for tests). A module function, not a
+ * classmethod: looking up a classmethod creates a bound method object that
+ * would end up in the snapshot. */
 static PyObject *graph_snapshot(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     pl_modstate *st = pl_modstate_get(module);
-    if (nargs != 2 || !PyType_Check(args[0]) ||
+    if (nargs < 2 || nargs > 3 || !PyType_Check(args[0]) ||
         !PyType_IsSubtype((PyTypeObject *)args[0], st->graph_type)) {
-        PyErr_SetString(PyExc_TypeError, "graph_snapshot(graph type, skip)");
+        PyErr_SetString(PyExc_TypeError, "graph_snapshot(graph type, skip, how=0)");
         return NULL;
     }
     long skip = PyLong_AsLong(args[1]);
     if (skip == -1 && PyErr_Occurred())
         return NULL;
+    long how = nargs == 3 ? PyLong_AsLong(args[2]) : PL_SNAPSHOT_AUTO;
+    if (how == -1 && PyErr_Occurred())
+        return NULL;
     pl_heapinfo *heap = NULL;
-    pl_graph *g = pl_objgraph_snapshot(st->graph_type, skip, &heap);
+    pl_graph *g = pl_objgraph_snapshot(st->graph_type, skip, (int)how, &heap);
     return wrap_snapshot((PyTypeObject *)args[0], g, heap);
 }
 
@@ -597,10 +601,200 @@ static PyObject *graph_edge_count(PyObject *op, PyObject *unused)
     return g ? PyLong_FromSize_t(pl_graph_size(g)) : NULL;
 }
 
+/* _nbytes(): C memory of the graph, its heap facts and its dominator tree
+ * (those two once made). */
 static PyObject *graph_nbytes(PyObject *op, PyObject *unused)
 {
+    PlGraphObject *self = (PlGraphObject *)op;
     pl_graph *g = get_graph(op);
-    return g ? PyLong_FromSize_t(pl_graph_memory(g)) : NULL;
+    if (!g)
+        return NULL;
+    size_t bytes = pl_graph_memory(g);
+    if (self->heap)
+        bytes += pl_heapinfo_memory(self->heap);
+    if (self->dom)
+        bytes += pl_objgraph_dom_memory(self->dom);
+    return PyLong_FromSize_t(bytes);
+}
+
+/* ---- dominators ---- */
+
+/* The dominator tree and retained sizes, made by the first call: the heap
+ * facts (a snapshot has them; other graphs read them now, under the GIL),
+ * the in-edges, then the tree without the GIL. */
+static pl_objgraph_dom *get_dom(PyObject *op)
+{
+    PlGraphObject *self = (PlGraphObject *)op;
+    if (self->dom)
+        return self->dom;
+    pl_graph *g = get_reversed(op);
+    if (!g)
+        return NULL;
+    if (!self->heap && !(self->heap = pl_objgraph_heapinfo(g)))
+        return NULL;
+    const pl_heapinfo *h = self->heap;
+    pl_objgraph_dom *d;
+    int rc;
+    if (pl_graph_order(g) >= NOGIL_THRESHOLD) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = pl_objgraph_dom_build(g, h, &d);
+        Py_END_ALLOW_THREADS
+    } else {
+        rc = pl_objgraph_dom_build(g, h, &d);
+    }
+    if (rc) {
+        pl_objgraph_raise(rc);
+        return NULL;
+    }
+    /* Another thread may have built one meanwhile: keep the first. */
+    if (self->dom)
+        pl_objgraph_dom_free(d);
+    else
+        self->dom = d;
+    return self->dom;
+}
+
+/* The vertex of obj and the tree, or PL_GRAPH_NONE with an exception set
+ * (KeyError when obj is not in the graph). */
+static uint32_t dom_vertex(PyObject *op, PyObject *obj, pl_objgraph_dom **d)
+{
+    pl_graph *g = get_indexed(op);
+    uint32_t v = g ? vertex_of(g, obj) : PL_GRAPH_NONE;
+    if (v != PL_GRAPH_NONE && !(*d = get_dom(op)))
+        v = PL_GRAPH_NONE;
+    return v;
+}
+
+static PyObject *graph_retained_size(PyObject *op, PyObject *obj)
+{
+    pl_objgraph_dom *d;
+    uint32_t v = dom_vertex(op, obj, &d);
+    return v == PL_GRAPH_NONE ? NULL : PyLong_FromUnsignedLongLong(pl_objgraph_retained(d, v));
+}
+
+static PyObject *graph_immediate_dominator(PyObject *op, PyObject *obj)
+{
+    pl_objgraph_dom *d;
+    uint32_t v = dom_vertex(op, obj, &d);
+    if (v == PL_GRAPH_NONE)
+        return NULL;
+    uint32_t up = pl_objgraph_idom(d, v);
+    if (up == PL_DOM_ROOT || up == PL_GRAPH_NONE)
+        Py_RETURN_NONE;
+    return Py_NewRef(pl_vertex_obj(((PlGraphObject *)op)->graph, up));
+}
+
+static PyObject *graph_dominated(PyObject *op, PyObject *obj)
+{
+    pl_objgraph_dom *d;
+    uint32_t v = dom_vertex(op, obj, &d);
+    if (v == PL_GRAPH_NONE)
+        return NULL;
+    uint32_t *vs;
+    size_t k;
+    int rc = pl_objgraph_dominated(d, v, &vs, &k);
+    if (rc)
+        return pl_objgraph_raise(rc);
+    PyObject *r = induced(op, ((PlGraphObject *)op)->graph, vs, k);
+    free(vs);
+    return r;
+}
+
+static PyObject *graph_dominator_children(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "dominator_children(obj=None)");
+        return NULL;
+    }
+    pl_objgraph_dom *d;
+    uint32_t v = PL_DOM_ROOT;
+    if (nargs == 1 && args[0] != Py_None) {
+        if ((v = dom_vertex(op, args[0], &d)) == PL_GRAPH_NONE)
+            return NULL;
+    } else if (!get_graph(op) || !(d = get_dom(op))) {
+        return NULL;
+    }
+    const pl_graph *g = ((PlGraphObject *)op)->graph;
+    uint32_t *kids;
+    size_t k;
+    int rc = pl_objgraph_dom_children(d, v, &kids, &k);
+    if (rc)
+        return pl_objgraph_raise(rc);
+    PyObject *list = PyList_New((Py_ssize_t)k);
+    for (size_t i = 0; list && i < k; i++) {
+        PyObject *item = Py_BuildValue("(OK)", pl_vertex_obj(g, kids[i]),
+                                       (unsigned long long)pl_objgraph_retained(d, kids[i]));
+        if (!item) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+    free(kids);
+    return list;
+}
+
+/* _suspects(type_or_name, n) -> [(object, count, retained, [path])]. */
+static PyObject *graph_suspects(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "_suspects(type_or_name, n)");
+        return NULL;
+    }
+    Py_ssize_t want = PyLong_AsSsize_t(args[1]);
+    if (want == -1 && PyErr_Occurred())
+        return NULL;
+    if (want < 0) {
+        PyErr_SetString(PyExc_ValueError, "n must be >= 0");
+        return NULL;
+    }
+    pl_graph *g = get_graph(op);
+    pl_objgraph_dom *d = g ? get_dom(op) : NULL;
+    if (!d)
+        return NULL;
+    size_t n = pl_graph_order(g);
+    uint8_t *mark = malloc(n + 1);
+    if (!mark)
+        return PyErr_NoMemory();
+    if (pl_objgraph_mark_type(g, args[0], mark) < 0) {
+        free(mark);
+        return NULL;
+    }
+    pl_suspect *s;
+    size_t k;
+    int rc;
+    if (n >= NOGIL_THRESHOLD) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = pl_objgraph_suspects(g, d, mark, (size_t)want, &s, &k);
+        Py_END_ALLOW_THREADS
+    } else {
+        rc = pl_objgraph_suspects(g, d, mark, (size_t)want, &s, &k);
+    }
+    free(mark);
+    if (rc)
+        return pl_objgraph_raise(rc);
+    PyObject *list = PyList_New((Py_ssize_t)k);
+    for (size_t i = 0; list && i < k; i++) {
+        PyObject *path = vertex_list(g, s[i].path, s[i].npath);
+        PyObject *item = path ? Py_BuildValue("(OKKN)", pl_vertex_obj(g, s[i].vertex),
+                                              (unsigned long long)s[i].count,
+                                              (unsigned long long)s[i].retained, path)
+                              : NULL;
+        if (!item) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+    pl_objgraph_suspects_free(s, k);
+    return list;
+}
+
+/* _root_size(): the retained size of the virtual root (everything). */
+static PyObject *graph_root_size(PyObject *op, PyObject *unused)
+{
+    pl_objgraph_dom *d = get_graph(op) ? get_dom(op) : NULL;
+    return d ? PyLong_FromUnsignedLongLong(pl_objgraph_retained(d, PL_DOM_ROOT)) : NULL;
 }
 
 /* _annotations() -> (vertex descriptions, edges): edges[i] is
@@ -643,6 +837,20 @@ static PyMethodDef graph_methods[] = {
     {"_nbytes", graph_nbytes, METH_NOARGS, "bytes of C memory held by the graph"},
     {"_annotations", graph_annotations, METH_NOARGS,
      "_annotations(): (vertex descriptions, [(tail, head, label), ...])."},
+    {"retained_size", graph_retained_size, METH_O,
+     "retained_size(obj): bytes freed if obj went away (its dominated objects and\n"
+     "the untracked objects only they hold)."},
+    {"immediate_dominator", graph_immediate_dominator, METH_O,
+     "immediate_dominator(obj): the object every path from a root to obj passes\n"
+     "through last, or None for a root."},
+    {"dominated", graph_dominated, METH_O,
+     "dominated(obj): the subgraph of the objects obj dominates (obj included)."},
+    {"dominator_children", (PyCFunction)(void (*)(void))graph_dominator_children, METH_FASTCALL,
+     "dominator_children(obj=None): [(object, retained bytes)], largest first; None:\n"
+     "the roots."},
+    {"_suspects", (PyCFunction)(void (*)(void))graph_suspects, METH_FASTCALL,
+     "_suspects(type_or_name, n): [(object, count, retained, path)]."},
+    {"_root_size", graph_root_size, METH_NOARGS, "retained size of everything"},
     {NULL, NULL, 0, NULL},
 };
 
