@@ -301,9 +301,9 @@ fail:
  *  1. the gc lists are walked once, taking a reference to each object;
  *  2. the addresses are radix-sorted: vertex numbers are address ranks, and
  *     tp_traverse then visits the objects in memory order;
- *  3. a block index maps an address to its vertex: one entry per 2 KB block
- *     of memory that holds vertices, with a bit per 8 bytes and the rank of
- *     the block's first vertex. A heap of a million objects has a few tens of
+ *  3. a block index maps an address to its vertex: one 32-byte entry per
+ *     2 KB block of memory that holds vertices, with a bit per 16 bytes
+ *     (CPython allocates in 16-byte units) and the rank of its first vertex. A heap of a million objects has a few tens of
  *     thousands of blocks, so the index stays in the caches where a table of
  *     every address would miss on most lookups;
  *  4. each object's tp_traverse writes its edges straight into the CSR
@@ -313,14 +313,13 @@ fail:
  * address table is used instead (same numbering). */
 
 #define BLOCK_SHIFT 11 /* 2 KB blocks */
-#define GRAIN_SHIFT 3  /* a bit per 8 bytes: 256 bits per block */
+#define GRAIN_SHIFT 4  /* a bit per 16 bytes (CPython's allocation unit): 128 per block */
 
 typedef struct block {
     uint64_t id;       /* (address >> BLOCK_SHIFT) + 1; 0: empty slot */
-    uint32_t base[4];  /* vertex number of the first vertex of each 64-bit word */
-    uint64_t bits[4];  /* a bit per 8-byte grain that starts a vertex */
-    uint64_t unused;   /* one cache line per block */
-} block;
+    uint32_t base[2];  /* vertex number of the first vertex of each 64-bit word */
+    uint64_t bits[2];  /* a bit per grain that starts a vertex */
+} block;               /* 32 bytes: two per cache line */
 
 /* Address table for sparse heaps: open addressing, linear probing. */
 typedef struct addr_slot {
@@ -331,8 +330,7 @@ typedef struct addr_slot {
 typedef struct vertex_index {
     block *blocks;     /* NULL when the address table is used */
     addr_slot *addrs;
-    size_t mask;
-    int shift;         /* 64 - log2(slots) */
+    size_t slots;
 } vertex_index;
 
 static inline uint64_t popcount64(uint64_t x)
@@ -344,16 +342,17 @@ static inline uint64_t popcount64(uint64_t x)
     return (x * 0x0101010101010101ULL) >> 56;
 }
 
+/* Range reduction by multiply-high: the table need not be a power of two. */
 static inline size_t index_slot(const vertex_index *ix, uint64_t id)
 {
-    return (size_t)((id * 0x9E3779B97F4A7C15ULL) >> ix->shift);
+    return (size_t)(((unsigned __int128)(id * 0x9E3779B97F4A7C15ULL) * ix->slots) >> 64);
 }
 
 /* The vertex at address `key`, or PL_GRAPH_NONE. */
 static inline uint32_t index_find(const vertex_index *ix, uint64_t key)
 {
     if (!ix->blocks) {
-        for (size_t i = index_slot(ix, key);; i = (i + 1) & ix->mask) {
+        for (size_t i = index_slot(ix, key);; i = i + 1 == ix->slots ? 0 : i + 1) {
             if (ix->addrs[i].key == key)
                 return ix->addrs[i].v;
             if (!ix->addrs[i].key)
@@ -363,10 +362,10 @@ static inline uint32_t index_find(const vertex_index *ix, uint64_t key)
     if (key & ((1u << GRAIN_SHIFT) - 1))
         return PL_GRAPH_NONE;
     uint64_t id = (key >> BLOCK_SHIFT) + 1;
-    for (size_t i = index_slot(ix, id);; i = (i + 1) & ix->mask) {
+    for (size_t i = index_slot(ix, id);; i = i + 1 == ix->slots ? 0 : i + 1) {
         const block *b = &ix->blocks[i];
         if (b->id == id) {
-            unsigned grain = (unsigned)(key >> GRAIN_SHIFT) & 255;
+            unsigned grain = (unsigned)(key >> GRAIN_SHIFT) & 127;
             uint64_t word = b->bits[grain >> 6], me = (uint64_t)1 << (grain & 63);
             if (!(word & me))
                 return PL_GRAPH_NONE;
@@ -375,14 +374,6 @@ static inline uint32_t index_find(const vertex_index *ix, uint64_t key)
         if (!b->id)
             return PL_GRAPH_NONE;
     }
-}
-
-static int log2_ceil(size_t n)
-{
-    int k = 0;
-    while (((size_t)1 << k) < n)
-        k++;
-    return k;
 }
 
 /* Builds the index of keys[0..n), sorted ascending and distinct: blocks
@@ -396,12 +387,9 @@ static int index_build(vertex_index *ix, const uint64_t *keys, size_t n, int how
             nblocks++;
         unaligned |= keys[v] & ((1u << GRAIN_SHIFT) - 1);
     }
-    /* Blocks cost 64 bytes each at up to 2/3 load; an address 16 at 1/2. */
-    int use_blocks = !unaligned && (how == PL_SNAPSHOT_BLOCKS || (how == PL_SNAPSHOT_AUTO && nblocks * 3 <= n));
-    int bits = log2_ceil((use_blocks ? nblocks * 3 / 2 : n * 2) + 16);
-    size_t slots = (size_t)1 << bits;
-    ix->mask = slots - 1;
-    ix->shift = 64 - bits;
+    /* Blocks cost 32 bytes each at 2/3 load; an address 16 at 1/2. */
+    int use_blocks = !unaligned && (how == PL_SNAPSHOT_BLOCKS || (how == PL_SNAPSHOT_AUTO && nblocks * 2 <= n));
+    size_t slots = ix->slots = (use_blocks ? nblocks * 3 / 2 : n * 2) + 16;
     if (!use_blocks) {
         ix->addrs = calloc(slots, sizeof(addr_slot));
         if (!ix->addrs)
@@ -409,12 +397,12 @@ static int index_build(vertex_index *ix, const uint64_t *keys, size_t n, int how
         for (size_t v = 0; v < n; v++) {
             size_t i = index_slot(ix, keys[v]);
             while (ix->addrs[i].key)
-                i = (i + 1) & ix->mask;
+                i = i + 1 == slots ? 0 : i + 1;
             ix->addrs[i] = (addr_slot){keys[v], (uint32_t)v};
         }
         return 0;
     }
-    ix->blocks = aligned_alloc(64, slots * sizeof(block));
+    ix->blocks = aligned_alloc(64, (slots * sizeof(block) + 63) / 64 * 64);
     if (!ix->blocks)
         return ENOMEM;
     memset(ix->blocks, 0, slots * sizeof(block));
@@ -424,17 +412,16 @@ static int index_build(vertex_index *ix, const uint64_t *keys, size_t n, int how
         if (!b || b->id != id) {
             size_t i = index_slot(ix, id);
             while (ix->blocks[i].id)
-                i = (i + 1) & ix->mask;
+                i = i + 1 == slots ? 0 : i + 1;
             b = &ix->blocks[i];
             b->id = id;
-            for (int w = 0; w < 4; w++)
-                b->base[w] = (uint32_t)v;
+            b->base[0] = b->base[1] = (uint32_t)v;
         }
-        unsigned grain = (unsigned)(keys[v] >> GRAIN_SHIFT) & 255;
+        unsigned grain = (unsigned)(keys[v] >> GRAIN_SHIFT) & 127;
         b->bits[grain >> 6] |= (uint64_t)1 << (grain & 63);
-        /* Words after this grain's start after it. */
-        for (unsigned w = (grain >> 6) + 1; w < 4; w++)
-            b->base[w] = (uint32_t)v + 1;
+        /* The second word's vertices come after this one. */
+        if (grain < 64)
+            b->base[1] = (uint32_t)v + 1;
     }
     return 0;
 }
@@ -547,7 +534,7 @@ static int add_thread_frames(struct snap_ctx *ctx, long skip)
 /* Referents are resolved in batches, prefetching the index entries ahead:
  * one lookup at a time would wait for each entry in turn. */
 #define RESOLVE_BATCH 4096
-#define RESOLVE_AHEAD 12
+#define RESOLVE_AHEAD 16
 
 struct csr_ctx {
     const vertex_index *ix;

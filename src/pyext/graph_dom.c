@@ -167,6 +167,12 @@ uint32_t pl_objgraph_idom(const pl_objgraph_dom *d, uint32_t v)
     return pl_dom_idom(d->tree, v);
 }
 
+void pl_objgraph_dom_roots(const pl_objgraph_dom *d, size_t *counted, size_t *added)
+{
+    *counted = d->nroots;
+    *added = d->nextra;
+}
+
 size_t pl_objgraph_dom_memory(const pl_objgraph_dom *d)
 {
     return sizeof(*d) + pl_dom_memory(d->tree) + pl_dom_order(d->tree) * sizeof(uint64_t);

@@ -197,6 +197,10 @@ uint64_t pl_objgraph_retained(const pl_objgraph_dom *d, uint32_t v);
 /* Immediate dominator of v: a vertex, or PL_DOM_ROOT for a root. */
 uint32_t pl_objgraph_idom(const pl_objgraph_dom *d, uint32_t v);
 
+/* How many roots the tree hangs from: *counted found by reference counts,
+ * *added given to vertices no counted root reaches. */
+void pl_objgraph_dom_roots(const pl_objgraph_dom *d, size_t *counted, size_t *added);
+
 /* Bytes held by d (tree and retained sizes). */
 size_t pl_objgraph_dom_memory(const pl_objgraph_dom *d);
 

@@ -790,6 +790,17 @@ static PyObject *graph_suspects(PyObject *op, PyObject *const *args, Py_ssize_t 
     return list;
 }
 
+/* _roots() -> (roots found by reference counts, roots added for garbage). */
+static PyObject *graph_roots(PyObject *op, PyObject *unused)
+{
+    pl_objgraph_dom *d = get_graph(op) ? get_dom(op) : NULL;
+    if (!d)
+        return NULL;
+    size_t counted, added;
+    pl_objgraph_dom_roots(d, &counted, &added);
+    return Py_BuildValue("(nn)", (Py_ssize_t)counted, (Py_ssize_t)added);
+}
+
 /* _root_size(): the retained size of the virtual root (everything). */
 static PyObject *graph_root_size(PyObject *op, PyObject *unused)
 {
@@ -851,6 +862,7 @@ static PyMethodDef graph_methods[] = {
     {"_suspects", (PyCFunction)(void (*)(void))graph_suspects, METH_FASTCALL,
      "_suspects(type_or_name, n): [(object, count, retained, path)]."},
     {"_root_size", graph_root_size, METH_NOARGS, "retained size of everything"},
+    {"_roots", graph_roots, METH_NOARGS, "(roots by reference counts, roots added for garbage)"},
     {NULL, NULL, 0, NULL},
 };
 
