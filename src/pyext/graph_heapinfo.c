@@ -71,8 +71,18 @@ static size_rule graph_size_rule(PyTypeObject *tp)
     PyObject *mro = tp->tp_mro;
     for (Py_ssize_t i = 0; mro && PyTuple_Check(mro) && i < PyTuple_GET_SIZE(mro); i++) {
         PyTypeObject *t = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
-        PyObject *f = PyType_Check(t) && t->tp_dict ? PyDict_GetItemWithError(t->tp_dict, str_sizeof)
-                                                    : NULL;
+        if (!PyType_Check(t))
+            continue;
+#if PY_VERSION_HEX >= 0x030C0000
+        /* 3.12+: a static builtin type's dict is kept by the interpreter,
+         * its tp_dict is NULL. */
+        PyObject *dict = PyType_GetDict(t);
+#else
+        PyObject *dict = Py_XNewRef(t->tp_dict);
+#endif
+        /* The type keeps its dict, and the dict the descriptor, alive. */
+        PyObject *f = dict ? PyDict_GetItemWithError(dict, str_sizeof) : NULL;
+        Py_XDECREF(dict);
         if (!f) {
             PyErr_Clear();
             continue;

@@ -92,6 +92,35 @@ def test_chain_immediate_dominators_and_dominated():
     assert s.dominator_children(c) == []
 
 
+class Slotted:
+    __slots__ = ("a", "b")
+
+
+def test_shallow_sizes_are_sys_getsizeof():
+    import collections
+
+    def make():
+        # Small ints and interned strings belong to the root: each object
+        # retains only itself.
+        s1 = Slotted()
+        s1.a = 1
+        return [
+            [1, 2, 3], {"k": 1, "j": Job}, {1, 2, 3}, frozenset({4, 5}), (1, [2]),
+            collections.deque([1, 2]), collections.OrderedDict(a=1),
+            collections.defaultdict(list), Job(), s1,
+        ]
+
+    holder = make()
+    s = snapshot()
+    for obj in holder:
+        if isinstance(obj, collections.OrderedDict):
+            continue  # holds linked nodes of its own, dominated by it
+        if isinstance(obj, tuple):
+            assert s.retained_size(obj) == sys.getsizeof(obj) + sys.getsizeof(obj[1])
+            continue
+        assert s.retained_size(obj) == sys.getsizeof(obj), type(obj)
+
+
 def test_another_live_snapshot_does_not_make_roots():
     # The earlier graph holds a reference to every object in it; those are
     # pyloot's own and must not count as references from outside.
