@@ -482,6 +482,104 @@ struct snap_ctx {
     int rc;
 };
 
+/* A run of gathered keys in one block, ascending. */
+typedef struct segment {
+    uint64_t id; /* block id, as in struct block */
+    uint32_t start, len;
+} segment;
+
+static int segment_cmp(const void *x, const void *y)
+{
+    const segment *a = x, *b = y;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+/* The fast way to order the gathered keys when the heap walk gave them
+ * nearly sorted (the gc lists mostly follow allocation order): cut them into
+ * runs within one block, sort the runs by block, and rebuild each block's
+ * keys from a bitmap of its grains. The bitmaps are the block index, and a
+ * key seen twice (a frame the gc also tracks) drops its second reference.
+ * *done is 0 (nothing changed) when the keys are not 16-byte aligned or too
+ * shuffled for this to pay; else keys[0..*n) are sorted and distinct and ix
+ * holds the block index, or nothing when blocks do not pay (sparse
+ * vertices). Returns 0 or ENOMEM (nothing changed). */
+static int order_by_blocks(struct snap_ctx *ctx, int how, vertex_index *ix, size_t *n, int *done)
+{
+    uint64_t *keys = ctx->keys;
+    size_t len = ctx->len, nseg = 0, nblocks = 0;
+    uint64_t low = 0;
+    *done = 0;
+    for (size_t i = 0; i < len; i++) {
+        low |= keys[i];
+        if (!i || (keys[i] >> BLOCK_SHIFT) != (keys[i - 1] >> BLOCK_SHIFT) || keys[i] < keys[i - 1])
+            nseg++;
+    }
+    if (!len || (low & ((1u << GRAIN_SHIFT) - 1)) || nseg > len / 8 || len > UINT32_MAX ||
+        how == PL_SNAPSHOT_ADDRESSES)
+        return 0;
+    segment *segs = malloc(nseg * sizeof(segment));
+    uint64_t *out = malloc(len * sizeof(uint64_t));
+    if (!segs || !out) {
+        free(segs);
+        free(out);
+        return ENOMEM;
+    }
+    nseg = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!i || (keys[i] >> BLOCK_SHIFT) != (keys[i - 1] >> BLOCK_SHIFT) || keys[i] < keys[i - 1])
+            segs[nseg++] = (segment){(keys[i] >> BLOCK_SHIFT) + 1, (uint32_t)i, 0};
+        segs[nseg - 1].len++;
+    }
+    qsort(segs, nseg, sizeof(segment), segment_cmp);
+    for (size_t i = 0; i < nseg; i++)
+        nblocks += !i || segs[i].id != segs[i - 1].id;
+    memset(ix, 0, sizeof(*ix));
+    if (how == PL_SNAPSHOT_BLOCKS || nblocks * 2 <= len) {
+        ix->slots = nblocks * 3 / 2 + 16;
+        ix->blocks = aligned_alloc(64, (ix->slots * sizeof(block) + 63) / 64 * 64);
+        if (!ix->blocks) {
+            free(segs);
+            free(out);
+            return ENOMEM;
+        }
+        memset(ix->blocks, 0, ix->slots * sizeof(block));
+    }
+    size_t m = 0;
+    for (size_t i = 0, j; i < nseg; i = j) {
+        uint64_t bits[2] = {0, 0}, id = segs[i].id;
+        for (j = i; j < nseg && segs[j].id == id; j++)
+            for (uint32_t k = segs[j].start; k < segs[j].start + segs[j].len; k++) {
+                unsigned grain = (unsigned)(keys[k] >> GRAIN_SHIFT) & 127;
+                uint64_t bit = (uint64_t)1 << (grain & 63);
+                if (bits[grain >> 6] & bit)
+                    Py_DECREF((PyObject *)(uintptr_t)keys[k]); /* the graph keeps one */
+                bits[grain >> 6] |= bit;
+            }
+        if (ix->blocks) {
+            size_t at = index_slot(ix, id);
+            while (ix->blocks[at].id)
+                at = at + 1 == ix->slots ? 0 : at + 1;
+            block *b = &ix->blocks[at];
+            b->id = id;
+            b->bits[0] = bits[0];
+            b->bits[1] = bits[1];
+            b->base[0] = (uint32_t)m;
+            b->base[1] = (uint32_t)(m + popcount64(bits[0]));
+        }
+        for (unsigned w = 0; w < 2; w++)
+            for (uint64_t word = bits[w]; word; word &= word - 1)
+                out[m++] = ((id - 1) << BLOCK_SHIFT) |
+                           ((uint64_t)(w * 64 + (unsigned)__builtin_ctzll(word)) << GRAIN_SHIFT);
+    }
+    free(segs);
+    free(keys);
+    ctx->keys = out;
+    ctx->len = ctx->cap = m;
+    *n = m;
+    *done = 1;
+    return 0;
+}
+
 static int snap_push(struct snap_ctx *ctx, PyObject *o)
 {
     if (ctx->len == ctx->cap) {
@@ -660,15 +758,20 @@ pl_graph *pl_objgraph_snapshot(PyTypeObject *exclude, long skip, int how, pl_hea
     int rc = ctx.rc;
     if (!rc && vrc >= 0)
         rc = add_thread_frames(&ctx, skip);
+    int ordered = 0;
     if (!rc && vrc >= 0)
-        rc = sort_keys(ctx.keys, ctx.len);
-    /* Every gathered key holds a reference; from here on, n keys are the
-     * vertices (duplicates, a frame the gc tracks too, drop theirs). */
-    for (size_t i = 0; i < ctx.len; i++) {
-        if (rc || vrc < 0 || (n && ctx.keys[n - 1] == ctx.keys[i]))
-            Py_DECREF((PyObject *)(uintptr_t)ctx.keys[i]);
-        else
-            ctx.keys[n++] = ctx.keys[i];
+        rc = order_by_blocks(&ctx, how, &ix, &n, &ordered);
+    if (!ordered) {
+        if (!rc && vrc >= 0)
+            rc = sort_keys(ctx.keys, ctx.len);
+        /* Every gathered key holds a reference; from here on, n keys are the
+         * vertices (duplicates, a frame the gc tracks too, drop theirs). */
+        for (size_t i = 0; i < ctx.len; i++) {
+            if (rc || vrc < 0 || (n && ctx.keys[n - 1] == ctx.keys[i]))
+                Py_DECREF((PyObject *)(uintptr_t)ctx.keys[i]);
+            else
+                ctx.keys[n++] = ctx.keys[i];
+        }
     }
     if (rc || vrc < 0)
         goto fail;
@@ -676,7 +779,9 @@ pl_graph *pl_objgraph_snapshot(PyTypeObject *exclude, long skip, int how, pl_hea
         rc = PL_ETOOBIG;
         goto fail;
     }
-    if ((rc = index_build(&ix, ctx.keys, n, how)) || (rc = pl_heapinfo_begin(&hb, n)) ||
+    if (!ix.blocks && (rc = index_build(&ix, ctx.keys, n, ordered ? PL_SNAPSHOT_ADDRESSES : how)))
+        goto fail;
+    if ((rc = pl_heapinfo_begin(&hb, n)) ||
         (rc = snap_edges(ctx.keys, n, &ix, hb, &off, &head)))
         goto fail;
     index_free(&ix);

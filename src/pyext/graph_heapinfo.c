@@ -275,6 +275,7 @@ struct pl_heapinfo_builder {
     uint64_t *roots;    /* set of the untracked objects given to the root */
     size_t rootcap, nroots;
     size_rules rules;
+    size_rule last; /* the rule of the last vertex's type (vertices of one type come in runs) */
     int rc;
 };
 
@@ -314,7 +315,9 @@ void pl_heapinfo_vertex(pl_heapinfo_builder *b, uint32_t v, PyObject *o)
 {
     Py_ssize_t refs = Py_REFCNT(o);
     b->h->outside[v] = refs > (Py_ssize_t)UINT32_MAX ? UINT32_MAX : (uint32_t)refs;
-    b->h->size[v] = graph_sizeof_by(o, rule_for(&b->rules, Py_TYPE(o)));
+    if (b->last.tp != Py_TYPE(o))
+        b->last = *rule_for(&b->rules, Py_TYPE(o));
+    b->h->size[v] = graph_sizeof_by(o, &b->last);
 }
 
 static uint64_t hash_key(uint64_t k)
