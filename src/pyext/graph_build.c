@@ -163,6 +163,7 @@ static int build_edges(pl_graph *g)
 
 /* ---- vertices ---- */
 
+/* See graph_int.h. */
 void pl_objgraph_release(pl_graph *g)
 {
     if (!g)
@@ -743,6 +744,7 @@ static int snap_edges(const uint64_t *keys, size_t n, const vertex_index *ix,
     return rc;
 }
 
+/* See graph_int.h. */
 pl_graph *pl_objgraph_snapshot(PyTypeObject *exclude, long skip, int how, pl_heapinfo **heap)
 {
     struct snap_ctx ctx = {NULL, 0, 0, exclude, 0};
@@ -861,6 +863,7 @@ pl_graph *pl_objgraph_reachable(PyObject *obj)
 
 /* ---- explicit edges ---- */
 
+/* See graph_int.h. */
 pl_graph *pl_objgraph_from_edges(PyObject *vertices, PyObject *pairs)
 {
     PyObject *vs = PySequence_Fast(vertices, "vertices must be a sequence");

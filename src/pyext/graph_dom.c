@@ -25,6 +25,7 @@ struct pl_objgraph_dom {
     size_t nextra;       /* roots added for unreachable vertices */
 };
 
+/* See graph_int.h. */
 void pl_objgraph_dom_free(pl_objgraph_dom *d)
 {
     if (!d)
@@ -113,6 +114,7 @@ static void place_groups(const pl_domtree *t, const pl_heapinfo *h, uint64_t *se
     }
 }
 
+/* See graph_int.h. */
 int pl_objgraph_dom_build(const pl_graph *g, const pl_heapinfo *h, pl_objgraph_dom **out)
 {
     *out = NULL;
@@ -157,22 +159,26 @@ done:
     return rc;
 }
 
+/* See graph_int.h. */
 uint64_t pl_objgraph_retained(const pl_objgraph_dom *d, uint32_t v)
 {
     return v == PL_DOM_ROOT ? d->root_total : d->retained[v];
 }
 
+/* See graph_int.h. */
 uint32_t pl_objgraph_idom(const pl_objgraph_dom *d, uint32_t v)
 {
     return pl_dom_idom(d->tree, v);
 }
 
+/* See graph_int.h. */
 void pl_objgraph_dom_roots(const pl_objgraph_dom *d, size_t *counted, size_t *added)
 {
     *counted = d->nroots;
     *added = d->nextra;
 }
 
+/* See graph_int.h. */
 size_t pl_objgraph_dom_memory(const pl_objgraph_dom *d)
 {
     return sizeof(*d) + pl_dom_memory(d->tree) + pl_dom_order(d->tree) * sizeof(uint64_t);
@@ -189,6 +195,7 @@ static int by_retained(const void *x, const void *y)
     return a < b ? -1 : a > b;
 }
 
+/* See graph_int.h. */
 int pl_objgraph_dom_children(const pl_objgraph_dom *d, uint32_t v, uint32_t **out, size_t *n)
 {
     size_t k;
@@ -206,6 +213,7 @@ int pl_objgraph_dom_children(const pl_objgraph_dom *d, uint32_t v, uint32_t **ou
     return 0;
 }
 
+/* See graph_int.h. */
 int pl_objgraph_dominated(const pl_objgraph_dom *d, uint32_t v, uint32_t **out, size_t *n)
 {
     size_t len = 0, cap = 0;
@@ -229,6 +237,7 @@ int pl_objgraph_dominated(const pl_objgraph_dom *d, uint32_t v, uint32_t **out, 
 
 /* ---- leak suspects ---- */
 
+/* See graph_int.h. */
 void pl_objgraph_suspects_free(pl_suspect *s, size_t n)
 {
     for (size_t i = 0; s && i < n; i++)
@@ -275,6 +284,7 @@ static int suspect_path(const pl_graph *g, const pl_objgraph_dom *d, pl_suspect 
     return 0;
 }
 
+/* See graph_int.h. */
 int pl_objgraph_suspects(const pl_graph *g, const pl_objgraph_dom *d, const uint8_t *mark,
                          size_t want, pl_suspect **out, size_t *nout)
 {
@@ -365,6 +375,7 @@ static int type_named(PyTypeObject *tp, const char *name)
     return strncmp(name, module, ml) == 0 && name[ml] == '.' && strcmp(name + ml + 1, qual) == 0;
 }
 
+/* See graph_int.h. */
 int pl_objgraph_mark_type(const pl_graph *g, PyObject *type_or_name, uint8_t *mark)
 {
     size_t n = pl_graph_order(g);

@@ -230,6 +230,7 @@ static const size_rule *rule_for(size_rules *rs, PyTypeObject *tp)
     return &rs->slots[i];
 }
 
+/* See graph_int.h. */
 size_t pl_objgraph_sizeof(PyObject *o)
 {
     size_rule rule = graph_size_rule(Py_TYPE(o));
@@ -238,6 +239,7 @@ size_t pl_objgraph_sizeof(PyObject *o)
 
 /* ---- building ---- */
 
+/* See graph_int.h. */
 void pl_heapinfo_free(pl_heapinfo *h)
 {
     if (!h)
@@ -250,6 +252,7 @@ void pl_heapinfo_free(pl_heapinfo *h)
     free(h);
 }
 
+/* See graph_int.h. */
 size_t pl_heapinfo_memory(const pl_heapinfo *h)
 {
     size_t holders = h->ngroups ? h->group_off[h->ngroups] : 0;
@@ -281,36 +284,35 @@ struct pl_heapinfo_builder {
 
 #define PENDING_MAX 4096
 
+/* See graph_int.h. */
 int pl_heapinfo_begin(pl_heapinfo_builder **out, size_t n)
 {
     *out = NULL;
     pl_heapinfo_builder *b = calloc(1, sizeof(*b));
-    pl_heapinfo *h = calloc(1, sizeof(*h));
-    if (b && h) {
-        b->h = h;
+    if (!b)
+        return ENOMEM;
+    pl_heapinfo *h = b->h = calloc(1, sizeof(*h));
+    if (h) {
         h->n = n;
         h->outside = malloc((n + 1) * sizeof(uint32_t));
         h->size = malloc((n + 1) * sizeof(uint64_t));
-        b->pending = malloc(PENDING_MAX * sizeof(uint64_t));
-        b->pending_holder = malloc(PENDING_MAX * sizeof(uint32_t));
-        b->rootcap = 1024;
-        b->roots = calloc(b->rootcap, sizeof(uint64_t));
-        b->rules.mask = 255;
-        b->rules.slots = calloc(b->rules.mask + 1, sizeof(size_rule));
-        if (h->outside && h->size && b->pending && b->pending_holder && b->roots && b->rules.slots) {
-            *out = b;
-            return 0;
-        }
-    } else {
-        pl_heapinfo_free(h);
-        free(b);
+    }
+    b->pending = malloc(PENDING_MAX * sizeof(uint64_t));
+    b->pending_holder = malloc(PENDING_MAX * sizeof(uint32_t));
+    b->rootcap = 1024;
+    b->roots = calloc(b->rootcap, sizeof(uint64_t));
+    b->rules.mask = 255;
+    b->rules.slots = calloc(b->rules.mask + 1, sizeof(size_rule));
+    if (!h || !h->outside || !h->size || !b->pending || !b->pending_holder || !b->roots ||
+        !b->rules.slots) {
+        pl_heapinfo_abort(b);
         return ENOMEM;
     }
-    b->h = h;
-    pl_heapinfo_abort(b);
-    return ENOMEM;
+    *out = b;
+    return 0;
 }
 
+/* See graph_int.h. */
 void pl_heapinfo_vertex(pl_heapinfo_builder *b, uint32_t v, PyObject *o)
 {
     Py_ssize_t refs = Py_REFCNT(o);
@@ -394,6 +396,7 @@ static void flush_pending(pl_heapinfo_builder *b)
     b->npending = 0;
 }
 
+/* See graph_int.h. */
 void pl_heapinfo_untracked(pl_heapinfo_builder *b, uint32_t holder, PyObject *o)
 {
     if (b->npending == PENDING_MAX)
@@ -474,6 +477,7 @@ static void discount_graph(const pl_graph *other, void *arg)
     }
 }
 
+/* See graph_int.h. */
 int pl_heapinfo_end(pl_heapinfo_builder *b, const pl_graph *g, pl_heapinfo **out)
 {
     *out = NULL;
@@ -494,6 +498,7 @@ int pl_heapinfo_end(pl_heapinfo_builder *b, const pl_graph *g, pl_heapinfo **out
     return rc;
 }
 
+/* See graph_int.h. */
 void pl_heapinfo_abort(pl_heapinfo_builder *b)
 {
     if (!b)
@@ -523,6 +528,7 @@ static int lazy_visit(PyObject *o, void *arg)
     return 0;
 }
 
+/* See graph_int.h. */
 pl_heapinfo *pl_objgraph_heapinfo(const pl_graph *g)
 {
     size_t n = pl_graph_order(g);

@@ -893,6 +893,7 @@ static PyMethodDef module_functions[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* See graph_int.h. */
 int pl_graph_module_exec(PyObject *module)
 {
     if (PyModule_AddFunctions(module, module_functions) < 0)
