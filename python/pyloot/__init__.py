@@ -10,7 +10,7 @@ Embed it::
 from pyloot._pyloot import __version__
 from pyloot.backends import BaseBackend, HTTPRemoteBackend, InMemoryBackend, LMDBBackend
 from pyloot.core import PyLoot
-from pyloot.objectgraph import AnnotatedGraph, ObjectGraph, cycles_created_by, garbage, key_cycles, objects_reachable_from, snapshot
+from pyloot.objectgraph import AnnotatedGraph, ObjectGraph, Suspect, cycles_created_by, garbage, key_cycles, objects_reachable_from, snapshot
 from pyloot.server import PyLootServer
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "HTTPRemoteBackend",
     "AnnotatedGraph",
     "ObjectGraph",
+    "Suspect",
     "cycles_created_by",
     "garbage",
     "key_cycles",

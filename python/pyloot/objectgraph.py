@@ -24,12 +24,23 @@ __all__ = [
     "AnnotatedGraph",
     "AnnotatedVertex",
     "ObjectGraph",
+    "Suspect",
     "cycles_created_by",
     "garbage",
     "key_cycles",
     "objects_reachable_from",
     "snapshot",
 ]
+
+
+class Suspect(collections.namedtuple("Suspect", "object count retained_size path")):
+    """A leak suspect, from ObjectGraph.suspects(): `object` (the list, dict or
+    cache the leak accumulates in) dominates `count` instances of the type and
+    retains `retained_size` bytes; `path` is a shortest chain of references
+    from a root of the graph to it (a list of objects, the root first, the
+    suspect last)."""
+
+    __slots__ = ()
 
 
 class ObjectGraph(_Graph):
@@ -43,7 +54,11 @@ class ObjectGraph(_Graph):
     children(obj), parents(obj), references(), ancestors(obj, generations=None),
     descendants(obj, generations=None), shortest_path(start, end),
     shortest_cycle(start), strongly_connected_components(),
-    source_components(), full_subgraph(objects).
+    source_components(), full_subgraph(objects);
+
+    and the dominator tree (built by the first of these calls):
+    retained_size(obj), immediate_dominator(obj), dominated(obj),
+    dominator_children(obj=None).
     """
 
     __slots__ = ()
@@ -90,6 +105,18 @@ class ObjectGraph(_Graph):
     def find_by_typename(self, typename):
         """The objects whose type's __name__ is typename."""
         return self.find_by(lambda obj: type(obj).__name__ == typename)
+
+    def suspects(self, type_or_name, n=3):
+        """Where the instances of a type accumulate: up to n Suspect records,
+        best first. type_or_name is a type or its name ("Job", or qualified
+        "app.models.Job"); instances of subclasses are not counted. Suspects
+        are ranked by how many instances they hold as their own dominator-tree
+        children (each such instance with the instances it dominates in turn)
+        and through how many other children: the list, dict or cache a leak
+        appends to comes first, not the module or frame that holds it. A
+        suspect is never an instance itself. Raises TypeError for another
+        argument."""
+        return [Suspect(*found) for found in self._suspects(type_or_name, n)]
 
     def owned_objects(self):
         """The gc-tracked objects this graph owns: only itself (its storage is

@@ -34,6 +34,7 @@ struct pl_graph {
     uint32_t last_tail; /* building: tail of the last edge added */
     int edges_started;
     int finished;
+    int sorted; /* keys strictly ascending and no table: lookups search keys */
 };
 
 static inline uint64_t hash_key(uint64_t k)
@@ -110,8 +111,27 @@ void pl_graph_free(pl_graph *g)
     free(g);
 }
 
+/* The vertex of `key` in a sorted graph's keys[lo, n), or PL_GRAPH_NONE;
+ * *next (may be NULL) gets the first position whose key is >= key. */
+static uint32_t sorted_find(const pl_graph *g, size_t lo, uint64_t key, size_t *next)
+{
+    size_t hi = g->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (g->keys[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (next)
+        *next = lo;
+    return lo < g->n && g->keys[lo] == key ? (uint32_t)lo : PL_GRAPH_NONE;
+}
+
 uint32_t pl_graph_lookup(const pl_graph *g, uint64_t key)
 {
+    if (g->sorted)
+        return key ? sorted_find(g, 0, key, NULL) : PL_GRAPH_NONE;
     if (!key || !g->table)
         return PL_GRAPH_NONE;
     size_t i = slot_of(key, g->tcap);
@@ -142,8 +162,47 @@ static inline uint32_t probe(const pl_graph *g, uint64_t key, size_t i)
 }
 
 
+/* Sorted graph: ascending runs of queries are merged with the keys (each
+ * search gallops on from where the previous one ended), a query smaller than
+ * the previous one starts again from the first key. */
+static void sorted_lookup_many(const pl_graph *g, const uint64_t *keys, size_t n, uint32_t *out)
+{
+    size_t pos = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t key = keys[i];
+        if (!key) {
+            out[i] = PL_GRAPH_NONE;
+            continue;
+        }
+        if (pos && g->keys[pos - 1] >= key)
+            pos = 0;
+        /* keys[lo - 1] < key <= keys[hi] (hi may pass the end). */
+        size_t lo = pos, hi = pos, step = 1;
+        while (hi < g->n && g->keys[hi] < key) {
+            lo = hi + 1;
+            hi += step;
+            step *= 2;
+        }
+        if (hi > g->n)
+            hi = g->n;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (g->keys[mid] < key)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        pos = lo;
+        out[i] = lo < g->n && g->keys[lo] == key ? (uint32_t)lo : PL_GRAPH_NONE;
+    }
+}
+
 void pl_graph_lookup_many(const pl_graph *g, const uint64_t *keys, size_t n, uint32_t *out)
 {
+    if (g->sorted) {
+        sorted_lookup_many(g, keys, n, out);
+        return;
+    }
     if (!g->table) {
         for (size_t i = 0; i < n; i++)
             out[i] = PL_GRAPH_NONE;
@@ -165,12 +224,41 @@ void pl_graph_lookup_many(const pl_graph *g, const uint64_t *keys, size_t n, uin
 
 int pl_graph_has_index(const pl_graph *g)
 {
-    return g->table != NULL;
+    return g->table != NULL || g->sorted;
 }
 
 int pl_graph_ensure_index(pl_graph *g)
 {
-    return g->table ? 0 : table_rebuild(g, g->n);
+    return g->table || g->sorted ? 0 : table_rebuild(g, g->n);
+}
+
+int pl_graph_adopt_sorted(uint64_t *keys, size_t n, uint32_t *out_off, uint32_t *out_head,
+                          pl_graph **out)
+{
+    *out = NULL;
+    if (n > PL_GRAPH_MAX || !keys || !out_off || out_off[0] != 0 || out_off[n] > PL_GRAPH_MAX)
+        return PL_EBADARG;
+    for (size_t v = 0; v < n; v++)
+        if (!keys[v] || (v && keys[v] <= keys[v - 1]) || out_off[v + 1] < out_off[v])
+            return PL_EBADARG;
+    size_t m = out_off[n];
+    if (m && !out_head)
+        return PL_EBADARG;
+    for (size_t e = 0; e < m; e++)
+        if (out_head[e] >= n)
+            return PL_EBADARG;
+    pl_graph *g = calloc(1, sizeof(*g));
+    if (!g)
+        return ENOMEM;
+    g->n = g->vcap = n;
+    g->m = g->ecap = m;
+    g->keys = keys;
+    g->out_off = out_off;
+    g->out_head = out_head;
+    g->last_tail = (uint32_t)n;
+    g->edges_started = g->finished = g->sorted = 1;
+    *out = g;
+    return 0;
 }
 
 int pl_graph_add_vertex(pl_graph *g, uint64_t key, uint32_t *index, int *added)
@@ -943,16 +1031,21 @@ int pl_graph_component_subgraphs(const pl_graph *g, const pl_graph_components *c
 int pl_graph_key_filter(const pl_graph *a, const pl_graph *b, int keep_common, pl_graph **out)
 {
     *out = NULL;
-    if (!b->table)
+    if (!pl_graph_has_index(b))
         return PL_EBADARG;
     uint32_t *vs = malloc((a->n + 1) * sizeof(uint32_t));
     if (!vs)
         return ENOMEM;
+    /* In blocks, so the lookups can overlap (or merge, when both graphs are
+     * sorted snapshots). */
     size_t k = 0;
-    for (uint32_t v = 0; v < a->n; v++) {
-        int common = pl_graph_lookup(b, a->keys[v]) != PL_GRAPH_NONE;
-        if (common == !!keep_common)
-            vs[k++] = v;
+    uint32_t found[LOOKUP_BLOCK * 8];
+    for (size_t base = 0; base < a->n; base += LOOKUP_BLOCK * 8) {
+        size_t len = a->n - base < LOOKUP_BLOCK * 8 ? a->n - base : LOOKUP_BLOCK * 8;
+        pl_graph_lookup_many(b, a->keys + base, len, found);
+        for (size_t j = 0; j < len; j++)
+            if ((found[j] != PL_GRAPH_NONE) == !!keep_common)
+                vs[k++] = (uint32_t)(base + j);
     }
     int rc = subgraph_from_list(a, vs, k, out);
     free(vs);

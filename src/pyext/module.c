@@ -52,8 +52,6 @@ static int pl_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->store_type);
     Py_VISIT(st->handler_type);
     Py_VISIT(st->graph_type);
-    for (int i = 0; i < 4; i++)
-        Py_VISIT(st->graph_extra[i]);
     return 0;
 }
 
@@ -64,8 +62,6 @@ static int pl_clear(PyObject *m)
     Py_CLEAR(st->store_type);
     Py_CLEAR(st->handler_type);
     Py_CLEAR(st->graph_type);
-    for (int i = 0; i < 4; i++)
-        Py_CLEAR(st->graph_extra[i]);
     return 0;
 }
 

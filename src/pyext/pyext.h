@@ -29,9 +29,7 @@ typedef struct pl_modstate {
     PyObject *error;            /* pyloot._pyloot.Error (module.c) */
     PyTypeObject *store_type;   /* store_handler.c */
     PyTypeObject *handler_type; /* store_handler.c */
-    /* graphobject.c */
-    PyTypeObject *graph_type;
-    PyObject *graph_extra[4];
+    PyTypeObject *graph_type;   /* graphobject.c */
 } pl_modstate;
 
 /* module.c: the state of this module object. GIL held. */

@@ -323,6 +323,89 @@ static void test_subgraph_and_filters(void)
     pl_graph_free(g);
 }
 
+/* A graph adopted from sorted arrays: lookups (single, ascending batches,
+ * unordered batches), algorithms, filters against hash-indexed graphs, and
+ * the rules it checks. */
+static void test_adopt_sorted(void)
+{
+    size_t n = 1000;
+    uint64_t *keys = malloc(n * sizeof(uint64_t));
+    uint32_t *off = malloc((n + 1) * sizeof(uint32_t));
+    uint32_t *head = malloc(2 * n * sizeof(uint32_t));
+    for (size_t v = 0; v < n; v++) {
+        keys[v] = 16 * (v + 1) + (v / 3) * 4096; /* ascending, with gaps */
+        off[v] = (uint32_t)(2 * v);
+        head[2 * v] = (uint32_t)((v + 1) % n);
+        head[2 * v + 1] = (uint32_t)v;
+    }
+    off[n] = (uint32_t)(2 * n);
+    keys[5] = keys[4]; /* not strictly ascending: refused, arrays kept */
+    pl_graph *g = NULL;
+    CHECK_EQ_INT(pl_graph_adopt_sorted(keys, n, off, head, &g), PL_EBADARG);
+    CHECK(g == NULL);
+    keys[5] = 16 * 6 + 4096;
+    CHECK_OK(pl_graph_adopt_sorted(keys, n, off, head, &g));
+    CHECK(pl_graph_has_index(g));
+    CHECK_OK(pl_graph_ensure_index(g));
+    CHECK_EQ_INT(pl_graph_size(g), 2 * n);
+    for (size_t v = 0; v < n; v++) {
+        CHECK_EQ_INT(pl_graph_lookup(g, pl_graph_key(g, (uint32_t)v)), v);
+        CHECK_EQ_INT(pl_graph_lookup(g, pl_graph_key(g, (uint32_t)v) + 8), PL_GRAPH_NONE);
+    }
+    CHECK_EQ_INT(pl_graph_lookup(g, 0), PL_GRAPH_NONE);
+    CHECK_EQ_INT(pl_graph_lookup(g, 1), PL_GRAPH_NONE);
+    CHECK_EQ_INT(pl_graph_lookup(g, UINT64_MAX), PL_GRAPH_NONE);
+    /* Batches: ascending with misses, then out of order. */
+    uint64_t q[] = {0, 16, 17, 32, 32, 5000, 16 * 1000 + 4096, UINT64_MAX, 48, 16, 0};
+    uint32_t r[11];
+    pl_graph_lookup_many(g, q, 11, r);
+    for (int i = 0; i < 11; i++)
+        CHECK_EQ_INT(r[i], pl_graph_lookup(g, q[i]));
+    CHECK_EQ_INT(r[1], 0);
+    CHECK_EQ_INT(r[9], 0);
+    /* One big cycle plus self-loops: one component. */
+    pl_graph_components c;
+    CHECK_OK(pl_graph_scc(g, &c));
+    CHECK_EQ_INT(c.count, 1);
+    pl_graph_components_free(&c);
+    CHECK_OK(pl_graph_ensure_reverse(g));
+    size_t k;
+    const uint32_t *in = pl_graph_in(g, 0, &k);
+    CHECK(k == 2 && in[0] == 0 && in[1] == n - 1);
+    /* Filters both ways between a sorted and a hash-indexed graph. */
+    pl_graph *h, *s;
+    CHECK_OK(pl_graph_new(0, &h));
+    for (size_t v = 0; v < n; v += 2)
+        CHECK_OK(pl_graph_add_vertex(h, pl_graph_key(g, (uint32_t)v), NULL, NULL));
+    CHECK_OK(pl_graph_add_vertex(h, 8, NULL, NULL));
+    CHECK_OK(pl_graph_finish(h));
+    CHECK_OK(pl_graph_key_filter(g, h, 1, &s));
+    CHECK_EQ_INT(pl_graph_order(s), n / 2);
+    pl_graph_free(s);
+    CHECK_OK(pl_graph_key_filter(h, g, 0, &s));
+    CHECK_EQ_INT(pl_graph_order(s), 1); /* key 8 */
+    pl_graph_free(s);
+    CHECK_OK(pl_graph_key_filter(g, g, 1, &s));
+    CHECK_EQ_INT(pl_graph_order(s), n);
+    pl_graph_free(s);
+    pl_graph_free(h);
+    pl_graph_free(g);
+
+    /* Heads out of range are refused too. */
+    keys = malloc(sizeof(uint64_t));
+    off = malloc(2 * sizeof(uint32_t));
+    head = malloc(sizeof(uint32_t));
+    keys[0] = 8;
+    off[0] = 0;
+    off[1] = 1;
+    head[0] = 1;
+    CHECK_EQ_INT(pl_graph_adopt_sorted(keys, 1, off, head, &g), PL_EBADARG);
+    head[0] = 0;
+    CHECK_OK(pl_graph_adopt_sorted(keys, 1, off, head, &g));
+    CHECK_EQ_INT(pl_graph_size(g), 1);
+    pl_graph_free(g);
+}
+
 /* Random graphs: u and v share a component iff each reaches the other. */
 static void test_scc_random(void)
 {
@@ -446,6 +529,7 @@ int main(void)
     RUN(test_paths_and_cycles);
     RUN(test_scc_small);
     RUN(test_subgraph_and_filters);
+    RUN(test_adopt_sorted);
     RUN(test_scc_random);
     RUN(test_long_chain);
     return TEST_EXIT();

@@ -21,7 +21,9 @@
  * algorithms return get it only from pl_graph_ensure_index, and every graph
  * gets its in-edges from pl_graph_ensure_reverse: most graphs are only
  * counted, iterated or split, and a large one would pay a random memory
- * access per vertex or per edge for nothing.
+ * access per vertex or per edge for nothing. A graph built elsewhere with
+ * its keys in ascending order (pl_graph_adopt_sorted: the extension's heap
+ * snapshots) needs no index at all: lookups search the keys.
  *
  * Every algorithm is iterative (no recursion: a chain of 10M vertices
  * works) and allocates with libc only (never PyMem_*), so it can run without
@@ -68,6 +70,16 @@ int pl_graph_add_edge(pl_graph *g, uint32_t tail, uint32_t head);
  * PL_EBADARG or PL_ETOOBIG. */
 int pl_graph_add_edges_by_key(pl_graph *g, const uint32_t *tails, const uint64_t *heads,
                               size_t n);
+/* Makes a finished graph from arrays built elsewhere, taking ownership of
+ * them (malloc'ed; on failure they stay the caller's): keys[0..n) nonzero and
+ * strictly ascending, out_off[0..n] the out-edge offsets (out_off[0] == 0,
+ * non-decreasing) and out_head[0..out_off[n]) the heads. The graph needs no
+ * key index: lookups search the sorted keys (ascending batches are merged),
+ * so pl_graph_has_index is true and pl_graph_ensure_index does nothing. Its
+ * in-edges are built on demand as for any graph. Returns 0, ENOMEM or
+ * PL_EBADARG (the arrays break a rule above). */
+int pl_graph_adopt_sorted(uint64_t *keys, size_t n, uint32_t *out_off, uint32_t *out_head,
+                          pl_graph **out);
 /* Ends building: closes the out-edge offsets and trims the arrays. The
  * in-edges are not built yet (pl_graph_ensure_reverse). Returns 0 or ENOMEM
  * (the graph is then still unfinished and may be freed). */
@@ -96,7 +108,8 @@ int pl_graph_ensure_index(pl_graph *g);
 /* Whether the graph has its key index. */
 int pl_graph_has_index(const pl_graph *g);
 /* Vertex number of `key`, or PL_GRAPH_NONE (also when the graph has no
- * index). Works while building too. */
+ * index). Works while building too. O(1) with the hash index, O(log n) on
+ * a graph from pl_graph_adopt_sorted. */
 uint32_t pl_graph_lookup(const pl_graph *g, uint64_t key);
 /* out[i] = pl_graph_lookup(g, keys[i]) for i < n, prefetching ahead: much
  * faster than single lookups when the index does not fit in the caches. */

@@ -1,0 +1,245 @@
+/* pyloot extension: what the three parts of the object graph share.
+ *
+ *   graph_build.c   building core graphs from Python objects: the snapshot
+ *                   (walking the heap, exclusions, running frames), the
+ *                   vertices and the edges (what tp_traverse reports);
+ *   graph_labels.c  annotations: vertex descriptions and how a vertex holds
+ *                   another (edge labels);
+ *   graph_heapinfo.c  shallow sizes, references from outside the graphs, and
+ *                   where untracked objects belong (for retained sizes);
+ *   graphobject.c   the _pyloot.Graph type and its methods.
+ *
+ * A core graph built here has the addresses of its vertex objects as keys
+ * and owns one strong reference to each vertex: it is released with
+ * pl_objgraph_release, never with pl_graph_free alone. Everything declared
+ * here needs the GIL, except where a comment says otherwise. */
+#ifndef PYLOOT_GRAPH_INT_H
+#define PYLOOT_GRAPH_INT_H
+
+#include "pyext.h"
+
+#include <errno.h>
+#include <stdint.h>
+
+#include "pyloot/dominators.h"
+#include "pyloot/error.h"
+#include "pyloot/graph.h"
+
+static inline PyObject *pl_vertex_obj(const pl_graph *g, uint32_t v)
+{
+    return (PyObject *)(uintptr_t)pl_graph_key(g, v);
+}
+
+static inline uint64_t pl_obj_key(PyObject *o)
+{
+    return (uint64_t)(uintptr_t)o;
+}
+
+struct pl_heapinfo;
+struct pl_objgraph_dom;
+
+/* A _pyloot.Graph. Every field is protected by the GIL; `graph` is immutable
+ * once set (until tp_clear), `heap` and `dom` once set. */
+typedef struct PlGraphObject {
+    PyObject_HEAD
+    pl_graph *graph;             /* owned; NULL only after tp_clear */
+    struct pl_heapinfo *heap;    /* owned; a snapshot's, or made on first need */
+    struct pl_objgraph_dom *dom; /* owned; made by the first dominator query */
+    struct PlGraphObject *prev, *next; /* the list of live Graphs (pl_objgraph_each) */
+} PlGraphObject;
+
+/* Sets the Python exception for a core error code (MemoryError,
+ * OverflowError for PL_ETOOBIG, RuntimeError otherwise) and returns NULL. */
+PyObject *pl_objgraph_raise(int rc);
+
+/* Calls fn(g, arg) for the core graph of every live Graph object (cleared
+ * ones left out). fn must not create or free graphs. */
+void pl_objgraph_each(void (*fn)(const pl_graph *g, void *arg), void *arg);
+
+/* ---- graph_build.c ---- */
+
+/* Drops the reference the graph holds to each vertex, then frees it.
+ * NULL is a no-op. */
+void pl_objgraph_release(pl_graph *g);
+
+/* A finished graph on `objects` (any iterable, or NULL for none;
+ * duplicates by identity dropped) with every reference between them.
+ * NULL with an exception set on failure. */
+pl_graph *pl_objgraph_from_objects(PyObject *objects);
+
+/* A finished graph of every gc-tracked object (frozen ones included) except
+ * instances of `exclude` (pyloot's own graphs), plus the frame objects of
+ * every thread's running frames but the `skip` innermost frames of the
+ * calling thread. Vertices are numbered in address order (the graph comes
+ * from pl_graph_adopt_sorted). *heap gets what the snapshot saw of the heap
+ * (see pl_heapinfo), owned by the caller. NULL with an exception set on
+ * failure. */
+pl_graph *pl_objgraph_snapshot(PyTypeObject *exclude, long skip, int how,
+                               struct pl_heapinfo **heap);
+/* `how` the snapshot finds a referent's vertex: PL_SNAPSHOT_AUTO (by blocks
+ * of memory when the vertices are dense enough, else by address); the two
+ * others force one way (for tests). */
+#define PL_SNAPSHOT_AUTO 0
+#define PL_SNAPSHOT_BLOCKS 1
+#define PL_SNAPSHOT_ADDRESSES 2
+
+/* A finished graph of obj and everything reachable from it along gc
+ * referents, tracked or not. NULL with an exception set on failure. */
+pl_graph *pl_objgraph_reachable(PyObject *obj);
+
+/* A finished graph on `vertices` (a sequence of distinct objects) whose edges
+ * are the (tail index, head index) pairs of `pairs`, tails non-decreasing.
+ * NULL with an exception set (ValueError for duplicates or a bad order). */
+pl_graph *pl_objgraph_from_edges(PyObject *vertices, PyObject *pairs);
+
+/* Called for a field of a frame: `name` is the field's name ("f_back",
+ * "f_locals", ...) or NULL for a local variable, whose name is `local`
+ * (borrowed; NULL when the code object gives none). `value` may be NULL.
+ * A nonzero return stops the walk. */
+typedef int (*pl_frame_field_fn)(const char *name, PyObject *local, PyObject *value, void *arg);
+
+/* Calls fn for what a frame object holds, read from the interpreter frame.
+ * `running_only`: only for a frame its thread is still running, and only the
+ * fields its tp_traverse does not report (the locals are gc roots there, not
+ * edges); otherwise every field pyloot can name. Returns fn's first nonzero
+ * value or 0. Runs no Python code. */
+int pl_objgraph_frame_fields(PyObject *frame, int running_only, pl_frame_field_fn fn, void *arg);
+
+/* Calls visit on what a running frame holds beyond what its tp_traverse
+ * reports (pl_objgraph_frame_fields with running_only). */
+int pl_objgraph_frame_extras(PyObject *frame, visitproc visit, void *arg);
+
+/* ---- graph_heapinfo.c ---- */
+
+/* Untracked objects with more references than this are given to the root
+ * without counting their holders. */
+#define PL_HOLDER_LIMIT 64
+
+/* What a graph saw of the heap when it was built, for roots and retained
+ * sizes. Plain C memory, immutable once made; freed with pl_heapinfo_free.
+ * The untracked objects are those the vertices refer to that are not
+ * vertices themselves (str, bytes, int, ... and untracked containers). */
+typedef struct pl_heapinfo {
+    size_t n;              /* vertices */
+    uint32_t *outside;     /* n: v's reference count less the references
+                            * pyloot's graphs hold (one per graph containing
+                            * v), saturated at UINT32_MAX */
+    uint64_t *size;        /* n: v's shallow size plus the untracked objects
+                            * only v refers to */
+    size_t ngroups;        /* untracked objects referred to only by vertices,
+                            * by several of them: */
+    uint32_t *group_off;   /* ngroups + 1 offsets into group_holder */
+    uint32_t *group_holder; /* their distinct holders, ascending */
+    uint64_t *group_size;  /* ngroups: their sizes */
+    uint64_t root_size;    /* untracked objects also referred to from elsewhere */
+} pl_heapinfo;
+
+/* Frees h; NULL is a no-op. No GIL needed. */
+void pl_heapinfo_free(pl_heapinfo *h);
+/* Bytes held by h. */
+size_t pl_heapinfo_memory(const pl_heapinfo *h);
+
+/* The shallow size of o as sys.getsizeof() reports it, computed without
+ * running Python code (a __sizeof__ written in Python is not called; see
+ * graph_heapinfo.c for the rules and the types whose size is estimated). */
+size_t pl_objgraph_sizeof(PyObject *o);
+
+/* Gathers a pl_heapinfo while a graph's n vertices are traversed:
+ * pl_heapinfo_vertex for each vertex, pl_heapinfo_untracked for each edge to
+ * an object that is not a vertex, then pl_heapinfo_end once the graph is
+ * finished (or pl_heapinfo_abort). No Python code may run in between: the
+ * untracked objects are read later in batches. */
+typedef struct pl_heapinfo_builder pl_heapinfo_builder;
+/* Returns 0 or ENOMEM. */
+int pl_heapinfo_begin(pl_heapinfo_builder **b, size_t n);
+void pl_heapinfo_vertex(pl_heapinfo_builder *b, uint32_t v, PyObject *o);
+void pl_heapinfo_untracked(pl_heapinfo_builder *b, uint32_t holder, PyObject *o);
+/* Finishes: g is the finished graph (with its key index) whose vertices
+ * were recorded. Frees b. Returns 0 (*out set) or ENOMEM. */
+int pl_heapinfo_end(pl_heapinfo_builder *b, const pl_graph *g, pl_heapinfo **out);
+/* Frees b and what it gathered; NULL is a no-op. */
+void pl_heapinfo_abort(pl_heapinfo_builder *b);
+
+/* The pl_heapinfo of a graph that is not a snapshot, read now: g must have
+ * its key index. NULL with an exception set on failure. */
+pl_heapinfo *pl_objgraph_heapinfo(const pl_graph *g);
+
+/* ---- graph_labels.c ---- */
+
+/* (vertex descriptions, edges) of g, which must have its key index:
+ * descriptions[v] is a str, edges[e] is (tail index, head index, label or
+ * None) for edge number e. Runs none of the objects' Python code. NULL with
+ * an exception set on failure. */
+PyObject *pl_objgraph_annotations(const pl_graph *g);
+
+/* ---- graph_dom.c ----
+ *
+ * The dominator tree of a graph, its retained sizes and leak suspects, as C
+ * data: what ObjectGraph's methods convert, and what a live HTTP route can
+ * use as is (pl_objgraph_snapshot, pl_objgraph_mark_type under the GIL, then
+ * pl_objgraph_dom_build and pl_objgraph_suspects without it). */
+
+typedef struct pl_objgraph_dom pl_objgraph_dom;
+
+/* Builds the dominator tree of g (finished, with its in-edges: see
+ * pl_graph_ensure_reverse) from the roots h implies, and the retained size
+ * of every vertex. No GIL needed: reads only g and h, which must not change
+ * meanwhile. Returns 0 (*out owned by the caller) or ENOMEM. */
+int pl_objgraph_dom_build(const pl_graph *g, const pl_heapinfo *h, pl_objgraph_dom **out);
+
+/* Frees d; NULL is a no-op. No GIL needed. */
+void pl_objgraph_dom_free(pl_objgraph_dom *d);
+
+/* Retained size of vertex v in bytes: its dominator subtree's shallow sizes
+ * plus the untracked objects placed in it; for PL_DOM_ROOT, everything. */
+uint64_t pl_objgraph_retained(const pl_objgraph_dom *d, uint32_t v);
+
+/* Immediate dominator of v: a vertex, or PL_DOM_ROOT for a root. */
+uint32_t pl_objgraph_idom(const pl_objgraph_dom *d, uint32_t v);
+
+/* How many roots the tree hangs from: *counted found by reference counts,
+ * *added given to vertices no counted root reaches. */
+void pl_objgraph_dom_roots(const pl_objgraph_dom *d, size_t *counted, size_t *added);
+
+/* Bytes held by d (tree and retained sizes). */
+size_t pl_objgraph_dom_memory(const pl_objgraph_dom *d);
+
+/* The children of v (or PL_DOM_ROOT: the roots) in the dominator tree,
+ * largest retained size first: *out is malloc'ed (free() it), *n its
+ * length. Returns 0 or ENOMEM. Not thread-safe (callers hold the GIL). */
+int pl_objgraph_dom_children(const pl_objgraph_dom *d, uint32_t v, uint32_t **out, size_t *n);
+
+/* v and every vertex v dominates, v first and then breadth-first down the
+ * tree: *out is malloc'ed, *n its length. Returns 0 or ENOMEM. */
+int pl_objgraph_dominated(const pl_objgraph_dom *d, uint32_t v, uint32_t **out, size_t *n);
+
+/* A leak suspect: the accumulation point of a type's instances. */
+typedef struct pl_suspect {
+    uint32_t vertex;   /* the suspect (never an instance of the type itself) */
+    uint64_t count;    /* instances of the type it dominates */
+    uint64_t retained; /* its retained size in bytes */
+    uint32_t *path;    /* a shortest reference path from its top-level dominator
+                        * (a root) to it, root first; owned by the suspect */
+    size_t npath;
+} pl_suspect;
+
+/* Up to `want` suspects for the instances marked in mark[0..order(g)): the
+ * unmarked vertices ranked by what their dominator-tree children bring: a
+ * marked child, every marked vertex it dominates (a chain of instances
+ * counts for its holder); an unmarked child, 1 if it dominates any (the list
+ * a leak appends to scores its length; the frame or module holding that
+ * list scores 1 for it). Ties go to the larger count, then the deeper
+ * vertex. *out is freed with pl_objgraph_suspects_free. No GIL needed.
+ * Returns 0 or ENOMEM. */
+int pl_objgraph_suspects(const pl_graph *g, const pl_objgraph_dom *d, const uint8_t *mark,
+                         size_t want, pl_suspect **out, size_t *nout);
+/* Frees n suspects and their paths; NULL is a no-op. */
+void pl_objgraph_suspects_free(pl_suspect *s, size_t n);
+
+/* mark[v] = 1 for the vertices whose exact type is `type_or_name` (a type,
+ * or a str: the type's __name__, "module.QualName" or tp_name), else 0.
+ * GIL held; runs no Python code. -1 with an exception set (TypeError for
+ * another argument). */
+int pl_objgraph_mark_type(const pl_graph *g, PyObject *type_or_name, uint8_t *mark);
+
+#endif
