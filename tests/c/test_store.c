@@ -1353,9 +1353,21 @@ static void test_concurrent_writers(void)
         }
     }
     close(fds[1]);
-    for (w = 0; w < NW; w++)
-        if (read(fds[0], &incs[w], sizeof incs[w]) != (ssize_t)sizeof incs[w])
+    /* The children announce themselves in the order they get there, not in
+     * fork order: put each incarnation at its worker's index by pid, since
+     * the checks below expect worker w's own counts. */
+    for (w = 0; w < NW; w++) {
+        pl_incarnation got;
+        int k;
+
+        if (read(fds[0], &got, sizeof got) != (ssize_t)sizeof got)
             exit(2);
+        for (k = 0; k < NW && (pid_t)got.pid != pids[k]; k++)
+            ;
+        if (k == NW)
+            exit(2);
+        incs[k] = got;
+    }
     close(fds[0]);
     s = open_store(dir, 0, MAXS, 0, 0);
     /* Query while they write: must never fail. */
