@@ -249,3 +249,36 @@ def test_gunicorn_mark_ended(tmp_path):
     assert not mark_ended(me[0]["pid"], path=path)  # nothing left to mark
     assert not mark_ended(1, path=str(tmp_path / "missing"))
     loot.backend.close()
+
+
+def test_readme_starlette_recipe(tmp_path):
+    import contextlib
+
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Starlette deprecates httpx in its TestClient
+        from starlette.testclient import TestClient
+
+    pyloot = PyLoot(path=str(tmp_path / "store"), interval=60)
+    running = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        pyloot.start()
+        running.append(pyloot.is_running())
+        yield
+        pyloot.stop(blocking=True)
+
+    app = Starlette(lifespan=lifespan, routes=[Mount("/_pyloot", app=pyloot.get_asgi())])
+    try:
+        with TestClient(app) as client:
+            procs = client.get("/_pyloot/api/procs").json()
+            assert [p["pid"] for p in procs["procs"]] == [__import__("os").getpid()]
+            assert client.get("/_pyloot/").text.startswith("<!doctype html>")
+            r = client.get("/_pyloot/api/objects?group=dict")  # TestClient's peer is not an address
+            assert r.status_code == 403
+    finally:
+        pyloot.stop(blocking=True)
+        pyloot.backend.close()
+    assert running == [True]
