@@ -104,10 +104,11 @@ class PyLootServer:
         self._metrics_types = metrics_patterns(metrics_types)
         self._handler = None
 
-    def verdict(self, request):
+    def verdict(self, request, path=None):
         """The allow callable's verdict on ``request`` as the C handler takes
-        it: 0 (no callable), 1 (yes) or -1 (no, or it raised)."""
-        if self._allow is None:
+        it: 0 (no callable, or ``path`` is a UI file the rule always
+        answers), 1 (yes) or -1 (no, or it raised)."""
+        if self._allow is None or (path is not None and _pyloot.route_class(path) == 0):
             return 0
         try:
             return 1 if self._allow(request) else -1
@@ -174,7 +175,7 @@ class PyLootServer:
             environ.get("wsgi.multiprocess", False), body,
             authorization=environ.get("HTTP_AUTHORIZATION"), cookie=environ.get("HTTP_COOKIE"),
             peer=environ.get("REMOTE_ADDR") or "", proxied=any(k in environ for k in PROXY_ENVIRON_KEYS),
-            allowed=self.verdict(environ), mount=environ.get("SCRIPT_NAME", ""),
+            allowed=self.verdict(environ, path), mount=environ.get("SCRIPT_NAME", ""),
             secure=environ.get("wsgi.url_scheme") == "https", accept=environ.get("HTTP_ACCEPT"))
         headers.append(("Content-Length", str(len(payload))))
         start_response("%d %s" % (status, reason), headers)

@@ -532,7 +532,17 @@ static PyObject *py_token_valid(PyObject *module, PyObject *arg)
     return PyBool_FromLong(pl_token_valid(token));
 }
 
+static PyObject *py_route_class(PyObject *module, PyObject *arg)
+{
+    const char *path = PyUnicode_AsUTF8(arg);
+    if (!path)
+        return NULL;
+    return PyLong_FromLong((long)pl_access_classify(path));
+}
+
 static PyMethodDef store_functions[] = {
+    {"route_class", py_route_class, METH_O,
+     "route_class(path) -> 0 open (UI files, login), 1 summary (procs, history, metrics), 2 values."},
     {"set_redact", py_set_redact, METH_O,
      "set_redact(words) sets this process's secret-looking names (newline-separated words; None: the "
      "default list)."},

@@ -148,6 +148,9 @@ def test_wsgi_passes_peer_proxy_headers_and_allow(loot):
 
     assert call("/api/objects")[0] == 200
     assert environs and environs[-1]["PATH_INFO"] == "/api/objects"
+    n = len(environs)
+    assert call("/static/app.js")[0] == 200
+    assert len(environs) == n  # the UI's files never ask the callable
     default = PyLoot(path=loot.path).get_wsgi()
     app = default
     assert call("/api/objects")[0] == 200

@@ -28,7 +28,7 @@ def serve(request, path=""):
         request.method, "/" + path, meta.get("QUERY_STRING", ""), meta.get("HTTP_ACCEPT_ENCODING"), False, body,
         authorization=meta.get("HTTP_AUTHORIZATION"), cookie=meta.get("HTTP_COOKIE"),
         peer=meta.get("REMOTE_ADDR") or "", proxied=any(k in meta for k in PROXY_ENVIRON_KEYS),
-        allowed=server.verdict(request), mount=mount, secure=request.is_secure(), accept=meta.get("HTTP_ACCEPT"))
+        allowed=server.verdict(request, "/" + path), mount=mount, secure=request.is_secure(), accept=meta.get("HTTP_ACCEPT"))
     response = HttpResponse(b"" if request.method == "HEAD" else payload, status=status)
     for name, value in headers:
         if name.lower() == "content-type":
