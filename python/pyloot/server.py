@@ -80,6 +80,8 @@ class PyLootServer:
     :param disable_response_gzip: never gzip responses (when a middleware
         already does).
     :param live_timeout: seconds to wait for another worker's live objects.
+    :param token, allow, metrics_types: as for :class:`pyloot.PyLoot`
+        (docs/http-api.md, "Access" and "GET /metrics").
     """
 
     def __init__(self, backend=None, disable_response_gzip=False, live_timeout=5.0, token=None, allow=None,
