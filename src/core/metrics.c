@@ -121,6 +121,44 @@ static int add_query(pl_store *s, pl_history_query *hq, const char *patterns, si
     return rc;
 }
 
+#define PL_METRICS_RUN_MAX 256
+
+/* The longest run of literal characters of an fnmatch pattern (outside
+ * '*', '?', '[...]' and escapes), at most out_len - 1 bytes. */
+static void longest_literal(const char *pat, char *out, size_t out_len)
+{
+    size_t best = 0, start = 0, len = 0;
+    const char *from = pat;
+    for (const char *c = pat;; c++) {
+        int literal = *c && *c != '*' && *c != '?' && *c != '[' && *c != '\\';
+        if (literal) {
+            if (!len)
+                from = c;
+            len++;
+            continue;
+        }
+        if (len > best) {
+            best = len;
+            start = (size_t)(from - pat);
+        }
+        len = 0;
+        if (!*c)
+            break;
+        if (*c == '[') { /* skip the bracket expression */
+            const char *close = strchr(c + 2, ']');
+            if (!close)
+                break;
+            c = close;
+        } else if (*c == '\\' && c[1]) {
+            c++; /* the escaped character ends the run too: keep it simple */
+        }
+    }
+    if (best > out_len - 1)
+        best = out_len - 1;
+    memcpy(out, pat + start, best);
+    out[best] = '\0';
+}
+
 int pl_metrics_label(pl_buf *out, const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -200,15 +238,31 @@ int pl_metrics_render(pl_store *s, const pl_metrics_query *q, pl_buf *out)
         hq.sort = PL_SORT_GROWTH;
         rc = add_query(s, &hq, NULL, &added, &m, procs, n_procs, &total);
     }
-    if (!rc && q->types && *q->types) {
-        /* Every type of the store, a page at a time, by name. */
-        hq.sort = PL_SORT_NAME;
-        hq.limit = 1000;
-        for (hq.offset = 0; !rc && added < PL_METRICS_PATTERN_MAX; hq.offset += hq.limit) {
-            rc = add_query(s, &hq, q->types, &added, &m, procs, n_procs, &total);
-            if (hq.offset + hq.limit >= total)
-                break;
+    /* Each pattern narrows its query to the types containing its longest
+     * literal run ("app.models." for "app.models.*"), so a scrape reads a
+     * few types, not the whole store; a pattern without one ("*") pages
+     * through every type. */
+    for (const char *p = q->types; !rc && p && *p && added < PL_METRICS_PATTERN_MAX;) {
+        const char *end = strchr(p, '\n');
+        if (!end)
+            end = p + strlen(p);
+        char pat[1100], run[PL_METRICS_RUN_MAX + 1];
+        size_t n = (size_t)(end - p);
+        if (n && n < sizeof pat) {
+            memcpy(pat, p, n);
+            pat[n] = '\0';
+            longest_literal(pat, run, sizeof run);
+            hq.sort = PL_SORT_NAME;
+            hq.limit = 1000;
+            hq.q = run[0] ? run : NULL;
+            for (hq.offset = 0; !rc && added < PL_METRICS_PATTERN_MAX; hq.offset += hq.limit) {
+                rc = add_query(s, &hq, pat, &added, &m, procs, n_procs, &total);
+                if (hq.offset + hq.limit >= total)
+                    break;
+            }
+            hq.q = NULL;
         }
+        p = *end ? end + 1 : end;
     }
     if (rc)
         goto done;

@@ -133,6 +133,16 @@ static void test_patterns(void)
     CHECK(strstr(t, "pyloot_objects{type=\"fill.T106\"}") == NULL);
     /* Each type once, even when a pattern names a top type. */
     free(t);
+    /* A pattern without a literal run reads every type; one with a bracket
+     * expression still finds its types. */
+    t = render(2, 0, 0, "*");
+    CHECK_EQ_INT(count_lines(t, "pyloot_objects{"), N_FILLER + 3);
+    free(t);
+    t = render(2, 0, 0, "[a]pp.Le?k\nfill.T00[0-2]");
+    CHECK(strstr(t, "pyloot_objects{type=\"app.Leak\"}") != NULL);
+    CHECK(strstr(t, "pyloot_objects{type=\"fill.T002\"}") != NULL);
+    CHECK(strstr(t, "pyloot_objects{type=\"fill.T003\"}") == NULL);
+    free(t);
     t = render(2, 0, 0, "app.*\ndict");
     CHECK_EQ_INT(count_lines(t, "pyloot_objects{type=\"app.Leak\"}"), 1);
     CHECK_EQ_INT(count_lines(t, "pyloot_objects{type=\"dict\"}"), 1);
