@@ -272,25 +272,6 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 }
 
-static enum MHD_Result queue(struct MHD_Connection *c, int status, const char *type, const void *data,
-                             size_t len, const char *encoding, int vary, const char *cache)
-{
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
-    if (!r)
-        return MHD_NO;
-    if (type)
-        MHD_add_response_header(r, "Content-Type", type);
-    if (encoding)
-        MHD_add_response_header(r, "Content-Encoding", encoding);
-    if (vary)
-        MHD_add_response_header(r, "Vary", "Accept-Encoding");
-    if (cache)
-        MHD_add_response_header(r, "Cache-Control", cache);
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned int)status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
 /* The request's access fields (pyloot/access.h): credentials, the peer's
  * numeric address (written into peer), proxy headers, the Accept header. */
 static void add_access_fields(struct MHD_Connection *c, pl_request *req, char *peer, size_t peer_len)
@@ -332,6 +313,25 @@ static enum MHD_Result queue_response(struct MHD_Connection *c, const pl_respons
     if (resp->set_cookie[0])
         MHD_add_response_header(r, "Set-Cookie", resp->set_cookie);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned int)resp->status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result queue(struct MHD_Connection *c, int status, const char *type, const void *data,
+                             size_t len, const char *encoding, int vary, const char *cache)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    if (type)
+        MHD_add_response_header(r, "Content-Type", type);
+    if (encoding)
+        MHD_add_response_header(r, "Content-Encoding", encoding);
+    if (vary)
+        MHD_add_response_header(r, "Vary", "Accept-Encoding");
+    if (cache)
+        MHD_add_response_header(r, "Cache-Control", cache);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned int)status, r);
     MHD_destroy_response(r);
     return ret;
 }
