@@ -386,6 +386,27 @@ def test_cli_token(tmp_path):
                          timeout=30)
     assert bad.returncode == 2 and "token" in bad.stderr
 
+    # Without a token: the default rule, with the connection's address as the peer.
+    port = free_port()
+    env.pop("PYLOOT_TOKEN")
+    proc = subprocess.Popen([pyloot_exe(), "-h", "127.0.0.1", "-p", str(port), "--db", path], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = "http://127.0.0.1:%d" % port
+    try:
+        wait_until(lambda: _answers(url + "/"), 20, message="the pyloot command to listen")
+        assert http(url + "/api/objects?group=dict").status == 501  # local: let through
+        r = http(url + "/api/objects?group=dict", headers=PUBLIC_XFF)
+        assert r.status == 403 and "pyloot --token" in r.json()["error"]
+        assert http(url + "/api/history", headers=PUBLIC_XFF).status == 200
+        assert http(url + "/metrics", headers=PUBLIC_XFF).status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
 
 def _answers(url):
     try:
