@@ -70,6 +70,12 @@ int pl_live_module_exec(PyObject *module);
  * handler.h; ctx unused). Thread-safe: takes the GIL for its whole work. */
 int pl_live_answer(void *ctx, const pl_live_query *q, pl_buf *body, int *status);
 
+/* store_handler.c: the secret-looking names PyLoot(redact=...) set last in
+ * this process (pyloot/redact.h), NULL for the default list; pass it to
+ * pl_redact_name. Call with the GIL held. */
+struct pl_redact;
+const struct pl_redact *pl_redact_current(void);
+
 /* graphobject.c: the object graph (refcycle API). */
 int pl_graph_module_exec(PyObject *module);
 
