@@ -48,9 +48,17 @@ pl_size_rule pl_size_rule_of(PyTypeObject *tp)
         return rule;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(mro); i++) {
         PyTypeObject *t = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
-        if (!PyType_Check(t) || !t->tp_dict)
+        if (!PyType_Check(t))
             continue;
-        PyObject *f = PyDict_GetItemWithError(t->tp_dict, str_sizeof);
+#if PY_VERSION_HEX >= 0x030C0000
+        /* 3.12+: a static builtin type's dict is kept per interpreter, and
+         * tp_dict is NULL; the type keeps what this returns alive. */
+        PyObject *dict = PyType_GetDict(t);
+        Py_XDECREF(dict);
+#else
+        PyObject *dict = t->tp_dict;
+#endif
+        PyObject *f = dict ? PyDict_GetItemWithError(dict, str_sizeof) : NULL;
         if (!f) {
             PyErr_Clear();
             continue;

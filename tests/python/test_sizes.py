@@ -78,6 +78,7 @@ SCRIPT = textwrap.dedent(r"""
         by_type[name] = 0
     gc.collect()
     gc.disable()
+    gc.unfreeze()  # pyloot counts the permanent generation too (3.12 starts with objects in it)
     snapshot = gc.get_objects()
     for o in snapshot:
         t = type(o)
