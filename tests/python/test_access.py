@@ -192,7 +192,6 @@ class Credentials:
         self.api_key = "ak-123-value"
 
 
-@pytest.mark.xfail(strict=True, reason="redaction is wired into the attribute view after the extension split")
 def test_redacted_attribute_values(loot):
     secret = Credentials()
     status, _, _, body = loot.get_wsgi().handle("GET", "/api/objects/%d" % id(secret))
@@ -202,6 +201,32 @@ def test_redacted_attribute_values(loot):
     assert attrs["password"] == "<redacted>"
     assert attrs["api_key"] == "<redacted>"
     assert b"hunter2" not in body and b"ak-123" not in body
+
+
+_HOLDER = []
+
+
+def test_redacted_dict_reprs_children_and_path(loot):
+    config = {"user": "bob", "db_password": "pw-secret-value"}
+    secret = Credentials()
+    _HOLDER[:] = [config, secret]
+    wsgi = loot.get_wsgi()
+    try:
+        status, _, _, body = wsgi.handle("GET", "/api/objects/%d" % id(config))
+        assert status == 200
+        shown = json.loads(body)["repr"]
+        assert "'db_password': <redacted>" in shown and "'user': 'bob'" in shown
+        assert b"pw-secret-value" not in body
+        status, _, _, body = wsgi.handle("GET", "/api/objects/%d/children" % id(secret), "limit=50")
+        assert status == 200
+        by_via = {o["via"]: o["repr"] for o in json.loads(body)["objects"]}
+        assert by_via.get("attribute 'password'", "<redacted>") == "<redacted>"
+        assert b"hunter2" not in body and b"ak-123" not in body
+        # The path to the dict's secret value ends on a redacted step.
+        status, _, _, body = wsgi.handle("GET", "/api/objects/%d/path" % id(config))
+        assert status == 200 and b"pw-secret-value" not in body
+    finally:
+        _HOLDER.clear()
 
 
 def test_seed_wsgimiddleware_recipe_still_works(loot):
