@@ -43,9 +43,9 @@ typedef struct pl_size_rule {
  * creates nothing. */
 pl_size_rule pl_size_rule_of(PyTypeObject *tp);
 
-/* The shallow size of o under the rule of its type, rule being
- * pl_size_rule_of(Py_TYPE(o)) or of a type of the same MRO. Reads o's
- * fields only: creates nothing, runs no Python code, never fails. */
+/* The shallow size of o, rule being pl_size_rule_of(Py_TYPE(o)) (cached by
+ * the caller). Reads o's fields only: creates nothing, runs no Python code,
+ * never fails. */
 size_t pl_sizeof_by(PyObject *o, pl_size_rule rule);
 
 /* pl_sizeof_by(o, pl_size_rule_of(Py_TYPE(o))). */

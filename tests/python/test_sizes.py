@@ -229,3 +229,54 @@ def test_history_bytes_per_object_are_each_objects_size(tmp_path):
     finally:
         loot.stop(blocking=True)
     del keep
+
+
+NO_OBJECTS = textwrap.dedent(r"""
+    import collections, gc, json, sys, tracemalloc
+    from pyloot import _pyloot
+
+    def gen():
+        yield 1
+
+    def frame():
+        return sys._getframe()
+
+    N = 10000
+    heap = [gen() for _ in range(N)]
+    heap += [frame() for _ in range(N)]
+    heap += [collections.deque(range(i % 100)) for i in range(N)]
+    heap += [type("T%d" % i, (), {}) for i in range(N)]
+    started = [gen() for _ in range(N)]
+    for g in started:
+        next(g)
+    gc.collect()
+    gc.disable()
+    _pyloot.count_types()  # the type table and its names exist from now on
+    tracemalloc.start()
+    blocks = sys.getallocatedblocks()
+    traced = tracemalloc.get_traced_memory()[0]
+    tracemalloc.reset_peak()
+    counted = _pyloot.count_types()
+    current, peak = tracemalloc.get_traced_memory()
+    grown = sys.getallocatedblocks() - blocks
+    tracemalloc.stop()
+    gc.enable()
+    print(json.dumps({"blocks": grown, "peak": peak - traced, "kept": current - traced,
+                      "counts": {k: counted[k][0] for k in ("generator", "frame", "collections.deque", "type")},
+                      "types": len(counted)}))
+""")
+
+
+def test_the_count_pass_creates_no_object_per_object():
+    # 50,000 objects whose C __sizeof__ is not their layout: the pass sizes
+    # them from their fields. What it allocates is its answer (one entry per
+    # type), not something per object.
+    out = subprocess.run([sys.executable, "-c", NO_OBJECTS], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    assert r["counts"]["generator"] >= 20000 and r["counts"]["frame"] >= 10000
+    assert r["counts"]["collections.deque"] >= 10000 and r["counts"]["type"] >= 10000
+    per_type = 64 * 1024 + 512 * r["types"]
+    assert r["blocks"] < 10 * r["types"] + 100
+    assert r["peak"] < per_type
+    assert r["kept"] < per_type
