@@ -481,9 +481,13 @@ static size_t frame_slots(PyCodeObject *co)
  * asynchronous generators, whose heads are laid out alike. */
 size_t pl_heap_gen_size(PyObject *gen)
 {
-    _PyInterpreterFrame *f = (_PyInterpreterFrame *)&((PyGenObject *)gen)->gi_iframe;
+#if PY_VERSION_HEX >= 0x030C0000
+    PyCodeObject *co = frame_code((_PyInterpreterFrame *)&((PyGenObject *)gen)->gi_iframe);
+#else
+    PyCodeObject *co = ((PyGenObject *)gen)->gi_code; /* the frame's reference goes when it ends */
+#endif
     return offsetof(PyGenObject, gi_iframe) + offsetof(_PyInterpreterFrame, localsplus) +
-           frame_slots(frame_code(f)) * sizeof(PyObject *);
+           frame_slots(co) * sizeof(PyObject *);
 }
 
 /* frame_sizeof (Objects/frameobject.c). */

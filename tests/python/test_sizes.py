@@ -116,6 +116,9 @@ SCRIPT = textwrap.dedent(r"""
         "str subclass": type("S", (str,), {})("abc"),
         "collections.OrderedDict subclass": type("OD", (collections.OrderedDict,), {})(a=1),
         "collections.deque empty": collections.deque(),
+        "collections.deque subclass": type("DQ", (collections.deque,), {})(range(100)),
+        "array.array subclass": type("A", (array.array,), {})("i", range(7)),
+        "bytearray subclass": type("B", (bytearray,), {})(b"abc"),
     }
     self_sized = SelfSized([1, 2, 3])
 
@@ -172,7 +175,8 @@ KINDS = ["dict", "list", "set", "frozenset", "tuple", "collections.deque", "coll
 COMPUTED = ["bytearray", "array.array", "generator", "coroutine", "async_generator", "frame", "code", "type"]
 LIVE_ONLY = ["generator started", "generator exhausted", "frame running", "type static", "type metaclass",
              "int", "int zero", "bool", "str", "str non-ascii", "str with utf-8", "str subclass",
-             "collections.OrderedDict subclass", "collections.deque empty"]
+             "collections.OrderedDict subclass", "collections.deque empty", "collections.deque subclass",
+             "array.array subclass", "bytearray subclass"]
 
 
 @pytest.mark.parametrize("kind", KINDS + COMPUTED + LIVE_ONLY)
