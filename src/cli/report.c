@@ -1,0 +1,282 @@
+/* pyloot report: which types grew, how fast, in which workers, and what
+ * held them (the latest witness), with the store's facts. Built on the
+ * public history API (pl_store_history, sort=growth, one line per
+ * incarnation) and the witnesses (pl_store_witnesses), so a store copied off
+ * a dead machine reads the same as a live one. docs/cli.md shows an example. */
+#include "report.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pyloot/error.h"
+#include "pyloot/handler.h"
+#include "pyloot/json.h"
+
+/* Types read from the history to rank by their workers' growth. */
+#define REPORT_CANDIDATES 1000
+
+typedef struct grower {
+    const pl_history_type *t;
+    int64_t growth;         /* sum over incarnations of last - first count */
+    uint64_t count;         /* sum over incarnations of their last count */
+    uint64_t bytes;         /* count x the average size at the last merged point */
+    size_t workers;         /* incarnations whose count grew */
+    size_t worst;           /* index of the line that grew most */
+    int64_t worst_growth;
+} grower;
+
+typedef struct facts {
+    size_t seen, alive, killed, ended;
+    int64_t first_ms, last_ms;
+} facts;
+
+static void fail(const char *what, const char *why)
+{
+    fprintf(stderr, "pyloot: %s failed: %s\n", what, why);
+}
+
+static void fmt_utc(int64_t ms, char *out, size_t len)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, len, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+static int cmp_grower(const void *a, const void *b)
+{
+    const grower *x = a, *y = b;
+    if (x->growth != y->growth)
+        return x->growth > y->growth ? -1 : 1;
+    return strcmp(x->t->name, y->t->name);
+}
+
+/* One type's growth from its per-incarnation lines. */
+static void measure(const pl_history *h, const pl_history_type *t, grower *g)
+{
+    memset(g, 0, sizeof *g);
+    g->t = t;
+    for (size_t j = 0; j < t->n_lines; j++) {
+        const int64_t *c = t->lines[j].counts;
+        int64_t first = -1, last = -1;
+        for (size_t k = 0; k < h->n_times; k++) {
+            if (c[k] < 0)
+                continue;
+            if (first < 0)
+                first = c[k];
+            last = c[k];
+        }
+        if (last < 0)
+            continue;
+        int64_t d = last - first;
+        g->growth += d;
+        g->count += (uint64_t)last;
+        if (d > 0)
+            g->workers++;
+        if (d > g->worst_growth) {
+            g->worst_growth = d;
+            g->worst = j;
+        }
+    }
+    for (size_t k = h->n_times; k-- > 0;) {
+        if (t->counts[k] > 0 && t->bytes_series[k] >= 0) {
+            g->bytes = (uint64_t)((double)t->bytes_series[k] / (double)t->counts[k] * (double)g->count);
+            break;
+        }
+    }
+}
+
+static int read_facts(pl_store *store, facts *f)
+{
+    pl_proc_info *procs = NULL;
+    size_t n = 0;
+    int rc = pl_store_procs(store, &procs, &n);
+    memset(f, 0, sizeof *f);
+    if (rc)
+        return rc;
+    f->seen = n;
+    for (size_t i = 0; i < n; i++) {
+        if (procs[i].alive)
+            f->alive++;
+        else if (procs[i].ended_ms)
+            f->ended++;
+        else
+            f->killed++;
+        if (!f->first_ms || (procs[i].first_seen_ms && procs[i].first_seen_ms < f->first_ms))
+            f->first_ms = procs[i].first_seen_ms;
+        if (procs[i].last_seen_ms > f->last_ms)
+            f->last_ms = procs[i].last_seen_ms;
+    }
+    free(procs);
+    return 0;
+}
+
+/* "module demo_app → attribute '_sessions' → list → item[3] → demo_app.Session" */
+static void held_by(const pl_witness *w, pl_buf *out)
+{
+    for (size_t i = 0; i < w->n_steps; i++) {
+        const pl_witness_step *s = &w->steps[i];
+        if (i)
+            pl_buf_printf(out, " \xE2\x86\x92 %s \xE2\x86\x92 ", s->via);
+        pl_buf_puts(out, s->type);
+        const char *q = strchr(s->repr, '\'');
+        const char *e = q ? strchr(q + 1, '\'') : NULL;
+        if (i == 0 && strcmp(s->type, "module") == 0 && strncmp(s->repr, "<module '", 9) == 0 && e)
+            pl_buf_printf(out, " %.*s", (int)(e - q - 1), q + 1);
+    }
+}
+
+static double per_hour(int64_t growth, int64_t span_ms)
+{
+    return span_ms > 0 ? (double)growth * 3600000.0 / (double)span_ms : 0.0;
+}
+
+static void print_text(const facts *f, const pl_history *h, const grower *g, size_t n, pl_witness_list *wl,
+                       const char *path)
+{
+    char a[32], b[32];
+    int64_t span = h->n_times ? h->times[h->n_times - 1] - h->times[0] : 0;
+    printf("pyloot report of %s\n\n", path);
+    printf("workers: %zu seen, %zu alive, %zu killed, %zu ended cleanly\n", f->seen, f->alive, f->killed,
+           f->ended);
+    if (h->n_times) {
+        fmt_utc(h->times[0], a, sizeof a);
+        fmt_utc(h->times[h->n_times - 1], b, sizeof b);
+        printf("samples: %s to %s UTC (%.0f s)\n", a, b, (double)span / 1000.0);
+    } else {
+        printf("samples: none\n");
+    }
+    if (!n) {
+        printf("\nno type grew over the samples stored\n");
+        return;
+    }
+    printf("\ntop growers:\n");
+    for (size_t i = 0; i < n; i++) {
+        const grower *x = &g[i];
+        const pl_history_line *worst = &x->t->lines[x->worst];
+        printf("%2zu. %s\n", i + 1, x->t->name);
+        printf("    growth %+" PRId64 " (%+.0f/h), count %" PRIu64 ", ~%" PRIu64 " bytes; grew in %zu of %zu workers, "
+               "most in pid %u (%+" PRId64 ")\n",
+               x->growth, per_hour(x->growth, span), x->count, x->bytes, x->workers, x->t->n_lines, worst->inc.pid,
+               x->worst_growth);
+        if (wl[i].n) {
+            pl_buf line = PL_BUF_INIT;
+            held_by(&wl[i].w[0], &line);
+            fmt_utc(wl[i].w[0].time_ms, a, sizeof a);
+            printf("    held by: %s\n      (witness of pid %u at %s UTC)\n", pl_buf_cstr(&line), wl[i].w[0].inc.pid, a);
+            pl_buf_free(&line);
+        } else {
+            printf("    held by: (no witness recorded)\n");
+        }
+    }
+}
+
+static void print_json(const facts *f, const pl_history *h, const grower *g, size_t n, pl_witness_list *wl,
+                       const char *path)
+{
+    pl_buf b = PL_BUF_INIT;
+    int64_t span = h->n_times ? h->times[h->n_times - 1] - h->times[0] : 0;
+    pl_buf_puts(&b, "{\"store\":{\"path\":");
+    pl_json_cstr(&b, path);
+    pl_buf_printf(&b, ",\"workers\":%zu,\"alive\":%zu,\"killed\":%zu,\"ended\":%zu,", f->seen, f->alive, f->killed,
+                  f->ended);
+    pl_buf_printf(&b, "\"first_seen\":%" PRId64 ".%03d,\"last_seen\":%" PRId64 ".%03d}", f->first_ms / 1000,
+                  (int)(f->first_ms % 1000), f->last_ms / 1000, (int)(f->last_ms % 1000));
+    if (h->n_times)
+        pl_buf_printf(&b, ",\"window\":{\"from\":%" PRId64 ".%03d,\"to\":%" PRId64 ".%03d}", h->times[0] / 1000,
+                      (int)(h->times[0] % 1000), h->times[h->n_times - 1] / 1000,
+                      (int)(h->times[h->n_times - 1] % 1000));
+    else
+        pl_buf_puts(&b, ",\"window\":null");
+    pl_buf_puts(&b, ",\"growers\":[");
+    for (size_t i = 0; i < n; i++) {
+        const grower *x = &g[i];
+        const pl_history_line *worst = &x->t->lines[x->worst];
+        pl_buf_puts(&b, i ? ",{\"name\":" : "{\"name\":");
+        pl_json_cstr(&b, x->t->name);
+        pl_buf_printf(&b, ",\"growth\":%" PRId64 ",\"growth_per_hour\":", x->growth);
+        pl_json_f64(&b, per_hour(x->growth, span));
+        pl_buf_printf(&b,
+                      ",\"count\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"workers\":%zu,\"workers_total\":%zu,"
+                      "\"worst\":{\"pid\":%u,\"start\":%" PRIu64 ",\"growth\":%" PRId64 "},\"witness\":",
+                      x->count, x->bytes, x->workers, x->t->n_lines, worst->inc.pid, worst->inc.start,
+                      x->worst_growth);
+        if (wl[i].n)
+            pl_json_witness(&b, &wl[i].w[0]);
+        else
+            pl_buf_puts(&b, "null");
+        pl_buf_putc(&b, '}');
+    }
+    pl_buf_puts(&b, "]}\n");
+    fwrite(b.data ? b.data : "", 1, b.len, stdout);
+    pl_buf_free(&b);
+}
+
+/* See report.h. */
+int pl_cli_report(pl_store *store, int format, uint64_t limit)
+{
+    pl_history *h = NULL;
+    grower *g = NULL;
+    pl_witness_list *wl = NULL;
+    facts f;
+    size_t n = 0;
+    int code = 1;
+    int rc = read_facts(store, &f);
+    if (rc) {
+        fail("reading the store", pl_strerror(rc));
+        goto out;
+    }
+    /* Every incarnation's line, so that a dead store (where the merged
+     * growth of live incarnations is zero) still shows what grew. */
+    pl_history_query q;
+    memset(&q, 0, sizeof q);
+    q.sort = PL_SORT_GROWTH;
+    q.limit = REPORT_CANDIDATES;
+    q.per_worker = 1;
+    q.now_ms = pl_now_ms();
+    rc = pl_store_history(store, &q, &h);
+    if (rc) {
+        fail("reading the history", pl_strerror(rc));
+        goto out;
+    }
+    g = calloc(h->n_types + 1, sizeof *g);
+    if (!g) {
+        fail("building the report", "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < h->n_types; i++) {
+        measure(h, &h->types[i], &g[n]);
+        if (g[n].growth > 0)
+            n++;
+    }
+    qsort(g, n, sizeof *g, cmp_grower);
+    if (n > limit)
+        n = (size_t)limit;
+    wl = calloc(n + 1, sizeof *wl);
+    if (!wl) {
+        fail("building the report", "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rc = pl_store_witnesses(store, g[i].t->name, 0, NULL, 1, &wl[i]);
+        if (rc && rc != PL_ENOTFOUND) {
+            fail("reading the witnesses", pl_strerror(rc));
+            goto out;
+        }
+    }
+    if (format == 'j')
+        print_json(&f, h, g, n, wl, pl_store_path(store));
+    else
+        print_text(&f, h, g, n, wl, pl_store_path(store));
+    code = 0;
+out:
+    for (size_t i = 0; wl && i < n; i++)
+        pl_witness_list_free(&wl[i]);
+    free(wl);
+    free(g);
+    pl_history_free(h);
+    return code;
+}
