@@ -313,14 +313,14 @@ void pl_witness_after_collection(pl_type_table *t, pl_store *store, const pl_inc
 
     described d;
     memset(&d, 0, sizeof d);
-    double t0 = pl_now_s();
     PyGILState_STATE g = PyGILState_Ensure();
+    double t0 = pl_now_s(); /* GIL time, not the wait for it */
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
     int found = search(e->tp, e->base, &d);
     PyErr_Restore(et, ev, tb);
-    PyGILState_Release(g);
     double gil_s = pl_now_s() - t0;
+    PyGILState_Release(g);
     W.balance_s -= gil_s;
 
     int rc = 0;
