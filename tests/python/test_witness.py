@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -13,14 +14,19 @@ from conftest import free_port, http, wait_until
 from test_cli import pyloot_exe
 
 
-def leak_until_witnessed(server, timeout=20):
-    """Leaks in every worker, round after round, until the store holds a
-    witness of leaky.Leak (bounded by `timeout` seconds). Returns the
-    number of collection intervals it took."""
+def leak_until_witnessed(server, timeout=30):
+    """Leaks in every worker, in rounds shorter than the collector's 0.3 s
+    interval (so that every sample of a worker sees more), until the store
+    holds a witness of leaky.Leak (bounded by `timeout` seconds). Returns
+    the number of collection intervals it took."""
     start = time.monotonic()
     deadline = start + timeout
     while time.monotonic() < deadline:
-        server.leak_everywhere(per_request=20, rounds=1, timeout=10)
+        threads = [threading.Thread(target=server.get, args=("/leak?n=5&hold=0.1",)) for _ in range(server.workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=10)
         r = server.get("/_pyloot/api/witnesses?group=leaky.Leak")
         if r.status == 200 and r.json()["witnesses"]:
             return (time.monotonic() - start) / 0.3
