@@ -784,6 +784,7 @@
           t.bytes !== undefined && t.bytes !== null ? h("span", { class: "stat bytes", title: "Shallow size now" },
             h("span", { class: "stat-label" }, "size"), h("b", { class: "value" }, fmtBytes(t.bytes))) : null),
         h("div", { class: "chart" }));
+      if (t.growth > 0) c.append(witnessLine(t.name, st.pid));
       if (st.view === "workers" && Array.isArray(t.workers)) {
         const leg = h("div", { class: "legend" });
         const all = seriesFor(t), MAX_LEGEND = 10;
@@ -807,6 +808,31 @@
     function refresh() { return load(true); }
     function unmount() { onSearch.cancel(); seq++; }
     return { mount, update, canUpdate, refresh, unmount, redraw: drawAll };
+  }
+
+  // ------------------------------------------------------------------ Witnesses
+  /** "module demo_app → attribute '_sessions' → list → item[3] → demo_app.Session": a witness path as one line. */
+  function heldByText(path) {
+    return path.map((st, i) => {
+      let node = st.type;
+      const m = i === 0 && st.type === "module" && /^<module '([^']*)'/.exec(st.repr || "");
+      if (m) node += " " + m[1];
+      return (i ? st.via + " → " : "") + node;
+    }).join(" → ");
+  }
+  /** The latest recorded witness of a type (GET /api/witnesses), filled in when it arrives; empty when there is none. */
+  function witnessLine(group, pid) {
+    const el = h("div", { class: "witness", dataset: { state: "loading" } });
+    api("witnesses", { group, pid: pid || null, limit: 1 }).then((d) => {
+      const w = d.witnesses && d.witnesses[0];
+      el.dataset.state = w ? "ready" : "none";
+      if (!w) return;
+      const text = heldByText(w.path);
+      const tip = w.path.map((st, i) => (i ? st.via + " → " : "") + st.type + ": " + st.repr).join("\n") +
+        "\n(recorded by pid " + w.pid + " at " + fmtDateTime(w.time) + ")";
+      fill(el, h("span", { class: "stat-label" }, "held by"), " ", h("span", { class: "mono witness-path", title: tip }, text));
+    }, () => { el.dataset.state = "error"; });
+    return el;
   }
 
   // ------------------------------------------------------------------ Workers view
@@ -915,11 +941,12 @@
       els.fetch = selectEl("fetch-size", FETCH_SIZES.map((n) => [n, "fetch " + fmtInt(n)]), st.fetch, (v) => set({ fetch: parseInt(v, 10), p: 1, offset: 0 }), "Fetch size");
       els.page = selectEl("obj-page-size", OBJ_PAGE_SIZES.map((n) => [n, n + " per page"]), st.page, (v) => set({ page: parseInt(v, 10), p: 1 }), "Page size");
       els.head = h("div", { class: "bar-row", id: "objects-head" });
+      els.witness = h("div", { id: "objects-witness" });
       els.results = h("div", { id: "results", dataset: { state: "loading" } });
       main.append(
         h("section", { class: "toolbar", id: "objects-toolbar" },
           field("Type", els.group, "grow"), field("Worker", els.worker), field("Fetch size", els.fetch), field("Page size", els.page)),
-        els.head, els.results);
+        els.witness, els.head, els.results);
       sync();
       fillWorkers();
       loadProcs().then(fillWorkers, () => {});
@@ -953,6 +980,7 @@
     async function load() {
       const my = ++seq;
       clear(els.head);
+      fill(els.witness, st.group ? witnessLine(st.group, st.pid) : null);
       if (!st.group) { loadedKey = fetchKey(st); data = null; pickType(); return; }
       els.results.dataset.state = "loading";
       fill(els.results, loadingBlock("Asking " + (st.pid ? "pid " + st.pid : "the answering worker") + " for its live " + st.group + " objects…"));

@@ -3,6 +3,7 @@
  *   pyloot [-h HOST] [-p PORT] --db DIR     serve a store's UI and API (libmicrohttpd)
  *   pyloot procs --db DIR [--json|--csv]    the incarnations of a store
  *   pyloot history --db DIR [...]           object counts by type
+ *   pyloot report --db DIR [--json]         a leak report (report.c)
  *
  * The only file that includes microhttpd.h; never links libpython. Every
  * failure prints "pyloot: <what> failed: <why>" and exits non-zero. */
@@ -29,6 +30,7 @@
 #include "pyloot/handler.h"
 #include "pyloot/json.h"
 #include "pyloot/store.h"
+#include "report.h"
 
 /* Limits of the HTTP server; docs/cli.md ("Limits of the server") says why
  * each value. */
@@ -45,6 +47,7 @@ static const char usage[] =
     "       pyloot procs --db DIR [--json | --csv]\n"
     "       pyloot history --db DIR [-q TEXT] [--sort growth|count|name] [--limit N] [--offset N]\n"
     "                      [--pid PID] [--json | --csv]\n"
+    "       pyloot report --db DIR [--limit N] [--json]\n"
     "\n"
     "Serve the pyloot UI and HTTP API of a store, or print what a store holds.\n"
     "\n"
@@ -66,7 +69,11 @@ static const char usage[] =
     "--limit N             types to print (default 50, at most 1000)\n"
     "--offset N            skip the first N types\n"
     "--pid PID             one process instead of the merged live processes\n"
-    "--json, --csv         machine-readable output instead of a table\n";
+    "--json, --csv         machine-readable output instead of a table\n"
+    "\n"
+    "report: the types that grew (growth per hour, count, bytes, workers), each with the\n"
+    "latest recorded path that held one of them, and the store's facts; --limit N growers\n"
+    "(default 10).\n";
 
 static void fail(const char *what, const char *why)
 {
@@ -537,7 +544,7 @@ int main(int argc, char **argv)
 {
     const char *host = "0.0.0.0", *port = "8000", *db = getenv("PYLOOT_DB");
     const char *cmd = NULL, *text = NULL, *token = getenv("PYLOOT_TOKEN");
-    int format = 't', no_gzip = 0;
+    int format = 't', no_gzip = 0, limit_set = 0;
     uint64_t v;
     pl_history_query hq;
     memset(&hq, 0, sizeof hq);
@@ -547,6 +554,7 @@ int main(int argc, char **argv)
 
     int i = 1;
     if (argc > 1 && (strcmp(argv[1], "procs") == 0 || strcmp(argv[1], "history") == 0 ||
+                     strcmp(argv[1], "report") == 0 ||
                      strcmp(argv[1], "serve") == 0))
         cmd = argv[i++];
     for (; i < argc; i++) {
@@ -610,6 +618,7 @@ int main(int argc, char **argv)
                 return 2;
             }
             pl_buf_printf(&raw, "&limit=%s", val);
+            limit_set = 1;
         } else if (strcmp(a, "--offset") == 0) {
             if (parse_num(val, 0, 1000000000, &hq.offset)) {
                 fail("reading the arguments", "--offset must be a number from 0 to 1000000000");
@@ -655,6 +664,8 @@ int main(int argc, char **argv)
         code = serve(store, host, port, no_gzip, token);
     else if (strcmp(cmd, "procs") == 0)
         code = cmd_procs(store, format);
+    else if (strcmp(cmd, "report") == 0)
+        code = pl_cli_report(store, format, limit_set ? hq.limit : 10);
     else
         code = cmd_history(store, &hq, format, raw.len ? raw.data + 1 : NULL);
     pl_store_close(store);

@@ -16,6 +16,7 @@
 #include "pyloot/handler.h"
 #include "pyloot/json.h"
 #include "pyloot/metrics.h"
+#include "handler_int.h"
 
 #define PL_QUERY_MAX 256          /* q= of /api/history */
 #define PL_OFFSET_MAX 1000000000ULL
@@ -712,6 +713,8 @@ static void route(pl_handler *h, const pl_request *req, pl_response *resp)
         handle_history(h, req, resp);
     } else if (strcmp(path, "/metrics") == 0) {
         handle_metrics(h, req, resp);
+    } else if (strcmp(path, "/api/witnesses") == 0) {
+        pl_handle_witnesses(h->opt.store, req->query, resp);
     } else if (strcmp(path, "/api/objects") == 0 || strcmp(path, "/api/objects/") == 0) {
         handle_live(h, req, PL_LIVE_LIST, 0, resp);
     } else if (strncmp(path, "/api/objects/", 13) == 0) {
@@ -749,4 +752,21 @@ int pl_handler_handle(pl_handler *h, const pl_request *req, pl_response *resp)
         }
     }
     return 0;
+}
+
+/* ---- for the route files (handler_int.h) ---- */
+
+int pl_query_param(const char *query, const char *name, pl_buf *out)
+{
+    return query_get(query, name, out);
+}
+
+void pl_response_json(pl_response *resp, int status)
+{
+    set_json(resp, status);
+}
+
+void pl_response_error(pl_response *resp, int status, const char *msg)
+{
+    error_response(resp, status, "%s", msg);
 }

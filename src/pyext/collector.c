@@ -19,6 +19,7 @@
 #include "pyloot/store.h"
 #include "typetable.h"
 #include "util.h"
+#include "witness.h"
 
 #if PY_VERSION_HEX >= 0x030D0000
 #define pl_is_finalizing() Py_IsFinalizing()
@@ -211,10 +212,13 @@ static int thread_collect(pl_store *store, uint64_t serial, const pl_incarnation
     }
     PyGILState_Release(g);
     double t0 = pl_now_s();
+    int64_t now_ms = pl_now_ms();
     if (!rc)
-        rc = write_sample(store, serial, self, pl_now_ms());
-    pl_typetable_evict(&table);
+        rc = write_sample(store, serial, self, now_ms);
     double write_ms = (pl_now_s() - t0) * 1e3;
+    if (!rc)
+        pl_witness_after_collection(&table, store, self, now_ms);
+    pl_typetable_evict(&table);
     pthread_mutex_unlock(&collect_lock);
 
     pthread_mutex_lock(&state_lock);

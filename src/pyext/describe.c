@@ -319,14 +319,14 @@ static size_t utf8_prefix(const char *s, size_t len, size_t max_chars)
     return len;
 }
 
-/* Writes repr(o) as a JSON string, cut to max_chars characters ("…" marks the cut). */
-void pl_json_repr(pl_reprer *r, pl_buf *body, PyObject *o, size_t max_chars)
+/* Appends repr(o) as UTF-8 text, cut to max_chars characters ("…" marks the cut). */
+void pl_repr_text(pl_reprer *r, pl_buf *out, PyObject *o, size_t max_chars)
 {
     pl_buf text = PL_BUF_INIT;
     repr_into(r, &text, o, max_chars * 4 + 16);
     if (text.err) {
         pl_buf_free(&text);
-        pl_json_cstr(body, "<repr failed: out of memory>");
+        pl_buf_puts(out, "<repr failed: out of memory>");
         return;
     }
     size_t cut = utf8_prefix(text.data ? text.data : "", text.len, max_chars);
@@ -334,7 +334,19 @@ void pl_json_repr(pl_reprer *r, pl_buf *body, PyObject *o, size_t max_chars)
         text.len = cut;
         pl_buf_puts(&text, "\xE2\x80\xA6");
     }
-    pl_json_str(body, text.data ? text.data : "", text.len);
+    pl_buf_append(out, text.data ? text.data : "", text.len);
+    pl_buf_free(&text);
+}
+
+/* Writes repr(o) as a JSON string, cut to max_chars characters ("…" marks the cut). */
+void pl_json_repr(pl_reprer *r, pl_buf *body, PyObject *o, size_t max_chars)
+{
+    pl_buf text = PL_BUF_INIT;
+    pl_repr_text(r, &text, o, max_chars);
+    if (text.err)
+        pl_json_cstr(body, "<repr failed: out of memory>");
+    else
+        pl_json_str(body, text.data ? text.data : "", text.len);
     pl_buf_free(&text);
 }
 

@@ -43,6 +43,9 @@ void pl_answer_leave(void);
  * list costs what is shown); a heap type's repr() runs under a deadline. */
 void pl_json_repr(pl_reprer *r, pl_buf *body, PyObject *o, size_t max_chars);
 
+/* The same text as pl_json_repr, appended to out as UTF-8 (not JSON). */
+void pl_repr_text(pl_reprer *r, pl_buf *out, PyObject *o, size_t max_chars);
+
 /* Writes a str as a JSON string, or `fallback` when s is not a str. */
 void pl_json_pystr(pl_buf *b, PyObject *s, const char *fallback);
 

@@ -72,6 +72,22 @@ void pl_answer_page_fields(pl_answer *a, uint64_t total);
 void pl_answer_objects(pl_answer *a, PyObject **v, size_t n, char **labels,
                        const unsigned char *redacted);
 
+/* The why-alive search (live_path.c), also used by the witnesses: the
+ * shortest chain from a root (a module, a running thread's frame) to
+ * `target`, over a->snap (step 2 of the order above; fr collected in step
+ * 1). Fills `path` with borrowed pointers, root first, target last.
+ * Returns 1 found, 0 none (path empty), -1 out of memory (no exception set). */
+struct pl_frames;
+int pl_path_find(pl_answer *a, const struct pl_frames *fr, PyObject *target, pl_objvec *path);
+
+/* Step 4 of a path: labels each step (*edges_out[i]: how step i - 1 holds
+ * step i; [0] unused) and folds "__dict__" + "value of key 'k'" into
+ * "attribute 'k'", dropping the dict's reference. `path` holds strong
+ * references. *edges_out is calloc'ed (free it after pl_edge_clear of each
+ * of the path->n entries). 0, or -1 out of memory (no exception set). */
+struct pl_edge;
+int pl_path_label(pl_objvec *path, struct pl_edge **edges_out);
+
 int pl_answer_list(pl_answer *a);    /* live_list.c */
 int pl_answer_detail(pl_answer *a);  /* live_related.c */
 int pl_answer_related(pl_answer *a); /* live_related.c: parents or children */

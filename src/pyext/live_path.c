@@ -399,6 +399,45 @@ out:
 }
 
 /* See live.h. */
+int pl_path_find(pl_answer *a, const pl_frames *fr, PyObject *target, pl_objvec *path)
+{
+    int found = path_backward(a, fr, target, path);
+    /* An untracked target may sit in an untracked container that the
+     * snapshot does not hold: only the forward search follows those. */
+    if (found == 2 || (found == 0 && !PyObject_GC_IsTracked(target)))
+        found = path_forward(a, fr, target, path) < 0 ? -1 : path->n > 0;
+    return found < 0 ? -1 : found == 1 && path->n > 0;
+}
+
+/* See live.h. */
+int pl_path_label(pl_objvec *path, pl_edge **edges_out)
+{
+    pl_edge *edges = calloc(path->n ? path->n : 1, sizeof(*edges));
+    *edges_out = edges;
+    if (!edges)
+        return -1;
+    /* Labels (before any repr runs), then "object's own __dict__" +
+     * "value of key 'k'" folded into "attribute 'k'", as a user reads it. */
+    for (size_t i = 1; i < path->n; i++)
+        pl_edge_find(path->v[i - 1], path->v[i], &edges[i]);
+    size_t out_n = 0;
+    for (size_t i = 0; i < path->n; i++) {
+        if (i >= 1 && i + 1 < path->n && edges[i].kind == PL_EDGE_FIELD && strcmp(edges[i].field, "__dict__") == 0 &&
+            edges[i + 1].kind == PL_EDGE_VALUE && PyUnicode_Check(edges[i + 1].key)) {
+            Py_DECREF(path->v[i]);
+            pl_edge_clear(&edges[i]);
+            edges[i + 1].kind = PL_EDGE_ATTRIBUTE;
+            continue;
+        }
+        path->v[out_n] = path->v[i];
+        edges[out_n] = edges[i];
+        out_n++;
+    }
+    path->n = out_n;
+    return 0;
+}
+
+/* See live.h. */
 int pl_answer_path(pl_answer *a)
 {
     pl_frames fr = {0};
@@ -420,12 +459,7 @@ int pl_answer_path(pl_answer *a)
         rc = 0;
         goto out;
     }
-    int found = path_backward(a, &fr, target, &path);
-    /* An untracked target may sit in an untracked container that the
-     * snapshot does not hold: only the forward search follows those. */
-    if (found == 2 || (found == 0 && !PyObject_GC_IsTracked(target)))
-        found = path_forward(a, &fr, target, &path) < 0 ? -1 : 1;
-    if (found < 0) {
+    if (pl_path_find(a, &fr, target, &path) < 0) {
         pl_answer_end_snapshot(a);
         PyErr_NoMemory();
         path.n = 0;
@@ -435,29 +469,10 @@ int pl_answer_path(pl_answer *a)
         Py_INCREF(path.v[i]);
     pl_answer_end_snapshot(a);
 
-    /* Labels (before any repr runs), then "object's own __dict__" +
-     * "value of key 'k'" folded into "attribute 'k'", as a user reads it. */
-    edges = calloc(path.n ? path.n : 1, sizeof(*edges));
-    if (!edges) {
+    if (pl_path_label(&path, &edges) < 0) {
         PyErr_NoMemory();
         goto out;
     }
-    for (size_t i = 1; i < path.n; i++)
-        pl_edge_find(path.v[i - 1], path.v[i], &edges[i]);
-    size_t out_n = 0;
-    for (size_t i = 0; i < path.n; i++) {
-        if (i >= 1 && i + 1 < path.n && edges[i].kind == PL_EDGE_FIELD && strcmp(edges[i].field, "__dict__") == 0 &&
-            edges[i + 1].kind == PL_EDGE_VALUE && PyUnicode_Check(edges[i + 1].key)) {
-            Py_DECREF(path.v[i]);
-            pl_edge_clear(&edges[i]);
-            edges[i + 1].kind = PL_EDGE_ATTRIBUTE;
-            continue;
-        }
-        path.v[out_n] = path.v[i];
-        edges[out_n] = edges[i];
-        out_n++;
-    }
-    path.n = out_n;
 
     pl_buf *body = a->body;
     pl_answer_begin_doc(a);

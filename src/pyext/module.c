@@ -8,6 +8,7 @@
 #include <errno.h>
 
 #include "pyloot/error.h"
+#include "witness.h"
 
 static struct PyModuleDef pl_module;
 
@@ -40,7 +41,7 @@ static int pl_exec(PyObject *m)
     if (PyModule_AddStringConstant(m, "__version__", PYLOOT_VERSION) < 0)
         return -1;
     if (pl_store_module_exec(m, pl_live_answer) < 0 || pl_collector_module_exec(m, pl_live_answer) < 0 ||
-        pl_live_module_exec(m) < 0 || pl_graph_module_exec(m) < 0)
+        pl_live_module_exec(m) < 0 || pl_graph_module_exec(m) < 0 || pl_witness_module_exec(m) < 0)
         return -1;
     return 0;
 }

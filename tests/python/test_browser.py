@@ -454,3 +454,24 @@ def test_a_stuck_worker_is_said_in_words(browser, gunicorn, artifacts):
         ui.shot("objects-504")
     finally:
         blocker.join(timeout=40)
+
+
+def test_the_witness_of_a_growing_type_is_on_its_card_and_page(browser, gunicorn, artifacts):
+    """What held a leaked instance, read from the store: on the card and above the objects."""
+    from test_witness import leak_until_witnessed
+
+    server = gunicorn(workers=2, interval=0.3)
+    leak_until_witnessed(server)
+    ui = UI(browser, server, artifacts, "witness")
+    ui.go("#/history?sort=growth&q=leaky.")
+    sel = '.type-card[data-type="%s"] .witness[data-state="ready"] .witness-path' % LEAK
+    line = ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, sel), "the witness line on the card")[0].text
+    assert line.startswith("module leaky → attribute 'LEAKS' → list → item["), line
+    assert line.endswith("→ " + LEAK), line
+    ui.shot("history-witness")
+    ui.go("#/objects?group=%s" % LEAK)
+    sel = '#objects-witness .witness[data-state="ready"] .witness-path'
+    page = ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, sel), "the witness line on the objects page")[0].text
+    assert page.startswith("module leaky → attribute 'LEAKS'"), page
+    ui.shot("objects-witness")
+    assert ui.js_errors() == []

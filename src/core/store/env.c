@@ -96,6 +96,13 @@ static int open_dbs(pl_store *s)
         (rc = mdb_dbi_open(txn, "snap", flags, &s->snap)) ||
         (rc = mdb_dbi_open(txn, "mailbox", flags, &s->mailbox)))
         goto abort;
+    /* Added after schema 1 without a bump: older readers ignore it, and a
+     * read-only open of an older store has no witnesses. */
+    rc = mdb_dbi_open(txn, "witness", flags, &s->witness);
+    if (rc == MDB_NOTFOUND && s->read_only)
+        s->witness = 0;
+    else if (rc)
+        goto abort;
     k.mv_data = "schema";
     k.mv_size = 6;
     rc = mdb_get(txn, s->meta, &k, &v);
@@ -254,7 +261,7 @@ uint64_t max_bytes(pl_store *s)
 uint64_t used_bytes(pl_store *s, MDB_txn *txn)
 {
     MDB_dbi dbis[] = {0, 1, s->meta, s->procs, s->types, s->names,
-                      s->log, s->windows, s->chunks, s->chunks2, s->snap, s->mailbox};
+                      s->log, s->windows, s->chunks, s->chunks2, s->snap, s->mailbox, s->witness};
     uint64_t pages = 2, psize = 4096;
     MDB_stat st;
     size_t i;

@@ -665,6 +665,8 @@ static int prune_locked(pl_store *s, int64_t now_ms)
             rc = 0; /* stays in the log; bytes pruning below makes room */
     }
     if (rc == 0)
+        rc = witness_retain(s, now_ms);
+    if (rc == 0)
         rc = sweep_orphans(s);
     if (rc == 0)
         rc = mailbox_sweep(s, now_ms, list, n);

@@ -11,6 +11,7 @@
  *   chunks2   group(4) inc(12) wtime(8) part(1) -> 128 points of <=4 types  (level 2)
  *   snap      inc(12) first_id(4) -> the first live window's first sample (log format)
  *   mailbox   'q' to(12) ticket(8) part(1) | 't' ticket(8) | 'r' ticket(8) part(4)
+ *   witness   type_id(4) inc(12) time(8) part(1) -> one witness path (witness.c)
  *
  * Keys are big-endian; values use host byte order (an LMDB file is not
  * portable across architectures anyway). Every value stays under PART_MAX
@@ -33,6 +34,7 @@
  *   compact.c    log -> level-1 / level-2 windows
  *   history.c    pl_store_history (read only)
  *   mailbox.c    live-object requests between incarnations
+ *   witness.c    witness paths of growing types
  *   records.c    procs records, log samples, first-sample snapshots, window lists
  *   types.c      type names <-> ids
  *   env.c        open/close, transactions, stat, ranged and batched deletes
@@ -110,6 +112,7 @@
 struct pl_store {
     MDB_env *env;
     MDB_dbi meta, procs, types, names, log, windows, chunks, chunks2, snap, mailbox;
+    MDB_dbi witness; /* 0 when a read-only store predates witnesses (witness.c) */
     /* Read-held by every transaction of this handle; write-held only to
      * adopt a map grown by another process (mdb_env_set_mapsize(env, 0)
      * requires that no transaction of this process is active). */
@@ -410,6 +413,8 @@ int update_rec(pl_store *s, const pl_incarnation *inc, int create,
 
 /* Highest type id in use (0 when none). */
 uint32_t max_type_id(pl_store *s, MDB_txn *txn);
+/* Finds the id of a type name without creating it; 0 or MDB_NOTFOUND. */
+int type_find(pl_store *s, MDB_txn *txn, const char *name, size_t len, uint32_t *id);
 
 /* ---- compact.c ---- */
 
@@ -420,6 +425,12 @@ int compact_txn(pl_store *s, const pl_incarnation *inc, int allow_merge, uint32_
 
 /* Deletes expired mailbox entries and those of dead incarnations in list. */
 int mailbox_sweep(pl_store *s, int64_t now_ms, const struct inc_entry *list, size_t n);
+
+/* ---- witness.c ---- */
+
+/* Drops witnesses whose incarnation is gone, that are older than its first
+ * stored sample, or older than max_age (batched write transactions). */
+int witness_retain(pl_store *s, int64_t now_ms);
 
 /* ---- retention.c ---- */
 

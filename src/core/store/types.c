@@ -51,6 +51,18 @@ static int name_lookup(pl_store *s, MDB_cursor *cur, const char *name, size_t le
     return rc;
 }
 
+/* See store_int.h. */
+int type_find(pl_store *s, MDB_txn *txn, const char *name, size_t len, uint32_t *id)
+{
+    MDB_cursor *cur = NULL;
+    int rc = mdb_cursor_open(txn, s->names, &cur);
+
+    if (rc == 0)
+        rc = name_lookup(s, cur, name, len, id);
+    mdb_cursor_close(cur);
+    return rc;
+}
+
 /* Looks up or creates type ids (see store.h). The common case (all names
  * known) needs only a read transaction. */
 int pl_store_type_ids(pl_store *s, const char *const *names, const size_t *lens, size_t n,

@@ -106,6 +106,11 @@ int pl_handler_handle(pl_handler *h, const pl_request *req, pl_response *resp);
 /* Frees the body of a response filled by pl_handler_handle (not resp itself). */
 void pl_response_free(pl_response *resp);
 
+/* Appends one witness as the JSON object /api/witnesses lists:
+ * {"pid", "start", "host", "time", "path": [{"type", "via", "repr"}, ...]}
+ * ("via" null for the root). Returns 0 or ENOMEM. */
+int pl_json_witness(pl_buf *b, const pl_witness *w);
+
 /* Reason phrase for an HTTP status ("OK", "Not Found", ...). */
 const char *pl_http_reason(int status);
 

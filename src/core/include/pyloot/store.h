@@ -195,6 +195,57 @@ int pl_store_mailbox_result(pl_store *s, uint64_t ticket, int *status, pl_buf *b
 /* Withdraws a request and any reply (the waiter gave up). Missing is not an error. */
 int pl_store_mailbox_cancel(pl_store *s, uint64_t ticket);
 
+/* ---- witnesses: recorded paths from a root to an instance of a growing type ---- */
+
+/* One step of a witness path: the object's type name, how the previous step
+ * holds it (the edge vocabulary of docs/edges.md; "" for the root) and a
+ * short repr. Each string is NUL-terminated. */
+typedef struct pl_witness_step {
+    const char *type;
+    const char *via;
+    const char *repr;
+} pl_witness_step;
+
+#define PL_WITNESS_MAX_STEPS 64       /* longer paths are refused (PL_EBADARG) */
+#define PL_WITNESS_MAX_TEXT 1024      /* bytes of each string; longer ones are cut (at a UTF-8 boundary) */
+
+/* Stores one witness of incarnation `inc` for type `type_id` (an id given out
+ * by pl_store_type_ids) taken at time_ms: the path from its root (steps[0])
+ * to the instance (steps[n - 1]), 1..PL_WITNESS_MAX_STEPS steps. Returns
+ * PL_ENOTFOUND when `inc` is not registered, PL_EBADARG for n out of range,
+ * a NULL string or time_ms < 0. One write transaction; on MDB_MAP_FULL it
+ * makes room as an append does. Thread-safe. */
+int pl_store_witness_put(pl_store *s, const pl_incarnation *inc, uint32_t type_id, int64_t time_ms,
+                         const pl_witness_step *steps, size_t n);
+
+/* One witness as read back. `steps` is one malloc'ed block holding the
+ * strings too, owned by the list. */
+typedef struct pl_witness {
+    pl_incarnation inc;
+    char host[64];          /* of the incarnation's procs record */
+    int64_t time_ms;
+    uint32_t type_id;
+    pl_witness_step *steps; /* n_steps entries, root first */
+    size_t n_steps;
+} pl_witness;
+
+typedef struct pl_witness_list {
+    pl_witness *w;          /* newest first */
+    size_t n;
+} pl_witness_list;
+
+/* Reads the witnesses of the type named `group` (PL_ENOTFOUND when the store
+ * has no such type; an empty list when it has no witness), optionally only
+ * of incarnations with `pid` (0: all) and `host` (NULL: all), newest first,
+ * at most `max` of them. Witnesses of incarnations no longer in the store
+ * are skipped. *out is filled with malloc'ed memory; free it with
+ * pl_witness_list_free. Read only. Thread-safe. */
+int pl_store_witnesses(pl_store *s, const char *group, uint32_t pid, const char *host, size_t max,
+                       pl_witness_list *out);
+
+/* Frees what pl_store_witnesses filled; a zeroed list is a no-op. */
+void pl_witness_list_free(pl_witness_list *l);
+
 /* Test hook: when `on`, this handle hashes every type name to the same value
  * so that name-hash collisions can be exercised. Only for tests, on a store
  * that is never opened without the hook. */

@@ -1,0 +1,16 @@
+/* pyloot CLI: `pyloot report` (report.c), a leak report for a store, live
+ * or dead. Single-threaded; prints to stdout, errors to stderr. */
+#ifndef PYLOOT_CLI_REPORT_H
+#define PYLOOT_CLI_REPORT_H
+
+#include <stdint.h>
+
+#include "pyloot/store.h"
+
+/* Prints the report of `store` (opened by the caller, read-only is enough):
+ * format 'j' for JSON, anything else for text; at most `limit` growers
+ * (1..1000). Returns the process exit code (0, or 1 with
+ * "pyloot: ... failed: ..." on stderr). */
+int pl_cli_report(pl_store *store, int format, uint64_t limit);
+
+#endif

@@ -1,0 +1,376 @@
+/* witness.c: for types whose count grows steadily, one instance's shortest
+ * path from a root, recorded into the store so that the evidence outlives
+ * the worker (docs/witnesses.md).
+ *
+ * Rule: a type qualifies when its count rose in each of the last
+ * PL_WITNESS_RISES samples and it is among the PL_WITNESS_TOP largest
+ * growers over those samples; a qualifying type is witnessed at most once
+ * per PL_WITNESS_EVERY_MS after its first witness, and at most one witness
+ * is taken per collection.
+ *
+ * Budget: a token bucket on measured GIL time. Credit accrues at
+ * PL_WITNESS_GIL_SHARE of wall time and is capped at zero; a search may start
+ * only when the balance is not negative, and costs what it measured. Over any
+ * window the GIL time spent here is at most PL_WITNESS_GIL_SHARE of the
+ * window plus one search.
+ *
+ * All state is protected by the collector's collect_lock (the only caller
+ * holds it); witness_stats() reads a copy under stats_lock. */
+#include "witness.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "heap.h"
+#include "live.h"
+#include "referents.h"
+#include "util.h"
+
+#if PY_VERSION_HEX >= 0x030D0000
+#define is_finalizing() Py_IsFinalizing()
+#else
+#define is_finalizing() _Py_IsFinalizing()
+#endif
+
+/* The last few counts of one type, by store id. */
+typedef struct track {
+    uint32_t type_id;
+    unsigned n;              /* valid entries of counts, newest last */
+    uint64_t counts[PL_WITNESS_RISES + 1];
+    int64_t witnessed_ms;    /* last witness written, 0 never */
+    int64_t tried_ms;        /* last search without a path, 0 never */
+} track;
+
+typedef struct witness_state {
+    track *tracks;           /* sorted by type_id */
+    size_t n;
+    uint64_t serial;         /* store the ids belong to */
+    double balance_s;        /* GIL seconds available (<= 0) */
+    int64_t last_ms;         /* when the balance was last credited */
+} witness_state;
+static witness_state W;      /* protected by collect_lock */
+
+typedef struct witness_stats {
+    uint64_t searches, written, no_path, errors, skipped_budget;
+    double gil_s;            /* GIL time spent here in total */
+    double last_gil_ms;
+} witness_stats;
+static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+static witness_stats S;      /* protected by stats_lock */
+
+static void atfork_child(void)
+{
+    /* The collector thread that may have been changing W does not exist in
+     * the child: forget it (leaked on purpose, as the type table is). */
+    memset(&W, 0, sizeof W);
+    pthread_mutex_init(&stats_lock, NULL);
+}
+
+static int cmp_track(const void *a, const void *b)
+{
+    const track *x = a, *y = b;
+    return x->type_id < y->type_id ? -1 : x->type_id > y->type_id;
+}
+
+/* Rebuilds the tracks from this pass: types not seen any more are dropped.
+ * Returns 0 or -1 (out of memory: the old tracks stay). */
+static int update_tracks(pl_type_table *t)
+{
+    track *next = malloc((t->used + 1) * sizeof *next);
+    size_t n = 0;
+    if (!next)
+        return -1;
+    for (size_t i = 0; i < t->cap; i++) {
+        const pl_type_entry *e = &t->slots[i];
+        if (!e->tp || e->epoch != t->epoch || e->type_id == UINT32_MAX)
+            continue;
+        track key = {.type_id = e->type_id};
+        const track *old = W.n ? bsearch(&key, W.tracks, W.n, sizeof *W.tracks, cmp_track) : NULL;
+        track tr = old ? *old : key;
+        if (tr.n == PL_WITNESS_RISES + 1) {
+            memmove(tr.counts, tr.counts + 1, PL_WITNESS_RISES * sizeof tr.counts[0]);
+            tr.n--;
+        }
+        tr.counts[tr.n++] = e->count;
+        next[n++] = tr;
+    }
+    if (n > 1)
+        qsort(next, n, sizeof *next, cmp_track);
+    free(W.tracks);
+    W.tracks = next;
+    W.n = n;
+    return 0;
+}
+
+/* Growth over the last PL_WITNESS_RISES samples when each of them rose, else 0. */
+static uint64_t steady_growth(const track *tr)
+{
+    if (tr->n != PL_WITNESS_RISES + 1)
+        return 0;
+    for (unsigned i = 1; i < tr->n; i++)
+        if (tr->counts[i] <= tr->counts[i - 1])
+            return 0;
+    return tr->counts[tr->n - 1] - tr->counts[0];
+}
+
+/* The track to witness now, or NULL: the largest steady grower among the
+ * top PL_WITNESS_TOP that is not resting. */
+static track *pick(int64_t now_ms)
+{
+    track *top[PL_WITNESS_TOP] = {0};
+    uint64_t growth[PL_WITNESS_TOP] = {0};
+    for (size_t i = 0; i < W.n; i++) {
+        uint64_t g = steady_growth(&W.tracks[i]);
+        if (!g)
+            continue;
+        for (int k = 0; k < PL_WITNESS_TOP; k++) {
+            if (!top[k] || g > growth[k]) {
+                memmove(top + k + 1, top + k, (PL_WITNESS_TOP - 1 - (size_t)k) * sizeof top[0]);
+                memmove(growth + k + 1, growth + k, (PL_WITNESS_TOP - 1 - (size_t)k) * sizeof growth[0]);
+                top[k] = &W.tracks[i];
+                growth[k] = g;
+                break;
+            }
+        }
+    }
+    for (int k = 0; k < PL_WITNESS_TOP && top[k]; k++) {
+        const track *tr = top[k];
+        if (tr->witnessed_ms && now_ms - tr->witnessed_ms < PL_WITNESS_EVERY_MS)
+            continue;
+        if (tr->tried_ms && now_ms - tr->tried_ms < PL_WITNESS_RETRY_MS)
+            continue;
+        return top[k];
+    }
+    return NULL;
+}
+
+static const pl_type_entry *entry_of(const pl_type_table *t, uint32_t type_id)
+{
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slots[i].tp && t->slots[i].epoch == t->epoch && t->slots[i].type_id == type_id)
+            return &t->slots[i];
+    return NULL;
+}
+
+/* A path described in C memory: strings in `text`, at offsets. */
+typedef struct described {
+    pl_buf text;
+    size_t off[PL_WITNESS_MAX_STEPS][3];
+    size_t n;
+} described;
+
+/* 1 when the step reached through e is held under a secret-looking name
+ * (pl_secret_name, PyLoot(redact=...)): its repr is then stored as
+ * "<redacted>" and no repr() runs, as on the why-alive path. */
+static int held_under_secret_name(const pl_edge *e)
+{
+    return (e->kind == PL_EDGE_ATTRIBUTE || e->kind == PL_EDGE_VALUE || e->kind == PL_EDGE_LOCAL) &&
+           pl_secret_name(e->key);
+}
+
+/* Describes path (strong references, root first) into d: type, via, repr of
+ * each step. Runs user code (repr), under the answer's repr deadline. */
+static void describe_path(pl_objvec *path, pl_edge *edges, described *d)
+{
+    pl_reprer r;
+    memset(&r, 0, sizeof r);
+    int entered = pl_answer_enter(&r.deadline) == 0;
+    size_t n = path->n;
+    /* Longer paths keep their root side and the instance. */
+    for (size_t i = 0; i < n && d->n < PL_WITNESS_MAX_STEPS; i++) {
+        if (d->n == PL_WITNESS_MAX_STEPS - 1 && i + 1 < n)
+            i = n - 1;
+        PyObject *o = path->v[i];
+        d->off[d->n][0] = d->text.len;
+        if (pl_typename(Py_TYPE(o), &d->text) < 0)
+            PyErr_Clear();
+        pl_buf_putc(&d->text, '\0');
+        d->off[d->n][1] = d->text.len;
+        if (i)
+            pl_edge_format(&edges[i], &d->text);
+        pl_buf_putc(&d->text, '\0');
+        d->off[d->n][2] = d->text.len;
+        if (i && held_under_secret_name(&edges[i]))
+            pl_buf_puts(&d->text, "<redacted>");
+        else if (entered)
+            pl_repr_text(&r, &d->text, o, PL_WITNESS_REPR_CHARS);
+        else
+            pl_buf_puts(&d->text, "<repr skipped>");
+        pl_buf_putc(&d->text, '\0');
+        d->n++;
+    }
+    if (entered)
+        pl_answer_leave();
+}
+
+/* Under the GIL: finds an instance of tp (the last one met in the heap
+ * walk, usually among the newest; the first one when that one has no path
+ * from a root), its path, and describes it into d. Returns 1 described,
+ * 0 no instance or no path, -1 out of memory. */
+static int search(PyTypeObject *tp, const char *base, described *d)
+{
+    pl_answer a;
+    pl_frames fr = {0};
+    pl_objvec path = {0};
+    pl_edge *edges = NULL;
+    int rc = -1, owned = 0;
+
+    memset(&a, 0, sizeof a);
+    a.gc_was_enabled = PyGC_Disable();
+    if (pl_frames_collect(&fr) < 0 || pl_answer_snapshot(&a) < 0) {
+        PyErr_Clear();
+        goto out;
+    }
+    PyObject *first = NULL, *last = NULL;
+    for (size_t i = 0; i < a.snap.n; i++) {
+        if (Py_TYPE(a.snap.v[i]) == tp) {
+            if (!first)
+                first = a.snap.v[i];
+            last = a.snap.v[i];
+        }
+    }
+    int found = 0;
+    if (last)
+        found = pl_path_find(&a, &fr, last, &path);
+    if (found == 0 && first && first != last)
+        found = pl_path_find(&a, &fr, first, &path);
+    if (found <= 0) {
+        pl_answer_end_snapshot(&a);
+        rc = found;
+        goto out;
+    }
+    for (size_t i = 0; i < path.n; i++)
+        Py_INCREF(path.v[i]);
+    owned = 1;
+    pl_answer_end_snapshot(&a);
+
+    /* tp is alive (an instance holds it); check it is still the type the
+     * table named, since a freed type's address can be reused. */
+    pl_buf name = PL_BUF_INIT;
+    if (pl_typename(tp, &name) < 0)
+        PyErr_Clear();
+    int same = name.data && strcmp(pl_buf_cstr(&name), base) == 0;
+    pl_buf_free(&name);
+    if (!same) {
+        rc = 0;
+        goto out;
+    }
+    if (pl_path_label(&path, &edges) < 0)
+        goto out;
+    describe_path(&path, edges, d);
+    rc = d->text.err ? -1 : 1;
+out:
+    if (edges) {
+        for (size_t i = 0; i < path.n; i++)
+            pl_edge_clear(&edges[i]);
+        free(edges);
+    }
+    if (owned)
+        for (size_t i = 0; i < path.n; i++)
+            Py_DECREF(path.v[i]);
+    pl_objvec_free(&path);
+    pl_answer_end_snapshot(&a);
+    pl_frames_free(&fr);
+    return rc;
+}
+
+/* See witness.h. */
+void pl_witness_after_collection(pl_type_table *t, pl_store *store, const pl_incarnation *self, int64_t now_ms)
+{
+    static int atfork_done;
+    if (!atfork_done) {
+        pthread_atfork(NULL, NULL, atfork_child);
+        atfork_done = 1;
+    }
+    if (W.serial != t->ids_for) {
+        /* another store: its ids are different */
+        free(W.tracks);
+        memset(&W, 0, sizeof W);
+        W.serial = t->ids_for;
+    }
+    if (W.last_ms)
+        W.balance_s += (double)(now_ms - W.last_ms) / 1000.0 * PL_WITNESS_GIL_SHARE;
+    if (W.balance_s > 0)
+        W.balance_s = 0;
+    W.last_ms = now_ms;
+    if (update_tracks(t) < 0)
+        return;
+    track *tr = pick(now_ms);
+    if (!tr)
+        return;
+    if (W.balance_s < 0) {
+        pthread_mutex_lock(&stats_lock);
+        S.skipped_budget++;
+        pthread_mutex_unlock(&stats_lock);
+        return;
+    }
+    const pl_type_entry *e = entry_of(t, tr->type_id);
+    if (!e || is_finalizing())
+        return;
+
+    described d;
+    memset(&d, 0, sizeof d);
+    PyGILState_STATE g = PyGILState_Ensure();
+    double t0 = pl_now_s(); /* GIL time, not the wait for it */
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    int found = search(e->tp, e->base, &d);
+    PyErr_Restore(et, ev, tb);
+    double gil_s = pl_now_s() - t0;
+    PyGILState_Release(g);
+    W.balance_s -= gil_s;
+
+    int rc = 0;
+    if (found == 1) {
+        pl_witness_step steps[PL_WITNESS_MAX_STEPS];
+        for (size_t i = 0; i < d.n; i++) {
+            steps[i].type = d.text.data + d.off[i][0];
+            steps[i].via = d.text.data + d.off[i][1];
+            steps[i].repr = d.text.data + d.off[i][2];
+        }
+        rc = pl_store_witness_put(store, self, tr->type_id, now_ms, steps, d.n);
+        if (!rc)
+            tr->witnessed_ms = now_ms;
+    } else if (found == 0) {
+        tr->tried_ms = now_ms;
+    }
+    pl_buf_free(&d.text);
+
+    pthread_mutex_lock(&stats_lock);
+    S.searches++;
+    S.gil_s += gil_s;
+    S.last_gil_ms = gil_s * 1e3;
+    if (found == 1 && !rc)
+        S.written++;
+    else if (found == 0)
+        S.no_path++;
+    else
+        S.errors++;
+    pthread_mutex_unlock(&stats_lock);
+}
+
+static PyObject *py_witness_stats(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    pthread_mutex_lock(&stats_lock);
+    witness_stats s = S;
+    pthread_mutex_unlock(&stats_lock);
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:d,s:d}", "searches", (unsigned long long)s.searches, "written",
+                         (unsigned long long)s.written, "no_path", (unsigned long long)s.no_path, "errors",
+                         (unsigned long long)s.errors, "skipped_budget", (unsigned long long)s.skipped_budget,
+                         "gil_s", s.gil_s, "last_gil_ms", s.last_gil_ms);
+}
+
+static PyMethodDef witness_methods[] = {
+    {"witness_stats", py_witness_stats, METH_NOARGS,
+     "Counters of the witnesses of this process: searches, written, no_path, errors, skipped_budget, "
+     "gil_s (GIL seconds spent in total), last_gil_ms."},
+    {NULL, NULL, 0, NULL},
+};
+
+int pl_witness_module_exec(PyObject *module)
+{
+    return PyModule_AddFunctions(module, witness_methods);
+}

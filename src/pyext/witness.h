@@ -1,0 +1,31 @@
+/* pyloot extension: witnesses (witness.c). After each collection the
+ * collector hands its type table here; for types whose count grows steadily
+ * one instance's path from a root is recorded into the store, within a
+ * budget of GIL time. The rule, the budget and their figures are in
+ * docs/witnesses.md. */
+#ifndef PYLOOT_PYEXT_WITNESS_H
+#define PYLOOT_PYEXT_WITNESS_H
+
+#include "pyext.h"
+#include "pyloot/store.h"
+#include "typetable.h"
+
+#define PL_WITNESS_RISES 3                  /* consecutive rising samples */
+#define PL_WITNESS_TOP 3                    /* among this many largest growers */
+#define PL_WITNESS_EVERY_MS (10 * 60 * 1000) /* per type, after its first witness */
+#define PL_WITNESS_RETRY_MS (60 * 1000)     /* per type, after a search that found no path */
+#define PL_WITNESS_GIL_SHARE 0.005          /* of wall time, under the GIL */
+#define PL_WITNESS_REPR_CHARS 200
+
+/* Called by the collector thread after a collection's sample is written:
+ * collect_lock held (t is the pass just written, its type ids resolved for
+ * `store`), GIL NOT held. Updates the growth of every type; when a type
+ * qualifies and the budget allows, takes the GIL for the path search and
+ * the descriptions, releases it, and writes the witness to the store.
+ * Errors are counted (pl_witness_stats), never raised. */
+void pl_witness_after_collection(pl_type_table *t, pl_store *store, const pl_incarnation *self, int64_t now_ms);
+
+/* Adds witness_stats() to the module. 0, or -1 with an exception set. */
+int pl_witness_module_exec(PyObject *module);
+
+#endif
