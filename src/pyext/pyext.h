@@ -55,6 +55,12 @@ struct pl_store *pl_store_of(PyObject *obj);
 /* A number naming the handle pl_store_of returned, unique in this process:
  * handles are compared by it, since a freed handle's address can be reused. */
 uint64_t pl_store_serial(PyObject *obj);
+/* store_handler.c: like pl_store_of, but a guarded Store that cannot be used
+ * (see its `error`) gives NULL WITHOUT an exception and *why set to what is
+ * wrong (owned by the Store; valid while the GIL is held). An open is
+ * retried first when its backoff allows. NULL with *why NULL: an exception
+ * is set. GIL held. */
+struct pl_store *pl_store_try(PyObject *obj, const char **why);
 
 /* store_handler.c: adds the Store and Handler types and the process
  * functions; a Handler answers live-object routes with `live`. */

@@ -56,6 +56,8 @@ typedef struct pl_handler_options {
     pl_incarnation self;      /* this process (live routes without pid) */
     uint32_t live_timeout_ms; /* wait for another worker's answer; 0 = default (5000) */
     int refuse_multiprocess;  /* answer 500 with the seed's message (InMemoryBackend) */
+    const char *unavailable;  /* with store NULL: why the store cannot be used (copied); the UI
+                               * is served and every /api/ route answers 503 with it */
 } pl_handler_options;
 
 typedef struct pl_handler pl_handler;
