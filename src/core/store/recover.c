@@ -219,6 +219,26 @@ static int move_aside(const char *path, char *out, size_t len)
     return EEXIST;
 }
 
+/* mkdir -p (mode 0700): the store's parents too, as PyLoot always did. */
+static int make_dirs(const char *path)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+
+    if (n >= sizeof buf)
+        return ENAMETOOLONG;
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != 0)
+            continue;
+        buf[i] = 0;
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return errno;
+        buf[i] = i == n ? 0 : '/';
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------- guarded open */
 
 static int open_read_only(pl_store **out, const pl_store_options *opt, unsigned timeout_ms,
@@ -307,10 +327,8 @@ int pl_store_open_guarded(pl_store **out, const pl_store_options *opt, unsigned 
     }
     snprintf(data, sizeof data, "%s/data.mdb", opt->path);
     snprintf(marker, sizeof marker, "%s/" PL_VERIFY_MARKER, opt->path);
-    if (mkdir(opt->path, 0700) != 0 && errno != EEXIST) {
-        rc = errno;
+    if ((rc = make_dirs(opt->path)) != 0)
         goto explain;
-    }
     rc = lock_marker(marker, timeout_ms + 10000, &fd);
     if (rc)
         goto explain;
@@ -327,7 +345,7 @@ int pl_store_open_guarded(pl_store **out, const pl_store_options *opt, unsigned 
         rc = 0; /* without a marker the next worker checks again: slower, not wrong */
     goto out;
 explain:
-    pl_store_explain(rc, rc == EEXIST || rc == ENOTDIR ? "creating" : "opening", opt->path,
+    pl_store_explain(rc, rc == EEXIST || rc == ENOTDIR || rc == ENOENT ? "creating" : "opening", opt->path,
                      rep->message, sizeof rep->message);
 out:
     if (fd >= 0)
