@@ -40,6 +40,9 @@ pl_modstate *pl_modstate_get(PyObject *module);
  * Error (a RuntimeError), MemoryError for ENOMEM. module may be NULL (the
  * module last initialised is used). Always returns NULL. GIL held. */
 PyObject *pl_raise(PyObject *module, int rc, const char *what);
+/* module.c: the same for a message already in words (a guarded store's
+ * error, which says how to fix it), raised as the module's Error. */
+PyObject *pl_raise_message(int rc, const char *message);
 
 /* typetable.c: appends "module.qualname" of a type (builtins keep their
  * plain name, e.g. "dict"). Never runs Python code or creates objects

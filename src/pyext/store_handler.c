@@ -191,7 +191,7 @@ pl_store *pl_store_of(PyObject *obj)
         const char *why;
         pl_store *s = pl_store_try(obj, &why);
         if (!s && why)
-            PyErr_SetString(PyExc_RuntimeError, why);
+            pl_raise_message(self->err_rc, why);
         return s;
     }
     if (!self->store) {

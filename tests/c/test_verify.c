@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <lmdb.h>
+
 #include "pyloot/handler.h"
 #include "pyloot/store.h"
 #include "pyloot/verify.h"
@@ -216,6 +218,40 @@ static void test_unusable_path(void)
     remove_tree(dir);
 }
 
+/* A store of another schema is not damaged: it is reported (how to fix
+ * it included) and left alone. */
+static void test_other_schema(void)
+{
+    char dir[64];
+    pl_store_options opt;
+    pl_store_report rep;
+    pl_store *s = NULL;
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi meta;
+    uint32_t v99 = 99;
+    MDB_val k = {6, "schema"}, v = {4, &v99};
+
+    make_dir(dir, sizeof dir);
+    memset(&opt, 0, sizeof opt);
+    opt.path = dir;
+    CHECK_OK(pl_store_open_guarded(&s, &opt, 0, &rep));
+    pl_store_close(s);
+    s = NULL;
+    CHECK_OK(mdb_env_create(&env));
+    CHECK_OK(mdb_env_set_maxdbs(env, 16));
+    CHECK_OK(mdb_env_open(env, dir, 0, 0600));
+    CHECK_OK(mdb_txn_begin(env, NULL, 0, &txn));
+    CHECK_OK(mdb_dbi_open(txn, "meta", 0, &meta));
+    CHECK_OK(mdb_put(txn, meta, &k, &v, 0));
+    CHECK_OK(mdb_txn_commit(txn));
+    mdb_env_close(env);
+    CHECK_EQ_INT(pl_store_open_guarded(&s, &opt, 0, &rep), PL_ESCHEMA);
+    CHECK(s == NULL && !rep.moved_to[0]);
+    CHECK(strstr(rep.message, "incompatible") && strstr(rep.message, "Fix: move it away"));
+    remove_tree(dir);
+}
+
 static void test_handler_unavailable(void)
 {
     pl_handler_options hopt;
@@ -245,6 +281,7 @@ int main(void)
     RUN(test_damaged);
     RUN(test_guarded_recovers);
     RUN(test_unusable_path);
+    RUN(test_other_schema);
     RUN(test_handler_unavailable);
     return TEST_EXIT();
 }

@@ -281,9 +281,10 @@ static int check_or_recover(const pl_store_options *opt, unsigned timeout_ms, co
     if (rc == 0)
         return 0;
     if (rc != PL_EDAMAGED) {
-        snprintf(rep->message, sizeof rep->message, "checking the store %s failed: %s. Fix: %s",
-                 opt->path, *rep->reason ? rep->reason : pl_strerror(rc),
-                 "pyloot retries by itself; if this lasts, check the disk that holds it");
+        char explained[600];
+        pl_store_explain(rc, "checking", opt->path, explained, sizeof explained);
+        snprintf(rep->message, sizeof rep->message, "%.600s (%.400s)", explained,
+                 *rep->reason ? rep->reason : pl_strerror(rc));
         return rc;
     }
     rc = move_aside(opt->path, rep->moved_to, sizeof rep->moved_to);
