@@ -98,6 +98,13 @@ static pl_store *store_attempt(PlStoreObject *self)
     return s;
 }
 
+/* A guarded store that is not simply open in this process: unavailable,
+ * being opened by another thread, or inherited through fork. GIL held. */
+static int guarded_unsettled(const PlStoreObject *self)
+{
+    return self->guard && (self->error || self->opening || (self->store && self->pid != getpid()));
+}
+
 /* See pyext.h. */
 pl_store *pl_store_try(PyObject *obj, const char **why)
 {
@@ -107,7 +114,7 @@ pl_store *pl_store_try(PyObject *obj, const char **why)
         return NULL;
     }
     PlStoreObject *self = (PlStoreObject *)obj;
-    if (self->guard && (self->error || (self->store && self->pid != getpid()))) {
+    if (guarded_unsettled(self)) {
         if (self->store && self->pid != getpid()) {
             /* A fork child: see pl_store_of. */
             pl_store_forget(self->store);
@@ -187,7 +194,7 @@ pl_store *pl_store_of(PyObject *obj)
         return NULL;
     }
     PlStoreObject *self = (PlStoreObject *)obj;
-    if (self->guard && (self->error || (self->store && self->pid != getpid()))) {
+    if (guarded_unsettled(self)) {
         const char *why;
         pl_store *s = pl_store_try(obj, &why);
         if (!s && why)
