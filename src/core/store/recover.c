@@ -288,17 +288,21 @@ static int check_or_recover(const pl_store_options *opt, unsigned timeout_ms, co
         return rc;
     }
     rc = move_aside(opt->path, rep->moved_to, sizeof rep->moved_to);
-    if (rc == 0 && mkdir(opt->path, 0700) != 0 && errno != EEXIST)
+    if (rc) {
+        rep->moved_to[0] = 0;
+        snprintf(rep->message, sizeof rep->message,
+                 "the store %s is damaged (%s) and could not be moved aside: %s. Fix: move it "
+                 "away by hand; pyloot then starts a new store", opt->path, rep->reason, pl_strerror(rc));
+        return PL_EDAMAGED;
+    }
+    if (mkdir(opt->path, 0700) != 0 && errno != EEXIST)
         rc = errno;
     if (rc == 0)
         rc = lock_marker(marker, timeout_ms + 10000, &fd);
     if (rc) {
-        snprintf(rep->message, sizeof rep->message,
-                 "the store %s is damaged (%s) and could not be moved aside: %s. Fix: move it "
-                 "away by hand; pyloot then starts a new store", opt->path, rep->reason, pl_strerror(rc));
-        if (rep->moved_to[0] && access(opt->path, F_OK) != 0)
-            rep->moved_to[0] = 0;
-        return PL_EDAMAGED;
+        /* Moved (reported in moved_to), but the new one cannot be started yet. */
+        pl_store_explain(rc, "creating", opt->path, rep->message, sizeof rep->message);
+        return rc;
     }
     /* Hold the old lock until the new one is held: a worker woken on the
      * old marker then finds the new one locked, never an unchecked gap. */
