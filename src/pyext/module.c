@@ -30,6 +30,7 @@ PyObject *pl_raise(PyObject *module, int rc, const char *what)
     return PyErr_Format(type ? type : PyExc_RuntimeError, "%s failed: %s", what, pl_strerror(rc));
 }
 
+/* See pyext.h: a message already in words, as the module's Error. */
 PyObject *pl_raise_message(int rc, const char *message)
 {
     if (rc == ENOMEM)

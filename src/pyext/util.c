@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+/* See util.h: one line, one write(). */
 void pl_log(const char *fmt, ...)
 {
     char line[2048];
