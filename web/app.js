@@ -174,7 +174,7 @@
   const STATUS_WORDS = {
     0: "Network error", 400: "Bad request", 401: "Token needed", 403: "Not shown to this request",
     404: "Not found", 405: "Not allowed", 500: "Server error",
-    501: "Not available here", 503: "Worker busy", 504: "Worker did not answer in time",
+    501: "Not available here", 503: "Unavailable", 504: "Worker did not answer in time",
   };
   /** An error box with the server's message in words and a retry button. */
   function errorBox(err, retry) {
@@ -260,7 +260,24 @@
     procsData = data;
     for (const p of data.procs || []) colourFor(p.pid, p.start);
     renderHeader();
+    showRecovery(data.store);
     return data;
+  }
+  /** A notice when the store was started in place of a damaged one (store.recovered_from). */
+  function showRecovery(store) {
+    let b = $("#recovered");
+    if (!store || !store.recovered_from) { if (b) b.hidden = true; return; }
+    if (!b) {
+      b = h("div", { id: "recovered", class: "banner notice", role: "status" });
+      $("#banner").before(b);
+    }
+    const when = typeof store.recovered_at === "number" ? " on " + new Date(store.recovered_at * 1000).toISOString() : "";
+    fill(b, h("div", { class: "error-box" },
+      h("strong", null, "The store was damaged"),
+      h("span", { class: "error-msg" }, "It was moved to ", h("code", null, h("bdi", null, store.recovered_from)),
+        when + " (" + (store.recovered_reason || "damaged") + ") and a new store started; older history is in the moved copy " +
+        "(open it with: pyloot --db " + store.recovered_from + ").")));
+    b.hidden = false;
   }
   function renderHeader() {
     const d = procsData;

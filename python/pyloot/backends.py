@@ -64,10 +64,22 @@ class LMDBBackend(BaseBackend):
         return self._path
 
     def get_store(self):
+        """The store, opened on first use. Never raises for a store that
+        cannot be used (damaged, unwritable, full, of another version): the
+        Store is then unavailable, its ``error`` says what is wrong and how
+        to fix it, and each use retries with backoff (docs/store.md)."""
         if self._store is None or self._store.closed:
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)) or ".", mode=0o700, exist_ok=True)
-            self._store = _pyloot.Store(self.path, **self._options)
+            try:
+                os.makedirs(os.path.dirname(os.path.abspath(self.path)) or ".", mode=0o700, exist_ok=True)
+            except OSError:
+                pass  # the store's own open says what is wrong
+            self._store = _pyloot.Store(self.path, guard=True, **self._options)
         return self._store
+
+    @property
+    def error(self):
+        """Why the store cannot be used right now, or None."""
+        return self.get_store().error
 
     def close(self):
         """Closes the store (reopened on next use)."""

@@ -136,9 +136,14 @@ class PyLoot:
             self._start_now()
 
     def _start_now(self):
+        # A store that cannot be used raises nothing here: the collector
+        # starts paused and retries, the Store logged why, and /_pyloot
+        # answers 503 with it (docs/store.md, "Faults").
         store = self._backend.get_store()
         if _pyloot.collector_start(store, self.interval, self.gc_collect):
             PyLoot._started.add(self)
+            if getattr(store, "error", None):
+                return
             msg = "pyloot: pid %d collecting every %gs into %s" % (os.getpid(), self.interval, store.path)
             logger.info(msg)
             if not logger.hasHandlers():

@@ -31,6 +31,7 @@
 #include "pyloot/json.h"
 #include "pyloot/store.h"
 #include "report.h"
+#include "pyloot/verify.h"
 
 /* Limits of the HTTP server; docs/cli.md ("Limits of the server") says why
  * each value. */
@@ -124,11 +125,12 @@ static int open_store(const char *db, pl_store **store)
     memset(&opt, 0, sizeof opt);
     opt.path = db;
     opt.read_only = 1;
-    int rc = pl_store_open(store, &opt);
+    /* Read-only: a damaged store is checked in a child process first (it
+     * would crash this one) and reported, never moved. */
+    pl_store_report rep;
+    int rc = pl_store_open_guarded(store, &opt, 0, &rep);
     if (rc) {
-        char why[512];
-        snprintf(why, sizeof why, "%s: %s", db, pl_strerror(rc));
-        fail("opening the store", why);
+        fail("opening the store", rep.message[0] ? rep.message : pl_strerror(rc));
         return -1;
     }
     return 0;

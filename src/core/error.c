@@ -15,6 +15,7 @@ const char *pl_strerror(int err)
     case PL_EBUSY: return "too many requests pending";
     case PL_EBADARG: return "invalid argument";
     case PL_ETOOBIG: return "value too large";
+    case PL_EDAMAGED: return "the store file is damaged";
     default: break;
     }
     if (err >= MDB_KEYEXIST && err <= MDB_LAST_ERRCODE)

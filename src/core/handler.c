@@ -17,6 +17,7 @@
 #include "pyloot/json.h"
 #include "pyloot/metrics.h"
 #include "handler_int.h"
+#include "pyloot/verify.h"
 
 #define PL_QUERY_MAX 256          /* q= of /api/history */
 #define PL_OFFSET_MAX 1000000000ULL
@@ -24,6 +25,7 @@
 
 struct pl_handler {
     pl_handler_options opt;
+    char *unavailable; /* owned copy of opt.unavailable */
 };
 
 int pl_handler_new(pl_handler **out, const pl_handler_options *opt)
@@ -33,6 +35,14 @@ int pl_handler_new(pl_handler **out, const pl_handler_options *opt)
     if (!h)
         return ENOMEM;
     h->opt = *opt;
+    if (opt->unavailable || !opt->store) {
+        h->unavailable = strdup(opt->unavailable ? opt->unavailable : "the store is not open");
+        if (!h->unavailable) {
+            free(h);
+            return ENOMEM;
+        }
+        h->opt.unavailable = h->unavailable;
+    }
     if (!h->opt.live_timeout_ms)
         h->opt.live_timeout_ms = 5000;
     *out = h;
@@ -41,6 +51,8 @@ int pl_handler_new(pl_handler **out, const pl_handler_options *opt)
 
 void pl_handler_free(pl_handler *h)
 {
+    if (h)
+        free(h->unavailable);
     free(h);
 }
 
@@ -220,6 +232,27 @@ static void json_series(pl_buf *b, const int64_t *v, size_t n)
 
 /* ---- /api/procs ---- */
 
+/* ,"recovered_from":...,"recovered_reason":...,"recovered_at":... of a store
+ * started in place of a damaged one (null when it was not). */
+static void json_recovery(pl_store *store, pl_buf *b)
+{
+    pl_buf moved = PL_BUF_INIT, reason = PL_BUF_INIT;
+    int64_t when = 0;
+
+    if (pl_store_recovery(store, &moved, &reason, &when) == 0) {
+        pl_buf_puts(b, ",\"recovered_from\":");
+        pl_json_cstr(b, pl_buf_cstr(&moved));
+        pl_buf_puts(b, ",\"recovered_reason\":");
+        pl_json_cstr(b, pl_buf_cstr(&reason));
+        pl_buf_puts(b, ",\"recovered_at\":");
+        json_time(b, when);
+    } else {
+        pl_buf_puts(b, ",\"recovered_from\":null,\"recovered_reason\":null,\"recovered_at\":null");
+    }
+    pl_buf_free(&moved);
+    pl_buf_free(&reason);
+}
+
 static void handle_procs(pl_handler *h, pl_response *resp)
 {
     pl_store_stat st;
@@ -238,9 +271,11 @@ static void handle_procs(pl_handler *h, pl_response *resp)
     pl_json_cstr(b, pl_store_path(h->opt.store));
     pl_buf_printf(b,
                   ",\"map_size\":%" PRIu64 ",\"used_bytes\":%" PRIu64 ",\"max_bytes\":%" PRIu64
-                  ",\"max_samples\":%u,\"max_age_s\":%" PRIu64 ",\"types\":%u,\"schema\":%u},",
+                  ",\"max_samples\":%u,\"max_age_s\":%" PRIu64 ",\"types\":%u,\"schema\":%u",
                   st.map_size, st.used_bytes, st.max_bytes, st.max_samples, st.max_age_s, st.types,
                   st.schema);
+    json_recovery(h->opt.store, b);
+    pl_buf_puts(b, "},");
     pl_json_key(b, "self");
     if (h->opt.self.pid)
         json_incarnation(b, &h->opt.self);
@@ -701,6 +736,10 @@ static void route(pl_handler *h, const pl_request *req, pl_response *resp)
                 strcmp(path, "/metrics") == 0;
     if (known && !is_get) {
         error_response(resp, 405, "method %.16s is not allowed here", method);
+        return;
+    }
+    if (!h->opt.store && strncmp(path, "/api/", 5) == 0) {
+        error_response(resp, 503, "%s", h->opt.unavailable);
         return;
     }
     if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0) {

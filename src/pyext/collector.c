@@ -17,6 +17,7 @@
 #include "heap.h"
 #include "pyloot/error.h"
 #include "pyloot/store.h"
+#include "pyloot/verify.h"
 #include "typetable.h"
 #include "util.h"
 #include "witness.h"
@@ -38,7 +39,8 @@ typedef struct collector_state {
     int running;          /* a thread exists and has not been joined */
     int stop;             /* asked to stop */
     pthread_t thread;
-    pl_store *store;      /* borrowed from store_obj */
+    pl_store *store;      /* borrowed from store_obj; NULL while the store is unavailable */
+    int registered;       /* this incarnation's procs record is written */
     uint64_t serial;      /* pl_store_serial of store_obj */
     PyObject *store_obj;  /* strong reference; changed only with the GIL held */
     double interval;
@@ -52,6 +54,9 @@ typedef struct collector_state {
     double last_gc_ms;
     double last_write_ms;
     uint64_t requests_answered;
+    int paused;           /* a store outage is in progress (see "store errors") */
+    uint64_t dropped;     /* samples dropped by outages, all of them */
+    int outage_rc;        /* the error of the outage in progress */
 } collector_state;
 static collector_state C;
 
@@ -164,6 +169,106 @@ done:
     return rc;
 }
 
+/* ---- store errors: pause, back off, count (docs/store.md, "Faults") ----
+ * Nothing the store does at run time raises into the app. A store that
+ * cannot be opened, or a write that fails (disk full, a full map pruning
+ * cannot cure, permission denied), pauses collection: the thread retries
+ * with a backoff of 1 s doubling to 60 s, logs one line when a write outage
+ * begins and one when it ends, and counts the samples dropped meanwhile.
+ * (A store that cannot be opened logs through its Store object, once per
+ * distinct error.) Only the collector thread touches an outage; what stats()
+ * shows is copied into C under state_lock. */
+
+#define OUTAGE_FIRST_S 1.0
+#define OUTAGE_MAX_S 60.0
+#define STORE_UNAVAILABLE (-1) /* the Store object is unavailable: it said why */
+
+typedef struct outage {
+    int rc;         /* the error of the outage in progress; 0 when none */
+    double since;   /* when it began (pl_now_s) */
+    double delay;   /* the current backoff */
+} outage;
+
+static uint64_t outage_dropped(const outage *o, double interval, double now)
+{
+    uint64_t n = (uint64_t)((now - o->since) / interval);
+    return n ? n : 1;
+}
+
+static void outage_publish(const outage *o, uint64_t dropped_now)
+{
+    pthread_mutex_lock(&state_lock);
+    C.paused = o->rc != 0;
+    C.outage_rc = o->rc;
+    C.dropped += dropped_now;
+    pthread_mutex_unlock(&state_lock);
+}
+
+/* A collection failed with rc: returns when to try again. */
+static double outage_failed(outage *o, int rc, pl_store *store, double interval)
+{
+    double now = pl_now_s();
+    if (!o->rc) {
+        o->since = now;
+        o->delay = OUTAGE_FIRST_S;
+        if (rc != STORE_UNAVAILABLE && store) {
+            char msg[1024];
+            pl_store_explain(rc, "writing to", pl_store_path(store), msg, sizeof msg);
+            pl_log("pyloot: pid %d: %s (samples are dropped until it works; retrying every %g s to %g s)",
+                   (int)getpid(), msg, OUTAGE_FIRST_S, OUTAGE_MAX_S);
+        }
+    } else {
+        o->delay = o->delay * 2 < OUTAGE_MAX_S ? o->delay * 2 : OUTAGE_MAX_S;
+    }
+    o->rc = rc;
+    outage_publish(o, 0);
+    return now + (o->delay > interval ? o->delay : interval);
+}
+
+/* A collection worked: ends the outage in progress, if any. */
+static void outage_ended(outage *o, pl_store *store, double interval)
+{
+    if (!o->rc)
+        return;
+    double now = pl_now_s();
+    uint64_t dropped = outage_dropped(o, interval, now);
+    if (o->rc != STORE_UNAVAILABLE)
+        pl_log("pyloot: pid %d: writing to the store %s works again after %.0f s; %llu samples were dropped",
+               (int)getpid(), pl_store_path(store), now - o->since, (unsigned long long)dropped);
+    o->rc = 0;
+    outage_publish(o, dropped);
+}
+
+/* The collector thread's store when it has none: asks the Store object
+ * (which retries its open when its backoff allows). 0 with *store set,
+ * STORE_UNAVAILABLE, or ECANCELED at interpreter exit. */
+static int acquire_store(pl_store **store, uint64_t *serial)
+{
+    int rc = STORE_UNAVAILABLE;
+    if (pl_is_finalizing())
+        return ECANCELED;
+    PyGILState_STATE g = PyGILState_Ensure();
+    const char *why = NULL;
+    pl_store *s = C.store_obj ? pl_store_try(C.store_obj, &why) : NULL;
+    if (s) {
+        *store = s;
+        *serial = pl_store_serial(C.store_obj);
+        rc = 0;
+    } else if (!why && PyErr_Occurred()) {
+        PyErr_Clear(); /* a closed store: stay paused until stopped */
+    }
+    PyGILState_Release(g);
+    if (!rc) {
+        pthread_mutex_lock(&state_lock);
+        C.store = *store;
+        C.serial = *serial;
+        pthread_mutex_unlock(&state_lock);
+    }
+    return rc;
+}
+
+static int register_nogil(pl_store *store, const pl_incarnation *self, double interval);
+
 /* ---- the thread ---- */
 
 static void answer_mailbox(pl_store *store, const pl_incarnation *self)
@@ -242,10 +347,12 @@ static void *collector_main(void *arg)
     pthread_mutex_lock(&state_lock);
     pl_store *store = C.store;
     uint64_t serial = C.serial;
+    int registered = C.registered;
     pl_incarnation self = C.self;
     double interval = C.interval;
     int gc_collect = C.gc_collect;
     pthread_mutex_unlock(&state_lock);
+    outage o = {0, 0, 0};
 
     double next = pl_now_s(); /* first collection right away */
     for (;;) {
@@ -267,11 +374,24 @@ static void *collector_main(void *arg)
         pthread_mutex_unlock(&state_lock);
         if (stop || pl_is_finalizing())
             break;
-        answer_mailbox(store, &self);
+        if (store && registered)
+            answer_mailbox(store, &self);
         if (pl_now_s() >= next) {
-            if (thread_collect(store, serial, &self, gc_collect) == ECANCELED)
+            int rc = store ? 0 : acquire_store(&store, &serial);
+            if (!rc && !registered) {
+                rc = register_nogil(store, &self, interval);
+                registered = rc == 0;
+            }
+            if (!rc)
+                rc = thread_collect(store, serial, &self, gc_collect);
+            if (rc == ECANCELED)
                 break;
-            next = pl_now_s() + interval;
+            if (rc) {
+                next = outage_failed(&o, rc, store, interval);
+            } else {
+                outage_ended(&o, store, interval);
+                next = pl_now_s() + interval;
+            }
         }
     }
     return NULL;
@@ -291,6 +411,9 @@ static void atfork_child(void)
     C.running = 0;
     C.stop = 0;
     C.store = NULL;
+    C.registered = 0;
+    C.paused = 0;
+    C.outage_rc = 0;
     /* store_obj's reference is owned by the Python object graph of the child;
      * it is released by collector_stop or a new start. */
 }
@@ -314,9 +437,9 @@ static int store_and_self(PyObject *module, PyObject *store_obj, pl_store **stor
     return 0;
 }
 
-/* Writes (or refreshes) this process's procs record. GIL held; the store
- * I/O runs without it. Returns 0, or -1 with an exception set. */
-static int register_self(PyObject *module, pl_store *store, const pl_incarnation *self, double interval)
+/* Writes (or refreshes) this process's procs record. No GIL needed (none
+ * is taken): C memory and the store only. Returns 0 or the store's error. */
+static int register_nogil(pl_store *store, const pl_incarnation *self, double interval)
 {
     pl_proc_info info;
     memset(&info, 0, sizeof info);
@@ -325,9 +448,16 @@ static int register_self(PyObject *module, pl_store *store, const pl_incarnation
     info.first_seen_ms = info.last_seen_ms = pl_now_ms();
     info.rss = pl_proc_rss();
     pl_proc_describe(&info);
+    return pl_store_register(store, &info);
+}
+
+/* register_nogil for a caller holding the GIL (released around the I/O).
+ * Returns 0, or -1 with an exception set. */
+static int register_self(PyObject *module, pl_store *store, const pl_incarnation *self, double interval)
+{
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = pl_store_register(store, &info);
+    rc = register_nogil(store, self, interval);
     Py_END_ALLOW_THREADS
     if (rc) {
         pl_raise(module, rc, "registering in the store");
@@ -349,11 +479,16 @@ static PyObject *py_collector_start(PyObject *module, PyObject *args, PyObject *
         PyErr_SetString(PyExc_ValueError, "interval must be between 0.05 and 86400 seconds");
         return NULL;
     }
-    pl_store *store;
+    /* A store that cannot be used does not raise: the thread starts paused
+     * and retries (see "store errors"). */
+    const char *why = NULL;
+    pl_store *store = pl_store_try(store_obj, &why);
     pl_incarnation self;
-    if (store_and_self(module, store_obj, &store, &self) < 0)
+    if (!store && !why)
         return NULL;
-    int rc;
+    int rc = pl_proc_self(&self);
+    if (rc)
+        return pl_raise(module, rc, "reading /proc/self");
     join_stopped();
     pthread_mutex_lock(&state_lock);
     int running = C.running;
@@ -361,14 +496,19 @@ static PyObject *py_collector_start(PyObject *module, PyObject *args, PyObject *
     if (running)
         Py_RETURN_FALSE;
 
-    if (register_self(module, store, &self, interval) < 0)
-        return NULL;
+    int registered = 0;
+    if (store) {
+        Py_BEGIN_ALLOW_THREADS
+        registered = register_nogil(store, &self, interval) == 0; /* else the thread retries */
+        Py_END_ALLOW_THREADS
+    }
 
     Py_INCREF(store_obj);
     Py_XSETREF(C.store_obj, store_obj);
     pthread_mutex_lock(&state_lock);
     C.store = store;
-    C.serial = pl_store_serial(store_obj);
+    C.serial = store ? pl_store_serial(store_obj) : 0;
+    C.registered = registered;
     C.self = self;
     C.interval = interval;
     C.gc_collect = gc_collect;
@@ -443,12 +583,18 @@ static PyObject *py_collector_stats(PyObject *module, PyObject *unused)
     pthread_mutex_lock(&state_lock);
     collector_state c = C;
     pthread_mutex_unlock(&state_lock);
-    return Py_BuildValue("{s:O,s:K,s:K,s:s,s:d,s:d,s:d,s:K}", "running", c.running && !c.stop ? Py_True : Py_False,
+    return Py_BuildValue("{s:O,s:K,s:K,s:s,s:d,s:d,s:d,s:K,s:O,s:K,s:s}", "running",
+                         c.running && !c.stop ? Py_True : Py_False,
                          "collections", (unsigned long long)c.collections, "errors",
                          (unsigned long long)c.errors, "last_error",
                          c.last_error ? pl_strerror(c.last_error) : "", "last_gc_ms", c.last_gc_ms,
                          "last_pass_ms", c.last_pass_ms, "last_write_ms", c.last_write_ms,
-                         "requests_answered", (unsigned long long)c.requests_answered);
+                         "requests_answered", (unsigned long long)c.requests_answered, "paused",
+                         c.paused ? Py_True : Py_False, "dropped", (unsigned long long)c.dropped,
+                         "store_error",
+                         c.outage_rc == STORE_UNAVAILABLE ? "the store is unavailable"
+                         : c.outage_rc                    ? pl_strerror(c.outage_rc)
+                                                          : "");
 }
 
 /* Takes collect_lock without holding the GIL (see the locking order). */

@@ -31,6 +31,15 @@ PyObject *pl_raise(PyObject *module, int rc, const char *what)
     return PyErr_Format(type ? type : PyExc_RuntimeError, "%s failed: %s", what, pl_strerror(rc));
 }
 
+/* See pyext.h: a message already in words, as the module's Error. */
+PyObject *pl_raise_message(int rc, const char *message)
+{
+    if (rc == ENOMEM)
+        return PyErr_NoMemory();
+    PyErr_SetString(last_error_type ? last_error_type : PyExc_RuntimeError, message);
+    return NULL;
+}
+
 static int pl_exec(PyObject *m)
 {
     pl_modstate *st = pl_modstate_get(m);

@@ -40,6 +40,9 @@ pl_modstate *pl_modstate_get(PyObject *module);
  * Error (a RuntimeError), MemoryError for ENOMEM. module may be NULL (the
  * module last initialised is used). Always returns NULL. GIL held. */
 PyObject *pl_raise(PyObject *module, int rc, const char *what);
+/* module.c: the same for a message already in words (a guarded store's
+ * error, which says how to fix it), raised as the module's Error. */
+PyObject *pl_raise_message(int rc, const char *message);
 
 /* typetable.c: appends "module.qualname" of a type (builtins keep their
  * plain name, e.g. "dict"). Never runs Python code or creates objects
@@ -55,6 +58,12 @@ struct pl_store *pl_store_of(PyObject *obj);
 /* A number naming the handle pl_store_of returned, unique in this process:
  * handles are compared by it, since a freed handle's address can be reused. */
 uint64_t pl_store_serial(PyObject *obj);
+/* store_handler.c: like pl_store_of, but a guarded Store that cannot be used
+ * (see its `error`) gives NULL WITHOUT an exception and *why set to what is
+ * wrong (owned by the Store; valid while the GIL is held). An open is
+ * retried first when its backoff allows. NULL with *why NULL: an exception
+ * is set. GIL held. */
+struct pl_store *pl_store_try(PyObject *obj, const char **why);
 
 /* store_handler.c: adds the Store and Handler types and the process
  * functions; a Handler answers live-object routes with `live`. */

@@ -9,6 +9,8 @@
 #include "pyloot/error.h"
 #include "pyloot/redact.h"
 #include "pyloot/store.h"
+#include "pyloot/verify.h"
+#include "util.h"
 
 typedef struct {
     PyObject_HEAD
@@ -18,6 +20,16 @@ typedef struct {
     char *path;      /* owned copy of opt.path */
     int busy;        /* calls in flight without the GIL; protected by the GIL */
     uint64_t serial; /* unique per opened handle in this process (pointers get reused) */
+    /* A guarded store (guard=True) is checked before it is trusted and never
+     * raises for a store that cannot be used: it is then "unavailable", says
+     * why in `error`, and each use retries the open once `retry_at` has
+     * passed (backoff 1 s doubling to 60 s). Protected by the GIL. */
+    int guard;
+    int err_rc;      /* the last open's error; 0 while open or never tried */
+    char *error;     /* malloc'ed: what is wrong and how to fix it; NULL when open */
+    int opening;     /* an attempt runs (with the GIL released) */
+    double retry_at; /* pl_now_s() of the next attempt */
+    double delay;    /* the current backoff */
 } PlStoreObject;
 
 static uint64_t next_serial = 1; /* protected by the GIL */
@@ -35,21 +47,105 @@ typedef struct {
 /* The type objects, for pl_store_of (called from parts without the module). */
 static PyTypeObject *store_type_static;
 
+#define RETRY_FIRST_S 1.0
+#define RETRY_MAX_S 60.0
+
 /* What a Handler answers live-object routes with (handed in by module.c). */
 static pl_live_fn live_answer;
 
 /* ---- Store ---- */
 
+/* One guarded open of self->opt (GIL held; released during the open).
+ * Success: the handle is set and a recovery from a damaged store logged.
+ * Failure: the store stays unavailable, the error is logged when it
+ * differs from the last one, and the next attempt is backed off. */
+static pl_store *store_attempt(PlStoreObject *self)
+{
+    pl_store_report *rep = calloc(1, sizeof *rep);
+    pl_store *s = NULL;
+    int rc;
+    if (!rep)
+        return NULL;
+    self->opening = 1;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pl_store_open_guarded(&s, &self->opt, 0, rep);
+    Py_END_ALLOW_THREADS
+    self->opening = 0;
+    if (rep->moved_to[0])
+        pl_log("pyloot: store %s was damaged (%s); moved to %s; started a new one", self->path, rep->reason,
+               rep->moved_to);
+    if (!rc) {
+        if (self->error)
+            pl_log("pyloot: pid %d: the store %s is usable again", (int)getpid(), self->path);
+        free(self->error);
+        self->error = NULL;
+        self->err_rc = 0;
+        self->delay = 0;
+        self->store = s;
+        self->pid = getpid();
+        self->serial = next_serial++;
+    } else {
+        if (!rep->message[0])
+            pl_store_explain(rc, "opening", self->path, rep->message, sizeof rep->message);
+        if (!self->error || strcmp(self->error, rep->message) != 0)
+            pl_log("pyloot: pid %d: %s (collection paused; retrying every %g s to %g s)", (int)getpid(),
+                   rep->message, RETRY_FIRST_S, RETRY_MAX_S);
+        free(self->error);
+        self->error = strdup(rep->message);
+        self->err_rc = rc;
+        self->delay = self->delay ? self->delay * 2 : RETRY_FIRST_S;
+        if (self->delay > RETRY_MAX_S)
+            self->delay = RETRY_MAX_S;
+        self->retry_at = pl_now_s() + self->delay;
+    }
+    free(rep);
+    return s;
+}
+
+/* A guarded store that is not simply open in this process: unavailable,
+ * being opened by another thread, or inherited through fork. GIL held. */
+static int guarded_unsettled(const PlStoreObject *self)
+{
+    return self->guard && (self->error || self->opening || (self->store && self->pid != getpid()));
+}
+
+/* See pyext.h. */
+pl_store *pl_store_try(PyObject *obj, const char **why)
+{
+    *why = NULL;
+    if (!store_type_static || !PyObject_TypeCheck(obj, store_type_static)) {
+        PyErr_SetString(PyExc_TypeError, "expected a pyloot._pyloot.Store");
+        return NULL;
+    }
+    PlStoreObject *self = (PlStoreObject *)obj;
+    if (guarded_unsettled(self)) {
+        if (self->store && self->pid != getpid()) {
+            /* A fork child: see pl_store_of. */
+            pl_store_forget(self->store);
+            self->store = NULL;
+            self->retry_at = 0;
+        }
+        if (!self->store && !self->opening && pl_now_s() >= self->retry_at)
+            store_attempt(self);
+        if (!self->store) {
+            *why = self->error ? self->error : "the store is being opened";
+            return NULL;
+        }
+    }
+    return pl_store_of(obj);
+}
+
 static int store_init(PyObject *op, PyObject *args, PyObject *kw)
 {
     PlStoreObject *self = (PlStoreObject *)op;
-    static char *kwlist[] = {"path", "map_size", "max_samples", "max_age", "max_bytes", "read_only", NULL};
+    static char *kwlist[] = {"path", "map_size", "max_samples", "max_age", "max_bytes", "read_only", "guard",
+                             NULL};
     const char *path;
     unsigned long long map_size = 0, max_age = 0, max_bytes = 0;
     unsigned int max_samples = 0;
-    int read_only = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|KIKKp:Store", kwlist, &path, &map_size, &max_samples,
-                                     &max_age, &max_bytes, &read_only))
+    int read_only = 0, guard = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|KIKKpp:Store", kwlist, &path, &map_size, &max_samples,
+                                     &max_age, &max_bytes, &read_only, &guard))
         return -1;
     if (self->store) {
         PyErr_SetString(PyExc_RuntimeError, "Store is already open");
@@ -67,6 +163,11 @@ static int store_init(PyObject *op, PyObject *args, PyObject *kw)
     self->opt.max_age_s = max_age;
     self->opt.max_bytes = max_bytes;
     self->opt.read_only = read_only;
+    self->guard = guard;
+    if (guard) {
+        store_attempt(self);
+        return 0; /* never raises: `error` says why the store is unavailable */
+    }
     int rc;
     pl_store *s = NULL;
     Py_BEGIN_ALLOW_THREADS
@@ -97,6 +198,13 @@ pl_store *pl_store_of(PyObject *obj)
         return NULL;
     }
     PlStoreObject *self = (PlStoreObject *)obj;
+    if (guarded_unsettled(self)) {
+        const char *why;
+        pl_store *s = pl_store_try(obj, &why);
+        if (!s && why)
+            pl_raise_message(self->err_rc, why);
+        return s;
+    }
     if (!self->store) {
         PyErr_SetString(PyExc_ValueError, "the store is closed");
         return NULL;
@@ -147,6 +255,7 @@ static void store_dealloc(PyObject *op)
             pl_store_forget(self->store);
     }
     free(self->path);
+    free(self->error);
     tp->tp_free(op);
     Py_DECREF(tp);
 }
@@ -165,6 +274,8 @@ static PyObject *store_close(PyObject *op, PyObject *unused)
             pl_store_forget(self->store);
         self->store = NULL;
     }
+    free(self->error);
+    self->error = NULL; /* closed, not unavailable */
     Py_RETURN_NONE;
 }
 
@@ -237,7 +348,18 @@ static PyObject *store_get_path(PyObject *op, void *closure)
 
 static PyObject *store_get_closed(PyObject *op, void *closure)
 {
-    return PyBool_FromLong(((PlStoreObject *)op)->store == NULL);
+    PlStoreObject *self = (PlStoreObject *)op;
+    return PyBool_FromLong(self->store == NULL && self->error == NULL);
+}
+
+static PyObject *store_get_error(PyObject *op, void *closure)
+{
+    PlStoreObject *self = (PlStoreObject *)op;
+    if (self->guard && self->error && !self->opening && pl_now_s() >= self->retry_at)
+        store_attempt(self);
+    if (!self->error)
+        Py_RETURN_NONE;
+    return PyUnicode_DecodeUTF8(self->error, (Py_ssize_t)strlen(self->error), "replace");
 }
 
 static PyMethodDef store_methods[] = {
@@ -251,6 +373,9 @@ static PyMethodDef store_methods[] = {
 static PyGetSetDef store_getset[] = {
     {"path", store_get_path, NULL, "The environment directory.", NULL},
     {"closed", store_get_closed, NULL, "True once closed.", NULL},
+    {"error", store_get_error, NULL,
+     "Why a guarded store cannot be used (what is wrong and how to fix it), or None when it is open. "
+     "Reading it retries the open when the backoff allows.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -260,8 +385,10 @@ static PyType_Slot store_slots[] = {
     {Py_tp_dealloc, store_dealloc},
     {Py_tp_methods, store_methods},
     {Py_tp_getset, store_getset},
-    {Py_tp_doc, "Store(path, map_size=0, max_samples=0, max_age=0, max_bytes=0, read_only=False)\n"
-                "An open pyloot LMDB store (0 means the documented default)."},
+    {Py_tp_doc, "Store(path, map_size=0, max_samples=0, max_age=0, max_bytes=0, read_only=False, guard=False)\n"
+                "An open pyloot LMDB store (0 means the documented default). With guard, the store is\n"
+                "checked before it is trusted (a damaged one is moved aside and a new one started) and\n"
+                "a store that cannot be used never raises here: `error` says why, and uses retry."},
     {0, NULL},
 };
 
@@ -276,12 +403,14 @@ static PyType_Spec PlStore_spec = {
 
 static int handler_build(PlHandlerObject *self)
 {
-    pl_store *s = pl_store_of((PyObject *)self->store);
-    if (!s)
+    const char *why = NULL;
+    pl_store *s = pl_store_try((PyObject *)self->store, &why);
+    if (!s && !why)
         return -1;
     pl_handler_free(self->handler);
     self->handler = NULL;
     self->opt.store = s;
+    self->opt.unavailable = why; /* copied by pl_handler_new */
     if (self->opt.live) {
         int rc = pl_proc_self(&self->opt.self);
         if (rc) {
@@ -382,7 +511,8 @@ static PyObject *handler_handle(PyObject *op, PyObject *args, PyObject *kw)
         return NULL;
     }
     PyObject *result = NULL;
-    if (!self->handler || self->pid != getpid() || self->opt.store != self->store->store) {
+    if (!self->handler || self->pid != getpid() || self->opt.store != self->store->store ||
+        !self->opt.store) {
         if (handler_build(self) < 0)
             goto done;
     }

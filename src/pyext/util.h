@@ -38,6 +38,11 @@ static inline double pl_now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* Writes one line (a newline is added) to stderr in a single write(), so
+ * that lines of several workers sharing a log never interleave. For the
+ * fault messages of docs/store.md; callable with or without the GIL. */
+void pl_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 struct _object;
 
 /* A growable array of object pointers in libc memory. Whether the pointers

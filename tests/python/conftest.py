@@ -172,13 +172,14 @@ class Gunicorn:
 @pytest.fixture
 def gunicorn(tmp_path):
     """Factory: gunicorn(workers=4, worker_class="sync", preload=False, interval=0.5,
-    live_timeout=5, args=()) starts tests/python/apps/leaky.py and waits until
-    every worker answers."""
+    live_timeout=5, args=(), db=None) starts tests/python/apps/leaky.py (with
+    PYLOOT_DB=db, default a fresh directory) and waits until every worker
+    answers."""
     servers = []
 
-    def start(workers=4, worker_class="sync", preload=False, interval=0.5, live_timeout=5.0, args=()):
+    def start(workers=4, worker_class="sync", preload=False, interval=0.5, live_timeout=5.0, args=(), db=None):
         port = free_port()
-        db = tmp_path / ("store-%d" % len(servers))
+        db = db if db is not None else tmp_path / ("store-%d" % len(servers))
         log_path = tmp_path / ("gunicorn-%d.log" % len(servers))
         cmd = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", worker_class,
                "-b", "127.0.0.1:%d" % port, "--chdir", str(APPS), "--timeout", "60",

@@ -15,7 +15,8 @@
 #define PL_EBUSY (PL_EBASE - 5)      /* too much work already pending for a peer */
 #define PL_EBADARG (PL_EBASE - 6)    /* an argument is out of range or malformed */
 #define PL_ETOOBIG (PL_EBASE - 7)    /* a value exceeds a documented limit */
-#define PL_ELAST (PL_EBASE - 8)
+#define PL_EDAMAGED (PL_EBASE - 8)   /* a store's file is damaged: its check crashed or found bad pages */
+#define PL_ELAST (PL_EBASE - 9)
 
 /* A static, human-readable description of `err` (any code above, an LMDB
  * code or an errno value). Never NULL; thread-safe. */

@@ -58,6 +58,8 @@ typedef struct pl_handler_options {
     int refuse_multiprocess;  /* answer 500 with the seed's message (InMemoryBackend) */
     const char *token;        /* access token (pyloot/access.h); NULL or "" for none; borrowed */
     const char *metrics_types;/* /metrics: newline-separated names or patterns always exported; borrowed */
+    const char *unavailable;  /* with store NULL: why the store cannot be used (copied); the UI
+                               * is served and every /api/ route answers 503 with it */
 } pl_handler_options;
 
 typedef struct pl_handler pl_handler;

@@ -1,0 +1,287 @@
+/* Unit tests of the store check and the guarded open (verify.c, recover.c):
+ * a damaged store is judged in a child (this process never crashes), moved
+ * aside rather than deleted, noted in the new store; an unusable path gives a
+ * message that says how to fix it; the handler answers 503 without a store. */
+#include <errno.h>
+#include <ftw.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+
+#include "pyloot/handler.h"
+#include "pyloot/store.h"
+#include "pyloot/verify.h"
+#include "test.h"
+
+#define PAGE 4096
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void remove_tree(const char *dir)
+{
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static char *make_dir(char *buf, size_t len)
+{
+    snprintf(buf, len, "/tmp/pyloot-verify-XXXXXX");
+    if (!mkdtemp(buf)) {
+        perror("mkdtemp");
+        exit(2);
+    }
+    return buf;
+}
+
+/* A store of a few hundred pages: 2,000 types over 40 samples. */
+static void fill_store(const char *path)
+{
+    pl_store_options opt;
+    pl_store *s = NULL;
+    pl_proc_info info;
+    enum { TYPES = 2000 };
+    static char names[TYPES][24];
+    static const char *ptrs[TYPES];
+    static size_t lens[TYPES];
+    static uint32_t ids[TYPES];
+    static pl_type_count counts[TYPES];
+
+    memset(&opt, 0, sizeof opt);
+    opt.path = path;
+    CHECK_OK(pl_store_open(&s, &opt));
+    if (!s)
+        return;
+    memset(&info, 0, sizeof info);
+    CHECK_OK(pl_proc_self(&info.inc));
+    info.interval_ms = 1000;
+    info.first_seen_ms = 1000;
+    CHECK_OK(pl_store_register(s, &info));
+    for (int i = 0; i < TYPES; i++) {
+        lens[i] = (size_t)snprintf(names[i], sizeof names[i], "mod.Type%d", i);
+        ptrs[i] = names[i];
+    }
+    CHECK_OK(pl_store_type_ids(s, ptrs, lens, TYPES, ids));
+    for (int t = 0; t < 40; t++) {
+        for (int i = 0; i < TYPES; i++) {
+            counts[i].type_id = ids[i];
+            counts[i].count = (uint64_t)(i * 7 + t * (i % 5));
+            counts[i].bytes = counts[i].count * 56;
+        }
+        CHECK_OK(pl_store_append(s, &info.inc, 1000 + t * 1000, counts, TYPES));
+    }
+    pl_store_close(s);
+}
+
+/* Overwrites all but the 16-byte header of the last `pages` pages with
+ * garbage (a fixed sequence), as a torn copy or a disk error would. */
+static void damage_tail(const char *path, int pages)
+{
+    char data[512];
+    uint8_t buf[PAGE];
+    uint32_t x = 9;
+    struct stat st;
+    FILE *f;
+
+    snprintf(data, sizeof data, "%s/data.mdb", path);
+    CHECK(stat(data, &st) == 0);
+    f = fopen(data, "r+b");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    for (long pg = st.st_size / PAGE - pages; pg < st.st_size / PAGE; pg++) {
+        for (size_t i = 0; i < sizeof buf; i++) {
+            x = x * 1103515245u + 12345u;
+            buf[i] = (uint8_t)(x >> 16);
+        }
+        fseek(f, pg * PAGE + 16, SEEK_SET);
+        fwrite(buf, 1, PAGE - 16, f);
+    }
+    fclose(f);
+}
+
+static void truncate_data(const char *path)
+{
+    char data[512];
+
+    snprintf(data, sizeof data, "%s/data.mdb", path);
+    CHECK(truncate(data, 100) == 0);
+}
+
+static void test_sound(void)
+{
+    char dir[64], why[256];
+
+    make_dir(dir, sizeof dir);
+    fill_store(dir);
+    CHECK_OK(pl_store_walk(dir, why, sizeof why));
+    CHECK_OK(pl_store_verify(dir, 0, why, sizeof why));
+    remove_tree(dir);
+}
+
+static void test_damaged(void)
+{
+    char dir[64], why[256];
+
+    make_dir(dir, sizeof dir);
+    fill_store(dir);
+    damage_tail(dir, 12);
+    /* Judged in a child: this process survives whatever the pages hold. */
+    CHECK_EQ_INT(pl_store_verify(dir, 0, why, sizeof why), PL_EDAMAGED);
+    CHECK(why[0] != 0);
+    truncate_data(dir);
+    CHECK_EQ_INT(pl_store_verify(dir, 0, why, sizeof why), PL_EDAMAGED);
+    CHECK(strstr(why, "MDB_INVALID") != NULL);
+    remove_tree(dir);
+}
+
+static void test_guarded_recovers(void)
+{
+    char dir[64], store[128], moved[4200];
+    pl_store_options opt;
+    pl_store_report rep;
+    pl_store *s = NULL;
+    pl_buf from = PL_BUF_INIT, reason = PL_BUF_INIT;
+    int64_t when = 0;
+    struct stat st;
+
+    make_dir(dir, sizeof dir);
+    snprintf(store, sizeof store, "%s/store", dir);
+    fill_store(store);
+    damage_tail(store, 12);
+    memset(&opt, 0, sizeof opt);
+    opt.path = store;
+
+    /* Read-only (the CLI): reported, never moved. */
+    opt.read_only = 1;
+    CHECK_EQ_INT(pl_store_open_guarded(&s, &opt, 0, &rep), PL_EDAMAGED);
+    CHECK(s == NULL && rep.moved_to[0] == 0);
+    CHECK(strstr(rep.message, "is damaged") != NULL);
+    CHECK(stat(store, &st) == 0);
+
+    opt.read_only = 0;
+    CHECK_OK(pl_store_open_guarded(&s, &opt, 0, &rep));
+    CHECK(rep.checked);
+    CHECK(strncmp(rep.moved_to, store, strlen(store)) == 0 && strstr(rep.moved_to, ".corrupt-"));
+    snprintf(moved, sizeof moved, "%s/data.mdb", rep.moved_to);
+    CHECK(stat(moved, &st) == 0 && st.st_size > 100 * PAGE); /* moved, not deleted */
+    CHECK(s != NULL);
+    if (s) {
+        CHECK_OK(pl_store_recovery(s, &from, &reason, &when));
+        CHECK_EQ_STR(pl_buf_cstr(&from), rep.moved_to);
+        CHECK_EQ_STR(pl_buf_cstr(&reason), rep.reason);
+        CHECK(when > 0);
+        pl_store_close(s);
+        s = NULL;
+    }
+    /* The new store is this server's: the marker vouches for it. */
+    CHECK_OK(pl_store_open_guarded(&s, &opt, 0, &rep));
+    CHECK(!rep.checked && !rep.moved_to[0]);
+    pl_store_close(s);
+    pl_buf_free(&from);
+    pl_buf_free(&reason);
+    remove_tree(dir);
+}
+
+static void test_unusable_path(void)
+{
+    char dir[64], file[128], store[160];
+    pl_store_options opt;
+    pl_store_report rep;
+    pl_store *s = NULL;
+    FILE *f;
+
+    make_dir(dir, sizeof dir);
+    snprintf(file, sizeof file, "%s/a-file", dir);
+    f = fopen(file, "w");
+    CHECK(f != NULL);
+    if (f)
+        fclose(f);
+    snprintf(store, sizeof store, "%s/store", file);
+    memset(&opt, 0, sizeof opt);
+    opt.path = store;
+    CHECK_EQ_INT(pl_store_open_guarded(&s, &opt, 0, &rep), ENOTDIR);
+    CHECK(strstr(rep.message, "Not a directory") && strstr(rep.message, "Fix:"));
+    /* Fixed by the operator: the missing parents are created. */
+    CHECK(unlink(file) == 0);
+    CHECK_OK(pl_store_open_guarded(&s, &opt, 0, &rep));
+    pl_store_close(s);
+    remove_tree(dir);
+}
+
+/* A store of another schema is not damaged: it is reported (how to fix
+ * it included) and left alone. */
+static void test_other_schema(void)
+{
+    char dir[64];
+    pl_store_options opt;
+    pl_store_report rep;
+    pl_store *s = NULL;
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi meta;
+    uint32_t v99 = 99;
+    MDB_val k = {6, "schema"}, v = {4, &v99};
+
+    make_dir(dir, sizeof dir);
+    memset(&opt, 0, sizeof opt);
+    opt.path = dir;
+    CHECK_OK(pl_store_open_guarded(&s, &opt, 0, &rep));
+    pl_store_close(s);
+    s = NULL;
+    CHECK_OK(mdb_env_create(&env));
+    CHECK_OK(mdb_env_set_maxdbs(env, 16));
+    CHECK_OK(mdb_env_open(env, dir, 0, 0600));
+    CHECK_OK(mdb_txn_begin(env, NULL, 0, &txn));
+    CHECK_OK(mdb_dbi_open(txn, "meta", 0, &meta));
+    CHECK_OK(mdb_put(txn, meta, &k, &v, 0));
+    CHECK_OK(mdb_txn_commit(txn));
+    mdb_env_close(env);
+    CHECK_EQ_INT(pl_store_open_guarded(&s, &opt, 0, &rep), PL_ESCHEMA);
+    CHECK(s == NULL && !rep.moved_to[0]);
+    CHECK(strstr(rep.message, "incompatible") && strstr(rep.message, "Fix: move it away"));
+    remove_tree(dir);
+}
+
+static void test_handler_unavailable(void)
+{
+    pl_handler_options hopt;
+    pl_handler *h = NULL;
+    pl_response resp;
+    pl_request procs = {.method = "GET", .path = "/api/procs", .peer = "127.0.0.1"};
+    pl_request ui = {.method = "GET", .path = "/"};
+
+    memset(&hopt, 0, sizeof hopt);
+    hopt.unavailable = "opening the store /x failed: Permission denied. Fix: chmod";
+    CHECK_OK(pl_handler_new(&h, &hopt));
+    if (!h)
+        return;
+    pl_handler_handle(h, &procs, &resp);
+    CHECK_EQ_INT(resp.status, 503);
+    CHECK(resp.body.data && strstr(pl_buf_cstr(&resp.body), "Permission denied. Fix: chmod"));
+    pl_response_free(&resp);
+    pl_handler_handle(h, &ui, &resp);
+    CHECK_EQ_INT(resp.status, 200);
+    pl_response_free(&resp);
+    pl_handler_free(h);
+}
+
+int main(void)
+{
+    RUN(test_sound);
+    RUN(test_damaged);
+    RUN(test_guarded_recovers);
+    RUN(test_unusable_path);
+    RUN(test_other_schema);
+    RUN(test_handler_unavailable);
+    return TEST_EXIT();
+}
