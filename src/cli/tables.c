@@ -239,7 +239,7 @@ static int print_json(pl_store *store, const char *path, const char *query)
         cli_fail(path, resp.body.data ? resp.body.data : "error");
     pl_response_free(&resp);
     pl_handler_free(h);
-    return status == 200 ? 0 : status < 500 ? 2 : 1;
+    return status == 200 ? 0 : status == 400 ? 2 : 1;
 }
 
 int cli_procs(const struct cli_globals *g, int argc, char **argv)
