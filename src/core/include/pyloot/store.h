@@ -167,13 +167,18 @@ typedef struct pl_history {
     int64_t step_ms;        /* the slot grid's step (times[] but the last are multiples of it) */
 } pl_history;
 
-/* Answers a history query from one read transaction. The time axis is made
- * of slots (see docs/store.md): an incarnation contributes to a slot its last
- * sample at or before the slot's end, from its first sample until its last
- * one, and alive incarnations carry their latest value to the newest slot.
- * The merged line sums those contributions. Candidates are every type of the
- * store; ties sort by name, then id. Returns PL_EBADARG for a limit outside
- * 1..1000 or an unknown sort, PL_ENOTFOUND when `pid` has no incarnation.
+/* Answers a history query from one read transaction, as of a moment
+ * (until_ms; else now while an incarnation is alive, else the last moment
+ * one was: h->as_of_ms, h->live). count/bytes are at that moment over the
+ * incarnations alive then; growth is from since_ms (or each one's first
+ * sample). The time axis is a grid of slots aligned to the collection
+ * interval (see docs/store.md): an incarnation contributes to a slot its
+ * last sample at or before the slot's end while it was alive (a dead one
+ * until 1.5 intervals after its last sign of life). The merged line sums
+ * those contributions. Candidates are every type of the store; ties sort by
+ * name, then id. Returns PL_EBADARG for a limit outside 1..1000, an unknown
+ * sort, a negative since/until or until not after since, PL_ENOTFOUND when
+ * `pid` has no incarnation. Callers zero-initialise the query.
  * *out is malloc'ed; free it with pl_history_free (NULL is a no-op). */
 int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out);
 void pl_history_free(pl_history *h);
