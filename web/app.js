@@ -472,8 +472,35 @@
       clear(marks);
       hideTip();
     }
-    overlay.addEventListener("pointermove", onMove);
-    overlay.addEventListener("pointerdown", onMove);
+    // Drag across the chart to pick a time range (opts.onRange(t0, t1)).
+    const band = s("rect", { class: "zoom-band", y: M.t, height: ph, x: -10, width: 0 });
+    svg.insertBefore(band, overlay);
+    let dragX = null;
+    const timeAt = (clientX) => {
+      const r = svg.getBoundingClientRect();
+      const x = Math.min(Math.max(clientX - r.left, M.l), M.l + pw);
+      return { x, t: t0 + ((x - M.l) / pw) * (t1 - t0) };
+    };
+    overlay.addEventListener("pointerdown", (ev) => {
+      onMove(ev);
+      if (!opts.onRange) return;
+      dragX = timeAt(ev.clientX);
+      if (overlay.setPointerCapture && ev.pointerId !== undefined) try { overlay.setPointerCapture(ev.pointerId); } catch (e) { /* synthetic */ }
+    });
+    overlay.addEventListener("pointermove", (ev) => {
+      onMove(ev);
+      if (dragX === null) return;
+      const p = timeAt(ev.clientX);
+      band.setAttribute("x", Math.min(p.x, dragX.x));
+      band.setAttribute("width", Math.abs(p.x - dragX.x));
+    });
+    overlay.addEventListener("pointerup", (ev) => {
+      if (dragX === null) return;
+      const a = dragX, b = timeAt(ev.clientX);
+      dragX = null;
+      band.setAttribute("width", 0);
+      if (Math.abs(b.x - a.x) >= 6) opts.onRange(Math.min(a.t, b.t), Math.max(a.t, b.t));
+    });
     overlay.addEventListener("pointerleave", onLeave);
     box.append(svg);
   }
@@ -583,7 +610,21 @@
   }
 
   // ------------------------------------------------------------------ History view
-  const HIST_DEFAULTS = { q: "", sort: "growth", limit: 20, offset: 0, view: "merged", metric: "count", pid: "" };
+  const HIST_DEFAULTS = { q: "", sort: "growth", limit: 20, offset: 0, view: "merged", metric: "count", pid: "",
+    since: "", until: "", compare: "" };
+  const TIME_RE = /^\d{1,11}(\.\d{1,3})?$/;
+  /** unix seconds -> the value of an <input type="datetime-local"> (local time), and back. */
+  function toLocalInput(t) {
+    if (!t) return "";
+    const d = new Date(t * 1000);
+    return d.getFullYear() + "-" + pad2(d.getMonth() + 1) + "-" + pad2(d.getDate()) + "T" + pad2(d.getHours()) + ":" +
+      pad2(d.getMinutes()) + ":" + pad2(d.getSeconds());
+  }
+  function fromLocalInput(v) {
+    if (!v) return "";
+    const t = new Date(v).getTime();
+    return isFinite(t) ? String(Math.floor(t / 1000)) : "";
+  }
   const PAGE_SIZES = [5, 10, 20, 50, 100, 200];
 
   function historyView() {
@@ -598,6 +639,9 @@
         view: p.get("view") === "workers" ? "workers" : "merged",
         metric: p.get("metric") === "bytes" ? "bytes" : "count",
         pid: /^\d{1,7}$/.test(p.get("pid") || "") ? p.get("pid") : "",
+        since: TIME_RE.test(p.get("since") || "") ? p.get("since") : "",
+        until: TIME_RE.test(p.get("until") || "") ? p.get("until") : "",
+        compare: p.get("compare") === "1" ? "1" : "",
       };
     }
     function toHash(x) {
@@ -606,6 +650,9 @@
       o.offset = x.offset ? x.offset : null;
       if (!o.q) o.q = null;
       if (!o.pid) o.pid = null;
+      if (!o.since) o.since = null;
+      if (!o.until) o.until = null;
+      if (!o.compare) o.compare = null;
       if (o.metric === "count") o.metric = null;
       return hashFor("history", o);
     }
@@ -638,6 +685,20 @@
         h("button", { type: "button", dataset: { metric: "count" }, onclick: () => set({ metric: "count" }) }, "Count"),
         h("button", { type: "button", dataset: { metric: "bytes" }, onclick: () => set({ metric: "bytes", view: "merged" }),
           title: "Shallow size over time (merged or one pid: the API has no per-incarnation sizes)" }, "Size"));
+      // The time range: "from" (growth counted from it) and "to" (the as-of moment).
+      els.since = h("input", { id: "range-since", type: "datetime-local", step: "1", "aria-label": "From" });
+      els.until = h("input", { id: "range-until", type: "datetime-local", step: "1", "aria-label": "To" });
+      const applyRange = () => set({ since: fromLocalInput(els.since.value), until: fromLocalInput(els.until.value), offset: 0 });
+      els.since.addEventListener("change", applyRange);
+      els.until.addEventListener("change", applyRange);
+      els.rangeReset = h("button", { type: "button", class: "btn small ghost", id: "range-reset",
+        title: "The whole history, as of now (or the last moment a process was alive)",
+        onclick: () => set({ since: "", until: "", compare: "", offset: 0 }) }, "All");
+      els.compare = h("button", { type: "button", class: "btn small", id: "compare-toggle",
+        title: "Rank the types by their change between From and To",
+        onclick: () => set({ compare: st.compare ? "" : "1", sort: "growth", offset: 0 }) }, "Compare");
+      els.range = h("div", { class: "range", id: "time-range-control" }, els.since, h("span", { class: "muted" }, "→"), els.until,
+        els.rangeReset, els.compare);
       els.pagerTop = h("div", { class: "pager-slot", id: "pager-top" });
       els.pagerBottom = h("div", { class: "pager-slot", id: "pager-bottom" });
       els.summary = h("div", { class: "summary", id: "history-summary" });
@@ -649,7 +710,8 @@
           field("Worker", els.pid),
           field("Lines", els.mode),
           field("Chart", els.metric),
-          field("Page size", els.limit)),
+          field("Page size", els.limit),
+          field("Time range (drag on a chart to zoom)", els.range)),
         h("div", { class: "bar-row" }, els.summary, els.pagerTop),
         els.results,
         els.pagerBottom);
@@ -668,6 +730,10 @@
     function syncControls() {
       if (document.activeElement !== els.search && els.search.value.trim() !== st.q) els.search.value = st.q;
       els.sort.value = st.sort;
+      if (document.activeElement !== els.since) els.since.value = toLocalInput(st.since && Number(st.since));
+      if (document.activeElement !== els.until) els.until.value = toLocalInput(st.until && Number(st.until));
+      els.compare.classList.toggle("on", !!st.compare);
+      els.compare.setAttribute("aria-pressed", st.compare ? "true" : "false");
       ensureOption(els.limit, st.limit, st.limit + " per page");
       if (st.pid) ensureOption(els.pid, st.pid, "pid " + st.pid); else els.pid.value = "";
       for (const b of els.mode.querySelectorAll("button")) {
@@ -708,7 +774,8 @@
       try {
         const d = await api("history", {
           q: want.q, sort: want.sort, limit: want.limit, offset: want.offset || null, pid: want.pid || null,
-          workers: want.view === "workers" ? 1 : null, points: 360,
+          workers: want.view === "workers" && !want.compare ? 1 : null, points: 360,
+          since: want.since || null, until: want.until || null,
         });
         await procsP;
         if (my !== seq) return;
@@ -736,7 +803,8 @@
       fill(els.summary, 
         h("span", { id: "type-total", dataset: { total: String(total) } }, fmtInt(total) + (total === 1 ? " type" : " types")),
         st.q ? h("span", null, " matching ", h("code", null, st.q)) : null,
-        h("span", { class: "muted" }, (st.pid ? " · pid " + st.pid : st.view === "workers" ? " · live workers" : " · merged over the live workers") +
+        h("span", { class: "muted" }, (st.pid ? " · pid " + st.pid : st.view === "workers" ? " · every incarnation" :
+          d.live === false ? " · merged over the processes alive at the as-of moment" : " · merged over the live workers") +
           (st.view === "workers" ? ", one line per incarnation" : "")),
         d.times && d.times.length ? h("span", { class: "muted", id: "time-range" }, " · " + d.times.length + (d.times.length === 1 ? " point, " : " points, ") +
           fmtRange(d.times[0], d.times[d.times.length - 1])) : null);
@@ -750,13 +818,12 @@
       clear(els.results);
       els.results.dataset.state = "ready";
       const types = d.types || [];
-      const nobodyAlive = procsData && (procsData.procs || []).length > 0 && !(procsData.procs || []).some((p) => p.alive);
-      if (nobodyAlive && !st.pid && st.view === "merged") {
-        els.results.append(h("div", { class: "notice", id: "no-live-notice" },
-          "No process of this store is alive, so the current counts are 0; the charts still show the past. " +
-          "For each dead process's own counts, ",
-          h("a", { href: toHash(Object.assign({}, st, { view: "workers", offset: 0 })) }, "show one line per incarnation"),
-          " or pick a pid under Worker."));
+      if (d.live === false && d.as_of) {
+        els.results.append(h("div", { class: "notice", id: "as-of-notice", dataset: { asOf: String(d.as_of) } },
+          h("b", null, "As of " + fmtDateTime(d.as_of)),
+          d.until ? " (the end of the chosen range)" : " — the last moment a process of this store was alive; none is now.",
+          d.since ? " Growth is counted from " + fmtDateTime(d.since) + "." : " Growth is counted from each process's first sample.",
+          d.until || d.since ? h("span", null, " ", h("a", { href: toHash(Object.assign({}, st, { since: "", until: "", compare: "", offset: 0 })) }, "Whole history")) : null));
       }
       if (!types.length) {
         let msg;
@@ -765,12 +832,40 @@
         else msg = "No samples yet: the collector stores its first sample after one interval.";
         els.results.append(h("div", { class: "empty" }, msg));
       } else {
-        const grid = h("div", { class: "cards", id: "cards" });
-        for (const t of types) grid.append(card(t));
-        els.results.append(grid);
-        drawAll();
+        if (st.compare) {
+          els.results.append(compareTable(d, types));
+        } else {
+          const grid = h("div", { class: "cards", id: "cards" });
+          for (const t of types) grid.append(card(t));
+          els.results.append(grid);
+          drawAll();
+        }
       }
       if (keepScroll) window.scrollTo(0, y);
+    }
+
+    /** Compare two moments: the types ranked by their change from `since`
+     * (or each process's first sample) to `until` (or the as-of moment). */
+    function compareTable(d, types) {
+      const from = d.since ? fmtDateTime(d.since) : "the first sample";
+      const to = fmtDateTime(d.as_of);
+      const who = st.pid ? "pid " + st.pid : "merged over the processes alive at " + to;
+      const rows = types.map((t, i) => {
+        const cls = t.growth > 0 ? "up" : t.growth < 0 ? "down" : "flat";
+        return h("tr", { dataset: { type: t.name, growth: String(t.growth) } },
+          h("td", { class: "num" }, String((d.offset || 0) + i + 1)),
+          h("td", null, h("a", { href: hashFor("history", { q: t.name, since: st.since || null, until: st.until || null, pid: st.pid || null }) }, breakable(t.name))),
+          h("td", { class: "num" }, h("b", { class: "change " + cls }, fmtSigned(t.growth))),
+          h("td", { class: "num" }, fmtInt(t.count)),
+          h("td", { class: "num" }, fmtBytes(t.bytes)));
+      });
+      return h("section", { id: "compare", class: "compare" },
+        h("h2", { class: "compare-title" }, "Change from " + from + " to " + to),
+        h("p", { class: "muted" }, who + ". Pick From and To above, or drag across a chart in the cards view."),
+        h("table", { class: "compare-table" },
+          h("thead", null, h("tr", null, h("th", null, "#"), h("th", null, "type"), h("th", { class: "num" }, "change"),
+            h("th", { class: "num" }, "count at " + to), h("th", { class: "num" }, "size at " + to))),
+          h("tbody", null, rows)));
     }
 
     function seriesFor(t) {
@@ -795,8 +890,8 @@
           h("a", { class: "type-name", href: objHash, title: t.name + " — show its live objects" }, breakable(t.name)),
           h("a", { class: "btn small ghost objects-link", href: objHash, title: "Live objects of " + t.name }, "Objects →")),
         h("div", { class: "stats" },
-          h("span", { class: "stat count", title: "Live objects now" }, h("span", { class: "stat-label" }, "count"), h("b", { class: "value" }, fmtInt(t.count))),
-          h("span", { class: "stat growth " + growthCls, title: "Growth since the first stored sample" },
+          h("span", { class: "stat count", title: data && data.live === false ? "Live objects as of " + fmtDateTime(data.as_of) : "Live objects now" }, h("span", { class: "stat-label" }, "count"), h("b", { class: "value" }, fmtInt(t.count))),
+          h("span", { class: "stat growth " + growthCls, title: st.since ? "Growth since " + fmtDateTime(Number(st.since)) : "Growth since the first stored sample" },
             h("span", { class: "stat-label" }, "growth"), h("b", { class: "value" }, fmtSigned(t.growth))),
           t.bytes !== undefined && t.bytes !== null ? h("span", { class: "stat bytes", title: "Shallow size now" },
             h("span", { class: "stat-label" }, "size"), h("b", { class: "value" }, fmtBytes(t.bytes))) : null),
@@ -819,6 +914,7 @@
       for (const c of els.results.querySelectorAll(".type-card")) {
         drawChart(c.querySelector(".chart"), data.times || [], seriesFor(c._type),
           { area: st.view !== "workers", bytes: st.view !== "workers" && st.metric === "bytes",
+            onRange: (a, b) => set({ since: String(Math.floor(a)), until: String(Math.ceil(b)), offset: 0 }),
             ariaLabel: (st.metric === "bytes" ? "size" : "count") + " of " + c._type.name + " over time" });
       }
     }

@@ -1,58 +1,38 @@
-/* pyloot: the command-line program.
+/* pyloot: the command-line program: argument parsing and dispatch.
  *
- *   pyloot [-h HOST] [-p PORT] --db DIR     serve a store's UI and API (libmicrohttpd)
- *   pyloot procs --db DIR [--json|--csv]    the incarnations of a store
- *   pyloot history --db DIR [...]           object counts by type
- *   pyloot report --db DIR [--json]         a leak report (report.c)
+ *   pyloot [serve] [-h HOST] [-p PORT] --db DIR   serve a store's UI and API (serve.c)
+ *   pyloot procs --db DIR [--json|--csv]          the incarnations of a store (tables.c)
+ *   pyloot history --db DIR [...]                 object counts by type (tables.c)
+ *   pyloot report --db DIR [--json]               a leak report (report.c)
  *
- * The only file that includes microhttpd.h; never links libpython. Every
- * failure prints "pyloot: <what> failed: <why>" and exits non-zero. */
-#include <errno.h>
-#include <inttypes.h>
-#include <pthread.h>
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <stdarg.h>
+ * Global options (struct cli_globals) may stand before or after the
+ * subcommand; a subcommand's own options come after its name. Adding a
+ * subcommand is one entry in `commands` below and one function (cli.h).
+ * Never links libpython. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 
-#include <microhttpd.h>
-
+#include "cli.h"
 #include "pyloot/access.h"
 #include "pyloot/error.h"
-#include "pyloot/handler.h"
-#include "pyloot/json.h"
-#include "pyloot/store.h"
-#include "report.h"
 #include "pyloot/verify.h"
-
-/* Limits of the HTTP server; docs/cli.md ("Limits of the server") says why
- * each value. */
-#define HTTP_MAX_CONNECTIONS 4096u   /* ~3,000 pushing workers + the UI + headroom */
-#define HTTP_MAX_PER_IP 256u         /* 128 workers behind one address, push + long poll each */
-#define HTTP_IDLE_TIMEOUT_S 60u      /* > the default 30 s interval: keep-alive survives between pushes */
-#define HTTP_CONNECTION_MEMORY (32u << 10) /* request line + headers (URL, cookies) per connection */
-#define HTTP_THREADS 4u              /* epoll threads; requests are short, I/O never blocks them */
-#define MAX_BODY (1u << 20)          /* a request body: a 5,000-type sample is ~280 KB as JSON */
-#define FDS_RESERVED 64u             /* the store, the listening socket, stdio, epoll */
 
 static const char usage[] =
     "usage: pyloot [-h HOST] [-p PORT] [--db DIR] [--token TOKEN] [--no-gzip] [--help] [--version]\n"
-    "       pyloot procs --db DIR [--json | --csv]\n"
-    "       pyloot history --db DIR [-q TEXT] [--sort growth|count|name] [--limit N] [--offset N]\n"
-    "                      [--pid PID] [--json | --csv]\n"
-    "       pyloot report --db DIR [--limit N] [--json]\n"
+    "       pyloot [--db DIR] [--json | --csv] COMMAND [options]\n"
     "\n"
     "Serve the pyloot UI and HTTP API of a store, or print what a store holds.\n"
     "\n"
-    "optional arguments:\n"
+    "commands:\n"
+    "  serve               serve the UI and the HTTP API (the default without a command)\n"
+    "  procs               every process incarnation of the store\n"
+    "  history             object counts by type, as of a moment (--since, --until)\n"
+    "  report              a leak report: what grew, how fast, where, and what held it\n"
+    "`pyloot COMMAND --help` describes a command's options.\n"
+    "\n"
+    "global options (before or after the command):\n"
     "-h HOST, --host HOST  Host to listen on. (Default: 0.0.0.0)\n"
     "-p PORT, --port PORT  Port to listen on. (Default: 8000)\n"
     "--db DIR              The store directory to open, read-only (PyLoot(path=...) or PYLOOT_DB\n"
@@ -61,616 +41,224 @@ static const char usage[] =
     "                      route but the UI files. Default: $PYLOOT_TOKEN. Without one, live-object\n"
     "                      routes answer only local requests that came through no proxy\n"
     "--no-gzip             Never gzip responses\n"
-    "--help                show this help message and exit\n"
-    "--version             show the version and exit\n"
-    "\n"
-    "history options:\n"
-    "-q TEXT               only types whose name contains TEXT (case-insensitive)\n"
-    "--sort KEY            growth (default), count or name\n"
-    "--limit N             types to print (default 50, at most 1000)\n"
-    "--offset N            skip the first N types\n"
-    "--pid PID             one process instead of the merged live processes\n"
     "--json, --csv         machine-readable output instead of a table\n"
-    "\n"
-    "report: the types that grew (growth per hour, count, bytes, workers), each with the\n"
-    "latest recorded path that held one of them, and the store's facts; --limit N growers\n"
-    "(default 10).\n";
+    "--help                show this help message (or a command's) and exit\n"
+    "--version             show the version and exit\n";
 
-static void fail(const char *what, const char *why)
+static const struct cli_option no_options[] = {{NULL, NULL, 0}};
+
+static const struct cli_command commands[] = {
+    {"serve", cli_serve_help, no_options, cli_serve},
+    {"procs", cli_procs_help, no_options, cli_procs},
+    {"history", cli_history_help, cli_history_options, cli_history},
+    {"report", cli_report_help, cli_report_options, cli_report},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+/* The global options; `takes_value` as in cli_option. */
+static const struct cli_option globals[] = {
+    {"--host", "-h", 1}, {"--port", "-p", 1},    {"--db", NULL, 1},   {"--token", NULL, 1},
+    {"--json", NULL, 0}, {"--csv", NULL, 0},     {"--no-gzip", NULL, 0}, {"--help", NULL, 0},
+    {"--version", NULL, 0}, {NULL, NULL, 0},
+};
+
+/* The option of table t named like a (up to `len` bytes), or NULL. */
+static const struct cli_option *find_option(const struct cli_option *t, const char *a, size_t len)
 {
-    fprintf(stderr, "pyloot: %s failed: %s\n", what, why);
+    for (; t && t->name; t++)
+        if ((strlen(t->name) == len && strncmp(a, t->name, len) == 0) ||
+            (t->alias && strlen(t->alias) == len && strncmp(a, t->alias, len) == 0))
+            return t;
+    return NULL;
 }
 
-/* Strict decimal within [lo, hi]. */
-static int parse_num(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+static const struct cli_command *find_command(const char *name)
 {
-    if (!s || !*s || strlen(s) > 18)
+    size_t i;
+
+    for (i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static int bad_args(const char *fmt, const char *arg, const struct cli_command *cmd)
+{
+    fprintf(stderr, "pyloot: reading the arguments failed: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n%s", cmd ? cmd->help : usage);
+    return 2;
+}
+
+/* Sets one global option (o) to val. 0, 2 for a bad value, or -1 for
+ * --help / --version (printed). */
+static int set_global(struct cli_globals *g, const struct cli_option *o, const char *val,
+                      const struct cli_command *cmd)
+{
+    uint64_t v;
+
+    if (strcmp(o->name, "--help") == 0) {
+        fputs(cmd ? cmd->help : usage, stdout);
         return -1;
-    uint64_t v = 0;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -1;
-        v = v * 10 + (uint64_t)(*p - '0');
     }
-    if (v < lo || v > hi)
+    if (strcmp(o->name, "--version") == 0) {
+        printf("pyloot %s\n", PYLOOT_VERSION);
         return -1;
-    *out = v;
+    }
+    if (strcmp(o->name, "--json") == 0)
+        g->format = 'j';
+    else if (strcmp(o->name, "--csv") == 0)
+        g->format = 'c';
+    else if (strcmp(o->name, "--no-gzip") == 0)
+        g->no_gzip = 1;
+    else if (strcmp(o->name, "--host") == 0)
+        g->host = val;
+    else if (strcmp(o->name, "--db") == 0)
+        g->db = val;
+    else if (strcmp(o->name, "--token") == 0)
+        g->token = val;
+    else if (strcmp(o->name, "--port") == 0) {
+        if (cli_parse_num(val, 1, 65535, &v)) {
+            cli_fail("reading the arguments", "--port must be a number from 1 to 65535");
+            return 2;
+        }
+        g->port = val;
+    }
     return 0;
 }
 
-static int is_valued_option(const char *a)
+int cli_open_store(const struct cli_globals *g, pl_store **store)
 {
-    static const char *const names[] = {"-h", "--host", "-p", "--port", "--db", "-q",
-                                        "--sort", "--limit", "--offset", "--pid", "--token", NULL};
-    for (int i = 0; names[i]; i++)
-        if (strcmp(a, names[i]) == 0)
-            return 1;
-    return 0;
-}
-
-static int open_store(const char *db, pl_store **store)
-{
+    const char *db = g->db;
     struct stat st;
+    pl_store_options opt;
+    char why[512];
+    int rc;
+
     if (!db || !*db) {
-        fail("opening the store", "no store given: use --db DIR (or set PYLOOT_DB)");
+        cli_fail("opening the store", "no store given: use --db DIR (or set PYLOOT_DB)");
         return -1;
     }
     if (stat(db, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        char why[512];
         snprintf(why, sizeof why, "%s is not a directory", db);
-        fail("opening the store", why);
+        cli_fail("opening the store", why);
         return -1;
     }
-    pl_store_options opt;
     memset(&opt, 0, sizeof opt);
     opt.path = db;
     opt.read_only = 1;
     /* Read-only: a damaged store is checked in a child process first (it
      * would crash this one) and reported, never moved. */
     pl_store_report rep;
-    int rc = pl_store_open_guarded(store, &opt, 0, &rep);
+    rc = pl_store_open_guarded(store, &opt, 0, &rep);
     if (rc) {
-        fail("opening the store", rep.message[0] ? rep.message : pl_strerror(rc));
+        if (rep.message[0]) {
+            cli_fail("opening the store", rep.message);
+            return -1;
+        }
+        snprintf(why, sizeof why, "%s: %s", db, pl_strerror(rc));
+        cli_fail("opening the store", why);
         return -1;
     }
     return 0;
 }
 
-/* ---- terminal output ---- */
-
-static void fmt_time(int64_t ms, char *out, size_t len)
+/* Finds the subcommand: the first argument that is neither an option nor
+ * the value of a global option. An option before it that is not global is
+ * refused (its arity is unknown until the command is). */
+static int find_subcommand(int argc, char **argv, const struct cli_command **cmd, int *at)
 {
-    if (!ms) {
-        snprintf(out, len, "-");
-        return;
-    }
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, len, "%Y-%m-%d %H:%M:%S", &tm);
-}
+    int i;
 
-/* Writes s as one CSV field (quoted when it needs to be). */
-static void csv_field(FILE *f, const char *s)
-{
-    if (!strpbrk(s, ",\"\n\r")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
+    *cmd = NULL;
+    *at = -1;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *eq = strchr(a, '=');
+        size_t len = a[0] == '-' && eq ? (size_t)(eq - a) : strlen(a);
+        const struct cli_option *o;
 
-/* Runs one GET through the shared handler and prints its JSON body. */
-static int print_json(pl_store *store, const char *path, const char *query)
-{
-    pl_handler *h = NULL;
-    pl_handler_options opt;
-    memset(&opt, 0, sizeof opt);
-    opt.store = store;
-    opt.disable_gzip = 1;
-    if (pl_handler_new(&h, &opt)) {
-        fail("answering", "out of memory");
-        return 1;
-    }
-    pl_request req = {.method = "GET", .path = path, .query = query};
-    pl_response resp;
-    pl_handler_handle(h, &req, &resp);
-    fwrite(resp.body.data ? resp.body.data : "", 1, resp.body.len, stdout);
-    fputc('\n', stdout);
-    int status = resp.status;
-    pl_response_free(&resp);
-    pl_handler_free(h);
-    return status == 200 ? 0 : 1;
-}
-
-static int cmd_procs(pl_store *store, int format)
-{
-    if (format == 'j')
-        return print_json(store, "/api/procs", NULL);
-    pl_proc_info *procs = NULL;
-    size_t n = 0;
-    int rc = pl_store_procs(store, &procs, &n);
-    if (rc) {
-        fail("reading the store", pl_strerror(rc));
-        return 1;
-    }
-    if (format == 'c')
-        printf("pid,start,alive,started,last_seen,ended,samples,rss,host,argv\n");
-    else
-        printf("%-8s %-6s %-19s  %-19s  %-19s  %8s %10s  %s\n", "PID", "ALIVE", "STARTED (UTC)",
-               "LAST SEEN", "ENDED", "SAMPLES", "RSS", "COMMAND");
-    for (size_t i = 0; i < n; i++) {
-        const pl_proc_info *p = &procs[i];
-        char started[32], seen[32], ended[32];
-        fmt_time(p->first_seen_ms, started, sizeof started);
-        fmt_time(p->last_seen_ms, seen, sizeof seen);
-        fmt_time(p->ended_ms, ended, sizeof ended);
-        if (format == 'c') {
-            printf("%u,%" PRIu64 ",%s,%s,%s,%s,%u,%" PRIu64 ",", p->inc.pid, p->inc.start,
-                   p->alive ? "true" : "false", started, seen, p->ended_ms ? ended : "", p->samples, p->rss);
-            csv_field(stdout, p->host);
-            fputc(',', stdout);
-            csv_field(stdout, p->argv);
-            fputc('\n', stdout);
-        } else {
-            printf("%-8u %-6s %-19s  %-19s  %-19s  %8u %9.1fM  %.60s\n", p->inc.pid, p->alive ? "yes" : "no",
-                   started, seen, ended, p->samples, p->rss / 1048576.0, p->argv);
+        if (a[0] != '-') {
+            *cmd = find_command(a);
+            if (!*cmd)
+                return bad_args("unknown argument %s", a, NULL);
+            *at = i;
+            return 0;
         }
+        o = find_option(globals, a, len);
+        if (!o)
+            return 0; /* reported with the right help by the main loop */
+        if (o->takes_value && !eq)
+            i++;
     }
-    free(procs);
     return 0;
-}
-
-static int cmd_history(pl_store *store, const pl_history_query *q, int format, const char *raw_query)
-{
-    if (format == 'j')
-        return print_json(store, "/api/history", raw_query);
-    pl_history *h = NULL;
-    int rc = pl_store_history(store, q, &h);
-    if (rc == PL_ENOTFOUND && q->pid) {
-        char why[64];
-        snprintf(why, sizeof why, "no incarnation with pid %u in this store", q->pid);
-        fail("reading the history", why);
-        return 1;
-    }
-    if (rc) {
-        fail("reading the history", pl_strerror(rc));
-        return 1;
-    }
-    if (format == 'c')
-        printf("name,count,bytes,growth\n");
-    else
-        printf("%12s %12s %14s  %s\n", "COUNT", "GROWTH", "BYTES", "TYPE");
-    for (size_t i = 0; i < h->n_types; i++) {
-        const pl_history_type *t = &h->types[i];
-        if (format == 'c') {
-            csv_field(stdout, t->name);
-            printf(",%" PRIu64 ",%" PRIu64 ",%" PRId64 "\n", t->count, t->bytes, t->growth);
-        } else {
-            printf("%12" PRIu64 " %+12" PRId64 " %14" PRIu64 "  %s\n", t->count, t->growth, t->bytes, t->name);
-        }
-    }
-    if (format != 'c')
-        printf("(%zu of %" PRIu64 " types)\n", h->n_types, h->total);
-    pl_history_free(h);
-    return 0;
-}
-
-/* ---- the HTTP server ---- */
-
-struct conn {
-    char *uri;       /* raw request URI, query string included */
-    pl_buf body;
-    int too_big;
-    int started;     /* the first call (headers only) has been seen */
-};
-
-static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *c)
-{
-    struct conn *cc = calloc(1, sizeof *cc);
-    if (cc)
-        cc->uri = strdup(uri ? uri : "/");
-    return cc;
-}
-
-static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
-{
-    struct conn *cc = *con_cls;
-    if (cc) {
-        free(cc->uri);
-        pl_buf_free(&cc->body);
-        free(cc);
-    }
-    *con_cls = NULL;
-}
-
-/* The request's access fields (pyloot/access.h): credentials, the peer's
- * numeric address (written into peer), proxy headers, the Accept header. */
-static void add_access_fields(struct MHD_Connection *c, pl_request *req, char *peer, size_t peer_len)
-{
-    req->authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    req->cookie = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE);
-    req->accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-    req->proxied = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-For") != NULL ||
-                   MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Forwarded") != NULL ||
-                   MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Real-IP") != NULL;
-    req->mount = "";
-    peer[0] = '\0';
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-    if (sa && sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, peer, (socklen_t)peer_len);
-    else if (sa && sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, peer, (socklen_t)peer_len);
-    req->peer = peer;
-}
-
-/* Sends a handler's response, with its access headers. */
-static enum MHD_Result queue_response(struct MHD_Connection *c, const pl_response *resp)
-{
-    struct MHD_Response *r = MHD_create_response_from_buffer(
-        resp->body.len, (void *)(resp->body.data ? resp->body.data : ""), MHD_RESPMEM_MUST_COPY);
-    if (!r)
-        return MHD_NO;
-    if (resp->content_type)
-        MHD_add_response_header(r, "Content-Type", resp->content_type);
-    if (resp->content_encoding)
-        MHD_add_response_header(r, "Content-Encoding", resp->content_encoding);
-    if (resp->vary_accept_encoding)
-        MHD_add_response_header(r, "Vary", "Accept-Encoding");
-    if (resp->cache_control)
-        MHD_add_response_header(r, "Cache-Control", resp->cache_control);
-    if (resp->www_authenticate)
-        MHD_add_response_header(r, "WWW-Authenticate", resp->www_authenticate);
-    if (resp->set_cookie[0])
-        MHD_add_response_header(r, "Set-Cookie", resp->set_cookie);
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned int)resp->status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-static enum MHD_Result queue(struct MHD_Connection *c, int status, const char *type, const void *data,
-                             size_t len, const char *encoding, int vary, const char *cache)
-{
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
-    if (!r)
-        return MHD_NO;
-    if (type)
-        MHD_add_response_header(r, "Content-Type", type);
-    if (encoding)
-        MHD_add_response_header(r, "Content-Encoding", encoding);
-    if (vary)
-        MHD_add_response_header(r, "Vary", "Accept-Encoding");
-    if (cache)
-        MHD_add_response_header(r, "Cache-Control", cache);
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned int)status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-static enum MHD_Result body_too_large(struct MHD_Connection *c)
-{
-    static const char msg[] = "{\"error\":\"request body must be at most 1 MiB\"}";
-    return queue(c, 413, "application/json", msg, sizeof msg - 1, NULL, 0, "no-store");
-}
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                                  const char *version, const char *upload, size_t *upload_size, void **con_cls)
-{
-    pl_handler *h = cls;
-    struct conn *cc = *con_cls;
-    if (!cc || !cc->uri)
-        return MHD_NO;
-    if (!cc->started) {
-        /* The first call has the headers only. A body announced too big is
-         * refused before it is read; otherwise the body (of any method)
-         * arrives in the next calls, then one more call with no data asks
-         * for the answer. */
-        cc->started = 1;
-        const char *announced =
-            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        uint64_t n;
-        if (announced && parse_num(announced, 0, MAX_BODY, &n) != 0)
-            return body_too_large(c);
-        return MHD_YES;
-    }
-    if (*upload_size) {
-        /* A chunked body (no Content-Length) past the limit is read to its
-         * end and dropped, then answered 413. */
-        if (cc->too_big || cc->body.len + *upload_size > MAX_BODY) {
-            cc->too_big = 1;
-            pl_buf_free(&cc->body);
-        } else {
-            pl_buf_append(&cc->body, upload, *upload_size);
-        }
-        *upload_size = 0;
-        return MHD_YES;
-    }
-    if (cc->too_big)
-        return body_too_large(c);
-    char *q = strchr(cc->uri, '?');
-    pl_request req = {.method = method, .path = url, .query = q ? q + 1 : NULL,
-                      .accept_encoding =
-                          MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING),
-                      .body = cc->body.data, .body_len = cc->body.len};
-    char peer[INET6_ADDRSTRLEN];
-    add_access_fields(c, &req, peer, sizeof peer);
-    pl_response resp;
-    pl_handler_handle(h, &req, &resp);
-    enum MHD_Result ret = queue_response(c, &resp);
-    pl_response_free(&resp);
-    return ret;
-}
-
-/* How many connections this process can hold: raises the soft limit on open
- * files as far as HTTP_MAX_CONNECTIONS needs (never above the hard limit) and
- * returns HTTP_MAX_CONNECTIONS, or fewer when the hard limit is lower. */
-static unsigned int connection_limit(void)
-{
-    struct rlimit rl;
-    rlim_t want = HTTP_MAX_CONNECTIONS + FDS_RESERVED;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return HTTP_MAX_CONNECTIONS;
-    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
-        rlim_t raised = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
-        struct rlimit set = {raised, rl.rlim_max};
-        if (setrlimit(RLIMIT_NOFILE, &set) == 0)
-            rl.rlim_cur = raised;
-    }
-    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
-        return HTTP_MAX_CONNECTIONS;
-    if (rl.rlim_cur < 2 * FDS_RESERVED)
-        return FDS_RESERVED;
-    return (unsigned int)(rl.rlim_cur - FDS_RESERVED);
-}
-
-/* MHD's messages (a refused connection, a malformed request ...) on stderr,
- * at most 10 a second so that a flood of bad clients cannot flood the log. */
-static void log_mhd(void *cls, const char *fmt, va_list ap)
-{
-    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    static time_t second;
-    static unsigned int printed, dropped;
-    time_t now = time(NULL);
-    pthread_mutex_lock(&lock);
-    if (now != second) {
-        if (dropped)
-            fprintf(stderr, "pyloot: http: %u more messages not shown\n", dropped);
-        second = now;
-        printed = dropped = 0;
-    }
-    if (printed < 10) {
-        printed++;
-        fputs("pyloot: http: ", stderr);
-        vfprintf(stderr, fmt, ap);
-        size_t n = strlen(fmt);
-        if (!n || fmt[n - 1] != '\n')
-            fputc('\n', stderr);
-    } else {
-        dropped++;
-    }
-    pthread_mutex_unlock(&lock);
-}
-
-/* Starts the HTTP server on addr with the limits above: a pool of epoll
- * threads (a slow or idle client holds a connection, never a thread), a
- * total and a per-address connection limit, an idle timeout and a memory
- * bound per connection. Returns NULL when it cannot listen. */
-static struct MHD_Daemon *start_daemon(pl_handler *h, const struct addrinfo *addr)
-{
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-    /* epoll scales to thousands of connections; poll() is the fallback
-     * (never select(), which stops at 1024 descriptors). */
-    flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
-    if (addr->ai_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    unsigned int limit = connection_limit();
-    if (limit < HTTP_MAX_CONNECTIONS)
-        fprintf(stderr, "pyloot: at most %u connections (the limit on open files is too low for %u)\n", limit,
-                HTTP_MAX_CONNECTIONS);
-    return MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
-                            MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, /* first, or MHD complains */
-                            MHD_OPTION_SOCK_ADDR, addr->ai_addr,
-                            MHD_OPTION_URI_LOG_CALLBACK, uri_logger, NULL,
-                            MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
-                            MHD_OPTION_THREAD_POOL_SIZE, HTTP_THREADS,
-                            MHD_OPTION_CONNECTION_LIMIT, limit,
-                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, HTTP_MAX_PER_IP,
-                            MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_TIMEOUT_S,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
-                            MHD_OPTION_END);
-}
-
-static int serve(pl_store *store, const char *host, const char *port, int no_gzip, const char *token)
-{
-    int code = 1;
-    pl_handler *h = NULL;
-    struct addrinfo hints, *ai = NULL;
-    struct MHD_Daemon *d = NULL;
-    pl_handler_options opt;
-    memset(&opt, 0, sizeof opt);
-    opt.store = store;
-    opt.disable_gzip = no_gzip;
-    opt.token = token;
-    if (pl_handler_new(&h, &opt)) {
-        fail("starting", "out of memory");
-        goto out;
-    }
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    int gai = getaddrinfo(host, port, &hints, &ai);
-    if (gai) {
-        char why[256];
-        snprintf(why, sizeof why, "%s:%s: %s", host, port, gai_strerror(gai));
-        fail("resolving the address", why);
-        goto out;
-    }
-    /* Signals are handled by sigwait below; MHD's threads inherit the mask. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    d = start_daemon(h, ai);
-    if (!d) {
-        char why[256];
-        snprintf(why, sizeof why, "could not listen on %s:%s (in use, or not an address of this host)", host,
-                 port);
-        fail("starting the server", why);
-        goto out;
-    }
-    fprintf(stderr, "pyloot: serving %s on http://%s:%s/ (Ctrl-C stops)\n", pl_store_path(store), host, port);
-    int sig;
-    sigwait(&set, &sig);
-    fprintf(stderr, "pyloot: stopping\n");
-    code = 0;
-out:
-    if (d)
-        MHD_stop_daemon(d);
-    if (ai)
-        freeaddrinfo(ai);
-    pl_handler_free(h);
-    return code;
 }
 
 int main(int argc, char **argv)
 {
-    const char *host = "0.0.0.0", *port = "8000", *db = getenv("PYLOOT_DB");
-    const char *cmd = NULL, *text = NULL, *token = getenv("PYLOOT_TOKEN");
-    int format = 't', no_gzip = 0, limit_set = 0;
-    uint64_t v;
-    pl_history_query hq;
-    memset(&hq, 0, sizeof hq);
-    hq.sort = PL_SORT_GROWTH;
-    hq.limit = 50;
-    pl_buf raw = PL_BUF_INIT; /* the same options as an HTTP query, for --json */
+    struct cli_globals g = {"0.0.0.0", "8000", getenv("PYLOOT_DB"), getenv("PYLOOT_TOKEN"), 't', 0};
+    const struct cli_command *cmd = NULL;
+    char **own = calloc((size_t)argc * 2 + 1, sizeof *own);
+    int n_own = 0, at, i, code = 2;
 
-    int i = 1;
-    if (argc > 1 && (strcmp(argv[1], "procs") == 0 || strcmp(argv[1], "history") == 0 ||
-                     strcmp(argv[1], "report") == 0 ||
-                     strcmp(argv[1], "serve") == 0))
-        cmd = argv[i++];
-    for (; i < argc; i++) {
-        const char *a = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        int takes = 1;
-        if (strcmp(a, "--help") == 0) {
-            fputs(usage, stdout);
-            return 0;
-        } else if (strcmp(a, "--version") == 0) {
-            printf("pyloot %s\n", PYLOOT_VERSION);
-            return 0;
-        } else if (strcmp(a, "--json") == 0) {
-            format = 'j';
-            takes = 0;
-        } else if (strcmp(a, "--csv") == 0) {
-            format = 'c';
-            takes = 0;
-        } else if (strcmp(a, "--no-gzip") == 0) {
-            no_gzip = 1;
-            takes = 0;
-        } else if (!is_valued_option(a)) {
-            fprintf(stderr, "pyloot: reading the arguments failed: unknown argument %s\n%s", a, usage);
-            return 2;
-        } else if (!val) {
-            fprintf(stderr, "pyloot: reading the arguments failed: %s needs a value\n%s", a, usage);
-            return 2;
-        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--host") == 0) {
-            host = val;
-        } else if (strcmp(a, "-p") == 0 || strcmp(a, "--port") == 0) {
-            if (parse_num(val, 1, 65535, &v)) {
-                fail("reading the arguments", "--port must be a number from 1 to 65535");
-                return 2;
-            }
-            port = val;
-        } else if (strcmp(a, "--db") == 0) {
-            db = val;
-        } else if (strcmp(a, "--token") == 0) {
-            token = val;
-        } else if (strcmp(a, "-q") == 0) {
-            if (strlen(val) > 256) {
-                fail("reading the arguments", "-q must be at most 256 bytes");
-                return 2;
-            }
-            text = val;
-        } else if (strcmp(a, "--sort") == 0) {
-            if (strcmp(val, "growth") == 0)
-                hq.sort = PL_SORT_GROWTH;
-            else if (strcmp(val, "count") == 0)
-                hq.sort = PL_SORT_COUNT;
-            else if (strcmp(val, "name") == 0)
-                hq.sort = PL_SORT_NAME;
-            else {
-                fail("reading the arguments", "--sort must be growth, count or name");
-                return 2;
-            }
-            pl_buf_printf(&raw, "&sort=%s", val);
-        } else if (strcmp(a, "--limit") == 0) {
-            if (parse_num(val, 1, 1000, &hq.limit)) {
-                fail("reading the arguments", "--limit must be a number from 1 to 1000");
-                return 2;
-            }
-            pl_buf_printf(&raw, "&limit=%s", val);
-            limit_set = 1;
-        } else if (strcmp(a, "--offset") == 0) {
-            if (parse_num(val, 0, 1000000000, &hq.offset)) {
-                fail("reading the arguments", "--offset must be a number from 0 to 1000000000");
-                return 2;
-            }
-            pl_buf_printf(&raw, "&offset=%s", val);
-        } else if (strcmp(a, "--pid") == 0) {
-            if (parse_num(val, 1, 4194304, &v)) {
-                fail("reading the arguments", "--pid must be a number from 1 to 4194304");
-                return 2;
-            }
-            hq.pid = (uint32_t)v;
-            pl_buf_printf(&raw, "&pid=%s", val);
-        }
-        i += takes;
-    }
-    if (text) {
-        hq.q = text;
-        pl_buf_puts(&raw, "&q=");
-        for (const unsigned char *p = (const unsigned char *)text; *p; p++)
-            pl_buf_printf(&raw, "%%%02X", *p);
-    }
-    hq.now_ms = pl_now_ms();
-
-    if (!cmd || strcmp(cmd, "serve") == 0) {
-        if (!db || !*db) {
-            fail("starting the server",
-                 "remote mode (workers pushing samples) is not available in this version; "
-                 "use --db DIR to serve an existing store");
-            return 2;
-        }
-    }
-    if (token && *token && !pl_token_valid(token)) {
-        fail("reading the arguments", "the token (--token or PYLOOT_TOKEN) must be 1 to 1024 visible ASCII "
-                                      "characters other than '\"', ',', ';' and '\\'");
-        return 2;
-    }
-    pl_store *store = NULL;
-    if (open_store(db, &store))
+    if (!own) {
+        cli_fail("starting", "out of memory");
         return 1;
-    int code;
-    if (!cmd || strcmp(cmd, "serve") == 0)
-        code = serve(store, host, port, no_gzip, token);
-    else if (strcmp(cmd, "procs") == 0)
-        code = cmd_procs(store, format);
-    else if (strcmp(cmd, "report") == 0)
-        code = pl_cli_report(store, format, limit_set ? hq.limit : 10);
-    else
-        code = cmd_history(store, &hq, format, raw.len ? raw.data + 1 : NULL);
-    pl_store_close(store);
-    pl_buf_free(&raw);
+    }
+    if (find_subcommand(argc, argv, &cmd, &at))
+        goto out;
+    for (i = 1; i < argc; i++) {
+        char *a = argv[i], *eq = strchr(a, '=');
+        size_t len = a[0] == '-' && eq ? (size_t)(eq - a) : strlen(a);
+        const struct cli_option *o;
+        const char *val = NULL;
+        int global = 1, rc;
+
+        if (i == at)
+            continue;
+        o = a[0] == '-' ? find_option(globals, a, len) : NULL;
+        if (!o && a[0] == '-' && cmd && i > at) {
+            o = find_option(cmd->options, a, len);
+            global = 0;
+        }
+        if (!o) {
+            code = bad_args("unknown argument %s", a, cmd);
+            goto out;
+        }
+        if (o->takes_value) {
+            val = eq && a[0] == '-' ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
+            if (!val) {
+                code = bad_args("%s needs a value", o->name, cmd);
+                goto out;
+            }
+        } else if (eq && a[0] == '-') {
+            code = bad_args("%s takes no value", o->name, cmd);
+            goto out;
+        }
+        if (!global) {
+            own[n_own++] = (char *)o->name;
+            own[n_own++] = (char *)val;
+            continue;
+        }
+        rc = set_global(&g, o, val, cmd);
+        if (rc) {
+            code = rc < 0 ? 0 : rc;
+            goto out;
+        }
+    }
+    if (!cmd)
+        cmd = find_command("serve");
+    if (cmd->run == cli_serve && (!g.db || !*g.db)) {
+        cli_fail("starting the server", "remote mode (workers pushing samples) is not available in "
+                                        "this version; use --db DIR to serve an existing store");
+        goto out;
+    }
+    if (g.token && *g.token && !pl_token_valid(g.token)) {
+        cli_fail("reading the arguments", "the token (--token or PYLOOT_TOKEN) must be 1 to 1024 "
+                                          "visible ASCII characters other than '\"', ',', ';' and '\\'");
+        goto out;
+    }
+    code = cmd->run(&g, n_own, own);
+out:
+    free(own);
     return code;
 }

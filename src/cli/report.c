@@ -4,6 +4,7 @@
  * incarnation) and the witnesses (pl_store_witnesses), so a store copied off
  * a dead machine reads the same as a live one. docs/cli.md shows an example. */
 #include "report.h"
+#include "cli.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -318,5 +319,36 @@ out:
         free(g[i].name);
     free(g);
     pl_history_free(h);
+    return code;
+}
+
+const char cli_report_help[] =
+    "usage: pyloot report --db DIR [--limit N] [--json]\n"
+    "\n"
+    "A leak report for a store, live or dead: the types that grew (growth per hour, count,\n"
+    "bytes, how many workers, the worst one), each with the latest recorded path that held one\n"
+    "of them, and the store's facts (workers seen, alive, killed; time span).\n"
+    "\n"
+    "--db DIR              the store directory. Default: $PYLOOT_DB\n"
+    "--limit N             growers to print (default 10, at most 1000)\n"
+    "--json                one JSON document instead of text\n";
+
+const struct cli_option cli_report_options[] = {{"--limit", NULL, 1}, {NULL, NULL, 0}};
+
+/* See cli.h: checks --limit, opens the store read-only, prints the report. */
+int cli_report(const struct cli_globals *g, int argc, char **argv)
+{
+    uint64_t limit = 10;
+    pl_store *store = NULL;
+    for (int i = 0; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--limit") == 0 && cli_parse_num(argv[i + 1], 1, 1000, &limit) != 0) {
+            cli_fail("reading the arguments", "--limit must be a number from 1 to 1000");
+            return 2;
+        }
+    }
+    if (cli_open_store(g, &store))
+        return 1;
+    int code = pl_cli_report(store, g->format, limit);
+    pl_store_close(store);
     return code;
 }

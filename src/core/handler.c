@@ -202,6 +202,47 @@ static int param_u64(const pl_request *req, const char *name, uint64_t lo, uint6
     return 0;
 }
 
+/* A point in time given in unix seconds (up to 3 decimals, so ms): absent
+ * or empty leaves *out_ms 0; anything else than a time from 1970 to
+ * PL_HISTORY_FUTURE_MS after now answers 400. */
+static int param_time(const pl_request *req, const char *name, int64_t now_ms, int64_t *out_ms,
+                      pl_buf *tmp, pl_response *resp)
+{
+    int rc = query_get(req->query, name, tmp);
+    int64_t ms = 0;
+    size_t i, frac = 0;
+    int dot = 0;
+
+    *out_ms = 0;
+    if (rc == 0 || (rc > 0 && tmp->len == 0))
+        return 0;
+    for (i = 0; rc > 0 && i < tmp->len && ms <= INT64_MAX / 100; i++) {
+        char ch = tmp->data[i];
+
+        if (ch == '.' && !dot && i > 0) {
+            dot = 1;
+        } else if (ch >= '0' && ch <= '9' && (!dot || frac < 3)) {
+            ms = ms * 10 + (ch - '0');
+            frac += dot;
+        } else {
+            rc = -1;
+        }
+    }
+    for (; frac < 3; frac++)
+        ms *= 10;
+    if (rc < 0 || i < tmp->len || (dot && tmp->data[tmp->len - 1] == '.') || ms <= 0) {
+        error_response(resp, 400, "parameter %s must be a time in unix seconds (e.g. 1764320000 or "
+                                  "1764320000.250)", name);
+        return -1;
+    }
+    if (ms > now_ms + PL_HISTORY_FUTURE_MS) {
+        error_response(resp, 400, "parameter %s is in the future", name);
+        return -1;
+    }
+    *out_ms = ms;
+    return 0;
+}
+
 static void json_time(pl_buf *b, int64_t ms)
 {
     pl_buf_printf(b, "%" PRId64 ".%03d", ms / 1000, (int)(ms % 1000 < 0 ? -(ms % 1000) : ms % 1000));
@@ -362,6 +403,13 @@ static void handle_history(pl_handler *h, const pl_request *req, pl_response *re
     hq.per_worker = (int)workers;
     hq.max_points = (uint32_t)points;
     hq.now_ms = pl_now_ms();
+    if (param_time(req, "since", hq.now_ms, &hq.since_ms, &tmp, resp) ||
+        param_time(req, "until", hq.now_ms, &hq.until_ms, &tmp, resp))
+        goto done;
+    if (hq.since_ms && hq.until_ms && hq.until_ms <= hq.since_ms) {
+        error_response(resp, 400, "parameter until must be after since");
+        goto done;
+    }
 
     rc = pl_store_history(h->opt.store, &hq, &hist);
     if (rc == PL_ENOTFOUND && pid) {
@@ -388,6 +436,23 @@ static void handle_history(pl_handler *h, const pl_request *req, pl_response *re
         pl_json_u64(b, pid);
     else
         pl_buf_puts(b, "null");
+    pl_buf_puts(b, ",\"as_of\":");
+    if (hist->as_of_ms)
+        json_time(b, hist->as_of_ms);
+    else
+        pl_buf_puts(b, "null");
+    pl_buf_printf(b, ",\"live\":%s,\"since\":", hist->live ? "true" : "false");
+    if (hist->since_ms)
+        json_time(b, hist->since_ms);
+    else
+        pl_buf_puts(b, "null");
+    pl_buf_puts(b, ",\"until\":");
+    if (hq.until_ms)
+        json_time(b, hq.until_ms);
+    else
+        pl_buf_puts(b, "null");
+    pl_buf_printf(b, ",\"step\":");
+    json_time(b, hist->step_ms);
     pl_buf_puts(b, ",\"types\":[");
     for (size_t i = 0; i < hist->n_types; i++) {
         const pl_history_type *t = &hist->types[i];

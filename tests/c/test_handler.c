@@ -127,13 +127,24 @@ static void test_history(void)
 
     const char *bad[] = {"limit=0", "limit=1001", "limit=", "limit=1e3", "offset=-1", "sort=size",
                          "pid=0", "q=%4", "q=%g0", "top=100001", "workers=yes", "points=5001",
-                         "limit=9999999999999999999", NULL};
+                         "limit=9999999999999999999", "since=abc", "until=-5", "since=1.2.3",
+                         "until=1e9", "since=10.", "until=0", "since=200&until=100",
+                         "since=100&until=100", "until=99999999999", "since=1.0001", NULL};
     for (int i = 0; bad[i]; i++) {
         CHECK_EQ_INT(get(h, "/api/history", bad[i], &r), 400);
         CHECK(strncmp(r.body.data, "{\"error\":", 9) == 0);
         pl_response_free(&r);
     }
     CHECK_EQ_INT(get(h, "/api/history", "pid=4194304", &r), 404);
+    pl_response_free(&r);
+    /* The live store answers as of now; until= reads as of that moment. */
+    CHECK_EQ_INT(get(h, "/api/history", "limit=1", &r), 200);
+    CHECK(strstr(r.body.data, "\"live\":true") != NULL);
+    CHECK(strstr(r.body.data, "\"as_of\":null") == NULL);
+    pl_response_free(&r);
+    CHECK_EQ_INT(get(h, "/api/history", "since=1&until=1000000000.5&limit=1", &r), 200);
+    CHECK(strstr(r.body.data, "\"live\":false,\"since\":1.000,\"until\":1000000000.500") != NULL);
+    CHECK(strstr(r.body.data, "\"as_of\":1000000000.500") != NULL);
     pl_response_free(&r);
     pl_handler_free(h);
 }

@@ -113,6 +113,10 @@ static pl_incarnation dead_inc(uint64_t start)
     return inc;
 }
 
+/* The collection interval reg() registers: the slot grid's step. 1 ms lets
+ * tests that append a sample per millisecond see one slot per sample. */
+static uint32_t reg_interval_ms = 1;
+
 static void reg(pl_store *s, pl_incarnation inc, int64_t first_seen)
 {
     pl_proc_info info;
@@ -121,7 +125,7 @@ static void reg(pl_store *s, pl_incarnation inc, int64_t first_seen)
     info.inc = inc;
     snprintf(info.host, sizeof info.host, "testhost");
     snprintf(info.argv, sizeof info.argv, "test_store");
-    info.interval_ms = 1000;
+    info.interval_ms = reg_interval_ms;
     info.first_seen_ms = first_seen;
     info.last_seen_ms = first_seen;
     CHECK_OK(pl_store_register(s, &info));
@@ -227,9 +231,11 @@ static void test_merge(void)
     pl_proc_info *procs = NULL;
     size_t n = 0, i;
 
+    reg_interval_ms = 500;
     reg(s, c, 400);
     reg(s, a.inc, 900);
     reg(s, b.inc, 1400);
+    reg_interval_ms = 1;
     leak = type_id(s, "app.Leak");
     CHECK(leak > 0);
     CHECK_EQ_INT(type_id(s, "app.Leak"), leak);
@@ -270,28 +276,32 @@ static void test_merge(void)
 
     h = history(s, NULL, PL_SORT_GROWTH, 0, 50, 0, 0, 1, 0);
     if (h) {
-        int64_t times[] = {500, 1000, 1200, 1500, 2000, 2500, 3000};
-        int64_t merged[] = {100, 110, 110, 15, 25, 27, 37};
-        int64_t line_c[] = {100, 100, 100, -1, -1, -1, -1};
-        int64_t line_a[] = {-1, 10, 10, 10, 20, 20, 30};
-        int64_t line_b[] = {-1, -1, -1, 5, 5, 7, 7};
+        /* Slots every 500 ms (the interval); the dead c (last sample 1200)
+         * counts until 1.5 intervals after it. */
+        int64_t times[] = {500, 1000, 1500, 2000, 2500, 3000};
+        int64_t merged[] = {100, 110, 115, 25, 27, 37};
+        int64_t line_c[] = {100, 100, 100, -1, -1, -1};
+        int64_t line_a[] = {-1, 10, 10, 20, 20, 30};
+        int64_t line_b[] = {-1, -1, 5, 5, 7, 7};
 
-        CHECK_EQ_INT(h->n_times, 7);
+        CHECK_EQ_INT(h->n_times, 6);
         CHECK_EQ_INT(h->total, 1);
+        CHECK_EQ_INT(h->live, 1);
+        CHECK_EQ_INT(h->step_ms, 500);
         t = find_type(h, "app.Leak");
         CHECK(t != NULL);
-        if (t && h->n_times == 7) {
-            CHECK(series_eq(h->times, times, 7, "times"));
-            CHECK(series_eq(t->counts, merged, 7, "merged"));
+        if (t && h->n_times == 6) {
+            CHECK(series_eq(h->times, times, 6, "times"));
+            CHECK(series_eq(t->counts, merged, 6, "merged"));
             CHECK_EQ_INT(t->count, 37);
             CHECK_EQ_INT(t->bytes, 37 * 16);
             CHECK_EQ_INT(t->growth, 22);
-            CHECK_EQ_INT(t->bytes_series[6], 37 * 16);
+            CHECK_EQ_INT(t->bytes_series[5], 37 * 16);
             CHECK_EQ_INT(t->n_lines, 3);
             if (t->n_lines == 3) {
-                CHECK(series_eq(t->lines[0].counts, line_c, 7, "line dead"));
-                CHECK(series_eq(t->lines[1].counts, line_a, 7, "line a"));
-                CHECK(series_eq(t->lines[2].counts, line_b, 7, "line b"));
+                CHECK(series_eq(t->lines[0].counts, line_c, 6, "line dead"));
+                CHECK(series_eq(t->lines[1].counts, line_a, 6, "line a"));
+                CHECK(series_eq(t->lines[2].counts, line_b, 6, "line b"));
             }
         }
         pl_history_free(h);
@@ -300,13 +310,13 @@ static void test_merge(void)
     /* pid=: only that pid's incarnations; count from its latest. */
     h = history(s, NULL, PL_SORT_GROWTH, 0, 50, 0, b.inc.pid, 0, 0);
     if (h) {
-        int64_t want[] = {5, 7};
+        int64_t want[] = {5, 5, 7};
 
-        CHECK_EQ_INT(h->n_times, 2);
+        CHECK_EQ_INT(h->n_times, 3);
         t = find_type(h, "app.Leak");
         CHECK(t != NULL);
-        if (t && h->n_times == 2) {
-            CHECK(series_eq(t->counts, want, 2, "pid b"));
+        if (t && h->n_times == 3) {
+            CHECK(series_eq(t->counts, want, 3, "pid b"));
             CHECK_EQ_INT(t->count, 7);
             CHECK_EQ_INT(t->growth, 2);
             CHECK(t->lines == NULL);
@@ -335,29 +345,37 @@ static void test_merge(void)
         CHECK_EQ_INT(pl_store_history(s, &hq, &none), PL_EBADARG);
     }
 
-    /* Killing a worker: it becomes dead and stops at its last sample. */
+    /* Killing a worker among live ones: it leaves the count and the newest
+     * slot ("now") at once. */
     kill_child(&b);
     h = history(s, NULL, PL_SORT_GROWTH, 0, 50, 0, 0, 0, 0);
     if (h) {
-        int64_t merged[] = {100, 110, 110, 15, 25, 27, 30};
+        int64_t merged[] = {100, 110, 115, 25, 27, 30};
 
         t = find_type(h, "app.Leak");
         CHECK(t != NULL);
-        if (t && h->n_times == 7) {
-            CHECK(series_eq(t->counts, merged, 7, "merged after kill"));
+        if (t && h->n_times == 6) {
+            CHECK(series_eq(t->counts, merged, 6, "merged after kill"));
             CHECK_EQ_INT(t->count, 30);
         }
         pl_history_free(h);
     }
-    /* A clean end marks it dead too. */
+    /* Once none is alive the store reads as of the last moment one was
+     * (5000, the clean ends): a and b, whose last samples are within 1.5
+     * intervals of it, both count; no staircase down at the end. */
     CHECK_OK(pl_store_end(s, &a.inc, 5000));
     CHECK_EQ_INT(pl_store_end(s, &b.inc, 5000), 0);
     h = history(s, NULL, PL_SORT_GROWTH, 0, 50, 0, 0, 0, 0);
     if (h) {
         t = find_type(h, "app.Leak");
         CHECK(t != NULL);
-        if (t)
-            CHECK_EQ_INT(t->count, 0);
+        CHECK_EQ_INT(h->live, 0);
+        CHECK_EQ_INT(h->as_of_ms, 5000);
+        if (t) {
+            CHECK_EQ_INT(t->count, 37);
+            CHECK_EQ_INT(t->growth, 22);
+            CHECK_EQ_INT(t->counts[h->n_times - 1], 37);
+        }
         pl_history_free(h);
     }
     pl_store_close(s);
@@ -377,7 +395,9 @@ static void test_slots(void)
     pl_history *h;
     int64_t t;
 
+    reg_interval_ms = 10;
     reg(s, a.inc, 0);
+    reg_interval_ms = 1;
     id = type_id(s, "x.Y");
     for (t = 0; t < 100; t++)
         append1(s, a.inc, 1000 + t * 10, id, (uint64_t)t); /* t=1000..1990 */
@@ -385,13 +405,20 @@ static void test_slots(void)
     if (h) {
         size_t i;
 
-        CHECK_EQ_INT(h->n_times, 10);
-        if (h->n_times == 10) {
-            CHECK_EQ_INT(h->times[0], 1000);
-            CHECK_EQ_INT(h->times[9], 1990);
-            CHECK_EQ_INT(h->times[1], 1110);
-            for (i = 0; i < 10; i++) {
+        /* 100 slots of 10 ms do not fit in 10: the step becomes 120 ms
+         * (a multiple of the interval), the slots multiples of it, then
+         * the newest sample. */
+        CHECK_EQ_INT(h->step_ms, 120);
+        CHECK_EQ_INT(h->n_times, 9);
+        if (h->n_times == 9) {
+            CHECK_EQ_INT(h->times[0], 1080);
+            CHECK_EQ_INT(h->times[7], 1920);
+            CHECK_EQ_INT(h->times[8], 1990);
+            for (i = 0; i < 9; i++) {
                 int64_t want = (h->times[i] - 1000) / 10;
+
+                if (i < 8)
+                    CHECK_EQ_INT(h->times[i] % 120, 0);
 
                 CHECK_EQ_INT(h->types[0].counts[i], want);
             }
@@ -536,7 +563,9 @@ static void test_compaction(void)
     int64_t i;
     size_t k, j;
 
+    reg_interval_ms = 1000;
     reg(s, a.inc, 0);
+    reg_interval_ms = 1;
     for (k = 0; k < NT; k++) {
         snprintf(buf[k], sizeof buf[k], "mod.T%03zu", k);
         names[k] = buf[k];
@@ -1313,6 +1342,8 @@ static void test_concurrent_writers(void)
     pl_store *s;
     pl_history *h;
 
+    reg_interval_ms = 10; /* the children sample every 10 ms */
+
     if (pipe(fds) != 0)
         exit(2);
     s = open_store(dir, 0, MAXS, 0, 0);
@@ -1433,6 +1464,138 @@ static void *append_thread(void *p)
     return NULL;
 }
 
+static pl_history *history_window(pl_store *s, uint32_t pid, int64_t since, int64_t until)
+{
+    pl_history_query hq;
+    pl_history *h = NULL;
+
+    memset(&hq, 0, sizeof hq);
+    hq.sort = PL_SORT_GROWTH;
+    hq.limit = 10;
+    hq.pid = pid;
+    hq.since_ms = since;
+    hq.until_ms = until;
+    hq.now_ms = pl_now_ms();
+    CHECK_OK(pl_store_history(s, &hq, &h));
+    return h;
+}
+
+/* since/until on a dead store with known samples (interval 1 s): A samples
+ * at 1..40 s (count = seconds; its first 32 samples compacted into a
+ * window), B at 1.5..30.5 s (count 100 + i), then both die without a clean
+ * end. Counts at `until` come from the incarnations alive then (B stops 1.5
+ * intervals after its last sample), growth from their counts at `since`. */
+static void test_as_of(void)
+{
+    char *dir = make_dir();
+    pl_store *s = open_store(dir, 0, 0, 0, 0);
+    pl_incarnation a = dead_inc(11), b = dead_inc(12);
+    uint32_t leak, flat;
+    pl_history *h;
+    int i;
+
+    reg_interval_ms = 1000;
+    reg(s, a, 1000);
+    reg(s, b, 1500);
+    reg_interval_ms = 1;
+    leak = type_id(s, "asof.Leak");
+    flat = type_id(s, "asof.Flat");
+    for (i = 1; i <= 40; i++) {
+        pl_type_count c[2] = {{leak, (uint64_t)i, (uint64_t)i * 16}, {flat, 50, 800}};
+
+        CHECK_OK(pl_store_append(s, &a, i * 1000, c, 2));
+        if (i <= 30)
+            append1(s, b, i * 1000 + 500, leak, 100 + (uint64_t)i - 1);
+    }
+
+    /* Default: as of the last moment an incarnation was alive (A's 40 s). */
+    h = history_window(s, 0, 0, 0);
+    if (h) {
+        CHECK_EQ_INT(h->live, 0);
+        CHECK_EQ_INT(h->as_of_ms, 40000);
+        CHECK_EQ_INT(h->n_types, 2);
+        if (h->n_types == 2) {
+            CHECK_EQ_STR(h->types[0].name, "asof.Leak");
+            CHECK_EQ_INT(h->types[0].count, 40);
+            CHECK_EQ_INT(h->types[0].growth, 39);
+            CHECK_EQ_INT(h->types[1].growth, 0);
+            CHECK_EQ_INT(h->types[1].count, 50);
+        }
+        CHECK_EQ_INT(h->times[h->n_times - 1], 40000);
+        pl_history_free(h);
+    }
+    /* A window in the past: both alive; A's samples there are compacted. */
+    h = history_window(s, 0, 10000, 20000);
+    if (h) {
+        int64_t times[11], merged[11];
+
+        for (i = 0; i < 11; i++) {
+            times[i] = 10000 + i * 1000;
+            merged[i] = (10 + i) + (100 + 8 + i); /* A at t; B at t - 500 */
+        }
+        CHECK_EQ_INT(h->live, 0);
+        CHECK_EQ_INT(h->as_of_ms, 20000);
+        CHECK_EQ_INT(h->since_ms, 10000);
+        CHECK_EQ_INT(h->n_times, 11);
+        CHECK_EQ_INT(h->n_types, 2);
+        if (h->n_types == 2 && h->n_times == 11) {
+            CHECK_EQ_STR(h->types[0].name, "asof.Leak");
+            CHECK_EQ_INT(h->types[0].count, 138);
+            CHECK_EQ_INT(h->types[0].bytes, 20 * 16 + 118 * 16);
+            CHECK_EQ_INT(h->types[0].growth, 20);
+            CHECK(series_eq(h->times, times, 11, "times"));
+            CHECK(series_eq(h->types[0].counts, merged, 11, "merged"));
+        }
+        pl_history_free(h);
+    }
+    /* At 35 s B has been dead for more than 1.5 intervals: A alone. */
+    h = history_window(s, 0, 0, 35000);
+    if (h) {
+        if (h->n_types == 2) {
+            CHECK_EQ_INT(h->types[0].count, 35);
+            CHECK_EQ_INT(h->types[0].growth, 34);
+            CHECK_EQ_INT(h->types[0].counts[h->n_times - 1], 35);
+        }
+        pl_history_free(h);
+    }
+    /* since before everything: growth from each one's first sample. */
+    h = history_window(s, 0, 1, 20000);
+    if (h) {
+        if (h->n_types == 2)
+            CHECK_EQ_INT(h->types[0].growth, 19 + 18);
+        pl_history_free(h);
+    }
+    /* pid: its latest incarnation with a sample by until (B). */
+    h = history_window(s, (uint32_t)getpid(), 0, 20000);
+    if (h) {
+        if (h->n_types == 2)
+            CHECK_EQ_INT(find_type(h, "asof.Leak")->count, 118);
+        pl_history_free(h);
+    }
+    /* Before the first sample: nothing counted. */
+    h = history_window(s, 0, 0, 500);
+    if (h) {
+        if (h->n_types == 2)
+            CHECK_EQ_INT(h->types[0].count + h->types[1].count, 0);
+        pl_history_free(h);
+    }
+    {
+        pl_history_query hq;
+        pl_history *none = NULL;
+
+        memset(&hq, 0, sizeof hq);
+        hq.limit = 10;
+        hq.since_ms = 20000;
+        hq.until_ms = 10000;
+        CHECK_EQ_INT(pl_store_history(s, &hq, &none), PL_EBADARG);
+        hq.since_ms = -1;
+        hq.until_ms = 0;
+        CHECK_EQ_INT(pl_store_history(s, &hq, &none), PL_EBADARG);
+    }
+    pl_store_close(s);
+    remove_dir(dir);
+}
+
 /* One handle shared by two threads (MDB_NOTLS): a writer and a reader. */
 static void test_threads(void)
 {
@@ -1523,8 +1686,9 @@ static void test_wide_values(void)
 }
 
 /* Worker churn: 20 short-lived incarnations, each alive for a stretch of
- * time. The merged line sums only those running at each point (dead ones
- * stop at their last sample), and the axis merges all their times. */
+ * time. The merged line sums only those running at each slot (a dead one
+ * counts for 1.5 intervals after its last sample, 75 ms here, never
+ * overlapping the next one, which starts 50 ms after that). */
 static void test_churn(void)
 {
     char *dir = make_dir();
@@ -1540,7 +1704,9 @@ static void test_churn(void)
     for (j = 0; j < NI; j++) {
         pl_incarnation inc = dead_inc(1000 + (uint64_t)j);
 
+        reg_interval_ms = 50;
         reg(s, inc, 10 + j);
+        reg_interval_ms = 1;
         /* incarnation j samples at 100j+10 and 100j+60: one at a time. */
         append1(s, inc, 100 * j + 10, id, 1);
         append1(s, inc, 100 * j + 60, id, 2);
@@ -1558,7 +1724,8 @@ static void test_churn(void)
         CHECK_EQ_INT(h->n_times, 2 * NI);
         CHECK_EQ_INT(h->n_types, 1);
         for (i = 0; i < h->n_times && h->n_types == 1; i++) {
-            bad += h->times[i] != (int64_t)(100 * (i / 2) + (i % 2 ? 60 : 10));
+            /* slots every 50 ms, then the last moment one was alive */
+            bad += h->times[i] != (int64_t)(i + 1 < h->n_times ? 50 * (i + 1) : 100 * NI - 40);
             bad += h->types[0].counts[i] != (int64_t)(i % 2 ? 2 : 1);
         }
         CHECK_EQ_INT(bad, 0);
@@ -1619,6 +1786,8 @@ int main(void)
     RUN(test_map_resized);
     RUN(test_killed_writer);
     RUN(test_concurrent_writers);
+    reg_interval_ms = 1;
+    RUN(test_as_of);
     RUN(test_threads);
     return TEST_EXIT();
 }

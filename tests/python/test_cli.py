@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import time
 
 import pytest
 
@@ -136,3 +137,45 @@ def test_serve_a_store(store):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0
+
+
+def test_global_options_before_or_after_the_command(store):
+    before = run("--db", store, "--json", "procs")
+    after = run("procs", "--json", "--db", store)
+    assert before.returncode == 0 and after.returncode == 0, before.stderr + after.stderr
+    assert json.loads(before.stdout)["procs"] == json.loads(after.stdout)["procs"]
+    out = run("--csv", "--db=" + store, "history", "-q", "test_cli.Marker")
+    assert out.returncode == 0, out.stderr
+    assert list(csv.DictReader(io.StringIO(out.stdout)))[0]["count"] == "77"
+    # A command's own option before the command is not known yet.
+    out = run("-q", "x", "history", "--db", store)
+    assert out.returncode == 2 and "unknown argument -q" in out.stderr
+
+
+def test_each_command_has_help():
+    for cmd, needle in (("history", "--since TIME"), ("procs", "pyloot procs"), ("serve", "--port")):
+        out = run(cmd, "--help")
+        assert out.returncode == 0 and out.stdout.startswith("usage: pyloot") and needle in out.stdout, cmd
+    assert "history" in run("--help").stdout
+
+
+def test_history_as_of_and_time_formats(store):
+    data = json.loads(run("history", "--db", store, "-q", "test_cli.Marker", "--json").stdout)
+    assert data["as_of"] is not None and data["types"][0]["count"] == 77
+    out = run("history", "--db", store, "-q", "test_cli.Marker")
+    assert out.stdout.startswith("as of ")
+    last = json.loads(run("procs", "--db", store, "--json").stdout)["procs"][0]["last_seen"]
+    # A moment after the last sample, as unix seconds, ISO 8601 and an offset back from now.
+    iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(last) + 2))
+    ago = "-%ds" % max(0, int(time.time() - last) - 2)
+    for until in (str(int(last) + 2), iso, ago):
+        d = json.loads(run("history", "--db", store, "--until", until, "-q", "test_cli.Marker", "--json").stdout)
+        assert d["types"][0]["count"] == 77, until
+        assert d["live"] is False and d["until"] is not None and d["as_of"] == d["until"]
+    d = json.loads(run("history", "--db", store, "--until", "2001-01-01", "--json", "-q", "test_cli.Marker").stdout)
+    assert d["types"][0]["count"] == 0  # before the store's first sample
+    for args, needle in ((("--since", "yesterday"), "--since"), (("--until", "-2x"), "--until"),
+                         (("--since", "-1h", "--until", "-2h"), "after --since"),
+                         (("--until", "2999-01-01"), "future")):
+        out = run("history", "--db", store, *args)
+        assert out.returncode == 2 and needle in out.stderr, (args, out.stderr)

@@ -28,6 +28,8 @@ struct hview {
     int64_t *times;      /* every sample time, ascending: windows, then log */
     size_t n_times;
     size_t log_off;      /* times[log_off..] are log samples */
+    int64_t end_ms;      /* last known alive: last sample or clean end, whichever is later */
+    int64_t grace_ms;    /* a dead one counts as alive this long after end_ms (see alive_at) */
     int64_t *slot;       /* per slot: contributing sample index, or -1 */
     size_t slot_lo, slot_hi; /* slots [slot_lo, slot_hi) are the only ones it may fill */
 };
@@ -83,13 +85,6 @@ static int cmp_cand_growth(const void *a, const void *b)
 static int cmp_cand_name(const void *a, const void *b)
 {
     return name_cmp(a, b);
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-    return x < y ? -1 : x > y;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -408,76 +403,86 @@ out:
     return rc;
 }
 
-/* Builds the slot ends: every distinct sample time when they fit in
- * max_points, else max_points evenly spaced ends from the first to the last
- * sample. */
-static int build_axis(struct hview *views, size_t nv, uint32_t max_points, pl_history *h)
+/* Index of v's last sample at or before t, or -1. */
+static ptrdiff_t sample_at(const struct hview *v, int64_t t)
 {
-    size_t total = 0, i, j, n = 0;
-    int64_t *all = NULL;
+    size_t a = 0, z = v->n_times;
+
+    while (a < z) {
+        size_t mid = (a + z) / 2;
+
+        if (v->times[mid] <= t)
+            a = mid + 1;
+        else
+            z = mid;
+    }
+    return (ptrdiff_t)a - 1;
+}
+
+/* Whether v was alive at t: from its first sample on, and, once dead, until
+ * grace_ms after its last sign of life. The grace (1.5 collection
+ * intervals: the next sample would have come by then) is what keeps the
+ * workers of a server that stopped as a whole, whose last samples are up
+ * to an interval apart, in the merged line together to its end. */
+static int alive_at(const struct hview *v, int64_t t)
+{
+    if (!v->n_times || v->times[0] > t)
+        return 0;
+    return v->alive || t <= v->end_ms + v->grace_ms;
+}
+
+/* Grid points k * step in [lo, hi), plus hi itself. */
+static size_t grid_len(int64_t lo, int64_t hi, int64_t step)
+{
+    int64_t g0 = (lo + step - 1) / step * step;
+
+    return (g0 < hi ? (size_t)((hi - 1 - g0) / step) + 1 : 0) + 1;
+}
+
+/* Builds the slot ends from lo to hi: multiples of the smallest collection
+ * interval (or of a multiple of it, so that there are at most max_points)
+ * inside [lo, hi), then hi. */
+static int build_axis(const struct hview *views, size_t nv, uint32_t max_points, int64_t lo,
+                      int64_t hi, pl_history *h)
+{
+    int64_t base = 0, step, g;
+    size_t n, i;
     int rc = 0;
 
     for (i = 0; i < nv; i++)
-        total += views[i].n_times;
-    if (!total)
-        goto out;
-    all = malloc(total * sizeof *all);
-    if (!all) {
+        if (views[i].n_times && views[i].rec.interval_ms &&
+            (!base || views[i].rec.interval_ms < base))
+            base = views[i].rec.interval_ms;
+    if (!base)
+        base = 1000;
+    if (lo > hi)
+        lo = hi;
+    step = base;
+    if (grid_len(lo, hi, step) > max_points)
+        step = base * ((hi - lo) / (base * (int64_t)(max_points - 1)) + 1);
+    while ((n = grid_len(lo, hi, step)) > max_points)
+        step += base;
+    h->times = malloc(n * sizeof *h->times);
+    if (!h->times) {
         rc = ENOMEM;
         goto out;
     }
-    if (nv <= 16) {
-        /* Each incarnation's times are sorted: merge them (few incarnations). */
-        size_t pos[16] = {0};
-
-        while (n < total) {
-            size_t best = SIZE_MAX;
-
-            for (i = 0; i < nv; i++)
-                if (pos[i] < views[i].n_times &&
-                    (best == SIZE_MAX || views[i].times[pos[i]] < views[best].times[pos[best]]))
-                    best = i;
-            all[n++] = views[best].times[pos[best]++];
-        }
-    } else {
-        for (i = 0; i < nv; i++) {
-            memcpy(all + n, views[i].times, views[i].n_times * sizeof *all);
-            n += views[i].n_times;
-        }
-        qsort(all, n, sizeof *all, cmp_i64);
-    }
-    for (i = 1, j = 1; i < n; i++)
-        if (all[i] != all[j - 1])
-            all[j++] = all[i];
-    n = j;
-    if (n <= max_points) {
-        h->times = all;
-        h->n_times = n;
-        all = NULL;
-    } else {
-        int64_t t0 = all[0], t1 = all[n - 1];
-
-        h->times = malloc(max_points * sizeof *h->times);
-        if (!h->times) {
-            rc = ENOMEM;
-            goto out;
-        }
-        for (i = 0; i < max_points; i++)
-            h->times[i] = t0 + (int64_t)((double)(t1 - t0) * (double)i / (double)(max_points - 1));
-        h->times[max_points - 1] = t1;
-        h->n_times = max_points;
-    }
+    h->step_ms = step;
+    h->n_times = 0;
+    for (g = (lo + step - 1) / step * step; g < hi; g += step)
+        h->times[h->n_times++] = g;
+    h->times[h->n_times++] = hi;
 out:
-    free(all);
     return rc;
 }
 
 /* Which sample of view v each slot shows: its last sample at or before the
- * slot's end, from its first sample on; a dead incarnation stops in the slot
- * holding its last sample, a live one carries it to the newest slot. */
+ * slot's end, in the slots whose end it was alive at (alive_at); the newest
+ * slot of a live query only for incarnations alive now. */
 static int build_slots(struct hview *v, const pl_history *h)
 {
-    size_t i, j = 0;
+    int now_slot;
+    size_t i;
     int rc = 0;
 
     v->slot = malloc((h->n_times + 1) * sizeof *v->slot);
@@ -488,12 +493,12 @@ static int build_slots(struct hview *v, const pl_history *h)
     v->slot_lo = h->n_times;
     v->slot_hi = 0;
     for (i = 0; i < h->n_times; i++) {
-        while (j < v->n_times && v->times[j] <= h->times[i])
-            j++;
-        if (j == 0 || (!v->alive && i > 0 && v->times[v->n_times - 1] <= h->times[i - 1])) {
-            v->slot[i] = -1;
-        } else {
-            v->slot[i] = (int64_t)j - 1;
+        /* The newest slot of a live query is "now": only what is alive. */
+        now_slot = h->live && i + 1 == h->n_times;
+        v->slot[i] = (now_slot ? v->alive && v->n_times : alive_at(v, h->times[i]))
+                         ? sample_at(v, h->times[i])
+                         : -1;
+        if (v->slot[i] >= 0) {
             if (i < v->slot_lo)
                 v->slot_lo = i;
             v->slot_hi = i + 1;
@@ -514,27 +519,69 @@ static int64_t *new_series(size_t n)
     return p;
 }
 
-/* Phase 1: ranks the types. Sums each type's latest count and bytes and
- * its growth over the incarnations the query keys on (merged: the live
- * ones; pid: its latest one), then keeps every type of the store that
- * passes `top` and `q`, sorted as asked. *cands (malloc'ed, caller frees)
- * points at names inside txn; *n_cand is its length. */
+/* Adds sample k of view v, times sign, into c (and b unless NULL): from
+ * the log when it is there, else from the window holding it. */
+static int add_sample(pl_store *s, MDB_txn *txn, MDB_cursor *logcur, const struct hview *v,
+                      size_t k, uint32_t max_id, int64_t *c, int64_t *b, int sign,
+                      struct sample *smp)
+{
+    size_t j, w;
+    int rc;
+
+    if (k >= v->log_off) {
+        rc = log_read_sample(logcur, v->inck, (uint64_t)v->times[k], smp);
+    } else {
+        for (w = 0; w + 1 < v->n_wins && v->win_off[w + 1] <= k; w++)
+            ;
+        rc = window_sample(s, txn, v->inck, v->wins[w].wtime, v->wins[w].flags, v->wins[w].n,
+                           (uint32_t)(k - v->win_off[w]), smp);
+    }
+    for (j = 0; rc == 0 && j < smp->n; j++) {
+        if (smp->e[j].type_id > max_id)
+            continue;
+        c[smp->e[j].type_id] += sign * (int64_t)smp->e[j].count;
+        if (b)
+            b[smp->e[j].type_id] += sign * (int64_t)smp->e[j].bytes;
+    }
+    return rc;
+}
+
+/* Whether the ranking keys on view i: merged, the incarnations alive at
+ * `until` (a live query: those alive now); with pid, its latest
+ * incarnation that has a sample by `until`. */
+static int keys_on(const pl_history_query *q, const struct hview *views, size_t nv, size_t i,
+                   int64_t until, int live)
+{
+    size_t j;
+
+    if (!q->pid)
+        return live ? views[i].alive && views[i].n_times : alive_at(&views[i], until);
+    for (j = nv; j-- > 0;)
+        if (views[j].n_times && views[j].times[0] <= until)
+            return j == i;
+    return i + 1 == nv;
+}
+
+/* Phase 1: ranks the types. Sums each type's count and bytes at `until`
+ * and its growth since `since` (each incarnation's count at until minus its
+ * count at since, or its first sample) over the incarnations keys_on
+ * picks, then keeps every type of the store that passes `top` and `q`,
+ * sorted as asked. *cands (malloc'ed, caller frees) points at names inside
+ * txn; *n_cand is its length. */
 static int rank_types(pl_store *s, MDB_txn *txn, const pl_history_query *q,
-                      const struct hview *views, size_t nv, struct cand **cands_out,
-                      size_t *n_out)
+                      const struct hview *views, size_t nv, int64_t since, int64_t until,
+                      int live, struct cand **cands_out, size_t *n_out)
 {
     MDB_cursor *cur = NULL;
     struct cand *cands = NULL;
-    int64_t *growth = NULL;
-    uint64_t *cnt = NULL, *byt = NULL;
+    int64_t *growth = NULL, *cnt = NULL, *byt = NULL;
     uint32_t max_id;
-    size_t n_cand = 0, i, j, key_from, key_to;
+    size_t n_cand = 0, i, j;
     struct sample smp = {0};
     MDB_val k, val;
     MDB_stat st;
     int rc;
 
-    /* Sort keys: merged = the live incarnations; pid = its latest one. */
     max_id = max_type_id(s, txn);
     cnt = calloc((size_t)max_id + 1, sizeof *cnt);
     byt = calloc((size_t)max_id + 1, sizeof *byt);
@@ -543,37 +590,28 @@ static int rank_types(pl_store *s, MDB_txn *txn, const pl_history_query *q,
         rc = ENOMEM;
         goto out;
     }
-    key_from = q->pid ? (nv ? nv - 1 : 0) : 0;
-    key_to = nv;
     rc = mdb_cursor_open(txn, s->log, &cur);
     if (rc)
         goto out;
-    for (i = key_from; i < key_to; i++) {
+    for (i = 0; i < nv; i++) {
         const struct hview *v = &views[i];
+        ptrdiff_t at, base;
 
-        if ((!q->pid && !v->alive) || v->n_times == v->log_off)
+        if (!keys_on(q, views, nv, i, until, live) || (at = sample_at(v, until)) < 0)
             continue;
-        rc = log_read_sample(cur, v->inck, (uint64_t)v->times[v->n_times - 1], &smp);
-        if (rc)
-            goto out;
-        for (j = 0; j < smp.n; j++) {
-            if (smp.e[j].type_id > max_id)
-                continue;
-            cnt[smp.e[j].type_id] += smp.e[j].count;
-            byt[smp.e[j].type_id] += smp.e[j].bytes;
-            growth[smp.e[j].type_id] += (int64_t)smp.e[j].count;
-        }
-        if (v->n_wins) {
+        rc = add_sample(s, txn, cur, v, (size_t)at, max_id, cnt, byt, 1, &smp);
+        base = since ? sample_at(v, since) : 0;
+        if (base < 0)
+            base = 0;
+        if (rc == 0 && base == 0 && v->n_wins)
             rc = add_snap(s, txn, v, max_id, growth, -1);
-        } else {
-            rc = log_read_sample(cur, v->inck, (uint64_t)v->times[0], &smp);
-            for (j = 0; rc == 0 && j < smp.n; j++)
-                if (smp.e[j].type_id <= max_id)
-                    growth[smp.e[j].type_id] -= (int64_t)smp.e[j].count;
-        }
+        else if (rc == 0)
+            rc = add_sample(s, txn, cur, v, (size_t)base, max_id, growth, NULL, -1, &smp);
         if (rc)
             goto out;
     }
+    for (j = 0; j <= max_id; j++)
+        growth[j] += cnt[j];
     mdb_cursor_close(cur);
     cur = NULL;
 
@@ -598,8 +636,8 @@ static int rank_types(pl_store *s, MDB_txn *txn, const pl_history_query *q,
         c->id = get_be32(k.mv_data);
         c->name = val.mv_data;
         c->len = val.mv_size;
-        c->count = c->id <= max_id ? cnt[c->id] : 0;
-        c->bytes = c->id <= max_id ? byt[c->id] : 0;
+        c->count = c->id <= max_id && cnt[c->id] > 0 ? (uint64_t)cnt[c->id] : 0;
+        c->bytes = c->id <= max_id && byt[c->id] > 0 ? (uint64_t)byt[c->id] : 0;
         c->growth = c->id <= max_id ? growth[c->id] : 0;
         n_cand++;
     }
@@ -636,10 +674,11 @@ out:
 
 /* Phase 2: the time axis (h->times) and which sample each view shows in
  * each slot. */
-static int lay_axis(struct hview *views, size_t nv, uint32_t max_points, pl_history *h)
+static int lay_axis(struct hview *views, size_t nv, uint32_t max_points, int64_t lo, int64_t hi,
+                    pl_history *h)
 {
     size_t i;
-    int rc = build_axis(views, nv, max_points, h);
+    int rc = build_axis(views, nv, max_points, lo, hi, h);
 
     for (i = 0; rc == 0 && i < nv; i++)
         rc = build_slots(&views[i], h);
@@ -825,13 +864,16 @@ int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
     struct hview *views = NULL;
     struct cand *cands = NULL;
     pl_history *h = NULL;
+    struct hview *v;
     uint32_t max_points;
     size_t n_incs = 0, nv = 0, n_cand = 0, i, page_off, page_n;
-    int rc;
+    int64_t first = 0, newest = 0, last_alive = 0, until, axis_hi;
+    int any_alive = 0, rc;
 
     *out = NULL;
     if (!q || q->limit < 1 || q->limit > 1000 || q->sort < PL_SORT_COUNT ||
-        q->sort > PL_SORT_NAME) {
+        q->sort > PL_SORT_NAME || q->since_ms < 0 || q->until_ms < 0 ||
+        (q->since_ms && q->until_ms && q->until_ms <= q->since_ms)) {
         rc = PL_EBADARG;
         goto out;
     }
@@ -864,18 +906,42 @@ int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
         nv++;
         if (rc)
             goto out;
+        v = &views[nv - 1];
+        v->grace_ms = (int64_t)v->rec.interval_ms * 3 / 2;
+        v->end_ms = v->rec.ended_ms;
+        if (v->n_times && v->times[v->n_times - 1] > v->end_ms)
+            v->end_ms = v->times[v->n_times - 1];
+        if (v->n_times) {
+            if (!first || v->times[0] < first)
+                first = v->times[0];
+            if (v->times[v->n_times - 1] > newest)
+                newest = v->times[v->n_times - 1];
+            if (v->alive)
+                any_alive = 1;
+            else if (v->end_ms > last_alive)
+                last_alive = v->end_ms;
+        }
     }
     if (q->pid && nv == 0) {
         rc = PL_ENOTFOUND;
         goto out;
     }
-    rc = rank_types(s, txn, q, views, nv, &cands, &n_cand);
+    /* The as-of moment: until, else now while an incarnation is alive, else
+     * the last moment one was. A live axis ends at the newest sample. */
+    h->live = !q->until_ms && any_alive;
+    until = q->until_ms ? q->until_ms : any_alive ? (q->now_ms ? q->now_ms : pl_now_ms())
+                                                  : last_alive;
+    h->as_of_ms = first ? until : 0;
+    h->since_ms = q->since_ms;
+    axis_hi = h->live ? newest : until;
+    rc = rank_types(s, txn, q, views, nv, q->since_ms, until, h->live, &cands, &n_cand);
     if (rc)
         goto out;
     h->total = n_cand;
     page_off = q->offset < n_cand ? (size_t)q->offset : n_cand;
     page_n = n_cand - page_off < q->limit ? n_cand - page_off : (size_t)q->limit;
-    rc = lay_axis(views, nv, max_points, h);
+    if (first)
+        rc = lay_axis(views, nv, max_points, q->since_ms > first ? q->since_ms : first, axis_hi, h);
     if (rc)
         goto out;
     rc = fill_page(s, txn, q, views, nv, cands + page_off, page_n, h);

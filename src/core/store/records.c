@@ -436,24 +436,30 @@ int chunk_part(MDB_cursor *cur, const uint8_t *lo, int first, MDB_val *val)
     return rc;
 }
 
-/* Reads the first point of every type of window w into smp (sorted). */
-static int window_first_sample(pl_store *s, MDB_txn *txn, const uint8_t *inck,
-                               const struct window *w, struct sample *smp)
+/* Reads point `idx` of every type of the window (wtime, flags, n) into smp
+ * (sorted by id; zero entries left out). */
+int window_sample(pl_store *s, MDB_txn *txn, const uint8_t *inck, uint64_t wtime, unsigned flags,
+                  uint32_t n, uint32_t idx, struct sample *smp)
 {
     MDB_cursor *cur = NULL;
     uint8_t lo[CHUNK_KEY];
     MDB_val val;
-    unsigned shift = level_shift(w->flags);
+    unsigned shift = level_shift(flags);
     uint32_t g, gmax = max_type_id(s, txn) >> shift;
+    int64_t c[WINDOW2], b[WINDOW2];
     int rc;
 
     smp->n = 0;
-    smp->time = (int64_t)w->wtime;
-    rc = mdb_cursor_open(txn, level_dbi(s, w->flags), &cur);
+    smp->time = (int64_t)wtime;
+    if (idx >= n || n > WINDOW2) {
+        rc = PL_EBADARG;
+        goto out;
+    }
+    rc = mdb_cursor_open(txn, level_dbi(s, flags), &cur);
     if (rc)
         goto out;
     for (g = 0; g <= gmax; g++) {
-        chunk_key(lo, g, inck, w->wtime, 0);
+        chunk_key(lo, g, inck, wtime, 0);
         for (rc = chunk_part(cur, lo, 1, &val); rc == 0; rc = chunk_part(cur, lo, 0, &val)) {
             struct group_iter it;
             const uint8_t *data;
@@ -464,13 +470,13 @@ static int window_first_sample(pl_store *s, MDB_txn *txn, const uint8_t *inck,
             group_iter_init(&it, &val);
             while ((got = group_next(&it, &low, &data, &len)) != 0) {
                 uint32_t id = (g << shift) | low;
-                int64_t c0, b0;
 
-                if (got < 0 || chunk_decode(data, len, w->n, 1, &c0, &b0) != 0) {
+                if (got < 0 || chunk_decode(data, len, n, idx + 1, c, b) != 0) {
                     rc = PL_ECORRUPT;
                     goto out;
                 }
-                if ((c0 || b0) && (rc = sample_push(smp, id, (uint64_t)c0, (uint64_t)b0)))
+                if ((c[idx] || b[idx]) &&
+                    (rc = sample_push(smp, id, (uint64_t)c[idx], (uint64_t)b[idx])))
                     goto out;
             }
         }
@@ -498,7 +504,7 @@ int refresh_snap(pl_store *s, MDB_txn *txn, const uint8_t *inck)
     for (i = 0; i < n && (wins[i].flags & WIN_DROPPING); i++)
         ;
     if (i < n) {
-        rc = window_first_sample(s, txn, inck, &wins[i], &smp);
+        rc = window_sample(s, txn, inck, wins[i].wtime, wins[i].flags, wins[i].n, 0, &smp);
         if (rc == 0)
             rc = snap_put(s, txn, inck, &smp);
     } else {

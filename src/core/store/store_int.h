@@ -399,6 +399,9 @@ int append_txn(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
 int chunk_part(MDB_cursor *cur, const uint8_t *lo, int first, MDB_val *val);
 /* Replaces (smp NULL: deletes) the first-sample snapshot of an incarnation. */
 int snap_put(pl_store *s, MDB_txn *txn, const uint8_t *inck, const struct sample *smp);
+/* Reads point idx (< n) of every type of one window into smp (sorted, zero entries left out). */
+int window_sample(pl_store *s, MDB_txn *txn, const uint8_t *inck, uint64_t wtime, unsigned flags,
+                  uint32_t n, uint32_t idx, struct sample *smp);
 /* Rewrites the first-sample snapshot from the first live window. */
 int refresh_snap(pl_store *s, MDB_txn *txn, const uint8_t *inck);
 /* Lists the window records of an incarnation (*out malloc'ed; the caller frees it). */

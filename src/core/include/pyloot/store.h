@@ -126,8 +126,15 @@ typedef struct pl_history_query {
     uint32_t pid;           /* 0 = merged over incarnations; else only incarnations with this pid */
     int per_worker;         /* also return one series per incarnation */
     uint32_t max_points;    /* 0 = default (720): points on the time axis at most */
-    int64_t now_ms;         /* query time (for liveness and the last slot) */
+    int64_t now_ms;         /* the query's "now" (0 = the clock): the as-of moment of a live store */
+    int64_t since_ms;       /* window start, unix ms; 0 = the first sample. growth is counted from it */
+    int64_t until_ms;       /* the as-of moment, unix ms; 0 = now when an incarnation is alive,
+                             * else the last moment one was (pl_history.as_of_ms says which) */
 } pl_history_query;
+
+/* How far after the clock a since/until may be (clock skew between hosts);
+ * callers refuse later times as bad arguments. */
+#define PL_HISTORY_FUTURE_MS 3600000
 
 /* One incarnation's line for one type, aligned with pl_history.times. */
 typedef struct pl_history_line {
@@ -153,15 +160,25 @@ typedef struct pl_history {
     uint64_t total;         /* types matching q (before offset/limit) */
     pl_history_type *types; /* at most limit entries, in sort order */
     size_t n_types;
+    int64_t as_of_ms;       /* the moment count/bytes are taken at: until_ms, now, or the last
+                             * moment an incarnation was alive; 0 for a store without samples */
+    int64_t since_ms;       /* the window's start as used (0: from each incarnation's first sample) */
+    int live;               /* 1 when as_of_ms is now (no until_ms, some incarnation alive) */
+    int64_t step_ms;        /* the slot grid's step (times[] but the last are multiples of it) */
 } pl_history;
 
-/* Answers a history query from one read transaction. The time axis is made
- * of slots (see docs/store.md): an incarnation contributes to a slot its last
- * sample at or before the slot's end, from its first sample until its last
- * one, and alive incarnations carry their latest value to the newest slot.
- * The merged line sums those contributions. Candidates are every type of the
- * store; ties sort by name, then id. Returns PL_EBADARG for a limit outside
- * 1..1000 or an unknown sort, PL_ENOTFOUND when `pid` has no incarnation.
+/* Answers a history query from one read transaction, as of a moment
+ * (until_ms; else now while an incarnation is alive, else the last moment
+ * one was: h->as_of_ms, h->live). count/bytes are at that moment over the
+ * incarnations alive then; growth is from since_ms (or each one's first
+ * sample). The time axis is a grid of slots aligned to the collection
+ * interval (see docs/store.md): an incarnation contributes to a slot its
+ * last sample at or before the slot's end while it was alive (a dead one
+ * until 1.5 intervals after its last sign of life). The merged line sums
+ * those contributions. Candidates are every type of the store; ties sort by
+ * name, then id. Returns PL_EBADARG for a limit outside 1..1000, an unknown
+ * sort, a negative since/until or until not after since, PL_ENOTFOUND when
+ * `pid` has no incarnation. Callers zero-initialise the query.
  * *out is malloc'ed; free it with pl_history_free (NULL is a no-op). */
 int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out);
 void pl_history_free(pl_history *h);

@@ -1,0 +1,80 @@
+/* pyloot command: what the subcommands share (internal to src/cli/).
+ *
+ * main.c parses the command line: global options (cli_globals) may stand
+ * before or after the subcommand; everything else after the subcommand's
+ * name is handed to that subcommand's `run` as argc/argv, options and their
+ * values in order. A subcommand is one entry of the table in main.c plus
+ * one function: declare its options (so that main.c knows which take a
+ * value) and its --help text.
+ *
+ * Exit codes: 0 success, 1 a store that cannot be opened or read, 2 bad
+ * arguments. Errors print "pyloot: <what> failed: <why>" on stderr
+ * (cli_fail). */
+#ifndef PYLOOT_CLI_H
+#define PYLOOT_CLI_H
+
+#include <stdint.h>
+
+#include "pyloot/store.h"
+
+/* Options every subcommand accepts, anywhere on the command line. */
+struct cli_globals {
+    const char *host;   /* -h/--host; default 0.0.0.0 */
+    const char *port;   /* -p/--port; default 8000 */
+    const char *db;     /* --db; default $PYLOOT_DB */
+    const char *token;  /* --token; default $PYLOOT_TOKEN */
+    int format;         /* 't' table (default), 'j' --json, 'c' --csv */
+    int no_gzip;        /* --no-gzip */
+};
+
+/* One option of a subcommand. */
+struct cli_option {
+    const char *name;   /* "--limit" */
+    const char *alias;  /* "-q", or NULL */
+    int takes_value;
+};
+
+struct cli_command {
+    const char *name;
+    const char *help;                   /* printed by `pyloot NAME --help` */
+    const struct cli_option *options;   /* its own options; ends with {NULL} */
+    /* argv[0..argc): this subcommand's options (never the global ones) as
+     * pairs: the option's long name, then its value (NULL for a flag);
+     * `--opt=value` and aliases are already resolved. Checks them first, then
+     * opens the store with cli_open_store. Returns the exit code. */
+    int (*run)(const struct cli_globals *g, int argc, char **argv);
+};
+
+/* Opens g->db read-only into *store (close with pl_store_close); prints
+ * why not and returns -1 when it cannot. */
+int cli_open_store(const struct cli_globals *g, pl_store **store);
+
+/* Prints "pyloot: <what> failed: <why>" to stderr. */
+void cli_fail(const char *what, const char *why);
+
+/* Strict decimal within [lo, hi]: 0, or -1 for anything else. */
+int cli_parse_num(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
+
+/* Parses a point in time for --since/--until into unix milliseconds: unix
+ * seconds ("1764320000", "1764320000.5"), ISO 8601 in UTC or with an offset
+ * ("2026-11-28T09:30:00Z", "2026-11-28 09:30", "2026-11-28T09:30:00+01:00",
+ * "2026-11-28"), or an offset back from now_ms ("-2h", "-30m", "-1d", "-90s").
+ * 0, or -1 when s is none of these. Thread-safe. */
+int cli_parse_time(const char *s, int64_t now_ms, int64_t *out_ms);
+
+/* Subcommands (tables.c, serve.c). */
+int cli_procs(const struct cli_globals *g, int argc, char **argv);
+int cli_history(const struct cli_globals *g, int argc, char **argv);
+int cli_serve(const struct cli_globals *g, int argc, char **argv);
+
+extern const struct cli_option cli_history_options[];
+extern const char cli_history_help[];
+extern const char cli_procs_help[];
+extern const char cli_serve_help[];
+
+/* `pyloot report` (report.c). */
+int cli_report(const struct cli_globals *g, int argc, char **argv);
+extern const struct cli_option cli_report_options[];
+extern const char cli_report_help[];
+
+#endif

@@ -1,0 +1,338 @@
+/* pyloot: the HTTP server (`pyloot [serve] --db DIR`), on libmicrohttpd.
+ *
+ * The only file that includes microhttpd.h. It serves a store through the
+ * same C request handler as the WSGI app; the limits below are explained in
+ * docs/cli.md ("Limits of the server"). */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "cli.h"
+#include "pyloot/access.h"
+#include "pyloot/buf.h"
+#include "pyloot/handler.h"
+
+/* Limits of the HTTP server; docs/cli.md ("Limits of the server") says why
+ * each value. */
+#define HTTP_MAX_CONNECTIONS 4096u   /* ~3,000 pushing workers + the UI + headroom */
+#define HTTP_MAX_PER_IP 256u         /* 128 workers behind one address, push + long poll each */
+#define HTTP_IDLE_TIMEOUT_S 60u      /* > the default 30 s interval: keep-alive survives between pushes */
+#define HTTP_CONNECTION_MEMORY (32u << 10) /* request line + headers (URL, cookies) per connection */
+#define HTTP_THREADS 4u              /* epoll threads; requests are short, I/O never blocks them */
+#define MAX_BODY (1u << 20)          /* a request body: a 5,000-type sample is ~280 KB as JSON */
+#define FDS_RESERVED 64u             /* the store, the listening socket, stdio, epoll */
+
+const char cli_serve_help[] =
+    "usage: pyloot [serve] [-h HOST] [-p PORT] --db DIR [--token TOKEN] [--no-gzip]\n"
+    "\n"
+    "Serve the pyloot UI and HTTP API of a store until Ctrl-C or SIGTERM.\n"
+    "\n"
+    "-h HOST, --host HOST  Host to listen on. (Default: 0.0.0.0)\n"
+    "-p PORT, --port PORT  Port to listen on. (Default: 8000)\n"
+    "--db DIR              the store directory, opened read-only. Default: $PYLOOT_DB\n"
+    "--token TOKEN         require this token for every route but the UI files.\n"
+    "                      Default: $PYLOOT_TOKEN\n"
+    "--no-gzip             never gzip responses\n";
+
+/* ---- the HTTP server ---- */
+
+struct conn {
+    char *uri;       /* raw request URI, query string included */
+    pl_buf body;
+    int too_big;
+    int started;     /* the first call (headers only) has been seen */
+};
+
+static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    struct conn *cc = calloc(1, sizeof *cc);
+    if (cc)
+        cc->uri = strdup(uri ? uri : "/");
+    return cc;
+}
+
+static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct conn *cc = *con_cls;
+    if (cc) {
+        free(cc->uri);
+        pl_buf_free(&cc->body);
+        free(cc);
+    }
+    *con_cls = NULL;
+}
+
+/* The request's access fields (pyloot/access.h): credentials, the peer's
+ * numeric address (written into peer), proxy headers, the Accept header. */
+static void add_access_fields(struct MHD_Connection *c, pl_request *req, char *peer, size_t peer_len)
+{
+    req->authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    req->cookie = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE);
+    req->accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+    req->proxied = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-For") != NULL ||
+                   MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Forwarded") != NULL ||
+                   MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Real-IP") != NULL;
+    req->mount = "";
+    peer[0] = '\0';
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, peer, (socklen_t)peer_len);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, peer, (socklen_t)peer_len);
+    req->peer = peer;
+}
+
+/* Sends a handler's response, with its access headers. */
+static enum MHD_Result queue_response(struct MHD_Connection *c, const pl_response *resp)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        resp->body.len, (void *)(resp->body.data ? resp->body.data : ""), MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    if (resp->content_type)
+        MHD_add_response_header(r, "Content-Type", resp->content_type);
+    if (resp->content_encoding)
+        MHD_add_response_header(r, "Content-Encoding", resp->content_encoding);
+    if (resp->vary_accept_encoding)
+        MHD_add_response_header(r, "Vary", "Accept-Encoding");
+    if (resp->cache_control)
+        MHD_add_response_header(r, "Cache-Control", resp->cache_control);
+    if (resp->www_authenticate)
+        MHD_add_response_header(r, "WWW-Authenticate", resp->www_authenticate);
+    if (resp->set_cookie[0])
+        MHD_add_response_header(r, "Set-Cookie", resp->set_cookie);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned int)resp->status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result queue(struct MHD_Connection *c, int status, const char *type, const void *data,
+                             size_t len, const char *encoding, int vary, const char *cache)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    if (type)
+        MHD_add_response_header(r, "Content-Type", type);
+    if (encoding)
+        MHD_add_response_header(r, "Content-Encoding", encoding);
+    if (vary)
+        MHD_add_response_header(r, "Vary", "Accept-Encoding");
+    if (cache)
+        MHD_add_response_header(r, "Cache-Control", cache);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned int)status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result body_too_large(struct MHD_Connection *c)
+{
+    static const char msg[] = "{\"error\":\"request body must be at most 1 MiB\"}";
+    return queue(c, 413, "application/json", msg, sizeof msg - 1, NULL, 0, "no-store");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    pl_handler *h = cls;
+    struct conn *cc = *con_cls;
+    if (!cc || !cc->uri)
+        return MHD_NO;
+    if (!cc->started) {
+        /* The first call has the headers only. A body announced too big is
+         * refused before it is read; otherwise the body (of any method)
+         * arrives in the next calls, then one more call with no data asks
+         * for the answer. */
+        cc->started = 1;
+        const char *announced =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        uint64_t n;
+        if (announced && cli_parse_num(announced, 0, MAX_BODY, &n) != 0)
+            return body_too_large(c);
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        /* A chunked body (no Content-Length) past the limit is read to its
+         * end and dropped, then answered 413. */
+        if (cc->too_big || cc->body.len + *upload_size > MAX_BODY) {
+            cc->too_big = 1;
+            pl_buf_free(&cc->body);
+        } else {
+            pl_buf_append(&cc->body, upload, *upload_size);
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (cc->too_big)
+        return body_too_large(c);
+    char *q = strchr(cc->uri, '?');
+    pl_request req = {.method = method, .path = url, .query = q ? q + 1 : NULL,
+                      .accept_encoding =
+                          MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING),
+                      .body = cc->body.data, .body_len = cc->body.len};
+    char peer[INET6_ADDRSTRLEN];
+    add_access_fields(c, &req, peer, sizeof peer);
+    pl_response resp;
+    pl_handler_handle(h, &req, &resp);
+    enum MHD_Result ret = queue_response(c, &resp);
+    pl_response_free(&resp);
+    return ret;
+}
+
+/* How many connections this process can hold: raises the soft limit on open
+ * files as far as HTTP_MAX_CONNECTIONS needs (never above the hard limit) and
+ * returns HTTP_MAX_CONNECTIONS, or fewer when the hard limit is lower. */
+static unsigned int connection_limit(void)
+{
+    struct rlimit rl;
+    rlim_t want = HTTP_MAX_CONNECTIONS + FDS_RESERVED;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return HTTP_MAX_CONNECTIONS;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rlim_t raised = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        struct rlimit set = {raised, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &set) == 0)
+            rl.rlim_cur = raised;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+        return HTTP_MAX_CONNECTIONS;
+    if (rl.rlim_cur < 2 * FDS_RESERVED)
+        return FDS_RESERVED;
+    return (unsigned int)(rl.rlim_cur - FDS_RESERVED);
+}
+
+/* MHD's messages (a refused connection, a malformed request ...) on stderr,
+ * at most 10 a second so that a flood of bad clients cannot flood the log. */
+static void log_mhd(void *cls, const char *fmt, va_list ap)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static time_t second;
+    static unsigned int printed, dropped;
+    time_t now = time(NULL);
+    pthread_mutex_lock(&lock);
+    if (now != second) {
+        if (dropped)
+            fprintf(stderr, "pyloot: http: %u more messages not shown\n", dropped);
+        second = now;
+        printed = dropped = 0;
+    }
+    if (printed < 10) {
+        printed++;
+        fputs("pyloot: http: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        size_t n = strlen(fmt);
+        if (!n || fmt[n - 1] != '\n')
+            fputc('\n', stderr);
+    } else {
+        dropped++;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+/* Starts the HTTP server on addr with the limits above: a pool of epoll
+ * threads (a slow or idle client holds a connection, never a thread), a
+ * total and a per-address connection limit, an idle timeout and a memory
+ * bound per connection. Returns NULL when it cannot listen. */
+static struct MHD_Daemon *start_daemon(pl_handler *h, const struct addrinfo *addr)
+{
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    /* epoll scales to thousands of connections; poll() is the fallback
+     * (never select(), which stops at 1024 descriptors). */
+    flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
+    if (addr->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    unsigned int limit = connection_limit();
+    if (limit < HTTP_MAX_CONNECTIONS)
+        fprintf(stderr, "pyloot: at most %u connections (the limit on open files is too low for %u)\n", limit,
+                HTTP_MAX_CONNECTIONS);
+    return MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
+                            MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, /* first, or MHD complains */
+                            MHD_OPTION_SOCK_ADDR, addr->ai_addr,
+                            MHD_OPTION_URI_LOG_CALLBACK, uri_logger, NULL,
+                            MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
+                            MHD_OPTION_THREAD_POOL_SIZE, HTTP_THREADS,
+                            MHD_OPTION_CONNECTION_LIMIT, limit,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, HTTP_MAX_PER_IP,
+                            MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_TIMEOUT_S,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
+                            MHD_OPTION_END);
+}
+
+/* `pyloot [serve]`: serves the UI and the HTTP API of the store until
+ * SIGINT or SIGTERM. */
+int cli_serve(const struct cli_globals *g, int argc, char **argv)
+{
+    pl_store *store = NULL;
+    const char *host = g->host, *port = g->port, *token = g->token;
+    int no_gzip = g->no_gzip;
+    (void)argc;
+    (void)argv;
+    int code = 1;
+    pl_handler *h = NULL;
+    struct addrinfo hints, *ai = NULL;
+    struct MHD_Daemon *d = NULL;
+    pl_handler_options opt;
+    if (cli_open_store(g, &store))
+        return 1;
+    memset(&opt, 0, sizeof opt);
+    opt.store = store;
+    opt.disable_gzip = no_gzip;
+    opt.token = token;
+    if (pl_handler_new(&h, &opt)) {
+        cli_fail("starting", "out of memory");
+        goto out;
+    }
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int gai = getaddrinfo(host, port, &hints, &ai);
+    if (gai) {
+        char why[256];
+        snprintf(why, sizeof why, "%s:%s: %s", host, port, gai_strerror(gai));
+        cli_fail("resolving the address", why);
+        goto out;
+    }
+    /* Signals are handled by sigwait below; MHD's threads inherit the mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    d = start_daemon(h, ai);
+    if (!d) {
+        char why[256];
+        snprintf(why, sizeof why, "could not listen on %s:%s (in use, or not an address of this host)", host,
+                 port);
+        cli_fail("starting the server", why);
+        goto out;
+    }
+    fprintf(stderr, "pyloot: serving %s on http://%s:%s/ (Ctrl-C stops)\n", pl_store_path(store), host, port);
+    int sig;
+    sigwait(&set, &sig);
+    fprintf(stderr, "pyloot: stopping\n");
+    code = 0;
+out:
+    if (d)
+        MHD_stop_daemon(d);
+    if (ai)
+        freeaddrinfo(ai);
+    pl_handler_free(h);
+    pl_store_close(store);
+    return code;
+}
