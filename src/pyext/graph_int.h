@@ -5,8 +5,9 @@
  *                   vertices and the edges (what tp_traverse reports);
  *   graph_labels.c  annotations: vertex descriptions and how a vertex holds
  *                   another (edge labels);
- *   graph_heapinfo.c  shallow sizes, references from outside the graphs, and
- *                   where untracked objects belong (for retained sizes);
+ *   graph_heapinfo.c  shallow sizes (sizeof.c's), references from outside
+ *                   the graphs, and where untracked objects belong (for
+ *                   retained sizes);
  *   graphobject.c   the _pyloot.Graph type and its methods.
  *
  * A core graph built here has the addresses of its vertex objects as keys
@@ -124,8 +125,8 @@ typedef struct pl_heapinfo {
     uint32_t *outside;     /* n: v's reference count less the references
                             * pyloot's graphs hold (one per graph containing
                             * v), saturated at UINT32_MAX */
-    uint64_t *size;        /* n: v's shallow size plus the untracked objects
-                            * only v refers to */
+    uint64_t *size;        /* n: v's shallow size (pl_sizeof) plus the
+                            * untracked objects only v refers to */
     size_t ngroups;        /* untracked objects referred to only by vertices,
                             * by several of them: */
     uint32_t *group_off;   /* ngroups + 1 offsets into group_holder */
@@ -138,11 +139,6 @@ typedef struct pl_heapinfo {
 void pl_heapinfo_free(pl_heapinfo *h);
 /* Bytes held by h. */
 size_t pl_heapinfo_memory(const pl_heapinfo *h);
-
-/* The shallow size of o as sys.getsizeof() reports it, computed without
- * running Python code (a __sizeof__ written in Python is not called; see
- * graph_heapinfo.c for the rules and the types whose size is estimated). */
-size_t pl_objgraph_sizeof(PyObject *o);
 
 /* Gathers a pl_heapinfo while a graph's n vertices are traversed:
  * pl_heapinfo_vertex for each vertex, pl_heapinfo_untracked for each edge to
