@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "heap.h"   /* pl_frame_extras */
 #include "sizeof.h" /* the one shallow size, as the history and live objects report it */
 
 /* ---- building ---- */
@@ -320,7 +321,7 @@ pl_heapinfo *pl_objgraph_heapinfo(const pl_graph *g)
         if (PyObject_IS_GC(o) && Py_TYPE(o)->tp_traverse)
             Py_TYPE(o)->tp_traverse(o, lazy_visit, &ctx);
         if (PyFrame_Check(o))
-            pl_objgraph_frame_extras(o, lazy_visit, &ctx);
+            pl_frame_extras(o, lazy_visit, &ctx);
     }
     if ((rc = pl_heapinfo_end(b, g, &h)))
         pl_objgraph_raise(rc);

@@ -1,10 +1,11 @@
 /* pyloot extension: what the three parts of the object graph share.
  *
  *   graph_build.c   building core graphs from Python objects: the snapshot
- *                   (walking the heap, exclusions, running frames), the
- *                   vertices and the edges (what tp_traverse reports);
+ *                   (walking the heap, exclusions, running frames read by
+ *                   heap.c), the vertices and the edges (what tp_traverse
+ *                   reports);
  *   graph_labels.c  annotations: vertex descriptions and how a vertex holds
- *                   another (edge labels);
+ *                   another (edge labels: referents.c's);
  *   graph_heapinfo.c  shallow sizes (sizeof.c's), references from outside
  *                   the graphs, and where untracked objects belong (for
  *                   retained sizes);
@@ -92,23 +93,6 @@ pl_graph *pl_objgraph_reachable(PyObject *obj);
  * are the (tail index, head index) pairs of `pairs`, tails non-decreasing.
  * NULL with an exception set (ValueError for duplicates or a bad order). */
 pl_graph *pl_objgraph_from_edges(PyObject *vertices, PyObject *pairs);
-
-/* Called for a field of a frame: `name` is the field's name ("f_back",
- * "f_locals", ...) or NULL for a local variable, whose name is `local`
- * (borrowed; NULL when the code object gives none). `value` may be NULL.
- * A nonzero return stops the walk. */
-typedef int (*pl_frame_field_fn)(const char *name, PyObject *local, PyObject *value, void *arg);
-
-/* Calls fn for what a frame object holds, read from the interpreter frame.
- * `running_only`: only for a frame its thread is still running, and only the
- * fields its tp_traverse does not report (the locals are gc roots there, not
- * edges); otherwise every field pyloot can name. Returns fn's first nonzero
- * value or 0. Runs no Python code. */
-int pl_objgraph_frame_fields(PyObject *frame, int running_only, pl_frame_field_fn fn, void *arg);
-
-/* Calls visit on what a running frame holds beyond what its tp_traverse
- * reports (pl_objgraph_frame_fields with running_only). */
-int pl_objgraph_frame_extras(PyObject *frame, visitproc visit, void *arg);
 
 /* ---- graph_heapinfo.c ---- */
 
