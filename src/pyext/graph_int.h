@@ -58,6 +58,12 @@ PyObject *pl_objgraph_raise(int rc);
  * ones left out). fn must not create or free graphs. */
 void pl_objgraph_each(void (*fn)(const pl_graph *g, void *arg), void *arg);
 
+/* A new _pyloot.Graph holding a snapshot of the whole heap and what it saw
+ * of it (heap set, dom not yet), for the live routes of the dominator tree
+ * (live_retained.c): like every Graph it is left out of other snapshots and
+ * its references are discounted by them. NULL with an exception set. */
+PlGraphObject *pl_objgraph_snapshot_object(void);
+
 /* ---- graph_build.c ---- */
 
 /* Drops the reference the graph holds to each vertex, then frees it.
