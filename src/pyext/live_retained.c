@@ -91,6 +91,11 @@ static PlGraphObject *get_tree(pl_answer *a, int rebuild, int *built)
     pl_answer_end_snapshot(a);
     if (!t)
         return NULL;
+    /* Out of the gc lists: the live routes walk those lists, and the kept
+     * tree would otherwise be a parent of every object. The objects it
+     * holds are meant to stay alive while it is kept, so the collector
+     * loses nothing by not seeing its references. */
+    PyObject_GC_UnTrack(t);
     int rc = 0;
     /* Only this function knows t yet: its arrays are read without the GIL. */
     Py_BEGIN_ALLOW_THREADS

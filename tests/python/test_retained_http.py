@@ -112,6 +112,15 @@ def test_a_kept_tree_does_not_make_other_snapshots_wrong(server):
     assert s.immediate_dominator(HOARD[3]) is HOARD
 
 
+def test_the_kept_tree_is_not_a_parent_of_every_object(server):
+    from pyloot import live
+
+    get(server, "/api/retainers", "limit=1")  # a tree is kept
+    parents = live.parents(id(HOARD[5]))
+    assert [p["id"] for p in parents["objects"]] == [id(HOARD)]
+    assert live.describe(id(HOARD[5]))["parents_count"] == 1
+
+
 def test_a_gone_id_is_404(server):
     status, got = get(server, "/api/retainers", "id=8")
     assert status == 404 and "no longer available" in got["error"]
