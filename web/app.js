@@ -1148,7 +1148,7 @@
         h("ol", { class: "path suspect-path", id: "suspect-path" }, (best.path || []).map((step, i) =>
           h("li", { class: "path-step" + (i === best.path.length - 1 ? " target" : "") },
             step.via ? h("div", { class: "via" }, "↳ ", h("code", null, step.via)) : h("div", { class: "via root" }, "root"),
-            treeObjLink(step, d.pid)))),
+            treeObjLink(step.object, d.pid)))),
         sus.length > 1 ? h("details", { class: "more-suspects" }, h("summary", null, "Other suspects (" + (sus.length - 1) + ")"),
           h("ul", { class: "obj-list" }, sus.slice(1).map((x) => h("li", null, treeObjLink(Object.assign({ retained: x.retained }, x.object), d.pid,
             h("span", { class: "obj-via small muted" }, "holds " + fmtInt(x.count))))))) : null);

@@ -249,8 +249,9 @@ static int answer_retainers(pl_answer *a)
     return 0;
 }
 
-/* Writes the path of a suspect: summaries, each with how the previous step
- * holds it ("via", referents.c's words; null for the root). */
+/* Writes the path of a suspect as /path writes its steps: {"object":
+ * summary, "via": how the previous step holds it} (referents.c's words;
+ * null for the root). */
 static void suspect_path(pl_answer *a, const PlGraphObject *t, const pl_suspect *s)
 {
     pl_buf *b = a->body;
@@ -262,8 +263,10 @@ static void suspect_path(pl_answer *a, const PlGraphObject *t, const pl_suspect 
         via.len = 0;
         if (i)
             pl_edge_label(pl_vertex_obj(t->graph, s->path[i - 1]), pl_vertex_obj(t->graph, s->path[i]), &via);
+        pl_buf_putc(b, '{');
+        pl_json_key(b, "object");
         pl_json_summary(&a->repr, b, pl_vertex_obj(t->graph, s->path[i]), PL_REPR_LIST_CHARS);
-        reopen(b);
+        pl_buf_putc(b, ',');
         pl_json_key(b, "via");
         if (i)
             pl_json_cstr(b, pl_buf_cstr(&via));

@@ -159,7 +159,7 @@ def test_suspects_and_retainers_of_a_worker_through_any_worker(gunicorn):
             assert first["object"]["type_name"] == "list"
             assert first["count"] == leaks[pid]
             assert first["retained"] > 0
-            assert first["path"][-1]["id"] == holder["id"]
+            assert first["path"][-1]["object"]["id"] == holder["id"]
             assert first["path"][-1]["via"].endswith("'LEAKS'")
         below = server.api("/api/retainers?pid=%d&id=%d&limit=10000" % (pid, holder["id"]))
         assert below["pid"] == pid and below["total"] == leaks[pid]
