@@ -89,7 +89,7 @@ def main():
 
     t_live, got = best(lambda: live.path(deep_id), args.repeat)
     vias = [s["via"] for s in got["path"]]
-    assert got["found"] and vias[-1] == "value['k']", vias
+    assert got["found"] and vias[-1] == "value of key 'k'", vias
     t_pure = None
     if not args.no_objgraph:
         import objgraph

@@ -159,6 +159,7 @@
       try { body = JSON.parse(text); } catch (e) { body = undefined; }
       if (!resp.ok) {
         const msg = body && typeof body.error === "string" ? body.error : (resp.statusText || "request failed");
+        if (resp.status === 401) showLogin(msg);
         throw new ApiError(resp.status, msg);
       }
       if (body === undefined) {
@@ -171,7 +172,8 @@
     }
   }
   const STATUS_WORDS = {
-    0: "Network error", 400: "Bad request", 404: "Not found", 405: "Not allowed", 500: "Server error",
+    0: "Network error", 400: "Bad request", 401: "Token needed", 403: "Not shown to this request",
+    404: "Not found", 405: "Not allowed", 500: "Server error",
     501: "Not available here", 503: "Worker busy", 504: "Worker did not answer in time",
   };
   /** An error box with the server's message in words and a retry button. */
@@ -183,6 +185,61 @@
       h("span", { class: "error-msg" }, err && err.message ? err.message : String(err)),
       retry ? h("button", { type: "button", class: "btn small", onclick: retry }, "Retry") : null);
   }
+  // ------------------------------------------------------------------ access: login form, 403 explanation
+  let loginShown = false;
+  /** The token form, over the page, after a 401. The server keeps the token in an HttpOnly cookie. */
+  function showLogin(message) {
+    if (loginShown) return;
+    loginShown = true;
+    const input = h("input", { id: "login-token", type: "password", autocomplete: "current-password",
+      spellcheck: "false", "aria-label": "Token", placeholder: "token" });
+    const note = h("p", { class: "login-note", id: "login-error", role: "alert" });
+    const form = h("form", { class: "login-form", id: "login-form" },
+      h("h2", null, "This pyloot needs a token"),
+      h("p", { class: "muted small" }, "Its server was started with a token (PyLoot(token=...), PYLOOT_TOKEN or pyloot --token). ",
+        "Enter it once: this browser keeps it in a cookie for this page only."),
+      h("div", { class: "login-row" }, input, h("button", { type: "submit", class: "btn", id: "login-submit" }, "Log in")),
+      note);
+    const overlay = h("div", { class: "login-overlay", id: "login" }, form);
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      fill(note);
+      let resp;
+      try {
+        resp = await fetch("api/login", { method: "POST", body: input.value, cache: "no-store",
+          headers: { "Content-Type": "text/plain" } });
+      } catch (err) {
+        fill(note, "Could not reach the server.");
+        return;
+      }
+      if (!resp.ok) {
+        let msg = "The token is not correct.";
+        try { const b = await resp.json(); if (b && b.error) msg = b.error; } catch (err) { /* keep msg */ }
+        fill(note, msg);
+        input.select();
+        return;
+      }
+      overlay.remove();
+      loginShown = false;
+      hideBanner();
+      // Every view starts again, now with the cookie.
+      if (current && current.view.unmount) current.view.unmount();
+      current = null;
+      loadProcs().catch(() => {});
+      route();
+    });
+    document.body.append(overlay);
+    input.focus();
+  }
+  /** In place of a view that shows values, when the server refused them (403): why, and how to allow. */
+  function accessDenied(err) {
+    return h("section", { class: "panel access-denied", id: "access-denied", role: "alert" },
+      h("h2", null, "Live objects are not shown to this request"),
+      h("p", null, err && err.message ? err.message : String(err)),
+      h("p", { class: "muted small" }, "History and workers stay visible. The README's section on exposing ",
+        h("code", null, "/_pyloot"), " in production says how to choose between a token and an allow callable."));
+  }
+
   function loadingBlock(text) {
     return h("div", { class: "loading-block" }, h("span", { class: "spinner" }), text || "Loading…");
   }
@@ -914,7 +971,7 @@
         data = null;
         loadedKey = null;
         els.results.dataset.state = "error";
-        fill(els.results, errorBox(err, load));
+        fill(els.results, err instanceof ApiError && err.status === 403 ? accessDenied(err) : errorBox(err, load));
       }
     }
     async function pickType() {
@@ -1023,6 +1080,11 @@
         if (o.children_count !== undefined) childrenS.querySelector("h2").append(h("span", { class: "count-pill" }, fmtInt(o.children_count)));
       }, (err) => {
         if (!stillHere()) return;
+        if (err instanceof ApiError && err.status === 403) { // the explanation replaces the whole object view
+          fill(head, accessDenied(err));
+          grid.remove();
+          return;
+        }
         fill(head, 
           h("div", { class: "crumbs" }, h("a", { href: "#/history", onclick: (e) => { if (history.length > 1) { e.preventDefault(); history.back(); } } }, "‹ back")),
           h("h1", { class: "page-title mono" }, "object " + id, pid ? h("span", { class: "muted" }, " in pid " + pid) : null),
@@ -1281,6 +1343,9 @@
   });
   window.addEventListener("scroll", hideTip, { passive: true });
   document.body.dataset.loading = "0";
-  loadProcs().catch((err) => { if (!current || current.name !== "workers") showBanner(err); });
+  loadProcs().catch((err) => {
+    // A 401 already shows the token form.
+    if ((!current || current.name !== "workers") && !(err instanceof ApiError && err.status === 401)) showBanner(err);
+  });
   route();
 })();

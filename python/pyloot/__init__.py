@@ -7,14 +7,20 @@ Embed it::
     pyloot.start()
     app = DispatcherMiddleware(app, {"/_pyloot": pyloot.get_wsgi()})
 """
+from pyloot import _pyloot
 from pyloot._pyloot import __version__
 from pyloot.backends import BaseBackend, HTTPRemoteBackend, InMemoryBackend, LMDBBackend
 from pyloot.core import PyLoot
 from pyloot.objectgraph import AnnotatedGraph, ObjectGraph, Suspect, cycles_created_by, garbage, key_cycles, objects_reachable_from, snapshot
 from pyloot.server import PyLootServer
 
+#: The names whose values pyloot shows as ``<redacted>`` unless
+#: ``PyLoot(redact=...)`` replaces them (a case-insensitive substring match).
+DEFAULT_REDACT = tuple(_pyloot.REDACT_DEFAULT.split("\n"))
+
 __all__ = [
     "__version__",
+    "DEFAULT_REDACT",
     "PyLoot",
     "PyLootServer",
     "BaseBackend",

@@ -56,12 +56,23 @@ class PyLoot:
         directory under the temp dir).
     :param gc_collect: run ``gc.collect()`` before each count (default True).
     :param live_timeout: seconds to wait for another worker's live objects.
+    :param token: every route but the UI files needs this token
+        (``Authorization: Bearer <token>``, or the UI's login); default
+        ``$PYLOOT_TOKEN``.
+    :param allow: a callable that gets the WSGI environ, the ASGI scope or
+        the Django request and returns True to let the request in (with a
+        token too, either one lets a request in).
+    :param redact: names whose values show as ``<redacted>``: replaces
+        :data:`pyloot.DEFAULT_REDACT` (``[]`` redacts nothing); one list per
+        process, the last one set wins.
+    :param metrics_types: type names or fnmatch patterns ``/metrics`` always
+        exports, besides the top types by count and by growth.
     """
 
     _started = set()
 
     def __init__(self, host=None, port=None, backend=None, interval=30, server=None, path=None,
-                 gc_collect=True, live_timeout=5.0):
+                 gc_collect=True, live_timeout=5.0, token=None, allow=None, redact=None, metrics_types=None):
         if host is not None or port is not None:
             backend = HTTPRemoteBackend(host, port)
         if backend is None and server is not None:
@@ -72,7 +83,20 @@ class PyLoot:
         if not 0.05 <= interval <= 86400:
             raise ValueError("interval must be between 0.05 and 86400 seconds")
         self._backend = backend
-        self._server = server if server is not None else PyLootServer(backend, live_timeout=live_timeout)
+        if server is None:
+            server = PyLootServer(backend, live_timeout=live_timeout, token=token, allow=allow,
+                                  metrics_types=metrics_types)
+        elif token is not None or allow is not None or metrics_types is not None:
+            server.set_access(token=token, allow=allow, metrics_types=metrics_types)
+        if redact is not None:
+            if isinstance(redact, str):
+                redact = [redact]
+            words = [str(w) for w in redact]
+            if any("\n" in w or "\0" in w for w in words):
+                raise ValueError("redact names must not contain newline or NUL")
+            _pyloot.set_redact("\n".join(words))
+        self._server = server
+        self._asgi = None
         self.interval = interval
         self.gc_collect = bool(gc_collect)
         self._wanted = False
@@ -162,6 +186,15 @@ class PyLoot:
     def get_wsgi(self):
         """The WSGI app serving the UI and the API (a :class:`PyLootServer`)."""
         return self._server
+
+    def get_asgi(self):
+        """The ASGI app serving the UI and the API (HTTP and lifespan scopes):
+        mount it where :meth:`get_wsgi` would go (``app.mount("/_pyloot",
+        pyloot.get_asgi())``)."""
+        if self._asgi is None:
+            from pyloot.asgi import PyLootASGI
+            self._asgi = PyLootASGI(self._server)
+        return self._asgi
 
     def _mark_ended(self):
         try:

@@ -1,4 +1,12 @@
-"""The WSGI application: a thin adapter around the C request handler."""
+"""The WSGI application: a thin adapter around the C request handler.
+
+The access rule itself is C (src/core/access.c); this module only gathers
+what it looks at (credentials, peer address, proxy headers, the allow
+callable's verdict) from a WSGI environ.
+"""
+import functools
+import logging
+import os
 import sys
 
 from pyloot import _pyloot
@@ -6,7 +14,44 @@ from pyloot.backends import LMDBBackend
 
 __all__ = ["PyLootServer"]
 
+logger = logging.getLogger("pyloot")
+
 MAX_BODY = 16 * 1024 * 1024
+
+#: WSGI keys of the headers that mean "a proxy forwarded this request".
+PROXY_ENVIRON_KEYS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
+#: The same headers, lower-case, as ASGI and Django name them.
+PROXY_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
+
+
+def _clean(value):
+    """A header value for C: None stays None, NUL bytes are dropped."""
+    return value.replace("\0", "") if value else None
+
+
+def check_token(token):
+    """The token to use: ``token``, else ``$PYLOOT_TOKEN``, else None.
+    Raises ValueError for a token the access rule cannot carry in a cookie."""
+    if token is None:
+        token = os.environ.get("PYLOOT_TOKEN") or None
+    if token is not None:
+        if not isinstance(token, str) or not _pyloot.token_valid(token):
+            raise ValueError("token must be 1 to 1024 visible ASCII characters other than '\"', ',', ';' "
+                             "and '\\' (secrets.token_urlsafe() makes a good one)")
+    return token
+
+
+def metrics_patterns(metrics_types):
+    """``metrics_types`` (names or fnmatch patterns) as the C handler takes them."""
+    if metrics_types is None:
+        return None
+    if isinstance(metrics_types, str):
+        metrics_types = [metrics_types]
+    names = [str(n) for n in metrics_types]
+    for n in names:
+        if "\n" in n or "\0" in n or not n or len(n.encode()) > 1024:
+            raise ValueError("metrics_types entries must be 1 to 1024 bytes without newline or NUL")
+    return "\n".join(names)
 
 
 def _latin1(s):
@@ -35,14 +80,43 @@ class PyLootServer:
     :param disable_response_gzip: never gzip responses (when a middleware
         already does).
     :param live_timeout: seconds to wait for another worker's live objects.
+    :param token, allow, metrics_types: as for :class:`pyloot.PyLoot`
+        (docs/http-api.md, "Access" and "GET /metrics").
     """
 
-    def __init__(self, backend=None, disable_response_gzip=False, live_timeout=5.0):
+    def __init__(self, backend=None, disable_response_gzip=False, live_timeout=5.0, token=None, allow=None,
+                 metrics_types=None):
         self._backend = backend if backend is not None else LMDBBackend()
         self._disable_gzip = bool(disable_response_gzip)
         self._live_timeout = float(live_timeout)
         self._handler = None
         self._handler_store = None
+        self._token = None
+        self._allow = None
+        self._metrics_types = None
+        self.set_access(token=token, allow=allow, metrics_types=metrics_types)
+
+    def set_access(self, token=None, allow=None, metrics_types=None):
+        """Sets the token (default ``$PYLOOT_TOKEN``), the allow callable and
+        the types /metrics always exports (see :class:`pyloot.PyLoot`)."""
+        if allow is not None and not callable(allow):
+            raise TypeError("allow must be a callable (it gets the WSGI environ, ASGI scope or Django request)")
+        self._token = check_token(token)
+        self._allow = allow
+        self._metrics_types = metrics_patterns(metrics_types)
+        self._handler = None
+
+    def verdict(self, request, path=None):
+        """The allow callable's verdict on ``request`` as the C handler takes
+        it: 0 (no callable, or ``path`` is a UI file the rule always
+        answers), 1 (yes) or -1 (no, or it raised)."""
+        if self._allow is None or (path is not None and _pyloot.route_class(path) == 0):
+            return 0
+        try:
+            return 1 if self._allow(request) else -1
+        except Exception:
+            logger.exception("pyloot: the allow callable raised; the request is refused")
+            return -1
 
     def get_backend(self):
         return self._backend
@@ -52,21 +126,30 @@ class PyLootServer:
         if self._handler is None or self._handler_store is not store:
             self._handler = _pyloot.Handler(
                 store, disable_gzip=self._disable_gzip, live=True, live_timeout=self._live_timeout,
-                refuse_multiprocess=self._backend.refuse_multiprocess)
+                refuse_multiprocess=self._backend.refuse_multiprocess, token=self._token,
+                metrics_types=self._metrics_types)
             self._handler_store = store
         return self._handler
 
-    def handle(self, method, path, query="", accept_encoding=None, multiprocess=False, body=b""):
-        """Answers one request: ``(status, reason, headers, body)``."""
+    def handle(self, method, path, query="", accept_encoding=None, multiprocess=False, body=b"", *,
+               authorization=None, cookie=None, peer="127.0.0.1", proxied=False, allowed=0, mount="",
+               secure=False, accept=None):
+        """Answers one request: ``(status, reason, headers, body)``.
+
+        Called directly, a request counts as coming from this machine through
+        no proxy (``peer``, ``proxied``); an adapter for another server passes
+        the real values (and the credentials) so the access rule sees them.
+        """
         handler = self._get_handler()
-        args = (_latin1(method), _latin1(path), _latin1(query),
-                accept_encoding.replace("\0", "") if accept_encoding else None,
-                bool(multiprocess), body)
+        args = (_latin1(method), _latin1(path), _latin1(query), _clean(accept_encoding), bool(multiprocess), body)
+        kwargs = dict(authorization=_clean(authorization), cookie=_clean(cookie), peer=_clean(peer) or "",
+                      proxied=bool(proxied), allowed=int(allowed), mount=_clean(mount) or "",
+                      secure=bool(secure), accept=_clean(accept))
         pool = _gevent_threadpool()
         if pool is not None:
             # The handler may wait for another worker: keep the hub running.
-            return pool.apply(handler.handle, args)
-        return handler.handle(*args)
+            return pool.apply(functools.partial(handler.handle, *args, **kwargs))
+        return handler.handle(*args, **kwargs)
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -91,7 +174,11 @@ class PyLootServer:
             body = environ["wsgi.input"].read(length) if length else b""
         status, reason, headers, payload = self.handle(
             method, path, query, environ.get("HTTP_ACCEPT_ENCODING"),
-            environ.get("wsgi.multiprocess", False), body)
+            environ.get("wsgi.multiprocess", False), body,
+            authorization=environ.get("HTTP_AUTHORIZATION"), cookie=environ.get("HTTP_COOKIE"),
+            peer=environ.get("REMOTE_ADDR") or "", proxied=any(k in environ for k in PROXY_ENVIRON_KEYS),
+            allowed=self.verdict(environ, path), mount=environ.get("SCRIPT_NAME", ""),
+            secure=environ.get("wsgi.url_scheme") == "https", accept=environ.get("HTTP_ACCEPT"))
         headers.append(("Content-Length", str(len(payload))))
         start_response("%d %s" % (status, reason), headers)
         return [b""] if method == "HEAD" else [payload]

@@ -9,7 +9,9 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +24,7 @@
 
 #include <microhttpd.h>
 
+#include "pyloot/access.h"
 #include "pyloot/error.h"
 #include "pyloot/handler.h"
 #include "pyloot/json.h"
@@ -38,7 +41,7 @@
 #define FDS_RESERVED 64u             /* the store, the listening socket, stdio, epoll */
 
 static const char usage[] =
-    "usage: pyloot [-h HOST] [-p PORT] [--db DIR] [--no-gzip] [--help] [--version]\n"
+    "usage: pyloot [-h HOST] [-p PORT] [--db DIR] [--token TOKEN] [--no-gzip] [--help] [--version]\n"
     "       pyloot procs --db DIR [--json | --csv]\n"
     "       pyloot history --db DIR [-q TEXT] [--sort growth|count|name] [--limit N] [--offset N]\n"
     "                      [--pid PID] [--json | --csv]\n"
@@ -50,6 +53,9 @@ static const char usage[] =
     "-p PORT, --port PORT  Port to listen on. (Default: 8000)\n"
     "--db DIR              The store directory to open, read-only (PyLoot(path=...) or PYLOOT_DB\n"
     "                      of the server; shown at /_pyloot/api/procs). Default: $PYLOOT_DB\n"
+    "--token TOKEN         Require this token (Authorization: Bearer, or the UI's login) for every\n"
+    "                      route but the UI files. Default: $PYLOOT_TOKEN. Without one, live-object\n"
+    "                      routes answer only local requests that came through no proxy\n"
     "--no-gzip             Never gzip responses\n"
     "--help                show this help message and exit\n"
     "--version             show the version and exit\n"
@@ -87,7 +93,7 @@ static int parse_num(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 static int is_valued_option(const char *a)
 {
     static const char *const names[] = {"-h", "--host", "-p", "--port", "--db", "-q",
-                                        "--sort", "--limit", "--offset", "--pid", NULL};
+                                        "--sort", "--limit", "--offset", "--pid", "--token", NULL};
     for (int i = 0; names[i]; i++)
         if (strcmp(a, names[i]) == 0)
             return 1;
@@ -163,7 +169,7 @@ static int print_json(pl_store *store, const char *path, const char *query)
         fail("answering", "out of memory");
         return 1;
     }
-    pl_request req = {"GET", path, query, NULL, 0, NULL, 0};
+    pl_request req = {.method = "GET", .path = path, .query = query};
     pl_response resp;
     pl_handler_handle(h, &req, &resp);
     fwrite(resp.body.data ? resp.body.data : "", 1, resp.body.len, stdout);
@@ -276,6 +282,51 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 }
 
+/* The request's access fields (pyloot/access.h): credentials, the peer's
+ * numeric address (written into peer), proxy headers, the Accept header. */
+static void add_access_fields(struct MHD_Connection *c, pl_request *req, char *peer, size_t peer_len)
+{
+    req->authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    req->cookie = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE);
+    req->accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+    req->proxied = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-For") != NULL ||
+                   MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Forwarded") != NULL ||
+                   MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Real-IP") != NULL;
+    req->mount = "";
+    peer[0] = '\0';
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, peer, (socklen_t)peer_len);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, peer, (socklen_t)peer_len);
+    req->peer = peer;
+}
+
+/* Sends a handler's response, with its access headers. */
+static enum MHD_Result queue_response(struct MHD_Connection *c, const pl_response *resp)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        resp->body.len, (void *)(resp->body.data ? resp->body.data : ""), MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    if (resp->content_type)
+        MHD_add_response_header(r, "Content-Type", resp->content_type);
+    if (resp->content_encoding)
+        MHD_add_response_header(r, "Content-Encoding", resp->content_encoding);
+    if (resp->vary_accept_encoding)
+        MHD_add_response_header(r, "Vary", "Accept-Encoding");
+    if (resp->cache_control)
+        MHD_add_response_header(r, "Cache-Control", resp->cache_control);
+    if (resp->www_authenticate)
+        MHD_add_response_header(r, "WWW-Authenticate", resp->www_authenticate);
+    if (resp->set_cookie[0])
+        MHD_add_response_header(r, "Set-Cookie", resp->set_cookie);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned int)resp->status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result queue(struct MHD_Connection *c, int status, const char *type, const void *data,
                              size_t len, const char *encoding, int vary, const char *cache)
 {
@@ -336,14 +387,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (cc->too_big)
         return body_too_large(c);
     char *q = strchr(cc->uri, '?');
-    pl_request req = {method, url, q ? q + 1 : NULL,
-                      MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING), 0,
-                      cc->body.data, cc->body.len};
+    pl_request req = {.method = method, .path = url, .query = q ? q + 1 : NULL,
+                      .accept_encoding =
+                          MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING),
+                      .body = cc->body.data, .body_len = cc->body.len};
+    char peer[INET6_ADDRSTRLEN];
+    add_access_fields(c, &req, peer, sizeof peer);
     pl_response resp;
     pl_handler_handle(h, &req, &resp);
-    enum MHD_Result ret = queue(c, resp.status, resp.content_type, resp.body.data ? resp.body.data : "",
-                                resp.body.len, resp.content_encoding, resp.vary_accept_encoding,
-                                resp.cache_control);
+    enum MHD_Result ret = queue_response(c, &resp);
     pl_response_free(&resp);
     return ret;
 }
@@ -427,7 +479,7 @@ static struct MHD_Daemon *start_daemon(pl_handler *h, const struct addrinfo *add
                             MHD_OPTION_END);
 }
 
-static int serve(pl_store *store, const char *host, const char *port, int no_gzip)
+static int serve(pl_store *store, const char *host, const char *port, int no_gzip, const char *token)
 {
     int code = 1;
     pl_handler *h = NULL;
@@ -437,6 +489,7 @@ static int serve(pl_store *store, const char *host, const char *port, int no_gzi
     memset(&opt, 0, sizeof opt);
     opt.store = store;
     opt.disable_gzip = no_gzip;
+    opt.token = token;
     if (pl_handler_new(&h, &opt)) {
         fail("starting", "out of memory");
         goto out;
@@ -483,7 +536,7 @@ out:
 int main(int argc, char **argv)
 {
     const char *host = "0.0.0.0", *port = "8000", *db = getenv("PYLOOT_DB");
-    const char *cmd = NULL, *text = NULL;
+    const char *cmd = NULL, *text = NULL, *token = getenv("PYLOOT_TOKEN");
     int format = 't', no_gzip = 0;
     uint64_t v;
     pl_history_query hq;
@@ -531,6 +584,8 @@ int main(int argc, char **argv)
             port = val;
         } else if (strcmp(a, "--db") == 0) {
             db = val;
+        } else if (strcmp(a, "--token") == 0) {
+            token = val;
         } else if (strcmp(a, "-q") == 0) {
             if (strlen(val) > 256) {
                 fail("reading the arguments", "-q must be at most 256 bytes");
@@ -587,12 +642,17 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (token && *token && !pl_token_valid(token)) {
+        fail("reading the arguments", "the token (--token or PYLOOT_TOKEN) must be 1 to 1024 visible ASCII "
+                                      "characters other than '\"', ',', ';' and '\\'");
+        return 2;
+    }
     pl_store *store = NULL;
     if (open_store(db, &store))
         return 1;
     int code;
     if (!cmd || strcmp(cmd, "serve") == 0)
-        code = serve(store, host, port, no_gzip);
+        code = serve(store, host, port, no_gzip, token);
     else if (strcmp(cmd, "procs") == 0)
         code = cmd_procs(store, format);
     else

@@ -9,11 +9,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pyloot/access.h"
 #include "pyloot/assets.h"
 #include "pyloot/error.h"
 #include "pyloot/gzip.h"
 #include "pyloot/handler.h"
 #include "pyloot/json.h"
+#include "pyloot/metrics.h"
 
 #define PL_QUERY_MAX 256          /* q= of /api/history */
 #define PL_OFFSET_MAX 1000000000ULL
@@ -52,6 +54,8 @@ const char *pl_http_reason(int status)
     case 200: return "OK";
     case 301: return "Moved Permanently";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 413: return "Payload Too Large";
@@ -609,6 +613,83 @@ static void handle_asset(const char *name, pl_response *resp)
     pl_buf_append(&resp->body, a->data, a->len);
 }
 
+/* ---- access, login, metrics ---- */
+
+/* Applies the access rule (pyloot/access.h). Returns 0 to go on, or fills
+ * a 401/403 response and returns -1. */
+static int check_access(pl_handler *h, const pl_request *req, const char *path, pl_response *resp)
+{
+    pl_access_request ar = {req->authorization, req->cookie, req->peer, req->proxied, req->allowed};
+    char why[400];
+    int status = pl_access_check(h->opt.token, pl_access_classify(path), &ar, why, sizeof why);
+    if (!status)
+        return 0;
+    error_response(resp, status, "%s", why);
+    if (status == 401)
+        resp->www_authenticate = "Bearer realm=\"pyloot\"";
+    return -1;
+}
+
+static void set_cookie(pl_response *resp, const char *token, const pl_request *req)
+{
+    pl_buf c = PL_BUF_INIT;
+    if (pl_access_cookie(&c, token, req->mount, req->secure) == 0 && c.len < sizeof resp->set_cookie)
+        memcpy(resp->set_cookie, c.data, c.len + 1);
+    pl_buf_free(&c);
+}
+
+/* POST /api/login (body: the token) and POST /api/logout. */
+static void handle_login(pl_handler *h, const pl_request *req, int login, pl_response *resp)
+{
+    if (!req->method || strcmp(req->method, "POST") != 0) {
+        error_response(resp, 405, "use POST for /api/%s", login ? "login" : "logout");
+        return;
+    }
+    if (!login) {
+        set_json(resp, 200);
+        pl_buf_puts(&resp->body, "{\"ok\":true}");
+        set_cookie(resp, NULL, req);
+        return;
+    }
+    if (!h->opt.token || !*h->opt.token) {
+        error_response(resp, 400, "this pyloot has no token to log in with (PyLoot(token=...) sets one)");
+        return;
+    }
+    const char *b = req->body ? req->body : "";
+    size_t n = req->body_len;
+    while (n && (b[n - 1] == '\n' || b[n - 1] == '\r' || b[n - 1] == ' '))
+        n--;
+    if (n > PL_TOKEN_MAX || !pl_token_equal(b, n, h->opt.token, strlen(h->opt.token))) {
+        error_response(resp, 401, "the token is not correct");
+        resp->www_authenticate = "Bearer realm=\"pyloot\"";
+        return;
+    }
+    set_json(resp, 200);
+    pl_buf_puts(&resp->body, "{\"ok\":true}");
+    set_cookie(resp, h->opt.token, req);
+}
+
+static void handle_metrics(pl_handler *h, const pl_request *req, pl_response *resp)
+{
+    pl_buf tmp = PL_BUF_INIT;
+    uint64_t workers = 0, top = 0;
+    if (param_u64(req, "workers", 0, 1, 0, &workers, &tmp, resp) ||
+        param_u64(req, "top", 1, PL_METRICS_TOP_MAX, PL_METRICS_TOP_DEFAULT, &top, &tmp, resp))
+        goto done;
+    pl_metrics_query mq = {(uint32_t)top, (int)workers, pl_metrics_wants_openmetrics(req->accept),
+                           h->opt.metrics_types, pl_now_ms()};
+    int rc = pl_metrics_render(h->opt.store, &mq, &resp->body);
+    if (rc) {
+        error_response(resp, 500, "reading the store failed: %s", pl_strerror(rc));
+        goto done;
+    }
+    resp->status = 200;
+    resp->content_type = mq.openmetrics ? PL_METRICS_OPENMETRICS_TYPE : PL_METRICS_TEXT_TYPE;
+    resp->cache_control = "no-store";
+done:
+    pl_buf_free(&tmp);
+}
+
 /* ---- dispatch ---- */
 
 static void route(pl_handler *h, const pl_request *req, pl_response *resp)
@@ -623,6 +704,12 @@ static void route(pl_handler *h, const pl_request *req, pl_response *resp)
                        "InMemoryBackend; use the default store");
         return;
     }
+    if (strcmp(path, "/api/login") == 0 || strcmp(path, "/api/logout") == 0) {
+        handle_login(h, req, strcmp(path, "/api/login") == 0, resp);
+        return;
+    }
+    if (check_access(h, req, path, resp))
+        return;
     if (strcmp(path, "/api/samples") == 0) {
         if (strcmp(method, "POST") != 0)
             error_response(resp, 405, "use POST for /api/samples");
@@ -631,7 +718,8 @@ static void route(pl_handler *h, const pl_request *req, pl_response *resp)
         return;
     }
     int known = strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0 ||
-                strncmp(path, "/static/", 8) == 0 || strncmp(path, "/api/", 5) == 0;
+                strncmp(path, "/static/", 8) == 0 || strncmp(path, "/api/", 5) == 0 ||
+                strcmp(path, "/metrics") == 0;
     if (known && !is_get) {
         error_response(resp, 405, "method %.16s is not allowed here", method);
         return;
@@ -644,6 +732,8 @@ static void route(pl_handler *h, const pl_request *req, pl_response *resp)
         handle_procs(h, resp);
     } else if (strcmp(path, "/api/history") == 0) {
         handle_history(h, req, resp);
+    } else if (strcmp(path, "/metrics") == 0) {
+        handle_metrics(h, req, resp);
     } else if (strcmp(path, "/api/objects") == 0 || strcmp(path, "/api/objects/") == 0) {
         handle_live(h, req, PL_LIVE_LIST, 0, resp);
     } else if (strcmp(path, "/api/retainers") == 0) {

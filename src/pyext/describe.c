@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "pyloot/json.h"
+#include "pyloot/redact.h"
 #include "sizeof.h"
 #include "util.h"
 
@@ -275,7 +276,10 @@ static void repr_into(pl_reprer *r, pl_buf *out, PyObject *o, size_t cap)
             Py_INCREF(v);
             repr_into(r, out, k, cap);
             pl_buf_puts(out, ": ");
-            repr_into(r, out, v, cap);
+            if (pl_secret_name(k))
+                pl_buf_puts(out, PL_REDACTED);
+            else
+                repr_into(r, out, v, cap);
             Py_DECREF(k);
             Py_DECREF(v);
         }
@@ -408,7 +412,25 @@ static void json_obj_name(pl_buf *b, PyObject *o)
     }
 }
 
+int pl_secret_name(PyObject *name)
+{
+    if (!name || !PyUnicode_Check(name))
+        return 0;
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(name, &n);
+    if (!s) {
+        PyErr_Clear();
+        return 0;
+    }
+    return pl_redact_name(pl_redact_current(), s, (size_t)n);
+}
+
 void pl_json_summary(pl_reprer *r, pl_buf *b, PyObject *o, size_t repr_chars)
+{
+    pl_json_summary_as(r, b, o, repr_chars, 0);
+}
+
+void pl_json_summary_as(pl_reprer *r, pl_buf *b, PyObject *o, size_t repr_chars, int redacted)
 {
     pl_buf_putc(b, '{');
     pl_json_key(b, "id");
@@ -420,7 +442,10 @@ void pl_json_summary(pl_reprer *r, pl_buf *b, PyObject *o, size_t repr_chars)
     json_type_fields(b, Py_TYPE(o));
     pl_buf_putc(b, ',');
     pl_json_key(b, "repr");
-    pl_json_repr(r, b, o, repr_chars);
+    if (redacted)
+        pl_json_cstr(b, PL_REDACTED);
+    else
+        pl_json_repr(r, b, o, repr_chars);
     pl_buf_putc(b, ',');
     pl_json_key(b, "size");
     pl_json_u64(b, pl_sizeof(o));

@@ -8,6 +8,7 @@
 #define PYLOOT_PYEXT_DESCRIBE_H
 
 #include "pyext.h"
+#include "pyloot/redact.h" /* PL_REDACTED */
 
 /* Documented limits (docs/http-api.md, docs/live-objects.md). */
 #define PL_REPR_LIST_CHARS 1024    /* repr in summaries (lists, parents, children, path) */
@@ -47,5 +48,13 @@ void pl_json_pystr(pl_buf *b, PyObject *s, const char *fallback);
 
 /* Writes {"id", "obj_name", "type_name", "type_module", "repr", "size"}. */
 void pl_json_summary(pl_reprer *r, pl_buf *b, PyObject *o, size_t repr_chars);
+/* The same, with "repr" written as "<redacted>" (no repr() runs) when
+ * `redacted` is nonzero: for an object held under a secret-looking name. */
+void pl_json_summary_as(pl_reprer *r, pl_buf *b, PyObject *o, size_t repr_chars, int redacted);
+
+/* 1 when `name` is a str that looks secret under this process's redaction
+ * list (pyloot/redact.h, PyLoot(redact=...)): the value held under it is
+ * shown as "<redacted>" in attributes, dict reprs, children and paths. */
+int pl_secret_name(PyObject *name);
 
 #endif

@@ -49,6 +49,15 @@
 #if PY_VERSION_HEX >= 0x030D0000
 #include <internal/pycore_setobject.h> /* _PySet_NextEntry */
 #endif
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
+#define PL_SIZE_FIELDS 1
+#include <internal/pycore_code.h>
+#include <internal/pycore_dict.h>
+#include <internal/pycore_genobject.h>
+#if PY_VERSION_HEX >= 0x030C0000
+#include <internal/pycore_long.h> /* _PyLong_DigitCount */
+#endif
+#endif
 #ifdef PL_READ_FRAMES_311
 #include <internal/pycore_code.h>
 #include <internal/pycore_frame.h>
@@ -486,6 +495,209 @@ int pl_own_attrs(PyObject *o, pl_attr_fn fn, void *arg)
     }
     return 0;
 }
+
+/* ---- sizes: what a C __sizeof__ returns, read without calling it ---- */
+
+#ifdef PL_SIZE_FIELDS
+/* Each function below computes what the named CPython 3.11 to 3.13 C
+ * __sizeof__ computes, from the same fields, so that the collector's count
+ * pass creates no int per object (see sizeof.h). Types defined in a .c file
+ * of CPython are mirrored up to the fields read here. */
+
+/* _PyDict_KeysSize (Objects/dictobject.c). */
+static size_t dict_keys_size(PyDictKeysObject *keys)
+{
+    size_t es = keys->dk_kind == DICT_KEYS_GENERAL ? sizeof(PyDictKeyEntry) : sizeof(PyDictUnicodeEntry);
+    size_t slots = (size_t)1 << keys->dk_log2_size;
+    return sizeof(PyDictKeysObject) + ((size_t)1 << keys->dk_log2_index_bytes) + ((slots << 1) / 3) * es;
+}
+
+/* type.__sizeof__ (type___sizeof___impl, Objects/typeobject.c). */
+size_t pl_heap_type_size(PyTypeObject *tp)
+{
+    if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE))
+        return sizeof(PyTypeObject);
+    PyHeapTypeObject *et = (PyHeapTypeObject *)tp;
+    size_t size = sizeof(PyHeapTypeObject);
+    if (et->ht_cached_keys)
+        size += dict_keys_size(et->ht_cached_keys);
+    return size;
+}
+
+/* The code object an interpreter frame runs. */
+static PyCodeObject *frame_code(_PyInterpreterFrame *f)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return _PyFrame_GetCode(f);
+#else
+    return f->f_code;
+#endif
+}
+
+/* The value slots of a frame running co: locals, cells, free variables and
+ * the evaluation stack. */
+static size_t frame_slots(PyCodeObject *co)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return (size_t)_PyFrame_NumSlotsForCodeObject(co);
+#else
+    return (size_t)co->co_nlocalsplus + (size_t)co->co_stacksize;
+#endif
+}
+
+/* gen_sizeof (Objects/genobject.c), shared by generators, coroutines and
+ * asynchronous generators, whose heads are laid out alike. */
+size_t pl_heap_gen_size(PyObject *gen)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyCodeObject *co = frame_code((_PyInterpreterFrame *)&((PyGenObject *)gen)->gi_iframe);
+#else
+    PyCodeObject *co = ((PyGenObject *)gen)->gi_code; /* the frame's reference goes when it ends */
+#endif
+    return offsetof(PyGenObject, gi_iframe) + offsetof(_PyInterpreterFrame, localsplus) +
+           frame_slots(co) * sizeof(PyObject *);
+}
+
+/* frame_sizeof (Objects/frameobject.c). */
+size_t pl_heap_frame_size(PyObject *frame)
+{
+    _PyInterpreterFrame *f = ((PyFrameObject *)frame)->f_frame;
+    return offsetof(PyFrameObject, _f_frame_data) + offsetof(_PyInterpreterFrame, localsplus) +
+           frame_slots(frame_code(f)) * sizeof(PyObject *);
+}
+
+/* _PyCodeObjectExtra (Objects/codeobject.c). */
+typedef struct {
+    Py_ssize_t ce_size;
+    void *ce_extras[1];
+} pl_code_extra_mirror;
+
+/* code_sizeof (Objects/codeobject.c). */
+size_t pl_heap_code_size(PyObject *code)
+{
+    PyCodeObject *co = (PyCodeObject *)code;
+    PyTypeObject *tp = Py_TYPE(code);
+    size_t size = (size_t)tp->tp_basicsize + (size_t)Py_SIZE(code) * (size_t)tp->tp_itemsize;
+    size = (size + sizeof(void *) - 1) & ~(sizeof(void *) - 1); /* _PyObject_VAR_SIZE */
+    pl_code_extra_mirror *extra = co->co_extra;
+    if (extra)
+        size += sizeof(*extra) + ((size_t)extra->ce_size - 1) * sizeof(extra->ce_extras[0]);
+    return size;
+}
+
+/* int___sizeof___impl (Objects/longobject.c): zero counts the one digit
+ * it is allocated with from 3.11.2 on (gh-100637). */
+size_t pl_heap_int_size(PyObject *o)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    Py_ssize_t ndigits = _PyLong_DigitCount((PyLongObject *)o);
+    size_t head = offsetof(PyLongObject, long_value.ob_digit);
+#else
+    Py_ssize_t ndigits = Py_SIZE(o) < 0 ? -Py_SIZE(o) : Py_SIZE(o);
+    size_t head = offsetof(PyLongObject, ob_digit);
+#endif
+#if PY_VERSION_HEX >= 0x030B0200
+    if (ndigits < 1)
+        ndigits = 1;
+#endif
+    return head + (size_t)ndigits * sizeof(digit);
+}
+
+/* unicode___sizeof___impl (Objects/unicodeobject.c). */
+size_t pl_heap_str_size(PyObject *o)
+{
+    size_t len = (size_t)PyUnicode_GET_LENGTH(o), size;
+    if (PyUnicode_IS_COMPACT_ASCII(o)) {
+        size = sizeof(PyASCIIObject) + len + 1;
+    } else if (PyUnicode_IS_COMPACT(o)) {
+        size = sizeof(PyCompactUnicodeObject) + (len + 1) * PyUnicode_KIND(o);
+    } else {
+        size = sizeof(PyUnicodeObject);
+        if (((PyUnicodeObject *)o)->data.any)
+            size += (len + 1) * PyUnicode_KIND(o);
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    /* 3.11 still has the deprecated wchar_t copy. */
+    wchar_t *wstr = ((PyASCIIObject *)o)->wstr;
+    if (wstr && (!PyUnicode_IS_READY(o) || (void *)wstr != PyUnicode_DATA(o))) {
+        size_t wlen = PyUnicode_IS_COMPACT_ASCII(o) ? len : (size_t)((PyCompactUnicodeObject *)o)->wstr_length;
+        size += (wlen + 1) * sizeof(wchar_t);
+    }
+#endif
+    if (!PyUnicode_IS_COMPACT_ASCII(o)) {
+        PyCompactUnicodeObject *cu = (PyCompactUnicodeObject *)o;
+        if (cu->utf8 && (void *)cu->utf8 != PyUnicode_DATA(o))
+            size += (size_t)cu->utf8_length + 1;
+    }
+    return size;
+}
+
+/* The head of dequeobject and the size of its block (Modules/_collectionsmodule.c). */
+#define PL_DEQUE_BLOCKLEN 64
+typedef struct {
+    PyObject_VAR_HEAD
+    void *leftblock;
+    void *rightblock;
+    Py_ssize_t leftindex;
+} pl_deque_mirror;
+typedef struct pl_deque_block_mirror {
+    struct pl_deque_block_mirror *leftlink;
+    PyObject *data[PL_DEQUE_BLOCKLEN];
+    struct pl_deque_block_mirror *rightlink;
+} pl_deque_block_mirror;
+
+/* deque_sizeof (Modules/_collectionsmodule.c). */
+size_t pl_heap_deque_size(PyObject *o)
+{
+    pl_deque_mirror *d = (pl_deque_mirror *)o;
+    size_t blocks = (size_t)(d->leftindex + Py_SIZE(o) + PL_DEQUE_BLOCKLEN - 1) / PL_DEQUE_BLOCKLEN;
+    return (size_t)Py_TYPE(o)->tp_basicsize + blocks * sizeof(pl_deque_block_mirror);
+}
+
+/* struct _odictobject and _ODictNode (Objects/odictobject.c). */
+typedef struct {
+    PyDictObject od_dict;
+    void *od_first;
+    void *od_last;
+    void **od_fast_nodes;
+    Py_ssize_t od_fast_nodes_size;
+} pl_odict_mirror;
+typedef struct {
+    void *next, *prev;
+    PyObject *key;
+    Py_hash_t hash;
+} pl_odict_node_mirror;
+
+/* odict_sizeof (Objects/odictobject.c): the dict, the node table and one
+ * node per item. */
+size_t pl_heap_odict_size(PyObject *o)
+{
+    pl_odict_mirror *od = (pl_odict_mirror *)o;
+    size_t size = (size_t)_PyDict_SizeOf((PyDictObject *)o) + sizeof(void *) * (size_t)od->od_fast_nodes_size;
+    if (od->od_first)
+        size += sizeof(pl_odict_node_mirror) * (size_t)PyDict_GET_SIZE(o);
+    return size;
+}
+
+/* The head of arrayobject and of its descriptor (Modules/arraymodule.c). */
+typedef struct {
+    char typecode;
+    int itemsize;
+} pl_arraydescr_mirror;
+typedef struct {
+    PyObject_VAR_HEAD
+    char *ob_item;
+    Py_ssize_t allocated;
+    const pl_arraydescr_mirror *ob_descr;
+} pl_array_mirror;
+
+/* array_array___sizeof___impl (Modules/arraymodule.c). */
+size_t pl_heap_array_size(PyObject *o)
+{
+    pl_array_mirror *a = (pl_array_mirror *)o;
+    return (size_t)Py_TYPE(o)->tp_basicsize + (size_t)a->allocated * (size_t)a->ob_descr->itemsize;
+}
+#endif
 
 /* ---- frames of running threads ---- */
 

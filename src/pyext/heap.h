@@ -1,6 +1,7 @@
 /* pyloot extension: the one place that reads CPython's internals (heap.c):
  * the gc lists, an instance's attributes without building its __dict__,
- * and the locals of running frames. Everything here is called with the GIL
+ * the locals of running frames, and the fields the C __sizeof__ of some
+ * types reads. Everything here is called with the GIL
  * held, runs no Python code unless said, and returns borrowed pointers that
  * stay valid only until Python code runs or a collection happens. */
 #ifndef PYLOOT_PYEXT_HEAP_H
@@ -54,6 +55,24 @@ int pl_own_attrs(PyObject *o, pl_attr_fn fn, void *arg);
  * reading its table: no iterator object, no overridden __iter__. Returns
  * fn's first nonzero value, or 0. */
 int pl_set_elements(PyObject *set, pl_visit_fn fn, void *arg);
+
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
+#define PL_HAVE_SIZE_FIELDS 1
+/* What the C __sizeof__ of these CPython 3.11 to 3.13 types returns, read
+ * from the object's fields without calling it: no object is created, no
+ * Python code runs, nothing fails. The caller has checked that the
+ * instance's nearest C __sizeof__ is the one named (sizeof.c). The gc and
+ * managed-dict pre-header that sys.getsizeof adds is not included. */
+size_t pl_heap_type_size(PyTypeObject *tp);  /* type: heap types with their cached keys */
+size_t pl_heap_gen_size(PyObject *gen);      /* generator, coroutine, async generator */
+size_t pl_heap_frame_size(PyObject *frame);  /* frame */
+size_t pl_heap_code_size(PyObject *code);    /* code, with its co_extra array */
+size_t pl_heap_int_size(PyObject *o);        /* int and bool */
+size_t pl_heap_str_size(PyObject *o);        /* str, with its UTF-8 (and 3.11 wchar_t) copies */
+size_t pl_heap_deque_size(PyObject *o);      /* collections.deque: its blocks */
+size_t pl_heap_odict_size(PyObject *o);      /* collections.OrderedDict: dict, node table, nodes */
+size_t pl_heap_array_size(PyObject *o);      /* array.array: its allocated items */
+#endif
 
 /* The frame object a frame object refers to as f_back (borrowed), or NULL;
  * never builds one (PyFrame_GetBack would, for a running frame). */

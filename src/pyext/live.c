@@ -200,7 +200,8 @@ void pl_answer_page_fields(pl_answer *a, uint64_t total)
     pl_json_u64(b, a->q->limit);
 }
 
-void pl_answer_objects(pl_answer *a, PyObject **v, size_t n, char **labels)
+void pl_answer_objects(pl_answer *a, PyObject **v, size_t n, char **labels,
+                       const unsigned char *redacted)
 {
     pl_buf *b = a->body;
     pl_buf_putc(b, ',');
@@ -209,7 +210,7 @@ void pl_answer_objects(pl_answer *a, PyObject **v, size_t n, char **labels)
     for (size_t i = 0; i < n; i++) {
         if (i)
             pl_buf_putc(b, ',');
-        pl_json_summary(&a->repr, b, v[i], PL_REPR_LIST_CHARS);
+        pl_json_summary_as(&a->repr, b, v[i], PL_REPR_LIST_CHARS, redacted && redacted[i]);
         if (labels && b->len && b->data[b->len - 1] == '}') {
             b->len--; /* reopen the summary for one more field */
             pl_buf_putc(b, ',');

@@ -67,8 +67,10 @@ void pl_answer_page_fields(pl_answer *a, uint64_t total);
 
 /* ,"objects":[summary, ...] of v[0..n) (references held by the caller);
  * with labels (may be NULL), summary i also gets "via": labels[i] (a JSON
- * null when labels[i] is NULL). */
-void pl_answer_objects(pl_answer *a, PyObject **v, size_t n, char **labels);
+ * null when labels[i] is NULL); with redacted (may be NULL), summary i shows
+ * "<redacted>" for its repr where redacted[i] is set. */
+void pl_answer_objects(pl_answer *a, PyObject **v, size_t n, char **labels,
+                       const unsigned char *redacted);
 
 int pl_answer_list(pl_answer *a);    /* live_list.c */
 int pl_answer_detail(pl_answer *a);  /* live_related.c */

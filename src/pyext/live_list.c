@@ -185,7 +185,7 @@ int pl_answer_list(pl_answer *a)
     pl_json_key(a->body, "group");
     pl_json_cstr(a->body, a->q->group);
     pl_answer_page_fields(a, total);
-    pl_answer_objects(a, page, npage, NULL);
+    pl_answer_objects(a, page, npage, NULL, NULL);
     pl_buf_putc(a->body, '}');
     for (size_t i = 0; i < npage; i++)
         Py_DECREF(page[i]);

@@ -475,7 +475,10 @@ int pl_answer_path(pl_answer *a)
             pl_buf_putc(body, ',');
         pl_buf_putc(body, '{');
         pl_json_key(body, "object");
-        pl_json_summary(&a->repr, body, path.v[i], PL_REPR_LIST_CHARS);
+        int secret = i > 0 &&
+                     (edges[i].kind == PL_EDGE_ATTRIBUTE || edges[i].kind == PL_EDGE_VALUE ||
+                      edges[i].kind == PL_EDGE_LOCAL) && pl_secret_name(edges[i].key);
+        pl_json_summary_as(&a->repr, body, path.v[i], PL_REPR_LIST_CHARS, secret);
         pl_buf_putc(body, ',');
         pl_json_key(body, "via");
         if (i == 0) {

@@ -127,7 +127,10 @@ int pl_answer_detail(pl_answer *a)
             pl_json_repr(&a->repr, b, attrs.items[i].name, PL_KEY_REPR_CHARS);
         }
         pl_buf_putc(b, ':');
-        pl_json_repr(&a->repr, b, attrs.items[i].value, PL_ATTR_REPR_CHARS);
+        if (pl_secret_name(attrs.items[i].name))
+            pl_json_cstr(b, PL_REDACTED);
+        else
+            pl_json_repr(&a->repr, b, attrs.items[i].value, PL_ATTR_REPR_CHARS);
     }
     pl_buf_putc(b, '}');
     pl_buf_putc(b, ',');
@@ -178,12 +181,20 @@ int pl_answer_related(pl_answer *a)
 
     /* Labels before any repr runs: a repr could change what holds what. */
     char **labels = calloc(npage ? npage : 1, sizeof(*labels));
+    unsigned char *redacted = calloc(npage ? npage : 1, 1);
     int rc = -1;
-    if (!labels)
+    if (!labels || !redacted)
         goto out;
     for (size_t i = 0; i < npage; i++) {
         pl_buf via = PL_BUF_INIT;
-        if (pl_edge_label(want_parents ? page[i] : o, want_parents ? o : page[i], &via) < 0) {
+        pl_edge e;
+        pl_edge_find(want_parents ? page[i] : o, want_parents ? o : page[i], &e);
+        /* A child held under a secret-looking name is that secret's value. */
+        redacted[i] = !want_parents && (e.kind == PL_EDGE_ATTRIBUTE || e.kind == PL_EDGE_VALUE ||
+                                        e.kind == PL_EDGE_LOCAL) && pl_secret_name(e.key);
+        int frc = pl_edge_format(&e, &via);
+        pl_edge_clear(&e);
+        if (frc < 0) {
             pl_buf_free(&via);
             goto out;
         }
@@ -197,7 +208,7 @@ int pl_answer_related(pl_answer *a)
     pl_json_key(a->body, "id");
     pl_json_u64(a->body, a->q->id);
     pl_answer_page_fields(a, rel.n);
-    pl_answer_objects(a, page, npage, labels);
+    pl_answer_objects(a, page, npage, labels, redacted);
     pl_buf_putc(a->body, '}');
     a->status = 200;
     rc = 0;
@@ -207,6 +218,7 @@ out:
     for (size_t i = 0; labels && i < npage; i++)
         free(labels[i]);
     free(labels);
+    free(redacted);
     for (size_t i = 0; i < npage; i++)
         Py_DECREF(page[i]);
     Py_DECREF(o);

@@ -80,6 +80,12 @@ void pl_live_tree_tick(void);
  * every 50 ms), without the GIL. Set once at module initialisation. */
 void pl_collector_set_tick(void (*fn)(void));
 
+/* store_handler.c: the secret-looking names PyLoot(redact=...) set last in
+ * this process (pyloot/redact.h), NULL for the default list; pass it to
+ * pl_redact_name. Call with the GIL held. */
+struct pl_redact;
+const struct pl_redact *pl_redact_current(void);
+
 /* graphobject.c: the object graph (refcycle API). */
 int pl_graph_module_exec(PyObject *module);
 

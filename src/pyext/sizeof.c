@@ -11,32 +11,51 @@
 PyAPI_FUNC(Py_ssize_t) _PyDict_SizeOf(PyDictObject *);
 #endif
 
-/* Builtin and standard-library C types whose __sizeof__ reads the object's
- * C fields and returns an int, running no Python code: it is called
- * directly (tp_name of the type defining it). Types with a C __sizeof__ not
- * named here are sized by their layout (an estimate): a third-party
- * __sizeof__ might run Python code. */
-static const char *const call_allowlist[] = {
-    "type", "str", "int", "bytearray", "code", "frame", "generator", "coroutine", "async_generator",
-    "collections.deque", "collections.OrderedDict", "array.array", "_struct.Struct",
-    "_io.BytesIO", "_io.BufferedReader", "_io.BufferedWriter", "_io.BufferedRandom",
-    "itertools.product", "itertools.combinations", "itertools.combinations_with_replacement",
-    "itertools.permutations", "decimal.Decimal", "_pickle.Pickler", "_pickle.Unpickler",
-    NULL,
-};
+#include "heap.h" /* the fields a C __sizeof__ reads, per CPython version */
 
-static int allowlisted(const PyTypeObject *owner)
+/* The kind for a C-level __sizeof__ defined by owner: computed here (or in
+ * heap.c, which reads the fields of each CPython version), else estimated. */
+static pl_size_kind kind_of_owner(PyTypeObject *owner)
 {
-    for (const char *const *n = call_allowlist; *n; n++)
-        if (strcmp(owner->tp_name, *n) == 0)
-            return 1;
-    return 0;
+    if (owner == &PyBaseObject_Type)
+        return PL_SIZE_LAYOUT;
+    if (owner == &PyDict_Type)
+        return PL_SIZE_DICT;
+    if (owner == &PyList_Type)
+        return PL_SIZE_LIST;
+    if (owner == &PySet_Type || owner == &PyFrozenSet_Type)
+        return PL_SIZE_SET;
+    if (owner == &PyByteArray_Type)
+        return PL_SIZE_BYTEARRAY;
+#ifdef PL_HAVE_SIZE_FIELDS
+    if (owner == &PyType_Type)
+        return PL_SIZE_TYPE;
+    if (owner == &PyGen_Type || owner == &PyCoro_Type || owner == &PyAsyncGen_Type)
+        return PL_SIZE_GEN;
+    if (owner == &PyFrame_Type)
+        return PL_SIZE_FRAME;
+    if (owner == &PyCode_Type)
+        return PL_SIZE_CODE;
+    if (owner == &PyLong_Type)
+        return PL_SIZE_INT;
+    if (owner == &PyUnicode_Type)
+        return PL_SIZE_STR;
+    if (owner == &PyODict_Type)
+        return PL_SIZE_ODICT;
+    /* Extension types of the standard library, known by name: a C-level
+     * __sizeof__ (a method descriptor) on a type of that exact name. */
+    if (strcmp(owner->tp_name, "collections.deque") == 0)
+        return PL_SIZE_DEQUE;
+    if (strcmp(owner->tp_name, "array.array") == 0)
+        return PL_SIZE_ARRAY;
+#endif
+    return PL_SIZE_ESTIMATE;
 }
 
 pl_size_rule pl_size_rule_of(PyTypeObject *tp)
 {
     static PyObject *str_sizeof; /* interned "__sizeof__"; kept for the process */
-    pl_size_rule rule = {PL_SIZE_LAYOUT, NULL};
+    pl_size_rule rule = {PL_SIZE_LAYOUT};
     if (!str_sizeof) {
         str_sizeof = PyUnicode_InternFromString("__sizeof__");
         if (!str_sizeof) {
@@ -52,15 +71,14 @@ pl_size_rule pl_size_rule_of(PyTypeObject *tp)
         if (!PyType_Check(t))
             continue;
 #if PY_VERSION_HEX >= 0x030C0000
-        /* 3.12+: a static builtin type's dict is kept by the interpreter and
-         * its tp_dict is NULL (dict, list, set, object ...). */
+        /* 3.12+: a static builtin type's dict is kept per interpreter, and
+         * tp_dict is NULL; the type keeps what this returns alive. */
         PyObject *dict = PyType_GetDict(t);
-#else
-        PyObject *dict = Py_XNewRef(t->tp_dict);
-#endif
-        /* The type keeps its dict, and the dict the descriptor, alive. */
-        PyObject *f = dict ? PyDict_GetItemWithError(dict, str_sizeof) : NULL;
         Py_XDECREF(dict);
+#else
+        PyObject *dict = t->tp_dict;
+#endif
+        PyObject *f = dict ? PyDict_GetItemWithError(dict, str_sizeof) : NULL;
         if (!f) {
             PyErr_Clear();
             continue;
@@ -69,23 +87,7 @@ pl_size_rule pl_size_rule_of(PyTypeObject *tp)
          * called: the next C-level one along the MRO decides. */
         if (!Py_IS_TYPE(f, &PyMethodDescr_Type))
             continue;
-        PyMethodDef *m = ((PyMethodDescrObject *)f)->d_method;
-        PyTypeObject *owner = PyDescr_TYPE(f);
-        if (owner == &PyBaseObject_Type)
-            rule.kind = PL_SIZE_LAYOUT;
-        else if (owner == &PyDict_Type)
-            rule.kind = PL_SIZE_DICT;
-        else if (owner == &PyList_Type)
-            rule.kind = PL_SIZE_LIST;
-        else if (owner == &PySet_Type || owner == &PyFrozenSet_Type)
-            rule.kind = PL_SIZE_SET;
-        else if ((m->ml_flags & (METH_VARARGS | METH_KEYWORDS | METH_NOARGS | METH_O | METH_FASTCALL)) ==
-                     METH_NOARGS && allowlisted(owner)) {
-            rule.kind = PL_SIZE_CALL;
-            rule.call = m->ml_meth;
-        } else {
-            rule.kind = PL_SIZE_ESTIMATE;
-        }
+        rule.kind = kind_of_owner(PyDescr_TYPE(f));
         return rule;
     }
     return rule;
@@ -144,18 +146,38 @@ size_t pl_sizeof_by(PyObject *o, pl_size_rule rule)
             size += (size_t)(so->mask + 1) * sizeof(setentry);
         break;
     }
-    case PL_SIZE_CALL: {
-        PyObject *r = rule.call(o, NULL);
-        Py_ssize_t v = r && PyLong_Check(r) ? PyLong_AsSsize_t(r) : -1;
-        Py_XDECREF(r);
-        if (v < 0) {
-            PyErr_Clear();
-            size = layout_size(o, tp);
-        } else {
-            size = (size_t)v;
-        }
+    case PL_SIZE_BYTEARRAY:
+        size = (size_t)tp->tp_basicsize + (size_t)((PyByteArrayObject *)o)->ob_alloc;
         break;
-    }
+#ifdef PL_HAVE_SIZE_FIELDS
+    case PL_SIZE_TYPE:
+        size = pl_heap_type_size((PyTypeObject *)o);
+        break;
+    case PL_SIZE_GEN:
+        size = pl_heap_gen_size(o);
+        break;
+    case PL_SIZE_FRAME:
+        size = pl_heap_frame_size(o);
+        break;
+    case PL_SIZE_CODE:
+        size = pl_heap_code_size(o);
+        break;
+    case PL_SIZE_INT:
+        size = pl_heap_int_size(o);
+        break;
+    case PL_SIZE_STR:
+        size = pl_heap_str_size(o);
+        break;
+    case PL_SIZE_DEQUE:
+        size = pl_heap_deque_size(o);
+        break;
+    case PL_SIZE_ODICT:
+        size = pl_heap_odict_size(o);
+        break;
+    case PL_SIZE_ARRAY:
+        size = pl_heap_array_size(o);
+        break;
+#endif
     default:
         size = layout_size(o, tp);
         break;

@@ -2,13 +2,15 @@
  * the collector's history bytes and by the `size` of live objects alike.
  *
  * It is what sys.getsizeof() reports (the object's C-level __sizeof__ plus
- * the gc and managed-dict pre-header) for every builtin and standard C type,
- * except that a __sizeof__ written in Python is never called: the nearest
- * C-level __sizeof__ of the type's MRO decides. How a type is sized is
- * decided once per type (pl_size_rule_of) so that the collector's count
- * pass sizes a million objects without a Python call or object per object
- * for the common types; see docs/live-objects.md ("Sizes") for the list of
- * types whose size is estimated. All functions need the GIL. */
+ * the gc and managed-dict pre-header) for every builtin type and the
+ * standard C types listed in docs/live-objects.md ("Sizes"), except that a
+ * __sizeof__ written in Python is never called: the nearest C-level
+ * __sizeof__ of the type's MRO decides. How a type is sized is decided once
+ * per type (pl_size_rule_of); sizing an object then creates no Python object
+ * and runs no Python code, so the collector's count pass sizes a million
+ * objects without disturbing the heap it measures. A C __sizeof__ that is
+ * not computed here is estimated by the layout, in both views alike. All
+ * functions need the GIL. */
 #ifndef PYLOOT_PYEXT_SIZEOF_H
 #define PYLOOT_PYEXT_SIZEOF_H
 
@@ -17,16 +19,24 @@
 
 typedef enum pl_size_kind {
     PL_SIZE_LAYOUT = 0, /* tp_basicsize + tp_itemsize * |ob_size| (object.__sizeof__) */
-    PL_SIZE_DICT,       /* dict.__sizeof__, computed here (dict subclasses included) */
-    PL_SIZE_LIST,       /* list.__sizeof__, computed here */
-    PL_SIZE_SET,        /* set/frozenset.__sizeof__, computed here */
-    PL_SIZE_CALL,       /* an allowlisted builtin C __sizeof__, called through its C pointer */
-    PL_SIZE_ESTIMATE,   /* a C __sizeof__ outside the allowlist: the layout instead */
+    PL_SIZE_DICT,       /* dict.__sizeof__ (dict subclasses included) */
+    PL_SIZE_LIST,       /* list.__sizeof__ */
+    PL_SIZE_SET,        /* set/frozenset.__sizeof__ */
+    PL_SIZE_BYTEARRAY,  /* bytearray.__sizeof__: its allocation */
+    PL_SIZE_TYPE,       /* type.__sizeof__ (metaclasses included) */
+    PL_SIZE_GEN,        /* generator, coroutine, async_generator: their frame */
+    PL_SIZE_FRAME,      /* frame.__sizeof__: its frame data */
+    PL_SIZE_CODE,       /* code.__sizeof__ */
+    PL_SIZE_INT,        /* int.__sizeof__ (bool included) */
+    PL_SIZE_STR,        /* str.__sizeof__ */
+    PL_SIZE_DEQUE,      /* collections.deque.__sizeof__: its blocks */
+    PL_SIZE_ODICT,      /* collections.OrderedDict.__sizeof__: dict and nodes */
+    PL_SIZE_ARRAY,      /* array.array.__sizeof__: its allocation */
+    PL_SIZE_ESTIMATE,   /* a C __sizeof__ not computed here: the layout instead */
 } pl_size_kind;
 
 typedef struct pl_size_rule {
     pl_size_kind kind;
-    PyCFunction call; /* PL_SIZE_CALL: the METH_NOARGS C function of __sizeof__ */
 } pl_size_rule;
 
 /* How instances of tp are sized: the nearest C-level __sizeof__ of its MRO
@@ -34,10 +44,9 @@ typedef struct pl_size_rule {
  * creates nothing. */
 pl_size_rule pl_size_rule_of(PyTypeObject *tp);
 
-/* The shallow size of o under the rule of its type. PL_SIZE_CALL creates and
- * drops one int (the C function's result: no gc object, no Python code);
- * every other kind creates nothing. Never fails: a failing call falls back
- * to the layout with the exception cleared. */
+/* The shallow size of o, rule being pl_size_rule_of(Py_TYPE(o)) (cached by
+ * the caller). Reads o's fields only: creates nothing, runs no Python code,
+ * never fails. */
 size_t pl_sizeof_by(PyObject *o, pl_size_rule rule);
 
 /* pl_sizeof_by(o, pl_size_rule_of(Py_TYPE(o))). */

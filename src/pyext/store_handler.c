@@ -5,7 +5,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pyloot/access.h"
 #include "pyloot/error.h"
+#include "pyloot/redact.h"
 #include "pyloot/store.h"
 
 typedef struct {
@@ -26,6 +28,8 @@ typedef struct {
     pl_handler *handler;
     pid_t pid;
     pl_handler_options opt;
+    char *token;         /* owned; opt.token points here */
+    char *metrics_types; /* owned; opt.metrics_types points here */
 } PlHandlerObject;
 
 /* The type objects, for pl_store_of (called from parts without the module). */
@@ -197,13 +201,23 @@ static PyObject *store_procs(PyObject *op, PyObject *unused)
     return list;
 }
 
-static PyObject *store_end(PyObject *op, PyObject *unused)
+static PyObject *store_end(PyObject *op, PyObject *args)
 {
+    unsigned int pid = 0;
+    unsigned long long start = 0;
+    if (!PyArg_ParseTuple(args, "|IK:end", &pid, &start))
+        return NULL;
     pl_store *s = pl_store_of(op);
     if (!s)
         return NULL;
     pl_incarnation self;
-    int rc = pl_proc_self(&self);
+    int rc = 0;
+    if (pid) {
+        self.pid = pid;
+        self.start = start;
+    } else {
+        rc = pl_proc_self(&self);
+    }
     if (!rc) {
         Py_BEGIN_ALLOW_THREADS
         rc = pl_store_end(s, &self, pl_now_ms());
@@ -229,7 +243,8 @@ static PyObject *store_get_closed(PyObject *op, void *closure)
 static PyMethodDef store_methods[] = {
     {"close", store_close, METH_NOARGS, "Closes the store (refused while a request uses it)."},
     {"procs", store_procs, METH_NOARGS, "Every incarnation in the store, as dicts."},
-    {"end", store_end, METH_NOARGS, "Marks this process's incarnation as ended cleanly."},
+    {"end", store_end, METH_VARARGS,
+     "end(pid=None, start=None): marks this process's incarnation (or the given one) as ended."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -285,15 +300,30 @@ static int handler_build(PlHandlerObject *self)
 static int handler_init(PyObject *op, PyObject *args, PyObject *kw)
 {
     PlHandlerObject *self = (PlHandlerObject *)op;
-    static char *kwlist[] = {"store", "disable_gzip", "live", "live_timeout", "refuse_multiprocess", NULL};
+    static char *kwlist[] = {"store", "disable_gzip", "live", "live_timeout", "refuse_multiprocess",
+                             "token", "metrics_types", NULL};
     PyObject *store;
     int disable_gzip = 0, live = 1, refuse = 0;
     double timeout = 5.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|ppdp:Handler", kwlist, store_type_static, &store,
-                                     &disable_gzip, &live, &timeout, &refuse))
+    const char *token = NULL, *metrics_types = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|ppdpzz:Handler", kwlist, store_type_static, &store,
+                                     &disable_gzip, &live, &timeout, &refuse, &token, &metrics_types))
         return -1;
     if (!(timeout > 0 && timeout <= 600)) {
         PyErr_SetString(PyExc_ValueError, "live_timeout must be in (0, 600] seconds");
+        return -1;
+    }
+    if (token && *token && !pl_token_valid(token)) {
+        PyErr_SetString(PyExc_ValueError, "token must be 1 to 1024 visible ASCII characters other than "
+                                          "'\"', ',', ';' and '\\'");
+        return -1;
+    }
+    free(self->token);
+    free(self->metrics_types);
+    self->token = token && *token ? strdup(token) : NULL;
+    self->metrics_types = metrics_types && *metrics_types ? strdup(metrics_types) : NULL;
+    if ((token && *token && !self->token) || (metrics_types && *metrics_types && !self->metrics_types)) {
+        PyErr_NoMemory();
         return -1;
     }
     Py_INCREF(store);
@@ -303,6 +333,8 @@ static int handler_init(PyObject *op, PyObject *args, PyObject *kw)
     self->opt.live = live ? live_answer : NULL;
     self->opt.live_timeout_ms = (uint32_t)(timeout * 1000);
     self->opt.refuse_multiprocess = refuse;
+    self->opt.token = self->token;
+    self->opt.metrics_types = self->metrics_types;
     return handler_build(self);
 }
 
@@ -312,6 +344,8 @@ static void handler_dealloc(PyObject *op)
     PyTypeObject *tp = Py_TYPE(op);
     pl_handler_free(self->handler);
     Py_XDECREF(self->store);
+    free(self->token);
+    free(self->metrics_types);
     tp->tp_free(op);
     Py_DECREF(tp);
 }
@@ -324,22 +358,39 @@ static int add_header(PyObject *list, const char *name, const char *value)
     return rc;
 }
 
-/* handle(method, path, query, accept_encoding, multiprocess, body)
+/* handle(method, path, query, accept_encoding, multiprocess, body, *, authorization, cookie,
+ *        peer, proxied, allowed, mount, secure, accept)
  *   -> (status, reason, [(header, value), ...], body_bytes) */
-static PyObject *handler_handle(PyObject *op, PyObject *args)
+static PyObject *handler_handle(PyObject *op, PyObject *args, PyObject *kw)
 {
     PlHandlerObject *self = (PlHandlerObject *)op;
-    const char *method, *path, *query, *accept = NULL;
-    int multiprocess = 0;
+    static char *kwlist[] = {"method", "path", "query", "accept_encoding", "multiprocess", "body",
+                             "authorization", "cookie", "peer", "proxied", "allowed", "mount", "secure",
+                             "accept", NULL};
+    const char *method, *path, *query, *accept_encoding = NULL;
+    const char *authorization = NULL, *cookie = NULL, *peer = NULL, *mount = NULL, *accept = NULL;
+    int multiprocess = 0, proxied = 0, allowed = PL_ALLOW_UNSET, secure = 0;
     Py_buffer body = {0};
-    if (!PyArg_ParseTuple(args, "yyy|zpy*:handle", &method, &path, &query, &accept, &multiprocess, &body))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "yyy|zpy*$zzzpizpz:handle", kwlist, &method, &path, &query,
+                                     &accept_encoding, &multiprocess, &body, &authorization, &cookie, &peer,
+                                     &proxied, &allowed, &mount, &secure, &accept))
         return NULL;
+    if (allowed != PL_ALLOW_UNSET && allowed != PL_ALLOW_YES && allowed != PL_ALLOW_NO) {
+        PyErr_SetString(PyExc_ValueError, "allowed must be 0 (no allow callable), 1 (yes) or -1 (no)");
+        if (body.obj)
+            PyBuffer_Release(&body);
+        return NULL;
+    }
     PyObject *result = NULL;
     if (!self->handler || self->pid != getpid() || self->opt.store != self->store->store) {
         if (handler_build(self) < 0)
             goto done;
     }
-    pl_request req = {method, path, query, accept, multiprocess, body.buf, body.buf ? (size_t)body.len : 0};
+    pl_request req = {.method = method, .path = path, .query = query, .accept_encoding = accept_encoding,
+                      .multiprocess = multiprocess, .body = body.buf,
+                      .body_len = body.buf ? (size_t)body.len : 0, .authorization = authorization,
+                      .cookie = cookie, .peer = peer, .proxied = proxied, .allowed = allowed,
+                      .mount = mount, .secure = secure, .accept = accept};
     pl_response resp;
     self->store->busy++;
     Py_BEGIN_ALLOW_THREADS
@@ -352,7 +403,9 @@ static PyObject *handler_handle(PyObject *op, PyObject *args)
     if ((resp.content_type && add_header(headers, "Content-Type", resp.content_type) < 0) ||
         (resp.content_encoding && add_header(headers, "Content-Encoding", resp.content_encoding) < 0) ||
         (resp.vary_accept_encoding && add_header(headers, "Vary", "Accept-Encoding") < 0) ||
-        (resp.cache_control && add_header(headers, "Cache-Control", resp.cache_control) < 0)) {
+        (resp.cache_control && add_header(headers, "Cache-Control", resp.cache_control) < 0) ||
+        (resp.www_authenticate && add_header(headers, "WWW-Authenticate", resp.www_authenticate) < 0) ||
+        (resp.set_cookie[0] && add_header(headers, "Set-Cookie", resp.set_cookie) < 0)) {
         Py_DECREF(headers);
         goto free_resp;
     }
@@ -367,9 +420,12 @@ done:
 }
 
 static PyMethodDef handler_methods[] = {
-    {"handle", handler_handle, METH_VARARGS,
-     "handle(method, path, query, accept_encoding=None, multiprocess=False, body=b'')\n"
-     "-> (status, reason, headers, body). Runs without the GIL."},
+    {"handle", (PyCFunction)(void (*)(void))handler_handle, METH_VARARGS | METH_KEYWORDS,
+     "handle(method, path, query, accept_encoding=None, multiprocess=False, body=b'', *,\n"
+     "       authorization=None, cookie=None, peer=None, proxied=False, allowed=0, mount=None,\n"
+     "       secure=False, accept=None)\n"
+     "-> (status, reason, headers, body). Runs without the GIL. allowed: 0 no allow callable,\n"
+     "1 it said yes, -1 it said no (pyloot/access.h)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -378,7 +434,8 @@ static PyType_Slot handler_slots[] = {
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_dealloc, handler_dealloc},
     {Py_tp_methods, handler_methods},
-    {Py_tp_doc, "Handler(store, disable_gzip=False, live=True, live_timeout=5.0, refuse_multiprocess=False)\n"
+    {Py_tp_doc, "Handler(store, disable_gzip=False, live=True, live_timeout=5.0, refuse_multiprocess=False,\n"
+                "        token=None, metrics_types=None)\n"
                 "pyloot's HTTP request handler (the C core's), bound to a Store."},
     {0, NULL},
 };
@@ -424,7 +481,71 @@ static PyObject *py_server_root(PyObject *module, PyObject *unused)
     return Py_BuildValue("(IK)", inc.pid, (unsigned long long)inc.start);
 }
 
+/* The secret-looking names of this process (PyLoot(redact=...)); NULL means
+ * the default list. Protected by the GIL: set here, read by the live-object
+ * views, which run with the GIL held. */
+static pl_redact *redact_current;
+
+/* See pyloot/redact.h; the list PyLoot(redact=...) set last in this process. */
+const pl_redact *pl_redact_current(void)
+{
+    return redact_current;
+}
+
+static PyObject *py_set_redact(PyObject *module, PyObject *arg)
+{
+    pl_redact *r = NULL;
+    if (arg != Py_None) {
+        const char *words = PyUnicode_AsUTF8(arg);
+        if (!words)
+            return NULL;
+        int rc = pl_redact_new(&r, words);
+        if (rc == PL_EBADARG) {
+            PyErr_SetString(PyExc_ValueError, "each redact name must be at most 256 bytes");
+            return NULL;
+        }
+        if (rc)
+            return PyErr_NoMemory();
+    }
+    pl_redact_free(redact_current);
+    redact_current = r;
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_redact_name(PyObject *module, PyObject *arg)
+{
+    Py_ssize_t n;
+    const char *name = PyUnicode_AsUTF8AndSize(arg, &n);
+    if (!name)
+        return NULL;
+    return PyBool_FromLong(pl_redact_name(redact_current, name, (size_t)n));
+}
+
+static PyObject *py_token_valid(PyObject *module, PyObject *arg)
+{
+    const char *token = PyUnicode_AsUTF8(arg);
+    if (!token)
+        return NULL;
+    return PyBool_FromLong(pl_token_valid(token));
+}
+
+static PyObject *py_route_class(PyObject *module, PyObject *arg)
+{
+    const char *path = PyUnicode_AsUTF8(arg);
+    if (!path)
+        return NULL;
+    return PyLong_FromLong((long)pl_access_classify(path));
+}
+
 static PyMethodDef store_functions[] = {
+    {"route_class", py_route_class, METH_O,
+     "route_class(path) -> 0 open (UI files, login), 1 summary (procs, history, metrics), 2 values."},
+    {"set_redact", py_set_redact, METH_O,
+     "set_redact(words) sets this process's secret-looking names (newline-separated words; None: the "
+     "default list)."},
+    {"token_valid", py_token_valid, METH_O, "token_valid(token) -> True when usable as an access token."},
+    {"redact_name", py_redact_name, METH_O, "redact_name(name) -> True when its value is shown as <redacted>."},
+
     {"server_root", py_server_root, METH_NOARGS,
      "(pid, start) of the topmost ancestor running the same interpreter binary: the key of the "
      "default store."},
@@ -448,5 +569,7 @@ int pl_store_module_exec(PyObject *module, pl_live_fn live)
     /* One interpreter per process uses this module; the parts that have no
      * module at hand (the collector) find the Store type here. */
     store_type_static = st->store_type;
+    if (PyModule_AddStringConstant(module, "REDACT_DEFAULT", PL_REDACT_DEFAULT) < 0)
+        return -1;
     return PyModule_AddFunctions(module, store_functions);
 }

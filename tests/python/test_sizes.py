@@ -16,7 +16,7 @@ import pytest
 from pyloot import PyLoot
 
 SCRIPT = textwrap.dedent(r"""
-    import collections, gc, json, sys
+    import abc, array, codecs, collections, gc, json, sys
     from pyloot import _pyloot, live
 
     class Plain:
@@ -47,6 +47,41 @@ SCRIPT = textwrap.dedent(r"""
             d.popleft()  # leftindex no longer 0: the block count depends on it
         return d
 
+    def gen():
+        x = yield 1
+        yield x
+
+    async def coro():
+        return 1
+
+    async def agen():
+        yield 1
+
+    def frames(depth, keep):
+        keep.append(sys._getframe())
+        if depth:
+            frames(depth - 1, keep)
+        return keep
+
+    started = gen()
+    next(started)
+    exhausted = gen()
+    list(exhausted)
+    grown = bytearray(b"x" * 10)
+    grown.extend(b"y" * 100)
+    grown_array = array.array("d", range(10))
+    grown_array.extend(range(33))
+    non_ascii = "caf\u00e9 \u4e16\u754c" * 3
+    non_ascii.encode("utf-8")  # no cached copy: only PyUnicode_AsUTF8 caches one
+    with_utf8 = "\u00e9t\u00e9 " * 4
+    try:
+        codecs.lookup(with_utf8)  # an "s" argument: caches the UTF-8 copy in the str
+    except LookupError:
+        pass
+    Named = type("Named", (), {"a": 1})
+    named = Named()
+    named.x, named.y = 1, 2  # shared keys cached on the type
+
     samples = {
         "dict": {"k%d" % i: i for i in range(20)},
         "list": grown_list(),
@@ -59,6 +94,31 @@ SCRIPT = textwrap.dedent(r"""
         "__main__.Plain": Plain(),
         "__main__.Slotted": Slotted(),
         "__main__.SubDict": SubDict(a=1, b=2),
+        "bytearray": grown,
+        "array.array": grown_array,
+        "generator": gen(),
+        "generator started": started,
+        "generator exhausted": exhausted,
+        "coroutine": coro(),
+        "async_generator": agen(),
+        "frame": frames(3, [])[-1],
+        "frame running": sys._getframe(),
+        "code": gen.__code__,
+        "type": Named,
+        "type static": int,
+        "type metaclass": abc.ABC,
+        "int": 12345678901234567890,
+        "int zero": 0,
+        "bool": True,
+        "str": "plain ascii",
+        "str non-ascii": non_ascii,
+        "str with utf-8": with_utf8,
+        "str subclass": type("S", (str,), {})("abc"),
+        "collections.OrderedDict subclass": type("OD", (collections.OrderedDict,), {})(a=1),
+        "collections.deque empty": collections.deque(),
+        "collections.deque subclass": type("DQ", (collections.deque,), {})(range(100)),
+        "array.array subclass": type("A", (array.array,), {})("i", range(7)),
+        "bytearray subclass": type("B", (bytearray,), {})(b"abc"),
     }
     self_sized = SelfSized([1, 2, 3])
 
@@ -72,12 +132,13 @@ SCRIPT = textwrap.dedent(r"""
 
     # The count pass (what the history stores) against sys.getsizeof() over
     # the same heap; bookkeeping objects are made before the snapshot.
-    names = list(samples) + ["type", "generator"]
+    names = [n for n in samples if " " not in n and not n.startswith(("int", "str", "bool"))]
     by_type = {}
     for name in names:
         by_type[name] = 0
     gc.collect()
     gc.disable()
+    gc.unfreeze()  # pyloot counts the permanent generation too (3.12 starts with objects in it)
     snapshot = gc.get_objects()
     for o in snapshot:
         t = type(o)
@@ -87,7 +148,10 @@ SCRIPT = textwrap.dedent(r"""
     by_type["list"] += sys.getsizeof(snapshot)  # gc.get_objects() leaves itself out
     counted = _pyloot.count_types()
     gc.enable()
-    totals = {name: [counted[name][1], by_type[name]] for name in names}
+    totals = {name: [counted.get(name, [0, 0])[1], by_type[name]] for name in names}
+    for o in samples.values():
+        if hasattr(o, "close") and type(o).__name__ in ("coroutine", "generator"):
+            o.close()
     print(json.dumps({"sizes": sizes, "totals": totals}))
 """)
 
@@ -106,15 +170,22 @@ def measured():
 
 KINDS = ["dict", "list", "set", "frozenset", "tuple", "collections.deque", "collections.OrderedDict",
          "collections.defaultdict", "__main__.Plain", "__main__.Slotted", "__main__.SubDict"]
+# Types whose C __sizeof__ is not their layout, computed without calling it
+# (and without creating an int per object in the count pass).
+COMPUTED = ["bytearray", "array.array", "generator", "coroutine", "async_generator", "frame", "code", "type"]
+LIVE_ONLY = ["generator started", "generator exhausted", "frame running", "type static", "type metaclass",
+             "int", "int zero", "bool", "str", "str non-ascii", "str with utf-8", "str subclass",
+             "collections.OrderedDict subclass", "collections.deque empty", "collections.deque subclass",
+             "array.array subclass", "bytearray subclass"]
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", KINDS + COMPUTED + LIVE_ONLY)
 def test_live_size_is_getsizeof(measured, kind):
     live_size, getsizeof = measured["sizes"][kind]
     assert live_size == getsizeof
 
 
-@pytest.mark.parametrize("kind", KINDS + ["type", "generator"])
+@pytest.mark.parametrize("kind", KINDS + COMPUTED)
 def test_count_pass_bytes_are_the_sum_of_getsizeof(measured, kind):
     counted, expected = measured["totals"][kind]
     assert counted == expected
@@ -185,3 +256,54 @@ def test_graph_sizes_are_the_live_sizes():
     s = snapshot()
     for obj in holder:
         assert s.retained_size(obj) == live.describe(id(obj))["size"] == sys.getsizeof(obj), type(obj)
+
+
+NO_OBJECTS = textwrap.dedent(r"""
+    import collections, gc, json, sys, tracemalloc
+    from pyloot import _pyloot
+
+    def gen():
+        yield 1
+
+    def frame():
+        return sys._getframe()
+
+    N = 10000
+    heap = [gen() for _ in range(N)]
+    heap += [frame() for _ in range(N)]
+    heap += [collections.deque(range(i % 100)) for i in range(N)]
+    heap += [type("T%d" % i, (), {}) for i in range(N)]
+    started = [gen() for _ in range(N)]
+    for g in started:
+        next(g)
+    gc.collect()
+    gc.disable()
+    _pyloot.count_types()  # the type table and its names exist from now on
+    tracemalloc.start()
+    blocks = sys.getallocatedblocks()
+    traced = tracemalloc.get_traced_memory()[0]
+    tracemalloc.reset_peak()
+    counted = _pyloot.count_types()
+    current, peak = tracemalloc.get_traced_memory()
+    grown = sys.getallocatedblocks() - blocks
+    tracemalloc.stop()
+    gc.enable()
+    print(json.dumps({"blocks": grown, "peak": peak - traced, "kept": current - traced,
+                      "counts": {k: counted[k][0] for k in ("generator", "frame", "collections.deque", "type")},
+                      "types": len(counted)}))
+""")
+
+
+def test_the_count_pass_creates_no_object_per_object():
+    # 50,000 objects whose C __sizeof__ is not their layout: the pass sizes
+    # them from their fields. What it allocates is its answer (one entry per
+    # type), not something per object.
+    out = subprocess.run([sys.executable, "-c", NO_OBJECTS], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    assert r["counts"]["generator"] >= 20000 and r["counts"]["frame"] >= 10000
+    assert r["counts"]["collections.deque"] >= 10000 and r["counts"]["type"] >= 10000
+    per_type = 64 * 1024 + 512 * r["types"]
+    assert r["blocks"] < 10 * r["types"] + 100
+    assert r["peak"] < per_type
+    assert r["kept"] < per_type

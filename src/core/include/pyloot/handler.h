@@ -60,6 +60,8 @@ typedef struct pl_handler_options {
     pl_incarnation self;      /* this process (live routes without pid) */
     uint32_t live_timeout_ms; /* wait for another worker's answer; 0 = default (5000) */
     int refuse_multiprocess;  /* answer 500 with the seed's message (InMemoryBackend) */
+    const char *token;        /* access token (pyloot/access.h); NULL or "" for none; borrowed */
+    const char *metrics_types;/* /metrics: newline-separated names or patterns always exported; borrowed */
 } pl_handler_options;
 
 typedef struct pl_handler pl_handler;
@@ -78,6 +80,15 @@ typedef struct pl_request {
     int multiprocess;             /* wsgi.multiprocess of the request */
     const void *body;
     size_t body_len;
+    /* Access (pyloot/access.h); all may be left zero/NULL. */
+    const char *authorization;    /* Authorization header */
+    const char *cookie;           /* Cookie header */
+    const char *peer;             /* peer's numeric address; NULL/"" when unknown (not loopback) */
+    int proxied;                  /* X-Forwarded-For, Forwarded or X-Real-IP present */
+    int allowed;                  /* PL_ALLOW_*: the embedding's allow callable (0: none) */
+    const char *mount;            /* the mount point ("/_pyloot"; "" at the root): cookie path */
+    int secure;                   /* https: the login cookie gets Secure */
+    const char *accept;           /* Accept header (/metrics: OpenMetrics) */
 } pl_request;
 
 typedef struct pl_response {
@@ -87,6 +98,8 @@ typedef struct pl_response {
     int vary_accept_encoding;     /* send "Vary: Accept-Encoding" */
     const char *cache_control;    /* static string or NULL */
     pl_buf body;                  /* owned; free with pl_response_free */
+    const char *www_authenticate; /* static string or NULL (401) */
+    char set_cookie[1600];        /* Set-Cookie value, "" for none */
 } pl_response;
 
 /* Handles one request. Always fills *resp with a complete answer (JSON
