@@ -25,6 +25,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "graph_int.h"
 #include "pyloot/json.h"
@@ -39,6 +40,9 @@
 static PlGraphObject *tree;
 static int64_t tree_built_ms;
 static _Atomic int64_t tree_expires_ms;
+static int tree_building; /* a request is building a tree (the GIL released meanwhile) */
+
+#define PL_TREE_WAIT_MS 60000 /* a request waits this long for another's build */
 
 static void drop_tree(void)
 {
@@ -70,13 +74,28 @@ void pl_live_tree_tick(void)
 }
 
 /* The tree to answer from, a new reference: the kept one while fresh (or a
- * new one when `rebuild`), otherwise a new one (kept in turn). *built says
- * which. NULL with an exception set. */
+ * new one when `rebuild`), otherwise a new one (kept in turn). *built is 1
+ * when the tree was made for this request (or while it waited). NULL with
+ * an exception set. */
 static PlGraphObject *get_tree(pl_answer *a, int rebuild, int *built)
 {
-    int64_t now = pl_now_ms();
     int fresh_only = rebuild;
     *built = 0;
+    /* One build at a time, so that at most one tree (and one being made)
+     * exists: a second request waits for the first's and then uses it. */
+    for (int64_t until = pl_now_ms() + PL_TREE_WAIT_MS; tree_building;) {
+        if (pl_now_ms() >= until) {
+            PyErr_SetString(PyExc_TimeoutError, "the dominator tree is still being built");
+            return NULL;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+        Py_END_ALLOW_THREADS
+        fresh_only = 0; /* the tree just built is as new as can be */
+        *built = 1;
+    }
+    int64_t now = pl_now_ms();
     if (tree && (fresh_only || now - tree_built_ms >= PL_TREE_REUSE_MS ||
                  now >= atomic_load(&tree_expires_ms)))
         drop_tree(); /* before the new snapshot: its references would make every object a root */
@@ -86,11 +105,14 @@ static PlGraphObject *get_tree(pl_answer *a, int rebuild, int *built)
         return tree;
     }
     *built = 1;
+    tree_building = 1;
     a->gc_was_enabled |= PyGC_Disable(); /* the snapshot creates frame objects */
     PlGraphObject *t = pl_objgraph_snapshot_object();
     pl_answer_end_snapshot(a);
-    if (!t)
+    if (!t) {
+        tree_building = 0;
         return NULL;
+    }
     /* Out of the gc lists: the live routes walk those lists, and the kept
      * tree would otherwise be a parent of every object. The objects it
      * holds are meant to stay alive while it is kept, so the collector
@@ -103,12 +125,13 @@ static PlGraphObject *get_tree(pl_answer *a, int rebuild, int *built)
     if (!rc)
         rc = pl_objgraph_dom_build(t->graph, t->heap, &t->dom);
     Py_END_ALLOW_THREADS
+    tree_building = 0;
     if (rc) {
         Py_DECREF(t);
         pl_objgraph_raise(rc);
         return NULL;
     }
-    if (tree) /* another thread kept one meanwhile: this one replaces it */
+    if (tree) /* cannot happen while builds wait for each other; never keep two */
         drop_tree();
     tree = t;
     Py_INCREF(t);
