@@ -157,11 +157,27 @@ static void reopen(pl_buf *b)
     }
 }
 
-/* Writes a summary of v's object with "retained": bytes. */
-static void retained_summary(pl_answer *a, const PlGraphObject *t, uint32_t v)
+/* 1 when p holds c under a secret-looking name (an attribute, a dict key, a
+ * local): c's repr is then "<redacted>", as for children and path steps. */
+static int held_as_secret(const pl_edge *e)
+{
+    return (e->kind == PL_EDGE_ATTRIBUTE || e->kind == PL_EDGE_VALUE || e->kind == PL_EDGE_LOCAL) &&
+           pl_secret_name(e->key);
+}
+
+static int collect_secret(PyObject *child, const pl_edge *e, void *arg)
+{
+    if (held_as_secret(e) && pl_ptrmap_add(arg, (uintptr_t)child, 0) < 0)
+        return 1;
+    return 0;
+}
+
+/* Writes a summary of v's object with "retained": bytes (its repr
+ * "<redacted>" when `secret`). */
+static void retained_summary(pl_answer *a, const PlGraphObject *t, uint32_t v, int secret)
 {
     pl_buf *b = a->body;
-    pl_json_summary(&a->repr, b, pl_vertex_obj(t->graph, v), PL_REPR_LIST_CHARS);
+    pl_json_summary_as(&a->repr, b, pl_vertex_obj(t->graph, v), PL_REPR_LIST_CHARS, secret);
     reopen(b);
     pl_json_key(b, "retained");
     pl_json_u64(b, pl_objgraph_retained(t->dom, v));
@@ -200,7 +216,7 @@ static int answer_retained(pl_answer *a)
         if (up == PL_DOM_ROOT || up == PL_GRAPH_NONE)
             pl_buf_puts(b, "null");
         else
-            retained_summary(a, t, up);
+            retained_summary(a, t, up, 0);
         pl_buf_putc(b, '}');
     }
     Py_DECREF(t);
@@ -260,11 +276,18 @@ static int answer_retainers(pl_answer *a)
     pl_buf_putc(b, ',');
     pl_json_key(b, "objects");
     pl_buf_putc(b, '[');
+    /* Children its object holds under a secret-looking name: one pass over
+     * its labelled referents, before any repr runs. */
+    pl_ptrmap secret = {0};
+    if (v != PL_DOM_ROOT && pl_ptrmap_init(&secret, 16) == 0)
+        pl_referents_each(pl_vertex_obj(t->graph, v), collect_secret, &secret);
     for (uint64_t i = q->offset; i < k && i < q->offset + q->limit; i++) {
+        uint32_t unused;
         if (i > q->offset)
             pl_buf_putc(b, ',');
-        retained_summary(a, t, kids[i]);
+        retained_summary(a, t, kids[i], pl_ptrmap_get(&secret, (uintptr_t)pl_vertex_obj(t->graph, kids[i]), &unused));
     }
+    pl_ptrmap_free(&secret);
     pl_buf_puts(b, "]}");
     free(kids);
     a->status = 200;
@@ -272,33 +295,62 @@ static int answer_retainers(pl_answer *a)
     return 0;
 }
 
+/* The labels of a suspect's path, made before any repr runs (a repr could
+ * change what holds what): vias[i] is how step i - 1 holds step i, secret[i]
+ * whether under a secret-looking name. */
+typedef struct path_labels {
+    pl_buf *vias;
+    unsigned char *secret;
+} path_labels;
+
+static int label_path(const PlGraphObject *t, const pl_suspect *s, path_labels *l)
+{
+    l->vias = calloc(s->npath + 1, sizeof(pl_buf));
+    l->secret = calloc(s->npath + 1, 1);
+    if (!l->vias || !l->secret)
+        return -1;
+    for (size_t i = 1; i < s->npath; i++) {
+        pl_edge e;
+        pl_edge_find(pl_vertex_obj(t->graph, s->path[i - 1]), pl_vertex_obj(t->graph, s->path[i]), &e);
+        l->secret[i] = (unsigned char)held_as_secret(&e);
+        int rc = pl_edge_format(&e, &l->vias[i]);
+        pl_edge_clear(&e);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void path_labels_free(path_labels *l, size_t n)
+{
+    for (size_t i = 0; l->vias && i < n; i++)
+        pl_buf_free(&l->vias[i]);
+    free(l->vias);
+    free(l->secret);
+}
+
 /* Writes the path of a suspect as /path writes its steps: {"object":
  * summary, "via": how the previous step holds it} (referents.c's words;
  * null for the root). */
-static void suspect_path(pl_answer *a, const PlGraphObject *t, const pl_suspect *s)
+static void suspect_path(pl_answer *a, const PlGraphObject *t, const pl_suspect *s, const path_labels *l)
 {
     pl_buf *b = a->body;
-    pl_buf via = PL_BUF_INIT;
     pl_buf_putc(b, '[');
     for (size_t i = 0; i < s->npath; i++) {
         if (i)
             pl_buf_putc(b, ',');
-        via.len = 0;
-        if (i)
-            pl_edge_label(pl_vertex_obj(t->graph, s->path[i - 1]), pl_vertex_obj(t->graph, s->path[i]), &via);
         pl_buf_putc(b, '{');
         pl_json_key(b, "object");
-        pl_json_summary(&a->repr, b, pl_vertex_obj(t->graph, s->path[i]), PL_REPR_LIST_CHARS);
+        pl_json_summary_as(&a->repr, b, pl_vertex_obj(t->graph, s->path[i]), PL_REPR_LIST_CHARS, l->secret[i]);
         pl_buf_putc(b, ',');
         pl_json_key(b, "via");
         if (i)
-            pl_json_cstr(b, pl_buf_cstr(&via));
+            pl_json_cstr(b, pl_buf_cstr(&l->vias[i]));
         else
             pl_buf_puts(b, "null");
         pl_buf_putc(b, '}');
     }
     pl_buf_putc(b, ']');
-    pl_buf_free(&via);
 }
 
 /* GET /api/suspects?group=: the objects whose dominated sets hold the most
@@ -314,6 +366,7 @@ static int answer_suspects(pl_answer *a)
     uint8_t *mark = malloc(n + 1);
     PyObject *name = PyUnicode_FromString(a->q->group);
     pl_suspect *s = NULL;
+    path_labels *labels = NULL;
     size_t k = 0;
     int rc = -1;
     if (!mark) {
@@ -333,6 +386,16 @@ static int answer_suspects(pl_answer *a)
         pl_objgraph_raise(err);
         goto done;
     }
+    labels = calloc(k + 1, sizeof(path_labels));
+    if (!labels) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (size_t i = 0; i < k; i++)
+        if (label_path(t, &s[i], &labels[i]) < 0) {
+            PyErr_NoMemory();
+            goto done;
+        }
     pl_buf *b = a->body;
     pl_answer_begin_doc(a);
     pl_buf_putc(b, ',');
@@ -349,7 +412,9 @@ static int answer_suspects(pl_answer *a)
             pl_buf_putc(b, ',');
         pl_buf_putc(b, '{');
         pl_json_key(b, "object");
-        pl_json_summary(&a->repr, b, pl_vertex_obj(g, s[i].vertex), PL_REPR_LIST_CHARS);
+        /* The suspect is its path's last step: redacted like it. */
+        pl_json_summary_as(&a->repr, b, pl_vertex_obj(g, s[i].vertex), PL_REPR_LIST_CHARS,
+                           s[i].npath ? labels[i].secret[s[i].npath - 1] : 0);
         pl_buf_putc(b, ',');
         pl_json_key(b, "count");
         pl_json_u64(b, s[i].count);
@@ -358,13 +423,16 @@ static int answer_suspects(pl_answer *a)
         pl_json_u64(b, s[i].retained);
         pl_buf_putc(b, ',');
         pl_json_key(b, "path");
-        suspect_path(a, t, &s[i]);
+        suspect_path(a, t, &s[i], &labels[i]);
         pl_buf_putc(b, '}');
     }
     pl_buf_puts(b, "]}");
     a->status = 200;
     rc = 0;
 done:
+    for (size_t i = 0; labels && i < k; i++)
+        path_labels_free(&labels[i], s[i].npath);
+    free(labels);
     pl_objgraph_suspects_free(s, k);
     Py_XDECREF(name);
     free(mark);

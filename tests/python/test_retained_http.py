@@ -148,3 +148,29 @@ def test_bad_parameters_are_400_json(server, path, query):
     status, got = get(server, path, query)
     assert status == 400, got
     assert got["error"]
+
+
+class Credential:
+    pass
+
+
+VAULT = {}
+
+
+def test_objects_held_under_secret_names_are_redacted(server):
+    # As in children and path steps: a value held under a secret-looking name
+    # shows "<redacted>" instead of its repr.
+    VAULT["password"] = [Credential() for _ in range(5)] + ["hunter2-value"]
+    try:
+        status, below = get(server, "/api/retainers", "id=%d" % id(VAULT))
+        assert status == 200, below
+        (held,) = [o for o in below["objects"] if o["id"] == id(VAULT["password"])]
+        assert held["repr"] == "<redacted>"
+        status, got = get(server, "/api/suspects", "group=%s.Credential" % __name__)
+        assert status == 200
+        path = got["suspects"][0]["path"]
+        assert path[-1]["via"] == "value of key 'password'"
+        assert path[-1]["object"]["repr"] == "<redacted>"
+        assert "hunter2" not in json.dumps(got) + json.dumps(below)
+    finally:
+        VAULT.clear()
