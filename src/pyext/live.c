@@ -227,7 +227,7 @@ void pl_answer_objects(pl_answer *a, PyObject **v, size_t n, char **labels,
 
 /* ------------------------------------------------------------------ */
 
-static int is_finalizing(void)
+int pl_live_finalizing(void)
 {
 #if PY_VERSION_HEX >= 0x030D0000
     return Py_IsFinalizing();
@@ -294,7 +294,7 @@ int pl_live_answer(void *ctx, const pl_live_query *q, pl_buf *body, int *status)
     a.q = q;
     a.status = 500;
     size_t start = body->len;
-    if (!Py_IsInitialized() || is_finalizing()) {
+    if (!Py_IsInitialized() || pl_live_finalizing()) {
         *status = 503;
         pl_buf_printf(body, "{\"pid\":%ld,\"error\":\"the interpreter is shutting down\"}", (long)getpid());
         return body->err ? ENOMEM : 0;

@@ -49,6 +49,10 @@ int pl_answer_snapshot(pl_answer *a);
 /* Ends step 2: drops the snapshot and re-enables gc if it was enabled. */
 void pl_answer_end_snapshot(pl_answer *a);
 
+/* 1 once the interpreter is finalizing: a foreign thread must not wait for
+ * the GIL then. Callable without the GIL. */
+int pl_live_finalizing(void);
+
 /* 1 when o has a tp_traverse to ask for its referents. */
 int pl_has_traverse(PyObject *o);
 

@@ -52,20 +52,11 @@ static void drop_tree(void)
     Py_XDECREF(t); /* releases a reference to every object of the heap */
 }
 
-static int finalizing(void)
-{
-#if PY_VERSION_HEX >= 0x030D0000
-    return Py_IsFinalizing();
-#else
-    return _Py_IsFinalizing();
-#endif
-}
-
 /* See pyext.h. */
 void pl_live_tree_tick(void)
 {
     int64_t expires = atomic_load(&tree_expires_ms);
-    if (!expires || pl_now_ms() < expires || !Py_IsInitialized() || finalizing())
+    if (!expires || pl_now_ms() < expires || !Py_IsInitialized() || pl_live_finalizing())
         return;
     PyGILState_STATE g = PyGILState_Ensure();
     if (tree && pl_now_ms() >= atomic_load(&tree_expires_ms) && atomic_load(&tree_expires_ms))
