@@ -551,6 +551,7 @@
     document.title = (r.name === "history" ? "History" + (q ? " · " + q : "") :
       r.name === "workers" ? "Workers" :
       r.name === "objects" ? (group ? group + " objects" : "Objects") :
+      r.name === "retainers" ? "Biggest retainers" :
       "Object " + (r.segs[1] || "")) + " · pyloot";
     if (current && current.name === r.name && current.view.update && current.view.canUpdate(r)) {
       current.view.update(r);
@@ -1055,11 +1056,12 @@
       els.page = selectEl("obj-page-size", OBJ_PAGE_SIZES.map((n) => [n, n + " per page"]), st.page, (v) => set({ page: parseInt(v, 10), p: 1 }), "Page size");
       els.head = h("div", { class: "bar-row", id: "objects-head" });
       els.witness = h("div", { id: "objects-witness" });
+      els.suspect = h("section", { class: "panel suspect-box", id: "suspect-box", hidden: true });
       els.results = h("div", { id: "results", dataset: { state: "loading" } });
       main.append(
         h("section", { class: "toolbar", id: "objects-toolbar" },
           field("Type", els.group, "grow"), field("Worker", els.worker), field("Fetch size", els.fetch), field("Page size", els.page)),
-        els.witness, els.head, els.results);
+        els.witness, els.suspect, els.head, els.results);
       sync();
       fillWorkers();
       loadProcs().then(fillWorkers, () => {});
@@ -1094,7 +1096,7 @@
       const my = ++seq;
       clear(els.head);
       fill(els.witness, st.group ? witnessLine(st.group, st.pid) : null);
-      if (!st.group) { loadedKey = fetchKey(st); data = null; pickType(); return; }
+      if (!st.group) { loadedKey = fetchKey(st); data = null; els.suspect.hidden = true; pickType(); return; }
       els.results.dataset.state = "loading";
       fill(els.results, loadingBlock("Asking " + (st.pid ? "pid " + st.pid : "the answering worker") + " for its live " + st.group + " objects…"));
       try {
@@ -1103,6 +1105,8 @@
         data = d;
         loadedKey = fetchKey(st);
         render();
+        if (d.total > 0) suspectBox(els.suspect, d.group || st.group, d.pid, () => my === seq);
+        else els.suspect.hidden = true;
       } catch (err) {
         if (my !== seq) return;
         data = null;
@@ -1185,9 +1189,10 @@
       const pathS = h("section", { class: "panel", id: "path-panel" }, h("h2", null, "Why is it alive?"), loadingBlock("Searching the shortest path from a root…"));
       const parentsS = h("section", { class: "panel", id: "parents-panel" }, h("h2", null, "Parents ", h("span", { class: "muted small" }, "objects that refer to it")), loadingBlock());
       const childrenS = h("section", { class: "panel", id: "children-panel" }, h("h2", null, "Children ", h("span", { class: "muted small" }, "objects it refers to")), loadingBlock());
+      const retainedS = h("section", { class: "panel", id: "retained-panel" }, h("h2", null, "Retained"), loadingBlock("Computing the dominator tree of the worker's heap…"));
       const grid = h("div", { class: "detail-grid" },
         h("div", { class: "col" }, reprS, attrsS, pathS),
-        h("div", { class: "col" }, parentsS, childrenS));
+        h("div", { class: "col" }, retainedS, parentsS, childrenS));
       main.append(head, grid);
 
       const stillHere = () => my === seq;
@@ -1241,6 +1246,7 @@
             objLink(step.object, d.pid !== undefined ? d.pid : pid, i === d.path.length - 1)))));
       }, (err) => { if (stillHere()) replaceBody(pathS, errorBox(err)); });
 
+      retainedPanel(retainedS, id, pid, stillHere);
       refList(parentsS, "parents", id, pid, stillHere);
       refList(childrenS, "children", id, pid, stillHere);
     }
@@ -1282,7 +1288,159 @@
     return { mount, update, canUpdate, unmount: () => { seq++; } };
   }
 
-  const VIEWS = { history: historyView, workers: workersView, objects: objectsView, object: objectView };
+
+  // ------------------------------------------------------------------ retained sizes (dominator tree)
+  // The three live routes of the dominator tree: the "Retained" panel of the object page, the
+  // "Biggest retainers" view (#/retainers?pid=&id=&trail=) and the "Suspect" box of a type's objects.
+  // The first request of a worker builds its tree (about a second per million objects); later ones
+  // reuse it for a minute (docs/live-objects.md), so drilling down is quick.
+
+  /** A link to an object of the tree: type, repr, retained size (and shallow size). */
+  function treeObjLink(o, pid, extra) {
+    return h("a", { class: "obj-link tree-link", href: hashFor("object/" + o.id, { pid: pid || null }), dataset: { id: String(o.id) }, title: "id " + o.id },
+      h("span", { class: "obj-type mono" }, typeOf(o)), h("span", { class: "obj-repr" }, truncate(o.repr, 160)),
+      h("span", { class: "obj-size muted", title: "retained / shallow size" }, o.retained !== undefined ? h("b", null, fmtBytes(o.retained)) : null,
+        o.retained !== undefined ? " / " : null, fmtBytes(o.size)), extra || null);
+  }
+
+  /** The "Retained" panel of the object page: retained size, immediate dominator, what it retains. */
+  function retainedPanel(sec, id, pid, stillHere) {
+    const title = sec.firstChild;
+    api("objects/" + id, { pid: pid || null, retained: 1 }).then((o) => {
+      if (!stillHere()) return;
+      const at = o.pid !== undefined ? o.pid : pid;
+      const dom = o.dominator;
+      fill(sec, title,
+        h("div", { class: "stats" },
+          h("span", { class: "stat" }, h("span", { class: "stat-label" }, "retained"),
+            h("b", { id: "object-retained", dataset: { bytes: o.retained === null ? "" : String(o.retained) } },
+              o.retained === null ? "not in the tree" : fmtBytes(o.retained))),
+          h("span", { class: "stat" }, h("span", { class: "stat-label" }, "shallow"), h("b", null, fmtBytes(o.size)))),
+        h("p", { class: "small muted" }, "What would be freed if this object went away: itself and everything only it keeps alive."),
+        h("div", { class: "dominator", id: "object-dominator" },
+          h("span", { class: "stat-label" }, "immediately dominated by"),
+          dom ? treeObjLink(dom, at) : h("span", { class: "muted small" }, o.retained === null ? " –" : " a root (referenced from outside the heap: a module, a running frame, C code)")),
+        o.retained !== null ? h("a", { class: "btn small", id: "object-retains", href: hashFor("retainers", { pid: at, id: o.id }) }, "What it retains ›") : null);
+    }, (err) => { if (stillHere()) fill(sec, title, errorBox(err)); });
+  }
+
+  /** The "Suspect" box of a type's objects page: the object that retains most of its instances. */
+  function suspectBox(box, group, pid, stillHere) {
+    box.hidden = false;
+    box.dataset.state = "loading";
+    fill(box, h("h2", null, "Suspect"), loadingBlock("Looking for what holds the " + group + " objects of pid " + pid + " (dominator tree)…"));
+    api("suspects", { group, pid, n: 3 }).then((d) => {
+      if (!stillHere()) return;
+      box.dataset.state = "ready";
+      const sus = d.suspects || [];
+      if (!sus.length) {
+        fill(box, h("h2", null, "Suspect"), h("div", { class: "empty small" }, "No object of pid " + d.pid + " holds " + group + " instances in one place."));
+        return;
+      }
+      const best = sus[0];
+      const share = d.instances ? Math.round((100 * best.count) / d.instances) : 0;
+      fill(box, h("h2", null, "Suspect ", h("span", { class: "muted small" }, "the object that retains the most " + group + " instances")),
+        h("div", { class: "suspect-main", id: "suspect", dataset: { id: String(best.object.id), count: String(best.count) } },
+          treeObjLink(Object.assign({ retained: best.retained }, best.object), d.pid),
+          h("div", { class: "stats" },
+            h("span", { class: "stat" }, h("span", { class: "stat-label" }, "holds"),
+              h("b", { id: "suspect-count" }, fmtInt(best.count)), h("span", { class: "muted small" }, " of " + fmtInt(d.instances) + " (" + share + "%)")),
+            h("span", { class: "stat" }, h("span", { class: "stat-label" }, "retains"), h("b", { id: "suspect-retained" }, fmtBytes(best.retained))),
+            h("a", { class: "btn small", href: hashFor("retainers", { pid: d.pid, id: best.object.id }) }, "What it retains ›"))),
+        h("div", { class: "stat-label" }, "kept alive by"),
+        h("ol", { class: "path suspect-path", id: "suspect-path" }, (best.path || []).map((step, i) =>
+          h("li", { class: "path-step" + (i === best.path.length - 1 ? " target" : "") },
+            step.via ? h("div", { class: "via" }, "↳ ", h("code", null, step.via)) : h("div", { class: "via root" }, "root"),
+            treeObjLink(step.object, d.pid)))),
+        sus.length > 1 ? h("details", { class: "more-suspects" }, h("summary", null, "Other suspects (" + (sus.length - 1) + ")"),
+          h("ul", { class: "obj-list" }, sus.slice(1).map((x) => h("li", null, treeObjLink(Object.assign({ retained: x.retained }, x.object), d.pid,
+            h("span", { class: "obj-via small muted" }, "holds " + fmtInt(x.count))))))) : null);
+    }, (err) => {
+      if (!stillHere()) return;
+      box.dataset.state = "error";
+      fill(box, h("h2", null, "Suspect"), errorBox(err, () => suspectBox(box, group, pid, stillHere)));
+    });
+  }
+
+  /** #/retainers?pid=&id=&trail=: the dominator tree of one worker, drilled down one level at a time. */
+  function retainersView() {
+    let seq = 0;
+    const LIMIT = 50;
+    function mount(main, r) { show(main, r); }
+    function canUpdate() { return true; }
+    function update(r) { const m = $("#main"); clear(m); show(m, r); window.scrollTo(0, 0); }
+    function show(main, r) {
+      const my = ++seq;
+      const stillHere = () => my === seq;
+      const p = r.params;
+      const pid = /^\d{1,7}$/.test(p.get("pid") || "") ? p.get("pid") : "";
+      const id = /^\d{1,18}$/.test(p.get("id") || "") ? p.get("id") : "";
+      const trail = (p.get("trail") || "").split(",").filter((x) => /^\d{1,18}$/.test(x)).slice(-20);
+      const worker = h("select", { id: "retainers-worker", "aria-label": "Worker" });
+      const fillWorkers = () => {
+        fill(worker, h("option", { value: "" }, "Answering worker"));
+        for (const pr of (procsData && procsData.procs) || []) if (pr.alive && ![...worker.options].some((o) => o.value === String(pr.pid)))
+          worker.append(h("option", { value: String(pr.pid) }, "pid " + pr.pid));
+        if (pid) ensureOption(worker, pid, "pid " + pid); else worker.value = "";
+      };
+      fillWorkers();
+      loadProcs().then(() => { if (stillHere()) fillWorkers(); }, () => {});
+      worker.addEventListener("change", () => navigate(hashFor("retainers", { pid: worker.value })));
+      const head = h("div", { class: "bar-row", id: "retainers-head" });
+      const results = h("div", { id: "results", dataset: { state: "loading" } },
+        loadingBlock("Asking " + (pid ? "pid " + pid : "the answering worker") + " for its dominator tree (the first request takes a snapshot of its heap)…"));
+      main.append(h("h1", { class: "page-title" }, "Biggest retainers"),
+        h("p", { class: "muted small" }, "Each object with what it alone keeps alive (its retained size), largest first. Click a row to see what it retains."),
+        h("section", { class: "toolbar" }, field("Worker", worker)), head, results);
+      let offset = 0;
+      async function page() {
+        try {
+          const d = await api("retainers", { pid: pid || null, id: id || null, offset: offset || null, limit: LIMIT });
+          if (!stillHere()) return;
+          const at = String(d.pid);
+          if (offset === 0) {
+            const crumbs = h("nav", { class: "crumbs tree-crumbs", id: "retainers-crumbs" },
+              h("a", { href: hashFor("retainers", { pid: at }) }, "heap of pid " + at));
+            trail.forEach((t, i) => crumbs.append(" › ", h("a", { href: hashFor("retainers", { pid: at, id: t, trail: trail.slice(0, i).join(",") }) }, "#" + t)));
+            if (d.id !== null) crumbs.append(" › ", h("a", { href: hashFor("object/" + d.id, { pid: at }) }, "#" + d.id));
+            fill(head, h("div", { class: "summary" }, crumbs,
+              h("div", { class: "muted small" }, (d.id === null ? "whole heap" : "retains") + " ",
+                h("b", { id: "retainers-retained", dataset: { bytes: String(d.retained) } }, fmtBytes(d.retained)),
+                " · " + fmtInt(d.total) + " dominated " + (d.total === 1 ? "object" : "objects") + " below · tree of " + fmtInt(d.objects_in_tree) +
+                " objects, built " + Math.round(d.tree_age_ms / 1000) + " s ago")));
+            fill(results, h("ol", { class: "obj-list retainer-list", id: "retainers" }), h("div", { class: "more" }));
+            results.dataset.state = "ready";
+          }
+          const list = $("#retainers", results), more = results.lastChild;
+          const top = (d.objects && d.objects.length && offset === 0) ? d.objects[0].retained : (list.dataset.top ? Number(list.dataset.top) : 1);
+          if (offset === 0) list.dataset.top = String(top || 1);
+          const nextTrail = id ? trail.concat([id]).join(",") : "";
+          for (const o of d.objects || []) {
+            const pct = Math.max(0.5, (100 * o.retained) / (Number(list.dataset.top) || 1));
+            const drill = hashFor("retainers", { pid: at, id: o.id, trail: nextTrail || null });
+            list.append(h("li", { class: "retainer-row", dataset: { id: String(o.id), retained: String(o.retained) } },
+              h("div", { class: "bar", style: "width:" + pct.toFixed(1) + "%" }),
+              h("a", { class: "obj-link tree-link drill", href: drill, title: "What it retains" },
+                h("span", { class: "obj-type mono" }, typeOf(o)), h("span", { class: "obj-repr" }, truncate(o.repr, 160)),
+                h("span", { class: "obj-size" }, h("b", null, fmtBytes(o.retained)))),
+              h("a", { class: "small open-object", href: hashFor("object/" + o.id, { pid: at }), title: "Open the object" }, "object ›")));
+          }
+          offset += (d.objects || []).length;
+          clear(more);
+          if (!offset) fill(results, h("div", { class: "empty" }, "It dominates nothing: every object it refers to is also held from elsewhere."));
+          else if (offset < d.total) more.append(h("button", { type: "button", class: "btn small", id: "retainers-more", onclick: page }, "Show more (" + fmtInt(d.total - offset) + " left)"));
+        } catch (err) {
+          if (!stillHere()) return;
+          results.dataset.state = "error";
+          fill(results, errorBox(err, () => update(parseHash())));
+        }
+      }
+      page();
+    }
+    return { mount, update, canUpdate, unmount: () => { seq++; } };
+  }
+
+  const VIEWS = { history: historyView, workers: workersView, objects: objectsView, object: objectView, retainers: retainersView };
 
   // ------------------------------------------------------------------ banner (errors during auto-refresh)
   function showBanner(err) {

@@ -506,7 +506,7 @@ int pl_live_query_decode(const void *data, size_t len, pl_live_query *q)
     if (sscanf(tmp, "%d %" SCNu64 " %" SCNu64 " %" SCNu64 " %n", &kind, &q->id, &q->offset, &q->limit,
                &used) != 4)
         return PL_EBADARG;
-    if (kind < PL_LIVE_LIST || kind > PL_LIVE_PATH)
+    if (kind < PL_LIVE_LIST || kind > PL_LIVE_SUSPECTS)
         return PL_EBADARG;
     q->kind = (pl_live_kind)kind;
     size_t glen = len - (size_t)used;
@@ -594,6 +594,27 @@ done:
     free(procs);
 }
 
+/* The parameters of the dominator-tree routes (docs/http-api.md):
+ * /api/objects/<id>?retained=1, /api/retainers?id=, /api/suspects?n=.
+ * Returns 0, or -1 with a 400 in resp. */
+static int retained_params(const pl_request *req, pl_live_query *q, pl_buf *tmp, pl_response *resp)
+{
+    uint64_t v = 0;
+    if (q->kind == PL_LIVE_DETAIL) {
+        if (param_u64(req, "retained", 0, 1, 0, &v, tmp, resp))
+            return -1;
+        if (v)
+            q->kind = PL_LIVE_RETAINED;
+    } else if (q->kind == PL_LIVE_RETAINERS) {
+        if (param_u64(req, "id", 1, 999999999999999999ULL, 0, &q->id, tmp, resp))
+            return -1;
+    } else if (q->kind == PL_LIVE_SUSPECTS) {
+        if (param_u64(req, "n", 1, 10, 3, &q->limit, tmp, resp))
+            return -1;
+    }
+    return 0;
+}
+
 static void handle_live(pl_handler *h, const pl_request *req, pl_live_kind kind, uint64_t id,
                         pl_response *resp)
 {
@@ -603,7 +624,7 @@ static void handle_live(pl_handler *h, const pl_request *req, pl_live_kind kind,
     q.kind = kind;
     q.id = id;
     uint64_t pid = 0;
-    if (kind == PL_LIVE_LIST) {
+    if (kind == PL_LIVE_LIST || kind == PL_LIVE_SUSPECTS) {
         int rc = query_get(req->query, "group", &tmp);
         if (rc <= 0 || tmp.len == 0) {
             error_response(resp, 400, "parameter group is required (a type name as in /api/history)");
@@ -618,7 +639,8 @@ static void handle_live(pl_handler *h, const pl_request *req, pl_live_kind kind,
     }
     if (param_u64(req, "offset", 0, PL_OFFSET_MAX, 0, &q.offset, &tmp, resp) ||
         param_u64(req, "limit", 1, 10000, 100, &q.limit, &tmp, resp) ||
-        param_u64(req, "pid", 1, 4194304, 0, &pid, &tmp, resp))
+        param_u64(req, "pid", 1, 4194304, 0, &pid, &tmp, resp) ||
+        retained_params(req, &q, &tmp, resp))
         goto done;
     if (!h->opt.live) {
         error_response(resp, 501, "live objects are answered by the workers themselves, not by this server");
@@ -821,6 +843,10 @@ static void route(pl_handler *h, const pl_request *req, pl_response *resp)
         pl_handle_witnesses(h->opt.store, req->query, resp);
     } else if (strcmp(path, "/api/objects") == 0 || strcmp(path, "/api/objects/") == 0) {
         handle_live(h, req, PL_LIVE_LIST, 0, resp);
+    } else if (strcmp(path, "/api/retainers") == 0) {
+        handle_live(h, req, PL_LIVE_RETAINERS, 0, resp);
+    } else if (strcmp(path, "/api/suspects") == 0) {
+        handle_live(h, req, PL_LIVE_SUSPECTS, 0, resp);
     } else if (strncmp(path, "/api/objects/", 13) == 0) {
         pl_live_kind kind;
         uint64_t id;

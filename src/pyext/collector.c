@@ -65,6 +65,16 @@ static collector_state C;
  * exec, before any thread starts. */
 static pl_live_fn live_answer;
 
+/* Called at each wake-up of the thread (module.c hands in the live routes'
+ * cache expiry). Set once at module initialisation. */
+static void (*tick_fn)(void);
+
+/* See pyext.h. */
+void pl_collector_set_tick(void (*fn)(void))
+{
+    tick_fn = fn;
+}
+
 /* ---- the count pass ---- */
 
 static int count_one(PyObject *o, void *arg)
@@ -376,6 +386,8 @@ static void *collector_main(void *arg)
             break;
         if (store && registered)
             answer_mailbox(store, &self);
+        if (tick_fn)
+            tick_fn();
         if (pl_now_s() >= next) {
             int rc = store ? 0 : acquire_store(&store, &serial);
             if (!rc && !registered) {

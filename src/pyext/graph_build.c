@@ -8,94 +8,15 @@
  * with the GIL held and calls no Python code (tp_traverse only reports
  * pointers), except iterating a user's iterable in pl_objgraph_from_objects.
  *
- * Running frames are read through CPython's internal frame header
- * (internal/pycore_frame.h, as heap.c reads the gc lists), compiled
- * against the exact CPython the extension is built for; versions after 3.13
- * get no extra frame edges until checked here. */
-/* Before Python.h: from 3.12 on, the public headers define some names
- * differently when the internal ones will be included. */
-#ifndef Py_BUILD_CORE
-#define Py_BUILD_CORE 1
-#endif
+ * Running frames, and what they hold beyond what their tp_traverse reports,
+ * are read by heap.c (pl_running_frames, pl_frame_extras), the one reader
+ * of CPython's internals. */
 #include "graph_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "heap.h" /* pl_live_walk: the gc lists, frozen objects included */
-
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000
-#define PL_READ_FRAMES 1
-#include <internal/pycore_frame.h>
-#endif
-
-/* ---- running frames ---- */
-
-#ifdef PL_READ_FRAMES
-#if PY_VERSION_HEX >= 0x030D0000
-#define IFRAME_CODE(f) ((f)->f_executable) /* a code object, or None for a shim */
-#define IFRAME_FUNC(f) ((f)->f_funcobj)
-#elif PY_VERSION_HEX >= 0x030C0000
-#define IFRAME_CODE(f) ((PyObject *)(f)->f_code)
-#define IFRAME_FUNC(f) ((f)->f_funcobj)
-#else
-#define IFRAME_CODE(f) ((PyObject *)(f)->f_code)
-#define IFRAME_FUNC(f) ((PyObject *)(f)->f_func)
-#endif
-#endif
-
-/* See graph_int.h. On CPython 3.11+ a frame object whose frame still runs
- * (owned by its thread) reports only f_back and f_trace to tp_traverse; its
- * locals, code, function and f_locals are read here. The value stack is not:
- * its top is not recorded while the frame runs. */
-int pl_objgraph_frame_fields(PyObject *frame, int running_only, pl_frame_field_fn fn, void *arg)
-{
-#ifdef PL_READ_FRAMES
-    PyFrameObject *fo = (PyFrameObject *)frame;
-    _PyInterpreterFrame *f = fo->f_frame;
-    int rc = 0;
-    if (!running_only) {
-        if ((rc = fn("f_back", NULL, (PyObject *)fo->f_back, arg)) ||
-            (rc = fn("f_trace", NULL, fo->f_trace, arg)))
-            return rc;
-    }
-    if (!f || (running_only && f->owner != FRAME_OWNED_BY_THREAD))
-        return 0;
-    PyObject *code = IFRAME_CODE(f);
-    if ((rc = fn("f_locals", NULL, f->f_locals, arg)) || (rc = fn("f_code", NULL, code, arg)) ||
-        (rc = fn("f_func", NULL, IFRAME_FUNC(f), arg)))
-        return rc;
-    if (!code || !PyCode_Check(code))
-        return 0;
-    PyCodeObject *co = (PyCodeObject *)code;
-    PyObject *names = co->co_localsplusnames;
-    Py_ssize_t nnames = names && PyTuple_Check(names) ? PyTuple_GET_SIZE(names) : 0;
-    for (int i = 0; i < co->co_nlocalsplus; i++) {
-        PyObject *local = i < nnames ? PyTuple_GET_ITEM(names, i) : NULL;
-        if ((rc = fn(NULL, local, f->localsplus[i], arg)))
-            return rc;
-    }
-#endif
-    return 0;
-}
-
-struct frame_visit {
-    visitproc visit;
-    void *arg;
-};
-
-static int frame_visit_field(const char *name, PyObject *local, PyObject *value, void *arg)
-{
-    struct frame_visit *fv = arg;
-    return value ? fv->visit(value, fv->arg) : 0;
-}
-
-/* See graph_int.h. */
-int pl_objgraph_frame_extras(PyObject *frame, visitproc visit, void *arg)
-{
-    struct frame_visit fv = {visit, arg};
-    return pl_objgraph_frame_fields(frame, 1, frame_visit_field, &fv);
-}
+#include "heap.h" /* the gc lists (frozen objects included), running frames */
 
 /* ---- edges ---- */
 
@@ -151,7 +72,7 @@ static int build_edges(pl_graph *g)
         if (PyObject_IS_GC(o) && Py_TYPE(o)->tp_traverse)
             Py_TYPE(o)->tp_traverse(o, edge_visit, &ctx);
         if (!ctx.rc && PyFrame_Check(o))
-            pl_objgraph_frame_extras(o, edge_visit, &ctx);
+            pl_frame_extras(o, edge_visit, &ctx);
     }
     edge_flush(&ctx);
     free(ctx.refs);
@@ -606,27 +527,23 @@ static int snap_add(PyObject *o, void *arg)
     return 0;
 }
 
+static int snap_frame(PyObject *frame, void *arg)
+{
+    struct snap_ctx *ctx = arg;
+    if (snap_push(ctx, frame)) {
+        Py_DECREF(frame);
+        return 1;
+    }
+    return 0; /* the reference now belongs to the gathered keys */
+}
+
 /* Adds the frame objects of every thread's running frames (not gc-tracked
  * on 3.11+), skipping the `skip` innermost frames of the calling thread (the
- * pyloot functions taking the snapshot). Creates the frame objects that do
- * not exist yet, as sys._current_frames() does; each gathered frame keeps
- * the reference PyThreadState_GetFrame or PyFrame_GetBack gave. */
+ * pyloot functions taking the snapshot). */
 static int add_thread_frames(struct snap_ctx *ctx, long skip)
 {
-    PyThreadState *me = PyThreadState_Get();
-    PyInterpreterState *interp = PyThreadState_GetInterpreter(me);
-    for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts && !ctx->rc;
-         ts = PyThreadState_Next(ts)) {
-        PyFrameObject *f = PyThreadState_GetFrame(ts);
-        long skipped = 0;
-        while (f) {
-            PyFrameObject *back = PyFrame_GetBack(f);
-            if ((ts != me || skipped++ >= skip) && !ctx->rc && !snap_push(ctx, (PyObject *)f))
-                f = NULL; /* the reference now belongs to the gathered keys */
-            Py_XDECREF(f);
-            f = back;
-        }
-    }
+    if (pl_running_frames(skip, snap_frame, ctx) < 0 && !ctx->rc)
+        ctx->rc = ENOMEM;
     return ctx->rc;
 }
 
@@ -732,7 +649,7 @@ static int snap_edges(const uint64_t *keys, size_t n, const vertex_index *ix,
         if (PyObject_IS_GC(o) && Py_TYPE(o)->tp_traverse)
             Py_TYPE(o)->tp_traverse(o, csr_visit, c);
         if (!c->rc && PyFrame_Check(o))
-            pl_objgraph_frame_extras(o, csr_visit, c);
+            pl_frame_extras(o, csr_visit, c);
     }
     csr_flush(c);
     while (!c->rc && c->last < n)
@@ -851,7 +768,7 @@ pl_graph *pl_objgraph_reachable(PyObject *obj)
         if (PyObject_IS_GC(o) && Py_TYPE(o)->tp_traverse)
             Py_TYPE(o)->tp_traverse(o, reach_add, &ctx);
         if (!ctx.rc && PyFrame_Check(o))
-            pl_objgraph_frame_extras(o, reach_add, &ctx);
+            pl_frame_extras(o, reach_add, &ctx);
     }
     if (ctx.rc || (rc = build_edges(g))) {
         pl_objgraph_raise(ctx.rc ? ctx.rc : rc);

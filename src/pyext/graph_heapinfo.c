@@ -21,221 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- shallow sizes ---- */
-
-#if PY_VERSION_HEX >= 0x030D0000
-/* Exported by CPython 3.13 from its internal pycore_dict.h (dict.__sizeof__
- * uses it). */
-PyAPI_FUNC(Py_ssize_t) _PyDict_SizeOf(PyDictObject *);
-#endif
-
-/* How a type's instances are sized: the nearest C-level __sizeof__ along
- * its MRO decides (one written in Python is skipped, never called). These
- * rules are those of the extension's size function for the history and the
- * live objects (sizeof.c); graph_size_rule and graph_sizeof_by are the two
- * calls to switch to it. */
-enum size_kind {
-    SIZE_LAYOUT,   /* tp_basicsize + tp_itemsize * |ob_size| (object.__sizeof__) */
-    SIZE_DICT,     /* dict.__sizeof__, computed here */
-    SIZE_LIST,     /* list.__sizeof__, computed here */
-    SIZE_SET,      /* set/frozenset.__sizeof__, computed here */
-    SIZE_CALL,     /* an allowlisted builtin C __sizeof__, called through its C pointer */
-    SIZE_ESTIMATE, /* another C __sizeof__ (it might run Python code): tp_basicsize */
-};
-
-typedef struct size_rule {
-    PyTypeObject *tp;
-    enum size_kind kind;
-    PyCFunction call;
-} size_rule;
-
-/* Builtin and standard C types whose __sizeof__ reads C fields only and
- * returns an int. */
-static const char *const call_allowlist[] = {
-    "type", "str", "int", "bytearray", "code", "frame", "generator", "coroutine", "async_generator",
-    "collections.deque", "collections.OrderedDict", "array.array", "_struct.Struct",
-    "_io.BytesIO", "_io.BufferedReader", "_io.BufferedWriter", "_io.BufferedRandom",
-    "itertools.product", "itertools.combinations", "itertools.combinations_with_replacement",
-    "itertools.permutations", "decimal.Decimal", "_pickle.Pickler", "_pickle.Unpickler",
-    NULL,
-};
-
-static size_rule graph_size_rule(PyTypeObject *tp)
-{
-    static PyObject *str_sizeof; /* interned "__sizeof__"; kept for the process */
-    size_rule rule = {tp, SIZE_LAYOUT, NULL};
-    if (!str_sizeof && !(str_sizeof = PyUnicode_InternFromString("__sizeof__"))) {
-        PyErr_Clear();
-        return rule;
-    }
-    PyObject *mro = tp->tp_mro;
-    for (Py_ssize_t i = 0; mro && PyTuple_Check(mro) && i < PyTuple_GET_SIZE(mro); i++) {
-        PyTypeObject *t = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
-        if (!PyType_Check(t))
-            continue;
-#if PY_VERSION_HEX >= 0x030C0000
-        /* 3.12+: a static builtin type's dict is kept by the interpreter,
-         * its tp_dict is NULL. */
-        PyObject *dict = PyType_GetDict(t);
-#else
-        PyObject *dict = Py_XNewRef(t->tp_dict);
-#endif
-        /* The type keeps its dict, and the dict the descriptor, alive. */
-        PyObject *f = dict ? PyDict_GetItemWithError(dict, str_sizeof) : NULL;
-        Py_XDECREF(dict);
-        if (!f) {
-            PyErr_Clear();
-            continue;
-        }
-        if (!Py_IS_TYPE(f, &PyMethodDescr_Type))
-            continue;
-        PyMethodDef *m = ((PyMethodDescrObject *)f)->d_method;
-        PyTypeObject *owner = PyDescr_TYPE(f);
-        if (owner == &PyBaseObject_Type) {
-            rule.kind = SIZE_LAYOUT;
-        } else if (owner == &PyDict_Type) {
-            rule.kind = SIZE_DICT;
-        } else if (owner == &PyList_Type) {
-            rule.kind = SIZE_LIST;
-        } else if (owner == &PySet_Type || owner == &PyFrozenSet_Type) {
-            rule.kind = SIZE_SET;
-        } else {
-            rule.kind = SIZE_ESTIMATE;
-            if ((m->ml_flags & (METH_VARARGS | METH_KEYWORDS | METH_NOARGS | METH_O | METH_FASTCALL)) ==
-                METH_NOARGS)
-                for (const char *const *n = call_allowlist; *n; n++)
-                    if (strcmp(owner->tp_name, *n) == 0) {
-                        rule.kind = SIZE_CALL;
-                        rule.call = m->ml_meth;
-                    }
-        }
-        return rule;
-    }
-    return rule;
-}
-
-static size_t layout_size(PyObject *o, PyTypeObject *tp)
-{
-    size_t size = (size_t)tp->tp_basicsize;
-    if (tp->tp_itemsize) {
-        Py_ssize_t n = Py_SIZE(o);
-        size += (size_t)(n < 0 ? -n : n) * (size_t)tp->tp_itemsize;
-    }
-    return size;
-}
-
-/* The memory before the object that sys.getsizeof adds: the gc header and
- * the managed dict (and weakref) pointers. */
-static size_t preheader(PyObject *o, PyTypeObject *tp)
-{
-    size_t size = 0;
-#if PY_VERSION_HEX >= 0x030D0000
-    if (PyObject_IS_GC(o))
-        size += 2 * sizeof(void *);
-#else
-    (void)o;
-    if (PyType_IS_GC(tp))
-        size += 2 * sizeof(void *);
-#endif
-#if PY_VERSION_HEX >= 0x030C0000
-    if (tp->tp_flags & (Py_TPFLAGS_MANAGED_DICT | Py_TPFLAGS_MANAGED_WEAKREF))
-        size += 2 * sizeof(void *);
-#elif PY_VERSION_HEX >= 0x030B0000
-    if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT)
-        size += 2 * sizeof(void *);
-#endif
-    return size;
-}
-
-static size_t graph_sizeof_by(PyObject *o, const size_rule *rule)
-{
-    PyTypeObject *tp = Py_TYPE(o);
-    size_t size;
-    switch (rule->kind) {
-    case SIZE_DICT:
-        size = (size_t)_PyDict_SizeOf((PyDictObject *)o);
-        break;
-    case SIZE_LIST:
-        size = (size_t)tp->tp_basicsize + (size_t)((PyListObject *)o)->allocated * sizeof(PyObject *);
-        break;
-    case SIZE_SET: {
-        PySetObject *so = (PySetObject *)o;
-        size = (size_t)tp->tp_basicsize;
-        if (so->table != so->smalltable)
-            size += (size_t)(so->mask + 1) * sizeof(setentry);
-        break;
-    }
-    case SIZE_CALL: {
-        /* Creates and drops one int: no gc object, no Python code. */
-        PyObject *r = rule->call(o, NULL);
-        Py_ssize_t v = r && PyLong_Check(r) ? PyLong_AsSsize_t(r) : -1;
-        Py_XDECREF(r);
-        if (v < 0) {
-            PyErr_Clear();
-            v = tp->tp_basicsize;
-        }
-        size = (size_t)v;
-        break;
-    }
-    case SIZE_ESTIMATE:
-        size = (size_t)tp->tp_basicsize;
-        break;
-    default:
-        size = layout_size(o, tp);
-        break;
-    }
-    return size + preheader(o, tp);
-}
-
-/* Size rules of the types seen so far, by type address: valid while no
- * Python code runs (a type cannot be freed and its address reused). */
-typedef struct size_rules {
-    size_rule *slots;
-    size_t mask, used;
-} size_rules;
-
-static const size_rule *rule_for(size_rules *rs, PyTypeObject *tp)
-{
-    size_t i = ((uintptr_t)tp >> 4) * 0x9E3779B97F4A7C15ULL >> 40 & rs->mask;
-    while (rs->slots[i].tp && rs->slots[i].tp != tp)
-        i = (i + 1) & rs->mask;
-    if (rs->slots[i].tp)
-        return &rs->slots[i];
-    if ((rs->used + 1) * 2 > rs->mask + 1) {
-        size_t ncap = (rs->mask + 1) * 2;
-        size_rule *t = calloc(ncap, sizeof(size_rule));
-        if (t) {
-            for (size_t k = 0; k <= rs->mask; k++) {
-                if (!rs->slots[k].tp)
-                    continue;
-                size_t j = ((uintptr_t)rs->slots[k].tp >> 4) * 0x9E3779B97F4A7C15ULL >> 40 & (ncap - 1);
-                while (t[j].tp)
-                    j = (j + 1) & (ncap - 1);
-                t[j] = rs->slots[k];
-            }
-            free(rs->slots);
-            rs->slots = t;
-            rs->mask = ncap - 1;
-            return rule_for(rs, tp);
-        }
-        if (rs->used == rs->mask) {
-            /* Out of memory with one free slot left: it must stay empty to
-             * end the probes, so this type is sized by its layout. */
-            static size_rule layout = {NULL, SIZE_LAYOUT, NULL};
-            return &layout;
-        }
-    }
-    rs->slots[i] = graph_size_rule(tp);
-    rs->used++;
-    return &rs->slots[i];
-}
-
-/* See graph_int.h. */
-size_t pl_objgraph_sizeof(PyObject *o)
-{
-    size_rule rule = graph_size_rule(Py_TYPE(o));
-    return graph_sizeof_by(o, &rule);
-}
+#include "heap.h"   /* pl_frame_extras */
+#include "sizeof.h" /* the one shallow size, as the history and live objects report it */
 
 /* ---- building ---- */
 
@@ -277,8 +64,7 @@ struct pl_heapinfo_builder {
     size_t nshared, sharedcap;
     uint64_t *roots;    /* set of the untracked objects given to the root */
     size_t rootcap, nroots;
-    size_rules rules;
-    size_rule last; /* the rule of the last vertex's type (vertices of one type come in runs) */
+    pl_size_memo sizes; /* the size rule of each type met */
     int rc;
 };
 
@@ -301,10 +87,7 @@ int pl_heapinfo_begin(pl_heapinfo_builder **out, size_t n)
     b->pending_holder = malloc(PENDING_MAX * sizeof(uint32_t));
     b->rootcap = 1024;
     b->roots = calloc(b->rootcap, sizeof(uint64_t));
-    b->rules.mask = 255;
-    b->rules.slots = calloc(b->rules.mask + 1, sizeof(size_rule));
-    if (!h || !h->outside || !h->size || !b->pending || !b->pending_holder || !b->roots ||
-        !b->rules.slots) {
+    if (!h || !h->outside || !h->size || !b->pending || !b->pending_holder || !b->roots) {
         pl_heapinfo_abort(b);
         return ENOMEM;
     }
@@ -317,17 +100,7 @@ void pl_heapinfo_vertex(pl_heapinfo_builder *b, uint32_t v, PyObject *o)
 {
     Py_ssize_t refs = Py_REFCNT(o);
     b->h->outside[v] = refs > (Py_ssize_t)UINT32_MAX ? UINT32_MAX : (uint32_t)refs;
-    if (b->last.tp != Py_TYPE(o))
-        b->last = *rule_for(&b->rules, Py_TYPE(o));
-    b->h->size[v] = graph_sizeof_by(o, &b->last);
-}
-
-static uint64_t hash_key(uint64_t k)
-{
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdULL;
-    k ^= k >> 33;
-    return k;
+    b->h->size[v] = pl_sizeof_memo(&b->sizes, o);
 }
 
 /* Gives the untracked object `key` (of `size` bytes) to the root, once. */
@@ -344,7 +117,7 @@ static void give_root(pl_heapinfo_builder *b, uint64_t key, uint64_t size)
             uint64_t k = b->roots[i];
             if (!k)
                 continue;
-            size_t j = hash_key(k) & (ncap - 1);
+            size_t j = pl_hash_ptr((uintptr_t)k) & (ncap - 1);
             while (t[j])
                 j = (j + 1) & (ncap - 1);
             t[j] = k;
@@ -353,7 +126,7 @@ static void give_root(pl_heapinfo_builder *b, uint64_t key, uint64_t size)
         b->roots = t;
         b->rootcap = ncap;
     }
-    size_t j = hash_key(key) & (b->rootcap - 1);
+    size_t j = pl_hash_ptr((uintptr_t)key) & (b->rootcap - 1);
     while (b->roots[j]) {
         if (b->roots[j] == key)
             return;
@@ -365,7 +138,8 @@ static void give_root(pl_heapinfo_builder *b, uint64_t key, uint64_t size)
 }
 
 /* Reads the pending untracked referents (prefetched: they are scattered).
- * Runs no Python code: str and int sizes come from their C __sizeof__. */
+ * Runs no Python code: str and int sizes come from their C __sizeof__
+ * (sizeof.c). */
 static void flush_pending(pl_heapinfo_builder *b)
 {
     for (size_t i = 0; i < b->npending && !b->rc; i++) {
@@ -374,7 +148,7 @@ static void flush_pending(pl_heapinfo_builder *b)
         PyObject *o = (PyObject *)(uintptr_t)b->pending[i];
         uint32_t holder = b->pending_holder[i];
         Py_ssize_t refs = Py_REFCNT(o);
-        uint64_t size = graph_sizeof_by(o, rule_for(&b->rules, Py_TYPE(o)));
+        uint64_t size = pl_sizeof_memo(&b->sizes, o);
         if (refs <= 1) {
             b->h->size[holder] += size;
         } else if (refs > PL_HOLDER_LIMIT) {
@@ -508,7 +282,7 @@ void pl_heapinfo_abort(pl_heapinfo_builder *b)
     free(b->pending_holder);
     free(b->shared);
     free(b->roots);
-    free(b->rules.slots);
+    pl_size_memo_free(&b->sizes);
     free(b);
 }
 
@@ -547,7 +321,7 @@ pl_heapinfo *pl_objgraph_heapinfo(const pl_graph *g)
         if (PyObject_IS_GC(o) && Py_TYPE(o)->tp_traverse)
             Py_TYPE(o)->tp_traverse(o, lazy_visit, &ctx);
         if (PyFrame_Check(o))
-            pl_objgraph_frame_extras(o, lazy_visit, &ctx);
+            pl_frame_extras(o, lazy_visit, &ctx);
     }
     if ((rc = pl_heapinfo_end(b, g, &h)))
         pl_objgraph_raise(rc);

@@ -1,12 +1,14 @@
 /* pyloot extension: what the three parts of the object graph share.
  *
  *   graph_build.c   building core graphs from Python objects: the snapshot
- *                   (walking the heap, exclusions, running frames), the
- *                   vertices and the edges (what tp_traverse reports);
+ *                   (walking the heap, exclusions, running frames read by
+ *                   heap.c), the vertices and the edges (what tp_traverse
+ *                   reports);
  *   graph_labels.c  annotations: vertex descriptions and how a vertex holds
- *                   another (edge labels);
- *   graph_heapinfo.c  shallow sizes, references from outside the graphs, and
- *                   where untracked objects belong (for retained sizes);
+ *                   another (edge labels: referents.c's);
+ *   graph_heapinfo.c  shallow sizes (sizeof.c's), references from outside
+ *                   the graphs, and where untracked objects belong (for
+ *                   retained sizes);
  *   graphobject.c   the _pyloot.Graph type and its methods.
  *
  * A core graph built here has the addresses of its vertex objects as keys
@@ -56,6 +58,12 @@ PyObject *pl_objgraph_raise(int rc);
  * ones left out). fn must not create or free graphs. */
 void pl_objgraph_each(void (*fn)(const pl_graph *g, void *arg), void *arg);
 
+/* A new _pyloot.Graph holding a snapshot of the whole heap and what it saw
+ * of it (heap set, dom not yet), for the live routes of the dominator tree
+ * (live_retained.c): like every Graph it is left out of other snapshots and
+ * its references are discounted by them. NULL with an exception set. */
+PlGraphObject *pl_objgraph_snapshot_object(void);
+
 /* ---- graph_build.c ---- */
 
 /* Drops the reference the graph holds to each vertex, then frees it.
@@ -92,23 +100,6 @@ pl_graph *pl_objgraph_reachable(PyObject *obj);
  * NULL with an exception set (ValueError for duplicates or a bad order). */
 pl_graph *pl_objgraph_from_edges(PyObject *vertices, PyObject *pairs);
 
-/* Called for a field of a frame: `name` is the field's name ("f_back",
- * "f_locals", ...) or NULL for a local variable, whose name is `local`
- * (borrowed; NULL when the code object gives none). `value` may be NULL.
- * A nonzero return stops the walk. */
-typedef int (*pl_frame_field_fn)(const char *name, PyObject *local, PyObject *value, void *arg);
-
-/* Calls fn for what a frame object holds, read from the interpreter frame.
- * `running_only`: only for a frame its thread is still running, and only the
- * fields its tp_traverse does not report (the locals are gc roots there, not
- * edges); otherwise every field pyloot can name. Returns fn's first nonzero
- * value or 0. Runs no Python code. */
-int pl_objgraph_frame_fields(PyObject *frame, int running_only, pl_frame_field_fn fn, void *arg);
-
-/* Calls visit on what a running frame holds beyond what its tp_traverse
- * reports (pl_objgraph_frame_fields with running_only). */
-int pl_objgraph_frame_extras(PyObject *frame, visitproc visit, void *arg);
-
 /* ---- graph_heapinfo.c ---- */
 
 /* Untracked objects with more references than this are given to the root
@@ -124,8 +115,8 @@ typedef struct pl_heapinfo {
     uint32_t *outside;     /* n: v's reference count less the references
                             * pyloot's graphs hold (one per graph containing
                             * v), saturated at UINT32_MAX */
-    uint64_t *size;        /* n: v's shallow size plus the untracked objects
-                            * only v refers to */
+    uint64_t *size;        /* n: v's shallow size (pl_sizeof) plus the
+                            * untracked objects only v refers to */
     size_t ngroups;        /* untracked objects referred to only by vertices,
                             * by several of them: */
     uint32_t *group_off;   /* ngroups + 1 offsets into group_holder */
@@ -138,11 +129,6 @@ typedef struct pl_heapinfo {
 void pl_heapinfo_free(pl_heapinfo *h);
 /* Bytes held by h. */
 size_t pl_heapinfo_memory(const pl_heapinfo *h);
-
-/* The shallow size of o as sys.getsizeof() reports it, computed without
- * running Python code (a __sizeof__ written in Python is not called; see
- * graph_heapinfo.c for the rules and the types whose size is estimated). */
-size_t pl_objgraph_sizeof(PyObject *o);
 
 /* Gathers a pl_heapinfo while a graph's n vertices are traversed:
  * pl_heapinfo_vertex for each vertex, pl_heapinfo_untracked for each edge to

@@ -893,6 +893,23 @@ static PyMethodDef module_functions[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* The Graph type of the module last initialised, for the live routes
+ * (pl_objgraph_snapshot_object), which have no module at hand. Borrowed: the
+ * module keeps it alive. Protected by the GIL. */
+static PyTypeObject *last_graph_type;
+
+/* See graph_int.h. */
+PlGraphObject *pl_objgraph_snapshot_object(void)
+{
+    if (!last_graph_type) {
+        PyErr_SetString(PyExc_RuntimeError, "pyloot._pyloot is not initialised");
+        return NULL;
+    }
+    pl_heapinfo *heap = NULL;
+    pl_graph *g = pl_objgraph_snapshot(last_graph_type, 0, PL_SNAPSHOT_AUTO, &heap);
+    return (PlGraphObject *)wrap_snapshot(last_graph_type, g, heap);
+}
+
 /* See graph_int.h. */
 int pl_graph_module_exec(PyObject *module)
 {
@@ -902,5 +919,6 @@ int pl_graph_module_exec(PyObject *module)
     st->graph_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &PlGraph_spec, NULL);
     if (!st->graph_type)
         return -1;
+    last_graph_type = st->graph_type;
     return PyModule_AddObjectRef(module, "Graph", (PyObject *)st->graph_type);
 }

@@ -330,6 +330,74 @@ PyObject *pl_frame_back(PyObject *frame)
 #endif
 }
 
+/* ---- what a frame object holds ---- */
+
+#ifdef PL_FRAME_STRUCT
+#if PY_VERSION_HEX >= 0x030D0000
+#define IFRAME_CODE(f) ((f)->f_executable) /* a code object, or None for a shim */
+#define IFRAME_FUNC(f) ((f)->f_funcobj)
+#elif PY_VERSION_HEX >= 0x030C0000
+#define IFRAME_CODE(f) ((PyObject *)(f)->f_code)
+#define IFRAME_FUNC(f) ((f)->f_funcobj)
+#else
+#define IFRAME_CODE(f) ((PyObject *)(f)->f_code)
+#define IFRAME_FUNC(f) ((PyObject *)(f)->f_func)
+#endif
+#endif
+
+/* See heap.h. On CPython 3.11+ a frame object whose frame still runs
+ * (owned by its thread) reports only f_back and f_trace to tp_traverse; its
+ * locals, code, function and f_locals are read here. The value stack is not:
+ * its top is not recorded while the frame runs. */
+int pl_frame_fields(PyObject *frame, int running_only, pl_frame_field_fn fn, void *arg)
+{
+#ifdef PL_FRAME_STRUCT
+    PyFrameObject *fo = (PyFrameObject *)frame;
+    _PyInterpreterFrame *f = fo->f_frame;
+    int rc = 0;
+    if (!running_only) {
+        if ((rc = fn("f_back", NULL, (PyObject *)fo->f_back, arg)) ||
+            (rc = fn("f_trace", NULL, fo->f_trace, arg)))
+            return rc;
+    }
+    if (!f || (running_only && f->owner != FRAME_OWNED_BY_THREAD))
+        return 0;
+    PyObject *code = IFRAME_CODE(f);
+    if ((rc = fn("f_locals", NULL, f->f_locals, arg)) || (rc = fn("f_code", NULL, code, arg)) ||
+        (rc = fn("f_func", NULL, IFRAME_FUNC(f), arg)))
+        return rc;
+    if (!code || !PyCode_Check(code))
+        return 0;
+    PyCodeObject *co = (PyCodeObject *)code;
+    PyObject *names = co->co_localsplusnames;
+    Py_ssize_t nnames = names && PyTuple_Check(names) ? PyTuple_GET_SIZE(names) : 0;
+    for (int i = 0; i < co->co_nlocalsplus; i++) {
+        PyObject *local = i < nnames ? PyTuple_GET_ITEM(names, i) : NULL;
+        if ((rc = fn(NULL, local, f->localsplus[i], arg)))
+            return rc;
+    }
+#endif
+    return 0;
+}
+
+struct frame_visit {
+    visitproc visit;
+    void *arg;
+};
+
+static int frame_visit_field(const char *name, PyObject *local, PyObject *value, void *arg)
+{
+    struct frame_visit *fv = arg;
+    return value ? fv->visit(value, fv->arg) : 0;
+}
+
+/* See heap.h. */
+int pl_frame_extras(PyObject *frame, visitproc visit, void *arg)
+{
+    struct frame_visit fv = {visit, arg};
+    return pl_frame_fields(frame, 1, frame_visit_field, &fv);
+}
+
 /* ---- attributes ---- */
 
 /* The instance's own dict when it exists as an object (borrowed), or NULL.
@@ -670,36 +738,56 @@ static int add_local(PyObject *name, PyObject *value, void *arg)
     return 0;
 }
 
+/* See heap.h. */
+int pl_running_frames(long skip, pl_visit_fn fn, void *arg)
+{
+    PyThreadState *me = PyThreadState_Get();
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(me);
+    int rc = 0;
+    for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts && !rc; ts = PyThreadState_Next(ts)) {
+        PyFrameObject *f = PyThreadState_GetFrame(ts);
+        long skipped = 0;
+        while (f && !rc) {
+            PyFrameObject *back = PyFrame_GetBack(f);
+            if (ts == me && skipped++ < skip)
+                Py_DECREF(f);
+            else
+                rc = fn((PyObject *)f, arg); /* fn owns f from here */
+            f = back;
+        }
+        Py_XDECREF(f);
+        PyErr_Clear(); /* a frame object that could not be made: the chain stops there */
+    }
+    return rc;
+}
+
+static int push_frame(PyObject *frame, void *arg)
+{
+    pl_frames *fr = arg;
+    if (fr->n + 1 >= fr->cap) {
+        size_t cap = fr->cap ? fr->cap * 2 : 64;
+        PyObject **a = realloc(fr->frame, cap * sizeof(*a));
+        size_t *first = a ? realloc(fr->first, (cap + 1) * sizeof(*first)) : NULL;
+        if (a)
+            fr->frame = a;
+        if (!first) {
+            Py_DECREF(frame);
+            return -1;
+        }
+        fr->first = first;
+        fr->cap = cap;
+    }
+    fr->frame[fr->n++] = frame;
+    return 0;
+}
+
 /* See heap.h. Called with gc disabled: a collection could run finalizers
  * (user code) while we hold a thread-state pointer. The frame objects are
  * what sys._current_frames() would create. */
 int pl_frames_collect(pl_frames *fr)
 {
-    PyInterpreterState *interp = PyInterpreterState_Get();
-    for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts; ts = PyThreadState_Next(ts)) {
-        PyFrameObject *f = PyThreadState_GetFrame(ts);
-        while (f) {
-            if (fr->n + 1 >= fr->cap) {
-                size_t cap = fr->cap ? fr->cap * 2 : 64;
-                PyObject **a = realloc(fr->frame, cap * sizeof(*a));
-                if (!a) {
-                    Py_DECREF(f);
-                    return -1;
-                }
-                fr->frame = a;
-                size_t *first = realloc(fr->first, (cap + 1) * sizeof(*first));
-                if (!first) {
-                    Py_DECREF(f);
-                    return -1;
-                }
-                fr->first = first;
-                fr->cap = cap;
-            }
-            fr->frame[fr->n++] = (PyObject *)f;
-            f = PyFrame_GetBack(f);
-        }
-        PyErr_Clear(); /* a frame object that could not be made: the chain stops there */
-    }
+    if (pl_running_frames(0, push_frame, fr) < 0)
+        return -1;
     for (size_t i = 0; i < fr->n; i++) {
         fr->first[i] = fr->nloc;
         if (pl_live_frame_locals(fr->frame[i], add_local, fr) < 0)
@@ -709,4 +797,3 @@ int pl_frames_collect(pl_frames *fr)
         fr->first[fr->n] = fr->nloc;
     return 0;
 }
-

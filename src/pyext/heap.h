@@ -89,6 +89,33 @@ typedef pl_attr_fn pl_local_fn;
  * (module-level code: the module itself is the root). */
 int pl_live_frame_locals(PyObject *frame, pl_local_fn fn, void *arg);
 
+/* Called for a field of a frame: `name` is the field's name ("f_back",
+ * "f_locals", ...) or NULL for a local variable, whose name is `local`
+ * (borrowed; NULL when the code object gives none). `value` may be NULL.
+ * A nonzero return stops the walk. */
+typedef int (*pl_frame_field_fn)(const char *name, PyObject *local, PyObject *value, void *arg);
+
+/* Calls fn for the references a frame object holds, read from its
+ * interpreter frame (3.11 to 3.13; nothing on other versions): f_back,
+ * f_trace, f_locals, f_code, f_func and each local slot as stored (a cell
+ * variable gives its cell). `running_only`: only for a frame its thread is
+ * still running, and only what its tp_traverse does not report (edges of
+ * an object graph). Returns fn's first nonzero value or 0. */
+int pl_frame_fields(PyObject *frame, int running_only, pl_frame_field_fn fn, void *arg);
+
+/* Calls visit on what a running frame holds beyond what its tp_traverse
+ * reports (pl_frame_fields with running_only). */
+int pl_frame_extras(PyObject *frame, visitproc visit, void *arg);
+
+/* Calls fn(frame, arg) with a new reference to the frame object of every
+ * running frame of every thread of this interpreter, innermost first,
+ * thread by thread, but the `skip` innermost frames of the calling thread.
+ * fn owns the reference (also when it returns nonzero, which stops the
+ * walk). Creates the frame objects that do not exist yet, as
+ * sys._current_frames() does: call it with gc disabled. Returns fn's first
+ * nonzero value, or 0. */
+int pl_running_frames(long skip, pl_visit_fn fn, void *arg);
+
 /* The frames of every thread of this interpreter and their locals, all
  * owned references, for roots of a search or edges of a graph. */
 typedef struct pl_frames {

@@ -227,7 +227,7 @@ void pl_answer_objects(pl_answer *a, PyObject **v, size_t n, char **labels,
 
 /* ------------------------------------------------------------------ */
 
-static int is_finalizing(void)
+int pl_live_finalizing(void)
 {
 #if PY_VERSION_HEX >= 0x030D0000
     return Py_IsFinalizing();
@@ -241,8 +241,7 @@ static int is_finalizing(void)
 static int answer_locked(pl_answer *a)
 {
     const pl_live_query *q = a->q;
-    if (q->kind != PL_LIVE_LIST && q->kind != PL_LIVE_DETAIL && q->kind != PL_LIVE_PARENTS &&
-        q->kind != PL_LIVE_CHILDREN && q->kind != PL_LIVE_PATH) {
+    if (q->kind < PL_LIVE_LIST || q->kind > PL_LIVE_SUSPECTS) {
         pl_answer_error(a, 400, "unknown live-object query");
         return 0;
     }
@@ -262,6 +261,19 @@ static int answer_locked(pl_answer *a)
         }
         return pl_answer_list(a);
     }
+    if (q->kind == PL_LIVE_SUSPECTS) {
+        size_t glen = strnlen(q->group, sizeof q->group);
+        if (glen == 0 || glen == sizeof q->group) {
+            pl_answer_error(a, 400, "group must be 1..1024 bytes");
+            return 0;
+        }
+        if (q->limit > 10) {
+            pl_answer_error(a, 400, "n must be 1..10");
+            return 0;
+        }
+    }
+    if (q->kind == PL_LIVE_RETAINED || q->kind == PL_LIVE_RETAINERS || q->kind == PL_LIVE_SUSPECTS)
+        return pl_answer_retained(a);
     if (q->kind == PL_LIVE_DETAIL)
         return pl_answer_detail(a);
     if (q->kind == PL_LIVE_PATH)
@@ -282,7 +294,7 @@ int pl_live_answer(void *ctx, const pl_live_query *q, pl_buf *body, int *status)
     a.q = q;
     a.status = 500;
     size_t start = body->len;
-    if (!Py_IsInitialized() || is_finalizing()) {
+    if (!Py_IsInitialized() || pl_live_finalizing()) {
         *status = 503;
         pl_buf_printf(body, "{\"pid\":%ld,\"error\":\"the interpreter is shutting down\"}", (long)getpid());
         return body->err ? ENOMEM : 0;
@@ -390,7 +402,8 @@ static PyMethodDef live_methods[] = {
     {"live_query", (PyCFunction)(void (*)(void))py_live_query, METH_VARARGS | METH_KEYWORDS,
      "live_query(kind, group='', id=0, offset=0, limit=100) -> (status, body)\n\n"
      "Answers a live-object query about this process as the HTTP routes do\n"
-     "(kind: 1 list, 2 detail, 3 parents, 4 children, 5 path). body is JSON."},
+     "(kind: 1 list, 2 detail, 3 parents, 4 children, 5 path, 6 detail with retained\n"
+     "size, 7 retainers, 8 suspects: group, limit = n). body is JSON."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -403,7 +416,10 @@ int pl_live_module_exec(PyObject *module)
         PyModule_AddIntConstant(module, "LIVE_DETAIL", PL_LIVE_DETAIL) < 0 ||
         PyModule_AddIntConstant(module, "LIVE_PARENTS", PL_LIVE_PARENTS) < 0 ||
         PyModule_AddIntConstant(module, "LIVE_CHILDREN", PL_LIVE_CHILDREN) < 0 ||
-        PyModule_AddIntConstant(module, "LIVE_PATH", PL_LIVE_PATH) < 0)
+        PyModule_AddIntConstant(module, "LIVE_PATH", PL_LIVE_PATH) < 0 ||
+        PyModule_AddIntConstant(module, "LIVE_RETAINED", PL_LIVE_RETAINED) < 0 ||
+        PyModule_AddIntConstant(module, "LIVE_RETAINERS", PL_LIVE_RETAINERS) < 0 ||
+        PyModule_AddIntConstant(module, "LIVE_SUSPECTS", PL_LIVE_SUSPECTS) < 0)
         return -1;
     return 0;
 }

@@ -49,6 +49,10 @@ int pl_answer_snapshot(pl_answer *a);
 /* Ends step 2: drops the snapshot and re-enables gc if it was enabled. */
 void pl_answer_end_snapshot(pl_answer *a);
 
+/* 1 once the interpreter is finalizing: a foreign thread must not wait for
+ * the GIL then. Callable without the GIL. */
+int pl_live_finalizing(void);
+
 /* 1 when o has a tp_traverse to ask for its referents. */
 int pl_has_traverse(PyObject *o);
 
@@ -92,5 +96,8 @@ int pl_answer_list(pl_answer *a);    /* live_list.c */
 int pl_answer_detail(pl_answer *a);  /* live_related.c */
 int pl_answer_related(pl_answer *a); /* live_related.c: parents or children */
 int pl_answer_path(pl_answer *a);    /* live_path.c */
+/* live_retained.c: PL_LIVE_RETAINED, PL_LIVE_RETAINERS, PL_LIVE_SUSPECTS
+ * (the dominator tree of a snapshot, kept a few seconds between requests). */
+int pl_answer_retained(pl_answer *a);
 
 #endif

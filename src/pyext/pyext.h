@@ -11,6 +11,7 @@
  *   describe.c/.h   bounded repr, attributes, JSON summaries of objects
  *   collector.c     the count pass and the collector thread
  *   live.c, live_list.c, live_related.c, live_path.c, live.h: live-object queries
+ *   live_retained.c the live routes of the dominator tree (retained, retainers, suspects)
  *   graphobject.c   the object graph (refcycle API)
  *   util.c/.h       hashing, clock, pointer containers */
 #ifndef PYLOOT_PYEXT_H
@@ -78,6 +79,15 @@ int pl_live_module_exec(PyObject *module);
 /* live.c: answers a live-object query about this process (pl_live_fn of
  * handler.h; ctx unused). Thread-safe: takes the GIL for its whole work. */
 int pl_live_answer(void *ctx, const pl_live_query *q, pl_buf *body, int *status);
+
+/* live_retained.c: drops the kept dominator tree of the live routes once it
+ * has been idle long enough (docs/live-objects.md). Called by the collector
+ * thread's loop WITHOUT the GIL; takes it only when there is a tree to drop. */
+void pl_live_tree_tick(void);
+
+/* collector.c: fn is called by the collector thread at each wake-up (about
+ * every 50 ms), without the GIL. Set once at module initialisation. */
+void pl_collector_set_tick(void (*fn)(void));
 
 /* store_handler.c: the secret-looking names PyLoot(redact=...) set last in
  * this process (pyloot/redact.h), NULL for the default list; pass it to

@@ -34,6 +34,13 @@ static int on_local(PyObject *name, PyObject *value, void *arg)
     return emit(arg, value, PL_EDGE_LOCAL, NULL, name, 0);
 }
 
+static int on_frame_field(const char *name, PyObject *local, PyObject *value, void *arg)
+{
+    if (name)
+        return emit(arg, value, PL_EDGE_FIELD, name, NULL, 0);
+    return local ? emit(arg, value, PL_EDGE_LOCAL, NULL, local, 0) : 0;
+}
+
 static int on_attr(PyObject *name, PyObject *value, void *arg)
 {
     return emit(arg, value, PL_EDGE_ATTRIBUTE, NULL, name, 0);
@@ -75,6 +82,9 @@ static int frame_fields(each *x, PyObject *frame)
     int rc = pl_live_frame_locals(frame, on_local, x);
     if (rc && rc != PL_FRAME_MODULE_LEVEL)
         return rc;
+    /* What the frame holds as stored (a cell variable's cell, f_locals,
+     * f_func): the edges of an object graph. */
+    TRY(pl_frame_fields(frame, 0, on_frame_field, x));
     TRY(field(x, pl_frame_back(frame), "f_back"));
     PyFrameObject *f = (PyFrameObject *)frame;
     PyCodeObject *code = PyFrame_GetCode(f);

@@ -1,6 +1,7 @@
 /* sizeof.c: the one shallow size (sizeof.h). */
 #include "sizeof.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #if PY_VERSION_HEX >= 0x030D0000
@@ -187,4 +188,42 @@ size_t pl_sizeof_by(PyObject *o, pl_size_rule rule)
 size_t pl_sizeof(PyObject *o)
 {
     return pl_sizeof_by(o, pl_size_rule_of(Py_TYPE(o)));
+}
+
+/* See sizeof.h. */
+size_t pl_sizeof_memo(pl_size_memo *m, PyObject *o)
+{
+    PyTypeObject *tp = Py_TYPE(o);
+    if (tp == m->last_tp)
+        return pl_sizeof_by(o, m->last);
+    uint32_t at;
+    pl_size_rule rule;
+    if (pl_ptrmap_get(&m->index, (uintptr_t)tp, &at)) {
+        rule = m->rules[at];
+    } else {
+        rule = pl_size_rule_of(tp);
+        if (m->n == m->cap) {
+            size_t cap = m->cap ? m->cap * 2 : 64;
+            pl_size_rule *r = realloc(m->rules, cap * sizeof(*r));
+            if (r) {
+                m->rules = r;
+                m->cap = cap;
+            }
+        }
+        /* Out of memory: this type's rule is simply decided again next time. */
+        if (m->n < m->cap && (m->index.cap || pl_ptrmap_init(&m->index, 64) == 0) &&
+            pl_ptrmap_add(&m->index, (uintptr_t)tp, (uint32_t)m->n) == 1)
+            m->rules[m->n++] = rule;
+    }
+    m->last_tp = tp;
+    m->last = rule;
+    return pl_sizeof_by(o, rule);
+}
+
+/* See sizeof.h. */
+void pl_size_memo_free(pl_size_memo *m)
+{
+    pl_ptrmap_free(&m->index);
+    free(m->rules);
+    memset(m, 0, sizeof(*m));
 }

@@ -15,6 +15,7 @@
 #define PYLOOT_PYEXT_SIZEOF_H
 
 #include "pyext.h"
+#include "util.h"
 
 typedef enum pl_size_kind {
     PL_SIZE_LAYOUT = 0, /* tp_basicsize + tp_itemsize * |ob_size| (object.__sizeof__) */
@@ -50,5 +51,24 @@ size_t pl_sizeof_by(PyObject *o, pl_size_rule rule);
 
 /* pl_sizeof_by(o, pl_size_rule_of(Py_TYPE(o))). */
 size_t pl_sizeof(PyObject *o);
+
+/* The rules of the types met during one pass over many objects (the object
+ * graph's snapshot), decided once per type. Valid only while no Python code
+ * runs (a type could be freed and its address reused): a memo lives for one
+ * pass. Zero it to start; free it with pl_size_memo_free. Not thread-safe. */
+typedef struct pl_size_memo {
+    pl_ptrmap index;     /* type address -> index in rules */
+    pl_size_rule *rules; /* owned */
+    size_t n, cap;
+    PyTypeObject *last_tp; /* the last type met (objects of one type come in runs) */
+    pl_size_rule last;
+} pl_size_memo;
+
+/* pl_sizeof(o), the rule of o's type taken from (or added to) m. Never
+ * fails: out of memory, the rule is decided again on each call. */
+size_t pl_sizeof_memo(pl_size_memo *m, PyObject *o);
+
+/* Frees what m holds and zeroes it; a no-op on a zeroed memo. */
+void pl_size_memo_free(pl_size_memo *m);
 
 #endif

@@ -17,6 +17,9 @@ static void test_classify(void)
     CHECK_EQ_INT(pl_access_classify("/static/app.js"), PL_ROUTE_OPEN);
     CHECK_EQ_INT(pl_access_classify("/api/login"), PL_ROUTE_OPEN);
     CHECK_EQ_INT(pl_access_classify("/api/history"), PL_ROUTE_SUMMARY);
+    /* The dominator-tree routes show reprs: live objects, loopback only by default. */
+    CHECK_EQ_INT(pl_access_classify("/api/retainers"), PL_ROUTE_VALUES);
+    CHECK_EQ_INT(pl_access_classify("/api/suspects"), PL_ROUTE_VALUES);
     CHECK_EQ_INT(pl_access_classify("/api/procs"), PL_ROUTE_SUMMARY);
     CHECK_EQ_INT(pl_access_classify("/metrics"), PL_ROUTE_SUMMARY);
     CHECK_EQ_INT(pl_access_classify("/api/objects"), PL_ROUTE_VALUES);

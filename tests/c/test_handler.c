@@ -226,7 +226,15 @@ static void test_live_query_codec(void)
     CHECK_EQ_INT(back.offset, 7);
     CHECK_EQ_INT(back.limit, 100);
     CHECK_EQ_STR(back.group, q.group);
+    /* The dominator-tree kinds travel through the mailbox too. */
+    CHECK_OK(pl_live_query_decode("8 0 0 3 app.Leak", 16, &back));
+    CHECK_EQ_INT(back.kind, PL_LIVE_SUSPECTS);
+    CHECK_EQ_INT(back.limit, 3);
+    CHECK_EQ_STR(back.group, "app.Leak");
+    CHECK_OK(pl_live_query_decode("7 0 0 100 ", 10, &back));
+    CHECK_EQ_INT(back.kind, PL_LIVE_RETAINERS);
     CHECK(pl_live_query_decode("9 1 2 3 x", 9, &back) == PL_EBADARG);
+    CHECK(pl_live_query_decode("0 1 2 3 x", 9, &back) == PL_EBADARG);
     CHECK(pl_live_query_decode("1 2", 3, &back) == PL_EBADARG);
     CHECK(pl_live_query_decode("", 0, &back) == PL_EBADARG);
     pl_buf_free(&b);

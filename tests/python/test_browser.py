@@ -475,3 +475,50 @@ def test_the_witness_of_a_growing_type_is_on_its_card_and_page(browser, gunicorn
     assert page.startswith("module leaky → attribute 'LEAKS'"), page
     ui.shot("objects-witness")
     assert ui.js_errors() == []
+
+
+def test_suspect_box_retained_panel_and_biggest_retainers(ui):
+    # A growing type's page names the object that retains its instances: the LEAKS list.
+    ui.go("#/objects?group=%s" % LEAK)
+    ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#objects-table .obj-row"), "the object rows")
+    pid = int(ui.js("return document.querySelector('#objects-pid').textContent").split()[-1])
+    live = int(ui.js("return document.querySelector('#objects-total').dataset.total"))
+    one = ui.server.api("/api/objects?group=%s&pid=%d&limit=1" % (LEAK, pid))["objects"][0]
+    steps = ui.server.api("/api/objects/%d/path?pid=%d" % (one["id"], pid))["path"]
+    holder = steps[1]["object"]  # module leaky -> attribute 'LEAKS' -> item[i]
+    assert steps[1]["via"] == "attribute 'LEAKS'"
+    box = ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#suspect-box[data-state=ready] #suspect"), "the suspect box")[0]
+    assert box.get_attribute("data-id") == str(holder["id"])
+    assert int(box.get_attribute("data-count")) == live
+    assert ui.js("return document.querySelector('#suspect-count').textContent") == "{:,}".format(live)
+    steps = ui.js("return [...document.querySelectorAll('#suspect-path .path-step')].map(s => s.textContent)")
+    assert len(steps) >= 2 and "LEAKS" in steps[-1], steps
+    ui.shot("suspect")
+
+    # What it retains: the Biggest retainers view, one level below the list.
+    ui.d.find_element(By.CSS_SELECTOR, "#suspect-box a[href*='retainers']").click()
+    ui.wait(lambda d: d.execute_script("return document.body.dataset.view") == "retainers", "the retainers view")
+    rows = ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#retainers .retainer-row"), "the retained objects")
+    assert len(rows) == min(live, 50)
+    assert {r.find_element(By.CSS_SELECTOR, ".obj-type").text for r in rows} == {"leaky.Leak"}
+    assert str(holder["id"]) in ui.d.find_element(By.ID, "retainers-crumbs").text
+    ui.shot("retainers-of-list")
+
+    # The top level of the heap, largest first; a click drills down one level.
+    ui.go("#/retainers?pid=%d" % pid)
+    rows = ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#retainers .retainer-row"), "the biggest retainers")
+    sizes = [int(r.get_attribute("data-retained")) for r in rows]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > 0
+    first = rows[0].get_attribute("data-id")
+    rows[0].find_element(By.CSS_SELECTOR, "a.drill").click()
+    ui.wait(lambda d: ui.hash_params().get("id") == first, "drilled down")
+    ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#retainers-crumbs"), "the crumbs")
+    ui.shot("retainers")
+
+    # The object page: its retained size and its immediate dominator (the list).
+    ui.go("#/object/%d?pid=%d" % (one["id"], pid))
+    ui.wait(lambda d: d.execute_script("return document.querySelector('#object-retained')?.dataset.bytes"), "the retained size")
+    retained = int(ui.js("return document.querySelector('#object-retained').dataset.bytes"))
+    assert retained >= one["size"]
+    assert ui.d.find_element(By.CSS_SELECTOR, "#object-dominator a.obj-link").get_attribute("data-id") == str(holder["id"])
+    ui.shot("object-retained")

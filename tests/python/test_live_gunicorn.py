@@ -138,3 +138,35 @@ def test_stuck_worker_gives_504_not_a_hang(gunicorn):
     # Once unblocked, it answers again.
     got = server.api("/api/objects?group=%s&pid=%d" % (LEAK, stuck))
     assert got["pid"] == stuck
+
+
+def test_suspects_and_retainers_of_a_worker_through_any_worker(gunicorn):
+    # The dominator-tree routes (/api/suspects, /api/retainers,
+    # /api/objects/<id>?retained=1) are answered by the worker named by pid,
+    # whichever worker receives the request.
+    server = gunicorn(workers=2)
+    leaks = server.leak_everywhere()
+    wait_for_workers(server)
+    for pid in sorted(leaks):
+        holder = server.api("/api/objects?group=%s&pid=%d&limit=1" % (LEAK, pid))["objects"][0]
+        holder = server.api("/api/objects/%d/parents?pid=%d" % (holder["id"], pid))["objects"][0]
+        for _ in range(3):
+            got = server.api("/api/suspects?group=%s&pid=%d" % (LEAK, pid))
+            assert got["pid"] == pid
+            assert got["instances"] == leaks[pid]
+            first = got["suspects"][0]
+            assert first["object"]["id"] == holder["id"], got
+            assert first["object"]["type_name"] == "list"
+            assert first["count"] == leaks[pid]
+            assert first["retained"] > 0
+            assert first["path"][-1]["object"]["id"] == holder["id"]
+            assert first["path"][-1]["via"].endswith("'LEAKS'")
+        below = server.api("/api/retainers?pid=%d&id=%d&limit=10000" % (pid, holder["id"]))
+        assert below["pid"] == pid and below["total"] == leaks[pid]
+        assert {o["type_name"] for o in below["objects"]} == {"Leak"}
+        one = below["objects"][0]
+        detail = server.api("/api/objects/%d?pid=%d&retained=1" % (one["id"], pid))
+        assert detail["retained"] == one["retained"]
+        assert detail["dominator"]["id"] == holder["id"]
+    r = server.get("/_pyloot/api/suspects?group=%s&pid=%d&n=11" % (LEAK, sorted(leaks)[0]))
+    assert r.status == 400 and "error" in r.json()

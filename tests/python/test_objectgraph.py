@@ -537,9 +537,9 @@ def test_labels_containers():
     key = (1, "k")
     d = {"foo": x, key: y, 3: key}
     labels = labels_of(d, x, y, key)
-    assert labels[id(x)] == ["value['foo']"]
-    assert labels[id(y)] == ["value[(1, 'k')]"]
-    assert sorted(labels[id(key)]) == ["key", "value[3]"]
+    assert labels[id(x)] == ["value of key 'foo'"]
+    assert labels[id(y)] == ["value of key (1, 'k')"]
+    assert sorted(labels[id(key)]) == ["key (1, 'k')", "value of key 3"]
     f = frozenset([key])
     assert labels_of(f, key) == {id(key): ["element"]}
 
@@ -600,7 +600,7 @@ def test_labels_instance_without_side_effects():
     assert labels[id(Sneaky)] == ["__class__"]
     if (3, 11) <= sys.version_info[:2] <= (3, 13):
         assert not had_dict
-        assert labels[id(payload)] == ["payload"]
+        assert labels[id(payload)] == ["attribute 'payload'"]
         # Still no __dict__ materialized by the annotation.
         assert not any(type(r) is dict for r in gc.get_referents(obj))
     d = obj.__dict__
@@ -609,9 +609,9 @@ def test_labels_instance_without_side_effects():
         # values inline even then).
         assert labels_of(obj, d)[id(d)] == ["__dict__"]
     else:
-        assert labels_of(obj, payload)[id(payload)] == ["payload"]
+        assert labels_of(obj, payload)[id(payload)] == ["attribute 'payload'"]
     if any(r is payload for r in gc.get_referents(d)):  # not when 3.13 embeds it
-        assert labels_of(d, payload)[id(payload)] == ["value['payload']"]
+        assert labels_of(d, payload)[id(payload)] == ["value of key 'payload'"]
     assert calls == []
 
 

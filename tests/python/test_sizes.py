@@ -235,6 +235,29 @@ def test_history_bytes_per_object_are_each_objects_size(tmp_path):
     del keep
 
 
+def test_graph_sizes_are_the_live_sizes():
+    """The object graph sizes its vertices with the same function as live
+    objects and the history (sizeof.c): on 3.12+ that includes the types whose
+    dict the interpreter keeps aside (dict, list, set: tp_dict is NULL)."""
+    import collections
+
+    from pyloot import live, snapshot
+
+    def make():
+        # Small ints, None and types belong to the root: each object retains
+        # itself (a dict of atoms is not tracked: these hold a class).
+        d = collections.deque([None] * 300)
+        for _ in range(70):
+            d.popleft()
+        return [{1: Sized}, {i: Sized for i in range(20)}, list(range(37)), set(range(40)), frozenset(range(9)), d,
+                collections.defaultdict(list), SizedDict(a=Sized), SizedSlots(), Sized()]
+
+    holder = make()
+    s = snapshot()
+    for obj in holder:
+        assert s.retained_size(obj) == live.describe(id(obj))["size"] == sys.getsizeof(obj), type(obj)
+
+
 NO_OBJECTS = textwrap.dedent(r"""
     import collections, gc, json, sys, tracemalloc
     from pyloot import _pyloot

@@ -23,13 +23,17 @@ typedef enum pl_live_kind {
     PL_LIVE_PARENTS = 3,   /* its referrers: id, offset, limit */
     PL_LIVE_CHILDREN = 4,  /* its referents: id, offset, limit */
     PL_LIVE_PATH = 5,      /* shortest referrer chain from a root: id */
+    PL_LIVE_RETAINED = 6,  /* PL_LIVE_DETAIL plus retained size and immediate dominator: id */
+    PL_LIVE_RETAINERS = 7, /* dominator-tree children of id (0: the top level): offset, limit */
+    PL_LIVE_SUSPECTS = 8,  /* leak suspects of the type `group`: limit (1..10) of them */
 } pl_live_kind;
 
 /* A live-object query, already validated by the handler. */
 typedef struct pl_live_query {
     pl_live_kind kind;
     char group[PL_TYPE_NAME_MAX + 1]; /* NUL-terminated; PL_LIVE_LIST only */
-    uint64_t id;                      /* object id as shown in responses; never a pointer to dereference */
+    uint64_t id;                      /* object id as shown in responses; never a pointer to dereference
+                                       * (PL_LIVE_RETAINERS: 0 for the top level) */
     uint64_t offset;
     uint64_t limit;
 } pl_live_query;
