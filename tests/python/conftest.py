@@ -120,6 +120,16 @@ class Gunicorn:
     def worker_pids(self):
         return child_pids(self.master)
 
+    def wait_sampled(self, timeout=30):
+        """Waits until every worker has stored its first sample, so that a
+        leak made afterwards counts in each one's growth (growth is counted
+        from an incarnation's first sample)."""
+        def sampled():
+            alive = [p for p in self.api("/api/procs")["procs"] if p["alive"]]
+            return len(alive) == self.workers and all(p.get("samples", 0) >= 1 for p in alive)
+
+        wait_until(sampled, timeout, message="every worker's first sample")
+
     def leak_everywhere(self, per_request=5, rounds=3, timeout=60):
         """Concurrent /leak requests that each hold their worker briefly, so
         that they spread over the workers: at least `rounds` rounds, and

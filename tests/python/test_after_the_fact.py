@@ -35,6 +35,7 @@ def gone(pid):
 @pytest.mark.parametrize("stop", ["sigterm", "sigkill-group"])
 def test_stopped_server_store_tells_what_leaked(gunicorn, stop):
     server = gunicorn(workers=2, interval=0.3)
+    server.wait_sampled()
     leaks = server.leak_everywhere(per_request=9)
     total = sum(leaks.values())
 

@@ -40,6 +40,7 @@ def compare_rows(ui):
 
 def test_asof_range_and_compare(browser, gunicorn, artifacts):  # noqa: F811
     server = gunicorn(workers=2, interval=0.3)
+    server.wait_sampled()
     leaks = leak(server, 40)
     total = sum(leaks.values())
 
