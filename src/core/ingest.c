@@ -75,7 +75,7 @@ static int get_string(struct reader *r, const char *what, size_t lo, size_t hi, 
 /* A count of items that each take at least `min_bytes` of the input. */
 static int get_count(struct reader *r, const char *what, size_t min_bytes, size_t *n)
 {
-    uint64_t v;
+    uint64_t v = 0;
     int rc = get_varint(r, what, &v);
     if (rc)
         return rc;
@@ -100,9 +100,9 @@ static int copy_text(struct reader *r, const char *what, const uint8_t *s, size_
 
 static int decode_header(struct reader *r, pl_ingest_msg *m)
 {
-    uint64_t v;
-    const uint8_t *s;
-    size_t len;
+    uint64_t v = 0;
+    const uint8_t *s = NULL;
+    size_t len = 0;
     int rc;
 
     if (r->end - r->p < 4 || memcmp(r->p, PL_INGEST_MAGIC, 4) != 0)
@@ -134,9 +134,9 @@ static int decode_header(struct reader *r, pl_ingest_msg *m)
 
 static int decode_types(struct reader *r, pl_ingest_msg *m)
 {
-    uint64_t v;
-    const uint8_t *s;
-    size_t len;
+    uint64_t v = 0;
+    const uint8_t *s = NULL;
+    size_t len = 0;
     int rc;
 
     /* An announcement is at least a 1-byte id, a 1-byte length and a 1-byte name. */
@@ -159,7 +159,7 @@ static int decode_types(struct reader *r, pl_ingest_msg *m)
 
 static int decode_samples(struct reader *r, pl_ingest_msg *m, int64_t now_ms)
 {
-    uint64_t v;
+    uint64_t v = 0;
     size_t cap = 0;
     int rc;
 
@@ -170,7 +170,7 @@ static int decode_samples(struct reader *r, pl_ingest_msg *m, int64_t now_ms)
         return ENOMEM;
     for (size_t i = 0; i < m->n_samples; i++) {
         pl_ingest_sample *smp = &m->samples[i];
-        size_t n;
+        size_t n = 0;
         if ((rc = get_varint(r, "a sample time", &v)))
             return rc;
         if (v < (uint64_t)PL_INGEST_MIN_TIME_MS)
