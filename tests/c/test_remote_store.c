@@ -1,4 +1,5 @@
-/* Remote mode in the store (src/core/store/remote.c and the schema-2
+/* Remote mode: the routes of src/core/remote.c without HTTP, and the store
+ * side (src/core/store/remote.c and the schema-2
  * changes): pushed incarnations with colliding pids and starts stay apart,
  * are found again, live by their heartbeat age, filter by host in history,
  * take mailbox requests; a schema-1 store is migrated by a writable open,
@@ -11,6 +12,9 @@
 #include <sys/stat.h>
 
 #include "pyloot/buf.h"
+#include "pyloot/gzip.h"
+#include "pyloot/ingest.h"
+#include "pyloot/remote.h"
 #include "pyloot/store.h"
 #include "test.h"
 
@@ -259,8 +263,174 @@ static void test_schema(void)
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+static void uv(pl_buf *b, uint64_t v)
+{
+    while (v >= 0x80) {
+        pl_buf_putc(b, (char)(v | 0x80));
+        v >>= 7;
+    }
+    pl_buf_putc(b, (char)v);
+}
+
+/* A gzip'ed message of host "h", pid 5, start 6: `announce` announces
+ * local id 1 as app.Session; one sample at now using local id `id`. */
+static void push_body(pl_buf *out, unsigned flags, int announce, uint32_t id)
+{
+    pl_buf m = PL_BUF_INIT;
+    pl_buf_puts(&m, "PLS1");
+    uv(&m, flags);
+    uv(&m, 1), pl_buf_putc(&m, 'h');
+    uv(&m, 5), uv(&m, 6), uv(&m, 1000), uv(&m, 4096);
+    uv(&m, 0);
+    uv(&m, announce ? 1 : 0);
+    if (announce) {
+        uv(&m, 1);
+        uv(&m, 11);
+        pl_buf_puts(&m, "app.Session");
+    }
+    uv(&m, 1);
+    uv(&m, (uint64_t)pl_now_ms());
+    uv(&m, 1), uv(&m, id), uv(&m, 3), uv(&m, 144);
+    pl_buf_reset(out);
+    pl_gzip(m.data, m.len, out);
+    pl_buf_free(&m);
+}
+
+static int call(pl_remote *r, const char *method, const char *path, const char *query, const pl_buf *body,
+                const char *ctype, const char *status_hdr, pl_response *resp, uint64_t *ticket,
+                pl_remote_wait *w)
+{
+    pl_request http = {method, path, query, NULL, 0, body ? body->data : NULL, body ? body->len : 0};
+    pl_remote_request rr = {&http, NULL, ctype, ctype ? "gzip" : NULL, status_hdr};
+    return pl_remote_handle(r, &rr, resp, ticket, w);
+}
+
+static size_t n_procs(pl_store *s)
+{
+    pl_proc_info *procs = NULL;
+    size_t n = 0;
+    pl_store_procs(s, &procs, &n);
+    free(procs);
+    return n;
+}
+
+/* The routes of remote.c without HTTP: a push, a refused push that stores
+ * nothing, a poll that times out, and an object query answered through the
+ * poll and the reply. */
+static void test_routes(void)
+{
+    char *dir = make_dir();
+    pl_store *s = open_at(dir, 0, NULL);
+    pl_remote *r = NULL;
+    pl_remote_options opt;
+    memset(&opt, 0, sizeof opt);
+    opt.store = s;
+    opt.poll_ms = 100;
+    CHECK(s != NULL);
+    CHECK_OK(pl_remote_new(&r, &opt));
+    if (!s || !r)
+        return;
+    pl_buf body = PL_BUF_INIT;
+    pl_response resp;
+    pl_remote_wait w;
+    uint64_t ticket;
+    const char *ct = "application/x-pyloot-samples";
+
+    /* Never announced in a new space: 409, nothing stored. */
+    push_body(&body, PL_INGEST_NEW_SPACE, 0, 1);
+    CHECK_EQ_INT(call(r, "POST", "/api/samples", NULL, &body, ct, NULL, &resp, &ticket, &w), PL_REMOTE_DONE);
+    CHECK_EQ_INT(resp.status, 409);
+    CHECK(resp.body.data && strstr(resp.body.data, "\"reannounce\":true"));
+    pl_response_free(&resp);
+    CHECK_EQ_INT(n_procs(s), 0);
+    /* Wrong content type: 415. */
+    call(r, "POST", "/api/samples", NULL, &body, "application/json", NULL, &resp, &ticket, &w);
+    CHECK_EQ_INT(resp.status, 415);
+    pl_response_free(&resp);
+    /* Announced: stored. Then the same id without announcing: known now. */
+    push_body(&body, PL_INGEST_NEW_SPACE, 1, 1);
+    call(r, "POST", "/api/samples", NULL, &body, ct, NULL, &resp, &ticket, &w);
+    CHECK_EQ_INT(resp.status, 200);
+    CHECK(resp.body.data && strcmp(resp.body.data, "{\"accepted\":1}") == 0);
+    pl_response_free(&resp);
+    push_body(&body, 0, 0, 1);
+    call(r, "POST", "/api/samples", NULL, &body, ct, NULL, &resp, &ticket, &w);
+    CHECK_EQ_INT(resp.status, 200);
+    pl_response_free(&resp);
+    push_body(&body, 0, 0, 2);
+    call(r, "POST", "/api/samples", NULL, &body, ct, NULL, &resp, &ticket, &w);
+    CHECK_EQ_INT(resp.status, 409);
+    pl_response_free(&resp);
+    CHECK_EQ_INT(n_procs(s), 1);
+    CHECK_EQ_INT(pl_remote_known(r), 1);
+    /* Not a remote-mode route. */
+    CHECK_EQ_INT(call(r, "GET", "/api/history", NULL, NULL, NULL, NULL, &resp, &ticket, &w), PL_REMOTE_PASS);
+
+    /* A poll with nothing waiting: parked, then 204 at its deadline. */
+    CHECK_EQ_INT(call(r, "GET", "/api/remote/poll", "host=h&pid=5&start=6", NULL, NULL, NULL, &resp, &ticket, &w),
+                 PL_REMOTE_WAIT);
+    pl_response_free(&resp);
+    CHECK_EQ_INT(pl_remote_continue(r, &w, w.deadline_ms, &resp, &ticket), PL_REMOTE_DONE);
+    CHECK_EQ_INT(resp.status, 204);
+    pl_response_free(&resp);
+    call(r, "GET", "/api/remote/poll", "host=h&pid=5&start=7", NULL, NULL, NULL, &resp, &ticket, &w);
+    CHECK_EQ_INT(resp.status, 404);
+    pl_response_free(&resp);
+
+    /* An object query: parked until the worker polls and replies. */
+    pl_remote_wait asker, poller;
+    CHECK_EQ_INT(call(r, "GET", "/api/objects/77", "pid=5", NULL, NULL, NULL, &resp, &ticket, &asker),
+                 PL_REMOTE_WAIT);
+    pl_response_free(&resp);
+    CHECK(strstr(asker.who, "worker 5 on host h") != NULL);
+    CHECK_EQ_INT(call(r, "GET", "/api/remote/poll", "host=h&pid=5&start=6", NULL, NULL, NULL, &resp, &ticket,
+                      &poller), PL_REMOTE_DONE);
+    CHECK_EQ_INT(resp.status, 200);
+    CHECK(ticket == asker.ticket);
+    CHECK(resp.body.data && strncmp(resp.body.data, "2 77 ", 5) == 0);
+    pl_response_free(&resp);
+    char q[32];
+    snprintf(q, sizeof q, "ticket=%llu", (unsigned long long)ticket);
+    pl_buf answer = PL_BUF_INIT;
+    pl_buf_puts(&answer, "{\"id\":77}");
+    call(r, "POST", "/api/remote/reply", q, &answer, NULL, "200", &resp, &ticket, &w);
+    CHECK_EQ_INT(resp.status, 200);
+    pl_response_free(&resp);
+    CHECK_EQ_INT(pl_remote_continue(r, &asker, pl_now_ms(), &resp, &ticket), PL_REMOTE_DONE);
+    CHECK_EQ_INT(resp.status, 200);
+    CHECK(resp.body.data && strcmp(resp.body.data, "{\"id\":77}") == 0);
+    pl_response_free(&resp);
+    /* Nobody answers: 504 naming the worker at the deadline; a late reply is a 404. */
+    call(r, "GET", "/api/objects/78", "pid=5&host=h", NULL, NULL, NULL, &resp, &ticket, &asker);
+    pl_response_free(&resp);
+    CHECK_EQ_INT(pl_remote_continue(r, &asker, asker.deadline_ms, &resp, &ticket), PL_REMOTE_DONE);
+    CHECK_EQ_INT(resp.status, 504);
+    CHECK(resp.body.data && strstr(resp.body.data, "worker 5 on host h") != NULL);
+    pl_response_free(&resp);
+    snprintf(q, sizeof q, "ticket=%llu", (unsigned long long)asker.ticket);
+    call(r, "POST", "/api/remote/reply", q, &answer, NULL, "200", &resp, &ticket, &w);
+    CHECK_EQ_INT(resp.status, 404);
+    pl_response_free(&resp);
+    call(r, "GET", "/api/objects/1", "pid=9", NULL, NULL, NULL, &resp, &ticket, &w);
+    CHECK_EQ_INT(resp.status, 404);
+    pl_response_free(&resp);
+
+    /* The end flag: dead at once, the map forgotten. */
+    push_body(&body, PL_INGEST_ENDED, 0, 1);
+    call(r, "POST", "/api/samples", NULL, &body, ct, NULL, &resp, &ticket, &w);
+    CHECK_EQ_INT(resp.status, 200);
+    pl_response_free(&resp);
+    CHECK_EQ_INT(pl_remote_known(r), 0);
+    pl_buf_free(&answer);
+    pl_buf_free(&body);
+    pl_remote_free(r);
+    pl_store_close(s);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void)
 {
+    RUN(test_routes);
     RUN(test_colliding_hosts);
     RUN(test_schema);
     return TEST_EXIT();
