@@ -41,10 +41,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
 from remote_push import NEW_SPACE, message, now_ms  # noqa: E402
 
+INSTANCES = 20
+
 HEAP = r'''
 import gc, sys
 classes = [type("T%d" % i, (), {"__module__": "bench.heap"}) for i in range(5000)]
-keep = [c() for c in classes for _ in range(20)]
+keep = [c() for c in classes for _ in range(INSTANCES)]
 for i, o in enumerate(keep):
     o.value = i
 '''
@@ -62,7 +64,7 @@ print(len(descr), len(raw.encode()), len(HTTPRemoteBackend.compress(raw)))
 
 def our_heap_sample():
     """The heap of HEAP counted by type as the collector does (name, count, shallow bytes)."""
-    ns = {}
+    ns = {"INSTANCES": INSTANCES}
     exec(HEAP, ns)
     gc.collect()
     counts = {}
@@ -91,7 +93,8 @@ def wire_bytes(seed_python):
     if not seed_python:
         print("   pyloot 0.1.0: skipped (no --seed-python)")
         return
-    out = subprocess.run([seed_python, "-c", SEED], capture_output=True, text=True, timeout=900)
+    out = subprocess.run([seed_python, "-c", "INSTANCES = %d\n" % INSTANCES + SEED], capture_output=True, text=True,
+                         timeout=3600)
     if out.returncode:
         print("   pyloot 0.1.0 failed:", out.stderr[-500:])
         return
@@ -219,9 +222,12 @@ def main():
     ap.add_argument("--seed-python", help="python of a venv with pyloot==0.1.0")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--parts", default="123", help="which parts to run (default all: 123)")
+    ap.add_argument("--instances", type=int, default=20, help="part 1: instances of each of the 5,000 classes")
     ap.add_argument("--exe", default=os.path.join(ROOT, "build", "pyloot"))
     args = ap.parse_args()
     secs = 4 if args.quick else 10
+    global INSTANCES
+    INSTANCES = args.instances
     if "1" in args.parts:
         wire_bytes(args.seed_python)
     if "2" in args.parts:
