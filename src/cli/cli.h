@@ -25,6 +25,7 @@ struct cli_globals {
     const char *token;  /* --token; default $PYLOOT_TOKEN */
     int format;         /* 't' table (default), 'j' --json, 'c' --csv */
     int no_gzip;        /* --no-gzip */
+    int read_only;      /* --read-only: serve an existing store, take no pushes */
 };
 
 /* One option of a subcommand. */

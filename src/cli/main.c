@@ -1,6 +1,9 @@
 /* pyloot: the command-line program: argument parsing and dispatch.
  *
- *   pyloot [serve] [-h HOST] [-p PORT] --db DIR   serve a store's UI and API (serve.c)
+ *   pyloot [serve] [-h HOST] [-p PORT] [--db DIR] [--token T] [--read-only]
+ *                                                 the central server: takes workers' pushes
+ *                                                 into a store and serves its UI and API
+ *                                                 (serve.c, central.c)
  *   pyloot procs --db DIR [--json|--csv]          the incarnations of a store (tables.c)
  *   pyloot history --db DIR [...]                 object counts by type (tables.c)
  *   pyloot report --db DIR [--json]               a leak report (report.c)
@@ -20,13 +23,15 @@
 #include "pyloot/verify.h"
 
 static const char usage[] =
-    "usage: pyloot [-h HOST] [-p PORT] [--db DIR] [--token TOKEN] [--no-gzip] [--help] [--version]\n"
+    "usage: pyloot [-h HOST] [-p PORT] [--db DIR] [--token TOKEN] [--read-only] [--no-gzip] [--help]\n"
+    "              [--version]\n"
     "       pyloot [--db DIR] [--json | --csv] COMMAND [options]\n"
     "\n"
-    "Serve the pyloot UI and HTTP API of a store, or print what a store holds.\n"
+    "Collect the samples of pyloot workers on many hosts (PyLoot(host=..., port=...)) into a store\n"
+    "and serve its UI and HTTP API; or serve, or print, what a store holds.\n"
     "\n"
     "commands:\n"
-    "  serve               serve the UI and the HTTP API (the default without a command)\n"
+    "  serve               take workers' pushes, serve the UI and the HTTP API (the default)\n"
     "  procs               every process incarnation of the store\n"
     "  history             object counts by type, as of a moment (--since, --until)\n"
     "  report              a leak report: what grew, how fast, where, and what held it\n"
@@ -35,11 +40,13 @@ static const char usage[] =
     "global options (before or after the command):\n"
     "-h HOST, --host HOST  Host to listen on. (Default: 0.0.0.0)\n"
     "-p PORT, --port PORT  Port to listen on. (Default: 8000)\n"
-    "--db DIR              The store directory to open, read-only (PyLoot(path=...) or PYLOOT_DB\n"
-    "                      of the server; shown at /_pyloot/api/procs). Default: $PYLOOT_DB\n"
+    "--db DIR              The store directory. Serving, it is created if missing (default: $PYLOOT_DB,\n"
+    "                      else $XDG_DATA_HOME/pyloot, else ~/.local/share/pyloot); the commands\n"
+    "                      open it read-only (default: $PYLOOT_DB)\n"
     "--token TOKEN         Require this token (Authorization: Bearer, or the UI's login) for every\n"
     "                      route but the UI files. Default: $PYLOOT_TOKEN. Without one, live-object\n"
     "                      routes answer only local requests that came through no proxy\n"
+    "--read-only           Serve an existing store (a server's PyLoot(path=...)); take no pushes\n"
     "--no-gzip             Never gzip responses\n"
     "--json, --csv         machine-readable output instead of a table\n"
     "--help                show this help message (or a command's) and exit\n"
@@ -59,6 +66,7 @@ static const struct cli_command commands[] = {
 static const struct cli_option globals[] = {
     {"--host", "-h", 1}, {"--port", "-p", 1},    {"--db", NULL, 1},   {"--token", NULL, 1},
     {"--json", NULL, 0}, {"--csv", NULL, 0},     {"--no-gzip", NULL, 0}, {"--help", NULL, 0},
+    {"--read-only", NULL, 0},
     {"--version", NULL, 0}, {NULL, NULL, 0},
 };
 
@@ -111,6 +119,8 @@ static int set_global(struct cli_globals *g, const struct cli_option *o, const c
         g->format = 'c';
     else if (strcmp(o->name, "--no-gzip") == 0)
         g->no_gzip = 1;
+    else if (strcmp(o->name, "--read-only") == 0)
+        g->read_only = 1;
     else if (strcmp(o->name, "--host") == 0)
         g->host = val;
     else if (strcmp(o->name, "--db") == 0)
@@ -195,7 +205,7 @@ static int find_subcommand(int argc, char **argv, const struct cli_command **cmd
 
 int main(int argc, char **argv)
 {
-    struct cli_globals g = {"0.0.0.0", "8000", getenv("PYLOOT_DB"), getenv("PYLOOT_TOKEN"), 't', 0};
+    struct cli_globals g = {"0.0.0.0", "8000", getenv("PYLOOT_DB"), getenv("PYLOOT_TOKEN"), 't', 0, 0};
     const struct cli_command *cmd = NULL;
     char **own = calloc((size_t)argc * 2 + 1, sizeof *own);
     int n_own = 0, at, i, code = 2;
@@ -247,11 +257,6 @@ int main(int argc, char **argv)
     }
     if (!cmd)
         cmd = find_command("serve");
-    if (cmd->run == cli_serve && (!g.db || !*g.db)) {
-        cli_fail("starting the server", "remote mode (workers pushing samples) is not available in "
-                                        "this version; use --db DIR to serve an existing store");
-        goto out;
-    }
     if (g.token && *g.token && !pl_token_valid(g.token)) {
         cli_fail("reading the arguments", "the token (--token or PYLOOT_TOKEN) must be 1 to 1024 "
                                           "visible ASCII characters other than '\"', ',', ';' and '\\'");

@@ -1,8 +1,11 @@
-/* pyloot: the HTTP server (`pyloot [serve] --db DIR`), on libmicrohttpd.
+/* pyloot: the HTTP server (`pyloot [serve] [--db DIR] [--read-only]`), on
+ * libmicrohttpd: the central server of remote mode.
  *
- * The only file that includes microhttpd.h. It serves a store through the
- * same C request handler as the WSGI app; the limits below are explained in
- * docs/cli.md ("Limits of the server"). */
+ * With central.c, the only files that include microhttpd.h. It serves a
+ * store through the same C request handler as the WSGI app and, unless
+ * --read-only, takes workers' pushes, long polls and replies (central.c,
+ * whose waiting requests are parked with MHD's suspend/resume); the limits
+ * below are explained in docs/cli.md ("Limits of the server"). */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -16,14 +19,19 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <microhttpd.h>
 
+#include "central.h"
 #include "cli.h"
 #include "pyloot/access.h"
 #include "pyloot/buf.h"
+#include "pyloot/error.h"
 #include "pyloot/handler.h"
+#include "pyloot/ingest.h"
+#include "pyloot/verify.h"
 
 /* Limits of the HTTP server; docs/cli.md ("Limits of the server") says why
  * each value. */
@@ -32,19 +40,24 @@
 #define HTTP_IDLE_TIMEOUT_S 60u      /* > the default 30 s interval: keep-alive survives between pushes */
 #define HTTP_CONNECTION_MEMORY (32u << 10) /* request line + headers (URL, cookies) per connection */
 #define HTTP_THREADS 4u              /* epoll threads; requests are short, I/O never blocks them */
-#define MAX_BODY (1u << 20)          /* a request body: a 5,000-type sample is ~280 KB as JSON */
+#define MAX_BODY (1u << 20)          /* a request body of the shared handler's routes */
 #define FDS_RESERVED 64u             /* the store, the listening socket, stdio, epoll */
 
 const char cli_serve_help[] =
-    "usage: pyloot [serve] [-h HOST] [-p PORT] --db DIR [--token TOKEN] [--no-gzip]\n"
+    "usage: pyloot [serve] [-h HOST] [-p PORT] [--db DIR] [--token TOKEN] [--read-only] [--no-gzip]\n"
     "\n"
-    "Serve the pyloot UI and HTTP API of a store until Ctrl-C or SIGTERM.\n"
+    "Collect the samples pushed by pyloot workers on many hosts (PyLoot(host=..., port=...)) into\n"
+    "a store and serve its UI and HTTP API until Ctrl-C or SIGTERM; with --read-only, serve an\n"
+    "existing store and take no pushes.\n"
     "\n"
     "-h HOST, --host HOST  Host to listen on. (Default: 0.0.0.0)\n"
     "-p PORT, --port PORT  Port to listen on. (Default: 8000)\n"
-    "--db DIR              the store directory, opened read-only. Default: $PYLOOT_DB\n"
-    "--token TOKEN         require this token for every route but the UI files.\n"
-    "                      Default: $PYLOOT_TOKEN\n"
+    "--db DIR              the store directory, created if missing. Default: $PYLOOT_DB, else\n"
+    "                      $XDG_DATA_HOME/pyloot, else ~/.local/share/pyloot (--read-only: an\n"
+    "                      existing store, opened read-only; default $PYLOOT_DB)\n"
+    "--token TOKEN         require this token for every route but the UI files (workers send it\n"
+    "                      too). Default: $PYLOOT_TOKEN\n"
+    "--read-only           serve an existing store (a server's PyLoot(path=...)); take no pushes\n"
     "--no-gzip             never gzip responses\n";
 
 /* ---- the HTTP server ---- */
@@ -54,7 +67,12 @@ struct conn {
     pl_buf body;
     int too_big;
     int started;     /* the first call (headers only) has been seen */
+    struct central_conn central;
 };
+
+/* The remote-mode routes. Set before the daemon starts, cleared after it
+ * stops. */
+static struct central *g_central;
 
 static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *c)
 {
@@ -69,6 +87,7 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     struct conn *cc = *con_cls;
     if (cc) {
+        central_conn_done(g_central, &cc->central);
         free(cc->uri);
         pl_buf_free(&cc->body);
         free(cc);
@@ -140,10 +159,22 @@ static enum MHD_Result queue(struct MHD_Connection *c, int status, const char *t
     return ret;
 }
 
-static enum MHD_Result body_too_large(struct MHD_Connection *c)
+/* The largest body a route takes: a push's compressed message, a worker's
+ * reply, or MAX_BODY. */
+static size_t body_limit(const char *url)
 {
-    static const char msg[] = "{\"error\":\"request body must be at most 1 MiB\"}";
-    return queue(c, 413, "application/json", msg, sizeof msg - 1, NULL, 0, "no-store");
+    if (url && strcmp(url, "/api/samples") == 0)
+        return PL_INGEST_MAX_BODY;
+    if (url && strcmp(url, "/api/remote/reply") == 0)
+        return PL_REMOTE_REPLY_MAX;
+    return MAX_BODY;
+}
+
+static enum MHD_Result body_too_large(struct MHD_Connection *c, size_t limit)
+{
+    char msg[80];
+    int n = snprintf(msg, sizeof msg, "{\"error\":\"request body must be at most %zu MiB\"}", limit >> 20);
+    return queue(c, 413, "application/json", msg, (size_t)n, NULL, 0, "no-store");
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -162,14 +193,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         const char *announced =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         uint64_t n;
-        if (announced && cli_parse_num(announced, 0, MAX_BODY, &n) != 0)
-            return body_too_large(c);
+        if (announced && cli_parse_num(announced, 0, body_limit(url), &n) != 0)
+            return body_too_large(c, body_limit(url));
         return MHD_YES;
     }
     if (*upload_size) {
         /* A chunked body (no Content-Length) past the limit is read to its
          * end and dropped, then answered 413. */
-        if (cc->too_big || cc->body.len + *upload_size > MAX_BODY) {
+        if (cc->too_big || cc->body.len + *upload_size > body_limit(url)) {
             cc->too_big = 1;
             pl_buf_free(&cc->body);
         } else {
@@ -179,7 +210,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (cc->too_big)
-        return body_too_large(c);
+        return body_too_large(c, body_limit(url));
     char *q = strchr(cc->uri, '?');
     pl_request req = {.method = method, .path = url, .query = q ? q + 1 : NULL,
                       .accept_encoding =
@@ -187,6 +218,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                       .body = cc->body.data, .body_len = cc->body.len};
     char peer[INET6_ADDRSTRLEN];
     add_access_fields(c, &req, peer, sizeof peer);
+    if (g_central) {
+        int handled = central_request(g_central, c, &cc->central, &req);
+        if (handled >= 0)
+            return (enum MHD_Result)handled;
+    }
     pl_response resp;
     pl_handler_handle(h, &req, &resp);
     enum MHD_Result ret = queue_response(c, &resp);
@@ -250,7 +286,9 @@ static void log_mhd(void *cls, const char *fmt, va_list ap)
  * bound per connection. Returns NULL when it cannot listen. */
 static struct MHD_Daemon *start_daemon(pl_handler *h, const struct addrinfo *addr)
 {
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    /* Suspend/resume: a worker's long poll is a parked connection, not a
+     * blocked thread (src/cli/central.c). */
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     /* epoll scales to thousands of connections; poll() is the fallback
      * (never select(), which stops at 1024 descriptors). */
     flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
@@ -273,8 +311,87 @@ static struct MHD_Daemon *start_daemon(pl_handler *h, const struct addrinfo *add
                             MHD_OPTION_END);
 }
 
-/* `pyloot [serve]`: serves the UI and the HTTP API of the store until
- * SIGINT or SIGTERM. */
+/* Creates every missing directory of path (mode 0700). */
+static int make_dirs(const char *path)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
+        return ENAMETOOLONG;
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+            return errno;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+        return errno;
+    return 0;
+}
+
+/* The central server's store, writable: --db, else $PYLOOT_DB (already in
+ * db), else $XDG_DATA_HOME/pyloot, else ~/.local/share/pyloot; created if
+ * missing. A store of an older schema is migrated by the open. An existing
+ * store is checked first by a read-only guarded open (pl_store_open_guarded
+ * walks it in a child process): a damaged one is refused and left where it
+ * is, never moved, since --db may name a server's own store. */
+static int open_central_store(const char *db, pl_store **store)
+{
+    char buf[4096], why[4200];
+    if (!db || !*db) {
+        const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+        if (xdg && *xdg == '/')
+            snprintf(buf, sizeof buf, "%s/pyloot", xdg);
+        else if (home && *home)
+            snprintf(buf, sizeof buf, "%s/.local/share/pyloot", home);
+        else {
+            cli_fail("opening the store", "no store given and no home directory: use --db DIR");
+            return -1;
+        }
+        db = buf;
+    }
+    int rc = make_dirs(db);
+    if (rc) {
+        snprintf(why, sizeof why, "creating %s: %s", db, strerror(rc));
+        cli_fail("opening the store", why);
+        return -1;
+    }
+    pl_store_options opt;
+    memset(&opt, 0, sizeof opt);
+    opt.path = db;
+    pl_store_report rep;
+    memset(&rep, 0, sizeof rep);
+    char mdb[4200];
+    snprintf(mdb, sizeof mdb, "%s/data.mdb", db);
+    struct stat st;
+    rc = 0;
+    if (stat(mdb, &st) == 0) {
+        opt.read_only = 1;
+        rc = pl_store_open_guarded(store, &opt, 0, &rep);
+        if (!rc) {
+            pl_store_close(*store);
+            *store = NULL;
+        }
+        opt.read_only = 0;
+    }
+    if (!rc)
+        rc = pl_store_open(store, &opt);
+    if (rc) {
+        if (rep.message[0] && rc != PL_ESCHEMA)
+            snprintf(why, sizeof why, "%s", rep.message);
+        else
+            snprintf(why, sizeof why, "%s: %s%s", db, pl_strerror(rc),
+                     rc == PL_ESCHEMA ? " (a newer pyloot wrote it: use that version, or another --db)" : "");
+        cli_fail("opening the store", why);
+        return -1;
+    }
+    fprintf(stderr, "pyloot: store %s\n", db);
+    return 0;
+}
+
+/* `pyloot [serve]`: takes workers' pushes (unless --read-only) and serves
+ * the UI and the HTTP API of the store until SIGINT or SIGTERM. */
 int cli_serve(const struct cli_globals *g, int argc, char **argv)
 {
     pl_store *store = NULL;
@@ -287,13 +404,13 @@ int cli_serve(const struct cli_globals *g, int argc, char **argv)
     struct addrinfo hints, *ai = NULL;
     struct MHD_Daemon *d = NULL;
     pl_handler_options opt;
-    if (cli_open_store(g, &store))
+    if (g->read_only ? cli_open_store(g, &store) : open_central_store(g->db, &store))
         return 1;
     memset(&opt, 0, sizeof opt);
     opt.store = store;
     opt.disable_gzip = no_gzip;
     opt.token = token;
-    if (pl_handler_new(&h, &opt)) {
+    if (pl_handler_new(&h, &opt) || central_new(&g_central, store, token, g->read_only)) {
         cli_fail("starting", "out of memory");
         goto out;
     }
@@ -322,14 +439,19 @@ int cli_serve(const struct cli_globals *g, int argc, char **argv)
         cli_fail("starting the server", why);
         goto out;
     }
-    fprintf(stderr, "pyloot: serving %s on http://%s:%s/ (Ctrl-C stops)\n", pl_store_path(store), host, port);
+    fprintf(stderr, "pyloot: %s %s on http://%s:%s/%s (Ctrl-C stops)\n",
+            g->read_only ? "serving" : "collecting into", pl_store_path(store), host, port,
+            token && *token ? " with a token" : "");
     int sig;
     sigwait(&set, &sig);
     fprintf(stderr, "pyloot: stopping\n");
     code = 0;
 out:
+    central_stop(g_central);
     if (d)
         MHD_stop_daemon(d);
+    central_free(g_central);
+    g_central = NULL;
     if (ai)
         freeaddrinfo(ai);
     pl_handler_free(h);

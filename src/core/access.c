@@ -13,6 +13,13 @@ pl_route_class pl_access_classify(const char *path)
         return PL_ROUTE_OPEN;
     if (strcmp(path, "/api/procs") == 0 || strcmp(path, "/api/history") == 0 || strcmp(path, "/metrics") == 0)
         return PL_ROUTE_SUMMARY;
+    /* Remote mode: workers' pushes, long polls and replies come from other
+     * hosts. They show no value to the sender (a push and a reply bring
+     * data in; a poll gets the queries addressed to the polling worker), so
+     * without a token they pass like the summary routes; with one they need it. */
+    if (strcmp(path, "/api/samples") == 0 || strcmp(path, "/api/remote/poll") == 0 ||
+        strcmp(path, "/api/remote/reply") == 0)
+        return PL_ROUTE_SUMMARY;
     /* Default deny: a route not listed above may show values. */
     return PL_ROUTE_VALUES;
 }

@@ -4,7 +4,9 @@
  *
  * Routes fall in three classes:
  *   PL_ROUTE_OPEN     the UI files and /api/login, /api/logout: always answered.
- *   PL_ROUTE_SUMMARY  /api/procs, /api/history, /metrics: names and numbers only.
+ *   PL_ROUTE_SUMMARY  /api/procs, /api/history, /metrics: names and numbers only;
+ *                     and remote mode's /api/samples, /api/remote/poll and
+ *                     /api/remote/reply (workers of other hosts; no value shown).
  *   PL_ROUTE_VALUES   everything else (/api/objects..., and any route added
  *                     later): shows reprs, attributes and other values.
  *

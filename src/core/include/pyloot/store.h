@@ -130,6 +130,7 @@ typedef struct pl_history_query {
     int64_t since_ms;       /* window start, unix ms; 0 = the first sample. growth is counted from it */
     int64_t until_ms;       /* the as-of moment, unix ms; 0 = now when an incarnation is alive,
                              * else the last moment one was (pl_history.as_of_ms says which) */
+    const char *host;       /* NULL or "" = every host; else only incarnations of this host */
 } pl_history_query;
 
 /* How far after the clock a since/until may be (clock skew between hosts);
@@ -178,7 +179,7 @@ typedef struct pl_history {
  * those contributions. Candidates are every type of the store; ties sort by
  * name, then id. Returns PL_EBADARG for a limit outside 1..1000, an unknown
  * sort, a negative since/until or until not after since, PL_ENOTFOUND when
- * `pid` has no incarnation. Callers zero-initialise the query.
+ * `pid` (or `host`) has no incarnation. Callers zero-initialise the query.
  * *out is malloc'ed; free it with pl_history_free (NULL is a no-op). */
 int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out);
 void pl_history_free(pl_history *h);
@@ -262,6 +263,23 @@ int pl_store_witnesses(pl_store *s, const char *group, uint32_t pid, const char 
 
 /* Frees what pl_store_witnesses filled; a zeroed list is a no-op. */
 void pl_witness_list_free(pl_witness_list *l);
+
+/* ---- remote mode: incarnations pushed by workers of other hosts ---- */
+
+/* Registers or refreshes the incarnation of a pushing worker: info->host,
+ * info->inc.pid and info->inc.start (the worker's own start) identify it;
+ * argv, interval_ms and rss are stored; last_seen becomes now_ms. The first
+ * push creates it under a start assigned by the store (top bit set, never
+ * equal to a local start nor to another pushed incarnation's), written to
+ * *out; later ones (after a restart of the server too) find the same one.
+ * `ended` is left as it is. PL_EBADARG for an empty host or pid 0.
+ * Thread-safe (one write transaction). */
+int pl_store_remote_register(pl_store *s, const pl_proc_info *info, int64_t now_ms, pl_incarnation *out);
+
+/* Finds the stored incarnation of a pushing worker (host, pid, its own
+ * start) without writing: 0 with *out, PL_ENOTFOUND when there is none or it
+ * has ended. Thread-safe. */
+int pl_store_remote_find(pl_store *s, const char *host, uint32_t pid, uint64_t worker_start, pl_incarnation *out);
 
 /* Test hook: when `on`, this handle hashes every type name to the same value
  * so that name-hash collisions can be exercised. Only for tests, on a store

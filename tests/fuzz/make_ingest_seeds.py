@@ -1,0 +1,37 @@
+"""Writes seed inputs for fuzz_ingest (tests/fuzz/fuzz_ingest.c) into a
+directory: valid sample messages of the remote-mode protocol, raw (flags
+byte 0) and gzip'ed (flags byte 1), built with the tests' own encoder."""
+import gzip
+import hashlib
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+from remote_push import ENDED, NEW_SPACE, message  # noqa: E402
+
+NOW = 1790000000000
+
+
+def seeds():
+    types = {1: "app.Session", 2: "builtins.dict", 300: "x" * 40}
+    yield message("web-1", 4242, 777, types, [(NOW - 1000, {1: (10, 480), 2: (5, 1000)}),
+                                              (NOW, {1: (11, 528), 300: (1 << 40, 1 << 50)})])
+    yield message("h", 1, 0, flags=0)
+    yield message("h", 1, 0, flags=ENDED | NEW_SPACE, samples=[(NOW, {})])
+    yield message("a" * 63, 2 ** 32 - 1, 2 ** 64 - 1, {0: "t", 2 ** 32 - 1: "u"},
+                  [(NOW + 600000, {0: (0, 0), 2 ** 32 - 1: (2 ** 64 - 1, 2 ** 64 - 1)})], argv="y" * 255)
+    yield message("h", 9, 9, {i: "m.T%d" % i for i in range(50)},
+                  [(NOW - k, {i: (i * k, i) for i in range(0, 50, 3)}) for k in range(3)])
+
+
+def main(out):
+    os.makedirs(out, exist_ok=True)
+    for m in seeds():
+        for data in (b"\0" + m, b"\1" + gzip.compress(m)):
+            name = hashlib.sha1(data).hexdigest()
+            with open(os.path.join(out, name), "wb") as f:
+                f.write(data)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
