@@ -40,6 +40,7 @@ static int pl_exec(PyObject *m)
     if (PyModule_AddStringConstant(m, "__version__", PYLOOT_VERSION) < 0)
         return -1;
     if (pl_store_module_exec(m, pl_live_answer) < 0 || pl_collector_module_exec(m, pl_live_answer) < 0 ||
+        pl_remote_module_exec(m, pl_live_answer) < 0 ||
         pl_live_module_exec(m) < 0 || pl_graph_module_exec(m) < 0)
         return -1;
     return 0;
