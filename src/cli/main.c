@@ -1,6 +1,8 @@
 /* pyloot: the command-line program.
  *
- *   pyloot [-h HOST] [-p PORT] --db DIR     serve a store's UI and API (libmicrohttpd)
+ *   pyloot [-h HOST] [-p PORT] [--db DIR] [--token T] [--read-only]
+ *                                           the central server: takes workers' pushes into a
+ *                                           store and serves its UI and API (libmicrohttpd)
  *   pyloot procs --db DIR [--json|--csv]    the incarnations of a store
  *   pyloot history --db DIR [...]           object counts by type
  *
@@ -25,8 +27,10 @@
 #include <microhttpd.h>
 
 #include "pyloot/access.h"
+#include "central.h"
 #include "pyloot/error.h"
 #include "pyloot/handler.h"
+#include "pyloot/ingest.h"
 #include "pyloot/json.h"
 #include "pyloot/store.h"
 
@@ -37,25 +41,29 @@
 #define HTTP_IDLE_TIMEOUT_S 60u      /* > the default 30 s interval: keep-alive survives between pushes */
 #define HTTP_CONNECTION_MEMORY (32u << 10) /* request line + headers (URL, cookies) per connection */
 #define HTTP_THREADS 4u              /* epoll threads; requests are short, I/O never blocks them */
-#define MAX_BODY (1u << 20)          /* a request body: a 5,000-type sample is ~280 KB as JSON */
+#define MAX_BODY (1u << 20)          /* a request body of the shared handler's routes */
 #define FDS_RESERVED 64u             /* the store, the listening socket, stdio, epoll */
 
 static const char usage[] =
-    "usage: pyloot [-h HOST] [-p PORT] [--db DIR] [--token TOKEN] [--no-gzip] [--help] [--version]\n"
+    "usage: pyloot [-h HOST] [-p PORT] [--db DIR] [--token TOKEN] [--read-only] [--no-gzip] [--help]\n"
+    "              [--version]\n"
     "       pyloot procs --db DIR [--json | --csv]\n"
     "       pyloot history --db DIR [-q TEXT] [--sort growth|count|name] [--limit N] [--offset N]\n"
     "                      [--pid PID] [--json | --csv]\n"
     "\n"
-    "Serve the pyloot UI and HTTP API of a store, or print what a store holds.\n"
+    "Collect the samples of pyloot workers on many hosts (PyLoot(host=..., port=...)) into a store\n"
+    "and serve its UI and HTTP API; or serve, or print, what a store holds.\n"
     "\n"
     "optional arguments:\n"
     "-h HOST, --host HOST  Host to listen on. (Default: 0.0.0.0)\n"
     "-p PORT, --port PORT  Port to listen on. (Default: 8000)\n"
-    "--db DIR              The store directory to open, read-only (PyLoot(path=...) or PYLOOT_DB\n"
-    "                      of the server; shown at /_pyloot/api/procs). Default: $PYLOOT_DB\n"
-    "--token TOKEN         Require this token (Authorization: Bearer, or the UI's login) for every\n"
-    "                      route but the UI files. Default: $PYLOOT_TOKEN. Without one, live-object\n"
-    "                      routes answer only local requests that came through no proxy\n"
+    "--db DIR              The store directory (created if missing). Default: $PYLOOT_DB, else\n"
+    "                      $XDG_DATA_HOME/pyloot, else ~/.local/share/pyloot\n"
+    "--token TOKEN         Require this token (Authorization: Bearer, or the UI's login) from workers\n"
+    "                      and readers, for every route but the UI files. Default: $PYLOOT_TOKEN.\n"
+    "                      Without one, live-object routes answer only local requests that came\n"
+    "                      through no proxy\n"
+    "--read-only           Serve an existing store (a server's PyLoot(path=...)); take no pushes\n"
     "--no-gzip             Never gzip responses\n"
     "--help                show this help message and exit\n"
     "--version             show the version and exit\n"
@@ -124,6 +132,63 @@ static int open_store(const char *db, pl_store **store)
         fail("opening the store", why);
         return -1;
     }
+    return 0;
+}
+
+/* Creates every missing directory of path (mode 0700). */
+static int make_dirs(const char *path)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
+        return ENAMETOOLONG;
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+            return errno;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+        return errno;
+    return 0;
+}
+
+/* The central server's store, writable: --db, else $PYLOOT_DB (already in
+ * db), else $XDG_DATA_HOME/pyloot, else ~/.local/share/pyloot; created if
+ * missing. A store of an older schema is migrated by the open. */
+static int open_central_store(const char *db, char *buf, size_t len, pl_store **store)
+{
+    char why[4200];
+    if (!db || !*db) {
+        const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+        if (xdg && *xdg == '/')
+            snprintf(buf, len, "%s/pyloot", xdg);
+        else if (home && *home)
+            snprintf(buf, len, "%s/.local/share/pyloot", home);
+        else {
+            fail("opening the store", "no store given and no home directory: use --db DIR");
+            return -1;
+        }
+        db = buf;
+    }
+    int rc = make_dirs(db);
+    if (rc) {
+        snprintf(why, sizeof why, "creating %s: %s", db, strerror(rc));
+        fail("opening the store", why);
+        return -1;
+    }
+    pl_store_options opt;
+    memset(&opt, 0, sizeof opt);
+    opt.path = db;
+    rc = pl_store_open(store, &opt);
+    if (rc) {
+        snprintf(why, sizeof why, "%s: %s%s", db, pl_strerror(rc),
+                 rc == PL_ESCHEMA ? " (a newer pyloot wrote it: use that version, or another --db)" : "");
+        fail("opening the store", why);
+        return -1;
+    }
+    fprintf(stderr, "pyloot: store %s\n", db);
     return 0;
 }
 
@@ -260,7 +325,12 @@ struct conn {
     pl_buf body;
     int too_big;
     int started;     /* the first call (headers only) has been seen */
+    struct central_conn central;
 };
+
+/* The remote-mode routes; NULL when the command prints instead of serving.
+ * Set before the daemon starts, cleared after it stops. */
+static struct central *g_central;
 
 static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *c)
 {
@@ -275,6 +345,7 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     struct conn *cc = *con_cls;
     if (cc) {
+        central_conn_done(g_central, &cc->central);
         free(cc->uri);
         pl_buf_free(&cc->body);
         free(cc);
@@ -346,10 +417,22 @@ static enum MHD_Result queue(struct MHD_Connection *c, int status, const char *t
     return ret;
 }
 
-static enum MHD_Result body_too_large(struct MHD_Connection *c)
+/* The largest body a route takes: a push's compressed message, a worker's
+ * reply, or MAX_BODY. */
+static size_t body_limit(const char *url)
 {
-    static const char msg[] = "{\"error\":\"request body must be at most 1 MiB\"}";
-    return queue(c, 413, "application/json", msg, sizeof msg - 1, NULL, 0, "no-store");
+    if (url && strcmp(url, "/api/samples") == 0)
+        return PL_INGEST_MAX_BODY;
+    if (url && strcmp(url, "/api/remote/reply") == 0)
+        return PL_REMOTE_REPLY_MAX;
+    return MAX_BODY;
+}
+
+static enum MHD_Result body_too_large(struct MHD_Connection *c, size_t limit)
+{
+    char msg[80];
+    int n = snprintf(msg, sizeof msg, "{\"error\":\"request body must be at most %zu MiB\"}", limit >> 20);
+    return queue(c, 413, "application/json", msg, (size_t)n, NULL, 0, "no-store");
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -368,14 +451,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         const char *announced =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         uint64_t n;
-        if (announced && parse_num(announced, 0, MAX_BODY, &n) != 0)
-            return body_too_large(c);
+        if (announced && parse_num(announced, 0, body_limit(url), &n) != 0)
+            return body_too_large(c, body_limit(url));
         return MHD_YES;
     }
     if (*upload_size) {
         /* A chunked body (no Content-Length) past the limit is read to its
          * end and dropped, then answered 413. */
-        if (cc->too_big || cc->body.len + *upload_size > MAX_BODY) {
+        if (cc->too_big || cc->body.len + *upload_size > body_limit(url)) {
             cc->too_big = 1;
             pl_buf_free(&cc->body);
         } else {
@@ -385,7 +468,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (cc->too_big)
-        return body_too_large(c);
+        return body_too_large(c, body_limit(url));
     char *q = strchr(cc->uri, '?');
     pl_request req = {.method = method, .path = url, .query = q ? q + 1 : NULL,
                       .accept_encoding =
@@ -393,6 +476,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                       .body = cc->body.data, .body_len = cc->body.len};
     char peer[INET6_ADDRSTRLEN];
     add_access_fields(c, &req, peer, sizeof peer);
+    if (g_central) {
+        int handled = central_request(g_central, c, &cc->central, &req);
+        if (handled >= 0)
+            return (enum MHD_Result)handled;
+    }
     pl_response resp;
     pl_handler_handle(h, &req, &resp);
     enum MHD_Result ret = queue_response(c, &resp);
@@ -456,7 +544,9 @@ static void log_mhd(void *cls, const char *fmt, va_list ap)
  * bound per connection. Returns NULL when it cannot listen. */
 static struct MHD_Daemon *start_daemon(pl_handler *h, const struct addrinfo *addr)
 {
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    /* Suspend/resume: a worker's long poll is a parked connection, not a
+     * blocked thread (src/cli/central.c). */
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     /* epoll scales to thousands of connections; poll() is the fallback
      * (never select(), which stops at 1024 descriptors). */
     flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
@@ -479,7 +569,8 @@ static struct MHD_Daemon *start_daemon(pl_handler *h, const struct addrinfo *add
                             MHD_OPTION_END);
 }
 
-static int serve(pl_store *store, const char *host, const char *port, int no_gzip, const char *token)
+static int serve(pl_store *store, const char *host, const char *port, int no_gzip, const char *token,
+                 int read_only)
 {
     int code = 1;
     pl_handler *h = NULL;
@@ -490,7 +581,7 @@ static int serve(pl_store *store, const char *host, const char *port, int no_gzi
     opt.store = store;
     opt.disable_gzip = no_gzip;
     opt.token = token;
-    if (pl_handler_new(&h, &opt)) {
+    if (pl_handler_new(&h, &opt) || central_new(&g_central, store, token, read_only)) {
         fail("starting", "out of memory");
         goto out;
     }
@@ -519,14 +610,19 @@ static int serve(pl_store *store, const char *host, const char *port, int no_gzi
         fail("starting the server", why);
         goto out;
     }
-    fprintf(stderr, "pyloot: serving %s on http://%s:%s/ (Ctrl-C stops)\n", pl_store_path(store), host, port);
+    fprintf(stderr, "pyloot: %s %s on http://%s:%s/%s (Ctrl-C stops)\n",
+            read_only ? "serving" : "collecting into", pl_store_path(store), host, port,
+            token && *token ? " with a token" : "");
     int sig;
     sigwait(&set, &sig);
     fprintf(stderr, "pyloot: stopping\n");
     code = 0;
 out:
+    central_stop(g_central);
     if (d)
         MHD_stop_daemon(d);
+    central_free(g_central);
+    g_central = NULL;
     if (ai)
         freeaddrinfo(ai);
     pl_handler_free(h);
@@ -537,7 +633,7 @@ int main(int argc, char **argv)
 {
     const char *host = "0.0.0.0", *port = "8000", *db = getenv("PYLOOT_DB");
     const char *cmd = NULL, *text = NULL, *token = getenv("PYLOOT_TOKEN");
-    int format = 't', no_gzip = 0;
+    int format = 't', no_gzip = 0, read_only = 0;
     uint64_t v;
     pl_history_query hq;
     memset(&hq, 0, sizeof hq);
@@ -567,6 +663,9 @@ int main(int argc, char **argv)
             takes = 0;
         } else if (strcmp(a, "--no-gzip") == 0) {
             no_gzip = 1;
+            takes = 0;
+        } else if (strcmp(a, "--read-only") == 0) {
+            read_only = 1;
             takes = 0;
         } else if (!is_valued_option(a)) {
             fprintf(stderr, "pyloot: reading the arguments failed: unknown argument %s\n%s", a, usage);
@@ -634,13 +733,10 @@ int main(int argc, char **argv)
     }
     hq.now_ms = pl_now_ms();
 
-    if (!cmd || strcmp(cmd, "serve") == 0) {
-        if (!db || !*db) {
-            fail("starting the server",
-                 "remote mode (workers pushing samples) is not available in this version; "
-                 "use --db DIR to serve an existing store");
-            return 2;
-        }
+    int serving = !cmd || strcmp(cmd, "serve") == 0;
+    if (token && strlen(token) > 1024) {
+        fail("reading the arguments", "the token must be at most 1024 bytes");
+        return 2;
     }
     if (token && *token && !pl_token_valid(token)) {
         fail("reading the arguments", "the token (--token or PYLOOT_TOKEN) must be 1 to 1024 visible ASCII "
@@ -648,11 +744,16 @@ int main(int argc, char **argv)
         return 2;
     }
     pl_store *store = NULL;
-    if (open_store(db, &store))
+    char default_db[4096];
+    if (serving && !read_only) {
+        if (open_central_store(db, default_db, sizeof default_db, &store))
+            return 1;
+    } else if (open_store(db, &store)) {
         return 1;
+    }
     int code;
-    if (!cmd || strcmp(cmd, "serve") == 0)
-        code = serve(store, host, port, no_gzip, token);
+    if (serving)
+        code = serve(store, host, port, no_gzip, token, read_only);
     else if (strcmp(cmd, "procs") == 0)
         code = cmd_procs(store, format);
     else

@@ -5,6 +5,7 @@
 
 #include <zlib.h>
 
+#include "pyloot/error.h"
 #include "pyloot/gzip.h"
 
 int pl_gzip(const void *data, size_t len, pl_buf *out)
@@ -74,4 +75,55 @@ int pl_accepts_gzip(const char *h)
             p++;
     }
     return 0;
+}
+
+int pl_gunzip(const void *data, size_t len, size_t max, pl_buf *out)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (len > 0xffffffffu)
+        return PL_ETOOBIG;
+    if (inflateInit2(&zs, 15 + 16) != Z_OK) /* gzip wrapper only */
+        return ENOMEM;
+    size_t old_len = out->len;
+    int rc = 0;
+    zs.next_in = (Bytef *)data;
+    zs.avail_in = (uInt)len;
+    for (;;) {
+        size_t room = max - (out->len - old_len);
+        size_t chunk = room < 65536 ? room : 65536;
+        /* One byte more than allowed tells a full output from an overflow. */
+        if (pl_buf_reserve(out, chunk + 1)) {
+            rc = ENOMEM;
+            break;
+        }
+        zs.next_out = (Bytef *)out->data + out->len;
+        zs.avail_out = (uInt)(chunk + 1);
+        int z = inflate(&zs, Z_NO_FLUSH);
+        size_t got = chunk + 1 - zs.avail_out;
+        out->len += got;
+        if (out->len - old_len > max) {
+            rc = PL_ETOOBIG;
+            break;
+        }
+        if (z == Z_STREAM_END) {
+            if (zs.avail_in != 0)
+                rc = PL_EBADARG;
+            break;
+        }
+        if (z == Z_MEM_ERROR) {
+            rc = ENOMEM;
+            break;
+        }
+        if (z != Z_OK || (got == 0 && zs.avail_in == 0)) {
+            rc = PL_EBADARG; /* bad data, or truncated */
+            break;
+        }
+    }
+    if (rc)
+        out->len = old_len;
+    if (out->data)
+        out->data[out->len] = '\0';
+    inflateEnd(&zs);
+    return rc;
 }

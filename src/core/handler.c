@@ -264,8 +264,12 @@ static void handle_procs(pl_handler *h, pl_response *resp)
         pl_json_cstr(b, p->host);
         pl_buf_puts(b, ",\"argv\":");
         pl_json_cstr(b, p->argv);
-        pl_buf_printf(b, ",\"interval\":%.3f,\"rss\":%" PRIu64 ",\"samples\":%u}", p->interval_ms / 1000.0,
+        pl_buf_printf(b, ",\"interval\":%.3f,\"rss\":%" PRIu64 ",\"samples\":%u", p->interval_ms / 1000.0,
                       p->rss, p->samples);
+        pl_buf_printf(b, ",\"remote\":%s", p->remote ? "true" : "false");
+        if (p->remote)
+            pl_buf_printf(b, ",\"worker_start\":%" PRIu64, p->worker_start);
+        pl_buf_putc(b, '}');
     }
     pl_buf_puts(b, "]}");
 done:
@@ -276,7 +280,7 @@ done:
 
 static void handle_history(pl_handler *h, const pl_request *req, pl_response *resp)
 {
-    pl_buf q = PL_BUF_INIT, tmp = PL_BUF_INIT;
+    pl_buf q = PL_BUF_INIT, tmp = PL_BUF_INIT, host = PL_BUF_INIT;
     pl_history *hist = NULL;
     pl_history_query hq;
     memset(&hq, 0, sizeof hq);
@@ -322,14 +326,24 @@ static void handle_history(pl_handler *h, const pl_request *req, pl_response *re
         param_u64(req, "workers", 0, 1, 0, &workers, &tmp, resp) ||
         param_u64(req, "points", 2, 5000, 720, &points, &tmp, resp))
         goto done;
+    rc = query_get(req->query, "host", &host);
+    if (rc < 0 || (rc > 0 && (host.len == 0 || host.len > 63 || memchr(host.data, '\0', host.len)))) {
+        error_response(resp, 400, "parameter host must be 1 to 63 bytes");
+        goto done;
+    }
+    hq.host = host.len ? host.data : NULL;
     hq.pid = (uint32_t)pid;
     hq.per_worker = (int)workers;
     hq.max_points = (uint32_t)points;
     hq.now_ms = pl_now_ms();
 
     rc = pl_store_history(h->opt.store, &hq, &hist);
-    if (rc == PL_ENOTFOUND && pid) {
-        error_response(resp, 404, "no incarnation with pid %" PRIu64 " in this store", pid);
+    if (rc == PL_ENOTFOUND && (pid || hq.host)) {
+        if (hq.host)
+            error_response(resp, 404, "no incarnation%s%.0" PRIu64 " of host %s in this store", pid ? " with pid " : "",
+                           pid, hq.host);
+        else
+            error_response(resp, 404, "no incarnation with pid %" PRIu64 " in this store", pid);
         goto done;
     }
     if (rc) {
@@ -350,6 +364,11 @@ static void handle_history(pl_handler *h, const pl_request *req, pl_response *re
     pl_buf_puts(b, ",\"pid\":");
     if (pid)
         pl_json_u64(b, pid);
+    else
+        pl_buf_puts(b, "null");
+    pl_buf_puts(b, ",\"host\":");
+    if (hq.host)
+        pl_json_cstr(b, hq.host);
     else
         pl_buf_puts(b, "null");
     pl_buf_puts(b, ",\"types\":[");
@@ -383,6 +402,7 @@ done:
     pl_history_free(hist);
     pl_buf_free(&q);
     pl_buf_free(&tmp);
+    pl_buf_free(&host);
 }
 
 /* ---- live objects ---- */
@@ -493,15 +513,17 @@ done:
     free(procs);
 }
 
-static void handle_live(pl_handler *h, const pl_request *req, pl_live_kind kind, uint64_t id,
-                        pl_response *resp)
+/* Reads the parameters of a live-object query (group, offset, limit, pid).
+ * Returns 0, or fills a 400 response and returns -1. */
+static int live_params(const pl_request *req, pl_live_kind kind, uint64_t id, pl_live_query *q, uint64_t *pid,
+                       pl_response *resp)
 {
     pl_buf tmp = PL_BUF_INIT;
-    pl_live_query q;
-    memset(&q, 0, sizeof q);
-    q.kind = kind;
-    q.id = id;
-    uint64_t pid = 0;
+    int ret = -1;
+    memset(q, 0, sizeof *q);
+    q->kind = kind;
+    q->id = id;
+    *pid = 0;
     if (kind == PL_LIVE_LIST) {
         int rc = query_get(req->query, "group", &tmp);
         if (rc <= 0 || tmp.len == 0) {
@@ -513,15 +535,28 @@ static void handle_live(pl_handler *h, const pl_request *req, pl_live_kind kind,
                            PL_TYPE_NAME_MAX);
             goto done;
         }
-        memcpy(q.group, tmp.data, tmp.len + 1);
+        memcpy(q->group, tmp.data, tmp.len + 1);
     }
-    if (param_u64(req, "offset", 0, PL_OFFSET_MAX, 0, &q.offset, &tmp, resp) ||
-        param_u64(req, "limit", 1, 10000, 100, &q.limit, &tmp, resp) ||
-        param_u64(req, "pid", 1, 4194304, 0, &pid, &tmp, resp))
+    if (param_u64(req, "offset", 0, PL_OFFSET_MAX, 0, &q->offset, &tmp, resp) ||
+        param_u64(req, "limit", 1, 10000, 100, &q->limit, &tmp, resp) ||
+        param_u64(req, "pid", 1, 4194304, 0, pid, &tmp, resp))
         goto done;
+    ret = 0;
+done:
+    pl_buf_free(&tmp);
+    return ret;
+}
+
+static void handle_live(pl_handler *h, const pl_request *req, pl_live_kind kind, uint64_t id,
+                        pl_response *resp)
+{
+    pl_live_query q;
+    uint64_t pid = 0;
+    if (live_params(req, kind, id, &q, &pid, resp))
+        return;
     if (!h->opt.live) {
         error_response(resp, 501, "live objects are answered by the workers themselves, not by this server");
-        goto done;
+        return;
     }
     if (pid == 0 || pid == h->opt.self.pid) {
         int status = 500;
@@ -534,8 +569,6 @@ static void handle_live(pl_handler *h, const pl_request *req, pl_live_kind kind,
     } else {
         forward_live(h, (uint32_t)pid, &q, resp);
     }
-done:
-    pl_buf_free(&tmp);
 }
 
 /* Parses "/api/objects/<id>[/parents|/children|/path]". Returns 0 and fills
@@ -749,4 +782,36 @@ int pl_handler_handle(pl_handler *h, const pl_request *req, pl_response *resp)
         }
     }
     return 0;
+}
+
+/* ---- helpers shared with the remote-mode routes (remote.c) ---- */
+
+int pl_http_query_get(const char *query, const char *name, pl_buf *out)
+{
+    return query_get(query, name, out);
+}
+
+int pl_http_param_u64(const pl_request *req, const char *name, uint64_t lo, uint64_t hi, uint64_t def,
+                      uint64_t *out, pl_response *resp)
+{
+    pl_buf tmp = PL_BUF_INIT;
+    int rc = param_u64(req, name, lo, hi, def, out, &tmp, resp);
+    pl_buf_free(&tmp);
+    return rc;
+}
+
+void pl_http_error(pl_response *resp, int status, const char *msg)
+{
+    error_response(resp, status, "%s", msg);
+}
+
+int pl_http_live_query(const pl_request *req, const char *path, pl_live_query *q, uint64_t *pid,
+                       pl_response *resp)
+{
+    pl_live_kind kind = PL_LIVE_LIST;
+    uint64_t id = 0;
+    if (strcmp(path, "/api/objects") != 0 && strcmp(path, "/api/objects/") != 0 &&
+        parse_object_route(path + 13, &kind, &id, resp))
+        return -1;
+    return live_params(req, kind, id, q, pid, resp);
 }

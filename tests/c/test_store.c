@@ -1153,7 +1153,7 @@ static void test_open_and_procs(void)
     CHECK_EQ_INT(st.max_bytes, (1u << 30) / 4 * 3);
     CHECK_EQ_INT(st.max_samples, 2880);
     CHECK_EQ_INT(st.max_age_s, 7 * 86400);
-    CHECK_EQ_INT(st.schema, 1);
+    CHECK_EQ_INT(st.schema, 2);
     CHECK(st.used_bytes > 0 && st.used_bytes < (1u << 20));
     CHECK_EQ_STR(pl_store_path(s), dir);
 

@@ -57,7 +57,7 @@ def test_help_and_version():
 
 
 @pytest.mark.parametrize("args,code,needle", [
-    ((), 2, "use --db DIR"),
+    (("--read-only",), 1, "use --db DIR"),
     (("--port", "http"), 2, "--port"),
     (("--port", "70000"), 2, "--port"),
     (("history", "--limit", "0", "--db", "/nonexistent"), 2, "--limit"),
@@ -103,7 +103,7 @@ def test_history_table_json_csv(store):
 
 def test_serve_a_store(store):
     port = free_port()
-    proc = subprocess.Popen([pyloot_exe(), "-h", "127.0.0.1", "-p", str(port), "--db", store],
+    proc = subprocess.Popen([pyloot_exe(), "-h", "127.0.0.1", "-p", str(port), "--db", store, "--read-only"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         url = "http://127.0.0.1:%d" % port
@@ -126,7 +126,7 @@ def test_serve_a_store(store):
         r = http(url + "/api/objects?group=test_cli.Marker")
         assert r.status == 501 and "error" in r.json()
         assert http(url + "/api/history?limit=abc").status == 400
-        assert http(url + "/api/samples", method="POST", data=b"{}").status == 501
+        assert http(url + "/api/samples", method="POST", data=b"{}").status == 403
         assert http(url + "/nope").status == 404
     finally:
         proc.send_signal(signal.SIGTERM)

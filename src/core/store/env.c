@@ -114,10 +114,22 @@ static int open_dbs(pl_store *s)
             goto abort;
         }
         memcpy(&version, v.mv_data, 4);
-        if (version != SCHEMA_VERSION) {
+        if (version < SCHEMA_OLDEST || version > SCHEMA_VERSION) {
             rc = PL_ESCHEMA;
             goto abort;
         }
+        if (version < SCHEMA_VERSION && !s->read_only) {
+            /* Migration: schema 2 only appended worker_start to procs
+             * records, which rec_decode reads at either size; records are
+             * rewritten at the new size when next updated. */
+            memcpy(schema, &(uint32_t){SCHEMA_VERSION}, 4);
+            v.mv_data = schema;
+            v.mv_size = 4;
+            rc = mdb_put(txn, s->meta, &k, &v, 0);
+            if (rc)
+                goto abort;
+        }
+        s->schema = version < SCHEMA_VERSION && s->read_only ? version : SCHEMA_VERSION;
     }
     rc = txn_commit(s, txn);
     txn = NULL;
@@ -289,7 +301,7 @@ int pl_store_stat_get(pl_store *s, pl_store_stat *out)
     rc = mdb_stat(txn, s->types, &st);
     if (rc == 0)
         out->types = (uint32_t)st.ms_entries;
-    out->schema = SCHEMA_VERSION;
+    out->schema = s->schema ? s->schema : SCHEMA_VERSION;
     txn_abort(s, txn);
 out:
     return rc;

@@ -857,15 +857,17 @@ int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
     for (i = 0; i < n_incs; i++) {
         if (q->pid && list[i].inc.pid != q->pid)
             continue;
+        if (q->host && *q->host && strncmp(list[i].rec.host, q->host, sizeof list[i].rec.host) != 0)
+            continue;
         views[nv].inc = list[i].inc;
         views[nv].rec = list[i].rec;
-        views[nv].alive = list[i].rec.ended_ms == 0 && pl_proc_alive(&list[i].inc);
+        views[nv].alive = rec_alive(&list[i].inc, &list[i].rec, pl_now_ms());
         rc = hview_load(s, txn, &views[nv]);
         nv++;
         if (rc)
             goto out;
     }
-    if (q->pid && nv == 0) {
+    if ((q->pid || (q->host && *q->host)) && nv == 0) {
         rc = PL_ENOTFOUND;
         goto out;
     }

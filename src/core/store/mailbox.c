@@ -147,7 +147,7 @@ int pl_store_mailbox_post(pl_store *s, const pl_incarnation *to, const void *req
         rc = PL_ETOOBIG;
         goto out;
     }
-    if (!pl_proc_alive(to)) {
+    if (!(to->start & REMOTE_START) && !pl_proc_alive(to)) {
         rc = PL_ENOTFOUND;
         goto out;
     }
@@ -156,7 +156,7 @@ int pl_store_mailbox_post(pl_store *s, const pl_incarnation *to, const void *req
     if (rc)
         goto out;
     rc = rec_get(s, txn, to, &rec);
-    if (rc == 0 && rec.ended_ms)
+    if (rc == 0 && (rec.ended_ms || ((to->start & REMOTE_START) && !rec_alive(to, &rec, now_ms))))
         rc = PL_ENOTFOUND;
     if (rc)
         goto end;

@@ -19,11 +19,33 @@ int rec_get(pl_store *s, MDB_txn *txn, const pl_incarnation *inc, struct proc_re
     rc = mdb_get(txn, s->procs, &k, &v);
     if (rc == MDB_NOTFOUND)
         rc = PL_ENOTFOUND;
-    else if (rc == 0 && v.mv_size != sizeof *rec)
-        rc = PL_ECORRUPT;
     else if (rc == 0)
-        memcpy(rec, v.mv_data, sizeof *rec);
+        rc = rec_decode(&v, rec);
     return rc;
+}
+
+/* Decodes a procs value of schema 2, or of schema 1 (zero-extended). */
+int rec_decode(const MDB_val *v, struct proc_rec *rec)
+{
+    if (v->mv_size != sizeof *rec && v->mv_size != PROC_REC_V1)
+        return PL_ECORRUPT;
+    memset(rec, 0, sizeof *rec);
+    memcpy(rec, v->mv_data, v->mv_size);
+    return 0;
+}
+
+/* Liveness of an incarnation (see store_int.h). */
+int rec_alive(const pl_incarnation *inc, const struct proc_rec *rec, int64_t now_ms)
+{
+    if (rec->ended_ms)
+        return 0;
+    if (inc->start & REMOTE_START) {
+        int64_t window = (int64_t)rec->interval_ms * REMOTE_BEATS;
+        if (window < REMOTE_MIN_MS)
+            window = REMOTE_MIN_MS;
+        return now_ms - rec->last_seen_ms < window;
+    }
+    return pl_proc_alive(inc);
 }
 
 /* Writes the procs record of inc; 0 or an LMDB code. */
@@ -139,13 +161,13 @@ int read_incs(pl_store *s, MDB_txn *txn, struct inc_entry **out, size_t *n_out)
         goto out;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != INC_KEY || v.mv_size != sizeof(struct proc_rec))
+        if (k.mv_size != INC_KEY || (v.mv_size != sizeof(struct proc_rec) && v.mv_size != PROC_REC_V1))
             continue;
         rc = array_reserve(&list, &cap, n + 1, sizeof *list, 16);
         if (rc)
             goto out;
         inc_from_key(&list[n].inc, k.mv_data);
-        memcpy(&list[n].rec, v.mv_data, sizeof list[n].rec);
+        rec_decode(&v, &list[n].rec);
         list[n].alive = 0;
         n++;
     }
@@ -164,13 +186,14 @@ out:
     return rc;
 }
 
-/* Sets each entry's alive flag: not ended and pl_proc_alive() (reads /proc). */
+/* Sets each entry's alive flag with rec_alive(). */
 void fill_alive(struct inc_entry *list, size_t n)
 {
+    int64_t now_ms = pl_now_ms();
     size_t i;
 
     for (i = 0; i < n; i++)
-        list[i].alive = list[i].rec.ended_ms == 0 && pl_proc_alive(&list[i].inc);
+        list[i].alive = rec_alive(&list[i].inc, &list[i].rec, now_ms);
 }
 
 /* Lists every stored incarnation (see store.h). */
@@ -211,6 +234,8 @@ int pl_store_procs(pl_store *s, pl_proc_info **out, size_t *n)
         p->rss = r->rss;
         p->samples = r->samples;
         p->alive = list[i].alive;
+        p->remote = (list[i].inc.start & REMOTE_START) != 0;
+        p->worker_start = r->worker_start;
     }
     *out = infos;
     *n = count;

@@ -1,7 +1,7 @@
 /* Internal header of the LMDB store (the files of src/core/store/), not installed.
  * The layout, the retention rules and the reasons behind them are in docs/store.md; this comment is the short version.
  *
- *   meta      "schema" -> u32, "ticket" -> u64 (last mailbox ticket)
+ *   meta      "schema" -> u32, "ticket" -> u64 (last mailbox ticket), "remote" -> u64 (last pushed incarnation)
  *   procs     inc(12) -> struct proc_rec
  *   types     id(4) -> name
  *   typenames hash(8) id(4) -> name            (names may exceed 511 bytes)
@@ -54,7 +54,11 @@
 #include "pyloot/error.h"
 #include "pyloot/store.h"
 
-#define SCHEMA_VERSION 1u
+/* 2: procs records gained worker_start (pushed incarnations, remote.c).
+ * A schema-1 store is migrated at a writable open (its records are read at
+ * their old size, zero-extended) and read as it is by a read-only one. */
+#define SCHEMA_VERSION 2u
+#define SCHEMA_OLDEST 1u
 #define DEFAULT_MAP_SIZE (1ull << 30)
 #define DEFAULT_MAX_SAMPLES 2880u
 #define DEFAULT_MAX_AGE_S (7ull * 86400)
@@ -123,6 +127,7 @@ struct pl_store {
     uint64_t max_age_s;
     uint32_t max_samples;
     int read_only;
+    uint32_t schema;    /* as found at open (a read-only open leaves an old schema as it is) */
     int collide_hashes; /* test hook; set before use, never changed concurrently */
 };
 
@@ -140,7 +145,22 @@ struct proc_rec {
     int64_t last_time;    /* last sample ever appended, 0 when none */
     uint32_t n_log;       /* samples in the log */
     uint32_t n_windows;   /* live (not dropping) windows */
+    /* Schema 2. A pushed incarnation (inc.start has REMOTE_START set) keeps
+     * here the start the worker gave (its own clock ticks since boot); 0 for
+     * a local incarnation. */
+    uint64_t worker_start;
 };
+/* The size of a schema-1 procs record: everything before worker_start. */
+#define PROC_REC_V1 offsetof(struct proc_rec, worker_start)
+
+/* Pushed incarnations are stored under a start the server assigns: this bit
+ * plus a counter, so they never collide with a local start (clock ticks
+ * since boot stay far below 2^63) nor with each other. */
+#define REMOTE_START (1ull << 63)
+/* A pushed incarnation is alive while its last push is younger than
+ * max(REMOTE_BEATS x interval, REMOTE_MIN_MS). */
+#define REMOTE_BEATS 3
+#define REMOTE_MIN_MS 10000
 
 /* One stored incarnation as read by the pruner and the history query. */
 struct inc_entry {
@@ -383,8 +403,14 @@ int rec_put(pl_store *s, MDB_txn *txn, const pl_incarnation *inc,
             const struct proc_rec *rec);
 /* Reads every procs record, sorted by first_seen (*out malloc'ed); alive not filled. */
 int read_incs(pl_store *s, MDB_txn *txn, struct inc_entry **out, size_t *n_out);
-/* Sets each entry's alive flag: not ended and pl_proc_alive() (reads /proc). */
+/* Sets each entry's alive flag with rec_alive(). */
 void fill_alive(struct inc_entry *list, size_t n);
+/* Decodes a procs value of either schema into *rec; 0 or PL_ECORRUPT. */
+int rec_decode(const MDB_val *v, struct proc_rec *rec);
+/* 1 when inc is alive: not ended, and for a local incarnation pl_proc_alive()
+ * (reads /proc), for a pushed one (start has REMOTE_START) its last push
+ * younger than max(REMOTE_BEATS x interval, REMOTE_MIN_MS) at now_ms. */
+int rec_alive(const pl_incarnation *inc, const struct proc_rec *rec, int64_t now_ms);
 /* Reads every part of the log sample (inck, time) into smp (replacing it). */
 int log_read_sample(MDB_cursor *cur, const uint8_t *inck, uint64_t time, struct sample *smp);
 /* Lists the distinct log times of an incarnation, ascending (*times malloc'ed). */

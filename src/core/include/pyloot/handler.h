@@ -106,6 +106,23 @@ int pl_handler_handle(pl_handler *h, const pl_request *req, pl_response *resp);
 /* Frees the body of a response filled by pl_handler_handle (not resp itself). */
 void pl_response_free(pl_response *resp);
 
+/* ---- helpers for other route files (remote.c); thread-safe ---- */
+
+/* Finds the first `name=value` of a raw query string and percent-decodes the
+ * value into out (NUL-terminated). 1 if found, 0 if absent, else an error. */
+int pl_http_query_get(const char *query, const char *name, pl_buf *out);
+/* Reads an integer parameter within [lo, hi] (absent: def). 0, or fills a
+ * 400 response and returns -1. */
+int pl_http_param_u64(const pl_request *req, const char *name, uint64_t lo, uint64_t hi, uint64_t def,
+                      uint64_t *out, pl_response *resp);
+/* Replaces resp with the JSON error {"error": msg} and `status`. */
+void pl_http_error(pl_response *resp, int status, const char *msg);
+/* Parses an /api/objects... route (path starts with "/api/objects") and its
+ * parameters into *q and *pid (0 when absent), exactly as the handler does.
+ * 0, or fills a 4xx response and returns -1. */
+int pl_http_live_query(const pl_request *req, const char *path, pl_live_query *q, uint64_t *pid,
+                       pl_response *resp);
+
 /* Reason phrase for an HTTP status ("OK", "Not Found", ...). */
 const char *pl_http_reason(int status);
 

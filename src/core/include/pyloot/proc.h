@@ -29,7 +29,10 @@ typedef struct pl_proc_info {
     int64_t ended_ms;       /* clean exit time, 0 while running or if killed */
     uint64_t rss;           /* bytes, at the last heartbeat */
     uint32_t samples;       /* samples currently stored */
-    int alive;              /* filled by pl_store_procs: pl_proc_alive() and not ended */
+    int alive;              /* filled by pl_store_procs: not ended, and pl_proc_alive() (local)
+                             * or a push within max(3 x interval, 10 s) (remote) */
+    int remote;             /* pl_store_procs: pushed by a worker of another host (remote mode) */
+    uint64_t worker_start;  /* remote: the start the worker gave; inc.start is assigned by the store */
 } pl_proc_info;
 
 /* Fills `inc` for the calling process. */

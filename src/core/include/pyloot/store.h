@@ -127,6 +127,7 @@ typedef struct pl_history_query {
     int per_worker;         /* also return one series per incarnation */
     uint32_t max_points;    /* 0 = default (720): points on the time axis at most */
     int64_t now_ms;         /* query time (for liveness and the last slot) */
+    const char *host;       /* NULL or "" = every host; else only incarnations of this host */
 } pl_history_query;
 
 /* One incarnation's line for one type, aligned with pl_history.times. */
@@ -161,7 +162,8 @@ typedef struct pl_history {
  * one, and alive incarnations carry their latest value to the newest slot.
  * The merged line sums those contributions. Candidates are every type of the
  * store; ties sort by name, then id. Returns PL_EBADARG for a limit outside
- * 1..1000 or an unknown sort, PL_ENOTFOUND when `pid` has no incarnation.
+ * 1..1000 or an unknown sort, PL_ENOTFOUND when `pid` (or `host`) has no
+ * incarnation.
  * *out is malloc'ed; free it with pl_history_free (NULL is a no-op). */
 int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out);
 void pl_history_free(pl_history *h);
@@ -194,6 +196,23 @@ int pl_store_mailbox_result(pl_store *s, uint64_t ticket, int *status, pl_buf *b
 
 /* Withdraws a request and any reply (the waiter gave up). Missing is not an error. */
 int pl_store_mailbox_cancel(pl_store *s, uint64_t ticket);
+
+/* ---- remote mode: incarnations pushed by workers of other hosts ---- */
+
+/* Registers or refreshes the incarnation of a pushing worker: info->host,
+ * info->inc.pid and info->inc.start (the worker's own start) identify it;
+ * argv, interval_ms and rss are stored; last_seen becomes now_ms. The first
+ * push creates it under a start assigned by the store (top bit set, never
+ * equal to a local start nor to another pushed incarnation's), written to
+ * *out; later ones (after a restart of the server too) find the same one.
+ * `ended` is left as it is. PL_EBADARG for an empty host or pid 0.
+ * Thread-safe (one write transaction). */
+int pl_store_remote_register(pl_store *s, const pl_proc_info *info, int64_t now_ms, pl_incarnation *out);
+
+/* Finds the stored incarnation of a pushing worker (host, pid, its own
+ * start) without writing: 0 with *out, PL_ENOTFOUND when there is none or it
+ * has ended. Thread-safe. */
+int pl_store_remote_find(pl_store *s, const char *host, uint32_t pid, uint64_t worker_start, pl_incarnation *out);
 
 /* Test hook: when `on`, this handle hashes every type name to the same value
  * so that name-hash collisions can be exercised. Only for tests, on a store

@@ -1,0 +1,94 @@
+/* pyloot core: the remote-mode routes of the central `pyloot` server
+ * (docs/http-api.md, "Remote mode"): POST /api/samples (ingest), GET
+ * /api/remote/poll and POST /api/remote/reply (the mailbox over HTTP), and
+ * the /api/objects... routes, answered by forwarding to the worker.
+ *
+ * Two of them wait (a poll up to 25 s, an object query up to the live
+ * timeout). They never block the calling thread: pl_remote_handle returns
+ * PL_REMOTE_WAIT with a pl_remote_wait, the server parks the connection
+ * (libmicrohttpd: MHD_suspend_connection) and calls pl_remote_continue when
+ * `notify` says something may have arrived for it, or at its deadline.
+ *
+ * Threads: every function may be called from any thread at once. The
+ * in-memory type-id maps of the pushing incarnations are protected by an
+ * internal mutex; everything else is the store's. */
+#ifndef PYLOOT_REMOTE_H
+#define PYLOOT_REMOTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pyloot/handler.h"
+#include "pyloot/store.h"
+
+#define PL_REMOTE_POLL_MS 25000u          /* longest wait of a poll */
+#define PL_REMOTE_REPLY_MAX (16u << 20)   /* a reply body, after inflating */
+
+/* Called after a query was posted for `inc` (inc != NULL: wake the polls of
+ * that incarnation) or a reply was stored (inc == NULL: wake the waiting
+ * askers). From any thread; must not call back into pl_remote. */
+typedef void (*pl_remote_notify_fn)(void *ctx, const pl_incarnation *inc);
+
+typedef struct pl_remote_options {
+    pl_store *store;             /* borrowed; must outlive the pl_remote */
+    const char *token;           /* NULL or "": no token; borrowed */
+    int read_only;               /* refuse pushes, polls and replies with 403 */
+    uint32_t live_timeout_ms;    /* wait for a worker's answer; 0 = 5000 */
+    uint32_t poll_ms;            /* longest poll; 0 = PL_REMOTE_POLL_MS */
+    pl_remote_notify_fn notify;  /* may be NULL */
+    void *notify_ctx;
+} pl_remote_options;
+
+typedef struct pl_remote pl_remote;
+
+/* What the remote-mode routes need of a request beyond pl_request. */
+typedef struct pl_remote_request {
+    const pl_request *http;        /* method, path, query, body */
+    const char *authorization;     /* headers, each may be NULL */
+    const char *content_type;
+    const char *content_encoding;
+    const char *pyloot_status;     /* X-Pyloot-Status */
+} pl_remote_request;
+
+enum { PL_WAIT_QUERY = 1, PL_WAIT_ANSWER = 2 };
+
+/* A parked request: a poll waiting for a query (QUERY), or an object query
+ * waiting for the worker's answer (ANSWER). Plain data, owned by the caller. */
+typedef struct pl_remote_wait {
+    int kind;
+    pl_incarnation inc;        /* QUERY: whose queries; ANSWER: the worker asked */
+    uint64_t ticket;           /* ANSWER: the mailbox ticket */
+    int64_t deadline_ms;
+    char who[112];             /* ANSWER: "worker 123 on host web-2", for the 504 */
+} pl_remote_wait;
+
+enum { PL_REMOTE_PASS = 0, PL_REMOTE_DONE = 1, PL_REMOTE_WAIT = 2 };
+
+int pl_remote_new(pl_remote **out, const pl_remote_options *opt);
+/* NULL is a no-op. No call may be running. */
+void pl_remote_free(pl_remote *r);
+
+/* Handles a request if its path is a remote-mode route. Returns
+ * PL_REMOTE_PASS (not one: *resp untouched, answer it with pl_handler_handle),
+ * PL_REMOTE_DONE (*resp filled; *ticket_header nonzero means send
+ * "X-Pyloot-Ticket"), or PL_REMOTE_WAIT (*w filled; *resp empty). */
+int pl_remote_handle(pl_remote *r, const pl_remote_request *req, pl_response *resp, uint64_t *ticket_header,
+                     pl_remote_wait *w);
+
+/* Looks again for what *w waits for: PL_REMOTE_DONE with *resp filled (the
+ * query, the answer, 204 after a poll's deadline, 504 after an answer's), or
+ * PL_REMOTE_WAIT. */
+int pl_remote_continue(pl_remote *r, pl_remote_wait *w, int64_t now_ms, pl_response *resp,
+                       uint64_t *ticket_header);
+
+/* The client of a parked request went away: withdraws an ANSWER's ticket. */
+void pl_remote_abandon(pl_remote *r, const pl_remote_wait *w);
+
+/* 1 when no token is configured or `authorization` is "Bearer <token>"
+ * (compared in constant time), else 0. */
+int pl_remote_authorized(const pl_remote *r, const char *authorization);
+
+/* Incarnations with an id map in memory (tests, /api/procs). */
+size_t pl_remote_known(pl_remote *r);
+
+#endif

@@ -1,0 +1,775 @@
+/* The remote-mode routes of the central `pyloot` server: see
+ * pyloot/remote.h and docs/http-api.md ("Remote mode"). The per-incarnation
+ * type-id maps live in memory only (a restarted server answers the first
+ * push of each worker 409, and the worker announces its names again). */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "pyloot/error.h"
+#include "pyloot/gzip.h"
+#include "pyloot/ingest.h"
+#include "pyloot/json.h"
+#include "pyloot/remote.h"
+
+#define BUCKETS 4096u
+/* Id maps kept at most; beyond, all are dropped and the workers re-announce
+ * (a 409 each), so memory stays bounded whatever the churn. */
+#define MAX_WORKERS 65536u
+
+struct id_pair {
+    uint32_t local;
+    uint32_t store;
+};
+
+/* One pushing incarnation's id map. Protected by pl_remote.lock. */
+struct worker {
+    struct worker *next;
+    char host[PL_INGEST_HOST_MAX + 1];
+    uint32_t pid;
+    uint64_t start;          /* the worker's own */
+    pl_incarnation inc;      /* as stored */
+    struct id_pair *ids;     /* sorted by local, no duplicates */
+    size_t n_ids;
+};
+
+struct pl_remote {
+    pl_remote_options opt;
+    pthread_mutex_t lock;
+    struct worker *buckets[BUCKETS]; /* protected by lock */
+    size_t n_workers;                /* protected by lock */
+};
+
+int pl_remote_new(pl_remote **out, const pl_remote_options *opt)
+{
+    *out = NULL;
+    pl_remote *r = calloc(1, sizeof *r);
+    if (!r)
+        return ENOMEM;
+    r->opt = *opt;
+    if (!r->opt.live_timeout_ms)
+        r->opt.live_timeout_ms = 5000;
+    if (!r->opt.poll_ms)
+        r->opt.poll_ms = PL_REMOTE_POLL_MS;
+    if (pthread_mutex_init(&r->lock, NULL)) {
+        free(r);
+        return ENOMEM;
+    }
+    *out = r;
+    return 0;
+}
+
+static void drop_workers(pl_remote *r)
+{
+    for (size_t i = 0; i < BUCKETS; i++) {
+        struct worker *w = r->buckets[i];
+        while (w) {
+            struct worker *next = w->next;
+            free(w->ids);
+            free(w);
+            w = next;
+        }
+        r->buckets[i] = NULL;
+    }
+    r->n_workers = 0;
+}
+
+void pl_remote_free(pl_remote *r)
+{
+    if (!r)
+        return;
+    drop_workers(r);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+size_t pl_remote_known(pl_remote *r)
+{
+    pthread_mutex_lock(&r->lock);
+    size_t n = r->n_workers;
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
+/* ---- access ---- */
+
+int pl_remote_authorized(const pl_remote *r, const char *authorization)
+{
+    const char *token = r->opt.token;
+    if (!token || !*token)
+        return 1;
+    if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
+        return 0;
+    const char *given = authorization + 7;
+    while (*given == ' ')
+        given++;
+    size_t a = strlen(given), b = strlen(token);
+    unsigned char diff = (unsigned char)(a != b);
+    /* Time depends on the presented length only. */
+    for (size_t i = 0; i < a; i++)
+        diff |= (unsigned char)(given[i] ^ token[b ? i % b : 0]);
+    return diff == 0;
+}
+
+/* ---- responses ---- */
+
+static void json_ok(pl_response *resp, int status)
+{
+    resp->status = status;
+    resp->content_type = "application/json";
+    resp->cache_control = "no-store";
+}
+
+static void fail(pl_response *resp, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void fail(pl_response *resp, int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    pl_http_error(resp, status, msg);
+}
+
+/* Common gate of the worker-facing routes: method, read-only, token.
+ * Returns 0 to go on, else fills the error and returns -1. */
+static int gate(pl_remote *r, const pl_remote_request *req, const char *method, int writes, pl_response *resp)
+{
+    const char *m = req->http->method ? req->http->method : "GET";
+    if (strcmp(m, method) != 0 && !(strcmp(method, "GET") == 0 && strcmp(m, "HEAD") == 0)) {
+        fail(resp, 405, "use %s for %s", method, req->http->path);
+        return -1;
+    }
+    if (!pl_remote_authorized(r, req->authorization)) {
+        fail(resp, 401, "this pyloot server needs a token: send Authorization: Bearer <token>");
+        return -1;
+    }
+    if (writes && r->opt.read_only) {
+        fail(resp, 403, "this pyloot server runs --read-only: it takes no pushes from workers");
+        return -1;
+    }
+    return 0;
+}
+
+/* 1 when a header value is `want` (case-insensitive), parameters after ';'
+ * and surrounding spaces ignored. */
+static int header_is(const char *value, const char *want)
+{
+    if (!value)
+        return 0;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    size_t n = strlen(want);
+    if (strncasecmp(value, want, n) != 0)
+        return 0;
+    value += n;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    return *value == '\0' || *value == ';';
+}
+
+/* ---- id maps ---- */
+
+static size_t bucket_of(const char *host, uint32_t pid, uint64_t start)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const unsigned char *p = (const unsigned char *)host; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    h = (h ^ pid) * 1099511628211ull;
+    h = (h ^ start) * 1099511628211ull;
+    return (size_t)(h ^ (h >> 29)) % BUCKETS;
+}
+
+static struct worker **find_worker(pl_remote *r, const char *host, uint32_t pid, uint64_t start)
+{
+    struct worker **pp = &r->buckets[bucket_of(host, pid, start)];
+    for (; *pp; pp = &(*pp)->next)
+        if ((*pp)->pid == pid && (*pp)->start == start && strcmp((*pp)->host, host) == 0)
+            break;
+    return pp;
+}
+
+static const struct id_pair *map_find(const struct id_pair *ids, size_t n, uint32_t local)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ids[mid].local < local)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && ids[lo].local == local ? &ids[lo] : NULL;
+}
+
+struct seq_pair {
+    struct id_pair p;
+    size_t seq;
+};
+
+static int cmp_seq_pair(const void *a, const void *b)
+{
+    const struct seq_pair *x = a, *y = b;
+    if (x->p.local != y->p.local)
+        return x->p.local < y->p.local ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Merges `add` (later entries win) into old[0..n_old), giving a sorted map
+ * without duplicates in *out (malloc'ed). */
+static int map_merge(const struct id_pair *old, size_t n_old, const struct id_pair *add, size_t n_add,
+                     struct id_pair **out, size_t *n_out)
+{
+    size_t n = n_old + n_add, m = 0;
+    struct seq_pair *tmp = malloc((n ? n : 1) * sizeof *tmp);
+    struct id_pair *res = malloc((n ? n : 1) * sizeof *res);
+    if (!tmp || !res) {
+        free(tmp);
+        free(res);
+        return ENOMEM;
+    }
+    for (size_t i = 0; i < n_old; i++)
+        tmp[i] = (struct seq_pair){old[i], i};
+    for (size_t i = 0; i < n_add; i++)
+        tmp[n_old + i] = (struct seq_pair){add[i], n_old + i};
+    qsort(tmp, n, sizeof *tmp, cmp_seq_pair);
+    for (size_t i = 0; i < n; i++) {
+        if (m && res[m - 1].local == tmp[i].p.local)
+            res[m - 1] = tmp[i].p;
+        else
+            res[m++] = tmp[i].p;
+    }
+    free(tmp);
+    *out = res;
+    *n_out = m;
+    return 0;
+}
+
+/* ---- POST /api/samples ---- */
+
+static int cmp_count(const void *a, const void *b)
+{
+    const pl_type_count *x = a, *y = b;
+    return x->type_id < y->type_id ? -1 : x->type_id > y->type_id;
+}
+
+static void reannounce(pl_response *resp, const char *why)
+{
+    json_ok(resp, 409);
+    pl_buf_reset(&resp->body);
+    pl_buf_puts(&resp->body, "{\"error\":");
+    pl_json_cstr(&resp->body, why);
+    pl_buf_puts(&resp->body, ",\"reannounce\":true}");
+}
+
+static int store_status(int rc)
+{
+    return rc == PL_EBADARG ? 400 : 503;
+}
+
+/* Every id a sample uses must be announced in this message or (without
+ * NEW_SPACE) known from an earlier one. Called under r->lock. */
+static int ids_known(const pl_ingest_msg *m, const struct id_pair *announced, size_t n_ann,
+                     const struct worker *w, uint32_t *missing)
+{
+    for (size_t i = 0; i < m->n_entries; i++) {
+        uint32_t id = m->entries[i].local_id;
+        if (map_find(announced, n_ann, id))
+            continue;
+        if (w && !(m->flags & PL_INGEST_NEW_SPACE) && map_find(w->ids, w->n_ids, id))
+            continue;
+        *missing = id;
+        return 0;
+    }
+    return 1;
+}
+
+static void handle_samples(pl_remote *r, const pl_remote_request *req, pl_response *resp)
+{
+    pl_buf plain = PL_BUF_INIT;
+    pl_ingest_msg m;
+    struct id_pair *ann = NULL, *merged = NULL;
+    size_t n_ann = 0, n_merged = 0;
+    const char **names = NULL;
+    size_t *lens = NULL;
+    uint32_t *ids = NULL;
+    pl_type_count *counts = NULL;
+    char why[300];
+    int rc;
+    memset(&m, 0, sizeof m);
+
+    if (gate(r, req, "POST", 1, resp))
+        goto done;
+    if (!header_is(req->content_type, "application/x-pyloot-samples") ||
+        !header_is(req->content_encoding, "gzip")) {
+        fail(resp, 415, "send Content-Type: application/x-pyloot-samples with Content-Encoding: gzip");
+        goto done;
+    }
+    if (req->http->body_len > PL_INGEST_MAX_BODY) {
+        fail(resp, 413, "the compressed body must be at most %u MiB", PL_INGEST_MAX_BODY >> 20);
+        goto done;
+    }
+    rc = pl_gunzip(req->http->body, req->http->body_len, PL_INGEST_MAX_MESSAGE, &plain);
+    if (rc == PL_ETOOBIG) {
+        fail(resp, 413, "the message must be at most %u MiB once decompressed", PL_INGEST_MAX_MESSAGE >> 20);
+        goto done;
+    }
+    if (rc) {
+        fail(resp, rc == ENOMEM ? 503 : 400, "the body is not valid gzip data%s", rc == ENOMEM ? " (out of memory)" : "");
+        goto done;
+    }
+    int64_t now = pl_now_ms();
+    rc = pl_ingest_decode(plain.data, plain.len, now, &m, why, sizeof why);
+    if (rc) {
+        fail(resp, rc == ENOMEM ? 503 : 400, "malformed sample message: %s", why);
+        goto done;
+    }
+
+    /* Validate everything before storing anything. */
+    n_ann = m.n_types;
+    struct id_pair *raw = calloc(n_ann ? n_ann : 1, sizeof *raw);
+    if (!raw) {
+        fail(resp, 503, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n_ann; i++)
+        raw[i] = (struct id_pair){m.types[i].local_id, (uint32_t)i}; /* store = index into m.types for now */
+    rc = map_merge(NULL, 0, raw, n_ann, &ann, &n_ann);
+    free(raw);
+    if (rc) {
+        fail(resp, 503, "out of memory");
+        goto done;
+    }
+    uint32_t missing = 0;
+    pthread_mutex_lock(&r->lock);
+    struct worker *known = *find_worker(r, m.host, m.pid, m.start);
+    int ok = (known || (m.flags & PL_INGEST_NEW_SPACE)) && ids_known(&m, ann, n_ann, known, &missing);
+    pthread_mutex_unlock(&r->lock);
+    if (!ok) {
+        if (!known && !(m.flags & PL_INGEST_NEW_SPACE))
+            snprintf(why, sizeof why, "this server has no type ids of %s pid %u (it restarted): announce every name again", m.host, m.pid);
+        else
+            snprintf(why, sizeof why, "type id %u was never announced by %s pid %u", missing, m.host, m.pid);
+        reannounce(resp, why);
+        goto done;
+    }
+
+    /* Store: names, the incarnation, the samples, the end. */
+    names = calloc(n_ann ? n_ann : 1, sizeof *names);
+    lens = calloc(n_ann ? n_ann : 1, sizeof *lens);
+    ids = calloc(n_ann ? n_ann : 1, sizeof *ids);
+    if (!names || !lens || !ids) {
+        fail(resp, 503, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n_ann; i++) {
+        names[i] = m.types[ann[i].store].name;
+        lens[i] = m.types[ann[i].store].len;
+    }
+    if (n_ann && (rc = pl_store_type_ids(r->opt.store, names, lens, n_ann, ids))) {
+        fail(resp, store_status(rc), "storing the type names failed: %s", pl_strerror(rc));
+        goto done;
+    }
+    for (size_t i = 0; i < n_ann; i++)
+        ann[i].store = ids[i];
+    pl_proc_info info;
+    memset(&info, 0, sizeof info);
+    memcpy(info.host, m.host, sizeof m.host);
+    memcpy(info.argv, m.argv, sizeof info.argv - 1);
+    info.inc.pid = m.pid;
+    info.inc.start = m.start;
+    info.interval_ms = m.interval_ms;
+    info.rss = m.rss;
+    pl_incarnation inc;
+    rc = pl_store_remote_register(r->opt.store, &info, now, &inc);
+    if (rc) {
+        fail(resp, store_status(rc), "registering %s pid %u failed: %s", m.host, m.pid, pl_strerror(rc));
+        goto done;
+    }
+
+    /* Install the map, then translate every entry under the same lock. */
+    counts = malloc((m.n_entries ? m.n_entries : 1) * sizeof *counts);
+    if (!counts) {
+        fail(resp, 503, "out of memory");
+        goto done;
+    }
+    pthread_mutex_lock(&r->lock);
+    struct worker **pp = find_worker(r, m.host, m.pid, m.start), *w = *pp;
+    if (!w) {
+        if (r->n_workers >= MAX_WORKERS)
+            drop_workers(r);
+        pp = find_worker(r, m.host, m.pid, m.start);
+        w = calloc(1, sizeof *w);
+        if (w) {
+            memcpy(w->host, m.host, sizeof w->host);
+            w->pid = m.pid;
+            w->start = m.start;
+            *pp = w;
+            r->n_workers++;
+        }
+    }
+    rc = w ? 0 : ENOMEM;
+    if (w) {
+        w->inc = inc;
+        int fresh = (m.flags & PL_INGEST_NEW_SPACE) != 0;
+        rc = map_merge(fresh ? NULL : w->ids, fresh ? 0 : w->n_ids, ann, n_ann, &merged, &n_merged);
+        if (!rc) {
+            free(w->ids);
+            w->ids = merged;
+            w->n_ids = n_merged;
+            merged = NULL;
+        }
+    }
+    for (size_t i = 0; !rc && i < m.n_entries; i++) {
+        const struct id_pair *p = map_find(w->ids, w->n_ids, m.entries[i].local_id);
+        if (!p) {
+            rc = PL_ENOTFOUND; /* a concurrent new space took it away */
+            break;
+        }
+        counts[i] = (pl_type_count){p->store, m.entries[i].count, m.entries[i].bytes};
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (rc == PL_ENOTFOUND) {
+        reannounce(resp, "the type-id space changed while this message was read: announce again");
+        goto done;
+    }
+    if (rc) {
+        fail(resp, 503, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < m.n_samples; i++) {
+        pl_type_count *c = counts + m.samples[i].first;
+        size_t n = m.samples[i].n;
+        qsort(c, n, sizeof *c, cmp_count);
+        for (size_t j = 1; j < n; j++)
+            if (c[j].type_id == c[j - 1].type_id) {
+                fail(resp, 400, "two type ids of the sample at %" PRId64 " name the same type", m.samples[i].time_ms);
+                goto done;
+            }
+    }
+    size_t stored = 0;
+    for (size_t i = 0; i < m.n_samples; i++) {
+        rc = pl_store_append(r->opt.store, &inc, m.samples[i].time_ms, counts + m.samples[i].first,
+                             m.samples[i].n);
+        if (rc) {
+            fail(resp, store_status(rc), "storing a sample failed after %zu of %zu: %s", stored, m.n_samples,
+                 pl_strerror(rc));
+            goto done;
+        }
+        stored++;
+    }
+    if (m.flags & PL_INGEST_ENDED) {
+        rc = pl_store_end(r->opt.store, &inc, now);
+        if (rc) {
+            fail(resp, store_status(rc), "marking %s pid %u ended failed: %s", m.host, m.pid, pl_strerror(rc));
+            goto done;
+        }
+        pthread_mutex_lock(&r->lock);
+        pp = find_worker(r, m.host, m.pid, m.start);
+        if ((w = *pp)) {
+            *pp = w->next;
+            free(w->ids);
+            free(w);
+            r->n_workers--;
+        }
+        pthread_mutex_unlock(&r->lock);
+    }
+    json_ok(resp, 200);
+    pl_buf_printf(&resp->body, "{\"accepted\":%zu}", stored);
+done:
+    free(counts);
+    free(ids);
+    free(lens);
+    free(names);
+    free(merged);
+    free(ann);
+    pl_ingest_msg_free(&m);
+    pl_buf_free(&plain);
+}
+
+/* ---- GET /api/remote/poll ---- */
+
+/* Reads host= (1..63 bytes without control characters) into host. 1 found,
+ * 0 absent, -1 with a 400 filled. */
+static int host_param(const pl_request *req, char *host, pl_response *resp)
+{
+    pl_buf tmp = PL_BUF_INIT;
+    int rc = pl_http_query_get(req->query, "host", &tmp), ret = rc > 0;
+    if (rc < 0 || (rc > 0 && (tmp.len == 0 || tmp.len > PL_INGEST_HOST_MAX))) {
+        fail(resp, 400, "parameter host must be 1 to %u bytes", PL_INGEST_HOST_MAX);
+        ret = -1;
+    }
+    for (size_t i = 0; ret > 0 && i < tmp.len; i++)
+        if ((unsigned char)tmp.data[i] < 0x20 || tmp.data[i] == 0x7f) {
+            fail(resp, 400, "parameter host contains a control character");
+            ret = -1;
+        }
+    if (ret > 0)
+        memcpy(host, tmp.data, tmp.len + 1);
+    else
+        host[0] = '\0';
+    pl_buf_free(&tmp);
+    return ret;
+}
+
+static int try_take(pl_remote *r, pl_remote_wait *w, int64_t now, pl_response *resp, uint64_t *ticket_header)
+{
+    uint64_t ticket = 0;
+    pl_buf_reset(&resp->body);
+    int rc = pl_store_mailbox_take(r->opt.store, &w->inc, now, r->opt.live_timeout_ms, &ticket, &resp->body);
+    if (rc == 0) {
+        resp->status = 200;
+        resp->content_type = "application/x-pyloot-query";
+        resp->cache_control = "no-store";
+        *ticket_header = ticket;
+        return PL_REMOTE_DONE;
+    }
+    if (rc != PL_ENOTFOUND) {
+        fail(resp, 503, "reading the mailbox failed: %s", pl_strerror(rc));
+        return PL_REMOTE_DONE;
+    }
+    if (now >= w->deadline_ms) {
+        pl_buf_reset(&resp->body);
+        resp->status = 204;
+        resp->cache_control = "no-store";
+        return PL_REMOTE_DONE;
+    }
+    return PL_REMOTE_WAIT;
+}
+
+static int handle_poll(pl_remote *r, const pl_remote_request *req, pl_response *resp, uint64_t *ticket_header,
+                       pl_remote_wait *w)
+{
+    char host[PL_INGEST_HOST_MAX + 1];
+    uint64_t pid = 0, start = 0;
+    if (gate(r, req, "GET", 1, resp))
+        return PL_REMOTE_DONE;
+    int has = host_param(req->http, host, resp);
+    if (has < 0)
+        return PL_REMOTE_DONE;
+    if (!has) {
+        fail(resp, 400, "parameter host is required");
+        return PL_REMOTE_DONE;
+    }
+    if (pl_http_param_u64(req->http, "pid", 1, UINT32_MAX, 0, &pid, resp) ||
+        pl_http_param_u64(req->http, "start", 0, 999999999999999999ull, UINT64_MAX, &start, resp))
+        return PL_REMOTE_DONE;
+    if (!pid || start == UINT64_MAX) {
+        fail(resp, 400, "parameters pid and start are required");
+        return PL_REMOTE_DONE;
+    }
+    memset(w, 0, sizeof *w);
+    w->kind = PL_WAIT_QUERY;
+    int rc = pl_store_remote_find(r->opt.store, host, (uint32_t)pid, start, &w->inc);
+    if (rc == PL_ENOTFOUND) {
+        fail(resp, 404, "no pushing incarnation %s pid %" PRIu64 " start %" PRIu64 " in this store", host, pid, start);
+        return PL_REMOTE_DONE;
+    }
+    if (rc) {
+        fail(resp, 503, "reading the store failed: %s", pl_strerror(rc));
+        return PL_REMOTE_DONE;
+    }
+    int64_t now = pl_now_ms();
+    w->deadline_ms = now + r->opt.poll_ms;
+    return try_take(r, w, now, resp, ticket_header);
+}
+
+/* ---- POST /api/remote/reply ---- */
+
+static void handle_reply(pl_remote *r, const pl_remote_request *req, pl_response *resp)
+{
+    pl_buf plain = PL_BUF_INIT;
+    uint64_t ticket = 0, status = 0;
+    if (gate(r, req, "POST", 1, resp))
+        goto done;
+    if (pl_http_param_u64(req->http, "ticket", 1, 999999999999999999ull, 0, &ticket, resp))
+        goto done;
+    const char *sh = req->pyloot_status;
+    if (!ticket || !sh || strlen(sh) != 3 || sh[0] < '1' || sh[0] > '5' || sh[1] < '0' || sh[1] > '9' ||
+        sh[2] < '0' || sh[2] > '9') {
+        fail(resp, 400, "parameter ticket and header X-Pyloot-Status (100 to 599) are required");
+        goto done;
+    }
+    status = (uint64_t)((sh[0] - '0') * 100 + (sh[1] - '0') * 10 + (sh[2] - '0'));
+    const void *body = req->http->body;
+    size_t len = req->http->body_len;
+    if (req->content_encoding && !header_is(req->content_encoding, "identity")) {
+        if (!header_is(req->content_encoding, "gzip")) {
+            fail(resp, 415, "a reply may only be gzip-encoded");
+            goto done;
+        }
+        int rc = pl_gunzip(body, len, PL_REMOTE_REPLY_MAX, &plain);
+        if (rc) {
+            fail(resp, rc == PL_ETOOBIG ? 413 : 400, rc == PL_ETOOBIG ? "the reply must be at most 16 MiB" :
+                                                                       "the body is not valid gzip data");
+            goto done;
+        }
+        body = plain.data;
+        len = plain.len;
+    }
+    if (len > PL_REMOTE_REPLY_MAX) {
+        fail(resp, 413, "the reply must be at most 16 MiB");
+        goto done;
+    }
+    int rc = pl_store_mailbox_reply(r->opt.store, ticket, (int)status, body ? body : "", len, pl_now_ms());
+    if (rc == PL_ENOTFOUND) {
+        fail(resp, 404, "ticket %" PRIu64 " was withdrawn (the asker gave up) or never existed", ticket);
+        goto done;
+    }
+    if (rc) {
+        fail(resp, 503, "storing the reply failed: %s", pl_strerror(rc));
+        goto done;
+    }
+    if (r->opt.notify)
+        r->opt.notify(r->opt.notify_ctx, NULL);
+    json_ok(resp, 200);
+    pl_buf_puts(&resp->body, "{}");
+done:
+    pl_buf_free(&plain);
+}
+
+/* ---- /api/objects...: forwarded to the worker ---- */
+
+static int handle_objects(pl_remote *r, const pl_remote_request *req, pl_response *resp, pl_remote_wait *w)
+{
+    pl_live_query q;
+    uint64_t pid = 0;
+    char host[PL_INGEST_HOST_MAX + 1];
+    pl_proc_info *procs = NULL;
+    size_t n = 0;
+    pl_buf enc = PL_BUF_INIT;
+    int ret = PL_REMOTE_DONE;
+
+    if (gate(r, req, "GET", 0, resp) || pl_http_live_query(req->http, req->http->path, &q, &pid, resp) ||
+        host_param(req->http, host, resp) < 0)
+        goto done;
+    if (!pid) {
+        fail(resp, 400, "parameter pid is required: this server holds no objects of its own (workers are in /api/procs)");
+        goto done;
+    }
+    int rc = pl_store_procs(r->opt.store, &procs, &n);
+    if (rc) {
+        fail(resp, 503, "reading the store failed: %s", pl_strerror(rc));
+        goto done;
+    }
+    const pl_proc_info *target = NULL;
+    const char *first_host = NULL;
+    int ambiguous = 0;
+    for (size_t i = 0; i < n; i++) {
+        const pl_proc_info *p = &procs[i];
+        if (p->inc.pid != pid || !p->alive || (host[0] && strcmp(p->host, host) != 0))
+            continue;
+        if (!first_host)
+            first_host = p->host;
+        else if (strcmp(first_host, p->host) != 0)
+            ambiguous = 1;
+        if (!target || p->first_seen_ms >= target->first_seen_ms)
+            target = p;
+    }
+    if (!target) {
+        fail(resp, 404, "no live worker with pid %" PRIu64 "%s%s in this store", pid, host[0] ? " on host " : "", host);
+        goto done;
+    }
+    if (ambiguous) {
+        fail(resp, 400, "pid %" PRIu64 " is alive on several hosts: add host= (see /api/procs)", pid);
+        goto done;
+    }
+    memset(w, 0, sizeof *w);
+    w->kind = PL_WAIT_ANSWER;
+    w->inc = target->inc;
+    snprintf(w->who, sizeof w->who, "worker %u on host %.63s", target->inc.pid, target->host);
+    if (pl_live_query_encode(&q, &enc)) {
+        fail(resp, 503, "out of memory");
+        goto done;
+    }
+    int64_t now = pl_now_ms();
+    rc = pl_store_mailbox_post(r->opt.store, &w->inc, enc.data, enc.len, now, &w->ticket);
+    if (rc == PL_ENOTFOUND) {
+        fail(resp, 404, "%s is not alive any more", w->who);
+        goto done;
+    }
+    if (rc == PL_EBUSY) {
+        fail(resp, 503, "%s already has too many requests waiting; try again", w->who);
+        goto done;
+    }
+    if (rc) {
+        fail(resp, 500, "forwarding to %s failed: %s", w->who, pl_strerror(rc));
+        goto done;
+    }
+    if (r->opt.notify)
+        r->opt.notify(r->opt.notify_ctx, &w->inc);
+    w->deadline_ms = now + r->opt.live_timeout_ms;
+    ret = PL_REMOTE_WAIT;
+done:
+    pl_buf_free(&enc);
+    free(procs);
+    return ret;
+}
+
+static int try_result(pl_remote *r, pl_remote_wait *w, int64_t now, pl_response *resp)
+{
+    int status = 0;
+    pl_buf_reset(&resp->body);
+    int rc = pl_store_mailbox_result(r->opt.store, w->ticket, &status, &resp->body);
+    if (rc == 0) {
+        json_ok(resp, status);
+        return PL_REMOTE_DONE;
+    }
+    if (rc == PL_ENOTFOUND && now < w->deadline_ms)
+        return PL_REMOTE_WAIT;
+    pl_store_mailbox_cancel(r->opt.store, w->ticket);
+    if (rc == PL_ENOTFOUND)
+        fail(resp, 504, "%s did not answer within %.1f s", w->who, r->opt.live_timeout_ms / 1000.0);
+    else
+        fail(resp, 500, "reading the answer of %s failed: %s", w->who, pl_strerror(rc));
+    return PL_REMOTE_DONE;
+}
+
+/* ---- entry points ---- */
+
+int pl_remote_handle(pl_remote *r, const pl_remote_request *req, pl_response *resp, uint64_t *ticket_header,
+                     pl_remote_wait *w)
+{
+    const char *path = req->http->path ? req->http->path : "/";
+    *ticket_header = 0;
+    memset(w, 0, sizeof *w);
+    if (strcmp(path, "/api/samples") == 0) {
+        memset(resp, 0, sizeof *resp);
+        handle_samples(r, req, resp);
+        return PL_REMOTE_DONE;
+    }
+    if (strcmp(path, "/api/remote/poll") == 0) {
+        memset(resp, 0, sizeof *resp);
+        return handle_poll(r, req, resp, ticket_header, w);
+    }
+    if (strcmp(path, "/api/remote/reply") == 0) {
+        memset(resp, 0, sizeof *resp);
+        handle_reply(r, req, resp);
+        return PL_REMOTE_DONE;
+    }
+    if (!r->opt.read_only && strncmp(path, "/api/objects", 12) == 0 && (path[12] == '\0' || path[12] == '/')) {
+        memset(resp, 0, sizeof *resp);
+        return handle_objects(r, req, resp, w);
+    }
+    return PL_REMOTE_PASS;
+}
+
+int pl_remote_continue(pl_remote *r, pl_remote_wait *w, int64_t now_ms, pl_response *resp, uint64_t *ticket_header)
+{
+    *ticket_header = 0;
+    if (w->kind == PL_WAIT_QUERY)
+        return try_take(r, w, now_ms, resp, ticket_header);
+    return try_result(r, w, now_ms, resp);
+}
+
+void pl_remote_abandon(pl_remote *r, const pl_remote_wait *w)
+{
+    if (w->kind == PL_WAIT_ANSWER)
+        pl_store_mailbox_cancel(r->opt.store, w->ticket);
+}

@@ -1,0 +1,301 @@
+/* The remote-mode message decoder (src/core/ingest.c) and pl_gunzip: a valid
+ * message round-trips, and every malformed case of docs/http-api.md is
+ * refused with PL_EBADARG (or PL_ETOOBIG) and a sentence. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pyloot/buf.h"
+#include "pyloot/gzip.h"
+#include "pyloot/ingest.h"
+#include "pyloot/store.h"
+#include "test.h"
+
+#define NOW 1790000000000LL
+
+static void uv(pl_buf *b, uint64_t v)
+{
+    while (v >= 0x80) {
+        pl_buf_putc(b, (char)(v | 0x80));
+        v >>= 7;
+    }
+    pl_buf_putc(b, (char)v);
+}
+
+static void str(pl_buf *b, const char *s)
+{
+    uv(b, strlen(s));
+    pl_buf_puts(b, s);
+}
+
+static void header(pl_buf *b, unsigned flags, const char *host)
+{
+    pl_buf_puts(b, "PLS1");
+    uv(b, flags);
+    str(b, host);
+    uv(b, 4242);        /* pid */
+    uv(b, 987654321);   /* start */
+    uv(b, 30000);       /* interval */
+    uv(b, 1u << 26);    /* rss */
+    str(b, "gunicorn app:app");
+}
+
+/* A valid message: 2 types, 2 samples. */
+static void valid(pl_buf *b)
+{
+    header(b, PL_INGEST_NEW_SPACE, "web-1");
+    uv(b, 2);
+    uv(b, 3);
+    str(b, "builtins.dict");
+    uv(b, 7);
+    str(b, "app.Session");
+    uv(b, 2);
+    uv(b, (uint64_t)NOW - 1000);
+    uv(b, 2);
+    uv(b, 3), uv(b, 100), uv(b, 6400);
+    uv(b, 4), uv(b, 5), uv(b, 240);
+    uv(b, (uint64_t)NOW);
+    uv(b, 1);
+    uv(b, 7), uv(b, 6), uv(b, 288);
+}
+
+static int decode(const pl_buf *b, pl_ingest_msg *m, char *why, size_t n)
+{
+    return pl_ingest_decode(b->data, b->len, NOW, m, why, n);
+}
+
+static void test_valid(void)
+{
+    pl_buf b = PL_BUF_INIT;
+    pl_ingest_msg m;
+    char why[256];
+    valid(&b);
+    CHECK_OK(decode(&b, &m, why, sizeof why));
+    CHECK_EQ_INT(m.flags, PL_INGEST_NEW_SPACE);
+    CHECK_EQ_STR(m.host, "web-1");
+    CHECK_EQ_STR(m.argv, "gunicorn app:app");
+    CHECK_EQ_INT(m.pid, 4242);
+    CHECK_EQ_INT(m.start, 987654321);
+    CHECK_EQ_INT(m.interval_ms, 30000);
+    CHECK_EQ_INT(m.n_types, 2);
+    CHECK(m.n_types == 2 && m.types[1].local_id == 7 && m.types[1].len == 11 &&
+          memcmp(m.types[1].name, "app.Session", 11) == 0);
+    CHECK_EQ_INT(m.n_samples, 2);
+    CHECK_EQ_INT(m.n_entries, 3);
+    if (m.n_samples == 2 && m.n_entries == 3) {
+        CHECK_EQ_INT(m.samples[0].time_ms, NOW - 1000);
+        CHECK_EQ_INT(m.samples[0].n, 2);
+        CHECK_EQ_INT(m.entries[1].local_id, 7); /* 3 + delta 4 */
+        CHECK_EQ_INT(m.entries[1].count, 5);
+        CHECK_EQ_INT(m.samples[1].first, 2);
+        CHECK_EQ_INT(m.entries[2].local_id, 7);
+        CHECK_EQ_INT(m.entries[2].bytes, 288);
+    }
+    pl_ingest_msg_free(&m);
+    pl_ingest_msg_free(NULL);
+    pl_buf_free(&b);
+}
+
+/* Every strict prefix of a valid message is truncated: refused, no crash. */
+static void test_truncated(void)
+{
+    pl_buf b = PL_BUF_INIT;
+    pl_ingest_msg m;
+    char why[256];
+    valid(&b);
+    for (size_t n = 0; n < b.len; n++) {
+        int rc = pl_ingest_decode(b.data, n, NOW, &m, why, sizeof why);
+        CHECK_EQ_INT(rc, PL_EBADARG);
+        CHECK(why[0] != '\0');
+        CHECK(m.types == NULL && m.samples == NULL && m.entries == NULL);
+    }
+    pl_buf_free(&b);
+}
+
+/* Builds a message from `valid` with one byte range replaced. */
+static int decode_edit(const char *expect_in_why, void (*build)(pl_buf *))
+{
+    pl_buf b = PL_BUF_INIT;
+    pl_ingest_msg m;
+    char why[256];
+    build(&b);
+    int rc = decode(&b, &m, why, sizeof why);
+    if (rc == PL_EBADARG && !strstr(why, expect_in_why)) {
+        fprintf(stderr, "  why = \"%s\", expected to contain \"%s\"\n", why, expect_in_why);
+        rc = -1;
+    }
+    pl_ingest_msg_free(&m);
+    pl_buf_free(&b);
+    return rc;
+}
+
+static void bad_magic(pl_buf *b)
+{
+    valid(b);
+    b->data[3] = '2';
+}
+
+static void varint_overflow(pl_buf *b)
+{
+    pl_buf_puts(b, "PLS1");
+    pl_buf_append(b, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f", 10);
+}
+
+static void varint_too_long(pl_buf *b)
+{
+    pl_buf_puts(b, "PLS1");
+    pl_buf_append(b, "\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x00", 11);
+}
+
+static void unknown_flags(pl_buf *b)
+{
+    header(b, 4, "h");
+}
+
+static void empty_host(pl_buf *b)
+{
+    header(b, 0, "");
+}
+
+static void control_host(pl_buf *b)
+{
+    header(b, 0, "web\n1");
+}
+
+static void long_host(pl_buf *b)
+{
+    header(b, 0, "0123456789012345678901234567890123456789012345678901234567890123");
+}
+
+static void long_name(pl_buf *b)
+{
+    header(b, 2, "h");
+    uv(b, 1);
+    uv(b, 1);
+    uv(b, PL_TYPE_NAME_MAX + 1);
+    for (int i = 0; i <= PL_TYPE_NAME_MAX; i++)
+        pl_buf_putc(b, 'x');
+    uv(b, 0);
+}
+
+static void duplicate_id(pl_buf *b)
+{
+    header(b, 2, "h");
+    uv(b, 0);
+    uv(b, 1);
+    uv(b, (uint64_t)NOW);
+    uv(b, 2);
+    uv(b, 5), uv(b, 1), uv(b, 1);
+    uv(b, 0), uv(b, 1), uv(b, 1);
+}
+
+static void future_time(pl_buf *b)
+{
+    header(b, 2, "h");
+    uv(b, 0);
+    uv(b, 1);
+    uv(b, (uint64_t)NOW + 11 * 60 * 1000);
+    uv(b, 0);
+}
+
+static void old_time(pl_buf *b)
+{
+    header(b, 2, "h");
+    uv(b, 0);
+    uv(b, 1);
+    uv(b, 1000);
+    uv(b, 0);
+}
+
+static void trailing(pl_buf *b)
+{
+    valid(b);
+    pl_buf_putc(b, 0);
+}
+
+static void huge_count(pl_buf *b)
+{
+    header(b, 2, "h");
+    uv(b, UINT64_MAX / 2);
+}
+
+static void id_overflow(pl_buf *b)
+{
+    header(b, 2, "h");
+    uv(b, 0);
+    uv(b, 1);
+    uv(b, (uint64_t)NOW);
+    uv(b, 2);
+    uv(b, UINT32_MAX), uv(b, 1), uv(b, 1);
+    uv(b, 1), uv(b, 1), uv(b, 1);
+}
+
+static void test_malformed(void)
+{
+    CHECK_EQ_INT(decode_edit("PLS1", bad_magic), PL_EBADARG);
+    CHECK_EQ_INT(decode_edit("overflows", varint_overflow), PL_EBADARG);
+    CHECK_EQ_INT(decode_edit("overflows", varint_too_long), PL_EBADARG);
+    CHECK_EQ_INT(decode_edit("unknown flags", unknown_flags), PL_EBADARG);
+    CHECK_EQ_INT(decode_edit("host", empty_host), PL_EBADARG);
+    CHECK_EQ_INT(decode_edit("control character", control_host), PL_EBADARG);
+    CHECK_EQ_INT(decode_edit("host must be", long_host), PL_EBADARG);
+    CHECK_EQ_INT(decode_edit("type name must be", long_name), PL_EBADARG);
+    CHECK_EQ_INT(decode_edit("appears twice", duplicate_id), PL_EBADARG);
+    CHECK_EQ_INT(decode_edit("10 minutes", future_time), PL_EBADARG);
+    CHECK_EQ_INT(decode_edit("before 2020", old_time), PL_EBADARG);
+    CHECK_EQ_INT(decode_edit("follow the last sample", trailing), PL_EBADARG);
+    CHECK_EQ_INT(decode_edit("more than the rest", huge_count), PL_EBADARG);
+    CHECK_EQ_INT(decode_edit("exceeds 2^32-1", id_overflow), PL_EBADARG);
+}
+
+static void test_gunzip(void)
+{
+    pl_buf plain = PL_BUF_INIT, gz = PL_BUF_INIT, out = PL_BUF_INIT;
+    valid(&plain);
+    CHECK_OK(pl_gzip(plain.data, plain.len, &gz));
+    CHECK_OK(pl_gunzip(gz.data, gz.len, 1 << 20, &out));
+    CHECK(out.len == plain.len && memcmp(out.data, plain.data, plain.len) == 0);
+
+    /* Exactly at the cap passes; one byte under it is a bomb. */
+    pl_buf_reset(&out);
+    CHECK_OK(pl_gunzip(gz.data, gz.len, plain.len, &out));
+    pl_buf_reset(&out);
+    CHECK_EQ_INT(pl_gunzip(gz.data, gz.len, plain.len - 1, &out), PL_ETOOBIG);
+    CHECK_EQ_INT(out.len, 0);
+
+    /* A 64 MiB run of zeros compresses to ~64 KB: refused at 16 MiB. */
+    pl_buf zeros = PL_BUF_INIT, bomb = PL_BUF_INIT;
+    size_t big = 64u << 20;
+    char *z = calloc(1, big);
+    CHECK(z != NULL);
+    if (z) {
+        CHECK_OK(pl_gzip(z, big, &bomb));
+        free(z);
+        CHECK(bomb.len < 200000);
+        CHECK_EQ_INT(pl_gunzip(bomb.data, bomb.len, PL_INGEST_MAX_MESSAGE, &zeros), PL_ETOOBIG);
+        CHECK_EQ_INT(zeros.len, 0);
+    }
+
+    /* Not gzip, truncated gzip, gzip with trailing garbage. */
+    pl_buf_reset(&out);
+    CHECK_EQ_INT(pl_gunzip(plain.data, plain.len, 1 << 20, &out), PL_EBADARG);
+    CHECK_EQ_INT(pl_gunzip(gz.data, gz.len - 5, 1 << 20, &out), PL_EBADARG);
+    pl_buf_putc(&gz, 'x');
+    CHECK_EQ_INT(pl_gunzip(gz.data, gz.len, 1 << 20, &out), PL_EBADARG);
+    CHECK_EQ_INT(pl_gunzip("", 0, 1 << 20, &out), PL_EBADARG);
+    CHECK_EQ_INT(out.len, 0);
+    pl_buf_free(&plain);
+    pl_buf_free(&gz);
+    pl_buf_free(&out);
+    pl_buf_free(&zeros);
+    pl_buf_free(&bomb);
+}
+
+int main(void)
+{
+    RUN(test_valid);
+    RUN(test_truncated);
+    RUN(test_malformed);
+    RUN(test_gunzip);
+    return TEST_EXIT();
+}

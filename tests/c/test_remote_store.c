@@ -1,0 +1,267 @@
+/* Remote mode in the store (src/core/store/remote.c and the schema-2
+ * changes): pushed incarnations with colliding pids and starts stay apart,
+ * are found again, live by their heartbeat age, filter by host in history,
+ * take mailbox requests; a schema-1 store is migrated by a writable open,
+ * read as it is by a read-only one, and a newer schema is refused. */
+#include <ftw.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "pyloot/buf.h"
+#include "pyloot/store.h"
+#include "test.h"
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static char *make_dir(void)
+{
+    static char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/pyloot-test-XXXXXX");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        exit(2);
+    }
+    return dir;
+}
+
+static pl_store *open_at(const char *dir, int read_only, int *rc_out)
+{
+    pl_store_options opt;
+    pl_store *s = NULL;
+    memset(&opt, 0, sizeof opt);
+    opt.path = dir;
+    opt.read_only = read_only;
+    int rc = pl_store_open(&s, &opt);
+    if (rc_out)
+        *rc_out = rc;
+    return s;
+}
+
+static pl_proc_info worker(const char *host, uint32_t pid, uint64_t start, uint32_t interval_ms)
+{
+    pl_proc_info p;
+    memset(&p, 0, sizeof p);
+    snprintf(p.host, sizeof p.host, "%s", host);
+    snprintf(p.argv, sizeof p.argv, "gunicorn app:app");
+    p.inc.pid = pid;
+    p.inc.start = start;
+    p.interval_ms = interval_ms;
+    p.rss = 1000;
+    return p;
+}
+
+static const pl_proc_info *find_proc(const pl_proc_info *procs, size_t n, const pl_incarnation *inc)
+{
+    for (size_t i = 0; i < n; i++)
+        if (procs[i].inc.pid == inc->pid && procs[i].inc.start == inc->start)
+            return &procs[i];
+    return NULL;
+}
+
+static void test_colliding_hosts(void)
+{
+    char *dir = make_dir();
+    pl_store *s = open_at(dir, 0, NULL);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    int64_t now = pl_now_ms();
+    pl_proc_info a = worker("web-1", 4242, 777, 1000), b = worker("web-2", 4242, 777, 1000);
+    pl_incarnation ia, ib, again, found;
+    CHECK_OK(pl_store_remote_register(s, &a, now, &ia));
+    CHECK_OK(pl_store_remote_register(s, &b, now, &ib));
+    CHECK(ia.start != ib.start);
+    CHECK(ia.pid == 4242 && ib.pid == 4242);
+    CHECK((ia.start >> 63) == 1 && (ib.start >> 63) == 1);
+    CHECK_OK(pl_store_remote_register(s, &a, now + 5, &again));
+    CHECK(again.start == ia.start);
+    CHECK_OK(pl_store_remote_find(s, "web-2", 4242, 777, &found));
+    CHECK(found.start == ib.start);
+    CHECK_EQ_INT(pl_store_remote_find(s, "web-3", 4242, 777, &found), PL_ENOTFOUND);
+    CHECK_EQ_INT(pl_store_remote_find(s, "web-1", 4242, 778, &found), PL_ENOTFOUND);
+    pl_proc_info empty = worker("", 1, 1, 1000);
+    CHECK_EQ_INT(pl_store_remote_register(s, &empty, now, &found), PL_EBADARG);
+
+    /* Samples of each host, then the history by host and pid. */
+    const char *names[] = {"app.Session"};
+    size_t lens[] = {11};
+    uint32_t id;
+    CHECK_OK(pl_store_type_ids(s, names, lens, 1, &id));
+    pl_type_count ca = {id, 10, 100}, cb = {id, 32, 320};
+    CHECK_OK(pl_store_append(s, &ia, now - 10, &ca, 1));
+    CHECK_OK(pl_store_append(s, &ib, now - 10, &cb, 1));
+    pl_history_query q;
+    memset(&q, 0, sizeof q);
+    q.limit = 10;
+    q.sort = PL_SORT_NAME;
+    q.now_ms = now;
+    pl_history *h = NULL;
+    CHECK_OK(pl_store_history(s, &q, &h));
+    CHECK(h && h->n_types == 1 && h->types[0].count == 42);
+    pl_history_free(h);
+    q.pid = 4242;
+    q.host = "web-2";
+    h = NULL;
+    CHECK_OK(pl_store_history(s, &q, &h));
+    CHECK(h && h->n_types == 1 && h->types[0].count == 32);
+    pl_history_free(h);
+    q.host = "web-9";
+    h = NULL;
+    CHECK_EQ_INT(pl_store_history(s, &q, &h), PL_ENOTFOUND);
+    pl_history_free(h);
+
+    /* /api/procs facts; then liveness by heartbeat age. */
+    pl_proc_info *procs = NULL;
+    size_t n = 0;
+    CHECK_OK(pl_store_procs(s, &procs, &n));
+    CHECK_EQ_INT(n, 2);
+    const pl_proc_info *pa = find_proc(procs, n, &ia);
+    CHECK(pa && pa->remote && pa->alive && pa->worker_start == 777 && strcmp(pa->host, "web-1") == 0);
+    free(procs);
+
+    /* A mailbox request reaches a live pushed incarnation. */
+    uint64_t ticket = 0, got = 0;
+    pl_buf req = PL_BUF_INIT;
+    CHECK_OK(pl_store_mailbox_post(s, &ia, "q", 1, now, &ticket));
+    CHECK_OK(pl_store_mailbox_take(s, &ia, now, 5000, &got, &req));
+    CHECK(got == ticket && req.len == 1);
+    pl_buf_free(&req);
+
+    /* 3 intervals of 1 s are under 10 s: alive until 10 s after the last push. */
+    pl_proc_info old = worker("web-3", 9, 9, 1000);
+    pl_incarnation io;
+    CHECK_OK(pl_store_remote_register(s, &old, now - 9000, &io));
+    pl_proc_info slow = worker("web-4", 9, 9, 20000);
+    pl_incarnation is;
+    CHECK_OK(pl_store_remote_register(s, &slow, now - 30000, &is));
+    pl_proc_info gone = worker("web-5", 9, 9, 1000);
+    pl_incarnation ig;
+    CHECK_OK(pl_store_remote_register(s, &gone, now - 11000, &ig));
+    CHECK_OK(pl_store_procs(s, &procs, &n));
+    CHECK(find_proc(procs, n, &io) && find_proc(procs, n, &io)->alive);
+    CHECK(find_proc(procs, n, &is) && find_proc(procs, n, &is)->alive); /* 30 s < 3 x 20 s */
+    CHECK(find_proc(procs, n, &ig) && !find_proc(procs, n, &ig)->alive);
+    free(procs);
+    CHECK_EQ_INT(pl_store_mailbox_post(s, &ig, "q", 1, now, &ticket), PL_ENOTFOUND);
+
+    /* A clean end: dead at once, no longer found by a poll. */
+    CHECK_OK(pl_store_end(s, &ia, now));
+    CHECK_OK(pl_store_procs(s, &procs, &n));
+    CHECK(find_proc(procs, n, &ia) && !find_proc(procs, n, &ia)->alive);
+    free(procs);
+    CHECK_EQ_INT(pl_store_remote_find(s, "web-1", 4242, 777, &found), PL_ENOTFOUND);
+    pl_store_close(s);
+
+    /* Reopened (the server restarted): the same worker gets the same incarnation. */
+    s = open_at(dir, 0, NULL);
+    CHECK(s != NULL);
+    if (s) {
+        CHECK_OK(pl_store_remote_register(s, &b, now + 10, &again));
+        CHECK(again.start == ib.start);
+        pl_store_close(s);
+    }
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Writes meta "schema" = version, and with `old_rec` turns every procs
+ * record into its schema-1 size (as pyloot of schema 1 wrote them). */
+static void rewrite_schema(const char *dir, uint32_t version, int old_rec)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi meta, procs;
+    MDB_cursor *cur = NULL;
+    MDB_val k = {6, "schema"}, v = {4, &version};
+    CHECK_OK(mdb_env_create(&env));
+    mdb_env_set_maxdbs(env, 32);
+    mdb_env_set_mapsize(env, 1u << 30);
+    CHECK_OK(mdb_env_open(env, dir, MDB_NOTLS, 0600));
+    CHECK_OK(mdb_txn_begin(env, NULL, 0, &txn));
+    CHECK_OK(mdb_dbi_open(txn, "meta", 0, &meta));
+    CHECK_OK(mdb_dbi_open(txn, "procs", 0, &procs));
+    CHECK_OK(mdb_put(txn, meta, &k, &v, 0));
+    if (old_rec) {
+        CHECK_OK(mdb_cursor_open(txn, procs, &cur));
+        MDB_val rk, rv;
+        while (mdb_cursor_get(cur, &rk, &rv, MDB_NEXT) == 0) {
+            char copy[1024];
+            size_t old_size = rv.mv_size - 8; /* schema 2 appended worker_start */
+            memcpy(copy, rv.mv_data, old_size);
+            MDB_val nv = {old_size, copy};
+            CHECK_OK(mdb_cursor_put(cur, &rk, &nv, MDB_CURRENT));
+        }
+        mdb_cursor_close(cur);
+    }
+    CHECK_OK(mdb_txn_commit(txn));
+    mdb_env_close(env);
+}
+
+static void test_schema(void)
+{
+    char *dir = make_dir();
+    int rc;
+    pl_store *s = open_at(dir, 0, NULL);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    pl_proc_info local = worker("here", 100, 5555, 30000);
+    local.first_seen_ms = 1000;
+    local.last_seen_ms = 2000;
+    CHECK_OK(pl_store_register(s, &local));
+    pl_store_close(s);
+    rewrite_schema(dir, 1, 1);
+
+    /* Read-only: a schema-1 store is read as it is, never rewritten. */
+    s = open_at(dir, 1, &rc);
+    CHECK_OK(rc);
+    if (s) {
+        pl_store_stat st;
+        pl_proc_info *procs = NULL;
+        size_t n = 0;
+        CHECK_OK(pl_store_stat_get(s, &st));
+        CHECK_EQ_INT(st.schema, 1);
+        CHECK_OK(pl_store_procs(s, &procs, &n));
+        CHECK(n == 1 && procs[0].inc.start == 5555 && procs[0].first_seen_ms == 1000 && !procs[0].remote &&
+              strcmp(procs[0].argv, "gunicorn app:app") == 0);
+        free(procs);
+        pl_store_close(s);
+    }
+    /* Writable: migrated to schema 2, the old record still read right and updatable. */
+    s = open_at(dir, 0, &rc);
+    CHECK_OK(rc);
+    if (s) {
+        pl_store_stat st;
+        pl_proc_info *procs = NULL;
+        size_t n = 0;
+        CHECK_OK(pl_store_stat_get(s, &st));
+        CHECK_EQ_INT(st.schema, 2);
+        CHECK_OK(pl_store_end(s, &local.inc, 3000));
+        CHECK_OK(pl_store_procs(s, &procs, &n));
+        CHECK(n == 1 && procs[0].ended_ms == 3000 && procs[0].first_seen_ms == 1000 && procs[0].worker_start == 0);
+        free(procs);
+        pl_store_close(s);
+    }
+    /* A newer schema than this code knows is refused, read-only or not. */
+    rewrite_schema(dir, 3, 0);
+    s = open_at(dir, 1, &rc);
+    CHECK_EQ_INT(rc, PL_ESCHEMA);
+    pl_store_close(s);
+    s = open_at(dir, 0, &rc);
+    CHECK_EQ_INT(rc, PL_ESCHEMA);
+    pl_store_close(s);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int main(void)
+{
+    RUN(test_colliding_hosts);
+    RUN(test_schema);
+    return TEST_EXIT();
+}

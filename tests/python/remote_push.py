@@ -1,0 +1,59 @@
+"""A tiny encoder of the remote-mode sample message (docs/http-api.md,
+"POST /api/samples"), so the central server's tests push without the worker
+side. Test code only: the package's own encoder is the worker's C code."""
+import gzip
+import time
+
+ENDED = 1
+NEW_SPACE = 2
+
+
+def uv(n):
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def string(s):
+    b = s.encode() if isinstance(s, str) else s
+    return uv(len(b)) + b
+
+
+def message(host, pid, start, types=None, samples=(), flags=NEW_SPACE, interval_ms=1000, rss=1 << 20,
+            argv="gunicorn app:app"):
+    """types: {local_id: name}; samples: [(time_ms, {local_id: (count, bytes)})]."""
+    out = bytearray(b"PLS1")
+    out += uv(flags) + string(host) + uv(pid) + uv(start) + uv(interval_ms) + uv(rss) + string(argv)
+    types = types or {}
+    out += uv(len(types))
+    for local, name in types.items():
+        out += uv(local) + string(name)
+    out += uv(len(samples))
+    for t, entries in samples:
+        out += uv(t) + uv(len(entries))
+        prev = 0
+        for i, local in enumerate(sorted(entries)):
+            count, size = entries[local]
+            out += uv(local if i == 0 else local - prev) + uv(count) + uv(size)
+            prev = local
+    return bytes(out)
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def headers(token=None):
+    h = {"Content-Type": "application/x-pyloot-samples", "Content-Encoding": "gzip"}
+    if token:
+        h["Authorization"] = "Bearer " + token
+    return h
+
+
+def push(http, url, msg, token=None, raw=False):
+    """POSTs one message (gzip'ed unless raw) to url + /api/samples."""
+    body = msg if raw else gzip.compress(msg)
+    return http(url + "/api/samples", headers=headers(token), method="POST", data=body)
