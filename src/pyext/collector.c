@@ -310,11 +310,10 @@ static void *collector_main(void *arg)
             if (thread_collect(&sink, &self, gc_collect) == ECANCELED)
                 break;
             next = pl_now_s() + interval;
-            if (sink.push)
-                sink_send(sink.push, 0, 0);
-        } else if (sink.push && pl_push_due(sink.push, pl_now_ms())) {
-            sink_send(sink.push, 0, 0); /* a retry after the backoff */
         }
+        /* Right after a collection, or a retry once the backoff has passed. */
+        if (sink.push && pl_push_due(sink.push, pl_now_ms()))
+            sink_send(sink.push, 0, 0);
     }
     /* A clean stop tells the central server at once (bounded: an exit never
      * waits long for it, and not at all while the server is away). */
