@@ -186,11 +186,6 @@ static void park(struct central *c, struct MHD_Connection *conn, struct central_
     pthread_mutex_unlock(&c->lock);
 }
 
-static int needs_token(const char *path)
-{
-    return strncmp(path, "/api/", 5) == 0 || strcmp(path, "/metrics") == 0;
-}
-
 int central_request(struct central *c, struct MHD_Connection *conn, struct central_conn *cc, const pl_request *req)
 {
     pl_response resp;
@@ -219,14 +214,8 @@ int central_request(struct central *c, struct MHD_Connection *conn, struct centr
         rr.content_encoding = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
         rr.pyloot_status = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Pyloot-Status");
         rc = pl_remote_handle(c->remote, &rr, &resp, &ticket, &cc->wait);
-        if (rc == PL_REMOTE_PASS) {
-            /* The shared handler answers; with a token, only to its bearer
-             * (the UI files excepted, so the page can load). */
-            if (!needs_token(req->path) || pl_remote_authorized(c->remote, rr.authorization))
-                return -1;
-            pl_http_error(&resp, 401, "this pyloot server needs a token: send Authorization: Bearer <token>");
-            rc = PL_REMOTE_DONE;
-        }
+        if (rc == PL_REMOTE_PASS)
+            return -1; /* the shared handler answers, applying the access rule (token, cookie, peer) itself */
     }
     if (rc == PL_REMOTE_WAIT) {
         pl_response_free(&resp);
