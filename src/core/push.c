@@ -53,6 +53,7 @@ struct pl_push {
     int64_t next_try_ms;
     int backoff_ms;
     uint64_t outage_dropped; /* dropped when the outage began */
+    int refused_status;      /* the last 4xx that dropped samples (logged once), 0 after a 200 */
 
     pthread_mutex_t lock; /* protects stats */
     pl_push_stats stats;
@@ -134,6 +135,10 @@ int pl_push_new(pl_push **out, const pl_push_options *opt)
         snprintf(p->auth, sizeof p->auth, "Authorization: Bearer %s", opt->token);
     snprintf(p->host_name, sizeof p->host_name, "%s", opt->host_name);
     snprintf(p->argv, sizeof p->argv, "%s", opt->argv ? opt->argv : "");
+    /* The protocol takes no control characters (a `python -c` script has newlines). */
+    for (char *c = p->argv; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = ' ';
     p->self = opt->self;
     p->interval_ms = opt->interval_ms ? opt->interval_ms : 1;
     p->timeout_ms = opt->timeout_ms > 0 ? opt->timeout_ms : 5000;
@@ -441,6 +446,7 @@ static void succeed(pl_push *p, size_t n, size_t wire, uint64_t *delivered_now)
     for (size_t i = 0; i < n; i++)
         pop(p);
     commit_announced(p);
+    p->refused_status = 0;
     p->backoff_ms = 0;
     p->next_try_ms = 0;
     pthread_mutex_lock(&p->lock);
@@ -528,7 +534,9 @@ int pl_push_send(pl_push *p, int64_t now_ms, int end, int timeout_ms, pl_buf *lo
             p->stats.last_status = r.status;
             pthread_mutex_unlock(&p->lock);
             update_queue_stats(p);
-            if (log) {
+            int repeated = p->refused_status == r.status;
+            p->refused_status = r.status;
+            if (log && !repeated) { /* one line per kind of refusal, not one per message */
                 char msg[160];
                 snprintf(msg, sizeof msg, "%.*s", (int)(r.body.len < 150 ? r.body.len : 150),
                          r.body.data ? r.body.data : "");

@@ -277,3 +277,55 @@ def test_worker_survives_an_absent_central_server(tmp_path):
     assert float(out.stdout.split()[4]) < 0.5
     assert out.stderr.count("unreachable") == 1, out.stderr
     assert time.monotonic() - t0 < 10
+
+
+def test_colliding_real_pids_in_pid_namespaces(central, tmp_path):
+    """Two real workers with the same pid (each pid 1 of a PID namespace the
+    test makes, `unshare --pid`), told apart by their host names
+    (PYLOOT_HOST_NAME)."""
+    import shutil
+    import sys
+    unshare = shutil.which("unshare")
+    if not unshare or subprocess.run([unshare, "--pid", "--fork", "--mount-proc", "true"],
+                                     capture_output=True, timeout=10).returncode != 0:
+        pytest.skip("unshare --pid --mount-proc is not permitted here (needs root); "
+                    "test_colliding_pids_on_two_hosts covers the host-name override")
+    stop = tmp_path / "stop"
+    code = (
+        "import os, sys, time\n"
+        "from pyloot import PyLoot\n"
+        "class Leak: pass\n"
+        "sys.modules['leaky'] = sys.modules[__name__]\n"
+        "Leak.__module__ = 'leaky'\n"
+        "keep = [Leak() for _ in range(int(sys.argv[1]))]\n"
+        "p = PyLoot(host='127.0.0.1', port=%d, interval=0.2)\n"
+        "p.start()\n"
+        "deadline = time.monotonic() + 30\n"
+        "while not os.path.exists(%r) and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "p.stop(blocking=True)\n" % (central.port, str(stop)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p and os.path.isdir(p)))
+    procs = []
+    try:
+        for host, n in (("ns-a", 31), ("ns-b", 47)):
+            procs.append(subprocess.Popen([unshare, "--pid", "--fork", "--mount-proc", sys.executable, "-c", code,
+                                           str(n)], env=dict(env, PYLOOT_HOST_NAME=host),
+                                          start_new_session=True, stderr=subprocess.PIPE))
+        alive = wait_until(lambda: len(central.alive()) == 2 and central.alive(), 20, message="both workers alive")
+        assert [h for h, _ in alive] == ["ns-a", "ns-b"]
+        assert alive[0][1] == alive[1][1], "the same pid in both namespaces"
+        pid = alive[0][1]
+        wait_until(lambda: central.leak_count(pid, "ns-a") == 31 and central.leak_count(pid, "ns-b") == 47, 20,
+                   message="each host's count")
+        listing = central.api("/api/objects?pid=%d&host=ns-b&group=%s&limit=1" % (pid, LEAK))
+        assert listing["total"] == 47
+        stop.write_text("")
+        for p in procs:
+            p.wait(timeout=15)
+        wait_until(lambda: central.alive() == [], 10, message="both ended cleanly")
+    finally:
+        stop.write_text("")
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(timeout=10)
