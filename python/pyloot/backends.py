@@ -110,7 +110,7 @@ class HTTPRemoteBackend(BaseBackend):
     """
 
     def __init__(self, host, port, token=None, host_name=None, buffer=None, timeout=5.0):
-        if not host or not isinstance(host, str) or any(c in host for c in "/\r\n ") :
+        if not host or not isinstance(host, str) or any(c in host for c in "/\r\n "):
             raise ValueError("host must be the central server's host name or address")
         port = int(port)
         if not 1 <= port <= 65535:

@@ -170,6 +170,8 @@ class PyLootServer:
         request relayed from elsewhere for a local one."""
         target = (path or "/") + ("?" + query if query else "")
         headers = []
+        if self._disable_gzip:
+            accept_encoding = None  # the central server then answers uncompressed
         for name, value in (("Accept-Encoding", accept_encoding), ("Authorization", authorization),
                             ("Cookie", cookie), ("Accept", accept),
                             ("X-Forwarded-For", peer or "unknown")):
