@@ -104,16 +104,81 @@ class InMemoryBackend(LMDBBackend):
 
 
 class HTTPRemoteBackend(BaseBackend):
-    """Remote mode: workers push their samples to a ``pyloot`` server.
+    """Remote mode: this worker pushes its samples to a central ``pyloot``
+    server (``pyloot -h HOST -p PORT``) instead of a local store, answers the
+    server's live-object queries over a long poll, and its own ``/_pyloot``
+    shows the server's fleet-wide view (docs/http-api.md, "Remote mode").
 
-    Not available in this version: the ``pyloot`` command does not accept
-    samples yet. Use the default shared store, which already merges every
-    worker of a server.
+    :param host, port: the central server.
+    :param token: sent as ``Authorization: Bearer``; default ``$PYLOOT_TOKEN``.
+    :param host_name: this worker's host as the server shows it; default
+        ``$PYLOOT_HOST_NAME``, else the machine's host name (set it in
+        containers whose host names say nothing).
+    :param buffer: samples kept while the server is away, ``(samples, bytes)``
+        or a number of samples (default 256 samples or 8 MiB, whichever first);
+        beyond it the oldest are dropped and counted.
+    :param timeout: seconds for one request to the server (connect, send,
+        answer), pushes and forwarded requests alike (default 5).
     """
 
-    def __init__(self, host, port):
+    def __init__(self, host, port, token=None, host_name=None, buffer=None, timeout=5.0):
+        if not host or not isinstance(host, str) or any(c in host for c in "/\r\n "):
+            raise ValueError("host must be the central server's host name or address")
+        port = int(port)
+        if not 1 <= port <= 65535:
+            raise ValueError("port must be 1 to 65535")
+        if token is None:
+            token = os.environ.get("PYLOOT_TOKEN") or None
+        if host_name is None:
+            host_name = os.environ.get("PYLOOT_HOST_NAME") or _pyloot.host_name()
+        raw = host_name.encode("utf-8", "replace")
+        if not 1 <= len(raw) <= 63 or any(b < 0x20 or b == 0x7f for b in raw):
+            raise ValueError("host_name must be 1 to 63 bytes of UTF-8 without control characters")
+        if buffer is None:
+            buffer = (0, 0)
+        elif isinstance(buffer, int):
+            buffer = (buffer, 0)
+        samples, nbytes = (int(v) for v in buffer)
+        if samples < 0 or nbytes < 0:
+            raise ValueError("buffer sizes must be >= 0 (0: the default)")
+        timeout = float(timeout)
+        if not 0 < timeout <= 60:
+            raise ValueError("timeout must be 0 to 60 seconds")
         self.host = host
         self.port = port
-        raise NotImplementedError(
-            "remote mode (HTTPRemoteBackend, PyLoot(host=..., port=...)) is not available in this "
-            "version of pyloot; the default shared store already merges every worker of a server")
+        self.token = token
+        self.host_name = host_name
+        self.buffer = (samples, nbytes)
+        self.timeout = timeout
+
+    @property
+    def path(self):
+        """Remote mode has no local store: None."""
+        return None
+
+    @property
+    def address(self):
+        return "%s:%d" % (self.host, self.port)
+
+    def get_store(self):
+        raise RuntimeError("remote mode (HTTPRemoteBackend) keeps no local store: the samples are in the "
+                           "central pyloot server at %s" % self.address)
+
+    def remote_args(self):
+        """What the collector's pusher takes (``collector_start(remote=...)``)."""
+        return (self.host, self.port, self.token, self.host_name, self.buffer[0], self.buffer[1], self.timeout)
+
+    def start_poll(self):
+        """Starts the thread that answers the central server's live-object queries."""
+        _pyloot.remote_poll_start(self.host, self.port, self.token, self.host_name)
+
+    def forward(self, method, target, headers, body=b""):
+        """Sends one request to the central server without holding the GIL:
+        ``(status, headers, body)``, or a 502 JSON naming the server."""
+        result = _pyloot.remote_forward(self.host, self.port, method, target, headers, body, self.timeout)
+        if result[0] is None:
+            import json
+            msg = json.dumps({"error": "the central pyloot server %s is unreachable: %s"
+                              % (self.address, result[1])}).encode()
+            return 502, [("Content-Type", "application/json"), ("Cache-Control", "no-store")], msg
+        return result

@@ -20,6 +20,7 @@ def _stop_at_exit():
     # Runs before interpreter finalization: the native thread must be joined
     # while it can still take the GIL and finish its collection.
     _pyloot.collector_stop(blocking=True)
+    _pyloot.remote_poll_stop()
     for loot in list(PyLoot._started):
         loot._mark_ended()
 
@@ -48,8 +49,13 @@ def _in_gunicorn_master():
 class PyLoot:
     """Collects object counts by type in this process and serves the UI.
 
-    :param host, port: remote mode (not available in this version).
+    :param host, port: remote mode: push to the central ``pyloot`` server
+        there (the same as ``backend=HTTPRemoteBackend(host, port)``).
     :param backend: where samples go; default the shared LMDB store.
+    :param host_name: remote mode: this worker's host as the central server
+        shows it (default ``$PYLOOT_HOST_NAME``, else the host name).
+    :param remote_buffer: remote mode: samples kept while the central server
+        is away, a number or ``(samples, bytes)`` (default 256 or 8 MiB).
     :param interval: seconds between collections (default 30).
     :param server: a :class:`PyLootServer` to serve with (its backend is used).
     :param path: the store directory (default ``$PYLOOT_DB`` or a per-server
@@ -72,9 +78,14 @@ class PyLoot:
     _started = set()
 
     def __init__(self, host=None, port=None, backend=None, interval=30, server=None, path=None,
-                 gc_collect=True, live_timeout=5.0, token=None, allow=None, redact=None, metrics_types=None):
+                 gc_collect=True, live_timeout=5.0, token=None, allow=None, redact=None, metrics_types=None,
+                 host_name=None, remote_buffer=None):
         if host is not None or port is not None:
-            backend = HTTPRemoteBackend(host, port)
+            if backend is not None:
+                raise ValueError("give either host and port or a backend, not both")
+            if host is None or port is None:
+                raise ValueError("remote mode needs both host and port of the central pyloot server")
+            backend = HTTPRemoteBackend(host, port, token=token, host_name=host_name, buffer=remote_buffer)
         if backend is None and server is not None:
             backend = server.get_backend()
         if backend is None:
@@ -136,6 +147,9 @@ class PyLoot:
             self._start_now()
 
     def _start_now(self):
+        if isinstance(self._backend, HTTPRemoteBackend):
+            self._start_remote()
+            return
         # A store that cannot be used raises nothing here: the collector
         # starts paused and retries, the Store logged why, and /_pyloot
         # answers 503 with it (docs/store.md, "Faults").
@@ -145,6 +159,17 @@ class PyLoot:
             if getattr(store, "error", None):
                 return
             msg = "pyloot: pid %d collecting every %gs into %s" % (os.getpid(), self.interval, store.path)
+            logger.info(msg)
+            if not logger.hasHandlers():
+                print(msg, file=sys.stderr, flush=True)
+
+    def _start_remote(self):
+        backend = self._backend
+        if _pyloot.collector_start(None, self.interval, self.gc_collect, remote=backend.remote_args()):
+            PyLoot._started.add(self)
+            backend.start_poll()
+            msg = "pyloot: pid %d pushing every %gs to the central server %s as host %s" % (
+                os.getpid(), self.interval, backend.address, backend.host_name)
             logger.info(msg)
             if not logger.hasHandlers():
                 print(msg, file=sys.stderr, flush=True)
@@ -174,6 +199,7 @@ class PyLoot:
             self._wanted = False
             self._deferred = False
         _pyloot.collector_stop(blocking=bool(blocking))
+        _pyloot.remote_poll_stop()
         PyLoot._started.discard(self)
 
     def is_running(self):
@@ -181,11 +207,20 @@ class PyLoot:
         return _pyloot.collector_running()
 
     def stats(self):
-        """The collector's counters and last timings (milliseconds)."""
-        return _pyloot.collector_stats()
+        """The collector's counters and last timings (milliseconds); in remote
+        mode, ``stats()["remote"]`` holds the pusher's (queued, delivered,
+        dropped, failures, outage ...) and ``stats()["poll"]`` the live-object
+        poll thread's."""
+        stats = _pyloot.collector_stats()
+        if isinstance(self._backend, HTTPRemoteBackend):
+            stats["poll"] = _pyloot.remote_poll_stats()
+        return stats
 
     def collect_objects(self):
-        """Collects now: ``gc.collect()`` (unless disabled), one count, one sample stored."""
+        """Collects now: ``gc.collect()`` (unless disabled), one count, one sample stored.
+        Not in remote mode, where the collector thread pushes every sample."""
+        if isinstance(self._backend, HTTPRemoteBackend):
+            raise RuntimeError("in remote mode the collector thread pushes the samples: start() it")
         return _pyloot.collect(self._backend.get_store(), self.gc_collect, self.interval)
 
     def get_wsgi(self):
@@ -202,6 +237,8 @@ class PyLoot:
         return self._asgi
 
     def _mark_ended(self):
+        if isinstance(self._backend, HTTPRemoteBackend):
+            return  # the collector thread sent the end flag when it stopped
         try:
             self._backend.get_store().end()
         except Exception:

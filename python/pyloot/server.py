@@ -5,12 +5,13 @@ what it looks at (credentials, peer address, proxy headers, the allow
 callable's verdict) from a WSGI environ.
 """
 import functools
+import http
 import logging
 import os
 import sys
 
 from pyloot import _pyloot
-from pyloot.backends import LMDBBackend
+from pyloot.backends import HTTPRemoteBackend, LMDBBackend
 
 __all__ = ["PyLootServer"]
 
@@ -52,6 +53,13 @@ def metrics_patterns(metrics_types):
         if "\n" in n or "\0" in n or not n or len(n.encode()) > 1024:
             raise ValueError("metrics_types entries must be 1 to 1024 bytes without newline or NUL")
     return "\n".join(names)
+
+
+def _reason(status):
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
 
 
 def _latin1(s):
@@ -140,6 +148,10 @@ class PyLootServer:
         no proxy (``peer``, ``proxied``); an adapter for another server passes
         the real values (and the credentials) so the access rule sees them.
         """
+        if isinstance(self._backend, HTTPRemoteBackend):
+            status, headers, payload = self._forward(method, path, query, accept_encoding, body, authorization,
+                                                     cookie, peer, proxied, accept)
+            return status, _reason(status), list(headers), payload
         handler = self._get_handler()
         args = (_latin1(method), _latin1(path), _latin1(query), _clean(accept_encoding), bool(multiprocess), body)
         kwargs = dict(authorization=_clean(authorization), cookie=_clean(cookie), peer=_clean(peer) or "",
@@ -150,6 +162,25 @@ class PyLootServer:
             # The handler may wait for another worker: keep the hub running.
             return pool.apply(functools.partial(handler.handle, *args, **kwargs))
         return handler.handle(*args, **kwargs)
+
+    def _forward(self, method, path, query, accept_encoding, body, authorization, cookie, peer, proxied, accept):
+        """Remote mode: the central server answers (docs/http-api.md). The
+        request's own credentials go along; ``X-Forwarded-For`` names the
+        browser, so that a central server on this machine never takes a
+        request relayed from elsewhere for a local one."""
+        target = (path or "/") + ("?" + query if query else "")
+        headers = []
+        if self._disable_gzip:
+            accept_encoding = None  # the central server then answers uncompressed
+        for name, value in (("Accept-Encoding", accept_encoding), ("Authorization", authorization),
+                            ("Cookie", cookie), ("Accept", accept),
+                            ("X-Forwarded-For", peer or "unknown")):
+            value = _clean(value)
+            if value and "\r" not in value and "\n" not in value:
+                headers.append("%s: %s" % (name, value))
+        pool = _gevent_threadpool()
+        call = functools.partial(self._backend.forward, method, target, headers, body or b"")
+        return pool.apply(call) if pool is not None else call()
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")

@@ -16,6 +16,7 @@
 
 #include "heap.h"
 #include "pyloot/error.h"
+#include "pyloot/push.h"
 #include "pyloot/store.h"
 #include "pyloot/verify.h"
 #include "typetable.h"
@@ -39,8 +40,9 @@ typedef struct collector_state {
     int running;          /* a thread exists and has not been joined */
     int stop;             /* asked to stop */
     pthread_t thread;
-    pl_store *store;      /* borrowed from store_obj; NULL while the store is unavailable */
-    int registered;       /* this incarnation's procs record is written */
+    pl_store *store;      /* borrowed from store_obj; NULL while the store is unavailable, and in remote mode */
+    int registered;       /* this incarnation's procs record is written (local mode) */
+    pl_push *push;        /* remote mode: the pusher (owned), used by the thread only; else NULL */
     uint64_t serial;      /* pl_store_serial of store_obj */
     PyObject *store_obj;  /* strong reference; changed only with the GIL held */
     double interval;
@@ -58,6 +60,9 @@ typedef struct collector_state {
     uint64_t dropped;     /* samples dropped by outages, all of them */
     int outage_rc;        /* the error of the outage in progress */
 } collector_state;
+/* Serial of a pusher's type ids in table.ids_for: store serials are small
+ * counters, so the top bit keeps the two apart. */
+#define PUSH_SERIAL(p) ((UINT64_C(1) << 63) | pl_push_generation(p))
 static collector_state C;
 
 /* Answers forwarded live-object requests; handed in by module.c, so that
@@ -114,10 +119,49 @@ static int count_pass(int gc_collect, double *gc_ms, double *pass_ms)
     return rc;
 }
 
-/* Resolves new names to store ids and appends the sample. collect_lock held,
- * GIL NOT held: only C memory is touched. */
-static int write_sample(pl_store *store, uint64_t serial, const pl_incarnation *self, int64_t now_ms)
+/* ---- the sink: each sample goes to the local store, or (remote mode) to the
+ * pusher's queue; the pusher sends it from the collector thread ---- */
+
+typedef struct pl_sink {
+    pl_store *store;  /* local mode */
+    uint64_t serial;
+    pl_push *push;    /* remote mode */
+} pl_sink;
+
+static int sink_type_ids(const pl_sink *sink, const char **names, const size_t *lens, size_t n, uint32_t *ids)
 {
+    if (sink->push)
+        return pl_push_type_ids(sink->push, names, lens, n, ids);
+    return pl_store_type_ids(sink->store, names, lens, n, ids);
+}
+
+static int sink_append(const pl_sink *sink, const pl_incarnation *self, int64_t now_ms, pl_type_count *counts,
+                       size_t n)
+{
+    if (sink->push)
+        return pl_push_add(sink->push, now_ms, counts, n, pl_proc_rss());
+    int rc = pl_store_append(sink->store, self, now_ms, counts, n);
+    if (!rc)
+        rc = pl_store_heartbeat(sink->store, self, now_ms, pl_proc_rss());
+    return rc;
+}
+
+/* Remote mode: sends what the pusher holds (bounded by its timeout) and
+ * prints its outage lines. Collector thread, GIL NOT held. */
+static void sink_send(pl_push *push, int end, int timeout_ms)
+{
+    pl_buf log = PL_BUF_INIT;
+    pl_push_send(push, pl_now_ms(), end, timeout_ms, &log);
+    if (log.len)
+        fputs(pl_buf_cstr(&log), stderr);
+    pl_buf_free(&log);
+}
+
+/* Resolves new names to ids of the sink and hands it the sample. collect_lock
+ * held, GIL NOT held: only C memory is touched. */
+static int write_sample(const pl_sink *sink, const pl_incarnation *self, int64_t now_ms)
+{
+    uint64_t serial = sink->serial;
     int rc = 0;
     size_t n = 0, n_new = 0;
     pl_type_count *counts = NULL;
@@ -152,7 +196,7 @@ static int write_sample(pl_store *store, uint64_t serial, const pl_incarnation *
         }
     }
     if (n_new) {
-        rc = pl_store_type_ids(store, names, lens, n_new, ids);
+        rc = sink_type_ids(sink, names, lens, n_new, ids);
         if (rc)
             goto done;
         for (size_t i = 0; i < n_new; i++)
@@ -167,9 +211,7 @@ static int write_sample(pl_store *store, uint64_t serial, const pl_incarnation *
             n++;
         }
     }
-    rc = pl_store_append(store, self, now_ms, counts, n);
-    if (!rc)
-        rc = pl_store_heartbeat(store, self, now_ms, pl_proc_rss());
+    rc = sink_append(sink, self, now_ms, counts, n);
 done:
     free(counts);
     free(names);
@@ -311,7 +353,7 @@ static void answer_mailbox(pl_store *store, const pl_incarnation *self)
 }
 
 /* One collection from the collector thread. Returns 0 or an error. */
-static int thread_collect(pl_store *store, uint64_t serial, const pl_incarnation *self, int gc_collect)
+static int thread_collect(const pl_sink *sink, const pl_incarnation *self, int gc_collect)
 {
     double gc_ms = 0, pass_ms = 0;
     pthread_mutex_lock(&collect_lock);
@@ -329,10 +371,11 @@ static int thread_collect(pl_store *store, uint64_t serial, const pl_incarnation
     double t0 = pl_now_s();
     int64_t now_ms = pl_now_ms();
     if (!rc)
-        rc = write_sample(store, serial, self, now_ms);
+        rc = write_sample(sink, self, now_ms);
     double write_ms = (pl_now_s() - t0) * 1e3;
-    if (!rc)
-        pl_witness_after_collection(&table, store, self, now_ms);
+    /* Witnesses are stored beside the samples: local mode only. */
+    if (!rc && sink->store)
+        pl_witness_after_collection(&table, sink->store, self, now_ms);
     pl_typetable_evict(&table);
     pthread_mutex_unlock(&collect_lock);
 
@@ -355,8 +398,7 @@ static void *collector_main(void *arg)
 {
     pthread_setname_np(pthread_self(), "pyloot-collect");
     pthread_mutex_lock(&state_lock);
-    pl_store *store = C.store;
-    uint64_t serial = C.serial;
+    pl_sink sink = {C.store, C.serial, C.push};
     int registered = C.registered;
     pl_incarnation self = C.self;
     double interval = C.interval;
@@ -384,28 +426,46 @@ static void *collector_main(void *arg)
         pthread_mutex_unlock(&state_lock);
         if (stop || pl_is_finalizing())
             break;
-        if (store && registered)
-            answer_mailbox(store, &self);
+        if (sink.store && registered)
+            answer_mailbox(sink.store, &self);
         if (tick_fn)
             tick_fn();
         if (pl_now_s() >= next) {
-            int rc = store ? 0 : acquire_store(&store, &serial);
-            if (!rc && !registered) {
-                rc = register_nogil(store, &self, interval);
-                registered = rc == 0;
+            int rc = 0;
+            if (!sink.push) {
+                /* Local mode: a store that is unavailable is asked for again,
+                 * and this incarnation registered once it is there. */
+                rc = sink.store ? 0 : acquire_store(&sink.store, &sink.serial);
+                if (!rc && !registered) {
+                    rc = register_nogil(sink.store, &self, interval);
+                    registered = rc == 0;
+                }
             }
             if (!rc)
-                rc = thread_collect(store, serial, &self, gc_collect);
+                rc = thread_collect(&sink, &self, gc_collect);
             if (rc == ECANCELED)
                 break;
-            if (rc) {
-                next = outage_failed(&o, rc, store, interval);
+            if (sink.push) {
+                /* The pusher has its own buffer, backoff and outage lines. */
+                next = pl_now_s() + interval;
+            } else if (rc) {
+                next = outage_failed(&o, rc, sink.store, interval);
             } else {
-                outage_ended(&o, store, interval);
+                outage_ended(&o, sink.store, interval);
                 next = pl_now_s() + interval;
             }
         }
+        /* Right after a collection, or a retry once the backoff has passed. */
+        if (sink.push && pl_push_due(sink.push, pl_now_ms()))
+            sink_send(sink.push, 0, 0);
     }
+    /* A clean stop tells the central server at once (bounded: an exit never
+     * waits long for it, and not at all while the server is away). */
+    pthread_mutex_lock(&state_lock);
+    int clean = C.stop;
+    pthread_mutex_unlock(&state_lock);
+    if (sink.push && clean)
+        sink_send(sink.push, 1, 2000);
     return NULL;
 }
 
@@ -426,6 +486,9 @@ static void atfork_child(void)
     C.registered = 0;
     C.paused = 0;
     C.outage_rc = 0;
+    /* The pusher may have been in the middle of a send by the thread that
+     * is gone: leaked on purpose, like the table. */
+    C.push = NULL;
     /* store_obj's reference is owned by the Python object graph of the child;
      * it is released by collector_stop or a new start. */
 }
@@ -478,26 +541,77 @@ static int register_self(PyObject *module, pl_store *store, const pl_incarnation
     return 0;
 }
 
+/* Remote mode: a pusher for this process. GIL held. Returns NULL with an
+ * exception set on error. */
+static pl_push *new_pusher(PyObject *module, PyObject *remote, const pl_incarnation *self, double interval)
+{
+    const char *host, *token = NULL, *host_name;
+    unsigned int port;
+    Py_ssize_t max_samples = 0, max_bytes = 0;
+    double timeout = 5.0;
+    if (!PyArg_ParseTuple(remote, "sIzs|nnd:remote", &host, &port, &token, &host_name, &max_samples,
+                          &max_bytes, &timeout))
+        return NULL;
+    if (port < 1 || port > 65535 || max_samples < 0 || max_bytes < 0 || !(timeout > 0 && timeout <= 60)) {
+        PyErr_SetString(PyExc_ValueError, "remote: port 1..65535, buffer sizes >= 0, timeout 0..60 s");
+        return NULL;
+    }
+    pl_proc_info info;
+    memset(&info, 0, sizeof info);
+    pl_proc_describe(&info);
+    pl_push_options opt = {
+        .server_host = host,
+        .server_port = (uint16_t)port,
+        .token = token,
+        .host_name = host_name,
+        .self = *self,
+        .interval_ms = (uint32_t)(interval * 1000),
+        .argv = info.argv,
+        .max_samples = (size_t)max_samples,
+        .max_bytes = (size_t)max_bytes,
+        .timeout_ms = (int)(timeout * 1000),
+    };
+    pl_push *push = NULL;
+    int rc = pl_push_new(&push, &opt);
+    if (rc == PL_EBADARG) {
+        PyErr_SetString(PyExc_ValueError, "remote: host_name must be 1 to 63 bytes without control characters, "
+                                          "the token at most 1024 bytes");
+        return NULL;
+    }
+    if (rc) {
+        pl_raise(module, rc, "starting the pusher");
+        return NULL;
+    }
+    return push;
+}
+
+/* collector_start(store, interval=30.0, gc_collect=True, remote=None):
+ * remote = (server_host, port, token, host_name[, buffer_samples,
+ * buffer_bytes, timeout]) pushes to a central server instead (store None). */
 static PyObject *py_collector_start(PyObject *module, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"store", "interval", "gc_collect", NULL};
-    PyObject *store_obj;
+    static char *kwlist[] = {"store", "interval", "gc_collect", "remote", NULL};
+    PyObject *store_obj, *remote = Py_None;
     double interval = 30.0;
     int gc_collect = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|dp:collector_start", kwlist, &store_obj, &interval,
-                                     &gc_collect))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|dpO:collector_start", kwlist, &store_obj, &interval,
+                                     &gc_collect, &remote))
         return NULL;
     if (!(interval >= 0.05 && interval <= 86400.0)) {
         PyErr_SetString(PyExc_ValueError, "interval must be between 0.05 and 86400 seconds");
         return NULL;
     }
     /* A store that cannot be used does not raise: the thread starts paused
-     * and retries (see "store errors"). */
-    const char *why = NULL;
-    pl_store *store = pl_store_try(store_obj, &why);
+     * and retries (see "store errors"). Remote mode has no store. */
+    pl_store *store = NULL;
+    pl_push *push = NULL;
     pl_incarnation self;
-    if (!store && !why)
-        return NULL;
+    if (remote == Py_None) {
+        const char *why = NULL;
+        store = pl_store_try(store_obj, &why);
+        if (!store && !why)
+            return NULL;
+    }
     int rc = pl_proc_self(&self);
     if (rc)
         return pl_raise(module, rc, "reading /proc/self");
@@ -509,22 +623,33 @@ static PyObject *py_collector_start(PyObject *module, PyObject *args, PyObject *
         Py_RETURN_FALSE;
 
     int registered = 0;
-    if (store) {
+    if (remote != Py_None) {
+        push = new_pusher(module, remote, &self, interval);
+        if (!push)
+            return NULL;
+    } else if (store) {
         Py_BEGIN_ALLOW_THREADS
         registered = register_nogil(store, &self, interval) == 0; /* else the thread retries */
         Py_END_ALLOW_THREADS
     }
 
-    Py_INCREF(store_obj);
-    Py_XSETREF(C.store_obj, store_obj);
+    /* Local mode keeps the Store object even while it is unavailable: the
+     * thread asks it again (acquire_store). */
+    PyObject *keep = remote == Py_None ? store_obj : NULL;
+    Py_XINCREF(keep);
+    Py_XSETREF(C.store_obj, keep);
     pthread_mutex_lock(&state_lock);
+    pl_push *old = C.push;
     C.store = store;
-    C.serial = store ? pl_store_serial(store_obj) : 0;
+    C.serial = push ? PUSH_SERIAL(push) : store ? pl_store_serial(store_obj) : 0;
     C.registered = registered;
+    C.push = push;
     C.self = self;
     C.interval = interval;
     C.gc_collect = gc_collect;
     C.stop = 0;
+    C.collections = C.errors = 0;
+    C.last_error = 0;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 512 * 1024);
@@ -532,8 +657,12 @@ static PyObject *py_collector_start(PyObject *module, PyObject *args, PyObject *
     pthread_attr_destroy(&attr);
     if (!rc)
         C.running = 1;
+    else
+        C.push = NULL;
     pthread_mutex_unlock(&state_lock);
+    pl_push_free(old); /* the previous thread was joined: nothing uses it */
     if (rc) {
+        pl_push_free(push);
         Py_CLEAR(C.store_obj);
         errno = rc;
         return PyErr_SetFromErrno(PyExc_OSError);
@@ -594,8 +723,11 @@ static PyObject *py_collector_stats(PyObject *module, PyObject *unused)
 {
     pthread_mutex_lock(&state_lock);
     collector_state c = C;
+    pl_push_stats ps;
+    if (C.push)
+        pl_push_stats_get(C.push, &ps);
     pthread_mutex_unlock(&state_lock);
-    return Py_BuildValue("{s:O,s:K,s:K,s:s,s:d,s:d,s:d,s:K,s:O,s:K,s:s}", "running",
+    PyObject *d = Py_BuildValue("{s:O,s:K,s:K,s:s,s:d,s:d,s:d,s:K,s:O,s:K,s:s}", "running",
                          c.running && !c.stop ? Py_True : Py_False,
                          "collections", (unsigned long long)c.collections, "errors",
                          (unsigned long long)c.errors, "last_error",
@@ -607,6 +739,19 @@ static PyObject *py_collector_stats(PyObject *module, PyObject *unused)
                          c.outage_rc == STORE_UNAVAILABLE ? "the store is unavailable"
                          : c.outage_rc                    ? pl_strerror(c.outage_rc)
                                                           : "");
+    if (d && c.push) {
+        PyObject *r = Py_BuildValue(
+            "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:O,s:i,s:s}", "queued", (unsigned long long)ps.queued,
+            "queued_bytes", (unsigned long long)ps.queued_bytes, "delivered", (unsigned long long)ps.delivered,
+            "dropped", (unsigned long long)ps.dropped, "messages", (unsigned long long)ps.messages, "failures",
+            (unsigned long long)ps.failures, "reannounces", (unsigned long long)ps.reannounces, "wire_bytes",
+            (unsigned long long)ps.wire_bytes, "outage", ps.outage ? Py_True : Py_False, "last_status",
+            ps.last_status, "last_error", ps.last_error ? pl_strerror(ps.last_error) : "");
+        if (!r || PyDict_SetItemString(d, "remote", r) < 0)
+            Py_CLEAR(d);
+        Py_XDECREF(r);
+    }
+    return d;
 }
 
 /* Takes collect_lock without holding the GIL (see the locking order). */
@@ -649,7 +794,7 @@ static PyObject *py_collect(PyObject *module, PyObject *args, PyObject *kw)
     uint64_t serial = pl_store_serial(store_obj);
     Py_BEGIN_ALLOW_THREADS
     if (!rc)
-        rc = write_sample(store, serial, &self, pl_now_ms());
+        rc = write_sample(&(pl_sink){store, serial, NULL}, &self, pl_now_ms());
     pl_typetable_evict(&table);
     pthread_mutex_unlock(&collect_lock);
     Py_END_ALLOW_THREADS

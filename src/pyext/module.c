@@ -50,6 +50,7 @@ static int pl_exec(PyObject *m)
     if (PyModule_AddStringConstant(m, "__version__", PYLOOT_VERSION) < 0)
         return -1;
     if (pl_store_module_exec(m, pl_live_answer) < 0 || pl_collector_module_exec(m, pl_live_answer) < 0 ||
+        pl_remote_module_exec(m, pl_live_answer) < 0 ||
         pl_live_module_exec(m) < 0 || pl_graph_module_exec(m) < 0 || pl_witness_module_exec(m) < 0)
         return -1;
     pl_collector_set_tick(pl_live_tree_tick);

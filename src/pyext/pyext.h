@@ -10,6 +10,7 @@
  *   referents.c/.h  the one labeller of "how does p hold c"
  *   describe.c/.h   bounded repr, attributes, JSON summaries of objects
  *   collector.c     the count pass and the collector thread
+ *   remote.c        remote mode: poll thread, forwarding of /_pyloot, encoder
  *   live.c, live_list.c, live_related.c, live_path.c, live.h: live-object queries
  *   live_retained.c the live routes of the dominator tree (retained, retainers, suspects)
  *   graphobject.c   the object graph (refcycle API)
@@ -73,6 +74,10 @@ int pl_store_module_exec(PyObject *module, pl_live_fn live);
 /* collector.c: adds the collector functions; the collector thread answers
  * forwarded live-object requests with `live`. */
 int pl_collector_module_exec(PyObject *module, pl_live_fn live);
+
+/* remote.c: adds the remote-mode functions (poll thread, forwarding,
+ * encoder); the poll thread answers the central server's queries with `live`. */
+int pl_remote_module_exec(PyObject *module, pl_live_fn live);
 
 /* live.c: adds live_query and the LIVE_* constants. */
 int pl_live_module_exec(PyObject *module);

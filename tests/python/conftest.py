@@ -182,12 +182,13 @@ class Gunicorn:
 @pytest.fixture
 def gunicorn(tmp_path):
     """Factory: gunicorn(workers=4, worker_class="sync", preload=False, interval=0.5,
-    live_timeout=5, args=(), db=None) starts tests/python/apps/leaky.py (with
-    PYLOOT_DB=db, default a fresh directory) and waits until every worker
-    answers."""
+    live_timeout=5, args=(), db=None, env=None) starts tests/python/apps/leaky.py (with
+    PYLOOT_DB=db, default a fresh directory, and the variables of env) and waits until every
+    worker answers."""
     servers = []
 
-    def start(workers=4, worker_class="sync", preload=False, interval=0.5, live_timeout=5.0, args=(), db=None):
+    def start(workers=4, worker_class="sync", preload=False, interval=0.5, live_timeout=5.0, args=(), db=None,
+              env=None):
         port = free_port()
         db = db if db is not None else tmp_path / ("store-%d" % len(servers))
         log_path = tmp_path / ("gunicorn-%d.log" % len(servers))
@@ -197,11 +198,13 @@ def gunicorn(tmp_path):
         if preload:
             cmd.append("--preload")
         cmd.append("leaky:app")
+        extra_env = env or {}
         env = dict(os.environ)
         env["PYLOOT_DB"] = str(db)
         env["PYLOOT_TEST_INTERVAL"] = str(interval)
         env["PYLOOT_TEST_LIVE_TIMEOUT"] = str(live_timeout)
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
+        env.update(extra_env)
         log = open(log_path, "wb")
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)

@@ -220,9 +220,10 @@ def test_in_memory_backend_refuses_multiprocess():
     assert call_json(server, "/api/procs", multiprocess=False)[0] == 200
 
 
-def test_remote_mode_says_it_is_not_available():
-    with pytest.raises(NotImplementedError, match="remote mode"):
-        PyLoot(host="127.0.0.1", port=8000)
+def test_remote_mode_is_a_backend():
+    from pyloot import HTTPRemoteBackend
+    loot = PyLoot(host="127.0.0.1", port=8000, host_name="web-1")
+    assert isinstance(loot.backend, HTTPRemoteBackend) and loot.backend.address == "127.0.0.1:8000"
 
 
 def test_bad_arguments_are_rejected(tmp_path):

@@ -10,7 +10,9 @@ Routes:
   /_pyloot/...      pyloot
 
 Configured by the environment: PYLOOT_DB (store), PYLOOT_TEST_INTERVAL
-(collector interval, default 1), PYLOOT_TEST_LIVE_TIMEOUT (default 5).
+(collector interval, default 1), PYLOOT_TEST_LIVE_TIMEOUT (default 5),
+PYLOOT_TEST_REMOTE ("HOST:PORT": remote mode, pushing to that central
+server; PYLOOT_HOST_NAME and PYLOOT_TOKEN apply).
 """
 import json
 import os
@@ -31,7 +33,10 @@ class Leak:
 
 LEAKS = []
 
-pyloot = PyLoot(interval=float(os.environ.get("PYLOOT_TEST_INTERVAL", "1")),
+_remote = os.environ.get("PYLOOT_TEST_REMOTE")
+_remote_host, _, _remote_port = (_remote or "").rpartition(":")
+pyloot = PyLoot(host=_remote_host or None, port=int(_remote_port) if _remote else None,
+                interval=float(os.environ.get("PYLOOT_TEST_INTERVAL", "1")),
                 live_timeout=float(os.environ.get("PYLOOT_TEST_LIVE_TIMEOUT", "5")))
 # At import time: in a gunicorn master with --preload this defers to the workers.
 pyloot.start()
