@@ -404,6 +404,16 @@ int cli_serve(const struct cli_globals *g, int argc, char **argv)
     struct addrinfo hints, *ai = NULL;
     struct MHD_Daemon *d = NULL;
     pl_handler_options opt;
+    /* Signals are handled by sigwait below; MHD's threads inherit the mask.
+     * Blocked before anything else, so that a SIGINT or SIGTERM that comes
+     * while the store is being opened (it is created on disk before this
+     * process has said so) stops the server cleanly once it is up, instead
+     * of killing it half-started. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
     if (g->read_only ? cli_open_store(g, &store) : open_central_store(g->db, &store))
         return 1;
     memset(&opt, 0, sizeof opt);
@@ -425,12 +435,6 @@ int cli_serve(const struct cli_globals *g, int argc, char **argv)
         cli_fail("resolving the address", why);
         goto out;
     }
-    /* Signals are handled by sigwait below; MHD's threads inherit the mask. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
     d = start_daemon(h, ai);
     if (!d) {
         char why[256];
