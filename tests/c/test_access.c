@@ -17,6 +17,11 @@ static void test_classify(void)
     CHECK_EQ_INT(pl_access_classify("/static/app.js"), PL_ROUTE_OPEN);
     CHECK_EQ_INT(pl_access_classify("/api/login"), PL_ROUTE_OPEN);
     CHECK_EQ_INT(pl_access_classify("/api/history"), PL_ROUTE_SUMMARY);
+    /* Remote mode: pushes, polls and replies of workers on other hosts. */
+    CHECK_EQ_INT(pl_access_classify("/api/samples"), PL_ROUTE_SUMMARY);
+    CHECK_EQ_INT(pl_access_classify("/api/remote/poll"), PL_ROUTE_SUMMARY);
+    CHECK_EQ_INT(pl_access_classify("/api/remote/reply"), PL_ROUTE_SUMMARY);
+    CHECK_EQ_INT(pl_access_classify("/api/remote/other"), PL_ROUTE_VALUES);
     /* The dominator-tree routes show reprs: live objects, loopback only by default. */
     CHECK_EQ_INT(pl_access_classify("/api/retainers"), PL_ROUTE_VALUES);
     CHECK_EQ_INT(pl_access_classify("/api/suspects"), PL_ROUTE_VALUES);
