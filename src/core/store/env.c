@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
 #include "pyloot/error.h"
@@ -37,13 +38,27 @@ out:
     return rc;
 }
 
-/* Commits txn and releases the resize lock; returns mdb_txn_commit's code. */
+/* LMDB reports a short write as EIO; a short write on a file system with
+ * less than 1 MiB free is the device filling up, so say ENOSPC, the error
+ * the user can act on. */
+static int short_write_cause(const pl_store *s, int rc)
+{
+    struct statvfs fs;
+
+    if (rc == EIO && statvfs(s->path, &fs) == 0 &&
+        (uint64_t)fs.f_bavail * fs.f_frsize < ((uint64_t)1 << 20))
+        rc = ENOSPC;
+    return rc;
+}
+
+/* Commits txn and releases the resize lock; returns mdb_txn_commit's code
+ * (EIO from a short write on a full device as ENOSPC). */
 int txn_commit(pl_store *s, MDB_txn *txn)
 {
     int rc = mdb_txn_commit(txn);
 
     pthread_rwlock_unlock(&s->resize_lock);
-    return rc;
+    return short_write_cause(s, rc);
 }
 
 /* Ends a write transaction: commits it when rc is 0, else aborts it.

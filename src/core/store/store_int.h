@@ -373,7 +373,8 @@ int sample_push(struct sample *smp, uint32_t id, uint64_t count, uint64_t bytes)
 
 /* Begins a transaction (read-holds the resize lock until commit/abort); 0 or an LMDB/errno code. */
 int txn_begin(pl_store *s, int write, MDB_txn **txn);
-/* Commits txn and releases the resize lock; returns mdb_txn_commit's code. */
+/* Commits txn and releases the resize lock; returns mdb_txn_commit's code
+ * (EIO from a short write on a full device as ENOSPC). */
 int txn_commit(pl_store *s, MDB_txn *txn);
 /* Aborts txn (NULL is a no-op) and releases the resize lock. */
 void txn_abort(pl_store *s, MDB_txn *txn);
