@@ -1,7 +1,7 @@
 /* libFuzzer target for the HTTP request handler (src/core/handler.c).
  *
  * Built only with -DPYLOOT_FUZZ=ON (clang); never part of ctest or CI. Run
- * it with bench/fuzz_handler.sh, which uses the corpus under
+ * it with `bench/fuzz.sh handler`, which uses the corpus under
  * tests/fuzz/corpus/handler/ and the dictionary tests/fuzz/handler.dict.
  *
  * Input: one flags byte, then the fields method, path, query,

@@ -1,6 +1,6 @@
 /* libFuzzer target for the remote-mode sample decoder (src/core/ingest.c)
  * and pl_gunzip. Built only with -DPYLOOT_FUZZ=ON (clang); never part of
- * ctest or CI; run by bench/fuzz_ingest.sh over tests/fuzz/corpus/ingest/.
+ * ctest or CI; run by `bench/fuzz.sh ingest` over tests/fuzz/corpus/ingest/.
  *
  * Input: one flags byte, then the body. Flag bit 0: the body is gzip data,
  * inflated with a 1 MiB cap before decoding (as POST /api/samples does with

@@ -1,7 +1,7 @@
 """Writes the seed inputs of fuzz_handler: every route of docs/http-api.md with
 good and bad parameters, in the input format of tests/fuzz/fuzz_handler.c
 (a flags byte, then method, path, query, Accept-Encoding and body separated
-by newlines). bench/fuzz_handler.sh runs it when the corpus is empty; the
+by newlines). `bench/fuzz.sh handler` runs it when the corpus is empty; the
 committed corpus under tests/fuzz/corpus/handler/ started from these.
 
 usage: python3 tests/fuzz/make_handler_seeds.py DIR
