@@ -959,8 +959,12 @@ int pl_http_live_query(const pl_request *req, const char *path, pl_live_query *q
 {
     pl_live_kind kind = PL_LIVE_LIST;
     uint64_t id = 0;
-    if (strcmp(path, "/api/objects") != 0 && strcmp(path, "/api/objects/") != 0 &&
-        parse_object_route(path + 13, &kind, &id, resp))
+    if (strcmp(path, "/api/retainers") == 0)
+        kind = PL_LIVE_RETAINERS;
+    else if (strcmp(path, "/api/suspects") == 0)
+        kind = PL_LIVE_SUSPECTS;
+    else if (strcmp(path, "/api/objects") != 0 && strcmp(path, "/api/objects/") != 0 &&
+             parse_object_route(path + 13, &kind, &id, resp))
         return -1;
     return live_params(req, kind, id, q, pid, resp);
 }

@@ -643,7 +643,7 @@ done:
     pl_buf_free(&plain);
 }
 
-/* ---- /api/objects...: forwarded to the worker ---- */
+/* ---- /api/objects..., /api/retainers, /api/suspects: forwarded to the worker ---- */
 
 static int handle_objects(pl_remote *r, const pl_remote_request *req, pl_response *resp, pl_remote_wait *w)
 {
@@ -762,7 +762,8 @@ int pl_remote_handle(pl_remote *r, const pl_remote_request *req, pl_response *re
         handle_reply(r, req, resp);
         return PL_REMOTE_DONE;
     }
-    if (!r->opt.read_only && strncmp(path, "/api/objects", 12) == 0 && (path[12] == '\0' || path[12] == '/')) {
+    if (!r->opt.read_only && ((strncmp(path, "/api/objects", 12) == 0 && (path[12] == '\0' || path[12] == '/')) ||
+                              strcmp(path, "/api/retainers") == 0 || strcmp(path, "/api/suspects") == 0)) {
         memset(resp, 0, sizeof *resp);
         return handle_objects(r, req, resp, w);
     }

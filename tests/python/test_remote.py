@@ -193,6 +193,12 @@ def test_fleet(central, gunicorn):
     path = central.api("/api/objects/%d/path?pid=%d&host=%s" % (obj["id"], pid, host))
     assert "LEAKS" in json.dumps(path)
     assert central.api("/api/objects/1/path?pid=%d&host=%s" % (pid, host), expect=404)
+    # Retained sizes too: the worker builds its dominator tree and answers through the server.
+    suspects = central.api("/api/suspects?pid=%d&host=%s&group=%s&n=1" % (pid, host, LEAK))
+    assert suspects["pid"] == pid and suspects["instances"] == leaks[(host, pid)]
+    assert suspects["suspects"][0]["count"] == leaks[(host, pid)]
+    retainers = central.api("/api/retainers?pid=%d&host=%s&limit=3" % (pid, host))
+    assert retainers["pid"] == pid and retainers["id"] is None and retainers["objects"]
 
     # The central server killed: the apps answer every request within 0.5 s.
     before = {w: central.api("/api/history?pid=%d&host=%s&workers=1&q=%s" % (w[1], w[0], LEAK)) for w in workers}

@@ -128,8 +128,9 @@ int pl_http_param_u64(const pl_request *req, const char *name, uint64_t lo, uint
                       uint64_t *out, pl_response *resp);
 /* Replaces resp with the JSON error {"error": msg} and `status`. */
 void pl_http_error(pl_response *resp, int status, const char *msg);
-/* Parses an /api/objects... route (path starts with "/api/objects") and its
- * parameters into *q and *pid (0 when absent), exactly as the handler does.
+/* Parses a live-object route (a path starting with "/api/objects", or
+ * "/api/retainers", "/api/suspects") and its parameters into *q and *pid (0
+ * when absent), exactly as the handler does.
  * 0, or fills a 4xx response and returns -1. */
 int pl_http_live_query(const pl_request *req, const char *path, pl_live_query *q, uint64_t *pid,
                        pl_response *resp);
