@@ -3,9 +3,11 @@
 #ifndef PYLOOT_TEST_H
 #define PYLOOT_TEST_H
 
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "pyloot/error.h"
 
@@ -56,6 +58,37 @@ static int test_failures;
         fn();                                                                       \
         fprintf(stderr, "%s %s\n", test_failures == before_ ? "ok  " : "FAIL", #fn); \
     } while (0)
+
+static inline int test_rm_entry_(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* Makes a fresh directory /tmp/pyloot-test-XXXXXX, its name in buf (len
+ * at least 24); exits 2 when it cannot. Returns buf. */
+static inline char *make_dir_at(char *buf, size_t len)
+{
+    snprintf(buf, len, "/tmp/pyloot-test-XXXXXX");
+    if (!mkdtemp(buf)) {
+        perror("mkdtemp");
+        exit(2);
+    }
+    return buf;
+}
+
+/* make_dir_at into a static buffer that the next call overwrites. */
+static inline char *make_dir(void)
+{
+    static char dir[64];
+    return make_dir_at(dir, sizeof dir);
+}
+
+/* Removes a directory and everything below it (links not followed). */
+static inline void remove_dir(const char *dir)
+{
+    nftw(dir, test_rm_entry_, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 #define TEST_EXIT() (test_failures ? (fprintf(stderr, "%d check(s) failed\n", test_failures), 1) : 0)
 

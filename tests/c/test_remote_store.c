@@ -18,23 +18,6 @@
 #include "pyloot/store.h"
 #include "test.h"
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static char *make_dir(void)
-{
-    static char dir[64];
-    snprintf(dir, sizeof dir, "/tmp/pyloot-test-XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        exit(2);
-    }
-    return dir;
-}
-
 static pl_store *open_at(const char *dir, int read_only, int *rc_out)
 {
     pl_store_options opt;
@@ -171,7 +154,7 @@ static void test_colliding_hosts(void)
         CHECK(again.start == ib.start);
         pl_store_close(s);
     }
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    remove_dir(dir);
 }
 
 /* Writes meta "schema" = version, and with `old_rec` turns every procs
@@ -260,7 +243,7 @@ static void test_schema(void)
     s = open_at(dir, 0, &rc);
     CHECK_EQ_INT(rc, PL_ESCHEMA);
     pl_store_close(s);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    remove_dir(dir);
 }
 
 static void uv(pl_buf *b, uint64_t v)
@@ -429,7 +412,7 @@ static void test_routes(void)
     pl_buf_free(&body);
     pl_remote_free(r);
     pl_store_close(s);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    remove_dir(dir);
 }
 
 int main(void)

@@ -19,31 +19,6 @@
 
 /* ------------------------------------------------------------- helpers */
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static char *make_dir(void)
-{
-    static char dir[64];
-
-    snprintf(dir, sizeof dir, "/tmp/pyloot-test-XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        exit(2);
-    }
-    return dir;
-}
-
-static void remove_dir(const char *dir)
-{
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static pl_store *open_store(const char *dir, uint64_t map_size, uint32_t max_samples,
                             uint64_t max_age_s, uint64_t max_bytes)
 {

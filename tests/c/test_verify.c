@@ -20,29 +20,6 @@
 
 #define PAGE 4096
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void remove_tree(const char *dir)
-{
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static char *make_dir(char *buf, size_t len)
-{
-    snprintf(buf, len, "/tmp/pyloot-verify-XXXXXX");
-    if (!mkdtemp(buf)) {
-        perror("mkdtemp");
-        exit(2);
-    }
-    return buf;
-}
-
 /* A store of a few hundred pages: 2,000 types over 40 samples. */
 static void fill_store(const char *path)
 {
@@ -121,18 +98,18 @@ static void test_sound(void)
 {
     char dir[64], why[256];
 
-    make_dir(dir, sizeof dir);
+    make_dir_at(dir, sizeof dir);
     fill_store(dir);
     CHECK_OK(pl_store_walk(dir, why, sizeof why));
     CHECK_OK(pl_store_verify(dir, 0, why, sizeof why));
-    remove_tree(dir);
+    remove_dir(dir);
 }
 
 static void test_damaged(void)
 {
     char dir[64], why[256];
 
-    make_dir(dir, sizeof dir);
+    make_dir_at(dir, sizeof dir);
     fill_store(dir);
     damage_tail(dir, 12);
     /* Judged in a child: this process survives whatever the pages hold. */
@@ -141,7 +118,7 @@ static void test_damaged(void)
     truncate_data(dir);
     CHECK_EQ_INT(pl_store_verify(dir, 0, why, sizeof why), PL_EDAMAGED);
     CHECK(strstr(why, "MDB_INVALID") != NULL);
-    remove_tree(dir);
+    remove_dir(dir);
 }
 
 static void test_guarded_recovers(void)
@@ -154,7 +131,7 @@ static void test_guarded_recovers(void)
     int64_t when = 0;
     struct stat st;
 
-    make_dir(dir, sizeof dir);
+    make_dir_at(dir, sizeof dir);
     snprintf(store, sizeof store, "%s/store", dir);
     fill_store(store);
     damage_tail(store, 12);
@@ -189,7 +166,7 @@ static void test_guarded_recovers(void)
     pl_store_close(s);
     pl_buf_free(&from);
     pl_buf_free(&reason);
-    remove_tree(dir);
+    remove_dir(dir);
 }
 
 static void test_unusable_path(void)
@@ -200,7 +177,7 @@ static void test_unusable_path(void)
     pl_store *s = NULL;
     FILE *f;
 
-    make_dir(dir, sizeof dir);
+    make_dir_at(dir, sizeof dir);
     snprintf(file, sizeof file, "%s/a-file", dir);
     f = fopen(file, "w");
     CHECK(f != NULL);
@@ -215,7 +192,7 @@ static void test_unusable_path(void)
     CHECK(unlink(file) == 0);
     CHECK_OK(pl_store_open_guarded(&s, &opt, 0, &rep));
     pl_store_close(s);
-    remove_tree(dir);
+    remove_dir(dir);
 }
 
 /* A store of another schema is not damaged: it is reported (how to fix
@@ -232,7 +209,7 @@ static void test_other_schema(void)
     uint32_t v99 = 99;
     MDB_val k = {6, "schema"}, v = {4, &v99};
 
-    make_dir(dir, sizeof dir);
+    make_dir_at(dir, sizeof dir);
     memset(&opt, 0, sizeof opt);
     opt.path = dir;
     CHECK_OK(pl_store_open_guarded(&s, &opt, 0, &rep));
@@ -249,7 +226,7 @@ static void test_other_schema(void)
     CHECK_EQ_INT(pl_store_open_guarded(&s, &opt, 0, &rep), PL_ESCHEMA);
     CHECK(s == NULL && !rep.moved_to[0]);
     CHECK(strstr(rep.message, "incompatible") && strstr(rep.message, "Fix: move it away"));
-    remove_tree(dir);
+    remove_dir(dir);
 }
 
 static void test_handler_unavailable(void)

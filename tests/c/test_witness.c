@@ -25,26 +25,6 @@
 #define PL_HAVE_ACCESS_RULE 0
 #endif
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static char *make_dir(void)
-{
-    static char dir[64];
-
-    snprintf(dir, sizeof dir, "/tmp/pyloot-test-XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        exit(2);
-    }
-    return dir;
-}
-
 static pl_store *open_store(const char *dir, uint32_t max_samples, uint64_t max_age_s, int read_only)
 {
     pl_store_options opt;
@@ -152,7 +132,7 @@ static void test_write_read(void)
     pl_witness_list_free(&l);
     CHECK_EQ_INT(pl_store_witness_put(s, &self, session, now, demo_path, 3), EROFS);
     pl_store_close(s);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    remove_dir(dir);
 }
 
 static void test_bad_input(void)
@@ -183,7 +163,7 @@ static void test_bad_input(void)
     CHECK_EQ_INT(pl_store_witnesses(s, "", 0, NULL, 10, &l), PL_EBADARG);
     pl_witness_list_free(&l);
     pl_store_close(s);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    remove_dir(dir);
 }
 
 /* Witnesses follow the samples: older than the first stored sample, or of a
@@ -220,7 +200,7 @@ static void test_retention(void)
     }
     pl_witness_list_free(&l);
     pl_store_close(s);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    remove_dir(dir);
 }
 
 static int get(pl_handler *h, const char *query, pl_buf *body)
@@ -277,7 +257,7 @@ static void test_http(void)
     pl_buf_free(&body);
     pl_handler_free(h);
     pl_store_close(s);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    remove_dir(dir);
 }
 
 int main(void)
