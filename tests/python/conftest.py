@@ -96,6 +96,35 @@ def wait_until(predicate, timeout, interval=0.2, message="condition"):
     raise AssertionError("timed out after %ss waiting for %s (last: %r)" % (timeout, message, last))
 
 
+
+def read_log(path):
+    """The text of a server's log file ("" when it cannot be read)."""
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def stop_group(proc, grace=15):
+    """Stops a server started with start_new_session=True: SIGTERM, up to `grace`
+    seconds for a clean exit, then SIGKILL to its whole process group (workers
+    included). Returns its exit status (None if it could not be reaped)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    return proc.returncode
+
 class Gunicorn:
     def __init__(self, proc, port, db, log_path, workers):
         self.proc = proc
@@ -157,26 +186,10 @@ class Gunicorn:
         return leaks
 
     def log(self):
-        try:
-            return Path(self.log_path).read_text(errors="replace")
-        except OSError:
-            return ""
+        return read_log(self.log_path)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
+        stop_group(self.proc)
 
 
 @pytest.fixture

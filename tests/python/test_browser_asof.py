@@ -1,14 +1,11 @@
 """The UI on a stopped server's store (served by `pyloot --db`): "as of",
 the time-range control with drag-to-zoom on a chart, and the compare view
 (merged and per worker). Screenshots in tests/artifacts/browser-asof-*.png."""
-import os
 import signal
 import subprocess
 import time
 
-import pytest
-
-from conftest import free_port, http, wait_until
+from conftest import free_port, http, stop_group, wait_until
 from test_browser import LEAK, UI, browser, leak  # noqa: F401 (browser is a fixture)
 from test_cli import pyloot_exe
 
@@ -104,9 +101,4 @@ def test_asof_range_and_compare(browser, gunicorn, artifacts):  # noqa: F811
         ui.shot("compare-pid")
         assert ui.js_errors() == []
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc, grace=10)

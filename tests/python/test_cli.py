@@ -4,15 +4,13 @@ import io
 import json
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import sysconfig
 import time
 
 import pytest
 
-from conftest import free_port, http, wait_until
+from conftest import free_port, http, stop_group, wait_until
 from pyloot import PyLoot
 
 
@@ -130,12 +128,7 @@ def test_serve_a_store(store):
         assert http(url + "/api/samples", method="POST", data=b"{}").status == 403
         assert http(url + "/nope").status == 404
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc, grace=10)
     assert proc.returncode == 0
 
 

@@ -6,17 +6,15 @@ every socket is closed. Clients connect from other loopback addresses
 127.0.0.0/8 to the loopback interface.
 """
 import json
-import os
 import resource
 import select
-import signal
 import socket
 import subprocess
 import time
 
 import pytest
 
-from conftest import free_port, http, wait_until
+from conftest import free_port, http, stop_group, wait_until
 from pyloot import PyLoot
 from test_cli import pyloot_exe
 
@@ -77,17 +75,7 @@ class Server:
 
     def stop(self):
         """Stops the server; returns its stderr."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.wait(timeout=5)
+        stop_group(self.proc, grace=10)
         err = self.proc.stderr.read().decode(errors="replace")
         self.proc.stderr.close()
         return err

@@ -3,18 +3,16 @@ the native ASGI app under gunicorn's UvicornWorker and under uvicorn's own
 workers, Django and Flask under gunicorn, and the pyloot command; through
 the access rule (token, allow callable, the default rule) and /metrics
 parsed by prometheus_client's own parser."""
-import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import APPS, free_port, http, wait_until
+from conftest import APPS, free_port, http, read_log, stop_group, wait_until
 
 TOKEN = "t0k-" + "x" * 28
 AUTH = {"Authorization": "Bearer " + TOKEN}
@@ -73,26 +71,10 @@ class Server:
         return 0
 
     def log(self):
-        try:
-            return Path(self.log_path).read_text(errors="replace")
-        except OSError:
-            return ""
+        return read_log(self.log_path)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
+        stop_group(self.proc)
 
 
 def start_server(tmp, argv, workers, token=TOKEN, chdir=APPS, env_extra=None, ready_headers=AUTH):

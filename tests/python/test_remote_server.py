@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import free_port, http, wait_until
+from conftest import free_port, http, stop_group, wait_until
 from remote_push import ENDED, NEW_SPACE, headers, message, now_ms, push, uv
 from test_cli import pyloot_exe
 
@@ -54,13 +54,7 @@ class Central:
         return self.get("/api/procs").json()["procs"]
 
     def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        finally:
-            if self.proc.poll() is None:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_group(self.proc)
         return self.proc.stderr.read().decode()
 
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import free_port, http, wait_until
+from conftest import free_port, http, stop_group, wait_until
 from test_cli import pyloot_exe
 
 
@@ -54,13 +54,7 @@ def serve(db):
 
 
 def stop(proc):
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+    stop_group(proc, grace=10)
 
 
 def check_path(path):
