@@ -260,6 +260,22 @@ def test_uvicorn_workers_and_the_default_rule(tmp_path):
         server.stop()
 
 
+def test_uvicorn_workers_token_rule(tmp_path):
+    # The same ASGI app under uvicorn's own worker processes, with a token: the one access rule.
+    server = start_server(tmp_path, ["uvicorn", "--workers", "2", "--host", "127.0.0.1", "--port", "{port}",
+                                     "asgi_leaky:app"], 2)
+    try:
+        server.leak_everywhere()
+        live = "/api/objects?group=asgi_leaky.Leak&limit=1"
+        assert_token_rule(server, live)
+        for pid, n in server.totals.items():
+            assert server.api(live + "&pid=%d" % pid)["total"] == n
+        cookie = login_cookie(server)
+        assert http(server.base + live, headers=dict(cookie, **PUBLIC_XFF)).status == 200
+    finally:
+        server.stop()
+
+
 # --------------------------------------------------------------------------- Django
 
 def test_django_under_gunicorn(tmp_path):
