@@ -142,7 +142,7 @@ static int sink_append(const pl_sink *sink, const pl_incarnation *self, int64_t 
         return pl_push_add(sink->push, now_ms, counts, n, pl_proc_rss());
     int rc = pl_store_append(sink->store, self, now_ms, counts, n);
     if (!rc)
-        rc = pl_store_heartbeat(sink->store, self, now_ms, pl_proc_rss());
+        rc = pl_store_heartbeat(sink->store, self, now_ms, pl_proc_rss(), NULL);
     return rc;
 }
 

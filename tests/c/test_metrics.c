@@ -40,7 +40,7 @@ static void setup(void)
         pl_proc_describe(&info);
         CHECK_OK(pl_store_register(store, &info));
     }
-    CHECK_OK(pl_store_heartbeat(store, &self, now, 7340032));
+    CHECK_OK(pl_store_heartbeat(store, &self, now, 7340032, NULL));
     const char *names[N_FILLER + 3];
     size_t lens[N_FILLER + 3];
     char filler[N_FILLER][16];

@@ -179,7 +179,7 @@ static void rewrite_schema(const char *dir, uint32_t version, int old_rec)
         MDB_val rk, rv;
         while (mdb_cursor_get(cur, &rk, &rv, MDB_NEXT) == 0) {
             char copy[1024];
-            size_t old_size = rv.mv_size - 8; /* schema 2 appended worker_start */
+            size_t old_size = rv.mv_size - 24; /* schema 2 appended worker_start, 3 two stats */
             memcpy(copy, rv.mv_data, old_size);
             MDB_val nv = {old_size, copy};
             CHECK_OK(mdb_cursor_put(cur, &rk, &nv, MDB_CURRENT));
@@ -220,7 +220,7 @@ static void test_schema(void)
         free(procs);
         pl_store_close(s);
     }
-    /* Writable: migrated to schema 2, the old record still read right and updatable. */
+    /* Writable: migrated to schema 3, the old record still read right and updatable. */
     s = open_at(dir, 0, &rc);
     CHECK_OK(rc);
     if (s) {
@@ -228,7 +228,7 @@ static void test_schema(void)
         pl_proc_info *procs = NULL;
         size_t n = 0;
         CHECK_OK(pl_store_stat_get(s, &st));
-        CHECK_EQ_INT(st.schema, 2);
+        CHECK_EQ_INT(st.schema, 3);
         CHECK_OK(pl_store_end(s, &local.inc, 3000));
         CHECK_OK(pl_store_procs(s, &procs, &n));
         CHECK(n == 1 && procs[0].ended_ms == 3000 && procs[0].first_seen_ms == 1000 && procs[0].worker_start == 0);
@@ -236,7 +236,7 @@ static void test_schema(void)
         pl_store_close(s);
     }
     /* A newer schema than this code knows is refused, read-only or not. */
-    rewrite_schema(dir, 3, 0);
+    rewrite_schema(dir, 4, 0);
     s = open_at(dir, 1, &rc);
     CHECK_EQ_INT(rc, PL_ESCHEMA);
     pl_store_close(s);

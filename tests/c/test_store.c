@@ -1140,7 +1140,7 @@ static void test_open_and_procs(void)
     info.first_seen_ms = 100;
     info.interval_ms = 30000;
     CHECK_OK(pl_store_register(s, &info));
-    CHECK_OK(pl_store_heartbeat(s, &me, 5000, 12345));
+    CHECK_OK(pl_store_heartbeat(s, &me, 5000, 12345, NULL));
     info.first_seen_ms = 4000; /* a refresh keeps first_seen */
     CHECK_OK(pl_store_register(s, &info));
     CHECK_OK(pl_store_procs(s, &procs, &n));
@@ -1157,7 +1157,7 @@ static void test_open_and_procs(void)
     CHECK_EQ_INT(st.max_bytes, (1u << 30) / 4 * 3);
     CHECK_EQ_INT(st.max_samples, 2880);
     CHECK_EQ_INT(st.max_age_s, 7 * 86400);
-    CHECK_EQ_INT(st.schema, 2);
+    CHECK_EQ_INT(st.schema, 3);
     CHECK(st.used_bytes > 0 && st.used_bytes < (1u << 20));
     CHECK_EQ_STR(pl_store_path(s), dir);
 
@@ -1201,6 +1201,95 @@ static void test_open_and_procs(void)
 /* The zero-config key: this test's parent runs another program, so the
  * root is this process; a forked child (same executable) finds this
  * process. */
+/* Turns the store at dir into one written by schema 2: meta "schema" = 2 and
+ * every procs record cut to its schema-2 size (without the stats). */
+static void make_schema2(const char *dir)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_dbi meta, procs;
+    uint32_t version = 2;
+    MDB_val k = {6, "schema"}, v = {4, &version}, rk, rv;
+
+    CHECK_OK(mdb_env_create(&env));
+    mdb_env_set_maxdbs(env, 32);
+    CHECK_OK(mdb_env_open(env, dir, MDB_NOTLS, 0600));
+    CHECK_OK(mdb_txn_begin(env, NULL, 0, &txn));
+    CHECK_OK(mdb_dbi_open(txn, "meta", 0, &meta));
+    CHECK_OK(mdb_dbi_open(txn, "procs", 0, &procs));
+    CHECK_OK(mdb_put(txn, meta, &k, &v, 0));
+    CHECK_OK(mdb_cursor_open(txn, procs, &cur));
+    while (mdb_cursor_get(cur, &rk, &rv, MDB_NEXT) == 0) {
+        char copy[1024];
+        size_t old_size = rv.mv_size - 16; /* schema 3 appended collection_us, gil_held_us */
+        memcpy(copy, rv.mv_data, old_size);
+        MDB_val nv = {old_size, copy};
+        CHECK_OK(mdb_cursor_put(cur, &rk, &nv, MDB_CURRENT));
+    }
+    mdb_cursor_close(cur);
+    CHECK_OK(mdb_txn_commit(txn));
+    mdb_env_close(env);
+}
+
+/* The collector's stats ride on the heartbeat; a schema-2 store is read as
+ * it is by a read-only open (stats 0) and migrated by a writable one. */
+static void test_proc_stats_and_schema2(void)
+{
+    char *dir = make_dir();
+    pl_store *s = open_store(dir, 0, 0, 0, 0);
+    pl_store_options opt;
+    pl_proc_info info, *procs = NULL;
+    pl_proc_stats stats = {250000, 1500000};
+    pl_store_stat st;
+    size_t n = 0;
+
+    memset(&info, 0, sizeof info);
+    CHECK_OK(pl_proc_self(&info.inc));
+    info.interval_ms = 1000;
+    info.rss = 8192;
+    snprintf(info.argv, sizeof info.argv, "gunicorn app:app");
+    CHECK_OK(pl_store_register(s, &info));
+    CHECK_OK(pl_store_heartbeat(s, &info.inc, 5000, 4096, &stats));
+    /* NULL leaves the stats as they are; a refreshing register too. */
+    CHECK_OK(pl_store_heartbeat(s, &info.inc, 6000, 8192, NULL));
+    CHECK_OK(pl_store_register(s, &info));
+    CHECK_OK(pl_store_procs(s, &procs, &n));
+    CHECK(n == 1 && procs[0].stats.collection_us == 250000 && procs[0].stats.gil_held_us == 1500000);
+    free(procs);
+    pl_store_close(s);
+    make_schema2(dir);
+
+    /* Read-only: schema 2 read as it is, the records at their old size. */
+    memset(&opt, 0, sizeof opt);
+    opt.path = dir;
+    opt.read_only = 1;
+    s = NULL;
+    CHECK_OK(pl_store_open(&s, &opt));
+    if (s) {
+        CHECK_OK(pl_store_stat_get(s, &st));
+        CHECK_EQ_INT(st.schema, 2);
+        CHECK_OK(pl_store_procs(s, &procs, &n));
+        CHECK(n == 1 && procs[0].stats.collection_us == 0 && procs[0].stats.gil_held_us == 0 &&
+              procs[0].rss == 8192 && strcmp(procs[0].argv, "gunicorn app:app") == 0);
+        free(procs);
+        pl_store_close(s);
+    }
+    /* Writable: migrated to schema 3; the old record is updated to the new size. */
+    s = open_store(dir, 0, 0, 0, 0);
+    CHECK_OK(pl_store_stat_get(s, &st));
+    CHECK_EQ_INT(st.schema, 3);
+    stats.collection_us = 7;
+    stats.gil_held_us = 1600000;
+    CHECK_OK(pl_store_heartbeat(s, &info.inc, 7000, 4096, &stats));
+    CHECK_OK(pl_store_procs(s, &procs, &n));
+    CHECK(n == 1 && procs[0].stats.collection_us == 7 && procs[0].stats.gil_held_us == 1600000 &&
+          procs[0].rss == 4096 && strcmp(procs[0].argv, "gunicorn app:app") == 0);
+    free(procs);
+    pl_store_close(s);
+    remove_dir(dir);
+}
+
 static void test_server_root(void)
 {
     pl_incarnation root, me;
@@ -1745,6 +1834,7 @@ int main(void)
 {
     RUN(test_open_and_procs);
     RUN(test_server_root);
+    RUN(test_proc_stats_and_schema2);
     RUN(test_merge);
     RUN(test_slots);
     RUN(test_churn);

@@ -12,6 +12,7 @@
 struct beat {
     int64_t now_ms;
     uint64_t rss;
+    const pl_proc_stats *stats;
 };
 
 static void edit_heartbeat(struct proc_rec *rec, int created, const void *arg)
@@ -21,13 +22,18 @@ static void edit_heartbeat(struct proc_rec *rec, int created, const void *arg)
     if (b->now_ms > rec->last_seen_ms)
         rec->last_seen_ms = b->now_ms;
     rec->rss = b->rss;
+    if (b->stats) {
+        rec->collection_us = b->stats->collection_us;
+        rec->gil_held_us = b->stats->gil_held_us;
+    }
 }
 
-/* Updates last_seen and rss, then runs mdb_reader_check and retention when
- * they are due (see store.h). */
-int pl_store_heartbeat(pl_store *s, const pl_incarnation *inc, int64_t now_ms, uint64_t rss)
+/* Updates last_seen, rss and the stats, then runs mdb_reader_check and
+ * retention when they are due (see store.h). */
+int pl_store_heartbeat(pl_store *s, const pl_incarnation *inc, int64_t now_ms, uint64_t rss,
+                       const pl_proc_stats *stats)
 {
-    struct beat b = {now_ms, rss};
+    struct beat b = {now_ms, rss, stats};
     int rc = update_rec(s, inc, 0, edit_heartbeat, &b);
 
     if (rc == 0)

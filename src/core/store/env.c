@@ -141,9 +141,10 @@ static int open_dbs(pl_store *s)
             goto abort;
         }
         if (version < SCHEMA_VERSION && !s->read_only) {
-            /* Migration: schema 2 only appended worker_start to procs
-             * records, which rec_decode reads at either size; records are
-             * rewritten at the new size when next updated. */
+            /* Migration: schemas 2 and 3 only appended fields to procs
+             * records (worker_start; collection_us, gil_held_us), which
+             * rec_decode reads at any of the sizes; records are rewritten
+             * at the new size when next updated. */
             memcpy(schema, &(uint32_t){SCHEMA_VERSION}, 4);
             v.mv_data = schema;
             v.mv_size = 4;

@@ -24,10 +24,10 @@ int rec_get(pl_store *s, MDB_txn *txn, const pl_incarnation *inc, struct proc_re
     return rc;
 }
 
-/* Decodes a procs value of schema 2, or of schema 1 (zero-extended). */
+/* Decodes a procs value of schema 3, or of schema 2 or 1 (zero-extended). */
 int rec_decode(const MDB_val *v, struct proc_rec *rec)
 {
-    if (v->mv_size != sizeof *rec && v->mv_size != PROC_REC_V1)
+    if (!PROC_REC_SIZE_OK(v->mv_size))
         return PL_ECORRUPT;
     memset(rec, 0, sizeof *rec);
     memcpy(rec, v->mv_data, v->mv_size);
@@ -161,7 +161,7 @@ int read_incs(pl_store *s, MDB_txn *txn, struct inc_entry **out, size_t *n_out)
         goto out;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != INC_KEY || (v.mv_size != sizeof(struct proc_rec) && v.mv_size != PROC_REC_V1))
+        if (k.mv_size != INC_KEY || !PROC_REC_SIZE_OK(v.mv_size))
             continue;
         rc = array_reserve(&list, &cap, n + 1, sizeof *list, 16);
         if (rc)
@@ -236,6 +236,8 @@ int pl_store_procs(pl_store *s, pl_proc_info **out, size_t *n)
         p->alive = list[i].alive;
         p->remote = (list[i].inc.start & REMOTE_START) != 0;
         p->worker_start = r->worker_start;
+        p->stats.collection_us = r->collection_us;
+        p->stats.gil_held_us = r->gil_held_us;
     }
     *out = infos;
     *n = count;

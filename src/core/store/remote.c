@@ -111,6 +111,8 @@ int pl_store_remote_register(pl_store *s, const pl_proc_info *info, int64_t now_
     copy_cstr(rec.argv, sizeof rec.argv, info->argv);
     rec.interval_ms = info->interval_ms;
     rec.rss = info->rss;
+    rec.collection_us = info->stats.collection_us;
+    rec.gil_held_us = info->stats.gil_held_us;
     if (now_ms > rec.last_seen_ms)
         rec.last_seen_ms = now_ms;
     rc = rec_put(s, txn, &inc, &rec);

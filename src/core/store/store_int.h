@@ -57,9 +57,11 @@
 #include "pyloot/store.h"
 
 /* 2: procs records gained worker_start (pushed incarnations, remote.c).
- * A schema-1 store is migrated at a writable open (its records are read at
+ * 3: procs records gained collection_us and gil_held_us (the collector's
+ * cost, /metrics).
+ * An older store is migrated at a writable open (its records are read at
  * their old size, zero-extended) and read as it is by a read-only one. */
-#define SCHEMA_VERSION 2u
+#define SCHEMA_VERSION 3u
 #define SCHEMA_OLDEST 1u
 #define DEFAULT_MAP_SIZE (1ull << 30)
 #define DEFAULT_MAX_SAMPLES 2880u
@@ -152,9 +154,16 @@ struct proc_rec {
      * here the start the worker gave (its own clock ticks since boot); 0 for
      * a local incarnation. */
     uint64_t worker_start;
+    /* Schema 3: the collector's cost at the last heartbeat (pl_proc_stats). */
+    uint64_t collection_us;
+    uint64_t gil_held_us;
 };
 /* The size of a schema-1 procs record: everything before worker_start. */
 #define PROC_REC_V1 offsetof(struct proc_rec, worker_start)
+/* The size of a schema-2 procs record: everything before collection_us. */
+#define PROC_REC_V2 offsetof(struct proc_rec, collection_us)
+/* 1 when n is the size of a procs record of a schema this code reads. */
+#define PROC_REC_SIZE_OK(n) ((n) == sizeof(struct proc_rec) || (n) == PROC_REC_V2 || (n) == PROC_REC_V1)
 
 /* Pushed incarnations are stored under a start the server assigns: this bit
  * plus a counter, so they never collide with a local start (clock ticks

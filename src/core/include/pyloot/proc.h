@@ -18,6 +18,13 @@ typedef struct pl_incarnation {
     uint64_t start;
 } pl_incarnation;
 
+/* What a collector measures of its own cost, written with each heartbeat
+ * (docs/metrics.md). Microseconds of the monotonic clock. */
+typedef struct pl_proc_stats {
+    uint64_t collection_us;   /* wall time of the last collection pass (count pass + witness search) */
+    uint64_t gil_held_us;     /* GIL held by pyloot's own threads since the process started, cumulative */
+} pl_proc_stats;
+
 /* Information about one incarnation, as registered and as listed. */
 typedef struct pl_proc_info {
     pl_incarnation inc;
@@ -33,6 +40,8 @@ typedef struct pl_proc_info {
                              * or a push within max(3 x interval, 10 s) (remote) */
     int remote;             /* pl_store_procs: pushed by a worker of another host (remote mode) */
     uint64_t worker_start;  /* remote: the start the worker gave; inc.start is assigned by the store */
+    pl_proc_stats stats;    /* at the last heartbeat (0 before the first, and for an older writer);
+                             * stored by pl_store_remote_register, ignored by pl_store_register */
 } pl_proc_info;
 
 /* Fills `inc` for the calling process. */

@@ -59,9 +59,11 @@ const char *pl_store_path(const pl_store *s);
  * the record exists). */
 int pl_store_register(pl_store *s, const pl_proc_info *info);
 
-/* Updates last_seen and rss of an incarnation; also runs mdb_reader_check
+/* Updates last_seen, rss and (unless stats is NULL) the collector's stats
+ * of an incarnation in one write transaction; also runs mdb_reader_check
  * and retention when they are due. */
-int pl_store_heartbeat(pl_store *s, const pl_incarnation *inc, int64_t now_ms, uint64_t rss);
+int pl_store_heartbeat(pl_store *s, const pl_incarnation *inc, int64_t now_ms, uint64_t rss,
+                       const pl_proc_stats *stats);
 
 /* Marks an incarnation as ended cleanly at now_ms. */
 int pl_store_end(pl_store *s, const pl_incarnation *inc, int64_t now_ms);
@@ -268,7 +270,7 @@ void pl_witness_list_free(pl_witness_list *l);
 
 /* Registers or refreshes the incarnation of a pushing worker: info->host,
  * info->inc.pid and info->inc.start (the worker's own start) identify it;
- * argv, interval_ms and rss are stored; last_seen becomes now_ms. The first
+ * argv, interval_ms, rss and stats are stored; last_seen becomes now_ms. The first
  * push creates it under a start assigned by the store (top bit set, never
  * equal to a local start nor to another pushed incarnation's), written to
  * *out; later ones (after a restart of the server too) find the same one.
