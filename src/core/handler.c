@@ -343,6 +343,8 @@ static void handle_procs(pl_handler *h, pl_response *resp)
         pl_json_cstr(b, p->argv);
         pl_buf_printf(b, ",\"interval\":%.3f,\"rss\":%" PRIu64 ",\"samples\":%u", p->interval_ms / 1000.0,
                       p->rss, p->samples);
+        pl_buf_printf(b, ",\"collection_seconds\":%.6f,\"gil_held_seconds_total\":%.6f",
+                      p->stats.collection_us / 1e6, p->stats.gil_held_us / 1e6);
         pl_buf_printf(b, ",\"remote\":%s", p->remote ? "true" : "false");
         if (p->remote)
             pl_buf_printf(b, ",\"worker_start\":%" PRIu64, p->worker_start);

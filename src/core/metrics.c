@@ -302,6 +302,20 @@ int pl_metrics_render(pl_store *s, const pl_metrics_query *q, pl_buf *out)
         if (procs[i].alive)
             pl_buf_printf(b, "pyloot_process_resident_bytes{pid=\"%u\"} %" PRIu64 "\n", procs[i].inc.pid,
                           procs[i].rss);
+    family(b, "pyloot_collection_seconds", "gauge",
+           "Wall time of a live worker's last collection pass (count pass and witness search).");
+    for (size_t i = 0; i < n_procs; i++)
+        if (procs[i].alive)
+            pl_buf_printf(b, "pyloot_collection_seconds{pid=\"%u\"} %.6f\n", procs[i].inc.pid,
+                          (double)procs[i].stats.collection_us / 1e6);
+    /* A counter: OpenMetrics names the family without _total, the
+     * Prometheus text format names it as its sample. */
+    family(b, q->openmetrics ? "pyloot_gil_held_seconds" : "pyloot_gil_held_seconds_total", "counter",
+           "Seconds a live worker's pyloot threads have held the GIL since it started.");
+    for (size_t i = 0; i < n_procs; i++)
+        if (procs[i].alive)
+            pl_buf_printf(b, "pyloot_gil_held_seconds_total{pid=\"%u\"} %.6f\n", procs[i].inc.pid,
+                          (double)procs[i].stats.gil_held_us / 1e6);
     family(b, "pyloot_store_used_bytes", "gauge", "Bytes in use in the store's LMDB map.");
     pl_buf_printf(b, "pyloot_store_used_bytes %" PRIu64 "\n", st.used_bytes);
     if (q->openmetrics)

@@ -40,7 +40,10 @@ static void setup(void)
         pl_proc_describe(&info);
         CHECK_OK(pl_store_register(store, &info));
     }
-    CHECK_OK(pl_store_heartbeat(store, &self, now, 7340032, NULL));
+    pl_proc_stats stats = {125000, 3250000}; /* 0.125 s last pass, 3.25 s of GIL in all */
+    CHECK_OK(pl_store_heartbeat(store, &self, now, 7340032, &stats));
+    stats.collection_us = 999000;
+    CHECK_OK(pl_store_heartbeat(store, &dead, now, 1, &stats)); /* dead: never exported */
     const char *names[N_FILLER + 3];
     size_t lens[N_FILLER + 3];
     char filler[N_FILLER][16];
@@ -111,6 +114,16 @@ static void test_families_and_values(void)
     char rss[96];
     snprintf(rss, sizeof rss, "pyloot_process_resident_bytes{pid=\"%u\"} 7340032\n", self.pid);
     CHECK(strstr(t, rss) != NULL);
+    /* The collector's cost, from the store, for the live worker only. */
+    char line[128];
+    snprintf(line, sizeof line, "\npyloot_collection_seconds{pid=\"%u\"} 0.125000\n", self.pid);
+    CHECK(strstr(t, line) != NULL);
+    CHECK(strstr(t, "# TYPE pyloot_collection_seconds gauge\n") != NULL);
+    CHECK_EQ_INT(count_lines(t, "pyloot_collection_seconds{"), 1);
+    snprintf(line, sizeof line, "\npyloot_gil_held_seconds_total{pid=\"%u\"} 3.250000\n", self.pid);
+    CHECK(strstr(t, line) != NULL);
+    CHECK(strstr(t, "# TYPE pyloot_gil_held_seconds_total counter\n") != NULL);
+    CHECK_EQ_INT(count_lines(t, "pyloot_gil_held_seconds_total{"), 1);
     CHECK(strstr(t, "# EOF") == NULL);
     /* Bounded: the top 100 by count and the top 100 by growth (overlapping). */
     int n = count_lines(t, "pyloot_objects{");
@@ -156,6 +169,10 @@ static void test_per_worker_and_openmetrics(void)
     snprintf(line, sizeof line, "\npyloot_objects{type=\"app.Leak\",pid=\"%u\"} 300\n", self.pid);
     CHECK(strstr(t, line) != NULL);
     CHECK(strstr(t, "pyloot_objects{type=\"app.Leak\"}") == NULL);
+    /* OpenMetrics: the counter's family is named without _total, its sample with it. */
+    CHECK(strstr(t, "# TYPE pyloot_gil_held_seconds counter\n") != NULL);
+    snprintf(line, sizeof line, "\npyloot_gil_held_seconds_total{pid=\"%u\"} 3.250000\n", self.pid);
+    CHECK(strstr(t, line) != NULL);
     size_t len = strlen(t);
     CHECK(len > 6 && strcmp(t + len - 6, "# EOF\n") == 0);
     free(t);
