@@ -110,7 +110,7 @@ static int decode_header(struct reader *r, pl_ingest_msg *m)
     r->p += 4;
     if ((rc = get_varint(r, "flags", &v)))
         return rc;
-    if (v & ~(uint64_t)(PL_INGEST_ENDED | PL_INGEST_NEW_SPACE))
+    if (v & ~(uint64_t)(PL_INGEST_ENDED | PL_INGEST_NEW_SPACE | PL_INGEST_STATS))
         return bad(r, "unknown flags 0x%llx", (unsigned long long)v);
     m->flags = (unsigned)v;
     if ((rc = get_string(r, "host", 1, PL_INGEST_HOST_MAX, &s, &len)) ||
@@ -129,6 +129,12 @@ static int decode_header(struct reader *r, pl_ingest_msg *m)
     if ((rc = get_string(r, "argv", 0, PL_INGEST_ARGV_MAX, &s, &len)) ||
         (rc = copy_text(r, "argv", s, len, m->argv, 1)))
         return rc;
+    /* Optional (bit2), so that a message of an older worker still decodes. */
+    if (m->flags & PL_INGEST_STATS) {
+        if ((rc = get_range(r, "collection_us", 0, PL_INGEST_COLLECTION_MAX_US, &m->collection_us)) ||
+            (rc = get_varint(r, "gil_held_us", &m->gil_held_us)))
+            return rc;
+    }
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include "pyloot/error.h"
 #include "pyloot/gzip.h"
 #include "pyloot/httpc.h"
+#include "pyloot/ingest.h"
 #include "pyloot/push.h"
 
 /* A message holds at most this many bytes of samples before compression, so
@@ -50,6 +51,8 @@ struct pl_push {
     queued_sample *ring;
     size_t head, count;
     uint64_t rss;
+    pl_proc_stats proc_stats; /* sent (bit2) once has_stats */
+    int has_stats;
     int64_t next_try_ms;
     int backoff_ms;
     uint64_t outage_dropped; /* dropped when the outage began */
@@ -308,6 +311,12 @@ int pl_push_add(pl_push *p, int64_t time_ms, pl_type_count *counts, size_t n, ui
     return 0;
 }
 
+void pl_push_set_stats(pl_push *p, const pl_proc_stats *stats)
+{
+    p->proc_stats = *stats;
+    p->has_stats = 1;
+}
+
 int pl_push_due(const pl_push *p, int64_t now_ms)
 {
     return p->count && now_ms >= p->next_try_ms;
@@ -318,13 +327,19 @@ static int build(pl_push *p, int end, pl_buf *raw, size_t *n_samples)
 {
     pl_buf_reset(raw);
     pl_buf_append(raw, "PLS1", 4);
-    put_varint(raw, (uint64_t)(end ? 1 : 0) | (p->new_space ? 2 : 0));
+    put_varint(raw, (uint64_t)(end ? PL_INGEST_ENDED : 0) | (p->new_space ? PL_INGEST_NEW_SPACE : 0) |
+                        (p->has_stats ? PL_INGEST_STATS : 0));
     put_str(raw, p->host_name, strlen(p->host_name));
     put_varint(raw, p->self.pid);
     put_varint(raw, p->self.start);
     put_varint(raw, p->interval_ms);
     put_varint(raw, p->rss);
     put_str(raw, p->argv, strlen(p->argv));
+    if (p->has_stats) {
+        uint64_t us = p->proc_stats.collection_us;
+        put_varint(raw, us < PL_INGEST_COLLECTION_MAX_US ? us : PL_INGEST_COLLECTION_MAX_US);
+        put_varint(raw, p->proc_stats.gil_held_us);
+    }
 
     size_t n = 0, bytes = 0;
     while (n < p->count) {

@@ -395,6 +395,8 @@ static void handle_samples(pl_remote *r, const pl_remote_request *req, pl_respon
     info.inc.start = m.start;
     info.interval_ms = m.interval_ms;
     info.rss = m.rss;
+    info.stats.collection_us = m.collection_us;
+    info.stats.gil_held_us = m.gil_held_us;
     pl_incarnation inc;
     rc = pl_store_remote_register(r->opt.store, &info, now, &inc);
     if (rc) {

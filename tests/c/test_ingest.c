@@ -38,6 +38,10 @@ static void header(pl_buf *b, unsigned flags, const char *host)
     uv(b, 30000);       /* interval */
     uv(b, 1u << 26);    /* rss */
     str(b, "gunicorn app:app");
+    if (flags & PL_INGEST_STATS) {
+        uv(b, 41000);   /* collection_us */
+        uv(b, 1234567); /* gil_held_us */
+    }
 }
 
 /* A valid message: 2 types, 2 samples. */
@@ -77,6 +81,7 @@ static void test_valid(void)
     CHECK_EQ_INT(m.pid, 4242);
     CHECK_EQ_INT(m.start, 987654321);
     CHECK_EQ_INT(m.interval_ms, 30000);
+    CHECK(m.collection_us == 0 && m.gil_held_us == 0); /* no bit2: an older worker's message */
     CHECK_EQ_INT(m.n_types, 2);
     CHECK(m.n_types == 2 && m.types[1].local_id == 7 && m.types[1].len == 11 &&
           memcmp(m.types[1].name, "app.Session", 11) == 0);
@@ -93,6 +98,27 @@ static void test_valid(void)
     }
     pl_ingest_msg_free(&m);
     pl_ingest_msg_free(NULL);
+    pl_buf_free(&b);
+}
+
+/* Bit2: the collector's stats follow argv; a heartbeat carrying them. */
+static void test_stats(void)
+{
+    pl_buf b = PL_BUF_INIT;
+    pl_ingest_msg m;
+    char why[256];
+    header(&b, PL_INGEST_STATS, "web-1");
+    uv(&b, 0); /* no types */
+    uv(&b, 0); /* no samples */
+    CHECK_OK(decode(&b, &m, why, sizeof why));
+    CHECK_EQ_INT(m.flags, PL_INGEST_STATS);
+    CHECK_EQ_STR(m.argv, "gunicorn app:app");
+    CHECK(m.collection_us == 41000 && m.gil_held_us == 1234567);
+    pl_ingest_msg_free(&m);
+    for (size_t n = 0; n < b.len; n++) { /* every prefix is truncated */
+        CHECK_EQ_INT(pl_ingest_decode(b.data, n, NOW, &m, why, sizeof why), PL_EBADARG);
+        CHECK(why[0] != '\0');
+    }
     pl_buf_free(&b);
 }
 
@@ -149,7 +175,17 @@ static void varint_too_long(pl_buf *b)
 
 static void unknown_flags(pl_buf *b)
 {
-    header(b, 4, "h");
+    header(b, 8, "h");
+}
+
+static void collection_too_long(pl_buf *b)
+{
+    header(b, 0, "h");
+    b->data[4] = PL_INGEST_STATS; /* the flags byte, then the stats by hand */
+    uv(b, PL_INGEST_COLLECTION_MAX_US + 1);
+    uv(b, 1);
+    uv(b, 0);
+    uv(b, 0);
 }
 
 static void empty_host(pl_buf *b)
@@ -236,6 +272,7 @@ static void test_malformed(void)
     CHECK_EQ_INT(decode_edit("overflows", varint_overflow), PL_EBADARG);
     CHECK_EQ_INT(decode_edit("overflows", varint_too_long), PL_EBADARG);
     CHECK_EQ_INT(decode_edit("unknown flags", unknown_flags), PL_EBADARG);
+    CHECK_EQ_INT(decode_edit("collection_us must be", collection_too_long), PL_EBADARG);
     CHECK_EQ_INT(decode_edit("host", empty_host), PL_EBADARG);
     CHECK_EQ_INT(decode_edit("control character", control_host), PL_EBADARG);
     CHECK_EQ_INT(decode_edit("host must be", long_host), PL_EBADARG);
@@ -295,6 +332,7 @@ int main(void)
 {
     RUN(test_valid);
     RUN(test_truncated);
+    RUN(test_stats);
     RUN(test_malformed);
     RUN(test_gunzip);
     return TEST_EXIT();

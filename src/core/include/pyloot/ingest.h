@@ -10,6 +10,8 @@
 #define PL_INGEST_MAGIC "PLS1"
 #define PL_INGEST_ENDED 1u        /* flags bit0: the incarnation ended cleanly after these samples */
 #define PL_INGEST_NEW_SPACE 2u    /* flags bit1: a new type-id space starts with this message */
+#define PL_INGEST_STATS 4u        /* flags bit2: the collector's stats follow argv */
+#define PL_INGEST_COLLECTION_MAX_US 86400000000ull /* a pass of a day at most */
 #define PL_INGEST_HOST_MAX 63u
 #define PL_INGEST_ARGV_MAX 255u
 #define PL_INGEST_MAX_BODY (4u << 20)      /* compressed */
@@ -46,6 +48,8 @@ typedef struct pl_ingest_msg {
     uint64_t start;                 /* the worker's own process start */
     uint32_t interval_ms;
     uint64_t rss;
+    uint64_t collection_us;         /* PL_INGEST_STATS: the last pass's wall time; else 0 */
+    uint64_t gil_held_us;           /* PL_INGEST_STATS: GIL held by pyloot since start; else 0 */
     pl_ingest_type *types;          /* malloc'ed, n_types */
     size_t n_types;
     pl_ingest_sample *samples;      /* malloc'ed, n_samples */

@@ -71,6 +71,10 @@ uint64_t pl_push_generation(const pl_push *p);
  * duplicate id, ENOMEM. */
 int pl_push_add(pl_push *p, int64_t time_ms, pl_type_count *counts, size_t n, uint64_t rss);
 
+/* Records the collector's stats (copied) for the messages built from now
+ * on: they carry them (flags bit2) once this has been called. */
+void pl_push_set_stats(pl_push *p, const pl_proc_stats *stats);
+
 /* 1 when pl_push_send should be called now: samples wait and the backoff
  * (after a failure) has passed. */
 int pl_push_due(const pl_push *p, int64_t now_ms);
