@@ -140,10 +140,19 @@ static int sink_append(const pl_sink *sink, const pl_incarnation *self, int64_t 
 {
     if (sink->push)
         return pl_push_add(sink->push, now_ms, counts, n, pl_proc_rss());
-    int rc = pl_store_append(sink->store, self, now_ms, counts, n);
-    if (!rc)
-        rc = pl_store_heartbeat(sink->store, self, now_ms, pl_proc_rss(), NULL);
-    return rc;
+    return pl_store_append(sink->store, self, now_ms, counts, n);
+}
+
+/* After a collection (its witness search included): the collector's stats
+ * go with the heartbeat (local mode: one write; remote mode: with the next
+ * message the pusher sends). GIL NOT held. */
+static int sink_beat(const pl_sink *sink, const pl_incarnation *self, int64_t now_ms, const pl_proc_stats *stats)
+{
+    if (sink->push) {
+        pl_push_set_stats(sink->push, stats);
+        return 0;
+    }
+    return pl_store_heartbeat(sink->store, self, now_ms, pl_proc_rss(), stats);
 }
 
 /* Remote mode: sends what the pusher holds (bounded by its timeout) and
@@ -300,6 +309,7 @@ static int acquire_store(pl_store **store, uint64_t *serial)
     if (pl_is_finalizing())
         return ECANCELED;
     PyGILState_STATE g = PyGILState_Ensure();
+    double t0 = pl_now_s();
     const char *why = NULL;
     pl_store *s = C.store_obj ? pl_store_try(C.store_obj, &why) : NULL;
     if (s) {
@@ -309,6 +319,7 @@ static int acquire_store(pl_store **store, uint64_t *serial)
     } else if (!why && PyErr_Occurred()) {
         PyErr_Clear(); /* a closed store: stay paused until stopped */
     }
+    pl_gil_held_add(pl_now_s() - t0);
     PyGILState_Release(g);
     if (!rc) {
         pthread_mutex_lock(&state_lock);
@@ -352,7 +363,10 @@ static void answer_mailbox(pl_store *store, const pl_incarnation *self)
     pl_buf_free(&body);
 }
 
-/* One collection from the collector thread. Returns 0 or an error. */
+/* One collection from the collector thread. Returns 0 or an error.
+ * Measures the collection's wall time (waiting for the GIL, gc.collect when
+ * asked, the count pass and its type naming, the store write, the witness
+ * search) and adds the GIL-held part to pyloot's GIL time (util.h). */
 static int thread_collect(const pl_sink *sink, const pl_incarnation *self, int gc_collect)
 {
     double gc_ms = 0, pass_ms = 0;
@@ -361,12 +375,15 @@ static int thread_collect(const pl_sink *sink, const pl_incarnation *self, int g
         pthread_mutex_unlock(&collect_lock);
         return ECANCELED;
     }
+    double start = pl_now_s();
     PyGILState_STATE g = PyGILState_Ensure();
+    double held = pl_now_s();
     int rc = count_pass(gc_collect, &gc_ms, &pass_ms);
     if (rc < 0) {
         PyErr_WriteUnraisable(NULL);
         rc = EIO;
     }
+    pl_gil_held_add(pl_now_s() - held);
     PyGILState_Release(g);
     double t0 = pl_now_s();
     int64_t now_ms = pl_now_ms();
@@ -378,6 +395,13 @@ static int thread_collect(const pl_sink *sink, const pl_incarnation *self, int g
         pl_witness_after_collection(&table, sink->store, self, now_ms);
     pl_typetable_evict(&table);
     pthread_mutex_unlock(&collect_lock);
+    if (!rc) {
+        pl_proc_stats stats;
+        double took = pl_now_s() - start;
+        stats.collection_us = (uint64_t)(took * 1e6) ? (uint64_t)(took * 1e6) : 1;
+        stats.gil_held_us = pl_gil_held_us();
+        rc = sink_beat(sink, self, now_ms, &stats);
+    }
 
     pthread_mutex_lock(&state_lock);
     C.collections++;
@@ -397,6 +421,7 @@ static int thread_collect(const pl_sink *sink, const pl_incarnation *self, int g
 static void *collector_main(void *arg)
 {
     pthread_setname_np(pthread_self(), "pyloot-collect");
+    pl_gil_account_thread();
     pthread_mutex_lock(&state_lock);
     pl_sink sink = {C.store, C.serial, C.push};
     int registered = C.registered;
@@ -480,6 +505,7 @@ static void atfork_child(void)
     pthread_mutex_init(&state_lock, NULL);
     pthread_cond_init(&state_cond, NULL);
     pl_typetable_atfork_child(&table);
+    pl_gil_held_reset(); /* the child is a new incarnation */
     C.running = 0;
     C.stop = 0;
     C.store = NULL;

@@ -300,6 +300,7 @@ int pl_live_answer(void *ctx, const pl_live_query *q, pl_buf *body, int *status)
         return body->err ? ENOMEM : 0;
     }
     PyGILState_STATE g = PyGILState_Ensure();
+    double gil_t0 = pl_now_s(); /* pyloot's own GIL time when a pyloot thread answers */
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb); /* keep whatever the thread had pending */
     /* pl_answer_error rewrites from 0: answer into a fresh buffer, then append. */
@@ -319,6 +320,7 @@ int pl_live_answer(void *ctx, const pl_live_query *q, pl_buf *body, int *status)
         pl_answer_leave();
     }
     PyErr_Restore(et, ev, tb);
+    pl_gil_held_add(pl_now_s() - gil_t0);
     PyGILState_Release(g);
     body->len = start;
     if (doc.err) {

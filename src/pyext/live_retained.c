@@ -59,8 +59,10 @@ void pl_live_tree_tick(void)
     if (!expires || pl_now_ms() < expires || !Py_IsInitialized() || pl_live_finalizing())
         return;
     PyGILState_STATE g = PyGILState_Ensure();
+    double t0 = pl_now_s();
     if (tree && pl_now_ms() >= atomic_load(&tree_expires_ms) && atomic_load(&tree_expires_ms))
         drop_tree();
+    pl_gil_held_add(pl_now_s() - t0);
     PyGILState_Release(g);
 }
 

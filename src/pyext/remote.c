@@ -26,6 +26,7 @@
 #include "pyloot/gzip.h"
 #include "pyloot/httpc.h"
 #include "pyloot/push.h"
+#include "util.h"
 
 #if PY_VERSION_HEX >= 0x030D0000
 #define pl_is_finalizing() Py_IsFinalizing()
@@ -131,6 +132,7 @@ static void answer(const poll_state *ps, const pl_http_response *r, int wake_fd)
 static void *poll_main(void *arg)
 {
     pthread_setname_np(pthread_self(), "pyloot-poll");
+    pl_gil_account_thread(); /* its answers' GIL time is pyloot's own */
     pthread_mutex_lock(&poll_lock);
     poll_state ps = P;
     pthread_mutex_unlock(&poll_lock);

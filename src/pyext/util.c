@@ -2,6 +2,7 @@
 #include "util.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -135,4 +136,30 @@ int pl_ptrmap_get(const pl_ptrmap *m, uintptr_t k, uint32_t *v)
         return 0;
     *v = *slot;
     return 1;
+}
+
+/* ---- GIL time of pyloot's own threads (see util.h) ---- */
+
+static _Atomic uint64_t gil_held_ns;
+static _Thread_local int gil_counted;
+
+void pl_gil_account_thread(void)
+{
+    gil_counted = 1;
+}
+
+void pl_gil_held_add(double seconds)
+{
+    if (gil_counted && seconds > 0)
+        atomic_fetch_add(&gil_held_ns, (uint64_t)(seconds * 1e9));
+}
+
+uint64_t pl_gil_held_us(void)
+{
+    return atomic_load(&gil_held_ns) / 1000;
+}
+
+void pl_gil_held_reset(void)
+{
+    atomic_store(&gil_held_ns, 0);
 }

@@ -38,6 +38,21 @@ static inline double pl_now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* GIL time of pyloot's own threads (the collector thread, the remote poll
+ * thread), for pyloot_gil_held_seconds_total. A thread marks itself once
+ * with pl_gil_account_thread(); each GIL-held section reads the monotonic
+ * clock after taking the GIL and before releasing it and hands the
+ * difference to pl_gil_held_add, which counts it on marked threads only (the
+ * same code run by the app's request threads is not pyloot's own cost).
+ * Process-wide, atomic: any thread may call these. */
+void pl_gil_account_thread(void);
+/* Adds seconds held (on a marked thread; otherwise nothing). */
+void pl_gil_held_add(double seconds);
+/* The total so far, in microseconds. */
+uint64_t pl_gil_held_us(void);
+/* Starts from 0 again (a forked child is a new incarnation). */
+void pl_gil_held_reset(void);
+
 /* Writes one line (a newline is added) to stderr in a single write(), so
  * that lines of several workers sharing a log never interleave. For the
  * fault messages of docs/store.md; callable with or without the GIL. */

@@ -318,6 +318,7 @@ void pl_witness_after_collection(pl_type_table *t, pl_store *store, const pl_inc
     int found = search(e->tp, e->base, &d);
     PyErr_Restore(et, ev, tb);
     double gil_s = pl_now_s() - t0;
+    pl_gil_held_add(gil_s);
     PyGILState_Release(g);
     W.balance_s -= gil_s;
 
