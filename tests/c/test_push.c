@@ -267,16 +267,20 @@ static void test_pusher(void)
     pl_push_stats_get(p, &st);
     CHECK(st.delivered == 3 && st.queued == 0 && st.messages == 1 && !st.outage);
 
-    /* A 409: the same sample again, in a new space, with its names. */
+    /* A 409: the same sample again, in a new space, with its names. From
+     * now on the messages carry the collector's stats (bit2). */
+    pl_proc_stats ps = {41000, 2500000};
+    pl_push_set_stats(p, &ps);
     add(p, t + 300, 4);
     CHECK_OK(pl_push_send(p, pl_now_ms(), 0, 0, &log));
     memset(&m, 0, sizeof m);
     CHECK_OK(decode_body(&s.bodies[1], &m));
-    CHECK(m.flags == 0 && m.n_types == 0 && m.n_samples == 1);
+    CHECK(m.flags == PL_INGEST_STATS && m.n_types == 0 && m.n_samples == 1);
+    CHECK(m.collection_us == 41000 && m.gil_held_us == 2500000);
     pl_ingest_msg_free(&m);
     memset(&m, 0, sizeof m);
     CHECK_OK(decode_body(&s.bodies[2], &m));
-    CHECK(m.flags == PL_INGEST_NEW_SPACE && m.n_types == 3 && m.n_samples == 1);
+    CHECK(m.flags == (PL_INGEST_NEW_SPACE | PL_INGEST_STATS) && m.n_types == 3 && m.n_samples == 1);
     pl_ingest_msg_free(&m);
     pl_push_stats_get(p, &st);
     CHECK(st.reannounces == 1 && st.delivered == 4);
@@ -313,7 +317,7 @@ static void test_pusher(void)
     CHECK_OK(pl_push_send(p, pl_now_ms(), 1, 0, &log));
     memset(&m, 0, sizeof m);
     CHECK_OK(decode_body(&s.bodies[6], &m));
-    CHECK(m.flags == PL_INGEST_ENDED && m.n_samples == 0);
+    CHECK(m.flags == (PL_INGEST_ENDED | PL_INGEST_STATS) && m.n_samples == 0);
     pl_ingest_msg_free(&m);
 
     pl_buf_free(&log);

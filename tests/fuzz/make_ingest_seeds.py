@@ -17,6 +17,7 @@ def seeds():
     yield message("web-1", 4242, 777, types, [(NOW - 1000, {1: (10, 480), 2: (5, 1000)}),
                                               (NOW, {1: (11, 528), 300: (1 << 40, 1 << 50)})])
     yield message("h", 1, 0, flags=0)
+    yield message("h", 1, 0, flags=0, stats=(41000, 2 ** 64 - 1))
     yield message("h", 1, 0, flags=ENDED | NEW_SPACE, samples=[(NOW, {})])
     yield message("a" * 63, 2 ** 32 - 1, 2 ** 64 - 1, {0: "t", 2 ** 32 - 1: "u"},
                   [(NOW + 600000, {0: (0, 0), 2 ** 32 - 1: (2 ** 64 - 1, 2 ** 64 - 1)})], argv="y" * 255)

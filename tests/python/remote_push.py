@@ -6,6 +6,7 @@ import time
 
 ENDED = 1
 NEW_SPACE = 2
+STATS = 4
 
 
 def uv(n):
@@ -23,10 +24,15 @@ def string(s):
 
 
 def message(host, pid, start, types=None, samples=(), flags=NEW_SPACE, interval_ms=1000, rss=1 << 20,
-            argv="gunicorn app:app"):
-    """types: {local_id: name}; samples: [(time_ms, {local_id: (count, bytes)})]."""
+            argv="gunicorn app:app", stats=None):
+    """types: {local_id: name}; samples: [(time_ms, {local_id: (count, bytes)})];
+    stats: (collection_us, gil_held_us), sent with flags bit2, or None (an older worker's message)."""
     out = bytearray(b"PLS1")
+    if stats is not None:
+        flags |= STATS
     out += uv(flags) + string(host) + uv(pid) + uv(start) + uv(interval_ms) + uv(rss) + string(argv)
+    if stats is not None:
+        out += uv(stats[0]) + uv(stats[1])
     types = types or {}
     out += uv(len(types))
     for local, name in types.items():

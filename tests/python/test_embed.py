@@ -213,6 +213,20 @@ def test_fastapi_metrics_are_the_merged_store(fastapi_gunicorn):
     pids = server.alive_pids()
     for pid in pids:
         assert metric_value(samples, "pyloot_process_resident_bytes", pid=str(pid)) > 1 << 20
+    # The collector's own cost, per worker: one series each, from its heartbeats.
+    assert sorted(int(s.labels["pid"]) for s in samples["pyloot_collection_seconds"]) == pids
+    assert sorted(int(s.labels["pid"]) for s in samples["pyloot_gil_held_seconds_total"]) == pids
+    gil = {}
+    for pid in pids:
+        assert 0 < metric_value(samples, "pyloot_collection_seconds", pid=str(pid)) < 10
+        gil[pid] = metric_value(samples, "pyloot_gil_held_seconds_total", pid=str(pid))
+        assert gil[pid] > 0
+    again = metrics(server)
+    for pid in pids:
+        assert metric_value(again, "pyloot_gil_held_seconds_total", pid=str(pid)) >= gil[pid]
+    procs = {p["pid"]: p for p in server.api("/api/procs")["procs"] if p["alive"]}
+    for pid in pids:
+        assert 0 < procs[pid]["collection_seconds"] < 10 and procs[pid]["gil_held_seconds_total"] > 0
     types = {s.labels["type"] for s in samples["pyloot_objects"]}
     assert 3 <= len(types) <= 200
     per_worker = metrics(server, query="?workers=1")
@@ -226,6 +240,9 @@ def test_fastapi_metrics_are_the_merged_store(fastapi_gunicorn):
     assert r.headers["Content-Type"].startswith("application/openmetrics-text")
     families = {f.name: f for f in text_string_to_metric_families(r.body.decode())}
     assert "pyloot_objects" in families
+    assert families["pyloot_gil_held_seconds"].type == "counter"
+    assert {s.name for s in families["pyloot_gil_held_seconds"].samples} == {"pyloot_gil_held_seconds_total"}
+    assert families["pyloot_collection_seconds"].type == "gauge"
     assert http(server.base + "/metrics?workers=2", headers=AUTH).status == 400
 
 

@@ -176,6 +176,15 @@ def test_fleet(central, gunicorn):
         assert central.leak_count(pid, host) == n
     procs = central.api("/api/procs")["procs"]
     assert all(p["remote"] for p in procs)
+    # Each pushed worker's collector stats arrive with its pushes.
+    def stats_arrived():
+        alive = [p for p in central.api("/api/procs")["procs"] if p["alive"]]
+        return len(alive) == 4 and all(0 < p["collection_seconds"] < 10 and p["gil_held_seconds_total"] > 0
+                                       for p in alive)
+    wait_until(stats_arrived, 10, message="every pushed worker's collection and GIL seconds")
+    text = http(central.url + "/metrics").body.decode()
+    for host, pid in workers:
+        assert 'pyloot_gil_held_seconds_total{pid="%d"} ' % pid in text
 
     # A worker's own /_pyloot shows the central, fleet-wide view.
     for server in (a, b):

@@ -105,6 +105,15 @@ def test_heartbeat_and_clean_end(central):
     assert r.status == 200 and r.json() == {"accepted": 0}
     (p,) = central.procs()
     assert p["rss"] == 12345 and p["alive"] and p["samples"] == 1
+    # Without the optional stats (an older worker) they read 0; with them, stored and exported.
+    assert p["collection_seconds"] == 0 and p["gil_held_seconds_total"] == 0
+    r = central.push(message("h", 7, 1, flags=0, rss=12345, stats=(41000, 2500000)))
+    assert r.status == 200 and r.json() == {"accepted": 0}
+    (p,) = central.procs()
+    assert p["collection_seconds"] == 0.041 and p["gil_held_seconds_total"] == 2.5
+    text = central.get("/metrics").body.decode()
+    assert 'pyloot_collection_seconds{pid="7"} 0.041000\n' in text
+    assert 'pyloot_gil_held_seconds_total{pid="7"} 2.500000\n' in text
     # A clean end is dead at once, and its poll is a 404.
     r = central.push(message("h", 7, 1, flags=ENDED, samples=[sample(t + 1, 2)]))
     assert r.status == 200 and r.json() == {"accepted": 1}
@@ -219,6 +228,8 @@ BAD = [
     ("bad magic", gzip.compress(b"JSON{}"), None, 400, "PLS1"),
     ("trailing bytes", gzip.compress(message("h", 1, 1) + b"\0"), None, 400, "follow"),
     ("bad gzip", b"\x1f\x8b\x08\x00garbage", None, 400, "gzip"),
+    ("collection time over a day", gzip.compress(message("h", 1, 1, stats=(86400 * 10 ** 6 + 1, 1))), None, 400,
+     "collection_us"),
     ("not gzip", message("h", 1, 1), None, 400, "gzip"),
     ("gzip bomb", None, None, 413, "16 MiB"),
     ("body over the limit", b"\0" * ((4 << 20) + 1), None, 413, "4 MiB"),
