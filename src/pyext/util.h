@@ -1,4 +1,4 @@
-/* pyloot extension: small helpers every part shares (hashing, a clock,
+/* pyloot extension: small helpers every part shares (hashing, a clock, GIL time,
  * libc containers of object pointers). Plain C memory, no Python objects:
  * usable with or without the GIL. */
 #ifndef PYLOOT_PYEXT_UTIL_H
