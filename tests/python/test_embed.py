@@ -213,7 +213,13 @@ def test_fastapi_metrics_are_the_merged_store(fastapi_gunicorn):
     pids = server.alive_pids()
     for pid in pids:
         assert metric_value(samples, "pyloot_process_resident_bytes", pid=str(pid)) > 1 << 20
-    # The collector's own cost, per worker: one series each, from its heartbeats.
+    # The collector's own cost, per worker: one series each, from its heartbeats
+    # (written right after a collection's sample, so waited for).
+    def stats_written():
+        procs = [p for p in server.api("/api/procs")["procs"] if p["alive"]]
+        return all(p["collection_seconds"] > 0 and p["gil_held_seconds_total"] > 0 for p in procs)
+    wait_until(stats_written, 10, message="every worker's collection and GIL seconds")
+    samples = metrics(server)
     assert sorted(int(s.labels["pid"]) for s in samples["pyloot_collection_seconds"]) == pids
     assert sorted(int(s.labels["pid"]) for s in samples["pyloot_gil_held_seconds_total"]) == pids
     gil = {}
