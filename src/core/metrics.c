@@ -14,7 +14,7 @@ struct mtype {
     uint64_t count;
     uint64_t bytes;
     size_t n_lines;
-    struct mline { uint32_t pid; int64_t count; } *lines; /* per_worker: live incarnations only */
+    struct mline { size_t proc; int64_t count; } *lines; /* per_worker: live incarnations only (proc: index in procs) */
 };
 
 struct mset {
@@ -31,12 +31,22 @@ static void mset_free(struct mset *m)
     free(m->v);
 }
 
-static int inc_alive(const pl_proc_info *procs, size_t n, const pl_incarnation *inc)
+/* The index of inc in procs when it is alive there, else n. */
+static size_t alive_proc(const pl_proc_info *procs, size_t n, const pl_incarnation *inc)
 {
     for (size_t i = 0; i < n; i++)
         if (procs[i].inc.pid == inc->pid && procs[i].inc.start == inc->start)
-            return procs[i].alive;
-    return 0;
+            return procs[i].alive ? i : n;
+    return n;
+}
+
+/* The labels of one worker's series: pid, and its host (pids repeat across
+ * the hosts of a central server, and a series must be unique). */
+static void worker_labels(pl_buf *b, const pl_proc_info *p)
+{
+    pl_buf_printf(b, "pid=\"%u\",host=\"", p->inc.pid);
+    pl_metrics_label(b, p->host);
+    pl_buf_puts(b, "\"");
 }
 
 /* Adds t unless its type is already in m. */
@@ -69,9 +79,10 @@ static int mset_add(struct mset *m, const pl_history_type *t, size_t n_times, co
             return ENOMEM;
         for (size_t j = 0; j < t->n_lines; j++) {
             const pl_history_line *l = &t->lines[j];
-            if (!inc_alive(procs, n_procs, &l->inc) || l->counts[n_times - 1] < 0)
+            size_t at = alive_proc(procs, n_procs, &l->inc);
+            if (at == n_procs || l->counts[n_times - 1] < 0)
                 continue;
-            e->lines[e->n_lines].pid = l->inc.pid;
+            e->lines[e->n_lines].proc = at;
             e->lines[e->n_lines].count = l->counts[n_times - 1];
             e->n_lines++;
         }
@@ -276,7 +287,9 @@ int pl_metrics_render(pl_store *s, const pl_metrics_query *q, pl_buf *out)
             for (size_t j = 0; j < m.v[i].n_lines; j++) {
                 pl_buf_puts(b, "pyloot_objects{type=\"");
                 pl_metrics_label(b, m.v[i].name);
-                pl_buf_printf(b, "\",pid=\"%u\"} %" PRId64 "\n", m.v[i].lines[j].pid, m.v[i].lines[j].count);
+                pl_buf_puts(b, "\",");
+                worker_labels(b, &procs[m.v[i].lines[j].proc]);
+                pl_buf_printf(b, "} %" PRId64 "\n", m.v[i].lines[j].count);
             }
         } else {
             pl_buf_puts(b, "pyloot_objects{type=\"");
@@ -299,23 +312,29 @@ int pl_metrics_render(pl_store *s, const pl_metrics_query *q, pl_buf *out)
                   n_procs - alive);
     family(b, "pyloot_process_resident_bytes", "gauge", "Resident set size of a live worker at its last heartbeat.");
     for (size_t i = 0; i < n_procs; i++)
-        if (procs[i].alive)
-            pl_buf_printf(b, "pyloot_process_resident_bytes{pid=\"%u\"} %" PRIu64 "\n", procs[i].inc.pid,
-                          procs[i].rss);
+        if (procs[i].alive) {
+            pl_buf_puts(b, "pyloot_process_resident_bytes{");
+            worker_labels(b, &procs[i]);
+            pl_buf_printf(b, "} %" PRIu64 "\n", procs[i].rss);
+        }
     family(b, "pyloot_collection_seconds", "gauge",
            "Wall time of a live worker's last collection pass (count pass and witness search).");
     for (size_t i = 0; i < n_procs; i++)
-        if (procs[i].alive)
-            pl_buf_printf(b, "pyloot_collection_seconds{pid=\"%u\"} %.6f\n", procs[i].inc.pid,
-                          (double)procs[i].stats.collection_us / 1e6);
+        if (procs[i].alive) {
+            pl_buf_puts(b, "pyloot_collection_seconds{");
+            worker_labels(b, &procs[i]);
+            pl_buf_printf(b, "} %.6f\n", (double)procs[i].stats.collection_us / 1e6);
+        }
     /* A counter: OpenMetrics names the family without _total, the
      * Prometheus text format names it as its sample. */
     family(b, q->openmetrics ? "pyloot_gil_held_seconds" : "pyloot_gil_held_seconds_total", "counter",
            "Seconds a live worker's pyloot threads have held the GIL since it started.");
     for (size_t i = 0; i < n_procs; i++)
-        if (procs[i].alive)
-            pl_buf_printf(b, "pyloot_gil_held_seconds_total{pid=\"%u\"} %.6f\n", procs[i].inc.pid,
-                          (double)procs[i].stats.gil_held_us / 1e6);
+        if (procs[i].alive) {
+            pl_buf_puts(b, "pyloot_gil_held_seconds_total{");
+            worker_labels(b, &procs[i]);
+            pl_buf_printf(b, "} %.6f\n", (double)procs[i].stats.gil_held_us / 1e6);
+        }
     family(b, "pyloot_store_used_bytes", "gauge", "Bytes in use in the store's LMDB map.");
     pl_buf_printf(b, "pyloot_store_used_bytes %" PRIu64 "\n", st.used_bytes);
     if (q->openmetrics)

@@ -38,6 +38,7 @@ static void setup(void)
         info.first_seen_ms = info.last_seen_ms = now - 4000;
         info.rss = 12345678;
         pl_proc_describe(&info);
+        strcpy(info.host, "web-1");
         CHECK_OK(pl_store_register(store, &info));
     }
     pl_proc_stats stats = {125000, 3250000}; /* 0.125 s last pass, 3.25 s of GIL in all */
@@ -112,15 +113,15 @@ static void test_families_and_values(void)
     CHECK(strstr(t, "pyloot_objects{type=\"odd\\\"na\\\\me\\nx\xef\xbf\xbd\"} 5000\n") != NULL);
     CHECK(strstr(t, "pyloot_workers{state=\"alive\"} 1\npyloot_workers{state=\"dead\"} 1\n") != NULL);
     char rss[96];
-    snprintf(rss, sizeof rss, "pyloot_process_resident_bytes{pid=\"%u\"} 7340032\n", self.pid);
+    snprintf(rss, sizeof rss, "pyloot_process_resident_bytes{pid=\"%u\",host=\"web-1\"} 7340032\n", self.pid);
     CHECK(strstr(t, rss) != NULL);
     /* The collector's cost, from the store, for the live worker only. */
     char line[128];
-    snprintf(line, sizeof line, "\npyloot_collection_seconds{pid=\"%u\"} 0.125000\n", self.pid);
+    snprintf(line, sizeof line, "\npyloot_collection_seconds{pid=\"%u\",host=\"web-1\"} 0.125000\n", self.pid);
     CHECK(strstr(t, line) != NULL);
     CHECK(strstr(t, "# TYPE pyloot_collection_seconds gauge\n") != NULL);
     CHECK_EQ_INT(count_lines(t, "pyloot_collection_seconds{"), 1);
-    snprintf(line, sizeof line, "\npyloot_gil_held_seconds_total{pid=\"%u\"} 3.250000\n", self.pid);
+    snprintf(line, sizeof line, "\npyloot_gil_held_seconds_total{pid=\"%u\",host=\"web-1\"} 3.250000\n", self.pid);
     CHECK(strstr(t, line) != NULL);
     CHECK(strstr(t, "# TYPE pyloot_gil_held_seconds_total counter\n") != NULL);
     CHECK_EQ_INT(count_lines(t, "pyloot_gil_held_seconds_total{"), 1);
@@ -165,13 +166,13 @@ static void test_patterns(void)
 static void test_per_worker_and_openmetrics(void)
 {
     char *t = render(3, 1, 1, NULL);
-    char line[96];
-    snprintf(line, sizeof line, "\npyloot_objects{type=\"app.Leak\",pid=\"%u\"} 300\n", self.pid);
+    char line[128];
+    snprintf(line, sizeof line, "\npyloot_objects{type=\"app.Leak\",pid=\"%u\",host=\"web-1\"} 300\n", self.pid);
     CHECK(strstr(t, line) != NULL);
     CHECK(strstr(t, "pyloot_objects{type=\"app.Leak\"}") == NULL);
     /* OpenMetrics: the counter's family is named without _total, its sample with it. */
     CHECK(strstr(t, "# TYPE pyloot_gil_held_seconds counter\n") != NULL);
-    snprintf(line, sizeof line, "\npyloot_gil_held_seconds_total{pid=\"%u\"} 3.250000\n", self.pid);
+    snprintf(line, sizeof line, "\npyloot_gil_held_seconds_total{pid=\"%u\",host=\"web-1\"} 3.250000\n", self.pid);
     CHECK(strstr(t, line) != NULL);
     size_t len = strlen(t);
     CHECK(len > 6 && strcmp(t + len - 6, "# EOF\n") == 0);
@@ -216,6 +217,29 @@ static void test_through_the_handler(void)
     pl_handler_free(h);
 }
 
+/* A central server's workers of two hosts may share a pid: the host label
+ * keeps their series apart (a scrape with two equal series is refused). */
+static void test_same_pid_on_two_hosts(void)
+{
+    pl_proc_info info;
+    pl_incarnation got;
+    memset(&info, 0, sizeof info);
+    info.inc.pid = self.pid;
+    info.inc.start = 77;
+    info.interval_ms = 1000;
+    info.rss = 4096;
+    strcpy(info.host, "web-2");
+    CHECK_OK(pl_store_remote_register(store, &info, pl_now_ms(), &got));
+    char *t = render(3, 1, 0, NULL);
+    char line[128];
+    snprintf(line, sizeof line, "\npyloot_process_resident_bytes{pid=\"%u\",host=\"web-2\"} 4096\n", self.pid);
+    CHECK(strstr(t, line) != NULL);
+    CHECK_EQ_INT(count_lines(t, "pyloot_process_resident_bytes{"), 2);
+    CHECK_EQ_INT(count_lines(t, "pyloot_collection_seconds{"), 2);
+    CHECK_EQ_INT(count_lines(t, "pyloot_gil_held_seconds_total{"), 2);
+    free(t);
+}
+
 int main(void)
 {
     setup();
@@ -223,6 +247,7 @@ int main(void)
     RUN(test_patterns);
     RUN(test_per_worker_and_openmetrics);
     RUN(test_through_the_handler);
+    RUN(test_same_pid_on_two_hosts);
     teardown();
     return TEST_EXIT();
 }

@@ -184,7 +184,7 @@ def test_fleet(central, gunicorn):
     wait_until(stats_arrived, 10, message="every pushed worker's collection and GIL seconds")
     text = http(central.url + "/metrics").body.decode()
     for host, pid in workers:
-        assert 'pyloot_gil_held_seconds_total{pid="%d"} ' % pid in text
+        assert 'pyloot_gil_held_seconds_total{pid="%d",host="%s"} ' % (pid, host) in text
 
     # A worker's own /_pyloot shows the central, fleet-wide view.
     for server in (a, b):

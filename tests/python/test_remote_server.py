@@ -112,8 +112,8 @@ def test_heartbeat_and_clean_end(central):
     (p,) = central.procs()
     assert p["collection_seconds"] == 0.041 and p["gil_held_seconds_total"] == 2.5
     text = central.get("/metrics").body.decode()
-    assert 'pyloot_collection_seconds{pid="7"} 0.041000\n' in text
-    assert 'pyloot_gil_held_seconds_total{pid="7"} 2.500000\n' in text
+    assert 'pyloot_collection_seconds{pid="7",host="h"} 0.041000\n' in text
+    assert 'pyloot_gil_held_seconds_total{pid="7",host="h"} 2.500000\n' in text
     # A clean end is dead at once, and its poll is a 404.
     r = central.push(message("h", 7, 1, flags=ENDED, samples=[sample(t + 1, 2)]))
     assert r.status == 200 and r.json() == {"accepted": 1}
