@@ -142,6 +142,12 @@
     document.body.dataset.loading = inflight > 0 ? "1" : "0";
     $("#busy").classList.toggle("on", inflight > 0);
   }
+  /**
+   * Start times beyond 2^53 as strings: a pushed incarnation's stored start is 2^63 + n
+   * (docs/http-api.md, remote mode), which a JSON number would round to the same value for
+   * every n, so that two workers with one pid on two hosts would share a line key and a colour.
+   */
+  const exactStarts = (text) => text.replace(/(^|[^\\])"(start|worker_start)":(\d{16,})/g, '$1"$2":"$3"');
   async function api(path, params) {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(params || {})) if (v !== null && v !== undefined && v !== "") q.set(k, String(v));
@@ -156,7 +162,7 @@
       }
       const text = await resp.text();
       let body;
-      try { body = JSON.parse(text); } catch (e) { body = undefined; }
+      try { body = JSON.parse(exactStarts(text)); } catch (e) { body = undefined; }
       if (!resp.ok) {
         const msg = body && typeof body.error === "string" ? body.error : (resp.statusText || "request failed");
         if (resp.status === 401) showLogin(msg);
