@@ -124,6 +124,17 @@ def test_worker_selectors_group_by_host(browser, tmp_path):  # noqa: F811
         ui.wait(lambda d: d.find_elements("css selector", "#type-chips a.chip"), "the growing types of the worker")
         chip = ui.js("return document.querySelector('#type-chips a.chip').getAttribute('href')")
         assert "pid=4242" in chip and "host=web-b" in chip
+
+        # Retainers: grouped too, and the request names the worker with its host. These fake workers do
+        # not answer their poll, so the server answers 504 naming "worker 4242 on host web-b" (without
+        # host= it would be a 400: pid 4242 is alive on two hosts).
+        ui.go("#/history")
+        ui.js("location.hash = arguments[0]", "#/retainers?pid=4242&host=web-b")
+        ui.wait(lambda d: selector(ui, "retainers-worker")[1] == "4242@web-b", "the worker in the retainers selector")
+        assert [o[1] for o in selector(ui, "retainers-worker")[0]] == ["", "4242@web-a", "4243@web-a", "17@web-b", "4242@web-b"]
+        ui.wait(lambda d: d.find_elements("css selector", "#results .error-box"), "the worker's answer (504)")
+        err = ui.js("return document.querySelector('#results .error-box').textContent")
+        assert "(504)" in err and "worker 4242 on host web-b" in err, err
         assert ui.js_errors() == []
     finally:
         central.stop()
