@@ -142,6 +142,12 @@
     document.body.dataset.loading = inflight > 0 ? "1" : "0";
     $("#busy").classList.toggle("on", inflight > 0);
   }
+  /**
+   * Start times beyond 2^53 as strings: a pushed incarnation's stored start is 2^63 + n
+   * (docs/http-api.md, remote mode), which a JSON number would round to the same value for
+   * every n, so that two workers with one pid on two hosts would share a line key and a colour.
+   */
+  const exactStarts = (text) => text.replace(/(^|[^\\])"(start|worker_start)":(\d{16,})/g, '$1"$2":"$3"');
   async function api(path, params) {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(params || {})) if (v !== null && v !== undefined && v !== "") q.set(k, String(v));
@@ -156,7 +162,7 @@
       }
       const text = await resp.text();
       let body;
-      try { body = JSON.parse(text); } catch (e) { body = undefined; }
+      try { body = JSON.parse(exactStarts(text)); } catch (e) { body = undefined; }
       if (!resp.ok) {
         const msg = body && typeof body.error === "string" ? body.error : (resp.statusText || "request failed");
         if (resp.status === 401) showLogin(msg);
@@ -297,6 +303,63 @@
   }
   function markUpdated() {
     $("#updated").textContent = "updated " + fmtClock(Date.now() / 1000, true);
+  }
+
+  // ------------------------------------------------------------------ workers grouped by host
+  // A worker is host + pid: pids repeat across the hosts that push to one `pyloot` server. With one
+  // host the selectors look as they always did (a flat list of pids, no host in the URL or requests).
+  const HOST_MAX = 63;
+  /** host= of a hash: 1 to 63 bytes without control characters (as the API takes it), else "". */
+  function hostParam(params) {
+    const v = params.get("host") || "";
+    return v && !/[\x00-\x1f\x7f]/.test(v) && new TextEncoder().encode(v).length <= HOST_MAX ? v : "";
+  }
+  /** The query (or hash) parameters naming one worker: pid, and host when it is known. */
+  const workerParams = (pid, host) => ({ pid: pid || null, host: (pid && host) || null });
+  /** The store's hosts: the host of its local incarnations first (when it has any), the others sorted. */
+  function hostList() {
+    const procs = (procsData && procsData.procs) || [];
+    const local = new Set(procs.filter((p) => !p.remote).map((p) => p.host || ""));
+    const all = [...new Set(procs.map((p) => p.host || ""))];
+    return all.sort((a, b) => (local.has(b) - local.has(a)) || (a < b ? -1 : a > b ? 1 : 0));
+  }
+  const manyHosts = () => hostList().length > 1;
+  /** A selector value: "pid" (one host), "pid@host" (a worker of one host), "@host" (all workers of a host). */
+  function parseWorkerValue(v) {
+    const at = v.indexOf("@");
+    return at < 0 ? { pid: v, host: "" } : { pid: v.slice(0, at), host: v.slice(at + 1) };
+  }
+  /**
+   * Fill a worker <select>: `first` ([value, text]) then the workers, one <optgroup> per host when the
+   * store has several (local host first, then sorted; alive first, then by pid), the latest incarnation
+   * of each host + pid. opts: {alive: live workers only, hostEntries: an "All workers of HOST" entry per
+   * host, label(p, who): the option text, from who = "pid 4242", or "pid 4242 on web-2" when grouped (a
+   * closed <select> does not show the group)}. Selects (pid, host), adding an entry for it when it is not listed.
+   */
+  function fillWorkerSelect(sel, first, pid, host, opts) {
+    const procs = (procsData && procsData.procs) || [];
+    const latest = new Map();
+    for (const p of procs) if (!opts.alive || p.alive) latest.set((p.host || "") + "\u0000" + p.pid, p); // oldest first: the newest wins
+    const hosts = hostList(), grouped = hosts.length > 1;
+    fill(sel, h("option", { value: first[0] }, first[1]));
+    for (const hst of hosts) {
+      const ws = [...latest.values()].filter((p) => (p.host || "") === hst).sort((a, b) => (b.alive - a.alive) || a.pid - b.pid);
+      const into = grouped ? h("optgroup", { label: hst || "(no host)", dataset: { host: hst } }) : sel;
+      if (grouped && opts.hostEntries && hst) into.append(h("option", { value: "@" + hst, dataset: { host: hst } }, "All workers of " + hst));
+      for (const p of ws) into.append(h("option", { value: grouped ? p.pid + "@" + hst : String(p.pid), dataset: { pid: String(p.pid), host: hst } },
+        opts.label(p, "pid " + p.pid + (grouped ? " on " + (hst || "(no host)") : ""))));
+      if (grouped && into.children.length) sel.append(into);
+    }
+    const want = pid || host ? (host && (grouped || !pid) ? (pid || "") + "@" + host : String(pid)) : first[0];
+    if (![...sel.options].some((o) => o.value === want)) {
+      sel.append(h("option", { value: want }, pid ? "pid " + pid + (host ? " on " + host : "") + (opts.missing || "") : "All workers of " + host));
+    }
+    sel.value = want;
+  }
+  /** Incarnations sorted by host (in hostList order), then pid, then start time. */
+  function byHost(procs, hosts) {
+    const rank = new Map(hosts.map((x, i) => [x, i]));
+    return procs.slice().sort((a, b) => (rank.get(a.host || "") - rank.get(b.host || "")) || a.pid - b.pid || a.started - b.started);
   }
 
   // ------------------------------------------------------------------ tooltip
@@ -612,7 +675,7 @@
 
   // ------------------------------------------------------------------ History view
   const HIST_DEFAULTS = { q: "", sort: "growth", limit: 20, offset: 0, view: "merged", metric: "count", pid: "",
-    since: "", until: "", compare: "" };
+    host: "", since: "", until: "", compare: "" };
   const TIME_RE = /^\d{1,11}(\.\d{1,3})?$/;
   /** unix seconds -> the value of an <input type="datetime-local"> (local time), and back. */
   function toLocalInput(t) {
@@ -640,6 +703,7 @@
         view: p.get("view") === "workers" ? "workers" : "merged",
         metric: p.get("metric") === "bytes" ? "bytes" : "count",
         pid: /^\d{1,7}$/.test(p.get("pid") || "") ? p.get("pid") : "",
+        host: hostParam(p),
         since: TIME_RE.test(p.get("since") || "") ? p.get("since") : "",
         until: TIME_RE.test(p.get("until") || "") ? p.get("until") : "",
         compare: p.get("compare") === "1" ? "1" : "",
@@ -651,6 +715,7 @@
       o.offset = x.offset ? x.offset : null;
       if (!o.q) o.q = null;
       if (!o.pid) o.pid = null;
+      if (!o.host) o.host = null;
       if (!o.since) o.since = null;
       if (!o.until) o.until = null;
       if (!o.compare) o.compare = null;
@@ -678,7 +743,7 @@
       els.limit = selectEl("page-size", PAGE_SIZES.map((n) => [n, n + " per page"]), st.limit,
         (v) => set({ limit: parseInt(v, 10), offset: 0 }), "Page size");
       ensureOption(els.limit, st.limit, st.limit + " per page");
-      els.pid = selectEl("pid-filter", [["", "All live workers"]], st.pid, (v) => set({ pid: v, offset: 0 }), "Worker");
+      els.pid = selectEl("pid-filter", [["", "All live workers"]], st.pid, (v) => set(Object.assign(parseWorkerValue(v), { offset: 0 })), "Worker");
       els.mode = h("div", { class: "segmented", id: "view-mode", role: "group", "aria-label": "Lines" },
         h("button", { type: "button", dataset: { mode: "merged" }, onclick: () => set({ view: "merged" }) }, "Merged"),
         h("button", { type: "button", dataset: { mode: "workers" }, onclick: () => set({ view: "workers", metric: "count" }) }, "Per worker"));
@@ -736,7 +801,7 @@
       els.compare.classList.toggle("on", !!st.compare);
       els.compare.setAttribute("aria-pressed", st.compare ? "true" : "false");
       ensureOption(els.limit, st.limit, st.limit + " per page");
-      if (st.pid) ensureOption(els.pid, st.pid, "pid " + st.pid); else els.pid.value = "";
+      fillPidOptions();
       for (const b of els.mode.querySelectorAll("button")) {
         b.classList.toggle("on", b.dataset.mode === st.view);
         b.setAttribute("aria-pressed", b.dataset.mode === st.view ? "true" : "false");
@@ -748,19 +813,8 @@
       }
     }
     function fillPidOptions() {
-      if (!procsData) return;
-      const seen = new Set([""]);
-      const keep = els.pid.value;
-      fill(els.pid, h("option", { value: "" }, "All live workers"));
-      const byPid = new Map();
-      for (const p of procsData.procs || []) byPid.set(p.pid, p); // latest incarnation of each pid wins
-      for (const p of byPid.values()) {
-        if (seen.has(String(p.pid))) continue;
-        seen.add(String(p.pid));
-        els.pid.append(h("option", { value: String(p.pid) }, "pid " + p.pid + (p.alive ? "" : " (dead)")));
-      }
-      if (keep && !seen.has(keep)) els.pid.append(h("option", { value: keep }, "pid " + keep));
-      els.pid.value = st.pid || "";
+      fillWorkerSelect(els.pid, ["", "All live workers"], st.pid, st.host,
+        { hostEntries: true, label: (p, who) => who + (p.alive ? "" : " (dead)") });
     }
 
     async function load(quiet) {
@@ -775,7 +829,7 @@
       try {
         const d = await api("history", {
           q: want.q, sort: want.sort, limit: want.limit, offset: want.offset || null, pid: want.pid || null,
-          workers: want.view === "workers" && !want.compare ? 1 : null, points: 360,
+          host: want.host || null, workers: want.view === "workers" && !want.compare ? 1 : null, points: 360,
           since: want.since || null, until: want.until || null,
         });
         await procsP;
@@ -804,7 +858,8 @@
       fill(els.summary, 
         h("span", { id: "type-total", dataset: { total: String(total) } }, fmtInt(total) + (total === 1 ? " type" : " types")),
         st.q ? h("span", null, " matching ", h("code", null, st.q)) : null,
-        h("span", { class: "muted" }, (st.pid ? " · pid " + st.pid : st.view === "workers" ? " · every incarnation" :
+        h("span", { class: "muted" }, (st.pid ? " · pid " + st.pid + (st.host ? " on " + st.host : "") :
+          st.host ? " · all workers of " + st.host : st.view === "workers" ? " · every incarnation" :
           d.live === false ? " · merged over the processes alive at the as-of moment" : " · merged over the live workers") +
           (st.view === "workers" ? ", one line per incarnation" : "")),
         d.times && d.times.length ? h("span", { class: "muted", id: "time-range" }, " · " + d.times.length + (d.times.length === 1 ? " point, " : " points, ") +
@@ -850,12 +905,13 @@
     function compareTable(d, types) {
       const from = d.since ? fmtDateTime(d.since) : "the first sample";
       const to = fmtDateTime(d.as_of);
-      const who = st.pid ? "pid " + st.pid : "merged over the processes alive at " + to;
+      const who = st.pid ? "pid " + st.pid + (st.host ? " on " + st.host : "") :
+        st.host ? "all workers of " + st.host + ", merged over those alive at " + to : "merged over the processes alive at " + to;
       const rows = types.map((t, i) => {
         const cls = t.growth > 0 ? "up" : t.growth < 0 ? "down" : "flat";
         return h("tr", { dataset: { type: t.name, growth: String(t.growth) } },
           h("td", { class: "num" }, String((d.offset || 0) + i + 1)),
-          h("td", null, h("a", { href: hashFor("history", { q: t.name, since: st.since || null, until: st.until || null, pid: st.pid || null }) }, breakable(t.name))),
+          h("td", null, h("a", { href: hashFor("history", { q: t.name, since: st.since || null, until: st.until || null, pid: st.pid || null, host: st.host || null }) }, breakable(t.name))),
           h("td", { class: "num" }, h("b", { class: "change " + cls }, fmtSigned(t.growth))),
           h("td", { class: "num" }, fmtInt(t.count)),
           h("td", { class: "num" }, fmtBytes(t.bytes)));
@@ -872,20 +928,22 @@
     function seriesFor(t) {
       if (st.view === "workers" && Array.isArray(t.workers)) {
         const alive = new Set((procsData && procsData.procs || []).filter((p) => p.alive).map((p) => incKey(p.pid, p.start)));
+        const hostOf = new Map((procsData && procsData.procs || []).map((p) => [incKey(p.pid, p.start), p.host]));
+        const many = manyHosts();
         const lines = t.workers.map((w) => ({
-          label: "pid " + w.pid + (procsData && !alive.has(incKey(w.pid, w.start)) ? " (dead)" : ""),
+          label: (many && hostOf.get(incKey(w.pid, w.start)) ? hostOf.get(incKey(w.pid, w.start)) + " · " : "") + "pid " + w.pid + (procsData && !alive.has(incKey(w.pid, w.start)) ? " (dead)" : ""),
           colour: colourFor(w.pid, w.start), values: w.counts || [], dim: !!procsData && !alive.has(incKey(w.pid, w.start)),
         }));
         return lines.filter((l) => !l.dim).concat(lines.filter((l) => l.dim)); // live ones first (legend, tooltip)
       }
       const bytes = st.metric === "bytes";
-      return [{ label: (st.pid ? "pid " + st.pid : "all live workers") + (bytes ? ", size" : ""), colour: "var(--accent)",
+      return [{ label: (st.pid ? "pid " + st.pid + (st.host ? " on " + st.host : "") : st.host ? "all workers of " + st.host : "all live workers") + (bytes ? ", size" : ""), colour: "var(--accent)",
         values: (bytes ? t.bytes_series : t.counts) || [] }];
     }
 
     function card(t) {
       const growthCls = t.growth > 0 ? "up" : t.growth < 0 ? "down" : "flat";
-      const objHash = hashFor("objects", { group: t.name, pid: st.pid || null });
+      const objHash = hashFor("objects", Object.assign({ group: t.name }, workerParams(st.pid, st.host)));
       const c = h("article", { class: "type-card", dataset: { type: t.name, count: String(t.count), growth: String(t.growth) } },
         h("header", { class: "card-head" },
           h("a", { class: "type-name", href: objHash, title: t.name + " — show its live objects" }, breakable(t.name)),
@@ -897,7 +955,7 @@
           t.bytes !== undefined && t.bytes !== null ? h("span", { class: "stat bytes", title: "Shallow size now" },
             h("span", { class: "stat-label" }, "size"), h("b", { class: "value" }, fmtBytes(t.bytes))) : null),
         h("div", { class: "chart" }));
-      if (t.growth > 0) c.append(witnessLine(t.name, st.pid));
+      if (t.growth > 0) c.append(witnessLine(t.name, st.pid, st.host));
       if (st.view === "workers" && Array.isArray(t.workers)) {
         const leg = h("div", { class: "legend" });
         const all = seriesFor(t), MAX_LEGEND = 10;
@@ -935,9 +993,9 @@
     }).join(" → ");
   }
   /** The latest recorded witness of a type (GET /api/witnesses), filled in when it arrives; empty when there is none. */
-  function witnessLine(group, pid) {
+  function witnessLine(group, pid, host) {
     const el = h("div", { class: "witness", dataset: { state: "loading" } });
-    api("witnesses", { group, pid: pid || null, limit: 1 }).then((d) => {
+    api("witnesses", { group, pid: pid || null, host: host || null, limit: 1 }).then((d) => {
       const w = d.witnesses && d.witnesses[0];
       el.dataset.state = w ? "ready" : "none";
       if (!w) return;
@@ -956,7 +1014,7 @@
       els.store = h("section", { class: "panel", id: "store-panel" });
       els.results = h("div", { id: "results", dataset: { state: "loading" } }, loadingBlock("Loading workers…"));
       main.append(h("h1", { class: "page-title" }, "Workers"),
-        h("p", { class: "muted lead" }, "Every process incarnation in the store, alive or dead, oldest first. A reused pid is a new incarnation."),
+        h("p", { class: "muted lead" }, "Every process incarnation in the store, alive or dead, oldest first (by host, then pid, when there are several hosts). A reused pid is a new incarnation."),
         els.results, els.store);
       load(false);
     }
@@ -977,16 +1035,20 @@
     }
     function render(d, keepScroll) {
       const y = window.scrollY;
-      const procs = d.procs || [];
       const self = d.self;
+      const hosts = hostList(), grouped = hosts.length > 1;
+      const procs = grouped ? byHost(d.procs || [], hosts) : d.procs || [];
       const alive = procs.filter((p) => p.alive).length;
+      const cols = 11;
       const table = h("table", { class: "table", id: "workers-table" },
         h("thead", null, h("tr", null, ["pid", "status", "started", "last seen", "ended", "samples", "RSS", "interval", "host", "command", ""].map(
           (x) => h("th", { class: ["samples", "RSS", "interval"].includes(x) ? "num" : null }, x)))),
-        h("tbody", null, procs.map((p) => {
+        h("tbody", null, procs.map((p, i) => {
+          const hostRow = grouped && (i === 0 || procs[i - 1].host !== p.host) ? hostHeader(p.host || "", procs) : null;
+          const wp = workerParams(p.pid, grouped ? p.host : "");
           const isSelf = self && self.pid === p.pid && self.start === p.start;
           const status = p.alive ? "alive" : p.ended ? "ended" : "dead";
-          return h("tr", { class: "proc-row " + status + (isSelf ? " self" : ""), dataset: { pid: String(p.pid), start: String(p.start), alive: p.alive ? "1" : "0" } },
+          return [hostRow, h("tr", { class: "proc-row " + status + (isSelf ? " self" : ""), dataset: { pid: String(p.pid), start: String(p.start), host: p.host || "", alive: p.alive ? "1" : "0" } },
             h("td", { class: "mono" }, h("span", { class: "swatch", style: "background:" + colourFor(p.pid, p.start) }), String(p.pid),
               isSelf ? h("span", { class: "badge self-badge", title: "This worker answered the request" }, "answering") : null),
             h("td", null, h("span", { class: "badge " + status, title: p.alive ? "running" : p.ended ? "exited cleanly" : "gone without a clean exit (killed?)" }, status)),
@@ -999,9 +1061,17 @@
             h("td", null, p.host || "–"),
             h("td", { class: "argv", title: p.argv || "" }, p.argv ? shortArgv(p.argv) : "–"),
             h("td", { class: "actions" }, h("span", { class: "actions-inner" },
-              h("a", { href: hashFor("history", { pid: p.pid }), class: "btn small ghost" }, "History"),
-              p.alive ? h("a", { href: hashFor("objects", { pid: p.pid }), class: "btn small ghost" }, "Objects") : null)));
+              h("a", { href: hashFor("history", wp), class: "btn small ghost" }, "History"),
+              p.alive ? h("a", { href: hashFor("objects", wp), class: "btn small ghost" }, "Objects") : null)))];
         })));
+      /** The row that opens a host's group: its name, its alive / total workers and a link to its merged history. */
+      function hostHeader(host, all) {
+        const mine = all.filter((x) => (x.host || "") === host);
+        return h("tr", { class: "host-row", dataset: { host } }, h("th", { colspan: String(cols), scope: "rowgroup" },
+          h("span", { class: "host-name mono" }, host || "(no host)"),
+          h("span", { class: "muted small" }, " · " + mine.filter((x) => x.alive).length + " alive of " + mine.length + " · "),
+          h("a", { class: "small", href: hashFor("history", { host: host || null }) }, "history of all its workers")));
+      }
       els.results.dataset.state = "ready";
       fill(els.results, 
         h("div", { class: "summary" }, h("b", null, String(alive)), " alive of ", h("b", null, String(procs.length)), " incarnations"),
@@ -1031,6 +1101,7 @@
       return {
         group: (p.get("group") || "").slice(0, 1024),
         pid: /^\d{1,7}$/.test(p.get("pid") || "") ? p.get("pid") : "",
+        host: /^\d{1,7}$/.test(p.get("pid") || "") ? hostParam(p) : "",
         fetch: intParam(p, "fetch", 100, 1, 10000),
         page: intParam(p, "page", 20, 1, 10000),
         p: intParam(p, "p", 1, 1, 1e6),
@@ -1038,11 +1109,11 @@
       };
     }
     function toHash(x) {
-      return hashFor("objects", { group: x.group || null, pid: x.pid || null, fetch: x.fetch, page: x.page,
+      return hashFor("objects", { group: x.group || null, pid: x.pid || null, host: (x.pid && x.host) || null, fetch: x.fetch, page: x.page,
         p: x.p > 1 ? x.p : null, offset: x.offset || null });
     }
     function set(ch, replace) { navigate(toHash(Object.assign({}, st, ch)), replace); }
-    const fetchKey = (x) => [x.group, x.pid, x.fetch, x.offset].join("\u0000");
+    const fetchKey = (x) => [x.group, x.pid, x.host, x.fetch, x.offset].join("\u0000");
 
     function mount(main, r) {
       st = readParams(r.params);
@@ -1051,7 +1122,7 @@
       const submitGroup = () => { if (els.group.value.trim() !== st.group) set({ group: els.group.value.trim(), p: 1, offset: 0 }); };
       els.group.addEventListener("change", submitGroup);
       els.group.addEventListener("keydown", (e) => { if (e.key === "Enter") submitGroup(); });
-      els.worker = selectEl("worker", [["", "Answering worker"]], st.pid, (v) => set({ pid: v, p: 1, offset: 0 }), "Worker");
+      els.worker = selectEl("worker", [["", "Answering worker"]], st.pid, (v) => set(Object.assign(parseWorkerValue(v), { p: 1, offset: 0 })), "Worker");
       els.fetch = selectEl("fetch-size", FETCH_SIZES.map((n) => [n, "fetch " + fmtInt(n)]), st.fetch, (v) => set({ fetch: parseInt(v, 10), p: 1, offset: 0 }), "Fetch size");
       els.page = selectEl("obj-page-size", OBJ_PAGE_SIZES.map((n) => [n, n + " per page"]), st.page, (v) => set({ page: parseInt(v, 10), p: 1 }), "Page size");
       els.head = h("div", { class: "bar-row", id: "objects-head" });
@@ -1071,20 +1142,12 @@
       if (document.activeElement !== els.group) els.group.value = st.group;
       ensureOption(els.fetch, st.fetch, "fetch " + fmtInt(st.fetch));
       ensureOption(els.page, st.page, st.page + " per page");
-      if (st.pid) ensureOption(els.worker, st.pid, "pid " + st.pid); else els.worker.value = "";
+      fillWorkers();
     }
     function fillWorkers() {
-      if (!procsData) return;
-      fill(els.worker, h("option", { value: "" }, "Answering worker"));
-      const self = procsData.self;
-      const seen = new Set();
-      for (const p of procsData.procs || []) {
-        if (!p.alive || seen.has(p.pid)) continue;
-        seen.add(p.pid);
-        els.worker.append(h("option", { value: String(p.pid) }, "pid " + p.pid + (self && self.pid === p.pid ? " (answering)" : "")));
-      }
-      if (st.pid && !seen.has(Number(st.pid))) els.worker.append(h("option", { value: st.pid }, "pid " + st.pid + " (not alive?)"));
-      els.worker.value = st.pid || "";
+      const self = procsData && procsData.self;
+      fillWorkerSelect(els.worker, ["", "Answering worker"], st.pid, st.host, { alive: true, missing: " (not alive?)",
+        label: (p, who) => who + (self && self.pid === p.pid && self.start === p.start ? " (answering)" : "") });
     }
     function canUpdate() { return true; }
     function update(r) {
@@ -1095,17 +1158,17 @@
     async function load() {
       const my = ++seq;
       clear(els.head);
-      fill(els.witness, st.group ? witnessLine(st.group, st.pid) : null);
+      fill(els.witness, st.group ? witnessLine(st.group, st.pid, st.host) : null);
       if (!st.group) { loadedKey = fetchKey(st); data = null; els.suspect.hidden = true; pickType(); return; }
       els.results.dataset.state = "loading";
       fill(els.results, loadingBlock("Asking " + (st.pid ? "pid " + st.pid : "the answering worker") + " for its live " + st.group + " objects…"));
       try {
-        const d = await api("objects", { group: st.group, pid: st.pid || null, limit: st.fetch, offset: st.offset || null });
+        const d = await api("objects", { group: st.group, pid: st.pid || null, host: st.host || null, limit: st.fetch, offset: st.offset || null });
         if (my !== seq) return;
         data = d;
         loadedKey = fetchKey(st);
         render();
-        if (d.total > 0) suspectBox(els.suspect, d.group || st.group, d.pid, () => my === seq);
+        if (d.total > 0) suspectBox(els.suspect, d.group || st.group, d.pid, st.host, () => my === seq);
         else els.suspect.hidden = true;
       } catch (err) {
         if (my !== seq) return;
@@ -1120,7 +1183,7 @@
       const list = h("div", { class: "chips", id: "type-chips" }, loadingBlock());
       fill(els.results, h("div", { class: "empty" }, "Choose a type above, or one of the fastest-growing types:"), list);
       try {
-        const d = await api("history", { sort: "growth", limit: 30, points: 2, pid: st.pid || null });
+        const d = await api("history", { sort: "growth", limit: 30, points: 2, pid: st.pid || null, host: st.host || null });
         clear(list);
         for (const t of d.types || []) list.append(h("a", { class: "chip", href: toHash(Object.assign({}, st, { group: t.name, p: 1, offset: 0 })) },
           h("span", { class: "mono" }, t.name), h("span", { class: "chip-n" + (t.growth > 0 ? " up" : "") }, fmtSigned(t.growth))));
@@ -1135,7 +1198,8 @@
       const off = d.offset || 0;
       fill(els.head, 
         h("div", { class: "summary" },
-          h("b", { class: "mono" }, d.group || st.group), " in ", h("b", { class: "mono", id: "objects-pid" }, "pid " + d.pid), ": ",
+          h("b", { class: "mono" }, d.group || st.group), " in ", h("b", { class: "mono", id: "objects-pid" }, "pid " + d.pid),
+          st.host ? h("span", { id: "objects-host" }, " on ", h("b", { class: "mono" }, st.host)) : null, ": ",
           h("span", { id: "objects-total", dataset: { total: String(d.total) } }, fmtInt(d.total) + " live"),
           h("span", { class: "muted" }, " · fetched " + (objs.length ? fmtInt(off + 1) + "–" + fmtInt(off + objs.length) : "none"))),
         h("div", { class: "fetch-nav" },
@@ -1152,7 +1216,7 @@
       const table = h("table", { class: "table", id: "objects-table" },
         h("thead", null, h("tr", null, h("th", { class: "num idx" }, "#"), h("th", null, "id"), h("th", null, "repr"), h("th", { class: "num" }, "size"))),
         h("tbody", null, shown.map((o, i) => {
-          const href = hashFor("object/" + o.id, { pid: d.pid });
+          const href = hashFor("object/" + o.id, workerParams(d.pid, st.host));
           const row = h("tr", { class: "obj-row", dataset: { id: String(o.id) } },
             h("td", { class: "num muted idx" }, fmtInt(off + start + i + 1)),
             h("td", { class: "mono" }, h("a", { class: "obj-link", href }, String(o.id))),
@@ -1177,12 +1241,13 @@
       const my = ++seq;
       const id = r.segs[1] || "";
       const pid = /^\d{1,7}$/.test(r.params.get("pid") || "") ? r.params.get("pid") : "";
-      key = id + "@" + pid;
+      const host = pid ? hostParam(r.params) : "";
+      key = id + "@" + pid + "@" + host;
       if (!/^\d{1,20}$/.test(id)) {
         main.append(errorBox(new ApiError(400, "“" + id + "” is not an object id.")));
         return;
       }
-      const q = { pid: pid || null };
+      const q = workerParams(pid, host);
       const head = h("section", { class: "obj-head", id: "object-head" }, loadingBlock("Loading object " + id + "…"));
       const reprS = h("section", { class: "panel", id: "repr-panel" }, h("h2", null, "repr"), loadingBlock());
       const attrsS = h("section", { class: "panel", id: "attrs-panel" }, h("h2", null, "Attributes"), loadingBlock());
@@ -1203,8 +1268,8 @@
         const pidShown = o.pid !== undefined ? o.pid : pid;
         const type = typeOf(o);
         fill(head, 
-          h("div", { class: "crumbs" }, h("a", { href: hashFor("objects", { group: type, pid: pidShown || null }) }, "‹ all " + type + " objects"),
-            pidShown ? h("span", { class: "muted" }, " in pid " + pidShown) : null),
+          h("div", { class: "crumbs" }, h("a", { href: hashFor("objects", Object.assign({ group: type }, workerParams(pidShown, host))) }, "‹ all " + type + " objects"),
+            pidShown ? h("span", { class: "muted" }, " in pid " + pidShown + (host ? " on " + host : "")) : null),
           h("h1", { class: "page-title mono", id: "object-title" }, h("span", { class: "obj-type" }, type), " ", h("span", { class: "muted" }, "#" + o.id)),
           h("div", { class: "stats" },
             h("span", { class: "stat" }, h("span", { class: "stat-label" }, "id"), h("b", { class: "mono", id: "object-id" }, String(o.id))),
@@ -1243,20 +1308,20 @@
         replaceBody(pathS, h("ol", { class: "path", id: "path", dataset: { found: "1" } }, d.path.map((step, i) =>
           h("li", { class: "path-step" + (i === d.path.length - 1 ? " target" : "") },
             step.via ? h("div", { class: "via" }, "↳ ", h("code", null, step.via)) : h("div", { class: "via root" }, "root"),
-            objLink(step.object, d.pid !== undefined ? d.pid : pid, i === d.path.length - 1)))));
+            objLink(step.object, d.pid !== undefined ? d.pid : pid, i === d.path.length - 1, host)))));
       }, (err) => { if (stillHere()) replaceBody(pathS, errorBox(err)); });
 
-      retainedPanel(retainedS, id, pid, stillHere);
-      refList(parentsS, "parents", id, pid, stillHere);
-      refList(childrenS, "children", id, pid, stillHere);
+      retainedPanel(retainedS, id, pid, stillHere, host);
+      refList(parentsS, "parents", id, pid, stillHere, host);
+      refList(childrenS, "children", id, pid, stillHere, host);
     }
-    function objLink(o, pid, current) {
+    function objLink(o, pid, current, host) {
       const body = [h("span", { class: "obj-type mono" }, typeOf(o)), h("span", { class: "obj-repr" }, truncate(o.repr, 160)),
         h("span", { class: "obj-size muted" }, fmtBytes(o.size))];
       if (current) return h("span", { class: "obj-link current", dataset: { id: String(o.id) } }, body);
-      return h("a", { class: "obj-link", href: hashFor("object/" + o.id, { pid: pid || null }), dataset: { id: String(o.id) }, title: "id " + o.id }, body);
+      return h("a", { class: "obj-link", href: hashFor("object/" + o.id, workerParams(pid, host)), dataset: { id: String(o.id) }, title: "id " + o.id }, body);
     }
-    function refList(sec, which, id, pid, stillHere) {
+    function refList(sec, which, id, pid, stillHere, host) {
       const LIMIT = 50;
       const list = h("ul", { class: "obj-list", id: which });
       const more = h("div", { class: "more" });
@@ -1264,11 +1329,11 @@
       const title = sec.firstChild;
       async function page() {
         try {
-          const d = await api("objects/" + id + "/" + which, { pid: pid || null, offset: offset || null, limit: LIMIT });
+          const d = await api("objects/" + id + "/" + which, Object.assign(workerParams(pid, host), { offset: offset || null, limit: LIMIT }));
           if (!stillHere()) return;
           if (offset === 0) fill(sec, title, list, more);
           for (const o of d.objects || []) {
-            const link = objLink(o, d.pid !== undefined ? d.pid : pid, false);
+            const link = objLink(o, d.pid !== undefined ? d.pid : pid, false, host);
             // How the parent holds this object, or how this object holds the child.
             if (o.via) link.append(h("span", { class: "obj-via mono small muted", title: which === "parents" ? "how it refers to this object" : "how this object refers to it" }, o.via));
             list.append(h("li", null, link));
@@ -1296,17 +1361,17 @@
   // reuse it for a minute (docs/live-objects.md), so drilling down is quick.
 
   /** A link to an object of the tree: type, repr, retained size (and shallow size). */
-  function treeObjLink(o, pid, extra) {
-    return h("a", { class: "obj-link tree-link", href: hashFor("object/" + o.id, { pid: pid || null }), dataset: { id: String(o.id) }, title: "id " + o.id },
+  function treeObjLink(o, pid, extra, host) {
+    return h("a", { class: "obj-link tree-link", href: hashFor("object/" + o.id, workerParams(pid, host)), dataset: { id: String(o.id) }, title: "id " + o.id },
       h("span", { class: "obj-type mono" }, typeOf(o)), h("span", { class: "obj-repr" }, truncate(o.repr, 160)),
       h("span", { class: "obj-size muted", title: "retained / shallow size" }, o.retained !== undefined ? h("b", null, fmtBytes(o.retained)) : null,
         o.retained !== undefined ? " / " : null, fmtBytes(o.size)), extra || null);
   }
 
   /** The "Retained" panel of the object page: retained size, immediate dominator, what it retains. */
-  function retainedPanel(sec, id, pid, stillHere) {
+  function retainedPanel(sec, id, pid, stillHere, host) {
     const title = sec.firstChild;
-    api("objects/" + id, { pid: pid || null, retained: 1 }).then((o) => {
+    api("objects/" + id, Object.assign(workerParams(pid, host), { retained: 1 })).then((o) => {
       if (!stillHere()) return;
       const at = o.pid !== undefined ? o.pid : pid;
       const dom = o.dominator;
@@ -1319,17 +1384,17 @@
         h("p", { class: "small muted" }, "What would be freed if this object went away: itself and everything only it keeps alive."),
         h("div", { class: "dominator", id: "object-dominator" },
           h("span", { class: "stat-label" }, "immediately dominated by"),
-          dom ? treeObjLink(dom, at) : h("span", { class: "muted small" }, o.retained === null ? " –" : " a root (referenced from outside the heap: a module, a running frame, C code)")),
-        o.retained !== null ? h("a", { class: "btn small", id: "object-retains", href: hashFor("retainers", { pid: at, id: o.id }) }, "What it retains ›") : null);
+          dom ? treeObjLink(dom, at, null, host) : h("span", { class: "muted small" }, o.retained === null ? " –" : " a root (referenced from outside the heap: a module, a running frame, C code)")),
+        o.retained !== null ? h("a", { class: "btn small", id: "object-retains", href: hashFor("retainers", Object.assign(workerParams(at, host), { id: o.id })) }, "What it retains ›") : null);
     }, (err) => { if (stillHere()) fill(sec, title, errorBox(err)); });
   }
 
   /** The "Suspect" box of a type's objects page: the object that retains most of its instances. */
-  function suspectBox(box, group, pid, stillHere) {
+  function suspectBox(box, group, pid, host, stillHere) {
     box.hidden = false;
     box.dataset.state = "loading";
     fill(box, h("h2", null, "Suspect"), loadingBlock("Looking for what holds the " + group + " objects of pid " + pid + " (dominator tree)…"));
-    api("suspects", { group, pid, n: 3 }).then((d) => {
+    api("suspects", Object.assign({ group, n: 3 }, workerParams(pid, host))).then((d) => {
       if (!stillHere()) return;
       box.dataset.state = "ready";
       const sus = d.suspects || [];
@@ -1341,24 +1406,24 @@
       const share = d.instances ? Math.round((100 * best.count) / d.instances) : 0;
       fill(box, h("h2", null, "Suspect ", h("span", { class: "muted small" }, "the object that retains the most " + group + " instances")),
         h("div", { class: "suspect-main", id: "suspect", dataset: { id: String(best.object.id), count: String(best.count) } },
-          treeObjLink(Object.assign({ retained: best.retained }, best.object), d.pid),
+          treeObjLink(Object.assign({ retained: best.retained }, best.object), d.pid, null, host),
           h("div", { class: "stats" },
             h("span", { class: "stat" }, h("span", { class: "stat-label" }, "holds"),
               h("b", { id: "suspect-count" }, fmtInt(best.count)), h("span", { class: "muted small" }, " of " + fmtInt(d.instances) + " (" + share + "%)")),
             h("span", { class: "stat" }, h("span", { class: "stat-label" }, "retains"), h("b", { id: "suspect-retained" }, fmtBytes(best.retained))),
-            h("a", { class: "btn small", href: hashFor("retainers", { pid: d.pid, id: best.object.id }) }, "What it retains ›"))),
+            h("a", { class: "btn small", href: hashFor("retainers", Object.assign(workerParams(d.pid, host), { id: best.object.id })) }, "What it retains ›"))),
         h("div", { class: "stat-label" }, "kept alive by"),
         h("ol", { class: "path suspect-path", id: "suspect-path" }, (best.path || []).map((step, i) =>
           h("li", { class: "path-step" + (i === best.path.length - 1 ? " target" : "") },
             step.via ? h("div", { class: "via" }, "↳ ", h("code", null, step.via)) : h("div", { class: "via root" }, "root"),
-            treeObjLink(step.object, d.pid)))),
+            treeObjLink(step.object, d.pid, null, host)))),
         sus.length > 1 ? h("details", { class: "more-suspects" }, h("summary", null, "Other suspects (" + (sus.length - 1) + ")"),
           h("ul", { class: "obj-list" }, sus.slice(1).map((x) => h("li", null, treeObjLink(Object.assign({ retained: x.retained }, x.object), d.pid,
-            h("span", { class: "obj-via small muted" }, "holds " + fmtInt(x.count))))))) : null);
+            h("span", { class: "obj-via small muted" }, "holds " + fmtInt(x.count)), host))))) : null);
     }, (err) => {
       if (!stillHere()) return;
       box.dataset.state = "error";
-      fill(box, h("h2", null, "Suspect"), errorBox(err, () => suspectBox(box, group, pid, stillHere)));
+      fill(box, h("h2", null, "Suspect"), errorBox(err, () => suspectBox(box, group, pid, host, stillHere)));
     });
   }
 
@@ -1374,35 +1439,32 @@
       const stillHere = () => my === seq;
       const p = r.params;
       const pid = /^\d{1,7}$/.test(p.get("pid") || "") ? p.get("pid") : "";
+      const host = pid ? hostParam(p) : "";
+      const wp = (x) => workerParams(x, host);
       const id = /^\d{1,18}$/.test(p.get("id") || "") ? p.get("id") : "";
       const trail = (p.get("trail") || "").split(",").filter((x) => /^\d{1,18}$/.test(x)).slice(-20);
       const worker = h("select", { id: "retainers-worker", "aria-label": "Worker" });
-      const fillWorkers = () => {
-        fill(worker, h("option", { value: "" }, "Answering worker"));
-        for (const pr of (procsData && procsData.procs) || []) if (pr.alive && ![...worker.options].some((o) => o.value === String(pr.pid)))
-          worker.append(h("option", { value: String(pr.pid) }, "pid " + pr.pid));
-        if (pid) ensureOption(worker, pid, "pid " + pid); else worker.value = "";
-      };
+      const fillWorkers = () => fillWorkerSelect(worker, ["", "Answering worker"], pid, host, { alive: true, label: (pr, who) => who });
       fillWorkers();
       loadProcs().then(() => { if (stillHere()) fillWorkers(); }, () => {});
-      worker.addEventListener("change", () => navigate(hashFor("retainers", { pid: worker.value })));
+      worker.addEventListener("change", () => { const w = parseWorkerValue(worker.value); navigate(hashFor("retainers", workerParams(w.pid, w.host))); });
       const head = h("div", { class: "bar-row", id: "retainers-head" });
       const results = h("div", { id: "results", dataset: { state: "loading" } },
-        loadingBlock("Asking " + (pid ? "pid " + pid : "the answering worker") + " for its dominator tree (the first request takes a snapshot of its heap)…"));
+        loadingBlock("Asking " + (pid ? "pid " + pid + (host ? " on " + host : "") : "the answering worker") + " for its dominator tree (the first request takes a snapshot of its heap)…"));
       main.append(h("h1", { class: "page-title" }, "Biggest retainers"),
         h("p", { class: "muted small" }, "Each object with what it alone keeps alive (its retained size), largest first. Click a row to see what it retains."),
         h("section", { class: "toolbar" }, field("Worker", worker)), head, results);
       let offset = 0;
       async function page() {
         try {
-          const d = await api("retainers", { pid: pid || null, id: id || null, offset: offset || null, limit: LIMIT });
+          const d = await api("retainers", Object.assign(wp(pid), { id: id || null, offset: offset || null, limit: LIMIT }));
           if (!stillHere()) return;
           const at = String(d.pid);
           if (offset === 0) {
             const crumbs = h("nav", { class: "crumbs tree-crumbs", id: "retainers-crumbs" },
-              h("a", { href: hashFor("retainers", { pid: at }) }, "heap of pid " + at));
-            trail.forEach((t, i) => crumbs.append(" › ", h("a", { href: hashFor("retainers", { pid: at, id: t, trail: trail.slice(0, i).join(",") }) }, "#" + t)));
-            if (d.id !== null) crumbs.append(" › ", h("a", { href: hashFor("object/" + d.id, { pid: at }) }, "#" + d.id));
+              h("a", { href: hashFor("retainers", wp(at)) }, "heap of pid " + at + (host ? " on " + host : "")));
+            trail.forEach((t, i) => crumbs.append(" › ", h("a", { href: hashFor("retainers", Object.assign(wp(at), { id: t, trail: trail.slice(0, i).join(",") || null })) }, "#" + t)));
+            if (d.id !== null) crumbs.append(" › ", h("a", { href: hashFor("object/" + d.id, wp(at)) }, "#" + d.id));
             fill(head, h("div", { class: "summary" }, crumbs,
               h("div", { class: "muted small" }, (d.id === null ? "whole heap" : "retains") + " ",
                 h("b", { id: "retainers-retained", dataset: { bytes: String(d.retained) } }, fmtBytes(d.retained)),
@@ -1417,13 +1479,13 @@
           const nextTrail = id ? trail.concat([id]).join(",") : "";
           for (const o of d.objects || []) {
             const pct = Math.max(0.5, (100 * o.retained) / (Number(list.dataset.top) || 1));
-            const drill = hashFor("retainers", { pid: at, id: o.id, trail: nextTrail || null });
+            const drill = hashFor("retainers", Object.assign(wp(at), { id: o.id, trail: nextTrail || null }));
             list.append(h("li", { class: "retainer-row", dataset: { id: String(o.id), retained: String(o.retained) } },
               h("div", { class: "bar", style: "width:" + pct.toFixed(1) + "%" }),
               h("a", { class: "obj-link tree-link drill", href: drill, title: "What it retains" },
                 h("span", { class: "obj-type mono" }, typeOf(o)), h("span", { class: "obj-repr" }, truncate(o.repr, 160)),
                 h("span", { class: "obj-size" }, h("b", null, fmtBytes(o.retained)))),
-              h("a", { class: "small open-object", href: hashFor("object/" + o.id, { pid: at }), title: "Open the object" }, "object ›")));
+              h("a", { class: "small open-object", href: hashFor("object/" + o.id, wp(at)), title: "Open the object" }, "object ›")));
           }
           offset += (d.objects || []).length;
           clear(more);
