@@ -20,6 +20,7 @@
 struct event {
     uint64_t seq;
     int any_answer;       /* a reply was stored */
+    uint64_t committed;   /* else, when nonzero: pushes up to this commit ticket are stored */
     pl_incarnation inc;   /* else: a query was posted for inc */
 };
 
@@ -55,17 +56,19 @@ static int event_matches(const struct event *e, const pl_remote_wait *w)
 {
     if (e->any_answer)
         return w->kind == PL_WAIT_ANSWER;
+    if (e->committed)
+        return w->kind == PL_WAIT_COMMIT && w->ticket <= e->committed;
     return w->kind == PL_WAIT_QUERY && e->inc.pid == w->inc.pid && e->inc.start == w->inc.start;
 }
 
-/* pl_remote's notify: wakes the parked requests the event concerns. */
-static void on_event(void *ctx, const pl_incarnation *inc)
+/* Records an event and wakes the parked requests it concerns. */
+static void post_event(struct central *c, const pl_incarnation *inc, uint64_t committed)
 {
-    struct central *c = ctx;
     pthread_mutex_lock(&c->lock);
     struct event *e = &c->ring[c->seq % RING];
     e->seq = ++c->seq;
-    e->any_answer = inc == NULL;
+    e->any_answer = inc == NULL && !committed;
+    e->committed = committed;
     if (inc)
         e->inc = *inc;
     for (struct central_conn *cc = c->parked, *next; cc; cc = next) {
@@ -76,6 +79,18 @@ static void on_event(void *ctx, const pl_incarnation *inc)
         }
     }
     pthread_mutex_unlock(&c->lock);
+}
+
+/* pl_remote's notify: a query posted for inc, or (NULL) a reply stored. */
+static void on_event(void *ctx, const pl_incarnation *inc)
+{
+    post_event(ctx, inc, 0);
+}
+
+/* The committer's: the pushes up to ticket `upto` are stored. */
+static void on_committed(void *ctx, uint64_t upto)
+{
+    post_event(ctx, NULL, upto);
 }
 
 static void *tick(void *arg)
@@ -124,6 +139,8 @@ int central_new(struct central **out, pl_store *store, const char *token, int re
     opt.read_only = read_only;
     opt.notify = on_event;
     opt.notify_ctx = c;
+    opt.committed = read_only ? NULL : on_committed;
+    opt.committed_ctx = c;
     const char *poll_ms = getenv("PYLOOT_POLL_MS"); /* tests: a shorter long poll */
     if (poll_ms && atoi(poll_ms) > 0 && atoi(poll_ms) <= (int)PL_REMOTE_POLL_MS)
         opt.poll_ms = (uint32_t)atoi(poll_ms);
@@ -199,8 +216,9 @@ int central_request(struct central *c, struct MHD_Connection *conn, struct centr
     if (cc->parked) {
         cc->parked = 0;
         if (stopping) {
-            pl_remote_abandon(c->remote, &cc->wait);
-            pl_http_error(&resp, 503, "the pyloot server is stopping");
+            /* A queued push still gets its own answer (its commit is at
+             * most one transaction away); other waits answer 503. */
+            pl_remote_finish(c->remote, &cc->wait, &resp);
             rc = PL_REMOTE_DONE;
         } else {
             rc = pl_remote_continue(c->remote, &cc->wait, pl_now_ms(), &resp, &ticket);
