@@ -216,6 +216,10 @@ static struct worker **find_worker(pl_remote *r, const char *host, uint32_t pid,
 
 static const struct id_pair *map_find(const struct id_pair *ids, size_t n, uint32_t local)
 {
+    /* Workers hand out their ids in sequence, so a map is usually dense:
+     * look where the id would be before searching. */
+    if (n && local >= ids[0].local && local - ids[0].local < n && ids[local - ids[0].local].local == local)
+        return &ids[local - ids[0].local];
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -496,8 +500,10 @@ static int handle_samples(pl_remote *r, const pl_remote_request *req, pl_respons
     rc = w ? 0 : ENOMEM;
     if (w) {
         int fresh = (m.flags & PL_INGEST_NEW_SPACE) != 0;
-        rc = map_merge(fresh ? NULL : w->ids, fresh ? 0 : w->n_ids, ann, n_ann, &merged, &n_merged);
-        if (!rc) {
+        /* Most pushes announce nothing: the map stays as it is. */
+        if (fresh || n_ann || !w->ids)
+            rc = map_merge(fresh ? NULL : w->ids, fresh ? 0 : w->n_ids, ann, n_ann, &merged, &n_merged);
+        if (!rc && merged) {
             free(w->ids);
             w->ids = merged;
             w->n_ids = n_merged;
@@ -523,8 +529,11 @@ static int handle_samples(pl_remote *r, const pl_remote_request *req, pl_respons
     }
     for (size_t i = 0; i < m.n_samples; i++) {
         pl_type_count *c = counts + m.samples[i].first;
-        size_t n = m.samples[i].n;
-        qsort(c, n, sizeof *c, cmp_count);
+        size_t n = m.samples[i].n, k = 1;
+        while (k < n && c[k - 1].type_id < c[k].type_id)
+            k++;
+        if (k < n) /* store ids usually follow the worker's ids: then already sorted */
+            qsort(c, n, sizeof *c, cmp_count);
         for (size_t j = 1; j < n; j++)
             if (c[j].type_id == c[j - 1].type_id) {
                 fail(resp, 400, "two type ids of the sample at %" PRId64 " name the same type", m.samples[i].time_ms);

@@ -65,7 +65,10 @@ static int prepare_sample(const pl_store_sample *smp, pl_type_count **out, size_
     for (i = 0; i < smp->n; i++)
         if (smp->counts[i].count || smp->counts[i].bytes)
             sorted[k++] = smp->counts[i];
-    qsort(sorted, k, sizeof *sorted, cmp_count_id);
+    for (i = 1; i < k && sorted[i - 1].type_id < sorted[i].type_id; i++)
+        ;
+    if (i < k) /* senders often give them sorted already */
+        qsort(sorted, k, sizeof *sorted, cmp_count_id);
     for (i = 1; i < k; i++) {
         if (sorted[i].type_id == sorted[i - 1].type_id) {
             rc = PL_EBADARG;
