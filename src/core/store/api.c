@@ -135,6 +135,46 @@ out:
     return rc;
 }
 
+static int same_inc(const pl_incarnation *a, const pl_incarnation *b)
+{
+    return a->pid == b->pid && a->start == b->start;
+}
+
+/* Index of the last stored item of items[i]'s incarnation (i itself when
+ * none follows). */
+static size_t last_of_inc(const pl_store_batch_item *items, size_t n, size_t i)
+{
+    size_t j, last = i;
+
+    for (j = i + 1; j < n; j++)
+        if (items[j].rc == 0 && same_inc(&items[j].inc, &items[i].inc))
+            last = j;
+    return last;
+}
+
+/* Compacts, in nested transactions of the batch's, the incarnations whose
+ * log grew past WINDOW, so that their compaction shares the batch's commit
+ * instead of costing one of its own. A nested failure (MDB_MAP_FULL, a
+ * type too noisy ...) aborts only the compaction: the samples stay in the
+ * log and after_commit tries again in a transaction of its own. */
+static void compact_in_batch(pl_store *s, MDB_txn *txn, struct batch *b)
+{
+    size_t i;
+    int rc;
+
+    for (i = 0; i < b->n; i++) {
+        pl_store_batch_item *item = &b->items[i];
+
+        if (item->rc || !item->n_samples || last_of_inc(b->items, b->n, i) != i || b->recs[i].n_log <= WINDOW)
+            continue;
+        rc = compact_nested(s, txn, &item->inc, 1, WINDOW);
+        if (rc == PL_ETOOBIG)
+            rc = compact_nested(s, txn, &item->inc, 0, WINDOW);
+        if (rc == 0)
+            rec_get(s, txn, &item->inc, &b->recs[i]);
+    }
+}
+
 /* The batch's one write transaction. *over is set when the used pages
  * exceed max_bytes. */
 static int batch_txn(pl_store *s, struct batch *b, int *over)
@@ -154,6 +194,8 @@ static int batch_txn(pl_store *s, struct batch *b, int *over)
             break;
         k += item->n_samples;
     }
+    if (rc == 0)
+        compact_in_batch(s, txn, b);
     if (rc == 0)
         *over = used_bytes(s, txn) > max_bytes(s);
     rc = txn_end(s, txn, rc);
@@ -187,11 +229,6 @@ static int after_commit(pl_store *s, const pl_incarnation *inc, const struct pro
         rc = retain_inc(s, inc, time_ms);
 out:
     return rc;
-}
-
-static int same_inc(const pl_incarnation *a, const pl_incarnation *b)
-{
-    return a->pid == b->pid && a->start == b->start;
 }
 
 /* Appends a batch in one transaction (see store.h). Due store-wide

@@ -459,6 +459,9 @@ int remote_register_txn(pl_store *s, MDB_txn *txn, const pl_proc_info *info, int
 
 /* Moves the oldest `want` log samples of inc into a window (one transaction). */
 int compact_txn(pl_store *s, const pl_incarnation *inc, int allow_merge, uint32_t want);
+/* The same, nested in the write transaction `parent` (NULL: its own): a
+ * failure aborts only the nested transaction, never what parent wrote. */
+int compact_nested(pl_store *s, MDB_txn *parent, const pl_incarnation *inc, int allow_merge, uint32_t want);
 
 /* ---- mailbox.c ---- */
 
