@@ -46,23 +46,21 @@ static size_t take(pl_committer *c, pl_commit_job **batch)
 }
 
 /* Stores one batch: the items are copied into one array for the store
- * (the jobs stay where they are), then the results copied back. */
+ * (the jobs stay where they are), then the results copied back. An error
+ * of the work after the commit (compaction, trims) leaves the stored items
+ * stored: their rc stays 0 and they answer success. */
 static void commit_batch(pl_committer *c, pl_commit_job **batch, size_t n, pl_store_batch_item *items)
 {
     size_t i;
-    int rc;
 
     for (i = 0; i < n; i++)
         items[i] = batch[i]->item;
-    rc = pl_store_append_batch(c->store, items, n);
+    pl_store_append_batch(c->store, items, n);
     for (i = 0; i < n; i++) {
         batch[i]->item.rc = items[i].rc;
         batch[i]->item.inc = items[i].inc;
-        /* An error after the commit (compaction, trims) leaves the stored
-         * items stored: they answer success. */
         batch[i]->rc = items[i].rc;
     }
-    (void)rc;
 }
 
 static void *run(void *arg)
