@@ -8,11 +8,12 @@
    heap (gzip'ed JSON of every object, HTTPRemoteBackend.store). The original
    runs in its own interpreter (--seed-python: a venv with
    `pip install pyloot==0.1.0`); without it that part is skipped.
-2. Ingest: 8 pushing workers (threads, keep-alive connections) send
+2. Ingest: 8 pushing workers (threads, keep-alive connections; --pushers) send
    5,000-type samples to a `pyloot` server on loopback for a fixed time, one
    sample per message and 8 per message, with the store on disk and on tmpfs
-   (/dev/shm: the fsync of each commit costs nothing there). Goal >= 1,000
-   samples/s.
+   (/dev/shm: the fsync of each commit costs nothing there), each against the
+   same server with group commit off (PYLOOT_GROUP_COMMIT=0: one write
+   transaction per push) as the baseline. Goal >= 1,000 samples/s.
 3. The merged history page over 100 hosts x 8 workers (800 pushed
    incarnations, 24 samples of 500 types each, 30 s apart; they declare a
    10-minute interval so that all stay alive while the store is filled):
@@ -104,10 +105,14 @@ def wire_bytes(seed_python):
 
 
 class Server:
-    def __init__(self, exe, db):
+    def __init__(self, exe, db, group_commit=True):
         self.port = free_port()
+        env = dict(os.environ)
+        if not group_commit:
+            env["PYLOOT_GROUP_COMMIT"] = "0"  # one transaction per push: the baseline
         self.proc = subprocess.Popen([exe, "-h", "127.0.0.1", "-p", str(self.port), "--db", db],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                                     env=env)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -147,9 +152,9 @@ def post(conn, body):
         raise RuntimeError("push: %d %s" % (r.status, data[:200]))
 
 
-def ingest(exe, dirpath, per_message, seconds, workers=8, n_types=5000):
+def ingest(exe, dirpath, per_message, seconds, workers=8, n_types=5000, group_commit=True):
     db = tempfile.mkdtemp(prefix="bench-ingest-", dir=dirpath)
-    server = Server(exe, db)
+    server = Server(exe, db, group_commit)
     try:
         types = {i: "bench.app.Type%d" % i for i in range(n_types)}
         bodies = []
@@ -224,6 +229,7 @@ def main():
     ap.add_argument("--parts", default="123", help="which parts to run (default all: 123)")
     ap.add_argument("--instances", type=int, default=20, help="part 1: instances of each of the 5,000 classes")
     ap.add_argument("--exe", default=os.path.join(ROOT, "build", "pyloot"))
+    ap.add_argument("--pushers", type=int, default=8, help="part 2: pushing workers (threads)")
     args = ap.parse_args()
     secs = 4 if args.quick else 10
     global INSTANCES
@@ -240,11 +246,15 @@ def main():
 
 
 def ingest_part(args, secs):
-    print("2. ingest of 5,000-type samples, 8 pushing workers on loopback, %d s each (goal >= 1,000 samples/s)" % secs)
+    print("2. ingest of 5,000-type samples, %d pushing workers on loopback, %d s each (goal >= 1,000 samples/s)"
+          % (args.pushers, secs))
+    print("   group commit against one transaction per push (PYLOOT_GROUP_COMMIT=0), same server binary")
     for where in ("/tmp", "/dev/shm"):
         for per in (1, 8):
-            rate, size = ingest(args.exe, where, per, secs)
-            print("   store in %-8s %d sample(s) per message (%6d bytes): %7.0f samples/s" % (where, per, size, rate))
+            base, _ = ingest(args.exe, where, per, secs, args.pushers, group_commit=False)
+            rate, size = ingest(args.exe, where, per, secs, args.pushers)
+            print("   store in %-8s %d sample(s) per message (%6d bytes): %7.0f samples/s (one txn per push: %5.0f; %.2fx)"
+                  % (where, per, size, rate, base, rate / base))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@
 struct event {
     uint64_t seq;
     int any_answer;       /* a reply was stored */
+    uint64_t committed;   /* else, when nonzero: pushes up to this commit ticket are stored */
     pl_incarnation inc;   /* else: a query was posted for inc */
 };
 
@@ -55,17 +56,21 @@ static int event_matches(const struct event *e, const pl_remote_wait *w)
 {
     if (e->any_answer)
         return w->kind == PL_WAIT_ANSWER;
+    if (e->committed)
+        return w->kind == PL_WAIT_COMMIT && w->ticket <= e->committed;
     return w->kind == PL_WAIT_QUERY && e->inc.pid == w->inc.pid && e->inc.start == w->inc.start;
 }
 
-/* pl_remote's notify: wakes the parked requests the event concerns. */
-static void on_event(void *ctx, const pl_incarnation *inc)
+/* Records an event and wakes the parked requests it concerns. */
+static void post_event(struct central *c, const pl_incarnation *inc, uint64_t committed)
 {
-    struct central *c = ctx;
     pthread_mutex_lock(&c->lock);
+    /* Stored at its own sequence number, where park() looks for it. */
+    c->seq++;
     struct event *e = &c->ring[c->seq % RING];
-    e->seq = ++c->seq;
-    e->any_answer = inc == NULL;
+    e->seq = c->seq;
+    e->any_answer = inc == NULL && !committed;
+    e->committed = committed;
     if (inc)
         e->inc = *inc;
     for (struct central_conn *cc = c->parked, *next; cc; cc = next) {
@@ -76,6 +81,18 @@ static void on_event(void *ctx, const pl_incarnation *inc)
         }
     }
     pthread_mutex_unlock(&c->lock);
+}
+
+/* pl_remote's notify: a query posted for inc, or (NULL) a reply stored. */
+static void on_event(void *ctx, const pl_incarnation *inc)
+{
+    post_event(ctx, inc, 0);
+}
+
+/* The committer's: the pushes up to ticket `upto` are stored. */
+static void on_committed(void *ctx, uint64_t upto)
+{
+    post_event(ctx, NULL, upto);
 }
 
 static void *tick(void *arg)
@@ -124,6 +141,11 @@ int central_new(struct central **out, pl_store *store, const char *token, int re
     opt.read_only = read_only;
     opt.notify = on_event;
     opt.notify_ctx = c;
+    /* PYLOOT_GROUP_COMMIT=0: one transaction per push, stored on the HTTP
+     * thread (the benchmark's baseline). */
+    const char *group = getenv("PYLOOT_GROUP_COMMIT");
+    opt.committed = read_only || (group && strcmp(group, "0") == 0) ? NULL : on_committed;
+    opt.committed_ctx = c;
     const char *poll_ms = getenv("PYLOOT_POLL_MS"); /* tests: a shorter long poll */
     if (poll_ms && atoi(poll_ms) > 0 && atoi(poll_ms) <= (int)PL_REMOTE_POLL_MS)
         opt.poll_ms = (uint32_t)atoi(poll_ms);
@@ -162,20 +184,27 @@ static enum MHD_Result send_answer(struct MHD_Connection *conn, const pl_respons
     return ret;
 }
 
-/* Parks a request: suspended first, then listed, unless an event it waits
- * for came since its last look (then resumed at once to look again). */
-static void park(struct central *c, struct MHD_Connection *conn, struct central_conn *cc)
+/* Parks a request (suspended and listed, under the lock so no event can
+ * slip between the look and the listing) unless an event it waits for came
+ * since its last look. Returns 1 parked, 0 to look again now (not
+ * suspended: resuming a connection inside its own handler call is avoided),
+ * -1 when the server stops. */
+static int park(struct central *c, struct MHD_Connection *conn, struct central_conn *cc)
 {
-    cc->mhd = conn;
-    cc->parked = 1;
-    MHD_suspend_connection(conn);
+    int ret = 1;
     pthread_mutex_lock(&c->lock);
-    int missed = c->stopping || c->seq - cc->seq > RING;
+    int missed = c->seq - cc->seq > RING;
     for (uint64_t s = cc->seq + 1; !missed && s <= c->seq; s++)
         missed = event_matches(&c->ring[s % RING], &cc->wait);
-    if (missed) {
-        MHD_resume_connection(conn);
+    cc->seq = c->seq;
+    if (c->stopping) {
+        ret = -1;
+    } else if (missed) {
+        ret = 0;
     } else {
+        cc->mhd = conn;
+        cc->parked = 1;
+        MHD_suspend_connection(conn);
         cc->next = c->parked;
         cc->prev = NULL;
         if (c->parked)
@@ -184,6 +213,7 @@ static void park(struct central *c, struct MHD_Connection *conn, struct central_
         cc->listed = 1;
     }
     pthread_mutex_unlock(&c->lock);
+    return ret;
 }
 
 int central_request(struct central *c, struct MHD_Connection *conn, struct central_conn *cc, const pl_request *req)
@@ -199,8 +229,9 @@ int central_request(struct central *c, struct MHD_Connection *conn, struct centr
     if (cc->parked) {
         cc->parked = 0;
         if (stopping) {
-            pl_remote_abandon(c->remote, &cc->wait);
-            pl_http_error(&resp, 503, "the pyloot server is stopping");
+            /* A queued push still gets its own answer (its commit is at
+             * most one transaction away); other waits answer 503. */
+            pl_remote_finish(c->remote, &cc->wait, &resp);
             rc = PL_REMOTE_DONE;
         } else {
             rc = pl_remote_continue(c->remote, &cc->wait, pl_now_ms(), &resp, &ticket);
@@ -217,10 +248,18 @@ int central_request(struct central *c, struct MHD_Connection *conn, struct centr
         if (rc == PL_REMOTE_PASS)
             return -1; /* the shared handler answers, applying the access rule (token, cookie, peer) itself */
     }
-    if (rc == PL_REMOTE_WAIT) {
+    while (rc == PL_REMOTE_WAIT) {
         pl_response_free(&resp);
-        park(c, conn, cc);
-        return MHD_YES;
+        memset(&resp, 0, sizeof resp);
+        int how = park(c, conn, cc);
+        if (how > 0)
+            return MHD_YES;
+        if (how < 0) {
+            pl_remote_finish(c->remote, &cc->wait, &resp);
+            rc = PL_REMOTE_DONE;
+        } else {
+            rc = pl_remote_continue(c->remote, &cc->wait, pl_now_ms(), &resp, &ticket);
+        }
     }
     enum MHD_Result ret = send_answer(conn, &resp, ticket);
     pl_response_free(&resp);

@@ -41,6 +41,7 @@ struct worker {
 
 struct pl_remote {
     pl_remote_options opt;
+    pl_committer *committer;         /* group commit; NULL: pushes stored on the caller's thread */
     pthread_mutex_t lock;
     struct worker *buckets[BUCKETS]; /* protected by lock */
     size_t n_workers;                /* protected by lock */
@@ -60,6 +61,14 @@ int pl_remote_new(pl_remote **out, const pl_remote_options *opt)
     if (pthread_mutex_init(&r->lock, NULL)) {
         free(r);
         return ENOMEM;
+    }
+    if (opt->committed) {
+        int rc = pl_committer_new(&r->committer, opt->store, opt->committed, opt->committed_ctx);
+        if (rc) {
+            pthread_mutex_destroy(&r->lock);
+            free(r);
+            return rc;
+        }
     }
     *out = r;
     return 0;
@@ -84,6 +93,7 @@ void pl_remote_free(pl_remote *r)
 {
     if (!r)
         return;
+    pl_committer_free(r->committer);
     drop_workers(r);
     pthread_mutex_destroy(&r->lock);
     free(r);
@@ -206,6 +216,10 @@ static struct worker **find_worker(pl_remote *r, const char *host, uint32_t pid,
 
 static const struct id_pair *map_find(const struct id_pair *ids, size_t n, uint32_t local)
 {
+    /* Workers hand out their ids in sequence, so a map is usually dense:
+     * look where the id would be before searching. */
+    if (n && local >= ids[0].local && local - ids[0].local < n && ids[local - ids[0].local].local == local)
+        return &ids[local - ids[0].local];
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -299,8 +313,85 @@ static int ids_known(const pl_ingest_msg *m, const struct id_pair *announced, si
     return 1;
 }
 
-static void handle_samples(pl_remote *r, const pl_remote_request *req, pl_response *resp)
+/* A push waiting to be stored: the store item and everything it points
+ * to, owned by the job (see pyloot/committer.h). */
+struct ingest_job {
+    pl_commit_job job;          /* first: the committer hands this back */
+    pl_proc_info info;          /* the heartbeat: host, pid, start, argv, interval, rss */
+    pl_store_sample *samples;
+    pl_type_count *counts;      /* every sample's entries, by store id */
+    size_t n_samples;
+};
+
+static void job_release(pl_commit_job *job)
 {
+    struct ingest_job *j = (struct ingest_job *)job;
+    free(j->samples);
+    free(j->counts);
+    free(j);
+}
+
+static struct ingest_job *job_new(const pl_ingest_msg *m, int64_t now)
+{
+    struct ingest_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    j->samples = calloc(m->n_samples ? m->n_samples : 1, sizeof *j->samples);
+    if (!j->samples) {
+        free(j);
+        return NULL;
+    }
+    memcpy(j->info.host, m->host, sizeof m->host);
+    memcpy(j->info.argv, m->argv, sizeof j->info.argv - 1);
+    j->info.inc.pid = m->pid;
+    j->info.inc.start = m->start;
+    j->info.interval_ms = m->interval_ms;
+    j->info.rss = m->rss;
+    j->info.stats.collection_us = m->collection_us;
+    j->info.stats.gil_held_us = m->gil_held_us;
+    j->n_samples = m->n_samples;
+    j->job.item.remote = &j->info;
+    j->job.item.now_ms = now;
+    j->job.item.end = (m->flags & PL_INGEST_ENDED) != 0;
+    j->job.item.samples = j->samples;
+    j->job.item.n_samples = m->n_samples;
+    j->job.bytes = sizeof *j + m->n_samples * sizeof *j->samples + m->n_entries * sizeof *j->counts;
+    j->job.release = job_release;
+    return j;
+}
+
+/* Answers a push once its item was stored (or refused), forgets the id map
+ * of an ended incarnation, and releases the job. */
+static void finish_samples(pl_remote *r, struct ingest_job *j, pl_response *resp)
+{
+    const pl_store_batch_item *item = &j->job.item;
+    int rc = j->job.rc;
+    if (rc) {
+        fail(resp, store_status(rc), "storing the samples of %s pid %u failed: %s", j->info.host,
+             j->info.inc.pid, pl_strerror(rc));
+        goto out;
+    }
+    pthread_mutex_lock(&r->lock);
+    struct worker **pp = find_worker(r, j->info.host, j->info.inc.pid, j->info.inc.start), *w = *pp;
+    if (w && item->end) {
+        *pp = w->next;
+        free(w->ids);
+        free(w);
+        r->n_workers--;
+    } else if (w) {
+        w->inc = item->inc;
+    }
+    pthread_mutex_unlock(&r->lock);
+    json_ok(resp, 200);
+    pl_buf_printf(&resp->body, "{\"accepted\":%zu}", j->n_samples);
+out:
+    job_release(&j->job);
+}
+
+static int handle_samples(pl_remote *r, const pl_remote_request *req, pl_response *resp, pl_remote_wait *wait)
+{
+    struct ingest_job *job = NULL;
+    int ret = PL_REMOTE_DONE;
     pl_buf plain = PL_BUF_INIT;
     pl_ingest_msg m;
     struct id_pair *ann = NULL, *merged = NULL;
@@ -387,23 +478,6 @@ static void handle_samples(pl_remote *r, const pl_remote_request *req, pl_respon
     }
     for (size_t i = 0; i < n_ann; i++)
         ann[i].store = ids[i];
-    pl_proc_info info;
-    memset(&info, 0, sizeof info);
-    memcpy(info.host, m.host, sizeof m.host);
-    memcpy(info.argv, m.argv, sizeof info.argv - 1);
-    info.inc.pid = m.pid;
-    info.inc.start = m.start;
-    info.interval_ms = m.interval_ms;
-    info.rss = m.rss;
-    info.stats.collection_us = m.collection_us;
-    info.stats.gil_held_us = m.gil_held_us;
-    pl_incarnation inc;
-    rc = pl_store_remote_register(r->opt.store, &info, now, &inc);
-    if (rc) {
-        fail(resp, store_status(rc), "registering %s pid %u failed: %s", m.host, m.pid, pl_strerror(rc));
-        goto done;
-    }
-
     /* Install the map, then translate every entry under the same lock. */
     counts = malloc((m.n_entries ? m.n_entries : 1) * sizeof *counts);
     if (!counts) {
@@ -427,10 +501,11 @@ static void handle_samples(pl_remote *r, const pl_remote_request *req, pl_respon
     }
     rc = w ? 0 : ENOMEM;
     if (w) {
-        w->inc = inc;
         int fresh = (m.flags & PL_INGEST_NEW_SPACE) != 0;
-        rc = map_merge(fresh ? NULL : w->ids, fresh ? 0 : w->n_ids, ann, n_ann, &merged, &n_merged);
-        if (!rc) {
+        /* Most pushes announce nothing: the map stays as it is. */
+        if (fresh || n_ann || !w->ids)
+            rc = map_merge(fresh ? NULL : w->ids, fresh ? 0 : w->n_ids, ann, n_ann, &merged, &n_merged);
+        if (!rc && merged) {
             free(w->ids);
             w->ids = merged;
             w->n_ids = n_merged;
@@ -456,44 +531,48 @@ static void handle_samples(pl_remote *r, const pl_remote_request *req, pl_respon
     }
     for (size_t i = 0; i < m.n_samples; i++) {
         pl_type_count *c = counts + m.samples[i].first;
-        size_t n = m.samples[i].n;
-        qsort(c, n, sizeof *c, cmp_count);
+        size_t n = m.samples[i].n, k = 1;
+        while (k < n && c[k - 1].type_id < c[k].type_id)
+            k++;
+        if (k < n) /* store ids usually follow the worker's ids: then already sorted */
+            qsort(c, n, sizeof *c, cmp_count);
         for (size_t j = 1; j < n; j++)
             if (c[j].type_id == c[j - 1].type_id) {
                 fail(resp, 400, "two type ids of the sample at %" PRId64 " name the same type", m.samples[i].time_ms);
                 goto done;
             }
     }
-    size_t stored = 0;
-    for (size_t i = 0; i < m.n_samples; i++) {
-        rc = pl_store_append(r->opt.store, &inc, m.samples[i].time_ms, counts + m.samples[i].first,
-                             m.samples[i].n);
+    /* Queue (or store now) the incarnation's heartbeat, its samples and
+     * its end as one item: stored whole or not at all. */
+    job = job_new(&m, now);
+    if (!job) {
+        fail(resp, 503, "out of memory");
+        goto done;
+    }
+    job->counts = counts;
+    counts = NULL;
+    for (size_t i = 0; i < m.n_samples; i++)
+        job->samples[i] = (pl_store_sample){m.samples[i].time_ms, job->counts + m.samples[i].first, m.samples[i].n};
+    if (r->committer) {
+        rc = pl_committer_submit(r->committer, &job->job, &wait->ticket);
         if (rc) {
-            fail(resp, store_status(rc), "storing a sample failed after %zu of %zu: %s", stored, m.n_samples,
-                 pl_strerror(rc));
+            fail(resp, 503, "the pyloot server is stopping");
             goto done;
         }
-        stored++;
+        wait->kind = PL_WAIT_COMMIT;
+        wait->job = &job->job;
+        wait->deadline_ms = INT64_MAX; /* a push waits for its commit, however long the disk takes */
+        job = NULL;
+        ret = PL_REMOTE_WAIT;
+        goto done;
     }
-    if (m.flags & PL_INGEST_ENDED) {
-        rc = pl_store_end(r->opt.store, &inc, now);
-        if (rc) {
-            fail(resp, store_status(rc), "marking %s pid %u ended failed: %s", m.host, m.pid, pl_strerror(rc));
-            goto done;
-        }
-        pthread_mutex_lock(&r->lock);
-        pp = find_worker(r, m.host, m.pid, m.start);
-        if ((w = *pp)) {
-            *pp = w->next;
-            free(w->ids);
-            free(w);
-            r->n_workers--;
-        }
-        pthread_mutex_unlock(&r->lock);
-    }
-    json_ok(resp, 200);
-    pl_buf_printf(&resp->body, "{\"accepted\":%zu}", stored);
+    rc = pl_store_append_batch(r->opt.store, &job->job.item, 1);
+    job->job.rc = job->job.item.rc;
+    finish_samples(r, job, resp);
+    job = NULL;
 done:
+    if (job)
+        job_release(&job->job);
     free(counts);
     free(ids);
     free(lens);
@@ -502,6 +581,7 @@ done:
     free(ann);
     pl_ingest_msg_free(&m);
     pl_buf_free(&plain);
+    return ret;
 }
 
 /* ---- GET /api/remote/poll ---- */
@@ -752,8 +832,7 @@ int pl_remote_handle(pl_remote *r, const pl_remote_request *req, pl_response *re
     memset(w, 0, sizeof *w);
     if (strcmp(path, "/api/samples") == 0) {
         memset(resp, 0, sizeof *resp);
-        handle_samples(r, req, resp);
-        return PL_REMOTE_DONE;
+        return handle_samples(r, req, resp, w);
     }
     if (strcmp(path, "/api/remote/poll") == 0) {
         memset(resp, 0, sizeof *resp);
@@ -775,13 +854,34 @@ int pl_remote_handle(pl_remote *r, const pl_remote_request *req, pl_response *re
 int pl_remote_continue(pl_remote *r, pl_remote_wait *w, int64_t now_ms, pl_response *resp, uint64_t *ticket_header)
 {
     *ticket_header = 0;
+    if (w->kind == PL_WAIT_COMMIT) {
+        if (!pl_committer_collect(r->committer, w->job, 0))
+            return PL_REMOTE_WAIT;
+        finish_samples(r, (struct ingest_job *)w->job, resp);
+        w->job = NULL;
+        return PL_REMOTE_DONE;
+    }
     if (w->kind == PL_WAIT_QUERY)
         return try_take(r, w, now_ms, resp, ticket_header);
     return try_result(r, w, now_ms, resp);
 }
 
+void pl_remote_finish(pl_remote *r, pl_remote_wait *w, pl_response *resp)
+{
+    if (w->kind == PL_WAIT_COMMIT && w->job) {
+        pl_committer_collect(r->committer, w->job, 1);
+        finish_samples(r, (struct ingest_job *)w->job, resp);
+        w->job = NULL;
+        return;
+    }
+    pl_remote_abandon(r, w);
+    pl_http_error(resp, 503, "the pyloot server is stopping");
+}
+
 void pl_remote_abandon(pl_remote *r, const pl_remote_wait *w)
 {
+    if (w->kind == PL_WAIT_COMMIT && w->job)
+        pl_committer_abandon(r->committer, w->job);
     if (w->kind == PL_WAIT_ANSWER)
         pl_store_mailbox_cancel(r->opt.store, w->ticket);
 }

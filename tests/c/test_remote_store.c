@@ -5,6 +5,8 @@
  * take mailbox requests; a schema-1 store is migrated by a writable open,
  * read as it is by a read-only one, and a newer schema is refused. */
 #include <ftw.h>
+#include <pthread.h>
+#include <time.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -415,10 +417,255 @@ static void test_routes(void)
     remove_dir(dir);
 }
 
+/* ---- pl_store_append_batch ---- */
+
+static const pl_proc_info *find_host(const pl_proc_info *procs, size_t n, const char *host)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(procs[i].host, host) == 0)
+            return &procs[i];
+    return NULL;
+}
+
+/* Several incarnations (one twice) in one transaction, with bad items
+ * among them: each bad item fails alone and stores nothing, the good ones
+ * are all stored, a time stepping back is moved after the previous one,
+ * and the end is applied after the samples. */
+static void test_batch(void)
+{
+    char *dir = make_dir();
+    pl_store *s = open_at(dir, 0, NULL);
+    const char *names[3] = {"app.A", "app.B", "app.C"};
+    size_t lens[3] = {5, 5, 5};
+    uint32_t ids[3];
+    CHECK_OK(pl_store_type_ids(s, names, lens, 3, ids));
+    pl_proc_info w1 = worker("web-1", 77, 5, 1000), w2 = worker("web-2", 77, 5, 1000);
+    pl_proc_info bad = worker("bad-1", 78, 5, 1000), nohost = worker("", 79, 5, 1000);
+    int64_t t = pl_now_ms() - 10000;
+    pl_type_count a[2] = {{ids[1], 2, 20}, {ids[0], 1, 10}}; /* unsorted on purpose */
+    pl_type_count b[1] = {{ids[2], 9, 90}};
+    pl_type_count dup[2] = {{ids[0], 1, 1}, {ids[0], 2, 2}};
+    pl_type_count unknown[1] = {{ids[2] + 100, 1, 1}};
+    pl_store_sample s1[2] = {{t, a, 2}, {t + 1000, a, 2}};
+    pl_store_sample s2[1] = {{t, b, 1}};
+    pl_store_sample s3[1] = {{t - 5000, b, 1}}; /* before w1's last: moved after it */
+    pl_store_sample s_dup[2] = {{t, a, 2}, {t + 1, dup, 2}};
+    pl_store_sample s_unknown[1] = {{t, unknown, 1}};
+    pl_store_sample s_neg[1] = {{-1, a, 2}};
+    pl_store_batch_item items[8];
+    memset(items, 0, sizeof items);
+    items[0] = (pl_store_batch_item){.remote = &w1, .now_ms = t, .samples = s1, .n_samples = 2};
+    items[1] = (pl_store_batch_item){.remote = &bad, .now_ms = t, .samples = s_dup, .n_samples = 2};
+    items[2] = (pl_store_batch_item){.remote = &w2, .now_ms = t, .samples = s2, .n_samples = 1};
+    items[3] = (pl_store_batch_item){.remote = &bad, .now_ms = t, .samples = s_unknown, .n_samples = 1};
+    items[4] = (pl_store_batch_item){.remote = &w1, .now_ms = t + 2000, .samples = s3, .n_samples = 1};
+    items[5] = (pl_store_batch_item){.inc = {4242, 1}, .samples = s2, .n_samples = 1}; /* never registered */
+    items[6] = (pl_store_batch_item){.remote = &nohost, .now_ms = t, .samples = s2, .n_samples = 1};
+    items[7] = (pl_store_batch_item){.remote = &w2, .now_ms = t + 3000, .end = 1, .samples = s_neg, .n_samples = 1};
+    CHECK_OK(pl_store_append_batch(s, items, 8));
+    CHECK_EQ_INT(items[0].rc, 0);
+    CHECK_EQ_INT(items[1].rc, PL_EBADARG);
+    CHECK_EQ_INT(items[2].rc, 0);
+    CHECK_EQ_INT(items[3].rc, PL_EBADARG);
+    CHECK_EQ_INT(items[4].rc, 0);
+    CHECK_EQ_INT(items[5].rc, PL_ENOTFOUND);
+    CHECK_EQ_INT(items[6].rc, PL_EBADARG);
+    CHECK_EQ_INT(items[7].rc, PL_EBADARG);
+    CHECK(items[0].inc.pid == 77 && items[0].inc.start == items[4].inc.start);
+    CHECK(items[0].inc.start != items[2].inc.start);
+
+    /* The end of w2 alone (no sample) is an item too. */
+    pl_store_batch_item end = {.remote = &w2, .now_ms = t + 4000, .end = 1};
+    CHECK_OK(pl_store_append_batch(s, &end, 1));
+    CHECK_EQ_INT(end.rc, 0);
+    CHECK(end.inc.start == items[2].inc.start);
+
+    pl_proc_info *procs = NULL;
+    size_t n = 0;
+    CHECK_OK(pl_store_procs(s, &procs, &n));
+    CHECK_EQ_INT(n, 2);
+    const pl_proc_info *p1 = find_host(procs, n, "web-1"), *p2 = find_host(procs, n, "web-2");
+    CHECK(p1 && p2 && !find_host(procs, n, "bad-1"));
+    if (p1 && p2) {
+        CHECK_EQ_INT(p1->samples, 3);
+        CHECK_EQ_INT(p1->ended_ms, 0);
+        CHECK_EQ_INT(p1->last_seen_ms, t + 2000);
+        CHECK_EQ_INT(p2->samples, 1);
+        CHECK_EQ_INT(p2->ended_ms, t + 4000);
+    }
+    free(procs);
+
+    /* w1's third sample was moved 1 ms after its second. */
+    pl_history_query q;
+    memset(&q, 0, sizeof q);
+    q.q = "app.C";
+    q.pid = 77;
+    q.host = "web-1";
+    q.limit = 10;
+    q.until_ms = t + 5000;
+    q.now_ms = t + 5000;
+    pl_history *h = NULL;
+    CHECK_OK(pl_store_history(s, &q, &h));
+    if (h) {
+        CHECK_EQ_INT(h->n_types, 1);
+        if (h->n_types == 1)
+            CHECK_EQ_INT(h->types[0].count, 9);
+        pl_history_free(h);
+    }
+    pl_store_close(s);
+    remove_dir(dir);
+}
+
+/* Batches in a map too small for them: MDB_MAP_FULL makes room and retries
+ * the whole transaction; no item fails and the newest samples are kept. */
+static void test_batch_map_full(void)
+{
+    char *dir = make_dir();
+    pl_store_options opt;
+    pl_store *s = NULL;
+    memset(&opt, 0, sizeof opt);
+    opt.path = dir;
+    opt.map_size = 1u << 20;
+    opt.max_bytes = 1u << 20;
+    CHECK_OK(pl_store_open(&s, &opt));
+    if (!s)
+        return;
+    enum { NT = 300, PER = 6, ROUNDS = 120 };
+    const char *names[NT];
+    char buf[NT][24];
+    size_t lens[NT];
+    uint32_t ids[NT];
+    for (size_t k = 0; k < NT; k++) {
+        snprintf(buf[k], sizeof buf[k], "m.T%zu", k);
+        names[k] = buf[k];
+        lens[k] = strlen(buf[k]);
+    }
+    CHECK_OK(pl_store_type_ids(s, names, lens, NT, ids));
+    static pl_type_count c[PER][NT];
+    pl_proc_info w[PER];
+    pl_store_sample smp[PER];
+    pl_store_batch_item items[PER];
+    int64_t t = pl_now_ms() - 3600 * 1000;
+    int failed = 0;
+    for (size_t i = 0; i < PER; i++) {
+        char host[16];
+        snprintf(host, sizeof host, "full-%zu", i);
+        w[i] = worker(host, 10, 1, 1000);
+    }
+    for (int r = 0; r < ROUNDS; r++) {
+        for (size_t i = 0; i < PER; i++) {
+            for (size_t k = 0; k < NT; k++)
+                c[i][k] = (pl_type_count){ids[k], k * 7 + (uint64_t)r + 1, k * 100 + (uint64_t)r};
+            smp[i] = (pl_store_sample){t + r * 1000, c[i], NT};
+            items[i] = (pl_store_batch_item){.remote = &w[i], .now_ms = t + r * 1000, .samples = &smp[i], .n_samples = 1};
+        }
+        int rc = pl_store_append_batch(s, items, PER);
+        for (size_t i = 0; i < PER; i++)
+            failed += items[i].rc != 0;
+        if (rc && failed++ < 3)
+            fprintf(stderr, "  batch %d: %s\n", r, pl_strerror(rc));
+    }
+    CHECK_EQ_INT(failed, 0);
+    pl_proc_info *procs = NULL;
+    size_t n = 0;
+    CHECK_OK(pl_store_procs(s, &procs, &n));
+    CHECK_EQ_INT(n, PER);
+    for (size_t i = 0; i < n; i++)
+        CHECK(procs[i].samples > 0 && procs[i].samples < ROUNDS); /* some were dropped to make room */
+    free(procs);
+    pl_store_stat st;
+    CHECK_OK(pl_store_stat_get(s, &st));
+    CHECK(st.used_bytes <= st.max_bytes);
+    pl_store_close(s);
+    remove_dir(dir);
+}
+
+/* Group commit through the routes: a push waits (PL_WAIT_COMMIT) until
+ * the committer says its ticket is done, then answers 200; a push whose
+ * client went away is still stored and its job freed. */
+static uint64_t g_committed;
+static pthread_mutex_t g_committed_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void on_committed(void *ctx, uint64_t upto)
+{
+    (void)ctx;
+    pthread_mutex_lock(&g_committed_lock);
+    g_committed = upto;
+    pthread_mutex_unlock(&g_committed_lock);
+}
+
+static int committed_upto(uint64_t ticket)
+{
+    for (int i = 0; i < 2000; i++) { /* 20 s at most */
+        pthread_mutex_lock(&g_committed_lock);
+        int done = g_committed >= ticket;
+        pthread_mutex_unlock(&g_committed_lock);
+        if (done)
+            return 1;
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+static void test_group_commit_routes(void)
+{
+    char *dir = make_dir();
+    pl_store *s = open_at(dir, 0, NULL);
+    pl_remote *r = NULL;
+    pl_remote_options opt;
+    memset(&opt, 0, sizeof opt);
+    opt.store = s;
+    opt.committed = on_committed;
+    CHECK_OK(pl_remote_new(&r, &opt));
+    pl_buf body = PL_BUF_INIT;
+    pl_response resp;
+    uint64_t ticket = 0;
+    pl_remote_wait w;
+    push_body(&body, PL_INGEST_NEW_SPACE, 1, 1);
+    memset(&resp, 0, sizeof resp);
+    int rc = call(r, "POST", "/api/samples", NULL, &body, "application/x-pyloot-samples", NULL, &resp, &ticket, &w);
+    CHECK_EQ_INT(rc, PL_REMOTE_WAIT);
+    CHECK_EQ_INT(w.kind, PL_WAIT_COMMIT);
+    CHECK(committed_upto(w.ticket));
+    rc = pl_remote_continue(r, &w, pl_now_ms(), &resp, &ticket);
+    CHECK_EQ_INT(rc, PL_REMOTE_DONE);
+    CHECK_EQ_INT(resp.status, 200);
+    pl_response_free(&resp);
+    CHECK_EQ_INT(n_procs(s), 1);
+
+    /* Abandoned while queued: stored anyway, the job freed by the committer
+     * (ASan would report it otherwise). */
+    pl_buf_reset(&body);
+    push_body(&body, 0, 0, 1);
+    memset(&resp, 0, sizeof resp);
+    rc = call(r, "POST", "/api/samples", NULL, &body, "application/x-pyloot-samples", NULL, &resp, &ticket, &w);
+    CHECK_EQ_INT(rc, PL_REMOTE_WAIT);
+    pl_remote_abandon(r, &w);
+    CHECK(committed_upto(w.ticket));
+
+    /* Bad input is answered at once and queues nothing. */
+    pl_buf bad = PL_BUF_INIT;
+    pl_buf_puts(&bad, "not gzip");
+    memset(&resp, 0, sizeof resp);
+    rc = call(r, "POST", "/api/samples", NULL, &bad, "application/x-pyloot-samples", NULL, &resp, &ticket, &w);
+    CHECK_EQ_INT(rc, PL_REMOTE_DONE);
+    CHECK_EQ_INT(resp.status, 400);
+    pl_response_free(&resp);
+    pl_buf_free(&bad);
+    pl_buf_free(&body);
+    pl_remote_free(r);
+    pl_store_close(s);
+    remove_dir(dir);
+}
+
 int main(void)
 {
     RUN(test_routes);
     RUN(test_colliding_hosts);
     RUN(test_schema);
+    RUN(test_batch);
+    RUN(test_batch_map_full);
+    RUN(test_group_commit_routes);
     return TEST_EXIT();
 }

@@ -122,6 +122,48 @@ def test_heartbeat_and_clean_end(central):
     assert central.get("/api/remote/poll?host=h&pid=7&start=1").status == 404
 
 
+def test_concurrent_pushers_are_all_stored_once_in_order(central):
+    # Group commit: pushes that arrive while a transaction commits go into the
+    # next one. 16 workers (more than the server's HTTP threads; one pid on
+    # every host) push 8 samples each at once; every push is answered only
+    # once stored, and each worker's series is exactly its own, in order.
+    n_workers, n_pushes = 16, 8
+    t0 = (now_ms() // 1000 - 60) * 1000  # whole seconds: the history's time axis
+    results = {w: [] for w in range(n_workers)}
+
+    def run(w):
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", central.port, timeout=30)
+        try:
+            host = "pusher-%d" % w
+            for k in range(n_pushes + 1):
+                if k == 0:
+                    msg = message(host, 4000, 5, TYPES)
+                else:
+                    msg = message(host, 4000, 5, None, [sample(t0 + k * 1000, 100 * w + k, dicts=k)], flags=0)
+                conn.request("POST", "/api/samples", body=gzip.compress(msg), headers=headers())
+                r = conn.getresponse()
+                results[w].append((r.status, json.loads(r.read())))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in range(n_workers)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert not any(th.is_alive() for th in threads)
+    for w in range(n_workers):
+        assert results[w] == [(200, {"accepted": 0})] + [(200, {"accepted": 1})] * n_pushes, results[w]
+    procs = central.procs()
+    assert sorted(p["host"] for p in procs) == sorted("pusher-%d" % w for w in range(n_workers))
+    assert all(p["samples"] == n_pushes and p["pid"] == 4000 for p in procs)
+    for w in range(n_workers):
+        h = central.get("/api/history?q=app.Session&pid=4000&host=pusher-%d" % w).json()
+        assert h["times"] == [(t0 + k * 1000) / 1000 for k in range(1, n_pushes + 1)]
+        assert h["types"][0]["counts"] == [100 * w + k for k in range(1, n_pushes + 1)]
+
+
 def test_silent_worker_dies_after_its_heartbeat_window(central):
     # interval 1 s: 3 intervals are under the 10 s floor, so alive for 10 s after the push.
     assert central.push(message("h", 8, 1, TYPES, [sample(now_ms(), 1)], interval_ms=1000)).status == 200

@@ -210,6 +210,13 @@ out:
  * One transaction; nothing to do when the log is short enough. */
 int compact_txn(pl_store *s, const pl_incarnation *inc, int allow_merge, uint32_t want)
 {
+    return compact_nested(s, NULL, inc, allow_merge, want);
+}
+
+/* compact_txn in a transaction of its own (parent NULL) or nested in
+ * `parent` (see store_int.h). */
+int compact_nested(pl_store *s, MDB_txn *parent, const pl_incarnation *inc, int allow_merge, uint32_t want)
+{
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
     struct sample smp[WINDOW];
@@ -229,7 +236,8 @@ int compact_txn(pl_store *s, const pl_incarnation *inc, int allow_merge, uint32_
 
     memset(smp, 0, sizeof smp);
     inc_key(inck, inc);
-    rc = txn_begin(s, 1, &txn);
+    /* A nested transaction needs no resize lock: its parent holds it. */
+    rc = parent ? mdb_txn_begin(s->env, parent, 0, &txn) : txn_begin(s, 1, &txn);
     if (rc)
         goto out;
     rc = rec_get(s, txn, inc, &rec);
@@ -377,11 +385,14 @@ int compact_txn(pl_store *s, const pl_incarnation *inc, int allow_merge, uint32_
         goto abort;
     mdb_cursor_close(cur);
     cur = NULL;
-    rc = txn_commit(s, txn);
+    rc = parent ? mdb_txn_commit(txn) : txn_commit(s, txn);
     goto out;
 abort:
     mdb_cursor_close(cur);
-    txn_abort(s, txn);
+    if (parent)
+        mdb_txn_abort(txn);
+    else
+        txn_abort(s, txn);
 out:
     samples_free(smp, WINDOW);
     free(wins);

@@ -381,28 +381,16 @@ out:
     return rc;
 }
 
-/* Writes one sample into the log and updates the procs record, in one
- * transaction. *over is set when the used pages exceed max_bytes. */
-int append_txn(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
-                      const pl_type_count *sorted, size_t n, struct proc_rec *rec, int *over)
+/* Writes one sample (sorted, ids already checked) into the log inside txn
+ * and updates *rec, the procs record of inc as read in txn, then writes it
+ * back. A time not after the previous sample is moved to 1 ms after it. */
+int log_append(pl_store *s, MDB_txn *txn, const pl_incarnation *inc, int64_t time_ms,
+               const pl_type_count *sorted, size_t n, struct proc_rec *rec)
 {
-    MDB_txn *txn = NULL;
     uint8_t inck[INC_KEY], kb[LOG_KEY];
     int rc;
 
     inc_key(inck, inc);
-    rc = txn_begin(s, 1, &txn);
-    if (rc)
-        goto out;
-    rc = rec_get(s, txn, inc, rec);
-    if (rc)
-        goto end;
-    /* Only ids handed out by pl_store_type_ids: compaction, merges and
-     * deletions walk the groups up to the highest id. */
-    if (n && (sorted[0].type_id == 0 || sorted[n - 1].type_id > max_type_id(s, txn))) {
-        rc = PL_EBADARG;
-        goto end;
-    }
     /* Times are strictly increasing per incarnation (they are part of the
      * key); a clock that steps back is clamped rather than losing data. */
     if (rec->last_time && time_ms <= rec->last_time)
@@ -410,7 +398,7 @@ int append_txn(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
     log_key(kb, inck, (uint64_t)time_ms, 0);
     rc = put_sample_parts(txn, s->log, kb, INC_KEY + 8, sorted, n);
     if (rc)
-        goto end;
+        goto out;
     rec->samples++;
     rec->n_log++;
     rec->last_time = time_ms;
@@ -419,13 +407,15 @@ int append_txn(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
     if (time_ms > rec->last_seen_ms)
         rec->last_seen_ms = time_ms;
     rc = rec_put(s, txn, inc, rec);
-    if (rc)
-        goto end;
-    *over = used_bytes(s, txn) > max_bytes(s);
-end:
-    rc = txn_end(s, txn, rc);
 out:
     return rc;
+}
+
+/* 1 when every id of a sorted sample was given out by pl_store_type_ids
+ * (compaction, merges and deletions walk the groups up to the highest id). */
+int ids_in_range(pl_store *s, MDB_txn *txn, const pl_type_count *sorted, size_t n)
+{
+    return !n || (sorted[0].type_id != 0 && sorted[n - 1].type_id <= max_type_id(s, txn));
 }
 
 /* Replaces the first-sample snapshot of an incarnation (smp NULL: deletes

@@ -69,22 +69,17 @@ static void copy_cstr(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
-/* Registers or refreshes a pushed incarnation (see store.h). */
-int pl_store_remote_register(pl_store *s, const pl_proc_info *info, int64_t now_ms, pl_incarnation *out)
+/* Registers or refreshes a pushed incarnation inside txn (see store_int.h). */
+int remote_register_txn(pl_store *s, MDB_txn *txn, const pl_proc_info *info, int64_t now_ms,
+                        pl_incarnation *inc, struct proc_rec *rec)
 {
-    MDB_txn *txn = NULL;
-    struct proc_rec rec;
-    pl_incarnation inc;
     MDB_val k, v;
     uint64_t n = 0;
     int rc;
 
     if (!info->host[0] || !info->inc.pid || now_ms <= 0)
         return PL_EBADARG;
-    rc = txn_begin(s, 1, &txn);
-    if (rc)
-        return rc;
-    rc = find_remote(s, txn, info->host, info->inc.pid, info->inc.start, &inc, &rec);
+    rc = find_remote(s, txn, info->host, info->inc.pid, info->inc.start, inc, rec);
     if (rc == PL_ENOTFOUND) {
         k.mv_size = 6;
         k.mv_data = "remote";
@@ -99,24 +94,41 @@ int pl_store_remote_register(pl_store *s, const pl_proc_info *info, int64_t now_
         rc = mdb_put(txn, s->meta, &k, &v, 0);
         if (rc)
             goto end;
-        memset(&rec, 0, sizeof rec);
-        inc.pid = info->inc.pid;
-        inc.start = REMOTE_START | (n & ~REMOTE_START);
-        rec.first_seen_ms = now_ms;
-        rec.worker_start = info->inc.start;
-        copy_cstr(rec.host, sizeof rec.host, info->host);
+        memset(rec, 0, sizeof *rec);
+        inc->pid = info->inc.pid;
+        inc->start = REMOTE_START | (n & ~REMOTE_START);
+        rec->first_seen_ms = now_ms;
+        rec->worker_start = info->inc.start;
+        copy_cstr(rec->host, sizeof rec->host, info->host);
     } else if (rc) {
         goto end;
     }
-    copy_cstr(rec.argv, sizeof rec.argv, info->argv);
-    rec.interval_ms = info->interval_ms;
-    rec.rss = info->rss;
-    rec.collection_us = info->stats.collection_us;
-    rec.gil_held_us = info->stats.gil_held_us;
-    if (now_ms > rec.last_seen_ms)
-        rec.last_seen_ms = now_ms;
-    rc = rec_put(s, txn, &inc, &rec);
+    copy_cstr(rec->argv, sizeof rec->argv, info->argv);
+    rec->interval_ms = info->interval_ms;
+    rec->rss = info->rss;
+    rec->collection_us = info->stats.collection_us;
+    rec->gil_held_us = info->stats.gil_held_us;
+    if (now_ms > rec->last_seen_ms)
+        rec->last_seen_ms = now_ms;
+    rc = rec_put(s, txn, inc, rec);
 end:
+    return rc;
+}
+
+/* Registers or refreshes a pushed incarnation (see store.h). */
+int pl_store_remote_register(pl_store *s, const pl_proc_info *info, int64_t now_ms, pl_incarnation *out)
+{
+    MDB_txn *txn = NULL;
+    struct proc_rec rec;
+    pl_incarnation inc;
+    int rc;
+
+    if (!info->host[0] || !info->inc.pid || now_ms <= 0)
+        return PL_EBADARG;
+    rc = txn_begin(s, 1, &txn);
+    if (rc)
+        return rc;
+    rc = remote_register_txn(s, txn, info, now_ms, &inc, &rec);
     rc = txn_end(s, txn, rc);
     if (rc == 0)
         *out = inc;

@@ -428,9 +428,11 @@ int rec_alive(const pl_incarnation *inc, const struct proc_rec *rec, int64_t now
 int log_read_sample(MDB_cursor *cur, const uint8_t *inck, uint64_t time, struct sample *smp);
 /* Lists the distinct log times of an incarnation, ascending (*times malloc'ed). */
 int log_times(pl_store *s, MDB_txn *txn, const uint8_t *inck, int64_t **times, size_t *n);
-/* Writes one sample into the log and updates the procs record in one transaction. */
-int append_txn(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
-               const pl_type_count *sorted, size_t n, struct proc_rec *rec, int *over);
+/* Writes one sorted, checked sample into the log inside txn; updates and writes back *rec. */
+int log_append(pl_store *s, MDB_txn *txn, const pl_incarnation *inc, int64_t time_ms,
+               const pl_type_count *sorted, size_t n, struct proc_rec *rec);
+/* 1 when the ids of a sorted sample are all given out by pl_store_type_ids. */
+int ids_in_range(pl_store *s, MDB_txn *txn, const pl_type_count *sorted, size_t n);
 /* Steps cur through the parts of the chunk whose part-0 key is lo (first: seek); MDB_NOTFOUND after the last. */
 int chunk_part(MDB_cursor *cur, const uint8_t *lo, int first, MDB_val *val);
 /* Replaces (smp NULL: deletes) the first-sample snapshot of an incarnation. */
@@ -455,10 +457,20 @@ uint32_t max_type_id(pl_store *s, MDB_txn *txn);
 /* Finds the id of a type name without creating it; 0 or MDB_NOTFOUND. */
 int type_find(pl_store *s, MDB_txn *txn, const char *name, size_t len, uint32_t *id);
 
+/* ---- remote.c ---- */
+
+/* Registers or refreshes a pushed incarnation inside txn (see
+ * pl_store_remote_register); fills *inc and *rec as written. */
+int remote_register_txn(pl_store *s, MDB_txn *txn, const pl_proc_info *info, int64_t now_ms,
+                        pl_incarnation *inc, struct proc_rec *rec);
+
 /* ---- compact.c ---- */
 
 /* Moves the oldest `want` log samples of inc into a window (one transaction). */
 int compact_txn(pl_store *s, const pl_incarnation *inc, int allow_merge, uint32_t want);
+/* The same, nested in the write transaction `parent` (NULL: its own): a
+ * failure aborts only the nested transaction, never what parent wrote. */
+int compact_nested(pl_store *s, MDB_txn *parent, const pl_incarnation *inc, int allow_merge, uint32_t want);
 
 /* ---- mailbox.c ---- */
 

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pyloot/committer.h"
 #include "pyloot/handler.h"
 #include "pyloot/store.h"
 
@@ -37,6 +38,12 @@ typedef struct pl_remote_options {
     uint32_t poll_ms;            /* longest poll; 0 = PL_REMOTE_POLL_MS */
     pl_remote_notify_fn notify;  /* may be NULL */
     void *notify_ctx;
+    /* Group commit: when set, pushes are queued to a pl_committer and wait
+     * (PL_WAIT_COMMIT) until the transaction holding them committed; it is
+     * called with the highest ticket done (wake those waits). NULL: each
+     * push is stored on the calling thread before pl_remote_handle returns. */
+    pl_commit_done_fn committed;
+    void *committed_ctx;
 } pl_remote_options;
 
 typedef struct pl_remote pl_remote;
@@ -50,14 +57,17 @@ typedef struct pl_remote_request {
     const char *pyloot_status;     /* X-Pyloot-Status */
 } pl_remote_request;
 
-enum { PL_WAIT_QUERY = 1, PL_WAIT_ANSWER = 2 };
+enum { PL_WAIT_QUERY = 1, PL_WAIT_ANSWER = 2, PL_WAIT_COMMIT = 3 };
 
-/* A parked request: a poll waiting for a query (QUERY), or an object query
- * waiting for the worker's answer (ANSWER). Plain data, owned by the caller. */
+/* A parked request: a poll waiting for a query (QUERY), an object query
+ * waiting for the worker's answer (ANSWER), or a push waiting for the
+ * transaction that stores it (COMMIT). Owned by the caller; a COMMIT wait
+ * holds a queued job that pl_remote_continue or pl_remote_abandon ends. */
 typedef struct pl_remote_wait {
     int kind;
     pl_incarnation inc;        /* QUERY: whose queries; ANSWER: the worker asked */
-    uint64_t ticket;           /* ANSWER: the mailbox ticket */
+    uint64_t ticket;           /* ANSWER: the mailbox ticket; COMMIT: the committer's ticket */
+    pl_commit_job *job;        /* COMMIT: the queued push */
     int64_t deadline_ms;
     char who[112];             /* ANSWER: "worker 123 on host web-2", for the 504 */
 } pl_remote_wait;
@@ -81,7 +91,13 @@ int pl_remote_handle(pl_remote *r, const pl_remote_request *req, pl_response *re
 int pl_remote_continue(pl_remote *r, pl_remote_wait *w, int64_t now_ms, pl_response *resp,
                        uint64_t *ticket_header);
 
-/* The client of a parked request went away: withdraws an ANSWER's ticket. */
+/* Ends a COMMIT wait without returning to the event loop: waits for its
+ * transaction (one commit at most) and fills *resp. For other waits, same
+ * as pl_remote_abandon plus a 503. Used when the server stops. */
+void pl_remote_finish(pl_remote *r, pl_remote_wait *w, pl_response *resp);
+
+/* The client of a parked request went away: withdraws an ANSWER's ticket,
+ * or leaves a COMMIT's job to be freed after its transaction. */
 void pl_remote_abandon(pl_remote *r, const pl_remote_wait *w);
 
 /* 1 when no token is configured or `authorization` is "Bearer <token>"

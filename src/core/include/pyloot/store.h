@@ -99,6 +99,47 @@ typedef struct pl_type_count {
 int pl_store_append(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
                     const pl_type_count *counts, size_t n);
 
+/* One sample of a batch item: like pl_store_append's arguments. */
+typedef struct pl_store_sample {
+    int64_t time_ms;
+    const pl_type_count *counts; /* need not be sorted; borrowed */
+    size_t n;
+} pl_store_sample;
+
+/* One item of pl_store_append_batch: the samples of one incarnation (in
+ * time order), with a pushed incarnation's register/heartbeat first and its
+ * end last when asked. The item is stored whole or not at all. */
+typedef struct pl_store_batch_item {
+    /* in */
+    const pl_proc_info *remote;   /* non-NULL: register or refresh this pushed incarnation first, as
+                                     pl_store_remote_register at `now_ms` (inc is then an output) */
+    int64_t now_ms;               /* with remote: its last_seen; with end: its end time */
+    int end;                      /* mark the incarnation ended (pl_store_end at now_ms) after the samples */
+    const pl_store_sample *samples; /* borrowed */
+    size_t n_samples;
+    /* in (without remote) or out (with remote) */
+    pl_incarnation inc;
+    /* out */
+    int rc;                       /* 0: stored; else why not (the codes of pl_store_append) */
+} pl_store_batch_item;
+
+/* Stores n items (one incarnation or several, an incarnation may repeat) in
+ * ONE write transaction, so one commit (and one fsync) covers them all.
+ * Each item gets its own result in items[i].rc, with the rules of
+ * pl_store_append and pl_store_remote_register: an item with a bad argument
+ * (PL_EBADARG: time < 0, a duplicate or unknown type id, an empty host or
+ * pid 0 ...) or an unregistered incarnation (PL_ENOTFOUND) stores nothing
+ * and does not stop the others. Due retention runs before the write; on
+ * MDB_MAP_FULL the store makes room and the whole transaction is retried;
+ * compaction and retention of the touched incarnations run after the
+ * commit, so a failure there never loses a stored item. Returns 0 when the
+ * transaction committed and the work after it succeeded; the commit's error
+ * (then every item's rc is that error and nothing is stored); or, with
+ * every stored item's rc 0, the error of the work after the commit.
+ * items[i] and what it points to must stay valid during the call.
+ * Thread-safe. */
+int pl_store_append_batch(pl_store *s, pl_store_batch_item *items, size_t n);
+
 /* Runs retention now (samples, age, bytes). Normally called by append and
  * heartbeat when due. */
 int pl_store_prune(pl_store *s, int64_t now_ms);
