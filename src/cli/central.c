@@ -162,7 +162,7 @@ int central_new(struct central **out, pl_store *store, const char *token, int re
     return 0;
 }
 
-static enum MHD_Result send_answer(struct MHD_Connection *conn, const pl_response *resp, uint64_t ticket)
+enum MHD_Result central_send(struct MHD_Connection *conn, const pl_response *resp, uint64_t ticket)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(
         resp->body.len, (void *)(resp->body.data ? resp->body.data : ""), MHD_RESPMEM_MUST_COPY);
@@ -170,10 +170,16 @@ static enum MHD_Result send_answer(struct MHD_Connection *conn, const pl_respons
         return MHD_NO;
     if (resp->content_type)
         MHD_add_response_header(r, "Content-Type", resp->content_type);
+    if (resp->content_encoding)
+        MHD_add_response_header(r, "Content-Encoding", resp->content_encoding);
+    if (resp->vary_accept_encoding)
+        MHD_add_response_header(r, "Vary", "Accept-Encoding");
     if (resp->cache_control)
         MHD_add_response_header(r, "Cache-Control", resp->cache_control);
-    if (resp->status == 401)
-        MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"pyloot\"");
+    if (resp->www_authenticate)
+        MHD_add_response_header(r, "WWW-Authenticate", resp->www_authenticate);
+    if (resp->set_cookie[0])
+        MHD_add_response_header(r, "Set-Cookie", resp->set_cookie);
     if (ticket) {
         char t[24];
         snprintf(t, sizeof t, "%" PRIu64, ticket);
@@ -261,7 +267,7 @@ int central_request(struct central *c, struct MHD_Connection *conn, struct centr
             rc = pl_remote_continue(c->remote, &cc->wait, pl_now_ms(), &resp, &ticket);
         }
     }
-    enum MHD_Result ret = send_answer(conn, &resp, ticket);
+    enum MHD_Result ret = central_send(conn, &resp, ticket);
     pl_response_free(&resp);
     return ret;
 }

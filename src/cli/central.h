@@ -39,6 +39,10 @@ int central_new(struct central **out, pl_store *store, const char *token, int re
  * Runs on MHD's threads. */
 int central_request(struct central *c, struct MHD_Connection *conn, struct central_conn *cc, const pl_request *req);
 
+/* Queues a handler's response with all its headers (and X-Pyloot-Ticket
+ * when ticket is not 0): MHD's result. Used for every answer of the server. */
+enum MHD_Result central_send(struct MHD_Connection *conn, const pl_response *resp, uint64_t ticket);
+
 /* A connection ends: withdraws what it was waiting for. */
 void central_conn_done(struct central *c, struct central_conn *cc);
 

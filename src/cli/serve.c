@@ -116,30 +116,6 @@ static void add_access_fields(struct MHD_Connection *c, pl_request *req, char *p
     req->peer = peer;
 }
 
-/* Sends a handler's response, with its access headers. */
-static enum MHD_Result queue_response(struct MHD_Connection *c, const pl_response *resp)
-{
-    struct MHD_Response *r = MHD_create_response_from_buffer(
-        resp->body.len, (void *)(resp->body.data ? resp->body.data : ""), MHD_RESPMEM_MUST_COPY);
-    if (!r)
-        return MHD_NO;
-    if (resp->content_type)
-        MHD_add_response_header(r, "Content-Type", resp->content_type);
-    if (resp->content_encoding)
-        MHD_add_response_header(r, "Content-Encoding", resp->content_encoding);
-    if (resp->vary_accept_encoding)
-        MHD_add_response_header(r, "Vary", "Accept-Encoding");
-    if (resp->cache_control)
-        MHD_add_response_header(r, "Cache-Control", resp->cache_control);
-    if (resp->www_authenticate)
-        MHD_add_response_header(r, "WWW-Authenticate", resp->www_authenticate);
-    if (resp->set_cookie[0])
-        MHD_add_response_header(r, "Set-Cookie", resp->set_cookie);
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned int)resp->status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
 static enum MHD_Result queue(struct MHD_Connection *c, int status, const char *type, const void *data,
                              size_t len, const char *encoding, int vary, const char *cache)
 {
@@ -225,7 +201,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     pl_response resp;
     pl_handler_handle(h, &req, &resp);
-    enum MHD_Result ret = queue_response(c, &resp);
+    enum MHD_Result ret = central_send(c, &resp, 0);
     pl_response_free(&resp);
     return ret;
 }
