@@ -52,6 +52,8 @@ struct hview {
     struct lpart *parts; /* every log part, in key order */
     size_t *part_at;     /* log sample i: parts[part_at[i] .. part_at[i + 1]) */
     struct gcache gc[2]; /* per window level */
+    int64_t *lcol;       /* log sample i: its column in the page's log values, or -1 */
+    size_t n_lcols;      /* log samples some slot shows (columns) */
     int64_t end_ms;      /* last known alive: last sample or clean end, whichever is later */
     int64_t grace_ms;    /* a dead one counts as alive this long after end_ms (see alive_at) */
     int64_t *slot;       /* per slot: contributing sample index, or -1 */
@@ -155,6 +157,32 @@ static void hview_free(struct hview *v)
     free(v->part_at);
     free(v->gc[0].v);
     free(v->gc[1].v);
+    free(v->lcol);
+}
+
+/* Gives each log sample that some slot of v shows a column (v->lcol,
+ * v->n_lcols): the page reads and keeps only those. */
+static int mark_shown(struct hview *v)
+{
+    size_t n_log = v->n_times - v->log_off, i, si;
+    int rc = 0;
+
+    v->n_lcols = 0;
+    v->lcol = malloc((n_log + 1) * sizeof *v->lcol);
+    if (!v->lcol) {
+        rc = ENOMEM;
+        goto out;
+    }
+    for (i = 0; i < n_log; i++)
+        v->lcol[i] = -1;
+    for (si = v->slot_lo; si < v->slot_hi; si++)
+        if (v->slot[si] >= (int64_t)v->log_off)
+            v->lcol[v->slot[si] - (int64_t)v->log_off] = 0;
+    for (i = 0; i < n_log; i++)
+        if (v->lcol[i] >= 0)
+            v->lcol[i] = (int64_t)v->n_lcols++;
+out:
+    return rc;
 }
 
 /* Reads the whole log of an incarnation once (one seek, then the next keys):
@@ -447,24 +475,22 @@ out:
 }
 
 /* Reads the page types' values from the log samples of one incarnation that
- * its slots show (v->slot, from lay_axis) into lc/lb[j * stride + base + i]
- * for page type j (ids sorted in `ids`, original index in `idx`) and log
- * sample i, from the parts hview_load kept. The caller zeroes lc/lb. */
+ * its slots show (columns from mark_shown) into lc/lb[j * stride + base +
+ * col] for page type j (ids sorted in `ids`, original index in `idx`) and
+ * the sample's column col, from the parts hview_load kept. The caller
+ * zeroes lc/lb. */
 static int fill_log(pl_store *s, MDB_txn *txn, const struct hview *v, const uint32_t *ids,
                     const size_t *idx, size_t n_ids, int64_t *lc, int64_t *lb, size_t stride,
                     size_t base)
 {
-    size_t li, pi, si;
-    int64_t prev = -1;
+    size_t n_log = v->n_times - v->log_off, li, pi;
     int rc = 0;
 
-    /* Only the log samples some slot shows (slot indexes ascend with the
-     * slots): the others are never read from lc/lb. */
-    for (si = v->slot_lo; n_ids && si < v->slot_hi; si++) {
-        if (v->slot[si] < (int64_t)v->log_off || v->slot[si] == prev)
+    for (li = 0; n_ids && li < n_log; li++) {
+        size_t col = (size_t)v->lcol[li];
+
+        if (v->lcol[li] < 0)
             continue;
-        prev = v->slot[si];
-        li = (size_t)v->slot[si] - v->log_off;
         for (pi = v->part_at[li]; pi < v->part_at[li + 1]; pi++) {
             const uint8_t *p = v->parts[pi].p;
             size_t m = v->parts[pi].size / LOG_ENTRY, j, lo_j;
@@ -497,8 +523,8 @@ static int fill_log(pl_store *s, MDB_txn *txn, const struct hview *v, const uint
                             if (rc)
                                 goto out;
                         }
-                        lc[idx[j] * stride + base + li] = (int64_t)cc;
-                        lb[idx[j] * stride + base + li] = (int64_t)bb;
+                        lc[idx[j] * stride + base + col] = (int64_t)cc;
+                        lb[idx[j] * stride + base + col] = (int64_t)bb;
                     }
                 }
             }
@@ -819,9 +845,12 @@ static int fill_page(pl_store *s, MDB_txn *txn, const pl_history_query *q, struc
         goto out;
     }
     for (i = 0; i < nv; i++) {
+        rc = mark_shown(&views[i]);
+        if (rc)
+            goto out;
         vord[i] = &views[i];
         lbase[i] = total_log;
-        total_log += views[i].n_times - views[i].log_off;
+        total_log += views[i].n_lcols;
         line_of[i] = n_lines;
         if (views[i].n_times)
             n_lines++;
@@ -915,7 +944,9 @@ static int fill_page(pl_store *s, MDB_txn *txn, const pl_history_query *q, struc
 
             for (i = 0; i < nv; i++) {
                 struct hview *v = vord[i];
-                size_t vi = (size_t)(v - views), n_log = v->n_times - v->log_off, si;
+                size_t vi = (size_t)(v - views), si;
+                const int64_t *vc = lc + idx[jj] * total_log + lbase[vi];
+                const int64_t *vb = lb + idx[jj] * total_log + lbase[vi];
                 pl_history_line *line = q->per_worker ? &t->lines[line_of[vi]] : NULL;
 
                 if (!v->n_times)
@@ -923,19 +954,24 @@ static int fill_page(pl_store *s, MDB_txn *txn, const pl_history_query *q, struc
                 rc = fill_windows(cur, cur2, v, t->type_id, arr_c, arr_b, filled);
                 if (rc)
                     goto out;
-                memcpy(arr_c + v->log_off, lc + idx[jj] * total_log + lbase[vi], n_log * sizeof *arr_c);
-                memcpy(arr_b + v->log_off, lb + idx[jj] * total_log + lbase[vi], n_log * sizeof *arr_b);
                 for (si = v->slot_lo; si < v->slot_hi; si++) {
-                    int64_t k_i = v->slot[si];
+                    int64_t k_i = v->slot[si], cv, bv;
 
                     if (k_i < 0)
                         continue;
+                    if (k_i >= (int64_t)v->log_off) {
+                        cv = vc[v->lcol[k_i - (int64_t)v->log_off]];
+                        bv = vb[v->lcol[k_i - (int64_t)v->log_off]];
+                    } else {
+                        cv = arr_c[k_i];
+                        bv = arr_b[k_i];
+                    }
                     if (t->counts[si] < 0)
                         t->counts[si] = t->bytes_series[si] = 0;
-                    t->counts[si] += arr_c[k_i];
-                    t->bytes_series[si] += arr_b[k_i];
+                    t->counts[si] += cv;
+                    t->bytes_series[si] += bv;
                     if (line)
-                        line->counts[si] = arr_c[k_i];
+                        line->counts[si] = cv;
                 }
             }
         }
