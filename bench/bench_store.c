@@ -19,7 +19,12 @@
  *   --keep   leave the store directory in place and print its path
  *   --churn  only the worker-churn scenario: 500 dead incarnations of 20
  *            samples plus 8 live ones of 300, 5,000 types (about a minute)
- * PYLOOT_BENCH_REUSE=<dir> runs only the history queries on a kept store. */
+ *   --fleet  only the fleet scenario: 100 hosts x 8 pushed workers, 500
+ *            types, 24 samples (all in the log) and 40 (compacted once);
+ *            the merged page against the page of one host's 8 workers
+ *            in the same store (about a minute)
+ * PYLOOT_BENCH_REUSE=<dir> runs only the history queries on a kept store
+ * (with --fleet: on a kept fleet store, within 30 minutes of its build). */
 #include <errno.h>
 #include <ftw.h>
 #include <lmdb.h>
@@ -606,6 +611,110 @@ static void bench_churn(const char *root)
     }
 }
 
+/* A fleet in remote mode: FLEET_HOSTS hosts x FLEET_PER pushed workers, all
+ * alive, FLEET_TYPES types. The merged growth page over all of them is timed
+ * against the same page restricted to one host (8 workers, same data). */
+#define FLEET_HOSTS 100
+#define FLEET_PER 8
+#define FLEET_TYPES 500
+
+static void bench_fleet_one(const char *root, size_t samples)
+{
+    enum { REPS = 21 };
+    char dir[256], host[64];
+    pl_store *s;
+    static pl_type_count sample[FLEET_TYPES];
+    static pl_incarnation incs[FLEET_HOSTS * FLEET_PER];
+    const char *names[FLEET_TYPES];
+    static char buf[FLEET_TYPES][40];
+    size_t lens[FLEET_TYPES], i, j, k;
+    uint32_t ids[FLEET_TYPES];
+    int64_t now = pl_now_ms(), t0;
+    double b0, times[REPS], cpu[REPS], one[REPS], c0, w0, fleet_med, one_med;
+    int rc, r, pass, reuse_dir;
+
+    snprintf(dir, sizeof dir, "%s/fleet%zu", root, samples);
+    reuse_dir = access(dir, F_OK) == 0;
+    s = open_at(dir);
+    for (k = 0; k < FLEET_TYPES; k++) {
+        snprintf(buf[k], sizeof buf[k], "bench.app.Type%zu", k);
+        names[k] = buf[k];
+        lens[k] = strlen(buf[k]);
+    }
+    if ((rc = pl_store_type_ids(s, names, lens, FLEET_TYPES, ids)))
+        die("pl_store_type_ids", rc);
+    b0 = now_s();
+    t0 = now - (int64_t)samples * INTERVAL_MS;
+    for (j = 0; !reuse_dir && j < FLEET_HOSTS * FLEET_PER; j++) {
+        pl_proc_info info;
+
+        memset(&info, 0, sizeof info);
+        snprintf(info.host, sizeof info.host, "host-%02zu", j / FLEET_PER);
+        info.inc.pid = 100 + (uint32_t)(j % FLEET_PER);
+        info.inc.start = 7;
+        info.interval_ms = 600000; /* alive for 30 min after the last push */
+        if ((rc = pl_store_remote_register(s, &info, now, &incs[j])))
+            die("pl_store_remote_register", rc);
+        for (i = 0; i < samples; i++) {
+            for (k = 0; k < FLEET_TYPES; k++) {
+                sample[k].type_id = ids[k];
+                sample[k].count = 10 + k + i * (k % 4 == 0) * (j % FLEET_PER + 1) + (k * 7 + j) % 13;
+                sample[k].bytes = 480;
+            }
+            rc = pl_store_append(s, &incs[j], t0 + (int64_t)i * INTERVAL_MS + (int64_t)(j % 97),
+                                 sample, FLEET_TYPES);
+            if (rc)
+                die("pl_store_append", rc);
+        }
+    }
+    printf("fleet store: %d hosts x %d workers x %zu samples x %d types built in %.1f s\n",
+           FLEET_HOSTS, FLEET_PER, samples, FLEET_TYPES, now_s() - b0);
+    for (pass = 0; pass < 2; pass++) {
+        for (r = 0; r < REPS; r++) {
+            pl_history_query q;
+            pl_history *h = NULL;
+
+            memset(&q, 0, sizeof q);
+            q.sort = PL_SORT_GROWTH;
+            q.limit = 50;
+            q.now_ms = now + 1000;
+            snprintf(host, sizeof host, "host-%02d", 42);
+            q.host = pass ? host : NULL;
+            w0 = now_s();
+            c0 = cpu_s();
+            if ((rc = pl_store_history(s, &q, &h)))
+                die("pl_store_history", rc);
+            cpu[r] = cpu_s() - c0;
+            (pass ? one : times)[r] = now_s() - w0;
+            if (r == 0 && pass == 0)
+                printf("  (page: %zu types, %zu points, total %llu; first: %s growth %lld)\n",
+                       h->n_types, h->n_times, (unsigned long long)h->total,
+                       h->n_types ? h->types[0].name : "-",
+                       h->n_types ? (long long)h->types[0].growth : 0);
+            pl_history_free(h);
+        }
+        if (pass == 0)
+            printf("  history merged, sort=growth, 50 types over %d incarnations: wall median "
+                   "%6.2f  min %6.2f ms | CPU median %6.2f ms   goal <= 50 ms\n",
+                   FLEET_HOSTS * FLEET_PER, pct(times, REPS, 0.5) * 1e3,
+                   pct(times, REPS, 0.0) * 1e3, pct(cpu, REPS, 0.5) * 1e3);
+    }
+    fleet_med = pct(times, REPS, 0.5);
+    one_med = pct(one, REPS, 0.5);
+    printf("  baseline: host=host-42 (its %d workers), same query  wall median %6.2f ms\n",
+           FLEET_PER, one_med * 1e3);
+    printf("  ratio fleet / one host: %.1f (%d x the incarnations)\n", fleet_med / one_med,
+           FLEET_HOSTS);
+    pl_store_close(s);
+}
+
+static void bench_fleet(const char *root)
+{
+    bench_fleet_one(root, 24);
+    fflush(stdout);
+    bench_fleet_one(root, 40);
+}
+
 /* Queries a kept store again. Its incarnations are dead by now, so the
  * merged sort keys are zero; the page work is the same. */
 static int reuse(const char *root)
@@ -633,15 +742,21 @@ static int reuse(const char *root)
 int main(int argc, char **argv)
 {
     char root[] = "/tmp/pyloot-bench-XXXXXX";
-    int quick = 0, keep = 0, churn = 0, i;
+    int quick = 0, keep = 0, churn = 0, fleet = 0, i;
     double t0 = now_s();
 
+    if (getenv("PYLOOT_BENCH_REUSE") && argc > 1 && strcmp(argv[1], "--fleet") == 0) {
+        /* A kept fleet store, queried again while its workers count as alive (30 min). */
+        bench_fleet(getenv("PYLOOT_BENCH_REUSE"));
+        return 0;
+    }
     if (getenv("PYLOOT_BENCH_REUSE"))
         return reuse(getenv("PYLOOT_BENCH_REUSE"));
     for (i = 1; i < argc; i++) {
         quick |= strcmp(argv[i], "--quick") == 0;
         keep |= strcmp(argv[i], "--keep") == 0;
         churn |= strcmp(argv[i], "--churn") == 0;
+        fleet |= strcmp(argv[i], "--fleet") == 0;
     }
     if (!mkdtemp(root)) {
         perror("mkdtemp");
@@ -649,7 +764,9 @@ int main(int argc, char **argv)
     }
     printf("bench_store: store in %s\n\n", root);
     fflush(stdout);
-    if (churn) {
+    if (fleet) {
+        bench_fleet(root);
+    } else if (churn) {
         bench_churn(root);
     } else {
         bench_append(root);

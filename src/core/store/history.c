@@ -15,6 +15,27 @@ struct win_ref {
     uint32_t n;
 };
 
+/* One part of a log sample, as read once by hview_load: its data stays
+ * valid for the read transaction. */
+struct lpart {
+    uint32_t first_id;
+    const uint8_t *p;
+    size_t size;
+};
+
+/* The chunk values of one type group of one incarnation at one level, as
+ * the last fill_level found them: the page's types of the same group (16
+ * or 4 share a value) reuse them instead of seeking again. */
+struct gcache {
+    uint32_t group;
+    int valid;
+    struct gval {
+        size_t win;   /* index in hview.wins */
+        MDB_val val;  /* valid for the read transaction */
+    } *v;
+    size_t n, cap;
+};
+
 /* One incarnation taking part in a history query. */
 struct hview {
     pl_incarnation inc;
@@ -28,6 +49,11 @@ struct hview {
     int64_t *times;      /* every sample time, ascending: windows, then log */
     size_t n_times;
     size_t log_off;      /* times[log_off..] are log samples */
+    struct lpart *parts; /* every log part, in key order */
+    size_t *part_at;     /* log sample i: parts[part_at[i] .. part_at[i + 1]) */
+    struct gcache gc[2]; /* per window level */
+    int64_t *lcol;       /* log sample i: its column in the page's log values, or -1 */
+    size_t n_lcols;      /* log samples some slot shows (columns) */
     int64_t end_ms;      /* last known alive: last sample or clean end, whichever is later */
     int64_t grace_ms;    /* a dead one counts as alive this long after end_ms (see alive_at) */
     int64_t *slot;       /* per slot: contributing sample index, or -1 */
@@ -127,10 +153,108 @@ static void hview_free(struct hview *v)
     free(v->win_off);
     free(v->times);
     free(v->slot);
+    free(v->parts);
+    free(v->part_at);
+    free(v->gc[0].v);
+    free(v->gc[1].v);
+    free(v->lcol);
 }
 
-/* Loads the live windows and log times of one incarnation. */
-static int hview_load(pl_store *s, MDB_txn *txn, struct hview *v)
+/* Gives each log sample that some slot of v shows a column (v->lcol,
+ * v->n_lcols): the page reads and keeps only those. */
+static int mark_shown(struct hview *v)
+{
+    size_t n_log = v->n_times - v->log_off, i, si;
+    int rc = 0;
+
+    v->n_lcols = 0;
+    v->lcol = malloc((n_log + 1) * sizeof *v->lcol);
+    if (!v->lcol) {
+        rc = ENOMEM;
+        goto out;
+    }
+    for (i = 0; i < n_log; i++)
+        v->lcol[i] = -1;
+    for (si = v->slot_lo; si < v->slot_hi; si++)
+        if (v->slot[si] >= (int64_t)v->log_off)
+            v->lcol[v->slot[si] - (int64_t)v->log_off] = 0;
+    for (i = 0; i < n_log; i++)
+        if (v->lcol[i] >= 0)
+            v->lcol[i] = (int64_t)v->n_lcols++;
+out:
+    return rc;
+}
+
+/* Reads the whole log of an incarnation once (one seek, then the next keys):
+ * its distinct times into *times (*n of them), and every part into v->parts
+ * with v->part_at indexing them by sample. */
+static int log_scan(MDB_cursor *cur, struct hview *v, int64_t **times, size_t *n)
+{
+    uint8_t lo[LOG_KEY];
+    MDB_val k = {LOG_KEY, lo}, val;
+    int64_t *list = NULL, t;
+    size_t count = 0, cap = 0, n_parts = 0, pcap = 0, acap = 0;
+    int rc;
+
+    log_key(lo, v->inck, 0, 0);
+    for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+        if (k.mv_size != LOG_KEY || memcmp(k.mv_data, v->inck, INC_KEY) != 0)
+            break;
+        t = (int64_t)get_be64((const uint8_t *)k.mv_data + INC_KEY);
+        if (!count || list[count - 1] != t) {
+            rc = array_reserve(&list, &cap, count + 1, sizeof *list, 64);
+            if (rc == 0)
+                rc = array_reserve(&v->part_at, &acap, count + 2, sizeof *v->part_at, 64);
+            if (rc)
+                goto out;
+            v->part_at[count] = n_parts;
+            list[count++] = t;
+        }
+        rc = array_reserve(&v->parts, &pcap, n_parts + 1, sizeof *v->parts, 256);
+        if (rc)
+            goto out;
+        v->parts[n_parts].first_id = get_be32((const uint8_t *)k.mv_data + INC_KEY + 8);
+        v->parts[n_parts].p = val.mv_data;
+        v->parts[n_parts].size = val.mv_size;
+        n_parts++;
+    }
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+    if (rc == 0 && !v->part_at)
+        rc = array_reserve(&v->part_at, &acap, 1, sizeof *v->part_at, 1);
+    if (rc == 0)
+        v->part_at[count] = n_parts;
+out:
+    if (rc == 0) {
+        *times = list;
+        *n = count;
+    } else {
+        free(list);
+    }
+    return rc;
+}
+
+/* Reads log sample li of v (all its parts, wide ones included) into smp,
+ * replacing it: what log_read_sample reads, from the parts hview_load kept. */
+static int log_sample(const struct hview *v, size_t li, struct sample *smp)
+{
+    size_t i;
+    int rc = 0;
+
+    smp->n = 0;
+    smp->time = v->times[v->log_off + li];
+    for (i = v->part_at[li]; rc == 0 && i < v->part_at[li + 1]; i++) {
+        MDB_val val = {v->parts[i].size, (void *)v->parts[i].p};
+
+        rc = sample_add_part(smp, v->parts[i].first_id, &val);
+    }
+    return rc;
+}
+
+/* Loads the live windows and the log (times and parts) of one incarnation;
+ * logcur is a cursor on the log. */
+static int hview_load(pl_store *s, MDB_txn *txn, MDB_cursor *logcur, struct hview *v)
 {
     struct window *all = NULL;
     int64_t *lt = NULL;
@@ -140,7 +264,7 @@ static int hview_load(pl_store *s, MDB_txn *txn, struct hview *v)
     inc_key(v->inck, &v->inc);
     rc = list_windows(s, txn, v->inck, &all, &n_all);
     if (rc == 0)
-        rc = log_times(s, txn, v->inck, &lt, &n_lt);
+        rc = log_scan(logcur, v, &lt, &n_lt);
     if (rc)
         goto out;
     v->wins = malloc((n_all + 1) * sizeof *v->wins);
@@ -225,48 +349,71 @@ out:
 }
 
 /* Fills c/b at the windows of one level (cur is on that level's DB) with one
- * type's points; marks the windows it filled. */
-static int fill_level(MDB_cursor *cur, const struct hview *v, uint32_t id, unsigned level,
+ * type's points; marks the windows it filled. The group's chunk values are
+ * looked up once per incarnation and kept in v->gc for the next type. */
+static int fill_level(MDB_cursor *cur, struct hview *v, uint32_t id, unsigned level,
                       int64_t *c, int64_t *b, uint8_t *filled)
 {
+    struct gcache *g = &v->gc[level ? 1 : 0];
     uint8_t lo[CHUNK_KEY];
     MDB_val k = {CHUNK_KEY, lo}, val;
     unsigned shift = level_shift(level);
-    int rc;
+    size_t i;
+    int rc = 0;
 
-    chunk_key(lo, id >> shift, v->inck, 0, 0);
-    for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
-        const uint8_t *data;
-        size_t dlen, lo_i;
-        uint64_t wtime;
+    if (!g->valid || g->group != id >> shift) {
+        g->valid = 0;
+        g->n = 0;
+        chunk_key(lo, id >> shift, v->inck, 0, 0);
+        for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE); rc == 0;
+             rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+            uint64_t wtime;
+            size_t lo_i;
 
-        if (k.mv_size != CHUNK_KEY || memcmp(k.mv_data, lo, 4 + INC_KEY) != 0)
-            break;
-        wtime = get_be64((const uint8_t *)k.mv_data + 4 + INC_KEY);
-        lo_i = lower_bound(&v->wins[0].wtime, v->n_wins, sizeof *v->wins, 8, wtime);
-        if (lo_i == v->n_wins || v->wins[lo_i].wtime != wtime ||
-            (v->wins[lo_i].flags & WIN_L2) != level)
-            continue; /* a window being dropped or merged meanwhile */
-        rc = group_find(&val, id & ((1u << shift) - 1), &data, &dlen);
-        if (rc == MDB_NOTFOUND)
-            continue;
-        if (rc)
-            break;
-        rc = chunk_decode(data, dlen, v->wins[lo_i].n, v->wins[lo_i].n, c + v->win_off[lo_i],
-                          b + v->win_off[lo_i]);
-        if (rc)
-            break;
-        filled[lo_i] = 1;
-    }
-    if (rc == MDB_NOTFOUND)
+            if (k.mv_size != CHUNK_KEY || memcmp(k.mv_data, lo, 4 + INC_KEY) != 0)
+                break;
+            wtime = get_be64((const uint8_t *)k.mv_data + 4 + INC_KEY);
+            lo_i = lower_bound(&v->wins[0].wtime, v->n_wins, sizeof *v->wins, 8, wtime);
+            if (lo_i == v->n_wins || v->wins[lo_i].wtime != wtime ||
+                (v->wins[lo_i].flags & WIN_L2) != level)
+                continue; /* a window being dropped or merged meanwhile */
+            rc = array_reserve(&g->v, &g->cap, g->n + 1, sizeof *g->v, 8);
+            if (rc)
+                goto out;
+            g->v[g->n].win = lo_i;
+            g->v[g->n++].val = val;
+        }
+        if (rc != MDB_NOTFOUND && rc != 0)
+            goto out;
         rc = 0;
+        g->group = id >> shift;
+        g->valid = 1;
+    }
+    for (i = 0; i < g->n; i++) {
+        const struct win_ref *w = &v->wins[g->v[i].win];
+        const uint8_t *data;
+        size_t dlen;
+
+        rc = group_find(&g->v[i].val, id & ((1u << shift) - 1), &data, &dlen);
+        if (rc == MDB_NOTFOUND) {
+            rc = 0;
+            continue;
+        }
+        if (rc)
+            break;
+        rc = chunk_decode(data, dlen, w->n, w->n, c + v->win_off[g->v[i].win],
+                          b + v->win_off[g->v[i].win]);
+        if (rc)
+            break;
+        filled[g->v[i].win] = 1;
+    }
+out:
     return rc;
 }
 
 /* Fills c[0..log_off) and b[...] with one type's windowed points (0 where
  * the type is absent from a window). */
-static int fill_windows(MDB_cursor *cur1, MDB_cursor *cur2, const struct hview *v, uint32_t id,
+static int fill_windows(MDB_cursor *cur1, MDB_cursor *cur2, struct hview *v, uint32_t id,
                         int64_t *c, int64_t *b, uint8_t *filled)
 {
     size_t i;
@@ -327,79 +474,63 @@ out:
     return rc;
 }
 
-/* Reads the page types' values from every log sample of one incarnation
- * into lc/lb[j * stride + base + i] for page type j (ids sorted in `ids`,
- * original index in `idx`) and log sample i. The caller zeroes lc/lb. */
+/* Reads the page types' values from the log samples of one incarnation that
+ * its slots show (columns from mark_shown) into lc/lb[j * stride + base +
+ * col] for page type j (ids sorted in `ids`, original index in `idx`) and
+ * the sample's column col, from the parts hview_load kept. The caller
+ * zeroes lc/lb. */
 static int fill_log(pl_store *s, MDB_txn *txn, const struct hview *v, const uint32_t *ids,
                     const size_t *idx, size_t n_ids, int64_t *lc, int64_t *lb, size_t stride,
                     size_t base)
 {
-    MDB_cursor *cur = NULL;
-    uint8_t lo[LOG_KEY];
-    MDB_val k = {LOG_KEY, lo}, val;
-    size_t n_log = v->n_times - v->log_off, li = 0;
-    int rc;
+    size_t n_log = v->n_times - v->log_off, li, pi;
+    int rc = 0;
 
-    if (!n_log || !n_ids) {
-        rc = 0;
-        goto out;
-    }
-    rc = mdb_cursor_open(txn, s->log, &cur);
-    if (rc)
-        goto out;
-    log_key(lo, v->inck, (uint64_t)v->times[v->log_off], 0);
-    for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
-        const uint8_t *p = val.mv_data;
-        size_t m = val.mv_size / LOG_ENTRY, j, lo_j;
-        int64_t t;
-        uint32_t first, last;
+    for (li = 0; n_ids && li < n_log; li++) {
+        size_t col = (size_t)v->lcol[li];
 
-        if (k.mv_size != LOG_KEY || memcmp(k.mv_data, v->inck, INC_KEY) != 0)
-            break;
-        if (get_be32((const uint8_t *)k.mv_data + INC_KEY + 8) >= WIDE_BASE)
-            continue; /* read on demand below, for marked entries */
-        t = (int64_t)get_be64((const uint8_t *)k.mv_data + INC_KEY);
-        while (li < n_log && v->times[v->log_off + li] < t)
-            li++;
-        if (li == n_log)
-            break;
-        if (v->times[v->log_off + li] != t || !m)
+        if (v->lcol[li] < 0)
             continue;
-        memcpy(&first, p, 4);
-        memcpy(&last, p + (m - 1) * LOG_ENTRY, 4);
-        /* Page ids inside [first, last]: find the first with a binary search. */
-        lo_j = lower_bound(ids, n_ids, sizeof *ids, 4, first);
-        for (j = lo_j; j < n_ids && ids[j] <= last; j++) {
-            size_t a = lower_bound(p, m, LOG_ENTRY, 4, ids[j]);
+        for (pi = v->part_at[li]; pi < v->part_at[li + 1]; pi++) {
+            const uint8_t *p = v->parts[pi].p;
+            size_t m = v->parts[pi].size / LOG_ENTRY, j, lo_j;
+            int64_t t = v->times[v->log_off + li];
+            uint32_t first, last;
 
-            if (a < m) {
-                uint32_t got;
+            if (v->parts[pi].first_id >= WIDE_BASE || !m)
+                continue; /* wide parts are read on demand below, for marked entries */
+            memcpy(&first, p, 4);
+            memcpy(&last, p + (m - 1) * LOG_ENTRY, 4);
+            /* Page ids inside [first, last]: find the first with a binary search. */
+            lo_j = lower_bound(ids, n_ids, sizeof *ids, 4, first);
+            for (j = lo_j; j < n_ids && ids[j] <= last; j++) {
+                size_t a = lower_bound(p, m, LOG_ENTRY, 4, ids[j]);
 
-                memcpy(&got, p + a * LOG_ENTRY, 4);
-                if (got == ids[j]) {
-                    uint32_t c32, b32;
-                    uint64_t cc, bb;
+                if (a < m) {
+                    uint32_t got;
 
-                    memcpy(&c32, p + a * LOG_ENTRY + 4, 4);
-                    memcpy(&b32, p + a * LOG_ENTRY + 8, 4);
-                    cc = c32;
-                    bb = b32;
-                    if (c32 == MARK && b32 == MARK) {
-                        rc = wide_lookup(txn, s->log, v->inck, t, ids[j], &cc, &bb);
-                        if (rc)
-                            goto out;
+                    memcpy(&got, p + a * LOG_ENTRY, 4);
+                    if (got == ids[j]) {
+                        uint32_t c32, b32;
+                        uint64_t cc, bb;
+
+                        memcpy(&c32, p + a * LOG_ENTRY + 4, 4);
+                        memcpy(&b32, p + a * LOG_ENTRY + 8, 4);
+                        cc = c32;
+                        bb = b32;
+                        if (c32 == MARK && b32 == MARK) {
+                            rc = wide_lookup(txn, s->log, v->inck, t, ids[j], &cc, &bb);
+                            if (rc)
+                                goto out;
+                        }
+                        lc[idx[j] * stride + base + col] = (int64_t)cc;
+                        lb[idx[j] * stride + base + col] = (int64_t)bb;
                     }
-                    lc[idx[j] * stride + base + li] = (int64_t)cc;
-                    lb[idx[j] * stride + base + li] = (int64_t)bb;
                 }
             }
         }
     }
-    if (rc == MDB_NOTFOUND)
-        rc = 0;
 out:
-    mdb_cursor_close(cur);
     return rc;
 }
 
@@ -521,7 +652,7 @@ static int64_t *new_series(size_t n)
 
 /* Adds sample k of view v, times sign, into c (and b unless NULL): from
  * the log when it is there, else from the window holding it. */
-static int add_sample(pl_store *s, MDB_txn *txn, MDB_cursor *logcur, const struct hview *v,
+static int add_sample(pl_store *s, MDB_txn *txn, const struct hview *v,
                       size_t k, uint32_t max_id, int64_t *c, int64_t *b, int sign,
                       struct sample *smp)
 {
@@ -529,7 +660,7 @@ static int add_sample(pl_store *s, MDB_txn *txn, MDB_cursor *logcur, const struc
     int rc;
 
     if (k >= v->log_off) {
-        rc = log_read_sample(logcur, v->inck, (uint64_t)v->times[k], smp);
+        rc = log_sample(v, k - v->log_off, smp);
     } else {
         for (w = 0; w + 1 < v->n_wins && v->win_off[w + 1] <= k; w++)
             ;
@@ -590,30 +721,25 @@ static int rank_types(pl_store *s, MDB_txn *txn, const pl_history_query *q,
         rc = ENOMEM;
         goto out;
     }
-    rc = mdb_cursor_open(txn, s->log, &cur);
-    if (rc)
-        goto out;
     for (i = 0; i < nv; i++) {
         const struct hview *v = &views[i];
         ptrdiff_t at, base;
 
         if (!keys_on(q, views, nv, i, until, live) || (at = sample_at(v, until)) < 0)
             continue;
-        rc = add_sample(s, txn, cur, v, (size_t)at, max_id, cnt, byt, 1, &smp);
+        rc = add_sample(s, txn, v, (size_t)at, max_id, cnt, byt, 1, &smp);
         base = since ? sample_at(v, since) : 0;
         if (base < 0)
             base = 0;
         if (rc == 0 && base == 0 && v->n_wins)
             rc = add_snap(s, txn, v, max_id, growth, -1);
         else if (rc == 0)
-            rc = add_sample(s, txn, cur, v, (size_t)base, max_id, growth, NULL, -1, &smp);
+            rc = add_sample(s, txn, v, (size_t)base, max_id, growth, NULL, -1, &smp);
         if (rc)
             goto out;
     }
     for (j = 0; j <= max_id; j++)
         growth[j] += cnt[j];
-    mdb_cursor_close(cur);
-    cur = NULL;
 
     /* Candidates: every type of the store. */
     rc = mdb_stat(txn, s->types, &st);
@@ -699,7 +825,7 @@ static int fill_page(pl_store *s, MDB_txn *txn, const pl_history_query *q, struc
     int64_t *lc = NULL, *lb = NULL, *arr_c = NULL, *arr_b = NULL;
     uint32_t *ids = NULL;
     size_t *idx = NULL;
-    size_t i, j, max_times = 0, n_lines = 0;
+    size_t i, j, jj, max_times = 0, n_lines = 0;
     int rc;
 
     for (i = 0; i < nv; i++) {
@@ -719,9 +845,12 @@ static int fill_page(pl_store *s, MDB_txn *txn, const pl_history_query *q, struc
         goto out;
     }
     for (i = 0; i < nv; i++) {
+        rc = mark_shown(&views[i]);
+        if (rc)
+            goto out;
         vord[i] = &views[i];
         lbase[i] = total_log;
-        total_log += views[i].n_times - views[i].log_off;
+        total_log += views[i].n_lcols;
         line_of[i] = n_lines;
         if (views[i].n_times)
             n_lines++;
@@ -808,12 +937,16 @@ static int fill_page(pl_store *s, MDB_txn *txn, const pl_history_query *q, struc
             if (rc)
                 goto out;
         }
-        for (j = 0; j < nb; j++) {
-            pl_history_type *t = &h->types[b0 + j];
+        /* In id order: the types of one chunk group follow each other, so
+         * each incarnation's group values are looked up once (fill_level). */
+        for (jj = 0; jj < nb; jj++) {
+            pl_history_type *t = &h->types[b0 + idx[jj]];
 
             for (i = 0; i < nv; i++) {
                 struct hview *v = vord[i];
-                size_t vi = (size_t)(v - views), n_log = v->n_times - v->log_off, si;
+                size_t vi = (size_t)(v - views), si;
+                const int64_t *vc = lc + idx[jj] * total_log + lbase[vi];
+                const int64_t *vb = lb + idx[jj] * total_log + lbase[vi];
                 pl_history_line *line = q->per_worker ? &t->lines[line_of[vi]] : NULL;
 
                 if (!v->n_times)
@@ -821,19 +954,24 @@ static int fill_page(pl_store *s, MDB_txn *txn, const pl_history_query *q, struc
                 rc = fill_windows(cur, cur2, v, t->type_id, arr_c, arr_b, filled);
                 if (rc)
                     goto out;
-                memcpy(arr_c + v->log_off, lc + j * total_log + lbase[vi], n_log * sizeof *arr_c);
-                memcpy(arr_b + v->log_off, lb + j * total_log + lbase[vi], n_log * sizeof *arr_b);
                 for (si = v->slot_lo; si < v->slot_hi; si++) {
-                    int64_t k_i = v->slot[si];
+                    int64_t k_i = v->slot[si], cv, bv;
 
                     if (k_i < 0)
                         continue;
+                    if (k_i >= (int64_t)v->log_off) {
+                        cv = vc[v->lcol[k_i - (int64_t)v->log_off]];
+                        bv = vb[v->lcol[k_i - (int64_t)v->log_off]];
+                    } else {
+                        cv = arr_c[k_i];
+                        bv = arr_b[k_i];
+                    }
                     if (t->counts[si] < 0)
                         t->counts[si] = t->bytes_series[si] = 0;
-                    t->counts[si] += arr_c[k_i];
-                    t->bytes_series[si] += arr_b[k_i];
+                    t->counts[si] += cv;
+                    t->bytes_series[si] += bv;
                     if (line)
-                        line->counts[si] = arr_c[k_i];
+                        line->counts[si] = cv;
                 }
             }
         }
@@ -860,6 +998,7 @@ out:
 int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
 {
     MDB_txn *txn = NULL;
+    MDB_cursor *logcur = NULL;
     struct inc_entry *list = NULL;
     struct hview *views = NULL;
     struct cand *cands = NULL;
@@ -889,6 +1028,8 @@ int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
     if (rc)
         goto out;
     rc = read_incs(s, txn, &list, &n_incs);
+    if (rc == 0)
+        rc = mdb_cursor_open(txn, s->log, &logcur);
     if (rc)
         goto out;
     views = calloc(n_incs + 1, sizeof *views);
@@ -904,7 +1045,7 @@ int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
         views[nv].inc = list[i].inc;
         views[nv].rec = list[i].rec;
         views[nv].alive = rec_alive(&list[i].inc, &list[i].rec, pl_now_ms());
-        rc = hview_load(s, txn, &views[nv]);
+        rc = hview_load(s, txn, logcur, &views[nv]);
         nv++;
         if (rc)
             goto out;
@@ -952,6 +1093,7 @@ int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
     *out = h;
     h = NULL;
 out:
+    mdb_cursor_close(logcur);
     txn_abort(s, txn);
     for (i = 0; views && i < nv; i++)
         hview_free(&views[i]);
