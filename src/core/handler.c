@@ -357,6 +357,32 @@ done:
 
 /* ---- /api/history ---- */
 
+/* A central server's hosts may each have had a worker with the same pid:
+ * pid= alone would then silently answer for one of them. Returns 1 with a
+ * 400 in resp naming two of the hosts, else 0 (a failed read is left to the
+ * history query, which reports it). */
+static int pid_on_several_hosts(pl_store *store, uint32_t pid, pl_response *resp)
+{
+    pl_proc_info *procs = NULL;
+    size_t n = 0;
+    const char *first = NULL, *other = NULL;
+    if (pl_store_procs(store, &procs, &n) == 0) {
+        for (size_t i = 0; i < n && !other; i++) {
+            if (procs[i].inc.pid != pid)
+                continue;
+            if (!first)
+                first = procs[i].host;
+            else if (strcmp(first, procs[i].host) != 0)
+                other = procs[i].host;
+        }
+    }
+    if (other)
+        error_response(resp, 400, "pid %u is on several hosts (%s, %s, ...): add host= (see /api/procs)", pid,
+                       first, other);
+    free(procs);
+    return other != NULL;
+}
+
 static void handle_history(pl_handler *h, const pl_request *req, pl_response *resp)
 {
     pl_buf q = PL_BUF_INIT, tmp = PL_BUF_INIT, host = PL_BUF_INIT;
@@ -423,6 +449,8 @@ static void handle_history(pl_handler *h, const pl_request *req, pl_response *re
         goto done;
     }
 
+    if (pid && !hq.host && pid_on_several_hosts(h->opt.store, (uint32_t)pid, resp))
+        goto done;
     rc = pl_store_history(h->opt.store, &hq, &hist);
     if (rc == PL_ENOTFOUND && (pid || hq.host)) {
         if (hq.host)
@@ -491,8 +519,10 @@ static void handle_history(pl_handler *h, const pl_request *req, pl_response *re
             for (size_t j = 0; j < t->n_lines; j++) {
                 if (j)
                     pl_buf_putc(b, ',');
-                pl_buf_printf(b, "{\"pid\":%u,\"start\":%" PRIu64 ",\"counts\":", t->lines[j].inc.pid,
+                pl_buf_printf(b, "{\"pid\":%u,\"start\":%" PRIu64 ",\"host\":", t->lines[j].inc.pid,
                               t->lines[j].inc.start);
+                pl_json_cstr(b, t->lines[j].host);
+                pl_buf_puts(b, ",\"counts\":");
                 json_series(b, t->lines[j].counts, hist->n_times);
                 pl_buf_putc(b, '}');
             }

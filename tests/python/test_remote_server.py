@@ -93,6 +93,11 @@ def test_two_hosts_with_colliding_pids_stay_apart(central):
         assert h["host"] == host
     r = central.get("/api/history?pid=4242&host=web-9")
     assert r.status == 404 and "web-9" in r.json()["error"]
+    # pid= alone would answer for one of them: refused, naming the hosts.
+    r = central.get("/api/history?q=app.Session&pid=4242")
+    assert r.status == 400 and "web-1" in r.json()["error"] and "web-2" in r.json()["error"]
+    lines = central.get("/api/history?q=app.Session&workers=1").json()["types"][0]["workers"]
+    assert sorted((w["host"], w["counts"][-1]) for w in lines) == [("web-1", 10), ("web-2", 32)]
     r = central.get("/api/history?host=" + "x" * 64)
     assert r.status == 400
 

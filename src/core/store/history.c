@@ -903,6 +903,8 @@ static int fill_page(pl_store *s, MDB_txn *txn, const pl_history_query *q, struc
                 if (!views[i].n_times)
                     continue;
                 t->lines[line_of[i]].inc = views[i].inc;
+                memcpy(t->lines[line_of[i]].host, views[i].rec.host, sizeof t->lines[line_of[i]].host);
+                t->lines[line_of[i]].host[sizeof t->lines[line_of[i]].host - 1] = '\0';
                 t->lines[line_of[i]].counts = new_series(h->n_times);
                 if (!t->lines[line_of[i]].counts) {
                     rc = ENOMEM;

@@ -183,6 +183,7 @@ typedef struct pl_history_query {
 /* One incarnation's line for one type, aligned with pl_history.times. */
 typedef struct pl_history_line {
     pl_incarnation inc;
+    char host[64];          /* of the incarnation's procs record, NUL-terminated */
     int64_t *counts;        /* n_times entries; -1 where the incarnation has no value */
 } pl_history_line;
 
