@@ -19,6 +19,7 @@
 #include "pyloot/remote.h"
 #include "pyloot/store.h"
 #include "test.h"
+#include "test_schema.h"
 
 static pl_store *open_at(const char *dir, int read_only, int *rc_out)
 {
@@ -159,39 +160,6 @@ static void test_colliding_hosts(void)
     remove_dir(dir);
 }
 
-/* Writes meta "schema" = version, and with `old_rec` turns every procs
- * record into its schema-1 size (as pyloot of schema 1 wrote them). */
-static void rewrite_schema(const char *dir, uint32_t version, int old_rec)
-{
-    MDB_env *env = NULL;
-    MDB_txn *txn = NULL;
-    MDB_dbi meta, procs;
-    MDB_cursor *cur = NULL;
-    MDB_val k = {6, "schema"}, v = {4, &version};
-    CHECK_OK(mdb_env_create(&env));
-    mdb_env_set_maxdbs(env, 32);
-    mdb_env_set_mapsize(env, 1u << 30);
-    CHECK_OK(mdb_env_open(env, dir, MDB_NOTLS, 0600));
-    CHECK_OK(mdb_txn_begin(env, NULL, 0, &txn));
-    CHECK_OK(mdb_dbi_open(txn, "meta", 0, &meta));
-    CHECK_OK(mdb_dbi_open(txn, "procs", 0, &procs));
-    CHECK_OK(mdb_put(txn, meta, &k, &v, 0));
-    if (old_rec) {
-        CHECK_OK(mdb_cursor_open(txn, procs, &cur));
-        MDB_val rk, rv;
-        while (mdb_cursor_get(cur, &rk, &rv, MDB_NEXT) == 0) {
-            char copy[1024];
-            size_t old_size = rv.mv_size - 24; /* schema 2 appended worker_start, 3 two stats */
-            memcpy(copy, rv.mv_data, old_size);
-            MDB_val nv = {old_size, copy};
-            CHECK_OK(mdb_cursor_put(cur, &rk, &nv, MDB_CURRENT));
-        }
-        mdb_cursor_close(cur);
-    }
-    CHECK_OK(mdb_txn_commit(txn));
-    mdb_env_close(env);
-}
-
 static void test_schema(void)
 {
     char *dir = make_dir();
@@ -205,7 +173,7 @@ static void test_schema(void)
     local.last_seen_ms = 2000;
     CHECK_OK(pl_store_register(s, &local));
     pl_store_close(s);
-    rewrite_schema(dir, 1, 1);
+    rewrite_schema(dir, 1, 24); /* schema 2 appended worker_start, 3 two stats */
 
     /* Read-only: a schema-1 store is read as it is, never rewritten. */
     s = open_at(dir, 1, &rc);

@@ -16,6 +16,7 @@
 
 #include "pyloot/store.h"
 #include "test.h"
+#include "test_schema.h"
 
 /* ------------------------------------------------------------- helpers */
 
@@ -1198,40 +1199,6 @@ static void test_open_and_procs(void)
     remove_dir(dir);
 }
 
-/* The zero-config key: this test's parent runs another program, so the
- * root is this process; a forked child (same executable) finds this
- * process. */
-/* Turns the store at dir into one written by schema 2: meta "schema" = 2 and
- * every procs record cut to its schema-2 size (without the stats). */
-static void make_schema2(const char *dir)
-{
-    MDB_env *env = NULL;
-    MDB_txn *txn = NULL;
-    MDB_cursor *cur = NULL;
-    MDB_dbi meta, procs;
-    uint32_t version = 2;
-    MDB_val k = {6, "schema"}, v = {4, &version}, rk, rv;
-
-    CHECK_OK(mdb_env_create(&env));
-    mdb_env_set_maxdbs(env, 32);
-    CHECK_OK(mdb_env_open(env, dir, MDB_NOTLS, 0600));
-    CHECK_OK(mdb_txn_begin(env, NULL, 0, &txn));
-    CHECK_OK(mdb_dbi_open(txn, "meta", 0, &meta));
-    CHECK_OK(mdb_dbi_open(txn, "procs", 0, &procs));
-    CHECK_OK(mdb_put(txn, meta, &k, &v, 0));
-    CHECK_OK(mdb_cursor_open(txn, procs, &cur));
-    while (mdb_cursor_get(cur, &rk, &rv, MDB_NEXT) == 0) {
-        char copy[1024];
-        size_t old_size = rv.mv_size - 16; /* schema 3 appended collection_us, gil_held_us */
-        memcpy(copy, rv.mv_data, old_size);
-        MDB_val nv = {old_size, copy};
-        CHECK_OK(mdb_cursor_put(cur, &rk, &nv, MDB_CURRENT));
-    }
-    mdb_cursor_close(cur);
-    CHECK_OK(mdb_txn_commit(txn));
-    mdb_env_close(env);
-}
-
 /* The collector's stats ride on the heartbeat; a schema-2 store is read as
  * it is by a read-only open (stats 0) and migrated by a writable one. */
 static void test_proc_stats_and_schema2(void)
@@ -1258,7 +1225,7 @@ static void test_proc_stats_and_schema2(void)
     CHECK(n == 1 && procs[0].stats.collection_us == 250000 && procs[0].stats.gil_held_us == 1500000);
     free(procs);
     pl_store_close(s);
-    make_schema2(dir);
+    rewrite_schema(dir, 2, 16); /* schema 3 appended collection_us, gil_held_us */
 
     /* Read-only: schema 2 read as it is, the records at their old size. */
     memset(&opt, 0, sizeof opt);
@@ -1290,6 +1257,9 @@ static void test_proc_stats_and_schema2(void)
     remove_dir(dir);
 }
 
+/* The zero-config key: this test's parent runs another program, so the
+ * root is this process; a forked child (same executable) finds this
+ * process. */
 static void test_server_root(void)
 {
     pl_incarnation root, me;

@@ -1,0 +1,45 @@
+/* For the C tests of the store's schema migrations: rewrites a closed store
+ * into what an older pyloot wrote. Include after test.h; needs liblmdb. */
+#ifndef PYLOOT_TEST_SCHEMA_H
+#define PYLOOT_TEST_SCHEMA_H
+
+#include <lmdb.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "test.h"
+
+/* Writes meta "schema" = version into the closed store at dir and cuts
+ * `cut` bytes off the end of every procs record (the fields later schemas
+ * appended; 0 leaves them as they are). */
+static inline void rewrite_schema(const char *dir, uint32_t version, size_t cut)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi meta, procs;
+    MDB_cursor *cur = NULL;
+    MDB_val k = {6, "schema"}, v = {4, &version}, rk, rv;
+    CHECK_OK(mdb_env_create(&env));
+    mdb_env_set_maxdbs(env, 32);
+    mdb_env_set_mapsize(env, 1u << 30);
+    CHECK_OK(mdb_env_open(env, dir, MDB_NOTLS, 0600));
+    CHECK_OK(mdb_txn_begin(env, NULL, 0, &txn));
+    CHECK_OK(mdb_dbi_open(txn, "meta", 0, &meta));
+    CHECK_OK(mdb_dbi_open(txn, "procs", 0, &procs));
+    CHECK_OK(mdb_put(txn, meta, &k, &v, 0));
+    if (cut) {
+        CHECK_OK(mdb_cursor_open(txn, procs, &cur));
+        while (mdb_cursor_get(cur, &rk, &rv, MDB_NEXT) == 0) {
+            char copy[1024];
+            size_t old_size = rv.mv_size - cut;
+            memcpy(copy, rv.mv_data, old_size);
+            MDB_val nv = {old_size, copy};
+            CHECK_OK(mdb_cursor_put(cur, &rk, &nv, MDB_CURRENT));
+        }
+        mdb_cursor_close(cur);
+    }
+    CHECK_OK(mdb_txn_commit(txn));
+    mdb_env_close(env);
+}
+
+#endif
