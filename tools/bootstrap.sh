@@ -42,11 +42,23 @@ demo() {
     # (each worker prints its path when its collector starts).
     say "starting gunicorn with 4 workers on http://$bind:$port"
     "$PY" -m gunicorn -w 4 -b "$bind:$port" --chdir "$ROOT/examples" --log-level warning demo_app:app &
-    local gunicorn=$!
-    trap 'kill $gunicorn 2>/dev/null; wait $gunicorn 2>/dev/null; exit 0' INT TERM EXIT
+    DEMO_PIDS=($!)
+    # Global, not local: the trap runs after demo() returns too (on EXIT).
+    trap stop_demo INT TERM EXIT
     "$PY" "$ROOT/examples/traffic.py" "http://127.0.0.1:$port" &
+    DEMO_PIDS+=($!)
     say "open http://$bind:$port/_pyloot/ in a browser (Ctrl-C stops the demo)"
-    wait $gunicorn
+    wait "${DEMO_PIDS[0]}"
+}
+
+# Stops gunicorn and the traffic (background jobs of a script ignore Ctrl-C's
+# SIGINT, so they are stopped here), then says where the store stays.
+stop_demo() {
+    trap - INT TERM EXIT
+    kill "${DEMO_PIDS[@]}" 2>/dev/null || true
+    wait "${DEMO_PIDS[@]}" 2>/dev/null || true
+    say "demo stopped; its store stays readable: pyloot report --db <the directory the workers printed>"
+    exit 0
 }
 
 run_tests() {
