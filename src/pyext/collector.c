@@ -494,7 +494,8 @@ static void *collector_main(void *arg)
     return NULL;
 }
 
-static void atfork_child(void)
+/* See pyext.h. */
+void pl_collector_atfork_child(void)
 {
     /* The thread does not exist in the child, and the table may have been
      * in the middle of an update by it: drop everything. The table's memory
@@ -884,13 +885,5 @@ static PyMethodDef collector_methods[] = {
 int pl_collector_module_exec(PyObject *module, pl_live_fn live)
 {
     live_answer = live;
-    static int atfork_done;
-    if (!atfork_done) {
-        if (pthread_atfork(NULL, NULL, atfork_child) != 0) {
-            PyErr_SetString(PyExc_RuntimeError, "pthread_atfork failed");
-            return -1;
-        }
-        atfork_done = 1;
-    }
     return PyModule_AddFunctions(module, collector_methods);
 }

@@ -6,6 +6,7 @@
 #include "pyext.h"
 
 #include <errno.h>
+#include <pthread.h>
 
 #include "pyloot/error.h"
 #include "witness.h"
@@ -40,8 +41,25 @@ PyObject *pl_raise_message(int rc, const char *message)
     return NULL;
 }
 
+/* In a child made by fork(): the threads of the parent do not exist. One
+ * handler, so the parts reset in a fixed order. */
+static void atfork_child(void)
+{
+    pl_collector_atfork_child();
+    pl_remote_atfork_child();
+    pl_witness_atfork_child();
+}
+
 static int pl_exec(PyObject *m)
 {
+    static int atfork_done;
+    if (!atfork_done) {
+        if (pthread_atfork(NULL, NULL, atfork_child) != 0) {
+            PyErr_SetString(PyExc_RuntimeError, "pthread_atfork failed");
+            return -1;
+        }
+        atfork_done = 1;
+    }
     pl_modstate *st = pl_modstate_get(m);
     st->error = PyErr_NewException("pyloot._pyloot.Error", PyExc_RuntimeError, NULL);
     if (!st->error || PyModule_AddObjectRef(m, "Error", st->error) < 0)

@@ -74,10 +74,15 @@ int pl_store_module_exec(PyObject *module, pl_live_fn live);
 /* collector.c: adds the collector functions; the collector thread answers
  * forwarded live-object requests with `live`. */
 int pl_collector_module_exec(PyObject *module, pl_live_fn live);
+/* In a fork() child (module.c's pthread_atfork handler): forgets the
+ * collector thread, its state and pyloot's GIL time of the parent. */
+void pl_collector_atfork_child(void);
 
 /* remote.c: adds the remote-mode functions (poll thread, forwarding,
  * encoder); the poll thread answers the central server's queries with `live`. */
 int pl_remote_module_exec(PyObject *module, pl_live_fn live);
+/* In a fork() child (module.c's pthread_atfork handler): forgets the poll thread. */
+void pl_remote_atfork_child(void);
 
 /* live.c: adds live_query and the LIVE_* constants. */
 int pl_live_module_exec(PyObject *module);

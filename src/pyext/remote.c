@@ -429,7 +429,8 @@ static PyObject *py_host_name(PyObject *module, PyObject *unused)
     return PyUnicode_DecodeUTF8(info.host, (Py_ssize_t)strlen(info.host), "replace");
 }
 
-static void atfork_child(void)
+/* See pyext.h. */
+void pl_remote_atfork_child(void)
 {
     /* The poll thread does not exist in the child; its eventfd is the
      * parent's too, so it is left open (the child's own start makes a new
@@ -457,13 +458,5 @@ static PyMethodDef remote_methods[] = {
 int pl_remote_module_exec(PyObject *module, pl_live_fn live)
 {
     live_answer = live;
-    static int atfork_done;
-    if (!atfork_done) {
-        if (pthread_atfork(NULL, NULL, atfork_child) != 0) {
-            PyErr_SetString(PyExc_RuntimeError, "pthread_atfork failed");
-            return -1;
-        }
-        atfork_done = 1;
-    }
     return PyModule_AddFunctions(module, remote_methods);
 }

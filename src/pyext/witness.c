@@ -59,7 +59,8 @@ typedef struct witness_stats {
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
 static witness_stats S;      /* protected by stats_lock */
 
-static void atfork_child(void)
+/* See witness.h. */
+void pl_witness_atfork_child(void)
 {
     /* The collector thread that may have been changing W does not exist in
      * the child: forget it (leaked on purpose, as the type table is). */
@@ -278,11 +279,6 @@ out:
 /* See witness.h. */
 void pl_witness_after_collection(pl_type_table *t, pl_store *store, const pl_incarnation *self, int64_t now_ms)
 {
-    static int atfork_done;
-    if (!atfork_done) {
-        pthread_atfork(NULL, NULL, atfork_child);
-        atfork_done = 1;
-    }
     if (W.serial != t->ids_for) {
         /* another store: its ids are different */
         free(W.tracks);

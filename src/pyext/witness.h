@@ -24,6 +24,9 @@
  * the descriptions, releases it, and writes the witness to the store.
  * Errors are counted (pl_witness_stats), never raised. */
 void pl_witness_after_collection(pl_type_table *t, pl_store *store, const pl_incarnation *self, int64_t now_ms);
+/* In a fork() child (module.c's pthread_atfork handler): forgets the
+ * growth tracks the parent's collector thread may have been changing. */
+void pl_witness_atfork_child(void);
 
 /* Adds witness_stats() to the module. 0, or -1 with an exception set. */
 int pl_witness_module_exec(PyObject *module);
