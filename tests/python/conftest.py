@@ -3,6 +3,7 @@
 Every server is started in its own session and stopped (and its process
 group killed) at the end of the test, whatever happens in the test.
 """
+import gc
 import gzip
 import json
 import os
@@ -190,6 +191,19 @@ class Gunicorn:
 
     def stop(self):
         stop_group(self.proc)
+
+
+@pytest.fixture
+def gc_off():
+    """The cyclic gc off (after one collection) for the test, then as it was."""
+    enabled = gc.isenabled()
+    gc.disable()
+    gc.collect()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @pytest.fixture

@@ -28,18 +28,6 @@ class Other:
     pass
 
 
-@pytest.fixture
-def gc_off():
-    enabled = gc.isenabled()
-    gc.disable()
-    gc.collect()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def make_chain():
     a, b, c = [], [], []
     a.append(b)

@@ -30,18 +30,6 @@ def lists(n):
     return [[] for _ in range(n)]
 
 
-@pytest.fixture
-def gc_off():
-    enabled = gc.isenabled()
-    gc.disable()
-    gc.collect()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 # ---- container behaviour ----
 
 
