@@ -198,7 +198,7 @@ static void test_schema(void)
         pl_proc_info *procs = NULL;
         size_t n = 0;
         CHECK_OK(pl_store_stat_get(s, &st));
-        CHECK_EQ_INT(st.schema, 3);
+        CHECK_EQ_INT(st.schema, 4);
         CHECK_OK(pl_store_end(s, &local.inc, 3000));
         CHECK_OK(pl_store_procs(s, &procs, &n));
         CHECK(n == 1 && procs[0].ended_ms == 3000 && procs[0].first_seen_ms == 1000 && procs[0].worker_start == 0);
@@ -206,7 +206,7 @@ static void test_schema(void)
         pl_store_close(s);
     }
     /* A newer schema than this code knows is refused, read-only or not. */
-    rewrite_schema(dir, 4, 0);
+    rewrite_schema(dir, 5, 0);
     s = open_at(dir, 1, &rc);
     CHECK_EQ_INT(rc, PL_ESCHEMA);
     pl_store_close(s);
@@ -523,7 +523,7 @@ static void test_batch_map_full(void)
     for (int r = 0; r < ROUNDS; r++) {
         for (size_t i = 0; i < PER; i++) {
             for (size_t k = 0; k < NT; k++)
-                c[i][k] = (pl_type_count){ids[k], k * 7 + (uint64_t)r + 1, k * 100 + (uint64_t)r};
+                c[i][k] = (pl_type_count){ids[k], k * 7 + (uint64_t)r + 1, ((uint64_t)k << 33) + (uint64_t)r};
             smp[i] = (pl_store_sample){t + r * 1000, c[i], NT};
             items[i] = (pl_store_batch_item){.remote = &w[i], .now_ms = t + r * 1000, .samples = &smp[i], .n_samples = 1};
         }

@@ -1158,7 +1158,7 @@ static void test_open_and_procs(void)
     CHECK_EQ_INT(st.max_bytes, (1u << 30) / 4 * 3);
     CHECK_EQ_INT(st.max_samples, 2880);
     CHECK_EQ_INT(st.max_age_s, 7 * 86400);
-    CHECK_EQ_INT(st.schema, 3);
+    CHECK_EQ_INT(st.schema, 4);
     CHECK(st.used_bytes > 0 && st.used_bytes < (1u << 20));
     CHECK_EQ_STR(pl_store_path(s), dir);
 
@@ -1245,7 +1245,7 @@ static void test_proc_stats_and_schema2(void)
     /* Writable: migrated to schema 3; the old record is updated to the new size. */
     s = open_store(dir, 0, 0, 0, 0);
     CHECK_OK(pl_store_stat_get(s, &st));
-    CHECK_EQ_INT(st.schema, 3);
+    CHECK_EQ_INT(st.schema, 4);
     stats.collection_us = 7;
     stats.gil_held_us = 1600000;
     CHECK_OK(pl_store_heartbeat(s, &info.inc, 7000, 4096, &stats));
@@ -1326,10 +1326,11 @@ static void test_map_resized(void)
             pl_incarnation inc = {(uint32_t)parent, 500 + (uint64_t)j};
 
             reg(cs, inc, 10 + j);
-            /* At most 32 samples: they stay in the log, 40 KB each. */
+            /* At most 32 samples: they stay in the log, 36 KB each (bytes
+             * of 2^40 take 8 bytes an entry). */
             for (i = 0; i < NS; i++) {
                 for (k = 0; k < NT; k++)
-                    c[k] = (pl_type_count){ids[k], (uint64_t)(i + j), 1};
+                    c[k] = (pl_type_count){ids[k], (uint64_t)(i + j), 1ull << 40};
                 bad |= pl_store_append(cs, &inc, 1000 + i, c, NT);
             }
         }
@@ -1719,6 +1720,150 @@ static void test_wide_values(void)
     remove_dir(dir);
 }
 
+/* Packed log values (schema 4): a store whose log and snapshot values an
+ * older pyloot wrote (schema 3: 12-byte entries, wide parts for counts of
+ * 2^32 and more) is read as it is by a read-only open and rewritten by a
+ * writable one; both answer exactly what was appended. */
+enum { PK_NT = 300, PK_NS = 45 };
+
+static uint64_t pk_count(size_t k, int64_t i)
+{
+    if (k == 0)
+        return 5000000000ull + (uint64_t)i; /* wide in schema 3 */
+    if (k == 5 && i % 2)
+        return 0; /* absent from odd samples */
+    return k * 3 + (uint64_t)i * (k % 4 == 0);
+}
+
+static int pk_check(pl_store *s, int64_t ns)
+{
+    pl_history *h = history(s, NULL, PL_SORT_NAME, 0, 1000, 0, 0, 0, 5000);
+    int bad = 0;
+    size_t t;
+    int64_t i;
+
+    if (!h)
+        return 1;
+    bad += h->n_types != PK_NT || h->n_times != (size_t)ns;
+    for (t = 0; !bad && t < h->n_types; t++) {
+        const pl_history_type *ty = &h->types[t];
+        size_t k = (size_t)atoi(ty->name + 3); /* p.TNNN */
+
+        for (i = 0; i < ns; i++) {
+            bad += ty->counts[i] != (int64_t)pk_count(k, i);
+            bad += ty->bytes_series[i] != (int64_t)pk_count(k, i) * 48;
+        }
+        bad += ty->count != pk_count(k, ns - 1);
+        bad += ty->growth != (int64_t)(pk_count(k, ns - 1) - pk_count(k, 0));
+    }
+    pl_history_free(h);
+    return bad;
+}
+
+/* 1 when every log and snapshot value of the closed store at dir is a
+ * packed value (header, whole entries) and no key is a wide part. */
+static int pk_all_packed(const char *dir)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    const char *dbs[2] = {"log", "snap"};
+    int ok = 1, seen = 0;
+
+    CHECK_OK(mdb_env_create(&env));
+    mdb_env_set_maxdbs(env, 32);
+    CHECK_OK(mdb_env_open(env, dir, MDB_RDONLY, 0600));
+    CHECK_OK(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn));
+    for (int d = 0; d < 2; d++) {
+        CHECK_OK(mdb_dbi_open(txn, dbs[d], 0, &dbi));
+        CHECK_OK(mdb_cursor_open(txn, dbi, &cur));
+        while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+            const uint8_t *p = v.mv_data, *kp = k.mv_data;
+            size_t esize;
+
+            if (v.mv_size < 1 || (p[0] & 0xc0) || (p[0] & 3) == 3 || kp[k.mv_size - 4] == 0xff) {
+                ok = 0;
+                continue;
+            }
+            esize = (1u << (p[0] & 3)) + (1u << ((p[0] >> 2) & 3)) + (1u << ((p[0] >> 4) & 3));
+            ok &= (v.mv_size - 1) % esize == 0;
+            seen++;
+        }
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return ok && seen > 0;
+}
+
+static void test_log_packing(void)
+{
+    char *dir = make_dir();
+    struct child a = spawn_sleeper();
+    pl_store *s = open_store(dir, 0, 0, 0, 0);
+    static pl_type_count c[PK_NT];
+    const char *names[PK_NT];
+    char buf[PK_NT][16];
+    size_t lens[PK_NT], k, n;
+    uint32_t ids[PK_NT];
+    pl_store_stat st;
+    pl_store_options opt;
+    int64_t i;
+
+    pl_store_test_schema(s, 3);
+    reg(s, a.inc, 0);
+    for (k = 0; k < PK_NT; k++) {
+        snprintf(buf[k], sizeof buf[k], "p.T%03zu", k);
+        names[k] = buf[k];
+        lens[k] = strlen(buf[k]);
+    }
+    CHECK_OK(pl_store_type_ids(s, names, lens, PK_NT, ids));
+    /* 45 samples: the first 32 become a window (and the snapshot), 13 stay in the log. */
+    for (i = 0; i < PK_NS; i++) {
+        for (k = 0, n = 0; k < PK_NT; k++)
+            if (pk_count(k, i))
+                c[n++] = (pl_type_count){ids[k], pk_count(k, i), pk_count(k, i) * 48};
+        CHECK_OK(pl_store_append(s, &a.inc, 1000 + i, c, n));
+    }
+    CHECK_EQ_INT(pk_check(s, PK_NS), 0);
+    pl_store_close(s);
+    rewrite_schema(dir, 3, 0);
+    CHECK(!pk_all_packed(dir));
+
+    /* Read-only: the old values read as they are. */
+    memset(&opt, 0, sizeof opt);
+    opt.path = dir;
+    opt.read_only = 1;
+    s = NULL;
+    CHECK_OK(pl_store_open(&s, &opt));
+    if (s) {
+        CHECK_OK(pl_store_stat_get(s, &st));
+        CHECK_EQ_INT(st.schema, 3);
+        CHECK_EQ_INT(pk_check(s, PK_NS), 0);
+        pl_store_close(s);
+    }
+    CHECK(!pk_all_packed(dir));
+
+    /* Writable: every value rewritten packed; the same answers, and on. */
+    s = open_store(dir, 0, 0, 0, 0);
+    CHECK_OK(pl_store_stat_get(s, &st));
+    CHECK_EQ_INT(st.schema, 4);
+    CHECK_EQ_INT(pk_check(s, PK_NS), 0);
+    for (i = PK_NS; i < PK_NS + 30; i++) {
+        for (k = 0, n = 0; k < PK_NT; k++)
+            if (pk_count(k, i))
+                c[n++] = (pl_type_count){ids[k], pk_count(k, i), pk_count(k, i) * 48};
+        CHECK_OK(pl_store_append(s, &a.inc, 1000 + i, c, n));
+    }
+    CHECK_EQ_INT(pk_check(s, PK_NS + 30), 0);
+    pl_store_close(s);
+    CHECK(pk_all_packed(dir));
+    kill_child(&a);
+    remove_dir(dir);
+}
+
 /* Worker churn: 20 short-lived incarnations, each alive for a stretch of
  * time. The merged line sums only those running at each slot (a dead one
  * counts for 1.5 intervals after its last sample, 75 ms here, never
@@ -1811,6 +1956,7 @@ int main(void)
     RUN(test_query);
     RUN(test_compaction);
     RUN(test_wide_values);
+    RUN(test_log_packing);
     RUN(test_long_names);
     RUN(test_hash_collisions);
     RUN(test_mailbox);

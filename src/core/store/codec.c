@@ -38,15 +38,143 @@ void log_key(uint8_t *k, const uint8_t *inck, uint64_t time, uint32_t first_id)
     put_be32(k + INC_KEY + 8, first_id);
 }
 
-/* Adds one log or snapshot value (key first_id `first_id`) to smp: narrow
- * entries are appended; a wide part fixes the marked entries before it. */
-int sample_add_part(struct sample *smp, uint32_t first_id, const MDB_val *v)
+/* ---------------------------------------------------------- log values */
+
+/* log2 of the bytes (1, 2, 4 or 8) that hold x. */
+static unsigned width_code(uint64_t x)
+{
+    return x <= 0xff ? 0 : x <= 0xffff ? 1 : x <= 0xffffffffu ? 2 : 3;
+}
+
+static void put_le(uint8_t *p, uint64_t x, unsigned w)
+{
+    unsigned i;
+
+    for (i = 0; i < w; i++)
+        p[i] = (uint8_t)(x >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, unsigned w)
+{
+    uint64_t x = 0;
+    unsigned i;
+
+    for (i = 0; i < w; i++)
+        x |= (uint64_t)p[i] << (8 * i);
+    return x;
+}
+
+int packed_open(struct packed *pk, uint32_t first_id, const MDB_val *v)
+{
+    const uint8_t *p = v->mv_data;
+    unsigned h;
+
+    if (v->mv_size < 1)
+        return PL_ECORRUPT;
+    h = p[0];
+    /* Ids are 32-bit: an id offset is at most 4 bytes wide. */
+    if ((h & 0xc0) || (h & 3) == 3)
+        return PL_ECORRUPT;
+    pk->p = p;
+    pk->first_id = first_id;
+    pk->wi = (uint8_t)(1u << (h & 3));
+    pk->wc = (uint8_t)(1u << ((h >> 2) & 3));
+    pk->wb = (uint8_t)(1u << ((h >> 4) & 3));
+    pk->esize = (uint8_t)(pk->wi + pk->wc + pk->wb);
+    if ((v->mv_size - 1) % pk->esize)
+        return PL_ECORRUPT;
+    pk->n = (v->mv_size - 1) / pk->esize;
+    /* The last id must stay below WIDE_BASE; ids ascend, so all do. */
+    if (pk->n && first_id + get_le(p + 1 + (pk->n - 1) * pk->esize, pk->wi) >= WIDE_BASE)
+        return PL_ECORRUPT;
+    return 0;
+}
+
+void packed_get(const struct packed *pk, size_t i, uint32_t *id, uint64_t *count, uint64_t *bytes)
+{
+    const uint8_t *e = pk->p + 1 + i * pk->esize;
+
+    *id = pk->first_id + (uint32_t)get_le(e, pk->wi);
+    *count = get_le(e + pk->wi, pk->wc);
+    *bytes = get_le(e + pk->wi + pk->wc, pk->wb);
+}
+
+size_t packed_lower_bound(const struct packed *pk, uint32_t id)
+{
+    size_t a = 0, z = pk->n;
+    uint64_t off;
+
+    if (id < pk->first_id)
+        return 0;
+    off = id - pk->first_id;
+    while (a < z) {
+        size_t mid = (a + z) / 2;
+
+        if (get_le(pk->p + 1 + mid * pk->esize, pk->wi) < off)
+            a = mid + 1;
+        else
+            z = mid;
+    }
+    return a;
+}
+
+size_t packed_encode(uint8_t *out, const pl_type_count *e, size_t n, size_t *used)
+{
+    unsigned ci = 0, cc = 0, cb = 0, esize = 3;
+    size_t m = 0, i, len = 1;
+
+    /* Greedy: take entries while the value, at the widths they need, fits. */
+    while (m < n) {
+        unsigned ni = ci, nc = cc, nb = cb, w;
+
+        w = width_code(e[m].type_id - e[0].type_id);
+        ni = w > ni ? w : ni;
+        w = width_code(e[m].count);
+        nc = w > nc ? w : nc;
+        w = width_code(e[m].bytes);
+        nb = w > nb ? w : nb;
+        w = (1u << ni) + (1u << nc) + (1u << nb);
+        if (m && 1 + (m + 1) * w > PACKED_MAX)
+            break;
+        ci = ni;
+        cc = nc;
+        cb = nb;
+        esize = w;
+        m++;
+    }
+    out[0] = (uint8_t)(ci | cc << 2 | cb << 4);
+    for (i = 0; i < m; i++, len += esize) {
+        put_le(out + len, e[i].type_id - e[0].type_id, 1u << ci);
+        put_le(out + len + (1u << ci), e[i].count, 1u << cc);
+        put_le(out + len + (1u << ci) + (1u << cc), e[i].bytes, 1u << cb);
+    }
+    *used = m;
+    return len;
+}
+
+/* Adds one log or snapshot value (key first_id `first_id`) to smp: packed
+ * entries, or (older schemas) narrow entries are appended and a wide part
+ * fixes the marked entries before it. */
+int sample_add_part(struct sample *smp, int packed, uint32_t first_id, const MDB_val *v)
 {
     const uint8_t *p = v->mv_data;
     size_t esize = first_id >= WIDE_BASE ? WIDE_ENTRY : LOG_ENTRY;
     size_t m = v->mv_size / esize, i;
     int rc = 0;
 
+    if (packed) {
+        struct packed pk;
+
+        rc = packed_open(&pk, first_id, v);
+        if (rc == 0)
+            rc = array_reserve(&smp->e, &smp->cap, smp->n + pk.n, sizeof *smp->e, 256);
+        for (i = 0; rc == 0 && i < pk.n; i++) {
+            pl_type_count *c = &smp->e[smp->n++];
+
+            packed_get(&pk, i, &c->type_id, &c->count, &c->bytes);
+        }
+        goto out;
+    }
     if (v->mv_size % esize) {
         rc = PL_ECORRUPT;
         goto out;

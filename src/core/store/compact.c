@@ -264,7 +264,7 @@ int compact_nested(pl_store *s, MDB_txn *parent, const pl_incarnation *inc, int 
             smp[ns].time = t;
             ns++;
         }
-        rc = sample_add_part(&smp[ns - 1], get_be32((const uint8_t *)k.mv_data + INC_KEY + 8),
+        rc = sample_add_part(&smp[ns - 1], log_packed(s), get_be32((const uint8_t *)k.mv_data + INC_KEY + 8),
                              &v);
         if (rc)
             goto abort;

@@ -128,6 +128,7 @@ static int open_dbs(pl_store *s)
         rc = mdb_put(txn, s->meta, &k, &v, 0);
         if (rc)
             goto abort;
+        s->schema = SCHEMA_VERSION;
     } else if (rc) {
         goto abort;
     } else {
@@ -144,7 +145,15 @@ static int open_dbs(pl_store *s)
             /* Migration: schemas 2 and 3 only appended fields to procs
              * records (worker_start; collection_us, gil_held_us), which
              * rec_decode reads at any of the sizes; records are rewritten
-             * at the new size when next updated. */
+             * at the new size when next updated. Schema 4 packs the log
+             * and snapshot values: they are rewritten here. */
+            if (version < PACKED_SCHEMA) {
+                rc = pack_log_values(txn, s->log, INC_KEY + 8);
+                if (rc == 0)
+                    rc = pack_log_values(txn, s->snap, INC_KEY);
+                if (rc)
+                    goto abort;
+            }
             memcpy(schema, &(uint32_t){SCHEMA_VERSION}, 4);
             v.mv_data = schema;
             v.mv_size = 4;
@@ -269,6 +278,11 @@ const char *pl_store_path(const pl_store *s)
 void pl_store_test_collide_hashes(pl_store *s, int on)
 {
     s->collide_hashes = on != 0;
+}
+
+void pl_store_test_schema(pl_store *s, uint32_t schema)
+{
+    s->schema = schema;
 }
 
 /* The byte budget: max_bytes as given, or 3/4 of the map, never more than

@@ -42,6 +42,7 @@ struct hview {
     uint8_t inck[INC_KEY];
     struct proc_rec rec;
     int alive;
+    int packed;           /* log values packed (log_packed) */
     struct win_ref *wins; /* live windows */
     size_t n_wins;
     size_t n_l1;         /* of which level 1 */
@@ -247,7 +248,7 @@ static int log_sample(const struct hview *v, size_t li, struct sample *smp)
     for (i = v->part_at[li]; rc == 0 && i < v->part_at[li + 1]; i++) {
         MDB_val val = {v->parts[i].size, (void *)v->parts[i].p};
 
-        rc = sample_add_part(smp, v->parts[i].first_id, &val);
+        rc = sample_add_part(smp, v->packed, v->parts[i].first_id, &val);
     }
     return rc;
 }
@@ -262,6 +263,7 @@ static int hview_load(pl_store *s, MDB_txn *txn, MDB_cursor *logcur, struct hvie
     int rc;
 
     inc_key(v->inck, &v->inc);
+    v->packed = log_packed(s);
     rc = list_windows(s, txn, v->inck, &all, &n_all);
     if (rc == 0)
         rc = log_scan(logcur, v, &lt, &n_lt);
@@ -322,6 +324,22 @@ static int add_snap(pl_store *s, MDB_txn *txn, const struct hview *v, uint32_t m
 
         if (k.mv_size != SNAP_KEY || memcmp(k.mv_data, v->inck, INC_KEY) != 0)
             break;
+        if (v->packed) {
+            struct packed pk;
+
+            rc = packed_open(&pk, get_be32((const uint8_t *)k.mv_data + INC_KEY), &val);
+            if (rc)
+                goto out;
+            for (i = 0; i < pk.n; i++) {
+                uint32_t id;
+                uint64_t c, b;
+
+                packed_get(&pk, i, &id, &c, &b);
+                if (id <= max_id)
+                    acc[id] += sign * (int64_t)c;
+            }
+            continue;
+        }
         /* Marked narrow entries are skipped; their wide part comes later. */
         wide = get_be32((const uint8_t *)k.mv_data + INC_KEY) >= WIDE_BASE;
         esize = wide ? WIDE_ENTRY : LOG_ENTRY;
@@ -474,6 +492,36 @@ out:
     return rc;
 }
 
+/* fill_log for one packed log part: the page types (ids sorted, original
+ * index in idx) it holds go to lc/lb[idx[j] * stride + at]. */
+static int fill_packed(const struct lpart *part, const uint32_t *ids, const size_t *idx,
+                       size_t n_ids, int64_t *lc, int64_t *lb, size_t stride, size_t at)
+{
+    MDB_val val = {part->size, (void *)part->p};
+    struct packed pk;
+    uint32_t last, id;
+    uint64_t cc, bb;
+    size_t j, a;
+    int rc;
+
+    rc = packed_open(&pk, part->first_id, &val);
+    if (rc || pk.n == 0)
+        return rc;
+    packed_get(&pk, pk.n - 1, &last, &cc, &bb);
+    /* Page ids inside [first, last]: find the first with a binary search. */
+    for (j = lower_bound(ids, n_ids, sizeof *ids, 4, pk.first_id); j < n_ids && ids[j] <= last; j++) {
+        a = packed_lower_bound(&pk, ids[j]);
+        if (a < pk.n) {
+            packed_get(&pk, a, &id, &cc, &bb);
+            if (id == ids[j]) {
+                lc[idx[j] * stride + at] = (int64_t)cc;
+                lb[idx[j] * stride + at] = (int64_t)bb;
+            }
+        }
+    }
+    return 0;
+}
+
 /* Reads the page types' values from the log samples of one incarnation that
  * its slots show (columns from mark_shown) into lc/lb[j * stride + base +
  * col] for page type j (ids sorted in `ids`, original index in `idx`) and
@@ -497,6 +545,12 @@ static int fill_log(pl_store *s, MDB_txn *txn, const struct hview *v, const uint
             int64_t t = v->times[v->log_off + li];
             uint32_t first, last;
 
+            if (v->packed) {
+                rc = fill_packed(&v->parts[pi], ids, idx, n_ids, lc, lb, stride, base + col);
+                if (rc)
+                    goto out;
+                continue;
+            }
             if (v->parts[pi].first_id >= WIDE_BASE || !m)
                 continue; /* wide parts are read on demand below, for marked entries */
             memcpy(&first, p, 4);

@@ -246,29 +246,6 @@ out:
     return rc;
 }
 
-/* Reads every part of the log sample (inck, time) into smp (replacing it). */
-int log_read_sample(MDB_cursor *cur, const uint8_t *inck, uint64_t time, struct sample *smp)
-{
-    uint8_t lo[LOG_KEY];
-    MDB_val k = {LOG_KEY, lo}, v;
-    int rc;
-
-    smp->n = 0;
-    smp->time = (int64_t)time;
-    log_key(lo, inck, time, 0);
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != LOG_KEY || memcmp(k.mv_data, lo, INC_KEY + 8) != 0)
-            break;
-        rc = sample_add_part(smp, get_be32((const uint8_t *)k.mv_data + INC_KEY + 8), &v);
-        if (rc)
-            break;
-    }
-    if (rc == MDB_NOTFOUND)
-        rc = 0;
-    return rc;
-}
-
 /* Lists the distinct log times of an incarnation, ascending. *times is
  * malloc'ed. */
 int log_times(pl_store *s, MDB_txn *txn, const uint8_t *inck, int64_t **times, size_t *n)
@@ -315,10 +292,11 @@ out:
 
 
 /* Writes a sample (entries sorted by id) in the log's part format under
- * `dbi`, keys prefix(plen) + first_id(4): narrow parts, then wide parts for
- * the entries that do not fit 32 bits. Used for the log and the snapshot. */
-static int put_sample_parts(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_t plen,
-                            const pl_type_count *e, size_t n)
+ * `dbi`, keys prefix(plen) + first_id(4): packed values (schema 4 on), else
+ * narrow parts, then wide parts for the entries that do not fit 32 bits.
+ * Used for the log and the snapshot. */
+static int put_sample_parts(MDB_txn *txn, MDB_dbi dbi, int packed, const uint8_t *prefix,
+                            size_t plen, const pl_type_count *e, size_t n)
 {
     uint8_t kb[LOG_KEY], val[PART_MAX];
     MDB_val k, v;
@@ -327,6 +305,23 @@ static int put_sample_parts(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, si
     int rc = 0;
 
     memcpy(kb, prefix, plen);
+    k.mv_size = plen + 4;
+    k.mv_data = kb;
+    v.mv_data = val;
+    if (packed) {
+        /* An empty sample is one empty value, so that its time is listed. */
+        do {
+            m = 0;
+            v.mv_size = 1;
+            val[0] = 0;
+            if (n)
+                v.mv_size = packed_encode(val, e + first, n - first, &m);
+            put_be32(kb + plen, n ? e[first].type_id : 0);
+            rc = mdb_put(txn, dbi, &k, &v, 0);
+            first += m;
+        } while (rc == 0 && first < n);
+        goto out;
+    }
     do {
         m = n - first < LOG_PER_PART ? n - first : LOG_PER_PART;
         for (i = 0; i < m; i++) {
@@ -381,6 +376,67 @@ out:
     return rc;
 }
 
+/* Schema migration to packed values: rewrites every sample of `dbi` (the
+ * log, prefix inc + time, or the snapshots, prefix inc) from the older part
+ * format, one sample at a time, inside txn. */
+int pack_log_values(MDB_txn *txn, MDB_dbi dbi, size_t plen)
+{
+    MDB_cursor *cur = NULL;
+    struct sample smp;
+    uint8_t lo[LOG_KEY], hi[LOG_KEY];
+    MDB_val k, v;
+    size_t deleted, i;
+    int rc, more;
+
+    memset(&smp, 0, sizeof smp);
+    memset(lo, 0, sizeof lo);
+    rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc)
+        goto out;
+    k.mv_size = plen + 4;
+    k.mv_data = lo;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;) {
+        if (k.mv_size != plen + 4) {
+            rc = PL_ECORRUPT;
+            break;
+        }
+        memcpy(lo, k.mv_data, plen);
+        smp.n = 0;
+        /* Decode (copy) every part of this sample before any write. */
+        for (; rc == 0 && k.mv_size == plen + 4 && memcmp(k.mv_data, lo, plen) == 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            rc = sample_add_part(&smp, 0, get_be32((const uint8_t *)k.mv_data + plen), &v);
+            if (rc)
+                goto out;
+        }
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            break;
+        memset(lo + plen, 0, 4);
+        memcpy(hi, lo, plen);
+        memset(hi + plen, 0xff, 4);
+        deleted = 0;
+        rc = del_range(cur, lo, plen + 4, hi, plen + 4, SIZE_MAX, &deleted, &more);
+        if (rc == 0)
+            rc = put_sample_parts(txn, dbi, 1, lo, plen, smp.e, smp.n);
+        if (rc)
+            break;
+        /* On past this prefix: add 1 to it (big-endian). */
+        for (i = plen; i > 0 && ++lo[i - 1] == 0; i--)
+            ;
+        if (i == 0)
+            break;
+        k.mv_size = plen + 4;
+        k.mv_data = lo;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    }
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+out:
+    mdb_cursor_close(cur);
+    free(smp.e);
+    return rc;
+}
+
 /* Writes one sample (sorted, ids already checked) into the log inside txn
  * and updates *rec, the procs record of inc as read in txn, then writes it
  * back. A time not after the previous sample is moved to 1 ms after it. */
@@ -396,7 +452,7 @@ int log_append(pl_store *s, MDB_txn *txn, const pl_incarnation *inc, int64_t tim
     if (rec->last_time && time_ms <= rec->last_time)
         time_ms = rec->last_time + 1;
     log_key(kb, inck, (uint64_t)time_ms, 0);
-    rc = put_sample_parts(txn, s->log, kb, INC_KEY + 8, sorted, n);
+    rc = put_sample_parts(txn, s->log, log_packed(s), kb, INC_KEY + 8, sorted, n);
     if (rc)
         goto out;
     rec->samples++;
@@ -436,7 +492,7 @@ int snap_put(pl_store *s, MDB_txn *txn, const uint8_t *inck, const struct sample
         rc = del_range(cur, lo, SNAP_KEY, hi, SNAP_KEY, SIZE_MAX, &deleted, &more);
     mdb_cursor_close(cur);
     if (rc == 0 && smp)
-        rc = put_sample_parts(txn, s->snap, inck, INC_KEY, smp->e, smp->n);
+        rc = put_sample_parts(txn, s->snap, log_packed(s), inck, INC_KEY, smp->e, smp->n);
     return rc;
 }
 

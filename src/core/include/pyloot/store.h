@@ -330,4 +330,9 @@ int pl_store_remote_find(pl_store *s, const char *host, uint32_t pid, uint64_t w
  * that is never opened without the hook. */
 void pl_store_test_collide_hashes(pl_store *s, int on);
 
+/* Test hook: this handle writes log and snapshot values as a store of
+ * `schema` would (3: the format before packed values), so that the C tests
+ * can build what an older pyloot wrote. Only for tests. */
+void pl_store_test_schema(pl_store *s, uint32_t schema);
+
 #endif
