@@ -46,22 +46,46 @@ static unsigned width_code(uint64_t x)
     return x <= 0xff ? 0 : x <= 0xffff ? 1 : x <= 0xffffffffu ? 2 : 3;
 }
 
-static void put_le(uint8_t *p, uint64_t x, unsigned w)
+/* Stores x in w (1, 2, 4 or 8) bytes at p, host byte order. */
+static inline void put_w(uint8_t *p, uint64_t x, unsigned w)
 {
-    unsigned i;
+    uint16_t x16 = (uint16_t)x;
+    uint32_t x32 = (uint32_t)x;
 
-    for (i = 0; i < w; i++)
-        p[i] = (uint8_t)(x >> (8 * i));
+    switch (w) {
+    case 1:
+        *p = (uint8_t)x;
+        break;
+    case 2:
+        memcpy(p, &x16, 2);
+        break;
+    case 4:
+        memcpy(p, &x32, 4);
+        break;
+    default:
+        memcpy(p, &x, 8);
+    }
 }
 
-static uint64_t get_le(const uint8_t *p, unsigned w)
+static inline uint64_t get_w(const uint8_t *p, unsigned w)
 {
-    uint64_t x = 0;
-    unsigned i;
+    uint16_t x16;
+    uint32_t x32;
+    uint64_t x;
 
-    for (i = 0; i < w; i++)
-        x |= (uint64_t)p[i] << (8 * i);
-    return x;
+    switch (w) {
+    case 1:
+        return *p;
+    case 2:
+        memcpy(&x16, p, 2);
+        return x16;
+    case 4:
+        memcpy(&x32, p, 4);
+        return x32;
+    default:
+        memcpy(&x, p, 8);
+        return x;
+    }
 }
 
 int packed_open(struct packed *pk, uint32_t first_id, const MDB_val *v)
@@ -85,7 +109,7 @@ int packed_open(struct packed *pk, uint32_t first_id, const MDB_val *v)
         return PL_ECORRUPT;
     pk->n = (v->mv_size - 1) / pk->esize;
     /* The last id must stay below WIDE_BASE; ids ascend, so all do. */
-    if (pk->n && first_id + get_le(p + 1 + (pk->n - 1) * pk->esize, pk->wi) >= WIDE_BASE)
+    if (pk->n && first_id + get_w(p + 1 + (pk->n - 1) * pk->esize, pk->wi) >= WIDE_BASE)
         return PL_ECORRUPT;
     return 0;
 }
@@ -94,9 +118,9 @@ void packed_get(const struct packed *pk, size_t i, uint32_t *id, uint64_t *count
 {
     const uint8_t *e = pk->p + 1 + i * pk->esize;
 
-    *id = pk->first_id + (uint32_t)get_le(e, pk->wi);
-    *count = get_le(e + pk->wi, pk->wc);
-    *bytes = get_le(e + pk->wi + pk->wc, pk->wb);
+    *id = pk->first_id + (uint32_t)get_w(e, pk->wi);
+    *count = get_w(e + pk->wi, pk->wc);
+    *bytes = get_w(e + pk->wi + pk->wc, pk->wb);
 }
 
 size_t packed_lower_bound(const struct packed *pk, uint32_t id)
@@ -110,7 +134,7 @@ size_t packed_lower_bound(const struct packed *pk, uint32_t id)
     while (a < z) {
         size_t mid = (a + z) / 2;
 
-        if (get_le(pk->p + 1 + mid * pk->esize, pk->wi) < off)
+        if (get_w(pk->p + 1 + mid * pk->esize, pk->wi) < off)
             a = mid + 1;
         else
             z = mid;
@@ -144,9 +168,9 @@ size_t packed_encode(uint8_t *out, const pl_type_count *e, size_t n, size_t *use
     }
     out[0] = (uint8_t)(ci | cc << 2 | cb << 4);
     for (i = 0; i < m; i++, len += esize) {
-        put_le(out + len, e[i].type_id - e[0].type_id, 1u << ci);
-        put_le(out + len + (1u << ci), e[i].count, 1u << cc);
-        put_le(out + len + (1u << ci) + (1u << cc), e[i].bytes, 1u << cb);
+        put_w(out + len, e[i].type_id - e[0].type_id, 1u << ci);
+        put_w(out + len + (1u << ci), e[i].count, 1u << cc);
+        put_w(out + len + (1u << ci) + (1u << cc), e[i].bytes, 1u << cb);
     }
     *used = m;
     return len;

@@ -92,12 +92,12 @@
 #define MARK 0xffffffffu
 /* Schema 4 on ("packed"): a log or snapshot value is a header byte, then
  * entries of one width within the value: id - first_id (the key's), count
- * and bytes, little-endian, each 1, 2, 4 or 8 bytes wide as the header's
+ * and bytes, in host byte order, each 1, 2, 4 or 8 bytes wide as the header's
  * bits 0-1, 2-3 and 4-5 say (log2 of the width). A 5,000-type sample of
  * small counts takes 6 bytes an entry instead of 12 and no wide parts. A
  * value holds at most PACKED_MAX bytes: LMDB leaves a page that takes
- * another node room for one more, so values of 2 KB use a page each and
- * values of 1 KB fill three quarters of it. */
+ * another node room for one more, so values of 1,900 bytes got a page each
+ * and values of <= 780 bytes go four to a page (docs/store.md). */
 #define PACKED_SCHEMA 4u
 #define PACKED_MAX 780u
 /* An open packed value: entry i is at p + 1 + i * esize. */
