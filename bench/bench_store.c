@@ -506,7 +506,7 @@ static void baseline_scan(const char *dir, size_t samples)
         for (r = 0; r < 15; r++) {
             t0 = now_s();
             if ((rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) ||
-                (rc = mdb_dbi_open(txn, "chunks2", 0, &dbi)) ||
+                (rc = mdb_dbi_open(txn, "ichunks2", 0, &dbi)) ||
                 (rc = mdb_cursor_open(txn, dbi, &cur)))
                 die("baseline txn", rc);
             got = bytes = 0;

@@ -11,7 +11,8 @@
 
 /* Writes meta "schema" = version into the closed store at dir and cuts
  * `cut` bytes off the end of every procs record (the fields later schemas
- * appended; 0 leaves them as they are). */
+ * appended; 0 leaves them as they are). Below 4, the chunk tables get their
+ * old names. */
 static inline void rewrite_schema(const char *dir, uint32_t version, size_t cut)
 {
     MDB_env *env = NULL;
@@ -27,6 +28,22 @@ static inline void rewrite_schema(const char *dir, uint32_t version, size_t cut)
     CHECK_OK(mdb_dbi_open(txn, "meta", 0, &meta));
     CHECK_OK(mdb_dbi_open(txn, "procs", 0, &procs));
     CHECK_OK(mdb_put(txn, meta, &k, &v, 0));
+    if (version < 4) {
+        /* Schemas 1-3 name the chunk tables chunks and chunks2. Their
+         * entries move as they are: a test that writes samples for an old
+         * store writes them with pl_store_test_schema (old keys). */
+        const char *from[2] = {"ichunks", "ichunks2"}, *to[2] = {"chunks", "chunks2"};
+        for (int i = 0; i < 2; i++) {
+            MDB_dbi src, dst;
+            CHECK_OK(mdb_dbi_open(txn, from[i], 0, &src));
+            CHECK_OK(mdb_dbi_open(txn, to[i], MDB_CREATE, &dst));
+            CHECK_OK(mdb_cursor_open(txn, src, &cur));
+            while (mdb_cursor_get(cur, &rk, &rv, MDB_NEXT) == 0)
+                CHECK_OK(mdb_put(txn, dst, &rk, &rv, 0));
+            mdb_cursor_close(cur);
+            CHECK_OK(mdb_drop(txn, src, 1));
+        }
+    }
     if (cut) {
         CHECK_OK(mdb_cursor_open(txn, procs, &cur));
         while (mdb_cursor_get(cur, &rk, &rv, MDB_NEXT) == 0) {

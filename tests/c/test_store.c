@@ -715,12 +715,14 @@ static void test_retention_age(void)
     remove_dir(dir);
 }
 
+/* Bytes of 2^33 and more: 12 bytes an entry in the log, so that the store
+ * fills its budget. */
 static void fill_sample(pl_type_count *c, const uint32_t *ids, size_t n, int64_t i)
 {
     size_t k;
 
     for (k = 0; k < n; k++)
-        c[k] = (pl_type_count){ids[k], (uint64_t)(k * 7 + (size_t)i), (uint64_t)(k * 100 + (size_t)i)};
+        c[k] = (pl_type_count){ids[k], (uint64_t)(k * 7 + (size_t)i), ((uint64_t)k << 33) + (uint64_t)i};
 }
 
 /* Retention by bytes: dead incarnations go first, the used size ends below
@@ -1720,11 +1722,13 @@ static void test_wide_values(void)
     remove_dir(dir);
 }
 
-/* Packed log values (schema 4): a store whose log and snapshot values an
- * older pyloot wrote (schema 3: 12-byte entries, wide parts for counts of
- * 2^32 and more) is read as it is by a read-only open and rewritten by a
- * writable one; both answer exactly what was appended. */
-enum { PK_NT = 300, PK_NS = 45 };
+/* Schema 4's layout: a store as an older pyloot wrote it (schema 3: log and
+ * snapshot values of 12-byte entries, wide parts for counts of 2^32 and
+ * more; chunk tables chunks and chunks2 keyed group first) is read as it is
+ * by a read-only open and migrated by a writable one (packed values, chunk
+ * keys inc first in ichunks and ichunks2); both answer exactly what was
+ * appended: log samples, level-1 and level-2 windows, the snapshot. */
+enum { PK_NT = 300, PK_NS = 170 };
 
 static uint64_t pk_count(size_t k, int64_t i)
 {
@@ -1760,9 +1764,10 @@ static int pk_check(pl_store *s, int64_t ns)
     return bad;
 }
 
-/* 1 when every log and snapshot value of the closed store at dir is a
- * packed value (header, whole entries) and no key is a wide part. */
-static int pk_all_packed(const char *dir)
+/* 1 when the closed store at dir has schema 4's layout: every log and
+ * snapshot value packed (header, whole entries), no wide part, no table
+ * chunks or chunks2, and ichunks and ichunks2 keyed by `pid` first. */
+static int pk_layout4(const char *dir, uint32_t pid)
 {
     MDB_env *env = NULL;
     MDB_txn *txn = NULL;
@@ -1789,6 +1794,21 @@ static int pk_all_packed(const char *dir)
             }
             esize = (1u << (p[0] & 3)) + (1u << ((p[0] >> 2) & 3)) + (1u << ((p[0] >> 4) & 3));
             ok &= (v.mv_size - 1) % esize == 0;
+            seen++;
+        }
+        mdb_cursor_close(cur);
+    }
+    for (int d = 0; d < 2; d++) {
+        ok &= mdb_dbi_open(txn, d ? "chunks2" : "chunks", 0, &dbi) == MDB_NOTFOUND;
+        if (mdb_dbi_open(txn, d ? "ichunks2" : "ichunks", 0, &dbi) != 0) {
+            ok = 0;
+            continue;
+        }
+        CHECK_OK(mdb_cursor_open(txn, dbi, &cur));
+        while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+            const uint8_t *kp = k.mv_data;
+
+            ok &= k.mv_size == 25 && ((uint32_t)kp[0] << 24 | (uint32_t)kp[1] << 16 | kp[2] << 8 | kp[3]) == pid;
             seen++;
         }
         mdb_cursor_close(cur);
@@ -1820,7 +1840,8 @@ static void test_log_packing(void)
         lens[k] = strlen(buf[k]);
     }
     CHECK_OK(pl_store_type_ids(s, names, lens, PK_NT, ids));
-    /* 45 samples: the first 32 become a window (and the snapshot), 13 stay in the log. */
+    /* 170 samples: a level-2 window (128), a level-1 one (32; the first
+     * window also gives the snapshot), 10 in the log. */
     for (i = 0; i < PK_NS; i++) {
         for (k = 0, n = 0; k < PK_NT; k++)
             if (pk_count(k, i))
@@ -1830,7 +1851,7 @@ static void test_log_packing(void)
     CHECK_EQ_INT(pk_check(s, PK_NS), 0);
     pl_store_close(s);
     rewrite_schema(dir, 3, 0);
-    CHECK(!pk_all_packed(dir));
+    CHECK(!pk_layout4(dir, a.inc.pid));
 
     /* Read-only: the old values read as they are. */
     memset(&opt, 0, sizeof opt);
@@ -1844,7 +1865,7 @@ static void test_log_packing(void)
         CHECK_EQ_INT(pk_check(s, PK_NS), 0);
         pl_store_close(s);
     }
-    CHECK(!pk_all_packed(dir));
+    CHECK(!pk_layout4(dir, a.inc.pid));
 
     /* Writable: every value rewritten packed; the same answers, and on. */
     s = open_store(dir, 0, 0, 0, 0);
@@ -1859,7 +1880,7 @@ static void test_log_packing(void)
     }
     CHECK_EQ_INT(pk_check(s, PK_NS + 30), 0);
     pl_store_close(s);
-    CHECK(pk_all_packed(dir));
+    CHECK(pk_layout4(dir, a.inc.pid));
     kill_child(&a);
     remove_dir(dir);
 }

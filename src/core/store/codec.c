@@ -284,11 +284,18 @@ size_t window_encode(uint8_t *p, unsigned flags, const int64_t *times, uint32_t 
 
 /* ---------------------------------------------------------------- chunks */
 
-/* Writes the chunk key group(4) inc(12) wtime(8) part(1) into k (CHUNK_KEY bytes). */
-void chunk_key(uint8_t *k, uint32_t group, const uint8_t *inck, uint64_t wtime, uint8_t part)
+/* Writes the chunk key inc(12) group(4) wtime(8) part(1) into k (CHUNK_KEY
+ * bytes), or group(4) inc(12) wtime(8) part(1) when !inc_first (schemas 1-3:
+ * a compaction then dirtied a page per group, all over the table). */
+void chunk_key(uint8_t *k, int inc_first, uint32_t group, const uint8_t *inck, uint64_t wtime, uint8_t part)
 {
-    put_be32(k, group);
-    memcpy(k + 4, inck, INC_KEY);
+    if (inc_first) {
+        memcpy(k, inck, INC_KEY);
+        put_be32(k + INC_KEY, group);
+    } else {
+        put_be32(k, group);
+        memcpy(k + 4, inck, INC_KEY);
+    }
     put_be64(k + 4 + INC_KEY, wtime);
     k[CHUNK_KEY - 1] = part;
 }

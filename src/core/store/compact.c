@@ -10,7 +10,7 @@
 #include "pyloot/error.h"
 
 /* Writes the chunk value of one group (parts numbered from *part). */
-static int flush_group(MDB_txn *txn, MDB_dbi dbi, uint32_t group, const uint8_t *inck,
+static int flush_group(MDB_txn *txn, MDB_dbi dbi, int inc_first, uint32_t group, const uint8_t *inck,
                        uint64_t wtime, uint8_t *part, const uint8_t *buf, size_t len)
 {
     uint8_t kb[CHUNK_KEY];
@@ -18,7 +18,7 @@ static int flush_group(MDB_txn *txn, MDB_dbi dbi, uint32_t group, const uint8_t 
     int rc = 0;
 
     if (len) {
-        chunk_key(kb, group, inck, wtime, *part);
+        chunk_key(kb, inc_first, group, inck, wtime, *part);
         rc = mdb_put(txn, dbi, &k, &v, 0);
         (*part)++;
     }
@@ -30,6 +30,7 @@ static int flush_group(MDB_txn *txn, MDB_dbi dbi, uint32_t group, const uint8_t 
 struct packer {
     MDB_txn *txn;
     MDB_dbi dbi;
+    int inc_first; /* chunk_key's */
     const uint8_t *inck;
     uint64_t wtime;
     unsigned shift;
@@ -49,13 +50,13 @@ static int pack_type(struct packer *pk, uint32_t id, const uint8_t *chunk, size_
         goto out;
     }
     if (g != pk->group) {
-        rc = flush_group(pk->txn, pk->dbi, pk->group, pk->inck, pk->wtime, &pk->part, pk->buf,
+        rc = flush_group(pk->txn, pk->dbi, pk->inc_first, pk->group, pk->inck, pk->wtime, &pk->part, pk->buf,
                          pk->len);
         pk->group = g;
         pk->part = 0;
         pk->len = 0;
     } else if (pk->len + 3 + tlen > PART_MAX) {
-        rc = flush_group(pk->txn, pk->dbi, pk->group, pk->inck, pk->wtime, &pk->part, pk->buf,
+        rc = flush_group(pk->txn, pk->dbi, pk->inc_first, pk->group, pk->inck, pk->wtime, &pk->part, pk->buf,
                          pk->len);
         pk->len = 0;
     }
@@ -71,7 +72,7 @@ out:
 
 static int pack_finish(struct packer *pk)
 {
-    return flush_group(pk->txn, pk->dbi, pk->group, pk->inck, pk->wtime, &pk->part, pk->buf,
+    return flush_group(pk->txn, pk->dbi, pk->inc_first, pk->group, pk->inck, pk->wtime, &pk->part, pk->buf,
                        pk->len);
 }
 
@@ -102,6 +103,7 @@ static int merge_windows(pl_store *s, MDB_txn *txn, const uint8_t *inck, const s
     }
     pk->txn = txn;
     pk->dbi = s->chunks2;
+    pk->inc_first = layout4(s);
     pk->inck = inck;
     pk->wtime = w[0].wtime;
     pk->shift = GROUP2_SHIFT;
@@ -131,7 +133,7 @@ static int merge_windows(pl_store *s, MDB_txn *txn, const uint8_t *inck, const s
         for (i = 0; i < MERGE_RUN; i++) {
             MDB_val val;
 
-            chunk_key(lo, g, inck, w[i].wtime, 0);
+            chunk_key(lo, layout4(s), g, inck, w[i].wtime, 0);
             for (rc = chunk_part(cur, lo, 1, &val); rc == 0; rc = chunk_part(cur, lo, 0, &val)) {
                 struct group_iter it;
                 const uint8_t *data;
@@ -176,8 +178,8 @@ static int merge_windows(pl_store *s, MDB_txn *txn, const uint8_t *inck, const s
             }
         }
         for (i = 0; i < MERGE_RUN; i++) {
-            chunk_key(lo, g, inck, w[i].wtime, 0);
-            chunk_key(hi, g, inck, w[i].wtime, 0xff);
+            chunk_key(lo, layout4(s), g, inck, w[i].wtime, 0);
+            chunk_key(hi, layout4(s), g, inck, w[i].wtime, 0xff);
             deleted = 0;
             rc = del_range(cur, lo, CHUNK_KEY, hi, CHUNK_KEY, SIZE_MAX, &deleted, &more);
             if (rc)
@@ -264,7 +266,7 @@ int compact_nested(pl_store *s, MDB_txn *parent, const pl_incarnation *inc, int 
             smp[ns].time = t;
             ns++;
         }
-        rc = sample_add_part(&smp[ns - 1], log_packed(s), get_be32((const uint8_t *)k.mv_data + INC_KEY + 8),
+        rc = sample_add_part(&smp[ns - 1], layout4(s), get_be32((const uint8_t *)k.mv_data + INC_KEY + 8),
                              &v);
         if (rc)
             goto abort;
@@ -322,6 +324,7 @@ int compact_nested(pl_store *s, MDB_txn *parent, const pl_incarnation *inc, int 
         }
         pk->txn = txn;
         pk->dbi = s->chunks;
+        pk->inc_first = layout4(s);
         pk->inck = inck;
         pk->wtime = (uint64_t)smp[0].time;
         pk->shift = GROUP_SHIFT;

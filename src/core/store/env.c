@@ -88,13 +88,75 @@ int is_map_full(int rc)
 
 /* ----------------------------------------------------------- env, stats */
 
+/* Copies every chunk of `from` (schemas 1-3: keys group first) into `to`
+ * with its key inc first, then deletes `from`. */
+static int rekey_chunks(MDB_txn *txn, MDB_dbi from, MDB_dbi to)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v, nk;
+    uint8_t kb[CHUNK_KEY];
+    int rc;
+
+    rc = mdb_cursor_open(txn, from, &cur);
+    if (rc)
+        goto out;
+    nk.mv_size = CHUNK_KEY;
+    nk.mv_data = kb;
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        const uint8_t *p = k.mv_data;
+
+        if (k.mv_size != CHUNK_KEY) {
+            rc = PL_ECORRUPT;
+            goto out;
+        }
+        chunk_key(kb, 1, get_be32(p), p + 4, get_be64(p + 4 + INC_KEY), p[CHUNK_KEY - 1]);
+        rc = mdb_put(txn, to, &nk, &v, 0);
+        if (rc)
+            goto out;
+    }
+    if (rc != MDB_NOTFOUND)
+        goto out;
+    mdb_cursor_close(cur);
+    cur = NULL;
+    rc = mdb_drop(txn, from, 1);
+out:
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+/* Opens the chunk tables of the store's layout (open_dbs' transaction;
+ * `version` as found, or SCHEMA_VERSION for a new store). A writable open
+ * of a store older than schema 4 moves `chunks` and `chunks2` (group
+ * first) into `ichunks` and `ichunks2` (inc first); a read-only one reads
+ * the old tables. */
+static int open_chunks(pl_store *s, MDB_txn *txn, unsigned flags, uint32_t version)
+{
+    MDB_dbi old1, old2;
+    int rc;
+
+    if (version < PACKED_SCHEMA && s->read_only) {
+        rc = mdb_dbi_open(txn, "chunks", 0, &s->chunks);
+        return rc ? rc : mdb_dbi_open(txn, "chunks2", 0, &s->chunks2);
+    }
+    if ((rc = mdb_dbi_open(txn, "ichunks", flags, &s->chunks)) ||
+        (rc = mdb_dbi_open(txn, "ichunks2", flags, &s->chunks2)))
+        return rc;
+    if (version >= PACKED_SCHEMA || s->read_only)
+        return 0;
+    if ((rc = mdb_dbi_open(txn, "chunks", MDB_CREATE, &old1)) ||
+        (rc = mdb_dbi_open(txn, "chunks2", MDB_CREATE, &old2)) ||
+        (rc = rekey_chunks(txn, old1, s->chunks)))
+        return rc;
+    return rekey_chunks(txn, old2, s->chunks2);
+}
+
 static int open_dbs(pl_store *s)
 {
     MDB_txn *txn = NULL;
     unsigned flags = s->read_only ? 0 : MDB_CREATE;
     MDB_val k, v;
     uint8_t schema[4];
-    uint32_t version;
+    uint32_t version = SCHEMA_VERSION;
     int rc;
 
     rc = txn_begin(s, !s->read_only, &txn);
@@ -106,8 +168,6 @@ static int open_dbs(pl_store *s)
         (rc = mdb_dbi_open(txn, "typenames", flags, &s->names)) ||
         (rc = mdb_dbi_open(txn, "log", flags, &s->log)) ||
         (rc = mdb_dbi_open(txn, "windows", flags, &s->windows)) ||
-        (rc = mdb_dbi_open(txn, "chunks", flags, &s->chunks)) ||
-        (rc = mdb_dbi_open(txn, "chunks2", flags, &s->chunks2)) ||
         (rc = mdb_dbi_open(txn, "snap", flags, &s->snap)) ||
         (rc = mdb_dbi_open(txn, "mailbox", flags, &s->mailbox)))
         goto abort;
@@ -163,6 +223,9 @@ static int open_dbs(pl_store *s)
         }
         s->schema = version < SCHEMA_VERSION && s->read_only ? version : SCHEMA_VERSION;
     }
+    rc = open_chunks(s, txn, flags, version);
+    if (rc)
+        goto abort;
     rc = txn_commit(s, txn);
     txn = NULL;
     goto out;

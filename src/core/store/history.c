@@ -42,7 +42,7 @@ struct hview {
     uint8_t inck[INC_KEY];
     struct proc_rec rec;
     int alive;
-    int packed;           /* log values packed (log_packed) */
+    int layout4;          /* the store's layout4() */
     struct win_ref *wins; /* live windows */
     size_t n_wins;
     size_t n_l1;         /* of which level 1 */
@@ -248,7 +248,7 @@ static int log_sample(const struct hview *v, size_t li, struct sample *smp)
     for (i = v->part_at[li]; rc == 0 && i < v->part_at[li + 1]; i++) {
         MDB_val val = {v->parts[i].size, (void *)v->parts[i].p};
 
-        rc = sample_add_part(smp, v->packed, v->parts[i].first_id, &val);
+        rc = sample_add_part(smp, v->layout4, v->parts[i].first_id, &val);
     }
     return rc;
 }
@@ -263,7 +263,7 @@ static int hview_load(pl_store *s, MDB_txn *txn, MDB_cursor *logcur, struct hvie
     int rc;
 
     inc_key(v->inck, &v->inc);
-    v->packed = log_packed(s);
+    v->layout4 = layout4(s);
     rc = list_windows(s, txn, v->inck, &all, &n_all);
     if (rc == 0)
         rc = log_scan(logcur, v, &lt, &n_lt);
@@ -324,7 +324,7 @@ static int add_snap(pl_store *s, MDB_txn *txn, const struct hview *v, uint32_t m
 
         if (k.mv_size != SNAP_KEY || memcmp(k.mv_data, v->inck, INC_KEY) != 0)
             break;
-        if (v->packed) {
+        if (v->layout4) {
             struct packed pk;
 
             rc = packed_open(&pk, get_be32((const uint8_t *)k.mv_data + INC_KEY), &val);
@@ -382,7 +382,7 @@ static int fill_level(MDB_cursor *cur, struct hview *v, uint32_t id, unsigned le
     if (!g->valid || g->group != id >> shift) {
         g->valid = 0;
         g->n = 0;
-        chunk_key(lo, id >> shift, v->inck, 0, 0);
+        chunk_key(lo, v->layout4, id >> shift, v->inck, 0, 0);
         for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE); rc == 0;
              rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
             uint64_t wtime;
@@ -545,7 +545,7 @@ static int fill_log(pl_store *s, MDB_txn *txn, const struct hview *v, const uint
             int64_t t = v->times[v->log_off + li];
             uint32_t first, last;
 
-            if (v->packed) {
+            if (v->layout4) {
                 rc = fill_packed(&v->parts[pi], ids, idx, n_ids, lc, lb, stride, base + col);
                 if (rc)
                     goto out;

@@ -452,7 +452,7 @@ int log_append(pl_store *s, MDB_txn *txn, const pl_incarnation *inc, int64_t tim
     if (rec->last_time && time_ms <= rec->last_time)
         time_ms = rec->last_time + 1;
     log_key(kb, inck, (uint64_t)time_ms, 0);
-    rc = put_sample_parts(txn, s->log, log_packed(s), kb, INC_KEY + 8, sorted, n);
+    rc = put_sample_parts(txn, s->log, layout4(s), kb, INC_KEY + 8, sorted, n);
     if (rc)
         goto out;
     rec->samples++;
@@ -492,7 +492,7 @@ int snap_put(pl_store *s, MDB_txn *txn, const uint8_t *inck, const struct sample
         rc = del_range(cur, lo, SNAP_KEY, hi, SNAP_KEY, SIZE_MAX, &deleted, &more);
     mdb_cursor_close(cur);
     if (rc == 0 && smp)
-        rc = put_sample_parts(txn, s->snap, log_packed(s), inck, INC_KEY, smp->e, smp->n);
+        rc = put_sample_parts(txn, s->snap, layout4(s), inck, INC_KEY, smp->e, smp->n);
     return rc;
 }
 
@@ -532,7 +532,7 @@ int window_sample(pl_store *s, MDB_txn *txn, const uint8_t *inck, uint64_t wtime
     if (rc)
         goto out;
     for (g = 0; g <= gmax; g++) {
-        chunk_key(lo, g, inck, wtime, 0);
+        chunk_key(lo, layout4(s), g, inck, wtime, 0);
         for (rc = chunk_part(cur, lo, 1, &val); rc == 0; rc = chunk_part(cur, lo, 0, &val)) {
             struct group_iter it;
             const uint8_t *data;

@@ -76,8 +76,8 @@ static int window_step(pl_store *s, MDB_txn *txn, size_t batch, int retry, void 
     if (rc)
         goto out;
     for (gg = w->g; gg <= gmax; gg++) {
-        chunk_key(lo, gg, w->inck, w->wtime, 0);
-        chunk_key(hi, gg, w->inck, w->wtime, 0xff);
+        chunk_key(lo, layout4(s), gg, w->inck, w->wtime, 0);
+        chunk_key(hi, layout4(s), gg, w->inck, w->wtime, 0xff);
         rc = del_range(cur, lo, CHUNK_KEY, hi, CHUNK_KEY, batch, &deleted, &more);
         if (rc || more)
             break;

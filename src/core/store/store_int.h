@@ -5,11 +5,15 @@
  *   procs     inc(12) -> struct proc_rec
  *   types     id(4) -> name
  *   typenames hash(8) id(4) -> name            (names may exceed 511 bytes)
- *   log       inc(12) time(8) first_id(4) -> fixed 20-byte entries, sorted by id
+ *   log       inc(12) time(8) first_id(4) -> packed entries, sorted by id (PACKED_SCHEMA)
  *   windows   inc(12) wtime(8) -> flags, n, time deltas   (one per compacted window)
- *   chunks    group(4) inc(12) wtime(8) part(1) -> 32 points of <=16 types  (level 1)
- *   chunks2   group(4) inc(12) wtime(8) part(1) -> 128 points of <=4 types  (level 2)
+ *   ichunks   inc(12) group(4) wtime(8) part(1) -> 32 points of <=16 types  (level 1)
+ *   ichunks2  inc(12) group(4) wtime(8) part(1) -> 128 points of <=4 types  (level 2)
  *   snap      inc(12) first_id(4) -> the first live window's first sample (log format)
+ *
+ * Schemas 1-3 had fixed 12-byte log entries (plus wide parts) and the chunk
+ * tables `chunks`/`chunks2` keyed group(4) inc(12) wtime(8) part(1); a
+ * read-only open reads them so, a writable one migrates (layout4()).
  *   mailbox   'q' to(12) ticket(8) part(1) | 't' ticket(8) | 'r' ticket(8) part(4)
  *   witness   type_id(4) inc(12) time(8) part(1) -> one witness path (witness.c)
  *
@@ -363,10 +367,10 @@ static inline uint64_t unzigzag(uint64_t z)
     return (z >> 1) ^ (uint64_t)(-(int64_t)(z & 1));
 }
 
-/* 1 when the log and snapshot values of s are packed (schema 4 on; a
- * writable open migrates older stores, a read-only one reads them as they
- * are). */
-static inline int log_packed(const pl_store *s)
+/* 1 when s has schema 4's layout: packed log and snapshot values, chunk
+ * keys inc first (ichunks, ichunks2). A writable open migrates an older
+ * store; a read-only one reads it as it is. */
+static inline int layout4(const pl_store *s)
 {
     return s->schema >= PACKED_SCHEMA;
 }
@@ -396,8 +400,10 @@ size_t packed_encode(uint8_t *out, const pl_type_count *e, size_t n, size_t *use
 int window_decode(const MDB_val *k, const MDB_val *v, struct window *w);
 /* Encodes a window value (flags, n, time deltas) into p; returns its length. */
 size_t window_encode(uint8_t *p, unsigned flags, const int64_t *times, uint32_t n);
-/* Writes the chunk key group(4) inc(12) wtime(8) part(1) into k (CHUNK_KEY bytes). */
-void chunk_key(uint8_t *k, uint32_t group, const uint8_t *inck, uint64_t wtime, uint8_t part);
+/* Writes the chunk key inc(12) group(4) wtime(8) part(1) into k (CHUNK_KEY
+ * bytes); group(4) inc(12) ... when !inc_first (schemas 1-3). Either way the
+ * first 16 bytes name (group, inc) and wtime is at byte 16. */
+void chunk_key(uint8_t *k, int inc_first, uint32_t group, const uint8_t *inck, uint64_t wtime, uint8_t part);
 /* Encodes one type's n points into p (at most CHUNK_MAX(n) bytes); returns the length. */
 size_t chunk_encode(uint8_t *p, const uint64_t *c, const uint64_t *b, uint32_t n);
 /* Decodes one type's points (see codec.c for `want`); 0 or PL_ECORRUPT. */
