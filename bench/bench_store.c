@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -214,6 +215,8 @@ static pid_t spawn_sleeper(pl_incarnation *inc)
     if (pid == 0) {
         pl_incarnation me;
 
+        /* Gone with the parent, even when it exits on a failure. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         pl_proc_self(&me);
         if (write(fds[1], &me, sizeof me) != (ssize_t)sizeof me)
             _exit(1);

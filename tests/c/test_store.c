@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,6 +61,8 @@ static struct child spawn_sleeper(void)
         pl_incarnation me;
 
         close(fds[0]);
+        /* Gone with the parent, even when it exits on a failure. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         pl_proc_self(&me);
         if (write(fds[1], &me, sizeof me) != (ssize_t)sizeof me)
             _exit(1);
@@ -1885,6 +1888,60 @@ static void test_log_packing(void)
     remove_dir(dir);
 }
 
+/* A migration to schema 4 needs room for a second copy of the chunks until
+ * it commits: an old store that fills most of its map is migrated by a
+ * writable open all the same (the map grows), nothing lost. */
+static void test_migration_grows_map(void)
+{
+    char *dir = make_dir();
+    struct child a = spawn_sleeper();
+    const uint64_t map = 2u << 20;
+    pl_store *s = open_store(dir, map, 0, 0, map);
+    enum { NT = 200 };
+    static pl_type_count c[NT];
+    const char *names[NT];
+    char buf[NT][16];
+    size_t lens[NT], k;
+    uint32_t ids[NT];
+    pl_store_stat st;
+    pl_history *h;
+    int64_t i = 0;
+
+    pl_store_test_schema(s, 3);
+    reg(s, a.inc, 0);
+    for (k = 0; k < NT; k++) {
+        snprintf(buf[k], sizeof buf[k], "g.T%03zu", k);
+        names[k] = buf[k];
+        lens[k] = strlen(buf[k]);
+    }
+    CHECK_OK(pl_store_type_ids(s, names, lens, NT, ids));
+    /* Noisy counts, so that chunks are large: until the store uses half its map. */
+    do {
+        for (k = 0; k < NT; k++)
+            c[k] = (pl_type_count){ids[k], (uint64_t)((i * 7919 + (int64_t)k * 104729) % 100003) + 1, 1ull << 40};
+        CHECK_OK(pl_store_append(s, &a.inc, 1000 + i, c, NT));
+        CHECK_OK(pl_store_stat_get(s, &st));
+    } while (++i < 20000 && st.used_bytes < map / 2);
+    CHECK(st.used_bytes >= map / 2);
+    pl_store_close(s);
+    rewrite_schema(dir, 3, 0);
+
+    s = open_store(dir, map, 0, 0, map);
+    CHECK_OK(pl_store_stat_get(s, &st));
+    CHECK_EQ_INT(st.schema, 4);
+    CHECK(st.map_size > map);
+    h = history(s, "g.T007", PL_SORT_NAME, 0, 1, 0, 0, 0, 0);
+    if (h) {
+        CHECK_EQ_INT(h->n_types, 1);
+        if (h->n_types == 1)
+            CHECK_EQ_INT(h->types[0].count, (uint64_t)(((i - 1) * 7919 + 7 * 104729) % 100003) + 1);
+        pl_history_free(h);
+    }
+    pl_store_close(s);
+    kill_child(&a);
+    remove_dir(dir);
+}
+
 /* Worker churn: 20 short-lived incarnations, each alive for a stretch of
  * time. The merged line sums only those running at each slot (a dead one
  * counts for 1.5 intervals after its last sample, 75 ms here, never
@@ -1978,6 +2035,7 @@ int main(void)
     RUN(test_compaction);
     RUN(test_wide_values);
     RUN(test_log_packing);
+    RUN(test_migration_grows_map);
     RUN(test_long_names);
     RUN(test_hash_collisions);
     RUN(test_mailbox);

@@ -244,7 +244,7 @@ int pl_store_open(pl_store **out, const pl_store_options *opt)
     pl_store *s = NULL;
     unsigned flags = MDB_NOTLS | MDB_NOMETASYNC;
     int rc = 0;
-    int locks = 0;
+    int locks = 0, tries;
 
     *out = NULL;
     if (!opt || !opt->path || !*opt->path) {
@@ -295,7 +295,15 @@ int pl_store_open(pl_store **out, const pl_store_options *opt)
         int dead = 0;
         mdb_reader_check(s->env, &dead);
     }
-    if ((rc = open_dbs(s)))
+    /* A migration to schema 4 holds a second copy of the chunks until its
+     * commit: when the map is too small for that, grow it and try again. */
+    for (tries = 0; (rc = open_dbs(s)) == MDB_MAP_FULL && !s->read_only && tries < 3; tries++) {
+        MDB_envinfo info;
+
+        if (mdb_env_info(s->env, &info) || mdb_env_set_mapsize(s->env, info.me_mapsize * 2))
+            break;
+    }
+    if (rc)
         goto fail_env;
     *out = s;
     goto out;
