@@ -127,6 +127,29 @@ static void append1(pl_store *s, pl_incarnation inc, int64_t t, uint32_t id, uin
     CHECK_OK(pl_store_append(s, &inc, t, &c, 1));
 }
 
+/* Gives out ids for the n types named fmt % k, k = 0 .. n - 1 (fmt takes
+ * one size_t), into ids; pl_store_type_ids' result. */
+static int numbered_types(pl_store *s, const char *fmt, size_t n, uint32_t *ids)
+{
+    char (*buf)[32] = malloc(n * sizeof *buf);
+    const char **names = malloc(n * sizeof *names);
+    size_t *lens = malloc(n * sizeof *lens), k;
+    int rc = ENOMEM;
+
+    if (buf && names && lens) {
+        for (k = 0; k < n; k++) {
+            snprintf(buf[k], sizeof buf[k], fmt, k);
+            names[k] = buf[k];
+            lens[k] = strlen(buf[k]);
+        }
+        rc = pl_store_type_ids(s, names, lens, n, ids);
+    }
+    free(buf);
+    free(names);
+    free(lens);
+    return rc;
+}
+
 static pl_history *history(pl_store *s, const char *q, int sort, uint64_t offset, uint64_t limit,
                            uint64_t top, uint32_t pid, int per_worker, uint32_t max_points)
 {
@@ -533,9 +556,6 @@ static void test_compaction(void)
     /* 200 samples: one level-2 window (0..127), two level-1 windows
      * (128..191) and 8 log samples. */
     enum { NT = 300, NS = 200 };
-    const char *names[NT];
-    char buf[NT][32];
-    size_t lens[NT];
     uint32_t ids[NT];
     pl_type_count c[NT];
     pl_history *h;
@@ -545,12 +565,7 @@ static void test_compaction(void)
     reg_interval_ms = 1000;
     reg(s, a.inc, 0);
     reg_interval_ms = 1;
-    for (k = 0; k < NT; k++) {
-        snprintf(buf[k], sizeof buf[k], "mod.T%03zu", k);
-        names[k] = buf[k];
-        lens[k] = strlen(buf[k]);
-    }
-    CHECK_OK(pl_store_type_ids(s, names, lens, NT, ids));
+    CHECK_OK(numbered_types(s, "mod.T%03zu", NT, ids));
     for (k = 0; k < NT; k++)
         CHECK_EQ_INT(ids[k], k + 1);
     for (i = 0; i < NS; i++) {
@@ -736,9 +751,6 @@ static void test_retention_bytes(void)
     struct child a = spawn_sleeper();
     pl_store *s = open_store(dir, 64u << 20, 0, 0, 1u << 20);
     enum { NT = 400 };
-    const char *names[NT];
-    char buf[NT][24];
-    size_t lens[NT], k;
     uint32_t ids[NT];
     pl_type_count c[NT];
     pl_store_stat st;
@@ -747,12 +759,7 @@ static void test_retention_bytes(void)
     uint64_t d;
     pl_history *h;
 
-    for (k = 0; k < NT; k++) {
-        snprintf(buf[k], sizeof buf[k], "b.T%zu", k);
-        names[k] = buf[k];
-        lens[k] = strlen(buf[k]);
-    }
-    CHECK_OK(pl_store_type_ids(s, names, lens, NT, ids));
+    CHECK_OK(numbered_types(s, "b.T%zu", NT, ids));
     for (d = 1; d <= 6; d++) {
         pl_incarnation dead = dead_inc(100 + d);
 
@@ -797,9 +804,6 @@ static void test_map_full(void)
     struct child a = spawn_sleeper();
     pl_store *s = open_store(dir, 1u << 20, 0, 0, 1u << 20);
     enum { NT = 300 };
-    const char *names[NT];
-    char buf[NT][24];
-    size_t lens[NT], k;
     uint32_t ids[NT];
     pl_type_count c[NT];
     int64_t i;
@@ -807,12 +811,7 @@ static void test_map_full(void)
     pl_history *h;
     pl_incarnation dead = dead_inc(55);
 
-    for (k = 0; k < NT; k++) {
-        snprintf(buf[k], sizeof buf[k], "m.T%zu", k);
-        names[k] = buf[k];
-        lens[k] = strlen(buf[k]);
-    }
-    CHECK_OK(pl_store_type_ids(s, names, lens, NT, ids));
+    CHECK_OK(numbered_types(s, "m.T%zu", NT, ids));
     reg(s, dead, 1);
     for (i = 0; i < 60; i++) {
         fill_sample(c, ids, NT, i);
@@ -868,10 +867,7 @@ static void test_killed_writer(void)
         pl_store *cs;
         pl_incarnation me;
         static pl_type_count c[NT];
-        static char buf[NT][16];
         static uint32_t ids[NT];
-        const char *names[NT];
-        size_t lens[NT];
         uint32_t i;
         size_t k;
 
@@ -879,12 +875,7 @@ static void test_killed_writer(void)
         cs = open_store(dir, 0, 0, 0, 0);
         pl_proc_self(&me);
         reg(cs, me, 1);
-        for (k = 0; k < NT; k++) {
-            snprintf(buf[k], sizeof buf[k], "k.T%zu", k);
-            names[k] = buf[k];
-            lens[k] = strlen(buf[k]);
-        }
-        if (pl_store_type_ids(cs, names, lens, NT, ids))
+        if (numbered_types(cs, "k.T%zu", NT, ids))
             _exit(3);
         if (write(fds[1], &me, sizeof me) != (ssize_t)sizeof me)
             _exit(3);
@@ -1314,19 +1305,12 @@ static void test_map_resized(void)
     pid = fork();
     if (pid == 0) {
         static pl_type_count c[NT];
-        static char buf[NT][16];
-        const char *names[NT];
-        size_t lens[NT], k;
+        size_t k;
         uint32_t ids[NT];
         pl_store *cs = open_store(dir, 64u << 20, 0, 0, 1ull << 40);
         int i, j, bad = 0;
 
-        for (k = 0; k < NT; k++) {
-            snprintf(buf[k], sizeof buf[k], "z.T%zu", k);
-            names[k] = buf[k];
-            lens[k] = strlen(buf[k]);
-        }
-        bad |= pl_store_type_ids(cs, names, lens, NT, ids);
+        bad |= numbered_types(cs, "z.T%zu", NT, ids);
         for (j = 0; j < NI; j++) {
             pl_incarnation inc = {(uint32_t)parent, 500 + (uint64_t)j};
 
@@ -1393,9 +1377,7 @@ static void test_concurrent_writers(void)
         pids[w] = fork();
         if (pids[w] == 0) {
             static pl_type_count c[NT];
-            static char buf[NT][16];
-            const char *names[NT];
-            size_t lens[NT], k;
+            size_t k;
             uint32_t ids[NT];
             pl_incarnation me;
             pl_store *cs;
@@ -1407,12 +1389,7 @@ static void test_concurrent_writers(void)
             reg(cs, me, 1);
             if (write(fds[1], &me, sizeof me) != (ssize_t)sizeof me)
                 _exit(3);
-            for (k = 0; k < NT; k++) {
-                snprintf(buf[k], sizeof buf[k], "w.T%zu", k);
-                names[k] = buf[k];
-                lens[k] = strlen(buf[k]);
-            }
-            bad |= pl_store_type_ids(cs, names, lens, NT, ids) != 0;
+            bad |= numbered_types(cs, "w.T%zu", NT, ids) != 0;
             for (i = 0; i < NS; i++) {
                 for (k = 0; k < NT; k++)
                     c[k] = (pl_type_count){ids[k], (uint64_t)(1000 * w + i + (int)k % 3),
@@ -1827,9 +1804,7 @@ static void test_log_packing(void)
     struct child a = spawn_sleeper();
     pl_store *s = open_store(dir, 0, 0, 0, 0);
     static pl_type_count c[PK_NT];
-    const char *names[PK_NT];
-    char buf[PK_NT][16];
-    size_t lens[PK_NT], k, n;
+    size_t k, n;
     uint32_t ids[PK_NT];
     pl_store_stat st;
     pl_store_options opt;
@@ -1837,12 +1812,7 @@ static void test_log_packing(void)
 
     pl_store_test_schema(s, 3);
     reg(s, a.inc, 0);
-    for (k = 0; k < PK_NT; k++) {
-        snprintf(buf[k], sizeof buf[k], "p.T%03zu", k);
-        names[k] = buf[k];
-        lens[k] = strlen(buf[k]);
-    }
-    CHECK_OK(pl_store_type_ids(s, names, lens, PK_NT, ids));
+    CHECK_OK(numbered_types(s, "p.T%03zu", PK_NT, ids));
     /* 170 samples: a level-2 window (128), a level-1 one (32; the first
      * window also gives the snapshot), 10 in the log. */
     for (i = 0; i < PK_NS; i++) {
@@ -1899,9 +1869,7 @@ static void test_migration_grows_map(void)
     pl_store *s = open_store(dir, map, 0, 0, map);
     enum { NT = 200 };
     static pl_type_count c[NT];
-    const char *names[NT];
-    char buf[NT][16];
-    size_t lens[NT], k;
+    size_t k;
     uint32_t ids[NT];
     pl_store_stat st;
     pl_history *h;
@@ -1909,12 +1877,7 @@ static void test_migration_grows_map(void)
 
     pl_store_test_schema(s, 3);
     reg(s, a.inc, 0);
-    for (k = 0; k < NT; k++) {
-        snprintf(buf[k], sizeof buf[k], "g.T%03zu", k);
-        names[k] = buf[k];
-        lens[k] = strlen(buf[k]);
-    }
-    CHECK_OK(pl_store_type_ids(s, names, lens, NT, ids));
+    CHECK_OK(numbered_types(s, "g.T%03zu", NT, ids));
     /* Noisy counts, so that chunks are large: until the store uses half its map. */
     do {
         for (k = 0; k < NT; k++)
