@@ -24,8 +24,8 @@
  *
  * An append writes one sample time-major into `log` (a few sequential
  * puts). Once an incarnation has more than WINDOW samples in the log, its
- * oldest WINDOW samples are compacted into `chunks` (level 1: 16 types per
- * value, so a compaction dirties ~types/16 pages) and deleted from the log.
+ * oldest WINDOW samples are compacted into `ichunks` (level 1: 16 types per
+ * value, adjacent since the incarnation leads the key) and deleted from the log.
  * Every fourth compaction instead merges the three newest level-1 windows
  * and the 32 log samples into one level-2 window of 128 samples with 4 types
  * per value, so that a reader visits ~25 values per type and incarnation
@@ -138,7 +138,8 @@ struct packed {
 
 struct pl_store {
     MDB_env *env;
-    MDB_dbi meta, procs, types, names, log, windows, chunks, chunks2, snap, mailbox;
+    MDB_dbi meta, procs, types, names, log, windows, snap, mailbox;
+    MDB_dbi chunks, chunks2; /* ichunks, ichunks2 (or chunks, chunks2 of an older schema, read-only) */
     MDB_dbi witness; /* 0 when a read-only store predates witnesses (witness.c) */
     /* Read-held by every transaction of this handle; write-held only to
      * adopt a map grown by another process (mdb_env_set_mapsize(env, 0)
