@@ -42,6 +42,19 @@ static pl_store *open_store(const char *dir, uint64_t map_size, uint32_t max_sam
     return s;
 }
 
+/* Opens the store at dir read-only; NULL (a failed check) when it cannot. */
+static pl_store *open_read_only(const char *dir)
+{
+    pl_store_options opt;
+    pl_store *s = NULL;
+
+    memset(&opt, 0, sizeof opt);
+    opt.path = dir;
+    opt.read_only = 1;
+    CHECK_OK(pl_store_open(&s, &opt));
+    return s;
+}
+
 /* A live incarnation: a child that sleeps until killed. */
 struct child {
     pid_t pid;
@@ -1158,10 +1171,7 @@ static void test_open_and_procs(void)
     CHECK(st.used_bytes > 0 && st.used_bytes < (1u << 20));
     CHECK_EQ_STR(pl_store_path(s), dir);
 
-    memset(&opt, 0, sizeof opt);
-    opt.path = dir;
-    opt.read_only = 1;
-    CHECK_OK(pl_store_open(&ro, &opt));
+    ro = open_read_only(dir);
     if (ro) {
         CHECK_OK(pl_store_procs(ro, &procs, &n));
         CHECK_EQ_INT(n, 1);
@@ -1201,7 +1211,6 @@ static void test_proc_stats_and_schema2(void)
 {
     char *dir = make_dir();
     pl_store *s = open_store(dir, 0, 0, 0, 0);
-    pl_store_options opt;
     pl_proc_info info, *procs = NULL;
     pl_proc_stats stats = {250000, 1500000};
     pl_store_stat st;
@@ -1224,11 +1233,7 @@ static void test_proc_stats_and_schema2(void)
     rewrite_schema(dir, 2, 16); /* schema 3 appended collection_us, gil_held_us */
 
     /* Read-only: schema 2 read as it is, the records at their old size. */
-    memset(&opt, 0, sizeof opt);
-    opt.path = dir;
-    opt.read_only = 1;
-    s = NULL;
-    CHECK_OK(pl_store_open(&s, &opt));
+    s = open_read_only(dir);
     if (s) {
         CHECK_OK(pl_store_stat_get(s, &st));
         CHECK_EQ_INT(st.schema, 2);
@@ -1807,7 +1812,6 @@ static void test_log_packing(void)
     size_t k, n;
     uint32_t ids[PK_NT];
     pl_store_stat st;
-    pl_store_options opt;
     int64_t i;
 
     pl_store_test_schema(s, 3);
@@ -1827,11 +1831,7 @@ static void test_log_packing(void)
     CHECK(!pk_layout4(dir, a.inc.pid));
 
     /* Read-only: the old values read as they are. */
-    memset(&opt, 0, sizeof opt);
-    opt.path = dir;
-    opt.read_only = 1;
-    s = NULL;
-    CHECK_OK(pl_store_open(&s, &opt));
+    s = open_read_only(dir);
     if (s) {
         CHECK_OK(pl_store_stat_get(s, &st));
         CHECK_EQ_INT(st.schema, 3);
