@@ -881,7 +881,9 @@ static void route(pl_handler *h, const pl_request *req, pl_response *resp)
         if (strcmp(method, "POST") != 0)
             error_response(resp, 405, "use POST for /api/samples");
         else
-            error_response(resp, 501, "remote mode is not available yet");
+            error_response(resp, 501, "this is a worker's /_pyloot, which takes no pushes: samples go to "
+                                      "the central server, `pyloot -h HOST -p PORT`, and workers push "
+                                      "to it with PyLoot(host=..., port=...)");
         return;
     }
     int known = strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0 ||

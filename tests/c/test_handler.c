@@ -181,6 +181,12 @@ static void test_routes_and_methods(void)
     CHECK_OK(pl_handler_handle(h, &post, &r));
     CHECK_EQ_INT(r.status, 405);
     pl_response_free(&r);
+    /* A push sent to a worker's own mount: the answer says where pushes go. */
+    pl_request push = {.method = "POST", .path = "/api/samples"};
+    CHECK_OK(pl_handler_handle(h, &push, &r));
+    CHECK_EQ_INT(r.status, 501);
+    CHECK(r.body.data && strstr(r.body.data, "pyloot -h HOST -p PORT") != NULL);
+    pl_response_free(&r);
     pl_handler_free(h);
 }
 
