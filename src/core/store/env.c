@@ -88,66 +88,15 @@ int is_map_full(int rc)
 
 /* ----------------------------------------------------------- env, stats */
 
-/* Copies every chunk of `from` (schemas 1-3: keys group first) into `to`
- * with its key inc first, then deletes `from`. */
-static int rekey_chunks(MDB_txn *txn, MDB_dbi from, MDB_dbi to)
+/* Opens the chunk tables (open_dbs' transaction, s->schema set):
+ * ichunks and ichunks2, or chunks and chunks2 of an older store opened
+ * read-only. */
+static int open_chunks(pl_store *s, MDB_txn *txn, unsigned flags)
 {
-    MDB_cursor *cur = NULL;
-    MDB_val k, v, nk;
-    uint8_t kb[CHUNK_KEY];
-    int rc;
+    int old = !layout4(s);
+    int rc = mdb_dbi_open(txn, old ? "chunks" : "ichunks", flags, &s->chunks);
 
-    rc = mdb_cursor_open(txn, from, &cur);
-    if (rc)
-        goto out;
-    nk.mv_size = CHUNK_KEY;
-    nk.mv_data = kb;
-    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-        const uint8_t *p = k.mv_data;
-
-        if (k.mv_size != CHUNK_KEY) {
-            rc = PL_ECORRUPT;
-            goto out;
-        }
-        chunk_key(kb, 1, get_be32(p), p + 4, get_be64(p + 4 + INC_KEY), p[CHUNK_KEY - 1]);
-        rc = mdb_put(txn, to, &nk, &v, 0);
-        if (rc)
-            goto out;
-    }
-    if (rc != MDB_NOTFOUND)
-        goto out;
-    mdb_cursor_close(cur);
-    cur = NULL;
-    rc = mdb_drop(txn, from, 1);
-out:
-    mdb_cursor_close(cur);
-    return rc;
-}
-
-/* Opens the chunk tables of the store's layout (open_dbs' transaction;
- * `version` as found, or SCHEMA_VERSION for a new store). A writable open
- * of a store older than schema 4 moves `chunks` and `chunks2` (group
- * first) into `ichunks` and `ichunks2` (inc first); a read-only one reads
- * the old tables. */
-static int open_chunks(pl_store *s, MDB_txn *txn, unsigned flags, uint32_t version)
-{
-    MDB_dbi old1, old2;
-    int rc;
-
-    if (version < PACKED_SCHEMA && s->read_only) {
-        rc = mdb_dbi_open(txn, "chunks", 0, &s->chunks);
-        return rc ? rc : mdb_dbi_open(txn, "chunks2", 0, &s->chunks2);
-    }
-    if ((rc = mdb_dbi_open(txn, "ichunks", flags, &s->chunks)) ||
-        (rc = mdb_dbi_open(txn, "ichunks2", flags, &s->chunks2)))
-        return rc;
-    if (version >= PACKED_SCHEMA || s->read_only)
-        return 0;
-    if ((rc = mdb_dbi_open(txn, "chunks", MDB_CREATE, &old1)) ||
-        (rc = mdb_dbi_open(txn, "chunks2", MDB_CREATE, &old2)) ||
-        (rc = rekey_chunks(txn, old1, s->chunks)))
-        return rc;
-    return rekey_chunks(txn, old2, s->chunks2);
+    return rc ? rc : mdb_dbi_open(txn, old ? "chunks2" : "ichunks2", flags, &s->chunks2);
 }
 
 static int open_dbs(pl_store *s)
@@ -156,7 +105,7 @@ static int open_dbs(pl_store *s)
     unsigned flags = s->read_only ? 0 : MDB_CREATE;
     MDB_val k, v;
     uint8_t schema[4];
-    uint32_t version = SCHEMA_VERSION;
+    uint32_t version;
     int rc;
 
     rc = txn_begin(s, !s->read_only, &txn);
@@ -205,15 +154,11 @@ static int open_dbs(pl_store *s)
             /* Migration: schemas 2 and 3 only appended fields to procs
              * records (worker_start; collection_us, gil_held_us), which
              * rec_decode reads at any of the sizes; records are rewritten
-             * at the new size when next updated. Schema 4 packs the log
-             * and snapshot values: they are rewritten here. */
-            if (version < PACKED_SCHEMA) {
-                rc = pack_log_values(txn, s->log, INC_KEY + 8);
-                if (rc == 0)
-                    rc = pack_log_values(txn, s->snap, INC_KEY);
-                if (rc)
-                    goto abort;
-            }
+             * at the new size when next updated. Schema 4 changed the
+             * layout of the log, the snapshots and the chunk tables:
+             * migrate_layout4 rewrites them here. */
+            if (version < PACKED_SCHEMA && (rc = migrate_layout4(s, txn)))
+                goto abort;
             memcpy(schema, &(uint32_t){SCHEMA_VERSION}, 4);
             v.mv_data = schema;
             v.mv_size = 4;
@@ -223,7 +168,7 @@ static int open_dbs(pl_store *s)
         }
         s->schema = version < SCHEMA_VERSION && s->read_only ? version : SCHEMA_VERSION;
     }
-    rc = open_chunks(s, txn, flags, version);
+    rc = open_chunks(s, txn, flags);
     if (rc)
         goto abort;
     rc = txn_commit(s, txn);

@@ -467,9 +467,10 @@ int rec_decode(const MDB_val *v, struct proc_rec *rec);
  * (reads /proc), for a pushed one (start has REMOTE_START) its last push
  * younger than max(REMOTE_BEATS x interval, REMOTE_MIN_MS) at now_ms. */
 int rec_alive(const pl_incarnation *inc, const struct proc_rec *rec, int64_t now_ms);
-/* Rewrites every sample of the log or snapshots (`dbi`, key prefix plen) of
- * an older schema as packed values inside txn. */
-int pack_log_values(MDB_txn *txn, MDB_dbi dbi, size_t plen);
+/* The migration of an older store to schema 4 inside txn (open_dbs): every
+ * log and snapshot value packed, chunks/chunks2 moved into ichunks/ichunks2
+ * with inc-first keys and dropped. */
+int migrate_layout4(pl_store *s, MDB_txn *txn);
 /* Lists the distinct log times of an incarnation, ascending (*times malloc'ed). */
 int log_times(pl_store *s, MDB_txn *txn, const uint8_t *inck, int64_t **times, size_t *n);
 /* Writes one sorted, checked sample into the log inside txn; updates and writes back *rec. */
