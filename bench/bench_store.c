@@ -230,6 +230,14 @@ static pid_t spawn_sleeper(pl_incarnation *inc)
     return pid;
 }
 
+/* One line that says what a history page holds (the first run's). */
+static void print_page(const pl_history *h)
+{
+    printf("  (page: %zu types, %zu points, total %llu; first: %s growth %lld)\n", h->n_types, h->n_times,
+           (unsigned long long)h->total, h->n_types ? h->types[0].name : "-",
+           h->n_types ? (long long)h->types[0].growth : 0);
+}
+
 /* ------------------------------------------------------------- appends */
 
 static void bench_append(const char *root)
@@ -469,10 +477,7 @@ static void run_queries(pl_store *s, const pl_incarnation *incs, size_t samples)
                 if (rc)
                     die("pl_store_history", rc);
                 if (r == 0 && c == 0)
-                    printf("  (page: %zu types, %zu points, total %llu; first: %s growth %lld)\n",
-                           h->n_types, h->n_times, (unsigned long long)h->total,
-                           h->n_types ? h->types[0].name : "-",
-                           h->n_types ? (long long)h->types[0].growth : 0);
+                    print_page(h);
                 pl_history_free(h);
                 h = NULL;
             }
@@ -690,10 +695,7 @@ static void bench_fleet_one(const char *root, size_t samples)
             cpu[r] = cpu_s() - c0;
             (pass ? one : times)[r] = now_s() - w0;
             if (r == 0 && pass == 0)
-                printf("  (page: %zu types, %zu points, total %llu; first: %s growth %lld)\n",
-                       h->n_types, h->n_times, (unsigned long long)h->total,
-                       h->n_types ? h->types[0].name : "-",
-                       h->n_types ? (long long)h->types[0].growth : 0);
+                print_page(h);
             pl_history_free(h);
         }
         if (pass == 0)
