@@ -172,11 +172,6 @@ uint64_t pl_push_generation(const pl_push *p)
     return 1;
 }
 
-const char *pl_push_auth_header(const pl_push *p)
-{
-    return p->auth;
-}
-
 static int grow_slots(pl_push *p)
 {
     size_t n = p->n_slots * 2;
