@@ -19,17 +19,26 @@ pl_modstate *pl_modstate_get(PyObject *module)
     return (pl_modstate *)PyModule_GetState(module);
 }
 
-/* The Error type of the module last initialised, for pl_raise callers
- * without the module at hand. Protected by the GIL; one interpreter per
- * process uses this module. */
-static PyObject *last_error_type;
+/* The state of the module last initialised, for pl_raise callers without
+ * the module at hand. Protected by the GIL; one interpreter per process uses
+ * this module. */
+static pl_modstate *last_state;
+
+/* The exception type for core error rc: the module's TooLargeError for a
+ * documented limit, its Error otherwise (NULL for ENOMEM: MemoryError). */
+static PyObject *error_type(PyObject *module, int rc)
+{
+    pl_modstate *st = module ? pl_modstate_get(module) : last_state;
+    if (!st || !st->error)
+        return PyExc_RuntimeError;
+    return rc == PL_ETOOBIG && st->too_large ? st->too_large : st->error;
+}
 
 PyObject *pl_raise(PyObject *module, int rc, const char *what)
 {
     if (rc == ENOMEM)
         return PyErr_NoMemory();
-    PyObject *type = module ? pl_modstate_get(module)->error : last_error_type;
-    return PyErr_Format(type ? type : PyExc_RuntimeError, "%s failed: %s", what, pl_strerror(rc));
+    return PyErr_Format(error_type(module, rc), "%s failed: %s", what, pl_strerror(rc));
 }
 
 /* See pyext.h: a message already in words, as the module's Error. */
@@ -37,7 +46,7 @@ PyObject *pl_raise_message(int rc, const char *message)
 {
     if (rc == ENOMEM)
         return PyErr_NoMemory();
-    PyErr_SetString(last_error_type ? last_error_type : PyExc_RuntimeError, message);
+    PyErr_SetString(error_type(NULL, rc), message);
     return NULL;
 }
 
@@ -64,7 +73,16 @@ static int pl_exec(PyObject *m)
     st->error = PyErr_NewException("pyloot._pyloot.Error", PyExc_RuntimeError, NULL);
     if (!st->error || PyModule_AddObjectRef(m, "Error", st->error) < 0)
         return -1;
-    last_error_type = st->error; /* the module keeps it alive */
+    /* Both a pyloot error and an OverflowError, as the graph's limits were
+     * reported before they were pyloot errors. */
+    PyObject *bases = PyTuple_Pack(2, st->error, PyExc_OverflowError);
+    if (!bases)
+        return -1;
+    st->too_large = PyErr_NewException("pyloot._pyloot.TooLargeError", bases, NULL);
+    Py_DECREF(bases);
+    if (!st->too_large || PyModule_AddObjectRef(m, "TooLargeError", st->too_large) < 0)
+        return -1;
+    last_state = st; /* the module keeps its state alive */
     if (PyModule_AddStringConstant(m, "__version__", PYLOOT_VERSION) < 0)
         return -1;
     if (pl_store_module_exec(m, pl_live_answer) < 0 || pl_collector_module_exec(m, pl_live_answer) < 0 ||
@@ -79,6 +97,7 @@ static int pl_traverse(PyObject *m, visitproc visit, void *arg)
 {
     pl_modstate *st = pl_modstate_get(m);
     Py_VISIT(st->error);
+    Py_VISIT(st->too_large);
     Py_VISIT(st->store_type);
     Py_VISIT(st->handler_type);
     Py_VISIT(st->graph_type);
@@ -89,6 +108,7 @@ static int pl_clear(PyObject *m)
 {
     pl_modstate *st = pl_modstate_get(m);
     Py_CLEAR(st->error);
+    Py_CLEAR(st->too_large);
     Py_CLEAR(st->store_type);
     Py_CLEAR(st->handler_type);
     Py_CLEAR(st->graph_type);
