@@ -63,7 +63,7 @@ static int pack_type(struct packer *pk, uint32_t id, const uint8_t *chunk, size_
     if (rc)
         goto out;
     pk->buf[pk->len++] = (uint8_t)(id & ((1u << pk->shift) - 1));
-    pk->len += put_uv(pk->buf + pk->len, tlen);
+    pk->len += pl_varint_put(pk->buf + pk->len, tlen);
     memcpy(pk->buf + pk->len, chunk, tlen);
     pk->len += tlen;
 out:
