@@ -8,7 +8,7 @@ Embed it::
     app = DispatcherMiddleware(app, {"/_pyloot": pyloot.get_wsgi()})
 """
 from pyloot import _pyloot
-from pyloot._pyloot import __version__
+from pyloot._pyloot import Error, TooLargeError, __version__
 from pyloot.backends import BaseBackend, HTTPRemoteBackend, InMemoryBackend, LMDBBackend
 from pyloot.core import PyLoot
 from pyloot.objectgraph import AnnotatedGraph, ObjectGraph, Suspect, cycles_created_by, garbage, key_cycles, objects_reachable_from, snapshot
@@ -21,6 +21,8 @@ DEFAULT_REDACT = tuple(_pyloot.REDACT_DEFAULT.split("\n"))
 __all__ = [
     "__version__",
     "DEFAULT_REDACT",
+    "Error",
+    "TooLargeError",
     "PyLoot",
     "PyLootServer",
     "BaseBackend",

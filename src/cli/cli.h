@@ -46,18 +46,20 @@ struct cli_command {
     int (*run)(const struct cli_globals *g, int argc, char **argv);
 };
 
-/* Opens g->db read-only into *store (close with pl_store_close); prints
- * why not and returns -1 when it cannot. */
+/* common.c: opens g->db read-only into *store (close with pl_store_close);
+ * prints why not and returns -1 when it cannot. */
 int cli_open_store(const struct cli_globals *g, pl_store **store);
 
-/* Prints "pyloot: <what> failed: <why>" to stderr. */
+/* common.c: prints "pyloot: <what> failed: <why>" to stderr. */
 void cli_fail(const char *what, const char *why);
 
-/* Strict decimal within [lo, hi]: 0, or -1 for anything else. */
+/* common.c: strict decimal within [lo, hi] (pl_parse_u64): 0, or -1 for
+ * anything else. */
 int cli_parse_num(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
 
-/* Parses a point in time for --since/--until into unix milliseconds: unix
- * seconds ("1764320000", "1764320000.5"), ISO 8601 in UTC or with an offset
+/* common.c: parses a point in time for --since/--until into unix
+ * milliseconds: unix seconds with up to three decimals ("1764320000",
+ * "1764320000.5"), ISO 8601 in UTC or with an offset
  * ("2026-11-28T09:30:00Z", "2026-11-28 09:30", "2026-11-28T09:30:00+01:00",
  * "2026-11-28"), or an offset back from now_ms ("-2h", "-30m", "-1d", "-90s").
  * 0, or -1 when s is none of these. Thread-safe. */

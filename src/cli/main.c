@@ -15,12 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 #include "pyloot/access.h"
-#include "pyloot/error.h"
-#include "pyloot/verify.h"
 
 static const char usage[] =
     "usage: pyloot [-h HOST] [-p PORT] [--db DIR] [--token TOKEN] [--read-only] [--no-gzip] [--help]\n"
@@ -133,42 +130,6 @@ static int set_global(struct cli_globals *g, const struct cli_option *o, const c
             return 2;
         }
         g->port = val;
-    }
-    return 0;
-}
-
-int cli_open_store(const struct cli_globals *g, pl_store **store)
-{
-    const char *db = g->db;
-    struct stat st;
-    pl_store_options opt;
-    char why[512];
-    int rc;
-
-    if (!db || !*db) {
-        cli_fail("opening the store", "no store given: use --db DIR (or set PYLOOT_DB)");
-        return -1;
-    }
-    if (stat(db, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        snprintf(why, sizeof why, "%s is not a directory", db);
-        cli_fail("opening the store", why);
-        return -1;
-    }
-    memset(&opt, 0, sizeof opt);
-    opt.path = db;
-    opt.read_only = 1;
-    /* Read-only: a damaged store is checked in a child process first (it
-     * would crash this one) and reported, never moved. */
-    pl_store_report rep;
-    rc = pl_store_open_guarded(store, &opt, 0, &rep);
-    if (rc) {
-        if (rep.message[0]) {
-            cli_fail("opening the store", rep.message);
-            return -1;
-        }
-        snprintf(why, sizeof why, "%s: %s", db, pl_strerror(rc));
-        cli_fail("opening the store", why);
-        return -1;
     }
     return 0;
 }

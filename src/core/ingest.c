@@ -11,6 +11,7 @@
 #include "pyloot/error.h"
 #include "pyloot/ingest.h"
 #include "pyloot/store.h"
+#include "pyloot/varint.h"
 
 struct reader {
     const uint8_t *p, *end;
@@ -29,23 +30,17 @@ static int bad(struct reader *r, const char *fmt, ...)
     return PL_EBADARG;
 }
 
-/* An unsigned LEB128 varint of at most 10 bytes whose value fits 64 bits. */
+/* A varint (pyloot/varint.h) whose value fits 64 bits. */
 static int get_varint(struct reader *r, const char *what, uint64_t *v)
 {
-    uint64_t x = 0;
-    for (unsigned i = 0; i < 10; i++) {
-        if (r->p >= r->end)
-            return bad(r, "message truncated in %s", what);
-        uint8_t b = *r->p++;
-        if (i == 9 && b > 1) /* more than 64 bits, or an 11th byte */
-            return bad(r, "varint of %s overflows 64 bits", what);
-        x |= (uint64_t)(b & 0x7f) << (7 * i);
-        if (!(b & 0x80)) {
-            *v = x;
-            return 0;
-        }
+    size_t n = pl_varint_get(r->p, r->end, v);
+    if (n) {
+        r->p += n;
+        return 0;
     }
-    return bad(r, "varint of %s overflows 64 bits", what); /* not reached: the 10th byte ends it */
+    if (r->end - r->p < PL_VARINT_MAX)
+        return bad(r, "message truncated in %s", what);
+    return bad(r, "varint of %s overflows 64 bits", what);
 }
 
 static int get_range(struct reader *r, const char *what, uint64_t lo, uint64_t hi, uint64_t *v)

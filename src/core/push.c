@@ -9,9 +9,11 @@
 #include "pyloot/access.h"
 #include "pyloot/error.h"
 #include "pyloot/gzip.h"
+#include "pyloot/hash.h"
 #include "pyloot/httpc.h"
 #include "pyloot/ingest.h"
 #include "pyloot/push.h"
+#include "pyloot/varint.h"
 
 /* A message holds at most this many bytes of samples before compression, so
  * that it stays far below the server's 4 MiB compressed body limit. */
@@ -64,28 +66,15 @@ struct pl_push {
 
 static void put_varint(pl_buf *b, uint64_t v)
 {
-    unsigned char tmp[10];
-    size_t n = 0;
-    do {
-        unsigned char c = v & 0x7f;
-        v >>= 7;
-        tmp[n++] = (unsigned char)(c | (v ? 0x80 : 0));
-    } while (v);
-    pl_buf_append(b, tmp, n);
+    uint8_t tmp[PL_VARINT_MAX];
+    pl_buf_append(b, tmp, pl_varint_put(tmp, v));
 }
 
+/* Reads a varint of the pusher's own buffer; NULL past its end. */
 static const unsigned char *get_varint(const unsigned char *p, const unsigned char *end, uint64_t *v)
 {
-    uint64_t r = 0;
-    for (int shift = 0; p < end && shift < 64; shift += 7) {
-        unsigned char c = *p++;
-        r |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) {
-            *v = r;
-            return p;
-        }
-    }
-    return NULL;
+    size_t n = p ? pl_varint_get(p, end, v) : 0;
+    return n ? p + n : NULL;
 }
 
 static void put_str(pl_buf *b, const char *s, size_t len)
@@ -96,10 +85,7 @@ static void put_str(pl_buf *b, const char *s, size_t len)
 
 static uint64_t hash_name(const char *s, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h;
+    return pl_fnv1a64(s, len);
 }
 
 static int valid_host_name(const char *h)
@@ -170,11 +156,6 @@ uint64_t pl_push_generation(const pl_push *p)
 {
     (void)p;
     return 1;
-}
-
-const char *pl_push_auth_header(const pl_push *p)
-{
-    return p->auth;
 }
 
 static int grow_slots(pl_push *p)

@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "pyloot/access.h"
+#include "pyloot/hash.h"
 #include "pyloot/error.h"
 #include "pyloot/gzip.h"
 #include "pyloot/ingest.h"
@@ -197,11 +198,8 @@ static int header_is(const char *value, const char *want)
 
 static size_t bucket_of(const char *host, uint32_t pid, uint64_t start)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (const unsigned char *p = (const unsigned char *)host; *p; p++)
-        h = (h ^ *p) * 1099511628211ull;
-    h = (h ^ pid) * 1099511628211ull;
-    h = (h ^ start) * 1099511628211ull;
+    uint64_t h = pl_fnv1a64(host, strlen(host));
+    h = pl_fnv1a64_step(pl_fnv1a64_step(h, pid), start);
     return (size_t)(h ^ (h >> 29)) % BUCKETS;
 }
 

@@ -179,7 +179,7 @@ static int add_iterable(pl_graph *g, PyObject *objects)
         Py_DECREF(o);
         if (rc) {
             Py_DECREF(it);
-            pl_objgraph_raise(rc);
+            pl_raise(NULL, rc, "the graph operation");
             return -1;
         }
     }
@@ -196,19 +196,19 @@ pl_graph *pl_objgraph_from_objects(PyObject *objects)
     pl_graph *g;
     int rc = pl_graph_new((size_t)hint, &g);
     if (rc) {
-        pl_objgraph_raise(rc);
+        pl_raise(NULL, rc, "the graph operation");
         return NULL;
     }
     if (objects && (PyList_CheckExact(objects) || PyTuple_CheckExact(objects))) {
         if ((rc = add_sequence(g, objects))) {
-            pl_objgraph_raise(rc);
+            pl_raise(NULL, rc, "the graph operation");
             goto fail;
         }
     } else if (objects && add_iterable(g, objects) < 0) {
         goto fail;
     }
     if ((rc = build_edges(g))) {
-        pl_objgraph_raise(rc);
+        pl_raise(NULL, rc, "the graph operation");
         goto fail;
     }
     return g;
@@ -733,7 +733,7 @@ fail:
     pl_heapinfo_abort(hb);
     pl_objgraph_release(g);
     if (rc)
-        pl_objgraph_raise(rc);
+        pl_raise(NULL, rc, "the graph operation");
     return NULL;
 }
 
@@ -759,7 +759,7 @@ pl_graph *pl_objgraph_reachable(PyObject *obj)
     pl_graph *g;
     int rc = pl_graph_new(64, &g);
     if (rc) {
-        pl_objgraph_raise(rc);
+        pl_raise(NULL, rc, "the graph operation");
         return NULL;
     }
     struct reach_ctx ctx = {g, add_vertex_ref(g, obj)};
@@ -771,7 +771,7 @@ pl_graph *pl_objgraph_reachable(PyObject *obj)
             pl_frame_extras(o, reach_add, &ctx);
     }
     if (ctx.rc || (rc = build_edges(g))) {
-        pl_objgraph_raise(ctx.rc ? ctx.rc : rc);
+        pl_raise(NULL, ctx.rc ? ctx.rc : rc, "the graph operation");
         pl_objgraph_release(g);
         return NULL;
     }
@@ -797,7 +797,7 @@ pl_graph *pl_objgraph_from_edges(PyObject *vertices, PyObject *pairs)
     if (rc) {
         Py_DECREF(vs);
         Py_DECREF(es);
-        pl_objgraph_raise(rc);
+        pl_raise(NULL, rc, "the graph operation");
         return NULL;
     }
     for (Py_ssize_t i = 0; i < n && !rc; i++) {
@@ -820,7 +820,7 @@ pl_graph *pl_objgraph_from_edges(PyObject *vertices, PyObject *pairs)
         if (rc == PL_EBADARG)
             PyErr_SetString(PyExc_ValueError, "duplicate vertex or bad edge order");
         else if (rc)
-            pl_objgraph_raise(rc);
+            pl_raise(NULL, rc, "the graph operation");
         pl_objgraph_release(g);
         return NULL;
     }

@@ -310,7 +310,7 @@ pl_heapinfo *pl_objgraph_heapinfo(const pl_graph *g)
     pl_heapinfo *h = NULL;
     int rc = pl_heapinfo_begin(&b, n);
     if (rc) {
-        pl_objgraph_raise(rc);
+        pl_raise(NULL, rc, "the graph operation");
         return NULL;
     }
     struct lazy_ctx ctx = {g, b, 0};
@@ -324,6 +324,6 @@ pl_heapinfo *pl_objgraph_heapinfo(const pl_graph *g)
             pl_frame_extras(o, lazy_visit, &ctx);
     }
     if ((rc = pl_heapinfo_end(b, g, &h)))
-        pl_objgraph_raise(rc);
+        pl_raise(NULL, rc, "the graph operation");
     return h;
 }

@@ -50,12 +50,13 @@ typedef struct PlGraphObject {
     struct PlGraphObject *prev, *next; /* the list of live Graphs (pl_objgraph_each) */
 } PlGraphObject;
 
-/* Sets the Python exception for a core error code (MemoryError,
- * OverflowError for PL_ETOOBIG, RuntimeError otherwise) and returns NULL. */
-PyObject *pl_objgraph_raise(int rc);
+/* graph_live.c: the list of live Graph objects. A Graph is linked when it
+ * gets its graph and unlinked when it is deallocated. GIL held. */
+void pl_objgraph_link(PlGraphObject *self);
+void pl_objgraph_unlink(PlGraphObject *self);
 
-/* Calls fn(g, arg) for the core graph of every live Graph object (cleared
- * ones left out). fn must not create or free graphs. */
+/* graph_live.c: calls fn(g, arg) for the core graph of every live Graph
+ * object (cleared ones left out). fn must not create or free graphs. GIL held. */
 void pl_objgraph_each(void (*fn)(const pl_graph *g, void *arg), void *arg);
 
 /* A new _pyloot.Graph holding a snapshot of the whole heap and what it saw

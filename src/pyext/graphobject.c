@@ -17,29 +17,6 @@
 /* Graphs at least this large run their algorithms without the GIL. */
 #define NOGIL_THRESHOLD 50000
 
-/* See graph_int.h. */
-PyObject *pl_objgraph_raise(int rc)
-{
-    if (rc == ENOMEM)
-        return PyErr_NoMemory();
-    if (rc == PL_ETOOBIG)
-        return PyErr_Format(PyExc_OverflowError, "graph too large: %s", pl_strerror(rc));
-    return PyErr_Format(PyExc_RuntimeError, "graph operation failed: %s", pl_strerror(rc));
-}
-
-/* Every live Graph object, for pl_objgraph_each: a graph's references must
- * be told apart from the program's when roots are computed. Protected by the
- * GIL. */
-static PlGraphObject *live_graphs;
-
-/* See graph_int.h. */
-void pl_objgraph_each(void (*fn)(const pl_graph *g, void *arg), void *arg)
-{
-    for (PlGraphObject *o = live_graphs; o; o = o->next)
-        if (o->graph)
-            fn(o->graph, arg);
-}
-
 /* Wraps a finished graph into a new instance of `tp`. Takes ownership of g
  * (freed on failure, with its references when `owns_refs`). When
  * `owns_refs` is 0, a reference to every vertex is taken here (subgraphs of a
@@ -57,10 +34,7 @@ static PyObject *wrap(PyTypeObject *tp, pl_graph *g, int owns_refs)
         return NULL;
     }
     self->graph = g;
-    self->next = live_graphs;
-    if (live_graphs)
-        live_graphs->prev = self;
-    live_graphs = self;
+    pl_objgraph_link(self);
     return (PyObject *)self;
 }
 
@@ -168,12 +142,7 @@ static void graph_dealloc(PyObject *op)
     PyTypeObject *tp = Py_TYPE(op);
     PlGraphObject *self = (PlGraphObject *)op;
     PyObject_GC_UnTrack(op);
-    if (self->prev)
-        self->prev->next = self->next;
-    else if (live_graphs == self)
-        live_graphs = self->next;
-    if (self->next)
-        self->next->prev = self->prev;
+    pl_objgraph_unlink(self);
     graph_clear(op);
     tp->tp_free(op);
     Py_DECREF(tp);
@@ -337,7 +306,7 @@ static PyObject *induced(PyObject *op, const pl_graph *g, const uint32_t *vs, si
     pl_graph *s;
     int rc = pl_graph_subgraph(g, vs, k, &s);
     if (rc)
-        return pl_objgraph_raise(rc);
+        return pl_raise(NULL, rc, "the graph operation");
     return wrap(Py_TYPE(op), s, 0);
 }
 
@@ -384,7 +353,7 @@ static PyObject *reach(PyObject *op, PyObject *args, PyObject *kwds, int reverse
         rc = pl_graph_reach(g, v, reverse, gens, &vs, &k);
     }
     if (rc)
-        return pl_objgraph_raise(rc);
+        return pl_raise(NULL, rc, "the graph operation");
     PyObject *r = induced(op, g, vs, k);
     free(vs);
     return r;
@@ -407,7 +376,7 @@ static PyObject *path_result(PyObject *op, const pl_graph *g, int rc, uint32_t *
         return NULL;
     }
     if (rc)
-        return pl_objgraph_raise(rc);
+        return pl_raise(NULL, rc, "the graph operation");
     PyObject *r = induced(op, g, vs, k);
     free(vs);
     return r;
@@ -476,7 +445,7 @@ static PyObject *component_graphs(PyObject *op, const pl_graph *g, const pl_grap
         }
     }
     if (rc) {
-        pl_objgraph_raise(rc);
+        pl_raise(NULL, rc, "the graph operation");
         goto done;
     }
     list = PyList_New((Py_ssize_t)k);
@@ -509,7 +478,7 @@ static int compute_scc(const pl_graph *g, pl_graph_components *c)
         rc = pl_graph_scc(g, c);
     }
     if (rc)
-        pl_objgraph_raise(rc);
+        pl_raise(NULL, rc, "the graph operation");
     return rc;
 }
 
@@ -539,7 +508,7 @@ static PyObject *graph_source_components(PyObject *op, PyObject *unused)
     PyObject *r = NULL;
     int rc = pl_graph_source_components(g, &c, &ids, &k);
     if (rc) {
-        pl_objgraph_raise(rc);
+        pl_raise(NULL, rc, "the graph operation");
     } else {
         r = component_graphs(op, g, &c, ids, k);
         free(ids);
@@ -591,7 +560,7 @@ static PyObject *graph_key_filter(PyObject *op, PyObject *args)
     pl_graph *s;
     int rc = pl_graph_key_filter(g, h, keep, &s);
     if (rc)
-        return pl_objgraph_raise(rc);
+        return pl_raise(NULL, rc, "the graph operation");
     return wrap(Py_TYPE(op), s, 0);
 }
 
@@ -643,7 +612,7 @@ static pl_objgraph_dom *get_dom(PyObject *op)
         rc = pl_objgraph_dom_build(g, h, &d);
     }
     if (rc) {
-        pl_objgraph_raise(rc);
+        pl_raise(NULL, rc, "the graph operation");
         return NULL;
     }
     /* Another thread may have built one meanwhile: keep the first. */
@@ -694,7 +663,7 @@ static PyObject *graph_dominated(PyObject *op, PyObject *obj)
     size_t k;
     int rc = pl_objgraph_dominated(d, v, &vs, &k);
     if (rc)
-        return pl_objgraph_raise(rc);
+        return pl_raise(NULL, rc, "the graph operation");
     PyObject *r = induced(op, ((PlGraphObject *)op)->graph, vs, k);
     free(vs);
     return r;
@@ -719,7 +688,7 @@ static PyObject *graph_dominator_children(PyObject *op, PyObject *const *args, P
     size_t k;
     int rc = pl_objgraph_dom_children(d, v, &kids, &k);
     if (rc)
-        return pl_objgraph_raise(rc);
+        return pl_raise(NULL, rc, "the graph operation");
     PyObject *list = PyList_New((Py_ssize_t)k);
     for (size_t i = 0; list && i < k; i++) {
         PyObject *item = Py_BuildValue("(OK)", pl_vertex_obj(g, kids[i]),
@@ -772,7 +741,7 @@ static PyObject *graph_suspects(PyObject *op, PyObject *const *args, Py_ssize_t 
     }
     free(mark);
     if (rc)
-        return pl_objgraph_raise(rc);
+        return pl_raise(NULL, rc, "the graph operation");
     PyObject *list = PyList_New((Py_ssize_t)k);
     for (size_t i = 0; list && i < k; i++) {
         PyObject *path = vertex_list(g, s[i].path, s[i].npath);

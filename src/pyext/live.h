@@ -1,6 +1,7 @@
 /* pyloot extension: live-object queries, shared by live.c (dispatch, the
- * answer function, live_query), live_list.c (list by type), live_related.c
- * (detail, parents, children) and live_path.c (why alive).
+ * answer function, live_query), live_answer.c (what every query shares),
+ * live_list.c (list by type), live_related.c (detail, parents, children),
+ * live_path.c (why alive) and live_retained.c (the dominator tree).
  *
  * Every query follows the same order, because a borrowed pointer is only
  * valid while no Python code runs:

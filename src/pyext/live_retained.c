@@ -121,7 +121,7 @@ static PlGraphObject *get_tree(pl_answer *a, int rebuild, int *built)
     tree_building = 0;
     if (rc) {
         Py_DECREF(t);
-        pl_objgraph_raise(rc);
+        pl_raise(NULL, rc, "the graph operation");
         return NULL;
     }
     if (tree) /* cannot happen while builds wait for each other; never keep two */
@@ -245,7 +245,7 @@ static int answer_retainers(pl_answer *a)
     int rc = pl_objgraph_dom_children(t->dom, v, &kids, &k);
     if (rc) {
         Py_DECREF(t);
-        pl_objgraph_raise(rc);
+        pl_raise(NULL, rc, "the graph operation");
         return -1;
     }
     pl_buf *b = a->body;
@@ -376,7 +376,7 @@ static int answer_suspects(pl_answer *a)
     err = pl_objgraph_suspects(g, t->dom, mark, (size_t)a->q->limit, &s, &k);
     Py_END_ALLOW_THREADS
     if (err) {
-        pl_objgraph_raise(err);
+        pl_raise(NULL, err, "the graph operation");
         goto done;
     }
     labels = calloc(k + 1, sizeof(path_labels));

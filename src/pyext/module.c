@@ -1,45 +1,15 @@
-/* pyloot._pyloot: module definition. This file holds the module state and
- * the one conversion of core errors into exceptions (pl_raise), and runs the
- * exec of every part (store_handler.c, collector.c, live.c, graphobject.c),
- * handing the live-object answer function to the parts that answer
- * requests, so that they do not depend on the live-object code. */
+/* pyloot._pyloot: module definition. This file is the top of the
+ * extension: it runs the exec of every part (errors.c, store_handler.c,
+ * collector.c, remote.c, live.c, graphobject.c, witness.c), handing the
+ * live-object answer function to the parts that answer requests, so that
+ * they do not depend on the live-object code. No part calls into it. */
 #include "pyext.h"
 
-#include <errno.h>
 #include <pthread.h>
 
-#include "pyloot/error.h"
 #include "witness.h"
 
 static struct PyModuleDef pl_module;
-
-/* See pyext.h. */
-pl_modstate *pl_modstate_get(PyObject *module)
-{
-    return (pl_modstate *)PyModule_GetState(module);
-}
-
-/* The Error type of the module last initialised, for pl_raise callers
- * without the module at hand. Protected by the GIL; one interpreter per
- * process uses this module. */
-static PyObject *last_error_type;
-
-PyObject *pl_raise(PyObject *module, int rc, const char *what)
-{
-    if (rc == ENOMEM)
-        return PyErr_NoMemory();
-    PyObject *type = module ? pl_modstate_get(module)->error : last_error_type;
-    return PyErr_Format(type ? type : PyExc_RuntimeError, "%s failed: %s", what, pl_strerror(rc));
-}
-
-/* See pyext.h: a message already in words, as the module's Error. */
-PyObject *pl_raise_message(int rc, const char *message)
-{
-    if (rc == ENOMEM)
-        return PyErr_NoMemory();
-    PyErr_SetString(last_error_type ? last_error_type : PyExc_RuntimeError, message);
-    return NULL;
-}
 
 /* In a child made by fork(): the threads of the parent do not exist. One
  * handler, so the parts reset in a fixed order. */
@@ -60,11 +30,8 @@ static int pl_exec(PyObject *m)
         }
         atfork_done = 1;
     }
-    pl_modstate *st = pl_modstate_get(m);
-    st->error = PyErr_NewException("pyloot._pyloot.Error", PyExc_RuntimeError, NULL);
-    if (!st->error || PyModule_AddObjectRef(m, "Error", st->error) < 0)
+    if (pl_errors_module_exec(m) < 0)
         return -1;
-    last_error_type = st->error; /* the module keeps it alive */
     if (PyModule_AddStringConstant(m, "__version__", PYLOOT_VERSION) < 0)
         return -1;
     if (pl_store_module_exec(m, pl_live_answer) < 0 || pl_collector_module_exec(m, pl_live_answer) < 0 ||
@@ -79,6 +46,7 @@ static int pl_traverse(PyObject *m, visitproc visit, void *arg)
 {
     pl_modstate *st = pl_modstate_get(m);
     Py_VISIT(st->error);
+    Py_VISIT(st->too_large);
     Py_VISIT(st->store_type);
     Py_VISIT(st->handler_type);
     Py_VISIT(st->graph_type);
@@ -89,6 +57,7 @@ static int pl_clear(PyObject *m)
 {
     pl_modstate *st = pl_modstate_get(m);
     Py_CLEAR(st->error);
+    Py_CLEAR(st->too_large);
     Py_CLEAR(st->store_type);
     Py_CLEAR(st->handler_type);
     Py_CLEAR(st->graph_type);

@@ -2,7 +2,8 @@
  * This directory is the only place that includes Python.h.
  *
  * Files, each with one job (their headers say more):
- *   module.c        the module: state, exec of every part, pl_raise
+ *   module.c        the module: its definition and the exec of every part (the top)
+ *   errors.c        the module state's accessor and pl_raise (the bottom)
  *   store_handler.c the Store and Handler types (pl_store_of)
  *   heap.c/.h       reads CPython internals: gc lists, inline attributes, frames
  *   typetable.c/.h  the collector's type table and the names of types ("#n")
@@ -10,10 +11,16 @@
  *   referents.c/.h  the one labeller of "how does p hold c"
  *   describe.c/.h   bounded repr, attributes, JSON summaries of objects
  *   collector.c     the count pass and the collector thread
+ *   witness.c/.h    witness paths of steadily growing types, recorded into the store
  *   remote.c        remote mode: poll thread, forwarding of /_pyloot, encoder
- *   live.c, live_list.c, live_related.c, live_path.c, live.h: live-object queries
+ *   live.c, live_answer.c, live_list.c, live_related.c, live_path.c, live.h: live-object queries
  *   live_retained.c the live routes of the dominator tree (retained, retainers, suspects)
- *   graphobject.c   the object graph (refcycle API)
+ *   graphobject.c   the Graph type (the refcycle API's methods), over graph_int.h:
+ *     graph_build.c     vertices and edges from Python objects (snapshot, iterables)
+ *     graph_labels.c    vertex descriptions and edge labels of annotated graphs
+ *     graph_heapinfo.c  shallow sizes, outside references and untracked objects of a graph
+ *     graph_dom.c       roots, dominator tree, retained sizes, leak suspects
+ *     graph_live.c      the list of live Graph objects
  *   util.c/.h       hashing, clock, pointer containers */
 #ifndef PYLOOT_PYEXT_H
 #define PYLOOT_PYEXT_H
@@ -28,23 +35,28 @@
  * m_clear in module.c; a part that adds a field adds it to both. Protected
  * by the GIL. */
 typedef struct pl_modstate {
-    PyObject *error;            /* pyloot._pyloot.Error (module.c) */
+    PyObject *error;            /* pyloot._pyloot.Error (errors.c) */
+    PyObject *too_large;        /* pyloot._pyloot.TooLargeError: Error and OverflowError */
     PyTypeObject *store_type;   /* store_handler.c */
     PyTypeObject *handler_type; /* store_handler.c */
     PyTypeObject *graph_type;   /* graphobject.c */
 } pl_modstate;
 
-/* module.c: the state of this module object. GIL held. */
+/* errors.c: the state of this module object. GIL held. */
 pl_modstate *pl_modstate_get(PyObject *module);
 
-/* module.c: raises the exception for core error rc of an operation `what`
- * ("reading the store"): "<what> failed: <pl_strerror(rc)>" as the module's
- * Error (a RuntimeError), MemoryError for ENOMEM. module may be NULL (the
- * module last initialised is used). Always returns NULL. GIL held. */
+/* errors.c: the one conversion of a core error into an exception. Raises,
+ * for core error rc of an operation `what` ("reading the store"),
+ * "<what> failed: <pl_strerror(rc)>" as the module's Error (a RuntimeError),
+ * its TooLargeError (an Error and an OverflowError) for PL_ETOOBIG, and
+ * MemoryError for ENOMEM. module may be NULL (the module last initialised is
+ * used). Always returns NULL. GIL held. */
 PyObject *pl_raise(PyObject *module, int rc, const char *what);
-/* module.c: the same for a message already in words (a guarded store's
+/* errors.c: the same for a message already in words (a guarded store's
  * error, which says how to fix it), raised as the module's Error. */
 PyObject *pl_raise_message(int rc, const char *message);
+/* errors.c: creates the module's Error and TooLargeError. */
+int pl_errors_module_exec(PyObject *module);
 
 /* typetable.c: appends "module.qualname" of a type (builtins keep their
  * plain name, e.g. "dict"). Never runs Python code or creates objects

@@ -277,12 +277,3 @@ int pl_edge_format(const pl_edge *e, pl_buf *out)
     pl_buf_free(&key);
     return err || out->err ? -1 : 0;
 }
-
-int pl_edge_label(PyObject *p, PyObject *c, pl_buf *out)
-{
-    pl_edge e;
-    pl_edge_find(p, c, &e);
-    int rc = pl_edge_format(&e, out);
-    pl_edge_clear(&e);
-    return rc;
-}

@@ -69,7 +69,4 @@ void pl_edge_clear(pl_edge *e);
  * cut to 200 characters. Returns 0, or -1 when out of memory. */
 int pl_edge_format(const pl_edge *e, pl_buf *out);
 
-/* pl_edge_find + pl_edge_format: appends the label of p -> c to out. */
-int pl_edge_label(PyObject *p, PyObject *c, pl_buf *out);
-
 #endif

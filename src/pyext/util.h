@@ -6,27 +6,22 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
-/* A mixer for pointer keys of open-addressing tables (the finalizer of
- * MurmurHash3): addresses are aligned, so their low bits alone are poor. */
+#include "pyloot/hash.h"
+
+/* A mixer for pointer keys of open-addressing tables: addresses are
+ * aligned, so their low bits alone are poor. */
 static inline size_t pl_hash_ptr(uintptr_t p)
 {
-    uint64_t x = (uint64_t)p;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return (size_t)x;
+    return (size_t)pl_hash_mix((uint64_t)p);
 }
 
-/* FNV-1a of a NUL-terminated string, folded so that the low bits mix. */
+/* The hash of a NUL-terminated string for tables indexed by the low bits. */
 static inline size_t pl_hash_str(const char *str)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
-        h ^= *p;
-        h *= 1099511628211ULL;
-    }
+    uint64_t h = pl_fnv1a64(str, strlen(str));
     return (size_t)(h ^ (h >> 29));
 }
 

@@ -9,7 +9,9 @@
 
 #include "pyloot/buf.h"
 #include "pyloot/gzip.h"
+#include "pyloot/hash.h"
 #include "pyloot/json.h"
+#include "pyloot/varint.h"
 #include "test.h"
 
 static void test_escapes(void)
@@ -118,8 +120,42 @@ static void test_strerror(void)
     CHECK_EQ_STR(pl_strerror(-1), "unknown error");
 }
 
+/* One varint rule: values round-trip, and more than 64 bits is refused like truncation. */
+static void test_varint(void)
+{
+    const uint64_t values[] = {0, 1, 127, 128, 300, 1ull << 32, UINT64_MAX - 1, UINT64_MAX};
+    uint8_t b[PL_VARINT_MAX + 2];
+    uint64_t v = 0;
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        size_t n = pl_varint_put(b, values[i]);
+        CHECK(n >= 1 && n <= PL_VARINT_MAX);
+        CHECK(pl_varint_get(b, b + n, &v) == n && v == values[i]);
+        CHECK(pl_varint_get(b, b + n - 1, &v) == 0); /* one byte short */
+    }
+    /* Ten bytes whose last carries more than the 64th bit. */
+    memset(b, 0xff, 9);
+    b[9] = 0x02;
+    v = 7;
+    CHECK(pl_varint_get(b, b + 10, &v) == 0 && v == 7);
+    /* An eleventh byte. */
+    memset(b, 0x80, 10);
+    b[10] = 0x00;
+    CHECK(pl_varint_get(b, b + 11, &v) == 0);
+    CHECK(pl_varint_get(b, b, &v) == 0);
+}
+
+/* The store keys its type names by this hash: it must never change. */
+static void test_name_hash_is_stable(void)
+{
+    CHECK(pl_fnv1a64("builtins.dict", 13) == 0x37ea9e7f67999f0fULL);
+    CHECK(pl_hash_mix(pl_fnv1a64("builtins.dict", 13)) == 0x4cf7594f92975ad7ULL);
+    CHECK(pl_fnv1a64("", 0) == PL_FNV1A64_INIT);
+}
+
 int main(void)
 {
+    RUN(test_varint);
+    RUN(test_name_hash_is_stable);
     RUN(test_strerror);
     RUN(test_escapes);
     RUN(test_utf8);

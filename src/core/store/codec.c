@@ -251,14 +251,14 @@ int window_decode(const MDB_val *k, const MDB_val *v, struct window *w)
     w->wtime = get_be64((const uint8_t *)k->mv_data + INC_KEY);
     w->flags = p[0];
     p++;
-    used = get_uv(p, end, &x);
+    used = pl_varint_get(p, end, &x);
     if (!used || x == 0 || x > WINDOW2)
         goto out;
     p += used;
     w->n = (uint32_t)x;
     w->times[0] = (int64_t)w->wtime;
     for (i = 1; i < w->n; i++) {
-        used = get_uv(p, end, &x);
+        used = pl_varint_get(p, end, &x);
         if (!used)
             goto out;
         p += used;
@@ -276,9 +276,9 @@ size_t window_encode(uint8_t *p, unsigned flags, const int64_t *times, uint32_t 
     uint32_t i;
 
     p[len++] = (uint8_t)flags;
-    len += put_uv(p + len, n);
+    len += pl_varint_put(p + len, n);
     for (i = 1; i < n; i++)
-        len += put_uv(p + len, (uint64_t)(times[i] - times[i - 1]));
+        len += pl_varint_put(p + len, (uint64_t)(times[i] - times[i - 1]));
     return len;
 }
 
@@ -308,25 +308,25 @@ size_t chunk_encode(uint8_t *p, const uint64_t *c, const uint64_t *b, uint32_t n
     size_t len = 0;
     uint32_t i = 1, r;
 
-    len += put_uv(p + len, c[0]);
-    len += put_uv(p + len, b[0]);
+    len += pl_varint_put(p + len, c[0]);
+    len += pl_varint_put(p + len, b[0]);
     while (i < n) {
         if (c[i] == c[i - 1] && b[i] == b[i - 1]) {
             r = 1;
             while (i + r < n && c[i + r] == c[i - 1] && b[i + r] == b[i - 1])
                 r++;
-            len += put_uv(p + len, (uint64_t)r << 1);
+            len += pl_varint_put(p + len, (uint64_t)r << 1);
             i += r;
         } else {
             uint64_t zc = zigzag(c[i] - c[i - 1]), zb = zigzag(b[i] - b[i - 1]);
 
             if (zc < (1ull << 63)) {
-                len += put_uv(p + len, (zc << 1) | 1);
+                len += pl_varint_put(p + len, (zc << 1) | 1);
             } else {
-                len += put_uv(p + len, 0);
-                len += put_uv(p + len, zc);
+                len += pl_varint_put(p + len, 0);
+                len += pl_varint_put(p + len, zc);
             }
-            len += put_uv(p + len, zb);
+            len += pl_varint_put(p + len, zb);
             i++;
         }
     }
@@ -347,27 +347,27 @@ int chunk_decode(const uint8_t *p, size_t len, uint32_t n, uint32_t want, int64_
 
     if (want > n)
         want = n;
-    if (!(used = get_uv(p, end, &cc)))
+    if (!(used = pl_varint_get(p, end, &cc)))
         goto out;
     p += used;
-    if (!(used = get_uv(p, end, &bb)))
+    if (!(used = pl_varint_get(p, end, &bb)))
         goto out;
     p += used;
     c[0] = (int64_t)cc;
     b[0] = (int64_t)bb;
     while (i < want) {
-        if (!(used = get_uv(p, end, &x)))
+        if (!(used = pl_varint_get(p, end, &x)))
             goto out;
         p += used;
         if (x == 0 || (x & 1)) {
             if (x == 0) {
-                if (!(used = get_uv(p, end, &x)))
+                if (!(used = pl_varint_get(p, end, &x)))
                     goto out;
                 p += used;
             } else {
                 x >>= 1;
             }
-            if (!(used = get_uv(p, end, &y)))
+            if (!(used = pl_varint_get(p, end, &y)))
                 goto out;
             p += used;
             cc += unzigzag(x);

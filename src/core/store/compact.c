@@ -63,7 +63,7 @@ static int pack_type(struct packer *pk, uint32_t id, const uint8_t *chunk, size_
     if (rc)
         goto out;
     pk->buf[pk->len++] = (uint8_t)(id & ((1u << pk->shift) - 1));
-    pk->len += put_uv(pk->buf + pk->len, tlen);
+    pk->len += pl_varint_put(pk->buf + pk->len, tlen);
     memcpy(pk->buf + pk->len, chunk, tlen);
     pk->len += tlen;
 out:
@@ -217,44 +217,21 @@ int compact_txn(pl_store *s, const pl_incarnation *inc, int allow_merge, uint32_
 
 /* compact_txn in a transaction of its own (parent NULL) or nested in
  * `parent` (see store_int.h). */
-int compact_nested(pl_store *s, MDB_txn *parent, const pl_incarnation *inc, int allow_merge, uint32_t want)
+/* Phase 1 of a compaction: copies the `want` oldest log samples of the
+ * incarnation keyed inck into smp (values returned by LMDB are only valid
+ * until the next update in the transaction, so they are decoded before any
+ * write). PL_ECORRUPT when the log holds fewer. */
+static int read_oldest(pl_store *s, MDB_cursor *cur, const uint8_t *inck, uint32_t want, struct sample *smp)
 {
-    MDB_txn *txn = NULL;
-    MDB_cursor *cur = NULL;
-    struct sample smp[WINDOW];
-    size_t pos[WINDOW];
-    int64_t times[WINDOW2];
-    uint64_t c[WINDOW], b[WINDOW];
-    uint8_t inck[INC_KEY], lo[LOG_KEY], hi[LOG_KEY], wkey[WIN_KEY];
-    uint8_t tbuf[CHUNK_MAX(WINDOW)], wval[16 + WINDOW2 * 10];
-    struct proc_rec rec;
-    struct window *wins = NULL;
-    struct packer *pk = NULL;
+    uint8_t lo[LOG_KEY];
     MDB_val k, v;
-    size_t deleted = 0, i, nw = 0, run = 0;
-    uint32_t ns = 0, n_times;
-    int64_t *new_times;
-    int rc, more, merge = 0;
+    uint32_t ns = 0;
+    int rc;
 
-    memset(smp, 0, sizeof smp);
-    inc_key(inck, inc);
-    /* A nested transaction needs no resize lock: its parent holds it. */
-    rc = parent ? mdb_txn_begin(s->env, parent, 0, &txn) : txn_begin(s, 1, &txn);
-    if (rc)
-        goto out;
-    rc = rec_get(s, txn, inc, &rec);
-    if (rc || want == 0 || want > WINDOW || rec.n_log <= want)
-        goto abort;
-    rc = mdb_cursor_open(txn, s->log, &cur);
-    if (rc)
-        goto abort;
-    /* Decode (copy) the samples before any write: values returned by LMDB
-     * are only valid until the next update in the transaction. */
     log_key(lo, inck, 0, 0);
     k.mv_size = LOG_KEY;
     k.mv_data = lo;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         int64_t t;
 
         if (k.mv_size != LOG_KEY || memcmp(k.mv_data, inck, INC_KEY) != 0)
@@ -266,17 +243,151 @@ int compact_nested(pl_store *s, MDB_txn *parent, const pl_incarnation *inc, int 
             smp[ns].time = t;
             ns++;
         }
-        rc = sample_add_part(&smp[ns - 1], layout4(s), get_be32((const uint8_t *)k.mv_data + INC_KEY + 8),
-                             &v);
+        rc = sample_add_part(&smp[ns - 1], layout4(s), get_be32((const uint8_t *)k.mv_data + INC_KEY + 8), &v);
         if (rc)
-            goto abort;
+            return rc;
     }
     if (rc && rc != MDB_NOTFOUND)
-        goto abort;
-    if (ns < want) {
-        rc = PL_ECORRUPT;
-        goto abort;
+        return rc;
+    return ns < want ? PL_ECORRUPT : 0;
+}
+
+/* Phase 2, level 1: writes the chunk values of one new window from the
+ * `want` samples smp, type by type in id order (a type missing from a
+ * sample counts 0 there). */
+static int pack_level1(pl_store *s, MDB_txn *txn, const uint8_t *inck, const struct sample *smp, uint32_t want)
+{
+    uint8_t tbuf[CHUNK_MAX(WINDOW)];
+    uint64_t c[WINDOW], b[WINDOW];
+    size_t pos[WINDOW], i;
+    struct packer *pk = malloc(sizeof *pk);
+    int rc = 0;
+
+    if (!pk)
+        return ENOMEM;
+    pk->txn = txn;
+    pk->dbi = s->chunks;
+    pk->inc_first = layout4(s);
+    pk->inck = inck;
+    pk->wtime = (uint64_t)smp[0].time;
+    pk->shift = GROUP_SHIFT;
+    pk->group = UINT32_MAX;
+    pk->part = 0;
+    pk->len = 0;
+    for (i = 0; i < want; i++)
+        pos[i] = 0;
+    for (;;) {
+        uint32_t id = UINT32_MAX;
+        int found = 0;
+
+        for (i = 0; i < want; i++) {
+            if (pos[i] < smp[i].n && (!found || smp[i].e[pos[i]].type_id < id)) {
+                id = smp[i].e[pos[i]].type_id;
+                found = 1;
+            }
+        }
+        if (!found)
+            break;
+        for (i = 0; i < want; i++) {
+            if (pos[i] < smp[i].n && smp[i].e[pos[i]].type_id == id) {
+                c[i] = smp[i].e[pos[i]].count;
+                b[i] = smp[i].e[pos[i]].bytes;
+                pos[i]++;
+            } else {
+                c[i] = b[i] = 0;
+            }
+        }
+        rc = pack_type(pk, id, tbuf, chunk_encode(tbuf, c, b, want));
+        if (rc)
+            goto out;
     }
+    rc = pack_finish(pk);
+out:
+    free(pk);
+    return rc;
+}
+
+/* Phase 2, level 2: merges the MERGE_RUN level-1 windows w and the samples
+ * smp into one level-2 window, which takes the first window's key (the
+ * others' window records go), and copies the merged windows' sample times
+ * into times (*n_times of them). */
+static int merge_level2(pl_store *s, MDB_txn *txn, const uint8_t *inck, const struct window *w,
+                        struct sample *smp, int64_t *times, uint32_t *n_times)
+{
+    uint8_t wkey[WIN_KEY];
+    MDB_val k;
+    int rc = merge_windows(s, txn, inck, w, smp);
+
+    if (rc)
+        return rc;
+    *n_times = 0;
+    for (size_t i = 0; i < MERGE_RUN; i++) {
+        memcpy(times + *n_times, w[i].times, WINDOW * sizeof *times);
+        *n_times += WINDOW;
+    }
+    for (size_t i = 1; i < MERGE_RUN; i++) {
+        memcpy(wkey, inck, INC_KEY);
+        put_be64(wkey + INC_KEY, w[i].wtime);
+        k.mv_size = WIN_KEY;
+        k.mv_data = wkey;
+        rc = mdb_del(txn, s->windows, &k, NULL);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Phase 3: writes the window record (its n_times sample times, level 2 when
+ * l2) and deletes the compacted samples, up to last_time, from the log. */
+static int finish_window(pl_store *s, MDB_txn *txn, MDB_cursor *cur, const uint8_t *inck, int l2,
+                         const int64_t *times, uint32_t n_times, int64_t last_time)
+{
+    uint8_t lo[LOG_KEY], hi[LOG_KEY], wkey[WIN_KEY], wval[16 + WINDOW2 * 10];
+    size_t deleted = 0;
+    MDB_val k, v;
+    int more, rc;
+
+    memcpy(wkey, inck, INC_KEY);
+    put_be64(wkey + INC_KEY, (uint64_t)times[0]);
+    k.mv_size = WIN_KEY;
+    k.mv_data = wkey;
+    v.mv_data = wval;
+    v.mv_size = window_encode(wval, l2 ? WIN_L2 : 0, times, n_times);
+    rc = mdb_put(txn, s->windows, &k, &v, 0);
+    if (rc)
+        return rc;
+    log_key(lo, inck, 0, 0);
+    log_key(hi, inck, (uint64_t)last_time, UINT32_MAX);
+    return del_range(cur, lo, LOG_KEY, hi, LOG_KEY, SIZE_MAX, &deleted, &more);
+}
+
+int compact_nested(pl_store *s, MDB_txn *parent, const pl_incarnation *inc, int allow_merge, uint32_t want)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    struct sample smp[WINDOW];
+    int64_t times[WINDOW2];
+    uint8_t inck[INC_KEY];
+    struct proc_rec rec;
+    struct window *wins = NULL;
+    size_t nw = 0, run = 0;
+    uint32_t n_times = 0;
+    int rc, merge = 0;
+
+    memset(smp, 0, sizeof smp);
+    inc_key(inck, inc);
+    /* A nested transaction needs no resize lock: its parent holds it. */
+    rc = parent ? mdb_txn_begin(s->env, parent, 0, &txn) : txn_begin(s, 1, &txn);
+    if (rc)
+        goto out;
+    rc = rec_get(s, txn, inc, &rec);
+    if (rc || want == 0 || want > WINDOW || rec.n_log <= want)
+        goto abort;
+    rc = mdb_cursor_open(txn, s->log, &cur);
+    if (!rc)
+        rc = read_oldest(s, cur, inck, want, smp);
+    if (rc)
+        goto abort;
     if (rec.n_windows == 0) {
         /* This becomes the first live window: its first sample is the
          * incarnation's first stored sample, which growth is measured from. */
@@ -288,98 +399,23 @@ int compact_nested(pl_store *s, MDB_txn *parent, const pl_incarnation *inc, int 
         rc = list_windows(s, txn, inck, &wins, &nw);
         if (rc)
             goto abort;
-        while (run < nw && !(wins[nw - 1 - run].flags & (WIN_L2 | WIN_DROPPING)) &&
-               wins[nw - 1 - run].n == WINDOW)
+        while (run < nw && !(wins[nw - 1 - run].flags & (WIN_L2 | WIN_DROPPING)) && wins[nw - 1 - run].n == WINDOW)
             run++;
         merge = run >= MERGE_RUN;
     }
     if (merge) {
-        const struct window *w = &wins[nw - MERGE_RUN];
-
-        rc = merge_windows(s, txn, inck, w, smp);
-        if (rc)
-            goto abort;
-        n_times = 0;
-        for (i = 0; i < MERGE_RUN; i++) {
-            memcpy(times + n_times, w[i].times, WINDOW * sizeof *times);
-            n_times += WINDOW;
-        }
-        /* The level-2 record takes the first level-1 window's key; the
-         * others go. */
-        for (i = 1; i < MERGE_RUN; i++) {
-            memcpy(wkey, inck, INC_KEY);
-            put_be64(wkey + INC_KEY, w[i].wtime);
-            k.mv_size = WIN_KEY;
-            k.mv_data = wkey;
-            rc = mdb_del(txn, s->windows, &k, NULL);
-            if (rc)
-                goto abort;
-        }
+        rc = merge_level2(s, txn, inck, &wins[nw - MERGE_RUN], smp, times, &n_times);
         rec.n_windows -= MERGE_RUN - 1;
     } else {
-        pk = malloc(sizeof *pk);
-        if (!pk) {
-            rc = ENOMEM;
-            goto abort;
-        }
-        pk->txn = txn;
-        pk->dbi = s->chunks;
-        pk->inc_first = layout4(s);
-        pk->inck = inck;
-        pk->wtime = (uint64_t)smp[0].time;
-        pk->shift = GROUP_SHIFT;
-        pk->group = UINT32_MAX;
-        pk->part = 0;
-        pk->len = 0;
-        for (i = 0; i < want; i++)
-            pos[i] = 0;
-        for (;;) {
-            uint32_t id = UINT32_MAX;
-            int found = 0;
-
-            for (i = 0; i < want; i++) {
-                if (pos[i] < smp[i].n && (!found || smp[i].e[pos[i]].type_id < id)) {
-                    id = smp[i].e[pos[i]].type_id;
-                    found = 1;
-                }
-            }
-            if (!found)
-                break;
-            for (i = 0; i < want; i++) {
-                if (pos[i] < smp[i].n && smp[i].e[pos[i]].type_id == id) {
-                    c[i] = smp[i].e[pos[i]].count;
-                    b[i] = smp[i].e[pos[i]].bytes;
-                    pos[i]++;
-                } else {
-                    c[i] = b[i] = 0;
-                }
-            }
-            rc = pack_type(pk, id, tbuf, chunk_encode(tbuf, c, b, want));
-            if (rc)
-                goto abort;
-        }
-        rc = pack_finish(pk);
-        if (rc)
-            goto abort;
-        n_times = 0;
+        rc = pack_level1(s, txn, inck, smp, want);
         rec.n_windows++;
     }
-    new_times = times + n_times;
-    for (i = 0; i < want; i++)
-        new_times[i] = smp[i].time;
-    n_times += want;
-    memcpy(wkey, inck, INC_KEY);
-    put_be64(wkey + INC_KEY, (uint64_t)times[0]);
-    k.mv_size = WIN_KEY;
-    k.mv_data = wkey;
-    v.mv_data = wval;
-    v.mv_size = window_encode(wval, merge ? WIN_L2 : 0, times, n_times);
-    rc = mdb_put(txn, s->windows, &k, &v, 0);
     if (rc)
         goto abort;
-    log_key(lo, inck, 0, 0);
-    log_key(hi, inck, (uint64_t)smp[want - 1].time, UINT32_MAX);
-    rc = del_range(cur, lo, LOG_KEY, hi, LOG_KEY, SIZE_MAX, &deleted, &more);
+    for (uint32_t i = 0; i < want; i++)
+        times[n_times + i] = smp[i].time;
+    n_times += want;
+    rc = finish_window(s, txn, cur, inck, merge, times, n_times, smp[want - 1].time);
     if (rc)
         goto abort;
     rec.n_log -= want;
@@ -399,6 +435,5 @@ abort:
 out:
     samples_free(smp, WINDOW);
     free(wins);
-    free(pk);
     return rc;
 }

@@ -865,6 +865,93 @@ static int lay_axis(struct hview *views, size_t nv, uint32_t max_points, int64_t
     return rc;
 }
 
+/* Part of phase 3: h->types[0..page_n) for the page's types (page): name,
+ * count, bytes, growth, empty series, and with q->per_worker one empty line
+ * per view that has samples (line_of[i] is view i's line). */
+static int page_types(const pl_history_query *q, const struct hview *views, size_t nv, const size_t *line_of,
+                      size_t n_lines, const struct cand *page, size_t page_n, pl_history *h)
+{
+    for (size_t j = 0; j < page_n; j++) {
+        const struct cand *c = &page[j];
+        pl_history_type *t = &h->types[j];
+
+        t->name = malloc(c->len + 1);
+        t->counts = new_series(h->n_times);
+        t->bytes_series = new_series(h->n_times);
+        if (!t->name || !t->counts || !t->bytes_series)
+            return ENOMEM;
+        memcpy(t->name, c->name, c->len);
+        t->name[c->len] = '\0';
+        t->type_id = c->id;
+        t->count = c->count;
+        t->bytes = c->bytes;
+        t->growth = c->growth;
+        if (!q->per_worker)
+            continue;
+        t->lines = calloc(n_lines ? n_lines : 1, sizeof *t->lines);
+        if (!t->lines)
+            return ENOMEM;
+        t->n_lines = n_lines;
+        for (size_t i = 0; i < nv; i++) {
+            pl_history_line *line = &t->lines[line_of[i]];
+
+            if (!views[i].n_times)
+                continue;
+            line->inc = views[i].inc;
+            memcpy(line->host, views[i].rec.host, sizeof line->host);
+            line->host[sizeof line->host - 1] = '\0';
+            line->counts = new_series(h->n_times);
+            if (!line->counts)
+                return ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* Part of phase 3: adds view v's values of one type to t's merged series
+ * (and sets them as its line, when there is one): each slot's sample comes
+ * from the windows (arr_c/arr_b, by sample index) or the log (vc/vb, by
+ * log column). */
+static void add_series(const struct hview *v, const int64_t *arr_c, const int64_t *arr_b, const int64_t *vc,
+                       const int64_t *vb, pl_history_type *t, pl_history_line *line)
+{
+    for (size_t si = v->slot_lo; si < v->slot_hi; si++) {
+        int64_t k_i = v->slot[si], cv, bv;
+
+        if (k_i < 0)
+            continue;
+        if (k_i >= (int64_t)v->log_off) {
+            cv = vc[v->lcol[k_i - (int64_t)v->log_off]];
+            bv = vb[v->lcol[k_i - (int64_t)v->log_off]];
+        } else {
+            cv = arr_c[k_i];
+            bv = arr_b[k_i];
+        }
+        if (t->counts[si] < 0)
+            t->counts[si] = t->bytes_series[si] = 0;
+        t->counts[si] += cv;
+        t->bytes_series[si] += bv;
+        if (line)
+            line->counts[si] = cv;
+    }
+}
+
+/* Part of phase 3: the ids of types[0..nb) in ascending order into
+ * ids[0..nb), and idx[k] the index in types of ids[k] (ids has room for
+ * 2 * nb values). */
+static void sort_batch(const pl_history_type *types, size_t nb, uint32_t *ids, size_t *idx)
+{
+    for (size_t j = 0; j < nb; j++) {
+        ids[2 * j] = types[j].type_id;
+        ids[2 * j + 1] = (uint32_t)j;
+    }
+    qsort(ids, nb, 2 * sizeof *ids, cmp_u32);
+    for (size_t j = 0; j < nb; j++) {
+        idx[j] = ids[2 * j + 1];
+        ids[j] = ids[2 * j];
+    }
+}
+
 /* Phase 3: fills h->types with the page's n types (page[0..n)): names,
  * keys, and their merged (and per_worker) series read from the windows and
  * the log. */
@@ -879,7 +966,7 @@ static int fill_page(pl_store *s, MDB_txn *txn, const pl_history_query *q, struc
     int64_t *lc = NULL, *lb = NULL, *arr_c = NULL, *arr_b = NULL;
     uint32_t *ids = NULL;
     size_t *idx = NULL;
-    size_t i, j, jj, max_times = 0, n_lines = 0;
+    size_t i, jj, max_times = 0, n_lines = 0;
     int rc;
 
     for (i = 0; i < nv; i++) {
@@ -929,44 +1016,9 @@ static int fill_page(pl_store *s, MDB_txn *txn, const pl_history_query *q, struc
         goto out;
     }
     h->n_types = page_n;
-    for (j = 0; j < page_n; j++) {
-        const struct cand *c = &page[j];
-        pl_history_type *t = &h->types[j];
-
-        t->name = malloc(c->len + 1);
-        t->counts = new_series(h->n_times);
-        t->bytes_series = new_series(h->n_times);
-        if (!t->name || !t->counts || !t->bytes_series) {
-            rc = ENOMEM;
-            goto out;
-        }
-        memcpy(t->name, c->name, c->len);
-        t->name[c->len] = '\0';
-        t->type_id = c->id;
-        t->count = c->count;
-        t->bytes = c->bytes;
-        t->growth = c->growth;
-        if (q->per_worker) {
-            t->lines = calloc(n_lines ? n_lines : 1, sizeof *t->lines);
-            if (!t->lines) {
-                rc = ENOMEM;
-                goto out;
-            }
-            t->n_lines = n_lines;
-            for (i = 0; i < nv; i++) {
-                if (!views[i].n_times)
-                    continue;
-                t->lines[line_of[i]].inc = views[i].inc;
-                memcpy(t->lines[line_of[i]].host, views[i].rec.host, sizeof t->lines[line_of[i]].host);
-                t->lines[line_of[i]].host[sizeof t->lines[line_of[i]].host - 1] = '\0';
-                t->lines[line_of[i]].counts = new_series(h->n_times);
-                if (!t->lines[line_of[i]].counts) {
-                    rc = ENOMEM;
-                    goto out;
-                }
-            }
-        }
-    }
+    rc = page_types(q, views, nv, line_of, n_lines, page, page_n, h);
+    if (rc)
+        goto out;
 
     rc = mdb_cursor_open(txn, s->chunks, &cur);
     if (rc == 0)
@@ -976,16 +1028,7 @@ static int fill_page(pl_store *s, MDB_txn *txn, const pl_history_query *q, struc
     for (b0 = 0; b0 < page_n; b0 += batch) {
         size_t nb = page_n - b0 < batch ? page_n - b0 : batch;
 
-        /* This batch's ids sorted, with their index in the batch. */
-        for (j = 0; j < nb; j++) {
-            ids[2 * j] = h->types[b0 + j].type_id;
-            ids[2 * j + 1] = (uint32_t)j;
-        }
-        qsort(ids, nb, 2 * sizeof *ids, cmp_u32);
-        for (j = 0; j < nb; j++) {
-            idx[j] = ids[2 * j + 1];
-            ids[j] = ids[2 * j];
-        }
+        sort_batch(h->types + b0, nb, ids, idx);
         memset(lc, 0, (nb * total_log + 1) * sizeof *lc);
         memset(lb, 0, (nb * total_log + 1) * sizeof *lb);
         for (i = 0; i < nv; i++) {
@@ -1000,7 +1043,7 @@ static int fill_page(pl_store *s, MDB_txn *txn, const pl_history_query *q, struc
 
             for (i = 0; i < nv; i++) {
                 struct hview *v = vord[i];
-                size_t vi = (size_t)(v - views), si;
+                size_t vi = (size_t)(v - views);
                 const int64_t *vc = lc + idx[jj] * total_log + lbase[vi];
                 const int64_t *vb = lb + idx[jj] * total_log + lbase[vi];
                 pl_history_line *line = q->per_worker ? &t->lines[line_of[vi]] : NULL;
@@ -1010,25 +1053,7 @@ static int fill_page(pl_store *s, MDB_txn *txn, const pl_history_query *q, struc
                 rc = fill_windows(cur, cur2, v, t->type_id, arr_c, arr_b, filled);
                 if (rc)
                     goto out;
-                for (si = v->slot_lo; si < v->slot_hi; si++) {
-                    int64_t k_i = v->slot[si], cv, bv;
-
-                    if (k_i < 0)
-                        continue;
-                    if (k_i >= (int64_t)v->log_off) {
-                        cv = vc[v->lcol[k_i - (int64_t)v->log_off]];
-                        bv = vb[v->lcol[k_i - (int64_t)v->log_off]];
-                    } else {
-                        cv = arr_c[k_i];
-                        bv = arr_b[k_i];
-                    }
-                    if (t->counts[si] < 0)
-                        t->counts[si] = t->bytes_series[si] = 0;
-                    t->counts[si] += cv;
-                    t->bytes_series[si] += bv;
-                    if (line)
-                        line->counts[si] = cv;
-                }
+                add_series(v, arr_c, arr_b, vc, vb, t, line);
             }
         }
     }

@@ -59,6 +59,7 @@
 
 #include "pyloot/error.h"
 #include "pyloot/store.h"
+#include "pyloot/varint.h"
 
 /* 2: procs records gained worker_start (pushed incarnations, remote.c).
  * 3: procs records gained collection_us and gil_held_us (the collector's
@@ -258,45 +259,6 @@ static inline void inc_from_key(pl_incarnation *inc, const uint8_t *k)
     inc->start = get_be64(k + 4);
 }
 
-static inline size_t put_uv(uint8_t *p, uint64_t v)
-{
-    size_t n = 0;
-
-    while (v >= 0x80) {
-        p[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (uint8_t)v;
-    return n;
-}
-
-/* Reads a varint; returns bytes used or 0 on truncated/overlong input.
- * Most values in chunks are single bytes, hence the fast path. */
-static inline size_t get_uv(const uint8_t *p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t r = 0;
-    size_t n = 0, used = 0;
-    unsigned shift = 0;
-
-    if (p < end && !(*p & 0x80)) {
-        *v = *p;
-        used = 1;
-        goto out;
-    }
-    while (p + n < end && shift < 64) {
-        uint8_t b = p[n++];
-        r |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = r;
-            used = n;
-            break;
-        }
-        shift += 7;
-    }
-out:
-    return used;
-}
-
 /* Binary search: the first of n keys (unsigned, `width` 4 or 8 bytes, host
  * order, one every `stride` bytes from base) that is not below `key`; n
  * when there is none. Keys must ascend. */
@@ -349,7 +311,7 @@ static inline int group_next(struct group_iter *it, unsigned *low, const uint8_t
     if (it->p >= it->end)
         return 0;
     *low = *it->p++;
-    used = get_uv(it->p, it->end, &l);
+    used = pl_varint_get(it->p, it->end, &l);
     if (!used || l > (uint64_t)(it->end - it->p - (ptrdiff_t)used))
         return PL_ECORRUPT;
     *data = it->p + used;

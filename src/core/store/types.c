@@ -7,22 +7,13 @@
 #include <string.h>
 
 #include "pyloot/error.h"
+#include "pyloot/hash.h"
 
 /* FNV-1a, then a murmur finalizer so that the high bytes (the key prefix)
  * are well mixed. Collisions are handled by the lookup, not avoided. */
 static uint64_t name_hash(const pl_store *s, const char *p, size_t n)
 {
-    uint64_t h = 1469598103934665603ull;
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        h ^= (uint8_t)p[i];
-        h *= 1099511628211ull;
-    }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    return s->collide_hashes ? 42 : h;
+    return s->collide_hashes ? 42 : pl_hash_mix(pl_fnv1a64(p, n));
 }
 
 /* ----------------------------------------------------------------- types */

@@ -51,7 +51,7 @@ static int encode_path(const pl_witness_step *steps, size_t n, pl_buf *out)
         const char *f[3] = {steps[i].type, steps[i].via, steps[i].repr};
         for (int j = 0; j < 3; j++) {
             size_t len = cut_utf8(f[j], PL_WITNESS_MAX_TEXT);
-            pl_buf_append(out, vb, put_uv(vb, len));
+            pl_buf_append(out, vb, pl_varint_put(vb, len));
             pl_buf_append(out, f[j], len);
         }
     }
@@ -149,7 +149,7 @@ static int decode_path(const uint8_t *p, size_t len, pl_witness *w)
         const char **f[3] = {&steps[i].type, &steps[i].via, &steps[i].repr};
         for (int j = 0; j < 3; j++) {
             uint64_t l;
-            size_t used = get_uv(p, end, &l);
+            size_t used = pl_varint_get(p, end, &l);
             if (!used || l > (uint64_t)(end - p - (ptrdiff_t)used)) {
                 free(steps);
                 goto out;

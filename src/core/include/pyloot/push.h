@@ -103,7 +103,4 @@ void pl_push_clear(pl_push *p);
 /* A copy of the counters. Thread-safe. */
 void pl_push_stats_get(pl_push *p, pl_push_stats *out);
 
-/* The "Authorization: Bearer ..." header line of the pusher's token, or "" (owned by p). */
-const char *pl_push_auth_header(const pl_push *p);
-
 #endif
