@@ -1,0 +1,105 @@
+/* The workers page (#/workers): every incarnation in the store (grouped by host when there are
+ * several), then the store itself. */
+import { h, fill } from "./dom.js";
+import { fmtInt, fmtBytes, fmtDateTime, fmtAgo, fmtDuration, shortArgv } from "./format.js";
+import { errorBox, loadingBlock, showBanner, hideBanner } from "./feedback.js";
+import { hashFor } from "./router.js";
+import { loadProcs, markUpdated, colourFor, hostList, byHost, workerParams } from "./procs.js";
+
+const COLUMNS = ["pid", "status", "started", "last seen", "ended", "samples", "RSS", "interval", "host", "command", ""];
+
+/** The row that opens a host's group: its name, its alive / total workers and a link to its merged history. */
+function hostHeader(host, all) {
+  const mine = all.filter((x) => (x.host || "") === host);
+  return h("tr", { class: "host-row", dataset: { host } }, h("th", { colspan: String(COLUMNS.length), scope: "rowgroup" },
+    h("span", { class: "host-name mono" }, host || "(no host)"),
+    h("span", { class: "muted small" }, " · " + mine.filter((x) => x.alive).length + " alive of " + mine.length + " · "),
+    h("a", { class: "small", href: hashFor("history", { host: host || null }) }, "history of all its workers")));
+}
+
+/** One incarnation's row; self: the incarnation that answered (/api/procs self). */
+function procRow(p, self, grouped) {
+  const wp = workerParams(p.pid, grouped ? p.host : "");
+  const isSelf = self && self.pid === p.pid && self.start === p.start;
+  const status = p.alive ? "alive" : p.ended ? "ended" : "dead";
+  return h("tr", { class: "proc-row " + status + (isSelf ? " self" : ""), dataset: { pid: String(p.pid), start: String(p.start), host: p.host || "", alive: p.alive ? "1" : "0" } },
+    h("td", { class: "mono" }, h("span", { class: "swatch", style: "background:" + colourFor(p.pid, p.start) }), String(p.pid),
+      isSelf ? h("span", { class: "badge self-badge", title: "This worker answered the request" }, "answering") : null),
+    h("td", null, h("span", { class: "badge " + status, title: p.alive ? "running" : p.ended ? "exited cleanly" : "gone without a clean exit (killed?)" }, status)),
+    h("td", { title: fmtDateTime(p.started) }, fmtDateTime(p.started)),
+    h("td", { title: fmtDateTime(p.last_seen) }, fmtAgo(p.last_seen)),
+    h("td", null, p.ended ? fmtDateTime(p.ended) : "–"),
+    h("td", { class: "num" }, fmtInt(p.samples)),
+    h("td", { class: "num" }, p.rss ? fmtBytes(p.rss) : "–"),
+    h("td", { class: "num" }, p.interval ? p.interval + " s" : "–"),
+    h("td", null, p.host || "–"),
+    h("td", { class: "argv", title: p.argv || "" }, p.argv ? shortArgv(p.argv) : "–"),
+    h("td", { class: "actions" }, h("span", { class: "actions-inner" },
+      h("a", { href: hashFor("history", wp), class: "btn small ghost" }, "History"),
+      p.alive ? h("a", { href: hashFor("objects", wp), class: "btn small ghost" }, "Objects") : null)));
+}
+
+function procTable(procs, self, grouped) {
+  return h("table", { class: "table", id: "workers-table" },
+    h("thead", null, h("tr", null, COLUMNS.map(
+      (x) => h("th", { class: ["samples", "RSS", "interval"].includes(x) ? "num" : null }, x)))),
+    h("tbody", null, procs.map((p, i) => [
+      grouped && (i === 0 || procs[i - 1].host !== p.host) ? hostHeader(p.host || "", procs) : null,
+      procRow(p, self, grouped)])));
+}
+
+/** The store panel: path, bytes used against the limit, map size, types, retention, schema. */
+function storePanel(panel, st) {
+  const used = st.used_bytes || 0, maxb = st.max_bytes || st.map_size || 0;
+  fill(panel, h("h2", null, "Store"),
+    h("dl", { class: "kv" },
+      h("dt", null, "path"), h("dd", null, h("code", null, st.path || "–")),
+      h("dt", null, "used"), h("dd", null, fmtBytes(used), maxb ? " of " + fmtBytes(maxb) : "",
+        maxb ? h("span", { class: "meter" }, h("span", { style: "width:" + Math.min(100, (100 * used) / maxb).toFixed(1) + "%" })) : null),
+      h("dt", null, "map size"), h("dd", null, fmtBytes(st.map_size)),
+      h("dt", null, "types"), h("dd", null, fmtInt(st.types)),
+      h("dt", null, "retention"), h("dd", null, fmtInt(st.max_samples) + " samples, " + fmtDuration(st.max_age_s)),
+      h("dt", null, "schema"), h("dd", null, st.schema === undefined ? "–" : String(st.schema))));
+}
+
+/** The workers view (router.js's view interface). */
+export function workersView() {
+  let seq = 0;
+  const els = {};
+  function mount(main) {
+    els.store = h("section", { class: "panel", id: "store-panel" });
+    els.results = h("div", { id: "results", dataset: { state: "loading" } }, loadingBlock("Loading workers…"));
+    main.append(h("h1", { class: "page-title" }, "Workers"),
+      h("p", { class: "muted lead" }, "Every process incarnation in the store, alive or dead, oldest first (by host, then pid, when there are several hosts). A reused pid is a new incarnation."),
+      els.results, els.store);
+    load(false);
+  }
+  async function load(quiet) {
+    const my = ++seq;
+    try {
+      const d = await loadProcs();
+      if (my !== seq) return;
+      render(d, quiet);
+      markUpdated();
+      hideBanner();
+    } catch (err) {
+      if (my !== seq) return;
+      if (quiet && els.results.dataset.state === "ready") { showBanner(err); return; }
+      els.results.dataset.state = "error";
+      fill(els.results, errorBox(err, () => load(false)));
+    }
+  }
+  function render(d, keepScroll) {
+    const y = window.scrollY;
+    const hosts = hostList(), grouped = hosts.length > 1;
+    const procs = grouped ? byHost(d.procs || [], hosts) : d.procs || [];
+    const alive = procs.filter((p) => p.alive).length;
+    els.results.dataset.state = "ready";
+    fill(els.results,
+      h("div", { class: "summary" }, h("b", null, String(alive)), " alive of ", h("b", null, String(procs.length)), " incarnations"),
+      procs.length ? h("div", { class: "table-wrap" }, procTable(procs, d.self, grouped)) : h("div", { class: "empty" }, "No process has written to this store yet."));
+    storePanel(els.store, d.store || {});
+    if (keepScroll) window.scrollTo(0, y);
+  }
+  return { mount, canUpdate: () => true, update: () => load(false), refresh: () => load(true), unmount: () => { seq++; } };
+}

@@ -1,0 +1,34 @@
+/* The "held by" line of a type: its latest recorded witness (docs/witnesses.md) as one line. The one
+ * place the UI words a witness path; the history cards and the objects page both show it from here. */
+import { h, fill } from "./dom.js";
+import { fmtDateTime } from "./format.js";
+import { api } from "./api.js";
+
+/** "module demo_app → attribute '_sessions' → list → item[3] → demo_app.Session": a witness path as one line. */
+function heldByText(path) {
+  return path.map((step, i) => {
+    let node = step.type;
+    const m = i === 0 && step.type === "module" && /^<module '([^']*)'/.exec(step.repr || "");
+    if (m) node += " " + m[1];
+    return (i ? step.via + " → " : "") + node;
+  }).join(" → ");
+}
+
+/** The hover text of a witness: each step with its repr, then who recorded it and when. */
+function heldByDetail(w) {
+  return w.path.map((step, i) => (i ? step.via + " → " : "") + step.type + ": " + step.repr).join("\n") +
+    "\n(recorded by pid " + w.pid + " at " + fmtDateTime(w.time) + ")";
+}
+
+/** The latest recorded witness of a type (GET /api/witnesses), filled in when it arrives; empty when there is none. */
+export function witnessLine(group, pid, host) {
+  const el = h("div", { class: "witness", dataset: { state: "loading" } });
+  api("witnesses", { group, pid: pid || null, host: host || null, limit: 1 }).then((d) => {
+    const w = d.witnesses && d.witnesses[0];
+    el.dataset.state = w ? "ready" : "none";
+    if (!w) return;
+    fill(el, h("span", { class: "stat-label" }, "held by"), " ",
+      h("span", { class: "mono witness-path", title: heldByDetail(w) }, heldByText(w.path)));
+  }, () => { el.dataset.state = "error"; });
+  return el;
+}
