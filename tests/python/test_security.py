@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import APPS, http
+from conftest import APPS, free_port, http, stop_group, wait_until
 from pyloot import PyLoot, server as pyloot_server
 from test_access import asgi_call
 from test_cli import pyloot_exe
@@ -204,11 +204,19 @@ def test_gunicorn_worker_checks_host_and_redacts_argv(gunicorn, no_warning_yet):
 
 # ---- command lines ----
 
-def test_procs_and_report_redact_command_lines(tmp_path):
+SECRET_ARGV = ("-e", "DATABASE_URL=postgres://app:S3cretPass@db/prod", "--password", "hunter2", "--api-key=K3yK3y",
+               "DB_PASSWORD=Pw0rd")
+SECRET_VALUES = ("S3cretPass", "hunter2", "K3yK3y", "Pw0rd")
+
+
+def store_with_secret_argv(tmp_path):
     store = str(tmp_path / "store")
-    subprocess.run([sys.executable, str(APPS / "argv_worker.py"), store,
-                    "-e", "DATABASE_URL=postgres://app:S3cretPass@db/prod", "--password", "hunter2",
-                    "--api-key=K3yK3y", "DB_PASSWORD=Pw0rd"], check=True, timeout=120)
+    subprocess.run([sys.executable, str(APPS / "argv_worker.py"), store, *SECRET_ARGV], check=True, timeout=120)
+    return store
+
+
+def test_procs_and_report_redact_command_lines(tmp_path):
+    store = store_with_secret_argv(tmp_path)
     loot = PyLoot(path=store, interval=60)
     try:
         status, _reason, _headers, body = loot.get_wsgi().handle("GET", "/api/procs", "", None, False)
@@ -217,7 +225,7 @@ def test_procs_and_report_redact_command_lines(tmp_path):
     assert status == 200
     argv = [p["argv"] for p in json.loads(body)["procs"]]
     assert len(argv) == 1
-    for secret in ("S3cretPass", "hunter2", "K3yK3y", "Pw0rd"):
+    for secret in SECRET_VALUES:
         assert secret not in body.decode()
     assert argv[0].endswith("-e DATABASE_URL=postgres://app:<redacted>@db/prod --password <redacted> "
                             "--api-key=<redacted> DB_PASSWORD=<redacted>"), argv
@@ -226,8 +234,36 @@ def test_procs_and_report_redact_command_lines(tmp_path):
                              timeout=60)
         assert out.returncode == 0, out.stderr
         assert "postgres://app:<redacted>@db/prod --password <redacted>" in out.stdout
-        for secret in ("S3cretPass", "hunter2", "K3yK3y", "Pw0rd"):
+        for secret in SECRET_VALUES:
             assert secret not in out.stdout
+
+
+def test_cli_server_checks_host_and_redacts_argv(tmp_path):
+    store = store_with_secret_argv(tmp_path)
+    port = free_port()
+    proc = subprocess.Popen([pyloot_exe(), "-h", "127.0.0.1", "-p", str(port), "--db", store, "--read-only"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        url = "http://127.0.0.1:%d" % port
+
+        def up():
+            try:
+                return http(url + "/api/procs", timeout=2).status == 200
+            except OSError:
+                return False
+
+        wait_until(up, 30, message="the pyloot server")
+        r = http(url + "/api/procs", headers={"Host": "attacker.example"})  # a summary route: any Host
+        assert r.status == 200
+        assert all(secret not in r.body.decode() for secret in SECRET_VALUES), r.body
+        assert "postgres://app:<redacted>@db/prod" in r.json()["procs"][0]["argv"]
+        for path in ("/api/objects?group=x&pid=1", "/api/objects/5?pid=1", "/api/witnesses?group=x"):
+            r = http(url + path, headers={"Host": "attacker.example:%d" % port})
+            assert r.status == 403 and "DNS rebinding" in r.json()["error"], (path, r.status, r.body)
+            r = http(url + path, headers={"Host": "localhost:%d" % port})
+            assert r.status != 403, (path, r.body)
+    finally:
+        stop_group(proc)
 
 
 # ---- a proxy that adds no proxy header ----
