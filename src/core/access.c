@@ -260,7 +260,7 @@ int pl_access_check(const char *token, pl_route_class cls, const pl_access_reque
     if (pl_peer_is_loopback(req->peer) && !req->proxied) {
         if (pl_host_allowed(req->host, req->allowed_hosts))
             return 0;
-        char shown[65];
+        char shown[49]; /* the message with it fits the 400 bytes the handler gives */
         size_t i = 0;
         for (; req->host[i] && i < sizeof shown - 1; i++)
             shown[i] = req->host[i] >= 0x20 && req->host[i] < 0x7f ? req->host[i] : '?';

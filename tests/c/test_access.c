@@ -156,6 +156,13 @@ static void test_host_rule(void)
                             NULL, why, sizeof why), 0);
     CHECK_EQ_INT(check_host("tok", "/api/objects", "Bearer tok", NULL, "127.0.0.1", 0, 0, "attacker.example",
                             NULL, why, sizeof why), 0);
+    /* The longest Host shown still leaves the whole message in 400 bytes. */
+    char long_host[300];
+    memset(long_host, 'a', sizeof long_host - 1);
+    long_host[sizeof long_host - 1] = '\0';
+    CHECK_EQ_INT(check_host(NULL, "/api/objects", NULL, NULL, "127.0.0.1", 0, 0, long_host, NULL, why, sizeof why),
+                 403);
+    CHECK(strstr(why, "pyloot --token)") != NULL);
     /* A host of control characters is not echoed as it is. */
     CHECK_EQ_INT(check_host(NULL, "/api/objects", NULL, NULL, "::1", 0, 0, "a\r\nb", NULL, why, sizeof why), 403);
     CHECK(strstr(why, "'a??b'") != NULL);
