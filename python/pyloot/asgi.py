@@ -13,7 +13,7 @@ import os
 import threading
 
 from pyloot import _pyloot
-from pyloot.server import MAX_BODY, PROXY_HEADERS
+from pyloot.server import MAX_BODY, PROXY_HEADERS, warn_unmarked_proxy
 
 __all__ = ["PyLootASGI"]
 
@@ -107,10 +107,12 @@ class PyLootASGI:
             body = b"".join(chunks)
         allowed = await self._verdict(scope, path)
         client = scope.get("client")
+        peer = client[0] if client else ""
+        proxied = any(h in headers for h in PROXY_HEADERS)
+        warn_unmarked_proxy(peer, proxied, headers.get("via"))
         kwargs = dict(authorization=headers.get("authorization"), cookie=headers.get("cookie"),
-                      peer=client[0] if client else "", proxied=any(h in headers for h in PROXY_HEADERS),
-                      allowed=allowed, mount=root, secure=scope.get("scheme") == "https",
-                      accept=headers.get("accept"))
+                      peer=peer, proxied=proxied, allowed=allowed, mount=root, secure=scope.get("scheme") == "https",
+                      accept=headers.get("accept"), host=headers.get("host"))
         loop = asyncio.get_running_loop()
         status, _reason, hdrs, payload = await loop.run_in_executor(
             _executor(), lambda: self._server.handle(method, path, query, headers.get("accept-encoding"),

@@ -73,13 +73,18 @@ class PyLoot:
         process, the last one set wins.
     :param metrics_types: type names or fnmatch patterns ``/metrics`` always
         exports, besides the top types by count and by growth.
+    :param allowed_hosts: with neither ``token`` nor ``allow``, live objects
+        are answered only to requests from this machine whose ``Host`` is a
+        loopback name (``localhost``, ``*.localhost``, ``127.x.x.x``,
+        ``[::1]``), against DNS rebinding; these names (``"devbox"``,
+        ``".corp.example"`` for every name under it) are accepted too.
     """
 
     _started = set()
 
     def __init__(self, host=None, port=None, backend=None, interval=30, server=None, path=None,
                  gc_collect=True, live_timeout=5.0, token=None, allow=None, redact=None, metrics_types=None,
-                 host_name=None, remote_buffer=None):
+                 host_name=None, remote_buffer=None, allowed_hosts=None):
         if host is not None or port is not None:
             if backend is not None:
                 raise ValueError("give either host and port or a backend, not both")
@@ -96,9 +101,9 @@ class PyLoot:
         self._backend = backend
         if server is None:
             server = PyLootServer(backend, live_timeout=live_timeout, token=token, allow=allow,
-                                  metrics_types=metrics_types)
-        elif token is not None or allow is not None or metrics_types is not None:
-            server.set_access(token=token, allow=allow, metrics_types=metrics_types)
+                                  metrics_types=metrics_types, allowed_hosts=allowed_hosts)
+        elif token is not None or allow is not None or metrics_types is not None or allowed_hosts is not None:
+            server.set_access(token=token, allow=allow, metrics_types=metrics_types, allowed_hosts=allowed_hosts)
         if redact is not None:
             if isinstance(redact, str):
                 redact = [redact]

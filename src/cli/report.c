@@ -15,6 +15,7 @@
 #include "pyloot/error.h"
 #include "pyloot/handler.h"
 #include "pyloot/json.h"
+#include "pyloot/redact.h"
 
 /* Types read per history page: every type of the store is measured, a page
  * at a time (a dead store's merged growth does not rank them yet). */
@@ -34,6 +35,7 @@ typedef struct grower {
 typedef struct facts {
     size_t seen, alive, killed, ended;
     int64_t first_ms, last_ms;
+    pl_buf command; /* the newest incarnation's command line, secrets redacted */
 } facts;
 
 static void fail(const char *what, const char *why)
@@ -113,8 +115,12 @@ static int read_facts(pl_store *store, facts *f)
         if (procs[i].last_seen_ms > f->last_ms)
             f->last_ms = procs[i].last_seen_ms;
     }
+    if (n) {
+        rc = pl_redact_cmdline(NULL, procs[n - 1].argv, &f->command); /* procs are oldest first */
+        pl_buf_cstr(&f->command);
+    }
     free(procs);
-    return 0;
+    return rc;
 }
 
 /* "module demo_app → attribute '_sessions' → list → item[3] → demo_app.Session" */
@@ -145,6 +151,8 @@ static void print_text(const facts *f, const int64_t *window, const grower *g, s
     printf("pyloot report of %s\n\n", path);
     printf("workers: %zu seen, %zu alive, %zu killed, %zu ended cleanly\n", f->seen, f->alive, f->killed,
            f->ended);
+    if (f->command.len)
+        printf("command: %s\n", f->command.data);
     if (window[1]) {
         fmt_utc(window[0], a, sizeof a);
         fmt_utc(window[1], b, sizeof b);
@@ -185,6 +193,9 @@ static void print_json(const facts *f, const int64_t *window, const grower *g, s
     pl_json_cstr(&b, path);
     pl_buf_printf(&b, ",\"workers\":%zu,\"alive\":%zu,\"killed\":%zu,\"ended\":%zu,", f->seen, f->alive, f->killed,
                   f->ended);
+    pl_buf_puts(&b, "\"command\":");
+    pl_json_str(&b, f->command.data ? f->command.data : "", f->command.len);
+    pl_buf_putc(&b, ',');
     pl_buf_printf(&b, "\"first_seen\":%" PRId64 ".%03d,\"last_seen\":%" PRId64 ".%03d}", f->first_ms / 1000,
                   (int)(f->first_ms % 1000), f->last_ms / 1000, (int)(f->last_ms % 1000));
     if (window[1])
@@ -312,6 +323,7 @@ int pl_cli_report(pl_store *store, int format, uint64_t limit)
         print_text(&f, window, g, n, wl, pl_store_path(store));
     code = 0;
 out:
+    pl_buf_free(&f.command);
     for (size_t i = 0; wl && i < n; i++)
         pl_witness_list_free(&wl[i]);
     free(wl);
@@ -327,7 +339,8 @@ const char cli_report_help[] =
     "\n"
     "A leak report for a store, live or dead: the types that grew (growth per hour, count,\n"
     "bytes, how many workers, the worst one), each with the latest recorded path that held one\n"
-    "of them, and the store's facts (workers seen, alive, killed; time span).\n"
+    "of them, and the store's facts (workers seen, alive, killed; time span; the newest command\n"
+    "line, its secrets redacted).\n"
     "\n"
     "--db DIR              the store directory. Default: $PYLOOT_DB\n"
     "--limit N             growers to print (default 10, at most 1000)\n"

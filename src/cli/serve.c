@@ -96,7 +96,7 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
 }
 
 /* The request's access fields (pyloot/access.h): credentials, the peer's
- * numeric address (written into peer), proxy headers, the Accept header. */
+ * numeric address (written into peer), proxy headers, Host, the Accept header. */
 static void add_access_fields(struct MHD_Connection *c, pl_request *req, char *peer, size_t peer_len)
 {
     req->authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
@@ -105,6 +105,7 @@ static void add_access_fields(struct MHD_Connection *c, pl_request *req, char *p
     req->proxied = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-For") != NULL ||
                    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Forwarded") != NULL ||
                    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Real-IP") != NULL;
+    req->host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
     req->mount = "";
     peer[0] = '\0';
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);

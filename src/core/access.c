@@ -1,5 +1,6 @@
 /* The access rule (see pyloot/access.h and docs/http-api.md, "Access"). */
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -68,6 +69,94 @@ int pl_peer_is_loopback(const char *peer)
         if (memcmp(a6.s6_addr, loop6, 16) == 0)
             return 1;
         return memcmp(a6.s6_addr, mapped, 12) == 0 && a6.s6_addr[12] == 127;
+    }
+    return 0;
+}
+
+#define HOST_NAME_MAX_LEN 253
+
+/* Splits a Host header value into its name (brackets of an IPv6 literal
+ * removed, one trailing dot dropped) copied into name, and checks the
+ * port. 1 for a well-formed value (*v6 set for a bracketed one), else 0. */
+static int host_split(const char *host, char *name, size_t cap, int *v6)
+{
+    const char *start = host, *end, *rest;
+    *v6 = host[0] == '[';
+    if (*v6) {
+        start = host + 1;
+        end = strchr(start, ']');
+        if (!end)
+            return 0;
+        rest = end + 1;
+    } else {
+        end = strchr(host, ':');
+        if (!end)
+            end = host + strlen(host);
+        rest = end;
+    }
+    if (*rest) {
+        size_t digits = strspn(rest + 1, "0123456789");
+        if (rest[0] != ':' || digits < 1 || digits > 5 || rest[1 + digits])
+            return 0;
+    }
+    size_t n = (size_t)(end - start);
+    if (!*v6 && n && start[n - 1] == '.')
+        n--;
+    if (n == 0 || n >= cap)
+        return 0;
+    memcpy(name, start, n);
+    name[n] = '\0';
+    return 1;
+}
+
+/* 1 when the allowed-hosts entry [e, e+n) admits `name` (case-insensitive). */
+static int entry_admits(const char *e, size_t n, const char *name, int v6)
+{
+    size_t len = strlen(name);
+    if (n >= 2 && e[0] == '[' && e[n - 1] == ']') {
+        e++;
+        n -= 2;
+    }
+    if (n && e[n - 1] == '.' && !v6)
+        n--;
+    if (n == 0)
+        return 0;
+    if (e[0] == '.' && !v6) {
+        /* ".example.com": example.com itself and every name under it. */
+        if (len == n - 1 && strncasecmp(name, e + 1, n - 1) == 0)
+            return 1;
+        return len > n && strncasecmp(name + len - n, e, n) == 0;
+    }
+    return len == n && strncasecmp(name, e, n) == 0;
+}
+
+int pl_host_allowed(const char *host, const char *allowed)
+{
+    char name[HOST_NAME_MAX_LEN + 2];
+    int v6 = 0;
+    if (!host || !*host)
+        return 1;
+    if (!host_split(host, name, sizeof name, &v6))
+        return 0;
+    size_t len = strlen(name);
+    if (v6) {
+        if (pl_peer_is_loopback(name))
+            return 1;
+    } else {
+        struct in_addr a4;
+        if (strcasecmp(name, "localhost") == 0 ||
+            (len > 10 && strcasecmp(name + len - 10, ".localhost") == 0))
+            return 1;
+        if (inet_pton(AF_INET, name, &a4) == 1 && pl_peer_is_loopback(name))
+            return 1;
+    }
+    for (const char *p = allowed; p && *p;) {
+        const char *end = strchr(p, '\n');
+        if (!end)
+            end = p + strlen(p);
+        if (entry_admits(p, (size_t)(end - p), name, v6))
+            return 1;
+        p = *end ? end + 1 : end;
     }
     return 0;
 }
@@ -168,8 +257,23 @@ int pl_access_check(const char *token, pl_route_class cls, const pl_access_reque
     }
     if (cls == PL_ROUTE_SUMMARY)
         return 0;
-    if (pl_peer_is_loopback(req->peer) && !req->proxied)
-        return 0;
+    if (pl_peer_is_loopback(req->peer) && !req->proxied) {
+        if (pl_host_allowed(req->host, req->allowed_hosts))
+            return 0;
+        char shown[49]; /* the message with it fits the 400 bytes the handler gives */
+        size_t i = 0;
+        for (; req->host[i] && i < sizeof shown - 1; i++)
+            shown[i] = req->host[i] >= 0x20 && req->host[i] < 0x7f ? req->host[i] : '?';
+        shown[i] = '\0';
+        if (whylen)
+            snprintf(why, whylen,
+                     "live objects are shown only to pages opened under a loopback name (localhost, "
+                     "127.0.0.1, [::1]) or an allowed one, and this request's Host is '%s': a web page can "
+                     "point its own name at this machine (DNS rebinding). To allow that name, add it to "
+                     "PyLoot(allowed_hosts=[...]), or set a token (PyLoot(token=...), PYLOOT_TOKEN, "
+                     "pyloot --token)", shown);
+        return 403;
+    }
     say(why, whylen,
         "live objects (reprs and attributes) are shown only to requests from this machine that came "
         "through no proxy; to allow others, set a token (PyLoot(token=...), PYLOOT_TOKEN, "

@@ -16,11 +16,10 @@
 #include "pyloot/handler.h"
 #include "pyloot/json.h"
 #include "pyloot/metrics.h"
+#include "pyloot/redact.h"
 #include "handler_int.h"
 #include "pyloot/verify.h"
 
-#define PL_QUERY_MAX 256          /* q= of /api/history */
-#define PL_OFFSET_MAX 1000000000ULL
 #define PL_GZIP_MIN 256           /* smaller bodies are sent as they are */
 
 struct pl_handler {
@@ -80,84 +79,6 @@ const char *pl_http_reason(int status)
     }
 }
 
-/* ---- query strings ---- */
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes [s, s+n) ('+' is a space) into out. Returns 0, or
- * PL_EBADARG for a malformed escape. */
-static int url_decode(const char *s, size_t n, pl_buf *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            if (i + 2 >= n)
-                return PL_EBADARG;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return PL_EBADARG;
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (pl_buf_putc(out, c))
-            return ENOMEM;
-    }
-    return 0;
-}
-
-/* Finds the first `name=value` of the query string; decodes the value into
- * out. Returns 1 if found, 0 if absent, or a negative/positive error. */
-static int query_get(const char *query, const char *name, pl_buf *out)
-{
-    if (!query)
-        return 0;
-    size_t nlen = strlen(name);
-    const char *p = query;
-    while (*p) {
-        const char *end = strchr(p, '&');
-        if (!end)
-            end = p + strlen(p);
-        const char *eq = memchr(p, '=', (size_t)(end - p));
-        const char *kend = eq ? eq : end;
-        if ((size_t)(kend - p) == nlen && memcmp(p, name, nlen) == 0) {
-            pl_buf_reset(out);
-            int rc = eq ? url_decode(eq + 1, (size_t)(end - eq - 1), out) : 0;
-            if (rc)
-                return rc;
-            pl_buf_cstr(out);
-            return 1;
-        }
-        p = *end ? end + 1 : end;
-    }
-    return 0;
-}
-
-/* Strict unsigned decimal: digits only, 1..18 of them. */
-static int parse_u64(const char *s, size_t len, uint64_t *v)
-{
-    if (len == 0 || len > 18)
-        return PL_EBADARG;
-    uint64_t x = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return PL_EBADARG;
-        x = x * 10 + (uint64_t)(s[i] - '0');
-    }
-    *v = x;
-    return 0;
-}
-
 /* ---- responses ---- */
 
 static void set_json(pl_response *resp, int status)
@@ -180,67 +101,6 @@ static void error_response(pl_response *resp, int status, const char *fmt, ...)
     pl_buf_reset(&resp->body);
     set_json(resp, status);
     pl_json_error(&resp->body, msg);
-}
-
-/* Reads an integer parameter within [lo, hi]; absent gives `def`. Returns 0
- * or fills a 400 response and returns -1. */
-static int param_u64(const pl_request *req, const char *name, uint64_t lo, uint64_t hi, uint64_t def,
-                     uint64_t *out, pl_buf *tmp, pl_response *resp)
-{
-    int rc = query_get(req->query, name, tmp);
-    if (rc == 0) {
-        *out = def;
-        return 0;
-    }
-    uint64_t v = 0;
-    if (rc < 0 || parse_u64(tmp->data ? tmp->data : "", tmp->len, &v) || v < lo || v > hi) {
-        error_response(resp, 400, "parameter %s must be an integer from %" PRIu64 " to %" PRIu64, name,
-                       lo, hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-/* A point in time given in unix seconds (up to 3 decimals, so ms): absent
- * or empty leaves *out_ms 0; anything else than a time from 1970 to
- * PL_HISTORY_FUTURE_MS after now answers 400. */
-static int param_time(const pl_request *req, const char *name, int64_t now_ms, int64_t *out_ms,
-                      pl_buf *tmp, pl_response *resp)
-{
-    int rc = query_get(req->query, name, tmp);
-    int64_t ms = 0;
-    size_t i, frac = 0;
-    int dot = 0;
-
-    *out_ms = 0;
-    if (rc == 0 || (rc > 0 && tmp->len == 0))
-        return 0;
-    for (i = 0; rc > 0 && i < tmp->len && ms <= INT64_MAX / 100; i++) {
-        char ch = tmp->data[i];
-
-        if (ch == '.' && !dot && i > 0) {
-            dot = 1;
-        } else if (ch >= '0' && ch <= '9' && (!dot || frac < 3)) {
-            ms = ms * 10 + (ch - '0');
-            frac += dot;
-        } else {
-            rc = -1;
-        }
-    }
-    for (; frac < 3; frac++)
-        ms *= 10;
-    if (rc < 0 || i < tmp->len || (dot && tmp->data[tmp->len - 1] == '.') || ms <= 0) {
-        error_response(resp, 400, "parameter %s must be a time in unix seconds (e.g. 1764320000 or "
-                                  "1764320000.250)", name);
-        return -1;
-    }
-    if (ms > now_ms + PL_HISTORY_FUTURE_MS) {
-        error_response(resp, 400, "parameter %s is in the future", name);
-        return -1;
-    }
-    *out_ms = ms;
-    return 0;
 }
 
 static void json_time(pl_buf *b, int64_t ms)
@@ -296,6 +156,7 @@ static void json_recovery(pl_store *store, pl_buf *b)
 
 static void handle_procs(pl_handler *h, pl_response *resp)
 {
+    pl_buf argv = PL_BUF_INIT;
     pl_store_stat st;
     pl_proc_info *procs = NULL;
     size_t n = 0;
@@ -339,8 +200,15 @@ static void handle_procs(pl_handler *h, pl_response *resp)
             pl_buf_puts(b, "null");
         pl_buf_puts(b, ",\"host\":");
         pl_json_cstr(b, p->host);
+        /* Summary routes are open to everyone by default: the command
+         * line is shown with its secrets redacted (pyloot/redact.h). */
         pl_buf_puts(b, ",\"argv\":");
-        pl_json_cstr(b, p->argv);
+        pl_buf_reset(&argv);
+        if (pl_redact_cmdline(NULL, p->argv, &argv)) {
+            error_response(resp, 500, "out of memory");
+            goto done;
+        }
+        pl_json_str(b, argv.data ? argv.data : "", argv.len);
         pl_buf_printf(b, ",\"interval\":%.3f,\"rss\":%" PRIu64 ",\"samples\":%u", p->interval_ms / 1000.0,
                       p->rss, p->samples);
         pl_buf_printf(b, ",\"collection_seconds\":%.6f,\"gil_held_seconds_total\":%.6f",
@@ -352,6 +220,7 @@ static void handle_procs(pl_handler *h, pl_response *resp)
     }
     pl_buf_puts(b, "]}");
 done:
+    pl_buf_free(&argv);
     free(procs);
 }
 
@@ -391,27 +260,15 @@ static void handle_history(pl_handler *h, const pl_request *req, pl_response *re
     memset(&hq, 0, sizeof hq);
     static const char *sort_names[] = {"count", "growth", "name"};
 
-    int rc = query_get(req->query, "q", &q);
-    if (rc < 0) {
-        error_response(resp, 400, "parameter q is not correctly percent-encoded");
+    const char *query = req->query;
+    uint64_t pid = 0, workers = 0, points = 0;
+    int rc;
+    if (pl_param_text(query, "q", 0, PL_PARAM_QUERY_MAX, &q, resp) < 0 ||
+        pl_param_text(query, "sort", 1, 16, &tmp, resp) < 0)
         goto done;
-    }
-    if (q.len > PL_QUERY_MAX) {
-        error_response(resp, 400, "parameter q is longer than %d bytes", PL_QUERY_MAX);
-        goto done;
-    }
-    if (q.data && memchr(q.data, '\0', q.len)) {
-        error_response(resp, 400, "parameter q contains a NUL byte");
-        goto done;
-    }
     hq.q = q.len ? q.data : NULL;
     hq.sort = PL_SORT_GROWTH;
-    rc = query_get(req->query, "sort", &tmp);
-    if (rc) {
-        if (rc < 0 || !tmp.data) {
-            error_response(resp, 400, "parameter sort must be growth, count or name");
-            goto done;
-        }
+    if (tmp.len) {
         if (strcmp(tmp.data, "count") == 0)
             hq.sort = PL_SORT_COUNT;
         else if (strcmp(tmp.data, "growth") == 0)
@@ -423,27 +280,21 @@ static void handle_history(pl_handler *h, const pl_request *req, pl_response *re
             goto done;
         }
     }
-    uint64_t pid = 0, workers = 0, points = 0;
-    if (param_u64(req, "offset", 0, PL_OFFSET_MAX, 0, &hq.offset, &tmp, resp) ||
-        param_u64(req, "limit", 1, 1000, 50, &hq.limit, &tmp, resp) ||
-        param_u64(req, "top", 1, 100000, 0, &hq.top, &tmp, resp) ||
-        param_u64(req, "pid", 1, 4194304, 0, &pid, &tmp, resp) ||
-        param_u64(req, "workers", 0, 1, 0, &workers, &tmp, resp) ||
-        param_u64(req, "points", 2, 5000, 720, &points, &tmp, resp))
+    hq.now_ms = pl_now_ms();
+    if (pl_param_uint(query, "offset", 0, PL_PARAM_OFFSET_MAX, 0, &hq.offset, resp) ||
+        pl_param_uint(query, "limit", 1, 1000, 50, &hq.limit, resp) ||
+        pl_param_uint(query, "top", 1, 100000, 0, &hq.top, resp) ||
+        pl_param_uint(query, "pid", 1, PL_PARAM_PID_MAX, 0, &pid, resp) ||
+        pl_param_uint(query, "workers", 0, 1, 0, &workers, resp) ||
+        pl_param_uint(query, "points", 2, 5000, 720, &points, resp) ||
+        pl_param_text(query, "host", 1, PL_PARAM_HOST_MAX, &host, resp) < 0 ||
+        pl_param_time(query, "since", hq.now_ms, &hq.since_ms, resp) ||
+        pl_param_time(query, "until", hq.now_ms, &hq.until_ms, resp))
         goto done;
-    rc = query_get(req->query, "host", &host);
-    if (rc < 0 || (rc > 0 && (host.len == 0 || host.len > 63 || memchr(host.data, '\0', host.len)))) {
-        error_response(resp, 400, "parameter host must be 1 to 63 bytes");
-        goto done;
-    }
     hq.host = host.len ? host.data : NULL;
     hq.pid = (uint32_t)pid;
     hq.per_worker = (int)workers;
     hq.max_points = (uint32_t)points;
-    hq.now_ms = pl_now_ms();
-    if (param_time(req, "since", hq.now_ms, &hq.since_ms, &tmp, resp) ||
-        param_time(req, "until", hq.now_ms, &hq.until_ms, &tmp, resp))
-        goto done;
     if (hq.since_ms && hq.until_ms && hq.until_ms <= hq.since_ms) {
         error_response(resp, 400, "parameter until must be after since");
         goto done;
@@ -649,57 +500,54 @@ done:
 /* The parameters of the dominator-tree routes (docs/http-api.md):
  * /api/objects/<id>?retained=1, /api/retainers?id=, /api/suspects?n=.
  * Returns 0, or -1 with a 400 in resp. */
-static int retained_params(const pl_request *req, pl_live_query *q, pl_buf *tmp, pl_response *resp)
+static int retained_params(const char *query, pl_live_query *q, pl_response *resp)
 {
     uint64_t v = 0;
     if (q->kind == PL_LIVE_DETAIL) {
-        if (param_u64(req, "retained", 0, 1, 0, &v, tmp, resp))
+        if (pl_param_uint(query, "retained", 0, 1, 0, &v, resp))
             return -1;
         if (v)
             q->kind = PL_LIVE_RETAINED;
     } else if (q->kind == PL_LIVE_RETAINERS) {
-        if (param_u64(req, "id", 1, 999999999999999999ULL, 0, &q->id, tmp, resp))
+        if (pl_param_uint(query, "id", 1, PL_PARAM_ID_MAX, 0, &q->id, resp))
             return -1;
     } else if (q->kind == PL_LIVE_SUSPECTS) {
-        if (param_u64(req, "n", 1, 10, 3, &q->limit, tmp, resp))
+        if (pl_param_uint(query, "n", 1, 10, 3, &q->limit, resp))
             return -1;
     }
     return 0;
 }
 
 /* Reads the parameters of a live-object query (group, offset, limit, pid and
- * those of the dominator-tree routes). Returns 0, or fills a 400 response and
- * returns -1. */
+ * those of the dominator-tree routes), all of them before any work is done.
+ * Returns 0, or fills a 400 response and returns -1. */
 static int live_params(const pl_request *req, pl_live_kind kind, uint64_t id, pl_live_query *q, uint64_t *pid,
                        pl_response *resp)
 {
-    pl_buf tmp = PL_BUF_INIT;
+    pl_buf group = PL_BUF_INIT;
+    const char *query = req->query;
     int ret = -1;
     memset(q, 0, sizeof *q);
     q->kind = kind;
     q->id = id;
     *pid = 0;
     if (kind == PL_LIVE_LIST || kind == PL_LIVE_SUSPECTS) {
-        int rc = query_get(req->query, "group", &tmp);
-        if (rc <= 0 || tmp.len == 0) {
+        int rc = pl_param_text(query, "group", 1, PL_TYPE_NAME_MAX, &group, resp);
+        if (rc < 0)
+            goto done;
+        if (rc == 0) {
             error_response(resp, 400, "parameter group is required (a type name as in /api/history)");
             goto done;
         }
-        if (tmp.len > PL_TYPE_NAME_MAX || memchr(tmp.data, '\0', tmp.len)) {
-            error_response(resp, 400, "parameter group must be 1 to %d bytes without NUL",
-                           PL_TYPE_NAME_MAX);
-            goto done;
-        }
-        memcpy(q->group, tmp.data, tmp.len + 1);
+        memcpy(q->group, group.data, group.len + 1);
     }
-    if (param_u64(req, "offset", 0, PL_OFFSET_MAX, 0, &q->offset, &tmp, resp) ||
-        param_u64(req, "limit", 1, 10000, 100, &q->limit, &tmp, resp) ||
-        param_u64(req, "pid", 1, 4194304, 0, pid, &tmp, resp) ||
-        retained_params(req, q, &tmp, resp))
+    if (pl_param_uint(query, "offset", 0, PL_PARAM_OFFSET_MAX, 0, &q->offset, resp) ||
+        pl_param_uint(query, "limit", 1, 10000, 100, &q->limit, resp) ||
+        pl_param_uint(query, "pid", 1, PL_PARAM_PID_MAX, 0, pid, resp) || retained_params(query, q, resp))
         goto done;
     ret = 0;
 done:
-    pl_buf_free(&tmp);
+    pl_buf_free(&group);
     return ret;
 }
 
@@ -733,8 +581,9 @@ static int parse_object_route(const char *rest, pl_live_kind *kind, uint64_t *id
 {
     const char *slash = strchr(rest, '/');
     size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
-    if (parse_u64(rest, idlen, id)) {
-        error_response(resp, 400, "object id must be a decimal integer of at most 18 digits");
+    if (pl_parse_uint(rest, idlen, 0, PL_PARAM_ID_MAX, id)) {
+        error_response(resp, 400, "object id must be a decimal integer from 0 to %llu",
+                       (unsigned long long)PL_PARAM_ID_MAX);
         return -1;
     }
     if (!slash || strcmp(slash, "/") == 0)
@@ -786,7 +635,8 @@ static void handle_asset(const char *name, pl_response *resp)
  * a 401/403 response and returns -1. */
 static int check_access(pl_handler *h, const pl_request *req, const char *path, pl_response *resp)
 {
-    pl_access_request ar = {req->authorization, req->cookie, req->peer, req->proxied, req->allowed};
+    pl_access_request ar = {req->authorization, req->cookie, req->peer, req->proxied, req->allowed, req->host,
+                            h->opt.allowed_hosts};
     char why[400];
     int status = pl_access_check(h->opt.token, pl_access_classify(path), &ar, why, sizeof why);
     if (!status)
@@ -838,26 +688,133 @@ static void handle_login(pl_handler *h, const pl_request *req, int login, pl_res
 
 static void handle_metrics(pl_handler *h, const pl_request *req, pl_response *resp)
 {
-    pl_buf tmp = PL_BUF_INIT;
     uint64_t workers = 0, top = 0;
-    if (param_u64(req, "workers", 0, 1, 0, &workers, &tmp, resp) ||
-        param_u64(req, "top", 1, PL_METRICS_TOP_MAX, PL_METRICS_TOP_DEFAULT, &top, &tmp, resp))
-        goto done;
+    if (pl_param_uint(req->query, "workers", 0, 1, 0, &workers, resp) ||
+        pl_param_uint(req->query, "top", 1, PL_METRICS_TOP_MAX, PL_METRICS_TOP_DEFAULT, &top, resp))
+        return;
     pl_metrics_query mq = {(uint32_t)top, (int)workers, pl_metrics_wants_openmetrics(req->accept),
                            h->opt.metrics_types, pl_now_ms()};
     int rc = pl_metrics_render(h->opt.store, &mq, &resp->body);
     if (rc) {
         error_response(resp, 500, "reading the store failed: %s", pl_strerror(rc));
-        goto done;
+        return;
     }
     resp->status = 200;
     resp->content_type = mq.openmetrics ? PL_METRICS_OPENMETRICS_TYPE : PL_METRICS_TEXT_TYPE;
     resp->cache_control = "no-store";
-done:
-    pl_buf_free(&tmp);
 }
 
 /* ---- dispatch ---- */
+
+/* One route: `rest` is what follows the table's path (a prefix route) or "". */
+typedef void (*route_fn)(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
+
+static void route_index(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
+{
+    handle_asset("index.html", resp);
+}
+
+static void route_static(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
+{
+    handle_asset(rest, resp);
+}
+
+static void route_procs(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
+{
+    handle_procs(h, resp);
+}
+
+static void route_history(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
+{
+    handle_history(h, req, resp);
+}
+
+static void route_metrics(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
+{
+    handle_metrics(h, req, resp);
+}
+
+static void route_witnesses(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
+{
+    pl_handle_witnesses(h->opt.store, req->query, resp);
+}
+
+static void route_objects(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
+{
+    handle_live(h, req, PL_LIVE_LIST, 0, resp);
+}
+
+static void route_retainers(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
+{
+    handle_live(h, req, PL_LIVE_RETAINERS, 0, resp);
+}
+
+static void route_suspects(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
+{
+    handle_live(h, req, PL_LIVE_SUSPECTS, 0, resp);
+}
+
+static void route_object(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
+{
+    pl_live_kind kind;
+    uint64_t id;
+    if (parse_object_route(rest, &kind, &id, resp) == 0)
+        handle_live(h, req, kind, id, resp);
+}
+
+/* What a route needs besides GET: the store (answered 503 when it cannot be
+ * used), and how that 503 is written. */
+enum {
+    ROUTE_STORE = 1,      /* reads the store: 503 JSON when it cannot be used */
+    ROUTE_STORE_TEXT = 2, /* reads the store: 503 text/plain (/metrics: Prometheus shows the body as it is) */
+};
+
+/* Every GET route, first match wins. A route that reads the store says so
+ * here, so that no handler ever runs with a store that cannot be used. */
+static const struct route {
+    const char *path;
+    int prefix; /* path is a prefix; the handler gets the rest */
+    int needs;  /* ROUTE_STORE* */
+    route_fn fn;
+} routes[] = {
+    {"/", 0, 0, route_index},
+    {"/index.html", 0, 0, route_index},
+    {"/static/", 1, 0, route_static},
+    {"/api/procs", 0, ROUTE_STORE, route_procs},
+    {"/api/history", 0, ROUTE_STORE, route_history},
+    {"/metrics", 0, ROUTE_STORE_TEXT, route_metrics},
+    {"/api/witnesses", 0, ROUTE_STORE, route_witnesses},
+    {"/api/objects", 0, ROUTE_STORE, route_objects},
+    {"/api/objects/", 0, ROUTE_STORE, route_objects},
+    {"/api/retainers", 0, ROUTE_STORE, route_retainers},
+    {"/api/suspects", 0, ROUTE_STORE, route_suspects},
+    {"/api/objects/", 1, ROUTE_STORE, route_object},
+};
+
+static const struct route *find_route(const char *path)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        const struct route *r = &routes[i];
+        size_t n = strlen(r->path);
+        if (r->prefix ? strncmp(path, r->path, n) == 0 : strcmp(path, r->path) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+/* The store cannot be used: the one answer of every route that reads it. */
+static void store_unavailable(pl_handler *h, int needs, pl_response *resp)
+{
+    if (needs & ROUTE_STORE_TEXT) {
+        pl_buf_reset(&resp->body);
+        resp->status = 503;
+        resp->content_type = "text/plain; charset=utf-8";
+        resp->cache_control = "no-store";
+        pl_buf_printf(&resp->body, "pyloot: %s\n", h->opt.unavailable);
+        return;
+    }
+    error_response(resp, 503, "%s", h->opt.unavailable);
+}
 
 static void route(pl_handler *h, const pl_request *req, pl_response *resp)
 {
@@ -886,43 +843,20 @@ static void route(pl_handler *h, const pl_request *req, pl_response *resp)
                                       "to it with PyLoot(host=..., port=...)");
         return;
     }
-    int known = strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0 ||
-                strncmp(path, "/static/", 8) == 0 || strncmp(path, "/api/", 5) == 0 ||
-                strcmp(path, "/metrics") == 0;
-    if (known && !is_get) {
+    const struct route *r = find_route(path);
+    if (!r) {
+        error_response(resp, 404, "no such route");
+        return;
+    }
+    if (!is_get) {
         error_response(resp, 405, "method %.16s is not allowed here", method);
         return;
     }
-    if (!h->opt.store && strncmp(path, "/api/", 5) == 0) {
-        error_response(resp, 503, "%s", h->opt.unavailable);
+    if (r->needs && !h->opt.store) {
+        store_unavailable(h, r->needs, resp);
         return;
     }
-    if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0) {
-        handle_asset("index.html", resp);
-    } else if (strncmp(path, "/static/", 8) == 0) {
-        handle_asset(path + 8, resp);
-    } else if (strcmp(path, "/api/procs") == 0) {
-        handle_procs(h, resp);
-    } else if (strcmp(path, "/api/history") == 0) {
-        handle_history(h, req, resp);
-    } else if (strcmp(path, "/metrics") == 0) {
-        handle_metrics(h, req, resp);
-    } else if (strcmp(path, "/api/witnesses") == 0) {
-        pl_handle_witnesses(h->opt.store, req->query, resp);
-    } else if (strcmp(path, "/api/objects") == 0 || strcmp(path, "/api/objects/") == 0) {
-        handle_live(h, req, PL_LIVE_LIST, 0, resp);
-    } else if (strcmp(path, "/api/retainers") == 0) {
-        handle_live(h, req, PL_LIVE_RETAINERS, 0, resp);
-    } else if (strcmp(path, "/api/suspects") == 0) {
-        handle_live(h, req, PL_LIVE_SUSPECTS, 0, resp);
-    } else if (strncmp(path, "/api/objects/", 13) == 0) {
-        pl_live_kind kind;
-        uint64_t id;
-        if (parse_object_route(path + 13, &kind, &id, resp) == 0)
-            handle_live(h, req, kind, id, resp);
-    } else {
-        error_response(resp, 404, "no such route");
-    }
+    r->fn(h, req, r->prefix ? path + strlen(r->path) : "", resp);
 }
 
 int pl_handler_handle(pl_handler *h, const pl_request *req, pl_response *resp)
@@ -954,14 +888,9 @@ int pl_handler_handle(pl_handler *h, const pl_request *req, pl_response *resp)
 
 /* ---- for the route files (handler_int.h) ---- */
 
-int pl_query_param(const char *query, const char *name, pl_buf *out)
-{
-    return query_get(query, name, out);
-}
-
 int pl_http_query_get(const char *query, const char *name, pl_buf *out)
 {
-    return query_get(query, name, out);
+    return pl_query_param(query, name, out);
 }
 
 void pl_response_json(pl_response *resp, int status)
@@ -977,10 +906,7 @@ void pl_response_error(pl_response *resp, int status, const char *msg)
 int pl_http_param_u64(const pl_request *req, const char *name, uint64_t lo, uint64_t hi, uint64_t def,
                       uint64_t *out, pl_response *resp)
 {
-    pl_buf tmp = PL_BUF_INIT;
-    int rc = param_u64(req, name, lo, hi, def, out, &tmp, resp);
-    pl_buf_free(&tmp);
-    return rc;
+    return pl_param_uint(req->query, name, lo, hi, def, out, resp);
 }
 
 void pl_http_error(pl_response *resp, int status, const char *msg)

@@ -13,24 +13,6 @@
 #define WITNESS_LIMIT_DEFAULT 10
 #define WITNESS_LIMIT_MAX 100
 
-/* Strict decimal in [lo, hi]; 0 or -1. */
-static int parse_bounded(const pl_buf *b, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-    uint64_t v = 0;
-
-    if (!b->len || b->len > 18)
-        return -1;
-    for (size_t i = 0; i < b->len; i++) {
-        if (b->data[i] < '0' || b->data[i] > '9')
-            return -1;
-        v = v * 10 + (uint64_t)(b->data[i] - '0');
-    }
-    if (v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* See handler.h. */
 int pl_json_witness(pl_buf *b, const pl_witness *w)
 {
@@ -61,35 +43,22 @@ int pl_json_witness(pl_buf *b, const pl_witness *w)
 /* See handler_int.h. */
 void pl_handle_witnesses(pl_store *store, const char *query, pl_response *resp)
 {
-    pl_buf group = PL_BUF_INIT, tmp = PL_BUF_INIT, host = PL_BUF_INIT;
+    pl_buf group = PL_BUF_INIT, host = PL_BUF_INIT;
     pl_witness_list list = {0};
     uint64_t pid = 0, limit = WITNESS_LIMIT_DEFAULT;
     int rc;
 
-    rc = pl_query_param(query, "group", &group);
-    if (rc <= 0 || group.len == 0) {
+    rc = pl_param_text(query, "group", 1, PL_TYPE_NAME_MAX, &group, resp);
+    if (rc < 0)
+        goto done;
+    if (rc == 0) {
         pl_response_error(resp, 400, "parameter group is required (a type name as in /api/history)");
         goto done;
     }
-    if (group.len > PL_TYPE_NAME_MAX || memchr(group.data, '\0', group.len)) {
-        pl_response_error(resp, 400, "parameter group must be 1 to 1024 bytes without NUL");
+    if (pl_param_uint(query, "pid", 1, PL_PARAM_PID_MAX, 0, &pid, resp) ||
+        pl_param_uint(query, "limit", 1, WITNESS_LIMIT_MAX, WITNESS_LIMIT_DEFAULT, &limit, resp) ||
+        pl_param_text(query, "host", 1, PL_PARAM_HOST_MAX, &host, resp) < 0)
         goto done;
-    }
-    rc = pl_query_param(query, "pid", &tmp);
-    if (rc != 0 && (rc < 0 || parse_bounded(&tmp, 1, 4194304, &pid))) {
-        pl_response_error(resp, 400, "parameter pid must be an integer from 1 to 4194304");
-        goto done;
-    }
-    rc = pl_query_param(query, "limit", &tmp);
-    if (rc != 0 && (rc < 0 || parse_bounded(&tmp, 1, WITNESS_LIMIT_MAX, &limit))) {
-        pl_response_error(resp, 400, "parameter limit must be an integer from 1 to 100");
-        goto done;
-    }
-    rc = pl_query_param(query, "host", &host);
-    if (rc != 0 && (rc < 0 || host.len == 0 || host.len > 63 || memchr(host.data, '\0', host.len))) {
-        pl_response_error(resp, 400, "parameter host must be 1 to 63 bytes without NUL");
-        goto done;
-    }
     rc = pl_store_witnesses(store, group.data, (uint32_t)pid, host.len ? host.data : NULL, (size_t)limit, &list);
     if (rc == PL_ENOTFOUND) {
         pl_response_error(resp, 404, "no type of that name in this store");
@@ -116,6 +85,5 @@ void pl_handle_witnesses(pl_store *store, const char *query, pl_response *resp)
 done:
     pl_witness_list_free(&list);
     pl_buf_free(&group);
-    pl_buf_free(&tmp);
     pl_buf_free(&host);
 }

@@ -38,6 +38,18 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     return len;
 }
 
+int pl_utf8_valid(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    for (size_t i = 0; i < len;) {
+        size_t adv = utf8_seq(s + i, len - i);
+        if (!adv)
+            return 0;
+        i += adv;
+    }
+    return 1;
+}
+
 int pl_json_str(pl_buf *b, const char *str, size_t len)
 {
     static const char hex[] = "0123456789abcdef";

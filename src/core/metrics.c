@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pyloot/error.h"
 #include "pyloot/metrics.h"
 
 /* One exported type. */
@@ -232,7 +233,9 @@ int pl_metrics_render(pl_store *s, const pl_metrics_query *q, pl_buf *out)
     if (top > PL_METRICS_TOP_MAX)
         top = PL_METRICS_TOP_MAX;
 
-    int rc = pl_store_procs(s, &procs, &n_procs);
+    /* No store (it cannot be used): the handler answers 503 before this;
+     * a caller that did not is told so rather than crashing its host. */
+    int rc = s ? pl_store_procs(s, &procs, &n_procs) : PL_EBADARG;
     if (!rc)
         rc = pl_store_stat_get(s, &st);
     pl_history_query hq;

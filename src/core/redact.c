@@ -112,3 +112,87 @@ int pl_redact_name(const pl_redact *r, const char *name, size_t len)
             return 1;
     return 0;
 }
+
+/* ---- command lines ---- */
+
+/* The name of an option or assignment [s, s+n): leading dashes dropped,
+ * '-' read as '_'. */
+static int secret_name(const pl_redact *r, const char *s, size_t n)
+{
+    char name[WORD_MAX + 1];
+    while (n && *s == '-') {
+        s++;
+        n--;
+    }
+    if (n == 0)
+        return 0;
+    if (n > WORD_MAX)
+        return pl_redact_name(r, s, n);
+    for (size_t i = 0; i < n; i++)
+        name[i] = s[i] == '-' ? '_' : s[i];
+    return pl_redact_name(r, name, n);
+}
+
+/* Appends [s, s+n) with the password of every URL in it redacted. */
+static void put_urls(pl_buf *out, const char *s, size_t n)
+{
+    size_t done = 0;
+    for (size_t i = 0; i + 3 <= n; i++) {
+        if (memcmp(s + i, "://", 3) != 0)
+            continue;
+        size_t a = i + 3, end = a;
+        while (end < n && s[end] != '/' && s[end] != '?' && s[end] != '#' && s[end] != ' ')
+            end++;
+        size_t at = end;
+        for (size_t k = a; k < end; k++)
+            if (s[k] == '@')
+                at = k; /* the last '@': a password may hold one */
+        size_t colon = a;
+        while (colon < at && s[colon] != ':')
+            colon++;
+        int redact = colon < at;
+        if (redact && at == end) {
+            /* No '@': "host:port" is not a secret; anything else after the
+             * colon is a userinfo cut off (a truncated command line). */
+            size_t k = colon + 1;
+            while (k < end && s[k] >= '0' && s[k] <= '9')
+                k++;
+            redact = k < end;
+        }
+        if (redact) {
+            pl_buf_append(out, s + done, colon + 1 - done);
+            pl_buf_puts(out, PL_REDACTED);
+            done = at;
+        }
+        i = redact ? at : i + 2; /* the next URL may start inside this authority ("a://u:p@h,b://...") */
+    }
+    pl_buf_append(out, s + done, n - done);
+}
+
+int pl_redact_cmdline(const pl_redact *r, const char *cmdline, pl_buf *out)
+{
+    int value_next = 0;
+    const char *p = cmdline ? cmdline : "";
+    while (*p) {
+        if (*p == ' ') {
+            pl_buf_putc(out, ' ');
+            p++;
+            continue;
+        }
+        size_t n = strcspn(p, " ");
+        const char *eq = memchr(p, '=', n);
+        if (value_next) {
+            pl_buf_puts(out, PL_REDACTED);
+            value_next = 0;
+        } else if (eq && secret_name(r, p, (size_t)(eq - p))) {
+            pl_buf_append(out, p, (size_t)(eq - p) + 1);
+            pl_buf_puts(out, PL_REDACTED);
+        } else {
+            if (!eq && p[0] == '-' && secret_name(r, p, n))
+                value_next = 1;
+            put_urls(out, p, n);
+        }
+        p += n;
+    }
+    return out->err ? ENOMEM : 0;
+}

@@ -162,6 +162,7 @@ static int gate(pl_remote *r, const pl_remote_request *req, const char *method, 
     ar.peer = http->peer;
     ar.proxied = http->proxied;
     ar.allowed = http->allowed;
+    ar.host = http->host;
     char why[400];
     int status = pl_access_check(r->opt.token, pl_access_classify(http->path), &ar, why, sizeof why);
     if (status) {

@@ -42,6 +42,7 @@ typedef struct {
     pl_handler_options opt;
     char *token;         /* owned; opt.token points here */
     char *metrics_types; /* owned; opt.metrics_types points here */
+    char *allowed_hosts; /* owned; opt.allowed_hosts points here */
 } PlHandlerObject;
 
 /* The type objects, for pl_store_of (called from parts without the module). */
@@ -430,13 +431,14 @@ static int handler_init(PyObject *op, PyObject *args, PyObject *kw)
 {
     PlHandlerObject *self = (PlHandlerObject *)op;
     static char *kwlist[] = {"store", "disable_gzip", "live", "live_timeout", "refuse_multiprocess",
-                             "token", "metrics_types", NULL};
+                             "token", "metrics_types", "allowed_hosts", NULL};
     PyObject *store;
     int disable_gzip = 0, live = 1, refuse = 0;
     double timeout = 5.0;
-    const char *token = NULL, *metrics_types = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|ppdpzz:Handler", kwlist, store_type_static, &store,
-                                     &disable_gzip, &live, &timeout, &refuse, &token, &metrics_types))
+    const char *token = NULL, *metrics_types = NULL, *allowed_hosts = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|ppdpzzz:Handler", kwlist, store_type_static, &store,
+                                     &disable_gzip, &live, &timeout, &refuse, &token, &metrics_types,
+                                     &allowed_hosts))
         return -1;
     if (!(timeout > 0 && timeout <= 600)) {
         PyErr_SetString(PyExc_ValueError, "live_timeout must be in (0, 600] seconds");
@@ -449,9 +451,12 @@ static int handler_init(PyObject *op, PyObject *args, PyObject *kw)
     }
     free(self->token);
     free(self->metrics_types);
+    free(self->allowed_hosts);
     self->token = token && *token ? strdup(token) : NULL;
     self->metrics_types = metrics_types && *metrics_types ? strdup(metrics_types) : NULL;
-    if ((token && *token && !self->token) || (metrics_types && *metrics_types && !self->metrics_types)) {
+    self->allowed_hosts = allowed_hosts && *allowed_hosts ? strdup(allowed_hosts) : NULL;
+    if ((token && *token && !self->token) || (metrics_types && *metrics_types && !self->metrics_types) ||
+        (allowed_hosts && *allowed_hosts && !self->allowed_hosts)) {
         PyErr_NoMemory();
         return -1;
     }
@@ -464,6 +469,7 @@ static int handler_init(PyObject *op, PyObject *args, PyObject *kw)
     self->opt.refuse_multiprocess = refuse;
     self->opt.token = self->token;
     self->opt.metrics_types = self->metrics_types;
+    self->opt.allowed_hosts = self->allowed_hosts;
     return handler_build(self);
 }
 
@@ -475,6 +481,7 @@ static void handler_dealloc(PyObject *op)
     Py_XDECREF(self->store);
     free(self->token);
     free(self->metrics_types);
+    free(self->allowed_hosts);
     tp->tp_free(op);
     Py_DECREF(tp);
 }
@@ -488,21 +495,22 @@ static int add_header(PyObject *list, const char *name, const char *value)
 }
 
 /* handle(method, path, query, accept_encoding, multiprocess, body, *, authorization, cookie,
- *        peer, proxied, allowed, mount, secure, accept)
+ *        peer, proxied, allowed, mount, secure, accept, host)
  *   -> (status, reason, [(header, value), ...], body_bytes) */
 static PyObject *handler_handle(PyObject *op, PyObject *args, PyObject *kw)
 {
     PlHandlerObject *self = (PlHandlerObject *)op;
     static char *kwlist[] = {"method", "path", "query", "accept_encoding", "multiprocess", "body",
                              "authorization", "cookie", "peer", "proxied", "allowed", "mount", "secure",
-                             "accept", NULL};
+                             "accept", "host", NULL};
     const char *method, *path, *query, *accept_encoding = NULL;
     const char *authorization = NULL, *cookie = NULL, *peer = NULL, *mount = NULL, *accept = NULL;
+    const char *host = NULL;
     int multiprocess = 0, proxied = 0, allowed = PL_ALLOW_UNSET, secure = 0;
     Py_buffer body = {0};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "yyy|zpy*$zzzpizpz:handle", kwlist, &method, &path, &query,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "yyy|zpy*$zzzpizpzz:handle", kwlist, &method, &path, &query,
                                      &accept_encoding, &multiprocess, &body, &authorization, &cookie, &peer,
-                                     &proxied, &allowed, &mount, &secure, &accept))
+                                     &proxied, &allowed, &mount, &secure, &accept, &host))
         return NULL;
     if (allowed != PL_ALLOW_UNSET && allowed != PL_ALLOW_YES && allowed != PL_ALLOW_NO) {
         PyErr_SetString(PyExc_ValueError, "allowed must be 0 (no allow callable), 1 (yes) or -1 (no)");
@@ -520,7 +528,7 @@ static PyObject *handler_handle(PyObject *op, PyObject *args, PyObject *kw)
                       .multiprocess = multiprocess, .body = body.buf,
                       .body_len = body.buf ? (size_t)body.len : 0, .authorization = authorization,
                       .cookie = cookie, .peer = peer, .proxied = proxied, .allowed = allowed,
-                      .mount = mount, .secure = secure, .accept = accept};
+                      .mount = mount, .secure = secure, .accept = accept, .host = host};
     pl_response resp;
     self->store->busy++;
     Py_BEGIN_ALLOW_THREADS
@@ -553,7 +561,7 @@ static PyMethodDef handler_methods[] = {
     {"handle", (PyCFunction)(void (*)(void))handler_handle, METH_VARARGS | METH_KEYWORDS,
      "handle(method, path, query, accept_encoding=None, multiprocess=False, body=b'', *,\n"
      "       authorization=None, cookie=None, peer=None, proxied=False, allowed=0, mount=None,\n"
-     "       secure=False, accept=None)\n"
+     "       secure=False, accept=None, host=None)\n"
      "-> (status, reason, headers, body). Runs without the GIL. allowed: 0 no allow callable,\n"
      "1 it said yes, -1 it said no (pyloot/access.h)."},
     {NULL, NULL, 0, NULL},
@@ -565,7 +573,7 @@ static PyType_Slot handler_slots[] = {
     {Py_tp_dealloc, handler_dealloc},
     {Py_tp_methods, handler_methods},
     {Py_tp_doc, "Handler(store, disable_gzip=False, live=True, live_timeout=5.0, refuse_multiprocess=False,\n"
-                "        token=None, metrics_types=None)\n"
+                "        token=None, metrics_types=None, allowed_hosts=None)\n"
                 "pyloot's HTTP request handler (the C core's), bound to a Store."},
     {0, NULL},
 };

@@ -86,14 +86,91 @@ static void test_cookie_find(void)
     CHECK(!pl_cookie_find("", "pyloot_token", &v, &n));
 }
 
+static int check_host(const char *token, const char *path, const char *auth, const char *cookie,
+                      const char *peer, int proxied, int allowed, const char *host, const char *allowed_hosts,
+                      char *why, size_t whylen)
+{
+    pl_access_request r = {auth, cookie, peer, proxied, allowed, host, allowed_hosts};
+    int status = pl_access_check(token, pl_access_classify(path), &r, why, whylen);
+    CHECK(status == 0 ? why[0] == '\0' : why[0] != '\0');
+    return status;
+}
+
 static int check(const char *token, const char *path, const char *auth, const char *cookie, const char *peer,
                  int proxied, int allowed)
 {
-    pl_access_request r = {auth, cookie, peer, proxied, allowed};
     char why[400];
-    int status = pl_access_check(token, pl_access_classify(path), &r, why, sizeof why);
-    CHECK(status == 0 ? why[0] == '\0' : why[0] != '\0');
-    return status;
+    return check_host(token, path, auth, cookie, peer, proxied, allowed, NULL, NULL, why, sizeof why);
+}
+
+/* DNS rebinding: a page of another site re-points its name at 127.0.0.1;
+ * the peer is loopback, the Host is the page's own name. */
+static void test_host_rule(void)
+{
+    const char *local[] = {"localhost", "LOCALHOST:8101", "localhost.", "app.localhost:9000", "127.0.0.1",
+                           "127.0.0.1:8101", "127.9.8.7", "[::1]", "[::1]:8101", "[::ffff:127.0.0.1]:80",
+                           "", NULL};
+    const char *other[] = {"attacker.example", "attacker.example:8101", "localhost.attacker.example",
+                           "xlocalhost", "evil-localhost:80", "10.0.0.1:8101", "[::2]:80", "[::1", "::1",
+                           "localhost:", "localhost:abc", "localhost:123456", "localhost:80:80", "127.0.0.1 ",
+                           "[::1]x", "0.0.0.0", ".localhost", NULL};
+    for (int i = 0; local[i]; i++) {
+        CHECK(pl_host_allowed(local[i], NULL));
+        if (!pl_host_allowed(local[i], NULL))
+            fprintf(stderr, "  local: '%s'\n", local[i]);
+    }
+    CHECK(pl_host_allowed(NULL, NULL));
+    for (int i = 0; other[i]; i++) {
+        CHECK(!pl_host_allowed(other[i], NULL));
+        if (pl_host_allowed(other[i], NULL))
+            fprintf(stderr, "  other: '%s'\n", other[i]);
+    }
+    const char *allowed = "devbox\n.corp.example\n[fd00::7]\n10.0.0.1";
+    CHECK(pl_host_allowed("devbox:8000", allowed));
+    CHECK(pl_host_allowed("DEVBOX.", allowed));
+    CHECK(pl_host_allowed("corp.example", allowed));
+    CHECK(pl_host_allowed("a.b.corp.example:443", allowed));
+    CHECK(pl_host_allowed("[fd00::7]:80", allowed));
+    CHECK(pl_host_allowed("10.0.0.1:8101", allowed));
+    CHECK(!pl_host_allowed("devbox2", allowed));
+    CHECK(!pl_host_allowed("xcorp.example", allowed));
+    CHECK(!pl_host_allowed("attacker.example", allowed));
+    CHECK(!pl_host_allowed("[fd00::8]", allowed));
+
+    /* The rule: the default one only; a token or an allow callable decides alone. */
+    char why[400];
+    CHECK_EQ_INT(check_host(NULL, "/api/objects", NULL, NULL, "127.0.0.1", 0, 0, "attacker.example:8101", NULL,
+                            why, sizeof why), 403);
+    CHECK(strstr(why, "'attacker.example:8101'") != NULL);
+    CHECK(strstr(why, "DNS rebinding") != NULL);
+    CHECK(strstr(why, "PyLoot(allowed_hosts=[...])") != NULL);
+    /* The whole message fits the handler's buffer. */
+    CHECK(strstr(why, "pyloot --token)") != NULL);
+    CHECK_EQ_INT(check_host(NULL, "/api/objects", NULL, NULL, "127.0.0.1", 0, 0, "localhost:8101", NULL, why,
+                            sizeof why), 0);
+    CHECK_EQ_INT(check_host(NULL, "/api/objects", NULL, NULL, "127.0.0.1", 0, 0, "devbox", "devbox", why,
+                            sizeof why), 0);
+    CHECK_EQ_INT(check_host(NULL, "/api/procs", NULL, NULL, "127.0.0.1", 0, 0, "attacker.example", NULL, why,
+                            sizeof why), 0);
+    CHECK_EQ_INT(check_host(NULL, "/api/objects", NULL, NULL, "127.0.0.1", 0, PL_ALLOW_YES, "attacker.example",
+                            NULL, why, sizeof why), 0);
+    CHECK_EQ_INT(check_host("tok", "/api/objects", "Bearer tok", NULL, "127.0.0.1", 0, 0, "attacker.example",
+                            NULL, why, sizeof why), 0);
+    /* The longest Host shown still leaves the whole message in 400 bytes. */
+    char long_host[300];
+    memset(long_host, 'a', sizeof long_host - 1);
+    long_host[sizeof long_host - 1] = '\0';
+    CHECK_EQ_INT(check_host(NULL, "/api/objects", NULL, NULL, "127.0.0.1", 0, 0, long_host, NULL, why, sizeof why),
+                 403);
+    CHECK(strstr(why, "pyloot --token)") != NULL);
+    /* A host of control characters is not echoed as it is. */
+    CHECK_EQ_INT(check_host(NULL, "/api/objects", NULL, NULL, "::1", 0, 0, "a\r\nb", NULL, why, sizeof why), 403);
+    CHECK(strstr(why, "'a??b'") != NULL);
+    /* A short buffer still gets a terminated message. */
+    char small[16];
+    CHECK_EQ_INT(check_host(NULL, "/api/objects", NULL, NULL, "127.0.0.1", 0, 0, "attacker.example", NULL, small,
+                            sizeof small), 403);
+    CHECK(strlen(small) == sizeof small - 1);
 }
 
 static void test_rule(void)
@@ -220,6 +297,15 @@ static void test_handler(void)
     CHECK_OK(pl_handler_handle(h, &live, &r));
     CHECK_EQ_INT(r.status, 501); /* passed the rule; no live objects in this handler */
     pl_response_free(&r);
+    live.host = "attacker.example:8101"; /* DNS rebinding */
+    CHECK_OK(pl_handler_handle(h, &live, &r));
+    CHECK_EQ_INT(r.status, 403);
+    CHECK(strstr(pl_buf_cstr(&r.body), "allowed_hosts") != NULL);
+    pl_response_free(&r);
+    live.host = "localhost:8101";
+    CHECK_OK(pl_handler_handle(h, &live, &r));
+    CHECK_EQ_INT(r.status, 501);
+    pl_response_free(&r);
     live.proxied = 1;
     CHECK_OK(pl_handler_handle(h, &live, &r));
     CHECK_EQ_INT(r.status, 403);
@@ -271,6 +357,49 @@ static void test_redact(void)
     pl_redact_free(NULL);
 }
 
+static void expect_cmdline(const char *in, const char *want)
+{
+    pl_buf b = PL_BUF_INIT;
+    CHECK_OK(pl_redact_cmdline(NULL, in, &b));
+    CHECK_EQ_STR(pl_buf_cstr(&b), want);
+    pl_buf_free(&b);
+}
+
+/* Command lines in /api/procs, the UI and `pyloot report`. */
+static void test_redact_cmdline(void)
+{
+    expect_cmdline("gunicorn -e DATABASE_URL=postgres://app:S3cretPass@db/prod -w 4 app:app",
+                   "gunicorn -e DATABASE_URL=postgres://app:<redacted>@db/prod -w 4 app:app");
+    expect_cmdline("app --db=mysql://root:p@ss@db:3306/x?a=b", "app --db=mysql://root:<redacted>@db:3306/x?a=b");
+    expect_cmdline("app redis://:hunter2@cache:6379/0 http://user@host/ http://host:8080/x",
+                   "app redis://:<redacted>@cache:6379/0 http://user@host/ http://host:8080/x");
+    expect_cmdline("a amqp://u:p1@h1,amqp://u:p2@h2", "a amqp://u:<redacted>@h1,amqp://u:<redacted>@h2");
+    /* Cut off before the '@' (the store keeps 255 bytes of a command line). */
+    expect_cmdline("a postgres://app:S3cr", "a postgres://app:<redacted>");
+    expect_cmdline("a http://host:80", "a http://host:80");
+    expect_cmdline("gunicorn --password=hunter2 --api-key abc --workers 4 --token=t -e API_TOKEN=x",
+                   "gunicorn --password=<redacted> --api-key <redacted> --workers 4 --token=<redacted> -e "
+                   "API_TOKEN=<redacted>");
+    expect_cmdline("env DB_PASSWORD=x SECRET_KEY=y HOME=/root python app.py --session-key k",
+                   "env DB_PASSWORD=<redacted> SECRET_KEY=<redacted> HOME=/root python app.py --session-key "
+                   "<redacted>");
+    expect_cmdline("python -m gunicorn -w 4 -b 127.0.0.1:8000 leaky:app",
+                   "python -m gunicorn -w 4 -b 127.0.0.1:8000 leaky:app");
+    expect_cmdline("app --password", "app --password");
+    expect_cmdline("", "");
+    expect_cmdline(NULL, "");
+    expect_cmdline("  a  b ", "  a  b ");
+    expect_cmdline("a ://x:y@z", "a ://x:<redacted>@z");
+
+    pl_redact *r = NULL;
+    CHECK_OK(pl_redact_new(&r, "pin"));
+    pl_buf b = PL_BUF_INIT;
+    CHECK_OK(pl_redact_cmdline(r, "app --pin 1234 --password=p", &b));
+    CHECK_EQ_STR(pl_buf_cstr(&b), "app --pin <redacted> --password=p");
+    pl_buf_free(&b);
+    pl_redact_free(r);
+}
+
 int main(void)
 {
     RUN(test_classify);
@@ -281,5 +410,7 @@ int main(void)
     RUN(test_cookie_value);
     RUN(test_handler);
     RUN(test_redact);
+    RUN(test_redact_cmdline);
+    RUN(test_host_rule);
     return TEST_EXIT();
 }

@@ -9,6 +9,7 @@
 
 #include "pyloot/handler.h"
 #include "pyloot/json.h"
+#include "pyloot/metrics.h"
 #include "pyloot/store.h"
 #include "test.h"
 
@@ -54,8 +55,11 @@ static void teardown(void)
         fprintf(stderr, "could not remove %s\n", dir);
 }
 
+static int live_calls; /* how often fake_live ran: a rejected request does no work */
+
 static int fake_live(void *ctx, const pl_live_query *q, pl_buf *body, int *status)
 {
+    live_calls++;
     *status = 200;
     return pl_buf_printf(body, "{\"pid\":%d,\"kind\":%d,\"group\":\"%s\",\"id\":%llu}", (int)getpid(),
                          (int)q->kind, q->group, (unsigned long long)q->id);
@@ -246,6 +250,170 @@ static void test_live_query_codec(void)
     pl_buf_free(&b);
 }
 
+/* Answers 400 naming `param` for query on path. */
+static void expect_400(pl_handler *h, const char *path, const char *query, const char *param)
+{
+    pl_response r;
+    int status = get(h, path, query, &r);
+    CHECK_EQ_INT(status, 400);
+    char want[64];
+    snprintf(want, sizeof want, "{\"error\":\"parameter %s ", param);
+    CHECK(r.body.data && strncmp(r.body.data, want, strlen(want)) == 0);
+    if (status != 400 || !r.body.data || strncmp(r.body.data, want, strlen(want)) != 0)
+        fprintf(stderr, "  %s?%s -> %d %s\n", path, query, status, r.body.data ? r.body.data : "");
+    pl_response_free(&r);
+}
+
+/* Integers past their range (and past 2^63 or 2^64) are a 400, never a
+ * wrapped value or undefined behaviour. */
+static void test_integer_params(void)
+{
+    pl_handler *h = make_handler(1, 0);
+    pl_response r;
+    const char *times[] = {"since=92233720368547758", "since=18446745870000000", "until=92233720368547758",
+                           "until=18446745870000000", "since=9223372036854775807",
+                           "since=99999999999999999999999999", "until=253402300800", "since=1.0000",
+                           "since=.5", "since=1..5", "since=0.000", NULL};
+    for (int i = 0; times[i]; i++)
+        expect_400(h, "/api/history", times[i], strncmp(times[i], "since", 5) == 0 ? "since" : "until");
+    /* The largest time accepted is still in the future: 400, a named one. */
+    CHECK_EQ_INT(get(h, "/api/history", "until=253402300799.999", &r), 400);
+    CHECK(strstr(r.body.data, "parameter until is in the future") != NULL);
+    pl_response_free(&r);
+    CHECK_EQ_INT(get(h, "/api/history", "since=0.001&limit=1", &r), 200);
+    CHECK(strstr(r.body.data, "\"since\":0.001") != NULL);
+    pl_response_free(&r);
+
+    const char *ints[] = {"limit=18446744073709551616", "limit=18446744073709551615", "offset=1000000001",
+                          "offset=99999999999999999999", "pid=4294967296", "top=-1", "points=1", NULL};
+    for (int i = 0; ints[i]; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(ints[i], "="), ints[i]);
+        expect_400(h, "/api/history", ints[i], name);
+    }
+    expect_400(h, "/api/objects", "group=app.Leak&offset=18446744073709551617", "offset");
+    expect_400(h, "/api/retainers", "id=1000000000000000000", "id");
+    expect_400(h, "/api/suspects", "group=app.Leak&n=11", "n");
+    expect_400(h, "/metrics", "top=4294967297", "top");
+    /* Leading zeros are still the same number. */
+    CHECK_EQ_INT(get(h, "/api/history", "limit=000000000000000000000001", &r), 200);
+    CHECK(strstr(r.body.data, "\"limit\":1,") != NULL);
+    pl_response_free(&r);
+    CHECK_EQ_INT(get(h, "/api/objects/1000000000000000000", NULL, &r), 400);
+    pl_response_free(&r);
+    CHECK_EQ_INT(get(h, "/api/objects/999999999999999999", NULL, &r), 200);
+    pl_response_free(&r);
+    pl_handler_free(h);
+}
+
+/* Every text parameter is UTF-8 without control characters, checked before
+ * any work: /api/suspects?group=%ff%fe never reaches the live callback. */
+static void test_text_params(void)
+{
+    pl_handler *h = make_handler(1, 0);
+    pl_response r;
+    const char *bad[] = {"%ff%fe", "%00", "a%00b", "%c0%af", "%e0%80%af", "%ed%a0%80", "%ed%bf%bf",
+                         "%f4%90%80%80", "%c3", "%01", "a%0ab", "%7f", "%c2%80x%80", NULL};
+    int calls = live_calls;
+    for (int i = 0; bad[i]; i++) {
+        char query[64];
+        snprintf(query, sizeof query, "group=%s", bad[i]);
+        expect_400(h, "/api/suspects", query, "group");
+        expect_400(h, "/api/objects", query, "group");
+        expect_400(h, "/api/witnesses", query, "group");
+        snprintf(query, sizeof query, "q=%s", bad[i]);
+        expect_400(h, "/api/history", query, "q");
+        snprintf(query, sizeof query, "host=%s", bad[i]);
+        expect_400(h, "/api/history", query, "host");
+        expect_400(h, "/api/witnesses", "group=app.Leak&host=%ff", "host");
+        snprintf(query, sizeof query, "sort=%s", bad[i]);
+        expect_400(h, "/api/history", query, "sort");
+    }
+    CHECK_EQ_INT(live_calls, calls);
+    expect_400(h, "/api/suspects", "group=%f", "group");
+    expect_400(h, "/api/history", "host=", "host");
+
+    /* Well-formed UTF-8 passes: 2, 3 and 4 byte sequences. */
+    CHECK_EQ_INT(get(h, "/api/history", "q=caf%c3%a9%e2%82%ac%f0%9f%90%8d", &r), 200);
+    CHECK(strstr(r.body.data, "\"total\":0") != NULL);
+    pl_response_free(&r);
+    CHECK_EQ_INT(get(h, "/api/suspects", "group=app.L%c3%a9ak", &r), 200);
+    pl_response_free(&r);
+    CHECK_EQ_INT(live_calls, calls + 1);
+    pl_handler_free(h);
+}
+
+/* A store that cannot be used: every route that reads it answers 503 (JSON;
+ * /metrics text/plain), the UI is still served, nothing crashes. */
+static void test_store_unavailable(void)
+{
+    pl_handler_options opt;
+    memset(&opt, 0, sizeof opt);
+    opt.live = fake_live;
+    opt.self = self;
+    opt.unavailable = "opening the store /x/y failed: Not a directory. Fix: point PYLOOT_DB elsewhere";
+    pl_handler *h = NULL;
+    CHECK_OK(pl_handler_new(&h, &opt));
+    pl_response r;
+    CHECK_EQ_INT(get(h, "/metrics", NULL, &r), 503);
+    CHECK_EQ_STR(r.content_type, "text/plain; charset=utf-8");
+    CHECK(strstr(r.body.data, "Not a directory. Fix:") != NULL);
+    pl_response_free(&r);
+    CHECK_EQ_INT(get(h, "/metrics", "top=5000", &r), 503);
+    pl_response_free(&r);
+    const char *json[] = {"/api/procs", "/api/history", "/api/witnesses", "/api/objects", "/api/objects/",
+                          "/api/objects/5/path", "/api/retainers", "/api/suspects", NULL};
+    for (int i = 0; json[i]; i++) {
+        CHECK_EQ_INT(get(h, json[i], "group=app.Leak", &r), 503);
+        CHECK_EQ_STR(r.content_type, "application/json");
+        CHECK(strstr(r.body.data, "{\"error\":\"opening the store /x/y failed") != NULL);
+        pl_response_free(&r);
+    }
+    CHECK_EQ_INT(get(h, "/", NULL, &r), 200);
+    pl_response_free(&r);
+    CHECK_EQ_INT(get(h, "/static/index.html", NULL, &r), 200);
+    pl_response_free(&r);
+    CHECK_EQ_INT(get(h, "/api/nope", NULL, &r), 404);
+    pl_response_free(&r);
+    pl_handler_free(h);
+    /* The renderer itself refuses a NULL store rather than crash. */
+    pl_buf body = PL_BUF_INIT;
+    pl_metrics_query mq = {0};
+    CHECK_EQ_INT(pl_metrics_render(NULL, &mq, &body), PL_EBADARG);
+    pl_buf_free(&body);
+    /* No reason given: a default one. */
+    opt.unavailable = NULL;
+    CHECK_OK(pl_handler_new(&h, &opt));
+    CHECK_EQ_INT(get(h, "/metrics", NULL, &r), 503);
+    CHECK(strstr(r.body.data, "the store is not open") != NULL);
+    pl_response_free(&r);
+    pl_handler_free(h);
+}
+
+/* /api/procs is open to everyone by default: command lines come redacted. */
+static void test_procs_redacted(void)
+{
+    pl_proc_info info;
+    memset(&info, 0, sizeof info);
+    info.inc.pid = 4194000;
+    info.inc.start = 42;
+    info.interval_ms = 1000;
+    info.first_seen_ms = info.last_seen_ms = pl_now_ms() - 60000;
+    snprintf(info.host, sizeof info.host, "web-1");
+    snprintf(info.argv, sizeof info.argv,
+             "gunicorn -e DATABASE_URL=postgres://app:S3cretPass@db/prod --api-key K3y -w 4 app:app");
+    CHECK_OK(pl_store_register(store, &info));
+    pl_handler *h = make_handler(0, 0);
+    pl_response r;
+    CHECK_EQ_INT(get(h, "/api/procs", NULL, &r), 200);
+    CHECK(strstr(r.body.data, "S3cretPass") == NULL);
+    CHECK(strstr(r.body.data, "K3y") == NULL);
+    CHECK(strstr(r.body.data, "\"argv\":\"gunicorn -e DATABASE_URL=postgres://app:<redacted>@db/prod --api-key "
+                              "<redacted> -w 4 app:app\"") != NULL);
+    pl_response_free(&r);
+    pl_handler_free(h);
+}
+
 /* A child process that registers and answers its mailbox (like a worker's
  * collector thread), or registers and never answers (a stuck worker). */
 static pid_t spawn_worker(int answer)
@@ -351,6 +519,10 @@ int main(void)
     RUN(test_routes_and_methods);
     RUN(test_gzip);
     RUN(test_live_query_codec);
+    RUN(test_integer_params);
+    RUN(test_text_params);
+    RUN(test_store_unavailable);
+    RUN(test_procs_redacted);
     RUN(test_forwarding);
     teardown();
     return TEST_EXIT();

@@ -17,7 +17,11 @@
  *   - no token, an allow callable: its verdict decides; a no is a 403.
  *   - neither: SUMMARY passes; VALUES passes only for a loopback peer whose
  *     request carries none of X-Forwarded-For, Forwarded, X-Real-IP (a
- *     reverse proxy on the same host makes every request look local); else 403.
+ *     reverse proxy on the same host makes every request look local) and
+ *     whose Host header, when it has one, names this machine: a loopback
+ *     name or address, or one of the embedding's allowed hosts. A page of
+ *     another site whose name was re-pointed at 127.0.0.1 (DNS rebinding)
+ *     reaches a loopback peer, but with its own name in Host; else 403.
  *
  * Every function here is pure (no global state) and thread-safe. */
 #ifndef PYLOOT_ACCESS_H
@@ -46,6 +50,9 @@ typedef struct pl_access_request {
     const char *peer;          /* the peer's numeric address ("127.0.0.1", "::1"); NULL/"" unknown */
     int proxied;               /* X-Forwarded-For, Forwarded or X-Real-IP is present */
     int allowed;               /* PL_ALLOW_*: the allow callable's verdict */
+    const char *host;          /* the Host header ("name[:port]"); NULL/"" when the request has none */
+    const char *allowed_hosts; /* names allowed in Host besides the loopback ones, newline-separated
+                                * (PyLoot(allowed_hosts=...)); NULL for none */
 } pl_access_request;
 
 /* The class of a route (path relative to the mount point). */
@@ -73,6 +80,16 @@ int pl_token_valid(const char *token);
  * ::ffff:127.x.x.x. Anything else (a host name, a unix socket's empty
  * address, NULL) is 0. */
 int pl_peer_is_loopback(const char *peer);
+
+/* 1 when a Host header value ("name", "name:port", "[v6]", "[v6]:port")
+ * names this machine: localhost or a name under .localhost, an address of
+ * 127.0.0.0/8, [::1] or [::ffff:127.x.x.x] (case-insensitive, one trailing
+ * dot allowed), or one of `allowed` (newline-separated names; an entry
+ * ".example.com" also admits every name under it; an IPv6 entry with or
+ * without brackets). NULL or "" (no Host header) is 1: only a browser page
+ * can be re-pointed by DNS, and a browser always sends Host. A malformed
+ * value is 0. */
+int pl_host_allowed(const char *host, const char *allowed);
 
 /* Finds cookie `name` in a Cookie header ("a=1; b=2"). Returns 1 and sets
  * *val and *len (pointing into header) if present, else 0. */

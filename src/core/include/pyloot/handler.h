@@ -61,9 +61,12 @@ typedef struct pl_handler_options {
     uint32_t live_timeout_ms; /* wait for another worker's answer; 0 = default (5000) */
     int refuse_multiprocess;  /* answer 500 with the seed's message (InMemoryBackend) */
     const char *token;        /* access token (pyloot/access.h); NULL or "" for none; borrowed */
+    const char *allowed_hosts;/* names allowed in Host besides loopback ones, newline-separated
+                               * (pyloot/access.h); NULL for none; borrowed */
     const char *metrics_types;/* /metrics: newline-separated names or patterns always exported; borrowed */
     const char *unavailable;  /* with store NULL: why the store cannot be used (copied); the UI
-                               * is served and every /api/ route answers 503 with it */
+                               * is served and every route that reads the store answers 503
+                               * with it (JSON; /metrics: text/plain) */
 } pl_handler_options;
 
 typedef struct pl_handler pl_handler;
@@ -91,6 +94,7 @@ typedef struct pl_request {
     const char *mount;            /* the mount point ("/_pyloot"; "" at the root): cookie path */
     int secure;                   /* https: the login cookie gets Secure */
     const char *accept;           /* Accept header (/metrics: OpenMetrics) */
+    const char *host;             /* Host header; NULL/"" when the request has none */
 } pl_request;
 
 typedef struct pl_response {

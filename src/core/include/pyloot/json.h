@@ -27,6 +27,9 @@ int pl_json_i64(pl_buf *b, int64_t v);
 /* Appends a finite double with up to 17 significant digits; NaN/inf become null. */
 int pl_json_f64(pl_buf *b, double v);
 int pl_json_bool(pl_buf *b, int v);
+/* 1 when s[0..len) is well-formed UTF-8 (no overlong forms, surrogates or
+ * code points past U+10FFFF), else 0. The check the writer replaces by. */
+int pl_utf8_valid(const char *s, size_t len);
 /* Appends {"error": msg} as a complete document. */
 int pl_json_error(pl_buf *b, const char *msg);
 

@@ -28,7 +28,8 @@ typedef struct pl_metrics_query {
 } pl_metrics_query;
 
 /* Appends the exposition to `out`. Returns 0, or the store's error (out
- * then holds a partial body the caller must discard), or ENOMEM. */
+ * then holds a partial body the caller must discard), ENOMEM, or
+ * PL_EBADARG for a NULL store. */
 int pl_metrics_render(pl_store *s, const pl_metrics_query *q, pl_buf *out);
 
 /* 1 when an Accept header asks for OpenMetrics. NULL is 0. */

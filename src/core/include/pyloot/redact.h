@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include "pyloot/buf.h"
+
 /* The default words, newline-separated. */
 #define PL_REDACT_DEFAULT \
     "password\npasswd\nsecret\ntoken\napi_key\napikey\nauthorization\ncookie\nsession_key\nprivate_key"
@@ -30,5 +32,20 @@ void pl_redact_free(pl_redact *r);
 /* 1 when name[0..len) contains a word of `r` (r NULL: the default list),
  * case-insensitively (ASCII), else 0. Thread-safe; no allocation. */
 int pl_redact_name(const pl_redact *r, const char *name, size_t len);
+
+/* Appends a command line (arguments separated by spaces, as the store keeps
+ * it) to `out` with its secrets replaced by PL_REDACTED:
+ *   - a URL's password: scheme://user:PASS@host -> scheme://user:<redacted>@host
+ *     (and what follows "user:" in an authority cut off before its '@',
+ *     unless it is a port);
+ *   - the value of --name=value, -name=value and NAME=value (so -e NAME=value
+ *     and --env NAME=value too) whose name looks secret;
+ *   - the argument after --name or -name (no '=') whose name looks secret
+ *     (--password hunter2).
+ * A name looks secret by pl_redact_name(r, ...), '-' read as '_'
+ * (--api-key matches api_key); r NULL is the default list. The one rule
+ * for every place that shows a command line (/api/procs, the UI, `pyloot
+ * report`). Returns 0 or ENOMEM. Thread-safe. */
+int pl_redact_cmdline(const pl_redact *r, const char *cmdline, pl_buf *out);
 
 #endif

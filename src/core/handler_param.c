@@ -1,0 +1,197 @@
+/* The query string and its parameters: the one parser every route of the
+ * handler reads its parameters with (see handler_int.h and the ranges in
+ * docs/http-api.md). Nothing here is stateful; every function is
+ * thread-safe. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "handler_int.h"
+#include "pyloot/error.h"
+#include "pyloot/json.h"
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes [s, s+n) ('+' is a space) into out. Returns 0, or
+ * PL_EBADARG for a malformed escape. */
+static int url_decode(const char *s, size_t n, pl_buf *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            if (i + 2 >= n)
+                return PL_EBADARG;
+            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return PL_EBADARG;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (pl_buf_putc(out, c))
+            return ENOMEM;
+    }
+    return 0;
+}
+
+/* See handler_int.h. */
+int pl_query_param(const char *query, const char *name, pl_buf *out)
+{
+    if (!query)
+        return 0;
+    size_t nlen = strlen(name);
+    const char *p = query;
+    while (*p) {
+        const char *end = strchr(p, '&');
+        if (!end)
+            end = p + strlen(p);
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        const char *kend = eq ? eq : end;
+        if ((size_t)(kend - p) == nlen && memcmp(p, name, nlen) == 0) {
+            pl_buf_reset(out);
+            int rc = eq ? url_decode(eq + 1, (size_t)(end - eq - 1), out) : 0;
+            if (rc)
+                return rc;
+            pl_buf_cstr(out);
+            return out->err ? ENOMEM : 1;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+/* See handler_int.h. */
+int pl_parse_uint(const char *s, size_t len, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (len == 0)
+        return PL_EBADARG;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return PL_EBADARG;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        /* v * 10 + d > hi, asked without computing it: it could wrap. */
+        if (v > hi / 10 || d > hi - v * 10)
+            return ERANGE;
+        v = v * 10 + d;
+    }
+    if (v < lo)
+        return ERANGE;
+    *out = v;
+    return 0;
+}
+
+/* See handler_int.h. */
+int pl_text_valid(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f)
+            return 0;
+    }
+    return pl_utf8_valid(s, len);
+}
+
+static void param_error(pl_response *resp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void param_error(pl_response *resp, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    pl_response_error(resp, 400, msg);
+}
+
+/* See handler_int.h. */
+int pl_param_uint(const char *query, const char *name, uint64_t lo, uint64_t hi, uint64_t def, uint64_t *out,
+                  pl_response *resp)
+{
+    pl_buf v = PL_BUF_INIT;
+    int ret = -1;
+    int rc = pl_query_param(query, name, &v);
+    if (rc == 0) {
+        *out = def;
+        ret = 0;
+    } else if (rc == 1 && pl_parse_uint(v.data ? v.data : "", v.len, lo, hi, out) == 0) {
+        ret = 0;
+    } else {
+        param_error(resp, "parameter %s must be an integer from %" PRIu64 " to %" PRIu64, name, lo, hi);
+    }
+    pl_buf_free(&v);
+    return ret;
+}
+
+/* See handler_int.h. */
+int pl_param_text(const char *query, const char *name, size_t min, size_t max, pl_buf *out, pl_response *resp)
+{
+    pl_buf_reset(out);
+    int rc = pl_query_param(query, name, out);
+    if (rc == 0)
+        return 0;
+    if (rc != 1) {
+        param_error(resp, "parameter %s is not correctly percent-encoded", name);
+        return -1;
+    }
+    if (out->len < min || out->len > max) {
+        param_error(resp, "parameter %s must be %zu to %zu bytes", name, min, max);
+        return -1;
+    }
+    if (!pl_text_valid(out->data ? out->data : "", out->len)) {
+        param_error(resp, "parameter %s must be UTF-8 text without control characters (no NUL, no invalid, "
+                          "overlong or surrogate sequences)", name);
+        return -1;
+    }
+    return 1;
+}
+
+/* See handler_int.h. */
+int pl_param_time(const char *query, const char *name, int64_t now_ms, int64_t *out_ms, pl_response *resp)
+{
+    pl_buf v = PL_BUF_INIT;
+    uint64_t secs = 0, frac = 0;
+    int ret = -1, ok = 0;
+    *out_ms = 0;
+    int rc = pl_query_param(query, name, &v);
+    if (rc == 0 || (rc == 1 && v.len == 0)) {
+        ret = 0;
+        goto done;
+    }
+    if (rc == 1) {
+        const char *dot = memchr(v.data, '.', v.len);
+        size_t ilen = dot ? (size_t)(dot - v.data) : v.len, flen = dot ? v.len - ilen - 1 : 0;
+        ok = pl_parse_uint(v.data, ilen, 0, PL_PARAM_TIME_MAX_S, &secs) == 0 &&
+             (!dot || (flen >= 1 && flen <= 3 && pl_parse_uint(dot + 1, flen, 0, 999, &frac) == 0));
+        for (size_t i = flen; ok && i < 3; i++)
+            frac *= 10;
+        ok = ok && secs * 1000 + frac > 0;
+    }
+    if (!ok) {
+        param_error(resp, "parameter %s must be a time in unix seconds from 0.001 to %lld with up to 3 decimals "
+                          "(e.g. 1764320000 or 1764320000.250)", name, (long long)PL_PARAM_TIME_MAX_S);
+        goto done;
+    }
+    int64_t ms = (int64_t)(secs * 1000 + frac);
+    if (ms > now_ms + PL_HISTORY_FUTURE_MS) {
+        param_error(resp, "parameter %s is in the future", name);
+        goto done;
+    }
+    *out_ms = ms;
+    ret = 0;
+done:
+    pl_buf_free(&v);
+    return ret;
+}
