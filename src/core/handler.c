@@ -581,7 +581,7 @@ static int parse_object_route(const char *rest, pl_live_kind *kind, uint64_t *id
 {
     const char *slash = strchr(rest, '/');
     size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
-    if (pl_parse_uint(rest, idlen, 0, PL_PARAM_ID_MAX, id)) {
+    if (pl_parse_u64(rest, idlen, 0, PL_PARAM_ID_MAX, id)) {
         error_response(resp, 400, "object id must be a decimal integer from 0 to %llu",
                        (unsigned long long)PL_PARAM_ID_MAX);
         return -1;

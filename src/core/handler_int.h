@@ -5,6 +5,7 @@
 #define PYLOOT_HANDLER_INT_H
 
 #include "pyloot/handler.h"
+#include "pyloot/parse.h"
 
 /* ---- parameters (handler_param.c): the one parser of every route ----
  *
@@ -17,7 +18,7 @@
 #define PL_PARAM_PID_MAX 4194304ULL           /* the largest pid_max Linux allows */
 #define PL_PARAM_OFFSET_MAX 1000000000ULL     /* offset= of the paged routes */
 #define PL_PARAM_ID_MAX 999999999999999999ULL /* an object id: 18 digits */
-#define PL_PARAM_TIME_MAX_S 253402300799LL    /* since=/until=: 9999-12-31T23:59:59Z */
+#define PL_PARAM_TIME_MAX_S (PL_PARSE_TIME_MAX_MS / 1000) /* since=/until=: 9999-12-31T23:59:59Z */
 #define PL_PARAM_QUERY_MAX 256                /* q= of /api/history, bytes */
 #define PL_PARAM_HOST_MAX 63                  /* host=, bytes */
 
@@ -25,10 +26,6 @@
  * URL-decodes the value into out (NUL-terminated). 1 found, 0 absent,
  * PL_EBADARG for a malformed escape, ENOMEM. */
 int pl_query_param(const char *query, const char *name, pl_buf *out);
-/* Strict unsigned decimal s[0..len) (digits only, at least one) within
- * [lo, hi]: 0 and *out set, PL_EBADARG for a non-digit or nothing, ERANGE
- * outside the range (never computed past hi, so no overflow). */
-int pl_parse_uint(const char *s, size_t len, uint64_t lo, uint64_t hi, uint64_t *out);
 /* 1 when s[0..len) is well-formed UTF-8 with no control byte (0x00-0x1f, 0x7f). */
 int pl_text_valid(const char *s, size_t len);
 /* Integer parameter `name` within [lo, hi]; absent: def. 0, or a 400 naming

@@ -1,6 +1,7 @@
 /* The query string and its parameters: the one parser every route of the
  * handler reads its parameters with (see handler_int.h and the ranges in
- * docs/http-api.md). Nothing here is stateful; every function is
+ * docs/http-api.md), over the core's one parser of numbers and times
+ * (pyloot/parse.h, which the command line uses too). Nothing here is stateful; every function is
  * thread-safe. */
 #include <errno.h>
 #include <inttypes.h>
@@ -11,6 +12,7 @@
 #include "handler_int.h"
 #include "pyloot/error.h"
 #include "pyloot/json.h"
+#include "pyloot/parse.h"
 
 static int hexval(char c)
 {
@@ -73,27 +75,6 @@ int pl_query_param(const char *query, const char *name, pl_buf *out)
 }
 
 /* See handler_int.h. */
-int pl_parse_uint(const char *s, size_t len, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (len == 0)
-        return PL_EBADARG;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return PL_EBADARG;
-        uint64_t d = (uint64_t)(s[i] - '0');
-        /* v * 10 + d > hi, asked without computing it: it could wrap. */
-        if (v > hi / 10 || d > hi - v * 10)
-            return ERANGE;
-        v = v * 10 + d;
-    }
-    if (v < lo)
-        return ERANGE;
-    *out = v;
-    return 0;
-}
-
-/* See handler_int.h. */
 int pl_text_valid(const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
@@ -126,7 +107,7 @@ int pl_param_uint(const char *query, const char *name, uint64_t lo, uint64_t hi,
     if (rc == 0) {
         *out = def;
         ret = 0;
-    } else if (rc == 1 && pl_parse_uint(v.data ? v.data : "", v.len, lo, hi, out) == 0) {
+    } else if (rc == 1 && pl_parse_u64(v.data, v.len, lo, hi, out) == 0) {
         ret = 0;
     } else {
         param_error(resp, "parameter %s must be an integer from %" PRIu64 " to %" PRIu64, name, lo, hi);
@@ -162,7 +143,6 @@ int pl_param_text(const char *query, const char *name, size_t min, size_t max, p
 int pl_param_time(const char *query, const char *name, int64_t now_ms, int64_t *out_ms, pl_response *resp)
 {
     pl_buf v = PL_BUF_INIT;
-    uint64_t secs = 0, frac = 0;
     int ret = -1, ok = 0;
     *out_ms = 0;
     int rc = pl_query_param(query, name, &v);
@@ -170,21 +150,13 @@ int pl_param_time(const char *query, const char *name, int64_t now_ms, int64_t *
         ret = 0;
         goto done;
     }
-    if (rc == 1) {
-        const char *dot = memchr(v.data, '.', v.len);
-        size_t ilen = dot ? (size_t)(dot - v.data) : v.len, flen = dot ? v.len - ilen - 1 : 0;
-        ok = pl_parse_uint(v.data, ilen, 0, PL_PARAM_TIME_MAX_S, &secs) == 0 &&
-             (!dot || (flen >= 1 && flen <= 3 && pl_parse_uint(dot + 1, flen, 0, 999, &frac) == 0));
-        for (size_t i = flen; ok && i < 3; i++)
-            frac *= 10;
-        ok = ok && secs * 1000 + frac > 0;
-    }
+    int64_t ms = 0;
+    ok = rc == 1 && pl_parse_unix_ms(v.data, v.len, &ms) == 0;
     if (!ok) {
         param_error(resp, "parameter %s must be a time in unix seconds from 0.001 to %lld with up to 3 decimals "
                           "(e.g. 1764320000 or 1764320000.250)", name, (long long)PL_PARAM_TIME_MAX_S);
         goto done;
     }
-    int64_t ms = (int64_t)(secs * 1000 + frac);
     if (ms > now_ms + PL_HISTORY_FUTURE_MS) {
         param_error(resp, "parameter %s is in the future", name);
         goto done;
