@@ -150,7 +150,8 @@ def test_injected_request_line_through_a_worker_is_refused(tokenless_central, gu
     r = server.get("/leak?n=5")
     assert r.status == 200
     pid = r.json()["pid"]
-    wait_until(lambda: central.leak_count(pid, "web-a") >= 5, 20, message="the leak in the central store")
+    wait_until(lambda: ("web-a", pid) in central.alive() and central.leak_count(pid, "web-a") >= 5, 20,
+               message="the leak in the central store")
 
     plain = "/_pyloot/api/objects?pid=%d&host=web-a&group=%s&limit=1" % (pid, LEAK)
     r = server.get(plain)
