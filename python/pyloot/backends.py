@@ -174,11 +174,19 @@ class HTTPRemoteBackend(BaseBackend):
 
     def forward(self, method, target, headers, body=b""):
         """Sends one request to the central server without holding the GIL:
-        ``(status, headers, body)``, or a 502 JSON naming the server."""
-        result = _pyloot.remote_forward(self.host, self.port, method, target, headers, body, self.timeout)
+        ``(status, headers, body)``, a 502 JSON naming the server when it
+        cannot be reached, or a 400 JSON (nothing sent) when a part of the
+        request holds a byte the HTTP client refuses (CR, LF, NUL...)."""
+        import json
+        json_headers = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+        try:
+            result = _pyloot.remote_forward(self.host, self.port, method, target, headers, body, self.timeout)
+        except ValueError as e:
+            msg = json.dumps({"error": "this request cannot be forwarded to the central pyloot server %s: %s"
+                              % (self.address, e)}).encode()
+            return 400, json_headers, msg
         if result[0] is None:
-            import json
             msg = json.dumps({"error": "the central pyloot server %s is unreachable: %s"
                               % (self.address, result[1])}).encode()
-            return 502, [("Content-Type", "application/json"), ("Cache-Control", "no-store")], msg
+            return 502, json_headers, msg
         return result

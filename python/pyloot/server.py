@@ -286,8 +286,26 @@ class PyLootServer:
         """Remote mode: the central server answers (docs/http-api.md). The
         request's own credentials go along; ``X-Forwarded-For`` names the
         browser, so that a central server on this machine never takes a
-        request relayed from elsewhere for a local one."""
-        target = (path or "/") + ("?" + query if query else "")
+        request relayed from elsewhere for a local one.
+
+        The path arrives decoded: it is encoded again (every byte outside
+        RFC 3986's path characters as %XX, ``%`` included), so that a decoded
+        ``?``, space, CR or LF stays part of the path and never ends the
+        request line early; the query keeps its %XX escapes and has any
+        other byte outside RFC 3986 encoded. The HTTP client refuses the
+        request, sending nothing, if a byte it cannot carry is left."""
+        import re
+        from urllib.parse import quote
+
+        def raw(s):
+            try:
+                return s.encode("latin-1")  # WSGI: the bytes as received
+            except UnicodeEncodeError:
+                return s.encode("utf-8", "replace")  # ASGI and Django decode paths as UTF-8
+        target = quote(raw(path or "/"), safe="/!$&'()*+,;=:@")
+        if query:
+            escaped = re.sub(rb"%(?![0-9A-Fa-f]{2})", b"%25", raw(query))
+            target += "?" + quote(escaped, safe="/!$&'()*+,;=:@?%")
         headers = []
         if self._disable_gzip:
             accept_encoding = None  # the central server then answers uncompressed
@@ -295,7 +313,7 @@ class PyLootServer:
                             ("Cookie", cookie), ("Accept", accept),
                             ("X-Forwarded-For", peer or "unknown")):
             value = _clean(value)
-            if value and "\r" not in value and "\n" not in value:
+            if value and not re.search(r"[\x00-\x08\x0a-\x1f\x7f]", value):  # a control byte: not sent
                 headers.append("%s: %s" % (name, value))
         pool = _gevent_threadpool()
         call = functools.partial(self._backend.forward, method, target, headers, body or b"")

@@ -56,7 +56,8 @@ const char cli_serve_help[] =
     "                      $XDG_DATA_HOME/pyloot, else ~/.local/share/pyloot (--read-only: an\n"
     "                      existing store, opened read-only; default $PYLOOT_DB)\n"
     "--token TOKEN         require this token for every route but the UI files (workers send it\n"
-    "                      too). Default: $PYLOOT_TOKEN\n"
+    "                      too; without one, live objects of pushing workers are off). Default:\n"
+    "                      $PYLOOT_TOKEN\n"
     "--read-only           serve an existing store (a server's PyLoot(path=...)); take no pushes\n"
     "--no-gzip             never gzip responses\n";
 
@@ -423,6 +424,10 @@ int cli_serve(const struct cli_globals *g, int argc, char **argv)
     fprintf(stderr, "pyloot: %s %s on http://%s:%s/%s (Ctrl-C stops)\n",
             g->read_only ? "serving" : "collecting into", pl_store_path(store), host, port,
             token && *token ? " with a token" : "");
+    if (!g->read_only && !(token && *token))
+        fprintf(stderr, "pyloot: no token: live objects of pushing workers are off (without a token a worker "
+                        "cannot be told from anyone else, and answers could be forged); start with --token "
+                        "TOKEN or PYLOOT_TOKEN, and give the workers the same token, to enable them\n");
     int sig;
     sigwait(&set, &sig);
     fprintf(stderr, "pyloot: stopping\n");

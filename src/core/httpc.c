@@ -237,6 +237,110 @@ static int parse(pl_buf *raw, int eof, size_t max, pl_http_response *resp)
     return pl_buf_append(&resp->body, body, have) ? ENOMEM : 0;
 }
 
+/* ---- what a request may hold ----
+ *
+ * Every part of a request is checked here, the one place every outgoing
+ * request goes through, so that no byte a caller took from elsewhere (a
+ * browser's path, a header) can end the request line or a header early and
+ * start a request of its own on the connection. */
+
+/* RFC 9110 tchar: the characters of a method and a header name. */
+static int is_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static int is_hex(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* RFC 3986 path and query characters, '%' excepted: unreserved, sub-delims,
+ * ':', '@', '/' and '?'. */
+static int is_target_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("-._~!$&'()*+,;=:@/?", c) != NULL);
+}
+
+static int method_ok(const char *m)
+{
+    if (!m || !*m || strlen(m) > 32)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)m; *p; p++)
+        if (!is_tchar(*p))
+            return 0;
+    return 1;
+}
+
+/* An origin-form target: '/', then RFC 3986 characters and %XX escapes. */
+static int target_ok(const char *t)
+{
+    if (!t || t[0] != '/')
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)t; *p; p++) {
+        if (*p == '%') {
+            if (!is_hex(p[1]) || !is_hex(p[2]))
+                return 0;
+            p += 2;
+        } else if (!is_target_char(*p)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A host name or a numeric address (IPv6 without brackets): letters,
+ * digits, '-', '.', '_' and ':'. */
+static int host_ok(const char *h)
+{
+    if (!h || !*h || strlen(h) > 255)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)h; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '.' || *p == '_' || *p == ':'))
+            return 0;
+    return 1;
+}
+
+/* "Name: value": a tchar name, then a value of visible ASCII, spaces, tabs
+ * and bytes above 0x7f (RFC 9110 field-value; obs-text). Never one of the
+ * headers pl_http_do writes itself, which a second copy would make
+ * ambiguous. An empty line is allowed (it is skipped). */
+static int header_ok(const char *h)
+{
+    static const char *const own[] = {"Host", "Content-Length", "Transfer-Encoding", "Connection"};
+    if (!h)
+        return 0;
+    if (!*h)
+        return 1;
+    const unsigned char *p = (const unsigned char *)h;
+    while (is_tchar(*p))
+        p++;
+    size_t nlen = (size_t)(p - (const unsigned char *)h);
+    if (nlen == 0 || *p != ':')
+        return 0;
+    for (size_t i = 0; i < sizeof own / sizeof *own; i++)
+        if (strlen(own[i]) == nlen && strncasecmp(h, own[i], nlen) == 0)
+            return 0;
+    for (p++; *p; p++)
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+            return 0;
+    return 1;
+}
+
+int pl_http_request_check(const pl_http_request *req)
+{
+    if (!method_ok(req->method) || !target_ok(req->target) || !host_ok(req->host) ||
+        req->n_headers > PL_HTTP_MAX_HEADERS || (req->body_len && !req->body))
+        return PL_EBADARG;
+    for (size_t i = 0; i < req->n_headers; i++)
+        if (!header_ok(req->headers[i]))
+            return PL_EBADARG;
+    return 0;
+}
+
 int pl_http_do(const pl_http_request *req, pl_http_response *resp)
 {
     int64_t deadline = mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : 1);
@@ -247,10 +351,16 @@ int pl_http_do(const pl_http_request *req, pl_http_response *resp)
     pl_buf_reset(&resp->headers);
     pl_buf_reset(&resp->body);
 
-    pl_buf_printf(&head, "%s %s HTTP/1.1\r\nHost: %s:%u\r\nConnection: close\r\nUser-Agent: pyloot/%s\r\n",
-                  req->method, req->target, req->host, (unsigned)req->port, PYLOOT_VERSION);
-    for (size_t i = 0; i < req->n_headers && i < PL_HTTP_MAX_HEADERS; i++)
-        if (req->headers[i] && req->headers[i][0])
+    rc = pl_http_request_check(req);
+    if (rc)
+        goto done; /* nothing was sent: no connection is made */
+    /* An IPv6 address goes into Host in brackets (RFC 9110, 7.2). */
+    int v6 = strchr(req->host, ':') != NULL;
+    pl_buf_printf(&head, "%s %s HTTP/1.1\r\nHost: %s%s%s:%u\r\nConnection: close\r\nUser-Agent: pyloot/%s\r\n",
+                  req->method, req->target, v6 ? "[" : "", req->host, v6 ? "]" : "", (unsigned)req->port,
+                  PYLOOT_VERSION);
+    for (size_t i = 0; i < req->n_headers; i++)
+        if (req->headers[i][0])
             pl_buf_printf(&head, "%s\r\n", req->headers[i]);
     if (req->body_len || strcmp(req->method, "POST") == 0)
         pl_buf_printf(&head, "Content-Length: %zu\r\n", req->body_len);

@@ -178,6 +178,23 @@ static int gate(pl_remote *r, const pl_remote_request *req, const char *method, 
     return 0;
 }
 
+/* Without a token the server cannot tell a worker from anyone else who
+ * reaches it: whoever polls as a worker would be handed its queries and
+ * could answer them with made-up objects. So a server without a token
+ * forwards no live-object query to a pushing worker and takes no poll or
+ * reply (403). Returns 1 (with the error filled) when the token is missing. */
+static int refuse_without_token(const pl_remote *r, pl_response *resp)
+{
+    if (r->opt.token && *r->opt.token)
+        return 0;
+    fail(resp, 403,
+         "this pyloot server has no token, so live objects of pushing workers are off: without one it cannot "
+         "tell a worker from anyone else, and their answers could be forged. Start it with a token "
+         "(--token TOKEN, better the environment variable PYLOOT_TOKEN) and give the workers the same one "
+         "(PyLoot(token=...) or PYLOOT_TOKEN)");
+    return 1;
+}
+
 /* 1 when a header value is `want` (case-insensitive), parameters after ';'
  * and surrounding spaces ignored. */
 static int header_is(const char *value, const char *want)
@@ -638,7 +655,7 @@ static int handle_poll(pl_remote *r, const pl_remote_request *req, pl_response *
 {
     char host[PL_INGEST_HOST_MAX + 1];
     uint64_t pid = 0, start = 0;
-    if (gate(r, req, "GET", 1, resp))
+    if (gate(r, req, "GET", 1, resp) || refuse_without_token(r, resp))
         return PL_REMOTE_DONE;
     int has = host_param(req->http, host, resp);
     if (has < 0)
@@ -672,13 +689,43 @@ static int handle_poll(pl_remote *r, const pl_remote_request *req, pl_response *
 
 /* ---- POST /api/remote/reply ---- */
 
+/* Reads ticket= (decimal, 1 to 2^64 - 1: tickets are 64 random bits) into
+ * *ticket; absent leaves 0. Returns 0, or -1 with a 400 filled. */
+static int ticket_param(const pl_request *req, uint64_t *ticket, pl_response *resp)
+{
+    pl_buf tmp = PL_BUF_INIT;
+    int rc = pl_http_query_get(req->query, "ticket", &tmp), ret = 0;
+    uint64_t v = 0;
+    *ticket = 0;
+    if (rc > 0) {
+        ret = tmp.len == 0 || tmp.len > 20 ? -1 : 0;
+        for (size_t i = 0; !ret && i < tmp.len; i++) {
+            unsigned d = (unsigned)(tmp.data[i] - '0');
+            if (d > 9 || v > (UINT64_MAX - d) / 10)
+                ret = -1;
+            else
+                v = v * 10 + d;
+        }
+        if (!ret && v == 0)
+            ret = -1;
+    }
+    if (rc < 0 || ret) {
+        fail(resp, 400, "parameter ticket must be an integer from 1 to %" PRIu64, UINT64_MAX);
+        ret = -1;
+    } else {
+        *ticket = v;
+    }
+    pl_buf_free(&tmp);
+    return ret;
+}
+
 static void handle_reply(pl_remote *r, const pl_remote_request *req, pl_response *resp)
 {
     pl_buf plain = PL_BUF_INIT;
     uint64_t ticket = 0, status = 0;
-    if (gate(r, req, "POST", 1, resp))
+    if (gate(r, req, "POST", 1, resp) || refuse_without_token(r, resp))
         goto done;
-    if (pl_http_param_u64(req->http, "ticket", 1, 999999999999999999ull, 0, &ticket, resp))
+    if (ticket_param(req->http, &ticket, resp))
         goto done;
     const char *sh = req->pyloot_status;
     if (!ticket || !sh || strlen(sh) != 3 || sh[0] < '1' || sh[0] > '5' || sh[1] < '0' || sh[1] > '9' ||
@@ -770,6 +817,10 @@ static int handle_objects(pl_remote *r, const pl_remote_request *req, pl_respons
         fail(resp, 400, "pid %" PRIu64 " is alive on several hosts: add host= (see /api/procs)", pid);
         goto done;
     }
+    /* A local worker of this store answers through the store itself, which
+     * no HTTP client can write: only pushing workers need the token. */
+    if (target->remote && refuse_without_token(r, resp))
+        goto done;
     memset(w, 0, sizeof *w);
     w->kind = PL_WAIT_ANSWER;
     w->inc = target->inc;

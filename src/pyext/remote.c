@@ -276,9 +276,12 @@ static PyObject *py_remote_poll_stats(PyObject *module, PyObject *unused)
 }
 
 /* remote_forward(server_host, port, method, target, headers, body, timeout)
- * -> (status, [(name, value)...], body) or None when the server could not
- * be reached (then the caller answers 502). headers: a list of "Name: value"
- * lines (at most 6). The exchange runs without the GIL. */
+ * -> (status, [(name, value)...], body), or (None, why) when the server could
+ * not be reached (then the caller answers 502). headers: a list of "Name:
+ * value" lines (at most PL_HTTP_MAX_HEADERS). ValueError, with nothing sent,
+ * when a part could not go on the wire as it is (pl_http_request_check: CR,
+ * LF, NUL, a byte outside RFC 3986 in the target...). The exchange runs
+ * without the GIL. */
 static PyObject *py_remote_forward(PyObject *module, PyObject *args)
 {
     const char *host, *method, *target;
@@ -297,11 +300,12 @@ static PyObject *py_remote_forward(PyObject *module, PyObject *args)
         goto done;
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
-        const char *h = PyUnicode_AsUTF8(PyList_GET_ITEM(headers, i));
+        Py_ssize_t len;
+        const char *h = PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(headers, i), &len);
         if (!h)
             goto done;
-        if (strpbrk(h, "\r\n")) {
-            PyErr_SetString(PyExc_ValueError, "remote_forward: a header holds CR or LF");
+        if ((size_t)len != strlen(h)) {
+            PyErr_SetString(PyExc_ValueError, "remote_forward: a header holds a NUL byte");
             goto done;
         }
         req.headers[req.n_headers++] = h;
@@ -315,6 +319,12 @@ static PyObject *py_remote_forward(PyObject *module, PyObject *args)
     req.timeout_ms = (int)(timeout * 1000);
     req.max_body = 64u << 20;
     req.cancel_fd = -1;
+    if (pl_http_request_check(&req) != 0) {
+        PyErr_SetString(PyExc_ValueError, "remote_forward: the method, target, a header or the server host "
+                                          "holds a byte that cannot be sent as it is (CR, LF, a control "
+                                          "character, or in the target a byte outside RFC 3986)");
+        goto done;
+    }
     pl_http_response r = PL_HTTP_RESPONSE_INIT;
     int rc;
     Py_BEGIN_ALLOW_THREADS

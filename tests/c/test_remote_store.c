@@ -249,16 +249,20 @@ static void push_body(pl_buf *out, unsigned flags, int announce, uint32_t id)
     pl_buf_free(&m);
 }
 
+#define TOKEN "s3cret"
+
 static int call(pl_remote *r, const char *method, const char *path, const char *query, const pl_buf *body,
                 const char *ctype, const char *status_hdr, pl_response *resp, uint64_t *ticket,
                 pl_remote_wait *w)
 {
-    /* A local peer through no proxy and no token: the access rule lets
-     * every route through, the object queries included. */
+    /* A local peer through no proxy, with the token of the servers that
+     * have one (TOKEN): the access rule lets every route through, the
+     * object queries included (a server without a token forwards none to a
+     * pushing worker: test_remote_live.c). */
     pl_request http = {.method = method, .path = path, .query = query,
                        .body = body ? body->data : NULL, .body_len = body ? body->len : 0,
                        .peer = "127.0.0.1"};
-    pl_remote_request rr = {&http, NULL, ctype, ctype ? "gzip" : NULL, status_hdr};
+    pl_remote_request rr = {&http, "Bearer " TOKEN, ctype, ctype ? "gzip" : NULL, status_hdr};
     return pl_remote_handle(r, &rr, resp, ticket, w);
 }
 
@@ -283,6 +287,7 @@ static void test_routes(void)
     memset(&opt, 0, sizeof opt);
     opt.store = s;
     opt.poll_ms = 100;
+    opt.token = TOKEN;
     CHECK(s != NULL);
     CHECK_OK(pl_remote_new(&r, &opt));
     if (!s || !r)

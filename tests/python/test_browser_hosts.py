@@ -5,7 +5,7 @@ URL and in every request, and a single host keeps the flat list of pids."""
 from remote_push import ENDED, message, now_ms
 from test_browser import browser  # noqa: F401 (a fixture)
 from test_browser_asof import StoreUI
-from test_remote_server import TYPES, Central, sample
+from test_remote_server import TOKEN, TYPES, Central, sample
 
 from selenium.webdriver.support.ui import Select  # noqa: E402
 
@@ -37,10 +37,14 @@ def session_count(ui):
 
 
 def test_worker_selectors_group_by_host(browser, tmp_path):  # noqa: F811
-    central = Central(str(tmp_path / "central"))
+    # With a token: the retainers below are a live-object query, which a central server without one
+    # does not forward to a pushing worker.
+    central = Central(str(tmp_path / "central"), token=TOKEN)
     try:
         # One host: the selector looks as it always did, no group and no host in the URL.
         push_workers(central, [w for w in WORKERS if w[0] == "web-a"])
+        browser.get(central.url + "/static/app.js")  # logged in: the UI's cookie
+        browser.add_cookie({"name": "pyloot_token", "value": TOKEN, "path": "/"})
         ui = StoreUI(browser, central.url, tmp_path, "hosts")
         ui.go("#/history?q=app.Session")
         ui.wait(lambda d: len(selector(ui, "pid-filter")[0]) == 4, "the workers of one host")

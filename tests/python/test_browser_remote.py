@@ -5,23 +5,26 @@ tests/artifacts/browser-remote-*.png."""
 from conftest import wait_until
 from test_browser import LEAK, browser, leak  # noqa: F401 (browser is a fixture)
 from test_browser_asof import StoreUI
-from test_remote import Central
+from test_remote import TOKEN, Central
 
 from selenium.webdriver.common.by import By  # noqa: E402
 
 
 def test_central_ui_shows_a_pushing_workers_objects(browser, gunicorn, artifacts, tmp_path):  # noqa: F811
-    central = Central(tmp_path / "central-db", tmp_path / "central.log")
+    # With a token: a central server without one forwards no live-object query.
+    central = Central(tmp_path / "central-db", tmp_path / "central.log", token=TOKEN)
     central.start()
     try:
-        server = gunicorn(workers=2, interval=0.3,
-                          env={"PYLOOT_TEST_REMOTE": "127.0.0.1:%d" % central.port, "PYLOOT_HOST_NAME": "web-a"})
+        server = gunicorn(workers=2, interval=0.3, env=central.worker_env(PYLOOT_HOST_NAME="web-a"))
         leaks = leak(server, 30)
         total = sum(leaks.values())
         workers = sorted(("web-a", pid) for pid in server.worker_pids())
         wait_until(lambda: central.alive() == workers, 20, message="both workers alive in the central /api/procs")
         wait_until(lambda: central.leak_count() == total, 20, message="the merged count %d" % total)
 
+        # Logged in: the UI's cookie (what its token form sets).
+        browser.get(central.url + "/static/app.js")
+        browser.add_cookie({"name": "pyloot_token", "value": TOKEN, "path": "/"})
         ui = StoreUI(browser, central.url, artifacts, "remote")
         ui.go("#/history?q=%s" % LEAK)
         ui.wait(lambda d: (ui.card(LEAK) or {}).get("count") == total, "the merged count on the %s card" % LEAK)

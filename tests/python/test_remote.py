@@ -106,25 +106,39 @@ def test_bad_arguments():
 
 # ---- a central server and gunicorn workers pushing to it ----
 
+TOKEN = "s3cret-of-the-fleet"
+
+
 class Central:
-    def __init__(self, db, log_path):
+    """A central server; with `token` (given as PYLOOT_TOKEN), the only kind
+    that forwards live-object queries to pushing workers. Its workers need
+    the same token (worker_env)."""
+
+    def __init__(self, db, log_path, token=None):
         self.db = db
         self.log_path = log_path
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
+        self.token = token
+        self.auth = {"Authorization": "Bearer " + token} if token else {}
         self.proc = None
+
+    def worker_env(self, **env):
+        """The environment of a worker pushing here."""
+        return dict(env, PYLOOT_TEST_REMOTE="127.0.0.1:%d" % self.port, PYLOOT_TOKEN=self.token or "")
 
     def start(self):
         log = open(self.log_path, "ab")
+        env = dict(os.environ, PYLOOT_TOKEN=self.token or "")
         self.proc = subprocess.Popen([pyloot_exe(), "-h", "127.0.0.1", "-p", str(self.port), "--db", str(self.db)],
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         log.close()
 
         def up():
             if self.proc.poll() is not None:
                 raise AssertionError("pyloot exited: " + open(self.log_path, errors="replace").read()[-2000:])
             try:
-                return http(self.url + "/api/procs", timeout=2).status == 200
+                return http(self.url + "/api/procs", timeout=2, headers=self.auth).status == 200
             except OSError:
                 return False
         wait_until(up, 20, message="the central server to answer")
@@ -135,7 +149,7 @@ class Central:
             self.proc.wait(timeout=10)
 
     def api(self, path, expect=200):
-        r = http(self.url + path)
+        r = http(self.url + path, headers=self.auth)
         assert r.status == expect, (path, r.status, r.body[:500])
         return r.json()
 
@@ -154,16 +168,15 @@ class Central:
 
 @pytest.fixture
 def central(tmp_path):
-    c = Central(tmp_path / "central-db", tmp_path / "central.log")
+    c = Central(tmp_path / "central-db", tmp_path / "central.log", token=TOKEN)
     c.start()
     yield c
     c.kill()
 
 
 def test_fleet(central, gunicorn):
-    remote = {"PYLOOT_TEST_REMOTE": "127.0.0.1:%d" % central.port}
-    a = gunicorn(workers=2, interval=0.3, env=dict(remote, PYLOOT_HOST_NAME="host-a"))
-    b = gunicorn(workers=2, interval=0.3, env=dict(remote, PYLOOT_HOST_NAME="host-b"))
+    a = gunicorn(workers=2, interval=0.3, env=central.worker_env(PYLOOT_HOST_NAME="host-a"))
+    b = gunicorn(workers=2, interval=0.3, env=central.worker_env(PYLOOT_HOST_NAME="host-b"))
     leaks = {("host-a", pid): n for pid, n in a.leak_everywhere(per_request=7, rounds=2).items()}
     leaks.update({("host-b", pid): n for pid, n in b.leak_everywhere(per_request=5, rounds=2).items()})
     workers = sorted([("host-a", p) for p in a.worker_pids()] + [("host-b", p) for p in b.worker_pids()])
@@ -182,13 +195,15 @@ def test_fleet(central, gunicorn):
         return len(alive) == 4 and all(0 < p["collection_seconds"] < 10 and p["gil_held_seconds_total"] > 0
                                        for p in alive)
     wait_until(stats_arrived, 10, message="every pushed worker's collection and GIL seconds")
-    text = http(central.url + "/metrics").body.decode()
+    text = http(central.url + "/metrics", headers=central.auth).body.decode()
     for host, pid in workers:
         assert 'pyloot_gil_held_seconds_total{pid="%d",host="%s"} ' % (pid, host) in text
 
     # A worker's own /_pyloot shows the central, fleet-wide view.
     for server in (a, b):
-        view = server.api("/api/procs")
+        r = server.get("/_pyloot/api/procs", headers=central.auth)
+        assert r.status == 200, r.body[:500]
+        view = r.json()
         assert sorted((p["host"], p["pid"]) for p in view["procs"] if p["alive"]) == workers
         assert server.get("/_pyloot/").status == 200
 
@@ -242,9 +257,10 @@ def test_fleet(central, gunicorn):
                message="the outage end logged")
 
 
-def _push(url, message):
-    return http(url + "/api/samples", method="POST", data=message,
-                headers={"Content-Type": "application/x-pyloot-samples", "Content-Encoding": "gzip"})
+def _push(central, message):
+    return http(central.url + "/api/samples", method="POST", data=message,
+                headers=dict(central.auth, **{"Content-Type": "application/x-pyloot-samples",
+                                               "Content-Encoding": "gzip"}))
 
 
 def test_colliding_pids_on_two_hosts(central):
@@ -254,14 +270,14 @@ def test_colliding_pids_on_two_hosts(central):
     for host, n in (("box-1", 11), ("box-2", 22)):
         msg = _pyloot.encode_samples([(now - 500, {LEAK: (n, n * 56)}), (now, {LEAK: (n + 1, n * 56)})],
                                      host_name=host, pid=4242, start=99, interval=1.0)
-        r = _push(central.url, msg)
+        r = _push(central, msg)
         assert r.status == 200 and r.json() == {"accepted": 2}, r.body
     assert central.alive() == [("box-1", 4242), ("box-2", 4242)]
     assert central.leak_count(4242, "box-1") == 12
     assert central.leak_count(4242, "box-2") == 23
     assert central.leak_count() == 35
     # An end flag ends one of them only.
-    r = _push(central.url, _pyloot.encode_samples([], host_name="box-1", pid=4242, start=99, end=True,
+    r = _push(central, _pyloot.encode_samples([], host_name="box-1", pid=4242, start=99, end=True,
                                                   announced=True))
     assert r.status == 200
     assert central.alive() == [("box-2", 4242)]
@@ -313,12 +329,12 @@ def test_colliding_real_pids_in_pid_namespaces(central, tmp_path):
         "sys.modules['leaky'] = sys.modules[__name__]\n"
         "Leak.__module__ = 'leaky'\n"
         "keep = [Leak() for _ in range(int(sys.argv[1]))]\n"
-        "p = PyLoot(host='127.0.0.1', port=%d, interval=0.2)\n"
+        "p = PyLoot(host='127.0.0.1', port=%d, interval=0.2, token=%r)\n"
         "p.start()\n"
         "deadline = time.monotonic() + 30\n"
         "while not os.path.exists(%r) and time.monotonic() < deadline:\n"
         "    time.sleep(0.05)\n"
-        "p.stop(blocking=True)\n" % (central.port, str(stop)))
+        "p.stop(blocking=True)\n" % (central.port, central.token, str(stop)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p and os.path.isdir(p)))
     procs = []
     try:

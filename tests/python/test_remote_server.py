@@ -65,6 +65,19 @@ def central(tmp_path):
     c.stop()
 
 
+TOKEN = "s3cret-of-the-fleet"
+
+
+@pytest.fixture
+def token_central(tmp_path):
+    """A central server with a token: the only kind that forwards live-object
+    queries to pushing workers (a tokenless one cannot tell a worker from a
+    forger)."""
+    c = Central(str(tmp_path / "central"), token=TOKEN)
+    yield c
+    c.stop()
+
+
 TYPES = {1: "app.Session", 2: "builtins.dict"}
 
 
@@ -102,7 +115,8 @@ def test_two_hosts_with_colliding_pids_stay_apart(central):
     assert r.status == 400
 
 
-def test_heartbeat_and_clean_end(central):
+def test_heartbeat_and_clean_end(token_central):
+    central = token_central
     t = now_ms()
     assert central.push(message("h", 7, 1, TYPES, [sample(t, 1)])).status == 200
     # A heartbeat: no samples, no new space (the id map is known), rss updated.
@@ -203,7 +217,8 @@ def test_restart_keeps_everything_and_asks_to_reannounce(tmp_path):
         c.stop()
 
 
-def test_live_objects_through_the_long_poll(central):
+def test_live_objects_through_the_long_poll(token_central):
+    central = token_central
     t = now_ms()
     assert central.push(message("web-2", 99, 3, TYPES, [sample(t, 1)])).status == 200
     # Nothing waiting: the poll answers 204 after its wait (1.5 s in tests).
@@ -241,12 +256,84 @@ def test_live_objects_through_the_long_poll(central):
     assert central.get("/api/objects?group=x").status == 400
 
 
-def test_same_pid_on_two_hosts_needs_host_for_live_objects(central):
+def test_same_pid_on_two_hosts_needs_host_for_live_objects(token_central):
+    central = token_central
     t = now_ms()
     for host in ("a", "b"):
         assert central.push(message(host, 50, 1, TYPES, [sample(t, 1)])).status == 200
     r = central.get("/api/objects/1?pid=50")
     assert r.status == 400 and "host=" in r.json()["error"]
+
+
+LIVE_ROUTES = ["/api/objects?group=app.Session&pid=99&limit=5", "/api/objects/5?pid=99&host=web-2",
+               "/api/objects/5/path?pid=99", "/api/suspects?pid=99&group=app.Session", "/api/retainers?pid=99"]
+
+
+def test_tokenless_server_forwards_no_live_query(central):
+    """Without a token, a poll could come from anyone: the server forwards
+    no query to a pushing worker, refuses polls and replies, says so at
+    start, and keeps taking pushes and answering counts."""
+    t = now_ms()
+    assert central.push(message("web-2", 99, 3, TYPES, [sample(t, 4)])).status == 200
+    assert central.get("/api/history?q=app.Session").json()["types"][0]["count"] == 4
+    for path in LIVE_ROUTES:
+        r = central.get(path)
+        assert r.status == 403, (path, r.status, r.body)
+        error = r.json()["error"]
+        assert "no token" in error and "forged" in error and "--token" in error and "PYLOOT_TOKEN" in error
+    # A forger polling as the worker, and answering a guessed ticket: refused.
+    r = central.get("/api/remote/poll?host=web-2&pid=99&start=3")
+    assert r.status == 403 and "X-Pyloot-Ticket" not in r.headers and "--token" in r.json()["error"]
+    for ticket in (1, 2, 12345):
+        r = central.get("/api/remote/reply?ticket=%d" % ticket, method="POST", data=b'{"objects": []}',
+                        headers={"X-Pyloot-Status": "200"})
+        assert r.status == 403
+    assert central.push(message("web-2", 99, 3, flags=0, samples=[sample(t + 1, 5)])).status == 200
+    err = central.stop()
+    assert "pyloot: no token: live objects of pushing workers are off" in err and "--token" in err
+
+
+def test_forger_cannot_poll_or_answer_and_tickets_are_random(token_central):
+    """With a token, a forger without it gets 401 for polls and replies;
+    tickets are 64 random bits, so one cannot be guessed from the last."""
+    central = token_central
+    assert central.push(message("web-2", 99, 3, TYPES, [sample(now_ms(), 1)])).status == 200
+    answers = {}
+
+    def ask(i):
+        answers[i] = central.get("/api/objects/%d?pid=99&host=web-2" % (100 + i), timeout=30)
+
+    askers = [threading.Thread(target=ask, args=(i,)) for i in range(2)]
+    for th in askers:
+        th.start()
+        time.sleep(0.2)  # posted one after the other
+    forger = http(central.url + "/api/remote/poll?host=web-2&pid=99&start=3")
+    assert forger.status == 401 and "X-Pyloot-Ticket" not in forger.headers
+    tickets = []
+    for i in range(2):
+        r = central.get("/api/remote/poll?host=web-2&pid=99&start=3", timeout=10)
+        assert r.status == 200, r.body
+        assert r.body.decode().startswith("2 %d " % (100 + i)), "taken in the order asked"
+        tickets.append(int(r.headers["X-Pyloot-Ticket"]))
+    assert all(0 < t < 2 ** 64 for t in tickets)
+    assert abs(tickets[1] - tickets[0]) > 2 ** 20, tickets
+    for t in (tickets[0], tickets[0] + 1, tickets[1] - 1):
+        r = http(central.url + "/api/remote/reply?ticket=%d" % t, method="POST", data=b'{"forged": true}',
+                 headers={"X-Pyloot-Status": "200", "Authorization": "Bearer wrong"})
+        assert r.status == 401
+    for t in (tickets[0] + 1, tickets[1] + 1):
+        if t not in tickets:
+            r = central.get("/api/remote/reply?ticket=%d" % t, method="POST", data=b"{}",
+                            headers={"X-Pyloot-Status": "200"})
+            assert r.status == 404
+    for i, t in enumerate(tickets):
+        r = central.get("/api/remote/reply?ticket=%d" % t, method="POST", data=json.dumps({"id": 100 + i}).encode(),
+                        headers={"X-Pyloot-Status": "200"})
+        assert r.status == 200
+    for th in askers:
+        th.join(30)
+    assert [answers[i].status for i in range(2)] == [200, 200]
+    assert [answers[i].json() for i in range(2)] == [{"id": 100}, {"id": 101}]
 
 
 def announce_only(port, length, hdrs):

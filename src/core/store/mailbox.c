@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "pyloot/error.h"
 
@@ -130,6 +131,47 @@ static int mb_delete(pl_store *s, MDB_txn *txn, MDB_cursor *cur, uint64_t ticket
     return rc;
 }
 
+/* A fresh ticket: 64 bits from the kernel's random source (getrandom(2)),
+ * never 0 and not the ticket of a request or reply still in the mailbox.
+ * Tickets travel to workers of other hosts (remote mode) and come back with
+ * their answers: a counter would let anyone who can reach the server answer
+ * a query meant for another worker; a random one must be guessed among
+ * 2^64. GRND_NONBLOCK: a machine whose random source is not initialised yet
+ * (early boot) gets an error (EAGAIN), never a wait. */
+static int draw_ticket(MDB_txn *txn, MDB_dbi mailbox, uint64_t *out)
+{
+    for (int tries = 0; tries < 8; tries++) {
+        uint64_t t = 0;
+        uint8_t tk[MB_TICKET_KEY], rlo[MB_REPLY_KEY];
+        MDB_val k = {MB_TICKET_KEY, tk}, v;
+        ssize_t n = getrandom(&t, sizeof t, GRND_NONBLOCK);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno;
+        if (n != (ssize_t)sizeof t || t == 0)
+            continue;
+        mb_ticket_key(tk, t);
+        int rc = mdb_get(txn, mailbox, &k, &v);
+        if (rc == 0)
+            continue;
+        if (rc != MDB_NOTFOUND)
+            return rc;
+        mb_reply_key(rlo, t, 0); /* a reply whose ticket record was swept */
+        k.mv_size = MB_REPLY_KEY;
+        k.mv_data = rlo;
+        rc = mdb_get(txn, mailbox, &k, &v);
+        if (rc == 0)
+            continue;
+        if (rc != MDB_NOTFOUND)
+            return rc;
+        *out = t;
+        return 0;
+    }
+    return EAGAIN;
+}
+
 /* Posts a request for `to` (see store.h). */
 int pl_store_mailbox_post(pl_store *s, const pl_incarnation *to, const void *req, size_t len,
                           int64_t now_ms, uint64_t *ticket)
@@ -184,17 +226,7 @@ int pl_store_mailbox_post(pl_store *s, const pl_incarnation *to, const void *req
         rc = PL_EBUSY;
         goto end;
     }
-    k.mv_size = 6;
-    k.mv_data = "ticket";
-    rc = mdb_get(txn, s->meta, &k, &v);
-    if (rc == 0 && v.mv_size == 8)
-        memcpy(&t, v.mv_data, 8);
-    else if (rc != MDB_NOTFOUND && rc != 0)
-        goto end;
-    t++;
-    v.mv_size = 8;
-    v.mv_data = &t;
-    rc = mdb_put(txn, s->meta, &k, &v, 0);
+    rc = draw_ticket(txn, s->mailbox, &t);
     if (rc)
         goto end;
     {
@@ -223,6 +255,45 @@ end:
         *ticket = t;
 out:
     return rc;
+}
+
+/* The ticket of the oldest request under the 1 + INC_KEY bytes of prefix
+ * `kb` (by the time it was posted, then by ticket): tickets are random, so
+ * the keys' order says nothing about age. At most PL_MAILBOX_MAX_PENDING
+ * requests wait per incarnation, so the scan is short. A first part too
+ * short to hold its header counts as oldest, so that it is cleaned first.
+ * Returns 0, PL_ENOTFOUND or an LMDB code. */
+static int mb_oldest(MDB_cursor *cur, const uint8_t *kb, uint64_t *ticket)
+{
+    MDB_val k = {MB_REQ_KEY, (void *)kb}, v;
+    int64_t best_posted = 0;
+    uint64_t best = 0;
+    int found = 0, rc;
+
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *kp = k.mv_data;
+        int64_t posted = INT64_MIN;
+        uint64_t t;
+
+        if (k.mv_size != MB_REQ_KEY || memcmp(kp, kb, 1 + INC_KEY) != 0)
+            break;
+        if (kp[MB_REQ_KEY - 1] != 0)
+            continue;
+        t = get_be64(kp + 1 + INC_KEY);
+        if (v.mv_size >= 12)
+            memcpy(&posted, v.mv_data, 8);
+        if (!found || posted < best_posted || (posted == best_posted && t < best)) {
+            best_posted = posted;
+            best = t;
+            found = 1;
+        }
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    if (!found)
+        return PL_ENOTFOUND;
+    *ticket = best;
+    return 0;
 }
 
 /* Takes the oldest request for `me` (see store.h). Polling an empty mailbox
@@ -254,20 +325,14 @@ int pl_store_mailbox_take(pl_store *s, const pl_incarnation *me, int64_t now_ms,
         size_t blen = 0, deleted = 0;
         uint32_t l32;
 
-        k.mv_size = MB_REQ_KEY;
-        k.mv_data = kb;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-        if (rc == MDB_NOTFOUND ||
-            (rc == 0 && (k.mv_size != MB_REQ_KEY || memcmp(k.mv_data, kb, 1 + INC_KEY) != 0))) {
-            rc = PL_ENOTFOUND;
-            break;
-        }
+        rc = mb_oldest(cur, kb, &t);
         if (rc)
             break;
-        t = get_be64((const uint8_t *)k.mv_data + 1 + INC_KEY);
         mb_req_key(lo, mek, t, 0);
         mb_req_key(hi, mek, t, 0xff);
-        for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        k.mv_size = MB_REQ_KEY;
+        k.mv_data = lo;
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
             if (k.mv_size != MB_REQ_KEY || memcmp(k.mv_data, lo, MB_REQ_KEY - 1) != 0)
                 break;
             if (blen + v.mv_size > sizeof body) {

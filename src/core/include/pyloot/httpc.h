@@ -18,12 +18,20 @@
 
 #define PL_HTTP_MAX_HEADERS 8
 
+/* Every part is checked before anything is sent (pl_http_request_check):
+ * none may hold CR, LF or another byte that could end it early and start a
+ * request of its own on the connection. */
 typedef struct pl_http_request {
-    const char *method;      /* "GET", "POST" */
-    const char *host;        /* name or numeric address; borrowed */
+    const char *method;      /* "GET", "POST": 1 to 32 RFC 9110 token characters */
+    const char *host;        /* name or numeric address (IPv6 without brackets): letters, digits,
+                              * '-', '.', '_', ':'; borrowed */
     uint16_t port;
-    const char *target;      /* path + query, starts with '/'; borrowed */
-    /* Extra header lines "Name: value" (no CR/LF inside); borrowed. */
+    const char *target;      /* path + query: '/' then RFC 3986 path and query characters and %XX
+                              * escapes only (encode anything else); borrowed */
+    /* Extra header lines "Name: value": a token name, a value without control
+     * characters but tab (bytes above 0x7f are taken), never Host,
+     * Content-Length, Transfer-Encoding or Connection (the client writes
+     * those); "" is skipped; borrowed. */
     const char *headers[PL_HTTP_MAX_HEADERS];
     size_t n_headers;
     const void *body;        /* borrowed; sent with Content-Length when method is POST */
@@ -41,10 +49,16 @@ typedef struct pl_http_response {
 
 #define PL_HTTP_RESPONSE_INIT {0, PL_BUF_INIT, PL_BUF_INIT}
 
+/* 0 when every part of req may go on the wire as it is (see pl_http_request),
+ * else PL_EBADARG. */
+int pl_http_request_check(const pl_http_request *req);
+
 /* Sends req and reads the response into *resp (reset first). Returns 0 when a
- * complete response arrived (any status), else ETIMEDOUT, ECONNREFUSED and
- * other errno values, ECANCELED, PL_ENOTFOUND (the host name does not
- * resolve), PL_ECORRUPT (not HTTP), PL_ETOOBIG. */
+ * complete response arrived (any status), else PL_EBADARG (a part of req is
+ * refused by pl_http_request_check: no connection was made, nothing was
+ * sent), ETIMEDOUT, ECONNREFUSED and other errno values, ECANCELED,
+ * PL_ENOTFOUND (the host name does not resolve), PL_ECORRUPT (not HTTP),
+ * PL_ETOOBIG. */
 int pl_http_do(const pl_http_request *req, pl_http_response *resp);
 
 /* Frees the buffers of *resp (not resp itself). */
