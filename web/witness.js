@@ -1,18 +1,9 @@
-/* The "held by" line of a type: its latest recorded witness (docs/witnesses.md) as one line. The one
- * place the UI words a witness path; the history cards and the objects page both show it from here. */
+/* The "held by" line of a type: its latest recorded witness (docs/witnesses.md) as one line. The line
+ * itself is built by the server (`held_by`, the same text `pyloot report` prints); the history cards and
+ * the objects page both show it from here. */
 import { h, fill } from "./dom.js";
 import { fmtDateTime } from "./format.js";
 import { api } from "./api.js";
-
-/** "module demo_app → attribute '_sessions' → list → item[3] → demo_app.Session": a witness path as one line. */
-function heldByText(path) {
-  return path.map((step, i) => {
-    let node = step.type;
-    const m = i === 0 && step.type === "module" && /^<module '([^']*)'/.exec(step.repr || "");
-    if (m) node += " " + m[1];
-    return (i ? step.via + " → " : "") + node;
-  }).join(" → ");
-}
 
 /** The hover text of a witness: each step with its repr, then who recorded it and when. */
 function heldByDetail(w) {
@@ -28,7 +19,7 @@ export function witnessLine(group, pid, host) {
     el.dataset.state = w ? "ready" : "none";
     if (!w) return;
     fill(el, h("span", { class: "stat-label" }, "held by"), " ",
-      h("span", { class: "mono witness-path", title: heldByDetail(w) }, heldByText(w.path)));
+      h("span", { class: "mono witness-path", title: heldByDetail(w) }, w.held_by));
   }, () => { el.dataset.state = "error"; });
   return el;
 }

@@ -123,21 +123,6 @@ static int read_facts(pl_store *store, facts *f)
     return rc;
 }
 
-/* "module demo_app → attribute '_sessions' → list → item[3] → demo_app.Session" */
-static void held_by(const pl_witness *w, pl_buf *out)
-{
-    for (size_t i = 0; i < w->n_steps; i++) {
-        const pl_witness_step *s = &w->steps[i];
-        if (i)
-            pl_buf_printf(out, " \xE2\x86\x92 %s \xE2\x86\x92 ", s->via);
-        pl_buf_puts(out, s->type);
-        const char *q = strchr(s->repr, '\'');
-        const char *e = q ? strchr(q + 1, '\'') : NULL;
-        if (i == 0 && strcmp(s->type, "module") == 0 && strncmp(s->repr, "<module '", 9) == 0 && e)
-            pl_buf_printf(out, " %.*s", (int)(e - q - 1), q + 1);
-    }
-}
-
 static double per_hour(int64_t growth, int64_t span_ms)
 {
     return span_ms > 0 ? (double)growth * 3600000.0 / (double)span_ms : 0.0;
@@ -174,7 +159,7 @@ static void print_text(const facts *f, const int64_t *window, const grower *g, s
                x->worst_growth);
         if (wl[i].n) {
             pl_buf line = PL_BUF_INIT;
-            held_by(&wl[i].w[0], &line);
+            pl_witness_held_by(&wl[i].w[0], &line);
             fmt_utc(wl[i].w[0].time_ms, a, sizeof a);
             printf("    held by: %s\n      (witness of pid %u at %s UTC)\n", pl_buf_cstr(&line), wl[i].w[0].inc.pid, a);
             pl_buf_free(&line);

@@ -14,15 +14,37 @@
 #define WITNESS_LIMIT_MAX 100
 
 /* See handler.h. */
+int pl_witness_held_by(const pl_witness *w, pl_buf *out)
+{
+    for (size_t i = 0; i < w->n_steps; i++) {
+        const pl_witness_step *s = &w->steps[i];
+        if (i)
+            pl_buf_printf(out, " \xE2\x86\x92 %s \xE2\x86\x92 ", s->via);
+        pl_buf_puts(out, s->type);
+        const char *q = strchr(s->repr, '\'');
+        const char *e = q ? strchr(q + 1, '\'') : NULL;
+        if (i == 0 && strcmp(s->type, "module") == 0 && strncmp(s->repr, "<module '", 9) == 0 && e)
+            pl_buf_printf(out, " %.*s", (int)(e - q - 1), q + 1);
+    }
+    return out->err ? ENOMEM : 0;
+}
+
+/* See handler.h. */
 int pl_json_witness(pl_buf *b, const pl_witness *w)
 {
+    pl_buf line = PL_BUF_INIT;
     pl_buf_puts(b, "{\"pid\":");
     pl_json_u64(b, w->inc.pid);
     pl_buf_puts(b, ",\"start\":");
     pl_json_u64(b, w->inc.start);
     pl_buf_puts(b, ",\"host\":");
     pl_json_cstr(b, w->host);
-    pl_buf_printf(b, ",\"time\":%" PRId64 ".%03d,\"path\":[", w->time_ms / 1000, (int)(w->time_ms % 1000));
+    pl_buf_printf(b, ",\"time\":%" PRId64 ".%03d,\"held_by\":", w->time_ms / 1000, (int)(w->time_ms % 1000));
+    if (pl_witness_held_by(w, &line))
+        b->err = ENOMEM;
+    pl_json_str(b, line.data ? line.data : "", line.len);
+    pl_buf_free(&line);
+    pl_buf_puts(b, ",\"path\":[");
     for (size_t i = 0; i < w->n_steps; i++) {
         const pl_witness_step *st = &w->steps[i];
         pl_buf_puts(b, i ? ",{\"type\":" : "{\"type\":");

@@ -238,7 +238,8 @@ static void test_http(void)
     char want[512];
     snprintf(want, sizeof want,
              "{\"group\":\"demo_app.Session\",\"witnesses\":[{\"pid\":%u,\"start\":%llu,\"host\":\"hosta\","
-             "\"time\":1700000000.123,\"path\":[{\"type\":\"module\",\"via\":null,\"repr\":\"<module "
+             "\"time\":1700000000.123,\"held_by\":\"module demo_app \xE2\x86\x92 attribute '_sessions' "
+             "\xE2\x86\x92 list \xE2\x86\x92 item[1] \xE2\x86\x92 demo_app.Session\",\"path\":[{\"type\":\"module\",\"via\":null,\"repr\":\"<module "
              "'demo_app'>\"},{\"type\":\"list\",\"via\":\"attribute '_sessions'\",\"repr\":\"[<Session 1>, "
              "<Session 2>]\"},{\"type\":\"demo_app.Session\",\"via\":\"item[1]\",\"repr\":\"<Session 2>\"}]}]}",
              self.pid, (unsigned long long)self.start);

@@ -117,9 +117,15 @@ int pl_handler_handle(pl_handler *h, const pl_request *req, pl_response *resp);
 void pl_response_free(pl_response *resp);
 
 /* Appends one witness as the JSON object /api/witnesses lists:
- * {"pid", "start", "host", "time", "path": [{"type", "via", "repr"}, ...]}
- * ("via" null for the root). Returns 0 or ENOMEM. */
+ * {"pid", "start", "host", "time", "held_by", "path": [{"type", "via",
+ * "repr"}, ...]} ("via" null for the root). Returns 0 or ENOMEM. */
 int pl_json_witness(pl_buf *b, const pl_witness *w);
+
+/* Appends the one "held by" line of a witness, as the UI and `pyloot report`
+ * both show it: "module demo_app → attribute '_sessions' → list → item[3] →
+ * demo_app.Session" (the root module's name from its repr). Built here, once,
+ * so that the two never word a path differently. Returns 0 or ENOMEM. */
+int pl_witness_held_by(const pl_witness *w, pl_buf *out);
 
 /* ---- helpers for other route files (remote.c); thread-safe ---- */
 
