@@ -178,6 +178,8 @@ enum MHD_Result central_send(struct MHD_Connection *conn, const pl_response *res
         MHD_add_response_header(r, "Cache-Control", resp->cache_control);
     if (resp->www_authenticate)
         MHD_add_response_header(r, "WWW-Authenticate", resp->www_authenticate);
+    if (resp->allow)
+        MHD_add_response_header(r, "Allow", resp->allow);
     if (resp->set_cookie[0])
         MHD_add_response_header(r, "Set-Cookie", resp->set_cookie);
     if (ticket) {

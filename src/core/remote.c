@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http/http_int.h"
 #include "pyloot/access.h"
 #include "pyloot/hash.h"
 #include "pyloot/error.h"
@@ -139,7 +140,7 @@ static void fail(pl_response *resp, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    pl_http_error(resp, status, msg);
+    pl_http_error(resp, status, "%s", msg);
 }
 
 /* Common gate of the worker-facing routes: method, the access rule of every
@@ -607,7 +608,7 @@ done:
 static int host_param(const pl_request *req, char *host, pl_response *resp)
 {
     pl_buf tmp = PL_BUF_INIT;
-    int rc = pl_http_query_get(req->query, "host", &tmp), ret = rc > 0;
+    int rc = pl_http_param(req->query, "host", &tmp), ret = rc > 0;
     if (rc < 0 || (rc > 0 && (tmp.len == 0 || tmp.len > PL_INGEST_HOST_MAX))) {
         fail(resp, 400, "parameter host must be 1 to %u bytes", PL_INGEST_HOST_MAX);
         ret = -1;
@@ -664,8 +665,8 @@ static int handle_poll(pl_remote *r, const pl_remote_request *req, pl_response *
         fail(resp, 400, "parameter host is required");
         return PL_REMOTE_DONE;
     }
-    if (pl_http_param_u64(req->http, "pid", 1, UINT32_MAX, 0, &pid, resp) ||
-        pl_http_param_u64(req->http, "start", 0, 999999999999999999ull, UINT64_MAX, &start, resp))
+    if (pl_http_param_uint(req->http->query, "pid", 1, UINT32_MAX, 0, &pid, resp) ||
+        pl_http_param_uint(req->http->query, "start", 0, 999999999999999999ull, UINT64_MAX, &start, resp))
         return PL_REMOTE_DONE;
     if (!pid || start == UINT64_MAX) {
         fail(resp, 400, "parameters pid and start are required");
@@ -694,7 +695,7 @@ static int handle_poll(pl_remote *r, const pl_remote_request *req, pl_response *
 static int ticket_param(const pl_request *req, uint64_t *ticket, pl_response *resp)
 {
     pl_buf tmp = PL_BUF_INIT;
-    int rc = pl_http_query_get(req->query, "ticket", &tmp), ret = 0;
+    int rc = pl_http_param(req->query, "ticket", &tmp), ret = 0;
     uint64_t v = 0;
     *ticket = 0;
     if (rc > 0) {
@@ -777,99 +778,41 @@ static int handle_objects(pl_remote *r, const pl_remote_request *req, pl_respons
 {
     pl_live_query q;
     uint64_t pid = 0;
-    char host[PL_INGEST_HOST_MAX + 1];
-    pl_proc_info *procs = NULL;
-    size_t n = 0;
-    pl_buf enc = PL_BUF_INIT;
-    int ret = PL_REMOTE_DONE;
+    char host[PL_PARAM_HOST_MAX + 1];
+    pl_http_live_wait lw;
 
-    if (gate(r, req, "GET", 0, resp) || pl_http_live_query(req->http, req->http->path, &q, &pid, resp) ||
-        host_param(req->http, host, resp) < 0)
-        goto done;
+    if (gate(r, req, "GET", 0, resp) || pl_http_live_query(req->http, req->http->path, &q, &pid, host, resp))
+        return PL_REMOTE_DONE;
     if (!pid) {
         fail(resp, 400, "parameter pid is required: this server holds no objects of its own (workers are in /api/procs)");
-        goto done;
-    }
-    int rc = pl_store_procs(r->opt.store, &procs, &n);
-    if (rc) {
-        fail(resp, 503, "reading the store failed: %s", pl_strerror(rc));
-        goto done;
-    }
-    const pl_proc_info *target = NULL;
-    const char *first_host = NULL;
-    int ambiguous = 0;
-    for (size_t i = 0; i < n; i++) {
-        const pl_proc_info *p = &procs[i];
-        if (p->inc.pid != pid || !p->alive || (host[0] && strcmp(p->host, host) != 0))
-            continue;
-        if (!first_host)
-            first_host = p->host;
-        else if (strcmp(first_host, p->host) != 0)
-            ambiguous = 1;
-        if (!target || p->first_seen_ms >= target->first_seen_ms)
-            target = p;
-    }
-    if (!target) {
-        fail(resp, 404, "no live worker with pid %" PRIu64 "%s%s in this store", pid, host[0] ? " on host " : "", host);
-        goto done;
-    }
-    if (ambiguous) {
-        fail(resp, 400, "pid %" PRIu64 " is alive on several hosts: add host= (see /api/procs)", pid);
-        goto done;
+        return PL_REMOTE_DONE;
     }
     /* A local worker of this store answers through the store itself, which
      * no HTTP client can write: only pushing workers need the token. */
-    if (target->remote && refuse_without_token(r, resp))
-        goto done;
+    if (pl_http_live_find(r->opt.store, (uint32_t)pid, host[0] ? host : NULL, &lw, resp) ||
+        (lw.remote && refuse_without_token(r, resp)) || pl_http_live_post(r->opt.store, &q, &lw, resp))
+        return PL_REMOTE_DONE;
     memset(w, 0, sizeof *w);
     w->kind = PL_WAIT_ANSWER;
-    w->inc = target->inc;
-    snprintf(w->who, sizeof w->who, "worker %u on host %.63s", target->inc.pid, target->host);
-    if (pl_live_query_encode(&q, &enc)) {
-        fail(resp, 503, "out of memory");
-        goto done;
-    }
-    int64_t now = pl_now_ms();
-    rc = pl_store_mailbox_post(r->opt.store, &w->inc, enc.data, enc.len, now, &w->ticket);
-    if (rc == PL_ENOTFOUND) {
-        fail(resp, 404, "%s is not alive any more", w->who);
-        goto done;
-    }
-    if (rc == PL_EBUSY) {
-        fail(resp, 503, "%s already has too many requests waiting; try again", w->who);
-        goto done;
-    }
-    if (rc) {
-        fail(resp, 500, "forwarding to %s failed: %s", w->who, pl_strerror(rc));
-        goto done;
-    }
+    w->inc = lw.inc;
+    w->ticket = lw.ticket;
+    memcpy(w->who, lw.who, sizeof lw.who);
     if (r->opt.notify)
         r->opt.notify(r->opt.notify_ctx, &w->inc);
-    w->deadline_ms = now + r->opt.live_timeout_ms;
-    ret = PL_REMOTE_WAIT;
-done:
-    pl_buf_free(&enc);
-    free(procs);
-    return ret;
+    w->deadline_ms = pl_now_ms() + r->opt.live_timeout_ms;
+    return PL_REMOTE_WAIT;
 }
 
 static int try_result(pl_remote *r, pl_remote_wait *w, int64_t now, pl_response *resp)
 {
-    int status = 0;
-    pl_buf_reset(&resp->body);
-    int rc = pl_store_mailbox_result(r->opt.store, w->ticket, &status, &resp->body);
-    if (rc == 0) {
-        json_ok(resp, status);
-        return PL_REMOTE_DONE;
-    }
-    if (rc == PL_ENOTFOUND && now < w->deadline_ms)
-        return PL_REMOTE_WAIT;
-    pl_store_mailbox_cancel(r->opt.store, w->ticket);
-    if (rc == PL_ENOTFOUND)
-        fail(resp, 504, "%s did not answer within %.1f s", w->who, r->opt.live_timeout_ms / 1000.0);
-    else
-        fail(resp, 500, "reading the answer of %s failed: %s", w->who, pl_strerror(rc));
-    return PL_REMOTE_DONE;
+    pl_http_live_wait lw;
+    memset(&lw, 0, sizeof lw);
+    lw.inc = w->inc;
+    lw.ticket = w->ticket;
+    lw.deadline_ms = w->deadline_ms;
+    memcpy(lw.who, w->who, sizeof lw.who);
+    return pl_http_live_result(r->opt.store, &lw, now, r->opt.live_timeout_ms, resp) ? PL_REMOTE_DONE
+                                                                                    : PL_REMOTE_WAIT;
 }
 
 /* ---- entry points ---- */

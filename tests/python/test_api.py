@@ -159,10 +159,20 @@ def test_bad_requests_change_nothing(loot):
     for path, query in [("/api/history", "limit=x"), ("/api/nope", ""), ("/api/objects/abc", ""),
                         ("/static/../../etc/passwd", ""), ("/api/samples", "")]:
         assert call(server, path, query)[0] >= 400
-    assert call(server, "/api/procs", method="POST")[0] == 405
+    status, headers, _ = call(server, "/api/procs", method="POST")
+    assert (status, headers["Allow"]) == (405, "GET, HEAD")
     assert call(server, "/api/history", method="DELETE")[0] == 405
     after = call_json(server, "/api/procs")[1]["procs"]
     assert [(p["pid"], p["samples"]) for p in after] == [(p["pid"], p["samples"]) for p in before]
+
+
+def test_a_push_to_a_worker_is_the_clients_mistake(loot):
+    # A 404 that says where pushes go, not a 5xx that monitoring counts as an outage.
+    server = loot.get_wsgi()
+    for method in ("POST", "GET"):
+        status, body = call_json(server, "/api/samples", method=method)
+        assert status == 404
+        assert "pyloot -h HOST -p PORT" in body["error"]
 
 
 def test_gzip_follows_accept_encoding_and_can_be_disabled(tmp_path):

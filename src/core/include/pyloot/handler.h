@@ -105,6 +105,7 @@ typedef struct pl_response {
     const char *cache_control;    /* static string or NULL */
     pl_buf body;                  /* owned; free with pl_response_free */
     const char *www_authenticate; /* static string or NULL (401) */
+    const char *allow;            /* static string or NULL: the Allow header of a 405 */
     char set_cookie[1600];        /* Set-Cookie value, "" for none */
 } pl_response;
 
@@ -127,25 +128,7 @@ int pl_json_witness(pl_buf *b, const pl_witness *w);
  * so that the two never word a path differently. Returns 0 or ENOMEM. */
 int pl_witness_held_by(const pl_witness *w, pl_buf *out);
 
-/* ---- helpers for other route files (remote.c); thread-safe ---- */
-
-/* Finds the first `name=value` of a raw query string and percent-decodes the
- * value into out (NUL-terminated). 1 if found, 0 if absent, else an error. */
-int pl_http_query_get(const char *query, const char *name, pl_buf *out);
-/* Reads an integer parameter within [lo, hi] (absent: def). 0, or fills a
- * 400 response and returns -1. */
-int pl_http_param_u64(const pl_request *req, const char *name, uint64_t lo, uint64_t hi, uint64_t def,
-                      uint64_t *out, pl_response *resp);
-/* Replaces resp with the JSON error {"error": msg} and `status`. */
-void pl_http_error(pl_response *resp, int status, const char *msg);
-/* Parses a live-object route (a path starting with "/api/objects", or
- * "/api/retainers", "/api/suspects") and its parameters into *q and *pid (0
- * when absent), exactly as the handler does.
- * 0, or fills a 4xx response and returns -1. */
-int pl_http_live_query(const pl_request *req, const char *path, pl_live_query *q, uint64_t *pid,
-                       pl_response *resp);
-
-/* Reason phrase for an HTTP status ("OK", "Not Found", ...). */
+/* The reason phrase of an HTTP status ("Not Found"); "Unknown" for others. */
 const char *pl_http_reason(int status);
 
 #endif

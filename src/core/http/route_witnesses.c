@@ -1,6 +1,6 @@
 /* GET /api/witnesses: the recorded paths from a root to instances of a
  * growing type, answered from the store (docs/http-api.md). */
-#include "handler_int.h"
+#include "http_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -62,39 +62,37 @@ int pl_json_witness(pl_buf *b, const pl_witness *w)
     return b->err ? ENOMEM : 0;
 }
 
-/* See handler_int.h. */
-void pl_handle_witnesses(pl_store *store, const char *query, pl_response *resp)
+/* See http_int.h. */
+void pl_route_witnesses(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
 {
     pl_buf group = PL_BUF_INIT, host = PL_BUF_INIT;
     pl_witness_list list = {0};
     uint64_t pid = 0, limit = WITNESS_LIMIT_DEFAULT;
     int rc;
 
-    rc = pl_param_text(query, "group", 1, PL_TYPE_NAME_MAX, &group, resp);
+    rc = pl_http_param_text(req->query, "group", 1, PL_TYPE_NAME_MAX, &group, resp);
     if (rc < 0)
         goto done;
     if (rc == 0) {
-        pl_response_error(resp, 400, "parameter group is required (a type name as in /api/history)");
+        pl_http_error(resp, 400, "parameter group is required (a type name as in /api/history)");
         goto done;
     }
-    if (pl_param_uint(query, "pid", 1, PL_PARAM_PID_MAX, 0, &pid, resp) ||
-        pl_param_uint(query, "limit", 1, WITNESS_LIMIT_MAX, WITNESS_LIMIT_DEFAULT, &limit, resp) ||
-        pl_param_text(query, "host", 1, PL_PARAM_HOST_MAX, &host, resp) < 0)
+    if (pl_http_param_uint(req->query, "pid", 1, PL_PARAM_PID_MAX, 0, &pid, resp) ||
+        pl_http_param_uint(req->query, "limit", 1, WITNESS_LIMIT_MAX, WITNESS_LIMIT_DEFAULT, &limit, resp) ||
+        pl_http_param_text(req->query, "host", 1, PL_PARAM_HOST_MAX, &host, resp) < 0)
         goto done;
-    rc = pl_store_witnesses(store, group.data, (uint32_t)pid, host.len ? host.data : NULL, (size_t)limit, &list);
+    rc = pl_store_witnesses(h->opt.store, group.data, (uint32_t)pid, host.len ? host.data : NULL, (size_t)limit, &list);
     if (rc == PL_ENOTFOUND) {
-        pl_response_error(resp, 404, "no type of that name in this store");
+        pl_http_error(resp, 404, "no type of that name in this store");
         goto done;
     }
     if (rc) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "reading the store failed: %s", pl_strerror(rc));
-        pl_response_error(resp, 500, msg);
+        pl_http_error(resp, 503, "reading the store failed: %s", pl_strerror(rc));
         goto done;
     }
     pl_buf *b = &resp->body;
     pl_buf_reset(b);
-    pl_response_json(resp, 200);
+    pl_http_json(resp, 200);
     pl_buf_puts(b, "{\"group\":");
     pl_json_str(b, group.data, group.len);
     pl_buf_puts(b, ",\"witnesses\":[");

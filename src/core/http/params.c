@@ -1,5 +1,5 @@
 /* The query string and its parameters: the one parser every route of the
- * handler reads its parameters with (see handler_int.h and the ranges in
+ * handler reads its parameters with (see http_int.h and the ranges in
  * docs/http-api.md), over the core's one parser of numbers and times
  * (pyloot/parse.h, which the command line uses too). Nothing here is stateful; every function is
  * thread-safe. */
@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "handler_int.h"
+#include "http_int.h"
 #include "pyloot/error.h"
 #include "pyloot/json.h"
 #include "pyloot/parse.h"
@@ -48,8 +48,8 @@ static int url_decode(const char *s, size_t n, pl_buf *out)
     return 0;
 }
 
-/* See handler_int.h. */
-int pl_query_param(const char *query, const char *name, pl_buf *out)
+/* See http_int.h. */
+int pl_http_param(const char *query, const char *name, pl_buf *out)
 {
     if (!query)
         return 0;
@@ -74,8 +74,8 @@ int pl_query_param(const char *query, const char *name, pl_buf *out)
     return 0;
 }
 
-/* See handler_int.h. */
-int pl_text_valid(const char *s, size_t len)
+/* See http_int.h. */
+int pl_http_text_valid(const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -85,67 +85,56 @@ int pl_text_valid(const char *s, size_t len)
     return pl_utf8_valid(s, len);
 }
 
-static void param_error(pl_response *resp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void param_error(pl_response *resp, const char *fmt, ...)
-{
-    char msg[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    pl_response_error(resp, 400, msg);
-}
-
-/* See handler_int.h. */
-int pl_param_uint(const char *query, const char *name, uint64_t lo, uint64_t hi, uint64_t def, uint64_t *out,
+/* See http_int.h. */
+int pl_http_param_uint(const char *query, const char *name, uint64_t lo, uint64_t hi, uint64_t def, uint64_t *out,
                   pl_response *resp)
 {
     pl_buf v = PL_BUF_INIT;
     int ret = -1;
-    int rc = pl_query_param(query, name, &v);
+    int rc = pl_http_param(query, name, &v);
     if (rc == 0) {
         *out = def;
         ret = 0;
     } else if (rc == 1 && pl_parse_u64(v.data, v.len, lo, hi, out) == 0) {
         ret = 0;
     } else {
-        param_error(resp, "parameter %s must be an integer from %" PRIu64 " to %" PRIu64, name, lo, hi);
+        pl_http_error(resp, 400, "parameter %s must be an integer from %" PRIu64 " to %" PRIu64, name, lo, hi);
     }
     pl_buf_free(&v);
     return ret;
 }
 
-/* See handler_int.h. */
-int pl_param_text(const char *query, const char *name, size_t min, size_t max, pl_buf *out, pl_response *resp)
+/* See http_int.h. */
+int pl_http_param_text(const char *query, const char *name, size_t min, size_t max, pl_buf *out, pl_response *resp)
 {
     pl_buf_reset(out);
-    int rc = pl_query_param(query, name, out);
+    int rc = pl_http_param(query, name, out);
     if (rc == 0)
         return 0;
     if (rc != 1) {
-        param_error(resp, "parameter %s is not correctly percent-encoded", name);
+        pl_http_error(resp, 400, "parameter %s is not correctly percent-encoded", name);
         return -1;
     }
     if (out->len < min || out->len > max) {
-        param_error(resp, "parameter %s must be %zu to %zu bytes", name, min, max);
+        pl_http_error(resp, 400, "parameter %s must be %zu to %zu bytes", name, min, max);
         return -1;
     }
-    if (!pl_text_valid(out->data ? out->data : "", out->len)) {
-        param_error(resp, "parameter %s must be UTF-8 text without control characters (no NUL, no invalid, "
+    if (!pl_http_text_valid(out->data ? out->data : "", out->len)) {
+        pl_http_error(resp, 400, "parameter %s must be UTF-8 text without control characters (no NUL, no invalid, "
                           "overlong or surrogate sequences)", name);
         return -1;
     }
     return 1;
 }
 
-/* See handler_int.h. */
-int pl_param_time(const char *query, const char *name, int64_t now_ms, int64_t *out_ms, pl_response *resp)
+/* See http_int.h. */
+int pl_http_param_time(const char *query, const char *name, int64_t now_ms, int64_t *out_ms, pl_response *resp)
 {
     pl_buf v = PL_BUF_INIT;
     int ret = -1, ok = 0;
     *out_ms = 0;
-    int rc = pl_query_param(query, name, &v);
+    int rc = pl_http_param(query, name, &v);
     if (rc == 0 || (rc == 1 && v.len == 0)) {
         ret = 0;
         goto done;
@@ -153,12 +142,12 @@ int pl_param_time(const char *query, const char *name, int64_t now_ms, int64_t *
     int64_t ms = 0;
     ok = rc == 1 && pl_parse_unix_ms(v.data, v.len, &ms) == 0;
     if (!ok) {
-        param_error(resp, "parameter %s must be a time in unix seconds from 0.001 to %lld with up to 3 decimals "
+        pl_http_error(resp, 400, "parameter %s must be a time in unix seconds from 0.001 to %lld with up to 3 decimals "
                           "(e.g. 1764320000 or 1764320000.250)", name, (long long)PL_PARAM_TIME_MAX_S);
         goto done;
     }
     if (ms > now_ms + PL_HISTORY_FUTURE_MS) {
-        param_error(resp, "parameter %s is in the future", name);
+        pl_http_error(resp, 400, "parameter %s is in the future", name);
         goto done;
     }
     *out_ms = ms;

@@ -1,0 +1,175 @@
+/* GET /api/history: counts by type over time, merged or per worker, read
+ * from the store by whichever process gets the request (docs/http-api.md). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http_int.h"
+#include "pyloot/error.h"
+#include "pyloot/json.h"
+
+/* A central server's hosts may each have had a worker with the same pid:
+ * pid= alone would then silently answer for one of them. Returns 1 with a
+ * 400 in resp naming two of the hosts, else 0 (a failed read is left to the
+ * history query, which reports it). */
+static int pid_on_several_hosts(pl_store *store, uint32_t pid, pl_response *resp)
+{
+    pl_proc_info *procs = NULL;
+    size_t n = 0;
+    const char *first = NULL, *other = NULL;
+    if (pl_store_procs(store, &procs, &n) == 0) {
+        for (size_t i = 0; i < n && !other; i++) {
+            if (procs[i].inc.pid != pid)
+                continue;
+            if (!first)
+                first = procs[i].host;
+            else if (strcmp(first, procs[i].host) != 0)
+                other = procs[i].host;
+        }
+    }
+    if (other)
+        pl_http_error(resp, 400, "pid %u is on several hosts (%s, %s, ...): add host= (see /api/procs)", pid,
+                       first, other);
+    free(procs);
+    return other != NULL;
+}
+
+/* See http_int.h. */
+void pl_route_history(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
+{
+    pl_buf q = PL_BUF_INIT, tmp = PL_BUF_INIT, host = PL_BUF_INIT;
+    pl_history *hist = NULL;
+    pl_history_query hq;
+    memset(&hq, 0, sizeof hq);
+    static const char *sort_names[] = {"count", "growth", "name"};
+
+    const char *query = req->query;
+    uint64_t pid = 0, workers = 0, points = 0;
+    int rc;
+    if (pl_http_param_text(query, "q", 0, PL_PARAM_QUERY_MAX, &q, resp) < 0 ||
+        pl_http_param_text(query, "sort", 1, 16, &tmp, resp) < 0)
+        goto done;
+    hq.q = q.len ? q.data : NULL;
+    hq.sort = PL_SORT_GROWTH;
+    if (tmp.len) {
+        if (strcmp(tmp.data, "count") == 0)
+            hq.sort = PL_SORT_COUNT;
+        else if (strcmp(tmp.data, "growth") == 0)
+            hq.sort = PL_SORT_GROWTH;
+        else if (strcmp(tmp.data, "name") == 0)
+            hq.sort = PL_SORT_NAME;
+        else {
+            pl_http_error(resp, 400, "parameter sort must be growth, count or name");
+            goto done;
+        }
+    }
+    hq.now_ms = pl_now_ms();
+    if (pl_http_param_uint(query, "offset", 0, PL_PARAM_OFFSET_MAX, 0, &hq.offset, resp) ||
+        pl_http_param_uint(query, "limit", 1, 1000, 50, &hq.limit, resp) ||
+        pl_http_param_uint(query, "top", 1, 100000, 0, &hq.top, resp) ||
+        pl_http_param_uint(query, "pid", 1, PL_PARAM_PID_MAX, 0, &pid, resp) ||
+        pl_http_param_uint(query, "workers", 0, 1, 0, &workers, resp) ||
+        pl_http_param_uint(query, "points", 2, 5000, 720, &points, resp) ||
+        pl_http_param_text(query, "host", 1, PL_PARAM_HOST_MAX, &host, resp) < 0 ||
+        pl_http_param_time(query, "since", hq.now_ms, &hq.since_ms, resp) ||
+        pl_http_param_time(query, "until", hq.now_ms, &hq.until_ms, resp))
+        goto done;
+    hq.host = host.len ? host.data : NULL;
+    hq.pid = (uint32_t)pid;
+    hq.per_worker = (int)workers;
+    hq.max_points = (uint32_t)points;
+    if (hq.since_ms && hq.until_ms && hq.until_ms <= hq.since_ms) {
+        pl_http_error(resp, 400, "parameter until must be after since");
+        goto done;
+    }
+
+    if (pid && !hq.host && pid_on_several_hosts(h->opt.store, (uint32_t)pid, resp))
+        goto done;
+    rc = pl_store_history(h->opt.store, &hq, &hist);
+    if (rc == PL_ENOTFOUND && (pid || hq.host)) {
+        if (hq.host)
+            pl_http_error(resp, 404, "no incarnation%s%.0" PRIu64 " of host %s in this store", pid ? " with pid " : "",
+                           pid, hq.host);
+        else
+            pl_http_error(resp, 404, "no incarnation with pid %" PRIu64 " in this store", pid);
+        goto done;
+    }
+    if (rc) {
+        pl_http_error(resp, 503, "reading the history failed: %s", pl_strerror(rc));
+        goto done;
+    }
+    pl_buf *b = &resp->body;
+    pl_http_json(resp, 200);
+    pl_buf_puts(b, "{\"times\":[");
+    for (size_t i = 0; i < hist->n_times; i++) {
+        if (i)
+            pl_buf_putc(b, ',');
+        pl_http_json_time(b, hist->times[i]);
+    }
+    pl_buf_printf(b, "],\"total\":%" PRIu64 ",\"offset\":%" PRIu64 ",\"limit\":%" PRIu64 ",\"sort\":\"%s\",\"q\":",
+                  hist->total, hq.offset, hq.limit, sort_names[hq.sort]);
+    pl_json_str(b, q.data ? q.data : "", q.len);
+    pl_buf_puts(b, ",\"pid\":");
+    if (pid)
+        pl_json_u64(b, pid);
+    else
+        pl_buf_puts(b, "null");
+    pl_buf_puts(b, ",\"as_of\":");
+    if (hist->as_of_ms)
+        pl_http_json_time(b, hist->as_of_ms);
+    else
+        pl_buf_puts(b, "null");
+    pl_buf_printf(b, ",\"live\":%s,\"since\":", hist->live ? "true" : "false");
+    if (hist->since_ms)
+        pl_http_json_time(b, hist->since_ms);
+    else
+        pl_buf_puts(b, "null");
+    pl_buf_puts(b, ",\"until\":");
+    if (hq.until_ms)
+        pl_http_json_time(b, hq.until_ms);
+    else
+        pl_buf_puts(b, "null");
+    pl_buf_printf(b, ",\"step\":");
+    pl_http_json_time(b, hist->step_ms);
+    pl_buf_puts(b, ",\"host\":");
+    if (hq.host)
+        pl_json_cstr(b, hq.host);
+    else
+        pl_buf_puts(b, "null");
+    pl_buf_puts(b, ",\"types\":[");
+    for (size_t i = 0; i < hist->n_types; i++) {
+        const pl_history_type *t = &hist->types[i];
+        if (i)
+            pl_buf_putc(b, ',');
+        pl_buf_puts(b, "{\"name\":");
+        pl_json_cstr(b, t->name);
+        pl_buf_printf(b, ",\"count\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"growth\":%" PRId64 ",\"counts\":",
+                      t->count, t->bytes, t->growth);
+        pl_http_json_series(b, t->counts, hist->n_times);
+        pl_buf_puts(b, ",\"bytes_series\":");
+        pl_http_json_series(b, t->bytes_series, hist->n_times);
+        if (hq.per_worker) {
+            pl_buf_puts(b, ",\"workers\":[");
+            for (size_t j = 0; j < t->n_lines; j++) {
+                if (j)
+                    pl_buf_putc(b, ',');
+                pl_buf_printf(b, "{\"pid\":%u,\"start\":%" PRIu64 ",\"host\":", t->lines[j].inc.pid,
+                              t->lines[j].inc.start);
+                pl_json_cstr(b, t->lines[j].host);
+                pl_buf_puts(b, ",\"counts\":");
+                pl_http_json_series(b, t->lines[j].counts, hist->n_times);
+                pl_buf_putc(b, '}');
+            }
+            pl_buf_putc(b, ']');
+        }
+        pl_buf_putc(b, '}');
+    }
+    pl_buf_puts(b, "]}");
+done:
+    pl_history_free(hist);
+    pl_buf_free(&q);
+    pl_buf_free(&tmp);
+    pl_buf_free(&host);
+}
