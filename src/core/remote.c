@@ -37,6 +37,9 @@ struct worker {
     pl_incarnation inc;      /* as stored */
     struct id_pair *ids;     /* sorted by local, no duplicates */
     size_t n_ids;
+    uint64_t announced;      /* names announced over its life (PL_REMOTE_TYPES_PER_WORKER) */
+    int64_t last_ms;         /* its last stored push */
+    uint32_t interval_ms;
 };
 
 struct pl_remote {
@@ -45,7 +48,16 @@ struct pl_remote {
     pthread_mutex_t lock;
     struct worker *buckets[BUCKETS]; /* protected by lock */
     size_t n_workers;                /* protected by lock */
+    size_t map_bytes;                /* protected by lock: worker_bytes() of every map */
+    int64_t next_sweep_ms;           /* protected by lock */
 };
+
+/* What one id map costs, bookkeeping included. */
+static size_t worker_bytes(const struct worker *w, size_t n_ids)
+{
+    (void)w;
+    return sizeof(struct worker) + n_ids * sizeof(struct id_pair);
+}
 
 int pl_remote_new(pl_remote **out, const pl_remote_options *opt)
 {
@@ -58,6 +70,14 @@ int pl_remote_new(pl_remote **out, const pl_remote_options *opt)
         r->opt.live_timeout_ms = 5000;
     if (!r->opt.poll_ms)
         r->opt.poll_ms = PL_REMOTE_POLL_MS;
+    if (!r->opt.types_per_push)
+        r->opt.types_per_push = PL_REMOTE_TYPES_PER_PUSH;
+    if (!r->opt.types_per_worker)
+        r->opt.types_per_worker = PL_REMOTE_TYPES_PER_WORKER;
+    if (!r->opt.maps_max_bytes)
+        r->opt.maps_max_bytes = PL_REMOTE_MAPS_MAX_BYTES;
+    if (!r->opt.map_idle_ms)
+        r->opt.map_idle_ms = PL_REMOTE_MAP_IDLE_MS;
     if (pthread_mutex_init(&r->lock, NULL)) {
         free(r);
         return ENOMEM;
@@ -87,6 +107,38 @@ static void drop_workers(pl_remote *r)
         r->buckets[i] = NULL;
     }
     r->n_workers = 0;
+    r->map_bytes = 0;
+}
+
+/* Unlinks and frees the map at *pp. Under r->lock. */
+static void free_worker(pl_remote *r, struct worker **pp)
+{
+    struct worker *w = *pp;
+    *pp = w->next;
+    r->map_bytes -= worker_bytes(w, w->n_ids);
+    r->n_workers--;
+    free(w->ids);
+    free(w);
+}
+
+/* Frees the maps of incarnations that stopped pushing: ended without
+ * saying so, killed, or evicted from the store by retention; never `keep`
+ * (the caller's). Under r->lock. */
+static void sweep_idle(pl_remote *r, int64_t now, const struct worker *keep)
+{
+    for (size_t i = 0; i < BUCKETS; i++) {
+        struct worker **pp = &r->buckets[i];
+        while (*pp) {
+            int64_t idle = (int64_t)(*pp)->interval_ms * PL_REMOTE_MAP_IDLE_BEATS;
+            if (idle < (int64_t)r->opt.map_idle_ms)
+                idle = r->opt.map_idle_ms;
+            if (*pp != keep && now - (*pp)->last_ms > idle)
+                free_worker(r, pp);
+            else
+                pp = &(*pp)->next;
+        }
+    }
+    r->next_sweep_ms = now + r->opt.map_idle_ms / 6;
 }
 
 void pl_remote_free(pl_remote *r)
@@ -103,6 +155,14 @@ size_t pl_remote_known(pl_remote *r)
 {
     pthread_mutex_lock(&r->lock);
     size_t n = r->n_workers;
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
+size_t pl_remote_map_bytes(pl_remote *r)
+{
+    pthread_mutex_lock(&r->lock);
+    size_t n = r->map_bytes;
     pthread_mutex_unlock(&r->lock);
     return n;
 }
@@ -291,6 +351,82 @@ static void reannounce(pl_response *resp, const char *why)
     pl_buf_puts(&resp->body, ",\"reannounce\":true}");
 }
 
+/* 413 for a push past one of the bounds of pyloot/remote.h: the error
+ * says which (`bound`, also a JSON field) and its value. */
+static void refuse(pl_response *resp, const char *bound, const char *why)
+{
+    json_ok(resp, 413);
+    pl_buf_reset(&resp->body);
+    pl_buf_puts(&resp->body, "{\"error\":");
+    pl_json_cstr(&resp->body, why);
+    pl_buf_puts(&resp->body, ",\"bound\":");
+    pl_json_cstr(&resp->body, bound);
+    pl_buf_puts(&resp->body, "}");
+}
+
+/* Checks a push's announcement against the bounds: `charge` names new to
+ * the incarnation, n_after the size its map will have. NULL when it fits,
+ * else the bound's name with why filled. Under r->lock; may free idle maps
+ * (never w). */
+static const char *map_check(pl_remote *r, const struct worker *w, size_t charge, size_t n_after, int64_t now,
+                             char *why, size_t whylen)
+{
+    uint64_t announced = (w ? w->announced : 0) + charge;
+    if (announced > r->opt.types_per_worker) {
+        snprintf(why, whylen, "an incarnation may announce at most %u type names over its life (this one: %llu)",
+                 r->opt.types_per_worker, (unsigned long long)announced);
+        return "types_per_worker";
+    }
+    size_t before = w ? worker_bytes(w, w->n_ids) : 0, after = worker_bytes(w, n_after);
+    if (after > before && r->map_bytes - before + after > r->opt.maps_max_bytes) {
+        sweep_idle(r, now, w);
+        if (r->map_bytes - before + after > r->opt.maps_max_bytes) {
+            snprintf(why, whylen, "the type-id maps of the pushing incarnations hold %zu of at most %zu bytes: "
+                     "retry later", r->map_bytes, r->opt.maps_max_bytes);
+            return "id_maps_bytes";
+        }
+    }
+    return NULL;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The names of `ann` (store ids filled) that w's map does not hold yet:
+ * what an announcement adds to the incarnation's count. A worker that
+ * announces its names again in a new space adds nothing. SIZE_MAX when out
+ * of memory. Under r->lock. */
+static size_t names_added(const struct worker *w, const struct id_pair *ann, size_t n_ann)
+{
+    if (!w || !w->n_ids)
+        return n_ann;
+    uint32_t *have = malloc(w->n_ids * sizeof *have);
+    if (!have)
+        return SIZE_MAX;
+    for (size_t i = 0; i < w->n_ids; i++)
+        have[i] = w->ids[i].store;
+    qsort(have, w->n_ids, sizeof *have, cmp_u32);
+    size_t n = 0;
+    for (size_t i = 0; i < n_ann; i++)
+        n += bsearch(&ann[i].store, have, w->n_ids, sizeof *have, cmp_u32) == NULL;
+    free(have);
+    return n;
+}
+
+/* The size of w's map once `ann` is merged into it (fresh: replaces it). */
+static size_t map_size_after(const struct worker *w, const struct id_pair *ann, size_t n_ann, int fresh)
+{
+    if (!w || fresh)
+        return n_ann;
+    size_t n = w->n_ids;
+    for (size_t i = 0; i < n_ann; i++)
+        n += map_find(w->ids, w->n_ids, ann[i].local) == NULL;
+    return n;
+}
+
 static int store_status(int rc)
 {
     return rc == PL_EBADARG ? 400 : 503;
@@ -374,10 +510,7 @@ static void finish_samples(pl_remote *r, struct ingest_job *j, pl_response *resp
     pthread_mutex_lock(&r->lock);
     struct worker **pp = find_worker(r, j->info.host, j->info.inc.pid, j->info.inc.start), *w = *pp;
     if (w && item->end) {
-        *pp = w->next;
-        free(w->ids);
-        free(w);
-        r->n_workers--;
+        free_worker(r, pp);
     } else if (w) {
         w->inc = item->inc;
     }
@@ -432,6 +565,12 @@ static int handle_samples(pl_remote *r, const pl_remote_request *req, pl_respons
     }
 
     /* Validate everything before storing anything. */
+    if (m.n_types > r->opt.types_per_push) {
+        snprintf(why, sizeof why, "a push may announce at most %u type names (this one: %zu)",
+                 r->opt.types_per_push, m.n_types);
+        refuse(resp, "types_per_push", why);
+        goto done;
+    }
     n_ann = m.n_types;
     struct id_pair *raw = calloc(n_ann ? n_ann : 1, sizeof *raw);
     if (!raw) {
@@ -450,7 +589,21 @@ static int handle_samples(pl_remote *r, const pl_remote_request *req, pl_respons
     pthread_mutex_lock(&r->lock);
     struct worker *known = *find_worker(r, m.host, m.pid, m.start);
     int ok = (known || (m.flags & PL_INGEST_NEW_SPACE)) && ids_known(&m, ann, n_ann, known, &missing);
+    const char *bound = NULL;
+    if (ok) {
+        /* Before the names are stored, what they add is known only in part
+         * (a new space may repeat names under new ids): at least the growth
+         * of the map. The exact count is checked once they have store ids. */
+        int fresh = (m.flags & PL_INGEST_NEW_SPACE) != 0;
+        size_t after = map_size_after(known, ann, n_ann, fresh);
+        size_t least = !known ? n_ann : after > known->n_ids ? after - known->n_ids : 0;
+        bound = map_check(r, known, least, after, now, why, sizeof why);
+    }
     pthread_mutex_unlock(&r->lock);
+    if (bound) {
+        refuse(resp, bound, why);
+        goto done;
+    }
     if (!ok) {
         if (!known && !(m.flags & PL_INGEST_NEW_SPACE))
             snprintf(why, sizeof why, "this server has no type ids of %s pid %u (it restarted): announce every name again", m.host, m.pid);
@@ -486,6 +639,26 @@ static int handle_samples(pl_remote *r, const pl_remote_request *req, pl_respons
     }
     pthread_mutex_lock(&r->lock);
     struct worker **pp = find_worker(r, m.host, m.pid, m.start), *w = *pp;
+    if (now >= r->next_sweep_ms || r->n_workers >= MAX_WORKERS) {
+        sweep_idle(r, now, w);
+        pp = find_worker(r, m.host, m.pid, m.start);
+    }
+    /* Checked again with the map as it is now: a concurrent push of the
+     * same incarnation, or of others, may have grown them since. */
+    size_t added = names_added(w, ann, n_ann);
+    const char *late = added == SIZE_MAX ? NULL :
+                       map_check(r, w, added, map_size_after(w, ann, n_ann, (m.flags & PL_INGEST_NEW_SPACE) != 0),
+                                 now, why, sizeof why);
+    if (added == SIZE_MAX) {
+        pthread_mutex_unlock(&r->lock);
+        fail(resp, 503, "out of memory");
+        goto done;
+    }
+    if (late) {
+        pthread_mutex_unlock(&r->lock);
+        refuse(resp, late, why);
+        goto done;
+    }
     if (!w) {
         if (r->n_workers >= MAX_WORKERS)
             drop_workers(r);
@@ -497,6 +670,7 @@ static int handle_samples(pl_remote *r, const pl_remote_request *req, pl_respons
             w->start = m.start;
             *pp = w;
             r->n_workers++;
+            r->map_bytes += worker_bytes(w, 0);
         }
     }
     rc = w ? 0 : ENOMEM;
@@ -506,10 +680,16 @@ static int handle_samples(pl_remote *r, const pl_remote_request *req, pl_respons
         if (fresh || n_ann || !w->ids)
             rc = map_merge(fresh ? NULL : w->ids, fresh ? 0 : w->n_ids, ann, n_ann, &merged, &n_merged);
         if (!rc && merged) {
+            r->map_bytes = r->map_bytes - worker_bytes(w, w->n_ids) + worker_bytes(w, n_merged);
             free(w->ids);
             w->ids = merged;
             w->n_ids = n_merged;
             merged = NULL;
+        }
+        if (!rc) {
+            w->announced += added;
+            w->last_ms = now;
+            w->interval_ms = m.interval_ms;
         }
     }
     for (size_t i = 0; !rc && i < m.n_entries; i++) {
