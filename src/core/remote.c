@@ -37,7 +37,8 @@ struct worker {
     pl_incarnation inc;      /* as stored */
     struct id_pair *ids;     /* sorted by local, no duplicates */
     size_t n_ids;
-    uint64_t announced;      /* names announced over its life (PL_REMOTE_TYPES_PER_WORKER) */
+    uint64_t announced;      /* names new to it over its life (PL_REMOTE_TYPES_PER_WORKER) */
+    uint64_t name_bytes;     /* and their bytes (PL_REMOTE_NAME_BYTES_PER_WORKER) */
     int64_t last_ms;         /* its last stored push */
     uint32_t interval_ms;
 };
@@ -74,6 +75,8 @@ int pl_remote_new(pl_remote **out, const pl_remote_options *opt)
         r->opt.types_per_push = PL_REMOTE_TYPES_PER_PUSH;
     if (!r->opt.types_per_worker)
         r->opt.types_per_worker = PL_REMOTE_TYPES_PER_WORKER;
+    if (!r->opt.name_bytes_per_worker)
+        r->opt.name_bytes_per_worker = PL_REMOTE_NAME_BYTES_PER_WORKER;
     if (!r->opt.maps_max_bytes)
         r->opt.maps_max_bytes = PL_REMOTE_MAPS_MAX_BYTES;
     if (!r->opt.map_idle_ms)
@@ -364,18 +367,29 @@ static void refuse(pl_response *resp, const char *bound, const char *why)
     pl_buf_puts(&resp->body, "}");
 }
 
-/* Checks a push's announcement against the bounds: `charge` names new to
- * the incarnation, n_after the size its map will have. NULL when it fits,
- * else the bound's name with why filled. Under r->lock; may free idle maps
+/* What an announcement adds to an incarnation's counts. */
+struct charge {
+    size_t names;
+    uint64_t bytes;
+};
+
+/* Checks a push's announcement against the bounds: `c` new to the
+ * incarnation, n_after the size its map will have. NULL when it fits, else
+ * the bound's name with why filled. Under r->lock; may free idle maps
  * (never w). */
-static const char *map_check(pl_remote *r, const struct worker *w, size_t charge, size_t n_after, int64_t now,
+static const char *map_check(pl_remote *r, const struct worker *w, struct charge c, size_t n_after, int64_t now,
                              char *why, size_t whylen)
 {
-    uint64_t announced = (w ? w->announced : 0) + charge;
+    uint64_t announced = (w ? w->announced : 0) + c.names, bytes = (w ? w->name_bytes : 0) + c.bytes;
     if (announced > r->opt.types_per_worker) {
         snprintf(why, whylen, "an incarnation may announce at most %u type names over its life (this one: %llu)",
                  r->opt.types_per_worker, (unsigned long long)announced);
         return "types_per_worker";
+    }
+    if (bytes > r->opt.name_bytes_per_worker) {
+        snprintf(why, whylen, "the type names an incarnation announces over its life may take at most %zu bytes "
+                 "(this one: %llu)", r->opt.name_bytes_per_worker, (unsigned long long)bytes);
+        return "name_bytes_per_worker";
     }
     size_t before = w ? worker_bytes(w, w->n_ids) : 0, after = worker_bytes(w, n_after);
     if (after > before && r->map_bytes - before + after > r->opt.maps_max_bytes) {
@@ -395,25 +409,31 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The names of `ann` (store ids filled) that w's map does not hold yet:
- * what an announcement adds to the incarnation's count. A worker that
- * announces its names again in a new space adds nothing. SIZE_MAX when out
- * of memory. Under r->lock. */
-static size_t names_added(const struct worker *w, const struct id_pair *ann, size_t n_ann)
+/* The names of `ann` (store ids filled; lens[i] the length of ann[i]'s
+ * name) that w's map does not hold yet: what an announcement adds to the
+ * incarnation's counts. A worker that announces its names again in a new
+ * space adds nothing. ENOMEM or 0. Under r->lock. */
+static int names_added(const struct worker *w, const struct id_pair *ann, const size_t *lens, size_t n_ann,
+                       struct charge *c)
 {
-    if (!w || !w->n_ids)
-        return n_ann;
-    uint32_t *have = malloc(w->n_ids * sizeof *have);
-    if (!have)
-        return SIZE_MAX;
-    for (size_t i = 0; i < w->n_ids; i++)
-        have[i] = w->ids[i].store;
-    qsort(have, w->n_ids, sizeof *have, cmp_u32);
-    size_t n = 0;
+    uint32_t *have = NULL;
+    c->names = 0;
+    c->bytes = 0;
+    if (w && w->n_ids) {
+        have = malloc(w->n_ids * sizeof *have);
+        if (!have)
+            return ENOMEM;
+        for (size_t i = 0; i < w->n_ids; i++)
+            have[i] = w->ids[i].store;
+        qsort(have, w->n_ids, sizeof *have, cmp_u32);
+    }
     for (size_t i = 0; i < n_ann; i++)
-        n += bsearch(&ann[i].store, have, w->n_ids, sizeof *have, cmp_u32) == NULL;
+        if (!have || !bsearch(&ann[i].store, have, w->n_ids, sizeof *have, cmp_u32)) {
+            c->names++;
+            c->bytes += lens[i];
+        }
     free(have);
-    return n;
+    return 0;
 }
 
 /* The size of w's map once `ann` is merged into it (fresh: replaces it). */
@@ -596,7 +616,9 @@ static int handle_samples(pl_remote *r, const pl_remote_request *req, pl_respons
          * of the map. The exact count is checked once they have store ids. */
         int fresh = (m.flags & PL_INGEST_NEW_SPACE) != 0;
         size_t after = map_size_after(known, ann, n_ann, fresh);
-        size_t least = !known ? n_ann : after > known->n_ids ? after - known->n_ids : 0;
+        struct charge least = {!known ? n_ann : after > known->n_ids ? after - known->n_ids : 0, 0};
+        for (size_t i = 0; !known && i < n_ann; i++)
+            least.bytes += m.types[ann[i].store].len;
         bound = map_check(r, known, least, after, now, why, sizeof why);
     }
     pthread_mutex_unlock(&r->lock);
@@ -645,11 +667,12 @@ static int handle_samples(pl_remote *r, const pl_remote_request *req, pl_respons
     }
     /* Checked again with the map as it is now: a concurrent push of the
      * same incarnation, or of others, may have grown them since. */
-    size_t added = names_added(w, ann, n_ann);
-    const char *late = added == SIZE_MAX ? NULL :
+    struct charge added;
+    int oom = names_added(w, ann, lens, n_ann, &added);
+    const char *late = oom ? NULL :
                        map_check(r, w, added, map_size_after(w, ann, n_ann, (m.flags & PL_INGEST_NEW_SPACE) != 0),
                                  now, why, sizeof why);
-    if (added == SIZE_MAX) {
+    if (oom) {
         pthread_mutex_unlock(&r->lock);
         fail(resp, 503, "out of memory");
         goto done;
@@ -687,7 +710,8 @@ static int handle_samples(pl_remote *r, const pl_remote_request *req, pl_respons
             merged = NULL;
         }
         if (!rc) {
-            w->announced += added;
+            w->announced += added.names;
+            w->name_bytes += added.bytes;
             w->last_ms = now;
             w->interval_ms = m.interval_ms;
         }

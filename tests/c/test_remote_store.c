@@ -362,6 +362,20 @@ static void test_map_bounds(void)
     CHECK_EQ_INT(push_status(r, &body, "types_per_worker"), 413);
     CHECK_EQ_INT(pl_remote_known(r), 3);
 
+    /* Name bytes per incarnation: 8 names of 4 bytes fit in 40, 8 more do not. */
+    memset(&opt, 0, sizeof opt);
+    opt.store = s;
+    opt.name_bytes_per_worker = 40;
+    CHECK_OK(pl_remote_new(&r2, &opt));
+    if (!r2)
+        goto out;
+    names_body(&body, PL_INGEST_NEW_SPACE, 10, 1, 8, "n");
+    CHECK_EQ_INT(push_status(r2, &body, NULL), 200);
+    names_body(&body, 0, 10, 9, 8, "n");
+    CHECK_EQ_INT(push_status(r2, &body, "name_bytes_per_worker"), 413);
+    pl_remote_free(r2);
+    r2 = NULL;
+
     /* In total: room for two maps of 8 ids. */
     memset(&opt, 0, sizeof opt);
     opt.store = s;
