@@ -386,6 +386,11 @@ static const char *map_check(pl_remote *r, const struct worker *w, struct charge
                  r->opt.types_per_worker, (unsigned long long)announced);
         return "types_per_worker";
     }
+    if (n_after > r->opt.types_per_worker) {
+        snprintf(why, whylen, "the type-id map of an incarnation may hold at most %u ids (%zu bytes; this one: %zu)",
+                 r->opt.types_per_worker, (size_t)r->opt.types_per_worker * sizeof(struct id_pair), n_after);
+        return "types_per_worker";
+    }
     if (bytes > r->opt.name_bytes_per_worker) {
         snprintf(why, whylen, "the type names an incarnation announces over its life may take at most %zu bytes "
                  "(this one: %llu)", r->opt.name_bytes_per_worker, (unsigned long long)bytes);
@@ -419,6 +424,8 @@ static int names_added(const struct worker *w, const struct id_pair *ann, const 
     uint32_t *have = NULL;
     c->names = 0;
     c->bytes = 0;
+    if (!n_ann)
+        return 0; /* most pushes announce nothing */
     if (w && w->n_ids) {
         have = malloc(w->n_ids * sizeof *have);
         if (!have)

@@ -272,8 +272,10 @@ static size_t n_procs(pl_store *s)
 }
 
 /* A push of pid `pid` (interval 1 ms) announcing local ids first..first+n-1
- * as "<prefix>.T<i>", with one sample counting the first; `flags` as sent. */
-static void names_body(pl_buf *out, unsigned flags, uint32_t pid, uint32_t first, uint32_t n, const char *prefix)
+ * as "<prefix>.T<name_first + i>", with one sample counting the first;
+ * `flags` as sent. */
+static void names_body_as(pl_buf *out, unsigned flags, uint32_t pid, uint32_t first, uint32_t n, const char *prefix,
+                          uint32_t name_first)
 {
     pl_buf m = PL_BUF_INIT;
     char name[64];
@@ -284,7 +286,7 @@ static void names_body(pl_buf *out, unsigned flags, uint32_t pid, uint32_t first
     uv(&m, 0);
     uv(&m, n);
     for (uint32_t i = 0; i < n; i++) {
-        int len = snprintf(name, sizeof name, "%s.T%u", prefix, first + i);
+        int len = snprintf(name, sizeof name, "%s.T%u", prefix, name_first + i);
         uv(&m, first + i);
         uv(&m, (uint64_t)len);
         pl_buf_append(&m, name, (size_t)len);
@@ -295,6 +297,11 @@ static void names_body(pl_buf *out, unsigned flags, uint32_t pid, uint32_t first
     pl_buf_reset(out);
     pl_gzip(m.data, m.len, out);
     pl_buf_free(&m);
+}
+
+static void names_body(pl_buf *out, unsigned flags, uint32_t pid, uint32_t first, uint32_t n, const char *prefix)
+{
+    names_body_as(out, flags, pid, first, n, prefix, first);
 }
 
 /* Posts body; returns the status, and checks that a 413 names `bound`. */
@@ -353,6 +360,12 @@ static void test_map_bounds(void)
         names_body(&body, PL_INGEST_NEW_SPACE, 8, 1, 8, "b");
         CHECK_EQ_INT(push_status(r, &body, NULL), 200);
     }
+    /* The same names under ever new local ids grow the map, not the names:
+     * the map is bounded all the same. */
+    names_body_as(&body, 0, 8, 100, 8, "b", 1);
+    CHECK_EQ_INT(push_status(r, &body, NULL), 200);
+    names_body_as(&body, 0, 8, 200, 8, "b", 1);
+    CHECK_EQ_INT(push_status(r, &body, "types_per_worker"), 413);
     /* ... but new spaces of new names count: 8 + 8, then 8 more is past 20. */
     names_body(&body, PL_INGEST_NEW_SPACE, 9, 1, 8, "c1");
     CHECK_EQ_INT(push_status(r, &body, NULL), 200);
