@@ -354,11 +354,13 @@ static void reannounce(pl_response *resp, const char *why)
     pl_buf_puts(&resp->body, ",\"reannounce\":true}");
 }
 
-/* 413 for a push past one of the bounds of pyloot/remote.h: the error
- * says which (`bound`, also a JSON field) and its value. */
+/* A push past one of the bounds of pyloot/remote.h: 413, or 429 for the
+ * total of the id maps (the server's state, not the push's fault: the
+ * worker keeps the samples and retries later); the error says which bound
+ * (`bound`, also a JSON field) and its value. */
 static void refuse(pl_response *resp, const char *bound, const char *why)
 {
-    json_ok(resp, 413);
+    json_ok(resp, strcmp(bound, "id_maps_bytes") == 0 ? 429 : 413);
     pl_buf_reset(&resp->body);
     pl_buf_puts(&resp->body, "{\"error\":");
     pl_json_cstr(&resp->body, why);

@@ -304,7 +304,7 @@ static void names_body(pl_buf *out, unsigned flags, uint32_t pid, uint32_t first
     names_body_as(out, flags, pid, first, n, prefix, first);
 }
 
-/* Posts body; returns the status, and checks that a 413 names `bound`. */
+/* Posts body; returns the status, and checks that a refusal names `bound`. */
 static int push_status(pl_remote *r, const pl_buf *body, const char *bound)
 {
     pl_response resp;
@@ -323,8 +323,8 @@ static int push_status(pl_remote *r, const pl_buf *body, const char *bound)
 
 /* The bounds of the id maps and of the names a push or an incarnation may
  * announce (docs/http-api.md, "POST /api/samples"): each refused with 413
- * naming its bound, nothing stored; a map freed when its worker ends or
- * stops pushing. */
+ * (429 for the total) naming its bound, nothing stored; a map freed when
+ * its worker ends or stops pushing. */
 static void test_map_bounds(void)
 {
     char *dir = make_dir();
@@ -402,7 +402,7 @@ static void test_map_bounds(void)
     names_body(&body, PL_INGEST_NEW_SPACE, 21, 1, 8, "d");
     CHECK_EQ_INT(push_status(r2, &body, NULL), 200);
     names_body(&body, PL_INGEST_NEW_SPACE, 22, 1, 8, "d");
-    CHECK_EQ_INT(push_status(r2, &body, "id_maps_bytes"), 413);
+    CHECK_EQ_INT(push_status(r2, &body, "id_maps_bytes"), 429);
     CHECK(pl_remote_map_bytes(r2) <= opt.maps_max_bytes);
     /* A worker that ends frees its map: the third fits. */
     names_body(&body, PL_INGEST_ENDED, 20, 1, 0, "d");

@@ -28,7 +28,7 @@
  * /api/samples"): type names announced in one push and by one incarnation
  * over its life (each costs a stored name and 8 bytes of id map) and their
  * bytes, and the bytes of every in-memory id map together. A push past one is refused
- * with 413 and {"error": ..., "bound": "<name>"}. */
+ * with 413 (429 for the total) and {"error": ..., "bound": "<name>"}. */
 #define PL_REMOTE_TYPES_PER_PUSH 32768u
 #define PL_REMOTE_TYPES_PER_WORKER 65536u
 #define PL_REMOTE_NAME_BYTES_PER_WORKER (8u << 20)
