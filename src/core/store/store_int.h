@@ -1,7 +1,8 @@
 /* Internal header of the LMDB store (the files of src/core/store/), not installed.
  * The layout, the retention rules and the reasons behind them are in docs/store.md; this comment is the short version.
  *
- *   meta      "schema" -> u32, "ticket" -> u64 (last mailbox ticket), "remote" -> u64 (last pushed incarnation)
+ *   meta      "schema" -> u32, "ticket" -> u64 (last mailbox ticket), "remote" -> u64 (last pushed incarnation),
+ *             "typeid" -> u32 (highest type id given out, once names were pruned: types.c)
  *   procs     inc(12) -> struct proc_rec
  *   types     id(4) -> name
  *   typenames hash(8) id(4) -> name            (names may exceed 511 bytes)
