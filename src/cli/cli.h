@@ -74,6 +74,7 @@ extern const struct cli_option cli_history_options[];
 extern const char cli_history_help[];
 extern const char cli_procs_help[];
 extern const char cli_serve_help[];
+extern const struct cli_option cli_serve_options[];
 
 /* `pyloot report` (report.c). */
 int cli_report(const struct cli_globals *g, int argc, char **argv);

@@ -52,7 +52,7 @@ static const char usage[] =
 static const struct cli_option no_options[] = {{NULL, NULL, 0}};
 
 static const struct cli_command commands[] = {
-    {"serve", cli_serve_help, no_options, cli_serve},
+    {"serve", cli_serve_help, cli_serve_options, cli_serve},
     {"procs", cli_procs_help, no_options, cli_procs},
     {"history", cli_history_help, cli_history_options, cli_history},
     {"report", cli_report_help, cli_report_options, cli_report},

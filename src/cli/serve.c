@@ -32,12 +32,16 @@
 #include "pyloot/handler.h"
 #include "pyloot/ingest.h"
 #include "pyloot/verify.h"
+#include "slots.h"
 
 /* Limits of the HTTP server; docs/cli.md ("Limits of the server") says why
  * each value. */
 #define HTTP_MAX_CONNECTIONS 4096u   /* ~3,000 pushing workers + the UI + headroom */
 #define HTTP_MAX_PER_IP 256u         /* 128 workers behind one address, push + long poll each */
 #define HTTP_IDLE_TIMEOUT_S 60u      /* > the default 30 s interval: keep-alive survives between pushes */
+#define HTTP_HEADER_TIMEOUT_S 10u    /* request line + headers: a worker sends them in one packet */
+#define HTTP_REQUEST_TIMEOUT_S 60u   /* a body of 4 MiB at ~70 KB/s */
+#define HTTP_MAX_PENDING 1024u       /* a quarter of the slots for requests not received whole */
 #define HTTP_CONNECTION_MEMORY (32u << 10) /* request line + headers (URL, cookies) per connection */
 #define HTTP_THREADS 4u              /* epoll threads; requests are short, I/O never blocks them */
 #define MAX_BODY (1u << 20)          /* a request body of the shared handler's routes */
@@ -45,6 +49,8 @@
 
 const char cli_serve_help[] =
     "usage: pyloot [serve] [-h HOST] [-p PORT] [--db DIR] [--token TOKEN] [--read-only] [--no-gzip]\n"
+    "                      [--header-timeout S] [--request-timeout S] [--max-per-address N]\n"
+    "                      [--max-pending N]\n"
     "\n"
     "Collect the samples pushed by pyloot workers on many hosts (PyLoot(host=..., port=...)) into\n"
     "a store and serve its UI and HTTP API until Ctrl-C or SIGTERM; with --read-only, serve an\n"
@@ -59,7 +65,25 @@ const char cli_serve_help[] =
     "                      too; without one, live objects of pushing workers are off). Default:\n"
     "                      $PYLOOT_TOKEN\n"
     "--read-only           serve an existing store (a server's PyLoot(path=...)); take no pushes\n"
-    "--no-gzip             never gzip responses\n";
+    "--no-gzip             never gzip responses\n"
+    "--header-timeout S    close a connection whose request line and headers are not complete\n"
+    "                      S seconds after it opened (or after its request line). Default: 10\n"
+    "--request-timeout S   close a connection whose request body is not complete S seconds\n"
+    "                      after its headers. Default: 60\n"
+    "--max-per-address N   connections from one address at most. Default: 256\n"
+    "--max-pending N       connections whose request is not received whole (headers or body) at\n"
+    "                      most; a new one over N ends the one that has waited longest.\n"
+    "                      Default: 1024\n";
+
+const struct cli_option cli_serve_options[] = {
+    {"--header-timeout", NULL, 1}, {"--request-timeout", NULL, 1}, {"--max-per-address", NULL, 1},
+    {"--max-pending", NULL, 1},    {NULL, NULL, 0},
+};
+
+/* The connection limits (the serve options). */
+struct limits {
+    unsigned header_timeout_s, request_timeout_s, max_per_address, max_pending;
+};
 
 /* ---- the HTTP server ---- */
 
@@ -74,12 +98,16 @@ struct conn {
 /* The remote-mode routes. Set before the daemon starts, cleared after it
  * stops. */
 static struct central *g_central;
+/* The deadlines and the pending cap (slots.h). Set before the daemon
+ * starts, freed after it stops. */
+static struct slots *g_slots;
 
 static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *c)
 {
     struct conn *cc = calloc(1, sizeof *cc);
     if (cc)
         cc->uri = strdup(uri ? uri : "/");
+    slots_request_line(g_slots, c);
     return cc;
 }
 
@@ -87,6 +115,7 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     struct conn *cc = *con_cls;
+    slots_request_done(g_slots, c);
     if (cc) {
         central_conn_done(g_central, &cc->central);
         free(cc->uri);
@@ -168,6 +197,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
          * arrives in the next calls, then one more call with no data asks
          * for the answer. */
         cc->started = 1;
+        slots_headers_done(g_slots, c);
         const char *announced =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         uint64_t n;
@@ -187,6 +217,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
+    slots_body_done(g_slots, c);
     if (cc->too_big)
         return body_too_large(c, body_limit(url));
     char *q = strchr(cc->uri, '?');
@@ -260,9 +291,10 @@ static void log_mhd(void *cls, const char *fmt, va_list ap)
 
 /* Starts the HTTP server on addr with the limits above: a pool of epoll
  * threads (a slow or idle client holds a connection, never a thread), a
- * total and a per-address connection limit, an idle timeout and a memory
- * bound per connection. Returns NULL when it cannot listen. */
-static struct MHD_Daemon *start_daemon(pl_handler *h, const struct addrinfo *addr)
+ * total and a per-address connection limit, an idle timeout, the deadlines
+ * and the pending cap of g_slots, and a memory bound per connection.
+ * Returns NULL when it cannot listen. */
+static struct MHD_Daemon *start_daemon(pl_handler *h, const struct addrinfo *addr, const struct limits *lim)
 {
     /* Suspend/resume: a worker's long poll is a parked connection, not a
      * blocked thread (src/cli/central.c). */
@@ -283,7 +315,8 @@ static struct MHD_Daemon *start_daemon(pl_handler *h, const struct addrinfo *add
                             MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
                             MHD_OPTION_THREAD_POOL_SIZE, HTTP_THREADS,
                             MHD_OPTION_CONNECTION_LIMIT, limit,
-                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, HTTP_MAX_PER_IP,
+                            MHD_OPTION_NOTIFY_CONNECTION, slots_notify, g_slots,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, lim->max_per_address,
                             MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_TIMEOUT_S,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
                             MHD_OPTION_END);
@@ -368,6 +401,29 @@ static int open_central_store(const char *db, pl_store **store)
     return 0;
 }
 
+/* Reads the serve options (pairs of name and value) into *lim, which holds
+ * the defaults. 0, or 2 after printing what is wrong. */
+static int parse_limits(int argc, char **argv, struct limits *lim)
+{
+    for (int i = 0; i + 1 < argc; i += 2) {
+        const char *name = argv[i], *val = argv[i + 1];
+        uint64_t v = 0;
+        unsigned *field = strcmp(name, "--header-timeout") == 0    ? &lim->header_timeout_s
+                          : strcmp(name, "--request-timeout") == 0 ? &lim->request_timeout_s
+                          : strcmp(name, "--max-per-address") == 0 ? &lim->max_per_address
+                                                                   : &lim->max_pending;
+        uint64_t hi = field == &lim->max_per_address || field == &lim->max_pending ? HTTP_MAX_CONNECTIONS : 86400;
+        if (cli_parse_num(val, 1, hi, &v)) {
+            char why[160];
+            snprintf(why, sizeof why, "%s must be a number from 1 to %" PRIu64, name, hi);
+            cli_fail("reading the arguments", why);
+            return 2;
+        }
+        *field = (unsigned)v;
+    }
+    return 0;
+}
+
 /* `pyloot [serve]`: takes workers' pushes (unless --read-only) and serves
  * the UI and the HTTP API of the store until SIGINT or SIGTERM. */
 int cli_serve(const struct cli_globals *g, int argc, char **argv)
@@ -375,9 +431,8 @@ int cli_serve(const struct cli_globals *g, int argc, char **argv)
     pl_store *store = NULL;
     const char *host = g->host, *port = g->port, *token = g->token;
     int no_gzip = g->no_gzip;
-    (void)argc;
-    (void)argv;
     int code = 1;
+    struct limits lim = {HTTP_HEADER_TIMEOUT_S, HTTP_REQUEST_TIMEOUT_S, HTTP_MAX_PER_IP, HTTP_MAX_PENDING};
     pl_handler *h = NULL;
     struct addrinfo hints, *ai = NULL;
     struct MHD_Daemon *d = NULL;
@@ -388,6 +443,8 @@ int cli_serve(const struct cli_globals *g, int argc, char **argv)
      * process has said so) stops the server cleanly once it is up, instead
      * of killing it half-started. */
     sigset_t set;
+    if (parse_limits(argc, argv, &lim))
+        return 2;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
@@ -413,7 +470,12 @@ int cli_serve(const struct cli_globals *g, int argc, char **argv)
         cli_fail("resolving the address", why);
         goto out;
     }
-    d = start_daemon(h, ai);
+    struct slots_options so = {lim.header_timeout_s, lim.request_timeout_s, HTTP_IDLE_TIMEOUT_S, lim.max_pending};
+    if (slots_new(&g_slots, &so)) {
+        cli_fail("starting", "cannot start the connection timer thread");
+        goto out;
+    }
+    d = start_daemon(h, ai, &lim);
     if (!d) {
         char why[256];
         snprintf(why, sizeof why, "could not listen on %s:%s (in use, or not an address of this host)", host,
@@ -436,6 +498,8 @@ out:
     central_stop(g_central);
     if (d)
         MHD_stop_daemon(d);
+    slots_free(g_slots);
+    g_slots = NULL;
     central_free(g_central);
     g_central = NULL;
     if (ai)

@@ -39,6 +39,10 @@ struct worker {
     pl_incarnation inc;      /* as stored */
     struct id_pair *ids;     /* sorted by local, no duplicates */
     size_t n_ids;
+    uint64_t announced;      /* names new to it over its life (PL_REMOTE_TYPES_PER_WORKER) */
+    uint64_t name_bytes;     /* and their bytes (PL_REMOTE_NAME_BYTES_PER_WORKER) */
+    int64_t last_ms;         /* its last stored push */
+    uint32_t interval_ms;
 };
 
 struct pl_remote {
@@ -47,7 +51,16 @@ struct pl_remote {
     pthread_mutex_t lock;
     struct worker *buckets[BUCKETS]; /* protected by lock */
     size_t n_workers;                /* protected by lock */
+    size_t map_bytes;                /* protected by lock: worker_bytes() of every map */
+    int64_t next_sweep_ms;           /* protected by lock */
 };
+
+/* What one id map costs, bookkeeping included. */
+static size_t worker_bytes(const struct worker *w, size_t n_ids)
+{
+    (void)w;
+    return sizeof(struct worker) + n_ids * sizeof(struct id_pair);
+}
 
 int pl_remote_new(pl_remote **out, const pl_remote_options *opt)
 {
@@ -60,6 +73,16 @@ int pl_remote_new(pl_remote **out, const pl_remote_options *opt)
         r->opt.live_timeout_ms = 5000;
     if (!r->opt.poll_ms)
         r->opt.poll_ms = PL_REMOTE_POLL_MS;
+    if (!r->opt.types_per_push)
+        r->opt.types_per_push = PL_REMOTE_TYPES_PER_PUSH;
+    if (!r->opt.types_per_worker)
+        r->opt.types_per_worker = PL_REMOTE_TYPES_PER_WORKER;
+    if (!r->opt.name_bytes_per_worker)
+        r->opt.name_bytes_per_worker = PL_REMOTE_NAME_BYTES_PER_WORKER;
+    if (!r->opt.maps_max_bytes)
+        r->opt.maps_max_bytes = PL_REMOTE_MAPS_MAX_BYTES;
+    if (!r->opt.map_idle_ms)
+        r->opt.map_idle_ms = PL_REMOTE_MAP_IDLE_MS;
     if (pthread_mutex_init(&r->lock, NULL)) {
         free(r);
         return ENOMEM;
@@ -89,6 +112,38 @@ static void drop_workers(pl_remote *r)
         r->buckets[i] = NULL;
     }
     r->n_workers = 0;
+    r->map_bytes = 0;
+}
+
+/* Unlinks and frees the map at *pp. Under r->lock. */
+static void free_worker(pl_remote *r, struct worker **pp)
+{
+    struct worker *w = *pp;
+    *pp = w->next;
+    r->map_bytes -= worker_bytes(w, w->n_ids);
+    r->n_workers--;
+    free(w->ids);
+    free(w);
+}
+
+/* Frees the maps of incarnations that stopped pushing: ended without
+ * saying so, killed, or evicted from the store by retention; never `keep`
+ * (the caller's). Under r->lock. */
+static void sweep_idle(pl_remote *r, int64_t now, const struct worker *keep)
+{
+    for (size_t i = 0; i < BUCKETS; i++) {
+        struct worker **pp = &r->buckets[i];
+        while (*pp) {
+            int64_t idle = (int64_t)(*pp)->interval_ms * PL_REMOTE_MAP_IDLE_BEATS;
+            if (idle < (int64_t)r->opt.map_idle_ms)
+                idle = r->opt.map_idle_ms;
+            if (*pp != keep && now - (*pp)->last_ms > idle)
+                free_worker(r, pp);
+            else
+                pp = &(*pp)->next;
+        }
+    }
+    r->next_sweep_ms = now + r->opt.map_idle_ms / 6;
 }
 
 void pl_remote_free(pl_remote *r)
@@ -105,6 +160,14 @@ size_t pl_remote_known(pl_remote *r)
 {
     pthread_mutex_lock(&r->lock);
     size_t n = r->n_workers;
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
+size_t pl_remote_map_bytes(pl_remote *r)
+{
+    pthread_mutex_lock(&r->lock);
+    size_t n = r->map_bytes;
     pthread_mutex_unlock(&r->lock);
     return n;
 }
@@ -308,6 +371,108 @@ static void reannounce(pl_response *resp, const char *why)
     pl_buf_puts(&resp->body, ",\"reannounce\":true}");
 }
 
+/* A push past one of the bounds of pyloot/remote.h: 413, or 429 for the
+ * total of the id maps (the server's state, not the push's fault: the
+ * worker keeps the samples and retries later); the error says which bound
+ * (`bound`, also a JSON field) and its value. */
+static void refuse(pl_response *resp, const char *bound, const char *why)
+{
+    json_ok(resp, strcmp(bound, "id_maps_bytes") == 0 ? 429 : 413);
+    pl_buf_reset(&resp->body);
+    pl_buf_puts(&resp->body, "{\"error\":");
+    pl_json_cstr(&resp->body, why);
+    pl_buf_puts(&resp->body, ",\"bound\":");
+    pl_json_cstr(&resp->body, bound);
+    pl_buf_puts(&resp->body, "}");
+}
+
+/* What an announcement adds to an incarnation's counts. */
+struct charge {
+    size_t names;
+    uint64_t bytes;
+};
+
+/* Checks a push's announcement against the bounds: `c` new to the
+ * incarnation, n_after the size its map will have. NULL when it fits, else
+ * the bound's name with why filled. Under r->lock; may free idle maps
+ * (never w). */
+static const char *map_check(pl_remote *r, const struct worker *w, struct charge c, size_t n_after, int64_t now,
+                             char *why, size_t whylen)
+{
+    uint64_t announced = (w ? w->announced : 0) + c.names, bytes = (w ? w->name_bytes : 0) + c.bytes;
+    if (announced > r->opt.types_per_worker) {
+        snprintf(why, whylen, "an incarnation may announce at most %u type names over its life (this one: %llu)",
+                 r->opt.types_per_worker, (unsigned long long)announced);
+        return "types_per_worker";
+    }
+    if (n_after > r->opt.types_per_worker) {
+        snprintf(why, whylen, "the type-id map of an incarnation may hold at most %u ids (%zu bytes; this one: %zu)",
+                 r->opt.types_per_worker, (size_t)r->opt.types_per_worker * sizeof(struct id_pair), n_after);
+        return "types_per_worker";
+    }
+    if (bytes > r->opt.name_bytes_per_worker) {
+        snprintf(why, whylen, "the type names an incarnation announces over its life may take at most %zu bytes "
+                 "(this one: %llu)", r->opt.name_bytes_per_worker, (unsigned long long)bytes);
+        return "name_bytes_per_worker";
+    }
+    size_t before = w ? worker_bytes(w, w->n_ids) : 0, after = worker_bytes(w, n_after);
+    if (after > before && r->map_bytes - before + after > r->opt.maps_max_bytes) {
+        sweep_idle(r, now, w);
+        if (r->map_bytes - before + after > r->opt.maps_max_bytes) {
+            snprintf(why, whylen, "the type-id maps of the pushing incarnations hold %zu of at most %zu bytes: "
+                     "retry later", r->map_bytes, r->opt.maps_max_bytes);
+            return "id_maps_bytes";
+        }
+    }
+    return NULL;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The names of `ann` (store ids filled; lens[i] the length of ann[i]'s
+ * name) that w's map does not hold yet: what an announcement adds to the
+ * incarnation's counts. A worker that announces its names again in a new
+ * space adds nothing. ENOMEM or 0. Under r->lock. */
+static int names_added(const struct worker *w, const struct id_pair *ann, const size_t *lens, size_t n_ann,
+                       struct charge *c)
+{
+    uint32_t *have = NULL;
+    c->names = 0;
+    c->bytes = 0;
+    if (!n_ann)
+        return 0; /* most pushes announce nothing */
+    if (w && w->n_ids) {
+        have = malloc(w->n_ids * sizeof *have);
+        if (!have)
+            return ENOMEM;
+        for (size_t i = 0; i < w->n_ids; i++)
+            have[i] = w->ids[i].store;
+        qsort(have, w->n_ids, sizeof *have, cmp_u32);
+    }
+    for (size_t i = 0; i < n_ann; i++)
+        if (!have || !bsearch(&ann[i].store, have, w->n_ids, sizeof *have, cmp_u32)) {
+            c->names++;
+            c->bytes += lens[i];
+        }
+    free(have);
+    return 0;
+}
+
+/* The size of w's map once `ann` is merged into it (fresh: replaces it). */
+static size_t map_size_after(const struct worker *w, const struct id_pair *ann, size_t n_ann, int fresh)
+{
+    if (!w || fresh)
+        return n_ann;
+    size_t n = w->n_ids;
+    for (size_t i = 0; i < n_ann; i++)
+        n += map_find(w->ids, w->n_ids, ann[i].local) == NULL;
+    return n;
+}
+
 static int store_status(int rc)
 {
     return rc == PL_EBADARG ? 400 : 503;
@@ -391,10 +556,7 @@ static void finish_samples(pl_remote *r, struct ingest_job *j, pl_response *resp
     pthread_mutex_lock(&r->lock);
     struct worker **pp = find_worker(r, j->info.host, j->info.inc.pid, j->info.inc.start), *w = *pp;
     if (w && item->end) {
-        *pp = w->next;
-        free(w->ids);
-        free(w);
-        r->n_workers--;
+        free_worker(r, pp);
     } else if (w) {
         w->inc = item->inc;
     }
@@ -449,6 +611,12 @@ static int handle_samples(pl_remote *r, const pl_remote_request *req, pl_respons
     }
 
     /* Validate everything before storing anything. */
+    if (m.n_types > r->opt.types_per_push) {
+        snprintf(why, sizeof why, "a push may announce at most %u type names (this one: %zu)",
+                 r->opt.types_per_push, m.n_types);
+        refuse(resp, "types_per_push", why);
+        goto done;
+    }
     n_ann = m.n_types;
     struct id_pair *raw = calloc(n_ann ? n_ann : 1, sizeof *raw);
     if (!raw) {
@@ -467,7 +635,23 @@ static int handle_samples(pl_remote *r, const pl_remote_request *req, pl_respons
     pthread_mutex_lock(&r->lock);
     struct worker *known = *find_worker(r, m.host, m.pid, m.start);
     int ok = (known || (m.flags & PL_INGEST_NEW_SPACE)) && ids_known(&m, ann, n_ann, known, &missing);
+    const char *bound = NULL;
+    if (ok) {
+        /* Before the names are stored, what they add is known only in part
+         * (a new space may repeat names under new ids): at least the growth
+         * of the map. The exact count is checked once they have store ids. */
+        int fresh = (m.flags & PL_INGEST_NEW_SPACE) != 0;
+        size_t after = map_size_after(known, ann, n_ann, fresh);
+        struct charge least = {!known ? n_ann : after > known->n_ids ? after - known->n_ids : 0, 0};
+        for (size_t i = 0; !known && i < n_ann; i++)
+            least.bytes += m.types[ann[i].store].len;
+        bound = map_check(r, known, least, after, now, why, sizeof why);
+    }
     pthread_mutex_unlock(&r->lock);
+    if (bound) {
+        refuse(resp, bound, why);
+        goto done;
+    }
     if (!ok) {
         if (!known && !(m.flags & PL_INGEST_NEW_SPACE))
             snprintf(why, sizeof why, "this server has no type ids of %s pid %u (it restarted): announce every name again", m.host, m.pid);
@@ -503,6 +687,27 @@ static int handle_samples(pl_remote *r, const pl_remote_request *req, pl_respons
     }
     pthread_mutex_lock(&r->lock);
     struct worker **pp = find_worker(r, m.host, m.pid, m.start), *w = *pp;
+    if (now >= r->next_sweep_ms || r->n_workers >= MAX_WORKERS) {
+        sweep_idle(r, now, w);
+        pp = find_worker(r, m.host, m.pid, m.start);
+    }
+    /* Checked again with the map as it is now: a concurrent push of the
+     * same incarnation, or of others, may have grown them since. */
+    struct charge added;
+    int oom = names_added(w, ann, lens, n_ann, &added);
+    const char *late = oom ? NULL :
+                       map_check(r, w, added, map_size_after(w, ann, n_ann, (m.flags & PL_INGEST_NEW_SPACE) != 0),
+                                 now, why, sizeof why);
+    if (oom) {
+        pthread_mutex_unlock(&r->lock);
+        fail(resp, 503, "out of memory");
+        goto done;
+    }
+    if (late) {
+        pthread_mutex_unlock(&r->lock);
+        refuse(resp, late, why);
+        goto done;
+    }
     if (!w) {
         if (r->n_workers >= MAX_WORKERS)
             drop_workers(r);
@@ -514,6 +719,7 @@ static int handle_samples(pl_remote *r, const pl_remote_request *req, pl_respons
             w->start = m.start;
             *pp = w;
             r->n_workers++;
+            r->map_bytes += worker_bytes(w, 0);
         }
     }
     rc = w ? 0 : ENOMEM;
@@ -523,10 +729,17 @@ static int handle_samples(pl_remote *r, const pl_remote_request *req, pl_respons
         if (fresh || n_ann || !w->ids)
             rc = map_merge(fresh ? NULL : w->ids, fresh ? 0 : w->n_ids, ann, n_ann, &merged, &n_merged);
         if (!rc && merged) {
+            r->map_bytes = r->map_bytes - worker_bytes(w, w->n_ids) + worker_bytes(w, n_merged);
             free(w->ids);
             w->ids = merged;
             w->n_ids = n_merged;
             merged = NULL;
+        }
+        if (!rc) {
+            w->announced += added.names;
+            w->name_bytes += added.bytes;
+            w->last_ms = now;
+            w->interval_ms = m.interval_ms;
         }
     }
     for (size_t i = 0; !rc && i < m.n_entries; i++) {

@@ -275,6 +275,174 @@ static size_t n_procs(pl_store *s)
     return n;
 }
 
+/* A push of pid `pid` (interval 1 ms) announcing local ids first..first+n-1
+ * as "<prefix>.T<name_first + i>", with one sample counting the first;
+ * `flags` as sent. */
+static void names_body_as(pl_buf *out, unsigned flags, uint32_t pid, uint32_t first, uint32_t n, const char *prefix,
+                          uint32_t name_first)
+{
+    pl_buf m = PL_BUF_INIT;
+    char name[64];
+    pl_buf_puts(&m, "PLS1");
+    uv(&m, flags);
+    uv(&m, 1), pl_buf_putc(&m, 'h');
+    uv(&m, pid), uv(&m, 6), uv(&m, 1), uv(&m, 4096);
+    uv(&m, 0);
+    uv(&m, n);
+    for (uint32_t i = 0; i < n; i++) {
+        int len = snprintf(name, sizeof name, "%s.T%u", prefix, name_first + i);
+        uv(&m, first + i);
+        uv(&m, (uint64_t)len);
+        pl_buf_append(&m, name, (size_t)len);
+    }
+    uv(&m, 1);
+    uv(&m, (uint64_t)pl_now_ms());
+    uv(&m, 1), uv(&m, first), uv(&m, 3), uv(&m, 144);
+    pl_buf_reset(out);
+    pl_gzip(m.data, m.len, out);
+    pl_buf_free(&m);
+}
+
+static void names_body(pl_buf *out, unsigned flags, uint32_t pid, uint32_t first, uint32_t n, const char *prefix)
+{
+    names_body_as(out, flags, pid, first, n, prefix, first);
+}
+
+/* Posts body; returns the status, and checks that a refusal names `bound`. */
+static int push_status(pl_remote *r, const pl_buf *body, const char *bound)
+{
+    pl_response resp;
+    pl_remote_wait w;
+    uint64_t ticket;
+    call(r, "POST", "/api/samples", NULL, body, "application/x-pyloot-samples", NULL, &resp, &ticket, &w);
+    int status = resp.status;
+    if (bound) {
+        char want[80];
+        snprintf(want, sizeof want, "\"bound\":\"%s\"", bound);
+        CHECK(resp.body.data && strstr(resp.body.data, want));
+    }
+    pl_response_free(&resp);
+    return status;
+}
+
+/* The bounds of the id maps and of the names a push or an incarnation may
+ * announce (docs/http-api.md, "POST /api/samples"): each refused with 413
+ * (429 for the total) naming its bound, nothing stored; a map freed when
+ * its worker ends or stops pushing. */
+static void test_map_bounds(void)
+{
+    char *dir = make_dir();
+    pl_store *s = open_at(dir, 0, NULL);
+    pl_remote *r = NULL, *r2 = NULL;
+    pl_remote_options opt;
+    pl_buf body = PL_BUF_INIT;
+    memset(&opt, 0, sizeof opt);
+    opt.store = s;
+    opt.types_per_push = 8;
+    opt.types_per_worker = 20;
+    CHECK(s != NULL);
+    CHECK_OK(pl_remote_new(&r, &opt));
+    if (!s || !r)
+        return;
+
+    /* Per push: 9 names is one too many, and nothing is stored. */
+    names_body(&body, PL_INGEST_NEW_SPACE, 7, 1, 9, "flood");
+    CHECK_EQ_INT(push_status(r, &body, "types_per_push"), 413);
+    CHECK_EQ_INT(n_procs(s), 0);
+    CHECK_EQ_INT(pl_remote_known(r), 0);
+    /* Per incarnation: 8 + 8 names, then 8 more is past 20. */
+    names_body(&body, PL_INGEST_NEW_SPACE, 7, 1, 8, "a");
+    CHECK_EQ_INT(push_status(r, &body, NULL), 200);
+    size_t one_map = pl_remote_map_bytes(r);
+    CHECK(one_map > 8 * 8);
+    names_body(&body, 0, 7, 9, 8, "a");
+    CHECK_EQ_INT(push_status(r, &body, NULL), 200);
+    names_body(&body, 0, 7, 17, 8, "a");
+    CHECK_EQ_INT(push_status(r, &body, "types_per_worker"), 413);
+    /* New spaces that repeat the same names cost nothing... */
+    for (int i = 0; i < 4; i++) {
+        names_body(&body, PL_INGEST_NEW_SPACE, 8, 1, 8, "b");
+        CHECK_EQ_INT(push_status(r, &body, NULL), 200);
+    }
+    /* The same names under ever new local ids grow the map, not the names:
+     * the map is bounded all the same. */
+    names_body_as(&body, 0, 8, 100, 8, "b", 1);
+    CHECK_EQ_INT(push_status(r, &body, NULL), 200);
+    names_body_as(&body, 0, 8, 200, 8, "b", 1);
+    CHECK_EQ_INT(push_status(r, &body, "types_per_worker"), 413);
+    /* ... but new spaces of new names count: 8 + 8, then 8 more is past 20. */
+    names_body(&body, PL_INGEST_NEW_SPACE, 9, 1, 8, "c1");
+    CHECK_EQ_INT(push_status(r, &body, NULL), 200);
+    names_body(&body, PL_INGEST_NEW_SPACE, 9, 1, 8, "c2");
+    CHECK_EQ_INT(push_status(r, &body, NULL), 200);
+    names_body(&body, PL_INGEST_NEW_SPACE, 9, 1, 8, "c3");
+    CHECK_EQ_INT(push_status(r, &body, "types_per_worker"), 413);
+    CHECK_EQ_INT(pl_remote_known(r), 3);
+
+    /* Name bytes per incarnation: 8 names of 4 bytes fit in 40, 8 more do not. */
+    memset(&opt, 0, sizeof opt);
+    opt.store = s;
+    opt.name_bytes_per_worker = 40;
+    CHECK_OK(pl_remote_new(&r2, &opt));
+    if (!r2)
+        goto out;
+    names_body(&body, PL_INGEST_NEW_SPACE, 10, 1, 8, "n");
+    CHECK_EQ_INT(push_status(r2, &body, NULL), 200);
+    names_body(&body, 0, 10, 9, 8, "n");
+    CHECK_EQ_INT(push_status(r2, &body, "name_bytes_per_worker"), 413);
+    pl_remote_free(r2);
+    r2 = NULL;
+
+    /* In total: room for two maps of 8 ids. */
+    memset(&opt, 0, sizeof opt);
+    opt.store = s;
+    opt.maps_max_bytes = one_map * 2 + one_map / 2;
+    opt.map_idle_ms = 60000;
+    CHECK_OK(pl_remote_new(&r2, &opt));
+    if (!r2)
+        goto out;
+    names_body(&body, PL_INGEST_NEW_SPACE, 20, 1, 8, "d");
+    CHECK_EQ_INT(push_status(r2, &body, NULL), 200);
+    names_body(&body, PL_INGEST_NEW_SPACE, 21, 1, 8, "d");
+    CHECK_EQ_INT(push_status(r2, &body, NULL), 200);
+    names_body(&body, PL_INGEST_NEW_SPACE, 22, 1, 8, "d");
+    CHECK_EQ_INT(push_status(r2, &body, "id_maps_bytes"), 429);
+    CHECK(pl_remote_map_bytes(r2) <= opt.maps_max_bytes);
+    /* A worker that ends frees its map: the third fits. */
+    names_body(&body, PL_INGEST_ENDED, 20, 1, 0, "d");
+    CHECK_EQ_INT(push_status(r2, &body, NULL), 200);
+    CHECK_EQ_INT(pl_remote_known(r2), 1);
+    names_body(&body, PL_INGEST_NEW_SPACE, 22, 1, 8, "d");
+    CHECK_EQ_INT(push_status(r2, &body, NULL), 200);
+    pl_remote_free(r2);
+    r2 = NULL;
+
+    /* A worker that stops pushing (killed, or evicted by retention) loses
+     * its map once it is idle: here after 1 ms (4 of its 1 ms intervals). */
+    memset(&opt, 0, sizeof opt);
+    opt.store = s;
+    opt.maps_max_bytes = one_map * 2 + one_map / 2;
+    opt.map_idle_ms = 1;
+    CHECK_OK(pl_remote_new(&r2, &opt));
+    if (!r2)
+        goto out;
+    names_body(&body, PL_INGEST_NEW_SPACE, 30, 1, 8, "e");
+    CHECK_EQ_INT(push_status(r2, &body, NULL), 200);
+    names_body(&body, PL_INGEST_NEW_SPACE, 31, 1, 8, "e");
+    CHECK_EQ_INT(push_status(r2, &body, NULL), 200);
+    struct timespec ts = {0, 20 * 1000000L};
+    nanosleep(&ts, NULL);
+    names_body(&body, PL_INGEST_NEW_SPACE, 32, 1, 8, "e");
+    CHECK_EQ_INT(push_status(r2, &body, NULL), 200);
+    CHECK_EQ_INT(pl_remote_known(r2), 1);
+out:
+    pl_remote_free(r2);
+    pl_remote_free(r);
+    pl_buf_free(&body);
+    pl_store_close(s);
+    remove_dir(dir);
+}
+
 /* The routes of remote.c without HTTP: a push, a refused push that stores
  * nothing, a poll that times out, and an object query answered through the
  * poll and the reply. */
@@ -640,5 +808,6 @@ int main(void)
     RUN(test_batch);
     RUN(test_batch_map_full);
     RUN(test_group_commit_routes);
+    RUN(test_map_bounds);
     return TEST_EXIT();
 }

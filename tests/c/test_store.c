@@ -808,6 +808,136 @@ static void test_retention_bytes(void)
     remove_dir(dir);
 }
 
+/* Creates n long unused names "flood.<k>.<padding>" in another process
+ * (as a flooding push would through the central server, and so that this
+ * handle does not count them as just created); returns the highest id. */
+static uint32_t flood_names_elsewhere(pl_store *s, const char *dir, size_t n)
+{
+    int fds[2];
+    uint32_t top = 0;
+    pid_t pid;
+
+    if (pipe(fds) != 0)
+        return 0;
+    pid = fork();
+    if (pid == 0) {
+        pl_store *c = NULL;
+        char (*buf)[420] = malloc(n * sizeof *buf);
+        const char **names = malloc(n * sizeof *names);
+        size_t *lens = malloc(n * sizeof *lens), k;
+        uint32_t *ids = malloc(n * sizeof *ids), hi = 0;
+        pl_store_options opt;
+
+        pl_store_forget(s);
+        memset(&opt, 0, sizeof opt);
+        opt.path = dir;
+        if (!buf || !names || !lens || !ids || pl_store_open(&c, &opt) != 0)
+            _exit(1);
+        for (k = 0; k < n; k++) {
+            snprintf(buf[k], sizeof buf[k], "flood.%zu.%0380d", k, 0);
+            names[k] = buf[k];
+            lens[k] = strlen(buf[k]);
+        }
+        if (pl_store_type_ids(c, names, lens, n, ids) != 0)
+            _exit(1);
+        for (k = 0; k < n; k++)
+            hi = ids[k] > hi ? ids[k] : hi;
+        pl_store_close(c);
+        if (write(fds[1], &hi, sizeof hi) != (ssize_t)sizeof hi)
+            _exit(1);
+        _exit(0);
+    }
+    close(fds[1]);
+    if (read(fds[0], &top, sizeof top) != (ssize_t)sizeof top)
+        top = 0;
+    close(fds[0]);
+    waitpid(pid, NULL, 0);
+    return top;
+}
+
+/* Names that no record uses go before any history does when the name
+ * tables are over their share of the byte budget: a flood of names leaves
+ * a live worker's history whole, and no id is ever given out twice. */
+static void test_unused_names_pruned(void)
+{
+    char *dir = make_dir();
+    struct child a = spawn_sleeper();
+    pl_store *s = open_store(dir, 64u << 20, 0, 0, 4u << 20);
+    enum { NT = 20, NS = 40 };
+    uint32_t ids[NT], again[NT], top, fresh;
+    pl_type_count c[NT];
+    pl_store_stat st;
+    int found;
+    int64_t i;
+
+    CHECK_OK(numbered_types(s, "v.T%zu", NT, ids));
+    reg(s, a.inc, 100);
+    for (i = 0; i < NS; i++) {
+        fill_sample(c, ids, NT, i);
+        CHECK_OK(pl_store_append(s, &a.inc, 10000000 + i, c, NT));
+    }
+    /* ~5 MB of names in a 4 MiB budget. */
+    top = flood_names_elsewhere(s, dir, 6000);
+    CHECK(top > ids[NT - 1]);
+    CHECK_OK(pl_store_prune(s, 10000000 + NS));
+    CHECK_EQ_INT(proc_samples(s, a.inc, &found), NS);
+    CHECK_EQ_INT(found, 1);
+    CHECK_OK(pl_store_stat_get(s, &st));
+    CHECK(st.used_bytes <= st.max_bytes);
+    /* The worker's names kept their ids; a flood name asked for again is
+     * a new id, above every id given out before. */
+    CHECK_OK(numbered_types(s, "v.T%zu", NT, again));
+    CHECK(memcmp(ids, again, sizeof ids) == 0);
+    fresh = type_id(s, "flood.0");
+    CHECK(fresh > top);
+    pl_store_close(s);
+    kill_child(&a);
+    remove_dir(dir);
+}
+
+/* Retention by bytes with one live incarnation far larger than the others
+ * (many types, as a flooding worker pushes): it loses its own oldest
+ * windows, down to its share, before a small live worker loses any. */
+static void test_retention_share(void)
+{
+    char *dir = make_dir();
+    struct child a = spawn_sleeper(), b = spawn_sleeper();
+    pl_store *s = open_store(dir, 64u << 20, 0, 0, 2u << 20);
+    enum { SMALL = 50, BIG = 3000, NS = 200 };
+    uint32_t *ids = malloc(BIG * sizeof *ids);
+    pl_type_count *c = malloc(BIG * sizeof *c);
+    pl_store_stat st;
+    int found;
+    int64_t i;
+
+    CHECK(ids && c);
+    if (!ids || !c)
+        goto out;
+    CHECK_OK(numbered_types(s, "t.T%zu", BIG, ids));
+    reg(s, a.inc, 100);
+    reg(s, b.inc, 200);
+    for (i = 0; i < NS; i++) {
+        fill_sample(c, ids, SMALL, i);
+        CHECK_OK(pl_store_append(s, &a.inc, 10000000 + i, c, SMALL));
+    }
+    for (i = 0; i < NS; i++) {
+        fill_sample(c, ids, BIG, i);
+        CHECK_OK(pl_store_append(s, &b.inc, 20000000 + i, c, BIG));
+    }
+    CHECK_OK(pl_store_stat_get(s, &st));
+    CHECK(st.used_bytes <= st.max_bytes);
+    CHECK_EQ_INT(proc_samples(s, a.inc, &found), NS);
+    CHECK(proc_samples(s, b.inc, &found) < NS);
+    CHECK_EQ_INT(found, 1);
+out:
+    free(ids);
+    free(c);
+    pl_store_close(s);
+    kill_child(&a);
+    kill_child(&b);
+    remove_dir(dir);
+}
+
 /* A tiny map and max_bytes as large as the map: appends hit MDB_MAP_FULL,
  * which is handled by dropping old data; no error escapes and the newest
  * sample stays readable. */
@@ -2007,6 +2137,8 @@ int main(void)
     RUN(test_retention_samples);
     RUN(test_retention_age);
     RUN(test_retention_bytes);
+    RUN(test_unused_names_pruned);
+    RUN(test_retention_share);
     RUN(test_map_full);
     RUN(test_map_resized);
     RUN(test_killed_writer);

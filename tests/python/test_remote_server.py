@@ -452,3 +452,29 @@ def test_default_store_directory_is_created_and_printed(tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
     assert "pyloot: store %s" % (tmp_path / "xdg" / "pyloot") in proc.stderr.read().decode()
+
+
+def test_name_floods_are_refused_with_their_bound(central):
+    # docs/http-api.md, "POST /api/samples": 32,768 names a push, 65,536
+    # names new to one incarnation over its life; each refusal is a 413 that
+    # names its bound, and stores nothing of the push.
+    t = now_ms()
+    flood = {i: "flood.T%d" % i for i in range(1, 32770)}
+    r = central.push(message("evil", 666, 1, flood, [(t, {1: (1, 16)})]))
+    assert r.status == 413, r.body
+    assert r.json()["bound"] == "types_per_push"
+    assert [p for p in central.procs() if p["host"] == "evil"] == []
+    # Two pushes of 30,000 new names, then a third is past 65,536.
+    for k in range(2):
+        names = {k * 30000 + i: "wave%d.T%d" % (k, i) for i in range(1, 30001)}
+        r = central.push(message("evil", 667, 1, names, [(t + k, {k * 30000 + 1: (1, 16)})],
+                                 flags=NEW_SPACE if k == 0 else 0))
+        assert r.status == 200, r.body
+    names = {60000 + i: "wave2.T%d" % i for i in range(1, 10001)}
+    r = central.push(message("evil", 667, 1, names, [(t + 2, {60001: (1, 16)})], flags=0))
+    assert r.status == 413, r.body
+    assert r.json()["bound"] == "types_per_worker"
+    # A worker announcing its names again (a new space) is never charged twice.
+    for k in range(3):
+        r = central.push(message("good", 42, 1, TYPES, [sample(t + k, 3)]))
+        assert r.status == 200, r.body

@@ -1,5 +1,6 @@
-/* Retention: max_samples and max_age per incarnation, the byte budget,
- * dead incarnations, orphaned data, and pl_store_prune. */
+/* Retention: max_samples and max_age per incarnation, the byte budget
+ * (with a share per incarnation), dead incarnations, unused type names,
+ * orphaned data, and pl_store_prune. */
 #include "store_int.h"
 
 #include <errno.h>
@@ -7,6 +8,17 @@
 #include <string.h>
 
 #include "pyloot/error.h"
+#include "pyloot/proc.h"
+
+/* Unused type names are pruned when the name tables take more than
+ * 1/NAMES_SHARE of the byte budget (a store of 5,000 names never gets
+ * there: ~1 MB), at most every NAMES_EVERY_MS: it reads the whole store. */
+#define NAMES_SHARE 32u
+#define NAMES_EVERY_MS 60000
+
+/* Protects next_names_ms of every store of this process (one pruner of
+ * names at a time; another arriving skips). */
+static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* First live sample time of an incarnation (windows not being dropped, then
  * the log), 0 when it has none. */
@@ -472,6 +484,47 @@ int retain_inc(pl_store *s, const pl_incarnation *inc, int64_t now_ms)
     return rc;
 }
 
+/* Bytes of the values of dbi with keys in [lo, hi] (keylen bytes each). */
+static uint64_t range_bytes(MDB_txn *txn, MDB_dbi dbi, const uint8_t *lo, const uint8_t *hi, size_t keylen)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k = {keylen, (void *)lo}, v;
+    uint64_t bytes = 0;
+    int rc;
+
+    if (mdb_cursor_open(txn, dbi, &cur))
+        return 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && k.mv_size == keylen &&
+                                                           memcmp(k.mv_data, hi, keylen) <= 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+        bytes += k.mv_size + v.mv_size;
+    mdb_cursor_close(cur);
+    return bytes;
+}
+
+/* What an incarnation's samples take, estimated without reading them all:
+ * its stored samples times the larger of its first sample (the snapshot)
+ * and its newest log sample, in log format. Compacted windows take less
+ * per sample, so this errs high, alike for every incarnation: it ranks
+ * them by what they hold (types x samples). */
+static uint64_t inc_estimate(pl_store *s, MDB_txn *txn, const uint8_t *inck, const struct proc_rec *rec,
+                             const int64_t *lt, size_t nl)
+{
+    uint8_t lo[LOG_KEY], hi[LOG_KEY];
+    uint64_t one, newest = 0;
+
+    log_key(lo, inck, 0, 0);
+    log_key(hi, inck, 0, 0);
+    memset(hi + INC_KEY, 0xff, 4);
+    one = range_bytes(txn, s->snap, lo, hi, SNAP_KEY);
+    if (nl) {
+        log_key(lo, inck, (uint64_t)lt[nl - 1], 0);
+        log_key(hi, inck, (uint64_t)lt[nl - 1], UINT32_MAX);
+        newest = range_bytes(txn, s->log, lo, hi, LOG_KEY);
+    }
+    return (uint64_t)rec->samples * (newest > one ? newest : one);
+}
+
 static int64_t last_activity(const struct proc_rec *r)
 {
     int64_t t = r->last_seen_ms;
@@ -483,18 +536,50 @@ static int64_t last_activity(const struct proc_rec *r)
     return t;
 }
 
-/* Drops the least valuable unit of data: the dead incarnation seen last
- * longest ago, else the oldest window of any incarnation, else the oldest
- * log sample of an incarnation that has more than one; with `last_resort`,
- * even an incarnation's only sample. *dropped tells whether it found one. */
+/* What drop_oldest knows of one incarnation. */
+struct drop_view {
+    int64_t first_log;   /* its oldest log sample, 0 when it has fewer than 2 (or none) */
+    int64_t only_log;    /* its oldest log sample whatever their number, 0 when none */
+    uint64_t window;     /* its oldest window not being dropped */
+    int has_window;
+    uint64_t estimate;   /* inc_estimate() */
+};
+
+/* Drops the oldest unit of incarnation i: its oldest window, else (with
+ * more than one, or `last_resort`) its oldest log sample. */
+static int drop_unit(pl_store *s, const struct inc_entry *e, const struct drop_view *d, int last_resort,
+                     int *dropped)
+{
+    int rc = 0;
+
+    *dropped = 0;
+    if (d->has_window) {
+        rc = drop_window(s, &e->inc, d->window);
+        *dropped = rc == 0;
+    } else if (d->first_log || (last_resort && d->only_log)) {
+        rc = drop_log_sample(s, &e->inc, d->first_log ? d->first_log : d->only_log);
+        *dropped = rc == 0;
+    }
+    return rc;
+}
+
+/* Drops the least valuable unit of data. First the dead incarnation seen
+ * last longest ago goes whole. Then an incarnation over its share of the
+ * byte budget (max_bytes / the incarnations holding samples) by the
+ * estimate, the largest first, loses its oldest unit: one worker that
+ * pushes huge samples cannot make the others' history go. Then the oldest
+ * window of any incarnation; then the oldest log sample of one that has
+ * more than one; with `last_resort`, even an incarnation's only sample.
+ * *dropped tells whether it found one. */
 static int drop_oldest(pl_store *s, int last_resort, int *dropped)
 {
     MDB_txn *txn = NULL;
     struct inc_entry *list = NULL;
-    size_t n = 0, i, best = SIZE_MAX, bw = SIZE_MAX;
+    struct drop_view *views = NULL;
+    size_t n = 0, i, best = SIZE_MAX, bw = SIZE_MAX, top = SIZE_MAX, holders = 0;
     int64_t best_time = INT64_MAX, best_wt = INT64_MAX;
-    uint64_t best_w = 0;
-    int rc, kind = 0;
+    uint64_t share;
+    int rc;
 
     *dropped = 0;
     rc = txn_begin(s, 0, &txn);
@@ -503,23 +588,12 @@ static int drop_oldest(pl_store *s, int last_resort, int *dropped)
     rc = read_incs(s, txn, &list, &n);
     if (rc)
         goto abort;
-    txn_abort(s, txn);
-    txn = NULL;
     fill_alive(list, n);
-    for (i = 0; i < n; i++) {
-        if (!list[i].alive && last_activity(&list[i].rec) < best_time) {
-            best_time = last_activity(&list[i].rec);
-            best = i;
-        }
+    views = calloc(n ? n : 1, sizeof *views);
+    if (!views) {
+        rc = ENOMEM;
+        goto abort;
     }
-    if (best != SIZE_MAX) {
-        rc = delete_inc(s, &list[best].inc);
-        *dropped = rc == 0;
-        goto out;
-    }
-    rc = txn_begin(s, 0, &txn);
-    if (rc)
-        goto out;
     for (i = 0; i < n; i++) {
         uint8_t inck[INC_KEY];
         struct window *wins = NULL;
@@ -533,15 +607,12 @@ static int drop_oldest(pl_store *s, int last_resort, int *dropped)
         if (rc == 0) {
             for (w = 0; w < nw && (wins[w].flags & WIN_DROPPING); w++)
                 ;
-            if (w < nw && (int64_t)wins[w].wtime < best_wt) {
-                best_wt = (int64_t)wins[w].wtime;
-                best_w = wins[w].wtime;
-                bw = i;
-            }
-            if (nl > (last_resort ? 0u : 1u) && lt[0] < best_time) {
-                best_time = lt[0];
-                best = i;
-            }
+            views[i].has_window = w < nw;
+            views[i].window = w < nw ? wins[w].wtime : 0;
+            views[i].first_log = nl > 1 ? lt[0] : 0;
+            views[i].only_log = nl ? lt[0] : 0;
+            views[i].estimate = inc_estimate(s, txn, inck, &list[i].rec, lt, nl);
+            holders += list[i].rec.samples > 0;
         }
         free(wins);
         free(lt);
@@ -550,23 +621,93 @@ static int drop_oldest(pl_store *s, int last_resort, int *dropped)
     }
     txn_abort(s, txn);
     txn = NULL;
-    if (bw != SIZE_MAX) {
-        kind = 1;
-        rc = drop_window(s, &list[bw].inc, best_w);
-    } else if (best != SIZE_MAX) {
-        kind = 2;
-        rc = drop_log_sample(s, &list[best].inc, best_time);
+
+    for (i = 0; i < n; i++) {
+        if (!list[i].alive && last_activity(&list[i].rec) < best_time) {
+            best_time = last_activity(&list[i].rec);
+            best = i;
+        }
     }
-    *dropped = kind != 0 && rc == 0;
+    if (best != SIZE_MAX) {
+        rc = delete_inc(s, &list[best].inc);
+        *dropped = rc == 0;
+        goto out;
+    }
+    share = max_bytes(s) / (holders ? holders : 1);
+    for (i = 0; i < n; i++)
+        if (views[i].estimate > share && (views[i].has_window || views[i].first_log) &&
+            (top == SIZE_MAX || views[i].estimate > views[top].estimate))
+            top = i;
+    if (top != SIZE_MAX) {
+        rc = drop_unit(s, &list[top], &views[top], 0, dropped);
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        int64_t lt0 = last_resort ? views[i].only_log : views[i].first_log;
+
+        if (views[i].has_window && (int64_t)views[i].window < best_wt) {
+            best_wt = (int64_t)views[i].window;
+            bw = i;
+        }
+        if (lt0 && lt0 < best_time) {
+            best_time = lt0;
+            best = i;
+        }
+    }
+    if (bw != SIZE_MAX) {
+        rc = drop_window(s, &list[bw].inc, views[bw].window);
+        *dropped = rc == 0;
+    } else if (best != SIZE_MAX) {
+        rc = drop_log_sample(s, &list[best].inc, best_time);
+        *dropped = rc == 0;
+    }
     goto out;
 abort:
     txn_abort(s, txn);
 out:
+    free(views);
     free(list);
     return rc;
 }
 
-/* Drops data until the used pages fit max_bytes. */
+/* Prunes the type names no record uses when the name tables are over
+ * their share, at most every NAMES_EVERY_MS (prune_types spares the names
+ * just created). */
+static int maybe_prune_names(pl_store *s, int64_t now_ms)
+{
+    MDB_txn *txn = NULL;
+    MDB_stat st;
+    uint64_t pages = 0, psize = 4096;
+    size_t pruned = 0;
+    int rc = 0;
+
+    if (s->read_only || pthread_mutex_trylock(&names_lock) != 0)
+        return 0;
+    /* A clock that went back (sample times may run 10 minutes ahead)
+     * only delays the next scan. */
+    if (now_ms < s->next_names_ms)
+        goto unlock;
+    rc = txn_begin(s, 0, &txn);
+    if (rc)
+        goto unlock;
+    if (mdb_stat(txn, s->types, &st) == 0) {
+        pages += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+        psize = st.ms_psize;
+    }
+    if (mdb_stat(txn, s->names, &st) == 0)
+        pages += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+    txn_abort(s, txn);
+    if (pages * psize * NAMES_SHARE > max_bytes(s)) {
+        s->next_names_ms = now_ms + NAMES_EVERY_MS;
+        rc = prune_types(s, &pruned);
+    }
+unlock:
+    pthread_mutex_unlock(&names_lock);
+    return rc;
+}
+
+/* Drops data until the used pages fit max_bytes: unused names first (when
+ * due), then units of history (drop_oldest). */
 int prune_bytes(pl_store *s)
 {
     MDB_txn *txn = NULL;
@@ -580,6 +721,8 @@ int prune_bytes(pl_store *s)
         used = used_bytes(s, txn);
         txn_abort(s, txn);
         if (used <= max_bytes(s))
+            break;
+        if (iter == 0 && (rc = maybe_prune_names(s, pl_now_ms())) != 0)
             break;
         rc = drop_oldest(s, 0, &dropped);
         if (rc)
@@ -670,6 +813,8 @@ static int prune_locked(pl_store *s, int64_t now_ms)
         rc = sweep_orphans(s);
     if (rc == 0)
         rc = mailbox_sweep(s, now_ms, list, n);
+    if (rc == 0)
+        rc = maybe_prune_names(s, now_ms);
     if (rc == 0)
         rc = prune_bytes(s);
 out:

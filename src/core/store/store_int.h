@@ -1,8 +1,9 @@
 /* Internal header of the LMDB store (the files of src/core/store/), not installed.
  * The layout, the retention rules and the reasons behind them are in docs/store.md; this comment is the short version.
  *
- *   meta      "schema" -> u32, "remote" -> u64 (last pushed incarnation); "ticket" (u64) unused since
- *             mailbox tickets are random (mailbox.c)
+ *   meta      "schema" -> u32, "remote" -> u64 (last pushed incarnation), "typeid" -> u32 (highest type
+ *             id given out, once names were pruned: types.c); "ticket" (u64) unused since mailbox
+ *             tickets are random (mailbox.c)
  *   procs     inc(12) -> struct proc_rec
  *   types     id(4) -> name
  *   typenames hash(8) id(4) -> name            (names may exceed 511 bytes)
@@ -116,6 +117,8 @@ struct packed {
 
 /* Incarnations kept at most (dead ones are dropped oldest first). */
 #define MAX_INCARNATIONS 1024u
+/* Names created this recently are never pruned (see prune_types). */
+#define FRESH_NAMES_MS 10000
 #define PRUNE_EVERY_MS 300000
 #define MAILBOX_TTL_MS 60000
 #define DELETE_BATCH 2048u
@@ -158,6 +161,18 @@ struct pl_store {
     int read_only;
     uint32_t schema;    /* as found at open (a read-only open leaves an old schema as it is) */
     int collide_hashes; /* test hook; set before use, never changed concurrently */
+    /* Pruning names: when it may run next (protected by the names lock of
+     * retention.c), and the first id of each of the last FRESH_NAMES
+     * creations of names through this handle (its first and last id) with
+     * its time (protected by
+     * the fresh lock of types.c): those ids are not pruned for
+     * FRESH_NAMES_MS, so that the samples that use them can be stored. */
+    int64_t next_names_ms;
+    struct {
+        int64_t ms;
+        uint32_t first_id, last_id;
+    } fresh[16];
+    unsigned fresh_next;
 };
 
 /* The procs value. Fixed size; host byte order. */
@@ -464,6 +479,11 @@ int update_rec(pl_store *s, const pl_incarnation *inc, int create,
 uint32_t max_type_id(pl_store *s, MDB_txn *txn);
 /* Finds the id of a type name without creating it; 0 or MDB_NOTFOUND. */
 int type_find(pl_store *s, MDB_txn *txn, const char *name, size_t len, uint32_t *id);
+/* Deletes the names that no log, snapshot, chunk or witness uses, except
+ * those this handle created in the last FRESH_NAMES_MS (one read scan of
+ * the store, then batched deletes; schema 4 only); *pruned says how many.
+ * Ids are never given out again. */
+int prune_types(pl_store *s, size_t *pruned);
 
 /* ---- remote.c ---- */
 

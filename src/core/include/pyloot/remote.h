@@ -24,6 +24,19 @@
 
 #define PL_REMOTE_POLL_MS 25000u          /* longest wait of a poll */
 #define PL_REMOTE_REPLY_MAX (16u << 20)   /* a reply body, after inflating */
+/* Bounds of what pushes may make the server keep (docs/http-api.md, "POST
+ * /api/samples"): type names announced in one push and by one incarnation
+ * over its life (each costs a stored name and 8 bytes of id map) and their
+ * bytes, and the bytes of every in-memory id map together. A push past one is refused
+ * with 413 (429 for the total) and {"error": ..., "bound": "<name>"}. */
+#define PL_REMOTE_TYPES_PER_PUSH 32768u
+#define PL_REMOTE_TYPES_PER_WORKER 65536u
+#define PL_REMOTE_NAME_BYTES_PER_WORKER (8u << 20)
+#define PL_REMOTE_MAPS_MAX_BYTES (256u << 20)
+/* An id map whose incarnation has not pushed for max(this many intervals,
+ * PL_REMOTE_MAP_IDLE_MS) is freed (the worker re-announces if it comes back). */
+#define PL_REMOTE_MAP_IDLE_BEATS 4u
+#define PL_REMOTE_MAP_IDLE_MS 60000u
 
 /* Called after a query was posted for `inc` (inc != NULL: wake the polls of
  * that incarnation) or a reply was stored (inc == NULL: wake the waiting
@@ -44,6 +57,12 @@ typedef struct pl_remote_options {
      * push is stored on the calling thread before pl_remote_handle returns. */
     pl_commit_done_fn committed;
     void *committed_ctx;
+    /* The bounds above; 0 = the PL_REMOTE_* default (tests scale them). */
+    uint32_t types_per_push;
+    uint32_t types_per_worker;
+    size_t name_bytes_per_worker;
+    size_t maps_max_bytes;
+    uint32_t map_idle_ms;        /* 0 = PL_REMOTE_MAP_IDLE_MS */
 } pl_remote_options;
 
 typedef struct pl_remote pl_remote;
@@ -106,5 +125,8 @@ int pl_remote_authorized(const pl_remote *r, const char *authorization);
 
 /* Incarnations with an id map in memory (tests, /api/procs). */
 size_t pl_remote_known(pl_remote *r);
+
+/* Bytes the id maps hold, bookkeeping included (tests). */
+size_t pl_remote_map_bytes(pl_remote *r);
 
 #endif
