@@ -567,7 +567,9 @@ out:
     job_release(&j->job);
 }
 
-static int handle_samples(pl_remote *r, const pl_remote_request *req, pl_response *resp, pl_remote_wait *wait)
+/* See http_int.h: POST /api/samples. */
+int pl_central_samples(pl_remote *r, const pl_remote_request *req, pl_response *resp, uint64_t *ticket_header,
+                       pl_remote_wait *wait)
 {
     struct ingest_job *job = NULL;
     int ret = PL_REMOTE_DONE;
@@ -864,8 +866,9 @@ static int try_take(pl_remote *r, pl_remote_wait *w, int64_t now, pl_response *r
     return PL_REMOTE_WAIT;
 }
 
-static int handle_poll(pl_remote *r, const pl_remote_request *req, pl_response *resp, uint64_t *ticket_header,
-                       pl_remote_wait *w)
+/* See http_int.h: GET /api/remote/poll. */
+int pl_central_poll(pl_remote *r, const pl_remote_request *req, pl_response *resp, uint64_t *ticket_header,
+                    pl_remote_wait *w)
 {
     char host[PL_INGEST_HOST_MAX + 1];
     uint64_t pid = 0, start = 0;
@@ -933,7 +936,9 @@ static int ticket_param(const pl_request *req, uint64_t *ticket, pl_response *re
     return ret;
 }
 
-static void handle_reply(pl_remote *r, const pl_remote_request *req, pl_response *resp)
+/* See http_int.h: POST /api/remote/reply. */
+int pl_central_reply(pl_remote *r, const pl_remote_request *req, pl_response *resp, uint64_t *ticket_header,
+                     pl_remote_wait *w)
 {
     pl_buf plain = PL_BUF_INIT;
     uint64_t ticket = 0, status = 0;
@@ -983,17 +988,24 @@ static void handle_reply(pl_remote *r, const pl_remote_request *req, pl_response
     pl_buf_puts(&resp->body, "{}");
 done:
     pl_buf_free(&plain);
+    return PL_REMOTE_DONE;
 }
 
 /* ---- /api/objects..., /api/retainers, /api/suspects: forwarded to the worker ---- */
 
-static int handle_objects(pl_remote *r, const pl_remote_request *req, pl_response *resp, pl_remote_wait *w)
+/* See http_int.h: the live-object routes, forwarded to the worker that holds
+ * the objects; PL_REMOTE_PASS on a --read-only server (the handler answers
+ * that it holds no live objects). */
+int pl_central_objects(pl_remote *r, const pl_remote_request *req, pl_response *resp, uint64_t *ticket_header,
+                       pl_remote_wait *w)
 {
     pl_live_query q;
     uint64_t pid = 0;
     char host[PL_PARAM_HOST_MAX + 1];
     pl_http_live_wait lw;
 
+    if (r->opt.read_only)
+        return PL_REMOTE_PASS;
     if (gate(r, req, "GET", 0, resp) || pl_http_live_query(req->http, req->http->path, &q, &pid, host, resp))
         return PL_REMOTE_DONE;
     if (!pid) {
@@ -1033,28 +1045,15 @@ static int try_result(pl_remote *r, pl_remote_wait *w, int64_t now, pl_response 
 int pl_remote_handle(pl_remote *r, const pl_remote_request *req, pl_response *resp, uint64_t *ticket_header,
                      pl_remote_wait *w)
 {
-    const char *path = req->http->path ? req->http->path : "/";
+    /* The one route table says which routes the central server answers
+     * itself (http/handler.c); the others are the handler's. */
+    pl_http_central_fn fn = pl_http_route_central(req->http->path);
     *ticket_header = 0;
     memset(w, 0, sizeof *w);
-    if (strcmp(path, "/api/samples") == 0) {
-        memset(resp, 0, sizeof *resp);
-        return handle_samples(r, req, resp, w);
-    }
-    if (strcmp(path, "/api/remote/poll") == 0) {
-        memset(resp, 0, sizeof *resp);
-        return handle_poll(r, req, resp, ticket_header, w);
-    }
-    if (strcmp(path, "/api/remote/reply") == 0) {
-        memset(resp, 0, sizeof *resp);
-        handle_reply(r, req, resp);
-        return PL_REMOTE_DONE;
-    }
-    if (!r->opt.read_only && ((strncmp(path, "/api/objects", 12) == 0 && (path[12] == '\0' || path[12] == '/')) ||
-                              strcmp(path, "/api/retainers") == 0 || strcmp(path, "/api/suspects") == 0)) {
-        memset(resp, 0, sizeof *resp);
-        return handle_objects(r, req, resp, w);
-    }
-    return PL_REMOTE_PASS;
+    if (!fn)
+        return PL_REMOTE_PASS;
+    memset(resp, 0, sizeof *resp);
+    return fn(r, req, resp, ticket_header, w);
 }
 
 int pl_remote_continue(pl_remote *r, pl_remote_wait *w, int64_t now_ms, pl_response *resp, uint64_t *ticket_header)

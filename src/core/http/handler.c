@@ -81,23 +81,26 @@ static const struct route {
     const char *path;
     int prefix; /* path is a prefix; the function gets the rest */
     int flags;  /* ROUTE_* */
-    pl_http_route_fn fn;
+    pl_http_route_fn fn;             /* every server; NULL: the central server's route only */
+    pl_http_central_fn central;      /* the central server first (remote.c); NULL: fn only */
 } routes[] = {
-    {"/", 0, ROUTE_GET, pl_route_index},
-    {"/index.html", 0, ROUTE_GET, pl_route_index},
-    {"/static/", 1, ROUTE_GET, pl_route_static},
-    {"/api/login", 0, ROUTE_POST | ROUTE_OPEN, pl_route_login},
-    {"/api/logout", 0, ROUTE_POST | ROUTE_OPEN, pl_route_logout},
-    {"/api/procs", 0, ROUTE_GET | ROUTE_STORE, pl_route_procs},
-    {"/api/history", 0, ROUTE_GET | ROUTE_STORE, pl_route_history},
-    {"/metrics", 0, ROUTE_GET | ROUTE_STORE_TEXT, pl_route_metrics},
-    {"/api/witnesses", 0, ROUTE_GET | ROUTE_STORE, pl_route_witnesses},
-    {"/api/objects", 0, ROUTE_GET | ROUTE_STORE, pl_route_objects},
-    {"/api/objects/", 0, ROUTE_GET | ROUTE_STORE, pl_route_objects},
-    {"/api/retainers", 0, ROUTE_GET | ROUTE_STORE, pl_route_retainers},
-    {"/api/suspects", 0, ROUTE_GET | ROUTE_STORE, pl_route_suspects},
-    {"/api/objects/", 1, ROUTE_GET | ROUTE_STORE, pl_route_object},
-    {"/api/samples", 0, ROUTE_GET | ROUTE_POST, pl_route_samples},
+    {"/", 0, ROUTE_GET, pl_route_index, NULL},
+    {"/index.html", 0, ROUTE_GET, pl_route_index, NULL},
+    {"/static/", 1, ROUTE_GET, pl_route_static, NULL},
+    {"/api/login", 0, ROUTE_POST | ROUTE_OPEN, pl_route_login, NULL},
+    {"/api/logout", 0, ROUTE_POST | ROUTE_OPEN, pl_route_logout, NULL},
+    {"/api/procs", 0, ROUTE_GET | ROUTE_STORE, pl_route_procs, NULL},
+    {"/api/history", 0, ROUTE_GET | ROUTE_STORE, pl_route_history, NULL},
+    {"/metrics", 0, ROUTE_GET | ROUTE_STORE_TEXT, pl_route_metrics, NULL},
+    {"/api/witnesses", 0, ROUTE_GET | ROUTE_STORE, pl_route_witnesses, NULL},
+    {"/api/objects", 0, ROUTE_GET | ROUTE_STORE, pl_route_objects, pl_central_objects},
+    {"/api/objects/", 0, ROUTE_GET | ROUTE_STORE, pl_route_objects, pl_central_objects},
+    {"/api/retainers", 0, ROUTE_GET | ROUTE_STORE, pl_route_retainers, pl_central_objects},
+    {"/api/suspects", 0, ROUTE_GET | ROUTE_STORE, pl_route_suspects, pl_central_objects},
+    {"/api/objects/", 1, ROUTE_GET | ROUTE_STORE, pl_route_object, pl_central_objects},
+    {"/api/samples", 0, ROUTE_GET | ROUTE_POST, pl_route_samples, pl_central_samples},
+    {"/api/remote/poll", 0, ROUTE_GET, NULL, pl_central_poll},
+    {"/api/remote/reply", 0, ROUTE_POST, NULL, pl_central_reply},
 };
 
 static const struct route *find_route(const char *path)
@@ -109,6 +112,13 @@ static const struct route *find_route(const char *path)
             return r;
     }
     return NULL;
+}
+
+/* See http_int.h. */
+pl_http_central_fn pl_http_route_central(const char *path)
+{
+    const struct route *r = find_route(path ? path : "/");
+    return r ? r->central : NULL;
 }
 
 /* The store cannot be used: the one answer of every route that reads it. */
@@ -155,7 +165,7 @@ static void route(pl_handler *h, const pl_request *req, pl_response *resp)
     const struct route *r = find_route(path);
     if (!(r && (r->flags & ROUTE_OPEN)) && check_access(h, req, path, resp))
         return;
-    if (!r) {
+    if (!r || !r->fn) {
         pl_http_error(resp, 404, "no such route");
         return;
     }

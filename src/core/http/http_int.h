@@ -16,7 +16,10 @@
  *
  * A new route is one function in the file of its group (declared below)
  * and one row of the table in handler.c; it answers the same way on a
- * worker and on the central server, which call the same handler.
+ * worker and on the central server, which call the same handler. A row may
+ * also name the central server's own function (remote.c: pushes, long
+ * polls, replies, forwarded object queries), which can suspend a request;
+ * the central server looks it up in the same table (pl_remote_handle).
  *
  * Threads and ownership as handler.h: a handler holds no mutable state
  * after pl_handler_new, so every function here may run on any thread. */
@@ -25,6 +28,7 @@
 
 #include "pyloot/handler.h"
 #include "pyloot/parse.h"
+#include "pyloot/remote.h"
 
 /* A handler: its options (copied; opt.store borrowed) and what it owns. */
 struct pl_handler {
@@ -82,6 +86,26 @@ void pl_http_json_series(pl_buf *b, const int64_t *v, size_t n);
 /* ---- routes: one function per route, rest is what follows a prefix route's path ---- */
 
 typedef void (*pl_http_route_fn)(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
+
+/* The central server's side of a route (remote.c), which may suspend the
+ * request: pl_remote_handle's contract (pyloot/remote.h), PL_REMOTE_PASS
+ * for the handler to answer it as every server does. */
+typedef int (*pl_http_central_fn)(pl_remote *r, const pl_remote_request *req, pl_response *resp,
+                                  uint64_t *ticket_header, pl_remote_wait *w);
+
+/* handler.c: the central server's function of the route table's row for
+ * path, NULL when the row has none (the handler answers) or there is no row. */
+pl_http_central_fn pl_http_route_central(const char *path);
+
+/* remote.c: the central server's routes. */
+int pl_central_samples(pl_remote *r, const pl_remote_request *req, pl_response *resp, uint64_t *ticket_header,
+                       pl_remote_wait *w);
+int pl_central_poll(pl_remote *r, const pl_remote_request *req, pl_response *resp, uint64_t *ticket_header,
+                    pl_remote_wait *w);
+int pl_central_reply(pl_remote *r, const pl_remote_request *req, pl_response *resp, uint64_t *ticket_header,
+                     pl_remote_wait *w);
+int pl_central_objects(pl_remote *r, const pl_remote_request *req, pl_response *resp, uint64_t *ticket_header,
+                       pl_remote_wait *w);
 
 void pl_route_procs(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_history(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
