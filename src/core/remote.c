@@ -567,158 +567,192 @@ out:
     job_release(&j->job);
 }
 
-/* See http_int.h: POST /api/samples. */
-int pl_central_samples(pl_remote *r, const pl_remote_request *req, pl_response *resp, uint64_t *ticket_header,
-                       pl_remote_wait *wait)
-{
-    struct ingest_job *job = NULL;
-    int ret = PL_REMOTE_DONE;
-    pl_buf plain = PL_BUF_INIT;
+/* A push being read: the decoded message and what the phases add to it. */
+struct push {
+    pl_buf plain;          /* the decompressed body; m's names point into it */
     pl_ingest_msg m;
-    struct id_pair *ann = NULL, *merged = NULL;
-    size_t n_ann = 0, n_merged = 0;
-    const char **names = NULL;
-    size_t *lens = NULL;
-    uint32_t *ids = NULL;
-    pl_type_count *counts = NULL;
+    int64_t now;
+    struct id_pair *ann;   /* the announced names: local id -> index in m.types, then -> store id */
+    size_t n_ann;
+    pl_type_count *counts; /* every entry of every sample, by store id */
     char why[300];
-    int rc;
-    memset(&m, 0, sizeof m);
+};
 
+static void push_free(struct push *p)
+{
+    free(p->counts);
+    free(p->ann);
+    pl_ingest_msg_free(&p->m);
+    pl_buf_free(&p->plain);
+}
+
+/* Phase 1, decode: the gate, the headers, the body's bounds, gunzip and
+ * the message. 0, or -1 with the answer in resp. */
+static int push_decode(pl_remote *r, const pl_remote_request *req, struct push *p, pl_response *resp)
+{
     if (gate(r, req, "POST", 1, resp))
-        goto done;
+        return -1;
     if (!header_is(req->content_type, "application/x-pyloot-samples") ||
         !header_is(req->content_encoding, "gzip")) {
         fail(resp, 415, "send Content-Type: application/x-pyloot-samples with Content-Encoding: gzip");
-        goto done;
+        return -1;
     }
     if (req->http->body_len > PL_INGEST_MAX_BODY) {
         fail(resp, 413, "the compressed body must be at most %u MiB", PL_INGEST_MAX_BODY >> 20);
-        goto done;
+        return -1;
     }
-    rc = pl_gunzip(req->http->body, req->http->body_len, PL_INGEST_MAX_MESSAGE, &plain);
+    int rc = pl_gunzip(req->http->body, req->http->body_len, PL_INGEST_MAX_MESSAGE, &p->plain);
     if (rc == PL_ETOOBIG) {
         fail(resp, 413, "the message must be at most %u MiB once decompressed", PL_INGEST_MAX_MESSAGE >> 20);
-        goto done;
+        return -1;
     }
     if (rc) {
         fail(resp, rc == ENOMEM ? 503 : 400, "the body is not valid gzip data%s", rc == ENOMEM ? " (out of memory)" : "");
-        goto done;
+        return -1;
     }
-    int64_t now = pl_now_ms();
-    rc = pl_ingest_decode(plain.data, plain.len, now, &m, why, sizeof why);
+    p->now = pl_now_ms();
+    rc = pl_ingest_decode(p->plain.data, p->plain.len, p->now, &p->m, p->why, sizeof p->why);
     if (rc) {
-        fail(resp, rc == ENOMEM ? 503 : 400, "malformed sample message: %s", why);
-        goto done;
+        fail(resp, rc == ENOMEM ? 503 : 400, "malformed sample message: %s", p->why);
+        return -1;
     }
+    return 0;
+}
 
-    /* Validate everything before storing anything. */
-    if (m.n_types > r->opt.types_per_push) {
-        snprintf(why, sizeof why, "a push may announce at most %u type names (this one: %zu)",
-                 r->opt.types_per_push, m.n_types);
-        refuse(resp, "types_per_push", why);
-        goto done;
+/* Phase 2, check, before anything is stored: the bounds of what the push
+ * announces, and that every id its samples use is announced or known.
+ * 0, or -1 with the answer in resp (413/429 with the bound, 409 to
+ * announce again). */
+static int push_check(pl_remote *r, struct push *p, pl_response *resp)
+{
+    const pl_ingest_msg *m = &p->m;
+    if (m->n_types > r->opt.types_per_push) {
+        snprintf(p->why, sizeof p->why, "a push may announce at most %u type names (this one: %zu)",
+                 r->opt.types_per_push, m->n_types);
+        refuse(resp, "types_per_push", p->why);
+        return -1;
     }
-    n_ann = m.n_types;
-    struct id_pair *raw = calloc(n_ann ? n_ann : 1, sizeof *raw);
+    size_t n = m->n_types;
+    struct id_pair *raw = calloc(n ? n : 1, sizeof *raw);
     if (!raw) {
         fail(resp, 503, "out of memory");
-        goto done;
+        return -1;
     }
-    for (size_t i = 0; i < n_ann; i++)
-        raw[i] = (struct id_pair){m.types[i].local_id, (uint32_t)i}; /* store = index into m.types for now */
-    rc = map_merge(NULL, 0, raw, n_ann, &ann, &n_ann);
+    for (size_t i = 0; i < n; i++)
+        raw[i] = (struct id_pair){m->types[i].local_id, (uint32_t)i}; /* store = index into m.types for now */
+    int rc = map_merge(NULL, 0, raw, n, &p->ann, &p->n_ann);
     free(raw);
     if (rc) {
         fail(resp, 503, "out of memory");
-        goto done;
+        return -1;
     }
     uint32_t missing = 0;
     pthread_mutex_lock(&r->lock);
-    struct worker *known = *find_worker(r, m.host, m.pid, m.start);
-    int ok = (known || (m.flags & PL_INGEST_NEW_SPACE)) && ids_known(&m, ann, n_ann, known, &missing);
+    struct worker *known = *find_worker(r, m->host, m->pid, m->start);
+    int ok = (known || (m->flags & PL_INGEST_NEW_SPACE)) && ids_known(m, p->ann, p->n_ann, known, &missing);
     const char *bound = NULL;
     if (ok) {
         /* Before the names are stored, what they add is known only in part
          * (a new space may repeat names under new ids): at least the growth
          * of the map. The exact count is checked once they have store ids. */
-        int fresh = (m.flags & PL_INGEST_NEW_SPACE) != 0;
-        size_t after = map_size_after(known, ann, n_ann, fresh);
-        struct charge least = {!known ? n_ann : after > known->n_ids ? after - known->n_ids : 0, 0};
-        for (size_t i = 0; !known && i < n_ann; i++)
-            least.bytes += m.types[ann[i].store].len;
-        bound = map_check(r, known, least, after, now, why, sizeof why);
+        int fresh = (m->flags & PL_INGEST_NEW_SPACE) != 0;
+        size_t after = map_size_after(known, p->ann, p->n_ann, fresh);
+        struct charge least = {!known ? p->n_ann : after > known->n_ids ? after - known->n_ids : 0, 0};
+        for (size_t i = 0; !known && i < p->n_ann; i++)
+            least.bytes += m->types[p->ann[i].store].len;
+        bound = map_check(r, known, least, after, p->now, p->why, sizeof p->why);
     }
     pthread_mutex_unlock(&r->lock);
     if (bound) {
-        refuse(resp, bound, why);
-        goto done;
+        refuse(resp, bound, p->why);
+        return -1;
     }
     if (!ok) {
-        if (!known && !(m.flags & PL_INGEST_NEW_SPACE))
-            snprintf(why, sizeof why, "this server has no type ids of %s pid %u (it restarted): announce every name again", m.host, m.pid);
+        if (!known && !(m->flags & PL_INGEST_NEW_SPACE))
+            snprintf(p->why, sizeof p->why,
+                     "this server has no type ids of %s pid %u (it restarted): announce every name again", m->host,
+                     m->pid);
         else
-            snprintf(why, sizeof why, "type id %u was never announced by %s pid %u", missing, m.host, m.pid);
-        reannounce(resp, why);
-        goto done;
+            snprintf(p->why, sizeof p->why, "type id %u was never announced by %s pid %u", missing, m->host, m->pid);
+        reannounce(resp, p->why);
+        return -1;
     }
+    return 0;
+}
 
-    /* Store: names, the incarnation, the samples, the end. */
-    names = calloc(n_ann ? n_ann : 1, sizeof *names);
-    lens = calloc(n_ann ? n_ann : 1, sizeof *lens);
-    ids = calloc(n_ann ? n_ann : 1, sizeof *ids);
-    if (!names || !lens || !ids) {
+/* Phase 3, names: stores the announced names (p->ann's store ids become
+ * the store's; lens[i] the bytes of each). 0, or -1 with the answer. */
+static int push_names(pl_remote *r, struct push *p, size_t *lens, pl_response *resp)
+{
+    const char **names = calloc(p->n_ann ? p->n_ann : 1, sizeof *names);
+    uint32_t *ids = calloc(p->n_ann ? p->n_ann : 1, sizeof *ids);
+    int rc = names && ids ? 0 : ENOMEM, ret = -1;
+
+    if (rc) {
         fail(resp, 503, "out of memory");
-        goto done;
+        goto out;
     }
-    for (size_t i = 0; i < n_ann; i++) {
-        names[i] = m.types[ann[i].store].name;
-        lens[i] = m.types[ann[i].store].len;
+    for (size_t i = 0; i < p->n_ann; i++) {
+        names[i] = p->m.types[p->ann[i].store].name;
+        lens[i] = p->m.types[p->ann[i].store].len;
     }
-    if (n_ann && (rc = pl_store_type_ids(r->opt.store, names, lens, n_ann, ids))) {
+    if (p->n_ann && (rc = pl_store_type_ids(r->opt.store, names, lens, p->n_ann, ids))) {
         fail(resp, store_status(rc), "storing the type names failed: %s", pl_strerror(rc));
-        goto done;
+        goto out;
     }
-    for (size_t i = 0; i < n_ann; i++)
-        ann[i].store = ids[i];
-    /* Install the map, then translate every entry under the same lock. */
-    counts = malloc((m.n_entries ? m.n_entries : 1) * sizeof *counts);
-    if (!counts) {
+    for (size_t i = 0; i < p->n_ann; i++)
+        p->ann[i].store = ids[i];
+    ret = 0;
+out:
+    free(ids);
+    free(names);
+    return ret;
+}
+
+/* Phase 4, map, under r->lock: checks the bounds again with the map as it
+ * is now (a concurrent push of the same incarnation, or of others, may have
+ * grown them), installs the incarnation's map with the new names and
+ * translates every entry into p->counts. 0, or -1 with the answer. */
+static int push_map(pl_remote *r, struct push *p, const size_t *lens, pl_response *resp)
+{
+    const pl_ingest_msg *m = &p->m;
+    int fresh = (m->flags & PL_INGEST_NEW_SPACE) != 0;
+    struct id_pair *merged = NULL;
+    size_t n_merged = 0;
+    struct charge added;
+    int rc;
+
+    p->counts = malloc((m->n_entries ? m->n_entries : 1) * sizeof *p->counts);
+    if (!p->counts) {
         fail(resp, 503, "out of memory");
-        goto done;
+        return -1;
     }
     pthread_mutex_lock(&r->lock);
-    struct worker **pp = find_worker(r, m.host, m.pid, m.start), *w = *pp;
-    if (now >= r->next_sweep_ms || r->n_workers >= MAX_WORKERS) {
-        sweep_idle(r, now, w);
-        pp = find_worker(r, m.host, m.pid, m.start);
+    struct worker **pp = find_worker(r, m->host, m->pid, m->start), *w = *pp;
+    if (p->now >= r->next_sweep_ms || r->n_workers >= MAX_WORKERS) {
+        sweep_idle(r, p->now, w);
+        pp = find_worker(r, m->host, m->pid, m->start);
     }
-    /* Checked again with the map as it is now: a concurrent push of the
-     * same incarnation, or of others, may have grown them since. */
-    struct charge added;
-    int oom = names_added(w, ann, lens, n_ann, &added);
-    const char *late = oom ? NULL :
-                       map_check(r, w, added, map_size_after(w, ann, n_ann, (m.flags & PL_INGEST_NEW_SPACE) != 0),
-                                 now, why, sizeof why);
-    if (oom) {
+    int oom = names_added(w, p->ann, lens, p->n_ann, &added);
+    const char *late =
+        oom ? NULL : map_check(r, w, added, map_size_after(w, p->ann, p->n_ann, fresh), p->now, p->why, sizeof p->why);
+    if (oom || late) {
         pthread_mutex_unlock(&r->lock);
-        fail(resp, 503, "out of memory");
-        goto done;
-    }
-    if (late) {
-        pthread_mutex_unlock(&r->lock);
-        refuse(resp, late, why);
-        goto done;
+        if (oom)
+            fail(resp, 503, "out of memory");
+        else
+            refuse(resp, late, p->why);
+        return -1;
     }
     if (!w) {
         if (r->n_workers >= MAX_WORKERS)
             drop_workers(r);
-        pp = find_worker(r, m.host, m.pid, m.start);
+        pp = find_worker(r, m->host, m->pid, m->start);
         w = calloc(1, sizeof *w);
         if (w) {
-            memcpy(w->host, m.host, sizeof w->host);
-            w->pid = m.pid;
-            w->start = m.start;
+            memcpy(w->host, m->host, sizeof w->host);
+            w->pid = m->pid;
+            w->start = m->start;
             *pp = w;
             r->n_workers++;
             r->map_bytes += worker_bytes(w, 0);
@@ -726,10 +760,9 @@ int pl_central_samples(pl_remote *r, const pl_remote_request *req, pl_response *
     }
     rc = w ? 0 : ENOMEM;
     if (w) {
-        int fresh = (m.flags & PL_INGEST_NEW_SPACE) != 0;
         /* Most pushes announce nothing: the map stays as it is. */
-        if (fresh || n_ann || !w->ids)
-            rc = map_merge(fresh ? NULL : w->ids, fresh ? 0 : w->n_ids, ann, n_ann, &merged, &n_merged);
+        if (fresh || p->n_ann || !w->ids)
+            rc = map_merge(fresh ? NULL : w->ids, fresh ? 0 : w->n_ids, p->ann, p->n_ann, &merged, &n_merged);
         if (!rc && merged) {
             r->map_bytes = r->map_bytes - worker_bytes(w, w->n_ids) + worker_bytes(w, n_merged);
             free(w->ids);
@@ -740,54 +773,79 @@ int pl_central_samples(pl_remote *r, const pl_remote_request *req, pl_response *
         if (!rc) {
             w->announced += added.names;
             w->name_bytes += added.bytes;
-            w->last_ms = now;
-            w->interval_ms = m.interval_ms;
+            w->last_ms = p->now;
+            w->interval_ms = m->interval_ms;
         }
     }
-    for (size_t i = 0; !rc && i < m.n_entries; i++) {
-        const struct id_pair *p = map_find(w->ids, w->n_ids, m.entries[i].local_id);
-        if (!p) {
+    for (size_t i = 0; !rc && i < m->n_entries; i++) {
+        const struct id_pair *pair = map_find(w->ids, w->n_ids, m->entries[i].local_id);
+        if (!pair) {
             rc = PL_ENOTFOUND; /* a concurrent new space took it away */
             break;
         }
-        counts[i] = (pl_type_count){p->store, m.entries[i].count, m.entries[i].bytes};
+        p->counts[i] = (pl_type_count){pair->store, m->entries[i].count, m->entries[i].bytes};
     }
     pthread_mutex_unlock(&r->lock);
-    if (rc == PL_ENOTFOUND) {
+    free(merged);
+    if (rc == PL_ENOTFOUND)
         reannounce(resp, "the type-id space changed while this message was read: announce again");
-        goto done;
-    }
-    if (rc) {
+    else if (rc)
         fail(resp, 503, "out of memory");
-        goto done;
-    }
-    for (size_t i = 0; i < m.n_samples; i++) {
-        pl_type_count *c = counts + m.samples[i].first;
-        size_t n = m.samples[i].n, k = 1;
+    return rc ? -1 : 0;
+}
+
+/* Phase 5: each sample's entries in store-id order, no type twice. 0, or
+ * -1 with a 400. */
+static int push_sort(struct push *p, pl_response *resp)
+{
+    for (size_t i = 0; i < p->m.n_samples; i++) {
+        pl_type_count *c = p->counts + p->m.samples[i].first;
+        size_t n = p->m.samples[i].n, k = 1;
         while (k < n && c[k - 1].type_id < c[k].type_id)
             k++;
         if (k < n) /* store ids usually follow the worker's ids: then already sorted */
             qsort(c, n, sizeof *c, cmp_count);
         for (size_t j = 1; j < n; j++)
             if (c[j].type_id == c[j - 1].type_id) {
-                fail(resp, 400, "two type ids of the sample at %" PRId64 " name the same type", m.samples[i].time_ms);
-                goto done;
+                fail(resp, 400, "two type ids of the sample at %" PRId64 " name the same type", p->m.samples[i].time_ms);
+                return -1;
             }
     }
-    /* Queue (or store now) the incarnation's heartbeat, its samples and
-     * its end as one item: stored whole or not at all. */
-    job = job_new(&m, now);
+    return 0;
+}
+
+/* See http_int.h: POST /api/samples, decode -> check -> names -> map ->
+ * sort -> store. The incarnation's heartbeat, its samples and its end are
+ * queued (or stored now) as one item: stored whole or not at all. */
+int pl_central_samples(pl_remote *r, const pl_remote_request *req, pl_response *resp, uint64_t *ticket_header,
+                       pl_remote_wait *wait)
+{
+    struct push p;
+    struct ingest_job *job = NULL;
+    size_t *lens = NULL;
+    int ret = PL_REMOTE_DONE;
+
+    memset(&p, 0, sizeof p);
+    if (push_decode(r, req, &p, resp) || push_check(r, &p, resp))
+        goto done;
+    lens = calloc(p.n_ann ? p.n_ann : 1, sizeof *lens);
+    if (!lens) {
+        fail(resp, 503, "out of memory");
+        goto done;
+    }
+    if (push_names(r, &p, lens, resp) || push_map(r, &p, lens, resp) || push_sort(&p, resp))
+        goto done;
+    job = job_new(&p.m, p.now);
     if (!job) {
         fail(resp, 503, "out of memory");
         goto done;
     }
-    job->counts = counts;
-    counts = NULL;
-    for (size_t i = 0; i < m.n_samples; i++)
-        job->samples[i] = (pl_store_sample){m.samples[i].time_ms, job->counts + m.samples[i].first, m.samples[i].n};
+    job->counts = p.counts;
+    p.counts = NULL;
+    for (size_t i = 0; i < p.m.n_samples; i++)
+        job->samples[i] = (pl_store_sample){p.m.samples[i].time_ms, job->counts + p.m.samples[i].first, p.m.samples[i].n};
     if (r->committer) {
-        rc = pl_committer_submit(r->committer, &job->job, &wait->ticket);
-        if (rc) {
+        if (pl_committer_submit(r->committer, &job->job, &wait->ticket)) {
             fail(resp, 503, "the pyloot server is stopping");
             goto done;
         }
@@ -798,21 +856,15 @@ int pl_central_samples(pl_remote *r, const pl_remote_request *req, pl_response *
         ret = PL_REMOTE_WAIT;
         goto done;
     }
-    rc = pl_store_append_batch(r->opt.store, &job->job.item, 1);
+    pl_store_append_batch(r->opt.store, &job->job.item, 1);
     job->job.rc = job->job.item.rc;
     finish_samples(r, job, resp);
     job = NULL;
 done:
     if (job)
         job_release(&job->job);
-    free(counts);
-    free(ids);
     free(lens);
-    free(names);
-    free(merged);
-    free(ann);
-    pl_ingest_msg_free(&m);
-    pl_buf_free(&plain);
+    push_free(&p);
     return ret;
 }
 
