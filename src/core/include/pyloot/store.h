@@ -55,6 +55,20 @@ void pl_store_forget(pl_store *s);
 /* The environment directory, as opened; owned by the store. */
 const char *pl_store_path(const pl_store *s);
 
+/* Damage met at run time (docs/store.md, "Damage at run time"). Before each
+ * call a handle checks, without reading through LMDB's map, that data.mdb did
+ * not shrink, that its meta pages decode and that the path still names the
+ * file it opened; during each call a fault inside the store's map (SIGBUS,
+ * SIGSEGV), an LMDB assertion or an LMDB error that means a bad file
+ * (MDB_CORRUPTED, MDB_PAGE_NOTFOUND, ...) ends the call with PL_EDAMAGED
+ * instead of the process. The handle is then given up for good: every later
+ * call returns PL_EDAMAGED at once, pl_store_close leaves it alone (its env is
+ * abandoned, not closed: another thread may still be inside it), and the
+ * caller opens the store anew (pl_store_replace, verify.h). Returns 1 when s
+ * was given up, with the reason in why (NUL-terminated, cut to len; why may
+ * be NULL), else 0. Thread-safe; never touches LMDB. */
+int pl_store_damaged(const pl_store *s, char *why, size_t len);
+
 /* Writes or refreshes this incarnation's procs record (first_seen is kept if
  * the record exists). */
 int pl_store_register(pl_store *s, const pl_proc_info *info);
@@ -329,6 +343,11 @@ int pl_store_remote_find(pl_store *s, const char *host, uint32_t pid, uint64_t w
  * so that name-hash collisions can be exercised. Only for tests, on a store
  * that is never opened without the hook. */
 void pl_store_test_collide_hashes(pl_store *s, int on);
+
+/* Test hook: this handle skips the checks made before each call (the
+ * fault guard alone stands between a damaged file and the process). Only for
+ * tests. */
+void pl_store_test_skip_checks(pl_store *s, int on);
 
 /* Test hook: this handle writes log and snapshot values as a store of
  * `schema` would (3: the format before packed values), so that the C tests
