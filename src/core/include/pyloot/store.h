@@ -69,6 +69,16 @@ const char *pl_store_path(const pl_store *s);
  * be NULL), else 0. Thread-safe; never touches LMDB. */
 int pl_store_damaged(const pl_store *s, char *why, size_t len);
 
+/* Garbage in a page does not always fault: it can also read as wrong
+ * answers (a missing record, an id not given out). After an error it cannot
+ * explain, a caller checks the store where a crash cannot hurt: this runs
+ * pl_store_verify (verify.h: a walk in a forked child, bounded by timeout_ms,
+ * 0 = its default) and gives s up (pl_store_damaged) when the file is
+ * damaged. Returns 0 (sound), PL_EDAMAGED, or the check's other error.
+ * Thread-safe; forks, so callers rate-limit it (the collector: once per
+ * outage). */
+int pl_store_check_now(pl_store *s, unsigned timeout_ms);
+
 /* Writes or refreshes this incarnation's procs record (first_seen is kept if
  * the record exists). */
 int pl_store_register(pl_store *s, const pl_proc_info *info);
