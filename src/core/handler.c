@@ -303,7 +303,7 @@ static void handle_procs(pl_handler *h, pl_response *resp)
     if (!rc)
         rc = pl_store_procs(h->opt.store, &procs, &n);
     if (rc) {
-        error_response(resp, 500, "reading the store failed: %s", pl_strerror(rc));
+        error_response(resp, pl_store_error_status(rc), "reading the store failed: %s", pl_strerror(rc));
         goto done;
     }
     pl_buf *b = &resp->body;
@@ -461,7 +461,7 @@ static void handle_history(pl_handler *h, const pl_request *req, pl_response *re
         goto done;
     }
     if (rc) {
-        error_response(resp, 500, "reading the history failed: %s", pl_strerror(rc));
+        error_response(resp, pl_store_error_status(rc), "reading the history failed: %s", pl_strerror(rc));
         goto done;
     }
     pl_buf *b = &resp->body;
@@ -586,7 +586,7 @@ static void forward_live(pl_handler *h, uint32_t pid, const pl_live_query *q, pl
     int posted = 0;
     int rc = pl_store_procs(h->opt.store, &procs, &n);
     if (rc) {
-        error_response(resp, 500, "reading the store failed: %s", pl_strerror(rc));
+        error_response(resp, pl_store_error_status(rc), "reading the store failed: %s", pl_strerror(rc));
         goto done;
     }
     const pl_proc_info *target = NULL;
@@ -611,7 +611,7 @@ static void forward_live(pl_handler *h, uint32_t pid, const pl_live_query *q, pl
         goto done;
     }
     if (rc) {
-        error_response(resp, 500, "forwarding to worker %u failed: %s", pid, pl_strerror(rc));
+        error_response(resp, pl_store_error_status(rc), "forwarding to worker %u failed: %s", pid, pl_strerror(rc));
         goto done;
     }
     posted = 1;
@@ -627,7 +627,7 @@ static void forward_live(pl_handler *h, uint32_t pid, const pl_live_query *q, pl
             break;
         }
         if (rc != PL_ENOTFOUND) {
-            error_response(resp, 500, "reading the answer of worker %u failed: %s", pid, pl_strerror(rc));
+            error_response(resp, pl_store_error_status(rc), "reading the answer of worker %u failed: %s", pid, pl_strerror(rc));
             break;
         }
         if (pl_now_ms() >= deadline) {
@@ -847,7 +847,7 @@ static void handle_metrics(pl_handler *h, const pl_request *req, pl_response *re
                            h->opt.metrics_types, pl_now_ms()};
     int rc = pl_metrics_render(h->opt.store, &mq, &resp->body);
     if (rc) {
-        error_response(resp, 500, "reading the store failed: %s", pl_strerror(rc));
+        error_response(resp, pl_store_error_status(rc), "reading the store failed: %s", pl_strerror(rc));
         goto done;
     }
     resp->status = 200;

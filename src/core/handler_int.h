@@ -4,7 +4,15 @@
 #ifndef PYLOOT_HANDLER_INT_H
 #define PYLOOT_HANDLER_INT_H
 
+#include "pyloot/error.h"
 #include "pyloot/handler.h"
+
+/* The status of a store error: 503 for a store found damaged while in use
+ * (it is being replaced: docs/store.md, "Damage at run time"), else 500. */
+static inline int pl_store_error_status(int rc)
+{
+    return rc == PL_EDAMAGED ? 503 : 500;
+}
 
 /* Finds the first `name=value` of a raw query string (NULL: none) and
  * URL-decodes the value into out (NUL-terminated). 1 found, 0 absent,

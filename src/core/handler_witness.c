@@ -98,7 +98,7 @@ void pl_handle_witnesses(pl_store *store, const char *query, pl_response *resp)
     if (rc) {
         char msg[256];
         snprintf(msg, sizeof msg, "reading the store failed: %s", pl_strerror(rc));
-        pl_response_error(resp, 500, msg);
+        pl_response_error(resp, pl_store_error_status(rc), msg);
         goto done;
     }
     pl_buf *b = &resp->body;
