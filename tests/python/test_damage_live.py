@@ -115,3 +115,48 @@ def test_store_damaged_while_running(gunicorn, tmp_path, how):
     wait_until(recovered, 30, interval=0.1, message="a new store with recovered_from")
     assert "found damaged" in log or "found damaged" in server.log(), server.log()[-3000:]
     assert "Traceback" not in server.log(), server.log()[-3000:]
+
+
+# One process writing to its store while garbage lands in it; faulthandler
+# enabled before pyloot's handler is installed (-X faulthandler) or after it.
+FAULTHANDLER_SCRIPT = """
+import faulthandler, os, random, sys
+from pyloot import PyLoot
+path, when = sys.argv[1], sys.argv[2]
+classes = [type("T%d" % i, (), {}) for i in range(300)]
+keep = [c() for c in classes]
+loot = PyLoot(path=path)
+for i in range(15):
+    keep.append(classes[i]())
+    loot.collect_objects()
+if when == "after":
+    faulthandler.enable()
+data = os.path.join(path, "data.mdb")
+pages = os.path.getsize(data) // 4096
+rng = random.Random(1)
+with open(data, "r+b") as f:
+    for pg in list(range(pages - 12, pages)) + list(range(pages // 2, pages // 2 + 8)):
+        f.seek(pg * 4096 + 16)
+        f.write(bytes(rng.randrange(256) for _ in range(4096 - 16)))
+server = loot.get_wsgi()
+for i in range(5):
+    try:
+        loot.collect_objects()
+    except Exception:
+        pass  # collect_objects raises while the store is being replaced
+    assert server.handle("GET", "/api/procs")[0] in (200, 503)
+print("alive")
+"""
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_store_fault_with_faulthandler(tmp_path, when):
+    import subprocess
+    import sys
+    db = tmp_path / "store"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p and os.path.isdir(p)))
+    args = [sys.executable] + (["-X", "faulthandler"] if when == "before" else []) + ["-c", FAULTHANDLER_SCRIPT]
+    out = subprocess.run(args + [str(db), when], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "alive" in out.stdout, (out.returncode, out.stderr[-3000:])
+    assert moved_copies(db), out.stderr[-3000:]
+    assert "found damaged while running" in out.stderr
