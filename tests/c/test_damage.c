@@ -277,6 +277,60 @@ static void test_guarded_open_of_store_damaged_since(void)
     rm_tree(dir);
 }
 
+/* The main database's root page of the newer meta (LMDB 0.9's layout, as
+ * in guard.c: the root is the last field of the second 48-byte database
+ * record, which starts 72 bytes into the meta, 16 into the page). */
+static uint64_t main_root(const char *data)
+{
+    uint8_t m[2][160];
+    uint64_t root[2], txnid[2];
+    int fd = open(data, O_RDONLY);
+
+    CHECK(fd >= 0 && pread(fd, m[0], 160, 0) == 160 && pread(fd, m[1], 160, PAGE) == 160);
+    close(fd);
+    for (int i = 0; i < 2; i++) {
+        memcpy(&root[i], m[i] + 16 + 72 + 40, 8);
+        memcpy(&txnid[i], m[i] + 16 + 128, 8);
+    }
+    return txnid[1] > txnid[0] ? root[1] : root[0];
+}
+
+/* An LMDB assertion (a branch page without keys in the main database, in a
+ * store the marker vouches for) ends the open with PL_EDAMAGED instead of
+ * abort(): the guarded open moves the store aside, saying why. */
+static void test_assertion_is_caught(void)
+{
+    char dir[64], data[128];
+    pl_store_options opt;
+    pl_store_report *rep = calloc(1, sizeof *rep);
+    pl_store *s = NULL;
+    uint16_t hdr[3] = {0x01, 16, PAGE}; /* flags P_BRANCH, lower, upper: no keys */
+    uint64_t root;
+    int fd;
+
+    make_tmp(dir, sizeof dir);
+    data_path(data, sizeof data, dir);
+    memset(&opt, 0, sizeof opt);
+    opt.path = dir;
+    pl_store_close(fill(dir, 4250));
+    CHECK_OK(pl_store_open_guarded(&s, &opt, 0, rep)); /* the marker vouches for it from now on */
+    pl_store_close(s);
+    s = NULL;
+    root = main_root(data);
+    fd = open(data, O_WRONLY);
+    CHECK(fd >= 0 && root > 1 && pwrite(fd, hdr, sizeof hdr, (off_t)(root * PAGE + 10)) == (ssize_t)sizeof hdr);
+    close(fd);
+    CHECK_OK(pl_store_open_guarded(&s, &opt, 0, rep));
+    CHECK(s != NULL && rep->moved_to[0]);
+    CHECK(strstr(rep->reason, "assertion") != NULL);
+    if (!strstr(rep->reason, "assertion"))
+        fprintf(stderr, "reason: %s\n", rep->reason);
+    pl_store_close(s);
+    rm_tree(rep->moved_to);
+    free(rep);
+    rm_tree(dir);
+}
+
 /* The end of an incarnation, written by a child process. */
 static void test_end_isolated(void)
 {
@@ -356,5 +410,6 @@ int main(int argc, char **argv)
     RUN(test_replace_moves_aside);
     RUN(test_guarded_open_of_store_damaged_since);
     RUN(test_end_isolated);
+    RUN(test_assertion_is_caught);
     return test_failures ? 1 : 0;
 }
