@@ -56,7 +56,9 @@ typedef struct pl_store_report {
  * it runs pl_store_verify, under an flock on the marker so that workers
  * starting together check once. A damaged store is renamed to
  * "<path>.corrupt-<UTC time>", a new one is created in its place and the
- * move is noted in its meta (pl_store_recovery); rep says so. With
+ * move is noted in its meta (pl_store_recovery); rep says so. A store the
+ * marker vouches for but that the open itself finds damaged (damaged since:
+ * see pl_store_damaged) is moved aside the same way, without a check. With
  * opt->read_only nothing is written: the check always runs and a damaged
  * store gives PL_EDAMAGED. On failure rep->message says what is wrong and
  * how to fix it. *out as for pl_store_open. */
