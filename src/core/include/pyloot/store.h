@@ -43,7 +43,9 @@ typedef struct pl_store_options {
 int pl_store_open(pl_store **out, const pl_store_options *opt);
 
 /* Closes the env and frees the handle. NULL is a no-op. No other thread may
- * be using the store. Never call in a forked child on an inherited handle. */
+ * be using the store. Never call in a forked child on an inherited handle.
+ * A handle given up after damage (pl_store_damaged) is left as it is: its
+ * env is abandoned on purpose, never closed. */
 void pl_store_close(pl_store *s);
 
 /* Drops a handle inherited through fork() without touching LMDB: its memory
