@@ -273,6 +273,8 @@ static void test_guarded_open_of_store_damaged_since(void)
     if (s)
         CHECK_OK(history_rc(s));
     pl_store_close(s);
+    if (rep->moved_to[0])
+        rm_tree(rep->moved_to);
     free(rep);
     rm_tree(dir);
 }
