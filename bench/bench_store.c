@@ -23,6 +23,10 @@
  *            types, 24 samples (all in the log) and 40 (compacted once);
  *            the merged page against the page of one host's 8 workers
  *            in the same store (about a minute)
+ *   --guard  only the cost of the checks made before each call (damage at
+ *            run time, docs/store.md): a store-wide stat, an append of
+ *            5,000 types and a history page, each timed (thread CPU) with
+ *            the checks on and off, in alternating rounds (about a minute)
  * PYLOOT_BENCH_REUSE=<dir> runs only the history queries on a kept store
  * (with --fleet: on a kept fleet store, within 30 minutes of its build). */
 #include <errno.h>
@@ -744,10 +748,140 @@ static int reuse(const char *root)
     return 0;
 }
 
+/* Median thread-CPU microseconds of `rounds` calls of fn, with the checks
+ * before each call on (checks = 1) or off. */
+static double guard_round(pl_store *s, int checks, int (*fn)(pl_store *, void *), void *arg, int rounds)
+{
+    double *v = malloc((size_t)rounds * sizeof *v), m;
+    int rc;
+
+    pl_store_test_skip_checks(s, !checks);
+    for (int i = 0; i < rounds; i++) {
+        double t0 = cpu_s();
+
+        if ((rc = fn(s, arg)) != 0)
+            die("a measured call", rc);
+        v[i] = (cpu_s() - t0) * 1e6;
+    }
+    m = pct(v, (size_t)rounds, 0.5);
+    free(v);
+    pl_store_test_skip_checks(s, 0);
+    return m;
+}
+
+static int call_stat(pl_store *s, void *arg)
+{
+    pl_store_stat st;
+
+    (void)arg;
+    return pl_store_stat_get(s, &st);
+}
+
+struct guard_append {
+    pl_incarnation inc;
+    pl_type_count *counts;
+    int64_t t;
+};
+
+static int call_append(pl_store *s, void *arg)
+{
+    struct guard_append *a = arg;
+
+    a->t += INTERVAL_MS;
+    for (size_t k = 0; k < NTYPES; k += 4)
+        a->counts[k].count += rnd() % 3;
+    return pl_store_append(s, &a->inc, a->t, a->counts, NTYPES);
+}
+
+static int call_history(pl_store *s, void *arg)
+{
+    pl_history_query q;
+    pl_history *h = NULL;
+    int rc;
+
+    memset(&q, 0, sizeof q);
+    q.limit = 50;
+    q.sort = PL_SORT_GROWTH;
+    q.now_ms = *(int64_t *)arg;
+    rc = pl_store_history(s, &q, &h);
+    pl_history_free(h);
+    return rc;
+}
+
+/* --guard: what the checks before each call cost (see the usage). */
+static void bench_guard(const char *root)
+{
+    char path[256], **names = calloc(NTYPES, sizeof *names);
+    size_t *lens = calloc(NTYPES, sizeof *lens);
+    uint32_t *ids = calloc(NTYPES, sizeof *ids);
+    struct guard_append a;
+    pl_store_options opt;
+    pl_proc_info info;
+    pl_store *s = NULL;
+    double on[3] = {0, 0, 0}, off[3] = {0, 0, 0};
+    int rc, reps = 7;
+
+    snprintf(path, sizeof path, "%s/guard", root);
+    memset(&opt, 0, sizeof opt);
+    opt.path = path;
+    if ((rc = pl_store_open(&s, &opt)))
+        die("open", rc);
+    memset(&info, 0, sizeof info);
+    info.inc.pid = 77;
+    info.inc.start = 1;
+    info.interval_ms = INTERVAL_MS;
+    info.first_seen_ms = info.last_seen_ms = 1700000000000;
+    if ((rc = pl_store_register(s, &info)))
+        die("register", rc);
+    for (size_t k = 0; k < NTYPES; k++) {
+        names[k] = malloc(32);
+        lens[k] = (size_t)snprintf(names[k], 32, "module%zu.Type%zu", k % 97, k);
+    }
+    if ((rc = pl_store_type_ids(s, (const char *const *)names, lens, NTYPES, ids)))
+        die("type ids", rc);
+    a.inc = info.inc;
+    a.t = info.first_seen_ms;
+    a.counts = calloc(NTYPES, sizeof *a.counts);
+    for (size_t k = 0; k < NTYPES; k++) {
+        a.counts[k].type_id = ids[k];
+        a.counts[k].count = 5 + (k * 37) % 2000;
+        a.counts[k].bytes = 64;
+    }
+    for (int i = 0; i < 300; i++)
+        if ((rc = call_append(s, &a)))
+            die("append", rc);
+    /* Alternating rounds, the side that goes first flipping each time, so
+     * that a loaded machine (and the store growing with the appends) weighs
+     * on both sides alike; the reads run once the appends are done. */
+    for (int r = 0; r < reps; r++)
+        for (int k = 0; k < 2; k++)
+            ((r + k) % 2 ? on : off)[1] += guard_round(s, (r + k) % 2, call_append, &a, 100) / reps;
+    for (int r = 0; r < reps; r++) {
+        for (int k = 0; k < 2; k++) {
+            double *m = (r + k) % 2 ? on : off;
+
+            m[0] += guard_round(s, (r + k) % 2, call_stat, NULL, 2000) / reps;
+            m[2] += guard_round(s, (r + k) % 2, call_history, &a.t, 30) / reps;
+        }
+    }
+    printf("checks before each call (thread CPU, median per call, mean of %d alternating rounds)\n", reps);
+    printf("  %-34s %10s %10s %10s\n", "call", "checks off", "checks on", "added");
+    printf("  %-34s %8.1f us %8.1f us %8.1f us\n", "pl_store_stat_get (one read txn)", off[0], on[0], on[0] - off[0]);
+    printf("  %-34s %8.1f us %8.1f us %8.1f us\n", "pl_store_append, 5,000 types", off[1], on[1], on[1] - off[1]);
+    printf("  %-34s %8.1f us %8.1f us %8.1f us\n", "pl_store_history, 50 types", off[2], on[2], on[2] - off[2]);
+    pl_store_close(s);
+    for (size_t k = 0; k < NTYPES; k++)
+        free(names[k]);
+    free(names);
+    free(lens);
+    free(ids);
+    free(a.counts);
+}
+
 int main(int argc, char **argv)
 {
     char root[] = "/tmp/pyloot-bench-XXXXXX";
-    int quick = 0, keep = 0, churn = 0, fleet = 0, i;
+    int quick = 0, keep = 0, churn = 0, fleet = 0, guard = 0, i;
     double t0 = now_s();
 
     if (getenv("PYLOOT_BENCH_REUSE") && argc > 1 && strcmp(argv[1], "--fleet") == 0) {
@@ -762,6 +896,7 @@ int main(int argc, char **argv)
         keep |= strcmp(argv[i], "--keep") == 0;
         churn |= strcmp(argv[i], "--churn") == 0;
         fleet |= strcmp(argv[i], "--fleet") == 0;
+        guard |= strcmp(argv[i], "--guard") == 0;
     }
     if (!mkdtemp(root)) {
         perror("mkdtemp");
@@ -769,7 +904,9 @@ int main(int argc, char **argv)
     }
     printf("bench_store: store in %s\n\n", root);
     fflush(stdout);
-    if (fleet) {
+    if (guard) {
+        bench_guard(root);
+    } else if (fleet) {
         bench_fleet(root);
     } else if (churn) {
         bench_churn(root);

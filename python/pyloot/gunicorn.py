@@ -41,25 +41,24 @@ def _store_path():
 
 def mark_ended(pid, path=None):
     """Marks the newest not-ended incarnation of ``pid`` in the store as
-    ended. Returns True if one was marked. Never raises."""
-    path = path or _store_path()
-    if not os.path.isdir(path):
-        return False
-    store = None
+    ended. Returns True if one was marked. Never raises.
+
+    It runs in the gunicorn master, the one process that must never die: the
+    store is opened, written and closed in a short-lived child process
+    (``store_end_isolated``), so the master keeps no LMDB environment and a
+    damaged store can crash only that child (docs/store.md, "Damage at run
+    time"). The master waits for it at most 3 seconds."""
     try:
-        store = _pyloot.Store(path)
-        candidates = [p for p in store.procs() if p["pid"] == pid and not p["ended"]]
-        if not candidates:
+        path = path or _store_path()
+        if not os.path.isdir(path):
             return False
-        newest = max(candidates, key=lambda p: p["started"])
-        store.end(newest["pid"], newest["start"])
-        return True
+        marked, why = _pyloot.store_end_isolated(path, pid, 3.0)
+        if why:
+            logger.warning("pyloot: marking worker %d as ended in %s failed: %s", pid, path, why)
+        return marked
     except Exception:
-        logger.exception("pyloot: marking worker %d as ended in %s failed", pid, path)
+        logger.exception("pyloot: marking worker %d as ended failed", pid)
         return False
-    finally:
-        if store is not None:
-            store.close()
 
 
 def child_exit(server, worker):

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <lmdb.h>
+
 #include "heap.h"
 #include "pyloot/error.h"
 #include "pyloot/push.h"
@@ -418,6 +420,15 @@ static int thread_collect(const pl_sink *sink, const pl_incarnation *self, int g
 
 #define POLL_MS 50
 
+/* A write error that nothing outside the store explains (not a full disk
+ * or map, permissions, memory, an unavailable store): see collector_main. */
+static int unexplained(int rc)
+{
+    return rc != STORE_UNAVAILABLE && rc != PL_EDAMAGED && rc != ECANCELED && rc != ENOSPC && rc != EDQUOT &&
+           rc != EROFS && rc != EACCES && rc != EPERM && rc != ENOMEM && rc != MDB_MAP_FULL && rc != PL_ETIMEOUT &&
+           rc != PL_EBUSY;
+}
+
 static void *collector_main(void *arg)
 {
     pthread_setname_np(pthread_self(), "pyloot-collect");
@@ -470,6 +481,27 @@ static void *collector_main(void *arg)
                 rc = thread_collect(&sink, &self, gc_collect);
             if (rc == ECANCELED)
                 break;
+            if (rc && !o.rc && sink.store && !sink.push && unexplained(rc)) {
+                /* The first failure of an outage that nothing outside the
+                 * store explains: garbage in a page can read as wrong
+                 * answers rather than fault. Checked in a child process. */
+                if (pl_store_check_now(sink.store, 0) == PL_EDAMAGED)
+                    rc = PL_EDAMAGED;
+            }
+            if (rc == PL_EDAMAGED && !sink.push) {
+                /* The store was found damaged while in use (docs/store.md,
+                 * "Damage at run time"): its handle is given up. The Store
+                 * object replaces it and says so in one log line; this
+                 * thread pauses like for an unavailable store and asks for
+                 * the new one (acquire_store), then registers again. */
+                sink.store = NULL;
+                registered = 0;
+                rc = STORE_UNAVAILABLE;
+                pthread_mutex_lock(&state_lock);
+                C.store = NULL;
+                C.registered = 0;
+                pthread_mutex_unlock(&state_lock);
+            }
             if (sink.push) {
                 /* The pusher has its own buffer, backoff and outage lines. */
                 next = pl_now_s() + interval;

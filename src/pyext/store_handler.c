@@ -30,6 +30,11 @@ typedef struct {
     int opening;     /* an attempt runs (with the GIL released) */
     double retry_at; /* pl_now_s() of the next attempt */
     double delay;    /* the current backoff */
+    /* A handle found damaged while in use (pl_store_damaged), waiting to be
+     * replaced (pl_store_replace). Never closed nor freed: other threads (the
+     * collector, a request) may still hold it, and each of their calls on it
+     * returns PL_EDAMAGED at once. Protected by the GIL. */
+    pl_store *damaged;
 } PlStoreObject;
 
 static uint64_t next_serial = 1; /* protected by the GIL */
@@ -50,6 +55,11 @@ static PyTypeObject *store_type_static;
 
 #define RETRY_FIRST_S 1.0
 #define RETRY_MAX_S 60.0
+/* Handles given up after damage in this process, each one an abandoned env
+ * (its map and descriptors): past this many the store stays unavailable
+ * rather than leak more. Protected by the GIL. */
+#define MAX_ABANDONED 16
+static unsigned abandoned;
 
 /* What a Handler answers live-object routes with (handed in by module.c). */
 static pl_live_fn live_answer;
@@ -67,16 +77,28 @@ static pl_store *store_attempt(PlStoreObject *self)
     int rc;
     if (!rep)
         return NULL;
+    pl_store *damaged = self->damaged;
     self->opening = 1;
     Py_BEGIN_ALLOW_THREADS
-    rc = pl_store_open_guarded(&s, &self->opt, 0, rep);
+    if (damaged)
+        rc = pl_store_replace(damaged, &s, &self->opt, 0, rep);
+    else
+        rc = pl_store_open_guarded(&s, &self->opt, 0, rep);
     Py_END_ALLOW_THREADS
     self->opening = 0;
-    if (rep->moved_to[0])
+    if (rep->moved_to[0] && damaged)
+        pl_log("pyloot: pid %d: the store %s was found damaged while running (%s); moved to %s; started a "
+               "new one", (int)getpid(), self->path, rep->reason, rep->moved_to);
+    else if (rep->moved_to[0])
         pl_log("pyloot: store %s was damaged (%s); moved to %s; started a new one", self->path, rep->reason,
                rep->moved_to);
+    else if (!rc && damaged)
+        pl_log("pyloot: pid %d: the store %s was found damaged while running; another process moved it "
+               "aside; using the new one", (int)getpid(), self->path);
+    if (!rc)
+        self->damaged = NULL; /* leaked on purpose: see the field */
     if (!rc) {
-        if (self->error)
+        if (self->error && !damaged)
             pl_log("pyloot: pid %d: the store %s is usable again", (int)getpid(), self->path);
         free(self->error);
         self->error = NULL;
@@ -104,10 +126,37 @@ static pl_store *store_attempt(PlStoreObject *self)
 }
 
 /* A guarded store that is not simply open in this process: unavailable,
- * being opened by another thread, or inherited through fork. GIL held. */
+ * being opened by another thread, inherited through fork, or found damaged.
+ * GIL held. */
 static int guarded_unsettled(const PlStoreObject *self)
 {
-    return self->guard && (self->error || self->opening || (self->store && self->pid != getpid()));
+    return self->guard && (self->error || self->opening || (self->store && self->pid != getpid()) ||
+                           pl_store_damaged(self->store, NULL, 0));
+}
+
+/* The handle was found damaged while in use (GIL held): it is given up
+ * (collection pauses, /_pyloot answers 503 with the reason) and replaced
+ * at once by store_attempt. */
+static void give_up_damaged(PlStoreObject *self)
+{
+    char why[256], msg[1024];
+    pl_store_damaged(self->store, why, sizeof why);
+    self->damaged = self->store;
+    self->store = NULL;
+    abandoned++;
+    snprintf(msg, sizeof msg,
+             "the store %.400s was found damaged while running (%.256s); it is moved aside and a new one "
+             "started%s", self->path, why,
+             abandoned > MAX_ABANDONED ? ". Given up: damaged too often in this process; restart it" : "");
+    free(self->error);
+    self->error = strdup(msg);
+    if (abandoned > MAX_ABANDONED) {
+        pl_log("pyloot: pid %d: %s", (int)getpid(), msg);
+        self->retry_at = 1e300;
+    } else {
+        self->retry_at = 0;
+        self->delay = 0;
+    }
 }
 
 /* See pyext.h. */
@@ -120,6 +169,8 @@ pl_store *pl_store_try(PyObject *obj, const char **why)
     }
     PlStoreObject *self = (PlStoreObject *)obj;
     if (guarded_unsettled(self)) {
+        if (self->store && self->pid == getpid() && pl_store_damaged(self->store, NULL, 0))
+            give_up_damaged(self);
         if (self->store && self->pid != getpid()) {
             /* A fork child: see pl_store_of. */
             pl_store_forget(self->store);
@@ -408,7 +459,11 @@ static int handler_build(PlHandlerObject *self)
     pl_store *s = pl_store_try((PyObject *)self->store, &why);
     if (!s && !why)
         return -1;
-    pl_handler_free(self->handler);
+    /* Requests in flight on other threads (GIL released) still use the old
+     * handler: it is then leaked rather than freed under them (rare: a store
+     * replaced or reopened). */
+    if (!self->store->busy)
+        pl_handler_free(self->handler);
     self->handler = NULL;
     self->opt.store = s;
     self->opt.unavailable = why; /* copied by pl_handler_new */
@@ -520,7 +575,7 @@ static PyObject *handler_handle(PyObject *op, PyObject *args, PyObject *kw)
     }
     PyObject *result = NULL;
     if (!self->handler || self->pid != getpid() || self->opt.store != self->store->store ||
-        !self->opt.store) {
+        !self->opt.store || pl_store_damaged(self->opt.store, NULL, 0)) {
         if (handler_build(self) < 0)
             goto done;
     }
@@ -676,7 +731,33 @@ static PyObject *py_route_class(PyObject *module, PyObject *arg)
     return PyLong_FromLong((long)pl_access_classify(path));
 }
 
+/* store_end_isolated(path, pid, timeout=3.0) -> (marked, why): pl_store_end_isolated
+ * with the GIL released; why is None unless something went wrong. */
+static PyObject *py_store_end_isolated(PyObject *module, PyObject *args)
+{
+    const char *path;
+    unsigned int pid;
+    double timeout = 3.0;
+    if (!PyArg_ParseTuple(args, "sI|d:store_end_isolated", &path, &pid, &timeout))
+        return NULL;
+    if (!(timeout > 0 && timeout <= 600)) {
+        PyErr_SetString(PyExc_ValueError, "timeout must be in (0, 600] seconds");
+        return NULL;
+    }
+    char why[512];
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pl_store_end_isolated(path, pid, pl_now_ms(), (unsigned)(timeout * 1000), why, sizeof why);
+    Py_END_ALLOW_THREADS
+    if (rc == 0 || rc == PL_ENOTFOUND)
+        return Py_BuildValue("(OO)", rc == 0 ? Py_True : Py_False, Py_None);
+    return Py_BuildValue("(Os)", Py_False, why[0] ? why : pl_strerror(rc));
+}
+
 static PyMethodDef store_functions[] = {
+    {"store_end_isolated", py_store_end_isolated, METH_VARARGS,
+     "store_end_isolated(path, pid, timeout=3.0) -> (marked, why): marks the newest incarnation of pid that\n"
+     "has not ended as ended, in a child process (a damaged store cannot crash the caller)."},
     {"route_class", py_route_class, METH_O,
      "route_class(path) -> 0 open (UI files, login), 1 summary (procs, history, metrics), 2 values."},
     {"set_redact", py_set_redact, METH_O,

@@ -31,8 +31,8 @@ static void edit_heartbeat(struct proc_rec *rec, int created, const void *arg)
 
 /* Updates last_seen, rss and the stats, then runs mdb_reader_check and
  * retention when they are due (see store.h). */
-int pl_store_heartbeat(pl_store *s, const pl_incarnation *inc, int64_t now_ms, uint64_t rss,
-                       const pl_proc_stats *stats)
+int heartbeat_unguarded(pl_store *s, const pl_incarnation *inc, int64_t now_ms, uint64_t rss,
+                        const pl_proc_stats *stats)
 {
     struct beat b = {now_ms, rss, stats};
     int rc = update_rec(s, inc, 0, edit_heartbeat, &b);
@@ -241,7 +241,7 @@ out:
  * retention (maybe_prune) runs before the write; compaction and the trims
  * of each touched incarnation (once, with its last record) run after the
  * commit, so a failure there never loses a sample. */
-int pl_store_append_batch(pl_store *s, pl_store_batch_item *items, size_t n)
+int append_batch_unguarded(pl_store *s, pl_store_batch_item *items, size_t n)
 {
     struct batch b;
     size_t i, j, k, total = 0;

@@ -24,14 +24,19 @@ int txn_begin(pl_store *s, int write, MDB_txn **txn)
     }
     for (tries = 0; tries < 4; tries++) {
         pthread_rwlock_rdlock(&s->resize_lock);
+        guard_lock_taken(s, 1);
         rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, txn);
-        if (rc == 0)
+        if (rc == 0) {
+            guard_txn_begun(s, *txn, write);
             goto out;
+        }
+        guard_lock_taken(s, 0);
         pthread_rwlock_unlock(&s->resize_lock);
         if (rc != MDB_MAP_RESIZED)
             goto out;
         pthread_rwlock_wrlock(&s->resize_lock);
         mdb_env_set_mapsize(s->env, 0);
+        guard_map_update(s); /* a remap may move the map */
         pthread_rwlock_unlock(&s->resize_lock);
     }
 out:
@@ -57,6 +62,8 @@ int txn_commit(pl_store *s, MDB_txn *txn)
 {
     int rc = mdb_txn_commit(txn);
 
+    guard_txn_ended(s, txn);
+    guard_lock_taken(s, 0);
     pthread_rwlock_unlock(&s->resize_lock);
     return short_write_cause(s, rc);
 }
@@ -76,6 +83,8 @@ void txn_abort(pl_store *s, MDB_txn *txn)
 {
     if (txn) {
         mdb_txn_abort(txn);
+        guard_txn_ended(s, txn);
+        guard_lock_taken(s, 0);
         pthread_rwlock_unlock(&s->resize_lock);
     }
 }
@@ -180,18 +189,46 @@ out:
     return rc;
 }
 
+/* The part of the open that reads the map (guarded by pl_store_open):
+ * clears dead readers and opens (creating, migrating) the databases. */
+int open_unguarded(pl_store *s)
+{
+    int rc, tries, dead = 0;
+
+    /* Readers left behind by killed processes pin old pages; clear them. */
+    mdb_reader_check(s->env, &dead);
+    /* A migration to schema 4 holds a second copy of the chunks until its
+     * commit: when the map is too small for that, grow it and try again. */
+    for (tries = 0; (rc = open_dbs(s)) == MDB_MAP_FULL && !s->read_only && tries < 3; tries++) {
+        MDB_envinfo info;
+
+        if (mdb_env_info(s->env, &info) || mdb_env_set_mapsize(s->env, info.me_mapsize * 2))
+            break;
+        guard_map_update(s);
+    }
+    return rc;
+}
+
 /* Opens the store (see store.h). MDB_NOMETASYNC: the meta page is written
  * but not fsynced at commit; the next commit's data sync covers it. A system
  * crash can lose the last transaction, never corrupt the file, and it saves
  * one of the two fsyncs of every commit. */
 int pl_store_open(pl_store **out, const pl_store_options *opt)
 {
+    return store_open(out, opt, NULL, 0);
+}
+
+/* See store_int.h. */
+int store_open(pl_store **out, const pl_store_options *opt, char *why, size_t len)
+{
     pl_store *s = NULL;
     unsigned flags = MDB_NOTLS | MDB_NOMETASYNC;
     int rc = 0;
-    int locks = 0, tries;
+    int locks = 0, mapped = 0;
 
     *out = NULL;
+    if (why && len)
+        why[0] = 0;
     if (!opt || !opt->path || !*opt->path) {
         rc = PL_EBADARG;
         goto out;
@@ -201,6 +238,7 @@ int pl_store_open(pl_store **out, const pl_store_options *opt)
         rc = ENOMEM;
         goto out;
     }
+    s->fd = -1;
     s->path = strdup(opt->path);
     if (!s->path) {
         rc = ENOMEM;
@@ -229,49 +267,54 @@ int pl_store_open(pl_store **out, const pl_store_options *opt)
         flags |= MDB_RDONLY;
     if ((rc = mdb_env_create(&s->env)))
         goto fail;
+    /* Its assertions jump through the guard rather than abort() (guard.c). */
+    mdb_env_set_assert(s->env, guard_on_assert);
     if ((rc = mdb_env_set_maxdbs(s->env, 16)) ||
         (rc = mdb_env_set_maxreaders(s->env, 1022)) ||
         (rc = mdb_env_set_mapsize(s->env, (size_t)s->map_size)))
         goto fail_env;
+    /* mdb_env_open reads the meta pages with pread(), never through the map. */
     if ((rc = mdb_env_open(s->env, s->path, flags, 0600)))
         goto fail_env;
-    {
-        /* Readers left behind by killed processes pin old pages; clear them. */
-        int dead = 0;
-        mdb_reader_check(s->env, &dead);
-    }
-    /* A migration to schema 4 holds a second copy of the chunks until its
-     * commit: when the map is too small for that, grow it and try again. */
-    for (tries = 0; (rc = open_dbs(s)) == MDB_MAP_FULL && !s->read_only && tries < 3; tries++) {
-        MDB_envinfo info;
-
-        if (mdb_env_info(s->env, &info) || mdb_env_set_mapsize(s->env, info.me_mapsize * 2))
-            break;
-    }
+    if ((rc = guard_attach(s)))
+        goto fail_env; /* nothing read through the map yet: closing is safe */
+    mapped = 1;
+    rc = STORE_GUARDED(s, open_unguarded(s));
     if (rc)
         goto fail_env;
     *out = s;
     goto out;
 fail_env:
+    if (mapped && pl_store_damaged(s, why, len)) {
+        /* Abandoned, never closed: see guard.c. Its memory and descriptors
+         * are leaked on purpose (the caller moves the store aside). */
+        rc = PL_EDAMAGED;
+        goto out;
+    }
+    if (rc == PL_EDAMAGED && why && len)
+        pl_store_damaged(s, why, len);
     mdb_env_close(s->env);
 fail:
     if (locks) {
         pthread_mutex_destroy(&s->prune_lock);
         pthread_rwlock_destroy(&s->resize_lock);
     }
+    free(s->data_path);
     free(s->path);
     free(s);
 out:
     return rc;
 }
 
-/* Closes the env and frees the handle (see store.h). */
+/* Closes the env and frees the handle (see store.h). A handle given up
+ * after damage is left as it is: see guard.c. */
 void pl_store_close(pl_store *s)
 {
-    if (s) {
+    if (s && !pl_store_damaged(s, NULL, 0)) {
         mdb_env_close(s->env);
         pthread_mutex_destroy(&s->prune_lock);
         pthread_rwlock_destroy(&s->resize_lock);
+        free(s->data_path);
         free(s->path);
         free(s);
     }
@@ -334,7 +377,7 @@ uint64_t used_bytes(pl_store *s, MDB_txn *txn)
 }
 
 /* Store-wide facts (see store.h). */
-int pl_store_stat_get(pl_store *s, pl_store_stat *out)
+int stat_get_unguarded(pl_store *s, pl_store_stat *out)
 {
     MDB_txn *txn = NULL;
     MDB_envinfo info;

@@ -1076,7 +1076,7 @@ out:
 /* Answers a history query (see store.h and docs/store.md) from one read
  * transaction: loads a view per incarnation, then rank_types, lay_axis and
  * fill_page. */
-int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out)
+int history_unguarded(pl_store *s, const pl_history_query *q, pl_history **out)
 {
     MDB_txn *txn = NULL;
     MDB_cursor *logcur = NULL;

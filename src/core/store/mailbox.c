@@ -173,7 +173,7 @@ static int draw_ticket(MDB_txn *txn, MDB_dbi mailbox, uint64_t *out)
 }
 
 /* Posts a request for `to` (see store.h). */
-int pl_store_mailbox_post(pl_store *s, const pl_incarnation *to, const void *req, size_t len,
+int mailbox_post_unguarded(pl_store *s, const pl_incarnation *to, const void *req, size_t len,
                           int64_t now_ms, uint64_t *ticket)
 {
     MDB_txn *txn = NULL;
@@ -298,7 +298,7 @@ static int mb_oldest(MDB_cursor *cur, const uint8_t *kb, uint64_t *ticket)
 
 /* Takes the oldest request for `me` (see store.h). Polling an empty mailbox
  * costs one read transaction, never a write. */
-int pl_store_mailbox_take(pl_store *s, const pl_incarnation *me, int64_t now_ms,
+int mailbox_take_unguarded(pl_store *s, const pl_incarnation *me, int64_t now_ms,
                           int64_t max_age_ms, uint64_t *ticket, pl_buf *req)
 {
     MDB_txn *txn = NULL;
@@ -403,7 +403,7 @@ out:
 
 /* Stores the reply to a taken request (see store.h). Returns PL_ENOTFOUND
  * (and drops the reply) when the request was withdrawn or swept. */
-int pl_store_mailbox_reply(pl_store *s, uint64_t ticket, int status, const void *body, size_t len,
+int mailbox_reply_unguarded(pl_store *s, uint64_t ticket, int status, const void *body, size_t len,
                            int64_t now_ms)
 {
     MDB_txn *txn = NULL;
@@ -449,7 +449,7 @@ out:
 
 /* Fetches and deletes the reply to `ticket` (see store.h). Polling before
  * the reply exists costs one read transaction. */
-int pl_store_mailbox_result(pl_store *s, uint64_t ticket, int *status, pl_buf *body)
+int mailbox_result_unguarded(pl_store *s, uint64_t ticket, int *status, pl_buf *body)
 {
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
@@ -512,7 +512,7 @@ out:
 }
 
 /* Withdraws a request and any reply (see store.h). */
-int pl_store_mailbox_cancel(pl_store *s, uint64_t ticket)
+int mailbox_cancel_unguarded(pl_store *s, uint64_t ticket)
 {
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;

@@ -113,7 +113,7 @@ static void edit_register(struct proc_rec *rec, int created, const void *arg)
 
 /* Writes or refreshes this incarnation's procs record (see store.h). A
  * refresh keeps first_seen and the sample bookkeeping, and clears `ended`. */
-int pl_store_register(pl_store *s, const pl_proc_info *info)
+int register_unguarded(pl_store *s, const pl_proc_info *info)
 {
     return update_rec(s, &info->inc, 1, edit_register, info);
 }
@@ -128,7 +128,7 @@ static void edit_end(struct proc_rec *rec, int created, const void *arg)
 }
 
 /* Marks an incarnation as ended cleanly (see store.h). */
-int pl_store_end(pl_store *s, const pl_incarnation *inc, int64_t now_ms)
+int end_unguarded(pl_store *s, const pl_incarnation *inc, int64_t now_ms)
 {
     return update_rec(s, inc, 0, edit_end, &now_ms);
 }
@@ -197,7 +197,7 @@ void fill_alive(struct inc_entry *list, size_t n)
 }
 
 /* Lists every stored incarnation (see store.h). */
-int pl_store_procs(pl_store *s, pl_proc_info **out, size_t *n)
+int procs_unguarded(pl_store *s, pl_proc_info **out, size_t *n)
 {
     MDB_txn *txn = NULL;
     struct inc_entry *list = NULL;

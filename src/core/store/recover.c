@@ -10,8 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,7 +26,7 @@
 /* ------------------------------------------------------- recovery note */
 
 /* See verify.h. Value: when_ms (8, host order), moved_to, NUL, reason. */
-int pl_store_note_recovery(pl_store *s, const char *moved_to, const char *reason, int64_t when_ms)
+int note_recovery_unguarded(pl_store *s, const char *moved_to, const char *reason, int64_t when_ms)
 {
     size_t a = strlen(moved_to), b = strlen(reason);
     uint8_t buf[PART_MAX];
@@ -48,7 +51,7 @@ int pl_store_note_recovery(pl_store *s, const char *moved_to, const char *reason
 }
 
 /* See verify.h. */
-int pl_store_recovery(pl_store *s, pl_buf *moved_to, pl_buf *reason, int64_t *when_ms)
+int recovery_unguarded(pl_store *s, pl_buf *moved_to, pl_buf *reason, int64_t *when_ms)
 {
     MDB_val k = {sizeof RECOVERY_KEY - 1, RECOVERY_KEY}, v;
     MDB_txn *txn = NULL;
@@ -259,10 +262,19 @@ static int open_read_only(pl_store **out, const pl_store_options *opt, unsigned 
     return rc;
 }
 
+/* A data.mdb found damaged while in use (or while opening it): no check
+ * needed, it is moved aside if it is still that file. */
+struct known_bad {
+    dev_t dev;
+    ino_t ino;
+    const char *why;
+};
+
 /* Checks the store unless the marker vouches for it; moves it aside when
  * damaged (marker_fd is then swapped for the new directory's, locked). */
 static int check_or_recover(const pl_store_options *opt, unsigned timeout_ms, const char *data,
-                            const char *marker, int *marker_fd, pl_store_report *rep)
+                            const char *marker, int *marker_fd, pl_store_report *rep,
+                            const struct known_bad *bad)
 {
     char want[256], have[256];
     struct stat st;
@@ -271,6 +283,12 @@ static int check_or_recover(const pl_store_options *opt, unsigned timeout_ms, co
 
     if (stat(data, &st) != 0 || st.st_size == 0)
         return 0; /* a new store: this server creates it */
+    if (bad && st.st_dev == bad->dev && st.st_ino == bad->ino) {
+        rep->checked = 1;
+        snprintf(rep->reason, sizeof rep->reason, "%s", bad->why);
+        rc = PL_EDAMAGED;
+        goto move;
+    }
     marker_text(data, want, sizeof want);
     n = pread(*marker_fd, have, sizeof have - 1, 0);
     have[n > 0 ? n : 0] = 0;
@@ -280,6 +298,7 @@ static int check_or_recover(const pl_store_options *opt, unsigned timeout_ms, co
     rc = pl_store_verify(opt->path, timeout_ms, rep->reason, sizeof rep->reason);
     if (rc == 0)
         return 0;
+move:
     if (rc != PL_EDAMAGED) {
         char explained[600];
         pl_store_explain(rc, "checking", opt->path, explained, sizeof explained);
@@ -311,11 +330,15 @@ static int check_or_recover(const pl_store_options *opt, unsigned timeout_ms, co
     return 0;
 }
 
-/* See verify.h. */
-int pl_store_open_guarded(pl_store **out, const pl_store_options *opt, unsigned timeout_ms,
-                          pl_store_report *rep)
+/* Opens the store under the marker's lock (see pl_store_open_guarded),
+ * treating `bad` as known damaged. Damage met by the open itself (a file
+ * the marker vouched for, damaged since) is moved aside the same way, once. */
+static int open_guarded(pl_store **out, const pl_store_options *opt, unsigned timeout_ms,
+                        pl_store_report *rep, const struct known_bad *bad)
 {
-    char data[4200], marker[4200], text[256];
+    char data[4200], marker[4200], text[256], why[256];
+    struct known_bad found;
+    struct stat st;
     int rc, fd = -1;
 
     *out = NULL;
@@ -337,12 +360,26 @@ int pl_store_open_guarded(pl_store **out, const pl_store_options *opt, unsigned 
     rc = lock_marker(marker, timeout_ms + 10000, &fd);
     if (rc)
         goto explain;
-    rc = check_or_recover(opt, timeout_ms, data, marker, &fd, rep);
+    rc = check_or_recover(opt, timeout_ms, data, marker, &fd, rep, bad);
     if (rc)
         goto out;
-    rc = pl_store_open(out, opt);
-    if (rc)
+    if (stat(data, &st) != 0)
+        memset(&st, 0, sizeof st);
+    rc = store_open(out, opt, why, sizeof why);
+    if ((rc == PL_EDAMAGED || rc == MDB_INVALID || rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND) &&
+        st.st_ino && !rep->moved_to[0]) {
+        /* Under the lock nobody else moved it: the file opened is st. */
+        found.dev = st.st_dev;
+        found.ino = st.st_ino;
+        found.why = rc == PL_EDAMAGED && why[0] ? why : pl_strerror(rc);
+        rc = check_or_recover(opt, timeout_ms, data, marker, &fd, rep, &found);
+        if (rc == 0)
+            rc = store_open(out, opt, NULL, 0);
+        if (rc)
+            goto explain;
+    } else if (rc) {
         goto explain;
+    }
     if (rep->moved_to[0])
         pl_store_note_recovery(*out, rep->moved_to, rep->reason, pl_now_ms());
     marker_text(data, text, sizeof text);
@@ -350,10 +387,129 @@ int pl_store_open_guarded(pl_store **out, const pl_store_options *opt, unsigned 
         rc = 0; /* without a marker the next worker checks again: slower, not wrong */
     goto out;
 explain:
-    pl_store_explain(rc, rc == EEXIST || rc == ENOTDIR || rc == ENOENT ? "creating" : "opening", opt->path,
-                     rep->message, sizeof rep->message);
+    if (!rep->message[0])
+        pl_store_explain(rc, rc == EEXIST || rc == ENOTDIR || rc == ENOENT ? "creating" : "opening",
+                         opt->path, rep->message, sizeof rep->message);
 out:
     if (fd >= 0)
         close(fd);
     return rc;
+}
+
+/* See verify.h. */
+int pl_store_open_guarded(pl_store **out, const pl_store_options *opt, unsigned timeout_ms,
+                          pl_store_report *rep)
+{
+    return open_guarded(out, opt, timeout_ms, rep, NULL);
+}
+
+/* See verify.h. */
+int pl_store_replace(pl_store *damaged, pl_store **out, const pl_store_options *opt, unsigned timeout_ms,
+                     pl_store_report *rep)
+{
+    char why[256];
+    struct known_bad bad = {damaged->dev, damaged->ino, why};
+
+    pl_store_damaged(damaged, why, sizeof why);
+    if (!why[0])
+        snprintf(why, sizeof why, "%s", pl_strerror(PL_EDAMAGED));
+    return open_guarded(out, opt, timeout_ms, rep, &bad);
+}
+
+/* ------------------------------------------------ ending, in a child */
+
+/* In the child: marks pid's newest incarnation that has not ended as
+ * ended, reports "<code>" on fd, _exit. Never returns. Only libc and LMDB on
+ * an env of its own, as the verifying child (verify.c). */
+static void end_child(const char *path, uint32_t pid, int64_t now_ms, int fd, unsigned timeout_ms)
+{
+    pl_store_options opt;
+    pl_store *s = NULL;
+    pl_proc_info *procs = NULL;
+    size_t n = 0, best = SIZE_MAX;
+    char line[32];
+    int rc, len;
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    alarm(timeout_ms / 1000 + 2);
+    memset(&opt, 0, sizeof opt);
+    opt.path = path;
+    rc = pl_store_open(&s, &opt);
+    if (rc == 0)
+        rc = pl_store_procs(s, &procs, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (procs[i].inc.pid == pid && !procs[i].ended_ms &&
+            (best == SIZE_MAX || procs[i].first_seen_ms >= procs[best].first_seen_ms))
+            best = i;
+    if (rc == 0)
+        rc = best == SIZE_MAX ? PL_ENOTFOUND : pl_store_end(s, &procs[best].inc, now_ms);
+    len = snprintf(line, sizeof line, "%d", rc);
+    if (write(fd, line, (size_t)len) < 0)
+        rc = EIO;
+    /* No close: the process ends here (LMDB releases its locks with it). */
+    _exit(rc == 0 ? 0 : 1);
+}
+
+/* See verify.h. The master waits here (bounded); gunicorn's own reaping of
+ * children cannot run meanwhile (its SIGCHLD handler is Python code, run
+ * after this returns), so the child is reaped here. */
+int pl_store_end_isolated(const char *path, uint32_t pid, int64_t now_ms, unsigned timeout_ms, char *why,
+                          size_t len)
+{
+    char report[64];
+    int fds[2], status = 0, rc = 0, code = 0;
+    ssize_t got = 0, r;
+    struct timespec t0, t;
+    pid_t child, w;
+
+    if (len)
+        why[0] = 0;
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return errno;
+    child = fork();
+    if (child < 0) {
+        rc = errno;
+        close(fds[0]);
+        close(fds[1]);
+        snprintf(why, len, "could not start a process: %s", strerror(rc));
+        return rc;
+    }
+    if (child == 0) {
+        close(fds[0]);
+        end_child(path, pid, now_ms, fds[1], timeout_ms);
+    }
+    close(fds[1]);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        w = waitpid(child, &status, WNOHANG);
+        if (w == child || (w < 0 && errno != EINTR))
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= (long)timeout_ms) {
+            kill(child, SIGKILL);
+            while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+                ;
+            close(fds[0]);
+            snprintf(why, len, "the store did not answer within %u ms", timeout_ms);
+            return PL_ETIMEOUT;
+        }
+        usleep(2000);
+    }
+    while (got < (ssize_t)sizeof report - 1 &&
+           (r = read(fds[0], report + got, sizeof report - 1 - (size_t)got)) > 0)
+        got += r;
+    report[got > 0 ? got : 0] = 0;
+    close(fds[0]);
+    if (w == child && WIFSIGNALED(status)) {
+        snprintf(why, len, "the process doing it died of signal %d (the store looks damaged)",
+                 WTERMSIG(status));
+        return PL_EDAMAGED;
+    }
+    if (sscanf(report, "%d", &code) != 1) {
+        snprintf(why, len, "the process doing it ended without a report");
+        return PL_EDAMAGED;
+    }
+    if (code && code != PL_ENOTFOUND)
+        snprintf(why, len, "%s", pl_strerror(code));
+    return code;
 }

@@ -46,7 +46,7 @@ static int find_remote(pl_store *s, MDB_txn *txn, const char *host, uint32_t pid
 }
 
 /* Finds a pushed incarnation (see store.h). */
-int pl_store_remote_find(pl_store *s, const char *host, uint32_t pid, uint64_t worker_start, pl_incarnation *out)
+int remote_find_unguarded(pl_store *s, const char *host, uint32_t pid, uint64_t worker_start, pl_incarnation *out)
 {
     MDB_txn *txn = NULL;
     struct proc_rec rec;
@@ -116,7 +116,7 @@ end:
 }
 
 /* Registers or refreshes a pushed incarnation (see store.h). */
-int pl_store_remote_register(pl_store *s, const pl_proc_info *info, int64_t now_ms, pl_incarnation *out)
+int remote_register_unguarded(pl_store *s, const pl_proc_info *info, int64_t now_ms, pl_incarnation *out)
 {
     MDB_txn *txn = NULL;
     struct proc_rec rec;

@@ -841,7 +841,7 @@ out:
 }
 
 /* Runs retention now (see store.h). */
-int pl_store_prune(pl_store *s, int64_t now_ms)
+int prune_unguarded(pl_store *s, int64_t now_ms)
 {
     int rc;
 

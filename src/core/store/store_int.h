@@ -44,6 +44,8 @@
  *   records.c    procs records, log samples, first-sample snapshots, window lists
  *   types.c      type names <-> ids
  *   env.c        open/close, transactions, stat, ranged and batched deletes
+ *   guard.c      damage met at run time: the cheap checks, the fault guard and
+ *                the guarded public entry points (each calls its *_unguarded body)
  *   codec.c      keys, varints, window and chunk encodings (no LMDB calls)
  *
  * Ownership and threads: everything declared here works on a pl_store owned
@@ -55,9 +57,13 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "pyloot/error.h"
 #include "pyloot/store.h"
@@ -173,6 +179,20 @@ struct pl_store {
         uint32_t first_id, last_id;
     } fresh[16];
     unsigned fresh_next;
+    /* Damage at run time (guard.c). Set at open, then read only: */
+    int fd;             /* LMDB's descriptor of data.mdb (fstat and pread only) */
+    char *data_path;    /* path/data.mdb */
+    dev_t dev;          /* of data.mdb as opened */
+    ino_t ino;
+    unsigned psize;     /* page size, from meta page 0 */
+    pthread_mutex_t *wmutex; /* LMDB's writer lock in its map of lock.mdb (guard.c); NULL when not found */
+    int skip_checks;    /* test hook: the guard alone, without the cheap checks */
+    /* Atomics, shared by every thread using the handle: */
+    _Atomic uint64_t seen_size;  /* largest size of data.mdb seen: LMDB never shrinks it */
+    _Atomic uintptr_t map_lo;    /* the env's map of data.mdb, [map_lo, map_hi), for the */
+    _Atomic uintptr_t map_hi;    /* fault handler; written at open and at a remap */
+    atomic_int damaged;          /* 0; 1 while `damage` is written; 2 once it is */
+    char damage[256];            /* why the handle was given up (written once) */
 };
 
 /* The procs value. Fixed size; host byte order. */
@@ -356,6 +376,96 @@ static inline int layout4(const pl_store *s)
 
 #pragma GCC visibility push(hidden)
 
+/* ---- guard.c: damage met at run time (docs/store.md, "Damage at run time") ---- */
+
+#define GUARD_TXNS 4
+/* One guarded call on one thread: frames form a per-thread stack. */
+struct guard {
+    struct guard *prev;
+    pl_store *s;
+    sigjmp_buf jb;
+    MDB_txn *txns[GUARD_TXNS]; /* top-level transactions begun in this call and not ended */
+    unsigned char write[GUARD_TXNS]; /* txns[i] is a write transaction */
+    unsigned n_txns;
+    unsigned n_locks;          /* read holds of s->resize_lock taken in this call */
+    volatile int caught;       /* the signal, or -1 for an LMDB assertion */
+    void *volatile addr;       /* the faulting address */
+    char what[200];            /* an assertion's text */
+};
+
+/* Enters a guarded call on s: PL_EDAMAGED (without entering) when s was
+ * given up before or the cheap checks find damage now; else 0 with g on top
+ * of this thread's stack. */
+int guard_enter(pl_store *s, struct guard *g);
+/* Leaves normally: pops g; an LMDB code that means a damaged file gives
+ * the store up and becomes PL_EDAMAGED. Returns rc. */
+int guard_leave(struct guard *g, int rc);
+/* After a fault or assertion jumped back to g: gives the store up, ends
+ * the transactions g holds so that other processes never wait for this
+ * one's writer lock nor keep pages for its reader slot, pops g; returns
+ * PL_EDAMAGED. */
+int guard_caught(struct guard *g);
+/* Gives s up for good, saying why (the first reason wins). */
+void guard_mark(pl_store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Sets s's fd, dev, ino, data path, page size and map range once its env is
+ * open; installs the handlers (once per process). 0, errno or PL_EDAMAGED. */
+int guard_attach(pl_store *s);
+/* Reads the range of s's map again (after mdb_env_set_mapsize remapped it). */
+void guard_map_update(pl_store *s);
+/* Bookkeeping of txn_begin/txn_commit/txn_abort for the innermost frame of s. */
+void guard_lock_taken(pl_store *s, int taken);
+void guard_txn_begun(pl_store *s, MDB_txn *txn, int write);
+void guard_txn_ended(pl_store *s, MDB_txn *txn);
+/* LMDB's assertion callback (mdb_env_set_assert). */
+void guard_on_assert(MDB_env *env, const char *msg);
+
+/* The body of a guarded entry point: `return STORE_GUARDED(s, call);` runs
+ * call inside a guard. sigsetjmp must run in the frame that stays live during
+ * the call, hence a macro; it saves no signal mask (no system call): the
+ * handler unblocks the signal itself before it jumps. */
+#define STORE_GUARDED(s, call)                                                   \
+    __extension__({                                                              \
+        struct guard g_;                                                         \
+        int rc_ = guard_enter((s), &g_);                                         \
+        if (rc_ == 0) {                                                          \
+            if (sigsetjmp(g_.jb, 0) == 0)                                        \
+                rc_ = guard_leave(&g_, (call));                                  \
+            else                                                                 \
+                rc_ = guard_caught(&g_);                                         \
+        }                                                                        \
+        rc_;                                                                     \
+    })
+
+/* The bodies of the guarded public entry points (see store.h and verify.h). */
+int open_unguarded(pl_store *s);
+int register_unguarded(pl_store *s, const pl_proc_info *info);
+int heartbeat_unguarded(pl_store *s, const pl_incarnation *inc, int64_t now_ms, uint64_t rss,
+                        const pl_proc_stats *stats);
+int end_unguarded(pl_store *s, const pl_incarnation *inc, int64_t now_ms);
+int procs_unguarded(pl_store *s, pl_proc_info **out, size_t *n);
+int type_ids_unguarded(pl_store *s, const char *const *names, const size_t *lens, size_t n, uint32_t *ids);
+int append_batch_unguarded(pl_store *s, pl_store_batch_item *items, size_t n);
+int prune_unguarded(pl_store *s, int64_t now_ms);
+int stat_get_unguarded(pl_store *s, pl_store_stat *out);
+int history_unguarded(pl_store *s, const pl_history_query *q, pl_history **out);
+int mailbox_post_unguarded(pl_store *s, const pl_incarnation *to, const void *req, size_t len,
+                           int64_t now_ms, uint64_t *ticket);
+int mailbox_take_unguarded(pl_store *s, const pl_incarnation *me, int64_t now_ms, int64_t max_age_ms,
+                           uint64_t *ticket, pl_buf *req);
+int mailbox_reply_unguarded(pl_store *s, uint64_t ticket, int status, const void *body, size_t len,
+                            int64_t now_ms);
+int mailbox_result_unguarded(pl_store *s, uint64_t ticket, int *status, pl_buf *body);
+int mailbox_cancel_unguarded(pl_store *s, uint64_t ticket);
+int witness_put_unguarded(pl_store *s, const pl_incarnation *inc, uint32_t type_id, int64_t time_ms,
+                          const pl_witness_step *steps, size_t n);
+int witnesses_unguarded(pl_store *s, const char *group, uint32_t pid, const char *host, size_t max,
+                        pl_witness_list *out);
+int remote_register_unguarded(pl_store *s, const pl_proc_info *info, int64_t now_ms, pl_incarnation *out);
+int remote_find_unguarded(pl_store *s, const char *host, uint32_t pid, uint64_t worker_start,
+                          pl_incarnation *out);
+int note_recovery_unguarded(pl_store *s, const char *moved_to, const char *reason, int64_t when_ms);
+int recovery_unguarded(pl_store *s, pl_buf *moved_to, pl_buf *reason, int64_t *when_ms);
+
 /* ---- codec.c: pure encodings, no LMDB calls ---- */
 
 /* Grows the malloc'ed array at pp (a T **) to hold `need` elements; 0 or ENOMEM (unchanged). */
@@ -401,6 +511,9 @@ int sample_push(struct sample *smp, uint32_t id, uint64_t count, uint64_t bytes)
 
 /* ---- env.c: transactions and deletes ---- */
 
+/* pl_store_open, saying in why (NUL-terminated, cut to len; may be NULL)
+ * what damage made it fail with PL_EDAMAGED. */
+int store_open(pl_store **out, const pl_store_options *opt, char *why, size_t len);
 /* Begins a transaction (read-holds the resize lock until commit/abort); 0 or an LMDB/errno code. */
 int txn_begin(pl_store *s, int write, MDB_txn **txn);
 /* Commits txn and releases the resize lock; returns mdb_txn_commit's code

@@ -95,7 +95,7 @@ int type_find(pl_store *s, MDB_txn *txn, const char *name, size_t len, uint32_t 
 
 /* Looks up or creates type ids (see store.h). The common case (all names
  * known) needs only a read transaction. */
-int pl_store_type_ids(pl_store *s, const char *const *names, const size_t *lens, size_t n,
+int type_ids_unguarded(pl_store *s, const char *const *names, const size_t *lens, size_t n,
                       uint32_t *ids)
 {
     MDB_txn *txn = NULL;

@@ -84,7 +84,7 @@ out:
 }
 
 /* Stores one witness (see store.h). */
-int pl_store_witness_put(pl_store *s, const pl_incarnation *inc, uint32_t type_id, int64_t time_ms,
+int witness_put_unguarded(pl_store *s, const pl_incarnation *inc, uint32_t type_id, int64_t time_ms,
                          const pl_witness_step *steps, size_t n)
 {
     pl_buf enc = PL_BUF_INIT;
@@ -180,7 +180,7 @@ static int cmp_newest_first(const void *a, const void *b)
 }
 
 /* Reads the witnesses of one type (see store.h). */
-int pl_store_witnesses(pl_store *s, const char *group, uint32_t pid, const char *host, size_t max,
+int witnesses_unguarded(pl_store *s, const char *group, uint32_t pid, const char *host, size_t max,
                        pl_witness_list *out)
 {
     MDB_txn *txn = NULL;

@@ -43,7 +43,9 @@ typedef struct pl_store_options {
 int pl_store_open(pl_store **out, const pl_store_options *opt);
 
 /* Closes the env and frees the handle. NULL is a no-op. No other thread may
- * be using the store. Never call in a forked child on an inherited handle. */
+ * be using the store. Never call in a forked child on an inherited handle.
+ * A handle given up after damage (pl_store_damaged) is left as it is: its
+ * env is abandoned on purpose, never closed. */
 void pl_store_close(pl_store *s);
 
 /* Drops a handle inherited through fork() without touching LMDB: its memory
@@ -54,6 +56,30 @@ void pl_store_forget(pl_store *s);
 
 /* The environment directory, as opened; owned by the store. */
 const char *pl_store_path(const pl_store *s);
+
+/* Damage met at run time (docs/store.md, "Damage at run time"). Before each
+ * call a handle checks, without reading through LMDB's map, that data.mdb did
+ * not shrink, that its meta pages decode and that the path still names the
+ * file it opened; during each call a fault inside the store's map (SIGBUS,
+ * SIGSEGV), an LMDB assertion or an LMDB error that means a bad file
+ * (MDB_CORRUPTED, MDB_PAGE_NOTFOUND, ...) ends the call with PL_EDAMAGED
+ * instead of the process. The handle is then given up for good: every later
+ * call returns PL_EDAMAGED at once, pl_store_close leaves it alone (its env is
+ * abandoned, not closed: another thread may still be inside it), and the
+ * caller opens the store anew (pl_store_replace, verify.h). Returns 1 when s
+ * was given up, with the reason in why (NUL-terminated, cut to len; why may
+ * be NULL), else 0. Thread-safe; never touches LMDB. */
+int pl_store_damaged(const pl_store *s, char *why, size_t len);
+
+/* Garbage in a page does not always fault: it can also read as wrong
+ * answers (a missing record, an id not given out). After an error it cannot
+ * explain, a caller checks the store where a crash cannot hurt: this runs
+ * pl_store_verify (verify.h: a walk in a forked child, bounded by timeout_ms,
+ * 0 = its default) and gives s up (pl_store_damaged) when the file is
+ * damaged. Returns 0 (sound), PL_EDAMAGED, or the check's other error.
+ * Thread-safe; forks, so callers rate-limit it (the collector: once per
+ * outage). */
+int pl_store_check_now(pl_store *s, unsigned timeout_ms);
 
 /* Writes or refreshes this incarnation's procs record (first_seen is kept if
  * the record exists). */
@@ -329,6 +355,11 @@ int pl_store_remote_find(pl_store *s, const char *host, uint32_t pid, uint64_t w
  * so that name-hash collisions can be exercised. Only for tests, on a store
  * that is never opened without the hook. */
 void pl_store_test_collide_hashes(pl_store *s, int on);
+
+/* Test hook: this handle skips the checks made before each call (the
+ * fault guard alone stands between a damaged file and the process). Only for
+ * tests. */
+void pl_store_test_skip_checks(pl_store *s, int on);
 
 /* Test hook: this handle writes log and snapshot values as a store of
  * `schema` would (3: the format before packed values), so that the C tests

@@ -56,12 +56,35 @@ typedef struct pl_store_report {
  * it runs pl_store_verify, under an flock on the marker so that workers
  * starting together check once. A damaged store is renamed to
  * "<path>.corrupt-<UTC time>", a new one is created in its place and the
- * move is noted in its meta (pl_store_recovery); rep says so. With
+ * move is noted in its meta (pl_store_recovery); rep says so. A store the
+ * marker vouches for but that the open itself finds damaged (damaged since:
+ * see pl_store_damaged) is moved aside the same way, without a check. With
  * opt->read_only nothing is written: the check always runs and a damaged
  * store gives PL_EDAMAGED. On failure rep->message says what is wrong and
  * how to fix it. *out as for pl_store_open. */
 int pl_store_open_guarded(pl_store **out, const pl_store_options *opt, unsigned timeout_ms,
                           pl_store_report *rep);
+
+/* Replaces the store of `damaged`, a handle pl_store_damaged() has given
+ * up: like pl_store_open_guarded at opt->path, except that when data.mdb is
+ * still the file that handle opened it is moved aside without a check (the
+ * reason is the handle's) and a new store started, its meta noting the move.
+ * When it is another file (another process moved the damaged one already, or
+ * someone replaced it), that one is opened as pl_store_open_guarded would.
+ * Never touches the damaged handle's env. rep and *out as for
+ * pl_store_open_guarded; rep->moved_to is set when this call moved it. */
+int pl_store_replace(pl_store *damaged, pl_store **out, const pl_store_options *opt, unsigned timeout_ms,
+                     pl_store_report *rep);
+
+/* Marks the newest incarnation of `pid` that has not ended as ended at
+ * now_ms, in a forked child process, so that the caller (a gunicorn master:
+ * the one process that must never die) keeps no env and no damaged store
+ * can crash it. The child ends within timeout_ms (it is killed then).
+ * Returns 0 (marked), PL_ENOTFOUND (none to mark), PL_EDAMAGED (the child
+ * died of a signal: the store looks damaged), PL_ETIMEOUT, or the store's
+ * error; why says what went wrong in words. Thread-safe. */
+int pl_store_end_isolated(const char *path, uint32_t pid, int64_t now_ms, unsigned timeout_ms, char *why,
+                          size_t len);
 
 /* Reads the recovery note of a store started in place of a damaged one:
  * 0 with the old store's new name, the reason and the time (unix ms) set,
