@@ -331,18 +331,25 @@ done:
     return rc;
 }
 
-/* Appends one sample (see store.h): a batch of one item. */
-int pl_store_append(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
-                    const pl_type_count *counts, size_t n)
-{
-    pl_store_sample smp = {time_ms, counts, n};
-    pl_store_batch_item item;
-    int rc;
 
-    memset(&item, 0, sizeof item);
-    item.inc = *inc;
-    item.samples = &smp;
-    item.n_samples = 1;
-    rc = pl_store_append_batch(s, &item, 1);
-    return item.rc ? item.rc : rc;
+/* Stores one witness (see store.h): encoded by witness.c, written in one
+ * transaction, and when the map is full, room made by retention.c and the
+ * write tried again. */
+int witness_put_unguarded(pl_store *s, const pl_incarnation *inc, uint32_t type_id, int64_t time_ms,
+                          const pl_witness_step *steps, size_t n)
+{
+    pl_buf enc = PL_BUF_INIT;
+    int rc, dropped = 0;
+
+    if (!s || !inc || time_ms < 0 || type_id >= WIDE_BASE)
+        return PL_EBADARG;
+    rc = witness_encode(s, steps, n, &enc);
+    for (int attempt = 0; rc == 0 && attempt < 1000; attempt++) {
+        rc = witness_put_once(s, inc, type_id, time_ms, &enc);
+        if (!is_map_full(rc) || make_room(s, &dropped) != 0 || !dropped)
+            break;
+        rc = 0; /* room was made: try again */
+    }
+    pl_buf_free(&enc);
+    return rc;
 }

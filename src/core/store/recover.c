@@ -21,65 +21,7 @@
 #include "pyloot/error.h"
 #include "pyloot/verify.h"
 
-#define RECOVERY_KEY "recovered"
 
-/* ------------------------------------------------------- recovery note */
-
-/* See verify.h. Value: when_ms (8, host order), moved_to, NUL, reason. */
-int note_recovery_unguarded(pl_store *s, const char *moved_to, const char *reason, int64_t when_ms)
-{
-    size_t a = strlen(moved_to), b = strlen(reason);
-    uint8_t buf[PART_MAX];
-    MDB_val k = {sizeof RECOVERY_KEY - 1, RECOVERY_KEY}, v;
-    MDB_txn *txn = NULL;
-    int rc;
-
-    if (a > 1200)
-        a = 1200;
-    if (8 + a + 1 + b > sizeof buf)
-        b = sizeof buf - 8 - a - 1;
-    memcpy(buf, &when_ms, 8);
-    memcpy(buf + 8, moved_to, a);
-    buf[8 + a] = 0;
-    memcpy(buf + 9 + a, reason, b);
-    v.mv_data = buf;
-    v.mv_size = 9 + a + b;
-    rc = txn_begin(s, 1, &txn);
-    if (rc == 0)
-        rc = txn_end(s, txn, mdb_put(txn, s->meta, &k, &v, 0));
-    return rc;
-}
-
-/* See verify.h. */
-int recovery_unguarded(pl_store *s, pl_buf *moved_to, pl_buf *reason, int64_t *when_ms)
-{
-    MDB_val k = {sizeof RECOVERY_KEY - 1, RECOVERY_KEY}, v;
-    MDB_txn *txn = NULL;
-    const uint8_t *p, *nul;
-    int rc = txn_begin(s, 0, &txn);
-
-    if (rc)
-        return rc;
-    rc = mdb_get(txn, s->meta, &k, &v);
-    if (rc == MDB_NOTFOUND) {
-        rc = PL_ENOTFOUND;
-    } else if (rc == 0) {
-        p = v.mv_data;
-        nul = v.mv_size > 8 ? memchr(p + 8, 0, v.mv_size - 8) : NULL;
-        if (!nul) {
-            rc = PL_ECORRUPT;
-        } else {
-            memcpy(when_ms, p, 8);
-            pl_buf_append(moved_to, p + 8, (size_t)(nul - p - 8));
-            pl_buf_cstr(moved_to);
-            pl_buf_append(reason, nul + 1, v.mv_size - (size_t)(nul + 1 - p));
-            pl_buf_cstr(reason);
-            rc = moved_to->err || reason->err ? ENOMEM : 0;
-        }
-    }
-    txn_abort(s, txn);
-    return rc;
-}
 
 /* ------------------------------------------------------------ messages */
 

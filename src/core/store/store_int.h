@@ -35,17 +35,22 @@
  * history with one range scan per level and incarnation, plus the short log.
  *
  * Files, each with one job; calls point down this list, never back up:
- *   api.c        public entry points that run several subsystems (append, heartbeat)
- *   retention.c  max_samples, max_age, max_bytes, orphan sweeps, pl_store_prune
+ *   recover.c    the guarded open: check in a child, move a damaged store aside, replace
+ *   entry.c      the public entry points: each runs its *_unguarded body inside the guard
+ *   api.c        bodies that run several subsystems (append, heartbeat, witness put)
+ *   retention.c  max_samples, max_age, max_bytes, orphan sweeps, unused names, pl_store_prune
  *   compact.c    log -> level-1 / level-2 windows
  *   history.c    pl_store_history (read only)
  *   mailbox.c    live-object requests between incarnations
- *   witness.c    witness paths of growing types
+ *   remote.c     incarnations pushed by workers of other hosts
+ *   witness.c    witness paths of growing types (encode, write once, read, retain)
+ *   open.c       open/close: the env, its tables, the schema; the recovery note
+ *   migrate.c    the migration of schemas 1-3 to schema 4 (run by open.c)
  *   records.c    procs records, log samples, first-sample snapshots, window lists
  *   types.c      type names <-> ids
- *   env.c        open/close, transactions, stat, ranged and batched deletes
- *   guard.c      damage met at run time: the cheap checks, the fault guard and
- *                the guarded public entry points (each calls its *_unguarded body)
+ *   env.c        transactions, stat, ranged and batched deletes
+ *   guard.c      damage met at run time: the cheap checks and the fault guard
+ *   verify.c     the check of a store's file in a forked child (pages and records)
  *   codec.c      keys, varints, window and chunk encodings (no LMDB calls)
  *
  * Ownership and threads: everything declared here works on a pl_store owned
@@ -558,10 +563,12 @@ int rec_decode(const MDB_val *v, struct proc_rec *rec);
  * (reads /proc), for a pushed one (start has REMOTE_START) its last push
  * younger than max(REMOTE_BEATS x interval, REMOTE_MIN_MS) at now_ms. */
 int rec_alive(const pl_incarnation *inc, const struct proc_rec *rec, int64_t now_ms);
-/* The migration of an older store to schema 4 inside txn (open_dbs): every
- * log and snapshot value packed, chunks/chunks2 moved into ichunks/ichunks2
- * with inc-first keys and dropped. */
-int migrate_layout4(pl_store *s, MDB_txn *txn);
+/* Writes a sample (entries sorted by id) in the log's part format under
+ * `dbi`, keys prefix(plen) + first_id(4): packed values when `packed`, else
+ * the narrow and wide parts of schemas 1-3 (the log, the snapshots, and
+ * their migration). */
+int put_sample_parts(MDB_txn *txn, MDB_dbi dbi, int packed, const uint8_t *prefix, size_t plen,
+                     const pl_type_count *e, size_t n);
 /* Lists the distinct log times of an incarnation, ascending (*times malloc'ed). */
 int log_times(pl_store *s, MDB_txn *txn, const uint8_t *inck, int64_t **times, size_t *n);
 /* Writes one sorted, checked sample into the log inside txn; updates and writes back *rec. */
@@ -618,8 +625,22 @@ int compact_nested(pl_store *s, MDB_txn *parent, const pl_incarnation *inc, int 
 /* Deletes expired mailbox entries and those of dead incarnations in list. */
 int mailbox_sweep(pl_store *s, int64_t now_ms, const struct inc_entry *list, size_t n);
 
+/* ---- migrate.c ---- */
+
+/* The migration of an older store to schema 4 inside txn (open.c's
+ * open_dbs): every log and snapshot value packed, chunks/chunks2 moved into
+ * ichunks/ichunks2 with inc-first keys and dropped. */
+int migrate_layout4(pl_store *s, MDB_txn *txn);
+
 /* ---- witness.c ---- */
 
+/* Checks and encodes a witness path (the parts put_once writes): 0,
+ * PL_EBADARG for a bad path, PL_ETOOBIG past WITNESS_MAX_PARTS, EROFS when
+ * this handle writes no witnesses. */
+int witness_encode(pl_store *s, const pl_witness_step *steps, size_t n, pl_buf *enc);
+/* Writes one encoded witness in one transaction (no retry: a full map is
+ * the caller's, api.c's witness_put_unguarded). */
+int witness_put_once(pl_store *s, const pl_incarnation *inc, uint32_t type_id, int64_t time_ms, const pl_buf *enc);
 /* Drops witnesses whose incarnation is gone, that are older than its first
  * stored sample, or older than max_age (batched write transactions). */
 int witness_retain(pl_store *s, int64_t now_ms);

@@ -83,44 +83,26 @@ out:
     return txn_end(s, txn, rc);
 }
 
-/* Stores one witness (see store.h). */
-int witness_put_unguarded(pl_store *s, const pl_incarnation *inc, uint32_t type_id, int64_t time_ms,
-                         const pl_witness_step *steps, size_t n)
+/* See store_int.h. */
+int witness_encode(pl_store *s, const pl_witness_step *steps, size_t n, pl_buf *enc)
 {
-    pl_buf enc = PL_BUF_INIT;
-    int rc = 0, dropped = 0;
-
-    if (!s || !inc || !steps || n == 0 || n > PL_WITNESS_MAX_STEPS || time_ms < 0 || type_id >= WIDE_BASE) {
-        rc = PL_EBADARG;
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!steps[i].type || !steps[i].via || !steps[i].repr) {
-            rc = PL_EBADARG;
-            goto out;
-        }
-    }
-    if (s->read_only || !s->witness) {
-        rc = EROFS;
-        goto out;
-    }
-    rc = encode_path(steps, n, &enc);
-    if (rc)
-        goto out;
-    if (enc.len > (size_t)WITNESS_MAX_PARTS * PART_MAX) {
+    if (!steps || n == 0 || n > PL_WITNESS_MAX_STEPS)
+        return PL_EBADARG;
+    for (size_t i = 0; i < n; i++)
+        if (!steps[i].type || !steps[i].via || !steps[i].repr)
+            return PL_EBADARG;
+    if (s->read_only || !s->witness)
+        return EROFS;
+    int rc = encode_path(steps, n, enc);
+    if (!rc && enc->len > (size_t)WITNESS_MAX_PARTS * PART_MAX)
         rc = PL_ETOOBIG;
-        goto out;
-    }
-    for (int attempt = 0; attempt < 1000; attempt++) {
-        rc = put_txn(s, inc, type_id, time_ms, &enc);
-        if (!is_map_full(rc))
-            break;
-        if (make_room(s, &dropped) != 0 || !dropped)
-            break;
-    }
-out:
-    pl_buf_free(&enc);
     return rc;
+}
+
+/* See store_int.h. */
+int witness_put_once(pl_store *s, const pl_incarnation *inc, uint32_t type_id, int64_t time_ms, const pl_buf *enc)
+{
+    return put_txn(s, inc, type_id, time_ms, enc);
 }
 
 /* Decodes one path (all its parts concatenated) into one malloc'ed block:
