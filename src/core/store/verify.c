@@ -1,6 +1,8 @@
 /* Checking a store where a crash cannot hurt: pl_store_walk reads every
- * record of every database; pl_store_verify runs it in a forked child under
- * a time bound and judges the child's end (see verify.h, docs/store.md).
+ * record of every database, then decodes the values of the tables the
+ * readers decode (pl_store_check_records does that part in-process on an
+ * open store); pl_store_verify runs the walk in a forked child under a time
+ * bound and judges the child's end (see verify.h, docs/store.md).
  *
  * The child of a multithreaded process (a Python worker) may only rely on
  * what fork() makes safe: glibc resets malloc's locks in the child, and the
@@ -171,6 +173,259 @@ out:
     return rc;
 }
 
+/* ------------------------------------------------- record decoding */
+
+/* The tables whose values the readers decode, as handles of one read
+ * transaction, and the layout they were written in. */
+enum { T_PROCS, T_TYPES, T_LOG, T_SNAP, T_WINDOWS, T_CHUNKS, T_CHUNKS2, T_COUNT };
+
+struct tables {
+    MDB_dbi dbi[T_COUNT];
+    const char *name[T_COUNT];
+    int open[T_COUNT];
+    int packed;    /* log and snap values are packed (schema 4 on) */
+    int inc_first; /* chunk keys lead with the incarnation (schema 4 on) */
+};
+
+/* "incarnation P/S" of a 12-byte incarnation key. */
+static int put_inc(char *out, size_t len, const uint8_t *k)
+{
+    return snprintf(out, len, "incarnation %u/%llu", (unsigned)get_be32(k),
+                    (unsigned long long)get_be64(k + 4));
+}
+
+/* Notes one record that does not decode: counts it, and describes the first
+ * (table, key, what failed) in d->first. */
+static void note_damage(pl_store_damage *d, const struct tables *t, int kind, const MDB_val *k,
+                        const char *what)
+{
+    const uint8_t *p = k->mv_data;
+    char key[200];
+    size_t n = 0;
+
+    if (d->records++)
+        return;
+    key[0] = 0;
+    if ((kind == T_PROCS && k->mv_size == INC_KEY) || (kind == T_LOG && k->mv_size == LOG_KEY) ||
+        (kind == T_SNAP && k->mv_size == SNAP_KEY) || (kind == T_WINDOWS && k->mv_size == WIN_KEY))
+        n = (size_t)put_inc(key, sizeof key, p);
+    if (kind == T_LOG && n)
+        snprintf(key + n, sizeof key - n, " time %llu first type %u",
+                 (unsigned long long)get_be64(p + INC_KEY), (unsigned)get_be32(p + INC_KEY + 8));
+    else if (kind == T_SNAP && n)
+        snprintf(key + n, sizeof key - n, " first type %u", (unsigned)get_be32(p + INC_KEY));
+    else if (kind == T_WINDOWS && n)
+        snprintf(key + n, sizeof key - n, " window %llu", (unsigned long long)get_be64(p + INC_KEY));
+    else if (kind == T_TYPES && k->mv_size == 4)
+        snprintf(key, sizeof key, "type %u", (unsigned)get_be32(p));
+    else if (kind >= T_CHUNKS && k->mv_size == CHUNK_KEY) {
+        const uint8_t *inc = t->inc_first ? p : p + 4;
+        uint32_t group = get_be32(t->inc_first ? p + INC_KEY : p);
+
+        n = (size_t)put_inc(key, sizeof key, inc);
+        snprintf(key + n, sizeof key - n, " types %u-%u window %llu part %u",
+                 (unsigned)(group << (kind == T_CHUNKS ? GROUP_SHIFT : GROUP2_SHIFT)),
+                 (unsigned)(((group + 1) << (kind == T_CHUNKS ? GROUP_SHIFT : GROUP2_SHIFT)) - 1),
+                 (unsigned long long)get_be64(p + 16), (unsigned)p[CHUNK_KEY - 1]);
+    }
+    if (!key[0])
+        snprintf(key, sizeof key, "of %zu bytes", k->mv_size);
+    snprintf(d->first, sizeof d->first, "table %s, key %s: %s", t->name[kind], key, what);
+}
+
+/* The last window a chunk was decoded against (chunks of one window are
+ * often adjacent: its parts). */
+struct chunk_ctx {
+    uint8_t key[INC_KEY + 4]; /* the first 16 bytes of that chunk's key */
+    uint64_t wtime;
+    int known;
+    struct window win;
+};
+
+/* The window a chunk belongs to (its incarnation and wtime), decoded; 0,
+ * MDB_NOTFOUND (dropped meanwhile, or an orphan the pruner sweeps: not
+ * damage) or PL_ECORRUPT. */
+static int chunk_window(MDB_txn *txn, const struct tables *t, const uint8_t *ck, struct window *w)
+{
+    uint8_t wk[WIN_KEY];
+    MDB_val k = {WIN_KEY, wk}, v;
+    int rc;
+
+    memcpy(wk, t->inc_first ? ck : ck + 4, INC_KEY);
+    memcpy(wk + INC_KEY, ck + 16, 8);
+    if ((rc = mdb_get(txn, t->dbi[T_WINDOWS], &k, &v)))
+        return rc;
+    return window_decode(&k, &v, w);
+}
+
+/* Decodes one chunk-group value against its window: every type's points,
+ * as a history read does. *what says what failed. */
+static int check_chunk(MDB_txn *txn, const struct tables *t, int kind, const MDB_val *k, const MDB_val *v,
+                       struct chunk_ctx *w, int64_t *c, int64_t *b, const char **what)
+{
+    unsigned shift = kind == T_CHUNKS ? GROUP_SHIFT : GROUP2_SHIFT, low;
+    unsigned level = kind == T_CHUNKS ? 0 : WIN_L2;
+    struct group_iter it;
+    const uint8_t *data;
+    size_t len;
+    int rc;
+
+    *what = "its key is malformed";
+    if (k->mv_size != CHUNK_KEY)
+        return PL_ECORRUPT;
+    if (!w->known || w->wtime != get_be64((const uint8_t *)k->mv_data + 16) ||
+        memcmp(k->mv_data, w->key, INC_KEY + 4) != 0) {
+        w->known = 0;
+        rc = chunk_window(txn, t, k->mv_data, &w->win);
+        if (rc == MDB_NOTFOUND)
+            return 0;
+        if (rc) {
+            /* The window's own record is reported when its table is scanned. */
+            return rc == PL_ECORRUPT ? 0 : rc;
+        }
+        memcpy(w->key, k->mv_data, INC_KEY + 4);
+        w->wtime = w->win.wtime;
+        w->known = 1;
+    }
+    if ((w->win.flags & WIN_L2) != level)
+        return 0; /* being merged: the readers skip it too */
+    group_iter_init(&it, v);
+    while ((rc = group_next(&it, &low, &data, &len)) == 1) {
+        if (low >= (1u << shift)) {
+            *what = "a type of the group is out of range";
+            return PL_ECORRUPT;
+        }
+        if (chunk_decode(data, len, w->win.n, w->win.n, c, b) != 0) {
+            *what = "a type's points do not decode";
+            return PL_ECORRUPT;
+        }
+    }
+    *what = "a type's entry runs past the value";
+    return rc;
+}
+
+/* Decodes one record of a table (not chunks); *what says what failed. */
+static int check_value(const struct tables *t, int kind, const MDB_val *k, const MDB_val *v,
+                       struct window *w, const char **what)
+{
+    struct packed pk;
+
+    switch (kind) {
+    case T_PROCS:
+        *what = "the incarnation record has a size no schema wrote";
+        return k->mv_size == INC_KEY && PROC_REC_SIZE_OK(v->mv_size) ? 0 : PL_ECORRUPT;
+    case T_TYPES:
+        *what = "the type name is empty or holds a NUL byte";
+        return k->mv_size == 4 && v->mv_size && !memchr(v->mv_data, 0, v->mv_size) ? 0 : PL_ECORRUPT;
+    case T_LOG:
+    case T_SNAP: {
+        size_t klen = kind == T_LOG ? LOG_KEY : SNAP_KEY;
+        uint32_t first;
+
+        *what = "its key is malformed";
+        if (k->mv_size != klen)
+            return PL_ECORRUPT;
+        first = get_be32((const uint8_t *)k->mv_data + klen - 4);
+        *what = "its type counts do not decode";
+        if (t->packed)
+            return packed_open(&pk, first, v);
+        return v->mv_size % (first >= WIDE_BASE ? WIDE_ENTRY : LOG_ENTRY) ? PL_ECORRUPT : 0;
+    }
+    case T_WINDOWS:
+        *what = "the window's sample times do not decode";
+        return window_decode(k, v, w);
+    }
+    return 0;
+}
+
+/* Decodes every record of the tables in t, counting those that do not
+ * decode into d. 0, or an LMDB error from reading. */
+static int scan_records(MDB_txn *txn, const struct tables *t, pl_store_damage *d)
+{
+    struct chunk_ctx cw;
+    struct window w;
+    int64_t c[WINDOW2], b[WINDOW2];
+    int rc = 0;
+
+    for (int kind = 0; kind < T_COUNT && rc == 0; kind++) {
+        MDB_cursor *cur = NULL;
+        MDB_val k, v;
+
+        if (!t->open[kind])
+            continue;
+        memset(&cw, 0, sizeof cw);
+        if ((rc = mdb_cursor_open(txn, t->dbi[kind], &cur)))
+            break;
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            const char *what = "";
+            int bad = kind >= T_CHUNKS ? check_chunk(txn, t, kind, &k, &v, &cw, c, b, &what)
+                                       : check_value(t, kind, &k, &v, &w, &what);
+
+            if (bad == PL_ECORRUPT)
+                note_damage(d, t, kind, &k, what);
+            else if (bad) {
+                rc = bad;
+                break;
+            }
+        }
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+        mdb_cursor_close(cur);
+    }
+    return rc;
+}
+
+/* Opens the decoded tables by name in txn (a store of any schema; a table
+ * the store does not have is skipped). */
+static int open_tables(MDB_txn *txn, struct tables *t)
+{
+    static const char *const names[T_COUNT] = {"procs", "types", "log", "snap", "windows", "ichunks", "ichunks2"};
+    MDB_dbi meta;
+    MDB_val k = {6, "schema"}, v;
+    uint32_t schema = 0;
+    int rc = mdb_dbi_open(txn, "meta", 0, &meta);
+
+    memset(t, 0, sizeof *t);
+    if (rc == 0 && (rc = mdb_get(txn, meta, &k, &v)) == 0 && v.mv_size == 4)
+        memcpy(&schema, v.mv_data, 4);
+    if (rc == MDB_NOTFOUND)
+        return 0; /* not a pyloot store (yet): nothing to decode */
+    if (rc)
+        return rc;
+    t->packed = t->inc_first = schema >= PACKED_SCHEMA;
+    for (int kind = 0; kind < T_COUNT; kind++) {
+        t->name[kind] = names[kind];
+        if (kind >= T_CHUNKS && !t->inc_first)
+            t->name[kind] = kind == T_CHUNKS ? "chunks" : "chunks2";
+        rc = mdb_dbi_open(txn, t->name[kind], 0, &t->dbi[kind]);
+        if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE)
+            continue;
+        if (rc)
+            return rc;
+        t->open[kind] = 1;
+    }
+    if (!t->open[T_WINDOWS])
+        t->open[T_CHUNKS] = t->open[T_CHUNKS2] = 0;
+    return 0;
+}
+
+/* See verify.h. */
+int pl_store_check_records(pl_store *s, pl_store_damage *d)
+{
+    MDB_txn *txn = NULL;
+    struct tables t;
+    int rc;
+
+    memset(d, 0, sizeof *d);
+    if ((rc = txn_begin(s, 0, &txn)))
+        return rc;
+    rc = open_tables(txn, &t);
+    if (rc == 0)
+        rc = scan_records(txn, &t, d);
+    txn_abort(s, txn);
+    return rc;
+}
+
 /* See verify.h. */
 int pl_store_walk(const char *path, char *why, size_t len)
 {
@@ -179,10 +434,13 @@ int pl_store_walk(const char *path, char *why, size_t len)
     MDB_stat est;
     struct stat st;
     struct walk w;
+    struct tables tables;
+    pl_store_damage damage;
     char data[4096];
     int rc;
 
     memset(&w, 0, sizeof w);
+    memset(&damage, 0, sizeof damage);
     w.why = why;
     w.len = len;
     if (len)
@@ -218,6 +476,15 @@ int pl_store_walk(const char *path, char *why, size_t len)
     rc = walk_dbi(&w, FREE_DBI, "(free pages)");
     if (!rc)
         rc = walk_named(&w);
+    /* The pages are sound: now what the readers make of the values. */
+    if (!rc && !(rc = open_tables(w.txn, &tables)) && !(rc = scan_records(w.txn, &tables, &damage)) &&
+        damage.records) {
+        rc = PL_ECORRUPT;
+        snprintf(why, len, "%llu record%s could not be read (first: %s)", (unsigned long long)damage.records,
+                 damage.records == 1 ? "" : "s", damage.first);
+    } else if (rc && rc != PL_EDAMAGED && !is_damage(rc) && !*why) {
+        snprintf(why, len, "decoding the records: %s", pl_strerror(rc));
+    }
     mdb_txn_abort(w.txn);
 out:
     if (env)

@@ -27,20 +27,39 @@
 
 /* Walks the store at `path` in THIS process: opens the environment
  * read-only and reads every record of every database (the free list
- * included), checking key order, entry counts and page numbers. Returns 0,
- * PL_EDAMAGED with the reason in why (NUL-terminated, truncated to len), or
- * an errno/LMDB code for a store that cannot be opened for other reasons
- * (permissions, missing). A damaged store may crash the caller: use
- * pl_store_verify unless the store is known to be sound (tests). */
+ * included), checking key order, entry counts and page numbers; then, the
+ * pages being sound, decodes every value of procs, types, log, snap,
+ * windows and the chunk tables as the readers do. Returns 0, PL_EDAMAGED
+ * (bad pages) or PL_ECORRUPT (sound pages, but records that do not decode:
+ * "N records could not be read (first: table T, key K: what)"), with the
+ * reason in why (NUL-terminated, truncated to len), or an errno/LMDB code
+ * for a store that cannot be opened for other reasons (permissions,
+ * missing). A damaged store may crash the caller: use pl_store_verify
+ * unless the store is known to be sound (tests). */
 int pl_store_walk(const char *path, char *why, size_t len);
 
 /* Runs pl_store_walk in a forked child and waits at most timeout_ms (0 =
  * PL_VERIFY_TIMEOUT_MS) for it. Returns 0 (sound), PL_EDAMAGED (the child
  * found damage or was killed by SIGSEGV, SIGBUS, SIGILL, SIGFPE or
- * SIGABRT; why says which), PL_ETIMEOUT (the child was killed at the bound:
+ * SIGABRT; why says which), PL_ECORRUPT (records that do not decode, as
+ * pl_store_walk), PL_ETIMEOUT (the child was killed at the bound:
  * not judged damaged, since a slow disk can do that), or another code from
  * the walk or from fork. Never crashes the caller whatever the file holds. */
 int pl_store_verify(const char *path, unsigned timeout_ms, char *why, size_t len);
+
+/* Records of a store that do not decode (pl_store_check_records). */
+typedef struct pl_store_damage {
+    uint64_t records;   /* how many */
+    char first[400];    /* the first: "table T, key K: what failed" ("" when none) */
+} pl_store_damage;
+
+/* Decodes every record of the tables the readers decode (as pl_store_walk
+ * does after its page checks) in one read transaction of an open store,
+ * counting those that do not decode into *d. Returns 0 (d->records may be
+ * > 0) or an LMDB error. Reads bad pages as LMDB does: call it only on a
+ * store pl_store_verify (or pl_store_open_guarded) found sound or
+ * PL_ECORRUPT. Thread-safe as any read of the store. */
+int pl_store_check_records(pl_store *s, pl_store_damage *d);
 
 /* What pl_store_open_guarded did. */
 typedef struct pl_store_report {
