@@ -1,8 +1,9 @@
 /* libFuzzer target for the HTTP request handler (src/core/handler.c).
  *
- * Built only with -DPYLOOT_FUZZ=ON (clang); never part of ctest or CI. Run
- * it with `bench/fuzz.sh handler`, which uses the corpus under
- * tests/fuzz/corpus/handler/ and the dictionary tests/fuzz/handler.dict.
+ * Built only with -DPYLOOT_FUZZ=ON (clang); not part of ctest. CI runs it
+ * for 30 s (tools/bootstrap.sh, run_fuzz); `bench/fuzz.sh handler` for long.
+ * Both use the corpus under tests/fuzz/corpus/handler/ and the dictionary
+ * tests/fuzz/handler.dict.
  *
  * Input: one flags byte, then the fields method, path, query,
  * Accept-Encoding and body separated by '\n' (the body is the rest and may

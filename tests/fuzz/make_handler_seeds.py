@@ -33,6 +33,13 @@ ROUTES = [
     ("/api/objects/0x10", ""), ("/api/objects/1x/path", ""), ("/api/objects/12345/", ""),
     ("/api/witnesses", "group=app.Leak"), ("/api/suspects", "group=app.Leak"),
     ("/api/retainers", "pid=1&id=2"), ("/metrics", ""), ("/api", ""), ("/nope", ""),
+    ("/api/history", "since=1764320000&until=1764320000.250"), ("/api/history", "since=1.5&workers=1&pid=1"),
+    ("/api/history", "until=99999999999"), ("/api/history", "since=.5"), ("/api/history", "until=1."),
+    ("/api/history", "since=&until="), ("/api/history", "host=web-1"), ("/api/history", "host=&pid=1"),
+    ("/api/witnesses", "group=app.Leak&pid=1&host=h"), ("/api/witnesses", ""),
+    ("/metrics", "top=5&workers=1"), ("/metrics", "top=0"),
+    ("/api/retainers", "pid=1&id=2&retained=1"), ("/api/suspects", "group=app.Leak&pid=1&n=5"),
+    ("/api/logout", ""), ("/api/login", "token=x"),
 ]
 
 
@@ -53,6 +60,7 @@ def main(out):
         seeds.append(seed(0, method, "/api/history", "", "", b"{}"))
     seeds.append(seed(0, "POST", "/api/samples", "", "", b'{"t": 1, "types": [["app.Leak", 3, 96]]}'))
     seeds.append(seed(0, "GET", "/api/samples", ""))
+    seeds.append(seed(0, "POST", "/api/login", "", "", b"token=secret"))
     for accept in ("gzip;q=0", "*", "identity, *;q=0", "GZIP", "x-gzip", "br;q=1.0, gzip;q=0.5"):
         seeds.append(seed(0, "GET", "/api/history", "workers=1", accept))
     seeds.append(seed(8 | 1, "GET", "/api/procs", ""))
