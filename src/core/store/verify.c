@@ -175,6 +175,15 @@ out:
 
 /* ------------------------------------------------- record decoding */
 
+static double mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+
 /* The tables whose values the readers decode, as handles of one read
  * transaction, and the layout they were written in. */
 enum { T_PROCS, T_TYPES, T_LOG, T_SNAP, T_WINDOWS, T_CHUNKS, T_CHUNKS2, T_COUNT };
@@ -233,36 +242,90 @@ static void note_damage(pl_store_damage *d, const struct tables *t, int kind, co
     snprintf(d->first, sizeof d->first, "table %s, key %s: %s", t->name[kind], key, what);
 }
 
-/* The last window a chunk was decoded against (chunks of one window are
- * often adjacent: its parts). */
-struct chunk_ctx {
-    uint8_t key[INC_KEY + 4]; /* the first 16 bytes of that chunk's key */
+/* The windows of the incarnation whose chunks are being decoded (chunk
+ * keys of either layout keep one incarnation's chunks together), loaded
+ * once per run of its chunks instead of one lookup per chunk. */
+struct win_brief {
     uint64_t wtime;
-    int known;
-    struct window win;
+    uint32_t n;
+    unsigned flags;
 };
 
-/* The window a chunk belongs to (its incarnation and wtime), decoded; 0,
- * MDB_NOTFOUND (dropped meanwhile, or an orphan the pruner sweeps: not
- * damage) or PL_ECORRUPT. */
-static int chunk_window(MDB_txn *txn, const struct tables *t, const uint8_t *ck, struct window *w)
+struct chunk_ctx {
+    uint8_t inc[INC_KEY]; /* whose windows these are */
+    int loaded;
+    struct win_brief *wins; /* malloc'ed, ascending wtime */
+    size_t n, cap;
+};
+
+/* Loads the windows of incarnation `inc` (those that do not decode are
+ * left out: the windows table's own scan reports them). 0, ENOMEM or an
+ * LMDB error. */
+static int load_windows(MDB_txn *txn, const struct tables *t, const uint8_t *inc, struct chunk_ctx *cx)
 {
-    uint8_t wk[WIN_KEY];
-    MDB_val k = {WIN_KEY, wk}, v;
+    MDB_cursor *cur = NULL;
+    uint8_t lo[WIN_KEY];
+    MDB_val k = {WIN_KEY, lo}, v;
+    struct window w;
     int rc;
 
-    memcpy(wk, t->inc_first ? ck : ck + 4, INC_KEY);
-    memcpy(wk + INC_KEY, ck + 16, 8);
-    if ((rc = mdb_get(txn, t->dbi[T_WINDOWS], &k, &v)))
+    cx->n = 0;
+    cx->loaded = 0;
+    memcpy(cx->inc, inc, INC_KEY);
+    memcpy(lo, inc, INC_KEY);
+    memset(lo + INC_KEY, 0, 8);
+    if ((rc = mdb_cursor_open(txn, t->dbi[T_WINDOWS], &cur)))
         return rc;
-    return window_decode(&k, &v, w);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < INC_KEY || memcmp(k.mv_data, inc, INC_KEY) != 0)
+            break;
+        if (window_decode(&k, &v, &w) != 0)
+            continue;
+        if (cx->n == cx->cap) {
+            size_t cap = cx->cap ? cx->cap * 2 : 128;
+            struct win_brief *more = realloc(cx->wins, cap * sizeof *more);
+            if (!more) {
+                rc = ENOMEM;
+                break;
+            }
+            cx->wins = more;
+            cx->cap = cap;
+        }
+        cx->wins[cx->n].wtime = w.wtime;
+        cx->wins[cx->n].n = w.n;
+        cx->wins[cx->n++].flags = w.flags;
+    }
+    mdb_cursor_close(cur);
+    if (rc == 0 || rc == MDB_NOTFOUND) {
+        rc = 0;
+        cx->loaded = 1;
+    }
+    return rc;
+}
+
+/* The window of wtime among the loaded ones, or NULL (dropped meanwhile,
+ * or an orphan the pruner sweeps: not damage). */
+static const struct win_brief *find_window(const struct chunk_ctx *cx, uint64_t wtime)
+{
+    size_t a = 0, z = cx->n;
+
+    while (a < z) {
+        size_t m = a + (z - a) / 2;
+        if (cx->wins[m].wtime < wtime)
+            a = m + 1;
+        else
+            z = m;
+    }
+    return a < cx->n && cx->wins[a].wtime == wtime ? &cx->wins[a] : NULL;
 }
 
 /* Decodes one chunk-group value against its window: every type's points,
  * as a history read does. *what says what failed. */
 static int check_chunk(MDB_txn *txn, const struct tables *t, int kind, const MDB_val *k, const MDB_val *v,
-                       struct chunk_ctx *w, int64_t *c, int64_t *b, const char **what)
+                       struct chunk_ctx *cx, int64_t *c, int64_t *b, const char **what)
 {
+    const struct win_brief *w;
+    const uint8_t *inc;
     unsigned shift = kind == T_CHUNKS ? GROUP_SHIFT : GROUP2_SHIFT, low;
     unsigned level = kind == T_CHUNKS ? 0 : WIN_L2;
     struct group_iter it;
@@ -273,29 +336,20 @@ static int check_chunk(MDB_txn *txn, const struct tables *t, int kind, const MDB
     *what = "its key is malformed";
     if (k->mv_size != CHUNK_KEY)
         return PL_ECORRUPT;
-    if (!w->known || w->wtime != get_be64((const uint8_t *)k->mv_data + 16) ||
-        memcmp(k->mv_data, w->key, INC_KEY + 4) != 0) {
-        w->known = 0;
-        rc = chunk_window(txn, t, k->mv_data, &w->win);
-        if (rc == MDB_NOTFOUND)
-            return 0;
-        if (rc) {
-            /* The window's own record is reported when its table is scanned. */
-            return rc == PL_ECORRUPT ? 0 : rc;
-        }
-        memcpy(w->key, k->mv_data, INC_KEY + 4);
-        w->wtime = w->win.wtime;
-        w->known = 1;
+    inc = (const uint8_t *)k->mv_data + (t->inc_first ? 0 : 4);
+    if (!cx->loaded || memcmp(cx->inc, inc, INC_KEY) != 0) {
+        if ((rc = load_windows(txn, t, inc, cx)))
+            return rc;
     }
-    if ((w->win.flags & WIN_L2) != level)
-        return 0; /* being merged: the readers skip it too */
+    if (!(w = find_window(cx, get_be64((const uint8_t *)k->mv_data + 16))) || (w->flags & WIN_L2) != level)
+        return 0; /* no such window, or being merged: the readers skip it too */
     group_iter_init(&it, v);
     while ((rc = group_next(&it, &low, &data, &len)) == 1) {
         if (low >= (1u << shift)) {
             *what = "a type of the group is out of range";
             return PL_ECORRUPT;
         }
-        if (chunk_decode(data, len, w->win.n, w->win.n, c, b) != 0) {
+        if (chunk_decode(data, len, w->n, w->n, c, b) != 0) {
             *what = "a type's points do not decode";
             return PL_ECORRUPT;
         }
@@ -339,10 +393,12 @@ static int check_value(const struct tables *t, int kind, const MDB_val *k, const
 }
 
 /* Decodes every record of the tables in t, counting those that do not
- * decode into d. 0, or an LMDB error from reading. */
-static int scan_records(MDB_txn *txn, const struct tables *t, pl_store_damage *d)
+ * decode into d, until deadline (monotonic ms; 0: none), past which it
+ * stops and sets d->incomplete. 0, or an LMDB error from reading. */
+static int scan_records(MDB_txn *txn, const struct tables *t, double deadline, pl_store_damage *d)
 {
-    struct chunk_ctx cw;
+    size_t seen = 0;
+    struct chunk_ctx cw = {{0}, 0, NULL, 0, 0};
     struct window w;
     int64_t c[WINDOW2], b[WINDOW2];
     int rc = 0;
@@ -353,7 +409,7 @@ static int scan_records(MDB_txn *txn, const struct tables *t, pl_store_damage *d
 
         if (!t->open[kind])
             continue;
-        memset(&cw, 0, sizeof cw);
+        cw.loaded = 0;
         if ((rc = mdb_cursor_open(txn, t->dbi[kind], &cur)))
             break;
         for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -367,11 +423,18 @@ static int scan_records(MDB_txn *txn, const struct tables *t, pl_store_damage *d
                 rc = bad;
                 break;
             }
+            if (deadline > 0 && ++seen % 4096 == 0 && mono_ms() > deadline) {
+                d->incomplete = 1;
+                break;
+            }
         }
         if (rc == MDB_NOTFOUND)
             rc = 0;
         mdb_cursor_close(cur);
+        if (d->incomplete)
+            break;
     }
+    free(cw.wins);
     return rc;
 }
 
@@ -421,7 +484,7 @@ int pl_store_check_records(pl_store *s, pl_store_damage *d)
         return rc;
     rc = open_tables(txn, &t);
     if (rc == 0)
-        rc = scan_records(txn, &t, d);
+        rc = scan_records(txn, &t, 0, d);
     txn_abort(s, txn);
     return rc;
 }
@@ -477,8 +540,8 @@ int pl_store_walk(const char *path, char *why, size_t len)
     if (!rc)
         rc = walk_named(&w);
     /* The pages are sound: now what the readers make of the values. */
-    if (!rc && !(rc = open_tables(w.txn, &tables)) && !(rc = scan_records(w.txn, &tables, &damage)) &&
-        damage.records) {
+    if (!rc && !(rc = open_tables(w.txn, &tables)) &&
+        !(rc = scan_records(w.txn, &tables, mono_ms() + PL_VERIFY_DECODE_MS, &damage)) && damage.records) {
         rc = PL_ECORRUPT;
         snprintf(why, len, "%llu record%s could not be read (first: %s)", (unsigned long long)damage.records,
                  damage.records == 1 ? "" : "s", damage.first);
@@ -525,14 +588,6 @@ static void child_main(const char *path, int fd, unsigned timeout_ms)
     if (n > 0 && write(fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1) < 0)
         rc = EIO;
     _exit(rc == 0 ? 0 : 1);
-}
-
-static double mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 /* Reads what the child reported (appending to buf). */

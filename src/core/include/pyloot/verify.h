@@ -22,6 +22,11 @@
 
 /* Bound of one check (a 700 MB store takes about 1 s; docs/store.md). */
 #define PL_VERIFY_TIMEOUT_MS 20000u
+/* Time the walk spends decoding records at most (after the page checks):
+ * keeps the check inside its bound on a store far larger than the default
+ * max_bytes (about 1.5 s for 700 MB, docs/store.md); records left undecoded
+ * then are not judged. */
+#define PL_VERIFY_DECODE_MS 8000u
 /* The marker file next to data.mdb: which server checked which file. */
 #define PL_VERIFY_MARKER "pyloot-verified"
 
@@ -29,7 +34,8 @@
  * read-only and reads every record of every database (the free list
  * included), checking key order, entry counts and page numbers; then, the
  * pages being sound, decodes every value of procs, types, log, snap,
- * windows and the chunk tables as the readers do. Returns 0, PL_EDAMAGED
+ * windows and the chunk tables as the readers do (for at most
+ * PL_VERIFY_DECODE_MS). Returns 0, PL_EDAMAGED
  * (bad pages) or PL_ECORRUPT (sound pages, but records that do not decode:
  * "N records could not be read (first: table T, key K: what)"), with the
  * reason in why (NUL-terminated, truncated to len), or an errno/LMDB code
@@ -50,6 +56,7 @@ int pl_store_verify(const char *path, unsigned timeout_ms, char *why, size_t len
 /* Records of a store that do not decode (pl_store_check_records). */
 typedef struct pl_store_damage {
     uint64_t records;   /* how many */
+    int incomplete;     /* the walk's decode budget ran out before the last record */
     char first[400];    /* the first: "table T, key K: what failed" ("" when none) */
 } pl_store_damage;
 
