@@ -320,7 +320,7 @@ static void test_records_damaged(void)
     opt.path = store;
     opt.read_only = 1;
     CHECK_OK(pl_store_open_guarded(&s, &opt, 0, &rep));
-    CHECK(s != NULL && rep.moved_to[0] == 0);
+    CHECK(s != NULL && rep.moved_to[0] == 0 && rep.records_damaged);
     CHECK(strstr(rep.reason, "could not be read") != NULL);
     if (s) {
         CHECK_OK(pl_store_check_records(s, &d));
@@ -343,11 +343,61 @@ static void test_records_damaged(void)
     remove_dir(dir);
 }
 
+/* Runs one raw write on the closed store at path: schema != 0 sets meta's
+ * schema, drop names a table to delete. */
+static void raw_edit(const char *path, uint32_t schema, const char *drop)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    MDB_val k = {6, "schema"}, v = {4, &schema};
+
+    CHECK_OK(mdb_env_create(&env));
+    CHECK_OK(mdb_env_set_maxdbs(env, 32));
+    CHECK_OK(mdb_env_open(env, path, 0, 0600));
+    CHECK_OK(mdb_txn_begin(env, NULL, 0, &txn));
+    if (schema) {
+        CHECK_OK(mdb_dbi_open(txn, "meta", 0, &dbi));
+        CHECK_OK(mdb_put(txn, dbi, &k, &v, 0));
+    }
+    if (drop) {
+        CHECK_OK(mdb_dbi_open(txn, drop, 0, &dbi));
+        CHECK_OK(mdb_drop(txn, dbi, 1));
+    }
+    CHECK_OK(mdb_txn_commit(txn));
+    mdb_env_close(env);
+}
+
+/* A table the schema always has, gone (a damaged name in the main
+ * database): damaged. A newer schema's records: not ours to decode. */
+static void test_tables_and_schema(void)
+{
+    static const uint8_t bad_log[] = {0xff, 1, 2, 3};
+    char dir[64], why[480];
+
+    make_dir_at(dir, sizeof dir);
+    fill_store(dir);
+    raw_edit(dir, 0, "snap");
+    CHECK_EQ_INT(pl_store_walk(dir, why, sizeof why), PL_EDAMAGED);
+    CHECK_EQ_STR(why, "table snap is missing");
+    CHECK_EQ_INT(pl_store_verify(dir, 0, why, sizeof why), PL_EDAMAGED);
+    remove_dir(dir);
+
+    make_dir_at(dir, sizeof dir);
+    fill_store(dir);
+    put_bad_value(dir, "log", 0, bad_log, sizeof bad_log);
+    CHECK_EQ_INT(pl_store_walk(dir, why, sizeof why), PL_ECORRUPT);
+    raw_edit(dir, 99, NULL);
+    CHECK_OK(pl_store_walk(dir, why, sizeof why));
+    remove_dir(dir);
+}
+
 int main(void)
 {
     RUN(test_sound);
     RUN(test_damaged);
     RUN(test_records_damaged);
+    RUN(test_tables_and_schema);
     RUN(test_guarded_recovers);
     RUN(test_unusable_path);
     RUN(test_other_schema);

@@ -252,6 +252,11 @@ def test_report_goes_on_past_damaged_records(tmp_path):
     data = json.loads(run("report", "--db", db, "--json").stdout)
     assert data["damage"]["records"] == 1 and data["damage"]["first"].startswith("table log, key incarnation")
     assert [g["name"] for g in data["growers"]][:1] == ["__main__.Grow"]
+    # The central server writes into its store: one with bad records is refused, as with bad pages.
+    out = run("--db", db, "-h", "127.0.0.1", "-p", "1")
+    assert out.returncode == 1
+    assert out.stderr.startswith("pyloot: opening the store failed: the store %s is damaged (1 record could "
+                                 "not be read (first: table log" % db)
     out = run("history", "--db", db)
     assert out.returncode == 3
     assert out.stderr.startswith("pyloot: reading the history failed: store damaged: 1 record could not be "

@@ -250,8 +250,10 @@ static int open_read_only(pl_store **out, const pl_store_options *opt, unsigned 
     rep->checked = 1;
     /* Records that do not decode sit on sound pages: readable past them
      * (pyloot report says which), unlike bad pages, which crash a reader. */
-    if (rc == PL_ECORRUPT)
+    if (rc == PL_ECORRUPT) {
+        rep->records_damaged = 1;
         rc = 0;
+    }
     if (rc == PL_EDAMAGED)
         snprintf(rep->message, sizeof rep->message,
                  "the store %s is damaged (%s); it was not opened. Fix: move it away; a server "

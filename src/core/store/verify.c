@@ -366,11 +366,17 @@ static int check_value(const struct tables *t, int kind, const MDB_val *k, const
 
     switch (kind) {
     case T_PROCS:
+        *what = "its key is not a 12-byte incarnation";
+        if (k->mv_size != INC_KEY)
+            return PL_ECORRUPT;
         *what = "the incarnation record has a size no schema wrote";
-        return k->mv_size == INC_KEY && PROC_REC_SIZE_OK(v->mv_size) ? 0 : PL_ECORRUPT;
+        return PROC_REC_SIZE_OK(v->mv_size) ? 0 : PL_ECORRUPT;
     case T_TYPES:
+        *what = "its key is not a 4-byte type id";
+        if (k->mv_size != 4)
+            return PL_ECORRUPT;
         *what = "the type name is empty or holds a NUL byte";
-        return k->mv_size == 4 && v->mv_size && !memchr(v->mv_data, 0, v->mv_size) ? 0 : PL_ECORRUPT;
+        return v->mv_size && !memchr(v->mv_data, 0, v->mv_size) ? 0 : PL_ECORRUPT;
     case T_LOG:
     case T_SNAP: {
         size_t klen = kind == T_LOG ? LOG_KEY : SNAP_KEY;
@@ -438,37 +444,62 @@ static int scan_records(MDB_txn *txn, const struct tables *t, double deadline, p
     return rc;
 }
 
-/* Opens the decoded tables by name in txn (a store of any schema; a table
- * the store does not have is skipped). */
-static int open_tables(MDB_txn *txn, struct tables *t)
+/* Opens the decoded tables by name in txn. A store of a schema this code
+ * does not know is left alone (nothing opened: a newer pyloot's records are
+ * not ours to judge). Returns 0, PL_EDAMAGED with *missing naming a table
+ * that every store of its schema has (the read-only open needs it too), or
+ * an LMDB error. */
+static int open_tables(MDB_txn *txn, struct tables *t, const char **missing)
 {
     static const char *const names[T_COUNT] = {"procs", "types", "log", "snap", "windows", "ichunks", "ichunks2"};
-    MDB_dbi meta;
+    static const char *const others[] = {"typenames", "mailbox"};
+    MDB_dbi meta, dbi;
     MDB_val k = {6, "schema"}, v;
     uint32_t schema = 0;
     int rc = mdb_dbi_open(txn, "meta", 0, &meta);
 
     memset(t, 0, sizeof *t);
+    *missing = NULL;
+    if (rc == MDB_NOTFOUND) {
+        /* No meta: an environment pyloot never set up, unless it holds our tables. */
+        rc = mdb_dbi_open(txn, "procs", 0, &dbi);
+        if (rc == 0) {
+            *missing = "meta";
+            return PL_EDAMAGED;
+        }
+        return rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE ? 0 : rc;
+    }
     if (rc == 0 && (rc = mdb_get(txn, meta, &k, &v)) == 0 && v.mv_size == 4)
         memcpy(&schema, v.mv_data, 4);
     if (rc == MDB_NOTFOUND)
-        return 0; /* not a pyloot store (yet): nothing to decode */
+        return 0; /* meta without a schema yet: nothing written */
     if (rc)
         return rc;
+    if (schema < SCHEMA_OLDEST || schema > SCHEMA_VERSION)
+        return 0;
     t->packed = t->inc_first = schema >= PACKED_SCHEMA;
     for (int kind = 0; kind < T_COUNT; kind++) {
         t->name[kind] = names[kind];
         if (kind >= T_CHUNKS && !t->inc_first)
             t->name[kind] = kind == T_CHUNKS ? "chunks" : "chunks2";
         rc = mdb_dbi_open(txn, t->name[kind], 0, &t->dbi[kind]);
-        if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE)
-            continue;
+        if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE) {
+            *missing = t->name[kind];
+            return PL_EDAMAGED;
+        }
         if (rc)
             return rc;
         t->open[kind] = 1;
     }
-    if (!t->open[T_WINDOWS])
-        t->open[T_CHUNKS] = t->open[T_CHUNKS2] = 0;
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        rc = mdb_dbi_open(txn, others[i], 0, &dbi);
+        if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE) {
+            *missing = others[i];
+            return PL_EDAMAGED;
+        }
+        if (rc)
+            return rc;
+    }
     return 0;
 }
 
@@ -476,13 +507,14 @@ static int open_tables(MDB_txn *txn, struct tables *t)
 int pl_store_check_records(pl_store *s, pl_store_damage *d)
 {
     MDB_txn *txn = NULL;
+    const char *missing;
     struct tables t;
     int rc;
 
     memset(d, 0, sizeof *d);
     if ((rc = txn_begin(s, 0, &txn)))
         return rc;
-    rc = open_tables(txn, &t);
+    rc = open_tables(txn, &t, &missing);
     if (rc == 0)
         rc = scan_records(txn, &t, 0, d);
     txn_abort(s, txn);
@@ -499,6 +531,7 @@ int pl_store_walk(const char *path, char *why, size_t len)
     struct walk w;
     struct tables tables;
     pl_store_damage damage;
+    const char *missing = NULL;
     char data[4096];
     int rc;
 
@@ -540,8 +573,10 @@ int pl_store_walk(const char *path, char *why, size_t len)
     if (!rc)
         rc = walk_named(&w);
     /* The pages are sound: now what the readers make of the values. */
-    if (!rc && !(rc = open_tables(w.txn, &tables)) &&
-        !(rc = scan_records(w.txn, &tables, mono_ms() + PL_VERIFY_DECODE_MS, &damage)) && damage.records) {
+    if (!rc && (rc = open_tables(w.txn, &tables, &missing)) == PL_EDAMAGED) {
+        snprintf(why, len, "table %s is missing", missing);
+    } else if (!rc && !(rc = scan_records(w.txn, &tables, mono_ms() + PL_VERIFY_DECODE_MS, &damage)) &&
+               damage.records) {
         rc = PL_ECORRUPT;
         snprintf(why, len, "%llu record%s could not be read (first: %s)", (unsigned long long)damage.records,
                  damage.records == 1 ? "" : "s", damage.first);

@@ -71,6 +71,8 @@ int pl_store_check_records(pl_store *s, pl_store_damage *d);
 /* What pl_store_open_guarded did. */
 typedef struct pl_store_report {
     int checked;              /* a check ran (the marker did not vouch for the file) */
+    int records_damaged;      /* read-only: the pages are sound but records do not decode
+                               * (reason says which); the store was opened anyway */
     char moved_to[4096];      /* the damaged store's new name ("" when nothing was moved) */
     char reason[512];         /* why it was judged damaged */
     char message[1024];       /* on failure: what is wrong and how to fix it */
@@ -84,7 +86,9 @@ typedef struct pl_store_report {
  * "<path>.corrupt-<UTC time>", a new one is created in its place and the
  * move is noted in its meta (pl_store_recovery); rep says so. With
  * opt->read_only nothing is written: the check always runs and a damaged
- * store gives PL_EDAMAGED. On failure rep->message says what is wrong and
+ * store gives PL_EDAMAGED, except one whose pages are sound but whose
+ * records do not decode (PL_ECORRUPT from the check): it is opened, to be
+ * read past those records, with rep->records_damaged set. On failure rep->message says what is wrong and
  * how to fix it. *out as for pl_store_open. */
 int pl_store_open_guarded(pl_store **out, const pl_store_options *opt, unsigned timeout_ms,
                           pl_store_report *rep);
