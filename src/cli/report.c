@@ -496,7 +496,10 @@ const char cli_report_help[] =
     "\n"
     "--db DIR              the store directory. Default: $PYLOOT_DB\n"
     "--limit N             growers to print (default 10, at most 1000)\n"
-    "--json                one JSON document instead of text\n";
+    "--json                one JSON document instead of text\n"
+    "\n"
+    "Exit status 3: some records of the store do not decode; the report is printed past them\n"
+    "and ends with \"store damaged: N records could not be read (first: ...)\".\n";
 
 const struct cli_option cli_report_options[] = {{"--limit", NULL, 1}, {NULL, NULL, 0}};
 
