@@ -22,8 +22,9 @@
 
 /* Bound of one check (a 700 MB store takes about 1 s; docs/store.md). */
 #define PL_VERIFY_TIMEOUT_MS 20000u
-/* Time the walk spends decoding records at most (after the page checks):
- * keeps the check inside its bound on a store far larger than the default
+/* Time the walk spends decoding records at most (after the page checks;
+ * pl_store_verify's child also stops at three quarters of its bound): keeps
+ * the check inside its bound on a store far larger than the default
  * max_bytes (about 1.5 s for 700 MB, docs/store.md); records left undecoded
  * then are not judged. */
 #define PL_VERIFY_DECODE_MS 8000u
