@@ -183,7 +183,6 @@ static double mono_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-
 /* The tables whose values the readers decode, as handles of one read
  * transaction, and the layout they were written in. */
 enum { T_PROCS, T_TYPES, T_LOG, T_SNAP, T_WINDOWS, T_CHUNKS, T_CHUNKS2, T_COUNT };
