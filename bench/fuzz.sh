@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes one of pyloot's C input parsers with libFuzzer for a given time.
-# Benchmark-style: never part of ctest or CI. See bench/README.md.
+# For long runs; CI runs each target only briefly (tools/bootstrap.sh,
+# run_fuzz, 30 s from the committed corpus). See bench/README.md.
 #
 #   bench/fuzz.sh TARGET [SECONDS] [--merge]
 #

@@ -10,7 +10,7 @@ ROOT=$(pwd)
 PY=${PYTHON:-python3}
 
 SYSTEM_PACKAGES=(build-essential pkg-config liblmdb-dev libmicrohttpd-dev zlib1g-dev graphviz)
-TEST_PACKAGES=(chromium chromium-driver)
+TEST_PACKAGES=(chromium chromium-driver clang libclang-rt-14-dev)
 
 say() { printf '\033[1mpyloot:\033[0m %s\n' "$*"; }
 
@@ -69,10 +69,40 @@ run_tests() {
         -DPYLOOT_SANITIZE=ON -DPYLOOT_PYTHON=OFF -DPYLOOT_WERROR=ON >/dev/null
     cmake --build "$ROOT/build/ci-asan" -j "$jobs"
     ctest --test-dir "$ROOT/build/ci-asan" --output-on-failure -j "$jobs"
+    run_fuzz
     say "warnings-clean build of the extension and the CLI"
     cmake -S "$ROOT" -B "$ROOT/build/ci-werror" -G Ninja -DPYLOOT_WERROR=ON -DPYLOOT_TESTS=OFF >/dev/null
     cmake --build "$ROOT/build/ci-werror" -j "$jobs"
     python_tests "$@"
+}
+
+# Each libFuzzer target of tests/fuzz for a short bounded time from its committed corpus
+# (PYLOOT_FUZZ_SECONDS, default 30 each); a crash fails the run and leaves its input in
+# build/ci-fuzz/artifacts-TARGET/. Long runs: bench/fuzz.sh.
+run_fuzz() {
+    local seconds=${PYLOOT_FUZZ_SECONDS:-30} target max_len work failed=()
+    say "fuzzing each parser for ${seconds} s (libFuzzer, ASan + UBSan)"
+    cmake -S "$ROOT" -B "$ROOT/build/ci-fuzz" -G Ninja -DCMAKE_C_COMPILER=clang \
+        -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPYLOOT_FUZZ=ON -DPYLOOT_PYTHON=OFF -DPYLOOT_TESTS=OFF \
+        -DPYLOOT_WERROR=ON >/dev/null
+    cmake --build "$ROOT/build/ci-fuzz" -j "${PYLOOT_JOBS:-2}" --target fuzz_handler fuzz_ingest
+    for target in handler ingest; do
+        case $target in handler) max_len=4096 ;; ingest) max_len=65536 ;; esac
+        # New inputs go to a scratch directory: the committed corpus is only read.
+        work=$ROOT/build/ci-fuzz/corpus-$target
+        rm -rf "$work" && mkdir -p "$work" "$ROOT/build/ci-fuzz/artifacts-$target"
+        if ! "$ROOT/build/ci-fuzz/fuzz_$target" -max_total_time="$seconds" -max_len="$max_len" -timeout=10 \
+            -rss_limit_mb=2048 -dict="$ROOT/tests/fuzz/$target.dict" \
+            -artifact_prefix="$ROOT/build/ci-fuzz/artifacts-$target/" -print_final_stats=1 \
+            "$work" "$ROOT/tests/fuzz/corpus/$target" >"$ROOT/build/ci-fuzz/fuzz_$target.log" 2>&1; then
+            tail -n 40 "$ROOT/build/ci-fuzz/fuzz_$target.log" >&2
+            say "fuzz_$target found a crash: its input is in build/ci-fuzz/artifacts-$target/" >&2
+            failed+=("$target")
+            continue
+        fi
+        say "fuzz_$target: $(grep -E '^#[0-9]+' "$ROOT/build/ci-fuzz/fuzz_$target.log" | tail -n 1)"
+    done
+    [ ${#failed[@]} -eq 0 ] || { say "fuzzing failed: ${failed[*]}" >&2; return 1; }
 }
 
 # The CPython versions pyloot supports; a newer one found on the machine is tested too.

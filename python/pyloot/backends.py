@@ -6,13 +6,16 @@ the ``pyloot`` command) reads all of them. The store itself is C
 (``src/core/store.c``); these classes only choose its path and open it.
 """
 import atexit
+import logging
 import os
 import shutil
+import stat
 import tempfile
 
 from pyloot import _pyloot
 
-__all__ = ["BaseBackend", "LMDBBackend", "InMemoryBackend", "HTTPRemoteBackend", "default_path"]
+__all__ = ["BaseBackend", "LMDBBackend", "InMemoryBackend", "HTTPRemoteBackend", "default_path",
+           "default_root"]
 
 
 def default_path():
@@ -21,11 +24,91 @@ def default_path():
     Workers of one server (a gunicorn master and its workers, a uvicorn
     supervisor and its workers) share it; two servers on one machine never do:
     the name holds the incarnation (pid and start time) of the topmost
-    ancestor that runs the same interpreter binary.
+    ancestor that runs the same interpreter binary. It lies under
+    :func:`default_root`.
     """
     pid, start = _pyloot.server_root()
-    base = os.path.join(tempfile.gettempdir(), "pyloot-%d" % os.getuid())
-    return os.path.join(base, "%d-%d" % (pid, start))
+    return os.path.join(default_root(), "%d-%d" % (pid, start))
+
+
+def _unsafe_because(path):
+    """Why the directory ``path`` must not hold this user's stores, or None.
+
+    Created with mode 0700 when missing. Usable only if it is a real
+    directory (not a symlink), owned by this process's effective uid, that
+    neither group nor others can write: anyone else who can write the root
+    could rename the store away and plant their own in its place."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        return "it cannot be created: %s" % (e.strerror or e)
+    try:
+        st = os.lstat(path)
+    except OSError as e:
+        return "it cannot be read: %s" % (e.strerror or e)
+    if stat.S_ISLNK(st.st_mode):
+        return "it is a symbolic link"
+    if not stat.S_ISDIR(st.st_mode):
+        return "it is not a directory"
+    if st.st_uid != os.geteuid():
+        return "it belongs to uid %d, not to uid %d" % (st.st_uid, os.geteuid())
+    if st.st_mode & 0o022:
+        return "its mode %04o lets other users write it" % stat.S_IMODE(st.st_mode)
+    return None
+
+
+_warned = set()
+_private = None  # the last-resort root of this process, made once
+
+
+def default_root():
+    """The directory that holds this user's zero-config stores.
+
+    ``$TMPDIR/pyloot-<uid>`` (usually ``/tmp/pyloot-<uid>``), created with mode
+    0700, when it is a real directory of this user that no one else can
+    write. Otherwise (another user created it first, or made it a symlink)
+    it is never used: one warning on the ``pyloot`` logger says the path and
+    why, and the root is ``$XDG_RUNTIME_DIR/pyloot``, else
+    ``~/.cache/pyloot-<uid>``, checked the same way. Both are the same in
+    every process of one user, so the workers of one server still share their
+    store. If none is usable, a new private directory of this process (its
+    workers then do not share a store), with a second warning."""
+    global _private
+    tried = [os.path.join(tempfile.gettempdir(), "pyloot-%d" % os.getuid())]
+    if os.environ.get("XDG_RUNTIME_DIR", "").startswith("/"):
+        tried.append(os.path.join(os.environ["XDG_RUNTIME_DIR"], "pyloot"))
+    home = os.path.expanduser("~")
+    if home.startswith("/"):
+        tried.append(os.path.join(home, ".cache", "pyloot-%d" % os.getuid()))
+    refused = []
+    for root in tried:
+        if root.startswith(home + os.sep):
+            try:
+                os.makedirs(os.path.dirname(root), mode=0o700, exist_ok=True)
+            except OSError:
+                pass  # _unsafe_because says why the root itself cannot be made
+        why = _unsafe_because(root)
+        if why is None:
+            if refused:
+                _warn_once("pyloot: not using %s for the store: %s; using %s instead"
+                           % (refused[0][0], refused[0][1], root))
+            return root
+        refused.append((root, why))
+    if _private is None:
+        _private = tempfile.mkdtemp(prefix="pyloot-%d-" % os.getuid())
+    private = _private
+    _warn_once("pyloot: no store root is safe to use (%s); using %s, private to this process: "
+               "its workers do not share a store, set PYLOOT_DB or PyLoot(path=...)"
+               % ("; ".join("%s: %s" % r for r in refused), private))
+    return private
+
+
+def _warn_once(msg):
+    if msg not in _warned:
+        _warned.add(msg)
+        logging.getLogger("pyloot").warning(msg)
 
 
 class BaseBackend:

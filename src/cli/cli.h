@@ -17,6 +17,10 @@
 
 #include "pyloot/store.h"
 
+/* Exit status of a command that read past records of the store that do not
+ * decode (its output ends with "store damaged: ..."; docs/cli.md). */
+#define CLI_EXIT_DAMAGED 3
+
 /* Options every subcommand accepts, anywhere on the command line. */
 struct cli_globals {
     const char *host;   /* -h/--host; default 0.0.0.0 */

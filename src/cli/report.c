@@ -16,6 +16,7 @@
 #include "pyloot/handler.h"
 #include "pyloot/json.h"
 #include "pyloot/redact.h"
+#include "pyloot/verify.h"
 
 /* Types read per history page: every type of the store is measured, a page
  * at a time (a dead store's merged growth does not rank them yet). */
@@ -128,8 +129,20 @@ static double per_hour(int64_t growth, int64_t span_ms)
     return span_ms > 0 ? (double)growth * 3600000.0 / (double)span_ms : 0.0;
 }
 
+/* "store damaged: N records could not be read (first: table T, key K: what)" */
+static void print_damage(const pl_store_damage *d, size_t skipped)
+{
+    if (!d->records)
+        return;
+    printf("\nstore damaged: %" PRIu64 " record%s could not be read (first: %s)\n", d->records,
+           d->records == 1 ? "" : "s", d->first);
+    if (skipped)
+        printf("  the growers above leave out %zu pid%s whose history could not be read\n", skipped,
+               skipped == 1 ? "" : "s");
+}
+
 static void print_text(const facts *f, const int64_t *window, const grower *g, size_t n, pl_witness_list *wl,
-                       const char *path)
+                       const char *path, const pl_store_damage *d, size_t skipped)
 {
     char a[32], b[32];
     int64_t span = window[1] - window[0];
@@ -147,6 +160,7 @@ static void print_text(const facts *f, const int64_t *window, const grower *g, s
     }
     if (!n) {
         printf("\nno type grew over the samples stored\n");
+        print_damage(d, skipped);
         return;
     }
     printf("\ntop growers:\n");
@@ -167,10 +181,11 @@ static void print_text(const facts *f, const int64_t *window, const grower *g, s
             printf("    held by: (no witness recorded)\n");
         }
     }
+    print_damage(d, skipped);
 }
 
 static void print_json(const facts *f, const int64_t *window, const grower *g, size_t n, pl_witness_list *wl,
-                       const char *path)
+                       const char *path, const pl_store_damage *d, size_t skipped)
 {
     pl_buf b = PL_BUF_INIT;
     int64_t span = window[1] - window[0];
@@ -206,7 +221,15 @@ static void print_json(const facts *f, const int64_t *window, const grower *g, s
             pl_buf_puts(&b, "null");
         pl_buf_putc(&b, '}');
     }
-    pl_buf_puts(&b, "]}\n");
+    pl_buf_puts(&b, "],\"damage\":");
+    if (d->records) {
+        pl_buf_printf(&b, "{\"records\":%" PRIu64 ",\"first\":", d->records);
+        pl_json_cstr(&b, d->first);
+        pl_buf_printf(&b, ",\"pids_left_out\":%zu}", skipped);
+    } else {
+        pl_buf_puts(&b, "null");
+    }
+    pl_buf_puts(&b, "}\n");
     fwrite(b.data ? b.data : "", 1, b.len, stdout);
     pl_buf_free(&b);
 }
@@ -241,6 +264,117 @@ static int keep_top(const pl_history *h, grower *top, size_t *n, uint64_t limit)
     return 0;
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(((const grower *)a)->name, ((const grower *)b)->name);
+}
+
+static int cmp_pid(const void *a, const void *b)
+{
+    uint32_t x = ((const pl_proc_info *)a)->inc.pid, y = ((const pl_proc_info *)b)->inc.pid;
+    return x < y ? -1 : x > y;
+}
+
+/* The growers of a store whose history as a whole cannot be read (a record
+ * does not decode): each pid's history on its own, merged by type name,
+ * leaving out the pids whose records do not decode (counted in *skipped).
+ * Fills top[0..*n) like keep_top. 0, PL_ECORRUPT-free errors, or -1 (memory). */
+static int growers_by_pid(pl_store *store, pl_history_query q, grower *top, size_t *n, uint64_t limit,
+                          int64_t *window, size_t *skipped)
+{
+    pl_proc_info *procs = NULL;
+    pl_history *h = NULL;
+    grower *all = NULL;
+    size_t n_procs = 0, n_all = 0, cap = 0, m = 0;
+    int rc = pl_store_procs(store, &procs, &n_procs);
+
+    if (rc)
+        goto out;
+    qsort(procs, n_procs, sizeof *procs, cmp_pid);
+    for (size_t i = 0; i < n_procs; i++) {
+        if (i && procs[i].inc.pid == procs[i - 1].inc.pid)
+            continue;
+        q.pid = procs[i].inc.pid;
+        q.offset = 0;
+        for (;;) {
+            rc = pl_store_history(store, &q, &h);
+            if (rc == PL_ECORRUPT || rc == PL_ENOTFOUND) {
+                *skipped += rc == PL_ECORRUPT;
+                rc = 0;
+                break;
+            }
+            if (rc)
+                goto out;
+            if (h->n_times) {
+                if (!window[0] || h->times[0] < window[0])
+                    window[0] = h->times[0];
+                if (h->times[h->n_times - 1] > window[1])
+                    window[1] = h->times[h->n_times - 1];
+            }
+            for (size_t t = 0; t < h->n_types; t++) {
+                if (n_all == cap) {
+                    grower *more = realloc(all, (cap = cap ? cap * 2 : 256) * sizeof *all);
+                    if (!more) {
+                        rc = -1;
+                        goto out;
+                    }
+                    all = more;
+                }
+                measure(h, &h->types[t], &all[n_all]);
+                if (!(all[n_all].name = strdup(h->types[t].name))) {
+                    rc = -1;
+                    goto out;
+                }
+                n_all++;
+            }
+            q.offset += REPORT_PAGE;
+            int more = h->n_types == REPORT_PAGE && q.offset < h->total;
+            pl_history_free(h);
+            h = NULL;
+            if (!more)
+                break;
+        }
+    }
+    /* One grower per name: the sums over pids, the worst pid's growth. */
+    if (n_all)
+        qsort(all, n_all, sizeof *all, cmp_name);
+    for (size_t i = 0; i < n_all; i++) {
+        if (m && strcmp(all[m - 1].name, all[i].name) == 0) {
+            grower *a = &all[m - 1], *x = &all[i];
+            a->n_lines += x->n_lines;
+            a->growth += x->growth;
+            a->count += x->count;
+            a->bytes += x->bytes;
+            a->workers += x->workers;
+            if (x->worst_growth > a->worst_growth) {
+                a->worst_growth = x->worst_growth;
+                a->worst_inc = x->worst_inc;
+            }
+            free(x->name);
+        } else {
+            all[m++] = all[i];
+        }
+    }
+    n_all = m;
+    if (n_all)
+        qsort(all, n_all, sizeof *all, cmp_grower);
+    for (size_t i = 0; i < n_all; i++) {
+        if (all[i].growth > 0 && *n < limit) {
+            top[(*n)++] = all[i];
+            all[i].name = NULL;
+        }
+        free(all[i].name);
+    }
+    n_all = 0;
+out:
+    for (size_t i = 0; i < n_all; i++)
+        free(all[i].name);
+    free(all);
+    free(procs);
+    pl_history_free(h);
+    return rc;
+}
+
 /* See report.h. */
 int pl_cli_report(pl_store *store, int format, uint64_t limit)
 {
@@ -251,9 +385,17 @@ int pl_cli_report(pl_store *store, int format, uint64_t limit)
     size_t n = 0;
     int64_t window[2] = {0, 0};
     int code = 1;
+    pl_store_damage damage;
+    size_t skipped = 0;
     int rc = read_facts(store, &f);
     if (rc) {
         fail("reading the store", pl_strerror(rc));
+        goto out;
+    }
+    /* Every record decoded once: damage is reported even where the report
+     * does not read (cli_open_store checked the pages in a child first). */
+    if ((rc = pl_store_check_records(store, &damage)) != 0) {
+        fail("checking the records", pl_strerror(rc));
         goto out;
     }
     g = calloc((size_t)limit + 1, sizeof *g);
@@ -271,6 +413,19 @@ int pl_cli_report(pl_store *store, int format, uint64_t limit)
     q.now_ms = pl_now_ms();
     for (;;) {
         rc = pl_store_history(store, &q, &h);
+        if (rc == PL_ECORRUPT) {
+            /* Damaged records: each pid on its own, past the damage. */
+            for (size_t i = 0; i < n; i++)
+                free(g[i].name);
+            n = 0;
+            window[0] = window[1] = 0;
+            rc = growers_by_pid(store, q, g, &n, limit, window, &skipped);
+            if (rc) {
+                fail("reading the history", rc < 0 ? "out of memory" : pl_strerror(rc));
+                goto out;
+            }
+            break;
+        }
         if (rc) {
             fail("reading the history", pl_strerror(rc));
             goto out;
@@ -297,16 +452,26 @@ int pl_cli_report(pl_store *store, int format, uint64_t limit)
     }
     for (size_t i = 0; i < n; i++) {
         rc = pl_store_witnesses(store, g[i].name, 0, NULL, 1, &wl[i]);
+        if (rc == PL_ECORRUPT) {
+            if (!damage.records++)
+                snprintf(damage.first, sizeof damage.first, "table witness, type %.300s: a path does not decode",
+                         g[i].name);
+            continue;
+        }
         if (rc && rc != PL_ENOTFOUND) {
             fail("reading the witnesses", pl_strerror(rc));
             goto out;
         }
     }
+    if (skipped && !damage.records) {
+        damage.records = skipped;
+        snprintf(damage.first, sizeof damage.first, "the history of %zu pid%s", skipped, skipped == 1 ? "" : "s");
+    }
     if (format == 'j')
-        print_json(&f, window, g, n, wl, pl_store_path(store));
+        print_json(&f, window, g, n, wl, pl_store_path(store), &damage, skipped);
     else
-        print_text(&f, window, g, n, wl, pl_store_path(store));
-    code = 0;
+        print_text(&f, window, g, n, wl, pl_store_path(store), &damage, skipped);
+    code = damage.records ? CLI_EXIT_DAMAGED : 0;
 out:
     pl_buf_free(&f.command);
     for (size_t i = 0; wl && i < n; i++)
@@ -329,7 +494,10 @@ const char cli_report_help[] =
     "\n"
     "--db DIR              the store directory. Default: $PYLOOT_DB\n"
     "--limit N             growers to print (default 10, at most 1000)\n"
-    "--json                one JSON document instead of text\n";
+    "--json                one JSON document instead of text\n"
+    "\n"
+    "Exit status 3: some records of the store do not decode; the report is printed past them\n"
+    "and ends with \"store damaged: N records could not be read (first: ...)\".\n";
 
 const struct cli_option cli_report_options[] = {{"--limit", NULL, 1}, {NULL, NULL, 0}};
 

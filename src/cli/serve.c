@@ -384,6 +384,12 @@ static int open_central_store(const char *db, pl_store **store)
             pl_store_close(*store);
             *store = NULL;
         }
+        /* Readable past its bad records, but not a store to write into. */
+        if (!rc && rep.records_damaged) {
+            snprintf(rep.message, sizeof rep.message, "the store %.400s is damaged (%.500s); it was not opened",
+                     db, rep.reason);
+            rc = PL_ECORRUPT;
+        }
         opt.read_only = 0;
     }
     if (!rc)

@@ -11,6 +11,7 @@
 #include "pyloot/buf.h"
 #include "pyloot/error.h"
 #include "pyloot/handler.h"
+#include "pyloot/verify.h"
 
 const char cli_procs_help[] =
     "usage: pyloot procs --db DIR [--json | --csv]\n"
@@ -255,6 +256,19 @@ int cli_history(const struct cli_globals *g, int argc, char **argv)
         snprintf(why, sizeof why, "no incarnation with pid %u in this store", q.pid);
         cli_fail("reading the history", why);
         goto out;
+    }
+    if (rc == PL_ECORRUPT) {
+        /* Say it is damage, and where (the pages are sound: cli_open_store checked them). */
+        pl_store_damage d;
+        char why[600];
+
+        if (pl_store_check_records(store, &d) == 0 && d.records) {
+            snprintf(why, sizeof why, "store damaged: %" PRIu64 " record%s could not be read (first: %s); "
+                     "pyloot report reads past them", d.records, d.records == 1 ? "" : "s", d.first);
+            cli_fail("reading the history", why);
+            code = CLI_EXIT_DAMAGED;
+            goto out;
+        }
     }
     if (rc) {
         cli_fail("reading the history", pl_strerror(rc));

@@ -252,10 +252,152 @@ static void test_handler_unavailable(void)
     pl_handler_free(h);
 }
 
+/* Replaces the value of the first record of table `name` with `bad` (len
+ * bytes) through LMDB itself: sound pages, a value no reader decodes. */
+static void put_bad_value(const char *path, const char *name, int nth, const void *bad, size_t len)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_dbi dbi;
+    MDB_val k, v;
+    uint8_t key[64];
+    int rc;
+
+    CHECK_OK(mdb_env_create(&env));
+    CHECK_OK(mdb_env_set_maxdbs(env, 32));
+    CHECK_OK(mdb_env_open(env, path, 0, 0600));
+    CHECK_OK(mdb_txn_begin(env, NULL, 0, &txn));
+    CHECK_OK(mdb_dbi_open(txn, name, 0, &dbi));
+    CHECK_OK(mdb_cursor_open(txn, dbi, &cur));
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    for (int i = 0; rc == 0 && i < nth; i++)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    CHECK_OK(rc);
+    CHECK(k.mv_size <= sizeof key);
+    memcpy(key, k.mv_data, k.mv_size);
+    mdb_cursor_close(cur);
+    k.mv_data = key;
+    v.mv_data = (void *)bad;
+    v.mv_size = len;
+    CHECK_OK(mdb_put(txn, dbi, &k, &v, 0));
+    CHECK_OK(mdb_txn_commit(txn));
+    mdb_env_close(env);
+}
+
+/* Records that do not decode on sound pages: the walk decodes them and says
+ * which table and key; a read-only open goes on (the CLI reports around
+ * them); a server's open moves the store aside as damaged. */
+static void test_records_damaged(void)
+{
+    char dir[64], store[128], why[480], want[64];
+    static const uint8_t bad_log[] = {0xff, 1, 2, 3};      /* a packed header no schema writes */
+    static const uint8_t bad_chunk[] = {3, 0x7f, 1, 2};    /* a type entry longer than the value */
+    pl_store_options opt;
+    pl_store_report rep;
+    pl_store_damage d;
+    pl_incarnation self;
+    pl_store *s = NULL;
+
+    make_dir_at(dir, sizeof dir);
+    snprintf(store, sizeof store, "%s/store", dir);
+    fill_store(store);
+    CHECK_OK(pl_store_walk(store, why, sizeof why));
+    put_bad_value(store, "log", 0, bad_log, sizeof bad_log);
+    put_bad_value(store, "ichunks", 3, bad_chunk, sizeof bad_chunk);
+    CHECK_OK(pl_proc_self(&self));
+    snprintf(want, sizeof want, "key incarnation %u/%llu time ", self.pid, (unsigned long long)self.start);
+
+    CHECK_EQ_INT(pl_store_walk(store, why, sizeof why), PL_ECORRUPT);
+    CHECK(strstr(why, "2 records could not be read (first: table log, ") != NULL);
+    CHECK(strstr(why, want) != NULL);
+    CHECK(strstr(why, "its type counts do not decode") != NULL);
+    CHECK_EQ_INT(pl_store_verify(store, 0, why, sizeof why), PL_ECORRUPT);
+    CHECK(strstr(why, "2 records could not be read") != NULL);
+
+    /* Read-only (the CLI): opened, and the records are counted in-process. */
+    memset(&opt, 0, sizeof opt);
+    opt.path = store;
+    opt.read_only = 1;
+    CHECK_OK(pl_store_open_guarded(&s, &opt, 0, &rep));
+    CHECK(s != NULL && rep.moved_to[0] == 0 && rep.records_damaged);
+    CHECK(strstr(rep.reason, "could not be read") != NULL);
+    if (s) {
+        CHECK_OK(pl_store_check_records(s, &d));
+        CHECK_EQ_INT((int)d.records, 2);
+        CHECK(strncmp(d.first, "table log, key incarnation ", 27) == 0);
+        pl_store_close(s);
+        s = NULL;
+    }
+
+    /* A server's open: not trusted, moved aside, a new store started. */
+    opt.read_only = 0;
+    CHECK_OK(pl_store_open_guarded(&s, &opt, 0, &rep));
+    CHECK(rep.checked && strstr(rep.moved_to, ".corrupt-") != NULL);
+    CHECK(strstr(rep.reason, "table log") != NULL);
+    if (s) {
+        CHECK_OK(pl_store_check_records(s, &d));
+        CHECK_EQ_INT((int)d.records, 0);
+        pl_store_close(s);
+    }
+    remove_dir(dir);
+}
+
+/* Runs one raw write on the closed store at path: schema != 0 sets meta's
+ * schema, drop names a table to delete. */
+static void raw_edit(const char *path, uint32_t schema, const char *drop)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    MDB_val k = {6, "schema"}, v = {4, &schema};
+
+    CHECK_OK(mdb_env_create(&env));
+    CHECK_OK(mdb_env_set_maxdbs(env, 32));
+    CHECK_OK(mdb_env_open(env, path, 0, 0600));
+    CHECK_OK(mdb_txn_begin(env, NULL, 0, &txn));
+    if (schema) {
+        CHECK_OK(mdb_dbi_open(txn, "meta", 0, &dbi));
+        CHECK_OK(mdb_put(txn, dbi, &k, &v, 0));
+    }
+    if (drop) {
+        CHECK_OK(mdb_dbi_open(txn, drop, 0, &dbi));
+        CHECK_OK(mdb_drop(txn, dbi, 1));
+    }
+    CHECK_OK(mdb_txn_commit(txn));
+    mdb_env_close(env);
+}
+
+/* A table the schema always has, gone (a damaged name in the main
+ * database): damaged. A newer schema's records: not ours to decode. */
+static void test_tables_and_schema(void)
+{
+    static const uint8_t bad_log[] = {0xff, 1, 2, 3};
+    char dir[64], why[480];
+
+    make_dir_at(dir, sizeof dir);
+    fill_store(dir);
+    raw_edit(dir, 0, "snap");
+    CHECK_EQ_INT(pl_store_walk(dir, why, sizeof why), PL_EDAMAGED);
+    CHECK_EQ_STR(why, "table snap is missing");
+    CHECK_EQ_INT(pl_store_verify(dir, 0, why, sizeof why), PL_EDAMAGED);
+    remove_dir(dir);
+
+    make_dir_at(dir, sizeof dir);
+    fill_store(dir);
+    put_bad_value(dir, "log", 0, bad_log, sizeof bad_log);
+    CHECK_EQ_INT(pl_store_walk(dir, why, sizeof why), PL_ECORRUPT);
+    raw_edit(dir, 99, NULL);
+    CHECK_OK(pl_store_walk(dir, why, sizeof why));
+    remove_dir(dir);
+}
+
 int main(void)
 {
     RUN(test_sound);
     RUN(test_damaged);
+    RUN(test_records_damaged);
+    RUN(test_tables_and_schema);
     RUN(test_guarded_recovers);
     RUN(test_unusable_path);
     RUN(test_other_schema);

@@ -1,12 +1,14 @@
 /* libFuzzer target for the HTTP request handler (src/core/handler.c).
  *
- * Built only with -DPYLOOT_FUZZ=ON (clang); never part of ctest or CI. Run
- * it with `bench/fuzz.sh handler`, which uses the corpus under
- * tests/fuzz/corpus/handler/ and the dictionary tests/fuzz/handler.dict.
+ * Built only with -DPYLOOT_FUZZ=ON (clang); not part of ctest. CI runs it
+ * for 30 s (tools/bootstrap.sh, run_fuzz); `bench/fuzz.sh handler` for long.
+ * Both use the corpus under tests/fuzz/corpus/handler/ and the dictionary
+ * tests/fuzz/handler.dict.
  *
  * Input: one flags byte, then the fields method, path, query,
- * Accept-Encoding and body separated by '\n' (the body is the rest and may
- * hold anything). Flags:
+ * Accept-Encoding, Authorization, Cookie and body separated by '\n' (the
+ * body is the rest and may hold anything; an empty Authorization or Cookie
+ * field is an absent header). Flags:
  *   bit 0  the handler of a worker (live routes answered by a stub, forwarding
  *          to another incarnation through the mailbox) instead of the CLI's
  *          (live routes answer 501)
@@ -14,6 +16,11 @@
  *   bit 2  Accept-Encoding is NULL instead of the field
  *   bit 3  wsgi.multiprocess, with a handler that refuses it (InMemoryBackend)
  *   bit 4  gzip disabled
+ *   bit 5  the peer is 127.0.0.1 (else unknown, so not loopback): without a
+ *          token, the access rule lets only such a request reach the live
+ *          routes (/api/objects..., /api/suspects, /api/retainers)
+ *   bit 6  the request came through a proxy (X-Forwarded-For and the like)
+ *   bit 7  the handler has the token "fuzz-token" (PyLoot(token=))
  * Every field is copied into a buffer of its exact size, so that AddressSanitizer
  * sees a read past its end.
  *
@@ -34,7 +41,7 @@
 
 static char dir[64];
 static pl_store *store;
-static pl_handler *handlers[32]; /* one per flag combination of bits 0, 3, 4 */
+static pl_handler *handlers[256]; /* one per flag combination of bits 0, 3, 4, 7 */
 
 static void die(const char *what, int rc)
 {
@@ -134,9 +141,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     atexit(remove_store);
     pl_incarnation self;
     pl_proc_self(&self);
-    for (unsigned f = 0; f < 32; f++) {
-        if (f & 6)
-            continue; /* bits 1 and 2 shape the request, not the handler */
+    for (unsigned f = 0; f < 256; f++) {
+        if (f & 0x66)
+            continue; /* bits 1, 2, 5 and 6 shape the request, not the handler */
         pl_handler_options ho;
         memset(&ho, 0, sizeof ho);
         ho.store = store;
@@ -147,6 +154,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         }
         ho.refuse_multiprocess = (f & 8) != 0;
         ho.disable_gzip = (f & 16) != 0;
+        ho.token = f & 128 ? "fuzz-token" : NULL;
         if ((rc = pl_handler_new(&handlers[f], &ho)) != 0)
             die("pl_handler_new", rc);
     }
@@ -178,6 +186,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *path = field(&p, end);
     char *query = field(&p, end);
     char *accept = field(&p, end);
+    char *authorization = field(&p, end);
+    char *cookie = field(&p, end);
     size_t body_len = (size_t)(end - p);
     void *body = malloc(body_len ? body_len : 1);
     if (!body)
@@ -193,8 +203,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     req.multiprocess = (flags & 8) != 0;
     req.body = body;
     req.body_len = body_len;
+    req.authorization = *authorization ? authorization : NULL;
+    req.cookie = *cookie ? cookie : NULL;
+    req.peer = flags & 32 ? "127.0.0.1" : NULL;
+    req.proxied = (flags & 64) != 0;
+    req.mount = "/_pyloot";
     pl_response resp;
-    int rc = pl_handler_handle(handlers[flags & 25], &req, &resp);
+    int rc = pl_handler_handle(handlers[flags & 0x99], &req, &resp);
     /* The contract: a complete answer, errors as JSON objects with "error"
      * (or the live stub's own object). */
     if (rc == 0 && (resp.status < 200 || resp.status > 599 || !resp.content_type))
@@ -205,6 +220,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     pl_response_free(&resp);
     free(body);
+    free(cookie);
+    free(authorization);
     free(accept);
     free(query);
     free(path);

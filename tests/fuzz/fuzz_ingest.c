@@ -1,6 +1,7 @@
 /* libFuzzer target for the remote-mode sample decoder (src/core/ingest.c)
- * and pl_gunzip. Built only with -DPYLOOT_FUZZ=ON (clang); never part of
- * ctest or CI; run by `bench/fuzz.sh ingest` over tests/fuzz/corpus/ingest/.
+ * and pl_gunzip. Built only with -DPYLOOT_FUZZ=ON (clang); CI runs it for a
+ * short bounded time over tests/fuzz/corpus/ingest/ (tools/bootstrap.sh,
+ * run_fuzz); `bench/fuzz.sh ingest` runs it for long.
  *
  * Input: one flags byte, then the body. Flag bit 0: the body is gzip data,
  * inflated with a 1 MiB cap before decoding (as POST /api/samples does with
@@ -31,7 +32,13 @@ static void check_message(const pl_ingest_msg *m)
 {
     check(strlen(m->host) >= 1 && strlen(m->host) <= PL_INGEST_HOST_MAX);
     check(m->pid >= 1 && m->interval_ms >= 1);
-    check((m->flags & ~3u) == 0);
+    /* The flags the wire format defines (pyloot/ingest.h, src/core/push.c). */
+    check((m->flags & ~(PL_INGEST_ENDED | PL_INGEST_NEW_SPACE | PL_INGEST_STATS)) == 0);
+    if (m->flags & PL_INGEST_STATS)
+        check(m->collection_us <= PL_INGEST_COLLECTION_MAX_US);
+    else
+        check(m->collection_us == 0 && m->gil_held_us == 0);
+    check(strlen(m->argv) <= PL_INGEST_ARGV_MAX);
     for (size_t i = 0; i < m->n_types; i++)
         check(m->types[i].len >= 1 && m->types[i].len <= PL_TYPE_NAME_MAX);
     size_t next = 0;

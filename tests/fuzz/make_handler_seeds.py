@@ -1,7 +1,7 @@
 """Writes the seed inputs of fuzz_handler: every route of docs/http-api.md with
 good and bad parameters, in the input format of tests/fuzz/fuzz_handler.c
-(a flags byte, then method, path, query, Accept-Encoding and body separated
-by newlines). `bench/fuzz.sh handler` runs it when the corpus is empty; the
+(a flags byte, then method, path, query, Accept-Encoding, Authorization,
+Cookie and body separated by newlines). `bench/fuzz.sh handler` runs it when the corpus is empty; the
 committed corpus under tests/fuzz/corpus/handler/ started from these.
 
 usage: python3 tests/fuzz/make_handler_seeds.py DIR
@@ -33,26 +33,43 @@ ROUTES = [
     ("/api/objects/0x10", ""), ("/api/objects/1x/path", ""), ("/api/objects/12345/", ""),
     ("/api/witnesses", "group=app.Leak"), ("/api/suspects", "group=app.Leak"),
     ("/api/retainers", "pid=1&id=2"), ("/metrics", ""), ("/api", ""), ("/nope", ""),
+    ("/api/history", "since=1764320000&until=1764320000.250"), ("/api/history", "since=1.5&workers=1&pid=1"),
+    ("/api/history", "until=99999999999"), ("/api/history", "since=.5"), ("/api/history", "until=1."),
+    ("/api/history", "since=&until="), ("/api/history", "host=web-1"), ("/api/history", "host=&pid=1"),
+    ("/api/witnesses", "group=app.Leak&pid=1&host=h"), ("/api/witnesses", ""),
+    ("/metrics", "top=5&workers=1"), ("/metrics", "top=0"),
+    ("/api/retainers", "pid=1&id=2&retained=1"), ("/api/suspects", "group=app.Leak&pid=1&n=5"),
+    ("/api/logout", ""), ("/api/login", "token=x"),
 ]
 
 
-def seed(flags, method, path, query, accept="", body=b""):
+def seed(flags, method, path, query, accept="", body=b"", auth="", cookie=""):
     return bytes([flags]) + b"\n".join(
-        s.encode() for s in (method, path, query, accept)) + b"\n" + body
+        s.encode() for s in (method, path, query, accept, auth, cookie)) + b"\n" + body
 
 
 def main(out):
     os.makedirs(out, exist_ok=True)
     seeds = []
     for path, query in ROUTES:
-        for flags in (0, 1):
+        for flags in (0, 1, 1 | 32, 32 | 64 | 1):
             seeds.append(seed(flags, "GET", path, query))
+        seeds.append(seed(1 | 128 | 64, "GET", path, query, auth="Bearer fuzz-token"))
         seeds.append(seed(0, "GET", path, query, "gzip, deflate"))
         seeds.append(seed(2 | 4, "HEAD", path, query))
     for method in ("POST", "PUT", "DELETE", "OPTIONS", "get", ""):
         seeds.append(seed(0, method, "/api/history", "", "", b"{}"))
     seeds.append(seed(0, "POST", "/api/samples", "", "", b'{"t": 1, "types": [["app.Leak", 3, 96]]}'))
     seeds.append(seed(0, "GET", "/api/samples", ""))
+    seeds.append(seed(0, "POST", "/api/login", "", "", b"token=secret"))
+    for flags in (128, 128 | 1 | 32):
+        seeds.append(seed(flags, "POST", "/api/login", "", "", b"fuzz-token"))
+        seeds.append(seed(flags, "POST", "/api/login", "", "", b"wrong"))
+        seeds.append(seed(flags, "POST", "/api/logout", "", ""))
+        seeds.append(seed(flags, "GET", "/api/procs", "", "", auth="Bearer wrong"))
+        seeds.append(seed(flags, "GET", "/api/procs", "", "", auth="Basic Zm9vOmJhcg=="))
+        seeds.append(seed(flags, "GET", "/api/objects", "group=dict", "", cookie="a=b; pyloot_token=fuzz-token"))
+        seeds.append(seed(flags, "GET", "/api/objects", "group=dict", "", cookie="pyloot_token=\"x\"; c"))
     for accept in ("gzip;q=0", "*", "identity, *;q=0", "GZIP", "x-gzip", "br;q=1.0, gzip;q=0.5"):
         seeds.append(seed(0, "GET", "/api/history", "workers=1", accept))
     seeds.append(seed(8 | 1, "GET", "/api/procs", ""))

@@ -172,3 +172,92 @@ def test_history_as_of_and_time_formats(store):
                          (("--until", "2999-01-01"), "future")):
         out = run("history", "--db", store, *args)
         assert out.returncode == 2 and needle in out.stderr, (args, out.stderr)
+
+
+def put_raw(db, table, pid, value):
+    """Replaces the value of the first record of `table` whose key starts
+    with incarnation `pid` through LMDB itself (ctypes): the pages stay
+    sound, the record no longer decodes. Returns its key."""
+    import ctypes
+    import struct
+    lib = ctypes.CDLL("liblmdb.so.0")
+
+    class Val(ctypes.Structure):
+        _fields_ = [("mv_size", ctypes.c_size_t), ("mv_data", ctypes.c_void_p)]
+
+    env, txn, cur, dbi = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_uint()
+    k, v = Val(), Val()
+    assert lib.mdb_env_create(ctypes.byref(env)) == 0
+    lib.mdb_env_set_maxdbs(env, 32)
+    assert lib.mdb_env_open(env, db.encode(), 0, 0o600) == 0
+    try:
+        assert lib.mdb_txn_begin(env, None, 0, ctypes.byref(txn)) == 0
+        assert lib.mdb_dbi_open(txn, table.encode(), 0, ctypes.byref(dbi)) == 0
+        assert lib.mdb_cursor_open(txn, dbi, ctypes.byref(cur)) == 0
+        rc, op, key = lib.mdb_cursor_get(cur, ctypes.byref(k), ctypes.byref(v), 0), 8, None
+        while rc == 0:
+            raw = ctypes.string_at(k.mv_data, k.mv_size)
+            if struct.unpack(">I", raw[:4])[0] == pid:
+                key = raw
+                break
+            rc = lib.mdb_cursor_get(cur, ctypes.byref(k), ctypes.byref(v), op)
+        lib.mdb_cursor_close(cur)
+        assert key is not None
+        kb, vb = ctypes.create_string_buffer(key, len(key)), ctypes.create_string_buffer(value, len(value))
+        k = Val(len(key), ctypes.cast(kb, ctypes.c_void_p))
+        v = Val(len(value), ctypes.cast(vb, ctypes.c_void_p))
+        assert lib.mdb_put(txn, dbi, ctypes.byref(k), ctypes.byref(v), 0) == 0
+        assert lib.mdb_txn_commit(txn) == 0
+    finally:
+        lib.mdb_env_close(env)
+    return key
+
+
+def test_report_goes_on_past_damaged_records(tmp_path):
+    db = str(tmp_path / "store")
+    # Two samples an interval apart (one time slot would show no growth).
+    code = ("import sys, time, pyloot\n"
+            "class Grow: pass\n"
+            "loot = pyloot.PyLoot(path=sys.argv[1], interval=1)\n"
+            "keep = [Grow() for _ in range(10)]\n"
+            "loot.collect_objects()\n"
+            "time.sleep(1.1)\n"
+            "keep += [Grow() for _ in range(int(sys.argv[2]))]\n"
+            "loot.collect_objects()\n"
+            "loot.backend.close()\n"
+            "print(__import__('os').getpid())\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(__import__("sys").path))
+    pids = []
+    for grow in ("300", "500"):
+        out = subprocess.run([__import__("sys").executable, "-c", code, db, grow], capture_output=True,
+                             text=True, timeout=60, env=env)
+        assert out.returncode == 0, out.stderr
+        pids.append(int(out.stdout))
+    sound = run("report", "--db", db)
+    assert sound.returncode == 0, sound.stderr
+    assert "store damaged" not in sound.stdout
+    # A packed header no schema writes, in a log record of the first worker.
+    put_raw(db, "log", pids[0], b"\xff\x01\x02\x03")
+
+    out = run("report", "--db", db)
+    assert out.returncode == 3, (out.stdout, out.stderr)
+    assert "workers: 2 seen" in out.stdout
+    assert "__main__.Grow" in out.stdout and "growth +500" in out.stdout  # the second worker's
+    damage = [line for line in out.stdout.splitlines() if line.startswith("store damaged: ")]
+    assert damage == [damage[0]]
+    assert damage[0].startswith("store damaged: 1 record could not be read (first: table log, key "
+                                "incarnation %d/" % pids[0])
+    assert "its type counts do not decode" in damage[0]
+    assert "leave out 1 pid" in out.stdout
+    data = json.loads(run("report", "--db", db, "--json").stdout)
+    assert data["damage"]["records"] == 1 and data["damage"]["first"].startswith("table log, key incarnation")
+    assert [g["name"] for g in data["growers"]][:1] == ["__main__.Grow"]
+    # The central server writes into its store: one with bad records is refused, as with bad pages.
+    out = run("--db", db, "-h", "127.0.0.1", "-p", "1")
+    assert out.returncode == 1
+    assert out.stderr.startswith("pyloot: opening the store failed: the store %s is damaged (1 record could "
+                                 "not be read (first: table log" % db)
+    out = run("history", "--db", db)
+    assert out.returncode == 3
+    assert out.stderr.startswith("pyloot: reading the history failed: store damaged: 1 record could not be "
+                                 "read (first: table log, key incarnation %d/" % pids[0])

@@ -55,6 +55,7 @@ void pl_store_explain(int rc, const char *what, const char *path, char *buf, siz
         fix = "move it away (or point PYLOOT_DB elsewhere) and pyloot starts a new store";
         break;
     case PL_EDAMAGED:
+    case PL_ECORRUPT:
         fix = "move it away by hand; pyloot then starts a new store";
         break;
     case PL_ETIMEOUT:
@@ -192,6 +193,12 @@ static int open_read_only(pl_store **out, const pl_store_options *opt, unsigned 
     int rc = pl_store_verify(opt->path, timeout_ms, rep->reason, sizeof rep->reason);
 
     rep->checked = 1;
+    /* Records that do not decode sit on sound pages: readable past them
+     * (pyloot report says which), unlike bad pages, which crash a reader. */
+    if (rc == PL_ECORRUPT) {
+        rep->records_damaged = 1;
+        rc = 0;
+    }
     if (rc == PL_EDAMAGED)
         snprintf(rep->message, sizeof rep->message,
                  "the store %s is damaged (%s); it was not opened. Fix: move it away; a server "
@@ -241,7 +248,7 @@ static int check_or_recover(const pl_store_options *opt, unsigned timeout_ms, co
     if (rc == 0)
         return 0;
 move:
-    if (rc != PL_EDAMAGED) {
+    if (rc != PL_EDAMAGED && rc != PL_ECORRUPT) {
         char explained[600];
         pl_store_explain(rc, "checking", opt->path, explained, sizeof explained);
         snprintf(rep->message, sizeof rep->message, "%.600s (%.400s)", explained,

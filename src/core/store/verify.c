@@ -1,6 +1,8 @@
 /* Checking a store where a crash cannot hurt: pl_store_walk reads every
- * record of every database; pl_store_verify runs it in a forked child under
- * a time bound and judges the child's end (see verify.h, docs/store.md).
+ * record of every database, then decodes the values of the tables the
+ * readers decode (pl_store_check_records does that part in-process on an
+ * open store); pl_store_verify runs the walk in a forked child under a time
+ * bound and judges the child's end (see verify.h, docs/store.md).
  *
  * The child of a multithreaded process (a Python worker) may only rely on
  * what fork() makes safe: glibc resets malloc's locks in the child, and the
@@ -171,18 +173,371 @@ out:
     return rc;
 }
 
-/* See verify.h. */
-int pl_store_walk(const char *path, char *why, size_t len)
+/* ------------------------------------------------- record decoding */
+
+static double mono_ms(void)
 {
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* The tables whose values the readers decode, as handles of one read
+ * transaction, and the layout they were written in. */
+enum { T_PROCS, T_TYPES, T_LOG, T_SNAP, T_WINDOWS, T_CHUNKS, T_CHUNKS2, T_COUNT };
+
+struct tables {
+    MDB_dbi dbi[T_COUNT];
+    const char *name[T_COUNT];
+    int open[T_COUNT];
+    int packed;    /* log and snap values are packed (schema 4 on) */
+    int inc_first; /* chunk keys lead with the incarnation (schema 4 on) */
+};
+
+/* "incarnation P/S" of a 12-byte incarnation key. */
+static int put_inc(char *out, size_t len, const uint8_t *k)
+{
+    return snprintf(out, len, "incarnation %u/%llu", (unsigned)get_be32(k),
+                    (unsigned long long)get_be64(k + 4));
+}
+
+/* Notes one record that does not decode: counts it, and describes the first
+ * (table, key, what failed) in d->first. */
+static void note_damage(pl_store_damage *d, const struct tables *t, int kind, const MDB_val *k,
+                        const char *what)
+{
+    const uint8_t *p = k->mv_data;
+    char key[200];
+    size_t n = 0;
+
+    if (d->records++)
+        return;
+    key[0] = 0;
+    if ((kind == T_PROCS && k->mv_size == INC_KEY) || (kind == T_LOG && k->mv_size == LOG_KEY) ||
+        (kind == T_SNAP && k->mv_size == SNAP_KEY) || (kind == T_WINDOWS && k->mv_size == WIN_KEY))
+        n = (size_t)put_inc(key, sizeof key, p);
+    if (kind == T_LOG && n)
+        snprintf(key + n, sizeof key - n, " time %llu first type %u",
+                 (unsigned long long)get_be64(p + INC_KEY), (unsigned)get_be32(p + INC_KEY + 8));
+    else if (kind == T_SNAP && n)
+        snprintf(key + n, sizeof key - n, " first type %u", (unsigned)get_be32(p + INC_KEY));
+    else if (kind == T_WINDOWS && n)
+        snprintf(key + n, sizeof key - n, " window %llu", (unsigned long long)get_be64(p + INC_KEY));
+    else if (kind == T_TYPES && k->mv_size == 4)
+        snprintf(key, sizeof key, "type %u", (unsigned)get_be32(p));
+    else if (kind >= T_CHUNKS && k->mv_size == CHUNK_KEY) {
+        const uint8_t *inc = t->inc_first ? p : p + 4;
+        uint32_t group = get_be32(t->inc_first ? p + INC_KEY : p);
+
+        n = (size_t)put_inc(key, sizeof key, inc);
+        snprintf(key + n, sizeof key - n, " types %u-%u window %llu part %u",
+                 (unsigned)(group << (kind == T_CHUNKS ? GROUP_SHIFT : GROUP2_SHIFT)),
+                 (unsigned)(((group + 1) << (kind == T_CHUNKS ? GROUP_SHIFT : GROUP2_SHIFT)) - 1),
+                 (unsigned long long)get_be64(p + 16), (unsigned)p[CHUNK_KEY - 1]);
+    }
+    if (!key[0])
+        snprintf(key, sizeof key, "of %zu bytes", k->mv_size);
+    snprintf(d->first, sizeof d->first, "table %s, key %s: %s", t->name[kind], key, what);
+}
+
+/* The windows of the incarnation whose chunks are being decoded (chunk
+ * keys of either layout keep one incarnation's chunks together), loaded
+ * once per run of its chunks instead of one lookup per chunk. */
+struct win_brief {
+    uint64_t wtime;
+    uint32_t n;
+    unsigned flags;
+};
+
+struct chunk_ctx {
+    uint8_t inc[INC_KEY]; /* whose windows these are */
+    int loaded;
+    struct win_brief *wins; /* malloc'ed, ascending wtime */
+    size_t n, cap;
+};
+
+/* Loads the windows of incarnation `inc` (those that do not decode are
+ * left out: the windows table's own scan reports them). 0, ENOMEM or an
+ * LMDB error. */
+static int load_windows(MDB_txn *txn, const struct tables *t, const uint8_t *inc, struct chunk_ctx *cx)
+{
+    MDB_cursor *cur = NULL;
+    uint8_t lo[WIN_KEY];
+    MDB_val k = {WIN_KEY, lo}, v;
+    struct window w;
+    int rc;
+
+    cx->n = 0;
+    cx->loaded = 0;
+    memcpy(cx->inc, inc, INC_KEY);
+    memcpy(lo, inc, INC_KEY);
+    memset(lo + INC_KEY, 0, 8);
+    if ((rc = mdb_cursor_open(txn, t->dbi[T_WINDOWS], &cur)))
+        return rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < INC_KEY || memcmp(k.mv_data, inc, INC_KEY) != 0)
+            break;
+        if (window_decode(&k, &v, &w) != 0)
+            continue;
+        if (cx->n == cx->cap) {
+            size_t cap = cx->cap ? cx->cap * 2 : 128;
+            struct win_brief *more = realloc(cx->wins, cap * sizeof *more);
+            if (!more) {
+                rc = ENOMEM;
+                break;
+            }
+            cx->wins = more;
+            cx->cap = cap;
+        }
+        cx->wins[cx->n].wtime = w.wtime;
+        cx->wins[cx->n].n = w.n;
+        cx->wins[cx->n++].flags = w.flags;
+    }
+    mdb_cursor_close(cur);
+    if (rc == 0 || rc == MDB_NOTFOUND) {
+        rc = 0;
+        cx->loaded = 1;
+    }
+    return rc;
+}
+
+/* The window of wtime among the loaded ones, or NULL (dropped meanwhile,
+ * or an orphan the pruner sweeps: not damage). */
+static const struct win_brief *find_window(const struct chunk_ctx *cx, uint64_t wtime)
+{
+    size_t a = 0, z = cx->n;
+
+    while (a < z) {
+        size_t m = a + (z - a) / 2;
+        if (cx->wins[m].wtime < wtime)
+            a = m + 1;
+        else
+            z = m;
+    }
+    return a < cx->n && cx->wins[a].wtime == wtime ? &cx->wins[a] : NULL;
+}
+
+/* Decodes one chunk-group value against its window: every type's points,
+ * as a history read does. *what says what failed. */
+static int check_chunk(MDB_txn *txn, const struct tables *t, int kind, const MDB_val *k, const MDB_val *v,
+                       struct chunk_ctx *cx, int64_t *c, int64_t *b, const char **what)
+{
+    const struct win_brief *w;
+    const uint8_t *inc;
+    unsigned shift = kind == T_CHUNKS ? GROUP_SHIFT : GROUP2_SHIFT, low;
+    unsigned level = kind == T_CHUNKS ? 0 : WIN_L2;
+    struct group_iter it;
+    const uint8_t *data;
+    size_t len;
+    int rc;
+
+    *what = "its key is malformed";
+    if (k->mv_size != CHUNK_KEY)
+        return PL_ECORRUPT;
+    inc = (const uint8_t *)k->mv_data + (t->inc_first ? 0 : 4);
+    if (!cx->loaded || memcmp(cx->inc, inc, INC_KEY) != 0) {
+        if ((rc = load_windows(txn, t, inc, cx)))
+            return rc;
+    }
+    if (!(w = find_window(cx, get_be64((const uint8_t *)k->mv_data + 16))) || (w->flags & WIN_L2) != level)
+        return 0; /* no such window, or being merged: the readers skip it too */
+    group_iter_init(&it, v);
+    while ((rc = group_next(&it, &low, &data, &len)) == 1) {
+        if (low >= (1u << shift)) {
+            *what = "a type of the group is out of range";
+            return PL_ECORRUPT;
+        }
+        if (chunk_decode(data, len, w->n, w->n, c, b) != 0) {
+            *what = "a type's points do not decode";
+            return PL_ECORRUPT;
+        }
+    }
+    *what = "a type's entry runs past the value";
+    return rc;
+}
+
+/* Decodes one record of a table (not chunks); *what says what failed. */
+static int check_value(const struct tables *t, int kind, const MDB_val *k, const MDB_val *v,
+                       struct window *w, const char **what)
+{
+    struct packed pk;
+
+    switch (kind) {
+    case T_PROCS:
+        *what = "its key is not a 12-byte incarnation";
+        if (k->mv_size != INC_KEY)
+            return PL_ECORRUPT;
+        *what = "the incarnation record has a size no schema wrote";
+        return PROC_REC_SIZE_OK(v->mv_size) ? 0 : PL_ECORRUPT;
+    case T_TYPES:
+        *what = "its key is not a 4-byte type id";
+        if (k->mv_size != 4)
+            return PL_ECORRUPT;
+        *what = "the type name is empty or holds a NUL byte";
+        return v->mv_size && !memchr(v->mv_data, 0, v->mv_size) ? 0 : PL_ECORRUPT;
+    case T_LOG:
+    case T_SNAP: {
+        size_t klen = kind == T_LOG ? LOG_KEY : SNAP_KEY;
+        uint32_t first;
+
+        *what = "its key is malformed";
+        if (k->mv_size != klen)
+            return PL_ECORRUPT;
+        first = get_be32((const uint8_t *)k->mv_data + klen - 4);
+        *what = "its type counts do not decode";
+        if (t->packed)
+            return packed_open(&pk, first, v);
+        return v->mv_size % (first >= WIDE_BASE ? WIDE_ENTRY : LOG_ENTRY) ? PL_ECORRUPT : 0;
+    }
+    case T_WINDOWS:
+        *what = "the window's sample times do not decode";
+        return window_decode(k, v, w);
+    }
+    return 0;
+}
+
+/* Decodes every record of the tables in t, counting those that do not
+ * decode into d, until deadline (monotonic ms; 0: none), past which it
+ * stops and sets d->incomplete. 0, or an LMDB error from reading. */
+static int scan_records(MDB_txn *txn, const struct tables *t, double deadline, pl_store_damage *d)
+{
+    size_t seen = 0;
+    struct chunk_ctx cw = {{0}, 0, NULL, 0, 0};
+    struct window w;
+    int64_t c[WINDOW2], b[WINDOW2];
+    int rc = 0;
+
+    for (int kind = 0; kind < T_COUNT && rc == 0; kind++) {
+        MDB_cursor *cur = NULL;
+        MDB_val k, v;
+
+        if (!t->open[kind])
+            continue;
+        cw.loaded = 0;
+        if ((rc = mdb_cursor_open(txn, t->dbi[kind], &cur)))
+            break;
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            const char *what = "";
+            int bad = kind >= T_CHUNKS ? check_chunk(txn, t, kind, &k, &v, &cw, c, b, &what)
+                                       : check_value(t, kind, &k, &v, &w, &what);
+
+            if (bad == PL_ECORRUPT)
+                note_damage(d, t, kind, &k, what);
+            else if (bad) {
+                rc = bad;
+                break;
+            }
+            if (deadline > 0 && ++seen % 4096 == 0 && mono_ms() > deadline) {
+                d->incomplete = 1;
+                break;
+            }
+        }
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+        mdb_cursor_close(cur);
+        if (d->incomplete)
+            break;
+    }
+    free(cw.wins);
+    return rc;
+}
+
+/* Opens the decoded tables by name in txn. A store of a schema this code
+ * does not know is left alone (nothing opened: a newer pyloot's records are
+ * not ours to judge). Returns 0, PL_EDAMAGED with *missing naming a table
+ * that every store of its schema has (the read-only open needs it too), or
+ * an LMDB error. */
+static int open_tables(MDB_txn *txn, struct tables *t, const char **missing)
+{
+    static const char *const names[T_COUNT] = {"procs", "types", "log", "snap", "windows", "ichunks", "ichunks2"};
+    static const char *const others[] = {"typenames", "mailbox"};
+    MDB_dbi meta, dbi;
+    MDB_val k = {6, "schema"}, v;
+    uint32_t schema = 0;
+    int rc = mdb_dbi_open(txn, "meta", 0, &meta);
+
+    memset(t, 0, sizeof *t);
+    *missing = NULL;
+    if (rc == MDB_NOTFOUND) {
+        /* No meta: an environment pyloot never set up, unless it holds our tables. */
+        rc = mdb_dbi_open(txn, "procs", 0, &dbi);
+        if (rc == 0) {
+            *missing = "meta";
+            return PL_EDAMAGED;
+        }
+        return rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE ? 0 : rc;
+    }
+    if (rc == 0 && (rc = mdb_get(txn, meta, &k, &v)) == 0 && v.mv_size == 4)
+        memcpy(&schema, v.mv_data, 4);
+    if (rc == MDB_NOTFOUND)
+        return 0; /* meta without a schema yet: nothing written */
+    if (rc)
+        return rc;
+    if (schema < SCHEMA_OLDEST || schema > SCHEMA_VERSION)
+        return 0;
+    t->packed = t->inc_first = schema >= PACKED_SCHEMA;
+    for (int kind = 0; kind < T_COUNT; kind++) {
+        t->name[kind] = names[kind];
+        if (kind >= T_CHUNKS && !t->inc_first)
+            t->name[kind] = kind == T_CHUNKS ? "chunks" : "chunks2";
+        rc = mdb_dbi_open(txn, t->name[kind], 0, &t->dbi[kind]);
+        if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE) {
+            *missing = t->name[kind];
+            return PL_EDAMAGED;
+        }
+        if (rc)
+            return rc;
+        t->open[kind] = 1;
+    }
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        rc = mdb_dbi_open(txn, others[i], 0, &dbi);
+        if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE) {
+            *missing = others[i];
+            return PL_EDAMAGED;
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* See verify.h. */
+int pl_store_check_records(pl_store *s, pl_store_damage *d)
+{
+    MDB_txn *txn = NULL;
+    const char *missing;
+    struct tables t;
+    int rc;
+
+    memset(d, 0, sizeof *d);
+    if ((rc = txn_begin(s, 0, &txn)))
+        return rc;
+    rc = open_tables(txn, &t, &missing);
+    if (rc == 0)
+        rc = scan_records(txn, &t, 0, d);
+    txn_abort(s, txn);
+    return rc;
+}
+
+/* pl_store_walk, decoding records until PL_VERIFY_DECODE_MS after the page
+ * checks or until not_after (monotonic ms), whichever comes first. */
+static int walk_store(const char *path, char *why, size_t len, double not_after)
+{
+    double deadline;
     MDB_env *env = NULL;
     MDB_envinfo info;
     MDB_stat est;
     struct stat st;
     struct walk w;
+    struct tables tables;
+    pl_store_damage damage;
+    const char *missing = NULL;
     char data[4096];
     int rc;
 
     memset(&w, 0, sizeof w);
+    memset(&damage, 0, sizeof damage);
     w.why = why;
     w.len = len;
     if (len)
@@ -218,6 +573,19 @@ int pl_store_walk(const char *path, char *why, size_t len)
     rc = walk_dbi(&w, FREE_DBI, "(free pages)");
     if (!rc)
         rc = walk_named(&w);
+    /* The pages are sound: now what the readers make of the values. */
+    deadline = mono_ms() + PL_VERIFY_DECODE_MS;
+    if (deadline > not_after)
+        deadline = not_after;
+    if (!rc && (rc = open_tables(w.txn, &tables, &missing)) == PL_EDAMAGED)
+        snprintf(why, len, "table %s is missing", missing);
+    else if (!rc && (rc = scan_records(w.txn, &tables, deadline, &damage)) == 0 && damage.records) {
+        rc = PL_ECORRUPT;
+        snprintf(why, len, "%llu record%s could not be read (first: %s)", (unsigned long long)damage.records,
+                 damage.records == 1 ? "" : "s", damage.first);
+    } else if (rc && rc != PL_EDAMAGED && !is_damage(rc) && !*why) {
+        snprintf(why, len, "decoding the records: %s", pl_strerror(rc));
+    }
     mdb_txn_abort(w.txn);
 out:
     if (env)
@@ -225,6 +593,12 @@ out:
     if (rc && is_damage(rc))
         rc = PL_EDAMAGED;
     return rc;
+}
+
+/* See verify.h. */
+int pl_store_walk(const char *path, char *why, size_t len)
+{
+    return walk_store(path, why, len, mono_ms() + PL_VERIFY_DECODE_MS);
 }
 
 /* ------------------------------------------------------------ the child */
@@ -253,19 +627,13 @@ static void child_main(const char *path, int fd, unsigned timeout_ms)
     /* Never outlive the bound, nor the parent. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     alarm(timeout_ms / 1000 + 2);
-    rc = pl_store_walk(path, why, sizeof why);
+    /* The decoding leaves a quarter of the bound: a slow page walk must
+     * not turn into a timeout because of it. */
+    rc = walk_store(path, why, sizeof why, mono_ms() + timeout_ms * 0.75);
     n = snprintf(line, sizeof line, "%d %s", rc, why);
     if (n > 0 && write(fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1) < 0)
         rc = EIO;
     _exit(rc == 0 ? 0 : 1);
-}
-
-static double mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 /* Reads what the child reported (appending to buf). */

@@ -22,29 +22,58 @@
 
 /* Bound of one check (a 700 MB store takes about 1 s; docs/store.md). */
 #define PL_VERIFY_TIMEOUT_MS 20000u
+/* Time the walk spends decoding records at most (after the page checks;
+ * pl_store_verify's child also stops at three quarters of its bound): keeps
+ * the check inside its bound on a store far larger than the default
+ * max_bytes (about 1.5 s for 700 MB, docs/store.md); records left undecoded
+ * then are not judged. */
+#define PL_VERIFY_DECODE_MS 8000u
 /* The marker file next to data.mdb: which server checked which file. */
 #define PL_VERIFY_MARKER "pyloot-verified"
 
 /* Walks the store at `path` in THIS process: opens the environment
  * read-only and reads every record of every database (the free list
- * included), checking key order, entry counts and page numbers. Returns 0,
- * PL_EDAMAGED with the reason in why (NUL-terminated, truncated to len), or
- * an errno/LMDB code for a store that cannot be opened for other reasons
- * (permissions, missing). A damaged store may crash the caller: use
- * pl_store_verify unless the store is known to be sound (tests). */
+ * included), checking key order, entry counts and page numbers; then, the
+ * pages being sound, decodes every value of procs, types, log, snap,
+ * windows and the chunk tables as the readers do (for at most
+ * PL_VERIFY_DECODE_MS). Returns 0, PL_EDAMAGED
+ * (bad pages) or PL_ECORRUPT (sound pages, but records that do not decode:
+ * "N records could not be read (first: table T, key K: what)"), with the
+ * reason in why (NUL-terminated, truncated to len), or an errno/LMDB code
+ * for a store that cannot be opened for other reasons (permissions,
+ * missing). A damaged store may crash the caller: use pl_store_verify
+ * unless the store is known to be sound (tests). */
 int pl_store_walk(const char *path, char *why, size_t len);
 
 /* Runs pl_store_walk in a forked child and waits at most timeout_ms (0 =
  * PL_VERIFY_TIMEOUT_MS) for it. Returns 0 (sound), PL_EDAMAGED (the child
  * found damage or was killed by SIGSEGV, SIGBUS, SIGILL, SIGFPE or
- * SIGABRT; why says which), PL_ETIMEOUT (the child was killed at the bound:
+ * SIGABRT; why says which), PL_ECORRUPT (records that do not decode, as
+ * pl_store_walk), PL_ETIMEOUT (the child was killed at the bound:
  * not judged damaged, since a slow disk can do that), or another code from
  * the walk or from fork. Never crashes the caller whatever the file holds. */
 int pl_store_verify(const char *path, unsigned timeout_ms, char *why, size_t len);
 
+/* Records of a store that do not decode (pl_store_check_records). */
+typedef struct pl_store_damage {
+    uint64_t records;   /* how many */
+    int incomplete;     /* the walk's decode budget ran out before the last record */
+    char first[400];    /* the first: "table T, key K: what failed" ("" when none) */
+} pl_store_damage;
+
+/* Decodes every record of the tables the readers decode (as pl_store_walk
+ * does after its page checks) in one read transaction of an open store,
+ * counting those that do not decode into *d. Returns 0 (d->records may be
+ * > 0) or an LMDB error. Reads bad pages as LMDB does: call it only on a
+ * store pl_store_verify (or pl_store_open_guarded) found sound or
+ * PL_ECORRUPT. Thread-safe as any read of the store. */
+int pl_store_check_records(pl_store *s, pl_store_damage *d);
+
 /* What pl_store_open_guarded did. */
 typedef struct pl_store_report {
     int checked;              /* a check ran (the marker did not vouch for the file) */
+    int records_damaged;      /* read-only: the pages are sound but records do not decode
+                               * (reason says which); the store was opened anyway */
     char moved_to[4096];      /* the damaged store's new name ("" when nothing was moved) */
     char reason[512];         /* why it was judged damaged */
     char message[1024];       /* on failure: what is wrong and how to fix it */
@@ -60,7 +89,9 @@ typedef struct pl_store_report {
  * marker vouches for but that the open itself finds damaged (damaged since:
  * see pl_store_damaged) is moved aside the same way, without a check. With
  * opt->read_only nothing is written: the check always runs and a damaged
- * store gives PL_EDAMAGED. On failure rep->message says what is wrong and
+ * store gives PL_EDAMAGED, except one whose pages are sound but whose
+ * records do not decode (PL_ECORRUPT from the check): it is opened, to be
+ * read past those records, with rep->records_damaged set. On failure rep->message says what is wrong and
  * how to fix it. *out as for pl_store_open. */
 int pl_store_open_guarded(pl_store **out, const pl_store_options *opt, unsigned timeout_ms,
                           pl_store_report *rep);
