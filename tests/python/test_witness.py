@@ -87,8 +87,13 @@ def test_stopped_server_store_tells_what_held_the_leak(gunicorn, how):
         assert body["group"] == "leaky.Leak"
         assert body["witnesses"], body
         for w in body["witnesses"]:
-            assert set(w) == {"pid", "start", "host", "time", "path"}
+            assert set(w) == {"pid", "start", "host", "time", "held_by", "path"}
             check_path(w["path"])
+            # The one "held by" line: the types joined by the labels, as pyloot report prints it.
+            steps = w["path"]
+            assert w["held_by"].startswith("module ")
+            assert w["held_by"].endswith(" \u2192 " + steps[-1]["via"] + " \u2192 " + steps[-1]["type"])
+        held_by = body["witnesses"][0]["held_by"]
         one = body["witnesses"][0]["pid"]
         assert all(w["pid"] == one for w in http(url + "/api/witnesses?group=leaky.Leak&pid=%d" % one)
                    .json()["witnesses"])
@@ -105,6 +110,7 @@ def test_stopped_server_store_tells_what_held_the_leak(gunicorn, how):
     assert out.returncode == 0, out.stderr
     assert "1. leaky.Leak" in out.stdout, out.stdout
     assert "attribute 'LEAKS'" in out.stdout, out.stdout
+    assert "held by: " + held_by in out.stdout, (held_by, out.stdout)  # the same text as the UI's
     assert "workers: 2 seen, 0 alive" in out.stdout, out.stdout
     out = subprocess.run([pyloot_exe(), "report", "--db", str(db), "--json"], capture_output=True, text=True,
                          timeout=30)

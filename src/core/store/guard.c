@@ -212,11 +212,16 @@ int pl_store_damaged(const pl_store *s, char *why, size_t len)
 /* Codes that mean the file is bad rather than the caller (a missing
  * directory, a full map, no memory): LMDB's, MDB_INCOMPATIBLE included (a
  * database record that no longer names a database of ours), and a record
- * of ours that does not decode (bytes pyloot never wrote). */
-static int is_damage(int rc)
+ * of ours that does not decode (bytes pyloot never wrote). A read-only
+ * handle (`pyloot report`, `pyloot --db`) is not given up for a record that
+ * does not decode: its pages are sound, nothing is written through it, and
+ * its reader goes on past the record and says the store is damaged. */
+static int is_damage(const pl_store *s, int rc)
 {
+    if (rc == PL_ECORRUPT)
+        return !s->read_only;
     return rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID || rc == MDB_CURSOR_FULL ||
-           rc == MDB_VERSION_MISMATCH || rc == MDB_INCOMPATIBLE || rc == PL_ECORRUPT || rc == PL_EDAMAGED;
+           rc == MDB_VERSION_MISMATCH || rc == MDB_INCOMPATIBLE || rc == PL_EDAMAGED;
 }
 
 /* ------------------------------------------------------------ the guard */
@@ -345,7 +350,7 @@ int guard_enter(pl_store *s, struct guard *g)
 int guard_leave(struct guard *g, int rc)
 {
     guard_top = g->prev;
-    if (rc && is_damage(rc)) {
+    if (rc && is_damage(g->s, rc)) {
         guard_mark(g->s, "%s", pl_strerror(rc));
         rc = PL_EDAMAGED;
     }
