@@ -10,6 +10,9 @@ import { loadProcs, markUpdated, hostParam, parseWorkerValue, fillWorkerSelect }
 import { selectEl, ensureOption, field, pager, scrollToResults } from "./controls.js";
 import { compareTable, card, drawCards } from "./history-cards.js";
 
+/** The sorts /api/history takes (sort=), with their labels: the UI's one list of them. */
+const SORTS = [["growth", "Growth"], ["count", "Count"], ["name", "Name"]];
+
 const DEFAULTS = { q: "", sort: "growth", limit: 20, offset: 0, view: "merged", metric: "count", pid: "",
   host: "", since: "", until: "", compare: "" };
 const TIME_RE = /^\d{1,11}(\.\d{1,3})?$/;
@@ -19,7 +22,7 @@ const PAGE_SIZES = [5, 10, 20, 50, 100, 200];
 function readParams(p) {
   return {
     q: (p.get("q") || "").slice(0, 256),
-    sort: ["growth", "count", "name"].includes(p.get("sort")) ? p.get("sort") : "growth",
+    sort: SORTS.some(([name]) => name === p.get("sort")) ? p.get("sort") : "growth",
     limit: intParam(p, "limit", DEFAULTS.limit, 1, 1000),
     offset: intParam(p, "offset", 0, 0, 1e9),
     view: p.get("view") === "workers" ? "workers" : "merged",
@@ -82,7 +85,7 @@ function rangeControl(v, els) {
 function buildToolbar(v) {
   const els = v.els, st = v.st;
   els.search = searchBox(v);
-  els.sort = selectEl("sort", [["growth", "Growth"], ["count", "Count"], ["name", "Name"]], st.sort,
+  els.sort = selectEl("sort", SORTS, st.sort,
     (x) => set(v, { sort: x, offset: 0 }), "Sort by");
   els.limit = selectEl("page-size", PAGE_SIZES.map((n) => [n, n + " per page"]), st.limit,
     (x) => set(v, { limit: parseInt(x, 10), offset: 0 }), "Page size");

@@ -183,13 +183,7 @@ static int history_args(int argc, char **argv, pl_history_query *q, pl_buf *raw)
             for (p = (const unsigned char *)val; *p; p++)
                 pl_buf_printf(raw, "%%%02X", *p);
         } else if (strcmp(a, "--sort") == 0) {
-            if (strcmp(val, "growth") == 0)
-                q->sort = PL_SORT_GROWTH;
-            else if (strcmp(val, "count") == 0)
-                q->sort = PL_SORT_COUNT;
-            else if (strcmp(val, "name") == 0)
-                q->sort = PL_SORT_NAME;
-            else
+            if ((q->sort = pl_sort_from_name(val, strlen(val))) < 0)
                 return bad("--sort must be growth, count or name");
             pl_buf_printf(raw, "&sort=%s", val);
         } else if (strcmp(a, "--limit") == 0) {

@@ -43,7 +43,6 @@ void pl_route_history(pl_handler *h, const pl_request *req, const char *rest, pl
     pl_history *hist = NULL;
     pl_history_query hq;
     memset(&hq, 0, sizeof hq);
-    static const char *sort_names[] = {"count", "growth", "name"};
 
     const char *query = req->query;
     uint64_t pid = 0, workers = 0, points = 0;
@@ -53,17 +52,10 @@ void pl_route_history(pl_handler *h, const pl_request *req, const char *rest, pl
         goto done;
     hq.q = q.len ? q.data : NULL;
     hq.sort = PL_SORT_GROWTH;
-    if (tmp.len) {
-        if (strcmp(tmp.data, "count") == 0)
-            hq.sort = PL_SORT_COUNT;
-        else if (strcmp(tmp.data, "growth") == 0)
-            hq.sort = PL_SORT_GROWTH;
-        else if (strcmp(tmp.data, "name") == 0)
-            hq.sort = PL_SORT_NAME;
-        else {
-            pl_http_error(resp, 400, "parameter sort must be growth, count or name");
-            goto done;
-        }
+    if (tmp.len && (hq.sort = pl_sort_from_name(tmp.data, tmp.len)) < 0) {
+        pl_http_error(resp, 400, "parameter sort must be %s, %s or %s", pl_sort_names[PL_SORT_GROWTH],
+                      pl_sort_names[PL_SORT_COUNT], pl_sort_names[PL_SORT_NAME]);
+        goto done;
     }
     hq.now_ms = pl_now_ms();
     if (pl_http_param_uint(query, "offset", 0, PL_PARAM_OFFSET_MAX, 0, &hq.offset, resp) ||
@@ -109,7 +101,7 @@ void pl_route_history(pl_handler *h, const pl_request *req, const char *rest, pl
         pl_http_json_time(b, hist->times[i]);
     }
     pl_buf_printf(b, "],\"total\":%" PRIu64 ",\"offset\":%" PRIu64 ",\"limit\":%" PRIu64 ",\"sort\":\"%s\",\"q\":",
-                  hist->total, hq.offset, hq.limit, sort_names[hq.sort]);
+                  hist->total, hq.offset, hq.limit, pl_sort_names[hq.sort]);
     pl_json_str(b, q.data ? q.data : "", q.len);
     pl_buf_puts(b, ",\"pid\":");
     if (pid)

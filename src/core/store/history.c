@@ -1073,6 +1073,18 @@ out:
     return rc;
 }
 
+/* See store.h. */
+const char *const pl_sort_names[3] = {"count", "growth", "name"};
+
+/* See store.h. */
+int pl_sort_from_name(const char *s, size_t len)
+{
+    for (int i = 0; s && i < 3; i++)
+        if (strlen(pl_sort_names[i]) == len && memcmp(s, pl_sort_names[i], len) == 0)
+            return i;
+    return -1;
+}
+
 /* Answers a history query (see store.h and docs/store.md) from one read
  * transaction: loads a view per incarnation, then rank_types, lay_axis and
  * fill_page. */

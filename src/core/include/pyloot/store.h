@@ -186,6 +186,13 @@ int pl_store_stat_get(pl_store *s, pl_store_stat *out);
 
 enum { PL_SORT_COUNT = 0, PL_SORT_GROWTH = 1, PL_SORT_NAME = 2 };
 
+/* The sorts' names ("count", "growth", "name"), indexed by PL_SORT_*: the
+ * one list that sort= of /api/history, --sort of the command and the error
+ * messages use. */
+extern const char *const pl_sort_names[3];
+/* The PL_SORT_* named by s[0..len), or -1. Thread-safe. */
+int pl_sort_from_name(const char *s, size_t len);
+
 typedef struct pl_history_query {
     const char *q;          /* case-insensitive substring of the type name; NULL or "" = all */
     int sort;               /* PL_SORT_*: count and growth sort descending, name ascending */
