@@ -174,17 +174,6 @@ size_t pl_remote_map_bytes(pl_remote *r)
 
 /* ---- access ---- */
 
-int pl_remote_authorized(const pl_remote *r, const char *authorization)
-{
-    const char *token = r->opt.token;
-    if (!token || !*token)
-        return 1;
-    pl_access_request ar;
-    memset(&ar, 0, sizeof ar);
-    ar.authorization = authorization;
-    return pl_access_has_token(token, &ar);
-}
-
 /* ---- responses ---- */
 
 static void json_ok(pl_response *resp, int status)

@@ -119,11 +119,7 @@ void pl_remote_finish(pl_remote *r, pl_remote_wait *w, pl_response *resp);
  * or leaves a COMMIT's job to be freed after its transaction. */
 void pl_remote_abandon(pl_remote *r, const pl_remote_wait *w);
 
-/* 1 when no token is configured or `authorization` is "Bearer <token>"
- * (compared in constant time), else 0. */
-int pl_remote_authorized(const pl_remote *r, const char *authorization);
-
-/* Incarnations with an id map in memory (tests, /api/procs). */
+/* Incarnations with an id map in memory (the tests read it). */
 size_t pl_remote_known(pl_remote *r);
 
 /* Bytes the id maps hold, bookkeeping included (tests). */
