@@ -1,5 +1,5 @@
 /* pyloot._pyloot: module definition. This file is the top of the
- * extension: it runs the exec of every part (errors.c, store_handler.c,
+ * extension: it runs the exec of every part (errors.c, rules.c, store_handler.c,
  * collector.c, remote.c, live.c, graphobject.c, witness.c), handing the
  * live-object answer function to the parts that answer requests, so that
  * they do not depend on the live-object code. No part calls into it. */
@@ -34,7 +34,8 @@ static int pl_exec(PyObject *m)
         return -1;
     if (PyModule_AddStringConstant(m, "__version__", PYLOOT_VERSION) < 0)
         return -1;
-    if (pl_store_module_exec(m, pl_live_answer) < 0 || pl_collector_module_exec(m, pl_live_answer) < 0 ||
+    if (pl_rules_module_exec(m) < 0 || pl_store_module_exec(m, pl_live_answer) < 0 ||
+        pl_collector_module_exec(m, pl_live_answer) < 0 ||
         pl_remote_module_exec(m, pl_live_answer) < 0 ||
         pl_live_module_exec(m) < 0 || pl_graph_module_exec(m) < 0 || pl_witness_module_exec(m) < 0)
         return -1;

@@ -4,7 +4,8 @@
  * Files, each with one job (their headers say more):
  *   module.c        the module: its definition and the exec of every part (the top)
  *   errors.c        the module state's accessor and pl_raise (the bottom)
- *   store_handler.c the Store and Handler types (pl_store_of)
+ *   store_handler.c the Store and Handler types (pl_store_of), the process functions
+ *   rules.c         the redaction and access rules' functions, this process's redaction list
  *   heap.c/.h       reads CPython internals: gc lists, inline attributes, frames
  *   typetable.c/.h  the collector's type table and the names of types ("#n")
  *   sizeof.c/.h     the one shallow size of an object
@@ -111,11 +112,13 @@ void pl_live_tree_tick(void);
  * every 50 ms), without the GIL. Set once at module initialisation. */
 void pl_collector_set_tick(void (*fn)(void));
 
-/* store_handler.c: the secret-looking names PyLoot(redact=...) set last in
- * this process (pyloot/redact.h), NULL for the default list; pass it to
+/* rules.c: the secret-looking names PyLoot(redact=...) set last in this
+ * process (pyloot/redact.h), NULL for the default list; pass it to
  * pl_redact_name. Call with the GIL held. */
 struct pl_redact;
 const struct pl_redact *pl_redact_current(void);
+/* rules.c: adds the redaction and access-rule functions and REDACT_DEFAULT. */
+int pl_rules_module_exec(PyObject *module);
 
 /* graphobject.c: the object graph (refcycle API). */
 int pl_graph_module_exec(PyObject *module);

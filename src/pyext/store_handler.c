@@ -675,62 +675,6 @@ static PyObject *py_server_root(PyObject *module, PyObject *unused)
     return Py_BuildValue("(IK)", inc.pid, (unsigned long long)inc.start);
 }
 
-/* The secret-looking names of this process (PyLoot(redact=...)); NULL means
- * the default list. Protected by the GIL: set here, read by the live-object
- * views, which run with the GIL held. */
-static pl_redact *redact_current;
-
-/* See pyloot/redact.h; the list PyLoot(redact=...) set last in this process. */
-const pl_redact *pl_redact_current(void)
-{
-    return redact_current;
-}
-
-static PyObject *py_set_redact(PyObject *module, PyObject *arg)
-{
-    pl_redact *r = NULL;
-    if (arg != Py_None) {
-        const char *words = PyUnicode_AsUTF8(arg);
-        if (!words)
-            return NULL;
-        int rc = pl_redact_new(&r, words);
-        if (rc == PL_EBADARG) {
-            PyErr_SetString(PyExc_ValueError, "each redact name must be at most 256 bytes");
-            return NULL;
-        }
-        if (rc)
-            return PyErr_NoMemory();
-    }
-    pl_redact_free(redact_current);
-    redact_current = r;
-    Py_RETURN_NONE;
-}
-
-static PyObject *py_redact_name(PyObject *module, PyObject *arg)
-{
-    Py_ssize_t n;
-    const char *name = PyUnicode_AsUTF8AndSize(arg, &n);
-    if (!name)
-        return NULL;
-    return PyBool_FromLong(pl_redact_name(redact_current, name, (size_t)n));
-}
-
-static PyObject *py_token_valid(PyObject *module, PyObject *arg)
-{
-    const char *token = PyUnicode_AsUTF8(arg);
-    if (!token)
-        return NULL;
-    return PyBool_FromLong(pl_token_valid(token));
-}
-
-static PyObject *py_route_class(PyObject *module, PyObject *arg)
-{
-    const char *path = PyUnicode_AsUTF8(arg);
-    if (!path)
-        return NULL;
-    return PyLong_FromLong((long)pl_access_classify(path));
-}
-
 /* store_end_isolated(path, pid, timeout=3.0) -> (marked, why): pl_store_end_isolated
  * with the GIL released; why is None unless something went wrong. */
 static PyObject *py_store_end_isolated(PyObject *module, PyObject *args)
@@ -758,13 +702,6 @@ static PyMethodDef store_functions[] = {
     {"store_end_isolated", py_store_end_isolated, METH_VARARGS,
      "store_end_isolated(path, pid, timeout=3.0) -> (marked, why): marks the newest incarnation of pid that\n"
      "has not ended as ended, in a child process (a damaged store cannot crash the caller)."},
-    {"route_class", py_route_class, METH_O,
-     "route_class(path) -> 0 open (UI files, login), 1 summary (procs, history, metrics), 2 values."},
-    {"set_redact", py_set_redact, METH_O,
-     "set_redact(words) sets this process's secret-looking names (newline-separated words; None: the "
-     "default list)."},
-    {"token_valid", py_token_valid, METH_O, "token_valid(token) -> True when usable as an access token."},
-    {"redact_name", py_redact_name, METH_O, "redact_name(name) -> True when its value is shown as <redacted>."},
 
     {"server_root", py_server_root, METH_NOARGS,
      "(pid, start) of the topmost ancestor running the same interpreter binary: the key of the "
@@ -789,7 +726,5 @@ int pl_store_module_exec(PyObject *module, pl_live_fn live)
     /* One interpreter per process uses this module; the parts that have no
      * module at hand (the collector) find the Store type here. */
     store_type_static = st->store_type;
-    if (PyModule_AddStringConstant(module, "REDACT_DEFAULT", PL_REDACT_DEFAULT) < 0)
-        return -1;
     return PyModule_AddFunctions(module, store_functions);
 }
