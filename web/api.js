@@ -18,15 +18,6 @@ function setBusy(delta) {
   $("#busy").classList.toggle("on", n > 0);
 }
 
-/**
- * Start times beyond 2^53 as strings: a pushed incarnation's stored start is 2^63 + n
- * (docs/http-api.md, remote mode), which a JSON number would round to the same value for
- * every n, so that two workers with one pid on two hosts would share a line key and a colour.
- * A rewrite of the response text, kept as it is here until the API itself sends such values
- * exactly; it touches only "start" and "worker_start" members written as 16 or more digits.
- */
-const exactStarts = (text) => text.replace(/(^|[^\\])"(start|worker_start)":(\d{16,})/g, '$1"$2":"$3"');
-
 /** The query string of params: null, undefined and "" values are left out. */
 function query(params) {
   const q = new URLSearchParams();
@@ -48,7 +39,7 @@ export async function api(path, params) {
     }
     const text = await resp.text();
     let body;
-    try { body = JSON.parse(exactStarts(text)); } catch (e) { body = undefined; }
+    try { body = JSON.parse(text); } catch (e) { body = undefined; }
     if (!resp.ok) {
       const msg = body && typeof body.error === "string" ? body.error : (resp.statusText || "request failed");
       if (resp.status === 401) unauthorized(msg);

@@ -212,7 +212,7 @@ static void print_json(const facts *f, const int64_t *window, const grower *g, s
         pl_json_f64(&b, per_hour(x->growth, span));
         pl_buf_printf(&b,
                       ",\"count\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"workers\":%zu,\"workers_total\":%zu,"
-                      "\"worst\":{\"pid\":%u,\"start\":%" PRIu64 ",\"growth\":%" PRId64 "},\"witness\":",
+                      "\"worst\":{\"pid\":%u,\"start\":\"%" PRIu64 "\",\"growth\":%" PRId64 "},\"witness\":",
                       x->count, x->bytes, x->workers, x->n_lines, x->worst_inc.pid, x->worst_inc.start,
                       x->worst_growth);
         if (wl[i].n)

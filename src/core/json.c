@@ -121,6 +121,13 @@ int pl_json_u64(pl_buf *b, uint64_t v)
     return pl_buf_append(b, tmp, (size_t)n);
 }
 
+int pl_json_u64_str(pl_buf *b, uint64_t v)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof tmp, "\"%" PRIu64 "\"", v);
+    return pl_buf_append(b, tmp, (size_t)n);
+}
+
 int pl_json_i64(pl_buf *b, int64_t v)
 {
     char tmp[24];

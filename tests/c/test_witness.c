@@ -237,7 +237,7 @@ static void test_http(void)
     pl_buf body = PL_BUF_INIT;
     char want[512];
     snprintf(want, sizeof want,
-             "{\"group\":\"demo_app.Session\",\"witnesses\":[{\"pid\":%u,\"start\":%llu,\"host\":\"hosta\","
+             "{\"group\":\"demo_app.Session\",\"witnesses\":[{\"pid\":%u,\"start\":\"%llu\",\"host\":\"hosta\","
              "\"time\":1700000000.123,\"held_by\":\"module demo_app \xE2\x86\x92 attribute '_sessions' "
              "\xE2\x86\x92 list \xE2\x86\x92 item[1] \xE2\x86\x92 demo_app.Session\",\"path\":[{\"type\":\"module\",\"via\":null,\"repr\":\"<module "
              "'demo_app'>\"},{\"type\":\"list\",\"via\":\"attribute '_sessions'\",\"repr\":\"[<Session 1>, "

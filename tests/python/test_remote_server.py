@@ -96,7 +96,9 @@ def test_two_hosts_with_colliding_pids_stay_apart(central):
     assert {p["host"] for p in procs} == {"web-1", "web-2"}
     for p in procs:
         assert p["pid"] == 4242 and p["remote"] is True and p["alive"] is True
-        assert p["worker_start"] == 777 and p["start"] != 777 and p["samples"] == 2
+        # 64-bit values as strings: a stored start (2^63 + n) would not survive a JavaScript number.
+        assert p["worker_start"] == "777" and p["start"] != "777" and p["samples"] == 2
+        assert int(p["start"]) >= 1 << 63
     assert procs[0]["start"] != procs[1]["start"]
     merged = central.get("/api/history?q=app.Session").json()
     assert merged["types"][0]["count"] == 42

@@ -68,7 +68,7 @@ void pl_http_json_incarnation(pl_buf *b, const pl_incarnation *inc)
     pl_buf_puts(b, "{\"pid\":");
     pl_json_u64(b, inc->pid);
     pl_buf_puts(b, ",\"start\":");
-    pl_json_u64(b, inc->start);
+    pl_json_u64_str(b, inc->start);
     pl_buf_putc(b, '}');
 }
 

@@ -147,7 +147,7 @@ void pl_route_history(pl_handler *h, const pl_request *req, const char *rest, pl
             for (size_t j = 0; j < t->n_lines; j++) {
                 if (j)
                     pl_buf_putc(b, ',');
-                pl_buf_printf(b, "{\"pid\":%u,\"start\":%" PRIu64 ",\"host\":", t->lines[j].inc.pid,
+                pl_buf_printf(b, "{\"pid\":%u,\"start\":\"%" PRIu64 "\",\"host\":", t->lines[j].inc.pid,
                               t->lines[j].inc.start);
                 pl_json_cstr(b, t->lines[j].host);
                 pl_buf_puts(b, ",\"counts\":");

@@ -67,7 +67,7 @@ void pl_route_procs(pl_handler *h, const pl_request *req, const char *rest, pl_r
         const pl_proc_info *p = &procs[i];
         if (i)
             pl_buf_putc(b, ',');
-        pl_buf_printf(b, "{\"pid\":%u,\"start\":%" PRIu64 ",\"alive\":%s,\"started\":", p->inc.pid,
+        pl_buf_printf(b, "{\"pid\":%u,\"start\":\"%" PRIu64 "\",\"alive\":%s,\"started\":", p->inc.pid,
                       p->inc.start, p->alive ? "true" : "false");
         pl_http_json_time(b, p->first_seen_ms);
         pl_buf_puts(b, ",\"last_seen\":");
@@ -94,7 +94,7 @@ void pl_route_procs(pl_handler *h, const pl_request *req, const char *rest, pl_r
                       p->stats.collection_us / 1e6, p->stats.gil_held_us / 1e6);
         pl_buf_printf(b, ",\"remote\":%s", p->remote ? "true" : "false");
         if (p->remote)
-            pl_buf_printf(b, ",\"worker_start\":%" PRIu64, p->worker_start);
+            pl_buf_printf(b, ",\"worker_start\":\"%" PRIu64 "\"", p->worker_start);
         pl_buf_putc(b, '}');
     }
     pl_buf_puts(b, "]}");

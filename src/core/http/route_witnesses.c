@@ -36,7 +36,7 @@ int pl_json_witness(pl_buf *b, const pl_witness *w)
     pl_buf_puts(b, "{\"pid\":");
     pl_json_u64(b, w->inc.pid);
     pl_buf_puts(b, ",\"start\":");
-    pl_json_u64(b, w->inc.start);
+    pl_json_u64_str(b, w->inc.start);
     pl_buf_puts(b, ",\"host\":");
     pl_json_cstr(b, w->host);
     pl_buf_printf(b, ",\"time\":%" PRId64 ".%03d,\"held_by\":", w->time_ms / 1000, (int)(w->time_ms % 1000));

@@ -23,6 +23,10 @@ int pl_json_cstr(pl_buf *b, const char *s);
 /* Appends `"key":` (key is a literal without characters needing escapes). */
 int pl_json_key(pl_buf *b, const char *key);
 int pl_json_u64(pl_buf *b, uint64_t v);
+/* Appends v as a JSON string of its decimal digits ("18446744073709551615"):
+ * for values that may pass 2^53, which a JavaScript number would round (an
+ * incarnation's start: a pushed worker's is 2^63 + n). */
+int pl_json_u64_str(pl_buf *b, uint64_t v);
 int pl_json_i64(pl_buf *b, int64_t v);
 /* Appends a finite double with up to 17 significant digits; NaN/inf become null. */
 int pl_json_f64(pl_buf *b, double v);
