@@ -1,4 +1,7 @@
-/* Graph algorithms over compact arrays. See graph.h for the contracts. */
+/* Graph algorithms over compact arrays. See graph.h for the contracts. Over
+ * 800 lines because every algorithm (reach, paths, SCC, subgraphs, set
+ * operations) works on the same CSR arrays and key index, iteratively; one
+ * function each. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -222,6 +222,9 @@ static void family(pl_buf *b, const char *name, const char *type, const char *he
     pl_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* See metrics.h. About 120 lines: it gathers the types (by count, by
+ * growth, by pattern) and then writes each metric family in the order the
+ * exposition format wants, one after the other, from the same set. */
 int pl_metrics_render(pl_store *s, const pl_metrics_query *q, pl_buf *out)
 {
     struct mset m = {0};

@@ -1,9 +1,11 @@
-/* Numbers and points in time from outside (pyloot/parse.h). */
+/* Numbers, points in time and sort names from outside (pyloot/parse.h;
+ * the sort names are declared with the history query in pyloot/store.h). */
 #include "pyloot/parse.h"
 
 #include <string.h>
 
 #include "pyloot/error.h"
+#include "pyloot/store.h"
 
 int pl_parse_u64(const char *s, size_t len, uint64_t lo, uint64_t hi, uint64_t *out)
 {
@@ -115,4 +117,16 @@ int pl_parse_iso8601_ms(const char *s, size_t len, int64_t *out_ms)
         return PL_EBADARG;
     *out_ms = t;
     return 0;
+}
+
+/* See store.h. */
+const char *const pl_sort_names[3] = {"count", "growth", "name"};
+
+/* See store.h. */
+int pl_sort_from_name(const char *s, size_t len)
+{
+    for (int i = 0; s && i < 3; i++)
+        if (strlen(pl_sort_names[i]) == len && memcmp(s, pl_sort_names[i], len) == 0)
+            return i;
+    return -1;
 }

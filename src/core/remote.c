@@ -1,7 +1,12 @@
 /* The remote-mode routes of the central `pyloot` server: see
  * pyloot/remote.h and docs/http-api.md ("Remote mode"). The per-incarnation
  * type-id maps live in memory only (a restarted server answers the first
- * push of each worker 409, and the worker announces its names again). */
+ * push of each worker 409, and the worker announces its names again). Over
+ * 800 lines because the routes share the server's state (the id maps and
+ * their bounds, the committer, the token): the push is a function per phase
+ * (decode, check, names, map, sort, store), the poll, the reply and the
+ * forwarded queries one function each; the route table that dispatches to
+ * them is http/handler.c's. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>

@@ -1,6 +1,8 @@
 /* The collector: counts live gc objects by type (and shallow bytes), and a
  * native thread that does it every `interval` seconds and answers live-object
- * requests forwarded by other workers.
+ * requests forwarded by other workers. Over 800 lines because the count pass,
+ * the thread's loop and its start/stop/fork handling share the locks and the
+ * state described below; each is a function of its own.
  *
  * Locking order: collect_lock, then the GIL. A Python thread that wants
  * collect_lock releases the GIL first, so the collector thread (which holds

@@ -1,6 +1,8 @@
 /* Building object graphs: vertices from Python objects (the heap for a
  * snapshot, an iterable, what one object reaches), edges from tp_traverse
- * (what gc.get_referents gives), plus what running frames hold.
+ * (what gc.get_referents gives), plus what running frames hold. Over 800
+ * lines because the three builders share the vertex numbering, the edge
+ * pass and the frames' extra edges; each builder is a function of its own.
  *
  * A graph owns one strong reference to each vertex and nothing else: no
  * Python container, so it creates no reference cycle of its own and a

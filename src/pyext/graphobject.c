@@ -1,7 +1,8 @@
 /* The object graph (refcycle API) for Python: the _pyloot.Graph type and
  * its methods. Each method parses its arguments, makes one call into the
  * core (pyloot/graph.h) or into graph_build.c / graph_labels.c, and converts
- * the result.
+ * the result. Over 800 lines because the refcycle API has some forty
+ * methods, each a short function of its own.
  *
  * A Graph owns one finished core graph whose keys are the addresses of its
  * vertex objects and which holds one strong reference to each vertex (see

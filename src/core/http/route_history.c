@@ -36,6 +36,78 @@ static int pid_on_several_hosts(pl_store *store, uint32_t pid, pl_response *resp
     return other != NULL;
 }
 
+/* The JSON of a history page (docs/http-api.md): the time axis, the query as
+ * it was understood, and the page's types with their series. */
+static void encode_history(pl_buf *b, const pl_history *hist, const pl_history_query *hq, const char *q,
+                           size_t qlen)
+{
+    pl_buf_puts(b, "{\"times\":[");
+    for (size_t i = 0; i < hist->n_times; i++) {
+        if (i)
+            pl_buf_putc(b, ',');
+        pl_http_json_time(b, hist->times[i]);
+    }
+    pl_buf_printf(b, "],\"total\":%" PRIu64 ",\"offset\":%" PRIu64 ",\"limit\":%" PRIu64 ",\"sort\":\"%s\",\"q\":",
+                  hist->total, hq->offset, hq->limit, pl_sort_names[hq->sort]);
+    pl_json_str(b, q, qlen);
+    pl_buf_puts(b, ",\"pid\":");
+    if (hq->pid)
+        pl_json_u64(b, hq->pid);
+    else
+        pl_buf_puts(b, "null");
+    pl_buf_puts(b, ",\"as_of\":");
+    if (hist->as_of_ms)
+        pl_http_json_time(b, hist->as_of_ms);
+    else
+        pl_buf_puts(b, "null");
+    pl_buf_printf(b, ",\"live\":%s,\"since\":", hist->live ? "true" : "false");
+    if (hist->since_ms)
+        pl_http_json_time(b, hist->since_ms);
+    else
+        pl_buf_puts(b, "null");
+    pl_buf_puts(b, ",\"until\":");
+    if (hq->until_ms)
+        pl_http_json_time(b, hq->until_ms);
+    else
+        pl_buf_puts(b, "null");
+    pl_buf_printf(b, ",\"step\":");
+    pl_http_json_time(b, hist->step_ms);
+    pl_buf_puts(b, ",\"host\":");
+    if (hq->host)
+        pl_json_cstr(b, hq->host);
+    else
+        pl_buf_puts(b, "null");
+    pl_buf_puts(b, ",\"types\":[");
+    for (size_t i = 0; i < hist->n_types; i++) {
+        const pl_history_type *t = &hist->types[i];
+        if (i)
+            pl_buf_putc(b, ',');
+        pl_buf_puts(b, "{\"name\":");
+        pl_json_cstr(b, t->name);
+        pl_buf_printf(b, ",\"count\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"growth\":%" PRId64 ",\"counts\":",
+                      t->count, t->bytes, t->growth);
+        pl_http_json_series(b, t->counts, hist->n_times);
+        pl_buf_puts(b, ",\"bytes_series\":");
+        pl_http_json_series(b, t->bytes_series, hist->n_times);
+        if (hq->per_worker) {
+            pl_buf_puts(b, ",\"workers\":[");
+            for (size_t j = 0; j < t->n_lines; j++) {
+                if (j)
+                    pl_buf_putc(b, ',');
+                pl_buf_printf(b, "{\"pid\":%u,\"start\":\"%" PRIu64 "\",\"host\":", t->lines[j].inc.pid,
+                              t->lines[j].inc.start);
+                pl_json_cstr(b, t->lines[j].host);
+                pl_buf_puts(b, ",\"counts\":");
+                pl_http_json_series(b, t->lines[j].counts, hist->n_times);
+                pl_buf_putc(b, '}');
+            }
+            pl_buf_putc(b, ']');
+        }
+        pl_buf_putc(b, '}');
+    }
+    pl_buf_puts(b, "]}");
+}
+
 /* See http_int.h. */
 void pl_route_history(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
 {
@@ -92,73 +164,8 @@ void pl_route_history(pl_handler *h, const pl_request *req, const char *rest, pl
         pl_http_error(resp, 503, "reading the history failed: %s", pl_strerror(rc));
         goto done;
     }
-    pl_buf *b = &resp->body;
     pl_http_json(resp, 200);
-    pl_buf_puts(b, "{\"times\":[");
-    for (size_t i = 0; i < hist->n_times; i++) {
-        if (i)
-            pl_buf_putc(b, ',');
-        pl_http_json_time(b, hist->times[i]);
-    }
-    pl_buf_printf(b, "],\"total\":%" PRIu64 ",\"offset\":%" PRIu64 ",\"limit\":%" PRIu64 ",\"sort\":\"%s\",\"q\":",
-                  hist->total, hq.offset, hq.limit, pl_sort_names[hq.sort]);
-    pl_json_str(b, q.data ? q.data : "", q.len);
-    pl_buf_puts(b, ",\"pid\":");
-    if (pid)
-        pl_json_u64(b, pid);
-    else
-        pl_buf_puts(b, "null");
-    pl_buf_puts(b, ",\"as_of\":");
-    if (hist->as_of_ms)
-        pl_http_json_time(b, hist->as_of_ms);
-    else
-        pl_buf_puts(b, "null");
-    pl_buf_printf(b, ",\"live\":%s,\"since\":", hist->live ? "true" : "false");
-    if (hist->since_ms)
-        pl_http_json_time(b, hist->since_ms);
-    else
-        pl_buf_puts(b, "null");
-    pl_buf_puts(b, ",\"until\":");
-    if (hq.until_ms)
-        pl_http_json_time(b, hq.until_ms);
-    else
-        pl_buf_puts(b, "null");
-    pl_buf_printf(b, ",\"step\":");
-    pl_http_json_time(b, hist->step_ms);
-    pl_buf_puts(b, ",\"host\":");
-    if (hq.host)
-        pl_json_cstr(b, hq.host);
-    else
-        pl_buf_puts(b, "null");
-    pl_buf_puts(b, ",\"types\":[");
-    for (size_t i = 0; i < hist->n_types; i++) {
-        const pl_history_type *t = &hist->types[i];
-        if (i)
-            pl_buf_putc(b, ',');
-        pl_buf_puts(b, "{\"name\":");
-        pl_json_cstr(b, t->name);
-        pl_buf_printf(b, ",\"count\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"growth\":%" PRId64 ",\"counts\":",
-                      t->count, t->bytes, t->growth);
-        pl_http_json_series(b, t->counts, hist->n_times);
-        pl_buf_puts(b, ",\"bytes_series\":");
-        pl_http_json_series(b, t->bytes_series, hist->n_times);
-        if (hq.per_worker) {
-            pl_buf_puts(b, ",\"workers\":[");
-            for (size_t j = 0; j < t->n_lines; j++) {
-                if (j)
-                    pl_buf_putc(b, ',');
-                pl_buf_printf(b, "{\"pid\":%u,\"start\":\"%" PRIu64 "\",\"host\":", t->lines[j].inc.pid,
-                              t->lines[j].inc.start);
-                pl_json_cstr(b, t->lines[j].host);
-                pl_buf_puts(b, ",\"counts\":");
-                pl_http_json_series(b, t->lines[j].counts, hist->n_times);
-                pl_buf_putc(b, '}');
-            }
-            pl_buf_putc(b, ']');
-        }
-        pl_buf_putc(b, '}');
-    }
-    pl_buf_puts(b, "]}");
+    encode_history(&resp->body, hist, &hq, q.data ? q.data : "", q.len);
 done:
     pl_history_free(hist);
     pl_buf_free(&q);

@@ -80,7 +80,8 @@ static int pack_finish(struct packer *pk)
  * windows `w` group by group, adds the WINDOW log samples, writes 128-point
  * chunks into chunks2 and deletes the level-1 chunks. PL_ETOOBIG when a
  * type's points do not fit one value (the caller then compacts without
- * merging). */
+ * merging). About 120 lines: one pass over the groups does read, merge and
+ * write, so that each group's values are visited once. */
 static int merge_windows(pl_store *s, MDB_txn *txn, const uint8_t *inck, const struct window *w,
                          struct sample *smp)
 {

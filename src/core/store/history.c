@@ -1,5 +1,8 @@
 /* The history query (pl_store_history): one read transaction; ranks the
- * types, builds the time axis, then fills the page. */
+ * types, builds the time axis, then fills the page. Long (about 1,200 lines)
+ * because the three phases share the view of each incarnation (struct
+ * hview) and its readers of the log and the windows, which no other file
+ * uses; each phase is a function of its own. */
 #include "store_int.h"
 
 #include <errno.h>
@@ -865,9 +868,9 @@ static int lay_axis(struct hview *views, size_t nv, uint32_t max_points, int64_t
     return rc;
 }
 
-/* Part of phase 3: h->types[0..page_n) for the page's types (page): name,
- * count, bytes, growth, empty series, and with q->per_worker one empty line
- * per view that has samples (line_of[i] is view i's line). */
+/* Phase 3: h->types[0..page_n) for the page's types: name, count, bytes,
+ * growth, empty series, and with q->per_worker an empty line per view that
+ * has samples (line_of[i] is view i's line). */
 static int page_types(const pl_history_query *q, const struct hview *views, size_t nv, const size_t *line_of,
                       size_t n_lines, const struct cand *page, size_t page_n, pl_history *h)
 {
@@ -908,10 +911,8 @@ static int page_types(const pl_history_query *q, const struct hview *views, size
     return 0;
 }
 
-/* Part of phase 3: adds view v's values of one type to t's merged series
- * (and sets them as its line, when there is one): each slot's sample comes
- * from the windows (arr_c/arr_b, by sample index) or the log (vc/vb, by
- * log column). */
+/* Phase 3: adds view v's values of one type to t's merged series (and its
+ * line): from the windows (arr_c/arr_b) or the log (vc/vb, by log column). */
 static void add_series(const struct hview *v, const int64_t *arr_c, const int64_t *arr_b, const int64_t *vc,
                        const int64_t *vb, pl_history_type *t, pl_history_line *line)
 {
@@ -936,9 +937,8 @@ static void add_series(const struct hview *v, const int64_t *arr_c, const int64_
     }
 }
 
-/* Part of phase 3: the ids of types[0..nb) in ascending order into
- * ids[0..nb), and idx[k] the index in types of ids[k] (ids has room for
- * 2 * nb values). */
+/* Phase 3: ids[0..nb) the ids of types[0..nb) ascending, idx[k] the index in
+ * types of ids[k] (ids has room for 2 * nb values). */
 static void sort_batch(const pl_history_type *types, size_t nb, uint32_t *ids, size_t *idx)
 {
     for (size_t j = 0; j < nb; j++) {
@@ -1071,18 +1071,6 @@ out:
     free(arr_c);
     free(arr_b);
     return rc;
-}
-
-/* See store.h. */
-const char *const pl_sort_names[3] = {"count", "growth", "name"};
-
-/* See store.h. */
-int pl_sort_from_name(const char *s, size_t len)
-{
-    for (int i = 0; s && i < 3; i++)
-        if (strlen(pl_sort_names[i]) == len && memcmp(s, pl_sort_names[i], len) == 0)
-            return i;
-    return -1;
 }
 
 /* Answers a history query (see store.h and docs/store.md) from one read

@@ -1,6 +1,8 @@
 /* Retention: max_samples and max_age per incarnation, the byte budget
  * (with a share per incarnation), dead incarnations, unused type names,
- * orphaned data, and pl_store_prune. */
+ * orphaned data, and pl_store_prune. Over 800 lines because every rule
+ * deletes through the same batched, map-full-tolerant passes and the same
+ * per-incarnation window lists; one function per rule. */
 #include "store_int.h"
 
 #include <errno.h>
