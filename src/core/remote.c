@@ -350,12 +350,6 @@ static int map_merge(const struct id_pair *old, size_t n_old, const struct id_pa
 
 /* ---- POST /api/samples ---- */
 
-static int cmp_count(const void *a, const void *b)
-{
-    const pl_type_count *x = a, *y = b;
-    return x->type_id < y->type_id ? -1 : x->type_id > y->type_id;
-}
-
 static void reannounce(pl_response *resp, const char *why)
 {
     json_ok(resp, 409);
@@ -793,17 +787,11 @@ static int push_map(pl_remote *r, struct push *p, const size_t *lens, pl_respons
 static int push_sort(struct push *p, pl_response *resp)
 {
     for (size_t i = 0; i < p->m.n_samples; i++) {
-        pl_type_count *c = p->counts + p->m.samples[i].first;
-        size_t n = p->m.samples[i].n, k = 1;
-        while (k < n && c[k - 1].type_id < c[k].type_id)
-            k++;
-        if (k < n) /* store ids usually follow the worker's ids: then already sorted */
-            qsort(c, n, sizeof *c, cmp_count);
-        for (size_t j = 1; j < n; j++)
-            if (c[j].type_id == c[j - 1].type_id) {
-                fail(resp, 400, "two type ids of the sample at %" PRId64 " name the same type", p->m.samples[i].time_ms);
-                return -1;
-            }
+        /* Store ids usually follow the worker's ids: then already sorted. */
+        if (pl_type_counts_sort(p->counts + p->m.samples[i].first, p->m.samples[i].n)) {
+            fail(resp, 400, "two type ids of the sample at %" PRId64 " name the same type", p->m.samples[i].time_ms);
+            return -1;
+        }
     }
     return 0;
 }

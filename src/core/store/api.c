@@ -44,13 +44,6 @@ int heartbeat_unguarded(pl_store *s, const pl_incarnation *inc, int64_t now_ms, 
 
 /* ---------------------------------------------------------------- append */
 
-static int cmp_count_id(const void *a, const void *b)
-{
-    const pl_type_count *x = a, *y = b;
-
-    return x->type_id < y->type_id ? -1 : x->type_id > y->type_id;
-}
-
 /* Checks one sample's arguments and makes its sorted copy without the zero
  * entries (*out malloc'ed, *m entries). 0, PL_EBADARG or ENOMEM. */
 static int prepare_sample(const pl_store_sample *smp, pl_type_count **out, size_t *m)
@@ -71,16 +64,7 @@ static int prepare_sample(const pl_store_sample *smp, pl_type_count **out, size_
     for (i = 0; i < smp->n; i++)
         if (smp->counts[i].count || smp->counts[i].bytes)
             sorted[k++] = smp->counts[i];
-    for (i = 1; i < k && sorted[i - 1].type_id < sorted[i].type_id; i++)
-        ;
-    if (i < k) /* senders often give them sorted already */
-        qsort(sorted, k, sizeof *sorted, cmp_count_id);
-    for (i = 1; i < k; i++) {
-        if (sorted[i].type_id == sorted[i - 1].type_id) {
-            rc = PL_EBADARG;
-            goto out;
-        }
-    }
+    rc = pl_type_counts_sort(sorted, k);
 out:
     if (rc) {
         free(sorted);

@@ -439,3 +439,25 @@ int sample_push(struct sample *smp, uint32_t id, uint64_t count, uint64_t bytes)
 out:
     return rc;
 }
+
+static int cmp_count_id(const void *a, const void *b)
+{
+    const pl_type_count *x = a, *y = b;
+
+    return x->type_id < y->type_id ? -1 : x->type_id > y->type_id;
+}
+
+/* See store.h. */
+int pl_type_counts_sort(pl_type_count *c, size_t n)
+{
+    size_t i;
+
+    for (i = 1; i < n && c[i - 1].type_id < c[i].type_id; i++)
+        ;
+    if (i < n)
+        qsort(c, n, sizeof *c, cmp_count_id);
+    for (i = 1; i < n; i++)
+        if (c[i].type_id == c[i - 1].type_id)
+            return PL_EBADARG;
+    return 0;
+}

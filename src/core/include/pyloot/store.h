@@ -113,6 +113,13 @@ typedef struct pl_type_count {
     uint64_t bytes;         /* their shallow size */
 } pl_type_count;
 
+/* Sorts the entries of one sample by type id, in place (nothing to do for
+ * entries already in order, as senders usually give them), and checks that
+ * no id appears twice. 0, or PL_EBADARG for a repeated id. The one rule of
+ * every writer of samples (the store's append, the central server's
+ * ingest). Thread-safe. */
+int pl_type_counts_sort(pl_type_count *c, size_t n);
+
 /* Appends one sample of an incarnation taken at time_ms: the counts of every
  * type present (types absent from the sample count 0 in it). `counts` need
  * not be sorted. Prunes by retention first when it is due, and on
