@@ -30,6 +30,9 @@
 #include "pyloot/parse.h"
 #include "pyloot/remote.h"
 
+/* Everything declared below is internal to the core (see CMakeLists.txt). */
+#pragma GCC visibility push(hidden)
+
 /* A handler: its options (copied; opt.store borrowed) and what it owns. */
 struct pl_handler {
     pl_handler_options opt;
@@ -156,5 +159,7 @@ int pl_http_live_post(pl_store *store, const pl_live_query *q, pl_http_live_wait
  * request is withdrawn); 0 when it is not there yet. */
 int pl_http_live_result(pl_store *store, pl_http_live_wait *w, int64_t now_ms, uint32_t timeout_ms,
                         pl_response *resp);
+
+#pragma GCC visibility pop
 
 #endif
