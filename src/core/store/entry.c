@@ -173,3 +173,17 @@ int pl_store_append(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
     rc = pl_store_append_batch(s, &item, 1);
     return item.rc ? item.rc : rc;
 }
+
+/* See store.h. */
+int pl_store_check_now(pl_store *s, unsigned timeout_ms)
+{
+    char why[480];
+    int rc;
+
+    if (pl_store_damaged(s, NULL, 0))
+        return PL_EDAMAGED;
+    rc = pl_store_verify(s->path, timeout_ms, why, sizeof why);
+    if (rc == PL_EDAMAGED)
+        guard_mark(s, "checked after an unexpected error: %s", why);
+    return rc;
+}

@@ -544,17 +544,3 @@ int guard_attach(pl_store *s)
     s->wmutex = find_writer_lock(s);
     return 0;
 }
-
-/* See store.h. */
-int pl_store_check_now(pl_store *s, unsigned timeout_ms)
-{
-    char why[480];
-    int rc;
-
-    if (pl_store_damaged(s, NULL, 0))
-        return PL_EDAMAGED;
-    rc = pl_store_verify(s->path, timeout_ms, why, sizeof why);
-    if (rc == PL_EDAMAGED)
-        guard_mark(s, "checked after an unexpected error: %s", why);
-    return rc;
-}

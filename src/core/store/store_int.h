@@ -48,9 +48,9 @@
  *   migrate.c    the migration of schemas 1-3 to schema 4 (run by open.c)
  *   records.c    procs records, log samples, first-sample snapshots, window lists
  *   types.c      type names <-> ids
+ *   verify.c     the check of a store's file in a forked child (pages and records)
  *   env.c        transactions, stat, ranged and batched deletes
  *   guard.c      damage met at run time: the cheap checks and the fault guard
- *   verify.c     the check of a store's file in a forked child (pages and records)
  *   codec.c      keys, varints, window and chunk encodings (no LMDB calls)
  *
  * Ownership and threads: everything declared here works on a pl_store owned
