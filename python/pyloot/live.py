@@ -23,9 +23,17 @@ class LiveQueryError(RuntimeError):
         self.status = status
 
 
+def _ids_as_ints(obj):
+    # The HTTP answers carry object ids as strings (64-bit values, which a
+    # JavaScript number would round); here they are ints, as id() gives them.
+    if isinstance(obj.get("id"), str) and obj["id"].isdigit():
+        obj["id"] = int(obj["id"])
+    return obj
+
+
 def _query(kind, group="", id=0, offset=0, limit=100):
     status, body = _pyloot.live_query(kind, group, id, offset, limit)
-    data = json.loads(body)
+    data = json.loads(body, object_hook=_ids_as_ints)
     if status == 200:
         return data
     message = data.get("error", "") if isinstance(data, dict) else ""

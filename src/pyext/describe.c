@@ -446,7 +446,7 @@ void pl_json_summary_as(pl_reprer *r, pl_buf *b, PyObject *o, size_t repr_chars,
 {
     pl_buf_putc(b, '{');
     pl_json_key(b, "id");
-    pl_json_u64(b, (uint64_t)(uintptr_t)o);
+    pl_json_u64_str(b, (uint64_t)(uintptr_t)o); /* 64-bit: a string, as starts are */
     pl_buf_putc(b, ',');
     pl_json_key(b, "obj_name");
     json_obj_name(b, o);

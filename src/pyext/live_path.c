@@ -478,7 +478,7 @@ int pl_answer_path(pl_answer *a)
     pl_answer_begin_doc(a);
     pl_buf_putc(body, ',');
     pl_json_key(body, "id");
-    pl_json_u64(body, a->q->id);
+    pl_json_u64_str(body, a->q->id);
     pl_buf_putc(body, ',');
     pl_json_key(body, "found");
     pl_json_bool(body, path.n > 0);

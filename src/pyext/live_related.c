@@ -206,7 +206,7 @@ int pl_answer_related(pl_answer *a)
     pl_answer_begin_doc(a);
     pl_buf_putc(a->body, ',');
     pl_json_key(a->body, "id");
-    pl_json_u64(a->body, a->q->id);
+    pl_json_u64_str(a->body, a->q->id);
     pl_answer_page_fields(a, rel.n);
     pl_answer_objects(a, page, npage, labels, redacted);
     pl_buf_putc(a->body, '}');

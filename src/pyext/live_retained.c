@@ -255,7 +255,7 @@ static int answer_retainers(pl_answer *a)
     if (v == PL_DOM_ROOT)
         pl_buf_puts(b, "null");
     else
-        pl_json_u64(b, q->id);
+        pl_json_u64_str(b, q->id);
     pl_buf_putc(b, ',');
     pl_json_key(b, "retained");
     pl_json_u64(b, pl_objgraph_retained(t->dom, v));

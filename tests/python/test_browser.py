@@ -428,7 +428,7 @@ def test_narrow_window_has_no_sideways_scroll(ui):
     ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, ".obj-row"), "the object rows")
     assert fits(), "the objects page is wider than the window"
     ui.shot("objects-400")
-    ui.go("#/object/%d?pid=%d" % (body["objects"][0]["id"], body["pid"]))
+    ui.go("#/object/%s?pid=%d" % (body["objects"][0]["id"], body["pid"]))
     ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#path .path-step"), "the why-alive path")
     assert fits(), "the object page is wider than the window"
     ui.shot("object-400")
@@ -484,7 +484,7 @@ def test_suspect_box_retained_panel_and_biggest_retainers(ui):
     pid = int(ui.js("return document.querySelector('#objects-pid').textContent").split()[-1])
     live = int(ui.js("return document.querySelector('#objects-total').dataset.total"))
     one = ui.server.api("/api/objects?group=%s&pid=%d&limit=1" % (LEAK, pid))["objects"][0]
-    steps = ui.server.api("/api/objects/%d/path?pid=%d" % (one["id"], pid))["path"]
+    steps = ui.server.api("/api/objects/%s/path?pid=%d" % (one["id"], pid))["path"]
     holder = steps[1]["object"]  # module leaky -> attribute 'LEAKS' -> item[i]
     assert steps[1]["via"] == "attribute 'LEAKS'"
     box = ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#suspect-box[data-state=ready] #suspect"), "the suspect box")[0]
@@ -516,7 +516,7 @@ def test_suspect_box_retained_panel_and_biggest_retainers(ui):
     ui.shot("retainers")
 
     # The object page: its retained size and its immediate dominator (the list).
-    ui.go("#/object/%d?pid=%d" % (one["id"], pid))
+    ui.go("#/object/%s?pid=%d" % (one["id"], pid))
     ui.wait(lambda d: d.execute_script("return document.querySelector('#object-retained')?.dataset.bytes"), "the retained size")
     retained = int(ui.js("return document.querySelector('#object-retained').dataset.bytes"))
     assert retained >= one["size"]

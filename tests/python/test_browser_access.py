@@ -98,7 +98,7 @@ def test_forbidden_object_view_explains(browser, artifacts, tmp_path):  # noqa: 
         d.get(server.base + "/#/history?q=asgi_leaky")
         wait(d, lambda d: js(d, "return document.querySelectorAll('.type-card').length") >= 1, "the history")
         obj = server.api("/api/objects?group=%s&limit=1" % LEAK, headers=None)["objects"][0]
-        js(d, "location.hash = arguments[0]", "#/object/%d" % obj["id"])
+        js(d, "location.hash = arguments[0]", "#/object/%s" % obj["id"])
         wait(d, lambda d: d.find_elements(By.ID, "access-denied"), "the 403 explanation")
         text = d.find_element(By.ID, "access-denied").text
         assert "PyLoot(token=...)" in text and "allow" in text

@@ -180,7 +180,7 @@ def test_fastapi_gunicorn_uvicorn_workers(fastapi_gunicorn):
         body = server.api("/api/objects?group=asgi_leaky.Leak&limit=5&pid=%d" % pid)
         assert body["pid"] == pid and body["total"] == n
         obj = body["objects"][0]
-        detail = server.api("/api/objects/%d?pid=%d" % (obj["id"], pid))
+        detail = server.api("/api/objects/%s?pid=%d" % (obj["id"], pid))
         assert detail["attrs"]["payload"].startswith("'leak-")
     # The UI page, and the mount without its slash.
     page = server.get("/_pyloot/")

@@ -115,6 +115,9 @@ def test_detail_attrs_repr_counts(leaks):
     got = live.describe(id(obj))
     assert got["pid"] == os.getpid()
     assert got["id"] == id(obj)
+    # On the wire (the HTTP body) a 64-bit id is a string; pyloot.live gives ints, as id() does.
+    status, body = query(_pyloot.LIVE_DETAIL, "", id(obj))
+    assert status == 200 and body["id"] == str(id(obj))
     assert got["type_name"] == "Leak"
     assert got["attrs"] == {"n": "3", "label": "'leak-3'"}
     assert got["repr"] == repr(obj)

@@ -59,7 +59,7 @@ def test_detail_parents_children_path_of_a_leak(gunicorn):
         leak = listing["objects"][0]
         oid = leak["id"]
 
-        detail = server.api("/api/objects/%d?pid=%d" % (oid, pid))
+        detail = server.api("/api/objects/%s?pid=%d" % (oid, pid))
         assert detail["pid"] == pid and detail["id"] == oid
         assert detail["type_name"] == "Leak" and detail["type_module"] == "leaky"
         assert set(detail["attrs"]) == {"index", "payload"}
@@ -67,17 +67,17 @@ def test_detail_parents_children_path_of_a_leak(gunicorn):
         assert detail["parents_count"] == 1
         assert detail["children_count"] >= 2
 
-        parents = server.api("/api/objects/%d/parents?pid=%d" % (oid, pid))
+        parents = server.api("/api/objects/%s/parents?pid=%d" % (oid, pid))
         assert parents["total"] == 1
         holder = parents["objects"][0]
         assert holder["type_name"] == "list"
         assert holder["repr"].startswith("[<leaky.Leak object at 0x")
 
-        children = server.api("/api/objects/%d/children?pid=%d" % (oid, pid))
+        children = server.api("/api/objects/%s/children?pid=%d" % (oid, pid))
         kinds = {c["type_name"] for c in children["objects"]}
         assert {"int", "str"} <= kinds, kinds
 
-        path = server.api("/api/objects/%d/path?pid=%d" % (oid, pid))
+        path = server.api("/api/objects/%s/path?pid=%d" % (oid, pid))
         assert path["found"], path
         steps = path["path"]
         assert steps[0]["via"] is None
@@ -96,17 +96,17 @@ def test_bad_ids_get_json_errors_and_workers_stay_up(gunicorn):
     workers = wait_for_workers(server)
     pid = sorted(leaks)[0]
     oid = server.api("/api/objects?group=%s&pid=%d" % (LEAK, pid))["objects"][0]["id"]
-    for bad in ("abc", "-1", "0", "1", str(2**64 - 1), str(oid + 8), "1e3", "0x10"):
+    for bad in ("abc", "-1", "0", "1", str(2**64 - 1), str(int(oid) + 8), "1e3", "0x10"):
         for suffix in ("", "/parents", "/children", "/path"):
             r = server.get("/_pyloot/api/objects/%s%s?pid=%d" % (bad, suffix, pid))
             assert 400 <= r.status < 500, (bad, suffix, r.status, r.body[:200])
             assert "error" in r.json()
-    r = server.get("/_pyloot/api/objects/%d?pid=%d" % (oid + 8, pid))
+    r = server.get("/_pyloot/api/objects/%d?pid=%d" % (int(oid) + 8, pid))
     assert r.status == 404
-    assert r.json()["error"] == "object %d is no longer available" % (oid + 8)
+    assert r.json()["error"] == "object %d is no longer available" % (int(oid) + 8)
     assert server.worker_pids() == workers
     assert alive_pids(server) == workers
-    assert server.api("/api/objects/%d?pid=%d" % (oid, pid))["id"] == oid
+    assert server.api("/api/objects/%s?pid=%d" % (oid, pid))["id"] == oid
 
 
 def test_stuck_worker_gives_504_not_a_hang(gunicorn):
@@ -149,7 +149,7 @@ def test_suspects_and_retainers_of_a_worker_through_any_worker(gunicorn):
     wait_for_workers(server)
     for pid in sorted(leaks):
         holder = server.api("/api/objects?group=%s&pid=%d&limit=1" % (LEAK, pid))["objects"][0]
-        holder = server.api("/api/objects/%d/parents?pid=%d" % (holder["id"], pid))["objects"][0]
+        holder = server.api("/api/objects/%s/parents?pid=%d" % (holder["id"], pid))["objects"][0]
         for _ in range(3):
             got = server.api("/api/suspects?group=%s&pid=%d" % (LEAK, pid))
             assert got["pid"] == pid
@@ -161,11 +161,11 @@ def test_suspects_and_retainers_of_a_worker_through_any_worker(gunicorn):
             assert first["retained"] > 0
             assert first["path"][-1]["object"]["id"] == holder["id"]
             assert first["path"][-1]["via"].endswith("'LEAKS'")
-        below = server.api("/api/retainers?pid=%d&id=%d&limit=10000" % (pid, holder["id"]))
+        below = server.api("/api/retainers?pid=%d&id=%s&limit=10000" % (pid, holder["id"]))
         assert below["pid"] == pid and below["total"] == leaks[pid]
         assert {o["type_name"] for o in below["objects"]} == {"Leak"}
         one = below["objects"][0]
-        detail = server.api("/api/objects/%d?pid=%d&retained=1" % (one["id"], pid))
+        detail = server.api("/api/objects/%s?pid=%d&retained=1" % (one["id"], pid))
         assert detail["retained"] == one["retained"]
         assert detail["dominator"]["id"] == holder["id"]
     r = server.get("/_pyloot/api/suspects?group=%s&pid=%d&n=11" % (LEAK, sorted(leaks)[0]))

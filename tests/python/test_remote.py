@@ -212,9 +212,9 @@ def test_fleet(central, gunicorn):
     listing = central.api("/api/objects?pid=%d&host=%s&group=%s&limit=5" % (pid, host, LEAK))
     assert listing["pid"] == pid and listing["total"] == leaks[(host, pid)]
     obj = listing["objects"][0]
-    detail = central.api("/api/objects/%d?pid=%d&host=%s" % (obj["id"], pid, host))
+    detail = central.api("/api/objects/%s?pid=%d&host=%s" % (obj["id"], pid, host))
     assert detail["id"] == obj["id"] and "leak-" in json.dumps(detail)
-    path = central.api("/api/objects/%d/path?pid=%d&host=%s" % (obj["id"], pid, host))
+    path = central.api("/api/objects/%s/path?pid=%d&host=%s" % (obj["id"], pid, host))
     assert "LEAKS" in json.dumps(path)
     assert central.api("/api/objects/1/path?pid=%d&host=%s" % (pid, host), expect=404)
     # Retained sizes too: the worker builds its dominator tree and answers through the server.

@@ -50,12 +50,12 @@ def test_suspect_of_a_leak_is_the_list_holding_it(server):
     assert got["group"] == GROUP
     assert got["instances"] == 300
     first = got["suspects"][0]
-    assert first["object"]["id"] == id(HOARD)
+    assert first["object"]["id"] == str(id(HOARD))
     assert first["count"] == 300
     assert first["retained"] >= 300 * 1000
     path = first["path"]
     assert path[0]["via"] is None
-    assert path[-1]["object"]["id"] == id(HOARD)
+    assert path[-1]["object"]["id"] == str(id(HOARD))
     assert path[-1]["via"] == "value of key 'HOARD'"  # referents.c's words, as in /path
     assert len(got["suspects"]) <= 3
 
@@ -68,13 +68,13 @@ def test_n_bounds_the_suspects(server):
 def test_object_with_retained_size_and_dominator(server):
     status, got = get(server, "/api/objects/%d" % id(HOARD), "retained=1")
     assert status == 200, got
-    assert got["id"] == id(HOARD)
+    assert got["id"] == str(id(HOARD))
     assert got["retained"] >= 300 * 1000
     assert got["dominator"] is not None
     assert got["dominator"]["retained"] >= got["retained"]
     status, item = get(server, "/api/objects/%d" % id(HOARD[7]), "retained=1")
     assert status == 200
-    assert item["dominator"]["id"] == id(HOARD)
+    assert item["dominator"]["id"] == str(id(HOARD))
     assert 1000 <= item["retained"] < 2000
     # Without retained=1: the plain detail.
     status, plain = get(server, "/api/objects/%d" % id(HOARD), "retained=0")
@@ -90,7 +90,7 @@ def test_retainers_drill_down_the_tree(server):
     assert top["retained"] >= sum(sizes)
     status, below = get(server, "/api/retainers", "id=%d&limit=10" % id(HOARD))
     assert status == 200
-    assert below["id"] == id(HOARD)
+    assert below["id"] == str(id(HOARD))
     assert below["total"] == 300
     assert {o["type_name"] for o in below["objects"]} == {"Hoard"}
     assert all(1000 <= o["retained"] < 2000 for o in below["objects"])
@@ -164,7 +164,7 @@ def test_objects_held_under_secret_names_are_redacted(server):
     try:
         status, below = get(server, "/api/retainers", "id=%d" % id(VAULT))
         assert status == 200, below
-        (held,) = [o for o in below["objects"] if o["id"] == id(VAULT["password"])]
+        (held,) = [o for o in below["objects"] if o["id"] == str(id(VAULT["password"]))]
         assert held["repr"] == "<redacted>"
         status, got = get(server, "/api/suspects", "group=%s.Credential" % __name__)
         assert status == 200
