@@ -130,3 +130,22 @@ int pl_sort_from_name(const char *s, size_t len)
             return i;
     return -1;
 }
+
+static int ascii_lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
+/* See parse.h. */
+int pl_contains_ci(const char *hay, size_t n, const char *needle, size_t m)
+{
+    size_t i, j;
+    int found = m == 0;
+
+    for (i = 0; !found && i + m <= n; i++) {
+        for (j = 0; j < m && ascii_lower((unsigned char)hay[i + j]) == ascii_lower((unsigned char)needle[j]); j++)
+            ;
+        found = j == m;
+    }
+    return found;
+}

@@ -102,8 +102,19 @@ static void test_iso8601(void)
     CHECK_EQ_INT(ms, 1795824000000LL);
 }
 
+static void test_contains_ci(void)
+{
+    CHECK(pl_contains_ci("demo_app.Session", 16, "SESSION", 7));
+    CHECK(pl_contains_ci("demo_app.Session", 16, "", 0));
+    CHECK(!pl_contains_ci("demo_app.Session", 16, "sessions", 8));
+    CHECK(!pl_contains_ci("ab", 2, "abc", 3));
+    CHECK(pl_contains_ci("x\xc3\xa9y", 4, "\xc3\xa9", 2)); /* other bytes compare exactly */
+    CHECK(!pl_contains_ci("x\xc3\xa9y", 4, "\xc3\x89", 2));
+}
+
 int main(void)
 {
+    RUN(test_contains_ci);
     RUN(test_u64);
     RUN(test_unix_ms);
     RUN(test_iso8601);

@@ -1,8 +1,8 @@
 /* The history query (pl_store_history): one read transaction; ranks the
- * types, builds the time axis, then fills the page. Long (about 1,200 lines)
- * because the three phases share the view of each incarnation (struct
- * hview) and its readers of the log and the windows, which no other file
- * uses; each phase is a function of its own. */
+ * types, builds the time axis, then fills the page. Over 800 lines because
+ * the three phases share the view of each incarnation (struct hview) and its
+ * readers of the log and the windows, which no other file uses; each phase
+ * is a function of its own. */
 #include "store_int.h"
 
 #include <errno.h>
@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "pyloot/error.h"
+#include "pyloot/parse.h"
 
 /* A live window as a history query keeps it (its times are in hview.times). */
 struct win_ref {
@@ -122,26 +123,6 @@ static int cmp_u32(const void *a, const void *b)
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 
     return x < y ? -1 : x > y;
-}
-
-static int lower(int c)
-{
-    return c >= 'A' && c <= 'Z' ? c + 32 : c;
-}
-
-/* ASCII case-insensitive substring test (type names are identifiers; other
- * bytes compare exactly). */
-static int contains_ci(const char *hay, size_t n, const char *needle, size_t m)
-{
-    size_t i, j;
-    int found = m == 0;
-
-    for (i = 0; !found && i + m <= n; i++) {
-        for (j = 0; j < m && lower((unsigned char)hay[i + j]) == lower((unsigned char)needle[j]); j++)
-            ;
-        found = j == m;
-    }
-    return found;
 }
 
 static int cmp_hview_key(const void *a, const void *b)
@@ -835,7 +816,7 @@ static int rank_types(pl_store *s, MDB_txn *txn, const pl_history_query *q,
         size_t m = strlen(q->q);
 
         for (i = 0, j = 0; i < n_cand; i++)
-            if (contains_ci(cands[i].name, cands[i].len, q->q, m))
+            if (pl_contains_ci(cands[i].name, cands[i].len, q->q, m))
                 cands[j++] = cands[i];
         n_cand = j;
     }

@@ -1,5 +1,6 @@
 /* pyloot core: the one parser of numbers and points in time that come from
- * outside (HTTP parameters, command-line arguments). Every value is checked
+ * outside (HTTP parameters, command-line arguments), and the one match of a
+ * type-name filter. Every value is checked
  * for overflow before it is used, and every refusal is PL_EBADARG: callers
  * turn it into a 400 or an exit status 2 naming the parameter.
  *
@@ -29,5 +30,10 @@ int pl_parse_unix_ms(const char *s, size_t len, int64_t *out_ms);
  * from 1970 to PL_PARSE_TIME_MAX_MS, into unix milliseconds. 0 with *out_ms
  * set, or PL_EBADARG. */
 int pl_parse_iso8601_ms(const char *s, size_t len, int64_t *out_ms);
+
+/* 1 when needle[0..m) occurs in hay[0..n), ASCII letters compared without
+ * case (the q= filter of /api/history and -q of the command); 1 for an
+ * empty needle. */
+int pl_contains_ci(const char *hay, size_t n, const char *needle, size_t m);
 
 #endif
