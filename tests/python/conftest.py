@@ -85,6 +85,21 @@ def http(url, headers=None, timeout=20, method="GET", data=None):
         return Response(e.code, e.headers, e.read())
 
 
+def wait_for_pyloot(url, timeout=20, message="pyloot to listen", proc=None, why_exited=None, headers=None):
+    """Waits until GET url/api/procs answers 200 (a `pyloot` server or a
+    mounted /_pyloot is up). With proc, fails at once when it has exited,
+    saying why_exited() (its stderr or log)."""
+    def up():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError("pyloot exited: %s" % (why_exited() if why_exited else proc.returncode))
+        try:
+            return http(url + "/api/procs", timeout=2, headers=headers).status == 200
+        except OSError:
+            return False
+
+    return wait_until(up, timeout, message=message)
+
+
 def wait_until(predicate, timeout, interval=0.2, message="condition"):
     """Polls predicate() until it returns a truthy value; fails after timeout seconds."""
     deadline = time.monotonic() + timeout

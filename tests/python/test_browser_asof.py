@@ -5,7 +5,7 @@ import signal
 import subprocess
 import time
 
-from conftest import free_port, http, stop_group, wait_until
+from conftest import free_port, stop_group, wait_for_pyloot, wait_until
 from test_browser import LEAK, UI, browser, leak  # noqa: F401 (browser is a fixture)
 from test_cli import pyloot_exe
 
@@ -56,13 +56,7 @@ def test_asof_range_and_compare(browser, gunicorn, artifacts):  # noqa: F811
     try:
         url = "http://127.0.0.1:%d" % port
 
-        def up():
-            try:
-                return http(url + "/api/procs", timeout=2).status == 200
-            except OSError:
-                return False
-
-        wait_until(up, 20, message="pyloot to listen")
+        wait_for_pyloot(url, 20, message="pyloot to listen")
         ui = StoreUI(browser, url, artifacts, "asof")
         ui.idle()
         notice = ui.js("const n = document.querySelector('#as-of-notice'); return n && n.textContent")

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import free_port, http, stop_group, wait_until
+from conftest import free_port, http, stop_group, wait_for_pyloot
 from pyloot import PyLoot
 
 
@@ -107,13 +107,7 @@ def test_serve_a_store(store):
     try:
         url = "http://127.0.0.1:%d" % port
 
-        def up():
-            try:
-                return http(url + "/api/procs", timeout=2).status == 200
-            except OSError:
-                return False
-
-        wait_until(up, 20, message="pyloot to listen")
+        wait_for_pyloot(url, 20, message="pyloot to listen")
         r = http(url + "/api/history?sort=name", headers={"Accept-Encoding": "gzip"})
         assert r.status == 200 and r.headers["Content-Encoding"] == "gzip"
         assert r.json()["total"] > 50

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import free_port, http, stop_group, wait_until
+from conftest import free_port, stop_group, wait_for_pyloot, wait_until
 from test_cli import pyloot_exe
 from test_cli_limits import closed_by_server, connect, read_answer, sockets, store  # noqa: F401
 
@@ -33,15 +33,7 @@ class Server:
                                      + list(options), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      start_new_session=True)
 
-        def up():
-            if self.proc.poll() is not None:
-                raise AssertionError("pyloot exited: %s" % self.proc.stderr.read().decode())
-            try:
-                return http(self.url + "/api/procs", timeout=2).status == 200
-            except OSError:
-                return False
-
-        wait_until(up, 20, message="pyloot to listen")
+        wait_for_pyloot(self.url, 20, proc=self.proc, why_exited=lambda: self.proc.stderr.read().decode())
 
     def stop(self):
         stop_group(self.proc, grace=10)

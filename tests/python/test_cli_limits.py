@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import free_port, http, stop_group, wait_until
+from conftest import free_port, http, stop_group, wait_for_pyloot, wait_until
 from pyloot import PyLoot
 from test_cli import pyloot_exe
 
@@ -58,15 +58,7 @@ class Server:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      start_new_session=True, preexec_fn=limit)
 
-        def up():
-            if self.proc.poll() is not None:
-                raise AssertionError("pyloot exited: %s" % self.proc.stderr.read().decode())
-            try:
-                return http(self.url + "/api/procs", timeout=2).status == 200
-            except OSError:
-                return False
-
-        wait_until(up, 20, message="pyloot to listen")
+        wait_for_pyloot(self.url, 20, proc=self.proc, why_exited=lambda: self.proc.stderr.read().decode())
 
     def timed_get(self, path="/api/procs", timeout=5):
         t0 = time.monotonic()

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import free_port, http, wait_until
+from conftest import free_port, http, wait_for_pyloot, wait_until
 from test_cli import pyloot_exe
 
 from pyloot import _pyloot
@@ -134,14 +134,8 @@ class Central:
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         log.close()
 
-        def up():
-            if self.proc.poll() is not None:
-                raise AssertionError("pyloot exited: " + open(self.log_path, errors="replace").read()[-2000:])
-            try:
-                return http(self.url + "/api/procs", timeout=2, headers=self.auth).status == 200
-            except OSError:
-                return False
-        wait_until(up, 20, message="the central server to answer")
+        wait_for_pyloot(self.url, 20, message="the central server to answer", proc=self.proc, headers=self.auth,
+                        why_exited=lambda: open(self.log_path, errors="replace").read()[-2000:])
 
     def kill(self):
         if self.proc and self.proc.poll() is None:

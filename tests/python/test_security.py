@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import APPS, free_port, http, stop_group, wait_until
+from conftest import APPS, free_port, http, stop_group, wait_for_pyloot
 from pyloot import PyLoot, server as pyloot_server
 from test_access import asgi_call
 from test_cli import pyloot_exe
@@ -246,13 +246,7 @@ def test_cli_server_checks_host_and_redacts_argv(tmp_path):
     try:
         url = "http://127.0.0.1:%d" % port
 
-        def up():
-            try:
-                return http(url + "/api/procs", timeout=2).status == 200
-            except OSError:
-                return False
-
-        wait_until(up, 30, message="the pyloot server")
+        wait_for_pyloot(url, 30, message="the pyloot server")
         r = http(url + "/api/procs", headers={"Host": "attacker.example"})  # a summary route: any Host
         assert r.status == 200
         assert all(secret not in r.body.decode() for secret in SECRET_VALUES), r.body

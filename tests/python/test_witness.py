@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import free_port, http, stop_group, wait_until
+from conftest import free_port, http, stop_group, wait_for_pyloot
 from test_cli import pyloot_exe
 
 
@@ -39,14 +39,8 @@ def serve(db):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     url = "http://127.0.0.1:%d" % port
 
-    def up():
-        try:
-            return http(url + "/api/procs", timeout=2).status == 200
-        except OSError:
-            return False
-
     try:
-        wait_until(up, 20, message="pyloot to listen")
+        wait_for_pyloot(url, 20, message="pyloot to listen")
     except BaseException:
         stop(proc)
         raise
