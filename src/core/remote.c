@@ -179,27 +179,6 @@ size_t pl_remote_map_bytes(pl_remote *r)
 
 /* ---- access ---- */
 
-/* ---- responses ---- */
-
-static void json_ok(pl_response *resp, int status)
-{
-    resp->status = status;
-    resp->content_type = "application/json";
-    resp->cache_control = "no-store";
-}
-
-static void fail(pl_response *resp, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void fail(pl_response *resp, int status, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    pl_http_error(resp, status, "%s", msg);
-}
-
 /* Common gate of the worker-facing routes: method, the access rule of every
  * route (pyloot/access.h: the token as a Bearer header or the login cookie;
  * without one, pushes, polls and replies are summary routes, the forwarded
@@ -210,7 +189,7 @@ static int gate(pl_remote *r, const pl_remote_request *req, const char *method, 
     const pl_request *http = req->http;
     const char *m = http->method ? http->method : "GET";
     if (strcmp(m, method) != 0 && !(strcmp(method, "GET") == 0 && strcmp(m, "HEAD") == 0)) {
-        fail(resp, 405, "use %s for %s", method, http->path);
+        pl_http_error(resp, 405, "use %s for %s", method, http->path);
         return -1;
     }
     pl_access_request ar;
@@ -224,13 +203,13 @@ static int gate(pl_remote *r, const pl_remote_request *req, const char *method, 
     char why[400];
     int status = pl_access_check(r->opt.token, pl_access_classify(http->path), &ar, why, sizeof why);
     if (status) {
-        fail(resp, status, "%s", why);
+        pl_http_error(resp, status, "%s", why);
         if (status == 401)
             resp->www_authenticate = "Bearer realm=\"pyloot\"";
         return -1;
     }
     if (writes && r->opt.read_only) {
-        fail(resp, 403, "this pyloot server runs --read-only: it takes no pushes from workers");
+        pl_http_error(resp, 403, "this pyloot server runs --read-only: it takes no pushes from workers");
         return -1;
     }
     return 0;
@@ -245,7 +224,7 @@ static int refuse_without_token(const pl_remote *r, pl_response *resp)
 {
     if (r->opt.token && *r->opt.token)
         return 0;
-    fail(resp, 403,
+    pl_http_error(resp, 403,
          "this pyloot server has no token, so live objects of pushing workers are off: without one it cannot "
          "tell a worker from anyone else, and their answers could be forged. Start it with a token "
          "(--token TOKEN, better the environment variable PYLOOT_TOKEN) and give the workers the same one "
@@ -352,7 +331,7 @@ static int map_merge(const struct id_pair *old, size_t n_old, const struct id_pa
 
 static void reannounce(pl_response *resp, const char *why)
 {
-    json_ok(resp, 409);
+    pl_http_json(resp, 409);
     pl_buf_reset(&resp->body);
     pl_buf_puts(&resp->body, "{\"error\":");
     pl_json_cstr(&resp->body, why);
@@ -365,7 +344,7 @@ static void reannounce(pl_response *resp, const char *why)
  * (`bound`, also a JSON field) and its value. */
 static void refuse(pl_response *resp, const char *bound, const char *why)
 {
-    json_ok(resp, strcmp(bound, "id_maps_bytes") == 0 ? 429 : 413);
+    pl_http_json(resp, strcmp(bound, "id_maps_bytes") == 0 ? 429 : 413);
     pl_buf_reset(&resp->body);
     pl_buf_puts(&resp->body, "{\"error\":");
     pl_json_cstr(&resp->body, why);
@@ -537,7 +516,7 @@ static void finish_samples(pl_remote *r, struct ingest_job *j, pl_response *resp
     const pl_store_batch_item *item = &j->job.item;
     int rc = j->job.rc;
     if (rc) {
-        fail(resp, store_status(rc), "storing the samples of %s pid %u failed: %s", j->info.host,
+        pl_http_error(resp, store_status(rc), "storing the samples of %s pid %u failed: %s", j->info.host,
              j->info.inc.pid, pl_strerror(rc));
         goto out;
     }
@@ -549,7 +528,7 @@ static void finish_samples(pl_remote *r, struct ingest_job *j, pl_response *resp
         w->inc = item->inc;
     }
     pthread_mutex_unlock(&r->lock);
-    json_ok(resp, 200);
+    pl_http_json(resp, 200);
     pl_buf_printf(&resp->body, "{\"accepted\":%zu}", j->n_samples);
 out:
     job_release(&j->job);
@@ -582,26 +561,26 @@ static int push_decode(pl_remote *r, const pl_remote_request *req, struct push *
         return -1;
     if (!header_is(req->content_type, "application/x-pyloot-samples") ||
         !header_is(req->content_encoding, "gzip")) {
-        fail(resp, 415, "send Content-Type: application/x-pyloot-samples with Content-Encoding: gzip");
+        pl_http_error(resp, 415, "send Content-Type: application/x-pyloot-samples with Content-Encoding: gzip");
         return -1;
     }
     if (req->http->body_len > PL_INGEST_MAX_BODY) {
-        fail(resp, 413, "the compressed body must be at most %u MiB", PL_INGEST_MAX_BODY >> 20);
+        pl_http_error(resp, 413, "the compressed body must be at most %u MiB", PL_INGEST_MAX_BODY >> 20);
         return -1;
     }
     int rc = pl_gunzip(req->http->body, req->http->body_len, PL_INGEST_MAX_MESSAGE, &p->plain);
     if (rc == PL_ETOOBIG) {
-        fail(resp, 413, "the message must be at most %u MiB once decompressed", PL_INGEST_MAX_MESSAGE >> 20);
+        pl_http_error(resp, 413, "the message must be at most %u MiB once decompressed", PL_INGEST_MAX_MESSAGE >> 20);
         return -1;
     }
     if (rc) {
-        fail(resp, rc == ENOMEM ? 503 : 400, "the body is not valid gzip data%s", rc == ENOMEM ? " (out of memory)" : "");
+        pl_http_error(resp, rc == ENOMEM ? 503 : 400, "the body is not valid gzip data%s", rc == ENOMEM ? " (out of memory)" : "");
         return -1;
     }
     p->now = pl_now_ms();
     rc = pl_ingest_decode(p->plain.data, p->plain.len, p->now, &p->m, p->why, sizeof p->why);
     if (rc) {
-        fail(resp, rc == ENOMEM ? 503 : 400, "malformed sample message: %s", p->why);
+        pl_http_error(resp, rc == ENOMEM ? 503 : 400, "malformed sample message: %s", p->why);
         return -1;
     }
     return 0;
@@ -623,7 +602,7 @@ static int push_check(pl_remote *r, struct push *p, pl_response *resp)
     size_t n = m->n_types;
     struct id_pair *raw = calloc(n ? n : 1, sizeof *raw);
     if (!raw) {
-        fail(resp, 503, "out of memory");
+        pl_http_error(resp, 503, "out of memory");
         return -1;
     }
     for (size_t i = 0; i < n; i++)
@@ -631,7 +610,7 @@ static int push_check(pl_remote *r, struct push *p, pl_response *resp)
     int rc = map_merge(NULL, 0, raw, n, &p->ann, &p->n_ann);
     free(raw);
     if (rc) {
-        fail(resp, 503, "out of memory");
+        pl_http_error(resp, 503, "out of memory");
         return -1;
     }
     uint32_t missing = 0;
@@ -677,7 +656,7 @@ static int push_names(pl_remote *r, struct push *p, size_t *lens, pl_response *r
     int rc = names && ids ? 0 : ENOMEM, ret = -1;
 
     if (rc) {
-        fail(resp, 503, "out of memory");
+        pl_http_error(resp, 503, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < p->n_ann; i++) {
@@ -685,7 +664,7 @@ static int push_names(pl_remote *r, struct push *p, size_t *lens, pl_response *r
         lens[i] = p->m.types[p->ann[i].store].len;
     }
     if (p->n_ann && (rc = pl_store_type_ids(r->opt.store, names, lens, p->n_ann, ids))) {
-        fail(resp, store_status(rc), "storing the type names failed: %s", pl_strerror(rc));
+        pl_http_error(resp, store_status(rc), "storing the type names failed: %s", pl_strerror(rc));
         goto out;
     }
     for (size_t i = 0; i < p->n_ann; i++)
@@ -712,7 +691,7 @@ static int push_map(pl_remote *r, struct push *p, const size_t *lens, pl_respons
 
     p->counts = malloc((m->n_entries ? m->n_entries : 1) * sizeof *p->counts);
     if (!p->counts) {
-        fail(resp, 503, "out of memory");
+        pl_http_error(resp, 503, "out of memory");
         return -1;
     }
     pthread_mutex_lock(&r->lock);
@@ -727,7 +706,7 @@ static int push_map(pl_remote *r, struct push *p, const size_t *lens, pl_respons
     if (oom || late) {
         pthread_mutex_unlock(&r->lock);
         if (oom)
-            fail(resp, 503, "out of memory");
+            pl_http_error(resp, 503, "out of memory");
         else
             refuse(resp, late, p->why);
         return -1;
@@ -778,7 +757,7 @@ static int push_map(pl_remote *r, struct push *p, const size_t *lens, pl_respons
     if (rc == PL_ENOTFOUND)
         reannounce(resp, "the type-id space changed while this message was read: announce again");
     else if (rc)
-        fail(resp, 503, "out of memory");
+        pl_http_error(resp, 503, "out of memory");
     return rc ? -1 : 0;
 }
 
@@ -789,7 +768,7 @@ static int push_sort(struct push *p, pl_response *resp)
     for (size_t i = 0; i < p->m.n_samples; i++) {
         /* Store ids usually follow the worker's ids: then already sorted. */
         if (pl_type_counts_sort(p->counts + p->m.samples[i].first, p->m.samples[i].n)) {
-            fail(resp, 400, "two type ids of the sample at %" PRId64 " name the same type", p->m.samples[i].time_ms);
+            pl_http_error(resp, 400, "two type ids of the sample at %" PRId64 " name the same type", p->m.samples[i].time_ms);
             return -1;
         }
     }
@@ -812,14 +791,14 @@ int pl_central_samples(pl_remote *r, const pl_remote_request *req, pl_response *
         goto done;
     lens = calloc(p.n_ann ? p.n_ann : 1, sizeof *lens);
     if (!lens) {
-        fail(resp, 503, "out of memory");
+        pl_http_error(resp, 503, "out of memory");
         goto done;
     }
     if (push_names(r, &p, lens, resp) || push_map(r, &p, lens, resp) || push_sort(&p, resp))
         goto done;
     job = job_new(&p.m, p.now);
     if (!job) {
-        fail(resp, 503, "out of memory");
+        pl_http_error(resp, 503, "out of memory");
         goto done;
     }
     job->counts = p.counts;
@@ -828,7 +807,7 @@ int pl_central_samples(pl_remote *r, const pl_remote_request *req, pl_response *
         job->samples[i] = (pl_store_sample){p.m.samples[i].time_ms, job->counts + p.m.samples[i].first, p.m.samples[i].n};
     if (r->committer) {
         if (pl_committer_submit(r->committer, &job->job, &wait->ticket)) {
-            fail(resp, 503, "the pyloot server is stopping");
+            pl_http_error(resp, 503, "the pyloot server is stopping");
             goto done;
         }
         wait->kind = PL_WAIT_COMMIT;
@@ -859,12 +838,12 @@ static int host_param(const pl_request *req, char *host, pl_response *resp)
     pl_buf tmp = PL_BUF_INIT;
     int rc = pl_http_param(req->query, "host", &tmp), ret = rc > 0;
     if (rc < 0 || (rc > 0 && (tmp.len == 0 || tmp.len > PL_INGEST_HOST_MAX))) {
-        fail(resp, 400, "parameter host must be 1 to %u bytes", PL_INGEST_HOST_MAX);
+        pl_http_error(resp, 400, "parameter host must be 1 to %u bytes", PL_INGEST_HOST_MAX);
         ret = -1;
     }
     for (size_t i = 0; ret > 0 && i < tmp.len; i++)
         if ((unsigned char)tmp.data[i] < 0x20 || tmp.data[i] == 0x7f) {
-            fail(resp, 400, "parameter host contains a control character");
+            pl_http_error(resp, 400, "parameter host contains a control character");
             ret = -1;
         }
     if (ret > 0)
@@ -888,7 +867,7 @@ static int try_take(pl_remote *r, pl_remote_wait *w, int64_t now, pl_response *r
         return PL_REMOTE_DONE;
     }
     if (rc != PL_ENOTFOUND) {
-        fail(resp, 503, "reading the mailbox failed: %s", pl_strerror(rc));
+        pl_http_error(resp, 503, "reading the mailbox failed: %s", pl_strerror(rc));
         return PL_REMOTE_DONE;
     }
     if (now >= w->deadline_ms) {
@@ -912,25 +891,25 @@ int pl_central_poll(pl_remote *r, const pl_remote_request *req, pl_response *res
     if (has < 0)
         return PL_REMOTE_DONE;
     if (!has) {
-        fail(resp, 400, "parameter host is required");
+        pl_http_error(resp, 400, "parameter host is required");
         return PL_REMOTE_DONE;
     }
     if (pl_http_param_uint(req->http->query, "pid", 1, UINT32_MAX, 0, &pid, resp) ||
         pl_http_param_uint(req->http->query, "start", 0, 999999999999999999ull, UINT64_MAX, &start, resp))
         return PL_REMOTE_DONE;
     if (!pid || start == UINT64_MAX) {
-        fail(resp, 400, "parameters pid and start are required");
+        pl_http_error(resp, 400, "parameters pid and start are required");
         return PL_REMOTE_DONE;
     }
     memset(w, 0, sizeof *w);
     w->kind = PL_WAIT_QUERY;
     int rc = pl_store_remote_find(r->opt.store, host, (uint32_t)pid, start, &w->inc);
     if (rc == PL_ENOTFOUND) {
-        fail(resp, 404, "no pushing incarnation %s pid %" PRIu64 " start %" PRIu64 " in this store", host, pid, start);
+        pl_http_error(resp, 404, "no pushing incarnation %s pid %" PRIu64 " start %" PRIu64 " in this store", host, pid, start);
         return PL_REMOTE_DONE;
     }
     if (rc) {
-        fail(resp, 503, "reading the store failed: %s", pl_strerror(rc));
+        pl_http_error(resp, 503, "reading the store failed: %s", pl_strerror(rc));
         return PL_REMOTE_DONE;
     }
     int64_t now = pl_now_ms();
@@ -961,7 +940,7 @@ static int ticket_param(const pl_request *req, uint64_t *ticket, pl_response *re
             ret = -1;
     }
     if (rc < 0 || ret) {
-        fail(resp, 400, "parameter ticket must be an integer from 1 to %" PRIu64, UINT64_MAX);
+        pl_http_error(resp, 400, "parameter ticket must be an integer from 1 to %" PRIu64, UINT64_MAX);
         ret = -1;
     } else {
         *ticket = v;
@@ -983,7 +962,7 @@ int pl_central_reply(pl_remote *r, const pl_remote_request *req, pl_response *re
     const char *sh = req->pyloot_status;
     if (!ticket || !sh || strlen(sh) != 3 || sh[0] < '1' || sh[0] > '5' || sh[1] < '0' || sh[1] > '9' ||
         sh[2] < '0' || sh[2] > '9') {
-        fail(resp, 400, "parameter ticket and header X-Pyloot-Status (100 to 599) are required");
+        pl_http_error(resp, 400, "parameter ticket and header X-Pyloot-Status (100 to 599) are required");
         goto done;
     }
     status = (uint64_t)((sh[0] - '0') * 100 + (sh[1] - '0') * 10 + (sh[2] - '0'));
@@ -991,12 +970,12 @@ int pl_central_reply(pl_remote *r, const pl_remote_request *req, pl_response *re
     size_t len = req->http->body_len;
     if (req->content_encoding && !header_is(req->content_encoding, "identity")) {
         if (!header_is(req->content_encoding, "gzip")) {
-            fail(resp, 415, "a reply may only be gzip-encoded");
+            pl_http_error(resp, 415, "a reply may only be gzip-encoded");
             goto done;
         }
         int rc = pl_gunzip(body, len, PL_REMOTE_REPLY_MAX, &plain);
         if (rc) {
-            fail(resp, rc == PL_ETOOBIG ? 413 : 400, rc == PL_ETOOBIG ? "the reply must be at most 16 MiB" :
+            pl_http_error(resp, rc == PL_ETOOBIG ? 413 : 400, rc == PL_ETOOBIG ? "the reply must be at most 16 MiB" :
                                                                        "the body is not valid gzip data");
             goto done;
         }
@@ -1004,21 +983,21 @@ int pl_central_reply(pl_remote *r, const pl_remote_request *req, pl_response *re
         len = plain.len;
     }
     if (len > PL_REMOTE_REPLY_MAX) {
-        fail(resp, 413, "the reply must be at most 16 MiB");
+        pl_http_error(resp, 413, "the reply must be at most 16 MiB");
         goto done;
     }
     int rc = pl_store_mailbox_reply(r->opt.store, ticket, (int)status, body ? body : "", len, pl_now_ms());
     if (rc == PL_ENOTFOUND) {
-        fail(resp, 404, "ticket %" PRIu64 " was withdrawn (the asker gave up) or never existed", ticket);
+        pl_http_error(resp, 404, "ticket %" PRIu64 " was withdrawn (the asker gave up) or never existed", ticket);
         goto done;
     }
     if (rc) {
-        fail(resp, 503, "storing the reply failed: %s", pl_strerror(rc));
+        pl_http_error(resp, 503, "storing the reply failed: %s", pl_strerror(rc));
         goto done;
     }
     if (r->opt.notify)
         r->opt.notify(r->opt.notify_ctx, NULL);
-    json_ok(resp, 200);
+    pl_http_json(resp, 200);
     pl_buf_puts(&resp->body, "{}");
 done:
     pl_buf_free(&plain);
@@ -1043,7 +1022,7 @@ int pl_central_objects(pl_remote *r, const pl_remote_request *req, pl_response *
     if (gate(r, req, "GET", 0, resp) || pl_http_live_query(req->http, req->http->path, &q, &pid, host, resp))
         return PL_REMOTE_DONE;
     if (!pid) {
-        fail(resp, 400, "parameter pid is required: this server holds no objects of its own (workers are in /api/procs)");
+        pl_http_error(resp, 400, "parameter pid is required: this server holds no objects of its own (workers are in /api/procs)");
         return PL_REMOTE_DONE;
     }
     /* A local worker of this store answers through the store itself, which
