@@ -7,6 +7,7 @@ header is warned about once."""
 import io
 import json
 import logging
+import shutil
 import subprocess
 import sys
 
@@ -210,9 +211,11 @@ SECRET_VALUES = ("S3cretPass", "hunter2", "K3yK3y", "Pw0rd")
 
 
 def store_with_secret_argv(tmp_path):
-    store = str(tmp_path / "store")
-    subprocess.run([sys.executable, str(APPS / "argv_worker.py"), store, *SECRET_ARGV], check=True, timeout=120)
-    return store
+    # The store keeps the first 255 bytes of a command line: relative paths
+    # keep the secrets inside them however deep the checkout and tmp are.
+    shutil.copy(APPS / "argv_worker.py", tmp_path / "w.py")
+    subprocess.run([sys.executable, "w.py", "store", *SECRET_ARGV], check=True, timeout=120, cwd=tmp_path)
+    return str(tmp_path / "store")
 
 
 def test_procs_and_report_redact_command_lines(tmp_path):
