@@ -7,7 +7,9 @@ import types
 
 import pytest
 
+from conftest import wait_until
 from pyloot import PyLoot, live
+from test_remote import central  # noqa: F401 (a fixture)
 from test_security import wsgi_call
 
 
@@ -235,3 +237,18 @@ def test_graph_of_a_leak_through_any_worker(gunicorn):
         r = server.get("/_pyloot/api/objects/%d/graph?pid=%d" % (int(oid) + 8, pid))
         assert r.status == 404 and "no longer available" in r.json()["error"]
     assert server.worker_pids() == workers
+
+
+def test_graph_through_the_central_server(central, gunicorn):
+    app = gunicorn(workers=1, interval=0.3, env=central.worker_env(PYLOOT_HOST_NAME="host-g"))
+    leaks = app.leak_everywhere(rounds=1)
+    (pid,) = leaks
+    wait_until(lambda: central.alive() == [("host-g", pid)], 20, message="the worker alive in the central /api/procs")
+    oid = central.api("/api/objects?pid=%d&host=host-g&group=%s&limit=1" % (pid, LEAK))["objects"][0]["id"]
+    doc = central.api("/api/objects/%s/graph?pid=%d&host=host-g&depth=1" % (oid, pid))
+    assert doc["pid"] == pid and doc["found"] is True
+    assert "attribute 'LEAKS'" in [e["label"] for e in doc["edges"] if e["on_path"]]
+    assert {n["type"] for n in doc["nodes"]} == {LEAK, "list", "module"}
+    central.api("/api/objects/1/graph?pid=%d&host=host-g" % pid, expect=404)
+    central.api("/api/objects/%s/graph?pid=%d&host=host-g&depth=0" % (oid, pid), expect=400)
+    central.api("/api/objects/%s/graph" % oid, expect=400)  # the central server holds no objects
