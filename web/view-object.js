@@ -9,6 +9,7 @@ import { hashFor, parseHash, pidParam } from "./router.js";
 import { hostParam, workerParams } from "./procs.js";
 import { objLink, pathSteps } from "./objlinks.js";
 import { retainedPanel } from "./retained.js";
+import { graphPanel } from "./graph-panel.js";
 
 /** A panel: its title, then a loading block until its content replaces it. */
 const panel = (id, title, loading) => h("section", { class: "panel", id }, h("h2", null, title), loadingBlock(loading));
@@ -132,6 +133,7 @@ export function objectView() {
       (err) => { if (x.stillHere()) objectFailed(x, err, () => update(parseHash())); });
     api("objects/" + id + "/path", q).then((d) => { if (x.stillHere()) showPath(x, d); },
       (err) => { if (x.stillHere()) replaceBody(secs.path, errorBox(err)); });
+    grid.prepend(graphPanel(id, pid, host, x.stillHere));
     retainedPanel(secs.retained, id, pid, x.stillHere, host);
     refList(x, "parents");
     refList(x, "children");

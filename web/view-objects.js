@@ -86,7 +86,7 @@ function update(v, r) {
 async function load(v) {
   const my = ++v.seq, st = v.st, els = v.els;
   clear(els.head);
-  fill(els.witness, st.group ? witnessLine(st.group, st.pid, st.host) : null);
+  fill(els.witness, st.group ? witnessLine(st.group, st.pid, st.host, true) : null);
   if (!st.group) { v.loadedKey = fetchKey(st); v.data = null; els.suspect.hidden = true; pickType(v); return; }
   els.results.dataset.state = "loading";
   fill(els.results, loadingBlock("Asking " + (st.pid ? "pid " + st.pid : "the answering worker") + " for its live " + st.group + " objects…"));
