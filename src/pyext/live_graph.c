@@ -22,6 +22,9 @@
 #define GRAPH_RAW_NODES (2 * GRAPH_MAX_NODES) /* met by the search, before own dicts fold */
 #define GRAPH_MAX_PASSES 8          /* passes over the heap: levels plus the dict hops that cost none */
 #define GRAPH_MAX_EDGES 1000        /* edges among the nodes met; more is `truncated` */
+#define CSR_MAX_EDGES ((size_t)8 << 20) /* referents recorded by the first pass (64 MB), as live_path.c */
+#define FILTER_BITS (1 << 16)
+#define FILTER_BIT(p) ((((uintptr_t)(p)) >> 4) & (FILTER_BITS - 1))
 
 enum {
     NODE_ROOT = 1,    /* a module or a frame: a root of the why-alive search, not searched further */
@@ -53,9 +56,17 @@ typedef struct graph {
     int max_depth;
     /* the current pass */
     pl_ptrmap front; /* address -> node index of the nodes searched in this pass */
+    uint64_t filter[FILTER_BITS / 64]; /* one bit per address hash of `front`: most pointers stop here */
     uint32_t hit[64];
     size_t nhit;
     int hit_more;
+    /* The first pass records every object's referents, so that later passes
+     * scan flat arrays instead of calling tp_traverse again (as the
+     * backward path search does); past CSR_MAX_EDGES they traverse again. */
+    PyObject **csr;
+    size_t csr_n, csr_cap;
+    size_t *csr_start; /* referents of snapshot object i: csr[csr_start[i] .. csr_start[i + 1]) */
+    int csr_on, csr_ready;
 } graph;
 
 static int add_edge(graph *g, uint32_t from, uint32_t to, int on_path)
@@ -133,7 +144,8 @@ static int visit_front(PyObject *child, void *arg)
 {
     graph *g = arg;
     uint32_t idx;
-    if (!child || !pl_ptrmap_get(&g->front, (uintptr_t)child, &idx))
+    if (!child || !(g->filter[FILTER_BIT(child) / 64] & ((uint64_t)1 << (FILTER_BIT(child) % 64))) ||
+        !pl_ptrmap_get(&g->front, (uintptr_t)child, &idx))
         return 0;
     for (size_t i = 0; i < g->nhit; i++)
         if (g->hit[i] == idx)
@@ -146,12 +158,48 @@ static int visit_front(PyObject *child, void *arg)
     return 0;
 }
 
+static int record_visit(PyObject *child, void *arg)
+{
+    graph *g = arg;
+    if (g->csr_on && g->csr_n == g->csr_cap) {
+        size_t cap = g->csr_cap ? g->csr_cap * 2 : 1 << 16;
+        PyObject **e = cap <= CSR_MAX_EDGES ? realloc(g->csr, cap * sizeof(*e)) : NULL;
+        if (e) {
+            g->csr = e;
+            g->csr_cap = cap;
+        } else {
+            g->csr_on = 0;
+        }
+    }
+    if (g->csr_on)
+        g->csr[g->csr_n++] = child;
+    return visit_front(child, arg);
+}
+
+/* The referents of snapshot object i that are in `front`, into g->hit. */
+static void hits_of(graph *g, const pl_objvec *snap, size_t i, int first)
+{
+    PyObject *p = snap->v[i];
+    g->nhit = 0;
+    g->hit_more = 0;
+    if (g->csr_ready) {
+        for (size_t e = g->csr_start[i]; e < g->csr_start[i + 1]; e++)
+            visit_front(g->csr[e], g);
+        return;
+    }
+    if (first && g->csr_on)
+        g->csr_start[i] = g->csr_n;
+    if (pl_has_traverse(p))
+        Py_TYPE(p)->tp_traverse(p, first && g->csr_on ? record_visit : visit_front, g);
+}
+
 /* One pass: every tracked object that refers to a node of `front` becomes a
  * node (within the bound) with an edge to each node it refers to; the new
  * nodes to search go to `next`. 0, or -1 out of memory. */
-static int search_pass(graph *g, const pl_objvec *snap, const pl_objvec *front, pl_objvec *next)
+static int search_pass(graph *g, const pl_objvec *snap, const pl_objvec *front, pl_objvec *next, int first)
 {
     pl_ptrmap_free(&g->front);
+    memset(g->filter, 0, sizeof g->filter);
     if (pl_ptrmap_init(&g->front, front->n) < 0)
         return -1;
     for (size_t i = 0; i < front->n; i++) {
@@ -159,14 +207,15 @@ static int search_pass(graph *g, const pl_objvec *snap, const pl_objvec *front, 
         pl_ptrmap_get(&g->index, (uintptr_t)front->v[i], &idx);
         if (pl_ptrmap_add(&g->front, (uintptr_t)front->v[i], idx) < 0)
             return -1;
+        g->filter[FILTER_BIT(front->v[i]) / 64] |= (uint64_t)1 << (FILTER_BIT(front->v[i]) % 64);
+    }
+    if (first) {
+        g->csr_start = malloc((snap->n + 1) * sizeof(*g->csr_start));
+        g->csr_on = g->csr_start != NULL;
     }
     for (size_t i = 0; i < snap->n; i++) {
         PyObject *p = snap->v[i];
-        if (!pl_has_traverse(p))
-            continue;
-        g->nhit = 0;
-        g->hit_more = 0;
-        Py_TYPE(p)->tp_traverse(p, visit_front, g);
+        hits_of(g, snap, i, first);
         if (!g->nhit)
             continue;
         uint32_t pi;
@@ -197,6 +246,10 @@ static int search_pass(graph *g, const pl_objvec *snap, const pl_objvec *front, 
             return -1;
         if (to_search(g, pi) && pl_objvec_push(next, p) < 0)
             return -1;
+    }
+    if (first && g->csr_on) {
+        g->csr_start[snap->n] = g->csr_n;
+        g->csr_ready = 1;
     }
     return 0;
 }
@@ -239,7 +292,7 @@ static int graph_search(pl_answer *a, graph *g, const pl_objvec *path, PyObject 
         goto out;
     for (int pass = 0; front.n && pass < GRAPH_MAX_PASSES; pass++) {
         next.n = 0;
-        if (search_pass(g, &a->snap, &front, &next) < 0)
+        if (search_pass(g, &a->snap, &front, &next, pass == 0) < 0)
             goto out;
         pl_objvec t = front;
         front = next;
@@ -249,6 +302,10 @@ static int graph_search(pl_answer *a, graph *g, const pl_objvec *path, PyObject 
         g->truncated = 1;
     rc = 0;
 out:
+    free(g->csr);
+    free(g->csr_start);
+    g->csr = NULL;
+    g->csr_start = NULL;
     pl_objvec_free(&front);
     pl_objvec_free(&next);
     return rc;
