@@ -113,17 +113,18 @@ def test_depth_bounds_the_referrers_but_not_the_path(loot, module):
         # The path reaches the module at depth 8 whatever the depth asked.
         assert [n["depth"] for n in doc["nodes"] if n["root"]] == [8]
         assert len([n for n in doc["nodes"] if n["on_path"]]) == 9
-    # Without the path, the lists past `depth` are not there.
-    chain = [Holder()]
-    lonely = id(chain[0])
+    # Off the path, nothing deeper than `depth`: the module holds the object itself, and a chain of
+    # six lists around it too.
+    module.direct = Holder()
+    chain = [module.direct]
     for _ in range(5):
         chain = [chain]
-    module.cycle = [chain]
-    module.cycle.append(module.cycle)  # a cycle held by the module at depth 7
+    module.around = chain
     del chain
-    doc = graph(loot, lonely, "depth=2")
-    assert sorted(n["depth"] for n in doc["nodes"] if not n["on_path"]) == []
-    assert sorted(n["depth"] for n in doc["nodes"]) == list(range(9))
+    for depth in (1, 2, 3, 4):
+        doc = graph(loot, id(module.direct), "depth=%d" % depth)
+        assert sorted(n["depth"] for n in doc["nodes"] if not n["on_path"]) == list(range(1, depth + 1))
+        assert [n["type"] for n in doc["nodes"] if n["on_path"]] == ["test_graph.Holder", "module"]
 
 
 def test_node_bound_says_truncated(loot, module):
