@@ -69,6 +69,8 @@ def test_object_page_draws_what_holds_it_and_its_nodes_open_their_pages(page):
     ui.wait(lambda d: d.execute_script("return document.querySelector('#object-id')?.textContent") == holder["id"],
             "the list's page")
     ui.wait(lambda d: any("target" in n["cls"] and n["id"] == holder["id"] for n in drawn(ui)), "the list's graph")
+    show_panel(ui)
+    ui.shot("list", full=False)
 
 
 def test_sixty_nodes_stay_readable(page):
