@@ -127,6 +127,37 @@ def test_depth_bounds_the_referrers_but_not_the_path(loot, module):
         assert [n["type"] for n in doc["nodes"] if n["on_path"]] == ["test_graph.Holder", "module"]
 
 
+def test_a_thread_frame_is_a_root_and_a_lost_cycle_has_no_path(loot):
+    import threading
+
+    ready, done, box = threading.Event(), threading.Event(), {}
+
+    def worker():
+        job = [Holder()]
+        box["id"] = id(job)
+        ready.set()
+        done.wait(10)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    try:
+        assert ready.wait(10)
+        doc = graph(loot, box["id"], "depth=1")
+        (root,) = [n for n in doc["nodes"] if n["root"]]
+        assert root["type"] == "frame" and root["on_path"] and "worker" in root["repr"]
+        assert labels_into(doc, box["id"])["local 'job'"] == root
+    finally:
+        done.set()
+        t.join(10)
+    a, b = Holder(), Holder()
+    a.other, b.other = b, a
+    oid = id(a)
+    del a, b
+    doc = graph(loot, oid)
+    assert doc["found"] is False and not any(n["on_path"] or n["root"] for n in doc["nodes"])
+    assert sorted(e["label"] for e in doc["edges"]) == ["attribute 'other'", "attribute 'other'"]
+
+
 def test_node_bound_says_truncated(loot, module):
     module.target = Holder()
     target = id(module.target)
