@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "heap.h"
+#include "held_secrets.h"
 #include "pyloot/json.h"
 
 /* Answers q with the GIL held. Returns 0 with a body and a->status, or -1
@@ -84,6 +85,8 @@ int pl_live_answer(void *ctx, const pl_live_query *q, pl_buf *body, int *status)
     /* pl_answer_error rewrites from 0: answer into a fresh buffer, then append. */
     pl_buf doc = PL_BUF_INIT;
     a.body = &doc;
+    pl_held_secrets held = {0};
+    a.repr.held = &held; /* built on first need: see held_secrets.h */
     if (pl_answer_enter(&a.repr.deadline) < 0) {
         /* A repr() of an answer on this thread asked again, and so on: the
          * chain is cut here, and every repr() waiting on it fails. */
@@ -97,6 +100,7 @@ int pl_live_answer(void *ctx, const pl_live_query *q, pl_buf *body, int *status)
         }
         pl_answer_leave();
     }
+    pl_held_secrets_free(&held);
     PyErr_Restore(et, ev, tb);
     pl_gil_held_add(pl_now_s() - gil_t0);
     PyGILState_Release(g);
