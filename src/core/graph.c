@@ -569,6 +569,19 @@ const uint32_t *pl_graph_in(const pl_graph *g, uint32_t v, size_t *count)
     return g->in_tail + b;
 }
 
+void pl_graph_csr(const pl_graph *g, const uint32_t **out_off, const uint32_t **out_head,
+                  const uint32_t **in_off, const uint32_t **in_tail)
+{
+    if (out_off)
+        *out_off = g->out_off;
+    if (out_head)
+        *out_head = g->out_head;
+    if (in_off)
+        *in_off = g->in_off;
+    if (in_tail)
+        *in_tail = g->in_tail;
+}
+
 uint32_t pl_graph_edge_head(const pl_graph *g, uint32_t e)
 {
     return e < g->m ? g->out_head[e] : PL_GRAPH_NONE;

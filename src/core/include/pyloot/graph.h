@@ -120,6 +120,13 @@ const uint32_t *pl_graph_out(const pl_graph *g, uint32_t v, size_t *count, uint3
 /* Tails of the edges entering v, ordered by edge number (none when the
  * in-edges are not built: see pl_graph_ensure_reverse). */
 const uint32_t *pl_graph_in(const pl_graph *g, uint32_t v, size_t *count);
+/* The CSR arrays of a finished graph, for loops that cannot afford a call
+ * per vertex: out_off[0..order] and out_head[0..size); in_off and in_tail
+ * likewise, NULL until the in-edges are built. Any pointer may be NULL to
+ * skip it. Owned by g; valid until pl_graph_free (the in-edges from the
+ * pl_graph_ensure_reverse that made them). */
+void pl_graph_csr(const pl_graph *g, const uint32_t **out_off, const uint32_t **out_head,
+                  const uint32_t **in_off, const uint32_t **in_tail);
 /* Head of edge e, or PL_GRAPH_NONE when e >= size. O(1). */
 uint32_t pl_graph_edge_head(const pl_graph *g, uint32_t e);
 /* Tail of edge e, or PL_GRAPH_NONE when e >= size. O(log order): a search
