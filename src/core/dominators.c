@@ -69,6 +69,13 @@ static size_t dfs_number(const pl_graph *g, const uint32_t *roots, size_t nroots
                 __builtin_prefetch(&pre[heads[j]]);
                 __builtin_prefetch(&out_off[heads[j]]);
             }
+            /* Back from a child: keep the window PREFETCH_MAX heads ahead
+             * (a list holding a million objects is scanned one head per
+             * return). */
+            if (e && e + PREFETCH_MAX - 1 < cnt) {
+                __builtin_prefetch(&pre[heads[e + PREFETCH_MAX - 1]]);
+                __builtin_prefetch(&out_off[heads[e + PREFETCH_MAX - 1]]);
+            }
             while (e < cnt && pre[heads[e]])
                 e++;
             if (e == cnt) {
@@ -165,6 +172,12 @@ static void semidominators(const pl_graph *g, size_t r, const uint32_t *pre, con
          * semidominator is its search parent, already in semi[w]. */
         if (s && k > 1) {
             for (size_t j = 0; j < k; j++) {
+                /* A long list (a class's instances all point to it): the
+                 * lists ahead were prefetched only up to PREFETCH_MAX. */
+                if (j + 2 * PREFETCH_MAX < k)
+                    __builtin_prefetch(&pre[preds[j + 2 * PREFETCH_MAX]]);
+                if (j + PREFETCH_MAX < k)
+                    __builtin_prefetch(&al[pre[preds[j + PREFETCH_MAX]]], 1);
                 uint32_t u = pre[preds[j]];
                 if (!u)
                     continue; /* unreachable predecessor */
