@@ -11,7 +11,7 @@ from pyloot import _pyloot
 from pyloot._pyloot import Error, TooLargeError, __version__
 from pyloot.backends import BaseBackend, HTTPRemoteBackend, InMemoryBackend, LMDBBackend
 from pyloot.core import PyLoot
-from pyloot.objectgraph import AnnotatedGraph, ObjectGraph, Suspect, cycles_created_by, garbage, key_cycles, objects_reachable_from, snapshot
+from pyloot.objectgraph import AnnotatedGraph, Components, ObjectGraph, Suspect, cycles_created_by, garbage, key_cycles, objects_reachable_from, snapshot
 from pyloot.i_directed_graph import IDirectedGraph
 from pyloot.server import PyLootServer
 
@@ -31,6 +31,7 @@ __all__ = [
     "InMemoryBackend",
     "HTTPRemoteBackend",
     "AnnotatedGraph",
+    "Components",
     "IDirectedGraph",
     "ObjectGraph",
     "Suspect",

@@ -339,7 +339,7 @@ def test_components_sequence_behaviour():
     lists[4].append(lists[5])
     g = ObjectGraph(lists)
     sccs = g.strongly_connected_components()
-    assert isinstance(sccs, pyloot.objectgraph.Components)
+    assert isinstance(sccs, pyloot.Components)
     import collections.abc
 
     assert isinstance(sccs, collections.abc.Sequence)
@@ -386,3 +386,28 @@ def test_component_graphs_outlive_the_sequence_and_keep_objects():
     comp = sccs[0]
     del sccs, g
     assert len(comp) == 2 and a in comp and comp.children(a)[0] is b
+
+
+def test_scc_of_a_snapshot_places_every_vertex_once():
+    lists = [[i] for i in range(2000)]
+    ring = [[] for _ in range(50)]
+    for i, node in enumerate(ring):
+        node.append(ring[(i + 1) % len(ring)])
+    s = pyloot.snapshot()
+    sccs = s.strongly_connected_components()
+    sizes = sccs.sizes()
+    assert sum(sizes) == len(s)
+    mine = {id(o) for o in lists} | {id(o) for o in ring}
+    found = {}
+    seen = 0
+    for k, comp in enumerate(sccs):
+        assert len(comp) == sizes[k]
+        seen += len(comp)
+        for o in comp:
+            if id(o) in mine:
+                found.setdefault(id(o), []).append(k)
+    assert seen == len(s)
+    assert all(len(ks) == 1 for ks in found.values()) and len(found) == len(mine)
+    assert all(sizes[found[id(o)][0]] == 1 for o in lists)
+    assert {found[id(o)][0] for o in ring} == {found[id(ring[0])][0]}
+    assert sizes[found[id(ring[0])][0]] == 50
