@@ -114,7 +114,11 @@ static PyObject *component_graph(PlComponentsObject *self, Py_ssize_t i)
     }
     if (self->items)
         return Py_NewRef(PyList_GET_ITEM(self->items, i));
-    const pl_graph *g = self->graph ? pl_objgraph_graph(self->graph) : NULL;
+    if (!self->graph) {
+        PyErr_SetString(PyExc_ValueError, "the components were cleared");
+        return NULL;
+    }
+    const pl_graph *g = pl_objgraph_graph(self->graph);
     if (!g)
         return NULL;
     uint32_t id = component_id(self, (size_t)i);
