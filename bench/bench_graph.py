@@ -86,10 +86,6 @@ SHAPES = {
 }
 
 
-def make_heap(n, seed=1):
-    return make_ring(n, seed)
-
-
 def free_heap(nodes):
     for node in nodes:
         if not isinstance(node, list):
