@@ -13,6 +13,7 @@ from pyloot.backends import BaseBackend, HTTPRemoteBackend, InMemoryBackend, LMD
 from pyloot.core import PyLoot
 from pyloot.objectgraph import AnnotatedGraph, ObjectGraph, Suspect, cycles_created_by, garbage, key_cycles, objects_reachable_from, snapshot
 from pyloot.server import PyLootServer
+from pyloot.heapdump import HeapGraph, dump_heap, load_heap
 
 #: The names whose values pyloot shows as ``<redacted>`` unless
 #: ``PyLoot(redact=...)`` replaces them (a case-insensitive substring match).
@@ -37,4 +38,7 @@ __all__ = [
     "key_cycles",
     "objects_reachable_from",
     "snapshot",
+    "HeapGraph",
+    "dump_heap",
+    "load_heap",
 ]

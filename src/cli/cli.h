@@ -48,6 +48,8 @@ struct cli_command {
      * `--opt=value` and aliases are already resolved. Checks them first, then
      * opens the store with cli_open_store. Returns the exit code. */
     int (*run)(const struct cli_globals *g, int argc, char **argv);
+    int positional;  /* takes arguments that are not options: handed to run as the
+                      * pair ("", argument) */
 };
 
 /* common.c: opens g->db read-only into *store (close with pl_store_close);
@@ -84,5 +86,10 @@ extern const struct cli_option cli_serve_options[];
 int cli_report(const struct cli_globals *g, int argc, char **argv);
 extern const struct cli_option cli_report_options[];
 extern const char cli_report_help[];
+
+/* `pyloot heap` (heap.c). */
+int cli_heap(const struct cli_globals *g, int argc, char **argv);
+extern const struct cli_option cli_heap_options[];
+extern const char cli_heap_help[];
 
 #endif

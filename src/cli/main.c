@@ -7,6 +7,7 @@
  *   pyloot procs --db DIR [--json|--csv]          the incarnations of a store (tables.c)
  *   pyloot history --db DIR [...]                 object counts by type (tables.c)
  *   pyloot report --db DIR [--json]               a leak report (report.c)
+ *   pyloot heap FILE [NEW] [--json]               heap dumps: one, or two compared (heap.c)
  *
  * Global options (struct cli_globals) may stand before or after the
  * subcommand; a subcommand's own options come after its name. Adding a
@@ -32,6 +33,7 @@ static const char usage[] =
     "  procs               every process incarnation of the store\n"
     "  history             object counts by type, as of a moment (--since, --until)\n"
     "  report              a leak report: what grew, how fast, where, and what held it\n"
+    "  heap FILE [NEW]     a heap dump: top types, biggest retainers; or what grew between two\n"
     "`pyloot COMMAND --help` describes a command's options.\n"
     "\n"
     "global options (before or after the command):\n"
@@ -52,10 +54,11 @@ static const char usage[] =
 static const struct cli_option no_options[] = {{NULL, NULL, 0}};
 
 static const struct cli_command commands[] = {
-    {"serve", cli_serve_help, cli_serve_options, cli_serve},
-    {"procs", cli_procs_help, no_options, cli_procs},
-    {"history", cli_history_help, cli_history_options, cli_history},
-    {"report", cli_report_help, cli_report_options, cli_report},
+    {"serve", cli_serve_help, cli_serve_options, cli_serve, 0},
+    {"procs", cli_procs_help, no_options, cli_procs, 0},
+    {"history", cli_history_help, cli_history_options, cli_history, 0},
+    {"report", cli_report_help, cli_report_options, cli_report, 0},
+    {"heap", cli_heap_help, cli_heap_options, cli_heap, 1},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -190,6 +193,11 @@ int main(int argc, char **argv)
         if (!o && a[0] == '-' && cmd && i > at) {
             o = find_option(cmd->options, a, len);
             global = 0;
+        }
+        if (!o && a[0] != '-' && cmd && i > at && cmd->positional) {
+            own[n_own++] = (char *)"";
+            own[n_own++] = a;
+            continue;
         }
         if (!o) {
             code = bad_args("unknown argument %s", a, cmd);

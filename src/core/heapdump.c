@@ -216,7 +216,7 @@ done:
 }
 
 /* See heapdump.h. */
-int pl_heapdump_write(const pl_heapdump *d, int level, const char *path)
+int pl_heapdump_write(const pl_heapdump *d, int level, const char *path, size_t *bytes)
 {
     pl_buf img = PL_BUF_INIT, tmp = PL_BUF_INIT;
     int rc = pl_heapdump_encode(d, level, &img);
@@ -250,6 +250,8 @@ int pl_heapdump_write(const pl_heapdump *d, int level, const char *path)
     fd = -1;
     if (rename(tmp.data, path) != 0)
         rc = errno;
+    else if (bytes)
+        *bytes = img.len;
 done:
     if (fd >= 0)
         close(fd);

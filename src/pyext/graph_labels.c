@@ -217,22 +217,10 @@ static int label_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : (x->seq > y->seq);
 }
 
-static PyObject *label_text(const label *l)
-{
-    pl_buf text = PL_BUF_INIT;
-    if (pl_edge_format(&l->edge, &text) < 0) {
-        pl_buf_free(&text);
-        return PyErr_NoMemory();
-    }
-    PyObject *r = PyUnicode_DecodeUTF8(text.data ? text.data : "", (Py_ssize_t)text.len, "replace");
-    pl_buf_free(&text);
-    return r;
-}
-
-/* Labels the out-edges of v into `edges` (a list indexed by edge number):
- * each edge gets the first label pl_referents_each gave its head and no
- * earlier edge took; None when there is none left. */
-static int label_edges_of(const pl_graph *g, uint32_t v, PyObject *edges, labels *ls)
+/* Calls fn(edge number, label or NULL, arg) for each out-edge of v: each
+ * edge gets the first label pl_referents_each gave its head and no earlier
+ * edge took; NULL when there is none left. */
+static int each_edge_label(const pl_graph *g, uint32_t v, labels *ls, pl_edge_label_fn fn, void *arg)
 {
     size_t k;
     uint32_t first;
@@ -258,21 +246,80 @@ static int label_edges_of(const pl_graph *g, uint32_t v, PyObject *edges, labels
         }
         while (lo < ls->len && ls->items[lo].target == target && ls->items[lo].used)
             lo++;
-        PyObject *text;
+        const pl_edge *e = NULL;
         if (lo < ls->len && ls->items[lo].target == target) {
             ls->items[lo].used = 1;
-            text = label_text(&ls->items[lo]);
-            if (!text)
-                return -1;
-        } else {
-            text = Py_NewRef(Py_None);
+            e = &ls->items[lo].edge;
         }
-        PyObject *edge = Py_BuildValue("(IIN)", (unsigned)v, (unsigned)heads[j], text);
-        if (!edge)
+        if (fn(first + (uint32_t)j, e, arg) < 0)
             return -1;
-        PyList_SET_ITEM(edges, (Py_ssize_t)(first + j), edge);
     }
     return 0;
+}
+
+struct edge_list {
+    const pl_graph *g;
+    uint32_t tail;
+    PyObject *edges;
+};
+
+/* pl_edge_label_fn: edges[e] = (tail, head, label text or None). */
+static int put_edge(uint32_t e, const pl_edge *how, void *arg)
+{
+    struct edge_list *el = arg;
+    PyObject *text;
+    if (how) {
+        pl_buf buf = PL_BUF_INIT;
+        if (pl_edge_format(how, &buf) < 0) {
+            pl_buf_free(&buf);
+            PyErr_NoMemory();
+            return -1;
+        }
+        text = PyUnicode_DecodeUTF8(buf.data ? buf.data : "", (Py_ssize_t)buf.len, "replace");
+        pl_buf_free(&buf);
+        if (!text)
+            return -1;
+    } else {
+        text = Py_NewRef(Py_None);
+    }
+    size_t k;
+    uint32_t first;
+    const uint32_t *heads = pl_graph_out(el->g, el->tail, &k, &first);
+    PyObject *edge = Py_BuildValue("(IIN)", (unsigned)el->tail, (unsigned)heads[e - first], text);
+    if (!edge)
+        return -1;
+    PyList_SET_ITEM(el->edges, (Py_ssize_t)e, edge);
+    return 0;
+}
+
+/* Labels the out-edges of v into `edges` (a list indexed by edge number). */
+static int label_edges_of(const pl_graph *g, uint32_t v, PyObject *edges, labels *ls)
+{
+    struct edge_list el = {g, v, edges};
+    return each_edge_label(g, v, ls, put_edge, &el);
+}
+
+/* See graph_int.h. */
+int pl_objgraph_edge_labels(const pl_graph *g, pl_edge_label_fn vertex_fn, pl_edge_label_fn fn, void *arg)
+{
+    labels ls = {g, NULL, 0, 0, 0};
+    int rc = 0;
+    size_t n = pl_graph_order(g);
+    for (uint32_t v = 0; v < n && !rc; v++) {
+        if (vertex_fn && vertex_fn(v, NULL, arg) < 0)
+            rc = -1;
+        else
+            rc = each_edge_label(g, v, &ls, fn, arg);
+    }
+    labels_clear(&ls);
+    free(ls.items);
+    return rc;
+}
+
+/* See graph_int.h. */
+PyObject *pl_objgraph_describe(PyObject *obj)
+{
+    return object_annotation(obj);
 }
 
 /* _annotations() -> (vertex descriptions, edges): edges[i] is

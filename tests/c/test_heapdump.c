@@ -125,7 +125,7 @@ static void test_round_trip(void)
     int fd = mkstemp(path);
     CHECK(fd >= 0);
     close(fd);
-    CHECK_OK(pl_heapdump_write(d, 1, path));
+    CHECK_OK(pl_heapdump_write(d, 1, path, NULL));
     pl_heapdump *f = NULL;
     CHECK_OK(pl_heapdump_read(path, &f, err, sizeof err));
     CHECK(f && f->n == 6 && f->head[3] == 3);
@@ -154,13 +154,18 @@ static void test_retained(void)
     pl_heapdump_dom_free(t);
 
     pl_buf js = PL_BUF_INIT;
-    CHECK_OK(pl_heapdump_report_json(d, NULL, &js));
+    pl_heapdump_report *rep = NULL;
+    CHECK_OK(pl_heapdump_report_make(d, NULL, &rep));
+    CHECK_OK(pl_heapdump_report_json(rep, &js));
+    pl_heapdump_report_free(rep);
     pl_buf_putc(&js, '\0');
     CHECK(strstr(js.data, "\"objects\":6") != NULL);
     CHECK(strstr(js.data, "{\"name\":\"module\",\"count\":1,\"bytes\":100}") != NULL);
     /* the module first, then the list with its path from the module */
     CHECK(strstr(js.data, "\"retainers\":[{\"id\":4096,\"type\":\"module\"") != NULL);
     CHECK(strstr(js.data, "},{\"id\":4160,\"type\":\"list\",\"repr\":\"list[2]\",\"size\":50,\"retained\":87") != NULL);
+    if (test_failures)
+        fprintf(stderr, "%s\n", js.data);
     CHECK(strstr(js.data, "\"via\":\"attribute 'items'\"") != NULL);
     pl_buf_free(&js);
     pl_heapdump_free(d);
@@ -193,7 +198,10 @@ static void test_diff(void)
     memcpy(d->head, heads, sizeof heads);
     d->label = calloc(8, sizeof(uint32_t));
     pl_buf js = PL_BUF_INIT;
-    CHECK_OK(pl_heapdump_diff_json(o, d, NULL, &js));
+    pl_heapdump_diff *f = NULL;
+    CHECK_OK(pl_heapdump_diff_make(o, d, NULL, &f));
+    CHECK_OK(pl_heapdump_diff_json(f, &js));
+    pl_heapdump_diff_free(f);
     pl_buf_putc(&js, '\0');
     CHECK(strstr(js.data, "\"types\":[{\"name\":\"demo.Item\",\"count_change\":2,\"bytes_change\":20") != NULL);
     CHECK(strstr(js.data, "\"new_held_by_old\":[{\"id\":4160,\"type\":\"list\"") != NULL);

@@ -26,6 +26,7 @@ typedef enum pl_live_kind {
     PL_LIVE_RETAINED = 6,  /* PL_LIVE_DETAIL plus retained size and immediate dominator: id */
     PL_LIVE_RETAINERS = 7, /* dominator-tree children of id (0: the top level): offset, limit */
     PL_LIVE_SUSPECTS = 8,  /* leak suspects of the type `group`: limit (1..10) of them */
+    PL_LIVE_HEAPDUMP = 9,  /* a heap dump file of the whole heap (docs/heapdump.md) */
 } pl_live_kind;
 
 /* A live-object query, already validated by the handler. */
@@ -107,6 +108,7 @@ typedef struct pl_response {
     const char *www_authenticate; /* static string or NULL (401) */
     const char *allow;            /* static string or NULL: the Allow header of a 405 */
     char set_cookie[1600];        /* Set-Cookie value, "" for none */
+    char content_disposition[128];/* Content-Disposition value, "" for none (a download) */
 } pl_response;
 
 /* Handles one request. Always fills *resp with a complete answer (JSON

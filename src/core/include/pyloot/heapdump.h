@@ -13,9 +13,10 @@
  *
  * heapdump.c encodes and decodes (zlib, CRC-32, versioned header; a
  * damaged, truncated or hostile file is refused with a message, never
- * read past its end); heapdump_report.c analyses (dominator tree,
- * retained sizes, top types, retainers and their paths, the difference of
- * two dumps) and writes the JSON of `pyloot heap`. Everything allocates
+ * read past its end); heapdump_dom.c builds the dominator tree, retained
+ * sizes and root paths; heapdump_report.c says what `pyloot heap` says
+ * (top types, retainers and their paths, the difference of two dumps) and
+ * writes it as JSON. Everything allocates
  * with libc and needs no lock: a dump is owned by one thread at a time.
  * Functions return 0, ENOMEM, errno values or PL_E* codes (error.h). */
 #ifndef PYLOOT_HEAPDUMP_H
@@ -83,9 +84,9 @@ void pl_heapdump_free(pl_heapdump *d);
 int pl_heapdump_encode(const pl_heapdump *d, int level, pl_buf *out);
 
 /* Writes the file image to `path` (a temporary name in the same directory,
- * then rename, so a reader never sees half a file). Returns 0, an errno
- * value, ENOMEM or PL_EBADARG. */
-int pl_heapdump_write(const pl_heapdump *d, int level, const char *path);
+ * then rename, so a reader never sees half a file); *bytes (may be NULL)
+ * gets the file's size. Returns 0, an errno value, ENOMEM or PL_EBADARG. */
+int pl_heapdump_write(const pl_heapdump *d, int level, const char *path, size_t *bytes);
 
 /* Decodes a file image. On success *out is a new dump (pl_heapdump_free).
  * On failure returns PL_ECORRUPT (or ENOMEM, PL_ETOOBIG, PL_ESCHEMA for a
@@ -102,7 +103,7 @@ int pl_heapdump_read(const char *path, pl_heapdump **out, char *err, size_t errl
  * label's string, or nothing for an unlabelled edge. Returns 0 or ENOMEM. */
 int pl_heapdump_label(const pl_heapdump *d, uint32_t e, pl_buf *out);
 
-/* ---- analysis (heapdump_report.c) ---- */
+/* ---- analysis (heapdump_dom.c, heapdump_report.c) ---- */
 
 typedef struct pl_heapdump_dom pl_heapdump_dom;
 
@@ -120,30 +121,107 @@ uint64_t pl_heapdump_retained(const pl_heapdump_dom *t, uint32_t v);
 uint64_t pl_heapdump_total(const pl_heapdump_dom *t);
 /* Immediate dominator of v: a vertex, or UINT32_MAX - 1 (the virtual root). */
 uint32_t pl_heapdump_idom(const pl_heapdump_dom *t, uint32_t v);
+/* Number of roots the tree hangs from (flagged ones, then those added). */
+size_t pl_heapdump_nroots(const pl_heapdump_dom *t);
 
-/* Report options for `pyloot heap` (and the UI, which reads the same JSON). */
+/* One step of a path from a root: the vertex and the edge from the step
+ * before (UINT32_MAX for the first step). */
+typedef struct pl_heapdump_step {
+    uint32_t vertex, via;
+} pl_heapdump_step;
+
+/* A shortest path from the roots to v, root first, cut to its last `max`
+ * steps (*cut set; the first step's via is then UINT32_MAX too). *out is
+ * malloc'ed, *n its length (0 never: v itself is the last step). Returns 0
+ * or ENOMEM. */
+int pl_heapdump_path(const pl_heapdump *d, const pl_heapdump_dom *t, uint32_t v, size_t max,
+                     pl_heapdump_step **out, size_t *n, int *cut);
+
+/* Options of a report (pyloot heap); zero fields take the defaults. */
 typedef struct pl_heapdump_report_options {
-    size_t types;     /* top types listed (default 20) */
-    size_t retainers; /* biggest retainers listed, each with its path (default 10) */
+    size_t types;     /* rows of types listed (default 20) */
+    size_t retainers; /* biggest retainers / holders listed (default 10) */
     size_t path_max;  /* steps of a path shown (default 32) */
 } pl_heapdump_report_options;
 
-/* Appends the JSON summary of one dump to out: {"pid", "host", "time",
- * "argv", "python", "objects", "edges", "bytes", "types": [{"name", "count",
- * "bytes"}], "retainers": [{"id", "type", "repr", "size", "retained",
- * "path": [{"id", "type", "repr", "via"}]}]}. opt may be NULL. Returns 0
- * or ENOMEM. */
-int pl_heapdump_report_json(const pl_heapdump *d, const pl_heapdump_report_options *opt, pl_buf *out);
+/* A type's row: totals in one dump, changes between two. */
+typedef struct pl_heapdump_type_row {
+    const char *name; /* owned by the dump */
+    uint64_t count, bytes;
+    int64_t count_change, bytes_change; /* diff only */
+} pl_heapdump_type_row;
 
-/* Appends the JSON comparison of two dumps of one worker to out: objects
- * are matched by address and type name. {"old": {...}, "new": {...},
- * "types": [{"name", "count_change", "bytes_change", "count", "bytes"}]
- * ranked by bytes change (then count change, then name), "grown":
- * [{"id", "type", "repr", "retained_change", "retained"}] the matched
- * holders whose retained size grew most, "new_held_by_old": [{"id",
- * "type", "repr", "new_objects", "new_bytes", "new_types": [..]}] matched
- * objects referring directly to objects new in `new`}. Returns 0 or ENOMEM. */
-int pl_heapdump_diff_json(const pl_heapdump *old, const pl_heapdump *new_, const pl_heapdump_report_options *opt,
-                          pl_buf *out);
+typedef struct pl_heapdump_retainer {
+    uint32_t vertex;
+    uint64_t retained;
+    pl_heapdump_step *path; /* from a root to vertex */
+    size_t npath;
+    int path_cut;
+} pl_heapdump_retainer;
+
+/* What `pyloot heap FILE` says about one dump. The CLI's text and the
+ * JSON (pl_heapdump_report_json, also read by the UI) both come from it. */
+typedef struct pl_heapdump_report {
+    const pl_heapdump *d;  /* borrowed: must outlive the report */
+    pl_heapdump_dom *t;
+    uint64_t bytes;        /* sum of the shallow sizes */
+    pl_heapdump_type_row *types; /* by bytes, then count, then name */
+    size_t ntypes;
+    pl_heapdump_retainer *retainers; /* largest retained size first; a vertex keeping
+                                      * 90 % of what a listed dominator of it retains
+                                      * replaces it (the list a leak appends to rather
+                                      * than the module holding it) */
+    size_t nretainers;
+} pl_heapdump_report;
+
+/* Builds the report of d. *out is freed with pl_heapdump_report_free.
+ * Returns 0 or ENOMEM. */
+int pl_heapdump_report_make(const pl_heapdump *d, const pl_heapdump_report_options *opt,
+                            pl_heapdump_report **out);
+void pl_heapdump_report_free(pl_heapdump_report *r);
+/* Appends {"pid", "start", "host", "time", "argv", "python", "objects",
+ * "edges", "bytes", "total", "roots", "types": [{"name", "count",
+ * "bytes"}], "retainers": [{"id", "type", "repr", "size", "retained",
+ * "path_cut", "path": [{"id", "type", "repr", "size", "via"}]}]}. */
+int pl_heapdump_report_json(const pl_heapdump_report *r, pl_buf *out);
+
+/* A holder in the comparison of two dumps (a vertex of the newer one). */
+typedef struct pl_heapdump_holder {
+    uint32_t vertex;
+    uint64_t retained, retained_change; /* grown */
+    uint64_t new_objects, new_bytes;    /* new_held */
+    const char *new_type;               /* new_held: the type of those, or "(several types)" */
+} pl_heapdump_holder;
+
+/* What `pyloot heap OLD NEW` says. Objects are matched by address and type
+ * name: an address reused by another object of the same type counts as the
+ * same object (docs/heapdump.md). */
+typedef struct pl_heapdump_diff {
+    const pl_heapdump *old, *d; /* borrowed */
+    pl_heapdump_dom *old_t, *t;
+    size_t matched, new_objects, gone_objects;
+    pl_heapdump_type_row *types; /* changed types by bytes change, then count change, then name */
+    size_t ntypes;
+    pl_heapdump_holder *grown;   /* matched vertices whose retained size grew most */
+    size_t ngrown;
+    pl_heapdump_holder *new_held; /* matched vertices referring to most objects new in d */
+    size_t nnew_held;
+} pl_heapdump_diff;
+
+int pl_heapdump_diff_make(const pl_heapdump *old, const pl_heapdump *d, const pl_heapdump_report_options *opt,
+                          pl_heapdump_diff **out);
+void pl_heapdump_diff_free(pl_heapdump_diff *f);
+/* Appends {"old": {meta, "total"}, "new": {...}, "same_worker", "matched",
+ * "new_objects", "gone_objects", "types": [{"name", "count_change",
+ * "bytes_change", "count", "bytes"}], "grown": [{"id", "type", "repr",
+ * "size", "retained", "retained_change"}], "new_held_by_old": [{"id",
+ * "type", "repr", "size", "new_objects", "new_bytes", "new_type"}]}. */
+int pl_heapdump_diff_json(const pl_heapdump_diff *f, pl_buf *out);
+
+/* The type name of vertex v. */
+static inline const char *pl_heapdump_type_of(const pl_heapdump *d, uint32_t v)
+{
+    return d->strings[d->type_name[d->type[v]]];
+}
 
 #endif
