@@ -253,7 +253,9 @@ static void test_live_query_codec(void)
     CHECK_EQ_STR(back.group, "app.Leak");
     CHECK_OK(pl_live_query_decode("7 0 0 100 ", 10, &back));
     CHECK_EQ_INT(back.kind, PL_LIVE_RETAINERS);
-    CHECK(pl_live_query_decode("9 1 2 3 x", 9, &back) == PL_EBADARG);
+    CHECK_OK(pl_live_query_decode("9 0 0 1 ", 8, &back));
+    CHECK_EQ_INT(back.kind, PL_LIVE_HEAPDUMP);
+    CHECK(pl_live_query_decode("10 1 2 3 x", 10, &back) == PL_EBADARG);
     CHECK(pl_live_query_decode("0 1 2 3 x", 9, &back) == PL_EBADARG);
     CHECK(pl_live_query_decode("1 2", 3, &back) == PL_EBADARG);
     CHECK(pl_live_query_decode("", 0, &back) == PL_EBADARG);
