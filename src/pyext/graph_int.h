@@ -171,6 +171,10 @@ int pl_objgraph_edge_labels(const pl_graph *g, pl_edge_label_fn vertex_fn, pl_ed
 /* The description pl_objgraph_annotations gives obj (a new str), or NULL
  * with an exception set. Runs no Python code of obj's class. */
 PyObject *pl_objgraph_describe(PyObject *obj);
+/* 1 when obj's description depends on its type alone (an instance of a
+ * class: "object\nmodule.Name"), so that a caller may reuse it for every
+ * instance of the type; else 0. */
+int pl_objgraph_described_by_type(PyObject *obj);
 
 /* ---- graph_dom.c ----
  *

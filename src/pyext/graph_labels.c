@@ -322,6 +322,22 @@ PyObject *pl_objgraph_describe(PyObject *obj)
     return object_annotation(obj);
 }
 
+/* See graph_int.h: the objects object_annotation describes by their type
+ * alone (its last case). Kept next to it so the two never disagree. */
+int pl_objgraph_described_by_type(PyObject *obj)
+{
+    static PyTypeObject *const base_types[] = {&PyBool_Type, &PyLong_Type, &PyFloat_Type,
+                                               &PyComplex_Type, &PyBytes_Type, &PyUnicode_Type};
+    if (obj == Py_None || PyFunction_Check(obj) || PyMethod_Check(obj) || PyList_Check(obj) ||
+        PyTuple_Check(obj) || PyDict_Check(obj) || PyModule_Check(obj) || PyType_Check(obj) ||
+        PyWeakref_CheckRef(obj) || PyFrame_Check(obj))
+        return 0;
+    for (size_t i = 0; i < sizeof(base_types) / sizeof(base_types[0]); i++)
+        if (PyObject_TypeCheck(obj, base_types[i]))
+            return 0;
+    return 1;
+}
+
 /* _annotations() -> (vertex descriptions, edges): edges[i] is
  * (tail index, head index, label or None) for edge number i. */
 /* See graph_int.h. */

@@ -37,6 +37,13 @@ static double now_s(void)
 
 /* ---- gathering (GIL held) ---- */
 
+/* A label whose key is a str: (kind, key object) -> string index. The keys
+ * are alive (the vertices hold them) while the dump is gathered. */
+struct label_slot {
+    PyObject *key;
+    uint32_t kind, index;
+};
+
 typedef struct builder {
     pl_heapdump *d;
     const pl_graph *g;
@@ -48,6 +55,11 @@ typedef struct builder {
     PyTypeObject **type_key; /* open addressing on the type pointer */
     uint32_t *type_val;
     size_t type_slots;
+    int64_t *type_descr; /* per type index: its instances' description in `descr`
+                          * (offset << 16 | length), -1 unknown yet */
+    pl_buf descr;
+    struct label_slot *label_cache; /* formatted labels of str keys (interned names) */
+    size_t label_slots, nlabels;
     uint32_t *label;     /* per edge, in the graph's edge order */
     pl_buf repr, scratch;
     uint32_t *repr_off;  /* per vertex in graph order: start in repr (length below) */
@@ -123,7 +135,10 @@ static uint32_t type_index(builder *b, PyTypeObject *tp)
         uint32_t *names = realloc(d->type_name, ncap / 2 * sizeof(uint32_t));
         if (names)
             d->type_name = names;
-        if (!key || !val || !names) {
+        int64_t *descr = realloc(b->type_descr, ncap / 2 * sizeof(int64_t));
+        if (descr)
+            b->type_descr = descr;
+        if (!key || !val || !names || !descr) {
             free(key);
             free(val);
             return UINT32_MAX;
@@ -157,17 +172,13 @@ static uint32_t type_index(builder *b, PyTypeObject *tp)
     b->type_key[j] = tp;
     b->type_val[j] = (uint32_t)d->ntypes;
     d->type_name[d->ntypes] = s;
+    b->type_descr[d->ntypes] = -1;
     return (uint32_t)d->ntypes++;
 }
 
-/* Appends text cut to PL_HEAPDUMP_REPR_MAX bytes on a UTF-8 boundary. */
-static int put_description(builder *b, uint32_t v, PyObject *text)
+/* Appends s[0..n) cut to PL_HEAPDUMP_REPR_MAX bytes on a UTF-8 boundary. */
+static int put_description(builder *b, uint32_t v, const char *s, size_t n)
 {
-    Py_ssize_t len = 0;
-    const char *s = PyUnicode_AsUTF8AndSize(text, &len);
-    if (!s)
-        return -1;
-    size_t n = (size_t)len;
     if (n > PL_HEAPDUMP_REPR_MAX) {
         n = PL_HEAPDUMP_REPR_MAX;
         while (n > 0 && ((uint8_t)s[n] & 0xc0) == 0x80)
@@ -182,7 +193,8 @@ static int put_description(builder *b, uint32_t v, PyObject *text)
     return 0;
 }
 
-/* pl_edge_label_fn for a vertex: its type and description. */
+/* pl_edge_label_fn for a vertex: its type and description (made once per
+ * type for the instances described by their type). */
 static int gather_vertex(uint32_t v, const struct pl_edge *unused, void *arg)
 {
     (void)unused;
@@ -196,12 +208,65 @@ static int gather_vertex(uint32_t v, const struct pl_edge *unused, void *arg)
     b->d->type[v] = t;
     if (PyModule_Check(o))
         b->d->flags[v] |= PL_HEAPDUMP_MODULE;
+    int by_type = pl_objgraph_described_by_type(o);
+    if (by_type && b->type_descr[t] >= 0) {
+        int64_t at = b->type_descr[t];
+        return put_description(b, v, b->descr.data + (at >> 16), (size_t)(at & 0xffff));
+    }
     PyObject *text = pl_objgraph_describe(o);
     if (!text)
         return -1;
-    int rc = put_description(b, v, text);
+    Py_ssize_t len = 0;
+    const char *s = PyUnicode_AsUTF8AndSize(text, &len);
+    int rc = s ? put_description(b, v, s, (size_t)len) : -1;
+    if (!rc && by_type) {
+        size_t n = b->repr_len[v];
+        b->type_descr[t] = (int64_t)b->descr.len << 16 | (int64_t)n;
+        if (pl_buf_append(&b->descr, s, n)) {
+            PyErr_NoMemory();
+            rc = -1;
+        }
+    }
     Py_DECREF(text);
     return rc;
+}
+
+/* The string index of label e whose key is a str, from the cache or made. */
+static uint32_t str_key_label(builder *b, const struct pl_edge *label)
+{
+    if (b->nlabels * 2 >= b->label_slots) {
+        size_t ncap = b->label_slots ? b->label_slots * 2 : 1024;
+        struct label_slot *t = calloc(ncap, sizeof *t);
+        if (!t)
+            return UINT32_MAX;
+        for (size_t i = 0; i < b->label_slots; i++)
+            if (b->label_cache[i].key) {
+                size_t j = (((uintptr_t)b->label_cache[i].key >> 4) * 31 + b->label_cache[i].kind) & (ncap - 1);
+                while (t[j].key)
+                    j = (j + 1) & (ncap - 1);
+                t[j] = b->label_cache[i];
+            }
+        free(b->label_cache);
+        b->label_cache = t;
+        b->label_slots = ncap;
+    }
+    size_t j = (((uintptr_t)label->key >> 4) * 31 + (uint32_t)label->kind) & (b->label_slots - 1);
+    while (b->label_cache[j].key) {
+        if (b->label_cache[j].key == label->key && b->label_cache[j].kind == (uint32_t)label->kind)
+            return b->label_cache[j].index;
+        j = (j + 1) & (b->label_slots - 1);
+    }
+    pl_buf_reset(&b->scratch);
+    uint32_t s = pl_edge_format(label, &b->scratch) < 0
+                     ? UINT32_MAX
+                     : intern(b, b->scratch.data ? b->scratch.data : "", b->scratch.len);
+    if (s != UINT32_MAX) {
+        b->label_cache[j].key = label->key;
+        b->label_cache[j].kind = (uint32_t)label->kind;
+        b->label_cache[j].index = s;
+        b->nlabels++;
+    }
+    return s;
 }
 
 /* pl_edge_label_fn for an edge: its label, "item[i]" kept as a number. */
@@ -216,10 +281,15 @@ static int gather_edge(uint32_t e, const struct pl_edge *label, void *arg)
         b->label[e] = PL_HEAPDUMP_ITEM | (uint32_t)label->index;
         return 0;
     }
-    pl_buf_reset(&b->scratch);
-    uint32_t s = pl_edge_format(label, &b->scratch) < 0 ? UINT32_MAX
-                                                        : intern(b, b->scratch.data ? b->scratch.data : "",
-                                                                 b->scratch.len);
+    uint32_t s;
+    if (label->key && PyUnicode_CheckExact(label->key)) {
+        s = str_key_label(b, label);
+    } else {
+        pl_buf_reset(&b->scratch);
+        s = pl_edge_format(label, &b->scratch) < 0
+                ? UINT32_MAX
+                : intern(b, b->scratch.data ? b->scratch.data : "", b->scratch.len);
+    }
     if (s == UINT32_MAX) {
         PyErr_NoMemory();
         return -1;
@@ -396,6 +466,9 @@ done:
     free(b.str_slot);
     free(b.type_key);
     free(b.type_val);
+    free(b.type_descr);
+    free(b.label_cache);
+    pl_buf_free(&b.descr);
     free(b.label);
     free((void *)b.rank);
     free(b.repr_off);
