@@ -22,7 +22,7 @@
 
 static const char usage[] =
     "usage: pyloot [-h HOST] [-p PORT] [--db DIR] [--token TOKEN] [--read-only] [--no-gzip] [--help]\n"
-    "              [--version]\n"
+    "              [--version] [--heap FILE [--heap NEW]]\n"
     "       pyloot [--db DIR] [--json | --csv] COMMAND [options]\n"
     "\n"
     "Collect the samples of pyloot workers on many hosts (PyLoot(host=..., port=...)) into a store\n"
@@ -46,6 +46,8 @@ static const char usage[] =
     "                      route but the UI files. Default: $PYLOOT_TOKEN. Without one, live-object\n"
     "                      routes answer only local requests that came through no proxy\n"
     "--read-only           Serve an existing store (a server's PyLoot(path=...)); take no pushes\n"
+    "--heap FILE           Serve the UI's Heap view of a heap dump (twice: OLD then NEW, compared);\n"
+    "                      read-only, on 127.0.0.1 unless -h is given, with --db's store if given\n"
     "--no-gzip             Never gzip responses\n"
     "--json, --csv         machine-readable output instead of a table\n"
     "--help                show this help message (or a command's) and exit\n"
@@ -66,7 +68,7 @@ static const struct cli_command commands[] = {
 static const struct cli_option globals[] = {
     {"--host", "-h", 1}, {"--port", "-p", 1},    {"--db", NULL, 1},   {"--token", NULL, 1},
     {"--json", NULL, 0}, {"--csv", NULL, 0},     {"--no-gzip", NULL, 0}, {"--help", NULL, 0},
-    {"--read-only", NULL, 0},
+    {"--read-only", NULL, 0}, {"--heap", NULL, 1},
     {"--version", NULL, 0}, {NULL, NULL, 0},
 };
 
@@ -121,8 +123,16 @@ static int set_global(struct cli_globals *g, const struct cli_option *o, const c
         g->no_gzip = 1;
     else if (strcmp(o->name, "--read-only") == 0)
         g->read_only = 1;
-    else if (strcmp(o->name, "--host") == 0)
+    else if (strcmp(o->name, "--host") == 0) {
         g->host = val;
+        g->host_given = 1;
+    } else if (strcmp(o->name, "--heap") == 0) {
+        if (g->nheap == 2) {
+            cli_fail("reading the arguments", "--heap is given once (a dump) or twice (OLD and NEW)");
+            return 2;
+        }
+        g->heap[g->nheap++] = val;
+    }
     else if (strcmp(o->name, "--db") == 0)
         g->db = val;
     else if (strcmp(o->name, "--token") == 0)
@@ -169,7 +179,7 @@ static int find_subcommand(int argc, char **argv, const struct cli_command **cmd
 
 int main(int argc, char **argv)
 {
-    struct cli_globals g = {"0.0.0.0", "8000", getenv("PYLOOT_DB"), getenv("PYLOOT_TOKEN"), 't', 0, 0};
+    struct cli_globals g = {"0.0.0.0", "8000", getenv("PYLOOT_DB"), getenv("PYLOOT_TOKEN"), 't', 0, 0, 0, {NULL, NULL}, 0};
     const struct cli_command *cmd = NULL;
     char **own = calloc((size_t)argc * 2 + 1, sizeof *own);
     int n_own = 0, at, i, code = 2;

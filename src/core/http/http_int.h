@@ -139,8 +139,9 @@ void pl_route_samples(pl_handler *h, const pl_request *req, const char *rest, pl
  * to the worker and waits. resp gets the worker's status and body. */
 void pl_http_live_handle(pl_handler *h, const pl_request *req, pl_live_kind kind, uint64_t id,
                          pl_response *resp);
-/* route_heapdump.c: GET /api/heapdump. */
+/* route_heapdump.c: GET /api/heapdump, and GET /api/heap (the dumps `pyloot --heap` serves). */
 void pl_route_heapdump(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
+void pl_route_heap(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 
 int pl_http_live_query(const pl_request *req, const char *path, pl_live_query *q, uint64_t *pid, char *host,
                        pl_response *resp);

@@ -3,7 +3,10 @@
  * same access rule, answered by this process or, through the store's
  * mailbox, by the worker named by pid (route_live.c). The worker bounds the
  * file it sends (PYLOOT_HEAPDUMP_MAX_BYTES, docs/security.md); errors stay
- * JSON, a dump is sent as a download. */
+ * JSON, a dump is sent as a download.
+ *
+ * GET /api/heap: what `pyloot --heap FILE [--heap NEW]` serves to the UI's
+ * Heap view, the report (and comparison) the command built at start. */
 #include <stdio.h>
 #include <string.h>
 
@@ -21,4 +24,18 @@ void pl_route_heapdump(pl_handler *h, const pl_request *req, const char *rest, p
      * dump are not parsed here: the time is the server's). */
     snprintf(resp->content_disposition, sizeof resp->content_disposition,
              "attachment; filename=\"pyloot-heap-%lld.plheap\"", (long long)pl_now_ms());
+}
+
+/* See http_int.h. */
+void pl_route_heap(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
+{
+    (void)req;
+    (void)rest;
+    if (!h->opt.heap_json) {
+        pl_http_error(resp, 404, "no heap dump is loaded here: start pyloot --heap FILE (docs/heapdump.md)");
+        return;
+    }
+    pl_buf_reset(&resp->body);
+    pl_buf_puts(&resp->body, h->opt.heap_json);
+    pl_http_json(resp, 200);
 }

@@ -65,6 +65,8 @@ typedef struct pl_handler_options {
     const char *allowed_hosts;/* names allowed in Host besides loopback ones, newline-separated
                                * (pyloot/access.h); NULL for none; borrowed */
     const char *metrics_types;/* /metrics: newline-separated names or patterns always exported; borrowed */
+    const char *heap_json;    /* GET /api/heap: the JSON of the heap dumps `pyloot --heap` serves
+                               * (docs/heapdump.md); NULL: 404. Borrowed */
     const char *unavailable;  /* with store NULL: why the store cannot be used (copied); the UI
                                * is served and every route that reads the store answers 503
                                * with it (JSON; /metrics: text/plain) */
