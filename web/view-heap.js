@@ -1,9 +1,10 @@
 /* The heap dump page (#/heap): what `pyloot --heap FILE [--heap NEW]` serves from GET /api/heap, the
  * report `pyloot heap` prints (docs/heapdump.md): the top types, the biggest retainers with a path
  * from a root to each and, with two dumps, what grew between them. Read-only; the figures are the
- * core's (src/core/heapdump_report.c), never recomputed here. */
+ * core's (src/core/heapdump_report.c), never recomputed here. The form sends one or two dump files of
+ * this computer to POST /api/heap (pyloot --heap only, at most 64 MiB) and shows their report. */
 import { h } from "./dom.js";
-import { api } from "./api.js";
+import { api, apiPost } from "./api.js";
 import { fmtInt, fmtBytes, fmtSigned, fmtDateTime, truncate } from "./format.js";
 import { errorBox, loadingBlock } from "./feedback.js";
 
@@ -76,11 +77,30 @@ export function heapView() {
   let els = {};
   function mount(main) {
     els.results = h("div", { id: "results", dataset: { state: "loading" } }, loadingBlock("Reading the heap dump…"));
+    els.old = h("input", { type: "file", id: "heap-file", accept: ".plheap" });
+    els.new = h("input", { type: "file", id: "heap-file-new", accept: ".plheap" });
+    const form = h("form", { class: "panel heap-upload", id: "heap-upload", onsubmit: (e) => { e.preventDefault(); upload(); } },
+      h("label", null, "Dump ", els.old), h("label", null, " compared with a newer one (optional) ", els.new),
+      h("button", { type: "submit", class: "btn small" }, "Open"));
     main.append(h("h1", { class: "page-title" }, "Heap dump"),
       h("p", { class: "muted lead" }, "A worker's object graph kept in a file (pyloot --heap FILE; twice to compare " +
         "two dumps of one worker): the types that take the most memory, the objects that keep the most alive, " +
-        "and how a root holds each."), els.results);
+        "and how a root holds each."), form, els.results);
     load();
+  }
+  async function upload() {
+    const files = [els.old.files[0], els.new.files[0]].filter(Boolean);
+    if (!files.length) return;
+    els.results.dataset.state = "loading";
+    els.results.replaceChildren(loadingBlock("Reading the uploaded dump…"));
+    try {
+      const doc = await apiPost("heap", new Blob(files));
+      doc.files = files.map((f) => f.name);
+      render(doc);
+    } catch (err) {
+      els.results.dataset.state = "error";
+      els.results.replaceChildren(errorBox(err, upload));
+    }
   }
   async function load() {
     try {
@@ -94,14 +114,14 @@ export function heapView() {
   function render(doc) {
     const r = doc.report, f = doc.diff, files = doc.files || [];
     els.results.dataset.state = "ready";
-    els.results.replaceChildren(
+    els.results.replaceChildren(...[
       f ? metaPanel("Old dump", f.old, files[0]) : null,
       metaPanel(f ? "New dump" : "The dump", r, files[files.length - 1]),
       ...(f ? diffPanels(f) : []),
       h("section", { class: "panel" }, h("h2", null, "Top types by bytes" + (f ? " (new dump)" : "")), typesTable(r.types)),
       h("section", { class: "panel" }, h("h2", null, "Biggest retainers" + (f ? " (new dump)" : "")),
         h("p", { class: "muted small" }, "Retained size: what freeing the object would free (its subtree of the dominator tree)."),
-        retainersTable(r.retainers)));
+        retainersTable(r.retainers))].filter(Boolean));
   }
   return { mount, update() {}, canUpdate: () => true, unmount() { els = {}; } };
 }

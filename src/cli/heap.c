@@ -3,7 +3,6 @@
  * files without Python. The figures come from the core's report
  * structures (heapdump_report.c); --json prints their JSON, the one the
  * UI's Heap view reads. */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +12,6 @@
 #include "cli.h"
 #include "pyloot/error.h"
 #include "pyloot/heapdump.h"
-#include "pyloot/json.h"
 
 const char cli_heap_help[] =
     "usage: pyloot heap FILE [--types N] [--retainers N] [--json]\n"
@@ -224,38 +222,16 @@ done:
 int cli_heap_json(const char *const *files, int n, pl_buf *out)
 {
     pl_heapdump *dumps[2] = {NULL, NULL};
-    pl_heapdump_report *r = NULL;
-    pl_heapdump_diff *f = NULL;
     int rc = -1;
     for (int i = 0; i < n && i < 2; i++)
         if (read_dump(files[i], &dumps[i]))
             goto done;
-    pl_buf_puts(out, "{\"files\":[");
-    for (int i = 0; i < n && i < 2; i++) {
-        if (i)
-            pl_buf_putc(out, ',');
-        pl_json_cstr(out, files[i]);
-    }
-    pl_buf_puts(out, "],\"report\":");
-    int err = pl_heapdump_report_make(dumps[n - 1], NULL, &r);
-    if (!err)
-        err = pl_heapdump_report_json(r, out);
-    pl_buf_puts(out, ",\"diff\":");
-    if (!err && n == 2) {
-        err = pl_heapdump_diff_make(dumps[0], dumps[1], NULL, &f);
-        if (!err)
-            err = pl_heapdump_diff_json(f, out);
-    } else {
-        pl_buf_puts(out, "null");
-    }
-    pl_buf_putc(out, '}');
-    if (err || out->err)
-        cli_fail("analysing the heap dump", pl_strerror(err ? err : ENOMEM));
+    int err = pl_heapdump_page_json(dumps, files, (size_t)n, out);
+    if (err)
+        cli_fail("analysing the heap dump", pl_strerror(err));
     else
         rc = 0;
 done:
-    pl_heapdump_report_free(r);
-    pl_heapdump_diff_free(f);
     pl_heapdump_free(dumps[0]);
     pl_heapdump_free(dumps[1]);
     return rc;

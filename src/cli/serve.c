@@ -26,6 +26,7 @@
 
 #include "central.h"
 #include "cli.h"
+#include "pyloot/heapdump.h"
 #include "pyloot/access.h"
 #include "pyloot/buf.h"
 #include "pyloot/error.h"
@@ -174,6 +175,8 @@ static size_t body_limit(const char *url)
         return PL_INGEST_MAX_BODY;
     if (url && strcmp(url, "/api/remote/reply") == 0)
         return PL_REMOTE_REPLY_MAX;
+    if (url && strcmp(url, "/api/heap") == 0)
+        return PL_HEAPDUMP_UPLOAD_MAX;
     return MAX_BODY;
 }
 
@@ -474,6 +477,7 @@ int cli_serve(const struct cli_globals *g, int argc, char **argv)
     opt.disable_gzip = no_gzip;
     opt.token = token;
     opt.heap_json = heap_json.data;
+    opt.heap_upload = g->nheap > 0;
     if (g->nheap && !store)
         opt.unavailable = "this server shows heap dumps only (pyloot --heap; add --db DIR for a store)";
     if (pl_handler_new(&h, &opt) ||

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pyloot/error.h"
 #include "pyloot/json.h"
 
 static void fill_options(const pl_heapdump_report_options *opt, pl_heapdump_report_options *o)
@@ -476,4 +477,35 @@ int pl_heapdump_diff_json(const pl_heapdump_diff *f, pl_buf *out)
     }
     pl_buf_puts(out, "]}");
     return out->err ? ENOMEM : 0;
+}
+
+/* See heapdump.h. */
+int pl_heapdump_page_json(pl_heapdump *const *dumps, const char *const *names, size_t n, pl_buf *out)
+{
+    if (n < 1 || n > 2)
+        return PL_EBADARG;
+    pl_heapdump_report *r = NULL;
+    pl_heapdump_diff *f = NULL;
+    pl_buf_puts(out, "{\"files\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            pl_buf_putc(out, ',');
+        pl_json_cstr(out, names[i]);
+    }
+    pl_buf_puts(out, "],\"report\":");
+    int rc = pl_heapdump_report_make(dumps[n - 1], NULL, &r);
+    if (!rc)
+        rc = pl_heapdump_report_json(r, out);
+    pl_buf_puts(out, ",\"diff\":");
+    if (!rc && n == 2) {
+        rc = pl_heapdump_diff_make(dumps[0], dumps[1], NULL, &f);
+        if (!rc)
+            rc = pl_heapdump_diff_json(f, out);
+    } else {
+        pl_buf_puts(out, "null");
+    }
+    pl_buf_putc(out, '}');
+    pl_heapdump_report_free(r);
+    pl_heapdump_diff_free(f);
+    return rc ? rc : out->err ? ENOMEM : 0;
 }

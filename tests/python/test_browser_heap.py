@@ -59,6 +59,15 @@ def test_heap_view_shows_the_growth_between_two_dumps(browser, tmp_path, artifac
         height = browser.execute_script("return document.documentElement.scrollHeight")
         browser.set_window_size(1280, min(max(900, height), 4000))
         browser.save_screenshot(str(artifacts / "browser-heap-diff.png"))
+
+        # An upload of the new dump alone: its report, no comparison.
+        browser.set_window_size(1280, 900)
+        browser.find_element(By.ID, "heap-file").send_keys(str(new))
+        browser.find_element(By.CSS_SELECTOR, "#heap-upload button").click()
+        wait.until(lambda d: not d.find_elements(By.ID, "heap-diff") and d.find_elements(By.CSS_SELECTOR, "#heap-types tbody tr"))
+        assert "new.plheap" in browser.find_element(By.CSS_SELECTOR, ".heap-meta").text
+        assert not browser.find_element(By.ID, "results").text.startswith("null")
+        browser.save_screenshot(str(artifacts / "browser-heap-upload.png"))
     finally:
         stop_group(proc)
     del keep

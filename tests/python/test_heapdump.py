@@ -246,3 +246,56 @@ def test_api_heapdump_of_a_gunicorn_worker_through_another(gunicorn, tmp_path):
     assert diff["same_worker"] is True and diff["new"]["pid"] == target
     assert diff["types"][0]["name"] == "leaky.Leak", diff["types"][:3]
     assert diff["types"][0]["count_change"] == added
+
+
+def test_heap_upload_to_the_command(tmp_path):
+    """POST /api/heap (pyloot --heap only): one or two dumps back as JSON; bad ones refused."""
+    from conftest import free_port, stop_group, wait_until
+    import urllib.request
+    import urllib.error
+    keep = [HeapLeak(i) for i in range(50)]
+    old, new = tmp_path / "a.plheap", tmp_path / "b.plheap"
+    pyloot.dump_heap(old)
+    keep.extend(HeapLeak(i) for i in range(50, 80))
+    pyloot.dump_heap(new)
+    port = free_port()
+    proc = subprocess.Popen([pyloot_exe(), "--heap", str(old), "-p", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    url = "http://127.0.0.1:%d/api/heap" % port
+
+    def post(body):
+        req = urllib.request.Request(url, data=body, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    try:
+        def up():
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+
+        wait_until(up, 30, message="pyloot --heap to listen")
+        status, doc = post(new.read_bytes())
+        assert status == 200 and doc["diff"] is None and doc["report"]["objects"] > 100
+        status, doc = post(old.read_bytes() + new.read_bytes())
+        assert status == 200 and doc["diff"]["types"][0]["name"] == "%s.HeapLeak" % __name__
+        assert doc["diff"]["types"][0]["count_change"] == 30
+        status, doc = post(old.read_bytes()[:-10])
+        assert status == 400 and "not a usable heap dump" in doc["error"]
+        status, doc = post(b"")
+        assert status == 400
+        status, doc = post(old.read_bytes() * 3)
+        assert status == 400 and "more than two" in doc["error"]
+        # A header claiming a payload past the bound (1 GiB) is refused before inflating.
+        head = bytearray(old.read_bytes())
+        head[16:24] = (2 << 30).to_bytes(8, "little")
+        status, doc = post(bytes(head))
+        assert status == 413, doc
+    finally:
+        stop_group(proc)
+    del keep

@@ -65,6 +65,8 @@ typedef struct pl_handler_options {
     const char *allowed_hosts;/* names allowed in Host besides loopback ones, newline-separated
                                * (pyloot/access.h); NULL for none; borrowed */
     const char *metrics_types;/* /metrics: newline-separated names or patterns always exported; borrowed */
+    int heap_upload;          /* POST /api/heap analyses uploaded dumps (the `pyloot` command's
+                               * --heap mode only; docs/heapdump.md); 0: 405/404 */
     const char *heap_json;    /* GET /api/heap: the JSON of the heap dumps `pyloot --heap` serves
                                * (docs/heapdump.md); NULL: 404. Borrowed */
     const char *unavailable;  /* with store NULL: why the store cannot be used (copied); the UI

@@ -218,6 +218,16 @@ void pl_heapdump_diff_free(pl_heapdump_diff *f);
  * "type", "repr", "size", "new_objects", "new_bytes", "new_type"}]}. */
 int pl_heapdump_diff_json(const pl_heapdump_diff *f, pl_buf *out);
 
+/* What the UI's Heap view reads (GET and POST /api/heap): {"files": [names],
+ * "report": (the last dump's report), "diff": (the first two compared) or
+ * null}, for n (1 or 2) dumps. Returns 0, ENOMEM or PL_EBADARG (n). */
+int pl_heapdump_page_json(pl_heapdump *const *dumps, const char *const *names, size_t n, pl_buf *out);
+
+/* Uploads of dumps to a `pyloot` command (POST /api/heap): at most this many
+ * bytes of body, and payloads of at most PL_HEAPDUMP_UPLOAD_RAW_MAX each. */
+#define PL_HEAPDUMP_UPLOAD_MAX (64u << 20)
+#define PL_HEAPDUMP_UPLOAD_RAW_MAX (1ULL << 30)
+
 /* The type name of vertex v. */
 static inline const char *pl_heapdump_type_of(const pl_heapdump *d, uint32_t v)
 {
