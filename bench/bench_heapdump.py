@@ -70,13 +70,13 @@ def pyloot_command():
 
 
 def best(fn, repeat):
-    times = []
-    result = None
+    """The fastest of `repeat` runs of fn (which returns (seconds, figures)), with its figures."""
+    runs = []
     for _ in range(repeat):
         gc.collect()
-        result = fn()
-        times.append(result[0])
-    return min(times), result
+        runs.append(fn())
+    fastest = min(runs, key=lambda r: r[0])
+    return fastest[0], fastest
 
 
 def main():

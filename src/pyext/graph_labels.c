@@ -173,6 +173,8 @@ typedef struct labels {
     label *items;
     size_t len, cap;
     int nomem;
+    uint64_t *heads;     /* the keys of the heads of the vertex being labelled, ascending */
+    size_t nheads, headcap;
 } labels;
 
 static void labels_clear(labels *ls)
@@ -182,12 +184,23 @@ static void labels_clear(labels *ls)
     ls->len = 0;
 }
 
-/* pl_referent_fn: keeps the labels of references to vertices (the others
- * are not edges of the graph). */
+/* pl_referent_fn: keeps the labels of references to the heads of the
+ * vertex's edges (the others label no edge). The heads are searched in a
+ * small sorted copy, which stays in the cache, rather than in the graph's
+ * index. */
 static int keep_label(PyObject *child, const pl_edge *e, void *arg)
 {
     labels *ls = arg;
-    if (pl_graph_lookup(ls->g, pl_obj_key(child)) == PL_GRAPH_NONE)
+    uint64_t key = pl_obj_key(child);
+    size_t lo = 0, hi = ls->nheads;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (ls->heads[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == ls->nheads || ls->heads[lo] != key)
         return 0;
     if (ls->len == ls->cap) {
         size_t ncap = ls->cap ? ls->cap * 2 : 16;
@@ -209,6 +222,12 @@ static int keep_label(PyObject *child, const pl_edge *e, void *arg)
     return 0;
 }
 
+static int key_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static int label_cmp(const void *a, const void *b)
 {
     const label *x = a, *y = b;
@@ -228,6 +247,19 @@ static int each_edge_label(const pl_graph *g, uint32_t v, labels *ls, pl_edge_la
     if (!k)
         return 0;
     labels_clear(ls);
+    if (k > ls->headcap) {
+        uint64_t *t = realloc(ls->heads, k * sizeof(uint64_t));
+        if (!t) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        ls->heads = t;
+        ls->headcap = k;
+    }
+    for (size_t j = 0; j < k; j++)
+        ls->heads[j] = pl_graph_key(g, heads[j]);
+    qsort(ls->heads, k, sizeof(uint64_t), key_cmp);
+    ls->nheads = k;
     pl_referents_each(pl_vertex_obj(g, v), keep_label, ls);
     if (ls->nomem) {
         PyErr_NoMemory();
@@ -302,7 +334,7 @@ static int label_edges_of(const pl_graph *g, uint32_t v, PyObject *edges, labels
 /* See graph_int.h. */
 int pl_objgraph_edge_labels(const pl_graph *g, pl_edge_label_fn vertex_fn, pl_edge_label_fn fn, void *arg)
 {
-    labels ls = {g, NULL, 0, 0, 0};
+    labels ls = {g, NULL, 0, 0, 0, NULL, 0, 0};
     int rc = 0;
     size_t n = pl_graph_order(g);
     for (uint32_t v = 0; v < n && !rc; v++) {
@@ -313,6 +345,7 @@ int pl_objgraph_edge_labels(const pl_graph *g, pl_edge_label_fn vertex_fn, pl_ed
     }
     labels_clear(&ls);
     free(ls.items);
+    free(ls.heads);
     return rc;
 }
 
@@ -346,7 +379,7 @@ PyObject *pl_objgraph_annotations(const pl_graph *g)
     size_t n = pl_graph_order(g);
     PyObject *vertices = PyList_New((Py_ssize_t)n);
     PyObject *edges = vertices ? PyList_New((Py_ssize_t)pl_graph_size(g)) : NULL;
-    labels ls = {g, NULL, 0, 0, 0};
+    labels ls = {g, NULL, 0, 0, 0, NULL, 0, 0};
     if (!edges)
         goto fail;
     for (uint32_t v = 0; v < n; v++) {
@@ -359,10 +392,12 @@ PyObject *pl_objgraph_annotations(const pl_graph *g)
     }
     labels_clear(&ls);
     free(ls.items);
+    free(ls.heads);
     return Py_BuildValue("(NN)", vertices, edges);
 fail:
     labels_clear(&ls);
     free(ls.items);
+    free(ls.heads);
     Py_XDECREF(vertices);
     Py_XDECREF(edges);
     return NULL;
