@@ -14,6 +14,7 @@ from pyloot.core import PyLoot
 from pyloot.objectgraph import AnnotatedGraph, Components, ObjectGraph, Suspect, cycles_created_by, garbage, key_cycles, objects_reachable_from, snapshot
 from pyloot.i_directed_graph import IDirectedGraph
 from pyloot.server import PyLootServer
+from pyloot.heapdump import HeapGraph, dump_heap, load_heap
 
 #: The names whose values pyloot shows as ``<redacted>`` unless
 #: ``PyLoot(redact=...)`` replaces them (a case-insensitive substring match).
@@ -40,4 +41,7 @@ __all__ = [
     "key_cycles",
     "objects_reachable_from",
     "snapshot",
+    "HeapGraph",
+    "dump_heap",
+    "load_heap",
 ]

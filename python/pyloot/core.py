@@ -268,6 +268,13 @@ class PyLoot:
         from pyloot import live
         return live.path(obj_id)
 
+    def dump_heap(self, path):
+        """Write a heap dump of this process to ``path`` (docs/heapdump.md):
+        every object, its type, size, description and labelled references.
+        Returns the figures of pyloot.dump_heap."""
+        from pyloot import heapdump
+        return heapdump.dump_heap(path)
+
 
 def _in_gunicorn_master_spawning():
     frame = sys._getframe(1)

@@ -178,6 +178,23 @@ pl_heapinfo *pl_objgraph_heapinfo(const pl_graph *g);
  * an exception set on failure. */
 PyObject *pl_objgraph_annotations(const pl_graph *g);
 
+/* How tail holds the head of edge e: the label pl_objgraph_annotations
+ * gives it (valid during the call), or NULL for none. A negative return
+ * (exception set) stops. */
+struct pl_edge;
+typedef int (*pl_edge_label_fn)(uint32_t e, const struct pl_edge *label, void *arg);
+/* For each vertex v of g (key index needed) in order: vertex_fn(v, NULL,
+ * arg) if given, then fn(e, label, arg) for each of its out-edges e in
+ * order. Runs no Python code of the objects. 0, or -1 with an exception set. */
+int pl_objgraph_edge_labels(const pl_graph *g, pl_edge_label_fn vertex_fn, pl_edge_label_fn fn, void *arg);
+/* The description pl_objgraph_annotations gives obj (a new str), or NULL
+ * with an exception set. Runs no Python code of obj's class. */
+PyObject *pl_objgraph_describe(PyObject *obj);
+/* 1 when obj's description depends on its type alone (an instance of a
+ * class: "object\nmodule.Name"), so that a caller may reuse it for every
+ * instance of the type; else 0. */
+int pl_objgraph_described_by_type(PyObject *obj);
+
 /* ---- graph_dom.c ----
  *
  * The dominator tree of a graph, its retained sizes and leak suspects, as C

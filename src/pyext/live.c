@@ -18,7 +18,7 @@
 static int answer_locked(pl_answer *a)
 {
     const pl_live_query *q = a->q;
-    if (q->kind < PL_LIVE_LIST || q->kind > PL_LIVE_GRAPH) {
+    if (q->kind < PL_LIVE_LIST || q->kind > PL_LIVE_HEAPDUMP) {
         pl_answer_error(a, 400, "unknown live-object query");
         return 0;
     }
@@ -49,6 +49,8 @@ static int answer_locked(pl_answer *a)
             return 0;
         }
     }
+    if (q->kind == PL_LIVE_HEAPDUMP)
+        return pl_answer_heapdump(a);
     if (q->kind == PL_LIVE_RETAINED || q->kind == PL_LIVE_RETAINERS || q->kind == PL_LIVE_SUSPECTS)
         return pl_answer_retained(a);
     if (q->kind == PL_LIVE_DETAIL)
@@ -205,7 +207,8 @@ int pl_live_module_exec(PyObject *module)
         PyModule_AddIntConstant(module, "LIVE_RETAINED", PL_LIVE_RETAINED) < 0 ||
         PyModule_AddIntConstant(module, "LIVE_RETAINERS", PL_LIVE_RETAINERS) < 0 ||
         PyModule_AddIntConstant(module, "LIVE_SUSPECTS", PL_LIVE_SUSPECTS) < 0 ||
-        PyModule_AddIntConstant(module, "LIVE_GRAPH", PL_LIVE_GRAPH) < 0)
+        PyModule_AddIntConstant(module, "LIVE_GRAPH", PL_LIVE_GRAPH) < 0 ||
+        PyModule_AddIntConstant(module, "LIVE_HEAPDUMP", PL_LIVE_HEAPDUMP) < 0)
         return -1;
     return 0;
 }

@@ -23,6 +23,7 @@
  *     graph_heapinfo.c  shallow sizes, outside references and untracked objects of a graph
  *     graph_dom.c       roots, dominator tree, retained sizes, leak suspects
  *     graph_live.c      the list of live Graph objects
+ *   heap_dump.c     heap dump files written from the live heap, read back for load_heap
  *   util.c/.h       hashing, clock, pointer containers */
 #ifndef PYLOOT_PYEXT_H
 #define PYLOOT_PYEXT_H
@@ -98,6 +99,9 @@ void pl_collector_atfork_child(void);
 int pl_remote_module_exec(PyObject *module, pl_live_fn live);
 /* In a fork() child (module.c's pthread_atfork handler): forgets the poll thread. */
 void pl_remote_atfork_child(void);
+
+/* heap_dump.c: adds heap_dump and heap_load (docs/heapdump.md). */
+int pl_heap_dump_module_exec(PyObject *module);
 
 /* live.c: adds live_query and the LIVE_* constants. */
 int pl_live_module_exec(PyObject *module);

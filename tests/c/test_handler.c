@@ -257,7 +257,9 @@ static void test_live_query_codec(void)
     CHECK_OK(pl_live_query_decode("9 12 0 4 ", 9, &back));
     CHECK_EQ_INT(back.kind, PL_LIVE_GRAPH);
     CHECK_EQ_INT(back.limit, 4);
-    CHECK(pl_live_query_decode("10 1 2 3 x", 10, &back) == PL_EBADARG);
+    CHECK_OK(pl_live_query_decode("10 0 0 1 ", 9, &back));
+    CHECK_EQ_INT(back.kind, PL_LIVE_HEAPDUMP);
+    CHECK(pl_live_query_decode("11 1 2 3 x", 10, &back) == PL_EBADARG);
     CHECK(pl_live_query_decode("0 1 2 3 x", 9, &back) == PL_EBADARG);
     CHECK(pl_live_query_decode("1 2", 3, &back) == PL_EBADARG);
     CHECK(pl_live_query_decode("", 0, &back) == PL_EBADARG);

@@ -98,6 +98,8 @@ static const struct route {
     {"/api/retainers", 0, ROUTE_GET | ROUTE_STORE, pl_route_retainers, pl_central_objects},
     {"/api/suspects", 0, ROUTE_GET | ROUTE_STORE, pl_route_suspects, pl_central_objects},
     {"/api/objects/*/graph", 0, ROUTE_GET | ROUTE_STORE, pl_route_object_graph, pl_central_objects},
+    {"/api/heapdump", 0, ROUTE_GET | ROUTE_STORE, pl_route_heapdump, NULL},
+    {"/api/heap", 0, ROUTE_GET | ROUTE_POST, pl_route_heap, NULL},
     {"/api/objects/", 1, ROUTE_GET | ROUTE_STORE, pl_route_object, pl_central_objects},
     {"/api/samples", 0, ROUTE_GET | ROUTE_POST, pl_route_samples, pl_central_samples},
     {"/api/remote/poll", 0, ROUTE_GET, NULL, pl_central_poll},
@@ -204,7 +206,9 @@ int pl_handler_handle(pl_handler *h, const pl_request *req, pl_response *resp)
         }
     }
     resp->vary_accept_encoding = 1;
-    if (!h->opt.disable_gzip && resp->body.len >= PL_GZIP_MIN && pl_accepts_gzip(req->accept_encoding)) {
+    /* A heap dump is compressed already. */
+    int binary = resp->content_type && strcmp(resp->content_type, "application/octet-stream") == 0;
+    if (!h->opt.disable_gzip && !binary && resp->body.len >= PL_GZIP_MIN && pl_accepts_gzip(req->accept_encoding)) {
         pl_buf gz = PL_BUF_INIT;
         if (pl_gzip(resp->body.data, resp->body.len, &gz) == 0) {
             pl_buf_free(&resp->body);

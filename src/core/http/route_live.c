@@ -31,7 +31,7 @@ int pl_live_query_decode(const void *data, size_t len, pl_live_query *q)
     if (sscanf(tmp, "%d %" SCNu64 " %" SCNu64 " %" SCNu64 " %n", &kind, &q->id, &q->offset, &q->limit,
                &used) != 4)
         return PL_EBADARG;
-    if (kind < PL_LIVE_LIST || kind > PL_LIVE_GRAPH)
+    if (kind < PL_LIVE_LIST || kind > PL_LIVE_HEAPDUMP)
         return PL_EBADARG;
     q->kind = (pl_live_kind)kind;
     size_t glen = len - (size_t)used;
@@ -211,8 +211,9 @@ done:
     return ret;
 }
 
-static void handle_live(pl_handler *h, const pl_request *req, pl_live_kind kind, uint64_t id,
-                        pl_response *resp)
+/* See http_int.h. */
+void pl_http_live_handle(pl_handler *h, const pl_request *req, pl_live_kind kind, uint64_t id,
+                         pl_response *resp)
 {
     pl_live_query q;
     uint64_t pid = 0;
@@ -272,6 +273,8 @@ int pl_http_live_query(const pl_request *req, const char *path, pl_live_query *q
     uint64_t id = 0;
     if (strcmp(path, "/api/retainers") == 0)
         kind = PL_LIVE_RETAINERS;
+    else if (strcmp(path, "/api/heapdump") == 0)
+        kind = PL_LIVE_HEAPDUMP;
     else if (strcmp(path, "/api/suspects") == 0)
         kind = PL_LIVE_SUSPECTS;
     else if (strcmp(path, "/api/objects") != 0 && strcmp(path, "/api/objects/") != 0 &&
@@ -283,19 +286,19 @@ int pl_http_live_query(const pl_request *req, const char *path, pl_live_query *q
 /* See http_int.h. */
 void pl_route_objects(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
 {
-    handle_live(h, req, PL_LIVE_LIST, 0, resp);
+    pl_http_live_handle(h, req, PL_LIVE_LIST, 0, resp);
 }
 
 /* See http_int.h. */
 void pl_route_retainers(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
 {
-    handle_live(h, req, PL_LIVE_RETAINERS, 0, resp);
+    pl_http_live_handle(h, req, PL_LIVE_RETAINERS, 0, resp);
 }
 
 /* See http_int.h. */
 void pl_route_suspects(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
 {
-    handle_live(h, req, PL_LIVE_SUSPECTS, 0, resp);
+    pl_http_live_handle(h, req, PL_LIVE_SUSPECTS, 0, resp);
 }
 
 /* See http_int.h. */
@@ -304,7 +307,7 @@ void pl_route_object(pl_handler *h, const pl_request *req, const char *rest, pl_
     pl_live_kind kind;
     uint64_t id;
     if (parse_object_route(rest, &kind, &id, resp) == 0)
-        handle_live(h, req, kind, id, resp);
+        pl_http_live_handle(h, req, kind, id, resp);
 }
 
 /* See http_int.h: /api/objects/<id>/graph, whose row matches the id as a
