@@ -220,7 +220,7 @@ int main(int argc, char **argv)
         }
         if (!o && a[0] != '-' && cmd && i > at && cmd->positional) {
             own[n_own++] = (char *)"";
-            own[n_own++] = a;
+            own[n_own++] = argv[i];
             continue;
         }
         if (!o) {
