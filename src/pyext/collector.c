@@ -125,12 +125,15 @@ static int count_pass(int gc_collect, double *gc_ms, double *pass_ms)
     pl_untracked_end(&untracked);
     if (rc == 0)
         pl_typetable_publish(&table);
-    pthread_mutex_lock(&state_lock);
-    C.untracked = untracked.last;
-    pthread_mutex_unlock(&state_lock);
     double t2 = pl_now_s();
     *gc_ms = (t1 - t0) * 1e3;
     *pass_ms = (t2 - t1) * 1e3;
+    /* stats() shows the last pass, the thread's or collect()'s. */
+    pthread_mutex_lock(&state_lock);
+    C.untracked = untracked.last;
+    C.last_gc_ms = *gc_ms;
+    C.last_pass_ms = *pass_ms;
+    pthread_mutex_unlock(&state_lock);
     return rc;
 }
 
