@@ -53,9 +53,13 @@ def test_untracked_str_bytes_and_dicts_are_counted(gc_off):
         assert after[name][1] - before[name][1] == sum(map(sys.getsizeof, objs)), name
 
 
-def test_stats_say_how_many_untracked_objects_and_the_set_bound():
-    _pyloot.count_types()
-    u = _pyloot.collector_stats()["untracked"]
+def test_stats_say_how_many_untracked_objects_and_the_set_bound(tmp_path):
+    import pyloot
+    loot = pyloot.PyLoot(path=str(tmp_path / "store"))
+    done = loot.collect_objects()
+    stats = loot.stats()
+    assert stats["last_pass_ms"] == done["pass_ms"] and stats["last_gc_ms"] == done["gc_ms"]
+    u = stats["untracked"]
     assert u["objects"] > 0 and u["shared"] <= u["objects"]
     assert u["overflow"] == 0
     assert 0 < u["set_bytes"] <= 64 << 20
