@@ -122,6 +122,14 @@ def test_gunicorn_bytes_and_str_leaks_rank_by_bytes(gunicorn):
     r = server.get("/_pyloot/api/history?sort=bogus")
     assert r.status == 400 and "bytes_growth" in r.json()["error"], r.body
 
+    # The live objects of an untracked type are listed (found as referents).
+    pid = witness["pid"]
+    listed = server.api("/api/objects?group=bytes&pid=%d&limit=1000" % pid)
+    big = [o for o in listed["objects"] if o["size"] >= size]
+    assert listed["total"] >= len(big) >= 3, (listed["total"], len(big))
+    assert all(o["type_name"] == "bytes" for o in listed["objects"])
+    assert len({o["id"] for o in listed["objects"]}) == len(listed["objects"])  # each once
+
     # The witness goes through the module's dict to one value.
     path = witness["path"]
     assert path[0]["type"] == "module" and "'leaky'" in path[0]["repr"], path
