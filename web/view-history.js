@@ -12,7 +12,8 @@ import { compareTable, card, drawCards } from "./history-cards.js";
 import { sampleWait } from "./sample-wait.js";
 
 /** The sorts /api/history takes (sort=), with their labels: the UI's one list of them. */
-const SORTS = [["growth", "Growth"], ["count", "Count"], ["name", "Name"]];
+const SORTS = [["growth", "Growth"], ["bytes_growth", "Size growth"], ["count", "Count"], ["bytes", "Size"],
+  ["name", "Name"]];
 
 const DEFAULTS = { q: "", sort: "growth", limit: 20, offset: 0, view: "merged", metric: "count", pid: "",
   host: "", since: "", until: "", compare: "" };

@@ -1,12 +1,13 @@
 /* pyloot report: which types grew, how fast, in which workers, and what
  * held them (the latest witness), with the store's facts. Built on the
- * public history API (pl_store_history, sort=growth, one line per
- * incarnation) and the witnesses (pl_store_witnesses), so a store copied off
+ * public history API (pl_store_history, one line per incarnation,
+ * ranked by bytes growth or count growth) and the witnesses (pl_store_witnesses), so a store copied off
  * a dead machine reads the same as a live one. docs/cli.md shows an example. */
 #include "report.h"
 #include "cli.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,10 +28,12 @@ typedef struct grower {
     size_t n_lines;         /* incarnations with a line */
     pl_incarnation worst_inc;
     int64_t growth;         /* sum over incarnations of last - first count */
+    int64_t bytes_growth;   /* sum over incarnations of last - first bytes */
+    int64_t key;            /* what ranks it: growth or bytes_growth */
     uint64_t count;         /* sum over incarnations of their last count */
-    uint64_t bytes;         /* count x the average size at the last merged point */
-    size_t workers;         /* incarnations whose count grew */
-    int64_t worst_growth;
+    uint64_t bytes;         /* sum over incarnations of their last bytes */
+    size_t workers;         /* incarnations whose key grew */
+    int64_t worst_growth;   /* the worst incarnation's key growth */
 } grower;
 
 typedef struct facts {
@@ -55,44 +58,43 @@ static void fmt_utc(int64_t ms, char *out, size_t len)
 static int cmp_grower(const void *a, const void *b)
 {
     const grower *x = a, *y = b;
-    if (x->growth != y->growth)
-        return x->growth > y->growth ? -1 : 1;
+    if (x->key != y->key)
+        return x->key > y->key ? -1 : 1;
     return strcmp(x->name, y->name);
 }
 
-/* One type's growth from its per-incarnation lines. */
-static void measure(const pl_history *h, const pl_history_type *t, grower *g)
+/* One type's growth from its per-incarnation lines, ranked by `sort`
+ * (PL_SORT_BYTES_GROWTH or PL_SORT_GROWTH). */
+static void measure(const pl_history *h, const pl_history_type *t, int sort, grower *g)
 {
     memset(g, 0, sizeof *g);
     g->n_lines = t->n_lines;
     for (size_t j = 0; j < t->n_lines; j++) {
-        const int64_t *c = t->lines[j].counts;
-        int64_t first = -1, last = -1;
+        const int64_t *c = t->lines[j].counts, *b = t->lines[j].bytes;
+        ptrdiff_t first = -1, last = -1;
         for (size_t k = 0; k < h->n_times; k++) {
             if (c[k] < 0)
                 continue;
             if (first < 0)
-                first = c[k];
-            last = c[k];
+                first = (ptrdiff_t)k;
+            last = (ptrdiff_t)k;
         }
         if (last < 0)
             continue;
-        int64_t d = last - first;
+        int64_t d = c[last] - c[first], db = b[last] - b[first];
+        int64_t dk = sort == PL_SORT_GROWTH ? d : db;
         g->growth += d;
-        g->count += (uint64_t)last;
-        if (d > 0)
+        g->bytes_growth += db;
+        g->count += (uint64_t)c[last];
+        g->bytes += (uint64_t)b[last];
+        if (dk > 0)
             g->workers++;
-        if (d > g->worst_growth) {
-            g->worst_growth = d;
+        if (dk > g->worst_growth) {
+            g->worst_growth = dk;
             g->worst_inc = t->lines[j].inc;
         }
     }
-    for (size_t k = h->n_times; k-- > 0;) {
-        if (t->counts[k] > 0 && t->bytes_series[k] >= 0) {
-            g->bytes = (uint64_t)((double)t->bytes_series[k] / (double)t->counts[k] * (double)g->count);
-            break;
-        }
-    }
+    g->key = sort == PL_SORT_GROWTH ? g->growth : g->bytes_growth;
 }
 
 static int read_facts(pl_store *store, facts *f)
@@ -142,7 +144,7 @@ static void print_damage(const pl_store_damage *d, size_t skipped)
 }
 
 static void print_text(const facts *f, const int64_t *window, const grower *g, size_t n, pl_witness_list *wl,
-                       const char *path, const pl_store_damage *d, size_t skipped)
+                       const char *path, const pl_store_damage *d, size_t skipped, int sort)
 {
     char a[32], b[32];
     int64_t span = window[1] - window[0];
@@ -163,14 +165,15 @@ static void print_text(const facts *f, const int64_t *window, const grower *g, s
         print_damage(d, skipped);
         return;
     }
-    printf("\ntop growers:\n");
+    printf("\ntop growers by %s:\n", sort == PL_SORT_GROWTH ? "count growth" : "bytes growth");
     for (size_t i = 0; i < n; i++) {
         const grower *x = &g[i];
         printf("%2zu. %s\n", i + 1, x->name);
-        printf("    growth %+" PRId64 " (%+.0f/h), count %" PRIu64 ", ~%" PRIu64 " bytes; grew in %zu of %zu workers, "
-               "most in pid %u (%+" PRId64 ")\n",
-               x->growth, per_hour(x->growth, span), x->count, x->bytes, x->workers, x->n_lines, x->worst_inc.pid,
-               x->worst_growth);
+        printf("    bytes %+" PRId64 " (%+.0f/h), growth %+" PRId64 " (%+.0f/h), count %" PRIu64 ", %" PRIu64
+               " bytes; grew in %zu of %zu workers, most in pid %u (%+" PRId64 "%s)\n",
+               x->bytes_growth, per_hour(x->bytes_growth, span), x->growth, per_hour(x->growth, span), x->count,
+               x->bytes, x->workers, x->n_lines, x->worst_inc.pid, x->worst_growth,
+               sort == PL_SORT_GROWTH ? "" : " bytes");
         if (wl[i].n) {
             pl_buf line = PL_BUF_INIT;
             pl_witness_held_by(&wl[i].w[0], &line);
@@ -185,7 +188,7 @@ static void print_text(const facts *f, const int64_t *window, const grower *g, s
 }
 
 static void print_json(const facts *f, const int64_t *window, const grower *g, size_t n, pl_witness_list *wl,
-                       const char *path, const pl_store_damage *d, size_t skipped)
+                       const char *path, const pl_store_damage *d, size_t skipped, int sort)
 {
     pl_buf b = PL_BUF_INIT;
     int64_t span = window[1] - window[0];
@@ -203,13 +206,15 @@ static void print_json(const facts *f, const int64_t *window, const grower *g, s
                       (int)(window[0] % 1000), window[1] / 1000, (int)(window[1] % 1000));
     else
         pl_buf_puts(&b, ",\"window\":null");
-    pl_buf_puts(&b, ",\"growers\":[");
+    pl_buf_printf(&b, ",\"sort\":\"%s\",\"growers\":[", pl_sort_names[sort]);
     for (size_t i = 0; i < n; i++) {
         const grower *x = &g[i];
         pl_buf_puts(&b, i ? ",{\"name\":" : "{\"name\":");
         pl_json_cstr(&b, x->name);
         pl_buf_printf(&b, ",\"growth\":%" PRId64 ",\"growth_per_hour\":", x->growth);
         pl_json_f64(&b, per_hour(x->growth, span));
+        pl_buf_printf(&b, ",\"bytes_growth\":%" PRId64 ",\"bytes_growth_per_hour\":", x->bytes_growth);
+        pl_json_f64(&b, per_hour(x->bytes_growth, span));
         pl_buf_printf(&b,
                       ",\"count\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"workers\":%zu,\"workers_total\":%zu,"
                       "\"worst\":{\"pid\":%u,\"start\":\"%" PRIu64 "\",\"growth\":%" PRId64 "},\"witness\":",
@@ -235,12 +240,12 @@ static void print_json(const facts *f, const int64_t *window, const grower *g, s
 }
 
 /* Keeps the `limit` largest growers of a page in top[0..*n) (sorted). */
-static int keep_top(const pl_history *h, grower *top, size_t *n, uint64_t limit)
+static int keep_top(const pl_history *h, int sort, grower *top, size_t *n, uint64_t limit)
 {
     for (size_t i = 0; i < h->n_types; i++) {
         grower g;
-        measure(h, &h->types[i], &g);
-        if (g.growth <= 0)
+        measure(h, &h->types[i], sort, &g);
+        if (g.key <= 0)
             continue;
         if (*n == limit) {
             grower *last = &top[*n - 1];
@@ -320,7 +325,7 @@ static int growers_by_pid(pl_store *store, pl_history_query q, grower *top, size
                     }
                     all = more;
                 }
-                measure(h, &h->types[t], &all[n_all]);
+                measure(h, &h->types[t], q.sort, &all[n_all]);
                 if (!(all[n_all].name = strdup(h->types[t].name))) {
                     rc = -1;
                     goto out;
@@ -343,6 +348,8 @@ static int growers_by_pid(pl_store *store, pl_history_query q, grower *top, size
             grower *a = &all[m - 1], *x = &all[i];
             a->n_lines += x->n_lines;
             a->growth += x->growth;
+            a->bytes_growth += x->bytes_growth;
+            a->key += x->key;
             a->count += x->count;
             a->bytes += x->bytes;
             a->workers += x->workers;
@@ -359,7 +366,7 @@ static int growers_by_pid(pl_store *store, pl_history_query q, grower *top, size
     if (n_all)
         qsort(all, n_all, sizeof *all, cmp_grower);
     for (size_t i = 0; i < n_all; i++) {
-        if (all[i].growth > 0 && *n < limit) {
+        if (all[i].key > 0 && *n < limit) {
             top[(*n)++] = all[i];
             all[i].name = NULL;
         }
@@ -376,7 +383,7 @@ out:
 }
 
 /* See report.h. */
-int pl_cli_report(pl_store *store, int format, uint64_t limit)
+int pl_cli_report(pl_store *store, int format, uint64_t limit, int sort)
 {
     pl_history *h = NULL;
     grower *g = NULL;
@@ -407,7 +414,7 @@ int pl_cli_report(pl_store *store, int format, uint64_t limit)
      * growth of live incarnations is zero) still shows what grew. */
     pl_history_query q;
     memset(&q, 0, sizeof q);
-    q.sort = PL_SORT_GROWTH;
+    q.sort = sort; /* keep_top ranks each page's types itself */
     q.limit = REPORT_PAGE;
     q.per_worker = 1;
     q.now_ms = pl_now_ms();
@@ -434,7 +441,7 @@ int pl_cli_report(pl_store *store, int format, uint64_t limit)
             window[0] = h->times[0];
             window[1] = h->times[h->n_times - 1];
         }
-        if (keep_top(h, g, &n, limit) < 0) {
+        if (keep_top(h, sort, g, &n, limit) < 0) {
             fail("building the report", "out of memory");
             goto out;
         }
@@ -468,9 +475,9 @@ int pl_cli_report(pl_store *store, int format, uint64_t limit)
         snprintf(damage.first, sizeof damage.first, "the history of %zu pid%s", skipped, skipped == 1 ? "" : "s");
     }
     if (format == 'j')
-        print_json(&f, window, g, n, wl, pl_store_path(store), &damage, skipped);
+        print_json(&f, window, g, n, wl, pl_store_path(store), &damage, skipped, sort);
     else
-        print_text(&f, window, g, n, wl, pl_store_path(store), &damage, skipped);
+        print_text(&f, window, g, n, wl, pl_store_path(store), &damage, skipped, sort);
     code = damage.records ? CLI_EXIT_DAMAGED : 0;
 out:
     pl_buf_free(&f.command);
@@ -485,36 +492,45 @@ out:
 }
 
 const char cli_report_help[] =
-    "usage: pyloot report --db DIR [--limit N] [--json]\n"
+    "usage: pyloot report --db DIR [--limit N] [--sort bytes_growth|growth] [--json]\n"
     "\n"
-    "A leak report for a store, live or dead: the types that grew (growth per hour, count,\n"
-    "bytes, how many workers, the worst one), each with the latest recorded path that held one\n"
+    "A leak report for a store, live or dead: the types that grew (bytes and objects gained, per\n"
+    "hour, count, bytes, how many workers, the worst one), each with the latest recorded path that held one\n"
     "of them, and the store's facts (workers seen, alive, killed; time span; the newest command\n"
     "line, its secrets redacted).\n"
     "\n"
     "--db DIR              the store directory. Default: $PYLOOT_DB\n"
     "--limit N             growers to print (default 10, at most 1000)\n"
+    "--sort KEY            bytes_growth (default: shallow bytes gained) or growth (objects gained)\n"
     "--json                one JSON document instead of text\n"
     "\n"
     "Exit status 3: some records of the store do not decode; the report is printed past them\n"
     "and ends with \"store damaged: N records could not be read (first: ...)\".\n";
 
-const struct cli_option cli_report_options[] = {{"--limit", NULL, 1}, {NULL, NULL, 0}};
+const struct cli_option cli_report_options[] = {{"--limit", NULL, 1}, {"--sort", NULL, 1}, {NULL, NULL, 0}};
 
 /* See cli.h: checks --limit, opens the store read-only, prints the report. */
 int cli_report(const struct cli_globals *g, int argc, char **argv)
 {
     uint64_t limit = 10;
+    int sort = PL_SORT_BYTES_GROWTH;
     pl_store *store = NULL;
     for (int i = 0; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--limit") == 0 && cli_parse_num(argv[i + 1], 1, 1000, &limit) != 0) {
             cli_fail("reading the arguments", "--limit must be a number from 1 to 1000");
             return 2;
         }
+        if (strcmp(argv[i], "--sort") == 0) {
+            sort = pl_sort_from_name(argv[i + 1], strlen(argv[i + 1]));
+            if (sort != PL_SORT_BYTES_GROWTH && sort != PL_SORT_GROWTH) {
+                cli_fail("reading the arguments", "--sort must be bytes_growth or growth");
+                return 2;
+            }
+        }
     }
     if (cli_open_store(g, &store))
         return 1;
-    int code = pl_cli_report(store, g->format, limit);
+    int code = pl_cli_report(store, g->format, limit, sort);
     pl_store_close(store);
     return code;
 }

@@ -445,7 +445,8 @@ static void test_slots(void)
     remove_dir(dir);
 }
 
-/* q (case-insensitive), sort (count, growth, name), top, offset, limit. */
+/* q (case-insensitive), sort (count, growth, name, bytes, bytes_growth),
+ * top, offset, limit. */
 static void test_query(void)
 {
     char *dir = make_dir();
@@ -469,6 +470,7 @@ static void test_query(void)
     CHECK_OK(pl_store_append(s, &a.inc, 1000, c, 5));
     for (i = 0; i < 5; i++)
         c[i] = (pl_type_count){ids[i], latest[i], latest[i] * 8};
+    c[1].bytes = 100000; /* app.beta: few objects that hold much */
     CHECK_OK(pl_store_append(s, &a.inc, 2000, c, 5));
 
     h = history(s, NULL, PL_SORT_COUNT, 0, 10, 0, 0, 0, 0);
@@ -493,6 +495,26 @@ static void test_query(void)
         CHECK_EQ_STR(h->types[3].name, "APP.Epsilon");
         CHECK_EQ_STR(h->types[4].name, "lib.delta"); /* -10 */
         CHECK_EQ_INT(h->types[4].growth, -10);
+    }
+    pl_history_free(h);
+    /* bytes: 8 per object, but app.beta's last sample holds more (below) */
+    h = history(s, NULL, PL_SORT_BYTES, 0, 10, 0, 0, 0, 0);
+    if (h && h->n_types == 5) {
+        CHECK_EQ_STR(h->types[0].name, "app.beta"); /* 60 objects, 100000 bytes */
+        CHECK_EQ_INT(h->types[0].bytes, 100000);
+        CHECK_EQ_STR(h->types[1].name, "lib.Gamma"); /* 1600 */
+        CHECK_EQ_STR(h->types[4].name, "APP.Epsilon");
+    }
+    pl_history_free(h);
+    h = history(s, NULL, PL_SORT_BYTES_GROWTH, 0, 10, 0, 0, 0, 0);
+    if (h && h->n_types == 5) {
+        CHECK_EQ_STR(h->types[0].name, "app.beta"); /* 100000 - 400 */
+        CHECK_EQ_INT(h->types[0].bytes_growth, 100000 - 400);
+        CHECK_EQ_INT(h->types[0].growth, 10);
+        CHECK_EQ_STR(h->types[1].name, "lib.Gamma"); /* +1560 */
+        CHECK_EQ_INT(h->types[1].bytes_growth, 1560);
+        CHECK_EQ_STR(h->types[4].name, "lib.delta"); /* -80 */
+        CHECK_EQ_INT(h->types[4].bytes_growth, -80);
     }
     pl_history_free(h);
     h = history(s, NULL, PL_SORT_NAME, 1, 2, 0, 0, 0, 0);
@@ -618,7 +640,11 @@ static void test_compaction(void)
             if (t->count != synth(k_t, NS - 1) ||
                 t->growth != (int64_t)synth(k_t, NS - 1) - (int64_t)synth(k_t, 0))
                 bad++;
-            if (t->n_lines != 1 || t->lines[0].counts[NS - 1] != (int64_t)synth(k_t, NS - 1))
+            /* bytes_growth from the same first sample (the snapshot): v * 3 + i */
+            if (t->bytes_growth != ((int64_t)synth(k_t, NS - 1) * 3 + NS - 1) - (int64_t)synth(k_t, 0) * 3)
+                bad++;
+            if (t->n_lines != 1 || t->lines[0].counts[NS - 1] != (int64_t)synth(k_t, NS - 1) ||
+                t->lines[0].bytes[NS - 1] != (int64_t)synth(k_t, NS - 1) * 3 + NS - 1)
                 bad++;
         }
         CHECK_EQ_INT(bad, 0);

@@ -84,8 +84,10 @@ static void encode_history(pl_buf *b, const pl_history *hist, const pl_history_q
             pl_buf_putc(b, ',');
         pl_buf_puts(b, "{\"name\":");
         pl_json_cstr(b, t->name);
-        pl_buf_printf(b, ",\"count\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"growth\":%" PRId64 ",\"counts\":",
-                      t->count, t->bytes, t->growth);
+        pl_buf_printf(b,
+                      ",\"count\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"growth\":%" PRId64
+                      ",\"bytes_growth\":%" PRId64 ",\"counts\":",
+                      t->count, t->bytes, t->growth, t->bytes_growth);
         pl_http_json_series(b, t->counts, hist->n_times);
         pl_buf_puts(b, ",\"bytes_series\":");
         pl_http_json_series(b, t->bytes_series, hist->n_times);
@@ -125,8 +127,7 @@ void pl_route_history(pl_handler *h, const pl_request *req, const char *rest, pl
     hq.q = q.len ? q.data : NULL;
     hq.sort = PL_SORT_GROWTH;
     if (tmp.len && (hq.sort = pl_sort_from_name(tmp.data, tmp.len)) < 0) {
-        pl_http_error(resp, 400, "parameter sort must be %s, %s or %s", pl_sort_names[PL_SORT_GROWTH],
-                      pl_sort_names[PL_SORT_COUNT], pl_sort_names[PL_SORT_NAME]);
+        pl_http_error(resp, 400, "parameter sort must be %s", pl_sort_list);
         goto done;
     }
     hq.now_ms = pl_now_ms();

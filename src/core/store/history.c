@@ -71,7 +71,7 @@ struct cand {
     const char *name; /* owned by the read transaction */
     size_t len;
     uint64_t count, bytes;
-    int64_t growth;
+    int64_t growth, bytes_growth;
 };
 
 static int name_cmp(const struct cand *x, const struct cand *y)
@@ -110,6 +110,24 @@ static int cmp_cand_growth(const void *a, const void *b)
 
     if (x->growth != y->growth)
         return x->growth > y->growth ? -1 : 1;
+    return name_cmp(x, y);
+}
+
+static int cmp_cand_bytes(const void *a, const void *b)
+{
+    const struct cand *x = a, *y = b;
+
+    if (x->bytes != y->bytes)
+        return x->bytes > y->bytes ? -1 : 1;
+    return name_cmp(x, y);
+}
+
+static int cmp_cand_bytes_growth(const void *a, const void *b)
+{
+    const struct cand *x = a, *y = b;
+
+    if (x->bytes_growth != y->bytes_growth)
+        return x->bytes_growth > y->bytes_growth ? -1 : 1;
     return name_cmp(x, y);
 }
 
@@ -291,7 +309,7 @@ out:
 
 /* Adds the incarnation's first-sample snapshot counts, times `sign`, into acc. */
 static int add_snap(pl_store *s, MDB_txn *txn, const struct hview *v, uint32_t max_id,
-                    int64_t *acc, int sign)
+                    int64_t *acc, int64_t *bacc, int sign)
 {
     MDB_cursor *cur = NULL;
     MDB_val k = {INC_KEY, (void *)v->inck}, val;
@@ -319,8 +337,11 @@ static int add_snap(pl_store *s, MDB_txn *txn, const struct hview *v, uint32_t m
                 uint64_t c, b;
 
                 packed_get(&pk, i, &id, &c, &b);
-                if (id <= max_id)
+                if (id <= max_id) {
                     acc[id] += sign * (int64_t)c;
+                    if (bacc)
+                        bacc[id] += sign * (int64_t)b;
+                }
             }
             continue;
         }
@@ -329,18 +350,24 @@ static int add_snap(pl_store *s, MDB_txn *txn, const struct hview *v, uint32_t m
         esize = wide ? WIDE_ENTRY : LOG_ENTRY;
         m = val.mv_size / esize;
         for (i = 0; i < m; i++, p += esize) {
-            uint32_t id, c32;
-            uint64_t c;
+            uint32_t id, c32, b32;
+            uint64_t c, b;
 
             memcpy(&id, p, 4);
             if (wide) {
                 memcpy(&c, p + 4, 8);
+                memcpy(&b, p + 12, 8);
             } else {
                 memcpy(&c32, p + 4, 4);
+                memcpy(&b32, p + 8, 4);
                 c = c32 == MARK ? 0 : c32;
+                b = c32 == MARK ? 0 : b32;
             }
-            if (id <= max_id)
+            if (id <= max_id) {
                 acc[id] += sign * (int64_t)c;
+                if (bacc)
+                    bacc[id] += sign * (int64_t)b;
+            }
         }
     }
     if (rc == MDB_NOTFOUND)
@@ -743,7 +770,7 @@ static int rank_types(pl_store *s, MDB_txn *txn, const pl_history_query *q,
 {
     MDB_cursor *cur = NULL;
     struct cand *cands = NULL;
-    int64_t *growth = NULL, *cnt = NULL, *byt = NULL;
+    int64_t *growth = NULL, *bgrowth = NULL, *cnt = NULL, *byt = NULL;
     uint32_t max_id;
     size_t n_cand = 0, i, j;
     struct sample smp = {0};
@@ -755,7 +782,8 @@ static int rank_types(pl_store *s, MDB_txn *txn, const pl_history_query *q,
     cnt = calloc((size_t)max_id + 1, sizeof *cnt);
     byt = calloc((size_t)max_id + 1, sizeof *byt);
     growth = calloc((size_t)max_id + 1, sizeof *growth);
-    if (!cnt || !byt || !growth) {
+    bgrowth = calloc((size_t)max_id + 1, sizeof *bgrowth);
+    if (!cnt || !byt || !growth || !bgrowth) {
         rc = ENOMEM;
         goto out;
     }
@@ -770,14 +798,16 @@ static int rank_types(pl_store *s, MDB_txn *txn, const pl_history_query *q,
         if (base < 0)
             base = 0;
         if (rc == 0 && base == 0 && v->n_wins)
-            rc = add_snap(s, txn, v, max_id, growth, -1);
+            rc = add_snap(s, txn, v, max_id, growth, bgrowth, -1);
         else if (rc == 0)
-            rc = add_sample(s, txn, v, (size_t)base, max_id, growth, NULL, -1, &smp);
+            rc = add_sample(s, txn, v, (size_t)base, max_id, growth, bgrowth, -1, &smp);
         if (rc)
             goto out;
     }
-    for (j = 0; j <= max_id; j++)
+    for (j = 0; j <= max_id; j++) {
         growth[j] += cnt[j];
+        bgrowth[j] += byt[j];
+    }
 
     /* Candidates: every type of the store. */
     rc = mdb_stat(txn, s->types, &st);
@@ -803,6 +833,7 @@ static int rank_types(pl_store *s, MDB_txn *txn, const pl_history_query *q,
         c->count = c->id <= max_id && cnt[c->id] > 0 ? (uint64_t)cnt[c->id] : 0;
         c->bytes = c->id <= max_id && byt[c->id] > 0 ? (uint64_t)byt[c->id] : 0;
         c->growth = c->id <= max_id ? growth[c->id] : 0;
+        c->bytes_growth = c->id <= max_id ? bgrowth[c->id] : 0;
         n_cand++;
     }
     if (rc != MDB_NOTFOUND && rc != 0)
@@ -821,8 +852,11 @@ static int rank_types(pl_store *s, MDB_txn *txn, const pl_history_query *q,
         n_cand = j;
     }
     qsort(cands, n_cand, sizeof *cands,
-          q->sort == PL_SORT_COUNT ? cmp_cand_count
-          : q->sort == PL_SORT_GROWTH ? cmp_cand_growth : cmp_cand_name);
+          q->sort == PL_SORT_COUNT          ? cmp_cand_count
+          : q->sort == PL_SORT_GROWTH       ? cmp_cand_growth
+          : q->sort == PL_SORT_BYTES        ? cmp_cand_bytes
+          : q->sort == PL_SORT_BYTES_GROWTH ? cmp_cand_bytes_growth
+                                            : cmp_cand_name);
     *cands_out = cands;
     *n_out = n_cand;
     cands = NULL;
@@ -832,6 +866,7 @@ out:
     free(cnt);
     free(byt);
     free(growth);
+    free(bgrowth);
     free(smp.e);
     return rc;
 }
@@ -870,6 +905,7 @@ static int page_types(const pl_history_query *q, const struct hview *views, size
         t->count = c->count;
         t->bytes = c->bytes;
         t->growth = c->growth;
+        t->bytes_growth = c->bytes_growth;
         if (!q->per_worker)
             continue;
         t->lines = calloc(n_lines ? n_lines : 1, sizeof *t->lines);
@@ -885,7 +921,8 @@ static int page_types(const pl_history_query *q, const struct hview *views, size
             memcpy(line->host, views[i].rec.host, sizeof line->host);
             line->host[sizeof line->host - 1] = '\0';
             line->counts = new_series(h->n_times);
-            if (!line->counts)
+            line->bytes = new_series(h->n_times);
+            if (!line->counts || !line->bytes)
                 return ENOMEM;
         }
     }
@@ -913,8 +950,10 @@ static void add_series(const struct hview *v, const int64_t *arr_c, const int64_
             t->counts[si] = t->bytes_series[si] = 0;
         t->counts[si] += cv;
         t->bytes_series[si] += bv;
-        if (line)
+        if (line) {
             line->counts[si] = cv;
+            line->bytes[si] = bv;
+        }
     }
 }
 
@@ -1073,7 +1112,7 @@ int history_unguarded(pl_store *s, const pl_history_query *q, pl_history **out)
 
     *out = NULL;
     if (!q || q->limit < 1 || q->limit > 1000 || q->sort < PL_SORT_COUNT ||
-        q->sort > PL_SORT_NAME || q->since_ms < 0 || q->until_ms < 0 ||
+        q->sort >= PL_SORT_N || q->since_ms < 0 || q->until_ms < 0 ||
         (q->since_ms && q->until_ms && q->until_ms <= q->since_ms)) {
         rc = PL_EBADARG;
         goto out;
@@ -1177,8 +1216,10 @@ void pl_history_free(pl_history *h)
         free(t->name);
         free(t->counts);
         free(t->bytes_series);
-        for (j = 0; t->lines && j < t->n_lines; j++)
+        for (j = 0; t->lines && j < t->n_lines; j++) {
             free(t->lines[j].counts);
+            free(t->lines[j].bytes);
+        }
         free(t->lines);
     }
     if (h) {

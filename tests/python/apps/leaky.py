@@ -5,6 +5,11 @@ Routes:
                     (then keep the worker busy S seconds, so that concurrent
                     requests spread over the workers); answers
                     {"pid": ..., "leaked": K, "total": len(LEAKS)}
+  /cache?n=K&size=S&hold=H keep K new bytes objects of S bytes each in the module-level
+                    dict _cache (keys 'k0', 'k1', ...): a leak of untracked objects;
+                    answers {"pid": ..., "kept": K * S}
+  /strings?n=K&size=S&hold=H  append K new str objects of S characters to the module-level
+                    list STRINGS; answers {"pid": ..., "kept": K}
   /pid              {"pid": ...}
   /block?s=S        hold the GIL for S seconds (a stuck worker)
   /_pyloot/...      pyloot
@@ -32,6 +37,8 @@ class Leak:
 
 
 LEAKS = []
+_cache = {}
+STRINGS = []
 
 _remote = os.environ.get("PYLOOT_TEST_REMOTE")
 _remote_host, _, _remote_port = (_remote or "").rpartition(":")
@@ -69,6 +76,18 @@ def app(environ, start_response):
         if hold:
             time.sleep(hold)
         return _json(start_response, {"pid": os.getpid(), "leaked": n, "total": len(LEAKS)})
+    if path == "/cache":
+        n, size = _param(environ, "n", 1, int), _param(environ, "size", 100000, int)
+        for _ in range(n):
+            _cache["k%d" % len(_cache)] = os.urandom(size)
+        time.sleep(_param(environ, "hold", 0.0))
+        return _json(start_response, {"pid": os.getpid(), "kept": n * size})
+    if path == "/strings":
+        n, size = _param(environ, "n", 1, int), _param(environ, "size", 100, int)
+        for _ in range(n):
+            STRINGS.append(("s%d-" % len(STRINGS)).ljust(size, "x"))
+        time.sleep(_param(environ, "hold", 0.0))
+        return _json(start_response, {"pid": os.getpid(), "kept": n})
     if path == "/pid":
         return _json(start_response, {"pid": os.getpid()})
     if path == "/block":

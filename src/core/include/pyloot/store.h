@@ -191,18 +191,28 @@ int pl_store_stat_get(pl_store *s, pl_store_stat *out);
 
 /* ---- history query (GET /api/history) ---- */
 
-enum { PL_SORT_COUNT = 0, PL_SORT_GROWTH = 1, PL_SORT_NAME = 2 };
+enum {
+    PL_SORT_COUNT = 0,        /* latest count, descending */
+    PL_SORT_GROWTH = 1,       /* count growth, descending */
+    PL_SORT_NAME = 2,         /* name, ascending */
+    PL_SORT_BYTES = 3,        /* latest shallow bytes, descending */
+    PL_SORT_BYTES_GROWTH = 4, /* bytes growth, descending */
+    PL_SORT_N = 5
+};
 
-/* The sorts' names ("count", "growth", "name"), indexed by PL_SORT_*: the
- * one list that sort= of /api/history, --sort of the command and the error
- * messages use. */
-extern const char *const pl_sort_names[3];
+/* The sorts' names ("count", "growth", "name", "bytes", "bytes_growth"),
+ * indexed by PL_SORT_*: the one list that sort= of /api/history, --sort of
+ * the commands and their error messages use. */
+extern const char *const pl_sort_names[PL_SORT_N];
+/* "growth, count, name, bytes or bytes_growth": the list for error
+ * messages and usage texts. */
+extern const char pl_sort_list[];
 /* The PL_SORT_* named by s[0..len), or -1. Thread-safe. */
 int pl_sort_from_name(const char *s, size_t len);
 
 typedef struct pl_history_query {
     const char *q;          /* case-insensitive substring of the type name; NULL or "" = all */
-    int sort;               /* PL_SORT_*: count and growth sort descending, name ascending */
+    int sort;               /* PL_SORT_*: name sorts ascending, the others descending */
     uint64_t offset;        /* into the sorted, filtered list of types */
     uint64_t limit;         /* types to return (1..1000) */
     uint64_t top;           /* 0 = all; else only the `top` types with the largest count (before q and sort) */
@@ -225,6 +235,7 @@ typedef struct pl_history_line {
     pl_incarnation inc;
     char host[64];          /* of the incarnation's procs record, NUL-terminated */
     int64_t *counts;        /* n_times entries; -1 where the incarnation has no value */
+    int64_t *bytes;         /* n_times entries, its bytes; -1 likewise */
 } pl_history_line;
 
 typedef struct pl_history_type {
@@ -233,6 +244,7 @@ typedef struct pl_history_type {
     uint64_t count;         /* latest count summed over alive incarnations (or the pid's latest) */
     uint64_t bytes;         /* same, bytes */
     int64_t growth;         /* sum over those incarnations of (latest - first stored count) */
+    int64_t bytes_growth;   /* same, bytes */
     int64_t *counts;        /* n_times entries, merged; -1 where no incarnation has a value */
     int64_t *bytes_series;  /* n_times entries, merged bytes; -1 likewise */
     pl_history_line *lines; /* per_worker only: n_lines entries, else NULL */
