@@ -11,8 +11,10 @@ import { workersView } from "./view-workers.js";
 import { objectsView } from "./view-objects.js";
 import { objectView } from "./view-object.js";
 import { retainersView } from "./view-retainers.js";
+import { memoryView } from "./view-memory.js";
 
-defineViews({ history: historyView, workers: workersView, objects: objectsView, object: objectView, retainers: retainersView });
+defineViews({ history: historyView, workers: workersView, memory: memoryView, objects: objectsView, object: objectView,
+  retainers: retainersView });
 // After a 401, the token form; once logged in, every view starts again with the cookie.
 onUnauthorized((message) => showLogin(message, () => { loadProcs().catch(() => {}); restart(); }));
 startAutoRefresh($("#auto-refresh"));

@@ -39,3 +39,33 @@ void pl_memory_measure(pl_memory_sample *m)
     m->rss = pl_proc_rss();
     m->allocator_free_bytes = allocator_free();
 }
+
+/* See memory.h. */
+void pl_memory_growth_of(const int64_t *rss, const int64_t *python_bytes, const int64_t *allocator_free_bytes,
+                         const int64_t *other_bytes, size_t n, pl_memory_growth *g)
+{
+    size_t first = n, last = n;
+
+    for (size_t i = 0; i < n; i++) {
+        if (rss[i] < 0)
+            continue;
+        if (first == n)
+            first = i;
+        last = i;
+    }
+    g->known = first < n && last > first;
+    if (!g->known) {
+        g->rss = g->python_bytes = g->allocator_free_bytes = g->other_bytes = 0;
+        return;
+    }
+    g->rss = rss[last] - rss[first];
+    g->python_bytes = python_bytes[last] - python_bytes[first];
+    g->allocator_free_bytes = allocator_free_bytes[last] - allocator_free_bytes[first];
+    g->other_bytes = other_bytes[last] - other_bytes[first];
+}
+
+/* See memory.h. */
+int pl_memory_outside_python(const pl_memory_growth *g)
+{
+    return g->known && g->rss >= PL_MEMORY_NOTABLE_GROWTH && g->python_bytes < g->rss / 2;
+}

@@ -68,6 +68,32 @@ static void test_other(void)
     CHECK_EQ_INT(pl_memory_other(&c), 0);
 }
 
+/* Growth between the first and last slot with figures; outside Python
+ * when RSS grew notably and Python objects explain under half of it. */
+static void test_growth(void)
+{
+    const int64_t M = 1 << 20;
+    int64_t rss[4] = {-1, 100 * M, -1, 130 * M}, py[4] = {-1, 10 * M, -1, 11 * M}, fr[4] = {-1, M, -1, M},
+            oth[4] = {-1, 89 * M, -1, 118 * M};
+    pl_memory_growth g;
+
+    pl_memory_growth_of(rss, py, fr, oth, 4, &g);
+    CHECK(g.known);
+    CHECK_EQ_INT(g.rss, 30 * M);
+    CHECK_EQ_INT(g.python_bytes, M);
+    CHECK_EQ_INT(g.other_bytes, 29 * M);
+    CHECK(pl_memory_outside_python(&g));
+    py[3] = 30 * M; /* Python objects explain most of it */
+    pl_memory_growth_of(rss, py, fr, oth, 4, &g);
+    CHECK(!pl_memory_outside_python(&g));
+    py[3] = 11 * M;
+    rss[3] = 104 * M; /* too small to remark on */
+    pl_memory_growth_of(rss, py, fr, oth, 4, &g);
+    CHECK(!pl_memory_outside_python(&g));
+    pl_memory_growth_of(rss, py, fr, oth, 2, &g); /* one slot: unknown */
+    CHECK(!g.known && g.rss == 0 && !pl_memory_outside_python(&g));
+}
+
 /* A live incarnation (this process) and a dead one: per worker and merged,
  * as of a moment, with the liveness rules of the history. */
 static void test_series(void)
@@ -104,6 +130,10 @@ static void test_series(void)
         CHECK_EQ_INT(m->merged.rss[1], 1100 + 700);
         /* b's last sign of life was T0+1000; 1.5 intervals later it still counts. */
         CHECK_EQ_INT(m->merged.rss[2], 1200 + 700);
+        /* Merged growth: the sum of the workers' own growths. */
+        CHECK(m->merged.growth.known);
+        CHECK_EQ_INT(m->merged.growth.rss, 200 + 200);
+        CHECK_EQ_INT(m->merged.growth.python_bytes, 2);
         for (size_t w = 0; w < m->n_workers; w++) {
             CHECK_EQ_STR(m->workers[w].host, "testhost");
             if (m->workers[w].inc.pid == a.pid) {
@@ -268,6 +298,7 @@ static void test_measure(void)
 int main(void)
 {
     RUN(test_other);
+    RUN(test_growth);
     RUN(test_series);
     RUN(test_retention);
     RUN(test_schema4);

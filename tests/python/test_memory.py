@@ -4,7 +4,7 @@ real gunicorn workers. A native leak shows in other_bytes and not in
 python_bytes; a leak of Python objects shows in python_bytes."""
 import time
 
-from conftest import wait_until
+from conftest import http, wait_until
 
 MB = 1 << 20
 
@@ -109,3 +109,41 @@ def test_metrics_carry_the_figures(gunicorn):
         lines = [line for line in text.splitlines() if line.startswith(name + "{")]
         assert len(lines) == 1 and 'pid="%d"' % pid in lines[0], (name, lines)
         assert int(lines[0].rsplit(" ", 1)[1]) >= 0
+
+
+def test_remote_mode_carries_the_figures(gunicorn, tmp_path):
+    """Workers pushing to a central server: its /api/memory has their
+    figures, and a native leak there is other memory too."""
+    from test_remote import Central
+    central = Central(tmp_path / "central-db", tmp_path / "central.log")
+    central.start()
+    try:
+        server = gunicorn(workers=1, interval=0.3, env=central.worker_env(PYLOOT_HOST_NAME="host-m"))
+        (pid,) = server.worker_pids()
+
+        def figures():
+            r = http(central.url + "/api/memory?pid=%d&host=host-m" % pid)
+            if r.status == 404:  # its first push has not arrived yet
+                return None
+            assert r.status == 200, r.body
+            body = r.json()
+            if not body["workers"] or body["workers"][0]["rss"][-1] is None:
+                return None
+            return body["time"][-1], {k: body["workers"][0][k][-1] for k in ("rss", "python_bytes", "other_bytes")}
+
+        def after(moment):
+            return wait_until(lambda: (lambda f: f and f[0] > moment and f[1])(figures()), 30,
+                              message="a pushed sample after %.3f" % moment)
+
+        after(time.time())
+        before = after(time.time())
+        assert before["python_bytes"] > 0 and before["rss"] > before["python_bytes"]
+        r = server.get("/native-leak?mb=64")
+        assert r.status == 200
+        leaked = r.json()["leaked"]
+        grown = after(time.time())
+        assert grown["other_bytes"] - before["other_bytes"] >= 0.8 * leaked, (before, grown)
+        body = central.api("/api/memory?host=host-m")
+        assert body["merged"]["rss"][-1] == sum(w["rss"][-1] for w in body["workers"] if w["rss"][-1] is not None)
+    finally:
+        central.kill()

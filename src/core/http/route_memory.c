@@ -12,6 +12,17 @@
 
 static void encode_series(pl_buf *b, const pl_memory_series *s, size_t n)
 {
+    const pl_memory_growth g = s->growth;
+
+    pl_buf_puts(b, "\"growth\":");
+    if (g.known)
+        pl_buf_printf(b,
+                      "{\"rss\":%" PRId64 ",\"python_bytes\":%" PRId64 ",\"allocator_free_bytes\":%" PRId64
+                      ",\"other_bytes\":%" PRId64 ",\"outside_python\":%s},",
+                      g.rss, g.python_bytes, g.allocator_free_bytes, g.other_bytes,
+                      pl_memory_outside_python(&g) ? "true" : "false");
+    else
+        pl_buf_puts(b, "null,");
     pl_buf_puts(b, "\"rss\":");
     pl_http_json_series(b, s->rss, n);
     pl_buf_puts(b, ",\"python_bytes\":");

@@ -242,6 +242,16 @@ static int fill_series(struct mview *views, size_t nv, pl_memory *m)
             series_set(&out->s, i, &w->m[r], 0);
             series_set(&m->merged, i, &w->m[r], 1);
         }
+        pl_memory_series *ws = &out->s;
+        pl_memory_growth_of(ws->rss, ws->python_bytes, ws->allocator_free_bytes, ws->other_bytes, m->n_times,
+                            &ws->growth);
+        if (ws->growth.known && m->n_times && ws->rss[m->n_times - 1] >= 0) {
+            m->merged.growth.known = 1;
+            m->merged.growth.rss += ws->growth.rss;
+            m->merged.growth.python_bytes += ws->growth.python_bytes;
+            m->merged.growth.allocator_free_bytes += ws->growth.allocator_free_bytes;
+            m->merged.growth.other_bytes += ws->growth.other_bytes;
+        }
     }
     return 0;
 }

@@ -8,6 +8,7 @@
 #ifndef PYLOOT_MEMORY_H
 #define PYLOOT_MEMORY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* One sample's memory figures, in bytes. */
@@ -28,5 +29,31 @@ uint64_t pl_memory_other(const pl_memory_sample *m);
  * one mallinfo2() call, which walks glibc's free lists under its arena
  * locks (docs/store.md measures it). */
 void pl_memory_measure(pl_memory_sample *m);
+
+/* How a series of figures grew over a window: the values of its last slot
+ * with figures minus those of its first (known = 0 when fewer than two
+ * slots have figures; the growths are then 0). */
+typedef struct pl_memory_growth {
+    int known;
+    int64_t rss;
+    int64_t python_bytes;
+    int64_t allocator_free_bytes;
+    int64_t other_bytes;
+} pl_memory_growth;
+
+/* The growth of four aligned series of n slots (-1 where a slot has no
+ * figures). The one computation that the UI (through /api/memory) and
+ * `pyloot report` show. */
+void pl_memory_growth_of(const int64_t *rss, const int64_t *python_bytes, const int64_t *allocator_free_bytes,
+                         const int64_t *other_bytes, size_t n, pl_memory_growth *g);
+
+/* RSS growth below this is not worth a remark (allocator and interpreter
+ * noise of a live worker). */
+#define PL_MEMORY_NOTABLE_GROWTH (8ll << 20)
+
+/* 1 when RSS grew notably (PL_MEMORY_NOTABLE_GROWTH) and Python objects
+ * explain less than half of it: the growth is outside Python objects
+ * (native memory or allocator fragmentation). */
+int pl_memory_outside_python(const pl_memory_growth *g);
 
 #endif

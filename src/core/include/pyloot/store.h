@@ -292,6 +292,11 @@ typedef struct pl_memory_series {
     int64_t *python_bytes;
     int64_t *allocator_free_bytes;
     int64_t *other_bytes;   /* pl_memory_other of each contribution, summed */
+    /* Over the window: a worker's from its first slot with figures to its
+     * last (pl_memory_growth_of); the merged one is the sum of the growths
+     * of the workers with figures in the newest slot (as the history's
+     * growth, so a worker that starts or stops is not growth). */
+    pl_memory_growth growth;
 } pl_memory_series;
 
 /* One incarnation's series. */
