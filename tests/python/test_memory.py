@@ -2,9 +2,12 @@
 into Python objects, allocator free and other, per worker and merged, with
 real gunicorn workers. A native leak shows in other_bytes and not in
 python_bytes; a leak of Python objects shows in python_bytes."""
+import json
+import subprocess
 import time
 
 from conftest import http, wait_until
+from test_cli import pyloot_exe
 
 MB = 1 << 20
 
@@ -48,6 +51,22 @@ def test_native_leak_is_other_memory(gunicorn):
         assert after[k] >= 0
     assert after["other_bytes"] == max(0, after["rss"] - after["python_bytes"] - after["allocator_free_bytes"])
 
+    # The report of the stopped server's store opens with where the memory went.
+    server.stop()
+    out = subprocess.run([pyloot_exe(), "report", "--db", str(server.db), "--json"], capture_output=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    (w,) = [w for w in json.loads(out.stdout)["memory"]["workers"] if w["pid"] == pid]
+    assert w["other_bytes_growth"] >= 0.8 * leaked, w
+    assert abs(w["python_bytes_growth"]) < 0.1 * leaked, w
+    assert w["rss_growth"] >= 0.8 * leaked, w
+    assert w["outside_python"] is True
+    text = subprocess.run([pyloot_exe(), "report", "--db", str(server.db)], capture_output=True, timeout=60,
+                          text=True).stdout
+    section = text[text.index("memory ("):]
+    assert "pid %d" % pid in section and "the growth is outside Python objects" in section, text
+    assert "top growers" not in text or text.index("memory (") < text.index("top growers")
+
 
 def test_python_leak_is_python_bytes(gunicorn):
     server = gunicorn(workers=1, interval=0.3)
@@ -61,6 +80,11 @@ def test_python_leak_is_python_bytes(gunicorn):
     growth = {k: after[k] - before[k] for k in after}
     assert growth["python_bytes"] >= 0.9 * leaked, (growth, leaked)
     assert growth["other_bytes"] < 0.5 * leaked, (growth, leaked)
+    server.stop()
+    out = subprocess.run([pyloot_exe(), "report", "--db", str(server.db), "--json"], capture_output=True,
+                         timeout=60)
+    (w,) = [w for w in json.loads(out.stdout)["memory"]["workers"] if w["pid"] == pid]
+    assert w["python_bytes_growth"] >= 0.9 * leaked and w["outside_python"] is False, w
 
 
 def test_merged_and_per_worker(gunicorn):
