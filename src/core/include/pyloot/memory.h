@@ -4,7 +4,7 @@
  * the Python objects the sample counted, the bytes the C allocator holds but
  * does not use, and the rest (native allocations, the interpreter itself,
  * stacks, C extensions, pymalloc's free blocks). Implemented in memory.c;
- * every function is thread-safe, keeps no state and never needs the GIL. */
+ * every function is thread-safe and never needs the GIL. */
 #ifndef PYLOOT_MEMORY_H
 #define PYLOOT_MEMORY_H
 
@@ -27,7 +27,9 @@ uint64_t pl_memory_other(const pl_memory_sample *m);
  * (python_bytes is left as it is: the collector sums it from its sample).
  * Never fails: an unknown figure is 0. Cost: a read of /proc/self/statm and
  * one mallinfo2() call, which walks glibc's free lists under its arena
- * locks (docs/store.md measures it). */
+ * locks; a call that took over 2 ms is not repeated before 1,000 times its
+ * cost has passed, the calls in between reuse its figure (process-wide
+ * state, atomics). docs/store.md measures it. */
 void pl_memory_measure(pl_memory_sample *m);
 
 /* How a series of figures grew over a window: the values of its last slot
