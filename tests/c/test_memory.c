@@ -269,6 +269,17 @@ static void test_schema4(void)
             CHECK_EQ_INT(m->merged.other_bytes[m->n_times - 1], 4096 - 300 - 8);
         }
         pl_memory_free(m);
+        m = NULL;
+        pl_store_close(s);
+    }
+    /* The version written is 5: a read-only open finds it, and the figures. */
+    s = open_at(dir, 1, 0);
+    if (s) {
+        CHECK_OK(pl_store_stat_get(s, &st));
+        CHECK_EQ_INT(st.schema, 5);
+        CHECK_OK(pl_store_memory(s, &q, &m));
+        CHECK(m && m->n_workers == 1);
+        pl_memory_free(m);
         pl_store_close(s);
     }
     /* A version above 5 is refused. */
