@@ -9,6 +9,7 @@
 
 #include "pyloot/memory.h"
 #include "pyloot/store.h"
+#include "pyloot/verify.h"
 #include "test.h"
 #include "test_schema.h"
 
@@ -295,6 +296,56 @@ static void test_schema4(void)
     remove_dir(dir);
 }
 
+/* A memory record that does not decode is damage to the check, and an
+ * error (not a wrong figure) to a reader. */
+static void test_damaged_record(void)
+{
+    char *dir = make_dir();
+    pl_store *s = open_at(dir, 0, 0);
+    pl_incarnation a;
+    pl_memory_query q;
+    pl_memory *m = NULL;
+    char why[480];
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_dbi dbi;
+    MDB_val k, v, bad = {4, "abcd"};
+    uint8_t key[32];
+
+    CHECK_OK(pl_proc_self(&a));
+    reg(s, a);
+    append(s, a, one_type(s), T0, 4096, 10, 0);
+    pl_store_close(s);
+    CHECK_OK(pl_store_walk(dir, why, sizeof why));
+
+    CHECK_OK(mdb_env_create(&env));
+    mdb_env_set_maxdbs(env, 32);
+    CHECK_OK(mdb_env_open(env, dir, 0, 0600));
+    CHECK_OK(mdb_txn_begin(env, NULL, 0, &txn));
+    CHECK_OK(mdb_dbi_open(txn, "memory", 0, &dbi));
+    CHECK_OK(mdb_cursor_open(txn, dbi, &cur));
+    CHECK_OK(mdb_cursor_get(cur, &k, &v, MDB_FIRST));
+    memcpy(key, k.mv_data, k.mv_size);
+    k.mv_data = key;
+    mdb_cursor_close(cur);
+    CHECK_OK(mdb_put(txn, dbi, &k, &bad, 0));
+    CHECK_OK(mdb_txn_commit(txn));
+    mdb_env_close(env);
+
+    CHECK_EQ_INT(pl_store_walk(dir, why, sizeof why), PL_ECORRUPT);
+    CHECK(strstr(why, "table memory, key incarnation ") != NULL);
+    CHECK(strstr(why, "shorter than 24 bytes") != NULL);
+    s = open_at(dir, 1, 0);
+    if (s) {
+        memset(&q, 0, sizeof q);
+        CHECK_EQ_INT(pl_store_memory(s, &q, &m), PL_ECORRUPT);
+        CHECK(m == NULL);
+        pl_store_close(s);
+    }
+    remove_dir(dir);
+}
+
 /* The process's own figures are plausible. */
 static void test_measure(void)
 {
@@ -313,6 +364,7 @@ int main(void)
     RUN(test_series);
     RUN(test_retention);
     RUN(test_schema4);
+    RUN(test_damaged_record);
     RUN(test_measure);
     return TEST_EXIT();
 }
