@@ -241,7 +241,11 @@ static int render_memory(pl_store *s, const pl_metrics_query *q, pl_buf *b)
 
     memset(&mq, 0, sizeof mq);
     mq.max_points = 2;
-    mq.now_ms = q->now_ms;
+    mq.now_ms = q->now_ms ? q->now_ms : pl_now_ms();
+    /* Only the newest figures are exported: a scrape reads each worker's
+     * records of the last 10 minutes (and the one before), not its whole
+     * history. */
+    mq.since_ms = mq.now_ms - 600000;
     rc = pl_store_memory(s, &mq, &mem);
     if (rc)
         return rc;

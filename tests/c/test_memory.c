@@ -173,6 +173,18 @@ static void test_series(void)
     pl_memory_free(m);
     m = NULL;
 
+    /* A window that starts between two records shows the one before it. */
+    q.pid = a.pid;
+    q.since_ms = T0 + 1500;
+    q.until_ms = T0 + 1900;
+    CHECK_OK(pl_store_memory(s, &q, &m));
+    if (m) {
+        CHECK_EQ_INT(m->n_times, 1);
+        CHECK_EQ_INT(m->merged.rss[0], 1100);
+    }
+    pl_memory_free(m);
+    m = NULL;
+
     /* Bad arguments. */
     q.pid = 0x7ffffffd;
     CHECK_EQ_INT(pl_store_memory(s, &q, &m), PL_ENOTFOUND);

@@ -114,7 +114,9 @@ struct mview {
     size_t n;
 };
 
-static int mview_load(pl_store *s, MDB_txn *txn, struct mview *w)
+/* Loads w's records from the last one at or before from_ms (the figures a
+ * slot at from_ms shows) on; from_ms 0: all of them. */
+static int mview_load(pl_store *s, MDB_txn *txn, struct mview *w, int64_t from_ms)
 {
     MDB_cursor *cur = NULL;
     uint8_t lo[MEMORY_KEY];
@@ -123,11 +125,21 @@ static int mview_load(pl_store *s, MDB_txn *txn, struct mview *w)
     int rc;
 
     inc_key(lo, &w->inc);
-    memset(lo + INC_KEY, 0, 8);
+    put_be64(lo + INC_KEY, (uint64_t)from_ms);
     rc = mdb_cursor_open(txn, s->memory, &cur);
     if (rc)
         goto out;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (from_ms && (rc == 0 || rc == MDB_NOTFOUND)) {
+        /* One record back: the last one before from_ms, when it is w's. */
+        int back = rc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV) : mdb_cursor_get(cur, &k, &v, MDB_LAST);
+        if (back == 0 && (k.mv_size != MEMORY_KEY || memcmp(k.mv_data, lo, INC_KEY) != 0))
+            back = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        else if (back == MDB_NOTFOUND)
+            back = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        rc = back;
+    }
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size != MEMORY_KEY || memcmp(k.mv_data, lo, INC_KEY) != 0)
             break;
         if (v.mv_size < MEMORY_VALUE) {
@@ -298,7 +310,7 @@ int memory_unguarded(pl_store *s, const pl_memory_query *q, pl_memory **out)
         w->inc = list[i].inc;
         w->rec = list[i].rec;
         w->alive = rec_alive(&w->inc, &w->rec, now);
-        if (s->memory && (rc = mview_load(s, txn, w)))
+        if (s->memory && (rc = mview_load(s, txn, w, q->since_ms)))
             goto out;
         if (!w->n)
             continue;
