@@ -11,7 +11,8 @@ from pyloot import _pyloot
 from pyloot._pyloot import Error, TooLargeError, __version__
 from pyloot.backends import BaseBackend, HTTPRemoteBackend, InMemoryBackend, LMDBBackend
 from pyloot.core import PyLoot
-from pyloot.objectgraph import AnnotatedGraph, ObjectGraph, Suspect, cycles_created_by, garbage, key_cycles, objects_reachable_from, snapshot
+from pyloot.objectgraph import AnnotatedGraph, Components, ObjectGraph, Suspect, cycles_created_by, garbage, key_cycles, objects_reachable_from, snapshot
+from pyloot.i_directed_graph import IDirectedGraph
 from pyloot.server import PyLootServer
 
 #: The names whose values pyloot shows as ``<redacted>`` unless
@@ -30,6 +31,8 @@ __all__ = [
     "InMemoryBackend",
     "HTTPRemoteBackend",
     "AnnotatedGraph",
+    "Components",
+    "IDirectedGraph",
     "ObjectGraph",
     "Suspect",
     "cycles_created_by",

@@ -42,11 +42,13 @@ static const char usage[] =
     "                      open it read-only (default: $PYLOOT_DB)\n"
     "--token TOKEN         Require this token (Authorization: Bearer, or the UI's login) for every\n"
     "                      route but the UI files. Default: $PYLOOT_TOKEN. Without one, live-object\n"
-    "                      routes answer only local requests that came through no proxy\n"
+    "                      routes answer only requests from a loopback address that carry\n"
+    "                      no proxy header (X-Forwarded-For, Forwarded, X-Real-IP)\n"
     "--read-only           Serve an existing store (a server's PyLoot(path=...)); take no pushes\n"
     "--no-gzip             Never gzip responses\n"
     "--json, --csv         machine-readable output instead of a table\n"
-    "--help                show this help message (or a command's) and exit\n"
+    "--help                show this help message (or a command's) and exit; so does -h\n"
+    "                      with no value after it\n"
     "--version             show the version and exit\n";
 
 static const struct cli_option no_options[] = {{NULL, NULL, 0}};
@@ -134,6 +136,14 @@ static int set_global(struct cli_globals *g, const struct cli_option *o, const c
     return 0;
 }
 
+/* `-h` is --host's short name, as in the seed (`pyloot -h 127.0.0.1`), and
+ * also what people type for help: `-h` with no value after it (last, or
+ * followed by another option; a host never starts with '-') means --help. */
+static int help_by_h(int argc, char **argv, int i)
+{
+    return strcmp(argv[i], "-h") == 0 && (i + 1 >= argc || argv[i + 1][0] == '-');
+}
+
 /* Finds the subcommand: the first argument that is neither an option nor
  * the value of a global option. An option before it that is not global is
  * refused (its arity is unknown until the command is). */
@@ -158,7 +168,7 @@ static int find_subcommand(int argc, char **argv, const struct cli_command **cmd
         o = find_option(globals, a, len);
         if (!o)
             return 0; /* reported with the right help by the main loop */
-        if (o->takes_value && !eq)
+        if (o->takes_value && !eq && !help_by_h(argc, argv, i))
             i++;
     }
     return 0;
@@ -178,7 +188,7 @@ int main(int argc, char **argv)
     if (find_subcommand(argc, argv, &cmd, &at))
         goto out;
     for (i = 1; i < argc; i++) {
-        char *a = argv[i], *eq = strchr(a, '=');
+        const char *a = argv[i], *eq = strchr(a, '=');
         size_t len = a[0] == '-' && eq ? (size_t)(eq - a) : strlen(a);
         const struct cli_option *o;
         const char *val = NULL;
@@ -186,6 +196,10 @@ int main(int argc, char **argv)
 
         if (i == at)
             continue;
+        if (help_by_h(argc, argv, i)) {
+            a = "--help";
+            len = strlen(a);
+        }
         o = a[0] == '-' ? find_option(globals, a, len) : NULL;
         if (!o && a[0] == '-' && cmd && i > at) {
             o = find_option(cmd->options, a, len);

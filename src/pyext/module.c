@@ -51,6 +51,7 @@ static int pl_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->store_type);
     Py_VISIT(st->handler_type);
     Py_VISIT(st->graph_type);
+    Py_VISIT(st->components_type);
     return 0;
 }
 
@@ -62,6 +63,7 @@ static int pl_clear(PyObject *m)
     Py_CLEAR(st->store_type);
     Py_CLEAR(st->handler_type);
     Py_CLEAR(st->graph_type);
+    Py_CLEAR(st->components_type);
     return 0;
 }
 

@@ -17,6 +17,7 @@
  *   live.c, live_answer.c, live_list.c, live_related.c, live_path.c, live.h: live-object queries
  *   live_retained.c the live routes of the dominator tree (retained, retainers, suspects)
  *   graphobject.c   the Graph type (the refcycle API's methods), over graph_int.h:
+ *     graph_components.c  the Components type: SCCs whose graphs are built when used
  *     graph_build.c     vertices and edges from Python objects (snapshot, iterables)
  *     graph_labels.c    vertex descriptions and edge labels of annotated graphs
  *     graph_heapinfo.c  shallow sizes, outside references and untracked objects of a graph
@@ -41,6 +42,7 @@ typedef struct pl_modstate {
     PyTypeObject *store_type;   /* store_handler.c */
     PyTypeObject *handler_type; /* store_handler.c */
     PyTypeObject *graph_type;   /* graphobject.c */
+    PyTypeObject *components_type; /* graph_components.c */
 } pl_modstate;
 
 /* errors.c: the state of this module object. GIL held. */

@@ -53,6 +53,7 @@ struct pl_handler {
 #define PL_PARAM_TIME_MAX_S (PL_PARSE_TIME_MAX_MS / 1000) /* since=/until=: 9999-12-31T23:59:59Z */
 #define PL_PARAM_QUERY_MAX 256                /* q= of /api/history, bytes */
 #define PL_PARAM_HOST_MAX 63                  /* host=, bytes */
+#define PL_GRAPH_DEPTH_MAX 4                  /* depth= of /api/objects/<id>/graph */
 
 /* Finds the first `name=value` of a raw query string (NULL: none) and
  * URL-decodes the value into out (NUL-terminated). 1 found, 0 absent,
@@ -122,6 +123,7 @@ void pl_route_history(pl_handler *h, const pl_request *req, const char *rest, pl
 void pl_route_memory(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_objects(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_object(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
+void pl_route_object_graph(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_retainers(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_suspects(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_witnesses(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);

@@ -26,6 +26,7 @@ typedef enum pl_live_kind {
     PL_LIVE_RETAINED = 6,  /* PL_LIVE_DETAIL plus retained size and immediate dominator: id */
     PL_LIVE_RETAINERS = 7, /* dominator-tree children of id (0: the top level): offset, limit */
     PL_LIVE_SUSPECTS = 8,  /* leak suspects of the type `group`: limit (1..10) of them */
+    PL_LIVE_GRAPH = 9,     /* its referrers as nodes and edges, with its path: id, limit = depth (1..4) */
 } pl_live_kind;
 
 /* A live-object query, already validated by the handler. */
