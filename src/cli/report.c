@@ -1,4 +1,5 @@
-/* pyloot report: which types grew, how fast, in which workers, and what
+/* pyloot report: where the workers' memory went (report_memory.c), which
+ * types grew, how fast, in which workers, and what
  * held them (the latest witness), with the store's facts. Built on the
  * public history API (pl_store_history, one line per incarnation,
  * ranked by bytes growth or count growth) and the witnesses (pl_store_witnesses), so a store copied off
@@ -144,7 +145,8 @@ static void print_damage(const pl_store_damage *d, size_t skipped)
 }
 
 static void print_text(const facts *f, const int64_t *window, const grower *g, size_t n, pl_witness_list *wl,
-                       const char *path, const pl_store_damage *d, size_t skipped, int sort)
+                       const char *path, const pl_store_damage *d, size_t skipped, int sort,
+                       const pl_memory *mem)
 {
     char a[32], b[32];
     int64_t span = window[1] - window[0];
@@ -160,6 +162,7 @@ static void print_text(const facts *f, const int64_t *window, const grower *g, s
     } else {
         printf("samples: none\n");
     }
+    pl_cli_report_memory_text(mem);
     if (!n) {
         printf("\nno type grew over the samples stored\n");
         print_damage(d, skipped);
@@ -188,7 +191,8 @@ static void print_text(const facts *f, const int64_t *window, const grower *g, s
 }
 
 static void print_json(const facts *f, const int64_t *window, const grower *g, size_t n, pl_witness_list *wl,
-                       const char *path, const pl_store_damage *d, size_t skipped, int sort)
+                       const char *path, const pl_store_damage *d, size_t skipped, int sort,
+                       const pl_memory *mem)
 {
     pl_buf b = PL_BUF_INIT;
     int64_t span = window[1] - window[0];
@@ -206,6 +210,8 @@ static void print_json(const facts *f, const int64_t *window, const grower *g, s
                       (int)(window[0] % 1000), window[1] / 1000, (int)(window[1] % 1000));
     else
         pl_buf_puts(&b, ",\"window\":null");
+    pl_buf_putc(&b, ',');
+    pl_cli_report_memory_json(&b, mem);
     pl_buf_printf(&b, ",\"sort\":\"%s\",\"growers\":[", pl_sort_names[sort]);
     for (size_t i = 0; i < n; i++) {
         const grower *x = &g[i];
@@ -388,6 +394,7 @@ int pl_cli_report(pl_store *store, int format, uint64_t limit, int sort)
     pl_history *h = NULL;
     grower *g = NULL;
     pl_witness_list *wl = NULL;
+    pl_memory *mem = NULL;
     facts f;
     size_t n = 0;
     int64_t window[2] = {0, 0};
@@ -474,10 +481,17 @@ int pl_cli_report(pl_store *store, int format, uint64_t limit, int sort)
         damage.records = skipped;
         snprintf(damage.first, sizeof damage.first, "the history of %zu pid%s", skipped, skipped == 1 ? "" : "s");
     }
+    /* The memory figures: a store that cannot give them still gets the
+     * rest of its report (a damaged memory record counts as damage). */
+    rc = pl_cli_report_memory_read(store, &mem);
+    if (rc == PL_ECORRUPT && !damage.records++)
+        snprintf(damage.first, sizeof damage.first, "table memory: a record does not decode");
+    else if (rc)
+        fail("reading the memory figures", pl_strerror(rc));
     if (format == 'j')
-        print_json(&f, window, g, n, wl, pl_store_path(store), &damage, skipped, sort);
+        print_json(&f, window, g, n, wl, pl_store_path(store), &damage, skipped, sort, mem);
     else
-        print_text(&f, window, g, n, wl, pl_store_path(store), &damage, skipped, sort);
+        print_text(&f, window, g, n, wl, pl_store_path(store), &damage, skipped, sort, mem);
     code = damage.records ? CLI_EXIT_DAMAGED : 0;
 out:
     pl_buf_free(&f.command);
@@ -488,14 +502,17 @@ out:
         free(g[i].name);
     free(g);
     pl_history_free(h);
+    pl_memory_free(mem);
     return code;
 }
 
 const char cli_report_help[] =
     "usage: pyloot report --db DIR [--limit N] [--sort bytes_growth|growth] [--json]\n"
     "\n"
-    "A leak report for a store, live or dead: the types that grew (bytes and objects gained, per\n"
-    "hour, count, bytes, how many workers, the worst one), each with the latest recorded path that held one\n"
+    "A leak report for a store, live or dead: first where each worker's memory went (RSS growth,\n"
+    "and how much Python objects, the allocators' free bytes and other memory explain), then\n"
+    "the types that grew (bytes and objects gained, per hour, count, bytes, how many workers, the\n"
+    "worst one), each with the latest recorded path that held one\n"
     "of them, and the store's facts (workers seen, alive, killed; time span; the newest command\n"
     "line, its secrets redacted).\n"
     "\n"

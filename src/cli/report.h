@@ -16,4 +16,17 @@
  * ..." on stderr. */
 int pl_cli_report(pl_store *store, int format, uint64_t limit, int sort);
 
+/* The memory section (report_memory.c). Reads every worker's figures over
+ * all the samples: 0 with *out (free with pl_memory_free), or the store's
+ * error. */
+int pl_cli_report_memory_read(pl_store *store, pl_memory **out);
+/* Prints the section: per worker (then merged) the RSS growth and what
+ * Python objects, the allocators' free bytes and other memory explain of
+ * it. m may be NULL (not read). */
+void pl_cli_report_memory_text(const pl_memory *m);
+/* Appends "memory":{"workers":[{pid, start, host, rss, rss_growth,
+ * python_bytes_growth, allocator_free_bytes_growth, other_bytes_growth,
+ * outside_python}], "merged":{...} or null} to b. */
+void pl_cli_report_memory_json(pl_buf *b, const pl_memory *m);
+
 #endif

@@ -154,11 +154,11 @@ static int sink_type_ids(const pl_sink *sink, const char **names, const size_t *
 }
 
 static int sink_append(const pl_sink *sink, const pl_incarnation *self, int64_t now_ms, pl_type_count *counts,
-                       size_t n)
+                       size_t n, const pl_memory_sample *memory)
 {
     if (sink->push)
-        return pl_push_add(sink->push, now_ms, counts, n, pl_proc_rss());
-    return pl_store_append(sink->store, self, now_ms, counts, n);
+        return pl_push_add_memory(sink->push, now_ms, counts, n, memory);
+    return pl_store_append_memory(sink->store, self, now_ms, counts, n, memory);
 }
 
 /* After a collection (its witness search included): the collector's stats
@@ -238,7 +238,13 @@ static int write_sample(const pl_sink *sink, const pl_incarnation *self, int64_t
             n++;
         }
     }
-    rc = sink_append(sink, self, now_ms, counts, n);
+    /* Where the memory is, beside the sample: its objects' bytes, then RSS
+     * and the allocator's free bytes, measured now (GIL released). */
+    pl_memory_sample memory = {0, 0, 0};
+    for (size_t i = 0; i < n; i++)
+        memory.python_bytes += counts[i].bytes;
+    pl_memory_measure(&memory);
+    rc = sink_append(sink, self, now_ms, counts, n, &memory);
 done:
     free(counts);
     free(names);

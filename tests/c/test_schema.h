@@ -12,7 +12,7 @@
 /* Writes meta "schema" = version into the closed store at dir and cuts
  * `cut` bytes off the end of every procs record (the fields later schemas
  * appended; 0 leaves them as they are). Below 4, the chunk tables get their
- * old names. */
+ * old names; below 5, the table `memory` goes. */
 static inline void rewrite_schema(const char *dir, uint32_t version, size_t cut)
 {
     MDB_env *env = NULL;
@@ -43,6 +43,12 @@ static inline void rewrite_schema(const char *dir, uint32_t version, size_t cut)
             mdb_cursor_close(cur);
             CHECK_OK(mdb_drop(txn, src, 1));
         }
+    }
+    if (version < 5) {
+        /* Schema 5 added the table `memory`. */
+        MDB_dbi mem;
+        if (mdb_dbi_open(txn, "memory", 0, &mem) == 0)
+            CHECK_OK(mdb_drop(txn, mem, 1));
     }
     if (cut) {
         CHECK_OK(mdb_cursor_open(txn, procs, &cur));

@@ -10,11 +10,8 @@
 #include "pyloot/error.h"
 #include "pyloot/json.h"
 
-/* A central server's hosts may each have had a worker with the same pid:
- * pid= alone would then silently answer for one of them. Returns 1 with a
- * 400 in resp naming two of the hosts, else 0 (a failed read is left to the
- * history query, which reports it). */
-static int pid_on_several_hosts(pl_store *store, uint32_t pid, pl_response *resp)
+/* See http_int.h. */
+int pl_http_pid_on_several_hosts(pl_store *store, uint32_t pid, pl_response *resp)
 {
     pl_proc_info *procs = NULL;
     size_t n = 0;
@@ -150,7 +147,7 @@ void pl_route_history(pl_handler *h, const pl_request *req, const char *rest, pl
         goto done;
     }
 
-    if (pid && !hq.host && pid_on_several_hosts(h->opt.store, (uint32_t)pid, resp))
+    if (pid && !hq.host && pl_http_pid_on_several_hosts(h->opt.store, (uint32_t)pid, resp))
         goto done;
     rc = pl_store_history(h->opt.store, &hq, &hist);
     if (rc == PL_ENOTFOUND && (pid || hq.host)) {

@@ -635,21 +635,15 @@ static size_t grid_len(int64_t lo, int64_t hi, int64_t step)
     return (g0 < hi ? (size_t)((hi - 1 - g0) / step) + 1 : 0) + 1;
 }
 
-/* Builds the slot ends from lo to hi: multiples of the smallest collection
- * interval (or of a multiple of it, so that there are at most max_points)
- * inside [lo, hi), then hi. */
-static int build_axis(const struct hview *views, size_t nv, uint32_t max_points, int64_t lo,
-                      int64_t hi, pl_history *h)
+/* See store_int.h. */
+int axis_grid(int64_t base, uint32_t max_points, int64_t lo, int64_t hi, int64_t **times, size_t *n_times,
+              int64_t *step_ms)
 {
-    int64_t base = 0, step, g;
-    size_t n, i;
+    int64_t step, g;
+    size_t n;
     int rc = 0;
 
-    for (i = 0; i < nv; i++)
-        if (views[i].n_times && views[i].rec.interval_ms &&
-            (!base || views[i].rec.interval_ms < base))
-            base = views[i].rec.interval_ms;
-    if (!base)
+    if (base <= 0)
         base = 1000;
     if (lo > hi)
         lo = hi;
@@ -658,18 +652,34 @@ static int build_axis(const struct hview *views, size_t nv, uint32_t max_points,
         step = base * ((hi - lo) / (base * (int64_t)(max_points - 1)) + 1);
     while ((n = grid_len(lo, hi, step)) > max_points)
         step += base;
-    h->times = malloc(n * sizeof *h->times);
-    if (!h->times) {
+    *times = malloc(n * sizeof **times);
+    if (!*times) {
         rc = ENOMEM;
         goto out;
     }
-    h->step_ms = step;
-    h->n_times = 0;
+    *step_ms = step;
+    *n_times = 0;
     for (g = (lo + step - 1) / step * step; g < hi; g += step)
-        h->times[h->n_times++] = g;
-    h->times[h->n_times++] = hi;
+        (*times)[(*n_times)++] = g;
+    (*times)[(*n_times)++] = hi;
 out:
     return rc;
+}
+
+/* Builds the slot ends from lo to hi: multiples of the smallest collection
+ * interval (or of a multiple of it, so that there are at most max_points)
+ * inside [lo, hi), then hi. */
+static int build_axis(const struct hview *views, size_t nv, uint32_t max_points, int64_t lo,
+                      int64_t hi, pl_history *h)
+{
+    int64_t base = 0;
+    size_t i;
+
+    for (i = 0; i < nv; i++)
+        if (views[i].n_times && views[i].rec.interval_ms &&
+            (!base || views[i].rec.interval_ms < base))
+            base = views[i].rec.interval_ms;
+    return axis_grid(base, max_points, lo, hi, &h->times, &h->n_times, &h->step_ms);
 }
 
 /* Which sample of view v each slot shows: its last sample at or before the

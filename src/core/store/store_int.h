@@ -18,6 +18,7 @@
  * read-only open reads them so, a writable one migrates (layout4()).
  *   mailbox   'q' to(12) ticket(8) part(1) | 't' ticket(8) | 'r' ticket(8) part(4)
  *   witness   type_id(4) inc(12) time(8) part(1) -> one witness path (witness.c)
+ *   memory    inc(12) time(8) -> rss, python_bytes, allocator_free_bytes (schema 5; memory.c)
  *
  * Keys are big-endian; values use host byte order (an LMDB file is not
  * portable across architectures anyway). Every value stays under PART_MAX
@@ -44,6 +45,7 @@
  *   mailbox.c    live-object requests between incarnations
  *   remote.c     incarnations pushed by workers of other hosts
  *   witness.c    witness paths of growing types (encode, write once, read, retain)
+ *   memory.c     where each sample's memory was: write, read as series, retain
  *   open.c       open/close: the env, its tables, the schema; the recovery note
  *   migrate.c    the migration of schemas 1-3 to schema 4 (run by open.c)
  *   records.c    procs records, log samples, first-sample snapshots, window lists
@@ -79,7 +81,7 @@
  * cost, /metrics).
  * An older store is migrated at a writable open (its records are read at
  * their old size, zero-extended) and read as it is by a read-only one. */
-#define SCHEMA_VERSION 4u
+#define SCHEMA_VERSION 5u
 #define SCHEMA_OLDEST 1u
 #define DEFAULT_MAP_SIZE (1ull << 30)
 #define DEFAULT_MAX_SAMPLES 2880u
@@ -157,6 +159,7 @@ struct pl_store {
     MDB_dbi meta, procs, types, names, log, windows, snap, mailbox;
     MDB_dbi chunks, chunks2; /* ichunks, ichunks2 (or chunks, chunks2 of an older schema, read-only) */
     MDB_dbi witness; /* 0 when a read-only store predates witnesses (witness.c) */
+    MDB_dbi memory;  /* 0 when a read-only store predates schema 5 (memory.c) */
     /* Read-held by every transaction of this handle; write-held only to
      * adopt a map grown by another process (mdb_env_set_mapsize(env, 0)
      * requires that no transaction of this process is active). */
@@ -631,6 +634,35 @@ int mailbox_sweep(pl_store *s, int64_t now_ms, const struct inc_entry *list, siz
  * open_dbs): every log and snapshot value packed, chunks/chunks2 moved into
  * ichunks/ichunks2 with inc-first keys and dropped. */
 int migrate_layout4(pl_store *s, MDB_txn *txn);
+
+/* ---- history.c ---- */
+
+/* The time axis of every series read (history, memory): slot ends at the
+ * multiples of the step inside [lo, hi), then hi; the step is `base` (the
+ * smallest collection interval; <= 0: 1 s) or the smallest multiple of it
+ * that keeps at most max_points (>= 2) slots. *times is malloc'ed. 0 or
+ * ENOMEM. */
+int axis_grid(int64_t base, uint32_t max_points, int64_t lo, int64_t hi, int64_t **times, size_t *n_times,
+              int64_t *step_ms);
+
+/* ---- memory.c ---- */
+
+/* memory: inc(12) time(8) -> rss, python_bytes, allocator_free_bytes (u64
+ * each, host order; a reader takes the first MEMORY_VALUE bytes, so fields
+ * may be appended). Schema 5. */
+#define MEMORY_KEY (INC_KEY + 8)
+#define MEMORY_VALUE 24u
+#define MEMORY_SCHEMA 5u
+
+/* Writes one sample's memory figures under the sample's (final) time, in
+ * the sample's transaction. A store without the table writes nothing. */
+int memory_put(pl_store *s, MDB_txn *txn, const pl_incarnation *inc, int64_t time_ms,
+               const pl_memory_sample *m);
+/* Retention of the memory table, run by the retention pass after the
+ * samples': a record goes with its incarnation, and when it is older than
+ * the incarnation's first stored sample or than max_age. */
+int memory_retain(pl_store *s, int64_t now_ms);
+int memory_unguarded(pl_store *s, const pl_memory_query *q, pl_memory **out);
 
 /* ---- witness.c ---- */
 

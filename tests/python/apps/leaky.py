@@ -11,6 +11,11 @@ Routes:
   /strings?n=K&size=S&hold=H  append K new str objects of S characters to the module-level
                     list STRINGS; answers {"pid": ..., "kept": K}
   /pid              {"pid": ...}
+  /native-leak?mb=M malloc M MiB in 1 MiB blocks through ctypes, write every
+                    byte and keep the pointers (memory no Python object holds):
+                    {"pid": ..., "leaked": bytes}
+  /list-leak?n=N    keep N lists of 500 ints (gc-tracked Python objects of
+                    about 4 KB each): {"pid": ..., "leaked": their shallow bytes}
   /block?s=S        hold the GIL for S seconds (a stuck worker)
   /_pyloot/...      pyloot
 
@@ -39,6 +44,29 @@ class Leak:
 LEAKS = []
 _cache = {}
 STRINGS = []
+NATIVE = []
+LISTS = []
+
+
+def _native_leak(mb):
+    import ctypes
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.memset.restype = ctypes.c_void_p
+    libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+    block = 1 << 20
+    for _ in range(mb):
+        p = libc.malloc(block)
+        libc.memset(p, 0x5A, block)
+        NATIVE.append(p)
+    return mb * block
+
+
+def _list_leak(n):
+    made = [[0] * 500 for _ in range(n)]
+    LISTS.extend(made)
+    return sum(sys.getsizeof(x) for x in made)
 
 _remote = os.environ.get("PYLOOT_TEST_REMOTE")
 _remote_host, _, _remote_port = (_remote or "").rpartition(":")
@@ -90,6 +118,10 @@ def app(environ, start_response):
         return _json(start_response, {"pid": os.getpid(), "kept": n})
     if path == "/pid":
         return _json(start_response, {"pid": os.getpid()})
+    if path == "/native-leak":
+        return _json(start_response, {"pid": os.getpid(), "leaked": _native_leak(_param(environ, "mb", 1, int))})
+    if path == "/list-leak":
+        return _json(start_response, {"pid": os.getpid(), "leaked": _list_leak(_param(environ, "n", 1, int))})
     if path == "/block":
         seconds = _param(environ, "s", 1.0)
         # A busy loop with a switch interval longer than the loop: no other

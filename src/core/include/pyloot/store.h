@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "pyloot/buf.h"
+#include "pyloot/memory.h"
 #include "pyloot/proc.h"
 
 typedef struct pl_store pl_store;
@@ -132,6 +133,10 @@ int pl_type_counts_sort(pl_type_count *c, size_t n);
 int pl_store_append(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
                     const pl_type_count *counts, size_t n);
 
+/* pl_store_append with the sample's memory figures (NULL: none), stored
+ * beside it in the same transaction (docs/store.md, "Memory"). */
+int pl_store_append_memory(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
+                           const pl_type_count *counts, size_t n, const pl_memory_sample *memory);
 /* One sample of a batch item: like pl_store_append's arguments. */
 typedef struct pl_store_sample {
     int64_t time_ms;
@@ -150,6 +155,8 @@ typedef struct pl_store_batch_item {
     int end;                      /* mark the incarnation ended (pl_store_end at now_ms) after the samples */
     const pl_store_sample *samples; /* borrowed */
     size_t n_samples;
+    const pl_memory_sample *memory; /* NULL, or n_samples entries: where the process's memory was at
+                                     * each sample (stored beside it, table `memory`); borrowed */
     /* in (without remote) or out (with remote) */
     pl_incarnation inc;
     /* out */
@@ -279,6 +286,60 @@ typedef struct pl_history {
  * *out is malloc'ed; free it with pl_history_free (NULL is a no-op). */
 int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out);
 void pl_history_free(pl_history *h);
+
+/* ---- memory series (GET /api/memory) ---- */
+
+typedef struct pl_memory_query {
+    uint32_t pid;           /* 0 = every incarnation; else only those with this pid */
+    const char *host;       /* NULL or "" = every host; else only incarnations of this host */
+    int64_t since_ms;       /* window start, unix ms; 0 = the first sample */
+    int64_t until_ms;       /* the as-of moment, unix ms; 0 = as pl_store_history */
+    int64_t now_ms;         /* the query's "now" (0 = the clock) */
+    uint32_t max_points;    /* 0 = default (720) */
+} pl_memory_query;
+
+/* Four series aligned with pl_memory.times; -1 where nothing contributes. */
+typedef struct pl_memory_series {
+    int64_t *rss;
+    int64_t *python_bytes;
+    int64_t *allocator_free_bytes;
+    int64_t *other_bytes;   /* pl_memory_other of each contribution, summed */
+    /* Over the window: a worker's from its first slot with figures to its
+     * last (pl_memory_growth_of); the merged one is the sum of the growths
+     * of the workers with figures in the newest slot (as the history's
+     * growth, so a worker that starts or stops is not growth). */
+    pl_memory_growth growth;
+} pl_memory_series;
+
+/* One incarnation's series. */
+typedef struct pl_memory_worker {
+    pl_incarnation inc;
+    char host[64];          /* of its procs record, NUL-terminated */
+    pl_memory_series s;
+} pl_memory_worker;
+
+typedef struct pl_memory {
+    int64_t *times;         /* slot ends, unix ms, ascending: the grid of pl_store_history */
+    size_t n_times;
+    int64_t as_of_ms;       /* as pl_history.as_of_ms; 0 when no sample has memory figures */
+    int live;
+    int64_t step_ms;
+    pl_memory_series merged; /* the sum over the incarnations alive at each slot's end */
+    pl_memory_worker *workers; /* the incarnations with memory figures, in procs order */
+    size_t n_workers;
+} pl_memory;
+
+/* Answers a memory query from one read transaction, on the time axis and
+ * with the liveness rules of pl_store_history (docs/store.md, "Memory"):
+ * an incarnation contributes to a slot its last memory figures at or before
+ * the slot's end while it was alive then; the merged series sum the
+ * contributions. Returns PL_EBADARG for a negative since/until or until not
+ * after since, PL_ENOTFOUND when `pid` (or `host`) has no incarnation. A
+ * store without the memory table (a read-only open of schema 4 or older)
+ * answers empty series. Callers zero-initialise the query. *out is
+ * malloc'ed; free it with pl_memory_free (NULL is a no-op). Thread-safe. */
+int pl_store_memory(pl_store *s, const pl_memory_query *q, pl_memory **out);
+void pl_memory_free(pl_memory *m);
 
 /* ---- mailbox: live-object requests forwarded between incarnations ---- */
 
