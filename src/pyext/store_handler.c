@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "pyloot/access.h"
@@ -348,12 +349,14 @@ static PyObject *store_procs(PyObject *op, PyObject *unused)
     PyObject *list = PyList_New((Py_ssize_t)n);
     for (size_t i = 0; list && i < n; i++) {
         pl_proc_info *p = &procs[i];
+        char end[64];
+        pl_proc_end_text(p, end, sizeof end);
         PyObject *d = Py_BuildValue(
-            "{s:I,s:K,s:O,s:d,s:d,s:O,s:s,s:s,s:d,s:K,s:I}", "pid", p->inc.pid, "start",
+            "{s:I,s:K,s:O,s:d,s:d,s:O,s:s,s:s,s:d,s:K,s:I,s:s}", "pid", p->inc.pid, "start",
             (unsigned long long)p->inc.start, "alive", p->alive ? Py_True : Py_False, "started",
             p->first_seen_ms / 1000.0, "last_seen", p->last_seen_ms / 1000.0, "ended",
             p->ended_ms ? Py_True : Py_False, "host", p->host, "argv", p->argv, "interval",
-            p->interval_ms / 1000.0, "rss", (unsigned long long)p->rss, "samples", p->samples);
+            p->interval_ms / 1000.0, "rss", (unsigned long long)p->rss, "samples", p->samples, "end", end);
         if (!d) {
             Py_CLEAR(list);
             break;
@@ -675,23 +678,44 @@ static PyObject *py_server_root(PyObject *module, PyObject *unused)
     return Py_BuildValue("(IK)", inc.pid, (unsigned long long)inc.start);
 }
 
-/* store_end_isolated(path, pid, timeout=3.0) -> (marked, why): pl_store_end_isolated
- * with the GIL released; why is None unless something went wrong. */
+/* store_end_isolated(path, pid, timeout=3.0, status=None) -> (marked, why):
+ * pl_store_end_isolated with the GIL released; status is the wait status the
+ * parent reaped (os.waitpid's), None when unknown; why is None unless
+ * something went wrong. */
 static PyObject *py_store_end_isolated(PyObject *module, PyObject *args)
 {
     const char *path;
     unsigned int pid;
     double timeout = 3.0;
-    if (!PyArg_ParseTuple(args, "sI|d:store_end_isolated", &path, &pid, &timeout))
+    PyObject *status_obj = Py_None;
+    int how = PL_END_NONE, value = 0;
+    if (!PyArg_ParseTuple(args, "sI|dO:store_end_isolated", &path, &pid, &timeout, &status_obj))
         return NULL;
     if (!(timeout > 0 && timeout <= 600)) {
         PyErr_SetString(PyExc_ValueError, "timeout must be in (0, 600] seconds");
         return NULL;
     }
+    if (status_obj != Py_None) {
+        long raw = PyLong_Check(status_obj) ? PyLong_AsLong(status_obj) : -1;
+        if (raw == -1 && PyErr_Occurred())
+            return NULL;
+        int status = raw >= 0 && raw <= 0xffff ? (int)raw : 0x7f; /* 0x7f: neither exited nor signalled */
+        if (WIFEXITED(status)) {
+            value = WEXITSTATUS(status);
+            how = value ? PL_END_EXITED : PL_END_CLEAN;
+        } else if (WIFSIGNALED(status)) {
+            how = PL_END_KILLED;
+            value = WTERMSIG(status);
+        } else {
+            PyErr_SetString(PyExc_ValueError, "status must be the wait status of a process that ended "
+                                              "(os.waitpid's second value)");
+            return NULL;
+        }
+    }
     char why[512];
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = pl_store_end_isolated(path, pid, pl_now_ms(), (unsigned)(timeout * 1000), why, sizeof why);
+    rc = pl_store_end_isolated(path, pid, pl_now_ms(), how, value, (unsigned)(timeout * 1000), why, sizeof why);
     Py_END_ALLOW_THREADS
     if (rc == 0 || rc == PL_ENOTFOUND)
         return Py_BuildValue("(OO)", rc == 0 ? Py_True : Py_False, Py_None);
@@ -700,8 +724,9 @@ static PyObject *py_store_end_isolated(PyObject *module, PyObject *args)
 
 static PyMethodDef store_functions[] = {
     {"store_end_isolated", py_store_end_isolated, METH_VARARGS,
-     "store_end_isolated(path, pid, timeout=3.0) -> (marked, why): marks the newest incarnation of pid that\n"
-     "has not ended as ended, in a child process (a damaged store cannot crash the caller)."},
+     "store_end_isolated(path, pid, timeout=3.0, status=None) -> (marked, why): marks the newest incarnation\n"
+     "of pid that has not ended as ended, with how (status: the wait status of os.waitpid, None if unknown),\n"
+     "in a child process (a damaged store cannot crash the caller)."},
 
     {"server_root", py_server_root, METH_NOARGS,
      "(pid, start) of the topmost ancestor running the same interpreter binary: the key of the "

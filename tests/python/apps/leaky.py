@@ -7,6 +7,9 @@ Routes:
                     {"pid": ..., "leaked": K, "total": len(LEAKS)}
   /pid              {"pid": ...}
   /block?s=S        hold the GIL for S seconds (a stuck worker)
+  /exit?code=K      the worker runs its exit handlers (pyloot marks its own
+                    end) and exits with code K, without an answer (gunicorn
+                    catches a SystemExit raised in a request)
   /_pyloot/...      pyloot
 
 Configured by the environment: PYLOOT_DB (store), PYLOOT_TEST_INTERVAL
@@ -84,4 +87,8 @@ def app(environ, start_response):
         finally:
             sys.setswitchinterval(old)
         return _json(start_response, {"pid": os.getpid(), "blocked": seconds})
+    if path == "/exit":
+        import atexit
+        atexit._run_exitfuncs()
+        os._exit(_param(environ, "code", 5, int))
     return _json(start_response, {"error": "no such route"}, "404 Not Found")

@@ -91,8 +91,16 @@ int pl_store_register(pl_store *s, const pl_proc_info *info);
 int pl_store_heartbeat(pl_store *s, const pl_incarnation *inc, int64_t now_ms, uint64_t rss,
                        const pl_proc_stats *stats);
 
-/* Marks an incarnation as ended cleanly at now_ms. */
+/* Marks an incarnation as ended at now_ms: what a process writes itself on
+ * its way out (listed as ended cleanly unless its parent says otherwise). */
 int pl_store_end(pl_store *s, const pl_incarnation *inc, int64_t now_ms);
+
+/* Marks an incarnation as ended at now_ms (an end already written keeps its
+ * time) and stores how, as the parent that reaped it saw it: `how` is a
+ * PL_END_* of proc.h, `value` the exit code (PL_END_EXITED) or the signal
+ * (PL_END_KILLED). PL_END_NONE leaves a stored status as it is.
+ * PL_ENOTFOUND for an incarnation not stored, PL_EBADARG for another how. */
+int pl_store_end_status(pl_store *s, const pl_incarnation *inc, int64_t now_ms, int how, int value);
 
 /* Lists every stored incarnation, alive or dead, sorted by first_seen.
  * *out is malloc'ed (free() it), *n its length. `alive` is computed. */
