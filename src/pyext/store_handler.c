@@ -2,6 +2,7 @@
 #include "pyext.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include "pyloot/access.h"
 #include "pyloot/error.h"
 #include "pyloot/redact.h"
+#include "pyloot/service.h"
 #include "pyloot/store.h"
 #include "pyloot/verify.h"
 #include "util.h"
@@ -722,12 +724,88 @@ static PyObject *py_store_end_isolated(PyObject *module, PyObject *args)
     return Py_BuildValue("(Os)", Py_False, why[0] ? why : pl_strerror(rc));
 }
 
+/* service_store() -> (name, cwd, command) of this process's service (the
+ * server root's working directory and command line: pyloot/service.h), or
+ * None when they cannot be read. */
+static PyObject *py_service_store(PyObject *module, PyObject *unused)
+{
+    pl_incarnation root;
+    pl_service *svc = malloc(sizeof *svc);
+    char name[128];
+    int rc;
+    if (!svc)
+        return PyErr_NoMemory();
+    rc = pl_proc_server_root(&root);
+    if (rc == 0)
+        rc = pl_service_describe(root.pid, svc);
+    PyObject *result;
+    if (rc) {
+        result = Py_NewRef(Py_None);
+    } else {
+        pl_service_store_name(svc, name, sizeof name);
+        result = Py_BuildValue("(sO&O&)", name, PyUnicode_DecodeFSDefault, svc->cwd, PyUnicode_DecodeFSDefault,
+                               svc->command);
+    }
+    free(svc);
+    return result;
+}
+
+/* service_note(dir, max_age_s=0): writes dir/service for this process's
+ * service; returns None or why not (a string). Never raises for a run-time
+ * problem. */
+static PyObject *py_service_note(PyObject *module, PyObject *args)
+{
+    const char *dir;
+    unsigned long long max_age = 0;
+    pl_incarnation root;
+    if (!PyArg_ParseTuple(args, "s|K:service_note", &dir, &max_age))
+        return NULL;
+    pl_service *svc = malloc(sizeof *svc);
+    if (!svc)
+        return PyErr_NoMemory();
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pl_proc_server_root(&root);
+    if (rc == 0)
+        rc = pl_service_describe(root.pid, svc);
+    if (rc == 0)
+        rc = pl_service_note(dir, svc, max_age);
+    Py_END_ALLOW_THREADS
+    free(svc);
+    if (rc)
+        return PyUnicode_FromString(pl_strerror(rc));
+    Py_RETURN_NONE;
+}
+
+/* stores_sweep(root, keep) -> removed: pl_stores_sweep with the GIL released;
+ * -1 when the root cannot be read. */
+static PyObject *py_stores_sweep(PyObject *module, PyObject *args)
+{
+    const char *root, *keep;
+    size_t removed = 0;
+    int rc;
+    if (!PyArg_ParseTuple(args, "ss:stores_sweep", &root, &keep))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pl_stores_sweep(root, keep, pl_now_ms(), &removed);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(rc ? -1 : (long)removed);
+}
+
 static PyMethodDef store_functions[] = {
     {"store_end_isolated", py_store_end_isolated, METH_VARARGS,
      "store_end_isolated(path, pid, timeout=3.0, status=None) -> (marked, why): marks the newest incarnation\n"
      "of pid that has not ended as ended, with how (status: the wait status of os.waitpid, None if unknown),\n"
      "in a child process (a damaged store cannot crash the caller)."},
 
+    {"service_store", py_service_store, METH_NOARGS,
+     "service_store() -> (name, cwd, command) of this process's service (its server root's working directory\n"
+     "and command line), the name of its zero-config store; None when they cannot be read."},
+    {"service_note", py_service_note, METH_VARARGS,
+     "service_note(dir, max_age_s=0) -> None or why not: writes dir/service for this process's service."},
+    {"stores_sweep", py_stores_sweep, METH_VARARGS,
+     "stores_sweep(root, keep) -> removed: removes the stores under root idle longer than their retention\n"
+     "that no process has open, other than keep (-1: root unreadable)."},
     {"server_root", py_server_root, METH_NOARGS,
      "(pid, start) of the topmost ancestor running the same interpreter binary: the key of the "
      "default store."},

@@ -85,7 +85,7 @@
 #define SCHEMA_OLDEST 1u
 #define DEFAULT_MAP_SIZE (1ull << 30)
 #define DEFAULT_MAX_SAMPLES 2880u
-#define DEFAULT_MAX_AGE_S (7ull * 86400)
+#define DEFAULT_MAX_AGE_S PL_STORE_DEFAULT_MAX_AGE_S
 #define DEFAULT_MAX_POINTS 720u
 
 /* Samples per compacted window: large enough that the per-chunk key and

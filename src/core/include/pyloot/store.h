@@ -22,6 +22,9 @@
 #include "pyloot/buf.h"
 #include "pyloot/proc.h"
 
+/* The retention by age of a store opened without max_age_s: 7 days. */
+#define PL_STORE_DEFAULT_MAX_AGE_S (7ull * 86400)
+
 typedef struct pl_store pl_store;
 
 typedef struct pl_store_options {
@@ -29,7 +32,8 @@ typedef struct pl_store_options {
     uint64_t map_size;      /* LMDB map size in bytes; 0 = default (1 GiB) */
     uint32_t max_samples;   /* per incarnation; 0 = default (2880). Dropped a compacted window
                              * (32 or 128 samples) at a time: see docs/store.md */
-    uint64_t max_age_s;     /* samples and dead incarnations older than this are pruned; 0 = default (7 days) */
+    uint64_t max_age_s;     /* samples and dead incarnations older than this are pruned; 0 = default
+                             * (PL_STORE_DEFAULT_MAX_AGE_S) */
     uint64_t max_bytes;     /* prune when the used part of the map exceeds this; 0 = default (3/4 of
                              * the map, which may have been grown by another process); never more
                              * than the map */
