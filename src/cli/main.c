@@ -7,6 +7,7 @@
  *   pyloot procs --db DIR [--json|--csv]          the incarnations of a store (tables.c)
  *   pyloot history --db DIR [...]                 object counts by type (tables.c)
  *   pyloot report --db DIR [--json]               a leak report (report.c)
+ *   pyloot stores [--root DIR] [--json]           the zero-config stores (stores.c)
  *
  * Global options (struct cli_globals) may stand before or after the
  * subcommand; a subcommand's own options come after its name. Adding a
@@ -32,6 +33,7 @@ static const char usage[] =
     "  procs               every process incarnation of the store\n"
     "  history             object counts by type, as of a moment (--since, --until)\n"
     "  report              a leak report: what grew, how fast, where, and what held it\n"
+    "  stores              this user's zero-config stores: service, last write, size, workers\n"
     "`pyloot COMMAND --help` describes a command's options.\n"
     "\n"
     "global options (before or after the command):\n"
@@ -56,6 +58,7 @@ static const struct cli_command commands[] = {
     {"procs", cli_procs_help, no_options, cli_procs},
     {"history", cli_history_help, cli_history_options, cli_history},
     {"report", cli_report_help, cli_report_options, cli_report},
+    {"stores", cli_stores_help, cli_stores_options, cli_stores},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -299,6 +299,42 @@ int pl_store_dir_in_use(const char *dir)
     return busy;
 }
 
+/* 1 when path is a directory of this user, not a link, that group and others cannot write. */
+static int safe_root(const char *path)
+{
+    struct stat st;
+
+    return lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() && !(st.st_mode & 022);
+}
+
+/* See service.h. */
+int pl_service_default_root(char *out, size_t len)
+{
+    const char *tmp = getenv("TMPDIR"), *xdg = getenv("XDG_RUNTIME_DIR"), *home = getenv("HOME");
+    char path[4096];
+
+    if (!tmp || tmp[0] != '/')
+        tmp = "/tmp";
+    snprintf(out, len, "%s/pyloot-%u", tmp, (unsigned)getuid());
+    if (safe_root(out))
+        return 0;
+    if (xdg && xdg[0] == '/') {
+        snprintf(path, sizeof path, "%s/pyloot", xdg);
+        if (safe_root(path)) {
+            snprintf(out, len, "%s", path);
+            return 0;
+        }
+    }
+    if (home && home[0] == '/') {
+        snprintf(path, sizeof path, "%s/.cache/pyloot-%u", home, (unsigned)getuid());
+        if (safe_root(path)) {
+            snprintf(out, len, "%s", path);
+            return 0;
+        }
+    }
+    return PL_ENOTFOUND;
+}
+
 static int cmp_dir(const void *a, const void *b)
 {
     return strcmp(((const pl_store_dir *)a)->name, ((const pl_store_dir *)b)->name);

@@ -53,6 +53,14 @@ int pl_service_read(const char *dir, pl_service *svc, uint64_t *max_age_s);
  * lock.mdb drops the process's own POSIX locks on it, LMDB's among them. */
 int pl_store_dir_in_use(const char *dir);
 
+/* The root of this user's zero-config stores as the Python side chooses it
+ * (pyloot.backends.default_root), found without creating anything: the first
+ * of $TMPDIR/pyloot-<uid> (TMPDIR absolute, else /tmp), $XDG_RUNTIME_DIR/pyloot,
+ * $HOME/.cache/pyloot-<uid> that is a directory of this user (not a symbolic
+ * link) that neither group nor others can write. 0 with out set, or
+ * PL_ENOTFOUND (out then names the first candidate). */
+int pl_service_default_root(char *out, size_t len);
+
 /* One store directory under a root. */
 typedef struct pl_store_dir {
     char name[256];         /* the directory's name under the root */
