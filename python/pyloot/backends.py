@@ -33,9 +33,11 @@ def default_path():
     process, as before.
     """
     service = _pyloot.service_store()
-    if service is not None:
+    if service[0] is not None:
         return os.path.join(default_root(), service[0])
     pid, start = _pyloot.server_root()
+    _warn_once("pyloot: the working directory and command line of process %d cannot be read (%s): "
+               "its store is named after that process, and a restart starts another one" % (pid, service[1]))
     return os.path.join(default_root(), "%d-%d" % (pid, start))
 
 

@@ -63,8 +63,10 @@ int pl_service_describe(uint32_t root, pl_service *svc)
     memset(svc, 0, sizeof *svc);
     snprintf(path, sizeof path, "/proc/%u/cwd", root);
     n = readlink(path, svc->cwd, sizeof svc->cwd - 1);
-    if (n <= 0)
+    if (n <= 0) {
+        rc = n < 0 && errno ? errno : PL_ENOTFOUND;
         goto out;
+    }
     svc->cwd[n] = '\0';
     cmd = malloc(SERVICE_MAX);
     if (!cmd) {
@@ -73,8 +75,10 @@ int pl_service_describe(uint32_t root, pl_service *svc)
     }
     snprintf(path, sizeof path, "/proc/%u/cmdline", root);
     len = read_file(path, cmd, SERVICE_MAX);
-    if (len <= 0)
+    if (len <= 0) {
+        rc = len < 0 && errno ? errno : PL_ENOTFOUND;
         goto out;
+    }
     while (len > 0 && cmd[len - 1] == '\0')
         len--;
     /* The key: cwd, then each argument with a NUL after it (so that "a b"

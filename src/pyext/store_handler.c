@@ -726,7 +726,7 @@ static PyObject *py_store_end_isolated(PyObject *module, PyObject *args)
 
 /* service_store() -> (name, cwd, command) of this process's service (the
  * server root's working directory and command line: pyloot/service.h), or
- * None when they cannot be read. */
+ * (None, why) when they cannot be read. */
 static PyObject *py_service_store(PyObject *module, PyObject *unused)
 {
     pl_incarnation root;
@@ -740,7 +740,7 @@ static PyObject *py_service_store(PyObject *module, PyObject *unused)
         rc = pl_service_describe(root.pid, svc);
     PyObject *result;
     if (rc) {
-        result = Py_NewRef(Py_None);
+        result = Py_BuildValue("(Os)", Py_None, pl_strerror(rc));
     } else {
         pl_service_store_name(svc, name, sizeof name);
         result = Py_BuildValue("(sO&O&)", name, PyUnicode_DecodeFSDefault, svc->cwd, PyUnicode_DecodeFSDefault,
@@ -800,7 +800,7 @@ static PyMethodDef store_functions[] = {
 
     {"service_store", py_service_store, METH_NOARGS,
      "service_store() -> (name, cwd, command) of this process's service (its server root's working directory\n"
-     "and command line), the name of its zero-config store; None when they cannot be read."},
+     "and command line), the name of its zero-config store; (None, why) when they cannot be read."},
     {"service_note", py_service_note, METH_VARARGS,
      "service_note(dir, max_age_s=0) -> None or why not: writes dir/service for this process's service."},
     {"stores_sweep", py_stores_sweep, METH_VARARGS,

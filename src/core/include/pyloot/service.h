@@ -29,8 +29,9 @@ typedef struct pl_service {
 /* Fills svc for the process `root` (its /proc/<pid>/cwd and cmdline). The
  * key hashes the working directory, the base name of argv[0] (an interpreter
  * found at another path is the same program) and every other argument as it
- * is, each separately. Returns 0, or PL_ENOTFOUND when either cannot be read
- * (the process is gone, or belongs to another user). */
+ * is, each separately. Returns 0, or the errno value of reading either
+ * (the process is gone, or belongs to another user), PL_ENOTFOUND when one
+ * is empty. */
 int pl_service_describe(uint32_t root, pl_service *svc);
 
 /* The directory name of svc's store: "<cwd base>-<program>-<key, 16 hex>",
