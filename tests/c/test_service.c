@@ -73,7 +73,7 @@ static void test_describe_and_name(void)
     snprintf(svc.command, sizeof svc.command, "python3 /venv/bin/gunicorn app:app");
     pl_service_store_name(&svc, name, sizeof name);
     CHECK_EQ_STR(name, "shop-gunicorn-0000000000001234");
-    CHECK_EQ_INT(pl_service_describe(0x7ffffff0u, &svc), PL_ENOTFOUND);
+    CHECK_EQ_INT(pl_service_describe(0x7ffffff0u, &svc), ENOENT); /* no such process */
     remove_dir(other);
 }
 
