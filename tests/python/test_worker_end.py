@@ -2,6 +2,8 @@
 a SIGKILLed worker is "killed (SIGKILL)", one that exited with a code is
 "exited <code>", one stopped by a restart (TTOU, HUP) ended cleanly; the
 store keeps it, /api/procs and `pyloot report` say it."""
+import csv
+import io
 import json
 import os
 import signal
@@ -90,6 +92,11 @@ def test_killed_exited_and_restarted_workers_are_told_apart(gunicorn, tmp_path):
                           timeout=30).stdout
     assert "1 killed, 1 exited with an error, 3 ended cleanly" in text
     assert "pid %d: killed (SIGKILL)" % victim in text and "pid %d: exited 5" % exited in text
+    rows = list(csv.DictReader(io.StringIO(subprocess.run(
+        [pyloot_exe(), "procs", "--db", str(server.db), "--csv"], capture_output=True, text=True, timeout=30).stdout)))
+    by_pid = {int(r["pid"]): r["end"] for r in rows}
+    assert by_pid[victim] == "killed (SIGKILL)" and by_pid[exited] == "exited 5"
+    assert [by_pid[pid] for pid in before] == ["ended cleanly"] * len(before)
 
 
 def test_worker_status_without_gunicorn_is_none():
