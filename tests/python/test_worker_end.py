@@ -10,6 +10,7 @@ import signal
 import subprocess
 
 from conftest import wait_until
+from test_browser import browser  # noqa: F401 (a fixture)
 from test_cli import pyloot_exe
 
 KILLED = {"how": "killed", "signal": 9, "name": "SIGKILL"}
@@ -111,3 +112,23 @@ def test_worker_status_without_gunicorn_is_none():
     assert worker_status(Worker()) == 9
     wpid = 124  # noqa: F841
     assert worker_status(Worker()) is None
+
+
+def test_workers_page_says_how_each_worker_ended(gunicorn, tmp_path, browser):  # noqa: F811
+    from test_browser_asof import StoreUI
+
+    server = start(gunicorn, tmp_path, workers=2)
+    victim = server.worker_pids()[0]
+    os.kill(victim, signal.SIGKILL)
+    replaced(server, [victim], 2)
+    wait_until(lambda: ends(server).get(victim) == KILLED, 30, message="the killed worker stored as killed")
+    ui = StoreUI(browser, server.url + "/_pyloot", tmp_path, "ends")
+    ui.go("#/workers")
+    badges = ui.wait(lambda d: d.execute_script(
+        "const r = [...document.querySelectorAll('.proc-row')];"
+        "return r.length === 3 && r.map(x => [+x.dataset.pid, x.querySelector('.badge:not(.self-badge)').textContent,"
+        " x.querySelector('.badge:not(.self-badge)').className]);"), "the workers table")
+    by_pid = {pid: (text, cls) for pid, text, cls in badges}
+    assert by_pid[victim] == ("killed (SIGKILL)", "badge dead")
+    assert sorted(pid for pid, (text, _) in by_pid.items() if text == "alive") == server.worker_pids()
+    assert ui.js_errors() == []
