@@ -87,6 +87,13 @@ static void fmt_size(uint64_t n, char *out, size_t len)
         snprintf(out, len, "%.0f KiB", (double)n / 1024.0);
 }
 
+/* Prints s on one line: control characters (a multi-line `python -c`) as spaces. */
+static void put_line(const char *s)
+{
+    for (; *s; s++)
+        putchar((unsigned char)*s < 0x20 || *s == 0x7f ? ' ' : *s);
+}
+
 static void print_table(const char *root, const pl_store_dir *list, const struct workers *w, size_t n)
 {
     pl_buf cmd = PL_BUF_INIT;
@@ -104,7 +111,10 @@ static void print_table(const char *root, const pl_store_dir *list, const struct
         if (list[i].has_service) {
             pl_buf_reset(&cmd);
             pl_redact_cmdline(NULL, list[i].svc.command, &cmd);
-            printf("%s: %s\n", list[i].svc.cwd, pl_buf_cstr(&cmd));
+            put_line(list[i].svc.cwd);
+            fputs(": ", stdout);
+            put_line(pl_buf_cstr(&cmd));
+            putchar('\n');
         } else {
             printf("(not recorded: a store of an older pyloot)\n");
         }
