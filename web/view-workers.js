@@ -6,7 +6,7 @@ import { errorBox, loadingBlock, showBanner, hideBanner } from "./feedback.js";
 import { hashFor } from "./router.js";
 import { api } from "./api.js";
 import { sparkline } from "./charts.js";
-import { loadProcs, markUpdated, colourFor, hostList, byHost, workerParams, incKey } from "./procs.js";
+import { loadProcs, markUpdated, colourFor, hostList, byHost, workerParams, incKey, endOf } from "./procs.js";
 
 const COLUMNS = ["pid", "status", "started", "last seen", "ended", "samples", "RSS", "interval", "host", "command", ""];
 
@@ -32,11 +32,11 @@ function rssCell(p, rss, wp) {
 function procRow(p, self, grouped, rss) {
   const wp = workerParams(p.pid, grouped ? p.host : "");
   const isSelf = self && self.pid === p.pid && self.start === p.start;
-  const status = p.alive ? "alive" : p.ended ? "ended" : "dead";
+  const end = endOf(p), status = end.status;
   return h("tr", { class: "proc-row " + status + (isSelf ? " self" : ""), dataset: { pid: String(p.pid), start: String(p.start), host: p.host || "", alive: p.alive ? "1" : "0" } },
     h("td", { class: "mono" }, h("span", { class: "swatch", style: "background:" + colourFor(p.pid, p.start) }), String(p.pid),
       isSelf ? h("span", { class: "badge self-badge", title: "This worker answered the request" }, "answering") : null),
-    h("td", null, h("span", { class: "badge " + status, title: p.alive ? "running" : p.ended ? "exited cleanly" : "gone without a clean exit (killed?)" }, status)),
+    h("td", null, h("span", { class: "badge " + status, dataset: { end: end.label }, title: end.title }, end.label)),
     h("td", { title: fmtDateTime(p.started) }, fmtDateTime(p.started)),
     h("td", { title: fmtDateTime(p.last_seen) }, fmtAgo(p.last_seen)),
     h("td", null, p.ended ? fmtDateTime(p.ended) : "–"),

@@ -37,8 +37,19 @@ typedef struct grower {
     int64_t worst_growth;   /* the worst incarnation's key growth */
 } grower;
 
+/* Workers that did not end cleanly, listed at most (the newest). */
+#define REPORT_ENDS 10
+
+/* One worker that did not end cleanly. */
+typedef struct bad_end {
+    pl_proc_info proc;
+    char text[48];          /* pl_proc_end_text: "killed (SIGKILL)", "exited 5", "killed" */
+} bad_end;
+
 typedef struct facts {
-    size_t seen, alive, killed, ended;
+    size_t seen, alive, killed, exited, ended;
+    bad_end ends[REPORT_ENDS]; /* the newest REPORT_ENDS killed or exited ones, oldest first */
+    size_t n_ends;
     int64_t first_ms, last_ms;
     pl_buf command; /* the newest incarnation's command line, secrets redacted */
 } facts;
@@ -108,12 +119,22 @@ static int read_facts(pl_store *store, facts *f)
         return rc;
     f->seen = n;
     for (size_t i = 0; i < n; i++) {
-        if (procs[i].alive)
+        int how = pl_proc_end_kind(&procs[i], NULL);
+        if (how == PL_END_NONE)
             f->alive++;
-        else if (procs[i].ended_ms)
+        else if (how == PL_END_CLEAN)
             f->ended++;
+        else if (how == PL_END_EXITED)
+            f->exited++;
         else
             f->killed++;
+        if (how == PL_END_EXITED || how == PL_END_KILLED) {
+            if (f->n_ends == REPORT_ENDS)
+                memmove(f->ends, f->ends + 1, --f->n_ends * sizeof *f->ends);
+            bad_end *e = &f->ends[f->n_ends++];
+            e->proc = procs[i];
+            pl_proc_end_text(&procs[i], e->text, sizeof e->text);
+        }
         if (!f->first_ms || (procs[i].first_seen_ms && procs[i].first_seen_ms < f->first_ms))
             f->first_ms = procs[i].first_seen_ms;
         if (procs[i].last_seen_ms > f->last_ms)
@@ -151,8 +172,13 @@ static void print_text(const facts *f, const int64_t *window, const grower *g, s
     char a[32], b[32];
     int64_t span = window[1] - window[0];
     printf("pyloot report of %s\n\n", path);
-    printf("workers: %zu seen, %zu alive, %zu killed, %zu ended cleanly\n", f->seen, f->alive, f->killed,
-           f->ended);
+    printf("workers: %zu seen, %zu alive, %zu killed, %zu exited with an error, %zu ended cleanly\n", f->seen,
+           f->alive, f->killed, f->exited, f->ended);
+    for (size_t i = 0; i < f->n_ends; i++) {
+        const pl_proc_info *p = &f->ends[i].proc;
+        fmt_utc(p->ended_ms ? p->ended_ms : p->last_seen_ms, a, sizeof a);
+        printf("  pid %u: %s, %s %s UTC\n", p->inc.pid, f->ends[i].text, p->ended_ms ? "at" : "last seen", a);
+    }
     if (f->command.len)
         printf("command: %s\n", f->command.data);
     if (window[1]) {
@@ -198,8 +224,17 @@ static void print_json(const facts *f, const int64_t *window, const grower *g, s
     int64_t span = window[1] - window[0];
     pl_buf_puts(&b, "{\"store\":{\"path\":");
     pl_json_cstr(&b, path);
-    pl_buf_printf(&b, ",\"workers\":%zu,\"alive\":%zu,\"killed\":%zu,\"ended\":%zu,", f->seen, f->alive, f->killed,
-                  f->ended);
+    pl_buf_printf(&b, ",\"workers\":%zu,\"alive\":%zu,\"killed\":%zu,\"exited\":%zu,\"ended\":%zu,", f->seen,
+                  f->alive, f->killed, f->exited, f->ended);
+    pl_buf_puts(&b, "\"ends\":[");
+    for (size_t i = 0; i < f->n_ends; i++) {
+        const pl_proc_info *p = &f->ends[i].proc;
+        pl_buf_printf(&b, "%s{\"pid\":%u,\"start\":\"%" PRIu64 "\",\"end\":", i ? "," : "", p->inc.pid, p->inc.start);
+        pl_json_proc_end(&b, p);
+        pl_buf_printf(&b, ",\"ended\":%" PRId64 ".%03d}", (p->ended_ms ? p->ended_ms : p->last_seen_ms) / 1000,
+                      (int)((p->ended_ms ? p->ended_ms : p->last_seen_ms) % 1000));
+    }
+    pl_buf_puts(&b, "],");
     pl_buf_puts(&b, "\"command\":");
     pl_json_str(&b, f->command.data ? f->command.data : "", f->command.len);
     pl_buf_putc(&b, ',');

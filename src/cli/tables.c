@@ -129,14 +129,15 @@ int cli_procs(const struct cli_globals *g, int argc, char **argv)
         return 1;
     }
     if (g->format == 'c')
-        printf("pid,start,alive,started,last_seen,ended,samples,rss,host,argv\n");
+        printf("pid,start,alive,started,last_seen,ended,samples,rss,host,argv,end\n");
     else
-        printf("%-8s %-6s %-19s  %-19s  %-19s  %8s %10s  %s\n", "PID", "ALIVE", "STARTED (UTC)",
-               "LAST SEEN", "ENDED", "SAMPLES", "RSS", "COMMAND");
+        printf("%-8s %-6s %-19s  %-19s  %-19s  %-18s %8s %10s  %s\n", "PID", "ALIVE", "STARTED (UTC)",
+               "LAST SEEN", "ENDED", "END", "SAMPLES", "RSS", "COMMAND");
     for (i = 0; i < n; i++) {
         const pl_proc_info *p = &procs[i];
-        char started[32], seen[32], ended[32];
+        char started[32], seen[32], ended[32], end[48];
 
+        pl_proc_end_text(p, end, sizeof end);
         fmt_time(p->first_seen_ms, started, sizeof started);
         fmt_time(p->last_seen_ms, seen, sizeof seen);
         fmt_time(p->ended_ms, ended, sizeof ended);
@@ -147,10 +148,12 @@ int cli_procs(const struct cli_globals *g, int argc, char **argv)
             csv_field(stdout, p->host);
             fputc(',', stdout);
             csv_field(stdout, p->argv);
+            fputc(',', stdout);
+            csv_field(stdout, end);
             fputc('\n', stdout);
         } else {
-            printf("%-8u %-6s %-19s  %-19s  %-19s  %8u %9.1fM  %.60s\n", p->inc.pid,
-                   p->alive ? "yes" : "no", started, seen, ended, p->samples, p->rss / 1048576.0,
+            printf("%-8u %-6s %-19s  %-19s  %-19s  %-18s %8u %9.1fM  %.60s\n", p->inc.pid,
+                   p->alive ? "yes" : "no", started, seen, ended, end, p->samples, p->rss / 1048576.0,
                    p->argv);
         }
     }

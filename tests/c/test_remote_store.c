@@ -173,7 +173,7 @@ static void test_schema(void)
     local.last_seen_ms = 2000;
     CHECK_OK(pl_store_register(s, &local));
     pl_store_close(s);
-    rewrite_schema(dir, 1, 24); /* schema 2 appended worker_start, 3 two stats */
+    rewrite_schema(dir, 1, 32); /* schema 2 appended worker_start, 3 two stats, 5 the end status */
 
     /* Read-only: a schema-1 store is read as it is, never rewritten. */
     s = open_at(dir, 1, &rc);

@@ -37,7 +37,13 @@ int pl_store_heartbeat(pl_store *s, const pl_incarnation *inc, int64_t now_ms, u
 /* See store.h. */
 int pl_store_end(pl_store *s, const pl_incarnation *inc, int64_t now_ms)
 {
-    return STORE_GUARDED(s, end_unguarded(s, inc, now_ms));
+    return STORE_GUARDED(s, end_unguarded(s, inc, now_ms, PL_END_NONE, 0));
+}
+
+/* See store.h. */
+int pl_store_end_status(pl_store *s, const pl_incarnation *inc, int64_t now_ms, int how, int value)
+{
+    return STORE_GUARDED(s, end_unguarded(s, inc, now_ms, how, value));
 }
 
 /* See store.h. */

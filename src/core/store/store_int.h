@@ -79,13 +79,15 @@
 /* 2: procs records gained worker_start (pushed incarnations, remote.c).
  * 3: procs records gained collection_us and gil_held_us (the collector's
  * cost, /metrics).
+ * 5: procs records gained end_how and end_value (how the incarnation ended,
+ * as its parent saw it: pl_store_end_status).
  * An older store is migrated at a writable open (its records are read at
  * their old size, zero-extended) and read as it is by a read-only one. */
 #define SCHEMA_VERSION 5u
 #define SCHEMA_OLDEST 1u
 #define DEFAULT_MAP_SIZE (1ull << 30)
 #define DEFAULT_MAX_SAMPLES 2880u
-#define DEFAULT_MAX_AGE_S (7ull * 86400)
+#define DEFAULT_MAX_AGE_S PL_STORE_DEFAULT_MAX_AGE_S
 #define DEFAULT_MAX_POINTS 720u
 
 /* Samples per compacted window: large enough that the per-chunk key and
@@ -224,13 +226,19 @@ struct proc_rec {
     /* Schema 3: the collector's cost at the last heartbeat (pl_proc_stats). */
     uint64_t collection_us;
     uint64_t gil_held_us;
+    /* Schema 5: PL_END_* and the exit code or signal number (proc.h). */
+    int32_t end_how;
+    int32_t end_value;
 };
 /* The size of a schema-1 procs record: everything before worker_start. */
 #define PROC_REC_V1 offsetof(struct proc_rec, worker_start)
 /* The size of a schema-2 procs record: everything before collection_us. */
 #define PROC_REC_V2 offsetof(struct proc_rec, collection_us)
+/* The size of a schema-3 and -4 procs record: everything before end_how. */
+#define PROC_REC_V4 offsetof(struct proc_rec, end_how)
 /* 1 when n is the size of a procs record of a schema this code reads. */
-#define PROC_REC_SIZE_OK(n) ((n) == sizeof(struct proc_rec) || (n) == PROC_REC_V2 || (n) == PROC_REC_V1)
+#define PROC_REC_SIZE_OK(n)                                                                                       \
+    ((n) == sizeof(struct proc_rec) || (n) == PROC_REC_V4 || (n) == PROC_REC_V2 || (n) == PROC_REC_V1)
 
 /* Pushed incarnations are stored under a start the server assigns: this bit
  * plus a counter, so they never collide with a local start (clock ticks
@@ -449,7 +457,7 @@ int open_unguarded(pl_store *s);
 int register_unguarded(pl_store *s, const pl_proc_info *info);
 int heartbeat_unguarded(pl_store *s, const pl_incarnation *inc, int64_t now_ms, uint64_t rss,
                         const pl_proc_stats *stats);
-int end_unguarded(pl_store *s, const pl_incarnation *inc, int64_t now_ms);
+int end_unguarded(pl_store *s, const pl_incarnation *inc, int64_t now_ms, int how, int value);
 int procs_unguarded(pl_store *s, pl_proc_info **out, size_t *n);
 int type_ids_unguarded(pl_store *s, const char *const *names, const size_t *lens, size_t n, uint32_t *ids);
 int append_batch_unguarded(pl_store *s, pl_store_batch_item *items, size_t n);

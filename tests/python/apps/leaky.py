@@ -17,6 +17,9 @@ Routes:
   /list-leak?n=N    keep N lists of 500 ints (gc-tracked Python objects of
                     about 4 KB each): {"pid": ..., "leaked": their shallow bytes}
   /block?s=S        hold the GIL for S seconds (a stuck worker)
+  /exit?code=K      the worker runs its exit handlers (pyloot marks its own
+                    end) and exits with code K, without an answer (gunicorn
+                    catches a SystemExit raised in a request)
   /_pyloot/...      pyloot
 
 Configured by the environment: PYLOOT_DB (store), PYLOOT_TEST_INTERVAL
@@ -135,4 +138,8 @@ def app(environ, start_response):
         finally:
             sys.setswitchinterval(old)
         return _json(start_response, {"pid": os.getpid(), "blocked": seconds})
+    if path == "/exit":
+        import atexit
+        atexit._run_exitfuncs()
+        os._exit(_param(environ, "code", 5, int))
     return _json(start_response, {"error": "no such route"}, "404 Not Found")

@@ -23,6 +23,9 @@
 #include "pyloot/memory.h"
 #include "pyloot/proc.h"
 
+/* The retention by age of a store opened without max_age_s: 7 days. */
+#define PL_STORE_DEFAULT_MAX_AGE_S (7ull * 86400)
+
 typedef struct pl_store pl_store;
 
 typedef struct pl_store_options {
@@ -30,7 +33,8 @@ typedef struct pl_store_options {
     uint64_t map_size;      /* LMDB map size in bytes; 0 = default (1 GiB) */
     uint32_t max_samples;   /* per incarnation; 0 = default (2880). Dropped a compacted window
                              * (32 or 128 samples) at a time: see docs/store.md */
-    uint64_t max_age_s;     /* samples and dead incarnations older than this are pruned; 0 = default (7 days) */
+    uint64_t max_age_s;     /* samples and dead incarnations older than this are pruned; 0 = default
+                             * (PL_STORE_DEFAULT_MAX_AGE_S) */
     uint64_t max_bytes;     /* prune when the used part of the map exceeds this; 0 = default (3/4 of
                              * the map, which may have been grown by another process); never more
                              * than the map */
@@ -92,8 +96,16 @@ int pl_store_register(pl_store *s, const pl_proc_info *info);
 int pl_store_heartbeat(pl_store *s, const pl_incarnation *inc, int64_t now_ms, uint64_t rss,
                        const pl_proc_stats *stats);
 
-/* Marks an incarnation as ended cleanly at now_ms. */
+/* Marks an incarnation as ended at now_ms: what a process writes itself on
+ * its way out (listed as ended cleanly unless its parent says otherwise). */
 int pl_store_end(pl_store *s, const pl_incarnation *inc, int64_t now_ms);
+
+/* Marks an incarnation as ended at now_ms (an end already written keeps its
+ * time) and stores how, as the parent that reaped it saw it: `how` is a
+ * PL_END_* of proc.h, `value` the exit code (PL_END_EXITED) or the signal
+ * (PL_END_KILLED). PL_END_NONE leaves a stored status as it is.
+ * PL_ENOTFOUND for an incarnation not stored, PL_EBADARG for another how. */
+int pl_store_end_status(pl_store *s, const pl_incarnation *inc, int64_t now_ms, int how, int value);
 
 /* Lists every stored incarnation, alive or dead, sorted by first_seen.
  * *out is malloc'ed (free() it), *n its length. `alive` is computed. */
