@@ -46,6 +46,7 @@
  *   remote.c     incarnations pushed by workers of other hosts
  *   witness.c    witness paths of growing types (encode, write once, read, retain)
  *   memory.c     where each sample's memory was: write, read as series, retain
+ *   axis.c       the time axis of the series history.c and memory.c read
  *   open.c       open/close: the env, its tables, the schema; the recovery note
  *   migrate.c    the migration of schemas 1-3 to schema 4 (run by open.c)
  *   records.c    procs records, log samples, first-sample snapshots, window lists
@@ -643,7 +644,7 @@ int mailbox_sweep(pl_store *s, int64_t now_ms, const struct inc_entry *list, siz
  * ichunks/ichunks2 with inc-first keys and dropped. */
 int migrate_layout4(pl_store *s, MDB_txn *txn);
 
-/* ---- history.c ---- */
+/* ---- axis.c ---- */
 
 /* The time axis of every series read (history, memory): slot ends at the
  * multiples of the step inside [lo, hi), then hi; the step is `base` (the
