@@ -88,18 +88,30 @@ static int add_element(PyObject *e, void *arg)
     return x->b->err;
 }
 
-/* Adds v, held under a secret name, and what it shows in its repr. */
+/* Adds v, held under a secret name at `depth` containers down, and what it
+ * shows in its repr. The map's value is the least depth v was met at: the
+ * walk meets holders in gc-list order, so a container first met deep (its
+ * items not followed past PL_HELD_DEPTH) and later met shallower is
+ * followed again from there; otherwise what it holds would be redacted or
+ * not depending on which generation each holder happens to be in. Each
+ * container is followed at most PL_HELD_DEPTH times. */
 static void add_held(struct held_build *b, PyObject *v, int depth)
 {
     if (!v || b->err || !pl_secret_kind(v))
         return;
-    int added = pl_ptrmap_add(&b->s->values, (uintptr_t)v, 0);
+    int added = pl_ptrmap_add(&b->s->values, (uintptr_t)v, (uint32_t)depth);
     if (added < 0) {
         b->err = 1;
         return;
     }
-    if (added == 0 || depth >= PL_HELD_DEPTH)
-        return; /* already followed (a self-referencing container too) */
+    if (added == 0) {
+        uint32_t *least = pl_ptrmap_slot(&b->s->values, (uintptr_t)v);
+        if (*least <= (uint32_t)depth)
+            return; /* followed from here or higher up (a self-referencing container too) */
+        *least = (uint32_t)depth;
+    }
+    if (depth >= PL_HELD_DEPTH)
+        return;
     if (PyTuple_Check(v) || PyList_Check(v)) {
         Py_ssize_t n = PyTuple_Check(v) ? PyTuple_GET_SIZE(v) : PyList_GET_SIZE(v);
         for (Py_ssize_t i = 0; i < n && i < PL_HELD_ITEMS && !b->err; i++)
