@@ -47,6 +47,17 @@ def wrap(value, levels, kind):
     return value
 
 
+def hold(holder, tokens, k):
+    if isinstance(holder, Account):
+        holder.session_tokens = tokens
+    else:
+        holder.secrets = wrap(tokens, k, "list")
+
+
+def in_generation(obj, generation):
+    return any(o is obj for o in gc.get_objects(generation))
+
+
 @pytest.fixture
 def loot(tmp_path):
     loot = PyLoot(path=str(tmp_path / "store"), interval=3600, gc_collect=False)  # no collection moves the generations
@@ -89,19 +100,16 @@ def test_held_set_does_not_depend_on_walk_order(loot, k, m, kind, deep_first):
     was_enabled = gc.isenabled()
     gc.disable()  # the generations below are made by hand
     try:
-        account, archive = Account(), Archive()
-        first, second = (account, archive) if deep_first else (archive, account)
+        # `first` and what it holds: the oldest generation, walked last;
+        # `second`, made after the collection: the youngest, walked first.
+        first = Account() if deep_first else Archive()
+        hold(first, tokens, k)
         _HELD[:] = [first]
-        if first is account:
-            account.session_tokens = tokens
-        else:
-            archive.secrets = wrap(tokens, k, "list")
-        gc.collect()  # `first` and what it holds: the oldest generation, walked last
+        gc.collect()
+        second = Archive() if deep_first else Account()
+        hold(second, tokens, k)
         _HELD.append(second)
-        if second is account:
-            account.session_tokens = tokens
-        else:
-            archive.secrets = wrap(tokens, k, "list")
+        assert in_generation(second, 0) and in_generation(first, 2)
         shown = {"secret": repr_of(loot, secret)}
         for i, c in enumerate(inner(tokens, m, kind)):
             shown["container %d" % i] = repr_of(loot, c)
