@@ -49,11 +49,16 @@ def main():
     base = best(lambda: gc.get_objects())
     parents = best(lambda: get("/api/objects/%d/parents" % id(target)))
     detail = best(lambda: get("/api/objects/%d" % id(target)))
+    item = rows[len(rows) // 2].tags[0]  # an int > 256: of a kind that can carry a secret
+    assert b"<redacted>" not in get("/api/objects/%d" % id(item))
+    in_list = best(lambda: get("/api/objects/%d" % id(item)))
     print("heap: %d tracked objects" % len(gc.get_objects()))
     print("gc.get_objects()                %7.1f ms" % (base * 1e3))
     print("parents of a str (id scan)      %7.1f ms  %.2fx gc.get_objects()" % (parents * 1e3, parents / base))
     print("detail of a str (scan + set)    %7.1f ms  %.2fx gc.get_objects()  %.2fx parents"
           % (detail * 1e3, detail / base, detail / parents))
+    print("detail of an int in a list      %7.1f ms  %.2fx gc.get_objects()  %.2fx parents"
+          % (in_list * 1e3, in_list / base, in_list / parents))
     loot.backend.close()
 
 
