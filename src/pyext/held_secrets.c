@@ -7,6 +7,7 @@
 #include "describe.h" /* pl_secret_name */
 #include "heap.h"
 #include "pyloot/redact.h"
+#include "referents.h"
 
 #if PY_VERSION_HEX < 0x030C0000
 #include <structmember.h>
@@ -88,18 +89,30 @@ static int add_element(PyObject *e, void *arg)
     return x->b->err;
 }
 
-/* Adds v, held under a secret name, and what it shows in its repr. */
+/* Adds v, held under a secret name at `depth` containers down, and what it
+ * shows in its repr. The map's value is the least depth v was met at: the
+ * walk meets holders in gc-list order, so a container first met deep (its
+ * items not followed past PL_HELD_DEPTH) and later met shallower is
+ * followed again from there; otherwise what it holds would be redacted or
+ * not depending on which generation each holder happens to be in. Each
+ * container is followed at most PL_HELD_DEPTH times. */
 static void add_held(struct held_build *b, PyObject *v, int depth)
 {
     if (!v || b->err || !pl_secret_kind(v))
         return;
-    int added = pl_ptrmap_add(&b->s->values, (uintptr_t)v, 0);
+    int added = pl_ptrmap_add(&b->s->values, (uintptr_t)v, (uint32_t)depth);
     if (added < 0) {
         b->err = 1;
         return;
     }
-    if (added == 0 || depth >= PL_HELD_DEPTH)
-        return; /* already followed (a self-referencing container too) */
+    if (added == 0) {
+        uint32_t *least = pl_ptrmap_slot(&b->s->values, (uintptr_t)v);
+        if (*least <= (uint32_t)depth)
+            return; /* followed from here or higher up (a self-referencing container too) */
+        *least = (uint32_t)depth;
+    }
+    if (depth >= PL_HELD_DEPTH)
+        return;
     if (PyTuple_Check(v) || PyList_Check(v)) {
         Py_ssize_t n = PyTuple_Check(v) ? PyTuple_GET_SIZE(v) : PyList_GET_SIZE(v);
         for (Py_ssize_t i = 0; i < n && i < PL_HELD_ITEMS && !b->err; i++)
@@ -226,6 +239,126 @@ int pl_held_secret(pl_held_secrets *s, PyObject *o)
         return 1;
     uint32_t unused;
     return pl_ptrmap_get(&s->values, (uintptr_t)o, &unused);
+}
+
+/* ---- the same rule read from the edges of an object's referrers ---- */
+
+struct edge_check {
+    PyObject *child;
+    int secret;    /* an edge to child under a secret-looking name */
+    int contained; /* an item, element or dict value of child */
+};
+
+static int check_edge(PyObject *child, const pl_edge *e, void *arg)
+{
+    struct edge_check *x = arg;
+    if (child != x->child)
+        return 0;
+    if ((e->kind == PL_EDGE_ATTRIBUTE || e->kind == PL_EDGE_VALUE || e->kind == PL_EDGE_LOCAL) &&
+        pl_secret_name(e->key)) {
+        x->secret = 1;
+        return 1;
+    }
+    if (e->kind == PL_EDGE_ITEM || e->kind == PL_EDGE_ELEMENT || e->kind == PL_EDGE_VALUE)
+        x->contained = 1;
+    return 0;
+}
+
+/* Every edge from p to c, not only the first label (an instance holding c
+ * as `name` and as `password`). */
+static struct edge_check edges_to(PyObject *p, PyObject *c)
+{
+    struct edge_check x = {c, 0, 0};
+    pl_referents_each(p, check_edge, &x);
+    return x;
+}
+
+static int is_container(PyObject *o)
+{
+    return PyList_Check(o) || PyTuple_Check(o) || PyDict_Check(o) || PyAnySet_Check(o);
+}
+
+/* The walk for the referrers of the container parents: (referrer, container)
+ * pairs, borrowed. */
+struct grand_scan {
+    pl_ptrmap targets; /* the containers */
+    pl_objvec referrer, container;
+    PyObject *cur;
+    int err;
+};
+
+static int grand_visit_child(PyObject *child, void *arg);
+
+static int grand_pair(struct grand_scan *g, PyObject *child)
+{
+    uint32_t unused;
+    if (!pl_ptrmap_get(&g->targets, (uintptr_t)child, &unused))
+        return 0;
+    if (g->referrer.n >= PL_HELD_REFERRERS || pl_objvec_push(&g->referrer, g->cur) < 0 ||
+        pl_objvec_push(&g->container, child) < 0) {
+        g->err = 1; /* fails closed: redacted */
+        return 1;
+    }
+    return 0;
+}
+
+/* An untracked dict is not on the gc lists: met through its referrers,
+ * as the set's walk does. */
+static int grand_visit_child(PyObject *child, void *arg)
+{
+    struct grand_scan *g = arg;
+    if (!child || grand_pair(g, child))
+        return g->err;
+    if (PyDict_Check(child) && !PyObject_GC_IsTracked(child) && child != g->cur) {
+        PyObject *outer = g->cur;
+        g->cur = child;
+        Py_TYPE(child)->tp_traverse(child, grand_visit_child, g);
+        g->cur = outer;
+    }
+    return g->err;
+}
+
+static int grand_visit(PyObject *o, void *arg)
+{
+    struct grand_scan *g = arg;
+    if (PyObject_IS_GC(o) && Py_TYPE(o)->tp_traverse) {
+        g->cur = o;
+        Py_TYPE(o)->tp_traverse(o, grand_visit_child, g);
+    }
+    return g->err;
+}
+
+int pl_held_secret_by_parents(PyObject *o, PyObject *const *parents, size_t n)
+{
+    if (!o || !pl_secret_kind(o))
+        return 0;
+    struct grand_scan g;
+    memset(&g, 0, sizeof g);
+    int secret = 0;
+    if (pl_ptrmap_init(&g.targets, 16) < 0)
+        return 1;
+    for (size_t i = 0; i < n && !secret && !g.err; i++) {
+        struct edge_check x = edges_to(parents[i], o);
+        secret = x.secret;
+        if (!secret && x.contained && is_container(parents[i]) && pl_secret_kind(parents[i]) &&
+            pl_ptrmap_add(&g.targets, (uintptr_t)parents[i], 0) < 0)
+            g.err = 1;
+    }
+    if (!secret && !g.err && g.targets.n) {
+        int gc_was_enabled = PyGC_Disable();
+        if (pl_live_walk(grand_visit, &g) < 0 && !g.err) {
+            PyErr_Clear();
+            g.err = 1;
+        }
+        for (size_t i = 0; i < g.referrer.n && !secret && !g.err; i++)
+            secret = edges_to(g.referrer.v[i], g.container.v[i]).secret;
+        if (gc_was_enabled)
+            PyGC_Enable();
+    }
+    pl_objvec_free(&g.referrer);
+    pl_objvec_free(&g.container);
+    pl_ptrmap_free(&g.targets);
+    return secret || g.err;
 }
 
 void pl_held_secrets_free(pl_held_secrets *s)

@@ -54,6 +54,21 @@ int pl_held_secrets_build(pl_held_secrets *s);
  * secret kind pays nothing). s NULL: 0. */
 int pl_held_secret(pl_held_secrets *s, PyObject *o);
 
+/* The same rule read from the edges themselves, independently of the set,
+ * for an object whose referrers (`parents`, n of them) are known: 1 when o
+ * is of a secret kind and one of them holds it under a secret-looking name
+ * (every edge from a parent to o is read, not only the first), or one of
+ * them is a container holding it as an item, element or dict value and is
+ * itself held under a secret-looking name by one of its own referrers. The
+ * referrers of those containers are found by one more walk over the
+ * gc-tracked objects (and the untracked dicts they refer to), made only
+ * when a container parent is there to check. Runs no Python code; the
+ * parents must be valid (no code ran since they were found). Out of
+ * memory, or a container with more than PL_HELD_REFERRERS referrers in
+ * all: 1 (fails closed). */
+#define PL_HELD_REFERRERS 10000 /* referrers of o's container parents read */
+int pl_held_secret_by_parents(PyObject *o, PyObject *const *parents, size_t n);
+
 /* Frees s and zeroes it; a no-op on a zeroed set. */
 void pl_held_secrets_free(pl_held_secrets *s);
 

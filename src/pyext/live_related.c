@@ -11,7 +11,7 @@
 #include "referents.h"
 
 #define PL_MAX_ATTRS 1000      /* attributes listed per object */
-#define PL_SECRET_PARENTS 1000 /* parents whose edge to the object is checked for a secret name */
+#define PL_SECRET_PARENTS 1000 /* parents whose edges to the object are checked for a secret name */
 
 struct children_ctx {
     pl_objvec *out;
@@ -93,17 +93,10 @@ int pl_answer_detail(pl_answer *a)
         pl_answer_gone(a);
         return 0;
     }
-    /* A direct parent holding it under a secret-looking name redacts it too,
-     * read here while the parents are valid: the same rule as the set of
-     * held secrets (held_secrets.h), checked on the edges themselves. */
-    int secret = 0;
-    for (size_t i = 0; i < parents.n && i < PL_SECRET_PARENTS && !secret && pl_secret_kind(o); i++) {
-        pl_edge e;
-        pl_edge_find(parents.v[i], o, &e);
-        secret = (e.kind == PL_EDGE_ATTRIBUTE || e.kind == PL_EDGE_VALUE || e.kind == PL_EDGE_LOCAL) &&
-                 pl_secret_name(e.key);
-        pl_edge_clear(&e);
-    }
+    /* Its parents' edges redact it too, read here while the parents are
+     * valid: the rule of the set of held secrets (held_secrets.h), checked
+     * on the edges themselves, one container level up. */
+    int secret = pl_held_secret_by_parents(o, parents.v, parents.n < PL_SECRET_PARENTS ? parents.n : PL_SECRET_PARENTS);
     Py_INCREF(o);
     pl_answer_end_snapshot(a);
     size_t nparents = parents.n, nchildren = children.n;
