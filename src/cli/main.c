@@ -35,7 +35,7 @@ static const char usage[] =
     "`pyloot COMMAND --help` describes a command's options.\n"
     "\n"
     "global options (before or after the command):\n"
-    "-h HOST, --host HOST  Host to listen on. (Default: 0.0.0.0)\n"
+    "-h HOST, --host HOST  Host to listen on. (Default: 0.0.0.0; with --read-only, 127.0.0.1)\n"
     "-p PORT, --port PORT  Port to listen on. (Default: 8000)\n"
     "--db DIR              The store directory. Serving, it is created if missing (default: $PYLOOT_DB,\n"
     "                      else $XDG_DATA_HOME/pyloot, else ~/.local/share/pyloot); the commands\n"
@@ -166,7 +166,7 @@ static int find_subcommand(int argc, char **argv, const struct cli_command **cmd
 
 int main(int argc, char **argv)
 {
-    struct cli_globals g = {"0.0.0.0", "8000", getenv("PYLOOT_DB"), getenv("PYLOOT_TOKEN"), 't', 0, 0};
+    struct cli_globals g = {NULL, "8000", getenv("PYLOOT_DB"), getenv("PYLOOT_TOKEN"), 't', 0, 0};
     const struct cli_command *cmd = NULL;
     char **own = calloc((size_t)argc * 2 + 1, sizeof *own);
     int n_own = 0, at, i, code = 2;
@@ -218,6 +218,12 @@ int main(int argc, char **argv)
     }
     if (!cmd)
         cmd = find_command("serve");
+    /* The central server listens on every address, as the original pyloot
+     * did: workers of other hosts push to it. --read-only serves a store
+     * that is already there (a server's own, after the fact) to whoever
+     * reads it on this machine: loopback unless -h says otherwise. */
+    if (!g.host)
+        g.host = g.read_only ? "127.0.0.1" : "0.0.0.0";
     if (g.token && *g.token && !pl_token_valid(g.token)) {
         cli_fail("reading the arguments", "the token (--token or PYLOOT_TOKEN) must be 1 to 1024 "
                                           "visible ASCII characters other than '\"', ',', ';' and '\\'");

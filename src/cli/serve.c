@@ -56,7 +56,7 @@ const char cli_serve_help[] =
     "a store and serve its UI and HTTP API until Ctrl-C or SIGTERM; with --read-only, serve an\n"
     "existing store and take no pushes.\n"
     "\n"
-    "-h HOST, --host HOST  Host to listen on. (Default: 0.0.0.0)\n"
+    "-h HOST, --host HOST  Host to listen on. (Default: 0.0.0.0; with --read-only, 127.0.0.1)\n"
     "-p PORT, --port PORT  Port to listen on. (Default: 8000)\n"
     "--db DIR              the store directory, created if missing. Default: $PYLOOT_DB, else\n"
     "                      $XDG_DATA_HOME/pyloot, else ~/.local/share/pyloot (--read-only: an\n"
