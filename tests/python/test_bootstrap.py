@@ -1,0 +1,68 @@
+"""The README's first command, `bash tools/bootstrap.sh demo`, as a new user
+runs it: it installs what is missing, prints the URL and the store, serves
+the demo's leak at /_pyloot, and at Ctrl-C stops everything it started and
+says where the store stays.
+
+It installs packages (apt-get, pip), so it runs only when PYLOOT_DEMO_SMOKE=1:
+`tools/bootstrap.sh test` sets it in its stock-python step, which runs it
+with Debian's /usr/bin/python3 (PYTHON=/usr/bin/python3, no pyenv on the
+PATH) from the venv that step made, so the demo must find and reuse it."""
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import free_port, http, read_log, stop_group, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(os.environ.get("PYLOOT_DEMO_SMOKE") != "1",
+                                reason="installs packages: tools/bootstrap.sh test runs it (PYLOOT_DEMO_SMOKE=1)")
+
+
+def session_count(base):
+    r = http(base + "/api/history?q=demo_app.Session")
+    if r.status != 200:
+        return 0
+    return sum(t["count"] for t in r.json()["types"] if t["name"] == "demo_app.Session")
+
+
+def test_demo(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYLOOT_DB", "PYLOOT_TOKEN")}
+    # TMPDIR: the demo's zero-config store goes under tmp_path.
+    env.update(PYLOOT_DEMO_PORT=str(port), PYLOOT_DEMO_BIND="127.0.0.1", TMPDIR=str(tmp_path))
+    log = tmp_path / "demo.log"
+    with open(log, "wb") as f:
+        proc = subprocess.Popen(["bash", str(ROOT / "tools" / "bootstrap.sh"), "demo"], env=env, stdout=f,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    base = "http://127.0.0.1:%d/_pyloot" % port
+    try:
+        opened = "open http://127.0.0.1:%d/_pyloot/ in a browser" % port
+        wait_until(lambda: opened in read_log(log) or proc.poll() is not None, 300, message="the demo's URL")
+        assert proc.poll() is None, read_log(log)[-3000:]
+        store = re.search(r"pyloot: store: (/\S+)", read_log(log))
+        assert store, read_log(log)[-3000:]
+        store = store.group(1)
+        assert http(base + "/api/procs").json()["store"]["path"] == store
+        # The leak the README tells the user to watch, from the demo's own traffic.
+        wait_until(lambda: session_count(base) > 0, 60, message="demo_app.Session in the history")
+        if os.environ.get("PYTHON") and sys.prefix != sys.base_prefix:
+            # The interpreter given takes no pip installs: the demo reuses this venv.
+            assert "using the venv %s" % sys.prefix in read_log(log), read_log(log)[-3000:]
+        # Ctrl-C: SIGINT to the terminal's foreground process group.
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        stop_group(proc)
+    text = read_log(log)
+    assert proc.returncode == 0, text[-3000:]
+    assert "demo stopped; its store stays in %s" % store in text, text[-3000:]
+    assert "pyloot report --db %s" % store in text
+    assert (Path(store) / "data.mdb").is_file()
+    with pytest.raises(OSError):
+        http(base + "/api/procs", timeout=2)  # nothing left listening
