@@ -34,6 +34,7 @@ RECIPES = {
     "gunicorn-conf": "test_flask_gunicorn_and_the_report",
     "django-settings": "test_django_startproject",
     "django-urls": "test_django_startproject",
+    "django-allow": "test_django_allow_callable",
     "remote-server": "test_remote_mode",
     "remote-worker": "test_remote_mode",
 }
@@ -69,12 +70,12 @@ def pyloot_exe():
 class App:
     """A server started from a directory of pasted files, in its own session."""
 
-    def __init__(self, tmp, argv, env_extra=None, workers=2, token=None, mount="/_pyloot"):
+    def __init__(self, tmp, argv, env_extra=None, workers=2, token=None, headers=None, mount="/_pyloot"):
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.base = self.url + mount
         self.log_path = tmp / "server.log"
-        self.headers = {"Authorization": "Bearer " + token} if token else {}
+        self.headers = headers or ({"Authorization": "Bearer " + token} if token else {})
         env = dict(os.environ)
         for name in list(env):
             if name.startswith("PYLOOT_"):
@@ -239,12 +240,7 @@ app.add_route("/hello", lambda request: PlainTextResponse("hello"))
 
 
 def test_django_startproject(tmp_path):
-    subprocess.run([sys.executable, "-m", "django", "startproject", "mysite", str(tmp_path)], check=True,
-                   timeout=60)
-    settings = tmp_path / "mysite" / "settings.py"
-    urls = tmp_path / "mysite" / "urls.py"
-    settings.write_text(settings.read_text() + "\n" + recipe("django-settings"))
-    urls.write_text(urls.read_text() + "\n" + recipe("django-urls"))
+    startproject(tmp_path, recipe("django-settings"))
     token = "recipe-" + "t" * 32
     app = App(tmp_path, ["gunicorn", "-w", "2", "-b", "127.0.0.1:{port}", "mysite.wsgi"],
               env_extra={"PYLOOT_TOKEN": token}, token=token)
@@ -254,6 +250,51 @@ def test_django_startproject(tmp_path):
         app.check_history()
         r = http(app.base + "/api/history")
         assert r.status == 401  # the settings' token from PYLOOT_TOKEN
+    finally:
+        app.stop()
+
+
+def startproject(tmp_path, settings_recipe):
+    subprocess.run([sys.executable, "-m", "django", "startproject", "mysite", str(tmp_path)], check=True,
+                   timeout=60)
+    settings = tmp_path / "mysite" / "settings.py"
+    urls = tmp_path / "mysite" / "urls.py"
+    settings.write_text(settings.read_text() + "\n" + settings_recipe)
+    urls.write_text(urls.read_text() + "\n" + recipe("django-urls"))
+
+
+def test_django_allow_callable(tmp_path):
+    """The settings' alternative ("allow" instead of "token", from the
+    comment in the recipe) with the README's callable in mysite/access.py:
+    a staff user's session is let in, an anonymous request is not."""
+    settings, n = re.subn(r'\{"token": [^}]*\}\s*# or ("allow": "[\w.]+")', r"{\1}", recipe("django-settings"))
+    assert n == 1, recipe("django-settings")
+    startproject(tmp_path, settings)
+    write(tmp_path / "mysite" / "access.py", recipe("django-allow"))
+    manage = [sys.executable, str(tmp_path / "manage.py")]
+    subprocess.run(manage + ["migrate", "-v", "0"], check=True, timeout=120, cwd=str(tmp_path))
+    make_session = (
+        "from django.contrib import auth\n"
+        "from django.contrib.sessions.backends.db import SessionStore\n"
+        "u = auth.get_user_model().objects.create_user('%s', is_staff=%s)\n"
+        "s = SessionStore()\n"
+        "s[auth.SESSION_KEY] = str(u.pk)\n"
+        "s[auth.BACKEND_SESSION_KEY] = 'django.contrib.auth.backends.ModelBackend'\n"
+        "s[auth.HASH_SESSION_KEY] = u.get_session_auth_hash()\n"
+        "s.create()\n"
+        "print(s.session_key)\n")
+    sessions = {}
+    for name, staff in (("staff", True), ("user", False)):
+        out = subprocess.run(manage + ["shell", "-c", make_session % (name, staff)], check=True, timeout=60,
+                             cwd=str(tmp_path), capture_output=True, text=True)
+        sessions[name] = {"Cookie": "sessionid=" + out.stdout.split()[-1]}
+    app = App(tmp_path, ["gunicorn", "-w", "2", "-b", "127.0.0.1:{port}", "mysite.wsgi"], headers=sessions["staff"])
+    try:
+        for path in ("/api/history", "/api/objects?group=mysite.access.Nothing"):
+            assert http(app.base + path, headers=sessions["staff"]).status == 200, path
+            assert http(app.base + path, headers=sessions["user"]).status == 403, path
+        assert http(app.base + "/api/objects?group=x", headers={"X-Forwarded-For": "203.0.113.9"}).status == 403
+        assert "Traceback" not in app.log(), app.log()[-3000:]
     finally:
         app.stop()
 
