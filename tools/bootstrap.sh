@@ -12,7 +12,9 @@ PY=${PYTHON:-python3}
 VENV=${PYLOOT_VENV:-$ROOT/.venv}
 
 SYSTEM_PACKAGES=(build-essential pkg-config liblmdb-dev libmicrohttpd-dev zlib1g-dev graphviz)
-TEST_PACKAGES=(chromium chromium-driver clang libclang-rt-14-dev)
+# libclang-rt-dev: the sanitizer and libFuzzer runtimes of Debian's default clang (14 on Debian 12,
+# 19 on 13).
+TEST_PACKAGES=(chromium chromium-driver clang libclang-rt-dev)
 
 # Bold "pyloot:" on a terminal; plain text in a log (CI, the tests).
 say() {
@@ -60,8 +62,11 @@ PYEOF
 # pythonX.Y-dev: ensurepip and Python.h, which the build needs).
 use_python() {
     local py=$1 dir=$2 v real
+    if [ "$py" = python3 ] && ! command -v python3 >/dev/null 2>&1; then
+        apt_install python3 python3-venv python3-dev  # a minimal Debian has no python3 at all
+    fi
     py=$(command -v "$py" || true)
-    [ -n "$py" ] || { say "no $1 on this machine: install python3 (apt-get install python3) or set PYTHON=" >&2; return 1; }
+    [ -n "$py" ] || { say "no $1 on this machine: set PYTHON=/path/to/python3" >&2; return 1; }
     if pip_writable "$py"; then
         USE_PY=$py
         return 0
