@@ -4,9 +4,10 @@ the demo's leak at /_pyloot, and at Ctrl-C stops everything it started and
 says where the store stays.
 
 It installs packages (apt-get, pip), so it runs only when PYLOOT_DEMO_SMOKE=1:
-`tools/bootstrap.sh test` sets it in its stock-python step, which runs it
-with Debian's /usr/bin/python3 (PYTHON=/usr/bin/python3, no pyenv on the
-PATH) from the venv that step made, so the demo must find and reuse it."""
+`tools/bootstrap.sh test` sets it where the python it tests needed a venv:
+Debian's /usr/bin/python3 (its stock-python step: PYTHON=/usr/bin/python3, no
+pyenv on the PATH; or the default python3 of a stock Debian). The tests run
+from that venv, so the demo must find and reuse it."""
 import os
 import re
 import signal
@@ -51,9 +52,10 @@ def test_demo(tmp_path):
         assert http(base + "/api/procs").json()["store"]["path"] == store
         # The leak the README tells the user to watch, from the demo's own traffic.
         wait_until(lambda: session_count(base) > 0, 60, message="demo_app.Session in the history")
-        if os.environ.get("PYTHON") and sys.prefix != sys.base_prefix:
-            # The interpreter given takes no pip installs: the demo reuses this venv.
-            assert "using the venv %s" % sys.prefix in read_log(log), read_log(log)[-3000:]
+        venv = Path(os.environ.get("PYLOOT_VENV") or ROOT / ".venv")
+        if Path(sys.prefix) == venv:
+            # bootstrap made this venv (the python given takes no pip installs): the demo reuses it.
+            assert "using the venv %s" % venv in read_log(log), read_log(log)[-3000:]
         # Ctrl-C: SIGINT to the terminal's foreground process group.
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=60)
