@@ -3,7 +3,11 @@
 #   tools/bootstrap.sh demo   install what is missing, run the demo
 #   tools/bootstrap.sh test   install what is missing, run every test (the Python tests on every
 #                             CPython >= 3.11 of the machine)
-# System libraries come from Debian (apt-get), Python packages from PyPI (pip).
+#   tools/bootstrap.sh python print the interpreter the two install into (below)
+# System libraries come from Debian (apt-get), Python packages from PyPI (pip). Python
+# packages go into $PYTHON (default python3) when pip may install there (pyenv's, an active
+# venv); into a venv made from it otherwise (Debian's own python3, PEP 668): $PYLOOT_VENV,
+# default .venv in the checkout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -341,5 +345,6 @@ case "${1:-}" in
     demo) demo ;;
     test) shift; run_tests "$@" ;;
     stock-python) shift; stock_python "$@" ;;
-    *) echo "usage: tools/bootstrap.sh demo|test [pytest args]" >&2; exit 2 ;;
+    python) use_python "$PY" "$VENV" >&2; echo "$USE_PY" ;;
+    *) echo "usage: tools/bootstrap.sh demo|test [pytest args]|python" >&2; exit 2 ;;
 esac

@@ -68,3 +68,43 @@ def test_demo(tmp_path):
     assert (Path(store) / "data.mdb").is_file()
     with pytest.raises(OSError):
         http(base + "/api/procs", timeout=2)  # nothing left listening
+
+
+def bootstrap_python(tmp_path, python):
+    """`tools/bootstrap.sh python` with PYTHON=python and the venv in tmp_path:
+    (the interpreter it chose, what it said)."""
+    env = dict(os.environ, PYTHON=python, PYLOOT_VENV=str(tmp_path / "venv"))
+    out = subprocess.run(["bash", str(ROOT / "tools" / "bootstrap.sh"), "python"], env=env, capture_output=True,
+                         text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip(), out.stderr
+
+
+def test_a_python_that_takes_pip_installs_is_used_as_it_is(tmp_path):
+    chosen, said = bootstrap_python(tmp_path, sys.executable)  # a venv: pip installs into it
+    assert chosen == sys.executable, said
+    assert not (tmp_path / "venv").exists()
+
+
+def externally_managed(python):
+    out = subprocess.run([python, "-c", "import os, sysconfig; print(os.path.exists(os.path.join("
+                          "sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED')))"], capture_output=True, text=True)
+    return out.stdout.strip() == "True"
+
+
+@pytest.mark.skipif(not os.access("/usr/bin/python3", os.X_OK) or not externally_managed("/usr/bin/python3"),
+                    reason="no externally managed /usr/bin/python3 (Debian's) here")
+def test_an_externally_managed_python_gets_a_venv_made_once(tmp_path):
+    venv = tmp_path / "venv"
+    chosen, said = bootstrap_python(tmp_path, "/usr/bin/python3")
+    assert chosen == str(venv / "bin" / "python"), said
+    assert "making the venv %s" % venv in said
+    home = dict(line.split(" = ", 1) for line in (venv / "pyvenv.cfg").read_text().splitlines() if " = " in line)
+    assert home["home"] == "/usr/bin"  # made from Debian's python3
+    made = (venv / "pyvenv.cfg").stat().st_mtime_ns
+    chosen, said = bootstrap_python(tmp_path, "/usr/bin/python3")
+    assert chosen == str(venv / "bin" / "python") and "using the venv %s" % venv in said, said
+    assert (venv / "pyvenv.cfg").stat().st_mtime_ns == made
+    (venv / "bin" / "python").unlink()  # a venv that no longer runs is made again
+    chosen, said = bootstrap_python(tmp_path, "/usr/bin/python3")
+    assert "making the venv %s" % venv in said and os.access(chosen, os.X_OK), said
