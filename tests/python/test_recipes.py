@@ -33,7 +33,7 @@ RECIPES = {
     "flask": "test_flask_gunicorn_and_the_report",
     "gunicorn-conf": "test_flask_gunicorn_and_the_report",
     "django-settings": "test_django_startproject",
-    "django-urls": "test_django_startproject",
+    "django-urls": "test_django_startproject",  # and test_django_runserver
     "django-allow": "test_django_allow_callable",
     "remote-server": "test_remote_mode",
     "remote-worker": "test_remote_mode",
@@ -68,7 +68,9 @@ def pyloot_exe():
 
 
 class App:
-    """A server started from a directory of pasted files, in its own session."""
+    """A server started from a directory of pasted files, in its own session:
+    argv is a module run with this interpreter (gunicorn, uvicorn) or a script
+    (manage.py)."""
 
     def __init__(self, tmp, argv, env_extra=None, workers=2, token=None, headers=None, mount="/_pyloot"):
         self.port = free_port()
@@ -84,7 +86,8 @@ class App:
         env.update(env_extra or {})
         argv = [a.replace("{port}", str(self.port)) for a in argv]
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m"] + argv, cwd=str(tmp), env=env, stdout=log,
+            cmd = [sys.executable] + (argv if argv[0].endswith(".py") else ["-m"] + argv)
+            self.proc = subprocess.Popen(cmd, cwd=str(tmp), env=env, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_for_pyloot(self.base, 60, message="%s to serve /_pyloot" % argv[0], proc=self.proc,
@@ -261,6 +264,21 @@ def startproject(tmp_path, settings_recipe):
     urls = tmp_path / "mysite" / "urls.py"
     settings.write_text(settings.read_text() + "\n" + settings_recipe)
     urls.write_text(urls.read_text() + "\n" + recipe("django-urls"))
+
+
+def test_django_runserver(tmp_path):
+    """`python manage.py runserver`, autoreloader included: the collector runs
+    in the one process that serves."""
+    startproject(tmp_path, recipe("django-settings"))
+    token = "recipe-" + "r" * 32
+    app = App(tmp_path, ["manage.py", "runserver", "127.0.0.1:{port}"], env_extra={"PYLOOT_TOKEN": token},
+              token=token, workers=1)
+    try:
+        assert app.get("/admin/login/").status == 200
+        app.check_history()
+        assert http(app.base + "/api/history").status == 401
+    finally:
+        app.stop()
 
 
 def test_django_allow_callable(tmp_path):
