@@ -5,6 +5,9 @@ pure-Python way measured in the same run.
 
 Not part of the test run. Goals (DESIGN.md §5, issue 4): listing one type's
 first page <= 50 ms, parents of one object <= 100 ms, path to a root <= 500 ms.
+The referrers graph (depth 3, <= 60 nodes, its path included) is measured
+against the walk objgraph.show_backrefs makes (gc.get_referrers per node),
+without its drawing.
 """
 import argparse
 import gc
@@ -58,6 +61,31 @@ def pure_list(group_cls, limit):
     return len(found), [repr(o) for o in found[:limit]]
 
 
+def pure_backrefs(target, depth, max_nodes):
+    """objgraph.show_backrefs's walk: breadth first, gc.get_referrers per node,
+    modules not followed, at most max_nodes nodes."""
+    import types
+
+    seen = {id(target)}
+    level = [target]
+    edges = 0
+    frame = sys._getframe()
+    for _ in range(depth):
+        nxt = []
+        for obj in level:
+            if isinstance(obj, types.ModuleType):
+                continue
+            for ref in gc.get_referrers(obj):
+                if ref is frame or ref is level or ref is nxt:  # the walk's own objects
+                    continue
+                edges += 1
+                if id(ref) not in seen and len(seen) < max_nodes:
+                    seen.add(id(ref))
+                    nxt.append(ref)
+        level = nxt
+    return len(seen), edges
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--objects", type=int, default=1_000_000)
@@ -101,6 +129,18 @@ def main():
         del chain
     rows.append(("path to a root (%d steps)" % (len(vias) - 1), t_live, t_pure,
                  "objgraph.find_backref_chain", 0.500))
+
+    t_live, got = best(lambda: live.graph(deep_id, depth=3), args.repeat)
+    assert got["found"] and any(n["on_path"] and n["root"] for n in got["nodes"])
+    t_pure, _ = best(lambda: pure_backrefs(REGISTRY["sessions"][-1].cache["k"], 3, 60), max(1, args.repeat // 2))
+    rows.append(("referrers graph, depth 3 (%d nodes)" % len(got["nodes"]), t_live, t_pure,
+                 "gc.get_referrers per node (show_backrefs)", None))
+
+    t_live, got = best(lambda: live.graph(id(Leak), depth=2), args.repeat)
+    assert got["truncated"] and len(got["nodes"]) == 60
+    t_pure, _ = best(lambda: pure_backrefs(Leak, 2, 60), 1)
+    rows.append(("referrers graph of a class, depth 2 (60)", t_live, t_pure,
+                 "gc.get_referrers per node (show_backrefs)", None))
 
     t_live, got = best(lambda: live.describe(id(target)), args.repeat)
     rows.append(("detail (attrs, parent/child counts)", t_live, None, "", None))

@@ -11,6 +11,9 @@
 #   ingest   the remote-mode sample decoder and pl_gunzip (tests/fuzz/fuzz_ingest.c);
 #            seeds: valid messages from the tests' protocol encoder; a crash
 #            becomes a case of tests/c/test_ingest.c
+#   heapdump the heap dump reader and its analysis (tests/fuzz/fuzz_heapdump.c);
+#            seeds: small dumps written by pyloot.dump_heap, whole and as bare
+#            payloads; a crash becomes a case of tests/c/test_heapdump.c
 # SECONDS (default 600) of fuzzing, on one core at the lowest priority, from the
 # committed corpus tests/fuzz/corpus/TARGET/ (seeded by
 # tests/fuzz/make_TARGET_seeds.py when empty) plus the inputs found in earlier
@@ -22,11 +25,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-usage() { echo "usage: bench/fuzz.sh handler|ingest [SECONDS] [--merge]" >&2; exit 2; }
+usage() { echo "usage: bench/fuzz.sh handler|ingest|heapdump [SECONDS] [--merge]" >&2; exit 2; }
 TARGET=${1:-}
 case "$TARGET" in
     handler) MAX_LEN=4096 ;;
     ingest) MAX_LEN=65536 ;;
+    heapdump) MAX_LEN=65536 ;;
     *) usage ;;
 esac
 shift

@@ -171,9 +171,9 @@ run_fuzz() {
     cmake -S "$ROOT" -B "$ROOT/build/ci-fuzz" -G Ninja -DCMAKE_C_COMPILER=clang \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPYLOOT_FUZZ=ON -DPYLOOT_PYTHON=OFF -DPYLOOT_TESTS=OFF \
         -DPYLOOT_WERROR=ON >/dev/null
-    cmake --build "$ROOT/build/ci-fuzz" -j "${PYLOOT_JOBS:-2}" --target fuzz_handler fuzz_ingest
-    for target in handler ingest; do
-        case $target in handler) max_len=4096 ;; ingest) max_len=65536 ;; esac
+    cmake --build "$ROOT/build/ci-fuzz" -j "${PYLOOT_JOBS:-2}" --target fuzz_handler fuzz_ingest fuzz_heapdump
+    for target in handler ingest heapdump; do
+        case $target in handler) max_len=4096 ;; ingest|heapdump) max_len=65536 ;; esac
         # New inputs go to a scratch directory: the committed corpus is only read.
         work=$ROOT/build/ci-fuzz/corpus-$target
         rm -rf "$work" && mkdir -p "$work" "$ROOT/build/ci-fuzz/artifacts-$target"

@@ -55,6 +55,31 @@ export async function api(path, params) {
   }
 }
 
+/** POST a body (a Blob: heap dump files) to api/<path> and resolve to its JSON; rejects with an ApiError. */
+export async function apiPost(path, body) {
+  setBusy(1);
+  try {
+    let resp;
+    try {
+      resp = await fetch("api/" + path, { method: "POST", body, cache: "no-store",
+        headers: { Accept: "application/json", "Content-Type": "application/octet-stream" } });
+    } catch (e) {
+      throw new ApiError(0, "Could not reach the server (" + (e && e.message ? e.message : e) + ").");
+    }
+    let parsed;
+    try { parsed = JSON.parse(await resp.text()); } catch (e) { parsed = undefined; }
+    if (!resp.ok) {
+      const msg = parsed && typeof parsed.error === "string" ? parsed.error : (resp.statusText || "request failed");
+      if (resp.status === 401) unauthorized(msg);
+      throw new ApiError(resp.status, msg);
+    }
+    if (parsed === undefined) throw new ApiError(resp.status, "The response could not be read as JSON.");
+    return parsed;
+  } finally {
+    setBusy(-1);
+  }
+}
+
 /**
  * POST the token to api/login (the server keeps it in an HttpOnly cookie). Resolves to null when it
  * was taken, else to {message, refused}: refused is false when the server could not be reached.

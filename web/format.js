@@ -74,6 +74,25 @@ export function fmtDuration(sec) {
   if (sec % 60 === 0) return sec / 60 + " min";
   return sec + " s";
 }
+/** A span of time rounded to its unit: "90 s", "24 min", "4 h", "1.5 d". */
+export function fmtSpan(sec) {
+  if (sec === null || sec === undefined) return "–";
+  const one = (x) => x.toFixed(1).replace(/\.0$/, "");
+  if (sec < 120) return one(sec) + " s";
+  if (sec < 7200) return Math.round(sec / 60) + " min";
+  if (sec < 172800) return one(sec / 3600) + " h";
+  return one(sec / 86400) + " d";
+}
+/**
+ * The store's retention as time at the workers' real intervals: max_samples per worker at each
+ * distinct interval, capped by max_age. "4 h at 5 s (2,880 samples per worker; at most 7 d)".
+ */
+export function fmtRetention(maxSamples, maxAgeS, intervals) {
+  const iv = [...new Set((intervals || []).filter((x) => x > 0))].sort((a, b) => a - b);
+  const limits = fmtInt(maxSamples) + " samples per worker; at most " + fmtDuration(maxAgeS);
+  if (!iv.length) return limits;
+  return iv.map((i) => fmtSpan(Math.min(maxSamples * i, maxAgeS)) + " at " + fmtSpan(i)).join(", ") + " (" + limits + ")";
+}
 /** unix seconds -> the value of an <input type="datetime-local"> (local time), and back. */
 export function toLocalInput(t) {
   if (!t) return "";

@@ -8,6 +8,7 @@ import { procs, procList } from "./state.js";
 import { colourFor, incKey, manyHosts, workerParams } from "./procs.js";
 import { drawChart } from "./charts.js";
 import { witnessLine } from "./witness.js";
+import { sampleWait } from "./sample-wait.js";
 
 const growthClass = (g) => (g > 0 ? "up" : g < 0 ? "down" : "flat");
 /** "pid 42 on web-2", "all workers of web-2" or `merged` for the page's worker choice. */
@@ -87,6 +88,9 @@ export function card(st, d, t) {
       h("a", { class: "btn small ghost objects-link", href: objHash, title: "Live objects of " + t.name }, "Objects →")),
     stats(st, d, t),
     h("div", { class: "chart" }));
+  // A single point is drawn as a dot: say when the line starts.
+  const wait = (d.times || []).length === 1 && d.live !== false ? sampleWait() : null;
+  if (wait) c.append(h("div", { class: "chart-note muted" }, wait, " (a line needs two points)"));
   if (t.growth > 0) c.append(witnessLine(t.name, st.pid, st.host));
   if (st.view === "workers" && Array.isArray(t.workers)) c.append(legend(st, t));
   cardTypes.set(c, t);

@@ -29,11 +29,26 @@ function renderHeader() {
     store.title = "Store path: " + d.store.path;
   }
   if (d.self) {
-    self.append(h("span", { class: "label" }, "answered by "), h("code", { id: "self-pid" }, "pid " + d.self.pid));
-    self.title = "The worker that answered: pid " + d.self.pid + ", start " + d.self.start;
+    self.append(h("span", { class: "label" }, "page served by "), h("code", { id: "self-pid" }, "pid " + d.self.pid));
+    self.title = "The worker that served this page: pid " + d.self.pid + ", start " + d.self.start +
+      ". Live objects of another worker are asked of that worker through this one.";
   } else {
     self.append(h("span", { class: "label" }, "served by "), h("code", null, "pyloot command"));
   }
+}
+
+/**
+ * Where live objects live, told apart from the worker that serves the page (the top bar's "page
+ * served by"): "living in pid 42 (asked through pid 7, which serves this page)", "living in pid 42
+ * (the worker serving this page)", or "living in pid 42 on web-2 (asked through the pyloot command)".
+ * The one place this text is built: the objects and object pages both use it.
+ */
+export function livingIn(pid, host) {
+  const self = procs() && procs().self;
+  const where = "living in pid " + pid + (host ? " on " + host : "");
+  if (!self) return where + " (asked through the pyloot command)";
+  if (String(self.pid) === String(pid) && !host) return where + " (the worker serving this page)";
+  return where + " (asked through pid " + self.pid + ", which serves this page)";
 }
 
 /** "updated 20:38:40" in the top bar, after a view received its data. */

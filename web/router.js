@@ -56,6 +56,7 @@ function titleOf(r) {
     r.name === "workers" ? "Workers" :
     r.name === "objects" ? (group ? group + " objects" : "Objects") :
     r.name === "retainers" ? "Biggest retainers" :
+    r.name === "heap" ? "Heap dump" :
     "Object " + (r.segs[1] || "")) + " · pyloot";
 }
 

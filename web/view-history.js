@@ -9,6 +9,7 @@ import { hashFor, navigate, intParam, pidParam } from "./router.js";
 import { loadProcs, markUpdated, hostParam, parseWorkerValue, fillWorkerSelect } from "./procs.js";
 import { selectEl, ensureOption, field, pager, scrollToResults } from "./controls.js";
 import { compareTable, card, drawCards } from "./history-cards.js";
+import { sampleWait } from "./sample-wait.js";
 
 /** The sorts /api/history takes (sort=), with their labels: the UI's one list of them. */
 const SORTS = [["growth", "Growth"], ["count", "Count"], ["name", "Name"]];
@@ -201,7 +202,9 @@ function renderSummary(v, d) {
       d.live === false ? " · merged over the processes alive at the as-of moment" : " · merged over the live workers") +
       (st.view === "workers" ? ", one line per incarnation" : "")),
     d.times && d.times.length ? h("span", { class: "muted", id: "time-range" }, " · " + d.times.length + (d.times.length === 1 ? " point, " : " points, ") +
-      fmtRange(d.times[0], d.times[d.times.length - 1])) : null);
+      fmtRange(d.times[0], d.times[d.times.length - 1])) : null,
+    // One point is a dot, not a line: say when the second comes.
+    d.times && d.times.length === 1 && d.live !== false ? waitNote() : null);
 }
 
 function renderPagers(v, d) {
@@ -213,6 +216,12 @@ function renderPagers(v, d) {
     els.pagerTop.append(pager("pager", d.offset || 0, st.limit, total, "types", go));
     if (total > st.limit) els.pagerBottom.append(pager(null, d.offset || 0, st.limit, total, "types", go));
   }
+}
+
+/** " · next sample in N s (a line needs two points)", or nothing when no worker is alive. */
+function waitNote() {
+  const wait = sampleWait();
+  return wait ? h("span", { class: "muted", id: "next-sample-note" }, " · ", wait, " (a line needs two points)") : null;
 }
 
 /** "As of <time>" when the answer is not live (no process alive, or a To was chosen). */
@@ -230,7 +239,11 @@ function emptyMessage(v, total) {
   let msg;
   if (st.q) msg = h("span", null, "No type matches ", h("code", null, st.q), ".");
   else if (st.offset && total) msg = h("span", null, "This page is past the end. ", h("a", { href: toHash(Object.assign({}, st, { offset: 0 })) }, "Back to the first page"));
-  else msg = "No samples yet: the collector stores its first sample after one interval.";
+  else {
+    const wait = sampleWait();
+    msg = wait ? h("span", { id: "first-sample" }, "No samples yet: ", wait, ".")
+      : "No samples yet: the collector stores its first sample after one interval.";
+  }
   return h("div", { class: "empty" }, msg);
 }
 

@@ -6,9 +6,10 @@ import { fmtInt, fmtBytes, typeOf } from "./format.js";
 import { api, ApiError } from "./api.js";
 import { errorBox, loadingBlock, accessDenied } from "./feedback.js";
 import { hashFor, parseHash, pidParam } from "./router.js";
-import { hostParam, workerParams } from "./procs.js";
+import { hostParam, workerParams, livingIn } from "./procs.js";
 import { objLink, pathSteps } from "./objlinks.js";
 import { retainedPanel } from "./retained.js";
+import { graphPanel } from "./graph-panel.js";
 
 /** A panel: its title, then a loading block until its content replaces it. */
 const panel = (id, title, loading) => h("section", { class: "panel", id }, h("h2", null, title), loadingBlock(loading));
@@ -34,7 +35,7 @@ function showObject(x, o) {
   const type = typeOf(o);
   fill(x.secs.head,
     h("div", { class: "crumbs" }, h("a", { href: hashFor("objects", Object.assign({ group: type }, workerParams(pidShown, x.host))) }, "‹ all " + type + " objects"),
-      pidShown ? h("span", { class: "muted" }, " in pid " + pidShown + (x.host ? " on " + x.host : "")) : null),
+      pidShown ? h("span", { class: "muted", id: "object-living-in" }, " " + livingIn(pidShown, x.host)) : null),
     h("h1", { class: "page-title mono", id: "object-title" }, h("span", { class: "obj-type" }, type), " ", h("span", { class: "muted" }, "#" + o.id)),
     h("div", { class: "stats" },
       h("span", { class: "stat" }, h("span", { class: "stat-label" }, "id"), h("b", { class: "mono", id: "object-id" }, String(o.id))),
@@ -60,7 +61,7 @@ function objectFailed(x, err, retry) {
   }
   fill(x.secs.head,
     h("div", { class: "crumbs" }, h("a", { href: "#/history", onclick: (e) => { if (history.length > 1) { e.preventDefault(); history.back(); } } }, "‹ back")),
-    h("h1", { class: "page-title mono" }, "object " + x.id, x.pid ? h("span", { class: "muted" }, " in pid " + x.pid) : null),
+    h("h1", { class: "page-title mono" }, "object " + x.id, x.pid ? h("span", { class: "muted" }, " " + livingIn(x.pid, x.host)) : null),
     errorBox(err, retry));
   if (err instanceof ApiError && err.status === 404) x.grid.remove(); // the other panels would repeat the error
 }
@@ -132,6 +133,7 @@ export function objectView() {
       (err) => { if (x.stillHere()) objectFailed(x, err, () => update(parseHash())); });
     api("objects/" + id + "/path", q).then((d) => { if (x.stillHere()) showPath(x, d); },
       (err) => { if (x.stillHere()) replaceBody(secs.path, errorBox(err)); });
+    grid.prepend(graphPanel(id, pid, host, x.stillHere));
     retainedPanel(secs.retained, id, pid, x.stillHere, host);
     refList(x, "parents");
     refList(x, "children");

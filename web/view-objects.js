@@ -6,8 +6,8 @@ import { clamp, fmtInt, fmtSigned, fmtBytes, truncate } from "./format.js";
 import { api, ApiError } from "./api.js";
 import { errorBox, loadingBlock, accessDenied } from "./feedback.js";
 import { hashFor, navigate, intParam, pidParam } from "./router.js";
-import { procs } from "./state.js";
-import { loadProcs, hostParam, workerParams, parseWorkerValue, fillWorkerSelect } from "./procs.js";
+import { procs, procList } from "./state.js";
+import { loadProcs, hostParam, workerParams, parseWorkerValue, fillWorkerSelect, livingIn, hostList, byHost, manyHosts } from "./procs.js";
 import { selectEl, ensureOption, field, pager, scrollToResults } from "./controls.js";
 import { witnessLine } from "./witness.js";
 import { suspectBox } from "./retained.js";
@@ -58,7 +58,9 @@ function sync(v) {
 }
 function fillWorkers(v) {
   const self = procs() && procs().self;
-  fillWorkerSelect(v.els.worker, ["", "Answering worker"], v.st.pid, v.st.host, { alive: true, missing: " (not alive?)",
+  // The pyloot command answers for no worker of its own: its first entry is not "Answering worker".
+  const first = !procs() || self ? ["", "Answering worker"] : ["", procList().some((p) => p.alive) ? "A live worker" : "No live worker"];
+  fillWorkerSelect(v.els.worker, first, v.st.pid, v.st.host, { alive: true, missing: " (not alive?)",
     label: (p, who) => who + (self && self.pid === p.pid && self.start === p.start ? " (answering)" : "") });
 }
 
@@ -86,8 +88,22 @@ function update(v, r) {
 async function load(v) {
   const my = ++v.seq, st = v.st, els = v.els;
   clear(els.head);
-  fill(els.witness, st.group ? witnessLine(st.group, st.pid, st.host) : null);
+  fill(els.witness, st.group ? witnessLine(st.group, st.pid, st.host, true) : null);
   if (!st.group) { v.loadedKey = fetchKey(st); v.data = null; els.suspect.hidden = true; pickType(v); return; }
+  if (!st.pid) {
+    // The pyloot command (a central server, a store after the fact) is no worker: it has no live
+    // objects of its own to answer with. Ask a live worker of the store, or say that none is.
+    if (!procs()) await loadProcs().catch(() => {});
+    if (my !== v.seq) return;
+    if (procs() && !procs().self) {
+      const w = liveWorker();
+      if (w) { set(v, { pid: String(w.pid), host: manyHosts() ? w.host || "" : "", p: 1, offset: 0 }, true); return; }
+      v.loadedKey = fetchKey(st); v.data = null; els.suspect.hidden = true;
+      els.results.dataset.state = "ready";
+      fill(els.results, noLiveWorker(st.group));
+      return;
+    }
+  }
   els.results.dataset.state = "loading";
   fill(els.results, loadingBlock("Asking " + (st.pid ? "pid " + st.pid : "the answering worker") + " for its live " + st.group + " objects…"));
   try {
@@ -107,6 +123,21 @@ async function load(v) {
   }
 }
 
+/** A live worker to ask when no pid is chosen and nothing answers for itself: this host's first, by pid. */
+function liveWorker() {
+  const hosts = hostList();
+  const alive = procList().filter((p) => p.alive);
+  return byHost(alive.filter((p) => !p.remote), hosts)[0] || byHost(alive, hosts)[0] || null;
+}
+/** No worker of the store is alive: live objects cannot be asked for; the witness above is what remains. */
+function noLiveWorker(group) {
+  return h("div", { class: "empty", id: "no-live-worker" },
+    "No worker of this store is alive now, so there are no live ", h("code", null, group),
+    " objects to show: live objects exist only inside a running worker. What held them when the collector recorded a witness is shown above (",
+    h("i", null, "held by"), "), when there is one; the ", h("a", { href: hashFor("history", { q: group }) }, "history"),
+    " shows how the type grew.");
+}
+
 /** With no type chosen: the fastest-growing types, each a link to its objects. */
 async function pickType(v) {
   const st = v.st;
@@ -122,13 +153,12 @@ async function pickType(v) {
 }
 
 // ------------------------------------------------------------------ rendering
-/** "leaky.Leak in pid 42: 812 live · fetched 1–100", and the fetch buttons. */
+/** "leaky.Leak objects living in pid 42 (the worker serving this page): 812 live · fetched 1–100", and the fetch buttons. */
 function renderHead(v, d, count) {
   const st = v.st, off = d.offset || 0;
   fill(v.els.head,
     h("div", { class: "summary" },
-      h("b", { class: "mono" }, d.group || st.group), " in ", h("b", { class: "mono", id: "objects-pid" }, "pid " + d.pid),
-      st.host ? h("span", { id: "objects-host" }, " on ", h("b", { class: "mono" }, st.host)) : null, ": ",
+      h("b", { class: "mono" }, d.group || st.group), " objects ", h("span", { id: "objects-pid", dataset: { pid: String(d.pid) } }, livingIn(d.pid, st.host)), ": ",
       h("span", { id: "objects-total", dataset: { total: String(d.total) } }, fmtInt(d.total) + " live"),
       h("span", { class: "muted" }, " · fetched " + (count ? fmtInt(off + 1) + "–" + fmtInt(off + count) : "none"))),
     h("div", { class: "fetch-nav" },

@@ -1,7 +1,7 @@
 /* The workers page (#/workers): every incarnation in the store (grouped by host when there are
  * several), then the store itself. */
 import { h, fill } from "./dom.js";
-import { fmtInt, fmtBytes, fmtDateTime, fmtAgo, fmtDuration, shortArgv } from "./format.js";
+import { fmtInt, fmtBytes, fmtDateTime, fmtAgo, fmtRetention, shortArgv } from "./format.js";
 import { errorBox, loadingBlock, showBanner, hideBanner } from "./feedback.js";
 import { hashFor } from "./router.js";
 import { loadProcs, markUpdated, colourFor, hostList, byHost, workerParams } from "./procs.js";
@@ -49,7 +49,7 @@ function procTable(procs, self, grouped) {
 }
 
 /** The store panel: path, bytes used against the limit, map size, types, retention, schema. */
-function storePanel(panel, st) {
+function storePanel(panel, st, intervals) {
   const used = st.used_bytes || 0, maxb = st.max_bytes || st.map_size || 0;
   fill(panel, h("h2", null, "Store"),
     h("dl", { class: "kv" },
@@ -58,7 +58,8 @@ function storePanel(panel, st) {
         maxb ? h("span", { class: "meter" }, h("span", { style: "width:" + Math.min(100, (100 * used) / maxb).toFixed(1) + "%" })) : null),
       h("dt", null, "map size"), h("dd", null, fmtBytes(st.map_size)),
       h("dt", null, "types"), h("dd", null, fmtInt(st.types)),
-      h("dt", null, "retention"), h("dd", null, fmtInt(st.max_samples) + " samples, " + fmtDuration(st.max_age_s)),
+      h("dt", null, "retention"), h("dd", { id: "store-retention", title: "How far back the history goes: max_samples samples per worker at its collection interval, and never older than max_age" },
+        fmtRetention(st.max_samples, st.max_age_s, intervals)),
       h("dt", null, "schema"), h("dd", null, st.schema === undefined ? "–" : String(st.schema))));
 }
 
@@ -98,7 +99,9 @@ export function workersView() {
     fill(els.results,
       h("div", { class: "summary" }, h("b", null, String(alive)), " alive of ", h("b", null, String(procs.length)), " incarnations"),
       procs.length ? h("div", { class: "table-wrap" }, procTable(procs, d.self, grouped)) : h("div", { class: "empty" }, "No process has written to this store yet."));
-    storePanel(els.store, d.store || {});
+    // Retention at the intervals the workers really use (the live ones; every one after the fact).
+    const timed = alive ? procs.filter((p) => p.alive) : procs;
+    storePanel(els.store, d.store || {}, timed.map((p) => p.interval));
     if (keepScroll) window.scrollTo(0, y);
   }
   return { mount, canUpdate: () => true, update: () => load(false), refresh: () => load(true), unmount: () => { seq++; } };

@@ -4,6 +4,7 @@
 import { h, fill } from "./dom.js";
 import { fmtDateTime } from "./format.js";
 import { api } from "./api.js";
+import { witnessPictureButton } from "./graph-panel.js";
 
 /** The hover text of a witness: each step with its repr, then who recorded it and when. */
 function heldByDetail(w) {
@@ -11,15 +12,25 @@ function heldByDetail(w) {
     "\n(recorded by pid " + w.pid + " at " + fmtDateTime(w.time) + ")";
 }
 
-/** The latest recorded witness of a type (GET /api/witnesses), filled in when it arrives; empty when there is none. */
-export function witnessLine(group, pid, host) {
+/** The latest recorded witness of a type (GET /api/witnesses), filled in when it arrives; empty when there is none;
+ * a notice saying why when the access rule refuses it (403). With picture, a button draws its path as a graph
+ * below the line. */
+export function witnessLine(group, pid, host, picture) {
   const el = h("div", { class: "witness", dataset: { state: "loading" } });
   api("witnesses", { group, pid: pid || null, host: host || null, limit: 1 }).then((d) => {
     const w = d.witnesses && d.witnesses[0];
     el.dataset.state = w ? "ready" : "none";
     if (!w) return;
     fill(el, h("span", { class: "stat-label" }, "held by"), " ",
-      h("span", { class: "mono witness-path", title: heldByDetail(w) }, w.held_by));
-  }, () => { el.dataset.state = "error"; });
+      h("span", { class: "mono witness-path", title: heldByDetail(w) }, w.held_by),
+      picture && w.path && w.path.length ? witnessPictureButton(w, el) : null);
+  }, (err) => {
+    // A 403 hides the line: say so, and why (the access rule's own words on hover).
+    if (!err || err.status !== 403) { el.dataset.state = "error"; return; }
+    el.dataset.state = "forbidden";
+    fill(el, h("span", { class: "stat-label" }, "held by"), " ",
+      h("span", { class: "muted witness-hidden", title: err.message || "" },
+        "hidden: witnesses show reprs of live objects, and the access rule refuses them to this request (403; hover for why)"));
+  });
   return el;
 }

@@ -11,8 +11,10 @@ from pyloot import _pyloot
 from pyloot._pyloot import Error, TooLargeError, __version__
 from pyloot.backends import BaseBackend, HTTPRemoteBackend, InMemoryBackend, LMDBBackend
 from pyloot.core import PyLoot
-from pyloot.objectgraph import AnnotatedGraph, ObjectGraph, Suspect, cycles_created_by, garbage, key_cycles, objects_reachable_from, snapshot
+from pyloot.objectgraph import AnnotatedGraph, Components, ObjectGraph, Suspect, cycles_created_by, garbage, key_cycles, objects_reachable_from, snapshot
+from pyloot.i_directed_graph import IDirectedGraph
 from pyloot.server import PyLootServer
+from pyloot.heapdump import HeapGraph, dump_heap, load_heap
 
 #: The names whose values pyloot shows as ``<redacted>`` unless
 #: ``PyLoot(redact=...)`` replaces them (a case-insensitive substring match).
@@ -30,6 +32,8 @@ __all__ = [
     "InMemoryBackend",
     "HTTPRemoteBackend",
     "AnnotatedGraph",
+    "Components",
+    "IDirectedGraph",
     "ObjectGraph",
     "Suspect",
     "cycles_created_by",
@@ -37,4 +41,7 @@ __all__ = [
     "key_cycles",
     "objects_reachable_from",
     "snapshot",
+    "HeapGraph",
+    "dump_heap",
+    "load_heap",
 ]

@@ -1,15 +1,15 @@
 """Annotated graphs: plain vertices and edges carrying ids and text labels.
 
 What ObjectGraph.annotated() returns, what to_json/from_json round-trip and
-what to_dot/export_image draw. The graph algorithms run in C on a temporary
-core graph over the vertex objects (see _core).
+what to_dot/export_image draw. The graph algorithms are IDirectedGraph's:
+they run in C on a core graph over the vertex objects, made once (see _core).
 """
 import collections
 import json
 import os
 import subprocess
 
-from pyloot._pyloot import Graph as _Graph
+from pyloot.i_directed_graph import IDirectedGraph
 
 __all__ = ["AnnotatedEdge", "AnnotatedGraph", "AnnotatedVertex", "dot_quote"]
 
@@ -75,11 +75,13 @@ class AnnotatedEdge:
         )
 
 
-class AnnotatedGraph:
+class AnnotatedGraph(IDirectedGraph):
     """A directed graph of AnnotatedVertex and AnnotatedEdge objects.
 
     Vertices compare by id, so a vertex rebuilt from JSON finds its
-    counterpart. Edges whose ends are not vertices are dropped.
+    counterpart (vertex_set(), vertex_dict() and vertex_equal() are
+    IDirectedGraph's: set, dict and ==). Edges whose ends are not vertices
+    are dropped.
     """
 
     def __init__(self, vertices, edges):
@@ -107,16 +109,20 @@ class AnnotatedGraph:
         return list(self._edges)
 
     def head(self, edge):
+        """The vertex edge points to (KeyError when it is not a vertex)."""
         return self._obj_map[edge.head]
 
     def tail(self, edge):
+        """The vertex edge leaves (KeyError when it is not a vertex)."""
         return self._obj_map[edge.tail]
 
     def out_edges(self, vertex):
+        """The edges leaving vertex, in edge order (KeyError when it is not a vertex)."""
         self._check(vertex)
         return list(self._out_edges[vertex.id])
 
     def in_edges(self, vertex):
+        """The edges entering vertex, in edge order (KeyError when it is not a vertex)."""
         self._check(vertex)
         return list(self._in_edges[vertex.id])
 
@@ -156,57 +162,12 @@ class AnnotatedGraph:
         edges = [e for vid in chosen for e in self._out_edges[vid] if e.head in chosen]
         return type(self)(vertices=chosen.values(), edges=edges)
 
-    # -- algorithms, delegated to the C core --
+    # -- algorithms: IDirectedGraph's, on a core graph made once --
 
     def _core(self):
         if self._core_graph is None:
-            order = list(self._obj_map.values())
-            index = {v.id: i for i, v in enumerate(order)}
-            pairs = [
-                (index[e.tail], index[e.head])
-                for vid in self._obj_map
-                for e in self._out_edges[vid]
-            ]
-            self._core_graph = _Graph._from_edges(order, pairs)
+            self._core_graph = super()._core()
         return self._core_graph
-
-    def _mine(self, vertex):
-        self._check(vertex)
-        return self._obj_map[vertex.id]
-
-    def _lift(self, core_subgraph):
-        return self.full_subgraph(list(core_subgraph))
-
-    def ancestors(self, start, generations=None):
-        return self._lift(self._core().ancestors(self._mine(start), generations))
-
-    def descendants(self, start, generations=None):
-        return self._lift(self._core().descendants(self._mine(start), generations))
-
-    def shortest_path(self, start, end):
-        end = self._obj_map.get(getattr(end, "id", None), end)
-        return self._lift(self._core().shortest_path(self._mine(start), end))
-
-    def shortest_cycle(self, start):
-        return self._lift(self._core().shortest_cycle(self._mine(start)))
-
-    def strongly_connected_components(self):
-        return [self._lift(c) for c in self._core().strongly_connected_components()]
-
-    def source_components(self):
-        return [self._lift(c) for c in self._core().source_components()]
-
-    def count_by(self, classifier):
-        return collections.Counter(classifier(v) for v in self)
-
-    def find_by(self, predicate):
-        return [v for v in self if predicate(v)]
-
-    def __sub__(self, other):
-        return self.full_subgraph([v for v in self if v not in other])
-
-    def __and__(self, other):
-        return self.full_subgraph([v for v in self if v in other])
 
     # -- JSON --
 

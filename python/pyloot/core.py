@@ -74,7 +74,9 @@ class PyLoot:
     :param metrics_types: type names or fnmatch patterns ``/metrics`` always
         exports, besides the top types by count and by growth.
     :param allowed_hosts: with neither ``token`` nor ``allow``, live objects
-        are answered only to requests from this machine whose ``Host`` is a
+        are answered only to requests from a loopback address that carry no
+        proxy header (``X-Forwarded-For``, ``Forwarded``, ``X-Real-IP``) and
+        whose ``Host`` is a
         loopback name (``localhost``, ``*.localhost``, ``127.x.x.x``,
         ``[::1]``), against DNS rebinding; these names (``"devbox"``,
         ``".corp.example"`` for every name under it) are accepted too.
@@ -265,6 +267,13 @@ class PyLoot:
         """The shortest chain of referrers from a root to the object."""
         from pyloot import live
         return live.path(obj_id)
+
+    def dump_heap(self, path):
+        """Write a heap dump of this process to ``path`` (docs/heapdump.md):
+        every object, its type, size, description and labelled references.
+        Returns the figures of pyloot.dump_heap."""
+        from pyloot import heapdump
+        return heapdump.dump_heap(path)
 
 
 def _in_gunicorn_master_spawning():

@@ -12,7 +12,7 @@ import json
 
 from pyloot import _pyloot
 
-__all__ = ["objects", "describe", "parents", "children", "path", "LiveQueryError"]
+__all__ = ["objects", "describe", "parents", "children", "path", "graph", "LiveQueryError"]
 
 
 class LiveQueryError(RuntimeError):
@@ -70,3 +70,10 @@ def path(id):
     """The shortest chain of references from a root (a module, or a frame of a
     running thread) to object ``id``: ``{"found", "path": [{"object", "via"}]}``."""
     return _query(_pyloot.LIVE_PATH, "", id)
+
+
+def graph(id, depth=3):
+    """What holds object ``id``, as a picture: its referrers breadth first up
+    to ``depth`` levels (1..4) and its why-alive path, ``{"nodes": [...],
+    "edges": [{"from", "to", "label", "on_path"}], "truncated"}``."""
+    return _query(_pyloot.LIVE_GRAPH, "", id, 0, depth)

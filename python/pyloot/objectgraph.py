@@ -8,6 +8,7 @@ adds the thin Python layer: the creators, counting and searching with
 Python callables, and the annotated/JSON/DOT views.
 """
 import collections
+import collections.abc
 import gc
 
 from pyloot._graph_annotated import (
@@ -16,13 +17,19 @@ from pyloot._graph_annotated import (
     AnnotatedVertex,
     export_dot_image,
 )
+from pyloot._pyloot import Components
 from pyloot._pyloot import Graph as _Graph
 from pyloot._pyloot import graph_snapshot as _graph_snapshot
+from pyloot.i_directed_graph import IdentityDict, IdentitySet, IDirectedGraph
+
+collections.abc.Sequence.register(Components)
 
 __all__ = [
     "AnnotatedEdge",
     "AnnotatedGraph",
     "AnnotatedVertex",
+    "Components",
+    "IDirectedGraph",
     "ObjectGraph",
     "Suspect",
     "cycles_created_by",
@@ -43,18 +50,22 @@ class Suspect(collections.namedtuple("Suspect", "object count retained_size path
     __slots__ = ()
 
 
-class ObjectGraph(_Graph):
+class ObjectGraph(_Graph, IDirectedGraph):
     """Python objects (vertices) and the references between them (edges).
 
     ObjectGraph(objects) takes the given objects (duplicates by identity
     dropped) and every reference between them that the gc reports. It acts
     as a container with identity membership; it keeps its objects alive until
-    it is deleted. The methods inherited from the C type:
+    it is deleted. Edges are numbered 0..len(edges)-1 in the order of their
+    tails, a referrer's references in the order the gc reports them. The
+    methods inherited from the C type:
 
+    head(edge), tail(edge), out_edges(obj), in_edges(obj) (edge numbers),
     children(obj), parents(obj), references(), ancestors(obj, generations=None),
     descendants(obj, generations=None), shortest_path(start, end),
-    shortest_cycle(start), strongly_connected_components(),
-    source_components(), full_subgraph(objects);
+    shortest_cycle(start), strongly_connected_components() and
+    source_components() (Components: sequences of subgraphs, each built
+    when used), full_subgraph(objects);
 
     and the dominator tree (built by the first of these calls):
     retained_size(obj), immediate_dominator(obj), dominated(obj),
@@ -75,8 +86,24 @@ class ObjectGraph(_Graph):
 
     @property
     def edges(self):
-        """Edge numbers: range(number of edges)."""
+        """Edge numbers: range(number of edges); head(e) and tail(e) give an
+        edge's ends."""
         return range(self._edge_count())
+
+    @classmethod
+    def vertex_set(cls):
+        """An empty set of objects compared by identity (IdentitySet)."""
+        return IdentitySet()
+
+    @classmethod
+    def vertex_dict(cls):
+        """An empty mapping keyed by objects compared by identity (IdentityDict)."""
+        return IdentityDict()
+
+    @classmethod
+    def vertex_equal(cls, vertex1, vertex2):
+        """Objects are the same vertex when they are the same object."""
+        return vertex1 is vertex2
 
     def __sub__(self, other):
         """The subgraph on the objects of self that are not in other."""
@@ -210,4 +237,4 @@ def objects_reachable_from(obj):
 def key_cycles():
     """Collect cyclic garbage; return the strongly connected components that
     keep the rest alive (no other garbage refers to them)."""
-    return garbage().source_components()
+    return list(garbage().source_components())

@@ -182,6 +182,8 @@ enum MHD_Result central_send(struct MHD_Connection *conn, const pl_response *res
         MHD_add_response_header(r, "Allow", resp->allow);
     if (resp->set_cookie[0])
         MHD_add_response_header(r, "Set-Cookie", resp->set_cookie);
+    if (resp->content_disposition[0])
+        MHD_add_response_header(r, "Content-Disposition", resp->content_disposition);
     if (ticket) {
         char t[24];
         snprintf(t, sizeof t, "%" PRIu64, ticket);

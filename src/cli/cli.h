@@ -23,13 +23,16 @@
 
 /* Options every subcommand accepts, anywhere on the command line. */
 struct cli_globals {
-    const char *host;   /* -h/--host; default 0.0.0.0, --read-only 127.0.0.1 */
+    const char *host;   /* -h/--host; default 0.0.0.0 (cli_serve: --read-only, --heap 127.0.0.1) */
     const char *port;   /* -p/--port; default 8000 */
     const char *db;     /* --db; default $PYLOOT_DB */
     const char *token;  /* --token; default $PYLOOT_TOKEN */
     int format;         /* 't' table (default), 'j' --json, 'c' --csv */
     int no_gzip;        /* --no-gzip */
     int read_only;      /* --read-only: serve an existing store, take no pushes */
+    int host_given;     /* -h/--host was given */
+    const char *heap[2];/* --heap FILE (at most twice): serve these heap dumps */
+    int nheap;
 };
 
 /* One option of a subcommand. */
@@ -48,6 +51,8 @@ struct cli_command {
      * `--opt=value` and aliases are already resolved. Checks them first, then
      * opens the store with cli_open_store. Returns the exit code. */
     int (*run)(const struct cli_globals *g, int argc, char **argv);
+    int positional;  /* takes arguments that are not options: handed to run as the
+                      * pair ("", argument) */
 };
 
 /* common.c: opens g->db read-only into *store (close with pl_store_close);
@@ -84,5 +89,14 @@ extern const struct cli_option cli_serve_options[];
 int cli_report(const struct cli_globals *g, int argc, char **argv);
 extern const struct cli_option cli_report_options[];
 extern const char cli_report_help[];
+
+/* `pyloot heap` (heap.c). */
+int cli_heap(const struct cli_globals *g, int argc, char **argv);
+/* heap.c: {"files": [...], "report": (the last dump's), "diff": (the two's) or null}, what GET
+ * /api/heap serves for `pyloot --heap`. Prints why and returns nonzero when a file is not a usable
+ * dump. */
+int cli_heap_json(const char *const *files, int n, pl_buf *out);
+extern const struct cli_option cli_heap_options[];
+extern const char cli_heap_help[];
 
 #endif

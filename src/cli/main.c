@@ -7,6 +7,7 @@
  *   pyloot procs --db DIR [--json|--csv]          the incarnations of a store (tables.c)
  *   pyloot history --db DIR [...]                 object counts by type (tables.c)
  *   pyloot report --db DIR [--json]               a leak report (report.c)
+ *   pyloot heap FILE [NEW] [--json]               heap dumps: one, or two compared (heap.c)
  *
  * Global options (struct cli_globals) may stand before or after the
  * subcommand; a subcommand's own options come after its name. Adding a
@@ -21,7 +22,7 @@
 
 static const char usage[] =
     "usage: pyloot [-h HOST] [-p PORT] [--db DIR] [--token TOKEN] [--read-only] [--no-gzip] [--help]\n"
-    "              [--version]\n"
+    "              [--version] [--heap FILE [--heap NEW]]\n"
     "       pyloot [--db DIR] [--json | --csv] COMMAND [options]\n"
     "\n"
     "Collect the samples of pyloot workers on many hosts (PyLoot(host=..., port=...)) into a store\n"
@@ -32,6 +33,7 @@ static const char usage[] =
     "  procs               every process incarnation of the store\n"
     "  history             object counts by type, as of a moment (--since, --until)\n"
     "  report              a leak report: what grew, how fast, where, and what held it\n"
+    "  heap FILE [NEW]     a heap dump: top types, biggest retainers; or what grew between two\n"
     "`pyloot COMMAND --help` describes a command's options.\n"
     "\n"
     "global options (before or after the command):\n"
@@ -42,20 +44,26 @@ static const char usage[] =
     "                      open it read-only (default: $PYLOOT_DB)\n"
     "--token TOKEN         Require this token (Authorization: Bearer, or the UI's login) for every\n"
     "                      route but the UI files. Default: $PYLOOT_TOKEN. Without one, live-object\n"
-    "                      routes answer only local requests that came through no proxy\n"
-    "--read-only           Serve an existing store (a server's PyLoot(path=...)); take no pushes\n"
+    "                      routes answer only requests from a loopback address that carry\n"
+    "                      no proxy header (X-Forwarded-For, Forwarded, X-Real-IP)\n"
+    "--read-only           Serve an existing store (a server's PyLoot(path=...)); take no pushes;\n"
+    "                      on 127.0.0.1 unless -h is given\n"
+    "--heap FILE           Serve the UI's Heap view of a heap dump (twice: OLD then NEW, compared);\n"
+    "                      read-only, on 127.0.0.1 unless -h is given, with --db's store if given\n"
     "--no-gzip             Never gzip responses\n"
     "--json, --csv         machine-readable output instead of a table\n"
-    "--help                show this help message (or a command's) and exit\n"
+    "--help                show this help message (or a command's) and exit; so does -h\n"
+    "                      with no value after it\n"
     "--version             show the version and exit\n";
 
 static const struct cli_option no_options[] = {{NULL, NULL, 0}};
 
 static const struct cli_command commands[] = {
-    {"serve", cli_serve_help, cli_serve_options, cli_serve},
-    {"procs", cli_procs_help, no_options, cli_procs},
-    {"history", cli_history_help, cli_history_options, cli_history},
-    {"report", cli_report_help, cli_report_options, cli_report},
+    {"serve", cli_serve_help, cli_serve_options, cli_serve, 0},
+    {"procs", cli_procs_help, no_options, cli_procs, 0},
+    {"history", cli_history_help, cli_history_options, cli_history, 0},
+    {"report", cli_report_help, cli_report_options, cli_report, 0},
+    {"heap", cli_heap_help, cli_heap_options, cli_heap, 1},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -63,7 +71,7 @@ static const struct cli_command commands[] = {
 static const struct cli_option globals[] = {
     {"--host", "-h", 1}, {"--port", "-p", 1},    {"--db", NULL, 1},   {"--token", NULL, 1},
     {"--json", NULL, 0}, {"--csv", NULL, 0},     {"--no-gzip", NULL, 0}, {"--help", NULL, 0},
-    {"--read-only", NULL, 0},
+    {"--read-only", NULL, 0}, {"--heap", NULL, 1},
     {"--version", NULL, 0}, {NULL, NULL, 0},
 };
 
@@ -118,8 +126,16 @@ static int set_global(struct cli_globals *g, const struct cli_option *o, const c
         g->no_gzip = 1;
     else if (strcmp(o->name, "--read-only") == 0)
         g->read_only = 1;
-    else if (strcmp(o->name, "--host") == 0)
+    else if (strcmp(o->name, "--host") == 0) {
         g->host = val;
+        g->host_given = 1;
+    } else if (strcmp(o->name, "--heap") == 0) {
+        if (g->nheap == 2) {
+            cli_fail("reading the arguments", "--heap is given once (a dump) or twice (OLD and NEW)");
+            return 2;
+        }
+        g->heap[g->nheap++] = val;
+    }
     else if (strcmp(o->name, "--db") == 0)
         g->db = val;
     else if (strcmp(o->name, "--token") == 0)
@@ -132,6 +148,14 @@ static int set_global(struct cli_globals *g, const struct cli_option *o, const c
         g->port = val;
     }
     return 0;
+}
+
+/* `-h` is --host's short name, as in the seed (`pyloot -h 127.0.0.1`), and
+ * also what people type for help: `-h` with no value after it (last, or
+ * followed by another option; a host never starts with '-') means --help. */
+static int help_by_h(int argc, char **argv, int i)
+{
+    return strcmp(argv[i], "-h") == 0 && (i + 1 >= argc || argv[i + 1][0] == '-');
 }
 
 /* Finds the subcommand: the first argument that is neither an option nor
@@ -158,7 +182,7 @@ static int find_subcommand(int argc, char **argv, const struct cli_command **cmd
         o = find_option(globals, a, len);
         if (!o)
             return 0; /* reported with the right help by the main loop */
-        if (o->takes_value && !eq)
+        if (o->takes_value && !eq && !help_by_h(argc, argv, i))
             i++;
     }
     return 0;
@@ -166,7 +190,7 @@ static int find_subcommand(int argc, char **argv, const struct cli_command **cmd
 
 int main(int argc, char **argv)
 {
-    struct cli_globals g = {NULL, "8000", getenv("PYLOOT_DB"), getenv("PYLOOT_TOKEN"), 't', 0, 0};
+    struct cli_globals g = {"0.0.0.0", "8000", getenv("PYLOOT_DB"), getenv("PYLOOT_TOKEN"), 't', 0, 0, 0, {NULL, NULL}, 0};
     const struct cli_command *cmd = NULL;
     char **own = calloc((size_t)argc * 2 + 1, sizeof *own);
     int n_own = 0, at, i, code = 2;
@@ -178,7 +202,7 @@ int main(int argc, char **argv)
     if (find_subcommand(argc, argv, &cmd, &at))
         goto out;
     for (i = 1; i < argc; i++) {
-        char *a = argv[i], *eq = strchr(a, '=');
+        const char *a = argv[i], *eq = strchr(a, '=');
         size_t len = a[0] == '-' && eq ? (size_t)(eq - a) : strlen(a);
         const struct cli_option *o;
         const char *val = NULL;
@@ -186,10 +210,19 @@ int main(int argc, char **argv)
 
         if (i == at)
             continue;
+        if (help_by_h(argc, argv, i)) {
+            a = "--help";
+            len = strlen(a);
+        }
         o = a[0] == '-' ? find_option(globals, a, len) : NULL;
         if (!o && a[0] == '-' && cmd && i > at) {
             o = find_option(cmd->options, a, len);
             global = 0;
+        }
+        if (!o && a[0] != '-' && cmd && i > at && cmd->positional) {
+            own[n_own++] = (char *)"";
+            own[n_own++] = argv[i];
+            continue;
         }
         if (!o) {
             code = bad_args("unknown argument %s", a, cmd);
@@ -218,12 +251,6 @@ int main(int argc, char **argv)
     }
     if (!cmd)
         cmd = find_command("serve");
-    /* The central server listens on every address, as the original pyloot
-     * did: workers of other hosts push to it. --read-only serves a store
-     * that is already there (a server's own, after the fact) to whoever
-     * reads it on this machine: loopback unless -h says otherwise. */
-    if (!g.host)
-        g.host = g.read_only ? "127.0.0.1" : "0.0.0.0";
     if (g.token && *g.token && !pl_token_valid(g.token)) {
         cli_fail("reading the arguments", "the token (--token or PYLOOT_TOKEN) must be 1 to 1024 "
                                           "visible ASCII characters other than '\"', ',', ';' and '\\'");

@@ -26,6 +26,7 @@
 
 #include "central.h"
 #include "cli.h"
+#include "pyloot/heapdump.h"
 #include "pyloot/access.h"
 #include "pyloot/buf.h"
 #include "pyloot/error.h"
@@ -174,6 +175,8 @@ static size_t body_limit(const char *url)
         return PL_INGEST_MAX_BODY;
     if (url && strcmp(url, "/api/remote/reply") == 0)
         return PL_REMOTE_REPLY_MAX;
+    if (url && strcmp(url, "/api/heap") == 0)
+        return PL_HEAPDUMP_UPLOAD_MAX;
     return MAX_BODY;
 }
 
@@ -455,13 +458,32 @@ int cli_serve(const struct cli_globals *g, int argc, char **argv)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    if (g->read_only ? cli_open_store(g, &store) : open_central_store(g->db, &store))
+    /* --heap: the UI over heap dumps (docs/heapdump.md), read-only, loopback unless -h says otherwise;
+     * a store only when --db names one. */
+    pl_buf heap_json = PL_BUF_INIT;
+    /* The central server listens on every address, as the original pyloot
+     * did: workers of other hosts push to it. --read-only and --heap show
+     * what is already there (a server's store after the fact, a dump) to
+     * whoever reads it on this machine: loopback unless -h says otherwise. */
+    if ((g->nheap || g->read_only) && !g->host_given)
+        host = "127.0.0.1";
+    if (g->nheap && cli_heap_json(g->heap, g->nheap, &heap_json))
         return 1;
+    if (g->nheap ? g->db && cli_open_store(g, &store)
+                 : g->read_only ? cli_open_store(g, &store) : open_central_store(g->db, &store)) {
+        pl_buf_free(&heap_json);
+        return 1;
+    }
     memset(&opt, 0, sizeof opt);
     opt.store = store;
     opt.disable_gzip = no_gzip;
     opt.token = token;
-    if (pl_handler_new(&h, &opt) || central_new(&g_central, store, token, g->read_only)) {
+    opt.heap_json = heap_json.data;
+    opt.heap_upload = g->nheap > 0;
+    if (g->nheap && !store)
+        opt.unavailable = "this server shows heap dumps only (pyloot --heap; add --db DIR for a store)";
+    if (pl_handler_new(&h, &opt) ||
+        (!g->nheap && central_new(&g_central, store, token, g->read_only))) {
         cli_fail("starting", "out of memory");
         goto out;
     }
@@ -489,10 +511,14 @@ int cli_serve(const struct cli_globals *g, int argc, char **argv)
         cli_fail("starting the server", why);
         goto out;
     }
-    fprintf(stderr, "pyloot: %s %s on http://%s:%s/%s (Ctrl-C stops)\n",
-            g->read_only ? "serving" : "collecting into", pl_store_path(store), host, port,
-            token && *token ? " with a token" : "");
-    if (!g->read_only && !(token && *token))
+    if (g->nheap)
+        fprintf(stderr, "pyloot: serving %s%s%s on http://%s:%s/#/heap (Ctrl-C stops)\n", g->heap[0],
+                g->nheap == 2 ? " and " : "", g->nheap == 2 ? g->heap[1] : "", host, port);
+    else
+        fprintf(stderr, "pyloot: %s %s on http://%s:%s/%s (Ctrl-C stops)\n",
+                g->read_only ? "serving" : "collecting into", pl_store_path(store), host, port,
+                token && *token ? " with a token" : "");
+    if (!g->nheap && !g->read_only && !(token && *token))
         fprintf(stderr, "pyloot: no token: live objects of pushing workers are off (without a token a worker "
                         "cannot be told from anyone else, and answers could be forged); start with --token "
                         "TOKEN or PYLOOT_TOKEN, and give the workers the same token, to enable them\n");
@@ -512,5 +538,6 @@ out:
         freeaddrinfo(ai);
     pl_handler_free(h);
     pl_store_close(store);
+    pl_buf_free(&heap_json);
     return code;
 }

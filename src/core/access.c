@@ -274,10 +274,21 @@ int pl_access_check(const char *token, pl_route_class cls, const pl_access_reque
                      "pyloot --token)", shown);
         return 403;
     }
+    /* The rule named as it is checked: a peer address, proxy headers. "From
+     * this machine" read as if a proxy on it, or this machine's own public
+     * address, would do. */
     say(why, whylen,
-        "live objects (reprs and attributes) are shown only to requests from this machine that came "
-        "through no proxy; to allow others, set a token (PyLoot(token=...), PYLOOT_TOKEN, "
-        "pyloot --token) or an allow callable (PyLoot(allow=...))");
+        req->proxied
+            ? "live objects (reprs and attributes) are shown without a token only to requests from a "
+              "loopback address (127.0.0.0/8, ::1) that carry none of the headers X-Forwarded-For, "
+              "Forwarded, X-Real-IP, and this request carries one (it came through a proxy); to allow "
+              "others, set a token (PyLoot(token=...), PYLOOT_TOKEN, pyloot --token) or an allow "
+              "callable (PyLoot(allow=...))"
+            : "live objects (reprs and attributes) are shown without a token only to requests from a "
+              "loopback address (127.0.0.0/8, ::1) that carry none of the headers X-Forwarded-For, "
+              "Forwarded, X-Real-IP, and this request came from a non-loopback address; to allow "
+              "others, set a token (PyLoot(token=...), PYLOOT_TOKEN, pyloot --token) or an allow "
+              "callable (PyLoot(allow=...))");
     return 403;
 }
 

@@ -41,6 +41,8 @@ struct pl_domtree {
 static size_t dfs_number(const pl_graph *g, const uint32_t *roots, size_t nroots, uint32_t *pre,
                          uint32_t *vert, uint32_t *parent, uint32_t *cursor)
 {
+    const uint32_t *out_off, *out_head;
+    pl_graph_csr(g, &out_off, &out_head, NULL, NULL);
     uint32_t num = 1, cur = 0;
     size_t next_root = 0;
     vert[0] = PL_DOM_ROOT;
@@ -56,15 +58,23 @@ static size_t dfs_number(const pl_graph *g, const uint32_t *roots, size_t nroots
             if (w == PL_GRAPH_NONE)
                 break;
         } else {
-            size_t cnt;
-            const uint32_t *heads = pl_graph_out(g, vert[cur], &cnt, NULL);
+            uint32_t v = vert[cur];
+            const uint32_t *heads = out_head + out_off[v];
+            size_t cnt = out_off[v + 1] - out_off[v];
             size_t e = cursor[cur];
             /* First visit: overlap the misses of the whole list, and of the
-             * out-lists the search may enter next. */
+             * offsets of the out-lists the search may enter next (a
+             * prefetch, not a load: the search must not wait for them). */
             for (size_t j = 0; e == 0 && j < cnt && j < PREFETCH_MAX; j++) {
-                size_t later;
                 __builtin_prefetch(&pre[heads[j]]);
-                __builtin_prefetch(pl_graph_out(g, heads[j], &later, NULL));
+                __builtin_prefetch(&out_off[heads[j]]);
+            }
+            /* Back from a child: keep the window PREFETCH_MAX heads ahead
+             * (a list holding a million objects is scanned one head per
+             * return). */
+            if (e && e + PREFETCH_MAX - 1 < cnt) {
+                __builtin_prefetch(&pre[heads[e + PREFETCH_MAX - 1]]);
+                __builtin_prefetch(&out_off[heads[e + PREFETCH_MAX - 1]]);
             }
             while (e < cnt && pre[heads[e]])
                 e++;
@@ -131,30 +141,43 @@ static uint32_t eval(uint32_t v, uint32_t linked, uint32_t (*al)[2])
 static void semidominators(const pl_graph *g, size_t r, const uint32_t *pre, const uint32_t *vert,
                            uint32_t *semi, uint32_t (*al)[2])
 {
+    const uint32_t *in_off, *in_tail;
+    pl_graph_csr(g, NULL, NULL, &in_off, &in_tail);
+#define PREDS(v, k) (k = in_off[(v) + 1] - in_off[v], in_tail + in_off[v])
+    if (r > 4 * PREFETCH_AHEAD)
+        __builtin_prefetch(&in_off[vert[r - 4 * PREFETCH_AHEAD]]);
     for (size_t w = r; w >= 1; w--) {
         size_t k;
         const uint32_t *preds;
+        if (w > 4 * PREFETCH_AHEAD)
+            __builtin_prefetch(&in_off[vert[w - 4 * PREFETCH_AHEAD]]);
         if (w > 3 * PREFETCH_AHEAD) {
-            preds = pl_graph_in(g, vert[w - 3 * PREFETCH_AHEAD], &k);
+            preds = PREDS(vert[w - 3 * PREFETCH_AHEAD], k);
             __builtin_prefetch(preds);
         }
         if (w > 2 * PREFETCH_AHEAD) {
-            preds = pl_graph_in(g, vert[w - 2 * PREFETCH_AHEAD], &k);
+            preds = PREDS(vert[w - 2 * PREFETCH_AHEAD], k);
             for (size_t j = 0; k > 1 && j < k && j < PREFETCH_MAX; j++)
                 __builtin_prefetch(&pre[preds[j]]);
         }
         if (w > PREFETCH_AHEAD) {
-            preds = pl_graph_in(g, vert[w - PREFETCH_AHEAD], &k);
+            preds = PREDS(vert[w - PREFETCH_AHEAD], k);
             for (size_t j = 0; k > 1 && j < k && j < PREFETCH_MAX; j++)
                 __builtin_prefetch(&al[pre[preds[j]]], 1);
         }
         uint32_t s = semi[w];
-        preds = pl_graph_in(g, vert[w], &k);
+        preds = PREDS(vert[w], k);
         /* A vertex with one in-edge (most objects of a heap have one
          * owner) that is not a root was reached through it: its
          * semidominator is its search parent, already in semi[w]. */
         if (s && k > 1) {
             for (size_t j = 0; j < k; j++) {
+                /* A long list (a class's instances all point to it): the
+                 * lists ahead were prefetched only up to PREFETCH_MAX. */
+                if (j + 2 * PREFETCH_MAX < k)
+                    __builtin_prefetch(&pre[preds[j + 2 * PREFETCH_MAX]]);
+                if (j + PREFETCH_MAX < k)
+                    __builtin_prefetch(&al[pre[preds[j + PREFETCH_MAX]]], 1);
                 uint32_t u = pre[preds[j]];
                 if (!u)
                     continue; /* unreachable predecessor */
@@ -166,6 +189,7 @@ static void semidominators(const pl_graph *g, size_t r, const uint32_t *pre, con
         semi[w] = s;
         LAB(w) = s;
     }
+#undef PREDS
 }
 
 /* Appends w under parent p to a tree kept as dj[x] = {depth, skew-binary

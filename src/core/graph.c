@@ -569,6 +569,68 @@ const uint32_t *pl_graph_in(const pl_graph *g, uint32_t v, size_t *count)
     return g->in_tail + b;
 }
 
+void pl_graph_csr(const pl_graph *g, const uint32_t **out_off, const uint32_t **out_head,
+                  const uint32_t **in_off, const uint32_t **in_tail)
+{
+    if (out_off)
+        *out_off = g->out_off;
+    if (out_head)
+        *out_head = g->out_head;
+    if (in_off)
+        *in_off = g->in_off;
+    if (in_tail)
+        *in_tail = g->in_tail;
+}
+
+uint32_t pl_graph_edge_head(const pl_graph *g, uint32_t e)
+{
+    return e < g->m ? g->out_head[e] : PL_GRAPH_NONE;
+}
+
+uint32_t pl_graph_edge_tail(const pl_graph *g, uint32_t e)
+{
+    if (e >= g->m)
+        return PL_GRAPH_NONE;
+    /* The last vertex whose first edge is <= e (empty vertices before a
+     * busy one share its offset: take the last of them). */
+    size_t lo = 0, hi = g->n; /* out_off[lo] <= e < out_off[hi] */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (g->out_off[mid] <= e)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return (uint32_t)lo;
+}
+
+int pl_graph_in_edges(const pl_graph *g, uint32_t v, uint32_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (v >= g->n || !g->in_off)
+        return PL_EBADARG;
+    size_t k = g->in_off[v + 1] - g->in_off[v];
+    const uint32_t *tails = g->in_tail + g->in_off[v];
+    uint32_t *edges = malloc((k + 1) * sizeof(uint32_t));
+    if (!edges)
+        return ENOMEM;
+    /* The tails come by edge number, so the edges from one tail are
+     * consecutive: one scan of that tail's out-edges finds all of them. */
+    size_t found = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (i && tails[i] == tails[i - 1])
+            continue;
+        uint32_t t = tails[i];
+        for (uint32_t e = g->out_off[t]; e < g->out_off[t + 1]; e++)
+            if (g->out_head[e] == v)
+                edges[found++] = e;
+    }
+    *out = edges;
+    *n = found;
+    return 0;
+}
+
 size_t pl_graph_memory(const pl_graph *g)
 {
     size_t bytes = sizeof(*g) + g->vcap * sizeof(uint64_t) + g->tcap * sizeof(slot) +
@@ -900,12 +962,12 @@ static int new_unindexed(size_t n, pl_graph **out)
 }
 
 /* Fills the out-edges of s, whose vertex i is g's vertex parents[i], with
- * the edges of g between them, then finishes s. Membership and the new
- * number of a head w come from where[w] = {component, place} when where is
- * given (members of component `id`), else from the seen bitmap and pos[w].
+ * the edges of g between them, then finishes s. Membership of a head w is
+ * component_of[w] == id when component_of is given (members of component
+ * `id`), else the seen bitmap; its new number is pos[w] either way.
  * Writes the CSR arrays directly: the parents' degrees bound the count. */
 static int fill_edges(pl_graph *s, const pl_graph *g, const uint32_t *parents, size_t count,
-                      const uint32_t (*where)[2], uint32_t id, const uint64_t *seen,
+                      const uint32_t *component_of, uint32_t id, const uint64_t *seen,
                       const uint32_t *pos)
 {
     size_t bound = 0;
@@ -923,9 +985,9 @@ static int fill_edges(pl_graph *s, const pl_graph *g, const uint32_t *parents, s
             __builtin_prefetch(&g->out_off[parents[i + PREFETCH_AHEAD]]);
         for (uint32_t e = g->out_off[p]; e < g->out_off[p + 1]; e++) {
             uint32_t w = g->out_head[e];
-            if (where) {
-                if (where[w][0] == id)
-                    s->out_head[m++] = where[w][1];
+            if (component_of) {
+                if (component_of[w] == id)
+                    s->out_head[m++] = pos[w];
             } else if (BIT_GET(seen, w)) {
                 s->out_head[m++] = pos[w];
             }
@@ -988,41 +1050,51 @@ int pl_graph_subgraph(const pl_graph *g, const uint32_t *vs, size_t k, pl_graph 
     return subgraph_from_list(g, vs, k, out);
 }
 
+int pl_graph_component_places(const pl_graph *g, const pl_graph_components *c,
+                               uint32_t **place)
+{
+    *place = malloc((g->n + 1) * sizeof(uint32_t));
+    if (!*place)
+        return ENOMEM;
+    for (size_t i = 0; i < c->count; i++)
+        for (uint32_t j = c->start[i]; j < c->start[i + 1]; j++)
+            (*place)[c->members[j]] = j - c->start[i];
+    return 0;
+}
+
+int pl_graph_component_subgraph(const pl_graph *g, const pl_graph_components *c,
+                                const uint32_t *place, uint32_t id, pl_graph **out)
+{
+    *out = NULL;
+    if (id >= c->count)
+        return PL_EBADARG;
+    const uint32_t *mem = c->members + c->start[id];
+    size_t cnt = c->start[id + 1] - c->start[id];
+    pl_graph *s;
+    int rc = new_unindexed(cnt, &s);
+    if (rc)
+        return rc;
+    for (size_t j = 0; j < cnt; j++)
+        s->keys[j] = g->keys[mem[j]];
+    s->n = cnt;
+    rc = fill_edges(s, g, mem, cnt, c->component_of, id, NULL, place);
+    if (rc)
+        pl_graph_free(s);
+    else
+        *out = s;
+    return rc;
+}
+
 int pl_graph_component_subgraphs(const pl_graph *g, const pl_graph_components *c,
                                  const uint32_t *ids, size_t k, pl_graph **outs)
 {
-    int rc = 0;
     for (size_t i = 0; i < k; i++)
         outs[i] = NULL;
-    /* where[v] = {component, place in it}: one miss per scattered edge. */
-    uint32_t (*where)[2] = malloc((g->n + 1) * sizeof(*where));
-    if (!where)
-        return ENOMEM;
-    for (size_t i = 0; i < c->count; i++)
-        for (uint32_t j = c->start[i]; j < c->start[i + 1]; j++) {
-            where[c->members[j]][0] = (uint32_t)i;
-            where[c->members[j]][1] = j - c->start[i];
-        }
-    for (size_t i = 0; i < k; i++) {
-        uint32_t id = ids[i];
-        if (id >= c->count) {
-            rc = PL_EBADARG;
-            break;
-        }
-        const uint32_t *mem = c->members + c->start[id];
-        size_t cnt = c->start[id + 1] - c->start[id];
-        pl_graph *s;
-        if ((rc = new_unindexed(cnt, &s)))
-            break;
-        outs[i] = s;
-        for (size_t j = 0; j < cnt; j++)
-            s->keys[j] = g->keys[mem[j]];
-        s->n = cnt;
-        rc = fill_edges(s, g, mem, cnt, (const uint32_t(*)[2])where, id, NULL, NULL);
-        if (rc)
-            break;
-    }
-    free(where);
+    uint32_t *place;
+    int rc = pl_graph_component_places(g, c, &place);
+    for (size_t i = 0; !rc && i < k; i++)
+        rc = pl_graph_component_subgraph(g, c, place, ids[i], &outs[i]);
+    free(place);
     if (rc)
         for (size_t i = 0; i < k; i++) {
             pl_graph_free(outs[i]);

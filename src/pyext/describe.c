@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "held_secrets.h"
 #include "pyloot/json.h"
 #include "pyloot/redact.h"
 #include "sizeof.h"
@@ -219,6 +220,10 @@ static void repr_into(pl_reprer *r, pl_buf *out, PyObject *o, size_t cap)
 {
     if (out->err)
         return;
+    if (pl_held_secret(r->held, o)) {
+        pl_buf_puts(out, PL_REDACTED);
+        return;
+    }
     int is_list = PyList_CheckExact(o), is_tuple = PyTuple_CheckExact(o);
     int is_dict = PyDict_CheckExact(o);
     int is_set = PySet_CheckExact(o), is_fset = PyFrozenSet_CheckExact(o);
@@ -454,7 +459,7 @@ void pl_json_summary_as(pl_reprer *r, pl_buf *b, PyObject *o, size_t repr_chars,
     json_type_fields(b, Py_TYPE(o));
     pl_buf_putc(b, ',');
     pl_json_key(b, "repr");
-    if (redacted)
+    if (redacted || pl_held_secret(r->held, o))
         pl_json_cstr(b, PL_REDACTED);
     else
         pl_json_repr(r, b, o, repr_chars);

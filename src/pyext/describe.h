@@ -20,9 +20,15 @@
 #define PL_REPR_BUDGET_S 1.0       /* all user repr() calls of one answer, nested answers included */
 #define PL_LIVE_MAX_NESTING 4      /* answers on one thread, a repr() asking pyloot in turn */
 
+struct pl_held_secrets;
+
 /* The repr state of one answer. */
 typedef struct pl_reprer {
     double deadline; /* end of the repr budget of this answer */
+    /* The values held under a secret-looking name (held_secrets.h), shown
+     * as "<redacted>" wherever they appear, by themselves or inside a
+     * container's repr; NULL: only the names rule applies. */
+    struct pl_held_secrets *held;
     PyObject *stack[PL_REPR_DEPTH];
     int depth;
 } pl_reprer;
@@ -52,7 +58,8 @@ void pl_json_pystr(pl_buf *b, PyObject *s, const char *fallback);
 /* Writes {"id", "obj_name", "type_name", "type_module", "repr", "size"}. */
 void pl_json_summary(pl_reprer *r, pl_buf *b, PyObject *o, size_t repr_chars);
 /* The same, with "repr" written as "<redacted>" (no repr() runs) when
- * `redacted` is nonzero: for an object held under a secret-looking name. */
+ * `redacted` is nonzero (an object reached under a secret-looking name) or
+ * when r->held says the object is held under one elsewhere. */
 void pl_json_summary_as(pl_reprer *r, pl_buf *b, PyObject *o, size_t repr_chars, int redacted);
 
 /* 1 when `name` is a str that looks secret under this process's redaction

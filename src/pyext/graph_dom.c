@@ -55,10 +55,10 @@ static int find_roots(const pl_graph *g, const pl_heapinfo *h, uint32_t **roots,
                       size_t *cap)
 {
     size_t order = pl_graph_order(g);
+    const uint32_t *in_off;
+    pl_graph_csr(g, NULL, NULL, &in_off, NULL);
     for (uint32_t v = 0; v < order; v++) {
-        size_t indeg;
-        pl_graph_in(g, v, &indeg);
-        if (h->outside[v] > indeg && push(roots, n, cap, v))
+        if (h->outside[v] > in_off[v + 1] - in_off[v] && push(roots, n, cap, v))
             return ENOMEM;
     }
     return 0;

@@ -9,7 +9,8 @@
  *   graph_heapinfo.c  shallow sizes (sizeof.c's), references from outside
  *                   the graphs, and where untracked objects belong (for
  *                   retained sizes);
- *   graphobject.c   the _pyloot.Graph type and its methods.
+ *   graphobject.c   the _pyloot.Graph type and its methods;
+ *   graph_components.c  the sequence strongly_connected_components() returns.
  *
  * A core graph built here has the addresses of its vertex objects as keys
  * and owns one strong reference to each vertex: it is released with
@@ -49,6 +50,24 @@ typedef struct PlGraphObject {
     struct pl_objgraph_dom *dom; /* owned; made by the first dominator query */
     struct PlGraphObject *prev, *next; /* the list of live Graphs (pl_objgraph_each) */
 } PlGraphObject;
+
+/* graphobject.c: wraps a finished graph into a new instance of tp (a Graph
+ * type). Takes ownership of g (freed on failure, with its references when
+ * owns_refs). When owns_refs is 0, a reference to every vertex is taken
+ * here (subgraphs of a live graph). NULL with an exception set. */
+PyObject *pl_objgraph_wrap(PyTypeObject *tp, pl_graph *g, int owns_refs);
+/* graphobject.c: the core graph of a Graph object, or NULL with ValueError
+ * set when it was cleared. Borrowed: valid while the object holds it. */
+pl_graph *pl_objgraph_graph(PyObject *graph);
+
+/* graph_components.c: a new Components sequence over the SCC partition c of
+ * Graph `graph`, listing components ids[0..k) (ids NULL: all, in order).
+ * Takes ownership of c's arrays (c is zeroed) and of ids, also on failure.
+ * NULL with an exception set. */
+PyObject *pl_components_new(PyObject *graph, pl_graph_components *c, uint32_t *ids, size_t k);
+/* graph_components.c: creates the Components type (module state and
+ * module attribute). */
+int pl_components_module_exec(PyObject *module);
 
 /* graph_live.c: the list of live Graph objects. A Graph is linked when it
  * gets its graph and unlinked when it is deallocated. GIL held. */
@@ -158,6 +177,23 @@ pl_heapinfo *pl_objgraph_heapinfo(const pl_graph *g);
  * None) for edge number e. Runs none of the objects' Python code. NULL with
  * an exception set on failure. */
 PyObject *pl_objgraph_annotations(const pl_graph *g);
+
+/* How tail holds the head of edge e: the label pl_objgraph_annotations
+ * gives it (valid during the call), or NULL for none. A negative return
+ * (exception set) stops. */
+struct pl_edge;
+typedef int (*pl_edge_label_fn)(uint32_t e, const struct pl_edge *label, void *arg);
+/* For each vertex v of g (key index needed) in order: vertex_fn(v, NULL,
+ * arg) if given, then fn(e, label, arg) for each of its out-edges e in
+ * order. Runs no Python code of the objects. 0, or -1 with an exception set. */
+int pl_objgraph_edge_labels(const pl_graph *g, pl_edge_label_fn vertex_fn, pl_edge_label_fn fn, void *arg);
+/* The description pl_objgraph_annotations gives obj (a new str), or NULL
+ * with an exception set. Runs no Python code of obj's class. */
+PyObject *pl_objgraph_describe(PyObject *obj);
+/* 1 when obj's description depends on its type alone (an instance of a
+ * class: "object\nmodule.Name"), so that a caller may reuse it for every
+ * instance of the type; else 0. */
+int pl_objgraph_described_by_type(PyObject *obj);
 
 /* ---- graph_dom.c ----
  *

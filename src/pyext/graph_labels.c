@@ -173,6 +173,8 @@ typedef struct labels {
     label *items;
     size_t len, cap;
     int nomem;
+    uint64_t *heads;     /* the keys of the heads of the vertex being labelled, ascending */
+    size_t nheads, headcap;
 } labels;
 
 static void labels_clear(labels *ls)
@@ -182,12 +184,23 @@ static void labels_clear(labels *ls)
     ls->len = 0;
 }
 
-/* pl_referent_fn: keeps the labels of references to vertices (the others
- * are not edges of the graph). */
+/* pl_referent_fn: keeps the labels of references to the heads of the
+ * vertex's edges (the others label no edge). The heads are searched in a
+ * small sorted copy, which stays in the cache, rather than in the graph's
+ * index. */
 static int keep_label(PyObject *child, const pl_edge *e, void *arg)
 {
     labels *ls = arg;
-    if (pl_graph_lookup(ls->g, pl_obj_key(child)) == PL_GRAPH_NONE)
+    uint64_t key = pl_obj_key(child);
+    size_t lo = 0, hi = ls->nheads;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (ls->heads[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == ls->nheads || ls->heads[lo] != key)
         return 0;
     if (ls->len == ls->cap) {
         size_t ncap = ls->cap ? ls->cap * 2 : 16;
@@ -209,6 +222,12 @@ static int keep_label(PyObject *child, const pl_edge *e, void *arg)
     return 0;
 }
 
+static int key_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static int label_cmp(const void *a, const void *b)
 {
     const label *x = a, *y = b;
@@ -217,22 +236,10 @@ static int label_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : (x->seq > y->seq);
 }
 
-static PyObject *label_text(const label *l)
-{
-    pl_buf text = PL_BUF_INIT;
-    if (pl_edge_format(&l->edge, &text) < 0) {
-        pl_buf_free(&text);
-        return PyErr_NoMemory();
-    }
-    PyObject *r = PyUnicode_DecodeUTF8(text.data ? text.data : "", (Py_ssize_t)text.len, "replace");
-    pl_buf_free(&text);
-    return r;
-}
-
-/* Labels the out-edges of v into `edges` (a list indexed by edge number):
- * each edge gets the first label pl_referents_each gave its head and no
- * earlier edge took; None when there is none left. */
-static int label_edges_of(const pl_graph *g, uint32_t v, PyObject *edges, labels *ls)
+/* Calls fn(edge number, label or NULL, arg) for each out-edge of v: each
+ * edge gets the first label pl_referents_each gave its head and no earlier
+ * edge took; NULL when there is none left. */
+static int each_edge_label(const pl_graph *g, uint32_t v, labels *ls, pl_edge_label_fn fn, void *arg)
 {
     size_t k;
     uint32_t first;
@@ -240,6 +247,19 @@ static int label_edges_of(const pl_graph *g, uint32_t v, PyObject *edges, labels
     if (!k)
         return 0;
     labels_clear(ls);
+    if (k > ls->headcap) {
+        uint64_t *t = realloc(ls->heads, k * sizeof(uint64_t));
+        if (!t) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        ls->heads = t;
+        ls->headcap = k;
+    }
+    for (size_t j = 0; j < k; j++)
+        ls->heads[j] = pl_graph_key(g, heads[j]);
+    qsort(ls->heads, k, sizeof(uint64_t), key_cmp);
+    ls->nheads = k;
     pl_referents_each(pl_vertex_obj(g, v), keep_label, ls);
     if (ls->nomem) {
         PyErr_NoMemory();
@@ -258,21 +278,97 @@ static int label_edges_of(const pl_graph *g, uint32_t v, PyObject *edges, labels
         }
         while (lo < ls->len && ls->items[lo].target == target && ls->items[lo].used)
             lo++;
-        PyObject *text;
+        const pl_edge *e = NULL;
         if (lo < ls->len && ls->items[lo].target == target) {
             ls->items[lo].used = 1;
-            text = label_text(&ls->items[lo]);
-            if (!text)
-                return -1;
-        } else {
-            text = Py_NewRef(Py_None);
+            e = &ls->items[lo].edge;
         }
-        PyObject *edge = Py_BuildValue("(IIN)", (unsigned)v, (unsigned)heads[j], text);
-        if (!edge)
+        if (fn(first + (uint32_t)j, e, arg) < 0)
             return -1;
-        PyList_SET_ITEM(edges, (Py_ssize_t)(first + j), edge);
     }
     return 0;
+}
+
+struct edge_list {
+    const pl_graph *g;
+    uint32_t tail;
+    PyObject *edges;
+};
+
+/* pl_edge_label_fn: edges[e] = (tail, head, label text or None). */
+static int put_edge(uint32_t e, const pl_edge *how, void *arg)
+{
+    struct edge_list *el = arg;
+    PyObject *text;
+    if (how) {
+        pl_buf buf = PL_BUF_INIT;
+        if (pl_edge_format(how, &buf) < 0) {
+            pl_buf_free(&buf);
+            PyErr_NoMemory();
+            return -1;
+        }
+        text = PyUnicode_DecodeUTF8(buf.data ? buf.data : "", (Py_ssize_t)buf.len, "replace");
+        pl_buf_free(&buf);
+        if (!text)
+            return -1;
+    } else {
+        text = Py_NewRef(Py_None);
+    }
+    size_t k;
+    uint32_t first;
+    const uint32_t *heads = pl_graph_out(el->g, el->tail, &k, &first);
+    PyObject *edge = Py_BuildValue("(IIN)", (unsigned)el->tail, (unsigned)heads[e - first], text);
+    if (!edge)
+        return -1;
+    PyList_SET_ITEM(el->edges, (Py_ssize_t)e, edge);
+    return 0;
+}
+
+/* Labels the out-edges of v into `edges` (a list indexed by edge number). */
+static int label_edges_of(const pl_graph *g, uint32_t v, PyObject *edges, labels *ls)
+{
+    struct edge_list el = {g, v, edges};
+    return each_edge_label(g, v, ls, put_edge, &el);
+}
+
+/* See graph_int.h. */
+int pl_objgraph_edge_labels(const pl_graph *g, pl_edge_label_fn vertex_fn, pl_edge_label_fn fn, void *arg)
+{
+    labels ls = {g, NULL, 0, 0, 0, NULL, 0, 0};
+    int rc = 0;
+    size_t n = pl_graph_order(g);
+    for (uint32_t v = 0; v < n && !rc; v++) {
+        if (vertex_fn && vertex_fn(v, NULL, arg) < 0)
+            rc = -1;
+        else
+            rc = each_edge_label(g, v, &ls, fn, arg);
+    }
+    labels_clear(&ls);
+    free(ls.items);
+    free(ls.heads);
+    return rc;
+}
+
+/* See graph_int.h. */
+PyObject *pl_objgraph_describe(PyObject *obj)
+{
+    return object_annotation(obj);
+}
+
+/* See graph_int.h: the objects object_annotation describes by their type
+ * alone (its last case). Kept next to it so the two never disagree. */
+int pl_objgraph_described_by_type(PyObject *obj)
+{
+    static PyTypeObject *const base_types[] = {&PyBool_Type, &PyLong_Type, &PyFloat_Type,
+                                               &PyComplex_Type, &PyBytes_Type, &PyUnicode_Type};
+    if (obj == Py_None || PyFunction_Check(obj) || PyMethod_Check(obj) || PyList_Check(obj) ||
+        PyTuple_Check(obj) || PyDict_Check(obj) || PyModule_Check(obj) || PyType_Check(obj) ||
+        PyWeakref_CheckRef(obj) || PyFrame_Check(obj))
+        return 0;
+    for (size_t i = 0; i < sizeof(base_types) / sizeof(base_types[0]); i++)
+        if (PyObject_TypeCheck(obj, base_types[i]))
+            return 0;
+    return 1;
 }
 
 /* _annotations() -> (vertex descriptions, edges): edges[i] is
@@ -283,7 +379,7 @@ PyObject *pl_objgraph_annotations(const pl_graph *g)
     size_t n = pl_graph_order(g);
     PyObject *vertices = PyList_New((Py_ssize_t)n);
     PyObject *edges = vertices ? PyList_New((Py_ssize_t)pl_graph_size(g)) : NULL;
-    labels ls = {g, NULL, 0, 0, 0};
+    labels ls = {g, NULL, 0, 0, 0, NULL, 0, 0};
     if (!edges)
         goto fail;
     for (uint32_t v = 0; v < n; v++) {
@@ -296,10 +392,12 @@ PyObject *pl_objgraph_annotations(const pl_graph *g)
     }
     labels_clear(&ls);
     free(ls.items);
+    free(ls.heads);
     return Py_BuildValue("(NN)", vertices, edges);
 fail:
     labels_clear(&ls);
     free(ls.items);
+    free(ls.heads);
     Py_XDECREF(vertices);
     Py_XDECREF(edges);
     return NULL;

@@ -18,11 +18,8 @@
 /* Graphs at least this large run their algorithms without the GIL. */
 #define NOGIL_THRESHOLD 50000
 
-/* Wraps a finished graph into a new instance of `tp`. Takes ownership of g
- * (freed on failure, with its references when `owns_refs`). When
- * `owns_refs` is 0, a reference to every vertex is taken here (subgraphs of a
- * live graph). */
-static PyObject *wrap(PyTypeObject *tp, pl_graph *g, int owns_refs)
+/* See graph_int.h. */
+PyObject *pl_objgraph_wrap(PyTypeObject *tp, pl_graph *g, int owns_refs)
 {
     if (!owns_refs) {
         size_t n = pl_graph_order(g);
@@ -42,7 +39,7 @@ static PyObject *wrap(PyTypeObject *tp, pl_graph *g, int owns_refs)
 /* Wraps a graph built by graph_build.c (NULL: the error is already set). */
 static PyObject *wrap_built(PyTypeObject *tp, pl_graph *g)
 {
-    return g ? wrap(tp, g, 1) : NULL;
+    return g ? pl_objgraph_wrap(tp, g, 1) : NULL;
 }
 
 /* Wraps a snapshot with what it saw of the heap (both owned on entry). */
@@ -165,6 +162,12 @@ static pl_graph *get_graph(PyObject *op)
     if (!g)
         PyErr_SetString(PyExc_ValueError, "the graph was cleared");
     return g;
+}
+
+/* See graph_int.h. */
+pl_graph *pl_objgraph_graph(PyObject *graph)
+{
+    return get_graph(graph);
 }
 
 /* The graph with its key index built (lookups by object need it). */
@@ -301,6 +304,95 @@ static PyObject *graph_references(PyObject *op, PyObject *unused)
     return list;
 }
 
+/* ---- edges by number (refcycle's IDirectedGraph) ---- */
+
+/* The edge number in `edge`, or PL_GRAPH_NONE with KeyError set when it is
+ * not an edge of g (not an int, or out of range). */
+static uint32_t edge_of(const pl_graph *g, PyObject *edge)
+{
+    if (PyLong_Check(edge) && !PyBool_Check(edge)) {
+        int overflow;
+        long long e = PyLong_AsLongLongAndOverflow(edge, &overflow);
+        if (e == -1 && PyErr_Occurred())
+            return PL_GRAPH_NONE;
+        if (!overflow && e >= 0 && (unsigned long long)e < pl_graph_size(g))
+            return (uint32_t)e;
+    }
+    PyErr_SetObject(PyExc_KeyError, edge);
+    return PL_GRAPH_NONE;
+}
+
+/* head(edge): the object edge number `edge` refers to. */
+static PyObject *graph_head(PyObject *op, PyObject *edge)
+{
+    pl_graph *g = get_graph(op);
+    uint32_t e = g ? edge_of(g, edge) : PL_GRAPH_NONE;
+    if (e == PL_GRAPH_NONE)
+        return NULL;
+    return Py_NewRef(pl_vertex_obj(g, pl_graph_edge_head(g, e)));
+}
+
+/* tail(edge): the object edge number `edge` leaves. */
+static PyObject *graph_tail(PyObject *op, PyObject *edge)
+{
+    pl_graph *g = get_graph(op);
+    uint32_t e = g ? edge_of(g, edge) : PL_GRAPH_NONE;
+    if (e == PL_GRAPH_NONE)
+        return NULL;
+    return Py_NewRef(pl_vertex_obj(g, pl_graph_edge_tail(g, e)));
+}
+
+static PyObject *number_list(const uint32_t *numbers, size_t k)
+{
+    PyObject *list = PyList_New((Py_ssize_t)k);
+    for (size_t i = 0; list && i < k; i++) {
+        PyObject *n = PyLong_FromUnsignedLong(numbers[i]);
+        if (!n)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)i, n);
+    }
+    return list;
+}
+
+/* out_edges(obj): the numbers of the edges leaving obj, ascending. */
+static PyObject *graph_out_edges(PyObject *op, PyObject *obj)
+{
+    pl_graph *g = get_indexed(op);
+    uint32_t v = g ? vertex_of(g, obj) : PL_GRAPH_NONE;
+    if (v == PL_GRAPH_NONE)
+        return NULL;
+    size_t k;
+    uint32_t first;
+    pl_graph_out(g, v, &k, &first);
+    PyObject *list = PyList_New((Py_ssize_t)k);
+    for (size_t i = 0; list && i < k; i++) {
+        PyObject *n = PyLong_FromUnsignedLong(first + (uint32_t)i);
+        if (!n)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)i, n);
+    }
+    return list;
+}
+
+/* in_edges(obj): the numbers of the edges entering obj, ascending. */
+static PyObject *graph_in_edges(PyObject *op, PyObject *obj)
+{
+    pl_graph *g = get_reversed(op);
+    uint32_t v = g ? vertex_of(g, obj) : PL_GRAPH_NONE;
+    if (v == PL_GRAPH_NONE)
+        return NULL;
+    uint32_t *edges;
+    size_t k;
+    int rc = pl_graph_in_edges(g, v, &edges, &k);
+    if (rc)
+        return pl_raise(NULL, rc, "the graph operation");
+    PyObject *list = number_list(edges, k);
+    free(edges);
+    return list;
+}
+
 /* A new graph of the caller's type induced on vs. */
 static PyObject *induced(PyObject *op, const pl_graph *g, const uint32_t *vs, size_t k)
 {
@@ -308,7 +400,7 @@ static PyObject *induced(PyObject *op, const pl_graph *g, const uint32_t *vs, si
     int rc = pl_graph_subgraph(g, vs, k, &s);
     if (rc)
         return pl_raise(NULL, rc, "the graph operation");
-    return wrap(Py_TYPE(op), s, 0);
+    return pl_objgraph_wrap(Py_TYPE(op), s, 0);
 }
 
 static int parse_generations(PyObject *obj, long *out)
@@ -418,56 +510,6 @@ static PyObject *graph_shortest_cycle(PyObject *op, PyObject *start)
     return path_result(op, g, rc, vs, k);
 }
 
-/* Lists the subgraphs of the given components (all of them when ids is
- * NULL). */
-static PyObject *component_graphs(PyObject *op, const pl_graph *g, const pl_graph_components *c,
-                                  const uint32_t *ids, size_t k)
-{
-    uint32_t *all = NULL;
-    if (!ids) {
-        all = malloc((c->count + 1) * sizeof(uint32_t));
-        if (!all)
-            return PyErr_NoMemory();
-        for (size_t i = 0; i < c->count; i++)
-            all[i] = (uint32_t)i;
-        ids = all;
-        k = c->count;
-    }
-    pl_graph **subs = calloc(k + 1, sizeof(pl_graph *));
-    PyObject *list = NULL;
-    int rc = ENOMEM;
-    if (subs) {
-        if (pl_graph_order(g) >= NOGIL_THRESHOLD) {
-            Py_BEGIN_ALLOW_THREADS
-            rc = pl_graph_component_subgraphs(g, c, ids, k, subs);
-            Py_END_ALLOW_THREADS
-        } else {
-            rc = pl_graph_component_subgraphs(g, c, ids, k, subs);
-        }
-    }
-    if (rc) {
-        pl_raise(NULL, rc, "the graph operation");
-        goto done;
-    }
-    list = PyList_New((Py_ssize_t)k);
-    for (size_t i = 0; i < k; i++) {
-        PyObject *item = list ? wrap(Py_TYPE(op), subs[i], 0) : NULL;
-        if (!list) {
-            pl_graph_free(subs[i]); /* no references taken yet */
-            continue;
-        }
-        if (!item) {
-            Py_CLEAR(list);
-            continue;
-        }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, item);
-    }
-done:
-    free(subs);
-    free(all);
-    return list;
-}
-
 static int compute_scc(const pl_graph *g, pl_graph_components *c)
 {
     int rc;
@@ -491,9 +533,7 @@ static PyObject *graph_scc(PyObject *op, PyObject *unused)
     pl_graph_components c;
     if (compute_scc(g, &c))
         return NULL;
-    PyObject *r = component_graphs(op, g, &c, NULL, 0);
-    pl_graph_components_free(&c);
-    return r;
+    return pl_components_new(op, &c, NULL, 0);
 }
 
 static PyObject *graph_source_components(PyObject *op, PyObject *unused)
@@ -506,16 +546,12 @@ static PyObject *graph_source_components(PyObject *op, PyObject *unused)
         return NULL;
     uint32_t *ids;
     size_t k;
-    PyObject *r = NULL;
     int rc = pl_graph_source_components(g, &c, &ids, &k);
     if (rc) {
-        pl_raise(NULL, rc, "the graph operation");
-    } else {
-        r = component_graphs(op, g, &c, ids, k);
-        free(ids);
+        pl_graph_components_free(&c);
+        return pl_raise(NULL, rc, "the graph operation");
     }
-    pl_graph_components_free(&c);
-    return r;
+    return pl_components_new(op, &c, ids, k);
 }
 
 static PyObject *graph_full_subgraph(PyObject *op, PyObject *objects)
@@ -562,7 +598,7 @@ static PyObject *graph_key_filter(PyObject *op, PyObject *args)
     int rc = pl_graph_key_filter(g, h, keep, &s);
     if (rc)
         return pl_raise(NULL, rc, "the graph operation");
-    return wrap(Py_TYPE(op), s, 0);
+    return pl_objgraph_wrap(Py_TYPE(op), s, 0);
 }
 
 static PyObject *graph_edge_count(PyObject *op, PyObject *unused)
@@ -799,6 +835,12 @@ static PyMethodDef graph_methods[] = {
      "parents(obj): the objects referring to obj, one per reference."},
     {"references", graph_references, METH_NOARGS,
      "references(): (referrer, referent) pairs, one per edge."},
+    {"head", graph_head, METH_O, "head(edge): the object edge number `edge` refers to."},
+    {"tail", graph_tail, METH_O, "tail(edge): the object edge number `edge` leaves."},
+    {"out_edges", graph_out_edges, METH_O,
+     "out_edges(obj): the numbers of the edges leaving obj (its references)."},
+    {"in_edges", graph_in_edges, METH_O,
+     "in_edges(obj): the numbers of the edges entering obj (references to it)."},
     {"ancestors", (PyCFunction)(void (*)(void))graph_ancestors, METH_VARARGS | METH_KEYWORDS,
      "ancestors(start, generations=None): subgraph of what reaches start."},
     {"descendants", (PyCFunction)(void (*)(void))graph_descendants, METH_VARARGS | METH_KEYWORDS,
@@ -808,7 +850,7 @@ static PyMethodDef graph_methods[] = {
     {"shortest_cycle", graph_shortest_cycle, METH_O,
      "shortest_cycle(start): subgraph on a shortest cycle through start; ValueError if none."},
     {"strongly_connected_components", graph_scc, METH_NOARGS,
-     "strongly_connected_components(): list of subgraphs."},
+     "strongly_connected_components(): a sequence of subgraphs, sinks first."},
     {"source_components", graph_source_components, METH_NOARGS,
      "source_components(): the components no other component refers to."},
     {"full_subgraph", graph_full_subgraph, METH_O,
@@ -890,5 +932,7 @@ int pl_graph_module_exec(PyObject *module)
     if (!st->graph_type)
         return -1;
     last_graph_type = st->graph_type;
+    if (pl_components_module_exec(module) < 0)
+        return -1;
     return PyModule_AddObjectRef(module, "Graph", (PyObject *)st->graph_type);
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "heap.h"
+#include "held_secrets.h"
 #include "pyloot/json.h"
 
 /* Answers q with the GIL held. Returns 0 with a body and a->status, or -1
@@ -17,7 +18,7 @@
 static int answer_locked(pl_answer *a)
 {
     const pl_live_query *q = a->q;
-    if (q->kind < PL_LIVE_LIST || q->kind > PL_LIVE_SUSPECTS) {
+    if (q->kind < PL_LIVE_LIST || q->kind > PL_LIVE_HEAPDUMP) {
         pl_answer_error(a, 400, "unknown live-object query");
         return 0;
     }
@@ -48,12 +49,16 @@ static int answer_locked(pl_answer *a)
             return 0;
         }
     }
+    if (q->kind == PL_LIVE_HEAPDUMP)
+        return pl_answer_heapdump(a);
     if (q->kind == PL_LIVE_RETAINED || q->kind == PL_LIVE_RETAINERS || q->kind == PL_LIVE_SUSPECTS)
         return pl_answer_retained(a);
     if (q->kind == PL_LIVE_DETAIL)
         return pl_answer_detail(a);
     if (q->kind == PL_LIVE_PATH)
         return pl_answer_path(a);
+    if (q->kind == PL_LIVE_GRAPH)
+        return pl_answer_graph(a);
     return pl_answer_related(a);
 }
 
@@ -82,6 +87,8 @@ int pl_live_answer(void *ctx, const pl_live_query *q, pl_buf *body, int *status)
     /* pl_answer_error rewrites from 0: answer into a fresh buffer, then append. */
     pl_buf doc = PL_BUF_INIT;
     a.body = &doc;
+    pl_held_secrets held = {0};
+    a.repr.held = &held; /* built on first need: see held_secrets.h */
     if (pl_answer_enter(&a.repr.deadline) < 0) {
         /* A repr() of an answer on this thread asked again, and so on: the
          * chain is cut here, and every repr() waiting on it fails. */
@@ -95,6 +102,7 @@ int pl_live_answer(void *ctx, const pl_live_query *q, pl_buf *body, int *status)
         }
         pl_answer_leave();
     }
+    pl_held_secrets_free(&held);
     PyErr_Restore(et, ev, tb);
     pl_gil_held_add(pl_now_s() - gil_t0);
     PyGILState_Release(g);
@@ -181,7 +189,8 @@ static PyMethodDef live_methods[] = {
      "live_query(kind, group='', id=0, offset=0, limit=100) -> (status, body)\n\n"
      "Answers a live-object query about this process as the HTTP routes do\n"
      "(kind: 1 list, 2 detail, 3 parents, 4 children, 5 path, 6 detail with retained\n"
-     "size, 7 retainers, 8 suspects: group, limit = n). body is JSON."},
+     "size, 7 retainers, 8 suspects: group, limit = n, 9 graph: limit = depth).\n"
+     "body is JSON."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -197,7 +206,9 @@ int pl_live_module_exec(PyObject *module)
         PyModule_AddIntConstant(module, "LIVE_PATH", PL_LIVE_PATH) < 0 ||
         PyModule_AddIntConstant(module, "LIVE_RETAINED", PL_LIVE_RETAINED) < 0 ||
         PyModule_AddIntConstant(module, "LIVE_RETAINERS", PL_LIVE_RETAINERS) < 0 ||
-        PyModule_AddIntConstant(module, "LIVE_SUSPECTS", PL_LIVE_SUSPECTS) < 0)
+        PyModule_AddIntConstant(module, "LIVE_SUSPECTS", PL_LIVE_SUSPECTS) < 0 ||
+        PyModule_AddIntConstant(module, "LIVE_GRAPH", PL_LIVE_GRAPH) < 0 ||
+        PyModule_AddIntConstant(module, "LIVE_HEAPDUMP", PL_LIVE_HEAPDUMP) < 0)
         return -1;
     return 0;
 }

@@ -97,8 +97,11 @@ int pl_answer_list(pl_answer *a);    /* live_list.c */
 int pl_answer_detail(pl_answer *a);  /* live_related.c */
 int pl_answer_related(pl_answer *a); /* live_related.c: parents or children */
 int pl_answer_path(pl_answer *a);    /* live_path.c */
+int pl_answer_graph(pl_answer *a);   /* live_graph.c: limit is the depth */
 /* live_retained.c: PL_LIVE_RETAINED, PL_LIVE_RETAINERS, PL_LIVE_SUSPECTS
  * (the dominator tree of a snapshot, kept a few seconds between requests). */
 int pl_answer_retained(pl_answer *a);
+/* heap_dump.c: PL_LIVE_HEAPDUMP, the file image of a heap dump as the body. */
+int pl_answer_heapdump(pl_answer *a);
 
 #endif

@@ -6,10 +6,12 @@
 #include <string.h>
 
 #include "heap.h"
+#include "held_secrets.h"
 #include "pyloot/json.h"
 #include "referents.h"
 
-#define PL_MAX_ATTRS 1000 /* attributes listed per object */
+#define PL_MAX_ATTRS 1000      /* attributes listed per object */
+#define PL_SECRET_PARENTS 1000 /* parents whose edge to the object is checked for a secret name */
 
 struct children_ctx {
     pl_objvec *out;
@@ -91,6 +93,17 @@ int pl_answer_detail(pl_answer *a)
         pl_answer_gone(a);
         return 0;
     }
+    /* A direct parent holding it under a secret-looking name redacts it too,
+     * read here while the parents are valid: the same rule as the set of
+     * held secrets (held_secrets.h), checked on the edges themselves. */
+    int secret = 0;
+    for (size_t i = 0; i < parents.n && i < PL_SECRET_PARENTS && !secret && pl_secret_kind(o); i++) {
+        pl_edge e;
+        pl_edge_find(parents.v[i], o, &e);
+        secret = (e.kind == PL_EDGE_ATTRIBUTE || e.kind == PL_EDGE_VALUE || e.kind == PL_EDGE_LOCAL) &&
+                 pl_secret_name(e.key);
+        pl_edge_clear(&e);
+    }
     Py_INCREF(o);
     pl_answer_end_snapshot(a);
     size_t nparents = parents.n, nchildren = children.n;
@@ -110,7 +123,7 @@ int pl_answer_detail(pl_answer *a)
     pl_buf_putc(b, ',');
     /* the summary's fields, flattened into this document */
     size_t mark = b->len;
-    pl_json_summary(&a->repr, b, o, PL_REPR_DETAIL_CHARS);
+    pl_json_summary_as(&a->repr, b, o, PL_REPR_DETAIL_CHARS, secret);
     if (!b->err) {
         memmove(b->data + mark, b->data + mark + 1, b->len - mark - 1); /* drop its '{' ... */
         b->len -= 2;                                                    /* ... and its '}' */

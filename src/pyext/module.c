@@ -37,7 +37,8 @@ static int pl_exec(PyObject *m)
     if (pl_rules_module_exec(m) < 0 || pl_store_module_exec(m, pl_live_answer) < 0 ||
         pl_collector_module_exec(m, pl_live_answer) < 0 ||
         pl_remote_module_exec(m, pl_live_answer) < 0 ||
-        pl_live_module_exec(m) < 0 || pl_graph_module_exec(m) < 0 || pl_witness_module_exec(m) < 0)
+        pl_live_module_exec(m) < 0 || pl_graph_module_exec(m) < 0 || pl_witness_module_exec(m) < 0 ||
+        pl_heap_dump_module_exec(m) < 0)
         return -1;
     pl_collector_set_tick(pl_live_tree_tick);
     return 0;
@@ -51,6 +52,7 @@ static int pl_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->store_type);
     Py_VISIT(st->handler_type);
     Py_VISIT(st->graph_type);
+    Py_VISIT(st->components_type);
     return 0;
 }
 
@@ -62,6 +64,7 @@ static int pl_clear(PyObject *m)
     Py_CLEAR(st->store_type);
     Py_CLEAR(st->handler_type);
     Py_CLEAR(st->graph_type);
+    Py_CLEAR(st->components_type);
     return 0;
 }
 

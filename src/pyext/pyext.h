@@ -17,11 +17,13 @@
  *   live.c, live_answer.c, live_list.c, live_related.c, live_path.c, live.h: live-object queries
  *   live_retained.c the live routes of the dominator tree (retained, retainers, suspects)
  *   graphobject.c   the Graph type (the refcycle API's methods), over graph_int.h:
+ *     graph_components.c  the Components type: SCCs whose graphs are built when used
  *     graph_build.c     vertices and edges from Python objects (snapshot, iterables)
  *     graph_labels.c    vertex descriptions and edge labels of annotated graphs
  *     graph_heapinfo.c  shallow sizes, outside references and untracked objects of a graph
  *     graph_dom.c       roots, dominator tree, retained sizes, leak suspects
  *     graph_live.c      the list of live Graph objects
+ *   heap_dump.c     heap dump files written from the live heap, read back for load_heap
  *   util.c/.h       hashing, clock, pointer containers */
 #ifndef PYLOOT_PYEXT_H
 #define PYLOOT_PYEXT_H
@@ -41,6 +43,7 @@ typedef struct pl_modstate {
     PyTypeObject *store_type;   /* store_handler.c */
     PyTypeObject *handler_type; /* store_handler.c */
     PyTypeObject *graph_type;   /* graphobject.c */
+    PyTypeObject *components_type; /* graph_components.c */
 } pl_modstate;
 
 /* errors.c: the state of this module object. GIL held. */
@@ -96,6 +99,9 @@ void pl_collector_atfork_child(void);
 int pl_remote_module_exec(PyObject *module, pl_live_fn live);
 /* In a fork() child (module.c's pthread_atfork handler): forgets the poll thread. */
 void pl_remote_atfork_child(void);
+
+/* heap_dump.c: adds heap_dump and heap_load (docs/heapdump.md). */
+int pl_heap_dump_module_exec(PyObject *module);
 
 /* live.c: adds live_query and the LIVE_* constants. */
 int pl_live_module_exec(PyObject *module);

@@ -599,7 +599,8 @@ static PyObject *handler_handle(PyObject *op, PyObject *args, PyObject *kw)
         (resp.cache_control && add_header(headers, "Cache-Control", resp.cache_control) < 0) ||
         (resp.www_authenticate && add_header(headers, "WWW-Authenticate", resp.www_authenticate) < 0) ||
         (resp.allow && add_header(headers, "Allow", resp.allow) < 0) ||
-        (resp.set_cookie[0] && add_header(headers, "Set-Cookie", resp.set_cookie) < 0)) {
+        (resp.set_cookie[0] && add_header(headers, "Set-Cookie", resp.set_cookie) < 0) ||
+        (resp.content_disposition[0] && add_header(headers, "Content-Disposition", resp.content_disposition) < 0)) {
         Py_DECREF(headers);
         goto free_resp;
     }

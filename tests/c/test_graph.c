@@ -287,6 +287,81 @@ static void test_scc_small(void)
     pl_graph_free(g);
 }
 
+/* Edge numbers back to their ends, and the in-edges of a vertex by number:
+ * multi-edges, self-loops and vertices without out-edges before and after. */
+static void test_edge_ends(void)
+{
+    /* 0 isolated; 1 -> 2 twice, 1 -> 1; 2 none; 3 -> 2, 3 -> 1; 4 none. */
+    static const uint32_t edges[][2] = {{1, 2}, {1, 2}, {1, 1}, {3, 2}, {3, 1}};
+    pl_graph *g = make(5, edges, 5);
+    for (uint32_t e = 0; e < 5; e++) {
+        CHECK_EQ_INT(pl_graph_edge_tail(g, e), edges[e][0]);
+        CHECK_EQ_INT(pl_graph_edge_head(g, e), edges[e][1]);
+    }
+    CHECK_EQ_INT(pl_graph_edge_tail(g, 5), PL_GRAPH_NONE);
+    CHECK_EQ_INT(pl_graph_edge_head(g, 5), PL_GRAPH_NONE);
+    uint32_t *in;
+    size_t n;
+    CHECK_OK(pl_graph_in_edges(g, 2, &in, &n));
+    CHECK(n == 3 && in[0] == 0 && in[1] == 1 && in[2] == 3);
+    free(in);
+    CHECK_OK(pl_graph_in_edges(g, 1, &in, &n));
+    CHECK(n == 2 && in[0] == 2 && in[1] == 4);
+    free(in);
+    CHECK_OK(pl_graph_in_edges(g, 0, &in, &n));
+    CHECK_EQ_INT(n, 0);
+    free(in);
+    CHECK_EQ_INT(pl_graph_in_edges(g, 5, &in, &n), PL_EBADARG);
+    pl_graph_free(g);
+
+    /* Without in-edges built: refused, not wrong. */
+    pl_graph *h = NULL;
+    CHECK_OK(pl_graph_new(2, &h));
+    CHECK_OK(pl_graph_add_vertex(h, 1, NULL, NULL));
+    CHECK_OK(pl_graph_add_vertex(h, 2, NULL, NULL));
+    CHECK_OK(pl_graph_add_edge(h, 0, 1));
+    CHECK_OK(pl_graph_finish(h));
+    CHECK_EQ_INT(pl_graph_in_edges(h, 1, &in, &n), PL_EBADARG);
+    CHECK_EQ_INT(pl_graph_edge_tail(h, 0), 0);
+    pl_graph_free(h);
+}
+
+/* One component's subgraph alone, from the places, equals the batch one. */
+static void test_component_one(void)
+{
+    static const uint32_t edges[][2] = {{0, 1}, {1, 0}, {1, 0}, {1, 3}, {2, 3},
+                                        {3, 2}, {4, 4}, {5, 0}};
+    pl_graph *g = make(6, edges, 8);
+    pl_graph_components c;
+    CHECK_OK(pl_graph_scc(g, &c));
+    uint32_t *place;
+    CHECK_OK(pl_graph_component_places(g, &c, &place));
+    for (uint32_t id = 0; id < c.count; id++) {
+        pl_graph *one, *batch;
+        CHECK_OK(pl_graph_component_subgraph(g, &c, place, id, &one));
+        CHECK_OK(pl_graph_component_subgraphs(g, &c, &id, 1, &batch));
+        CHECK_EQ_INT(pl_graph_order(one), c.start[id + 1] - c.start[id]);
+        CHECK_EQ_INT(pl_graph_order(one), pl_graph_order(batch));
+        CHECK_EQ_INT(pl_graph_size(one), pl_graph_size(batch));
+        for (uint32_t v = 0; v < pl_graph_order(one); v++)
+            CHECK_EQ_INT(pl_graph_key(one, v), pl_graph_key(batch, v));
+        for (uint32_t e = 0; e < pl_graph_size(one); e++)
+            CHECK_EQ_INT(pl_graph_edge_head(one, e), pl_graph_edge_head(batch, e));
+        pl_graph_free(one);
+        pl_graph_free(batch);
+    }
+    pl_graph *sub;
+    CHECK_OK(pl_graph_component_subgraph(g, &c, place, c.component_of[0], &sub));
+    CHECK_EQ_INT(pl_graph_order(sub), 2);
+    CHECK_EQ_INT(pl_graph_size(sub), 3); /* 0->1 and the multi-edge 1->0 twice */
+    pl_graph_free(sub);
+    CHECK_EQ_INT(pl_graph_component_subgraph(g, &c, place, (uint32_t)c.count, &sub), PL_EBADARG);
+    CHECK(sub == NULL);
+    free(place);
+    pl_graph_components_free(&c);
+    pl_graph_free(g);
+}
+
 static void test_subgraph_and_filters(void)
 {
     static const uint32_t edges[][2] = {{0, 0}, {0, 2}, {1, 2}, {2, 3}, {2, 3}};
@@ -528,6 +603,8 @@ int main(void)
     RUN(test_reach);
     RUN(test_paths_and_cycles);
     RUN(test_scc_small);
+    RUN(test_edge_ends);
+    RUN(test_component_one);
     RUN(test_subgraph_and_filters);
     RUN(test_adopt_sorted);
     RUN(test_scc_random);

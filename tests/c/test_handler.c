@@ -61,8 +61,9 @@ static int fake_live(void *ctx, const pl_live_query *q, pl_buf *body, int *statu
 {
     live_calls++;
     *status = 200;
-    return pl_buf_printf(body, "{\"pid\":%d,\"kind\":%d,\"group\":\"%s\",\"id\":%llu}", (int)getpid(),
-                         (int)q->kind, q->group, (unsigned long long)q->id);
+    return pl_buf_printf(body, "{\"pid\":%d,\"kind\":%d,\"group\":\"%s\",\"id\":%llu,\"limit\":%llu}",
+                         (int)getpid(), (int)q->kind, q->group, (unsigned long long)q->id,
+                         (unsigned long long)q->limit);
 }
 
 static pl_handler *make_handler(int live, uint32_t timeout_ms)
@@ -253,11 +254,55 @@ static void test_live_query_codec(void)
     CHECK_EQ_STR(back.group, "app.Leak");
     CHECK_OK(pl_live_query_decode("7 0 0 100 ", 10, &back));
     CHECK_EQ_INT(back.kind, PL_LIVE_RETAINERS);
-    CHECK(pl_live_query_decode("9 1 2 3 x", 9, &back) == PL_EBADARG);
+    CHECK_OK(pl_live_query_decode("9 12 0 4 ", 9, &back));
+    CHECK_EQ_INT(back.kind, PL_LIVE_GRAPH);
+    CHECK_EQ_INT(back.limit, 4);
+    CHECK_OK(pl_live_query_decode("10 0 0 1 ", 9, &back));
+    CHECK_EQ_INT(back.kind, PL_LIVE_HEAPDUMP);
+    CHECK(pl_live_query_decode("11 1 2 3 x", 10, &back) == PL_EBADARG);
     CHECK(pl_live_query_decode("0 1 2 3 x", 9, &back) == PL_EBADARG);
     CHECK(pl_live_query_decode("1 2", 3, &back) == PL_EBADARG);
     CHECK(pl_live_query_decode("", 0, &back) == PL_EBADARG);
     pl_buf_free(&b);
+}
+
+/* Answers 400 naming `param` for query on path. */
+static void expect_400(pl_handler *h, const char *path, const char *query, const char *param);
+
+/* /api/objects/<id>/graph: its own row (the id a path segment), the depth
+ * carried in q->limit (default 3, 1..4), every bad input a 4xx before any work. */
+static void test_graph_route(void)
+{
+    pl_handler *h = make_handler(1, 0);
+    pl_response r;
+    int calls = live_calls;
+    CHECK_EQ_INT(get(h, "/api/objects/12/graph", NULL, &r), 200);
+    CHECK(strstr(r.body.data, "\"kind\":9,") && strstr(r.body.data, "\"id\":12,") &&
+          strstr(r.body.data, "\"limit\":3}"));
+    pl_response_free(&r);
+    CHECK_EQ_INT(get(h, "/api/objects/12/graph", "depth=1", &r), 200);
+    CHECK(strstr(r.body.data, "\"limit\":1}"));
+    pl_response_free(&r);
+    CHECK_EQ_INT(get(h, "/api/objects/12/graph", "depth=4", &r), 200);
+    CHECK(strstr(r.body.data, "\"limit\":4}"));
+    pl_response_free(&r);
+    CHECK_EQ_INT(live_calls, calls + 3);
+    const char *bad_depths[] = {"depth=0", "depth=5", "depth=x", "depth=-1", "depth=", "depth=18446744073709551617",
+                                NULL};
+    for (int i = 0; bad_depths[i]; i++)
+        expect_400(h, "/api/objects/12/graph", bad_depths[i], "depth");
+    expect_400(h, "/api/objects/12/graph", "pid=abc", "pid");
+    const char *bad_ids[] = {"/api/objects/abc/graph", "/api/objects//graph", "/api/objects/-1/graph", NULL};
+    for (int i = 0; bad_ids[i]; i++) {
+        CHECK_EQ_INT(get(h, bad_ids[i], NULL, &r), 400);
+        pl_response_free(&r);
+    }
+    CHECK_EQ_INT(get(h, "/api/objects/12/graph/x", NULL, &r), 404);
+    pl_response_free(&r);
+    CHECK_EQ_INT(get(h, "/api/objects/12/graphs", NULL, &r), 404);
+    pl_response_free(&r);
+    CHECK_EQ_INT(live_calls, calls + 3);
+    pl_handler_free(h);
 }
 
 /* Answers 400 naming `param` for query on path. */
@@ -531,6 +576,7 @@ int main(void)
     RUN(test_live_query_codec);
     RUN(test_integer_params);
     RUN(test_text_params);
+    RUN(test_graph_route);
     RUN(test_store_unavailable);
     RUN(test_procs_redacted);
     RUN(test_forwarding);

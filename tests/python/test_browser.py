@@ -320,7 +320,7 @@ def test_click_through_to_an_object_its_attributes_parents_and_path(ui):
     ui.idle()
     rows = ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#objects-table .obj-row"), "the object rows")
     assert ui.hash_params()["group"] == LEAK
-    pid = int(ui.js("return document.querySelector('#objects-pid').textContent").split()[-1])
+    pid = int(ui.js("return document.querySelector('#objects-pid').dataset.pid"))
     assert pid in ui.server.worker_pids()
     live = int(ui.js("return document.querySelector('#objects-total').dataset.total"))
     assert live > 0 and len(rows) == min(live, 20)
@@ -481,7 +481,7 @@ def test_suspect_box_retained_panel_and_biggest_retainers(ui):
     # A growing type's page names the object that retains its instances: the LEAKS list.
     ui.go("#/objects?group=%s" % LEAK)
     ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#objects-table .obj-row"), "the object rows")
-    pid = int(ui.js("return document.querySelector('#objects-pid').textContent").split()[-1])
+    pid = int(ui.js("return document.querySelector('#objects-pid').dataset.pid"))
     live = int(ui.js("return document.querySelector('#objects-total').dataset.total"))
     one = ui.server.api("/api/objects?group=%s&pid=%d&limit=1" % (LEAK, pid))["objects"][0]
     steps = ui.server.api("/api/objects/%s/path?pid=%d" % (one["id"], pid))["path"]

@@ -55,6 +55,22 @@ def test_help_and_version():
     assert out.returncode == 0 and out.stdout.startswith("pyloot ")
 
 
+@pytest.mark.parametrize("args,usage", [
+    (("-h",), "usage: pyloot [-h HOST]"),
+    (("--help",), "usage: pyloot [-h HOST]"),
+    (("-h", "--db", "/nonexistent"), "usage: pyloot [-h HOST]"),
+    (("serve", "-h"), "usage: pyloot [serve]"),
+    (("report", "-h"), "usage: pyloot report"),
+])
+def test_h_alone_is_help(args, usage):
+    # -h is --host's short name (test_serve_a_store: -h 127.0.0.1), and with
+    # no value after it what people type for help.
+    out = run(*args)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(usage), out.stdout[:200]
+    assert "needs a value" not in out.stderr
+
+
 @pytest.mark.parametrize("args,code,needle", [
     (("--read-only",), 1, "use --db DIR"),
     (("--port", "http"), 2, "--port"),

@@ -193,7 +193,8 @@ def hello():
         wait_for_pyloot(url, 20, proc=proc, why_exited=err.read_text)
         assert "on http://127.0.0.1:%d/" % port in err.read_text()  # loopback, as the README says
         r = http(url + "/api/history?q=app.Cached")
-        assert r.status == 200 and r.json()["types"][0]["count"] == 2 * 321
+        # As of the last moment a worker was alive: one or both workers' 321.
+        assert r.status == 200 and r.json()["types"][0]["count"] in (321, 2 * 321), r.body[:300]
         assert http(url + "/api/samples", method="POST", data=b"x").status == 403  # takes no pushes
     finally:
         stop_group(proc, grace=10)

@@ -203,6 +203,20 @@ def test_gunicorn_worker_checks_host_and_redacts_argv(gunicorn, no_warning_yet):
     assert "forwarded_allow_ips is '10.0.0.1'" in log
 
 
+
+def test_403_names_the_rule_it_applies(loot):
+    # The default rule is about the peer address and proxy headers, not
+    # "this machine": the 403 says which of the two this request missed.
+    wsgi = loot.get_wsgi()
+    status, _, _, body = wsgi.handle("GET", "/api/objects", "group=dict", peer="198.51.100.7")
+    message = json.loads(body)["error"]
+    assert status == 403 and "this machine" not in message
+    assert "loopback address (127.0.0.0/8, ::1)" in message and "X-Forwarded-For" in message
+    assert "came from a non-loopback address" in message and "PyLoot(token=...)" in message
+    status, _, _, body = wsgi.handle("GET", "/api/objects", "group=dict", peer="127.0.0.1", proxied=True)
+    message = json.loads(body)["error"]
+    assert status == 403 and "this request carries one (it came through a proxy)" in message
+
 # ---- command lines ----
 
 SECRET_ARGV = ("-e", "DATABASE_URL=postgres://app:S3cretPass@db/prod", "--password", "hunter2", "--api-key=K3yK3y",

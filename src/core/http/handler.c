@@ -97,18 +97,32 @@ static const struct route {
     {"/api/objects/", 0, ROUTE_GET | ROUTE_STORE, pl_route_objects, pl_central_objects},
     {"/api/retainers", 0, ROUTE_GET | ROUTE_STORE, pl_route_retainers, pl_central_objects},
     {"/api/suspects", 0, ROUTE_GET | ROUTE_STORE, pl_route_suspects, pl_central_objects},
+    {"/api/objects/*/graph", 0, ROUTE_GET | ROUTE_STORE, pl_route_object_graph, pl_central_objects},
+    {"/api/heapdump", 0, ROUTE_GET | ROUTE_STORE, pl_route_heapdump, NULL},
+    {"/api/heap", 0, ROUTE_GET | ROUTE_POST, pl_route_heap, NULL},
     {"/api/objects/", 1, ROUTE_GET | ROUTE_STORE, pl_route_object, pl_central_objects},
     {"/api/samples", 0, ROUTE_GET | ROUTE_POST, pl_route_samples, pl_central_samples},
     {"/api/remote/poll", 0, ROUTE_GET, NULL, pl_central_poll},
     {"/api/remote/reply", 0, ROUTE_POST, NULL, pl_central_reply},
 };
 
+/* 1 when path matches pattern, where a '*' stands for one non-empty path segment. */
+static int path_matches(const char *pattern, const char *path)
+{
+    const char *star = strchr(pattern, '*');
+    size_t n = star ? (size_t)(star - pattern) : 0, seg;
+    if (!star)
+        return strcmp(path, pattern) == 0;
+    seg = strncmp(path, pattern, n) == 0 ? strcspn(path + n, "/") : 0;
+    return seg > 0 && strcmp(path + n + seg, star + 1) == 0;
+}
+
 static const struct route *find_route(const char *path)
 {
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         const struct route *r = &routes[i];
         size_t n = strlen(r->path);
-        if (r->prefix ? strncmp(path, r->path, n) == 0 : strcmp(path, r->path) == 0)
+        if (r->prefix ? strncmp(path, r->path, n) == 0 : path_matches(r->path, path))
             return r;
     }
     return NULL;
@@ -192,7 +206,9 @@ int pl_handler_handle(pl_handler *h, const pl_request *req, pl_response *resp)
         }
     }
     resp->vary_accept_encoding = 1;
-    if (!h->opt.disable_gzip && resp->body.len >= PL_GZIP_MIN && pl_accepts_gzip(req->accept_encoding)) {
+    /* A heap dump is compressed already. */
+    int binary = resp->content_type && strcmp(resp->content_type, "application/octet-stream") == 0;
+    if (!h->opt.disable_gzip && !binary && resp->body.len >= PL_GZIP_MIN && pl_accepts_gzip(req->accept_encoding)) {
         pl_buf gz = PL_BUF_INIT;
         if (pl_gzip(resp->body.data, resp->body.len, &gz) == 0) {
             pl_buf_free(&resp->body);

@@ -53,6 +53,7 @@ struct pl_handler {
 #define PL_PARAM_TIME_MAX_S (PL_PARSE_TIME_MAX_MS / 1000) /* since=/until=: 9999-12-31T23:59:59Z */
 #define PL_PARAM_QUERY_MAX 256                /* q= of /api/history, bytes */
 #define PL_PARAM_HOST_MAX 63                  /* host=, bytes */
+#define PL_GRAPH_DEPTH_MAX 4                  /* depth= of /api/objects/<id>/graph */
 
 /* Finds the first `name=value` of a raw query string (NULL: none) and
  * URL-decodes the value into out (NUL-terminated). 1 found, 0 absent,
@@ -114,6 +115,7 @@ void pl_route_procs(pl_handler *h, const pl_request *req, const char *rest, pl_r
 void pl_route_history(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_objects(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_object(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
+void pl_route_object_graph(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_retainers(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_suspects(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_witnesses(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
@@ -134,6 +136,15 @@ void pl_route_samples(pl_handler *h, const pl_request *req, const char *rest, pl
 /* Reads a live-object query from the path (one of the live-object routes)
  * and its parameters: pid (0 when absent) and host into
  * host[PL_PARAM_HOST_MAX + 1] ("" when absent). 0, or -1 with a 4xx in resp. */
+/* Answers a live-object query of `kind` (route_live.c): reads its
+ * parameters, then answers here (no pid, or this process's) or forwards
+ * to the worker and waits. resp gets the worker's status and body. */
+void pl_http_live_handle(pl_handler *h, const pl_request *req, pl_live_kind kind, uint64_t id,
+                         pl_response *resp);
+/* route_heapdump.c: GET /api/heapdump, and GET /api/heap (the dumps `pyloot --heap` serves). */
+void pl_route_heapdump(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
+void pl_route_heap(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
+
 int pl_http_live_query(const pl_request *req, const char *path, pl_live_query *q, uint64_t *pid, char *host,
                        pl_response *resp);
 

@@ -1,5 +1,5 @@
 /* The live-object routes: /api/objects, /api/objects/<id>[/parents|
- * /children|/path], /api/retainers, /api/suspects (docs/http-api.md). A
+ * /children|/path|/graph], /api/retainers, /api/suspects (docs/http-api.md). A
  * query about this process is answered by the embedding's live function; one
  * about another worker goes through the store's mailbox. */
 #include <time.h>
@@ -31,7 +31,7 @@ int pl_live_query_decode(const void *data, size_t len, pl_live_query *q)
     if (sscanf(tmp, "%d %" SCNu64 " %" SCNu64 " %" SCNu64 " %n", &kind, &q->id, &q->offset, &q->limit,
                &used) != 4)
         return PL_EBADARG;
-    if (kind < PL_LIVE_LIST || kind > PL_LIVE_SUSPECTS)
+    if (kind < PL_LIVE_LIST || kind > PL_LIVE_HEAPDUMP)
         return PL_EBADARG;
     q->kind = (pl_live_kind)kind;
     size_t glen = len - (size_t)used;
@@ -150,7 +150,8 @@ static void forward_and_wait(pl_handler *h, uint32_t pid, const char *host, cons
 }
 
 /* The parameters of the dominator-tree routes (docs/http-api.md):
- * /api/objects/<id>?retained=1, /api/retainers?id=, /api/suspects?n=.
+ * /api/objects/<id>?retained=1, /api/retainers?id=, /api/suspects?n=; and
+ * depth= of /api/objects/<id>/graph (carried in q->limit).
  * Returns 0, or -1 with a 400 in resp. */
 static int retained_params(const char *query, pl_live_query *q, pl_response *resp)
 {
@@ -165,6 +166,9 @@ static int retained_params(const char *query, pl_live_query *q, pl_response *res
             return -1;
     } else if (q->kind == PL_LIVE_SUSPECTS) {
         if (pl_http_param_uint(query, "n", 1, 10, 3, &q->limit, resp))
+            return -1;
+    } else if (q->kind == PL_LIVE_GRAPH) {
+        if (pl_http_param_uint(query, "depth", 1, PL_GRAPH_DEPTH_MAX, 3, &q->limit, resp))
             return -1;
     }
     return 0;
@@ -207,8 +211,9 @@ done:
     return ret;
 }
 
-static void handle_live(pl_handler *h, const pl_request *req, pl_live_kind kind, uint64_t id,
-                        pl_response *resp)
+/* See http_int.h. */
+void pl_http_live_handle(pl_handler *h, const pl_request *req, pl_live_kind kind, uint64_t id,
+                         pl_response *resp)
 {
     pl_live_query q;
     uint64_t pid = 0;
@@ -232,7 +237,7 @@ static void handle_live(pl_handler *h, const pl_request *req, pl_live_kind kind,
     }
 }
 
-/* Parses "/api/objects/<id>[/parents|/children|/path]". Returns 0 and fills
+/* Parses "/api/objects/<id>[/parents|/children|/path|/graph]". Returns 0 and fills
  * kind/id, or fills a 4xx response and returns -1. */
 static int parse_object_route(const char *rest, pl_live_kind *kind, uint64_t *id, pl_response *resp)
 {
@@ -251,6 +256,8 @@ static int parse_object_route(const char *rest, pl_live_kind *kind, uint64_t *id
         *kind = PL_LIVE_CHILDREN;
     else if (strcmp(slash, "/path") == 0)
         *kind = PL_LIVE_PATH;
+    else if (strcmp(slash, "/graph") == 0)
+        *kind = PL_LIVE_GRAPH;
     else {
         pl_http_error(resp, 404, "no such route");
         return -1;
@@ -266,6 +273,8 @@ int pl_http_live_query(const pl_request *req, const char *path, pl_live_query *q
     uint64_t id = 0;
     if (strcmp(path, "/api/retainers") == 0)
         kind = PL_LIVE_RETAINERS;
+    else if (strcmp(path, "/api/heapdump") == 0)
+        kind = PL_LIVE_HEAPDUMP;
     else if (strcmp(path, "/api/suspects") == 0)
         kind = PL_LIVE_SUSPECTS;
     else if (strcmp(path, "/api/objects") != 0 && strcmp(path, "/api/objects/") != 0 &&
@@ -277,19 +286,19 @@ int pl_http_live_query(const pl_request *req, const char *path, pl_live_query *q
 /* See http_int.h. */
 void pl_route_objects(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
 {
-    handle_live(h, req, PL_LIVE_LIST, 0, resp);
+    pl_http_live_handle(h, req, PL_LIVE_LIST, 0, resp);
 }
 
 /* See http_int.h. */
 void pl_route_retainers(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
 {
-    handle_live(h, req, PL_LIVE_RETAINERS, 0, resp);
+    pl_http_live_handle(h, req, PL_LIVE_RETAINERS, 0, resp);
 }
 
 /* See http_int.h. */
 void pl_route_suspects(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
 {
-    handle_live(h, req, PL_LIVE_SUSPECTS, 0, resp);
+    pl_http_live_handle(h, req, PL_LIVE_SUSPECTS, 0, resp);
 }
 
 /* See http_int.h. */
@@ -298,5 +307,13 @@ void pl_route_object(pl_handler *h, const pl_request *req, const char *rest, pl_
     pl_live_kind kind;
     uint64_t id;
     if (parse_object_route(rest, &kind, &id, resp) == 0)
-        handle_live(h, req, kind, id, resp);
+        pl_http_live_handle(h, req, kind, id, resp);
+}
+
+/* See http_int.h: /api/objects/<id>/graph, whose row matches the id as a
+ * path segment (the id is read from the path, as for the other subroutes). */
+void pl_route_object_graph(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
+{
+    (void)rest;
+    pl_route_object(h, req, req->path + strlen("/api/objects/"), resp);
 }

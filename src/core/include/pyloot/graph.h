@@ -120,6 +120,23 @@ const uint32_t *pl_graph_out(const pl_graph *g, uint32_t v, size_t *count, uint3
 /* Tails of the edges entering v, ordered by edge number (none when the
  * in-edges are not built: see pl_graph_ensure_reverse). */
 const uint32_t *pl_graph_in(const pl_graph *g, uint32_t v, size_t *count);
+/* The CSR arrays of a finished graph, for loops that cannot afford a call
+ * per vertex: out_off[0..order] and out_head[0..size); in_off and in_tail
+ * likewise, NULL until the in-edges are built. Any pointer may be NULL to
+ * skip it. Owned by g; valid until pl_graph_free (the in-edges from the
+ * pl_graph_ensure_reverse that made them). */
+void pl_graph_csr(const pl_graph *g, const uint32_t **out_off, const uint32_t **out_head,
+                  const uint32_t **in_off, const uint32_t **in_tail);
+/* Head of edge e, or PL_GRAPH_NONE when e >= size. O(1). */
+uint32_t pl_graph_edge_head(const pl_graph *g, uint32_t e);
+/* Tail of edge e, or PL_GRAPH_NONE when e >= size. O(log order): a search
+ * of the out-edge offsets. */
+uint32_t pl_graph_edge_tail(const pl_graph *g, uint32_t e);
+/* Numbers of the edges entering v, ascending (multi-edges and self-loops
+ * each once per edge). Needs the in-edges (PL_EBADARG otherwise, or for v
+ * >= order). O(sum of the out-degrees of v's parents). *out is malloc'ed
+ * (free() it), *n its length. Returns 0, ENOMEM or PL_EBADARG. */
+int pl_graph_in_edges(const pl_graph *g, uint32_t v, uint32_t **out, size_t *n);
 /* Bytes of memory held by the graph (arrays and index). */
 size_t pl_graph_memory(const pl_graph *g);
 
@@ -161,6 +178,16 @@ void pl_graph_components_free(pl_graph_components *c);
  * another component enters, ascending. *ids is malloc'ed. */
 int pl_graph_source_components(const pl_graph *g, const pl_graph_components *c,
                                uint32_t **ids, size_t *n);
+/* place[v] = the position of v among its component's members, for
+ * pl_graph_component_subgraph: *place is malloc'ed (order(g) entries). */
+int pl_graph_component_places(const pl_graph *g, const pl_graph_components *c,
+                               uint32_t **place);
+/* The induced subgraph of component id alone (vertices in member order,
+ * edges in g's order; no key index, no in-edges), in time proportional to
+ * the component and its out-edges: place comes from
+ * pl_graph_component_places. Returns 0, ENOMEM or PL_EBADARG (id >= count). */
+int pl_graph_component_subgraph(const pl_graph *g, const pl_graph_components *c,
+                                const uint32_t *place, uint32_t id, pl_graph **out);
 /* Builds the induced subgraph of each listed component: outs[i] gets the
  * finished subgraph of component ids[i] (vertices in member order, edges in
  * the parent's order; no key index, no in-edges). On failure every outs[i]

@@ -26,6 +26,8 @@ typedef enum pl_live_kind {
     PL_LIVE_RETAINED = 6,  /* PL_LIVE_DETAIL plus retained size and immediate dominator: id */
     PL_LIVE_RETAINERS = 7, /* dominator-tree children of id (0: the top level): offset, limit */
     PL_LIVE_SUSPECTS = 8,  /* leak suspects of the type `group`: limit (1..10) of them */
+    PL_LIVE_GRAPH = 9,     /* its referrers as nodes and edges, with its path: id, limit = depth (1..4) */
+    PL_LIVE_HEAPDUMP = 10, /* a heap dump file of the whole heap (docs/heapdump.md) */
 } pl_live_kind;
 
 /* A live-object query, already validated by the handler. */
@@ -64,6 +66,10 @@ typedef struct pl_handler_options {
     const char *allowed_hosts;/* names allowed in Host besides loopback ones, newline-separated
                                * (pyloot/access.h); NULL for none; borrowed */
     const char *metrics_types;/* /metrics: newline-separated names or patterns always exported; borrowed */
+    int heap_upload;          /* POST /api/heap analyses uploaded dumps (the `pyloot` command's
+                               * --heap mode only; docs/heapdump.md); 0: 405/404 */
+    const char *heap_json;    /* GET /api/heap: the JSON of the heap dumps `pyloot --heap` serves
+                               * (docs/heapdump.md); NULL: 404. Borrowed */
     const char *unavailable;  /* with store NULL: why the store cannot be used (copied); the UI
                                * is served and every route that reads the store answers 503
                                * with it (JSON; /metrics: text/plain) */
@@ -107,6 +113,7 @@ typedef struct pl_response {
     const char *www_authenticate; /* static string or NULL (401) */
     const char *allow;            /* static string or NULL: the Allow header of a 405 */
     char set_cookie[1600];        /* Set-Cookie value, "" for none */
+    char content_disposition[128];/* Content-Disposition value, "" for none (a download) */
 } pl_response;
 
 /* Handles one request. Always fills *resp with a complete answer (JSON

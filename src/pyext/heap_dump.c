@@ -1,0 +1,728 @@
+/* Heap dumps written from a live heap (docs/heapdump.md): dump_heap() and
+ * the live query behind GET /api/heapdump, plus heap_load() for
+ * pyloot.load_heap.
+ *
+ * Order: with the GIL, a snapshot graph (graph_build.c) and its heap info,
+ * then one pass gathering everything the file needs into plain C memory
+ * (pl_heapdump): type names (pl_typename, the history's names), shallow
+ * sizes (pl_heapinfo), the vertex descriptions and edge labels of
+ * annotated graphs (graph_labels.c), roots by reference counts. Then
+ * without the GIL: encoding, compression and the file write. The
+ * descriptions are read from C fields (no repr() of the program runs) and
+ * never show an attribute's value, so what redaction hides is not in the
+ * file. */
+#include "graph_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "live.h"
+#include "pyloot/heapdump.h"
+#include "pyloot/proc.h"
+#include "pyloot/redact.h"
+#include "referents.h"
+
+/* Largest dump answered by GET /api/heapdump (docs/security.md). */
+#define PL_HEAPDUMP_HTTP_MAX_DEFAULT (256u << 20)
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ---- gathering (GIL held) ---- */
+
+/* A label whose key is a str: (kind, key object) -> string index. The keys
+ * are alive (the vertices hold them) while the dump is gathered. */
+struct label_slot {
+    PyObject *key;
+    uint32_t kind, index;
+};
+
+typedef struct builder {
+    pl_heapdump *d;
+    const pl_graph *g;
+    const uint32_t *rank; /* vertex -> its number in address order, or NULL (already ordered) */
+    char **strings;
+    size_t nstrings, strcap;
+    uint32_t *str_slot; /* open addressing on the string contents: index + 1, 0 empty */
+    size_t str_slots;
+    PyTypeObject **type_key; /* open addressing on the type pointer */
+    uint32_t *type_val;
+    size_t type_slots;
+    int64_t *type_descr; /* per type index: its instances' description in `descr`
+                          * (offset << 16 | length), -1 unknown yet */
+    pl_buf descr;
+    struct label_slot *label_cache; /* formatted labels of str keys (interned names) */
+    size_t label_slots, nlabels;
+    uint32_t *label;     /* per edge, in the graph's edge order */
+    pl_buf repr, scratch;
+    uint32_t *repr_off;  /* per vertex in graph order: start in repr (length below) */
+    uint16_t *repr_len;
+} builder;
+
+static uint64_t hash_bytes(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* The index of string s[0..len) in the table, added if new. UINT32_MAX
+ * when out of memory. */
+static uint32_t intern(builder *b, const char *s, size_t len)
+{
+    if (len > PL_HEAPDUMP_STRING_MAX)
+        len = PL_HEAPDUMP_STRING_MAX;
+    if ((b->nstrings + 1) * 2 > b->str_slots) {
+        size_t ncap = b->str_slots ? b->str_slots * 2 : 1024;
+        uint32_t *slot = calloc(ncap, sizeof(uint32_t));
+        if (!slot)
+            return UINT32_MAX;
+        for (size_t i = 0; i < b->nstrings; i++) {
+            size_t j = hash_bytes(b->strings[i], strlen(b->strings[i])) & (ncap - 1);
+            while (slot[j])
+                j = (j + 1) & (ncap - 1);
+            slot[j] = (uint32_t)i + 1;
+        }
+        free(b->str_slot);
+        b->str_slot = slot;
+        b->str_slots = ncap;
+    }
+    size_t j = hash_bytes(s, len) & (b->str_slots - 1);
+    while (b->str_slot[j]) {
+        const char *t = b->strings[b->str_slot[j] - 1];
+        if (strncmp(t, s, len) == 0 && t[len] == '\0')
+            return b->str_slot[j] - 1;
+        j = (j + 1) & (b->str_slots - 1);
+    }
+    if (b->nstrings == b->strcap) {
+        size_t ncap = b->strcap ? b->strcap * 2 : 256;
+        char **t = realloc(b->strings, ncap * sizeof(char *));
+        if (!t)
+            return UINT32_MAX;
+        b->strings = t;
+        b->strcap = ncap;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return UINT32_MAX;
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+    /* A NUL inside a name would cut it: the file's strings have none. */
+    for (size_t i = 0; i < len; i++)
+        if (!copy[i])
+            copy[i] = '?';
+    b->strings[b->nstrings] = copy;
+    b->str_slot[j] = (uint32_t)++b->nstrings;
+    return (uint32_t)b->nstrings - 1;
+}
+
+/* The type index of tp. UINT32_MAX when out of memory. */
+static uint32_t type_index(builder *b, PyTypeObject *tp)
+{
+    pl_heapdump *d = b->d;
+    if ((d->ntypes + 1) * 2 > b->type_slots) {
+        size_t ncap = b->type_slots ? b->type_slots * 2 : 256;
+        PyTypeObject **key = calloc(ncap, sizeof(PyTypeObject *));
+        uint32_t *val = calloc(ncap, sizeof(uint32_t));
+        uint32_t *names = realloc(d->type_name, ncap / 2 * sizeof(uint32_t));
+        if (names)
+            d->type_name = names;
+        int64_t *descr = realloc(b->type_descr, ncap / 2 * sizeof(int64_t));
+        if (descr)
+            b->type_descr = descr;
+        if (!key || !val || !names || !descr) {
+            free(key);
+            free(val);
+            return UINT32_MAX;
+        }
+        for (size_t i = 0; i < b->type_slots; i++)
+            if (b->type_key[i]) {
+                size_t j = ((uintptr_t)b->type_key[i] >> 4) & (ncap - 1);
+                while (key[j])
+                    j = (j + 1) & (ncap - 1);
+                key[j] = b->type_key[i];
+                val[j] = b->type_val[i];
+            }
+        free(b->type_key);
+        free(b->type_val);
+        b->type_key = key;
+        b->type_val = val;
+        b->type_slots = ncap;
+    }
+    size_t j = ((uintptr_t)tp >> 4) & (b->type_slots - 1);
+    while (b->type_key[j]) {
+        if (b->type_key[j] == tp)
+            return b->type_val[j];
+        j = (j + 1) & (b->type_slots - 1);
+    }
+    pl_buf_reset(&b->scratch);
+    if (pl_typename(tp, &b->scratch) < 0)
+        return UINT32_MAX;
+    uint32_t s = intern(b, b->scratch.data ? b->scratch.data : "", b->scratch.len);
+    if (s == UINT32_MAX)
+        return UINT32_MAX;
+    b->type_key[j] = tp;
+    b->type_val[j] = (uint32_t)d->ntypes;
+    d->type_name[d->ntypes] = s;
+    b->type_descr[d->ntypes] = -1;
+    return (uint32_t)d->ntypes++;
+}
+
+/* Appends s[0..n) cut to PL_HEAPDUMP_REPR_MAX bytes on a UTF-8 boundary. */
+static int put_description(builder *b, uint32_t v, const char *s, size_t n)
+{
+    if (n > PL_HEAPDUMP_REPR_MAX) {
+        n = PL_HEAPDUMP_REPR_MAX;
+        while (n > 0 && ((uint8_t)s[n] & 0xc0) == 0x80)
+            n--;
+    }
+    b->repr_off[v] = (uint32_t)b->repr.len;
+    b->repr_len[v] = (uint16_t)n;
+    if (pl_buf_append(&b->repr, s, n) || b->repr.len > UINT32_MAX) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* pl_edge_label_fn for a vertex: its type and description (made once per
+ * type for the instances described by their type). */
+static int gather_vertex(uint32_t v, const struct pl_edge *unused, void *arg)
+{
+    (void)unused;
+    builder *b = arg;
+    PyObject *o = pl_vertex_obj(b->g, v);
+    uint32_t t = type_index(b, Py_TYPE(o));
+    if (t == UINT32_MAX) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->d->type[v] = t;
+    if (PyModule_Check(o))
+        b->d->flags[v] |= PL_HEAPDUMP_MODULE;
+    int by_type = pl_objgraph_described_by_type(o);
+    if (by_type && b->type_descr[t] >= 0) {
+        int64_t at = b->type_descr[t];
+        return put_description(b, v, b->descr.data + (at >> 16), (size_t)(at & 0xffff));
+    }
+    PyObject *text = pl_objgraph_describe(o);
+    if (!text)
+        return -1;
+    Py_ssize_t len = 0;
+    const char *s = PyUnicode_AsUTF8AndSize(text, &len);
+    int rc = s ? put_description(b, v, s, (size_t)len) : -1;
+    if (!rc && by_type) {
+        size_t n = b->repr_len[v];
+        b->type_descr[t] = (int64_t)b->descr.len << 16 | (int64_t)n;
+        if (pl_buf_append(&b->descr, s, n)) {
+            PyErr_NoMemory();
+            rc = -1;
+        }
+    }
+    Py_DECREF(text);
+    return rc;
+}
+
+/* The string index of label e whose key is a str, from the cache or made. */
+static uint32_t str_key_label(builder *b, const struct pl_edge *label)
+{
+    if (b->nlabels * 2 >= b->label_slots) {
+        size_t ncap = b->label_slots ? b->label_slots * 2 : 1024;
+        struct label_slot *t = calloc(ncap, sizeof *t);
+        if (!t)
+            return UINT32_MAX;
+        for (size_t i = 0; i < b->label_slots; i++)
+            if (b->label_cache[i].key) {
+                size_t j = (((uintptr_t)b->label_cache[i].key >> 4) * 31 + b->label_cache[i].kind) & (ncap - 1);
+                while (t[j].key)
+                    j = (j + 1) & (ncap - 1);
+                t[j] = b->label_cache[i];
+            }
+        free(b->label_cache);
+        b->label_cache = t;
+        b->label_slots = ncap;
+    }
+    size_t j = (((uintptr_t)label->key >> 4) * 31 + (uint32_t)label->kind) & (b->label_slots - 1);
+    while (b->label_cache[j].key) {
+        if (b->label_cache[j].key == label->key && b->label_cache[j].kind == (uint32_t)label->kind)
+            return b->label_cache[j].index;
+        j = (j + 1) & (b->label_slots - 1);
+    }
+    pl_buf_reset(&b->scratch);
+    uint32_t s = pl_edge_format(label, &b->scratch) < 0
+                     ? UINT32_MAX
+                     : intern(b, b->scratch.data ? b->scratch.data : "", b->scratch.len);
+    if (s != UINT32_MAX) {
+        b->label_cache[j].key = label->key;
+        b->label_cache[j].kind = (uint32_t)label->kind;
+        b->label_cache[j].index = s;
+        b->nlabels++;
+    }
+    return s;
+}
+
+/* pl_edge_label_fn for an edge: its label, "item[i]" kept as a number. */
+static int gather_edge(uint32_t e, const struct pl_edge *label, void *arg)
+{
+    builder *b = arg;
+    if (!label) {
+        b->label[e] = 0;
+        return 0;
+    }
+    if (label->kind == PL_EDGE_ITEM && label->index >= 0 && (uint64_t)label->index < PL_HEAPDUMP_ITEM) {
+        b->label[e] = PL_HEAPDUMP_ITEM | (uint32_t)label->index;
+        return 0;
+    }
+    uint32_t s;
+    if (label->key && PyUnicode_CheckExact(label->key)) {
+        s = str_key_label(b, label);
+    } else {
+        pl_buf_reset(&b->scratch);
+        s = pl_edge_format(label, &b->scratch) < 0
+                ? UINT32_MAX
+                : intern(b, b->scratch.data ? b->scratch.data : "", b->scratch.len);
+    }
+    if (s == UINT32_MAX) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->label[e] = s + 1;
+    return 0;
+}
+
+static int by_key(const void *x, const void *y, void *keys)
+{
+    uint64_t a = ((const uint64_t *)keys)[*(const uint32_t *)x], c = ((const uint64_t *)keys)[*(const uint32_t *)y];
+    return a < c ? -1 : a > c;
+}
+
+/* Lays the gathered columns out in address order (the file's rule): a
+ * snapshot is in that order already; a graph of given objects is not. */
+static int order_by_address(builder *b, const pl_heapinfo *h)
+{
+    pl_heapdump *d = b->d;
+    const pl_graph *g = b->g;
+    size_t n = pl_graph_order(g), m = pl_graph_size(g);
+    const uint64_t *keys = pl_graph_keys(g);
+    uint32_t *perm = malloc((n + 1) * sizeof(uint32_t)), *rank = malloc((n + 1) * sizeof(uint32_t));
+    uint64_t *size = malloc((n + 1) * sizeof(uint64_t));
+    uint32_t *type = malloc((n + 1) * sizeof(uint32_t));
+    uint8_t *flags = malloc(n + 1);
+    if (!perm || !rank || !size || !type || !flags)
+        goto nomem;
+    int sorted = 1;
+    for (uint32_t v = 0; v < n; v++) {
+        perm[v] = v;
+        sorted &= v == 0 || keys[v - 1] < keys[v];
+    }
+    if (!sorted)
+        qsort_r(perm, n, sizeof(uint32_t), by_key, (void *)keys);
+    for (uint32_t i = 0; i < n; i++)
+        rank[perm[i]] = i;
+    d->addr = malloc((n + 1) * sizeof(uint64_t));
+    d->repr_off = malloc((n + 1) * sizeof(uint32_t));
+    d->out_off = malloc((n + 1) * sizeof(uint32_t));
+    d->head = malloc((m + 1) * sizeof(uint32_t));
+    d->label = malloc((m + 1) * sizeof(uint32_t));
+    d->repr = malloc(b->repr.len + 1);
+    if (!d->addr || !d->repr_off || !d->out_off || !d->head || !d->label || !d->repr)
+        goto nomem;
+    uint32_t e = 0, r = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t v = perm[i];
+        d->addr[i] = keys[v];
+        size[i] = h->size[v];
+        type[i] = d->type[v];
+        flags[i] = d->flags[v];
+        d->repr_off[i] = r;
+        memcpy(d->repr + r, b->repr.data + b->repr_off[v], b->repr_len[v]);
+        r += b->repr_len[v];
+        d->out_off[i] = e;
+        size_t k;
+        uint32_t first;
+        const uint32_t *heads = pl_graph_out(g, v, &k, &first);
+        for (size_t j = 0; j < k; j++, e++) {
+            d->head[e] = rank[heads[j]];
+            d->label[e] = b->label[first + j];
+        }
+    }
+    d->repr_off[n] = r;
+    d->out_off[n] = e;
+    free(d->size);
+    free(d->type);
+    free(d->flags);
+    d->size = size;
+    d->type = type;
+    d->flags = flags;
+    free(perm);
+    b->rank = rank;
+    return 0;
+nomem:
+    free(perm);
+    free(rank);
+    free(size);
+    free(type);
+    free(flags);
+    PyErr_NoMemory();
+    return -1;
+}
+
+static void meta(pl_heapdump *d)
+{
+    pl_incarnation inc = {0, 0};
+    pl_proc_info info;
+    memset(&info, 0, sizeof info);
+    pl_proc_self(&inc);
+    pl_proc_describe(&info);
+    d->time_ms = pl_now_ms();
+    d->pid = inc.pid ? inc.pid : (uint32_t)getpid();
+    d->start = inc.start;
+    d->host = strdup(info.host);
+    pl_buf argv = PL_BUF_INIT;
+    if (pl_redact_cmdline(pl_redact_current(), info.argv, &argv) == 0 && argv.data)
+        d->argv = strdup(argv.data);
+    pl_buf_free(&argv);
+    const char *v = Py_GetVersion();
+    d->python = strndup(v, strcspn(v, " "));
+}
+
+/* Everything the file needs of graph g (with its heap info h), as plain C
+ * memory. NULL with an exception set. */
+static pl_heapdump *gather(const pl_graph *g, const pl_heapinfo *h)
+{
+    size_t n = pl_graph_order(g), m = pl_graph_size(g);
+    builder b;
+    memset(&b, 0, sizeof b);
+    b.g = g;
+    pl_heapdump *d = b.d = calloc(1, sizeof *d);
+    uint32_t *indeg = calloc(n + 1, sizeof(uint32_t));
+    if (d) {
+        d->n = n;
+        d->type = calloc(n + 1, sizeof(uint32_t));
+        d->flags = calloc(n + 1, 1);
+        d->size = malloc((n + 1) * sizeof(uint64_t));
+    }
+    b.label = calloc(m + 1, sizeof(uint32_t));
+    b.repr_off = calloc(n + 1, sizeof(uint32_t));
+    b.repr_len = calloc(n + 1, sizeof(uint16_t));
+    if (!d || !indeg || !d->type || !d->flags || !d->size || !b.label || !b.repr_off || !b.repr_len) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    if (pl_objgraph_edge_labels(g, gather_vertex, gather_edge, &b) < 0)
+        goto fail;
+    for (uint32_t v = 0; v < n; v++) {
+        size_t k;
+        const uint32_t *heads = pl_graph_out(g, v, &k, NULL);
+        for (size_t j = 0; j < k; j++)
+            indeg[heads[j]]++;
+    }
+    for (uint32_t v = 0; v < n; v++)
+        if (h->outside[v] > indeg[v])
+            d->flags[v] |= PL_HEAPDUMP_ROOT;
+    if (order_by_address(&b, h) < 0)
+        goto fail;
+    d->ngroups = h->ngroups;
+    size_t holders = h->ngroups ? h->group_off[h->ngroups] : 0;
+    d->group_off = malloc((h->ngroups + 1) * sizeof(uint32_t));
+    d->group_holder = malloc((holders + 1) * sizeof(uint32_t));
+    d->group_size = malloc((h->ngroups + 1) * sizeof(uint64_t));
+    if (!d->group_off || !d->group_holder || !d->group_size) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    d->group_off[0] = 0;
+    for (size_t i = 0; i < h->ngroups; i++) {
+        d->group_off[i + 1] = h->group_off[i + 1];
+        d->group_size[i] = h->group_size[i];
+    }
+    for (size_t k = 0; k < holders; k++)
+        d->group_holder[k] = b.rank[h->group_holder[k]];
+    d->root_size = h->root_size;
+    d->strings = b.strings;
+    d->nstrings = b.nstrings;
+    b.strings = NULL;
+    meta(d);
+    if (!d->host || !d->argv || !d->python) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    goto done;
+fail:
+    pl_heapdump_free(d);
+    d = NULL;
+done:
+    for (size_t i = 0; b.strings && i < b.nstrings; i++)
+        free(b.strings[i]);
+    free(b.strings);
+    free(b.str_slot);
+    free(b.type_key);
+    free(b.type_val);
+    free(b.type_descr);
+    free(b.label_cache);
+    pl_buf_free(&b.descr);
+    free(b.label);
+    free((void *)b.rank);
+    free(b.repr_off);
+    free(b.repr_len);
+    pl_buf_free(&b.repr);
+    pl_buf_free(&b.scratch);
+    free(indeg);
+    return d;
+}
+
+/* ---- dump_heap ---- */
+
+typedef struct dump_timing {
+    double snapshot_s, gather_s, write_s;
+} dump_timing;
+
+/* The dump of the whole heap (graph NULL) or of a Graph object, gathered
+ * with the GIL. NULL with an exception set. */
+static pl_heapdump *dump_of(PyObject *graph, dump_timing *t)
+{
+    double t0 = now_s();
+    PlGraphObject *snap = NULL;
+    pl_heapinfo *own = NULL;
+    const pl_heapinfo *h;
+    const pl_graph *g;
+    if (!graph || graph == Py_None) {
+        snap = pl_objgraph_snapshot_object();
+        if (!snap)
+            return NULL;
+        g = snap->graph;
+        h = snap->heap;
+    } else {
+        PlGraphObject *go = (PlGraphObject *)graph;
+        if (!go->graph) {
+            PyErr_SetString(PyExc_ValueError, "the graph has been cleared");
+            return NULL;
+        }
+        g = go->graph;
+        if (!(h = go->heap) && !(h = own = pl_objgraph_heapinfo(g)))
+            return NULL;
+    }
+    double t1 = now_s();
+    pl_heapdump *d = gather(g, h);
+    t->snapshot_s = t1 - t0;
+    t->gather_s = now_s() - t1;
+    pl_heapinfo_free(own);
+    Py_XDECREF(snap);
+    return d;
+}
+
+/* _pyloot.heap_dump(path, graph=None, level=6) -> dict of figures. */
+static PyObject *heap_dump(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"path", "graph", "level", NULL};
+    PyObject *path_obj = NULL, *graph = Py_None;
+    int level = 6;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|Oi:heap_dump", kwlist, PyUnicode_FSConverter, &path_obj,
+                                     &graph, &level))
+        return NULL;
+    PyObject *result = NULL;
+    pl_modstate *st = pl_modstate_get(module);
+    if (graph != Py_None && !PyObject_TypeCheck(graph, st->graph_type)) {
+        PyErr_SetString(PyExc_TypeError, "graph must be a pyloot ObjectGraph or None (the whole heap)");
+        goto done;
+    }
+    if (level < -1 || level > 9) {
+        PyErr_SetString(PyExc_ValueError, "level must be -1..9");
+        goto done;
+    }
+    dump_timing t = {0, 0, 0};
+    pl_heapdump *d = dump_of(graph, &t);
+    if (!d)
+        goto done;
+    pl_buf img = PL_BUF_INIT;
+    int rc;
+    double t0 = now_s();
+    Py_BEGIN_ALLOW_THREADS
+    rc = pl_heapdump_write(d, level, PyBytes_AS_STRING(path_obj), &img.len);
+    Py_END_ALLOW_THREADS
+    t.write_s = now_s() - t0;
+    if (rc) {
+        errno = rc > 0 ? rc : EIO;
+        if (rc > 0 && rc != ENOMEM)
+            PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path_obj);
+        else
+            pl_raise(module, rc, "writing the heap dump");
+    } else {
+        result = Py_BuildValue("{s:n,s:n,s:n,s:d,s:d,s:d}", "objects", (Py_ssize_t)d->n, "edges",
+                               (Py_ssize_t)d->out_off[d->n], "bytes", (Py_ssize_t)img.len, "snapshot_seconds",
+                               t.snapshot_s, "gather_seconds", t.gather_s, "write_seconds", t.write_s);
+    }
+    pl_heapdump_free(d);
+done:
+    Py_XDECREF(path_obj);
+    return result;
+}
+
+/* ---- heap_load ---- */
+
+static PyObject *text_of(const char *s, size_t len)
+{
+    return PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, "replace");
+}
+
+/* _pyloot.heap_load(path) -> dict of lists (python/pyloot/heapdump.py builds the graph). */
+static PyObject *heap_load(PyObject *module, PyObject *arg)
+{
+    PyObject *path_obj = NULL, *r = NULL;
+    if (!PyUnicode_FSConverter(arg, &path_obj))
+        return NULL;
+    pl_heapdump *d = NULL;
+    pl_heapdump_dom *t = NULL;
+    char err[512];
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pl_heapdump_read(PyBytes_AS_STRING(path_obj), &d, err, sizeof err);
+    if (!rc)
+        rc = pl_heapdump_dom_build(d, &t);
+    Py_END_ALLOW_THREADS
+    if (rc) {
+        if (rc == ENOMEM)
+            PyErr_NoMemory();
+        else
+            PyErr_Format(PyExc_ValueError, "%s: not a usable heap dump: %s", PyBytes_AS_STRING(path_obj), err);
+        goto done;
+    }
+    size_t n = d->n, m = d->out_off[n];
+    PyObject *types = PyList_New((Py_ssize_t)d->ntypes), *ids = PyList_New((Py_ssize_t)n),
+             *vt = PyList_New((Py_ssize_t)n), *sizes = PyList_New((Py_ssize_t)n),
+             *retained = PyList_New((Py_ssize_t)n), *flags = PyList_New((Py_ssize_t)n),
+             *descr = PyList_New((Py_ssize_t)n), *edges = PyList_New((Py_ssize_t)m);
+    if (!types || !ids || !vt || !sizes || !retained || !flags || !descr || !edges)
+        goto fail;
+    for (size_t i = 0; i < d->ntypes; i++) {
+        PyObject *s = PyUnicode_DecodeUTF8(d->strings[d->type_name[i]], (Py_ssize_t)strlen(d->strings[d->type_name[i]]), "replace");
+        if (!s)
+            goto fail;
+        PyList_SET_ITEM(types, (Py_ssize_t)i, s);
+    }
+    pl_buf lb = PL_BUF_INIT;
+    for (uint32_t v = 0; v < n; v++) {
+        PyObject *a = PyLong_FromUnsignedLongLong(d->addr[v]), *ty = PyLong_FromUnsignedLong(d->type[v]),
+                 *sz = PyLong_FromUnsignedLongLong(d->size[v]),
+                 *rt = PyLong_FromUnsignedLongLong(pl_heapdump_retained(t, v)), *fl = PyLong_FromLong(d->flags[v]),
+                 *ds = text_of(d->repr + d->repr_off[v], d->repr_off[v + 1] - d->repr_off[v]);
+        PyList_SET_ITEM(ids, v, a);
+        PyList_SET_ITEM(vt, v, ty);
+        PyList_SET_ITEM(sizes, v, sz);
+        PyList_SET_ITEM(retained, v, rt);
+        PyList_SET_ITEM(flags, v, fl);
+        PyList_SET_ITEM(descr, v, ds);
+        if (!a || !ty || !sz || !rt || !fl || !ds)
+            goto fail;
+        for (uint32_t e = d->out_off[v]; e < d->out_off[v + 1]; e++) {
+            PyObject *label;
+            if (d->label[e]) {
+                pl_buf_reset(&lb);
+                if (pl_heapdump_label(d, e, &lb)) {
+                    PyErr_NoMemory();
+                    goto fail;
+                }
+                label = text_of(lb.data ? lb.data : "", lb.len);
+            } else {
+                label = Py_NewRef(Py_None);
+            }
+            PyObject *edge = label ? Py_BuildValue("(IIN)", v, d->head[e], label) : NULL;
+            if (!edge) {
+                pl_buf_free(&lb);
+                goto fail;
+            }
+            PyList_SET_ITEM(edges, e, edge);
+        }
+    }
+    pl_buf_free(&lb);
+    r = Py_BuildValue("{s:I,s:K,s:s,s:L,s:s,s:s,s:K,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "pid", d->pid, "start",
+                      (unsigned long long)d->start, "host", d->host, "time_ms", (long long)d->time_ms, "argv",
+                      d->argv, "python", d->python, "total", (unsigned long long)pl_heapdump_total(t), "types",
+                      types, "ids", ids, "type", vt, "sizes", sizes, "retained", retained, "flags", flags,
+                      "descriptions", descr, "edges", edges);
+    goto done;
+fail:
+    Py_XDECREF(types);
+    Py_XDECREF(ids);
+    Py_XDECREF(vt);
+    Py_XDECREF(sizes);
+    Py_XDECREF(retained);
+    Py_XDECREF(flags);
+    Py_XDECREF(descr);
+    Py_XDECREF(edges);
+done:
+    pl_heapdump_dom_free(t);
+    pl_heapdump_free(d);
+    Py_XDECREF(path_obj);
+    return r;
+}
+
+/* ---- the live query (GET /api/heapdump) ---- */
+
+static size_t http_max(void)
+{
+    const char *s = getenv("PYLOOT_HEAPDUMP_MAX_BYTES");
+    char *end = NULL;
+    unsigned long long v = s && *s ? strtoull(s, &end, 10) : 0;
+    return v && end && !*end ? (size_t)v : PL_HEAPDUMP_HTTP_MAX_DEFAULT;
+}
+
+/* See live.h. */
+int pl_answer_heapdump(pl_answer *a)
+{
+    dump_timing t = {0, 0, 0};
+    pl_heapdump *d = dump_of(NULL, &t);
+    if (!d)
+        return -1;
+    pl_buf img = PL_BUF_INIT;
+    int rc;
+    size_t max = http_max();
+    Py_BEGIN_ALLOW_THREADS
+    rc = pl_heapdump_encode(d, 6, &img);
+    Py_END_ALLOW_THREADS
+    if (rc == ENOMEM) {
+        PyErr_NoMemory();
+    } else if (rc) {
+        pl_answer_error(a, 500, "encoding the heap dump failed");
+    } else if (img.len > max) {
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "the heap dump is %zu bytes, more than the %zu this route sends (PYLOOT_HEAPDUMP_MAX_BYTES); "
+                 "write it to a file with PyLoot.dump_heap(path)",
+                 img.len, max);
+        pl_answer_error(a, 413, msg);
+    } else {
+        pl_buf_reset(a->body);
+        pl_buf_append(a->body, img.data, img.len);
+        a->status = a->body->err ? 500 : 200;
+    }
+    pl_buf_free(&img);
+    pl_heapdump_free(d);
+    return rc == ENOMEM ? -1 : 0;
+}
+
+static PyMethodDef heap_dump_functions[] = {
+    {"heap_dump", (PyCFunction)(void (*)(void))heap_dump, METH_VARARGS | METH_KEYWORDS,
+     "heap_dump(path, graph=None, level=6) -> dict\n\n"
+     "Writes a heap dump of the whole heap (graph None) or of an ObjectGraph to path\n"
+     "(docs/heapdump.md); returns figures: objects, edges, bytes, snapshot_seconds,\n"
+     "gather_seconds (both with the GIL), write_seconds (without it)."},
+    {"heap_load", heap_load, METH_O,
+     "heap_load(path) -> dict\n\nReads a heap dump: meta data, types, and per vertex its id, type,\n"
+     "size, retained size, flags and description, and the labelled edges. ValueError for a bad file."},
+    {NULL, NULL, 0, NULL},
+};
+
+/* See pyext.h. */
+int pl_heap_dump_module_exec(PyObject *module)
+{
+    return PyModule_AddFunctions(module, heap_dump_functions);
+}
