@@ -3,7 +3,9 @@ answer (src/pyext/held_secrets.c): on a heap of about N objects, the detail
 of a str (one id scan that also finds its parents, plus the one walk that
 builds the set of held secrets) against the parents of the same str (the
 same id scan, no set: a parents page describes instances only) and a bare
-gc.get_objects() as the baseline. Prints best-of-5 times and ratios.
+gc.get_objects() as the baseline; and the detail of an int held in a list
+(the parent is a container: one more walk finds the list's referrers, to
+read their edges for a secret name). Prints best-of-5 times and ratios.
 
     python bench/redact_held.py [N]      (default 1,000,000)
 """
@@ -49,11 +51,15 @@ def main():
     base = best(lambda: gc.get_objects())
     parents = best(lambda: get("/api/objects/%d/parents" % id(target)))
     detail = best(lambda: get("/api/objects/%d" % id(target)))
+    item = rows[len(rows) // 2].tags[0]  # an int > 256: of a kind that can carry a secret
+    in_list = best(lambda: get("/api/objects/%d" % id(item)))
     print("heap: %d tracked objects" % len(gc.get_objects()))
     print("gc.get_objects()                %7.1f ms" % (base * 1e3))
     print("parents of a str (id scan)      %7.1f ms  %.2fx gc.get_objects()" % (parents * 1e3, parents / base))
     print("detail of a str (scan + set)    %7.1f ms  %.2fx gc.get_objects()  %.2fx parents"
           % (detail * 1e3, detail / base, detail / parents))
+    print("detail of an int in a list      %7.1f ms  %.2fx gc.get_objects()  %.2fx parents"
+          % (in_list * 1e3, in_list / base, in_list / parents))
     loot.backend.close()
 
 

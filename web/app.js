@@ -12,8 +12,10 @@ import { objectsView } from "./view-objects.js";
 import { objectView } from "./view-object.js";
 import { retainersView } from "./view-retainers.js";
 import { heapView } from "./view-heap.js";
+import { memoryView } from "./view-memory.js";
 
-defineViews({ history: historyView, workers: workersView, objects: objectsView, object: objectView, retainers: retainersView, heap: heapView });
+defineViews({ history: historyView, workers: workersView, memory: memoryView, objects: objectsView, object: objectView,
+  retainers: retainersView, heap: heapView });
 // After a 401, the token form; once logged in, every view starts again with the cookie.
 onUnauthorized((message) => showLogin(message, () => { loadProcs().catch(() => {}); restart(); }));
 startAutoRefresh($("#auto-refresh"));

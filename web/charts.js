@@ -126,7 +126,7 @@ function drawLines(f, times, series, area) {
   const lines = s("g", { class: "lines" });
   for (const se of series.slice().reverse()) { // the first series ends up on top
     const p = seriesPath(f, times, se.values, area);
-    if (area && p.area) lines.append(s("path", { d: p.area, class: "area", fill: se.colour }));
+    if (area && se.area !== false && p.area) lines.append(s("path", { d: p.area, class: "area" + (se.solid ? " solid" : ""), fill: se.colour }));
     if (p.d) lines.append(s("path", { d: p.d, class: "line" + (se.dim ? " dim" : ""), stroke: se.colour }));
     for (const [x, y] of p.dots) lines.append(s("circle", { cx: x, cy: y, r: 2.5, fill: se.colour }));
   }
@@ -136,7 +136,7 @@ function drawLines(f, times, series, area) {
 /** The tooltip's rows at one point: every series, or with many the largest values and a count of the rest. */
 function tipRows(series, i, vFmt) {
   const MAX_ROWS = 12;
-  let shown = series.map((se) => ({ se, v: se.values[i] }));
+  let shown = series.map((se) => ({ se, v: (se.tip || se.values)[i] }));
   let hidden = 0;
   if (shown.length > MAX_ROWS) {
     shown = shown.filter((r) => r.v !== null && r.v !== undefined).sort((a, b) => b.v - a.v);
@@ -221,9 +221,11 @@ function pointerOverlay(svg, f, readout, onRange) {
 }
 
 /**
- * Draw a line chart of `series` ([{label, colour, values, dim}]) over `times` (unix seconds) into
- * `box`, sized to the box's width. Hovering shows a guide, the values and the time.
- * opts: {height, area (fill under the lines), bytes (values are sizes), onRange(t0, t1), ariaLabel}.
+ * Draw a line chart of `series` ([{label, colour, values, dim, area, solid, tip}]) over `times` (unix
+ * seconds) into `box`, sized to the box's width. Hovering shows a guide, the values (a series' `tip`
+ * values when it has them: a stacked chart draws cumulative values and shows each part) and the time.
+ * opts: {height, area (fill under the lines; a series with area: false is a line only, solid: an
+ * opaque fill for stacking), bytes (values are sizes), onRange(t0, t1), ariaLabel}.
  */
 export function drawChart(box, times, series, opts) {
   opts = opts || {};
@@ -239,4 +241,17 @@ export function drawChart(box, times, series, opts) {
   svg.append(drawGrid(f, scale), drawTimeAxis(f), drawLines(f, times, series, opts.area));
   pointerOverlay(svg, f, hoverReadout(svg, f, times, series, scale), opts.onRange);
   box.append(svg);
+}
+
+/** A sparkline of values (nulls are gaps) as a small inline SVG, w x h pixels; null when fewer than
+ * two values are known. */
+export function sparkline(values, colour, w, hgt) {
+  const known = values.map((v, i) => [i, v]).filter(([, v]) => v !== null && v !== undefined);
+  if (known.length < 2) return null;
+  let lo = Infinity, hi = -Infinity;
+  for (const [, v] of known) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  const span = hi - lo || 1, n = values.length;
+  const pts = known.map(([i, v]) => ((i / (n - 1)) * (w - 2) + 1).toFixed(1) + "," + (hgt - 1 - ((v - lo) / span) * (hgt - 2)).toFixed(1));
+  return s("svg", { width: w, height: hgt, viewBox: `0 0 ${w} ${hgt}`, class: "sparkline", "aria-hidden": "true" },
+    s("polyline", { points: pts.join(" "), fill: "none", stroke: colour, "stroke-width": 1.5 }));
 }

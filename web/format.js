@@ -27,6 +27,11 @@ export function fmtBytes(b) {
   while (Math.abs(v) >= 1024 && i < BYTE_UNITS.length - 1) { v /= 1024; i++; }
   return (i === 0 ? String(v) : v.toFixed(Math.abs(v) >= 100 ? 0 : 1)) + " " + BYTE_UNITS[i];
 }
+/** A change in bytes with its sign: "+1.5 MiB", "-12 B", "0 B". */
+export function fmtBytesSigned(b) {
+  if (b === null || b === undefined) return "–";
+  return (b > 0 ? "+" : b < 0 ? "-" : "") + fmtBytes(Math.abs(b));
+}
 /** Bytes for an axis label: "512 KiB", "1.5 MiB", "0". */
 export function fmtBytesShort(b) {
   if (!b) return "0";

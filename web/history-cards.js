@@ -2,7 +2,7 @@
  * "held by" line) or the compare table. Each function takes the page's parameters `st` (view-history.js
  * readParams) and the answer; none keeps state. */
 import { h } from "./dom.js";
-import { fmtInt, fmtSigned, fmtBytes, fmtDateTime, breakable } from "./format.js";
+import { fmtInt, fmtSigned, fmtBytes, fmtBytesSigned, fmtDateTime, breakable } from "./format.js";
 import { hashFor } from "./router.js";
 import { procs, procList } from "./state.js";
 import { colourFor, incKey, manyHosts, workerParams } from "./procs.js";
@@ -25,6 +25,7 @@ export function compareTable(st, d, types) {
     h("td", { class: "num" }, String((d.offset || 0) + i + 1)),
     h("td", null, h("a", { href: hashFor("history", { q: t.name, since: st.since || null, until: st.until || null, pid: st.pid || null, host: st.host || null }) }, breakable(t.name))),
     h("td", { class: "num" }, h("b", { class: "change " + growthClass(t.growth) }, fmtSigned(t.growth))),
+    h("td", { class: "num" }, h("b", { class: "change " + growthClass(t.bytes_growth) }, fmtBytesSigned(t.bytes_growth))),
     h("td", { class: "num" }, fmtInt(t.count)),
     h("td", { class: "num" }, fmtBytes(t.bytes))));
   return h("section", { id: "compare", class: "compare" },
@@ -32,6 +33,7 @@ export function compareTable(st, d, types) {
     h("p", { class: "muted" }, who + ". Pick From and To above, or drag across a chart in the cards view."),
     h("table", { class: "compare-table" },
       h("thead", null, h("tr", null, h("th", null, "#"), h("th", null, "type"), h("th", { class: "num" }, "change"),
+        h("th", { class: "num" }, "size change"),
         h("th", { class: "num" }, "count at " + to), h("th", { class: "num" }, "size at " + to))),
       h("tbody", null, rows)));
 }
@@ -74,7 +76,10 @@ function stats(st, d, t) {
     h("span", { class: "stat growth " + growthClass(t.growth), title: st.since ? "Growth since " + fmtDateTime(Number(st.since)) : "Growth since the first stored sample" },
       h("span", { class: "stat-label" }, "growth"), h("b", { class: "value" }, fmtSigned(t.growth))),
     t.bytes !== undefined && t.bytes !== null ? h("span", { class: "stat bytes", title: "Shallow size now" },
-      h("span", { class: "stat-label" }, "size"), h("b", { class: "value" }, fmtBytes(t.bytes))) : null);
+      h("span", { class: "stat-label" }, "size"), h("b", { class: "value" }, fmtBytes(t.bytes))) : null,
+    t.bytes_growth !== undefined && t.bytes_growth !== null ? h("span", { class: "stat bytes-growth " + growthClass(t.bytes_growth),
+      title: (st.since ? "Shallow size gained since " + fmtDateTime(Number(st.since)) : "Shallow size gained since the first stored sample") },
+      h("span", { class: "stat-label" }, "size growth"), h("b", { class: "value" }, fmtBytesSigned(t.bytes_growth))) : null);
 }
 
 const cardTypes = new WeakMap(); // card element -> its type in the answer, for drawing its chart
@@ -91,7 +96,7 @@ export function card(st, d, t) {
   // A single point is drawn as a dot: say when the line starts.
   const wait = (d.times || []).length === 1 && d.live !== false ? sampleWait() : null;
   if (wait) c.append(h("div", { class: "chart-note muted" }, wait, " (a line needs two points)"));
-  if (t.growth > 0) c.append(witnessLine(t.name, st.pid, st.host));
+  if (t.growth > 0 || t.bytes_growth > 0) c.append(witnessLine(t.name, st.pid, st.host));
   if (st.view === "workers" && Array.isArray(t.workers)) c.append(legend(st, t));
   cardTypes.set(c, t);
   return c;

@@ -56,6 +56,22 @@ export function markUpdated() {
   $("#updated").textContent = "updated " + fmtClock(Date.now() / 1000, true);
 }
 
+// ------------------------------------------------------------------ how a worker ended
+/** How an incarnation ended, from /api/procs "end" (the store's one rule, pl_proc_end_kind):
+ * {status: "alive" | "ended" | "dead", label, title}. "dead" is killed or exited with a non-zero code. */
+export function endOf(p) {
+  const e = p.end;
+  if (p.alive || !e) return { status: "alive", label: "alive", title: "running" };
+  if (e.how === "clean") return { status: "ended", label: "ended", title: "exited cleanly" };
+  if (e.how === "exited") return { status: "dead", label: "exited " + e.code, title: "exited with code " + e.code };
+  if (e.name || e.signal) {
+    const sig = e.name || "signal " + e.signal;
+    return { status: "dead", label: "killed (" + sig + ")",
+      title: "killed by " + sig + (e.signal === 9 ? " (the OOM killer sends SIGKILL)" : "") };
+  }
+  return { status: "dead", label: "killed", title: "gone without writing its end, and no exit status seen (killed?)" };
+}
+
 // ------------------------------------------------------------------ colours
 const PALETTE = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#db2777", "#0891b2", "#65a30d",
   "#4b5563", "#b45309", "#4f46e5", "#be123c"];

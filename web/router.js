@@ -54,6 +54,7 @@ function titleOf(r) {
   const group = r.params.get("group"), q = r.params.get("q");
   return (r.name === "history" ? "History" + (q ? " · " + q : "") :
     r.name === "workers" ? "Workers" :
+    r.name === "memory" ? "Memory" :
     r.name === "objects" ? (group ? group + " objects" : "Objects") :
     r.name === "retainers" ? "Biggest retainers" :
     r.name === "heap" ? "Heap dump" :

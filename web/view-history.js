@@ -9,10 +9,12 @@ import { hashFor, navigate, intParam, pidParam } from "./router.js";
 import { loadProcs, markUpdated, hostParam, parseWorkerValue, fillWorkerSelect } from "./procs.js";
 import { selectEl, ensureOption, field, pager, scrollToResults } from "./controls.js";
 import { compareTable, card, drawCards } from "./history-cards.js";
+import { growthNote, memoryHash } from "./memory.js";
 import { sampleWait } from "./sample-wait.js";
 
 /** The sorts /api/history takes (sort=), with their labels: the UI's one list of them. */
-const SORTS = [["growth", "Growth"], ["count", "Count"], ["name", "Name"]];
+const SORTS = [["growth", "Growth"], ["bytes_growth", "Size growth"], ["count", "Count"], ["bytes", "Size"],
+  ["name", "Name"]];
 
 const DEFAULTS = { q: "", sort: "growth", limit: 20, offset: 0, view: "merged", metric: "count", pid: "",
   host: "", since: "", until: "", compare: "" };
@@ -167,6 +169,10 @@ async function load(v, quiet) {
     else els.results.classList.add("stale");
   }
   const procsP = loadProcs().catch(() => null);
+  // Where the memory went over the same window: a line when RSS grew outside Python objects. Never
+  // in the way of the history: a failure shows nothing.
+  const memoryP = api("memory", { pid: want.pid || null, host: want.host || null, since: want.since || null,
+    until: want.until || null, points: 360 }).catch(() => null);
   try {
     const d = await api("history", {
       q: want.q, sort: want.sort, limit: want.limit, offset: want.offset || null, pid: want.pid || null,
@@ -174,8 +180,10 @@ async function load(v, quiet) {
       since: want.since || null, until: want.until || null,
     });
     await procsP;
+    const mem = await memoryP;
     if (my !== v.seq) return;
     v.data = d;
+    v.memory = mem;
     fillPidOptions(v);
     render(v, quiet);
     markUpdated();
@@ -259,6 +267,8 @@ function render(v, keepScroll) {
   els.results.dataset.state = "ready";
   const types = d.types || [];
   if (d.live === false && d.as_of) els.results.append(asOfNotice(v, d));
+  const note = v.memory && v.memory.merged ? growthNote(v.memory.merged.growth, memoryHash(v.st)) : null;
+  if (note) els.results.append(note);
   if (!types.length) {
     els.results.append(emptyMessage(v, d.total || 0));
   } else if (v.st.compare) {
@@ -277,7 +287,7 @@ function redraw(v) {
 
 /** The history view (router.js's view interface). */
 export function historyView() {
-  const v = { st: null, data: null, seq: 0, els: {}, onSearch: null };
+  const v = { st: null, data: null, memory: null, seq: 0, els: {}, onSearch: null };
   v.onSearch = debounce((q) => set(v, { q, offset: 0 }, true), 300);
   return {
     mount: (main, r) => mount(v, main, r),

@@ -4,7 +4,9 @@ import { h, fill } from "./dom.js";
 import { fmtInt, fmtBytes, fmtDateTime, fmtAgo, fmtRetention, shortArgv } from "./format.js";
 import { errorBox, loadingBlock, showBanner, hideBanner } from "./feedback.js";
 import { hashFor } from "./router.js";
-import { loadProcs, markUpdated, colourFor, hostList, byHost, workerParams } from "./procs.js";
+import { api } from "./api.js";
+import { sparkline } from "./charts.js";
+import { loadProcs, markUpdated, colourFor, hostList, byHost, workerParams, incKey, endOf } from "./procs.js";
 
 const COLUMNS = ["pid", "status", "started", "last seen", "ended", "samples", "RSS", "interval", "host", "command", ""];
 
@@ -17,20 +19,29 @@ function hostHeader(host, all) {
     h("a", { class: "small", href: hashFor("history", { host: host || null }) }, "history of all its workers")));
 }
 
-/** One incarnation's row; self: the incarnation that answered (/api/procs self). */
-function procRow(p, self, grouped) {
+/** RSS now, and over the window /api/memory covers as a sparkline (rss: its series of this incarnation;
+ * wp: the worker's parameters, for the link to its Memory page). */
+function rssCell(p, rss, wp) {
+  const line = rss ? sparkline(rss, colourFor(p.pid, p.start), 80, 18) : null;
+  return h("td", { class: "num rss", title: line ? "RSS over time: see the Memory page" : null },
+    p.rss ? fmtBytes(p.rss) : "–",
+    line ? h("a", { href: hashFor("memory", wp), class: "rss-spark", "aria-label": "RSS over time" }, line) : null);
+}
+
+/** One incarnation's row; self: the incarnation that answered (/api/procs self); rss: its RSS series. */
+function procRow(p, self, grouped, rss) {
   const wp = workerParams(p.pid, grouped ? p.host : "");
   const isSelf = self && self.pid === p.pid && self.start === p.start;
-  const status = p.alive ? "alive" : p.ended ? "ended" : "dead";
+  const end = endOf(p), status = end.status;
   return h("tr", { class: "proc-row " + status + (isSelf ? " self" : ""), dataset: { pid: String(p.pid), start: String(p.start), host: p.host || "", alive: p.alive ? "1" : "0" } },
     h("td", { class: "mono" }, h("span", { class: "swatch", style: "background:" + colourFor(p.pid, p.start) }), String(p.pid),
       isSelf ? h("span", { class: "badge self-badge", title: "This worker answered the request" }, "answering") : null),
-    h("td", null, h("span", { class: "badge " + status, title: p.alive ? "running" : p.ended ? "exited cleanly" : "gone without a clean exit (killed?)" }, status)),
+    h("td", null, h("span", { class: "badge " + status, dataset: { end: end.label }, title: end.title }, end.label)),
     h("td", { title: fmtDateTime(p.started) }, fmtDateTime(p.started)),
     h("td", { title: fmtDateTime(p.last_seen) }, fmtAgo(p.last_seen)),
     h("td", null, p.ended ? fmtDateTime(p.ended) : "–"),
     h("td", { class: "num" }, fmtInt(p.samples)),
-    h("td", { class: "num" }, p.rss ? fmtBytes(p.rss) : "–"),
+    rssCell(p, rss, wp),
     h("td", { class: "num" }, p.interval ? p.interval + " s" : "–"),
     h("td", null, p.host || "–"),
     h("td", { class: "argv", title: p.argv || "" }, p.argv ? shortArgv(p.argv) : "–"),
@@ -39,13 +50,13 @@ function procRow(p, self, grouped) {
       p.alive ? h("a", { href: hashFor("objects", wp), class: "btn small ghost" }, "Objects") : null)));
 }
 
-function procTable(procs, self, grouped) {
+function procTable(procs, self, grouped, rssOf) {
   return h("table", { class: "table", id: "workers-table" },
     h("thead", null, h("tr", null, COLUMNS.map(
       (x) => h("th", { class: ["samples", "RSS", "interval"].includes(x) ? "num" : null }, x)))),
     h("tbody", null, procs.map((p, i) => [
       grouped && (i === 0 || procs[i - 1].host !== p.host) ? hostHeader(p.host || "", procs) : null,
-      procRow(p, self, grouped)])));
+      procRow(p, self, grouped, rssOf.get(incKey(p.pid, p.start)))])));
 }
 
 /** The store panel: path, bytes used against the limit, map size, types, retention, schema. */
@@ -78,9 +89,10 @@ export function workersView() {
   async function load(quiet) {
     const my = ++seq;
     try {
-      const d = await loadProcs();
+      // The sparklines are a bonus: the table shows without them when /api/memory fails.
+      const [d, mem] = await Promise.all([loadProcs(), api("memory", { points: 60 }).catch(() => null)]);
       if (my !== seq) return;
-      render(d, quiet);
+      render(d, quiet, mem);
       markUpdated();
       hideBanner();
     } catch (err) {
@@ -90,7 +102,8 @@ export function workersView() {
       fill(els.results, errorBox(err, () => load(false)));
     }
   }
-  function render(d, keepScroll) {
+  function render(d, keepScroll, mem) {
+    const rssOf = new Map(((mem && mem.workers) || []).map((w) => [incKey(w.pid, w.start), w.rss]));
     const y = window.scrollY;
     const hosts = hostList(), grouped = hosts.length > 1;
     const procs = grouped ? byHost(d.procs || [], hosts) : d.procs || [];
@@ -98,7 +111,7 @@ export function workersView() {
     els.results.dataset.state = "ready";
     fill(els.results,
       h("div", { class: "summary" }, h("b", null, String(alive)), " alive of ", h("b", null, String(procs.length)), " incarnations"),
-      procs.length ? h("div", { class: "table-wrap" }, procTable(procs, d.self, grouped)) : h("div", { class: "empty" }, "No process has written to this store yet."));
+      procs.length ? h("div", { class: "table-wrap" }, procTable(procs, d.self, grouped, rssOf)) : h("div", { class: "empty" }, "No process has written to this store yet."));
     // Retention at the intervals the workers really use (the live ones; every one after the fact).
     const timed = alive ? procs.filter((p) => p.alive) : procs;
     storePanel(els.store, d.store || {}, timed.map((p) => p.interval));

@@ -19,16 +19,51 @@ __all__ = ["BaseBackend", "LMDBBackend", "InMemoryBackend", "HTTPRemoteBackend",
 
 
 def default_path():
-    """The zero-config store directory of the server this process belongs to.
+    """The zero-config store directory of the service this process belongs to.
 
-    Workers of one server (a gunicorn master and its workers, a uvicorn
-    supervisor and its workers) share it; two servers on one machine never do:
-    the name holds the incarnation (pid and start time) of the topmost
-    ancestor that runs the same interpreter binary. It lies under
-    :func:`default_root`.
+    The service is named by its root process (the topmost ancestor that runs
+    the same interpreter binary: a gunicorn master, a uvicorn supervisor):
+    its working directory and its command line (argv[0] by its base name).
+    Workers of one server share the store; a restart of the same service
+    (same directory, same command line: a deploy, a service manager's
+    restart) continues it with new incarnations; two services that differ
+    in either never share one. The name is ``<dir>-<program>-<16 hex digits
+    of the key>``, under :func:`default_root`; when the root process's
+    directory or command line cannot be read, ``<pid>-<start>`` of that
+    process, as before.
     """
+    service = _pyloot.service_store()
+    if service[0] is not None:
+        return os.path.join(default_root(), service[0])
     pid, start = _pyloot.server_root()
+    _warn_once("pyloot: the working directory and command line of process %d cannot be read (%s): "
+               "its store is named after that process, and a restart starts another one" % (pid, service[1]))
     return os.path.join(default_root(), "%d-%d" % (pid, start))
+
+
+_swept = False
+
+
+def _sweep_once(path, max_age):
+    """Once per process, at the first open of a zero-config store: notes the
+    service in it and removes the stores of the same root that were idle
+    longer than their retention and that no process has open (never
+    raises)."""
+    global _swept
+    if _swept:
+        return
+    _swept = True
+    log = logging.getLogger("pyloot")
+    try:
+        why = _pyloot.service_note(path, max_age)
+        if why:
+            log.warning("pyloot: writing the service file of %s failed: %s", path, why)
+        removed = _pyloot.stores_sweep(os.path.dirname(path), path)
+        if removed > 0:
+            log.info("pyloot: removed %d store(s) under %s idle longer than their retention",
+                     removed, os.path.dirname(path))
+    except Exception:
+        log.exception("pyloot: cleaning the store root failed")
 
 
 def _unsafe_because(path):
@@ -135,6 +170,7 @@ class LMDBBackend(BaseBackend):
 
     def __init__(self, path=None, map_size=0, max_samples=0, max_age=0, max_bytes=0):
         self._path = path or os.environ.get("PYLOOT_DB") or None
+        self._zero_config = self._path is None
         self._options = dict(map_size=map_size, max_samples=max_samples, max_age=max_age,
                              max_bytes=max_bytes)
         self._store = None
@@ -157,6 +193,8 @@ class LMDBBackend(BaseBackend):
             except OSError:
                 pass  # the store's own open says what is wrong
             self._store = _pyloot.Store(self.path, guard=True, **self._options)
+            if self._zero_config and not self._store.error:
+                _sweep_once(self.path, self._options["max_age"])
         return self._store
 
     @property

@@ -214,7 +214,11 @@ class PyLoot:
         return _pyloot.collector_running()
 
     def stats(self):
-        """The collector's counters and last timings (milliseconds); in remote
+        """The collector's counters and last timings (milliseconds; ``last_gc_ms``
+        and ``last_pass_ms`` are the GIL time of the last collection, the
+        thread's or ``collect_objects()``'s); ``stats()["untracked"]`` the
+        last pass's objects that the gc does not track (``objects``,
+        ``shared``: in the visited set, ``overflow``, ``set_bytes``); in remote
         mode, ``stats()["remote"]`` holds the pusher's (queued, delivered,
         dropped, failures, outage ...) and ``stats()["poll"]`` the live-object
         poll thread's."""

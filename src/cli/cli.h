@@ -90,6 +90,11 @@ int cli_report(const struct cli_globals *g, int argc, char **argv);
 extern const struct cli_option cli_report_options[];
 extern const char cli_report_help[];
 
+/* `pyloot stores` (stores.c). */
+int cli_stores(const struct cli_globals *g, int argc, char **argv);
+extern const struct cli_option cli_stores_options[];
+extern const char cli_stores_help[];
+
 /* `pyloot heap` (heap.c). */
 int cli_heap(const struct cli_globals *g, int argc, char **argv);
 /* heap.c: {"files": [...], "report": (the last dump's), "diff": (the two's) or null}, what GET

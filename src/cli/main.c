@@ -7,6 +7,7 @@
  *   pyloot procs --db DIR [--json|--csv]          the incarnations of a store (tables.c)
  *   pyloot history --db DIR [...]                 object counts by type (tables.c)
  *   pyloot report --db DIR [--json]               a leak report (report.c)
+ *   pyloot stores [--root DIR] [--json]           the zero-config stores (stores.c)
  *   pyloot heap FILE [NEW] [--json]               heap dumps: one, or two compared (heap.c)
  *
  * Global options (struct cli_globals) may stand before or after the
@@ -33,6 +34,7 @@ static const char usage[] =
     "  procs               every process incarnation of the store\n"
     "  history             object counts by type, as of a moment (--since, --until)\n"
     "  report              a leak report: what grew, how fast, where, and what held it\n"
+    "  stores              this user's zero-config stores: service, last write, size, workers\n"
     "  heap FILE [NEW]     a heap dump: top types, biggest retainers; or what grew between two\n"
     "`pyloot COMMAND --help` describes a command's options.\n"
     "\n"
@@ -64,6 +66,7 @@ static const struct cli_command commands[] = {
     {"history", cli_history_help, cli_history_options, cli_history, 0},
     {"report", cli_report_help, cli_report_options, cli_report, 0},
     {"heap", cli_heap_help, cli_heap_options, cli_heap, 1},
+    {"stores", cli_stores_help, cli_stores_options, cli_stores, 0},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

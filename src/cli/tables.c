@@ -22,7 +22,7 @@ const char cli_procs_help[] =
     "--json, --csv         machine-readable output (--json: what /api/procs answers)\n";
 
 const char cli_history_help[] =
-    "usage: pyloot history --db DIR [-q TEXT] [--sort growth|count|name] [--limit N] [--offset N]\n"
+    "usage: pyloot history --db DIR [-q TEXT] [--sort KEY] [--limit N] [--offset N]\n"
     "                      [--pid PID] [--since TIME] [--until TIME] [--json | --csv]\n"
     "\n"
     "Object counts by type, as of a moment: the types' count and bytes at --until, and their\n"
@@ -31,7 +31,8 @@ const char cli_history_help[] =
     "\n"
     "--db DIR              the store directory. Default: $PYLOOT_DB\n"
     "-q TEXT               only types whose name contains TEXT (case-insensitive)\n"
-    "--sort KEY            growth (default), count or name\n"
+    "--sort KEY            growth (default: count growth), count, name, bytes (shallow bytes now)\n"
+    "                      or bytes_growth\n"
     "--limit N             types to print (default 50, at most 1000)\n"
     "--offset N            skip the first N types\n"
     "--pid PID             one process instead of the merged processes\n"
@@ -128,14 +129,15 @@ int cli_procs(const struct cli_globals *g, int argc, char **argv)
         return 1;
     }
     if (g->format == 'c')
-        printf("pid,start,alive,started,last_seen,ended,samples,rss,host,argv\n");
+        printf("pid,start,alive,started,last_seen,ended,samples,rss,host,argv,end\n");
     else
-        printf("%-8s %-6s %-19s  %-19s  %-19s  %8s %10s  %s\n", "PID", "ALIVE", "STARTED (UTC)",
-               "LAST SEEN", "ENDED", "SAMPLES", "RSS", "COMMAND");
+        printf("%-8s %-6s %-19s  %-19s  %-19s  %-18s %8s %10s  %s\n", "PID", "ALIVE", "STARTED (UTC)",
+               "LAST SEEN", "ENDED", "END", "SAMPLES", "RSS", "COMMAND");
     for (i = 0; i < n; i++) {
         const pl_proc_info *p = &procs[i];
-        char started[32], seen[32], ended[32];
+        char started[32], seen[32], ended[32], end[48];
 
+        pl_proc_end_text(p, end, sizeof end);
         fmt_time(p->first_seen_ms, started, sizeof started);
         fmt_time(p->last_seen_ms, seen, sizeof seen);
         fmt_time(p->ended_ms, ended, sizeof ended);
@@ -146,10 +148,12 @@ int cli_procs(const struct cli_globals *g, int argc, char **argv)
             csv_field(stdout, p->host);
             fputc(',', stdout);
             csv_field(stdout, p->argv);
+            fputc(',', stdout);
+            csv_field(stdout, end);
             fputc('\n', stdout);
         } else {
-            printf("%-8u %-6s %-19s  %-19s  %-19s  %8u %9.1fM  %.60s\n", p->inc.pid,
-                   p->alive ? "yes" : "no", started, seen, ended, p->samples, p->rss / 1048576.0,
+            printf("%-8u %-6s %-19s  %-19s  %-19s  %-18s %8u %9.1fM  %.60s\n", p->inc.pid,
+                   p->alive ? "yes" : "no", started, seen, ended, end, p->samples, p->rss / 1048576.0,
                    p->argv);
         }
     }
@@ -183,8 +187,11 @@ static int history_args(int argc, char **argv, pl_history_query *q, pl_buf *raw)
             for (p = (const unsigned char *)val; *p; p++)
                 pl_buf_printf(raw, "%%%02X", *p);
         } else if (strcmp(a, "--sort") == 0) {
-            if ((q->sort = pl_sort_from_name(val, strlen(val))) < 0)
-                return bad("--sort must be growth, count or name");
+            if ((q->sort = pl_sort_from_name(val, strlen(val))) < 0) {
+                char why[128];
+                snprintf(why, sizeof why, "--sort must be %s", pl_sort_list);
+                return bad(why);
+            }
             pl_buf_printf(raw, "&sort=%s", val);
         } else if (strcmp(a, "--limit") == 0) {
             if (cli_parse_num(val, 1, 1000, &q->limit))
@@ -269,7 +276,7 @@ int cli_history(const struct cli_globals *g, int argc, char **argv)
         goto out;
     }
     if (g->format == 'c') {
-        printf("name,count,bytes,growth\n");
+        printf("name,count,bytes,growth,bytes_growth\n");
     } else {
         fmt_time(h->as_of_ms, when, sizeof when);
         printf("as of %s UTC (%s)", when, h->live ? "live" : "no process alive then");
@@ -277,17 +284,18 @@ int cli_history(const struct cli_globals *g, int argc, char **argv)
             fmt_time(h->since_ms, when, sizeof when);
             printf(", growth since %s UTC", when);
         }
-        printf("\n%12s %12s %14s  %s\n", "COUNT", "GROWTH", "BYTES", "TYPE");
+        printf("\n%12s %12s %14s %14s  %s\n", "COUNT", "GROWTH", "BYTES", "BYTES GROWTH", "TYPE");
     }
     for (i = 0; i < h->n_types; i++) {
         const pl_history_type *t = &h->types[i];
 
         if (g->format == 'c') {
             csv_field(stdout, t->name);
-            printf(",%" PRIu64 ",%" PRIu64 ",%" PRId64 "\n", t->count, t->bytes, t->growth);
+            printf(",%" PRIu64 ",%" PRIu64 ",%" PRId64 ",%" PRId64 "\n", t->count, t->bytes, t->growth,
+                   t->bytes_growth);
         } else {
-            printf("%12" PRIu64 " %+12" PRId64 " %14" PRIu64 "  %s\n", t->count, t->growth,
-                   t->bytes, t->name);
+            printf("%12" PRIu64 " %+12" PRId64 " %14" PRIu64 " %+14" PRId64 "  %s\n", t->count, t->growth,
+                   t->bytes, t->bytes_growth, t->name);
         }
     }
     if (g->format != 'c')

@@ -12,7 +12,8 @@ pl_route_class pl_access_classify(const char *path)
         strncmp(path, "/static/", 8) == 0 || strcmp(path, "/api/login") == 0 ||
         strcmp(path, "/api/logout") == 0)
         return PL_ROUTE_OPEN;
-    if (strcmp(path, "/api/procs") == 0 || strcmp(path, "/api/history") == 0 || strcmp(path, "/metrics") == 0)
+    if (strcmp(path, "/api/procs") == 0 || strcmp(path, "/api/history") == 0 || strcmp(path, "/metrics") == 0 ||
+        strcmp(path, "/api/memory") == 0)
         return PL_ROUTE_SUMMARY;
     /* Remote mode: workers' pushes, long polls and replies come from other
      * hosts. They show no value to the sender (a push and a reply bring

@@ -105,7 +105,7 @@ static int decode_header(struct reader *r, pl_ingest_msg *m)
     r->p += 4;
     if ((rc = get_varint(r, "flags", &v)))
         return rc;
-    if (v & ~(uint64_t)(PL_INGEST_ENDED | PL_INGEST_NEW_SPACE | PL_INGEST_STATS))
+    if (v & ~(uint64_t)(PL_INGEST_ENDED | PL_INGEST_NEW_SPACE | PL_INGEST_STATS | PL_INGEST_MEMORY))
         return bad(r, "unknown flags 0x%llx", (unsigned long long)v);
     m->flags = (unsigned)v;
     if ((rc = get_string(r, "host", 1, PL_INGEST_HOST_MAX, &s, &len)) ||
@@ -211,6 +211,13 @@ static int decode_samples(struct reader *r, pl_ingest_msg *m, int64_t now_ms)
                 return rc;
         }
         m->n_entries += n;
+        /* Optional (bit3), so that a message of an older worker still decodes. */
+        if ((m->flags & PL_INGEST_MEMORY) &&
+            ((rc = get_range(r, "rss", 0, PL_INGEST_MEMORY_MAX, &smp->memory.rss)) ||
+             (rc = get_range(r, "python_bytes", 0, PL_INGEST_MEMORY_MAX, &smp->memory.python_bytes)) ||
+             (rc = get_range(r, "allocator_free_bytes", 0, PL_INGEST_MEMORY_MAX,
+                             &smp->memory.allocator_free_bytes))))
+            return rc;
     }
     return 0;
 }

@@ -222,6 +222,50 @@ static void family(pl_buf *b, const char *name, const char *type, const char *he
     pl_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* The memory families: each live worker's figures of its last sample
+ * (the newest slot of a live memory query). */
+static int render_memory(pl_store *s, const pl_metrics_query *q, pl_buf *b)
+{
+    static const struct {
+        const char *name, *help;
+    } fam[4] = {
+        {"pyloot_rss_bytes", "Resident set size of a live worker at its last sample."},
+        {"pyloot_python_bytes", "Shallow bytes of the Python objects a live worker's last sample counted."},
+        {"pyloot_allocator_free_bytes", "Bytes the C allocator of a live worker holds but does not use."},
+        {"pyloot_other_bytes",
+         "RSS that neither Python objects nor allocator free bytes explain (native memory, interpreter, stacks)."},
+    };
+    pl_memory_query mq;
+    pl_memory *mem = NULL;
+    int rc;
+
+    memset(&mq, 0, sizeof mq);
+    mq.max_points = 2;
+    mq.now_ms = q->now_ms ? q->now_ms : pl_now_ms();
+    /* Only the newest figures are exported: a scrape reads each worker's
+     * records of the last 10 minutes (and the one before), not its whole
+     * history. */
+    mq.since_ms = mq.now_ms - 600000;
+    rc = pl_store_memory(s, &mq, &mem);
+    if (rc)
+        return rc;
+    for (int f = 0; f < 4; f++) {
+        family(b, fam[f].name, "gauge", fam[f].help);
+        for (size_t j = 0; mem->live && j < mem->n_workers; j++) {
+            const pl_memory_worker *w = &mem->workers[j];
+            const int64_t *series[4] = {w->s.rss, w->s.python_bytes, w->s.allocator_free_bytes, w->s.other_bytes};
+            int64_t v = series[f][mem->n_times - 1];
+            if (v < 0)
+                continue;
+            pl_buf_printf(b, "%s{pid=\"%u\",host=\"", fam[f].name, w->inc.pid);
+            pl_metrics_label(b, w->host);
+            pl_buf_printf(b, "\"} %" PRId64 "\n", v);
+        }
+    }
+    pl_memory_free(mem);
+    return 0;
+}
+
 /* See metrics.h. About 120 lines: it gathers the types (by count, by
  * growth, by pattern) and then writes each metric family in the order the
  * exposition format wants, one after the other, from the same set. */
@@ -323,6 +367,8 @@ int pl_metrics_render(pl_store *s, const pl_metrics_query *q, pl_buf *out)
             worker_labels(b, &procs[i]);
             pl_buf_printf(b, "} %" PRIu64 "\n", procs[i].rss);
         }
+    if ((rc = render_memory(s, q, b)))
+        goto done;
     family(b, "pyloot_collection_seconds", "gauge",
            "Wall time of a live worker's last collection pass (count pass and witness search).");
     for (size_t i = 0; i < n_procs; i++)

@@ -120,12 +120,15 @@ int pl_parse_iso8601_ms(const char *s, size_t len, int64_t *out_ms)
 }
 
 /* See store.h. */
-const char *const pl_sort_names[3] = {"count", "growth", "name"};
+const char *const pl_sort_names[PL_SORT_N] = {"count", "growth", "name", "bytes", "bytes_growth"};
+
+/* See store.h. */
+const char pl_sort_list[] = "growth, count, name, bytes or bytes_growth";
 
 /* See store.h. */
 int pl_sort_from_name(const char *s, size_t len)
 {
-    for (int i = 0; s && i < 3; i++)
+    for (int i = 0; s && i < PL_SORT_N; i++)
         if (strlen(pl_sort_names[i]) == len && memcmp(s, pl_sort_names[i], len) == 0)
             return i;
     return -1;

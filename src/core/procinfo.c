@@ -210,3 +210,58 @@ int pl_proc_server_root(pl_incarnation *root)
 out:
     return rc;
 }
+
+/* See proc.h. */
+int pl_proc_end_kind(const pl_proc_info *p, int *value)
+{
+    int how = PL_END_NONE, v = 0;
+
+    if (p->alive)
+        how = PL_END_NONE;
+    else if (p->end_how == PL_END_EXITED || p->end_how == PL_END_KILLED) {
+        how = p->end_how;
+        v = p->end_value;
+    } else if (p->end_how == PL_END_CLEAN || p->ended_ms)
+        how = PL_END_CLEAN;
+    else
+        how = PL_END_KILLED;
+    if (value)
+        *value = v;
+    return how;
+}
+
+/* See proc.h. Linux numbering (x86, arm, most others). */
+const char *pl_signal_name(int sig)
+{
+    static const char *const names[] = {
+        NULL,      "SIGHUP",  "SIGINT",    "SIGQUIT", "SIGILL",    "SIGTRAP", "SIGABRT", "SIGBUS",
+        "SIGFPE",  "SIGKILL", "SIGUSR1",   "SIGSEGV", "SIGUSR2",   "SIGPIPE", "SIGALRM", "SIGTERM",
+        "SIGSTKFLT", "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP",   "SIGTTIN", "SIGTTOU", "SIGURG",
+        "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH",  "SIGIO",   "SIGPWR",  "SIGSYS",
+    };
+
+    return sig > 0 && sig < (int)(sizeof names / sizeof names[0]) ? names[sig] : NULL;
+}
+
+/* See proc.h. */
+const char *pl_proc_end_text(const pl_proc_info *p, char *out, size_t len)
+{
+    int value = 0, how = pl_proc_end_kind(p, &value);
+    const char *name = pl_signal_name(value);
+
+    if (!len)
+        return out;
+    if (how == PL_END_NONE)
+        snprintf(out, len, "alive");
+    else if (how == PL_END_CLEAN)
+        snprintf(out, len, "ended cleanly");
+    else if (how == PL_END_EXITED)
+        snprintf(out, len, "exited %d", value);
+    else if (!value)
+        snprintf(out, len, "killed");
+    else if (name)
+        snprintf(out, len, "killed (%s)", name);
+    else
+        snprintf(out, len, "killed (signal %d)", value);
+    return out;
+}

@@ -21,8 +21,10 @@
 
 typedef struct queued_sample {
     int64_t time_ms;
-    char *entries; /* varint n, then n x (id delta, count, bytes); owned */
+    char *entries; /* varint n, then n x (id delta, count, bytes), then with has_memory rss,
+                    * python_bytes, allocator_free_bytes; owned */
     size_t len;
+    int has_memory;
 } queued_sample;
 
 typedef struct type_name {
@@ -252,8 +254,17 @@ static void update_queue_stats(pl_push *p)
     pthread_mutex_unlock(&p->lock);
 }
 
-int pl_push_add(pl_push *p, int64_t time_ms, pl_type_count *counts, size_t n, uint64_t rss)
+/* Figures beyond the decoder's bound are sent at the bound. */
+static uint64_t memory_figure(uint64_t v)
 {
+    return v < PL_INGEST_MEMORY_MAX ? v : PL_INGEST_MEMORY_MAX;
+}
+
+/* Queues one sample; its memory figures go on the wire when has_memory. */
+static int add(pl_push *p, int64_t time_ms, pl_type_count *counts, size_t n, const pl_memory_sample *memory,
+               int has_memory)
+{
+    uint64_t rss = memory->rss;
     pl_buf b = PL_BUF_INIT;
     qsort(counts, n, sizeof *counts, by_id);
     put_varint(&b, n);
@@ -265,6 +276,11 @@ int pl_push_add(pl_push *p, int64_t time_ms, pl_type_count *counts, size_t n, ui
         put_varint(&b, i ? counts[i].type_id - counts[i - 1].type_id : counts[i].type_id);
         put_varint(&b, counts[i].count);
         put_varint(&b, counts[i].bytes);
+    }
+    if (has_memory) {
+        put_varint(&b, memory_figure(memory->rss));
+        put_varint(&b, memory_figure(memory->python_bytes));
+        put_varint(&b, memory_figure(memory->allocator_free_bytes));
     }
     if (b.err) {
         pl_buf_free(&b);
@@ -280,6 +296,7 @@ int pl_push_add(pl_push *p, int64_t time_ms, pl_type_count *counts, size_t n, ui
     }
     queued_sample *s = &p->ring[(p->head + p->count) % p->max_samples];
     s->time_ms = time_ms;
+    s->has_memory = has_memory;
     s->entries = pl_buf_detach(&b, &s->len);
     if (!s->entries) { /* n == 0 still writes one byte, so this is never an empty buffer */
         return ENOMEM;
@@ -290,6 +307,19 @@ int pl_push_add(pl_push *p, int64_t time_ms, pl_type_count *counts, size_t n, ui
     pthread_mutex_unlock(&p->lock);
     update_queue_stats(p);
     return 0;
+}
+
+int pl_push_add(pl_push *p, int64_t time_ms, pl_type_count *counts, size_t n, uint64_t rss)
+{
+    pl_memory_sample m = {rss, 0, 0};
+
+    return add(p, time_ms, counts, n, &m, 0);
+}
+
+int pl_push_add_memory(pl_push *p, int64_t time_ms, pl_type_count *counts, size_t n,
+                       const pl_memory_sample *memory)
+{
+    return add(p, time_ms, counts, n, memory, 1);
 }
 
 void pl_push_set_stats(pl_push *p, const pl_proc_stats *stats)
@@ -306,10 +336,13 @@ int pl_push_due(const pl_push *p, int64_t now_ms)
 /* Builds the message of the first *n_samples queued samples (chosen here). */
 static int build(pl_push *p, int end, pl_buf *raw, size_t *n_samples)
 {
+    /* A message's samples all carry memory figures, or none does. */
+    int memory = p->count && p->ring[p->head].has_memory;
+
     pl_buf_reset(raw);
     pl_buf_append(raw, "PLS1", 4);
     put_varint(raw, (uint64_t)(end ? PL_INGEST_ENDED : 0) | (p->new_space ? PL_INGEST_NEW_SPACE : 0) |
-                        (p->has_stats ? PL_INGEST_STATS : 0));
+                        (p->has_stats ? PL_INGEST_STATS : 0) | (memory ? PL_INGEST_MEMORY : 0));
     put_str(raw, p->host_name, strlen(p->host_name));
     put_varint(raw, p->self.pid);
     put_varint(raw, p->self.start);
@@ -324,8 +357,9 @@ static int build(pl_push *p, int end, pl_buf *raw, size_t *n_samples)
 
     size_t n = 0, bytes = 0;
     while (n < p->count) {
-        size_t len = p->ring[(p->head + n) % p->max_samples].len;
-        if (n && bytes + len > MESSAGE_SAMPLE_BYTES)
+        const queued_sample *qs = &p->ring[(p->head + n) % p->max_samples];
+        size_t len = qs->len;
+        if (n && (bytes + len > MESSAGE_SAMPLE_BYTES || qs->has_memory != memory))
             break;
         bytes += len;
         n++;

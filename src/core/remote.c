@@ -468,6 +468,7 @@ struct ingest_job {
     pl_commit_job job;          /* first: the committer hands this back */
     pl_proc_info info;          /* the heartbeat: host, pid, start, argv, interval, rss */
     pl_store_sample *samples;
+    pl_memory_sample *memory;   /* PL_INGEST_MEMORY: n_samples entries; else NULL */
     pl_type_count *counts;      /* every sample's entries, by store id */
     size_t n_samples;
 };
@@ -476,6 +477,7 @@ static void job_release(pl_commit_job *job)
 {
     struct ingest_job *j = (struct ingest_job *)job;
     free(j->samples);
+    free(j->memory);
     free(j->counts);
     free(j);
 }
@@ -489,6 +491,17 @@ static struct ingest_job *job_new(const pl_ingest_msg *m, int64_t now)
     if (!j->samples) {
         free(j);
         return NULL;
+    }
+    if (m->flags & PL_INGEST_MEMORY) {
+        j->memory = calloc(m->n_samples ? m->n_samples : 1, sizeof *j->memory);
+        if (!j->memory) {
+            free(j->samples);
+            free(j);
+            return NULL;
+        }
+        for (size_t i = 0; i < m->n_samples; i++)
+            j->memory[i] = m->samples[i].memory;
+        j->job.item.memory = j->memory;
     }
     memcpy(j->info.host, m->host, sizeof m->host);
     memcpy(j->info.argv, m->argv, sizeof j->info.argv - 1);
@@ -504,7 +517,8 @@ static struct ingest_job *job_new(const pl_ingest_msg *m, int64_t now)
     j->job.item.end = (m->flags & PL_INGEST_ENDED) != 0;
     j->job.item.samples = j->samples;
     j->job.item.n_samples = m->n_samples;
-    j->job.bytes = sizeof *j + m->n_samples * sizeof *j->samples + m->n_entries * sizeof *j->counts;
+    j->job.bytes = sizeof *j + m->n_samples * (sizeof *j->samples + (j->memory ? sizeof *j->memory : 0)) +
+                   m->n_entries * sizeof *j->counts;
     j->job.release = job_release;
     return j;
 }

@@ -24,6 +24,7 @@
 #include "pyloot/store.h"
 #include "pyloot/verify.h"
 #include "typetable.h"
+#include "untracked.h"
 #include "util.h"
 #include "witness.h"
 
@@ -36,6 +37,7 @@
 /* Everything below is protected by collect_lock, except where noted. */
 static pthread_mutex_t collect_lock = PTHREAD_MUTEX_INITIALIZER;
 static pl_type_table table;
+static pl_untracked untracked; /* the visited set of untracked objects, kept across passes */
 
 /* Thread state, protected by state_lock. */
 static pthread_mutex_t state_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -59,6 +61,7 @@ typedef struct collector_state {
     double last_pass_ms;  /* GIL held: gc.collect excluded */
     double last_gc_ms;
     double last_write_ms;
+    pl_untracked_pass untracked; /* the last pass's untracked objects */
     uint64_t requests_answered;
     int paused;           /* a store outage is in progress (see "store errors") */
     uint64_t dropped;     /* samples dropped by outages, all of them */
@@ -86,6 +89,7 @@ void pl_collector_set_tick(void (*fn)(void))
 
 /* ---- the count pass ---- */
 
+/* Counts a tracked object, then the untracked objects it refers to. */
 static int count_one(PyObject *o, void *arg)
 {
     pl_type_table *t = arg;
@@ -94,7 +98,7 @@ static int count_one(PyObject *o, void *arg)
         return ENOMEM;
     e->count++;
     e->bytes += pl_sizeof_by(o, e->size);
-    return 0;
+    return pl_untracked_referents(&untracked, o);
 }
 
 /* One pass over the tracked objects into `table`. collect_lock and the GIL
@@ -113,13 +117,23 @@ static int count_pass(int gc_collect, double *gc_ms, double *pass_ms)
     double t1 = pl_now_s();
     table.epoch++;
     /* The gc lists themselves (objects frozen by gc.freeze() included), not a
-     * list built from them: no allocation proportional to the heap. */
-    int rc = pl_live_walk(count_one, &table);
+     * list built from them: no allocation proportional to the heap. The
+     * untracked objects are reached from them (untracked.h). */
+    int rc = pl_untracked_begin(&untracked, &table);
+    if (rc == 0)
+        rc = pl_live_walk(count_one, &table);
+    pl_untracked_end(&untracked);
     if (rc == 0)
         pl_typetable_publish(&table);
     double t2 = pl_now_s();
     *gc_ms = (t1 - t0) * 1e3;
     *pass_ms = (t2 - t1) * 1e3;
+    /* stats() shows the last pass, the thread's or collect()'s. */
+    pthread_mutex_lock(&state_lock);
+    C.untracked = untracked.last;
+    C.last_gc_ms = *gc_ms;
+    C.last_pass_ms = *pass_ms;
+    pthread_mutex_unlock(&state_lock);
     return rc;
 }
 
@@ -140,11 +154,11 @@ static int sink_type_ids(const pl_sink *sink, const char **names, const size_t *
 }
 
 static int sink_append(const pl_sink *sink, const pl_incarnation *self, int64_t now_ms, pl_type_count *counts,
-                       size_t n)
+                       size_t n, const pl_memory_sample *memory)
 {
     if (sink->push)
-        return pl_push_add(sink->push, now_ms, counts, n, pl_proc_rss());
-    return pl_store_append(sink->store, self, now_ms, counts, n);
+        return pl_push_add_memory(sink->push, now_ms, counts, n, memory);
+    return pl_store_append_memory(sink->store, self, now_ms, counts, n, memory);
 }
 
 /* After a collection (its witness search included): the collector's stats
@@ -224,7 +238,13 @@ static int write_sample(const pl_sink *sink, const pl_incarnation *self, int64_t
             n++;
         }
     }
-    rc = sink_append(sink, self, now_ms, counts, n);
+    /* Where the memory is, beside the sample: its objects' bytes, then RSS
+     * and the allocator's free bytes, measured now (GIL released). */
+    pl_memory_sample memory = {0, 0, 0};
+    for (size_t i = 0; i < n; i++)
+        memory.python_bytes += counts[i].bytes;
+    pl_memory_measure(&memory);
+    rc = sink_append(sink, self, now_ms, counts, n, &memory);
 done:
     free(counts);
     free(names);
@@ -540,6 +560,7 @@ void pl_collector_atfork_child(void)
     pthread_mutex_init(&state_lock, NULL);
     pthread_cond_init(&state_cond, NULL);
     pl_typetable_atfork_child(&table);
+    memset(&untracked, 0, sizeof untracked); /* leaked on purpose, like the table */
     pl_gil_held_reset(); /* the child is a new incarnation */
     C.running = 0;
     C.stop = 0;
@@ -800,6 +821,15 @@ static PyObject *py_collector_stats(PyObject *module, PyObject *unused)
                          c.outage_rc == STORE_UNAVAILABLE ? "the store is unavailable"
                          : c.outage_rc                    ? pl_strerror(c.outage_rc)
                                                           : "");
+    if (d) {
+        PyObject *u = Py_BuildValue("{s:K,s:K,s:K,s:n}", "objects", (unsigned long long)c.untracked.objects,
+                                    "shared", (unsigned long long)c.untracked.shared, "overflow",
+                                    (unsigned long long)c.untracked.overflow, "set_bytes",
+                                    (Py_ssize_t)c.untracked.set_bytes);
+        if (!u || PyDict_SetItemString(d, "untracked", u) < 0)
+            Py_CLEAR(d);
+        Py_XDECREF(u);
+    }
     if (d && c.push) {
         PyObject *r = Py_BuildValue(
             "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:O,s:i,s:s}", "queued", (unsigned long long)ps.queued,

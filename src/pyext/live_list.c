@@ -20,6 +20,8 @@ struct list_scan {
     PyTypeObject *last_t;
     int last_match;
     pl_objvec cands, matched;
+    pl_ptrmap seen;     /* second walk: shared untracked objects already met */
+    pl_objvec stack;    /* second walk: untracked containers to traverse */
     pl_buf name;
     const char *base;
     size_t blen;
@@ -68,6 +70,48 @@ static int list_visit(PyObject *o, void *arg)
         return 1;
     }
     return 0;
+}
+
+/* The second walk's visitproc: an untracked referent of the group's type
+ * is matched once (an object with one reference is met once; a shared one
+ * goes through `seen`); an untracked container is traversed in turn. */
+static int untracked_visit(PyObject *o, void *arg)
+{
+    struct list_scan *s = arg;
+    if (!o || s->err)
+        return 0;
+    int is_gc = PyObject_IS_GC(o);
+    if (is_gc && PyObject_GC_IsTracked(o))
+        return 0;
+    if (Py_REFCNT(o) > 1) {
+        int added = pl_ptrmap_add(&s->seen, (uintptr_t)o, 0);
+        if (added <= 0) {
+            s->err = added < 0;
+            return 0;
+        }
+    }
+    PyTypeObject *t = Py_TYPE(o);
+    int m = classify_type(s, t);
+    if (m < 0 || (m && pl_objvec_push(&s->matched, o) < 0) ||
+        (is_gc && t->tp_traverse && pl_objvec_push(&s->stack, o) < 0))
+        s->err = 1;
+    return 0;
+}
+
+/* The second walk, for a type with no tracked instance (str, bytes, int,
+ * ...): its instances are found as referents of the tracked objects, the
+ * way the collector's count pass reaches them (untracked.c). */
+static int untracked_walk(PyObject *o, void *arg)
+{
+    struct list_scan *s = arg;
+    traverseproc traverse = Py_TYPE(o)->tp_traverse;
+    if (traverse)
+        traverse(o, untracked_visit, s);
+    while (s->stack.n && !s->err) {
+        PyObject *c = s->stack.v[--s->stack.n];
+        Py_TYPE(c)->tp_traverse(c, untracked_visit, s);
+    }
+    return s->err;
 }
 
 /* Splits "name#n" into the base name and n (1 when there is no suffix).
@@ -141,6 +185,16 @@ int pl_answer_list(pl_answer *a)
     PyErr_Clear();
     if (sc.err)
         goto nomem;
+    if (!sc.matched.n) {
+        if (pl_ptrmap_init(&sc.seen, 4096) < 0)
+            goto nomem;
+        vr = pl_live_walk(untracked_walk, &sc);
+        if (vr < 0 && !sc.err)
+            goto out;
+        PyErr_Clear();
+        if (sc.err)
+            goto nomem;
+    }
     qsort(sc.cands.v, sc.cands.n, sizeof(*sc.cands.v), pl_cmp_addr);
     PyTypeObject *tp = nth <= sc.cands.n ? (PyTypeObject *)sc.cands.v[nth - 1] : NULL;
     if (sc.cands.n > 1) {
@@ -199,6 +253,8 @@ out:
     pl_objvec_free(&heap);
     pl_objvec_free(&sc.cands);
     pl_objvec_free(&sc.matched);
+    pl_objvec_free(&sc.stack);
+    pl_ptrmap_free(&sc.seen);
     pl_buf_free(&sc.name);
     pl_ptrmap_free(&sc.types);
     return rc;

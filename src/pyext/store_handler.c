@@ -2,12 +2,15 @@
 #include "pyext.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "pyloot/access.h"
 #include "pyloot/error.h"
 #include "pyloot/redact.h"
+#include "pyloot/service.h"
 #include "pyloot/store.h"
 #include "pyloot/verify.h"
 #include "util.h"
@@ -348,12 +351,14 @@ static PyObject *store_procs(PyObject *op, PyObject *unused)
     PyObject *list = PyList_New((Py_ssize_t)n);
     for (size_t i = 0; list && i < n; i++) {
         pl_proc_info *p = &procs[i];
+        char end[64];
+        pl_proc_end_text(p, end, sizeof end);
         PyObject *d = Py_BuildValue(
-            "{s:I,s:K,s:O,s:d,s:d,s:O,s:s,s:s,s:d,s:K,s:I}", "pid", p->inc.pid, "start",
+            "{s:I,s:K,s:O,s:d,s:d,s:O,s:s,s:s,s:d,s:K,s:I,s:s}", "pid", p->inc.pid, "start",
             (unsigned long long)p->inc.start, "alive", p->alive ? Py_True : Py_False, "started",
             p->first_seen_ms / 1000.0, "last_seen", p->last_seen_ms / 1000.0, "ended",
             p->ended_ms ? Py_True : Py_False, "host", p->host, "argv", p->argv, "interval",
-            p->interval_ms / 1000.0, "rss", (unsigned long long)p->rss, "samples", p->samples);
+            p->interval_ms / 1000.0, "rss", (unsigned long long)p->rss, "samples", p->samples, "end", end);
         if (!d) {
             Py_CLEAR(list);
             break;
@@ -676,34 +681,132 @@ static PyObject *py_server_root(PyObject *module, PyObject *unused)
     return Py_BuildValue("(IK)", inc.pid, (unsigned long long)inc.start);
 }
 
-/* store_end_isolated(path, pid, timeout=3.0) -> (marked, why): pl_store_end_isolated
- * with the GIL released; why is None unless something went wrong. */
+/* store_end_isolated(path, pid, timeout=3.0, status=None) -> (marked, why):
+ * pl_store_end_isolated with the GIL released; status is the wait status the
+ * parent reaped (os.waitpid's), None when unknown; why is None unless
+ * something went wrong. */
 static PyObject *py_store_end_isolated(PyObject *module, PyObject *args)
 {
     const char *path;
     unsigned int pid;
     double timeout = 3.0;
-    if (!PyArg_ParseTuple(args, "sI|d:store_end_isolated", &path, &pid, &timeout))
+    PyObject *status_obj = Py_None;
+    int how = PL_END_NONE, value = 0;
+    if (!PyArg_ParseTuple(args, "sI|dO:store_end_isolated", &path, &pid, &timeout, &status_obj))
         return NULL;
     if (!(timeout > 0 && timeout <= 600)) {
         PyErr_SetString(PyExc_ValueError, "timeout must be in (0, 600] seconds");
         return NULL;
     }
+    if (status_obj != Py_None) {
+        long raw = PyLong_Check(status_obj) ? PyLong_AsLong(status_obj) : -1;
+        if (raw == -1 && PyErr_Occurred())
+            return NULL;
+        int status = raw >= 0 && raw <= 0xffff ? (int)raw : 0x7f; /* 0x7f: neither exited nor signalled */
+        if (WIFEXITED(status)) {
+            value = WEXITSTATUS(status);
+            how = value ? PL_END_EXITED : PL_END_CLEAN;
+        } else if (WIFSIGNALED(status)) {
+            how = PL_END_KILLED;
+            value = WTERMSIG(status);
+        } else {
+            PyErr_SetString(PyExc_ValueError, "status must be the wait status of a process that ended "
+                                              "(os.waitpid's second value)");
+            return NULL;
+        }
+    }
     char why[512];
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = pl_store_end_isolated(path, pid, pl_now_ms(), (unsigned)(timeout * 1000), why, sizeof why);
+    rc = pl_store_end_isolated(path, pid, pl_now_ms(), how, value, (unsigned)(timeout * 1000), why, sizeof why);
     Py_END_ALLOW_THREADS
     if (rc == 0 || rc == PL_ENOTFOUND)
         return Py_BuildValue("(OO)", rc == 0 ? Py_True : Py_False, Py_None);
     return Py_BuildValue("(Os)", Py_False, why[0] ? why : pl_strerror(rc));
 }
 
+/* service_store() -> (name, cwd, command) of this process's service (the
+ * server root's working directory and command line: pyloot/service.h), or
+ * (None, why) when they cannot be read. */
+static PyObject *py_service_store(PyObject *module, PyObject *unused)
+{
+    pl_incarnation root;
+    pl_service *svc = malloc(sizeof *svc);
+    char name[128];
+    int rc;
+    if (!svc)
+        return PyErr_NoMemory();
+    rc = pl_proc_server_root(&root);
+    if (rc == 0)
+        rc = pl_service_describe(root.pid, svc);
+    PyObject *result;
+    if (rc) {
+        result = Py_BuildValue("(Os)", Py_None, pl_strerror(rc));
+    } else {
+        pl_service_store_name(svc, name, sizeof name);
+        result = Py_BuildValue("(sO&O&)", name, PyUnicode_DecodeFSDefault, svc->cwd, PyUnicode_DecodeFSDefault,
+                               svc->command);
+    }
+    free(svc);
+    return result;
+}
+
+/* service_note(dir, max_age_s=0): writes dir/service for this process's
+ * service; returns None or why not (a string). Never raises for a run-time
+ * problem. */
+static PyObject *py_service_note(PyObject *module, PyObject *args)
+{
+    const char *dir;
+    unsigned long long max_age = 0;
+    pl_incarnation root;
+    if (!PyArg_ParseTuple(args, "s|K:service_note", &dir, &max_age))
+        return NULL;
+    pl_service *svc = malloc(sizeof *svc);
+    if (!svc)
+        return PyErr_NoMemory();
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pl_proc_server_root(&root);
+    if (rc == 0)
+        rc = pl_service_describe(root.pid, svc);
+    if (rc == 0)
+        rc = pl_service_note(dir, svc, max_age);
+    Py_END_ALLOW_THREADS
+    free(svc);
+    if (rc)
+        return PyUnicode_FromString(pl_strerror(rc));
+    Py_RETURN_NONE;
+}
+
+/* stores_sweep(root, keep) -> removed: pl_stores_sweep with the GIL released;
+ * -1 when the root cannot be read. */
+static PyObject *py_stores_sweep(PyObject *module, PyObject *args)
+{
+    const char *root, *keep;
+    size_t removed = 0;
+    int rc;
+    if (!PyArg_ParseTuple(args, "ss:stores_sweep", &root, &keep))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pl_stores_sweep(root, keep, pl_now_ms(), &removed);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(rc ? -1 : (long)removed);
+}
+
 static PyMethodDef store_functions[] = {
     {"store_end_isolated", py_store_end_isolated, METH_VARARGS,
-     "store_end_isolated(path, pid, timeout=3.0) -> (marked, why): marks the newest incarnation of pid that\n"
-     "has not ended as ended, in a child process (a damaged store cannot crash the caller)."},
+     "store_end_isolated(path, pid, timeout=3.0, status=None) -> (marked, why): marks the newest incarnation\n"
+     "of pid that has not ended as ended, with how (status: the wait status of os.waitpid, None if unknown),\n"
+     "in a child process (a damaged store cannot crash the caller)."},
 
+    {"service_store", py_service_store, METH_NOARGS,
+     "service_store() -> (name, cwd, command) of this process's service (its server root's working directory\n"
+     "and command line), the name of its zero-config store; (None, why) when they cannot be read."},
+    {"service_note", py_service_note, METH_VARARGS,
+     "service_note(dir, max_age_s=0) -> None or why not: writes dir/service for this process's service."},
+    {"stores_sweep", py_stores_sweep, METH_VARARGS,
+     "stores_sweep(root, keep) -> removed: removes the stores under root idle longer than their retention\n"
+     "that no process has open, other than keep (-1: root unreadable)."},
     {"server_root", py_server_root, METH_NOARGS,
      "(pid, start) of the topmost ancestor running the same interpreter binary: the key of the "
      "default store."},

@@ -4,7 +4,8 @@
  *
  * Rule: a type qualifies when its count rose in each of the last
  * PL_WITNESS_RISES samples and it is among the PL_WITNESS_TOP largest
- * growers over those samples; a qualifying type is witnessed at most once
+ * growers in bytes over those samples (a str or bytes payload outranks the
+ * small objects that grow with it); a qualifying type is witnessed at most once
  * per PL_WITNESS_EVERY_MS after its first witness, and at most one witness
  * is taken per collection.
  *
@@ -25,6 +26,7 @@
 #include "heap.h"
 #include "live.h"
 #include "referents.h"
+#include "sizeof.h"
 #include "util.h"
 
 #if PY_VERSION_HEX >= 0x030D0000
@@ -38,6 +40,7 @@ typedef struct track {
     uint32_t type_id;
     unsigned n;              /* valid entries of counts, newest last */
     uint64_t counts[PL_WITNESS_RISES + 1];
+    uint64_t bytes[PL_WITNESS_RISES + 1];
     int64_t witnessed_ms;    /* last witness written, 0 never */
     int64_t tried_ms;        /* last search without a path, 0 never */
 } track;
@@ -91,9 +94,11 @@ static int update_tracks(pl_type_table *t)
         track tr = old ? *old : key;
         if (tr.n == PL_WITNESS_RISES + 1) {
             memmove(tr.counts, tr.counts + 1, PL_WITNESS_RISES * sizeof tr.counts[0]);
+            memmove(tr.bytes, tr.bytes + 1, PL_WITNESS_RISES * sizeof tr.bytes[0]);
             tr.n--;
         }
-        tr.counts[tr.n++] = e->count;
+        tr.counts[tr.n] = e->count;
+        tr.bytes[tr.n++] = e->bytes;
         next[n++] = tr;
     }
     if (n > 1)
@@ -104,7 +109,8 @@ static int update_tracks(pl_type_table *t)
     return 0;
 }
 
-/* Growth over the last PL_WITNESS_RISES samples when each of them rose, else 0. */
+/* Bytes gained over the last PL_WITNESS_RISES samples (at least 1) when
+ * the count rose in each of them, else 0. */
 static uint64_t steady_growth(const track *tr)
 {
     if (tr->n != PL_WITNESS_RISES + 1)
@@ -112,7 +118,8 @@ static uint64_t steady_growth(const track *tr)
     for (unsigned i = 1; i < tr->n; i++)
         if (tr->counts[i] <= tr->counts[i - 1])
             return 0;
-    return tr->counts[tr->n - 1] - tr->counts[0];
+    uint64_t first = tr->bytes[0], last = tr->bytes[tr->n - 1];
+    return last > first ? last - first : 1;
 }
 
 /* The track to witness now, or NULL: the largest steady grower among the
@@ -205,10 +212,85 @@ static void describe_path(pl_objvec *path, pl_edge *edges, described *d)
         pl_answer_leave();
 }
 
+/* The search for an untracked instance: while one tracked object is
+ * traversed, its hits; the best holder so far. */
+typedef struct untracked_hit {
+    PyTypeObject *tp;
+    PyObject *cur, *cur_container;          /* being traversed */
+    size_t hits;                            /* bytes of the instances of tp met in cur */
+    PyObject *container, *target;           /* cur's last hit */
+    size_t best_hits;
+    PyObject *best_holder, *best_container, *best_target;
+} untracked_hit;
+
+static void hit(untracked_hit *u, PyObject *container, PyObject *o)
+{
+    u->hits += pl_sizeof(o);
+    u->container = container;
+    u->target = o;
+}
+
+static int visit_inner(PyObject *o, void *arg)
+{
+    untracked_hit *u = arg;
+    if (o && Py_TYPE(o) == u->tp)
+        hit(u, u->cur_container, o);
+    return 0;
+}
+
+/* Referents of a tracked object: an instance of tp, or an untracked
+ * container (tuple, dict) whose items are searched one level down. */
+static int visit_outer(PyObject *o, void *arg)
+{
+    untracked_hit *u = arg;
+    if (!o)
+        return 0;
+    if (Py_TYPE(o) == u->tp) {
+        hit(u, NULL, o);
+    } else if (PyObject_IS_GC(o) && !PyObject_GC_IsTracked(o) && Py_TYPE(o)->tp_traverse) {
+        u->cur_container = o;
+        Py_TYPE(o)->tp_traverse(o, visit_inner, u);
+    }
+    return 0;
+}
+
+/* An instance of an untracked type (str, bytes, ...) is in no gc list: it
+ * is found as a referent of a tracked object. The holder of the most bytes
+ * of them is where a leak accumulates (a module's cache dict, a list): its
+ * last instance, and the path to it through the holder. Fills path
+ * (borrowed) like pl_path_find. */
+static int search_untracked(pl_answer *a, const pl_frames *fr, PyTypeObject *tp, pl_objvec *path)
+{
+    untracked_hit u = {.tp = tp};
+    for (size_t i = 0; i < a->snap.n; i++) {
+        PyObject *o = a->snap.v[i];
+        if (!Py_TYPE(o)->tp_traverse)
+            continue;
+        u.cur = o;
+        u.hits = 0;
+        Py_TYPE(o)->tp_traverse(o, visit_outer, &u);
+        if (u.hits > u.best_hits) {
+            u.best_hits = u.hits;
+            u.best_holder = o;
+            u.best_container = u.container;
+            u.best_target = u.target;
+        }
+    }
+    if (!u.best_target)
+        return 0;
+    int found = pl_path_find(a, fr, u.best_holder, path);
+    if (found <= 0)
+        return found;
+    if ((u.best_container && pl_objvec_push(path, u.best_container) < 0) || pl_objvec_push(path, u.best_target) < 0)
+        return -1;
+    return 1;
+}
+
 /* Under the GIL: finds an instance of tp (the last one met in the heap
  * walk, usually among the newest; the first one when that one has no path
- * from a root), its path, and describes it into d. Returns 1 described,
- * 0 no instance or no path, -1 out of memory. */
+ * from a root; for a type whose instances the gc does not track, one held
+ * by the tracked object that holds the most bytes of them), its path, and describes it
+ * into d. Returns 1 described, 0 no instance or no path, -1 out of memory. */
 static int search(PyTypeObject *tp, const char *base, described *d)
 {
     pl_answer a;
@@ -236,6 +318,10 @@ static int search(PyTypeObject *tp, const char *base, described *d)
         found = pl_path_find(&a, &fr, last, &path);
     if (found == 0 && first && first != last)
         found = pl_path_find(&a, &fr, first, &path);
+    if (found == 0 && !last) {
+        path.n = 0;
+        found = search_untracked(&a, &fr, tp, &path);
+    }
     if (found <= 0) {
         pl_answer_end_snapshot(&a);
         rc = found;

@@ -17,6 +17,7 @@ static void test_classify(void)
     CHECK_EQ_INT(pl_access_classify("/static/app.js"), PL_ROUTE_OPEN);
     CHECK_EQ_INT(pl_access_classify("/api/login"), PL_ROUTE_OPEN);
     CHECK_EQ_INT(pl_access_classify("/api/history"), PL_ROUTE_SUMMARY);
+    CHECK_EQ_INT(pl_access_classify("/api/memory"), PL_ROUTE_SUMMARY); /* numbers only */
     /* Remote mode: pushes, polls and replies of workers on other hosts. */
     CHECK_EQ_INT(pl_access_classify("/api/samples"), PL_ROUTE_SUMMARY);
     CHECK_EQ_INT(pl_access_classify("/api/remote/poll"), PL_ROUTE_SUMMARY);

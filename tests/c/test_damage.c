@@ -344,15 +344,24 @@ static void test_end_isolated(void)
     make_tmp(dir, sizeof dir);
     data_path(data, sizeof data, dir);
     s = fill(dir, 4248);
-    CHECK_OK(pl_store_end_isolated(dir, 4248, 77000, 5000, why, sizeof why));
+    CHECK_OK(pl_store_end_isolated(dir, 4248, 77000, PL_END_NONE, 0, 5000, why, sizeof why));
     CHECK_OK(pl_store_procs(s, &procs, &n));
-    CHECK(n == 1 && procs && procs[0].ended_ms == 77000);
+    CHECK(n == 1 && procs && procs[0].ended_ms == 77000 && procs[0].end_how == PL_END_NONE);
     free(procs);
-    CHECK_EQ_INT(pl_store_end_isolated(dir, 4248, 78000, 5000, why, sizeof why), PL_ENOTFOUND);
+    CHECK_EQ_INT(pl_store_end_isolated(dir, 4248, 78000, PL_END_NONE, 0, 5000, why, sizeof why), PL_ENOTFOUND);
+    /* The parent's status still reaches an end written a moment before... */
+    CHECK_OK(pl_store_end_isolated(dir, 4248, 78000, PL_END_KILLED, 9, 5000, why, sizeof why));
+    CHECK_OK(pl_store_procs(s, &procs, &n));
+    CHECK(n == 1 && procs && procs[0].ended_ms == 77000 && procs[0].end_how == PL_END_KILLED &&
+          procs[0].end_value == 9);
+    free(procs);
+    /* ...but never overwrites another status. */
+    CHECK_EQ_INT(pl_store_end_isolated(dir, 4248, 78000, PL_END_CLEAN, 0, 5000, why, sizeof why), PL_ENOTFOUND);
+    CHECK_EQ_INT(pl_store_end_isolated(dir, 4248, 78000, 9, 0, 5000, why, sizeof why), PL_EBADARG);
     pl_store_close(s);
     /* A damaged store: an error, never a crash of the caller. */
     zero_metas(data);
-    CHECK(pl_store_end_isolated(dir, 4248, 79000, 5000, why, sizeof why) != 0);
+    CHECK(pl_store_end_isolated(dir, 4248, 79000, PL_END_KILLED, 9, 5000, why, sizeof why) != 0);
     CHECK(why[0] != 0);
     rm_tree(dir);
 }

@@ -122,6 +122,40 @@ static void test_stats(void)
     pl_buf_free(&b);
 }
 
+/* Bit3: each sample's memory figures follow its entries. */
+static void test_memory(void)
+{
+    pl_buf b = PL_BUF_INIT;
+    pl_ingest_msg m;
+    char why[256];
+    header(&b, PL_INGEST_MEMORY | PL_INGEST_NEW_SPACE, "web-1");
+    uv(&b, 1);
+    uv(&b, 3);
+    str(&b, "app.Blob");
+    uv(&b, 2);
+    uv(&b, (uint64_t)NOW - 1000);
+    uv(&b, 1);
+    uv(&b, 3), uv(&b, 100), uv(&b, 6400);
+    uv(&b, 1u << 26), uv(&b, 6400), uv(&b, 4096);
+    uv(&b, (uint64_t)NOW);
+    uv(&b, 0);
+    uv(&b, PL_INGEST_MEMORY_MAX), uv(&b, 0), uv(&b, 0);
+    CHECK_OK(decode(&b, &m, why, sizeof why));
+    CHECK_EQ_INT(m.n_samples, 2);
+    if (m.n_samples == 2) {
+        CHECK_EQ_INT(m.samples[0].memory.rss, 1u << 26);
+        CHECK_EQ_INT(m.samples[0].memory.python_bytes, 6400);
+        CHECK_EQ_INT(m.samples[0].memory.allocator_free_bytes, 4096);
+        CHECK_EQ_INT(m.samples[1].memory.rss, PL_INGEST_MEMORY_MAX);
+    }
+    pl_ingest_msg_free(&m);
+    for (size_t n = 0; n < b.len; n++) { /* every prefix is truncated */
+        CHECK_EQ_INT(pl_ingest_decode(b.data, n, NOW, &m, why, sizeof why), PL_EBADARG);
+        CHECK(why[0] != '\0');
+    }
+    pl_buf_free(&b);
+}
+
 /* Every strict prefix of a valid message is truncated: refused, no crash. */
 static void test_truncated(void)
 {
@@ -175,7 +209,20 @@ static void varint_too_long(pl_buf *b)
 
 static void unknown_flags(pl_buf *b)
 {
-    header(b, 8, "h");
+    header(b, 16, "h");
+}
+
+/* Bit3: a memory figure beyond PL_INGEST_MEMORY_MAX. */
+static void memory_too_big(pl_buf *b)
+{
+    header(b, PL_INGEST_MEMORY, "h");
+    uv(b, 0);
+    uv(b, 1);
+    uv(b, (uint64_t)NOW);
+    uv(b, 0);
+    uv(b, 1u << 26);
+    uv(b, PL_INGEST_MEMORY_MAX + 1);
+    uv(b, 0);
 }
 
 static void collection_too_long(pl_buf *b)
@@ -272,6 +319,7 @@ static void test_malformed(void)
     CHECK_EQ_INT(decode_edit("overflows", varint_overflow), PL_EBADARG);
     CHECK_EQ_INT(decode_edit("overflows", varint_too_long), PL_EBADARG);
     CHECK_EQ_INT(decode_edit("unknown flags", unknown_flags), PL_EBADARG);
+    CHECK_EQ_INT(decode_edit("python_bytes must be", memory_too_big), PL_EBADARG);
     CHECK_EQ_INT(decode_edit("collection_us must be", collection_too_long), PL_EBADARG);
     CHECK_EQ_INT(decode_edit("host", empty_host), PL_EBADARG);
     CHECK_EQ_INT(decode_edit("control character", control_host), PL_EBADARG);
@@ -333,6 +381,7 @@ int main(void)
     RUN(test_valid);
     RUN(test_truncated);
     RUN(test_stats);
+    RUN(test_memory);
     RUN(test_malformed);
     RUN(test_gunzip);
     return TEST_EXIT();

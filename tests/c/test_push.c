@@ -351,10 +351,60 @@ static void test_pusher(void)
     pl_push_free(p);
 }
 
+/* Memory figures travel with their sample (bit3); a message never mixes
+ * samples with and without them. */
+static void test_memory(void)
+{
+    pl_push *p = new_push(closed_port(), 16);
+    const char *names[1] = {"a.B"};
+    size_t lens[1] = {3}, n = 0;
+    uint32_t id;
+    pl_buf body = PL_BUF_INIT;
+    pl_ingest_msg m;
+    int64_t t = pl_now_ms() - 5000;
+
+    CHECK_OK(pl_push_type_ids(p, names, lens, 1, &id));
+    pl_type_count c = {id, 3, 96};
+    pl_memory_sample mem = {1u << 26, 96, 4096};
+    CHECK_OK(pl_push_add(p, t, &c, 1, 1 << 20));
+    CHECK_OK(pl_push_add_memory(p, t + 1, &c, 1, &mem));
+    mem.rss = UINT64_MAX; /* beyond the decoder's bound: sent at the bound */
+    CHECK_OK(pl_push_add_memory(p, t + 2, &c, 1, &mem));
+    CHECK_OK(pl_push_encode(p, 0, &body, &n));
+    CHECK_EQ_INT(n, 1);
+    memset(&m, 0, sizeof m);
+    CHECK_OK(decode_body(&body, &m));
+    CHECK(!(m.flags & PL_INGEST_MEMORY));
+    pl_ingest_msg_free(&m);
+    pl_push_mark_announced(p);
+    /* Drop the first sample as a 200 would, then the two with figures. */
+    pl_push_clear(p);
+    mem.rss = 1u << 26;
+    CHECK_OK(pl_push_add_memory(p, t + 1, &c, 1, &mem));
+    mem.rss = UINT64_MAX;
+    CHECK_OK(pl_push_add_memory(p, t + 2, &c, 1, &mem));
+    pl_buf_reset(&body);
+    CHECK_OK(pl_push_encode(p, 0, &body, &n));
+    CHECK_EQ_INT(n, 2);
+    memset(&m, 0, sizeof m);
+    CHECK_OK(decode_body(&body, &m));
+    CHECK(m.flags & PL_INGEST_MEMORY);
+    if (m.n_samples == 2) {
+        CHECK_EQ_INT(m.samples[0].memory.rss, 1u << 26);
+        CHECK_EQ_INT(m.samples[0].memory.python_bytes, 96);
+        CHECK_EQ_INT(m.samples[0].memory.allocator_free_bytes, 4096);
+        CHECK(m.samples[1].memory.rss == PL_INGEST_MEMORY_MAX);
+    }
+    pl_ingest_msg_free(&m);
+    pl_buf_free(&body);
+    pl_push_free(p);
+}
+
 int main(void)
 {
     test_client();
     test_pusher();
+    test_memory();
     if (test_failures)
         fprintf(stderr, "%d check(s) failed\n", test_failures);
     return test_failures ? 1 : 0;

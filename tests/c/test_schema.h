@@ -12,7 +12,7 @@
 /* Writes meta "schema" = version into the closed store at dir and cuts
  * `cut` bytes off the end of every procs record (the fields later schemas
  * appended; 0 leaves them as they are). Below 4, the chunk tables get their
- * old names. */
+ * old names; below 5, the table `memory` goes. */
 static inline void rewrite_schema(const char *dir, uint32_t version, size_t cut)
 {
     MDB_env *env = NULL;
@@ -44,16 +44,30 @@ static inline void rewrite_schema(const char *dir, uint32_t version, size_t cut)
             CHECK_OK(mdb_drop(txn, src, 1));
         }
     }
+    if (version < 5) {
+        /* Schema 5 added the table `memory`. */
+        MDB_dbi mem;
+        if (mdb_dbi_open(txn, "memory", 0, &mem) == 0)
+            CHECK_OK(mdb_drop(txn, mem, 1));
+    }
     if (cut) {
+        /* Copied out first, then written back: a put at another size moves
+         * the record, and a cursor walking the table while it does could
+         * visit one twice. */
+        static char keys[64][16], vals[64][1024];
+        size_t sizes[64], n = 0;
         CHECK_OK(mdb_cursor_open(txn, procs, &cur));
-        while (mdb_cursor_get(cur, &rk, &rv, MDB_NEXT) == 0) {
-            char copy[1024];
-            size_t old_size = rv.mv_size - cut;
-            memcpy(copy, rv.mv_data, old_size);
-            MDB_val nv = {old_size, copy};
-            CHECK_OK(mdb_cursor_put(cur, &rk, &nv, MDB_CURRENT));
+        while (n < 64 && mdb_cursor_get(cur, &rk, &rv, MDB_NEXT) == 0 && rk.mv_size <= 16 &&
+               rv.mv_size <= sizeof vals[0]) {
+            memcpy(keys[n], rk.mv_data, rk.mv_size);
+            memcpy(vals[n], rv.mv_data, rv.mv_size);
+            sizes[n++] = rk.mv_size | (rv.mv_size << 8);
         }
         mdb_cursor_close(cur);
+        for (size_t i = 0; i < n; i++) {
+            MDB_val nk = {sizes[i] & 0xff, keys[i]}, nv = {(sizes[i] >> 8) - cut, vals[i]};
+            CHECK_OK(mdb_put(txn, procs, &nk, &nv, 0));
+        }
     }
     CHECK_OK(mdb_txn_commit(txn));
     mdb_env_close(env);

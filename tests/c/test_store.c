@@ -445,7 +445,8 @@ static void test_slots(void)
     remove_dir(dir);
 }
 
-/* q (case-insensitive), sort (count, growth, name), top, offset, limit. */
+/* q (case-insensitive), sort (count, growth, name, bytes, bytes_growth),
+ * top, offset, limit. */
 static void test_query(void)
 {
     char *dir = make_dir();
@@ -469,6 +470,7 @@ static void test_query(void)
     CHECK_OK(pl_store_append(s, &a.inc, 1000, c, 5));
     for (i = 0; i < 5; i++)
         c[i] = (pl_type_count){ids[i], latest[i], latest[i] * 8};
+    c[1].bytes = 100000; /* app.beta: few objects that hold much */
     CHECK_OK(pl_store_append(s, &a.inc, 2000, c, 5));
 
     h = history(s, NULL, PL_SORT_COUNT, 0, 10, 0, 0, 0, 0);
@@ -493,6 +495,26 @@ static void test_query(void)
         CHECK_EQ_STR(h->types[3].name, "APP.Epsilon");
         CHECK_EQ_STR(h->types[4].name, "lib.delta"); /* -10 */
         CHECK_EQ_INT(h->types[4].growth, -10);
+    }
+    pl_history_free(h);
+    /* bytes: 8 per object, but app.beta's last sample holds more (below) */
+    h = history(s, NULL, PL_SORT_BYTES, 0, 10, 0, 0, 0, 0);
+    if (h && h->n_types == 5) {
+        CHECK_EQ_STR(h->types[0].name, "app.beta"); /* 60 objects, 100000 bytes */
+        CHECK_EQ_INT(h->types[0].bytes, 100000);
+        CHECK_EQ_STR(h->types[1].name, "lib.Gamma"); /* 1600 */
+        CHECK_EQ_STR(h->types[4].name, "APP.Epsilon");
+    }
+    pl_history_free(h);
+    h = history(s, NULL, PL_SORT_BYTES_GROWTH, 0, 10, 0, 0, 0, 0);
+    if (h && h->n_types == 5) {
+        CHECK_EQ_STR(h->types[0].name, "app.beta"); /* 100000 - 400 */
+        CHECK_EQ_INT(h->types[0].bytes_growth, 100000 - 400);
+        CHECK_EQ_INT(h->types[0].growth, 10);
+        CHECK_EQ_STR(h->types[1].name, "lib.Gamma"); /* +1560 */
+        CHECK_EQ_INT(h->types[1].bytes_growth, 1560);
+        CHECK_EQ_STR(h->types[4].name, "lib.delta"); /* -80 */
+        CHECK_EQ_INT(h->types[4].bytes_growth, -80);
     }
     pl_history_free(h);
     h = history(s, NULL, PL_SORT_NAME, 1, 2, 0, 0, 0, 0);
@@ -618,7 +640,11 @@ static void test_compaction(void)
             if (t->count != synth(k_t, NS - 1) ||
                 t->growth != (int64_t)synth(k_t, NS - 1) - (int64_t)synth(k_t, 0))
                 bad++;
-            if (t->n_lines != 1 || t->lines[0].counts[NS - 1] != (int64_t)synth(k_t, NS - 1))
+            /* bytes_growth from the same first sample (the snapshot): v * 3 + i */
+            if (t->bytes_growth != ((int64_t)synth(k_t, NS - 1) * 3 + NS - 1) - (int64_t)synth(k_t, 0) * 3)
+                bad++;
+            if (t->n_lines != 1 || t->lines[0].counts[NS - 1] != (int64_t)synth(k_t, NS - 1) ||
+                t->lines[0].bytes[NS - 1] != (int64_t)synth(k_t, NS - 1) * 3 + NS - 1)
                 bad++;
         }
         CHECK_EQ_INT(bad, 0);
@@ -1299,7 +1325,7 @@ static void test_open_and_procs(void)
     CHECK_EQ_INT(st.max_bytes, (1u << 30) / 4 * 3);
     CHECK_EQ_INT(st.max_samples, 2880);
     CHECK_EQ_INT(st.max_age_s, 7 * 86400);
-    CHECK_EQ_INT(st.schema, 4);
+    CHECK_EQ_INT(st.schema, 5);
     CHECK(st.used_bytes > 0 && st.used_bytes < (1u << 20));
     CHECK_EQ_STR(pl_store_path(s), dir);
 
@@ -1362,7 +1388,7 @@ static void test_proc_stats_and_schema2(void)
     CHECK(n == 1 && procs[0].stats.collection_us == 250000 && procs[0].stats.gil_held_us == 1500000);
     free(procs);
     pl_store_close(s);
-    rewrite_schema(dir, 2, 16); /* schema 3 appended collection_us, gil_held_us */
+    rewrite_schema(dir, 2, 24); /* schema 3 appended collection_us, gil_held_us; 5 end_how, end_value */
 
     /* Read-only: schema 2 read as it is, the records at their old size. */
     s = open_read_only(dir);
@@ -1378,13 +1404,93 @@ static void test_proc_stats_and_schema2(void)
     /* Writable: migrated to schema 3; the old record is updated to the new size. */
     s = open_store(dir, 0, 0, 0, 0);
     CHECK_OK(pl_store_stat_get(s, &st));
-    CHECK_EQ_INT(st.schema, 4);
+    CHECK_EQ_INT(st.schema, 5);
     stats.collection_us = 7;
     stats.gil_held_us = 1600000;
     CHECK_OK(pl_store_heartbeat(s, &info.inc, 7000, 4096, &stats));
     CHECK_OK(pl_store_procs(s, &procs, &n));
     CHECK(n == 1 && procs[0].stats.collection_us == 7 && procs[0].stats.gil_held_us == 1600000 &&
           procs[0].rss == 4096 && strcmp(procs[0].argv, "gunicorn app:app") == 0);
+    free(procs);
+    pl_store_close(s);
+    remove_dir(dir);
+}
+
+/* How an incarnation ended: the parent's status is stored with the end (an
+ * end the process wrote itself keeps its time), read back by every view
+ * through pl_proc_end_kind; a schema-4 store reads as "no status" and is
+ * migrated to 5 by a writable open. */
+static void test_end_status_and_schema4(void)
+{
+    char *dir = make_dir();
+    pl_store *s = open_store(dir, 0, 0, 0, 0);
+    pl_proc_info a, b, c, *procs = NULL;
+    pl_store_stat st;
+    size_t n = 0;
+    char text[64];
+    int value = -1;
+
+    memset(&a, 0, sizeof a);
+    snprintf(a.argv, sizeof a.argv, "gunicorn app:app");
+    a.interval_ms = 1000;
+    b = c = a;
+    a.inc = (pl_incarnation){4001, 11};
+    b.inc = (pl_incarnation){4002, 12};
+    c.inc = (pl_incarnation){4003, 13};
+    a.first_seen_ms = 1000;
+    b.first_seen_ms = 1001;
+    c.first_seen_ms = 1002;
+    CHECK_OK(pl_store_register(s, &a));
+    CHECK_OK(pl_store_register(s, &b));
+    CHECK_OK(pl_store_register(s, &c));
+    /* a: killed by SIGKILL; b: wrote its own end, then its parent saw exit 5; c: nothing. */
+    CHECK_OK(pl_store_end_status(s, &a.inc, 5000, PL_END_KILLED, 9));
+    CHECK_OK(pl_store_end(s, &b.inc, 5000));
+    CHECK_OK(pl_store_end_status(s, &b.inc, 6000, PL_END_EXITED, 5));
+    CHECK_EQ_INT(pl_store_end_status(s, &b.inc, 6000, 7, 0), PL_EBADARG);
+    CHECK_EQ_INT(pl_store_end_status(s, &(pl_incarnation){4009, 1}, 6000, PL_END_CLEAN, 0), PL_ENOTFOUND);
+    CHECK_OK(pl_store_procs(s, &procs, &n));
+    CHECK_EQ_INT(n, 3);
+    if (n == 3) {
+        CHECK_EQ_INT(procs[0].ended_ms, 5000);
+        CHECK_EQ_INT(pl_proc_end_kind(&procs[0], &value), PL_END_KILLED);
+        CHECK_EQ_INT(value, 9);
+        CHECK_EQ_STR(pl_proc_end_text(&procs[0], text, sizeof text), "killed (SIGKILL)");
+        CHECK_EQ_INT(procs[1].ended_ms, 5000);
+        CHECK_EQ_INT(pl_proc_end_kind(&procs[1], &value), PL_END_EXITED);
+        CHECK_EQ_STR(pl_proc_end_text(&procs[1], text, sizeof text), "exited 5");
+        /* Not running (no such process), no end written: killed, signal unknown. */
+        CHECK_EQ_INT(pl_proc_end_kind(&procs[2], &value), PL_END_KILLED);
+        CHECK_EQ_INT(value, 0);
+        CHECK_EQ_STR(pl_proc_end_text(&procs[2], text, sizeof text), "killed");
+    }
+    free(procs);
+    /* A refreshing register (a respawn reusing the record) clears the status. */
+    CHECK_OK(pl_store_register(s, &a));
+    CHECK_OK(pl_store_procs(s, &procs, &n));
+    CHECK(n == 3 && procs[0].end_how == PL_END_NONE && procs[0].ended_ms == 0);
+    free(procs);
+    pl_store_close(s);
+
+    rewrite_schema(dir, 4, 8); /* schema 5 appended end_how, end_value */
+    s = open_read_only(dir);
+    if (s) {
+        CHECK_OK(pl_store_stat_get(s, &st));
+        CHECK_EQ_INT(st.schema, 4);
+        CHECK_OK(pl_store_procs(s, &procs, &n));
+        CHECK(n == 3 && procs[1].end_how == PL_END_NONE && procs[1].ended_ms == 5000);
+        if (n == 3)
+            CHECK_EQ_STR(pl_proc_end_text(&procs[1], text, sizeof text), "ended cleanly");
+        free(procs);
+        pl_store_close(s);
+    }
+    s = open_store(dir, 0, 0, 0, 0);
+    CHECK_OK(pl_store_stat_get(s, &st));
+    CHECK_EQ_INT(st.schema, 5);
+    CHECK_OK(pl_store_end_status(s, &c.inc, 7000, PL_END_KILLED, 64));
+    CHECK_OK(pl_store_procs(s, &procs, &n));
+    if (n == 3)
+        CHECK_EQ_STR(pl_proc_end_text(&procs[2], text, sizeof text), "killed (signal 64)");
     free(procs);
     pl_store_close(s);
     remove_dir(dir);
@@ -1975,7 +2081,7 @@ static void test_log_packing(void)
     /* Writable: every value rewritten packed; the same answers, and on. */
     s = open_store(dir, 0, 0, 0, 0);
     CHECK_OK(pl_store_stat_get(s, &st));
-    CHECK_EQ_INT(st.schema, 4);
+    CHECK_EQ_INT(st.schema, 5);
     CHECK_EQ_INT(pk_check(s, PK_NS), 0);
     for (i = PK_NS; i < PK_NS + 30; i++) {
         for (k = 0, n = 0; k < PK_NT; k++)
@@ -2023,7 +2129,7 @@ static void test_migration_grows_map(void)
 
     s = open_store(dir, map, 0, 0, map);
     CHECK_OK(pl_store_stat_get(s, &st));
-    CHECK_EQ_INT(st.schema, 4);
+    CHECK_EQ_INT(st.schema, 5);
     CHECK(st.map_size > map);
     h = history(s, "g.T007", PL_SORT_NAME, 0, 1, 0, 0, 0, 0);
     if (h) {
@@ -2123,6 +2229,7 @@ int main(void)
     RUN(test_open_and_procs);
     RUN(test_server_root);
     RUN(test_proc_stats_and_schema2);
+    RUN(test_end_status_and_schema4);
     RUN(test_merge);
     RUN(test_slots);
     RUN(test_churn);

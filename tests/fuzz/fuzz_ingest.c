@@ -33,7 +33,7 @@ static void check_message(const pl_ingest_msg *m)
     check(strlen(m->host) >= 1 && strlen(m->host) <= PL_INGEST_HOST_MAX);
     check(m->pid >= 1 && m->interval_ms >= 1);
     /* The flags the wire format defines (pyloot/ingest.h, src/core/push.c). */
-    check((m->flags & ~(PL_INGEST_ENDED | PL_INGEST_NEW_SPACE | PL_INGEST_STATS)) == 0);
+    check((m->flags & ~(PL_INGEST_ENDED | PL_INGEST_NEW_SPACE | PL_INGEST_STATS | PL_INGEST_MEMORY)) == 0);
     if (m->flags & PL_INGEST_STATS)
         check(m->collection_us <= PL_INGEST_COLLECTION_MAX_US);
     else
@@ -48,6 +48,12 @@ static void check_message(const pl_ingest_msg *m)
         check(s->time_ms >= PL_INGEST_MIN_TIME_MS && s->time_ms <= NOW + PL_INGEST_FUTURE_MS);
         for (size_t j = 1; j < s->n; j++)
             check(m->entries[s->first + j].local_id > m->entries[s->first + j - 1].local_id);
+        /* Memory figures: bounded with bit3, absent without. */
+        if (m->flags & PL_INGEST_MEMORY)
+            check(s->memory.rss <= PL_INGEST_MEMORY_MAX && s->memory.python_bytes <= PL_INGEST_MEMORY_MAX &&
+                  s->memory.allocator_free_bytes <= PL_INGEST_MEMORY_MAX);
+        else
+            check(s->memory.rss == 0 && s->memory.python_bytes == 0 && s->memory.allocator_free_bytes == 0);
         next += s->n;
     }
     check(next == m->n_entries);

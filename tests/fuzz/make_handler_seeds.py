@@ -40,6 +40,8 @@ ROUTES = [
     ("/metrics", "top=5&workers=1"), ("/metrics", "top=0"),
     ("/api/retainers", "pid=1&id=2&retained=1"), ("/api/suspects", "group=app.Leak&pid=1&n=5"),
     ("/api/logout", ""), ("/api/login", "token=x"),
+    ("/api/memory", ""), ("/api/memory", "pid=1&host=web-1&since=1764320000&until=1764320000.250&points=2"),
+    ("/api/memory", "points=1"), ("/api/memory", "since=2&until=1"), ("/api/memory", "pid=0"),
 ]
 
 

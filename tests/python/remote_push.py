@@ -7,6 +7,7 @@ import time
 ENDED = 1
 NEW_SPACE = 2
 STATS = 4
+MEMORY = 8
 
 
 def uv(n):
@@ -24,12 +25,15 @@ def string(s):
 
 
 def message(host, pid, start, types=None, samples=(), flags=NEW_SPACE, interval_ms=1000, rss=1 << 20,
-            argv="gunicorn app:app", stats=None):
+            argv="gunicorn app:app", stats=None, memory=None):
     """types: {local_id: name}; samples: [(time_ms, {local_id: (count, bytes)})];
-    stats: (collection_us, gil_held_us), sent with flags bit2, or None (an older worker's message)."""
+    stats: (collection_us, gil_held_us), sent with flags bit2, or None (an older worker's message);
+    memory: one (rss, python_bytes, allocator_free_bytes) per sample, sent with flags bit3, or None."""
     out = bytearray(b"PLS1")
     if stats is not None:
         flags |= STATS
+    if memory is not None:
+        flags |= MEMORY
     out += uv(flags) + string(host) + uv(pid) + uv(start) + uv(interval_ms) + uv(rss) + string(argv)
     if stats is not None:
         out += uv(stats[0]) + uv(stats[1])
@@ -38,13 +42,15 @@ def message(host, pid, start, types=None, samples=(), flags=NEW_SPACE, interval_
     for local, name in types.items():
         out += uv(local) + string(name)
     out += uv(len(samples))
-    for t, entries in samples:
+    for k, (t, entries) in enumerate(samples):
         out += uv(t) + uv(len(entries))
         prev = 0
         for i, local in enumerate(sorted(entries)):
             count, size = entries[local]
             out += uv(local if i == 0 else local - prev) + uv(count) + uv(size)
             prev = local
+        if memory is not None:
+            out += b"".join(uv(v) for v in memory[k])
     return bytes(out)
 
 

@@ -275,9 +275,15 @@ def test_interpreter_exits_cleanly_with_a_running_collector(tmp_path):
     assert all(p["ended"] and not p["alive"] for p in procs)
 
 
-def test_default_path_is_per_server(tmp_path):
+def test_default_path_is_per_service(tmp_path):
     path = pyloot.backends.default_path()
     assert path.startswith(os.path.join(__import__("tempfile").gettempdir(), "pyloot-"))
-    root_pid = int(os.path.basename(path).split("-")[0])
-    # This process's chain up to the first ancestor running another binary.
-    assert root_pid in (os.getpid(), os.getppid()) or os.path.exists("/proc/%d" % root_pid)
+    # Named after the service: the root process's (this process's chain up to
+    # the first ancestor running another binary) directory and command line.
+    root_pid = _pyloot.server_root()[0]
+    name, cwd, command = _pyloot.service_store()
+    assert os.path.basename(path) == name
+    assert cwd == os.readlink("/proc/%d/cwd" % root_pid)
+    with open("/proc/%d/cmdline" % root_pid, "rb") as f:
+        assert command == f.read().rstrip(b"\0").replace(b"\0", b" ").decode()
+    assert name.startswith(os.path.basename(cwd)[:24] + "-") and len(name.rsplit("-", 1)[1]) == 16

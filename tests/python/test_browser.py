@@ -522,3 +522,26 @@ def test_suspect_box_retained_panel_and_biggest_retainers(ui):
     assert retained >= one["size"]
     assert ui.d.find_element(By.CSS_SELECTOR, "#object-dominator a.obj-link").get_attribute("data-id") == str(holder["id"])
     ui.shot("object-retained")
+
+
+def test_sort_menu_ranks_by_size_growth(ui):
+    """A leak of bytes payloads (untracked objects) comes first when the
+    sort menu says "Size growth", with its size growth on the card."""
+    before = ui.server.api("/api/history?q=bytes&sort=name&limit=1000")["types"]
+    start = next((t["bytes"] for t in before if t["name"] == "bytes"), 0)
+    for _ in range(4):
+        assert ui.server.get("/cache?n=20&size=100000").status == 200
+    wait_until(lambda: ui.server.api("/api/history?sort=bytes_growth&limit=1")["types"][0]["name"] == "bytes"
+               and ui.server.api("/api/history?sort=bytes_growth&limit=1")["types"][0]["bytes"] > start, 30,
+               message="the bytes leak in the history")
+    ui.go("#/history?sort=growth")
+    ui.wait(lambda d: len(ui.cards()) > 0, "the cards")
+    options = ui.js("return [...document.querySelectorAll('#sort option')].map(o => o.value)")
+    assert {"growth", "bytes_growth", "count", "bytes", "name"} <= set(options), options
+    Select(ui.d.find_element(By.ID, "sort")).select_by_value("bytes_growth")
+    ui.wait(lambda d: ui.hash_params().get("sort") == "bytes_growth", "the sort in the URL")
+    ui.idle()
+    ui.wait(lambda d: ui.cards()[:1] == ["bytes"], "bytes first")
+    text = ui.js("return document.querySelector('.type-card[data-type=\"bytes\"] .bytes-growth .value').textContent")
+    assert text.startswith("+") and text.endswith("MiB"), text
+    ui.shot("sort-size-growth")

@@ -131,22 +131,41 @@ SCRIPT = textwrap.dedent(r"""
     sizes["self_sized"] = [live.describe(id(self_sized))["size"], list.__sizeof__(self_sized) + preheader]
 
     # The count pass (what the history stores) against sys.getsizeof() over
-    # the same heap; bookkeeping objects are made before the snapshot.
+    # the same heap: the tracked objects and, once each, the untracked
+    # objects they refer to (and those untracked containers refer to).
+    # Bookkeeping objects are made before the snapshot, or after the count
+    # pass in a function's locals, which no tracked object refers to.
     names = [n for n in samples if " " not in n and not n.startswith(("int", "str", "bool"))]
-    by_type = {}
-    for name in names:
-        by_type[name] = 0
+
+    def reference(snapshot):
+        by_type = dict.fromkeys(names, 0)
+        def add(o):
+            t = type(o)
+            name = t.__name__ if t.__module__ == "builtins" else t.__module__ + "." + t.__qualname__
+            if name in by_type:
+                by_type[name] += sys.getsizeof(o)
+        seen = set()
+        stack = []
+        for o in snapshot:
+            add(o)
+            stack.append(o)
+            while stack:
+                for r in gc.get_referents(stack.pop()):
+                    if gc.is_tracked(r) or id(r) in seen:
+                        continue
+                    seen.add(id(r))
+                    add(r)
+                    stack.append(r)
+        add(snapshot)  # gc.get_objects() leaves itself out
+        return by_type
+
+    counted = totals = by_type = None
     gc.collect()
     gc.disable()
     gc.unfreeze()  # pyloot counts the permanent generation too (3.12 starts with objects in it)
     snapshot = gc.get_objects()
-    for o in snapshot:
-        t = type(o)
-        name = t.__name__ if t.__module__ == "builtins" else t.__module__ + "." + t.__qualname__
-        if name in by_type:
-            by_type[name] += sys.getsizeof(o)
-    by_type["list"] += sys.getsizeof(snapshot)  # gc.get_objects() leaves itself out
     counted = _pyloot.count_types()
+    by_type = reference(snapshot)
     gc.enable()
     totals = {name: [counted.get(name, [0, 0])[1], by_type[name]] for name in names}
     for o in samples.values():

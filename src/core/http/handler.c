@@ -91,6 +91,7 @@ static const struct route {
     {"/api/logout", 0, ROUTE_POST | ROUTE_OPEN, pl_route_logout, NULL},
     {"/api/procs", 0, ROUTE_GET | ROUTE_STORE, pl_route_procs, NULL},
     {"/api/history", 0, ROUTE_GET | ROUTE_STORE, pl_route_history, NULL},
+    {"/api/memory", 0, ROUTE_GET | ROUTE_STORE, pl_route_memory, NULL},
     {"/metrics", 0, ROUTE_GET | ROUTE_STORE_TEXT, pl_route_metrics, NULL},
     {"/api/witnesses", 0, ROUTE_GET | ROUTE_STORE, pl_route_witnesses, NULL},
     {"/api/objects", 0, ROUTE_GET | ROUTE_STORE, pl_route_objects, pl_central_objects},

@@ -87,6 +87,13 @@ void pl_http_json_incarnation(pl_buf *b, const pl_incarnation *inc);
 /* [v0, v1, ...] with null for a negative value (no sample there). */
 void pl_http_json_series(pl_buf *b, const int64_t *v, size_t n);
 
+/* A central server's hosts may each have had a worker with the same pid:
+ * pid= alone would then silently answer for one of them. Returns 1 with a
+ * 400 in resp naming two of the hosts, else 0 (a failed read is left to the
+ * query that follows, which reports it). For every route taking pid= and
+ * host= over the store (route_history.c). */
+int pl_http_pid_on_several_hosts(pl_store *store, uint32_t pid, pl_response *resp);
+
 /* ---- routes: one function per route, rest is what follows a prefix route's path ---- */
 
 typedef void (*pl_http_route_fn)(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
@@ -113,6 +120,7 @@ int pl_central_objects(pl_remote *r, const pl_remote_request *req, pl_response *
 
 void pl_route_procs(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_history(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
+void pl_route_memory(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_objects(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_object(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_object_graph(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);

@@ -10,11 +10,8 @@
 #include "pyloot/error.h"
 #include "pyloot/json.h"
 
-/* A central server's hosts may each have had a worker with the same pid:
- * pid= alone would then silently answer for one of them. Returns 1 with a
- * 400 in resp naming two of the hosts, else 0 (a failed read is left to the
- * history query, which reports it). */
-static int pid_on_several_hosts(pl_store *store, uint32_t pid, pl_response *resp)
+/* See http_int.h. */
+int pl_http_pid_on_several_hosts(pl_store *store, uint32_t pid, pl_response *resp)
 {
     pl_proc_info *procs = NULL;
     size_t n = 0;
@@ -84,8 +81,10 @@ static void encode_history(pl_buf *b, const pl_history *hist, const pl_history_q
             pl_buf_putc(b, ',');
         pl_buf_puts(b, "{\"name\":");
         pl_json_cstr(b, t->name);
-        pl_buf_printf(b, ",\"count\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"growth\":%" PRId64 ",\"counts\":",
-                      t->count, t->bytes, t->growth);
+        pl_buf_printf(b,
+                      ",\"count\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"growth\":%" PRId64
+                      ",\"bytes_growth\":%" PRId64 ",\"counts\":",
+                      t->count, t->bytes, t->growth, t->bytes_growth);
         pl_http_json_series(b, t->counts, hist->n_times);
         pl_buf_puts(b, ",\"bytes_series\":");
         pl_http_json_series(b, t->bytes_series, hist->n_times);
@@ -125,8 +124,7 @@ void pl_route_history(pl_handler *h, const pl_request *req, const char *rest, pl
     hq.q = q.len ? q.data : NULL;
     hq.sort = PL_SORT_GROWTH;
     if (tmp.len && (hq.sort = pl_sort_from_name(tmp.data, tmp.len)) < 0) {
-        pl_http_error(resp, 400, "parameter sort must be %s, %s or %s", pl_sort_names[PL_SORT_GROWTH],
-                      pl_sort_names[PL_SORT_COUNT], pl_sort_names[PL_SORT_NAME]);
+        pl_http_error(resp, 400, "parameter sort must be %s", pl_sort_list);
         goto done;
     }
     hq.now_ms = pl_now_ms();
@@ -149,7 +147,7 @@ void pl_route_history(pl_handler *h, const pl_request *req, const char *rest, pl
         goto done;
     }
 
-    if (pid && !hq.host && pid_on_several_hosts(h->opt.store, (uint32_t)pid, resp))
+    if (pid && !hq.host && pl_http_pid_on_several_hosts(h->opt.store, (uint32_t)pid, resp))
         goto done;
     rc = pl_store_history(h->opt.store, &hq, &hist);
     if (rc == PL_ENOTFOUND && (pid || hq.host)) {

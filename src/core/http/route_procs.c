@@ -32,6 +32,30 @@ static void json_recovery(pl_store *store, pl_buf *b)
     pl_buf_free(&reason);
 }
 
+/* See handler.h. */
+void pl_json_proc_end(pl_buf *b, const pl_proc_info *p)
+{
+    int value = 0, how = pl_proc_end_kind(p, &value);
+    const char *name = pl_signal_name(value);
+
+    if (how == PL_END_NONE) {
+        pl_buf_puts(b, "null");
+    } else if (how == PL_END_CLEAN) {
+        pl_buf_puts(b, "{\"how\":\"clean\"}");
+    } else if (how == PL_END_EXITED) {
+        pl_buf_printf(b, "{\"how\":\"exited\",\"code\":%d}", value);
+    } else if (!value) {
+        pl_buf_puts(b, "{\"how\":\"killed\",\"signal\":null,\"name\":null}");
+    } else {
+        pl_buf_printf(b, "{\"how\":\"killed\",\"signal\":%d,\"name\":", value);
+        if (name)
+            pl_json_cstr(b, name);
+        else
+            pl_buf_puts(b, "null");
+        pl_buf_putc(b, '}');
+    }
+}
+
 /* See http_int.h. */
 void pl_route_procs(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
 {
@@ -77,6 +101,8 @@ void pl_route_procs(pl_handler *h, const pl_request *req, const char *rest, pl_r
             pl_http_json_time(b, p->ended_ms);
         else
             pl_buf_puts(b, "null");
+        pl_buf_puts(b, ",\"end\":");
+        pl_json_proc_end(b, p);
         pl_buf_puts(b, ",\"host\":");
         pl_json_cstr(b, p->host);
         /* Summary routes are open to everyone by default: the command

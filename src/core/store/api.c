@@ -113,8 +113,12 @@ static int item_txn(pl_store *s, MDB_txn *txn, pl_store_batch_item *item, pl_typ
             goto out;
         }
     }
-    for (j = 0; rc == 0 && j < item->n_samples; j++)
+    for (j = 0; rc == 0 && j < item->n_samples; j++) {
         rc = log_append(s, txn, &item->inc, item->samples[j].time_ms, sorted[j], lens[j], rec);
+        /* Under the sample's time as stored (log_append may move it). */
+        if (rc == 0 && item->memory)
+            rc = memory_put(s, txn, &item->inc, rec->last_time, &item->memory[j]);
+    }
     if (rc == 0 && item->end) {
         rec->ended_ms = item->now_ms > 0 ? item->now_ms : 1;
         if (item->now_ms > rec->last_seen_ms)

@@ -37,7 +37,13 @@ int pl_store_heartbeat(pl_store *s, const pl_incarnation *inc, int64_t now_ms, u
 /* See store.h. */
 int pl_store_end(pl_store *s, const pl_incarnation *inc, int64_t now_ms)
 {
-    return STORE_GUARDED(s, end_unguarded(s, inc, now_ms));
+    return STORE_GUARDED(s, end_unguarded(s, inc, now_ms, PL_END_NONE, 0));
+}
+
+/* See store.h. */
+int pl_store_end_status(pl_store *s, const pl_incarnation *inc, int64_t now_ms, int how, int value)
+{
+    return STORE_GUARDED(s, end_unguarded(s, inc, now_ms, how, value));
 }
 
 /* See store.h. */
@@ -63,6 +69,13 @@ int pl_store_append_batch(pl_store *s, pl_store_batch_item *items, size_t n)
     for (size_t i = 0; rc == PL_EDAMAGED && items && i < n; i++)
         items[i].rc = rc;
     return rc;
+}
+
+/* See store.h. */
+int pl_store_memory(pl_store *s, const pl_memory_query *q, pl_memory **out)
+{
+    *out = NULL;
+    return STORE_GUARDED(s, memory_unguarded(s, q, out));
 }
 
 /* See store.h. */
@@ -162,6 +175,13 @@ int pl_store_recovery(pl_store *s, pl_buf *moved_to, pl_buf *reason, int64_t *wh
 int pl_store_append(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
                     const pl_type_count *counts, size_t n)
 {
+    return pl_store_append_memory(s, inc, time_ms, counts, n, NULL);
+}
+
+/* See store.h. */
+int pl_store_append_memory(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
+                           const pl_type_count *counts, size_t n, const pl_memory_sample *memory)
+{
     pl_store_sample smp = {time_ms, counts, n};
     pl_store_batch_item item;
     int rc;
@@ -170,6 +190,7 @@ int pl_store_append(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
     item.inc = *inc;
     item.samples = &smp;
     item.n_samples = 1;
+    item.memory = memory;
     rc = pl_store_append_batch(s, &item, 1);
     return item.rc ? item.rc : rc;
 }

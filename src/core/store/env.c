@@ -115,7 +115,8 @@ uint64_t max_bytes(pl_store *s)
 uint64_t used_bytes(pl_store *s, MDB_txn *txn)
 {
     MDB_dbi dbis[] = {0, 1, s->meta, s->procs, s->types, s->names,
-                      s->log, s->windows, s->chunks, s->chunks2, s->snap, s->mailbox, s->witness};
+                      s->log, s->windows, s->chunks, s->chunks2, s->snap, s->mailbox, s->witness,
+                      s->memory};
     uint64_t pages = 2, psize = 4096;
     MDB_stat st;
     size_t i;

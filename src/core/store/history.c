@@ -1,8 +1,7 @@
 /* The history query (pl_store_history): one read transaction; ranks the
- * types, builds the time axis, then fills the page. Over 800 lines because
- * the three phases share the view of each incarnation (struct hview) and its
- * readers of the log and the windows, which no other file uses; each phase
- * is a function of its own. */
+ * types, builds the time axis (axis.c), then fills the page. Long because the
+ * three phases share the view of each incarnation (struct hview) and its
+ * readers of the log and the windows, which no other file uses. */
 #include "store_int.h"
 
 #include <errno.h>
@@ -71,7 +70,7 @@ struct cand {
     const char *name; /* owned by the read transaction */
     size_t len;
     uint64_t count, bytes;
-    int64_t growth;
+    int64_t growth, bytes_growth;
 };
 
 static int name_cmp(const struct cand *x, const struct cand *y)
@@ -110,6 +109,24 @@ static int cmp_cand_growth(const void *a, const void *b)
 
     if (x->growth != y->growth)
         return x->growth > y->growth ? -1 : 1;
+    return name_cmp(x, y);
+}
+
+static int cmp_cand_bytes(const void *a, const void *b)
+{
+    const struct cand *x = a, *y = b;
+
+    if (x->bytes != y->bytes)
+        return x->bytes > y->bytes ? -1 : 1;
+    return name_cmp(x, y);
+}
+
+static int cmp_cand_bytes_growth(const void *a, const void *b)
+{
+    const struct cand *x = a, *y = b;
+
+    if (x->bytes_growth != y->bytes_growth)
+        return x->bytes_growth > y->bytes_growth ? -1 : 1;
     return name_cmp(x, y);
 }
 
@@ -291,7 +308,7 @@ out:
 
 /* Adds the incarnation's first-sample snapshot counts, times `sign`, into acc. */
 static int add_snap(pl_store *s, MDB_txn *txn, const struct hview *v, uint32_t max_id,
-                    int64_t *acc, int sign)
+                    int64_t *acc, int64_t *bacc, int sign)
 {
     MDB_cursor *cur = NULL;
     MDB_val k = {INC_KEY, (void *)v->inck}, val;
@@ -319,8 +336,11 @@ static int add_snap(pl_store *s, MDB_txn *txn, const struct hview *v, uint32_t m
                 uint64_t c, b;
 
                 packed_get(&pk, i, &id, &c, &b);
-                if (id <= max_id)
+                if (id <= max_id) {
                     acc[id] += sign * (int64_t)c;
+                    if (bacc)
+                        bacc[id] += sign * (int64_t)b;
+                }
             }
             continue;
         }
@@ -329,18 +349,24 @@ static int add_snap(pl_store *s, MDB_txn *txn, const struct hview *v, uint32_t m
         esize = wide ? WIDE_ENTRY : LOG_ENTRY;
         m = val.mv_size / esize;
         for (i = 0; i < m; i++, p += esize) {
-            uint32_t id, c32;
-            uint64_t c;
+            uint32_t id, c32, b32;
+            uint64_t c, b;
 
             memcpy(&id, p, 4);
             if (wide) {
                 memcpy(&c, p + 4, 8);
+                memcpy(&b, p + 12, 8);
             } else {
                 memcpy(&c32, p + 4, 4);
+                memcpy(&b32, p + 8, 4);
                 c = c32 == MARK ? 0 : c32;
+                b = c32 == MARK ? 0 : b32;
             }
-            if (id <= max_id)
+            if (id <= max_id) {
                 acc[id] += sign * (int64_t)c;
+                if (bacc)
+                    bacc[id] += sign * (int64_t)b;
+            }
         }
     }
     if (rc == MDB_NOTFOUND)
@@ -600,49 +626,20 @@ static int alive_at(const struct hview *v, int64_t t)
     return v->alive || t <= v->end_ms + v->grace_ms;
 }
 
-/* Grid points k * step in [lo, hi), plus hi itself. */
-static size_t grid_len(int64_t lo, int64_t hi, int64_t step)
-{
-    int64_t g0 = (lo + step - 1) / step * step;
-
-    return (g0 < hi ? (size_t)((hi - 1 - g0) / step) + 1 : 0) + 1;
-}
-
 /* Builds the slot ends from lo to hi: multiples of the smallest collection
  * interval (or of a multiple of it, so that there are at most max_points)
  * inside [lo, hi), then hi. */
 static int build_axis(const struct hview *views, size_t nv, uint32_t max_points, int64_t lo,
                       int64_t hi, pl_history *h)
 {
-    int64_t base = 0, step, g;
-    size_t n, i;
-    int rc = 0;
+    int64_t base = 0;
+    size_t i;
 
     for (i = 0; i < nv; i++)
         if (views[i].n_times && views[i].rec.interval_ms &&
             (!base || views[i].rec.interval_ms < base))
             base = views[i].rec.interval_ms;
-    if (!base)
-        base = 1000;
-    if (lo > hi)
-        lo = hi;
-    step = base;
-    if (grid_len(lo, hi, step) > max_points)
-        step = base * ((hi - lo) / (base * (int64_t)(max_points - 1)) + 1);
-    while ((n = grid_len(lo, hi, step)) > max_points)
-        step += base;
-    h->times = malloc(n * sizeof *h->times);
-    if (!h->times) {
-        rc = ENOMEM;
-        goto out;
-    }
-    h->step_ms = step;
-    h->n_times = 0;
-    for (g = (lo + step - 1) / step * step; g < hi; g += step)
-        h->times[h->n_times++] = g;
-    h->times[h->n_times++] = hi;
-out:
-    return rc;
+    return axis_grid(base, max_points, lo, hi, &h->times, &h->n_times, &h->step_ms);
 }
 
 /* Which sample of view v each slot shows: its last sample at or before the
@@ -743,7 +740,7 @@ static int rank_types(pl_store *s, MDB_txn *txn, const pl_history_query *q,
 {
     MDB_cursor *cur = NULL;
     struct cand *cands = NULL;
-    int64_t *growth = NULL, *cnt = NULL, *byt = NULL;
+    int64_t *growth = NULL, *bgrowth = NULL, *cnt = NULL, *byt = NULL;
     uint32_t max_id;
     size_t n_cand = 0, i, j;
     struct sample smp = {0};
@@ -755,7 +752,8 @@ static int rank_types(pl_store *s, MDB_txn *txn, const pl_history_query *q,
     cnt = calloc((size_t)max_id + 1, sizeof *cnt);
     byt = calloc((size_t)max_id + 1, sizeof *byt);
     growth = calloc((size_t)max_id + 1, sizeof *growth);
-    if (!cnt || !byt || !growth) {
+    bgrowth = calloc((size_t)max_id + 1, sizeof *bgrowth);
+    if (!cnt || !byt || !growth || !bgrowth) {
         rc = ENOMEM;
         goto out;
     }
@@ -770,14 +768,16 @@ static int rank_types(pl_store *s, MDB_txn *txn, const pl_history_query *q,
         if (base < 0)
             base = 0;
         if (rc == 0 && base == 0 && v->n_wins)
-            rc = add_snap(s, txn, v, max_id, growth, -1);
+            rc = add_snap(s, txn, v, max_id, growth, bgrowth, -1);
         else if (rc == 0)
-            rc = add_sample(s, txn, v, (size_t)base, max_id, growth, NULL, -1, &smp);
+            rc = add_sample(s, txn, v, (size_t)base, max_id, growth, bgrowth, -1, &smp);
         if (rc)
             goto out;
     }
-    for (j = 0; j <= max_id; j++)
+    for (j = 0; j <= max_id; j++) {
         growth[j] += cnt[j];
+        bgrowth[j] += byt[j];
+    }
 
     /* Candidates: every type of the store. */
     rc = mdb_stat(txn, s->types, &st);
@@ -803,6 +803,7 @@ static int rank_types(pl_store *s, MDB_txn *txn, const pl_history_query *q,
         c->count = c->id <= max_id && cnt[c->id] > 0 ? (uint64_t)cnt[c->id] : 0;
         c->bytes = c->id <= max_id && byt[c->id] > 0 ? (uint64_t)byt[c->id] : 0;
         c->growth = c->id <= max_id ? growth[c->id] : 0;
+        c->bytes_growth = c->id <= max_id ? bgrowth[c->id] : 0;
         n_cand++;
     }
     if (rc != MDB_NOTFOUND && rc != 0)
@@ -821,8 +822,11 @@ static int rank_types(pl_store *s, MDB_txn *txn, const pl_history_query *q,
         n_cand = j;
     }
     qsort(cands, n_cand, sizeof *cands,
-          q->sort == PL_SORT_COUNT ? cmp_cand_count
-          : q->sort == PL_SORT_GROWTH ? cmp_cand_growth : cmp_cand_name);
+          q->sort == PL_SORT_COUNT          ? cmp_cand_count
+          : q->sort == PL_SORT_GROWTH       ? cmp_cand_growth
+          : q->sort == PL_SORT_BYTES        ? cmp_cand_bytes
+          : q->sort == PL_SORT_BYTES_GROWTH ? cmp_cand_bytes_growth
+                                            : cmp_cand_name);
     *cands_out = cands;
     *n_out = n_cand;
     cands = NULL;
@@ -832,6 +836,7 @@ out:
     free(cnt);
     free(byt);
     free(growth);
+    free(bgrowth);
     free(smp.e);
     return rc;
 }
@@ -870,6 +875,7 @@ static int page_types(const pl_history_query *q, const struct hview *views, size
         t->count = c->count;
         t->bytes = c->bytes;
         t->growth = c->growth;
+        t->bytes_growth = c->bytes_growth;
         if (!q->per_worker)
             continue;
         t->lines = calloc(n_lines ? n_lines : 1, sizeof *t->lines);
@@ -885,7 +891,8 @@ static int page_types(const pl_history_query *q, const struct hview *views, size
             memcpy(line->host, views[i].rec.host, sizeof line->host);
             line->host[sizeof line->host - 1] = '\0';
             line->counts = new_series(h->n_times);
-            if (!line->counts)
+            line->bytes = new_series(h->n_times);
+            if (!line->counts || !line->bytes)
                 return ENOMEM;
         }
     }
@@ -913,8 +920,10 @@ static void add_series(const struct hview *v, const int64_t *arr_c, const int64_
             t->counts[si] = t->bytes_series[si] = 0;
         t->counts[si] += cv;
         t->bytes_series[si] += bv;
-        if (line)
+        if (line) {
             line->counts[si] = cv;
+            line->bytes[si] = bv;
+        }
     }
 }
 
@@ -1073,7 +1082,7 @@ int history_unguarded(pl_store *s, const pl_history_query *q, pl_history **out)
 
     *out = NULL;
     if (!q || q->limit < 1 || q->limit > 1000 || q->sort < PL_SORT_COUNT ||
-        q->sort > PL_SORT_NAME || q->since_ms < 0 || q->until_ms < 0 ||
+        q->sort >= PL_SORT_N || q->since_ms < 0 || q->until_ms < 0 ||
         (q->since_ms && q->until_ms && q->until_ms <= q->since_ms)) {
         rc = PL_EBADARG;
         goto out;
@@ -1177,8 +1186,10 @@ void pl_history_free(pl_history *h)
         free(t->name);
         free(t->counts);
         free(t->bytes_series);
-        for (j = 0; t->lines && j < t->n_lines; j++)
+        for (j = 0; t->lines && j < t->n_lines; j++) {
             free(t->lines[j].counts);
+            free(t->lines[j].bytes);
+        }
         free(t->lines);
     }
     if (h) {

@@ -54,6 +54,12 @@ static int open_dbs(pl_store *s)
         s->witness = 0;
     else if (rc)
         goto abort;
+    /* Schema 5: a read-only open of an older store has no memory figures. */
+    rc = mdb_dbi_open(txn, "memory", flags, &s->memory);
+    if (rc == MDB_NOTFOUND && s->read_only)
+        s->memory = 0;
+    else if (rc)
+        goto abort;
     k.mv_data = "schema";
     k.mv_size = 6;
     rc = mdb_get(txn, s->meta, &k, &v);
@@ -83,7 +89,9 @@ static int open_dbs(pl_store *s)
              * rec_decode reads at any of the sizes; records are rewritten
              * at the new size when next updated. Schema 4 changed the
              * layout of the log, the snapshots and the chunk tables:
-             * migrate_layout4 rewrites them here. */
+             * migrate_layout4 rewrites them here. Schema 5 added the
+             * table `memory` (created above; older samples have no
+             * figures), so writing the version is its whole migration. */
             if (version < PACKED_SCHEMA && (rc = migrate_layout4(s, txn)))
                 goto abort;
             memcpy(schema, &(uint32_t){SCHEMA_VERSION}, 4);

@@ -24,7 +24,7 @@ int rec_get(pl_store *s, MDB_txn *txn, const pl_incarnation *inc, struct proc_re
     return rc;
 }
 
-/* Decodes a procs value of schema 3, or of schema 2 or 1 (zero-extended). */
+/* Decodes a procs value of schema 5, or of schema 4, 3, 2 or 1 (zero-extended). */
 int rec_decode(const MDB_val *v, struct proc_rec *rec)
 {
     if (!PROC_REC_SIZE_OK(v->mv_size))
@@ -108,6 +108,8 @@ static void edit_register(struct proc_rec *rec, int created, const void *arg)
     if (rec->last_seen_ms < rec->first_seen_ms)
         rec->last_seen_ms = rec->first_seen_ms;
     rec->ended_ms = 0;
+    rec->end_how = PL_END_NONE;
+    rec->end_value = 0;
     rec->rss = info->rss;
 }
 
@@ -118,19 +120,37 @@ int register_unguarded(pl_store *s, const pl_proc_info *info)
     return update_rec(s, &info->inc, 1, edit_register, info);
 }
 
+struct end_arg {
+    int64_t now_ms;
+    int how, value;
+};
+
+/* An end already written (by the process itself on its way out) keeps its
+ * time; a status from the parent is added to it. */
 static void edit_end(struct proc_rec *rec, int created, const void *arg)
 {
-    int64_t now_ms = *(const int64_t *)arg;
+    const struct end_arg *e = arg;
 
-    rec->ended_ms = now_ms > 0 ? now_ms : 1;
-    if (now_ms > rec->last_seen_ms)
-        rec->last_seen_ms = now_ms;
+    (void)created;
+    if (!rec->ended_ms) {
+        rec->ended_ms = e->now_ms > 0 ? e->now_ms : 1;
+        if (e->now_ms > rec->last_seen_ms)
+            rec->last_seen_ms = e->now_ms;
+    }
+    if (e->how != PL_END_NONE) {
+        rec->end_how = e->how;
+        rec->end_value = e->value;
+    }
 }
 
-/* Marks an incarnation as ended cleanly (see store.h). */
-int end_unguarded(pl_store *s, const pl_incarnation *inc, int64_t now_ms)
+/* Marks an incarnation as ended, with how when known (see store.h). */
+int end_unguarded(pl_store *s, const pl_incarnation *inc, int64_t now_ms, int how, int value)
 {
-    return update_rec(s, inc, 0, edit_end, &now_ms);
+    struct end_arg e = {now_ms, how, value};
+
+    if (how < PL_END_NONE || how > PL_END_KILLED)
+        return PL_EBADARG;
+    return update_rec(s, inc, 0, edit_end, &e);
 }
 
 static int cmp_inc_entry(const void *a, const void *b)
@@ -238,6 +258,8 @@ int procs_unguarded(pl_store *s, pl_proc_info **out, size_t *n)
         p->worker_start = r->worker_start;
         p->stats.collection_us = r->collection_us;
         p->stats.gil_held_us = r->gil_held_us;
+        p->end_how = r->end_how;
+        p->end_value = r->end_value;
     }
     *out = infos;
     *n = count;

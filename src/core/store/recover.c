@@ -367,10 +367,28 @@ int pl_store_replace(pl_store *damaged, pl_store **out, const pl_store_options *
 
 /* ------------------------------------------------ ending, in a child */
 
-/* In the child: marks pid's newest incarnation that has not ended as
- * ended, reports "<code>" on fd, _exit. Never returns. Only libc and LMDB on
- * an env of its own, as the verifying child (verify.c). */
-static void end_child(const char *path, uint32_t pid, int64_t now_ms, int fd, unsigned timeout_ms)
+/* An end the process wrote itself this recently may still get its parent's
+ * status: the parent reaps it within moments of its exit. */
+#define END_STATUS_LATE_MS 60000
+
+/* 1 when procs[i] is an incarnation of pid the parent's word applies to: one
+ * not ended, or (with a status) one that ended by itself just now and has no
+ * status yet. */
+static int end_candidate(const pl_proc_info *p, uint32_t pid, int64_t now_ms, int how)
+{
+    if (p->inc.pid != pid)
+        return 0;
+    if (!p->ended_ms)
+        return 1;
+    return how != PL_END_NONE && p->end_how == PL_END_NONE && p->ended_ms >= now_ms - END_STATUS_LATE_MS;
+}
+
+/* In the child: marks pid's newest incarnation that has not ended (or, with
+ * a status, that ended by itself just now) as ended, reports "<code>" on fd,
+ * _exit. Never returns. Only libc and LMDB on an env of its own, as the
+ * verifying child (verify.c). */
+static void end_child(const char *path, uint32_t pid, int64_t now_ms, int how, int value, int fd,
+                      unsigned timeout_ms)
 {
     pl_store_options opt;
     pl_store *s = NULL;
@@ -387,11 +405,11 @@ static void end_child(const char *path, uint32_t pid, int64_t now_ms, int fd, un
     if (rc == 0)
         rc = pl_store_procs(s, &procs, &n);
     for (size_t i = 0; rc == 0 && i < n; i++)
-        if (procs[i].inc.pid == pid && !procs[i].ended_ms &&
+        if (end_candidate(&procs[i], pid, now_ms, how) &&
             (best == SIZE_MAX || procs[i].first_seen_ms >= procs[best].first_seen_ms))
             best = i;
     if (rc == 0)
-        rc = best == SIZE_MAX ? PL_ENOTFOUND : pl_store_end(s, &procs[best].inc, now_ms);
+        rc = best == SIZE_MAX ? PL_ENOTFOUND : pl_store_end_status(s, &procs[best].inc, now_ms, how, value);
     len = snprintf(line, sizeof line, "%d", rc);
     if (write(fd, line, (size_t)len) < 0)
         rc = EIO;
@@ -402,8 +420,8 @@ static void end_child(const char *path, uint32_t pid, int64_t now_ms, int fd, un
 /* See verify.h. The master waits here (bounded); gunicorn's own reaping of
  * children cannot run meanwhile (its SIGCHLD handler is Python code, run
  * after this returns), so the child is reaped here. */
-int pl_store_end_isolated(const char *path, uint32_t pid, int64_t now_ms, unsigned timeout_ms, char *why,
-                          size_t len)
+int pl_store_end_isolated(const char *path, uint32_t pid, int64_t now_ms, int how, int value, unsigned timeout_ms,
+                          char *why, size_t len)
 {
     char report[64];
     int fds[2], status = 0, rc = 0, code = 0;
@@ -413,6 +431,10 @@ int pl_store_end_isolated(const char *path, uint32_t pid, int64_t now_ms, unsign
 
     if (len)
         why[0] = 0;
+    if (how < PL_END_NONE || how > PL_END_KILLED) {
+        snprintf(why, len, "%s", pl_strerror(PL_EBADARG));
+        return PL_EBADARG;
+    }
     if (pipe2(fds, O_CLOEXEC) != 0)
         return errno;
     child = fork();
@@ -425,7 +447,7 @@ int pl_store_end_isolated(const char *path, uint32_t pid, int64_t now_ms, unsign
     }
     if (child == 0) {
         close(fds[0]);
-        end_child(path, pid, now_ms, fds[1], timeout_ms);
+        end_child(path, pid, now_ms, how, value, fds[1], timeout_ms);
     }
     close(fds[1]);
     clock_gettime(CLOCK_MONOTONIC, &t0);

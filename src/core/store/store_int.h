@@ -18,6 +18,7 @@
  * read-only open reads them so, a writable one migrates (layout4()).
  *   mailbox   'q' to(12) ticket(8) part(1) | 't' ticket(8) | 'r' ticket(8) part(4)
  *   witness   type_id(4) inc(12) time(8) part(1) -> one witness path (witness.c)
+ *   memory    inc(12) time(8) -> rss, python_bytes, allocator_free_bytes (schema 5; memory.c)
  *
  * Keys are big-endian; values use host byte order (an LMDB file is not
  * portable across architectures anyway). Every value stays under PART_MAX
@@ -44,6 +45,8 @@
  *   mailbox.c    live-object requests between incarnations
  *   remote.c     incarnations pushed by workers of other hosts
  *   witness.c    witness paths of growing types (encode, write once, read, retain)
+ *   memory.c     where each sample's memory was: write, read as series, retain
+ *   axis.c       the time axis of the series history.c and memory.c read
  *   open.c       open/close: the env, its tables, the schema; the recovery note
  *   migrate.c    the migration of schemas 1-3 to schema 4 (run by open.c)
  *   records.c    procs records, log samples, first-sample snapshots, window lists
@@ -77,13 +80,15 @@
 /* 2: procs records gained worker_start (pushed incarnations, remote.c).
  * 3: procs records gained collection_us and gil_held_us (the collector's
  * cost, /metrics).
+ * 5: procs records gained end_how and end_value (how the incarnation ended,
+ * as its parent saw it: pl_store_end_status).
  * An older store is migrated at a writable open (its records are read at
  * their old size, zero-extended) and read as it is by a read-only one. */
-#define SCHEMA_VERSION 4u
+#define SCHEMA_VERSION 5u
 #define SCHEMA_OLDEST 1u
 #define DEFAULT_MAP_SIZE (1ull << 30)
 #define DEFAULT_MAX_SAMPLES 2880u
-#define DEFAULT_MAX_AGE_S (7ull * 86400)
+#define DEFAULT_MAX_AGE_S PL_STORE_DEFAULT_MAX_AGE_S
 #define DEFAULT_MAX_POINTS 720u
 
 /* Samples per compacted window: large enough that the per-chunk key and
@@ -157,6 +162,7 @@ struct pl_store {
     MDB_dbi meta, procs, types, names, log, windows, snap, mailbox;
     MDB_dbi chunks, chunks2; /* ichunks, ichunks2 (or chunks, chunks2 of an older schema, read-only) */
     MDB_dbi witness; /* 0 when a read-only store predates witnesses (witness.c) */
+    MDB_dbi memory;  /* 0 when a read-only store predates schema 5 (memory.c) */
     /* Read-held by every transaction of this handle; write-held only to
      * adopt a map grown by another process (mdb_env_set_mapsize(env, 0)
      * requires that no transaction of this process is active). */
@@ -221,13 +227,19 @@ struct proc_rec {
     /* Schema 3: the collector's cost at the last heartbeat (pl_proc_stats). */
     uint64_t collection_us;
     uint64_t gil_held_us;
+    /* Schema 5: PL_END_* and the exit code or signal number (proc.h). */
+    int32_t end_how;
+    int32_t end_value;
 };
 /* The size of a schema-1 procs record: everything before worker_start. */
 #define PROC_REC_V1 offsetof(struct proc_rec, worker_start)
 /* The size of a schema-2 procs record: everything before collection_us. */
 #define PROC_REC_V2 offsetof(struct proc_rec, collection_us)
+/* The size of a schema-3 and -4 procs record: everything before end_how. */
+#define PROC_REC_V4 offsetof(struct proc_rec, end_how)
 /* 1 when n is the size of a procs record of a schema this code reads. */
-#define PROC_REC_SIZE_OK(n) ((n) == sizeof(struct proc_rec) || (n) == PROC_REC_V2 || (n) == PROC_REC_V1)
+#define PROC_REC_SIZE_OK(n)                                                                                       \
+    ((n) == sizeof(struct proc_rec) || (n) == PROC_REC_V4 || (n) == PROC_REC_V2 || (n) == PROC_REC_V1)
 
 /* Pushed incarnations are stored under a start the server assigns: this bit
  * plus a counter, so they never collide with a local start (clock ticks
@@ -446,7 +458,7 @@ int open_unguarded(pl_store *s);
 int register_unguarded(pl_store *s, const pl_proc_info *info);
 int heartbeat_unguarded(pl_store *s, const pl_incarnation *inc, int64_t now_ms, uint64_t rss,
                         const pl_proc_stats *stats);
-int end_unguarded(pl_store *s, const pl_incarnation *inc, int64_t now_ms);
+int end_unguarded(pl_store *s, const pl_incarnation *inc, int64_t now_ms, int how, int value);
 int procs_unguarded(pl_store *s, pl_proc_info **out, size_t *n);
 int type_ids_unguarded(pl_store *s, const char *const *names, const size_t *lens, size_t n, uint32_t *ids);
 int append_batch_unguarded(pl_store *s, pl_store_batch_item *items, size_t n);
@@ -631,6 +643,35 @@ int mailbox_sweep(pl_store *s, int64_t now_ms, const struct inc_entry *list, siz
  * open_dbs): every log and snapshot value packed, chunks/chunks2 moved into
  * ichunks/ichunks2 with inc-first keys and dropped. */
 int migrate_layout4(pl_store *s, MDB_txn *txn);
+
+/* ---- axis.c ---- */
+
+/* The time axis of every series read (history, memory): slot ends at the
+ * multiples of the step inside [lo, hi), then hi; the step is `base` (the
+ * smallest collection interval; <= 0: 1 s) or the smallest multiple of it
+ * that keeps at most max_points (>= 2) slots. *times is malloc'ed. 0 or
+ * ENOMEM. */
+int axis_grid(int64_t base, uint32_t max_points, int64_t lo, int64_t hi, int64_t **times, size_t *n_times,
+              int64_t *step_ms);
+
+/* ---- memory.c ---- */
+
+/* memory: inc(12) time(8) -> rss, python_bytes, allocator_free_bytes (u64
+ * each, host order; a reader takes the first MEMORY_VALUE bytes, so fields
+ * may be appended). Schema 5. */
+#define MEMORY_KEY (INC_KEY + 8)
+#define MEMORY_VALUE 24u
+#define MEMORY_SCHEMA 5u
+
+/* Writes one sample's memory figures under the sample's (final) time, in
+ * the sample's transaction. A store without the table writes nothing. */
+int memory_put(pl_store *s, MDB_txn *txn, const pl_incarnation *inc, int64_t time_ms,
+               const pl_memory_sample *m);
+/* Retention of the memory table, run by the retention pass after the
+ * samples': a record goes with its incarnation, and when it is older than
+ * the incarnation's first stored sample or than max_age. */
+int memory_retain(pl_store *s, int64_t now_ms);
+int memory_unguarded(pl_store *s, const pl_memory_query *q, pl_memory **out);
 
 /* ---- witness.c ---- */
 

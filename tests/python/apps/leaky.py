@@ -5,8 +5,21 @@ Routes:
                     (then keep the worker busy S seconds, so that concurrent
                     requests spread over the workers); answers
                     {"pid": ..., "leaked": K, "total": len(LEAKS)}
+  /cache?n=K&size=S&hold=H keep K new bytes objects of S bytes each in the module-level
+                    dict _cache (keys 'k0', 'k1', ...): a leak of untracked objects;
+                    answers {"pid": ..., "kept": K * S}
+  /strings?n=K&size=S&hold=H  append K new str objects of S characters to the module-level
+                    list STRINGS; answers {"pid": ..., "kept": K}
   /pid              {"pid": ...}
+  /native-leak?mb=M malloc M MiB in 1 MiB blocks through ctypes, write every
+                    byte and keep the pointers (memory no Python object holds):
+                    {"pid": ..., "leaked": bytes}
+  /list-leak?n=N    keep N lists of 500 ints (gc-tracked Python objects of
+                    about 4 KB each): {"pid": ..., "leaked": their shallow bytes}
   /block?s=S        hold the GIL for S seconds (a stuck worker)
+  /exit?code=K      the worker runs its exit handlers (pyloot marks its own
+                    end) and exits with code K, without an answer (gunicorn
+                    catches a SystemExit raised in a request)
   /_pyloot/...      pyloot
 
 Configured by the environment: PYLOOT_DB (store), PYLOOT_TEST_INTERVAL
@@ -32,6 +45,31 @@ class Leak:
 
 
 LEAKS = []
+_cache = {}
+STRINGS = []
+NATIVE = []
+LISTS = []
+
+
+def _native_leak(mb):
+    import ctypes
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.memset.restype = ctypes.c_void_p
+    libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+    block = 1 << 20
+    for _ in range(mb):
+        p = libc.malloc(block)
+        libc.memset(p, 0x5A, block)
+        NATIVE.append(p)
+    return mb * block
+
+
+def _list_leak(n):
+    made = [[0] * 500 for _ in range(n)]
+    LISTS.extend(made)
+    return sum(sys.getsizeof(x) for x in made)
 
 _remote = os.environ.get("PYLOOT_TEST_REMOTE")
 _remote_host, _, _remote_port = (_remote or "").rpartition(":")
@@ -69,8 +107,24 @@ def app(environ, start_response):
         if hold:
             time.sleep(hold)
         return _json(start_response, {"pid": os.getpid(), "leaked": n, "total": len(LEAKS)})
+    if path == "/cache":
+        n, size = _param(environ, "n", 1, int), _param(environ, "size", 100000, int)
+        for _ in range(n):
+            _cache["k%d" % len(_cache)] = os.urandom(size)
+        time.sleep(_param(environ, "hold", 0.0))
+        return _json(start_response, {"pid": os.getpid(), "kept": n * size})
+    if path == "/strings":
+        n, size = _param(environ, "n", 1, int), _param(environ, "size", 100, int)
+        for _ in range(n):
+            STRINGS.append(("s%d-" % len(STRINGS)).ljust(size, "x"))
+        time.sleep(_param(environ, "hold", 0.0))
+        return _json(start_response, {"pid": os.getpid(), "kept": n})
     if path == "/pid":
         return _json(start_response, {"pid": os.getpid()})
+    if path == "/native-leak":
+        return _json(start_response, {"pid": os.getpid(), "leaked": _native_leak(_param(environ, "mb", 1, int))})
+    if path == "/list-leak":
+        return _json(start_response, {"pid": os.getpid(), "leaked": _list_leak(_param(environ, "n", 1, int))})
     if path == "/block":
         seconds = _param(environ, "s", 1.0)
         # A busy loop with a switch interval longer than the loop: no other
@@ -84,4 +138,8 @@ def app(environ, start_response):
         finally:
             sys.setswitchinterval(old)
         return _json(start_response, {"pid": os.getpid(), "blocked": seconds})
+    if path == "/exit":
+        import atexit
+        atexit._run_exitfuncs()
+        os._exit(_param(environ, "code", 5, int))
     return _json(start_response, {"error": "no such route"}, "404 Not Found")

@@ -129,6 +129,11 @@ void pl_response_free(pl_response *resp);
  * "repr"}, ...]} ("via" null for the root). Returns 0 or ENOMEM. */
 int pl_json_witness(pl_buf *b, const pl_witness *w);
 
+/* Appends how an incarnation ended as /api/procs shows it (pl_proc_end_kind):
+ * {"how":"killed","signal":9,"name":"SIGKILL"} (signal and name null when
+ * not seen), {"how":"exited","code":3}, {"how":"clean"}, or null while alive. */
+void pl_json_proc_end(pl_buf *b, const pl_proc_info *p);
+
 /* Appends the one "held by" line of a witness, as the UI and `pyloot report`
  * both show it: "module demo_app → attribute '_sessions' → list → item[3] →
  * demo_app.Session" (the root module's name from its repr). Built here, once,

@@ -7,10 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pyloot/memory.h"
+
 #define PL_INGEST_MAGIC "PLS1"
 #define PL_INGEST_ENDED 1u        /* flags bit0: the incarnation ended cleanly after these samples */
 #define PL_INGEST_NEW_SPACE 2u    /* flags bit1: a new type-id space starts with this message */
 #define PL_INGEST_STATS 4u        /* flags bit2: the collector's stats follow argv */
+#define PL_INGEST_MEMORY 8u       /* flags bit3: each sample's memory figures follow its entries */
+#define PL_INGEST_MEMORY_MAX (1ull << 50) /* a memory figure (bytes) of 1 PiB at most */
 #define PL_INGEST_COLLECTION_MAX_US 86400000000ull /* a pass of a day at most */
 #define PL_INGEST_HOST_MAX 63u
 #define PL_INGEST_ARGV_MAX 255u
@@ -38,6 +42,7 @@ typedef struct pl_ingest_sample {
     int64_t time_ms;
     size_t first;
     size_t n;
+    pl_memory_sample memory;        /* PL_INGEST_MEMORY: where the worker's memory was; else zeros */
 } pl_ingest_sample;
 
 typedef struct pl_ingest_msg {

@@ -8,6 +8,7 @@
 #ifndef PYLOOT_PROC_H
 #define PYLOOT_PROC_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* A process incarnation. `start` is the process start time in clock ticks
@@ -24,6 +25,15 @@ typedef struct pl_proc_stats {
     uint64_t collection_us;   /* wall time of the last collection pass (count pass + witness search) */
     uint64_t gil_held_us;     /* GIL held by pyloot's own threads since the process started, cumulative */
 } pl_proc_stats;
+
+/* How an incarnation ended (pl_proc_info.end_how), as the parent that reaped
+ * it saw it (a gunicorn master's child_exit hook: pl_store_end_status). */
+enum {
+    PL_END_NONE = 0,   /* running, or ended without a word from its parent */
+    PL_END_CLEAN = 1,  /* exited with code 0 */
+    PL_END_EXITED = 2, /* exited with a non-zero code (end_value) */
+    PL_END_KILLED = 3  /* killed by signal end_value */
+};
 
 /* Information about one incarnation, as registered and as listed. */
 typedef struct pl_proc_info {
@@ -42,7 +52,24 @@ typedef struct pl_proc_info {
     uint64_t worker_start;  /* remote: the start the worker gave; inc.start is assigned by the store */
     pl_proc_stats stats;    /* at the last heartbeat (0 before the first, and for an older writer);
                              * stored by pl_store_remote_register, ignored by pl_store_register */
+    int end_how;            /* PL_END_*, as stored (pl_store_end_status); ignored by pl_store_register */
+    int end_value;          /* PL_END_EXITED: the exit code; PL_END_KILLED: the signal number */
 } pl_proc_info;
+
+/* How a listed incarnation ended, the one rule every view uses: PL_END_NONE
+ * while alive; the stored end_how when its parent gave one; PL_END_CLEAN for
+ * an end the process wrote itself on its way out (its exit handlers ran);
+ * PL_END_KILLED with *value 0 (signal unknown) for one that is gone without
+ * writing an end. *value is the exit code or signal number (0 otherwise). */
+int pl_proc_end_kind(const pl_proc_info *p, int *value);
+
+/* "SIGKILL" for 9 and the other common signals; NULL for a number without a name here. */
+const char *pl_signal_name(int sig);
+
+/* Writes how p ended in words into out (NUL-terminated, truncated):
+ * "killed (SIGKILL)", "killed (signal 40)", "killed" (no status seen),
+ * "exited 3", "ended cleanly", or "alive". Returns out. */
+const char *pl_proc_end_text(const pl_proc_info *p, char *out, size_t len);
 
 /* Fills `inc` for the calling process. */
 int pl_proc_self(pl_incarnation *inc);

@@ -70,6 +70,11 @@ uint64_t pl_push_generation(const pl_push *p);
  * dropped (and counted) beyond the bounds. Returns 0, PL_EBADARG for a
  * duplicate id, ENOMEM. */
 int pl_push_add(pl_push *p, int64_t time_ms, pl_type_count *counts, size_t n, uint64_t rss);
+/* pl_push_add with the sample's memory figures (memory->rss is the rss):
+ * they travel with the sample (flags bit3; a message holds samples that all
+ * have figures or all have none). */
+int pl_push_add_memory(pl_push *p, int64_t time_ms, pl_type_count *counts, size_t n,
+                       const pl_memory_sample *memory);
 
 /* Records the collector's stats (copied) for the messages built from now
  * on: they carry them (flags bit2) once this has been called. */

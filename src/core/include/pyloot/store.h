@@ -20,7 +20,11 @@
 #include <stdint.h>
 
 #include "pyloot/buf.h"
+#include "pyloot/memory.h"
 #include "pyloot/proc.h"
+
+/* The retention by age of a store opened without max_age_s: 7 days. */
+#define PL_STORE_DEFAULT_MAX_AGE_S (7ull * 86400)
 
 typedef struct pl_store pl_store;
 
@@ -29,7 +33,8 @@ typedef struct pl_store_options {
     uint64_t map_size;      /* LMDB map size in bytes; 0 = default (1 GiB) */
     uint32_t max_samples;   /* per incarnation; 0 = default (2880). Dropped a compacted window
                              * (32 or 128 samples) at a time: see docs/store.md */
-    uint64_t max_age_s;     /* samples and dead incarnations older than this are pruned; 0 = default (7 days) */
+    uint64_t max_age_s;     /* samples and dead incarnations older than this are pruned; 0 = default
+                             * (PL_STORE_DEFAULT_MAX_AGE_S) */
     uint64_t max_bytes;     /* prune when the used part of the map exceeds this; 0 = default (3/4 of
                              * the map, which may have been grown by another process); never more
                              * than the map */
@@ -91,8 +96,16 @@ int pl_store_register(pl_store *s, const pl_proc_info *info);
 int pl_store_heartbeat(pl_store *s, const pl_incarnation *inc, int64_t now_ms, uint64_t rss,
                        const pl_proc_stats *stats);
 
-/* Marks an incarnation as ended cleanly at now_ms. */
+/* Marks an incarnation as ended at now_ms: what a process writes itself on
+ * its way out (listed as ended cleanly unless its parent says otherwise). */
 int pl_store_end(pl_store *s, const pl_incarnation *inc, int64_t now_ms);
+
+/* Marks an incarnation as ended at now_ms (an end already written keeps its
+ * time) and stores how, as the parent that reaped it saw it: `how` is a
+ * PL_END_* of proc.h, `value` the exit code (PL_END_EXITED) or the signal
+ * (PL_END_KILLED). PL_END_NONE leaves a stored status as it is.
+ * PL_ENOTFOUND for an incarnation not stored, PL_EBADARG for another how. */
+int pl_store_end_status(pl_store *s, const pl_incarnation *inc, int64_t now_ms, int how, int value);
 
 /* Lists every stored incarnation, alive or dead, sorted by first_seen.
  * *out is malloc'ed (free() it), *n its length. `alive` is computed. */
@@ -132,6 +145,10 @@ int pl_type_counts_sort(pl_type_count *c, size_t n);
 int pl_store_append(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
                     const pl_type_count *counts, size_t n);
 
+/* pl_store_append with the sample's memory figures (NULL: none), stored
+ * beside it in the same transaction (docs/store.md, "Memory"). */
+int pl_store_append_memory(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
+                           const pl_type_count *counts, size_t n, const pl_memory_sample *memory);
 /* One sample of a batch item: like pl_store_append's arguments. */
 typedef struct pl_store_sample {
     int64_t time_ms;
@@ -150,6 +167,8 @@ typedef struct pl_store_batch_item {
     int end;                      /* mark the incarnation ended (pl_store_end at now_ms) after the samples */
     const pl_store_sample *samples; /* borrowed */
     size_t n_samples;
+    const pl_memory_sample *memory; /* NULL, or n_samples entries: where the process's memory was at
+                                     * each sample (stored beside it, table `memory`); borrowed */
     /* in (without remote) or out (with remote) */
     pl_incarnation inc;
     /* out */
@@ -191,18 +210,28 @@ int pl_store_stat_get(pl_store *s, pl_store_stat *out);
 
 /* ---- history query (GET /api/history) ---- */
 
-enum { PL_SORT_COUNT = 0, PL_SORT_GROWTH = 1, PL_SORT_NAME = 2 };
+enum {
+    PL_SORT_COUNT = 0,        /* latest count, descending */
+    PL_SORT_GROWTH = 1,       /* count growth, descending */
+    PL_SORT_NAME = 2,         /* name, ascending */
+    PL_SORT_BYTES = 3,        /* latest shallow bytes, descending */
+    PL_SORT_BYTES_GROWTH = 4, /* bytes growth, descending */
+    PL_SORT_N = 5
+};
 
-/* The sorts' names ("count", "growth", "name"), indexed by PL_SORT_*: the
- * one list that sort= of /api/history, --sort of the command and the error
- * messages use. */
-extern const char *const pl_sort_names[3];
+/* The sorts' names ("count", "growth", "name", "bytes", "bytes_growth"),
+ * indexed by PL_SORT_*: the one list that sort= of /api/history, --sort of
+ * the commands and their error messages use. */
+extern const char *const pl_sort_names[PL_SORT_N];
+/* "growth, count, name, bytes or bytes_growth": the list for error
+ * messages and usage texts. */
+extern const char pl_sort_list[];
 /* The PL_SORT_* named by s[0..len), or -1. Thread-safe. */
 int pl_sort_from_name(const char *s, size_t len);
 
 typedef struct pl_history_query {
     const char *q;          /* case-insensitive substring of the type name; NULL or "" = all */
-    int sort;               /* PL_SORT_*: count and growth sort descending, name ascending */
+    int sort;               /* PL_SORT_*: name sorts ascending, the others descending */
     uint64_t offset;        /* into the sorted, filtered list of types */
     uint64_t limit;         /* types to return (1..1000) */
     uint64_t top;           /* 0 = all; else only the `top` types with the largest count (before q and sort) */
@@ -225,6 +254,7 @@ typedef struct pl_history_line {
     pl_incarnation inc;
     char host[64];          /* of the incarnation's procs record, NUL-terminated */
     int64_t *counts;        /* n_times entries; -1 where the incarnation has no value */
+    int64_t *bytes;         /* n_times entries, its bytes; -1 likewise */
 } pl_history_line;
 
 typedef struct pl_history_type {
@@ -233,6 +263,7 @@ typedef struct pl_history_type {
     uint64_t count;         /* latest count summed over alive incarnations (or the pid's latest) */
     uint64_t bytes;         /* same, bytes */
     int64_t growth;         /* sum over those incarnations of (latest - first stored count) */
+    int64_t bytes_growth;   /* same, bytes */
     int64_t *counts;        /* n_times entries, merged; -1 where no incarnation has a value */
     int64_t *bytes_series;  /* n_times entries, merged bytes; -1 likewise */
     pl_history_line *lines; /* per_worker only: n_lines entries, else NULL */
@@ -267,6 +298,60 @@ typedef struct pl_history {
  * *out is malloc'ed; free it with pl_history_free (NULL is a no-op). */
 int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out);
 void pl_history_free(pl_history *h);
+
+/* ---- memory series (GET /api/memory) ---- */
+
+typedef struct pl_memory_query {
+    uint32_t pid;           /* 0 = every incarnation; else only those with this pid */
+    const char *host;       /* NULL or "" = every host; else only incarnations of this host */
+    int64_t since_ms;       /* window start, unix ms; 0 = the first sample */
+    int64_t until_ms;       /* the as-of moment, unix ms; 0 = as pl_store_history */
+    int64_t now_ms;         /* the query's "now" (0 = the clock) */
+    uint32_t max_points;    /* 0 = default (720) */
+} pl_memory_query;
+
+/* Four series aligned with pl_memory.times; -1 where nothing contributes. */
+typedef struct pl_memory_series {
+    int64_t *rss;
+    int64_t *python_bytes;
+    int64_t *allocator_free_bytes;
+    int64_t *other_bytes;   /* pl_memory_other of each contribution, summed */
+    /* Over the window: a worker's from its first slot with figures to its
+     * last (pl_memory_growth_of); the merged one is the sum of the growths
+     * of the workers with figures in the newest slot (as the history's
+     * growth, so a worker that starts or stops is not growth). */
+    pl_memory_growth growth;
+} pl_memory_series;
+
+/* One incarnation's series. */
+typedef struct pl_memory_worker {
+    pl_incarnation inc;
+    char host[64];          /* of its procs record, NUL-terminated */
+    pl_memory_series s;
+} pl_memory_worker;
+
+typedef struct pl_memory {
+    int64_t *times;         /* slot ends, unix ms, ascending: the grid of pl_store_history */
+    size_t n_times;
+    int64_t as_of_ms;       /* as pl_history.as_of_ms; 0 when no sample has memory figures */
+    int live;
+    int64_t step_ms;
+    pl_memory_series merged; /* the sum over the incarnations alive at each slot's end */
+    pl_memory_worker *workers; /* the incarnations with memory figures, in procs order */
+    size_t n_workers;
+} pl_memory;
+
+/* Answers a memory query from one read transaction, on the time axis and
+ * with the liveness rules of pl_store_history (docs/store.md, "Memory"):
+ * an incarnation contributes to a slot its last memory figures at or before
+ * the slot's end while it was alive then; the merged series sum the
+ * contributions. Returns PL_EBADARG for a negative since/until or until not
+ * after since, PL_ENOTFOUND when `pid` (or `host`) has no incarnation. A
+ * store without the memory table (a read-only open of schema 4 or older)
+ * answers empty series. Callers zero-initialise the query. *out is
+ * malloc'ed; free it with pl_memory_free (NULL is a no-op). Thread-safe. */
+int pl_store_memory(pl_store *s, const pl_memory_query *q, pl_memory **out);
+void pl_memory_free(pl_memory *m);
 
 /* ---- mailbox: live-object requests forwarded between incarnations ---- */
 

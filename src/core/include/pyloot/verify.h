@@ -108,14 +108,16 @@ int pl_store_replace(pl_store *damaged, pl_store **out, const pl_store_options *
                      pl_store_report *rep);
 
 /* Marks the newest incarnation of `pid` that has not ended as ended at
- * now_ms, in a forked child process, so that the caller (a gunicorn master:
+ * now_ms, with how it ended (pl_store_end_status: `how` a PL_END_*, `value`
+ * the exit code or signal; with a status, an incarnation that wrote its own
+ * end in the last minute and has no status yet gets it), in a forked child process, so that the caller (a gunicorn master:
  * the one process that must never die) keeps no env and no damaged store
  * can crash it. The child ends within timeout_ms (it is killed then).
  * Returns 0 (marked), PL_ENOTFOUND (none to mark), PL_EDAMAGED (the child
  * died of a signal: the store looks damaged), PL_ETIMEOUT, or the store's
  * error; why says what went wrong in words. Thread-safe. */
-int pl_store_end_isolated(const char *path, uint32_t pid, int64_t now_ms, unsigned timeout_ms, char *why,
-                          size_t len);
+int pl_store_end_isolated(const char *path, uint32_t pid, int64_t now_ms, int how, int value, unsigned timeout_ms,
+                          char *why, size_t len);
 
 /* Reads the recovery note of a store started in place of a damaged one:
  * 0 with the old store's new name, the reason and the time (unix ms) set,
