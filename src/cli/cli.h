@@ -23,7 +23,7 @@
 
 /* Options every subcommand accepts, anywhere on the command line. */
 struct cli_globals {
-    const char *host;   /* -h/--host; default 0.0.0.0 */
+    const char *host;   /* -h/--host; default 0.0.0.0 (cli_serve: --read-only, --heap 127.0.0.1) */
     const char *port;   /* -p/--port; default 8000 */
     const char *db;     /* --db; default $PYLOOT_DB */
     const char *token;  /* --token; default $PYLOOT_TOKEN */

@@ -57,7 +57,7 @@ const char cli_serve_help[] =
     "a store and serve its UI and HTTP API until Ctrl-C or SIGTERM; with --read-only, serve an\n"
     "existing store and take no pushes.\n"
     "\n"
-    "-h HOST, --host HOST  Host to listen on. (Default: 0.0.0.0)\n"
+    "-h HOST, --host HOST  Host to listen on. (Default: 0.0.0.0; with --read-only, 127.0.0.1)\n"
     "-p PORT, --port PORT  Port to listen on. (Default: 8000)\n"
     "--db DIR              the store directory, created if missing. Default: $PYLOOT_DB, else\n"
     "                      $XDG_DATA_HOME/pyloot, else ~/.local/share/pyloot (--read-only: an\n"
@@ -461,12 +461,14 @@ int cli_serve(const struct cli_globals *g, int argc, char **argv)
     /* --heap: the UI over heap dumps (docs/heapdump.md), read-only, loopback unless -h says otherwise;
      * a store only when --db names one. */
     pl_buf heap_json = PL_BUF_INIT;
-    if (g->nheap) {
-        if (!g->host_given)
-            host = "127.0.0.1";
-        if (cli_heap_json(g->heap, g->nheap, &heap_json))
-            return 1;
-    }
+    /* The central server listens on every address, as the original pyloot
+     * did: workers of other hosts push to it. --read-only and --heap show
+     * what is already there (a server's store after the fact, a dump) to
+     * whoever reads it on this machine: loopback unless -h says otherwise. */
+    if ((g->nheap || g->read_only) && !g->host_given)
+        host = "127.0.0.1";
+    if (g->nheap && cli_heap_json(g->heap, g->nheap, &heap_json))
+        return 1;
     if (g->nheap ? g->db && cli_open_store(g, &store)
                  : g->read_only ? cli_open_store(g, &store) : open_central_store(g->db, &store)) {
         pl_buf_free(&heap_json);

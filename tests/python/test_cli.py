@@ -142,6 +142,22 @@ def test_serve_a_store(store):
     assert proc.returncode == 0
 
 
+def test_read_only_serves_on_loopback_by_default(store, tmp_path):
+    """`pyloot --db DIR --read-only` without -h: 127.0.0.1, not every address."""
+    port = free_port()
+    err = tmp_path / "stderr"
+    with open(err, "wb") as f:
+        proc = subprocess.Popen([pyloot_exe(), "--db", store, "--read-only", "-p", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=f, start_new_session=True)
+    try:
+        wait_for_pyloot("http://127.0.0.1:%d" % port, 20, proc=proc, why_exited=err.read_text)
+        assert "serving %s on http://127.0.0.1:%d/ (Ctrl-C stops)" % (store, port) in err.read_text()
+    finally:
+        stop_group(proc, grace=10)
+    assert proc.returncode == 0
+    assert "Default: 0.0.0.0; with --read-only, 127.0.0.1" in run("--help").stdout
+
+
 def test_global_options_before_or_after_the_command(store):
     before = run("--db", store, "--json", "procs")
     after = run("procs", "--json", "--db", store)
