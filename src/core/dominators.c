@@ -132,15 +132,63 @@ static uint32_t eval(uint32_t v, uint32_t linked, uint32_t (*al)[2])
     return best;
 }
 
+/* The prefix minima of the semidominators found so far: for the vertices
+ * w+1, w+2, ... (all done when w is), the vertices whose semidominator is
+ * below every one between w and them. at[0] is the last (largest number,
+ * smallest semidominator), at[len-1] is w+1; semidominators rise towards
+ * the top. */
+struct minima {
+    uint32_t (*at)[2]; /* {vertex, its semidominator} */
+    size_t len;
+};
+
+/* Pushes w with semidominator s, dropping the entries it hides: an entry
+ * above w with a semidominator >= s is never the minimum of a range that
+ * starts below w (the range holds w too). */
+static inline void minima_push(struct minima *m, uint32_t w, uint32_t s)
+{
+    while (m->len && m->at[m->len - 1][1] >= s)
+        m->len--;
+    m->at[m->len][0] = w;
+    m->at[m->len][1] = s;
+    m->len++;
+}
+
+/* The smallest vertex numbered above the one last pushed whose
+ * semidominator is below s (UINT32_MAX when none is): every range from
+ * there down to the last pushed vertex holds no semidominator below s. */
+static inline uint32_t minima_first_below(const struct minima *m, uint32_t s)
+{
+    /* at[i][1] < s holds for i < lo, fails for i >= hi. */
+    size_t lo = 0, hi = m->len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->at[mid][1] < s)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo ? m->at[lo - 1][0] : UINT32_MAX;
+}
+
 /* Semidominators: semi[w] comes in as w's search parent (0 for roots, whose
  * virtual in-edge gives 0) and leaves as the smallest eval over w's
  * reachable predecessors, for w = r down to 1. The loop is a chain of
  * cache misses (in-edge offsets, in-edge lists, numbers of the
  * predecessors, their forest entries), so the lists of the vertices a few
- * steps ahead are prefetched stage by stage. */
+ * steps ahead are prefetched stage by stage.
+ *
+ * Most evals are skipped: eval(u) is the smallest semidominator on the
+ * search path from u up to w+1, all of it numbered in (w, u], so it cannot
+ * beat s when no vertex of that range has a semidominator below s. On a
+ * heap that is the common case: a container holding many objects (a list
+ * of instances) numbers before them and gives them all a small s at once,
+ * and the evals it makes useless would each walk a path of cache misses.
+ * `mins` is work space for r entries. */
 static void semidominators(const pl_graph *g, size_t r, const uint32_t *pre, const uint32_t *vert,
-                           uint32_t *semi, uint32_t (*al)[2])
+                           uint32_t *semi, uint32_t (*al)[2], uint32_t (*mins)[2])
 {
+    struct minima m = {mins, 0};
     const uint32_t *in_off, *in_tail;
     pl_graph_csr(g, NULL, NULL, &in_off, &in_tail);
 #define PREDS(v, k) (k = in_off[(v) + 1] - in_off[v], in_tail + in_off[v])
@@ -171,23 +219,40 @@ static void semidominators(const pl_graph *g, size_t r, const uint32_t *pre, con
          * owner) that is not a root was reached through it: its
          * semidominator is its search parent, already in semi[w]. */
         if (s && k > 1) {
+            /* The predecessors numbered below w first: they lower s for
+             * free, and a lower s lets more evals be skipped. */
+            size_t later = 0;
             for (size_t j = 0; j < k; j++) {
-                /* A long list (a class's instances all point to it): the
-                 * lists ahead were prefetched only up to PREFETCH_MAX. */
                 if (j + 2 * PREFETCH_MAX < k)
                     __builtin_prefetch(&pre[preds[j + 2 * PREFETCH_MAX]]);
+                uint32_t u = pre[preds[j]];
+                if (u > w)
+                    later++;
+                else if (u && u < s)
+                    s = u;
+            }
+            uint32_t from = later && s ? minima_first_below(&m, s) : UINT32_MAX;
+            for (size_t j = 0; later && s && j < k; j++) {
+                /* A long list (a class's instances all point to it): the
+                 * lists ahead were prefetched only up to PREFETCH_MAX. */
                 if (j + PREFETCH_MAX < k)
                     __builtin_prefetch(&al[pre[preds[j + PREFETCH_MAX]]], 1);
                 uint32_t u = pre[preds[j]];
-                if (!u)
-                    continue; /* unreachable predecessor */
-                uint32_t e = u <= w ? u : eval(u, (uint32_t)w + 1, al);
-                if (e < s)
+                if (u <= w)
+                    continue;
+                later--;
+                if (u < from)
+                    continue; /* no semidominator below s in (w, u] */
+                uint32_t e = eval(u, (uint32_t)w + 1, al);
+                if (e < s) {
                     s = e;
+                    from = s ? minima_first_below(&m, s) : UINT32_MAX;
+                }
             }
         }
         semi[w] = s;
         LAB(w) = s;
+        minima_push(&m, (uint32_t)w, s);
     }
 #undef PREDS
 }
@@ -288,7 +353,7 @@ int pl_dom_build(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_dom
     uint32_t *vert = malloc((n + 1) * sizeof(uint32_t));
     uint32_t *idom = malloc((n + 1) * sizeof(uint32_t));
     uint32_t *semi = malloc((n + 1) * sizeof(uint32_t)); /* the search's cursors first */
-    uint32_t (*al)[2] = NULL;
+    uint32_t (*al)[2] = NULL, (*mins)[2] = NULL;
     int rc = ENOMEM;
     if (!t || !pre || !vert || !idom || !semi)
         goto fail;
@@ -306,7 +371,7 @@ int pl_dom_build(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_dom
         if ((p = realloc(semi, (r + 1) * sizeof(uint32_t))))
             semi = p;
     }
-    if (!(al = malloc((r + 1) * sizeof(*al))))
+    if (!(al = malloc((r + 1) * sizeof(*al))) || !(mins = malloc((r + 1) * sizeof(*mins))))
         goto fail;
     for (size_t i = 0; i <= r; i++) {
         semi[i] = ANC(i) = idom[i];
@@ -314,7 +379,9 @@ int pl_dom_build(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_dom
     }
     for (size_t i = 0; i < nroots; i++)
         semi[pre[roots[i]]] = 0;
-    semidominators(g, r, pre, vert, semi, al);
+    semidominators(g, r, pre, vert, semi, al, mins);
+    free(mins);
+    mins = NULL;
     /* The forest is done with: al holds depths and jumps now. */
     nca(r, idom, semi, al);
     free(semi);
@@ -343,6 +410,7 @@ fail:
     free(idom);
     free(semi);
     free(al);
+    free(mins);
     return rc;
 }
 
