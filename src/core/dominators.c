@@ -290,17 +290,21 @@ static void nca(size_t r, uint32_t *idom, const uint32_t *semi, uint32_t (*dj)[2
 
 /* Fills t->bfs, t->kid_at and t->block from t->idom: children grouped by
  * parent in vertex order (a counting sort), then laid out breadth-first so
- * that every vertex's children are one run of bfs. */
-static int lay_out(pl_domtree *t)
+ * that every vertex's children are one run of bfs. The build hands over
+ * the arrays it is done with, whose pages are already mapped: bfs (r+1
+ * entries, kept as t->bfs) and grouped (r+1), and work (wlen entries),
+ * used for the counts when it is large enough; t->kid_at may be set. */
+static int lay_out(pl_domtree *t, uint32_t *bfs, uint32_t *grouped, uint32_t *work, size_t wlen)
 {
     size_t n = t->n, r = t->r;
-    uint32_t *start = calloc(n + 2, sizeof(uint32_t)); /* slot n: virtual root */
-    uint32_t *grouped = malloc((r ? r : 1) * sizeof(uint32_t));
-    t->bfs = malloc((r ? r : 1) * sizeof(uint32_t));
-    t->kid_at = malloc((n + 1) * sizeof(uint32_t));
+    uint32_t *start = wlen >= n + 2 ? memset(work, 0, (n + 2) * sizeof(uint32_t))
+                                    : calloc(n + 2, sizeof(uint32_t)); /* slot n: virtual root */
+    t->bfs = bfs;
+    if (!t->kid_at)
+        t->kid_at = malloc((n + 1) * sizeof(uint32_t));
     t->block = calloc(r / 64 + 1, sizeof(uint64_t));
     int rc = ENOMEM;
-    if (!start || !grouped || !t->bfs || !t->kid_at || !t->block)
+    if (!start || !t->kid_at || !t->block)
         goto done;
     for (size_t v = 0; v < n; v++) {
         uint32_t p = t->idom[v];
@@ -334,8 +338,8 @@ static int lay_out(pl_domtree *t)
     }
     rc = 0;
 done:
-    free(start);
-    free(grouped);
+    if (start != work)
+        free(start);
     return rc;
 }
 
@@ -380,27 +384,34 @@ int pl_dom_build(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_dom
     for (size_t i = 0; i < nroots; i++)
         semi[pre[roots[i]]] = 0;
     semidominators(g, r, pre, vert, semi, al, mins);
-    free(mins);
-    mins = NULL;
     /* The forest is done with: al holds depths and jumps now. */
     nca(r, idom, semi, al);
-    free(semi);
-    free(al);
-    semi = NULL;
-    al = NULL;
 
     /* Renumber by vertex, in place over pre. */
     for (size_t v = 0; v < n; v++) {
         uint32_t i = pre[v];
         pre[v] = !i ? PL_GRAPH_NONE : idom[i] ? vert[idom[i]] : PL_DOM_ROOT;
     }
-    free(vert);
     free(idom);
-    vert = idom = NULL;
+    idom = NULL;
     t->idom = pre;
     pre = NULL;
-    if ((rc = lay_out(t)))
+    /* The work arrays become the layout's (fresh arrays of this size would
+     * each cost a page fault per 4 KB): vert the breadth-first order, semi
+     * the grouped children, al the counts, mins the child offsets. */
+    size_t wlen = 2 * (r + 1);
+    if (wlen >= n + 1) {
+        uint32_t *kid_at = realloc(mins, (n + 1) * sizeof(uint32_t));
+        t->kid_at = kid_at ? kid_at : (uint32_t *)mins;
+        mins = NULL;
+    }
+    rc = lay_out(t, vert, semi, (uint32_t *)al, wlen);
+    vert = NULL; /* t->bfs now */
+    if (rc)
         goto fail;
+    free(semi);
+    free(al);
+    free(mins);
     *out = t;
     return 0;
 fail:
@@ -618,6 +629,35 @@ uint32_t pl_dom_lca(const pl_domtree *t, uint32_t a, uint32_t b)
         }
     }
     return sa == t->n ? PL_DOM_ROOT : sa;
+}
+
+int pl_dom_lca_walk(const pl_domtree *t, uint32_t a, uint32_t b, size_t *budget, uint32_t *lca)
+{
+    uint32_t sa = slot_of(t, a), sb = slot_of(t, b);
+    if (sa == PL_GRAPH_NONE || sb == PL_GRAPH_NONE) {
+        *lca = PL_GRAPH_NONE;
+        return 1;
+    }
+    /* Depths first, each walk charged to the budget. */
+    size_t da = 0, db = 0;
+    for (uint32_t s = sa; s != t->n; s = up(t, s), da++)
+        if (!*budget || !--*budget)
+            return *budget = 0, 0;
+    for (uint32_t s = sb; s != t->n; s = up(t, s), db++)
+        if (!*budget || !--*budget)
+            return *budget = 0, 0;
+    /* Then up together: at most min(da, db) + |da - db| more steps, which
+     * the depth walks already paid for. */
+    for (; da > db; da--)
+        sa = up(t, sa);
+    for (; db > da; db--)
+        sb = up(t, sb);
+    while (sa != sb) {
+        sa = up(t, sa);
+        sb = up(t, sb);
+    }
+    *lca = sa == t->n ? PL_DOM_ROOT : sa;
+    return 1;
 }
 
 int pl_dom_retained(const pl_domtree *t, const uint64_t *self_size, uint64_t *retained,

@@ -515,6 +515,20 @@ static void check_against_chk(size_t n, const uint32_t (*edges)[2], size_t m,
     bad |= total != want[n];
     for (size_t v = 0; v < n && !bad; v++)
         bad |= got[v] != want[v];
+    /* LCAs by walking up: the same answers as the index when the budget
+     * lasts, and a refusal with the budget spent when it does not. */
+    for (int q = 0; q < 50 && !bad; q++) {
+        uint32_t a = (uint32_t)(rnd() % n), b = (uint32_t)(rnd() % n), lca = 0;
+        if (q % 10 == 0)
+            a = PL_DOM_ROOT;
+        size_t budget = 2 * n + 2;
+        bad |= !pl_dom_lca_walk(t, a, b, &budget, &lca) || lca != pl_dom_lca(t, a, b);
+        size_t depth = pl_dom_depth(t, b), small = depth;
+        if (depth > 1 && pl_dom_idom(t, a) != PL_GRAPH_NONE && a != PL_DOM_ROOT) {
+            /* b's depth walk alone needs depth steps. */
+            bad |= pl_dom_lca_walk(t, a, b, &small, &lca) || small != 0;
+        }
+    }
     if (bad)
         *failed = 1;
     free(self);

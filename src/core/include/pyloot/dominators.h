@@ -113,6 +113,13 @@ uint32_t pl_dom_depth(const pl_domtree *t, uint32_t v);
  * table. Without memory for that structure it falls back to walking up. */
 uint32_t pl_dom_lca(const pl_domtree *t, uint32_t a, uint32_t b);
 
+/* pl_dom_lca by walking up the tree, without the index, in at most *budget
+ * steps up in all (*budget is lowered by the steps taken): for a few LCAs
+ * in a shallow tree, where building the index would cost more than the
+ * walks. Returns 1 with the answer in *lca, or 0 with *budget at 0 when the
+ * walk did not finish (then ask pl_dom_lca). */
+int pl_dom_lca_walk(const pl_domtree *t, uint32_t a, uint32_t b, size_t *budget, uint32_t *lca);
+
 /* retained[v] = sum of self_size[w] over the vertices w of v's subtree
  * (v included), for every vertex v < pl_dom_order(t) (0 for unreachable
  * ones); *root_total (may be NULL) gets the sum over all reachable vertices,
