@@ -76,8 +76,23 @@ static size_t dfs_number(const pl_graph *g, const uint32_t *roots, size_t nroots
                 __builtin_prefetch(&pre[heads[e + PREFETCH_MAX - 1]]);
                 __builtin_prefetch(&out_off[heads[e + PREFETCH_MAX - 1]]);
             }
-            while (e < cnt && pre[heads[e]])
-                e++;
+            /* Skip the numbered heads, and number the leaves (no
+             * out-edges) in passing: a visit would only come back (a list
+             * of a million objects that hold none is a million leaves). */
+            for (; e < cnt; e++) {
+                uint32_t x = heads[e];
+                if (e + PREFETCH_MAX < cnt) {
+                    __builtin_prefetch(&pre[heads[e + PREFETCH_MAX]]);
+                    __builtin_prefetch(&out_off[heads[e + PREFETCH_MAX]]);
+                }
+                if (pre[x])
+                    continue;
+                if (out_off[x + 1] != out_off[x])
+                    break;
+                pre[x] = num;
+                vert[num] = x;
+                parent[num++] = cur;
+            }
             if (e == cnt) {
                 cur = parent[cur]; /* done with cur: back to its caller */
                 continue;
@@ -670,14 +685,27 @@ int pl_dom_retained(const pl_domtree *t, const uint64_t *self_size, uint64_t *re
         return PL_EBADARG;
     for (size_t v = 0; v < n; v++)
         retained[v] = t->idom[v] != PL_GRAPH_NONE ? self_size[v] : 0;
-    uint64_t total = 0;
+    /* A vertex's children are one run of bfs, after it: their sum is kept
+     * in a register and added to the parent once, when the run ends (a
+     * list holding a million objects is one run of a million). */
+    uint64_t total = 0, sum = 0;
+    uint32_t run = PL_GRAPH_NONE;
     for (size_t q = t->r; q-- > 0;) {
         uint32_t v = t->bfs[q], p = t->idom[v];
-        if (p == PL_DOM_ROOT)
-            total += retained[v];
-        else
-            retained[p] += retained[v];
+        if (p != run) {
+            if (run == PL_DOM_ROOT)
+                total += sum;
+            else if (run != PL_GRAPH_NONE)
+                retained[run] += sum;
+            run = p;
+            sum = 0;
+        }
+        sum += retained[v];
     }
+    if (run == PL_DOM_ROOT)
+        total += sum;
+    else if (run != PL_GRAPH_NONE)
+        retained[run] += sum;
     if (root_total)
         *root_total = total;
     return 0;

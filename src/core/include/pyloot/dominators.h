@@ -56,7 +56,8 @@ typedef struct pl_domtree pl_domtree;
  *
  * Semi-NCA (Georgiadis): an iterative depth-first search numbers the
  * vertices, semidominators come from path-compressed link-eval with the
- * compression done by pointer reversal (no stack), and each immediate
+ * compression done by pointer reversal (no stack) and skipped when a stack
+ * of prefix minima shows it cannot lower the semidominator, and each immediate
  * dominator is the nearest ancestor of the search parent numbered at or
  * below the semidominator, found by jump pointers in O(log depth) rather
  * than by the classic walk, which is quadratic on a long chain whose
