@@ -76,8 +76,23 @@ static size_t dfs_number(const pl_graph *g, const uint32_t *roots, size_t nroots
                 __builtin_prefetch(&pre[heads[e + PREFETCH_MAX - 1]]);
                 __builtin_prefetch(&out_off[heads[e + PREFETCH_MAX - 1]]);
             }
-            while (e < cnt && pre[heads[e]])
-                e++;
+            /* Skip the numbered heads, and number the leaves (no
+             * out-edges) in passing: a visit would only come back (a list
+             * of a million objects that hold none is a million leaves). */
+            for (; e < cnt; e++) {
+                uint32_t x = heads[e];
+                if (e + PREFETCH_MAX < cnt) {
+                    __builtin_prefetch(&pre[heads[e + PREFETCH_MAX]]);
+                    __builtin_prefetch(&out_off[heads[e + PREFETCH_MAX]]);
+                }
+                if (pre[x])
+                    continue;
+                if (out_off[x + 1] != out_off[x])
+                    break;
+                pre[x] = num;
+                vert[num] = x;
+                parent[num++] = cur;
+            }
             if (e == cnt) {
                 cur = parent[cur]; /* done with cur: back to its caller */
                 continue;
@@ -132,15 +147,63 @@ static uint32_t eval(uint32_t v, uint32_t linked, uint32_t (*al)[2])
     return best;
 }
 
+/* The prefix minima of the semidominators found so far: for the vertices
+ * w+1, w+2, ... (all done when w is), the vertices whose semidominator is
+ * below every one between w and them. at[0] is the last (largest number,
+ * smallest semidominator), at[len-1] is w+1; semidominators rise towards
+ * the top. */
+struct minima {
+    uint32_t (*at)[2]; /* {vertex, its semidominator} */
+    size_t len;
+};
+
+/* Pushes w with semidominator s, dropping the entries it hides: an entry
+ * above w with a semidominator >= s is never the minimum of a range that
+ * starts below w (the range holds w too). */
+static inline void minima_push(struct minima *m, uint32_t w, uint32_t s)
+{
+    while (m->len && m->at[m->len - 1][1] >= s)
+        m->len--;
+    m->at[m->len][0] = w;
+    m->at[m->len][1] = s;
+    m->len++;
+}
+
+/* The smallest vertex numbered above the one last pushed whose
+ * semidominator is below s (UINT32_MAX when none is): every range from
+ * there down to the last pushed vertex holds no semidominator below s. */
+static inline uint32_t minima_first_below(const struct minima *m, uint32_t s)
+{
+    /* at[i][1] < s holds for i < lo, fails for i >= hi. */
+    size_t lo = 0, hi = m->len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->at[mid][1] < s)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo ? m->at[lo - 1][0] : UINT32_MAX;
+}
+
 /* Semidominators: semi[w] comes in as w's search parent (0 for roots, whose
  * virtual in-edge gives 0) and leaves as the smallest eval over w's
  * reachable predecessors, for w = r down to 1. The loop is a chain of
  * cache misses (in-edge offsets, in-edge lists, numbers of the
  * predecessors, their forest entries), so the lists of the vertices a few
- * steps ahead are prefetched stage by stage. */
+ * steps ahead are prefetched stage by stage.
+ *
+ * Most evals are skipped: eval(u) is the smallest semidominator on the
+ * search path from u up to w+1, all of it numbered in (w, u], so it cannot
+ * beat s when no vertex of that range has a semidominator below s. On a
+ * heap that is the common case: a container holding many objects (a list
+ * of instances) numbers before them and gives them all a small s at once,
+ * and the evals it makes useless would each walk a path of cache misses.
+ * `mins` is work space for r entries. */
 static void semidominators(const pl_graph *g, size_t r, const uint32_t *pre, const uint32_t *vert,
-                           uint32_t *semi, uint32_t (*al)[2])
+                           uint32_t *semi, uint32_t (*al)[2], uint32_t (*mins)[2])
 {
+    struct minima m = {mins, 0};
     const uint32_t *in_off, *in_tail;
     pl_graph_csr(g, NULL, NULL, &in_off, &in_tail);
 #define PREDS(v, k) (k = in_off[(v) + 1] - in_off[v], in_tail + in_off[v])
@@ -171,23 +234,40 @@ static void semidominators(const pl_graph *g, size_t r, const uint32_t *pre, con
          * owner) that is not a root was reached through it: its
          * semidominator is its search parent, already in semi[w]. */
         if (s && k > 1) {
+            /* The predecessors numbered below w first: they lower s for
+             * free, and a lower s lets more evals be skipped. */
+            size_t later = 0;
             for (size_t j = 0; j < k; j++) {
-                /* A long list (a class's instances all point to it): the
-                 * lists ahead were prefetched only up to PREFETCH_MAX. */
                 if (j + 2 * PREFETCH_MAX < k)
                     __builtin_prefetch(&pre[preds[j + 2 * PREFETCH_MAX]]);
+                uint32_t u = pre[preds[j]];
+                if (u > w)
+                    later++;
+                else if (u && u < s)
+                    s = u;
+            }
+            uint32_t from = later && s ? minima_first_below(&m, s) : UINT32_MAX;
+            for (size_t j = 0; later && s && j < k; j++) {
+                /* A long list (a class's instances all point to it): the
+                 * lists ahead were prefetched only up to PREFETCH_MAX. */
                 if (j + PREFETCH_MAX < k)
                     __builtin_prefetch(&al[pre[preds[j + PREFETCH_MAX]]], 1);
                 uint32_t u = pre[preds[j]];
-                if (!u)
-                    continue; /* unreachable predecessor */
-                uint32_t e = u <= w ? u : eval(u, (uint32_t)w + 1, al);
-                if (e < s)
+                if (u <= w)
+                    continue;
+                later--;
+                if (u < from)
+                    continue; /* no semidominator below s in (w, u] */
+                uint32_t e = eval(u, (uint32_t)w + 1, al);
+                if (e < s) {
                     s = e;
+                    from = s ? minima_first_below(&m, s) : UINT32_MAX;
+                }
             }
         }
         semi[w] = s;
         LAB(w) = s;
+        minima_push(&m, (uint32_t)w, s);
     }
 #undef PREDS
 }
@@ -225,17 +305,21 @@ static void nca(size_t r, uint32_t *idom, const uint32_t *semi, uint32_t (*dj)[2
 
 /* Fills t->bfs, t->kid_at and t->block from t->idom: children grouped by
  * parent in vertex order (a counting sort), then laid out breadth-first so
- * that every vertex's children are one run of bfs. */
-static int lay_out(pl_domtree *t)
+ * that every vertex's children are one run of bfs. The build hands over
+ * the arrays it is done with, whose pages are already mapped: bfs (r+1
+ * entries, kept as t->bfs) and grouped (r+1), and work (wlen entries),
+ * used for the counts when it is large enough; t->kid_at may be set. */
+static int lay_out(pl_domtree *t, uint32_t *bfs, uint32_t *grouped, uint32_t *work, size_t wlen)
 {
     size_t n = t->n, r = t->r;
-    uint32_t *start = calloc(n + 2, sizeof(uint32_t)); /* slot n: virtual root */
-    uint32_t *grouped = malloc((r ? r : 1) * sizeof(uint32_t));
-    t->bfs = malloc((r ? r : 1) * sizeof(uint32_t));
-    t->kid_at = malloc((n + 1) * sizeof(uint32_t));
+    uint32_t *start = wlen >= n + 2 ? memset(work, 0, (n + 2) * sizeof(uint32_t))
+                                    : calloc(n + 2, sizeof(uint32_t)); /* slot n: virtual root */
+    t->bfs = bfs;
+    if (!t->kid_at)
+        t->kid_at = malloc((n + 1) * sizeof(uint32_t));
     t->block = calloc(r / 64 + 1, sizeof(uint64_t));
     int rc = ENOMEM;
-    if (!start || !grouped || !t->bfs || !t->kid_at || !t->block)
+    if (!start || !t->kid_at || !t->block)
         goto done;
     for (size_t v = 0; v < n; v++) {
         uint32_t p = t->idom[v];
@@ -269,8 +353,8 @@ static int lay_out(pl_domtree *t)
     }
     rc = 0;
 done:
-    free(start);
-    free(grouped);
+    if (start != work)
+        free(start);
     return rc;
 }
 
@@ -288,7 +372,7 @@ int pl_dom_build(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_dom
     uint32_t *vert = malloc((n + 1) * sizeof(uint32_t));
     uint32_t *idom = malloc((n + 1) * sizeof(uint32_t));
     uint32_t *semi = malloc((n + 1) * sizeof(uint32_t)); /* the search's cursors first */
-    uint32_t (*al)[2] = NULL;
+    uint32_t (*al)[2] = NULL, (*mins)[2] = NULL;
     int rc = ENOMEM;
     if (!t || !pre || !vert || !idom || !semi)
         goto fail;
@@ -306,7 +390,7 @@ int pl_dom_build(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_dom
         if ((p = realloc(semi, (r + 1) * sizeof(uint32_t))))
             semi = p;
     }
-    if (!(al = malloc((r + 1) * sizeof(*al))))
+    if (!(al = malloc((r + 1) * sizeof(*al))) || !(mins = malloc((r + 1) * sizeof(*mins))))
         goto fail;
     for (size_t i = 0; i <= r; i++) {
         semi[i] = ANC(i) = idom[i];
@@ -314,26 +398,35 @@ int pl_dom_build(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_dom
     }
     for (size_t i = 0; i < nroots; i++)
         semi[pre[roots[i]]] = 0;
-    semidominators(g, r, pre, vert, semi, al);
+    semidominators(g, r, pre, vert, semi, al, mins);
     /* The forest is done with: al holds depths and jumps now. */
     nca(r, idom, semi, al);
-    free(semi);
-    free(al);
-    semi = NULL;
-    al = NULL;
 
     /* Renumber by vertex, in place over pre. */
     for (size_t v = 0; v < n; v++) {
         uint32_t i = pre[v];
         pre[v] = !i ? PL_GRAPH_NONE : idom[i] ? vert[idom[i]] : PL_DOM_ROOT;
     }
-    free(vert);
     free(idom);
-    vert = idom = NULL;
+    idom = NULL;
     t->idom = pre;
     pre = NULL;
-    if ((rc = lay_out(t)))
+    /* The work arrays become the layout's (fresh arrays of this size would
+     * each cost a page fault per 4 KB): vert the breadth-first order, semi
+     * the grouped children, al the counts, mins the child offsets. */
+    size_t wlen = 2 * (r + 1);
+    if (wlen >= n + 1) {
+        uint32_t *kid_at = realloc(mins, (n + 1) * sizeof(uint32_t));
+        t->kid_at = kid_at ? kid_at : (uint32_t *)mins;
+        mins = NULL;
+    }
+    rc = lay_out(t, vert, semi, (uint32_t *)al, wlen);
+    vert = NULL; /* t->bfs now */
+    if (rc)
         goto fail;
+    free(semi);
+    free(al);
+    free(mins);
     *out = t;
     return 0;
 fail:
@@ -343,6 +436,7 @@ fail:
     free(idom);
     free(semi);
     free(al);
+    free(mins);
     return rc;
 }
 
@@ -552,6 +646,35 @@ uint32_t pl_dom_lca(const pl_domtree *t, uint32_t a, uint32_t b)
     return sa == t->n ? PL_DOM_ROOT : sa;
 }
 
+int pl_dom_lca_walk(const pl_domtree *t, uint32_t a, uint32_t b, size_t *budget, uint32_t *lca)
+{
+    uint32_t sa = slot_of(t, a), sb = slot_of(t, b);
+    if (sa == PL_GRAPH_NONE || sb == PL_GRAPH_NONE) {
+        *lca = PL_GRAPH_NONE;
+        return 1;
+    }
+    /* Depths first, each walk charged to the budget. */
+    size_t da = 0, db = 0;
+    for (uint32_t s = sa; s != t->n; s = up(t, s), da++)
+        if (!*budget || !--*budget)
+            return *budget = 0, 0;
+    for (uint32_t s = sb; s != t->n; s = up(t, s), db++)
+        if (!*budget || !--*budget)
+            return *budget = 0, 0;
+    /* Then up together: at most min(da, db) + |da - db| more steps, which
+     * the depth walks already paid for. */
+    for (; da > db; da--)
+        sa = up(t, sa);
+    for (; db > da; db--)
+        sb = up(t, sb);
+    while (sa != sb) {
+        sa = up(t, sa);
+        sb = up(t, sb);
+    }
+    *lca = sa == t->n ? PL_DOM_ROOT : sa;
+    return 1;
+}
+
 int pl_dom_retained(const pl_domtree *t, const uint64_t *self_size, uint64_t *retained,
                     uint64_t *root_total)
 {
@@ -562,14 +685,27 @@ int pl_dom_retained(const pl_domtree *t, const uint64_t *self_size, uint64_t *re
         return PL_EBADARG;
     for (size_t v = 0; v < n; v++)
         retained[v] = t->idom[v] != PL_GRAPH_NONE ? self_size[v] : 0;
-    uint64_t total = 0;
+    /* A vertex's children are one run of bfs, after it: their sum is kept
+     * in a register and added to the parent once, when the run ends (a
+     * list holding a million objects is one run of a million). */
+    uint64_t total = 0, sum = 0;
+    uint32_t run = PL_GRAPH_NONE;
     for (size_t q = t->r; q-- > 0;) {
         uint32_t v = t->bfs[q], p = t->idom[v];
-        if (p == PL_DOM_ROOT)
-            total += retained[v];
-        else
-            retained[p] += retained[v];
+        if (p != run) {
+            if (run == PL_DOM_ROOT)
+                total += sum;
+            else if (run != PL_GRAPH_NONE)
+                retained[run] += sum;
+            run = p;
+            sum = 0;
+        }
+        sum += retained[v];
     }
+    if (run == PL_DOM_ROOT)
+        total += sum;
+    else if (run != PL_GRAPH_NONE)
+        retained[run] += sum;
     if (root_total)
         *root_total = total;
     return 0;

@@ -99,19 +99,29 @@ static int add_unreached_roots(const pl_graph *g, const pl_domtree *t, uint32_t 
 }
 
 /* The untracked objects several vertices hold go to their lowest common
- * dominator (the root when only the virtual root dominates them all). */
-static void place_groups(const pl_domtree *t, const pl_heapinfo *h, uint64_t *self,
-                         uint64_t *to_root)
+ * dominator (the root when only the virtual root dominates them all). Heaps
+ * have a few hundred such groups (small ints, interned strings) in a
+ * shallow tree: walking up is cheaper than the LCA index, which costs a
+ * pass over the whole tree and 8 bytes per vertex. The walks stop at n
+ * steps in all, so a deep tree falls back to the index; the index is given
+ * back at the end. */
+static void place_groups(pl_domtree *t, const pl_heapinfo *h, uint64_t *self, uint64_t *to_root)
 {
+    size_t budget = pl_dom_order(t);
     for (size_t i = 0; i < h->ngroups; i++) {
         uint32_t lca = h->group_holder[h->group_off[i]];
-        for (uint32_t k = h->group_off[i] + 1; k < h->group_off[i + 1] && lca != PL_DOM_ROOT; k++)
-            lca = pl_dom_lca(t, lca, h->group_holder[k]);
+        for (uint32_t k = h->group_off[i] + 1; k < h->group_off[i + 1] && lca != PL_DOM_ROOT;
+             k++) {
+            uint32_t b = h->group_holder[k];
+            if (!pl_dom_lca_walk(t, lca, b, &budget, &lca))
+                lca = pl_dom_lca(t, lca, b);
+        }
         if (lca == PL_DOM_ROOT || lca == PL_GRAPH_NONE)
             *to_root += h->group_size[i];
         else
             self[lca] += h->group_size[i];
     }
+    pl_dom_release_index(t);
 }
 
 /* See graph_int.h. */
@@ -137,21 +147,19 @@ int pl_objgraph_dom_build(const pl_graph *g, const pl_heapinfo *h, pl_objgraph_d
         if ((rc = pl_dom_build(g, roots, nroots, &d->tree)))
             goto done;
     }
-    self = malloc((n + 1) * sizeof(uint64_t));
-    d->retained = malloc((n + 1) * sizeof(uint64_t));
-    if (!self || !d->retained) {
+    /* The sizes become the retained sizes in place. */
+    if (!(self = d->retained = malloc((n + 1) * sizeof(uint64_t)))) {
         rc = ENOMEM;
         goto done;
     }
     memcpy(self, h->size, n * sizeof(uint64_t));
     uint64_t to_root = h->root_size;
     place_groups(d->tree, h, self, &to_root);
-    if ((rc = pl_dom_retained(d->tree, self, d->retained, &d->root_total)))
+    if ((rc = pl_dom_retained(d->tree, self, self, &d->root_total)))
         goto done;
     d->root_total += to_root;
 done:
     free(roots);
-    free(self);
     if (rc)
         pl_objgraph_dom_free(d);
     else

@@ -1,12 +1,14 @@
 /* Tests of the dominator tree: known shapes, every query against a
  * brute-force oracle (d dominates w iff removing d makes w unreachable from
  * the virtual root) on random graphs, a chain and a cycle of 10M vertices, a
- * wide star, a shape that makes the textbook semi-NCA quadratic, threads
+ * wide star, larger random graphs against the iterative algorithm of Cooper,
+ * Harvey and Kennedy, a shape that makes the textbook semi-NCA quadratic, threads
  * racing on the lazy LCA index, and the error cases. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "pyloot/dominators.h"
 #include "pyloot/graph.h"
@@ -378,6 +380,247 @@ static void test_random_against_oracle(void)
     }
 }
 
+/* ---- larger random graphs against the iterative algorithm ---- */
+
+/* Immediate dominators by Cooper, Harvey and Kennedy's iteration over the
+ * reverse postorder of a search from the virtual root (vertex n), straight
+ * from the edge list: idom[v] is a vertex, n for the virtual root, or
+ * UINT32_MAX when v is unreachable. rpo receives the reachable vertices in
+ * reverse postorder (the virtual root first); returns their count. */
+static size_t chk_idom(size_t n, const uint32_t (*edges)[2], size_t m, const uint32_t *roots,
+                       size_t nroots, uint32_t *idom, uint32_t *rpo)
+{
+    size_t *off = calloc(n + 2, sizeof(size_t)), *ioff = calloc(n + 2, sizeof(size_t));
+    uint32_t *succ = malloc((m + nroots + 1) * sizeof(uint32_t));
+    uint32_t *pred = malloc((m + nroots + 1) * sizeof(uint32_t));
+    uint32_t *order = malloc((n + 1) * sizeof(uint32_t)), *stack = malloc((n + 1) * sizeof(uint32_t));
+    size_t *pos = calloc(n + 1, sizeof(size_t)), *fill = malloc((n + 2) * sizeof(size_t));
+    uint8_t *seen = calloc(n + 1, 1);
+    /* Out- and in-lists over n+1 vertices, the virtual root's edges last. */
+    for (size_t e = 0; e < m; e++) {
+        off[edges[e][0] + 1]++;
+        ioff[edges[e][1] + 1]++;
+    }
+    off[n + 1] = nroots;
+    for (size_t i = 0; i < nroots; i++)
+        ioff[roots[i] + 1]++;
+    for (size_t v = 0; v <= n; v++) {
+        off[v + 1] += off[v];
+        ioff[v + 1] += ioff[v];
+    }
+    memcpy(fill, off, (n + 2) * sizeof(size_t));
+    for (size_t e = 0; e < m; e++)
+        succ[fill[edges[e][0]]++] = edges[e][1];
+    for (size_t i = 0; i < nroots; i++)
+        succ[fill[n]++] = roots[i];
+    memcpy(fill, ioff, (n + 2) * sizeof(size_t));
+    for (size_t e = 0; e < m; e++)
+        pred[fill[edges[e][1]]++] = edges[e][0];
+    for (size_t i = 0; i < nroots; i++)
+        pred[fill[roots[i]]++] = (uint32_t)n;
+    /* Postorder by an explicit stack (pos: the next out-edge to try). */
+    size_t done = 0, depth = 0;
+    stack[depth++] = (uint32_t)n;
+    seen[n] = 1;
+    while (depth) {
+        uint32_t v = stack[depth - 1];
+        if (off[v] + pos[v] < off[v + 1]) {
+            uint32_t w = succ[off[v] + pos[v]++];
+            if (!seen[w]) {
+                seen[w] = 1;
+                stack[depth++] = w;
+            }
+        } else {
+            order[done++] = v;
+            depth--;
+        }
+    }
+    for (size_t i = 0; i < done; i++)
+        rpo[i] = order[done - 1 - i];
+    for (size_t i = 0; i < done; i++)
+        pos[rpo[i]] = i; /* reverse-postorder number */
+    for (size_t v = 0; v <= n; v++)
+        idom[v] = UINT32_MAX;
+    idom[n] = (uint32_t)n;
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (size_t i = 1; i < done; i++) {
+            uint32_t v = rpo[i], best = UINT32_MAX;
+            for (size_t k = ioff[v]; k < ioff[v + 1]; k++) {
+                uint32_t p = pred[k];
+                if (!seen[p] || idom[p] == UINT32_MAX)
+                    continue;
+                if (best == UINT32_MAX) {
+                    best = p;
+                    continue;
+                }
+                uint32_t a = p, b = best; /* intersect */
+                while (a != b) {
+                    while (pos[a] > pos[b])
+                        a = idom[a];
+                    while (pos[b] > pos[a])
+                        b = idom[b];
+                }
+                best = a;
+            }
+            if (idom[v] != best) {
+                idom[v] = best;
+                changed = 1;
+            }
+        }
+    }
+    free(off);
+    free(ioff);
+    free(succ);
+    free(pred);
+    free(order);
+    free(stack);
+    free(pos);
+    free(fill);
+    free(seen);
+    return done;
+}
+
+/* Tree, reachable count and every retained size against chk_idom. */
+static void check_against_chk(size_t n, const uint32_t (*edges)[2], size_t m,
+                              const uint32_t *roots, size_t nroots, int *failed)
+{
+    pl_graph *g = make(n, edges, m);
+    pl_domtree *t = build(g, roots, nroots);
+    uint32_t *idom = malloc((n + 1) * sizeof(uint32_t)), *rpo = malloc((n + 1) * sizeof(uint32_t));
+    size_t reached = chk_idom(n, edges, m, roots, nroots, idom, rpo) - 1;
+    int bad = pl_dom_reachable(t) != reached;
+    for (size_t v = 0; v < n && !bad; v++) {
+        uint32_t want = idom[v] == UINT32_MAX ? PL_GRAPH_NONE
+                        : idom[v] == n        ? PL_DOM_ROOT
+                                              : idom[v];
+        if (pl_dom_idom(t, (uint32_t)v) != want) {
+            fprintf(stderr, "  vertex %zu: idom %u, want %u\n", v, pl_dom_idom(t, (uint32_t)v),
+                    want);
+            bad = 1;
+        }
+    }
+    /* Retained sizes: self sizes summed up the reference tree in reverse
+     * reverse postorder (a dominator comes before what it dominates). */
+    uint64_t *self = malloc((n + 1) * sizeof(uint64_t)), *want = calloc(n + 1, sizeof(uint64_t));
+    uint64_t *got = malloc((n + 1) * sizeof(uint64_t)), total = 0;
+    for (size_t v = 0; v < n; v++)
+        self[v] = 1 + rnd() % 1000;
+    for (size_t i = reached + 1; i-- > 1;) {
+        uint32_t v = rpo[i];
+        want[v] += self[v];
+        want[idom[v]] += want[v];
+    }
+    CHECK_OK(pl_dom_retained(t, self, got, &total));
+    bad |= total != want[n];
+    for (size_t v = 0; v < n && !bad; v++)
+        bad |= got[v] != want[v];
+    /* LCAs by walking up: the same answers as the index when the budget
+     * lasts, and a refusal with the budget spent when it does not. */
+    for (int q = 0; q < 50 && !bad; q++) {
+        uint32_t a = (uint32_t)(rnd() % n), b = (uint32_t)(rnd() % n), lca = 0;
+        if (q % 10 == 0)
+            a = PL_DOM_ROOT;
+        size_t budget = 2 * n + 2;
+        bad |= !pl_dom_lca_walk(t, a, b, &budget, &lca) || lca != pl_dom_lca(t, a, b);
+        size_t depth = pl_dom_depth(t, b), small = depth;
+        if (depth > 1 && pl_dom_idom(t, a) != PL_GRAPH_NONE && a != PL_DOM_ROOT) {
+            /* b's depth walk alone needs depth steps. */
+            bad |= pl_dom_lca_walk(t, a, b, &small, &lca) || small != 0;
+        }
+    }
+    if (bad)
+        *failed = 1;
+    free(self);
+    free(want);
+    free(got);
+    free(idom);
+    free(rpo);
+    pl_dom_free(t);
+    pl_graph_free(g);
+}
+
+/* Graphs of up to a few thousand vertices, where the search paths are long
+ * and the evals of the semidominator loop compress and are skipped: sparse
+ * random graphs, random trees with edges back and across, and heap-like
+ * shapes (a container holding a chain of objects that point at random ones,
+ * as a list of linked instances, amid random noise and extra roots). */
+static void test_random_against_iteration(void)
+{
+    rng_state = 0xD1B54A32D192ED03ULL;
+    int failures = 0;
+    for (int trial = 0; trial < 300; trial++) {
+        size_t n = 2 + rnd() % (trial < 200 ? 300 : 4000);
+        int shape = trial % 3;
+        size_t cap = n * 8 + 16, m = 0;
+        uint32_t (*edges)[2] = malloc(cap * sizeof(*edges));
+        /* A random permutation: the shapes do not follow vertex order. */
+        uint32_t *perm = malloc(n * sizeof(uint32_t));
+        for (size_t i = 0; i < n; i++)
+            perm[i] = (uint32_t)i;
+        for (size_t i = n; i-- > 1;) {
+            size_t j = rnd() % (i + 1);
+            uint32_t x = perm[i];
+            perm[i] = perm[j];
+            perm[j] = x;
+        }
+        /* Edges by tail in vertex order, as the graph wants them. */
+        for (size_t v = 0; v < n; v++) {
+            size_t i = 0; /* v's place in the shape */
+            while (perm[i] != v)
+                i++;
+            size_t deg = 0;
+            uint32_t heads[8];
+            if (shape == 0) { /* sparse random */
+                deg = rnd() % 4;
+                for (size_t j = 0; j < deg; j++)
+                    heads[j] = (uint32_t)(rnd() % n);
+            } else if (shape == 1) { /* random tree, parent of i below i */
+                for (size_t c = 2 * i + 1; c <= 2 * i + 2 && c < n && deg < 2; c++)
+                    if (rnd() % 5)
+                        heads[deg++] = perm[c];
+                if (rnd() % 2)
+                    heads[deg++] = perm[rnd() % n]; /* back, forward or across */
+            } else { /* perm[0] holds perm[1..n/2], a chain with random edges */
+                if (i == 0) {
+                    /* the container's edges are added below, in one run */
+                } else if (i < n / 2) {
+                    if (i + 1 < n / 2)
+                        heads[deg++] = perm[i + 1];
+                    heads[deg++] = perm[1 + rnd() % (n / 2)];
+                } else if (rnd() % 3 == 0) {
+                    heads[deg++] = perm[rnd() % n];
+                }
+            }
+            if (shape == 2 && i == 0) {
+                for (size_t c = 1; c < n / 2 && m < cap; c++) {
+                    edges[m][0] = (uint32_t)v;
+                    edges[m][1] = perm[c];
+                    m++;
+                }
+            }
+            for (size_t j = 0; j < deg && m < cap; j++) {
+                edges[m][0] = (uint32_t)v;
+                edges[m][1] = heads[j];
+                m++;
+            }
+        }
+        uint32_t roots[6];
+        size_t nroots = 0;
+        roots[nroots++] = perm[0];
+        for (size_t extra = rnd() % 4; extra; extra--)
+            roots[nroots++] = perm[rnd() % n];
+        int failed = 0;
+        check_against_chk(n, (const uint32_t(*)[2])edges, m, roots, nroots, &failed);
+        if (failed && failures++ < 3)
+            fprintf(stderr, "  (trial %d: shape %d, n=%zu m=%zu roots=%zu)\n", trial, shape, n,
+                    m, nroots);
+        CHECK(!failed);
+        free(perm);
+        free(edges);
+    }
+}
+
 /* ---- large shapes: nothing recurses, nothing is quadratic ---- */
 
 /* A cycle of 10M vertices entered in the middle: the search and the
@@ -627,6 +870,7 @@ int main(void)
     RUN(test_shapes);
     RUN(test_errors);
     RUN(test_random_against_oracle);
+    RUN(test_random_against_iteration);
     RUN(test_concurrent_lca);
     RUN(test_wide_star);
     RUN(test_deep_search_shallow_dominators);

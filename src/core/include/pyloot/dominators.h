@@ -56,7 +56,8 @@ typedef struct pl_domtree pl_domtree;
  *
  * Semi-NCA (Georgiadis): an iterative depth-first search numbers the
  * vertices, semidominators come from path-compressed link-eval with the
- * compression done by pointer reversal (no stack), and each immediate
+ * compression done by pointer reversal (no stack) and skipped when a stack
+ * of prefix minima shows it cannot lower the semidominator, and each immediate
  * dominator is the nearest ancestor of the search parent numbered at or
  * below the semidominator, found by jump pointers in O(log depth) rather
  * than by the classic walk, which is quadratic on a long chain whose
@@ -112,6 +113,13 @@ uint32_t pl_dom_depth(const pl_domtree *t, uint32_t v);
  * instead of the n log n words of binary lifting or an Euler-tour sparse
  * table. Without memory for that structure it falls back to walking up. */
 uint32_t pl_dom_lca(const pl_domtree *t, uint32_t a, uint32_t b);
+
+/* pl_dom_lca by walking up the tree, without the index, in at most *budget
+ * steps up in all (*budget is lowered by the steps taken): for a few LCAs
+ * in a shallow tree, where building the index would cost more than the
+ * walks. Returns 1 with the answer in *lca, or 0 with *budget at 0 when the
+ * walk did not finish (then ask pl_dom_lca). */
+int pl_dom_lca_walk(const pl_domtree *t, uint32_t a, uint32_t b, size_t *budget, uint32_t *lca);
 
 /* retained[v] = sum of self_size[w] over the vertices w of v's subtree
  * (v included), for every vertex v < pl_dom_order(t) (0 for unreachable
