@@ -97,13 +97,12 @@ static void answer(const poll_state *ps, const pl_http_response *r, int wake_fd)
         pl_buf_puts(&body, "{\"error\":\"the worker could not answer\"}");
     } else if (status == 200 && body.len > PL_REMOTE_REPLY_MAX) {
         /* The central server takes no larger reply (docs/security.md): say
-         * so rather than send what it refuses. Only a heap dump gets here. */
+         * so rather than send what it refuses (in practice a heap dump). */
         pl_buf_reset(&body);
         status = 413;
-        pl_buf_printf(&body,
-                      "{\"error\":\"the answer is more than the %u MiB a worker replies through the central "
-                      "server; write a heap dump to a file with PyLoot.dump_heap(path)\"}",
-                      PL_REMOTE_REPLY_MAX >> 20);
+        pl_buf_printf(&body, "{\"error\":\"the answer is more than the %u MiB a worker replies through the central server%s\"}",
+                      PL_REMOTE_REPLY_MAX >> 20,
+                      q.kind == PL_LIVE_HEAPDUMP ? "; write the heap dump to a file with PyLoot.dump_heap(path)" : "");
     }
     int binary = status == 200 && q.kind == PL_LIVE_HEAPDUMP;
     char status_h[40];
