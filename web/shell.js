@@ -8,6 +8,9 @@ import { autoRefreshOn, setAutoRefresh, currentView, inflightCount } from "./sta
 
 const REFRESH_MS = 10000;
 const STORAGE_KEY = "pyloot.autoRefresh";
+// `pyloot --heap FILE` without --db: the store routes answer 503, so the timer refreshes no view but
+// the Heap view (set by procsFailed from the first /api/procs).
+let heapOnly = false;
 
 /** The top bar's switch (on unless turned off before, remembered in localStorage) and the 10 s timer:
  * the view on screen refreshes in place, unless the tab is hidden, a request is in flight or a
@@ -22,7 +25,7 @@ export function startAutoRefresh(box) {
   setInterval(() => {
     const cur = currentView();
     if (!autoRefreshOn() || document.hidden || inflightCount() > 0 || !cur || !cur.view.refresh) return;
-    if (tipOpen()) return;
+    if (tipOpen() || (heapOnly && cur.name !== "heap")) return;
     cur.view.refresh();
   }, REFRESH_MS);
 }
@@ -49,6 +52,8 @@ export function slashToSearch(e) {
 /** The first /api/procs failed: a banner, unless the workers page shows the error already or a 401
  * shows the token form. */
 export function procsFailed(err) {
+  // The server's words for a command that serves heap dumps only (src/cli/serve.c).
+  if (err instanceof ApiError && err.status === 503 && /heap dumps only/.test(err.message)) heapOnly = true;
   const cur = currentView();
   if ((!cur || cur.name !== "workers") && !(err instanceof ApiError && err.status === 401)) showBanner(err);
 }

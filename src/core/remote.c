@@ -1018,7 +1018,7 @@ done:
     return PL_REMOTE_DONE;
 }
 
-/* ---- /api/objects..., /api/retainers, /api/suspects: forwarded to the worker ---- */
+/* ---- /api/objects..., /api/retainers, /api/suspects, /api/heapdump: forwarded to the worker ---- */
 
 /* See http_int.h: the live-object routes, forwarded to the worker that holds
  * the objects; PL_REMOTE_PASS on a --read-only server (the handler answers
@@ -1049,6 +1049,7 @@ int pl_central_objects(pl_remote *r, const pl_remote_request *req, pl_response *
     w->inc = lw.inc;
     w->ticket = lw.ticket;
     memcpy(w->who, lw.who, sizeof lw.who);
+    w->download = q.kind == PL_LIVE_HEAPDUMP;
     if (r->opt.notify)
         r->opt.notify(r->opt.notify_ctx, &w->inc);
     w->deadline_ms = pl_now_ms() + r->opt.live_timeout_ms;
@@ -1063,8 +1064,11 @@ static int try_result(pl_remote *r, pl_remote_wait *w, int64_t now, pl_response 
     lw.ticket = w->ticket;
     lw.deadline_ms = w->deadline_ms;
     memcpy(lw.who, w->who, sizeof lw.who);
-    return pl_http_live_result(r->opt.store, &lw, now, r->opt.live_timeout_ms, resp) ? PL_REMOTE_DONE
-                                                                                    : PL_REMOTE_WAIT;
+    if (!pl_http_live_result(r->opt.store, &lw, now, r->opt.live_timeout_ms, resp))
+        return PL_REMOTE_WAIT;
+    if (w->download)
+        pl_http_heapdump_download(resp);
+    return PL_REMOTE_DONE;
 }
 
 /* ---- entry points ---- */

@@ -163,19 +163,36 @@ static PyObject *object_annotation(PyObject *obj)
 /* One labelled reference of the vertex being annotated to another vertex. */
 typedef struct label {
     uintptr_t target;
-    uint32_t seq;  /* order found: the most telling label of a target first */
+    uint32_t next; /* the next label of the same target, in the order found; NONE */
     uint8_t used;
     pl_edge edge;  /* edge.key is a strong reference */
 } label;
+
+#define NONE UINT32_MAX
+
+/* A head of the vertex being labelled (large degrees): its labels, a chain
+ * through label.next from the first one not yet given to an edge. */
+typedef struct head_slot {
+    uint64_t key; /* 0: empty */
+    uint32_t first, last;
+} head_slot;
 
 typedef struct labels {
     const pl_graph *g;
     label *items;
     size_t len, cap;
     int nomem;
-    uint64_t *heads;     /* the keys of the heads of the vertex being labelled, ascending */
+    uint64_t *heads;     /* the keys of the heads, in edge order (small degrees) */
     size_t nheads, headcap;
+    head_slot *slots;    /* open addressing on the heads' keys (large degrees) */
+    size_t nslots, slotcap;
 } labels;
+
+/* Up to this many out-edges (most vertices: an instance, a small dict), the
+ * heads and labels are matched by scanning short arrays in place; above,
+ * through a hash table of the heads: either way in time linear in the
+ * references, with no sorting. */
+#define SMALL_DEGREE 8
 
 static void labels_clear(labels *ls)
 {
@@ -184,27 +201,35 @@ static void labels_clear(labels *ls)
     ls->len = 0;
 }
 
+static size_t slot_of(const labels *ls, uint64_t key)
+{
+    size_t mask = ls->nslots - 1, j = (size_t)((key >> 4) * 0x9E3779B97F4A7C15ULL >> 20) & mask;
+    while (ls->slots[j].key && ls->slots[j].key != key)
+        j = (j + 1) & mask;
+    return j;
+}
+
 /* pl_referent_fn: keeps the labels of references to the heads of the
- * vertex's edges (the others label no edge). The heads are searched in a
- * small sorted copy, which stays in the cache, rather than in the graph's
- * index. */
+ * vertex's edges (the others label no edge). */
 static int keep_label(PyObject *child, const pl_edge *e, void *arg)
 {
     labels *ls = arg;
     uint64_t key = pl_obj_key(child);
-    size_t lo = 0, hi = ls->nheads;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (ls->heads[mid] < key)
-            lo = mid + 1;
-        else
-            hi = mid;
+    head_slot *slot = NULL;
+    if (ls->nheads <= SMALL_DEGREE) {
+        size_t i = 0;
+        while (i < ls->nheads && ls->heads[i] != key)
+            i++;
+        if (i == ls->nheads)
+            return 0;
+    } else {
+        slot = &ls->slots[slot_of(ls, key)];
+        if (!slot->key)
+            return 0;
     }
-    if (lo == ls->nheads || ls->heads[lo] != key)
-        return 0;
     if (ls->len == ls->cap) {
         size_t ncap = ls->cap ? ls->cap * 2 : 16;
-        label *it = realloc(ls->items, ncap * sizeof(label));
+        label *it = ncap < NONE ? realloc(ls->items, ncap * sizeof(label)) : NULL;
         if (!it) {
             ls->nomem = 1;
             return 1;
@@ -212,28 +237,48 @@ static int keep_label(PyObject *child, const pl_edge *e, void *arg)
         ls->items = it;
         ls->cap = ncap;
     }
-    label *l = &ls->items[ls->len];
+    uint32_t at = (uint32_t)ls->len;
+    label *l = &ls->items[at];
     l->target = (uintptr_t)child;
-    l->seq = (uint32_t)ls->len;
+    l->next = NONE;
     l->used = 0;
     l->edge = *e;
     Py_XINCREF(l->edge.key); /* a __slots__ name is a temporary string */
     ls->len++;
+    if (slot) {
+        if (slot->first == NONE)
+            slot->first = at;
+        else
+            ls->items[slot->last].next = at;
+        slot->last = at;
+    }
     return 0;
 }
 
-static int key_cmp(const void *a, const void *b)
+/* The hash table of the k heads of a vertex of large degree. */
+static int index_heads(labels *ls, const pl_graph *g, const uint32_t *heads, size_t k)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static int label_cmp(const void *a, const void *b)
-{
-    const label *x = a, *y = b;
-    if (x->target != y->target)
-        return x->target < y->target ? -1 : 1;
-    return x->seq < y->seq ? -1 : (x->seq > y->seq);
+    size_t want = 16;
+    while (want < 2 * k)
+        want *= 2;
+    if (want > ls->slotcap) {
+        head_slot *t = realloc(ls->slots, want * sizeof(head_slot));
+        if (!t) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        ls->slots = t;
+        ls->slotcap = want;
+    }
+    ls->nslots = want;
+    memset(ls->slots, 0, want * sizeof(head_slot));
+    for (size_t j = 0; j < k; j++) {
+        uint64_t key = pl_graph_key(g, heads[j]);
+        head_slot *slot = &ls->slots[slot_of(ls, key)];
+        slot->key = key;
+        slot->first = slot->last = NONE;
+    }
+    return 0;
 }
 
 /* Calls fn(edge number, label or NULL, arg) for each out-edge of v: each
@@ -247,41 +292,44 @@ static int each_edge_label(const pl_graph *g, uint32_t v, labels *ls, pl_edge_la
     if (!k)
         return 0;
     labels_clear(ls);
-    if (k > ls->headcap) {
-        uint64_t *t = realloc(ls->heads, k * sizeof(uint64_t));
-        if (!t) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        ls->heads = t;
-        ls->headcap = k;
-    }
-    for (size_t j = 0; j < k; j++)
-        ls->heads[j] = pl_graph_key(g, heads[j]);
-    qsort(ls->heads, k, sizeof(uint64_t), key_cmp);
     ls->nheads = k;
+    if (k <= SMALL_DEGREE) {
+        if (k > ls->headcap) {
+            uint64_t *t = realloc(ls->heads, SMALL_DEGREE * sizeof(uint64_t));
+            if (!t) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            ls->heads = t;
+            ls->headcap = SMALL_DEGREE;
+        }
+        for (size_t j = 0; j < k; j++)
+            ls->heads[j] = pl_graph_key(g, heads[j]);
+    } else if (index_heads(ls, g, heads, k) < 0) {
+        return -1;
+    }
     pl_referents_each(pl_vertex_obj(g, v), keep_label, ls);
     if (ls->nomem) {
         PyErr_NoMemory();
         return -1;
     }
-    qsort(ls->items, ls->len, sizeof(label), label_cmp);
     for (size_t j = 0; j < k; j++) {
-        uintptr_t target = (uintptr_t)pl_vertex_obj(g, heads[j]);
-        size_t lo = 0, hi = ls->len;
-        while (lo < hi) {
-            size_t mid = (lo + hi) / 2;
-            if (ls->items[mid].target < target)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        while (lo < ls->len && ls->items[lo].target == target && ls->items[lo].used)
-            lo++;
+        uint64_t key = pl_graph_key(g, heads[j]);
         const pl_edge *e = NULL;
-        if (lo < ls->len && ls->items[lo].target == target) {
-            ls->items[lo].used = 1;
-            e = &ls->items[lo].edge;
+        if (k <= SMALL_DEGREE) {
+            /* The labels are in the order found: the first unused one. */
+            for (size_t i = 0; i < ls->len; i++)
+                if (ls->items[i].target == (uintptr_t)key && !ls->items[i].used) {
+                    ls->items[i].used = 1;
+                    e = &ls->items[i].edge;
+                    break;
+                }
+        } else {
+            head_slot *slot = &ls->slots[slot_of(ls, key)];
+            if (slot->first != NONE) {
+                e = &ls->items[slot->first].edge;
+                slot->first = ls->items[slot->first].next;
+            }
         }
         if (fn(first + (uint32_t)j, e, arg) < 0)
             return -1;
@@ -334,7 +382,9 @@ static int label_edges_of(const pl_graph *g, uint32_t v, PyObject *edges, labels
 /* See graph_int.h. */
 int pl_objgraph_edge_labels(const pl_graph *g, pl_edge_label_fn vertex_fn, pl_edge_label_fn fn, void *arg)
 {
-    labels ls = {g, NULL, 0, 0, 0, NULL, 0, 0};
+    labels ls;
+    memset(&ls, 0, sizeof ls);
+    ls.g = g;
     int rc = 0;
     size_t n = pl_graph_order(g);
     for (uint32_t v = 0; v < n && !rc; v++) {
@@ -346,6 +396,7 @@ int pl_objgraph_edge_labels(const pl_graph *g, pl_edge_label_fn vertex_fn, pl_ed
     labels_clear(&ls);
     free(ls.items);
     free(ls.heads);
+    free(ls.slots);
     return rc;
 }
 
@@ -379,7 +430,9 @@ PyObject *pl_objgraph_annotations(const pl_graph *g)
     size_t n = pl_graph_order(g);
     PyObject *vertices = PyList_New((Py_ssize_t)n);
     PyObject *edges = vertices ? PyList_New((Py_ssize_t)pl_graph_size(g)) : NULL;
-    labels ls = {g, NULL, 0, 0, 0, NULL, 0, 0};
+    labels ls;
+    memset(&ls, 0, sizeof ls);
+    ls.g = g;
     if (!edges)
         goto fail;
     for (uint32_t v = 0; v < n; v++) {
@@ -393,11 +446,13 @@ PyObject *pl_objgraph_annotations(const pl_graph *g)
     labels_clear(&ls);
     free(ls.items);
     free(ls.heads);
+    free(ls.slots);
     return Py_BuildValue("(NN)", vertices, edges);
 fail:
     labels_clear(&ls);
     free(ls.items);
     free(ls.heads);
+    free(ls.slots);
     Py_XDECREF(vertices);
     Py_XDECREF(edges);
     return NULL;

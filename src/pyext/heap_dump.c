@@ -14,6 +14,7 @@
 #include "graph_int.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -56,7 +57,8 @@ typedef struct builder {
     uint32_t *type_val;
     size_t type_slots;
     int64_t *type_descr; /* per type index: its instances' description in `descr`
-                          * (offset << 16 | length), -1 unknown yet */
+                          * (offset << 16 | length), -1 unknown yet, -2 not
+                          * described by their type */
     pl_buf descr;
     struct label_slot *label_cache; /* formatted labels of str keys (interned names) */
     size_t label_slots, nlabels;
@@ -208,10 +210,23 @@ static int gather_vertex(uint32_t v, const struct pl_edge *unused, void *arg)
     b->d->type[v] = t;
     if (PyModule_Check(o))
         b->d->flags[v] |= PL_HEAPDUMP_MODULE;
-    int by_type = pl_objgraph_described_by_type(o);
-    if (by_type && b->type_descr[t] >= 0) {
-        int64_t at = b->type_descr[t];
+    int64_t at = b->type_descr[t];
+    if (at >= 0)
         return put_description(b, v, b->descr.data + (at >> 16), (size_t)(at & 0xffff));
+    /* Whether a type's instances are described by it depends on the type
+     * alone: asked once per type. */
+    int by_type = at == -1 && pl_objgraph_described_by_type(o);
+    if (!by_type)
+        b->type_descr[t] = -2;
+    /* The commonest containers, worded as pl_objgraph_describe words them,
+     * without making a str object. */
+    const char *container = PyList_Check(o) ? "list" : PyTuple_Check(o) ? "tuple" : PyDict_Check(o) ? "dict" : NULL;
+    if (container) {
+        char text[48];
+        Py_ssize_t len = PyList_Check(o) ? PyList_GET_SIZE(o) : PyTuple_Check(o) ? PyTuple_GET_SIZE(o)
+                                                                                   : PyDict_GET_SIZE(o);
+        int n = snprintf(text, sizeof text, "%s[%zd]", container, len);
+        return put_description(b, v, text, (size_t)n);
     }
     PyObject *text = pl_objgraph_describe(o);
     if (!text)

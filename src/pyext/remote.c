@@ -26,6 +26,7 @@
 #include "pyloot/gzip.h"
 #include "pyloot/httpc.h"
 #include "pyloot/push.h"
+#include "pyloot/remote.h" /* PL_REMOTE_REPLY_MAX */
 #include "util.h"
 
 #if PY_VERSION_HEX >= 0x030D0000
@@ -94,7 +95,16 @@ static void answer(const poll_state *ps, const pl_http_response *r, int wake_fd)
         pl_buf_reset(&body);
         status = 503;
         pl_buf_puts(&body, "{\"error\":\"the worker could not answer\"}");
+    } else if (status == 200 && body.len > PL_REMOTE_REPLY_MAX) {
+        /* The central server takes no larger reply (docs/security.md): say
+         * so rather than send what it refuses (in practice a heap dump). */
+        pl_buf_reset(&body);
+        status = 413;
+        pl_buf_printf(&body, "{\"error\":\"the answer is more than the %u MiB a worker replies through the central server%s\"}",
+                      PL_REMOTE_REPLY_MAX >> 20,
+                      q.kind == PL_LIVE_HEAPDUMP ? "; write the heap dump to a file with PyLoot.dump_heap(path)" : "");
     }
+    int binary = status == 200 && q.kind == PL_LIVE_HEAPDUMP;
     char status_h[40];
     snprintf(status_h, sizeof status_h, "X-Pyloot-Status: %d", status);
     pl_buf_printf(&target, "/api/remote/reply?ticket=%s", ticket);
@@ -105,12 +115,12 @@ static void answer(const poll_state *ps, const pl_http_response *r, int wake_fd)
     req.port = ps->server_port;
     req.target = pl_buf_cstr(&target);
     req.headers[req.n_headers++] = status_h;
-    req.headers[req.n_headers++] = "Content-Type: application/json";
+    req.headers[req.n_headers++] = binary ? "Content-Type: application/octet-stream" : "Content-Type: application/json";
     if (ps->auth[0])
         req.headers[req.n_headers++] = ps->auth;
     req.body = body.data;
     req.body_len = body.len;
-    if (body.len > 1024 && pl_gzip(body.data, body.len, &gz) == 0) {
+    if (!binary && body.len > 1024 && pl_gzip(body.data, body.len, &gz) == 0) { /* a dump is compressed */
         req.headers[req.n_headers++] = "Content-Encoding: gzip";
         req.body = gz.data;
         req.body_len = gz.len;

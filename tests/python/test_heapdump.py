@@ -92,6 +92,25 @@ def test_round_trip_gives_the_live_graph(tmp_path):
     assert len(heap.strongly_connected_components()) >= 1
 
 
+@pytest.mark.parametrize("length", [6, 40])
+def test_each_reference_of_a_repeated_member_gets_its_own_label(tmp_path, length):
+    """A container holding one object several times: each of its edges to it
+    is labelled with its own index or key, in order, whether the container
+    has few edges or many."""
+    a, b = Node(1), Node(2)
+    items = [a if i % 3 else b for i in range(length)]
+    by_key = {"k%d" % i: a for i in range(length)}
+    graph = pyloot.ObjectGraph([a, b, items, by_key])
+    pyloot.dump_heap(tmp_path / "r.plheap", graph)
+    heap = load_heap(tmp_path / "r.plheap")
+    by_id = {v.id: v for v in heap.vertices}
+    labels = [(e.head, e.annotation) for e in heap.out_edges(by_id[id(items)])]
+    want = [(id(o), "item[%d]" % i) for i, o in enumerate(items)]
+    assert sorted(labels) == sorted(want)
+    labels = sorted(e.annotation for e in heap.out_edges(by_id[id(by_key)]) if e.head == id(a))
+    assert labels == sorted("value of key 'k%d'" % i for i in range(length))
+
+
 def test_dump_of_the_process_and_pyloot_heap(loot, tmp_path):
     keep = [HeapLeak(i) for i in range(300)]
     old = tmp_path / "old.plheap"

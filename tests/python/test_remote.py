@@ -142,6 +142,9 @@ class Central:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
 
+    def get_raw(self, path, **kw):
+        return http(self.url + path, headers=self.auth, **kw)
+
     def api(self, path, expect=200):
         r = http(self.url + path, headers=self.auth)
         assert r.status == expect, (path, r.status, r.body[:500])

@@ -99,7 +99,7 @@ static const struct route {
     {"/api/retainers", 0, ROUTE_GET | ROUTE_STORE, pl_route_retainers, pl_central_objects},
     {"/api/suspects", 0, ROUTE_GET | ROUTE_STORE, pl_route_suspects, pl_central_objects},
     {"/api/objects/*/graph", 0, ROUTE_GET | ROUTE_STORE, pl_route_object_graph, pl_central_objects},
-    {"/api/heapdump", 0, ROUTE_GET | ROUTE_STORE, pl_route_heapdump, NULL},
+    {"/api/heapdump", 0, ROUTE_GET | ROUTE_STORE, pl_route_heapdump, pl_central_objects},
     {"/api/heap", 0, ROUTE_GET | ROUTE_POST, pl_route_heap, NULL},
     {"/api/objects/", 1, ROUTE_GET | ROUTE_STORE, pl_route_object, pl_central_objects},
     {"/api/samples", 0, ROUTE_GET | ROUTE_POST, pl_route_samples, pl_central_samples},

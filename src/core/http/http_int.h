@@ -151,6 +151,9 @@ void pl_http_live_handle(pl_handler *h, const pl_request *req, pl_live_kind kind
                          pl_response *resp);
 /* route_heapdump.c: GET /api/heapdump, and GET /api/heap (the dumps `pyloot --heap` serves). */
 void pl_route_heapdump(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
+/* Turns a 200 answer of /api/heapdump (the dump file as the body) into a
+ * download: its content type and file name. Other statuses stay JSON. */
+void pl_http_heapdump_download(pl_response *resp);
 void pl_route_heap(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 
 int pl_http_live_query(const pl_request *req, const char *path, pl_live_query *q, uint64_t *pid, char *host,

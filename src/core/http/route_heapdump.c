@@ -21,6 +21,12 @@ void pl_route_heapdump(pl_handler *h, const pl_request *req, const char *rest, p
 {
     (void)rest;
     pl_http_live_handle(h, req, PL_LIVE_HEAPDUMP, 0, resp);
+    pl_http_heapdump_download(resp);
+}
+
+/* See http_int.h. */
+void pl_http_heapdump_download(pl_response *resp)
+{
     if (resp->status != 200)
         return;
     resp->content_type = "application/octet-stream";

@@ -89,6 +89,7 @@ typedef struct pl_remote_wait {
     pl_commit_job *job;        /* COMMIT: the queued push */
     int64_t deadline_ms;
     char who[112];             /* ANSWER: "worker 123 on host web-2", for the 504 */
+    int download;              /* ANSWER: a heap dump, sent as a file (200) */
 } pl_remote_wait;
 
 enum { PL_REMOTE_PASS = 0, PL_REMOTE_DONE = 1, PL_REMOTE_WAIT = 2 };
