@@ -6,7 +6,9 @@ Routes:
                     requests spread over the workers); answers
                     {"pid": ..., "leaked": K, "total": len(LEAKS)}
   /pid              {"pid": ...}
-  /block?s=S        hold the GIL for S seconds (a stuck worker)
+  /block?s=S&mark=F hold the GIL for S seconds (a stuck worker); with mark,
+                    first write the worker's pid to the file F (a test waits
+                    for it to know the worker is stuck)
   /_pyloot/...      pyloot
 
 Configured by the environment: PYLOOT_DB (store), PYLOOT_TEST_INTERVAL
@@ -78,6 +80,11 @@ def app(environ, start_response):
         old = sys.getswitchinterval()
         sys.setswitchinterval(seconds + 5)
         try:
+            mark = _param(environ, "mark", None, str)
+            if mark:
+                with open(mark + ".tmp", "w") as f:
+                    f.write(str(os.getpid()))
+                os.replace(mark + ".tmp", mark)
             deadline = time.monotonic() + seconds
             while time.monotonic() < deadline:
                 pass
