@@ -333,6 +333,83 @@ static void test_assertion_is_caught(void)
     rm_tree(dir);
 }
 
+/* Marks every plain node of every leaf page in data.mdb as holding
+ * duplicates (F_DUPDATA), which none of the store's databases allows:
+ * LMDB then reads through a sub-cursor it never made, a NULL pointer, a
+ * fault far outside the map (LMDB 0.9's page layout: a 16-byte header with
+ * the flags at 10 and the lower bound at 12, then 16-bit node offsets; a
+ * node's flags 4 bytes into it). Returns the number of nodes changed. */
+static unsigned mark_dupdata(const char *data)
+{
+    static uint8_t page[PAGE];
+    unsigned changed = 0;
+    int fd = open(data, O_RDWR);
+    struct stat st;
+
+    CHECK(fd >= 0 && fstat(fd, &st) == 0);
+    for (off_t pg = 2; fd >= 0 && (pg + 1) * PAGE <= st.st_size; pg++) {
+        uint16_t flags, lower, off, nflags;
+
+        CHECK(pread(fd, page, PAGE, pg * PAGE) == PAGE);
+        memcpy(&flags, page + 10, 2);
+        memcpy(&lower, page + 12, 2);
+        if ((flags & 0x7f) != 0x02 || lower < 16 || lower > PAGE) /* P_LEAF alone */
+            continue;
+        for (unsigned i = 0; i < (lower - 16u) / 2; i++) {
+            memcpy(&off, page + 16 + 2 * i, 2);
+            if (off < lower || off > PAGE - 8)
+                continue;
+            memcpy(&nflags, page + off + 4, 2);
+            if (nflags != 0)
+                continue;
+            nflags = 0x04; /* F_DUPDATA */
+            memcpy(page + off + 4, &nflags, 2);
+            changed++;
+        }
+        CHECK(pwrite(fd, page, PAGE, pg * PAGE) == PAGE);
+    }
+    if (fd >= 0)
+        close(fd);
+    return changed;
+}
+
+/* A fault in LMDB's own code outside the map (here a NULL pointer LMDB
+ * follows because of flags it read from the file) ends the call with
+ * PL_EDAMAGED, not the process. In a child, so that a miss is a failed
+ * check rather than the end of the tests. */
+static void test_fault_in_lmdb_outside_the_map(void)
+{
+    char dir[64], data[128];
+    pl_store *s;
+    pid_t child;
+    int status = 0;
+
+    make_tmp(dir, sizeof dir);
+    data_path(data, sizeof data, dir);
+    s = fill(dir, 4251);
+    pl_store_test_skip_checks(s, 1);
+    CHECK(mark_dupdata(data) > 0);
+    child = fork();
+    if (child == 0) {
+        char why[256];
+        int rc;
+
+        alarm(10);
+        rc = history_rc(s);
+        if (rc != PL_EDAMAGED || !pl_store_damaged(s, why, sizeof why) || !strstr(why, "SIGSEGV")) {
+            fprintf(stderr, "rc %d, why: %s\n", rc, why);
+            _exit(1);
+        }
+        _exit(0);
+    }
+    CHECK(child > 0 && waitpid(child, &status, 0) == child);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (!WIFEXITED(status))
+        fprintf(stderr, "the child died of signal %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    pl_store_close(s);
+    rm_tree(dir);
+}
+
 /* The end of an incarnation, written by a child process. */
 static void test_end_isolated(void)
 {
@@ -422,5 +499,6 @@ int main(int argc, char **argv)
     RUN(test_guarded_open_of_store_damaged_since);
     RUN(test_end_isolated);
     RUN(test_assertion_is_caught);
+    RUN(test_fault_in_lmdb_outside_the_map);
     return test_failures ? 1 : 0;
 }

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -200,6 +201,19 @@ class Gunicorn:
                 t.join(timeout=30)
             done += 1
         return leaks
+
+    def block(self, seconds, timeout=30):
+        """Sends /block?s=seconds from a thread and waits (up to `timeout`
+        seconds) until a worker is serving it and holds its GIL, however long
+        the request took to get there. Returns (thread, pid of the stuck
+        worker); join the thread."""
+        self.blocks = getattr(self, "blocks", 0) + 1
+        mark = self.log_path.parent / ("block-%d-%d.pid" % (self.port, self.blocks))
+        url = "/block?s=%s&mark=%s" % (seconds, urllib.parse.quote(str(mark)))
+        thread = threading.Thread(target=self.get, args=(url,), kwargs={"timeout": seconds + 30})
+        thread.start()
+        wait_until(mark.exists, timeout, interval=0.05, message="a worker to serve /block")
+        return thread, int(mark.read_text())
 
     def log(self):
         return read_log(self.log_path)

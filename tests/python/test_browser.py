@@ -440,13 +440,10 @@ def test_a_stuck_worker_is_said_in_words(browser, gunicorn, artifacts):
     leak(server, 5)
     if http(server.url + "/_pyloot/api/objects?group=%s&limit=1" % LEAK).status == 501:
         pytest.xfail("/api/objects answers 501: the live-object routes are not implemented yet")
-    blocker = threading.Thread(target=server.get, args=("/block?s=8",), kwargs={"timeout": 40})
-    blocker.start()
+    # Waited for, not slept for: the worker is known to be stuck only once it
+    # serves /block, which a loaded machine may delay past any fixed time.
+    blocker, stuck = server.block(8)
     try:
-        # The blocked worker answers nothing; every other request lands on the free one.
-        time.sleep(0.5)
-        free = server.get("/pid").json()["pid"]
-        (stuck,) = set(server.worker_pids()) - {free}
         ui = UI(browser, server, artifacts, "stuck")
         ui.go("#/objects?group=%s&pid=%d" % (LEAK, stuck))
         box = ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#results .error-box"), "the error box")[0]

@@ -22,6 +22,9 @@ PAGE = 4096
 # Requests over this many seconds after the damage, bounded in count too.
 WATCH_S = 5.0
 WATCH_MAX = 400
+# Pages data.mdb has before it is damaged: the garbage lands on its last 12
+# pages and on 8 in the middle, none of them a meta page.
+MIN_PAGES = 24
 
 
 def moved_copies(db):
@@ -87,10 +90,13 @@ def test_store_damaged_while_running(gunicorn, tmp_path, how, hook):
     server = gunicorn(workers=2, interval=0.3, db=db, args=("-c", str(conf)))
     server.wait_sampled()
     server.leak_everywhere(rounds=1)
-    # A few more samples, so that the store has pages well past the metas.
-    time.sleep(1.0)
+    # More samples, so that the store has pages well past the metas: waited
+    # for by size, not for a fixed time (a loaded machine samples less often).
+    data = db / "data.mdb"
+    wait_until(lambda: data.stat().st_size // PAGE >= MIN_PAGES, 30, interval=0.1,
+               message="data.mdb to reach %d pages" % MIN_PAGES)
     before = set(server.worker_pids())
-    damage(db / "data.mdb", how)
+    damage(data, how)
 
     app, loot, failures, pids = watch(server, WATCH_S)
 

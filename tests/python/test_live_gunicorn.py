@@ -2,7 +2,6 @@
 worker accepts it, and asks about the objects of a worker named by ?pid=.
 The receiving worker forwards through the store's mailbox; the target's
 collector thread answers with pl_live_answer (src/pyext/objects.c)."""
-import threading
 import time
 
 from conftest import wait_until
@@ -112,22 +111,16 @@ def test_bad_ids_get_json_errors_and_workers_stay_up(gunicorn):
 def test_stuck_worker_gives_504_not_a_hang(gunicorn):
     server = gunicorn(workers=4, live_timeout=2)
     workers = wait_for_workers(server)
-    blocked = {}
-
-    def block():
-        r = server.get("/block?s=10", timeout=30)
-        blocked["pid"] = r.json()["pid"]
-
-    t = threading.Thread(target=block)
-    t.start()
-    time.sleep(1.0)  # the /block request is being served and holds its worker's GIL
+    # Waited for, not slept for: on a loaded machine the /block request may
+    # reach its worker after any fixed delay, and the stuck worker would then
+    # answer 200 to the requests sent before.
+    t, stuck = server.block(10)
     statuses = {}
     for pid in workers:
         t0 = time.monotonic()
         r = server.get("/_pyloot/api/objects?group=%s&pid=%d" % (LEAK, pid), timeout=20)
         statuses[pid] = (r.status, time.monotonic() - t0, r.json())
-    t.join(30)
-    stuck = blocked["pid"]
+    t.join(40)
     status, elapsed, body = statuses[stuck]
     assert status == 504, statuses
     assert str(stuck) in body["error"]

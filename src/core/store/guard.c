@@ -13,10 +13,13 @@
  *    damaged store aside). Four system calls, a few microseconds.
  * 2. A guard around each entry point for everything else: a SIGBUS/SIGSEGV
  *    handler, installed once per process, jumps back to the entry point when
- *    the fault is inside a guarded call of this thread AND its address is in
- *    that store's map; any other fault goes to the handler installed before
- *    (faulthandler, a sanitizer) or to the default action, exactly as if this
- *    one were not there.
+ *    the fault is inside a guarded call of this thread AND either its address
+ *    is in that store's map or the faulting instruction is LMDB's own code
+ *    (garbage flags or offsets read from the file make LMDB follow pointers
+ *    it never set, e.g. a NULL sub-cursor for a node marked as holding
+ *    duplicates: a fault far outside the map). Any other fault goes to the
+ *    handler installed before (faulthandler, a sanitizer) or to the default
+ *    action, exactly as if this one were not there.
  * 3. LMDB's assertions call guard_on_assert (mdb_env_set_assert), which jumps
  *    through the same guard instead of letting LMDB abort().
  *
@@ -38,12 +41,14 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <link.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "pyloot/error.h"
@@ -232,6 +237,10 @@ static __thread struct guard *guard_top __attribute__((tls_model("initial-exec")
 
 static struct sigaction prev_bus, prev_segv;
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
+/* LMDB's code: the executable segments of the shared object liblmdb, found
+ * once by install(); both 0 when LMDB is linked into another object (its
+ * code is then not told apart, and only faults in a map are caught). */
+static uintptr_t lmdb_code_lo, lmdb_code_hi;
 
 static int in_map(const pl_store *s, const void *addr)
 {
@@ -268,24 +277,51 @@ static void chain(int sig, siginfo_t *si, void *ctx)
         raise(sig); /* pending until this handler returns */
 }
 
+/* The address of the faulting instruction, from the handler's context (0
+ * where this file does not know the machine's registers). */
+static uintptr_t fault_pc(const void *ctx)
+{
+#if defined(__x86_64__)
+    return (uintptr_t)((const ucontext_t *)ctx)->uc_mcontext.gregs[REG_RIP];
+#elif defined(__i386__)
+    return (uintptr_t)((const ucontext_t *)ctx)->uc_mcontext.gregs[REG_EIP];
+#elif defined(__aarch64__)
+    return (uintptr_t)((const ucontext_t *)ctx)->uc_mcontext.pc;
+#else
+    (void)ctx;
+    return 0;
+#endif
+}
+
+/* Jumps back to guarded call g, which met fault sig at addr. */
+static void jump_back(struct guard *g, int sig, void *addr)
+{
+    sigset_t set;
+
+    g->caught = sig;
+    g->addr = addr;
+    guard_top = g; /* frames above it are left behind by the jump */
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    siglongjmp(g->jb, 1);
+}
+
 static void on_fault(int sig, siginfo_t *si, void *ctx)
 {
     int saved = errno;
 
     if (si->si_code > 0) { /* a fault raised by the kernel, with its address */
-        for (struct guard *g = guard_top; g; g = g->prev) {
-            if (in_map(g->s, si->si_addr)) {
-                sigset_t set;
+        uintptr_t pc = fault_pc(ctx);
 
-                g->caught = sig;
-                g->addr = si->si_addr;
-                guard_top = g; /* frames above it are left behind by the jump */
-                sigemptyset(&set);
-                sigaddset(&set, sig);
-                pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-                siglongjmp(g->jb, 1);
-            }
-        }
+        for (struct guard *g = guard_top; g; g = g->prev)
+            if (in_map(g->s, si->si_addr))
+                jump_back(g, sig, si->si_addr);
+        /* Outside every map, in LMDB's code: LMDB is only ever called from
+         * the innermost guarded call, with arguments pyloot made, so what
+         * it followed came from that store's file. */
+        if (guard_top && pc && pc >= lmdb_code_lo && pc < lmdb_code_hi)
+            jump_back(guard_top, sig, si->si_addr);
     } else if (guard_top && si->si_code == SI_TKILL && si->si_pid == getpid()) {
         /* A handler installed after this one (faulthandler.enable() called
          * later) met the fault first, restored this handler and raised the
@@ -299,10 +335,39 @@ static void on_fault(int sig, siginfo_t *si, void *ctx)
     errno = saved;
 }
 
+/* dl_iterate_phdr callback: the range of the executable segments of the
+ * shared object liblmdb into arg (two uintptr_t), then stops. */
+static int find_lmdb_code(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    uintptr_t *range = arg;
+    const char *name = info->dlpi_name ? strrchr(info->dlpi_name, '/') : NULL;
+
+    (void)size;
+    name = name ? name + 1 : info->dlpi_name;
+    if (!name || strncmp(name, "liblmdb.so", 10) != 0)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = (uintptr_t)info->dlpi_addr + (uintptr_t)ph->p_vaddr;
+
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        if (!range[0] || lo < range[0])
+            range[0] = lo;
+        if (lo + ph->p_memsz > range[1])
+            range[1] = lo + ph->p_memsz;
+    }
+    return 1;
+}
+
 static void install(void)
 {
     struct sigaction sa;
+    uintptr_t range[2] = {0, 0};
 
+    dl_iterate_phdr(find_lmdb_code, range);
+    lmdb_code_lo = range[0];
+    lmdb_code_hi = range[1];
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_fault;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
@@ -385,10 +450,13 @@ int guard_caught(struct guard *g)
     guard_top = g->prev;
     if (g->caught == -1)
         guard_mark(s, "LMDB assertion: %s", g->what);
-    else
+    else if (in_map(s, g->addr))
         guard_mark(s, "%s reading byte %" PRIuPTR " of data.mdb (%" PRIu64 " bytes)",
                    g->caught == SIGBUS ? "SIGBUS" : "SIGSEGV", (uintptr_t)g->addr - lo,
                    atomic_load_explicit(&s->seen_size, memory_order_relaxed));
+    else
+        guard_mark(s, "%s in LMDB at address %#" PRIxPTR ", outside data.mdb's map (bad data in a page)",
+                   g->caught == SIGBUS ? "SIGBUS" : "SIGSEGV", (uintptr_t)g->addr);
     /* See the top of the file: read transactions are aborted, a write
      * transaction is left as it is and only its writer lock released
      * (other processes would wait for it forever: its owner thread lives). */

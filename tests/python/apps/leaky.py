@@ -16,7 +16,9 @@ Routes:
                     {"pid": ..., "leaked": bytes}
   /list-leak?n=N    keep N lists of 500 ints (gc-tracked Python objects of
                     about 4 KB each): {"pid": ..., "leaked": their shallow bytes}
-  /block?s=S        hold the GIL for S seconds (a stuck worker)
+  /block?s=S&mark=F hold the GIL for S seconds (a stuck worker); with mark,
+                    first write the worker's pid to the file F (a test waits
+                    for it to know the worker is stuck)
   /exit?code=K      the worker runs its exit handlers (pyloot marks its own
                     end) and exits with code K, without an answer (gunicorn
                     catches a SystemExit raised in a request)
@@ -132,6 +134,11 @@ def app(environ, start_response):
         old = sys.getswitchinterval()
         sys.setswitchinterval(seconds + 5)
         try:
+            mark = _param(environ, "mark", None, str)
+            if mark:
+                with open(mark + ".tmp", "w") as f:
+                    f.write(str(os.getpid()))
+                os.replace(mark + ".tmp", mark)
             deadline = time.monotonic() + seconds
             while time.monotonic() < deadline:
                 pass
