@@ -27,78 +27,12 @@ int memory_put(pl_store *s, MDB_txn *txn, const pl_incarnation *inc, int64_t tim
 
 /* ------------------------------------------------------------- retention */
 
-static int cmp_inc(const void *a, const void *b)
-{
-    const struct inc_entry *x = a, *y = b;
-
-    if (x->inc.pid != y->inc.pid)
-        return x->inc.pid < y->inc.pid ? -1 : 1;
-    return x->inc.start < y->inc.start ? -1 : x->inc.start > y->inc.start;
-}
-
-/* One write transaction of at most DELETE_BATCH deletions; *more says
- * whether some remain. */
-static int retain_batch(pl_store *s, int64_t now_ms, int *more)
-{
-    MDB_txn *txn = NULL;
-    MDB_cursor *cur = NULL;
-    struct inc_entry *list = NULL, key;
-    const struct inc_entry *e;
-    size_t n = 0, deleted = 0;
-    int64_t cutoff = now_ms - (int64_t)(s->max_age_s * 1000), t;
-    MDB_val k, v;
-    int rc, drop;
-
-    *more = 0;
-    rc = txn_begin(s, 1, &txn);
-    if (rc)
-        goto out;
-    rc = read_incs(s, txn, &list, &n);
-    if (rc)
-        goto out;
-    if (n > 1)
-        qsort(list, n, sizeof *list, cmp_inc);
-    rc = mdb_cursor_open(txn, s->memory, &cur);
-    if (rc)
-        goto out;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        drop = k.mv_size != MEMORY_KEY || v.mv_size < MEMORY_VALUE;
-        if (!drop) {
-            inc_from_key(&key.inc, k.mv_data);
-            e = n ? bsearch(&key, list, n, sizeof *list, cmp_inc) : NULL;
-            t = (int64_t)get_be64((const uint8_t *)k.mv_data + INC_KEY);
-            drop = !e || !e->rec.first_time || t < e->rec.first_time || t < cutoff;
-        }
-        if (!drop)
-            continue;
-        if (deleted == DELETE_BATCH) {
-            *more = 1;
-            break;
-        }
-        rc = mdb_cursor_del(cur, 0);
-        if (rc)
-            break;
-        deleted++;
-    }
-    if (rc == MDB_NOTFOUND)
-        rc = 0;
-out:
-    mdb_cursor_close(cur);
-    free(list);
-    return txn_end(s, txn, rc);
-}
-
 /* See store_int.h. */
 int memory_retain(pl_store *s, int64_t now_ms)
 {
-    int rc = 0, more = 1;
+    static const struct inc_time_key layout = {MEMORY_KEY, 0, INC_KEY, MEMORY_VALUE};
 
-    if (s->read_only || !s->memory)
-        return 0;
-    for (int i = 0; rc == 0 && more && i < 1000; i++)
-        rc = retain_batch(s, now_ms, &more);
-    /* A full map is handled by the byte pruning that follows. */
-    return is_map_full(rc) ? 0 : rc;
+    return retain_by_inc(s, s->memory, &layout, now_ms);
 }
 
 /* ------------------------------------------------------------------ read */

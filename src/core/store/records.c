@@ -581,3 +581,78 @@ out:
     }
     return rc;
 }
+
+static int cmp_inc_only(const void *a, const void *b)
+{
+    const struct inc_entry *x = a, *y = b;
+
+    if (x->inc.pid != y->inc.pid)
+        return x->inc.pid < y->inc.pid ? -1 : 1;
+    return x->inc.start < y->inc.start ? -1 : x->inc.start > y->inc.start;
+}
+
+/* One write transaction of retain_by_inc: at most DELETE_BATCH deletions;
+ * *more says whether some remain. */
+static int retain_by_inc_batch(pl_store *s, MDB_dbi dbi, const struct inc_time_key *layout, int64_t now_ms,
+                               int *more)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    struct inc_entry *list = NULL, key;
+    size_t n = 0, deleted = 0;
+    int64_t cutoff = now_ms - (int64_t)(s->max_age_s * 1000);
+    MDB_val k, v;
+    int rc;
+
+    *more = 0;
+    rc = txn_begin(s, 1, &txn);
+    if (rc)
+        goto out;
+    rc = read_incs(s, txn, &list, &n);
+    if (rc)
+        goto out;
+    if (n > 1)
+        qsort(list, n, sizeof *list, cmp_inc_only);
+    rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc)
+        goto out;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *kb = k.mv_data;
+        int drop = k.mv_size != layout->key_size || v.mv_size < layout->min_value;
+        if (!drop) {
+            inc_from_key(&key.inc, kb + layout->inc_at);
+            const struct inc_entry *e = n ? bsearch(&key, list, n, sizeof *list, cmp_inc_only) : NULL;
+            int64_t t = (int64_t)get_be64(kb + layout->time_at);
+            drop = !e || !e->rec.first_time || t < e->rec.first_time || t < cutoff;
+        }
+        if (!drop)
+            continue;
+        if (deleted == DELETE_BATCH) {
+            *more = 1;
+            break;
+        }
+        rc = mdb_cursor_del(cur, 0);
+        if (rc)
+            break;
+        deleted++;
+    }
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+out:
+    mdb_cursor_close(cur);
+    free(list);
+    return txn_end(s, txn, rc);
+}
+
+/* See store_int.h. */
+int retain_by_inc(pl_store *s, MDB_dbi dbi, const struct inc_time_key *layout, int64_t now_ms)
+{
+    int rc = 0, more = 1;
+
+    if (s->read_only || !dbi)
+        return 0;
+    for (int i = 0; rc == 0 && more && i < 1000; i++)
+        rc = retain_by_inc_batch(s, dbi, layout, now_ms, &more);
+    /* A full map is handled by the byte pruning that follows. */
+    return is_map_full(rc) ? 0 : rc;
+}

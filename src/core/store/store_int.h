@@ -567,6 +567,20 @@ int rec_put(pl_store *s, MDB_txn *txn, const pl_incarnation *inc,
             const struct proc_rec *rec);
 /* Reads every procs record, sorted by first_seen (*out malloc'ed); alive not filled. */
 int read_incs(pl_store *s, MDB_txn *txn, struct inc_entry **out, size_t *n_out);
+/* Where a key of a table kept per incarnation and time holds them. */
+struct inc_time_key {
+    size_t key_size; /* keys of another size are dropped */
+    size_t inc_at;   /* the 12-byte incarnation */
+    size_t time_at;  /* the big-endian time in ms */
+    size_t min_value; /* values shorter than this are dropped */
+};
+/* Retention of a table whose records describe an incarnation's samples
+ * (witnesses, memory figures): a record goes with its incarnation, and when
+ * it is older than the incarnation's first stored sample (dropped by
+ * max_samples, max_age or the byte budget) or than max_age. Batches of
+ * DELETE_BATCH deletions, one write transaction each. 0 (also for a full
+ * map: the byte pruning that follows makes room) or an LMDB code. */
+int retain_by_inc(pl_store *s, MDB_dbi dbi, const struct inc_time_key *layout, int64_t now_ms);
 /* Sets each entry's alive flag with rec_alive(). */
 void fill_alive(struct inc_entry *list, size_t n);
 /* Decodes a procs value of either schema into *rec; 0 or PL_ECORRUPT. */

@@ -274,80 +274,12 @@ void pl_witness_list_free(pl_witness_list *l)
     l->n = 0;
 }
 
-static int cmp_inc_key(const void *a, const void *b)
-{
-    const struct inc_entry *x = a, *y = b;
-
-    if (x->inc.pid != y->inc.pid)
-        return x->inc.pid < y->inc.pid ? -1 : 1;
-    return x->inc.start < y->inc.start ? -1 : x->inc.start > y->inc.start;
-}
-
-/* Retention of witnesses, run by the retention pass after the samples':
- * a witness goes with its incarnation, and when it is older than the
- * incarnation's first stored sample (dropped by max_samples, max_age or the
- * byte budget) or than max_age. One write transaction of at most
- * DELETE_BATCH deletions per call; *more says whether some remain. */
-static int retain_batch(pl_store *s, int64_t now_ms, int *more)
-{
-    MDB_txn *txn = NULL;
-    MDB_cursor *cur = NULL;
-    struct inc_entry *list = NULL, key;
-    size_t n = 0, deleted = 0;
-    int64_t cutoff = now_ms - (int64_t)(s->max_age_s * 1000);
-    MDB_val k, v;
-    int rc;
-
-    *more = 0;
-    rc = txn_begin(s, 1, &txn);
-    if (rc)
-        goto out;
-    rc = read_incs(s, txn, &list, &n);
-    if (rc)
-        goto out;
-    if (n > 1)
-        qsort(list, n, sizeof *list, cmp_inc_key);
-    rc = mdb_cursor_open(txn, s->witness, &cur);
-    if (rc)
-        goto out;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        const uint8_t *kb = k.mv_data;
-        int drop = k.mv_size != WITNESS_KEY;
-        if (!drop) {
-            inc_from_key(&key.inc, kb + 4);
-            const struct inc_entry *e = n ? bsearch(&key, list, n, sizeof *list, cmp_inc_key) : NULL;
-            int64_t t = (int64_t)get_be64(kb + 16);
-            drop = !e || t < cutoff || (e->rec.first_time && t < e->rec.first_time) || !e->rec.first_time;
-        }
-        if (!drop)
-            continue;
-        if (deleted == DELETE_BATCH) {
-            *more = 1;
-            break;
-        }
-        rc = mdb_cursor_del(cur, 0);
-        if (rc)
-            break;
-        deleted++;
-    }
-    if (rc == MDB_NOTFOUND)
-        rc = 0;
-out:
-    mdb_cursor_close(cur);
-    free(list);
-    return txn_end(s, txn, rc);
-}
-
-/* See store_int.h. */
+/* See store_int.h: a witness goes with its incarnation and with the samples
+ * it was taken from (dropped by max_samples, max_age or the byte budget);
+ * witnesses of dropped data go on a later pass. */
 int witness_retain(pl_store *s, int64_t now_ms)
 {
-    int rc = 0, more = 1;
+    static const struct inc_time_key layout = {WITNESS_KEY, 4, 16, 0};
 
-    if (s->read_only || !s->witness)
-        return 0;
-    for (int i = 0; rc == 0 && more && i < 1000; i++)
-        rc = retain_batch(s, now_ms, &more);
-    /* A full map is handled by the byte pruning that follows; witnesses of
-     * dropped data go on a later pass. */
-    return is_map_full(rc) ? 0 : rc;
+    return retain_by_inc(s, s->witness, &layout, now_ms);
 }
