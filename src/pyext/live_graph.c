@@ -22,7 +22,6 @@
 #define GRAPH_RAW_NODES (2 * GRAPH_MAX_NODES) /* met by the search, before own dicts fold */
 #define GRAPH_MAX_PASSES 8          /* passes over the heap: levels plus the dict hops that cost none */
 #define GRAPH_MAX_EDGES 1000        /* edges among the nodes met; more is `truncated` */
-#define CSR_MAX_EDGES ((size_t)8 << 20) /* referents recorded by the first pass (64 MB), as live_path.c */
 #define FILTER_BITS (1 << 16)
 #define FILTER_BIT(p) ((((uintptr_t)(p)) >> 4) & (FILTER_BITS - 1))
 
@@ -60,13 +59,10 @@ typedef struct graph {
     uint32_t hit[64];
     size_t nhit;
     int hit_more;
-    /* The first pass records every object's referents, so that later passes
-     * scan flat arrays instead of calling tp_traverse again (as the
-     * backward path search does); past CSR_MAX_EDGES they traverse again. */
-    PyObject **csr;
-    size_t csr_n, csr_cap;
-    size_t *csr_start; /* referents of snapshot object i: csr[csr_start[i] .. csr_start[i + 1]) */
-    int csr_on, csr_ready;
+    /* The first pass records every object's referents for the later ones
+     * (pl_csr, live.h), as the backward path search does. */
+    pl_csr csr;
+    int csr_ready;
 } graph;
 
 static int add_edge(graph *g, uint32_t from, uint32_t to, int on_path)
@@ -161,18 +157,7 @@ static int visit_front(PyObject *child, void *arg)
 static int record_visit(PyObject *child, void *arg)
 {
     graph *g = arg;
-    if (g->csr_on && g->csr_n == g->csr_cap) {
-        size_t cap = g->csr_cap ? g->csr_cap * 2 : 1 << 16;
-        PyObject **e = cap <= CSR_MAX_EDGES ? realloc(g->csr, cap * sizeof(*e)) : NULL;
-        if (e) {
-            g->csr = e;
-            g->csr_cap = cap;
-        } else {
-            g->csr_on = 0;
-        }
-    }
-    if (g->csr_on)
-        g->csr[g->csr_n++] = child;
+    pl_csr_add(&g->csr, child);
     return visit_front(child, arg);
 }
 
@@ -183,14 +168,14 @@ static void hits_of(graph *g, const pl_objvec *snap, size_t i, int first)
     g->nhit = 0;
     g->hit_more = 0;
     if (g->csr_ready) {
-        for (size_t e = g->csr_start[i]; e < g->csr_start[i + 1]; e++)
-            visit_front(g->csr[e], g);
+        for (size_t e = g->csr.start[i]; e < g->csr.start[i + 1]; e++)
+            visit_front(g->csr.edge[e], g);
         return;
     }
-    if (first && g->csr_on)
-        g->csr_start[i] = g->csr_n;
+    if (first && g->csr.on)
+        g->csr.start[i] = g->csr.n;
     if (pl_has_traverse(p))
-        Py_TYPE(p)->tp_traverse(p, first && g->csr_on ? record_visit : visit_front, g);
+        Py_TYPE(p)->tp_traverse(p, first && g->csr.on ? record_visit : visit_front, g);
 }
 
 /* One pass: every tracked object that refers to a node of `front` becomes a
@@ -210,8 +195,8 @@ static int search_pass(graph *g, const pl_objvec *snap, const pl_objvec *front, 
         g->filter[FILTER_BIT(front->v[i]) / 64] |= (uint64_t)1 << (FILTER_BIT(front->v[i]) % 64);
     }
     if (first) {
-        g->csr_start = malloc((snap->n + 1) * sizeof(*g->csr_start));
-        g->csr_on = g->csr_start != NULL;
+        g->csr.start = malloc((snap->n + 1) * sizeof(*g->csr.start));
+        g->csr.on = g->csr.start != NULL;
     }
     for (size_t i = 0; i < snap->n; i++) {
         PyObject *p = snap->v[i];
@@ -247,8 +232,8 @@ static int search_pass(graph *g, const pl_objvec *snap, const pl_objvec *front, 
         if (to_search(g, pi) && pl_objvec_push(next, p) < 0)
             return -1;
     }
-    if (first && g->csr_on) {
-        g->csr_start[snap->n] = g->csr_n;
+    if (first && g->csr.on) {
+        g->csr.start[snap->n] = g->csr.n;
         g->csr_ready = 1;
     }
     return 0;
@@ -302,10 +287,10 @@ static int graph_search(pl_answer *a, graph *g, const pl_objvec *path, PyObject 
         g->truncated = 1;
     rc = 0;
 out:
-    free(g->csr);
-    free(g->csr_start);
-    g->csr = NULL;
-    g->csr_start = NULL;
+    free(g->csr.edge);
+    free(g->csr.start);
+    g->csr.edge = NULL;
+    g->csr.start = NULL;
     pl_objvec_free(&front);
     pl_objvec_free(&next);
     return rc;

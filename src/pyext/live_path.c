@@ -257,31 +257,12 @@ static size_t back_root(back *b, uint32_t idx, const pl_ptrmap *moddicts, const 
     return 0;
 }
 
-/* The first backward level records every object's referents (a CSR over
- * the snapshot), so that later levels scan flat arrays instead of calling
- * tp_traverse again: about four times faster per level. Past CSR_MAX_EDGES
- * (64 MB of pointers) recording stops and later levels traverse again. */
-#define CSR_MAX_EDGES ((size_t)8 << 20)
-
-typedef struct csr {
-    PyObject **edge;
-    size_t n, cap;
-    size_t *start; /* referents of snapshot object i: edge[start[i] .. start[i + 1]) */
-    int on;
-} csr;
-
-struct record_ctx {
-    back *b;
-    csr *c;
-};
-
-static int record_visit(PyObject *child, void *arg)
+/* See live.h. */
+void pl_csr_add(pl_csr *c, PyObject *child)
 {
-    struct record_ctx *r = arg;
-    csr *c = r->c;
     if (c->on && c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 1 << 16;
-        PyObject **e = cap <= CSR_MAX_EDGES ? realloc(c->edge, cap * sizeof(*e)) : NULL;
+        PyObject **e = cap <= PL_CSR_MAX_EDGES ? realloc(c->edge, cap * sizeof(*e)) : NULL;
         if (e) {
             c->edge = e;
             c->cap = cap;
@@ -291,6 +272,18 @@ static int record_visit(PyObject *child, void *arg)
     }
     if (c->on)
         c->edge[c->n++] = child;
+}
+
+struct record_ctx {
+    back *b;
+    pl_csr *c;
+};
+
+static int record_visit(PyObject *child, void *arg)
+{
+    struct record_ctx *r = arg;
+    pl_csr *c = r->c;
+    pl_csr_add(c, child);
     if (r->b->hit == NO_PARENT)
         back_visit(child, r->b);
     return !c->on && r->b->hit != NO_PARENT; /* nothing left to record or find */
@@ -300,7 +293,7 @@ static int path_backward(pl_answer *a, const pl_frames *fr, PyObject *target, pl
 {
     back b;
     memset(&b, 0, sizeof b);
-    csr c;
+    pl_csr c;
     memset(&c, 0, sizeof c);
     pl_ptrmap moddicts = {0}, locals_of = {0};
     pl_objvec modules = {0};
@@ -329,7 +322,7 @@ static int path_backward(pl_answer *a, const pl_frames *fr, PyObject *target, pl
     b.lo = 0;
     b.hi = b.n;
     c.start = malloc((a->snap.n + 1) * sizeof(*c.start));
-    c.cap = a->snap.n * 3 < CSR_MAX_EDGES ? a->snap.n * 3 : CSR_MAX_EDGES;
+    c.cap = a->snap.n * 3 < PL_CSR_MAX_EDGES ? a->snap.n * 3 : PL_CSR_MAX_EDGES;
     c.edge = c.cap ? malloc(c.cap * sizeof(*c.edge)) : NULL;
     c.on = c.start != NULL && c.edge != NULL;
     struct record_ctx rec = {&b, &c};
