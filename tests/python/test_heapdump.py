@@ -144,7 +144,9 @@ def test_dump_of_the_process_and_pyloot_heap(loot, tmp_path):
 
     text = run("heap", str(old), str(new))
     assert text.returncode == 0 and "+400" in text.stdout and name in text.stdout
-    text = run("heap", str(new))
+    # All the types: how the 700 instances rank among the test process's own
+    # objects depends on the interpreter (on 3.12 they are not in the top 20).
+    text = run("heap", str(new), "--types", "10000")
     assert text.returncode == 0 and "biggest retainers" in text.stdout and name in text.stdout
     del keep
 
