@@ -17,13 +17,12 @@
 
 #include "pyloot/error.h"
 
-/* Reads at most cap-1 bytes of a small /proc file into buf (NUL-terminated).
- * Returns the byte count, or -1. */
-static ssize_t read_small(const char *path, char *buf, size_t cap)
+/* See proc.h. */
+ssize_t pl_read_small(const char *path, char *buf, size_t cap, int flags)
 {
     ssize_t n = -1;
     size_t got = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | flags);
 
     if (fd < 0)
         goto out;
@@ -40,6 +39,11 @@ static ssize_t read_small(const char *path, char *buf, size_t cap)
     close(fd);
 out:
     return n;
+}
+
+static ssize_t read_small(const char *path, char *buf, size_t cap)
+{
+    return pl_read_small(path, buf, cap, 0);
 }
 
 /* Parses /proc/<pid>/stat: the state letter (field 3), ppid (field 4) and

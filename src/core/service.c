@@ -25,25 +25,11 @@
  * temporaries): a removal gives up on a directory with more. */
 #define STORE_FILES_MAX 64
 
-/* Reads the whole of a small file into buf (NUL-terminated); its length or -1. */
+/* Reads the whole of a small file into buf (NUL-terminated), never through
+ * a symbolic link; its length or -1. */
 static ssize_t read_file(const char *path, char *buf, size_t cap)
 {
-    size_t got = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-
-    if (fd < 0)
-        return -1;
-    while (got + 1 < cap) {
-        ssize_t r = read(fd, buf + got, cap - 1 - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    close(fd);
-    buf[got] = '\0';
-    return (ssize_t)got;
+    return pl_read_small(path, buf, cap, O_NOFOLLOW);
 }
 
 static const char *base_name(const char *path)

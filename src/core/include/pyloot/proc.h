@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* A process incarnation. `start` is the process start time in clock ticks
  * since boot (field 22 of /proc/<pid>/stat), so a reused pid is a new
@@ -75,6 +76,10 @@ const char *pl_proc_end_text(const pl_proc_info *p, char *out, size_t len);
 int pl_proc_self(pl_incarnation *inc);
 /* 1 when pid is running and its start time matches, else 0. */
 int pl_proc_alive(const pl_incarnation *inc);
+/* Reads at most cap-1 bytes of a small file (a /proc file, a store's
+ * service file) into buf, NUL-terminated; `flags` are added to O_RDONLY |
+ * O_CLOEXEC (e.g. O_NOFOLLOW). Returns the byte count, or -1 (errno set). */
+ssize_t pl_read_small(const char *path, char *buf, size_t cap, int flags);
 /* Resident set size of the calling process in bytes (0 if unknown). */
 uint64_t pl_proc_rss(void);
 /* Fills info->host and info->argv for the calling process. */
