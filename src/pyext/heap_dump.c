@@ -41,7 +41,7 @@ static double now_s(void)
 /* A label whose key is a str: (kind, key object) -> string index. The keys
  * are alive (the vertices hold them) while the dump is gathered. */
 struct label_slot {
-    PyObject *key;
+    const void *key; /* the str key, or a field's static name */
     uint32_t kind, index;
 };
 
@@ -60,7 +60,7 @@ typedef struct builder {
                           * (offset << 16 | length), -1 unknown yet, -2 not
                           * described by their type */
     pl_buf descr;
-    struct label_slot *label_cache; /* formatted labels of str keys (interned names) */
+    struct label_slot *label_cache; /* formatted labels of str keys (interned names) and fields */
     size_t label_slots, nlabels;
     uint32_t *label;     /* per edge, in the graph's edge order */
     pl_buf repr, scratch;
@@ -246,8 +246,9 @@ static int gather_vertex(uint32_t v, const struct pl_edge *unused, void *arg)
     return rc;
 }
 
-/* The string index of label e whose key is a str, from the cache or made. */
-static uint32_t str_key_label(builder *b, const struct pl_edge *label)
+/* The string index of label e, which its kind and key (a str key, or the
+ * static name of a field) decide alone: from the cache or made. */
+static uint32_t str_key_label(builder *b, const struct pl_edge *label, const void *key)
 {
     if (b->nlabels * 2 >= b->label_slots) {
         size_t ncap = b->label_slots ? b->label_slots * 2 : 1024;
@@ -265,9 +266,9 @@ static uint32_t str_key_label(builder *b, const struct pl_edge *label)
         b->label_cache = t;
         b->label_slots = ncap;
     }
-    size_t j = (((uintptr_t)label->key >> 4) * 31 + (uint32_t)label->kind) & (b->label_slots - 1);
+    size_t j = (((uintptr_t)key >> 4) * 31 + (uint32_t)label->kind) & (b->label_slots - 1);
     while (b->label_cache[j].key) {
-        if (b->label_cache[j].key == label->key && b->label_cache[j].kind == (uint32_t)label->kind)
+        if (b->label_cache[j].key == key && b->label_cache[j].kind == (uint32_t)label->kind)
             return b->label_cache[j].index;
         j = (j + 1) & (b->label_slots - 1);
     }
@@ -276,7 +277,7 @@ static uint32_t str_key_label(builder *b, const struct pl_edge *label)
                      ? UINT32_MAX
                      : intern(b, b->scratch.data ? b->scratch.data : "", b->scratch.len);
     if (s != UINT32_MAX) {
-        b->label_cache[j].key = label->key;
+        b->label_cache[j].key = key;
         b->label_cache[j].kind = (uint32_t)label->kind;
         b->label_cache[j].index = s;
         b->nlabels++;
@@ -298,7 +299,15 @@ static int gather_edge(uint32_t e, const struct pl_edge *label, void *arg)
     }
     uint32_t s;
     if (label->key && PyUnicode_CheckExact(label->key)) {
-        s = str_key_label(b, label);
+        s = str_key_label(b, label, label->key);
+    } else if (!label->key && (label->kind == PL_EDGE_FIELD || label->kind == PL_EDGE_ELEMENT ||
+                                   label->kind == PL_EDGE_REFERENT)) {
+        /* A C-level field ("__class__", one per instance), "element" or
+         * "referent": the label depends on the kind and the field's static
+         * name alone, formatted once. The cache keys them by that name (or
+         * by the kind's own marker), never the address of an object. */
+        static const char no_field;
+        s = str_key_label(b, label, label->field ? (const void *)label->field : (const void *)&no_field);
     } else {
         pl_buf_reset(&b->scratch);
         s = pl_edge_format(label, &b->scratch) < 0
@@ -319,6 +328,51 @@ static int by_key(const void *x, const void *y, void *keys)
     return a < c ? -1 : a > c;
 }
 
+/* The columns of a graph in address order already (a snapshot): the
+ * gathered arrays become the dump's as they are, without a copy through a
+ * permutation. */
+static int take_in_order(builder *b, const pl_heapinfo *h)
+{
+    pl_heapdump *d = b->d;
+    const pl_graph *g = b->g;
+    size_t n = pl_graph_order(g), m = pl_graph_size(g);
+    d->addr = malloc((n + 1) * sizeof(uint64_t));
+    d->out_off = malloc((n + 1) * sizeof(uint32_t));
+    d->head = malloc((m + 1) * sizeof(uint32_t));
+    if (!d->addr || !d->out_off || !d->head || pl_buf_reserve(&b->repr, 0)) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(d->addr, pl_graph_keys(g), n * sizeof(uint64_t));
+    memcpy(d->size, h->size, n * sizeof(uint64_t));
+    /* gather_vertex appended the descriptions in vertex order. */
+    b->repr_off[n] = (uint32_t)b->repr.len;
+    d->repr_off = b->repr_off;
+    b->repr_off = NULL;
+    d->repr = b->repr.data;
+    b->repr.data = NULL;
+    b->repr.len = b->repr.cap = 0;
+    /* The graph's edges are numbered in vertex order, as the file's. */
+    uint32_t e = 0;
+    for (uint32_t v = 0; v < n; v++) {
+        size_t k;
+        uint32_t first;
+        const uint32_t *heads = pl_graph_out(g, v, &k, &first);
+        if (first != e) {
+            PyErr_SetString(PyExc_SystemError, "heap dump: the graph's edges are not in vertex order");
+            return -1;
+        }
+        d->out_off[v] = e;
+        if (k)
+            memcpy(d->head + e, heads, k * sizeof(uint32_t));
+        e += (uint32_t)k;
+    }
+    d->out_off[n] = e;
+    d->label = b->label;
+    b->label = NULL;
+    return 0;
+}
+
 /* Lays the gathered columns out in address order (the file's rule): a
  * snapshot is in that order already; a graph of given objects is not. */
 static int order_by_address(builder *b, const pl_heapinfo *h)
@@ -327,19 +381,20 @@ static int order_by_address(builder *b, const pl_heapinfo *h)
     const pl_graph *g = b->g;
     size_t n = pl_graph_order(g), m = pl_graph_size(g);
     const uint64_t *keys = pl_graph_keys(g);
+    int sorted = 1;
+    for (uint32_t v = 1; v < n && sorted; v++)
+        sorted = keys[v - 1] < keys[v];
+    if (sorted)
+        return take_in_order(b, h);
     uint32_t *perm = malloc((n + 1) * sizeof(uint32_t)), *rank = malloc((n + 1) * sizeof(uint32_t));
     uint64_t *size = malloc((n + 1) * sizeof(uint64_t));
     uint32_t *type = malloc((n + 1) * sizeof(uint32_t));
     uint8_t *flags = malloc(n + 1);
     if (!perm || !rank || !size || !type || !flags)
         goto nomem;
-    int sorted = 1;
-    for (uint32_t v = 0; v < n; v++) {
+    for (uint32_t v = 0; v < n; v++)
         perm[v] = v;
-        sorted &= v == 0 || keys[v - 1] < keys[v];
-    }
-    if (!sorted)
-        qsort_r(perm, n, sizeof(uint32_t), by_key, (void *)keys);
+    qsort_r(perm, n, sizeof(uint32_t), by_key, (void *)keys);
     for (uint32_t i = 0; i < n; i++)
         rank[perm[i]] = i;
     d->addr = malloc((n + 1) * sizeof(uint64_t));
@@ -460,7 +515,7 @@ static pl_heapdump *gather(const pl_graph *g, const pl_heapinfo *h)
         d->group_size[i] = h->group_size[i];
     }
     for (size_t k = 0; k < holders; k++)
-        d->group_holder[k] = b.rank[h->group_holder[k]];
+        d->group_holder[k] = b.rank ? b.rank[h->group_holder[k]] : h->group_holder[k];
     d->root_size = h->root_size;
     d->strings = b.strings;
     d->nstrings = b.nstrings;
