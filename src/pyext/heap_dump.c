@@ -188,10 +188,14 @@ static int put_description(builder *b, uint32_t v, const char *s, size_t n)
     }
     b->repr_off[v] = (uint32_t)b->repr.len;
     b->repr_len[v] = (uint16_t)n;
-    if (pl_buf_append(&b->repr, s, n) || b->repr.len > UINT32_MAX) {
+    /* Once per vertex: the common case, room left, without a call. */
+    if ((b->repr.cap - b->repr.len <= n && pl_buf_reserve(&b->repr, n)) || b->repr.len + n > UINT32_MAX) {
         PyErr_NoMemory();
         return -1;
     }
+    memcpy(b->repr.data + b->repr.len, s, n);
+    b->repr.len += n;
+    b->repr.data[b->repr.len] = '\0';
     return 0;
 }
 
@@ -208,11 +212,13 @@ static int gather_vertex(uint32_t v, const struct pl_edge *unused, void *arg)
         return -1;
     }
     b->d->type[v] = t;
-    if (PyModule_Check(o))
-        b->d->flags[v] |= PL_HEAPDUMP_MODULE;
     int64_t at = b->type_descr[t];
+    /* An instance described by its type is no module (the description of
+     * a module names it). */
     if (at >= 0)
         return put_description(b, v, b->descr.data + (at >> 16), (size_t)(at & 0xffff));
+    if (PyModule_Check(o))
+        b->d->flags[v] |= PL_HEAPDUMP_MODULE;
     /* Whether a type's instances are described by it depends on the type
      * alone: asked once per type. */
     int by_type = at == -1 && pl_objgraph_described_by_type(o);
