@@ -186,6 +186,7 @@ typedef struct labels {
     size_t nheads, headcap;
     head_slot *slots;    /* open addressing on the heads' keys (large degrees) */
     size_t nslots, slotcap;
+    uint8_t *seen;       /* a bit per vertex, all clear between calls (sequence_labels) */
 } labels;
 
 /* Up to this many out-edges (most vertices: an instance, a small dict), the
@@ -281,6 +282,61 @@ static int index_heads(labels *ls, const pl_graph *g, const uint32_t *heads, siz
     return 0;
 }
 
+/* The labels of an exact list or tuple o when its k edges are its items,
+ * in order or in reverse (CPython's list and tuple traverse from the
+ * end): edge j gets the first item of its head that no earlier edge took,
+ * as each_edge_label would give it, without a table of the heads (the
+ * module list of a big heap has a million items). In reverse, an object
+ * held twice would take its first position first: such a sequence goes the
+ * general way. Returns 1 when done, 0 when the edges are not so (nothing
+ * was called), -1 when fn failed or out of memory. */
+static int sequence_labels(const pl_graph *g, PyObject *o, labels *ls, const uint32_t *heads, size_t k,
+                           uint32_t first, pl_edge_label_fn fn, void *arg)
+{
+    int is_list = PyList_CheckExact(o);
+    if (!is_list && !PyTuple_CheckExact(o))
+        return 0;
+    PyObject **items = is_list ? ((PyListObject *)o)->ob_item : ((PyTupleObject *)o)->ob_item;
+    size_t len = (size_t)(is_list ? PyList_GET_SIZE(o) : PyTuple_GET_SIZE(o));
+    if (k != len)
+        return 0;
+    int forward = 1, reverse = 1;
+    for (size_t j = 0; j < k && (forward || reverse); j++) {
+        PyObject *head = pl_vertex_obj(g, heads[j]);
+        forward &= items[j] == head;
+        reverse &= items[len - 1 - j] == head;
+    }
+    if (!forward && !reverse)
+        return 0;
+    if (!forward) {
+        if (!ls->seen) {
+            ls->seen = calloc(pl_graph_order(g) / 8 + 1, 1);
+            if (!ls->seen) {
+                PyErr_NoMemory();
+                return -1;
+            }
+        }
+        size_t j = 0;
+        for (; j < k; j++) {
+            uint8_t bit = (uint8_t)(1u << (heads[j] & 7));
+            if (ls->seen[heads[j] >> 3] & bit)
+                break;
+            ls->seen[heads[j] >> 3] |= bit;
+        }
+        int twice = j < k;
+        for (size_t i = 0; i < j; i++)
+            ls->seen[heads[i] >> 3] = 0;
+        if (twice)
+            return 0;
+    }
+    for (size_t j = 0; j < k; j++) {
+        pl_edge e = {PL_EDGE_ITEM, NULL, NULL, (Py_ssize_t)(forward ? j : len - 1 - j)};
+        if (fn(first + (uint32_t)j, &e, arg) < 0)
+            return -1;
+    }
+    return 1;
+}
+
 /* Calls fn(edge number, label or NULL, arg) for each out-edge of v: each
  * edge gets the first label pl_referents_each gave its head and no earlier
  * edge took; NULL when there is none left. */
@@ -291,6 +347,9 @@ static int each_edge_label(const pl_graph *g, uint32_t v, labels *ls, pl_edge_la
     const uint32_t *heads = pl_graph_out(g, v, &k, &first);
     if (!k)
         return 0;
+    int done = sequence_labels(g, pl_vertex_obj(g, v), ls, heads, k, first, fn, arg);
+    if (done)
+        return done < 0 ? -1 : 0;
     labels_clear(ls);
     ls->nheads = k;
     if (k <= SMALL_DEGREE) {
@@ -397,6 +456,7 @@ int pl_objgraph_edge_labels(const pl_graph *g, pl_edge_label_fn vertex_fn, pl_ed
     free(ls.items);
     free(ls.heads);
     free(ls.slots);
+    free(ls.seen);
     return rc;
 }
 
@@ -447,12 +507,14 @@ PyObject *pl_objgraph_annotations(const pl_graph *g)
     free(ls.items);
     free(ls.heads);
     free(ls.slots);
+    free(ls.seen);
     return Py_BuildValue("(NN)", vertices, edges);
 fail:
     labels_clear(&ls);
     free(ls.items);
     free(ls.heads);
     free(ls.slots);
+    free(ls.seen);
     Py_XDECREF(vertices);
     Py_XDECREF(edges);
     return NULL;

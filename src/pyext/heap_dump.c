@@ -41,7 +41,7 @@ static double now_s(void)
 /* A label whose key is a str: (kind, key object) -> string index. The keys
  * are alive (the vertices hold them) while the dump is gathered. */
 struct label_slot {
-    PyObject *key;
+    const void *key; /* the str key, or a field's static name */
     uint32_t kind, index;
 };
 
@@ -60,13 +60,26 @@ typedef struct builder {
                           * (offset << 16 | length), -1 unknown yet, -2 not
                           * described by their type */
     pl_buf descr;
-    struct label_slot *label_cache; /* formatted labels of str keys (interned names) */
+    struct label_slot *label_cache; /* formatted labels of str keys (interned names) and fields */
     size_t label_slots, nlabels;
     uint32_t *label;     /* per edge, in the graph's edge order */
     pl_buf repr, scratch;
-    uint32_t *repr_off;  /* per vertex in graph order: start in repr (length below) */
-    uint16_t *repr_len;
+    uint32_t *repr_off;  /* per vertex in graph order: start in repr, or in descr (length below) */
+    uint16_t *repr_len;  /* its length, | REPR_OF_TYPE when it is its type's description in descr */
 } builder;
+
+/* repr_len: the description is the type's own, in `descr`: shared, copied
+ * into the file's column later, possibly after the GIL is released. */
+#define REPR_OF_TYPE 0x8000u
+
+/* The descriptions of a snapshot, laid out into the file's column without
+ * the GIL (lay_out_descriptions): everything they are copied from. */
+typedef struct pending_repr {
+    pl_buf repr, descr;
+    uint32_t *off;
+    uint16_t *len;
+    size_t n;
+} pending_repr;
 
 static uint64_t hash_bytes(const char *s, size_t len)
 {
@@ -188,10 +201,14 @@ static int put_description(builder *b, uint32_t v, const char *s, size_t n)
     }
     b->repr_off[v] = (uint32_t)b->repr.len;
     b->repr_len[v] = (uint16_t)n;
-    if (pl_buf_append(&b->repr, s, n) || b->repr.len > UINT32_MAX) {
+    /* Once per vertex: the common case, room left, without a call. */
+    if ((b->repr.cap - b->repr.len <= n && pl_buf_reserve(&b->repr, n)) || b->repr.len + n > UINT32_MAX) {
         PyErr_NoMemory();
         return -1;
     }
+    memcpy(b->repr.data + b->repr.len, s, n);
+    b->repr.len += n;
+    b->repr.data[b->repr.len] = '\0';
     return 0;
 }
 
@@ -208,11 +225,16 @@ static int gather_vertex(uint32_t v, const struct pl_edge *unused, void *arg)
         return -1;
     }
     b->d->type[v] = t;
+    int64_t at = b->type_descr[t];
+    /* An instance described by its type is no module (the description of
+     * a module names it). */
+    if (at >= 0) {
+        b->repr_off[v] = (uint32_t)(at >> 16);
+        b->repr_len[v] = (uint16_t)(REPR_OF_TYPE | (uint32_t)(at & 0xffff));
+        return 0;
+    }
     if (PyModule_Check(o))
         b->d->flags[v] |= PL_HEAPDUMP_MODULE;
-    int64_t at = b->type_descr[t];
-    if (at >= 0)
-        return put_description(b, v, b->descr.data + (at >> 16), (size_t)(at & 0xffff));
     /* Whether a type's instances are described by it depends on the type
      * alone: asked once per type. */
     int by_type = at == -1 && pl_objgraph_described_by_type(o);
@@ -237,7 +259,7 @@ static int gather_vertex(uint32_t v, const struct pl_edge *unused, void *arg)
     if (!rc && by_type) {
         size_t n = b->repr_len[v];
         b->type_descr[t] = (int64_t)b->descr.len << 16 | (int64_t)n;
-        if (pl_buf_append(&b->descr, s, n)) {
+        if (b->descr.len + n > UINT32_MAX || pl_buf_append(&b->descr, s, n)) {
             PyErr_NoMemory();
             rc = -1;
         }
@@ -246,8 +268,9 @@ static int gather_vertex(uint32_t v, const struct pl_edge *unused, void *arg)
     return rc;
 }
 
-/* The string index of label e whose key is a str, from the cache or made. */
-static uint32_t str_key_label(builder *b, const struct pl_edge *label)
+/* The string index of label e, which its kind and key (a str key, or the
+ * static name of a field) decide alone: from the cache or made. */
+static uint32_t str_key_label(builder *b, const struct pl_edge *label, const void *key)
 {
     if (b->nlabels * 2 >= b->label_slots) {
         size_t ncap = b->label_slots ? b->label_slots * 2 : 1024;
@@ -265,9 +288,9 @@ static uint32_t str_key_label(builder *b, const struct pl_edge *label)
         b->label_cache = t;
         b->label_slots = ncap;
     }
-    size_t j = (((uintptr_t)label->key >> 4) * 31 + (uint32_t)label->kind) & (b->label_slots - 1);
+    size_t j = (((uintptr_t)key >> 4) * 31 + (uint32_t)label->kind) & (b->label_slots - 1);
     while (b->label_cache[j].key) {
-        if (b->label_cache[j].key == label->key && b->label_cache[j].kind == (uint32_t)label->kind)
+        if (b->label_cache[j].key == key && b->label_cache[j].kind == (uint32_t)label->kind)
             return b->label_cache[j].index;
         j = (j + 1) & (b->label_slots - 1);
     }
@@ -276,7 +299,7 @@ static uint32_t str_key_label(builder *b, const struct pl_edge *label)
                      ? UINT32_MAX
                      : intern(b, b->scratch.data ? b->scratch.data : "", b->scratch.len);
     if (s != UINT32_MAX) {
-        b->label_cache[j].key = label->key;
+        b->label_cache[j].key = key;
         b->label_cache[j].kind = (uint32_t)label->kind;
         b->label_cache[j].index = s;
         b->nlabels++;
@@ -298,7 +321,15 @@ static int gather_edge(uint32_t e, const struct pl_edge *label, void *arg)
     }
     uint32_t s;
     if (label->key && PyUnicode_CheckExact(label->key)) {
-        s = str_key_label(b, label);
+        s = str_key_label(b, label, label->key);
+    } else if (!label->key && (label->kind == PL_EDGE_FIELD || label->kind == PL_EDGE_ELEMENT ||
+                                   label->kind == PL_EDGE_REFERENT)) {
+        /* A C-level field ("__class__", one per instance), "element" or
+         * "referent": the label depends on the kind and the field's static
+         * name alone, formatted once. The cache keys them by that name (or
+         * by the kind's own marker), never the address of an object. */
+        static const char no_field;
+        s = str_key_label(b, label, label->field ? (const void *)label->field : (const void *)&no_field);
     } else {
         pl_buf_reset(&b->scratch);
         s = pl_edge_format(label, &b->scratch) < 0
@@ -319,47 +350,144 @@ static int by_key(const void *x, const void *y, void *keys)
     return a < c ? -1 : a > c;
 }
 
+/* The file's description column: out_off[i] and the text of vertex
+ * perm[i] (i itself when perm is NULL), from p. Plain C memory only: runs
+ * with or without the GIL. Returns 0 or ENOMEM. */
+static int lay_out_descriptions(const pending_repr *p, const uint32_t *perm, char **out, uint32_t **out_off)
+{
+    size_t total = 0;
+    for (size_t v = 0; v < p->n; v++)
+        total += p->len[v] & ~REPR_OF_TYPE;
+    char *text = total <= UINT32_MAX ? malloc(total + 1) : NULL;
+    uint32_t *off = malloc((p->n + 1) * sizeof(uint32_t));
+    if (!text || !off) {
+        free(text);
+        free(off);
+        return ENOMEM;
+    }
+    uint32_t r = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        size_t v = perm ? perm[i] : i;
+        uint32_t len = p->len[v] & ~REPR_OF_TYPE;
+        const char *from = (p->len[v] & REPR_OF_TYPE ? p->descr.data : p->repr.data) + p->off[v];
+        off[i] = r;
+        memcpy(text + r, from, len);
+        r += len;
+    }
+    off[p->n] = r;
+    *out = text;
+    *out_off = off;
+    return 0;
+}
+
+static void pending_repr_free(pending_repr *p)
+{
+    pl_buf_free(&p->repr);
+    pl_buf_free(&p->descr);
+    free(p->off);
+    free(p->len);
+    memset(p, 0, sizeof *p);
+}
+
+/* The builder's descriptions, taken over by p. */
+static void take_descriptions(builder *b, pending_repr *p)
+{
+    p->repr = b->repr;
+    p->descr = b->descr;
+    p->off = b->repr_off;
+    p->len = b->repr_len;
+    p->n = b->d->n;
+    memset(&b->repr, 0, sizeof b->repr);
+    memset(&b->descr, 0, sizeof b->descr);
+    b->repr_off = NULL;
+    b->repr_len = NULL;
+}
+
+/* The columns of a graph in address order already (a snapshot): the
+ * gathered arrays become the dump's as they are, without a copy through a
+ * permutation, the descriptions left to lay out in `later`. */
+static int take_in_order(builder *b, const pl_heapinfo *h, pending_repr *later)
+{
+    pl_heapdump *d = b->d;
+    const pl_graph *g = b->g;
+    size_t n = pl_graph_order(g), m = pl_graph_size(g);
+    d->addr = malloc((n + 1) * sizeof(uint64_t));
+    d->out_off = malloc((n + 1) * sizeof(uint32_t));
+    d->head = malloc((m + 1) * sizeof(uint32_t));
+    if (!d->addr || !d->out_off || !d->head) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(d->addr, pl_graph_keys(g), n * sizeof(uint64_t));
+    memcpy(d->size, h->size, n * sizeof(uint64_t));
+    /* The descriptions are copied into their column once the GIL is
+     * released (finish_dump). */
+    take_descriptions(b, later);
+    /* The graph's edges are numbered in vertex order, as the file's. */
+    uint32_t e = 0;
+    for (uint32_t v = 0; v < n; v++) {
+        size_t k;
+        uint32_t first;
+        const uint32_t *heads = pl_graph_out(g, v, &k, &first);
+        if (first != e) {
+            PyErr_SetString(PyExc_SystemError, "heap dump: the graph's edges are not in vertex order");
+            return -1;
+        }
+        d->out_off[v] = e;
+        if (k)
+            memcpy(d->head + e, heads, k * sizeof(uint32_t));
+        e += (uint32_t)k;
+    }
+    d->out_off[n] = e;
+    d->label = b->label;
+    b->label = NULL;
+    return 0;
+}
+
 /* Lays the gathered columns out in address order (the file's rule): a
  * snapshot is in that order already; a graph of given objects is not. */
-static int order_by_address(builder *b, const pl_heapinfo *h)
+static int order_by_address(builder *b, const pl_heapinfo *h, pending_repr *later)
 {
     pl_heapdump *d = b->d;
     const pl_graph *g = b->g;
     size_t n = pl_graph_order(g), m = pl_graph_size(g);
     const uint64_t *keys = pl_graph_keys(g);
+    int sorted = 1;
+    for (uint32_t v = 1; v < n && sorted; v++)
+        sorted = keys[v - 1] < keys[v];
+    if (sorted)
+        return take_in_order(b, h, later);
     uint32_t *perm = malloc((n + 1) * sizeof(uint32_t)), *rank = malloc((n + 1) * sizeof(uint32_t));
     uint64_t *size = malloc((n + 1) * sizeof(uint64_t));
     uint32_t *type = malloc((n + 1) * sizeof(uint32_t));
     uint8_t *flags = malloc(n + 1);
     if (!perm || !rank || !size || !type || !flags)
         goto nomem;
-    int sorted = 1;
-    for (uint32_t v = 0; v < n; v++) {
+    for (uint32_t v = 0; v < n; v++)
         perm[v] = v;
-        sorted &= v == 0 || keys[v - 1] < keys[v];
-    }
-    if (!sorted)
-        qsort_r(perm, n, sizeof(uint32_t), by_key, (void *)keys);
+    qsort_r(perm, n, sizeof(uint32_t), by_key, (void *)keys);
     for (uint32_t i = 0; i < n; i++)
         rank[perm[i]] = i;
     d->addr = malloc((n + 1) * sizeof(uint64_t));
-    d->repr_off = malloc((n + 1) * sizeof(uint32_t));
     d->out_off = malloc((n + 1) * sizeof(uint32_t));
     d->head = malloc((m + 1) * sizeof(uint32_t));
     d->label = malloc((m + 1) * sizeof(uint32_t));
-    d->repr = malloc(b->repr.len + 1);
-    if (!d->addr || !d->repr_off || !d->out_off || !d->head || !d->label || !d->repr)
+    if (!d->addr || !d->out_off || !d->head || !d->label)
         goto nomem;
-    uint32_t e = 0, r = 0;
+    pending_repr p;
+    memset(&p, 0, sizeof p);
+    take_descriptions(b, &p);
+    int rc = lay_out_descriptions(&p, perm, &d->repr, &d->repr_off);
+    pending_repr_free(&p);
+    if (rc)
+        goto nomem;
+    uint32_t e = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t v = perm[i];
         d->addr[i] = keys[v];
         size[i] = h->size[v];
         type[i] = d->type[v];
         flags[i] = d->flags[v];
-        d->repr_off[i] = r;
-        memcpy(d->repr + r, b->repr.data + b->repr_off[v], b->repr_len[v]);
-        r += b->repr_len[v];
         d->out_off[i] = e;
         size_t k;
         uint32_t first;
@@ -369,7 +497,6 @@ static int order_by_address(builder *b, const pl_heapinfo *h)
             d->label[e] = b->label[first + j];
         }
     }
-    d->repr_off[n] = r;
     d->out_off[n] = e;
     free(d->size);
     free(d->type);
@@ -410,8 +537,9 @@ static void meta(pl_heapdump *d)
 }
 
 /* Everything the file needs of graph g (with its heap info h), as plain C
- * memory. NULL with an exception set. */
-static pl_heapdump *gather(const pl_graph *g, const pl_heapinfo *h)
+ * memory; the descriptions of a snapshot are left in `later` for
+ * finish_dump. NULL with an exception set. */
+static pl_heapdump *gather(const pl_graph *g, const pl_heapinfo *h, pending_repr *later)
 {
     size_t n = pl_graph_order(g), m = pl_graph_size(g);
     builder b;
@@ -443,7 +571,7 @@ static pl_heapdump *gather(const pl_graph *g, const pl_heapinfo *h)
     for (uint32_t v = 0; v < n; v++)
         if (h->outside[v] > indeg[v])
             d->flags[v] |= PL_HEAPDUMP_ROOT;
-    if (order_by_address(&b, h) < 0)
+    if (order_by_address(&b, h, later) < 0)
         goto fail;
     d->ngroups = h->ngroups;
     size_t holders = h->ngroups ? h->group_off[h->ngroups] : 0;
@@ -460,7 +588,7 @@ static pl_heapdump *gather(const pl_graph *g, const pl_heapinfo *h)
         d->group_size[i] = h->group_size[i];
     }
     for (size_t k = 0; k < holders; k++)
-        d->group_holder[k] = b.rank[h->group_holder[k]];
+        d->group_holder[k] = b.rank ? b.rank[h->group_holder[k]] : h->group_holder[k];
     d->root_size = h->root_size;
     d->strings = b.strings;
     d->nstrings = b.nstrings;
@@ -474,6 +602,7 @@ static pl_heapdump *gather(const pl_graph *g, const pl_heapinfo *h)
 fail:
     pl_heapdump_free(d);
     d = NULL;
+    pending_repr_free(later);
 done:
     for (size_t i = 0; b.strings && i < b.nstrings; i++)
         free(b.strings[i]);
@@ -501,8 +630,9 @@ typedef struct dump_timing {
 } dump_timing;
 
 /* The dump of the whole heap (graph NULL) or of a Graph object, gathered
- * with the GIL. NULL with an exception set. */
-static pl_heapdump *dump_of(PyObject *graph, dump_timing *t)
+ * with the GIL, but for what is left in `later` (finish_dump). NULL with an
+ * exception set. */
+static pl_heapdump *dump_of(PyObject *graph, dump_timing *t, pending_repr *later)
 {
     double t0 = now_s();
     PlGraphObject *snap = NULL;
@@ -526,12 +656,21 @@ static pl_heapdump *dump_of(PyObject *graph, dump_timing *t)
             return NULL;
     }
     double t1 = now_s();
-    pl_heapdump *d = gather(g, h);
+    pl_heapdump *d = gather(g, h, later);
     t->snapshot_s = t1 - t0;
     t->gather_s = now_s() - t1;
     pl_heapinfo_free(own);
     Py_XDECREF(snap);
     return d;
+}
+
+/* Completes d with the descriptions left in p, and frees p: plain C
+ * memory, run without the GIL. Returns 0 or ENOMEM. */
+static int finish_dump(pl_heapdump *d, pending_repr *p)
+{
+    int rc = p->len ? lay_out_descriptions(p, NULL, &d->repr, &d->repr_off) : 0;
+    pending_repr_free(p);
+    return rc;
 }
 
 /* _pyloot.heap_dump(path, graph=None, level=6) -> dict of figures. */
@@ -554,14 +693,18 @@ static PyObject *heap_dump(PyObject *module, PyObject *args, PyObject *kwargs)
         goto done;
     }
     dump_timing t = {0, 0, 0};
-    pl_heapdump *d = dump_of(graph, &t);
+    pending_repr later;
+    memset(&later, 0, sizeof later);
+    pl_heapdump *d = dump_of(graph, &t, &later);
     if (!d)
         goto done;
     pl_buf img = PL_BUF_INIT;
     int rc;
     double t0 = now_s();
     Py_BEGIN_ALLOW_THREADS
-    rc = pl_heapdump_write(d, level, PyBytes_AS_STRING(path_obj), &img.len);
+    rc = finish_dump(d, &later);
+    if (!rc)
+        rc = pl_heapdump_write(d, level, PyBytes_AS_STRING(path_obj), &img.len);
     Py_END_ALLOW_THREADS
     t.write_s = now_s() - t0;
     if (rc) {
@@ -694,14 +837,18 @@ static size_t http_max(void)
 int pl_answer_heapdump(pl_answer *a)
 {
     dump_timing t = {0, 0, 0};
-    pl_heapdump *d = dump_of(NULL, &t);
+    pending_repr later;
+    memset(&later, 0, sizeof later);
+    pl_heapdump *d = dump_of(NULL, &t, &later);
     if (!d)
         return -1;
     pl_buf img = PL_BUF_INIT;
     int rc;
     size_t max = http_max();
     Py_BEGIN_ALLOW_THREADS
-    rc = pl_heapdump_encode(d, 6, &img);
+    rc = finish_dump(d, &later);
+    if (!rc)
+        rc = pl_heapdump_encode(d, 6, &img);
     Py_END_ALLOW_THREADS
     if (rc == ENOMEM) {
         PyErr_NoMemory();

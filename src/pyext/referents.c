@@ -146,9 +146,10 @@ int pl_referents_each(PyObject *p, pl_referent_fn fn, void *arg)
         TRY(field(&x, ((PyCFunctionObject *)p)->m_module, "__module__"));
     } else if (tp == &_PyWeakref_RefType) {
         TRY(field(&x, ((PyWeakReference *)p)->wr_callback, "__callback__"));
-    } else if (PyObject_TypeCheck(p, &PyGetSetDescr_Type) || PyObject_TypeCheck(p, &PyMemberDescr_Type) ||
-               PyObject_TypeCheck(p, &PyMethodDescr_Type) || PyObject_TypeCheck(p, &PyClassMethodDescr_Type) ||
-               PyObject_TypeCheck(p, &PyWrapperDescr_Type)) {
+    } else if (tp == &PyGetSetDescr_Type || tp == &PyMemberDescr_Type || tp == &PyMethodDescr_Type ||
+               tp == &PyClassMethodDescr_Type || tp == &PyWrapperDescr_Type) {
+        /* These types cannot be subclassed (no Py_TPFLAGS_BASETYPE): the
+         * exact test, with no walk of every instance's MRO. */
         TRY(field(&x, (PyObject *)((PyDescrObject *)p)->d_type, "__objclass__"));
         TRY(field(&x, ((PyDescrObject *)p)->d_name, "__name__"));
     }
