@@ -333,6 +333,27 @@ static char *get_text(reader *r, const char *what, size_t max)
     return s;
 }
 
+/* base plus a zigzag delta, or -1 when that leaves [0, n). Unsigned
+ * arithmetic: a lying delta wraps instead of overflowing. */
+static int64_t add_zigzag(uint64_t base, uint64_t z, uint64_t n)
+{
+    uint64_t k = z >> 1;
+    uint64_t u = (z & 1) ? base - k - 1 : base + k;
+    if ((z & 1) ? k >= base : u < base || u >= n)
+        return -1;
+    return (int64_t)u;
+}
+
+/* Adds a byte figure to a running total, failing once the total passes
+ * PL_HEAPDUMP_BYTES_MAX: sums and differences of sizes then fit an int64. */
+static uint64_t get_bytes(reader *r, const char *what, uint64_t *total)
+{
+    uint64_t v = get_varint(r, what);
+    if (!r->failed && (v > PL_HEAPDUMP_BYTES_MAX || (*total += v) > PL_HEAPDUMP_BYTES_MAX))
+        fail(r, "%s makes the dump's bytes pass %llu", what, (unsigned long long)PL_HEAPDUMP_BYTES_MAX);
+    return v;
+}
+
 static void *alloc_n(reader *r, size_t n, size_t each)
 {
     if (r->failed)
@@ -390,8 +411,9 @@ static void decode_vertices(reader *r, pl_heapdump *d)
             fail(r, "object %zu has type %llu of %zu", v, (unsigned long long)t, d->ntypes);
         d->type[v] = (uint32_t)t;
     }
+    uint64_t bytes = 0;
     for (size_t v = 0; v < n && !r->failed; v++)
-        d->size[v] = get_varint(r, "a size");
+        d->size[v] = get_bytes(r, "a size", &bytes);
     if (!r->failed && (size_t)(r->end - r->p) < n)
         fail(r, "the payload ends inside the flags");
     for (size_t v = 0; v < n && !r->failed; v++)
@@ -436,9 +458,8 @@ static void decode_edges(reader *r, pl_heapdump *d)
     d->label = alloc_n(r, (size_t)m, sizeof(uint32_t));
     for (size_t v = 0; v < n && !r->failed; v++)
         for (uint32_t e = d->out_off[v]; e < d->out_off[v + 1] && !r->failed; e++) {
-            uint64_t z = get_varint(r, "an edge");
-            int64_t h = (int64_t)v + (int64_t)((z >> 1) ^ (~(z & 1) + 1));
-            if (h < 0 || (uint64_t)h >= n)
+            int64_t h = add_zigzag(v, get_varint(r, "an edge"), n);
+            if (h < 0)
                 fail(r, "edge %u of object %zu points outside the graph", e, v);
             d->head[e] = (uint32_t)h;
         }
@@ -465,7 +486,7 @@ static void decode_groups(reader *r, pl_heapdump *d)
     /* Each holder takes at least one byte: bounded by what is left. */
     size_t left = (size_t)(r->end - r->p);
     d->group_holder = alloc_n(r, left, sizeof(uint32_t));
-    uint64_t total = 0;
+    uint64_t total = 0, group_bytes = 0;
     for (size_t g = 0; g < ng && !r->failed; g++) {
         d->group_off[g] = (uint32_t)total;
         uint64_t k = get_varint(r, "a group");
@@ -475,19 +496,18 @@ static void decode_groups(reader *r, pl_heapdump *d)
         }
         int64_t prev = 0;
         for (uint64_t j = 0; j < k && !r->failed; j++) {
-            uint64_t z = get_varint(r, "a group holder");
-            int64_t h = prev + (int64_t)((z >> 1) ^ (~(z & 1) + 1));
-            if (h < 0 || (uint64_t)h >= d->n)
+            int64_t h = add_zigzag((uint64_t)prev, get_varint(r, "a group holder"), d->n);
+            if (h < 0)
                 fail(r, "group %zu has a holder outside the graph", g);
             d->group_holder[total + j] = (uint32_t)h;
             prev = h;
         }
         total += k;
-        d->group_size[g] = get_varint(r, "a group size");
+        d->group_size[g] = get_bytes(r, "a group size", &group_bytes);
     }
     if (!r->failed)
         d->group_off[ng] = (uint32_t)total;
-    d->root_size = get_varint(r, "the root size");
+    d->root_size = get_bytes(r, "the root size", &group_bytes);
     if (!r->failed && r->p != r->end)
         fail(r, "%zu bytes follow the end of the payload", (size_t)(r->end - r->p));
 }

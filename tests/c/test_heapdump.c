@@ -309,6 +309,38 @@ static void test_refused(void)
     for (int i = 0; i < 4; i++)
         bad.data[36 + i] = (char)(hc >> (8 * i));
     CHECK(pl_heapdump_decode(bad.data, bad.len, &r, err, sizeof err) == PL_ETOOBIG);
+    /* hostile sizes: one past the bound, and two that only pass it together */
+    pl_heapdump_free(d);
+    d = sample();
+    d->size[1] = PL_HEAPDUMP_BYTES_MAX + 1;
+    pl_buf_reset(&img);
+    CHECK_OK(pl_heapdump_encode(d, 6, &img));
+    CHECK(pl_heapdump_decode(img.data, img.len, &r, err, sizeof err) == PL_ECORRUPT);
+    CHECK(strstr(err, "a size makes the dump's bytes pass") != NULL);
+    d->size[1] = d->size[2] = PL_HEAPDUMP_BYTES_MAX / 2 + 1;
+    pl_buf_reset(&img);
+    CHECK_OK(pl_heapdump_encode(d, 6, &img));
+    CHECK(pl_heapdump_decode(img.data, img.len, &r, err, sizeof err) == PL_ECORRUPT);
+    d->size[2] = 10;
+    d->root_size = UINT64_MAX;
+    pl_buf_reset(&img);
+    CHECK_OK(pl_heapdump_encode(d, 6, &img));
+    CHECK(pl_heapdump_decode(img.data, img.len, &r, err, sizeof err) == PL_ECORRUPT);
+    CHECK(strstr(err, "the root size") != NULL);
+    /* at the bound: accepted, and a diff against a small dump does not overflow */
+    d->size[1] = PL_HEAPDUMP_BYTES_MAX - 200;
+    d->root_size = 0;
+    pl_buf_reset(&img);
+    CHECK_OK(pl_heapdump_encode(d, 6, &img));
+    CHECK_OK(pl_heapdump_decode(img.data, img.len, &r, err, sizeof err));
+    pl_heapdump *small = sample();
+    pl_heapdump_diff *f = NULL;
+    CHECK_OK(pl_heapdump_diff_make(small, r, NULL, &f));
+    CHECK(f && f->ntypes > 0 && f->types[0].bytes_change == (int64_t)(PL_HEAPDUMP_BYTES_MAX - 250));
+    pl_heapdump_diff_free(f);
+    pl_heapdump_free(small);
+    pl_heapdump_free(r);
+    r = NULL;
     /* a missing file */
     CHECK(pl_heapdump_read("/nonexistent/dump.plh", &r, err, sizeof err) == ENOENT);
     pl_buf_free(&bad);

@@ -35,6 +35,7 @@
 #define PL_HEAPDUMP_META_MAX 4096      /* bytes of host, argv, python */
 #define PL_HEAPDUMP_RAW_MAX (16ULL << 30) /* uncompressed payload: 16 GiB */
 #define PL_HEAPDUMP_RATIO_MAX 1100     /* raw / compressed: deflate cannot do better than ~1032 */
+#define PL_HEAPDUMP_BYTES_MAX (1ULL << 56) /* object sizes summed, and group and root sizes summed: 64 PiB */
 
 #define PL_HEAPDUMP_ROOT 1u   /* referenced from outside the graph (more references than edges) */
 #define PL_HEAPDUMP_MODULE 2u /* a module object */
