@@ -1,5 +1,5 @@
 /* The content of the history page for one /api/history answer: a card per type (stats, chart, legend,
- * "held by" line) or the compare table. Each function takes the page's parameters `st` (view-history.js
+ * "held by" and "grows with" lines) or the compare table. Each function takes the page's parameters `st` (view-history.js
  * readParams) and the answer; none keeps state. */
 import { h } from "./dom.js";
 import { fmtInt, fmtSigned, fmtBytes, fmtBytesSigned, fmtDateTime, breakable } from "./format.js";
@@ -8,6 +8,7 @@ import { procs, procList } from "./state.js";
 import { colourFor, incKey, manyHosts, workerParams } from "./procs.js";
 import { drawChart } from "./charts.js";
 import { witnessLine } from "./witness.js";
+import { routeLine } from "./routes.js";
 import { sampleWait } from "./sample-wait.js";
 
 const growthClass = (g) => (g > 0 ? "up" : g < 0 ? "down" : "flat");
@@ -97,6 +98,7 @@ export function card(st, d, t) {
   const wait = (d.times || []).length === 1 && d.live !== false ? sampleWait() : null;
   if (wait) c.append(h("div", { class: "chart-note muted" }, wait, " (a line needs two points)"));
   if (t.growth > 0 || t.bytes_growth > 0) c.append(witnessLine(t.name, st.pid, st.host));
+  if (t.growth > 0) c.append(routeLine(t.name, { pid: st.pid, host: st.host, since: st.since, until: st.until }));
   if (st.view === "workers" && Array.isArray(t.workers)) c.append(legend(st, t));
   cardTypes.set(c, t);
   return c;

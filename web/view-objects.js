@@ -1,6 +1,6 @@
 /* The objects page (#/objects?group=&pid=&host=&fetch=&page=&p=&offset=): the live objects of one type
- * in one worker, with the type's "held by" line and its Suspect box; with no type, the fastest-growing
- * types to pick from. */
+ * in one worker, with the type's "held by" line, its routes and its Suspect box; with no type, the
+ * fastest-growing types to pick from. */
 import { h, clear, fill } from "./dom.js";
 import { clamp, fmtInt, fmtSigned, fmtBytes, truncate } from "./format.js";
 import { api, ApiError } from "./api.js";
@@ -11,6 +11,7 @@ import { loadProcs, hostParam, workerParams, parseWorkerValue, fillWorkerSelect,
 import { selectEl, ensureOption, field, pager, scrollToResults } from "./controls.js";
 import { witnessLine } from "./witness.js";
 import { suspectBox } from "./retained.js";
+import { routesPanel } from "./routes.js";
 
 const FETCH_SIZES = [50, 100, 500, 1000, 5000, 10000];
 const PAGE_SIZES = [10, 20, 50, 100, 500];
@@ -71,9 +72,10 @@ function mount(v, main, r) {
   const toolbar = buildToolbar(v);
   els.head = h("div", { class: "bar-row", id: "objects-head" });
   els.witness = h("div", { id: "objects-witness" });
+  els.routes = h("section", { class: "panel routes-panel", id: "routes-panel", hidden: true });
   els.suspect = h("section", { class: "panel suspect-box", id: "suspect-box", hidden: true });
   els.results = h("div", { id: "results", dataset: { state: "loading" } });
-  main.append(toolbar, els.witness, els.suspect, els.head, els.results);
+  main.append(toolbar, els.witness, els.routes, els.suspect, els.head, els.results);
   sync(v);
   loadProcs().then(() => fillWorkers(v), () => {});
   load(v);
@@ -89,6 +91,7 @@ async function load(v) {
   const my = ++v.seq, st = v.st, els = v.els;
   clear(els.head);
   fill(els.witness, st.group ? witnessLine(st.group, st.pid, st.host, true) : null);
+  loadRoutes(v);
   if (!st.group) { v.loadedKey = fetchKey(st); v.data = null; els.suspect.hidden = true; pickType(v); return; }
   if (!st.pid) {
     // The pyloot command (a central server, a store after the fact) is no worker: it has no live
@@ -121,6 +124,15 @@ async function load(v) {
     els.results.dataset.state = "error";
     fill(els.results, err instanceof ApiError && err.status === 403 ? accessDenied(err) : errorBox(err, () => load(v)));
   }
+}
+
+/** The type's routes, fitted over every worker: asked again only when the type changes. */
+function loadRoutes(v) {
+  if (v.st.group === v.routesGroup) return;
+  const mine = ++v.routesSeq;
+  v.routesGroup = v.st.group;
+  if (v.st.group) routesPanel(v.els.routes, v.st.group, () => v.routesSeq === mine);
+  else v.els.routes.hidden = true;
 }
 
 /** A live worker to ask when no pid is chosen and nothing answers for itself: this host's first, by pid. */
@@ -204,11 +216,11 @@ function render(v) {
 
 /** The objects view (router.js's view interface). */
 export function objectsView() {
-  const v = { st: null, data: null, seq: 0, els: {}, loadedKey: null };
+  const v = { st: null, data: null, seq: 0, els: {}, loadedKey: null, routesGroup: null, routesSeq: 0 };
   return {
     mount: (main, r) => mount(v, main, r),
     update: (r) => update(v, r),
     canUpdate: () => true,
-    unmount: () => { v.seq++; },
+    unmount: () => { v.seq++; v.routesSeq++; },
   };
 }

@@ -1,11 +1,12 @@
 /* The workers page (#/workers): every incarnation in the store (grouped by host when there are
- * several), then the store itself. */
+ * several), the requests they served by route (when the app counts them), then the store itself. */
 import { h, fill } from "./dom.js";
 import { fmtInt, fmtBytes, fmtDateTime, fmtAgo, fmtRetention, shortArgv } from "./format.js";
 import { errorBox, loadingBlock, showBanner, hideBanner } from "./feedback.js";
 import { hashFor } from "./router.js";
 import { api } from "./api.js";
 import { sparkline } from "./charts.js";
+import { requestsPanel } from "./routes.js";
 import { loadProcs, markUpdated, colourFor, hostList, byHost, workerParams, incKey, endOf } from "./procs.js";
 
 const COLUMNS = ["pid", "status", "started", "last seen", "ended", "samples", "RSS", "interval", "host", "command", ""];
@@ -80,10 +81,11 @@ export function workersView() {
   const els = {};
   function mount(main) {
     els.store = h("section", { class: "panel", id: "store-panel" });
+    els.requests = h("section", { class: "panel", id: "requests-panel", hidden: true });
     els.results = h("div", { id: "results", dataset: { state: "loading" } }, loadingBlock("Loading workers…"));
     main.append(h("h1", { class: "page-title" }, "Workers"),
       h("p", { class: "muted lead" }, "Every process incarnation in the store, alive or dead, oldest first (by host, then pid, when there are several hosts). A reused pid is a new incarnation."),
-      els.results, els.store);
+      els.results, els.requests, els.store);
     load(false);
   }
   async function load(quiet) {
@@ -93,6 +95,7 @@ export function workersView() {
       const [d, mem] = await Promise.all([loadProcs(), api("memory", { points: 60 }).catch(() => null)]);
       if (my !== seq) return;
       render(d, quiet, mem);
+      requestsPanel(els.requests, () => my === seq);
       markUpdated();
       hideBanner();
     } catch (err) {
