@@ -64,8 +64,8 @@ function fitWords(d) {
   return "r² " + (num(d.r2) ? d.r2.toFixed(2) : "–") + " over " + fmtInt(d.observations) + (d.observations === 1 ? " interval" : " intervals");
 }
 
-/** The words of a verdict v of answer d: the label and the text, as children of one line. */
-function verdictWords(d, v) {
+/** The words of a verdict v: the label and the text, as children of one line. */
+function verdictWords(v) {
   const name = h("code", { class: "route-name" }, v.route.route);
   if (v.kind === "grows") {
     return [h("span", { class: "stat-label" }, "grows with"), " ", name, ": ",
@@ -97,7 +97,7 @@ export function routeLine(group, params) {
     el.dataset.state = v ? v.kind : "none";
     if (!v) return;
     el.title = verdictTitle(d, v);
-    fill(el, verdictWords(d, v));
+    fill(el, verdictWords(v));
   }, (err) => { el.dataset.state = errorStatus(err) === 404 ? "none" : "error"; });
   return el;
 }
@@ -149,7 +149,7 @@ export function routesPanel(box, group, stillHere) {
     box.dataset.state = "ready";
     fill(box, title,
       h("div", { class: "routes-verdict", id: "routes-verdict", dataset: { state: v ? v.kind : "none" }, title: v ? verdictTitle(d, v) : null },
-        v ? verdictWords(d, v) : h("span", { class: "muted" }, "No route makes it grow measurably.")),
+        v ? verdictWords(v) : h("span", { class: "muted" }, "No route makes it grow measurably.")),
       h("p", { class: "small muted", id: "routes-fit" }, "Every worker's every sample interval is one observation: " + fitWords(d) +
         ". Routes whose requests always move together cannot be told apart (docs/routes.md)."),
       (d.routes || []).length ? routesTable(d) : null);
