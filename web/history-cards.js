@@ -1,6 +1,6 @@
 /* The content of the history page for one /api/history answer: a card per type (stats, chart, legend,
- * "held by" and "grows with" lines) or the compare table. Each function takes the page's parameters `st` (view-history.js
- * readParams) and the answer; none keeps state. */
+ * "held by" and "grows with" lines) or the compare table. Each function takes the page's parameters
+ * `st` (view-history.js readParams) and the answer; none keeps state. */
 import { h } from "./dom.js";
 import { fmtInt, fmtSigned, fmtBytes, fmtBytesSigned, fmtDateTime, breakable } from "./format.js";
 import { hashFor } from "./router.js";
