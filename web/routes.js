@@ -157,7 +157,8 @@ export function routesPanel(box, group, stillHere) {
     if (!stillHere()) return;
     if (errorStatus(err) === 404) {
       box.dataset.state = "none";
-      fill(box, title, h("p", { class: "muted small route-hint", title: err.message || "" }, "No requests counted by route for it: " + HINT + "."));
+      fill(box, h("p", { class: "muted small route-hint", title: err.message || "" },
+        h("span", { class: "stat-label" }, "routes"), " none counted for this type: " + HINT + "."));
       return;
     }
     box.dataset.state = "error";
