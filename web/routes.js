@@ -12,6 +12,28 @@ import { errorBox, loadingBlock } from "./feedback.js";
 const HINT = "count requests by route with loot.track_requests(app)";
 /** Routes shown in a table before the rest go under "Other routes". */
 const TABLE_ROWS = 12;
+/** How long the cards reuse an answer: each one is a fit on the server, and the history page redraws
+ * its cards at every auto-refresh (10 s). */
+const REUSE_MS = 30000;
+const REUSE_MAX = 200;
+const answers = new Map(); // query -> {at, promise}
+
+/** GET api/routes with params, or the same question's answer of the last REUSE_MS. Errors other
+ * than a 404 (no routes) are not kept. */
+function routesOnce(params) {
+  const key = JSON.stringify(params), now = Date.now();
+  const hit = answers.get(key);
+  if (hit && now - hit.at < REUSE_MS) return hit.promise;
+  const promise = api("routes", params);
+  answers.delete(key);
+  answers.set(key, { at: now, promise });
+  if (answers.size > REUSE_MAX) answers.delete(answers.keys().next().value);
+  promise.catch((err) => {
+    const kept = answers.get(key);
+    if (errorStatus(err) !== 404 && kept && kept.promise === promise) answers.delete(key);
+  });
+  return promise;
+}
 
 const num = (x) => typeof x === "number" && isFinite(x);
 
@@ -88,17 +110,24 @@ function verdictTitle(d, v) {
 /**
  * The "grows with" line of a type: filled in when /api/routes answers; empty when no route makes it
  * grow or the store has no routes (404), or on any error (a card never shows one for this).
- * params: pid, host, since, until of the page (null or "" left out).
+ * params: pid, host, since, until of the page (null or "" left out). The page's cards first ask
+ * together whether the store has routes at all (one request without a type): without, none asks
+ * for its own.
  */
 export function routeLine(group, params) {
   const el = h("div", { class: "route-line", dataset: { state: "loading" } });
-  api("routes", Object.assign({ group }, params || {})).then((d) => {
+  const window_ = {};
+  for (const [k, v] of Object.entries(params || {})) if (v !== null && v !== undefined && v !== "") window_[k] = String(v);
+  routesOnce(window_).then((all) => {
+    if (!(all.routes || []).length) throw Object.assign(new Error("no routes"), { none: true });
+    return routesOnce(Object.assign({ group }, window_));
+  }).then((d) => {
     const v = routeVerdict(d);
     el.dataset.state = v ? v.kind : "none";
     if (!v) return;
     el.title = verdictTitle(d, v);
     fill(el, verdictWords(v));
-  }, (err) => { el.dataset.state = errorStatus(err) === 404 ? "none" : "error"; });
+  }, (err) => { el.dataset.state = err.none || errorStatus(err) === 404 ? "none" : "error"; });
   return el;
 }
 

@@ -151,6 +151,8 @@ def settled(ui, group):
 
 def test_history_cards_say_which_route_grows_a_type(browser, fake, artifacts):  # noqa: F811
     ui = UI(browser, fake, artifacts, "routes")
+    ui.idle()
+    del fake.routes_queries[:]
     ui.go("#/history?sort=growth&pid=%d" % PID)
     ui.wait(lambda d: all(settled(ui, g) for g in ["leaky.Leak", "app.Pair", "app.Noise", "app.Quiet"]), "the route lines")
     leak = route_line(ui, "leaky.Leak")
@@ -165,11 +167,32 @@ def test_history_cards_say_which_route_grows_a_type(browser, fake, artifacts):  
     for group in ("app.Noise", "app.Quiet"):
         line = route_line(ui, group)
         assert line["state"] == "none" and not line["shown"] and line["text"] == "", line
-    # Each card asked for its own type, for the page's worker.
+    # Each card asked for its own type, for the page's worker, after one question for the page: are
+    # there routes at all?
     asked = {q["group"]: q for q in fake.routes_queries if "group" in q}
     assert set(asked) == {"leaky.Leak", "app.Pair", "app.Noise", "app.Quiet"}, asked
     assert all(q.get("pid") == str(PID) for q in asked.values()), asked
+    assert [q for q in fake.routes_queries if "group" not in q] == [{"pid": str(PID)}], fake.routes_queries
     ui.shot("history")
+    # An auto-refresh redraws the cards: the answers of the last 30 s are reused, no fit is asked again.
+    before = len(fake.routes_queries)
+    updated = ui.js("return document.querySelector('#updated').textContent")
+    ui.js("document.querySelector('#auto-refresh').click()")  # on
+    ui.wait(lambda d: ui.js("return document.querySelector('#updated').textContent") != updated, "an automatic refresh",
+            timeout=25)
+    ui.js("document.querySelector('#auto-refresh').click()")  # off again
+    ui.idle()
+    ui.wait(lambda d: settled(ui, "leaky.Leak"), "the redrawn route line")
+    assert route_line(ui, "leaky.Leak")["state"] == "grows"
+    assert len(fake.routes_queries) == before, fake.routes_queries[before:]
+
+    # A store without routes: the page asks once, no card asks for its type, no line shows.
+    fake.no_routes = True
+    del fake.routes_queries[:]
+    ui.go("#/history?sort=growth&since=%d" % (NOW - 300))
+    ui.wait(lambda d: all(settled(ui, g) for g in ["leaky.Leak", "app.Pair"]), "the route lines")
+    assert all(route_line(ui, g)["state"] == "none" for g in ["leaky.Leak", "app.Pair", "app.Noise", "app.Quiet"])
+    assert fake.routes_queries == [{"since": str(NOW - 300)}], fake.routes_queries
     assert ui.js_errors() == []
 
 
