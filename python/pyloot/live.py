@@ -26,8 +26,11 @@ class LiveQueryError(RuntimeError):
 def _ids_as_ints(obj):
     # The HTTP answers carry object ids as strings (64-bit values, which a
     # JavaScript number would round); here they are ints, as id() gives them.
-    if isinstance(obj.get("id"), str) and obj["id"].isdigit():
-        obj["id"] = int(obj["id"])
+    for key in ("id", "fut_waiter"):
+        if isinstance(obj.get(key), str) and obj[key].isdigit():
+            obj[key] = int(obj[key])
+    if isinstance(obj.get("examples"), list):
+        obj["examples"] = [int(x) if isinstance(x, str) and x.isdigit() else x for x in obj["examples"]]
     return obj
 
 
