@@ -160,8 +160,14 @@ static int tally_add(struct tally *t, const char *coroutine, const char *where, 
         g->example[g->examples++] = id;
     if (!*where)
         return 0;
+    /* The group's number in hex, a separator, its place (no printf per task). */
+    char head[9];
+    for (int k = 0; k < 8; k++)
+        head[k] = "0123456789abcdef"[(gi >> (28 - 4 * k)) & 15];
+    head[8] = '\x1f';
     pl_buf key = PL_BUF_INIT;
-    pl_buf_printf(&key, "%u\x1f%s", gi, where);
+    pl_buf_append(&key, head, sizeof head);
+    pl_buf_puts(&key, where);
     uint32_t pi;
     rc = key.err ? -1 : strtab_get_or_add(&t->places, key.data, (uint32_t)t->nplaces, &pi);
     pl_buf_free(&key);

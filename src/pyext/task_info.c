@@ -44,6 +44,23 @@ static PyObject *c_get(PyObject *getset, PyObject *o)
     return Py_TYPE(getset)->tp_descr_get(getset, o, (PyObject *)Py_TYPE(o));
 }
 
+/* 0 coroutine, 1 generator, 2 async generator (the index of pl_aio's
+ * getters of the three), -1 anything else. */
+static int gen_kind(PyObject *o)
+{
+    return PyCoro_CheckExact(o) ? 0 : PyGen_CheckExact(o) ? 1 : PyAsyncGen_CheckExact(o) ? 2 : -1;
+}
+
+static void gen_getsets(pl_aio *aio)
+{
+    static const char *const awaited[3] = {"cr_await", "gi_yieldfrom", "ag_await"};
+    PyTypeObject *const types[3] = {&PyCoro_Type, &PyGen_Type, &PyAsyncGen_Type};
+    for (int k = 0; k < 3; k++) {
+        aio->awaited_getset[k] = c_descr(types[k], awaited[k], &PyGetSetDescr_Type);
+        aio->qualname_getset[k] = c_descr(types[k], "__qualname__", &PyGetSetDescr_Type);
+    }
+}
+
 int pl_aio_find(pl_aio *aio)
 {
     memset(aio, 0, sizeof *aio);
@@ -62,6 +79,7 @@ int pl_aio_find(pl_aio *aio)
     aio->coro = c_descr(aio->task, "_coro", &PyGetSetDescr_Type);
     aio->fut_waiter = c_descr(aio->task, "_fut_waiter", &PyGetSetDescr_Type);
     aio->get_name = c_descr(aio->task, "get_name", &PyMethodDescr_Type);
+    gen_getsets(aio);
     return 1;
 }
 
@@ -105,7 +123,7 @@ const char *pl_aio_state_name(int state)
 /* 1 for the objects whose frame pl_gen_where reads. */
 static int is_gen(PyObject *o)
 {
-    return PyCoro_CheckExact(o) || PyGen_CheckExact(o) || PyAsyncGen_CheckExact(o);
+    return gen_kind(o) >= 0;
 }
 
 /* The C objects that only pass an await on (a future's __await__
@@ -138,14 +156,10 @@ static int visit_awaitable(PyObject *child, void *arg)
 static PyObject *awaited(const pl_aio *aio, PyObject *o)
 {
     PyObject *getset = NULL;
-    if (PyCoro_CheckExact(o))
-        getset = c_descr(&PyCoro_Type, "cr_await", &PyGetSetDescr_Type);
-    else if (PyGen_CheckExact(o))
-        getset = c_descr(&PyGen_Type, "gi_yieldfrom", &PyGetSetDescr_Type);
-    else if (PyAsyncGen_CheckExact(o))
-        getset = c_descr(&PyAsyncGen_Type, "ag_await", &PyGetSetDescr_Type);
-    else
+    int k = gen_kind(o);
+    if (k < 0)
         return NULL;
+    getset = aio->awaited_getset[k];
     PyObject *next = getset ? c_get(getset, o) : NULL;
     if (!next) {
         PyErr_Clear();
@@ -217,19 +231,27 @@ struct gen_where {
     int alive;          /* its frame is still there */
 };
 
-static void gen_where(PyObject *gen, struct gen_where *w)
+static void gen_where(const pl_aio *aio, PyObject *gen, struct gen_where *w)
 {
-    PyTypeObject *t = PyCoro_CheckExact(gen) ? &PyCoro_Type : PyGen_CheckExact(gen) ? &PyGen_Type : &PyAsyncGen_Type;
     PyObject *code, *globals;
+    int k = gen_kind(gen);
     memset(w, 0, sizeof *w);
-    w->qualname = c_get(c_descr(t, "__qualname__", &PyGetSetDescr_Type), gen);
+    w->qualname = k >= 0 ? c_get(aio->qualname_getset[k], gen) : NULL;
     if (!w->qualname)
         PyErr_Clear();
     w->alive = pl_gen_where(gen, &code, &globals, &w->line);
     if (code && PyCode_Check(code))
         w->file = ((PyCodeObject *)code)->co_filename;
-    if (globals && PyDict_CheckExact(globals)) {
-        PyObject *name = PyDict_GetItemString(globals, "__name__");
+    static PyObject *str_name; /* interned "__name__"; kept for the process, as sizeof.c's */
+    if (!str_name) {
+        str_name = PyUnicode_InternFromString("__name__");
+        if (!str_name)
+            PyErr_Clear();
+    }
+    if (str_name && globals && PyDict_CheckExact(globals)) {
+        PyObject *name = PyDict_GetItemWithError(globals, str_name);
+        if (!name)
+            PyErr_Clear();
         w->module = name && PyUnicode_CheckExact(name) ? name : NULL;
     }
 }
@@ -252,8 +274,14 @@ static void put_where(pl_buf *b, const struct gen_where *w)
 {
     if (w->line < 0 || !w->file)
         return;
+    char digits[16], *d = digits + sizeof digits;
+    unsigned v = (unsigned)w->line;
+    do
+        *--d = (char)('0' + v % 10);
+    while (v /= 10);
     put_str(b, w->file);
-    pl_buf_printf(b, ":%d", w->line);
+    pl_buf_putc(b, ':');
+    pl_buf_append(b, d, (size_t)(digits + sizeof digits - d)); /* no printf: once per task of /api/tasks */
 }
 
 /* The task's coroutine (a new reference), or NULL (never an exception). */
@@ -269,13 +297,13 @@ static PyObject *task_coro(const pl_aio *aio, PyObject *task)
 
 /* "module.qualname" of a task's coroutine, "<type>" for an awaitable that is
  * not a coroutine, "(no coroutine)" when it has none (left). */
-static void put_coro_name(pl_buf *b, PyObject *coro)
+static void put_coro_name(const pl_aio *aio, pl_buf *b, PyObject *coro)
 {
     if (!coro) {
         pl_buf_puts(b, "(no coroutine)");
     } else if (is_gen(coro)) {
         struct gen_where w;
-        gen_where(coro, &w);
+        gen_where(aio, coro, &w);
         put_gen_name(b, &w);
         Py_XDECREF(w.qualname);
     } else {
@@ -290,14 +318,14 @@ int pl_aio_task_where(const pl_aio *aio, PyObject *task, pl_buf *coroutine, pl_b
     PyObject *chain[PL_AWAIT_CHAIN_MAX];
     int truncated;
     PyObject *coro = task_coro(aio, task);
-    put_coro_name(coroutine, coro);
+    put_coro_name(aio, coroutine, coro);
     if (coro) {
         size_t n = await_chain(aio, coro, chain, &truncated);
         for (size_t i = n; i-- > 0;) {
             if (!is_gen(chain[i]))
                 continue;
             struct gen_where w;
-            gen_where(chain[i], &w);
+            gen_where(aio, chain[i], &w);
             put_where(where, &w);
             Py_XDECREF(w.qualname);
             break;
@@ -349,7 +377,7 @@ static void json_step(const pl_aio *aio, pl_buf *b, PyObject *o)
     int kind = pl_aio_kind(aio, o);
     if (is_gen(o)) {
         struct gen_where w;
-        gen_where(o, &w);
+        gen_where(aio, o, &w);
         pl_json_cstr(b, PyCoro_CheckExact(o) ? "coroutine" : PyGen_CheckExact(o) ? "generator" : "async_generator");
         pl_buf name = PL_BUF_INIT;
         put_gen_name(&name, &w);
@@ -390,7 +418,7 @@ static void json_step(const pl_aio *aio, pl_buf *b, PyObject *o)
             pl_json_key(b, "coroutine");
             PyObject *coro = task_coro(aio, o);
             pl_buf name = PL_BUF_INIT;
-            put_coro_name(&name, coro);
+            put_coro_name(aio, &name, coro);
             json_buf(b, &name);
             pl_buf_free(&name);
             Py_XDECREF(coro);
@@ -408,13 +436,13 @@ static void json_task(const pl_aio *aio, pl_buf *b, PyObject *task, int state)
     json_task_name(aio, b, task);
     PyObject *coro = task_coro(aio, task);
     pl_buf name = PL_BUF_INIT, where = PL_BUF_INIT;
-    put_coro_name(&name, coro);
+    put_coro_name(aio, &name, coro);
     pl_buf_putc(b, ',');
     pl_json_key(b, "coroutine");
     json_buf(b, &name);
     if (coro && is_gen(coro)) {
         struct gen_where w;
-        gen_where(coro, &w);
+        gen_where(aio, coro, &w);
         pl_buf_putc(b, ',');
         pl_json_key(b, "qualname");
         if (w.qualname && PyUnicode_Check(w.qualname))
@@ -435,7 +463,7 @@ static void json_task(const pl_aio *aio, pl_buf *b, PyObject *task, int state)
         if (!is_gen(chain[i]))
             continue;
         struct gen_where w;
-        gen_where(chain[i], &w);
+        gen_where(aio, chain[i], &w);
         put_where(&where, &w);
         Py_XDECREF(w.qualname);
         break;
@@ -535,7 +563,7 @@ int pl_aio_repr(pl_buf *out, PyObject *o)
         PyObject *coro = task_coro(&aio, o);
         if (coro && is_gen(coro)) {
             struct gen_where w;
-            gen_where(coro, &w);
+            gen_where(&aio, coro, &w);
             pl_buf_puts(out, " coro=<");
             if (w.qualname)
                 put_str(out, w.qualname);

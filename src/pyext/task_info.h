@@ -24,13 +24,16 @@
 #define PL_AWAIT_CHAIN_MAX 32
 
 /* The _asyncio module's types and the getters read, found once per answer
- * (borrowed from the module, which sys.modules keeps). */
+ * (borrowed from their types, which outlive the answer). */
 typedef struct pl_aio {
     PyTypeObject *future, *task;
     PyObject *state;      /* Future._state */
     PyObject *coro;       /* Task._coro */
     PyObject *fut_waiter; /* Task._fut_waiter */
     PyObject *get_name;   /* Task.get_name */
+    /* of the coroutine, generator and async generator types, in that order */
+    PyObject *awaited_getset[3];  /* cr_await, gi_yieldfrom, ag_await */
+    PyObject *qualname_getset[3]; /* __qualname__ */
 } pl_aio;
 
 /* Fills *aio when _asyncio has been imported (it is never imported here)
