@@ -1,10 +1,13 @@
 /* The trend rule (trend.c) on synthetic series: steady growth, growth in
  * steps, a cache that fills then stays flat, garbage that comes and goes,
- * falling, too few points, gaps; and the trend= list parser. */
+ * falling, too few points, gaps; the trend= list parser; and the trends
+ * of a history query (merged, per worker, filtered, paged). */
 #include "test.h"
 
 #include <stdint.h>
+#include <unistd.h>
 
+#include "pyloot/store.h"
 #include "pyloot/trend.h"
 
 #define N 60
@@ -174,6 +177,102 @@ static void test_names(void)
     CHECK_EQ_INT(pl_trend_from_name("falling", 7), PL_TREND_FALLING);
 }
 
+/* A dead incarnation (this pid, a start time that is not ours) with 40
+ * samples a second apart of four types: steady, a cache of 50 filled over
+ * the first 10 samples, flat, falling. */
+static pl_store *trend_store(const char *dir)
+{
+    static const char *const names[] = {"app.Steady", "app.Cached", "app.Flat", "app.Falling"};
+    pl_store_options opt;
+    pl_proc_info info;
+    pl_store *s = NULL;
+    size_t lens[4];
+    uint32_t ids[4];
+
+    memset(&opt, 0, sizeof opt);
+    opt.path = dir;
+    if (pl_store_open(&s, &opt) != 0)
+        exit(2);
+    memset(&info, 0, sizeof info);
+    info.inc.pid = (uint32_t)getpid();
+    info.inc.start = 12345;
+    info.interval_ms = 1000;
+    info.first_seen_ms = info.last_seen_ms = 1000000;
+    CHECK_OK(pl_store_register(s, &info));
+    for (int i = 0; i < 4; i++)
+        lens[i] = strlen(names[i]);
+    CHECK_OK(pl_store_type_ids(s, names, lens, 4, ids));
+    for (int i = 0; i < 40; i++) {
+        pl_type_count c[4] = {{ids[0], 100 + 3 * (uint64_t)i, 0},
+                              {ids[1], 5 * (uint64_t)(i < 10 ? i : 10), 0},
+                              {ids[2], 100, 0},
+                              {ids[3], 400 - 5 * (uint64_t)i, 0}};
+
+        for (int j = 0; j < 4; j++)
+            c[j].bytes = c[j].count * 32;
+        CHECK_OK(pl_store_append(s, &info.inc, 1000000 + 1000 * (int64_t)i, c, 4));
+    }
+    return s;
+}
+
+static const pl_history_type *by_name(const pl_history *h, const char *name)
+{
+    for (size_t i = 0; h && i < h->n_types; i++)
+        if (strcmp(h->types[i].name, name) == 0)
+            return &h->types[i];
+    return NULL;
+}
+
+static void test_history_trends(void)
+{
+    char dir[64];
+    pl_store *s = trend_store(make_dir_at(dir, sizeof dir));
+    pl_history_query q;
+    pl_history *h = NULL;
+    const pl_history_type *t;
+
+    memset(&q, 0, sizeof q);
+    q.sort = PL_SORT_GROWTH;
+    q.limit = 10;
+    q.per_worker = 1;
+    CHECK_OK(pl_store_history(s, &q, &h));
+    CHECK(h && h->n_types == 4);
+    CHECK((t = by_name(h, "app.Steady")) && t->trend == PL_TREND_GROWING && t->n_lines == 1 &&
+          t->lines[0].trend == PL_TREND_GROWING);
+    CHECK((t = by_name(h, "app.Cached")) && t->trend == PL_TREND_LEVELLED && t->n_lines == 1 &&
+          t->lines[0].trend == PL_TREND_LEVELLED);
+    CHECK((t = by_name(h, "app.Flat")) && t->trend == PL_TREND_FLAT);
+    CHECK((t = by_name(h, "app.Falling")) && t->trend == PL_TREND_FALLING);
+    pl_history_free(h);
+    h = NULL;
+
+    /* Only the levelled ones: total counts them. */
+    q.trends = 1u << PL_TREND_LEVELLED;
+    CHECK_OK(pl_store_history(s, &q, &h));
+    CHECK(h && h->total == 1 && h->n_types == 1 && strcmp(h->types[0].name, "app.Cached") == 0);
+    pl_history_free(h);
+    h = NULL;
+    /* Growing or levelled, in growth order, the second one. */
+    q.trends |= 1u << PL_TREND_GROWING;
+    q.offset = 1;
+    q.limit = 1;
+    CHECK_OK(pl_store_history(s, &q, &h));
+    CHECK(h && h->total == 2 && h->n_types == 1 && strcmp(h->types[0].name, "app.Cached") == 0);
+    pl_history_free(h);
+    h = NULL;
+    /* Past the end: nothing, total still 2. */
+    q.offset = 5;
+    CHECK_OK(pl_store_history(s, &q, &h));
+    CHECK(h && h->total == 2 && h->n_types == 0);
+    pl_history_free(h);
+    h = NULL;
+    q.trends = 1u << PL_TREND_N;
+    CHECK_EQ_INT(pl_store_history(s, &q, &h), PL_EBADARG);
+    pl_history_free(h);
+    pl_store_close(s);
+    remove_dir(dir);
+}
+
 int main(void)
 {
     RUN(test_steady);
@@ -183,5 +282,6 @@ int main(void)
     RUN(test_falling);
     RUN(test_few_points_and_gaps);
     RUN(test_names);
+    RUN(test_history_trends);
     return test_failures ? 1 : 0;
 }
