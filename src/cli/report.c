@@ -216,7 +216,7 @@ static void print_damage(const pl_store_damage *d, size_t skipped)
  * it. Each further fact about a type is one more line here. */
 static void print_grower_text(const grower *x, size_t rank, const pl_witness_list *wl, int sort, int64_t span)
 {
-    char bg[64], g[64], now[32], worst[32], when[32];
+    char bg[96], g[96], now[32], worst[32], when[32];
 
     fmt_change(x->bytes_growth, 1, span, bg, sizeof bg);
     fmt_change(x->growth, 0, span, g, sizeof g);
