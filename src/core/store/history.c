@@ -1,7 +1,8 @@
 /* The history query (pl_store_history): one read transaction; ranks the
- * types, builds the time axis (axis.c), then fills the page. Long because the
- * three phases share the view of each incarnation (struct hview) and its
- * readers of the log and the windows, which no other file uses. */
+ * types, builds the time axis (axis.c), fills the page, then tells each
+ * type's trend (trend.c). Long because the three phases share the view of
+ * each incarnation (struct hview) and its readers of the log and the
+ * windows, which no other file uses. */
 #include "store_int.h"
 
 #include <errno.h>
