@@ -51,7 +51,7 @@ def history_answer():
         counts = [100 * i + 10 * k for k in range(10)]
         types.append({"name": name, "count": counts[-1], "growth": counts[-1] - counts[0], "bytes": 64 * counts[-1],
                       "bytes_growth": 64 * (counts[-1] - counts[0]), "counts": counts,
-                      "bytes_series": [64 * c for c in counts]})
+                      "bytes_series": [64 * c for c in counts], "trend": "levelled" if i == 1 else "growing"})
     return {"times": times, "total": len(types), "offset": 0, "types": types, "live": True, "as_of": NOW}
 
 
