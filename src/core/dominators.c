@@ -360,7 +360,17 @@ done:
 
 int pl_dom_build(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_domtree **out)
 {
+    return pl_dom_build_keep_work(g, roots, nroots, out, NULL, NULL);
+}
+
+int pl_dom_build_keep_work(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_domtree **out,
+                           void **work, size_t *work_bytes)
+{
     *out = NULL;
+    if (work) {
+        *work = NULL;
+        *work_bytes = 0;
+    }
     if (!pl_graph_has_reverse(g))
         return PL_EBADARG;
     size_t n = pl_graph_order(g);
@@ -425,7 +435,12 @@ int pl_dom_build(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_dom
     if (rc)
         goto fail;
     free(semi);
-    free(al);
+    if (work) {
+        *work = al;
+        *work_bytes = (r + 1) * sizeof(*al);
+    } else {
+        free(al);
+    }
     free(mins);
     *out = t;
     return 0;
