@@ -295,8 +295,8 @@ static void test_schema4(void)
         pl_memory_free(m);
         pl_store_close(s);
     }
-    /* A version above 5 is refused. */
-    rewrite_schema(dir, 6, 0);
+    /* A version above this code's is refused. */
+    rewrite_schema(dir, 7, 0);
     s = NULL;
     {
         pl_store_options opt;
