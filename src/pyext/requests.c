@@ -132,20 +132,22 @@ static PyObject *requests_enable(PyObject *module, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-/* requests_counted() -> {route: requests} counted since the last sample,
- * without taking them. */
-static PyObject *requests_counted(PyObject *module, PyObject *unused)
+/* requests_counted(reset=False) -> {route: requests} counted since the last
+ * sample (taken, as a sample would, with reset). */
+static PyObject *requests_counted(PyObject *module, PyObject *args)
 {
-    PyObject *d = PyDict_New();
+    PyObject *d;
     pl_requests_taken t;
-    int rc;
+    int rc, reset = 0;
 
     (void)module;
-    (void)unused;
+    if (!PyArg_ParseTuple(args, "|p:requests_counted", &reset))
+        return NULL;
+    d = PyDict_New();
     if (!d)
         return NULL;
     Py_BEGIN_ALLOW_THREADS
-    rc = pl_requests_copy(&t, 0);
+    rc = pl_requests_copy(&t, reset);
     Py_END_ALLOW_THREADS
     if (rc) {
         Py_DECREF(d);
@@ -228,8 +230,8 @@ static PyMethodDef methods[] = {
     {"route_name", (PyCFunction)(void (*)(void))route_name, METH_FASTCALL,
      "route_name(method, path, template=None) -> the route a request counts under"},
     {"requests_enable", requests_enable, METH_NOARGS, "requests_enable(): this process counts its requests"},
-    {"requests_counted", requests_counted, METH_NOARGS,
-     "requests_counted() -> {route: requests} since the last sample"},
+    {"requests_counted", requests_counted, METH_VARARGS,
+     "requests_counted(reset=False) -> {route: requests} since the last sample"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,7 +1,11 @@
 """Requests by route (docs/http-api.md, GET /api/routes): counted in every
 worker by PyLoot.track_requests, stored with each sample, pushed in remote
 mode, served merged and as growth per request of a type."""
+import json
+import os
 import random
+import subprocess
+import sys
 import threading
 import time
 
@@ -24,6 +28,36 @@ def wait_routes(server, want, timeout=30, query=""):
         got = routes_of(server.api("/api/routes" + query))
         return got if all(got.get(k, 0) >= v for k, v in want.items()) else None
     return wait_until(enough, timeout, message="requests by route %r" % want)
+
+
+def counted_by(framework):
+    """Runs apps/route_templates.py for one framework; its requests by route."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p and os.path.isdir(p)),
+               PYTHONWARNINGS="ignore")
+    out = subprocess.run([sys.executable, "route_templates.py", framework], cwd=os.path.join(HERE, "apps"),
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.mark.parametrize("framework, want", [
+    # The matched rule; a request that matched none is its path with ids collapsed.
+    ("flask", {"GET /login/<user>": 3, "POST /login/ann": 1, "GET /items/{id}": 1, "GET /boom": 1}),
+    # The matched route's path, with the prefix of the mount it went through.
+    ("starlette", {"GET /users/{user_id}": 3, "GET /nothing/{id}": 1, "GET /api/items/{item}": 1,
+                   "GET /boom": 1}),
+    ("fastapi", {"GET /users/{user_id}": 3, "GET /nothing/{id}": 1, "GET /boom": 1}),
+    # request.resolver_match.route, through the RequestsByRoute middleware.
+    ("django", {"GET /users/<int:pk>/": 3, "GET /nothing/{id}": 1, "GET /boom": 1}),
+    # No framework: numbers, UUIDs and long hex collapsed; the app's exception counted and propagated.
+    ("wsgi", {"GET /orders/{id}/lines/{id}": 1, "DELETE /boom": 1}),
+    ("asgi", {"GET /blobs/{id}": 1, "GET /boom": 1}),
+])
+def test_route_templates(framework, want):
+    assert counted_by(framework) == want
 
 
 def test_counts_from_every_worker(gunicorn):
