@@ -167,7 +167,7 @@ static void print_damage(const pl_store_damage *d, size_t skipped)
 
 static void print_text(const facts *f, const int64_t *window, const grower *g, size_t n, pl_witness_list *wl,
                        const char *path, const pl_store_damage *d, size_t skipped, int sort,
-                       const pl_memory *mem)
+                       const pl_memory *mem, pl_route_growth_result *const *rg)
 {
     char a[32], b[32];
     int64_t span = window[1] - window[0];
@@ -212,13 +212,14 @@ static void print_text(const facts *f, const int64_t *window, const grower *g, s
         } else {
             printf("    held by: (no witness recorded)\n");
         }
+        pl_cli_report_route_text(rg[i]);
     }
     print_damage(d, skipped);
 }
 
 static void print_json(const facts *f, const int64_t *window, const grower *g, size_t n, pl_witness_list *wl,
                        const char *path, const pl_store_damage *d, size_t skipped, int sort,
-                       const pl_memory *mem)
+                       const pl_memory *mem, pl_route_growth_result *const *rg)
 {
     pl_buf b = PL_BUF_INIT;
     int64_t span = window[1] - window[0];
@@ -265,6 +266,8 @@ static void print_json(const facts *f, const int64_t *window, const grower *g, s
             pl_json_witness(&b, &wl[i].w[0]);
         else
             pl_buf_puts(&b, "null");
+        pl_buf_putc(&b, ',');
+        pl_cli_report_route_json(&b, rg[i]);
         pl_buf_putc(&b, '}');
     }
     pl_buf_puts(&b, "],\"damage\":");
@@ -429,6 +432,7 @@ int pl_cli_report(pl_store *store, int format, uint64_t limit, int sort)
     pl_history *h = NULL;
     grower *g = NULL;
     pl_witness_list *wl = NULL;
+    pl_route_growth_result **rg = NULL;
     pl_memory *mem = NULL;
     facts f;
     size_t n = 0;
@@ -512,6 +516,24 @@ int pl_cli_report(pl_store *store, int format, uint64_t limit, int sort)
             goto out;
         }
     }
+    /* The route each grower grows with, when requests by route were counted. */
+    rg = calloc(n + 1, sizeof *rg);
+    if (!rg) {
+        fail("building the report", "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rc = pl_cli_report_route_read(store, g[i].name, &rg[i]);
+        if (rc == PL_ECORRUPT) {
+            if (!damage.records++)
+                snprintf(damage.first, sizeof damage.first, "table routes: a record does not decode");
+            break;
+        }
+        if (rc) {
+            fail("reading the requests by route", pl_strerror(rc));
+            goto out;
+        }
+    }
     if (skipped && !damage.records) {
         damage.records = skipped;
         snprintf(damage.first, sizeof damage.first, "the history of %zu pid%s", skipped, skipped == 1 ? "" : "s");
@@ -524,15 +546,18 @@ int pl_cli_report(pl_store *store, int format, uint64_t limit, int sort)
     else if (rc)
         fail("reading the memory figures", pl_strerror(rc));
     if (format == 'j')
-        print_json(&f, window, g, n, wl, pl_store_path(store), &damage, skipped, sort, mem);
+        print_json(&f, window, g, n, wl, pl_store_path(store), &damage, skipped, sort, mem, rg);
     else
-        print_text(&f, window, g, n, wl, pl_store_path(store), &damage, skipped, sort, mem);
+        print_text(&f, window, g, n, wl, pl_store_path(store), &damage, skipped, sort, mem, rg);
     code = damage.records ? CLI_EXIT_DAMAGED : 0;
 out:
     pl_buf_free(&f.command);
     for (size_t i = 0; wl && i < n; i++)
         pl_witness_list_free(&wl[i]);
     free(wl);
+    for (size_t i = 0; rg && i < n; i++)
+        pl_route_growth_free(rg[i]);
+    free(rg);
     for (size_t i = 0; g && i < n; i++)
         free(g[i].name);
     free(g);
@@ -548,7 +573,9 @@ const char cli_report_help[] =
     "and how much Python objects, the allocators' free bytes and other memory explain), then\n"
     "the types that grew (bytes and objects gained, per hour, count, bytes, how many workers, the\n"
     "worst one), each with the latest recorded path that held one\n"
-    "of them, and the store's facts (workers seen, alive, killed; time span; the newest command\n"
+    "of them and, when the workers counted their requests (track_requests), the route whose\n"
+    "requests explain most of its growth (\"grows with GET /login/<user>: +1.00 per request\"),\n"
+    "and the store's facts (workers seen, alive, killed; time span; the newest command\n"
     "line, its secrets redacted).\n"
     "\n"
     "--db DIR              the store directory. Default: $PYLOOT_DB\n"

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from conftest import wait_until
+from test_cli import pyloot_exe
 
 from pyloot import _pyloot
 
@@ -201,3 +202,44 @@ def test_growth_per_request_from_random_mixes(gunicorn):
     assert abs(rates["GET /b/{id}"] - 0.1) <= 0.015, body
     assert rates["GET /c/{id}"] < 0.05, body
     assert body["routes"][0]["route"] == "GET /a/{id}"
+    # The report names the route for the stopped server's store.
+    server.stop()
+    report = report_json(server.db)
+    (grower,) = [g for g in report["growers"] if g["name"] == LEAK]
+    assert grower["route"]["route"] == "GET /a/{id}", grower
+    assert abs(grower["route"]["per_request"] - 1.0) <= 0.15, grower
+    text = subprocess.run([pyloot_exe(), "report", "--db", str(server.db)], capture_output=True, text=True,
+                          timeout=60).stdout
+    assert "grows with GET /a/{id}: +1." in text or "grows with GET /a/{id}: +0.9" in text, text
+
+
+def report_json(db):
+    out = subprocess.run([pyloot_exe(), "report", "--db", str(db), "--json"], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_report_has_a_route_per_grower(gunicorn):
+    server = gunicorn(workers=1, interval=0.3, app="routes_app:app")
+    server.wait_sampled()
+    for i in range(30):
+        assert server.get("/a/%d" % i).status == 200
+    wait_routes(server, {"GET /a/{id}": 30})
+    server.stop()
+    report = report_json(server.db)
+    (grower,) = [g for g in report["growers"] if g["name"] == LEAK]
+    # null while no route's requests explain the growth (the fit's answer).
+    assert "route" in grower
+    assert grower["route"] is None or grower["route"]["route"] == "GET /a/{id}"
+
+
+def test_demo_counts_its_routes(gunicorn):
+    examples = os.path.join(HERE, "..", "..", "examples")
+    server = gunicorn(workers=2, interval=0.5, app="demo_app:app", args=("--chdir", examples),
+                      env={"PYLOOT_INTERVAL": "0.5"}, ready_path="/")
+    for i in range(6):
+        assert server.get("/login/user%d" % i).status == 200
+        assert server.get("/work").status == 200
+    got = wait_routes(server, {"GET /login/<user>": 6, "GET /work": 6})
+    assert got["GET /login/<user>"] == 6
