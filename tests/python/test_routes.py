@@ -232,6 +232,19 @@ def test_report_has_a_route_per_grower(gunicorn):
     # null while no route's requests explain the growth (the fit's answer).
     assert "route" in grower
     assert grower["route"] is None or grower["route"]["route"] == "GET /a/{id}"
+    # pyloot routes: the same counts from the stopped server's store, as a table and as the route's JSON.
+    out = subprocess.run([pyloot_exe(), "routes", "--db", str(server.db)], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert any(line.split() == ["30", "GET", "/a/{id}"] for line in out.stdout.splitlines()), out.stdout
+    out = subprocess.run([pyloot_exe(), "routes", "--db", str(server.db), "--json", "--group", LEAK],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)
+    assert body["group"] == LEAK and routes_of(body)["GET /a/{id}"] == 30
+    out = subprocess.run([pyloot_exe(), "routes", "--db", str(server.db), "--group", "no.Such"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "no type of that name" in out.stderr
 
 
 def test_demo_counts_its_routes(gunicorn):
