@@ -311,40 +311,58 @@ out:
     return rc;
 }
 
-/* Fills d->names for every id its entries use. */
+static int by_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Replaces the stored ids of d's entries by indexes into d->names (ids
+ * ascending; so ids stay ascending within a record) and reads the name of
+ * each: memory in the routes read, whatever the ids pruning left. */
 static int load_names(pl_store *s, MDB_txn *txn, pl_route_data *d)
 {
-    uint32_t top = 0;
-    size_t i;
-    int rc;
+    uint32_t *ids = malloc((d->n_entries ? d->n_entries : 1) * sizeof *ids);
+    size_t i, m = 0;
+    int rc = 0;
 
-    for (i = 0; i < d->n_entries; i++)
-        if (d->entries[i].route_id > top)
-            top = d->entries[i].route_id;
-    d->names = calloc((size_t)top + 1, sizeof *d->names);
-    if (!d->names)
+    if (!ids)
         return ENOMEM;
-    d->n_names = (size_t)top + 1;
-    for (i = 0; i < d->n_entries; i++) {
-        uint32_t id = d->entries[i].route_id;
+    for (i = 0; i < d->n_entries; i++)
+        ids[i] = d->entries[i].route_id;
+    qsort(ids, d->n_entries, sizeof *ids, by_u32);
+    for (i = 0; i < d->n_entries; i++)
+        if (!m || ids[m - 1] != ids[i])
+            ids[m++] = ids[i];
+    d->names = calloc(m ? m : 1, sizeof *d->names);
+    if (!d->names) {
+        rc = ENOMEM;
+        goto out;
+    }
+    d->n_names = m;
+    for (i = 0; i < d->n_entries; i++)
+        d->entries[i].route_id = (uint32_t)lower_bound(ids, m, sizeof *ids, sizeof *ids, d->entries[i].route_id);
+    for (i = 0; i < m; i++) {
         uint8_t kb[4];
         MDB_val k = {4, kb}, v;
-        if (d->names[id])
-            continue;
-        put_be32(kb, id);
+        put_be32(kb, ids[i]);
         rc = mdb_get(txn, s->routeids, &k, &v);
-        if (rc == MDB_NOTFOUND) {
+        if (rc == MDB_NOTFOUND)
             v = (MDB_val){strlen(PL_ROUTE_OTHER), PL_ROUTE_OTHER};
-        } else if (rc) {
-            return rc;
+        else if (rc)
+            goto out;
+        d->names[i] = malloc(v.mv_size + 1);
+        if (!d->names[i]) {
+            rc = ENOMEM;
+            goto out;
         }
-        d->names[id] = malloc(v.mv_size + 1);
-        if (!d->names[id])
-            return ENOMEM;
-        memcpy(d->names[id], v.mv_data, v.mv_size);
-        d->names[id][v.mv_size] = '\0';
+        memcpy(d->names[i], v.mv_data, v.mv_size);
+        d->names[i][v.mv_size] = '\0';
     }
-    return 0;
+    rc = 0;
+out:
+    free(ids);
+    return rc;
 }
 
 int routes_unguarded(pl_store *s, const pl_routes_query *q, pl_route_data **out)

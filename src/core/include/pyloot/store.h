@@ -397,7 +397,7 @@ typedef struct pl_routes_query {
 
 /* One entry of a stored route sample. */
 typedef struct pl_route_entry {
-    uint32_t route_id;
+    uint32_t route_id;      /* as read: the index of its name in pl_route_data.names */
     uint64_t requests;
 } pl_route_entry;
 
@@ -421,7 +421,7 @@ typedef struct pl_route_data {
     size_t n_workers;
     pl_route_entry *entries;
     size_t n_entries;
-    char **names;            /* indexed by route id (n_names entries; NULL where unused) */
+    char **names;            /* the names of the routes the entries use, indexed by their route_id */
     size_t n_names;
 } pl_route_data;
 
