@@ -12,6 +12,7 @@
 #include "pyloot/route_name.h"
 #include "pyloot/route_obs.h"
 #include "pyloot/store.h"
+#include "pyloot/verify.h"
 #include "test.h"
 #include "test_schema.h"
 
@@ -348,6 +349,57 @@ static void test_observations(void)
     remove_dir(dir);
 }
 
+/* A routes record that does not decode is damage to the store's check, and
+ * an error (not wrong counts) to a reader. */
+static void test_damaged_record(void)
+{
+    char *dir = make_dir();
+    pl_store *s = open_at(dir, 0, 0);
+    pl_incarnation a;
+    pl_routes_query q;
+    pl_route_totals *t = NULL;
+    pl_route_count r[] = {{"GET /a", 6, 3}};
+    char why[480];
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_dbi dbi;
+    MDB_val k, v, bad = {3, "\x02\x01\x80"}; /* two entries announced, a varint cut short */
+    uint8_t key[32];
+
+    CHECK_OK(pl_proc_self(&a));
+    reg(s, a);
+    append(s, a, one_type(s), T0, 1, r, 1);
+    pl_store_close(s);
+    CHECK_OK(pl_store_walk(dir, why, sizeof why));
+
+    CHECK_OK(mdb_env_create(&env));
+    mdb_env_set_maxdbs(env, 32);
+    CHECK_OK(mdb_env_open(env, dir, 0, 0600));
+    CHECK_OK(mdb_txn_begin(env, NULL, 0, &txn));
+    CHECK_OK(mdb_dbi_open(txn, "routes", 0, &dbi));
+    CHECK_OK(mdb_cursor_open(txn, dbi, &cur));
+    CHECK_OK(mdb_cursor_get(cur, &k, &v, MDB_FIRST));
+    memcpy(key, k.mv_data, k.mv_size);
+    k.mv_data = key;
+    mdb_cursor_close(cur);
+    CHECK_OK(mdb_put(txn, dbi, &k, &bad, 0));
+    CHECK_OK(mdb_txn_commit(txn));
+    mdb_env_close(env);
+
+    CHECK_EQ_INT(pl_store_walk(dir, why, sizeof why), PL_ECORRUPT);
+    CHECK(strstr(why, "table routes, key incarnation ") != NULL);
+    CHECK(strstr(why, "requests by route do not decode") != NULL);
+    s = open_at(dir, 1, 0);
+    if (s) {
+        memset(&q, 0, sizeof q);
+        CHECK_EQ_INT(pl_route_totals_read(s, &q, &t), PL_ECORRUPT);
+        CHECK(t == NULL);
+        pl_store_close(s);
+    }
+    remove_dir(dir);
+}
+
 int main(void)
 {
     RUN(test_names);
@@ -355,5 +407,6 @@ int main(void)
     RUN(test_retention);
     RUN(test_schema5);
     RUN(test_observations);
+    RUN(test_damaged_record);
     return TEST_EXIT();
 }
