@@ -145,11 +145,12 @@ def test_group_answers_the_contract(gunicorn):
     for i in range(20):
         assert server.get("/a/%d" % i).status == 200
     wait_routes(server, {"GET /a/{id}": 20})
-    body = server.api("/api/routes?group=" + LEAK)
+    # One more interval after the requests' one, so that it has a point of the type on both sides.
+    body = wait_until(lambda: (lambda b: b if b["observations"] >= 1 else None)(
+        server.api("/api/routes?group=" + LEAK)), 30, message="an observation")
     assert body["group"] == LEAK
     for key in ("r2", "observations", "intercept", "routes"):
         assert key in body
-    assert body["observations"] >= 1
     (a,) = [r for r in body["routes"] if r["route"] == "GET /a/{id}"]
     assert a["requests"] == 20
     assert set(a) == {"route", "requests", "per_request", "stderr", "contribution", "separable"}
