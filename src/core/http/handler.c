@@ -92,6 +92,7 @@ static const struct route {
     {"/api/procs", 0, ROUTE_GET | ROUTE_STORE, pl_route_procs, NULL},
     {"/api/history", 0, ROUTE_GET | ROUTE_STORE, pl_route_history, NULL},
     {"/api/memory", 0, ROUTE_GET | ROUTE_STORE, pl_route_memory, NULL},
+    {"/api/routes", 0, ROUTE_GET | ROUTE_STORE, pl_route_routes, NULL},
     {"/metrics", 0, ROUTE_GET | ROUTE_STORE_TEXT, pl_route_metrics, NULL},
     {"/api/witnesses", 0, ROUTE_GET | ROUTE_STORE, pl_route_witnesses, NULL},
     {"/api/objects", 0, ROUTE_GET | ROUTE_STORE, pl_route_objects, pl_central_objects},

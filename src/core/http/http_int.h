@@ -5,6 +5,7 @@
  *   handler.c          pl_handler_new/free, the one route table, dispatch, access, gzip
  *   route_procs.c      GET /api/procs
  *   route_history.c    GET /api/history and its JSON encoder
+ *   route_routes.c     GET /api/routes: requests by route, growth per request of a type
  *   route_live.c       the live-object routes and their one mailbox forward
  *   route_witnesses.c  GET /api/witnesses, the witness JSON and its "held by" line
  *   route_metrics.c    GET /metrics (the text is metrics.c's)
@@ -122,6 +123,7 @@ int pl_central_objects(pl_remote *r, const pl_remote_request *req, pl_response *
 void pl_route_procs(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_history(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_memory(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
+void pl_route_routes(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_objects(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_object(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_object_graph(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
