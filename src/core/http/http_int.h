@@ -96,6 +96,14 @@ void pl_http_json_series(pl_buf *b, const int64_t *v, size_t n);
  * host= over the store (route_history.c). */
 int pl_http_pid_on_several_hosts(pl_store *store, uint32_t pid, pl_response *resp);
 
+/* The checks of the scope of a windowed route over the store (pid=, host=,
+ * since=, until=) once parsed: until after since, and a pid alone that is on
+ * several hosts. 0, or -1 with a 400 in resp (params.c). */
+int pl_http_scope_check(pl_store *store, uint32_t pid, const char *host, int64_t since_ms, int64_t until_ms,
+                        pl_response *resp);
+/* The 404 of a scope (pid and/or host) with no incarnation in the store. */
+void pl_http_scope_not_found(pl_response *resp, uint32_t pid, const char *host);
+
 /* ---- routes: one function per route, rest is what follows a prefix route's path ---- */
 
 typedef void (*pl_http_route_fn)(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);

@@ -116,19 +116,11 @@ void pl_route_routes(pl_handler *h, const pl_request *req, const char *rest, pl_
         goto done;
     q.host = host.len ? host.data : NULL;
     q.pid = (uint32_t)pid;
-    if (q.since_ms && q.until_ms && q.until_ms <= q.since_ms) {
-        pl_http_error(resp, 400, "parameter until must be after since");
-        goto done;
-    }
-    if (pid && !q.host && pl_http_pid_on_several_hosts(h->opt.store, (uint32_t)pid, resp))
+    if (pl_http_scope_check(h->opt.store, q.pid, q.host, q.since_ms, q.until_ms, resp))
         goto done;
     rc = pl_route_totals_read(h->opt.store, &q, &totals);
     if (rc == PL_ENOTFOUND) {
-        if (q.host)
-            pl_http_error(resp, 404, "no incarnation%s%.0" PRIu64 " of host %s in this store", pid ? " with pid " : "",
-                          pid, q.host);
-        else
-            pl_http_error(resp, 404, "no incarnation with pid %" PRIu64 " in this store", pid);
+        pl_http_scope_not_found(resp, q.pid, q.host);
         goto done;
     }
     if (rc == PL_ETOOBIG) {
