@@ -15,44 +15,8 @@
 #include "pyloot/verify.h"
 #include "test.h"
 #include "test_schema.h"
+#include "test_store_fixture.h"
 
-#define T0 1700000000000LL
-
-static pl_store *open_at(const char *dir, int read_only, uint32_t max_samples)
-{
-    pl_store_options opt;
-    pl_store *s = NULL;
-
-    memset(&opt, 0, sizeof opt);
-    opt.path = dir;
-    opt.read_only = read_only;
-    opt.max_samples = max_samples;
-    CHECK_OK(pl_store_open(&s, &opt));
-    return s;
-}
-
-static void reg(pl_store *s, pl_incarnation inc)
-{
-    pl_proc_info info;
-
-    memset(&info, 0, sizeof info);
-    info.inc = inc;
-    snprintf(info.host, sizeof info.host, "testhost");
-    info.interval_ms = 1000;
-    info.first_seen_ms = T0;
-    info.last_seen_ms = T0;
-    CHECK_OK(pl_store_register(s, &info));
-}
-
-static uint32_t one_type(pl_store *s)
-{
-    const char *names[1] = {"m.Leak"};
-    size_t lens[1] = {6};
-    uint32_t id = 0;
-
-    CHECK_OK(pl_store_type_ids(s, names, lens, 1, &id));
-    return id;
-}
 
 /* One sample of `count` m.Leak with the requests of n routes. */
 static void append(pl_store *s, pl_incarnation inc, uint32_t id, int64_t t, uint64_t count,
