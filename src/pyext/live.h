@@ -1,6 +1,7 @@
 /* pyloot extension: live-object queries, shared by live.c (dispatch, the
  * answer function, live_query), live_answer.c (what every query shares),
  * live_list.c (list by type), live_related.c (detail, parents, children),
+ * live_alloc.c (allocation sites of a traced type),
  * live_path.c (why alive) and live_retained.c (the dominator tree).
  *
  * Every query follows the same order, because a borrowed pointer is only
@@ -119,5 +120,7 @@ int pl_answer_graph(pl_answer *a);   /* live_graph.c: limit is the depth */
 int pl_answer_retained(pl_answer *a);
 /* heap_dump.c: PL_LIVE_HEAPDUMP, the file image of a heap dump as the body. */
 int pl_answer_heapdump(pl_answer *a);
+/* live_alloc.c: PL_LIVE_ALLOCATIONS, the allocation sites of a traced type. */
+int pl_answer_allocations(pl_answer *a);
 
 #endif

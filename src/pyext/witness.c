@@ -122,11 +122,9 @@ static uint64_t steady_growth(const track *tr)
     return last > first ? last - first : 1;
 }
 
-/* The track to witness now, or NULL: the largest steady grower among the
- * top PL_WITNESS_TOP that is not resting. */
-static track *pick(int64_t now_ms)
+/* The PL_WITNESS_TOP largest steady growers into top[], largest first. */
+static void top_growers(track **top)
 {
-    track *top[PL_WITNESS_TOP] = {0};
     uint64_t growth[PL_WITNESS_TOP] = {0};
     for (size_t i = 0; i < W.n; i++) {
         uint64_t g = steady_growth(&W.tracks[i]);
@@ -142,6 +140,27 @@ static track *pick(int64_t now_ms)
             }
         }
     }
+}
+
+/* See witness.h. */
+size_t pl_witness_growing(const pl_type_table *t, uint32_t *type_ids, size_t max)
+{
+    track *top[PL_WITNESS_TOP] = {0};
+    size_t n = 0;
+    if (W.serial != t->ids_for)
+        return 0;
+    top_growers(top);
+    for (int k = 0; k < PL_WITNESS_TOP && top[k] && n < max; k++)
+        type_ids[n++] = top[k]->type_id;
+    return n;
+}
+
+/* The track to witness now, or NULL: the largest steady grower among the
+ * top PL_WITNESS_TOP that is not resting. */
+static track *pick(int64_t now_ms)
+{
+    track *top[PL_WITNESS_TOP] = {0};
+    top_growers(top);
     for (int k = 0; k < PL_WITNESS_TOP && top[k]; k++) {
         const track *tr = top[k];
         if (tr->witnessed_ms && now_ms - tr->witnessed_ms < PL_WITNESS_EVERY_MS)

@@ -28,12 +28,13 @@ typedef enum pl_live_kind {
     PL_LIVE_SUSPECTS = 8,  /* leak suspects of the type `group`: limit (1..10) of them */
     PL_LIVE_GRAPH = 9,     /* its referrers as nodes and edges, with its path: id, limit = depth (1..4) */
     PL_LIVE_HEAPDUMP = 10, /* a heap dump file of the whole heap (docs/heapdump.md) */
+    PL_LIVE_ALLOCATIONS = 11, /* allocation sites of the traced type `group`: offset, limit (docs/allocations.md) */
 } pl_live_kind;
 
 /* A live-object query, already validated by the handler. */
 typedef struct pl_live_query {
     pl_live_kind kind;
-    char group[PL_TYPE_NAME_MAX + 1]; /* NUL-terminated; PL_LIVE_LIST only */
+    char group[PL_TYPE_NAME_MAX + 1]; /* NUL-terminated; PL_LIVE_LIST, _SUSPECTS, _ALLOCATIONS */
     uint64_t id;                      /* object id as shown in responses; never a pointer to dereference
                                        * (PL_LIVE_RETAINERS: 0 for the top level) */
     uint64_t offset;
