@@ -277,8 +277,9 @@ static void sample(traced *t, PyObject *o)
 }
 
 /* The tp_alloc of traced types, and of the subclasses that inherited it
- * while their base was traced: a subclass is not traced itself (it gets
- * nothing but the probe). Allocation itself is always PyType_GenericAlloc,
+ * while their base was traced (a class statement sets PyType_GenericAlloc
+ * itself, but a type made from a C spec inherits the slot): a subclass is
+ * not traced itself (it gets nothing but the probe). Allocation itself is always PyType_GenericAlloc,
  * the slot every type traced here had. */
 static PyObject *traced_alloc(PyTypeObject *type, Py_ssize_t nitems)
 {
@@ -612,6 +613,18 @@ static PyObject *py_alloc_untrace(PyObject *module, PyObject *tp)
     return PyBool_FromLong(pl_alloc_untrace((PyTypeObject *)tp));
 }
 
+/* alloc_wrapped(type) -> bool: its tp_alloc is the wrapper (traced, or a
+ * subclass that inherited it): for tests of the slot's restoration. */
+static PyObject *py_alloc_wrapped(PyObject *module, PyObject *tp)
+{
+    (void)module;
+    if (!PyType_Check(tp)) {
+        PyErr_SetString(PyExc_TypeError, "alloc_wrapped takes a type");
+        return NULL;
+    }
+    return PyBool_FromLong(((PyTypeObject *)tp)->tp_alloc == traced_alloc);
+}
+
 static PyObject *py_alloc_untrace_all(PyObject *module, PyObject *unused)
 {
     (void)module;
@@ -667,6 +680,7 @@ static PyMethodDef alloc_methods[] = {
     {"alloc_untrace", py_alloc_untrace, METH_O,
      "alloc_untrace(type or name) -> bool: stop tracing it, restore its slot, forget its sites."},
     {"alloc_untrace_all", py_alloc_untrace_all, METH_NOARGS, "Stops tracing every type."},
+    {"alloc_wrapped", py_alloc_wrapped, METH_O, "alloc_wrapped(type) -> bool: its tp_alloc is pyloot's wrapper."},
     {"alloc_stats", py_alloc_stats, METH_NOARGS, "The traced types and the sizes of the site tables."},
     {NULL, NULL, 0, NULL},
 };

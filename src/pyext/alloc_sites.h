@@ -68,7 +68,7 @@ void pl_alloc_site_json(long site, pl_buf *b);
 int pl_alloc_sites_of(PyTypeObject *tp, long **out, uint64_t **allocs, size_t *n);
 
 /* Adds the trace functions (alloc_trace, alloc_trace_name, alloc_untrace,
- * alloc_untrace_all, alloc_stats) to the module. 0 or -1. */
+ * alloc_untrace_all, alloc_wrapped, alloc_stats) to the module. 0 or -1. */
 int pl_alloc_module_exec(PyObject *module);
 
 /* Restores every traced slot (module teardown). GIL held. */

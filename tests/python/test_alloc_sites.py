@@ -135,7 +135,9 @@ def test_the_class_works_after_untrace_and_shutdown():
     before = [Kept(i) for i in range(300)]
     for o in before[:10]:
         weakref.finalize(o, dead.append, 1)
+    assert P.alloc_wrapped(Kept)
     assert P.alloc_untrace(Kept) is True
+    assert not P.alloc_wrapped(Kept)
     name = Kept.__module__ + "." + Kept.__qualname__
     assert sites(name)["traced"] is False and sites(name)["sites"] == []
     after = [Kept(i) for i in range(10)]
@@ -147,7 +149,7 @@ def test_the_class_works_after_untrace_and_shutdown():
     P.alloc_trace(Kept)
     assert Kept.__qualname__ and P.alloc_stats()["traced"]
     P.alloc_untrace_all()
-    assert P.alloc_stats()["traced"] == []
+    assert P.alloc_stats()["traced"] == [] and not P.alloc_wrapped(Kept)
     assert Kept(7).v == 7
 
 
@@ -160,9 +162,10 @@ def test_subclasses_of_a_traced_class():
 
     P.alloc_trace(Base)
 
-    class Late(Base):  # inherits the wrapped slot
+    class Late(Base):  # a class statement sets its own slot: not wrapped
         pass
 
+    assert P.alloc_wrapped(Base) and not P.alloc_wrapped(Late) and not P.alloc_wrapped(Early)
     objs = [Base(), Early(), Late(), Late()]
     base = Base.__module__ + "." + Base.__qualname__
     late = Late.__module__ + "." + Late.__qualname__
@@ -176,7 +179,9 @@ def test_subclasses_of_a_traced_class():
     assert sites(late)["sites"][0]["frames"][0]["line"] == line
     assert sum(s["count"] for s in sites(base)["sites"]) == 1
     P.alloc_untrace(Late)
+    assert not P.alloc_wrapped(Late) and P.alloc_wrapped(Base)
     P.alloc_untrace(Base)
+    assert not P.alloc_wrapped(Late) and not P.alloc_wrapped(Base)
     assert isinstance(Late(), Base) and isinstance(Early(), Base)
     del objs, more
     gc.collect()
