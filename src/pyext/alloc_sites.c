@@ -173,7 +173,7 @@ static long site_for(PyTypeObject *tp, const pl_stack_frame *f, size_t n)
     for (size_t k = 0; k < n; k++) {
         put_text(&text, f[k].code->co_filename);
         put_text(&text, f[k].code->co_qualname);
-        s->line[k] = PyCode_Addr2Line(f[k].code, f[k].lasti * (int)sizeof(_Py_CODEUNIT));
+        s->line[k] = PyCode_Addr2Line(f[k].code, f[k].lasti);
     }
     if (text.err || site_bytes + sizeof(site) + text.len > PL_ALLOC_SITES_BYTES) {
         pl_buf_free(&text);

@@ -830,7 +830,7 @@ size_t pl_stack_current(pl_stack_frame *out, size_t max)
 #else
         out[n].code = f->f_code;
 #endif
-        out[n].lasti = _PyInterpreterFrame_LASTI(f);
+        out[n].lasti = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
         n++;
     }
 #else

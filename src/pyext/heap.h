@@ -135,8 +135,8 @@ int pl_frames_collect(pl_frames *fr);
 void pl_frames_free(pl_frames *fr);
 
 /* One frame of a running thread's stack: its code (borrowed: valid while
- * the frame runs) and the index of its current instruction in code units
- * (PyCode_Addr2Line takes it times sizeof(_Py_CODEUNIT)). */
+ * the frame runs) and the byte offset of its current instruction (what
+ * PyCode_Addr2Line takes). */
 typedef struct pl_stack_frame {
     PyCodeObject *code;
     int lasti;
