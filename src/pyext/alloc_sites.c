@@ -333,8 +333,10 @@ static void restore_subclasses(PyTypeObject *tp, int depth)
         PyTypeObject *sub = (PyTypeObject *)PyList_GET_ITEM(subs, i);
         if (!PyType_Check(sub) || find_traced(sub))
             continue;
-        if (sub->tp_alloc == traced_alloc)
+        if (sub->tp_alloc == traced_alloc) {
             sub->tp_alloc = PyType_GenericAlloc;
+            PyType_Modified(sub);
+        }
         restore_subclasses(sub, depth + 1);
     }
     Py_DECREF(subs);
@@ -394,6 +396,10 @@ int pl_alloc_trace(PyTypeObject *tp, int automatic, const char **why)
     t->gap = t->countdown = 1;
     rebuild_by_type();
     tp->tp_alloc = traced_alloc;
+    /* A new version tag: call sites the interpreter specialized for the
+     * old slot (3.13 allocates simple classes inline when tp_alloc is
+     * PyType_GenericAlloc) fall back to the slot. */
+    PyType_Modified(tp);
     return 1;
 }
 
@@ -404,6 +410,7 @@ int pl_alloc_untrace(PyTypeObject *tp)
     if (!t)
         return 0;
     tp->tp_alloc = PyType_GenericAlloc;
+    PyType_Modified(tp);
     drop_entry(t);
     restore_subclasses(tp, 0);
     return 1;

@@ -274,3 +274,26 @@ def test_allocations_route_in_gunicorn_workers(gunicorn):
         err = server.api(bad, expect=400)
         assert "error" in err
     assert "error" in server.api("/api/allocations?group=leaky.Leak&pid=4000000", expect=404)
+
+
+def test_a_call_site_specialized_before_tracing_is_sampled():
+    # CPython 3.13 allocates instances of a simple class with a Python
+    # __init__ inline at a call site it has specialized; tracing must make
+    # such a site go through the slot again.
+    class Warm:
+        def __init__(self):
+            self.x = 1
+
+    Warm.__qualname__ = "AllocWarm"
+
+    def build(n):
+        return [Warm() for _ in range(n)]
+
+    for _ in range(50):
+        build(100)
+    P.alloc_trace(Warm)
+    kept = build(10)
+    got = sites(__name__ + ".AllocWarm")
+    assert got["traced"] and sum(s["count"] for s in got["sites"]) == 10, got
+    assert got["sites"][0]["frames"][0]["function"].startswith("test_a_call_site_specialized")
+    del kept
