@@ -297,3 +297,26 @@ def test_a_call_site_specialized_before_tracing_is_sampled():
     assert got["traced"] and sum(s["count"] for s in got["sites"]) == 10, got
     assert got["sites"][0]["frames"][0]["function"].startswith("test_a_call_site_specialized")
     del kept
+
+
+def test_a_growing_class_is_traced_by_itself(gunicorn):
+    """No name given: leaky.Leak grows steadily, the witnesses pick it, and
+    the collector traces its allocations from then on."""
+    import time
+
+    from test_witness import leak_until_witnessed
+
+    server = gunicorn(workers=1, interval=0.3)
+    pid = server.worker_pids()[0]
+    assert server.api("/api/allocations?group=leaky.Leak&pid=%d" % pid)["traced"] is False
+    leak_until_witnessed(server)
+    deadline = time.monotonic() + 30
+    got = None
+    while time.monotonic() < deadline:
+        server.get("/leak?n=5")
+        got = server.api("/api/allocations?group=leaky.Leak&pid=%d" % pid)
+        if got["traced"] and got["sites"]:
+            break
+        time.sleep(0.1)
+    assert got["traced"] is True and got["sites"], got
+    assert got["sites"][0]["frames"][0]["line"] == leak_line()
