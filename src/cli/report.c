@@ -208,6 +208,8 @@ static void print_text(const facts *f, const int64_t *window, const grower *g, s
             pl_witness_held_by(&wl[i].w[0], &line);
             fmt_utc(wl[i].w[0].time_ms, a, sizeof a);
             printf("    held by: %s\n      (witness of pid %u at %s UTC)\n", pl_buf_cstr(&line), wl[i].w[0].inc.pid, a);
+            if (wl[i].w[0].site)
+                printf("    created at: %s\n", wl[i].w[0].site);
             pl_buf_free(&line);
         } else {
             printf("    held by: (no witness recorded)\n");

@@ -519,6 +519,17 @@ void pl_alloc_site_json(long k, pl_buf *b)
 }
 
 /* See alloc_sites.h. */
+void pl_alloc_site_line(long k, pl_buf *b)
+{
+    if (k < 0 || (size_t)k >= nsites || !sites[k].n) {
+        pl_buf_puts(b, "(no Python frame)");
+        return;
+    }
+    const char *file = sites[k].text, *func = file + strlen(file) + 1;
+    pl_buf_printf(b, "%s:%d in %s", file, sites[k].line[0], func);
+}
+
+/* See alloc_sites.h. */
 int pl_alloc_sites_of(PyTypeObject *tp, long **out, uint64_t **allocs, size_t *n)
 {
     *out = NULL;

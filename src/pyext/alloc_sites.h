@@ -62,6 +62,10 @@ long pl_alloc_site_of(PyObject *o, unsigned *weight);
  * {"file", "line", "function"}, innermost first. */
 void pl_alloc_site_json(long site, pl_buf *b);
 
+/* Appends "file:line in function" of the innermost frame of site `site`
+ * ("(no Python frame)" for a site without frames). */
+void pl_alloc_site_line(long site, pl_buf *b);
+
 /* The sites of tp, appended to *out (indices for pl_alloc_site_json),
  * with the allocations each stands for in *allocs (same order). 0, or -1
  * out of memory (no exception set). Callers free both arrays. */

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc_sites.h"
 #include "heap.h"
 #include "live.h"
 #include "referents.h"
@@ -185,6 +186,7 @@ typedef struct described {
     pl_buf text;
     size_t off[PL_WITNESS_MAX_STEPS][3];
     size_t n;
+    size_t site; /* offset of the instance's allocation site, 0: none */
 } described;
 
 /* 1 when the step reached through e is held under a secret-looking name
@@ -229,6 +231,13 @@ static void describe_path(pl_objvec *path, pl_edge *edges, described *d)
     }
     if (entered)
         pl_answer_leave();
+    unsigned weight; /* the instance's allocation site, when it was sampled (alloc_sites.h) */
+    long site = n ? pl_alloc_site_of(path->v[n - 1], &weight) : -1;
+    if (site >= 0) {
+        d->site = d->text.len;
+        pl_alloc_site_line(site, &d->text);
+        pl_buf_putc(&d->text, '\0');
+    }
 }
 
 /* The search for an untracked instance: while one tracked object is
@@ -431,7 +440,8 @@ void pl_witness_after_collection(pl_type_table *t, pl_store *store, const pl_inc
             steps[i].via = d.text.data + d.off[i][1];
             steps[i].repr = d.text.data + d.off[i][2];
         }
-        rc = pl_store_witness_put(store, self, tr->type_id, now_ms, steps, d.n);
+        rc = pl_store_witness_put_site(store, self, tr->type_id, now_ms, steps, d.n,
+                                       d.site ? d.text.data + d.site : NULL);
         if (!rc)
             tr->witnessed_ms = now_ms;
     } else if (found == 0) {

@@ -320,3 +320,30 @@ def test_a_growing_class_is_traced_by_itself(gunicorn):
         time.sleep(0.1)
     assert got["traced"] is True and got["sites"], got
     assert got["sites"][0]["frames"][0]["line"] == leak_line()
+
+
+def test_a_witness_carries_its_site_and_the_report_prints_it(gunicorn):
+    """The witness's instance is among the first allocations of leaky.Leak,
+    which are all sampled (fewer than ALLOC_SAMPLE_ALL are made): its site
+    is stored with the path, shown by /api/witnesses and `pyloot report`."""
+    import subprocess
+    import time
+
+    from test_cli import pyloot_exe
+
+    server = gunicorn(workers=1, interval=0.3, env={"PYLOOT_TEST_TRACE": "leaky.Leak"})
+    witnesses = []
+    for _ in range(P.ALLOC_SAMPLE_ALL - 50):  # one leak a round, bounded
+        server.get("/leak?n=1")
+        r = server.get("/_pyloot/api/witnesses?group=leaky.Leak")  # 404 until the type is stored
+        witnesses = r.json()["witnesses"] if r.status == 200 else []
+        if witnesses:
+            break
+        time.sleep(0.1)
+    assert witnesses, "no witness of leaky.Leak within %d leaks" % (P.ALLOC_SAMPLE_ALL - 50)
+    where = "leaky.py:%d in " % leak_line()
+    assert where in witnesses[0].get("created_at", ""), witnesses[0]
+    out = subprocess.run([pyloot_exe(), "report", "--db", str(server.db)], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "    created at: " in out.stdout and where in out.stdout, out.stdout

@@ -127,7 +127,8 @@ void pl_response_free(pl_response *resp);
 
 /* Appends one witness as the JSON object /api/witnesses lists:
  * {"pid", "start", "host", "time", "held_by", "path": [{"type", "via",
- * "repr"}, ...]} ("via" null for the root). Returns 0 or ENOMEM. */
+ * "repr"}, ...]} ("via" null for the root), and "created_at": "file:line
+ * in function" when the witness has the instance's site. Returns 0 or ENOMEM. */
 int pl_json_witness(pl_buf *b, const pl_witness *w);
 
 /* Appends how an incarnation ended as /api/procs shows it (pl_proc_end_kind):
