@@ -7,9 +7,9 @@ import { api } from "./api.js";
 
 const SHOWN = 5; /* sites listed on the objects page, top first */
 
-/** "file:line in function", the one wording of a frame. */
+/** "file:line in function", the one wording of a frame ("file:line" when the function is not known: tracemalloc's). */
 export function frameText(f) {
-  return f.file + ":" + f.line + " in " + f.function;
+  return f.file + ":" + f.line + (f.function ? " in " + f.function : "");
 }
 
 /** The whole stack of a site, innermost first, one frame a line (hover text). */

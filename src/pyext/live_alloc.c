@@ -69,7 +69,8 @@ static void untraced(pl_answer *a)
     pl_json_key(b, "note");
     pl_json_cstr(b, "this type's allocations are not traced: name it in PyLoot(trace_allocations=[...]) or "
                     "loot.trace_allocations(); growing classes are traced by themselves. Builtin types "
-                    "(list, dict, ...) have no sites on this version (docs/allocations.md)");
+                    "(list, dict, ...) have sites only while the application runs tracemalloc "
+                    "(docs/allocations.md)");
     pl_buf_putc(b, '}');
     a->status = 200;
 }
@@ -79,7 +80,11 @@ int pl_answer_allocations(pl_answer *a)
 {
     PyTypeObject *tp = pl_alloc_traced_named(a->q->group);
     if (!tp) {
-        untraced(a);
+        int r = pl_answer_allocations_tracemalloc(a);
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            untraced(a);
         return 0;
     }
     struct count_scan c = {.tp = tp};

@@ -347,3 +347,21 @@ def test_a_witness_carries_its_site_and_the_report_prints_it(gunicorn):
                          timeout=30)
     assert out.returncode == 0, out.stderr
     assert "    created at: " in out.stdout and where in out.stdout, out.stdout
+
+
+def test_builtins_from_tracemalloc_when_the_app_runs_it():
+    import tracemalloc
+
+    assert sites("set")["traced"] is False  # tracemalloc not running: nothing
+    tracemalloc.start(4)
+    try:
+        line = inspect.currentframe().f_lineno + 1
+        kept = [{i, -i} for i in range(30)]
+        got = sites("set")
+        assert got["traced"] is True and got["source"] == "tracemalloc", got
+        mine = [s for s in got["sites"] if s["frames"][0]["file"] == str(HERE) and s["frames"][0]["line"] == line]
+        assert mine and mine[0]["count"] == 30, got["sites"][:3]
+        del kept
+    finally:
+        tracemalloc.stop()
+    assert sites("set")["traced"] is False
