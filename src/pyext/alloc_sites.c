@@ -346,6 +346,11 @@ static void restore_subclasses(PyTypeObject *tp, int depth)
 int pl_alloc_trace(PyTypeObject *tp, int automatic, const char **why)
 {
     *why = NULL;
+#ifdef Py_GIL_DISABLED
+    /* The tables are protected by the GIL. */
+    *why = "allocation sites need the GIL (this is a free-threaded build)";
+    return 0;
+#endif
     if (find_traced(tp))
         return 1;
     if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
@@ -403,8 +408,9 @@ int pl_alloc_trace(PyTypeObject *tp, int automatic, const char **why)
     return 1;
 }
 
-/* See alloc_sites.h. */
-int pl_alloc_untrace(PyTypeObject *tp)
+/* Untraces tp; with `subclasses`, also gives the plain slot back to the
+ * subclasses that inherited the wrapper (a Python call: not at teardown). */
+static int untrace(PyTypeObject *tp, int subclasses)
 {
     traced *t = find_traced(tp);
     if (!t)
@@ -412,16 +418,23 @@ int pl_alloc_untrace(PyTypeObject *tp)
     tp->tp_alloc = PyType_GenericAlloc;
     PyType_Modified(tp);
     drop_entry(t);
-    restore_subclasses(tp, 0);
+    if (subclasses)
+        restore_subclasses(tp, 0);
     return 1;
 }
 
 /* See alloc_sites.h. */
-void pl_alloc_untrace_all(void)
+int pl_alloc_untrace(PyTypeObject *tp)
+{
+    return untrace(tp, 1);
+}
+
+/* See alloc_sites.h. */
+void pl_alloc_untrace_all(int teardown)
 {
     for (int k = 0; k < PL_ALLOC_TRACED_MAX; k++)
         if (T[k].tp)
-            pl_alloc_untrace(T[k].tp);
+            untrace(T[k].tp, !teardown);
     for (int i = 0; i < PL_ALLOC_NAMES_MAX; i++) {
         free(names[i]);
         names[i] = NULL;
@@ -647,7 +660,7 @@ static PyObject *py_alloc_untrace_all(PyObject *module, PyObject *unused)
 {
     (void)module;
     (void)unused;
-    pl_alloc_untrace_all();
+    pl_alloc_untrace_all(0);
     Py_RETURN_NONE;
 }
 

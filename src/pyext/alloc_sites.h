@@ -75,7 +75,10 @@ int pl_alloc_sites_of(PyTypeObject *tp, long **out, uint64_t **allocs, size_t *n
  * alloc_untrace_all, alloc_wrapped, alloc_stats) to the module. 0 or -1. */
 int pl_alloc_module_exec(PyObject *module);
 
-/* Restores every traced slot (module teardown). GIL held. */
-void pl_alloc_untrace_all(void);
+/* Untraces every type and forgets the names waiting for theirs. With
+ * `teardown` (the module is being freed) no Python code is called, so
+ * subclasses that inherited the wrapper keep it (it allocates as the plain
+ * slot does). GIL held. */
+void pl_alloc_untrace_all(int teardown);
 
 #endif

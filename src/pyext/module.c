@@ -71,7 +71,7 @@ static int pl_clear(PyObject *m)
 
 static void pl_free(void *m)
 {
-    pl_alloc_untrace_all();
+    pl_alloc_untrace_all(1);
     pl_clear((PyObject *)m);
 }
 
