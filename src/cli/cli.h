@@ -62,6 +62,11 @@ int cli_open_store(const struct cli_globals *g, pl_store **store);
 /* common.c: prints "pyloot: <what> failed: <why>" to stderr. */
 void cli_fail(const char *what, const char *why);
 
+/* common.c: v bytes in human units into out: "512 B", "40.0 KiB",
+ * "1.2 MiB", "3.0 GiB" (1024-based); with sign, "+" before a value >= 0 as
+ * well ("+63.6 MiB"). Thread-safe. */
+void cli_fmt_bytes(int64_t v, int sign, char *out, size_t len);
+
 /* common.c: strict decimal within [lo, hi] (pl_parse_u64): 0, or -1 for
  * anything else. */
 int cli_parse_num(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);

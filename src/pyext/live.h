@@ -3,7 +3,8 @@
  * live_list.c (list by type), live_related.c (detail, parents, children),
  * live_alloc.c (allocation sites of a traced type), live_alloc_tm.c (those
  * of other types from tracemalloc),
- * live_path.c (why alive) and live_retained.c (the dominator tree).
+ * live_path.c (why alive), live_retained.c (the dominator tree) and
+ * live_tasks.c (asyncio tasks by coroutine).
  *
  * Every query follows the same order, because a borrowed pointer is only
  * valid while no Python code runs:
@@ -128,5 +129,7 @@ int pl_answer_allocations(pl_answer *a);
  * (tracemalloc not tracing, or no tracked instance of the type), -1 with
  * an exception set. */
 int pl_answer_allocations_tracemalloc(pl_answer *a);
+/* live_tasks.c: PL_LIVE_TASKS, the asyncio tasks grouped by coroutine. */
+int pl_answer_tasks(pl_answer *a);
 
 #endif

@@ -18,7 +18,7 @@
  *   bit 4  gzip disabled
  *   bit 5  the peer is 127.0.0.1 (else unknown, so not loopback): without a
  *          token, the access rule lets only such a request reach the live
- *          routes (/api/objects..., /api/suspects, /api/retainers)
+ *          routes (/api/objects..., /api/suspects, /api/retainers, /api/tasks)
  *   bit 6  the request came through a proxy (X-Forwarded-For and the like)
  *   bit 7  the handler has the token "fuzz-token" (PyLoot(token=))
  * Every field is copied into a buffer of its exact size, so that AddressSanitizer

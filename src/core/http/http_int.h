@@ -54,6 +54,7 @@ struct pl_handler {
 #define PL_PARAM_QUERY_MAX 256                /* q= of /api/history, bytes */
 #define PL_PARAM_HOST_MAX 63                  /* host=, bytes */
 #define PL_GRAPH_DEPTH_MAX 4                  /* depth= of /api/objects/<id>/graph */
+#define PL_TASKS_GROUPS_MAX 100               /* limit= of /api/tasks: groups listed */
 
 /* Finds the first `name=value` of a raw query string (NULL: none) and
  * URL-decodes the value into out (NUL-terminated). 1 found, 0 absent,
@@ -127,6 +128,7 @@ void pl_route_object_graph(pl_handler *h, const pl_request *req, const char *res
 void pl_route_retainers(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_suspects(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_allocations(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
+void pl_route_tasks(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_witnesses(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_metrics(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_index(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);

@@ -606,6 +606,14 @@ int ids_in_range(pl_store *s, MDB_txn *txn, const pl_type_count *sorted, size_t 
 int chunk_part(MDB_cursor *cur, const uint8_t *lo, int first, MDB_val *val);
 /* Replaces (smp NULL: deletes) the first-sample snapshot of an incarnation. */
 int snap_put(pl_store *s, MDB_txn *txn, const uint8_t *inck, const struct sample *smp);
+/* Adds the first-sample snapshot of inck (packed: the store's layout4()),
+ * times sign, into acc[id] (and bacc[id] unless NULL) for ids <= max_id. */
+int snap_add(pl_store *s, MDB_txn *txn, const uint8_t *inck, int packed, uint32_t max_id, int64_t *acc,
+             int64_t *bacc, int sign);
+/* The full count and bytes of a marked narrow log entry (type id of log
+ * sample (inck, t)), from the wide parts; PL_ECORRUPT when they lack it. */
+int wide_lookup(MDB_txn *txn, MDB_dbi dbi, const uint8_t *inck, int64_t t, uint32_t id, uint64_t *count,
+                uint64_t *bytes);
 /* Reads point idx (< n) of every type of one window into smp (sorted, zero entries left out). */
 int window_sample(pl_store *s, MDB_txn *txn, const uint8_t *inck, uint64_t wtime, unsigned flags,
                   uint32_t n, uint32_t idx, struct sample *smp);

@@ -243,6 +243,8 @@ typedef struct pl_history_query {
     int64_t until_ms;       /* the as-of moment, unix ms; 0 = now when an incarnation is alive,
                              * else the last moment one was (pl_history.as_of_ms says which) */
     const char *host;       /* NULL or "" = every host; else only incarnations of this host */
+    unsigned trends;        /* 0 = every type; else only types whose trend (PL_TREND_*, trend.h) has
+                             * its bit (1u << trend) set: before offset/limit, total counts them */
 } pl_history_query;
 
 /* How far after the clock a since/until may be (clock skew between hosts);
@@ -255,6 +257,7 @@ typedef struct pl_history_line {
     char host[64];          /* of the incarnation's procs record, NUL-terminated */
     int64_t *counts;        /* n_times entries; -1 where the incarnation has no value */
     int64_t *bytes;         /* n_times entries, its bytes; -1 likewise */
+    int trend;              /* PL_TREND_* of counts (trend.h) */
 } pl_history_line;
 
 typedef struct pl_history_type {
@@ -268,6 +271,7 @@ typedef struct pl_history_type {
     int64_t *bytes_series;  /* n_times entries, merged bytes; -1 likewise */
     pl_history_line *lines; /* per_worker only: n_lines entries, else NULL */
     size_t n_lines;
+    int trend;              /* PL_TREND_* of the merged counts over the window (trend.h) */
 } pl_history_type;
 
 typedef struct pl_history {
@@ -291,9 +295,13 @@ typedef struct pl_history {
  * interval (see docs/store.md): an incarnation contributes to a slot its
  * last sample at or before the slot's end while it was alive (a dead one
  * until 1.5 intervals after its last sign of life). The merged line sums
- * those contributions. Candidates are every type of the store; ties sort by
+ * those contributions. Each type (and line) gets the trend of its count
+ * series (pl_trend_classify); with `trends`, only the types of those trends
+ * count, which reads the series of every candidate (in batches, in the same
+ * transaction). Candidates are every type of the store; ties sort by
  * name, then id. Returns PL_EBADARG for a limit outside 1..1000, an unknown
- * sort, a negative since/until or until not after since, PL_ENOTFOUND when
+ * sort, a negative since/until or until not after since, a trends bit
+ * past PL_TREND_N, PL_ENOTFOUND when
  * `pid` (or `host`) has no incarnation. Callers zero-initialise the query.
  * *out is malloc'ed; free it with pl_history_free (NULL is a no-op). */
 int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out);
