@@ -665,12 +665,13 @@ static PyObject *py_alloc_untrace_all(PyObject *module, PyObject *unused)
 }
 
 /* alloc_stats() -> {"traced": [names], "automatic": [names], "waiting": [names],
- * "sites", "site_bytes", "sites_dropped", "samples"} */
+ * "sites", "site_bytes", "sites_dropped", "samples", "sites_by_type": {name: n}} */
 static PyObject *py_alloc_stats(PyObject *module, PyObject *unused)
 {
     (void)module;
     (void)unused;
     PyObject *traced_l = PyList_New(0), *auto_l = PyList_New(0), *wait_l = PyList_New(0), *res = NULL;
+    PyObject *by_type_d = NULL;
     if (!traced_l || !auto_l || !wait_l)
         goto out;
     for (int k = 0; k < PL_ALLOC_TRACED_MAX; k++) {
@@ -693,10 +694,27 @@ static PyObject *py_alloc_stats(PyObject *module, PyObject *unused)
         }
         Py_DECREF(s);
     }
-    res = Py_BuildValue("{s:O,s:O,s:O,s:n,s:n,s:K,s:K}", "traced", traced_l, "automatic", auto_l, "waiting",
+    if (!(by_type_d = PyDict_New()))
+        goto out;
+    for (int k = 0; k < PL_ALLOC_TRACED_MAX; k++) {
+        if (!T[k].tp)
+            continue;
+        Py_ssize_t n = 0;
+        for (size_t i = 0; i < nsites; i++)
+            n += sites[i].tp == T[k].tp;
+        PyObject *v = PyLong_FromSsize_t(n);
+        if (!v || PyDict_SetItemString(by_type_d, T[k].name ? T[k].name : "?", v) < 0) {
+            Py_XDECREF(v);
+            goto out;
+        }
+        Py_DECREF(v);
+    }
+    res = Py_BuildValue("{s:O,s:O,s:O,s:n,s:n,s:K,s:K,s:O}", "traced", traced_l, "automatic", auto_l, "waiting",
                         wait_l, "sites", (Py_ssize_t)nsites, "site_bytes", (Py_ssize_t)site_bytes, "sites_dropped",
-                        (unsigned long long)sites_dropped, "samples", (unsigned long long)samples_total);
+                        (unsigned long long)sites_dropped, "samples", (unsigned long long)samples_total,
+                        "sites_by_type", by_type_d);
 out:
+    Py_XDECREF(by_type_d);
     Py_XDECREF(traced_l);
     Py_XDECREF(auto_l);
     Py_XDECREF(wait_l);
