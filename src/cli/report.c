@@ -235,6 +235,8 @@ static void print_grower_text(const grower *x, size_t rank, const pl_witness_lis
         pl_witness_held_by(&wl->w[0], &line);
         fmt_utc(wl->w[0].time_ms, when, sizeof when);
         printf("    held by: %s\n      (witness of pid %u at %s UTC)\n", pl_buf_cstr(&line), wl->w[0].inc.pid, when);
+        if (wl->w[0].site)
+            printf("    created at: %s\n", wl->w[0].site);
         pl_buf_free(&line);
     } else {
         printf("    held by: (no witness recorded)\n");

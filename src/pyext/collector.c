@@ -18,6 +18,7 @@
 
 #include <lmdb.h>
 
+#include "alloc_sites.h"
 #include "heap.h"
 #include "requests.h"
 #include "pyloot/error.h"
@@ -124,8 +125,10 @@ static int count_pass(int gc_collect, double *gc_ms, double *pass_ms)
     if (rc == 0)
         rc = pl_live_walk(count_one, &table);
     pl_untracked_end(&untracked);
-    if (rc == 0)
+    if (rc == 0) {
         pl_typetable_publish(&table);
+        pl_alloc_sites_pass(&table);
+    }
     double t2 = pl_now_s();
     *gc_ms = (t1 - t0) * 1e3;
     *pass_ms = (t2 - t1) * 1e3;

@@ -99,6 +99,7 @@ static const struct route {
     {"/api/objects/", 0, ROUTE_GET | ROUTE_STORE, pl_route_objects, pl_central_objects},
     {"/api/retainers", 0, ROUTE_GET | ROUTE_STORE, pl_route_retainers, pl_central_objects},
     {"/api/suspects", 0, ROUTE_GET | ROUTE_STORE, pl_route_suspects, pl_central_objects},
+    {"/api/allocations", 0, ROUTE_GET | ROUTE_STORE, pl_route_allocations, pl_central_objects},
     {"/api/tasks", 0, ROUTE_GET | ROUTE_STORE, pl_route_tasks, pl_central_objects},
     {"/api/objects/*/graph", 0, ROUTE_GET | ROUTE_STORE, pl_route_object_graph, pl_central_objects},
     {"/api/heapdump", 0, ROUTE_GET | ROUTE_STORE, pl_route_heapdump, pl_central_objects},

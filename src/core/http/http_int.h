@@ -137,6 +137,7 @@ void pl_route_object(pl_handler *h, const pl_request *req, const char *rest, pl_
 void pl_route_object_graph(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_retainers(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_suspects(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
+void pl_route_allocations(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_tasks(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_witnesses(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_metrics(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);

@@ -142,7 +142,13 @@ int pl_store_mailbox_cancel(pl_store *s, uint64_t ticket)
 int pl_store_witness_put(pl_store *s, const pl_incarnation *inc, uint32_t type_id, int64_t time_ms,
                          const pl_witness_step *steps, size_t n)
 {
-    return STORE_GUARDED(s, witness_put_unguarded(s, inc, type_id, time_ms, steps, n));
+    return STORE_GUARDED(s, witness_put_unguarded(s, inc, type_id, time_ms, steps, n, NULL));
+}
+
+int pl_store_witness_put_site(pl_store *s, const pl_incarnation *inc, uint32_t type_id, int64_t time_ms,
+                              const pl_witness_step *steps, size_t n, const char *site)
+{
+    return STORE_GUARDED(s, witness_put_unguarded(s, inc, type_id, time_ms, steps, n, site));
 }
 
 /* See store.h. */

@@ -478,7 +478,7 @@ int mailbox_reply_unguarded(pl_store *s, uint64_t ticket, int status, const void
 int mailbox_result_unguarded(pl_store *s, uint64_t ticket, int *status, pl_buf *body);
 int mailbox_cancel_unguarded(pl_store *s, uint64_t ticket);
 int witness_put_unguarded(pl_store *s, const pl_incarnation *inc, uint32_t type_id, int64_t time_ms,
-                          const pl_witness_step *steps, size_t n);
+                          const pl_witness_step *steps, size_t n, const char *site);
 int witnesses_unguarded(pl_store *s, const char *group, uint32_t pid, const char *host, size_t max,
                         pl_witness_list *out);
 int remote_register_unguarded(pl_store *s, const pl_proc_info *info, int64_t now_ms, pl_incarnation *out);
@@ -720,10 +720,10 @@ int routes_unguarded(pl_store *s, const pl_routes_query *q, pl_route_data **out)
 
 /* ---- witness.c ---- */
 
-/* Checks and encodes a witness path (the parts put_once writes): 0,
+/* Checks and encodes a witness path and its optional site (the parts put_once writes): 0,
  * PL_EBADARG for a bad path, PL_ETOOBIG past WITNESS_MAX_PARTS, EROFS when
  * this handle writes no witnesses. */
-int witness_encode(pl_store *s, const pl_witness_step *steps, size_t n, pl_buf *enc);
+int witness_encode(pl_store *s, const pl_witness_step *steps, size_t n, const char *site, pl_buf *enc);
 /* Writes one encoded witness in one transaction (no retry: a full map is
  * the caller's, api.c's witness_put_unguarded). */
 int witness_put_once(pl_store *s, const pl_incarnation *inc, uint32_t type_id, int64_t time_ms, const pl_buf *enc);

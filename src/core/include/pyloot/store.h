@@ -493,6 +493,11 @@ typedef struct pl_witness_step {
  * makes room as an append does. Thread-safe. */
 int pl_store_witness_put(pl_store *s, const pl_incarnation *inc, uint32_t type_id, int64_t time_ms,
                          const pl_witness_step *steps, size_t n);
+/* pl_store_witness_put with the instance's allocation site, one line
+ * ("file:line in function", docs/allocations.md; cut at PL_WITNESS_MAX_TEXT
+ * bytes), or NULL when it is not known. */
+int pl_store_witness_put_site(pl_store *s, const pl_incarnation *inc, uint32_t type_id, int64_t time_ms,
+                              const pl_witness_step *steps, size_t n, const char *site);
 
 /* One witness as read back. `steps` is one malloc'ed block holding the
  * strings too, owned by the list. */
@@ -503,6 +508,7 @@ typedef struct pl_witness {
     uint32_t type_id;
     pl_witness_step *steps; /* n_steps entries, root first */
     size_t n_steps;
+    const char *site;       /* where the instance was created, or NULL (in the steps block) */
 } pl_witness;
 
 typedef struct pl_witness_list {
