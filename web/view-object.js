@@ -10,6 +10,7 @@ import { hostParam, workerParams, livingIn } from "./procs.js";
 import { objLink, pathSteps } from "./objlinks.js";
 import { retainedPanel } from "./retained.js";
 import { graphPanel } from "./graph-panel.js";
+import { createdAtLine } from "./allocations.js";
 import { taskPanel } from "./task-panel.js";
 
 /** A panel: its title, then a loading block until its content replaces it. */
@@ -42,7 +43,8 @@ function showObject(x, o) {
       h("span", { class: "stat" }, h("span", { class: "stat-label" }, "id"), h("b", { class: "mono", id: "object-id" }, String(o.id))),
       h("span", { class: "stat" }, h("span", { class: "stat-label" }, "pid"), h("b", null, pidShown ? String(pidShown) : "–")),
       h("span", { class: "stat" }, h("span", { class: "stat-label" }, "size"), h("b", null, fmtBytes(o.size))),
-      o.obj_name && o.obj_name !== o.type_name ? h("span", { class: "stat" }, h("span", { class: "stat-label" }, "name"), h("b", { class: "mono" }, o.obj_name)) : null));
+      o.obj_name && o.obj_name !== o.type_name ? h("span", { class: "stat" }, h("span", { class: "stat-label" }, "name"), h("b", { class: "mono" }, o.obj_name)) : null),
+    createdAtLine(o.created_at));
   replaceBody(x.secs.repr, h("pre", { class: "repr-box", id: "repr" }, o.repr));
   const tasks = taskPanel(o, pidShown, x.host);
   if (tasks) x.secs.repr.after(tasks);

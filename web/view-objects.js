@@ -10,6 +10,7 @@ import { procs, procList } from "./state.js";
 import { loadProcs, hostParam, workerParams, parseWorkerValue, fillWorkerSelect, livingIn, hostList, byHost, manyHosts } from "./procs.js";
 import { selectEl, ensureOption, field, pager, scrollToResults } from "./controls.js";
 import { witnessLine } from "./witness.js";
+import { allocationSites } from "./allocations.js";
 import { suspectBox } from "./retained.js";
 import { routesPanel } from "./routes.js";
 
@@ -72,10 +73,11 @@ function mount(v, main, r) {
   const toolbar = buildToolbar(v);
   els.head = h("div", { class: "bar-row", id: "objects-head" });
   els.witness = h("div", { id: "objects-witness" });
+  els.alloc = h("div", { id: "objects-alloc" });
   els.routes = h("section", { class: "panel routes-panel", id: "routes-panel", hidden: true });
   els.suspect = h("section", { class: "panel suspect-box", id: "suspect-box", hidden: true });
   els.results = h("div", { id: "results", dataset: { state: "loading" } });
-  main.append(toolbar, els.witness, els.routes, els.suspect, els.head, els.results);
+  main.append(toolbar, els.witness, els.alloc, els.routes, els.suspect, els.head, els.results);
   sync(v);
   loadProcs().then(() => fillWorkers(v), () => {});
   load(v);
@@ -92,6 +94,7 @@ async function load(v) {
   clear(els.head);
   fill(els.witness, st.group ? witnessLine(st.group, st.pid, st.host, true) : null, tasksLink(st));
   loadRoutes(v);
+  clear(els.alloc);
   if (!st.group) { v.loadedKey = fetchKey(st); v.data = null; els.suspect.hidden = true; pickType(v); return; }
   if (!st.pid) {
     // The pyloot command (a central server, a store after the fact) is no worker: it has no live
@@ -117,6 +120,7 @@ async function load(v) {
     render(v);
     if (d.total > 0) suspectBox(els.suspect, d.group || st.group, d.pid, st.host, () => my === v.seq);
     else els.suspect.hidden = true;
+    if (d.total > 0) fill(els.alloc, allocationSites(d.group || st.group, d.pid, st.host)); /* the worker that listed them */
   } catch (err) {
     if (my !== v.seq) return;
     v.data = null;

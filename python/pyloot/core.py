@@ -21,8 +21,22 @@ def _stop_at_exit():
     # while it can still take the GIL and finish its collection.
     _pyloot.collector_stop(blocking=True)
     _pyloot.remote_poll_stop()
+    _pyloot.alloc_untrace_all()
     for loot in list(PyLoot._started):
         loot._mark_ended()
+
+
+def _resolve_type(name):
+    """The class named ``"module.Qual.Name"`` when its module is imported, else None."""
+    parts = name.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        obj = sys.modules.get(".".join(parts[:cut]))
+        if obj is None:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr, None)
+        return obj if isinstance(obj, type) else None
+    return None
 
 
 def _in_gunicorn_master():
@@ -73,6 +87,9 @@ class PyLoot:
         process, the last one set wins.
     :param metrics_types: type names or fnmatch patterns ``/metrics`` always
         exports, besides the top types by count and by growth.
+    :param trace_allocations: classes (or their names, ``"module.Class"``)
+        whose allocation sites are sampled from now on, as
+        :meth:`trace_allocations` does (docs/allocations.md).
     :param allowed_hosts: with neither ``token`` nor ``allow``, live objects
         are answered only to requests from a loopback address that carry no
         proxy header (``X-Forwarded-For``, ``Forwarded``, ``X-Real-IP``) and
@@ -86,7 +103,7 @@ class PyLoot:
 
     def __init__(self, host=None, port=None, backend=None, interval=30, server=None, path=None,
                  gc_collect=True, live_timeout=5.0, token=None, allow=None, redact=None, metrics_types=None,
-                 host_name=None, remote_buffer=None, allowed_hosts=None):
+                 host_name=None, remote_buffer=None, allowed_hosts=None, trace_allocations=None):
         if host is not None or port is not None:
             if backend is not None:
                 raise ValueError("give either host and port or a backend, not both")
@@ -121,6 +138,9 @@ class PyLoot:
         self._deferred = False
         self._lock = threading.Lock()
         self._fork_hooks = False
+        self._trace = []
+        if trace_allocations:
+            self.trace_allocations(*trace_allocations)
 
     @property
     def backend(self):
@@ -140,6 +160,8 @@ class PyLoot:
         global _exit_hook_installed
         with self._lock:
             self._wanted = True
+            for item in self._trace:
+                self._trace_one(item)
             if not self._fork_hooks:
                 os.register_at_fork(after_in_child=self._after_fork_child,
                                     after_in_parent=self._after_fork_parent)
@@ -207,7 +229,56 @@ class PyLoot:
             self._deferred = False
         _pyloot.collector_stop(blocking=bool(blocking))
         _pyloot.remote_poll_stop()
+        self.untrace_allocations()
         PyLoot._started.discard(self)
+
+    # Allocation sites (docs/allocations.md).
+
+    def trace_allocations(self, *types):
+        """Samples where instances of these classes are created, from now on.
+
+        Each item is a class or its name (``"demo_app.Session"``): a name
+        whose class is not imported yet is traced when the collector first
+        meets an instance of it. Only classes made by a class statement can
+        be traced (builtins and C types are said so in the log). The sites
+        are shown by ``GET /api/allocations?group=`` and an object's
+        ``created_at``. ``stop()`` untraces them; ``start()`` traces them again.
+        Returns ``{item: None}`` for items traced (or waiting for their
+        class), ``{item: "why not"}`` for the others."""
+        result = {}
+        for item in types:
+            if not isinstance(item, (type, str)):
+                raise TypeError("trace_allocations takes classes or their names, not %r" % (item,))
+            if item not in self._trace:
+                self._trace.append(item)
+            result[item] = self._trace_one(item)
+        return result
+
+    def untrace_allocations(self, *types):
+        """Stops sampling these classes (every traced one when none is
+        given): their slot is restored and their sites forgotten; instances
+        made before keep working as any other."""
+        if not types:
+            _pyloot.alloc_untrace_all()
+            return
+        for item in types:
+            if item in self._trace:
+                self._trace.remove(item)
+            _pyloot.alloc_untrace(item)
+
+    @staticmethod
+    def _trace_one(item):
+        tp = item if isinstance(item, type) else _resolve_type(item)
+        if tp is None:
+            if not _pyloot.alloc_trace_name(item):
+                why = "too many names wait for their class"
+                logger.warning("pyloot: allocations of %s are not traced: %s", item, why)
+                return why
+            return None
+        why = _pyloot.alloc_trace(tp)
+        if why:
+            logger.warning("pyloot: allocations of %s are not traced: %s", getattr(tp, "__qualname__", tp), why)
+        return why
 
     def is_running(self):
         """True while this process's collector thread runs."""
@@ -233,6 +304,15 @@ class PyLoot:
         if isinstance(self._backend, HTTPRemoteBackend):
             raise RuntimeError("in remote mode the collector thread pushes the samples: start() it")
         return _pyloot.collect(self._backend.get_store(), self.gc_collect, self.interval)
+
+    def track_requests(self, app):
+        """Counts each request of a WSGI or ASGI app under its route (the
+        framework's route template, else the path with ids collapsed to
+        ``{id}``) and returns the app to serve: the counts go with each
+        sample, and ``/api/routes`` tells which route a growing type grows
+        with. A Flask app is changed in place and returned."""
+        from pyloot.requests import track_requests
+        return track_requests(app)
 
     def get_wsgi(self):
         """The WSGI app serving the UI and the API (a :class:`PyLootServer`)."""

@@ -214,7 +214,8 @@ static void print_damage(const pl_store_damage *d, size_t skipped)
 
 /* One type of a list: its name, then one line of figures, then what held
  * it. Each further fact about a type is one more line here. */
-static void print_grower_text(const grower *x, size_t rank, const pl_witness_list *wl, int sort, int64_t span)
+static void print_grower_text(const grower *x, size_t rank, const pl_witness_list *wl,
+                              const pl_route_growth_result *rg, int sort, int64_t span)
 {
     char bg[96], g[96], now[32], worst[32], when[32];
 
@@ -234,10 +235,13 @@ static void print_grower_text(const grower *x, size_t rank, const pl_witness_lis
         pl_witness_held_by(&wl->w[0], &line);
         fmt_utc(wl->w[0].time_ms, when, sizeof when);
         printf("    held by: %s\n      (witness of pid %u at %s UTC)\n", pl_buf_cstr(&line), wl->w[0].inc.pid, when);
+        if (wl->w[0].site)
+            printf("    created at: %s\n", wl->w[0].site);
         pl_buf_free(&line);
     } else {
         printf("    held by: (no witness recorded)\n");
     }
+    pl_cli_report_route_text(rg);
 }
 
 /* The report's view of the store: its facts, the window, the two lists
@@ -252,6 +256,7 @@ typedef struct report_view {
     size_t skipped;
     int sort;
     const pl_memory *mem;
+    pl_route_growth_result *const *rg; /* like wl: the route each type grows with, or NULL */
 } report_view;
 
 static void print_text(const report_view *r)
@@ -287,11 +292,12 @@ static void print_text(const report_view *r)
     else
         printf("\nno type is still growing\n");
     for (size_t i = 0; i < r->growers->n; i++)
-        print_grower_text(&r->growers->g[i], i + 1, &r->wl[i], r->sort, span);
+        print_grower_text(&r->growers->g[i], i + 1, &r->wl[i], r->rg[i], r->sort, span);
     if (r->levelled->n)
         printf("\nlevelled (filled caches?): grew, then stopped for the last stretch of the window\n");
     for (size_t i = 0; i < r->levelled->n; i++)
-        print_grower_text(&r->levelled->g[i], i + 1, &r->wl[r->growers->n + i], r->sort, span);
+        print_grower_text(&r->levelled->g[i], i + 1, &r->wl[r->growers->n + i], r->rg[r->growers->n + i], r->sort,
+                          span);
     print_damage(r->d, r->skipped);
 }
 
@@ -304,7 +310,8 @@ static void json_rate(pl_buf *b, int64_t v, int64_t span)
         pl_buf_puts(b, "null");
 }
 
-static void print_grower_json(pl_buf *b, const grower *x, const pl_witness_list *wl, int64_t span)
+static void print_grower_json(pl_buf *b, const grower *x, const pl_witness_list *wl, const pl_route_growth_result *rg,
+                              int64_t span)
 {
     pl_buf_puts(b, "{\"name\":");
     pl_json_cstr(b, x->name);
@@ -321,6 +328,8 @@ static void print_grower_json(pl_buf *b, const grower *x, const pl_witness_list 
         pl_json_witness(b, &wl->w[0]);
     else
         pl_buf_puts(b, "null");
+    pl_buf_putc(b, ',');
+    pl_cli_report_route_json(b, rg);
     pl_buf_putc(b, '}');
 }
 
@@ -359,13 +368,13 @@ static void print_json(const report_view *r)
     for (size_t i = 0; i < r->growers->n; i++) {
         if (i)
             pl_buf_putc(&b, ',');
-        print_grower_json(&b, &r->growers->g[i], &r->wl[i], span);
+        print_grower_json(&b, &r->growers->g[i], &r->wl[i], r->rg[i], span);
     }
     pl_buf_puts(&b, "],\"levelled\":[");
     for (size_t i = 0; i < r->levelled->n; i++) {
         if (i)
             pl_buf_putc(&b, ',');
-        print_grower_json(&b, &r->levelled->g[i], &r->wl[r->growers->n + i], span);
+        print_grower_json(&b, &r->levelled->g[i], &r->wl[r->growers->n + i], r->rg[r->growers->n + i], span);
     }
     pl_buf_puts(&b, "],\"damage\":");
     if (r->d->records) {
@@ -542,6 +551,7 @@ int pl_cli_report(pl_store *store, int format, uint64_t limit, int sort)
     pl_history *h = NULL;
     ranked growers = {NULL, 0}, levelled = {NULL, 0};
     pl_witness_list *wl = NULL;
+    pl_route_growth_result **rg = NULL;
     pl_memory *mem = NULL;
     facts f;
     int64_t window[2] = {0, 0};
@@ -629,6 +639,25 @@ int pl_cli_report(pl_store *store, int format, uint64_t limit, int sort)
             goto out;
         }
     }
+    /* The route each type grows with, when requests by route were counted. */
+    rg = calloc(n + 1, sizeof *rg);
+    if (!rg) {
+        fail("building the report", "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *name = i < growers.n ? growers.g[i].name : levelled.g[i - growers.n].name;
+        rc = pl_cli_report_route_read(store, name, &rg[i]);
+        if (rc == PL_ECORRUPT) {
+            if (!damage.records++)
+                snprintf(damage.first, sizeof damage.first, "table routes: a record does not decode");
+            break;
+        }
+        if (rc) {
+            fail("reading the requests by route", pl_strerror(rc));
+            goto out;
+        }
+    }
     if (skipped && !damage.records) {
         damage.records = skipped;
         snprintf(damage.first, sizeof damage.first, "the history of %zu pid%s", skipped, skipped == 1 ? "" : "s");
@@ -640,7 +669,7 @@ int pl_cli_report(pl_store *store, int format, uint64_t limit, int sort)
         snprintf(damage.first, sizeof damage.first, "table memory: a record does not decode");
     else if (rc)
         fail("reading the memory figures", pl_strerror(rc));
-    report_view view = {&f, window, &growers, &levelled, wl, pl_store_path(store), &damage, skipped, sort, mem};
+    report_view view = {&f, window, &growers, &levelled, wl, pl_store_path(store), &damage, skipped, sort, mem, rg};
     if (format == 'j')
         print_json(&view);
     else
@@ -651,6 +680,9 @@ out:
     for (size_t i = 0; wl && i < growers.n + levelled.n; i++)
         pl_witness_list_free(&wl[i]);
     free(wl);
+    for (size_t i = 0; rg && i < growers.n + levelled.n; i++)
+        pl_route_growth_free(rg[i]);
+    free(rg);
     for (size_t i = 0; growers.g && i < growers.n; i++)
         free(growers.g[i].name);
     for (size_t i = 0; levelled.g && i < levelled.n; i++)
@@ -670,8 +702,10 @@ const char cli_report_help[] =
     "the types that grew, those still growing first (bytes and objects gained, per hour over a\n"
     "window of 30 min or more, count and bytes as of the end, how many workers, the worst one),\n"
     "then apart those that grew and levelled off (filled caches?), each with the latest recorded\n"
-    "path that held one of them, and the store's facts (workers seen, alive, killed; time span;\n"
-    "the newest command line, its secrets redacted).\n"
+    "path that held one of them and, when the workers counted their requests (track_requests),\n"
+    "the route whose requests explain most of its growth (\"grows with GET /login/<user>: +1.00\n"
+    "per request\"), and the store's facts (workers seen, alive, killed; time span; the newest\n"
+    "command line, its secrets redacted).\n"
     "\n"
     "--db DIR              the store directory. Default: $PYLOOT_DB\n"
     "--limit N             growers (and levelled types) to print (default 10, at most 1000)\n"

@@ -797,3 +797,45 @@ int pl_frames_collect(pl_frames *fr)
         fr->first[fr->n] = fr->nloc;
     return 0;
 }
+
+/* ---- the running thread's stack, without frame objects ---- */
+
+/* See heap.h. Reads the interpreter frames of the calling thread directly:
+ * PyEval_GetFrame/PyFrame_GetBack would create a frame object for each. */
+size_t pl_stack_current(pl_stack_frame *out, size_t max)
+{
+    size_t n = 0;
+#ifdef PL_FRAME_STRUCT
+    PyThreadState *ts = PyThreadState_Get();
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+    _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
+#elif PY_VERSION_HEX >= 0x030D0000
+    _PyInterpreterFrame *f = ts->current_frame;
+#else
+    _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
+#endif
+    for (; f && n < max; f = f->previous) {
+#if PY_VERSION_HEX >= 0x030C0000
+        if (f->owner == FRAME_OWNED_BY_CSTACK)
+            continue;
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+        if (!PyCode_Check(f->f_executable))
+            continue;
+#endif
+        if (_PyFrame_IsIncomplete(f))
+            continue;
+#if PY_VERSION_HEX >= 0x030D0000
+        out[n].code = (PyCodeObject *)f->f_executable;
+#else
+        out[n].code = f->f_code;
+#endif
+        out[n].lasti = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
+        n++;
+    }
+#else
+    (void)out;
+    (void)max;
+#endif
+    return n;
+}

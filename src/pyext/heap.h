@@ -144,4 +144,18 @@ int pl_frames_collect(pl_frames *fr);
 /* Drops every reference of fr and zeroes it; a no-op on a zeroed one. */
 void pl_frames_free(pl_frames *fr);
 
+/* One frame of a running thread's stack: its code (borrowed: valid while
+ * the frame runs) and the byte offset of its current instruction (what
+ * PyCode_Addr2Line takes). */
+typedef struct pl_stack_frame {
+    PyCodeObject *code;
+    int lasti;
+} pl_stack_frame;
+
+/* Fills out[0..max) with the calling thread's innermost complete frames,
+ * innermost first, and returns how many. Creates no object, calls no Python
+ * code, never fails; 0 on versions whose frames it does not read (3.11 to
+ * 3.13 are read). GIL held. */
+size_t pl_stack_current(pl_stack_frame *out, size_t max);
+
 #endif

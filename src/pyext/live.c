@@ -18,7 +18,7 @@
 static int answer_locked(pl_answer *a)
 {
     const pl_live_query *q = a->q;
-    if ((q->kind < PL_LIVE_LIST || q->kind > PL_LIVE_HEAPDUMP) && q->kind != PL_LIVE_TASKS) {
+    if (q->kind < PL_LIVE_LIST || q->kind > PL_LIVE_TASKS) {
         pl_answer_error(a, 400, "unknown live-object query");
         return 0;
     }
@@ -30,13 +30,13 @@ static int answer_locked(pl_answer *a)
         pl_answer_error(a, 400, "limit must be 1..10000");
         return 0;
     }
-    if (q->kind == PL_LIVE_LIST) {
+    if (q->kind == PL_LIVE_LIST || q->kind == PL_LIVE_ALLOCATIONS) {
         size_t glen = strnlen(q->group, sizeof q->group);
         if (glen == 0 || glen == sizeof q->group) {
             pl_answer_error(a, 400, "group must be 1..1024 bytes");
             return 0;
         }
-        return pl_answer_list(a);
+        return q->kind == PL_LIVE_LIST ? pl_answer_list(a) : pl_answer_allocations(a);
     }
     if (q->kind == PL_LIVE_SUSPECTS) {
         size_t glen = strnlen(q->group, sizeof q->group);
@@ -197,7 +197,7 @@ static PyMethodDef live_methods[] = {
      "Answers a live-object query about this process as the HTTP routes do\n"
      "(kind: 1 list, 2 detail, 3 parents, 4 children, 5 path, 6 detail with retained\n"
      "size, 7 retainers, 8 suspects: group, limit = n, 9 graph: limit = depth,\n"
-     "12 tasks: group = state, limit = groups).\n"
+     "11 allocation sites: group, 12 tasks: group = state, limit = groups).\n"
      "body is JSON."},
     {NULL, NULL, 0, NULL},
 };
@@ -217,6 +217,7 @@ int pl_live_module_exec(PyObject *module)
         PyModule_AddIntConstant(module, "LIVE_SUSPECTS", PL_LIVE_SUSPECTS) < 0 ||
         PyModule_AddIntConstant(module, "LIVE_GRAPH", PL_LIVE_GRAPH) < 0 ||
         PyModule_AddIntConstant(module, "LIVE_HEAPDUMP", PL_LIVE_HEAPDUMP) < 0 ||
+        PyModule_AddIntConstant(module, "LIVE_ALLOCATIONS", PL_LIVE_ALLOCATIONS) < 0 ||
         PyModule_AddIntConstant(module, "LIVE_TASKS", PL_LIVE_TASKS) < 0)
         return -1;
     return 0;

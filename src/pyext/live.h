@@ -1,6 +1,8 @@
 /* pyloot extension: live-object queries, shared by live.c (dispatch, the
  * answer function, live_query), live_answer.c (what every query shares),
  * live_list.c (list by type), live_related.c (detail, parents, children),
+ * live_alloc.c (allocation sites of a traced type), live_alloc_tm.c (those
+ * of other types from tracemalloc),
  * live_path.c (why alive), live_retained.c (the dominator tree) and
  * live_tasks.c (asyncio tasks by coroutine).
  *
@@ -120,6 +122,13 @@ int pl_answer_graph(pl_answer *a);   /* live_graph.c: limit is the depth */
 int pl_answer_retained(pl_answer *a);
 /* heap_dump.c: PL_LIVE_HEAPDUMP, the file image of a heap dump as the body. */
 int pl_answer_heapdump(pl_answer *a);
+/* live_alloc.c: PL_LIVE_ALLOCATIONS, the allocation sites of a traced type. */
+int pl_answer_allocations(pl_answer *a);
+/* live_alloc_tm.c: the sites of an untraced type from tracemalloc's
+ * tracebacks when the application runs tracemalloc: 1 answered, 0 not
+ * (tracemalloc not tracing, or no tracked instance of the type), -1 with
+ * an exception set. */
+int pl_answer_allocations_tracemalloc(pl_answer *a);
 /* live_tasks.c: PL_LIVE_TASKS, the asyncio tasks grouped by coroutine. */
 int pl_answer_tasks(pl_answer *a);
 

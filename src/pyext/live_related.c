@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc_sites.h"
 #include "heap.h"
 #include "held_secrets.h"
 #include "pyloot/json.h"
@@ -147,6 +148,13 @@ int pl_answer_detail(pl_answer *a)
     pl_buf_putc(b, ',');
     pl_json_key(b, "children_count");
     pl_json_u64(b, nchildren);
+    unsigned weight;
+    long site = pl_alloc_site_of(o, &weight); /* no Python code from here to its JSON */
+    if (site >= 0) {
+        pl_buf_putc(b, ',');
+        pl_json_key(b, "created_at");
+        pl_alloc_site_json(site, b);
+    }
     pl_buf_putc(b, '}');
     for (size_t i = 0; i < attrs.n; i++) {
         Py_DECREF(attrs.items[i].name);

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc_sites.h"
 #include "heap.h"
 #include "live.h"
 #include "referents.h"
@@ -122,11 +123,9 @@ static uint64_t steady_growth(const track *tr)
     return last > first ? last - first : 1;
 }
 
-/* The track to witness now, or NULL: the largest steady grower among the
- * top PL_WITNESS_TOP that is not resting. */
-static track *pick(int64_t now_ms)
+/* The PL_WITNESS_TOP largest steady growers into top[], largest first. */
+static void top_growers(track **top)
 {
-    track *top[PL_WITNESS_TOP] = {0};
     uint64_t growth[PL_WITNESS_TOP] = {0};
     for (size_t i = 0; i < W.n; i++) {
         uint64_t g = steady_growth(&W.tracks[i]);
@@ -142,6 +141,27 @@ static track *pick(int64_t now_ms)
             }
         }
     }
+}
+
+/* See witness.h. */
+size_t pl_witness_growing(const pl_type_table *t, uint32_t *type_ids, size_t max)
+{
+    track *top[PL_WITNESS_TOP] = {0};
+    size_t n = 0;
+    if (W.serial != t->ids_for)
+        return 0;
+    top_growers(top);
+    for (int k = 0; k < PL_WITNESS_TOP && top[k] && n < max; k++)
+        type_ids[n++] = top[k]->type_id;
+    return n;
+}
+
+/* The track to witness now, or NULL: the largest steady grower among the
+ * top PL_WITNESS_TOP that is not resting. */
+static track *pick(int64_t now_ms)
+{
+    track *top[PL_WITNESS_TOP] = {0};
+    top_growers(top);
     for (int k = 0; k < PL_WITNESS_TOP && top[k]; k++) {
         const track *tr = top[k];
         if (tr->witnessed_ms && now_ms - tr->witnessed_ms < PL_WITNESS_EVERY_MS)
@@ -166,6 +186,7 @@ typedef struct described {
     pl_buf text;
     size_t off[PL_WITNESS_MAX_STEPS][3];
     size_t n;
+    size_t site; /* offset of the instance's allocation site, 0: none */
 } described;
 
 /* 1 when the step reached through e is held under a secret-looking name
@@ -210,6 +231,13 @@ static void describe_path(pl_objvec *path, pl_edge *edges, described *d)
     }
     if (entered)
         pl_answer_leave();
+    unsigned weight; /* the instance's allocation site, when it was sampled (alloc_sites.h) */
+    long site = n ? pl_alloc_site_of(path->v[n - 1], &weight) : -1;
+    if (site >= 0) {
+        d->site = d->text.len;
+        pl_alloc_site_line(site, &d->text);
+        pl_buf_putc(&d->text, '\0');
+    }
 }
 
 /* The search for an untracked instance: while one tracked object is
@@ -412,7 +440,8 @@ void pl_witness_after_collection(pl_type_table *t, pl_store *store, const pl_inc
             steps[i].via = d.text.data + d.off[i][1];
             steps[i].repr = d.text.data + d.off[i][2];
         }
-        rc = pl_store_witness_put(store, self, tr->type_id, now_ms, steps, d.n);
+        rc = pl_store_witness_put_site(store, self, tr->type_id, now_ms, steps, d.n,
+                                       d.site ? d.text.data + d.site : NULL);
         if (!rc)
             tr->witnessed_ms = now_ms;
     } else if (found == 0) {

@@ -24,6 +24,11 @@
  * the descriptions, releases it, and writes the witness to the store.
  * Errors are counted (pl_witness_stats), never raised. */
 void pl_witness_after_collection(pl_type_table *t, pl_store *store, const pl_incarnation *self, int64_t now_ms);
+/* The store ids of the types the witnesses pick from (the
+ * PL_WITNESS_TOP largest steady growers of the last passes), at most max,
+ * into type_ids; their count. collect_lock held (the count pass). Used by
+ * alloc_sites.c to trace the allocations of growing types. */
+size_t pl_witness_growing(const pl_type_table *t, uint32_t *type_ids, size_t max);
 /* In a fork() child (module.c's pthread_atfork handler): forgets the
  * growth tracks the parent's collector thread may have been changing. */
 void pl_witness_atfork_child(void);

@@ -259,12 +259,15 @@ static void test_live_query_codec(void)
     CHECK_EQ_INT(back.limit, 4);
     CHECK_OK(pl_live_query_decode("10 0 0 1 ", 9, &back));
     CHECK_EQ_INT(back.kind, PL_LIVE_HEAPDUMP);
+    CHECK_OK(pl_live_query_decode("11 0 0 100 app.Leak", 19, &back));
+    CHECK_EQ_INT(back.kind, PL_LIVE_ALLOCATIONS);
+    CHECK_EQ_STR(back.group, "app.Leak");
     CHECK_OK(pl_live_query_decode("12 0 0 20 pending", 17, &back));
     CHECK_EQ_INT(back.kind, PL_LIVE_TASKS);
     CHECK_EQ_INT(back.limit, 20);
     CHECK_EQ_STR(back.group, "pending");
-    CHECK(pl_live_query_decode("11 1 2 3 x", 10, &back) == PL_EBADARG);
     CHECK(pl_live_query_decode("13 1 2 3 x", 10, &back) == PL_EBADARG);
+    CHECK(pl_live_query_decode("99 1 2 3 x", 10, &back) == PL_EBADARG);
     CHECK(pl_live_query_decode("0 1 2 3 x", 9, &back) == PL_EBADARG);
     CHECK(pl_live_query_decode("1 2", 3, &back) == PL_EBADARG);
     CHECK(pl_live_query_decode("", 0, &back) == PL_EBADARG);
@@ -273,6 +276,23 @@ static void test_live_query_codec(void)
 
 /* Answers 400 naming `param` for query on path. */
 static void expect_400(pl_handler *h, const char *path, const char *query, const char *param);
+
+/* /api/allocations: a live-object query of kind 11 for `group` (required),
+ * paged by offset and limit. */
+static void test_allocations_route(void)
+{
+    pl_handler *h = make_handler(1, 0);
+    pl_response r;
+    int calls = live_calls;
+    CHECK_EQ_INT(get(h, "/api/allocations", "group=app.Leak&limit=5", &r), 200);
+    CHECK(strstr(r.body.data, "\"kind\":11,") && strstr(r.body.data, "\"limit\":5}"));
+    pl_response_free(&r);
+    CHECK_EQ_INT(get(h, "/api/allocations", NULL, &r), 400);
+    CHECK(strstr(r.body.data, "group is required") != NULL);
+    pl_response_free(&r);
+    CHECK_EQ_INT(live_calls, calls + 1);
+    pl_handler_free(h);
+}
 
 /* /api/objects/<id>/graph: its own row (the id a path segment), the depth
  * carried in q->limit (default 3, 1..4), every bad input a 4xx before any work. */
@@ -380,6 +400,8 @@ static void test_integer_params(void)
     expect_400(h, "/api/objects", "group=app.Leak&offset=18446744073709551617", "offset");
     expect_400(h, "/api/retainers", "id=1000000000000000000", "id");
     expect_400(h, "/api/suspects", "group=app.Leak&n=11", "n");
+    expect_400(h, "/api/allocations", "group=app.Leak&limit=10001", "limit");
+    expect_400(h, "/api/allocations", "group=app.Leak&pid=0", "pid");
     expect_400(h, "/metrics", "top=4294967297", "top");
     /* Leading zeros are still the same number. */
     CHECK_EQ_INT(get(h, "/api/history", "limit=000000000000000000000001", &r), 200);
@@ -406,6 +428,7 @@ static void test_text_params(void)
         snprintf(query, sizeof query, "group=%s", bad[i]);
         expect_400(h, "/api/suspects", query, "group");
         expect_400(h, "/api/objects", query, "group");
+        expect_400(h, "/api/allocations", query, "group");
         expect_400(h, "/api/witnesses", query, "group");
         snprintf(query, sizeof query, "q=%s", bad[i]);
         expect_400(h, "/api/history", query, "q");
@@ -448,7 +471,7 @@ static void test_store_unavailable(void)
     CHECK_EQ_INT(get(h, "/metrics", "top=5000", &r), 503);
     pl_response_free(&r);
     const char *json[] = {"/api/procs", "/api/history", "/api/witnesses", "/api/objects", "/api/objects/",
-                          "/api/objects/5/path", "/api/retainers", "/api/suspects", NULL};
+                          "/api/objects/5/path", "/api/retainers", "/api/suspects", "/api/allocations", NULL};
     for (int i = 0; json[i]; i++) {
         CHECK_EQ_INT(get(h, json[i], "group=app.Leak", &r), 503);
         CHECK_EQ_STR(r.content_type, "application/json");
@@ -608,6 +631,7 @@ int main(void)
     RUN(test_integer_params);
     RUN(test_text_params);
     RUN(test_graph_route);
+    RUN(test_allocations_route);
     RUN(test_tasks_route);
     RUN(test_store_unavailable);
     RUN(test_procs_redacted);

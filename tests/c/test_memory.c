@@ -12,44 +12,8 @@
 #include "pyloot/verify.h"
 #include "test.h"
 #include "test_schema.h"
+#include "test_store_fixture.h"
 
-#define T0 1700000000000LL
-
-static pl_store *open_at(const char *dir, int read_only, uint32_t max_samples)
-{
-    pl_store_options opt;
-    pl_store *s = NULL;
-
-    memset(&opt, 0, sizeof opt);
-    opt.path = dir;
-    opt.read_only = read_only;
-    opt.max_samples = max_samples;
-    CHECK_OK(pl_store_open(&s, &opt));
-    return s;
-}
-
-static void reg(pl_store *s, pl_incarnation inc)
-{
-    pl_proc_info info;
-
-    memset(&info, 0, sizeof info);
-    info.inc = inc;
-    snprintf(info.host, sizeof info.host, "testhost");
-    info.interval_ms = 1000;
-    info.first_seen_ms = T0;
-    info.last_seen_ms = T0;
-    CHECK_OK(pl_store_register(s, &info));
-}
-
-static uint32_t one_type(pl_store *s)
-{
-    const char *names[1] = {"m.Leak"};
-    size_t lens[1] = {6};
-    uint32_t id = 0;
-
-    CHECK_OK(pl_store_type_ids(s, names, lens, 1, &id));
-    return id;
-}
 
 static void append(pl_store *s, pl_incarnation inc, uint32_t id, int64_t t, uint64_t rss, uint64_t py,
                    uint64_t freeb)
@@ -272,7 +236,7 @@ static void test_schema4(void)
     s = open_at(dir, 0, 0);
     if (s) {
         CHECK_OK(pl_store_stat_get(s, &st));
-        CHECK_EQ_INT(st.schema, 5);
+        CHECK_EQ_INT(st.schema, 6);
         append(s, a, id, T0 + 1000, 4096, 300, 8);
         q.until_ms = T0 + 1000;
         CHECK_OK(pl_store_memory(s, &q, &m));
@@ -289,14 +253,14 @@ static void test_schema4(void)
     s = open_at(dir, 1, 0);
     if (s) {
         CHECK_OK(pl_store_stat_get(s, &st));
-        CHECK_EQ_INT(st.schema, 5);
+        CHECK_EQ_INT(st.schema, 6);
         CHECK_OK(pl_store_memory(s, &q, &m));
         CHECK(m && m->n_workers == 1);
         pl_memory_free(m);
         pl_store_close(s);
     }
-    /* A version above 5 is refused. */
-    rewrite_schema(dir, 6, 0);
+    /* A version above this code's is refused. */
+    rewrite_schema(dir, 7, 0);
     s = NULL;
     {
         pl_store_options opt;

@@ -123,12 +123,27 @@ static void test_write_read(void)
     CHECK_OK(pl_store_witnesses(s, "other.Type", 0, NULL, 10, &l));
     CHECK_EQ_INT(l.n, 0);
     pl_witness_list_free(&l);
+
+    /* The instance's allocation site travels after the path; none is NULL. */
+    CHECK_OK(pl_store_witnesses(s, "demo_app.Session", 0, NULL, 1, &l));
+    CHECK(l.n == 1 && l.w[0].site == NULL);
+    pl_witness_list_free(&l);
+    CHECK_OK(pl_store_witness_put_site(s, &self, session, now - 500, demo_path, 3, "/srv/app.py:42 in open"));
+    CHECK_OK(pl_store_witness_put_site(s, &self, session, now - 400, long_path, 40, big));
+    CHECK_OK(pl_store_witnesses(s, "demo_app.Session", 0, NULL, 2, &l));
+    CHECK_EQ_INT(l.n, 2);
+    if (l.n == 2) {
+        CHECK(l.w[0].site && strlen(l.w[0].site) == 1023); /* cut as the path's strings are */
+        CHECK(l.w[1].site && strcmp(l.w[1].site, "/srv/app.py:42 in open") == 0);
+        CHECK_EQ_STR(l.w[1].steps[2].repr, "<Session 2>");
+    }
+    pl_witness_list_free(&l);
     pl_store_close(s);
 
     /* read back by a read-only handle, as the CLI does */
     s = open_store(dir, 0, 0, 1);
     CHECK_OK(pl_store_witnesses(s, "demo_app.Session", 0, NULL, 10, &l));
-    CHECK_EQ_INT(l.n, 3);
+    CHECK_EQ_INT(l.n, 5);
     pl_witness_list_free(&l);
     CHECK_EQ_INT(pl_store_witness_put(s, &self, session, now, demo_path, 3), EROFS);
     pl_store_close(s);

@@ -5,6 +5,7 @@
  *   handler.c          pl_handler_new/free, the one route table, dispatch, access, gzip
  *   route_procs.c      GET /api/procs
  *   route_history.c    GET /api/history and its JSON encoder
+ *   route_routes.c     GET /api/routes: requests by route, growth per request of a type
  *   route_live.c       the live-object routes and their one mailbox forward
  *   route_witnesses.c  GET /api/witnesses, the witness JSON and its "held by" line
  *   route_metrics.c    GET /metrics (the text is metrics.c's)
@@ -95,6 +96,14 @@ void pl_http_json_series(pl_buf *b, const int64_t *v, size_t n);
  * host= over the store (route_history.c). */
 int pl_http_pid_on_several_hosts(pl_store *store, uint32_t pid, pl_response *resp);
 
+/* The checks of the scope of a windowed route over the store (pid=, host=,
+ * since=, until=) once parsed: until after since, and a pid alone that is on
+ * several hosts. 0, or -1 with a 400 in resp (params.c). */
+int pl_http_scope_check(pl_store *store, uint32_t pid, const char *host, int64_t since_ms, int64_t until_ms,
+                        pl_response *resp);
+/* The 404 of a scope (pid and/or host) with no incarnation in the store. */
+void pl_http_scope_not_found(pl_response *resp, uint32_t pid, const char *host);
+
 /* ---- routes: one function per route, rest is what follows a prefix route's path ---- */
 
 typedef void (*pl_http_route_fn)(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
@@ -122,11 +131,13 @@ int pl_central_objects(pl_remote *r, const pl_remote_request *req, pl_response *
 void pl_route_procs(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_history(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_memory(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
+void pl_route_routes(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_objects(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_object(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_object_graph(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_retainers(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_suspects(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
+void pl_route_allocations(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_tasks(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_witnesses(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_metrics(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "http_int.h"
@@ -155,4 +156,51 @@ int pl_http_param_time(const char *query, const char *name, int64_t now_ms, int6
 done:
     pl_buf_free(&v);
     return ret;
+}
+
+/* See http_int.h. */
+int pl_http_pid_on_several_hosts(pl_store *store, uint32_t pid, pl_response *resp)
+{
+    pl_proc_info *procs = NULL;
+    size_t n = 0;
+    const char *first = NULL, *other = NULL;
+    if (pl_store_procs(store, &procs, &n) == 0) {
+        for (size_t i = 0; i < n && !other; i++) {
+            if (procs[i].inc.pid != pid)
+                continue;
+            if (!first)
+                first = procs[i].host;
+            else if (strcmp(first, procs[i].host) != 0)
+                other = procs[i].host;
+        }
+    }
+    if (other)
+        pl_http_error(resp, 400, "pid %u is on several hosts (%s, %s, ...): add host= (see /api/procs)", pid,
+                       first, other);
+    free(procs);
+    return other != NULL;
+}
+
+/* See http_int.h. */
+int pl_http_scope_check(pl_store *store, uint32_t pid, const char *host, int64_t since_ms, int64_t until_ms,
+                        pl_response *resp)
+{
+    if (since_ms && until_ms && until_ms <= since_ms) {
+        pl_http_error(resp, 400, "parameter until must be after since");
+        return -1;
+    }
+    if (pid && !host && pl_http_pid_on_several_hosts(store, pid, resp))
+        return -1;
+    return 0;
+}
+
+/* See http_int.h. */
+void pl_http_scope_not_found(pl_response *resp, uint32_t pid, const char *host)
+{
+    if (host && pid)
+        pl_http_error(resp, 404, "no incarnation with pid %u of host %s in this store", pid, host);
+    else if (host)
+        pl_http_error(resp, 404, "no incarnation of host %s in this store", host);
+    else
+        pl_http_error(resp, 404, "no incarnation with pid %u in this store", pid);
 }

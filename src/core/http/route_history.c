@@ -11,29 +11,6 @@
 #include "pyloot/json.h"
 #include "pyloot/trend.h"
 
-/* See http_int.h. */
-int pl_http_pid_on_several_hosts(pl_store *store, uint32_t pid, pl_response *resp)
-{
-    pl_proc_info *procs = NULL;
-    size_t n = 0;
-    const char *first = NULL, *other = NULL;
-    if (pl_store_procs(store, &procs, &n) == 0) {
-        for (size_t i = 0; i < n && !other; i++) {
-            if (procs[i].inc.pid != pid)
-                continue;
-            if (!first)
-                first = procs[i].host;
-            else if (strcmp(first, procs[i].host) != 0)
-                other = procs[i].host;
-        }
-    }
-    if (other)
-        pl_http_error(resp, 400, "pid %u is on several hosts (%s, %s, ...): add host= (see /api/procs)", pid,
-                       first, other);
-    free(procs);
-    return other != NULL;
-}
-
 /* The JSON of a history page (docs/http-api.md): the time axis, the query as
  * it was understood, and the page's types with their series. */
 static void encode_history(pl_buf *b, const pl_history *hist, const pl_history_query *hq, const char *q,
@@ -158,20 +135,11 @@ void pl_route_history(pl_handler *h, const pl_request *req, const char *rest, pl
     hq.pid = (uint32_t)pid;
     hq.per_worker = (int)workers;
     hq.max_points = (uint32_t)points;
-    if (hq.since_ms && hq.until_ms && hq.until_ms <= hq.since_ms) {
-        pl_http_error(resp, 400, "parameter until must be after since");
-        goto done;
-    }
-
-    if (pid && !hq.host && pl_http_pid_on_several_hosts(h->opt.store, (uint32_t)pid, resp))
+    if (pl_http_scope_check(h->opt.store, hq.pid, hq.host, hq.since_ms, hq.until_ms, resp))
         goto done;
     rc = pl_store_history(h->opt.store, &hq, &hist);
     if (rc == PL_ENOTFOUND && (pid || hq.host)) {
-        if (hq.host)
-            pl_http_error(resp, 404, "no incarnation%s%.0" PRIu64 " of host %s in this store", pid ? " with pid " : "",
-                           pid, hq.host);
-        else
-            pl_http_error(resp, 404, "no incarnation with pid %" PRIu64 " in this store", pid);
+        pl_http_scope_not_found(resp, hq.pid, hq.host);
         goto done;
     }
     if (rc) {

@@ -1,5 +1,5 @@
 /* The live-object routes: /api/objects, /api/objects/<id>[/parents|
- * /children|/path|/graph], /api/retainers, /api/suspects, /api/tasks
+ * /children|/path|/graph], /api/retainers, /api/suspects, /api/allocations, /api/tasks
  * (docs/http-api.md). A
  * query about this process is answered by the embedding's live function; one
  * about another worker goes through the store's mailbox. */
@@ -32,7 +32,7 @@ int pl_live_query_decode(const void *data, size_t len, pl_live_query *q)
     if (sscanf(tmp, "%d %" SCNu64 " %" SCNu64 " %" SCNu64 " %n", &kind, &q->id, &q->offset, &q->limit,
                &used) != 4)
         return PL_EBADARG;
-    if ((kind < PL_LIVE_LIST || kind > PL_LIVE_HEAPDUMP) && kind != PL_LIVE_TASKS)
+    if (kind < PL_LIVE_LIST || kind > PL_LIVE_TASKS)
         return PL_EBADARG;
     q->kind = (pl_live_kind)kind;
     size_t glen = len - (size_t)used;
@@ -212,7 +212,7 @@ static int live_params(const pl_request *req, pl_live_kind kind, uint64_t id, pl
     q->kind = kind;
     q->id = id;
     *pid = 0;
-    if (kind == PL_LIVE_LIST || kind == PL_LIVE_SUSPECTS) {
+    if (kind == PL_LIVE_LIST || kind == PL_LIVE_SUSPECTS || kind == PL_LIVE_ALLOCATIONS) {
         int rc = pl_http_param_text(query, "group", 1, PL_TYPE_NAME_MAX, &group, resp);
         if (rc < 0)
             goto done;
@@ -304,6 +304,8 @@ int pl_http_live_query(const pl_request *req, const char *path, pl_live_query *q
         kind = PL_LIVE_HEAPDUMP;
     else if (strcmp(path, "/api/suspects") == 0)
         kind = PL_LIVE_SUSPECTS;
+    else if (strcmp(path, "/api/allocations") == 0)
+        kind = PL_LIVE_ALLOCATIONS;
     else if (strcmp(path, "/api/tasks") == 0)
         kind = PL_LIVE_TASKS;
     else if (strcmp(path, "/api/objects") != 0 && strcmp(path, "/api/objects/") != 0 &&
@@ -328,6 +330,12 @@ void pl_route_retainers(pl_handler *h, const pl_request *req, const char *rest, 
 void pl_route_suspects(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
 {
     pl_http_live_handle(h, req, PL_LIVE_SUSPECTS, 0, resp);
+}
+
+/* See http_int.h. */
+void pl_route_allocations(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
+{
+    pl_http_live_handle(h, req, PL_LIVE_ALLOCATIONS, 0, resp);
 }
 
 /* See http_int.h. */

@@ -105,19 +105,11 @@ void pl_route_memory(pl_handler *h, const pl_request *req, const char *rest, pl_
     mq.pid = (uint32_t)pid;
     mq.max_points = (uint32_t)points;
     mq.now_ms = now;
-    if (mq.since_ms && mq.until_ms && mq.until_ms <= mq.since_ms) {
-        pl_http_error(resp, 400, "parameter until must be after since");
-        goto done;
-    }
-    if (pid && !mq.host && pl_http_pid_on_several_hosts(h->opt.store, (uint32_t)pid, resp))
+    if (pl_http_scope_check(h->opt.store, mq.pid, mq.host, mq.since_ms, mq.until_ms, resp))
         goto done;
     rc = pl_store_memory(h->opt.store, &mq, &mem);
     if (rc == PL_ENOTFOUND && (pid || mq.host)) {
-        if (mq.host)
-            pl_http_error(resp, 404, "no incarnation%s%.0" PRIu64 " of host %s in this store", pid ? " with pid " : "",
-                          pid, mq.host);
-        else
-            pl_http_error(resp, 404, "no incarnation with pid %" PRIu64 " in this store", pid);
+        pl_http_scope_not_found(resp, mq.pid, mq.host);
         goto done;
     }
     if (rc) {

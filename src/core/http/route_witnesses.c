@@ -58,7 +58,12 @@ int pl_json_witness(pl_buf *b, const pl_witness *w)
         pl_json_cstr(b, st->repr);
         pl_buf_putc(b, '}');
     }
-    pl_buf_puts(b, "]}");
+    pl_buf_putc(b, ']');
+    if (w->site) {
+        pl_buf_puts(b, ",\"created_at\":");
+        pl_json_cstr(b, w->site);
+    }
+    pl_buf_putc(b, '}');
     return b->err ? ENOMEM : 0;
 }
 

@@ -118,6 +118,8 @@ static int item_txn(pl_store *s, MDB_txn *txn, pl_store_batch_item *item, pl_typ
         /* Under the sample's time as stored (log_append may move it). */
         if (rc == 0 && item->memory)
             rc = memory_put(s, txn, &item->inc, rec->last_time, &item->memory[j]);
+        if (rc == 0 && item->routes)
+            rc = routes_put(s, txn, &item->inc, rec->last_time, &item->routes[j]);
     }
     if (rc == 0 && item->end) {
         rec->ended_ms = item->now_ms > 0 ? item->now_ms : 1;
@@ -324,14 +326,14 @@ done:
  * transaction, and when the map is full, room made by retention.c and the
  * write tried again. */
 int witness_put_unguarded(pl_store *s, const pl_incarnation *inc, uint32_t type_id, int64_t time_ms,
-                          const pl_witness_step *steps, size_t n)
+                          const pl_witness_step *steps, size_t n, const char *site)
 {
     pl_buf enc = PL_BUF_INIT;
     int rc, dropped = 0;
 
     if (!s || !inc || time_ms < 0 || type_id >= WIDE_BASE)
         return PL_EBADARG;
-    rc = witness_encode(s, steps, n, &enc);
+    rc = witness_encode(s, steps, n, site, &enc);
     for (int attempt = 0; rc == 0 && attempt < 1000; attempt++) {
         rc = witness_put_once(s, inc, type_id, time_ms, &enc);
         if (!is_map_full(rc) || make_room(s, &dropped) != 0 || !dropped)

@@ -79,6 +79,13 @@ int pl_store_memory(pl_store *s, const pl_memory_query *q, pl_memory **out)
 }
 
 /* See store.h. */
+int pl_store_routes(pl_store *s, const pl_routes_query *q, pl_route_data **out)
+{
+    *out = NULL;
+    return STORE_GUARDED(s, routes_unguarded(s, q, out));
+}
+
+/* See store.h. */
 int pl_store_prune(pl_store *s, int64_t now_ms)
 {
     return STORE_GUARDED(s, prune_unguarded(s, now_ms));
@@ -135,7 +142,13 @@ int pl_store_mailbox_cancel(pl_store *s, uint64_t ticket)
 int pl_store_witness_put(pl_store *s, const pl_incarnation *inc, uint32_t type_id, int64_t time_ms,
                          const pl_witness_step *steps, size_t n)
 {
-    return STORE_GUARDED(s, witness_put_unguarded(s, inc, type_id, time_ms, steps, n));
+    return STORE_GUARDED(s, witness_put_unguarded(s, inc, type_id, time_ms, steps, n, NULL));
+}
+
+int pl_store_witness_put_site(pl_store *s, const pl_incarnation *inc, uint32_t type_id, int64_t time_ms,
+                              const pl_witness_step *steps, size_t n, const char *site)
+{
+    return STORE_GUARDED(s, witness_put_unguarded(s, inc, type_id, time_ms, steps, n, site));
 }
 
 /* See store.h. */
@@ -182,6 +195,13 @@ int pl_store_append(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
 int pl_store_append_memory(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
                            const pl_type_count *counts, size_t n, const pl_memory_sample *memory)
 {
+    return pl_store_append_routes(s, inc, time_ms, counts, n, memory, NULL);
+}
+
+/* See store.h. */
+int pl_store_append_routes(pl_store *s, const pl_incarnation *inc, int64_t time_ms, const pl_type_count *counts,
+                           size_t n, const pl_memory_sample *memory, const pl_route_sample *routes)
+{
     pl_store_sample smp = {time_ms, counts, n};
     pl_store_batch_item item;
     int rc;
@@ -191,6 +211,7 @@ int pl_store_append_memory(pl_store *s, const pl_incarnation *inc, int64_t time_
     item.samples = &smp;
     item.n_samples = 1;
     item.memory = memory;
+    item.routes = routes;
     rc = pl_store_append_batch(s, &item, 1);
     return item.rc ? item.rc : rc;
 }

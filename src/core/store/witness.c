@@ -5,7 +5,10 @@
  *
  * Type first, so that /api/witnesses?group= is one range scan. The path is
  * u16 n_steps, then for each step three strings (type, via, repr), each a
- * varint length and its bytes, split into parts of at most PART_MAX bytes.
+ * varint length and its bytes, then optionally one more string, the
+ * instance's allocation site ("file:line in function"), all split into
+ * parts of at most PART_MAX bytes. A reader that predates the site ignores
+ * it: it stops after the steps.
  * The database is created when missing; a store written before it existed
  * opened read-only simply has no witnesses (s->witness == 0). */
 #include "store_int.h"
@@ -41,7 +44,7 @@ static size_t cut_utf8(const char *s, size_t max)
     return n;
 }
 
-static int encode_path(const pl_witness_step *steps, size_t n, pl_buf *out)
+static int encode_path(const pl_witness_step *steps, size_t n, const char *site, pl_buf *out)
 {
     uint16_t n16 = (uint16_t)n;
     uint8_t vb[10];
@@ -54,6 +57,11 @@ static int encode_path(const pl_witness_step *steps, size_t n, pl_buf *out)
             pl_buf_append(out, vb, pl_varint_put(vb, len));
             pl_buf_append(out, f[j], len);
         }
+    }
+    if (site) {
+        size_t len = cut_utf8(site, PL_WITNESS_MAX_TEXT);
+        pl_buf_append(out, vb, pl_varint_put(vb, len));
+        pl_buf_append(out, site, len);
     }
     return out->err ? ENOMEM : 0;
 }
@@ -84,7 +92,7 @@ out:
 }
 
 /* See store_int.h. */
-int witness_encode(pl_store *s, const pl_witness_step *steps, size_t n, pl_buf *enc)
+int witness_encode(pl_store *s, const pl_witness_step *steps, size_t n, const char *site, pl_buf *enc)
 {
     if (!steps || n == 0 || n > PL_WITNESS_MAX_STEPS)
         return PL_EBADARG;
@@ -93,7 +101,7 @@ int witness_encode(pl_store *s, const pl_witness_step *steps, size_t n, pl_buf *
             return PL_EBADARG;
     if (s->read_only || !s->witness)
         return EROFS;
-    int rc = encode_path(steps, n, enc);
+    int rc = encode_path(steps, n, site, enc);
     if (!rc && enc->len > (size_t)WITNESS_MAX_PARTS * PART_MAX)
         rc = PL_ETOOBIG;
     return rc;
@@ -119,8 +127,8 @@ static int decode_path(const uint8_t *p, size_t len, pl_witness *w)
     p += 2;
     if (n == 0 || n > PL_WITNESS_MAX_STEPS)
         goto out;
-    /* strings need at most len + 3n bytes with their NULs */
-    size_t size = n * sizeof(pl_witness_step) + len + 3u * n;
+    /* strings need at most len + 3n + 1 bytes with their NULs (the site's too) */
+    size_t size = n * sizeof(pl_witness_step) + len + 3u * n + 1;
     pl_witness_step *steps = malloc(size);
     if (!steps) {
         rc = ENOMEM;
@@ -141,6 +149,16 @@ static int decode_path(const uint8_t *p, size_t len, pl_witness *w)
             *f[j] = text;
             text += l + 1;
             p += used + l;
+        }
+    }
+    w->site = NULL;
+    if (p < end) {
+        uint64_t l;
+        size_t used = pl_varint_get(p, end, &l);
+        if (used && l <= (uint64_t)(end - p - (ptrdiff_t)used)) {
+            memcpy(text, p + used, (size_t)l);
+            text[l] = '\0';
+            w->site = text;
         }
     }
     w->steps = steps;

@@ -29,6 +29,7 @@ Routes:
 
 Configured by the environment: PYLOOT_DB (store), PYLOOT_TEST_INTERVAL
 (collector interval, default 1), PYLOOT_TEST_LIVE_TIMEOUT (default 5),
+PYLOOT_TEST_TRACE (type names whose allocation sites are traced, comma-separated),
 PYLOOT_TEST_REMOTE ("HOST:PORT": remote mode, pushing to that central
 server; PYLOOT_HOST_NAME and PYLOOT_TOKEN apply).
 """
@@ -96,7 +97,8 @@ _remote = os.environ.get("PYLOOT_TEST_REMOTE")
 _remote_host, _, _remote_port = (_remote or "").rpartition(":")
 pyloot = PyLoot(host=_remote_host or None, port=int(_remote_port) if _remote else None,
                 interval=float(os.environ.get("PYLOOT_TEST_INTERVAL", "1")),
-                live_timeout=float(os.environ.get("PYLOOT_TEST_LIVE_TIMEOUT", "5")))
+                live_timeout=float(os.environ.get("PYLOOT_TEST_LIVE_TIMEOUT", "5")),
+                trace_allocations=[t for t in os.environ.get("PYLOOT_TEST_TRACE", "").split(",") if t])
 # At import time: in a gunicorn master with --preload this defers to the workers.
 pyloot.start()
 _pyloot_app = pyloot.get_wsgi()

@@ -28,6 +28,7 @@ typedef enum pl_live_kind {
     PL_LIVE_SUSPECTS = 8,  /* leak suspects of the type `group`: limit (1..10) of them */
     PL_LIVE_GRAPH = 9,     /* its referrers as nodes and edges, with its path: id, limit = depth (1..4) */
     PL_LIVE_HEAPDUMP = 10, /* a heap dump file of the whole heap (docs/heapdump.md) */
+    PL_LIVE_ALLOCATIONS = 11, /* allocation sites of the traced type `group`: offset, limit (docs/allocations.md) */
     PL_LIVE_TASKS = 12,    /* asyncio tasks by coroutine: group = the state shown ("pending", "done",
                             * "cancelled", "all"), limit = groups (1..100) */
 } pl_live_kind;
@@ -35,8 +36,8 @@ typedef enum pl_live_kind {
 /* A live-object query, already validated by the handler. */
 typedef struct pl_live_query {
     pl_live_kind kind;
-    char group[PL_TYPE_NAME_MAX + 1]; /* NUL-terminated; PL_LIVE_LIST, PL_LIVE_SUSPECTS; the state
-                                       * of PL_LIVE_TASKS */
+    char group[PL_TYPE_NAME_MAX + 1]; /* NUL-terminated; PL_LIVE_LIST, PL_LIVE_SUSPECTS,
+                                       * PL_LIVE_ALLOCATIONS; the state of PL_LIVE_TASKS */
     uint64_t id;                      /* object id as shown in responses; never a pointer to dereference
                                        * (PL_LIVE_RETAINERS: 0 for the top level) */
     uint64_t offset;
@@ -129,7 +130,8 @@ void pl_response_free(pl_response *resp);
 
 /* Appends one witness as the JSON object /api/witnesses lists:
  * {"pid", "start", "host", "time", "held_by", "path": [{"type", "via",
- * "repr"}, ...]} ("via" null for the root). Returns 0 or ENOMEM. */
+ * "repr"}, ...]} ("via" null for the root), and "created_at": "file:line
+ * in function" when the witness has the instance's site. Returns 0 or ENOMEM. */
 int pl_json_witness(pl_buf *b, const pl_witness *w);
 
 /* Appends how an incarnation ended as /api/procs shows it (pl_proc_end_kind):

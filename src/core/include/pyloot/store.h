@@ -22,6 +22,7 @@
 #include "pyloot/buf.h"
 #include "pyloot/memory.h"
 #include "pyloot/proc.h"
+#include "pyloot/route_name.h"
 
 /* The retention by age of a store opened without max_age_s: 7 days. */
 #define PL_STORE_DEFAULT_MAX_AGE_S (7ull * 86400)
@@ -149,6 +150,29 @@ int pl_store_append(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
  * beside it in the same transaction (docs/store.md, "Memory"). */
 int pl_store_append_memory(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
                            const pl_type_count *counts, size_t n, const pl_memory_sample *memory);
+/* Requests one route served in one sample's interval (docs/store.md,
+ * "Routes"). name is a route name of pyloot/route_name.h (len bytes, no NUL
+ * needed); a name that is not valid (pl_route_name_valid) counts under
+ * PL_ROUTE_OTHER. */
+typedef struct pl_route_count {
+    const char *name;
+    size_t len;
+    uint64_t requests;
+} pl_route_count;
+
+/* The requests by route of one sample's interval: n entries (a name may
+ * repeat: its requests add up). A sample with a route sample, even an
+ * empty one, says that its worker counts requests (track_requests). */
+typedef struct pl_route_sample {
+    const pl_route_count *routes; /* borrowed */
+    size_t n;
+} pl_route_sample;
+
+/* pl_store_append_memory with the requests by route of the sample's
+ * interval (NULL: none), stored beside it in the same transaction. */
+int pl_store_append_routes(pl_store *s, const pl_incarnation *inc, int64_t time_ms, const pl_type_count *counts,
+                           size_t n, const pl_memory_sample *memory, const pl_route_sample *routes);
+
 /* One sample of a batch item: like pl_store_append's arguments. */
 typedef struct pl_store_sample {
     int64_t time_ms;
@@ -169,6 +193,8 @@ typedef struct pl_store_batch_item {
     size_t n_samples;
     const pl_memory_sample *memory; /* NULL, or n_samples entries: where the process's memory was at
                                      * each sample (stored beside it, table `memory`); borrowed */
+    const pl_route_sample *routes; /* NULL, or n_samples entries: the requests by route of each
+                                     * sample's interval (table `routes`); borrowed */
     /* in (without remote) or out (with remote) */
     pl_incarnation inc;
     /* out */
@@ -361,6 +387,61 @@ typedef struct pl_memory {
 int pl_store_memory(pl_store *s, const pl_memory_query *q, pl_memory **out);
 void pl_memory_free(pl_memory *m);
 
+/* ---- requests by route (GET /api/routes) ---- */
+
+/* Distinct route names a store keeps at most: past it, new names count
+ * under PL_ROUTE_OTHER until retention drops names no sample uses. */
+#define PL_ROUTE_NAMES_MAX 65536u
+/* Route entries one read returns at most (PL_ETOOBIG past it): bounds its
+ * memory whatever the window and the number of workers. */
+#define PL_ROUTE_READ_MAX (1u << 21)
+
+typedef struct pl_routes_query {
+    uint32_t pid;           /* 0 = every incarnation; else only those with this pid */
+    const char *host;       /* NULL or "" = every host */
+    int64_t since_ms;       /* only samples after this (unix ms); 0 = from the first */
+    int64_t until_ms;       /* only samples at or before this; 0 = to the last */
+} pl_routes_query;
+
+/* One entry of a stored route sample. */
+typedef struct pl_route_entry {
+    uint32_t route_id;      /* as read: the index of its name in pl_route_data.names */
+    uint64_t requests;
+} pl_route_entry;
+
+/* One stored route sample: entries[first .. first + n) of pl_route_data,
+ * sorted by route_id. */
+typedef struct pl_route_record {
+    int64_t time_ms;        /* the time of the sample it was stored with */
+    size_t first, n;
+} pl_route_record;
+
+/* One incarnation's route samples in the window, in time order. */
+typedef struct pl_route_worker {
+    pl_incarnation inc;
+    char host[64];
+    pl_route_record *records;
+    size_t n_records;
+} pl_route_worker;
+
+typedef struct pl_route_data {
+    pl_route_worker *workers; /* the incarnations with route samples in the window */
+    size_t n_workers;
+    pl_route_entry *entries;
+    size_t n_entries;
+    char **names;            /* the names of the routes the entries use, indexed by their route_id */
+    size_t n_names;
+} pl_route_data;
+
+/* Reads the stored requests by route of the incarnations matching q (one
+ * read transaction). PL_EBADARG for a negative since/until or until not
+ * after since, PL_ENOTFOUND when pid (or host) has no incarnation,
+ * PL_ETOOBIG past PL_ROUTE_READ_MAX entries. A store without the tables
+ * answers no workers. *out is malloc'ed; free it with pl_route_data_free
+ * (NULL is a no-op). Thread-safe. */
+int pl_store_routes(pl_store *s, const pl_routes_query *q, pl_route_data **out);
+void pl_route_data_free(pl_route_data *d);
+
 /* ---- mailbox: live-object requests forwarded between incarnations ---- */
 
 /* Posts a request (opaque bytes, at most 4096) for incarnation `to`.
@@ -412,6 +493,11 @@ typedef struct pl_witness_step {
  * makes room as an append does. Thread-safe. */
 int pl_store_witness_put(pl_store *s, const pl_incarnation *inc, uint32_t type_id, int64_t time_ms,
                          const pl_witness_step *steps, size_t n);
+/* pl_store_witness_put with the instance's allocation site, one line
+ * ("file:line in function", docs/allocations.md; cut at PL_WITNESS_MAX_TEXT
+ * bytes), or NULL when it is not known. */
+int pl_store_witness_put_site(pl_store *s, const pl_incarnation *inc, uint32_t type_id, int64_t time_ms,
+                              const pl_witness_step *steps, size_t n, const char *site);
 
 /* One witness as read back. `steps` is one malloc'ed block holding the
  * strings too, owned by the list. */
@@ -422,6 +508,7 @@ typedef struct pl_witness {
     uint32_t type_id;
     pl_witness_step *steps; /* n_steps entries, root first */
     size_t n_steps;
+    const char *site;       /* where the instance was created, or NULL (in the steps block) */
 } pl_witness;
 
 typedef struct pl_witness_list {

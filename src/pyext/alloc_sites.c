@@ -1,0 +1,747 @@
+/* alloc_sites.c: which line creates a type's instances (alloc_sites.h,
+ * docs/allocations.md).
+ *
+ * Three tables, all protected by the GIL:
+ *   traced[]  the traced types: the type (borrowed; a weak reference with a
+ *             callback drops the entry when the type is freed), its name,
+ *             its sampling state; found from the wrapper through `by_type`,
+ *             a small open-addressing index rebuilt on every change;
+ *   sites[]   one per distinct (type, stack): the stack's code objects
+ *             (strong references, so that an address of a freed code
+ *             object cannot match a later stack) and instruction indices
+ *             are the key; file, line and function are computed once, when
+ *             the site is made; found through `site_index` (open addressing
+ *             on the key's hash);
+ *   amap[]    sampled object address -> site, direct-mapped: a sample
+ *             overwrites its slot. An entry whose object died stays until
+ *             overwritten; it is never dereferenced, only compared with the
+ *             address and type of an object met alive.
+ * The wrapper costs one index probe and one decrement per allocation of a
+ * traced type; types not traced never reach it. */
+#include "alloc_sites.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "heap.h"
+#include "pyloot/json.h"
+#include "util.h"
+#include "witness.h"
+
+typedef struct traced {
+    PyTypeObject *tp; /* NULL: free entry */
+    PyObject *weak;   /* weak reference to tp, with type_freed as callback */
+    char *name;       /* pl_typename(tp) when traced */
+    int automatic;
+    long gap;         /* allocations the next sample stands for */
+    long countdown;   /* allocations until the next sample */
+    uint64_t samples, allocs; /* allocs: sampled gaps summed */
+} traced;
+
+typedef struct site {
+    PyTypeObject *tp; /* NULL: a dead site, about to be compacted */
+    uint64_t hash;
+    unsigned n;
+    pl_stack_frame key[PL_ALLOC_FRAMES]; /* code: strong references */
+    int line[PL_ALLOC_FRAMES];
+    char *text;       /* "file\0function\0" per frame */
+    size_t bytes;
+    uint64_t allocs;  /* sample weights summed */
+} site;
+
+typedef struct addr_entry {
+    uintptr_t addr;
+    uint32_t site;
+    uint32_t weight;
+} addr_entry;
+
+#define BY_TYPE_SLOTS 256   /* > 2 * PL_ALLOC_TRACED_MAX */
+#define SITE_SLOTS 8192     /* 2 * PL_ALLOC_SITES_MAX */
+
+static traced T[PL_ALLOC_TRACED_MAX];
+static int by_type[BY_TYPE_SLOTS];  /* index + 1 into T, 0 empty */
+static site *sites;                 /* PL_ALLOC_SITES_MAX, allocated on first trace */
+static size_t nsites, site_bytes;
+static uint32_t site_index[SITE_SLOTS]; /* index + 1 into sites, 0 empty */
+static addr_entry *amap;            /* PL_ALLOC_ADDR_SLOTS */
+static char *names[PL_ALLOC_NAMES_MAX]; /* waiting for their type */
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+static uint64_t sites_dropped, samples_total;
+static PyObject *freed_cb;          /* the weak references' callback; never freed */
+
+static size_t hash_ptr(const void *p)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return (size_t)x;
+}
+
+static traced *find_traced(PyTypeObject *tp)
+{
+    for (size_t i = hash_ptr(tp) & (BY_TYPE_SLOTS - 1);; i = (i + 1) & (BY_TYPE_SLOTS - 1)) {
+        int k = by_type[i];
+        if (!k)
+            return NULL;
+        if (T[k - 1].tp == tp)
+            return &T[k - 1];
+    }
+}
+
+static void rebuild_by_type(void)
+{
+    memset(by_type, 0, sizeof by_type);
+    for (int k = 0; k < PL_ALLOC_TRACED_MAX; k++) {
+        if (!T[k].tp)
+            continue;
+        size_t i = hash_ptr(T[k].tp) & (BY_TYPE_SLOTS - 1);
+        while (by_type[i])
+            i = (i + 1) & (BY_TYPE_SLOTS - 1);
+        by_type[i] = k + 1;
+    }
+}
+
+/* ---- sites ---- */
+
+static uint64_t stack_hash(PyTypeObject *tp, const pl_stack_frame *f, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)(uintptr_t)tp;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ (uint64_t)(uintptr_t)f[i].code) * 1099511628211ULL;
+        h = (h ^ (uint64_t)(unsigned)f[i].lasti) * 1099511628211ULL;
+    }
+    return h ^ (h >> 29);
+}
+
+static int same_key(const site *s, PyTypeObject *tp, const pl_stack_frame *f, size_t n)
+{
+    if (s->tp != tp || s->n != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s->key[i].code != f[i].code || s->key[i].lasti != f[i].lasti)
+            return 0;
+    return 1;
+}
+
+static void index_site(uint32_t k)
+{
+    size_t i = (size_t)sites[k].hash & (SITE_SLOTS - 1);
+    while (site_index[i])
+        i = (i + 1) & (SITE_SLOTS - 1);
+    site_index[i] = k + 1;
+}
+
+/* Appends s (a str, or anything else as "?") as UTF-8 cut to
+ * PL_ALLOC_TEXT_MAX bytes, and its NUL. */
+static void put_text(pl_buf *b, PyObject *s)
+{
+    Py_ssize_t len = 0;
+    const char *u = s && PyUnicode_Check(s) ? PyUnicode_AsUTF8AndSize(s, &len) : NULL;
+    if (!u) {
+        PyErr_Clear();
+        u = "?";
+        len = 1;
+    }
+    size_t n = (size_t)len;
+    if (n > PL_ALLOC_TEXT_MAX) {
+        n = PL_ALLOC_TEXT_MAX;
+        while (n > 0 && ((unsigned char)u[n] & 0xc0) == 0x80)
+            n--;
+    }
+    pl_buf_append(b, u, n);
+    pl_buf_putc(b, '\0');
+}
+
+/* The site of (tp, stack), made when new and the bounds allow. Index, or -1. */
+static long site_for(PyTypeObject *tp, const pl_stack_frame *f, size_t n)
+{
+    uint64_t h = stack_hash(tp, f, n);
+    size_t i = (size_t)h & (SITE_SLOTS - 1);
+    for (; site_index[i]; i = (i + 1) & (SITE_SLOTS - 1)) {
+        site *s = &sites[site_index[i] - 1];
+        if (s->hash == h && same_key(s, tp, f, n))
+            return (long)site_index[i] - 1;
+    }
+    if (nsites >= PL_ALLOC_SITES_MAX || site_bytes + sizeof(site) > PL_ALLOC_SITES_BYTES) {
+        sites_dropped++;
+        return -1;
+    }
+    site *s = &sites[nsites];
+    memset(s, 0, sizeof *s);
+    pl_buf text = PL_BUF_INIT;
+    for (size_t k = 0; k < n; k++) {
+        put_text(&text, f[k].code->co_filename);
+        put_text(&text, f[k].code->co_qualname);
+        s->line[k] = PyCode_Addr2Line(f[k].code, f[k].lasti);
+    }
+    if (text.err || site_bytes + sizeof(site) + text.len > PL_ALLOC_SITES_BYTES) {
+        pl_buf_free(&text);
+        sites_dropped++;
+        return -1;
+    }
+    s->text = text.data; /* owned by the site now */
+    s->bytes = sizeof(site) + text.len;
+    s->tp = tp;
+    s->hash = h;
+    s->n = (unsigned)n;
+    for (size_t k = 0; k < n; k++) {
+        s->key[k] = f[k];
+        Py_INCREF(f[k].code);
+    }
+    site_bytes += s->bytes;
+    index_site((uint32_t)nsites);
+    return (long)nsites++;
+}
+
+/* Drops the sites of dead types (tp NULL) and renumbers the rest: the
+ * index is rebuilt and the address map follows. */
+static void compact_sites(void)
+{
+    size_t old = nsites, w = 0;
+    uint32_t *remap = malloc((old + 1) * sizeof *remap);
+    for (size_t r = 0; r < nsites; r++) {
+        if (!sites[r].tp) {
+            if (remap)
+                remap[r] = UINT32_MAX;
+            continue;
+        }
+        if (remap)
+            remap[r] = (uint32_t)w;
+        sites[w++] = sites[r];
+    }
+    nsites = w;
+    memset(site_index, 0, sizeof site_index);
+    for (size_t k = 0; k < nsites; k++)
+        index_site((uint32_t)k);
+    if (amap) {
+        for (size_t i = 0; i < PL_ALLOC_ADDR_SLOTS; i++) {
+            if (!amap[i].addr)
+                continue;
+            uint32_t to = remap && amap[i].site < old ? remap[amap[i].site] : UINT32_MAX;
+            if (to == UINT32_MAX)
+                memset(&amap[i], 0, sizeof amap[i]);
+            else
+                amap[i].site = to;
+        }
+    }
+    free(remap);
+}
+
+/* Marks the sites of tp dead, releasing what they hold, and compacts. */
+static void forget_sites(PyTypeObject *tp)
+{
+    int any = 0;
+    for (size_t k = 0; k < nsites; k++) {
+        site *s = &sites[k];
+        if (s->tp != tp)
+            continue;
+        for (unsigned i = 0; i < s->n; i++)
+            Py_DECREF(s->key[i].code);
+        free(s->text);
+        site_bytes -= s->bytes;
+        s->tp = NULL;
+        any = 1;
+    }
+    if (any)
+        compact_sites();
+}
+
+/* ---- the wrapper ---- */
+
+static long next_gap(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return 1 + (long)(rng % (2 * PL_ALLOC_SAMPLE_MEAN - 1));
+}
+
+static void sample(traced *t, PyObject *o)
+{
+    pl_stack_frame f[PL_ALLOC_FRAMES];
+    size_t n = pl_stack_current(f, PL_ALLOC_FRAMES);
+    long weight = t->gap;
+    t->samples++;
+    t->allocs += (uint64_t)weight;
+    samples_total++;
+    t->gap = t->countdown = t->samples < PL_ALLOC_SAMPLE_ALL ? 1 : next_gap();
+    long k = site_for(t->tp, f, n);
+    if (k < 0)
+        return;
+    sites[k].allocs += (uint64_t)weight;
+    addr_entry *e = &amap[hash_ptr(o) & (PL_ALLOC_ADDR_SLOTS - 1)];
+    e->addr = (uintptr_t)o;
+    e->site = (uint32_t)k;
+    e->weight = (uint32_t)weight;
+}
+
+/* The tp_alloc of traced types, and of the subclasses that inherited it
+ * while their base was traced (a class statement sets PyType_GenericAlloc
+ * itself, but a type made from a C spec inherits the slot): a subclass is
+ * not traced itself (it gets nothing but the probe). Allocation itself is always PyType_GenericAlloc,
+ * the slot every type traced here had. */
+static PyObject *traced_alloc(PyTypeObject *type, Py_ssize_t nitems)
+{
+    PyObject *o = PyType_GenericAlloc(type, nitems);
+    if (o) {
+        traced *t = find_traced(type);
+        if (t && --t->countdown <= 0)
+            sample(t, o);
+    }
+    return o;
+}
+
+/* ---- tracing and untracing ---- */
+
+static void drop_entry(traced *t)
+{
+    PyTypeObject *tp = t->tp;
+    Py_CLEAR(t->weak);
+    free(t->name);
+    memset(t, 0, sizeof *t);
+    rebuild_by_type();
+    forget_sites(tp);
+}
+
+/* The weak references' callback: a traced type is being freed. Its slot
+ * does not matter any more; its entry and sites go. */
+static PyObject *type_freed(PyObject *self, PyObject *weak)
+{
+    (void)self;
+    for (int k = 0; k < PL_ALLOC_TRACED_MAX; k++)
+        if (T[k].tp && T[k].weak == weak)
+            drop_entry(&T[k]);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef freed_def = {"_alloc_type_freed", type_freed, METH_O, NULL};
+
+/* Gives back PyType_GenericAlloc to tp's subclasses that inherited the
+ * wrapper and are not traced themselves, recursively. */
+static void restore_subclasses(PyTypeObject *tp, int depth)
+{
+    if (depth > 64)
+        return;
+    PyObject *subs = PyObject_CallMethod((PyObject *)tp, "__subclasses__", NULL);
+    if (!subs || !PyList_Check(subs)) {
+        PyErr_Clear();
+        Py_XDECREF(subs);
+        return;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(subs); i++) {
+        PyTypeObject *sub = (PyTypeObject *)PyList_GET_ITEM(subs, i);
+        if (!PyType_Check(sub) || find_traced(sub))
+            continue;
+        if (sub->tp_alloc == traced_alloc) {
+            sub->tp_alloc = PyType_GenericAlloc;
+            PyType_Modified(sub);
+        }
+        restore_subclasses(sub, depth + 1);
+    }
+    Py_DECREF(subs);
+}
+
+/* See alloc_sites.h. */
+int pl_alloc_trace(PyTypeObject *tp, int automatic, const char **why)
+{
+    *why = NULL;
+#ifdef Py_GIL_DISABLED
+    /* The tables are protected by the GIL. */
+    *why = "allocation sites need the GIL (this is a free-threaded build)";
+    return 0;
+#endif
+    if (find_traced(tp))
+        return 1;
+    if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+        *why = "not a class made by a class statement (a builtin or static type)";
+        return 0;
+    }
+    if (tp->tp_alloc != PyType_GenericAlloc && tp->tp_alloc != traced_alloc) {
+        *why = "its instances are allocated by its own tp_alloc";
+        return 0;
+    }
+    int slot = -1;
+    for (int k = 0; k < PL_ALLOC_TRACED_MAX && slot < 0; k++)
+        if (!T[k].tp)
+            slot = k;
+    if (slot < 0) {
+        *why = "64 types are traced already";
+        return 0;
+    }
+    if (!sites) {
+        sites = calloc(PL_ALLOC_SITES_MAX, sizeof *sites);
+        amap = calloc(PL_ALLOC_ADDR_SLOTS, sizeof *amap);
+        if (!sites || !amap) {
+            free(sites);
+            free(amap);
+            sites = NULL;
+            amap = NULL;
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    if (!freed_cb && !(freed_cb = PyCFunction_New(&freed_def, NULL)))
+        return -1;
+    pl_buf name = PL_BUF_INIT;
+    PyObject *weak = PyWeakref_NewRef((PyObject *)tp, freed_cb);
+    if (!weak || pl_typename(tp, &name) < 0 || name.err) {
+        Py_XDECREF(weak);
+        pl_buf_free(&name);
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+        return -1;
+    }
+    traced *t = &T[slot];
+    t->tp = tp;
+    t->weak = weak;
+    t->name = strdup(pl_buf_cstr(&name));
+    pl_buf_free(&name);
+    t->automatic = automatic;
+    t->gap = t->countdown = 1;
+    rebuild_by_type();
+    tp->tp_alloc = traced_alloc;
+    /* A new version tag: call sites the interpreter specialized for the
+     * old slot (3.13 allocates simple classes inline when tp_alloc is
+     * PyType_GenericAlloc) fall back to the slot. */
+    PyType_Modified(tp);
+    return 1;
+}
+
+/* Untraces tp; with `subclasses`, also gives the plain slot back to the
+ * subclasses that inherited the wrapper (a Python call: not at teardown). */
+static int untrace(PyTypeObject *tp, int subclasses)
+{
+    traced *t = find_traced(tp);
+    if (!t)
+        return 0;
+    tp->tp_alloc = PyType_GenericAlloc;
+    PyType_Modified(tp);
+    drop_entry(t);
+    if (subclasses)
+        restore_subclasses(tp, 0);
+    return 1;
+}
+
+/* See alloc_sites.h. */
+int pl_alloc_untrace(PyTypeObject *tp)
+{
+    return untrace(tp, 1);
+}
+
+/* See alloc_sites.h. */
+void pl_alloc_untrace_all(int teardown)
+{
+    for (int k = 0; k < PL_ALLOC_TRACED_MAX; k++)
+        if (T[k].tp)
+            untrace(T[k].tp, !teardown);
+    for (int i = 0; i < PL_ALLOC_NAMES_MAX; i++) {
+        free(names[i]);
+        names[i] = NULL;
+    }
+}
+
+/* ---- what the collector finds ---- */
+
+/* See alloc_sites.h. */
+void pl_alloc_sites_pass(pl_type_table *t)
+{
+    uint32_t grow[PL_WITNESS_TOP];
+    size_t ngrow = pl_witness_growing(t, grow, PL_WITNESS_TOP);
+    int any_name = 0;
+    for (int i = 0; i < PL_ALLOC_NAMES_MAX && !any_name; i++)
+        any_name = names[i] != NULL;
+    if (!ngrow && !any_name)
+        return;
+    for (size_t i = 0; i < t->cap; i++) {
+        pl_type_entry *e = &t->slots[i];
+        if (!e->tp || e->epoch != t->epoch)
+            continue;
+        const char *why;
+        for (int k = 0; k < PL_ALLOC_NAMES_MAX; k++) {
+            if (names[k] && strcmp(names[k], e->base) == 0) {
+                if (pl_alloc_trace(e->tp, 0, &why) < 0)
+                    PyErr_Clear();
+                free(names[k]);
+                names[k] = NULL;
+            }
+        }
+        for (size_t g = 0; g < ngrow; g++)
+            if (e->type_id == grow[g] && !find_traced(e->tp) && pl_alloc_trace(e->tp, 1, &why) < 0)
+                PyErr_Clear();
+    }
+}
+
+/* ---- queries ---- */
+
+/* See alloc_sites.h. */
+PyTypeObject *pl_alloc_traced_named(const char *group)
+{
+    PyTypeObject *found = NULL;
+    const PyTypeObject *named = NULL;
+    int have_named = pl_type_named(group, &named);
+    size_t glen = strlen(group);
+    const char *hash = strrchr(group, '#');
+    size_t blen = hash && hash[1] >= '1' && hash[1] <= '9' ? (size_t)(hash - group) : glen;
+    for (int k = 0; k < PL_ALLOC_TRACED_MAX; k++) {
+        if (!T[k].tp)
+            continue;
+        if (have_named && T[k].tp == named)
+            return T[k].tp;
+        if (blen == glen && strcmp(T[k].name, group) == 0 && !found)
+            found = T[k].tp;
+    }
+    return found;
+}
+
+/* See alloc_sites.h. */
+long pl_alloc_site_of(PyObject *o, unsigned *weight)
+{
+    if (!amap)
+        return -1;
+    const addr_entry *e = &amap[hash_ptr(o) & (PL_ALLOC_ADDR_SLOTS - 1)];
+    if (e->addr != (uintptr_t)o || e->site >= nsites || sites[e->site].tp != Py_TYPE(o))
+        return -1;
+    *weight = e->weight;
+    return (long)e->site;
+}
+
+/* See alloc_sites.h. */
+void pl_alloc_site_json(long k, pl_buf *b)
+{
+    pl_buf_putc(b, '[');
+    if (k >= 0 && (size_t)k < nsites) {
+        const site *s = &sites[k];
+        const char *p = s->text;
+        for (unsigned i = 0; i < s->n; i++) {
+            const char *file = p;
+            const char *func = file + strlen(file) + 1;
+            p = func + strlen(func) + 1;
+            if (i)
+                pl_buf_putc(b, ',');
+            pl_buf_putc(b, '{');
+            pl_json_key(b, "file");
+            pl_json_cstr(b, file);
+            pl_buf_printf(b, ",\"line\":%d,", s->line[i]);
+            pl_json_key(b, "function");
+            pl_json_cstr(b, func);
+            pl_buf_putc(b, '}');
+        }
+    }
+    pl_buf_putc(b, ']');
+}
+
+/* See alloc_sites.h. */
+void pl_alloc_site_line(long k, pl_buf *b)
+{
+    if (k < 0 || (size_t)k >= nsites || !sites[k].n) {
+        pl_buf_puts(b, "(no Python frame)");
+        return;
+    }
+    const char *file = sites[k].text, *func = file + strlen(file) + 1;
+    pl_buf_printf(b, "%s:%d in %s", file, sites[k].line[0], func);
+}
+
+/* See alloc_sites.h. */
+int pl_alloc_sites_of(PyTypeObject *tp, long **out, uint64_t **allocs, size_t *n)
+{
+    *out = NULL;
+    *allocs = NULL;
+    *n = 0;
+    size_t m = 0;
+    for (size_t k = 0; k < nsites; k++)
+        m += sites[k].tp == tp;
+    if (!m)
+        return 0;
+    *out = malloc(m * sizeof **out);
+    *allocs = malloc(m * sizeof **allocs);
+    if (!*out || !*allocs) {
+        free(*out);
+        free(*allocs);
+        *out = NULL;
+        *allocs = NULL;
+        return -1;
+    }
+    for (size_t k = 0; k < nsites; k++) {
+        if (sites[k].tp != tp)
+            continue;
+        (*out)[*n] = (long)k;
+        (*allocs)[(*n)++] = sites[k].allocs;
+    }
+    return 0;
+}
+
+/* ---- module functions ---- */
+
+/* alloc_trace(type, automatic=False) -> None or the reason it cannot be traced */
+static PyObject *py_alloc_trace(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *tp;
+    int automatic = 0;
+    if (!PyArg_ParseTuple(args, "O!|p:alloc_trace", &PyType_Type, &tp, &automatic))
+        return NULL;
+    const char *why;
+    int rc = pl_alloc_trace((PyTypeObject *)tp, automatic, &why);
+    if (rc < 0)
+        return NULL;
+    if (rc == 0)
+        return PyUnicode_FromString(why);
+    Py_RETURN_NONE;
+}
+
+/* alloc_trace_name(name) -> bool: the name waits for its type (the
+ * collector's count passes look for it); False when the list is full. */
+static PyObject *py_alloc_trace_name(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    Py_ssize_t len;
+    const char *s = PyUnicode_Check(arg) ? PyUnicode_AsUTF8AndSize(arg, &len) : NULL;
+    if (!s) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "a type name must be a str");
+        return NULL;
+    }
+    if (len == 0 || len > PL_TYPE_NAME_MAX || memchr(s, 0, (size_t)len))
+        return PyErr_Format(PyExc_ValueError, "a type name is 1..%d bytes", PL_TYPE_NAME_MAX);
+    int free_slot = -1;
+    for (int i = 0; i < PL_ALLOC_NAMES_MAX; i++) {
+        if (names[i] && strcmp(names[i], s) == 0)
+            Py_RETURN_TRUE;
+        if (!names[i] && free_slot < 0)
+            free_slot = i;
+    }
+    if (free_slot < 0)
+        Py_RETURN_FALSE;
+    if (!(names[free_slot] = strdup(s)))
+        return PyErr_NoMemory();
+    Py_RETURN_TRUE;
+}
+
+static PyObject *py_alloc_untrace(PyObject *module, PyObject *tp)
+{
+    (void)module;
+    if (PyUnicode_Check(tp)) {
+        const char *s = PyUnicode_AsUTF8(tp);
+        if (!s)
+            return NULL;
+        int was = 0;
+        for (int i = 0; i < PL_ALLOC_NAMES_MAX; i++) {
+            if (names[i] && strcmp(names[i], s) == 0) {
+                free(names[i]);
+                names[i] = NULL;
+                was = 1;
+            }
+        }
+        PyTypeObject *t = pl_alloc_traced_named(s);
+        was |= t && pl_alloc_untrace(t);
+        return PyBool_FromLong(was);
+    }
+    if (!PyType_Check(tp)) {
+        PyErr_SetString(PyExc_TypeError, "alloc_untrace takes a type or its name");
+        return NULL;
+    }
+    return PyBool_FromLong(pl_alloc_untrace((PyTypeObject *)tp));
+}
+
+/* alloc_wrapped(type) -> bool: its tp_alloc is the wrapper (traced, or a
+ * subclass that inherited it): for tests of the slot's restoration. */
+static PyObject *py_alloc_wrapped(PyObject *module, PyObject *tp)
+{
+    (void)module;
+    if (!PyType_Check(tp)) {
+        PyErr_SetString(PyExc_TypeError, "alloc_wrapped takes a type");
+        return NULL;
+    }
+    return PyBool_FromLong(((PyTypeObject *)tp)->tp_alloc == traced_alloc);
+}
+
+static PyObject *py_alloc_untrace_all(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    pl_alloc_untrace_all(0);
+    Py_RETURN_NONE;
+}
+
+/* alloc_stats() -> {"traced": [names], "automatic": [names], "waiting": [names],
+ * "sites", "site_bytes", "sites_dropped", "samples", "sites_by_type": {name: n}} */
+static PyObject *py_alloc_stats(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    PyObject *traced_l = PyList_New(0), *auto_l = PyList_New(0), *wait_l = PyList_New(0), *res = NULL;
+    PyObject *by_type_d = NULL;
+    if (!traced_l || !auto_l || !wait_l)
+        goto out;
+    for (int k = 0; k < PL_ALLOC_TRACED_MAX; k++) {
+        if (!T[k].tp)
+            continue;
+        PyObject *s = PyUnicode_FromString(T[k].name ? T[k].name : "?");
+        if (!s || PyList_Append(T[k].automatic ? auto_l : traced_l, s) < 0) {
+            Py_XDECREF(s);
+            goto out;
+        }
+        Py_DECREF(s);
+    }
+    for (int i = 0; i < PL_ALLOC_NAMES_MAX; i++) {
+        if (!names[i])
+            continue;
+        PyObject *s = PyUnicode_FromString(names[i]);
+        if (!s || PyList_Append(wait_l, s) < 0) {
+            Py_XDECREF(s);
+            goto out;
+        }
+        Py_DECREF(s);
+    }
+    if (!(by_type_d = PyDict_New()))
+        goto out;
+    for (int k = 0; k < PL_ALLOC_TRACED_MAX; k++) {
+        if (!T[k].tp)
+            continue;
+        Py_ssize_t n = 0;
+        for (size_t i = 0; i < nsites; i++)
+            n += sites[i].tp == T[k].tp;
+        PyObject *v = PyLong_FromSsize_t(n);
+        if (!v || PyDict_SetItemString(by_type_d, T[k].name ? T[k].name : "?", v) < 0) {
+            Py_XDECREF(v);
+            goto out;
+        }
+        Py_DECREF(v);
+    }
+    res = Py_BuildValue("{s:O,s:O,s:O,s:n,s:n,s:K,s:K,s:O}", "traced", traced_l, "automatic", auto_l, "waiting",
+                        wait_l, "sites", (Py_ssize_t)nsites, "site_bytes", (Py_ssize_t)site_bytes, "sites_dropped",
+                        (unsigned long long)sites_dropped, "samples", (unsigned long long)samples_total,
+                        "sites_by_type", by_type_d);
+out:
+    Py_XDECREF(by_type_d);
+    Py_XDECREF(traced_l);
+    Py_XDECREF(auto_l);
+    Py_XDECREF(wait_l);
+    return res;
+}
+
+static PyMethodDef alloc_methods[] = {
+    {"alloc_trace", py_alloc_trace, METH_VARARGS,
+     "alloc_trace(type, automatic=False) -> None, or why the type cannot be traced (docs/allocations.md)."},
+    {"alloc_trace_name", py_alloc_trace_name, METH_O,
+     "alloc_trace_name(name) -> bool: trace the type named \"module.qualname\" when a count pass meets it."},
+    {"alloc_untrace", py_alloc_untrace, METH_O,
+     "alloc_untrace(type or name) -> bool: stop tracing it, restore its slot, forget its sites."},
+    {"alloc_untrace_all", py_alloc_untrace_all, METH_NOARGS, "Stops tracing every type."},
+    {"alloc_wrapped", py_alloc_wrapped, METH_O, "alloc_wrapped(type) -> bool: its tp_alloc is pyloot's wrapper."},
+    {"alloc_stats", py_alloc_stats, METH_NOARGS, "The traced types and the sizes of the site tables."},
+    {NULL, NULL, 0, NULL},
+};
+
+/* See alloc_sites.h. */
+int pl_alloc_module_exec(PyObject *module)
+{
+    if (PyModule_AddFunctions(module, alloc_methods) < 0)
+        return -1;
+    if (PyModule_AddIntConstant(module, "ALLOC_SITES_MAX", PL_ALLOC_SITES_MAX) < 0 ||
+        PyModule_AddIntConstant(module, "ALLOC_FRAMES", PL_ALLOC_FRAMES) < 0 ||
+        PyModule_AddIntConstant(module, "ALLOC_SAMPLE_ALL", PL_ALLOC_SAMPLE_ALL) < 0)
+        return -1;
+    return 0;
+}
