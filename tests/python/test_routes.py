@@ -179,7 +179,6 @@ def test_remote_mode_carries_the_counts(tmp_path, gunicorn):
         central.kill()
 
 
-@pytest.mark.xfail(strict=False, reason="needs pl_route_fit")
 def test_growth_per_request_from_random_mixes(gunicorn):
     """Routes leaking 1.0 and 0.1 objects per request and one leaking
     nothing, in random mixes per interval: the fit finds each rate."""
