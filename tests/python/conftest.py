@@ -238,13 +238,14 @@ def gc_off():
 @pytest.fixture
 def gunicorn(tmp_path):
     """Factory: gunicorn(workers=4, worker_class="sync", preload=False, interval=0.5,
-    live_timeout=5, args=(), db=None, env=None) starts tests/python/apps/leaky.py (with
+    live_timeout=5, args=(), db=None, env=None, app="leaky:app") starts the app of
+    tests/python/apps/ (default leaky.py, with
     PYLOOT_DB=db, default a fresh directory, and the variables of env) and waits until every
     worker answers."""
     servers = []
 
     def start(workers=4, worker_class="sync", preload=False, interval=0.5, live_timeout=5.0, args=(), db=None,
-              env=None):
+              env=None, app="leaky:app"):
         port = free_port()
         db = db if db is not None else tmp_path / ("store-%d" % len(servers))
         log_path = tmp_path / ("gunicorn-%d.log" % len(servers))
@@ -253,7 +254,7 @@ def gunicorn(tmp_path):
                "--graceful-timeout", "5", *args]
         if preload:
             cmd.append("--preload")
-        cmd.append("leaky:app")
+        cmd.append(app)
         extra_env = env or {}
         env = dict(os.environ)
         env["PYLOOT_DB"] = str(db)
