@@ -87,6 +87,8 @@ void pl_witness_atfork_child(void)
      * the child: forget it (leaked on purpose, as the type table is). */
     memset(&W, 0, sizeof W);
     pthread_mutex_init(&stats_lock, NULL);
+    ngrowing = 0; /* the parent's growth, not the child's */
+    growing_ms = growing_gap_ms = 0;
 }
 
 static int cmp_track(const void *a, const void *b)
