@@ -10,10 +10,13 @@
  * is taken per collection.
  *
  * Budget: a token bucket on measured GIL time. Credit accrues at
- * PL_WITNESS_GIL_SHARE of wall time and is capped at zero; a search may start
- * only when the balance is not negative, and costs what it measured. Over any
- * window the GIL time spent here is at most PL_WITNESS_GIL_SHARE of the
- * window plus one search.
+ * PL_WITNESS_GIL_SHARE of wall time and is capped at zero; a pass (a type's
+ * first, which only remembers its instances, or a search) may start only
+ * when the balance is not negative, and costs what it measured; a type's
+ * first search may also start while the balance is no lower than minus its
+ * remembering pass (the two are paid for as one). Over any window the GIL
+ * time spent here is at most PL_WITNESS_GIL_SHARE of the window plus one
+ * search and one remembering pass.
  *
  * All state is protected by the collector's collect_lock (the only caller
  * holds it); witness_stats() reads a copy under stats_lock. */
@@ -52,9 +55,11 @@ typedef struct track {
  * slots, reused least recently used first, bound the memory. */
 #define PL_WITNESS_SEEN_SLOTS (PL_WITNESS_TOP + 1)
 typedef struct seen_slot {
-    uint32_t type_id;        /* UINT32_MAX: free */
+    uint32_t type_id;        /* valid while seen.bits is set */
     int64_t used_ms;
     pl_seen seen;
+    int first_search;        /* remembered, not searched yet */
+    double remember_s;       /* the GIL time of that remembering pass */
 } seen_slot;
 
 typedef struct witness_state {
@@ -410,7 +415,13 @@ void pl_witness_after_collection(pl_type_table *t, pl_store *store, const pl_inc
     track *tr = pick(now_ms);
     if (!tr)
         return;
-    if (W.balance_s < 0) {
+    /* A type's first pass only remembers its instances: the witness comes
+     * from a later pass, among the instances made since. That pass and the
+     * first search are paid for as one, so that remembering does not
+     * delay a type's first witness. */
+    seen_slot *slot = slot_of(tr->type_id);
+    double allowance = slot && slot->first_search ? slot->remember_s : 0;
+    if (W.balance_s + allowance < 0) {
         pthread_mutex_lock(&stats_lock);
         S.skipped_budget++;
         pthread_mutex_unlock(&stats_lock);
@@ -419,10 +430,6 @@ void pl_witness_after_collection(pl_type_table *t, pl_store *store, const pl_inc
     const pl_type_entry *e = entry_of(t, tr->type_id);
     if (!e || is_finalizing())
         return;
-
-    /* A type's first pass only remembers its instances: the witness comes
-     * from a later pass, among the instances made since. */
-    seen_slot *slot = slot_of(tr->type_id);
     int remember = !slot;
     if (remember)
         slot = new_slot(tr->type_id, now_ms);
@@ -441,6 +448,8 @@ void pl_witness_after_collection(pl_type_table *t, pl_store *store, const pl_inc
     pl_gil_held_add(gil_s);
     PyGILState_Release(g);
     W.balance_s -= gil_s;
+    slot->first_search = remember;
+    slot->remember_s = remember ? gil_s : 0;
     if (found == 2) {
         pthread_mutex_lock(&stats_lock);
         S.remembered++;

@@ -113,18 +113,13 @@ static int remember_ref(PyObject *o, void *arg)
     return 0;
 }
 
-static int remember_tracked(PyObject *o, void *arg)
+/* A tracked object, and its referents: an instance may be untracked even
+ * when its type is a gc type (a tuple or dict of atoms). */
+static int remember_one(PyObject *o, void *arg)
 {
     remembering *r = arg;
     if (Py_TYPE(o) == r->tp)
         seen_add(r->s, o);
-    obj_add(r->s, o);
-    return 0;
-}
-
-static int remember_untracked(PyObject *o, void *arg)
-{
-    remembering *r = arg;
     obj_add(r->s, o);
     if (Py_TYPE(o)->tp_traverse)
         Py_TYPE(o)->tp_traverse(o, remember_ref, arg);
@@ -138,7 +133,7 @@ int pl_seen_remember(PyTypeObject *tp, uint64_t count, pl_seen *s)
         return -1;
     remembering r = {.tp = tp, .s = s};
     int gc_was_enabled = PyGC_Disable();
-    int rc = pl_live_walk(PyType_IS_GC(tp) ? remember_tracked : remember_untracked, &r);
+    int rc = pl_live_walk(remember_one, &r);
     if (gc_was_enabled)
         PyGC_Enable();
     if (rc < 0) {
@@ -163,7 +158,6 @@ typedef struct picking {
     PyTypeObject *tp;
     const pl_seen *seen;
     pl_seen *next;
-    int untracked_type; /* tp's instances are met only as referents */
     PyObject *container; /* the untracked container being looked into */
     place cur;          /* the holder being traversed */
     place best[PL_SEEN_TRIES];
@@ -172,8 +166,7 @@ typedef struct picking {
 
 static void meet(picking *p, PyObject *container, PyObject *o)
 {
-    if (p->untracked_type)
-        seen_add(p->next, o);
+    seen_add(p->next, o);
     if (seen_has(p->seen, o))
         return;
     p->cur.hits++;
@@ -316,7 +309,7 @@ int pl_seen_pick_new(pl_answer *a, PyTypeObject *tp, uint64_t count, const pl_se
 {
     if (seen_init(next, count) < 0)
         return -1;
-    picking p = {.tp = tp, .seen = seen, .next = next, .untracked_type = !PyType_IS_GC(tp)};
+    picking p = {.tp = tp, .seen = seen, .next = next};
     grown grew[PL_SEEN_GROWN];
     size_t ngrew = 0;
     for (size_t i = 0; i < a->snap.n; i++) {

@@ -34,9 +34,10 @@ typedef struct pl_seen {
 void pl_seen_free(pl_seen *s);
 
 /* Remembers the instances of tp there are now into *s (freed and refilled;
- * `count` sizes the filter: the instances the last count pass saw). Walks
- * the gc-tracked objects, and for a type the gc does not track (str, ...)
- * their referents. GIL held; runs no Python code. 0, or -1 out of memory
+ * `count` sizes the filter: the instances the last count pass saw), and
+ * every gc-tracked object. Walks the gc-tracked objects and their
+ * referents (one level into untracked tuples and dicts), where the
+ * instances the gc does not track are (str; a tuple of atoms). GIL held; runs no Python code. 0, or -1 out of memory
  * (s then empty). */
 int pl_seen_remember(PyTypeObject *tp, uint64_t count, pl_seen *s);
 
