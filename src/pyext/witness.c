@@ -6,8 +6,9 @@
  * PL_WITNESS_RISES samples and it is among the PL_WITNESS_TOP largest
  * growers in bytes over those samples (a str or bytes payload outranks the
  * small objects that grow with it); a qualifying type is witnessed at most once
- * per PL_WITNESS_EVERY_MS after its first witness, and at most one witness
- * is taken per collection.
+ * per PL_WITNESS_EVERY_MS after its first witness, and at most one pass is
+ * taken per collection. The instance is one made since the type's previous
+ * pass (witness_seen.c): a type's first pass only remembers.
  *
  * Budget: a token bucket on measured GIL time. Credit accrues at
  * PL_WITNESS_GIL_SHARE of wall time and is capped at zero; a pass (a type's
@@ -19,7 +20,8 @@
  * search and one remembering pass.
  *
  * All state is protected by the collector's collect_lock (the only caller
- * holds it); witness_stats() reads a copy under stats_lock. */
+ * holds it); witness_stats() and pl_witness_growing() read copies under
+ * stats_lock. */
 #include "witness.h"
 
 #include <pthread.h>
@@ -30,7 +32,6 @@
 #include "heap.h"
 #include "live.h"
 #include "referents.h"
-#include "sizeof.h"
 #include "util.h"
 #include "witness_seen.h"
 
