@@ -233,7 +233,10 @@ size_t pl_witness_growing(pl_growing_type *out, size_t max)
     int64_t now = pl_now_ms();
     size_t n = 0;
     pthread_mutex_lock(&stats_lock);
-    if (growing_gap_ms && now - growing_ms <= 2 * growing_gap_ms + 1000) {
+    /* The request that asks may itself have held the GIL the collector
+     * needs to sample (building a dominator tree): a grace beyond twice
+     * the interval. */
+    if (growing_gap_ms && now - growing_ms <= 2 * growing_gap_ms + PL_WITNESS_GROWING_GRACE_MS) {
         n = ngrowing < max ? ngrowing : max;
         memcpy(out, growing, n * sizeof out[0]);
     }

@@ -31,6 +31,7 @@ void pl_witness_atfork_child(void);
 /* A type that grew over the collector's last PL_WITNESS_RISES samples, for
  * the ranking of the retainers (live_growing.c). */
 #define PL_WITNESS_GROWING 8
+#define PL_WITNESS_GROWING_GRACE_MS 30000
 typedef struct pl_growing_type {
     PyTypeObject *tp; /* compared with the types of live objects, never dereferenced */
     char name[128];   /* its name as the history writes it, cut to fit */
@@ -39,7 +40,8 @@ typedef struct pl_growing_type {
 /* Copies into out (at most max) the types whose count gained at least
  * PL_WITNESS_RISES instances over the last PL_WITNESS_RISES samples, the
  * largest gain in bytes first. None when the collector has not sampled for
- * twice its interval (stopped, or never started). Any thread, with or
+ * twice its interval plus PL_WITNESS_GROWING_GRACE_MS (stopped, or never
+ * started). Any thread, with or
  * without the GIL. Returns how many were copied. */
 size_t pl_witness_growing(pl_growing_type *out, size_t max);
 

@@ -2,6 +2,7 @@
 container that grew, and the biggest retainers rank the holder of a growing
 type above the stable module dicts (tests/python/apps/growing.py: one
 growing container among many stable, non-empty ones)."""
+import contextlib
 import re
 import threading
 import time
@@ -30,6 +31,28 @@ def grow_until_witnessed(server, kind, group, timeout=60):
             return w["witnesses"][-1]["path"]
         time.sleep(0.1)
     raise AssertionError("no witness of %s after %ss" % (group, timeout))
+
+
+@contextlib.contextmanager
+def growing_items(server):
+    """Grows ITEMS from a thread while the block runs (so that Item is still growing when a tree is
+    asked for), bounded in count and time."""
+    stop = threading.Event()
+
+    def keep_growing():
+        for _ in range(600):
+            if stop.is_set():
+                return
+            server.get("/grow?kind=item&n=5")
+            time.sleep(0.1)
+
+    grower = threading.Thread(target=keep_growing)
+    grower.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        grower.join(timeout=30)
 
 
 def check_root(path):
@@ -72,19 +95,7 @@ def test_str_witness_is_a_new_str_held_by_the_growing_list(gunicorn):
 def test_retainers_rank_the_growing_list_above_module_dicts(gunicorn):
     server = start(gunicorn)
     ids = server.get("/ids").json()
-    stop = threading.Event()
-
-    def keep_growing():
-        # The type must still be growing when the tree is asked for: bounded in count and time.
-        for _ in range(600):
-            if stop.is_set():
-                return
-            server.get("/grow?kind=item&n=5")
-            time.sleep(0.1)
-
-    grower = threading.Thread(target=keep_growing)
-    grower.start()
-    try:
+    with growing_items(server):
         grow_until_witnessed(server, "item", "growing.Item")  # four samples saw it grow
 
         def ranked():
@@ -92,9 +103,6 @@ def test_retainers_rank_the_growing_list_above_module_dicts(gunicorn):
             return top if any(o["id"] == str(ids["ITEMS"]) for o in top["objects"]) else None
 
         top = wait_until(ranked, 30, interval=0.5, message="ITEMS among the first 5 retainers")
-    finally:
-        stop.set()
-        grower.join(timeout=30)
     rows = top["objects"]
     at = next(i for i, o in enumerate(rows) if o["id"] == str(ids["ITEMS"]))
     module_dicts = [i for i, o in enumerate(rows) if o["type_name"] in ("dict", "module")
