@@ -2,7 +2,8 @@
 
 Run it with several gunicorn workers (tools/bootstrap.sh demo does):
     gunicorn -w 4 -b 127.0.0.1:8000 --chdir examples demo_app:app
-then open http://127.0.0.1:8000/_pyloot/ and watch demo_app.Session grow.
+then open http://127.0.0.1:8000/_pyloot/ and watch demo_app.Session grow;
+/_pyloot/api/routes?group=demo_app.Session tells it grows with GET /login/<user>.
 """
 import os
 import random
@@ -49,7 +50,7 @@ def work():
     return jsonify(pid=os.getpid(), made=len(scratch))
 
 
-# The three lines of the README.
+# The three lines of the README, and the requests counted by route.
 pyloot = PyLoot(interval=float(os.environ.get("PYLOOT_INTERVAL", "5")))
 pyloot.start()
-app = DispatcherMiddleware(flask_app, {"/_pyloot": pyloot.get_wsgi()})
+app = DispatcherMiddleware(pyloot.track_requests(flask_app), {"/_pyloot": pyloot.get_wsgi()})

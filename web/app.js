@@ -13,9 +13,10 @@ import { objectView } from "./view-object.js";
 import { retainersView } from "./view-retainers.js";
 import { heapView } from "./view-heap.js";
 import { memoryView } from "./view-memory.js";
+import { tasksView } from "./view-tasks.js";
 
 defineViews({ history: historyView, workers: workersView, memory: memoryView, objects: objectsView, object: objectView,
-  retainers: retainersView, heap: heapView });
+  retainers: retainersView, heap: heapView, tasks: tasksView });
 // After a 401, the token form; once logged in, every view starts again with the cookie.
 onUnauthorized((message) => showLogin(message, () => { loadProcs().catch(() => {}); restart(); }));
 startAutoRefresh($("#auto-refresh"));

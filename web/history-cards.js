@@ -9,6 +9,7 @@ import { colourFor, incKey, manyHosts, workerParams } from "./procs.js";
 import { drawChart } from "./charts.js";
 import { witnessLine } from "./witness.js";
 import { sampleWait } from "./sample-wait.js";
+import { trendBadge } from "./trend.js";
 
 const growthClass = (g) => (g > 0 ? "up" : g < 0 ? "down" : "flat");
 /** "pid 42 on web-2", "all workers of web-2" or `merged` for the page's worker choice. */
@@ -23,7 +24,8 @@ export function compareTable(st, d, types) {
     "merged over the processes alive at " + to;
   const rows = types.map((t, i) => h("tr", { dataset: { type: t.name, growth: String(t.growth) } },
     h("td", { class: "num" }, String((d.offset || 0) + i + 1)),
-    h("td", null, h("a", { href: hashFor("history", { q: t.name, since: st.since || null, until: st.until || null, pid: st.pid || null, host: st.host || null }) }, breakable(t.name))),
+    h("td", null, h("a", { href: hashFor("history", { q: t.name, since: st.since || null, until: st.until || null, pid: st.pid || null, host: st.host || null }) }, breakable(t.name)),
+      " ", trendBadge(t.trend)),
     h("td", { class: "num" }, h("b", { class: "change " + growthClass(t.growth) }, fmtSigned(t.growth))),
     h("td", { class: "num" }, h("b", { class: "change " + growthClass(t.bytes_growth) }, fmtBytesSigned(t.bytes_growth))),
     h("td", { class: "num" }, fmtInt(t.count)),
@@ -87,9 +89,10 @@ const cardTypes = new WeakMap(); // card element -> its type in the answer, for 
 /** The card of type t of answer d; its chart is drawn by drawCards once the card is in the page. */
 export function card(st, d, t) {
   const objHash = hashFor("objects", Object.assign({ group: t.name }, workerParams(st.pid, st.host)));
-  const c = h("article", { class: "type-card", dataset: { type: t.name, count: String(t.count), growth: String(t.growth) } },
+  const c = h("article", { class: "type-card", dataset: { type: t.name, count: String(t.count), growth: String(t.growth), trend: t.trend || "" } },
     h("header", { class: "card-head" },
-      h("a", { class: "type-name", href: objHash, title: t.name + " — show its live objects" }, breakable(t.name)),
+      h("span", { class: "type-title" }, h("a", { class: "type-name", href: objHash, title: t.name + " — show its live objects" }, breakable(t.name)),
+        " ", trendBadge(t.trend)),
       h("a", { class: "btn small ghost objects-link", href: objHash, title: "Live objects of " + t.name }, "Objects →")),
     stats(st, d, t),
     h("div", { class: "chart" }));

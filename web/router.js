@@ -58,6 +58,7 @@ function titleOf(r) {
     r.name === "objects" ? (group ? group + " objects" : "Objects") :
     r.name === "retainers" ? "Biggest retainers" :
     r.name === "heap" ? "Heap dump" :
+    r.name === "tasks" ? "Asyncio tasks" :
     "Object " + (r.segs[1] || "")) + " · pyloot";
 }
 

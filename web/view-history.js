@@ -1,4 +1,4 @@
-/* The history page (#/history?q=&sort=&limit=&offset=&view=&metric=&pid=&host=&since=&until=&compare=):
+/* The history page (#/history?q=&sort=&limit=&offset=&view=&metric=&pid=&host=&since=&until=&compare=&trend=):
  * one card per type, or the compare table. One function per phase: the parameters from the hash, the
  * controls, loading /api/history, and rendering its answer (history-cards.js draws the cards). */
 import { h, clear, fill, debounce } from "./dom.js";
@@ -11,13 +11,14 @@ import { selectEl, ensureOption, field, pager, scrollToResults } from "./control
 import { compareTable, card, drawCards } from "./history-cards.js";
 import { growthNote, memoryHash } from "./memory.js";
 import { sampleWait } from "./sample-wait.js";
+import { TREND_FILTERS } from "./trend.js";
 
 /** The sorts /api/history takes (sort=), with their labels: the UI's one list of them. */
 const SORTS = [["growth", "Growth"], ["bytes_growth", "Size growth"], ["count", "Count"], ["bytes", "Size"],
   ["name", "Name"]];
 
 const DEFAULTS = { q: "", sort: "growth", limit: 20, offset: 0, view: "merged", metric: "count", pid: "",
-  host: "", since: "", until: "", compare: "" };
+  host: "", since: "", until: "", compare: "", trend: "" };
 const TIME_RE = /^\d{1,11}(\.\d{1,3})?$/;
 const PAGE_SIZES = [5, 10, 20, 50, 100, 200];
 
@@ -35,6 +36,7 @@ function readParams(p) {
     since: TIME_RE.test(p.get("since") || "") ? p.get("since") : "",
     until: TIME_RE.test(p.get("until") || "") ? p.get("until") : "",
     compare: p.get("compare") === "1" ? "1" : "",
+    trend: TREND_FILTERS.some(([value]) => value === p.get("trend")) ? p.get("trend") : "",
   };
 }
 /** The hash of parameters x, defaults left out. */
@@ -93,6 +95,8 @@ function buildToolbar(v) {
   els.limit = selectEl("page-size", PAGE_SIZES.map((n) => [n, n + " per page"]), st.limit,
     (x) => set(v, { limit: parseInt(x, 10), offset: 0 }), "Page size");
   ensureOption(els.limit, st.limit, st.limit + " per page");
+  els.trend = selectEl("trend-filter", TREND_FILTERS, st.trend, (x) => set(v, { trend: x, offset: 0 }),
+    "Show types by trend");
   els.pid = selectEl("pid-filter", [["", "All live workers"]], st.pid, (x) => set(v, Object.assign(parseWorkerValue(x), { offset: 0 })), "Worker");
   els.mode = segmented("view-mode", "Lines", "mode", [
     ["merged", "Merged", () => set(v, { view: "merged" })],
@@ -105,6 +109,7 @@ function buildToolbar(v) {
   return h("section", { class: "toolbar", id: "history-toolbar" },
     field("Search", els.search, "grow"),
     field("Sort", els.sort),
+    field("Show", els.trend),
     field("Worker", els.pid),
     field("Lines", els.mode),
     field("Chart", els.metric),
@@ -123,6 +128,7 @@ function syncControls(v) {
   const els = v.els, st = v.st;
   if (document.activeElement !== els.search && els.search.value.trim() !== st.q) els.search.value = st.q;
   els.sort.value = st.sort;
+  els.trend.value = st.trend;
   if (document.activeElement !== els.since) els.since.value = toLocalInput(st.since && Number(st.since));
   if (document.activeElement !== els.until) els.until.value = toLocalInput(st.until && Number(st.until));
   els.compare.classList.toggle("on", !!st.compare);
@@ -177,7 +183,7 @@ async function load(v, quiet) {
     const d = await api("history", {
       q: want.q, sort: want.sort, limit: want.limit, offset: want.offset || null, pid: want.pid || null,
       host: want.host || null, workers: want.view === "workers" && !want.compare ? 1 : null, points: 360,
-      since: want.since || null, until: want.until || null,
+      since: want.since || null, until: want.until || null, trend: want.trend || null,
     });
     await procsP;
     const mem = await memoryP;
@@ -202,8 +208,9 @@ async function load(v, quiet) {
 /** "812 types matching leak · merged over the live workers · 360 points, Nov 21 20:38 → 21:38" */
 function renderSummary(v, d) {
   const st = v.st, total = d.total || 0;
+  const trendLabel = st.trend ? TREND_FILTERS.find(([value]) => value === st.trend)[1].toLowerCase() + " " : "";
   fill(v.els.summary,
-    h("span", { id: "type-total", dataset: { total: String(total) } }, fmtInt(total) + (total === 1 ? " type" : " types")),
+    h("span", { id: "type-total", dataset: { total: String(total) } }, fmtInt(total) + " " + trendLabel + (total === 1 ? "type" : "types")),
     st.q ? h("span", null, " matching ", h("code", null, st.q)) : null,
     h("span", { class: "muted" }, (st.pid ? " · pid " + st.pid + (st.host ? " on " + st.host : "") :
       st.host ? " · all workers of " + st.host : st.view === "workers" ? " · every incarnation" :
@@ -245,7 +252,10 @@ function asOfNotice(v, d) {
 function emptyMessage(v, total) {
   const st = v.st;
   let msg;
-  if (st.q) msg = h("span", null, "No type matches ", h("code", null, st.q), ".");
+  const trendLabel = st.trend ? TREND_FILTERS.find(([value]) => value === st.trend)[1].toLowerCase() : "";
+  if (st.q || st.trend) msg = h("span", { id: "no-match" }, "No ", trendLabel ? trendLabel + " " : "", "type",
+    st.q ? [" matches ", h("code", null, st.q)] : " over this window", ". ",
+    st.trend ? h("a", { href: toHash(Object.assign({}, st, { trend: "", offset: 0 })) }, "Show all types") : null);
   else if (st.offset && total) msg = h("span", null, "This page is past the end. ", h("a", { href: toHash(Object.assign({}, st, { offset: 0 })) }, "Back to the first page"));
   else {
     const wait = sampleWait();

@@ -10,6 +10,7 @@ import { hostParam, workerParams, livingIn } from "./procs.js";
 import { objLink, pathSteps } from "./objlinks.js";
 import { retainedPanel } from "./retained.js";
 import { graphPanel } from "./graph-panel.js";
+import { taskPanel } from "./task-panel.js";
 
 /** A panel: its title, then a loading block until its content replaces it. */
 const panel = (id, title, loading) => h("section", { class: "panel", id }, h("h2", null, title), loadingBlock(loading));
@@ -43,6 +44,8 @@ function showObject(x, o) {
       h("span", { class: "stat" }, h("span", { class: "stat-label" }, "size"), h("b", null, fmtBytes(o.size))),
       o.obj_name && o.obj_name !== o.type_name ? h("span", { class: "stat" }, h("span", { class: "stat-label" }, "name"), h("b", { class: "mono" }, o.obj_name)) : null));
   replaceBody(x.secs.repr, h("pre", { class: "repr-box", id: "repr" }, o.repr));
+  const tasks = taskPanel(o, pidShown, x.host);
+  if (tasks) x.secs.repr.after(tasks);
   const attrs = Object.entries(o.attrs || {});
   replaceBody(x.secs.attrs, attrs.length
     ? h("div", { class: "table-wrap" }, h("table", { class: "table kv-table", id: "attrs" },

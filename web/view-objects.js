@@ -88,7 +88,7 @@ function update(v, r) {
 async function load(v) {
   const my = ++v.seq, st = v.st, els = v.els;
   clear(els.head);
-  fill(els.witness, st.group ? witnessLine(st.group, st.pid, st.host, true) : null);
+  fill(els.witness, st.group ? witnessLine(st.group, st.pid, st.host, true) : null, tasksLink(st));
   if (!st.group) { v.loadedKey = fetchKey(st); v.data = null; els.suspect.hidden = true; pickType(v); return; }
   if (!st.pid) {
     // The pyloot command (a central server, a store after the fact) is no worker: it has no live
@@ -129,6 +129,13 @@ function liveWorker() {
   const alive = procList().filter((p) => p.alive);
   return byHost(alive.filter((p) => !p.remote), hosts)[0] || byHost(alive, hosts)[0] || null;
 }
+/** Asyncio tasks are better read grouped by what they run: a link to the tasks page of the worker. */
+function tasksLink(st) {
+  if (st.group !== "_asyncio.Task" && st.group !== "_asyncio.Future") return null;
+  return h("p", { class: "small", id: "objects-tasks-link" }, "What these tasks run and wait for: ",
+    h("a", { href: hashFor("tasks", workerParams(st.pid, st.host)) }, "tasks by coroutine ›"));
+}
+
 /** No worker of the store is alive: live objects cannot be asked for; the witness above is what remains. */
 function noLiveWorker(group) {
   return h("div", { class: "empty", id: "no-live-worker" },

@@ -234,6 +234,15 @@ class PyLoot:
             raise RuntimeError("in remote mode the collector thread pushes the samples: start() it")
         return _pyloot.collect(self._backend.get_store(), self.gc_collect, self.interval)
 
+    def track_requests(self, app):
+        """Counts each request of a WSGI or ASGI app under its route (the
+        framework's route template, else the path with ids collapsed to
+        ``{id}``) and returns the app to serve: the counts go with each
+        sample, and ``/api/routes`` tells which route a growing type grows
+        with. A Flask app is changed in place and returned."""
+        from pyloot.requests import track_requests
+        return track_requests(app)
+
     def get_wsgi(self):
         """The WSGI app serving the UI and the API (a :class:`PyLootServer`)."""
         return self._server

@@ -12,7 +12,7 @@ import json
 
 from pyloot import _pyloot
 
-__all__ = ["objects", "describe", "parents", "children", "path", "graph", "LiveQueryError"]
+__all__ = ["objects", "describe", "parents", "children", "path", "graph", "tasks", "LiveQueryError"]
 
 
 class LiveQueryError(RuntimeError):
@@ -26,8 +26,11 @@ class LiveQueryError(RuntimeError):
 def _ids_as_ints(obj):
     # The HTTP answers carry object ids as strings (64-bit values, which a
     # JavaScript number would round); here they are ints, as id() gives them.
-    if isinstance(obj.get("id"), str) and obj["id"].isdigit():
-        obj["id"] = int(obj["id"])
+    for key in ("id", "fut_waiter"):
+        if isinstance(obj.get(key), str) and obj[key].isdigit():
+            obj[key] = int(obj[key])
+    if isinstance(obj.get("examples"), list):
+        obj["examples"] = [int(x) if isinstance(x, str) and x.isdigit() else x for x in obj["examples"]]
     return obj
 
 
@@ -77,3 +80,14 @@ def graph(id, depth=3):
     to ``depth`` levels (1..4) and its why-alive path, ``{"nodes": [...],
     "edges": [{"from", "to", "label", "on_path"}], "truncated"}``."""
     return _query(_pyloot.LIVE_GRAPH, "", id, 0, depth)
+
+
+def tasks(state="pending", limit=20):
+    """This process's asyncio tasks in ``state`` ("pending", "done",
+    "cancelled" or "all") grouped by coroutine, largest group first, at most
+    ``limit`` (1..100) groups: ``{"pid", "state", "tasks", "states",
+    "groups": [{"coroutine", "count", "waiting_at", "examples"}]}``. Read
+    without running any code of the app (docs/http-api.md, /api/tasks)."""
+    if state not in ("pending", "done", "cancelled", "all"):
+        raise ValueError("state must be pending, done, cancelled or all")
+    return _query(_pyloot.LIVE_TASKS, state, 0, 0, limit)

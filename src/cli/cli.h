@@ -62,6 +62,11 @@ int cli_open_store(const struct cli_globals *g, pl_store **store);
 /* common.c: prints "pyloot: <what> failed: <why>" to stderr. */
 void cli_fail(const char *what, const char *why);
 
+/* common.c: v bytes in human units into out: "512 B", "40.0 KiB",
+ * "1.2 MiB", "3.0 GiB" (1024-based); with sign, "+" before a value >= 0 as
+ * well ("+63.6 MiB"). Thread-safe. */
+void cli_fmt_bytes(int64_t v, int sign, char *out, size_t len);
+
 /* common.c: strict decimal within [lo, hi] (pl_parse_u64): 0, or -1 for
  * anything else. */
 int cli_parse_num(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
@@ -75,6 +80,12 @@ int cli_parse_num(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
 int cli_parse_time(const char *s, int64_t now_ms, int64_t *out_ms);
 
 /* Subcommands (tables.c, serve.c). */
+/* tables.c: runs one GET of `path` with `query` (NULL: none) through the
+ * shared handler, let in as the store's reader (value routes too), and prints its JSON body (an error too, as JSON on
+ * stdout, and "pyloot: ... failed" on stderr). Returns the exit code: 0,
+ * 2 for a 400, else 1. */
+int cli_print_api_json(pl_store *store, const char *path, const char *query);
+
 int cli_procs(const struct cli_globals *g, int argc, char **argv);
 int cli_history(const struct cli_globals *g, int argc, char **argv);
 int cli_serve(const struct cli_globals *g, int argc, char **argv);
@@ -86,6 +97,11 @@ extern const char cli_serve_help[];
 extern const struct cli_option cli_serve_options[];
 
 /* `pyloot report` (report.c). */
+/* routes.c: `pyloot routes`, requests by route and a type's growth per request. */
+int cli_routes(const struct cli_globals *g, int argc, char **argv);
+extern const struct cli_option cli_routes_options[];
+extern const char cli_routes_help[];
+
 int cli_report(const struct cli_globals *g, int argc, char **argv);
 extern const struct cli_option cli_report_options[];
 extern const char cli_report_help[];

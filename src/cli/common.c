@@ -1,6 +1,7 @@
 /* pyloot command: what every subcommand shares (cli.h): opening the store,
- * the error line, and arguments that are numbers or points in time (parsed
- * by the core's one parser, pyloot/parse.h, as the HTTP parameters are). */
+ * the error line, arguments that are numbers or points in time (parsed by
+ * the core's one parser, pyloot/parse.h, as the HTTP parameters are), and
+ * byte counts in human units. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,6 +14,23 @@
 void cli_fail(const char *what, const char *why)
 {
     fprintf(stderr, "pyloot: %s failed: %s\n", what, why);
+}
+
+void cli_fmt_bytes(int64_t v, int sign, char *out, size_t len)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double x = v < 0 ? -(double)v : (double)v;
+    const char *s = v < 0 ? "-" : sign ? "+" : "";
+    int u = 0;
+
+    while (x >= 1024 && u < 4) {
+        x /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(out, len, "%s%.0f B", s, x);
+    else
+        snprintf(out, len, "%s%.1f %s", s, x, units[u]);
 }
 
 int cli_open_store(const struct cli_globals *g, pl_store **store)

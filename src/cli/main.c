@@ -7,6 +7,7 @@
  *   pyloot procs --db DIR [--json|--csv]          the incarnations of a store (tables.c)
  *   pyloot history --db DIR [...]                 object counts by type (tables.c)
  *   pyloot report --db DIR [--json]               a leak report (report.c)
+ *   pyloot routes --db DIR [--group T] [--json]   requests by route, growth per request (routes.c)
  *   pyloot stores [--root DIR] [--json]           the zero-config stores (stores.c)
  *   pyloot heap FILE [NEW] [--json]               heap dumps: one, or two compared (heap.c)
  *
@@ -34,6 +35,7 @@ static const char usage[] =
     "  procs               every process incarnation of the store\n"
     "  history             object counts by type, as of a moment (--since, --until)\n"
     "  report              a leak report: what grew, how fast, where, and what held it\n"
+    "  routes              requests by route; with --group T, how much T grows per request of each\n"
     "  stores              this user's zero-config stores: service, last write, size, workers\n"
     "  heap FILE [NEW]     a heap dump: top types, biggest retainers; or what grew between two\n"
     "`pyloot COMMAND --help` describes a command's options.\n"
@@ -65,6 +67,7 @@ static const struct cli_command commands[] = {
     {"procs", cli_procs_help, no_options, cli_procs, 0},
     {"history", cli_history_help, cli_history_options, cli_history, 0},
     {"report", cli_report_help, cli_report_options, cli_report, 0},
+    {"routes", cli_routes_help, cli_routes_options, cli_routes, 0},
     {"heap", cli_heap_help, cli_heap_options, cli_heap, 1},
     {"stores", cli_stores_help, cli_stores_options, cli_stores, 0},
 };

@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "pyloot/route_obs.h"
 #include "pyloot/store.h"
 
 /* Prints the report of `store` (opened by the caller, read-only is enough):
@@ -28,5 +29,17 @@ void pl_cli_report_memory_text(const pl_memory *m);
  * python_bytes_growth, allocator_free_bytes_growth, other_bytes_growth,
  * outside_python}], "merged":{...} or null} to b. */
 void pl_cli_report_memory_json(pl_buf *b, const pl_memory *m);
+
+/* The route section of each grower (report_routes.c). Fits the growth of
+ * `type` per request of each route over every sample: 0 with *out (free
+ * with pl_route_growth_free), or *out NULL when the store has no requests
+ * by route or no history of type; else the store's error. */
+int pl_cli_report_route_read(pl_store *store, const char *type, pl_route_growth_result **out);
+/* Prints "    grows with ROUTE: +X per request (...)" for the route with the
+ * largest contribution, or that none explains the growth; nothing for g NULL. */
+void pl_cli_report_route_text(const pl_route_growth_result *g);
+/* Appends "route":{route, per_request, requests, contribution, separable,
+ * r2} or "route":null to b. */
+void pl_cli_report_route_json(pl_buf *b, const pl_route_growth_result *g);
 
 #endif

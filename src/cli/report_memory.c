@@ -3,28 +3,13 @@
  * free bytes and other memory explain (pl_store_memory: the same figures
  * and growth as GET /api/memory). */
 #include "report.h"
+#include "cli.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "pyloot/json.h"
-
-/* "+63.6 MiB", "-120 KiB", "+512 B" into out. */
-static void fmt_signed_bytes(int64_t v, char *out, size_t len)
-{
-    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double x = v < 0 ? -(double)v : (double)v;
-    int u = 0;
-    while (x >= 1024 && u < 4) {
-        x /= 1024;
-        u++;
-    }
-    if (u == 0)
-        snprintf(out, len, "%c%.0f B", v < 0 ? '-' : '+', x);
-    else
-        snprintf(out, len, "%c%.1f %s", v < 0 ? '-' : '+', x, units[u]);
-}
 
 static int64_t last_of(const int64_t *s, size_t n)
 {
@@ -52,10 +37,10 @@ static void text_line(const char *who, const pl_memory_series *s, size_t n)
         printf("  %s: RSS %.1f MiB, one sample: no growth to explain\n", who, now >= 0 ? (double)now / 1048576 : 0.0);
         return;
     }
-    fmt_signed_bytes(g->rss, rss, sizeof rss);
-    fmt_signed_bytes(g->python_bytes, py, sizeof py);
-    fmt_signed_bytes(g->allocator_free_bytes, fr, sizeof fr);
-    fmt_signed_bytes(g->other_bytes, oth, sizeof oth);
+    cli_fmt_bytes(g->rss, 1, rss, sizeof rss);
+    cli_fmt_bytes(g->python_bytes, 1, py, sizeof py);
+    cli_fmt_bytes(g->allocator_free_bytes, 1, fr, sizeof fr);
+    cli_fmt_bytes(g->other_bytes, 1, oth, sizeof oth);
     printf("  %s: RSS %s to %.1f MiB: Python objects %s, allocator free %s, other %s\n", who, rss,
            (double)now / 1048576, py, fr, oth);
     if (pl_memory_outside_python(g))

@@ -8,9 +8,11 @@
 #include <time.h>
 
 #include "cli.h"
+#include "pyloot/access.h"
 #include "pyloot/buf.h"
 #include "pyloot/error.h"
 #include "pyloot/handler.h"
+#include "pyloot/trend.h"
 #include "pyloot/verify.h"
 
 const char cli_procs_help[] =
@@ -23,11 +25,13 @@ const char cli_procs_help[] =
 
 const char cli_history_help[] =
     "usage: pyloot history --db DIR [-q TEXT] [--sort KEY] [--limit N] [--offset N]\n"
-    "                      [--pid PID] [--since TIME] [--until TIME] [--json | --csv]\n"
+    "                      [--pid PID] [--since TIME] [--until TIME] [--trend LIST] [--json | --csv]\n"
     "\n"
     "Object counts by type, as of a moment: the types' count and bytes at --until, and their\n"
     "growth between --since and --until. Without --until: now while a process of the store is\n"
-    "alive, otherwise the last moment one was (the output says which).\n"
+    "alive, otherwise the last moment one was (the output says which). TREND says how each type's\n"
+    "count moved over the window: growing, levelled (grew, then stopped: a filled cache?), flat\n"
+    "or falling.\n"
     "\n"
     "--db DIR              the store directory. Default: $PYLOOT_DB\n"
     "-q TEXT               only types whose name contains TEXT (case-insensitive)\n"
@@ -40,11 +44,13 @@ const char cli_history_help[] =
     "--until TIME          the moment counts are taken at (default: see above)\n"
     "                      TIME: unix seconds, ISO 8601 (2026-11-28T09:30:00Z, 2026-11-28 09:30,\n"
     "                      +01:00 offsets; UTC when none), or back from now: -90s, -30m, -2h, -1d\n"
+    "--trend LIST          only types of these trends, comma-separated: growing,levelled,flat,falling\n"
     "--json, --csv         machine-readable output (--json: what /api/history answers)\n";
 
 const struct cli_option cli_history_options[] = {
     {"-q", NULL, 1},       {"--sort", NULL, 1},  {"--limit", NULL, 1}, {"--offset", NULL, 1},
-    {"--pid", NULL, 1},    {"--since", NULL, 1}, {"--until", NULL, 1}, {NULL, NULL, 0},
+    {"--pid", NULL, 1},    {"--since", NULL, 1}, {"--until", NULL, 1}, {"--trend", NULL, 1},
+    {NULL, NULL, 0},
 };
 
 /* ---- terminal output ---- */
@@ -78,13 +84,14 @@ static void csv_field(FILE *f, const char *s)
     fputc('"', f);
 }
 
-/* Runs one GET through the shared handler and prints its JSON body (the
- * error too, as JSON on stdout, and "pyloot: ... failed" on stderr). */
-static int print_json(pl_store *store, const char *path, const char *query)
+/* See cli.h. */
+int cli_print_api_json(pl_store *store, const char *path, const char *query)
 {
     pl_handler *h = NULL;
     pl_handler_options opt;
-    pl_request req = {.method = "GET", .path = path, .query = query};
+    /* Whoever runs the command reads the store's files already: it is let in
+     * as an allow callable would let a request in. */
+    pl_request req = {.method = "GET", .path = path, .query = query, .allowed = PL_ALLOW_YES};
     pl_response resp;
     int status;
 
@@ -118,7 +125,7 @@ int cli_procs(const struct cli_globals *g, int argc, char **argv)
     if (cli_open_store(g, &store))
         return 1;
     if (g->format == 'j') {
-        rc = print_json(store, "/api/procs", NULL);
+        rc = cli_print_api_json(store, "/api/procs", NULL);
         pl_store_close(store);
         return rc;
     }
@@ -206,6 +213,13 @@ static int history_args(int argc, char **argv, pl_history_query *q, pl_buf *raw)
                 return bad("--pid must be a number from 1 to 4194304");
             q->pid = (uint32_t)v;
             pl_buf_printf(raw, "&pid=%s", val);
+        } else if (strcmp(a, "--trend") == 0) {
+            if (pl_trend_mask_parse(val, strlen(val), &q->trends)) {
+                char why[128];
+                snprintf(why, sizeof why, "--trend must be a comma-separated list of %s", pl_trend_list);
+                return bad(why);
+            }
+            pl_buf_printf(raw, "&trend=%s", val);
         } else if (strcmp(a, "--since") == 0 || strcmp(a, "--until") == 0) {
             if (cli_parse_time(val, now, &t) || t <= 0)
                 return bad(a[2] == 's' ? "--since must be unix seconds, an ISO 8601 time or an "
@@ -247,7 +261,7 @@ int cli_history(const struct cli_globals *g, int argc, char **argv)
     if (cli_open_store(g, &store))
         goto out;
     if (g->format == 'j') {
-        code = print_json(store, "/api/history", raw.len ? raw.data + 1 : NULL);
+        code = cli_print_api_json(store, "/api/history", raw.len ? raw.data + 1 : NULL);
         goto out;
     }
     rc = pl_store_history(store, &q, &h);
@@ -276,7 +290,7 @@ int cli_history(const struct cli_globals *g, int argc, char **argv)
         goto out;
     }
     if (g->format == 'c') {
-        printf("name,count,bytes,growth,bytes_growth\n");
+        printf("name,count,bytes,growth,bytes_growth,trend\n");
     } else {
         fmt_time(h->as_of_ms, when, sizeof when);
         printf("as of %s UTC (%s)", when, h->live ? "live" : "no process alive then");
@@ -284,18 +298,18 @@ int cli_history(const struct cli_globals *g, int argc, char **argv)
             fmt_time(h->since_ms, when, sizeof when);
             printf(", growth since %s UTC", when);
         }
-        printf("\n%12s %12s %14s %14s  %s\n", "COUNT", "GROWTH", "BYTES", "BYTES GROWTH", "TYPE");
+        printf("\n%12s %12s %14s %14s  %-9s %s\n", "COUNT", "GROWTH", "BYTES", "BYTES GROWTH", "TREND", "TYPE");
     }
     for (i = 0; i < h->n_types; i++) {
         const pl_history_type *t = &h->types[i];
 
         if (g->format == 'c') {
             csv_field(stdout, t->name);
-            printf(",%" PRIu64 ",%" PRIu64 ",%" PRId64 ",%" PRId64 "\n", t->count, t->bytes, t->growth,
-                   t->bytes_growth);
+            printf(",%" PRIu64 ",%" PRIu64 ",%" PRId64 ",%" PRId64 ",%s\n", t->count, t->bytes, t->growth,
+                   t->bytes_growth, pl_trend_names[t->trend]);
         } else {
-            printf("%12" PRIu64 " %+12" PRId64 " %14" PRIu64 " %+14" PRId64 "  %s\n", t->count, t->growth,
-                   t->bytes, t->bytes_growth, t->name);
+            printf("%12" PRIu64 " %+12" PRId64 " %14" PRIu64 " %+14" PRId64 "  %-9s %s\n", t->count, t->growth,
+                   t->bytes, t->bytes_growth, pl_trend_names[t->trend], t->name);
         }
     }
     if (g->format != 'c')

@@ -360,7 +360,17 @@ done:
 
 int pl_dom_build(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_domtree **out)
 {
+    return pl_dom_build_keep_work(g, roots, nroots, out, NULL, NULL);
+}
+
+int pl_dom_build_keep_work(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_domtree **out,
+                           void **work, size_t *work_bytes)
+{
     *out = NULL;
+    if (work) {
+        *work = NULL;
+        *work_bytes = 0;
+    }
     if (!pl_graph_has_reverse(g))
         return PL_EBADARG;
     size_t n = pl_graph_order(g);
@@ -407,25 +417,35 @@ int pl_dom_build(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_dom
         uint32_t i = pre[v];
         pre[v] = !i ? PL_GRAPH_NONE : idom[i] ? vert[idom[i]] : PL_DOM_ROOT;
     }
-    free(idom);
-    idom = NULL;
     t->idom = pre;
     pre = NULL;
     /* The work arrays become the layout's (fresh arrays of this size would
      * each cost a page fault per 4 KB): vert the breadth-first order, semi
-     * the grouped children, al the counts, mins the child offsets. */
+     * the grouped children, al the counts, and for the child offsets the
+     * old idom when every vertex is reachable (written all through), else
+     * mins (written only as deep as its stack went). */
     size_t wlen = 2 * (r + 1);
-    if (wlen >= n + 1) {
+    if (r >= n) {
+        t->kid_at = idom;
+        idom = NULL;
+    } else if (wlen >= n + 1) {
         uint32_t *kid_at = realloc(mins, (n + 1) * sizeof(uint32_t));
         t->kid_at = kid_at ? kid_at : (uint32_t *)mins;
         mins = NULL;
     }
+    free(idom);
+    idom = NULL;
     rc = lay_out(t, vert, semi, (uint32_t *)al, wlen);
     vert = NULL; /* t->bfs now */
     if (rc)
         goto fail;
     free(semi);
-    free(al);
+    if (work) {
+        *work = al;
+        *work_bytes = (r + 1) * sizeof(*al);
+    } else {
+        free(al);
+    }
     free(mins);
     *out = t;
     return 0;
@@ -683,8 +703,10 @@ int pl_dom_retained(const pl_domtree *t, const uint64_t *self_size, uint64_t *re
     size_t n = t->n;
     if (n && (!self_size || !retained))
         return PL_EBADARG;
-    for (size_t v = 0; v < n; v++)
-        retained[v] = t->idom[v] != PL_GRAPH_NONE ? self_size[v] : 0;
+    /* In place with every vertex in the tree, the sizes are the start. */
+    if (retained != self_size || t->r < n)
+        for (size_t v = 0; v < n; v++)
+            retained[v] = t->idom[v] != PL_GRAPH_NONE ? self_size[v] : 0;
     /* A vertex's children are one run of bfs, after it: their sum is kept
      * in a register and added to the parent once, when the run ends (a
      * list holding a million objects is one run of a million). */

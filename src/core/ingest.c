@@ -105,7 +105,8 @@ static int decode_header(struct reader *r, pl_ingest_msg *m)
     r->p += 4;
     if ((rc = get_varint(r, "flags", &v)))
         return rc;
-    if (v & ~(uint64_t)(PL_INGEST_ENDED | PL_INGEST_NEW_SPACE | PL_INGEST_STATS | PL_INGEST_MEMORY))
+    if (v & ~(uint64_t)(PL_INGEST_ENDED | PL_INGEST_NEW_SPACE | PL_INGEST_STATS | PL_INGEST_MEMORY |
+                               PL_INGEST_ROUTES))
         return bad(r, "unknown flags 0x%llx", (unsigned long long)v);
     m->flags = (unsigned)v;
     if ((rc = get_string(r, "host", 1, PL_INGEST_HOST_MAX, &s, &len)) ||
@@ -158,10 +159,48 @@ static int decode_types(struct reader *r, pl_ingest_msg *m)
     return 0;
 }
 
+/* One sample's requests by route (bit4): a count, then per route its name
+ * and requests, each within its documented bound. */
+static int decode_routes(struct reader *r, pl_ingest_msg *m, pl_ingest_sample *smp, size_t *cap)
+{
+    const uint8_t *s = NULL;
+    size_t n = 0, len = 0;
+    uint64_t v = 0;
+    int rc;
+
+    /* A route is at least a 1-byte length, a 1-byte name and 1-byte requests. */
+    if ((rc = get_count(r, "a sample's route count", 3, &n)))
+        return rc;
+    if (n > PL_INGEST_ROUTES_MAX)
+        return bad(r, "a sample names %zu routes, more than %u", n, PL_INGEST_ROUTES_MAX);
+    if (m->n_routes + n > *cap) {
+        size_t want = *cap ? *cap : 64;
+        while (want < m->n_routes + n)
+            want *= 2;
+        pl_route_count *e = realloc(m->routes, want * sizeof *e);
+        if (!e)
+            return ENOMEM;
+        m->routes = e;
+        *cap = want;
+    }
+    smp->first_route = m->n_routes;
+    smp->n_routes = n;
+    for (size_t j = 0; j < n; j++) {
+        if ((rc = get_string(r, "a route name", 1, PL_ROUTE_NAME_MAX, &s, &len)))
+            return rc;
+        if (!pl_route_name_valid((const char *)s, len))
+            return bad(r, "a route name is not UTF-8 text without control characters");
+        if ((rc = get_range(r, "a route's requests", 0, PL_INGEST_REQUESTS_MAX, &v)))
+            return rc;
+        m->routes[m->n_routes++] = (pl_route_count){(const char *)s, len, v};
+    }
+    return 0;
+}
+
 static int decode_samples(struct reader *r, pl_ingest_msg *m, int64_t now_ms)
 {
     uint64_t v = 0;
-    size_t cap = 0;
+    size_t cap = 0, cap_routes = 0;
     int rc;
 
     /* A sample is at least a 1-byte time... in practice 6; 1 keeps the bound simple. */
@@ -218,6 +257,9 @@ static int decode_samples(struct reader *r, pl_ingest_msg *m, int64_t now_ms)
              (rc = get_range(r, "allocator_free_bytes", 0, PL_INGEST_MEMORY_MAX,
                              &smp->memory.allocator_free_bytes))))
             return rc;
+        /* Optional (bit4) likewise. */
+        if ((m->flags & PL_INGEST_ROUTES) && (rc = decode_routes(r, m, smp, &cap_routes)))
+            return rc;
     }
     return 0;
 }
@@ -255,6 +297,8 @@ void pl_ingest_msg_free(pl_ingest_msg *m)
     free(m->types);
     free(m->samples);
     free(m->entries);
+    free(m->routes);
+    m->routes = NULL;
     m->types = NULL;
     m->samples = NULL;
     m->entries = NULL;

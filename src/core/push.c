@@ -13,6 +13,7 @@
 #include "pyloot/httpc.h"
 #include "pyloot/ingest.h"
 #include "pyloot/push.h"
+#include "pyloot/route_name.h"
 #include "pyloot/varint.h"
 
 /* A message holds at most this many bytes of samples before compression, so
@@ -22,9 +23,11 @@
 typedef struct queued_sample {
     int64_t time_ms;
     char *entries; /* varint n, then n x (id delta, count, bytes), then with has_memory rss,
-                    * python_bytes, allocator_free_bytes; owned */
+                    * python_bytes, allocator_free_bytes, then with has_routes varint n and n x
+                    * (name, requests); owned */
     size_t len;
     int has_memory;
+    int has_routes;
 } queued_sample;
 
 typedef struct type_name {
@@ -260,9 +263,10 @@ static uint64_t memory_figure(uint64_t v)
     return v < PL_INGEST_MEMORY_MAX ? v : PL_INGEST_MEMORY_MAX;
 }
 
-/* Queues one sample; its memory figures go on the wire when has_memory. */
+/* Queues one sample; its memory figures go on the wire when has_memory,
+ * its requests by route when routes is not NULL. */
 static int add(pl_push *p, int64_t time_ms, pl_type_count *counts, size_t n, const pl_memory_sample *memory,
-               int has_memory)
+               int has_memory, const pl_route_sample *routes)
 {
     uint64_t rss = memory->rss;
     pl_buf b = PL_BUF_INIT;
@@ -282,6 +286,21 @@ static int add(pl_push *p, int64_t time_ms, pl_type_count *counts, size_t n, con
         put_varint(&b, memory_figure(memory->python_bytes));
         put_varint(&b, memory_figure(memory->allocator_free_bytes));
     }
+    if (routes) {
+        /* Within the decoder's bounds: a worker's table never holds more
+         * routes, names are written by pl_route_name; a name that is not
+         * valid goes as PL_ROUTE_OTHER, as the store would count it. */
+        size_t k = routes->n < PL_INGEST_ROUTES_MAX ? routes->n : PL_INGEST_ROUTES_MAX;
+        put_varint(&b, k);
+        for (size_t i = 0; i < k; i++) {
+            const pl_route_count *r = &routes->routes[i];
+            if (pl_route_name_valid(r->name, r->len))
+                put_str(&b, r->name, r->len);
+            else
+                put_str(&b, PL_ROUTE_OTHER, strlen(PL_ROUTE_OTHER));
+            put_varint(&b, r->requests < PL_INGEST_REQUESTS_MAX ? r->requests : PL_INGEST_REQUESTS_MAX);
+        }
+    }
     if (b.err) {
         pl_buf_free(&b);
         return ENOMEM;
@@ -297,6 +316,7 @@ static int add(pl_push *p, int64_t time_ms, pl_type_count *counts, size_t n, con
     queued_sample *s = &p->ring[(p->head + p->count) % p->max_samples];
     s->time_ms = time_ms;
     s->has_memory = has_memory;
+    s->has_routes = routes != NULL;
     s->entries = pl_buf_detach(&b, &s->len);
     if (!s->entries) { /* n == 0 still writes one byte, so this is never an empty buffer */
         return ENOMEM;
@@ -313,13 +333,19 @@ int pl_push_add(pl_push *p, int64_t time_ms, pl_type_count *counts, size_t n, ui
 {
     pl_memory_sample m = {rss, 0, 0};
 
-    return add(p, time_ms, counts, n, &m, 0);
+    return add(p, time_ms, counts, n, &m, 0, NULL);
 }
 
 int pl_push_add_memory(pl_push *p, int64_t time_ms, pl_type_count *counts, size_t n,
                        const pl_memory_sample *memory)
 {
-    return add(p, time_ms, counts, n, memory, 1);
+    return add(p, time_ms, counts, n, memory, 1, NULL);
+}
+
+int pl_push_add_sample(pl_push *p, int64_t time_ms, pl_type_count *counts, size_t n,
+                       const pl_memory_sample *memory, const pl_route_sample *routes)
+{
+    return add(p, time_ms, counts, n, memory, 1, routes);
 }
 
 void pl_push_set_stats(pl_push *p, const pl_proc_stats *stats)
@@ -336,13 +362,16 @@ int pl_push_due(const pl_push *p, int64_t now_ms)
 /* Builds the message of the first *n_samples queued samples (chosen here). */
 static int build(pl_push *p, int end, pl_buf *raw, size_t *n_samples)
 {
-    /* A message's samples all carry memory figures, or none does. */
+    /* A message's samples all carry memory figures, or none does; the
+     * same for requests by route. */
     int memory = p->count && p->ring[p->head].has_memory;
+    int routes = p->count && p->ring[p->head].has_routes;
 
     pl_buf_reset(raw);
     pl_buf_append(raw, "PLS1", 4);
     put_varint(raw, (uint64_t)(end ? PL_INGEST_ENDED : 0) | (p->new_space ? PL_INGEST_NEW_SPACE : 0) |
-                        (p->has_stats ? PL_INGEST_STATS : 0) | (memory ? PL_INGEST_MEMORY : 0));
+                        (p->has_stats ? PL_INGEST_STATS : 0) | (memory ? PL_INGEST_MEMORY : 0) |
+                        (routes ? PL_INGEST_ROUTES : 0));
     put_str(raw, p->host_name, strlen(p->host_name));
     put_varint(raw, p->self.pid);
     put_varint(raw, p->self.start);
@@ -359,7 +388,7 @@ static int build(pl_push *p, int end, pl_buf *raw, size_t *n_samples)
     while (n < p->count) {
         const queued_sample *qs = &p->ring[(p->head + n) % p->max_samples];
         size_t len = qs->len;
-        if (n && (bytes + len > MESSAGE_SAMPLE_BYTES || qs->has_memory != memory))
+        if (n && (bytes + len > MESSAGE_SAMPLE_BYTES || qs->has_memory != memory || qs->has_routes != routes))
             break;
         bytes += len;
         n++;

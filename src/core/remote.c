@@ -471,6 +471,9 @@ struct ingest_job {
     pl_memory_sample *memory;   /* PL_INGEST_MEMORY: n_samples entries; else NULL */
     pl_type_count *counts;      /* every sample's entries, by store id */
     size_t n_samples;
+    pl_route_sample *route_samples; /* PL_INGEST_ROUTES: n_samples entries; else NULL */
+    pl_route_count *routes;     /* their routes, names copied into route_names */
+    char *route_names;
 };
 
 static void job_release(pl_commit_job *job)
@@ -479,7 +482,34 @@ static void job_release(pl_commit_job *job)
     free(j->samples);
     free(j->memory);
     free(j->counts);
+    free(j->route_samples);
+    free(j->routes);
+    free(j->route_names);
     free(j);
+}
+
+/* Copies the requests by route of m into j (the message's memory is freed
+ * before the job is stored). 0 or ENOMEM. */
+static int job_routes(struct ingest_job *j, const pl_ingest_msg *m)
+{
+    size_t bytes = 0, at = 0, i;
+
+    for (i = 0; i < m->n_routes; i++)
+        bytes += m->routes[i].len;
+    j->route_samples = calloc(m->n_samples ? m->n_samples : 1, sizeof *j->route_samples);
+    j->routes = calloc(m->n_routes ? m->n_routes : 1, sizeof *j->routes);
+    j->route_names = malloc(bytes ? bytes : 1);
+    if (!j->route_samples || !j->routes || !j->route_names)
+        return ENOMEM;
+    for (i = 0; i < m->n_routes; i++) {
+        memcpy(j->route_names + at, m->routes[i].name, m->routes[i].len);
+        j->routes[i] = (pl_route_count){j->route_names + at, m->routes[i].len, m->routes[i].requests};
+        at += m->routes[i].len;
+    }
+    for (i = 0; i < m->n_samples; i++)
+        j->route_samples[i] = (pl_route_sample){j->routes + m->samples[i].first_route, m->samples[i].n_routes};
+    j->job.item.routes = j->route_samples;
+    return 0;
 }
 
 static struct ingest_job *job_new(const pl_ingest_msg *m, int64_t now)
@@ -503,6 +533,10 @@ static struct ingest_job *job_new(const pl_ingest_msg *m, int64_t now)
             j->memory[i] = m->samples[i].memory;
         j->job.item.memory = j->memory;
     }
+    if ((m->flags & PL_INGEST_ROUTES) && job_routes(j, m)) {
+        job_release(&j->job);
+        return NULL;
+    }
     memcpy(j->info.host, m->host, sizeof m->host);
     memcpy(j->info.argv, m->argv, sizeof j->info.argv - 1);
     j->info.inc.pid = m->pid;
@@ -518,7 +552,8 @@ static struct ingest_job *job_new(const pl_ingest_msg *m, int64_t now)
     j->job.item.samples = j->samples;
     j->job.item.n_samples = m->n_samples;
     j->job.bytes = sizeof *j + m->n_samples * (sizeof *j->samples + (j->memory ? sizeof *j->memory : 0)) +
-                   m->n_entries * sizeof *j->counts;
+                   m->n_entries * sizeof *j->counts +
+                   (j->routes ? m->n_samples * sizeof *j->route_samples + m->n_routes * sizeof *j->routes : 0);
     j->job.release = job_release;
     return j;
 }

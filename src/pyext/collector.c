@@ -19,6 +19,7 @@
 #include <lmdb.h>
 
 #include "heap.h"
+#include "requests.h"
 #include "pyloot/error.h"
 #include "pyloot/push.h"
 #include "pyloot/store.h"
@@ -154,11 +155,11 @@ static int sink_type_ids(const pl_sink *sink, const char **names, const size_t *
 }
 
 static int sink_append(const pl_sink *sink, const pl_incarnation *self, int64_t now_ms, pl_type_count *counts,
-                       size_t n, const pl_memory_sample *memory)
+                       size_t n, const pl_memory_sample *memory, const pl_route_sample *routes)
 {
     if (sink->push)
-        return pl_push_add_memory(sink->push, now_ms, counts, n, memory);
-    return pl_store_append_memory(sink->store, self, now_ms, counts, n, memory);
+        return pl_push_add_sample(sink->push, now_ms, counts, n, memory, routes);
+    return pl_store_append_routes(sink->store, self, now_ms, counts, n, memory, routes);
 }
 
 /* After a collection (its witness search included): the collector's stats
@@ -244,7 +245,16 @@ static int write_sample(const pl_sink *sink, const pl_incarnation *self, int64_t
     for (size_t i = 0; i < n; i++)
         memory.python_bytes += counts[i].bytes;
     pl_memory_measure(&memory);
-    rc = sink_append(sink, self, now_ms, counts, n, &memory);
+    /* The requests served since the last sample, by route, go with it (and
+     * are lost with it when it cannot be written). */
+    pl_requests_taken taken;
+    if (pl_requests_copy(&taken, 1) == 0) {
+        pl_route_sample routes = {taken.routes, taken.n};
+        rc = sink_append(sink, self, now_ms, counts, n, &memory, taken.tracking ? &routes : NULL);
+        pl_requests_taken_free(&taken);
+    } else {
+        rc = sink_append(sink, self, now_ms, counts, n, &memory, NULL);
+    }
 done:
     free(counts);
     free(names);

@@ -7,6 +7,7 @@
 #include "pyloot/json.h"
 #include "pyloot/redact.h"
 #include "sizeof.h"
+#include "task_info.h"
 #include "util.h"
 
 /* ------------------------------------------------------------------ */
@@ -123,6 +124,10 @@ static void repr_leaf(pl_reprer *r, pl_buf *out, PyObject *o, size_t cap)
 {
     PyTypeObject *tp = Py_TYPE(o);
     int user = (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) != 0;
+    /* asyncio's own repr of a task runs Python code, and a subclass's
+     * properties with it: pyloot writes it from the C getters instead. */
+    if (pl_aio_repr(out, o))
+        return;
     if (PyBytes_CheckExact(o) && PyBytes_GET_SIZE(o) > (Py_ssize_t)cap) {
         PyObject *head = PyBytes_FromStringAndSize(PyBytes_AS_STRING(o), (Py_ssize_t)cap);
         PyObject *s = head ? PyObject_Repr(head) : NULL;

@@ -404,6 +404,8 @@ struct snap_ctx {
     size_t len, cap;
     PyTypeObject *exclude;
     int rc;
+    PyTypeObject *last_type; /* the last type met (objects come in runs of a type) */
+    int last_excluded;       /* whether it is `exclude` or a subtype */
 };
 
 /* A run of gathered keys in one block, ascending. */
@@ -521,7 +523,13 @@ static int snap_push(struct snap_ctx *ctx, PyObject *o)
 static int snap_add(PyObject *o, void *arg)
 {
     struct snap_ctx *ctx = arg;
-    if (PyObject_TypeCheck(o, ctx->exclude))
+    PyTypeObject *tp = Py_TYPE(o);
+    /* No Python code runs during the walk: a type met stays alive. */
+    if (tp != ctx->last_type) {
+        ctx->last_type = tp;
+        ctx->last_excluded = PyType_IsSubtype(tp, ctx->exclude);
+    }
+    if (ctx->last_excluded)
         return 0;
     if (snap_push(ctx, o))
         return 1;
@@ -666,7 +674,7 @@ static int snap_edges(const uint64_t *keys, size_t n, const vertex_index *ix,
 /* See graph_int.h. */
 pl_graph *pl_objgraph_snapshot(PyTypeObject *exclude, long skip, int how, pl_heapinfo **heap)
 {
-    struct snap_ctx ctx = {NULL, 0, 0, exclude, 0};
+    struct snap_ctx ctx = {NULL, 0, 0, exclude, 0, NULL, 0};
     vertex_index ix = {0};
     pl_heapinfo_builder *hb = NULL;
     uint32_t *off = NULL, *head = NULL;

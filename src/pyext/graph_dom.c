@@ -131,12 +131,14 @@ int pl_objgraph_dom_build(const pl_graph *g, const pl_heapinfo *h, pl_objgraph_d
     size_t n = pl_graph_order(g), nroots = 0, cap = 0;
     uint32_t *roots = NULL;
     uint64_t *self = NULL;
+    void *work = NULL;
+    size_t work_bytes = 0;
     pl_objgraph_dom *d = calloc(1, sizeof(*d));
     int rc = d ? find_roots(g, h, &roots, &nroots, &cap) : ENOMEM;
     if (rc)
         goto done;
     d->nroots = nroots;
-    if ((rc = pl_dom_build(g, roots, nroots, &d->tree)))
+    if ((rc = pl_dom_build_keep_work(g, roots, nroots, &d->tree, &work, &work_bytes)))
         goto done;
     if (pl_dom_reachable(d->tree) < n) {
         if ((rc = add_unreached_roots(g, d->tree, &roots, &nroots, &cap)))
@@ -144,11 +146,16 @@ int pl_objgraph_dom_build(const pl_graph *g, const pl_heapinfo *h, pl_objgraph_d
         d->nextra = nroots - d->nroots;
         pl_dom_free(d->tree);
         d->tree = NULL;
-        if ((rc = pl_dom_build(g, roots, nroots, &d->tree)))
+        free(work);
+        if ((rc = pl_dom_build_keep_work(g, roots, nroots, &d->tree, &work, &work_bytes)))
             goto done;
     }
-    /* The sizes become the retained sizes in place. */
-    if (!(self = d->retained = malloc((n + 1) * sizeof(uint64_t)))) {
+    /* The sizes become the retained sizes in place, in the build's work
+     * array when every vertex is in the tree (its pages are mapped). */
+    if (work_bytes >= (n + 1) * sizeof(uint64_t)) {
+        self = d->retained = work;
+        work = NULL;
+    } else if (!(self = d->retained = malloc((n + 1) * sizeof(uint64_t)))) {
         rc = ENOMEM;
         goto done;
     }
@@ -160,6 +167,7 @@ int pl_objgraph_dom_build(const pl_graph *g, const pl_heapinfo *h, pl_objgraph_d
     d->root_total += to_root;
 done:
     free(roots);
+    free(work);
     if (rc)
         pl_objgraph_dom_free(d);
     else

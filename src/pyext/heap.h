@@ -74,6 +74,16 @@ size_t pl_heap_odict_size(PyObject *o);      /* collections.OrderedDict: dict, n
 size_t pl_heap_array_size(PyObject *o);      /* array.array: its allocated items */
 #endif
 
+/* Where a generator, coroutine or asynchronous generator stands (heap_gen.c),
+ * read from its own interpreter frame without creating a frame object
+ * (its cr_frame would: one more tracked object per coroutine asked about).
+ * *code and *globals are borrowed (NULL when unknown), *line is the line it
+ * is suspended at (its first line before it started; -1 when unknown: it
+ * finished, or this CPython's layout is not known). Returns 1 when the
+ * frame is still there (created, suspended or running), 0 when it ended.
+ * Runs no Python code; creates nothing. */
+int pl_gen_where(PyObject *gen, PyObject **code, PyObject **globals, int *line);
+
 /* The frame object a frame object refers to as f_back (borrowed), or NULL;
  * never builds one (PyFrame_GetBack would, for a running frame). */
 PyObject *pl_frame_back(PyObject *frame);

@@ -3,11 +3,12 @@
  * pyloot.load_heap.
  *
  * Order: with the GIL, a snapshot graph (graph_build.c) and its heap info,
- * then one pass gathering everything the file needs into plain C memory
- * (pl_heapdump): type names (pl_typename, the history's names), shallow
- * sizes (pl_heapinfo), the vertex descriptions and edge labels of
- * annotated graphs (graph_labels.c), roots by reference counts. Then
- * without the GIL: encoding, compression and the file write. The
+ * then one pass reading from the objects what the file needs into plain C
+ * memory: type names (pl_typename, the history's names), the vertex
+ * descriptions and edge labels of annotated graphs (graph_labels.c). Then
+ * without the GIL (the graph kept alive meanwhile): roots by reference
+ * counts, the columns in address order with shallow sizes (pl_heapinfo),
+ * encoding, compression and the file write. The
  * descriptions are read from C fields (no repr() of the program runs) and
  * never show an attribute's value, so what redaction hides is not in the
  * file. */
@@ -48,6 +49,10 @@ struct label_slot {
 typedef struct builder {
     pl_heapdump *d;
     const pl_graph *g;
+    const pl_heapinfo *h;
+    PyObject *keep;       /* keeps g and h alive until the dump is complete;
+                           * dropped with the GIL held */
+    pl_heapinfo *own;     /* h when made for the dump (freed with the builder) */
     const uint32_t *rank; /* vertex -> its number in address order, or NULL (already ordered) */
     char **strings;
     size_t nstrings, strcap;
@@ -405,8 +410,9 @@ static void take_descriptions(builder *b, pending_repr *p)
 
 /* The columns of a graph in address order already (a snapshot): the
  * gathered arrays become the dump's as they are, without a copy through a
- * permutation, the descriptions left to lay out in `later`. */
-static int take_in_order(builder *b, const pl_heapinfo *h, pending_repr *later)
+ * permutation. Plain C memory only (no GIL needed). Returns 0, ENOMEM, or
+ * PL_EBADARG when the graph's edges are not numbered in vertex order. */
+static int take_in_order(builder *b)
 {
     pl_heapdump *d = b->d;
     const pl_graph *g = b->g;
@@ -414,25 +420,18 @@ static int take_in_order(builder *b, const pl_heapinfo *h, pending_repr *later)
     d->addr = malloc((n + 1) * sizeof(uint64_t));
     d->out_off = malloc((n + 1) * sizeof(uint32_t));
     d->head = malloc((m + 1) * sizeof(uint32_t));
-    if (!d->addr || !d->out_off || !d->head) {
-        PyErr_NoMemory();
-        return -1;
-    }
+    if (!d->addr || !d->out_off || !d->head)
+        return ENOMEM;
     memcpy(d->addr, pl_graph_keys(g), n * sizeof(uint64_t));
-    memcpy(d->size, h->size, n * sizeof(uint64_t));
-    /* The descriptions are copied into their column once the GIL is
-     * released (finish_dump). */
-    take_descriptions(b, later);
+    memcpy(d->size, b->h->size, n * sizeof(uint64_t));
     /* The graph's edges are numbered in vertex order, as the file's. */
     uint32_t e = 0;
     for (uint32_t v = 0; v < n; v++) {
         size_t k;
         uint32_t first;
         const uint32_t *heads = pl_graph_out(g, v, &k, &first);
-        if (first != e) {
-            PyErr_SetString(PyExc_SystemError, "heap dump: the graph's edges are not in vertex order");
-            return -1;
-        }
+        if (first != e)
+            return PL_EBADARG;
         d->out_off[v] = e;
         if (k)
             memcpy(d->head + e, heads, k * sizeof(uint32_t));
@@ -441,12 +440,17 @@ static int take_in_order(builder *b, const pl_heapinfo *h, pending_repr *later)
     d->out_off[n] = e;
     d->label = b->label;
     b->label = NULL;
-    return 0;
+    pending_repr p;
+    take_descriptions(b, &p);
+    int rc = lay_out_descriptions(&p, NULL, &d->repr, &d->repr_off);
+    pending_repr_free(&p);
+    return rc;
 }
 
 /* Lays the gathered columns out in address order (the file's rule): a
- * snapshot is in that order already; a graph of given objects is not. */
-static int order_by_address(builder *b, const pl_heapinfo *h, pending_repr *later)
+ * snapshot is in that order already; a graph of given objects is not.
+ * Plain C memory only (no GIL needed). Returns 0, ENOMEM or PL_EBADARG. */
+static int order_by_address(builder *b)
 {
     pl_heapdump *d = b->d;
     const pl_graph *g = b->g;
@@ -456,7 +460,7 @@ static int order_by_address(builder *b, const pl_heapinfo *h, pending_repr *late
     for (uint32_t v = 1; v < n && sorted; v++)
         sorted = keys[v - 1] < keys[v];
     if (sorted)
-        return take_in_order(b, h, later);
+        return take_in_order(b);
     uint32_t *perm = malloc((n + 1) * sizeof(uint32_t)), *rank = malloc((n + 1) * sizeof(uint32_t));
     uint64_t *size = malloc((n + 1) * sizeof(uint64_t));
     uint32_t *type = malloc((n + 1) * sizeof(uint32_t));
@@ -475,7 +479,6 @@ static int order_by_address(builder *b, const pl_heapinfo *h, pending_repr *late
     if (!d->addr || !d->out_off || !d->head || !d->label)
         goto nomem;
     pending_repr p;
-    memset(&p, 0, sizeof p);
     take_descriptions(b, &p);
     int rc = lay_out_descriptions(&p, perm, &d->repr, &d->repr_off);
     pending_repr_free(&p);
@@ -485,7 +488,7 @@ static int order_by_address(builder *b, const pl_heapinfo *h, pending_repr *late
     for (uint32_t i = 0; i < n; i++) {
         uint32_t v = perm[i];
         d->addr[i] = keys[v];
-        size[i] = h->size[v];
+        size[i] = b->h->size[v];
         type[i] = d->type[v];
         flags[i] = d->flags[v];
         d->out_off[i] = e;
@@ -513,8 +516,7 @@ nomem:
     free(size);
     free(type);
     free(flags);
-    PyErr_NoMemory();
-    return -1;
+    return ENOMEM;
 }
 
 static void meta(pl_heapdump *d)
@@ -536,91 +538,104 @@ static void meta(pl_heapdump *d)
     d->python = strndup(v, strcspn(v, " "));
 }
 
-/* Everything the file needs of graph g (with its heap info h), as plain C
- * memory; the descriptions of a snapshot are left in `later` for
- * finish_dump. NULL with an exception set. */
-static pl_heapdump *gather(const pl_graph *g, const pl_heapinfo *h, pending_repr *later)
+/* Frees what b holds (its dump too, unless taken), not b->keep (that needs
+ * the GIL). Plain C memory: no GIL needed. */
+static void builder_free(builder *b)
 {
+    pl_heapdump_free(b->d);
+    for (size_t i = 0; b->strings && i < b->nstrings; i++)
+        free(b->strings[i]);
+    free(b->strings);
+    free(b->str_slot);
+    free(b->type_key);
+    free(b->type_val);
+    free(b->type_descr);
+    free(b->label_cache);
+    pl_buf_free(&b->descr);
+    free(b->label);
+    free((void *)b->rank);
+    free(b->repr_off);
+    free(b->repr_len);
+    pl_buf_free(&b->repr);
+    pl_buf_free(&b->scratch);
+    pl_heapinfo_free(b->own);
+    memset(b, 0, sizeof *b);
+}
+
+/* The part of a dump that reads the objects, GIL held: each vertex's type
+ * and description, each edge's label, the process's facts. The rest is
+ * plain C memory left to gather_complete. 0, or -1 with an exception set. */
+static int gather(builder *b)
+{
+    const pl_graph *g = b->g;
     size_t n = pl_graph_order(g), m = pl_graph_size(g);
-    builder b;
-    memset(&b, 0, sizeof b);
-    b.g = g;
-    pl_heapdump *d = b.d = calloc(1, sizeof *d);
-    uint32_t *indeg = calloc(n + 1, sizeof(uint32_t));
+    pl_heapdump *d = b->d = calloc(1, sizeof *d);
     if (d) {
         d->n = n;
         d->type = calloc(n + 1, sizeof(uint32_t));
         d->flags = calloc(n + 1, 1);
         d->size = malloc((n + 1) * sizeof(uint64_t));
     }
-    b.label = calloc(m + 1, sizeof(uint32_t));
-    b.repr_off = calloc(n + 1, sizeof(uint32_t));
-    b.repr_len = calloc(n + 1, sizeof(uint16_t));
-    if (!d || !indeg || !d->type || !d->flags || !d->size || !b.label || !b.repr_off || !b.repr_len) {
+    b->label = calloc(m + 1, sizeof(uint32_t));
+    b->repr_off = calloc(n + 1, sizeof(uint32_t));
+    b->repr_len = calloc(n + 1, sizeof(uint16_t));
+    if (!d || !d->type || !d->flags || !d->size || !b->label || !b->repr_off || !b->repr_len) {
         PyErr_NoMemory();
-        goto fail;
+        return -1;
     }
-    if (pl_objgraph_edge_labels(g, gather_vertex, gather_edge, &b) < 0)
-        goto fail;
-    for (uint32_t v = 0; v < n; v++) {
-        size_t k;
-        const uint32_t *heads = pl_graph_out(g, v, &k, NULL);
-        for (size_t j = 0; j < k; j++)
-            indeg[heads[j]]++;
+    if (pl_objgraph_edge_labels(g, gather_vertex, gather_edge, b) < 0)
+        return -1;
+    meta(d);
+    if (!d->host || !d->argv || !d->python) {
+        PyErr_NoMemory();
+        return -1;
     }
+    return 0;
+}
+
+/* The part of a dump that needs only the graph's arrays and what gather
+ * took, run without the GIL: roots by reference counts (more references
+ * than in-edges), the columns in address order, the untracked groups, the
+ * descriptions' column. Returns 0, ENOMEM or PL_EBADARG. */
+static int gather_complete(builder *b)
+{
+    pl_heapdump *d = b->d;
+    const pl_graph *g = b->g;
+    const pl_heapinfo *h = b->h;
+    size_t n = pl_graph_order(g);
+    uint32_t *indeg = calloc(n + 1, sizeof(uint32_t));
+    if (!indeg)
+        return ENOMEM;
+    const uint32_t *out_off, *out_head;
+    pl_graph_csr(g, &out_off, &out_head, NULL, NULL);
+    for (size_t e = 0; e < out_off[n]; e++)
+        indeg[out_head[e]]++;
     for (uint32_t v = 0; v < n; v++)
         if (h->outside[v] > indeg[v])
             d->flags[v] |= PL_HEAPDUMP_ROOT;
-    if (order_by_address(&b, h, later) < 0)
-        goto fail;
+    free(indeg);
+    int rc = order_by_address(b);
+    if (rc)
+        return rc;
     d->ngroups = h->ngroups;
     size_t holders = h->ngroups ? h->group_off[h->ngroups] : 0;
     d->group_off = malloc((h->ngroups + 1) * sizeof(uint32_t));
     d->group_holder = malloc((holders + 1) * sizeof(uint32_t));
     d->group_size = malloc((h->ngroups + 1) * sizeof(uint64_t));
-    if (!d->group_off || !d->group_holder || !d->group_size) {
-        PyErr_NoMemory();
-        goto fail;
-    }
+    if (!d->group_off || !d->group_holder || !d->group_size)
+        return ENOMEM;
     d->group_off[0] = 0;
     for (size_t i = 0; i < h->ngroups; i++) {
         d->group_off[i + 1] = h->group_off[i + 1];
         d->group_size[i] = h->group_size[i];
     }
     for (size_t k = 0; k < holders; k++)
-        d->group_holder[k] = b.rank ? b.rank[h->group_holder[k]] : h->group_holder[k];
+        d->group_holder[k] = b->rank ? b->rank[h->group_holder[k]] : h->group_holder[k];
     d->root_size = h->root_size;
-    d->strings = b.strings;
-    d->nstrings = b.nstrings;
-    b.strings = NULL;
-    meta(d);
-    if (!d->host || !d->argv || !d->python) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    goto done;
-fail:
-    pl_heapdump_free(d);
-    d = NULL;
-    pending_repr_free(later);
-done:
-    for (size_t i = 0; b.strings && i < b.nstrings; i++)
-        free(b.strings[i]);
-    free(b.strings);
-    free(b.str_slot);
-    free(b.type_key);
-    free(b.type_val);
-    free(b.type_descr);
-    free(b.label_cache);
-    pl_buf_free(&b.descr);
-    free(b.label);
-    free((void *)b.rank);
-    free(b.repr_off);
-    free(b.repr_len);
-    pl_buf_free(&b.repr);
-    pl_buf_free(&b.scratch);
-    free(indeg);
-    return d;
+    d->strings = b->strings;
+    d->nstrings = b->nstrings;
+    b->strings = NULL;
+    return 0;
 }
 
 /* ---- dump_heap ---- */
@@ -629,47 +644,36 @@ typedef struct dump_timing {
     double snapshot_s, gather_s, write_s;
 } dump_timing;
 
-/* The dump of the whole heap (graph NULL) or of a Graph object, gathered
- * with the GIL, but for what is left in `later` (finish_dump). NULL with an
- * exception set. */
-static pl_heapdump *dump_of(PyObject *graph, dump_timing *t, pending_repr *later)
+/* Starts the dump of the whole heap (graph NULL) or of a Graph object in b
+ * (zeroed), with the GIL: the snapshot and the gathering. The caller then
+ * completes it with gather_complete (without the GIL), drops b->keep with
+ * the GIL and frees b with builder_free. 0, or -1 with an exception set
+ * (b still to drop and free). */
+static int dump_start(PyObject *graph, dump_timing *t, builder *b)
 {
     double t0 = now_s();
-    PlGraphObject *snap = NULL;
-    pl_heapinfo *own = NULL;
-    const pl_heapinfo *h;
-    const pl_graph *g;
     if (!graph || graph == Py_None) {
-        snap = pl_objgraph_snapshot_object();
+        PlGraphObject *snap = pl_objgraph_snapshot_object();
         if (!snap)
-            return NULL;
-        g = snap->graph;
-        h = snap->heap;
+            return -1;
+        b->keep = (PyObject *)snap;
+        b->g = snap->graph;
+        b->h = snap->heap;
     } else {
         PlGraphObject *go = (PlGraphObject *)graph;
         if (!go->graph) {
             PyErr_SetString(PyExc_ValueError, "the graph has been cleared");
-            return NULL;
+            return -1;
         }
-        g = go->graph;
-        if (!(h = go->heap) && !(h = own = pl_objgraph_heapinfo(g)))
-            return NULL;
+        b->keep = Py_NewRef(graph);
+        b->g = go->graph;
+        if (!(b->h = go->heap) && !(b->h = b->own = pl_objgraph_heapinfo(b->g)))
+            return -1;
     }
     double t1 = now_s();
-    pl_heapdump *d = gather(g, h, later);
+    int rc = gather(b);
     t->snapshot_s = t1 - t0;
     t->gather_s = now_s() - t1;
-    pl_heapinfo_free(own);
-    Py_XDECREF(snap);
-    return d;
-}
-
-/* Completes d with the descriptions left in p, and frees p: plain C
- * memory, run without the GIL. Returns 0 or ENOMEM. */
-static int finish_dump(pl_heapdump *d, pending_repr *p)
-{
-    int rc = p->len ? lay_out_descriptions(p, NULL, &d->repr, &d->repr_off) : 0;
-    pending_repr_free(p);
     return rc;
 }
 
@@ -683,6 +687,8 @@ static PyObject *heap_dump(PyObject *module, PyObject *args, PyObject *kwargs)
                                      &graph, &level))
         return NULL;
     PyObject *result = NULL;
+    builder b;
+    memset(&b, 0, sizeof b);
     pl_modstate *st = pl_modstate_get(module);
     if (graph != Py_None && !PyObject_TypeCheck(graph, st->graph_type)) {
         PyErr_SetString(PyExc_TypeError, "graph must be a pyloot ObjectGraph or None (the whole heap)");
@@ -693,18 +699,15 @@ static PyObject *heap_dump(PyObject *module, PyObject *args, PyObject *kwargs)
         goto done;
     }
     dump_timing t = {0, 0, 0};
-    pending_repr later;
-    memset(&later, 0, sizeof later);
-    pl_heapdump *d = dump_of(graph, &t, &later);
-    if (!d)
+    if (dump_start(graph, &t, &b) < 0)
         goto done;
     pl_buf img = PL_BUF_INIT;
     int rc;
     double t0 = now_s();
     Py_BEGIN_ALLOW_THREADS
-    rc = finish_dump(d, &later);
+    rc = gather_complete(&b);
     if (!rc)
-        rc = pl_heapdump_write(d, level, PyBytes_AS_STRING(path_obj), &img.len);
+        rc = pl_heapdump_write(b.d, level, PyBytes_AS_STRING(path_obj), &img.len);
     Py_END_ALLOW_THREADS
     t.write_s = now_s() - t0;
     if (rc) {
@@ -714,12 +717,14 @@ static PyObject *heap_dump(PyObject *module, PyObject *args, PyObject *kwargs)
         else
             pl_raise(module, rc, "writing the heap dump");
     } else {
+        pl_heapdump *d = b.d;
         result = Py_BuildValue("{s:n,s:n,s:n,s:d,s:d,s:d}", "objects", (Py_ssize_t)d->n, "edges",
                                (Py_ssize_t)d->out_off[d->n], "bytes", (Py_ssize_t)img.len, "snapshot_seconds",
                                t.snapshot_s, "gather_seconds", t.gather_s, "write_seconds", t.write_s);
     }
-    pl_heapdump_free(d);
 done:
+    Py_XDECREF(b.keep);
+    builder_free(&b);
     Py_XDECREF(path_obj);
     return result;
 }
@@ -837,18 +842,17 @@ static size_t http_max(void)
 int pl_answer_heapdump(pl_answer *a)
 {
     dump_timing t = {0, 0, 0};
-    pending_repr later;
-    memset(&later, 0, sizeof later);
-    pl_heapdump *d = dump_of(NULL, &t, &later);
-    if (!d)
-        return -1;
+    builder b;
+    memset(&b, 0, sizeof b);
     pl_buf img = PL_BUF_INIT;
-    int rc;
+    int rc = ENOMEM;
     size_t max = http_max();
+    if (dump_start(NULL, &t, &b) < 0)
+        goto done;
     Py_BEGIN_ALLOW_THREADS
-    rc = finish_dump(d, &later);
+    rc = gather_complete(&b);
     if (!rc)
-        rc = pl_heapdump_encode(d, 6, &img);
+        rc = pl_heapdump_encode(b.d, 6, &img);
     Py_END_ALLOW_THREADS
     if (rc == ENOMEM) {
         PyErr_NoMemory();
@@ -866,8 +870,10 @@ int pl_answer_heapdump(pl_answer *a)
         pl_buf_append(a->body, img.data, img.len);
         a->status = a->body->err ? 500 : 200;
     }
+done:
     pl_buf_free(&img);
-    pl_heapdump_free(d);
+    Py_XDECREF(b.keep);
+    builder_free(&b);
     return rc == ENOMEM ? -1 : 0;
 }
 

@@ -18,7 +18,7 @@
 static int answer_locked(pl_answer *a)
 {
     const pl_live_query *q = a->q;
-    if (q->kind < PL_LIVE_LIST || q->kind > PL_LIVE_HEAPDUMP) {
+    if ((q->kind < PL_LIVE_LIST || q->kind > PL_LIVE_HEAPDUMP) && q->kind != PL_LIVE_TASKS) {
         pl_answer_error(a, 400, "unknown live-object query");
         return 0;
     }
@@ -51,6 +51,13 @@ static int answer_locked(pl_answer *a)
     }
     if (q->kind == PL_LIVE_HEAPDUMP)
         return pl_answer_heapdump(a);
+    if (q->kind == PL_LIVE_TASKS) {
+        if (q->limit > 100) {
+            pl_answer_error(a, 400, "limit must be 1..100");
+            return 0;
+        }
+        return pl_answer_tasks(a);
+    }
     if (q->kind == PL_LIVE_RETAINED || q->kind == PL_LIVE_RETAINERS || q->kind == PL_LIVE_SUSPECTS)
         return pl_answer_retained(a);
     if (q->kind == PL_LIVE_DETAIL)
@@ -189,7 +196,8 @@ static PyMethodDef live_methods[] = {
      "live_query(kind, group='', id=0, offset=0, limit=100) -> (status, body)\n\n"
      "Answers a live-object query about this process as the HTTP routes do\n"
      "(kind: 1 list, 2 detail, 3 parents, 4 children, 5 path, 6 detail with retained\n"
-     "size, 7 retainers, 8 suspects: group, limit = n, 9 graph: limit = depth).\n"
+     "size, 7 retainers, 8 suspects: group, limit = n, 9 graph: limit = depth,\n"
+     "12 tasks: group = state, limit = groups).\n"
      "body is JSON."},
     {NULL, NULL, 0, NULL},
 };
@@ -208,7 +216,8 @@ int pl_live_module_exec(PyObject *module)
         PyModule_AddIntConstant(module, "LIVE_RETAINERS", PL_LIVE_RETAINERS) < 0 ||
         PyModule_AddIntConstant(module, "LIVE_SUSPECTS", PL_LIVE_SUSPECTS) < 0 ||
         PyModule_AddIntConstant(module, "LIVE_GRAPH", PL_LIVE_GRAPH) < 0 ||
-        PyModule_AddIntConstant(module, "LIVE_HEAPDUMP", PL_LIVE_HEAPDUMP) < 0)
+        PyModule_AddIntConstant(module, "LIVE_HEAPDUMP", PL_LIVE_HEAPDUMP) < 0 ||
+        PyModule_AddIntConstant(module, "LIVE_TASKS", PL_LIVE_TASKS) < 0)
         return -1;
     return 0;
 }

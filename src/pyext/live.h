@@ -1,7 +1,8 @@
 /* pyloot extension: live-object queries, shared by live.c (dispatch, the
  * answer function, live_query), live_answer.c (what every query shares),
  * live_list.c (list by type), live_related.c (detail, parents, children),
- * live_path.c (why alive) and live_retained.c (the dominator tree).
+ * live_path.c (why alive), live_retained.c (the dominator tree) and
+ * live_tasks.c (asyncio tasks by coroutine).
  *
  * Every query follows the same order, because a borrowed pointer is only
  * valid while no Python code runs:
@@ -119,5 +120,7 @@ int pl_answer_graph(pl_answer *a);   /* live_graph.c: limit is the depth */
 int pl_answer_retained(pl_answer *a);
 /* heap_dump.c: PL_LIVE_HEAPDUMP, the file image of a heap dump as the body. */
 int pl_answer_heapdump(pl_answer *a);
+/* live_tasks.c: PL_LIVE_TASKS, the asyncio tasks grouped by coroutine. */
+int pl_answer_tasks(pl_answer *a);
 
 #endif

@@ -9,6 +9,7 @@
 #include "held_secrets.h"
 #include "pyloot/json.h"
 #include "referents.h"
+#include "task_info.h"
 
 #define PL_MAX_ATTRS 1000      /* attributes listed per object */
 #define PL_SECRET_PARENTS 1000 /* parents whose edges to the object are checked for a secret name */
@@ -139,6 +140,7 @@ int pl_answer_detail(pl_answer *a)
             pl_json_repr(&a->repr, b, attrs.items[i].value, PL_ATTR_REPR_CHARS);
     }
     pl_buf_putc(b, '}');
+    pl_aio_json(b, o); /* ,"task":{...} or ,"future":{...} for asyncio's (task_info.h) */
     pl_buf_putc(b, ',');
     pl_json_key(b, "parents_count");
     pl_json_u64(b, nparents);

@@ -1,12 +1,13 @@
 /* pyloot._pyloot: module definition. This file is the top of the
  * extension: it runs the exec of every part (errors.c, rules.c, store_handler.c,
- * collector.c, remote.c, live.c, graphobject.c, witness.c), handing the
+ * collector.c, remote.c, live.c, graphobject.c, witness.c, requests.c), handing the
  * live-object answer function to the parts that answer requests, so that
  * they do not depend on the live-object code. No part calls into it. */
 #include "pyext.h"
 
 #include <pthread.h>
 
+#include "requests.h"
 #include "witness.h"
 
 static struct PyModuleDef pl_module;
@@ -18,6 +19,7 @@ static void atfork_child(void)
     pl_collector_atfork_child();
     pl_remote_atfork_child();
     pl_witness_atfork_child();
+    pl_requests_atfork_child();
 }
 
 static int pl_exec(PyObject *m)
@@ -38,7 +40,7 @@ static int pl_exec(PyObject *m)
         pl_collector_module_exec(m, pl_live_answer) < 0 ||
         pl_remote_module_exec(m, pl_live_answer) < 0 ||
         pl_live_module_exec(m) < 0 || pl_graph_module_exec(m) < 0 || pl_witness_module_exec(m) < 0 ||
-        pl_heap_dump_module_exec(m) < 0)
+        pl_heap_dump_module_exec(m) < 0 || pl_requests_module_exec(m) < 0)
         return -1;
     pl_collector_set_tick(pl_live_tree_tick);
     return 0;

@@ -12,6 +12,7 @@
  *   referents.c/.h  the one labeller of "how does p hold c"
  *   describe.c/.h   bounded repr, attributes, JSON summaries of objects
  *   collector.c     the count pass and the collector thread
+ *   requests.c/.h   requests by route: the per-process table, count_request, its take at each sample
  *   witness.c/.h    witness paths of steadily growing types, recorded into the store
  *   remote.c        remote mode: poll thread, forwarding of /_pyloot, encoder
  *   live.c, live_answer.c, live_list.c, live_related.c, live_path.c, live.h: live-object queries

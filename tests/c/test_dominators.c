@@ -709,6 +709,32 @@ static void test_wide_star(void)
     free(edges);
 }
 
+/* pl_dom_build_keep_work builds the same tree and hands over its work
+ * array: 8 bytes per reachable vertex plus 8, writable to the end (ASan
+ * checks), freed with free(). Vertex 5 is unreachable. */
+static void test_keep_work(void)
+{
+    static const uint32_t edges[][2] = {{0, 1}, {0, 2}, {1, 3}, {2, 3}, {3, 4}, {4, 1}, {5, 4}};
+    pl_graph *g = make(6, edges, sizeof edges / sizeof edges[0]);
+    uint32_t root = 0;
+    pl_domtree *plain = build(g, &root, 1), *t = NULL;
+    void *work = (void *)1;
+    size_t bytes = 1;
+    CHECK_OK(pl_dom_build_keep_work(g, &root, 1, &t, &work, &bytes));
+    CHECK_EQ_INT(pl_dom_reachable(t), 5);
+    CHECK_EQ_INT(bytes, 6 * sizeof(uint64_t));
+    CHECK(work != NULL);
+    memset(work, 0xab, bytes);
+    for (uint32_t v = 0; v < 6; v++)
+        CHECK_EQ_INT(pl_dom_idom(t, v), pl_dom_idom(plain, v));
+    CHECK_EQ_INT(pl_dom_idom(t, 3), 0);
+    CHECK_EQ_INT(pl_dom_idom(t, 5), PL_GRAPH_NONE);
+    free(work);
+    pl_dom_free(t);
+    pl_dom_free(plain);
+    pl_graph_free(g);
+}
+
 /* A chain c0 -> c1 -> ... whose every link also holds a vertex x_i that is a
  * root too: the search reaches x_i deep down the chain, but only the virtual
  * root dominates it. The textbook semi-NCA walks the chain back up for each
@@ -873,6 +899,7 @@ int main(void)
     RUN(test_random_against_iteration);
     RUN(test_concurrent_lca);
     RUN(test_wide_star);
+    RUN(test_keep_work);
     RUN(test_deep_search_shallow_dominators);
     RUN(test_long_chain_and_cycle);
     return TEST_EXIT();

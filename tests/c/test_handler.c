@@ -259,7 +259,12 @@ static void test_live_query_codec(void)
     CHECK_EQ_INT(back.limit, 4);
     CHECK_OK(pl_live_query_decode("10 0 0 1 ", 9, &back));
     CHECK_EQ_INT(back.kind, PL_LIVE_HEAPDUMP);
+    CHECK_OK(pl_live_query_decode("12 0 0 20 pending", 17, &back));
+    CHECK_EQ_INT(back.kind, PL_LIVE_TASKS);
+    CHECK_EQ_INT(back.limit, 20);
+    CHECK_EQ_STR(back.group, "pending");
     CHECK(pl_live_query_decode("11 1 2 3 x", 10, &back) == PL_EBADARG);
+    CHECK(pl_live_query_decode("13 1 2 3 x", 10, &back) == PL_EBADARG);
     CHECK(pl_live_query_decode("0 1 2 3 x", 9, &back) == PL_EBADARG);
     CHECK(pl_live_query_decode("1 2", 3, &back) == PL_EBADARG);
     CHECK(pl_live_query_decode("", 0, &back) == PL_EBADARG);
@@ -317,6 +322,32 @@ static void expect_400(pl_handler *h, const char *path, const char *query, const
     if (status != 400 || !r.body.data || strncmp(r.body.data, want, strlen(want)) != 0)
         fprintf(stderr, "  %s?%s -> %d %s\n", path, query, status, r.body.data ? r.body.data : "");
     pl_response_free(&r);
+}
+
+/* /api/tasks: a live route with its state (carried in q->group, pending by
+ * default) and a limit of 1..100 groups; every bad input a 400 before any work. */
+static void test_tasks_route(void)
+{
+    pl_handler *h = make_handler(1, 0);
+    pl_response r;
+    int calls = live_calls;
+    CHECK_EQ_INT(get(h, "/api/tasks", NULL, &r), 200);
+    CHECK(strstr(r.body.data, "\"kind\":12,") && strstr(r.body.data, "\"group\":\"pending\"") &&
+          strstr(r.body.data, "\"limit\":20}"));
+    pl_response_free(&r);
+    CHECK_EQ_INT(get(h, "/api/tasks", "state=all&limit=100", &r), 200);
+    CHECK(strstr(r.body.data, "\"group\":\"all\"") && strstr(r.body.data, "\"limit\":100}"));
+    pl_response_free(&r);
+    CHECK_EQ_INT(live_calls, calls + 2);
+    const char *bad_states[] = {"state=running", "state=", "state=Pending", "state=pending%00", "state=%ff", NULL};
+    for (int i = 0; bad_states[i]; i++)
+        expect_400(h, "/api/tasks", bad_states[i], "state");
+    const char *bad_limits[] = {"limit=0", "limit=101", "limit=x", "limit=18446744073709551617", NULL};
+    for (int i = 0; bad_limits[i]; i++)
+        expect_400(h, "/api/tasks", bad_limits[i], "limit");
+    expect_400(h, "/api/tasks", "pid=abc", "pid");
+    CHECK_EQ_INT(live_calls, calls + 2);
+    pl_handler_free(h);
 }
 
 /* Integers past their range (and past 2^63 or 2^64) are a 400, never a
@@ -577,6 +608,7 @@ int main(void)
     RUN(test_integer_params);
     RUN(test_text_params);
     RUN(test_graph_route);
+    RUN(test_tasks_route);
     RUN(test_store_unavailable);
     RUN(test_procs_redacted);
     RUN(test_forwarding);

@@ -156,6 +156,50 @@ static void test_memory(void)
     pl_buf_free(&b);
 }
 
+static void routes_sample(pl_buf *b, size_t n, uint64_t requests, const char *name);
+
+/* Bit4: each sample's requests by route follow (after its memory figures
+ * when bit3 is set too); the bounds are accepted. */
+static void test_routes(void)
+{
+    pl_buf b = PL_BUF_INIT;
+    pl_ingest_msg m;
+    char why[256];
+    routes_sample(&b, PL_INGEST_ROUTES_MAX, PL_INGEST_REQUESTS_MAX, NULL);
+    CHECK_OK(decode(&b, &m, why, sizeof why));
+    CHECK_EQ_INT(m.n_samples, 1);
+    CHECK_EQ_INT(m.n_routes, PL_INGEST_ROUTES_MAX);
+    if (m.n_samples == 1 && m.n_routes == PL_INGEST_ROUTES_MAX) {
+        CHECK_EQ_INT(m.samples[0].n_routes, PL_INGEST_ROUTES_MAX);
+        CHECK(m.routes[2].len == 7 && memcmp(m.routes[2].name, "GET /r2", 7) == 0);
+        CHECK_EQ_INT(m.routes[2].requests, PL_INGEST_REQUESTS_MAX);
+    }
+    pl_ingest_msg_free(&m);
+    pl_buf_free(&b);
+
+    header(&b, PL_INGEST_ROUTES | PL_INGEST_MEMORY, "h");
+    uv(&b, 0);
+    uv(&b, 2);
+    uv(&b, (uint64_t)NOW - 1000), uv(&b, 0), uv(&b, 100), uv(&b, 10), uv(&b, 0);
+    uv(&b, 0); /* no requests */
+    uv(&b, (uint64_t)NOW), uv(&b, 0), uv(&b, 100), uv(&b, 10), uv(&b, 0);
+    uv(&b, 2), str(&b, "GET /login/<user>"), uv(&b, 7), str(&b, "other"), uv(&b, 1);
+    CHECK_OK(decode(&b, &m, why, sizeof why));
+    if (m.n_samples == 2 && m.n_routes == 2) {
+        CHECK_EQ_INT(m.samples[0].n_routes, 0);
+        CHECK_EQ_INT(m.samples[1].first_route, 0);
+        CHECK_EQ_INT(m.samples[1].n_routes, 2);
+        CHECK_EQ_INT(m.samples[1].memory.rss, 100);
+        CHECK_EQ_INT(m.routes[0].requests, 7);
+    } else {
+        CHECK(0);
+    }
+    pl_ingest_msg_free(&m);
+    for (size_t n = 0; n < b.len; n++) /* every prefix is truncated */
+        CHECK_EQ_INT(pl_ingest_decode(b.data, n, NOW, &m, why, sizeof why), PL_EBADARG);
+    pl_buf_free(&b);
+}
+
 /* Every strict prefix of a valid message is truncated: refused, no crash. */
 static void test_truncated(void)
 {
@@ -209,7 +253,53 @@ static void varint_too_long(pl_buf *b)
 
 static void unknown_flags(pl_buf *b)
 {
-    header(b, 16, "h");
+    header(b, 32, "h");
+}
+
+/* Bit4: one sample without entries whose requests by route follow: n
+ * routes named GET /r<i>, `requests` each (name: a name instead). */
+static void routes_sample(pl_buf *b, size_t n, uint64_t requests, const char *name)
+{
+    header(b, PL_INGEST_ROUTES, "h");
+    uv(b, 0);
+    uv(b, 1);
+    uv(b, (uint64_t)NOW);
+    uv(b, 0);
+    uv(b, n);
+    for (size_t i = 0; i < n; i++) {
+        char route[32];
+        snprintf(route, sizeof route, "GET /r%zu", i);
+        str(b, name ? name : route);
+        uv(b, requests);
+    }
+}
+
+static void too_many_routes(pl_buf *b)
+{
+    routes_sample(b, PL_INGEST_ROUTES_MAX + 1, 1, NULL);
+}
+
+static void requests_too_many(pl_buf *b)
+{
+    routes_sample(b, 1, PL_INGEST_REQUESTS_MAX + 1, NULL);
+}
+
+static void route_control(pl_buf *b)
+{
+    routes_sample(b, 1, 1, "GET /a\r\nb");
+}
+
+static void route_not_utf8(pl_buf *b)
+{
+    routes_sample(b, 1, 1, "GET /\xc3(");
+}
+
+static void route_too_long(pl_buf *b)
+{
+    char name[PL_ROUTE_NAME_MAX + 2];
+    memset(name, 'a', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    routes_sample(b, 1, 1, name);
 }
 
 /* Bit3: a memory figure beyond PL_INGEST_MEMORY_MAX. */
@@ -320,6 +410,11 @@ static void test_malformed(void)
     CHECK_EQ_INT(decode_edit("overflows", varint_too_long), PL_EBADARG);
     CHECK_EQ_INT(decode_edit("unknown flags", unknown_flags), PL_EBADARG);
     CHECK_EQ_INT(decode_edit("python_bytes must be", memory_too_big), PL_EBADARG);
+    CHECK_EQ_INT(decode_edit("routes, more than", too_many_routes), PL_EBADARG);
+    CHECK_EQ_INT(decode_edit("requests must be", requests_too_many), PL_EBADARG);
+    CHECK_EQ_INT(decode_edit("control characters", route_control), PL_EBADARG);
+    CHECK_EQ_INT(decode_edit("not UTF-8", route_not_utf8), PL_EBADARG);
+    CHECK_EQ_INT(decode_edit("route name must be", route_too_long), PL_EBADARG);
     CHECK_EQ_INT(decode_edit("collection_us must be", collection_too_long), PL_EBADARG);
     CHECK_EQ_INT(decode_edit("host", empty_host), PL_EBADARG);
     CHECK_EQ_INT(decode_edit("control character", control_host), PL_EBADARG);
@@ -382,6 +477,7 @@ int main(void)
     RUN(test_truncated);
     RUN(test_stats);
     RUN(test_memory);
+    RUN(test_routes);
     RUN(test_malformed);
     RUN(test_gunzip);
     return TEST_EXIT();

@@ -272,7 +272,7 @@ static void test_schema4(void)
     s = open_at(dir, 0, 0);
     if (s) {
         CHECK_OK(pl_store_stat_get(s, &st));
-        CHECK_EQ_INT(st.schema, 5);
+        CHECK_EQ_INT(st.schema, 6);
         append(s, a, id, T0 + 1000, 4096, 300, 8);
         q.until_ms = T0 + 1000;
         CHECK_OK(pl_store_memory(s, &q, &m));
@@ -289,14 +289,14 @@ static void test_schema4(void)
     s = open_at(dir, 1, 0);
     if (s) {
         CHECK_OK(pl_store_stat_get(s, &st));
-        CHECK_EQ_INT(st.schema, 5);
+        CHECK_EQ_INT(st.schema, 6);
         CHECK_OK(pl_store_memory(s, &q, &m));
         CHECK(m && m->n_workers == 1);
         pl_memory_free(m);
         pl_store_close(s);
     }
-    /* A version above 5 is refused. */
-    rewrite_schema(dir, 6, 0);
+    /* A version above this code's is refused. */
+    rewrite_schema(dir, 7, 0);
     s = NULL;
     {
         pl_store_options opt;

@@ -177,6 +177,18 @@ static void test_client(void)
 
 /* ---- the pusher ---- */
 
+/* decode_body keeping the decompressed message in raw (names point into it). */
+static int decode_kept(const pl_buf *body, pl_ingest_msg *m, pl_buf *raw)
+{
+    char why[200] = "";
+    int rc = pl_gunzip(body->data, body->len, 16u << 20, raw);
+    if (!rc)
+        rc = pl_ingest_decode(raw->data, raw->len, pl_now_ms(), m, why, sizeof why);
+    if (rc)
+        fprintf(stderr, "decode: %s %s\n", pl_strerror(rc), why);
+    return rc;
+}
+
 static int decode_body(const pl_buf *body, pl_ingest_msg *m)
 {
     pl_buf raw = PL_BUF_INIT;
@@ -400,11 +412,67 @@ static void test_memory(void)
     pl_push_free(p);
 }
 
+/* Requests by route travel with their sample (flags bit4): a message holds
+ * samples that all have them or none; an empty route sample stays one;
+ * requests beyond the decoder's bound go at the bound, a name that is not
+ * valid as `other`. */
+static void test_routes(void)
+{
+    pl_push *p = new_push(closed_port(), 16);
+    const char *names[1] = {"a.B"};
+    size_t lens[1] = {3}, n = 0;
+    uint32_t id;
+    pl_buf body = PL_BUF_INIT;
+    pl_ingest_msg m;
+    int64_t t = pl_now_ms() - 5000;
+    pl_memory_sample mem = {1u << 26, 96, 4096};
+    pl_route_count r[] = {{"GET /login/<user>", 17, 7}, {"GET /\n", 6, 2}, {"GET /x", 6, UINT64_MAX}};
+    pl_route_sample none = {NULL, 0}, some = {r, 3};
+
+    CHECK_OK(pl_push_type_ids(p, names, lens, 1, &id));
+    pl_type_count c = {id, 3, 96};
+    CHECK_OK(pl_push_add_memory(p, t, &c, 1, &mem));
+    CHECK_OK(pl_push_add_sample(p, t + 1, &c, 1, &mem, &none));
+    CHECK_OK(pl_push_add_sample(p, t + 2, &c, 1, &mem, &some));
+    CHECK_OK(pl_push_encode(p, 0, &body, &n));
+    CHECK_EQ_INT(n, 1);
+    memset(&m, 0, sizeof m);
+    CHECK_OK(decode_body(&body, &m));
+    CHECK(!(m.flags & PL_INGEST_ROUTES));
+    pl_ingest_msg_free(&m);
+    pl_push_mark_announced(p);
+    pl_push_clear(p);
+    CHECK_OK(pl_push_add_sample(p, t + 1, &c, 1, &mem, &none));
+    CHECK_OK(pl_push_add_sample(p, t + 2, &c, 1, &mem, &some));
+    pl_buf_reset(&body);
+    CHECK_OK(pl_push_encode(p, 0, &body, &n));
+    CHECK_EQ_INT(n, 2);
+    memset(&m, 0, sizeof m);
+    pl_buf raw = PL_BUF_INIT;
+    CHECK_OK(decode_kept(&body, &m, &raw));
+    CHECK((m.flags & PL_INGEST_ROUTES) && (m.flags & PL_INGEST_MEMORY));
+    if (m.n_samples == 2 && m.n_routes == 3) {
+        CHECK_EQ_INT(m.samples[0].n_routes, 0);
+        CHECK_EQ_INT(m.samples[1].n_routes, 3);
+        CHECK(m.routes[0].len == 17 && memcmp(m.routes[0].name, "GET /login/<user>", 17) == 0);
+        CHECK_EQ_INT(m.routes[0].requests, 7);
+        CHECK(m.routes[1].len == 5 && memcmp(m.routes[1].name, "other", 5) == 0);
+        CHECK(m.routes[2].requests == PL_INGEST_REQUESTS_MAX);
+    } else {
+        CHECK(0);
+    }
+    pl_ingest_msg_free(&m);
+    pl_buf_free(&raw);
+    pl_buf_free(&body);
+    pl_push_free(p);
+}
+
 int main(void)
 {
     test_client();
     test_pusher();
     test_memory();
+    test_routes();
     if (test_failures)
         fprintf(stderr, "%d check(s) failed\n", test_failures);
     return test_failures ? 1 : 0;

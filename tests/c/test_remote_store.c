@@ -198,7 +198,7 @@ static void test_schema(void)
         pl_proc_info *procs = NULL;
         size_t n = 0;
         CHECK_OK(pl_store_stat_get(s, &st));
-        CHECK_EQ_INT(st.schema, 5);
+        CHECK_EQ_INT(st.schema, 6);
         CHECK_OK(pl_store_end(s, &local.inc, 3000));
         CHECK_OK(pl_store_procs(s, &procs, &n));
         CHECK(n == 1 && procs[0].ended_ms == 3000 && procs[0].first_seen_ms == 1000 && procs[0].worker_start == 0);
@@ -206,7 +206,7 @@ static void test_schema(void)
         pl_store_close(s);
     }
     /* A newer schema than this code knows is refused, read-only or not. */
-    rewrite_schema(dir, 6, 0);
+    rewrite_schema(dir, 7, 0);
     s = open_at(dir, 1, &rc);
     CHECK_EQ_INT(rc, PL_ESCHEMA);
     pl_store_close(s);

@@ -12,7 +12,8 @@
 /* Writes meta "schema" = version into the closed store at dir and cuts
  * `cut` bytes off the end of every procs record (the fields later schemas
  * appended; 0 leaves them as they are). Below 4, the chunk tables get their
- * old names; below 5, the table `memory` goes. */
+ * old names; below 5, the table `memory` goes; below 6, the tables of
+ * requests by route. */
 static inline void rewrite_schema(const char *dir, uint32_t version, size_t cut)
 {
     MDB_env *env = NULL;
@@ -49,6 +50,15 @@ static inline void rewrite_schema(const char *dir, uint32_t version, size_t cut)
         MDB_dbi mem;
         if (mdb_dbi_open(txn, "memory", 0, &mem) == 0)
             CHECK_OK(mdb_drop(txn, mem, 1));
+    }
+    if (version < 6) {
+        /* Schema 6 added the tables of requests by route. */
+        static const char *const tables[] = {"routes", "routeids", "routenames"};
+        for (size_t i = 0; i < 3; i++) {
+            MDB_dbi dbi;
+            if (mdb_dbi_open(txn, tables[i], 0, &dbi) == 0)
+                CHECK_OK(mdb_drop(txn, dbi, 1));
+        }
     }
     if (cut) {
         /* Copied out first, then written back: a put at another size moves

@@ -1325,7 +1325,7 @@ static void test_open_and_procs(void)
     CHECK_EQ_INT(st.max_bytes, (1u << 30) / 4 * 3);
     CHECK_EQ_INT(st.max_samples, 2880);
     CHECK_EQ_INT(st.max_age_s, 7 * 86400);
-    CHECK_EQ_INT(st.schema, 5);
+    CHECK_EQ_INT(st.schema, 6);
     CHECK(st.used_bytes > 0 && st.used_bytes < (1u << 20));
     CHECK_EQ_STR(pl_store_path(s), dir);
 
@@ -1404,7 +1404,7 @@ static void test_proc_stats_and_schema2(void)
     /* Writable: migrated to schema 3; the old record is updated to the new size. */
     s = open_store(dir, 0, 0, 0, 0);
     CHECK_OK(pl_store_stat_get(s, &st));
-    CHECK_EQ_INT(st.schema, 5);
+    CHECK_EQ_INT(st.schema, 6);
     stats.collection_us = 7;
     stats.gil_held_us = 1600000;
     CHECK_OK(pl_store_heartbeat(s, &info.inc, 7000, 4096, &stats));
@@ -1486,7 +1486,7 @@ static void test_end_status_and_schema4(void)
     }
     s = open_store(dir, 0, 0, 0, 0);
     CHECK_OK(pl_store_stat_get(s, &st));
-    CHECK_EQ_INT(st.schema, 5);
+    CHECK_EQ_INT(st.schema, 6);
     CHECK_OK(pl_store_end_status(s, &c.inc, 7000, PL_END_KILLED, 64));
     CHECK_OK(pl_store_procs(s, &procs, &n));
     if (n == 3)
@@ -2081,7 +2081,7 @@ static void test_log_packing(void)
     /* Writable: every value rewritten packed; the same answers, and on. */
     s = open_store(dir, 0, 0, 0, 0);
     CHECK_OK(pl_store_stat_get(s, &st));
-    CHECK_EQ_INT(st.schema, 5);
+    CHECK_EQ_INT(st.schema, 6);
     CHECK_EQ_INT(pk_check(s, PK_NS), 0);
     for (i = PK_NS; i < PK_NS + 30; i++) {
         for (k = 0, n = 0; k < PK_NT; k++)
@@ -2129,7 +2129,7 @@ static void test_migration_grows_map(void)
 
     s = open_store(dir, map, 0, 0, map);
     CHECK_OK(pl_store_stat_get(s, &st));
-    CHECK_EQ_INT(st.schema, 5);
+    CHECK_EQ_INT(st.schema, 6);
     CHECK(st.map_size > map);
     h = history(s, "g.T007", PL_SORT_NAME, 0, 1, 0, 0, 0, 0);
     if (h) {

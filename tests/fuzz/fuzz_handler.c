@@ -18,7 +18,7 @@
  *   bit 4  gzip disabled
  *   bit 5  the peer is 127.0.0.1 (else unknown, so not loopback): without a
  *          token, the access rule lets only such a request reach the live
- *          routes (/api/objects..., /api/suspects, /api/retainers)
+ *          routes (/api/objects..., /api/suspects, /api/retainers, /api/tasks)
  *   bit 6  the request came through a proxy (X-Forwarded-For and the like)
  *   bit 7  the handler has the token "fuzz-token" (PyLoot(token=))
  * Every field is copied into a buffer of its exact size, so that AddressSanitizer
@@ -26,7 +26,8 @@
  *
  * The store: a temporary directory created once, with two incarnations (this
  * process and pid 1, which is alive, so `pid=1` is forwarded) and a few
- * samples of three types; then reopened read-only, as the CLI opens one.
+ * samples of three types (requests by route with this process's); then
+ * reopened read-only, as the CLI opens one.
  * Removed at exit. */
 #include <stdint.h>
 #include <stdio.h>
@@ -106,7 +107,9 @@ static void fill_store(void)
     int64_t t0 = pl_now_ms() - 5000;
     for (int i = 0; i < 5; i++) {
         pl_type_count counts[] = {{ids[0], 10u * (i + 1), 480u * (i + 1)}, {ids[1], 500, 90000}, {ids[2], 7, 300}};
-        if ((rc = pl_store_append(w, &info.inc, t0 + i * 1000, counts, 3)) != 0 ||
+        pl_route_count routes[] = {{"GET /login/<user>", 17, (uint64_t)i * 10}, {"GET /", 5, 3}};
+        pl_route_sample rs = {routes, 2};
+        if ((rc = pl_store_append_routes(w, &info.inc, t0 + i * 1000, counts, 3, NULL, &rs)) != 0 ||
             (rc = pl_store_append(w, &other.inc, t0 + i * 1000 + 7, counts, 2)) != 0)
             die("appending", rc);
     }

@@ -33,7 +33,8 @@ static void check_message(const pl_ingest_msg *m)
     check(strlen(m->host) >= 1 && strlen(m->host) <= PL_INGEST_HOST_MAX);
     check(m->pid >= 1 && m->interval_ms >= 1);
     /* The flags the wire format defines (pyloot/ingest.h, src/core/push.c). */
-    check((m->flags & ~(PL_INGEST_ENDED | PL_INGEST_NEW_SPACE | PL_INGEST_STATS | PL_INGEST_MEMORY)) == 0);
+    check((m->flags & ~(PL_INGEST_ENDED | PL_INGEST_NEW_SPACE | PL_INGEST_STATS | PL_INGEST_MEMORY |
+                        PL_INGEST_ROUTES)) == 0);
     if (m->flags & PL_INGEST_STATS)
         check(m->collection_us <= PL_INGEST_COLLECTION_MAX_US);
     else
@@ -41,7 +42,7 @@ static void check_message(const pl_ingest_msg *m)
     check(strlen(m->argv) <= PL_INGEST_ARGV_MAX);
     for (size_t i = 0; i < m->n_types; i++)
         check(m->types[i].len >= 1 && m->types[i].len <= PL_TYPE_NAME_MAX);
-    size_t next = 0;
+    size_t next = 0, next_route = 0;
     for (size_t i = 0; i < m->n_samples; i++) {
         const pl_ingest_sample *s = &m->samples[i];
         check(s->first == next && s->first + s->n <= m->n_entries);
@@ -55,8 +56,20 @@ static void check_message(const pl_ingest_msg *m)
         else
             check(s->memory.rss == 0 && s->memory.python_bytes == 0 && s->memory.allocator_free_bytes == 0);
         next += s->n;
+        /* Requests by route: bounded, valid names, with bit4; absent without. */
+        if (m->flags & PL_INGEST_ROUTES) {
+            check(s->first_route == next_route && s->n_routes <= PL_INGEST_ROUTES_MAX &&
+                  s->first_route + s->n_routes <= m->n_routes);
+            for (size_t j = s->first_route; j < s->first_route + s->n_routes; j++)
+                check(pl_route_name_valid(m->routes[j].name, m->routes[j].len) &&
+                      m->routes[j].requests <= PL_INGEST_REQUESTS_MAX);
+            next_route += s->n_routes;
+        } else {
+            check(s->first_route == 0 && s->n_routes == 0);
+        }
     }
     check(next == m->n_entries);
+    check(next_route == m->n_routes);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -42,6 +42,9 @@ ROUTES = [
     ("/api/logout", ""), ("/api/login", "token=x"),
     ("/api/memory", ""), ("/api/memory", "pid=1&host=web-1&since=1764320000&until=1764320000.250&points=2"),
     ("/api/memory", "points=1"), ("/api/memory", "since=2&until=1"), ("/api/memory", "pid=0"),
+    ("/api/tasks", ""), ("/api/tasks", "state=all&limit=100&pid=1&host=h"), ("/api/tasks", "state=x&limit=101"),
+    ("/api/routes", ""), ("/api/routes", "group=app.Leak&pid=1&host=web-1&since=1764320000&until=1764320000.250"),
+    ("/api/routes", "group=app.Leak&points=2&limit=1"), ("/api/routes", "limit=0"), ("/api/routes", "group="),
 ]
 
 

@@ -1,7 +1,7 @@
 """Writes seed inputs for fuzz_ingest (tests/fuzz/fuzz_ingest.c) into a
 directory: valid sample messages of the remote-mode protocol, raw (flags
 byte 0) and gzip'ed (flags byte 1), built with the tests' own encoder. Every
-flag of the wire format (ENDED, NEW_SPACE, STATS, MEMORY) appears, alone and together.
+flag of the wire format (ENDED, NEW_SPACE, STATS, MEMORY, ROUTES) appears, alone and together.
 The gzip header's time is 0, so that the same seeds get the same names.
 
 usage: python3 tests/fuzz/make_ingest_seeds.py DIR"""
@@ -34,6 +34,11 @@ def seeds():
     yield message("web-3", 8, 8, {1: "app.Blob"}, [(NOW - 1, {1: (2, 64)}), (NOW, {1: (3, 96)})],
                   memory=[(1 << 26, 64, 4096), (1 << 50, 1 << 50, 1 << 50)])
     yield message("h", 4, 4, flags=ENDED | NEW_SPACE, stats=(1, 1), samples=[(NOW, {})], memory=[(0, 0, 0)])
+    yield message("web-4", 5, 5, {1: "app.Session"}, [(NOW - 1, {1: (2, 64)}), (NOW, {1: (3, 96)})],
+                  routes=[{}, {"GET /login/<user>": 7, "GET /users/{id}": 1 << 40, "other": 1}])
+    yield message("h", 6, 6, flags=NEW_SPACE, samples=[(NOW, {})], memory=[(1, 1, 1)],
+                  routes=[{"GET /r%d" % i: i for i in range(257)}])
+    yield message("h", 7, 7, flags=ENDED, samples=[(NOW, {})], routes=[{"POST /caf\u00e9/" + "x" * 188: 2}])
 
 
 def main(out):

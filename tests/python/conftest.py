@@ -238,14 +238,14 @@ def gc_off():
 @pytest.fixture
 def gunicorn(tmp_path):
     """Factory: gunicorn(workers=4, worker_class="sync", preload=False, interval=0.5,
-    live_timeout=5, args=(), db=None, env=None, app="leaky:app") starts the app of
-    tests/python/apps/ (default leaky.py, with
+    live_timeout=5, args=(), db=None, env=None, app="leaky:app", ready_path="/pid") starts
+    tests/python/apps/leaky.py (or the app named, which answers ready_path with a 200) (with
     PYLOOT_DB=db, default a fresh directory, and the variables of env) and waits until every
     worker answers."""
     servers = []
 
     def start(workers=4, worker_class="sync", preload=False, interval=0.5, live_timeout=5.0, args=(), db=None,
-              env=None, app="leaky:app"):
+              env=None, app="leaky:app", ready_path="/pid"):
         port = free_port()
         db = db if db is not None else tmp_path / ("store-%d" % len(servers))
         log_path = tmp_path / ("gunicorn-%d.log" % len(servers))
@@ -275,7 +275,7 @@ def gunicorn(tmp_path):
             if len(server.worker_pids()) != workers:
                 return False
             try:
-                return server.get("/pid", timeout=2).status == 200
+                return server.get(ready_path, timeout=2).status == 200
             except OSError:
                 return False
 

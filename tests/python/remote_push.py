@@ -8,6 +8,7 @@ ENDED = 1
 NEW_SPACE = 2
 STATS = 4
 MEMORY = 8
+ROUTES = 16
 
 
 def uv(n):
@@ -25,15 +26,18 @@ def string(s):
 
 
 def message(host, pid, start, types=None, samples=(), flags=NEW_SPACE, interval_ms=1000, rss=1 << 20,
-            argv="gunicorn app:app", stats=None, memory=None):
+            argv="gunicorn app:app", stats=None, memory=None, routes=None):
     """types: {local_id: name}; samples: [(time_ms, {local_id: (count, bytes)})];
     stats: (collection_us, gil_held_us), sent with flags bit2, or None (an older worker's message);
-    memory: one (rss, python_bytes, allocator_free_bytes) per sample, sent with flags bit3, or None."""
+    memory: one (rss, python_bytes, allocator_free_bytes) per sample, sent with flags bit3, or None;
+    routes: one {route name: requests} per sample, sent with flags bit4, or None."""
     out = bytearray(b"PLS1")
     if stats is not None:
         flags |= STATS
     if memory is not None:
         flags |= MEMORY
+    if routes is not None:
+        flags |= ROUTES
     out += uv(flags) + string(host) + uv(pid) + uv(start) + uv(interval_ms) + uv(rss) + string(argv)
     if stats is not None:
         out += uv(stats[0]) + uv(stats[1])
@@ -51,6 +55,8 @@ def message(host, pid, start, types=None, samples=(), flags=NEW_SPACE, interval_
             prev = local
         if memory is not None:
             out += b"".join(uv(v) for v in memory[k])
+        if routes is not None:
+            out += uv(len(routes[k])) + b"".join(string(r) + uv(n) for r, n in routes[k].items())
     return bytes(out)
 
 

@@ -153,8 +153,10 @@ def test_one_address_gets_at_most_its_share(server, sockets):
     wait_until(lambda: len(closed_by_server(crowd)) >= 14, 10, message="connections over the limit to close")
     time.sleep(0.3)
     assert len(closed_by_server(crowd)) == 14
-    r, took = server.timed_get()
-    assert r.status == 200 and took < 1.0
+    # Another address is still served (no time bound: a loaded machine is slow,
+    # a starved server never answers within the timeout).
+    r, _ = server.timed_get(timeout=15)
+    assert r.status == 200
     extra = connect(server.port, sockets, "127.0.0.7")
     extra.sendall(b"GET /api/procs HTTP/1.1\r\nHost: x\r\n\r\n")
     extra.settimeout(5)
@@ -164,9 +166,18 @@ def test_one_address_gets_at_most_its_share(server, sockets):
         pass
     for s in crowd:
         s.close()
-    again = connect(server.port, sockets, "127.0.0.7")
-    again.sendall(b"GET /api/procs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    assert read_answer(again)[0] == 200
+
+    # The server frees the address's slots as it notices the closes: a new
+    # connection from it is answered once it has (bounded in tries and time).
+    def answered_again():
+        again = connect(server.port, sockets, "127.0.0.7")
+        again.sendall(b"GET /api/procs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        try:
+            return read_answer(again)[0] == 200
+        except (ConnectionResetError, IndexError, ValueError):
+            return False
+
+    wait_until(answered_again, 15, interval=0.2, message="a new connection from the address to be answered")
 
 
 def test_connection_limit_follows_the_open_file_limit(store, sockets):

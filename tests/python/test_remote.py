@@ -220,6 +220,9 @@ def test_fleet(central, gunicorn):
     assert suspects["suspects"][0]["count"] == leaks[(host, pid)]
     retainers = central.api("/api/retainers?pid=%d&host=%s&limit=3" % (pid, host))
     assert retainers["pid"] == pid and retainers["id"] is None and retainers["objects"]
+    # Asyncio tasks too (a sync worker: none, and every state counted).
+    tasks = central.api("/api/tasks?pid=%d&host=%s&state=all" % (pid, host))
+    assert tasks["pid"] == pid and tasks["state"] == "all" and tasks["tasks"] == sum(tasks["states"].values())
 
     # The central server killed: the apps answer every request within 0.5 s.
     before = {w: central.api("/api/history?pid=%d&host=%s&workers=1&q=%s" % (w[1], w[0], LEAK)) for w in workers}

@@ -268,7 +268,8 @@ def test_same_pid_on_two_hosts_needs_host_for_live_objects(token_central):
 
 
 LIVE_ROUTES = ["/api/objects?group=app.Session&pid=99&limit=5", "/api/objects/5?pid=99&host=web-2",
-               "/api/objects/5/path?pid=99", "/api/suspects?pid=99&group=app.Session", "/api/retainers?pid=99"]
+               "/api/objects/5/path?pid=99", "/api/suspects?pid=99&group=app.Session", "/api/retainers?pid=99",
+               "/api/tasks?pid=99&host=web-2"]
 
 
 def test_tokenless_server_forwards_no_live_query(central):

@@ -161,7 +161,7 @@ def test_gunicorn_bytes_and_str_leaks_rank_by_bytes(gunicorn):
                           "--limit", "3"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0] == "name,count,bytes,growth,bytes_growth" and lines[1].startswith("bytes,"), lines
+    assert lines[0] == "name,count,bytes,growth,bytes_growth,trend" and lines[1].startswith("bytes,"), lines
     out = subprocess.run([pyloot_exe(), "history", "--db", str(server.db), "--sort", "bogus"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and "bytes_growth" in out.stderr, out.stderr

@@ -10,6 +10,8 @@ urls.py::
 
     urlpatterns = [..., path("_pyloot/", include("pyloot.django.urls"))]
 
+Requests by route (``/api/routes``): ``MIDDLEWARE = ["pyloot.django.middleware.RequestsByRoute", ...]``.
+
 The app config starts the collector in each worker process (not in a
 ``--preload`` master, not in the runserver autoreloader's watcher, not in
 other management commands). The ``allow`` callable gets the Django request,

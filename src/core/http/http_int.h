@@ -5,6 +5,7 @@
  *   handler.c          pl_handler_new/free, the one route table, dispatch, access, gzip
  *   route_procs.c      GET /api/procs
  *   route_history.c    GET /api/history and its JSON encoder
+ *   route_routes.c     GET /api/routes: requests by route, growth per request of a type
  *   route_live.c       the live-object routes and their one mailbox forward
  *   route_witnesses.c  GET /api/witnesses, the witness JSON and its "held by" line
  *   route_metrics.c    GET /metrics (the text is metrics.c's)
@@ -54,6 +55,7 @@ struct pl_handler {
 #define PL_PARAM_QUERY_MAX 256                /* q= of /api/history, bytes */
 #define PL_PARAM_HOST_MAX 63                  /* host=, bytes */
 #define PL_GRAPH_DEPTH_MAX 4                  /* depth= of /api/objects/<id>/graph */
+#define PL_TASKS_GROUPS_MAX 100               /* limit= of /api/tasks: groups listed */
 
 /* Finds the first `name=value` of a raw query string (NULL: none) and
  * URL-decodes the value into out (NUL-terminated). 1 found, 0 absent,
@@ -121,11 +123,13 @@ int pl_central_objects(pl_remote *r, const pl_remote_request *req, pl_response *
 void pl_route_procs(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_history(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_memory(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
+void pl_route_routes(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_objects(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_object(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_object_graph(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_retainers(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_suspects(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
+void pl_route_tasks(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_witnesses(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_metrics(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);
 void pl_route_index(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp);

@@ -9,6 +9,7 @@
 #include "http_int.h"
 #include "pyloot/error.h"
 #include "pyloot/json.h"
+#include "pyloot/trend.h"
 
 /* See http_int.h. */
 int pl_http_pid_on_several_hosts(pl_store *store, uint32_t pid, pl_response *resp)
@@ -74,6 +75,16 @@ static void encode_history(pl_buf *b, const pl_history *hist, const pl_history_q
         pl_json_cstr(b, hq->host);
     else
         pl_buf_puts(b, "null");
+    pl_buf_puts(b, ",\"trend\":");
+    if (hq->trends) {
+        pl_buf_putc(b, '[');
+        for (int i = 0, n = 0; i < PL_TREND_N; i++)
+            if (hq->trends >> i & 1u)
+                pl_buf_printf(b, "%s\"%s\"", n++ ? "," : "", pl_trend_names[i]);
+        pl_buf_putc(b, ']');
+    } else {
+        pl_buf_puts(b, "null");
+    }
     pl_buf_puts(b, ",\"types\":[");
     for (size_t i = 0; i < hist->n_types; i++) {
         const pl_history_type *t = &hist->types[i];
@@ -83,8 +94,8 @@ static void encode_history(pl_buf *b, const pl_history *hist, const pl_history_q
         pl_json_cstr(b, t->name);
         pl_buf_printf(b,
                       ",\"count\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"growth\":%" PRId64
-                      ",\"bytes_growth\":%" PRId64 ",\"counts\":",
-                      t->count, t->bytes, t->growth, t->bytes_growth);
+                      ",\"bytes_growth\":%" PRId64 ",\"trend\":\"%s\",\"counts\":",
+                      t->count, t->bytes, t->growth, t->bytes_growth, pl_trend_names[t->trend]);
         pl_http_json_series(b, t->counts, hist->n_times);
         pl_buf_puts(b, ",\"bytes_series\":");
         pl_http_json_series(b, t->bytes_series, hist->n_times);
@@ -96,7 +107,7 @@ static void encode_history(pl_buf *b, const pl_history *hist, const pl_history_q
                 pl_buf_printf(b, "{\"pid\":%u,\"start\":\"%" PRIu64 "\",\"host\":", t->lines[j].inc.pid,
                               t->lines[j].inc.start);
                 pl_json_cstr(b, t->lines[j].host);
-                pl_buf_puts(b, ",\"counts\":");
+                pl_buf_printf(b, ",\"trend\":\"%s\",\"counts\":", pl_trend_names[t->lines[j].trend]);
                 pl_http_json_series(b, t->lines[j].counts, hist->n_times);
                 pl_buf_putc(b, '}');
             }
@@ -110,7 +121,7 @@ static void encode_history(pl_buf *b, const pl_history *hist, const pl_history_q
 /* See http_int.h. */
 void pl_route_history(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
 {
-    pl_buf q = PL_BUF_INIT, tmp = PL_BUF_INIT, host = PL_BUF_INIT;
+    pl_buf q = PL_BUF_INIT, tmp = PL_BUF_INIT, host = PL_BUF_INIT, trend = PL_BUF_INIT;
     pl_history *hist = NULL;
     pl_history_query hq;
     memset(&hq, 0, sizeof hq);
@@ -136,8 +147,13 @@ void pl_route_history(pl_handler *h, const pl_request *req, const char *rest, pl
         pl_http_param_uint(query, "points", 2, 5000, 720, &points, resp) ||
         pl_http_param_text(query, "host", 1, PL_PARAM_HOST_MAX, &host, resp) < 0 ||
         pl_http_param_time(query, "since", hq.now_ms, &hq.since_ms, resp) ||
-        pl_http_param_time(query, "until", hq.now_ms, &hq.until_ms, resp))
+        pl_http_param_time(query, "until", hq.now_ms, &hq.until_ms, resp) ||
+        pl_http_param_text(query, "trend", 1, 64, &trend, resp) < 0)
         goto done;
+    if (trend.len && pl_trend_mask_parse(trend.data, trend.len, &hq.trends)) {
+        pl_http_error(resp, 400, "parameter trend must be a comma-separated list of %s", pl_trend_list);
+        goto done;
+    }
     hq.host = host.len ? host.data : NULL;
     hq.pid = (uint32_t)pid;
     hq.per_worker = (int)workers;
@@ -169,4 +185,5 @@ done:
     pl_buf_free(&q);
     pl_buf_free(&tmp);
     pl_buf_free(&host);
+    pl_buf_free(&trend);
 }

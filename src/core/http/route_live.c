@@ -1,5 +1,6 @@
 /* The live-object routes: /api/objects, /api/objects/<id>[/parents|
- * /children|/path|/graph], /api/retainers, /api/suspects (docs/http-api.md). A
+ * /children|/path|/graph], /api/retainers, /api/suspects, /api/tasks
+ * (docs/http-api.md). A
  * query about this process is answered by the embedding's live function; one
  * about another worker goes through the store's mailbox. */
 #include <time.h>
@@ -31,7 +32,7 @@ int pl_live_query_decode(const void *data, size_t len, pl_live_query *q)
     if (sscanf(tmp, "%d %" SCNu64 " %" SCNu64 " %" SCNu64 " %n", &kind, &q->id, &q->offset, &q->limit,
                &used) != 4)
         return PL_EBADARG;
-    if (kind < PL_LIVE_LIST || kind > PL_LIVE_HEAPDUMP)
+    if ((kind < PL_LIVE_LIST || kind > PL_LIVE_HEAPDUMP) && kind != PL_LIVE_TASKS)
         return PL_EBADARG;
     q->kind = (pl_live_kind)kind;
     size_t glen = len - (size_t)used;
@@ -174,6 +175,29 @@ static int retained_params(const char *query, pl_live_query *q, pl_response *res
     return 0;
 }
 
+/* state= of /api/tasks into q->group: pending (the default), done,
+ * cancelled or all. 0, or -1 with a 400 in resp. */
+static int tasks_state(const char *query, pl_live_query *q, pl_response *resp)
+{
+    static const char *const states[] = {"pending", "done", "cancelled", "all"};
+    pl_buf state = PL_BUF_INIT;
+    int rc = pl_http_param_text(query, "state", 1, 16, &state, resp), ret = -1;
+    if (rc < 0)
+        goto done;
+    const char *s = rc ? pl_buf_cstr(&state) : "pending";
+    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
+        if (strcmp(s, states[i]) == 0) {
+            snprintf(q->group, sizeof q->group, "%s", states[i]);
+            ret = 0;
+        }
+    }
+    if (ret)
+        pl_http_error(resp, 400, "parameter state must be pending, done, cancelled or all");
+done:
+    pl_buf_free(&state);
+    return ret;
+}
+
 /* Reads the parameters of a live-object query (group, offset, limit, pid,
  * host into host[PL_PARAM_HOST_MAX + 1] ("" when absent) and those of the
  * dominator-tree routes), all of them before any work is done.
@@ -198,8 +222,11 @@ static int live_params(const pl_request *req, pl_live_kind kind, uint64_t id, pl
         }
         memcpy(q->group, group.data, group.len + 1);
     }
+    if (kind == PL_LIVE_TASKS && tasks_state(query, q, resp))
+        goto done;
     if (pl_http_param_uint(query, "offset", 0, PL_PARAM_OFFSET_MAX, 0, &q->offset, resp) ||
-        pl_http_param_uint(query, "limit", 1, 10000, 100, &q->limit, resp) ||
+        pl_http_param_uint(query, "limit", 1, kind == PL_LIVE_TASKS ? PL_TASKS_GROUPS_MAX : 10000,
+                           kind == PL_LIVE_TASKS ? 20 : 100, &q->limit, resp) ||
         pl_http_param_uint(query, "pid", 1, PL_PARAM_PID_MAX, 0, pid, resp) || retained_params(query, q, resp) ||
         pl_http_param_text(query, "host", 1, PL_PARAM_HOST_MAX, &hostb, resp) < 0)
         goto done;
@@ -277,6 +304,8 @@ int pl_http_live_query(const pl_request *req, const char *path, pl_live_query *q
         kind = PL_LIVE_HEAPDUMP;
     else if (strcmp(path, "/api/suspects") == 0)
         kind = PL_LIVE_SUSPECTS;
+    else if (strcmp(path, "/api/tasks") == 0)
+        kind = PL_LIVE_TASKS;
     else if (strcmp(path, "/api/objects") != 0 && strcmp(path, "/api/objects/") != 0 &&
              parse_object_route(path + 13, &kind, &id, resp))
         return -1;
@@ -299,6 +328,12 @@ void pl_route_retainers(pl_handler *h, const pl_request *req, const char *rest, 
 void pl_route_suspects(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
 {
     pl_http_live_handle(h, req, PL_LIVE_SUSPECTS, 0, resp);
+}
+
+/* See http_int.h. */
+void pl_route_tasks(pl_handler *h, const pl_request *req, const char *rest, pl_response *resp)
+{
+    pl_http_live_handle(h, req, PL_LIVE_TASKS, 0, resp);
 }
 
 /* See http_int.h. */

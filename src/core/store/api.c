@@ -118,6 +118,8 @@ static int item_txn(pl_store *s, MDB_txn *txn, pl_store_batch_item *item, pl_typ
         /* Under the sample's time as stored (log_append may move it). */
         if (rc == 0 && item->memory)
             rc = memory_put(s, txn, &item->inc, rec->last_time, &item->memory[j]);
+        if (rc == 0 && item->routes)
+            rc = routes_put(s, txn, &item->inc, rec->last_time, &item->routes[j]);
     }
     if (rc == 0 && item->end) {
         rec->ended_ms = item->now_ms > 0 ? item->now_ms : 1;

@@ -79,6 +79,13 @@ int pl_store_memory(pl_store *s, const pl_memory_query *q, pl_memory **out)
 }
 
 /* See store.h. */
+int pl_store_routes(pl_store *s, const pl_routes_query *q, pl_route_data **out)
+{
+    *out = NULL;
+    return STORE_GUARDED(s, routes_unguarded(s, q, out));
+}
+
+/* See store.h. */
 int pl_store_prune(pl_store *s, int64_t now_ms)
 {
     return STORE_GUARDED(s, prune_unguarded(s, now_ms));
@@ -182,6 +189,13 @@ int pl_store_append(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
 int pl_store_append_memory(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
                            const pl_type_count *counts, size_t n, const pl_memory_sample *memory)
 {
+    return pl_store_append_routes(s, inc, time_ms, counts, n, memory, NULL);
+}
+
+/* See store.h. */
+int pl_store_append_routes(pl_store *s, const pl_incarnation *inc, int64_t time_ms, const pl_type_count *counts,
+                           size_t n, const pl_memory_sample *memory, const pl_route_sample *routes)
+{
     pl_store_sample smp = {time_ms, counts, n};
     pl_store_batch_item item;
     int rc;
@@ -191,6 +205,7 @@ int pl_store_append_memory(pl_store *s, const pl_incarnation *inc, int64_t time_
     item.samples = &smp;
     item.n_samples = 1;
     item.memory = memory;
+    item.routes = routes;
     rc = pl_store_append_batch(s, &item, 1);
     return item.rc ? item.rc : rc;
 }

@@ -116,7 +116,7 @@ uint64_t used_bytes(pl_store *s, MDB_txn *txn)
 {
     MDB_dbi dbis[] = {0, 1, s->meta, s->procs, s->types, s->names,
                       s->log, s->windows, s->chunks, s->chunks2, s->snap, s->mailbox, s->witness,
-                      s->memory};
+                      s->memory, s->routes, s->routeids, s->routenames};
     uint64_t pages = 2, psize = 4096;
     MDB_stat st;
     size_t i;

@@ -1,7 +1,8 @@
 /* The history query (pl_store_history): one read transaction; ranks the
- * types, builds the time axis (axis.c), then fills the page. Long because the
- * three phases share the view of each incarnation (struct hview) and its
- * readers of the log and the windows, which no other file uses. */
+ * types, builds the time axis (axis.c), fills the page, then tells each
+ * type's trend (trend.c). Long because the three phases share the view of
+ * each incarnation (struct hview) and its readers of the log and the
+ * windows, which no other file uses. */
 #include "store_int.h"
 
 #include <errno.h>
@@ -10,6 +11,7 @@
 
 #include "pyloot/error.h"
 #include "pyloot/parse.h"
+#include "pyloot/trend.h"
 
 /* A live window as a history query keeps it (its times are in hview.times). */
 struct win_ref {
@@ -170,6 +172,7 @@ static int mark_shown(struct hview *v)
     int rc = 0;
 
     v->n_lcols = 0;
+    free(v->lcol); /* from the previous batch of a trend= query */
     v->lcol = malloc((n_log + 1) * sizeof *v->lcol);
     if (!v->lcol) {
         rc = ENOMEM;
@@ -306,76 +309,6 @@ out:
     return rc;
 }
 
-/* Adds the incarnation's first-sample snapshot counts, times `sign`, into acc. */
-static int add_snap(pl_store *s, MDB_txn *txn, const struct hview *v, uint32_t max_id,
-                    int64_t *acc, int64_t *bacc, int sign)
-{
-    MDB_cursor *cur = NULL;
-    MDB_val k = {INC_KEY, (void *)v->inck}, val;
-    int rc;
-
-    rc = mdb_cursor_open(txn, s->snap, &cur);
-    if (rc)
-        goto out;
-    for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
-        const uint8_t *p = val.mv_data;
-        int wide;
-        size_t esize, m, i;
-
-        if (k.mv_size != SNAP_KEY || memcmp(k.mv_data, v->inck, INC_KEY) != 0)
-            break;
-        if (v->layout4) {
-            struct packed pk;
-
-            rc = packed_open(&pk, get_be32((const uint8_t *)k.mv_data + INC_KEY), &val);
-            if (rc)
-                goto out;
-            for (i = 0; i < pk.n; i++) {
-                uint32_t id;
-                uint64_t c, b;
-
-                packed_get(&pk, i, &id, &c, &b);
-                if (id <= max_id) {
-                    acc[id] += sign * (int64_t)c;
-                    if (bacc)
-                        bacc[id] += sign * (int64_t)b;
-                }
-            }
-            continue;
-        }
-        /* Marked narrow entries are skipped; their wide part comes later. */
-        wide = get_be32((const uint8_t *)k.mv_data + INC_KEY) >= WIDE_BASE;
-        esize = wide ? WIDE_ENTRY : LOG_ENTRY;
-        m = val.mv_size / esize;
-        for (i = 0; i < m; i++, p += esize) {
-            uint32_t id, c32, b32;
-            uint64_t c, b;
-
-            memcpy(&id, p, 4);
-            if (wide) {
-                memcpy(&c, p + 4, 8);
-                memcpy(&b, p + 12, 8);
-            } else {
-                memcpy(&c32, p + 4, 4);
-                memcpy(&b32, p + 8, 4);
-                c = c32 == MARK ? 0 : c32;
-                b = c32 == MARK ? 0 : b32;
-            }
-            if (id <= max_id) {
-                acc[id] += sign * (int64_t)c;
-                if (bacc)
-                    bacc[id] += sign * (int64_t)b;
-            }
-        }
-    }
-    if (rc == MDB_NOTFOUND)
-        rc = 0;
-out:
-    mdb_cursor_close(cur);
-    return rc;
-}
-
 /* Fills c/b at the windows of one level (cur is on that level's DB) with one
  * type's points; marks the windows it filled. The group's chunk values are
  * looked up once per incarnation and kept in v->gc for the next type. */
@@ -461,44 +394,6 @@ static int fill_windows(MDB_cursor *cur1, MDB_cursor *cur2, struct hview *v, uin
         }
     }
 out:
-    return rc;
-}
-
-/* Finds the full values of a marked entry in the wide parts of log sample
- * (inck, t), with its own cursor (rare: counts or bytes of 2^32 or more). */
-static int wide_lookup(MDB_txn *txn, MDB_dbi dbi, const uint8_t *inck, int64_t t, uint32_t id,
-                       uint64_t *count, uint64_t *bytes)
-{
-    MDB_cursor *cur = NULL;
-    uint8_t lo[LOG_KEY];
-    MDB_val k = {LOG_KEY, lo}, val;
-    int rc;
-
-    log_key(lo, inck, (uint64_t)t, WIDE_BASE);
-    rc = mdb_cursor_open(txn, dbi, &cur);
-    if (rc)
-        goto out;
-    for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
-        const uint8_t *p = val.mv_data;
-        size_t m = val.mv_size / WIDE_ENTRY, i;
-
-        if (k.mv_size != LOG_KEY || memcmp(k.mv_data, lo, INC_KEY + 8) != 0)
-            break;
-        for (i = 0; i < m; i++, p += WIDE_ENTRY) {
-            uint32_t got;
-
-            memcpy(&got, p, 4);
-            if (got == id) {
-                memcpy(count, p + 4, 8);
-                memcpy(bytes, p + 12, 8);
-                goto out;
-            }
-        }
-    }
-    rc = PL_ECORRUPT;
-out:
-    mdb_cursor_close(cur);
     return rc;
 }
 
@@ -768,7 +663,7 @@ static int rank_types(pl_store *s, MDB_txn *txn, const pl_history_query *q,
         if (base < 0)
             base = 0;
         if (rc == 0 && base == 0 && v->n_wins)
-            rc = add_snap(s, txn, v, max_id, growth, bgrowth, -1);
+            rc = snap_add(s, txn, v->inck, v->layout4, max_id, growth, bgrowth, -1);
         else if (rc == 0)
             rc = add_sample(s, txn, v, (size_t)base, max_id, growth, bgrowth, -1, &smp);
         if (rc)
@@ -1063,6 +958,72 @@ out:
     return rc;
 }
 
+/* Phase 4: the trend of each type of h (and of each of its lines). */
+static int classify_page(pl_history *h)
+{
+    int rc = 0;
+
+    for (size_t j = 0; rc == 0 && j < h->n_types; j++) {
+        pl_history_type *t = &h->types[j];
+
+        rc = pl_trend_classify(t->counts, h->n_times, &t->trend);
+        for (size_t i = 0; rc == 0 && i < t->n_lines; i++)
+            rc = pl_trend_classify(t->lines[i].counts, h->n_times, &t->lines[i].trend);
+    }
+    return rc;
+}
+
+static void type_free(pl_history_type *t)
+{
+    free(t->name);
+    free(t->counts);
+    free(t->bytes_series);
+    for (size_t j = 0; t->lines && j < t->n_lines; j++) {
+        free(t->lines[j].counts);
+        free(t->lines[j].bytes);
+    }
+    free(t->lines);
+}
+
+/* Phases 3 and 4 of a query with `trends`: fills and classifies the
+ * candidates TREND_BATCH at a time and keeps those of the trends asked,
+ * from the offset-th on, up to limit; h->total counts them all. */
+#define TREND_BATCH 256
+static int fill_by_trend(pl_store *s, MDB_txn *txn, const pl_history_query *q, struct hview *views,
+                         size_t nv, const struct cand *cands, size_t n_cand, pl_history *h)
+{
+    uint64_t matched = 0;
+    size_t kept = 0;
+    int rc = 0;
+
+    h->types = calloc(q->limit, sizeof *h->types);
+    if (!h->types)
+        return ENOMEM;
+    for (size_t b0 = 0; rc == 0 && b0 < n_cand; b0 += TREND_BATCH) {
+        pl_history part = *h;
+
+        part.types = NULL;
+        part.n_types = 0;
+        rc = fill_page(s, txn, q, views, nv, cands + b0, n_cand - b0 < TREND_BATCH ? n_cand - b0 : TREND_BATCH,
+                       &part);
+        if (rc == 0)
+            rc = classify_page(&part);
+        for (size_t j = 0; j < part.n_types; j++) {
+            pl_history_type *t = &part.types[j];
+
+            if (rc == 0 && (q->trends >> t->trend & 1u) && matched++ >= q->offset && kept < q->limit) {
+                h->types[kept++] = *t;
+                memset(t, 0, sizeof *t);
+            }
+            type_free(t);
+        }
+        free(part.types);
+    }
+    h->n_types = kept;
+    h->total = matched;
+    return rc;
+}
+
 /* Answers a history query (see store.h and docs/store.md) from one read
  * transaction: loads a view per incarnation, then rank_types, lay_axis and
  * fill_page. */
@@ -1083,7 +1044,7 @@ int history_unguarded(pl_store *s, const pl_history_query *q, pl_history **out)
     *out = NULL;
     if (!q || q->limit < 1 || q->limit > 1000 || q->sort < PL_SORT_COUNT ||
         q->sort >= PL_SORT_N || q->since_ms < 0 || q->until_ms < 0 ||
-        (q->since_ms && q->until_ms && q->until_ms <= q->since_ms)) {
+        (q->since_ms && q->until_ms && q->until_ms <= q->since_ms) || q->trends >> PL_TREND_N) {
         rc = PL_EBADARG;
         goto out;
     }
@@ -1158,7 +1119,13 @@ int history_unguarded(pl_store *s, const pl_history_query *q, pl_history **out)
         rc = lay_axis(views, nv, max_points, q->since_ms > first ? q->since_ms : first, axis_hi, h);
     if (rc)
         goto out;
-    rc = fill_page(s, txn, q, views, nv, cands + page_off, page_n, h);
+    if (q->trends) {
+        rc = fill_by_trend(s, txn, q, views, nv, cands, n_cand, h);
+    } else {
+        rc = fill_page(s, txn, q, views, nv, cands + page_off, page_n, h);
+        if (rc == 0)
+            rc = classify_page(h);
+    }
     if (rc)
         goto out;
     *out = h;
@@ -1178,20 +1145,8 @@ out:
 /* Frees a history answer. NULL is a no-op. */
 void pl_history_free(pl_history *h)
 {
-    size_t i, j;
-
-    for (i = 0; h && h->types && i < h->n_types; i++) {
-        pl_history_type *t = &h->types[i];
-
-        free(t->name);
-        free(t->counts);
-        free(t->bytes_series);
-        for (j = 0; t->lines && j < t->n_lines; j++) {
-            free(t->lines[j].counts);
-            free(t->lines[j].bytes);
-        }
-        free(t->lines);
-    }
+    for (size_t i = 0; h && h->types && i < h->n_types; i++)
+        type_free(&h->types[i]);
     if (h) {
         free(h->types);
         free(h->times);

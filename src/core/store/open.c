@@ -60,6 +60,16 @@ static int open_dbs(pl_store *s)
         s->memory = 0;
     else if (rc)
         goto abort;
+    /* Schema 6: a read-only open of an older store has no requests by route. */
+    rc = mdb_dbi_open(txn, "routes", flags, &s->routes);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, "routeids", flags, &s->routeids);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, "routenames", flags, &s->routenames);
+    if (rc == MDB_NOTFOUND && s->read_only)
+        s->routes = s->routeids = s->routenames = 0;
+    else if (rc)
+        goto abort;
     k.mv_data = "schema";
     k.mv_size = 6;
     rc = mdb_get(txn, s->meta, &k, &v);
@@ -91,7 +101,10 @@ static int open_dbs(pl_store *s)
              * layout of the log, the snapshots and the chunk tables:
              * migrate_layout4 rewrites them here. Schema 5 added the
              * table `memory` (created above; older samples have no
-             * figures), so writing the version is its whole migration. */
+             * figures), so writing the version is its whole migration.
+             * Schema 6 added the tables `routes`, `routeids` and
+             * `routenames` (created above; older samples have no requests
+             * by route): the same. */
             if (version < PACKED_SCHEMA && (rc = migrate_layout4(s, txn)))
                 goto abort;
             memcpy(schema, &(uint32_t){SCHEMA_VERSION}, 4);
@@ -195,7 +208,7 @@ int store_open(pl_store **out, const pl_store_options *opt, char *why, size_t le
         goto fail;
     /* Its assertions jump through the guard rather than abort() (guard.c). */
     mdb_env_set_assert(s->env, guard_on_assert);
-    if ((rc = mdb_env_set_maxdbs(s->env, 16)) ||
+    if ((rc = mdb_env_set_maxdbs(s->env, 32)) ||
         (rc = mdb_env_set_maxreaders(s->env, 1022)) ||
         (rc = mdb_env_set_mapsize(s->env, (size_t)s->map_size)))
         goto fail_env;

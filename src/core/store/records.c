@@ -453,6 +453,115 @@ int snap_put(pl_store *s, MDB_txn *txn, const uint8_t *inck, const struct sample
     return rc;
 }
 
+/* Adds the first-sample snapshot counts of incarnation inck, times
+ * `sign`, into acc (and its bytes into bacc unless NULL). */
+int snap_add(pl_store *s, MDB_txn *txn, const uint8_t *inck, int packed, uint32_t max_id, int64_t *acc,
+             int64_t *bacc, int sign)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k = {INC_KEY, (void *)inck}, val;
+    int rc;
+
+    rc = mdb_cursor_open(txn, s->snap, &cur);
+    if (rc)
+        goto out;
+    for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+        const uint8_t *p = val.mv_data;
+        int wide;
+        size_t esize, m, i;
+
+        if (k.mv_size != SNAP_KEY || memcmp(k.mv_data, inck, INC_KEY) != 0)
+            break;
+        if (packed) {
+            struct packed pk;
+
+            rc = packed_open(&pk, get_be32((const uint8_t *)k.mv_data + INC_KEY), &val);
+            if (rc)
+                goto out;
+            for (i = 0; i < pk.n; i++) {
+                uint32_t id;
+                uint64_t c, b;
+
+                packed_get(&pk, i, &id, &c, &b);
+                if (id <= max_id) {
+                    acc[id] += sign * (int64_t)c;
+                    if (bacc)
+                        bacc[id] += sign * (int64_t)b;
+                }
+            }
+            continue;
+        }
+        /* Marked narrow entries are skipped; their wide part comes later. */
+        wide = get_be32((const uint8_t *)k.mv_data + INC_KEY) >= WIDE_BASE;
+        esize = wide ? WIDE_ENTRY : LOG_ENTRY;
+        m = val.mv_size / esize;
+        for (i = 0; i < m; i++, p += esize) {
+            uint32_t id, c32, b32;
+            uint64_t c, b;
+
+            memcpy(&id, p, 4);
+            if (wide) {
+                memcpy(&c, p + 4, 8);
+                memcpy(&b, p + 12, 8);
+            } else {
+                memcpy(&c32, p + 4, 4);
+                memcpy(&b32, p + 8, 4);
+                c = c32 == MARK ? 0 : c32;
+                b = c32 == MARK ? 0 : b32;
+            }
+            if (id <= max_id) {
+                acc[id] += sign * (int64_t)c;
+                if (bacc)
+                    bacc[id] += sign * (int64_t)b;
+            }
+        }
+    }
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+out:
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+/* Finds the full values of a marked entry in the wide parts of log sample
+ * (inck, t), with its own cursor (rare: counts or bytes of 2^32 or more). */
+int wide_lookup(MDB_txn *txn, MDB_dbi dbi, const uint8_t *inck, int64_t t, uint32_t id, uint64_t *count,
+                uint64_t *bytes)
+{
+    MDB_cursor *cur = NULL;
+    uint8_t lo[LOG_KEY];
+    MDB_val k = {LOG_KEY, lo}, val;
+    int rc;
+
+    log_key(lo, inck, (uint64_t)t, WIDE_BASE);
+    rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc)
+        goto out;
+    for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+        const uint8_t *p = val.mv_data;
+        size_t m = val.mv_size / WIDE_ENTRY, i;
+
+        if (k.mv_size != LOG_KEY || memcmp(k.mv_data, lo, INC_KEY + 8) != 0)
+            break;
+        for (i = 0; i < m; i++, p += WIDE_ENTRY) {
+            uint32_t got;
+
+            memcpy(&got, p, 4);
+            if (got == id) {
+                memcpy(count, p + 4, 8);
+                memcpy(bytes, p + 12, 8);
+                goto out;
+            }
+        }
+    }
+    rc = PL_ECORRUPT;
+out:
+    mdb_cursor_close(cur);
+    return rc;
+}
+
 /* Steps cur through the parts of one chunk, whose part-0 key is lo: first
  * seeks to part 0, else moves to the next part. 0 with *val set,
  * MDB_NOTFOUND after the last part, or an LMDB code. */

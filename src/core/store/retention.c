@@ -814,6 +814,8 @@ static int prune_locked(pl_store *s, int64_t now_ms)
     if (rc == 0)
         rc = memory_retain(s, now_ms);
     if (rc == 0)
+        rc = routes_retain(s, now_ms);
+    if (rc == 0)
         rc = sweep_orphans(s);
     if (rc == 0)
         rc = mailbox_sweep(s, now_ms, list, n);

@@ -19,6 +19,8 @@
  *   mailbox   'q' to(12) ticket(8) part(1) | 't' ticket(8) | 'r' ticket(8) part(4)
  *   witness   type_id(4) inc(12) time(8) part(1) -> one witness path (witness.c)
  *   memory    inc(12) time(8) -> rss, python_bytes, allocator_free_bytes (schema 5; memory.c)
+ *   routes    inc(12) time(8) part(1) -> requests by route id of one sample's interval (schema 6; routes.c)
+ *   routeids  id(4) -> route name;  routenames  name -> id(4)     (schema 6; routes.c)
  *
  * Keys are big-endian; values use host byte order (an LMDB file is not
  * portable across architectures anyway). Every value stays under PART_MAX
@@ -46,6 +48,7 @@
  *   remote.c     incarnations pushed by workers of other hosts
  *   witness.c    witness paths of growing types (encode, write once, read, retain)
  *   memory.c     where each sample's memory was: write, read as series, retain
+ *   routes.c     each sample's requests by route and the route names: write, read, retain
  *   axis.c       the time axis of the series history.c and memory.c read
  *   open.c       open/close: the env, its tables, the schema; the recovery note
  *   migrate.c    the migration of schemas 1-3 to schema 4 (run by open.c)
@@ -84,7 +87,7 @@
  * as its parent saw it: pl_store_end_status).
  * An older store is migrated at a writable open (its records are read at
  * their old size, zero-extended) and read as it is by a read-only one. */
-#define SCHEMA_VERSION 5u
+#define SCHEMA_VERSION 6u
 #define SCHEMA_OLDEST 1u
 #define DEFAULT_MAP_SIZE (1ull << 30)
 #define DEFAULT_MAX_SAMPLES 2880u
@@ -163,6 +166,7 @@ struct pl_store {
     MDB_dbi chunks, chunks2; /* ichunks, ichunks2 (or chunks, chunks2 of an older schema, read-only) */
     MDB_dbi witness; /* 0 when a read-only store predates witnesses (witness.c) */
     MDB_dbi memory;  /* 0 when a read-only store predates schema 5 (memory.c) */
+    MDB_dbi routes, routeids, routenames; /* 0 when a read-only store predates schema 6 (routes.c) */
     /* Read-held by every transaction of this handle; write-held only to
      * adopt a map grown by another process (mdb_env_set_mapsize(env, 0)
      * requires that no transaction of this process is active). */
@@ -606,6 +610,14 @@ int ids_in_range(pl_store *s, MDB_txn *txn, const pl_type_count *sorted, size_t 
 int chunk_part(MDB_cursor *cur, const uint8_t *lo, int first, MDB_val *val);
 /* Replaces (smp NULL: deletes) the first-sample snapshot of an incarnation. */
 int snap_put(pl_store *s, MDB_txn *txn, const uint8_t *inck, const struct sample *smp);
+/* Adds the first-sample snapshot of inck (packed: the store's layout4()),
+ * times sign, into acc[id] (and bacc[id] unless NULL) for ids <= max_id. */
+int snap_add(pl_store *s, MDB_txn *txn, const uint8_t *inck, int packed, uint32_t max_id, int64_t *acc,
+             int64_t *bacc, int sign);
+/* The full count and bytes of a marked narrow log entry (type id of log
+ * sample (inck, t)), from the wide parts; PL_ECORRUPT when they lack it. */
+int wide_lookup(MDB_txn *txn, MDB_dbi dbi, const uint8_t *inck, int64_t t, uint32_t id, uint64_t *count,
+                uint64_t *bytes);
 /* Reads point idx (< n) of every type of one window into smp (sorted, zero entries left out). */
 int window_sample(pl_store *s, MDB_txn *txn, const uint8_t *inck, uint64_t wtime, unsigned flags,
                   uint32_t n, uint32_t idx, struct sample *smp);
@@ -686,6 +698,25 @@ int memory_put(pl_store *s, MDB_txn *txn, const pl_incarnation *inc, int64_t tim
  * the incarnation's first stored sample or than max_age. */
 int memory_retain(pl_store *s, int64_t now_ms);
 int memory_unguarded(pl_store *s, const pl_memory_query *q, pl_memory **out);
+
+/* ---- routes.c ---- */
+
+/* routes: inc(12) time(8) part(1) -> varint n, then n x (varint route id
+ * delta, varint requests), ids ascending across the parts of one sample.
+ * Schema 6. */
+#define ROUTES_KEY (INC_KEY + 9)
+#define ROUTES_SCHEMA 6u
+/* Route names are pruned (those no sample uses) once there are this many. */
+#define ROUTE_NAMES_PRUNE 1024u
+
+/* Writes one sample's requests by route under the sample's (final) time,
+ * in the sample's transaction, creating the names it needs. A store without
+ * the tables writes nothing. */
+int routes_put(pl_store *s, MDB_txn *txn, const pl_incarnation *inc, int64_t time_ms, const pl_route_sample *r);
+/* Retention of the routes table (as memory_retain), then of the route
+ * names no stored sample uses once there are ROUTE_NAMES_PRUNE of them. */
+int routes_retain(pl_store *s, int64_t now_ms);
+int routes_unguarded(pl_store *s, const pl_routes_query *q, pl_route_data **out);
 
 /* ---- witness.c ---- */
 

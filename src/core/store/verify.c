@@ -185,7 +185,7 @@ static double mono_ms(void)
 
 /* The tables whose values the readers decode, as handles of one read
  * transaction, and the layout they were written in. */
-enum { T_PROCS, T_TYPES, T_LOG, T_SNAP, T_WINDOWS, T_MEMORY, T_CHUNKS, T_CHUNKS2, T_COUNT };
+enum { T_PROCS, T_TYPES, T_LOG, T_SNAP, T_WINDOWS, T_MEMORY, T_ROUTES, T_CHUNKS, T_CHUNKS2, T_COUNT };
 
 struct tables {
     MDB_dbi dbi[T_COUNT];
@@ -216,7 +216,7 @@ static void note_damage(pl_store_damage *d, const struct tables *t, int kind, co
     key[0] = 0;
     if ((kind == T_PROCS && k->mv_size == INC_KEY) || (kind == T_LOG && k->mv_size == LOG_KEY) ||
         (kind == T_SNAP && k->mv_size == SNAP_KEY) || (kind == T_WINDOWS && k->mv_size == WIN_KEY) ||
-        (kind == T_MEMORY && k->mv_size == MEMORY_KEY))
+        (kind == T_MEMORY && k->mv_size == MEMORY_KEY) || (kind == T_ROUTES && k->mv_size == ROUTES_KEY))
         n = (size_t)put_inc(key, sizeof key, p);
     if (kind == T_LOG && n)
         snprintf(key + n, sizeof key - n, " time %llu first type %u",
@@ -225,6 +225,9 @@ static void note_damage(pl_store_damage *d, const struct tables *t, int kind, co
         snprintf(key + n, sizeof key - n, " first type %u", (unsigned)get_be32(p + INC_KEY));
     else if (kind == T_MEMORY && n)
         snprintf(key + n, sizeof key - n, " time %llu", (unsigned long long)get_be64(p + INC_KEY));
+    else if (kind == T_ROUTES && n)
+        snprintf(key + n, sizeof key - n, " time %llu part %u", (unsigned long long)get_be64(p + INC_KEY),
+                 (unsigned)p[INC_KEY + 8]);
     else if (kind == T_WINDOWS && n)
         snprintf(key + n, sizeof key - n, " window %llu", (unsigned long long)get_be64(p + INC_KEY));
     else if (kind == T_TYPES && k->mv_size == 4)
@@ -402,6 +405,26 @@ static int check_value(const struct tables *t, int kind, const MDB_val *k, const
             return PL_ECORRUPT;
         *what = "the memory figures are shorter than 24 bytes";
         return v->mv_size >= MEMORY_VALUE ? 0 : PL_ECORRUPT;
+    case T_ROUTES: {
+        const uint8_t *p = v->mv_data, *end = p + v->mv_size;
+        uint64_t x;
+        size_t used, fields = 0;
+
+        *what = "its key is malformed";
+        if (k->mv_size != ROUTES_KEY)
+            return PL_ECORRUPT;
+        /* Part 0: a count, then (every part) pairs of route id and requests. */
+        *what = "its requests by route do not decode";
+        if (((const uint8_t *)k->mv_data)[INC_KEY + 8] == 0) {
+            if (!(used = pl_varint_get(p, end, &x)))
+                return PL_ECORRUPT;
+            p += used;
+        }
+        for (; p < end; p += used, fields++)
+            if (!(used = pl_varint_get(p, end, &x)))
+                return PL_ECORRUPT;
+        return fields % 2 ? PL_ECORRUPT : 0;
+    }
     }
     return 0;
 }
@@ -459,8 +482,8 @@ static int scan_records(MDB_txn *txn, const struct tables *t, double deadline, p
  * an LMDB error. */
 static int open_tables(MDB_txn *txn, struct tables *t, const char **missing)
 {
-    static const char *const names[T_COUNT] = {"procs", "types", "log", "snap", "windows", "memory", "ichunks",
-                                               "ichunks2"};
+    static const char *const names[T_COUNT] = {"procs", "types", "log", "snap", "windows", "memory", "routes",
+                                               "ichunks", "ichunks2"};
     static const char *const others[] = {"typenames", "mailbox"};
     MDB_dbi meta, dbi;
     MDB_val k = {6, "schema"}, v;
@@ -491,6 +514,8 @@ static int open_tables(MDB_txn *txn, struct tables *t, const char **missing)
         t->name[kind] = names[kind];
         if (kind == T_MEMORY && schema < MEMORY_SCHEMA)
             continue; /* schema 5 added it */
+        if (kind == T_ROUTES && schema < ROUTES_SCHEMA)
+            continue; /* schema 6 added it */
         if (kind >= T_CHUNKS && !t->inc_first)
             t->name[kind] = kind == T_CHUNKS ? "chunks" : "chunks2";
         rc = mdb_dbi_open(txn, t->name[kind], 0, &t->dbi[kind]);

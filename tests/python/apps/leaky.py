@@ -10,6 +10,9 @@ Routes:
                     answers {"pid": ..., "kept": K * S}
   /strings?n=K&size=S&hold=H  append K new str objects of S characters to the module-level
                     list STRINGS; answers {"pid": ..., "kept": K}
+  /lru?key=K        look K up in a functools.lru_cache of LRU_SIZE entries that makes
+                    one Cached object per new key (a bounded cache: it fills, then its
+                    count stays flat); answers {"pid": ..., "cached": entries}
   /pid              {"pid": ...}
   /native-leak?mb=M malloc M MiB in 1 MiB blocks through ctypes, write every
                     byte and keep the pointers (memory no Python object holds):
@@ -29,6 +32,7 @@ Configured by the environment: PYLOOT_DB (store), PYLOOT_TEST_INTERVAL
 PYLOOT_TEST_REMOTE ("HOST:PORT": remote mode, pushing to that central
 server; PYLOOT_HOST_NAME and PYLOOT_TOKEN apply).
 """
+import functools
 import json
 import os
 import sys
@@ -44,6 +48,21 @@ class Leak:
     def __init__(self, index):
         self.index = index
         self.payload = "leak-%d" % index
+
+
+class Cached:
+    """One entry of the bounded cache behind /lru."""
+
+    def __init__(self, key):
+        self.key = key
+
+
+LRU_SIZE = 8
+
+
+@functools.lru_cache(maxsize=LRU_SIZE)
+def _lookup(key):
+    return Cached(key)
 
 
 LEAKS = []
@@ -121,6 +140,9 @@ def app(environ, start_response):
             STRINGS.append(("s%d-" % len(STRINGS)).ljust(size, "x"))
         time.sleep(_param(environ, "hold", 0.0))
         return _json(start_response, {"pid": os.getpid(), "kept": n})
+    if path == "/lru":
+        _lookup(_param(environ, "key", "", str))
+        return _json(start_response, {"pid": os.getpid(), "cached": _lookup.cache_info().currsize})
     if path == "/pid":
         return _json(start_response, {"pid": os.getpid()})
     if path == "/native-leak":

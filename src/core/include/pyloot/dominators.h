@@ -65,6 +65,16 @@ typedef struct pl_domtree pl_domtree;
  * close to linear in practice. */
 int pl_dom_build(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_domtree **out);
 
+/* pl_dom_build, but for its largest work array, 8 bytes per reachable
+ * vertex plus 8, which is handed to the caller instead of being freed:
+ * *work (contents undefined; free() it) and *work_bytes its size, or NULL
+ * and 0 on failure. For a per-vertex array of 8-byte values made right
+ * after the tree (retained sizes): memory the build has written already
+ * costs no page faults, where a fresh array of millions of entries takes
+ * one per 4 KB. */
+int pl_dom_build_keep_work(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_domtree **out,
+                           void **work, size_t *work_bytes);
+
 /* Frees a tree and everything it owns. pl_dom_free(NULL) is a no-op. */
 void pl_dom_free(pl_domtree *t);
 

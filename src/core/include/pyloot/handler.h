@@ -28,12 +28,15 @@ typedef enum pl_live_kind {
     PL_LIVE_SUSPECTS = 8,  /* leak suspects of the type `group`: limit (1..10) of them */
     PL_LIVE_GRAPH = 9,     /* its referrers as nodes and edges, with its path: id, limit = depth (1..4) */
     PL_LIVE_HEAPDUMP = 10, /* a heap dump file of the whole heap (docs/heapdump.md) */
+    PL_LIVE_TASKS = 12,    /* asyncio tasks by coroutine: group = the state shown ("pending", "done",
+                            * "cancelled", "all"), limit = groups (1..100) */
 } pl_live_kind;
 
 /* A live-object query, already validated by the handler. */
 typedef struct pl_live_query {
     pl_live_kind kind;
-    char group[PL_TYPE_NAME_MAX + 1]; /* NUL-terminated; PL_LIVE_LIST only */
+    char group[PL_TYPE_NAME_MAX + 1]; /* NUL-terminated; PL_LIVE_LIST, PL_LIVE_SUSPECTS; the state
+                                       * of PL_LIVE_TASKS */
     uint64_t id;                      /* object id as shown in responses; never a pointer to dereference
                                        * (PL_LIVE_RETAINERS: 0 for the top level) */
     uint64_t offset;

@@ -8,13 +8,18 @@
 #include <stdint.h>
 
 #include "pyloot/memory.h"
+#include "pyloot/route_name.h"
+#include "pyloot/store.h"
 
 #define PL_INGEST_MAGIC "PLS1"
 #define PL_INGEST_ENDED 1u        /* flags bit0: the incarnation ended cleanly after these samples */
 #define PL_INGEST_NEW_SPACE 2u    /* flags bit1: a new type-id space starts with this message */
 #define PL_INGEST_STATS 4u        /* flags bit2: the collector's stats follow argv */
 #define PL_INGEST_MEMORY 8u       /* flags bit3: each sample's memory figures follow its entries */
+#define PL_INGEST_ROUTES 16u      /* flags bit4: each sample's requests by route follow */
 #define PL_INGEST_MEMORY_MAX (1ull << 50) /* a memory figure (bytes) of 1 PiB at most */
+#define PL_INGEST_ROUTES_MAX (PL_ROUTES_PER_WORKER + 1u) /* routes of one sample (the bound and `other`) */
+#define PL_INGEST_REQUESTS_MAX (1ull << 40) /* requests of one route in one interval */
 #define PL_INGEST_COLLECTION_MAX_US 86400000000ull /* a pass of a day at most */
 #define PL_INGEST_HOST_MAX 63u
 #define PL_INGEST_ARGV_MAX 255u
@@ -43,6 +48,7 @@ typedef struct pl_ingest_sample {
     size_t first;
     size_t n;
     pl_memory_sample memory;        /* PL_INGEST_MEMORY: where the worker's memory was; else zeros */
+    size_t first_route, n_routes;   /* PL_INGEST_ROUTES: routes[first_route .. + n_routes); else 0 */
 } pl_ingest_sample;
 
 typedef struct pl_ingest_msg {
@@ -61,6 +67,9 @@ typedef struct pl_ingest_msg {
     size_t n_samples;
     pl_ingest_entry *entries;       /* malloc'ed, all samples' entries */
     size_t n_entries;
+    pl_route_count *routes;         /* malloc'ed, all samples' requests by route; names point into
+                                     * the message, each a valid route name (pl_route_name_valid) */
+    size_t n_routes;
 } pl_ingest_msg;
 
 /* Decodes one decompressed message of `len` bytes. now_ms is the server's

@@ -76,6 +76,12 @@ int pl_push_add(pl_push *p, int64_t time_ms, pl_type_count *counts, size_t n, ui
 int pl_push_add_memory(pl_push *p, int64_t time_ms, pl_type_count *counts, size_t n,
                        const pl_memory_sample *memory);
 
+/* pl_push_add_memory with the requests by route of the sample's interval
+ * (NULL: the worker counts none): they travel with the sample (flags bit4;
+ * a message holds samples that all have them or all have none). */
+int pl_push_add_sample(pl_push *p, int64_t time_ms, pl_type_count *counts, size_t n,
+                       const pl_memory_sample *memory, const pl_route_sample *routes);
+
 /* Records the collector's stats (copied) for the messages built from now
  * on: they carry them (flags bit2) once this has been called. */
 void pl_push_set_stats(pl_push *p, const pl_proc_stats *stats);

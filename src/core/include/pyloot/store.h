@@ -22,6 +22,7 @@
 #include "pyloot/buf.h"
 #include "pyloot/memory.h"
 #include "pyloot/proc.h"
+#include "pyloot/route_name.h"
 
 /* The retention by age of a store opened without max_age_s: 7 days. */
 #define PL_STORE_DEFAULT_MAX_AGE_S (7ull * 86400)
@@ -149,6 +150,29 @@ int pl_store_append(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
  * beside it in the same transaction (docs/store.md, "Memory"). */
 int pl_store_append_memory(pl_store *s, const pl_incarnation *inc, int64_t time_ms,
                            const pl_type_count *counts, size_t n, const pl_memory_sample *memory);
+/* Requests one route served in one sample's interval (docs/store.md,
+ * "Routes"). name is a route name of pyloot/route_name.h (len bytes, no NUL
+ * needed); a name that is not valid (pl_route_name_valid) counts under
+ * PL_ROUTE_OTHER. */
+typedef struct pl_route_count {
+    const char *name;
+    size_t len;
+    uint64_t requests;
+} pl_route_count;
+
+/* The requests by route of one sample's interval: n entries (a name may
+ * repeat: its requests add up). A sample with a route sample, even an
+ * empty one, says that its worker counts requests (track_requests). */
+typedef struct pl_route_sample {
+    const pl_route_count *routes; /* borrowed */
+    size_t n;
+} pl_route_sample;
+
+/* pl_store_append_memory with the requests by route of the sample's
+ * interval (NULL: none), stored beside it in the same transaction. */
+int pl_store_append_routes(pl_store *s, const pl_incarnation *inc, int64_t time_ms, const pl_type_count *counts,
+                           size_t n, const pl_memory_sample *memory, const pl_route_sample *routes);
+
 /* One sample of a batch item: like pl_store_append's arguments. */
 typedef struct pl_store_sample {
     int64_t time_ms;
@@ -169,6 +193,8 @@ typedef struct pl_store_batch_item {
     size_t n_samples;
     const pl_memory_sample *memory; /* NULL, or n_samples entries: where the process's memory was at
                                      * each sample (stored beside it, table `memory`); borrowed */
+    const pl_route_sample *routes; /* NULL, or n_samples entries: the requests by route of each
+                                     * sample's interval (table `routes`); borrowed */
     /* in (without remote) or out (with remote) */
     pl_incarnation inc;
     /* out */
@@ -243,6 +269,8 @@ typedef struct pl_history_query {
     int64_t until_ms;       /* the as-of moment, unix ms; 0 = now when an incarnation is alive,
                              * else the last moment one was (pl_history.as_of_ms says which) */
     const char *host;       /* NULL or "" = every host; else only incarnations of this host */
+    unsigned trends;        /* 0 = every type; else only types whose trend (PL_TREND_*, trend.h) has
+                             * its bit (1u << trend) set: before offset/limit, total counts them */
 } pl_history_query;
 
 /* How far after the clock a since/until may be (clock skew between hosts);
@@ -255,6 +283,7 @@ typedef struct pl_history_line {
     char host[64];          /* of the incarnation's procs record, NUL-terminated */
     int64_t *counts;        /* n_times entries; -1 where the incarnation has no value */
     int64_t *bytes;         /* n_times entries, its bytes; -1 likewise */
+    int trend;              /* PL_TREND_* of counts (trend.h) */
 } pl_history_line;
 
 typedef struct pl_history_type {
@@ -268,6 +297,7 @@ typedef struct pl_history_type {
     int64_t *bytes_series;  /* n_times entries, merged bytes; -1 likewise */
     pl_history_line *lines; /* per_worker only: n_lines entries, else NULL */
     size_t n_lines;
+    int trend;              /* PL_TREND_* of the merged counts over the window (trend.h) */
 } pl_history_type;
 
 typedef struct pl_history {
@@ -291,9 +321,13 @@ typedef struct pl_history {
  * interval (see docs/store.md): an incarnation contributes to a slot its
  * last sample at or before the slot's end while it was alive (a dead one
  * until 1.5 intervals after its last sign of life). The merged line sums
- * those contributions. Candidates are every type of the store; ties sort by
+ * those contributions. Each type (and line) gets the trend of its count
+ * series (pl_trend_classify); with `trends`, only the types of those trends
+ * count, which reads the series of every candidate (in batches, in the same
+ * transaction). Candidates are every type of the store; ties sort by
  * name, then id. Returns PL_EBADARG for a limit outside 1..1000, an unknown
- * sort, a negative since/until or until not after since, PL_ENOTFOUND when
+ * sort, a negative since/until or until not after since, a trends bit
+ * past PL_TREND_N, PL_ENOTFOUND when
  * `pid` (or `host`) has no incarnation. Callers zero-initialise the query.
  * *out is malloc'ed; free it with pl_history_free (NULL is a no-op). */
 int pl_store_history(pl_store *s, const pl_history_query *q, pl_history **out);
@@ -352,6 +386,61 @@ typedef struct pl_memory {
  * malloc'ed; free it with pl_memory_free (NULL is a no-op). Thread-safe. */
 int pl_store_memory(pl_store *s, const pl_memory_query *q, pl_memory **out);
 void pl_memory_free(pl_memory *m);
+
+/* ---- requests by route (GET /api/routes) ---- */
+
+/* Distinct route names a store keeps at most: past it, new names count
+ * under PL_ROUTE_OTHER until retention drops names no sample uses. */
+#define PL_ROUTE_NAMES_MAX 65536u
+/* Route entries one read returns at most (PL_ETOOBIG past it): bounds its
+ * memory whatever the window and the number of workers. */
+#define PL_ROUTE_READ_MAX (1u << 21)
+
+typedef struct pl_routes_query {
+    uint32_t pid;           /* 0 = every incarnation; else only those with this pid */
+    const char *host;       /* NULL or "" = every host */
+    int64_t since_ms;       /* only samples after this (unix ms); 0 = from the first */
+    int64_t until_ms;       /* only samples at or before this; 0 = to the last */
+} pl_routes_query;
+
+/* One entry of a stored route sample. */
+typedef struct pl_route_entry {
+    uint32_t route_id;      /* as read: the index of its name in pl_route_data.names */
+    uint64_t requests;
+} pl_route_entry;
+
+/* One stored route sample: entries[first .. first + n) of pl_route_data,
+ * sorted by route_id. */
+typedef struct pl_route_record {
+    int64_t time_ms;        /* the time of the sample it was stored with */
+    size_t first, n;
+} pl_route_record;
+
+/* One incarnation's route samples in the window, in time order. */
+typedef struct pl_route_worker {
+    pl_incarnation inc;
+    char host[64];
+    pl_route_record *records;
+    size_t n_records;
+} pl_route_worker;
+
+typedef struct pl_route_data {
+    pl_route_worker *workers; /* the incarnations with route samples in the window */
+    size_t n_workers;
+    pl_route_entry *entries;
+    size_t n_entries;
+    char **names;            /* the names of the routes the entries use, indexed by their route_id */
+    size_t n_names;
+} pl_route_data;
+
+/* Reads the stored requests by route of the incarnations matching q (one
+ * read transaction). PL_EBADARG for a negative since/until or until not
+ * after since, PL_ENOTFOUND when pid (or host) has no incarnation,
+ * PL_ETOOBIG past PL_ROUTE_READ_MAX entries. A store without the tables
+ * answers no workers. *out is malloc'ed; free it with pl_route_data_free
+ * (NULL is a no-op). Thread-safe. */
+int pl_store_routes(pl_store *s, const pl_routes_query *q, pl_route_data **out);
+void pl_route_data_free(pl_route_data *d);
 
 /* ---- mailbox: live-object requests forwarded between incarnations ---- */
 
