@@ -1,6 +1,7 @@
 /* The biggest retainers page (#/retainers?pid=&host=&id=&trail=): the dominator tree of one worker
  * (/api/retainers), drilled down one level at a time; `trail` keeps the ids above for the breadcrumbs.
- * The first request of a worker builds its tree; later ones reuse it for a minute. */
+ * The first request of a worker builds its tree; later ones reuse it for a minute. At the top level the
+ * holders of growing types come first (their "growing" field: a badge, and "why" as the row's title). */
 import { $, h, clear, fill } from "./dom.js";
 import { fmtInt, fmtBytes, truncate, typeOf } from "./format.js";
 import { api } from "./api.js";
@@ -51,9 +52,11 @@ function retainerRow(x, o, at, top) {
   const nextTrail = x.id ? x.trail.concat([x.id]).join(",") : "";
   const pct = Math.max(0.5, (100 * o.retained) / top);
   const drill = hashFor("retainers", Object.assign({}, wp, { id: o.id, trail: nextTrail || null }));
-  return h("li", { class: "retainer-row", dataset: { id: String(o.id), retained: String(o.retained) } },
+  const g = o.growing;
+  return h("li", { class: "retainer-row" + (g ? " growing-holder" : ""), dataset: { id: String(o.id), retained: String(o.retained) } },
     h("div", { class: "bar", style: "width:" + pct.toFixed(1) + "%" }),
-    h("a", { class: "obj-link tree-link drill", href: drill, title: "What it retains" },
+    h("a", { class: "obj-link tree-link drill", href: drill, title: g ? o.why : "What it retains" },
+      g ? h("span", { class: "badge growing-badge" }, "holds " + fmtInt(g.count) + " " + g.type) : null,
       h("span", { class: "obj-type mono" }, typeOf(o)), h("span", { class: "obj-repr" }, truncate(o.repr, 160)),
       h("span", { class: "obj-size" }, h("b", null, fmtBytes(o.retained)))),
     h("a", { class: "small open-object", href: hashFor("object/" + o.id, wp), title: "Open the object" }, "object ›"));
@@ -72,7 +75,8 @@ async function page(x, retry) {
       results.dataset.state = "ready";
     }
     const list = $("#retainers", results), more = results.lastChild;
-    const top = (d.objects && d.objects.length && x.offset === 0) ? d.objects[0].retained : (list.dataset.top ? Number(list.dataset.top) : 1);
+    // The holders of growing types come first, whatever their size: the bars scale to the largest row.
+    const top = (d.objects && d.objects.length && x.offset === 0) ? Math.max(...d.objects.map((o) => o.retained)) : (list.dataset.top ? Number(list.dataset.top) : 1);
     if (x.offset === 0) list.dataset.top = String(top || 1);
     for (const o of d.objects || []) list.append(retainerRow(x, o, at, Number(list.dataset.top) || 1));
     x.offset += (d.objects || []).length;
@@ -96,7 +100,7 @@ export function retainersView() {
     x.results = h("div", { id: "results", dataset: { state: "loading" } },
       loadingBlock("Asking " + (x.pid ? "pid " + x.pid + (x.host ? " on " + x.host : "") : "the answering worker") + " for its dominator tree (the first request takes a snapshot of its heap)…"));
     main.append(h("h1", { class: "page-title" }, "Biggest retainers"),
-      h("p", { class: "muted small" }, "Each object with what it alone keeps alive (its retained size), largest first. Click a row to see what it retains."),
+      h("p", { class: "muted small" }, "Each object with what it alone keeps alive (its retained size), largest first; at the top of the heap, the holders of the types that are growing come first. Click a row to see what it retains."),
       h("section", { class: "toolbar" }, field("Worker", workerSelect(x))), x.head, x.results);
     page(x, () => update(parseHash()));
   }

@@ -23,11 +23,13 @@
 #include "live.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "graph_int.h"
+#include "live_growing.h"
 #include "pyloot/json.h"
 #include "referents.h"
 
@@ -216,6 +218,57 @@ static int answer_retained(pl_answer *a)
     return rc;
 }
 
+/* Puts the held vertices first in *kids (k entries, reallocated; a held
+ * vertex that is also a child is not repeated). 0 or -1 out of memory. */
+static int rank_growing_first(const pl_growing_holder *held, size_t nheld, uint32_t **kids, size_t *k)
+{
+    uint32_t *ranked = malloc((*k + nheld) * sizeof *ranked);
+    if (!ranked)
+        return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < nheld; i++)
+        ranked[n++] = held[i].vertex;
+    for (size_t i = 0; i < *k; i++) {
+        size_t j = 0;
+        while (j < nheld && held[j].vertex != (*kids)[i])
+            j++;
+        if (j == nheld)
+            ranked[n++] = (*kids)[i];
+    }
+    free(*kids);
+    *kids = ranked;
+    *k = n;
+    return 0;
+}
+
+/* Reopens a row's summary to add why it ranks first: "growing" {"type",
+ * "count", "instances", "growth"} and "why", the same in words. */
+static void growing_fields(pl_buf *b, const pl_growing_holder *h)
+{
+    reopen(b);
+    pl_json_key(b, "growing");
+    pl_buf_putc(b, '{');
+    pl_json_key(b, "type");
+    pl_json_cstr(b, h->type.name);
+    pl_buf_putc(b, ',');
+    pl_json_key(b, "count");
+    pl_json_u64(b, h->count);
+    pl_buf_putc(b, ',');
+    pl_json_key(b, "instances");
+    pl_json_u64(b, h->instances);
+    pl_buf_putc(b, ',');
+    pl_json_key(b, "growth");
+    pl_json_u64(b, h->type.growth);
+    pl_buf_puts(b, "},");
+    pl_json_key(b, "why");
+    char why[320];
+    snprintf(why, sizeof why, "holds %llu of the %llu %s instances, a type that gained %llu in the last %d samples",
+             (unsigned long long)h->count, (unsigned long long)h->instances, h->type.name,
+             (unsigned long long)h->type.growth, PL_WITNESS_RISES);
+    pl_json_cstr(b, why);
+    pl_buf_putc(b, '}');
+}
+
 /* GET /api/retainers?id=: the dominator-tree children of id (of the
  * virtual root without id), largest retained size first, one page. */
 static int answer_retainers(pl_answer *a)
@@ -248,6 +301,17 @@ static int answer_retainers(pl_answer *a)
         pl_raise(NULL, rc, "the graph operation");
         return -1;
     }
+    /* At the top level the holders of growing types come first (wherever
+     * they are in the tree), then the children by retained size. */
+    pl_growing_holder held[PL_GROWING_ROWS];
+    int nheld = v == PL_DOM_ROOT ? pl_growing_holders(t, held) : 0;
+    if (nheld < 0 || (nheld > 0 && rank_growing_first(held, (size_t)nheld, &kids, &k) < 0)) {
+        free(kids);
+        Py_DECREF(t);
+        if (nheld > 0)
+            PyErr_NoMemory();
+        return -1;
+    }
     pl_buf *b = a->body;
     pl_answer_begin_doc(a);
     pl_buf_putc(b, ',');
@@ -265,6 +329,9 @@ static int answer_retainers(pl_answer *a)
     pl_buf_putc(b, ',');
     pl_json_key(b, "tree_age_ms");
     pl_json_u64(b, t == tree ? (uint64_t)(pl_now_ms() - tree_built_ms) : 0);
+    pl_buf_putc(b, ',');
+    pl_json_key(b, "ranking");
+    pl_json_cstr(b, nheld > 0 ? "holders of growing types first, then by retained size" : "by retained size");
     pl_answer_page_fields(a, k);
     pl_buf_putc(b, ',');
     pl_json_key(b, "objects");
@@ -279,6 +346,8 @@ static int answer_retainers(pl_answer *a)
         if (i > q->offset)
             pl_buf_putc(b, ',');
         retained_summary(a, t, kids[i], pl_ptrmap_get(&secret, (uintptr_t)pl_vertex_obj(t->graph, kids[i]), &unused));
+        if (i < (uint64_t)nheld)
+            growing_fields(b, &held[i]);
     }
     pl_ptrmap_free(&secret);
     pl_buf_puts(b, "]}");

@@ -6,20 +6,26 @@
  * PL_WITNESS_RISES samples and it is among the PL_WITNESS_TOP largest
  * growers in bytes over those samples (a str or bytes payload outranks the
  * small objects that grow with it); a qualifying type is witnessed at most once
- * per PL_WITNESS_EVERY_MS after its first witness, and at most one witness
- * is taken per collection.
+ * per PL_WITNESS_EVERY_MS after its first witness, and at most one pass is
+ * taken per collection. The instance is one made since the type's previous
+ * pass (witness_seen.c): a type's first pass only remembers.
  *
  * Budget: a token bucket on measured GIL time. Credit accrues at
- * PL_WITNESS_GIL_SHARE of wall time and is capped at zero; a search may start
- * only when the balance is not negative, and costs what it measured. Over any
- * window the GIL time spent here is at most PL_WITNESS_GIL_SHARE of the
- * window plus one search.
+ * PL_WITNESS_GIL_SHARE of wall time and is capped at zero; a pass (a type's
+ * first, which only remembers its instances, or a search) may start only
+ * when the balance is not negative, and costs what it measured; a type's
+ * first search may also start while the balance is no lower than minus its
+ * remembering pass (the two are paid for as one). Over any window the GIL
+ * time spent here is at most PL_WITNESS_GIL_SHARE of the window plus one
+ * search and one remembering pass.
  *
  * All state is protected by the collector's collect_lock (the only caller
- * holds it); witness_stats() reads a copy under stats_lock. */
+ * holds it); witness_stats() and pl_witness_growing() read copies under
+ * stats_lock. */
 #include "witness.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,8 +33,8 @@
 #include "heap.h"
 #include "live.h"
 #include "referents.h"
-#include "sizeof.h"
 #include "util.h"
+#include "witness_seen.h"
 
 #if PY_VERSION_HEX >= 0x030D0000
 #define is_finalizing() Py_IsFinalizing()
@@ -46,9 +52,22 @@ typedef struct track {
     int64_t tried_ms;        /* last search without a path, 0 never */
 } track;
 
+/* What the last pass saw of a type (witness_seen.h): the first pass of a
+ * candidate only remembers, the next ones pick an instance not seen. A few
+ * slots, reused least recently used first, bound the memory. */
+#define PL_WITNESS_SEEN_SLOTS (PL_WITNESS_TOP + 1)
+typedef struct seen_slot {
+    uint32_t type_id;        /* valid while seen.bits is set */
+    int64_t used_ms;
+    pl_seen seen;
+    int first_search;        /* remembered, not searched yet */
+    double remember_s;       /* the GIL time of that remembering pass */
+} seen_slot;
+
 typedef struct witness_state {
     track *tracks;           /* sorted by type_id */
     size_t n;
+    seen_slot seen[PL_WITNESS_SEEN_SLOTS];
     uint64_t serial;         /* store the ids belong to */
     double balance_s;        /* GIL seconds available (<= 0) */
     int64_t last_ms;         /* when the balance was last credited */
@@ -56,12 +75,17 @@ typedef struct witness_state {
 static witness_state W;      /* protected by collect_lock */
 
 typedef struct witness_stats {
-    uint64_t searches, written, no_path, errors, skipped_budget;
+    uint64_t searches, written, no_path, errors, skipped_budget, remembered;
     double gil_s;            /* GIL time spent here in total */
     double last_gil_ms;
 } witness_stats;
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
 static witness_stats S;      /* protected by stats_lock */
+
+/* What pl_witness_growing answers: protected by stats_lock. */
+static pl_growing_type growing[PL_WITNESS_GROWING];
+static size_t ngrowing;
+static int64_t growing_ms, growing_gap_ms; /* last published, and the gap before it */
 
 /* See witness.h. */
 void pl_witness_atfork_child(void)
@@ -70,6 +94,8 @@ void pl_witness_atfork_child(void)
      * the child: forget it (leaked on purpose, as the type table is). */
     memset(&W, 0, sizeof W);
     pthread_mutex_init(&stats_lock, NULL);
+    ngrowing = 0; /* the parent's growth, not the child's */
+    growing_ms = growing_gap_ms = 0;
 }
 
 static int cmp_track(const void *a, const void *b)
@@ -181,6 +207,63 @@ static const pl_type_entry *entry_of(const pl_type_table *t, uint32_t type_id)
     return NULL;
 }
 
+/* Publishes the types that gained at least PL_WITNESS_RISES instances over
+ * the tracks' window, largest gain in bytes first (pl_witness_growing). */
+static void publish_growing(const pl_type_table *t, int64_t now_ms)
+{
+    const track *top[PL_WITNESS_GROWING] = {0};
+    int64_t gain[PL_WITNESS_GROWING] = {0};
+    for (size_t i = 0; i < W.n; i++) {
+        const track *tr = &W.tracks[i];
+        if (tr->n != PL_WITNESS_RISES + 1 || tr->counts[tr->n - 1] < tr->counts[0] + PL_WITNESS_RISES)
+            continue;
+        int64_t g = (int64_t)(tr->bytes[tr->n - 1] - tr->bytes[0]);
+        for (size_t k = 0; k < PL_WITNESS_GROWING; k++) {
+            if (!top[k] || g > gain[k]) {
+                memmove(top + k + 1, top + k, (PL_WITNESS_GROWING - 1 - k) * sizeof top[0]);
+                memmove(gain + k + 1, gain + k, (PL_WITNESS_GROWING - 1 - k) * sizeof gain[0]);
+                top[k] = tr;
+                gain[k] = g;
+                break;
+            }
+        }
+    }
+    pl_growing_type out[PL_WITNESS_GROWING];
+    size_t n = 0;
+    for (size_t k = 0; k < PL_WITNESS_GROWING && top[k]; k++) {
+        const pl_type_entry *e = entry_of(t, top[k]->type_id);
+        if (!e)
+            continue;
+        out[n].tp = e->tp;
+        snprintf(out[n].name, sizeof out[n].name, "%s", e->base);
+        out[n].growth = top[k]->counts[top[k]->n - 1] - top[k]->counts[0];
+        n++;
+    }
+    pthread_mutex_lock(&stats_lock);
+    memcpy(growing, out, n * sizeof out[0]);
+    ngrowing = n;
+    growing_gap_ms = growing_ms ? now_ms - growing_ms : 0;
+    growing_ms = now_ms;
+    pthread_mutex_unlock(&stats_lock);
+}
+
+/* See witness.h. */
+size_t pl_witness_growing(pl_growing_type *out, size_t max)
+{
+    int64_t now = pl_now_ms();
+    size_t n = 0;
+    pthread_mutex_lock(&stats_lock);
+    /* The request that asks may itself have held the GIL the collector
+     * needs to sample (building a dominator tree): a grace beyond twice
+     * the interval. */
+    if (growing_gap_ms && now - growing_ms <= 2 * growing_gap_ms + PL_WITNESS_GROWING_GRACE_MS) {
+        n = ngrowing < max ? ngrowing : max;
+        memcpy(out, growing, n * sizeof out[0]);
+    }
+    pthread_mutex_unlock(&stats_lock);
+    return n;
+}
+
 /* A path described in C memory: strings in `text`, at offsets. */
 typedef struct described {
     pl_buf text;
@@ -240,91 +323,45 @@ static void describe_path(pl_objvec *path, pl_edge *edges, described *d)
     }
 }
 
-/* The search for an untracked instance: while one tracked object is
- * traversed, its hits; the best holder so far. */
-typedef struct untracked_hit {
-    PyTypeObject *tp;
-    PyObject *cur, *cur_container;          /* being traversed */
-    size_t hits;                            /* bytes of the instances of tp met in cur */
-    PyObject *container, *target;           /* cur's last hit */
-    size_t best_hits;
-    PyObject *best_holder, *best_container, *best_target;
-} untracked_hit;
-
-static void hit(untracked_hit *u, PyObject *container, PyObject *o)
+/* The slot remembering type_id, or NULL. */
+static seen_slot *slot_of(uint32_t type_id)
 {
-    u->hits += pl_sizeof(o);
-    u->container = container;
-    u->target = o;
+    for (size_t i = 0; i < PL_WITNESS_SEEN_SLOTS; i++)
+        if (W.seen[i].seen.bits && W.seen[i].type_id == type_id)
+            return &W.seen[i];
+    return NULL;
 }
 
-static int visit_inner(PyObject *o, void *arg)
+/* A slot for type_id: a free one, else the least recently used. */
+static seen_slot *new_slot(uint32_t type_id, int64_t now_ms)
 {
-    untracked_hit *u = arg;
-    if (o && Py_TYPE(o) == u->tp)
-        hit(u, u->cur_container, o);
-    return 0;
-}
-
-/* Referents of a tracked object: an instance of tp, or an untracked
- * container (tuple, dict) whose items are searched one level down. */
-static int visit_outer(PyObject *o, void *arg)
-{
-    untracked_hit *u = arg;
-    if (!o)
-        return 0;
-    if (Py_TYPE(o) == u->tp) {
-        hit(u, NULL, o);
-    } else if (PyObject_IS_GC(o) && !PyObject_GC_IsTracked(o) && Py_TYPE(o)->tp_traverse) {
-        u->cur_container = o;
-        Py_TYPE(o)->tp_traverse(o, visit_inner, u);
-    }
-    return 0;
-}
-
-/* An instance of an untracked type (str, bytes, ...) is in no gc list: it
- * is found as a referent of a tracked object. The holder of the most bytes
- * of them is where a leak accumulates (a module's cache dict, a list): its
- * last instance, and the path to it through the holder. Fills path
- * (borrowed) like pl_path_find. */
-static int search_untracked(pl_answer *a, const pl_frames *fr, PyTypeObject *tp, pl_objvec *path)
-{
-    untracked_hit u = {.tp = tp};
-    for (size_t i = 0; i < a->snap.n; i++) {
-        PyObject *o = a->snap.v[i];
-        if (!Py_TYPE(o)->tp_traverse)
-            continue;
-        u.cur = o;
-        u.hits = 0;
-        Py_TYPE(o)->tp_traverse(o, visit_outer, &u);
-        if (u.hits > u.best_hits) {
-            u.best_hits = u.hits;
-            u.best_holder = o;
-            u.best_container = u.container;
-            u.best_target = u.target;
+    seen_slot *s = &W.seen[0];
+    for (size_t i = 0; i < PL_WITNESS_SEEN_SLOTS; i++) {
+        if (!W.seen[i].seen.bits) {
+            s = &W.seen[i];
+            break;
         }
+        if (W.seen[i].used_ms < s->used_ms)
+            s = &W.seen[i];
     }
-    if (!u.best_target)
-        return 0;
-    int found = pl_path_find(a, fr, u.best_holder, path);
-    if (found <= 0)
-        return found;
-    if ((u.best_container && pl_objvec_push(path, u.best_container) < 0) || pl_objvec_push(path, u.best_target) < 0)
-        return -1;
-    return 1;
+    pl_seen_free(&s->seen);
+    s->type_id = type_id;
+    s->used_ms = now_ms;
+    return s;
 }
 
-/* Under the GIL: finds an instance of tp (the last one met in the heap
- * walk, usually among the newest; the first one when that one has no path
- * from a root; for a type whose instances the gc does not track, one held
- * by the tracked object that holds the most bytes of them), its path, and describes it
- * into d. Returns 1 described, 0 no instance or no path, -1 out of memory. */
-static int search(PyTypeObject *tp, const char *base, described *d)
+/* Under the GIL: finds an instance of tp that `seen` does not hold (new
+ * since the previous pass: witness_seen.c picks where), its path, and
+ * describes it into d; `seen` then holds what this pass saw. Returns 1
+ * described, 0 no new instance or no path, -1 out of memory. */
+static int search(PyTypeObject *tp, const char *base, uint64_t count, pl_seen *seen, described *d)
 {
     pl_answer a;
     pl_frames fr = {0};
     pl_objvec path = {0};
     pl_edge *edges = NULL;
+    pl_seen next = {0};
+    pl_seen_pick picks[PL_SEEN_TRIES];
     int rc = -1, owned = 0;
 
     memset(&a, 0, sizeof a);
@@ -333,22 +370,19 @@ static int search(PyTypeObject *tp, const char *base, described *d)
         PyErr_Clear();
         goto out;
     }
-    PyObject *first = NULL, *last = NULL;
-    for (size_t i = 0; i < a.snap.n; i++) {
-        if (Py_TYPE(a.snap.v[i]) == tp) {
-            if (!first)
-                first = a.snap.v[i];
-            last = a.snap.v[i];
-        }
-    }
-    int found = 0;
-    if (last)
-        found = pl_path_find(&a, &fr, last, &path);
-    if (found == 0 && first && first != last)
-        found = pl_path_find(&a, &fr, first, &path);
-    if (found == 0 && !last) {
+    int npicks = pl_seen_pick_new(&a, tp, count, seen, &next, picks);
+    int found = npicks < 0 ? -1 : 0;
+    for (int k = 0; k < npicks && found == 0; k++) {
         path.n = 0;
-        found = search_untracked(&a, &fr, tp, &path);
+        found = pl_path_find(&a, &fr, picks[k].anchor, &path);
+        for (size_t i = 0; found == 1 && i < picks[k].nsteps; i++)
+            if (pl_objvec_push(&path, picks[k].steps[i]) < 0)
+                found = -1;
+    }
+    if (npicks >= 0) {
+        pl_seen_free(seen);
+        *seen = next;
+        memset(&next, 0, sizeof next);
     }
     if (found <= 0) {
         pl_answer_end_snapshot(&a);
@@ -385,6 +419,7 @@ out:
         for (size_t i = 0; i < path.n; i++)
             Py_DECREF(path.v[i]);
     pl_objvec_free(&path);
+    pl_seen_free(&next);
     pl_answer_end_snapshot(&a);
     pl_frames_free(&fr);
     return rc;
@@ -396,6 +431,8 @@ void pl_witness_after_collection(pl_type_table *t, pl_store *store, const pl_inc
     if (W.serial != t->ids_for) {
         /* another store: its ids are different */
         free(W.tracks);
+        for (size_t i = 0; i < PL_WITNESS_SEEN_SLOTS; i++)
+            pl_seen_free(&W.seen[i].seen);
         memset(&W, 0, sizeof W);
         W.serial = t->ids_for;
     }
@@ -406,10 +443,17 @@ void pl_witness_after_collection(pl_type_table *t, pl_store *store, const pl_inc
     W.last_ms = now_ms;
     if (update_tracks(t) < 0)
         return;
+    publish_growing(t, now_ms);
     track *tr = pick(now_ms);
     if (!tr)
         return;
-    if (W.balance_s < 0) {
+    /* A type's first pass only remembers its instances: the witness comes
+     * from a later pass, among the instances made since. That pass and the
+     * first search are paid for as one, so that remembering does not
+     * delay a type's first witness. */
+    seen_slot *slot = slot_of(tr->type_id);
+    double allowance = slot && slot->first_search ? slot->remember_s : 0;
+    if (W.balance_s + allowance < 0) {
         pthread_mutex_lock(&stats_lock);
         S.skipped_budget++;
         pthread_mutex_unlock(&stats_lock);
@@ -418,6 +462,10 @@ void pl_witness_after_collection(pl_type_table *t, pl_store *store, const pl_inc
     const pl_type_entry *e = entry_of(t, tr->type_id);
     if (!e || is_finalizing())
         return;
+    int remember = !slot;
+    if (remember)
+        slot = new_slot(tr->type_id, now_ms);
+    slot->used_ms = now_ms;
 
     described d;
     memset(&d, 0, sizeof d);
@@ -425,12 +473,23 @@ void pl_witness_after_collection(pl_type_table *t, pl_store *store, const pl_inc
     double t0 = pl_now_s(); /* GIL time, not the wait for it */
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
-    int found = search(e->tp, e->base, &d);
+    int found = remember ? (pl_seen_remember(e->tp, e->count, &slot->seen) < 0 ? -1 : 2)
+                         : search(e->tp, e->base, e->count, &slot->seen, &d);
     PyErr_Restore(et, ev, tb);
     double gil_s = pl_now_s() - t0;
     pl_gil_held_add(gil_s);
     PyGILState_Release(g);
     W.balance_s -= gil_s;
+    slot->first_search = remember;
+    slot->remember_s = remember ? gil_s : 0;
+    if (found == 2) {
+        pthread_mutex_lock(&stats_lock);
+        S.remembered++;
+        S.gil_s += gil_s;
+        S.last_gil_ms = gil_s * 1e3;
+        pthread_mutex_unlock(&stats_lock);
+        return;
+    }
 
     int rc = 0;
     if (found == 1) {
@@ -469,16 +528,17 @@ static PyObject *py_witness_stats(PyObject *module, PyObject *unused)
     pthread_mutex_lock(&stats_lock);
     witness_stats s = S;
     pthread_mutex_unlock(&stats_lock);
-    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:d,s:d}", "searches", (unsigned long long)s.searches, "written",
-                         (unsigned long long)s.written, "no_path", (unsigned long long)s.no_path, "errors",
-                         (unsigned long long)s.errors, "skipped_budget", (unsigned long long)s.skipped_budget,
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:d,s:d}", "searches", (unsigned long long)s.searches,
+                         "written", (unsigned long long)s.written, "no_path", (unsigned long long)s.no_path,
+                         "errors", (unsigned long long)s.errors, "skipped_budget",
+                         (unsigned long long)s.skipped_budget, "remembered", (unsigned long long)s.remembered,
                          "gil_s", s.gil_s, "last_gil_ms", s.last_gil_ms);
 }
 
 static PyMethodDef witness_methods[] = {
     {"witness_stats", py_witness_stats, METH_NOARGS,
      "Counters of the witnesses of this process: searches, written, no_path, errors, skipped_budget, "
-     "gil_s (GIL seconds spent in total), last_gil_ms."},
+     "remembered (passes that only remembered a type's instances), gil_s (GIL seconds spent in total), last_gil_ms."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -33,6 +33,23 @@ size_t pl_witness_growing(const pl_type_table *t, uint32_t *type_ids, size_t max
  * growth tracks the parent's collector thread may have been changing. */
 void pl_witness_atfork_child(void);
 
+/* A type that grew over the collector's last PL_WITNESS_RISES samples, for
+ * the ranking of the retainers (live_growing.c). */
+#define PL_WITNESS_GROWING 8
+#define PL_WITNESS_GROWING_GRACE_MS 30000
+typedef struct pl_growing_type {
+    PyTypeObject *tp; /* compared with the types of live objects, never dereferenced */
+    char name[128];   /* its name as the history writes it, cut to fit */
+    uint64_t growth;  /* instances gained over those samples */
+} pl_growing_type;
+/* Copies into out (at most max) the types whose count gained at least
+ * PL_WITNESS_RISES instances over the last PL_WITNESS_RISES samples, the
+ * largest gain in bytes first. None when the collector has not sampled for
+ * twice its interval plus PL_WITNESS_GROWING_GRACE_MS (stopped, or never
+ * started). Any thread, with or
+ * without the GIL. Returns how many were copied. */
+size_t pl_witness_growing(pl_growing_type *out, size_t max);
+
 /* Adds witness_stats() to the module. 0, or -1 with an exception set. */
 int pl_witness_module_exec(PyObject *module);
 

@@ -85,9 +85,11 @@ def test_retainers_drill_down_the_tree(server):
     status, top = get(server, "/api/retainers", "limit=20")
     assert status == 200, top
     assert top["id"] is None
-    sizes = [o["retained"] for o in top["objects"]]
-    assert sizes == sorted(sizes, reverse=True) and len(sizes) == 20
-    assert top["retained"] >= sum(sizes)
+    assert len(top["objects"]) == 20
+    # Largest first, after the holders of growing types (when a collector of this process saw some).
+    sizes = [o["retained"] for o in top["objects"] if "growing" not in o]
+    assert sizes == sorted(sizes, reverse=True)
+    assert top["retained"] >= sum(sizes)  # a holder ranked first may lie below one of them
     status, below = get(server, "/api/retainers", "id=%d&limit=10" % id(HOARD))
     assert status == 200
     assert below["id"] == str(id(HOARD))
