@@ -447,7 +447,7 @@ void pl_alloc_untrace_all(int teardown)
 void pl_alloc_sites_pass(pl_type_table *t)
 {
     uint32_t grow[PL_WITNESS_TOP];
-    size_t ngrow = pl_witness_growing(t, grow, PL_WITNESS_TOP);
+    size_t ngrow = pl_witness_candidates(t, grow, PL_WITNESS_TOP);
     int any_name = 0;
     for (int i = 0; i < PL_ALLOC_NAMES_MAX && !any_name; i++)
         any_name = names[i] != NULL;

@@ -170,7 +170,7 @@ static void top_growers(track **top)
 }
 
 /* See witness.h. */
-size_t pl_witness_growing(const pl_type_table *t, uint32_t *type_ids, size_t max)
+size_t pl_witness_candidates(const pl_type_table *t, uint32_t *type_ids, size_t max)
 {
     track *top[PL_WITNESS_TOP] = {0};
     size_t n = 0;

@@ -28,7 +28,7 @@ void pl_witness_after_collection(pl_type_table *t, pl_store *store, const pl_inc
  * PL_WITNESS_TOP largest steady growers of the last passes), at most max,
  * into type_ids; their count. collect_lock held (the count pass). Used by
  * alloc_sites.c to trace the allocations of growing types. */
-size_t pl_witness_growing(const pl_type_table *t, uint32_t *type_ids, size_t max);
+size_t pl_witness_candidates(const pl_type_table *t, uint32_t *type_ids, size_t max);
 /* In a fork() child (module.c's pthread_atfork handler): forgets the
  * growth tracks the parent's collector thread may have been changing. */
 void pl_witness_atfork_child(void);
