@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "alloc_sites.h"
 #include "describe.h"
 #include "heap.h"
 #include "pyloot/json.h"
@@ -496,11 +497,16 @@ static void json_task(const pl_aio *aio, pl_buf *b, PyObject *task, int state)
     else
         pl_buf_puts(b, "null");
     Py_XDECREF(waiter);
-    /* Where the task was created: filled by the sampled allocation sites
-     * (docs/http-api.md), null until a site is known. */
+    /* Where the task was created: its sampled allocation site when its
+     * class is traced and this task was sampled (alloc_sites.h), else null. */
+    unsigned weight;
+    long site = pl_alloc_site_of(task, &weight);
     pl_buf_putc(b, ',');
     pl_json_key(b, "created_at");
-    pl_buf_puts(b, "null");
+    if (site >= 0)
+        pl_alloc_site_json(site, b);
+    else
+        pl_buf_puts(b, "null");
     chain_free(chain, n);
     Py_XDECREF(coro);
     pl_buf_free(&name);

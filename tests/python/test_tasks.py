@@ -105,6 +105,34 @@ def test_chain_is_bounded():
     run_with_tasks(make, check)
 
 
+def test_a_traced_task_class_says_where_each_task_was_created():
+    source = open(__file__).read()
+
+    class TracedTask(asyncio.Task):
+        pass
+
+    TracedTask.__qualname__ = "TracedTask"
+    assert _pyloot.alloc_trace(TracedTask) is None
+    try:
+        async def make():
+            loop = asyncio.get_running_loop()
+            made = TracedTask(parked(), loop=loop)  # MADE
+            plain = asyncio.ensure_future(parked(), loop=loop)
+            return {"tasks": [made, plain]}
+
+        def check(kept):
+            made, plain = kept["tasks"]
+            created = live.describe(id(made))["task"]["created_at"]
+            assert created and created[0]["line"] == marker_line(source, "MADE"), created
+            assert created[0]["file"] == __file__
+            # An untraced class: not known.
+            assert live.describe(id(plain))["task"]["created_at"] is None
+
+        run_with_tasks(make, check)
+    finally:
+        _pyloot.alloc_untrace(TracedTask)
+
+
 def test_groups_examples_and_limit_bounds():
     async def make():
         tasks = [asyncio.ensure_future(parked()) for _ in range(7)]
