@@ -8,9 +8,11 @@ from test_witness_growth import grow_until_witnessed, growing_items, start
 def test_retainers_page_marks_the_holder_of_a_growing_type(gunicorn, browser, artifacts):  # noqa: F811
     server = start(gunicorn)
     ids = server.get("/ids").json()
+    # The page (its ~30 files) is loaded while the one worker is quiet; later
+    # views are in-page navigations, not page loads.
+    ui = UI(browser, server, artifacts, "growing")
     with growing_items(server):
         grow_until_witnessed(server, "item", "growing.Item")
-        ui = UI(browser, server, artifacts, "growing")
         ui.go("#/retainers")
         rows = ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#retainers .retainer-row"), "the biggest retainers")
     holders = [r for r in rows if "growing-holder" in r.get_attribute("class")]
