@@ -15,7 +15,7 @@
  *
  * Bounds (docs/security.md): PL_ALLOC_TRACED_MAX types, PL_ALLOC_SITES_MAX
  * sites holding at most PL_ALLOC_SITES_BYTES, PL_ALLOC_ADDR_SLOTS addresses
- * (a new sample overwrites whatever had its slot), PL_ALLOC_NAMES_MAX names
+ * (in sets of 4: a new sample drops the oldest of its set), PL_ALLOC_NAMES_MAX names
  * waiting for their type.
  *
  * Everything here is protected by the GIL. */
