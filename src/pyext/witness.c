@@ -3,9 +3,10 @@
  * the worker (docs/witnesses.md).
  *
  * Rule: a type qualifies when its count rose in each of the last
- * PL_WITNESS_RISES samples and it is among the PL_WITNESS_TOP largest
- * growers in bytes over those samples (a str or bytes payload outranks the
- * small objects that grow with it); a qualifying type is witnessed at most once
+ * PL_WITNESS_RISES samples and it is among the PL_WITNESS_TOP_CLASSES
+ * largest growing classes or the PL_WITNESS_TOP_OTHERS largest other
+ * growers, in bytes over those samples (a str or bytes payload outranks the
+ * small objects that grow with it; classes come first); a qualifying type is witnessed at most once
  * per PL_WITNESS_EVERY_MS after its first witness, and at most one pass is
  * taken per collection. The instance is one made since the type's previous
  * pass (witness_seen.c): a type's first pass only remembers.
@@ -50,12 +51,13 @@ typedef struct track {
     uint64_t bytes[PL_WITNESS_RISES + 1];
     int64_t witnessed_ms;    /* last witness written, 0 never */
     int64_t tried_ms;        /* last search without a path, 0 never */
+    int cls;                 /* a heap type: a class (user code's, mostly) */
 } track;
 
 /* What the last pass saw of a type (witness_seen.h): the first pass of a
  * candidate only remembers, the next ones pick an instance not seen. A few
  * slots, reused least recently used first, bound the memory. */
-#define PL_WITNESS_SEEN_SLOTS (PL_WITNESS_TOP + 1)
+#define PL_WITNESS_SEEN_SLOTS 4
 typedef struct seen_slot {
     uint32_t type_id;        /* valid while seen.bits is set */
     int64_t used_ms;
@@ -126,6 +128,7 @@ static int update_tracks(pl_type_table *t)
         }
         tr.counts[tr.n] = e->count;
         tr.bytes[tr.n++] = e->bytes;
+        tr.cls = (PyType_GetFlags(e->tp) & Py_TPFLAGS_HEAPTYPE) != 0;
         next[n++] = tr;
     }
     if (n > 1)
@@ -149,24 +152,47 @@ static uint64_t steady_growth(const track *tr)
     return last > first ? last - first : 1;
 }
 
-/* The PL_WITNESS_TOP largest steady growers into top[], largest first. */
+/* Inserts tr (steady growth g) into the ranking top[0..n) (largest first),
+ * dropping the last when it is full. */
+static void rank_insert(track **top, uint64_t *growth, int n, track *tr, uint64_t g)
+{
+    for (int k = 0; k < n; k++) {
+        if (!top[k] || g > growth[k]) {
+            memmove(top + k + 1, top + k, (size_t)(n - 1 - k) * sizeof top[0]);
+            memmove(growth + k + 1, growth + k, (size_t)(n - 1 - k) * sizeof growth[0]);
+            top[k] = tr;
+            growth[k] = g;
+            return;
+        }
+    }
+}
+
+/* The largest steady growers into top[] (PL_WITNESS_TOP slots, NULL after
+ * the last): first the PL_WITNESS_TOP_CLASSES largest classes (heap types),
+ * then the PL_WITNESS_TOP_OTHERS largest other types, each largest first.
+ * A leaking class ranks by its own shallow bytes, small next to the lists,
+ * strings and floats it holds; its witness and allocation site say the most
+ * about the leak, so classes are never crowded out by their contents. */
 static void top_growers(track **top)
 {
-    uint64_t growth[PL_WITNESS_TOP] = {0};
+    track *cls[PL_WITNESS_TOP_CLASSES] = {0}, *other[PL_WITNESS_TOP_OTHERS] = {0};
+    uint64_t gc_[PL_WITNESS_TOP_CLASSES] = {0}, go[PL_WITNESS_TOP_OTHERS] = {0};
+    int n = 0;
     for (size_t i = 0; i < W.n; i++) {
         uint64_t g = steady_growth(&W.tracks[i]);
         if (!g)
             continue;
-        for (int k = 0; k < PL_WITNESS_TOP; k++) {
-            if (!top[k] || g > growth[k]) {
-                memmove(top + k + 1, top + k, (PL_WITNESS_TOP - 1 - (size_t)k) * sizeof top[0]);
-                memmove(growth + k + 1, growth + k, (PL_WITNESS_TOP - 1 - (size_t)k) * sizeof growth[0]);
-                top[k] = &W.tracks[i];
-                growth[k] = g;
-                break;
-            }
-        }
+        if (W.tracks[i].cls)
+            rank_insert(cls, gc_, PL_WITNESS_TOP_CLASSES, &W.tracks[i], g);
+        else
+            rank_insert(other, go, PL_WITNESS_TOP_OTHERS, &W.tracks[i], g);
     }
+    for (int k = 0; k < PL_WITNESS_TOP; k++)
+        top[k] = NULL;
+    for (int k = 0; k < PL_WITNESS_TOP_CLASSES && cls[k]; k++)
+        top[n++] = cls[k];
+    for (int k = 0; k < PL_WITNESS_TOP_OTHERS && other[k]; k++)
+        top[n++] = other[k];
 }
 
 /* See witness.h. */

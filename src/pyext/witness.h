@@ -11,7 +11,9 @@
 #include "typetable.h"
 
 #define PL_WITNESS_RISES 3                  /* consecutive rising samples */
-#define PL_WITNESS_TOP 3                    /* among this many largest growers */
+#define PL_WITNESS_TOP_CLASSES 3            /* among this many largest growing classes */
+#define PL_WITNESS_TOP_OTHERS 3             /* and this many largest other growers */
+#define PL_WITNESS_TOP (PL_WITNESS_TOP_CLASSES + PL_WITNESS_TOP_OTHERS)
 #define PL_WITNESS_EVERY_MS (10 * 60 * 1000) /* per type, after its first witness */
 #define PL_WITNESS_RETRY_MS (60 * 1000)     /* per type, after a search that found no path */
 #define PL_WITNESS_GIL_SHARE 0.005          /* of wall time, under the GIL */
@@ -25,7 +27,8 @@
  * Errors are counted (pl_witness_stats), never raised. */
 void pl_witness_after_collection(pl_type_table *t, pl_store *store, const pl_incarnation *self, int64_t now_ms);
 /* The store ids of the types the witnesses pick from (the
- * PL_WITNESS_TOP largest steady growers of the last passes), at most max,
+ * largest steady growers of the last passes: classes first, see top_growers
+ * in witness.c), at most max,
  * into type_ids; their count. collect_lock held (the count pass). Used by
  * alloc_sites.c to trace the allocations of growing types. */
 size_t pl_witness_candidates(const pl_type_table *t, uint32_t *type_ids, size_t max);

@@ -322,6 +322,32 @@ def test_a_growing_class_is_traced_by_itself(gunicorn):
     assert got["sites"][0]["frames"][0]["line"] == leak_line()
 
 
+def test_a_growing_class_outgrown_by_its_contents_is_still_traced_and_witnessed(gunicorn):
+    """leaky.Rich leaks with a bytes, a list of floats and a dict each: by
+    shallow bytes more than three builtin types outgrow the class itself,
+    yet the class is a candidate (classes first): it is traced by itself and
+    gets a witness through the list that holds it."""
+    import time
+
+    server = gunicorn(workers=1, interval=0.3)
+    pid = server.worker_pids()[0]
+    deadline = time.monotonic() + 40
+    got, witnesses = None, []
+    while time.monotonic() < deadline:
+        server.get("/rich-leak?n=5")
+        got = server.api("/api/allocations?group=leaky.Rich&pid=%d" % pid)
+        r = server.get("/_pyloot/api/witnesses?group=leaky.Rich")  # 404 until the type is stored
+        witnesses = r.json()["witnesses"] if r.status == 200 else []
+        if got["traced"] and got["sites"] and witnesses:
+            break
+        time.sleep(0.05)
+    assert got["traced"] is True and got["sites"], got
+    lines = (APPS / "leaky.py").read_text().splitlines()
+    assert "RICH.extend(Rich(" in lines[got["sites"][0]["frames"][0]["line"] - 1], got["sites"][0]
+    assert witnesses, "no witness of leaky.Rich"
+    assert "RICH" in json.dumps(witnesses[0]), witnesses[0]
+
+
 def test_a_witness_carries_its_site_and_the_report_prints_it(gunicorn):
     """The witness's instance is among the first allocations of leaky.Leak,
     which are all sampled (fewer than ALLOC_SAMPLE_ALL are made): its site

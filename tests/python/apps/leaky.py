@@ -58,6 +58,16 @@ class Cached:
         self.key = key
 
 
+class Rich:
+    """A leaked object that holds more than itself: its bytes, list, floats
+    and dict each outgrow the instances of the class."""
+
+    def __init__(self, index):
+        self.blob = os.urandom(300)
+        self.history = [float(index) + i / 7 for i in range(12)]
+        self.meta = {"index": index, "tags": ("a", "b")}
+
+
 LRU_SIZE = 8
 
 
@@ -71,6 +81,7 @@ _cache = {}
 STRINGS = []
 NATIVE = []
 LISTS = []
+RICH = []
 
 
 def _native_leak(mb):
@@ -130,6 +141,9 @@ def app(environ, start_response):
         if hold:
             time.sleep(hold)
         return _json(start_response, {"pid": os.getpid(), "leaked": n, "total": len(LEAKS)})
+    if path == "/rich-leak":
+        RICH.extend(Rich(len(RICH)) for _ in range(_param(environ, "n", 1, int)))
+        return _json(start_response, {"pid": os.getpid(), "total": len(RICH)})
     if path == "/cache":
         n, size = _param(environ, "n", 1, int), _param(environ, "size", 100000, int)
         for _ in range(n):
