@@ -242,7 +242,7 @@ static int rank_growing_first(const pl_growing_holder *held, size_t nheld, uint3
 }
 
 /* Reopens a row's summary to add why it ranks first: "growing" {"type",
- * "count", "instances", "growth"} and "why", the same in words. */
+ * "count", "instances", "growth", "ago_s"} and "why", the same in words. */
 static void growing_fields(pl_buf *b, const pl_growing_holder *h)
 {
     reopen(b);
@@ -259,12 +259,21 @@ static void growing_fields(pl_buf *b, const pl_growing_holder *h)
     pl_buf_putc(b, ',');
     pl_json_key(b, "growth");
     pl_json_u64(b, h->type.growth);
+    pl_buf_putc(b, ',');
+    pl_json_key(b, "ago_s");
+    pl_json_u64(b, (uint64_t)(h->type.ago_ms / 1000));
     pl_buf_puts(b, "},");
     pl_json_key(b, "why");
     char why[320];
-    snprintf(why, sizeof why, "holds %llu of the %llu %s instances, a type that gained %llu in the last %d samples",
-             (unsigned long long)h->count, (unsigned long long)h->instances, h->type.name,
-             (unsigned long long)h->type.growth, PL_WITNESS_RISES);
+    if (h->type.ago_ms)
+        snprintf(why, sizeof why,
+                 "holds %llu of the %llu %s instances, a type that gained %llu over %d samples until %llds ago",
+                 (unsigned long long)h->count, (unsigned long long)h->instances, h->type.name,
+                 (unsigned long long)h->type.growth, PL_WITNESS_RISES, (long long)(h->type.ago_ms / 1000));
+    else
+        snprintf(why, sizeof why, "holds %llu of the %llu %s instances, a type that gained %llu in the last %d samples",
+                 (unsigned long long)h->count, (unsigned long long)h->instances, h->type.name,
+                 (unsigned long long)h->type.growth, PL_WITNESS_RISES);
     pl_json_cstr(b, why);
     pl_buf_putc(b, '}');
 }

@@ -263,6 +263,27 @@ static void publish_growing(const pl_type_table *t, int64_t now_ms)
         out[n].tp = e->tp;
         snprintf(out[n].name, sizeof out[n].name, "%s", e->base);
         out[n].growth = top[k]->counts[top[k]->n - 1] - top[k]->counts[0];
+        out[n].ago_ms = 0;
+        out[n].type_id = top[k]->type_id;
+        out[n].count = top[k]->counts[top[k]->n - 1];
+        out[n].grew_ms = now_ms;
+        n++;
+    }
+    /* Then the earlier growers (growing[] is written by this thread only,
+     * so it is read here without the lock), most recent first: still in
+     * the table, within the keep window, not fallen below their count. */
+    for (size_t j = 0; j < ngrowing && n < PL_WITNESS_GROWING; j++) {
+        const pl_growing_type *g = &growing[j];
+        const pl_type_entry *e;
+        int dup = 0;
+        for (size_t k = 0; k < n && !dup; k++)
+            dup = out[k].type_id == g->type_id;
+        if (dup || now_ms - g->grew_ms > PL_WITNESS_GROWING_KEEP_MS || !(e = entry_of(t, g->type_id)) ||
+            e->count < g->count)
+            continue;
+        out[n] = *g;
+        out[n].tp = e->tp;
+        out[n].ago_ms = now_ms - g->grew_ms;
         n++;
     }
     pthread_mutex_lock(&stats_lock);
@@ -285,6 +306,8 @@ size_t pl_witness_growing(pl_growing_type *out, size_t max)
     if (growing_gap_ms && now - growing_ms <= 2 * growing_gap_ms + PL_WITNESS_GROWING_GRACE_MS) {
         n = ngrowing < max ? ngrowing : max;
         memcpy(out, growing, n * sizeof out[0]);
+        for (size_t i = 0; i < n; i++)
+            out[i].ago_ms = out[i].grew_ms == growing_ms ? 0 : now - out[i].grew_ms;
     }
     pthread_mutex_unlock(&stats_lock);
     return n;

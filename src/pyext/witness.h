@@ -36,18 +36,27 @@ size_t pl_witness_candidates(const pl_type_table *t, uint32_t *type_ids, size_t 
  * growth tracks the parent's collector thread may have been changing. */
 void pl_witness_atfork_child(void);
 
-/* A type that grew over the collector's last PL_WITNESS_RISES samples, for
- * the ranking of the retainers (live_growing.c). */
+/* A type that grew over PL_WITNESS_RISES of the collector's samples, at
+ * most PL_WITNESS_GROWING_KEEP_MS ago, for the ranking of the retainers
+ * (live_growing.c). */
 #define PL_WITNESS_GROWING 8
 #define PL_WITNESS_GROWING_GRACE_MS 30000
+#define PL_WITNESS_GROWING_KEEP_MS (10 * 60 * 1000)
 typedef struct pl_growing_type {
     PyTypeObject *tp; /* compared with the types of live objects, never dereferenced */
     char name[128];   /* its name as the history writes it, cut to fit */
     uint64_t growth;  /* instances gained over those samples */
+    int64_t ago_ms;   /* how long ago those samples ended: 0 when they are the last ones */
+    uint32_t type_id; /* the store's id of the type (witness.c's own) */
+    uint64_t count;   /* its count at the last of those samples (witness.c's own) */
+    int64_t grew_ms;  /* when that sample was taken (witness.c's own) */
 } pl_growing_type;
 /* Copies into out (at most max) the types whose count gained at least
  * PL_WITNESS_RISES instances over the last PL_WITNESS_RISES samples, the
- * largest gain in bytes first. None when the collector has not sampled for
+ * largest gain in bytes first, then those that did over earlier samples
+ * within PL_WITNESS_GROWING_KEEP_MS and have not fallen below the count
+ * they reached (a leak that paused with the traffic is still the leak),
+ * most recent first. None when the collector has not sampled for
  * twice its interval plus PL_WITNESS_GROWING_GRACE_MS (stopped, or never
  * started). Any thread, with or
  * without the GIL. Returns how many were copied. */

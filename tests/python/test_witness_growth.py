@@ -116,3 +116,29 @@ def test_retainers_rank_the_growing_list_above_module_dicts(gunicorn):
     # The retained sizes of the other rows still go down.
     sizes = [o["retained"] for o in rows if "growing" not in o]
     assert sizes == sorted(sizes, reverse=True)
+
+
+def test_retainers_keep_ranking_a_leak_that_paused(gunicorn):
+    """Once the traffic stops the type no longer grows over the last 3 samples, but the list that
+    leaked it is still the leak: it keeps its rank, with how long ago it grew."""
+    server = start(gunicorn)
+    ids = server.get("/ids").json()
+    with growing_items(server):
+        grow_until_witnessed(server, "item", "growing.Item")
+
+        def ranked():
+            top = server.api("/api/retainers?limit=5")
+            return top if any(o["id"] == str(ids["ITEMS"]) for o in top["objects"]) else None
+
+        wait_until(ranked, 30, interval=0.5, message="ITEMS among the first 5 retainers")
+    # Six more samples without growth: the last 3 no longer show any.
+    def samples():
+        return server.api("/api/procs")["procs"][0]["samples"]
+
+    after = samples() + 6
+    wait_until(lambda: samples() >= after, 30, message="six samples after the growth")
+    rows = server.api("/api/retainers?limit=5")["objects"]
+    row = next((o for o in rows if o["id"] == str(ids["ITEMS"])), None)
+    assert row is not None, rows
+    assert row["growing"]["type"] == "growing.Item" and row["growing"]["ago_s"] >= 1, row
+    assert "over 3 samples until" in row["why"], row
