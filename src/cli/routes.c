@@ -43,8 +43,8 @@ static void print_totals(const pl_route_totals *t, uint64_t limit)
 
 static void print_growth(const char *group, const pl_route_growth_result *g, uint64_t limit)
 {
-    printf("%s: %zu observations, r2 %.3f, intercept %+.3f per interval\n", group, g->fit.observations, g->fit.r2,
-           g->fit.intercept);
+    printf("%s: %zu observations (%zu outliers left out), r2 %.3f, intercept %+.3f per interval\n", group,
+           g->fit.observations, g->fit.outliers, g->fit.r2, g->fit.intercept);
     printf("%12s %12s %10s %12s  %s\n", "REQUESTS", "PER REQUEST", "STDERR", "CONTRIBUTION", "ROUTE");
     for (size_t i = 0; i < g->n && i < limit; i++) {
         const pl_route_growth *r = &g->routes[i];

@@ -460,3 +460,72 @@ out:
     work_free(&fw);
     return rc;
 }
+
+/* ---- robust ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median_of(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+int pl_route_fit_robust(size_t nobs, size_t nroutes, const double *x, const double *y, pl_route_coef *coef,
+                        pl_route_fit_result *res)
+{
+    int rc = pl_route_fit(nobs, nroutes, x, y, coef, res);
+    if (rc || nobs < nroutes + 2 || nobs < 10)
+        return rc;
+    double *r = malloc(2 * nobs * sizeof *r);
+    if (!r)
+        return ENOMEM;
+    double *tmp = r + nobs;
+    for (size_t i = 0; i < nobs; i++) {
+        double f = res->intercept;
+        for (size_t k = 0; k < nroutes; k++)
+            f += coef[k].per_request * x[i * nroutes + k];
+        r[i] = y[i] - f;
+        tmp[i] = r[i];
+    }
+    double med = median_of(tmp, nobs);
+    for (size_t i = 0; i < nobs; i++)
+        tmp[i] = fabs(r[i] - med);
+    double cut = PL_ROUTE_FIT_OUTLIER_MADS * 1.4826 * median_of(tmp, nobs);
+    size_t out = 0;
+    for (size_t i = 0; i < nobs; i++)
+        out += fabs(r[i] - med) > cut;
+    if (!(cut > 0.0) || !out || out > nobs / 10) {
+        free(r);
+        return 0;
+    }
+    /* The kept rows, compacted into a copy (x and y are the caller's). */
+    double *kx = malloc((nobs - out) * (nroutes ? nroutes : 1) * sizeof *kx), *ky = malloc((nobs - out) * sizeof *ky);
+    if (!kx || !ky) {
+        free(kx);
+        free(ky);
+        free(r);
+        return ENOMEM;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < nobs; i++) {
+        if (fabs(r[i] - med) > cut)
+            continue;
+        if (nroutes)
+            memcpy(kx + n * nroutes, x + i * nroutes, nroutes * sizeof *kx);
+        ky[n++] = y[i];
+    }
+    rc = pl_route_fit(n, nroutes, kx, ky, coef, res);
+    if (!rc) {
+        res->observations = nobs;
+        res->outliers = out;
+    }
+    free(kx);
+    free(ky);
+    free(r);
+    return rc;
+}

@@ -220,7 +220,7 @@ int pl_route_growth_read(pl_store *s, const pl_routes_query *q, pl_route_totals 
             }
         }
     }
-    if ((rc = pl_route_fit(nobs, ncols, x, y, coef, &g->fit)))
+    if ((rc = pl_route_fit_robust(nobs, ncols, x, y, coef, &g->fit)))
         goto out;
     for (i = 0; i < ncols; i++) {
         pl_route_growth *r = &g->routes[i];

@@ -293,7 +293,7 @@ static void test_bad_input(void)
     static const double per[2] = {1.0, 0.0};
     make_y(d, per, 0.0, 1.0);
     pl_route_coef sentinel = {42.0, 42.0, 42};
-    pl_route_fit_result rsentinel = {42.0, 42.0, 42};
+    pl_route_fit_result rsentinel = {42.0, 42.0, 42, 42};
 
 #define EXPECT_EINVAL(call)                                                                     \
     do {                                                                                        \
@@ -457,6 +457,47 @@ static void test_many_routes(void)
     data_free(d);
 }
 
+/* A worker's warm-up: three observations of 60 (one per worker started) where the type jumps by
+ * 3000, the others 1.0 per request of route 0 with a little noise. Plain least squares gives every
+ * route 0 (the jumps swamp it); the robust fit leaves out exactly those three and finds 1.0. Data
+ * with most residuals equal (exact growth) leaves nothing out; outliers beyond a tenth neither. */
+static void test_robust_warmup(void)
+{
+    static const double per[2] = {1.0, 0.0};
+    rng_seed(7);
+    data *d = data_new(60, 2);
+    random_mix(d, 6);
+    make_y(d, per, 0.0, 0.3);
+    d->y[0] += 3000;
+    d->y[20] += 3000;
+    d->y[40] += 3000;
+    CHECK_OK(fit(d));
+    CHECK(d->coef[0].per_request < 0.5);
+    CHECK_OK(pl_route_fit_robust(d->n, d->p, d->x, d->y, d->coef, &d->res));
+    CHECK_EQ_INT(d->res.observations, 60);
+    CHECK_EQ_INT(d->res.outliers, 3);
+    CHECK(close_to(d->coef[0].per_request, 1.0, 0.1));
+    CHECK(d->coef[1].per_request < 0.1);
+    CHECK(fabs(d->res.intercept) < 1.0);
+    /* Exact growth: every residual 0, nothing left out. */
+    make_y(d, per, 0.0, 0.0);
+    CHECK_OK(pl_route_fit_robust(d->n, d->p, d->x, d->y, d->coef, &d->res));
+    CHECK_EQ_INT(d->res.outliers, 0);
+    CHECK(close_to(d->coef[0].per_request, 1.0, 1e-9));
+    /* Seven jumps of 60 observations are more than a tenth: kept, as plain least squares has it. */
+    make_y(d, per, 0.0, 0.3);
+    for (int i = 0; i < 7; i++)
+        d->y[i * 8] += 3000;
+    CHECK_OK(pl_route_fit_robust(d->n, d->p, d->x, d->y, d->coef, &d->res));
+    CHECK_EQ_INT(d->res.outliers, 0);
+    /* Too few observations, no routes, bad input: as pl_route_fit. */
+    CHECK_OK(pl_route_fit_robust(3, 2, d->x, d->y, d->coef, &d->res));
+    CHECK_EQ_INT(d->res.outliers, 0);
+    CHECK_OK(pl_route_fit_robust(60, 0, NULL, d->y, NULL, &d->res));
+    CHECK(pl_route_fit_robust(60, 2, NULL, d->y, d->coef, &d->res) == EINVAL);
+    data_free(d);
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -527,5 +568,6 @@ int main(int argc, char **argv)
     RUN(test_one_route_and_flat);
     RUN(test_stderr_coverage);
     RUN(test_many_routes);
+    RUN(test_robust_warmup);
     return TEST_EXIT();
 }

@@ -66,6 +66,8 @@ static void encode_growth(pl_buf *b, const pl_routes_query *q, const char *group
     pl_json_f64(b, g->fit.r2);
     pl_buf_puts(b, ",\"observations\":");
     pl_json_u64(b, g->fit.observations);
+    pl_buf_puts(b, ",\"outliers\":");
+    pl_json_u64(b, g->fit.outliers);
     pl_buf_puts(b, ",\"intercept\":");
     pl_json_f64(b, g->fit.intercept);
     pl_buf_putc(b, ',');

@@ -41,6 +41,7 @@ typedef struct pl_route_fit_result {
     double r2;        /* coefficient of determination of the fit, 0..1; 0 when
                        * y never changes or too few observations */
     size_t observations;
+    size_t outliers;  /* observations left out by pl_route_fit_robust */
 } pl_route_fit_result;
 
 /* x: nobs rows of nroutes request counts (row-major), y: nobs changes.
@@ -51,5 +52,17 @@ typedef struct pl_route_fit_result {
  * separable, the intercept is the mean of y and r2 is 0. */
 int pl_route_fit(size_t nobs, size_t nroutes, const double *x, const double *y, pl_route_coef *coef,
                  pl_route_fit_result *res);
+
+/* pl_route_fit, then once more without the outliers of that fit: the
+ * observations whose residual is beyond PL_ROUTE_FIT_OUTLIER_MADS times
+ * the residuals' scaled median absolute deviation (1.4826 MAD, sigma for
+ * normal noise), when there are at most a tenth of them and the MAD is not
+ * 0. A worker's warm-up (imports and caches filled by its first requests: a
+ * jump of thousands of str in one interval) is such an outlier, and in a
+ * least-squares fit it alone can push every route to 0. res->outliers says
+ * how many were left out; res->observations counts all. Same errors. */
+#define PL_ROUTE_FIT_OUTLIER_MADS 5.0
+int pl_route_fit_robust(size_t nobs, size_t nroutes, const double *x, const double *y, pl_route_coef *coef,
+                        pl_route_fit_result *res);
 
 #endif
