@@ -149,7 +149,7 @@ def test_group_answers_the_contract(gunicorn):
     body = wait_until(lambda: (lambda b: b if b["observations"] >= 1 else None)(
         server.api("/api/routes?group=" + LEAK)), 30, message="an observation")
     assert body["group"] == LEAK
-    for key in ("r2", "observations", "intercept", "routes"):
+    for key in ("r2", "observations", "outliers", "intercept", "routes"):
         assert key in body
     (a,) = [r for r in body["routes"] if r["route"] == "GET /a/{id}"]
     assert a["requests"] == 20
