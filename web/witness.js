@@ -14,8 +14,9 @@ function heldByDetail(w) {
 
 /** The latest recorded witness of a type (GET /api/witnesses), filled in when it arrives; empty when there is none;
  * a notice saying why when the access rule refuses it (403). With picture, a button draws its path as a graph
- * below the line. */
-export function witnessLine(group, pid, host, picture) {
+ * below the line. With site, a second line says where the witness's instance was created, when it was sampled
+ * (docs/allocations.md): the history cards have no other place for it. */
+export function witnessLine(group, pid, host, picture, site) {
   const el = h("div", { class: "witness", dataset: { state: "loading" } });
   api("witnesses", { group, pid: pid || null, host: host || null, limit: 1 }).then((d) => {
     const w = d.witnesses && d.witnesses[0];
@@ -23,7 +24,9 @@ export function witnessLine(group, pid, host, picture) {
     if (!w) return;
     fill(el, h("span", { class: "stat-label" }, "held by"), " ",
       h("span", { class: "mono witness-path", title: heldByDetail(w) }, w.held_by),
-      picture && w.path && w.path.length ? witnessPictureButton(w, el) : null);
+      picture && w.path && w.path.length ? witnessPictureButton(w, el) : null,
+      site && w.created_at ? h("div", { class: "witness-site" }, h("span", { class: "stat-label" }, "created at"), " ",
+        h("span", { class: "mono" }, w.created_at)) : null);
   }, (err) => {
     // A 403 hides the line: say so, and why (the access rule's own words on hover).
     if (!err || err.status !== 403) { el.dataset.state = "error"; return; }

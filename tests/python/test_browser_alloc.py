@@ -26,3 +26,18 @@ def test_sites_on_the_objects_page_and_created_at_on_the_object_page(browser, gu
     assert line.lower().startswith("created at") and where in line, line
     ui.shot("object-created-at")
     assert ui.js_errors() == []
+
+
+def test_the_history_card_says_where_the_witness_was_created(browser, gunicorn, artifacts):  # noqa: F811
+    """The card has no sites list: the witness's own site is its second line."""
+    from test_witness import leak_until_witnessed
+
+    server = gunicorn(workers=1, interval=0.3, env={"PYLOOT_TEST_TRACE": LEAK})
+    leak_until_witnessed(server)
+    ui = UI(browser, server, artifacts, "alloc-card")
+    ui.go("#/history?q=%s" % LEAK)
+    sel = '.type-card[data-type="%s"] .witness[data-state="ready"] .witness-site' % LEAK
+    line = ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, sel), "the witness's site on the card")[0].text
+    assert line.lower().startswith("created at") and "leaky.py:%d in " % leak_line() in line, line
+    ui.shot("history-witness-site")
+    assert ui.js_errors() == []
