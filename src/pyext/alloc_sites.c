@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "call_site.h"
 #include "heap.h"
 #include "pyloot/json.h"
 #include "util.h"
@@ -55,6 +56,7 @@ typedef struct traced {
     long countdown;   /* allocations until the next sample */
     uint64_t samples, allocs; /* allocs: sampled gaps summed */
     int armed;        /* tp_alloc is the wrapper (else between two windows) */
+    int every;        /* this window samples every allocation */
     int spent;        /* no more windows: the version tags allowed are used */
     long window;      /* samples left in this window */
     uint64_t windows; /* windows ended: > 0, the counts cover windows only */
@@ -316,7 +318,7 @@ static void sample(traced *t, PyObject *o)
     t->samples++;
     t->allocs += (uint64_t)weight;
     samples_total++;
-    t->gap = t->countdown = t->samples < PL_ALLOC_SAMPLE_ALL ? 1 : next_gap();
+    t->gap = t->countdown = t->samples < PL_ALLOC_SAMPLE_ALL || t->every ? 1 : next_gap();
     long k = site_for(t->tp, f, n);
     if (k < 0)
         return;
@@ -330,6 +332,16 @@ static void sample(traced *t, PyObject *o)
 }
 
 /* ---- windows ---- */
+
+/* The call sites that made tp's sampled instances and that 3.13 left on
+ * its generic path while the wrapper was there: specialized again at their
+ * next call (call_site.h). The slot is the plain one by now. */
+static void respecialize_sites(PyTypeObject *tp)
+{
+    for (size_t k = 0; k < nsites; k++)
+        if (sites[k].tp == tp && sites[k].n)
+            pl_call_site_respecialize(sites[k].key[0].code, sites[k].key[0].lasti);
+}
 
 #if PY_VERSION_HEX >= 0x030D0000
 #define PL_IS_FINALIZING() Py_IsFinalizing()
@@ -376,13 +388,16 @@ static void publish_due(void)
 static void window_end(traced *t)
 {
     t->window = duty.window;
-    if (!t->armed || t->tp->tp_alloc != traced_alloc || !inlined(t->tp))
-        return;
     double now = pl_now_s();
-    if (duty.mode == DUTY_AUTO && now_ms() - (double)atomic_load(&tick_ms) > PL_ALLOC_TICK_STALE_MS)
+    if (!t->armed || t->tp->tp_alloc != traced_alloc || !inlined(t->tp) ||
+        (duty.mode == DUTY_AUTO && now_ms() - (double)atomic_load(&tick_ms) > PL_ALLOC_TICK_STALE_MS)) {
+        t->every = 0; /* the wrapper stays: sampled at gaps, as without windows */
         return;
+    }
     t->tp->tp_alloc = PyType_GenericAlloc;
     t->armed = 0;
+    t->every = 0;
+    respecialize_sites(t->tp);
     t->windows++;
     windows_total++;
     double gap = (now - t->since) / PL_ALLOC_GAP_AGE;
@@ -404,7 +419,9 @@ static void window_begin(traced *t)
         return;
     t->tp->tp_alloc = traced_alloc;
     t->armed = 1;
+    t->every = duty.mode != DUTY_OFF; /* every allocation: each site left generic is known */
     t->window = duty.window;
+    t->gap = t->countdown = 1;
     PyType_Modified(t->tp);
 }
 
@@ -560,6 +577,7 @@ int pl_alloc_trace(PyTypeObject *tp, int automatic, const char **why)
     t->automatic = automatic;
     t->gap = t->countdown = 1;
     t->armed = 1;
+    t->every = duty.mode != DUTY_OFF;
     t->window = duty.window;
     t->since = pl_now_s();
     rebuild_by_type();
@@ -580,6 +598,7 @@ static int untrace(PyTypeObject *tp, int subclasses)
         return 0;
     tp->tp_alloc = PyType_GenericAlloc;
     PyType_Modified(tp);
+    respecialize_sites(tp);
     drop_entry(t);
     if (subclasses)
         restore_subclasses(tp, 0);
