@@ -9,16 +9,24 @@ pyloot's allocation sites (docs/allocations.md). Each round makes N
 instances of each (kept in a list, then dropped), alternating which goes
 first, from a call stack a few frames deep; the best round (CPU time) of
 each is compared. Printed: seconds per 1M instances of each, the ratio (goal <=
-1.25) and the sampler's counters (samples taken, sites).
+1.25) and the sampler's counters (samples taken, sites, windows).
+
+pyloot runs as in production: started (its collector thread ticks and, on
+CPython 3.13, begins the sampling windows), on a store in a temporary
+directory, with the default interval (no collection falls in the rounds
+but the first). --no-collector traces without starting pyloot: on 3.13 the
+wrapper then stays installed (nothing would begin a new window).
 
 Not part of the test run; see bench/README.md.
 """
 import argparse
 import gc
+import os
 import sys
+import tempfile
 import time
 
-from pyloot import _pyloot
+from pyloot import PyLoot, _pyloot
 
 
 class Traced:
@@ -54,7 +62,22 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--no-collector", action="store_true", help="trace without starting pyloot")
     args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        loot = None
+        if not args.no_collector:
+            loot = PyLoot(path=os.path.join(tmp, "store"), gc_collect=False)
+            loot.start()
+            time.sleep(0.5)  # the first collection, then only the thread's ticks
+        try:
+            run(args)
+        finally:
+            if loot:
+                loot.stop(blocking=True)
+
+
+def run(args):
     why = _pyloot.alloc_trace(Traced)
     if why:
         sys.exit("cannot trace: %s" % why)
@@ -73,6 +96,8 @@ def main():
     print("ratio traced / untraced: %.3f (goal <= 1.25)" % (best[Traced] / best[Untraced]))
     print("samples taken %d, sites %d (%d bytes), sites dropped %d" % (
         stats["samples"], stats["sites"], stats["site_bytes"], stats["sites_dropped"]))
+    print("windows: %s, %d ended%s" % (stats["windows"], stats["windows_ended"],
+                                       ", collector not started" if args.no_collector else ""))
 
 
 if __name__ == "__main__":

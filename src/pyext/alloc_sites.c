@@ -20,12 +20,28 @@
  *             dereferenced, only compared with the address and type of an
  *             object met alive.
  * The wrapper costs one index probe and one decrement per allocation of a
- * traced type; types not traced never reach it. */
+ * traced type; types not traced never reach it.
+ *
+ * Windows (CPython 3.13): the interpreter allocates the instances of a class
+ * with object's __new__ and a Python __init__ inline at the call sites it
+ * specialized (CALL_ALLOC_AND_ENTER_INIT), and only while tp_alloc is
+ * PyType_GenericAlloc (Python/specialize.c, specialize_class_call). So the
+ * wrapper is installed for sampling windows only: a window ends after
+ * PL_ALLOC_WINDOW_SAMPLES samples (the first one after the
+ * PL_ALLOC_SAMPLE_ALL ones), the plain slot is given back (no
+ * PyType_Modified: the call sites that failed to specialize retry by
+ * themselves) and the collector thread's tick installs the wrapper again
+ * later with PyType_Modified, so that the specialized sites fall back to
+ * the slot. Each new window costs the class one version tag, of which 3.13
+ * gives a class 1,000 in its life: windows are spaced further apart as the
+ * type ages and stop once the class has used PL_ALLOC_VERSIONS_CAP. */
 #include "alloc_sites.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "call_site.h"
 #include "heap.h"
 #include "pyloot/json.h"
 #include "util.h"
@@ -39,6 +55,13 @@ typedef struct traced {
     long gap;         /* allocations the next sample stands for */
     long countdown;   /* allocations until the next sample */
     uint64_t samples, allocs; /* allocs: sampled gaps summed */
+    int armed;        /* tp_alloc is the wrapper (else between two windows) */
+    int every;        /* this window samples every allocation */
+    int spent;        /* no more windows: the version tags allowed are used */
+    long window;      /* samples left in this window */
+    uint64_t windows; /* windows ended: > 0, the counts cover windows only */
+    double since;     /* pl_now_s() when traced */
+    double due;       /* between windows: when the next one may begin */
 } traced;
 
 typedef struct site {
@@ -72,6 +95,26 @@ static char *names[PL_ALLOC_NAMES_MAX]; /* waiting for their type */
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
 static uint64_t sites_dropped, samples_total;
 static PyObject *freed_cb;          /* the weak references' callback; never freed */
+
+/* The windows: off (the wrapper stays, 3.11 and 3.12), auto (3.13: while
+ * the collector thread ticks, since it begins the windows) or always (for
+ * tests: the collector's count pass begins them too). */
+enum { DUTY_OFF, DUTY_AUTO, DUTY_ALWAYS };
+#if PY_VERSION_HEX >= 0x030D0000
+#define DUTY_DEFAULT DUTY_AUTO
+#else
+#define DUTY_DEFAULT DUTY_OFF
+#endif
+static struct {
+    int mode;
+    long window;   /* samples per window */
+    double gap;    /* seconds between windows, at least */
+} duty = {DUTY_DEFAULT, PL_ALLOC_WINDOW_SAMPLES, PL_ALLOC_WINDOW_GAP_MS / 1000.0};
+static uint64_t windows_total;
+static PyObject *init_name;         /* "__init__", interned; never freed */
+/* Read by the collector thread without the GIL. */
+static atomic_llong tick_ms;        /* the thread's last tick, monotonic ms */
+static atomic_llong next_due_ms;    /* the earliest window due; 0 none */
 
 static size_t hash_ptr(const void *p)
 {
@@ -275,7 +318,7 @@ static void sample(traced *t, PyObject *o)
     t->samples++;
     t->allocs += (uint64_t)weight;
     samples_total++;
-    t->gap = t->countdown = t->samples < PL_ALLOC_SAMPLE_ALL ? 1 : next_gap();
+    t->gap = t->countdown = t->samples < PL_ALLOC_SAMPLE_ALL || t->every ? 1 : next_gap();
     long k = site_for(t->tp, f, n);
     if (k < 0)
         return;
@@ -288,6 +331,124 @@ static void sample(traced *t, PyObject *o)
     set[0] = (addr_entry){(uintptr_t)o, (uint32_t)k, (uint32_t)weight};
 }
 
+/* ---- windows ---- */
+
+/* The call sites that made tp's sampled instances and that 3.13 left on
+ * its generic path while the wrapper was there: specialized again at their
+ * next call (call_site.h). The slot is the plain one by now. */
+static void respecialize_sites(PyTypeObject *tp)
+{
+    for (size_t k = 0; k < nsites; k++)
+        if (sites[k].tp == tp && sites[k].n)
+            pl_call_site_respecialize(sites[k].key[0].code, sites[k].key[0].lasti);
+}
+
+#if PY_VERSION_HEX >= 0x030D0000
+#define PL_IS_FINALIZING() Py_IsFinalizing()
+#else
+#define PL_IS_FINALIZING() _Py_IsFinalizing()
+#endif
+
+static PyObject *traced_alloc(PyTypeObject *type, Py_ssize_t nitems);
+
+static double now_ms(void)
+{
+    return pl_now_s() * 1e3;
+}
+
+/* The interpreter would allocate tp's instances inline at a specialized
+ * call site: object's __new__ and a Python __init__ (specialize_class_call
+ * also wants tp_alloc to be PyType_GenericAlloc: that is the point). */
+static int inlined(PyTypeObject *tp)
+{
+    if (tp->tp_new != PyBaseObject_Type.tp_new)
+        return 0;
+    if (!init_name && !(init_name = PyUnicode_InternFromString("__init__"))) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *init = _PyType_Lookup(tp, init_name); /* borrowed; runs no Python code */
+    return init && PyFunction_Check(init);
+}
+
+/* Publishes when the earliest window is due, for the collector's tick. */
+static void publish_due(void)
+{
+    double first = 0;
+    for (int k = 0; k < PL_ALLOC_TRACED_MAX; k++)
+        if (T[k].tp && !T[k].armed && !T[k].spent && (first == 0 || T[k].due < first))
+            first = T[k].due;
+    atomic_store(&next_due_ms, first > 0 ? (long long)(first * 1e3) + 1 : 0);
+}
+
+/* Ends t's window: the plain slot goes back when something begins the
+ * next window (the collector thread ticks, or tests asked for windows)
+ * and the interpreter would allocate the class inline; otherwise the
+ * wrapper stays and a new window simply begins. */
+static void window_end(traced *t)
+{
+    t->window = duty.window;
+    double now = pl_now_s();
+    if (!t->armed || t->tp->tp_alloc != traced_alloc || !inlined(t->tp) ||
+        (duty.mode == DUTY_AUTO && now_ms() - (double)atomic_load(&tick_ms) > PL_ALLOC_TICK_STALE_MS)) {
+        t->every = 0; /* the wrapper stays: sampled at gaps, as without windows */
+        return;
+    }
+    t->tp->tp_alloc = PyType_GenericAlloc;
+    t->armed = 0;
+    t->every = 0;
+    respecialize_sites(t->tp);
+    t->windows++;
+    windows_total++;
+    double gap = (now - t->since) / PL_ALLOC_GAP_AGE;
+    t->due = now + (duty.gap <= 0 ? 0 : gap > duty.gap ? gap : duty.gap);
+    publish_due();
+}
+
+/* Begins a window of t: the wrapper again, and a new version tag so that
+ * the call sites specialized in between fall back to the slot. */
+static void window_begin(traced *t)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    if (t->tp->tp_versions_used >= PL_ALLOC_VERSIONS_CAP)
+        t->spent = 1;
+#endif
+    if (t->tp->tp_alloc != PyType_GenericAlloc)
+        t->spent = 1; /* something else took the slot meanwhile */
+    if (t->spent)
+        return;
+    t->tp->tp_alloc = traced_alloc;
+    t->armed = 1;
+    t->every = duty.mode != DUTY_OFF; /* every allocation: each site left generic is known */
+    t->window = duty.window;
+    t->gap = t->countdown = 1;
+    PyType_Modified(t->tp);
+}
+
+/* Begins the windows that are due (all of them with `all`). GIL held. */
+static void windows_due(int all)
+{
+    double now = pl_now_s();
+    for (int k = 0; k < PL_ALLOC_TRACED_MAX; k++)
+        if (T[k].tp && !T[k].armed && !T[k].spent && (all || T[k].due <= now))
+            window_begin(&T[k]);
+    publish_due();
+}
+
+/* See alloc_sites.h. */
+void pl_alloc_tick(void)
+{
+    atomic_store(&tick_ms, (long long)now_ms());
+    long long due = atomic_load(&next_due_ms);
+    if (!due || now_ms() < (double)due || PL_IS_FINALIZING())
+        return;
+    PyGILState_STATE g = PyGILState_Ensure();
+    double held = pl_now_s();
+    windows_due(0);
+    pl_gil_held_add(pl_now_s() - held);
+    PyGILState_Release(g);
+}
+
 /* The tp_alloc of traced types, and of the subclasses that inherited it
  * while their base was traced (a class statement sets PyType_GenericAlloc
  * itself, but a type made from a C spec inherits the slot): a subclass is
@@ -298,8 +459,11 @@ static PyObject *traced_alloc(PyTypeObject *type, Py_ssize_t nitems)
     PyObject *o = PyType_GenericAlloc(type, nitems);
     if (o) {
         traced *t = find_traced(type);
-        if (t && --t->countdown <= 0)
+        if (t && --t->countdown <= 0) {
             sample(t, o);
+            if (duty.mode != DUTY_OFF && t->samples > PL_ALLOC_SAMPLE_ALL && --t->window <= 0)
+                window_end(t);
+        }
     }
     return o;
 }
@@ -314,6 +478,7 @@ static void drop_entry(traced *t)
     memset(t, 0, sizeof *t);
     rebuild_by_type();
     forget_sites(tp);
+    publish_due();
 }
 
 /* The weak references' callback: a traced type is being freed. Its slot
@@ -411,6 +576,10 @@ int pl_alloc_trace(PyTypeObject *tp, int automatic, const char **why)
     pl_buf_free(&name);
     t->automatic = automatic;
     t->gap = t->countdown = 1;
+    t->armed = 1;
+    t->every = duty.mode != DUTY_OFF;
+    t->window = duty.window;
+    t->since = pl_now_s();
     rebuild_by_type();
     tp->tp_alloc = traced_alloc;
     /* A new version tag: call sites the interpreter specialized for the
@@ -429,6 +598,7 @@ static int untrace(PyTypeObject *tp, int subclasses)
         return 0;
     tp->tp_alloc = PyType_GenericAlloc;
     PyType_Modified(tp);
+    respecialize_sites(tp);
     drop_entry(t);
     if (subclasses)
         restore_subclasses(tp, 0);
@@ -463,6 +633,8 @@ void pl_alloc_sites_pass(pl_type_table *t)
     int any_name = 0;
     for (int i = 0; i < PL_ALLOC_NAMES_MAX && !any_name; i++)
         any_name = names[i] != NULL;
+    if (duty.mode != DUTY_OFF)
+        windows_due(0);
     if (!ngrow && !any_name)
         return;
     for (size_t i = 0; i < t->cap; i++) {
@@ -504,6 +676,13 @@ PyTypeObject *pl_alloc_traced_named(const char *group)
             found = T[k].tp;
     }
     return found;
+}
+
+/* See alloc_sites.h. */
+int pl_alloc_windowed(PyTypeObject *tp)
+{
+    const traced *t = find_traced(tp);
+    return t && t->windows > 0;
 }
 
 /* See alloc_sites.h. */
@@ -671,6 +850,38 @@ static PyObject *py_alloc_wrapped(PyObject *module, PyObject *tp)
     return PyBool_FromLong(((PyTypeObject *)tp)->tp_alloc == traced_alloc);
 }
 
+/* alloc_duty(mode=None, window=PL_ALLOC_WINDOW_SAMPLES, gap_ms=PL_ALLOC_WINDOW_GAP_MS)
+ * -> the mode before: None the default of this CPython ("auto" on 3.13,
+ * else "off"), "off" (the wrapper stays), "always" (windows even without
+ * the collector thread; the count pass begins them: for tests). */
+static PyObject *py_alloc_duty(PyObject *module, PyObject *args, PyObject *kw)
+{
+    (void)module;
+    static char *kwlist[] = {"mode", "window", "gap_ms", NULL};
+    static const char *names_of[] = {"off", "auto", "always"};
+    const char *mode = NULL;
+    long window = PL_ALLOC_WINDOW_SAMPLES;
+    double gap_ms = PL_ALLOC_WINDOW_GAP_MS;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zld:alloc_duty", kwlist, &mode, &window, &gap_ms))
+        return NULL;
+    int m = DUTY_DEFAULT;
+    if (mode) {
+        for (m = 0; m < 3 && strcmp(mode, names_of[m]) != 0; m++)
+            ;
+        if (m == 3)
+            return PyErr_Format(PyExc_ValueError, "mode is None, \"off\", \"auto\" or \"always\"");
+    }
+    if (window < 1 || window > 1000000 || !(gap_ms >= 0 && gap_ms <= 86400e3))
+        return PyErr_Format(PyExc_ValueError, "window is 1..1000000 samples, gap_ms 0..86400000");
+    const char *before = names_of[duty.mode];
+    duty.mode = m;
+    duty.window = window;
+    duty.gap = gap_ms / 1e3;
+    if (m == DUTY_OFF)
+        windows_due(1); /* the wrapper back on every traced type */
+    return PyUnicode_FromString(before);
+}
+
 static PyObject *py_alloc_untrace_all(PyObject *module, PyObject *unused)
 {
     (void)module;
@@ -679,26 +890,42 @@ static PyObject *py_alloc_untrace_all(PyObject *module, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* Appends the names of the traced types with `pick` (0 the automatic
+ * ones, 1 the named ones, 2 between two windows, 3 spent) to list l. */
+static int names_where(PyObject *l, int pick)
+{
+    for (int k = 0; k < PL_ALLOC_TRACED_MAX; k++) {
+        const traced *t = &T[k];
+        if (!t->tp)
+            continue;
+        int in = pick == 0 ? t->automatic : pick == 1 ? !t->automatic : pick == 2 ? !t->armed && !t->spent : t->spent;
+        if (!in)
+            continue;
+        PyObject *s = PyUnicode_FromString(t->name ? t->name : "?");
+        if (!s || PyList_Append(l, s) < 0) {
+            Py_XDECREF(s);
+            return -1;
+        }
+        Py_DECREF(s);
+    }
+    return 0;
+}
+
 /* alloc_stats() -> {"traced": [names], "automatic": [names], "waiting": [names],
- * "sites", "site_bytes", "sites_dropped", "samples", "sites_by_type": {name: n}} */
+ * "sites", "site_bytes", "sites_dropped", "samples", "sites_by_type": {name: n},
+ * "windows": mode, "windows_ended", "between_windows": [names], "spent": [names]} */
 static PyObject *py_alloc_stats(PyObject *module, PyObject *unused)
 {
     (void)module;
     (void)unused;
-    PyObject *traced_l = PyList_New(0), *auto_l = PyList_New(0), *wait_l = PyList_New(0), *res = NULL;
-    PyObject *by_type_d = NULL;
-    if (!traced_l || !auto_l || !wait_l)
+    static const char *modes[] = {"off", "auto", "always"};
+    PyObject *l[4] = {PyList_New(0), PyList_New(0), PyList_New(0), PyList_New(0)};
+    PyObject *wait_l = PyList_New(0), *res = NULL, *by_type_d = NULL;
+    if (!l[0] || !l[1] || !l[2] || !l[3] || !wait_l)
         goto out;
-    for (int k = 0; k < PL_ALLOC_TRACED_MAX; k++) {
-        if (!T[k].tp)
-            continue;
-        PyObject *s = PyUnicode_FromString(T[k].name ? T[k].name : "?");
-        if (!s || PyList_Append(T[k].automatic ? auto_l : traced_l, s) < 0) {
-            Py_XDECREF(s);
+    for (int pick = 0; pick < 4; pick++)
+        if (names_where(l[pick], pick) < 0)
             goto out;
-        }
-        Py_DECREF(s);
-    }
     for (int i = 0; i < PL_ALLOC_NAMES_MAX; i++) {
         if (!names[i])
             continue;
@@ -724,14 +951,15 @@ static PyObject *py_alloc_stats(PyObject *module, PyObject *unused)
         }
         Py_DECREF(v);
     }
-    res = Py_BuildValue("{s:O,s:O,s:O,s:n,s:n,s:K,s:K,s:O}", "traced", traced_l, "automatic", auto_l, "waiting",
-                        wait_l, "sites", (Py_ssize_t)nsites, "site_bytes", (Py_ssize_t)site_bytes, "sites_dropped",
-                        (unsigned long long)sites_dropped, "samples", (unsigned long long)samples_total,
-                        "sites_by_type", by_type_d);
+    res = Py_BuildValue("{s:O,s:O,s:O,s:n,s:n,s:K,s:K,s:O,s:s,s:K,s:O,s:O}", "traced", l[1], "automatic", l[0],
+                        "waiting", wait_l, "sites", (Py_ssize_t)nsites, "site_bytes", (Py_ssize_t)site_bytes,
+                        "sites_dropped", (unsigned long long)sites_dropped, "samples",
+                        (unsigned long long)samples_total, "sites_by_type", by_type_d, "windows", modes[duty.mode],
+                        "windows_ended", (unsigned long long)windows_total, "between_windows", l[2], "spent", l[3]);
 out:
     Py_XDECREF(by_type_d);
-    Py_XDECREF(traced_l);
-    Py_XDECREF(auto_l);
+    for (int i = 0; i < 4; i++)
+        Py_XDECREF(l[i]);
     Py_XDECREF(wait_l);
     return res;
 }
@@ -744,6 +972,8 @@ static PyMethodDef alloc_methods[] = {
     {"alloc_untrace", py_alloc_untrace, METH_O,
      "alloc_untrace(type or name) -> bool: stop tracing it, restore its slot, forget its sites."},
     {"alloc_untrace_all", py_alloc_untrace_all, METH_NOARGS, "Stops tracing every type."},
+    {"alloc_duty", (PyCFunction)(void (*)(void))py_alloc_duty, METH_VARARGS | METH_KEYWORDS,
+     "alloc_duty(mode=None, window=..., gap_ms=...) -> the mode before: the sampling windows (docs/allocations.md)."},
     {"alloc_wrapped", py_alloc_wrapped, METH_O, "alloc_wrapped(type) -> bool: its tp_alloc is pyloot's wrapper."},
     {"alloc_stats", py_alloc_stats, METH_NOARGS, "The traced types and the sizes of the site tables."},
     {NULL, NULL, 0, NULL},

@@ -13,6 +13,14 @@
  * at random gaps, each sample weighing the gap it stands for, so that a
  * site's count estimates its live instances.
  *
+ * Windows (CPython 3.13, docs/allocations.md): for a class that 3.13 would
+ * allocate inline (object's __new__, a Python __init__), the wrapper is
+ * installed for sampling windows of PL_ALLOC_WINDOW_SAMPLES samples only,
+ * begun by the collector thread's tick (pl_alloc_tick) at least
+ * PL_ALLOC_WINDOW_GAP_MS apart, and further apart as the type ages (age /
+ * PL_ALLOC_GAP_AGE), until the class has used PL_ALLOC_VERSIONS_CAP version
+ * tags. The first window holds the PL_ALLOC_SAMPLE_ALL first allocations.
+ *
  * Bounds (docs/security.md): PL_ALLOC_TRACED_MAX types, PL_ALLOC_SITES_MAX
  * sites holding at most PL_ALLOC_SITES_BYTES, PL_ALLOC_ADDR_SLOTS addresses
  * (in sets of 4: a new sample drops the oldest of its set), PL_ALLOC_NAMES_MAX names
@@ -34,6 +42,11 @@
 #define PL_ALLOC_ADDR_SLOTS (1u << 16)  /* the address -> site map: 16 bytes each */
 #define PL_ALLOC_SAMPLE_ALL 256         /* first allocations of a type, every one sampled */
 #define PL_ALLOC_SAMPLE_MEAN 64         /* then one sample per this many allocations */
+#define PL_ALLOC_WINDOW_SAMPLES 128     /* samples per window (3.13) */
+#define PL_ALLOC_WINDOW_GAP_MS 250      /* between two windows, at least */
+#define PL_ALLOC_GAP_AGE 32             /* and at least the type's traced age / this */
+#define PL_ALLOC_VERSIONS_CAP 400       /* no window once the class used that many version tags */
+#define PL_ALLOC_TICK_STALE_MS 1000     /* windows end only while the collector ticked this recently */
 
 /* Traces tp. Returns 1 traced (or already), 0 when it cannot be (*why says
  * why: a static type, a custom tp_alloc, the table is full), -1 with an
@@ -48,6 +61,14 @@ int pl_alloc_untrace(PyTypeObject *tp);
  * every type of the pass in t): traces the types whose names wait in the
  * list and the growing types the witnesses would pick (witness.h). */
 void pl_alloc_sites_pass(pl_type_table *t);
+
+/* The collector thread's tick (no GIL held, every ~50 ms): begins the
+ * windows that are due, taking the GIL only then. */
+void pl_alloc_tick(void);
+
+/* tp is traced and its wrapper was off between windows at least once: its
+ * sites' counts cover the windows only (live_alloc.c scales them). */
+int pl_alloc_windowed(PyTypeObject *tp);
 
 /* The traced type named `group` ("mod.T", "mod.T#2" as the history names
  * it), borrowed (alive: the table drops a type when it is freed), or NULL. */
@@ -72,7 +93,8 @@ void pl_alloc_site_line(long site, pl_buf *b);
 int pl_alloc_sites_of(PyTypeObject *tp, long **out, uint64_t **allocs, size_t *n);
 
 /* Adds the trace functions (alloc_trace, alloc_trace_name, alloc_untrace,
- * alloc_untrace_all, alloc_wrapped, alloc_stats) to the module. 0 or -1. */
+ * alloc_untrace_all, alloc_wrapped, alloc_duty, alloc_stats) to the module.
+ * 0 or -1. */
 int pl_alloc_module_exec(PyObject *module);
 
 /* Untraces every type and forgets the names waiting for theirs. With

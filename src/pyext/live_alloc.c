@@ -99,13 +99,23 @@ int pl_answer_allocations(pl_answer *a)
     /* No Python code runs from the walk to the end of the document: the
      * sites stay as they are. */
     a->gc_was_enabled = PyGC_Disable();
-    if (c.n && pl_live_walk(count_visit, &c) < 0) {
+    if (pl_live_walk(count_visit, &c) < 0) {
         pl_answer_end_snapshot(a);
         goto out;
     }
     pl_answer_end_snapshot(a);
+    /* Between windows nothing is sampled: the sites share the type's
+     * instances in the proportions of its sampled live instances. */
+    int windowed = pl_alloc_windowed(tp);
+    uint64_t sampled = 0;
     for (size_t i = 0; i < c.n; i++)
-        r[i] = (struct ranked){c.site[i], c.live[i], allocs[i]};
+        sampled += c.live[i];
+    for (size_t i = 0; i < c.n; i++) {
+        uint64_t live = c.live[i];
+        if (windowed && sampled)
+            live = (uint64_t)((double)live * (double)c.instances / (double)sampled + 0.5);
+        r[i] = (struct ranked){c.site[i], live, allocs[i]};
+    }
     if (c.n > 1)
         qsort(r, c.n, sizeof *r, cmp_ranked);
 
@@ -115,6 +125,10 @@ int pl_answer_allocations(pl_answer *a)
     pl_json_key(b, "group");
     pl_json_cstr(b, a->q->group);
     pl_buf_puts(b, ",\"traced\":true,");
+    pl_buf_printf(b, "\"windowed\":%s,", windowed ? "true" : "false");
+    pl_json_key(b, "instances");
+    pl_json_u64(b, c.instances);
+    pl_buf_putc(b, ',');
     pl_json_key(b, "total_sites");
     pl_json_u64(b, c.n);
     pl_buf_puts(b, ",\"sites\":[");

@@ -23,6 +23,14 @@ static void atfork_child(void)
     pl_requests_atfork_child();
 }
 
+/* The collector thread's tick: the live routes' cache expiry, then the
+ * allocation sites' windows. */
+static void collector_tick(void)
+{
+    pl_live_tree_tick();
+    pl_alloc_tick();
+}
+
 static int pl_exec(PyObject *m)
 {
     static int atfork_done;
@@ -43,7 +51,7 @@ static int pl_exec(PyObject *m)
         pl_live_module_exec(m) < 0 || pl_graph_module_exec(m) < 0 || pl_witness_module_exec(m) < 0 ||
         pl_heap_dump_module_exec(m) < 0 || pl_requests_module_exec(m) < 0 || pl_alloc_module_exec(m) < 0)
         return -1;
-    pl_collector_set_tick(pl_live_tree_tick);
+    pl_collector_set_tick(collector_tick);
     return 0;
 }
 

@@ -35,6 +35,7 @@ def detail(obj):
 def untrace_after():
     yield
     P.alloc_untrace_all()
+    P.alloc_duty(None)
 
 
 def make_one(cls):
@@ -391,3 +392,146 @@ def test_builtins_from_tracemalloc_when_the_app_runs_it():
     finally:
         tracemalloc.stop()
     assert sites("set")["traced"] is False
+
+
+# ---- sampling windows (the default on CPython 3.13, asked for here on any) ----
+
+def make_many(cls, n):
+    return [cls(i) for i in range(n)]
+
+
+def test_windows_keep_the_exact_line_and_give_the_slot_back():
+    class Win:
+        def __init__(self, i):
+            self.i = i
+
+    Win.__qualname__ = "AllocWin"
+    name = __name__ + ".AllocWin"
+    P.alloc_duty("always", window=8, gap_ms=0)
+    before = P.alloc_stats()["samples"]  # of every type since the start
+    assert P.alloc_trace(Win) is None and P.alloc_wrapped(Win)
+    # The first window: the ALLOC_SAMPLE_ALL first allocations, then 8 samples.
+    line = inspect.currentframe().f_lineno + 1
+    first = [Win(i) for i in range(P.ALLOC_SAMPLE_ALL)]
+    assert P.alloc_wrapped(Win)
+    assert all(detail(o)["created_at"][0]["line"] == line for o in first[::51])
+    rest = make_many(Win, 8)
+    assert not P.alloc_wrapped(Win) and name in P.alloc_stats()["between_windows"]
+    # Between windows nothing is sampled.
+    unseen = make_many(Win, 500)
+    assert P.alloc_stats()["samples"] - before == P.ALLOC_SAMPLE_ALL + 8
+    assert not any("created_at" in detail(o) for o in unseen[::50])
+    # The count pass begins the next window: the wrapper again, and the
+    # exact line of what it samples.
+    P.count_types()
+    assert P.alloc_wrapped(Win) and name not in P.alloc_stats()["between_windows"]
+    line2 = inspect.currentframe().f_lineno + 1
+    more = [Win(i) for i in range(8)]
+    assert not P.alloc_wrapped(Win)
+    assert [detail(o)["created_at"][0]["line"] for o in more] == [line2] * 8
+    got = sites(name)
+    assert got["windowed"] is True and got["instances"] == len(first) + len(rest) + len(unseen) + len(more)
+    lines = [s["frames"][0]["line"] for s in got["sites"]]
+    assert line in lines and line2 in lines
+    # The sampled shares of the type's live instances.
+    assert abs(sum(s["count"] for s in got["sites"]) - got["instances"]) <= len(got["sites"])
+    # Untraced between windows or within one, the slot is the plain one.
+    assert P.alloc_untrace(Win) is True and not P.alloc_wrapped(Win)
+    assert make_many(Win, 3)[2].i == 2
+    P.alloc_trace(Win)
+    assert P.alloc_wrapped(Win)
+    P.alloc_untrace_all()
+    assert not P.alloc_wrapped(Win) and P.alloc_stats()["between_windows"] == []
+    P.alloc_trace(Win)
+    make_many(Win, P.ALLOC_SAMPLE_ALL + 8)
+    assert not P.alloc_wrapped(Win)
+    P.alloc_untrace_all()
+    assert not P.alloc_wrapped(Win)
+    P.count_types()  # nothing traced: no window begins
+    assert not P.alloc_wrapped(Win)
+
+
+def test_windows_leave_alone_classes_the_interpreter_does_not_inline():
+    class NoInit:  # object's __init__: no call site allocates it inline
+        pass
+
+    class Sub(NoInit):
+        def __init__(self):
+            pass
+
+    P.alloc_duty("always", window=4, gap_ms=0)
+    P.alloc_trace(NoInit)
+    P.alloc_trace(Sub)
+    objs = [NoInit() for _ in range(P.ALLOC_SAMPLE_ALL + 50)]
+    assert P.alloc_wrapped(NoInit)  # the wrapper stays: nothing to win
+    subs = [Sub() for _ in range(P.ALLOC_SAMPLE_ALL + 50)]
+    assert not P.alloc_wrapped(Sub) and P.alloc_wrapped(NoInit)
+    P.alloc_untrace(NoInit)
+    assert not P.alloc_wrapped(NoInit) and not P.alloc_wrapped(Sub)
+    del objs, subs
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 13), reason="the call site form of CPython 3.13")
+def test_a_call_site_left_generic_is_specialized_again():
+    import dis
+    import io
+
+    class Hot:
+        def __init__(self, i):
+            self.i = i
+
+    def build(n):
+        return [Hot(i) for i in range(n)]
+
+    def call_op():
+        out = io.StringIO()
+        dis.dis(build, adaptive=True, file=out)
+        ops = [w for line in out.getvalue().splitlines() for w in line.split() if w.startswith("CALL")]
+        return ops[-1]
+
+    build(100)
+    assert call_op() == "CALL_ALLOC_AND_ENTER_INIT"
+    # Windows of 64 allocations: longer than the 52 misses after which the
+    # interpreter specializes a call site again.
+    P.alloc_duty("always", window=64, gap_ms=0)
+    P.alloc_trace(Hot)
+    build(100)
+    assert call_op() == "CALL_NON_PY_GENERAL"  # the wrapper makes 3.13 give up the inline path
+    build(P.ALLOC_SAMPLE_ALL)  # the window ends
+    assert not P.alloc_wrapped(Hot)
+    build(10)
+    assert call_op() == "CALL_ALLOC_AND_ENTER_INIT"
+    P.count_types()
+    build(60)
+    assert P.alloc_wrapped(Hot) and call_op() == "CALL_NON_PY_GENERAL"
+    P.alloc_untrace(Hot)
+    build(10)
+    assert call_op() == "CALL_ALLOC_AND_ENTER_INIT"
+
+
+def test_the_collector_thread_begins_the_windows(tmp_path):
+    class Ticked:
+        def __init__(self, i):
+            self.i = i
+
+    import time
+
+    P.alloc_duty("auto", window=8, gap_ms=0)
+    loot = pyloot.PyLoot(path=str(tmp_path / "db"), interval=3600, gc_collect=False)
+    loot.start()
+    try:
+        loot.trace_allocations(Ticked)
+        kept = []
+        deadline = time.monotonic() + 20
+        # The window ends once the thread has ticked (every ~50 ms).
+        while P.alloc_wrapped(Ticked) and time.monotonic() < deadline and len(kept) < 10 ** 6:
+            kept += make_many(Ticked, 400)
+            time.sleep(0.02)
+        assert not P.alloc_wrapped(Ticked)
+        # The thread's tick begins the next one (no count pass: interval 1 h).
+        while not P.alloc_wrapped(Ticked) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert P.alloc_wrapped(Ticked)
+    finally:
+        loot.stop(blocking=True)
+    assert not P.alloc_wrapped(Ticked)
