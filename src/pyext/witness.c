@@ -8,17 +8,20 @@
  * growers, in bytes over those samples (a str or bytes payload outranks the
  * small objects that grow with it; classes come first); a qualifying type is witnessed at most once
  * per PL_WITNESS_EVERY_MS after its first witness, and at most one pass is
- * taken per collection. The instance is one made since the type's previous
- * pass (witness_seen.c): a type's first pass only remembers.
+ * taken per collection. The instance is one made since the previous pass
+ * (witness_seen.c). A pass serves every candidate at once, in one walk of
+ * the heap: it remembers the instances of all of them, and searches those
+ * that are due and that the previous pass remembered (a type's first pass
+ * only remembers it).
  *
  * Budget: a token bucket on measured GIL time. Credit accrues at
- * PL_WITNESS_GIL_SHARE of wall time and is capped at zero; a pass (a type's
- * first, which only remembers its instances, or a search) may start only
- * when the balance is not negative, and costs what it measured; a type's
- * first search may also start while the balance is no lower than minus its
- * remembering pass (the two are paid for as one). Over any window the GIL
- * time spent here is at most PL_WITNESS_GIL_SHARE of the window plus one
- * search and one remembering pass.
+ * PL_WITNESS_GIL_SHARE of wall time and is capped at zero; a pass may
+ * start only when the balance is not negative, and costs what it measured;
+ * a pass that searches may also start while the balance is no lower than
+ * minus the previous pass when that one remembered a due type for its
+ * first search (the two are paid for as one). The balance is then never
+ * below minus two passes, so over any window the GIL time spent here is at
+ * most PL_WITNESS_GIL_SHARE of the window plus two passes.
  *
  * All state is protected by the collector's collect_lock (the only caller
  * holds it); witness_stats() and pl_witness_growing() read copies under
@@ -54,30 +57,24 @@ typedef struct track {
     int cls;                 /* a heap type: a class (user code's, mostly) */
 } track;
 
-/* What the last pass saw of a type (witness_seen.h): the first pass of a
- * candidate only remembers, the next ones pick an instance not seen. A few
- * slots, reused least recently used first, bound the memory. */
-#define PL_WITNESS_SEEN_SLOTS 4
-typedef struct seen_slot {
-    uint32_t type_id;        /* valid while seen.bits is set */
-    int64_t used_ms;
-    pl_seen seen;
-    int first_search;        /* remembered, not searched yet */
-    double remember_s;       /* the GIL time of that remembering pass */
-} seen_slot;
-
+/* What the last pass saw (witness_seen.h): filter i of `prev` is the
+ * type prev_ids[i]. Every pass remembers all the candidates at once, so a
+ * candidate's first pass only remembers it and its next one searches. */
 typedef struct witness_state {
     track *tracks;           /* sorted by type_id */
     size_t n;
-    seen_slot seen[PL_WITNESS_SEEN_SLOTS];
+    pl_seen prev;
+    uint32_t prev_ids[PL_SEEN_TYPES];
+    double owed_s;           /* the GIL time of the last pass when it remembered a type for its first search */
     uint64_t serial;         /* store the ids belong to */
     double balance_s;        /* GIL seconds available (<= 0) */
     int64_t last_ms;         /* when the balance was last credited */
 } witness_state;
 static witness_state W;      /* protected by collect_lock */
+_Static_assert(PL_WITNESS_TOP <= PL_SEEN_TYPES, "a pass remembers every candidate");
 
 typedef struct witness_stats {
-    uint64_t searches, written, no_path, errors, skipped_budget, remembered;
+    uint64_t passes, searches, written, no_path, errors, skipped_budget, remembered;
     double gil_s;            /* GIL time spent here in total */
     double last_gil_ms;
 } witness_stats;
@@ -206,23 +203,6 @@ size_t pl_witness_candidates(const pl_type_table *t, uint32_t *type_ids, size_t 
     for (int k = 0; k < PL_WITNESS_TOP && top[k] && n < max; k++)
         type_ids[n++] = top[k]->type_id;
     return n;
-}
-
-/* The track to witness now, or NULL: the largest steady grower among the
- * top PL_WITNESS_TOP that is not resting. */
-static track *pick(int64_t now_ms)
-{
-    track *top[PL_WITNESS_TOP] = {0};
-    top_growers(top);
-    for (int k = 0; k < PL_WITNESS_TOP && top[k]; k++) {
-        const track *tr = top[k];
-        if (tr->witnessed_ms && now_ms - tr->witnessed_ms < PL_WITNESS_EVERY_MS)
-            continue;
-        if (tr->tried_ms && now_ms - tr->tried_ms < PL_WITNESS_RETRY_MS)
-            continue;
-        return top[k];
-    }
-    return NULL;
 }
 
 static const pl_type_entry *entry_of(const pl_type_table *t, uint32_t type_id)
@@ -372,46 +352,119 @@ static void describe_path(pl_objvec *path, pl_edge *edges, described *d)
     }
 }
 
-/* The slot remembering type_id, or NULL. */
-static seen_slot *slot_of(uint32_t type_id)
+/* One pass: the candidates (top_growers: the largest steady growers),
+ * all remembered; those due (not resting) and remembered by the previous
+ * pass are searched. */
+typedef struct plan {
+    size_t n;
+    track *tr[PL_SEEN_TYPES];
+    const pl_type_entry *e[PL_SEEN_TYPES];
+    pl_seen_type types[PL_SEEN_TYPES];
+    size_t ndue, nsearch, nfirst; /* due; searched; due but not remembered yet */
+} plan;
+
+/* The index of type_id among the previous pass's filters, or -1. */
+static int prev_index(uint32_t type_id)
 {
-    for (size_t i = 0; i < PL_WITNESS_SEEN_SLOTS; i++)
-        if (W.seen[i].seen.bits && W.seen[i].type_id == type_id)
-            return &W.seen[i];
-    return NULL;
+    if (!W.prev.objs)
+        return -1;
+    for (size_t i = 0; i < W.prev.ntypes; i++)
+        if (W.prev_ids[i] == type_id)
+            return (int)i;
+    return -1;
 }
 
-/* A slot for type_id: a free one, else the least recently used. */
-static seen_slot *new_slot(uint32_t type_id, int64_t now_ms)
+/* Fills pl for this collection; returns pl->ndue (0: no pass). */
+static size_t plan_pass(const pl_type_table *t, int64_t now_ms, plan *pl)
 {
-    seen_slot *s = &W.seen[0];
-    for (size_t i = 0; i < PL_WITNESS_SEEN_SLOTS; i++) {
-        if (!W.seen[i].seen.bits) {
-            s = &W.seen[i];
-            break;
-        }
-        if (W.seen[i].used_ms < s->used_ms)
-            s = &W.seen[i];
+    track *top[PL_WITNESS_TOP] = {0};
+    memset(pl, 0, sizeof *pl);
+    top_growers(top);
+    for (int k = 0; k < PL_WITNESS_TOP && top[k] && pl->n < PL_SEEN_TYPES; k++) {
+        track *tr = top[k];
+        const pl_type_entry *e = entry_of(t, tr->type_id);
+        if (!e)
+            continue;
+        int resting = (tr->witnessed_ms && now_ms - tr->witnessed_ms < PL_WITNESS_EVERY_MS) ||
+                      (tr->tried_ms && now_ms - tr->tried_ms < PL_WITNESS_RETRY_MS);
+        int prev = resting ? -1 : prev_index(tr->type_id);
+        pl->tr[pl->n] = tr;
+        pl->e[pl->n] = e;
+        pl->types[pl->n] = (pl_seen_type){.tp = e->tp, .count = e->count, .prev = prev};
+        pl->n++;
+        pl->ndue += !resting;
+        pl->nsearch += prev >= 0;
+        pl->nfirst += !resting && prev < 0;
     }
-    pl_seen_free(&s->seen);
-    s->type_id = type_id;
-    s->used_ms = now_ms;
-    return s;
+    return pl->ndue;
 }
 
-/* Under the GIL: finds an instance of tp that `seen` does not hold (new
- * since the previous pass: witness_seen.c picks where), its path, and
- * describes it into d; `seen` then holds what this pass saw. Returns 1
- * described, 0 no new instance or no path, -1 out of memory. */
-static int search(PyTypeObject *tp, const char *base, uint64_t count, pl_seen *seen, described *d)
+/* Replaces the previous pass's filters with `next`, taken by the types of pl. */
+static void keep_seen(const plan *pl, pl_seen *next)
+{
+    pl_seen_free(&W.prev);
+    W.prev = *next;
+    memset(next, 0, sizeof *next);
+    for (size_t i = 0; i < pl->n; i++)
+        W.prev_ids[i] = pl->tr[i]->type_id;
+}
+
+/* Under the GIL, for type i of pl (searched): the path to its first pick
+ * that has one, into *path (borrowed). 1 found, 0 none, -1 out of memory. */
+static int path_of(pl_answer *a, const pl_frames *fr, const pl_seen_type *ty, pl_objvec *path)
+{
+    int found = 0;
+    for (int k = 0; k < ty->npicks && found == 0; k++) {
+        path->n = 0;
+        found = pl_path_find(a, fr, ty->picks[k].anchor, path);
+        for (size_t s = 0; found == 1 && s < ty->picks[k].nsteps; s++)
+            if (pl_objvec_push(path, ty->picks[k].steps[s]) < 0)
+                found = -1;
+    }
+    return found;
+}
+
+/* Under the GIL, a path with strong references: checks that its instance
+ * is still of the type the table named `base` (a freed type's address can
+ * be reused), labels and describes it into d. 1 described, 0 not the
+ * type, -1 out of memory. */
+static int describe_found(pl_objvec *path, const char *base, described *d)
+{
+    pl_edge *edges = NULL;
+    pl_buf name = PL_BUF_INIT;
+    if (pl_typename(Py_TYPE(path->v[path->n - 1]), &name) < 0)
+        PyErr_Clear();
+    int same = name.data && strcmp(pl_buf_cstr(&name), base) == 0;
+    pl_buf_free(&name);
+    if (!same)
+        return 0;
+    int rc = -1;
+    if (pl_path_label(path, &edges) == 0) {
+        describe_path(path, edges, d);
+        rc = d->text.err ? -1 : 1;
+    }
+    if (edges) {
+        for (size_t i = 0; i < path->n; i++)
+            pl_edge_clear(&edges[i]);
+        free(edges);
+    }
+    return rc;
+}
+
+/* Under the GIL: one walk finds, for every searched type of pl, an
+ * instance new since the previous pass (witness_seen.c picks where) and
+ * its path, and remembers every type of pl for the next pass; then each
+ * path is described into d[i]. found[i]: 1 described, 0 no new instance
+ * or no path, -1 out of memory; 2 for the types only remembered. */
+static void search(plan *pl, described *d, int *found)
 {
     pl_answer a;
     pl_frames fr = {0};
-    pl_objvec path = {0};
-    pl_edge *edges = NULL;
     pl_seen next = {0};
-    pl_seen_pick picks[PL_SEEN_TRIES];
-    int rc = -1, owned = 0;
+    pl_objvec path[PL_SEEN_TYPES];
+    memset(path, 0, sizeof path);
+    for (size_t i = 0; i < pl->n; i++)
+        found[i] = pl->types[i].prev >= 0 ? -1 : 2;
 
     memset(&a, 0, sizeof a);
     a.gc_was_enabled = PyGC_Disable();
@@ -419,58 +472,46 @@ static int search(PyTypeObject *tp, const char *base, uint64_t count, pl_seen *s
         PyErr_Clear();
         goto out;
     }
-    int npicks = pl_seen_pick_new(&a, tp, count, seen, &next, picks);
-    int found = npicks < 0 ? -1 : 0;
-    for (int k = 0; k < npicks && found == 0; k++) {
-        path.n = 0;
-        found = pl_path_find(&a, &fr, picks[k].anchor, &path);
-        for (size_t i = 0; found == 1 && i < picks[k].nsteps; i++)
-            if (pl_objvec_push(&path, picks[k].steps[i]) < 0)
-                found = -1;
-    }
-    if (npicks >= 0) {
-        pl_seen_free(seen);
-        *seen = next;
-        memset(&next, 0, sizeof next);
-    }
-    if (found <= 0) {
-        pl_answer_end_snapshot(&a);
-        rc = found;
+    if (pl_seen_pick_new(&a, pl->types, pl->n, &W.prev, &next) < 0)
         goto out;
-    }
-    for (size_t i = 0; i < path.n; i++)
-        Py_INCREF(path.v[i]);
-    owned = 1;
+    keep_seen(pl, &next);
+    for (size_t i = 0; i < pl->n; i++)
+        if (found[i] != 2)
+            found[i] = path_of(&a, &fr, &pl->types[i], &path[i]);
+    for (size_t i = 0; i < pl->n; i++)
+        if (found[i] == 1)
+            for (size_t k = 0; k < path[i].n; k++)
+                Py_INCREF(path[i].v[k]);
     pl_answer_end_snapshot(&a);
-
-    /* tp is alive (an instance holds it); check it is still the type the
-     * table named, since a freed type's address can be reused. */
-    pl_buf name = PL_BUF_INIT;
-    if (pl_typename(tp, &name) < 0)
-        PyErr_Clear();
-    int same = name.data && strcmp(pl_buf_cstr(&name), base) == 0;
-    pl_buf_free(&name);
-    if (!same) {
-        rc = 0;
-        goto out;
+    /* Now the paths are owned: repr() may run. */
+    for (size_t i = 0; i < pl->n; i++) {
+        if (found[i] != 1)
+            continue;
+        found[i] = describe_found(&path[i], pl->e[i]->base, &d[i]);
+        for (size_t k = 0; k < path[i].n; k++)
+            Py_DECREF(path[i].v[k]);
     }
-    if (pl_path_label(&path, &edges) < 0)
-        goto out;
-    describe_path(&path, edges, d);
-    rc = d->text.err ? -1 : 1;
 out:
-    if (edges) {
-        for (size_t i = 0; i < path.n; i++)
-            pl_edge_clear(&edges[i]);
-        free(edges);
-    }
-    if (owned)
-        for (size_t i = 0; i < path.n; i++)
-            Py_DECREF(path.v[i]);
-    pl_objvec_free(&path);
+    for (size_t i = 0; i < pl->n; i++)
+        pl_objvec_free(&path[i]);
     pl_seen_free(&next);
     pl_answer_end_snapshot(&a);
     pl_frames_free(&fr);
+}
+
+/* Without the GIL: writes the witness described in d for track tr. 0 or -1. */
+static int write_witness(pl_store *store, const pl_incarnation *self, track *tr, int64_t now_ms, described *d)
+{
+    pl_witness_step steps[PL_WITNESS_MAX_STEPS];
+    for (size_t i = 0; i < d->n; i++) {
+        steps[i].type = d->text.data + d->off[i][0];
+        steps[i].via = d->text.data + d->off[i][1];
+        steps[i].repr = d->text.data + d->off[i][2];
+    }
+    int rc = pl_store_witness_put_site(store, self, tr->type_id, now_ms, steps, d->n,
+                                       d->site ? d->text.data + d->site : NULL);
+    if (!rc)
+        tr->witnessed_ms = now_ms;
     return rc;
 }
 
@@ -480,8 +521,7 @@ void pl_witness_after_collection(pl_type_table *t, pl_store *store, const pl_inc
     if (W.serial != t->ids_for) {
         /* another store: its ids are different */
         free(W.tracks);
-        for (size_t i = 0; i < PL_WITNESS_SEEN_SLOTS; i++)
-            pl_seen_free(&W.seen[i].seen);
+        pl_seen_free(&W.prev);
         memset(&W, 0, sizeof W);
         W.serial = t->ids_for;
     }
@@ -493,80 +533,67 @@ void pl_witness_after_collection(pl_type_table *t, pl_store *store, const pl_inc
     if (update_tracks(t) < 0)
         return;
     publish_growing(t, now_ms);
-    track *tr = pick(now_ms);
-    if (!tr)
+    plan pl;
+    if (!plan_pass(t, now_ms, &pl))
         return;
-    /* A type's first pass only remembers its instances: the witness comes
-     * from a later pass, among the instances made since. That pass and the
-     * first search are paid for as one, so that remembering does not
+    /* A pass that remembered a type for its first search and the pass
+     * that searches it are paid for as one, so that remembering does not
      * delay a type's first witness. */
-    seen_slot *slot = slot_of(tr->type_id);
-    double allowance = slot && slot->first_search ? slot->remember_s : 0;
+    double allowance = pl.nsearch ? W.owed_s : 0;
     if (W.balance_s + allowance < 0) {
         pthread_mutex_lock(&stats_lock);
         S.skipped_budget++;
         pthread_mutex_unlock(&stats_lock);
         return;
     }
-    const pl_type_entry *e = entry_of(t, tr->type_id);
-    if (!e || is_finalizing())
+    if (is_finalizing())
         return;
-    int remember = !slot;
-    if (remember)
-        slot = new_slot(tr->type_id, now_ms);
-    slot->used_ms = now_ms;
 
-    described d;
-    memset(&d, 0, sizeof d);
+    described d[PL_SEEN_TYPES];
+    int found[PL_SEEN_TYPES];
+    memset(d, 0, sizeof d);
     PyGILState_STATE g = PyGILState_Ensure();
     double t0 = pl_now_s(); /* GIL time, not the wait for it */
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
-    int found = remember ? (pl_seen_remember(e->tp, e->count, &slot->seen) < 0 ? -1 : 2)
-                         : search(e->tp, e->base, e->count, &slot->seen, &d);
+    if (pl.nsearch) {
+        search(&pl, d, found);
+    } else {
+        pl_seen next = {0};
+        int rc = pl_seen_remember(pl.types, pl.n, &next);
+        if (rc == 0)
+            keep_seen(&pl, &next);
+        for (size_t i = 0; i < pl.n; i++)
+            found[i] = rc < 0 ? -1 : 2;
+    }
     PyErr_Restore(et, ev, tb);
     double gil_s = pl_now_s() - t0;
     pl_gil_held_add(gil_s);
     PyGILState_Release(g);
     W.balance_s -= gil_s;
-    slot->first_search = remember;
-    slot->remember_s = remember ? gil_s : 0;
-    if (found == 2) {
-        pthread_mutex_lock(&stats_lock);
-        S.remembered++;
-        S.gil_s += gil_s;
-        S.last_gil_ms = gil_s * 1e3;
-        pthread_mutex_unlock(&stats_lock);
-        return;
-    }
+    W.owed_s = pl.nfirst ? gil_s : 0;
 
-    int rc = 0;
-    if (found == 1) {
-        pl_witness_step steps[PL_WITNESS_MAX_STEPS];
-        for (size_t i = 0; i < d.n; i++) {
-            steps[i].type = d.text.data + d.off[i][0];
-            steps[i].via = d.text.data + d.off[i][1];
-            steps[i].repr = d.text.data + d.off[i][2];
+    uint64_t written = 0, no_path = 0, errors = 0;
+    for (size_t i = 0; i < pl.n; i++) {
+        if (found[i] == 1 && write_witness(store, self, pl.tr[i], now_ms, &d[i]) == 0) {
+            written++;
+        } else if (found[i] == 0) {
+            pl.tr[i]->tried_ms = now_ms; /* rests PL_WITNESS_RETRY_MS */
+            no_path++;
+        } else if (found[i] != 2) {
+            errors++;
         }
-        rc = pl_store_witness_put_site(store, self, tr->type_id, now_ms, steps, d.n,
-                                       d.site ? d.text.data + d.site : NULL);
-        if (!rc)
-            tr->witnessed_ms = now_ms;
-    } else if (found == 0) {
-        tr->tried_ms = now_ms;
+        pl_buf_free(&d[i].text);
     }
-    pl_buf_free(&d.text);
-
     pthread_mutex_lock(&stats_lock);
-    S.searches++;
+    S.passes++;
+    S.searches += pl.nsearch;
+    S.remembered += !pl.nsearch;
+    S.written += written;
+    S.no_path += no_path;
+    S.errors += errors;
     S.gil_s += gil_s;
     S.last_gil_ms = gil_s * 1e3;
-    if (found == 1 && !rc)
-        S.written++;
-    else if (found == 0)
-        S.no_path++;
-    else
-        S.errors++;
     pthread_mutex_unlock(&stats_lock);
 }
 
@@ -577,7 +604,8 @@ static PyObject *py_witness_stats(PyObject *module, PyObject *unused)
     pthread_mutex_lock(&stats_lock);
     witness_stats s = S;
     pthread_mutex_unlock(&stats_lock);
-    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:d,s:d}", "searches", (unsigned long long)s.searches,
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:d,s:d}", "passes", (unsigned long long)s.passes,
+                         "searches", (unsigned long long)s.searches,
                          "written", (unsigned long long)s.written, "no_path", (unsigned long long)s.no_path,
                          "errors", (unsigned long long)s.errors, "skipped_budget",
                          (unsigned long long)s.skipped_budget, "remembered", (unsigned long long)s.remembered,
@@ -586,8 +614,9 @@ static PyObject *py_witness_stats(PyObject *module, PyObject *unused)
 
 static PyMethodDef witness_methods[] = {
     {"witness_stats", py_witness_stats, METH_NOARGS,
-     "Counters of the witnesses of this process: searches, written, no_path, errors, skipped_budget, "
-     "remembered (passes that only remembered a type's instances), gil_s (GIL seconds spent in total), last_gil_ms."},
+     "Counters of the witnesses of this process: passes (walks of the heap under the GIL), searches (types "
+     "searched, several per pass), written, no_path, errors, skipped_budget, remembered (passes that only "
+     "remembered the candidates' instances), gil_s (GIL seconds spent in total), last_gil_ms (the last pass)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,4 +1,4 @@
-/* witness_seen.c: which instances of a witnessed type were there at the
+/* witness_seen.c: which instances of the witnessed types were there at the
  * previous pass, and where the new ones are (witness_seen.h). */
 #include "witness_seen.h"
 
@@ -10,26 +10,35 @@
 /* See witness_seen.h. */
 void pl_seen_free(pl_seen *s)
 {
-    free(s->bits);
+    for (size_t i = 0; i < PL_SEEN_TYPES; i++)
+        free(s->bits[i]);
     free(s->objs);
     memset(s, 0, sizeof *s);
 }
 
-/* Empties s and sizes its instance filter for about `count` instances: 8
- * bits per instance, within [PL_SEEN_MIN_BITS, PL_SEEN_MAX_BITS]. 0 or -1. */
-static int seen_init(pl_seen *s, uint64_t count)
+/* Empties s and sizes its filters: for type i about types[i].count
+ * instances, 8 bits each, within [PL_SEEN_MIN_BITS, PL_SEEN_MAX_BITS].
+ * 0 or -1. */
+static int seen_init(pl_seen *s, const pl_seen_type *types, size_t n)
 {
     pl_seen_free(s);
-    size_t nbits = PL_SEEN_MIN_BITS;
-    while (nbits < PL_SEEN_MAX_BITS && nbits / 8 < count)
-        nbits <<= 1;
-    s->bits = calloc(nbits / 64, sizeof(uint64_t));
-    s->objs = calloc(PL_SEEN_MAX_BITS / 64, sizeof(uint64_t));
-    if (!s->bits || !s->objs) {
-        pl_seen_free(s);
+    if (n > PL_SEEN_TYPES)
         return -1;
+    s->objs = calloc(PL_SEEN_MAX_BITS / 64, sizeof(uint64_t));
+    if (!s->objs)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        size_t nbits = PL_SEEN_MIN_BITS;
+        while (nbits < PL_SEEN_MAX_BITS && nbits / 8 < types[i].count)
+            nbits <<= 1;
+        s->bits[i] = calloc(nbits / 64, sizeof(uint64_t));
+        if (!s->bits[i]) {
+            pl_seen_free(s);
+            return -1;
+        }
+        s->nbits[i] = nbits;
     }
-    s->nbits = nbits;
+    s->ntypes = n;
     return 0;
 }
 
@@ -55,17 +64,6 @@ static int bit_has(const uint64_t *bits, size_t nbits, const void *p)
     return (int)((bits[i / 64] >> (i % 64)) & 1);
 }
 
-/* An instance of the type. */
-static void seen_add(pl_seen *s, const void *p)
-{
-    bit_set(s->bits, s->nbits, p);
-}
-
-static int seen_has(const pl_seen *s, const void *p)
-{
-    return bit_has(s->bits, s->nbits, p);
-}
-
 /* Any tracked object. */
 static void obj_add(pl_seen *s, const void *p)
 {
@@ -75,6 +73,16 @@ static void obj_add(pl_seen *s, const void *p)
 static int obj_has(const pl_seen *s, const void *p)
 {
     return bit_has(s->objs, PL_SEEN_MAX_BITS, p);
+}
+
+/* The index of tp among types[0..n), or -1. */
+static int type_index(PyTypeObject *const *tps, size_t n, const PyObject *o)
+{
+    PyTypeObject *tp = Py_TYPE(o);
+    for (size_t i = 0; i < n; i++)
+        if (tps[i] == tp)
+            return (int)i;
+    return -1;
 }
 
 /* 1 for a list, dict or set: what a leak grows in place. */
@@ -87,15 +95,22 @@ static int is_container(PyObject *o)
 /* ---- remembering ---- */
 
 typedef struct remembering {
-    PyTypeObject *tp;
+    PyTypeObject *tp[PL_SEEN_TYPES];
+    size_t n;
     pl_seen *s;
 } remembering;
 
+static void remember_if(remembering *r, PyObject *o)
+{
+    int i = type_index(r->tp, r->n, o);
+    if (i >= 0)
+        bit_set(r->s->bits[i], r->s->nbits[i], o);
+}
+
 static int remember_inner(PyObject *o, void *arg)
 {
-    remembering *r = arg;
-    if (o && Py_TYPE(o) == r->tp)
-        seen_add(r->s, o);
+    if (o)
+        remember_if(arg, o);
     return 0;
 }
 
@@ -103,13 +118,11 @@ static int remember_inner(PyObject *o, void *arg)
  * (tuple, dict) whose items are looked at one level down. */
 static int remember_ref(PyObject *o, void *arg)
 {
-    remembering *r = arg;
     if (!o)
         return 0;
-    if (Py_TYPE(o) == r->tp)
-        seen_add(r->s, o);
-    else if (PyObject_IS_GC(o) && !PyObject_GC_IsTracked(o) && Py_TYPE(o)->tp_traverse)
-        Py_TYPE(o)->tp_traverse(o, remember_inner, r);
+    remember_if(arg, o);
+    if (PyObject_IS_GC(o) && !PyObject_GC_IsTracked(o) && Py_TYPE(o)->tp_traverse)
+        Py_TYPE(o)->tp_traverse(o, remember_inner, arg);
     return 0;
 }
 
@@ -118,8 +131,7 @@ static int remember_ref(PyObject *o, void *arg)
 static int remember_one(PyObject *o, void *arg)
 {
     remembering *r = arg;
-    if (Py_TYPE(o) == r->tp)
-        seen_add(r->s, o);
+    remember_if(r, o);
     obj_add(r->s, o);
     if (Py_TYPE(o)->tp_traverse)
         Py_TYPE(o)->tp_traverse(o, remember_ref, arg);
@@ -127,18 +139,20 @@ static int remember_one(PyObject *o, void *arg)
 }
 
 /* See witness_seen.h. */
-int pl_seen_remember(PyTypeObject *tp, uint64_t count, pl_seen *s)
+int pl_seen_remember(const pl_seen_type *types, size_t n, pl_seen *next)
 {
-    if (seen_init(s, count) < 0)
+    if (seen_init(next, types, n) < 0)
         return -1;
-    remembering r = {.tp = tp, .s = s};
+    remembering r = {.n = n, .s = next};
+    for (size_t i = 0; i < n; i++)
+        r.tp[i] = types[i].tp;
     int gc_was_enabled = PyGC_Disable();
     int rc = pl_live_walk(remember_one, &r);
     if (gc_was_enabled)
         PyGC_Enable();
     if (rc < 0) {
         PyErr_Clear();
-        pl_seen_free(s);
+        pl_seen_free(next);
         return -1;
     }
     return 0;
@@ -150,35 +164,66 @@ int pl_seen_remember(PyTypeObject *tp, uint64_t count, pl_seen *s)
  * or dict, or NULL) → target. */
 typedef struct place {
     PyObject *holder, *container, *target;
-    size_t hits;      /* new instances the holder refers to */
-    size_t new_items; /* new tracked objects it refers to */
+    size_t hits; /* new instances the holder refers to */
 } place;
 
+/* A list, dict or set that was there at the previous pass and holds new
+ * objects: how many. */
+typedef struct grown {
+    PyObject *container;
+    size_t by;
+} grown;
+
+/* What the walk keeps for one searched type. */
+typedef struct sought {
+    const uint64_t *seen_bits; /* its filter from the previous pass */
+    size_t seen_nbits;
+    place cur; /* the holder being traversed */
+    place best[PL_SEEN_TRIES];
+    grown grew[PL_SEEN_GROWN];
+    size_t ngrew;
+    PyObject *last_new; /* the last new tracked instance met in the walk */
+} sought;
+
 typedef struct picking {
-    PyTypeObject *tp;
+    PyTypeObject *tp[PL_SEEN_TYPES];
+    size_t n;
+    sought t[PL_SEEN_TYPES];
+    int search[PL_SEEN_TYPES];
     const pl_seen *seen;
     pl_seen *next;
     PyObject *container; /* the untracked container being looked into */
-    place cur;          /* the holder being traversed */
-    place best[PL_SEEN_TRIES];
-    PyObject *last_new; /* the last new tracked instance met in the walk */
+    PyObject *holder;    /* the object being traversed */
+    size_t new_items;    /* new tracked objects it refers to */
+    unsigned touched;    /* types whose cur.hits counts for this holder */
 } picking;
 
-static void meet(picking *p, PyObject *container, PyObject *o)
+static int is_new(const sought *t, const PyObject *o)
 {
-    seen_add(p->next, o);
-    if (seen_has(p->seen, o))
+    return !bit_has(t->seen_bits, t->seen_nbits, o);
+}
+
+static void meet(picking *p, int i, PyObject *container, PyObject *o)
+{
+    bit_set(p->next->bits[i], p->next->nbits[i], o);
+    sought *t = &p->t[i];
+    if (!p->search[i] || !is_new(t, o))
         return;
-    p->cur.hits++;
-    p->cur.container = container;
-    p->cur.target = o;
+    if (!(p->touched & (1u << i))) {
+        t->cur = (place){.holder = p->holder};
+        p->touched |= 1u << i;
+    }
+    t->cur.hits++;
+    t->cur.container = container;
+    t->cur.target = o;
 }
 
 static int pick_inner(PyObject *o, void *arg)
 {
     picking *p = arg;
-    if (o && Py_TYPE(o) == p->tp)
-        meet(p, p->container, o);
+    int i = o ? type_index(p->tp, p->n, o) : -1;
+    if (i >= 0)
+        meet(p, i, p->container, o);
     return 0;
 }
 
@@ -188,9 +233,10 @@ static int pick_ref(PyObject *o, void *arg)
     if (!o)
         return 0;
     if (PyObject_IS_GC(o) && PyObject_GC_IsTracked(o) && !obj_has(p->seen, o))
-        p->cur.new_items++;
-    if (Py_TYPE(o) == p->tp) {
-        meet(p, NULL, o);
+        p->new_items++;
+    int i = type_index(p->tp, p->n, o);
+    if (i >= 0) {
+        meet(p, i, NULL, o);
     } else if (PyObject_IS_GC(o) && !PyObject_GC_IsTracked(o) && Py_TYPE(o)->tp_traverse) {
         p->container = o;
         Py_TYPE(o)->tp_traverse(o, pick_inner, p);
@@ -198,34 +244,61 @@ static int pick_ref(PyObject *o, void *arg)
     return 0;
 }
 
+/* Traverses holder o: afterwards p->new_items, and t[i].cur for the types
+ * in p->touched. */
+static void traverse_holder(picking *p, PyObject *o)
+{
+    p->holder = o;
+    p->new_items = 0;
+    p->touched = 0;
+    Py_TYPE(o)->tp_traverse(o, pick_ref, p);
+}
+
 /* Keeps cur among the best holders: more new instances first; on a tie the
  * later one in the walk (the newer, as a rule). */
-static void rank_holder(picking *p)
+static void rank_holder(sought *t)
 {
     for (size_t k = 0; k < PL_SEEN_TRIES; k++) {
-        if (!p->best[k].holder || p->cur.hits >= p->best[k].hits) {
-            memmove(p->best + k + 1, p->best + k, (PL_SEEN_TRIES - 1 - k) * sizeof p->best[0]);
-            p->best[k] = p->cur;
+        if (!t->best[k].holder || t->cur.hits >= t->best[k].hits) {
+            memmove(t->best + k + 1, t->best + k, (PL_SEEN_TRIES - 1 - k) * sizeof t->best[0]);
+            t->best[k] = t->cur;
             return;
         }
     }
 }
 
-/* The new instance an item of a grown container leads to: the item's own
- * referents, and one level into the dicts among them (an instance's
- * __dict__, a record's fields). */
+/* Keeps c among the PL_SEEN_GROWN containers holding the most new objects,
+ * most first. */
+static void rank_grown(sought *t, PyObject *c, size_t by)
+{
+    for (size_t k = 0; k < PL_SEEN_GROWN; k++) {
+        if (k == t->ngrew || by > t->grew[k].by) {
+            size_t move = (t->ngrew < PL_SEEN_GROWN ? t->ngrew : PL_SEEN_GROWN - 1) - k;
+            memmove(t->grew + k + 1, t->grew + k, move * sizeof t->grew[0]);
+            t->grew[k] = (grown){c, by};
+            if (t->ngrew < PL_SEEN_GROWN)
+                t->ngrew++;
+            return;
+        }
+    }
+}
+
+/* The new instance of type i an item of a grown container leads to: the
+ * item's own referents, and one level into the dicts among them (an
+ * instance's __dict__, a record's fields). */
 typedef struct deeper {
     picking *p;
+    int i;
     PyObject *item;
+    PyObject *container;
     place found;
 } deeper;
 
 static int deeper_inner(PyObject *o, void *arg)
 {
     deeper *d = arg;
-    if (o && Py_TYPE(o) == d->p->tp && !seen_has(d->p->seen, o)) {
-        d->found = (place){.holder = d->item, .container = d->p->container, .target = o, .hits = 1};
-    }
+    if (o && Py_TYPE(o) == d->p->tp[d->i] && is_new(&d->p->t[d->i], o))
+        d->found = (place){.holder = d->item, .container = d->container, .target = o, .hits = 1};
     return 0;
 }
 
@@ -234,11 +307,11 @@ static int deeper_ref(PyObject *o, void *arg)
     deeper *d = arg;
     if (!o)
         return 0;
-    if (Py_TYPE(o) == d->p->tp) {
-        if (!seen_has(d->p->seen, o))
+    if (Py_TYPE(o) == d->p->tp[d->i]) {
+        if (is_new(&d->p->t[d->i], o))
             d->found = (place){.holder = d->item, .target = o, .hits = 1};
     } else if (PyDict_CheckExact(o) || (PyObject_IS_GC(o) && !PyObject_GC_IsTracked(o) && Py_TYPE(o)->tp_traverse)) {
-        d->p->container = o;
+        d->container = o;
         Py_TYPE(o)->tp_traverse(o, deeper_inner, d);
     }
     return 0;
@@ -247,29 +320,29 @@ static int deeper_ref(PyObject *o, void *arg)
 static int deeper_item(PyObject *o, void *arg)
 {
     deeper *d = arg;
-    if (o && PyObject_IS_GC(o) && Py_TYPE(o)->tp_traverse && Py_TYPE(o) != d->p->tp) {
+    if (o && PyObject_IS_GC(o) && Py_TYPE(o)->tp_traverse && Py_TYPE(o) != d->p->tp[d->i]) {
         d->item = o;
         Py_TYPE(o)->tp_traverse(o, deeper_ref, d);
     }
     return 0;
 }
 
-/* The last new instance reached through container c: among its items (and
- * one level into the untracked tuples and dicts it holds), else one level
- * further (the sessions a list holds, each with its new instance). Fills
- * *out and returns 1, or 0 when none. */
-static int through(picking *p, PyObject *c, pl_seen_pick *out)
+/* The last new instance of type i reached through container c: among its
+ * items (and one level into the untracked tuples and dicts it holds), else
+ * one level further (the sessions a list holds, each with its new
+ * instance). Fills *out and returns 1, or 0 when none. */
+static int through(picking *p, int i, PyObject *c, pl_seen_pick *out)
 {
-    p->cur = (place){.holder = c};
-    Py_TYPE(c)->tp_traverse(c, pick_ref, p);
+    traverse_holder(p, c);
+    const sought *t = &p->t[i];
     *out = (pl_seen_pick){.anchor = c};
-    if (p->cur.hits) {
-        if (p->cur.container)
-            out->steps[out->nsteps++] = p->cur.container;
-        out->steps[out->nsteps++] = p->cur.target;
+    if ((p->touched & (1u << i)) && t->cur.hits) {
+        if (t->cur.container)
+            out->steps[out->nsteps++] = t->cur.container;
+        out->steps[out->nsteps++] = t->cur.target;
         return 1;
     }
-    deeper d = {.p = p};
+    deeper d = {.p = p, .i = i};
     Py_TYPE(c)->tp_traverse(c, deeper_item, &d);
     if (!d.found.target)
         return 0;
@@ -280,77 +353,84 @@ static int through(picking *p, PyObject *c, pl_seen_pick *out)
     return 1;
 }
 
-/* A list, dict or set that was there at the previous pass and holds new
- * objects: how many. */
-typedef struct grown {
-    PyObject *container;
-    size_t by;
-} grown;
-
-/* Keeps c among the PL_SEEN_GROWN containers holding the most new objects,
- * most first. */
-static void rank_grown(grown *g, size_t *n, PyObject *c, size_t by)
+/* The picks of type i, once the walk is done (witness_seen.h). */
+static void choose(picking *p, int i, pl_seen_type *out)
 {
-    for (size_t k = 0; k < PL_SEEN_GROWN; k++) {
-        if (k == *n || by > g[k].by) {
-            size_t move = (*n < PL_SEEN_GROWN ? *n : PL_SEEN_GROWN - 1) - k;
-            memmove(g + k + 1, g + k, move * sizeof g[0]);
-            g[k] = (grown){c, by};
-            if (*n < PL_SEEN_GROWN)
-                (*n)++;
-            return;
-        }
-    }
-}
-
-/* See witness_seen.h. */
-int pl_seen_pick_new(pl_answer *a, PyTypeObject *tp, uint64_t count, const pl_seen *seen, pl_seen *next,
-                     pl_seen_pick *picks)
-{
-    if (seen_init(next, count) < 0)
-        return -1;
-    picking p = {.tp = tp, .seen = seen, .next = next};
-    grown grew[PL_SEEN_GROWN];
-    size_t ngrew = 0;
-    for (size_t i = 0; i < a->snap.n; i++) {
-        PyObject *o = a->snap.v[i];
-        obj_add(next, o);
-        if (Py_TYPE(o) == tp) {
-            seen_add(next, o);
-            if (!seen_has(seen, o))
-                p.last_new = o;
-        }
-        if (!Py_TYPE(o)->tp_traverse)
-            continue;
-        p.cur = (place){.holder = o};
-        Py_TYPE(o)->tp_traverse(o, pick_ref, &p);
-        if (p.cur.hits)
-            rank_holder(&p);
-        /* Grown in place: there before, and holding new objects now. */
-        if (is_container(o) && obj_has(seen, o) && p.cur.hits + p.cur.new_items)
-            rank_grown(grew, &ngrew, o, p.cur.hits + p.cur.new_items);
-    }
-    size_t n = 0;
+    sought *t = &p->t[i];
+    pl_seen_pick *picks = out->picks;
+    int n = 0;
     /* The container that grew most and leads to a new instance: the leak's
      * holder, rather than whatever holds the most new instances now. */
     PyObject *via = NULL;
-    for (size_t i = 0; i < ngrew && !via; i++)
-        if (through(&p, grew[i].container, &picks[0])) {
-            via = grew[i].container;
+    for (size_t k = 0; k < t->ngrew && !via; k++)
+        if (through(p, i, t->grew[k].container, &picks[0])) {
+            via = t->grew[k].container;
             n++;
         }
-    for (size_t k = 0; k < PL_SEEN_TRIES && n < PL_SEEN_TRIES && p.best[k].holder; k++) {
-        if (p.best[k].holder == via)
+    for (size_t k = 0; k < PL_SEEN_TRIES && n < PL_SEEN_TRIES && t->best[k].holder; k++) {
+        if (t->best[k].holder == via)
             continue;
-        if (p.last_new && n == PL_SEEN_TRIES - 1)
+        if (t->last_new && n == PL_SEEN_TRIES - 1)
             break; /* the last try is the new instance on its own */
-        picks[n] = (pl_seen_pick){.anchor = p.best[k].holder};
-        if (p.best[k].container)
-            picks[n].steps[picks[n].nsteps++] = p.best[k].container;
-        picks[n].steps[picks[n].nsteps++] = p.best[k].target;
+        picks[n] = (pl_seen_pick){.anchor = t->best[k].holder};
+        if (t->best[k].container)
+            picks[n].steps[picks[n].nsteps++] = t->best[k].container;
+        picks[n].steps[picks[n].nsteps++] = t->best[k].target;
         n++;
     }
-    if (p.last_new && n < PL_SEEN_TRIES)
-        picks[n++] = (pl_seen_pick){.anchor = p.last_new};
-    return (int)n;
+    if (t->last_new && n < PL_SEEN_TRIES)
+        picks[n++] = (pl_seen_pick){.anchor = t->last_new};
+    out->npicks = n;
+}
+
+/* See witness_seen.h. */
+int pl_seen_pick_new(pl_answer *a, pl_seen_type *types, size_t n, const pl_seen *seen, pl_seen *next)
+{
+    for (size_t i = 0; i < n; i++)
+        types[i].npicks = 0;
+    if (seen_init(next, types, n) < 0)
+        return -1;
+    picking p;
+    memset(&p, 0, sizeof p);
+    p.n = n;
+    p.seen = seen;
+    p.next = next;
+    unsigned searched = 0;
+    for (size_t i = 0; i < n; i++) {
+        p.tp[i] = types[i].tp;
+        int prev = types[i].prev;
+        if (prev >= 0 && (size_t)prev < seen->ntypes && seen->objs) {
+            p.search[i] = 1;
+            p.t[i].seen_bits = seen->bits[prev];
+            p.t[i].seen_nbits = seen->nbits[prev];
+            searched |= 1u << i;
+        }
+    }
+    for (size_t k = 0; k < a->snap.n; k++) {
+        PyObject *o = a->snap.v[k];
+        obj_add(next, o);
+        int i = type_index(p.tp, n, o);
+        if (i >= 0) {
+            bit_set(next->bits[i], next->nbits[i], o);
+            if (p.search[i] && is_new(&p.t[i], o))
+                p.t[i].last_new = o;
+        }
+        if (!Py_TYPE(o)->tp_traverse)
+            continue;
+        traverse_holder(&p, o);
+        for (size_t j = 0; j < n; j++) {
+            if (!(searched & (1u << j)))
+                continue;
+            size_t hits = (p.touched & (1u << j)) ? p.t[j].cur.hits : 0;
+            if (hits)
+                rank_holder(&p.t[j]);
+            /* Grown in place: there before, and holding new objects now. */
+            if (is_container(o) && (hits || p.new_items) && obj_has(seen, o))
+                rank_grown(&p.t[j], o, hits + p.new_items);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (p.search[i])
+            choose(&p, (int)i, &types[i]);
+    return 0;
 }
