@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "heap.h" /* the gc lists (frozen objects included), running frames */
+#include "pyloot/bigarray.h"
 
 /* ---- edges ---- */
 
@@ -444,7 +445,7 @@ static int order_by_blocks(struct snap_ctx *ctx, int how, vertex_index *ix, size
         how == PL_SNAPSHOT_ADDRESSES)
         return 0;
     segment *segs = malloc(nseg * sizeof(segment));
-    uint64_t *out = malloc(len * sizeof(uint64_t));
+    uint64_t *out = pl_big_malloc(len * sizeof(uint64_t));
     if (!segs || !out) {
         free(segs);
         free(out);
@@ -462,7 +463,8 @@ static int order_by_blocks(struct snap_ctx *ctx, int how, vertex_index *ix, size
     memset(ix, 0, sizeof(*ix));
     if (how == PL_SNAPSHOT_BLOCKS || nblocks * 2 <= len) {
         ix->slots = nblocks * 3 / 2 + 16;
-        ix->blocks = aligned_alloc(64, (ix->slots * sizeof(block) + 63) / 64 * 64);
+        ix->blocks = pl_big_hint(aligned_alloc(64, (ix->slots * sizeof(block) + 63) / 64 * 64),
+                                 ix->slots * sizeof(block));
         if (!ix->blocks) {
             free(segs);
             free(out);
@@ -513,7 +515,7 @@ static int snap_push(struct snap_ctx *ctx, PyObject *o)
         uint64_t *k = realloc(ctx->keys, ncap * sizeof(uint64_t));
         if (!k)
             return ctx->rc = ENOMEM;
-        ctx->keys = k;
+        ctx->keys = pl_big_hint(k, ncap * sizeof(uint64_t));
         ctx->cap = ncap;
     }
     ctx->keys[ctx->len++] = pl_obj_key(o);
@@ -644,8 +646,8 @@ static int snap_edges(const uint64_t *keys, size_t n, const vertex_index *ix,
     c->ix = ix;
     c->heap = heap;
     c->cap = n * 4 + 1024;
-    c->off = malloc((n + 1) * sizeof(uint32_t));
-    c->head = malloc(c->cap * sizeof(uint32_t));
+    c->off = pl_big_malloc((n + 1) * sizeof(uint32_t));
+    c->head = pl_big_malloc(c->cap * sizeof(uint32_t));
     if (!c->off || !c->head)
         c->rc = ENOMEM;
     else
