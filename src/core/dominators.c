@@ -379,7 +379,7 @@ int pl_dom_build_keep_work(const pl_graph *g, const uint32_t *roots, size_t nroo
         if (roots[i] >= n)
             return PL_EBADARG;
     pl_domtree *t = calloc(1, sizeof(*t));
-    uint32_t *pre = pl_big_hint(calloc(n ? n : 1, sizeof(uint32_t)), n * sizeof(uint32_t));
+    uint32_t *pre = pl_big_calloc(n ? n : 1, sizeof(uint32_t));
     uint32_t *vert = pl_big_malloc((n + 1) * sizeof(uint32_t));
     uint32_t *idom = pl_big_malloc((n + 1) * sizeof(uint32_t));
     uint32_t *semi = pl_big_malloc((n + 1) * sizeof(uint32_t)); /* the search's cursors first */

@@ -23,4 +23,8 @@ void *pl_big_hint(void *p, size_t bytes);
 /* malloc(bytes), advised as above. */
 void *pl_big_malloc(size_t bytes);
 
+/* calloc(n, size), advised before it is zeroed (calloc may zero, and so map,
+ * the pages before a hint could be given). NULL when n * size overflows. */
+void *pl_big_calloc(size_t n, size_t size);
+
 #endif
