@@ -6,8 +6,11 @@
  * objects). pl_big_hint asks the kernel for 2 MB pages on the 2 MB-aligned
  * part of an array obtained from malloc/realloc (so free and realloc stay as
  * they are): one fault per 2 MB. It only advises: on kernels or settings
- * without transparent huge pages (THP "never") nothing changes, and arrays
- * under PL_BIG_MIN bytes are left alone. Call it before the first write. */
+ * without transparent huge pages (THP "never") nothing changes, arrays
+ * under PL_BIG_MIN bytes are left alone, and no advice is given unless the
+ * kernel has free 2 MB blocks for twice the range (/proc/buddyinfo), so
+ * that a fault never waits for memory to be compacted into a huge page.
+ * Call it before the first write. */
 #ifndef PYLOOT_BIGARRAY_H
 #define PYLOOT_BIGARRAY_H
 
