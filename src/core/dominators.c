@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pyloot/bigarray.h"
 #include "pyloot/dominators.h"
 #include "pyloot/error.h"
 #include "pyloot/graph.h"
@@ -317,7 +316,7 @@ static int lay_out(pl_domtree *t, uint32_t *bfs, uint32_t *grouped, uint32_t *wo
                                     : calloc(n + 2, sizeof(uint32_t)); /* slot n: virtual root */
     t->bfs = bfs;
     if (!t->kid_at)
-        t->kid_at = pl_big_malloc((n + 1) * sizeof(uint32_t));
+        t->kid_at = malloc((n + 1) * sizeof(uint32_t));
     t->block = calloc(r / 64 + 1, sizeof(uint64_t));
     int rc = ENOMEM;
     if (!start || !t->kid_at || !t->block)
@@ -379,10 +378,10 @@ int pl_dom_build_keep_work(const pl_graph *g, const uint32_t *roots, size_t nroo
         if (roots[i] >= n)
             return PL_EBADARG;
     pl_domtree *t = calloc(1, sizeof(*t));
-    uint32_t *pre = pl_big_calloc(n ? n : 1, sizeof(uint32_t));
-    uint32_t *vert = pl_big_malloc((n + 1) * sizeof(uint32_t));
-    uint32_t *idom = pl_big_malloc((n + 1) * sizeof(uint32_t));
-    uint32_t *semi = pl_big_malloc((n + 1) * sizeof(uint32_t)); /* the search's cursors first */
+    uint32_t *pre = calloc(n ? n : 1, sizeof(uint32_t));
+    uint32_t *vert = malloc((n + 1) * sizeof(uint32_t));
+    uint32_t *idom = malloc((n + 1) * sizeof(uint32_t));
+    uint32_t *semi = malloc((n + 1) * sizeof(uint32_t)); /* the search's cursors first */
     uint32_t (*al)[2] = NULL, (*mins)[2] = NULL;
     int rc = ENOMEM;
     if (!t || !pre || !vert || !idom || !semi)
@@ -401,7 +400,7 @@ int pl_dom_build_keep_work(const pl_graph *g, const uint32_t *roots, size_t nroo
         if ((p = realloc(semi, (r + 1) * sizeof(uint32_t))))
             semi = p;
     }
-    if (!(al = pl_big_malloc((r + 1) * sizeof(*al))) || !(mins = pl_big_malloc((r + 1) * sizeof(*mins))))
+    if (!(al = malloc((r + 1) * sizeof(*al))) || !(mins = malloc((r + 1) * sizeof(*mins))))
         goto fail;
     for (size_t i = 0; i <= r; i++) {
         semi[i] = ANC(i) = idom[i];

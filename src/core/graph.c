@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pyloot/bigarray.h"
 #include "pyloot/error.h"
 #include "pyloot/graph.h"
 
@@ -464,8 +463,8 @@ int pl_graph_add_edges_by_key(pl_graph *g, const uint32_t *tails, const uint64_t
 static int build_reverse(pl_graph *g)
 {
     size_t n = g->n, m = g->m;
-    uint32_t *in_off = pl_big_calloc(n + 1, sizeof(uint32_t));
-    uint32_t *in_tail = pl_big_malloc((m ? m : 1) * sizeof(uint32_t));
+    uint32_t *in_off = calloc(n + 1, sizeof(uint32_t));
+    uint32_t *in_tail = malloc((m ? m : 1) * sizeof(uint32_t));
     if (!in_off || !in_tail) {
         free(in_off);
         free(in_tail);

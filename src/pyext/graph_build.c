@@ -19,7 +19,6 @@
 #include <string.h>
 
 #include "heap.h" /* the gc lists (frozen objects included), running frames */
-#include "pyloot/bigarray.h"
 
 /* ---- edges ---- */
 
@@ -301,11 +300,10 @@ static inline uint32_t index_find(const vertex_index *ix, uint64_t key)
     }
 }
 
-/* An array of `slots` blocks, on cache lines (huge pages when large). */
+/* An array of `slots` blocks, on cache lines. */
 static block *blocks_alloc(size_t slots)
 {
-    size_t bytes = (slots * sizeof(block) + 63) / 64 * 64;
-    return bytes >= PL_BIG_MIN ? pl_big_malloc(bytes) : aligned_alloc(64, bytes);
+    return aligned_alloc(64, (slots * sizeof(block) + 63) / 64 * 64);
 }
 
 /* Builds the index of keys[0..n), sorted ascending and distinct: blocks
@@ -527,7 +525,7 @@ static int snap_push(struct snap_ctx *ctx, PyObject *o)
         uint64_t *k = realloc(ctx->keys, ncap * sizeof(uint64_t));
         if (!k)
             return ctx->rc = ENOMEM;
-        ctx->keys = pl_big_hint(k, ncap * sizeof(uint64_t));
+        ctx->keys = k;
         ctx->cap = ncap;
     }
     ctx->keys[ctx->len++] = pl_obj_key(o);
@@ -658,8 +656,8 @@ static int snap_edges(const uint64_t *keys, size_t n, const vertex_index *ix,
     c->ix = ix;
     c->heap = heap;
     c->cap = n * 4 + 1024;
-    c->off = pl_big_malloc((n + 1) * sizeof(uint32_t));
-    c->head = pl_big_malloc(c->cap * sizeof(uint32_t));
+    c->off = malloc((n + 1) * sizeof(uint32_t));
+    c->head = malloc(c->cap * sizeof(uint32_t));
     if (!c->off || !c->head)
         c->rc = ENOMEM;
     else
@@ -696,7 +694,7 @@ pl_graph *pl_objgraph_snapshot(PyTypeObject *exclude, long skip, int how, pl_hea
     struct snap_ctx ctx = {NULL, 0, 0, exclude, 0, NULL, 0};
     if (last_order) {
         size_t cap = last_order + last_order / 8 + 4096;
-        if ((ctx.keys = pl_big_malloc(cap * sizeof(uint64_t))))
+        if ((ctx.keys = malloc(cap * sizeof(uint64_t))))
             ctx.cap = cap;
     }
     vertex_index ix = {0};

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pyloot/bigarray.h"
 #include "pyloot/dominators.h"
 
 struct pl_objgraph_dom {
@@ -156,7 +155,7 @@ int pl_objgraph_dom_build(const pl_graph *g, const pl_heapinfo *h, pl_objgraph_d
     if (work_bytes >= (n + 1) * sizeof(uint64_t)) {
         self = d->retained = work;
         work = NULL;
-    } else if (!(self = d->retained = pl_big_malloc((n + 1) * sizeof(uint64_t)))) {
+    } else if (!(self = d->retained = malloc((n + 1) * sizeof(uint64_t)))) {
         rc = ENOMEM;
         goto done;
     }

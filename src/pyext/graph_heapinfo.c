@@ -22,7 +22,6 @@
 #include <string.h>
 
 #include "heap.h"   /* pl_frame_extras */
-#include "pyloot/bigarray.h"
 #include "sizeof.h" /* the one shallow size, as the history and live objects report it */
 
 /* ---- building ---- */
@@ -81,8 +80,8 @@ int pl_heapinfo_begin(pl_heapinfo_builder **out, size_t n)
     pl_heapinfo *h = b->h = calloc(1, sizeof(*h));
     if (h) {
         h->n = n;
-        h->outside = pl_big_malloc((n + 1) * sizeof(uint32_t));
-        h->size = pl_big_malloc((n + 1) * sizeof(uint64_t));
+        h->outside = malloc((n + 1) * sizeof(uint32_t));
+        h->size = malloc((n + 1) * sizeof(uint64_t));
     }
     b->pending = malloc(PENDING_MAX * sizeof(uint64_t));
     b->pending_holder = malloc(PENDING_MAX * sizeof(uint32_t));

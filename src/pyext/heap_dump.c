@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include "live.h"
-#include "pyloot/bigarray.h"
 #include "pyloot/heapdump.h"
 #include "pyloot/proc.h"
 #include "pyloot/redact.h"
@@ -573,14 +572,13 @@ static int gather(builder *b)
     pl_heapdump *d = b->d = calloc(1, sizeof *d);
     if (d) {
         d->n = n;
-        /* Fresh arrays of a few MB: on huge pages (pyloot/bigarray.h). */
-        d->type = pl_big_calloc(n + 1, sizeof(uint32_t));
-        d->flags = pl_big_calloc(n + 1, 1);
-        d->size = pl_big_malloc((n + 1) * sizeof(uint64_t));
+        d->type = calloc(n + 1, sizeof(uint32_t));
+        d->flags = calloc(n + 1, 1);
+        d->size = malloc((n + 1) * sizeof(uint64_t));
     }
-    b->label = pl_big_calloc(m + 1, sizeof(uint32_t));
-    b->repr_off = pl_big_calloc(n + 1, sizeof(uint32_t));
-    b->repr_len = pl_big_calloc(n + 1, sizeof(uint16_t));
+    b->label = calloc(m + 1, sizeof(uint32_t));
+    b->repr_off = calloc(n + 1, sizeof(uint32_t));
+    b->repr_len = calloc(n + 1, sizeof(uint16_t));
     if (!d || !d->type || !d->flags || !d->size || !b->label || !b->repr_off || !b->repr_len) {
         PyErr_NoMemory();
         return -1;

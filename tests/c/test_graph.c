@@ -5,7 +5,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "pyloot/bigarray.h"
 #include "pyloot/graph.h"
 #include "test.h"
 
@@ -596,52 +595,9 @@ static void test_long_chain(void)
     }
 }
 
-/* The large arrays: whole huge pages from a huge-page boundary, usable with
- * realloc and free like any malloc'd memory, zeroed by pl_big_calloc even
- * where a dirty array was just freed; small ones are plain malloc. */
-static void test_big_arrays(void)
-{
-    size_t big = PL_BIG_MIN + 12345;
-    uint32_t *a = pl_big_malloc(big);
-    CHECK(a != NULL);
-    if (!a)
-        return;
-    CHECK_EQ_INT((uintptr_t)a % PL_BIG_MIN, 0);
-    for (size_t i = 0; i < big / sizeof(uint32_t); i++)
-        a[i] = (uint32_t)i * 7 + 1;
-    uint32_t *b = realloc(a, big * 3);
-    CHECK(b != NULL);
-    if (b) {
-        a = b;
-        size_t bad = 0;
-        for (size_t i = 0; i < big / sizeof(uint32_t); i++)
-            bad += a[i] != (uint32_t)i * 7 + 1;
-        CHECK_EQ_INT(bad, 0);
-        memset(a, 0xab, big * 3);
-    }
-    free(a);
-    size_t n = (PL_BIG_MIN * 3) / sizeof(uint64_t) + 5;
-    uint64_t *z = pl_big_calloc(n, sizeof(uint64_t));
-    CHECK(z != NULL);
-    if (z) {
-        size_t nonzero = 0;
-        for (size_t i = 0; i < n; i++)
-            nonzero += z[i] != 0;
-        CHECK_EQ_INT(nonzero, 0);
-        free(z);
-    }
-    CHECK(pl_big_calloc(SIZE_MAX / 2, 4) == NULL);
-    char *small = pl_big_malloc(100), *zs = pl_big_calloc(10, 10);
-    CHECK(small && zs && !zs[99]);
-    free(small);
-    free(zs);
-    CHECK(pl_big_hint(NULL, big) == NULL);
-}
-
 int main(void)
 {
     RUN(test_build_and_query);
-    RUN(test_big_arrays);
     RUN(test_build_errors);
     RUN(test_batches);
     RUN(test_reach);
