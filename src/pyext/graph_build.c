@@ -300,12 +300,6 @@ static inline uint32_t index_find(const vertex_index *ix, uint64_t key)
     }
 }
 
-/* An array of `slots` blocks, on cache lines. */
-static block *blocks_alloc(size_t slots)
-{
-    return aligned_alloc(64, (slots * sizeof(block) + 63) / 64 * 64);
-}
-
 /* Builds the index of keys[0..n), sorted ascending and distinct: blocks
  * when they pay, or as `how` says (PL_SNAPSHOT_BLOCKS, _ADDRESSES; tests). */
 static int index_build(vertex_index *ix, const uint64_t *keys, size_t n, int how)
@@ -332,7 +326,7 @@ static int index_build(vertex_index *ix, const uint64_t *keys, size_t n, int how
         }
         return 0;
     }
-    ix->blocks = blocks_alloc(slots);
+    ix->blocks = aligned_alloc(64, (slots * sizeof(block) + 63) / 64 * 64);
     if (!ix->blocks)
         return ENOMEM;
     memset(ix->blocks, 0, slots * sizeof(block));
@@ -428,8 +422,8 @@ static int segment_cmp(const void *x, const void *y)
 
 /* The fast way to order the gathered keys when the heap walk gave them
  * nearly sorted (the gc lists mostly follow allocation order): cut them into
- * runs within one block, sort the runs by block, and rebuild the keys in
- * place from each block's bitmap of grains. The bitmaps are the block index, and a
+ * runs within one block, sort the runs by block, and rebuild each block's
+ * keys from a bitmap of its grains. The bitmaps are the block index, and a
  * key seen twice (a frame the gc also tracks) drops its second reference.
  * *done is 0 (nothing changed) when the keys are not 16-byte aligned or too
  * shuffled for this to pay; else keys[0..*n) are sorted and distinct and ix
@@ -450,8 +444,12 @@ static int order_by_blocks(struct snap_ctx *ctx, int how, vertex_index *ix, size
         how == PL_SNAPSHOT_ADDRESSES)
         return 0;
     segment *segs = malloc(nseg * sizeof(segment));
-    if (!segs)
+    uint64_t *out = malloc(len * sizeof(uint64_t));
+    if (!segs || !out) {
+        free(segs);
+        free(out);
         return ENOMEM;
+    }
     nseg = 0;
     for (size_t i = 0; i < len; i++) {
         if (!i || (keys[i] >> BLOCK_SHIFT) != (keys[i - 1] >> BLOCK_SHIFT) || keys[i] < keys[i - 1])
@@ -461,25 +459,18 @@ static int order_by_blocks(struct snap_ctx *ctx, int how, vertex_index *ix, size
     qsort(segs, nseg, sizeof(segment), segment_cmp);
     for (size_t i = 0; i < nseg; i++)
         nblocks += !i || segs[i].id != segs[i - 1].id;
-    /* Each block's grains, in block order: the keys are rebuilt from these
-     * in place (they say everything the gathered keys said). */
-    block *grains = malloc(nblocks * sizeof(block));
-    if (!grains) {
-        free(segs);
-        return ENOMEM;
-    }
     memset(ix, 0, sizeof(*ix));
     if (how == PL_SNAPSHOT_BLOCKS || nblocks * 2 <= len) {
         ix->slots = nblocks * 3 / 2 + 16;
-        ix->blocks = blocks_alloc(ix->slots);
+        ix->blocks = aligned_alloc(64, (ix->slots * sizeof(block) + 63) / 64 * 64);
         if (!ix->blocks) {
             free(segs);
-            free(grains);
+            free(out);
             return ENOMEM;
         }
         memset(ix->blocks, 0, ix->slots * sizeof(block));
     }
-    size_t m = 0, nb = 0;
+    size_t m = 0;
     for (size_t i = 0, j; i < nseg; i = j) {
         uint64_t bits[2] = {0, 0}, id = segs[i].id;
         for (j = i; j < nseg && segs[j].id == id; j++)
@@ -490,29 +481,26 @@ static int order_by_blocks(struct snap_ctx *ctx, int how, vertex_index *ix, size
                     Py_DECREF((PyObject *)(uintptr_t)keys[k]); /* the graph keeps one */
                 bits[grain >> 6] |= bit;
             }
-        block *g = &grains[nb++];
-        g->id = id;
-        g->bits[0] = bits[0];
-        g->bits[1] = bits[1];
-        g->base[0] = (uint32_t)m;
-        g->base[1] = (uint32_t)(m + popcount64(bits[0]));
-        m += popcount64(bits[0]) + popcount64(bits[1]);
         if (ix->blocks) {
             size_t at = index_slot(ix, id);
             while (ix->blocks[at].id)
                 at = at + 1 == ix->slots ? 0 : at + 1;
-            ix->blocks[at] = *g;
+            block *b = &ix->blocks[at];
+            b->id = id;
+            b->bits[0] = bits[0];
+            b->bits[1] = bits[1];
+            b->base[0] = (uint32_t)m;
+            b->base[1] = (uint32_t)(m + popcount64(bits[0]));
         }
+        for (unsigned w = 0; w < 2; w++)
+            for (uint64_t word = bits[w]; word; word &= word - 1)
+                out[m++] = ((id - 1) << BLOCK_SHIFT) |
+                           ((uint64_t)(w * 64 + (unsigned)__builtin_ctzll(word)) << GRAIN_SHIFT);
     }
     free(segs);
-    m = 0;
-    for (size_t b = 0; b < nb; b++)
-        for (unsigned w = 0; w < 2; w++)
-            for (uint64_t word = grains[b].bits[w]; word; word &= word - 1)
-                keys[m++] = ((grains[b].id - 1) << BLOCK_SHIFT) |
-                            ((uint64_t)(w * 64 + (unsigned)__builtin_ctzll(word)) << GRAIN_SHIFT);
-    free(grains);
-    ctx->len = m;
+    free(keys);
+    ctx->keys = out;
+    ctx->len = ctx->cap = m;
     *n = m;
     *done = 1;
     return 0;
@@ -683,20 +671,10 @@ static int snap_edges(const uint64_t *keys, size_t n, const vertex_index *ix,
     return rc;
 }
 
-/* The vertex count of the last snapshot (read and written under the GIL):
- * the next one gathers its keys into one array of about that size instead
- * of doubling one up to it (each doubling moves it and maps fresh pages). */
-static size_t last_order;
-
 /* See graph_int.h. */
 pl_graph *pl_objgraph_snapshot(PyTypeObject *exclude, long skip, int how, pl_heapinfo **heap)
 {
     struct snap_ctx ctx = {NULL, 0, 0, exclude, 0, NULL, 0};
-    if (last_order) {
-        size_t cap = last_order + last_order / 8 + 4096;
-        if ((ctx.keys = malloc(cap * sizeof(uint64_t))))
-            ctx.cap = cap;
-    }
     vertex_index ix = {0};
     pl_heapinfo_builder *hb = NULL;
     uint32_t *off = NULL, *head = NULL;
@@ -747,7 +725,6 @@ pl_graph *pl_objgraph_snapshot(PyTypeObject *exclude, long skip, int how, pl_hea
     }
     if ((rc = pl_graph_adopt_sorted(ctx.keys, n, off, head, &g)))
         goto fail;
-    last_order = n;
     ctx.keys = NULL;
     off = head = NULL;
     rc = pl_heapinfo_end(hb, g, heap);
