@@ -136,16 +136,17 @@ static int update_tracks(pl_type_table *t)
     return 0;
 }
 
-/* Bytes gained over the last PL_WITNESS_RISES samples (at least 1) when
- * the count rose in each of them, else 0. */
-static uint64_t steady_growth(const track *tr)
+/* Bytes gained over the last `rises` samples (at least 1) when the count
+ * rose in each of them, else 0 (rises <= PL_WITNESS_RISES). */
+static uint64_t steady_growth(const track *tr, unsigned rises)
 {
-    if (tr->n != PL_WITNESS_RISES + 1)
+    if (tr->n < rises + 1)
         return 0;
-    for (unsigned i = 1; i < tr->n; i++)
+    unsigned from = tr->n - 1 - rises;
+    for (unsigned i = from + 1; i < tr->n; i++)
         if (tr->counts[i] <= tr->counts[i - 1])
             return 0;
-    uint64_t first = tr->bytes[0], last = tr->bytes[tr->n - 1];
+    uint64_t first = tr->bytes[from], last = tr->bytes[tr->n - 1];
     return last > first ? last - first : 1;
 }
 
@@ -170,13 +171,13 @@ static void rank_insert(track **top, uint64_t *growth, int n, track *tr, uint64_
  * A leaking class ranks by its own shallow bytes, small next to the lists,
  * strings and floats it holds; its witness and allocation site say the most
  * about the leak, so classes are never crowded out by their contents. */
-static void top_growers(track **top)
+static void top_growers(track **top, unsigned rises)
 {
     track *cls[PL_WITNESS_TOP_CLASSES] = {0}, *other[PL_WITNESS_TOP_OTHERS] = {0};
     uint64_t gc_[PL_WITNESS_TOP_CLASSES] = {0}, go[PL_WITNESS_TOP_OTHERS] = {0};
     int n = 0;
     for (size_t i = 0; i < W.n; i++) {
-        uint64_t g = steady_growth(&W.tracks[i]);
+        uint64_t g = steady_growth(&W.tracks[i], rises);
         if (!g)
             continue;
         if (W.tracks[i].cls)
@@ -192,14 +193,17 @@ static void top_growers(track **top)
         top[n++] = other[k];
 }
 
-/* See witness.h. */
+/* See witness.h. One rise fewer than a witness needs: the count pass that
+ * asks runs before the collection that makes a type a candidate, so the
+ * type is traced from one collection before its remembering pass, and the
+ * new instance its first witness shows was made while traced. */
 size_t pl_witness_candidates(const pl_type_table *t, uint32_t *type_ids, size_t max)
 {
     track *top[PL_WITNESS_TOP] = {0};
     size_t n = 0;
     if (W.serial != t->ids_for)
         return 0;
-    top_growers(top);
+    top_growers(top, PL_WITNESS_RISES - 1);
     for (int k = 0; k < PL_WITNESS_TOP && top[k] && n < max; k++)
         type_ids[n++] = top[k]->type_id;
     return n;
@@ -379,7 +383,7 @@ static size_t plan_pass(const pl_type_table *t, int64_t now_ms, plan *pl)
 {
     track *top[PL_WITNESS_TOP] = {0};
     memset(pl, 0, sizeof *pl);
-    top_growers(top);
+    top_growers(top, PL_WITNESS_RISES);
     for (int k = 0; k < PL_WITNESS_TOP && top[k] && pl->n < PL_SEEN_TYPES; k++) {
         track *tr = top[k];
         const pl_type_entry *e = entry_of(t, tr->type_id);

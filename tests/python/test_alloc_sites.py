@@ -349,6 +349,17 @@ def test_a_growing_class_outgrown_by_its_contents_is_still_traced_and_witnessed(
     assert "RICH" in json.dumps(witnesses[0]), witnesses[0]
 
 
+def test_a_witness_of_a_class_traced_by_itself_carries_its_site(gunicorn):
+    """No name given: leaky.Leak is traced because it grows, from one collection before its
+    witness's remembering pass, so the new instance its first witness shows was sampled."""
+    from test_witness import leak_until_witnessed
+
+    server = gunicorn(workers=1, interval=0.3)
+    leak_until_witnessed(server)
+    witnesses = server.api("/api/witnesses?group=leaky.Leak")["witnesses"]
+    assert "leaky.py:%d in " % leak_line() in witnesses[0].get("created_at", ""), json.dumps([witnesses, server.api("/api/allocations?group=leaky.Leak")])[:3000]
+
+
 def test_a_witness_carries_its_site_and_the_report_prints_it(gunicorn):
     """The witness's instance is among the first allocations of leaky.Leak,
     which are all sampled (fewer than ALLOC_SAMPLE_ALL are made): its site
