@@ -23,4 +23,4 @@ while time.monotonic() < deadline and time.monotonic() - answered < 30:
         except OSError:
             pass
     i += 1
-    time.sleep(0.2)
+    time.sleep(0.1)

@@ -106,13 +106,15 @@ static double fitted_growth(const int64_t *x, size_t n, double *var)
  * grow by more than an eighth of total (half what steady growth adds in a
  * quarter) and three standard errors at once (the least-squares line
  * through x there); and it reached its final level (the first point within
- * eps of its highest) at least that quarter before the end, and longer
+ * an eighth of total of its highest, the rise the last quarter may have,
+ * and within eps) at least that quarter before the end, and longer
  * before it than any pause while it grew: between two new highs (values
  * above every earlier one by more than eps) before it got there. A type growing in
  * steps is not levelled during a pause no longer than its usual ones. */
 static int grown_trend(const int64_t *x, const int64_t *y, size_t m, int64_t total, int64_t tol)
 {
-    int64_t eps = total / 20 > tol ? total / 20 : tol, high = y[0], top = y[0];
+    int64_t eps = total / 20 > tol ? total / 20 : tol, near = total / 8 > eps ? total / 8 : eps;
+    int64_t high = y[0], top = y[0];
     size_t last = 0, longest = 0, need = (m + 3) / 4, reach = 0, i;
     double late, var;
 
@@ -124,7 +126,7 @@ static int grown_trend(const int64_t *x, const int64_t *y, size_t m, int64_t tot
     for (i = 1; i < m; i++)
         if (y[i] > top)
             top = y[i];
-    while (y[reach] < top - eps)
+    while (y[reach] < top - near)
         reach++;
     for (i = 1; i <= reach; i++) {
         if (y[i] <= high + eps)

@@ -74,6 +74,11 @@ static void test_filled_then_flat(void)
     for (int i = 0; i < N; i++)
         s[i] = 500 + (i < 30 ? 20 * (i / 5) : 120);
     CHECK_EQ_INT(trend_of(s, N), PL_TREND_LEVELLED);
+    /* Full, then a few more near the end (6 % of the fill: objects that a
+     * later request keeps, outside the cache): still levelled. */
+    for (int i = 0; i < N; i++)
+        s[i] = 500 + (i < 20 ? 5 * i : 100) + (i >= N - 6 ? 6 : 0);
+    CHECK_EQ_INT(trend_of(s, N), PL_TREND_LEVELLED);
     /* Filled until the last sixth: too soon to call it levelled. */
     for (int i = 0; i < N; i++)
         s[i] = 500 + (i < 50 ? 2 * i : 100);
