@@ -101,7 +101,8 @@ export function card(st, d, t) {
   const wait = (d.times || []).length === 1 && d.live !== false ? sampleWait() : null;
   if (wait) c.append(h("div", { class: "chart-note muted" }, wait, " (a line needs two points)"));
   if (t.growth > 0 || t.bytes_growth > 0) c.append(witnessLine(t.name, st.pid, st.host, false, true));
-  if (t.growth > 0) c.append(routeLine(t.name, { pid: st.pid, host: st.host, since: st.since, until: st.until }));
+  // Not for a levelled type: a cache that filled and stays full grows with no route's requests.
+  if (t.growth > 0 && t.trend !== "levelled") c.append(routeLine(t.name, { pid: st.pid, host: st.host, since: st.since, until: st.until }));
   if (st.view === "workers" && Array.isArray(t.workers)) c.append(legend(st, t));
   cardTypes.set(c, t);
   return c;
