@@ -732,8 +732,22 @@ void pl_alloc_site_line(long k, pl_buf *b)
         pl_buf_puts(b, "(no Python frame)");
         return;
     }
+    /* The innermost frame of a real file: a namedtuple's __new__ (and any
+     * code made by exec) is "<string>", which says nothing of who made it. */
     const char *file = sites[k].text, *func = file + strlen(file) + 1;
-    pl_buf_printf(b, "%s:%d in %s", file, sites[k].line[0], func);
+    int line = sites[k].line[0];
+    const char *f = file;
+    for (unsigned i = 0; i < sites[k].n; i++) {
+        const char *fn = f + strlen(f) + 1;
+        if (f[0] != '<') {
+            file = f;
+            func = fn;
+            line = sites[k].line[i];
+            break;
+        }
+        f = fn + strlen(fn) + 1;
+    }
+    pl_buf_printf(b, "%s:%d in %s", file, line, func);
 }
 
 /* See alloc_sites.h. */

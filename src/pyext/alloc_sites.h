@@ -84,7 +84,9 @@ long pl_alloc_site_of(PyObject *o, unsigned *weight);
 void pl_alloc_site_json(long site, pl_buf *b);
 
 /* Appends "file:line in function" of the innermost frame of site `site`
- * ("(no Python frame)" for a site without frames). */
+ * whose file is a real one (not "<string>" and the like: the __new__ of a
+ * namedtuple, code made by exec), else of its innermost frame ("(no Python
+ * frame)" for a site without frames). The one line witnesses carry. */
 void pl_alloc_site_line(long site, pl_buf *b);
 
 /* The sites of tp, appended to *out (indices for pl_alloc_site_json),

@@ -360,6 +360,28 @@ def test_a_witness_of_a_class_traced_by_itself_carries_its_site(gunicorn):
     assert "leaky.py:%d in " % leak_line() in witnesses[0].get("created_at", ""), json.dumps([witnesses, server.api("/api/allocations?group=leaky.Leak")])[:3000]
 
 
+def test_a_namedtuple_witness_names_the_line_that_made_it(gunicorn):
+    """A namedtuple's innermost frame is its __new__, code made by exec ("<string>"): the witness's
+    one line names the first real file's frame instead, the line that made the tuple."""
+    import time
+
+    server = gunicorn(workers=1, interval=0.3, env={"PYLOOT_TEST_TRACE": "leaky.Point"})
+    witnesses = []
+    for _ in range(300):  # bounded: a few leaks a round
+        server.get("/point-leak?n=3")
+        r = server.get("/_pyloot/api/witnesses?group=leaky.Point")  # 404 until the type is stored
+        witnesses = r.json()["witnesses"] if r.status == 200 else []
+        if witnesses:
+            break
+        time.sleep(0.05)
+    assert witnesses, "no witness of leaky.Point"
+    lines = (APPS / "leaky.py").read_text().splitlines()
+    at = witnesses[0].get("created_at", "")
+    assert at.startswith(str(APPS / "leaky.py") + ":") or "leaky.py:" in at, witnesses[0]
+    line = int(at.split("leaky.py:")[1].split(" ")[0])
+    assert "POINTS.extend(Point(" in lines[line - 1], at
+
+
 def test_a_witness_carries_its_site_and_the_report_prints_it(gunicorn):
     """The witness's instance is among the first allocations of leaky.Leak,
     which are all sampled (fewer than ALLOC_SAMPLE_ALL are made): its site

@@ -33,6 +33,7 @@ PYLOOT_TEST_TRACE (type names whose allocation sites are traced, comma-separated
 PYLOOT_TEST_REMOTE ("HOST:PORT": remote mode, pushing to that central
 server; PYLOOT_HOST_NAME and PYLOOT_TOKEN apply).
 """
+import collections
 import functools
 import json
 import os
@@ -68,6 +69,8 @@ class Rich:
         self.meta = {"index": index, "tags": ("a", "b")}
 
 
+Point = collections.namedtuple("Point", "x y")  # its __new__ is code made by exec: "<string>"
+
 LRU_SIZE = 8
 
 
@@ -82,6 +85,7 @@ STRINGS = []
 NATIVE = []
 LISTS = []
 RICH = []
+POINTS = []
 
 
 def _native_leak(mb):
@@ -141,6 +145,9 @@ def app(environ, start_response):
         if hold:
             time.sleep(hold)
         return _json(start_response, {"pid": os.getpid(), "leaked": n, "total": len(LEAKS)})
+    if path == "/point-leak":
+        POINTS.extend(Point(len(POINTS), i) for i in range(_param(environ, "n", 1, int)))
+        return _json(start_response, {"pid": os.getpid(), "total": len(POINTS)})
     if path == "/rich-leak":
         RICH.extend(Rich(len(RICH)) for _ in range(_param(environ, "n", 1, int)))
         return _json(start_response, {"pid": os.getpid(), "total": len(RICH)})
