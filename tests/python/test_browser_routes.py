@@ -47,11 +47,11 @@ REQUESTS = {"routes": [{"route": "GET /health", "requests": 1200}, {"route": "GE
 def history_answer():
     times = [NOW - 60 * (9 - i) for i in range(10)]
     types = []
-    for i, name in enumerate(["leaky.Leak", "app.Pair", "app.Noise", "app.Quiet"]):
+    for i, name in enumerate(["leaky.Leak", "app.Pair", "app.Noise", "app.Quiet", "app.Cache"]):
         counts = [100 * i + 10 * k for k in range(10)]
         types.append({"name": name, "count": counts[-1], "growth": counts[-1] - counts[0], "bytes": 64 * counts[-1],
                       "bytes_growth": 64 * (counts[-1] - counts[0]), "counts": counts,
-                      "bytes_series": [64 * c for c in counts], "trend": "levelled" if i == 1 else "growing"})
+                      "bytes_series": [64 * c for c in counts], "trend": "levelled" if name == "app.Cache" else "growing"})
     return {"times": times, "total": len(types), "offset": 0, "types": types, "live": True, "as_of": NOW}
 
 
@@ -167,6 +167,8 @@ def test_history_cards_say_which_route_grows_a_type(browser, fake, artifacts):  
     for group in ("app.Noise", "app.Quiet"):
         line = route_line(ui, group)
         assert line["state"] == "none" and not line["shown"] and line["text"] == "", line
+    # A levelled type (a filled cache) grows with no route: its card has no line and asks nothing.
+    assert route_line(ui, "app.Cache") is None
     # Each card asked for its own type, for the page's worker, after one question for the page: are
     # there routes at all?
     asked = {q["group"]: q for q in fake.routes_queries if "group" in q}
