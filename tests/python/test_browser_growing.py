@@ -22,6 +22,12 @@ def test_retainers_page_marks_the_holder_of_a_growing_type(gunicorn, browser, ar
     badge = items.find_element(By.CSS_SELECTOR, ".growing-badge").text
     assert badge.startswith("holds ") and badge.endswith(" growing.Item"), badge
     assert "growing.Item" in items.find_element(By.CSS_SELECTOR, "a.drill").get_attribute("title")
+    # The badge is a column of its own: type, repr and size stay on one line, the type beside the repr.
+    t_top, size_top, t_right, repr_left = ui.js("""
+        const box = (s) => arguments[0].querySelector(s).getBoundingClientRect();
+        const t = box('.obj-type'), r = box('.obj-repr'), z = box('.obj-size');
+        return [t.top, z.top, t.right, r.left];""", items)
+    assert abs(t_top - size_top) < 8 and t_right <= repr_left + 1, (t_top, size_top, t_right, repr_left)
     # The bars scale to the largest row, not to the first (a holder ranked first is smaller).
     widths = ui.js("return [...document.querySelectorAll('#retainers .bar')].map(b => parseFloat(b.style.width))")
     assert max(widths) == 100.0 and widths[0] < 100.0, widths
