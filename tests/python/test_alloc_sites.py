@@ -360,21 +360,27 @@ def test_a_witness_of_a_class_traced_by_itself_carries_its_site(gunicorn):
     assert "leaky.py:%d in " % leak_line() in witnesses[0].get("created_at", ""), json.dumps([witnesses, server.api("/api/allocations?group=leaky.Leak")])[:3000]
 
 
+def leak_until_stored_witness(server, leak, group, rounds, pause):
+    """GETs `leak` once a round (at most `rounds`, `pause` s apart) until the store holds a witness
+    of `group`; returns its witnesses."""
+    import time
+
+    for _ in range(rounds):
+        server.get(leak)
+        r = server.get("/_pyloot/api/witnesses?group=" + group)  # 404 until the type is stored
+        witnesses = r.json()["witnesses"] if r.status == 200 else []
+        if witnesses:
+            return witnesses
+        time.sleep(pause)
+    raise AssertionError("no witness of %s within %d rounds" % (group, rounds))
+
+
 def test_a_namedtuple_witness_names_the_line_that_made_it(gunicorn):
     """A namedtuple's innermost frame is its __new__, code made by exec ("<string>"): the witness's
     one line names the first real file's frame instead, the line that made the tuple."""
-    import time
 
     server = gunicorn(workers=1, interval=0.3, env={"PYLOOT_TEST_TRACE": "leaky.Point"})
-    witnesses = []
-    for _ in range(300):  # bounded: a few leaks a round
-        server.get("/point-leak?n=3")
-        r = server.get("/_pyloot/api/witnesses?group=leaky.Point")  # 404 until the type is stored
-        witnesses = r.json()["witnesses"] if r.status == 200 else []
-        if witnesses:
-            break
-        time.sleep(0.05)
-    assert witnesses, "no witness of leaky.Point"
+    witnesses = leak_until_stored_witness(server, "/point-leak?n=3", "leaky.Point", 300, pause=0.05)
     lines = (APPS / "leaky.py").read_text().splitlines()
     at = witnesses[0].get("created_at", "")
     assert at.startswith(str(APPS / "leaky.py") + ":") or "leaky.py:" in at, witnesses[0]
@@ -387,20 +393,12 @@ def test_a_witness_carries_its_site_and_the_report_prints_it(gunicorn):
     which are all sampled (fewer than ALLOC_SAMPLE_ALL are made): its site
     is stored with the path, shown by /api/witnesses and `pyloot report`."""
     import subprocess
-    import time
 
     from test_cli import pyloot_exe
 
     server = gunicorn(workers=1, interval=0.3, env={"PYLOOT_TEST_TRACE": "leaky.Leak"})
-    witnesses = []
-    for _ in range(P.ALLOC_SAMPLE_ALL - 50):  # one leak a round, bounded
-        server.get("/leak?n=1")
-        r = server.get("/_pyloot/api/witnesses?group=leaky.Leak")  # 404 until the type is stored
-        witnesses = r.json()["witnesses"] if r.status == 200 else []
-        if witnesses:
-            break
-        time.sleep(0.1)
-    assert witnesses, "no witness of leaky.Leak within %d leaks" % (P.ALLOC_SAMPLE_ALL - 50)
+    # One leak a round, fewer than are all sampled.
+    witnesses = leak_until_stored_witness(server, "/leak?n=1", "leaky.Leak", P.ALLOC_SAMPLE_ALL - 50, pause=0.1)
     where = "leaky.py:%d in " % leak_line()
     assert where in witnesses[0].get("created_at", ""), witnesses[0]
     out = subprocess.run([pyloot_exe(), "report", "--db", str(server.db)], capture_output=True, text=True,
