@@ -84,6 +84,11 @@ void pl_http_json(pl_response *resp, int status);
 void pl_http_error(pl_response *resp, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Unix milliseconds as seconds with three decimals ("1764320000.250"). */
 void pl_http_json_time(pl_buf *b, int64_t ms);
+/* The optional parts of an answer's window: a time (0: null), a pid (0:
+ * null), a host (NULL: null). */
+void pl_http_json_time_or_null(pl_buf *b, int64_t ms);
+void pl_http_json_pid_or_null(pl_buf *b, uint64_t pid);
+void pl_http_json_host_or_null(pl_buf *b, const char *host);
 /* {"pid": ..., "start": ...} */
 void pl_http_json_incarnation(pl_buf *b, const pl_incarnation *inc);
 /* [v0, v1, ...] with null for a negative value (no sample there). */

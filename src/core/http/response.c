@@ -63,6 +63,33 @@ void pl_http_json_time(pl_buf *b, int64_t ms)
 }
 
 /* See http_int.h. */
+void pl_http_json_time_or_null(pl_buf *b, int64_t ms)
+{
+    if (ms)
+        pl_http_json_time(b, ms);
+    else
+        pl_buf_puts(b, "null");
+}
+
+/* See http_int.h. */
+void pl_http_json_pid_or_null(pl_buf *b, uint64_t pid)
+{
+    if (pid)
+        pl_json_u64(b, pid);
+    else
+        pl_buf_puts(b, "null");
+}
+
+/* See http_int.h. */
+void pl_http_json_host_or_null(pl_buf *b, const char *host)
+{
+    if (host)
+        pl_json_cstr(b, host);
+    else
+        pl_buf_puts(b, "null");
+}
+
+/* See http_int.h. */
 void pl_http_json_incarnation(pl_buf *b, const pl_incarnation *inc)
 {
     pl_buf_puts(b, "{\"pid\":");

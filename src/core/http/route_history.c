@@ -26,32 +26,17 @@ static void encode_history(pl_buf *b, const pl_history *hist, const pl_history_q
                   hist->total, hq->offset, hq->limit, pl_sort_names[hq->sort]);
     pl_json_str(b, q, qlen);
     pl_buf_puts(b, ",\"pid\":");
-    if (hq->pid)
-        pl_json_u64(b, hq->pid);
-    else
-        pl_buf_puts(b, "null");
+    pl_http_json_pid_or_null(b, hq->pid);
     pl_buf_puts(b, ",\"as_of\":");
-    if (hist->as_of_ms)
-        pl_http_json_time(b, hist->as_of_ms);
-    else
-        pl_buf_puts(b, "null");
+    pl_http_json_time_or_null(b, hist->as_of_ms);
     pl_buf_printf(b, ",\"live\":%s,\"since\":", hist->live ? "true" : "false");
-    if (hist->since_ms)
-        pl_http_json_time(b, hist->since_ms);
-    else
-        pl_buf_puts(b, "null");
+    pl_http_json_time_or_null(b, hist->since_ms);
     pl_buf_puts(b, ",\"until\":");
-    if (hq->until_ms)
-        pl_http_json_time(b, hq->until_ms);
-    else
-        pl_buf_puts(b, "null");
+    pl_http_json_time_or_null(b, hq->until_ms);
     pl_buf_printf(b, ",\"step\":");
     pl_http_json_time(b, hist->step_ms);
     pl_buf_puts(b, ",\"host\":");
-    if (hq->host)
-        pl_json_cstr(b, hq->host);
-    else
-        pl_buf_puts(b, "null");
+    pl_http_json_host_or_null(b, hq->host);
     pl_buf_puts(b, ",\"trend\":");
     if (hq->trends) {
         pl_buf_putc(b, '[');

@@ -33,14 +33,6 @@ static void encode_series(pl_buf *b, const pl_memory_series *s, size_t n)
     pl_http_json_series(b, s->other_bytes, n);
 }
 
-static void encode_time_or_null(pl_buf *b, int64_t ms)
-{
-    if (ms)
-        pl_http_json_time(b, ms);
-    else
-        pl_buf_puts(b, "null");
-}
-
 static void encode_memory(pl_buf *b, const pl_memory *m, const pl_memory_query *q)
 {
     pl_buf_puts(b, "{\"time\":[");
@@ -50,21 +42,15 @@ static void encode_memory(pl_buf *b, const pl_memory *m, const pl_memory_query *
         pl_http_json_time(b, m->times[i]);
     }
     pl_buf_puts(b, "],\"pid\":");
-    if (q->pid)
-        pl_json_u64(b, q->pid);
-    else
-        pl_buf_puts(b, "null");
+    pl_http_json_pid_or_null(b, q->pid);
     pl_buf_puts(b, ",\"host\":");
-    if (q->host)
-        pl_json_cstr(b, q->host);
-    else
-        pl_buf_puts(b, "null");
+    pl_http_json_host_or_null(b, q->host);
     pl_buf_puts(b, ",\"as_of\":");
-    encode_time_or_null(b, m->as_of_ms);
+    pl_http_json_time_or_null(b, m->as_of_ms);
     pl_buf_printf(b, ",\"live\":%s,\"since\":", m->live ? "true" : "false");
-    encode_time_or_null(b, q->since_ms);
+    pl_http_json_time_or_null(b, q->since_ms);
     pl_buf_puts(b, ",\"until\":");
-    encode_time_or_null(b, q->until_ms);
+    pl_http_json_time_or_null(b, q->until_ms);
     pl_buf_puts(b, ",\"step\":");
     pl_http_json_time(b, m->step_ms);
     pl_buf_puts(b, ",\"merged\":{");

@@ -18,25 +18,13 @@
 static void encode_window(pl_buf *b, const pl_routes_query *q, const pl_route_totals *t)
 {
     pl_buf_puts(b, "\"pid\":");
-    if (q->pid)
-        pl_json_u64(b, q->pid);
-    else
-        pl_buf_puts(b, "null");
+    pl_http_json_pid_or_null(b, q->pid);
     pl_buf_puts(b, ",\"host\":");
-    if (q->host)
-        pl_json_cstr(b, q->host);
-    else
-        pl_buf_puts(b, "null");
+    pl_http_json_host_or_null(b, q->host);
     pl_buf_puts(b, ",\"since\":");
-    if (q->since_ms)
-        pl_http_json_time(b, q->since_ms);
-    else
-        pl_buf_puts(b, "null");
+    pl_http_json_time_or_null(b, q->since_ms);
     pl_buf_puts(b, ",\"until\":");
-    if (q->until_ms)
-        pl_http_json_time(b, q->until_ms);
-    else
-        pl_buf_puts(b, "null");
+    pl_http_json_time_or_null(b, q->until_ms);
     pl_buf_printf(b, ",\"workers\":%zu,\"requests\":", t->workers);
     pl_json_u64(b, t->requests);
 }
