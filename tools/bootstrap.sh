@@ -233,13 +233,17 @@ PASSED=0 FAILED=0 SKIPPED=0 ERRORS=0 RUNS=() BAD=()
 # test summary is pytest's) in tests/ (not the repository root: the tests
 # import the installed package), shows its output and adds its summary to the
 # totals; a run that fails without a failed test (pytest itself broke) counts
-# as one failure.
+# as one failure. A run that outlives RUN_LIMIT_S (25 minutes; the longest
+# takes about 8) is aborted with SIGABRT, on which pytest's faulthandler
+# prints every thread's stack, so that a hang ends CI with its place.
+RUN_LIMIT_S=${PYLOOT_RUN_LIMIT_S:-1500}
 run_pytest() {
     local label=$1 log rc=0 line n word
     shift
     RUNS+=("$label")
     log=$(mktemp)
-    (cd "$ROOT/tests" && "$@") 2>&1 | tee "$log" || rc=$?  # pipefail: the command's status
+    (cd "$ROOT/tests" && timeout -s ABRT -k 30 "$RUN_LIMIT_S" "$@") 2>&1 | tee "$log" || rc=$?  # pipefail: the command's status
+    [ "$rc" -ne 124 ] && [ "$rc" -ne 137 ] || say "$label: stopped after ${RUN_LIMIT_S}s (see the stacks above)"
     line=$(grep -E '^(=+ )?[0-9]+ (passed|failed|error|errors|skipped|deselected|xfailed|xpassed|warnings?)\b' "$log" | tail -1 || true)
     rm -f "$log"
     for word in passed failed skipped error errors; do
