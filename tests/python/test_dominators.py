@@ -264,10 +264,18 @@ def test_both_snapshot_indexes_give_the_same_graph(how, fresh):
     for obj in holder[:10] + [holder]:
         assert [id(c) for c in auto.children(obj)] == [id(c) for c in forced.children(obj)]
         assert auto.retained_size(obj) == forced.retained_size(obj)
+    # The children in the gc's order, against the gc now: on objects that
+    # nothing changes meanwhile (a thread an earlier test left may run
+    # between two lines): tuples, and this test's own.
+    mine = {id(o) for o in holder} | {id(holder)}
+    checked, differ = 0, []
     for obj in list(forced)[::97]:
-        if type(obj).__name__ != "frame":
+        if type(obj) is tuple or id(obj) in mine:
+            checked += 1
             expect = [id(r) for r in gc.get_referents(obj) if r in forced]
-            assert [id(c) for c in forced.children(obj)] == expect
+            if [id(c) for c in forced.children(obj)] != expect:
+                differ.append(type(obj).__name__)
+    assert checked > fresh // 300 and not differ, (checked, differ[:10])
 
 
 def test_tree_built_once_by_concurrent_threads():
