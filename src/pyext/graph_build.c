@@ -749,8 +749,8 @@ static int snap_edges(const uint64_t *keys, size_t n, const vertex_index *ix,
         c->off[0] = 0;
     for (size_t v = 0; v < n && !c->rc; v++) {
         PyObject *o = (PyObject *)(uintptr_t)keys[v];
-        if (v + 4 < n)
-            __builtin_prefetch((const void *)(uintptr_t)keys[v + 4]);
+        if (v + 16 < n)
+            __builtin_prefetch((const void *)(uintptr_t)keys[v + 16]);
         c->tail = (uint32_t)v;
         pl_heapinfo_vertex(heap, (uint32_t)v, o);
         if (PyObject_IS_GC(o) && Py_TYPE(o)->tp_traverse)
