@@ -313,7 +313,7 @@ int pl_objgraph_suspects(const pl_graph *g, const pl_objgraph_dom *d, const uint
     uint64_t *score = malloc((want + 1) * sizeof(uint64_t));
     pl_suspect *s = calloc(want + 1, sizeof(pl_suspect));
     size_t nbest = 0;
-    int rc = count && branches && best && score && s ? 0 : ENOMEM;
+    int rc = count && branches && best && score && s && (order || !pl_dom_reachable(d->tree)) ? 0 : ENOMEM;
     if (rc)
         goto done;
     /* Backwards over the tree's breadth-first order: every vertex is done
