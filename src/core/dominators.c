@@ -433,6 +433,12 @@ int pl_dom_build(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_dom
 int pl_dom_build_keep_work(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_domtree **out,
                            void **work, size_t *work_bytes)
 {
+    return pl_dom_build_into(g, roots, nroots, NULL, out, work, work_bytes);
+}
+
+int pl_dom_build_into(const pl_graph *g, const uint32_t *roots, size_t nroots, uint32_t *space,
+                      pl_domtree **out, void **work, size_t *work_bytes)
+{
     *out = NULL;
     if (work) {
         *work = NULL;
@@ -445,7 +451,7 @@ int pl_dom_build_keep_work(const pl_graph *g, const uint32_t *roots, size_t nroo
         if (roots[i] >= n)
             return PL_EBADARG;
     pl_domtree *t = calloc(1, sizeof(*t));
-    uint32_t *pre = calloc(n ? n : 1, sizeof(uint32_t));
+    uint32_t *pre = space ? memset(space, 0, n * sizeof(uint32_t)) : calloc(n ? n : 1, sizeof(uint32_t));
     uint32_t *vert = malloc((n + 1) * sizeof(uint32_t));
     uint32_t *idom = malloc((n + 1) * sizeof(uint32_t));
     uint32_t *semi = malloc((n + 1) * sizeof(uint32_t)); /* the search's cursors first */
@@ -521,7 +527,8 @@ int pl_dom_build_keep_work(const pl_graph *g, const uint32_t *roots, size_t nroo
     return 0;
 fail:
     pl_dom_free(t);
-    free(pre);
+    if (pre != space)
+        free(pre);
     free(vert);
     free(idom);
     free(semi);

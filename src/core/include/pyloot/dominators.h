@@ -75,6 +75,14 @@ int pl_dom_build(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_dom
 int pl_dom_build_keep_work(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_domtree **out,
                            void **work, size_t *work_bytes);
 
+/* pl_dom_build_keep_work, with the tree's array of immediate dominators
+ * made in `space` (pl_graph_order(g) + 1 entries of the caller's malloc'ed
+ * memory, contents undefined) instead of a fresh array: memory written
+ * already costs no page faults. On success the tree owns space (pl_dom_free
+ * frees it); on failure it is still the caller's. */
+int pl_dom_build_into(const pl_graph *g, const uint32_t *roots, size_t nroots, uint32_t *space,
+                      pl_domtree **out, void **work, size_t *work_bytes);
+
 /* Frees a tree and everything it owns. pl_dom_free(NULL) is a no-op. */
 void pl_dom_free(pl_domtree *t);
 
