@@ -21,28 +21,49 @@
  * jump). */
 typedef uint32_t lca_index[2];
 
+/* The children lists, laid out on first need (pl_dom_children, pl_dom_bfs,
+ * pl_dom_subtree): retained sizes and LCAs do without them. */
+struct layout {
+    uint32_t *bfs;    /* r: the tree breadth-first, children in vertex order */
+    uint32_t *kid_at; /* n+1 (slot n: the virtual root): where the vertex's
+                       * children start in bfs, r when it has none */
+    uint64_t *block;  /* r/64+1 words: bit q set when bfs[q] is a first child */
+};
+
 struct pl_domtree {
     size_t n;          /* vertices of the graph */
     size_t r;          /* reachable vertices */
     uint32_t *idom;    /* n: vertex, PL_DOM_ROOT or PL_GRAPH_NONE */
-    uint32_t *bfs;     /* r: the tree breadth-first, children in vertex order */
-    uint32_t *kid_at;  /* n+1 (slot n: the virtual root): where the vertex's
-                        * children start in bfs, r when it has none */
-    uint64_t *block;   /* r/64+1 words: bit q set when bfs[q] is a first child */
+    uint32_t *order;   /* nordered: the searched vertices in depth-first
+                        * preorder (each after its immediate dominator) */
+    size_t nordered;
+    uint64_t *sink;    /* n/64+1 words: bit v set for a vertex left out of
+                        * the search (see dfs_number): it dominates nothing */
+    _Atomic(struct layout *) layout; /* built on first need, then immutable */
     _Atomic(lca_index *) lca; /* built on first need, then immutable */
 };
+
+/* Marks in pre[] for the vertices the search leaves out. */
+#define SINK UINT32_MAX             /* reached through its one in-edge */
+#define ROOT_SINK (UINT32_MAX - 1u) /* the same, and a root */
 
 /* ---- semi-NCA over depth-first numbers (0 = the virtual root) ---- */
 
 /* Numbers the vertices reachable from the roots in depth-first preorder,
  * 1..r: pre[v] (0: unreached), vert[i] the vertex numbered i, parent[i] the
  * number of its search parent. cursor[i] is work space (how many out-edges
- * of vertex i were scanned). Returns r. */
+ * of vertex i were scanned). Leaves with one in-edge are left out: pre[v]
+ * is SINK, and *sinks counts them. Returns the number of the last vertex
+ * numbered. */
 static size_t dfs_number(const pl_graph *g, const uint32_t *roots, size_t nroots, uint32_t *pre,
-                         uint32_t *vert, uint32_t *parent, uint32_t *cursor)
+                         uint32_t *vert, uint32_t *parent, uint32_t *cursor, size_t *sinks)
 {
-    const uint32_t *out_off, *out_head;
-    pl_graph_csr(g, &out_off, &out_head, NULL, NULL);
+    const uint32_t *out_off, *out_head, *in_off;
+    pl_graph_csr(g, &out_off, &out_head, &in_off, NULL);
+    *sinks = 0;
+    /* Search numbers stay below the marks (a graph of 4 billion vertices
+     * numbers every one). */
+    int skip = pl_graph_order(g) < ROOT_SINK;
     uint32_t num = 1, cur = 0;
     size_t next_root = 0;
     vert[0] = PL_DOM_ROOT;
@@ -78,17 +99,28 @@ static size_t dfs_number(const pl_graph *g, const uint32_t *roots, size_t nroots
             }
             /* Skip the numbered heads, and number the leaves (no
              * out-edges) in passing: a visit would only come back (a list
-             * of a million objects that hold none is a million leaves). */
+             * of a million objects that hold none is a million leaves).
+             * A leaf with one in-edge is not even numbered: it is on no
+             * path to another vertex and its immediate dominator is the
+             * vertex it hangs from (or the virtual root when it is a root,
+             * see pl_dom_build_keep_work), so the rest of semi-NCA does
+             * not need it and its arrays stay the size of the others. */
             for (; e < cnt; e++) {
                 uint32_t x = heads[e];
                 if (e + PREFETCH_MAX < cnt) {
                     __builtin_prefetch(&pre[heads[e + PREFETCH_MAX]]);
                     __builtin_prefetch(&out_off[heads[e + PREFETCH_MAX]]);
+                    __builtin_prefetch(&in_off[heads[e + PREFETCH_MAX]]);
                 }
                 if (pre[x])
                     continue;
                 if (out_off[x + 1] != out_off[x])
                     break;
+                if (skip && in_off[x + 1] - in_off[x] == 1) {
+                    pre[x] = SINK;
+                    (*sinks)++;
+                    continue;
+                }
                 pre[x] = num;
                 vert[num] = x;
                 parent[num++] = cur;
@@ -303,24 +335,22 @@ static void nca(size_t r, uint32_t *idom, const uint32_t *semi, uint32_t (*dj)[2
 
 /* ---- the tree by vertex ---- */
 
-/* Fills t->bfs, t->kid_at and t->block from t->idom: children grouped by
- * parent in vertex order (a counting sort), then laid out breadth-first so
- * that every vertex's children are one run of bfs. The build hands over
- * the arrays it is done with, whose pages are already mapped: bfs (r+1
- * entries, kept as t->bfs) and grouped (r+1), and work (wlen entries),
- * used for the counts when it is large enough; t->kid_at may be set. */
-static int lay_out(pl_domtree *t, uint32_t *bfs, uint32_t *grouped, uint32_t *work, size_t wlen)
+/* Lays out the children lists from t->idom: children grouped by parent in
+ * vertex order (a counting sort), then breadth-first so that every
+ * vertex's children are one run of bfs. NULL when out of memory. */
+static struct layout *lay_out(const pl_domtree *t)
 {
     size_t n = t->n, r = t->r;
-    uint32_t *start = wlen >= n + 2 ? memset(work, 0, (n + 2) * sizeof(uint32_t))
-                                    : calloc(n + 2, sizeof(uint32_t)); /* slot n: virtual root */
-    t->bfs = bfs;
-    if (!t->kid_at)
-        t->kid_at = malloc((n + 1) * sizeof(uint32_t));
-    t->block = calloc(r / 64 + 1, sizeof(uint64_t));
-    int rc = ENOMEM;
-    if (!start || !t->kid_at || !t->block)
-        goto done;
+    struct layout *l = calloc(1, sizeof(*l));
+    uint32_t *start = calloc(n + 2, sizeof(uint32_t)); /* slot n: virtual root */
+    uint32_t *grouped = malloc((r + 1) * sizeof(uint32_t));
+    if (!l || !start || !grouped)
+        goto fail;
+    l->bfs = malloc((r + 1) * sizeof(uint32_t));
+    l->kid_at = malloc((n + 1) * sizeof(uint32_t));
+    l->block = calloc(r / 64 + 1, sizeof(uint64_t));
+    if (!l->bfs || !l->kid_at || !l->block)
+        goto fail;
     for (size_t v = 0; v < n; v++) {
         uint32_t p = t->idom[v];
         if (p != PL_GRAPH_NONE)
@@ -335,27 +365,64 @@ static int lay_out(pl_domtree *t, uint32_t *bfs, uint32_t *grouped, uint32_t *wo
     }
     /* start[p] is now the end of p's group, start[p-1] (0 for p = 0) its start. */
     size_t top = start[n] - (n ? start[n - 1] : 0), tail = top;
-    memcpy(t->bfs, grouped + (start[n] - top), top * sizeof(uint32_t));
-    t->kid_at[n] = 0;
+    memcpy(l->bfs, grouped + (start[n] - top), top * sizeof(uint32_t));
+    l->kid_at[n] = 0;
     if (top)
-        t->block[0] |= 1;
+        l->block[0] |= 1;
     for (size_t q = 0; q < r; q++) {
-        uint32_t v = t->bfs[q];
+        uint32_t v = l->bfs[q];
         size_t end = start[v], begin = v ? start[v - 1] : 0;
         if (begin == end) {
-            t->kid_at[v] = (uint32_t)r;
+            l->kid_at[v] = (uint32_t)r;
             continue;
         }
-        t->kid_at[v] = (uint32_t)tail;
-        t->block[tail >> 6] |= (uint64_t)1 << (tail & 63);
-        memcpy(t->bfs + tail, grouped + begin, (end - begin) * sizeof(uint32_t));
+        l->kid_at[v] = (uint32_t)tail;
+        l->block[tail >> 6] |= (uint64_t)1 << (tail & 63);
+        memcpy(l->bfs + tail, grouped + begin, (end - begin) * sizeof(uint32_t));
         tail += end - begin;
     }
-    rc = 0;
-done:
-    if (start != work)
-        free(start);
-    return rc;
+    free(start);
+    free(grouped);
+    return l;
+fail:
+    if (l) {
+        free(l->bfs);
+        free(l->kid_at);
+        free(l->block);
+    }
+    free(l);
+    free(start);
+    free(grouped);
+    return NULL;
+}
+
+static void layout_free(struct layout *l)
+{
+    if (!l)
+        return;
+    free(l->bfs);
+    free(l->kid_at);
+    free(l->block);
+    free(l);
+}
+
+/* The layout, built and published on first need; NULL when there is no
+ * memory for it. */
+static const struct layout *layout_get(const pl_domtree *t)
+{
+    pl_domtree *mt = (pl_domtree *)t; /* the layout is a cache: logically const */
+    struct layout *x = atomic_load_explicit(&mt->layout, memory_order_acquire);
+    if (x)
+        return x;
+    struct layout *mine = lay_out(t);
+    if (!mine)
+        return NULL;
+    struct layout *expected = NULL;
+    if (atomic_compare_exchange_strong_explicit(&mt->layout, &expected, mine,
+                                                memory_order_acq_rel, memory_order_acquire))
+        return mine;
+    layout_free(mine); /* another thread published first */
+    return expected;
 }
 
 int pl_dom_build(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_domtree **out)
@@ -365,6 +432,12 @@ int pl_dom_build(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_dom
 
 int pl_dom_build_keep_work(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_domtree **out,
                            void **work, size_t *work_bytes)
+{
+    return pl_dom_build_into(g, roots, nroots, NULL, out, work, work_bytes);
+}
+
+int pl_dom_build_into(const pl_graph *g, const uint32_t *roots, size_t nroots, uint32_t *space,
+                      pl_domtree **out, void **work, size_t *work_bytes)
 {
     *out = NULL;
     if (work) {
@@ -378,7 +451,7 @@ int pl_dom_build_keep_work(const pl_graph *g, const uint32_t *roots, size_t nroo
         if (roots[i] >= n)
             return PL_EBADARG;
     pl_domtree *t = calloc(1, sizeof(*t));
-    uint32_t *pre = calloc(n ? n : 1, sizeof(uint32_t));
+    uint32_t *pre = space ? memset(space, 0, n * sizeof(uint32_t)) : calloc(n ? n : 1, sizeof(uint32_t));
     uint32_t *vert = malloc((n + 1) * sizeof(uint32_t));
     uint32_t *idom = malloc((n + 1) * sizeof(uint32_t));
     uint32_t *semi = malloc((n + 1) * sizeof(uint32_t)); /* the search's cursors first */
@@ -388,9 +461,11 @@ int pl_dom_build_keep_work(const pl_graph *g, const uint32_t *roots, size_t nroo
         goto fail;
     t->n = n;
     atomic_init(&t->lca, NULL);
-    size_t r = dfs_number(g, roots, nroots, pre, vert, idom, semi);
-    t->r = r;
-    /* Give back what unreachable vertices would have used. */
+    atomic_init(&t->layout, NULL);
+    size_t sinks;
+    size_t r = dfs_number(g, roots, nroots, pre, vert, idom, semi, &sinks);
+    t->r = r + sinks;
+    /* Give back what the vertices left out would have used. */
     if (r < n) {
         uint32_t *p;
         if ((p = realloc(vert, (r + 1) * sizeof(uint32_t))))
@@ -400,58 +475,60 @@ int pl_dom_build_keep_work(const pl_graph *g, const uint32_t *roots, size_t nroo
         if ((p = realloc(semi, (r + 1) * sizeof(uint32_t))))
             semi = p;
     }
-    if (!(al = malloc((r + 1) * sizeof(*al))) || !(mins = malloc((r + 1) * sizeof(*mins))))
+    t->sink = calloc(n / 64 + 1, sizeof(uint64_t));
+    if (!t->sink || !(al = malloc((r + 1) * sizeof(*al))) ||
+        !(mins = malloc((r + 1) * sizeof(*mins))))
         goto fail;
     for (size_t i = 0; i <= r; i++) {
         semi[i] = ANC(i) = idom[i];
         LAB(i) = (uint32_t)i;
     }
-    for (size_t i = 0; i < nroots; i++)
-        semi[pre[roots[i]]] = 0;
+    for (size_t i = 0; i < nroots; i++) {
+        uint32_t x = roots[i];
+        if (pre[x] == SINK || pre[x] == ROOT_SINK)
+            pre[x] = ROOT_SINK; /* reached as a leaf before its turn as a root */
+        else
+            semi[pre[x]] = 0;
+    }
     semidominators(g, r, pre, vert, semi, al, mins);
     /* The forest is done with: al holds depths and jumps now. */
     nca(r, idom, semi, al);
 
     /* Renumber by vertex, in place over pre. */
+    const uint32_t *in_off, *in_tail;
+    pl_graph_csr(g, NULL, NULL, &in_off, &in_tail);
     for (size_t v = 0; v < n; v++) {
         uint32_t i = pre[v];
-        pre[v] = !i ? PL_GRAPH_NONE : idom[i] ? vert[idom[i]] : PL_DOM_ROOT;
+        if (i == SINK || i == ROOT_SINK) {
+            pre[v] = i == ROOT_SINK ? PL_DOM_ROOT : in_tail[in_off[v]];
+            t->sink[v >> 6] |= (uint64_t)1 << (v & 63);
+        } else {
+            pre[v] = !i ? PL_GRAPH_NONE : idom[i] ? vert[idom[i]] : PL_DOM_ROOT;
+        }
     }
     t->idom = pre;
     pre = NULL;
-    /* The work arrays become the layout's (fresh arrays of this size would
-     * each cost a page fault per 4 KB): vert the breadth-first order, semi
-     * the grouped children, al the counts, and for the child offsets the
-     * old idom when every vertex is reachable (written all through), else
-     * mins (written only as deep as its stack went). */
-    size_t wlen = 2 * (r + 1);
-    if (r >= n) {
-        t->kid_at = idom;
-        idom = NULL;
-    } else if (wlen >= n + 1) {
-        uint32_t *kid_at = realloc(mins, (n + 1) * sizeof(uint32_t));
-        t->kid_at = kid_at ? kid_at : (uint32_t *)mins;
-        mins = NULL;
-    }
+    /* The preorder is kept (each vertex after its immediate dominator, an
+     * ancestor in the search tree): retained sizes and depths go by it. */
+    memmove(vert, vert + 1, r * sizeof(uint32_t));
+    t->order = vert;
+    t->nordered = r;
+    vert = NULL;
     free(idom);
-    idom = NULL;
-    rc = lay_out(t, vert, semi, (uint32_t *)al, wlen);
-    vert = NULL; /* t->bfs now */
-    if (rc)
-        goto fail;
     free(semi);
+    free(mins);
     if (work) {
         *work = al;
         *work_bytes = (r + 1) * sizeof(*al);
     } else {
         free(al);
     }
-    free(mins);
     *out = t;
     return 0;
 fail:
     pl_dom_free(t);
-    free(pre);
+    if (pre != space)
+        free(pre);
     free(vert);
     free(idom);
     free(semi);
@@ -465,10 +542,10 @@ void pl_dom_free(pl_domtree *t)
     if (!t)
         return;
     free(atomic_load_explicit(&t->lca, memory_order_acquire));
+    layout_free(atomic_load_explicit(&t->layout, memory_order_acquire));
     free(t->idom);
-    free(t->bfs);
-    free(t->kid_at);
-    free(t->block);
+    free(t->order);
+    free(t->sink);
     free(t);
 }
 
@@ -493,18 +570,19 @@ const uint32_t *pl_dom_children(const pl_domtree *t, uint32_t v, size_t *n)
 {
     *n = 0;
     uint32_t s = slot_of(t, v);
-    if (s == PL_GRAPH_NONE)
+    const struct layout *l = s == PL_GRAPH_NONE ? NULL : layout_get(t);
+    if (!l)
         return NULL;
-    size_t begin = t->kid_at[s];
+    size_t begin = l->kid_at[s];
     if (begin >= t->r)
         return NULL;
     /* The run ends at the next first child, or at the end of bfs. */
     size_t q = begin + 1, end = t->r;
     if (q < t->r) {
         size_t word = q >> 6;
-        uint64_t bits = t->block[word] & (~(uint64_t)0 << (q & 63));
+        uint64_t bits = l->block[word] & (~(uint64_t)0 << (q & 63));
         while (!bits && ++word <= (t->r - 1) >> 6)
-            bits = t->block[word];
+            bits = l->block[word];
         if (bits) {
             size_t found = (word << 6) + (size_t)__builtin_ctzll(bits);
             if (found < end)
@@ -512,13 +590,14 @@ const uint32_t *pl_dom_children(const pl_domtree *t, uint32_t v, size_t *n)
         }
     }
     *n = end - begin;
-    return t->bfs + begin;
+    return l->bfs + begin;
 }
 
 const uint32_t *pl_dom_bfs(const pl_domtree *t, size_t *n)
 {
-    *n = t->r;
-    return t->bfs;
+    const struct layout *l = t->r ? layout_get(t) : NULL;
+    *n = l ? t->r : 0;
+    return l ? l->bfs : NULL;
 }
 
 int pl_dom_subtree(const pl_domtree *t, uint32_t v, uint32_t **out, size_t *n)
@@ -528,14 +607,17 @@ int pl_dom_subtree(const pl_domtree *t, uint32_t v, uint32_t **out, size_t *n)
     if (v == PL_DOM_ROOT) {
         if (!t->r)
             return 0;
-        if (!(*out = malloc(t->r * sizeof(uint32_t))))
+        const struct layout *l = layout_get(t);
+        if (!l || !(*out = malloc(t->r * sizeof(uint32_t))))
             return ENOMEM;
-        memcpy(*out, t->bfs, t->r * sizeof(uint32_t));
+        memcpy(*out, l->bfs, t->r * sizeof(uint32_t));
         *n = t->r;
         return 0;
     }
     if (slot_of(t, v) == PL_GRAPH_NONE)
         return 0;
+    if (!layout_get(t))
+        return ENOMEM;
     /* The answer is its own queue, grown by doubling. */
     size_t cap = 64, len = 1;
     uint32_t *list = malloc(cap * sizeof(uint32_t));
@@ -574,10 +656,16 @@ static lca_index *lca_build(const pl_domtree *t)
         return NULL;
     dj[n][0] = 0;
     dj[n][1] = (uint32_t)n;
-    for (size_t q = 0; q < t->r; q++) {
-        uint32_t v = t->bfs[q], p = t->idom[v];
+    for (size_t q = 0; q < t->nordered; q++) {
+        uint32_t v = t->order[q], p = t->idom[v];
         add_leaf(dj, v, p == PL_DOM_ROOT ? (uint32_t)n : p);
     }
+    /* The vertices left out of the search hang from searched ones. */
+    for (size_t w = 0; w <= n >> 6; w++)
+        for (uint64_t bits = t->sink[w]; bits; bits &= bits - 1) {
+            uint32_t v = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(bits)), p = t->idom[v];
+            add_leaf(dj, v, p == PL_DOM_ROOT ? (uint32_t)n : p);
+        }
     return dj;
 }
 
@@ -707,23 +795,33 @@ int pl_dom_retained(const pl_domtree *t, const uint64_t *self_size, uint64_t *re
     if (retained != self_size || t->r < n)
         for (size_t v = 0; v < n; v++)
             retained[v] = t->idom[v] != PL_GRAPH_NONE ? self_size[v] : 0;
-    /* A vertex's children are one run of bfs, after it: their sum is kept
-     * in a register and added to the parent once, when the run ends (a
-     * list holding a million objects is one run of a million). */
+    /* The vertices left out of the search first (they dominate nothing),
+     * then the others backwards in preorder: every vertex is final before
+     * it is added to its immediate dominator. Consecutive vertices with the
+     * same dominator are summed in a register and added to it once, when
+     * the run ends (a list holding a million objects is one run of a
+     * million). */
     uint64_t total = 0, sum = 0;
     uint32_t run = PL_GRAPH_NONE;
-    for (size_t q = t->r; q-- > 0;) {
-        uint32_t v = t->bfs[q], p = t->idom[v];
-        if (p != run) {
-            if (run == PL_DOM_ROOT)
-                total += sum;
-            else if (run != PL_GRAPH_NONE)
-                retained[run] += sum;
-            run = p;
-            sum = 0;
-        }
-        sum += retained[v];
-    }
+#define ADD(v)                                                                                     \
+    do {                                                                                           \
+        uint32_t p_ = t->idom[v];                                                                  \
+        if (p_ != run) {                                                                           \
+            if (run == PL_DOM_ROOT)                                                                \
+                total += sum;                                                                      \
+            else if (run != PL_GRAPH_NONE)                                                         \
+                retained[run] += sum;                                                              \
+            run = p_;                                                                              \
+            sum = 0;                                                                               \
+        }                                                                                          \
+        sum += retained[v];                                                                        \
+    } while (0)
+    for (size_t w = 0; w <= n >> 6; w++)
+        for (uint64_t bits = t->sink[w]; bits; bits &= bits - 1)
+            ADD(w * 64 + (size_t)__builtin_ctzll(bits));
+    for (size_t q = t->nordered; q-- > 0;)
+        ADD(t->order[q]);
+#undef ADD
     if (run == PL_DOM_ROOT)
         total += sum;
     else if (run != PL_GRAPH_NONE)
@@ -740,8 +838,11 @@ void pl_dom_release_index(pl_domtree *t)
 
 size_t pl_dom_memory(const pl_domtree *t)
 {
-    size_t bytes = sizeof(*t) + t->n * sizeof(uint32_t) + (t->r ? t->r : 1) * sizeof(uint32_t) +
-                   (t->n + 1) * sizeof(uint32_t) + (t->r / 64 + 1) * sizeof(uint64_t);
+    size_t bytes = sizeof(*t) + t->n * sizeof(uint32_t) + (t->nordered + 1) * sizeof(uint32_t) +
+                   (t->n / 64 + 1) * sizeof(uint64_t);
+    if (atomic_load_explicit(&((pl_domtree *)t)->layout, memory_order_acquire))
+        bytes += (t->r + 1) * sizeof(uint32_t) + (t->n + 1) * sizeof(uint32_t) +
+                 (t->r / 64 + 1) * sizeof(uint64_t);
     const lca_index *x = atomic_load_explicit(&((pl_domtree *)t)->lca, memory_order_acquire);
     if (x)
         bytes += (t->n + 1) * sizeof(*x);

@@ -223,27 +223,41 @@ fail:
  *
  * The snapshot is built in address order, with no hash lookup per edge:
  *  1. the gc lists are walked once, taking a reference to each object;
- *  2. the addresses are radix-sorted: vertex numbers are address ranks, and
+ *  2. the addresses are sorted: vertex numbers are address ranks, and
  *     tp_traverse then visits the objects in memory order;
  *  3. a block index maps an address to its vertex: one 32-byte entry per
  *     2 KB block of memory that holds vertices, with a bit per 16 bytes
- *     (CPython allocates in 16-byte units) and the rank of its first vertex. A heap of a million objects has a few tens of
- *     thousands of blocks, so the index stays in the caches where a table of
- *     every address would miss on most lookups;
+ *     (CPython allocates in 16-byte units) and the rank of its first
+ *     vertex, in address order. A directory of the 1 MB chunks that hold
+ *     blocks gives each chunk 512 slots, one per block, holding the block's
+ *     entry number (0: no vertex there). A heap of a million objects has a
+ *     few hundred chunks and a few tens of thousands of blocks, so the
+ *     directory and the slots stay in the caches, and a referent that is
+ *     not a vertex (an untracked int or str next to the vertices) is
+ *     answered by them without a probe sequence;
  *  4. each object's tp_traverse writes its edges straight into the CSR
  *     arrays; referents that are not vertices go to the heap info (untracked
  *     objects: their sizes and holders).
- * When the vertices are too sparse for blocks to pay (few per block), an
- * address table is used instead (same numbering). */
+ * When the vertices are too sparse for blocks to pay (few per block, or
+ * few blocks per chunk), an address table is used instead (same
+ * numbering). */
 
 #define BLOCK_SHIFT 11 /* 2 KB blocks */
 #define GRAIN_SHIFT 4  /* a bit per 16 bytes (CPython's allocation unit): 128 per block */
+#define CHUNK_SHIFT 20 /* 1 MB chunks */
+#define CHUNK_BLOCKS (1u << (CHUNK_SHIFT - BLOCK_SHIFT))
 
 typedef struct block {
-    uint64_t id;       /* (address >> BLOCK_SHIFT) + 1; 0: empty slot */
-    uint32_t base[2];  /* vertex number of the first vertex of each 64-bit word */
     uint64_t bits[2];  /* a bit per grain that starts a vertex */
-} block;               /* 32 bytes: two per cache line */
+    uint32_t base[2];  /* vertex number of the first vertex of each 64-bit word */
+    uint64_t unused;   /* 32 bytes: two per cache line */
+} block;
+
+/* The directory: open addressing, linear probing, a power of two. */
+typedef struct chunk_slot {
+    uint64_t id;   /* (address >> CHUNK_SHIFT) + 1; 0: empty slot */
+    uint32_t slot; /* where its CHUNK_BLOCKS slots start */
+} chunk_slot;
 
 /* Address table for sparse heaps: open addressing, linear probing. */
 typedef struct addr_slot {
@@ -252,7 +266,10 @@ typedef struct addr_slot {
 } addr_slot;
 
 typedef struct vertex_index {
-    block *blocks;     /* NULL when the address table is used */
+    block *blocks;      /* NULL when the address table is used */
+    uint32_t *slots_of; /* CHUNK_BLOCKS per chunk: block entry + 1, or 0 */
+    chunk_slot *chunks;
+    size_t nchunks, chunk_mask, nblocks;
     addr_slot *addrs;
     size_t slots;
 } vertex_index;
@@ -272,6 +289,34 @@ static inline size_t index_slot(const vertex_index *ix, uint64_t id)
     return (size_t)(((unsigned __int128)(id * 0x9E3779B97F4A7C15ULL) * ix->slots) >> 64);
 }
 
+/* Where the block slot of address `key` is, or NULL when its chunk holds
+ * no vertex. */
+static inline const uint32_t *block_slot(const vertex_index *ix, uint64_t key)
+{
+    uint64_t id = (key >> CHUNK_SHIFT) + 1;
+    for (size_t i = (size_t)((id * 0x9E3779B97F4A7C15ULL) >> 32) & ix->chunk_mask;;
+         i = (i + 1) & ix->chunk_mask) {
+        if (ix->chunks[i].id == id)
+            return &ix->slots_of[ix->chunks[i].slot + ((key >> BLOCK_SHIFT) & (CHUNK_BLOCKS - 1))];
+        if (!ix->chunks[i].id)
+            return NULL;
+    }
+}
+
+/* The vertex at address `key` in block entry b (1-based, 0: none), or
+ * PL_GRAPH_NONE. */
+static inline uint32_t block_find(const vertex_index *ix, uint32_t b, uint64_t key)
+{
+    if (!b || (key & ((1u << GRAIN_SHIFT) - 1)))
+        return PL_GRAPH_NONE;
+    const block *bk = &ix->blocks[b - 1];
+    unsigned grain = (unsigned)(key >> GRAIN_SHIFT) & 127;
+    uint64_t word = bk->bits[grain >> 6], me = (uint64_t)1 << (grain & 63);
+    if (!(word & me))
+        return PL_GRAPH_NONE;
+    return bk->base[grain >> 6] + (uint32_t)popcount64(word & (me - 1));
+}
+
 /* The vertex at address `key`, or PL_GRAPH_NONE. */
 static inline uint32_t index_find(const vertex_index *ix, uint64_t key)
 {
@@ -283,21 +328,50 @@ static inline uint32_t index_find(const vertex_index *ix, uint64_t key)
                 return PL_GRAPH_NONE;
         }
     }
-    if (key & ((1u << GRAIN_SHIFT) - 1))
-        return PL_GRAPH_NONE;
-    uint64_t id = (key >> BLOCK_SHIFT) + 1;
-    for (size_t i = index_slot(ix, id);; i = i + 1 == ix->slots ? 0 : i + 1) {
-        const block *b = &ix->blocks[i];
-        if (b->id == id) {
-            unsigned grain = (unsigned)(key >> GRAIN_SHIFT) & 127;
-            uint64_t word = b->bits[grain >> 6], me = (uint64_t)1 << (grain & 63);
-            if (!(word & me))
-                return PL_GRAPH_NONE;
-            return b->base[grain >> 6] + (uint32_t)popcount64(word & (me - 1));
-        }
-        if (!b->id)
-            return PL_GRAPH_NONE;
+    const uint32_t *at = block_slot(ix, key);
+    return at ? block_find(ix, *at, key) : PL_GRAPH_NONE;
+}
+
+/* Whether blocks pay for nkeys vertices in nblocks blocks of nchunks
+ * chunks: two vertices a block, and the chunks' slots no more than two a
+ * vertex (else a few vertices spread over much memory cost slots for
+ * every block between them). */
+static int blocks_pay(size_t nkeys, size_t nblocks, size_t nchunks)
+{
+    return nblocks * 2 <= nkeys && nchunks * CHUNK_BLOCKS <= 2 * nkeys + 16 * CHUNK_BLOCKS;
+}
+
+/* Allocates the block index for nblocks blocks in nchunks chunks, empty. */
+static int blocks_alloc(vertex_index *ix, size_t nblocks, size_t nchunks)
+{
+    size_t cslots = 16;
+    while (cslots < 2 * nchunks)
+        cslots *= 2;
+    ix->chunk_mask = cslots - 1;
+    ix->nchunks = ix->nblocks = 0;
+    ix->chunks = calloc(cslots, sizeof(chunk_slot));
+    ix->slots_of = calloc(nchunks ? nchunks * CHUNK_BLOCKS : 1, sizeof(uint32_t));
+    ix->blocks = aligned_alloc(64, ((nblocks ? nblocks : 1) * sizeof(block) + 63) / 64 * 64);
+    return ix->chunks && ix->slots_of && ix->blocks ? 0 : ENOMEM;
+}
+
+/* Appends the block of id `id` (as (address >> BLOCK_SHIFT)), higher than
+ * every block appended before, whose first vertex is number v. */
+static block *blocks_append(vertex_index *ix, uint64_t id, uint32_t v)
+{
+    uint64_t cid = (id >> (CHUNK_SHIFT - BLOCK_SHIFT)) + 1;
+    size_t i = (size_t)((cid * 0x9E3779B97F4A7C15ULL) >> 32) & ix->chunk_mask;
+    while (ix->chunks[i].id && ix->chunks[i].id != cid)
+        i = (i + 1) & ix->chunk_mask;
+    if (!ix->chunks[i].id) {
+        ix->chunks[i].id = cid;
+        ix->chunks[i].slot = (uint32_t)(ix->nchunks++ * CHUNK_BLOCKS);
     }
+    ix->slots_of[ix->chunks[i].slot + (id & (CHUNK_BLOCKS - 1))] = (uint32_t)++ix->nblocks;
+    block *b = &ix->blocks[ix->nblocks - 1];
+    memset(b, 0, sizeof(*b));
+    b->base[0] = b->base[1] = v;
+    return b;
 }
 
 /* Builds the index of keys[0..n), sorted ascending and distinct: blocks
@@ -305,16 +379,19 @@ static inline uint32_t index_find(const vertex_index *ix, uint64_t key)
 static int index_build(vertex_index *ix, const uint64_t *keys, size_t n, int how)
 {
     memset(ix, 0, sizeof(*ix));
-    size_t nblocks = 0, unaligned = 0;
+    size_t nblocks = 0, nchunks = 0, unaligned = 0;
     for (size_t v = 0; v < n; v++) {
         if (!v || (keys[v] >> BLOCK_SHIFT) != (keys[v - 1] >> BLOCK_SHIFT))
             nblocks++;
+        if (!v || (keys[v] >> CHUNK_SHIFT) != (keys[v - 1] >> CHUNK_SHIFT))
+            nchunks++;
         unaligned |= keys[v] & ((1u << GRAIN_SHIFT) - 1);
     }
-    /* Blocks cost 32 bytes each at 2/3 load; an address 16 at 1/2. */
-    int use_blocks = !unaligned && (how == PL_SNAPSHOT_BLOCKS || (how == PL_SNAPSHOT_AUTO && nblocks * 2 <= n));
-    size_t slots = ix->slots = (use_blocks ? nblocks * 3 / 2 : n * 2) + 16;
+    int use_blocks = !unaligned && (how == PL_SNAPSHOT_BLOCKS ||
+                                    (how == PL_SNAPSHOT_AUTO && blocks_pay(n, nblocks, nchunks)));
     if (!use_blocks) {
+        /* An address costs 16 bytes at 1/2 load. */
+        size_t slots = ix->slots = n * 2 + 16;
         ix->addrs = calloc(slots, sizeof(addr_slot));
         if (!ix->addrs)
             return ENOMEM;
@@ -326,21 +403,12 @@ static int index_build(vertex_index *ix, const uint64_t *keys, size_t n, int how
         }
         return 0;
     }
-    ix->blocks = aligned_alloc(64, (slots * sizeof(block) + 63) / 64 * 64);
-    if (!ix->blocks)
+    if (blocks_alloc(ix, nblocks, nchunks))
         return ENOMEM;
-    memset(ix->blocks, 0, slots * sizeof(block));
     block *b = NULL;
     for (size_t v = 0; v < n; v++) {
-        uint64_t id = (keys[v] >> BLOCK_SHIFT) + 1;
-        if (!b || b->id != id) {
-            size_t i = index_slot(ix, id);
-            while (ix->blocks[i].id)
-                i = i + 1 == slots ? 0 : i + 1;
-            b = &ix->blocks[i];
-            b->id = id;
-            b->base[0] = b->base[1] = (uint32_t)v;
-        }
+        if (!b || (keys[v] >> BLOCK_SHIFT) != (keys[v - 1] >> BLOCK_SHIFT))
+            b = blocks_append(ix, keys[v] >> BLOCK_SHIFT, (uint32_t)v);
         unsigned grain = (unsigned)(keys[v] >> GRAIN_SHIFT) & 127;
         b->bits[grain >> 6] |= (uint64_t)1 << (grain & 63);
         /* The second word's vertices come after this one. */
@@ -353,6 +421,8 @@ static int index_build(vertex_index *ix, const uint64_t *keys, size_t n, int how
 static void index_free(vertex_index *ix)
 {
     free(ix->blocks);
+    free(ix->slots_of);
+    free(ix->chunks);
     free(ix->addrs);
 }
 
@@ -457,18 +527,20 @@ static int order_by_blocks(struct snap_ctx *ctx, int how, vertex_index *ix, size
         segs[nseg - 1].len++;
     }
     qsort(segs, nseg, sizeof(segment), segment_cmp);
-    for (size_t i = 0; i < nseg; i++)
+    size_t nchunks = 0;
+    for (size_t i = 0; i < nseg; i++) {
         nblocks += !i || segs[i].id != segs[i - 1].id;
+        nchunks += !i || (segs[i].id - 1) >> (CHUNK_SHIFT - BLOCK_SHIFT) !=
+                             (segs[i - 1].id - 1) >> (CHUNK_SHIFT - BLOCK_SHIFT);
+    }
     memset(ix, 0, sizeof(*ix));
-    if (how == PL_SNAPSHOT_BLOCKS || nblocks * 2 <= len) {
-        ix->slots = nblocks * 3 / 2 + 16;
-        ix->blocks = aligned_alloc(64, (ix->slots * sizeof(block) + 63) / 64 * 64);
-        if (!ix->blocks) {
-            free(segs);
-            free(out);
-            return ENOMEM;
-        }
-        memset(ix->blocks, 0, ix->slots * sizeof(block));
+    if ((how == PL_SNAPSHOT_BLOCKS || blocks_pay(len, nblocks, nchunks)) &&
+        blocks_alloc(ix, nblocks, nchunks)) {
+        index_free(ix);
+        memset(ix, 0, sizeof(*ix));
+        free(segs);
+        free(out);
+        return ENOMEM;
     }
     size_t m = 0;
     for (size_t i = 0, j; i < nseg; i = j) {
@@ -482,11 +554,7 @@ static int order_by_blocks(struct snap_ctx *ctx, int how, vertex_index *ix, size
                 bits[grain >> 6] |= bit;
             }
         if (ix->blocks) {
-            size_t at = index_slot(ix, id);
-            while (ix->blocks[at].id)
-                at = at + 1 == ix->slots ? 0 : at + 1;
-            block *b = &ix->blocks[at];
-            b->id = id;
+            block *b = blocks_append(ix, id - 1, (uint32_t)m);
             b->bits[0] = bits[0];
             b->bits[1] = bits[1];
             b->base[0] = (uint32_t)m;
@@ -567,6 +635,7 @@ struct csr_ctx {
     pl_heapinfo_builder *heap;
     uint64_t refs[RESOLVE_BATCH]; /* the batch: referents and their holders */
     uint32_t holders[RESOLVE_BATCH];
+    uint32_t blk[RESOLVE_BATCH]; /* their block entries (1-based, 0: none) */
     size_t len;
     uint32_t *off;  /* n + 1 */
     uint32_t *head;
@@ -576,15 +645,23 @@ struct csr_ctx {
     int rc;
 };
 
-static inline const void *index_entry(const vertex_index *ix, uint64_t key)
+/* Adds the resolved edge i of the batch (h: its head's vertex). */
+static inline void csr_put(struct csr_ctx *c, size_t i, uint32_t h)
 {
-    if (!ix->blocks)
-        return &ix->addrs[index_slot(ix, key)];
-    return &ix->blocks[index_slot(ix, (key >> BLOCK_SHIFT) + 1)];
+    uint32_t tail = c->holders[i];
+    if (h == PL_GRAPH_NONE) {
+        pl_heapinfo_untracked(c->heap, tail, (PyObject *)(uintptr_t)c->refs[i]);
+        return;
+    }
+    while (c->last < tail)
+        c->off[++c->last] = (uint32_t)c->m;
+    c->head[c->m++] = h;
 }
 
 /* Resolves the batch: edges to vertices go to the CSR arrays, the others to
- * the heap info. */
+ * the heap info. With blocks, in two passes: each referent's block entry
+ * (its chunk's slot prefetched ahead), then the vertex (its block
+ * prefetched ahead); a referent in no block stops at the first pass. */
 static void csr_flush(struct csr_ctx *c)
 {
     if (c->rc)
@@ -601,20 +678,40 @@ static void csr_flush(struct csr_ctx *c)
         c->head = t;
         c->cap = ncap;
     }
-    for (size_t i = 0; i < c->len && i < RESOLVE_AHEAD; i++)
-        __builtin_prefetch(index_entry(c->ix, c->refs[i]));
-    for (size_t i = 0; i < c->len; i++) {
-        if (i + RESOLVE_AHEAD < c->len)
-            __builtin_prefetch(index_entry(c->ix, c->refs[i + RESOLVE_AHEAD]));
-        uint32_t h = index_find(c->ix, c->refs[i]), tail = c->holders[i];
-        if (h == PL_GRAPH_NONE) {
-            pl_heapinfo_untracked(c->heap, tail, (PyObject *)(uintptr_t)c->refs[i]);
-            continue;
+    const vertex_index *ix = c->ix;
+    if (!ix->blocks) {
+        for (size_t i = 0; i < c->len && i < RESOLVE_AHEAD; i++)
+            __builtin_prefetch(&ix->addrs[index_slot(ix, c->refs[i])]);
+        for (size_t i = 0; i < c->len; i++) {
+            if (i + RESOLVE_AHEAD < c->len)
+                __builtin_prefetch(&ix->addrs[index_slot(ix, c->refs[i + RESOLVE_AHEAD])]);
+            csr_put(c, i, index_find(ix, c->refs[i]));
         }
-        while (c->last < tail)
-            c->off[++c->last] = (uint32_t)c->m;
-        c->head[c->m++] = h;
+        c->len = 0;
+        return;
     }
+    const uint32_t *slots[RESOLVE_AHEAD];
+    for (size_t i = 0; i < c->len + RESOLVE_AHEAD; i++) {
+        /* slots[i % RESOLVE_AHEAD] holds entry i - RESOLVE_AHEAD's until
+         * entry i's replaces it. */
+        if (i >= RESOLVE_AHEAD) {
+            size_t k = i - RESOLVE_AHEAD;
+            const uint32_t *at = slots[k % RESOLVE_AHEAD];
+            uint32_t e = at ? *at : 0;
+            c->blk[k] = e;
+            if (e)
+                __builtin_prefetch(&ix->blocks[e - 1]);
+        }
+        if (i < c->len) {
+            const uint64_t key = c->refs[i];
+            const uint32_t *at = key & ((1u << GRAIN_SHIFT) - 1) ? NULL : block_slot(ix, key);
+            if (at)
+                __builtin_prefetch(at);
+            slots[i % RESOLVE_AHEAD] = at;
+        }
+    }
+    for (size_t i = 0; i < c->len; i++)
+        csr_put(c, i, block_find(ix, c->blk[i], c->refs[i]));
     c->len = 0;
 }
 
@@ -652,8 +749,8 @@ static int snap_edges(const uint64_t *keys, size_t n, const vertex_index *ix,
         c->off[0] = 0;
     for (size_t v = 0; v < n && !c->rc; v++) {
         PyObject *o = (PyObject *)(uintptr_t)keys[v];
-        if (v + 4 < n)
-            __builtin_prefetch((const void *)(uintptr_t)keys[v + 4]);
+        if (v + 16 < n)
+            __builtin_prefetch((const void *)(uintptr_t)keys[v + 16]);
         c->tail = (uint32_t)v;
         pl_heapinfo_vertex(heap, (uint32_t)v, o);
         if (PyObject_IS_GC(o) && Py_TYPE(o)->tp_traverse)

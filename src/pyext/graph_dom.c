@@ -124,8 +124,9 @@ static void place_groups(pl_domtree *t, const pl_heapinfo *h, uint64_t *self, ui
     pl_dom_release_index(t);
 }
 
-/* See graph_int.h. */
-int pl_objgraph_dom_build(const pl_graph *g, const pl_heapinfo *h, pl_objgraph_dom **out)
+/* pl_objgraph_dom_build, taking h's arrays when `consume` (see
+ * pl_objgraph_dom_build_consume). */
+static int dom_build(const pl_graph *g, pl_heapinfo *h, int consume, pl_objgraph_dom **out)
 {
     *out = NULL;
     size_t n = pl_graph_order(g), nroots = 0, cap = 0;
@@ -138,8 +139,13 @@ int pl_objgraph_dom_build(const pl_graph *g, const pl_heapinfo *h, pl_objgraph_d
     if (rc)
         goto done;
     d->nroots = nroots;
-    if ((rc = pl_dom_build_keep_work(g, roots, nroots, &d->tree, &work, &work_bytes)))
+    /* The counts of outside references are done with once the roots are
+     * known: their array can hold the tree's immediate dominators. */
+    uint32_t *space = consume ? h->outside : NULL;
+    if ((rc = pl_dom_build_into(g, roots, nroots, space, &d->tree, &work, &work_bytes)))
         goto done;
+    if (consume)
+        h->outside = NULL; /* the tree's now */
     if (pl_dom_reachable(d->tree) < n) {
         if ((rc = add_unreached_roots(g, d->tree, &roots, &nroots, &cap)))
             goto done;
@@ -147,23 +153,29 @@ int pl_objgraph_dom_build(const pl_graph *g, const pl_heapinfo *h, pl_objgraph_d
         pl_dom_free(d->tree);
         d->tree = NULL;
         free(work);
+        /* (space went with the first tree.) */
         if ((rc = pl_dom_build_keep_work(g, roots, nroots, &d->tree, &work, &work_bytes)))
             goto done;
     }
-    /* The sizes become the retained sizes in place, in the build's work
-     * array when every vertex is in the tree (its pages are mapped). */
-    if (work_bytes >= (n + 1) * sizeof(uint64_t)) {
-        self = d->retained = work;
-        work = NULL;
-    } else if (!(self = d->retained = malloc((n + 1) * sizeof(uint64_t)))) {
-        rc = ENOMEM;
-        goto done;
+    /* The sizes become the retained sizes in place: in h's own array when
+     * it is given, else in the build's work array when every vertex is in
+     * the tree (its pages are mapped), else in a fresh one. */
+    if (consume) {
+        self = d->retained = h->size;
+        h->size = NULL;
+    } else {
+        if (work_bytes >= (n + 1) * sizeof(uint64_t)) {
+            self = d->retained = work;
+            work = NULL;
+        } else if (!(self = d->retained = malloc((n + 1) * sizeof(uint64_t)))) {
+            rc = ENOMEM;
+            goto done;
+        }
+        memcpy(self, h->size, n * sizeof(uint64_t));
     }
-    memcpy(self, h->size, n * sizeof(uint64_t));
     uint64_t to_root = h->root_size;
     place_groups(d->tree, h, self, &to_root);
-    if ((rc = pl_dom_retained(d->tree, self, self, &d->root_total)))
-        goto done;
+    rc = pl_dom_retained(d->tree, self, self, &d->root_total);
     d->root_total += to_root;
 done:
     free(roots);
@@ -173,6 +185,18 @@ done:
     else
         *out = d;
     return rc;
+}
+
+/* See graph_int.h. */
+int pl_objgraph_dom_build(const pl_graph *g, const pl_heapinfo *h, pl_objgraph_dom **out)
+{
+    return dom_build(g, (pl_heapinfo *)h, 0, out); /* not consumed: not written */
+}
+
+/* See graph_int.h. */
+int pl_objgraph_dom_build_consume(const pl_graph *g, pl_heapinfo *h, pl_objgraph_dom **out)
+{
+    return dom_build(g, h, 1, out);
 }
 
 /* See graph_int.h. */
@@ -313,7 +337,7 @@ int pl_objgraph_suspects(const pl_graph *g, const pl_objgraph_dom *d, const uint
     uint64_t *score = malloc((want + 1) * sizeof(uint64_t));
     pl_suspect *s = calloc(want + 1, sizeof(pl_suspect));
     size_t nbest = 0;
-    int rc = count && branches && best && score && s ? 0 : ENOMEM;
+    int rc = count && branches && best && score && s && (order || !pl_dom_reachable(d->tree)) ? 0 : ENOMEM;
     if (rc)
         goto done;
     /* Backwards over the tree's breadth-first order: every vertex is done

@@ -209,6 +209,12 @@ typedef struct pl_objgraph_dom pl_objgraph_dom;
  * of every vertex. No GIL needed: reads only g and h, which must not change
  * meanwhile. Returns 0 (*out owned by the caller) or ENOMEM. */
 int pl_objgraph_dom_build(const pl_graph *g, const pl_heapinfo *h, pl_objgraph_dom **out);
+/* pl_objgraph_dom_build for a caller that needs h no more: on success the
+ * tree and the retained sizes are made in h's per-vertex arrays (written
+ * by the snapshot already, so their pages cost no faults again), which it
+ * takes; h is then only good for pl_heapinfo_free, on failure too (its
+ * counts of outside references may have been overwritten). */
+int pl_objgraph_dom_build_consume(const pl_graph *g, pl_heapinfo *h, pl_objgraph_dom **out);
 
 /* Frees d; NULL is a no-op. No GIL needed. */
 void pl_objgraph_dom_free(pl_objgraph_dom *d);

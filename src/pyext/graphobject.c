@@ -638,16 +638,21 @@ static pl_objgraph_dom *get_dom(PyObject *op)
         return NULL;
     if (!self->heap && !(self->heap = pl_objgraph_heapinfo(g)))
         return NULL;
-    const pl_heapinfo *h = self->heap;
+    /* The heap facts serve this build only: it takes them, and makes the
+     * tree and the retained sizes in their arrays. A thread asking
+     * meanwhile finds none and reads its own from the heap as it is. */
+    pl_heapinfo *h = self->heap;
+    self->heap = NULL;
     pl_objgraph_dom *d;
     int rc;
     if (pl_graph_order(g) >= NOGIL_THRESHOLD) {
         Py_BEGIN_ALLOW_THREADS
-        rc = pl_objgraph_dom_build(g, h, &d);
+        rc = pl_objgraph_dom_build_consume(g, h, &d);
         Py_END_ALLOW_THREADS
     } else {
-        rc = pl_objgraph_dom_build(g, h, &d);
+        rc = pl_objgraph_dom_build_consume(g, h, &d);
     }
+    pl_heapinfo_free(h);
     if (rc) {
         pl_raise(NULL, rc, "the graph operation");
         return NULL;

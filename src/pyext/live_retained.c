@@ -36,9 +36,9 @@
 #define PL_TREE_REUSE_MS 60000 /* a tree older than this is rebuilt by the next request */
 #define PL_TREE_IDLE_MS 30000  /* a tree not asked for this long is dropped */
 
-/* The kept tree: a Graph with its heap facts and dominator tree. Protected
- * by the GIL; tree_expires_ms (0: none kept) is also read without it by
- * pl_live_tree_tick. */
+/* The kept tree: a Graph with its dominator tree (made in the arrays of its
+ * heap facts, which are gone). Protected by the GIL; tree_expires_ms (0:
+ * none kept) is also read without it by pl_live_tree_tick. */
 static PlGraphObject *tree;
 static int64_t tree_built_ms;
 static _Atomic int64_t tree_expires_ms;
@@ -118,8 +118,12 @@ static PlGraphObject *get_tree(pl_answer *a, int rebuild, int *built)
     Py_BEGIN_ALLOW_THREADS
     rc = pl_graph_ensure_reverse(t->graph);
     if (!rc)
-        rc = pl_objgraph_dom_build(t->graph, t->heap, &t->dom);
+        rc = pl_objgraph_dom_build_consume(t->graph, t->heap, &t->dom);
     Py_END_ALLOW_THREADS
+    /* The tree took the heap facts' arrays (on failure too, they are
+     * spent): what is left of them is of no use to the kept tree. */
+    pl_heapinfo_free(t->heap);
+    t->heap = NULL;
     tree_building = 0;
     if (rc) {
         Py_DECREF(t);

@@ -8,15 +8,18 @@
  * dominates (w's subtree). Vertices no root reaches are unreachable: they
  * have no immediate dominator and are not in the tree.
  *
- * Memory: the tree keeps 12 bytes per vertex (immediate dominators, the
- * children lists and their offsets, and one bit per reachable vertex);
- * pl_dom_depth and pl_dom_lca add 8 more (depths and one jump pointer per
- * vertex) on their first call, which pl_dom_release_index gives back once
- * the LCAs are done with. pl_dom_build peaks at about 24 bytes per vertex,
- * the 12 it keeps included (the rest is freed before it returns). With the
- * snapshot graph (~75 bytes per vertex with its in-edges) and retained
- * sizes computed in place (8), that is ~95 bytes per vertex, ~103 while
- * the LCA index exists.
+ * Memory: the tree keeps 8 bytes per vertex and a bit (immediate
+ * dominators, the search's preorder, a bit per vertex left out of the
+ * search); the children lists and their offsets (8 bytes per vertex more)
+ * are laid out on the first pl_dom_children, pl_dom_bfs or pl_dom_subtree,
+ * and pl_dom_depth and pl_dom_lca add 8 more (depths and one jump pointer
+ * per vertex) on their first call, which pl_dom_release_index gives back
+ * once the LCAs are done with. pl_dom_build peaks at about 24 bytes per
+ * searched vertex plus 4 per vertex; leaves with one in-edge (most objects
+ * that hold no other) are not searched. With the snapshot graph (~75 bytes
+ * per vertex with its in-edges) and retained sizes computed in place (8),
+ * that is ~92 bytes per vertex, ~108 with the children lists and the LCA
+ * index.
  *
  * Threads: a finished tree is immutable except for the depth/LCA structure,
  * which the first pl_dom_depth or pl_dom_lca call builds and publishes
@@ -55,7 +58,9 @@ typedef struct pl_domtree pl_domtree;
  * pl_dom_free; it does not point into g, which may be freed first).
  *
  * Semi-NCA (Georgiadis): an iterative depth-first search numbers the
- * vertices, semidominators come from path-compressed link-eval with the
+ * vertices (a leaf with one in-edge is only marked: it is on no path to
+ * another vertex, and its immediate dominator is the vertex holding it, or
+ * the virtual root when it is a root), semidominators come from path-compressed link-eval with the
  * compression done by pointer reversal (no stack) and skipped when a stack
  * of prefix minima shows it cannot lower the semidominator, and each immediate
  * dominator is the nearest ancestor of the search parent numbered at or
@@ -65,8 +70,9 @@ typedef struct pl_domtree pl_domtree;
  * close to linear in practice. */
 int pl_dom_build(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_domtree **out);
 
-/* pl_dom_build, but for its largest work array, 8 bytes per reachable
- * vertex plus 8, which is handed to the caller instead of being freed:
+/* pl_dom_build, but for its largest work array, 8 bytes per searched
+ * vertex plus 8 (every reachable vertex but the leaves with one in-edge),
+ * which is handed to the caller instead of being freed:
  * *work (contents undefined; free() it) and *work_bytes its size, or NULL
  * and 0 on failure. For a per-vertex array of 8-byte values made right
  * after the tree (retained sizes): memory the build has written already
@@ -74,6 +80,14 @@ int pl_dom_build(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_dom
  * one per 4 KB. */
 int pl_dom_build_keep_work(const pl_graph *g, const uint32_t *roots, size_t nroots, pl_domtree **out,
                            void **work, size_t *work_bytes);
+
+/* pl_dom_build_keep_work, with the tree's array of immediate dominators
+ * made in `space` (pl_graph_order(g) + 1 entries of the caller's malloc'ed
+ * memory, contents undefined) instead of a fresh array: memory written
+ * already costs no page faults. On success the tree owns space (pl_dom_free
+ * frees it); on failure it is still the caller's. */
+int pl_dom_build_into(const pl_graph *g, const uint32_t *roots, size_t nroots, uint32_t *space,
+                      pl_domtree **out, void **work, size_t *work_bytes);
 
 /* Frees a tree and everything it owns. pl_dom_free(NULL) is a no-op. */
 void pl_dom_free(pl_domtree *t);
@@ -92,20 +106,25 @@ uint32_t pl_dom_idom(const pl_domtree *t, uint32_t v);
 
 /* Children of v in the dominator tree (v may be PL_DOM_ROOT for the top
  * level: the distinct roots), in vertex order; *n gets their number (0, and
- * NULL returned, for a leaf, an unreachable vertex or a non-vertex). The
- * array belongs to the tree: valid until pl_dom_free. O(1 + n/64). */
+ * NULL returned, for a leaf, an unreachable vertex or a non-vertex, and
+ * when there is no memory for the children lists). The array belongs to
+ * the tree: valid until pl_dom_free. O(1 + n/64) once the lists exist: the
+ * first call of this, pl_dom_bfs or pl_dom_subtree lays them out in O(n)
+ * and publishes them atomically (like the LCA index). */
 const uint32_t *pl_dom_children(const pl_domtree *t, uint32_t v, size_t *n);
 
 /* The reachable vertices in breadth-first order of the tree (children of
  * the virtual root first, then their children, ...): every vertex comes
  * after its immediate dominator, so a backward loop sums any per-vertex
- * quantity over subtrees. *n gets pl_dom_reachable. Valid until pl_dom_free. */
+ * quantity over subtrees. *n gets pl_dom_reachable. Valid until pl_dom_free.
+ * NULL with *n = 0 when there is no memory for the children lists. */
 const uint32_t *pl_dom_bfs(const pl_domtree *t, size_t *n);
 
 /* The vertices of v's subtree (v's dominated set, v first), breadth-first,
  * children in vertex order; v may be PL_DOM_ROOT (every reachable vertex).
  * *out is malloc'ed (free() it; NULL with *n = 0 when v is unreachable or
- * not a vertex). O(answer). Returns 0 or ENOMEM. */
+ * not a vertex). O(answer) once the children lists exist. Returns 0 or
+ * ENOMEM. */
 int pl_dom_subtree(const pl_domtree *t, uint32_t v, uint32_t **out, size_t *n);
 
 /* Depth of v in the tree: children of the virtual root have depth 1; 0 for
@@ -137,10 +156,11 @@ int pl_dom_lca_walk(const pl_domtree *t, uint32_t a, uint32_t b, size_t *budget,
  * the virtual root's retained size. self_size and retained have
  * pl_dom_order(t) entries and belong to the caller; they may be the same
  * array (the sizes are then replaced by the retained sizes); no allocation.
- * Iterative, backwards over pl_dom_bfs. Any per-vertex quantity sums the
- * same way: 1 for the instances of a type and 0 elsewhere gives how many of
- * them each vertex retains (leak suspects). Returns 0, or PL_EBADARG for a
- * NULL array with a non-empty tree. */
+ * Iterative: the vertices left out of the search first, then the others
+ * backwards in the search's preorder (no children lists needed). Any
+ * per-vertex quantity sums the same way: 1 for the instances of a type and
+ * 0 elsewhere gives how many of them each vertex retains (leak suspects).
+ * Returns 0, or PL_EBADARG for a NULL array with a non-empty tree. */
 int pl_dom_retained(const pl_domtree *t, const uint64_t *self_size, uint64_t *retained,
                     uint64_t *root_total);
 
