@@ -185,7 +185,8 @@ struct pl_edge;
 typedef int (*pl_edge_label_fn)(uint32_t e, const struct pl_edge *label, void *arg);
 /* For each vertex v of g (key index needed) in order: vertex_fn(v, NULL,
  * arg) if given, then fn(e, label, arg) for each of its out-edges e in
- * order. Runs no Python code of the objects. 0, or -1 with an exception set. */
+ * order; an edge may be given twice, the second label replacing the first.
+ * Runs no Python code of the objects. 0, or -1 with an exception set. */
 int pl_objgraph_edge_labels(const pl_graph *g, pl_edge_label_fn vertex_fn, pl_edge_label_fn fn, void *arg);
 /* The description pl_objgraph_annotations gives obj (a new str), or NULL
  * with an exception set. Runs no Python code of obj's class. */

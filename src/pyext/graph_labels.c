@@ -340,6 +340,44 @@ static int sequence_labels(const pl_graph *g, PyObject *o, labels *ls, const uin
 /* Calls fn(edge number, label or NULL, arg) for each out-edge of v: each
  * edge gets the first label pl_referents_each gave its head and no earlier
  * edge took; NULL when there is none left. */
+/* The labels of a small vertex as they come, for the common case where the
+ * references are found in the order of the edges (an instance, a small
+ * dict): a reference to the next edge's head labels that edge at once; a
+ * reference to none of the heads left is skipped; a reference to a later
+ * head stops the stream (the general way then starts again). When the
+ * stream reaches the last edge, each edge got the first label not given to
+ * an earlier edge, as in the general way: a label before it for the same
+ * head either went to an earlier edge or would have stopped the stream. */
+struct stream {
+    const pl_graph *g;
+    const uint64_t *keys; /* the heads' keys, in edge order */
+    size_t k, at;         /* edges, and the next one to label */
+    uint32_t first;
+    pl_edge_label_fn fn;
+    void *arg;
+    int stopped, failed;
+};
+
+static int stream_label(PyObject *child, const pl_edge *e, void *arg)
+{
+    struct stream *s = arg;
+    uint64_t key = pl_obj_key(child);
+    if (s->at < s->k && s->keys[s->at] == key) {
+        if (s->fn(s->first + (uint32_t)s->at, e, s->arg) < 0) {
+            s->failed = 1;
+            return 1;
+        }
+        s->at++;
+        return 0;
+    }
+    for (size_t j = s->at + 1; j < s->k; j++)
+        if (s->keys[j] == key) {
+            s->stopped = 1;
+            return 1;
+        }
+    return 0;
+}
+
 static int each_edge_label(const pl_graph *g, uint32_t v, labels *ls, pl_edge_label_fn fn, void *arg)
 {
     size_t k;
@@ -350,6 +388,19 @@ static int each_edge_label(const pl_graph *g, uint32_t v, labels *ls, pl_edge_la
     int done = sequence_labels(g, pl_vertex_obj(g, v), ls, heads, k, first, fn, arg);
     if (done)
         return done < 0 ? -1 : 0;
+    if (k <= SMALL_DEGREE) {
+        uint64_t keys[SMALL_DEGREE];
+        for (size_t j = 0; j < k; j++)
+            keys[j] = pl_graph_key(g, heads[j]);
+        struct stream s = {g, keys, k, 0, first, fn, arg, 0, 0};
+        pl_referents_each(pl_vertex_obj(g, v), stream_label, &s);
+        if (s.failed)
+            return -1;
+        if (!s.stopped && s.at == k)
+            return 0;
+        /* Out of order, or an edge the labels do not name: the general
+         * way labels every edge again. */
+    }
     labels_clear(ls);
     ls->nheads = k;
     if (k <= SMALL_DEGREE) {
@@ -427,7 +478,11 @@ static int put_edge(uint32_t e, const pl_edge *how, void *arg)
     PyObject *edge = Py_BuildValue("(IIN)", (unsigned)el->tail, (unsigned)heads[e - first], text);
     if (!edge)
         return -1;
+    /* An edge may be labelled twice (each_edge_label's general way after
+     * a stopped stream): the second label replaces the first. */
+    PyObject *old = PyList_GET_ITEM(el->edges, (Py_ssize_t)e);
     PyList_SET_ITEM(el->edges, (Py_ssize_t)e, edge);
+    Py_XDECREF(old);
     return 0;
 }
 
