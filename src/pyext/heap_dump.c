@@ -217,6 +217,27 @@ static int put_description(builder *b, uint32_t v, const char *s, size_t n)
     return 0;
 }
 
+/* "name[len]" into text (at least 48 bytes), as snprintf would write it;
+ * its length. */
+static size_t container_text(char *text, const char *name, Py_ssize_t len)
+{
+    size_t n = strlen(name);
+    memcpy(text, name, n);
+    text[n++] = '[';
+    char digits[24];
+    size_t k = 0;
+    size_t u = len < 0 ? 0 : (size_t)len; /* a size is never negative */
+    do {
+        digits[k++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    while (k)
+        text[n++] = digits[--k];
+    text[n++] = ']';
+    text[n] = '\0';
+    return n;
+}
+
 /* pl_edge_label_fn for a vertex: its type and description (made once per
  * type for the instances described by their type). */
 static int gather_vertex(uint32_t v, const struct pl_edge *unused, void *arg)
@@ -238,6 +259,17 @@ static int gather_vertex(uint32_t v, const struct pl_edge *unused, void *arg)
         b->repr_len[v] = (uint16_t)(REPR_OF_TYPE | (uint32_t)(at & 0xffff));
         return 0;
     }
+    /* The commonest containers (never modules), worded as
+     * pl_objgraph_describe words them, without making a str object. */
+    const char *container = PyList_Check(o) ? "list" : PyTuple_Check(o) ? "tuple" : PyDict_Check(o) ? "dict" : NULL;
+    if (container) {
+        if (at == -1)
+            b->type_descr[t] = -2; /* described one by one, like every container */
+        Py_ssize_t len = PyList_Check(o) ? PyList_GET_SIZE(o) : PyTuple_Check(o) ? PyTuple_GET_SIZE(o)
+                                                                                   : PyDict_GET_SIZE(o);
+        char text[48];
+        return put_description(b, v, text, container_text(text, container, len));
+    }
     if (PyModule_Check(o))
         b->d->flags[v] |= PL_HEAPDUMP_MODULE;
     /* Whether a type's instances are described by it depends on the type
@@ -245,16 +277,6 @@ static int gather_vertex(uint32_t v, const struct pl_edge *unused, void *arg)
     int by_type = at == -1 && pl_objgraph_described_by_type(o);
     if (!by_type)
         b->type_descr[t] = -2;
-    /* The commonest containers, worded as pl_objgraph_describe words them,
-     * without making a str object. */
-    const char *container = PyList_Check(o) ? "list" : PyTuple_Check(o) ? "tuple" : PyDict_Check(o) ? "dict" : NULL;
-    if (container) {
-        char text[48];
-        Py_ssize_t len = PyList_Check(o) ? PyList_GET_SIZE(o) : PyTuple_Check(o) ? PyTuple_GET_SIZE(o)
-                                                                                   : PyDict_GET_SIZE(o);
-        int n = snprintf(text, sizeof text, "%s[%zd]", container, len);
-        return put_description(b, v, text, (size_t)n);
-    }
     PyObject *text = pl_objgraph_describe(o);
     if (!text)
         return -1;

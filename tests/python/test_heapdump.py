@@ -59,8 +59,9 @@ def test_round_trip_gives_the_live_graph(tmp_path):
     for i in range(50):
         nodes.append(Node(i, nodes[-1] if nodes else None))
     nodes[0].peer = nodes[-1]  # one big cycle
-    holder = {"nodes": nodes, "extra": [nodes[3], nodes[4]]}
-    objs = nodes + [holder, holder["extra"], nodes]
+    holder = {"nodes": nodes, "extra": [nodes[3], nodes[4]], "pair": (nodes[1], nodes[2]), "empty": [],
+              "long": list(range(1234))}
+    objs = nodes + [holder, holder["extra"], nodes, holder["pair"], holder["empty"], holder["long"]]
     graph = pyloot.ObjectGraph(objs)
     figures = pyloot.dump_heap(tmp_path / "g.plheap", graph)
     assert figures["objects"] == len(graph) and figures["bytes"] == os.path.getsize(tmp_path / "g.plheap")
@@ -86,6 +87,8 @@ def test_round_trip_gives_the_live_graph(tmp_path):
     assert edges == live_edges
     assert (id(holder), id(nodes), "value of key 'nodes'") in edges
     assert (id(nodes), id(nodes[7]), "item[7]") in edges
+    described = {by_id[id(o)].annotation for o in objs[-6:]}
+    assert {"dict[5]", "list[2]", "list[50]", "tuple[2]", "list[0]", "list[1234]"} <= described
     # refcycle's API works offline on it.
     path = heap.shortest_path(by_id[id(holder)], by_id[id(nodes[20])])
     assert [v.id for v in path][0] in (id(holder), id(nodes[20]))
