@@ -206,14 +206,22 @@ class Gunicorn:
         """Sends /block?s=seconds from a thread and waits (up to `timeout`
         seconds) until a worker is serving it and holds its GIL, however long
         the request took to get there. Returns (thread, pid of the stuck
-        worker); join the thread."""
+        worker); join the thread. unblock() ends the block before its time."""
         self.blocks = getattr(self, "blocks", 0) + 1
         mark = self.log_path.parent / ("block-%d-%d.pid" % (self.port, self.blocks))
-        url = "/block?s=%s&mark=%s" % (seconds, urllib.parse.quote(str(mark)))
+        self.release = mark.with_suffix(".release")
+        self.release.write_bytes(b"\0")
+        url = "/block?s=%s&mark=%s&release=%s" % (seconds, urllib.parse.quote(str(mark)),
+                                                   urllib.parse.quote(str(self.release)))
         thread = threading.Thread(target=self.get, args=(url,), kwargs={"timeout": seconds + 30})
         thread.start()
         wait_until(mark.exists, timeout, interval=0.05, message="a worker to serve /block")
         return thread, int(mark.read_text())
+
+    def unblock(self):
+        """Ends the last block (the worker reads the byte in its loop)."""
+        with open(self.release, "r+b") as f:
+            f.write(b"\1")
 
     def log(self):
         return read_log(self.log_path)

@@ -440,17 +440,23 @@ def test_a_stuck_worker_is_said_in_words(browser, gunicorn, artifacts):
     leak(server, 5)
     if http(server.url + "/_pyloot/api/objects?group=%s&limit=1" % LEAK).status == 501:
         pytest.xfail("/api/objects answers 501: the live-object routes are not implemented yet")
+    # The UI first, while both workers answer: with one stuck, each request
+    # the other forwards to it waits live_timeout, one after the other.
+    ui = UI(browser, server, artifacts, "stuck")
     # Waited for, not slept for: the worker is known to be stuck only once it
-    # serves /block, which a loaded machine may delay past any fixed time.
-    blocker, stuck = server.block(8)
+    # serves /block, which a loaded machine may delay past any fixed time;
+    # and stuck until the test has seen the page, however long the browser
+    # takes to show it (then released: the block's own limit is a backstop).
+    blocker, stuck = server.block(90)
     try:
-        ui = UI(browser, server, artifacts, "stuck")
         ui.go("#/objects?group=%s&pid=%d" % (LEAK, stuck))
         box = ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#results .error-box"), "the error box")[0]
         assert "504" in box.text and "did not answer in time" in box.text.lower(), box.text
         ui.shot("objects-504")
     finally:
+        server.unblock()
         blocker.join(timeout=40)
+    assert not blocker.is_alive()
 
 
 def test_the_witness_of_a_growing_type_is_on_its_card_and_page(browser, gunicorn, artifacts):

@@ -21,7 +21,8 @@ Routes:
                     about 4 KB each): {"pid": ..., "leaked": their shallow bytes}
   /block?s=S&mark=F hold the GIL for S seconds (a stuck worker); with mark,
                     first write the worker's pid to the file F (a test waits
-                    for it to know the worker is stuck)
+                    for it to know the worker is stuck); with release=R (a one-byte
+                    file), end early once R's byte is set to 1
   /exit?code=K      the worker runs its exit handlers (pyloot marks its own
                     end) and exits with code K, without an answer (gunicorn
                     catches a SystemExit raised in a request)
@@ -184,9 +185,21 @@ def app(environ, start_response):
                 with open(mark + ".tmp", "w") as f:
                     f.write(str(os.getpid()))
                 os.replace(mark + ".tmp", mark)
+            # With release, a one-byte file the test sets to 1 to end the
+            # block: read through a shared mapping, which (unlike a stat)
+            # does not let go of the GIL.
+            release = _param(environ, "release", None, str)
+            flag = None
+            if release:
+                import mmap
+                with open(release, "rb") as f:
+                    flag = mmap.mmap(f.fileno(), 1, prot=mmap.PROT_READ)
             deadline = time.monotonic() + seconds
             while time.monotonic() < deadline:
-                pass
+                if flag is not None and flag[0]:
+                    break
+            if flag is not None:
+                flag.close()
         finally:
             sys.setswitchinterval(old)
         return _json(start_response, {"pid": os.getpid(), "blocked": seconds})
