@@ -238,7 +238,11 @@ static int by_retained(const void *x, const void *y)
 /* See graph_int.h. */
 int pl_objgraph_dom_children(const pl_objgraph_dom *d, uint32_t v, uint32_t **out, size_t *n)
 {
-    size_t k;
+    size_t k, r;
+    /* The children lists are laid out on first need: none (NULL) when
+     * there was no memory for them, not "no children". */
+    if (!pl_dom_bfs(d->tree, &r) && pl_dom_reachable(d->tree))
+        return ENOMEM;
     const uint32_t *kids = pl_dom_children(d->tree, v, &k);
     *n = k;
     *out = malloc((k + 1) * sizeof(uint32_t));
@@ -256,22 +260,14 @@ int pl_objgraph_dom_children(const pl_objgraph_dom *d, uint32_t v, uint32_t **ou
 /* See graph_int.h. */
 int pl_objgraph_dominated(const pl_objgraph_dom *d, uint32_t v, uint32_t **out, size_t *n)
 {
-    size_t len = 0, cap = 0;
-    uint32_t *vs = NULL;
-    int rc = push(&vs, &len, &cap, v);
-    /* The array is its own queue: breadth-first down the tree. */
-    for (size_t i = 0; i < len && !rc; i++) {
-        size_t k;
-        const uint32_t *kids = pl_dom_children(d->tree, vs[i], &k);
-        for (size_t j = 0; j < k && !rc; j++)
-            rc = push(&vs, &len, &cap, kids[j]);
-    }
-    if (rc) {
-        free(vs);
+    int rc = pl_dom_subtree(d->tree, v, out, n);
+    if (rc || *n)
         return rc;
-    }
-    *out = vs;
-    *n = len;
+    /* A vertex outside the tree dominates itself alone. */
+    if (!(*out = malloc(sizeof(uint32_t))))
+        return ENOMEM;
+    (*out)[0] = v;
+    *n = 1;
     return 0;
 }
 
