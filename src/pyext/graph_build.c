@@ -289,13 +289,18 @@ static inline size_t index_slot(const vertex_index *ix, uint64_t id)
     return (size_t)(((unsigned __int128)(id * 0x9E3779B97F4A7C15ULL) * ix->slots) >> 64);
 }
 
+/* The directory slot where the probe for chunk id `id` starts. */
+static inline size_t chunk_home(const vertex_index *ix, uint64_t id)
+{
+    return (size_t)((id * 0x9E3779B97F4A7C15ULL) >> 32) & ix->chunk_mask;
+}
+
 /* Where the block slot of address `key` is, or NULL when its chunk holds
  * no vertex. */
 static inline const uint32_t *block_slot(const vertex_index *ix, uint64_t key)
 {
     uint64_t id = (key >> CHUNK_SHIFT) + 1;
-    for (size_t i = (size_t)((id * 0x9E3779B97F4A7C15ULL) >> 32) & ix->chunk_mask;;
-         i = (i + 1) & ix->chunk_mask) {
+    for (size_t i = chunk_home(ix, id);; i = (i + 1) & ix->chunk_mask) {
         if (ix->chunks[i].id == id)
             return &ix->slots_of[ix->chunks[i].slot + ((key >> BLOCK_SHIFT) & (CHUNK_BLOCKS - 1))];
         if (!ix->chunks[i].id)
@@ -360,7 +365,7 @@ static int blocks_alloc(vertex_index *ix, size_t nblocks, size_t nchunks)
 static block *blocks_append(vertex_index *ix, uint64_t id, uint32_t v)
 {
     uint64_t cid = (id >> (CHUNK_SHIFT - BLOCK_SHIFT)) + 1;
-    size_t i = (size_t)((cid * 0x9E3779B97F4A7C15ULL) >> 32) & ix->chunk_mask;
+    size_t i = chunk_home(ix, cid);
     while (ix->chunks[i].id && ix->chunks[i].id != cid)
         i = (i + 1) & ix->chunk_mask;
     if (!ix->chunks[i].id) {
