@@ -39,8 +39,10 @@ static double now_s(void)
 
 /* ---- gathering (GIL held) ---- */
 
-/* A label whose key is a str: (kind, key object) -> string index. The keys
- * are alive (the vertices hold them) while the dump is gathered. */
+/* A label whose key is a str: (kind, key object) -> string index. The
+ * cache holds a reference to each key object in it (builder.held): a key
+ * may be a str made for the label alone (a slot's name), whose address a
+ * later key could take. */
 struct label_slot {
     const void *key; /* the str key, or a field's static name */
     uint32_t kind, index;
@@ -67,6 +69,8 @@ typedef struct builder {
     pl_buf descr;
     struct label_slot *label_cache; /* formatted labels of str keys (interned names) and fields */
     size_t label_slots, nlabels;
+    PyObject **held; /* the key objects in label_cache: references, dropped with the GIL */
+    size_t nheld, heldcap;
     uint32_t *label;     /* per edge, in the graph's edge order */
     pl_buf repr, scratch;
     uint32_t *repr_off;  /* per vertex in graph order: start in repr, or in descr (length below) */
@@ -325,6 +329,17 @@ static uint32_t str_key_label(builder *b, const struct pl_edge *label, const voi
     uint32_t s = pl_edge_format(label, &b->scratch) < 0
                      ? UINT32_MAX
                      : intern(b, b->scratch.data ? b->scratch.data : "", b->scratch.len);
+    if (s != UINT32_MAX && label->key) {
+        if (b->nheld == b->heldcap) {
+            size_t ncap = b->heldcap ? b->heldcap * 2 : 256;
+            PyObject **t = realloc(b->held, ncap * sizeof *t);
+            if (!t)
+                return s; /* right, and not cached */
+            b->held = t;
+            b->heldcap = ncap;
+        }
+        b->held[b->nheld++] = Py_NewRef(label->key);
+    }
     if (s != UINT32_MAX) {
         b->label_cache[j].key = key;
         b->label_cache[j].kind = (uint32_t)label->kind;
@@ -560,8 +575,19 @@ static void meta(pl_heapdump *d)
     d->python = strndup(v, strcspn(v, " "));
 }
 
-/* Frees what b holds (its dump too, unless taken), not b->keep (that needs
- * the GIL). Plain C memory: no GIL needed. */
+/* Drops b's references to objects (b->keep, the label keys), with the
+ * GIL. */
+static void builder_drop(builder *b)
+{
+    for (size_t i = 0; i < b->nheld; i++)
+        Py_DECREF(b->held[i]);
+    b->nheld = 0;
+    Py_CLEAR(b->keep);
+}
+
+/* Frees what b holds (its dump too, unless taken), not b->keep nor the
+ * label keys (builder_drop, with the GIL). Plain C memory: no GIL
+ * needed. */
 static void builder_free(builder *b)
 {
     pl_heapdump_free(b->d);
@@ -573,6 +599,7 @@ static void builder_free(builder *b)
     free(b->type_val);
     free(b->type_descr);
     free(b->label_cache);
+    free(b->held);
     pl_buf_free(&b->descr);
     free(b->label);
     free((void *)b->rank);
@@ -668,9 +695,9 @@ typedef struct dump_timing {
 
 /* Starts the dump of the whole heap (graph NULL) or of a Graph object in b
  * (zeroed), with the GIL: the snapshot and the gathering. The caller then
- * completes it with gather_complete (without the GIL), drops b->keep with
- * the GIL and frees b with builder_free. 0, or -1 with an exception set
- * (b still to drop and free). */
+ * completes it with gather_complete (without the GIL), drops b's
+ * references with builder_drop (GIL held) and frees b with builder_free.
+ * 0, or -1 with an exception set (b still to drop and free). */
 static int dump_start(PyObject *graph, dump_timing *t, builder *b)
 {
     double t0 = now_s();
@@ -745,7 +772,7 @@ static PyObject *heap_dump(PyObject *module, PyObject *args, PyObject *kwargs)
                                t.snapshot_s, "gather_seconds", t.gather_s, "write_seconds", t.write_s);
     }
 done:
-    Py_XDECREF(b.keep);
+    builder_drop(&b);
     builder_free(&b);
     Py_XDECREF(path_obj);
     return result;
@@ -894,7 +921,7 @@ int pl_answer_heapdump(pl_answer *a)
     }
 done:
     pl_buf_free(&img);
-    Py_XDECREF(b.keep);
+    builder_drop(&b);
     builder_free(&b);
     return rc == ENOMEM ? -1 : 0;
 }

@@ -135,6 +135,34 @@ def test_each_reference_of_a_repeated_member_gets_its_own_label(tmp_path, length
     assert labels == sorted("value of key 'k%d'" % i for i in range(length))
 
 
+class Slotted:
+    __slots__ = ("s0", "s1", "s2", "s3", "s4", "__dict__")
+
+
+class Plain:
+    pass
+
+
+@pytest.mark.parametrize("whole", [True, False])
+def test_each_slot_labels_its_own_edge(tmp_path, whole):
+    """A slot's name is made for its label alone: each edge through a slot
+    is labelled with that slot's name, never another one's."""
+    targets = [Plain() for _ in range(5)]
+    holders = []
+    for _ in range(300):
+        s = Slotted()
+        for k in range(5):
+            setattr(s, "s%d" % k, targets[k])
+        holders.append(s)
+    pyloot.dump_heap(tmp_path / "s.plheap", None if whole else pyloot.ObjectGraph(holders + targets))
+    heap = load_heap(tmp_path / "s.plheap")
+    name = {id(t): "attribute 's%d'" % k for k, t in enumerate(targets)}
+    holder_ids = {id(h) for h in holders}
+    labels = [(e.annotation, name[e.head]) for e in heap.edges if e.tail in holder_ids and e.head in name]
+    assert len(labels) == 5 * len(holders)
+    assert all(got == want for got, want in labels), [p for p in labels if p[0] != p[1]][:3]
+
+
 def test_dump_of_the_process_and_pyloot_heap(loot, tmp_path):
     keep = [HeapLeak(i) for i in range(300)]
     old = tmp_path / "old.plheap"
