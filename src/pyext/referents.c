@@ -101,6 +101,13 @@ int pl_referents_each(PyObject *p, pl_referent_fn fn, void *arg)
 {
     each x = {fn, arg, {0}};
     PyTypeObject *tp = Py_TYPE(p);
+    if ((tp->tp_flags & Py_TPFLAGS_HEAPTYPE) && tp->tp_base == &PyBaseObject_Type) {
+        /* A class whose solid base is object (most of a heap): none of the
+         * kinds below, its attributes alone, without asking each. */
+        TRY(field(&x, pl_own_dict(p), "__dict__"));
+        TRY(pl_own_attrs(p, on_attr, &x));
+        return field(&x, (PyObject *)tp, "__class__");
+    }
     if (PyFrame_Check(p)) {
         TRY(frame_fields(&x, p));
     } else if (PyList_Check(p)) {
