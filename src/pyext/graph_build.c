@@ -648,6 +648,14 @@ struct csr_ctx {
     uint32_t last; /* off[0..last] are written */
     uint32_t tail;
     int rc;
+    /* With notes (pl_snap_notes): the batch's notes, the edges' (cap + 1),
+     * where the tail's references start in the batch, and whether some of
+     * them were resolved before its traversal ended. */
+    const pl_snap_notes *notes;
+    uint32_t *note;
+    uint32_t nbuf[RESOLVE_BATCH];
+    size_t vstart;
+    int vsplit;
 };
 
 /* Adds the resolved edge i of the batch (h: its head's vertex). */
@@ -660,6 +668,8 @@ static inline void csr_put(struct csr_ctx *c, size_t i, uint32_t h)
     }
     while (c->last < tail)
         c->off[++c->last] = (uint32_t)c->m;
+    if (c->note)
+        c->note[c->m] = c->nbuf[i];
     c->head[c->m++] = h;
 }
 
@@ -681,6 +691,14 @@ static void csr_flush(struct csr_ctx *c)
             return;
         }
         c->head = t;
+        if (c->note) {
+            uint32_t *nt = realloc(c->note, (ncap + 1) * sizeof(uint32_t));
+            if (!nt) {
+                c->rc = ENOMEM;
+                return;
+            }
+            c->note = nt;
+        }
         c->cap = ncap;
     }
     const vertex_index *ix = c->ix;
@@ -726,29 +744,52 @@ static int csr_visit(PyObject *o, void *arg)
     if (!o)
         return 0;
     if (c->len == RESOLVE_BATCH) {
+        c->vsplit |= c->vstart < c->len;
+        c->vstart = 0;
         csr_flush(c);
         if (c->rc)
             return 1;
     }
+    c->nbuf[c->len] = 0;
     c->refs[c->len] = pl_obj_key(o);
     c->holders[c->len++] = c->tail;
     return 0;
 }
 
+/* Notes vertex v's references (pl_snap_notes), while o is in the cache. */
+static void note_vertex(struct csr_ctx *c, uint32_t v, PyObject *o)
+{
+    const pl_snap_notes *ns = c->notes;
+    int split = c->vsplit;
+    int rc = ns->vertex(v, o, split ? NULL : c->refs + c->vstart, split ? 0 : c->len - c->vstart,
+                        split ? NULL : c->nbuf + c->vstart, ns->arg);
+    if (rc && !c->rc)
+        c->rc = rc;
+    c->vsplit = 0;
+}
+
+/* A batch this close to full is resolved before the next vertex, so the
+ * references of a vertex of fewer stay together for its notes. */
+#define NOTE_ROOM 256
+
 /* Traverses every vertex in order, writing the out-edges into *off and
- * *head and the heap facts into heap. */
-static int snap_edges(const uint64_t *keys, size_t n, const vertex_index *ix,
-                      pl_heapinfo_builder *heap, uint32_t **off, uint32_t **head)
+ * *head (and the notes into *note, with notes) and the heap facts into
+ * heap. */
+static int snap_edges(const uint64_t *keys, size_t n, const vertex_index *ix, pl_heapinfo_builder *heap,
+                      const pl_snap_notes *notes, uint32_t **off, uint32_t **head, uint32_t **note)
 {
     struct csr_ctx *c = calloc(1, sizeof(*c));
     if (!c)
         return ENOMEM;
     c->ix = ix;
     c->heap = heap;
+    c->notes = notes;
     c->cap = n * 4 + 1024;
     c->off = malloc((n + 1) * sizeof(uint32_t));
     c->head = malloc(c->cap * sizeof(uint32_t));
-    if (!c->off || !c->head)
+    if (notes)
+        c->note = malloc((c->cap + 1) * sizeof(uint32_t));
+    if (!c->off || !c->head || (notes && !c->note))
         c->rc = ENOMEM;
     else
         c->off[0] = 0;
@@ -757,32 +798,47 @@ static int snap_edges(const uint64_t *keys, size_t n, const vertex_index *ix,
         if (v + 16 < n)
             __builtin_prefetch((const void *)(uintptr_t)keys[v + 16]);
         c->tail = (uint32_t)v;
+        if (notes) {
+            if (c->len > RESOLVE_BATCH - NOTE_ROOM) {
+                csr_flush(c);
+                if (c->rc)
+                    break;
+            }
+            c->vstart = c->len;
+        }
         pl_heapinfo_vertex(heap, (uint32_t)v, o);
         if (PyObject_IS_GC(o) && Py_TYPE(o)->tp_traverse)
             Py_TYPE(o)->tp_traverse(o, csr_visit, c);
         if (!c->rc && PyFrame_Check(o))
             pl_frame_extras(o, csr_visit, c);
+        if (notes && !c->rc)
+            note_vertex(c, (uint32_t)v, o);
     }
     csr_flush(c);
     while (!c->rc && c->last < n)
         c->off[++c->last] = (uint32_t)c->m;
+    if (!c->rc && c->note)
+        c->note[c->m] = 0;
     int rc = c->rc;
     *off = c->off;
     *head = c->head;
+    *note = c->note;
     free(c);
     return rc;
 }
 
 /* See graph_int.h. */
-pl_graph *pl_objgraph_snapshot(PyTypeObject *exclude, long skip, int how, pl_heapinfo **heap)
+pl_graph *pl_objgraph_snapshot(PyTypeObject *exclude, long skip, int how, pl_heapinfo **heap, pl_snap_notes *notes)
 {
     struct snap_ctx ctx = {NULL, 0, 0, exclude, 0, NULL, 0};
     vertex_index ix = {0};
     pl_heapinfo_builder *hb = NULL;
-    uint32_t *off = NULL, *head = NULL;
+    uint32_t *off = NULL, *head = NULL, *note = NULL;
     pl_graph *g = NULL;
     size_t n = 0;
     *heap = NULL;
+    if (notes)
+        notes->edge_note = NULL;
     /* The gc lists walked directly: no list of every object is built, and
      * the objects frozen by gc.freeze() (gunicorn --preload) are included. */
     int vrc = pl_live_walk(snap_add, &ctx);
@@ -812,8 +868,8 @@ pl_graph *pl_objgraph_snapshot(PyTypeObject *exclude, long skip, int how, pl_hea
     }
     if (!ix.blocks && (rc = index_build(&ix, ctx.keys, n, ordered ? PL_SNAPSHOT_ADDRESSES : how)))
         goto fail;
-    if ((rc = pl_heapinfo_begin(&hb, n)) ||
-        (rc = snap_edges(ctx.keys, n, &ix, hb, &off, &head)))
+    if ((rc = pl_heapinfo_begin(&hb, n)) || (notes && (rc = notes->begin(n, notes->arg))) ||
+        (rc = snap_edges(ctx.keys, n, &ix, hb, notes, &off, &head, &note)))
         goto fail;
     index_free(&ix);
     memset(&ix, 0, sizeof(ix));
@@ -824,6 +880,8 @@ pl_graph *pl_objgraph_snapshot(PyTypeObject *exclude, long skip, int how, pl_hea
         uint32_t *h = realloc(head, off[n] * sizeof(uint32_t));
         if (h)
             head = h;
+        if (note && (h = realloc(note, (off[n] + 1) * sizeof(uint32_t))))
+            note = h;
     }
     if ((rc = pl_graph_adopt_sorted(ctx.keys, n, off, head, &g)))
         goto fail;
@@ -833,6 +891,8 @@ pl_graph *pl_objgraph_snapshot(PyTypeObject *exclude, long skip, int how, pl_hea
     hb = NULL;
     if (rc)
         goto fail;
+    if (notes)
+        notes->edge_note = note;
     return g;
 fail:
     if (!g && ctx.keys)
@@ -841,6 +901,7 @@ fail:
     free(ctx.keys);
     free(off);
     free(head);
+    free(note);
     index_free(&ix);
     pl_heapinfo_abort(hb);
     pl_objgraph_release(g);

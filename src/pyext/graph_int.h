@@ -40,6 +40,7 @@ static inline uint64_t pl_obj_key(PyObject *o)
 
 struct pl_heapinfo;
 struct pl_objgraph_dom;
+struct pl_snap_notes;
 
 /* A _pyloot.Graph. Every field is protected by the GIL; `graph` is immutable
  * once set (until tp_clear), `heap` and `dom` once set. */
@@ -81,10 +82,34 @@ void pl_objgraph_each(void (*fn)(const pl_graph *g, void *arg), void *arg);
 /* A new _pyloot.Graph holding a snapshot of the whole heap and what it saw
  * of it (heap set, dom not yet), for the live routes of the dominator tree
  * (live_retained.c): like every Graph it is left out of other snapshots and
- * its references are discounted by them. NULL with an exception set. */
-PlGraphObject *pl_objgraph_snapshot_object(void);
+ * its references are discounted by them. `notes`: see pl_snap_notes (NULL:
+ * none). NULL with an exception set. */
+PlGraphObject *pl_objgraph_snapshot_object(struct pl_snap_notes *notes);
 
 /* ---- graph_build.c ---- */
+
+/* What a snapshot's caller notes on each edge while the snapshot's edge
+ * pass has the edge's tail in the cache (the heap dump's labels: a second
+ * read of every object costs about half a snapshot again). NULL notes: no
+ * hook. */
+typedef struct pl_snap_notes {
+    /* Once, with the number of vertices, before the edge pass. 0 or an
+     * errno value (the snapshot fails with it). */
+    int (*begin)(size_t n, void *arg);
+    /* For vertex v (object o) right after its traversal: refs[0..k) are
+     * the keys of every reference it visited, in order, vertices or not.
+     * It writes notes[i] for each; the edge made from refs[i] keeps it
+     * (references to other objects are dropped with theirs). refs and
+     * notes are NULL when the references did not stay together (a vertex
+     * of thousands of references): its edges' notes are then unset. Runs
+     * no Python code and creates no gc-tracked object (the snapshot's
+     * walk is done, not its edges). 0 or an errno value. */
+    int (*vertex)(uint32_t v, PyObject *o, const uint64_t *refs, size_t k, uint32_t *notes, void *arg);
+    void *arg;
+    /* Set by a snapshot that succeeded: the notes in edge order, one more
+     * than the edges, owned by the caller (free). */
+    uint32_t *edge_note;
+} pl_snap_notes;
 
 /* Drops the reference the graph holds to each vertex, then frees it.
  * NULL is a no-op. */
@@ -100,10 +125,11 @@ pl_graph *pl_objgraph_from_objects(PyObject *objects);
  * every thread's running frames but the `skip` innermost frames of the
  * calling thread. Vertices are numbered in address order (the graph comes
  * from pl_graph_adopt_sorted). *heap gets what the snapshot saw of the heap
- * (see pl_heapinfo), owned by the caller. NULL with an exception set on
- * failure. */
+ * (see pl_heapinfo), owned by the caller. `notes`, when not NULL, are
+ * taken on the edges during the snapshot (pl_snap_notes). NULL with an
+ * exception set on failure. */
 pl_graph *pl_objgraph_snapshot(PyTypeObject *exclude, long skip, int how,
-                               struct pl_heapinfo **heap);
+                               struct pl_heapinfo **heap, struct pl_snap_notes *notes);
 /* `how` the snapshot finds a referent's vertex: PL_SNAPSHOT_AUTO (by blocks
  * of memory when the vertices are dense enough, else by address); the two
  * others force one way (for tests). */
@@ -188,6 +214,20 @@ typedef int (*pl_edge_label_fn)(uint32_t e, const struct pl_edge *label, void *a
  * order; an edge may be given twice, the second label replacing the first.
  * Runs no Python code of the objects. 0, or -1 with an exception set. */
 int pl_objgraph_edge_labels(const pl_graph *g, pl_edge_label_fn vertex_fn, pl_edge_label_fn fn, void *arg);
+/* The same for the vertices only[0..nonly) alone; a vertex_fn that returns
+ * 1 leaves that vertex's edges out. */
+int pl_objgraph_edge_labels_of(const pl_graph *g, const uint32_t *only, size_t nonly, pl_edge_label_fn vertex_fn,
+                               pl_edge_label_fn fn, void *arg);
+/* The labels of refs[0..k) (the keys of the references obj's traversal
+ * visited, in that order) when pl_referents_each finds them in the same
+ * order, which is the rule for instances and small dicts: fn(i, label, arg)
+ * for each i, the label being the one pl_objgraph_edge_labels gives the
+ * edge made from refs[i]. Returns 1 when every reference got its label; 0
+ * when they do not come in order, or fn returned 1 (a label it cannot take
+ * now): the general way must label them; -1 when fn failed (its error).
+ * For small k (at most 8 references); runs no Python code. Frames and
+ * types are always 0. */
+int pl_objgraph_stream_labels(PyObject *obj, const uint64_t *refs, size_t k, pl_edge_label_fn fn, void *arg);
 /* The description pl_objgraph_annotations gives obj (a new str), or NULL
  * with an exception set. Runs no Python code of obj's class. */
 PyObject *pl_objgraph_describe(PyObject *obj);

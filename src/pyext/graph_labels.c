@@ -363,8 +363,11 @@ static int stream_label(PyObject *child, const pl_edge *e, void *arg)
     struct stream *s = arg;
     uint64_t key = pl_obj_key(child);
     if (s->at < s->k && s->keys[s->at] == key) {
-        if (s->fn(s->first + (uint32_t)s->at, e, s->arg) < 0) {
-            s->failed = 1;
+        int rc = s->fn(s->first + (uint32_t)s->at, e, s->arg);
+        if (rc) {
+            /* fn failed, or cannot take this label now (1) */
+            s->failed = rc < 0;
+            s->stopped = rc > 0;
             return 1;
         }
         s->at++;
@@ -494,17 +497,39 @@ static int label_edges_of(const pl_graph *g, uint32_t v, PyObject *edges, labels
 }
 
 /* See graph_int.h. */
+int pl_objgraph_stream_labels(PyObject *obj, const uint64_t *refs, size_t k, pl_edge_label_fn fn, void *arg)
+{
+    if (k > SMALL_DEGREE || PyFrame_Check(obj) || PyType_Check(obj))
+        return 0;
+    if (!k)
+        return 1;
+    struct stream s = {NULL, refs, k, 0, 0, fn, arg, 0, 0};
+    pl_referents_each(obj, stream_label, &s);
+    if (s.failed)
+        return -1;
+    return !s.stopped && s.at == k;
+}
+
+/* See graph_int.h. */
 int pl_objgraph_edge_labels(const pl_graph *g, pl_edge_label_fn vertex_fn, pl_edge_label_fn fn, void *arg)
+{
+    return pl_objgraph_edge_labels_of(g, NULL, pl_graph_order(g), vertex_fn, fn, arg);
+}
+
+/* See graph_int.h. */
+int pl_objgraph_edge_labels_of(const pl_graph *g, const uint32_t *only, size_t nonly, pl_edge_label_fn vertex_fn,
+                               pl_edge_label_fn fn, void *arg)
 {
     labels ls;
     memset(&ls, 0, sizeof ls);
     ls.g = g;
     int rc = 0;
-    size_t n = pl_graph_order(g);
-    for (uint32_t v = 0; v < n && !rc; v++) {
-        if (vertex_fn && vertex_fn(v, NULL, arg) < 0)
+    for (size_t i = 0; i < nonly && !rc; i++) {
+        uint32_t v = only ? only[i] : (uint32_t)i;
+        int vrc = vertex_fn ? vertex_fn(v, NULL, arg) : 0;
+        if (vrc < 0)
             rc = -1;
-        else
+        else if (!vrc)
             rc = each_edge_label(g, v, &ls, fn, arg);
     }
     labels_clear(&ls);

@@ -84,7 +84,7 @@ static PyObject *graph_snapshot(PyObject *module, PyObject *const *args, Py_ssiz
     if (how == -1 && PyErr_Occurred())
         return NULL;
     pl_heapinfo *heap = NULL;
-    pl_graph *g = pl_objgraph_snapshot(st->graph_type, skip, (int)how, &heap);
+    pl_graph *g = pl_objgraph_snapshot(st->graph_type, skip, (int)how, &heap, NULL);
     return wrap_snapshot((PyTypeObject *)args[0], g, heap);
 }
 
@@ -916,14 +916,14 @@ static PyMethodDef module_functions[] = {
 static PyTypeObject *last_graph_type;
 
 /* See graph_int.h. */
-PlGraphObject *pl_objgraph_snapshot_object(void)
+PlGraphObject *pl_objgraph_snapshot_object(pl_snap_notes *notes)
 {
     if (!last_graph_type) {
         PyErr_SetString(PyExc_RuntimeError, "pyloot._pyloot is not initialised");
         return NULL;
     }
     pl_heapinfo *heap = NULL;
-    pl_graph *g = pl_objgraph_snapshot(last_graph_type, 0, PL_SNAPSHOT_AUTO, &heap);
+    pl_graph *g = pl_objgraph_snapshot(last_graph_type, 0, PL_SNAPSHOT_AUTO, &heap, notes);
     return (PlGraphObject *)wrap_snapshot(last_graph_type, g, heap);
 }
 

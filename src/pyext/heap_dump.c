@@ -2,16 +2,19 @@
  * the live query behind GET /api/heapdump, plus heap_load() for
  * pyloot.load_heap.
  *
- * Order: with the GIL, a snapshot graph (graph_build.c) and its heap info,
- * then one pass reading from the objects what the file needs into plain C
- * memory: type names (pl_typename, the history's names), the vertex
- * descriptions and edge labels of annotated graphs (graph_labels.c). Then
- * without the GIL (the graph kept alive meanwhile): roots by reference
- * counts, the columns in address order with shallow sizes (pl_heapinfo),
- * encoding, compression and the file write. The
- * descriptions are read from C fields (no repr() of the program runs) and
- * never show an attribute's value, so what redaction hides is not in the
- * file. */
+ * Order: with the GIL, a snapshot graph (graph_build.c) and its heap info;
+ * what the file needs from the objects is read into plain C memory while
+ * the snapshot's edge pass has each object in the cache (pl_snap_notes):
+ * type names (pl_typename, the history's names), the vertex descriptions
+ * and edge labels of annotated graphs (graph_labels.c). A short pass after
+ * it takes what needed more than C fields and str objects (a few thousand
+ * vertices: types, functions, big containers); a given graph gets one
+ * whole pass instead. Then without the GIL (the graph kept alive
+ * meanwhile): roots by reference counts, the columns in address order with
+ * shallow sizes (pl_heapinfo), encoding, compression and the file write.
+ * The descriptions are read from C fields (no repr() of the program runs)
+ * and never show an attribute's value, so what redaction hides is not in
+ * the file. */
 #include "graph_int.h"
 
 #include <errno.h>
@@ -75,7 +78,18 @@ typedef struct builder {
     pl_buf repr, scratch;
     uint32_t *repr_off;  /* per vertex in graph order: start in repr, or in descr (length below) */
     uint16_t *repr_len;  /* its length, | REPR_OF_TYPE when it is its type's description in descr */
+    uint8_t *later;      /* per vertex of a noted snapshot: LATER_* (what the snapshot could not take) */
+    /* In front of label_cache for the notes, direct-mapped: the labels of
+     * the few attribute names and fields most of a heap's edges have. */
+    struct label_slot front[256];
+    PyTypeObject *last_type; /* the last vertex's type, and its index */
+    uint32_t last_index;
 } builder;
+
+/* What is left of a vertex after a snapshot that took its notes
+ * (notes_vertex): */
+#define LATER_DESCRIBE 1 /* its description (pl_objgraph_describe) */
+#define LATER_LABELS 2   /* its edges' labels */
 
 /* repr_len: the description is the type's own, in `descr`: shared, copied
  * into the file's column later, possibly after the GIL is released. */
@@ -200,7 +214,8 @@ static uint32_t type_index(builder *b, PyTypeObject *tp)
     return (uint32_t)d->ntypes++;
 }
 
-/* Appends s[0..n) cut to PL_HEAPDUMP_REPR_MAX bytes on a UTF-8 boundary. */
+/* Appends s[0..n) cut to PL_HEAPDUMP_REPR_MAX bytes on a UTF-8 boundary.
+ * 0 or ENOMEM (no exception set). */
 static int put_description(builder *b, uint32_t v, const char *s, size_t n)
 {
     if (n > PL_HEAPDUMP_REPR_MAX) {
@@ -211,10 +226,8 @@ static int put_description(builder *b, uint32_t v, const char *s, size_t n)
     b->repr_off[v] = (uint32_t)b->repr.len;
     b->repr_len[v] = (uint16_t)n;
     /* Once per vertex: the common case, room left, without a call. */
-    if ((b->repr.cap - b->repr.len <= n && pl_buf_reserve(&b->repr, n)) || b->repr.len + n > UINT32_MAX) {
-        PyErr_NoMemory();
-        return -1;
-    }
+    if ((b->repr.cap - b->repr.len <= n && pl_buf_reserve(&b->repr, n)) || b->repr.len + n > UINT32_MAX)
+        return ENOMEM;
     memcpy(b->repr.data + b->repr.len, s, n);
     b->repr.len += n;
     b->repr.data[b->repr.len] = '\0';
@@ -242,18 +255,18 @@ static size_t container_text(char *text, const char *name, Py_ssize_t len)
     return n;
 }
 
-/* pl_edge_label_fn for a vertex: its type and description (made once per
- * type for the instances described by their type). */
-static int gather_vertex(uint32_t v, const struct pl_edge *unused, void *arg)
+/* The part of a vertex's gathering that reads C fields alone: its type,
+ * and its description when its type or its length words it. 0 when done,
+ * 1 when it is still to be described (vertex_describe), or ENOMEM (no
+ * exception set). */
+static int vertex_fields(builder *b, uint32_t v, PyObject *o)
 {
-    (void)unused;
-    builder *b = arg;
-    PyObject *o = pl_vertex_obj(b->g, v);
-    uint32_t t = type_index(b, Py_TYPE(o));
-    if (t == UINT32_MAX) {
-        PyErr_NoMemory();
-        return -1;
-    }
+    PyTypeObject *tp = Py_TYPE(o);
+    uint32_t t = tp == b->last_type ? b->last_index : type_index(b, tp);
+    if (t == UINT32_MAX)
+        return ENOMEM;
+    b->last_type = tp;
+    b->last_index = t;
     b->d->type[v] = t;
     int64_t at = b->type_descr[t];
     /* An instance described by its type is no module (the description of
@@ -276,6 +289,31 @@ static int gather_vertex(uint32_t v, const struct pl_edge *unused, void *arg)
     }
     if (PyModule_Check(o))
         b->d->flags[v] |= PL_HEAPDUMP_MODULE;
+    return 1;
+}
+
+/* Whether o is the first of its type's instances, all described by the
+ * type: its description, which only names the type, is made at once. */
+static int first_of_described_type(builder *b, uint32_t v, PyObject *o)
+{
+    int64_t *at = &b->type_descr[b->d->type[v]];
+    if (*at == -1 && !pl_objgraph_described_by_type(o))
+        *at = -2;
+    return *at == -1;
+}
+
+/* The rest of a vertex's gathering after vertex_fields returned 1: its
+ * description from pl_objgraph_describe, kept as its type's when the type
+ * describes its instances. 0, or -1 with an exception set. */
+static int vertex_describe(builder *b, uint32_t v, PyObject *o)
+{
+    uint32_t t = b->d->type[v];
+    int64_t at = b->type_descr[t];
+    if (at >= 0) { /* an earlier instance described the type meanwhile */
+        b->repr_off[v] = (uint32_t)(at >> 16);
+        b->repr_len[v] = (uint16_t)(REPR_OF_TYPE | (uint32_t)(at & 0xffff));
+        return 0;
+    }
     /* Whether a type's instances are described by it depends on the type
      * alone: asked once per type. */
     int by_type = at == -1 && pl_objgraph_described_by_type(o);
@@ -290,13 +328,27 @@ static int gather_vertex(uint32_t v, const struct pl_edge *unused, void *arg)
     if (!rc && by_type) {
         size_t n = b->repr_len[v];
         b->type_descr[t] = (int64_t)b->descr.len << 16 | (int64_t)n;
-        if (b->descr.len + n > UINT32_MAX || pl_buf_append(&b->descr, s, n)) {
-            PyErr_NoMemory();
-            rc = -1;
-        }
+        if (b->descr.len + n > UINT32_MAX || pl_buf_append(&b->descr, s, n))
+            rc = ENOMEM;
     }
     Py_DECREF(text);
-    return rc;
+    if (rc > 0)
+        PyErr_NoMemory();
+    return rc ? -1 : 0;
+}
+
+/* pl_edge_label_fn for a vertex: its type and description. */
+static int gather_vertex(uint32_t v, const struct pl_edge *unused, void *arg)
+{
+    (void)unused;
+    builder *b = arg;
+    PyObject *o = pl_vertex_obj(b->g, v);
+    int rc = vertex_fields(b, v, o);
+    if (rc == 1)
+        return vertex_describe(b, v, o);
+    if (rc)
+        PyErr_NoMemory();
+    return rc ? -1 : 0;
 }
 
 /* The string index of label e, which its kind and key (a str key, or the
@@ -334,7 +386,7 @@ static uint32_t str_key_label(builder *b, const struct pl_edge *label, const voi
             size_t ncap = b->heldcap ? b->heldcap * 2 : 256;
             PyObject **t = realloc(b->held, ncap * sizeof *t);
             if (!t)
-                return s; /* right, and not cached */
+                return UINT32_MAX; /* a key not held is never cached */
             b->held = t;
             b->heldcap = ncap;
         }
@@ -349,18 +401,15 @@ static uint32_t str_key_label(builder *b, const struct pl_edge *label, const voi
     return s;
 }
 
-/* pl_edge_label_fn for an edge: its label, "item[i]" kept as a number. */
-static int gather_edge(uint32_t e, const struct pl_edge *label, void *arg)
+/* The file's label of an edge (0 none, PL_HEAPDUMP_ITEM | i for
+ * "item[i]", else its string's index + 1). UINT32_MAX when out of memory
+ * (no exception set). */
+static uint32_t edge_code(builder *b, const struct pl_edge *label)
 {
-    builder *b = arg;
-    if (!label) {
-        b->label[e] = 0;
+    if (!label)
         return 0;
-    }
-    if (label->kind == PL_EDGE_ITEM && label->index >= 0 && (uint64_t)label->index < PL_HEAPDUMP_ITEM) {
-        b->label[e] = PL_HEAPDUMP_ITEM | (uint32_t)label->index;
-        return 0;
-    }
+    if (label->kind == PL_EDGE_ITEM && label->index >= 0 && (uint64_t)label->index < PL_HEAPDUMP_ITEM)
+        return PL_HEAPDUMP_ITEM | (uint32_t)label->index;
     uint32_t s;
     if (label->key && PyUnicode_CheckExact(label->key)) {
         s = str_key_label(b, label, label->key);
@@ -378,12 +427,154 @@ static int gather_edge(uint32_t e, const struct pl_edge *label, void *arg)
                 ? UINT32_MAX
                 : intern(b, b->scratch.data ? b->scratch.data : "", b->scratch.len);
     }
-    if (s == UINT32_MAX) {
+    return s == UINT32_MAX ? UINT32_MAX : s + 1;
+}
+
+/* pl_edge_label_fn for an edge: its label into b->label. */
+static int gather_edge(uint32_t e, const struct pl_edge *label, void *arg)
+{
+    builder *b = arg;
+    uint32_t code = edge_code(b, label);
+    if (code == UINT32_MAX) {
         PyErr_NoMemory();
         return -1;
     }
-    b->label[e] = s + 1;
+    b->label[e] = code;
     return 0;
+}
+
+/* ---- gathering during the snapshot (pl_snap_notes) ---- */
+
+/* A noted vertex's labels: notes[i] for its reference i. */
+struct note_edges {
+    builder *b;
+    uint32_t *notes;
+    int nomem;
+};
+
+/* pl_edge_label_fn of the stream: the labels made without Python code (a
+ * str key, a field, an item); any other key is left to the general way. */
+static int note_label(uint32_t i, const struct pl_edge *label, void *arg)
+{
+    struct note_edges *ne = arg;
+    builder *b = ne->b;
+    const void *key = label ? label->key ? (const void *)label->key : (const void *)label->field : NULL;
+    struct label_slot *slot = NULL;
+    if (key && label->kind != PL_EDGE_ITEM) {
+        slot = &b->front[(((uintptr_t)key >> 4) ^ (uint32_t)label->kind) & 255];
+        if (slot->key == key && slot->kind == (uint32_t)label->kind) {
+            ne->notes[i] = slot->index;
+            return 0;
+        }
+    }
+    if (label && label->key && !PyUnicode_CheckExact(label->key))
+        return 1;
+    uint32_t code = edge_code(b, label);
+    if (code == UINT32_MAX) {
+        ne->nomem = 1;
+        return -1;
+    }
+    if (slot) {
+        slot->key = key;
+        slot->kind = (uint32_t)label->kind;
+        slot->index = code;
+    }
+    ne->notes[i] = code;
+    return 0;
+}
+
+/* The labels of an exact list's or tuple's references when they are its
+ * items, in either order (list and tuple traverse them last to first):
+ * "item[i]". 1 when given, 0 when not. */
+static int note_items(PyObject *o, const uint64_t *refs, size_t k, uint32_t *notes)
+{
+    PyObject **items;
+    size_t len;
+    if (PyList_CheckExact(o)) {
+        items = ((PyListObject *)o)->ob_item;
+        len = (size_t)PyList_GET_SIZE(o);
+    } else if (PyTuple_CheckExact(o)) {
+        items = ((PyTupleObject *)o)->ob_item;
+        len = (size_t)PyTuple_GET_SIZE(o);
+    } else {
+        return 0;
+    }
+    if (len != k || len >= PL_HEAPDUMP_ITEM)
+        return 0;
+    int forward = 1, backward = 1;
+    for (size_t i = 0; i < k && (forward || backward); i++) {
+        forward &= refs[i] == pl_obj_key(items[i]);
+        backward &= refs[i] == pl_obj_key(items[k - 1 - i]);
+    }
+    if (!forward && !backward)
+        return 0;
+    /* Both at once: a palindrome of references, the same label either way
+     * for each (the first of its head's labels goes to its first edge). */
+    for (size_t i = 0; i < k; i++)
+        notes[i] = PL_HEAPDUMP_ITEM | (uint32_t)(forward ? i : k - 1 - i);
+    return 1;
+}
+
+/* pl_snap_notes.begin: the vertex columns, before the edge pass. */
+static int notes_begin(size_t n, void *arg)
+{
+    builder *b = arg;
+    pl_heapdump *d = b->d = calloc(1, sizeof *d);
+    if (d) {
+        d->n = n;
+        d->type = calloc(n + 1, sizeof(uint32_t));
+        d->flags = calloc(n + 1, 1);
+        d->size = malloc((n + 1) * sizeof(uint64_t));
+    }
+    b->repr_off = calloc(n + 1, sizeof(uint32_t));
+    b->repr_len = calloc(n + 1, sizeof(uint16_t));
+    b->later = calloc(n + 1, 1);
+    if (!d || !d->type || !d->flags || !d->size || !b->repr_off || !b->repr_len || !b->later)
+        return ENOMEM;
+    return 0;
+}
+
+/* pl_snap_notes.vertex: the vertex's type and description, and its edges'
+ * labels, while the snapshot has it in the cache; what needs Python
+ * objects other than str is left for gather_later. */
+static int notes_vertex(uint32_t v, PyObject *o, const uint64_t *refs, size_t k, uint32_t *notes, void *arg)
+{
+    builder *b = arg;
+    int rc = vertex_fields(b, v, o);
+    if (rc == 1) {
+        /* The first instance of a type described by its type: a str that
+         * names the type, made now, or every instance would wait. */
+        if (!first_of_described_type(b, v, o) || vertex_describe(b, v, o) < 0) {
+            PyErr_Clear(); /* a failure comes again, and is raised, in gather_later */
+            b->later[v] |= LATER_DESCRIBE;
+        }
+    } else if (rc) {
+        return rc;
+    }
+    if (!refs) {
+        b->later[v] |= LATER_LABELS;
+        return 0;
+    }
+    if (!k || note_items(o, refs, k, notes))
+        return 0;
+    struct note_edges ne = {b, notes, 0};
+    rc = pl_objgraph_stream_labels(o, refs, k, note_label, &ne);
+    if (rc < 0)
+        return ENOMEM;
+    if (!rc)
+        b->later[v] |= LATER_LABELS;
+    return 0;
+}
+
+/* pl_edge_label_fn for a vertex after a noted snapshot: what was left of
+ * it; 1 when its labels were taken. */
+static int gather_later(uint32_t v, const struct pl_edge *unused, void *arg)
+{
+    (void)unused;
+    builder *b = arg;
+    if ((b->later[v] & LATER_DESCRIBE) && vertex_describe(b, v, pl_vertex_obj(b->g, v)) < 0)
+        return -1;
+    return b->later[v] & LATER_LABELS ? 0 : 1;
 }
 
 static int by_key(const void *x, const void *y, void *keys)
@@ -605,6 +796,7 @@ static void builder_free(builder *b)
     free((void *)b->rank);
     free(b->repr_off);
     free(b->repr_len);
+    free(b->later);
     pl_buf_free(&b->repr);
     pl_buf_free(&b->scratch);
     pl_heapinfo_free(b->own);
@@ -612,28 +804,43 @@ static void builder_free(builder *b)
 }
 
 /* The part of a dump that reads the objects, GIL held: each vertex's type
- * and description, each edge's label, the process's facts. The rest is
+ * and description, each edge's label, the process's facts; after a
+ * snapshot that took its notes (b->later set), what it left. The rest is
  * plain C memory left to gather_complete. 0, or -1 with an exception set. */
 static int gather(builder *b)
 {
     const pl_graph *g = b->g;
     size_t n = pl_graph_order(g), m = pl_graph_size(g);
-    pl_heapdump *d = b->d = calloc(1, sizeof *d);
-    if (d) {
-        d->n = n;
-        d->type = calloc(n + 1, sizeof(uint32_t));
-        d->flags = calloc(n + 1, 1);
-        d->size = malloc((n + 1) * sizeof(uint64_t));
+    if (b->later) {
+        size_t nlater = 0;
+        for (size_t v = 0; v < n; v++)
+            nlater += b->later[v] != 0;
+        uint32_t *vs = malloc((nlater + 1) * sizeof(uint32_t));
+        if (!vs) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        nlater = 0;
+        for (uint32_t v = 0; v < n; v++)
+            if (b->later[v])
+                vs[nlater++] = v;
+        int rc = pl_objgraph_edge_labels_of(g, vs, nlater, gather_later, gather_edge, b);
+        free(vs);
+        if (rc < 0)
+            return -1;
+    } else {
+        if (notes_begin(n, b)) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        if (!(b->label = calloc(m + 1, sizeof(uint32_t)))) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        if (pl_objgraph_edge_labels(g, gather_vertex, gather_edge, b) < 0)
+            return -1;
     }
-    b->label = calloc(m + 1, sizeof(uint32_t));
-    b->repr_off = calloc(n + 1, sizeof(uint32_t));
-    b->repr_len = calloc(n + 1, sizeof(uint16_t));
-    if (!d || !d->type || !d->flags || !d->size || !b->label || !b->repr_off || !b->repr_len) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    if (pl_objgraph_edge_labels(g, gather_vertex, gather_edge, b) < 0)
-        return -1;
+    pl_heapdump *d = b->d;
     meta(d);
     if (!d->host || !d->argv || !d->python) {
         PyErr_NoMemory();
@@ -702,7 +909,15 @@ static int dump_start(PyObject *graph, dump_timing *t, builder *b)
 {
     double t0 = now_s();
     if (!graph || graph == Py_None) {
-        PlGraphObject *snap = pl_objgraph_snapshot_object();
+        /* The types, descriptions and labels are mostly taken during the
+         * snapshot's edge pass, which reads every object anyway. Only str
+         * objects are made then, and no collection can start. */
+        pl_snap_notes notes = {notes_begin, notes_vertex, b, NULL};
+        int gc_was = PyGC_Disable();
+        PlGraphObject *snap = pl_objgraph_snapshot_object(&notes);
+        if (gc_was)
+            PyGC_Enable();
+        b->label = notes.edge_note;
         if (!snap)
             return -1;
         b->keep = (PyObject *)snap;

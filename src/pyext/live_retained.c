@@ -102,7 +102,7 @@ static PlGraphObject *get_tree(pl_answer *a, int rebuild, int *built)
     *built = 1;
     tree_building = 1;
     a->gc_was_enabled |= PyGC_Disable(); /* the snapshot creates frame objects */
-    PlGraphObject *t = pl_objgraph_snapshot_object();
+    PlGraphObject *t = pl_objgraph_snapshot_object(NULL);
     pl_answer_end_snapshot(a);
     if (!t) {
         tree_building = 0;

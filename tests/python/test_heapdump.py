@@ -143,6 +143,65 @@ class Plain:
     pass
 
 
+def out_edges_within(heap, ids):
+    """{tail id: sorted [(head id, label)]} for the edges between ids."""
+    out = {}
+    for e in heap.edges:
+        if e.tail in ids and e.head in ids:
+            out.setdefault(e.tail, []).append((e.head, e.annotation))
+    return {t: sorted(es, key=repr) for t, es in out.items()}
+
+
+def many_shapes():
+    """Objects of every shape the labels are taken for during the snapshot
+    (instances, slots, small and big lists, tuples and dicts, keys that are
+    no str) or left for after it (sets, functions, frames of thousands of
+    references)."""
+    import random
+    rnd = random.Random(7)
+    nodes = [Plain() for _ in range(200)]
+    objs = list(nodes)
+    for i, o in enumerate(nodes):
+        for _ in range(rnd.randrange(0, 10)):
+            setattr(o, "f%d" % rnd.randrange(12), rnd.choice(nodes))
+        s = Slotted()
+        for k in range(5):
+            setattr(s, "s%d" % k, rnd.choice(nodes))
+        s.extra = s.s0
+        x = rnd.choice(nodes)
+        objs += [s, [rnd.choice(nodes) for _ in range(rnd.randrange(0, 12))],
+                 tuple(rnd.choice(nodes[:4]) for _ in range(rnd.randrange(0, 10))),
+                 {("k%d" % j if j % 3 else j): rnd.choice(nodes) for j in range(rnd.randrange(0, 12))},
+                 {(1, "t"): x, 2.5: x, "s": x}, [x, rnd.choice(nodes), x], {rnd.choice(nodes), x},
+                 (lambda: x)]
+    objs += [[rnd.choice(nodes) for _ in range(10000)], {j: rnd.choice(nodes) for j in range(10000)}]
+    return objs
+
+
+def test_a_whole_heap_dump_labels_each_edge_as_a_graph_dump_does(tmp_path):
+    """A dump of the whole heap takes most labels and descriptions while
+    the snapshot reads each object; a dump of given objects takes them all
+    afterwards. Both give every object the same description and every edge
+    between them the same label."""
+    objs = many_shapes()
+    pyloot.dump_heap(tmp_path / "whole.plheap")
+    pyloot.dump_heap(tmp_path / "given.plheap", pyloot.ObjectGraph(objs))
+    whole, given = load_heap(tmp_path / "whole.plheap"), load_heap(tmp_path / "given.plheap")
+    w = {v.id: v for v in whole.vertices}
+    g = {v.id: v for v in given.vertices}
+    # Empty tuples and dicts are not tracked by the gc: not in the whole heap.
+    tracked = [o for o in objs if id(o) in w]
+    assert len(tracked) > 0.9 * len(objs)
+    for o in tracked:
+        assert w[id(o)].annotation == g[id(o)].annotation, o
+        assert whole.type_name(w[id(o)]) == given.type_name(g[id(o)]), o
+    ids = {id(o) for o in tracked}
+    w_out, g_out = out_edges_within(whole, ids), out_edges_within(given, ids)
+    wrong = [t for t in g_out if w_out.get(t) != g_out[t]]
+    assert not wrong, (len(wrong), w_out.get(wrong[0]), g_out[wrong[0]])
+    assert len(g_out) > 1000
+
+
 @pytest.mark.parametrize("whole", [True, False])
 def test_each_slot_labels_its_own_edge(tmp_path, whole):
     """A slot's name is made for its label alone: each edge through a slot
