@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "heap.h"
 #include "live.h"
 #include "pyloot/heapdump.h"
 #include "pyloot/proc.h"
@@ -913,8 +914,15 @@ static int dump_start(PyObject *graph, dump_timing *t, builder *b)
          * snapshot's edge pass, which reads every object anyway. Only str
          * objects are made then, and no collection can start. */
         pl_snap_notes notes = {notes_begin, notes_vertex, b, NULL};
+#ifdef PL_HAVE_INLINE_VALUES
+        pl_snap_notes *take = &notes;
+#else
+        /* Reading an instance's attributes there makes its dict (heap.h):
+         * no labels while the snapshot runs. */
+        pl_snap_notes *take = NULL;
+#endif
         int gc_was = PyGC_Disable();
-        PlGraphObject *snap = pl_objgraph_snapshot_object(&notes);
+        PlGraphObject *snap = pl_objgraph_snapshot_object(take);
         if (gc_was)
             PyGC_Enable();
         b->label = notes.edge_note;
