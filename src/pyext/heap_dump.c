@@ -516,10 +516,9 @@ static int note_items(PyObject *o, const uint64_t *refs, size_t k, uint32_t *not
     return 1;
 }
 
-/* pl_snap_notes.begin: the vertex columns, before the edge pass. */
-static int notes_begin(size_t n, void *arg)
+/* The dump and its per-vertex columns for n vertices. 0 or ENOMEM. */
+static int columns_alloc(builder *b, size_t n)
 {
-    builder *b = arg;
     pl_heapdump *d = b->d = calloc(1, sizeof *d);
     if (d) {
         d->n = n;
@@ -529,8 +528,14 @@ static int notes_begin(size_t n, void *arg)
     }
     b->repr_off = calloc(n + 1, sizeof(uint32_t));
     b->repr_len = calloc(n + 1, sizeof(uint16_t));
-    b->later = calloc(n + 1, 1);
-    if (!d || !d->type || !d->flags || !d->size || !b->repr_off || !b->repr_len || !b->later)
+    return !d || !d->type || !d->flags || !d->size || !b->repr_off || !b->repr_len ? ENOMEM : 0;
+}
+
+/* pl_snap_notes.begin: the columns, before the edge pass. */
+static int notes_begin(size_t n, void *arg)
+{
+    builder *b = arg;
+    if (columns_alloc(b, n) || !(b->later = calloc(n + 1, 1)))
         return ENOMEM;
     return 0;
 }
@@ -545,8 +550,13 @@ static int notes_vertex(uint32_t v, PyObject *o, const uint64_t *refs, size_t k,
     if (rc == 1) {
         /* The first instance of a type described by its type: a str that
          * names the type, made now, or every instance would wait. */
-        if (!first_of_described_type(b, v, o) || vertex_describe(b, v, o) < 0) {
-            PyErr_Clear(); /* a failure comes again, and is raised, in gather_later */
+        if (!first_of_described_type(b, v, o)) {
+            b->later[v] |= LATER_DESCRIBE;
+        } else if (vertex_describe(b, v, o) < 0) {
+            /* It fails again, and is raised, in gather_later; the type's
+             * other instances go there without trying. */
+            PyErr_Clear();
+            b->type_descr[b->d->type[v]] = -2;
             b->later[v] |= LATER_DESCRIBE;
         }
     } else if (rc) {
@@ -830,11 +840,7 @@ static int gather(builder *b)
         if (rc < 0)
             return -1;
     } else {
-        if (notes_begin(n, b)) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        if (!(b->label = calloc(m + 1, sizeof(uint32_t)))) {
+        if (columns_alloc(b, n) || !(b->label = calloc(m + 1, sizeof(uint32_t)))) {
             PyErr_NoMemory();
             return -1;
         }
