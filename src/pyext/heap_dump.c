@@ -325,6 +325,16 @@ static int vertex_describe(builder *b, uint32_t v, PyObject *o)
         return -1;
     Py_ssize_t len = 0;
     const char *s = PyUnicode_AsUTF8AndSize(text, &len);
+    PyObject *bytes = NULL;
+    if (!s) {
+        /* A name with a lone surrogate (a module named after a file name
+         * that is not UTF-8): '?' in its place, as in the type names. */
+        PyErr_Clear();
+        if ((bytes = PyUnicode_AsEncodedString(text, "utf-8", "replace"))) {
+            s = PyBytes_AS_STRING(bytes);
+            len = PyBytes_GET_SIZE(bytes);
+        }
+    }
     int rc = s ? put_description(b, v, s, (size_t)len) : -1;
     if (!rc && by_type) {
         size_t n = b->repr_len[v];
@@ -332,6 +342,7 @@ static int vertex_describe(builder *b, uint32_t v, PyObject *o)
         if (b->descr.len + n > UINT32_MAX || pl_buf_append(&b->descr, s, n))
             rc = ENOMEM;
     }
+    Py_XDECREF(bytes);
     Py_DECREF(text);
     if (rc > 0)
         PyErr_NoMemory();

@@ -222,6 +222,19 @@ def test_each_slot_labels_its_own_edge(tmp_path, whole):
     assert all(got == want for got, want in labels), [p for p in labels if p[0] != p[1]][:3]
 
 
+@pytest.mark.parametrize("whole", [True, False])
+def test_a_class_whose_module_name_is_not_utf8_is_dumped(tmp_path, whole):
+    """A module named after a file name that is not UTF-8 has a lone
+    surrogate in its name: its instances are described with '?' there, and
+    the dump is written."""
+    cls = type("Odd", (), {"__module__": "mod\udcff"})
+    objs = [cls() for _ in range(50)]
+    pyloot.dump_heap(tmp_path / "o.plheap", None if whole else pyloot.ObjectGraph(objs))
+    heap = load_heap(tmp_path / "o.plheap")
+    by_id = {v.id: v for v in heap.vertices}
+    assert {by_id[id(o)].annotation for o in objs} == {"object\\nmod?.Odd"}
+
+
 def test_dump_of_the_process_and_pyloot_heap(loot, tmp_path):
     keep = [HeapLeak(i) for i in range(300)]
     old = tmp_path / "old.plheap"
