@@ -55,6 +55,32 @@ export async function api(path, params) {
   }
 }
 
+/** GET api/<path>?<params> for a file (a heap dump): resolves to {blob, filename} (the name from
+ * Content-Disposition), rejects with an ApiError carrying the API's own words. */
+export async function apiFile(path, params) {
+  const qs = query(params);
+  setBusy(1);
+  try {
+    let resp;
+    try {
+      resp = await fetch("api/" + path + (qs ? "?" + qs : ""), { cache: "no-store" });
+    } catch (e) {
+      throw new ApiError(0, "Could not reach the server (" + (e && e.message ? e.message : e) + ").");
+    }
+    if (!resp.ok) {
+      let parsed;
+      try { parsed = JSON.parse(await resp.text()); } catch (e) { parsed = undefined; }
+      const msg = parsed && typeof parsed.error === "string" ? parsed.error : (resp.statusText || "request failed");
+      if (resp.status === 401) unauthorized(msg);
+      throw new ApiError(resp.status, msg);
+    }
+    const m = /filename="([^"\\/]+)"/.exec(resp.headers.get("Content-Disposition") || "");
+    return { blob: await resp.blob(), filename: m ? m[1] : path };
+  } finally {
+    setBusy(-1);
+  }
+}
+
 /** POST a body (a Blob: heap dump files) to api/<path> and resolve to its JSON; rejects with an ApiError. */
 export async function apiPost(path, body) {
   setBusy(1);

@@ -1,10 +1,13 @@
 /* The heap dump page (#/heap): what `pyloot --heap FILE [--heap NEW]` serves from GET /api/heap, the
  * report `pyloot heap` prints (docs/heapdump.md): the top types, the biggest retainers with a path
  * from a root to each and, with two dumps, what grew between them. Read-only; the figures are the
- * core's (src/core/heapdump_report.c), never recomputed here. The form sends one or two dump files of
- * this computer to POST /api/heap (pyloot --heap only, at most 64 MiB) and shows their report. */
+ * core's (src/core/heapdump_report.c), never recomputed here. On the pyloot command's page, the form
+ * sends one or two dump files of this computer to POST /api/heap (at most 64 MiB) and shows their
+ * report. Where the store's workers are, a link per live worker downloads a dump of it (GET
+ * /api/heapdump, a live-object route). */
 import { h } from "./dom.js";
-import { api, apiPost } from "./api.js";
+import { api, apiPost, apiFile, ApiError } from "./api.js";
+import { loadProcs, manyHosts } from "./procs.js";
 import { fmtInt, fmtBytes, fmtSigned, fmtDateTime, truncate } from "./format.js";
 import { errorBox, loadingBlock } from "./feedback.js";
 
@@ -72,6 +75,53 @@ function diffPanels(f) {
   ];
 }
 
+/** Saves blob as a file named filename (the browser's download). */
+function save(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const a = h("a", { href: url, download: filename, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
+/** A link per live worker of the store that takes a dump of it (GET api/heapdump) and saves it, or
+ * says in words why it could not (a stuck worker, a dump over the route's bound): null when no
+ * worker is alive. */
+function takePanel(data) {
+  const live = (data.procs || []).filter((p) => p.alive);
+  if (!live.length) return null;
+  const many = manyHosts();
+  const status = h("div", { class: "heap-take-status" });
+  async function take(p, link) {
+    if (link.dataset.state === "taking") return;
+    link.dataset.state = "taking";
+    status.replaceChildren(loadingBlock("Taking a heap dump of pid " + p.pid + "…"));
+    try {
+      const f = await apiFile("heapdump", { pid: p.pid, host: many ? p.host : null });
+      save(f.blob, f.filename);
+      status.replaceChildren(h("p", { class: "muted small", id: "heap-taken" }, "Saved " + f.filename + " (" +
+        fmtBytes(f.blob.size) + "): open it with pyloot --heap " + f.filename + "."));
+    } catch (err) {
+      status.replaceChildren(errorBox(err, () => take(p, link)));
+    } finally {
+      link.dataset.state = "";
+    }
+  }
+  return h("section", { class: "panel", id: "heap-take" }, h("h2", null, "Take a heap dump"),
+    h("p", { class: "muted small" }, "A file of a live worker's object graph, to keep and to compare with a later one. " +
+      "The worker holds the GIL while it is taken (about 0.15 s per million objects). Open it with pyloot --heap FILE, " +
+      "or give --heap twice to compare two dumps of one worker."),
+    h("div", { class: "heap-take-links" }, live.map((p) => {
+      const link = h("a", {
+        class: "btn small", dataset: { pid: String(p.pid) },
+        href: "api/heapdump?pid=" + p.pid + (many && p.host ? "&host=" + encodeURIComponent(p.host) : ""),
+      }, "pid " + p.pid + (many && p.host ? " on " + p.host : ""));
+      link.addEventListener("click", (e) => { e.preventDefault(); take(p, link); });
+      return link;
+    })), status);
+}
+
 /** The heap view (router.js's view interface). */
 export function heapView() {
   let els = {};
@@ -79,14 +129,37 @@ export function heapView() {
     els.results = h("div", { id: "results", dataset: { state: "loading" } }, loadingBlock("Reading the heap dump…"));
     els.old = h("input", { type: "file", id: "heap-file", accept: ".plheap" });
     els.new = h("input", { type: "file", id: "heap-file-new", accept: ".plheap" });
-    const form = h("form", { class: "panel heap-upload", id: "heap-upload", onsubmit: (e) => { e.preventDefault(); upload(); } },
-      h("label", null, "Dump ", els.old), h("label", null, " compared with a newer one (optional) ", els.new),
-      h("button", { type: "submit", class: "btn small" }, "Open"));
+    // Hidden until /api/procs says who serves the page: a worker's mount takes no upload.
+    els.form = h("form", { class: "panel heap-upload", id: "heap-upload", hidden: true,
+      onsubmit: (e) => { e.preventDefault(); upload(); } },
+    h("label", null, "Dump ", els.old), h("label", null, " compared with a newer one (optional) ", els.new),
+    h("button", { type: "submit", class: "btn small" }, "Open"));
+    els.take = h("div", { id: "heap-take-slot" });
     main.append(h("h1", { class: "page-title" }, "Heap dump"),
       h("p", { class: "muted lead" }, "A worker's object graph kept in a file (pyloot --heap FILE; twice to compare " +
         "two dumps of one worker): the types that take the most memory, the objects that keep the most alive, " +
-        "and how a root holds each."), form, els.results);
+        "and how a root holds each."), els.take, els.form, els.results);
+    loadTake();
     load();
+  }
+  async function loadTake() {
+    let data = null;
+    try {
+      data = await loadProcs();
+    } catch (err) {
+      // pyloot --heap without a store: no workers, and the form works.
+    }
+    if (!els.take) return;
+    els.served = data && data.self ? "worker" : "command";
+    els.form.hidden = els.served === "worker";
+    if (data) els.take.replaceChildren(...[takePanel(data)].filter(Boolean));
+    if (els.results.dataset.state === "empty") els.results.replaceChildren(noDump());
+  }
+  /** No dump given to this server: what opens one here. */
+  function noDump() {
+    return h("div", { class: "empty", id: "heap-none" }, els.served === "worker"
+      ? "No heap dump is open here: a worker's page opens none. Take one above, then open it with pyloot --heap FILE."
+      : "No heap dump is open here: choose a file above, or start pyloot --heap FILE.");
   }
   async function upload() {
     const files = [els.old.files[0], els.new.files[0]].filter(Boolean);
@@ -107,8 +180,11 @@ export function heapView() {
       const doc = await api("heap");
       render(doc);
     } catch (err) {
-      els.results.dataset.state = "error";
-      els.results.replaceChildren(errorBox(err, load));
+      if (!els.results) return;
+      // 404: this server was given no dump (a worker's mount, or pyloot without --heap).
+      const none = err instanceof ApiError && err.status === 404;
+      els.results.dataset.state = none ? "empty" : "error";
+      els.results.replaceChildren(none ? noDump() : errorBox(err, load));
     }
   }
   function render(doc) {

@@ -459,6 +459,43 @@ def test_a_stuck_worker_is_said_in_words(browser, gunicorn, artifacts):
     assert not blocker.is_alive()
 
 
+def test_a_workers_heap_page_takes_a_dump_of_each_live_worker(browser, gunicorn, artifacts, tmp_path):
+    """On a worker's mount the Heap page has no dump to show: it says so in
+    words (no error box) and offers no upload (the mount takes none). It
+    has a link per live worker that takes a dump of it (a file load_heap
+    reads), and says in words why a stuck worker gave none."""
+    from pyloot import load_heap
+    server = gunicorn(workers=2, live_timeout=1.0)
+    ui = UI(browser, server, artifacts, "heap")
+    ui.go("#/heap")
+    links = ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#heap-take a[data-pid]"), "the dump links")
+    assert sorted(int(a.get_attribute("data-pid")) for a in links) == sorted(server.worker_pids())
+    none = ui.wait(lambda d: d.find_elements(By.ID, "heap-none"), "the words for no dump")[0]
+    assert "pyloot --heap FILE" in none.text, none.text
+    assert not browser.find_elements(By.CSS_SELECTOR, ".error-box")
+    assert not browser.find_element(By.ID, "heap-upload").is_displayed()
+    r = http(links[0].get_attribute("href"), timeout=120)
+    assert r.status == 200, r.body[:300]
+    (tmp_path / "w.plheap").write_bytes(r.body)
+    assert load_heap(tmp_path / "w.plheap").info["pid"] == int(links[0].get_attribute("data-pid"))
+    links[0].click()
+    taken = ui.wait(lambda d: d.find_elements(By.ID, "heap-taken"), "the dump to be taken")[0]
+    assert taken.text.startswith("Saved pyloot-heap-"), taken.text
+    ui.shot("take")
+    # A stuck worker (it holds the GIL): the 504 of the route, in words.
+    blocker, stuck = server.block(90)
+    try:
+        browser.find_element(By.CSS_SELECTOR, "#heap-take a[data-pid='%d']" % stuck).click()
+        box = ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#heap-take .error-box"), "the error box")[0]
+        assert "504" in box.text and "did not answer in time" in box.text.lower(), box.text
+        ui.shot("take-504")
+    finally:
+        server.unblock()
+        blocker.join(timeout=40)
+    assert not blocker.is_alive()
+    assert ui.js_errors() == []
+
+
 def test_the_witness_of_a_growing_type_is_on_its_card_and_page(browser, gunicorn, artifacts):
     """What held a leaked instance, read from the store: on the card and above the objects."""
     from test_witness import leak_until_witnessed
