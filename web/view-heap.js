@@ -132,8 +132,8 @@ export function heapView() {
     // Hidden until /api/procs says who serves the page: a worker's mount takes no upload.
     els.form = h("form", { class: "panel heap-upload", id: "heap-upload", hidden: true,
       onsubmit: (e) => { e.preventDefault(); upload(); } },
-    h("label", null, "Dump ", els.old), h("label", null, " compared with a newer one (optional) ", els.new),
-    h("button", { type: "submit", class: "btn small" }, "Open"));
+      h("label", null, "Dump ", els.old), h("label", null, " compared with a newer one (optional) ", els.new),
+      h("button", { type: "submit", class: "btn small" }, "Open"));
     els.take = h("div", { id: "heap-take-slot" });
     main.append(h("h1", { class: "page-title" }, "Heap dump"),
       h("p", { class: "muted lead" }, "A worker's object graph kept in a file (pyloot --heap FILE; twice to compare " +

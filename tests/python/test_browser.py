@@ -5,6 +5,7 @@ workers (tests/python/apps/leaky.py, pyloot mounted at /_pyloot).
 Every page visited is saved as a screenshot in tests/artifacts/browser-*.png:
 look at them.
 """
+import contextlib
 import os
 import re
 import shutil
@@ -434,6 +435,23 @@ def test_narrow_window_has_no_sideways_scroll(ui):
     ui.shot("object-400")
 
 
+@contextlib.contextmanager
+def stuck_worker(server):
+    """One of server's workers held in /block (it holds the GIL) for the
+    block of the with statement: yields its pid. Waited for, not slept for:
+    the worker is known to be stuck only once it serves /block, which a
+    loaded machine may delay past any fixed time; and stuck until the test
+    has seen the page, however long the browser takes to show it (then
+    released: the block's own limit is a backstop)."""
+    blocker, pid = server.block(90)
+    try:
+        yield pid
+    finally:
+        server.unblock()
+        blocker.join(timeout=40)
+    assert not blocker.is_alive()
+
+
 def test_a_stuck_worker_is_said_in_words(browser, gunicorn, artifacts):
     """Objects of a worker that holds the GIL: the 504 of the API, in words."""
     server = gunicorn(workers=2, live_timeout=1.0)
@@ -443,20 +461,11 @@ def test_a_stuck_worker_is_said_in_words(browser, gunicorn, artifacts):
     # The UI first, while both workers answer: with one stuck, each request
     # the other forwards to it waits live_timeout, one after the other.
     ui = UI(browser, server, artifacts, "stuck")
-    # Waited for, not slept for: the worker is known to be stuck only once it
-    # serves /block, which a loaded machine may delay past any fixed time;
-    # and stuck until the test has seen the page, however long the browser
-    # takes to show it (then released: the block's own limit is a backstop).
-    blocker, stuck = server.block(90)
-    try:
+    with stuck_worker(server) as stuck:
         ui.go("#/objects?group=%s&pid=%d" % (LEAK, stuck))
         box = ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#results .error-box"), "the error box")[0]
         assert "504" in box.text and "did not answer in time" in box.text.lower(), box.text
         ui.shot("objects-504")
-    finally:
-        server.unblock()
-        blocker.join(timeout=40)
-    assert not blocker.is_alive()
 
 
 def test_a_workers_heap_page_takes_a_dump_of_each_live_worker(browser, gunicorn, artifacts, tmp_path):
@@ -483,16 +492,11 @@ def test_a_workers_heap_page_takes_a_dump_of_each_live_worker(browser, gunicorn,
     assert taken.text.startswith("Saved pyloot-heap-"), taken.text
     ui.shot("take")
     # A stuck worker (it holds the GIL): the 504 of the route, in words.
-    blocker, stuck = server.block(90)
-    try:
+    with stuck_worker(server) as stuck:
         browser.find_element(By.CSS_SELECTOR, "#heap-take a[data-pid='%d']" % stuck).click()
         box = ui.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#heap-take .error-box"), "the error box")[0]
         assert "504" in box.text and "did not answer in time" in box.text.lower(), box.text
         ui.shot("take-504")
-    finally:
-        server.unblock()
-        blocker.join(timeout=40)
-    assert not blocker.is_alive()
     assert ui.js_errors() == []
 
 
