@@ -35,6 +35,14 @@ static uint64_t allocator_free(void)
 #endif
 }
 
+/* See memory.h. */
+void pl_memory_give_back(void)
+{
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+}
+
 /* mallinfo2 walks every free chunk under the arena locks: on a heap of
  * 500,000 free chunks it took 100 ms (docs/store.md, "Memory"), and the
  * application's mallocs wait meanwhile. A call that took longer than

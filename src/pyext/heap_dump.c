@@ -27,6 +27,7 @@
 #include "heap.h"
 #include "live.h"
 #include "pyloot/heapdump.h"
+#include "pyloot/memory.h"
 #include "pyloot/proc.h"
 #include "pyloot/redact.h"
 #include "referents.h"
@@ -1015,6 +1016,9 @@ done:
     builder_drop(&b);
     builder_free(&b);
     Py_XDECREF(path_obj);
+    Py_BEGIN_ALLOW_THREADS
+    pl_memory_give_back(); /* the snapshot's and the dump's arrays */
+    Py_END_ALLOW_THREADS
     return result;
 }
 
@@ -1163,6 +1167,9 @@ done:
     pl_buf_free(&img);
     builder_drop(&b);
     builder_free(&b);
+    Py_BEGIN_ALLOW_THREADS
+    pl_memory_give_back(); /* the snapshot's and the dump's arrays */
+    Py_END_ALLOW_THREADS
     return rc == ENOMEM ? -1 : 0;
 }
 
