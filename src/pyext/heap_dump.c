@@ -498,7 +498,12 @@ static int note_label(uint32_t i, const struct pl_edge *label, void *arg)
 
 /* The labels of an exact list's or tuple's references when they are its
  * items, in either order (list and tuple traverse them last to first):
- * "item[i]". 1 when given, 0 when not. */
+ * "item[i]", as sequence_labels (graph_labels.c) gives them. In reverse,
+ * an object held twice would take its first position first: such a
+ * sequence, and a reversed one of more than NOTE_REVERSED_MAX items (its
+ * check would need a table), is left to the general way. 1 when given, 0
+ * when not. */
+#define NOTE_REVERSED_MAX 16
 static int note_items(PyObject *o, const uint64_t *refs, size_t k, uint32_t *notes)
 {
     PyObject **items;
@@ -521,6 +526,14 @@ static int note_items(PyObject *o, const uint64_t *refs, size_t k, uint32_t *not
     }
     if (!forward && !backward)
         return 0;
+    if (!forward) {
+        if (k > NOTE_REVERSED_MAX)
+            return 0;
+        for (size_t i = 1; i < k; i++)
+            for (size_t j = 0; j < i; j++)
+                if (refs[i] == refs[j])
+                    return 0;
+    }
     /* Both at once: a palindrome of references, the same label either way
      * for each (the first of its head's labels goes to its first edge). */
     for (size_t i = 0; i < k; i++)
