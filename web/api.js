@@ -25,6 +25,16 @@ function query(params) {
   return q.toString();
 }
 
+/** The ApiError of a failed response whose body is text: the API's own `error` when the body has one;
+ * a 401 also shows the token form. */
+function failure(resp, text) {
+  let parsed;
+  try { parsed = JSON.parse(text); } catch (e) { parsed = undefined; }
+  const msg = parsed && typeof parsed.error === "string" ? parsed.error : (resp.statusText || "request failed");
+  if (resp.status === 401) unauthorized(msg);
+  return new ApiError(resp.status, msg);
+}
+
 /** GET api/<path>?<params>: resolves to the parsed JSON body, rejects with an ApiError. */
 export async function api(path, params) {
   const qs = query(params);
@@ -38,13 +48,9 @@ export async function api(path, params) {
       throw new ApiError(0, "Could not reach the server (" + (e && e.message ? e.message : e) + ").");
     }
     const text = await resp.text();
+    if (!resp.ok) throw failure(resp, text);
     let body;
     try { body = JSON.parse(text); } catch (e) { body = undefined; }
-    if (!resp.ok) {
-      const msg = body && typeof body.error === "string" ? body.error : (resp.statusText || "request failed");
-      if (resp.status === 401) unauthorized(msg);
-      throw new ApiError(resp.status, msg);
-    }
     if (body === undefined) {
       throw new ApiError(resp.status, "The response could not be read as JSON. If pyloot runs behind a middleware " +
         "that also gzips responses, disable gzip in pyloot: PyLoot(server=PyLootServer(disable_response_gzip=True)).");
@@ -67,13 +73,7 @@ export async function apiFile(path, params) {
     } catch (e) {
       throw new ApiError(0, "Could not reach the server (" + (e && e.message ? e.message : e) + ").");
     }
-    if (!resp.ok) {
-      let parsed;
-      try { parsed = JSON.parse(await resp.text()); } catch (e) { parsed = undefined; }
-      const msg = parsed && typeof parsed.error === "string" ? parsed.error : (resp.statusText || "request failed");
-      if (resp.status === 401) unauthorized(msg);
-      throw new ApiError(resp.status, msg);
-    }
+    if (!resp.ok) throw failure(resp, await resp.text());
     const m = /filename="([^"\\/]+)"/.exec(resp.headers.get("Content-Disposition") || "");
     return { blob: await resp.blob(), filename: m ? m[1] : path };
   } finally {
@@ -92,13 +92,10 @@ export async function apiPost(path, body) {
     } catch (e) {
       throw new ApiError(0, "Could not reach the server (" + (e && e.message ? e.message : e) + ").");
     }
+    const text = await resp.text();
+    if (!resp.ok) throw failure(resp, text);
     let parsed;
-    try { parsed = JSON.parse(await resp.text()); } catch (e) { parsed = undefined; }
-    if (!resp.ok) {
-      const msg = parsed && typeof parsed.error === "string" ? parsed.error : (resp.statusText || "request failed");
-      if (resp.status === 401) unauthorized(msg);
-      throw new ApiError(resp.status, msg);
-    }
+    try { parsed = JSON.parse(text); } catch (e) { parsed = undefined; }
     if (parsed === undefined) throw new ApiError(resp.status, "The response could not be read as JSON.");
     return parsed;
   } finally {
